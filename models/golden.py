@@ -1,0 +1,133 @@
+"""The golden model: numpy, bit-exact software definition of the accelerator (docs/numerics.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from edgellm.models import numerics as nx
+from edgellm.models.numerics import F32, NumericsPlan
+from edgellm.models.weights import Int8Head, QuantModel, TernaryLinear
+
+from edgellm.errors import EdgeLLMError
+
+Tap = Callable[[str, np.ndarray], None]
+
+
+@dataclass
+class KVCache:
+    """fp32 K and V per layer: (layers, max_len, kv_heads, head_dim); `length` positions filled."""
+
+    k: np.ndarray
+    v: np.ndarray
+    length: int = 0
+
+    @classmethod
+    def empty(cls, n_layers: int, max_len: int, n_kv: int, head_dim: int) -> KVCache:
+        """Zeroed cache."""
+        shape = (n_layers, max_len, n_kv, head_dim)
+        return cls(np.zeros(shape, F32), np.zeros(shape, F32))
+
+
+def ternary_linear(q: np.ndarray, qs: np.ndarray, lin: TernaryLinear) -> np.ndarray:
+    """(T, in) int8 with per-token qs -> (T, out) float32."""
+    return nx.dequantize(nx.int_matmul(q, lin.dense()), qs, lin.scale)
+
+
+def lm_head(x: np.ndarray, head: Int8Head) -> np.ndarray:
+    """(T, hidden) normed fp32 -> (T, vocab) logits = (float(acc) / qs) * row_scale (int8 x int8)."""
+    q, qs = nx.quantize(x)
+    acc = (q.astype(np.float64) @ head.w.astype(np.float64).T).astype(np.int64)  # exact < 2^53
+    return ((acc.astype(F32) / qs[:, None]) * head.row_scale[None, :]).astype(F32)
+
+
+class GoldenModel:
+    """Prefill and decode with a KV cache, following the numerics contract exactly."""
+
+    def __init__(self, model: QuantModel, plan: NumericsPlan | None = None) -> None:
+        self.model = model
+        self.cfg = model.config
+        self.plan = plan or NumericsPlan.for_head_dim(self.cfg.head_dim)
+        self.cos, self.sin = nx.rope_tables(self.cfg.head_dim, self.cfg.max_context,
+                                            self.cfg.rope_theta)
+
+    def new_cache(self, max_len: int | None = None) -> KVCache:
+        """An empty KV cache for up to max_len positions (default: the model's context)."""
+        c = self.cfg
+        return KVCache.empty(c.n_layers, max_len or c.max_context, c.n_kv_heads, c.head_dim)
+
+    def layer(self, i: int, h: np.ndarray, cache: KVCache, pos0: int, tap: Tap | None = None
+              ) -> np.ndarray:
+        """One decoder layer on hidden states h (T, hidden) at positions pos0.. ; updates cache."""
+        c, p, L = self.cfg, self.plan, self.model.layers[i]
+        t_len = h.shape[0]
+        def emit(name: str, a: np.ndarray) -> None:
+            if tap is not None:
+                tap(f"L{i}.{name}", a)
+        x = nx.rmsnorm(h, L.attn_norm, c.rms_eps, p.norm_lanes)
+        q8, qs = nx.quantize(x)
+        emit("attn_in_q", q8)
+        qh = ternary_linear(q8, qs, L.q).reshape(t_len, c.n_heads, c.head_dim)
+        kh = ternary_linear(q8, qs, L.k).reshape(t_len, c.n_kv_heads, c.head_dim)
+        vh = ternary_linear(q8, qs, L.v).reshape(t_len, c.n_kv_heads, c.head_dim)
+        cos, sin = self.cos[pos0:pos0 + t_len], self.sin[pos0:pos0 + t_len]
+        qh, kh = nx.rope(qh, cos, sin), nx.rope(kh, cos, sin)
+        emit("q_rope", qh)
+        emit("k_rope", kh)
+        emit("v", vh)
+        cache.k[i, pos0:pos0 + t_len] = kh
+        cache.v[i, pos0:pos0 + t_len] = vh
+        s_len = pos0 + t_len
+        with np.errstate(invalid="ignore"):
+            a = nx.attention(qh, cache.k[i, :s_len], cache.v[i, :s_len], pos0, p)
+        a = a.reshape(t_len, c.q_size)
+        emit("attn", a)
+        a = self._sub(a, L.attn_sub_norm if c.subln else None)
+        q8, qs = nx.quantize(a)
+        h = h + ternary_linear(q8, qs, L.o)
+        emit("h_attn", h)
+        x = nx.rmsnorm(h, L.ffn_norm, c.rms_eps, p.norm_lanes)
+        q8, qs = nx.quantize(x)
+        g = ternary_linear(q8, qs, L.gate)
+        u = ternary_linear(q8, qs, L.up)
+        f = (nx.relu2(g) if c.act == "relu2" else nx.silu(g)) * u
+        emit("ffn_act", f)
+        f = self._sub(f, L.ffn_sub_norm if c.subln else None)
+        q8, qs = nx.quantize(f)
+        h = h + ternary_linear(q8, qs, L.down)
+        emit("h_out", h)
+        return h.astype(F32)
+
+    def _sub(self, x: np.ndarray, g: np.ndarray | None) -> np.ndarray:
+        """SubLN RMSNorm when the model has it."""
+        if g is None:
+            return x
+        return nx.rmsnorm(x, g, self.cfg.rms_eps, self.plan.norm_lanes)
+
+    def forward(self, tokens: np.ndarray, cache: KVCache, pos0: int | None = None,
+                tap: Tap | None = None, all_logits: bool = True) -> np.ndarray:
+        """Run tokens (T,) at positions cache.length.. ; returns logits (T or 1, vocab)."""
+        tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
+        pos0 = cache.length if pos0 is None else pos0
+        if tokens.size == 0:
+            raise EdgeLLMError("empty token sequence")
+        if pos0 + tokens.size > cache.k.shape[1]:
+            raise EdgeLLMError(f"sequence of {pos0 + tokens.size} tokens exceeds the context of "
+                               f"{cache.k.shape[1]}")
+        if tokens.min() < 0 or tokens.max() >= self.cfg.vocab_size:
+            raise EdgeLLMError(f"token id out of range [0, {self.cfg.vocab_size})")
+        h = self.model.embed_rows(tokens)
+        if tap is not None:
+            tap("embed", h)
+        for i in range(self.cfg.n_layers):
+            h = self.layer(i, h, cache, pos0, tap)
+        cache.length = pos0 + tokens.size
+        if not all_logits:
+            h = h[-1:]
+        x = nx.rmsnorm(h, self.model.final_norm, self.cfg.rms_eps, self.plan.norm_lanes)
+        logits = lm_head(x, self.model.lm_head)
+        if tap is not None:
+            tap("logits", logits)
+        return logits
+

@@ -1,0 +1,1 @@
+"""Checkpoint loaders: Hugging Face BitNet, latent-weight, GGUF; tokenizer."""

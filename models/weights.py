@@ -1,0 +1,147 @@
+"""QuantModel: the quantized model every backend and the compiler consume.
+
+Ternary weights are held 2-bit packed (4 per byte, codes 0/1/2 = -1/0/+1 along the input
+dimension) so a 2B-parameter model fits in about 0.5 GB; `TernaryLinear.dense()` unpacks one
+linear at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from edgellm.models.config import ModelConfig
+
+from edgellm.errors import CheckpointError
+
+# byte -> its 4 two-bit codes (low bits first) as ternary values
+_UNPACK = np.array([[((b >> (2 * i)) & 3) - 1 for i in range(4)] for b in range(256)],
+                   dtype=np.int8)
+
+
+def pack2(t: np.ndarray) -> np.ndarray:
+    """(out, in) ternary int8 -> (out, ceil(in/4)) uint8, code = t + 1, low bits first."""
+    out, k = t.shape
+    kp = -(-k // 4) * 4
+    codes = np.ones((out, kp), dtype=np.uint8)
+    codes[:, :k] = (t + 1).astype(np.uint8)
+    c = codes.reshape(out, kp // 4, 4)
+    return (c[..., 0] | (c[..., 1] << 2) | (c[..., 2] << 4) | (c[..., 3] << 6)).astype(np.uint8)
+
+
+def unpack2(p: np.ndarray, k: int) -> np.ndarray:
+    """Inverse of pack2: (out, ceil(k/4)) uint8 -> (out, k) int8 in {-1, 0, 1}."""
+    return _UNPACK[p].reshape(p.shape[0], -1)[:, :k]
+
+
+@dataclass
+class TernaryLinear:
+    """y = (x_q @ W^T) / (qs * scale): W ternary (out, in), scale as Hugging Face BitNet stores it."""
+
+    packed: np.ndarray  # uint8 (out, ceil(in/4))
+    in_features: int
+    scale: np.float32  # weight_scale: dequantized weight = W / scale
+
+    @classmethod
+    def from_ternary(cls, w: np.ndarray, scale: float) -> TernaryLinear:
+        """Build from a dense ternary matrix (out, in)."""
+        w = np.asarray(w)
+        if w.ndim != 2:
+            raise CheckpointError(f"ternary weight must be 2-D, got shape {w.shape}")
+        if w.size and (w.min() < -1 or w.max() > 1):
+            raise CheckpointError("ternary weight has values outside {-1, 0, 1}")
+        s = np.float32(scale)
+        if not np.isfinite(s) or s <= 0:
+            raise CheckpointError(f"weight scale must be finite and positive, got {scale}")
+        return cls(pack2(w.astype(np.int8)), w.shape[1], s)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(out, in)."""
+        return (self.packed.shape[0], self.in_features)
+
+    def dense(self) -> np.ndarray:
+        """(out, in) int8 ternary."""
+        return unpack2(self.packed, self.in_features)
+
+
+@dataclass
+class Int8Head:
+    """LM head quantized per output row: logits = (acc / qs) * row_scale."""
+
+    w: np.ndarray  # int8 (vocab, hidden)
+    row_scale: np.ndarray  # float32 (vocab,)
+
+    @classmethod
+    def quantize(cls, e: np.ndarray) -> Int8Head:
+        """Per-row absmax int8 (rs = max|row| / 127; q = clamp(rint(row / rs)))."""
+        e = np.asarray(e, dtype=np.float32)
+        amax = np.abs(e).max(axis=1)
+        rs = (np.maximum(amax, np.float32(1e-8)) / np.float32(127.0)).astype(np.float32)
+        q = np.clip(np.rint(e / rs[:, None]), -127, 127).astype(np.int8)
+        return cls(q, rs)
+
+
+@dataclass
+class Layer:
+    """One decoder layer's parameters."""
+
+    attn_norm: np.ndarray  # f32 (hidden,)
+    q: TernaryLinear
+    k: TernaryLinear
+    v: TernaryLinear
+    o: TernaryLinear
+    ffn_norm: np.ndarray  # f32 (hidden,)
+    gate: TernaryLinear
+    up: TernaryLinear
+    down: TernaryLinear
+    attn_sub_norm: np.ndarray | None = None  # f32 (q_size,) when subln
+    ffn_sub_norm: np.ndarray | None = None  # f32 (ffn,) when subln
+
+    def linears(self) -> dict[str, TernaryLinear]:
+        """The seven ternary linears by name."""
+        return {"q": self.q, "k": self.k, "v": self.v, "o": self.o,
+                "gate": self.gate, "up": self.up, "down": self.down}
+
+
+@dataclass
+class QuantModel:
+    """Everything the accelerator computes with."""
+
+    config: ModelConfig
+    embed: np.ndarray  # (vocab, hidden) float32 or bfloat16-as-uint16 (see embed_rows)
+    layers: list[Layer]
+    final_norm: np.ndarray  # f32 (hidden,)
+    lm_head: Int8Head
+    meta: dict = field(default_factory=dict)
+
+    def embed_rows(self, tokens: np.ndarray) -> np.ndarray:
+        """(T,) token ids -> (T, hidden) float32 embeddings."""
+        rows = self.embed[np.asarray(tokens)]
+        if rows.dtype == np.uint16:  # bf16 bit patterns, widened exactly
+            return (rows.astype(np.uint32) << 16).view(np.float32)
+        return rows.astype(np.float32)
+
+    def validate(self) -> None:
+        """Check every tensor's shape against the config; raise CheckpointError naming it."""
+        c = self.config
+        def want(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> None:
+            if tuple(arr.shape) != shape:
+                raise CheckpointError(f"tensor {name}: shape {tuple(arr.shape)}, expected {shape}")
+        want("embed", self.embed, (c.vocab_size, c.hidden_size))
+        want("final_norm", self.final_norm, (c.hidden_size,))
+        want("lm_head", self.lm_head.w, (c.vocab_size, c.hidden_size))
+        if len(self.layers) != c.n_layers:
+            raise CheckpointError(f"model has {len(self.layers)} layers, config says {c.n_layers}")
+        for i, layer in enumerate(self.layers):
+            want(f"layers.{i}.attn_norm", layer.attn_norm, (c.hidden_size,))
+            want(f"layers.{i}.ffn_norm", layer.ffn_norm, (c.hidden_size,))
+            for n, lin in layer.linears().items():
+                if lin.shape != c.linear_shapes()[n]:
+                    raise CheckpointError(f"tensor layers.{i}.{n}: shape {lin.shape}, "
+                                          f"expected {c.linear_shapes()[n]}")
+            if c.subln:
+                if layer.attn_sub_norm is None or layer.ffn_sub_norm is None:
+                    raise CheckpointError(f"layers.{i}: subln model without sub-norm weights")
+                want(f"layers.{i}.attn_sub_norm", layer.attn_sub_norm, (c.q_size,))
+                want(f"layers.{i}.ffn_sub_norm", layer.ffn_sub_norm, (c.ffn_size,))
