@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
+
+from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel
 from edgellm.models.numerics import NumericsPlan
 from edgellm.models.weights import QuantModel
-
-from edgellm.errors import EdgeLLMError
 
 
 class Backend(Protocol):

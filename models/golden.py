@@ -6,11 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from edgellm.errors import EdgeLLMError
 from edgellm.models import numerics as nx
 from edgellm.models.numerics import F32, NumericsPlan
 from edgellm.models.weights import Int8Head, QuantModel, TernaryLinear
-
-from edgellm.errors import EdgeLLMError
 
 Tap = Callable[[str, np.ndarray], None]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from edgellm.models.config import ModelConfig
 from edgellm.models.weights import Int8Head, Layer, QuantModel, TernaryLinear, pack2
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from edgellm.models.config import ModelConfig
 
 from edgellm.errors import CheckpointError
+from edgellm.models.config import ModelConfig
 
 # byte -> its 4 two-bit codes (low bits first) as ternary values
 _UNPACK = np.array([[((b >> (2 * i)) & 3) - 1 for i in range(4)] for b in range(256)],

@@ -1,0 +1,162 @@
+// edgellm numerics contract, C++ side (docs/numerics.md; numpy twin: models/numerics.py).
+//
+// Every function is a fixed sequence of IEEE-754 binary32 operations. Built with
+// -ffp-contract=off (no FMA contraction) and without -ffast-math, C simulation reproduces the
+// golden model bit for bit. Constants are written as (float)<double literal>, which rounds the
+// same way numpy's np.float32(<python float>) does. Synthesizable: no libm transcendental is used
+// except sqrt (IEEE correctly rounded in both C and Vitis HLS's hls::sqrt for float).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace edgellm {
+
+typedef float f32;
+
+const f32 kRintMagic = (f32)12582912.0;  // 1.5 * 2^23
+const f32 kLog2e = (f32)1.44269504088896341;
+const f32 kLn2Hi = (f32)0.693359375;  // Cody-Waite: k * kLn2Hi exact for |k| < 2^11
+const f32 kLn2Lo = (f32)-2.12194440e-4;
+const f32 kExpLo = (f32)-87.0;
+const f32 kExpHi = (f32)88.0;
+const f32 kQmax = (f32)127.0;
+const f32 kAbsmaxFloor = (f32)1e-5;
+
+// Round half to even for |x| < 2^22: the addition rounds in the FPU's default mode.
+inline f32 rint_f(f32 x) {
+  f32 t = x + kRintMagic;
+  return t - kRintMagic;
+}
+
+inline f32 float_from_bits(uint32_t b) {
+  union { uint32_t u; f32 f; } v;
+  v.u = b;
+  return v.f;
+}
+
+inline f32 pos_inf() { return float_from_bits(0x7f800000u); }
+
+// The contract's exp: clamp, k = rint(x*log2e), r = (x - k*ln2hi) - k*ln2lo,
+// p = Horner(1/720, 1/120, 1/24, 1/6, 1/2, 1, 1), result = p * 2^k.
+inline f32 exp_f(f32 x) {
+  if (x < kExpLo) return 0.0f;
+  if (x > kExpHi) return pos_inf();
+  f32 k = rint_f(x * kLog2e);
+  f32 r = x - k * kLn2Hi;
+  r = r - k * kLn2Lo;
+  f32 p = (f32)(1.0 / 720);
+  p = p * r + (f32)(1.0 / 120);
+  p = p * r + (f32)(1.0 / 24);
+  p = p * r + (f32)(1.0 / 6);
+  p = p * r + (f32)0.5;
+  p = p * r + (f32)1.0;
+  p = p * r + (f32)1.0;
+  int ki = (int)k;  // in [-126, 127] after the clamp
+  f32 scale = float_from_bits((uint32_t)(ki + 127) << 23);
+  return p * scale;
+}
+
+// Lane reduction: lane j sums x[j], x[j+L], ... in order from 0.0f; then lanes halve pairwise.
+// LANES must be a power of two. n may be any length >= 0 (missing elements count as 0.0f).
+template <int LANES>
+f32 reduce_sum(const f32 *x, int n) {
+  f32 acc[LANES];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+  for (int j = 0; j < LANES; j++) acc[j] = 0.0f;
+  int chunks = (n + LANES - 1) / LANES;
+  if (chunks < 1) chunks = 1;
+chunk_loop:
+  for (int c = 0; c < chunks; c++) {
+#pragma HLS PIPELINE II = 1
+    for (int j = 0; j < LANES; j++) {
+      int i = c * LANES + j;
+      acc[j] = acc[j] + (i < n ? x[i] : 0.0f);
+    }
+  }
+  for (int h = LANES / 2; h >= 1; h /= 2) {
+    for (int j = 0; j < h; j++) acc[j] = acc[j] + acc[j + h];
+  }
+  return acc[0];
+}
+
+// Sum of squares with the same lane order as reduce_sum(x*x).
+template <int LANES>
+f32 reduce_sumsq(const f32 *x, int n) {
+  f32 acc[LANES];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+  for (int j = 0; j < LANES; j++) acc[j] = 0.0f;
+  int chunks = (n + LANES - 1) / LANES;
+  if (chunks < 1) chunks = 1;
+sumsq_loop:
+  for (int c = 0; c < chunks; c++) {
+#pragma HLS PIPELINE II = 1
+    for (int j = 0; j < LANES; j++) {
+      int i = c * LANES + j;
+      f32 v = i < n ? x[i] : 0.0f;
+      acc[j] = acc[j] + v * v;
+    }
+  }
+  for (int h = LANES / 2; h >= 1; h /= 2) {
+    for (int j = 0; j < h; j++) acc[j] = acc[j] + acc[j + h];
+  }
+  return acc[0];
+}
+
+// RMSNorm: y = (x * (1 / sqrt(sum(x*x)/n + eps))) * g.
+template <int LANES>
+void rmsnorm(const f32 *x, const f32 *g, f32 eps, int n, f32 *y) {
+  f32 ss = reduce_sumsq<LANES>(x, n);
+  f32 ms = ss / (f32)n;
+  f32 r = 1.0f / std::sqrt(ms + eps);
+rmsnorm_scale:
+  for (int i = 0; i < n; i++) {
+#pragma HLS PIPELINE II = 1
+    y[i] = (x[i] * r) * g[i];
+  }
+}
+
+// Per-token absmax int8: qs = 127 / max(absmax, 1e-5); q = clamp(rint(x * qs), -128, 127).
+inline f32 quantize(const f32 *x, int n, int8_t *q) {
+  f32 amax = 0.0f;
+quant_max:
+  for (int i = 0; i < n; i++) {
+#pragma HLS PIPELINE II = 1
+    f32 a = x[i] < 0.0f ? -x[i] : x[i];
+    amax = a > amax ? a : amax;
+  }
+  f32 qs = kQmax / (amax > kAbsmaxFloor ? amax : kAbsmaxFloor);
+quant_round:
+  for (int i = 0; i < n; i++) {
+#pragma HLS PIPELINE II = 1
+    f32 v = rint_f(x[i] * qs);
+    v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
+    q[i] = (int8_t)v;
+  }
+  return qs;
+}
+
+// Dequantize an exact integer accumulator: y = float(acc) / (qs * wscale).
+inline f32 dequantize(int32_t acc, f32 qs, f32 wscale) { return (f32)acc / (qs * wscale); }
+
+inline f32 relu2(f32 x) {
+  f32 r = x > 0.0f ? x : 0.0f;
+  return r * r;
+}
+
+inline f32 silu(f32 x) { return x / (1.0f + exp_f(-x)); }
+
+// Rotate-half RoPE of one head (D values) with this position's tables (D/2 each).
+template <int D>
+void rope(f32 *x, const f32 *cos_t, const f32 *sin_t) {
+  const int H = D / 2;
+rope_loop:
+  for (int i = 0; i < H; i++) {
+#pragma HLS PIPELINE II = 1
+    f32 a = x[i], b = x[i + H];
+    x[i] = a * cos_t[i] - b * sin_t[i];
+    x[i + H] = b * cos_t[i] + a * sin_t[i];
+  }
+}
+
+}  // namespace edgellm
