@@ -1,0 +1,81 @@
+"""Frontend: QuantModel -> ModelGraph (unfused, in the golden model's op order)."""
+
+from __future__ import annotations
+
+from edgellm.compiler.ir import ModelGraph, Op
+from edgellm.models.weights import QuantModel
+
+
+def _linear(g: ModelGraph, name: str, layer: int, src: tuple[str, str], out: str, param: str) -> None:
+    lin = g.params[param]
+    n, k = lin.shape
+    g.tensor(out, n)
+    g.add(Op(name, "ternary_linear", list(src), [out], layer,
+             {"shape": (n, k), "wscale": float(lin.scale), "params": [param]}))
+
+
+def _norm_quant(g: ModelGraph, name: str, layer: int | None, x: str, gamma: str,
+               width: int) -> tuple[str, str]:
+    xn = g.tensor(f"{name}.out", width)
+    g.add(Op(name, "rmsnorm", [x], [xn], layer, {"params": [gamma], "eps": g.config.rms_eps}))
+    q8, qs = g.tensor(f"{name}.q8", width, "i8"), g.tensor(f"{name}.qs", 1, "f32_scale")
+    g.add(Op(f"{name}.quant", "quantize", [xn], [q8, qs], layer))
+    return q8, qs
+
+
+def build_graph(qm: QuantModel) -> ModelGraph:
+    """One forward pass of the model as ops: embedding, layers, final norm, LM head."""
+    c = qm.config
+    g = ModelGraph(c)
+    g.params["embed"] = qm.embed
+    g.params["final_norm"] = qm.final_norm
+    g.params["lm_head"] = qm.lm_head
+    h = g.tensor("h0", c.hidden_size)
+    g.add(Op("embed", "embed", ["tokens"], [h], None, {"params": ["embed"], "host": True}))
+    for i, L in enumerate(qm.layers):
+        p = f"layers.{i}"
+        g.params[f"{p}.attn_norm"] = L.attn_norm
+        g.params[f"{p}.ffn_norm"] = L.ffn_norm
+        for n, lin in L.linears().items():
+            g.params[f"{p}.{n}"] = lin
+        src = _norm_quant(g, f"{p}.attn_norm", i, h, f"{p}.attn_norm", c.hidden_size)
+        for n in ("q", "k", "v"):
+            _linear(g, f"{p}.{n}", i, src, f"{p}.{n}.out", f"{p}.{n}")
+        for n, w in (("q", c.q_size), ("k", c.kv_size)):
+            g.tensor(f"{p}.{n}.rope", w)
+            g.add(Op(f"{p}.rope_{n}", "rope", [f"{p}.{n}.out"], [f"{p}.{n}.rope"], i,
+                     {"theta": c.rope_theta, "head_dim": c.head_dim}))
+        g.add(Op(f"{p}.kv_write", "kv_write", [f"{p}.k.rope", f"{p}.v.out"], [], i))
+        a = g.tensor(f"{p}.attn.out", c.q_size)
+        g.add(Op(f"{p}.attn", "attention", [f"{p}.q.rope"], [a], i,
+                 {"heads": c.n_heads, "kv_heads": c.n_kv_heads, "head_dim": c.head_dim}))
+        if c.subln:
+            g.params[f"{p}.attn_sub_norm"] = L.attn_sub_norm
+            src = _norm_quant(g, f"{p}.attn_sub_norm", i, a, f"{p}.attn_sub_norm", c.q_size)
+        else:
+            q8, qs = g.tensor(f"{p}.attn.q8", c.q_size, "i8"), g.tensor(f"{p}.attn.qs", 1, "f32_scale")
+            g.add(Op(f"{p}.attn.quant", "quantize", [a], [q8, qs], i))
+            src = (q8, qs)
+        _linear(g, f"{p}.o", i, src, f"{p}.o.out", f"{p}.o")
+        h_attn = g.tensor(f"{p}.h_attn", c.hidden_size)
+        g.add(Op(f"{p}.res_attn", "residual", [h, f"{p}.o.out"], [h_attn], i))
+        src = _norm_quant(g, f"{p}.ffn_norm", i, h_attn, f"{p}.ffn_norm", c.hidden_size)
+        for n in ("gate", "up"):
+            _linear(g, f"{p}.{n}", i, src, f"{p}.{n}.out", f"{p}.{n}")
+        f = g.tensor(f"{p}.ffn_act", c.ffn_size)
+        g.add(Op(f"{p}.act", "act_gate", [f"{p}.gate.out", f"{p}.up.out"], [f], i, {"act": c.act}))
+        if c.subln:
+            g.params[f"{p}.ffn_sub_norm"] = L.ffn_sub_norm
+            src = _norm_quant(g, f"{p}.ffn_sub_norm", i, f, f"{p}.ffn_sub_norm", c.ffn_size)
+        else:
+            q8, qs = g.tensor(f"{p}.ffn.q8", c.ffn_size, "i8"), g.tensor(f"{p}.ffn.qs", 1, "f32_scale")
+            g.add(Op(f"{p}.ffn.quant", "quantize", [f], [q8, qs], i))
+            src = (q8, qs)
+        _linear(g, f"{p}.down", i, src, f"{p}.down.out", f"{p}.down")
+        h = g.tensor(f"{p}.h_out", c.hidden_size)
+        g.add(Op(f"{p}.res_ffn", "residual", [h_attn, f"{p}.down.out"], [h], i))
+    src = _norm_quant(g, "final_norm", None, h, "final_norm", c.hidden_size)
+    logits = g.tensor("logits", c.vocab_size)
+    g.add(Op("lm_head", "lm_head", list(src), [logits], None, {"params": ["lm_head"],
+                                                              "vocab": c.vocab_size}))
+    return g
