@@ -1,4 +1,4 @@
-"""Sampling (runtime/sampling.py), generation loop (runtime/generation.py) and metrics (runtime/metrics.py)."""
+"""Sampling, the generation loop and perplexity metrics (runtime/sampling, generation, metrics)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+
+from edgellm.errors import EdgeLLMError
 from edgellm.models.backend import GoldenBackend
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel
@@ -15,8 +17,6 @@ from edgellm.models.random_model import random_model
 from edgellm.runtime.generation import generate
 from edgellm.runtime.metrics import evaluate, token_nll, windows
 from edgellm.runtime.sampling import Sampler, SamplingParams, apply_repetition_penalty, filtered_probs
-
-from edgellm.errors import EdgeLLMError
 
 RNG = np.random.default_rng(1234)
 
@@ -120,7 +120,8 @@ def test_matches_hugging_face_logits_processors():
         if tp < 1.0:
             s = lp.TopPLogitsWarper(tp)(ids, s)
         ref = torch.softmax(s, dim=-1)[0].numpy()
-        ours = filtered_probs(x, SamplingParams(temperature=t, top_k=k, top_p=tp, repetition_penalty=rp), hist)
+        params = SamplingParams(temperature=t, top_k=k, top_p=tp, repetition_penalty=rp)
+        ours = filtered_probs(x, params, hist)
         np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-12)
 
 
