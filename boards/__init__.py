@@ -1,1 +1,165 @@
-"""edgellm.boards."""
+"""Board descriptions: one TOML data file per board (the single source of truth) and a typed loader.
+
+Code never branches on a board name; it reads a `Board`. Each TOML file holds the flat fields below
+plus a `[sources]` table citing the datasheet or manual section for every figure (see SOURCE_KEYS).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgellm.errors import BoardError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 fallback
+    import tomli as tomllib
+
+BOARD_DIR = Path(__file__).resolve().parent
+PS_FAMILIES = ("zynqmp", "zynq7")
+PEAK_TOLERANCE = 0.01  # ddr_peak_gbps must equal width/8 * MT/s within 1%
+
+# TOML key -> expected Python type(s). Every key is required.
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "display_name": (str,), "part": (str,), "board_part": (str,), "ps": (str,),
+    "lut": (int,), "ff": (int,), "dsp": (int,), "bram36": (int,), "uram": (int,),
+    "ddr_bytes": (int,), "ddr_type": (str,), "ddr_width_bits": (int,), "ddr_mts": (int,),
+    "ddr_peak_gbps": (int, float), "ddr_achievable_fraction": (int, float),
+    "hp_ports": (int,), "hp_port_width_bits": (int,), "hp_port_names": (list,), "control_port": (str,),
+    "pl_clock_mhz": (int, float), "pynq_versions": (list,), "os_reserved_bytes": (int,),
+}
+
+# Which [sources] entry cites which field(s).
+SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "part": ("part",), "board_part": ("board_part",), "ps": ("ps",),
+    "resources": ("lut", "ff", "dsp", "bram36", "uram"),
+    "ddr": ("ddr_bytes", "ddr_type", "ddr_width_bits", "ddr_mts", "ddr_peak_gbps"),
+    "ddr_achievable_fraction": ("ddr_achievable_fraction",),
+    "hp_ports": ("hp_ports", "hp_port_width_bits", "hp_port_names"),
+    "control_port": ("control_port",), "pl_clock_mhz": ("pl_clock_mhz",),
+    "pynq_versions": ("pynq_versions",), "os_reserved_bytes": ("os_reserved_bytes",),
+}
+
+
+@dataclass(frozen=True)
+class Board:
+    """A PYNQ-capable Zynq board: FPGA part, PL resources, DDR system, PS-PL ports, clocks."""
+
+    name: str
+    display_name: str
+    part: str  # Vivado part string
+    board_part: str  # Vivado board_part (board files must be installed)
+    ps: str  # "zynqmp" (Zynq UltraScale+) or "zynq7" (Zynq-7000)
+    lut: int
+    ff: int
+    dsp: int
+    bram36: int
+    uram: int
+    ddr_bytes: int
+    ddr_width_bits: int
+    ddr_peak_gbps: float  # GB/s (1e9 bytes/s)
+    ddr_achievable_gbps: float  # peak * achievable fraction
+    hp_ports: int  # non-coherent high-performance PL->DDR slave ports
+    hp_port_width_bits: int
+    pl_clock_mhz: float
+    pynq_versions: tuple[str, ...]
+    os_reserved_bytes: int
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+    ddr_type: str = ""
+    ddr_mts: int = 0
+    hp_port_names: tuple[str, ...] = ()  # HP ports first, then any extra (e.g. HPC) PL->DDR ports
+    control_port: str = ""  # PS master port driving the accelerator's AXI-lite control
+
+    @property
+    def ddr_available_bytes(self) -> int:
+        """DDR left for the model after the OS reservation."""
+        return self.ddr_bytes - self.os_reserved_bytes
+
+    def resource(self, kind: str) -> int:
+        """Count of a PL resource: 'lut', 'ff', 'dsp', 'bram36' or 'uram'."""
+        return int(getattr(self, kind))
+
+
+def _check(data: dict[str, Any], path: Path) -> None:
+    for key, types in _FIELDS.items():
+        if key not in data:
+            raise BoardError(f"{path}: missing field {key!r}")
+        v = data[key]
+        if isinstance(v, bool) or not isinstance(v, types):
+            want = " or ".join(t.__name__ for t in types)
+            raise BoardError(f"{path}: field {key!r} must be {want}, got {v!r}")
+    for key in ("pynq_versions", "hp_port_names"):
+        if not data[key] or not all(isinstance(x, str) for x in data[key]):
+            raise BoardError(f"{path}: field {key!r} must be a non-empty list of strings")
+    for key in ("lut", "ff", "dsp", "bram36", "ddr_bytes", "ddr_width_bits", "ddr_mts", "ddr_peak_gbps",
+                "hp_ports", "hp_port_width_bits", "pl_clock_mhz"):
+        if data[key] <= 0:
+            raise BoardError(f"{path}: field {key!r} must be positive, got {data[key]!r}")
+    if data["uram"] < 0 or data["os_reserved_bytes"] < 0:
+        raise BoardError(f"{path}: fields 'uram' and 'os_reserved_bytes' must be >= 0")
+    if data["ps"] not in PS_FAMILIES:
+        raise BoardError(f"{path}: field 'ps' must be one of {PS_FAMILIES}, got {data['ps']!r}")
+    if not 0 < data["ddr_achievable_fraction"] <= 1:
+        raise BoardError(f"{path}: field 'ddr_achievable_fraction' must be in (0, 1]")
+    if data["os_reserved_bytes"] >= data["ddr_bytes"]:
+        raise BoardError(f"{path}: field 'os_reserved_bytes' must be below ddr_bytes")
+    if len(data["hp_port_names"]) < data["hp_ports"]:
+        raise BoardError(f"{path}: field 'hp_port_names' lists fewer than hp_ports={data['hp_ports']} ports")
+    peak = data["ddr_width_bits"] / 8 * data["ddr_mts"] / 1000
+    if abs(peak - data["ddr_peak_gbps"]) > PEAK_TOLERANCE * peak:
+        raise BoardError(f"{path}: field 'ddr_peak_gbps' {data['ddr_peak_gbps']} disagrees with "
+                         f"ddr_width_bits/8 * ddr_mts = {peak:.3f} GB/s")
+    if data["name"] != path.stem:
+        raise BoardError(f"{path}: field 'name' {data['name']!r} must match the file name {path.stem!r}")
+    src = data.get("sources")
+    if not isinstance(src, dict):
+        raise BoardError(f"{path}: missing [sources] table")
+    for key in SOURCE_KEYS:
+        if not isinstance(src.get(key), str) or not src[key].strip():
+            raise BoardError(f"{path}: [sources] lacks a citation for {key!r}")
+
+
+def load_board_file(path: str | Path) -> Board:
+    """Parse and validate one board TOML file; BoardError names the file and the field at fault."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError as e:
+        raise BoardError(f"{p}: no such board file") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise BoardError(f"{p}: cannot read: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise BoardError(f"{p}: malformed TOML: {e}") from e
+    _check(data, p)
+    return Board(
+        name=data["name"], display_name=data["display_name"], part=data["part"],
+        board_part=data["board_part"], ps=data["ps"], lut=data["lut"], ff=data["ff"], dsp=data["dsp"],
+        bram36=data["bram36"], uram=data["uram"], ddr_bytes=data["ddr_bytes"],
+        ddr_width_bits=data["ddr_width_bits"], ddr_peak_gbps=float(data["ddr_peak_gbps"]),
+        ddr_achievable_gbps=float(data["ddr_peak_gbps"]) * float(data["ddr_achievable_fraction"]),
+        hp_ports=data["hp_ports"], hp_port_width_bits=data["hp_port_width_bits"],
+        pl_clock_mhz=float(data["pl_clock_mhz"]), pynq_versions=tuple(data["pynq_versions"]),
+        os_reserved_bytes=data["os_reserved_bytes"], sources=dict(data["sources"]),
+        ddr_type=data["ddr_type"], ddr_mts=data["ddr_mts"], hp_port_names=tuple(data["hp_port_names"]),
+        control_port=data["control_port"])
+
+
+def list_boards() -> list[str]:
+    """Names of the shipped boards (the TOML files beside this module), sorted."""
+    return sorted(p.stem for p in BOARD_DIR.glob("*.toml"))
+
+
+def load_board(name: str) -> Board:
+    """The shipped board called `name`; BoardError listing the known boards if there is none."""
+    known = list_boards()
+    if name not in known:
+        raise BoardError(f"unknown board {name!r}; known boards: {', '.join(known)}")
+    return load_board_file(BOARD_DIR / f"{name}.toml")
+
+
+def load_all() -> list[Board]:
+    """Every shipped board, in list_boards() order."""
+    return [load_board(n) for n in list_boards()]
