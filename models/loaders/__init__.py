@@ -1,1 +1,58 @@
-"""Checkpoint loaders: Hugging Face BitNet, latent-weight, GGUF; tokenizer."""
+"""Checkpoint loaders: Hugging Face BitNet (packed), latent-weight (absmean at load), GGUF; tokenizer.
+
+`load_model(path)` detects the format: a directory whose config.json has a bitnet
+quantization_config (packed HF BitNet), a directory with a llama/bitnet config.json and float
+weights (latent), or a .gguf file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgellm.errors import CheckpointError
+from edgellm.models.loaders.common import read_config
+from edgellm.models.loaders.gguf_loader import load_gguf
+from edgellm.models.loaders.hf_bitnet import is_hf_bitnet, load_hf_bitnet, save_hf_bitnet
+from edgellm.models.loaders.latent import is_latent, load_latent
+from edgellm.models.loaders.tokenizer import Tokenizer
+from edgellm.models.weights import QuantModel
+
+__all__ = ["load_model", "detect_format", "load_hf_bitnet", "save_hf_bitnet", "load_latent",
+           "load_gguf", "Tokenizer"]
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """'hf_bitnet', 'latent' or 'gguf'; CheckpointError if missing or unrecognized."""
+    p = Path(path)
+    if p.is_file():
+        with open(p, "rb") as f:
+            magic = f.read(4)
+        if magic == b"GGUF":
+            return "gguf"
+        raise CheckpointError(f"{p}: not a GGUF file (bad magic) and not a checkpoint directory")
+    if not p.is_dir():
+        raise CheckpointError(f"{p}: no such file or directory")
+    cfg = read_config(p)
+    if is_hf_bitnet(cfg):
+        return "hf_bitnet"
+    if is_latent(cfg):
+        return "latent"
+    raise CheckpointError(f"{p / 'config.json'}: unsupported model_type {cfg.get('model_type')!r} "
+                          "(expected bitnet or llama)")
+
+
+def load_model(path: str | os.PathLike) -> tuple[QuantModel, Tokenizer | None]:
+    """Load any supported checkpoint; the tokenizer comes from tokenizer.json when present."""
+    p = Path(path)
+    fmt = detect_format(p)
+    if fmt == "gguf":
+        qm, tok_json = load_gguf(p)
+        tok = None
+        if tok_json is not None:
+            tok = Tokenizer.from_str(tok_json, qm.config.bos_id, qm.config.eos_id, source=str(p))
+        return qm, tok
+    qm = load_hf_bitnet(p) if fmt == "hf_bitnet" else load_latent(p)
+    tj = p / "tokenizer.json"
+    tok = Tokenizer.from_file(tj, qm.config.bos_id, qm.config.eos_id) if tj.is_file() else None
+    return qm, tok

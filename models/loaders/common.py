@@ -1,0 +1,126 @@
+"""Shared pieces of the Hugging Face-style loaders: config.json -> ModelConfig, embeddings, LM head."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgellm.errors import CheckpointError
+from edgellm.models.config import ModelConfig
+from edgellm.models.loaders.safetensors_io import Checkpoint, bf16_bits_if_exact, to_f32
+from edgellm.models.weights import Int8Head
+
+HEAD_CHUNK = 4096  # rows quantized at a time (bounds float32 temporaries for 128k vocabularies)
+ACT_NAMES = {"relu2": "relu2", "silu": "silu", "swish": "silu"}
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """Parse <dir>/config.json; CheckpointError if missing or malformed."""
+    path = Path(directory) / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise CheckpointError(f"{path}: not found") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read: {e}") from e
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: malformed JSON: {e.msg} at line {e.lineno}") from e
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: malformed config (expected a JSON object)")
+    return cfg
+
+
+def _int(cfg: dict[str, Any], key: str, where: str, default: int | None = None) -> int:
+    v = cfg.get(key, default)
+    if v is None:
+        raise CheckpointError(f"{where}: config lacks {key}")
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise CheckpointError(f"{where}: config {key} must be an integer, got {v!r}")
+    return v
+
+
+def _first_id(v: Any, default: int) -> int:
+    if isinstance(v, list):
+        v = v[0] if v else None
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else default
+
+
+def model_config_from_hf(cfg: dict[str, Any], where: str, *, subln: bool, name: str,
+                         default_theta: float) -> ModelConfig:
+    """Map a transformers LlamaConfig/BitNetConfig dict onto ModelConfig."""
+    act = cfg.get("hidden_act", "silu")
+    if act not in ACT_NAMES:
+        raise CheckpointError(f"{where}: unsupported hidden_act {act!r} (relu2 or silu)")
+    rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
+    if not isinstance(rope, dict):
+        raise CheckpointError(f"{where}: malformed rope parameters {rope!r}")
+    rtype = rope.get("rope_type", rope.get("type", "default"))
+    if rtype not in (None, "default"):
+        raise CheckpointError(f"{where}: unsupported rope_type {rtype!r} (only default RoPE)")
+    theta = cfg.get("rope_theta", rope.get("rope_theta", default_theta))
+    eps = cfg.get("rms_norm_eps", 1e-5)
+    if not isinstance(theta, (int, float)) or not isinstance(eps, (int, float)):
+        raise CheckpointError(f"{where}: rope_theta and rms_norm_eps must be numbers")
+    heads = _int(cfg, "num_attention_heads", where)
+    return ModelConfig(
+        hidden_size=_int(cfg, "hidden_size", where), n_layers=_int(cfg, "num_hidden_layers", where),
+        n_heads=heads, n_kv_heads=_int(cfg, "num_key_value_heads", where, heads) or heads,
+        ffn_size=_int(cfg, "intermediate_size", where), vocab_size=_int(cfg, "vocab_size", where),
+        head_dim=_int(cfg, "head_dim", where, 0), act=ACT_NAMES[act], subln=subln,
+        rope_theta=float(theta), rms_eps=float(eps),
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        max_context=_int(cfg, "max_position_embeddings", where, 4096),
+        bos_id=_first_id(cfg.get("bos_token_id"), 1), eos_id=_first_id(cfg.get("eos_token_id"), 2),
+        name=name)
+
+
+def load_embedding(ck: Checkpoint, name: str, vocab: int, hidden: int) -> np.ndarray:
+    """(vocab, hidden) embeddings: bf16 kept as uint16 bit patterns; f32 narrowed when exact."""
+    t = ck.info(name)
+    if tuple(t.shape) != (vocab, hidden):
+        raise CheckpointError(f"{ck.dir}: tensor {name}: shape {list(t.shape)}, "
+                              f"expected {[vocab, hidden]}")
+    if t.dtype == "BF16":
+        return ck.raw(name)
+    e = ck.f32(name)
+    bits = bf16_bits_if_exact(e) if t.dtype == "F32" else None
+    return bits if bits is not None else e
+
+
+def head_from_rows(rows: np.ndarray) -> Int8Head:
+    """Int8Head.quantize of (vocab, hidden) rows (float32 or bf16 bits), HEAD_CHUNK rows at a time."""
+    n = rows.shape[0]
+    w = np.empty(rows.shape, np.int8)
+    rs = np.empty(n, np.float32)
+    for r0 in range(0, n, HEAD_CHUNK):
+        e = rows[r0:r0 + HEAD_CHUNK]
+        e = (e.astype(np.uint32) << 16).view(np.float32) if e.dtype == np.uint16 else e
+        h = Int8Head.quantize(e)
+        w[r0:r0 + len(h.w)], rs[r0:r0 + len(h.w)] = h.w, h.row_scale
+    return Int8Head(w, rs)
+
+
+def head_from_checkpoint(ck: Checkpoint, name: str, vocab: int, hidden: int) -> Int8Head:
+    """Quantize an untied float LM head tensor chunk by chunk, straight from the file."""
+    t = ck.info(name)
+    if tuple(t.shape) != (vocab, hidden):
+        raise CheckpointError(f"{ck.dir}: tensor {name}: shape {list(t.shape)}, "
+                              f"expected {[vocab, hidden]}")
+    w = np.empty((vocab, hidden), np.int8)
+    rs = np.empty(vocab, np.float32)
+    sf = ck.where[name]
+    for r0 in range(0, vocab, HEAD_CHUNK):
+        r1 = min(vocab, r0 + HEAD_CHUNK)
+        h = Int8Head.quantize(to_f32(sf.read_rows(name, r0, r1), t.dtype))
+        w[r0:r1], rs[r0:r1] = h.w, h.row_scale
+    return Int8Head(w, rs)
+
+
+def check_finite(arr: np.ndarray, what: str) -> np.ndarray:
+    """Raise CheckpointError if a float tensor holds NaN or inf."""
+    if not np.all(np.isfinite(arr)):
+        raise CheckpointError(f"{what}: contains NaN or inf")
+    return arr

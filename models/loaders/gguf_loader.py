@@ -1,0 +1,198 @@
+"""GGUF checkpoints (llama.cpp's bitnet architectures) with TQ1_0 / TQ2_0 ternary tensors.
+
+TQ blocks hold 256 trits and one fp16 scale d (dequantized weight = trit * d). We require every
+block of a tensor that has a non-zero trit to carry the same d (all-zero blocks, which llama.cpp's
+quantizer writes with d = 0, are exempt) and set weight_scale = 1 / d. Float linears (F32/F16/BF16)
+that hold {0, +-a} load exactly with scale 1/a, other float linears are ternarized with absmean.
+Architectures: "bitnet" (llama.cpp: SiLU, SubLN, tied head) and "bitnet-b1.58"/"bitnet-25"
+(bitnet.cpp: ReLU^2). RoPE is NEOX style (rotate-half) for these architectures, as ours.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgellm.errors import CheckpointError
+from edgellm.models.config import ModelConfig
+from edgellm.models.loaders.common import check_finite, head_from_rows
+from edgellm.models.loaders.latent import absmean_ternarize
+from edgellm.models.loaders.safetensors_io import bf16_bits_if_exact
+from edgellm.models.weights import Layer, QuantModel, TernaryLinear, pack2
+
+ARCH_ACT = {"bitnet": "silu", "bitnet-b1.58": "relu2", "bitnet-25": "relu2"}
+LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
+           "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
+QK = 256
+_POW3 = np.array([1, 3, 9, 27, 81], np.uint8)
+
+
+def tq2_codes(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, nb, 66) TQ2_0 bytes -> codes uint8 (rows, nb, 256) in 0..3 and d bits uint16 (rows, nb)."""
+    r, nb = blocks.shape[:2]
+    qs = blocks[..., :64].reshape(r, nb, 2, 1, 32)
+    codes = (qs >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 1, 1, 4, 1)) & np.uint8(3)
+    return codes.reshape(r, nb, QK), np.ascontiguousarray(blocks[..., 64:66]).view(np.uint16)[..., 0]
+
+
+def tq1_codes(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, nb, 54) TQ1_0 bytes -> codes uint8 (rows, nb, 256) in 0..2 and d bits uint16 (rows, nb)."""
+    r, nb = blocks.shape[:2]
+
+    def trits(b: np.ndarray, pows: np.ndarray) -> np.ndarray:  # (r, nb, n) -> (r, nb, len(pows) * n)
+        v = b[..., None, :] * pows.reshape(-1, 1)  # uint8 wrap-around, as ggml does
+        return ((v.astype(np.uint16) * 3) >> 8).astype(np.uint8).reshape(r, nb, -1)
+
+    codes = np.concatenate([trits(blocks[..., :32], _POW3), trits(blocks[..., 32:48], _POW3),
+                            trits(blocks[..., 48:52], _POW3[:4])], axis=-1)
+    return codes, np.ascontiguousarray(blocks[..., 52:54]).view(np.uint16)[..., 0]
+
+
+class GGUFFile:
+    """Metadata and tensors of a GGUF file (via gguf-py's GGUFReader)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        try:
+            from gguf import GGUFReader
+            self.reader = GGUFReader(self.path)
+        except FileNotFoundError as e:
+            raise CheckpointError(f"{self.path}: not found") from e
+        except (ValueError, IndexError, KeyError, OSError, TypeError) as e:
+            raise CheckpointError(f"{self.path}: not a readable GGUF file ({e})") from e
+        self.tensors = {t.name: t for t in self.reader.tensors}
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        """A metadata value, or default when absent."""
+        f = self.reader.get_field(key)
+        return default if f is None else f.contents()
+
+    def need(self, key: str) -> Any:
+        """A required metadata value."""
+        v = self.meta(key)
+        if v is None:
+            raise CheckpointError(f"{self.path}: missing metadata key {key}")
+        return v
+
+    def tensor(self, name: str, shape: tuple[int, ...]) -> Any:
+        """ReaderTensor with numpy shape (reversed GGUF dims) checked."""
+        t = self.tensors.get(name)
+        if t is None:
+            raise CheckpointError(f"{self.path}: missing tensor {name}")
+        got = tuple(int(x) for x in reversed(t.shape.tolist()))
+        if got != tuple(shape):
+            raise CheckpointError(f"{self.path}: tensor {name}: shape {list(got)}, expected {list(shape)}")
+        return t
+
+    def floats(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A F32/F16/BF16 tensor as float32."""
+        t = self.tensor(name, shape)
+        kind = t.tensor_type.name
+        if kind == "F32":
+            return np.array(t.data, np.float32).reshape(shape)
+        if kind == "F16":
+            return t.data.astype(np.float32).reshape(shape)
+        if kind == "BF16":
+            bits = np.ascontiguousarray(t.data).view(np.uint16).reshape(shape)
+            return (bits.astype(np.uint32) << 16).view(np.float32)
+        raise CheckpointError(f"{self.path}: tensor {name}: unsupported GGUF type {kind} "
+                              "(expected F32, F16 or BF16)")
+
+    def linear(self, name: str, out: int, k: int) -> TernaryLinear:
+        """A TQ1_0/TQ2_0 (or float) linear as a TernaryLinear."""
+        t = self.tensor(name, (out, k))
+        kind = t.tensor_type.name
+        if kind in ("F32", "F16", "BF16"):
+            w = check_finite(self.floats(name, (out, k)), f"{self.path}: tensor {name}")
+            mags = np.unique(np.abs(w[w != 0]))
+            if mags.size <= 1:
+                a = mags[0] if mags.size else np.float32(1.0)
+                return TernaryLinear(pack2(np.sign(w).astype(np.int8)), k, np.float32(1.0) / a)
+            tern, s = absmean_ternarize(w)
+            return TernaryLinear(pack2(tern), k, s)
+        if kind not in ("TQ1_0", "TQ2_0"):
+            raise CheckpointError(f"{self.path}: tensor {name}: unsupported GGUF type {kind} "
+                                  "(ternary linears must be TQ1_0, TQ2_0 or float)")
+        if k % QK:
+            raise CheckpointError(f"{self.path}: tensor {name}: {kind} needs in_features divisible by {QK}")
+        bsize = 66 if kind == "TQ2_0" else 54
+        blocks = np.asarray(t.data).reshape(out, k // QK, bsize)
+        codes, dbits = (tq2_codes if kind == "TQ2_0" else tq1_codes)(blocks)
+        if np.any(codes == 3):
+            raise CheckpointError(f"{self.path}: tensor {name}: TQ2_0 code 3 is not ternary")
+        live = np.any(codes != 1, axis=-1)  # (out, nb) blocks holding a non-zero trit
+        ds = np.unique(dbits[live])
+        if ds.size > 1:
+            raise CheckpointError(f"{self.path}: tensor {name}: {ds.size} different block scales; "
+                                  "per-block scales are unsupported (need one scale per tensor)")
+        d = np.float32(ds.view(np.float16)[0]) if ds.size else np.float32(1.0)
+        extra = self.tensors.get(name.removesuffix(".weight") + ".scale")
+        if extra is not None:  # llama.cpp's optional per-tensor output scale
+            d = np.float32(np.float64(d) * float(np.asarray(extra.data, np.float32).reshape(-1)[0]))
+        if not np.isfinite(d) or d <= 0:
+            raise CheckpointError(f"{self.path}: tensor {name}: weight scale d={d} must be finite "
+                                  "and positive")
+        tern = codes.reshape(out, k).view(np.int8) - np.int8(1)
+        return TernaryLinear(pack2(tern), k, np.float32(1.0) / d)
+
+
+def _config(g: GGUFFile) -> ModelConfig:
+    arch = g.need("general.architecture")
+    if arch not in ARCH_ACT:
+        raise CheckpointError(f"{g.path}: unsupported GGUF architecture {arch!r} "
+                              f"(one of {sorted(ARCH_ACT)})")
+    a = arch
+    emb = g.tensors.get("token_embd.weight")
+    if emb is None:
+        raise CheckpointError(f"{g.path}: missing tensor token_embd.weight")
+    heads = int(g.need(f"{a}.attention.head_count"))
+    return ModelConfig(
+        hidden_size=int(g.need(f"{a}.embedding_length")), n_layers=int(g.need(f"{a}.block_count")),
+        n_heads=heads, n_kv_heads=int(g.meta(f"{a}.attention.head_count_kv", heads)),
+        ffn_size=int(g.need(f"{a}.feed_forward_length")),
+        vocab_size=int(g.meta(f"{a}.vocab_size", int(emb.shape[1]))),
+        head_dim=int(g.meta(f"{a}.attention.key_length", g.meta(f"{a}.rope.dimension_count", 0))),
+        act=ARCH_ACT[arch], subln="blk.0.attn_sub_norm.weight" in g.tensors,
+        rope_theta=float(g.meta(f"{a}.rope.freq_base", 10000.0)),
+        rms_eps=float(g.meta(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)),
+        tied_embeddings="output.weight" not in g.tensors,
+        max_context=int(g.meta(f"{a}.context_length", 4096)),
+        bos_id=int(g.meta("tokenizer.ggml.bos_token_id", 1)),
+        eos_id=int(g.meta("tokenizer.ggml.eos_token_id", 2)),
+        name=str(g.meta("general.name", g.path.stem)))
+
+
+def load_gguf(path: str | os.PathLike) -> tuple[QuantModel, str | None]:
+    """Load a bitnet-architecture GGUF; returns the model and any embedded tokenizer.json text."""
+    g = GGUFFile(path)
+    cfg = _config(g)
+    h, shapes = cfg.hidden_size, cfg.linear_shapes()
+    layers = []
+    for i in range(cfg.n_layers):
+        p = f"blk.{i}."
+        lin = {n: g.linear(p + gn + ".weight", *shapes[n]) for n, gn in LINEARS.items()}
+        norms = {"attn_norm": g.floats(p + "attn_norm.weight", (h,)),
+                 "ffn_norm": g.floats(p + "ffn_norm.weight", (h,))}
+        if cfg.subln:
+            norms["attn_sub_norm"] = g.floats(p + "attn_sub_norm.weight", (cfg.q_size,))
+            norms["ffn_sub_norm"] = g.floats(p + "ffn_sub_norm.weight", (cfg.ffn_size,))
+        for n, v in norms.items():
+            check_finite(v, f"{g.path}: {p}{n}")
+        layers.append(Layer(**norms, **lin))
+    et = g.tensor("token_embd.weight", (cfg.vocab_size, h))
+    if et.tensor_type.name == "BF16":
+        embed = np.ascontiguousarray(et.data).view(np.uint16).reshape(cfg.vocab_size, h).copy()
+    else:
+        e = g.floats("token_embd.weight", (cfg.vocab_size, h))
+        bits = bf16_bits_if_exact(e)
+        embed = bits if bits is not None else e
+    final = check_finite(g.floats("output_norm.weight", (h,)), f"{g.path}: output_norm.weight")
+    rows = embed if cfg.tied_embeddings else g.floats("output.weight", (cfg.vocab_size, h))
+    qm = QuantModel(cfg, embed, layers, final, head_from_rows(rows),
+                    meta={"source": str(g.path), "format": "gguf"})
+    qm.validate()
+    tok = g.meta("tokenizer.huggingface.json")
+    return qm, (tok if isinstance(tok, str) else None)
