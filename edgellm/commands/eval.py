@@ -66,6 +66,11 @@ def text_token_ids(qm: QuantModel, tokenizer: Any, text: str, ids_file: bool) ->
     return TextCodec(tokenizer, bos, eos).prompt_ids(text)
 
 
+def fmt_ppl(p: float) -> str:
+    """Perplexity as shown in the table (scientific notation when huge)."""
+    return f"{p:.4f}" if p < 1e6 else f"{p:.4e}"
+
+
 def print_report(report: EvalReport, min_agreement: float) -> list[str]:
     """Rich table of the scores; returns the failure lines (agreement below min_agreement)."""
     from rich.console import Console
@@ -82,7 +87,7 @@ def print_report(report: EvalReport, min_agreement: float) -> list[str]:
     for i, s in enumerate(report.scores):
         agree = "(reference)" if i == 0 else f"{100 * s.agreement:.2f}%"
         diff = "-" if i == 0 else f"{s.max_abs_diff:.3g}"
-        table.add_row(s.name, f"{s.perplexity:.4f}", agree, diff, f"{s.seconds:.2f}")
+        table.add_row(s.name, fmt_ppl(s.perplexity), agree, diff, f"{s.seconds:.2f}")
         if i > 0 and s.agreement < min_agreement:
             fails.append(f"top-1 agreement of {s.name} vs {ref} is {100 * s.agreement:.2f}% "
                          f"< {100 * min_agreement:.2f}%")
