@@ -1,0 +1,27 @@
+// ctypes entry points for the attention kernels (tests/test_hw_attention.py).
+// One instantiation per (d_max, dot_lanes, kv_block) the tests use; name: <kernel>_d<D>_l<L>_b<B>.
+#include "edgellm/attention_decode.h"
+#include "edgellm/attention_prefill.h"
+
+using namespace edgellm;
+
+#define EDGELLM_ATTN_TB(D, L, B)                                                                  \
+  typedef attn_config<D, L, B, 8, 16, 8, 8, 4096> cfg_d##D##_l##L##_b##B;                         \
+  extern "C" void tb_prefill_d##D##_l##L##_b##B(const f32 *q, const f32 *k, const f32 *v,        \
+                                                f32 *out, int t_len, int pos0, int n_heads,      \
+                                                int n_kv, int head_dim, f32 scale) {             \
+    attention_prefill<cfg_d##D##_l##L##_b##B>(q, k, v, out, t_len, pos0, n_heads, n_kv,          \
+                                              head_dim, scale);                                  \
+  }                                                                                              \
+  extern "C" void tb_decode_d##D##_l##L##_b##B(const f32 *q, const f32 *k, const f32 *v,         \
+                                               f32 *out, int pos, int n_heads, int n_kv,         \
+                                               int head_dim, f32 scale) {                        \
+    attention_decode<cfg_d##D##_l##L##_b##B>(q, k, v, out, pos, n_heads, n_kv, head_dim, scale); \
+  }
+
+EDGELLM_ATTN_TB(128, 64, 16)
+EDGELLM_ATTN_TB(128, 64, 32)
+EDGELLM_ATTN_TB(128, 128, 16)
+EDGELLM_ATTN_TB(128, 128, 32)
+EDGELLM_ATTN_TB(256, 32, 16)
+EDGELLM_ATTN_TB(256, 256, 16)

@@ -1,0 +1,171 @@
+"""C simulation of the prefill and decode attention kernels vs models.numerics.attention, bit for bit."""
+
+import ctypes
+
+import numpy as np
+import pytest
+
+from edgellm.hw import csim
+from edgellm.models import numerics as nx
+
+F32 = np.float32
+# (d_max, dot_lanes, kv_block) instantiated in hw/tb/attention_tb.cpp
+CONFIGS = {(128, 64, 16), (128, 64, 32), (128, 128, 16), (128, 128, 32), (256, 32, 16), (256, 256, 16)}
+
+
+@pytest.fixture(scope="module")
+def lib() -> ctypes.CDLL:
+    return csim.load([csim.TB_DIR / "attention_tb.cpp"], "attention_tb")
+
+
+def _mismatches(a: np.ndarray, b: np.ndarray) -> int:
+    """Elements whose float32 bit patterns differ."""
+    return int((np.ascontiguousarray(a, F32).view(np.uint32) != b.view(np.uint32)).sum())
+
+
+def _scale(d: int) -> ctypes.c_float:
+    return ctypes.c_float(F32(1.0 / np.sqrt(d)))
+
+
+def _kernel(lib: ctypes.CDLL, kind: str, d_max: int, lanes: int, kvb: int):
+    assert (d_max, lanes, kvb) in CONFIGS
+    return getattr(lib, f"tb_{kind}_d{d_max}_l{lanes}_b{kvb}")
+
+
+def _cache(rng: np.random.Generator, n_valid: int, n_kv: int, d: int, extra: int = 5):
+    """K, V (n_valid + extra, n_kv, d) with NaN beyond n_valid (must never be read)."""
+    k = rng.standard_normal((n_valid + extra, n_kv, d)).astype(F32)
+    v = rng.standard_normal((n_valid + extra, n_kv, d)).astype(F32)
+    k[n_valid:] = np.nan
+    v[n_valid:] = np.nan
+    return k, v
+
+
+def run_prefill(lib, q, k, v, pos0, d_max, lanes, kvb) -> tuple[np.ndarray, np.ndarray]:
+    """(C-sim output, numpy reference) for queries q (T, H, D) at pos0 over cache k, v."""
+    t_len, n_h, d = q.shape
+    n_kv = k.shape[1]
+    out = np.full_like(q, np.nan)
+    _kernel(lib, "prefill", d_max, lanes, kvb)(
+        csim.ptr(q), csim.ptr(k), csim.ptr(v), csim.ptr(out), ctypes.c_int(t_len), ctypes.c_int(pos0),
+        ctypes.c_int(n_h), ctypes.c_int(n_kv), ctypes.c_int(d), _scale(d))
+    plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=kvb)
+    s = pos0 + t_len
+    with np.errstate(over="ignore", invalid="ignore"):  # masked keys' discarded exp may overflow
+        return out, nx.attention(q, k[:s], v[:s], pos0, plan)
+
+
+def run_decode(lib, q, k, v, pos, d_max, lanes, kvb) -> tuple[np.ndarray, np.ndarray]:
+    """(C-sim output, numpy reference) for one token q (H, D) at position pos."""
+    n_h, d = q.shape
+    n_kv = k.shape[1]
+    out = np.full_like(q, np.nan)
+    _kernel(lib, "decode", d_max, lanes, kvb)(
+        csim.ptr(q), csim.ptr(k), csim.ptr(v), csim.ptr(out), ctypes.c_int(pos), ctypes.c_int(n_h),
+        ctypes.c_int(n_kv), ctypes.c_int(d), _scale(d))
+    plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=kvb)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return out, nx.attention(q[None], k[:pos + 1], v[:pos + 1], pos, plan)[0]
+
+
+@pytest.mark.parametrize("kvb", [16, 32])
+@pytest.mark.parametrize("d", [64, 96])
+@pytest.mark.parametrize("heads", [(4, 2), (4, 4)])
+def test_prefill_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], d: int, kvb: int) -> None:
+    n_h, n_kv = heads
+    lanes = 1 << (d - 1).bit_length()
+    rng = np.random.default_rng(d * 100 + kvb + n_kv)
+    total = 0
+    for t_len in (1, 7, 16, 33, 128):
+        for pos0 in (0, 5, 40):
+            q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
+            k, v = _cache(rng, pos0 + t_len, n_kv, d)
+            out, ref = run_prefill(lib, q, k, v, pos0, 128, lanes, kvb)
+            mism = _mismatches(out, ref)
+            print(f"prefill H={n_h}/{n_kv} d={d} kv_block={kvb} T={t_len} pos0={pos0}: "
+                  f"{mism} mismatches of {ref.size}")
+            total += mism
+    assert total == 0
+
+
+@pytest.mark.parametrize("d_max,lanes,d", [(256, 32, 96), (256, 256, 256)])
+def test_prefill_lane_chunks_and_head_dim_256(lib: ctypes.CDLL, d_max: int, lanes: int, d: int) -> None:
+    """dot_lanes < head_dim (several lane chunks) and the largest head_dim."""
+    rng = np.random.default_rng(lanes)
+    q = rng.standard_normal((21, 4, d)).astype(F32)
+    k, v = _cache(rng, 3 + 21, 1, d)
+    out, ref = run_prefill(lib, q, k, v, 3, d_max, lanes, 16)
+    mism = _mismatches(out, ref)
+    print(f"prefill MQA d={d} dot_lanes={lanes}: {mism} mismatches of {ref.size}")
+    assert mism == 0
+
+
+@pytest.mark.parametrize("heads", [(2, 1), (2, 2)])
+def test_decode_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int]) -> None:
+    n_h, n_kv = heads
+    d, ctx = 64, 4096
+    rng = np.random.default_rng(n_h + 7 * n_kv)
+    k, v = _cache(rng, ctx, n_kv, d, extra=0)
+    total = 0
+    for pos in (0, 1, 15, 16, 17, 1000, 4095):
+        kp, vp = k.copy(), v.copy()
+        kp[pos + 1:] = np.nan  # positions after the token are not written yet
+        vp[pos + 1:] = np.nan
+        q = (rng.standard_normal((n_h, d)) * 2).astype(F32)
+        out, ref = run_decode(lib, q, kp, vp, pos, 128, 64, 16)
+        mism = _mismatches(out, ref)
+        print(f"decode H={n_h}/{n_kv} pos={pos} ctx={ctx}: {mism} mismatches of {ref.size}")
+        total += mism
+    assert total == 0
+
+
+def _adversarial(rng: np.random.Generator, case: str, s: int, n_kv: int, d: int):
+    """K, V (s, n_kv, d) and a query direction for a stress case."""
+    k = rng.standard_normal((s, n_kv, d)).astype(F32)
+    v = rng.standard_normal((s, n_kv, d)).astype(F32)
+    if case == "underflow":  # scores in the hundreds: most exp(s - m) underflow to 0
+        k *= F32(40.0)
+    elif case == "equal":  # every key identical: equal scores
+        k[:] = k[:1]
+    elif case == "rising":  # every block raises the max by a lot: c = exp(m - m') underflows
+        k = np.repeat(rng.standard_normal((1, n_kv, d)).astype(F32), s, 0)
+        k *= (np.arange(s, dtype=F32) * F32(4.0))[:, None, None]
+    elif case == "zero":  # q = 0 makes all scores +0.0
+        pass
+    return k, v
+
+
+@pytest.mark.parametrize("case", ["underflow", "equal", "rising", "zero"])
+def test_adversarial_prefill_and_decode(lib: ctypes.CDLL, case: str) -> None:
+    rng = np.random.default_rng(len(case))
+    d, n_h, n_kv = 64, 4, 2
+    pos0, t_len = 11, 40
+    k, v = _adversarial(rng, case, 1200, n_kv, d)
+    q = rng.standard_normal((t_len, n_h, d)).astype(F32)
+    if case in ("rising", "underflow"):
+        q = np.abs(q) * F32(3.0)
+        k = np.abs(k)
+    if case == "zero":
+        q[:] = 0.0
+    out, ref = run_prefill(lib, q, k, v, pos0, 128, 64, 16)
+    m1 = _mismatches(out, ref)
+    qd = q[0]
+    out_d, ref_d = run_decode(lib, qd, k, v, 1100, 128, 64, 32)
+    m2 = _mismatches(out_d, ref_d)
+    print(f"adversarial {case}: prefill {m1} of {ref.size}, decode {m2} of {ref_d.size} mismatches; "
+          f"finite {np.isfinite(ref).all() and np.isfinite(ref_d).all()}")
+    assert np.isfinite(ref).all() and np.isfinite(ref_d).all()
+    assert m1 == 0 and m2 == 0
+
+
+def test_comparison_detects_a_different_order(lib: ctypes.CDLL) -> None:
+    """The bitwise check is sharp: a kernel built for kv_block 32 differs from the kv_block 16 contract."""
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((33, 4, 64)).astype(F32)
+    k, v = _cache(rng, 40 + 33, 2, 64)
+    out32, _ = run_prefill(lib, q, k, v, 40, 128, 64, 32)
+    _, ref16 = run_prefill(lib, q, k, v, 40, 128, 64, 16)
+    mism = _mismatches(out32, ref16)
+    print(f"kv_block 32 kernel vs kv_block 16 contract: {mism} mismatches of {ref16.size}")
+    assert mism > 0
+    assert np.allclose(out32, ref16, rtol=1e-4, atol=1e-5)
