@@ -14,9 +14,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
+
+try:  # typer >= 0.2x vendors its own click as typer._click; older typer uses click itself
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover
+    from click import exceptions as _cx  # type: ignore[no-redef]
 
 import edgellm
 from edgellm.errors import EdgeLLMError
@@ -35,16 +39,36 @@ def error_line(err: BaseException) -> str:
 
 
 class _Group(TyperGroup):
-    """Keeps commands in registration order and turns EdgeLLMError into one line + exit code 2."""
+    """Keeps commands in registration order; EdgeLLMError and usage errors become one line + exit 2."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        """Run non-standalone underneath so usage errors print as one line, not a box."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except _cx.NoArgsIsHelpError as e:  # help was already printed
+            sys.exit(e.exit_code)
+        except _cx.ClickException as e:
+            hint = ""
+            if isinstance(e, _cx.UsageError) and e.ctx is not None:
+                hint = f" (see '{e.ctx.command_path} --help')"
+            typer.echo(error_line(Exception(e.format_message())) + hint, err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except EdgeLLMError as e:
-            click.echo(error_line(e), err=True)
+            typer.echo(error_line(e), err=True)
             raise typer.Exit(ERROR_EXIT) from None
 
 

@@ -134,6 +134,20 @@ def test_registry_skips_missing_modules_and_surfaces_import_errors(tmp_path, mon
     assert cli.REGISTERED[:2] == ["generate", "eval"]
 
 
+@pytest.mark.parametrize("args,match", [
+    (["generate", "-n", "abc"], "Invalid value for '--max-new-tokens'"),
+    (["bogus"], "No such command 'bogus'"),
+    (["generate", "--bogus"], "No such option: --bogus"),
+])
+def test_usage_errors_are_one_line(args, match):
+    assert_one_line_error(runner.invoke(cli.app, args), match=match)
+
+
+def test_no_arguments_prints_help():
+    r = runner.invoke(cli.app, [])
+    assert r.exit_code == 2 and "Usage" in r.output and "generate" in r.output
+
+
 def test_main_turns_errors_into_one_line_and_exit_codes(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["generate", "/no/such/model", "--prompt", "hi"])
@@ -151,6 +165,7 @@ def test_script_errors_have_no_traceback(tmp_path):
     exe = shutil.which("edgellm") or "edgellm"
     cases = [(["generate", str(tmp_path / "missing"), "--prompt", "x"], "does not exist"),
              (["generate", "--prompt", ""], "empty prompt"),
+             (["generate", "-n", "abc"], "Invalid value for '--max-new-tokens'"),
              (["eval", str(tmp_path), "--text", str(tmp_path / "none.txt")], "does not exist")]
     for args, match in cases:
         p = subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
