@@ -1,0 +1,157 @@
+"""C simulation of the HLS decoder layer (hw/include/edgellm/decoder_layer.h) vs GoldenModel.layer,
+bit for bit on every tap, for prefill and decode, ReLU^2 + SubLN and SiLU variants."""
+
+import ctypes
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from edgellm.hw import csim
+from edgellm.models.config import ModelConfig
+from edgellm.models.golden import GoldenModel, KVCache
+from edgellm.models.numerics import F32
+from edgellm.models.random_model import random_model
+
+LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
+TAPS = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")
+VARIANTS = {
+    "relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),
+    "silu": dict(act="silu", subln=False, rope_theta=10000.0),
+}
+
+
+def small_config(variant: str) -> ModelConfig:
+    """The shape compiled into hw/tb/layer_tb.cpp."""
+    return ModelConfig(name=f"tiny-{variant}", hidden_size=128, n_layers=1, n_heads=4, n_kv_heads=2,
+                       ffn_size=344, vocab_size=96, max_context=512, **VARIANTS[variant])
+
+
+@pytest.fixture(scope="module")
+def lib() -> ctypes.CDLL:
+    return csim.load([csim.TB_DIR / "layer_tb.cpp"], "layer_tb")
+
+
+@dataclass
+class CLayer:
+    """Layer 0 of a random model, packed for the C-sim layer."""
+
+    lib: ctypes.CDLL
+    variant: str
+    golden: GoldenModel
+
+    def __post_init__(self) -> None:
+        layer = self.golden.model.layers[0]
+        lins = layer.linears()
+        blobs, offs = [], []
+        for n in LINEARS:
+            offs.append(sum(b.size for b in blobs))
+            blobs.append(np.ascontiguousarray(lins[n].packed).reshape(-1))
+        self.w = np.concatenate(blobs)
+        self.w_off = np.array(offs, np.int64)
+        self.w_scale = np.array([lins[n].scale for n in LINEARS], F32)
+        norms = [layer.attn_norm, layer.ffn_norm, layer.attn_sub_norm, layer.ffn_sub_norm]
+        norms = [np.zeros(1, F32) if g is None else np.asarray(g, F32) for g in norms]
+        self.p_off = np.cumsum([0] + [g.size for g in norms[:-1]]).astype(np.int64)
+        self.params = np.concatenate(norms)
+        offs8 = np.zeros(8, np.int64)
+        self.lib.tb_layer_tap_offsets(csim.ptr(offs8))
+        self.tap_off, self.max_t = offs8[:7], int(offs8[7])
+
+    def run(self, h: np.ndarray, pos0: int, cache: KVCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """h (T, hidden) at pos0; updates cache (layer 0) in place; returns (h_out, taps)."""
+        c = self.golden.cfg
+        t_len = h.shape[0]
+        assert t_len <= self.max_t
+        h = np.ascontiguousarray(h, F32).copy()
+        kc, vc = np.ascontiguousarray(cache.k[0]), np.ascontiguousarray(cache.v[0])
+        taps = np.full(int(self.tap_off[6]), np.nan, F32)
+        scale = F32(1.0 / np.sqrt(c.head_dim))
+        getattr(self.lib, f"tb_layer_{self.variant}")(
+            csim.ptr(h), ctypes.c_int(t_len), ctypes.c_int(pos0), csim.ptr(self.w), csim.ptr(self.w_off),
+            csim.ptr(self.w_scale), csim.ptr(self.params), csim.ptr(self.p_off), csim.ptr(self.golden.cos),
+            csim.ptr(self.golden.sin), csim.ptr(kc), csim.ptr(vc), ctypes.c_float(F32(c.rms_eps)),
+            ctypes.c_float(scale), csim.ptr(taps))
+        cache.k[0], cache.v[0] = kc, vc
+        m = self.max_t
+        shapes = {"q_rope": (c.n_heads, c.head_dim), "k_rope": (c.n_kv_heads, c.head_dim),
+                  "v": (c.n_kv_heads, c.head_dim), "attn": (c.q_size,), "h_attn": (c.hidden_size,),
+                  "ffn_act": (c.ffn_size,)}
+        out = {}
+        for i, name in enumerate(TAPS):
+            width = int(np.prod(shapes[name]))
+            region = taps[self.tap_off[i]:self.tap_off[i] + m * width].reshape(m, *shapes[name])
+            out[name] = region[:t_len]
+        out["h_out"] = h
+        return h, out
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def layer(request: pytest.FixtureRequest, lib: ctypes.CDLL) -> CLayer:
+    cfg = small_config(request.param)
+    return CLayer(lib, request.param, GoldenModel(random_model(cfg, seed=11)))
+
+
+def _mismatches(a: np.ndarray, b: np.ndarray) -> int:
+    return int((np.ascontiguousarray(a, F32).view(np.uint32) != np.ascontiguousarray(b, F32).view(np.uint32))
+               .sum())
+
+
+def _compare(layer: CLayer, h: np.ndarray, pos0: int, cache_g: KVCache, cache_c: KVCache, what: str) -> int:
+    """Run golden and C-sim on the same inputs; print per-tap mismatch counts; return the total."""
+    ref: dict[str, np.ndarray] = {}
+    layer.golden.layer(0, h.copy(), cache_g, pos0, tap=lambda n, a: ref.__setitem__(n.split(".", 1)[1],
+                                                                                    np.array(a)))
+    _, got = layer.run(h, pos0, cache_c)
+    counts = {n: _mismatches(got[n], ref[n]) for n in (*TAPS, "h_out")}
+    s = pos0 + h.shape[0]
+    counts["kv_cache"] = _mismatches(cache_c.k[0, :s], cache_g.k[0, :s]) + _mismatches(
+        cache_c.v[0, :s], cache_g.v[0, :s])
+    print(f"layer {layer.variant} {what}: " + ", ".join(f"{n} {m}" for n, m in counts.items()))
+    for n in ("attn", "h_out"):
+        assert np.isfinite(ref[n]).all(), n
+    return sum(counts.values())
+
+
+def _hidden(layer: CLayer, t_len: int, seed: int) -> np.ndarray:
+    """(T, hidden) embeddings of random tokens."""
+    rng = np.random.default_rng(seed)
+    return layer.golden.model.embed_rows(rng.integers(0, layer.golden.cfg.vocab_size, t_len))
+
+
+def test_prefill_every_tap_bit_exact(layer: CLayer) -> None:
+    total = 0
+    for t_len in (1, 16, 128):
+        cg, cc = layer.golden.new_cache(), layer.golden.new_cache()
+        total += _compare(layer, _hidden(layer, t_len, t_len), 0, cg, cc, f"prefill T={t_len} pos0=0")
+        if t_len == 128:  # continue the same caches: a second prefill at pos0 = 128
+            total += _compare(layer, _hidden(layer, 16, 5), 128, cg, cc, "prefill T=16 pos0=128")
+    assert total == 0
+
+
+def test_decode_every_tap_bit_exact(layer: CLayer) -> None:
+    c = layer.golden.cfg
+    rng = np.random.default_rng(2)
+    total = 0
+    for pos in (0, 255, c.max_context - 1):
+        cg = layer.golden.new_cache()
+        cg.k[0, :pos] = rng.standard_normal((pos, c.n_kv_heads, c.head_dim)).astype(F32)
+        cg.v[0, :pos] = rng.standard_normal((pos, c.n_kv_heads, c.head_dim)).astype(F32)
+        cc = KVCache(cg.k.copy(), cg.v.copy())
+        total += _compare(layer, _hidden(layer, 1, pos), pos, cg, cc, f"decode pos={pos}")
+    assert total == 0
+
+
+def test_comparison_detects_a_changed_weight(layer: CLayer) -> None:
+    """The check can fail: flip one ternary code of o_proj in the C-sim image only."""
+    h = _hidden(layer, 16, 99)
+    cg, cc = layer.golden.new_cache(), layer.golden.new_cache()
+    saved = layer.w.copy()
+    i = int(layer.w_off[LINEARS.index("o")])
+    code = int(layer.w[i]) & 3
+    layer.w[i] = (int(layer.w[i]) & ~3) | (2 if code == 1 else 1)  # first weight: -1/+1 -> 0, 0 -> +1
+    try:
+        total = _compare(layer, h, 0, cg, cc, "with one o_proj weight changed")
+    finally:
+        layer.w[:] = saved
+    assert total > 0
