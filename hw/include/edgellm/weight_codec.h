@@ -1,0 +1,92 @@
+// Dense ternary weight codec (docs/weight_format.md; Python twin: compiler/packing.py).
+//
+// DDR format: 5 trits per byte, base 3, least significant digit first,
+//   byte = c0 + 3*c1 + 9*c2 + 27*c3 + 81*c4,  c_i = t[5b+i] + 1 in {0,1,2}  (1.6 bits/weight).
+// A tile of R rows is stored byte-column major: one byte column of a full tile = one R-byte beat
+// (byte r of the beat = row r). The kernel groups G consecutive byte columns into a "chunk" of 5G
+// trits = 5 groups of G weights; group q of a chunk uses trits q*G .. q*G+G-1 and its table index is
+//   idx = sum_j c_j * 3^(G-1-j)      (G = 3: idx = 9*c0 + 3*c1 + c2, zero group = 13).
+// Negated weights map to idx' = 3^G - 1 - idx, so a table only stores entries 0 .. (3^G-1)/2.
+#pragma once
+
+#include <ap_int.h>
+
+#include <cstdint>
+
+namespace edgellm {
+
+const int kTritsPerByte = 5;
+const int kZeroTritByte = 121;  // codes 1,1,1,1,1: five zero weights
+
+constexpr int pow3(int g) { return g <= 0 ? 1 : 3 * pow3(g - 1); }
+// Smallest b with 2^b >= v (v >= 1).
+constexpr int clog2(long long v) { return v <= 1 ? 0 : 1 + clog2((v + 1) / 2); }
+
+// floor(v / 3) for 0 <= v <= 255 as a constant multiply and shift ((v * 171) >> 9 is exact there).
+inline ap_uint<7> div3_u8(ap_uint<8> v) {
+  ap_uint<16> p = v * ap_uint<8>(171);
+  return ap_uint<7>(p >> 9);
+}
+
+// One byte -> its five codes (0, 1, 2), code i in bits [2i+1 : 2i]. Pure logic (four constant
+// divisions by 3 on <= 8 bits), synthesizes to LUTs; bytes 243..255 never occur in a valid image
+// and decode to digits of (byte mod 243) with c4 clipped to 2.
+inline ap_uint<10> decode_byte(ap_uint<8> b) {
+#pragma HLS INLINE
+  ap_uint<10> codes = 0;
+  ap_uint<8> v = b;
+decode_digits:
+  for (int i = 0; i < kTritsPerByte - 1; i++) {
+#pragma HLS UNROLL
+    ap_uint<8> q = div3_u8(v);
+    ap_uint<2> c = ap_uint<2>(v - q * 3);
+    codes.range(2 * i + 1, 2 * i) = c;
+    v = q;
+  }
+  codes.range(9, 8) = v > 2 ? ap_uint<2>(2) : ap_uint<2>(v);
+  return codes;
+}
+
+// Signed value of one trit of a byte (for testbenches and reference paths).
+inline int trit_of(ap_uint<8> b, int i) {
+  ap_uint<10> c = decode_byte(b);
+  return int(c.range(2 * i + 1, 2 * i)) - 1;
+}
+
+// Table index width for group size G.
+template <int G>
+struct GroupIndex {
+  static constexpr int kEntries = pow3(G);          // 3^G signed sums
+  static constexpr int kHalf = (kEntries - 1) / 2;  // index of the all-zero group; entries 0..kHalf stored
+  static constexpr int kBits = clog2(kEntries);
+  typedef ap_uint<kBits> type;
+};
+
+// One chunk of one row (G bytes = 5G trits) -> its 5 group indices.
+template <int G>
+void chunk_indices(const ap_uint<8> bytes[G], typename GroupIndex<G>::type idx[kTritsPerByte]) {
+#pragma HLS INLINE
+  ap_uint<2> codes[kTritsPerByte * G];
+#pragma HLS ARRAY_PARTITION variable = codes complete
+chunk_decode:
+  for (int j = 0; j < G; j++) {
+#pragma HLS UNROLL
+    ap_uint<10> c = decode_byte(bytes[j]);
+    for (int i = 0; i < kTritsPerByte; i++) {
+#pragma HLS UNROLL
+      codes[j * kTritsPerByte + i] = c.range(2 * i + 1, 2 * i);
+    }
+  }
+chunk_groups:
+  for (int q = 0; q < kTritsPerByte; q++) {
+#pragma HLS UNROLL
+    ap_uint<GroupIndex<G>::kBits + 2> v = 0;
+    for (int j = 0; j < G; j++) {
+#pragma HLS UNROLL
+      v = v * 3 + codes[q * G + j];
+    }
+    idx[q] = v;
+  }
+}
+
+}  // namespace edgellm

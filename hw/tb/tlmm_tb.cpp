@@ -1,0 +1,92 @@
+// ctypes entry points for the TLMM engine and the weight codec (tests/test_hw_tlmm.py).
+// These functions stand in for the synthesized top: in the generated project the INTERFACE pragmas
+// below sit on the top function, whose weight port is a wide ap_uint<8*R> m_axi pointer.
+#include <ap_int.h>
+
+#include <cstdint>
+
+#include "edgellm/tlmm.h"
+#include "edgellm/weight_codec.h"
+
+using namespace edgellm;
+
+// Decode config: G=3, T=5 (1 chunk/step), R=16 rows (128-bit beats), K up to 16384, URAM buffers.
+typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram> CfgA;
+// Prefill-style config: T=10, R=8, K up to 8192, 128 tokens on chip, BRAM buffers.
+typedef TlmmConfig<3, 10, 8, 8192, 8192, 128, kStorageBram> CfgB;
+// Other group sizes: G=2 (9-entry tables) and G=4 (81-entry tables), LUTRAM buffers.
+typedef TlmmConfig<2, 5, 4, 4096, 4096, 4, kStorageLutram> CfgG2;
+typedef TlmmConfig<4, 5, 8, 4096, 4096, 8, kStorageBram> CfgG4;
+
+static ap_uint<128> g_beats[1 << 16];  // 1 MiB image for the wide-port path
+
+extern "C" {
+
+// Byte -> 5 trit values (decode_byte), for all bytes in one call.
+void tb_decode_bytes(const uint8_t *b, int n, int8_t *trits) {
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < kTritsPerByte; j++) trits[i * kTritsPerByte + j] = (int8_t)trit_of(b[i], j);
+}
+
+// G=3 group indices of chunks (3 bytes each) -> 5 indices per chunk.
+void tb_chunk_indices3(const uint8_t *b, int n_chunks, int32_t *idx) {
+  for (int c = 0; c < n_chunks; c++) {
+    ap_uint<8> bytes[3];
+    for (int j = 0; j < 3; j++) bytes[j] = b[3 * c + j];
+    GroupIndex<3>::type out[kTritsPerByte];
+    chunk_indices<3>(bytes, out);
+    for (int q = 0; q < kTritsPerByte; q++) idx[c * kTritsPerByte + q] = (int32_t)out[q];
+  }
+}
+
+void tb_tlmm_a(const int8_t *x, const float *qs, int n_tok, const uint8_t *w, int n_out, int k, float wscale,
+               float *y) {
+#pragma HLS INTERFACE m_axi port = x offset = slave bundle = gmem_act
+#pragma HLS INTERFACE m_axi port = qs offset = slave bundle = gmem_act
+#pragma HLS INTERFACE m_axi port = w offset = slave bundle = gmem_w0 max_read_burst_length = 256
+#pragma HLS INTERFACE m_axi port = y offset = slave bundle = gmem_act
+#pragma HLS INTERFACE s_axilite port = return
+  tlmm_matmul<CfgA>(x, qs, n_tok, w, n_out, k, wscale, y);
+}
+
+void tb_tlmm_a_int(const int8_t *x, int n_tok, const uint8_t *w, int n_out, int k, int32_t *acc) {
+  tlmm_matmul_int<CfgA>(x, n_tok, w, n_out, k, acc);
+}
+
+// Same engine reading the image through a wide ap_uint<128> port (the synthesized form).
+// Returns -1 if the image does not fit the testbench's beat array.
+int tb_tlmm_a_wide(const int8_t *x, const float *qs, int n_tok, const uint8_t *w, long n_bytes, int n_out,
+                   int k, float wscale, float *y) {
+  if (n_bytes % 16 != 0 || n_bytes / 16 > (long)(sizeof(g_beats) / sizeof(g_beats[0])))
+    return -1;
+  for (long i = 0; i < n_bytes / 16; i++) g_beats[i] = read_beat<16>(w, i);
+  tlmm_matmul<CfgA>(x, qs, n_tok, g_beats, n_out, k, wscale, y);
+  return 0;
+}
+
+void tb_tlmm_b(const int8_t *x, const float *qs, int n_tok, const uint8_t *w, int n_out, int k, float wscale,
+               float *y) {
+  tlmm_matmul<CfgB>(x, qs, n_tok, w, n_out, k, wscale, y);
+}
+
+void tb_tlmm_b_int(const int8_t *x, int n_tok, const uint8_t *w, int n_out, int k, int32_t *acc) {
+  tlmm_matmul_int<CfgB>(x, n_tok, w, n_out, k, acc);
+}
+
+void tb_tlmm_g2_int(const int8_t *x, int n_tok, const uint8_t *w, int n_out, int k, int32_t *acc) {
+  tlmm_matmul_int<CfgG2>(x, n_tok, w, n_out, k, acc);
+}
+
+void tb_tlmm_g4_int(const int8_t *x, int n_tok, const uint8_t *w, int n_out, int k, int32_t *acc) {
+  tlmm_matmul_int<CfgG4>(x, n_tok, w, n_out, k, acc);
+}
+
+// Accumulator widths chosen by the configs, for the test to print and check.
+void tb_tlmm_widths(int32_t *out) {
+  out[0] = CfgA::TAB_BITS;
+  out[1] = CfgA::PSUM_BITS;
+  out[2] = CfgA::ACC_BITS;
+  out[3] = CfgB::ACC_BITS;
+}
+
+}  // extern "C"
