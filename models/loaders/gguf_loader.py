@@ -139,6 +139,11 @@ class GGUFFile:
         return TernaryLinear(pack2(tern), k, np.float32(1.0) / d)
 
 
+def _f32(v: float) -> float:
+    """A float32 metadata value as the shortest decimal that rounds to it (1e-05, not 9.99e-06)."""
+    return float(str(np.float32(v)))
+
+
 def _config(g: GGUFFile) -> ModelConfig:
     arch = g.need("general.architecture")
     if arch not in ARCH_ACT:
@@ -156,8 +161,8 @@ def _config(g: GGUFFile) -> ModelConfig:
         vocab_size=int(g.meta(f"{a}.vocab_size", int(emb.shape[1]))),
         head_dim=int(g.meta(f"{a}.attention.key_length", g.meta(f"{a}.rope.dimension_count", 0))),
         act=ARCH_ACT[arch], subln="blk.0.attn_sub_norm.weight" in g.tensors,
-        rope_theta=float(g.meta(f"{a}.rope.freq_base", 10000.0)),
-        rms_eps=float(g.meta(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)),
+        rope_theta=_f32(g.meta(f"{a}.rope.freq_base", 10000.0)),
+        rms_eps=_f32(g.meta(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)),
         tied_embeddings="output.weight" not in g.tensors,
         max_context=int(g.meta(f"{a}.context_length", 4096)),
         bos_id=int(g.meta("tokenizer.ggml.bos_token_id", 1)),

@@ -1,0 +1,190 @@
+"""GGUF loader against files written by gguf-py (GGUFWriter + its numpy TQ1_0/TQ2_0 quantizers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from edgellm.errors import CheckpointError
+from edgellm.models.config import ModelConfig
+from edgellm.models.golden import GoldenModel
+from edgellm.models.loaders import detect_format, load_model
+from edgellm.models.loaders.gguf_loader import tq1_codes, tq2_codes
+from edgellm.models.random_model import random_model
+
+Q = gguf.GGMLQuantizationType
+LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
+           "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
+CFG = ModelConfig(hidden_size=256, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=512, vocab_size=300,
+                  act="silu", max_context=64, rope_theta=10000.0, name="tiny-gguf")
+
+
+def f16_scaled(cfg: ModelConfig, seed: int = 0):
+    """A random model whose weight scales are 1/d for fp16 d, as TQ blocks can carry them."""
+    qm = random_model(cfg, seed)
+    for layer in qm.layers:
+        for lin in layer.linears().values():
+            d = np.float32(np.float16(np.float32(1.0) / lin.scale))
+            lin.scale = np.float32(1.0) / d
+    return qm
+
+
+def write_gguf(qm, path: Path, qtype=Q.TQ2_0, arch: str = "bitnet", tokenizer_json: str | None = None,
+               tweak: Callable[[str, np.ndarray], tuple[np.ndarray, object]] | None = None) -> Path:
+    """Write qm with llama.cpp's bitnet tensor names; tweak(name, float_data) may replace a tensor."""
+    c = qm.config
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_block_count(c.n_layers)
+    w.add_context_length(c.max_context)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.ffn_size)
+    w.add_head_count(c.n_heads)
+    w.add_head_count_kv(c.n_kv_heads)
+    w.add_rope_freq_base(c.rope_theta)
+    w.add_layer_norm_rms_eps(c.rms_eps)
+    w.add_bos_token_id(c.bos_id)
+    w.add_eos_token_id(c.eos_id)
+    if tokenizer_json is not None:
+        w.add_string("tokenizer.huggingface.json", tokenizer_json)
+
+    def put(name: str, data: np.ndarray, qt) -> None:
+        if tweak is not None:
+            data, qt = tweak(name, data) or (data, qt)
+        w.add_tensor(name, gguf.quants.quantize(data, qt), raw_dtype=qt)
+
+    put("token_embd.weight", qm.embed_rows(np.arange(c.vocab_size)), Q.BF16)
+    for i, layer in enumerate(qm.layers):
+        p = f"blk.{i}."
+        for n in ("attn_norm", "ffn_norm", "attn_sub_norm", "ffn_sub_norm"):
+            put(p + n + ".weight", np.asarray(getattr(layer, n), np.float32), Q.F32)
+        for n, gn in LINEARS.items():
+            lin = layer.linears()[n]
+            d = np.float32(1.0) / lin.scale  # dequantized weight = trit * d
+            put(p + gn + ".weight", lin.dense().astype(np.float32) * d, qtype)
+    put("output_norm.weight", qm.final_norm, Q.F32)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _logits(qm) -> np.ndarray:
+    g = GoldenModel(qm)
+    return g.forward(np.array([1, 9, 250, 3, 3, 77]), g.new_cache(8))
+
+
+@pytest.mark.parametrize("qtype", [Q.TQ1_0, Q.TQ2_0])
+def test_roundtrip_through_gguf_bit_exact(tmp_path, qtype):
+    qm = f16_scaled(CFG, seed=4)
+    path = write_gguf(qm, tmp_path / "m.gguf", qtype)
+    assert detect_format(path) == "gguf"
+    qm2, tok = load_model(path)
+    assert tok is None
+    assert qm2.config.to_dict() | {"name": ""} == qm.config.to_dict() | {"name": ""}
+    for a, b in zip(qm.layers, qm2.layers, strict=True):
+        for n in LINEARS:
+            np.testing.assert_array_equal(a.linears()[n].packed, b.linears()[n].packed)
+            assert a.linears()[n].scale == b.linears()[n].scale
+    np.testing.assert_array_equal(qm2.embed, qm.embed)
+    assert np.array_equal(_logits(qm), _logits(qm2))
+
+
+def test_bitnet_b158_arch_is_relu2(tmp_path):
+    cfg = ModelConfig(**(CFG.to_dict() | {"act": "relu2"}))
+    qm = f16_scaled(cfg, seed=1)
+    qm2, _ = load_model(write_gguf(qm, tmp_path / "r.gguf", arch="bitnet-b1.58"))
+    assert qm2.config.act == "relu2"
+    assert np.array_equal(_logits(qm), _logits(qm2))
+
+
+@pytest.mark.parametrize("qtype,decode", [(Q.TQ1_0, tq1_codes), (Q.TQ2_0, tq2_codes)])
+def test_block_decoders_match_gguf_dequantize(qtype, decode):
+    rng = np.random.default_rng(0)
+    t = rng.integers(-1, 2, (6, 512)).astype(np.float32)
+    x = t * rng.uniform(0.1, 2, (6, 2)).repeat(256, axis=1).astype(np.float32)  # per-block scales
+    raw = gguf.quants.quantize(x, qtype)
+    codes, dbits = decode(raw.reshape(6, 2, -1))
+    mine = (codes.astype(np.float32) - 1) * dbits.view(np.float16).astype(np.float32)[..., None]
+    np.testing.assert_array_equal(mine.reshape(6, 512), gguf.quants.dequantize(raw, qtype))
+    np.testing.assert_array_equal(codes.reshape(6, 512).astype(np.float32) - 1, t)
+
+
+def test_float_linears_and_tokenizer(tmp_path):
+    """F16 ternary*d linears load exactly; an embedded tokenizer.huggingface.json is returned."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    tk = Tokenizer(models.WordLevel({"<unk>": 0, "hello": 1, "world": 2}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    qm = f16_scaled(CFG, seed=2)
+
+    def f16_q(name: str, data: np.ndarray):
+        return (data, Q.F16) if name == "blk.1.attn_q.weight" else None
+    qm2, tok = load_model(write_gguf(qm, tmp_path / "f.gguf", tokenizer_json=tk.to_str(), tweak=f16_q))
+    assert np.array_equal(_logits(qm), _logits(qm2))
+    assert tok is not None and tok.encode("hello world") == [1, 2]
+
+
+def _err(tmp_path, tweak, qtype=Q.TQ2_0) -> str:
+    path = write_gguf(f16_scaled(CFG), tmp_path / "bad.gguf", qtype, tweak=tweak)
+    with pytest.raises(CheckpointError) as ei:
+        load_model(path)
+    msg = str(ei.value)
+    assert "\n" not in msg and "bad.gguf" in msg
+    return msg
+
+
+def test_per_block_scales_rejected(tmp_path):
+    def two_scales(name, data):
+        if name != "blk.0.ffn_up.weight":
+            return None
+        data = data.copy()
+        data[100:] *= np.float32(2.0)  # the blocks of rows 100.. get another d
+        return data, Q.TQ2_0
+    msg = _err(tmp_path, two_scales)
+    assert "blk.0.ffn_up.weight" in msg and "per-block" in msg
+
+
+def test_unsupported_quant_type_rejected(tmp_path):
+    msg = _err(tmp_path, lambda n, d: (d, Q.Q4_0) if n == "blk.1.attn_k.weight" else None)
+    assert "blk.1.attn_k.weight" in msg and "Q4_0" in msg
+
+
+def test_tq2_code3_and_bad_scale_rejected(tmp_path, monkeypatch):
+    real = gguf.quants.quantize
+
+    def corrupt(kind):
+        def q(data, qt):
+            out = real(data, qt)
+            if qt == Q.TQ2_0 and data.shape == (CFG.q_size, CFG.hidden_size) and corrupt.first:
+                corrupt.first = False
+                b = out.reshape(out.shape[0], -1, 66).copy()
+                if kind == "code3":
+                    b[3, 0, 5] = 0xFF
+                else:
+                    b[..., 64:66] = np.full(b.shape[:2], kind, np.float16)[..., None].view(np.uint8)
+                out = b.reshape(out.shape)
+            return out
+        corrupt.first = True
+        return q
+    for kind, want in (("code3", "code 3"), (-0.5, "finite and positive"), (np.inf, "finite and positive")):
+        monkeypatch.setattr(gguf.quants, "quantize", corrupt(kind))
+        msg = _err(tmp_path, None)
+        assert "blk.0.attn_q.weight" in msg and want in msg
+
+
+def test_truncated_and_foreign_files(tmp_path):
+    path = write_gguf(f16_scaled(CFG), tmp_path / "t.gguf")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="t.gguf"):
+        load_model(path)
+    path.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 5)
+    with pytest.raises(CheckpointError, match="t.gguf"):
+        load_model(path)
+    other = write_gguf(f16_scaled(CFG), tmp_path / "l.gguf", arch="llama")
+    with pytest.raises(CheckpointError, match="architecture 'llama'"):
+        load_model(other)
