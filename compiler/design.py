@@ -1,0 +1,181 @@
+"""Design parameters of the accelerator and the byte sizes the compiler needs (DESIGN.md section 4).
+
+`DesignParams` is what the design-space exploration chooses and what the resource/performance
+models, the HLS config header and the Vivado Tcl read. The weight encoding is ours by default
+(5 trits per byte, each row padded to lcm(G, 5) trits so every activation group starts on a byte
+boundary: 1.6 bits/weight before padding); `bits_per_weight` overrides it to model other designs
+(TeLLMe streams about 2.06 bits/weight).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from edgellm.errors import EdgeLLMError
+from edgellm.models.config import ModelConfig
+
+TRITS_PER_BYTE = 5  # 3^5 = 243 <= 256: five ternary weights per byte
+SCALE_BYTES = 4  # one fp32 scale per ternary linear (numerics contract)
+NORM_BYTES = 4  # fp32 RMSNorm gamma element
+HEAD_ROW_SCALE_BYTES = 4  # fp32 row scale per LM-head row (Int8Head)
+EMBED_BYTES = 2  # host-side embedding table kept as bf16/fp16 (checkpoints store it so)
+ACT_BYTES = 4  # fp32 activation / residual element
+BUFFER_KINDS = ("uram", "bram")
+
+
+@dataclass(frozen=True)
+class DesignParams:
+    """Parallelism, memory system and options of one accelerator configuration."""
+
+    group_size: int = 3  # G: activations per lookup-table group (table of 3^G signed sums)
+    tables: int = 28  # T: groups (tables) consumed per cycle
+    rows: int = 16  # R: output rows sharing the T tables per cycle
+    clock_mhz: float = 250.0
+    weight_ports: int = 4  # m_axi ports streaming weights
+    port_width_bits: int = 128  # width of each weight m_axi port
+    data_port_width_bits: int = 128  # the one m_axi port for activations, KV cache, descriptors
+    bits_per_weight: float | None = None  # None: our exact 5-trits/byte packing for the model's shapes
+    overlap: bool = True  # double-buffered weight tiles: loading overlaps compute
+    lm_head_on_fabric: bool = True
+    lm_head_bits: int = 8  # int8 LM head (Int8Head); 16 = fp16
+    weight_buffer: str = "uram"  # "uram" or "bram"
+    weight_buffer_depth: int = 0  # entries per row bank; 0: two tiles of the widest linear
+    prefill_token_block: int = 64  # prompt tokens that share one pass of weight streaming
+    attn_q_block: int = 8  # prefill queries sharing one K/V tile
+    attn_kv_block: int = 32  # keys per K/V tile
+    attn_lanes: int = 16  # head-dim MAC lanes of each attention dot-product unit
+    ew_lanes: int = 16  # lanes of the fused RMSNorm/quantize unit
+    kv_bytes: int = 2  # KV cache element size (2: fp16)
+    kv_on_weight_ports: bool = True  # decode attention streams K/V over the (idle) weight ports
+    decode_context: int = 256  # tokens in the KV cache at the projected decode step
+    max_context: int = 0  # KV cache capacity; 0: the model's max_context
+    ip_calls_per_token: int = 1  # host ap_start round trips per decode step (descriptor driven: 1)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise EdgeLLMError on an impossible configuration."""
+        for f in ("group_size", "tables", "rows", "weight_ports", "port_width_bits", "data_port_width_bits",
+                  "lm_head_bits", "prefill_token_block", "attn_q_block", "attn_kv_block", "attn_lanes",
+                  "ew_lanes", "kv_bytes", "decode_context", "ip_calls_per_token"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise EdgeLLMError(f"design parameter {f} must be a positive integer, got {v!r}")
+        if not 1 <= self.group_size <= 5:
+            raise EdgeLLMError(f"design parameter group_size must be 1..5, got {self.group_size}")
+        if self.clock_mhz <= 0:
+            raise EdgeLLMError(f"design parameter clock_mhz must be positive, got {self.clock_mhz}")
+        if self.weight_buffer not in BUFFER_KINDS:
+            raise EdgeLLMError(f"design parameter weight_buffer must be one of {BUFFER_KINDS}, "
+                               f"got {self.weight_buffer!r}")
+        if self.bits_per_weight is not None and self.bits_per_weight <= 0:
+            raise EdgeLLMError(f"design parameter bits_per_weight must be positive, "
+                               f"got {self.bits_per_weight}")
+        for f in ("port_width_bits", "data_port_width_bits"):
+            w = getattr(self, f)
+            if w < 32 or w & (w - 1):
+                raise EdgeLLMError(f"design parameter {f} must be a power of two >= 32, got {w}")
+
+    @property
+    def group_cols(self) -> int:
+        """Input columns consumed per cycle (G * T)."""
+        return self.group_size * self.tables
+
+    @property
+    def index_bits(self) -> int:
+        """Bits of one on-chip group index (3^G states)."""
+        return math.ceil(math.log2(3 ** self.group_size))
+
+    def context(self, cfg: ModelConfig) -> int:
+        """KV cache capacity in tokens."""
+        return self.max_context or cfg.max_context
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict, for manifests and reports."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **kw: Any) -> DesignParams:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **kw)
+
+
+def pad_trits(group_size: int) -> int:
+    """Row padding unit in trits: lcm(G, 5) so groups never straddle a byte (15 for G = 3)."""
+    return math.lcm(group_size, TRITS_PER_BYTE)
+
+
+def packed_row_bytes(n_in: int, group_size: int) -> int:
+    """DDR bytes of one packed ternary row of n_in weights (5 trits per byte, padded)."""
+    pad = pad_trits(group_size)
+    return math.ceil(n_in / pad) * pad // TRITS_PER_BYTE
+
+
+def linear_bytes(out: int, n_in: int, p: DesignParams) -> int:
+    """Streamed DDR bytes of one ternary linear (out, n_in), including its fp32 scale."""
+    if p.bits_per_weight is not None:
+        return math.ceil(out * n_in * p.bits_per_weight / 8) + SCALE_BYTES
+    return out * packed_row_bytes(n_in, p.group_size) + SCALE_BYTES
+
+
+def layer_weight_bytes(cfg: ModelConfig, p: DesignParams) -> int:
+    """Streamed ternary weight bytes of one decoder layer."""
+    return sum(linear_bytes(o, i, p) for o, i in cfg.linear_shapes().values())
+
+
+def weight_bytes(cfg: ModelConfig, p: DesignParams) -> int:
+    """Streamed ternary weight bytes of the whole model (read once per decode step)."""
+    return cfg.n_layers * layer_weight_bytes(cfg, p)
+
+
+def bits_per_weight(cfg: ModelConfig, p: DesignParams) -> float:
+    """Effective streamed bits per ternary weight for this model (padding and scales included)."""
+    return 8 * weight_bytes(cfg, p) / cfg.n_ternary_params()
+
+
+def norms_per_layer(cfg: ModelConfig) -> int:
+    """RMSNorms per layer: input + post-attention, plus the two SubLN norms when present."""
+    return 4 if cfg.subln else 2
+
+
+def lm_head_bytes(cfg: ModelConfig, bits: int) -> int:
+    """Bytes of the LM head (vocab x hidden at `bits`, plus fp32 row scales for int8)."""
+    scales = cfg.vocab_size * HEAD_ROW_SCALE_BYTES if bits <= 8 else 0
+    return math.ceil(cfg.vocab_size * cfg.hidden_size * bits / 8) + scales
+
+
+def kv_bytes_per_token(cfg: ModelConfig, p: DesignParams) -> int:
+    """KV cache bytes one token occupies across all layers (K and V)."""
+    return 2 * cfg.kv_size * p.kv_bytes * cfg.n_layers
+
+
+def ddr_footprint(cfg: ModelConfig, p: DesignParams) -> dict[str, int]:
+    """DDR bytes the deployed model occupies, by part (host embedding table included)."""
+    ctx = p.context(cfg)
+    small = cfg.n_layers * norms_per_layer(cfg) * cfg.hidden_size * NORM_BYTES + cfg.hidden_size * NORM_BYTES
+    rope = 2 * ctx * (cfg.head_dim // 2) * ACT_BYTES  # cos/sin tables computed on the host
+    tokens = max(p.prefill_token_block, 1)
+    acts = (4 * tokens * max(cfg.hidden_size, cfg.ffn_size) * ACT_BYTES  # residual + scratch
+            + cfg.vocab_size * ACT_BYTES)  # logits
+    return {
+        "weights": weight_bytes(cfg, p) + small + rope,
+        "lm_head": lm_head_bytes(cfg, p.lm_head_bits),
+        "embeddings": cfg.vocab_size * cfg.hidden_size * EMBED_BYTES,
+        "kv_cache": ctx * kv_bytes_per_token(cfg, p),
+        "activations": acts,
+    }
+
+
+def check_ddr_fit(cfg: ModelConfig, p: DesignParams, ddr_available: int, where: str) -> int:
+    """Total footprint; EdgeLLMError naming the limit if it exceeds the DDR left for the model."""
+    fp = ddr_footprint(cfg, p)
+    total = sum(fp.values())
+    if total > ddr_available:
+        parts = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in fp.items())
+        raise EdgeLLMError(
+            f"{cfg.name} needs {total / 2**20:.0f} MiB of DDR ({parts}) but {where} leaves "
+            f"{ddr_available / 2**20:.0f} MiB for the model (DDR minus the OS reservation)")
+    return total

@@ -1,0 +1,137 @@
+"""Estimate = resources vs the board + projected decode/prefill speed + the DDR limit, and the TeLLMe
+calibration that makes the model credible (DESIGN.md section 8). Every speed here is projected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgellm.boards import Board, load_board
+from edgellm.compiler import perf_model
+from edgellm.compiler.design import DesignParams, bits_per_weight, ddr_footprint
+from edgellm.compiler.resource_model import KINDS, Resources, estimate_resources
+from edgellm.models.config import PRESETS, ModelConfig
+
+TTFT_PROMPTS = (64, 128)  # prompt lengths TeLLMe reports TTFT for
+# Routing headroom: a design must leave room to place and route (DSE constraint).
+UTIL_LIMITS = {"lut": 0.80, "ff": 0.85, "dsp": 0.85, "bram36": 0.85, "uram": 0.85}
+
+# TeLLMe v2 published figures (arXiv 2510.15926 abstract; resources from a summary, see ANCHORS.md).
+TELLME_PUBLISHED = {
+    "decode tok/s": 25.0, "TTFT 64 tokens (s)": 0.45, "TTFT 128 tokens (s)": 0.96,
+    "LUT": 98303, "FF": 136721, "DSP": 610, "BRAM36": 98.5, "URAM": 60,
+}
+# Figures the model is fitted to rather than predicting (see resource_model / tellme_params).
+TELLME_CALIBRATED = {"LUT", "FF", "BRAM36", "TTFT 64 tokens (s)", "TTFT 128 tokens (s)"}
+# [calibrated] prompt tokens per weight pass in TeLLMe's prefill. Its published TTFT grows by about
+# 8 ms per prompt token, four times its TLMM compute per token (2.1 ms), which this models as the
+# weights being re-streamed (serially, 14.6 ms a pass) once every 4 prompt tokens.
+TELLME_PREFILL_TOKEN_BLOCK = 4
+
+
+def tellme_params(cfg: ModelConfig) -> DesignParams:
+    """TeLLMe's released KV260 design as DesignParams (ANCHORS.md: 'From its released code')."""
+    g, t, r = 3, 28, 16
+    return DesignParams(
+        group_size=g, tables=t, rows=r, clock_mhz=250.0,
+        weight_ports=3, port_width_bits=256,  # three 256-bit weight ports (768-bit beat)
+        data_port_width_bits=128,  # assumption: one HP-width port for activations/KV
+        bits_per_weight=2.06, overlap=False,
+        lm_head_on_fabric=False,
+        # Assumption: int8 NEON GEMV. An fp16 head alone would stream 98 MB at the A53s' ~3.3 GB/s
+        # (30 ms), which with the >= 12 ms weight stream cannot fit the published 40 ms per token.
+        lm_head_bits=8,
+        weight_buffer="uram",
+        weight_buffer_depth=3 * math.ceil(cfg.hidden_size / (g * t)) * cfg.hidden_size // r,  # [3][19][1536]
+        prefill_token_block=TELLME_PREFILL_TOKEN_BLOCK,
+        attn_q_block=8, attn_kv_block=32, attn_lanes=16,  # lanes: assumption
+        kv_bytes=2, kv_on_weight_ports=False, decode_context=128, max_context=1024,
+        ip_calls_per_token=cfg.n_layers,  # assumption: the PYNQ host starts the IP once per layer
+    )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Projected figures of one model on one board with one design. Speeds are projections."""
+
+    model: str
+    board: str
+    params: DesignParams
+    resources: dict[str, Resources]
+    utilization: dict[str, float]
+    fits: bool
+    decode: perf_model.Projection
+    ttft: dict[int, perf_model.Projection]
+    bytes_per_token: int
+    ddr_bound_tok_s: float
+    ddr_achievable_gbps: float
+    bits_per_weight: float
+    ddr_footprint: dict[str, int]
+    ddr_available: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def decode_tok_s(self) -> float:
+        """Projected decode tokens/s at params.decode_context cached tokens."""
+        return self.decode.tokens_per_s
+
+    def summary(self) -> dict[str, Any]:
+        """Flat dict for reports and manifests (labelled projected)."""
+        tot = self.resources["total"]
+        return {
+            "model": self.model, "board": self.board,
+            **{f"{k}": getattr(tot, k) for k in KINDS},
+            **{f"{k}_util": round(v, 4) for k, v in self.utilization.items()},
+            "fits": self.fits,
+            "projected_decode_tok_s": round(self.decode_tok_s, 2),
+            "decode_context": self.params.decode_context,
+            **{f"projected_ttft_{n}_s": round(p.seconds, 4) for n, p in self.ttft.items()},
+            "ddr_bytes_per_token": self.bytes_per_token,
+            "ddr_bound_tok_s": round(self.ddr_bound_tok_s, 2),
+            "ddr_achievable_gbps": self.ddr_achievable_gbps,
+            "bits_per_weight": round(self.bits_per_weight, 4),
+            "ddr_footprint_bytes": sum(self.ddr_footprint.values()),
+            "ddr_available_bytes": self.ddr_available,
+        }
+
+
+def fits_board(total: Resources, board: Board, limits: dict[str, float] = UTIL_LIMITS) -> list[str]:
+    """Reasons the resources exceed the board's headroom limits (empty list: it fits)."""
+    util = total.utilization(board)
+    return [f"{k} {getattr(total, k):g} > {limits[k]:.0%} of {board.resource(k)}"
+            for k in KINDS if util[k] > limits[k]]
+
+
+def estimate(cfg: ModelConfig, board: Board, p: DesignParams) -> Estimate:
+    """Resources, projected decode and TTFT, DDR-bound and footprint for one configuration."""
+    res = estimate_resources(cfg, board, p)
+    total = res["total"]
+    return Estimate(
+        model=cfg.name, board=board.name, params=p, resources=res,
+        utilization=total.utilization(board), fits=not fits_board(total, board),
+        decode=perf_model.decode_step(cfg, board, p),
+        ttft={n: perf_model.prefill(cfg, board, p, n) for n in TTFT_PROMPTS},
+        bytes_per_token=perf_model.decode_bytes_per_token(cfg, p),
+        ddr_bound_tok_s=perf_model.ddr_bound_tokens_per_s(cfg, board, p),
+        ddr_achievable_gbps=board.ddr_achievable_gbps, bits_per_weight=bits_per_weight(cfg, p),
+        ddr_footprint=ddr_footprint(cfg, p), ddr_available=board.ddr_available_bytes)
+
+
+def tellme_estimate() -> Estimate:
+    """Our model configured like TeLLMe's released design (bitnet_b1_58-large on the KV260)."""
+    cfg = PRESETS["bitnet_b1_58-large"]
+    return estimate(cfg, load_board("kv260"), tellme_params(cfg))
+
+
+def tellme_calibration() -> list[tuple[str, float, float, float]]:
+    """Rows of (figure, published, predicted, error %) for the TeLLMe-configured estimate."""
+    e = tellme_estimate()
+    tot = e.resources["total"]
+    predicted = {
+        "decode tok/s": e.decode_tok_s,
+        "TTFT 64 tokens (s)": e.ttft[64].seconds, "TTFT 128 tokens (s)": e.ttft[128].seconds,
+        "LUT": tot.lut, "FF": tot.ff, "DSP": tot.dsp, "BRAM36": tot.bram36, "URAM": tot.uram,
+    }
+    return [(k, pub, predicted[k], 100.0 * (predicted[k] - pub) / pub) for k, pub in TELLME_PUBLISHED.items()]

@@ -1,0 +1,211 @@
+"""Performance model: projected decode tokens/s and prefill time-to-first-token (DESIGN.md section 8).
+
+Everything here is a projection, not a measurement. Time is counted per kernel invocation from trip
+counts (initiation interval 1 in every steady-state loop) and from DDR bytes over the bandwidth the
+design can actually pull: each m_axi port is limited by min(port width, HP port width) x clock and
+all of them together by the board's achievable DDR bandwidth. With `overlap` (double-buffered
+weight tiles) a linear takes max(load, compute); without it (TeLLMe) load + compute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from edgellm.boards import Board
+from edgellm.compiler.design import (
+    ACT_BYTES,
+    DesignParams,
+    bits_per_weight,
+    kv_bytes_per_token,
+    layer_weight_bytes,
+    linear_bytes,
+    lm_head_bytes,
+    norms_per_layer,
+    packed_row_bytes,
+    weight_bytes,
+)
+from edgellm.models.config import PRESETS, ModelConfig
+
+# --- Named constants (source in each comment) ---------------------------------------------------
+# Pipeline fill/drain of one linear: table build, lookup, adder tree, accumulate, dequantize.
+# Assumption (typical Vitis HLS pipeline depth for this chain), in cycles.
+LINEAR_PIPELINE_DEPTH = 64
+# Pipeline depth of an attention tile (dot product tree + exp + rescale). Assumption, cycles.
+ATTN_PIPELINE_DEPTH = 64
+# Attention MAC lanes served by one pipelined fp32 exp unit (softmax). Design choice.
+LANES_PER_EXP_UNIT = 16
+# Host cost of one ap_start write + ap_done poll from Python through PYNQ MMIO. Assumption (tens of us).
+HOST_CALL_S = 50e-6
+# Host argmax/sampling over fp32 logits on the ARM cores, seconds per vocabulary entry. Assumption.
+HOST_SAMPLE_S_PER_VOCAB = 2e-9
+# Effective DDR streaming rate of a GEMV on the KV260's four Cortex-A53 cores (NEON). Derived from the
+# bitnet.cpp anchor in ANCHORS.md (bitnet-kv260 row): 2.77 tok/s for BitNet-b1.58-2B-4T on the A53s,
+# reading per token the I2_S ternary weights (2 bits/weight) plus the fp16 tied embedding as LM head.
+BITNET_CPP_A53_TOK_S = 2.77
+BITNET_CPP_BITS_PER_WEIGHT = 2.0  # I2_S
+BITNET_CPP_HEAD_BYTES = 2  # fp16 output embedding
+
+
+def _arm_stream_bytes_per_s() -> float:
+    cfg = PRESETS["bitnet-b1.58-2B-4T"]
+    per_token = (cfg.n_ternary_params() * BITNET_CPP_BITS_PER_WEIGHT / 8
+                 + cfg.vocab_size * cfg.hidden_size * BITNET_CPP_HEAD_BYTES)
+    return per_token * BITNET_CPP_A53_TOK_S
+
+
+ARM_STREAM_BYTES_PER_S = _arm_stream_bytes_per_s()  # about 3.3e9
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Bytes/s the design can pull: weight ports together, the data port, the board's DDR."""
+
+    weights: float
+    data: float
+    ddr: float
+
+
+def bandwidth(board: Board, p: DesignParams) -> Bandwidth:
+    """Port-limited and DDR-limited bandwidths of a design on a board."""
+    f = p.clock_mhz * 1e6
+    per_port = min(p.port_width_bits, board.hp_port_width_bits) / 8 * f
+    distinct = min(p.weight_ports, len(board.hp_port_names))  # more m_axi than HP ports share them
+    ddr = board.ddr_achievable_gbps * 1e9
+    data = min(p.data_port_width_bits, board.hp_port_width_bits) / 8 * f
+    return Bandwidth(weights=min(distinct * per_port, ddr), data=min(data, ddr), ddr=ddr)
+
+
+def linear_cycles(out: int, n_in: int, p: DesignParams, tokens: int = 1) -> int:
+    """Cycles of one TLMM linear for `tokens` tokens: R rows x T tables per cycle per token."""
+    return math.ceil(out / p.rows) * math.ceil(n_in / p.group_cols) * tokens + LINEAR_PIPELINE_DEPTH
+
+
+def _stage(load_s: float, compute_s: float, overlap: bool) -> float:
+    return max(load_s, compute_s) if overlap else load_s + compute_s
+
+
+def _lm_head_s(cfg: ModelConfig, p: DesignParams, bw: Bandwidth) -> float:
+    nbytes = lm_head_bytes(cfg, p.lm_head_bits)
+    if not p.lm_head_on_fabric:
+        return nbytes / ARM_STREAM_BYTES_PER_S
+    lanes = max(1, int(bw.weights / (p.clock_mhz * 1e6) * 8 // p.lm_head_bits))  # MACs/cycle = stream
+    cycles = math.ceil(cfg.vocab_size * cfg.hidden_size / lanes) + LINEAR_PIPELINE_DEPTH
+    return _stage(nbytes / bw.weights, cycles / (p.clock_mhz * 1e6), p.overlap)
+
+
+def _host_s(cfg: ModelConfig, p: DesignParams) -> float:
+    return p.ip_calls_per_token * HOST_CALL_S + cfg.vocab_size * HOST_SAMPLE_S_PER_VOCAB
+
+
+def buffer_depth(cfg: ModelConfig, p: DesignParams) -> int:
+    """Entries per row bank of the weight buffer (default: two tiles of the widest linear)."""
+    widest = max(i for _, i in cfg.linear_shapes().values())
+    return p.weight_buffer_depth or 2 * math.ceil(widest / p.group_cols)
+
+
+def buffer_capacity_bytes(cfg: ModelConfig, p: DesignParams) -> float:
+    """DDR bytes of weights the on-chip buffer holds: how far the loader can run ahead of compute."""
+    weights = p.rows * buffer_depth(cfg, p) * p.group_cols
+    return weights * bits_per_weight(cfg, p) / 8
+
+
+def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
+               context: int) -> tuple[float, int]:
+    """(seconds, DDR bytes) of one layer's attention for `queries` new tokens ending at `context` (causal)."""
+    f = p.clock_mhz * 1e6
+    first = context - queries  # keys already cached before the new tokens
+    pairs = queries * first + queries * (queries + 1) // 2  # (query, key) score pairs per head
+    exp_units = math.ceil(p.attn_lanes / LANES_PER_EXP_UNIT)
+    cycles = (2 * cfg.n_heads * pairs * math.ceil(cfg.head_dim / p.attn_lanes)
+              + math.ceil(cfg.n_heads * pairs / exp_units) + ATTN_PIPELINE_DEPTH)
+    row = 2 * cfg.kv_size * p.kv_bytes  # K and V of one token, one layer
+    blocks = math.ceil(queries / p.attn_q_block)
+    streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row
+    nbytes = streamed + queries * row  # read tiles + write the new K/V
+    kv_bw = bw.weights if p.kv_on_weight_ports else bw.data
+    return _stage(nbytes / kv_bw, cycles / f, p.overlap), nbytes
+
+
+def _layer(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, context: int) -> dict[str, float]:
+    """One layer for a block of `tokens` tokens ending at `context`: load, compute, attention, total (s).
+
+    With overlap the weight loader is a decoupled dataflow process that runs ahead into the weight
+    buffer, so it keeps streaming during attention and norms until the buffer is full (unless K/V
+    use the weight ports); the layer then takes the largest of compute, loading (plus any stall) and
+    the DDR floor. Without overlap everything is serial.
+    """
+    f = p.clock_mhz * 1e6
+    shapes = cfg.linear_shapes().values()
+    wbytes = sum(linear_bytes(o, i, p) for o, i in shapes)
+    load = wbytes / bw.weights
+    compute = sum(linear_cycles(o, i, p, tokens) for o, i in shapes) / f
+    norms = tokens * norms_per_layer(cfg) * math.ceil(cfg.hidden_size / p.ew_lanes) / f
+    attn, kv_bytes = _attention(cfg, p, bw, tokens, context)
+    side = attn + norms  # phases that consume no weights
+    if not p.overlap:
+        total = load + compute + side
+    else:
+        first_tile = p.rows * packed_row_bytes(max(i for _, i in shapes), p.group_size) / bw.weights
+        hide = 0.0 if p.kv_on_weight_ports else min(side, buffer_capacity_bytes(cfg, p) / bw.weights)
+        total = max(compute + side, load + side - hide, (wbytes + kv_bytes) / bw.ddr) + first_tile
+    return {"load": load, "compute": compute, "attention": attn, "norms": norms, "total": total}
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A projected time (seconds): `parts` sum to it; `detail` breaks the layers down (not additive)."""
+
+    seconds: float
+    parts: dict[str, float] = field(default_factory=dict)
+    detail: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        """1 / seconds (meaningful for one decode step)."""
+        return 1.0 / self.seconds
+
+
+def _run(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int) -> Projection:
+    bw = bandwidth(board, p)
+    layers = 0.0
+    detail = {"load": 0.0, "compute": 0.0, "attention": 0.0, "norms": 0.0}
+    done = 0
+    while done < tokens:
+        n = min(tokens - done, p.prefill_token_block)
+        lay = _layer(cfg, p, bw, n, context0 + done + n)
+        layers += cfg.n_layers * lay["total"]
+        for k in detail:
+            detail[k] += cfg.n_layers * lay[k]
+        done += n
+    parts = {"layers": layers, "lm_head": _lm_head_s(cfg, p, bw), "host": _host_s(cfg, p)}
+    return Projection(sum(parts.values()), parts, detail)
+
+
+def decode_step(cfg: ModelConfig, board: Board, p: DesignParams, context: int | None = None) -> Projection:
+    """One decode step with `context` tokens already cached (default p.decode_context). Projected."""
+    return _run(cfg, board, p, 1, p.decode_context if context is None else context)
+
+
+def prefill(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int) -> Projection:
+    """Time to first token for an `n_tokens` prompt (all layers, LM head once). Projected."""
+    return _run(cfg, board, p, n_tokens, 0)
+
+
+def decode_bytes_per_token(cfg: ModelConfig, p: DesignParams, context: int | None = None) -> int:
+    """DDR bytes one decode step reads and writes (weights, LM head, KV cache, activations)."""
+    ctx = p.decode_context if context is None else context
+    acts = 2 * cfg.n_layers * max(cfg.hidden_size, cfg.ffn_size) * ACT_BYTES + cfg.vocab_size * ACT_BYTES
+    return (weight_bytes(cfg, p) + lm_head_bytes(cfg, p.lm_head_bits)
+            + (ctx + 1) * kv_bytes_per_token(cfg, p) + acts)
+
+
+def ddr_bound_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams,
+                           context: int | None = None) -> float:
+    """The physical limit: achievable DDR bandwidth / bytes per decode step."""
+    return board.ddr_achievable_gbps * 1e9 / decode_bytes_per_token(cfg, p, context)
+
+
+def weight_load_s(cfg: ModelConfig, board: Board, p: DesignParams) -> float:
+    """Seconds to stream one copy of the ternary weights through the weight ports."""
+    return cfg.n_layers * layer_weight_bytes(cfg, p) / bandwidth(board, p).weights
