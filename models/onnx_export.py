@@ -10,6 +10,8 @@ Graph interface (T new tokens, P past positions, one past/present pair per layer
   inputs   input_ids int64 (T,), pos0 int64 scalar (absolute position of input_ids[0], = P),
            past_key_i / past_value_i float32 (P, n_kv, head_dim)   (P = 0 for a prefill)
   outputs  logits float32 (T, vocab), present_key_i / present_value_i float32 (P+T, n_kv, head_dim)
+build_onnx(taps=True) adds GoldenModel-named intermediate outputs; build_onnx(fast=True) feeds the
+ternary linears uint8 q + 128 (same integers, a much faster onnxruntime kernel).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ MIN_OPSET = 17
 class GraphBuilder:
     """Accumulates nodes and initializers with unique names; one method per ONNX op used."""
 
-    def __init__(self, opset: int, taps: bool = False) -> None:
+    def __init__(self, opset: int, taps: bool = False, offset_ternary: bool = False) -> None:
         self.opset = opset
+        self.offset_ternary = offset_ternary  # ternary linears take uint8 q + 128 (zero point 128)
         self.taps: list[onnx.ValueInfoProto] | None = [] if taps else None  # extra graph outputs
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
@@ -49,7 +52,7 @@ class GraphBuilder:
 
     def init(self, name: str, arr: np.ndarray) -> str:
         """Add a named initializer (weights)."""
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        self.inits.append(numpy_helper.from_array(np.asarray(arr, order="C"), name))
         return name
 
     def const(self, value: np.ndarray | float | int | list[int], dtype: type = np.float32) -> str:
@@ -95,22 +98,27 @@ def rmsnorm(g: GraphBuilder, x: str, weight: str, n: int, eps: float) -> str:
     return g.op1("Mul", g.op1("Mul", x, r), weight)
 
 
-def quantize(g: GraphBuilder, x: str) -> tuple[str, str]:
-    """Per-token absmax int8: returns (q int8 (T, n), qs float32 (T, 1))."""
+def quantize(g: GraphBuilder, x: str, offset: bool = False) -> tuple[str, str]:
+    """Per-token absmax int8: returns (q int8 (T, n), qs float32 (T, 1)); with offset, q + 128 as
+    uint8 (the same integers for MatMulInteger with a_zero_point 128)."""
     amax = g.reduce("ReduceMax", g.op1("Abs", x))
     qs = g.op1("Div", g.const(float(nx.QMAX)), g.op1("Max", amax, g.const(float(nx.ABSMAX_FLOOR))))
     r = g.op1("Round", g.op1("Mul", x, qs))  # ONNX Round is half to even
     c = g.op1("Clip", r, g.const(-128.0), g.const(127.0))
+    if offset:
+        return g.op1("Cast", g.op1("Add", c, g.const(128.0)), to=TensorProto.UINT8), qs
     return g.op1("Cast", c, to=TensorProto.INT8), qs
 
 
 def ternary(g: GraphBuilder, q: str, qs: str, lins: list[TernaryLinear], name: str) -> list[str]:
     """Linears sharing one quantized input, fused into one int8 x int8 MatMulInteger (K, sum N);
-    each output column is float(acc) / (qs * its weight_scale), exactly the per-linear result."""
+    each output column is float(acc) / (qs * its weight_scale), exactly the per-linear result.
+    A uint8 q (GraphBuilder.offset_ternary) is taken with a_zero_point 128."""
     w = np.concatenate([lin.dense().T for lin in lins], axis=1)  # int8 (K, N)
     sizes = [lin.shape[0] for lin in lins]
     scales = np.concatenate([np.full(n, lin.scale, np.float32) for n, lin in zip(sizes, lins, strict=True)])
-    acc = g.op1("MatMulInteger", q, g.init(f"{name}.weight", w.astype(np.int8)))  # int32 (T, N)
+    zp = [g.const(128, np.uint8)] if g.offset_ternary else []
+    acc = g.op1("MatMulInteger", q, g.init(f"{name}.weight", w.astype(np.int8)), *zp)  # int32 (T, N)
     den = g.op1("Mul", qs, g.init(f"{name}.scale", scales))  # (T, N)
     y = g.op1("Div", g.op1("Cast", acc, to=TensorProto.FLOAT), den)
     if len(lins) == 1:
@@ -151,8 +159,13 @@ def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin
     pre, d = f"layers.{i}", cfg.head_dim
     x = rmsnorm(g, h, g.init(f"{pre}.attn_norm", L.attn_norm.astype(np.float32)), cfg.hidden_size,
                 cfg.rms_eps)
-    q8, qs = quantize(g, x)
-    g.tap(f"L{i}.attn_in_q", q8, ["T", cfg.hidden_size], TensorProto.INT8)
+    q8, qs = quantize(g, x, g.offset_ternary)
+    if g.taps is not None:  # the tap is the int8 value even when the linears take q + 128
+        q_i8 = q8
+        if g.offset_ternary:
+            q_f = g.op1("Sub", g.op1("Cast", q8, to=TensorProto.FLOAT), g.const(128.0))
+            q_i8 = g.op1("Cast", q_f, to=TensorProto.INT8)
+        g.tap(f"L{i}.attn_in_q", q_i8, ["T", cfg.hidden_size], TensorProto.INT8)
     qh, kh, vh = ternary(g, q8, qs, [L.q, L.k, L.v], f"{pre}.qkv")
     qh = rope(g, g.op1("Reshape", qh, g.const([-1, cfg.n_heads, d], np.int64)), cos, sin, d)
     kh = rope(g, g.op1("Reshape", kh, g.const([-1, cfg.n_kv_heads, d], np.int64)), cos, sin, d)
@@ -166,12 +179,12 @@ def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin
     g.tap(f"L{i}.attn", a, ["T", cfg.q_size])
     if cfg.subln:
         a = rmsnorm(g, a, g.init(f"{pre}.attn_sub_norm", L.attn_sub_norm), cfg.q_size, cfg.rms_eps)
-    q8, qs = quantize(g, a)
+    q8, qs = quantize(g, a, g.offset_ternary)
     h = g.op1("Add", h, ternary(g, q8, qs, [L.o], f"{pre}.o")[0])
     g.tap(f"L{i}.h_attn", h, ["T", cfg.hidden_size])
     x = rmsnorm(g, h, g.init(f"{pre}.ffn_norm", L.ffn_norm.astype(np.float32)), cfg.hidden_size,
                 cfg.rms_eps)
-    q8, qs = quantize(g, x)
+    q8, qs = quantize(g, x, g.offset_ternary)
     gate, up = ternary(g, q8, qs, [L.gate, L.up], f"{pre}.gate_up")
     if cfg.act == "relu2":
         r = g.op1("Relu", gate)
@@ -182,7 +195,7 @@ def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin
     g.tap(f"L{i}.ffn_act", f, ["T", cfg.ffn_size])
     if cfg.subln:
         f = rmsnorm(g, f, g.init(f"{pre}.ffn_sub_norm", L.ffn_sub_norm), cfg.ffn_size, cfg.rms_eps)
-    q8, qs = quantize(g, f)
+    q8, qs = quantize(g, f, g.offset_ternary)
     h = g.op1("Add", h, ternary(g, q8, qs, [L.down], f"{pre}.down")[0])
     g.tap(f"L{i}.h_out", h, ["T", cfg.hidden_size])
     return h
@@ -199,14 +212,20 @@ def lm_head(g: GraphBuilder, x: str, head: Int8Head) -> str:
 
 # ---------------------------------------------------------------- model
 
-def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False) -> onnx.ModelProto:
+def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast: bool = False
+               ) -> onnx.ModelProto:
     """The ONNX model of `qm` (in memory; see export_onnx for saving large models). With taps,
-    intermediate values are extra outputs named as GoldenModel's taps (embed, L{i}.attn, ...)."""
+    intermediate values are extra outputs named as GoldenModel's taps (embed, L{i}.attn, ...).
+
+    fast: ternary linears take uint8 q + 128 with a_zero_point 128 instead of int8 q. onnxruntime's
+    int8 x int8 MatMulInteger has no fast CPU kernel (~100x slower at T=1); uint8 x int8 does, and is
+    exact here because ternary weights keep every u8*s8 pair sum within int16 (|2 * 255 * 1|). Same
+    integers, so the same logits bit for bit; the LM head (int8 weights) stays int8 x int8."""
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise EdgeLLMError(f"ONNX opset {opset} unsupported; use {MIN_OPSET}.."
                            f"{onnx.defs.onnx_opset_version()}")
     qm.validate()
-    cfg, g = qm.config, GraphBuilder(opset, taps)
+    cfg, g = qm.config, GraphBuilder(opset, taps, fast)
     i64 = np.int64
     # positions: q_pos = pos0 + [0, T); key positions [0, S) with S = P + T
     t_len = g.op1("Squeeze", g.op1("Shape", "input_ids"), g.const([0], i64))
@@ -253,10 +272,11 @@ def initializer_bytes(model: onnx.ModelProto) -> int:
     return sum(len(t.raw_data) for t in model.graph.initializer)
 
 
-def export_onnx(qm: QuantModel, path: str | Path, opset: int = MIN_OPSET) -> Path:
-    """Write the ONNX model of `qm` to `path`; weights go to `<path>.data` above ~1.5 GB."""
+def export_onnx(qm: QuantModel, path: str | Path, opset: int = MIN_OPSET, fast: bool = False) -> Path:
+    """Write the ONNX model of `qm` to `path` (see build_onnx); weights go to `<path>.data` above
+    ~1.5 GB."""
     path = Path(path)
-    model = build_onnx(qm, opset)
+    model = build_onnx(qm, opset, fast=fast)
     path.parent.mkdir(parents=True, exist_ok=True)
     if initializer_bytes(model) > EXTERNAL_DATA_BYTES:
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,

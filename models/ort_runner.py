@@ -33,16 +33,19 @@ class OrtBackend:
     """The ONNX export run by onnxruntime, as a Backend (forward / reset / length).
 
     `model` is a QuantModel (exported on the fly) or the path of a model written by export_onnx.
+    taps adds GoldenModel-named intermediate outputs (in `last_taps` after each forward); fast uses
+    the uint8-activation ternary matmuls (same logits, much faster; see build_onnx).
     Past K/V are numpy arrays (P, n_kv, head_dim) per layer, fed back on every call."""
 
     name = "onnx"
 
-    def __init__(self, model: QuantModel | str | Path, threads: int = 1, taps: bool = False) -> None:
+    def __init__(self, model: QuantModel | str | Path, threads: int = 1, taps: bool = False,
+                 fast: bool = False) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         so = session_options(threads)
         providers = ["CPUExecutionProvider"]
         if isinstance(model, QuantModel):
-            proto = build_onnx(model, taps=taps)
+            proto = build_onnx(model, taps=taps, fast=fast)
             self.config: ModelConfig = model.config
             if initializer_bytes(proto) <= EXTERNAL_DATA_BYTES:
                 self.session = ort.InferenceSession(proto.SerializeToString(), so, providers=providers)

@@ -131,6 +131,28 @@ def test_golden_vs_onnx_teacher_forced(variant: str) -> None:
     assert diff <= 0.02 * np.abs(ref).max()
 
 
+def test_fast_graph_is_bit_identical() -> None:
+    """fast=True: ternary linears are uint8 (zero point 128) x int8, the head stays int8 x int8,
+    and the logits equal the int8 x int8 graph's bit for bit."""
+    qm = model("silu-plain-untied")
+    m = build_onnx(qm, fast=True)
+    onnx.checker.check_model(m, full_check=True)
+    inits = {t.name: t for t in m.graph.initializer}
+    mmi = [n for n in m.graph.node if n.op_type == "MatMulInteger"]
+    assert [len(n.input) for n in mmi] == [3] * (4 * qm.config.n_layers) + [2]
+    for n in mmi[:-1]:
+        assert onnx.numpy_helper.to_array(inits[n.input[2]]).tolist() == 128
+        assert inits[n.input[1]].data_type == TensorProto.INT8
+    toks = tokens(64)
+    fast = OrtBackend(qm, fast=True)
+    np.testing.assert_array_equal(fast.forward(toks[:60], all_logits=True),
+                                  OrtBackend(qm).forward(toks[:60], all_logits=True))
+    slow = OrtBackend(qm)
+    slow.forward(toks[:60])
+    for t in toks[60:]:
+        np.testing.assert_array_equal(fast.forward(np.array([t])), slow.forward(np.array([t])))
+
+
 @pytest.mark.parametrize("decode", [False, True])
 def test_layer0_stages_match_golden(decode: bool) -> None:
     """Before the first requantization of a rounding difference, ONNX matches golden to ~ulps:
@@ -140,7 +162,7 @@ def test_layer0_stages_match_golden(decode: bool) -> None:
     taps: dict[str, np.ndarray] = {}
     gm = GoldenModel(qm)
     gm.forward(toks, gm.new_cache(), tap=lambda n, a: taps.setdefault(n, a))
-    ob = OrtBackend(qm, taps=True)
+    ob = OrtBackend(qm, taps=True, fast=decode)
     if decode:  # 39 positions in the cache, then one decode step at position 39
         ob.forward(toks[:39])
         ob.forward(toks[39:])
