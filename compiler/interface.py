@@ -1,0 +1,67 @@
+"""Python twin of hw/include/edgellm/interface.h: header, layer-descriptor and descriptor layouts.
+
+tests/test_interface.py compiles the C header and checks every constant against this module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAGIC = 0x4C4C4745
+INTERFACE_VERSION = 1
+
+HEADER_WORDS = [
+    "HDR_MAGIC", "HDR_VERSION", "HDR_N_LAYERS", "HDR_MAX_T", "HDR_MAX_CTX", "HDR_EPS_BITS",
+    "HDR_ATTN_SCALE_BITS", "HDR_LAYER_TABLE", "HDR_WEIGHTS", "HDR_PARAMS", "HDR_COS", "HDR_SIN",
+    "HDR_K_CACHE", "HDR_V_CACHE", "HDR_H", "HDR_SCRATCH_F", "HDR_SCRATCH_I8", "HDR_TAPS",
+    "HDR_FINAL_NORM", "HDR_HEAD_W", "HDR_HEAD_SCALE", "HDR_LOGITS", "HDR_ARGMAX", "HDR_TOPK",
+]
+HDR = {name: i for i, name in enumerate(HEADER_WORDS)}
+HDR_WORDS = 32
+LD_W_OFF, LD_W_SCALE, LD_P_OFF, LD_WORDS = 0, 7, 14, 20
+D_OP, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW, DESC_WORDS = 0, 1, 2, 3, 4, 5, 8
+OP_LAYER, OP_HEAD = 1, 2
+DESC_TAPS = 1
+LINEAR_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
+NORM_ORDER = ("attn_norm", "ffn_norm", "attn_sub_norm", "ffn_sub_norm")
+
+
+def f32_bits(x: float) -> int:
+    """The uint32 bit pattern of float32(x)."""
+    return int(np.array([x], np.float32).view(np.uint32)[0])
+
+
+def header(fields: dict[str, int]) -> np.ndarray:
+    """uint32[HDR_WORDS] from a {HDR_*: value} dict (magic and version filled in)."""
+    h = np.zeros(HDR_WORDS, np.uint32)
+    h[HDR["HDR_MAGIC"]] = MAGIC
+    h[HDR["HDR_VERSION"]] = INTERFACE_VERSION
+    for k, v in fields.items():
+        h[HDR[k]] = np.uint32(v)
+    return h
+
+
+def layer_desc(w_off: list[int], w_scale: list[float], p_off: list[int]) -> np.ndarray:
+    """uint32[LD_WORDS]: 7 weight byte offsets, 7 scale bit patterns, 4 float offsets."""
+    d = np.zeros(LD_WORDS, np.uint32)
+    d[LD_W_OFF:LD_W_OFF + 7] = w_off
+    d[LD_W_SCALE:LD_W_SCALE + 7] = [f32_bits(s) for s in w_scale]
+    d[LD_P_OFF:LD_P_OFF + 4] = p_off
+    return d
+
+
+def descriptor(op: int, layer: int = 0, t_len: int = 0, pos0: int = 0, flags: int = 0,
+               row: int = 0) -> np.ndarray:
+    """uint32[DESC_WORDS]."""
+    d = np.zeros(DESC_WORDS, np.uint32)
+    d[[D_OP, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW]] = [op, layer, t_len, pos0, flags, row]
+    return d
+
+
+def program(n_layers: int, t_len: int, pos0: int, taps: bool = False) -> np.ndarray:
+    """The descriptor program of one forward pass over t_len tokens at pos0: every layer, then
+    the LM head on the last token. Shape (n_layers + 1, DESC_WORDS)."""
+    flags = DESC_TAPS if taps else 0
+    rows = [descriptor(OP_LAYER, i, t_len, pos0, flags) for i in range(n_layers)]
+    rows.append(descriptor(OP_HEAD, 0, t_len, pos0, flags, row=t_len - 1))
+    return np.stack(rows)

@@ -1,0 +1,169 @@
+"""Pass: lay out the accelerator's DDR buffer (header, weights, params, tables, KV cache,
+activations, scratch, program) and build its static image (what weights.bin holds).
+
+Every region starts on a 4 KiB boundary (AXI bursts never cross 4 KiB) and every item on
+`align` bytes (the widest AXI port's beat). The static part [0, static_bytes) is written once
+by the host; the rest is zero-initialized working memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgellm.compiler import interface as itf
+from edgellm.compiler.ir import ModelGraph
+from edgellm.errors import EdgeLLMError
+from edgellm.models.numerics import rope_tables
+from edgellm.models.weights import TernaryLinear
+
+PAGE = 4096
+Encoder = Callable[[TernaryLinear], np.ndarray]  # -> uint8 bytes of one matrix in DDR
+
+
+@dataclass
+class Region:
+    """A named byte range of the buffer."""
+
+    name: str
+    offset: int
+    size: int
+    static: bool  # part of weights.bin
+
+
+@dataclass
+class MemoryPlan:
+    """The buffer layout and its static image."""
+
+    regions: dict[str, Region] = field(default_factory=dict)
+    header: np.ndarray | None = None  # uint32[HDR_WORDS]
+    static_bytes: int = 0
+    total_bytes: int = 0
+    image: np.ndarray | None = None  # uint8[static_bytes]
+    weight_bytes: int = 0  # encoded ternary matrices only
+    ternary_weights: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-able summary for the manifest."""
+        return {"regions": {k: {"offset": r.offset, "size": r.size, "static": r.static}
+                            for k, r in self.regions.items()},
+                "static_bytes": self.static_bytes, "total_bytes": self.total_bytes,
+                "header": [int(x) for x in self.header] if self.header is not None else None}
+
+
+def _pad(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+class _Layout:
+    def __init__(self) -> None:
+        self.off = 0
+        self.regions: dict[str, Region] = {}
+
+    def region(self, name: str, size: int, static: bool) -> int:
+        self.off = _pad(self.off, PAGE)
+        self.regions[name] = Region(name, self.off, size, static)
+        self.off += size
+        return self.regions[name].offset
+
+
+def plan_memory(g: ModelGraph, encode: Encoder, max_t: int, max_ctx: int, scratch_floats: int,
+                scratch_i8: int, tap_floats: int, align: int = 64, top_k: int = 8) -> MemoryPlan:
+    """Lay out the buffer for graph g (params from the QuantModel) with the given encoder."""
+    c = g.config
+    if max_ctx > c.max_context:
+        raise EdgeLLMError(f"max_ctx {max_ctx} exceeds the model's context {c.max_context}")
+    blobs: list[np.ndarray] = []
+    ld_rows = []
+    w_cursor = 0
+    ternary = 0
+    floats: list[np.ndarray] = []
+    f_cursor = 0
+
+    def add_floats(a: np.ndarray) -> int:
+        nonlocal f_cursor
+        o = f_cursor
+        a = np.asarray(a, np.float32).ravel()
+        floats.append(a)
+        pad = _pad(a.size, align // 4) - a.size
+        if pad:
+            floats.append(np.zeros(pad, np.float32))
+        f_cursor += a.size + pad
+        return o
+
+    for i in range(c.n_layers):
+        w_off, w_scale = [], []
+        for n in itf.LINEAR_ORDER:
+            lin: TernaryLinear = g.params[f"layers.{i}.{n}"]
+            b = np.ascontiguousarray(encode(lin), dtype=np.uint8).ravel()
+            w_off.append(w_cursor)
+            w_scale.append(float(lin.scale))
+            blobs.append(b)
+            ternary += lin.shape[0] * lin.shape[1]
+            padded = _pad(b.size, align)
+            if padded > b.size:
+                blobs.append(np.zeros(padded - b.size, np.uint8))
+            w_cursor += padded
+        p_off = []
+        for n in itf.NORM_ORDER:
+            key = f"layers.{i}.{n}"
+            p_off.append(add_floats(g.params[key]) if key in g.params else 0)
+        ld_rows.append(itf.layer_desc(w_off, w_scale, p_off))
+    final_norm = add_floats(g.params["final_norm"])
+    head = g.params["lm_head"]
+    cos, sin = rope_tables(c.head_dim, max_ctx, c.rope_theta)
+
+    lay = _Layout()
+    hdr_off = lay.region("header", itf.HDR_WORDS * 4, True)
+    table = lay.region("layer_table", c.n_layers * itf.LD_WORDS * 4, True)
+    weights = lay.region("weights", w_cursor, True)
+    params = lay.region("params", f_cursor * 4, True)
+    cos_off = lay.region("rope_cos", cos.nbytes, True)
+    sin_off = lay.region("rope_sin", sin.nbytes, True)
+    head_w = lay.region("head_w", head.w.nbytes, True)
+    head_s = lay.region("head_scale", head.row_scale.nbytes, True)
+    static_end = _pad(lay.off, PAGE)
+    kv_bytes = c.n_layers * max_ctx * c.kv_size * 4
+    k_off = lay.region("k_cache", kv_bytes, False)
+    v_off = lay.region("v_cache", kv_bytes, False)
+    h_off = lay.region("h", max_t * c.hidden_size * 4, False)
+    sf = lay.region("scratch_f", scratch_floats * 4, False)
+    si = lay.region("scratch_i8", scratch_i8, False)
+    taps = lay.region("taps", max(tap_floats, 1) * 4, False)
+    logits = lay.region("logits", c.vocab_size * 4, False)
+    amax = lay.region("argmax", 4 + top_k * 8, False)
+    lay.region("program", (c.n_layers + 1) * itf.DESC_WORDS * 4, False)
+    total = _pad(lay.off, PAGE)
+
+    hdr = itf.header({
+        "HDR_N_LAYERS": c.n_layers, "HDR_MAX_T": max_t, "HDR_MAX_CTX": max_ctx,
+        "HDR_EPS_BITS": itf.f32_bits(c.rms_eps),
+        "HDR_ATTN_SCALE_BITS": itf.f32_bits(1.0 / np.sqrt(c.head_dim)),
+        "HDR_LAYER_TABLE": table, "HDR_WEIGHTS": weights, "HDR_PARAMS": params,
+        "HDR_COS": cos_off, "HDR_SIN": sin_off, "HDR_K_CACHE": k_off, "HDR_V_CACHE": v_off,
+        "HDR_H": h_off, "HDR_SCRATCH_F": sf, "HDR_SCRATCH_I8": si, "HDR_TAPS": taps,
+        "HDR_FINAL_NORM": final_norm, "HDR_HEAD_W": head_w, "HDR_HEAD_SCALE": head_s,
+        "HDR_LOGITS": logits, "HDR_ARGMAX": amax, "HDR_TOPK": top_k})
+    if total >= 1 << 32:
+        raise EdgeLLMError(f"accelerator buffer of {total / 2**30:.2f} GiB exceeds the 4 GiB "
+                           "that 32-bit descriptor offsets address")
+    img = np.zeros(static_end, np.uint8)
+
+    def put(off: int, a: np.ndarray) -> None:
+        b = np.ascontiguousarray(a).view(np.uint8).ravel()
+        img[off:off + b.size] = b
+
+    put(hdr_off, hdr)
+    put(table, np.concatenate(ld_rows))
+    o = weights
+    for b in blobs:
+        img[o:o + b.size] = b
+        o += b.size
+    put(params, np.concatenate(floats) if floats else np.zeros(0, np.float32))
+    put(cos_off, cos)
+    put(sin_off, sin)
+    put(head_w, head.w)
+    put(head_s, head.row_scale.astype(np.float32))
+    return MemoryPlan(lay.regions, hdr, static_end, total, img, w_cursor, ternary)

@@ -1,0 +1,70 @@
+// The accelerator's host interface: registers, the DDR header, descriptors.
+// Python twin: compiler/interface.py (tests/test_interface.py checks they agree).
+//
+// The host allocates ONE contiguous DDR buffer and writes its physical address into every m_axi
+// pointer register (weight ports and the data port alike). All offsets below are byte offsets
+// into that buffer. The compiler lays the buffer out (compiler/passes/plan_memory.py) and writes
+// a header of HDR_WORDS uint32 words at offset `hdr_off`. The host then starts the IP once per
+// prefill and once per decode step with a program of descriptors at `prog_off`.
+//
+// AXI-lite registers of the top (besides ap_ctrl and the pointer registers):
+//   hdr_off  (uint32)  byte offset of the header
+//   prog_off (uint32)  byte offset of the descriptor program
+//   n_desc   (uint32)  number of descriptors to run
+#pragma once
+
+#include <cstdint>
+
+namespace edgellm {
+
+const uint32_t kMagic = 0x4C4C4745u;  // "EGLL" little endian
+const uint32_t kInterfaceVersion = 1;
+
+// Header words (uint32). Offsets are bytes from the buffer base; 64-bit where marked _LO/_HI.
+enum HeaderWord {
+  HDR_MAGIC = 0,
+  HDR_VERSION,
+  HDR_N_LAYERS,
+  HDR_MAX_T,         // tokens per descriptor (prefill block)
+  HDR_MAX_CTX,
+  HDR_EPS_BITS,      // rms_eps as float bits
+  HDR_ATTN_SCALE_BITS,  // float(1/sqrt(head_dim)) bits
+  HDR_LAYER_TABLE,   // n_layers layer descriptors of LD_WORDS words each
+  HDR_WEIGHTS,       // encoded ternary matrices (layer descriptors hold offsets relative to this)
+  HDR_PARAMS,        // float area: norm gains (layer descriptors hold float offsets into it)
+  HDR_COS,           // rope cos table [max_ctx][head_dim/2] f32
+  HDR_SIN,           // rope sin table
+  HDR_K_CACHE,       // [n_layers][max_ctx][n_kv][head_dim] f32
+  HDR_V_CACHE,
+  HDR_H,             // hidden states [max_t][hidden] f32, in/out of OP_LAYER
+  HDR_SCRATCH_F,     // float scratch (layer_scratch)
+  HDR_SCRATCH_I8,    // int8 scratch [max_t][k_max]
+  HDR_TAPS,          // per-stage taps (layer_taps), written when a descriptor sets DESC_TAPS
+  HDR_FINAL_NORM,    // float offset into the params area of the final norm gain
+  HDR_HEAD_W,        // LM head int8 [vocab][hidden]
+  HDR_HEAD_SCALE,    // LM head row scales f32 [vocab]
+  HDR_LOGITS,        // f32 [vocab] of the token OP_HEAD selects
+  HDR_ARGMAX,        // int32 argmax, then int32 top-k ids [k] and f32 top-k values [k]
+  HDR_TOPK,          // k of the top-k output (<= 64)
+  HDR_WORDS = 32
+};
+
+// Layer descriptor words (uint32), one per layer in the layer table.
+enum LayerWord {
+  LD_W_OFF = 0,      // 7 words: byte offset of q,k,v,o,gate,up,down encoded matrices from HDR_WEIGHTS
+  LD_W_SCALE = 7,    // 7 words: float bits of their weight scales
+  LD_P_OFF = 14,     // 4 words: float offsets in the params area: attn_norm, ffn_norm, attn_sub, ffn_sub
+  LD_WORDS = 20
+};
+
+// Descriptor words (uint32).
+enum DescWord { D_OP = 0, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW, DESC_WORDS = 8 };
+
+enum Opcode {
+  OP_LAYER = 1,  // decoder layer D_LAYER on H[0..t_len) at positions pos0..; updates KV cache
+  OP_HEAD = 2,   // final norm + LM head of H[D_ROW] -> logits, argmax, top-k
+};
+
+enum DescFlag { DESC_TAPS = 1 };
+
+}  // namespace edgellm
