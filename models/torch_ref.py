@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
+
+from edgellm.errors import EdgeLLMError
 from edgellm.models import numerics as nx
 from edgellm.models.backend import register_backend
 from edgellm.models.config import ModelConfig
 from edgellm.models.weights import Int8Head, Layer, QuantModel, TernaryLinear
-from torch import Tensor, nn
-
-from edgellm.errors import EdgeLLMError
 
 
 class _STE(torch.autograd.Function):

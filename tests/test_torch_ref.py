@@ -7,13 +7,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from edgellm.errors import EdgeLLMError  # noqa: E402
 from edgellm.models.backend import make_backend  # noqa: E402
 from edgellm.models.config import ModelConfig  # noqa: E402
 from edgellm.models.golden import GoldenModel  # noqa: E402
 from edgellm.models.random_model import random_model  # noqa: E402
 from edgellm.models.torch_ref import TorchModel  # noqa: E402
-
-from edgellm.errors import EdgeLLMError  # noqa: E402
 
 CFG = ModelConfig(hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=344, vocab_size=512,
                   max_context=512, name="t-gqa")
