@@ -18,7 +18,7 @@ from edgellm.models.random_model import random_model
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-from transformers import BitNetConfig, BitNetForCausalLM  # noqa: E402
+from transformers import AutoConfig, AutoModelForCausalLM, BitNetConfig, BitNetForCausalLM  # noqa: E402
 from transformers.integrations import bitnet as tb  # noqa: E402
 from transformers.utils.quantization_config import BitNetQuantConfig  # noqa: E402
 
@@ -33,11 +33,11 @@ def _logits(qm, tokens: np.ndarray) -> np.ndarray:
     return g.forward(tokens, g.new_cache(len(tokens)))
 
 
-def _hf_model(directory: str) -> BitNetForCausalLM:
+def _hf_model(directory: str):
     """transformers' own BitNet model (BitLinear, float32) with the directory's weights."""
     from safetensors.torch import load_file
-    config = BitNetConfig.from_pretrained(directory)
-    model = BitNetForCausalLM(config)
+    config = AutoConfig.from_pretrained(directory)
+    model = AutoModelForCausalLM.from_config(config)
     tb.replace_with_bitnet_linear(model, modules_to_not_convert=["lm_head"],
                                   quantization_config=BitNetQuantConfig(**config.quantization_config))
     state = {}
@@ -174,8 +174,31 @@ def test_writer_is_atomic(tmp_path, monkeypatch):
 
 
 def test_writer_rejects_models_hf_cannot_hold(tmp_path):
-    no_sub = ModelConfig(hidden_size=64, n_layers=1, n_heads=4, n_kv_heads=4, ffn_size=128,
-                         vocab_size=50, subln=False, act="silu")
-    with pytest.raises(CheckpointError, match="SubLN"):
-        save_hf_bitnet(random_model(no_sub), tmp_path / "x")
+    wide_q = ModelConfig(hidden_size=64, n_layers=1, n_heads=4, n_kv_heads=4, head_dim=32, ffn_size=128,
+                         vocab_size=50)
+    with pytest.raises(CheckpointError, match="q_size"):
+        save_hf_bitnet(random_model(wide_q), tmp_path / "x")
+    odd = ModelConfig(hidden_size=64, n_layers=1, n_heads=4, n_kv_heads=4, ffn_size=130, vocab_size=50)
+    with pytest.raises(CheckpointError, match="divisible by 4"):
+        save_hf_bitnet(random_model(odd), tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_packed_llama_without_subln_runs_in_transformers(tmp_path):
+    """No SubLN: written as a packed Llama checkpoint (HF1BitLLM/Llama3-8B-1.58 layout)."""
+    cfg = ModelConfig(**(CFG.to_dict() | {"subln": False, "act": "silu", "tied_embeddings": False}))
+    qm = random_model(cfg, seed=4)
+    qm.final_norm = (qm.final_norm * np.float32(0.1)).astype(np.float32)
+    d = save_hf_bitnet(qm, tmp_path / "llama")
+    assert json.loads((d / "config.json").read_text())["model_type"] == "llama"
+    qm2, _ = load_model(d)
+    assert not qm2.config.subln and not qm2.config.tied_embeddings
+    tokens = np.array([1, 17, 42, 299, 0, 8, 8, 130])
+    a, b = _logits(qm, tokens), _logits(qm2, tokens)
+    # the untied head goes through float (int8 * row_scale) and is re-quantized: equal up to rounding
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * np.abs(a).max())
+    hf = _hf_model(str(d))
+    with torch.no_grad():
+        ref = hf(torch.from_numpy(tokens)[None]).logits[0].numpy()
+    assert (ref.argmax(1) == b.argmax(1)).all()
+    assert np.abs(ref - b).max() < 0.05 * np.abs(ref).max()

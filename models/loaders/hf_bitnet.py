@@ -101,9 +101,15 @@ def load_hf_bitnet(path: str | os.PathLike) -> QuantModel:
     lc = raw["quantization_config"].get("linear_class", "bitlinear")
     if lc != "bitlinear":
         raise CheckpointError(f"{d / 'config.json'}: unsupported linear_class {lc!r} (bitlinear only)")
-    cfg = model_config_from_hf(raw, str(d / "config.json"), subln=True, name=d.name,
-                               default_theta=500000.0)
+    mt = raw.get("model_type")
+    if mt not in ("bitnet", "llama"):
+        raise CheckpointError(f"{d / 'config.json'}: unsupported model_type {mt!r} (expected bitnet "
+                              "or llama)")
     ck = Checkpoint(d)
+    # BitNet (2B-4T) always has SubLN; packed Llama-architecture checkpoints (e.g. Llama3-8B-1.58) do not
+    subln = mt == "bitnet" or ck.has("model.layers.0." + NORM_NAMES["attn_sub_norm"] + ".weight")
+    cfg = model_config_from_hf(raw, str(d / "config.json"), subln=subln, name=d.name,
+                               default_theta=500000.0 if mt == "bitnet" else 10000.0)
     shapes = cfg.linear_shapes()
     layers = []
     for i in range(cfg.n_layers):
@@ -112,7 +118,7 @@ def load_hf_bitnet(path: str | os.PathLike) -> QuantModel:
         sizes = {"attn_norm": cfg.hidden_size, "ffn_norm": cfg.hidden_size,
                  "attn_sub_norm": cfg.q_size, "ffn_sub_norm": cfg.ffn_size}
         norms = {n: check_finite(ck.f32(p + hf + ".weight", (sizes[n],)), f"{ck.dir}: {p + hf}.weight")
-                 for n, hf in NORM_NAMES.items()}
+                 for n, hf in NORM_NAMES.items() if subln or "sub" not in n}
         layers.append(Layer(**norms, **lin))
     embed = load_embedding(ck, "model.embed_tokens.weight", cfg.vocab_size, cfg.hidden_size)
     final = check_finite(ck.f32("model.norm.weight", (cfg.hidden_size,)), f"{ck.dir}: model.norm.weight")
@@ -128,8 +134,10 @@ def load_hf_bitnet(path: str | os.PathLike) -> QuantModel:
 
 
 def hf_config_dict(cfg: ModelConfig) -> dict:
-    """config.json content that transformers' BitNetConfig reads back to the same shapes."""
-    d = {"architectures": ["BitNetForCausalLM"], "model_type": "bitnet",
+    """config.json that transformers reads back to the same shapes: BitNetConfig for SubLN models,
+    LlamaConfig with a bitnet quantization_config (as HF1BitLLM/Llama3-8B-1.58 ships) otherwise."""
+    arch, mt = ("BitNetForCausalLM", "bitnet") if cfg.subln else ("LlamaForCausalLM", "llama")
+    d = {"architectures": [arch], "model_type": mt,
          "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
          "intermediate_size": cfg.ffn_size, "num_hidden_layers": cfg.n_layers,
          "num_attention_heads": cfg.n_heads, "num_key_value_heads": cfg.n_kv_heads,
@@ -157,6 +165,8 @@ def _specs(qm: QuantModel) -> list[TensorSpec]:
         p = f"model.layers.{i}."
         for n, hf in NORM_NAMES.items():
             g = getattr(L, n)
+            if g is None:  # no SubLN
+                continue
             specs.append((p + hf + ".weight", "F32", g.shape, lambda g=g: np.asarray(g, np.float32)))
         for n, hf in LINEAR_NAMES.items():
             lin = L.linears()[n]
@@ -196,9 +206,9 @@ def save_hf_bitnet(qm: QuantModel, out_dir: str | os.PathLike, tokenizer_json: s
     tokenizer_json: path of a tokenizer.json to copy, or its JSON text, or None."""
     c = qm.config
     qm.validate()
-    if not c.subln or c.q_size != c.hidden_size:
-        raise CheckpointError("HF BitNet format needs SubLN and q_size == hidden_size "
-                              f"(model {c.name}: subln={c.subln}, q_size={c.q_size})")
+    if c.subln and c.q_size != c.hidden_size:
+        raise CheckpointError("HF BitNet's attn_sub_norm needs q_size == hidden_size "
+                              f"(model {c.name}: q_size={c.q_size}, hidden={c.hidden_size})")
     for n, (o, _) in c.linear_shapes().items():
         if o % 4:
             raise CheckpointError(f"HF BitNet packing needs {n} out_features divisible by 4, got {o}")
