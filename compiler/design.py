@@ -50,7 +50,7 @@ class DesignParams:
     ew_lanes: int = 16  # lanes of the fused RMSNorm/quantize unit
     kv_bytes: int = 2  # KV cache element size (2: fp16)
     kv_on_weight_ports: bool = True  # decode attention streams K/V over the (idle) weight ports
-    decode_context: int = 256  # tokens in the KV cache at the projected decode step
+    decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
     max_context: int = 0  # KV cache capacity; 0: the model's max_context
     ip_calls_per_token: int = 1  # host ap_start round trips per decode step (descriptor driven: 1)
 

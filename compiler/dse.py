@@ -1,0 +1,104 @@
+"""Design-space exploration: size the accelerator to the board (DESIGN.md section 4).
+
+Objective, in order: maximize projected decode tokens/s (candidates within DECODE_TIE of the best
+count as equal), then minimize projected TTFT for a 128-token prompt, then minimize LUT use. Hard
+constraints: the board's resources under the routing headroom limits (estimate.UTIL_LIMITS) and the
+model's DDR footprint under DDR minus the OS reservation.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from edgellm.boards import Board
+from edgellm.compiler import perf_model
+from edgellm.compiler.design import DesignParams, check_ddr_fit
+from edgellm.compiler.estimate import UTIL_LIMITS, Estimate, estimate, fits_board
+from edgellm.compiler.resource_model import estimate_resources
+from edgellm.errors import EdgeLLMError
+from edgellm.models.config import ModelConfig
+
+DECODE_TIE = 0.995  # decode within 0.5% of the best counts as a tie (then TTFT decides)
+TTFT_TOKENS = 128
+# Candidate sets (small on purpose: every point is costed by the resource and performance models).
+GROUP_SIZES = (2, 3)
+TABLES = (8, 16, 28, 56)
+ROWS = (4, 8, 16, 32)
+ATTN_LANES = (4, 8, 16, 32)
+CLOCKS_MHZ = (300, 250, 200, 150, 100)
+PREFILL_TOKEN_BLOCKS = (16, 64)
+RING_DEPTHS = (0, 4096)  # 0: two tiles (pure double buffer); 4096: one URAM deep, loader runs ahead
+
+
+def _port_counts(board: Board) -> list[int]:
+    return sorted({board.hp_ports, max(1, board.hp_ports // 2), 1}, reverse=True)
+
+
+def _memory_candidates(board: Board, base: DesignParams) -> Iterator[dict]:
+    clocks = sorted({c for c in CLOCKS_MHZ if c <= board.pl_clock_mhz} | {board.pl_clock_mhz}, reverse=True)
+    for ports, depth, lm, pb, clock, kv_w in itertools.product(
+            _port_counts(board), RING_DEPTHS, (True, False), PREFILL_TOKEN_BLOCKS, clocks[:2], (True, False)):
+        yield dict(weight_ports=ports, port_width_bits=board.hp_port_width_bits,
+                   data_port_width_bits=board.hp_port_width_bits, weight_buffer_depth=depth,
+                   weight_buffer="uram" if board.uram else "bram", lm_head_on_fabric=lm,
+                   prefill_token_block=pb, clock_mhz=float(clock), kv_on_weight_ports=kv_w)
+
+
+def candidates(board: Board, base: DesignParams) -> Iterator[DesignParams]:
+    """Every candidate configuration for a board (fields not explored are taken from `base`)."""
+    for g, t, r, lanes in itertools.product(GROUP_SIZES, TABLES, ROWS, ATTN_LANES):
+        for mem in _memory_candidates(board, base):
+            yield base.replace(group_size=g, tables=t, rows=r, attn_lanes=lanes,
+                               ew_lanes=min(r, 16), **mem)
+
+
+@dataclass(frozen=True)
+class DseResult:
+    """The chosen design, its estimate and how many candidates were feasible out of how many."""
+
+    params: DesignParams
+    estimate: Estimate
+    feasible: int
+    explored: int
+
+
+def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
+            limits: dict[str, float] = UTIL_LIMITS) -> DseResult:
+    """Choose the best feasible design for `cfg` on `board`; EdgeLLMError if none exists."""
+    base = base or DesignParams()
+    check_ddr_fit(cfg, base, board.ddr_available_bytes,
+                  f"{board.name} ({board.ddr_bytes / 2**20:.0f} MiB DDR)")
+    feasible: list[tuple[float, float, DesignParams]] = []
+    explored = 0
+    smallest: tuple[float, list[str]] | None = None
+    res_cache: dict[tuple, tuple[list[str], float]] = {}  # resource key -> (violations, LUT fraction)
+    decode_cache: dict[DesignParams, float] = {}  # decode does not depend on the prefill token block
+    for p in candidates(board, base):
+        explored += 1
+        key = (p.group_size, p.tables, p.rows, p.attn_lanes, p.weight_ports, p.weight_buffer_depth,
+               p.lm_head_on_fabric, p.prefill_token_block)
+        if key not in res_cache:
+            total = estimate_resources(cfg, board, p)["total"]
+            res_cache[key] = (fits_board(total, board, limits), total.utilization(board)["lut"])
+            why, lut = res_cache[key]
+            if why and (smallest is None or lut < smallest[0]):
+                smallest = (lut, why)
+        why, lut = res_cache[key]
+        if why:
+            continue
+        dkey = p.replace(prefill_token_block=1)
+        if dkey not in decode_cache:
+            decode_cache[dkey] = perf_model.decode_step(cfg, board, p).tokens_per_s
+        feasible.append((decode_cache[dkey], lut, p))
+    if not feasible:
+        why = "; ".join(smallest[1]) if smallest else "no candidates"
+        raise EdgeLLMError(f"no accelerator configuration for {cfg.name} fits {board.name} within the "
+                           f"routing headroom ({why})")
+    best_decode = max(f[0] for f in feasible)
+    near = [f for f in feasible if f[0] >= DECODE_TIE * best_decode]
+    scored = [(perf_model.prefill(cfg, board, p, TTFT_TOKENS).seconds, lut, -dec, p) for dec, lut, p in near]
+    scored.sort(key=lambda s: s[:3])
+    chosen = scored[0][3]
+    return DseResult(chosen, estimate(cfg, board, chosen), len(feasible), explored)

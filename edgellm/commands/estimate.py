@@ -1,0 +1,135 @@
+"""`edgellm estimate [MODEL] --board B|all [--preset NAME]`: DSE + projected speed and resources.
+
+Every speed printed is projected by the performance model (docs/performance.md), not measured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# Used when neither MODEL nor --preset is given and the shipped tiny model is absent.
+DEFAULT_SMALL = dict(name="small-default", hidden_size=256, n_layers=4, n_heads=4, n_kv_heads=4,
+                     ffn_size=688, vocab_size=1024, max_context=512)
+
+
+def read_model_config(path: Path):  # -> ModelConfig
+    """The ModelConfig of a checkpoint (directory with config.json, or .gguf) without loading weights."""
+    from edgellm.errors import CheckpointError
+    from edgellm.models.loaders import detect_format
+    from edgellm.models.loaders.common import model_config_from_hf, read_config
+
+    fmt = detect_format(path)
+    if fmt == "gguf":
+        from edgellm.models.loaders.gguf_loader import GGUFFile, _config
+
+        return _config(GGUFFile(path))
+    raw = read_config(path)
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: malformed config")
+    theta = 500000.0 if fmt == "hf_bitnet" else 10000.0
+    return model_config_from_hf(raw, str(Path(path) / "config.json"), subln=fmt == "hf_bitnet",
+                                name=Path(path).name, default_theta=theta)
+
+
+def resolve_config(model: Path | None, preset: str | None):  # -> ModelConfig
+    """MODEL path, else --preset, else the shipped tiny model's config, else a small default."""
+    from edgellm.errors import EdgeLLMError
+    from edgellm.models.config import PRESETS, ModelConfig
+
+    if model is not None and preset is not None:
+        raise EdgeLLMError("give either MODEL or --preset, not both")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise EdgeLLMError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+        return PRESETS[preset]
+    if model is not None:
+        return read_model_config(model)
+    tiny = Path(__file__).resolve().parents[2] / "models" / "tiny" / "config.json"
+    if tiny.is_file():
+        import json
+
+        return ModelConfig.from_dict(json.loads(tiny.read_text()))
+    return ModelConfig(**DEFAULT_SMALL)
+
+
+def _pct(used: float, have: int) -> str:
+    return f"{used:,.0f} / {have:,} ({100 * used / have:.0f}%)" if have else f"{used:,.0f} / 0"
+
+
+def estimate_rows(e, b) -> list[tuple[str, str]]:  # e: Estimate, b: Board
+    """(label, value) rows of one estimate: resources vs board, projected speed, DDR limit and use."""
+    t = e.resources["total"]
+    p = e.params
+    return [
+        ("LUT", _pct(t.lut, b.lut)), ("FF", _pct(t.ff, b.ff)), ("DSP", _pct(t.dsp, b.dsp)),
+        ("BRAM36", _pct(t.bram36, b.bram36)), ("URAM", _pct(t.uram, b.uram)),
+        ("design", f"G={p.group_size} T={p.tables} R={p.rows} {p.clock_mhz:g} MHz "
+                   f"{p.weight_ports}x{p.port_width_bits}b ports"),
+        ("weights", f"{e.bits_per_weight:.3f} bits/weight"),
+        (f"decode tok/s (projected, {p.decode_context} ctx)", f"{e.decode_tok_s:.1f}"),
+        ("TTFT 64 tokens (projected)", f"{e.ttft[64].seconds:.3f} s"),
+        ("TTFT 128 tokens (projected)", f"{e.ttft[128].seconds:.3f} s"),
+        ("DDR-bound tok/s", f"{e.ddr_bound_tok_s:.1f} = {e.ddr_achievable_gbps:.1f} GB/s / "
+                            f"{e.bytes_per_token / 1e6:.0f} MB per token"),
+        ("DDR use", f"{sum(e.ddr_footprint.values()) / 2**20:,.0f} / {e.ddr_available / 2**20:,.0f} MiB"),
+    ]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `estimate` command to the app."""
+
+    @app.command("estimate")
+    def estimate_cmd(
+        model: Annotated[Path | None, typer.Argument(help="Checkpoint dir or .gguf (config only).")] = None,
+        board: Annotated[str, typer.Option("--board", "-b", help="Board name or 'all'.")] = "kv260",
+        preset: Annotated[str | None, typer.Option("--preset", help="A models.config.PRESETS name.")] = None,
+        calibration: Annotated[bool, typer.Option("--calibration",
+                                                  help="Also print the TeLLMe calibration table.")] = False,
+        context: Annotated[int | None, typer.Option("--context", min=1,
+                                                    help="KV cache capacity (default: the model's).")] = None,
+    ) -> None:
+        """Size the accelerator for a model on a board; print projected speed and resources."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from edgellm.boards import list_boards, load_board
+        from edgellm.compiler.design import DesignParams
+        from edgellm.compiler.dse import explore
+        from edgellm.compiler.estimate import tellme_calibration
+        from edgellm.errors import EdgeLLMError
+
+        cfg = resolve_config(model, preset)
+        names = list_boards() if board == "all" else [load_board(board).name]
+        columns: dict[str, list[tuple[str, str]] | str] = {}
+        for name in names:
+            try:
+                b = load_board(name)
+                e = explore(cfg, b, DesignParams(max_context=context or 0)).estimate
+                columns[name] = estimate_rows(e, b)
+            except EdgeLLMError as err:
+                if len(names) == 1:
+                    raise
+                columns[name] = f"does not fit: {err}"
+        table = Table(title=f"{cfg.name}: projected by the performance model (not measured)")
+        table.add_column("")
+        for name in names:
+            table.add_column(name, justify="right")
+        labels = next((c for c in columns.values() if isinstance(c, list)), [])
+        for i, (label, _) in enumerate(labels):
+            table.add_row(label, *(c[i][1] if isinstance(c, list) else "-" for c in columns.values()))
+        console = Console()
+        console.print(table)
+        for name, c in columns.items():
+            if isinstance(c, str):
+                console.print(f"{name}: {c}", markup=False)
+        if calibration:
+            cal = Table(title="Model configured like TeLLMe vs TeLLMe's published KV260 figures")
+            for col in ("figure", "published", "projected", "error"):
+                cal.add_column(col, justify="left" if col == "figure" else "right")
+            for fig, pub, pred, err in tellme_calibration():
+                fmt = "{:,.0f}" if pub >= 1000 else "{:.3g}"
+                cal.add_row(fig, fmt.format(pub), fmt.format(pred), f"{err:+.1f}%")
+            console.print(cal)
