@@ -1,5 +1,6 @@
 """C simulation of the HLS decoder layer (hw/include/edgellm/decoder_layer.h) vs GoldenModel.layer,
-bit for bit on every tap, for prefill and decode, ReLU^2 + SubLN and SiLU variants."""
+bit for bit on every tap, for prefill and decode, ReLU^2 + SubLN and SiLU variants, with the ternary
+linears on the TLMM engine (5-trits/byte image) and on the pack2 reference matmul."""
 
 import ctypes
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from edgellm.compiler.packing import pack_ternary
 from edgellm.hw import csim
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel, KVCache
@@ -14,6 +16,7 @@ from edgellm.models.numerics import F32
 from edgellm.models.random_model import random_model
 
 LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
+TLMM_ROWS = 16  # TlmmConfig R in hw/tb/layer_tb.cpp
 TAPS = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")
 VARIANTS = {
     "relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),
@@ -38,6 +41,7 @@ class CLayer:
 
     lib: ctypes.CDLL
     variant: str
+    mm: str  # "tlmm" or "pack2"
     golden: GoldenModel
 
     def __post_init__(self) -> None:
@@ -46,7 +50,10 @@ class CLayer:
         blobs, offs = [], []
         for n in LINEARS:
             offs.append(sum(b.size for b in blobs))
-            blobs.append(np.ascontiguousarray(lins[n].packed).reshape(-1))
+            if self.mm == "tlmm":
+                blobs.append(pack_ternary(lins[n].dense(), TLMM_ROWS))
+            else:
+                blobs.append(np.ascontiguousarray(lins[n].packed).reshape(-1))
         self.w = np.concatenate(blobs)
         self.w_off = np.array(offs, np.int64)
         self.w_scale = np.array([lins[n].scale for n in LINEARS], F32)
@@ -67,7 +74,7 @@ class CLayer:
         kc, vc = np.ascontiguousarray(cache.k[0]), np.ascontiguousarray(cache.v[0])
         taps = np.full(int(self.tap_off[6]), np.nan, F32)
         scale = F32(1.0 / np.sqrt(c.head_dim))
-        getattr(self.lib, f"tb_layer_{self.variant}")(
+        getattr(self.lib, f"tb_layer_{self.variant}_{self.mm}")(
             csim.ptr(h), ctypes.c_int(t_len), ctypes.c_int(pos0), csim.ptr(self.w), csim.ptr(self.w_off),
             csim.ptr(self.w_scale), csim.ptr(self.params), csim.ptr(self.p_off), csim.ptr(self.golden.cos),
             csim.ptr(self.golden.sin), csim.ptr(kc), csim.ptr(vc), ctypes.c_float(F32(c.rms_eps)),
@@ -86,10 +93,11 @@ class CLayer:
         return h, out
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
+@pytest.fixture(scope="module", params=[(v, mm) for mm in ("tlmm", "pack2") for v in VARIANTS],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def layer(request: pytest.FixtureRequest, lib: ctypes.CDLL) -> CLayer:
-    cfg = small_config(request.param)
-    return CLayer(lib, request.param, GoldenModel(random_model(cfg, seed=11)))
+    variant, mm = request.param
+    return CLayer(lib, variant, mm, GoldenModel(random_model(small_config(variant), seed=11)))
 
 
 def _mismatches(a: np.ndarray, b: np.ndarray) -> int:
@@ -107,7 +115,7 @@ def _compare(layer: CLayer, h: np.ndarray, pos0: int, cache_g: KVCache, cache_c:
     s = pos0 + h.shape[0]
     counts["kv_cache"] = _mismatches(cache_c.k[0, :s], cache_g.k[0, :s]) + _mismatches(
         cache_c.v[0, :s], cache_g.v[0, :s])
-    print(f"layer {layer.variant} {what}: " + ", ".join(f"{n} {m}" for n, m in counts.items()))
+    print(f"layer {layer.variant}/{layer.mm} {what}: " + ", ".join(f"{n} {m}" for n, m in counts.items()))
     for n in ("attn", "h_out"):
         assert np.isfinite(ref[n]).all(), n
     return sum(counts.values())
@@ -143,13 +151,15 @@ def test_decode_every_tap_bit_exact(layer: CLayer) -> None:
 
 
 def test_comparison_detects_a_changed_weight(layer: CLayer) -> None:
-    """The check can fail: flip one ternary code of o_proj in the C-sim image only."""
+    """The check can fail: change the first weight of o_proj in the C-sim image only."""
     h = _hidden(layer, 16, 99)
     cg, cc = layer.golden.new_cache(), layer.golden.new_cache()
     saved = layer.w.copy()
     i = int(layer.w_off[LINEARS.index("o")])
-    code = int(layer.w[i]) & 3
-    layer.w[i] = (int(layer.w[i]) & ~3) | (2 if code == 1 else 1)  # first weight: -1/+1 -> 0, 0 -> +1
+    # both encodings hold weight (0, 0) in the low digit of byte 0: -1/+1 -> 0, 0 -> +1
+    base = 3 if layer.mm == "tlmm" else 4
+    code = int(layer.w[i]) % base
+    layer.w[i] = int(layer.w[i]) - code + (2 if code == 1 else 1)
     try:
         total = _compare(layer, h, 0, cg, cc, "with one o_proj weight changed")
     finally:

@@ -9,7 +9,7 @@
 //
 // Every float op is the contract's (numerics.h); a ternary linear is MM::run (exact integer
 // accumulation, then dequantize(acc, qs, wscale)), a policy so the layer runs on the TLMM engine or
-// on the plain reference matmul below. Activations between stages live in a DDR scratch area
+// on the plain reference matmul (pack2_matmul). Activations between stages live in a DDR scratch area
 // (layer_scratch), element-wise stages stream rows through on-chip buffers with II=1 loops.
 // T == 1 uses the single-query decode attention kernel, T > 1 the fused prefill kernel.
 #pragma once
@@ -20,6 +20,7 @@
 #include "edgellm/attention_prefill.h"
 #include "edgellm/kv_cache.h"
 #include "edgellm/numerics.h"
+#include "edgellm/tlmm.h"
 
 namespace edgellm {
 
@@ -106,6 +107,16 @@ struct pack2_matmul {
         y[(long)t * n_out + n] = dequantize(acc, qs[t], wscale);
       }
     }
+  }
+};
+
+// The TLMM engine as the layer's matmul policy: weights in the tiled 5-trits/byte image
+// (compiler/packing.py pack_ternary with rows_per_tile = TCFG::R), one image per linear.
+template <class TCFG>
+struct tlmm_mm {
+  static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w, int n_out, int k,
+                  f32 wscale, f32 *y) {
+    tlmm_matmul<TCFG>(x, qs, n_tok, w, n_out, k, wscale, y);
   }
 };
 
