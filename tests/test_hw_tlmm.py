@@ -1,0 +1,208 @@
+"""Weight format (compiler/packing.py) and the TLMM engine (hw/include/edgellm/tlmm.h) in C simulation.
+
+Integer outputs must equal numpy's exact int matmul; float outputs must equal
+models.numerics.dequantize(models.numerics.int_matmul(...)) bit for bit.
+"""
+
+import ctypes
+
+import numpy as np
+import pytest
+
+from edgellm.compiler import packing
+from edgellm.errors import EdgeLLMError
+from edgellm.hw import csim
+from edgellm.models import numerics as nx
+
+F32 = np.float32
+CI, F, P = ctypes.c_int, ctypes.c_float, csim.ptr
+R_OF = {"a": 16, "b": 8, "g2": 4, "g4": 8}  # rows per tile of the testbench configs
+
+
+@pytest.fixture(scope="module")
+def lib() -> ctypes.CDLL:
+    return csim.load([csim.TB_DIR / "tlmm_tb.cpp"], "tlmm_tb")
+
+
+def _tern(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    return rng.integers(-1, 2, (n, k)).astype(np.int8)
+
+
+def _x(rng: np.random.Generator, t: int, k: int) -> np.ndarray:
+    return rng.integers(-128, 128, (t, k)).astype(np.int8)
+
+
+def _run_int(lib: ctypes.CDLL, cfg: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    (t, k), n = x.shape, w.shape[0]
+    img = packing.pack_ternary(w, R_OF[cfg])
+    acc = np.full((t, n), 0x5A5A5A5A, np.int32)
+    getattr(lib, f"tb_tlmm_{cfg}_int")(P(np.ascontiguousarray(x)), CI(t), P(img), CI(n), CI(k), P(acc))
+    return acc
+
+
+def _run_f32(lib: ctypes.CDLL, cfg: str, x: np.ndarray, qs: np.ndarray, w: np.ndarray, ws: F32) -> np.ndarray:
+    (t, k), n = x.shape, w.shape[0]
+    img = packing.pack_ternary(w, R_OF[cfg])
+    y = np.full((t, n), np.nan, F32)
+    getattr(lib, f"tb_tlmm_{cfg}")(P(x), P(qs), CI(t), P(img), CI(n), CI(k), F(ws), P(y))
+    return y
+
+
+# ---- weight format ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,k,r", [(1, 1, 1), (37, 100, 16), (16, 2560, 16), (5, 7, 8), (64, 6912, 32),
+                                   (21, 688, 8), (3, 16384, 16), (100, 15, 7)])
+def test_pack_round_trip(n: int, k: int, r: int) -> None:
+    w = _tern(np.random.default_rng(n * k), n, k)
+    img = packing.pack_ternary(w, r)
+    assert img.dtype == np.uint8 and img.size == packing.packed_size(n, k, r)
+    assert img.size % r == 0
+    assert np.array_equal(packing.unpack_ternary(img, n, k, r), w)
+    assert img[:n * packing.row_bytes(k)].max() <= 242
+
+
+def test_layout_offsets_match_the_documented_formula() -> None:
+    n, k, r = 11, 23, 4  # 2 full tiles + a tail tile of 3 rows; 5 bytes per row (2 pad trits)
+    w = _tern(np.random.default_rng(5), n, k)
+    img = packing.pack_ternary(w, r)
+    nb = packing.row_bytes(k)
+    codes = np.ones((n, nb * 5), np.int64)
+    codes[:, :k] = w + 1
+    for row in range(n):
+        t, rr = divmod(row, r)
+        rt = min(r, n - t * r)
+        for b in range(nb):
+            want = sum(int(codes[row, 5 * b + i]) * 3 ** i for i in range(5))
+            assert img[t * r * nb + b * rt + rr] == want
+
+
+def test_bits_per_weight() -> None:
+    shapes = [(2560, 2560), (640, 2560), (6912, 2560), (2560, 6912), (4096, 1536), (8640, 3200),
+              (14336, 4096), (256, 256), (16, 257), (48, 16384), (17, 300)]
+    for n, k in shapes:
+        for r in (8, 16, 32):
+            bpw = packing.bits_per_weight(n, k, r)
+            assert bpw == 8 * packing.packed_size(n, k, r) / (n * k)
+            if k >= 256 and n >= r:
+                assert 1.6 <= bpw <= 1.7, (n, k, r, bpw)
+    print("bits/weight (R=16):", {f"{n}x{k}": round(packing.bits_per_weight(n, k, 16), 4) for n, k in shapes})
+    assert packing.bits_per_weight(2560, 2560, 16) == 1.6
+    assert packing.bits_per_weight(2560, 6912, 16) == pytest.approx(1.60069, abs=1e-5)
+
+
+def test_pack_rejects_bad_input() -> None:
+    with pytest.raises(EdgeLLMError):
+        packing.pack_ternary(np.full((2, 5), 2, np.int8), 4)
+    with pytest.raises(EdgeLLMError):
+        packing.pack_ternary(np.zeros(5, np.int8), 4)
+    with pytest.raises(EdgeLLMError):
+        packing.packed_size(4, 5, 4, align=6)
+    with pytest.raises(EdgeLLMError):
+        packing.unpack_ternary(np.zeros(3, np.uint8), 4, 5, 4)
+
+
+def test_decode_all_bytes_matches_python(lib: ctypes.CDLL) -> None:
+    b = np.arange(256, dtype=np.uint8)
+    trits = np.empty((256, 5), np.int8)
+    lib.tb_decode_bytes(P(b), CI(256), P(trits))
+    ref = packing.unpack_ternary(b, 256, 5, 1)
+    assert np.array_equal(trits, ref)
+
+
+def test_group_indices(lib: ctypes.CDLL) -> None:
+    rng = np.random.default_rng(2)
+    w = _tern(rng, 1, 15 * 200)
+    img = packing.pack_ternary(w, 1)
+    idx = np.empty(1000, np.int32)
+    lib.tb_chunk_indices3(P(img), CI(200), P(idx))
+    c = (w[0] + 1).astype(np.int32).reshape(-1, 3)
+    assert np.array_equal(idx, 9 * c[:, 0] + 3 * c[:, 1] + c[:, 2])
+    zero = packing.pack_ternary(np.zeros((1, 15), np.int8), 1)
+    lib.tb_chunk_indices3(P(zero), CI(1), P(idx))
+    assert (idx[:5] == 13).all()
+
+
+# ---- TLMM engine -------------------------------------------------------------------------------
+
+def test_accumulator_widths(lib: ctypes.CDLL) -> None:
+    out = np.empty(4, np.int32)
+    lib.tb_tlmm_widths(P(out))
+    # G=3: |entry| <= 384 -> 10 bits; T=5: 1920 -> 12 bits; K_MAX=16384: 2^21 -> 23 bits; 8192 -> 22
+    assert out.tolist() == [10, 12, 23, 22]
+
+
+SHAPES = [  # (cfg, n_out, k, n_tok)
+    ("a", 40, 100, 1), ("a", 32, 2560, 1), ("a", 37, 2560, 3), ("a", 16, 6912, 1), ("a", 9, 688, 16),
+    ("a", 33, 16384, 2), ("a", 48, 301, 17), ("a", 20, 2560, 128),
+    ("b", 24, 688, 128), ("b", 13, 100, 130), ("b", 8, 2560, 16), ("b", 3, 8192, 1),
+    ("g2", 13, 301, 3), ("g2", 16, 2560, 2), ("g4", 19, 299, 5), ("g4", 24, 2560, 1),
+]
+
+
+@pytest.mark.parametrize("cfg,n,k,t", SHAPES)
+def test_int_exact_random(lib: ctypes.CDLL, cfg: str, n: int, k: int, t: int) -> None:
+    rng = np.random.default_rng(n * 7 + k + t)
+    w, x = _tern(rng, n, k), _x(rng, t, k)
+    acc = _run_int(lib, cfg, x, w)
+    ref = (x.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
+    m = int((acc != ref).sum())
+    print(f"tlmm[{cfg}] int n={n} k={k} t={t}: {m} mismatches")
+    assert m == 0
+
+
+@pytest.mark.parametrize("k", [100, 2560, 16384])
+def test_int_adversarial(lib: ctypes.CDLL, k: int) -> None:
+    n = 20
+    w = np.zeros((n, k), np.int8)
+    w[0], w[1], w[3], w[4] = 1, -1, 1, -1  # rows 2 and 5..19 stay all-zero
+    w[6:] = _tern(np.random.default_rng(k), n - 6, k)
+    x = np.stack([np.full(k, 127), np.full(k, -128), np.zeros(k), np.r_[np.full(k - 1, -128), 127]]
+                 ).astype(np.int8)
+    acc = _run_int(lib, "a", x, w)
+    ref = (x.astype(np.int64) @ w.astype(np.int64).T)
+    m = int((acc != ref).sum())
+    print(f"tlmm adversarial k={k}: {m} mismatches, extremes {ref.min()} .. {ref.max()}")
+    assert m == 0
+    assert ref[1, 1] == 128 * k and ref[1, 0] == -128 * k  # the widest values the accumulator must hold
+    assert not acc[2].any() and not acc[:, 2].any()
+
+
+@pytest.mark.parametrize("cfg,n,k,t", [("a", 37, 2560, 3), ("a", 16, 6912, 1), ("a", 40, 100, 16),
+                                       ("b", 24, 688, 128), ("a", 20, 16384, 2)])
+def test_f32_bit_exact(lib: ctypes.CDLL, cfg: str, n: int, k: int, t: int) -> None:
+    rng = np.random.default_rng(n + k + t)
+    w = _tern(rng, n, k)
+    xf = (rng.standard_normal((t, k)) * rng.uniform(0.1, 20, (t, 1))).astype(F32)
+    x, qs = nx.quantize(xf)
+    ws = F32(rng.uniform(0.5, 3.0))
+    y = _run_f32(lib, cfg, x, qs, w, ws)
+    ref = nx.dequantize(nx.int_matmul(x, w), qs, ws)
+    m = int((y.view(np.uint32) != ref.view(np.uint32)).sum())
+    print(f"tlmm[{cfg}] f32 n={n} k={k} t={t}: {m} bit mismatches")
+    assert m == 0
+
+
+def test_wide_port_equals_byte_port(lib: ctypes.CDLL) -> None:
+    rng = np.random.default_rng(9)
+    n, k, t = 45, 1000, 2  # tail tile of 13 rows read through whole 128-bit beats
+    w = _tern(rng, n, k)
+    x, qs = nx.quantize(rng.standard_normal((t, k)).astype(F32))
+    img = packing.pack_ternary(w, 16)
+    y = np.empty((t, n), F32)
+    rc = lib.tb_tlmm_a_wide(P(x), P(qs), CI(t), P(img), ctypes.c_long(img.size), CI(n), CI(k), F(1.5), P(y))
+    assert rc == 0
+    ref = nx.dequantize(nx.int_matmul(x, w), qs, F32(1.5))
+    assert int((y.view(np.uint32) != ref.view(np.uint32)).sum()) == 0
+
+
+def test_corrupted_image_is_detected(lib: ctypes.CDLL) -> None:
+    """The comparison can fail: one changed byte changes exactly one row's accumulators."""
+    rng = np.random.default_rng(4)
+    n, k, t = 20, 300, 2
+    w, x = _tern(rng, n, k), _x(rng, t, k)
+    img = packing.pack_ternary(w, 16)
+    img[16 * 7 + 3] = (int(img[16 * 7 + 3]) + 1) % 243  # tile 0, byte column 7, row 3
+    acc = np.empty((t, n), np.int32)
+    lib.tb_tlmm_a_int(P(x), CI(t), P(img), CI(n), CI(k), P(acc))
+    bad = (acc != nx.int_matmul(x, w)).any(axis=0)
+    assert bad.tolist() == [i == 3 for i in range(n)]
