@@ -132,8 +132,9 @@ def test_prefill_every_tap_bit_exact(layer: CLayer) -> None:
     for t_len in (1, 16, 128):
         cg, cc = layer.golden.new_cache(), layer.golden.new_cache()
         total += _compare(layer, _hidden(layer, t_len, t_len), 0, cg, cc, f"prefill T={t_len} pos0=0")
-        if t_len == 128:  # continue the same caches: a second prefill at pos0 = 128
+        if t_len == 128:  # continue the same caches: a second prefill at pos0 = 128, then decode
             total += _compare(layer, _hidden(layer, 16, 5), 128, cg, cc, "prefill T=16 pos0=128")
+            total += _compare(layer, _hidden(layer, 1, 6), 144, cg, cc, "decode pos=144 after prefill")
     assert total == 0
 
 

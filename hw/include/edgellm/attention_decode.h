@@ -55,6 +55,11 @@ template <class C>
 void attention_decode(const f32 *q, const f32 *k_layer, const f32 *v_layer, f32 *out, int pos,
                       int n_heads, int n_kv, int head_dim, f32 scale) {
 #pragma HLS DATAFLOW
+#ifndef __SYNTHESIS__
+  assert(head_dim >= 1 && head_dim <= C::d_max && n_heads <= C::heads_max);
+  assert(n_kv >= 1 && n_kv <= C::kv_heads_max && n_heads % n_kv == 0);
+  assert(pos >= 0 && pos < C::max_ctx);
+#endif
   hls::stream<f32_beat<C::mem_lanes> > ks("dec_ks"), vs("dec_vs");
 #pragma HLS STREAM variable = ks depth = C::kv_block * C::kv_heads_max * C::beats_max
 #pragma HLS STREAM variable = vs depth = C::kv_block * C::kv_heads_max * C::beats_max

@@ -18,6 +18,7 @@
 // min_rows cycles apart and the pipeline runs at II=1 with each row's order unchanged.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 
 #include "edgellm/numerics.h"
@@ -41,6 +42,9 @@ struct attn_config {
   static const int min_rows = MIN_ROWS;      // >= fp32 add latency: rows interleaved per key
   static const int mem_lanes = MEM_LANES;    // floats per DDR beat (16 = 512-bit AXI)
   static const int beats_max = (D_MAX + MEM_LANES - 1) / MEM_LANES;
+  static_assert(DOT_LANES >= 1 && (DOT_LANES & (DOT_LANES - 1)) == 0, "dot_lanes: power of two");
+  static_assert(KV_BLOCK >= 1 && BQ >= 1 && MIN_ROWS >= 1 && MEM_LANES >= 1, "sizes positive");
+  static_assert(GROUP_MAX <= HEADS_MAX && KV_HEADS_MAX <= HEADS_MAX, "head counts");
 };
 
 template <int ML>
@@ -302,6 +306,11 @@ template <class C>
 void attention_prefill(const f32 *q, const f32 *k_layer, const f32 *v_layer, f32 *out, int t_len,
                        int pos0, int n_heads, int n_kv, int head_dim, f32 scale) {
   const int grp = n_heads / n_kv;
+#ifndef __SYNTHESIS__
+  assert(head_dim >= 1 && head_dim <= C::d_max && n_kv >= 1 && n_heads % n_kv == 0);
+  assert(grp <= C::group_max && n_kv <= C::kv_heads_max && t_len >= 1 && t_len <= C::max_t);
+  assert(pos0 >= 0 && pos0 + t_len <= C::max_ctx);
+#endif
 qblock:
   for (int t0 = 0; t0 < t_len; t0 += C::bq) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::max_t / C::bq

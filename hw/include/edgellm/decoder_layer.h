@@ -14,6 +14,7 @@
 // T == 1 uses the single-query decode attention kernel, T > 1 the fused prefill kernel.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 
 #include "edgellm/attention_decode.h"
@@ -52,8 +53,8 @@ struct layer_desc {
   long p_off[N_NORM];
 };
 
-// Float scratch map (offsets in floats) for up to max_t tokens; the int8 scratch holds
-// [max_t][k_max] quantized activations followed by nothing else (qs lives in float scratch).
+// Scratch maps for up to max_t tokens: float area (offsets in floats) and the int8 area
+// (bytes8 bytes: [T][width] quantized activations of the linear being fed).
 template <class C>
 struct layer_scratch {
   static const long q = 0;                                    // [T][q_size]
@@ -83,15 +84,17 @@ struct layer_taps {
 // Reference ternary linear on models/weights.pack2 rows ((n_out, ceil(k/4)) bytes, 2-bit codes
 // t+1, low bits first): exact int32 accumulation, then dequantize. A plain loop (one MAC per
 // cycle), kept as the cross-check for the TLMM engine and as a fallback policy.
-template <int K_MAX>
+template <int K_MAX>  // K_MAX: largest k and n_out
 struct pack2_matmul {
   static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w, int n_out, int k,
                   f32 wscale, f32 *y) {
     const int kb = (k + 3) / 4;
   p2_tok:
     for (int t = 0; t < n_tok; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
     p2_row:
       for (int n = 0; n < n_out; n++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = K_MAX
         int32_t acc = 0;
       p2_byte:
         for (int b = 0; b < kb; b++) {
@@ -189,29 +192,35 @@ rope_tok:
   }
 }
 
-// h = h + y over n floats.
-inline void residual_add(f32 *h, const f32 *y, long n) {
+// h = h + y over n <= MAXN floats.
+template <long MAXN>
+void residual_add(f32 *h, const f32 *y, long n) {
 res_add:
   for (long i = 0; i < n; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAXN
 #pragma HLS PIPELINE II = 1
     h[i] = h[i] + y[i];
   }
 }
 
-// g <- act(g) * u over n floats (the gated FFN activation, in place in u).
-template <int ACT>
+// u <- act(g) * u over n <= MAXN floats (the gated FFN activation, in place in u).
+template <int ACT, long MAXN>
 void gated_act(const f32 *g, f32 *u, long n) {
 ffn_act:
   for (long i = 0; i < n; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAXN
 #pragma HLS PIPELINE II = 1
     f32 a = ACT == ACT_RELU2 ? relu2(g[i]) : silu(g[i]);
     u[i] = a * u[i];
   }
 }
 
-inline void copy_f32(const f32 *src, f32 *dst, long n) {
+// dst <- src over n <= MAXN floats (taps).
+template <long MAXN>
+void copy_f32(const f32 *src, f32 *dst, long n) {
 copy_loop:
   for (long i = 0; i < n; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAXN
 #pragma HLS PIPELINE II = 1
     dst[i] = src[i];
   }
@@ -231,6 +240,9 @@ void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const layer_de
   typedef layer_scratch<C> S;
   typedef layer_taps<C> TP;
   const int H = C::hidden, Q = C::q_size, KV = C::kv_size, F = C::ffn;
+#ifndef __SYNTHESIS__
+  assert(t_len >= 1 && t_len <= C::max_t && pos0 >= 0 && pos0 + t_len <= C::max_ctx);
+#endif
   f32 *qs = fs + S::qs;
   // attention block
   norm_quant_rows<C, H>(h, params + d.p_off[NORM_ATTN], true, eps, t_len, x8, qs);
@@ -240,9 +252,9 @@ void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const layer_de
   rope_rows<C>(fs + S::q, C::n_heads, cos_tab, sin_tab, t_len, pos0);
   rope_rows<C>(fs + S::k, C::n_kv, cos_tab, sin_tab, t_len, pos0);
   if (tap_en) {
-    copy_f32(fs + S::q, taps + TP::q_rope, (long)t_len * Q);
-    copy_f32(fs + S::k, taps + TP::k_rope, (long)t_len * KV);
-    copy_f32(fs + S::v, taps + TP::v, (long)t_len * KV);
+    copy_f32<(long)C::max_t * Q>(fs + S::q, taps + TP::q_rope, (long)t_len * Q);
+    copy_f32<(long)C::max_t * KV>(fs + S::k, taps + TP::k_rope, (long)t_len * KV);
+    copy_f32<(long)C::max_t * KV>(fs + S::v, taps + TP::v, (long)t_len * KV);
   }
   kv_cache_write<C::max_t, C::kv_size>(fs + S::k, fs + S::v, t_len, pos0, KV, k_layer, v_layer);
   if (t_len == 1) {
@@ -252,21 +264,21 @@ void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const layer_de
     attention_prefill<typename C::attn>(fs + S::q, k_layer, v_layer, fs + S::attn, t_len, pos0,
                                         C::n_heads, C::n_kv, C::head_dim, attn_scale);
   }
-  if (tap_en) copy_f32(fs + S::attn, taps + TP::attn, (long)t_len * Q);
+  if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn, taps + TP::attn, (long)t_len * Q);
   norm_quant_rows<C, Q>(fs + S::attn, params + d.p_off[NORM_ATTN_SUB], C::subln, eps, t_len, x8,
                         qs);
   MM::run(x8, qs, t_len, w + d.w_off[LIN_O], H, Q, d.w_scale[LIN_O], fs + S::y);
-  residual_add(h, fs + S::y, (long)t_len * H);
-  if (tap_en) copy_f32(h, taps + TP::h_attn, (long)t_len * H);
+  residual_add<(long)C::max_t * H>(h, fs + S::y, (long)t_len * H);
+  if (tap_en) copy_f32<(long)C::max_t * H>(h, taps + TP::h_attn, (long)t_len * H);
   // FFN block
   norm_quant_rows<C, H>(h, params + d.p_off[NORM_FFN], true, eps, t_len, x8, qs);
   MM::run(x8, qs, t_len, w + d.w_off[LIN_GATE], F, H, d.w_scale[LIN_GATE], fs + S::g);
   MM::run(x8, qs, t_len, w + d.w_off[LIN_UP], F, H, d.w_scale[LIN_UP], fs + S::u);
-  gated_act<C::act>(fs + S::g, fs + S::u, (long)t_len * F);
-  if (tap_en) copy_f32(fs + S::u, taps + TP::ffn_act, (long)t_len * F);
+  gated_act<C::act, (long)C::max_t * F>(fs + S::g, fs + S::u, (long)t_len * F);
+  if (tap_en) copy_f32<(long)C::max_t * F>(fs + S::u, taps + TP::ffn_act, (long)t_len * F);
   norm_quant_rows<C, F>(fs + S::u, params + d.p_off[NORM_FFN_SUB], C::subln, eps, t_len, x8, qs);
   MM::run(x8, qs, t_len, w + d.w_off[LIN_DOWN], H, F, d.w_scale[LIN_DOWN], fs + S::y);
-  residual_add(h, fs + S::y, (long)t_len * H);
+  residual_add<(long)C::max_t * H>(h, fs + S::y, (long)t_len * H);
 }
 
 }  // namespace edgellm
