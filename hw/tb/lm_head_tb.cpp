@@ -1,0 +1,63 @@
+// ctypes entry points for the fabric LM head (tests/test_hw_lm_head.py).
+#include <ap_int.h>
+
+#include <cstdint>
+
+#include "edgellm/lm_head.h"
+#include "edgellm/numerics.h"
+
+using namespace edgellm;
+
+typedef LmHeadConfig<16, 4096, 200000, 4, 64> Cfg;  // 16 MACs/cycle, 4 tokens per block
+static int8_t g_q[64 * 4096];
+static f32 g_qs[64];
+static ap_uint<128> g_wide[1 << 16];  // 1 MiB head for the wide-port path
+
+extern "C" {
+
+// x: normed fp32 [n_tok][hidden] -> quantize (numerics.h) -> lm_head. Returns -1 on bad sizes.
+int tb_lm_head(const f32 *x, int n_tok, const int8_t *w, const f32 *row_scale, int vocab, int hidden,
+               int write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
+  if (n_tok > 64 || hidden > 4096 || k > 64) return -1;
+  for (int t = 0; t < n_tok; t++) g_qs[t] = quantize(x + (long)t * hidden, hidden, g_q + t * hidden);
+  lm_head<Cfg>(g_q, g_qs, n_tok, w, row_scale, vocab, hidden, write_logits != 0, logits, argmax, k, top_idx,
+               top_val);
+  return 0;
+}
+
+// Same through a wide ap_uint<128> weight port (hidden % 16 == 0).
+int tb_lm_head_wide(const f32 *x, int n_tok, const int8_t *w, const f32 *row_scale, int vocab, int hidden,
+                    f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
+  long beats = (long)vocab * hidden / 16;
+  if (n_tok > 64 || hidden > 4096 || k > 64 || hidden % 16 || beats > (long)(sizeof(g_wide) / 16)) return -1;
+  for (long i = 0; i < beats; i++) g_wide[i] = lm_read_beat<16>(w, 0, (int)i, (int)(beats * 16));
+  for (int t = 0; t < n_tok; t++) g_qs[t] = quantize(x + (long)t * hidden, hidden, g_q + t * hidden);
+  lm_head<Cfg>(g_q, g_qs, n_tok, g_wide, row_scale, vocab, hidden, true, logits, argmax, k, top_idx, top_val);
+  return 0;
+}
+
+// Top-k / argmax of given logits (same insertion network), for tie tests: one token.
+void tb_topk(const f32 *logits, int n, int k, int32_t *argmax, int32_t *top_idx, f32 *top_val) {
+  f32 tv[64];
+  int32_t ti[64];
+  for (int j = 0; j < 64; j++) {
+    tv[j] = 0.0f;
+    ti[j] = -1;
+  }
+  int32_t best = -1;
+  f32 bv = 0.0f;
+  for (int v = 0; v < n; v++) {
+    if (best < 0 || logits[v] > bv) {
+      bv = logits[v];
+      best = v;
+    }
+    topk_insert<64>(tv, ti, logits[v], v);
+  }
+  *argmax = best;
+  for (int j = 0; j < k; j++) {
+    top_idx[j] = ti[j];
+    top_val[j] = ti[j] >= 0 ? tv[j] : 0.0f;
+  }
+}
+
+}  // extern "C"
