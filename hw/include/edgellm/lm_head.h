@@ -35,7 +35,7 @@ struct LmHeadConfig {
   static_assert(P >= 1 && P <= 128, "P must be 1..128");
   static_assert(K_TOP >= 1 && K_TOP <= 64, "K_TOP must be 1..64");
   static constexpr int BEATS_MAX = (HID_MAX + P - 1) / P;
-  static constexpr int ACC_BITS = clog2(128LL * 128 * HID_MAX + 1) + 1;
+  static constexpr int ACC_BITS = SignedBits<128LL * 128 * HID_MAX>::value;
   static_assert(ACC_BITS <= 32, "HID_MAX too large for an int32 accumulator");
   typedef ap_uint<8 * P> beat_t;
   typedef ap_int<ACC_BITS> acc_t;

@@ -19,7 +19,7 @@
 //   table entry   |sum of G terms|  <= 128 G         (G = 3: 384     -> 10 bits signed)
 //   one step      |sum of T entries| <= 128 G T      (G = 3, T = 5: 1920 -> 12 bits)
 //   accumulator   |sum over k < K|  <= 128 K_MAX    (K_MAX = 16384 = 2^14: 2^21 -> 23 bits)
-// signed_bits(v) = clog2(v + 1) + 1 holds [-v, v]; ACC_BITS <= 32 (K_MAX < 2^24) for int32 output.
+// SignedBits<v> = clog2(v + 1) + 1 holds [-v, v]; ACC_BITS <= 32 (K_MAX < 2^24) for int32 output.
 #pragma once
 
 #include <ap_int.h>
@@ -31,9 +31,6 @@
 #include "edgellm/weight_codec.h"
 
 namespace edgellm {
-
-// Bits of a two's complement integer that holds every value in [-v, v].
-constexpr int signed_bits(long long v) { return clog2(v + 1) + 1; }
 
 template <int G_, int T_, int R_, int K_MAX_, int N_MAX_, int MAX_TOK_, int STORAGE_ = kStorageUram>
 struct TlmmConfig {
@@ -56,9 +53,9 @@ struct TlmmConfig {
   static constexpr int NSTEP_MAX = (NB_MAX + BEATS_PER_STEP - 1) / BEATS_PER_STEP;
   static constexpr int TILES_MAX = (N_MAX + R - 1) / R;
   static constexpr int TAB_N = GroupIndex<G>::kHalf + 1;  // stored table entries
-  static constexpr int TAB_BITS = signed_bits(128LL * G);
-  static constexpr int PSUM_BITS = signed_bits(128LL * G * T);
-  static constexpr int ACC_BITS = signed_bits(128LL * K_MAX);
+  static constexpr int TAB_BITS = SignedBits<128LL * G>::value;
+  static constexpr int PSUM_BITS = SignedBits<128LL * G * T>::value;
+  static constexpr int ACC_BITS = SignedBits<128LL * K_MAX>::value;
   static_assert(ACC_BITS <= 32, "K_MAX too large for an int32 accumulator");
   typedef ap_uint<8 * R> beat_t;          // one byte column of a tile: byte r = row r
   typedef ap_uint<8 * CHUNK_K> xchunk_t;  // one chunk of one token's activations

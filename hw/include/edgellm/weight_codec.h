@@ -18,9 +18,35 @@ namespace edgellm {
 const int kTritsPerByte = 5;
 const int kZeroTritByte = 121;  // codes 1,1,1,1,1: five zero weights
 
-constexpr int pow3(int g) { return g <= 0 ? 1 : 3 * pow3(g - 1); }
-// Smallest b with 2^b >= v (v >= 1).
-constexpr int clog2(long long v) { return v <= 1 ? 0 : 1 + clog2((v + 1) / 2); }
+// Compile-time helpers as template structs (no recursive functions, even constexpr ones).
+template <int G>
+struct Pow3 {
+  static constexpr int value = 3 * Pow3<G - 1>::value;
+};
+template <>
+struct Pow3<0> {
+  static constexpr int value = 1;
+};
+
+// Smallest b with 2^b >= V (V >= 1).
+template <long long V>
+struct CLog2 {
+  static constexpr int value = 1 + CLog2<(V + 1) / 2>::value;
+};
+template <>
+struct CLog2<1> {
+  static constexpr int value = 0;
+};
+template <>
+struct CLog2<0> {
+  static constexpr int value = 0;
+};
+
+// Bits of a two's complement integer that holds every value in [-V, V].
+template <long long V>
+struct SignedBits {
+  static constexpr int value = CLog2<V + 1>::value + 1;
+};
 
 // floor(v / 3) for 0 <= v <= 255 as a constant multiply and shift ((v * 171) >> 9 is exact there).
 inline ap_uint<7> div3_u8(ap_uint<8> v) {
@@ -56,9 +82,9 @@ inline int trit_of(ap_uint<8> b, int i) {
 // Table index width for group size G.
 template <int G>
 struct GroupIndex {
-  static constexpr int kEntries = pow3(G);          // 3^G signed sums
+  static constexpr int kEntries = Pow3<G>::value;   // 3^G signed sums
   static constexpr int kHalf = (kEntries - 1) / 2;  // index of the all-zero group; entries 0..kHalf stored
-  static constexpr int kBits = clog2(kEntries);
+  static constexpr int kBits = CLog2<kEntries>::value;
   typedef ap_uint<kBits> type;
 };
 
