@@ -7,10 +7,12 @@
 //   x = rmsnorm(h, ffn_norm); g, u = gate, up of quantize(x); f = act(g) * u     [tap ffn_act]
 //   f = rmsnorm(f, ffn_sub_norm) if SUBLN ; h = h + down(quantize(f))            [tap h_out = h]
 //
-// Every float op is the contract's (numerics.h); a ternary linear is MM::run (exact integer
-// accumulation, then dequantize(acc, qs, wscale)), a policy so the layer runs on the TLMM engine or
-// on the plain reference matmul (pack2_matmul). Activations between stages live in a DDR scratch area
-// (layer_scratch), element-wise stages stream rows through on-chip buffers with II=1 loops.
+// Every float op is the contract's (numerics.h). A ternary linear is MM::run (exact integer
+// accumulation, then dequantize(acc, qs, wscale)): a policy, so the layer runs on the TLMM engine
+// (tlmm_mm) or on the plain reference matmul (pack2_matmul). The element-wise work between the
+// linears is elementwise.h's fused token-streaming stages (norm+quantize, RoPE, GLU+SubLN+quantize,
+// residual+next norm+quantize): rows go through on-chip buffers; only linear outputs, the attention
+// input/output and the KV cache touch DDR (scratch area layer_scratch).
 // T == 1 uses the single-query decode attention kernel, T > 1 the fused prefill kernel.
 #pragma once
 
@@ -19,13 +21,14 @@
 
 #include "edgellm/attention_decode.h"
 #include "edgellm/attention_prefill.h"
+#include "edgellm/elementwise.h"
 #include "edgellm/kv_cache.h"
 #include "edgellm/numerics.h"
 #include "edgellm/tlmm.h"
 
 namespace edgellm {
 
-enum { ACT_RELU2 = 0, ACT_SILU = 1 };
+enum { ACT_RELU2 = kActRelu2, ACT_SILU = kActSilu };
 
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
 
@@ -41,6 +44,7 @@ struct layer_config {
   typedef attn_config<HEAD_DIM, DOT_LANES, KV_BLOCK, BQ, N_HEADS, N_KV, N_HEADS / N_KV, MAX_CTX,
                       MAX_T>
       attn;
+  typedef EwConfig<k_max, NORM_LANES, MAX_T> ew;
 };
 
 // Where one layer's parameters are: byte offsets of the seven encoded ternary matrices in the
@@ -57,15 +61,18 @@ struct layer_desc {
 // (bytes8 bytes: [T][width] quantized activations of the linear being fed).
 template <class C>
 struct layer_scratch {
-  static const long q = 0;                                    // [T][q_size]
-  static const long k = q + (long)C::max_t * C::q_size;       // [T][kv_size]
-  static const long v = k + (long)C::max_t * C::kv_size;      // [T][kv_size]
-  static const long attn = v + (long)C::max_t * C::kv_size;   // [T][q_size]
-  static const long g = attn + (long)C::max_t * C::q_size;    // [T][ffn]
-  static const long u = g + (long)C::max_t * C::ffn;          // [T][ffn]  (f = act(g)*u in place)
-  static const long y = u + (long)C::max_t * C::ffn;          // [T][hidden]
-  static const long qs = y + (long)C::max_t * C::hidden;      // [T]
-  static const long floats = qs + C::max_t;
+  static const long q_lin = 0;                                   // [T][q_size] q before RoPE
+  static const long k_lin = q_lin + (long)C::max_t * C::q_size;  // [T][kv_size] k before RoPE
+  static const long q = k_lin + (long)C::max_t * C::kv_size;     // [T][q_size]
+  static const long k = q + (long)C::max_t * C::q_size;          // [T][kv_size]
+  static const long v = k + (long)C::max_t * C::kv_size;         // [T][kv_size]
+  static const long attn = v + (long)C::max_t * C::kv_size;      // [T][q_size]
+  static const long g = attn + (long)C::max_t * C::q_size;       // [T][ffn]
+  static const long u = g + (long)C::max_t * C::ffn;             // [T][ffn]
+  static const long y = u + (long)C::max_t * C::ffn;             // [T][hidden]
+  static const long qs_a = y + (long)C::max_t * C::hidden;       // [T] scales of x8 (ping)
+  static const long qs_b = qs_a + C::max_t;                      // [T] (pong)
+  static const long floats = qs_b + C::max_t;
   static const long bytes8 = (long)C::max_t * C::k_max;
 };
 
@@ -123,98 +130,6 @@ struct tlmm_mm {
   }
 };
 
-// Rows of x (T x N): optional RMSNorm with g, then per-token absmax int8 -> x8 (T x N), qs (T).
-template <class C, int N>
-void norm_quant_rows(const f32 *x, const f32 *g, bool norm, f32 eps, int t_len, int8_t *x8,
-                     f32 *qs) {
-  f32 gb[N], row[N], nrm[N];
-  int8_t q8[N];
-  if (norm) {
-  nq_load_g:
-    for (int i = 0; i < N; i++) {
-#pragma HLS PIPELINE II = 1
-      gb[i] = g[i];
-    }
-  }
-nq_tok:
-  for (int t = 0; t < t_len; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::max_t
-  nq_load:
-    for (int i = 0; i < N; i++) {
-#pragma HLS PIPELINE II = 1
-      row[i] = x[(long)t * N + i];
-    }
-    if (norm) {
-      rmsnorm<C::norm_lanes>(row, gb, eps, N, nrm);
-    } else {
-      for (int i = 0; i < N; i++) {
-#pragma HLS PIPELINE II = 1
-        nrm[i] = row[i];
-      }
-    }
-    qs[t] = quantize(nrm, N, q8);
-  nq_store:
-    for (int i = 0; i < N; i++) {
-#pragma HLS PIPELINE II = 1
-      x8[(long)t * N + i] = q8[i];
-    }
-  }
-}
-
-// RoPE of every head of every token (x: [T][heads][head_dim]) with the table row of pos0 + t.
-template <class C>
-void rope_rows(f32 *x, int heads, const f32 *cos_tab, const f32 *sin_tab, int t_len, int pos0) {
-  const int D = C::head_dim, H2 = C::head_dim / 2;
-  f32 cb[H2], sb[H2], hb[D];
-rope_tok:
-  for (int t = 0; t < t_len; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::max_t
-  rope_tab:
-    for (int i = 0; i < H2; i++) {
-#pragma HLS PIPELINE II = 1
-      cb[i] = cos_tab[(long)(pos0 + t) * H2 + i];
-      sb[i] = sin_tab[(long)(pos0 + t) * H2 + i];
-    }
-  rope_head:
-    for (int h = 0; h < heads; h++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::n_heads
-      f32 *row = x + ((long)t * heads + h) * D;
-      for (int i = 0; i < D; i++) {
-#pragma HLS PIPELINE II = 1
-        hb[i] = row[i];
-      }
-      rope<D>(hb, cb, sb);
-      for (int i = 0; i < D; i++) {
-#pragma HLS PIPELINE II = 1
-        row[i] = hb[i];
-      }
-    }
-  }
-}
-
-// h = h + y over n <= MAXN floats.
-template <long MAXN>
-void residual_add(f32 *h, const f32 *y, long n) {
-res_add:
-  for (long i = 0; i < n; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAXN
-#pragma HLS PIPELINE II = 1
-    h[i] = h[i] + y[i];
-  }
-}
-
-// u <- act(g) * u over n <= MAXN floats (the gated FFN activation, in place in u).
-template <int ACT, long MAXN>
-void gated_act(const f32 *g, f32 *u, long n) {
-ffn_act:
-  for (long i = 0; i < n; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAXN
-#pragma HLS PIPELINE II = 1
-    f32 a = ACT == ACT_RELU2 ? relu2(g[i]) : silu(g[i]);
-    u[i] = a * u[i];
-  }
-}
-
 // dst <- src over n <= MAXN floats (taps).
 template <long MAXN>
 void copy_f32(const f32 *src, f32 *dst, long n) {
@@ -239,18 +154,22 @@ void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const layer_de
                    bool tap_en) {
   typedef layer_scratch<C> S;
   typedef layer_taps<C> TP;
-  const int H = C::hidden, Q = C::q_size, KV = C::kv_size, F = C::ffn;
+  typedef typename C::ew E;
+  const int H = C::hidden, Q = C::q_size, KV = C::kv_size, F = C::ffn, D = C::head_dim;
 #ifndef __SYNTHESIS__
   assert(t_len >= 1 && t_len <= C::max_t && pos0 >= 0 && pos0 + t_len <= C::max_ctx);
 #endif
-  f32 *qs = fs + S::qs;
+  f32 *qs_a = fs + S::qs_a, *qs_b = fs + S::qs_b;
+  const f32 one = 1.0f;  // linear outputs arrive dequantized (fp32): the stages copy them
   // attention block
-  norm_quant_rows<C, H>(h, params + d.p_off[NORM_ATTN], true, eps, t_len, x8, qs);
-  MM::run(x8, qs, t_len, w + d.w_off[LIN_Q], Q, H, d.w_scale[LIN_Q], fs + S::q);
-  MM::run(x8, qs, t_len, w + d.w_off[LIN_K], KV, H, d.w_scale[LIN_K], fs + S::k);
-  MM::run(x8, qs, t_len, w + d.w_off[LIN_V], KV, H, d.w_scale[LIN_V], fs + S::v);
-  rope_rows<C>(fs + S::q, C::n_heads, cos_tab, sin_tab, t_len, pos0);
-  rope_rows<C>(fs + S::k, C::n_kv, cos_tab, sin_tab, t_len, pos0);
+  norm_quantize_tokens<E>(h, params + d.p_off[NORM_ATTN], true, eps, t_len, H, x8, qs_a);
+  MM::run(x8, qs_a, t_len, w + d.w_off[LIN_Q], Q, H, d.w_scale[LIN_Q], fs + S::q_lin);
+  MM::run(x8, qs_a, t_len, w + d.w_off[LIN_K], KV, H, d.w_scale[LIN_K], fs + S::k_lin);
+  MM::run(x8, qs_a, t_len, w + d.w_off[LIN_V], KV, H, d.w_scale[LIN_V], fs + S::v);
+  dequant_rope_tokens<E, D, f32>(fs + S::q_lin, qs_a, one, t_len, C::n_heads, pos0, cos_tab,
+                                 sin_tab, fs + S::q);
+  dequant_rope_tokens<E, D, f32>(fs + S::k_lin, qs_a, one, t_len, C::n_kv, pos0, cos_tab, sin_tab,
+                                 fs + S::k);
   if (tap_en) {
     copy_f32<(long)C::max_t * Q>(fs + S::q, taps + TP::q_rope, (long)t_len * Q);
     copy_f32<(long)C::max_t * KV>(fs + S::k, taps + TP::k_rope, (long)t_len * KV);
@@ -259,26 +178,28 @@ void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const layer_de
   kv_cache_write<C::max_t, C::kv_size>(fs + S::k, fs + S::v, t_len, pos0, KV, k_layer, v_layer);
   if (t_len == 1) {
     attention_decode<typename C::attn>(fs + S::q, k_layer, v_layer, fs + S::attn, pos0, C::n_heads,
-                                       C::n_kv, C::head_dim, attn_scale);
+                                       C::n_kv, D, attn_scale);
   } else {
     attention_prefill<typename C::attn>(fs + S::q, k_layer, v_layer, fs + S::attn, t_len, pos0,
-                                        C::n_heads, C::n_kv, C::head_dim, attn_scale);
+                                        C::n_heads, C::n_kv, D, attn_scale);
   }
   if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn, taps + TP::attn, (long)t_len * Q);
-  norm_quant_rows<C, Q>(fs + S::attn, params + d.p_off[NORM_ATTN_SUB], C::subln, eps, t_len, x8,
-                        qs);
-  MM::run(x8, qs, t_len, w + d.w_off[LIN_O], H, Q, d.w_scale[LIN_O], fs + S::y);
-  residual_add<(long)C::max_t * H>(h, fs + S::y, (long)t_len * H);
+  norm_quantize_tokens<E>(fs + S::attn, params + d.p_off[NORM_ATTN_SUB], C::subln, eps, t_len, Q,
+                          x8, qs_a);
+  MM::run(x8, qs_a, t_len, w + d.w_off[LIN_O], H, Q, d.w_scale[LIN_O], fs + S::y);
+  // h += o_proj; then the FFN's RMSNorm + quantize from the on-chip copy of the new h
+  residual_norm_quantize_tokens<E, f32>(fs + S::y, qs_a, one, h, true, params + d.p_off[NORM_FFN],
+                                        eps, t_len, H, x8, qs_b);
   if (tap_en) copy_f32<(long)C::max_t * H>(h, taps + TP::h_attn, (long)t_len * H);
   // FFN block
-  norm_quant_rows<C, H>(h, params + d.p_off[NORM_FFN], true, eps, t_len, x8, qs);
-  MM::run(x8, qs, t_len, w + d.w_off[LIN_GATE], F, H, d.w_scale[LIN_GATE], fs + S::g);
-  MM::run(x8, qs, t_len, w + d.w_off[LIN_UP], F, H, d.w_scale[LIN_UP], fs + S::u);
-  gated_act<C::act, (long)C::max_t * F>(fs + S::g, fs + S::u, (long)t_len * F);
-  if (tap_en) copy_f32<(long)C::max_t * F>(fs + S::u, taps + TP::ffn_act, (long)t_len * F);
-  norm_quant_rows<C, F>(fs + S::u, params + d.p_off[NORM_FFN_SUB], C::subln, eps, t_len, x8, qs);
-  MM::run(x8, qs, t_len, w + d.w_off[LIN_DOWN], H, F, d.w_scale[LIN_DOWN], fs + S::y);
-  residual_add<(long)C::max_t * H>(h, fs + S::y, (long)t_len * H);
+  MM::run(x8, qs_b, t_len, w + d.w_off[LIN_GATE], F, H, d.w_scale[LIN_GATE], fs + S::g);
+  MM::run(x8, qs_b, t_len, w + d.w_off[LIN_UP], F, H, d.w_scale[LIN_UP], fs + S::u);
+  glu_norm_quantize_tokens<E, C::act, f32>(fs + S::g, fs + S::u, qs_b, one, one, C::subln,
+                                           params + d.p_off[NORM_FFN_SUB], eps, t_len, F, x8, qs_a,
+                                           tap_en, taps + TP::ffn_act);
+  MM::run(x8, qs_a, t_len, w + d.w_off[LIN_DOWN], H, F, d.w_scale[LIN_DOWN], fs + S::y);
+  residual_norm_quantize_tokens<E, f32>(fs + S::y, qs_a, one, h, false, params, eps, t_len, H, x8,
+                                        qs_b);
 }
 
 }  // namespace edgellm
