@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import onnx
@@ -29,6 +30,7 @@ from edgellm.models.config import ModelConfig
 from edgellm.models.weights import Int8Head, QuantModel, TernaryLinear
 
 EXTERNAL_DATA_BYTES = 1_500_000_000  # above this, weights go to a side file (protobuf limit is 2 GB)
+EXTERNAL_ALIGN = 4096  # offsets of external tensors (page aligned, so onnxruntime can map them)
 CONFIG_KEY = "edgellm.config"  # metadata_props key holding ModelConfig JSON
 MIN_OPSET = 17
 
@@ -36,8 +38,10 @@ MIN_OPSET = 17
 class GraphBuilder:
     """Accumulates nodes and initializers with unique names; one method per ONNX op used."""
 
-    def __init__(self, opset: int, taps: bool = False, offset_ternary: bool = False) -> None:
+    def __init__(self, opset: int, taps: bool = False, offset_ternary: bool = False,
+                 data: BinaryIO | None = None, data_location: str = "") -> None:
         self.opset = opset
+        self.data, self.data_location = data, data_location  # external data file, its relative name
         self.offset_ternary = offset_ternary  # ternary linears take uint8 q + 128 (zero point 128)
         self.taps: list[onnx.ValueInfoProto] | None = [] if taps else None  # extra graph outputs
         self.nodes: list[onnx.NodeProto] = []
@@ -51,8 +55,19 @@ class GraphBuilder:
         return f"{hint}_{self._n}"
 
     def init(self, name: str, arr: np.ndarray) -> str:
-        """Add a named initializer (weights)."""
-        self.inits.append(numpy_helper.from_array(np.asarray(arr, order="C"), name))
+        """Add a named initializer (weights); with a data file, tensors >= 1 KiB are streamed to it."""
+        arr = np.asarray(arr, order="C")
+        if self.data is None or arr.nbytes < 1024:
+            self.inits.append(numpy_helper.from_array(arr, name))
+            return name
+        off = -(-self.data.tell() // EXTERNAL_ALIGN) * EXTERNAL_ALIGN
+        self.data.seek(off)
+        self.data.write(arr.tobytes())
+        t = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(arr.dtype),
+                        dims=arr.shape, data_location=TensorProto.EXTERNAL)
+        for k, v in (("location", self.data_location), ("offset", str(off)), ("length", str(arr.nbytes))):
+            t.external_data.add(key=k, value=v)
+        self.inits.append(t)
         return name
 
     def const(self, value: np.ndarray | float | int | list[int], dtype: type = np.float32) -> str:
@@ -212,20 +227,22 @@ def lm_head(g: GraphBuilder, x: str, head: Int8Head) -> str:
 
 # ---------------------------------------------------------------- model
 
-def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast: bool = False
-               ) -> onnx.ModelProto:
+def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast: bool = False,
+               data: BinaryIO | None = None, data_location: str = "") -> onnx.ModelProto:
     """The ONNX model of `qm` (in memory; see export_onnx for saving large models). With taps,
     intermediate values are extra outputs named as GoldenModel's taps (embed, L{i}.attn, ...).
 
     fast: ternary linears take uint8 q + 128 with a_zero_point 128 instead of int8 q. onnxruntime's
     int8 x int8 MatMulInteger has no fast CPU kernel (~100x slower at T=1); uint8 x int8 does, and is
     exact here because ternary weights keep every u8*s8 pair sum within int16 (|2 * 255 * 1|). Same
-    integers, so the same logits bit for bit; the LM head (int8 weights) stays int8 x int8."""
+    integers, so the same logits bit for bit; the LM head (int8 weights) stays int8 x int8.
+    data: weights are written to this open file as they are made (external data named
+    data_location, relative to the model file), so the proto stays small."""
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise EdgeLLMError(f"ONNX opset {opset} unsupported; use {MIN_OPSET}.."
                            f"{onnx.defs.onnx_opset_version()}")
     qm.validate()
-    cfg, g = qm.config, GraphBuilder(opset, taps, fast)
+    cfg, g = qm.config, GraphBuilder(opset, taps, fast, data, data_location)
     i64 = np.int64
     # positions: q_pos = pos0 + [0, T); key positions [0, S) with S = P + T
     t_len = g.op1("Squeeze", g.op1("Shape", "input_ids"), g.const([0], i64))
@@ -267,22 +284,30 @@ def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast:
     return model
 
 
-def initializer_bytes(model: onnx.ModelProto) -> int:
-    """Total raw size of the model's initializers."""
-    return sum(len(t.raw_data) for t in model.graph.initializer)
+def weight_bytes(cfg: ModelConfig) -> int:
+    """Approximate size of the exported weights: int8 ternary linears and head, fp32 embedding."""
+    v, h = cfg.vocab_size, cfg.hidden_size
+    return cfg.n_ternary_params() + v * h * 5 + cfg.max_context * cfg.head_dim * 4
 
 
-def export_onnx(qm: QuantModel, path: str | Path, opset: int = MIN_OPSET, fast: bool = False) -> Path:
-    """Write the ONNX model of `qm` to `path` (see build_onnx); weights go to `<path>.data` above
-    ~1.5 GB."""
+def needs_external(cfg: ModelConfig) -> bool:
+    """Whether the export must put its weights in a side file (over EXTERNAL_DATA_BYTES)."""
+    return weight_bytes(cfg) > EXTERNAL_DATA_BYTES
+
+
+def export_onnx(qm: QuantModel, path: str | Path, opset: int = MIN_OPSET, fast: bool = False,
+                taps: bool = False) -> Path:
+    """Write the ONNX model of `qm` to `path` (see build_onnx); when needs_external, weights are
+    streamed to `<path>.data` (page-aligned external data) instead of the protobuf."""
     path = Path(path)
-    model = build_onnx(qm, opset, fast=fast)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if initializer_bytes(model) > EXTERNAL_DATA_BYTES:
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=path.name + ".data", size_threshold=1024)
-    else:
-        onnx.save_model(model, str(path))
+    if not needs_external(qm.config):
+        onnx.save_model(build_onnx(qm, opset, taps, fast), str(path))
+        return path
+    location = path.name + ".data"
+    with open(path.parent / location, "wb") as f:
+        model = build_onnx(qm, opset, taps, fast, data=f, data_location=location)
+    onnx.save_model(model, str(path))
     return path
 
 

@@ -9,13 +9,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 from edgellm.errors import EdgeLLMError
+from edgellm.models import onnx_export
 from edgellm.models.backend import register_backend
 from edgellm.models.config import ModelConfig
-from edgellm.models.onnx_export import EXTERNAL_DATA_BYTES, build_onnx, config_of, initializer_bytes
 from edgellm.models.weights import QuantModel
 
 
@@ -45,16 +44,14 @@ class OrtBackend:
         so = session_options(threads)
         providers = ["CPUExecutionProvider"]
         if isinstance(model, QuantModel):
-            proto = build_onnx(model, taps=taps, fast=fast)
             self.config: ModelConfig = model.config
-            if initializer_bytes(proto) <= EXTERNAL_DATA_BYTES:
+            if not onnx_export.needs_external(model.config):
+                proto = onnx_export.build_onnx(model, taps=taps, fast=fast)
                 self.session = ort.InferenceSession(proto.SerializeToString(), so, providers=providers)
             else:  # over the protobuf limit: go through a file with external data
                 self._tmp = tempfile.TemporaryDirectory(prefix="edgellm-onnx-")
-                path = Path(self._tmp.name) / "model.onnx"
-                onnx.save_model(proto, str(path), save_as_external_data=True,
-                                all_tensors_to_one_file=True, location="model.onnx.data")
-                del proto
+                path = onnx_export.export_onnx(model, Path(self._tmp.name) / "model.onnx", fast=fast,
+                                               taps=taps)
                 self.session = ort.InferenceSession(str(path), so, providers=providers)
         else:
             path = Path(model)
@@ -64,7 +61,7 @@ class OrtBackend:
                 self.session = ort.InferenceSession(str(path), so, providers=providers)
             except Exception as e:  # onnxruntime raises its own exception types
                 raise EdgeLLMError(f"cannot load ONNX model {path}: {str(e).splitlines()[0]}") from e
-            self.config = config_of(self.session.get_modelmeta().custom_metadata_map)
+            self.config = onnx_export.config_of(self.session.get_modelmeta().custom_metadata_map)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.last_taps: dict[str, np.ndarray] = {}  # extra outputs of the last call (taps=True)
         self.reset()

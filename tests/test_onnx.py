@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgellm.errors import EdgeLLMError
-from edgellm.models import onnx_export, ort_runner
+from edgellm.models import onnx_export
 from edgellm.models.backend import make_backend
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel
@@ -249,7 +249,7 @@ def test_export_file_roundtrip(tmp_path, monkeypatch, external: bool) -> None:
 def test_backend_large_model_path(monkeypatch) -> None:
     """A QuantModel over the in-memory limit goes through a temporary external-data file."""
     qm = model("relu2-subln")
-    monkeypatch.setattr(ort_runner, "EXTERNAL_DATA_BYTES", 0)
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)
     ob = OrtBackend(qm)
     assert ob._tmp is not None
     toks = tokens(10)
