@@ -1,0 +1,313 @@
+"""Static synthesizability check for HLS C++ sources (hw/ and generated project hls/ directories).
+
+Rules (each finding is "file:line: rule: detail"):
+  dynamic-memory  malloc / calloc / realloc / free / new / delete
+  std-container   std::vector, std::map, std::string, ... or including their headers
+  recursion       a function that calls itself directly (unqualified call inside its own body)
+  unbounded-loop  while(1) / while(true) / for(;;), and while / do-while loops without a
+                  LOOP_TRIPCOUNT pragma in their body
+  runtime-bound   a for loop whose condition has no conjunct bounded by constants (literals,
+                  template parameters, const/constexpr names, enumerators, X::Y members, or the
+                  variables of enclosing constant-bounded loops) and no LOOP_TRIPCOUNT in its body
+Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) are C-simulation only and are skipped.
+Heuristic by design (regular expressions over comment-free text), tuned to be strict.
+
+Usage: python -m edgellm.hw.synth_check DIR [DIR ...]   (exit 1 on findings, 2 on bad arguments)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+SUFFIXES = {".h", ".hpp", ".hh", ".cpp", ".cc", ".cxx", ".c", ".tcc", ".inl"}
+CONTAINERS = ("vector", "map", "multimap", "unordered_map", "unordered_multimap", "set", "multiset",
+              "unordered_set", "unordered_multiset", "list", "forward_list", "deque", "queue",
+              "priority_queue", "stack", "string", "wstring", "basic_string", "function",
+              "shared_ptr", "unique_ptr")
+CONTAINER_HEADERS = ("vector", "map", "unordered_map", "set", "unordered_set", "list", "forward_list",
+                     "deque", "queue", "stack", "string", "functional", "memory")
+KEYWORDS = {"if", "for", "while", "switch", "return", "sizeof", "catch", "do", "else", "case", "int",
+            "long", "short", "unsigned", "signed", "char", "bool", "float", "double", "const", "void",
+            "static_cast", "reinterpret_cast", "const_cast", "auto", "true", "false", "typename",
+            "template", "static", "constexpr", "new", "delete", "operator", "decltype", "alignof",
+            "static_assert", "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t",
+            "uint32_t", "uint64_t", "size_t", "f32", "this", "nullptr"}
+IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violation."""
+
+    path: Path
+    line: int
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.rule}: {self.detail}"
+
+
+def strip_source(text: str) -> str:
+    """Blank comments, string/char literals and non-pragma preprocessor lines (newlines kept)."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    line_start = True
+    while i < n:
+        c = text[i]
+        if line_start and c == "#" or (line_start and text[i:].lstrip(" \t").startswith("#")
+                                       and c in " \t"):
+            j = i
+            while True:  # the directive with its continuation lines
+                e = text.find("\n", j)
+                e = n if e < 0 else e
+                if e > j and text[e - 1] == "\\":
+                    j = e + 1
+                    continue
+                break
+            directive = text[i:e]
+            if re.match(r"\s*#\s*pragma\b", directive):
+                out.append(re.sub(r"//.*|/\*.*?\*/", "", directive))
+            elif re.match(r"\s*#\s*include\b", directive):
+                out.append(directive)
+            else:
+                out.append(re.sub(r"[^\n]", " ", directive))
+            i = e
+            continue
+        if text.startswith("//", i):
+            e = text.find("\n", i)
+            e = n if e < 0 else e
+            out.append(" " * (e - i))
+            i = e
+            continue
+        if text.startswith("/*", i):
+            e = text.find("*/", i + 2)
+            e = n if e < 0 else e + 2
+            out.append(re.sub(r"[^\n]", " ", text[i:e]))
+            i = e
+            continue
+        if c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if text[j] == "\\" else 1
+            out.append(c + re.sub(r"[^\n]", " ", text[i + 1:j]) + c)
+            i = j + 1
+            line_start = False
+            continue
+        out.append(c)
+        if c == "\n":
+            line_start = True
+        elif not c.isspace():
+            line_start = False
+        i += 1
+    return "".join(out)
+
+
+def _match(code: str, i: int, open_c: str, close_c: str) -> int:
+    """Index just past the bracket matching code[i] == open_c (len(code) if unbalanced)."""
+    depth = 0
+    for j in range(i, len(code)):
+        if code[j] == open_c:
+            depth += 1
+        elif code[j] == close_c:
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return len(code)
+
+
+def constant_names(code: str) -> set[str]:
+    """Names that are compile-time constants: template parameters, enumerators, and const /
+    constexpr variables whose initializers are themselves constant (iterated to a fixed point).
+    Names also declared as function parameters or non-const variables are never constant."""
+    names: set[str] = set()
+    inits: dict[str, str] = {}
+    for m in re.finditer(r"template\s*<", code):
+        params = code[m.end() - 1:_match(code, m.end() - 1, "<", ">")]
+        for p in re.split(r",", params.strip("<>")):
+            w = IDENT.findall(p.split("=")[0])
+            if len(w) >= 2:
+                names.add(w[-1])
+    for m in re.finditer(r"\benum\b[^{;]*\{([^}]*)\}", code):
+        for item in m.group(1).split(","):
+            w = IDENT.findall(item.split("=")[0])
+            if w:
+                names.add(w[0])
+    for m in re.finditer(r"\b(?:const|constexpr)\b[^;(){}]*(?:\([^;{}]*\)[^;(){}]*)*;", code):
+        decl = m.group(0)
+        for d in re.finditer(r"([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*=(?!=)([^,;]*)", decl):
+            inits.setdefault(d.group(1), "")
+            inits[d.group(1)] += " " + d.group(2)
+    no_tpl = re.sub(r"template\s*<[^{};]*?>\s*(?=(struct|class|void|inline|static|[A-Za-z_]))", " ", code)
+    runtime = {m.group(1) for m in re.finditer(
+        r"(?<![\w:])(?:unsigned\s+)?(?:int|long|short|size_t|bool|char|int\d+_t|uint\d+_t|f32|float)\s+"
+        r"([A-Za-z_]\w*)\s*[,)=;]", no_tpl)}
+    runtime -= {n for n in inits if re.search(rf"\b(?:const|constexpr)\b[^;]*\b{re.escape(n)}\s*=", code)}
+    changed = True
+    while changed:
+        changed = False
+        for n, e in inits.items():
+            if n not in names and n not in runtime and all(x in names for x in _idents(e)):
+                names.add(n)
+                changed = True
+    return names - runtime
+
+
+def _idents(expr: str) -> list[str]:
+    """Unqualified identifiers of an expression (X::Y and member accesses excluded)."""
+    expr = re.sub(r"[A-Za-z_]\w*\s*(?:<[^<>;]*>)?\s*::\s*(?:template\s+)?[A-Za-z_]\w*", " 0 ", expr)
+    expr = re.sub(r"\(\s*(?:unsigned\s+)?(?:int|long|char|short|bool|size_t|int\d+_t|uint\d+_t)\s*\)",
+                  " ", expr)
+    out = []
+    for m in IDENT.finditer(expr):
+        before = expr[:m.start()].rstrip()
+        if before.endswith(".") or before.endswith("->") or m.group(0) in KEYWORDS:
+            continue
+        if re.match(r"\d", m.group(0)):
+            continue
+        out.append(m.group(0))
+    return out
+
+
+def _line(code: str, i: int) -> int:
+    return code.count("\n", 0, i) + 1
+
+
+def _body(code: str, i: int) -> tuple[int, int]:
+    """Span of the statement starting at i (a braced block or up to the next ';')."""
+    j = i
+    while j < len(code) and code[j].isspace():
+        j += 1
+    if j < len(code) and code[j] == "{":
+        return j, _match(code, j, "{", "}")
+    e = code.find(";", j)
+    return j, (len(code) if e < 0 else e + 1)
+
+
+def _has_tripcount(body: str) -> bool:
+    """LOOP_TRIPCOUNT among the loop's own statements (before any nested loop)."""
+    nested = re.search(r"\b(for|while)\s*\(", body[1:] if body.startswith("{") else body)
+    head = body if nested is None else body[:nested.start() + 1]
+    return "LOOP_TRIPCOUNT" in head
+
+
+def check_text(path: Path, text: str, consts: set[str]) -> list[Finding]:
+    """All findings of one source text; consts are constant names from every scanned file."""
+    code = strip_source(text)
+    found: list[Finding] = []
+
+    def add(i: int, rule: str, detail: str) -> None:
+        found.append(Finding(path, _line(code, i), rule, detail))
+
+    for m in re.finditer(r"\b(malloc|calloc|realloc|free)\s*\(|\bnew\b|\bdelete\b", code):
+        add(m.start(), "dynamic-memory", m.group(0).strip(" ("))
+    cont = "|".join(CONTAINERS)
+    for m in re.finditer(rf"\bstd\s*::\s*({cont})\b", code):
+        add(m.start(), "std-container", f"std::{m.group(1)}")
+    for m in re.finditer(rf"#\s*include\s*<({'|'.join(CONTAINER_HEADERS)})>", code):
+        add(m.start(), "std-container", f"#include <{m.group(1)}>")
+    # recursion: name(params) [const] {body} containing an unqualified call to name
+    for m in re.finditer(r"\b([A-Za-z_]\w*)\s*\(", code):
+        name = m.group(1)
+        if name in KEYWORDS:
+            continue
+        close = _match(code, m.end() - 1, "(", ")")
+        tail = re.match(r"\s*(?:const\s*)?(?:noexcept\s*)?\{", code[close:])
+        if tail is None or re.search(r"(\.|->|::|\bnew)\s*$", code[:m.start()]):
+            continue
+        b0 = close + tail.end() - 1
+        body = code[b0:_match(code, b0, "{", "}")]
+        call = re.search(rf"(?<![\w.:>]){re.escape(name)}\s*(?:<[^;{{}}()]*>)?\s*\(", body)
+        if call is not None:
+            add(b0 + call.start(), "recursion", f"{name} calls itself")
+    # loops
+    for m in re.finditer(r"\bwhile\s*\(\s*(1|true)\s*\)|\bfor\s*\(\s*[^;()]*;\s*;", code):
+        add(m.start(), "unbounded-loop", re.sub(r"\s+", " ", m.group(0)))
+    for m in re.finditer(r"\bdo\b\s*\{", code):
+        b0 = m.end() - 1
+        if not _has_tripcount(code[b0:_match(code, b0, "{", "}")]):
+            add(m.start(), "unbounded-loop", "do-while loop without LOOP_TRIPCOUNT")
+    loops = []  # (start, body_end, bounded_vars)
+    for m in re.finditer(r"\b(for|while)\s*\(", code):
+        p0 = m.end() - 1
+        p1 = _match(code, p0, "(", ")")
+        b0, b1 = _body(code, p1)
+        if code[b0:b0 + 1] == ";" and m.group(1) == "while":
+            continue  # the tail of a do-while
+        header = code[p0 + 1:p1 - 1]
+        enclosing = set().union(*(v for s, e, v in loops if s < m.start() < e)) if loops else set()
+        known = consts | enclosing
+        if m.group(1) == "while":
+            if not re.fullmatch(r"\s*(1|true)\s*", header) and not _has_tripcount(code[b0:b1]):
+                add(m.start(), "unbounded-loop", f"while ({header.strip()}) without LOOP_TRIPCOUNT")
+            loops.append((m.start(), b1, set()))
+            continue
+        parts = header.split(";")
+        if len(parts) != 3 or not parts[1].strip():
+            loops.append((m.start(), b1, set()))
+            continue
+        init, cond = parts[0], parts[1]
+        loop_vars = {d.group(1) for d in re.finditer(r"([A-Za-z_]\w*)\s*=(?!=)", init)}
+        init_const = all(x in known or x in loop_vars for x in _idents(init))
+        ok = False
+        for conj in re.split(r"&&", cond):
+            if all(x in known or x in loop_vars for x in _idents(conj)):
+                ok = True
+        loops.append((m.start(), b1, loop_vars if ok and init_const else set()))
+        if not ok and not _has_tripcount(code[b0:b1]):
+            text = " ".join(cond.split())
+            add(m.start(), "runtime-bound", f"for (...; {text}; ...): no LOOP_TRIPCOUNT or constant bound")
+    return found
+
+
+def is_testbench(path: Path) -> bool:
+    """C-simulation testbench files, which are never synthesized."""
+    n = path.name.lower()
+    return ("tb" in {p.lower() for p in path.parts[:-1]} or n.startswith(("tb_", "test"))
+            or Path(n).stem.endswith("_tb"))
+
+
+def sources(root: Path) -> list[Path]:
+    """Synthesizable C/C++ sources under root (a file or a directory), sorted."""
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*")
+                  if p.suffix in SUFFIXES and not is_testbench(p.relative_to(root)))
+
+
+def check_paths(roots: list[Path]) -> list[Finding]:
+    """Findings over every source under roots (constants are gathered across all of them and
+    across hw/include, so a generated top may use the library's constants)."""
+    files = [f for r in roots for f in sources(Path(r))]
+    lib = sources(Path(__file__).resolve().parent / "include")
+    consts: set[str] = set()
+    texts = {}
+    for f in dict.fromkeys(files + lib):
+        texts[f] = f.read_text(errors="replace")
+        consts |= constant_names(strip_source(texts[f]))
+    return [x for f in files for x in check_text(f, texts[f], consts)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: print findings, exit 1 if any, 2 on a missing path."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m edgellm.hw.synth_check DIR [DIR ...]", file=sys.stderr)
+        return 2
+    for a in args:
+        if not Path(a).exists():
+            print(f"error: {a}: no such file or directory", file=sys.stderr)
+            return 2
+    found = check_paths([Path(a) for a in args])
+    for f in found:
+        print(f)
+    n = sum(len(sources(Path(a))) for a in args)
+    print(f"synth_check: {len(found)} finding(s) in {n} file(s)", file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

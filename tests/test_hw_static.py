@@ -1,0 +1,148 @@
+"""hw/synth_check.py rules, the state of hw/, and warning-free compilation of every HLS header."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgellm.hw import csim, synth_check
+
+INCLUDE = csim.INCLUDE_DIR / "edgellm"
+OWNED = ["weight_codec.h", "tlmm.h", "weight_buffer.h", "elementwise.h", "lm_head.h"]
+# Files of other owners with known findings, reported to the lead (numerics.h: five runtime-bound
+# loops over n / chunks without LOOP_TRIPCOUNT). Any finding elsewhere fails.
+PENDING = {"numerics.h"}
+STRICT = ("-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+          # HLS idioms g++ does not know: pragmas, and loop labels that name loops for the tool
+          "-Wno-unknown-pragmas", "-Wno-unused-label")
+
+BAD = {
+    "malloc": ("void f(int n) { int *p = (int *)malloc(n * 4); p[0] = 1; }", "dynamic-memory"),
+    "free": ("void f(int *p) { free(p); }", "dynamic-memory"),
+    "new": ("void f() { int *p = new int[4]; p[0] = 0; }", "dynamic-memory"),
+    "delete": ("void f(int *p) { delete[] p; }", "dynamic-memory"),
+    "vector": ("#include <cstdint>\nvoid f() { std::vector<int> v(4); }", "std-container"),
+    "include_map": ("#include <map>\nvoid f() {}", "std-container"),
+    "string": ("void f() { std::string s; }", "std-container"),
+    "recursion": ("int fact(int n) {\n  return n <= 1 ? 1 : n * fact(n - 1);\n}", "recursion"),
+    "recursion_tpl": ("template <int N> int g(int x) { if (x) return g<N>(x - 1); return 0; }", "recursion"),
+    "while1": ("void f(volatile int *p) { while (1) { if (*p) break; } }", "unbounded-loop"),
+    "while_true": ("void f(volatile int *p) { while (true) { if (*p) break; } }", "unbounded-loop"),
+    "for_ever": ("void f(volatile int *p) { for (;;) { if (*p) break; } }", "unbounded-loop"),
+    "while_cond": ("void f(int n) { int i = 0; while (i < n) { i++; } }", "unbounded-loop"),
+    "do_while": ("void f(int n) { int i = 0; do { i++; } while (i < n); }", "unbounded-loop"),
+    "runtime_for": ("void f(int *a, int n) {\n  for (int i = 0; i < n; i++) {\n#pragma HLS PIPELINE II = 1\n"
+                    "    a[i] = 0;\n  }\n}", "runtime-bound"),
+    "runtime_const_local": ("void f(int *a, int m) {\n  const int n = m * 2;\n"
+                            "  for (int i = 0; i < n; i++) a[i] = 0;\n}", "runtime-bound"),
+    "tripcount_in_nested_only": ("void f(int *a, int n) {\n  for (int i = 0; i < n; i++) {\n"
+                                 "    for (int j = 0; j < 4; j++) {\n#pragma HLS LOOP_TRIPCOUNT max = 4\n"
+                                 "      a[i * 4 + j] = 0;\n    }\n  }\n}", "runtime-bound"),
+}
+
+GOOD = """
+// malloc(n) in a comment, and "new" / "delete" in a string, are not code
+#include <cstdint>
+const char *kMsg = "no new or delete or std::vector here";
+enum { kMax = 64 };
+template <int N, class CFG>
+struct Body { static void run(int *a, int n) { (void)a; (void)n; } };
+template <int N, class CFG>
+void run(int *a, int n, int m) {
+  const int H = N / 2;
+  for (int i = 0; i < N; i++) a[i] = 0;
+  for (int i = 0; i < CFG::K_MAX && i < n; i++) a[i] = 1;
+  for (int h = H; h >= 1; h /= 2) {
+    for (int j = 0; j < h; j++) a[j] += a[j + h];
+  }
+  for (int i = 0; i < n; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMax
+#pragma HLS PIPELINE II = 1
+    a[i] = i;
+  }
+  int i = 0;
+  while (i < m) {
+#pragma HLS LOOP_TRIPCOUNT max = kMax
+    i++;
+  }
+  Body<N, CFG>::run(a, n);
+}
+"""
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_snippet_is_caught(tmp_path: Path, case: str) -> None:
+    text, rule = BAD[case]
+    found = synth_check.check_paths([_write(tmp_path, f"{case}.h", text)])
+    print(case, [str(f) for f in found])
+    assert rule in {f.rule for f in found}
+
+
+def test_good_snippet_passes(tmp_path: Path) -> None:
+    found = synth_check.check_paths([_write(tmp_path, "good.h", GOOD)])
+    assert found == [], [str(f) for f in found]
+
+
+def test_findings_name_file_and_line(tmp_path: Path) -> None:
+    src = "void a() {}\n\nvoid f(int *a, int n) {\n  for (int i = 0; i < n; i++) a[i] = 0;\n}\n"
+    p = _write(tmp_path, "x.cpp", src)
+    (f,) = synth_check.check_paths([p])
+    assert str(f).startswith(f"{p}:4: runtime-bound")
+
+
+def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good"
+    good.mkdir()
+    _write(good, "k.h", GOOD)
+    _write(good / ".." / "good", "tb_k.cpp", BAD["malloc"][0])  # a testbench: skipped
+    assert synth_check.main([str(good)]) == 0
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _write(bad, "k.h", BAD["while1"][0])
+    assert synth_check.main([str(bad)]) == 1
+    assert "unbounded-loop" in capsys.readouterr().out
+    assert synth_check.main([str(tmp_path / "missing")]) == 2
+    res = subprocess.run(["python", "-m", "edgellm.hw.synth_check", str(bad)], capture_output=True, text=True)
+    assert res.returncode == 1 and "k.h:1: unbounded-loop" in res.stdout
+
+
+def test_owned_kernels_are_clean() -> None:
+    found = synth_check.check_paths([INCLUDE / n for n in OWNED])
+    assert found == [], "\n".join(map(str, found))
+
+
+def test_hw_tree() -> None:
+    found = synth_check.check_paths([csim.HW_DIR])
+    print(f"synth_check hw/: {len(found)} finding(s)")
+    for f in found:
+        print(" ", f)
+    unexpected = [f for f in found if f.path.name not in PENDING]
+    assert unexpected == [], "\n".join(map(str, unexpected))
+
+
+@pytest.fixture(scope="module")
+def strict_flags() -> list[str]:
+    return [csim.cxx(), *STRICT, f"-I{csim.INCLUDE_DIR}", f"-isystem{csim.ap_types_dir()}"]
+
+
+@pytest.mark.parametrize("header", sorted(p.name for p in INCLUDE.glob("*.h")))
+def test_header_compiles_warning_free(tmp_path: Path, strict_flags: list[str], header: str) -> None:
+    tu = _write(tmp_path, "tu.cpp", f'#include "edgellm/{header}"\n#include "edgellm/{header}"\n')
+    res = subprocess.run([*strict_flags, str(tu)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[:3000]
+
+
+def test_all_headers_together_and_instantiated(tmp_path: Path, strict_flags: list[str]) -> None:
+    """Every header in one unit (no name clashes) plus the testbenches that instantiate the kernels."""
+    tu = _write(tmp_path, "all.cpp", "".join(f'#include "edgellm/{p.name}"\n'
+                                           for p in sorted(INCLUDE.glob("*.h"))))
+    tbs = [csim.TB_DIR / n for n in ("tlmm_tb.cpp", "elementwise_tb.cpp", "lm_head_tb.cpp")]
+    for src in [tu, *tbs]:
+        res = subprocess.run([*strict_flags, str(src)], capture_output=True, text=True)
+        assert res.returncode == 0, f"{src.name}:\n{res.stderr[:3000]}"
