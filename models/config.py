@@ -99,11 +99,11 @@ PRESETS: dict[str, ModelConfig] = {
         tied_embeddings=True, max_context=4096, bos_id=128000, eos_id=128001),
     "bitnet_b1_58-large": ModelConfig(
         name="bitnet_b1_58-large", hidden_size=1536, n_layers=24, n_heads=16, n_kv_heads=16,
-        ffn_size=4096, vocab_size=32002, act="silu", subln=False, rope_theta=10000.0,
+        ffn_size=4096, vocab_size=32002, act="silu", subln=True, rope_theta=10000.0,
         tied_embeddings=False, max_context=2048, bos_id=1, eos_id=2),
     "bitnet_b1_58-3B": ModelConfig(
         name="bitnet_b1_58-3B", hidden_size=3200, n_layers=26, n_heads=32, n_kv_heads=32,
-        ffn_size=8640, vocab_size=32002, act="silu", subln=False, rope_theta=10000.0,
+        ffn_size=8640, vocab_size=32002, act="silu", subln=True, rope_theta=10000.0,
         tied_embeddings=False, max_context=2048, bos_id=1, eos_id=2),
     "llama3-8b-1.58": ModelConfig(
         name="llama3-8b-1.58", hidden_size=4096, n_layers=32, n_heads=32, n_kv_heads=8,

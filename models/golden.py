@@ -35,11 +35,18 @@ def ternary_linear(q: np.ndarray, qs: np.ndarray, lin: TernaryLinear) -> np.ndar
     return nx.dequantize(nx.int_matmul(q, lin.dense()), qs, lin.scale)
 
 
-def lm_head(x: np.ndarray, head: Int8Head) -> np.ndarray:
-    """(T, hidden) normed fp32 -> (T, vocab) logits = (float(acc) / qs) * row_scale (int8 x int8)."""
+def lm_head(x: np.ndarray, head: Int8Head, chunk: int = 8192) -> np.ndarray:
+    """(T, hidden) normed fp32 -> (T, vocab) logits = (float(acc) / qs) * row_scale, int8 x int8.
+
+    Exact: float64 products and sums of int8 values stay below 2^53. Vocab rows go in chunks so the
+    widened head never exceeds chunk x hidden float64 values."""
     q, qs = nx.quantize(x)
-    acc = (q.astype(np.float64) @ head.w.astype(np.float64).T).astype(np.int64)  # exact < 2^53
-    return ((acc.astype(F32) / qs[:, None]) * head.row_scale[None, :]).astype(F32)
+    qf = q.astype(np.float64)
+    out = np.empty((q.shape[0], head.w.shape[0]), F32)
+    for r0 in range(0, head.w.shape[0], chunk):
+        acc = (qf @ head.w[r0:r0 + chunk].astype(np.float64).T).astype(np.int64)
+        out[:, r0:r0 + chunk] = (acc.astype(F32) / qs[:, None]) * head.row_scale[None, r0:r0 + chunk]
+    return out
 
 
 class GoldenModel:

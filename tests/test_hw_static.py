@@ -9,9 +9,6 @@ from edgellm.hw import csim, synth_check
 
 INCLUDE = csim.INCLUDE_DIR / "edgellm"
 OWNED = ["weight_codec.h", "tlmm.h", "weight_buffer.h", "elementwise.h", "lm_head.h"]
-# Files of other owners with known findings, reported to the lead (numerics.h: five runtime-bound
-# loops over n / chunks without LOOP_TRIPCOUNT). Any finding elsewhere fails.
-PENDING = {"numerics.h"}
 STRICT = ("-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
           # HLS idioms g++ does not know: pragmas, and loop labels that name loops for the tool
           "-Wno-unknown-pragmas", "-Wno-unused-label")
@@ -122,8 +119,7 @@ def test_hw_tree() -> None:
     print(f"synth_check hw/: {len(found)} finding(s)")
     for f in found:
         print(" ", f)
-    unexpected = [f for f in found if f.path.name not in PENDING]
-    assert unexpected == [], "\n".join(map(str, unexpected))
+    assert found == [], "\n".join(map(str, found))
 
 
 @pytest.fixture(scope="module")

@@ -47,11 +47,10 @@ def resolve_config(model: Path | None, preset: str | None):  # -> ModelConfig
         return PRESETS[preset]
     if model is not None:
         return read_model_config(model)
-    tiny = Path(__file__).resolve().parents[2] / "models" / "tiny" / "config.json"
-    if tiny.is_file():
-        import json
+    from edgellm.models.shipped import tiny_model_dir
 
-        return ModelConfig.from_dict(json.loads(tiny.read_text()))
+    if (tiny_model_dir() / "config.json").is_file():
+        return read_model_config(tiny_model_dir())
     return ModelConfig(**DEFAULT_SMALL)
 
 

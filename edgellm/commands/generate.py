@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from edgellm.errors import EdgeLLMError
+from edgellm.models.shipped import resolve_model_path, tiny_model_dir  # noqa: F401
 
 if TYPE_CHECKING:
     from edgellm.models.weights import QuantModel
@@ -24,25 +25,6 @@ if TYPE_CHECKING:
 BACKEND_NAMES = ("golden", "onnx", "torch")
 # Modules whose absence means "this backend is not installed here", not a bug.
 _OPTIONAL_MODULES = ("torch", "onnx", "onnxruntime", "edgellm.models.ort_runner", "edgellm.models.torch_ref")
-
-
-def tiny_model_dir() -> Path:
-    """Where the shipped tiny model lives (inside the installed edgellm.models package)."""
-    import edgellm.models
-
-    return Path(edgellm.models.__file__).parent / "tiny"
-
-
-def resolve_model_path(model: Path | None) -> Path:
-    """The checkpoint to load: MODEL if given (must exist), else the shipped tiny model."""
-    if model is None:
-        tiny = tiny_model_dir()
-        if not tiny.is_dir() or not any(tiny.iterdir()):
-            raise EdgeLLMError(f"no MODEL given and the shipped tiny model is missing at {tiny}")
-        return tiny
-    if not model.exists():
-        raise EdgeLLMError(f"model path {model} does not exist")
-    return model
 
 
 def _loader() -> Callable[[Path], tuple[Any, Any]]:

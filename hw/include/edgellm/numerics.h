@@ -22,6 +22,9 @@ const f32 kExpLo = (f32)-87.0;
 const f32 kExpHi = (f32)88.0;
 const f32 kQmax = (f32)127.0;
 const f32 kAbsmaxFloor = (f32)1e-5;
+// Largest vector length the element-wise primitives see (FFN width of supported models); it only
+// bounds LOOP_TRIPCOUNT for HLS reports.
+const int kMaxVec = 16384;
 
 // Round half to even for |x| < 2^22: the addition rounds in the FPU's default mode.
 inline f32 rint_f(f32 x) {
@@ -68,6 +71,7 @@ f32 reduce_sum(const f32 *x, int n) {
   if (chunks < 1) chunks = 1;
 chunk_loop:
   for (int c = 0; c < chunks; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / LANES
 #pragma HLS PIPELINE II = 1
     for (int j = 0; j < LANES; j++) {
       int i = c * LANES + j;
@@ -90,6 +94,7 @@ f32 reduce_sumsq(const f32 *x, int n) {
   if (chunks < 1) chunks = 1;
 sumsq_loop:
   for (int c = 0; c < chunks; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / LANES
 #pragma HLS PIPELINE II = 1
     for (int j = 0; j < LANES; j++) {
       int i = c * LANES + j;
@@ -111,7 +116,8 @@ void rmsnorm(const f32 *x, const f32 *g, f32 eps, int n, f32 *y) {
   f32 r = 1.0f / std::sqrt(ms + eps);
 rmsnorm_scale:
   for (int i = 0; i < n; i++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec
+    #pragma HLS PIPELINE II = 1
     y[i] = (x[i] * r) * g[i];
   }
 }
@@ -121,14 +127,16 @@ inline f32 quantize(const f32 *x, int n, int8_t *q) {
   f32 amax = 0.0f;
 quant_max:
   for (int i = 0; i < n; i++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec
+    #pragma HLS PIPELINE II = 1
     f32 a = x[i] < 0.0f ? -x[i] : x[i];
     amax = a > amax ? a : amax;
   }
   f32 qs = kQmax / (amax > kAbsmaxFloor ? amax : kAbsmaxFloor);
 quant_round:
   for (int i = 0; i < n; i++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec
+    #pragma HLS PIPELINE II = 1
     f32 v = rint_f(x[i] * qs);
     v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
     q[i] = (int8_t)v;

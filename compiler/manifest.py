@@ -1,0 +1,79 @@
+"""manifest.json: what a compiled project is (versioned schema), written as the build's last step."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edgellm
+from edgellm.compiler.pipeline import BuildContext
+
+SCHEMA = "edgellm.manifest/1"
+
+
+def _sha(path: Path) -> str:
+    from edgellm.compiler.steps import sha256_file
+
+    return sha256_file(path)
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools that touched the project here (AMD tools when on PATH)."""
+    out = {"edgellm": edgellm.__version__, "python": platform.python_version(),
+           "numpy": np.__version__}
+    for tool, args in (("g++", ["--version"]), ("vitis_hls", ["-version"]), ("vivado", ["-version"])):
+        if shutil.which(tool):
+            try:
+                res = subprocess.run([tool, *args], capture_output=True, text=True, timeout=60)
+                out[tool] = (res.stdout or res.stderr).strip().splitlines()[0]
+            except (OSError, subprocess.TimeoutExpired, IndexError):
+                out[tool] = "present (version unknown)"
+    return out
+
+
+def ternary_bits_per_weight(ctx: BuildContext) -> float:
+    """DDR bits per ternary weight streamed per decode token (all padding included)."""
+    plan = ctx.state["plan"]
+    return 8.0 * plan.weight_bytes / plan.ternary_weights
+
+
+def build_manifest(ctx: BuildContext) -> dict[str, Any]:
+    """The manifest dict for the project in ctx.work (every other file already written)."""
+    s, work = ctx.state, ctx.work
+    qm, plan, design = s["qm"], s["plan"], s["design"]
+    files = {str(p.relative_to(work)): _sha(p) for p in sorted(work.rglob("*"))
+             if p.is_file() and p.name not in ("manifest.json", "manifest.json.tmp", "build_state.json")}
+    embed_dtype = "bf16" if qm.embed.dtype == np.uint16 else "f32"
+    hls = s.get("hls_info", {})
+    return {
+        "schema": SCHEMA,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": qm.config.to_dict(),
+        "model_source": str(s["model_path"]),
+        "board": dataclasses.asdict(s["board"]),
+        "design": dataclasses.asdict(design),
+        "numerics": s["numerics"].to_dict(),
+        "interface": {"version": 1, "hdr_off": 0, "prog_off": plan.regions["program"].offset,
+                      "max_t": s["max_t"], "max_ctx": s["max_ctx"], "top_k": 8, "ip_name": "edgellm_top",
+                      "registers": hls.get("registers", {}), "bundles": hls.get("bundles", [])},
+        "memory": plan.to_dict(),
+        "weights": {"file": "weights.bin", "bytes": plan.static_bytes, "sha256": files["weights.bin"],
+                    "ternary_weights": plan.ternary_weights, "ternary_bytes": plan.weight_bytes,
+                    "ternary_bits_per_weight": round(ternary_bits_per_weight(ctx), 4),
+                    "encoding": "trit5-tiled (docs/weight_format.md)", "rows_per_tile": design.rows},
+        "host": {"embed_file": "embed.bin", "embed_dtype": embed_dtype, "vocab": qm.config.vocab_size,
+                 "hidden": qm.config.hidden_size, "sha256": files["embed.bin"]},
+        "tokenizer": "tokenizer.json" if (work / "tokenizer.json").is_file() else None,
+        "reference": {"prefill": 16, "decode": 16, "dir": "reference"},
+        "estimate": {"file": "report/estimate.json", "label": "projected"},
+        "build": {"config": dataclasses.asdict(ctx.config), "step_seconds": ctx.timings},
+        "tools": tool_versions(),
+        "files": files,
+    }

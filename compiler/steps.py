@@ -1,0 +1,212 @@
+"""The named steps of `edgellm compile` (run in order by compiler.pipeline.run_steps)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgellm.compiler.pipeline import BuildContext, Step
+
+IP_NAME = "edgellm_top"
+REF_PREFILL = 16
+REF_DECODE = 16
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def step_load(ctx: BuildContext) -> None:
+    """Load the checkpoint (or the shipped tiny model) and the board."""
+    from edgellm.boards import load_board
+    from edgellm.models.loaders import load_model
+    from edgellm.models.shipped import resolve_model_path
+
+    ctx.state["board"] = load_board(ctx.config.board)
+    path = resolve_model_path(Path(ctx.config.model) if ctx.config.model else None)
+    qm, tok = load_model(path)
+    ctx.state.update(qm=qm, tokenizer=tok, model_path=path)
+
+
+def step_frontend(ctx: BuildContext) -> None:
+    """QuantModel -> ModelGraph, verified."""
+    from edgellm.compiler.frontend import build_graph
+    from edgellm.compiler.ir import verify
+
+    g = build_graph(ctx.state["qm"])
+    verify(g)
+    ctx.state["graph"] = g
+
+
+def step_fuse(ctx: BuildContext) -> None:
+    """Fusion passes, each followed by the verifier."""
+    from edgellm.compiler.ir import verify
+    from edgellm.compiler.passes.fuse_linear_epilogues import fuse_linear_epilogues
+    from edgellm.compiler.passes.fuse_norm_quant import fuse_norm_quant
+
+    g = ctx.state["graph"]
+    for p in (fuse_norm_quant, fuse_linear_epilogues):
+        g = p(g)
+        verify(g)
+    ctx.state["graph"] = g
+
+
+def step_dse(ctx: BuildContext) -> None:
+    """Choose the design parameters for the board (design-space exploration)."""
+    from edgellm.compiler.design import DesignParams
+    from edgellm.compiler.dse import explore
+    from edgellm.models.numerics import NumericsPlan
+
+    cfg = ctx.state["qm"].config
+    base = DesignParams(kv_bytes=4)  # the f32 KV cache of the numerics contract
+    res = explore(cfg, ctx.state["board"], base)
+    design = res.params
+    if ctx.config.overrides:
+        design = design.replace(**ctx.config.overrides)
+    numerics = NumericsPlan.for_head_dim(cfg.head_dim, norm_lanes=design.ew_lanes,
+                                         kv_block=design.attn_kv_block)
+    ctx.state.update(design=design, dse=res, numerics=numerics)
+
+
+def step_plan_memory(ctx: BuildContext) -> None:
+    """Encode the weights and lay out the DDR buffer."""
+    from edgellm.compiler.codegen_hls import layer_buffer_sizes
+    from edgellm.compiler.packing import pack_ternary
+    from edgellm.compiler.passes.plan_memory import plan_memory
+
+    cfg, design = ctx.state["qm"].config, ctx.state["design"]
+    max_t = min(design.prefill_token_block, cfg.max_context)
+    max_ctx = design.max_context or cfg.max_context
+    sf, si, tf = layer_buffer_sizes(cfg, max_t)
+    plan = plan_memory(ctx.state["graph"], lambda lin: pack_ternary(lin.dense(), design.rows),
+                       max_t=max_t, max_ctx=max_ctx, scratch_floats=sf, scratch_i8=si,
+                       tap_floats=tf, align=max(design.port_width_bits // 8, design.rows))
+    ctx.state.update(plan=plan, max_t=max_t, max_ctx=max_ctx)
+
+
+def step_codegen_hls(ctx: BuildContext) -> None:
+    """hls/: kernel headers, generated config and top, C-sim entry, testbench, Vitis HLS Tcl."""
+    from edgellm.compiler.codegen_hls import generate_hls
+
+    s = ctx.state
+    info = generate_hls(ctx.work / "hls", s["qm"].config, s["numerics"], s["design"], mm="tlmm",
+                        max_t=s["max_t"], max_ctx=s["max_ctx"], top_k=8, board=s["board"],
+                        total_bytes=s["plan"].total_bytes)
+    s["hls_info"] = info
+
+
+def step_codegen_vivado(ctx: BuildContext) -> None:
+    """vivado/build.tcl: block design with the PS, HP ports, the IP, address map, bitstream."""
+    from edgellm.compiler.vivado_tcl import write_vivado_tcl
+
+    write_vivado_tcl(ctx.work, ctx.state["board"], ctx.state["design"], IP_NAME)
+
+
+def step_weights(ctx: BuildContext) -> None:
+    """weights.bin (the static DDR image) and embed.bin (host-side embedding table)."""
+    plan, qm = ctx.state["plan"], ctx.state["qm"]
+    plan.image.tofile(ctx.work / "weights.bin")
+    np.ascontiguousarray(qm.embed).tofile(ctx.work / "embed.bin")
+
+
+def reference_tokens(ctx: BuildContext) -> list[int]:
+    """The REF_PREFILL prompt tokens of the reference run."""
+    tok, cfg = ctx.state["tokenizer"], ctx.state["qm"].config
+    ids: list[int] = []
+    if tok is not None:
+        text = ctx.config.reference_prompt
+        while len(ids) < REF_PREFILL:
+            ids = [cfg.bos_id] + list(tok.encode(text))
+            text += " " + ctx.config.reference_prompt
+    else:
+        ids = [(7 * i + 3) % cfg.vocab_size for i in range(REF_PREFILL)]
+    return ids[:REF_PREFILL]
+
+
+def step_reference(ctx: BuildContext) -> None:
+    """reference/: golden outputs of a 16-token prefill + 16 greedy decode steps, and model.onnx."""
+    from edgellm.compiler.codegen_hls import write_reference_inputs
+    from edgellm.models.golden import GoldenModel
+
+    qm = ctx.state["qm"]
+    golden = GoldenModel(qm, ctx.state["numerics"])
+    cache = golden.new_cache(ctx.state["max_ctx"])
+    prompt = reference_tokens(ctx)
+    rows = [golden.forward(np.array(prompt), cache, all_logits=False)[0]]
+    decode_ids: list[int] = []
+    for _ in range(REF_DECODE):
+        decode_ids.append(int(np.argmax(rows[-1])))
+        rows.append(golden.forward(np.array(decode_ids[-1:]), cache, all_logits=False)[0])
+    ref = ctx.work / "reference"
+    ref.mkdir(exist_ok=True)
+    embeds = qm.embed_rows(np.array(prompt + decode_ids))
+    logits = np.stack(rows).astype(np.float32)
+    write_reference_inputs(ref, embeds, logits, prompt, decode_ids)
+    tok = ctx.state["tokenizer"]
+    text = tok.decode(decode_ids) if tok is not None else None
+    (ref / "golden.json").write_text(json.dumps(
+        {"prompt_ids": prompt, "greedy_ids": decode_ids, "greedy_text": text,
+         "numerics": ctx.state["numerics"].to_dict()}, indent=1))
+    from edgellm.models.onnx_export import export_onnx
+
+    export_onnx(qm, ref / "model.onnx")
+
+
+def step_tokenizer(ctx: BuildContext) -> None:
+    """Copy tokenizer.json (if the model has one) for the host runtime."""
+    src = Path(ctx.state["model_path"])
+    src = src / "tokenizer.json" if src.is_dir() else src.parent / "tokenizer.json"
+    if src.is_file():
+        shutil.copyfile(src, ctx.work / "tokenizer.json")
+
+
+def step_report(ctx: BuildContext) -> None:
+    """report/estimate.json: projected resources and performance (labelled projected)."""
+    est = ctx.state["dse"].estimate
+    rep = ctx.work / "report"
+    rep.mkdir(exist_ok=True)
+    (rep / "estimate.json").write_text(json.dumps(
+        {"label": "projected by the performance model (docs/performance.md), not measured",
+         **est.summary()}, indent=1, default=_json_default))
+
+
+def step_manifest(ctx: BuildContext) -> None:
+    """manifest.json: config, design, interface, memory map, checksums (written last)."""
+    from edgellm.compiler.manifest import build_manifest
+
+    m = build_manifest(ctx)
+    tmp = ctx.work / "manifest.json.tmp"
+    tmp.write_text(json.dumps(m, indent=1, default=_json_default))
+    tmp.replace(ctx.work / "manifest.json")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    raise TypeError(f"not JSON serializable: {type(o)}")
+
+
+def compile_steps() -> list[Step]:
+    """The build, in order."""
+    return [
+        Step("load", step_load), Step("frontend", step_frontend), Step("fuse", step_fuse),
+        Step("dse", step_dse), Step("plan_memory", step_plan_memory),
+        Step("codegen_hls", step_codegen_hls, writes=True),
+        Step("codegen_vivado", step_codegen_vivado, writes=True),
+        Step("weights", step_weights, writes=True), Step("tokenizer", step_tokenizer, writes=True),
+        Step("reference", step_reference, writes=True), Step("report", step_report, writes=True),
+        Step("manifest", step_manifest),
+    ]
+

@@ -1,0 +1,67 @@
+"""`edgellm compile [MODEL] [--board kv260] [-o DIR] [--force]`: write a buildable project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def _summary(ctx) -> None:  # ctx: BuildContext
+    """Resources vs the board, projected speed beside the DDR bound, DDR use."""
+    from rich.console import Console
+    from rich.table import Table
+
+    est = ctx.state["dse"].estimate
+    s = est.summary()
+    board = ctx.state["board"]
+    plan = ctx.state["plan"]
+    con = Console()
+    t = Table(title=f"{ctx.state['qm'].config.name} on {board.display_name}")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for k in ("lut", "ff", "dsp", "bram36", "uram"):
+        have = board.resource(k)
+        t.add_row(k.upper(), f"{s[k]:,.0f} / {have:,} ({100 * s[k] / have:.0f}%)" if have else f"{s[k]:,.0f}")
+    t.add_row("decode tok/s (projected)", f"{s['projected_decode_tok_s']:.1f}")
+    t.add_row("DDR-bandwidth bound tok/s", f"{s['ddr_bound_tok_s']:.1f}")
+    for n in (64, 128):
+        key = f"projected_ttft_{n}_s"
+        if key in s:
+            t.add_row(f"TTFT {n} tokens (projected)", f"{s[key]:.3f} s")
+    t.add_row("ternary bits/weight streamed", f"{8 * plan.weight_bytes / plan.ternary_weights:.3f}")
+    t.add_row("DDR buffer (weights + KV + work)", f"{plan.total_bytes / 2**20:,.1f} MiB")
+    t.add_row("DDR available to the PL", f"{board.ddr_available_bytes / 2**20:,.0f} MiB")
+    con.print(t)
+    con.print(f"project written to [bold]{ctx.work}[/bold]; next: edgellm csim {ctx.work}")
+
+
+def compile_cmd(
+    model: Annotated[Path | None, typer.Argument(help="Checkpoint (HF BitNet dir, latent dir, .gguf); "
+                                                      "default: the shipped tiny model")] = None,
+    board: Annotated[str, typer.Option("--board", "-b", help="Target board (`edgellm boards`)")] = "kv260",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Project directory")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing project")] = False,
+) -> None:
+    """Compile a ternary model into a complete HLS + Vivado project for a board."""
+    from rich.console import Console
+
+    from edgellm.compiler.pipeline import BuildConfig, run_steps
+    from edgellm.compiler.steps import compile_steps
+
+    con = Console(stderr=True)
+    out_dir = out or Path(f"edgellm-out/{(model.name if model else 'tiny')}-{board}")
+    cfg = BuildConfig(model=str(model) if model else None, board=board, out_dir=str(out_dir), force=force)
+
+    def progress(step: str, what: str) -> None:
+        if what != "done":
+            con.print(f"[dim]{'resuming past' if what == 'resumed' else 'step'}[/dim] {step}")
+
+    ctx = run_steps(cfg, compile_steps(), progress)
+    _summary(ctx)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `edgellm compile`."""
+    app.command("compile")(compile_cmd)
