@@ -1,0 +1,179 @@
+"""The driver above the bus: load the DDR image once, write descriptor programs, start, wait, read.
+
+Per forward pass (compiler/interface.py, hw/include/edgellm/interface.h): the host writes the token
+embeddings into the H region ([max_t][hidden] f32), the descriptor program into the program region,
+the registers hdr_off / prog_off / n_desc, sets ap_start, waits for ap_done, then reads the logits
+([vocab] f32 of the token OP_HEAD selects) and argmax / top-k. Step mode runs one descriptor per
+start, so the per-layer taps (DESC_TAPS) can be read after each layer. numpy only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgellm.compiler import interface as itf
+from edgellm.errors import EdgeLLMError
+from edgellm.runtime.device import Buffer, Device, pointer_registers
+from edgellm.runtime.project import Project
+
+TAP_STAGES = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")  # order of layer_taps (decoder_layer.h)
+
+
+@dataclass
+class TopK:
+    """The fabric's argmax and top-k of the last logits."""
+
+    argmax: int
+    ids: np.ndarray  # int32 [k]
+    values: np.ndarray  # float32 [k]
+
+
+def tap_layout(p: Project) -> dict[str, tuple[int, int]]:
+    """Stage -> (float offset in the taps region, row width); rows are max_t apart (layer_taps<C>)."""
+    c, mt = p.config, p.iface.max_t
+    widths = {"q_rope": c.q_size, "k_rope": c.kv_size, "v": c.kv_size, "attn": c.q_size,
+              "h_attn": c.hidden_size, "ffn_act": c.ffn_size}
+    out, off = {}, 0
+    for s in TAP_STAGES:
+        out[s] = (off, widths[s])
+        off += mt * widths[s]
+    return out
+
+
+class Driver:
+    """Owns the accelerator buffer of one project on one device."""
+
+    def __init__(self, project: Project, device: Device, timeout_s: float = 30.0) -> None:
+        self.p = project
+        self.dev = device
+        self.timeout_s = timeout_s
+        self.starts = 0  # ap_start round trips
+        self.device_s = 0.0  # seconds spent waiting for ap_done
+        self.buf: Buffer = device.alloc(project.total_bytes)
+        self.load()
+
+    # ---- setup ----
+
+    def load(self) -> None:
+        """Write weights.bin into [0, static_bytes), zero the rest, sync, program the registers."""
+        img = self.p.image()
+        a = self.buf.array
+        a[:img.size] = img
+        a[img.size:] = 0
+        self.dev.sync_to_device(self.buf)
+        regs = self.p.iface.registers
+        for off in pointer_registers(regs).values():
+            self.dev.write_reg64(off, self.buf.physical_address)
+        self.dev.write_reg(regs["hdr_off"], self.p.iface.hdr_off)
+
+    def _f32(self, region: str, count: int, start: int = 0) -> np.ndarray:
+        off, size = self.p.region(region)
+        if (start + count) * 4 > size:
+            raise EdgeLLMError(f"region {region!r} holds {size} bytes; {(start + count) * 4} requested")
+        return self.buf.view(off + start * 4, count, np.float32)
+
+    # ---- data in / out ----
+
+    def write_h(self, h: np.ndarray) -> None:
+        """Hidden states (T, hidden) f32 into the H region, synced to the device."""
+        h = np.ascontiguousarray(h, np.float32)
+        t, hid = h.shape
+        if hid != self.p.config.hidden_size or not 1 <= t <= self.p.iface.max_t:
+            raise EdgeLLMError(f"H block of shape {h.shape}; the design takes up to "
+                               f"{self.p.iface.max_t} x {self.p.config.hidden_size}")
+        self._f32("h", h.size)[:] = h.ravel()
+        self.dev.sync_to_device(self.buf, self.p.region("h")[0], h.nbytes)
+
+    def read_h(self, t_len: int) -> np.ndarray:
+        """(t_len, hidden) f32 from the H region (a copy)."""
+        n = t_len * self.p.config.hidden_size
+        self.dev.sync_from_device(self.buf, self.p.region("h")[0], n * 4)
+        return self._f32("h", n).reshape(t_len, -1).copy()
+
+    def read_logits(self) -> np.ndarray:
+        """(vocab,) f32 logits of the token the last OP_HEAD selected (a copy)."""
+        v = self.p.config.vocab_size
+        self.dev.sync_from_device(self.buf, self.p.region("logits")[0], v * 4)
+        return self._f32("logits", v).copy()
+
+    def read_topk(self) -> TopK:
+        """argmax, top-k ids and values written by OP_HEAD."""
+        off, size = self.p.region("argmax")
+        k = self.p.iface.top_k
+        self.dev.sync_from_device(self.buf, off, min(size, 4 + 8 * k))
+        am = int(self.buf.view(off, 1, np.int32)[0])
+        ids = self.buf.view(off + 4, k, np.int32).copy()
+        vals = self.buf.view(off + 4 + 4 * k, k, np.float32).copy()
+        return TopK(am, ids, vals)
+
+    def read_taps(self, t_len: int) -> dict[str, np.ndarray]:
+        """The per-stage taps of the last DESC_TAPS layer descriptor: stage -> (t_len, width) f32."""
+        off, size = self.p.region("taps")
+        lay = tap_layout(self.p)
+        end = max(o + self.p.iface.max_t * w for o, w in lay.values())
+        if end * 4 > size:
+            raise EdgeLLMError(f"taps region holds {size} bytes; the layer taps need {end * 4}")
+        self.dev.sync_from_device(self.buf, off, end * 4)
+        return {s: self._f32("taps", t_len * w, o).reshape(t_len, w).copy() for s, (o, w) in lay.items()}
+
+    # ---- running ----
+
+    def run_program(self, prog: np.ndarray) -> float:
+        """Write a descriptor program (n, DESC_WORDS) uint32, start the IP once, wait; seconds waited."""
+        prog = np.ascontiguousarray(prog, np.uint32)
+        if prog.ndim != 2 or prog.shape[1] != itf.DESC_WORDS or prog.shape[0] < 1:
+            raise EdgeLLMError(f"descriptor program of shape {prog.shape}; expected (n, {itf.DESC_WORDS})")
+        off, size = self.p.region("program")
+        if prog.nbytes > size:
+            raise EdgeLLMError(f"program of {prog.shape[0]} descriptors exceeds the {size}-byte "
+                               "program region")
+        self.buf.view(off, prog.size, np.uint32)[:] = prog.ravel()
+        self.dev.sync_to_device(self.buf, off, prog.nbytes)
+        regs = self.p.iface.registers
+        self.dev.write_reg(regs["prog_off"], off)
+        self.dev.write_reg(regs["n_desc"], prog.shape[0])
+        t0 = time.perf_counter()
+        self.dev.start()
+        self.starts += 1
+        self.dev.wait_done(self.timeout_s)
+        dt = time.perf_counter() - t0
+        self.device_s += dt
+        return dt
+
+    def forward_block(self, h: np.ndarray, pos0: int, taps: bool = False) -> np.ndarray:
+        """One IP start over a block of t_len <= max_t tokens at pos0: every layer, then the LM head on
+        the last token. Returns (vocab,) f32 logits."""
+        t_len = self._check_block(h.shape[0], pos0)
+        self.write_h(h)
+        self.run_program(itf.program(self.p.config.n_layers, t_len, pos0, taps))
+        return self.read_logits()
+
+    def run_layers(self, h: np.ndarray, pos0: int) -> None:
+        """All layers over a block (one start), no LM head: for per-row heads afterwards."""
+        t_len = self._check_block(h.shape[0], pos0)
+        self.write_h(h)
+        self.run_program(itf.program(self.p.config.n_layers, t_len, pos0)[:-1])
+
+    def run_layer(self, layer: int, t_len: int, pos0: int, taps: bool = True) -> None:
+        """Step mode: one OP_LAYER descriptor on the H already in DDR."""
+        self._check_block(t_len, pos0)
+        flags = itf.DESC_TAPS if taps else 0
+        self.run_program(itf.descriptor(itf.OP_LAYER, layer, t_len, pos0, flags)[None])
+
+    def run_head(self, t_len: int, pos0: int, row: int) -> np.ndarray:
+        """Step mode: one OP_HEAD descriptor on H[row]; returns (vocab,) f32 logits."""
+        if not 0 <= row < t_len:
+            raise EdgeLLMError(f"head row {row} outside the block of {t_len} tokens")
+        self.run_program(itf.descriptor(itf.OP_HEAD, 0, t_len, pos0, 0, row)[None])
+        return self.read_logits()
+
+    def _check_block(self, t_len: int, pos0: int) -> int:
+        i = self.p.iface
+        if not 1 <= t_len <= i.max_t:
+            raise EdgeLLMError(f"block of {t_len} tokens; the design runs 1..{i.max_t} per start")
+        if pos0 < 0 or pos0 + t_len > i.max_ctx:
+            raise EdgeLLMError(f"positions {pos0}..{pos0 + t_len - 1} exceed the KV cache of {i.max_ctx}")
+        return int(t_len)

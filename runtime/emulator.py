@@ -1,0 +1,189 @@
+"""EmulatorDevice: a numpy DDR and the project's own C-simulation library behind the Device bus.
+
+Writing ap_start runs the top synchronously on the DDR image with the current register values
+(`edgellm_csim_run(ddr, ddr_bytes, hdr_off, prog_off, n_desc)`, exported by the project's
+hls/csim_entry.cpp), then raises ap_done and ap_idle, as the hardware would. The host memory and
+the "device" memory are separate copies unless coherent=True, so a missing sync in the driver
+shows up here exactly as it would on the board (stale data), not only there.
+
+Any ctypes function (or Python callable) with that signature can stand in for the top (tests:
+a top that never finishes, a toy top that copies data, a Python model of the accelerator).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgellm.errors import EdgeLLMError
+from edgellm.runtime.device import (
+    AP_DONE,
+    AP_IDLE,
+    AP_READY,
+    AP_START,
+    CTRL,
+    Buffer,
+    Device,
+    DeviceError,
+    check_range,
+    pointer_registers,
+)
+
+CSIM_SYMBOL = "edgellm_csim_run"
+# void edgellm_csim_run(uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off, uint32_t prog_off,
+#                       uint32_t n_desc)
+CSIM_ARGTYPES = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32]
+CsimFunc = ctypes.CFUNCTYPE(None, *CSIM_ARGTYPES)
+TopFn = Callable[[Any, int, int, int, int], Any]
+
+# Register offsets used when none are given (Vitis HLS puts the first argument at 0x10).
+DEFAULT_REGISTERS = {"hdr_off": 0x10, "prog_off": 0x18, "n_desc": 0x20, "data": 0x28}
+BASE_ADDRESS = 0x4000_0000  # fake physical address of the first buffer
+PAGE = 4096
+
+
+class EmulatorDevice(Device):
+    """Device backed by host memory; ap_start calls `top` on the buffer the pointer registers name."""
+
+    def __init__(self, top: TopFn, registers: Mapping[str, int] | None = None,
+                 name: str = "emulator", coherent: bool = False) -> None:
+        self.top = top
+        self.registers = dict(registers or DEFAULT_REGISTERS)
+        for k in ("hdr_off", "prog_off", "n_desc"):
+            if k not in self.registers:
+                raise EdgeLLMError(f"emulator register map has no {k!r} register")
+        if not pointer_registers(self.registers):
+            raise EdgeLLMError("emulator register map has no m_axi pointer register")
+        self.name = name
+        self.coherent = coherent
+        self.hang = False  # True: take ap_start but never raise ap_done (a stuck accelerator)
+        self.runs = 0  # completed top invocations
+        self._regs: dict[int, int] = {CTRL: AP_IDLE}
+        self._buffers: list[Buffer] = []
+        self._device_mem: dict[int, np.ndarray] = {}  # physical address -> device-side bytes
+        self._next = BASE_ADDRESS
+
+    @classmethod
+    def from_library(cls, lib_path: str | Path, registers: Mapping[str, int] | None = None,
+                     name: str = "emulator") -> EmulatorDevice:
+        """Load `edgellm_csim_run` from a shared library."""
+        lib = ctypes.CDLL(str(lib_path))
+        try:
+            fn = getattr(lib, CSIM_SYMBOL)
+        except AttributeError:
+            raise EdgeLLMError(f"{lib_path}: no symbol {CSIM_SYMBOL}") from None
+        fn.argtypes, fn.restype = CSIM_ARGTYPES, None
+        dev = cls(fn, registers, name)
+        dev._lib = lib  # keep the library loaded
+        return dev
+
+    # ---- bus primitives ----
+
+    def alloc(self, nbytes: int) -> Buffer:
+        """A zeroed buffer at a fake, page-aligned physical address."""
+        if nbytes <= 0:
+            raise DeviceError(f"cannot allocate {nbytes} bytes")
+        host = np.zeros(nbytes, np.uint8)
+        buf = Buffer(self._next, host)
+        self._device_mem[buf.physical_address] = host if self.coherent else np.zeros(nbytes, np.uint8)
+        self._buffers.append(buf)
+        self._next += -(-nbytes // PAGE) * PAGE + PAGE
+        return buf
+
+    def sync_to_device(self, buf: Buffer, offset: int = 0, size: int | None = None) -> None:
+        """Copy host bytes into the device copy."""
+        o, n = check_range(buf, offset, size)
+        dev = self._mem(buf)
+        if dev is not buf.array:
+            dev[o:o + n] = buf.array[o:o + n]
+
+    def sync_from_device(self, buf: Buffer, offset: int = 0, size: int | None = None) -> None:
+        """Copy device bytes into the host view."""
+        o, n = check_range(buf, offset, size)
+        dev = self._mem(buf)
+        if dev is not buf.array:
+            buf.array[o:o + n] = dev[o:o + n]
+
+    def write_reg(self, offset: int, value: int) -> None:
+        """Register write; ap_start runs the top (unless hang is set)."""
+        if offset % 4:
+            raise DeviceError(f"unaligned register offset 0x{offset:x}")
+        value = int(value) & 0xFFFFFFFF
+        if offset != CTRL:
+            self._regs[offset] = value
+            return
+        if not value & AP_START:
+            return
+        self._regs[CTRL] = AP_READY  # started: busy, not idle
+        if self.hang:
+            return
+        self._execute()
+        self._regs[CTRL] = AP_DONE | AP_IDLE | AP_READY
+
+    def read_reg(self, offset: int) -> int:
+        """Register read; reading ap_ctrl clears ap_done and ap_ready (clear-on-read, as Vitis HLS)."""
+        v = self._regs.get(offset, 0)
+        if offset == CTRL:
+            self._regs[CTRL] = v & ~(AP_DONE | AP_READY)
+        return v
+
+    def close(self) -> None:
+        """Forget all buffers."""
+        self._buffers.clear()
+        self._device_mem.clear()
+
+    # ---- internals ----
+
+    def _mem(self, buf: Buffer) -> np.ndarray:
+        try:
+            return self._device_mem[buf.physical_address]
+        except KeyError:
+            raise DeviceError(f"{self.name}: buffer at 0x{buf.physical_address:x} was not allocated "
+                              "by this device") from None
+
+    def reg64(self, offset: int) -> int:
+        """A 64-bit register pair as last written."""
+        return self._regs.get(offset, 0) | self._regs.get(offset + 4, 0) << 32
+
+    def _execute(self) -> None:
+        ptrs = {k: self.reg64(off) for k, off in pointer_registers(self.registers).items()}
+        addrs = set(ptrs.values())
+        if len(addrs) != 1:
+            raise DeviceError(f"{self.name}: the m_axi pointer registers disagree "
+                              f"({', '.join(f'{k}=0x{v:x}' for k, v in ptrs.items())}); the interface "
+                              "expects one buffer")
+        addr = addrs.pop()
+        match = [b for b in self._buffers if b.physical_address == addr]
+        if not match:
+            raise DeviceError(f"{self.name}: pointer registers hold 0x{addr:x}, which is not an "
+                              "allocated buffer")
+        mem = self._device_mem[addr]
+        r = self.registers
+        self.top(ctypes.c_void_p(mem.ctypes.data), mem.size, self._regs.get(r["hdr_off"], 0),
+                 self._regs.get(r["prog_off"], 0), self._regs.get(r["n_desc"], 0))
+        self.runs += 1
+
+
+def csim_sources(hls_dir: Path) -> list[Path]:
+    """The C++ sources of the project's C-simulation library (csim_entry.cpp, plus top.cpp unless
+    csim_entry.cpp includes it)."""
+    entry = hls_dir / "csim_entry.cpp"
+    top = hls_dir / "top.cpp"
+    for f in (entry, top):
+        if not f.is_file():
+            raise EdgeLLMError(f"{f} is missing: the project has no C-simulation entry (run edgellm compile)")
+    if '"top.cpp"' in entry.read_text(errors="replace"):
+        return [entry]
+    return [entry, top]
+
+
+def build_csim_library(project_dir: Path, name: str = "edgellm_top") -> Path:
+    """Build (or fetch from the cache) the project's C-simulation library; needs g++ and hls4ml."""
+    from edgellm.hw import csim  # lazy: only the emulator needs the C++ toolchain
+
+    hls = Path(project_dir) / "hls"
+    return csim.build(csim_sources(hls), f"{name}-csim", includes=[hls])
