@@ -52,6 +52,11 @@ class Driver:
         self.timeout_s = timeout_s
         self.starts = 0  # ap_start round trips
         self.device_s = 0.0  # seconds spent waiting for ap_done
+        # the device's own register map when it has one (pynq: from the .hwh), else the manifest's
+        self.registers: dict[str, int] = dict(getattr(device, "registers", None) or project.iface.registers)
+        for k in ("hdr_off", "prog_off", "n_desc"):
+            if k not in self.registers:
+                raise EdgeLLMError(f"the register map has no {k!r} register")
         self.buf: Buffer = device.alloc(project.total_bytes)
         self.load()
 
@@ -64,7 +69,7 @@ class Driver:
         a[:img.size] = img
         a[img.size:] = 0
         self.dev.sync_to_device(self.buf)
-        regs = self.p.iface.registers
+        regs = self.registers
         for off in pointer_registers(regs).values():
             self.dev.write_reg64(off, self.buf.physical_address)
         self.dev.write_reg(regs["hdr_off"], self.p.iface.hdr_off)
@@ -132,7 +137,7 @@ class Driver:
                                "program region")
         self.buf.view(off, prog.size, np.uint32)[:] = prog.ravel()
         self.dev.sync_to_device(self.buf, off, prog.nbytes)
-        regs = self.p.iface.registers
+        regs = self.registers
         self.dev.write_reg(regs["prog_off"], off)
         self.dev.write_reg(regs["n_desc"], prog.shape[0])
         t0 = time.perf_counter()

@@ -81,6 +81,12 @@ class EmulatorDevice(Device):
         dev._lib = lib  # keep the library loaded
         return dev
 
+    @classmethod
+    def for_project(cls, project: Any) -> EmulatorDevice:
+        """The emulator of a compiled project: its hls/ sources built as a C-simulation library."""
+        lib = build_csim_library(project.path, project.iface.ip_name)
+        return cls.from_library(lib, project.iface.registers, name="emulator (C simulation)")
+
     # ---- bus primitives ----
 
     def alloc(self, nbytes: int) -> Buffer:

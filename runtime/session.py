@@ -26,6 +26,7 @@ from edgellm.runtime.driver import Driver
 from edgellm.runtime.project import Project
 
 POLICIES = ("error", "sliding")
+DEVICES = ("auto", "emu", "pynq")
 UNBOUNDED = 2**31 - 1  # config.max_context reported under the sliding policy
 
 
@@ -111,3 +112,17 @@ class Session:
     def stats(self) -> dict[str, float]:
         """Device round trips and seconds spent waiting for the accelerator."""
         return {"starts": self.driver.starts, "device_s": self.driver.device_s, "refills": self.refills}
+
+
+def open_device(project: Project, kind: str = "auto") -> Device:
+    """The device for a project: "pynq" (the board), "emu" (C simulation of the project's HLS) or
+    "auto" (pynq when running on a PYNQ board, the emulator elsewhere)."""
+    if kind not in DEVICES:
+        raise EdgeLLMError(f"unknown device {kind!r}; choose one of {', '.join(DEVICES)}")
+    from edgellm.runtime import pynq_device
+
+    if kind == "pynq" or (kind == "auto" and pynq_device.on_board()):
+        return pynq_device.PynqDevice.for_project(project)
+    from edgellm.runtime.emulator import EmulatorDevice
+
+    return EmulatorDevice.for_project(project)
