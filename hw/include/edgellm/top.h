@@ -1,0 +1,175 @@
+// The accelerator's top: runs a descriptor program (interface.h) over the one DDR buffer.
+//
+//   header  <- buffer[hdr_off ..]          checked: magic, version, n_layers, max_t, max_ctx, top-k
+//   for each descriptor at prog_off:
+//     OP_LAYER  decoder_layer<C, MM> on H[0 .. t_len) at pos0 with layer D_LAYER's table entry,
+//               its K/V cache slice and (D_FLAGS & DESC_TAPS) the tap area
+//     OP_HEAD   final RMSNorm + quantize of H[D_ROW], int8 LM head (lm_head.h): logits [vocab],
+//               argmax, top-k ids and values into their regions
+//
+// Every offset in the header is a byte offset from the buffer base (compiler/passes/plan_memory.py
+// aligns regions to 4 KiB, so float and word regions are 4-byte aligned). The generated top.cpp
+// gives the kernel three views of the buffer: the ternary weight port, the LM-head weight port and
+// the data port (activations, KV cache, scratch, header, program), all holding the same address.
+// A header or descriptor the compiled configuration cannot run is skipped (C simulation prints why
+// on stderr); nothing is written for it.
+#pragma once
+
+#include <cstdint>
+#ifndef __SYNTHESIS__
+#include <cstdio>
+#endif
+
+#include "edgellm/decoder_layer.h"
+#include "edgellm/interface.h"
+#include "edgellm/lm_head.h"
+#include "edgellm/numerics.h"
+
+namespace edgellm {
+
+// The whole accelerator at compile time (generated edgellm_config.h): the layer shape, the matmul
+// policy, the LM head configuration, the number of layers and the vocabulary.
+template <class LAYER, class MM, class HEAD, int N_LAYERS, int VOCAB>
+struct top_config {
+  typedef LAYER layer;
+  typedef MM mm;
+  typedef HEAD head;
+  static const int n_layers = N_LAYERS;
+  static const int vocab = VOCAB;
+  static const int max_desc = N_LAYERS + 1;  // one forward pass (trip counts only)
+};
+
+inline void top_skip(const char *why, uint32_t a, uint32_t b) {
+#ifndef __SYNTHESIS__
+  std::fprintf(stderr, "edgellm_top: skipped: %s (%u, %u)\n", why, (unsigned)a, (unsigned)b);
+#else
+  (void)why;
+  (void)a;
+  (void)b;
+#endif
+}
+
+// True when weight port w sees the header magic at hdr_off (the host wrote the same buffer
+// address into every pointer register).
+template <class WT>
+bool port_sees_header(const WT *w, uint32_t hdr_off) {
+  uint32_t m = 0;
+port_magic:
+  for (int i = 0; i < 4; i++) m |= (uint32_t)(uint8_t)w[hdr_off + i] << (8 * i);
+  return m == kMagic;
+}
+
+// n words of the buffer starting at byte offset off.
+template <int N>
+void read_words(const f32 *data, uint32_t off, uint32_t out[N]) {
+  const uint32_t *dw = reinterpret_cast<const uint32_t *>(data);
+read_words_loop:
+  for (int i = 0; i < N; i++) {
+#pragma HLS PIPELINE II = 1
+    out[i] = dw[off / 4 + i];
+  }
+}
+
+// The header against the compiled configuration.
+template <class TC>
+bool header_ok(const uint32_t hdr[HDR_WORDS]) {
+  typedef typename TC::layer C;
+  if (hdr[HDR_MAGIC] != kMagic || hdr[HDR_VERSION] != kInterfaceVersion) {
+    top_skip("bad header magic/version", hdr[HDR_MAGIC], hdr[HDR_VERSION]);
+    return false;
+  }
+  if (hdr[HDR_N_LAYERS] != (uint32_t)TC::n_layers) {
+    top_skip("header n_layers != compiled n_layers", hdr[HDR_N_LAYERS], TC::n_layers);
+    return false;
+  }
+  if (hdr[HDR_MAX_T] != (uint32_t)C::max_t || hdr[HDR_MAX_CTX] != (uint32_t)C::max_ctx) {
+    top_skip("header max_t/max_ctx != compiled", hdr[HDR_MAX_T], hdr[HDR_MAX_CTX]);
+    return false;
+  }
+  if (hdr[HDR_TOPK] > (uint32_t)TC::head::K_TOP) {
+    top_skip("header top-k > compiled K_TOP", hdr[HDR_TOPK], TC::head::K_TOP);
+    return false;
+  }
+  return true;
+}
+
+// OP_LAYER: this layer's table entry -> layer_desc, then the decoder layer.
+template <class TC>
+void run_layer_desc(const uint8_t *wl, f32 *data, const uint32_t hdr[HDR_WORDS], uint32_t layer,
+                    int t_len, int pos0, bool taps) {
+  typedef typename TC::layer C;
+  uint32_t ld[LD_WORDS];
+  read_words<LD_WORDS>(data, hdr[HDR_LAYER_TABLE] + layer * (uint32_t)(LD_WORDS * 4), ld);
+  layer_desc d;
+  for (int i = 0; i < N_LIN; i++) {
+    d.w_off[i] = (long)ld[LD_W_OFF + i];
+    d.w_scale[i] = float_from_bits(ld[LD_W_SCALE + i]);
+  }
+  for (int i = 0; i < N_NORM; i++) d.p_off[i] = (long)ld[LD_P_OFF + i];
+  const long kv_slice = (long)layer * C::max_ctx * C::kv_size;  // floats
+  int8_t *d8 = reinterpret_cast<int8_t *>(data);
+  decoder_layer<C, typename TC::mm>(
+      data + hdr[HDR_H] / 4, t_len, pos0, wl + hdr[HDR_WEIGHTS], d, data + hdr[HDR_PARAMS] / 4,
+      data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4, data + hdr[HDR_K_CACHE] / 4 + kv_slice,
+      data + hdr[HDR_V_CACHE] / 4 + kv_slice, float_from_bits(hdr[HDR_EPS_BITS]),
+      float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), data + hdr[HDR_SCRATCH_F] / 4,
+      d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps);
+}
+
+// OP_HEAD: quantize(rmsnorm(H[row], final_norm)) -> int8 LM head -> logits, argmax, top-k.
+// The quantized row and its scale go through the layer scratch (x8 area, qs_a slot).
+template <class TC>
+void run_head_desc(const int8_t *wh, f32 *data, const uint32_t hdr[HDR_WORDS], int row) {
+  typedef typename TC::layer C;
+  typedef layer_scratch<C> S;
+  const int H = C::hidden;
+  int8_t *x8 = reinterpret_cast<int8_t *>(data) + hdr[HDR_SCRATCH_I8];
+  int32_t *am = reinterpret_cast<int32_t *>(data) + hdr[HDR_ARGMAX] / 4;
+  f32 *qs = data + hdr[HDR_SCRATCH_F] / 4 + S::qs_a;
+  const int k = (int)hdr[HDR_TOPK];
+  norm_quantize_tokens<typename C::ew>(data + hdr[HDR_H] / 4 + (long)row * H,
+                                       data + hdr[HDR_PARAMS] / 4 + hdr[HDR_FINAL_NORM], true,
+                                       float_from_bits(hdr[HDR_EPS_BITS]), 1, H, x8, qs);
+  lm_head<typename TC::head>(x8, qs, 1, wh + hdr[HDR_HEAD_W], data + hdr[HDR_HEAD_SCALE] / 4,
+                             TC::vocab, H, true, data + hdr[HDR_LOGITS] / 4, am, k, am + 1,
+                             data + hdr[HDR_ARGMAX] / 4 + 1 + k);
+}
+
+// The program. wl: ternary weight port, wh: LM-head port, data: everything else (same address).
+template <class TC>
+void edgellm_top_impl(const uint8_t *wl, const int8_t *wh, f32 *data, uint32_t hdr_off,
+                      uint32_t prog_off, uint32_t n_desc) {
+  typedef typename TC::layer C;
+  enum { kMaxDesc = TC::max_desc };
+  uint32_t hdr[HDR_WORDS];
+  read_words<HDR_WORDS>(data, hdr_off, hdr);
+  if (!header_ok<TC>(hdr)) return;
+program:
+  for (uint32_t i = 0; i < n_desc; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxDesc
+    uint32_t d[DESC_WORDS];
+    read_words<DESC_WORDS>(data, prog_off + i * (uint32_t)(DESC_WORDS * 4), d);
+    const uint32_t t_len = d[D_T_LEN], pos0 = d[D_POS0];
+    if (d[D_OP] == OP_LAYER) {
+      if (d[D_LAYER] >= (uint32_t)TC::n_layers) {
+        top_skip("OP_LAYER: layer out of range", i, d[D_LAYER]);
+      } else if (t_len < 1 || t_len > (uint32_t)C::max_t || pos0 > (uint32_t)C::max_ctx ||
+                 pos0 + t_len > (uint32_t)C::max_ctx) {
+        top_skip("OP_LAYER: t_len/pos0 out of range", t_len, pos0);
+      } else {
+        run_layer_desc<TC>(wl, data, hdr, d[D_LAYER], (int)t_len, (int)pos0,
+                           (d[D_FLAGS] & DESC_TAPS) != 0);
+      }
+    } else if (d[D_OP] == OP_HEAD) {
+      if (d[D_ROW] >= (uint32_t)C::max_t) {
+        top_skip("OP_HEAD: row out of range", i, d[D_ROW]);
+      } else {
+        run_head_desc<TC>(wh, data, hdr, (int)d[D_ROW]);
+      }
+    } else {
+      top_skip("unknown opcode", i, d[D_OP]);
+    }
+  }
+}
+
+}  // namespace edgellm

@@ -1,0 +1,208 @@
+"""The generated HLS top (hw/include/edgellm/top.h + compiler/codegen_hls.py) in C simulation, driven
+through the DDR image exactly as the host drives it (header, layer table, descriptor programs),
+vs models.golden.GoldenModel bit for bit: H region and taps after the prefill, logits / argmax / top-k
+after the prefill and every decode step, and the KV cache region."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgellm.boards import load_board
+from edgellm.compiler import interface as itf
+from edgellm.compiler.codegen_hls import generate_hls, layer_buffer_sizes, tap_offsets, weight_encoder
+from edgellm.compiler.design import DesignParams
+from edgellm.compiler.frontend import build_graph
+from edgellm.compiler.passes.plan_memory import MemoryPlan, plan_memory
+from edgellm.hw import csim, synth_check
+from edgellm.models.config import ModelConfig
+from edgellm.models.golden import GoldenModel
+from edgellm.models.numerics import F32, NumericsPlan
+from edgellm.models.random_model import random_model
+from edgellm.models.weights import QuantModel
+
+MAX_T, MAX_CTX, TOP_K, PREFILL, DECODE = 16, 64, 8, 16, 12
+VARIANTS = {"relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),
+            "silu": dict(act="silu", subln=False, rope_theta=10000.0)}
+# (variant, matmul policy, design): the default design (4 weight ports, T=28 -> 25, URAM) and a
+# small one (2 ports, BRAM); the pack2 reference matmul as a cross-check
+CASES = [("relu2_subln", "tlmm", DesignParams()),
+         ("silu", "tlmm", DesignParams(tables=15, weight_ports=2, weight_buffer="bram")),
+         ("relu2_subln", "pack2", DesignParams(weight_ports=1))]
+
+
+def small_config(variant: str) -> ModelConfig:
+    return ModelConfig(name=f"top-{variant}", hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2,
+                       ffn_size=344, vocab_size=300, max_context=MAX_CTX, **VARIANTS[variant])
+
+
+@dataclass
+class Top:
+    """A generated, C-simulated accelerator with its DDR buffer."""
+
+    qm: QuantModel
+    plan: MemoryPlan
+    lib: ctypes.CDLL
+    hls: Path
+    ddr: np.ndarray  # uint8 [total_bytes]
+
+    def region(self, name: str, dtype: type = F32) -> np.ndarray:
+        r = self.plan.regions[name]
+        return self.ddr[r.offset:r.offset + r.size].view(dtype)
+
+    def run(self, emb: np.ndarray, pos0: int, taps: bool = False) -> None:
+        """One forward pass of emb (T, hidden) at pos0: every layer, then the head on the last row."""
+        self.region("h")[:emb.size] = emb.ravel()
+        prog = itf.program(self.qm.config.n_layers, emb.shape[0], pos0, taps)
+        self.region("program", np.uint32)[:prog.size] = prog.ravel()
+        self.region("logits")[:] = np.nan
+        self.lib.edgellm_csim_run(csim.ptr(self.ddr), ctypes.c_uint64(self.ddr.size), ctypes.c_uint32(0),
+                                  ctypes.c_uint32(self.plan.regions["program"].offset),
+                                  ctypes.c_uint32(len(prog)))
+
+    def head_out(self) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+        """(logits, argmax, top-k ids, top-k values)."""
+        a = self.region("argmax", np.int32)
+        vals = a[1 + TOP_K:1 + 2 * TOP_K].view(F32)
+        return self.region("logits").copy(), int(a[0]), a[1:1 + TOP_K].copy(), vals
+
+
+def make_top(tmp: Path, variant: str, mm: str, design: DesignParams) -> Top:
+    cfg = small_config(variant)
+    qm = random_model(cfg, seed=5)
+    numerics = NumericsPlan.for_head_dim(cfg.head_dim)
+    sf, si, tf = layer_buffer_sizes(cfg, MAX_T)
+    plan = plan_memory(build_graph(qm), weight_encoder(design, mm), max_t=MAX_T, max_ctx=MAX_CTX,
+                       scratch_floats=sf, scratch_i8=si, tap_floats=tf, top_k=TOP_K)
+    hls = tmp / "hls"
+    generate_hls(hls, cfg, numerics, design, mm, max_t=MAX_T, max_ctx=MAX_CTX, top_k=TOP_K,
+                 board=load_board("kv260"), total_bytes=plan.total_bytes)
+    lib = csim.load([hls / "csim_entry.cpp"], f"top_{variant}_{mm}", includes=[hls])
+    lib.edgellm_csim_run.restype = None
+    ddr = np.zeros(plan.total_bytes, np.uint8)
+    ddr[:plan.static_bytes] = plan.image
+    return Top(qm, plan, lib, hls, ddr)
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2].weight_ports}port")
+def top(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Top:
+    variant, mm, design = request.param
+    return make_top(tmp_path_factory.mktemp(f"{variant}_{mm}"), variant, mm, design)
+
+
+def mismatches(a: np.ndarray, b: np.ndarray) -> int:
+    a, b = np.ascontiguousarray(a, F32), np.ascontiguousarray(b, F32)
+    assert a.shape == b.shape
+    return int((a.view(np.uint32) != b.view(np.uint32)).sum())
+
+
+def ref_topk(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest, descending, ties by lower index."""
+    idx = np.lexsort((np.arange(logits.size), -logits))[:k]
+    return idx.astype(np.int32), logits[idx]
+
+
+def test_buffer_sizes_match_cpp(top: Top) -> None:
+    out = np.zeros(10, np.int64)
+    top.lib.edgellm_csim_sizes(csim.ptr(out))
+    cfg = top.qm.config
+    taps = tap_offsets(cfg, MAX_T)
+    assert tuple(out[:3]) == layer_buffer_sizes(cfg, MAX_T)
+    assert list(out[3:9]) == [taps[n] for n in ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")]
+    assert out[9] == MAX_T
+
+
+def test_prefill_then_decode_bit_exact(top: Top) -> None:
+    cfg = top.qm.config
+    gm = GoldenModel(top.qm, NumericsPlan.for_head_dim(cfg.head_dim))
+    cache = gm.new_cache(MAX_CTX)
+    rng = np.random.default_rng(3)
+    prompt = rng.integers(0, cfg.vocab_size, PREFILL)
+    ref_taps: dict[str, np.ndarray] = {}
+    ref = gm.forward(prompt, cache, tap=lambda n, a: ref_taps.__setitem__(n, np.array(a)),
+                     all_logits=False)[0]
+    top.run(top.qm.embed_rows(prompt), 0, taps=True)
+    last = f"L{cfg.n_layers - 1}"
+    counts = {"h": mismatches(top.region("h")[:PREFILL * cfg.hidden_size].reshape(PREFILL, -1),
+                              ref_taps[f"{last}.h_out"])}
+    offs = tap_offsets(cfg, MAX_T)
+    tap_area = top.region("taps")
+    for name in ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act"):
+        want = ref_taps[f"{last}.{name}"].reshape(PREFILL, -1)
+        counts[name] = mismatches(tap_area[offs[name]:offs[name] + want.size].reshape(want.shape), want)
+    total = sum(counts.values())
+    print(f"{cfg.name}: prefill taps of {last}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    steps = []
+    tok = int(np.argmax(ref))
+    for s in range(DECODE + 1):
+        logits, am, ti, tv = top.head_out()
+        want_i, want_v = ref_topk(ref, TOP_K)
+        bad = mismatches(logits, ref) + int(am != int(np.argmax(ref))) + int((ti != want_i).sum()) + \
+            mismatches(tv, want_v)
+        steps.append(bad)
+        if s == DECODE:
+            break
+        # teacher-forced: greedy for the first half, then random tokens (a random model repeats itself)
+        tok = tok if s < DECODE // 2 else int(rng.integers(0, cfg.vocab_size))
+        ref = gm.forward(np.array([tok]), cache, all_logits=False)[0]
+        top.run(top.qm.embed_rows(np.array([tok])), PREFILL + s)
+        tok = int(np.argmax(ref))
+    n = PREFILL + DECODE
+    kv_bad = mismatches(top.region("k_cache").reshape(cache.k.shape)[:, :n], cache.k[:, :n]) + \
+        mismatches(top.region("v_cache").reshape(cache.v.shape)[:, :n], cache.v[:, :n])
+    print(f"{cfg.name}: logits/argmax/top-k mismatches per step {steps}; KV cache mismatches {kv_bad}")
+    assert np.isfinite(ref).all()
+    assert total == 0 and sum(steps) == 0 and kv_bad == 0
+
+
+def test_detects_a_changed_weight(tmp_path: Path) -> None:
+    """The comparison can fail: one ternary weight of layer 0's o_proj changed in the image."""
+    t = make_top(tmp_path, "silu", "tlmm", DesignParams(tables=15, weight_ports=2, weight_buffer="bram"))
+    cfg = t.qm.config
+    gm = GoldenModel(t.qm, NumericsPlan.for_head_dim(cfg.head_dim))
+    prompt = np.arange(PREFILL) * 7 % cfg.vocab_size
+    ref = gm.forward(prompt, gm.new_cache(MAX_CTX), all_logits=False)[0]
+    hdr = t.plan.header
+    ld = t.ddr[hdr[itf.HDR["HDR_LAYER_TABLE"]]:].view(np.uint32)[:itf.LD_WORDS]
+    i = int(hdr[itf.HDR["HDR_WEIGHTS"]] + ld[itf.LD_W_OFF + itf.LINEAR_ORDER.index("o")])
+    code = int(t.ddr[i]) % 3  # weight (0, 0) is the low base-3 digit of byte 0
+    t.ddr[i] = int(t.ddr[i]) - code + (2 if code == 1 else 1)
+    t.run(t.qm.embed_rows(prompt), 0)
+    bad = mismatches(t.head_out()[0], ref)
+    print(f"one o_proj weight changed: {bad} logit mismatches")
+    assert bad > 0
+
+
+def test_bad_header_and_descriptors_are_skipped(top: Top, capfd: pytest.CaptureFixture[str]) -> None:
+    cfg = top.qm.config
+    hdr = top.region("header", np.uint32)
+    saved = hdr.copy()
+    try:
+        hdr[itf.HDR["HDR_MAX_CTX"]] += 1
+        top.run(top.qm.embed_rows(np.arange(4)), 0)
+        assert np.isnan(top.region("logits")).all()
+    finally:
+        hdr[:] = saved
+    bad = np.stack([itf.descriptor(itf.OP_LAYER, cfg.n_layers, 1, 0),
+                    itf.descriptor(itf.OP_LAYER, 0, MAX_T + 1, 0),
+                    itf.descriptor(itf.OP_LAYER, 0, 4, MAX_CTX - 3), itf.descriptor(9),
+                    itf.descriptor(itf.OP_HEAD, row=MAX_T)])
+    o = top.plan.regions["program"].offset  # the region is page-padded: 5 descriptors fit
+    top.ddr[o:o + bad.nbytes] = bad.view(np.uint8).ravel()
+    top.region("logits")[:] = np.nan
+    h_before = top.region("h").copy()
+    top.lib.edgellm_csim_run(csim.ptr(top.ddr), ctypes.c_uint64(top.ddr.size), ctypes.c_uint32(0),
+                             ctypes.c_uint32(top.plan.regions["program"].offset), ctypes.c_uint32(len(bad)))
+    err = capfd.readouterr().err
+    assert err.count("skipped") == 6, err
+    assert np.isnan(top.region("logits")).all() and mismatches(top.region("h"), h_before) == 0
+
+
+def test_generated_hls_passes_synth_check(top: Top) -> None:
+    found = synth_check.check_paths([top.hls])
+    assert not found, "\n".join(map(str, found))
+    assert len(synth_check.sources(top.hls)) >= 14  # top.cpp, csim_entry.cpp, config, headers
