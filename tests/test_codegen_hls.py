@@ -1,0 +1,204 @@
+"""compiler/codegen_hls.py + compiler/hls_tcl.py: the generated hls/ folder, register map, buffer-size
+twins, reference files, and run_hls.tcl run under tclsh with every Vitis HLS command recorded."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgellm.boards import load_board
+from edgellm.compiler.codegen_hls import (
+    generate_hls,
+    layer_buffer_sizes,
+    register_map,
+    tap_offsets,
+    tlmm_tables,
+    weight_encoder,
+    write_reference_inputs,
+)
+from edgellm.compiler.design import DesignParams
+from edgellm.compiler.hls_tcl import generate_hls_tcl
+from edgellm.compiler.packing import unpack_ternary
+from edgellm.compiler.vivado_tcl import maxi_bundles
+from edgellm.errors import EdgeLLMError
+from edgellm.hw.csim import INCLUDE_DIR
+from edgellm.models.config import ModelConfig
+from edgellm.models.numerics import NumericsPlan
+from edgellm.models.random_model import random_model
+
+CFG = ModelConfig(name="cg", hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=344,
+                  vocab_size=300, max_context=64)
+NUM = NumericsPlan.for_head_dim(CFG.head_dim)
+TCLSH = shutil.which("tclsh")
+SEP = "\x1f"
+
+
+def gen(tmp: Path, design: DesignParams | None = None, mm: str = "tlmm", **kw: object) -> dict:
+    args = dict(max_t=16, max_ctx=64, top_k=8, board=load_board("kv260"), total_bytes=1 << 20)
+    args.update(kw)
+    return generate_hls(tmp / "hls", CFG, NUM, design or DesignParams(), mm, **args)  # type: ignore[arg-type]
+
+
+def test_layer_buffer_sizes() -> None:
+    # q_lin, k_lin, q, k, v, attn, g, u, y rows + two qs slots (decoder_layer.h layer_scratch)
+    sf, si, tf = layer_buffer_sizes(CFG, 16)
+    assert sf == 16 * (128 + 64 + 128 + 64 + 64 + 128 + 344 + 344 + 128) + 32
+    assert si == 16 * 344
+    assert tf == 16 * (128 + 64 + 64 + 128 + 128 + 344)
+    offs = tap_offsets(CFG, 16)
+    assert [offs[n] for n in ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")] == \
+        [0, 2048, 3072, 4096, 6144, 8192] and offs["floats"] == tf
+
+
+@pytest.mark.parametrize("n", [1, 4, 6])
+def test_register_map_follows_vitis_convention(tmp_path: Path, n: int) -> None:
+    info = gen(tmp_path, DesignParams(weight_ports=n))
+    regs = info["registers"]
+    assert list(regs) == maxi_bundles(n) + ["hdr_off", "prog_off", "n_desc"]
+    assert info["bundles"] == maxi_bundles(n)
+    assert regs["w0"] == 0x10 and info["control"] == {"ap_ctrl": 0, "gie": 4, "ier": 8, "isr": 12}
+    assert regs["data"] == 0x10 + 12 * n and regs["hdr_off"] == regs["data"] + 12
+    assert regs["prog_off"] == regs["hdr_off"] + 8 and regs["n_desc"] == regs["prog_off"] + 8
+    assert register_map(n) == regs
+    top = (tmp_path / "hls" / "top.cpp").read_text()
+    for b in maxi_bundles(n):  # one m_axi bundle per name vivado_tcl connects
+        assert re.search(rf"m_axi port = {b} bundle = {b} offset = slave depth = \d+", top)
+    for p in ("hdr_off", "prog_off", "n_desc", "return"):
+        assert f"s_axilite port = {p} bundle = control" in top
+    assert re.search(r"void edgellm_top\(" + "".join(rf"const uint8_t \*w{i}, " for i in range(n)), top)
+
+
+def test_headers_copied_with_sibling_includes(tmp_path: Path) -> None:
+    info = gen(tmp_path)
+    inc = tmp_path / "hls" / "edgellm"
+    src = sorted(p.name for p in (INCLUDE_DIR / "edgellm").glob("*.h"))
+    assert sorted(p.name for p in inc.glob("*.h")) == src and "top.h" in src
+    for name in src:
+        text = (inc / name).read_text()
+        assert '#include "edgellm/' not in text
+        orig = (INCLUDE_DIR / "edgellm" / name).read_text()
+        assert re.sub(r'#include "edgellm/([\w.]+)"', r'#include "\1"', orig) == text
+    assert set(info["files"]) >= {"top.cpp", "csim_entry.cpp", "tb_top.cpp", "run_hls.tcl",
+                                  "edgellm_config.h"}
+
+
+def test_config_header_numbers(tmp_path: Path) -> None:
+    d = DesignParams(tables=28, rows=16, group_size=3, weight_buffer="bram", port_width_bits=64,
+                     prefill_token_block=64, attn_q_block=4)
+    info = gen(tmp_path, d)
+    assert tlmm_tables(d) == 25 and info["tlmm"] == {"G": 3, "T": 25, "R": 16}
+    h = (tmp_path / "hls" / "edgellm_config.h").read_text()
+    assert "layer_config<128, 4, 2, 32, 344," in " ".join(h.split()).replace("< ", "<")
+    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4> layer" in " ".join(h.split())
+    assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram> tlmm" in h
+    assert "LmHeadConfig<8, 128, 300, 1, 8> head" in h and "top_config<layer, mm, head, 2, 300>" in h
+    assert "kTotalBytes = 1048576ULL" in h
+    gen(tmp_path / "p2", d, "pack2")
+    assert "pack2_matmul<344> mm" in (tmp_path / "p2" / "hls" / "edgellm_config.h").read_text()
+    assert tlmm_tables(DesignParams(tables=4)) == 5
+
+
+def test_weight_encoders() -> None:
+    lin = random_model(CFG, 1).layers[0].q
+    enc = weight_encoder(DesignParams(rows=16), "tlmm")(lin)
+    assert np.array_equal(unpack_ternary(enc, *lin.shape, 16), lin.dense())
+    assert np.array_equal(weight_encoder(DesignParams(), "pack2")(lin), lin.packed.reshape(-1))
+    with pytest.raises(EdgeLLMError, match="matmul policy"):
+        weight_encoder(DesignParams(), "dense")
+
+
+@pytest.mark.parametrize("kw, msg", [(dict(top_k=0), "top_k"), (dict(top_k=65), "top_k"),
+                                     (dict(mm="gemm"), "matmul policy"), (dict(board=None), "FPGA part"),
+                                     (dict(max_t=128), "max_t"),
+                                     (dict(design=DesignParams(group_size=5)), "G = 1..4")])
+def test_generate_errors(tmp_path: Path, kw: dict, msg: str) -> None:
+    design = kw.pop("design", None)
+    mm = kw.pop("mm", "tlmm")
+    with pytest.raises(EdgeLLMError, match=msg):
+        gen(tmp_path, design, mm, **kw)
+
+
+def test_write_reference_inputs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    emb, lg = rng.standard_normal((5, 8)).astype(np.float32), rng.standard_normal((3, 11)).astype(np.float32)
+    write_reference_inputs(tmp_path, emb, lg, [1, 2, 3], [4, 5])
+    assert np.array_equal(np.fromfile(tmp_path / "embeds.f32", "<f4").reshape(5, 8), emb)
+    assert np.array_equal(np.fromfile(tmp_path / "logits.f32", "<f4").reshape(3, 11), lg)
+    ref = json.loads((tmp_path / "ref.json").read_text())
+    assert ref["prompt_ids"] == [1, 2, 3] and ref["decode_ids"] == [4, 5]
+    assert ref["argmax"] == [int(i) for i in lg.argmax(1)]
+    assert ref["prefill_len"] == 3 and ref["decode_steps"] == 2
+    with pytest.raises(EdgeLLMError, match="embeds"):
+        write_reference_inputs(tmp_path, emb[:4], lg, [1, 2, 3], [4, 5])
+    with pytest.raises(EdgeLLMError, match="logits"):
+        write_reference_inputs(tmp_path, emb, lg[:2], [1, 2, 3], [4, 5])
+
+
+PRELUDE = r"""
+set ::calls {}
+proc unknown {args} { lappend ::calls $args; return "" }
+rename file _tcl_file
+proc file {sub args} {
+    if {$sub in {copy delete mkdir}} { lappend ::calls [linsert $args 0 file $sub]; return }
+    if {$sub eq "exists"} { return 1 }
+    return [_tcl_file $sub {*}$args]
+}
+rename exit _tcl_exit
+proc exit {args} { foreach c $::calls { puts [join $c "\x1f"] }; _tcl_exit 0 }
+"""
+
+
+def run_hls_tcl(script: Path, steps: str | None) -> list[list[str]]:
+    driver = script.parent / "driver.tcl"
+    env = "" if steps is None else f"set ::env(EDGELLM_HLS_STEPS) {{{steps}}}\n"
+    driver.write_text(PRELUDE + env + f"source {{{script}}}\n")
+    res = subprocess.run([TCLSH, str(driver)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return [line.split(SEP) for line in res.stdout.splitlines() if line]
+
+
+@pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
+@pytest.mark.parametrize("steps", [None, "csim", "csim csynth cosim export"])
+def test_run_hls_tcl_under_tclsh(tmp_path: Path, steps: str | None) -> None:
+    gen(tmp_path, DesignParams(clock_mhz=200.0))
+    hls = (tmp_path / "hls").resolve()
+    calls = run_hls_tcl(hls / "run_hls.tcl", steps)
+    names = [c[0] for c in calls]
+    assert calls[names.index("open_project")] == ["open_project", "-reset", str(hls / "edgellm_hls")]
+    assert ["set_top", "edgellm_top"] in calls
+    adds = [c for c in calls if c[0] == "add_files"]
+    top = next(c for c in adds if c[1] == str(hls / "top.cpp"))
+    flags = top[top.index("-cflags") + 1]
+    assert "-ffp-contract=off" in flags and "-std=c++14" in flags
+    assert ["add_files", "-tb", str(hls / "tb_top.cpp")] == adds[-1][:3]
+    assert any(c[1] == str(hls / "edgellm" / "top.h") for c in adds)
+    assert ["set_part", "xck26-sfvc784-2LV-c"] in calls
+    assert ["create_clock", "-period", "5", "-name", "default"] in calls
+    want = (steps or "csim csynth export").split()
+    assert ("csim_design" in names) == ("csim" in want)
+    if "csim" in want:
+        assert calls[names.index("csim_design")] == ["csim_design", "-argv", str(hls.parent)]
+    assert ("csynth_design" in names) == (len(want) > 1)
+    assert ("cosim_design" in names) == ("cosim" in want)
+    if "cosim" in want:
+        assert calls[names.index("cosim_design")][2].endswith("--decode-steps 1")
+    if "export" in want:
+        ex = calls[names.index("export_design")]
+        assert ex[ex.index("-format") + 1] == "ip_catalog" and ex[ex.index("-ipname") + 1] == "edgellm_top"
+        assert ["file", "copy", "-force", str(hls / "edgellm_hls" / "solution1" / "impl" / "ip"),
+                str(hls / "ip")] in calls
+    else:
+        assert "export_design" not in names
+
+
+def test_hls_tcl_errors() -> None:
+    with pytest.raises(EdgeLLMError, match="identifier"):
+        generate_hls_tcl("xc7z020clg400-1", 100.0, top="bad-name")
+    with pytest.raises(EdgeLLMError, match="clock"):
+        generate_hls_tcl("xc7z020clg400-1", 0.0)
