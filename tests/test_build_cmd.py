@@ -1,0 +1,174 @@
+"""`edgellm csim` (g++ C simulation of a project's hls/ against its reference/) and `edgellm build`
+(Vitis HLS + Vivado: without tools, with fake tools recording their arguments, with real tools)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgellm import cli
+from edgellm.boards import load_board
+from edgellm.compiler.codegen_hls import (
+    generate_hls,
+    layer_buffer_sizes,
+    weight_encoder,
+    write_reference_inputs,
+)
+from edgellm.compiler.design import DesignParams
+from edgellm.compiler.frontend import build_graph
+from edgellm.compiler.passes.plan_memory import plan_memory
+from edgellm.compiler.vivado_tcl import write_vivado_tcl
+from edgellm.models.config import ModelConfig
+from edgellm.models.golden import GoldenModel
+from edgellm.models.numerics import NumericsPlan
+from edgellm.models.random_model import random_model
+
+runner = CliRunner()
+PREFILL, DECODE, VOCAB = 16, 16, 300
+
+
+def make_project(d: Path) -> Path:
+    """A minimal compiled project: hls/, vivado/, weights.bin, manifest.json, reference/."""
+    cfg = ModelConfig(name="proj", hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=344,
+                      vocab_size=VOCAB, max_context=64, act="silu", subln=False)
+    qm, board = random_model(cfg, seed=9), load_board("kv260")
+    design = DesignParams(tables=15, weight_ports=2, weight_buffer="bram")
+    numerics = NumericsPlan.for_head_dim(cfg.head_dim)
+    sf, si, tf = layer_buffer_sizes(cfg, 16)
+    plan = plan_memory(build_graph(qm), weight_encoder(design), max_t=16, max_ctx=64, scratch_floats=sf,
+                       scratch_i8=si, tap_floats=tf, top_k=8)
+    d.mkdir(parents=True)
+    generate_hls(d / "hls", cfg, numerics, design, max_t=16, max_ctx=64, top_k=8, board=board,
+                 total_bytes=plan.total_bytes)
+    write_vivado_tcl(d, board, design, "edgellm_top")
+    plan.image.tofile(d / "weights.bin")
+    (d / "manifest.json").write_text(json.dumps({
+        "interface": {"hdr_off": 0, "prog_off": plan.regions["program"].offset, "ip_name": "edgellm_top"},
+        "memory": plan.to_dict()}))
+    gm = GoldenModel(qm, numerics)
+    cache = gm.new_cache(64)
+    prompt = [(5 * i + 1) % VOCAB for i in range(PREFILL)]
+    rows, dec = [gm.forward(np.array(prompt), cache, all_logits=False)[0]], []
+    for _ in range(DECODE):
+        dec.append(int(np.argmax(rows[-1])))
+        rows.append(gm.forward(np.array(dec[-1:]), cache, all_logits=False)[0])
+    embeds = qm.embed_rows(np.array(prompt + dec))
+    write_reference_inputs(d / "reference", embeds, np.stack(rows), prompt, dec)
+    return d
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("csim") / "proj")
+
+
+def test_csim_passes_bit_exact(project: Path) -> None:
+    res = runner.invoke(cli.app, ["csim", str(project)])
+    print(res.output)
+    assert res.exit_code == 0, res.output
+    assert "synth_check: 0 finding(s)" in res.output
+    assert res.output.count("logits mismatches 0/300") == DECODE + 1
+    assert "tb_top: PASS: 0 logit mismatches, 0 of 17 steps differ" in res.output
+    assert "csim: PASS" in res.output
+
+
+def test_csim_fails_on_one_changed_reference_logit(project: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(project, bad)
+    lg = np.fromfile(bad / "reference" / "logits.f32", np.float32)
+    lg[5 * VOCAB + 7] = np.nextafter(lg[5 * VOCAB + 7], np.float32(np.inf))  # step 5: one ulp
+    lg.tofile(bad / "reference" / "logits.f32")
+    res = runner.invoke(cli.app, ["csim", str(bad), "--decode-steps", "6"])
+    assert res.exit_code == 1, res.output
+    assert "step  5 decode  pos   20: logits mismatches 1/300" in res.output
+    assert "1 of 7 steps differ" in res.output and "csim: FAIL" in res.output
+
+
+def test_csim_one_line_errors(project: Path, tmp_path: Path) -> None:
+    res = runner.invoke(cli.app, ["csim", str(tmp_path)])
+    assert res.exit_code == 2 and res.output.strip().count("\n") == 0
+    assert "not an edgellm project" in res.output
+    partial = tmp_path / "partial"
+    shutil.copytree(project, partial)
+    (partial / "reference" / "ref.json").unlink()
+    res = runner.invoke(cli.app, ["csim", str(partial)])
+    assert res.exit_code == 2 and "ref.json is missing" in res.output
+
+
+def test_build_without_tools_says_what_to_install(project: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
+    res = runner.invoke(cli.app, ["build", str(project)])
+    assert res.exit_code == 1
+    assert "vitis_hls and vivado not found" in res.output and "2024.1 or newer" in res.output
+    assert "vitis_hls -f run_hls.tcl" in res.output and "vivado -mode batch -source build.tcl" in res.output
+    res = runner.invoke(cli.app, ["build", str(tmp_path)])
+    assert res.exit_code == 2 and "not an edgellm project" in res.output
+
+
+FAKE = """#!/bin/sh
+echo "$(basename "$0") $*" >> "{log}"
+echo "cwd $(pwd)" >> "{log}"
+echo "steps ${{EDGELLM_HLS_STEPS:-default}}" >> "{log}"
+echo "fake tool running"
+{body}
+exit {rc}
+"""
+
+
+def fake_tools(bin_dir: Path, log: Path, hls_rc: int = 0, vivado_rc: int = 0) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    bodies = {"vitis_hls": "mkdir -p ip && echo '<component/>' > ip/component.xml",
+              "vivado": "mkdir -p build/p.runs/impl_1 && echo bit > build/p.runs/impl_1/design_1_wrapper.bit"
+                        " && echo hwh > ../edgellm_top.hwh"}
+    for name, rc in (("vitis_hls", hls_rc), ("vivado", vivado_rc)):
+        f = bin_dir / name
+        f.write_text(FAKE.format(log=log, body=bodies[name], rc=rc))
+        f.chmod(f.stat().st_mode | stat.S_IXUSR)
+
+
+def test_build_with_fake_tools(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = tmp_path / "p"
+    shutil.copytree(project, proj)
+    log = tmp_path / "calls.log"
+    fake_tools(tmp_path / "bin", log)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    res = runner.invoke(cli.app, ["build", str(proj), "--cosim"])
+    assert res.exit_code == 0, res.output
+    calls = log.read_text().splitlines()
+    assert calls[:3] == ["vitis_hls -f run_hls.tcl", f"cwd {proj / 'hls'}", "steps csim csynth cosim export"]
+    assert calls[3] == "vivado -mode batch -nojournal -notrace -source build.tcl"
+    assert calls[4] == f"cwd {proj / 'vivado'}"
+    assert (proj / "edgellm_top.bit").read_text() == "bit\n"  # copied from vivado/build
+    assert (proj / "edgellm_top.hwh").read_text() == "hwh\n"
+    assert "fake tool running" in (proj / "report" / "vitis_hls.log").read_text()
+    assert "fake tool running" in (proj / "report" / "vivado.log").read_text()
+
+
+def test_build_reports_tool_failure(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = tmp_path / "p"
+    shutil.copytree(project, proj)
+    fake_tools(tmp_path / "bin", tmp_path / "calls.log", hls_rc=3)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    res = runner.invoke(cli.app, ["build", str(proj)])
+    assert res.exit_code == 2 and "error: Vitis HLS failed (exit 3)" in res.output
+    assert not (proj / "edgellm_top.bit").exists()
+
+
+@pytest.mark.vivado
+@pytest.mark.skipif(not (shutil.which("vitis_hls") or shutil.which("vitis-run"))
+                    or not shutil.which("vivado"), reason="needs Vitis HLS and Vivado on PATH")
+def test_build_with_real_tools(project: Path, tmp_path: Path) -> None:
+    proj = tmp_path / "p"
+    shutil.copytree(project, proj)
+    res = runner.invoke(cli.app, ["build", str(proj)])
+    assert res.exit_code == 0, res.output[-4000:]
+    assert (proj / "hls" / "ip" / "component.xml").is_file()
+    assert (proj / "edgellm_top.bit").stat().st_size > 0 and (proj / "edgellm_top.hwh").stat().st_size > 0
