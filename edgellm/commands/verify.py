@@ -1,0 +1,144 @@
+"""`edgellm verify DIR`: the verification ladder (device vs golden bit for bit per layer and stage,
+onnxruntime vs golden within tolerance), as a table, JSON and HTML; exit 1 when a check fails."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from edgellm.commands.run import (
+    DeviceOpt,
+    DirArg,
+    PromptIdsOpt,
+    TimeoutOpt,
+    codec_for,
+    device_for,
+    prompt_ids_for,
+)
+
+if TYPE_CHECKING:
+    from edgellm.runtime.project import Project
+    from edgellm.runtime.verify import Report
+
+FAIL_EXIT = 1
+
+
+def default_prompt(p: Project, codec: Any) -> list[int]:
+    """reference/golden.json's prompt when the project has one, else a fixed text or id pattern."""
+    ref = p.path / "reference" / "golden.json"
+    if ref.is_file():
+        ids = json.loads(ref.read_text()).get("prompt_ids")
+        if ids:
+            return [int(t) for t in ids]
+    if codec is not None:
+        return codec.prompt_ids("Once upon a time")
+    return [(7 * i + 3) % p.config.vocab_size for i in range(16)]
+
+
+def _fmt(x: float | int | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def print_table(rep: Report) -> None:
+    """The rich table: one row per pair and stage."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=f"edgellm verify {rep.project}: device = {rep.device}, "
+                    f"{len(rep.prompt_ids)}-token prompt")
+    for col, just in (("pair", "left"), ("stage", "left"), ("max |err|", "right"), ("max ULP", "right"),
+                      ("exact", "center"), ("result", "center"), ("note", "left")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rep.rows:
+        t.add_row(escape(r.pair), escape(r.stage), _fmt(r.max_abs, ".3g"), _fmt(r.max_ulp, "d"),
+                  "-" if r.exact is None else ("yes" if r.exact else "no"),
+                  "[green]pass[/green]" if r.ok else "[red]FAIL[/red]", escape(r.note))
+    con = Console()
+    con.print(t)
+    for k, v in rep.tokens.items():
+        con.print(escape(f"greedy tokens [{k}]: {v}"))
+    for n in rep.notes:
+        con.print(f"[yellow]note:[/yellow] {escape(n)}")
+    n_fail = sum(not r.ok for r in rep.rows)
+    con.print("[green]verify passed[/green]" if rep.ok else f"[red]verify FAILED: {n_fail} check(s)[/red]")
+
+
+def html_report(rep: Report) -> str:
+    """A self-contained HTML page of the report."""
+    e = html.escape
+    rows = "\n".join(
+        f"<tr class={'ok' if r.ok else 'fail'}><td>{e(r.pair)}</td><td>{e(r.stage)}</td>"
+        f"<td>{_fmt(r.max_abs, '.3g')}</td><td>{_fmt(r.max_ulp, 'd')}</td>"
+        f"<td>{'-' if r.exact is None else ('yes' if r.exact else 'no')}</td>"
+        f"<td>{'pass' if r.ok else 'FAIL'}</td><td>{e(r.note)}</td></tr>" for r in rep.rows)
+    toks = "".join(f"<li>{e(k)}: {e(str(v))}</li>" for k, v in rep.tokens.items())
+    notes = "".join(f"<li>{e(n)}</li>" for n in rep.notes)
+    verdict = "passed" if rep.ok else "FAILED"
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>edgellm verify: {e(rep.project)}</title>
+<style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;
+padding:2px 8px}} tr.ok td:nth-child(6){{color:#080}} tr.fail td{{background:#fdd}}</style></head>
+<body><h1>edgellm verify: {verdict}</h1>
+<p>project {e(rep.project)}; device {e(rep.device)}; prompt ids {e(str(rep.prompt_ids))}</p>
+<table><tr><th>pair</th><th>stage</th><th>max |err|</th><th>max ULP</th><th>exact</th><th>result</th>
+<th>note</th></tr>
+{rows}
+</table><h2>greedy tokens</h2><ul>{toks}</ul><h2>notes</h2><ul>{notes}</ul></body></html>
+"""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def verify_cmd(
+    project: DirArg,
+    prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Prompt text "
+                                               "(default: the project's reference prompt).")] = None,
+    prompt_ids: PromptIdsOpt = None,
+    device: DeviceOpt = "auto",
+    new_tokens: Annotated[int, typer.Option("--new-tokens", "-n", help="Greedy tokens compared after the "
+                                                                      "prompt.")] = 8,
+    onnx: Annotated[bool, typer.Option("--onnx/--no-onnx",
+                                       help="Also compare onnxruntime with golden.")] = True,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", help="Write the report as HTML.")] = None,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Check device vs golden (bit for bit, every layer and stage) and onnxruntime vs golden."""
+    from edgellm.runtime.project import Project
+    from edgellm.runtime.verify import run_verify
+
+    if new_tokens < 1:
+        from edgellm.errors import EdgeLLMError
+
+        raise EdgeLLMError(f"--new-tokens must be >= 1, got {new_tokens}")
+    p = Project.open(project)
+    codec = codec_for(p)
+    if prompt is None and prompt_ids is None:
+        ids = default_prompt(p, codec)
+    else:
+        ids = prompt_ids_for(codec, prompt, prompt_ids)
+    dev = device_for(p, device, lambda s: typer.echo(s, err=True))
+    rep = run_verify(p, dev, ids, new_tokens=new_tokens, onnx=onnx, timeout_s=timeout)
+    print_table(rep)
+    if json_out is not None:
+        write_atomic(json_out, json.dumps(rep.to_dict(), indent=1))
+    if html_out is not None:
+        write_atomic(html_out, html_report(rep))
+    if not rep.ok:
+        raise typer.Exit(FAIL_EXIT)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `edgellm verify`."""
+    app.command("verify")(verify_cmd)
