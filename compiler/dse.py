@@ -24,7 +24,7 @@ DECODE_TIE = 0.995  # decode within 0.5% of the best counts as a tie (then TTFT 
 TTFT_TOKENS = 128
 # Candidate sets (small on purpose: every point is costed by the resource and performance models).
 GROUP_SIZES = (2, 3)
-TABLES = (8, 16, 28, 56)
+TABLES = (10, 20, 30, 55)  # multiples of 5: the TLMM engine reads G bytes = 5 groups at a time
 ROWS = (4, 8, 16, 32)
 ATTN_LANES = (4, 8, 16, 32)
 CLOCKS_MHZ = (300, 250, 200, 150, 100)

@@ -68,8 +68,7 @@ def step_dse(ctx: BuildContext) -> None:
     from edgellm.models.numerics import NumericsPlan
 
     cfg = ctx.state["qm"].config
-    base = DesignParams(kv_bytes=4)  # the f32 KV cache of the numerics contract
-    res = explore(cfg, ctx.state["board"], base)
+    res = explore(cfg, ctx.state["board"], DesignParams())
     design = res.params
     if ctx.config.overrides:
         design = design.replace(**ctx.config.overrides)
@@ -80,15 +79,14 @@ def step_dse(ctx: BuildContext) -> None:
 
 def step_plan_memory(ctx: BuildContext) -> None:
     """Encode the weights and lay out the DDR buffer."""
-    from edgellm.compiler.codegen_hls import layer_buffer_sizes
-    from edgellm.compiler.packing import pack_ternary
+    from edgellm.compiler.codegen_hls import layer_buffer_sizes, weight_encoder
     from edgellm.compiler.passes.plan_memory import plan_memory
 
     cfg, design = ctx.state["qm"].config, ctx.state["design"]
     max_t = min(design.prefill_token_block, cfg.max_context)
     max_ctx = design.max_context or cfg.max_context
     sf, si, tf = layer_buffer_sizes(cfg, max_t)
-    plan = plan_memory(ctx.state["graph"], lambda lin: pack_ternary(lin.dense(), design.rows),
+    plan = plan_memory(ctx.state["graph"], weight_encoder(design, "tlmm"),
                        max_t=max_t, max_ctx=max_ctx, scratch_floats=sf, scratch_i8=si,
                        tap_floats=tf, align=max(design.port_width_bits // 8, design.rows))
     ctx.state.update(plan=plan, max_t=max_t, max_ctx=max_ctx)
