@@ -149,19 +149,31 @@ class Project:
         t = self.manifest.get("tokenizer")
         return self.file(t) if t else None
 
-    def verify_files(self) -> None:
-        """sha256 of weights.bin, embed.bin and every file in manifest['files']; ProjectError on mismatch."""
-        checks = {self.manifest["weights"]["file"]: self.manifest["weights"]["sha256"],
-                  self.manifest["host"]["embed_file"]: self.manifest["host"]["sha256"]}
-        checks.update(self.manifest.get("files") or {})
+    def verify_files(self) -> list[str]:
+        """sha256 of weights.bin, embed.bin, tokenizer.json (all required) and of every other file in
+        manifest['files'] that is present (a deployment leaves the build-only files out); ProjectError
+        on a mismatch or a missing required file. Returns the listed files that are absent."""
+        m = self.manifest
+        checks = {m["weights"]["file"]: m["weights"]["sha256"], m["host"]["embed_file"]: m["host"]["sha256"]}
+        listed = dict(m.get("files") or {})
+        required = set(checks) | ({m["tokenizer"]} if m.get("tokenizer") else set())
+        checks.update(listed)
+        absent = []
         for rel, want in checks.items():
             f = self.file(rel)
             if not f.is_file():
-                raise ProjectError(f"{f} is missing (listed in {MANIFEST})")
+                if rel in required or rel not in listed:
+                    raise ProjectError(f"{f} is missing (listed in {MANIFEST})")
+                absent.append(rel)
+                continue
             got = sha256_file(f)
             if got != want:
                 raise ProjectError(f"{f}: sha256 {got[:16]}... does not match the manifest's "
                                    f"{str(want)[:16]}...; the file is corrupt or was modified, refusing it")
+        if m.get("tokenizer") and m["tokenizer"] not in checks:
+            if not self.file(m["tokenizer"]).is_file():
+                raise ProjectError(f"{self.file(m['tokenizer'])} is missing (listed in {MANIFEST})")
+        return absent
 
     def _check_consistency(self) -> None:
         c, i, mf = self.config, self.iface, self.path / MANIFEST

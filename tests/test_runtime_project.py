@@ -64,7 +64,12 @@ def test_embed_and_listed_files_checked(proj: Path) -> None:
     with pytest.raises(ProjectError, match="extra.txt: sha256"):
         Project.open(proj)
     edit(proj, lambda m: m.__setitem__("files", {"gone.bin": "0" * 64}))
-    with pytest.raises(ProjectError, match="gone.bin is missing"):
+    assert Project.open(proj).verify_files() == ["gone.bin"]  # optional (build-only) files may be absent
+    edit(proj, lambda m: m.__setitem__("tokenizer", "tokenizer.json"))
+    with pytest.raises(ProjectError, match="tokenizer.json is missing"):
+        Project.open(proj)
+    edit(proj, lambda m: m.__setitem__("files", {"tokenizer.json": "0" * 64}))
+    with pytest.raises(ProjectError, match="tokenizer.json is missing"):
         Project.open(proj)
     edit(proj, lambda m: m.__setitem__("files", {"../outside": "0" * 64}))
     with pytest.raises(ProjectError, match="lies outside the project"):
