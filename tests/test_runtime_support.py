@@ -60,12 +60,13 @@ def write_project(d: Path, qm: QuantModel, max_t: int = 4, max_ctx: int = 32, to
         (d / "tokenizer.json").write_bytes(tokenizer.read_bytes())
         files["tokenizer.json"] = sha(d / "tokenizer.json")
     m = {"schema": "edgellm.manifest/1", "model": cfg.to_dict(), "board": {"name": "test"},
-         "design": {"rows_per_tile": R}, "numerics": plan.to_dict(),
+         "design": {"rows": R}, "numerics": plan.to_dict(),
          "interface": {"version": 1, "hdr_off": 0, "prog_off": mp.regions["program"].offset,
                        "max_t": max_t, "max_ctx": max_ctx, "top_k": top_k, "ip_name": "edgellm_top",
                        "registers": REGISTERS},
          "memory": mp.to_dict(),
-         "weights": {"file": "weights.bin", "bytes": mp.static_bytes, "sha256": sha(d / "weights.bin")},
+         "weights": {"file": "weights.bin", "bytes": mp.static_bytes, "sha256": sha(d / "weights.bin"),
+                     "encoding": "trit5-tiled", "rows_per_tile": R},
          "host": {"embed_file": "embed.bin", "embed_dtype": "bf16" if emb.dtype == np.uint16 else "f32",
                   "vocab": cfg.vocab_size, "hidden": cfg.hidden_size, "sha256": sha(d / "embed.bin")},
          "tokenizer": "tokenizer.json" if tokenizer is not None else None, "files": files,
