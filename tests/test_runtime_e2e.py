@@ -1,0 +1,176 @@
+"""End to end on a compiled project: `edgellm compile`'s build steps, then `edgellm run` / `verify` /
+`deploy` on the emulator (C simulation of the project's own HLS sources) against the golden model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgellm.cli import app
+
+MISSING = [m for m in ("edgellm.compiler.steps", "edgellm.compiler.codegen_hls", "edgellm.commands.compile")
+           if importlib.util.find_spec(m) is None]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    bool(MISSING), reason=f"edgellm compile is not available: {MISSING} missing")]
+if importlib.util.find_spec("hls4ml") is None:
+    pytestmark.append(pytest.mark.skip(reason="C simulation needs hls4ml's ap_types headers"))
+
+runner = CliRunner()
+TEXTS = ["the quick brown fox jumps over the lazy dog", "edge FPGAs run ternary language models",
+         "prefill then decode, one token at a time", "Once upon a time there was a tiny model"]
+PROMPT = "Once upon a time the quick brown fox ran to the edge of the"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(checkpoint dir, project dir): a random tiny model with a trained tokenizer, compiled with
+    8-token prefill blocks (so prompts take several IP starts)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from edgellm.compiler.pipeline import BuildConfig, run_steps
+    from edgellm.compiler.steps import compile_steps
+    from edgellm.models.config import ModelConfig
+    from edgellm.models.loaders.hf_bitnet import save_hf_bitnet
+    from edgellm.models.random_model import random_model
+
+    d = tmp_path_factory.mktemp("e2e")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(TEXTS * 5, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.save(str(d / "tokenizer.json"))
+    cfg = ModelConfig(hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=96,
+                      vocab_size=tok.get_vocab_size(), max_context=64, bos_id=1, eos_id=2, name="e2e")
+    ckpt = save_hf_bitnet(random_model(cfg, seed=4, density=0.5), d / "ckpt",
+                          tokenizer_json=str(d / "tokenizer.json"))
+    out = d / "proj"
+    run_steps(BuildConfig(model=str(ckpt), board="kv260", out_dir=str(out),
+                          overrides={"prefill_token_block": 8}), compile_steps())
+    return Path(ckpt), out
+
+
+def test_manifest_is_what_the_runtime_reads(built) -> None:
+    from edgellm.runtime.project import Project
+
+    _, proj = built
+    p = Project.open(proj)
+    assert p.iface.max_t == 8 and p.iface.max_ctx == 64 and p.tokenizer_path is not None
+    assert {"w0", "data", "hdr_off", "prog_off", "n_desc"} <= set(p.iface.registers)
+
+
+def test_run_equals_golden_generate(built) -> None:
+    ckpt, proj = built
+    args = ["--prompt", PROMPT, "-n", "16", "--ignore-eos"]
+    gen = runner.invoke(app, ["generate", str(ckpt), *args])
+    run = runner.invoke(app, ["run", str(proj), *args, "--device", "emu"])
+    assert gen.exit_code == 0 and run.exit_code == 0, (gen.output, run.output)
+    text_gen = gen.stdout
+    assert run.stdout == text_gen and len(set(text_gen.strip())) > 3
+    assert "[device] emulator (C simulation)" in run.stderr
+    assert "generated 16" in run.stderr and "accelerator runs" in run.stderr
+
+
+def test_session_logits_bit_exact_vs_golden(built) -> None:
+    from edgellm.models.golden import GoldenModel
+    from edgellm.models.loaders import load_model
+    from edgellm.runtime.project import Project
+    from edgellm.runtime.session import Session, open_device
+
+    ckpt, proj = built
+    p = Project.open(proj)
+    s = Session(p, open_device(p, "emu"))
+    qm, _ = load_model(ckpt)
+    gm = GoldenModel(qm, p.numerics)
+    cache = gm.new_cache(64)
+    toks = np.arange(3, 3 + 21) * 7 % p.config.vocab_size  # 21 tokens: blocks of 8, 8, 5
+    got, want = s.forward(toks), gm.forward(toks, cache, all_logits=False)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    for _ in range(6):
+        t = np.array([int(np.argmax(want))])
+        got, want = s.forward(t), gm.forward(t, cache, all_logits=False)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert s.driver.starts == 3 + 6
+
+
+def test_verify_passes(built, tmp_path: Path) -> None:
+    _, proj = built
+    j = tmp_path / "v.json"
+    res = runner.invoke(app, ["verify", str(proj), "--device", "emu", "--json", str(j), "--html",
+                              str(tmp_path / "v.html"), "--prompt", PROMPT, "-n", "6"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(j.read_text())
+    assert rep["ok"] and len(rep["prompt_ids"]) > 8
+    dev = [r for r in rep["rows"] if r["pair"] == "device vs golden"]
+    assert len(dev) == 2 * 7 + 3 and all(r["exact"] for r in dev)
+    pairs = {r["pair"] for r in rep["rows"]}
+    assert {"image vs source", "onnx vs golden"} <= pairs
+    assert rep["tokens"]["device"] == rep["tokens"]["golden"] == rep["tokens"]["onnx"]
+
+
+def test_deploy_and_board_script(built, tmp_path: Path) -> None:
+    ckpt, proj = built
+    res = runner.invoke(app, ["deploy", str(proj), "-o", str(tmp_path / "a.tar.gz")])
+    assert res.exit_code == 2 and "run `edgellm build" in res.output and not (tmp_path / "a.tar.gz").exists()
+    res = runner.invoke(app, ["deploy", str(proj), "-o", str(tmp_path / "a.tar.gz"),
+                              "--allow-missing-bitstream"])
+    assert res.exit_code == 0, res.output
+    with tarfile.open(tmp_path / "a.tar.gz") as t:
+        names = t.getnames()
+        t.extractall(tmp_path / "x")
+    root = tmp_path / "x" / "a"
+    for f in ("README.md", "run_on_board.py", "project/manifest.json", "project/weights.bin",
+              "project/embed.bin", "project/tokenizer.json", "python/edgellm/runtime/session.py"):
+        assert f"a/{f}" in names
+    assert "No bitstream in this archive" in (root / "README.md").read_text()
+    # the extracted runtime imports from the archive, without torch / onnx / onnxruntime / tokenizers
+    code = ("import sys; sys.path.insert(0, 'python'); import edgellm.runtime.session, edgellm.runtime.bpe, "
+            "edgellm.runtime.verify, edgellm; print(edgellm.__file__); "
+            "print([m for m in ('torch', 'onnx', 'onnxruntime', 'tokenizers', 'typer') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [str(root / "python" / "edgellm" / "__init__.py"), "[]"]
+    gen = runner.invoke(app, ["generate", str(ckpt), "--prompt", PROMPT, "-n", "12", "--ignore-eos"])
+    board = subprocess.run([sys.executable, "run_on_board.py", "run", "project", "--prompt", PROMPT,
+                            "-n", "12", "--device", "emu"], cwd=root, capture_output=True, text=True,
+                           timeout=600)
+    assert board.returncode == 0, board.stderr
+    assert board.stdout.strip() == gen.stdout.strip()
+    (proj / "edgellm_top.bit").write_bytes(b"bit")
+    (proj / "edgellm_top.hwh").write_text("<hwh/>")
+    try:
+        res = runner.invoke(app, ["deploy", str(proj), "-o", str(tmp_path / "b.tar.gz")])
+        assert res.exit_code == 0, res.output
+        with tarfile.open(tmp_path / "b.tar.gz") as t:
+            assert {"b/project/edgellm_top.bit", "b/project/edgellm_top.hwh"} <= set(t.getnames())
+    finally:
+        (proj / "edgellm_top.bit").unlink()
+        (proj / "edgellm_top.hwh").unlink()
+
+
+def test_errors_and_sliding_context(built, tmp_path: Path) -> None:
+    import shutil
+
+    _, proj = built
+    long_ids = ",".join(str(3 + i % 50) for i in range(70))
+    res = runner.invoke(app, ["run", str(proj), "--prompt-ids", long_ids, "--device", "emu"])
+    assert res.exit_code == 2 and "longer than the model's context of 64" in res.output
+    res = runner.invoke(app, ["run", str(proj), "--prompt-ids", long_ids, "--device", "emu", "-n", "40",
+                              "--ignore-eos", "--context-policy", "sliding", "--sink", "4", "--window", "24"])
+    assert res.exit_code == 0, res.output
+    assert "generated 40" in res.stderr and "refills 0" not in res.stderr
+    bad = tmp_path / "bad"
+    shutil.copytree(proj, bad)
+    w = bytearray((bad / "weights.bin").read_bytes())
+    w[len(w) // 2] ^= 0x10
+    (bad / "weights.bin").write_bytes(bytes(w))
+    res = runner.invoke(app, ["run", str(bad), "--prompt", "hi", "--device", "emu"])
+    assert res.exit_code == 2 and "weights.bin: sha256" in res.output and "refusing" in res.output
