@@ -33,7 +33,8 @@ class BuildConfig:
     out_dir: str = "edgellm-out"
     force: bool = False
     reference_prompt: str = "Once upon a time"
-    reference_new_tokens: int = 16
+    reference_new_tokens: int = 16  # greedy decode steps of the reference run (0: prefill only)
+    reference_onnx: bool = True  # export reference/model.onnx
     overrides: dict[str, Any] = field(default_factory=dict)  # design parameter overrides
 
     def digest(self) -> str:

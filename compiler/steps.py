@@ -14,7 +14,6 @@ from edgellm.compiler.pipeline import BuildContext, Step
 
 IP_NAME = "edgellm_top"
 REF_PREFILL = 16
-REF_DECODE = 16
 
 
 def sha256_file(path: Path) -> str:
@@ -142,7 +141,7 @@ def step_reference(ctx: BuildContext) -> None:
     prompt = reference_tokens(ctx)
     rows = [golden.forward(np.array(prompt), cache, all_logits=False)[0]]
     decode_ids: list[int] = []
-    for _ in range(REF_DECODE):
+    for _ in range(ctx.config.reference_new_tokens):
         decode_ids.append(int(np.argmax(rows[-1])))
         rows.append(golden.forward(np.array(decode_ids[-1:]), cache, all_logits=False)[0])
     ref = ctx.work / "reference"
@@ -155,9 +154,10 @@ def step_reference(ctx: BuildContext) -> None:
     (ref / "golden.json").write_text(json.dumps(
         {"prompt_ids": prompt, "greedy_ids": decode_ids, "greedy_text": text,
          "numerics": ctx.state["numerics"].to_dict()}, indent=1))
-    from edgellm.models.onnx_export import export_onnx
+    if ctx.config.reference_onnx:
+        from edgellm.models.onnx_export import export_onnx
 
-    export_onnx(qm, ref / "model.onnx")
+        export_onnx(qm, ref / "model.onnx")
 
 
 def step_tokenizer(ctx: BuildContext) -> None:

@@ -43,6 +43,11 @@ def compile_cmd(
     board: Annotated[str, typer.Option("--board", "-b", help="Target board (`edgellm boards`)")] = "kv260",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Project directory")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing project")] = False,
+    reference_decode: Annotated[int, typer.Option(
+        "--reference-decode", min=0, help="Greedy decode steps in the reference run (after a 16-token "
+                                          "prefill) that `edgellm csim` replays")] = 16,
+    onnx_reference: Annotated[bool, typer.Option(
+        "--onnx-reference/--no-onnx-reference", help="Export reference/model.onnx")] = True,
 ) -> None:
     """Compile a ternary model into a complete HLS + Vivado project for a board."""
     from rich.console import Console
@@ -52,7 +57,8 @@ def compile_cmd(
 
     con = Console(stderr=True)
     out_dir = out or Path(f"edgellm-out/{(model.name if model else 'tiny')}-{board}")
-    cfg = BuildConfig(model=str(model) if model else None, board=board, out_dir=str(out_dir), force=force)
+    cfg = BuildConfig(model=str(model) if model else None, board=board, out_dir=str(out_dir), force=force,
+                      reference_new_tokens=reference_decode, reference_onnx=onnx_reference)
 
     def progress(step: str, what: str) -> None:
         if what != "done":
