@@ -83,6 +83,7 @@ class PynqDevice(Device):
     def for_project(cls, project: Any) -> PynqDevice:
         """Load the project's bitstream (<ip_name>.bit + .hwh in the project directory) at the
         design's clock."""
+        import_pynq()  # the more basic problem first
         ip = project.iface.ip_name
         bit = project.path / f"{ip}.bit"
         if not (project.path / f"{ip}.hwh").is_file():

@@ -80,6 +80,14 @@ def test_run_equals_golden_generate(built) -> None:
     assert "generated 16" in run.stderr and "accelerator runs" in run.stderr
 
 
+def test_chat_mode(built) -> None:
+    _, proj = built
+    res = runner.invoke(app, ["run", str(proj), "--chat", "--device", "emu", "-n", "3", "--ignore-eos"],
+                        input="Once upon a time\n\nthe quick brown fox\n")
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("generated 3") == 2 and len(res.stdout.splitlines()) == 2
+
+
 def test_session_logits_bit_exact_vs_golden(built) -> None:
     from edgellm.models.golden import GoldenModel
     from edgellm.models.loaders import load_model

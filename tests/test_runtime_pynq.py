@@ -151,6 +151,19 @@ def test_missing_pynq_is_one_line(monkeypatch, tmp_path: Path) -> None:
     assert "\n" not in str(e.value)
 
 
+def test_cli_device_pynq_without_pynq(monkeypatch, qm, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edgellm.cli import app
+
+    proj = write_project(tmp_path / "p", qm)
+    monkeypatch.setitem(sys.modules, "pynq", None)
+    res = CliRunner().invoke(app, ["run", str(proj), "--prompt-ids", "1,2", "--device", "pynq"])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == ("error: the board runtime needs pynq: pip install "
+                                                   "edgellm[board] (pynq >= 3.0)")
+
+
 def test_adapter_calls(monkeypatch, tmp_path: Path) -> None:
     from edgellm.runtime.pynq_device import PynqDevice
 
