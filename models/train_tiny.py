@@ -187,9 +187,12 @@ def train(args: argparse.Namespace) -> dict:
             if step % args.eval_every == 0 or step == args.steps:
                 rec["val_ppl_slice"] = round(perplexity(model, ev, device), 3)
             log(out, rec)
-        if step % args.ckpt_every == 0 or step == args.steps:
+        if step % args.ckpt_every == 0 or step in (args.steps, args.stop_after):
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                         "elapsed": time.time() - t0, "config": cfg.to_dict(), "fp": args.fp}, ck)
+        if step == args.stop_after:
+            log(out, {"stopped_at": step})
+            return {}
     wall = time.time() - t0
     full = eval_slice(val, n_windows=(len(val) - 1) // SEQ)
     metrics = {"variant": "fp" if args.fp else "ternary-qat", "steps": step, "batch": args.batch, "seq": SEQ,
@@ -213,7 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fp", action="store_true", help="full precision (no fake quantization); not exported")
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="continue from DIR/ckpt.pt")
+    ap.add_argument("--stop-after", type=int, default=-1, help="checkpoint and stop at this step")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=None, help="peak LR (default 3e-3 QAT, 1.5e-3 fp)")
     ap.add_argument("--wd", type=float, default=0.05)
