@@ -5,10 +5,9 @@ Writes a random model with PRESETS["bitnet-b1.58-2B-4T"] shapes as a Hugging Fac
 edgellm.models.loaders.load_model and runs one golden decode step (1 token). Prints load time,
 decode time and peak RSS (ru_maxrss); exits 1 if the child's peak RSS exceeds the limit (4 GB).
 
-  python bench/load_2b.py [--keep DIR] [--limit-gb 4] [--head-chunk N]
+  python bench/load_2b.py [--keep DIR] [--limit-gb 4]
 
---head-chunk N replaces golden.lm_head by a bit-identical version that converts N vocabulary rows
-at a time (golden's own lm_head widens the whole int8 head to float64: 2.6 GB at 128k x 2560).
+bench/compile_2b.py reuses the checkpoint writer (`--keep DIR` shares one checkpoint between them).
 """
 
 from __future__ import annotations
@@ -33,24 +32,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _chunked_lm_head(rows: int):
-    from edgellm.models import numerics as nx
-    from edgellm.models.numerics import F32
-
-    def lm_head(x: np.ndarray, head) -> np.ndarray:
-        """golden.lm_head, `rows` vocabulary rows at a time (same integer accumulators, same fp32 ops)."""
-        q, qs = nx.quantize(x)
-        qf = q.astype(np.float64)
-        out = np.empty((x.shape[0], head.w.shape[0]), F32)
-        for r0 in range(0, head.w.shape[0], rows):
-            w = head.w[r0:r0 + rows].astype(np.float64)
-            acc = (qf @ w.T).astype(np.int64)
-            out[:, r0:r0 + rows] = (acc.astype(F32) / qs[:, None]) * head.row_scale[None, r0:r0 + rows]
-        return out
-    return lm_head
-
-
-def child(ckpt: str, head_chunk: int) -> None:
+def child(ckpt: str) -> None:
     """Fresh process: load, decode one token, print a JSON line of figures."""
     from edgellm.models import golden
     from edgellm.models.loaders import load_model
@@ -59,14 +41,6 @@ def child(ckpt: str, head_chunk: int) -> None:
     qm, _ = load_model(ckpt)
     t_load = time.perf_counter() - t0
     rss_load = _rss_mb()
-    if head_chunk:
-        from edgellm.models.weights import Int8Head
-        chunked, orig = _chunked_lm_head(head_chunk), golden.lm_head
-        sub = Int8Head(qm.lm_head.w[:3 * head_chunk + 5], qm.lm_head.row_scale[:3 * head_chunk + 5])
-        x = np.random.default_rng(0).standard_normal((2, qm.config.hidden_size)).astype(np.float32)
-        if not np.array_equal(orig(x, sub), chunked(x, sub)):
-            raise SystemExit("chunked lm_head differs from golden.lm_head")
-        golden.lm_head = chunked
     g = golden.GoldenModel(qm)
     cache = g.new_cache(16)
     t0 = time.perf_counter()
@@ -118,12 +92,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", help="write the checkpoint here and keep it (reused if present)")
     ap.add_argument("--limit-gb", type=float, default=4.0)
-    ap.add_argument("--head-chunk", type=int, default=0)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--write", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        child(a.child, a.head_chunk)
+        child(a.child)
         return 0
     if a.write:
         write(Path(a.write))
@@ -139,7 +112,7 @@ def main() -> int:
         # ru_maxrss across fork+exec, so a heavy parent would inflate the loader's figure
         if not (ckpt / "config.json").exists():
             subprocess.run([sys.executable, __file__, "--write", str(ckpt)], check=True)
-        cmd = [sys.executable, __file__, "--child", str(ckpt), "--head-chunk", str(a.head_chunk)]
+        cmd = [sys.executable, __file__, "--child", str(ckpt)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode:
             print(res.stdout + res.stderr, file=sys.stderr)
@@ -148,8 +121,7 @@ def main() -> int:
         print(f"{PRESET}: load {r['load_s']} s, 1-token golden decode {r['decode_s']} s, "
               f"peak RSS {r['peak_rss_mb']} MiB (VmHWM {r['vm_hwm_mb']} MiB; "
               f"after load {r['peak_rss_after_load_mb']} MiB, "
-              f"after imports {r['rss_after_imports_mb']} MiB; model arrays {r['model_mb']} MiB)"
-              f"{' [head chunk ' + str(a.head_chunk) + ']' if a.head_chunk else ''}")
+              f"after imports {r['rss_after_imports_mb']} MiB; model arrays {r['model_mb']} MiB)")
         if not r["logits_finite"]:
             print("FAIL: non-finite logits", file=sys.stderr)
             return 1
