@@ -251,7 +251,9 @@ def test_generate_without_tokenizer_uses_prompt_ids(qm, tmp_path, monkeypatch):
 
 
 def test_default_model_is_the_shipped_tiny_model(tmp_path, monkeypatch):
-    monkeypatch.setattr(gen, "tiny_model_dir", lambda: tmp_path / "tiny")
+    import edgellm.models.shipped as shipped
+
+    monkeypatch.setattr(shipped, "tiny_model_dir", lambda: tmp_path / "tiny")
     r = runner.invoke(cli.app, ["generate", "--prompt", "hi"])
     assert_one_line_error(r, match="shipped tiny model is missing")
     tiny = Path(edgellm.models.__file__).parent / "tiny"

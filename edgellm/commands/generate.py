@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from edgellm.errors import EdgeLLMError
-from edgellm.models.shipped import resolve_model_path, tiny_model_dir  # noqa: F401
+from edgellm.models.shipped import resolve_model_path
 
 if TYPE_CHECKING:
     from edgellm.models.weights import QuantModel
