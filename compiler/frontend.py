@@ -23,6 +23,16 @@ def _norm_quant(g: ModelGraph, name: str, layer: int | None, x: str, gamma: str,
     return q8, qs
 
 
+def _sub_quant(g: ModelGraph, name: str, layer: int, x: str, gamma: object, width: int) -> tuple[str, str]:
+    """Quantize x for the next linear, through SubLN (`<name>_sub_norm`) when the model has it."""
+    if gamma is not None:
+        g.params[f"{name}_sub_norm"] = gamma
+        return _norm_quant(g, f"{name}_sub_norm", layer, x, f"{name}_sub_norm", width)
+    q8, qs = g.tensor(f"{name}.q8", width, "i8"), g.tensor(f"{name}.qs", 1, "f32_scale")
+    g.add(Op(f"{name}.quant", "quantize", [x], [q8, qs], layer))
+    return q8, qs
+
+
 def build_graph(qm: QuantModel) -> ModelGraph:
     """One forward pass of the model as ops: embedding, layers, final norm, LM head."""
     c = qm.config
@@ -49,13 +59,7 @@ def build_graph(qm: QuantModel) -> ModelGraph:
         a = g.tensor(f"{p}.attn.out", c.q_size)
         g.add(Op(f"{p}.attn", "attention", [f"{p}.q.rope"], [a], i,
                  {"heads": c.n_heads, "kv_heads": c.n_kv_heads, "head_dim": c.head_dim}))
-        if c.subln:
-            g.params[f"{p}.attn_sub_norm"] = L.attn_sub_norm
-            src = _norm_quant(g, f"{p}.attn_sub_norm", i, a, f"{p}.attn_sub_norm", c.q_size)
-        else:
-            q8, qs = g.tensor(f"{p}.attn.q8", c.q_size, "i8"), g.tensor(f"{p}.attn.qs", 1, "f32_scale")
-            g.add(Op(f"{p}.attn.quant", "quantize", [a], [q8, qs], i))
-            src = (q8, qs)
+        src = _sub_quant(g, f"{p}.attn", i, a, L.attn_sub_norm if c.subln else None, c.q_size)
         _linear(g, f"{p}.o", i, src, f"{p}.o.out", f"{p}.o")
         h_attn = g.tensor(f"{p}.h_attn", c.hidden_size)
         g.add(Op(f"{p}.res_attn", "residual", [h, f"{p}.o.out"], [h_attn], i))
@@ -64,13 +68,7 @@ def build_graph(qm: QuantModel) -> ModelGraph:
             _linear(g, f"{p}.{n}", i, src, f"{p}.{n}.out", f"{p}.{n}")
         f = g.tensor(f"{p}.ffn_act", c.ffn_size)
         g.add(Op(f"{p}.act", "act_gate", [f"{p}.gate.out", f"{p}.up.out"], [f], i, {"act": c.act}))
-        if c.subln:
-            g.params[f"{p}.ffn_sub_norm"] = L.ffn_sub_norm
-            src = _norm_quant(g, f"{p}.ffn_sub_norm", i, f, f"{p}.ffn_sub_norm", c.ffn_size)
-        else:
-            q8, qs = g.tensor(f"{p}.ffn.q8", c.ffn_size, "i8"), g.tensor(f"{p}.ffn.qs", 1, "f32_scale")
-            g.add(Op(f"{p}.ffn.quant", "quantize", [f], [q8, qs], i))
-            src = (q8, qs)
+        src = _sub_quant(g, f"{p}.ffn", i, f, L.ffn_sub_norm if c.subln else None, c.ffn_size)
         _linear(g, f"{p}.down", i, src, f"{p}.down.out", f"{p}.down")
         h = g.tensor(f"{p}.h_out", c.hidden_size)
         g.add(Op(f"{p}.res_ffn", "residual", [h_attn, f"{p}.down.out"], [h], i))

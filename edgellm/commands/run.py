@@ -13,6 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from edgellm.commands.options import (
+    MaxNewTokensOpt,
+    RepetitionPenaltyOpt,
+    SeedOpt,
+    StopAtEosOpt,
+    StreamOpt,
+    TemperatureOpt,
+    TopKOpt,
+    TopPOpt,
+)
 from edgellm.errors import EdgeLLMError
 
 if TYPE_CHECKING:
@@ -78,15 +88,14 @@ def run_cmd(
     prompt: PromptOpt = None,
     prompt_ids: PromptIdsOpt = None,
     device: DeviceOpt = "auto",
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n",
-                                                help="Most tokens to generate.")] = 64,
-    temperature: Annotated[float, typer.Option(help="0 = greedy (argmax).")] = 0.0,
-    top_k: Annotated[int, typer.Option("--top-k", help="Keep the K most likely tokens (0 = off).")] = 0,
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass (1.0 = off).")] = 1.0,
-    repetition_penalty: Annotated[float, typer.Option(help="CTRL-style penalty (1.0 = off).")] = 1.0,
-    seed: Annotated[int | None, typer.Option(help="Random seed for reproducible sampling.")] = None,
-    stop_at_eos: Annotated[bool, typer.Option("--stop-at-eos/--ignore-eos", help="Stop at EOS.")] = True,
-    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print tokens as they arrive.")] = True,
+    max_new_tokens: MaxNewTokensOpt = 64,
+    temperature: TemperatureOpt = 0.0,
+    top_k: TopKOpt = 0,
+    top_p: TopPOpt = 1.0,
+    repetition_penalty: RepetitionPenaltyOpt = 1.0,
+    seed: SeedOpt = None,
+    stop_at_eos: StopAtEosOpt = True,
+    stream: StreamOpt = True,
     chat: Annotated[bool, typer.Option("--chat", help="Read prompts from stdin, one per line.")] = False,
     context_policy: Annotated[str, typer.Option(
         "--context-policy", help="error, or sliding (attention sink + window, re-prefilled when the "
