@@ -17,17 +17,18 @@ Tap = Callable[[str, np.ndarray], None]
 
 @dataclass
 class KVCache:
-    """fp32 K and V per layer: (layers, max_len, kv_heads, head_dim); `length` positions filled."""
+    """K and V per layer: (layers, max_len, kv_heads, head_dim) float32, or float16 when the plan's
+    kv_dtype is "f16"; `length` positions filled."""
 
     k: np.ndarray
     v: np.ndarray
     length: int = 0
 
     @classmethod
-    def empty(cls, n_layers: int, max_len: int, n_kv: int, head_dim: int) -> KVCache:
-        """Zeroed cache."""
+    def empty(cls, n_layers: int, max_len: int, n_kv: int, head_dim: int, dtype: type = F32) -> KVCache:
+        """Zeroed cache of element type dtype (np.float32 or np.float16)."""
         shape = (n_layers, max_len, n_kv, head_dim)
-        return cls(np.zeros(shape, F32), np.zeros(shape, F32))
+        return cls(np.zeros(shape, dtype), np.zeros(shape, dtype))
 
 
 def ternary_linear(q: np.ndarray, qs: np.ndarray, lin: TernaryLinear) -> np.ndarray:
@@ -62,7 +63,8 @@ class GoldenModel:
     def new_cache(self, max_len: int | None = None) -> KVCache:
         """An empty KV cache for up to max_len positions (default: the model's context)."""
         c = self.cfg
-        return KVCache.empty(c.n_layers, max_len or c.max_context, c.n_kv_heads, c.head_dim)
+        return KVCache.empty(c.n_layers, max_len or c.max_context, c.n_kv_heads, c.head_dim,
+                             self.plan.kv_np_dtype)
 
     def layer(self, i: int, h: np.ndarray, cache: KVCache, pos0: int, tap: Tap | None = None
               ) -> np.ndarray:
@@ -83,11 +85,14 @@ class GoldenModel:
         emit("q_rope", qh)
         emit("k_rope", kh)
         emit("v", vh)
-        cache.k[i, pos0:pos0 + t_len] = kh
-        cache.v[i, pos0:pos0 + t_len] = vh
+        # the cache stores K, V in the plan's kv_dtype (f16: rounded); attention reads them widened,
+        # the new tokens' own K/V included, so prefill and decode see the same values
+        cache.k[i, pos0:pos0 + t_len] = nx.kv_store(kh, p.kv_dtype)
+        cache.v[i, pos0:pos0 + t_len] = nx.kv_store(vh, p.kv_dtype)
         s_len = pos0 + t_len
+        k_all, v_all = nx.kv_load(cache.k[i, :s_len]), nx.kv_load(cache.v[i, :s_len])
         with np.errstate(invalid="ignore"):
-            a = nx.attention(qh, cache.k[i, :s_len], cache.v[i, :s_len], pos0, p)
+            a = nx.attention(qh, k_all, v_all, pos0, p)
         a = a.reshape(t_len, c.q_size)
         emit("attn", a)
         a = self._sub(a, L.attn_sub_norm if c.subln else None)

@@ -22,6 +22,7 @@ EXP_HI = F32(88.0)  # above: +inf
 EXP_POLY = tuple(F32(c) for c in (1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5))
 QMAX = F32(127.0)
 ABSMAX_FLOOR = F32(1e-5)
+KV_DTYPES = {"f32": 4, "f16": 2}  # KV cache storage type -> bytes per element
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class NumericsPlan:
     norm_lanes: int = 16  # RMSNorm sum of squares: lanes accumulate sequentially, then a tree
     dot_lanes: int = 128  # attention q.k: a pure tree when >= head_dim
     kv_block: int = 16  # online softmax: keys per block (aligned to absolute position 0)
+    kv_dtype: str = "f32"  # KV cache storage: "f32", or "f16" (binary16, RNE on write, exact widening)
 
     def __post_init__(self) -> None:
         for n in ("norm_lanes", "dot_lanes"):
@@ -39,13 +41,25 @@ class NumericsPlan:
                 raise ValueError(f"{n} must be a power of two, got {v}")
         if self.kv_block < 1:
             raise ValueError("kv_block must be positive")
+        if self.kv_dtype not in KV_DTYPES:
+            raise ValueError(f"kv_dtype must be one of {', '.join(KV_DTYPES)}, got {self.kv_dtype!r}")
 
     @classmethod
-    def for_head_dim(cls, head_dim: int, **kw: int) -> NumericsPlan:
+    def for_head_dim(cls, head_dim: int, **kw: int | str) -> NumericsPlan:
         """Default plan with dot_lanes = next power of two >= head_dim."""
-        return cls(dot_lanes=1 << (head_dim - 1).bit_length(), **kw)
+        return cls(dot_lanes=1 << (head_dim - 1).bit_length(), **kw)  # type: ignore[arg-type]
 
-    def to_dict(self) -> dict[str, int]:
+    @property
+    def kv_elem_bytes(self) -> int:
+        """Bytes of one stored KV cache element (4 for f32, 2 for f16)."""
+        return KV_DTYPES[self.kv_dtype]
+
+    @property
+    def kv_np_dtype(self) -> type:
+        """The numpy storage type of the KV cache (np.float32 or np.float16)."""
+        return np.float16 if self.kv_dtype == "f16" else np.float32
+
+    def to_dict(self) -> dict[str, int | str]:
         """Plain dict for the manifest."""
         return asdict(self)
 
@@ -154,6 +168,22 @@ def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     a, b = x[..., :half], x[..., half:]
     c, s = cos[:, None, :], sin[:, None, :]
     return np.concatenate([a * c - b * s, b * c + a * s], axis=-1).astype(F32)
+
+
+def kv_store(x: np.ndarray, kv_dtype: str) -> np.ndarray:
+    """K/V values as the cache stores them: f32 unchanged; f16 = IEEE binary16, round to nearest
+    even, overflow to +/-inf, subnormals kept, NaN payload truncated (numpy's astype(float16);
+    HLS twin: numerics.h f32_to_f16)."""
+    x = np.asarray(x, F32)
+    if kv_dtype != "f16":
+        return x
+    with np.errstate(over="ignore"):  # |x| >= 65520 rounds to +/-inf, as defined
+        return x.astype(np.float16)
+
+
+def kv_load(x: np.ndarray) -> np.ndarray:
+    """Cache elements as attention reads them: exact widening to f32 (HLS twin: f16_to_f32)."""
+    return np.asarray(x, dtype=F32)  # no copy for an f32 cache
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, pos0: int, plan: NumericsPlan

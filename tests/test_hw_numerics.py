@@ -69,3 +69,64 @@ def test_quantize_exact(lib: ctypes.CDLL) -> None:
     q_ref, qs_ref = nx.quantize(x)
     assert np.array_equal(q, q_ref)
     assert _bits_equal(qs, qs_ref) == 0
+
+
+def _f16_boundary_bits() -> np.ndarray:
+    """f32 bit patterns at every binary16 rounding boundary: for each of the 2^15 magnitudes h (both
+    signs), the f32 values h, the midpoint to h+1 (a tie) and its two f32 neighbours, h's own f32
+    neighbours; plus zeros, inf, NaNs, the overflow threshold and values below the subnormal range."""
+    h = np.arange(0x7C00, dtype=np.uint16)  # every finite non-negative binary16
+    lo = h.view(np.float16).astype(np.float64)
+    hi = (h + 1).view(np.float16).astype(np.float64)  # 0x7c00 is inf: the overflow midpoint 65520
+    hi[-1] = 65536.0
+    mid = ((lo + hi) / 2).astype(F32)  # exact in f32 (binary16 midpoints need 12 significant bits)
+    v = lo.astype(F32).view(np.uint32)
+    mb = mid.view(np.uint32)
+    cand = np.concatenate([v, v + 1, v - 1, mb, mb + 1, mb - 1]).astype(np.int64)
+    special = np.array([0x0, 0x7F800000, 0x7F800001, 0x7FC00000, 0x7F802000, 0x7F801FFF, 0x7FFFFFFF,
+                        0x477FEFFF, 0x477FF000, 0x477FF001, 0x47800000, 0x7F7FFFFF, 0x33000000,
+                        0x33000001, 0x32FFFFFF, 0x33800000, 0x337FFFFF, 0x00000001, 0x007FFFFF,
+                        0x38800000, 0x387FFFFF, 0x387FF000, 0x387FEFFF], np.int64)
+    cand = np.concatenate([cand, special]) & 0x7FFFFFFF
+    cand = np.unique(cand).astype(np.uint32)
+    return np.concatenate([cand, cand | np.uint32(0x80000000)])
+
+
+def test_f32_to_f16_bit_exact_vs_numpy(lib: ctypes.CDLL) -> None:
+    """numerics.h f32_to_f16 == numpy astype(float16) on every binary16 boundary case and 10^6
+    random f32 bit patterns (all exponents, NaNs included)."""
+    rng = np.random.default_rng(16)
+    x = np.concatenate([_f16_boundary_bits(), rng.integers(0, 1 << 32, 1_000_000, dtype=np.uint64)
+                        .astype(np.uint32)])
+    y = np.empty(x.size, np.uint16)
+    lib.tb_f32_to_f16(csim.ptr(x), csim.ptr(y), ctypes.c_long(x.size))
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = x.view(F32).astype(np.float16).view(np.uint16)
+    mism = int((y != ref).sum())
+    f = x.view(F32)
+    print(f"f32->f16: {mism} mismatches of {x.size} ({int(np.isnan(f).sum())} NaN, "
+          f"{int((np.abs(f) >= 65520).sum())} overflow, "
+          f"{int(((np.abs(f) < 2.0**-14) & (f != 0)).sum())} subnormal/underflow inputs)")
+    assert mism == 0
+    assert np.array_equal(nx.kv_store(x.view(F32), "f16").view(np.uint16), ref)
+
+
+def test_f16_to_f32_exact_all_patterns(lib: ctypes.CDLL) -> None:
+    """Widening is exact on all 2^16 binary16 patterns (subnormals, inf, NaN payloads)."""
+    h = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    y = np.empty(h.size, np.uint32)
+    lib.tb_f16_to_f32(csim.ptr(h), csim.ptr(y), ctypes.c_long(h.size))
+    mism = int((y != h.view(np.float16).astype(F32).view(np.uint32)).sum())
+    print(f"f16->f32: {mism} mismatches of {h.size}")
+    assert mism == 0
+
+
+def test_kv_element_round_trip(lib: ctypes.CDLL) -> None:
+    """kv_elem<f32> is the identity, kv_elem<f16> store+load = golden kv_load(kv_store(., 'f16'))."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.standard_normal(10000) * 3, [70000.0, -1e-6, 6.1e-5, 2.0**-25]]).astype(F32)
+    y32, y16 = np.empty_like(x), np.empty_like(x)
+    lib.tb_kv_roundtrip(csim.ptr(x), csim.ptr(y32), csim.ptr(y16), ctypes.c_long(x.size))
+    assert _bits_equal(y32, x) == 0
+    assert _bits_equal(y16, nx.kv_load(nx.kv_store(x, "f16"))) == 0
+    assert _bits_equal(y16, x) > 0  # the f16 cache does round

@@ -25,4 +25,20 @@ void tb_quantize(const f32 *x, int rows, int n, int8_t *q, f32 *qs) {
   for (int r = 0; r < rows; r++) qs[r] = quantize(x + r * n, n, q + r * n);
 }
 
+void tb_f32_to_f16(const uint32_t *x, uint16_t *y, long n) {
+  for (long i = 0; i < n; i++) y[i] = f32_to_f16(float_from_bits(x[i]));
+}
+
+void tb_f16_to_f32(const uint16_t *x, uint32_t *y, long n) {
+  for (long i = 0; i < n; i++) y[i] = bits_from_float(f16_to_f32(x[i]));
+}
+
+// Through the KV element traits: store then load (the cache round trip), for f32 and f16.
+void tb_kv_roundtrip(const f32 *x, f32 *y32, f32 *y16, long n) {
+  for (long i = 0; i < n; i++) {
+    y32[i] = kv_elem<f32>::load(kv_elem<f32>::store(x[i]));
+    y16[i] = kv_elem<f16>::load(kv_elem<f16>::store(x[i]));
+  }
+}
+
 }  // extern "C"

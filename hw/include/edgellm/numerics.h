@@ -40,6 +40,81 @@ inline f32 float_from_bits(uint32_t b) {
 
 inline f32 pos_inf() { return float_from_bits(0x7f800000u); }
 
+inline uint32_t bits_from_float(f32 x) {
+  union { uint32_t u; f32 f; } v;
+  v.f = x;
+  return v.u;
+}
+
+// IEEE binary16 storage (the f16 KV cache): a bit pattern, never computed with. Conversions are
+// integer bit manipulation only (no _Float16, no hls::half), so C simulation and synthesis agree.
+typedef uint16_t f16;
+
+// f32 -> f16, round to nearest even; |x| >= 65520 -> +/-inf; results below 2^-14 are binary16
+// subnormals (ties to even down to 2^-25, which rounds to +/-0); NaN keeps the top 10 payload bits
+// (forced nonzero). Bit for bit numpy's astype(np.float16) (npy_floatbits_to_halfbits).
+inline f16 f32_to_f16(f32 x) {
+  const uint32_t u = bits_from_float(x);
+  const uint32_t sgn = (u >> 16) & 0x8000u;
+  const uint32_t e = u & 0x7f800000u;  // exponent field in place
+  const uint32_t m = u & 0x007fffffu;
+  if (e >= 0x47800000u) {  // |x| >= 2^16, inf or NaN
+    if (e == 0x7f800000u && m != 0) {
+      uint32_t h = 0x7c00u + (m >> 13);
+      if (h == 0x7c00u) h = 0x7c01u;  // keep it a NaN
+      return (f16)(sgn | h);
+    }
+    return (f16)(sgn | 0x7c00u);
+  }
+  if (e <= 0x38000000u) {  // |x| < 2^-14 (exponent <= -15): binary16 subnormal or zero
+    if (e < 0x33000000u) return (f16)sgn;  // |x| < 2^-25: rounds to zero
+    const uint32_t sh = 113u - (e >> 23);  // 1 .. 11
+    uint32_t sig = (0x00800000u | m) >> sh;
+    // round half to even: add half an ulp unless an exact tie with an even result; the bits the
+    // shift dropped (within the low 11 of m) break ties upward
+    if ((sig & 0x3fffu) != 0x1000u || (m & 0x7ffu) != 0) sig += 0x1000u;
+    return (f16)(sgn | (sig >> 13));  // a carry into the exponent gives the right normal
+  }
+  uint32_t sig = m;
+  if ((sig & 0x3fffu) != 0x1000u) sig += 0x1000u;  // round half to even
+  // exponent rebias 127 -> 15; a rounding carry increments the exponent (up to inf: correct)
+  return (f16)(sgn | (((e - 0x38000000u) >> 13) + (sig >> 13)));
+}
+
+// f16 -> f32, exact (every binary16 value, subnormals and NaN payloads included, is a binary32).
+inline f32 f16_to_f32(f16 h) {
+  const uint32_t sgn = (uint32_t)(h & 0x8000u) << 16;
+  const uint32_t e = h & 0x7c00u;
+  uint32_t m = h & 0x03ffu;
+  if (e == 0x7c00u) return float_from_bits(sgn | 0x7f800000u | (m << 13));  // inf, NaN
+  if (e != 0) return float_from_bits(sgn | (((e >> 10) + 112u) << 23) | (m << 13));
+  if (m == 0) return float_from_bits(sgn);  // +/-0
+  // subnormal m * 2^-24: normalize (m < 2^10, so at most 10 shifts)
+  uint32_t ex = 113u;
+f16_norm:
+  for (int i = 0; i < 10; i++) {
+    if ((m & 0x0400u) == 0) {
+      m <<= 1;
+      ex--;
+    }
+  }
+  return float_from_bits(sgn | (ex << 23) | ((m & 0x03ffu) << 13));
+}
+
+// KV cache element traits: the stored type T, how a value is written (narrowed) and read (widened).
+template <class T>
+struct kv_elem;
+template <>
+struct kv_elem<f32> {
+  static f32 store(f32 x) { return x; }
+  static f32 load(f32 x) { return x; }
+};
+template <>
+struct kv_elem<f16> {
+  static f16 store(f32 x) { return f32_to_f16(x); }
+  static f32 load(f16 b) { return f16_to_f32(b); }
+};
+
 // The contract's exp: clamp, k = rint(x*log2e), r = (x - k*ln2hi) - k*ln2lo,
 // p = Horner(1/720, 1/120, 1/24, 1/6, 1/2, 1, 1), result = p * 2^k.
 inline f32 exp_f(f32 x) {
