@@ -1,4 +1,5 @@
-"""C simulation of the prefill and decode attention kernels vs models.numerics.attention, bit for bit."""
+"""C simulation of the prefill and decode attention kernels vs models.numerics.attention, bit for bit,
+with an f32 KV cache and with an f16 one (binary16 elements widened on read, as the golden model)."""
 
 import ctypes
 
@@ -11,6 +12,8 @@ from edgellm.models import numerics as nx
 F32 = np.float32
 # (d_max, dot_lanes, kv_block) instantiated in hw/tb/attention_tb.cpp
 CONFIGS = {(128, 64, 16), (128, 64, 32), (128, 128, 16), (128, 128, 32), (256, 32, 16), (256, 256, 16)}
+CONFIGS_F16 = {(128, 64, 16), (128, 64, 32), (128, 128, 16), (128, 128, 32)}  # f16-cache kernels
+KV_DTYPES = ("f32", "f16")
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +30,19 @@ def _scale(d: int) -> ctypes.c_float:
     return ctypes.c_float(F32(1.0 / np.sqrt(d)))
 
 
-def _kernel(lib: ctypes.CDLL, kind: str, d_max: int, lanes: int, kvb: int):
-    assert (d_max, lanes, kvb) in CONFIGS
-    return getattr(lib, f"tb_{kind}_d{d_max}_l{lanes}_b{kvb}")
+def _kernel(lib: ctypes.CDLL, kind: str, d_max: int, lanes: int, kvb: int, f16: bool = False):
+    assert (d_max, lanes, kvb) in (CONFIGS_F16 if f16 else CONFIGS)
+    return getattr(lib, f"tb_{kind}{'16' if f16 else ''}_d{d_max}_l{lanes}_b{kvb}")
 
 
-def _cache(rng: np.random.Generator, n_valid: int, n_kv: int, d: int, extra: int = 5):
-    """K, V (n_valid + extra, n_kv, d) with NaN beyond n_valid (must never be read)."""
+def _cache(rng: np.random.Generator, n_valid: int, n_kv: int, d: int, extra: int = 5, kv: str = "f32"):
+    """K, V (n_valid + extra, n_kv, d) stored as kv (f32 or f16) with NaN beyond n_valid (must never
+    be read)."""
     k = rng.standard_normal((n_valid + extra, n_kv, d)).astype(F32)
     v = rng.standard_normal((n_valid + extra, n_kv, d)).astype(F32)
     k[n_valid:] = np.nan
     v[n_valid:] = np.nan
-    return k, v
+    return nx.kv_store(k, kv), nx.kv_store(v, kv)
 
 
 def run_prefill(lib, q, k, v, pos0, d_max, lanes, kvb) -> tuple[np.ndarray, np.ndarray]:
@@ -46,13 +50,13 @@ def run_prefill(lib, q, k, v, pos0, d_max, lanes, kvb) -> tuple[np.ndarray, np.n
     t_len, n_h, d = q.shape
     n_kv = k.shape[1]
     out = np.full_like(q, np.nan)
-    _kernel(lib, "prefill", d_max, lanes, kvb)(
+    _kernel(lib, "prefill", d_max, lanes, kvb, k.dtype == np.float16)(
         csim.ptr(q), csim.ptr(k), csim.ptr(v), csim.ptr(out), ctypes.c_int(t_len), ctypes.c_int(pos0),
         ctypes.c_int(n_h), ctypes.c_int(n_kv), ctypes.c_int(d), _scale(d))
     plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=kvb)
     s = pos0 + t_len
     with np.errstate(over="ignore", invalid="ignore"):  # masked keys' discarded exp may overflow
-        return out, nx.attention(q, k[:s], v[:s], pos0, plan)
+        return out, nx.attention(q, nx.kv_load(k[:s]), nx.kv_load(v[:s]), pos0, plan)
 
 
 def run_decode(lib, q, k, v, pos, d_max, lanes, kvb) -> tuple[np.ndarray, np.ndarray]:
@@ -60,18 +64,19 @@ def run_decode(lib, q, k, v, pos, d_max, lanes, kvb) -> tuple[np.ndarray, np.nda
     n_h, d = q.shape
     n_kv = k.shape[1]
     out = np.full_like(q, np.nan)
-    _kernel(lib, "decode", d_max, lanes, kvb)(
+    _kernel(lib, "decode", d_max, lanes, kvb, k.dtype == np.float16)(
         csim.ptr(q), csim.ptr(k), csim.ptr(v), csim.ptr(out), ctypes.c_int(pos), ctypes.c_int(n_h),
         ctypes.c_int(n_kv), ctypes.c_int(d), _scale(d))
     plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=kvb)
     with np.errstate(over="ignore", invalid="ignore"):
-        return out, nx.attention(q[None], k[:pos + 1], v[:pos + 1], pos, plan)[0]
+        return out, nx.attention(q[None], nx.kv_load(k[:pos + 1]), nx.kv_load(v[:pos + 1]), pos, plan)[0]
 
 
+@pytest.mark.parametrize("kv", KV_DTYPES)
 @pytest.mark.parametrize("kvb", [16, 32])
 @pytest.mark.parametrize("d", [64, 96])
 @pytest.mark.parametrize("heads", [(4, 2), (4, 4)])
-def test_prefill_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], d: int, kvb: int) -> None:
+def test_prefill_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], d: int, kvb: int, kv: str) -> None:
     n_h, n_kv = heads
     lanes = 1 << (d - 1).bit_length()
     rng = np.random.default_rng(d * 100 + kvb + n_kv)
@@ -79,10 +84,10 @@ def test_prefill_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], d: int, kvb
     for t_len in (1, 7, 16, 33, 128):
         for pos0 in (0, 5, 40):
             q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
-            k, v = _cache(rng, pos0 + t_len, n_kv, d)
+            k, v = _cache(rng, pos0 + t_len, n_kv, d, kv=kv)
             out, ref = run_prefill(lib, q, k, v, pos0, 128, lanes, kvb)
             mism = _mismatches(out, ref)
-            print(f"prefill H={n_h}/{n_kv} d={d} kv_block={kvb} T={t_len} pos0={pos0}: "
+            print(f"prefill {kv} H={n_h}/{n_kv} d={d} kv_block={kvb} T={t_len} pos0={pos0}: "
                   f"{mism} mismatches of {ref.size}")
             total += mism
     assert total == 0
@@ -100,12 +105,13 @@ def test_prefill_lane_chunks_and_head_dim_256(lib: ctypes.CDLL, d_max: int, lane
     assert mism == 0
 
 
+@pytest.mark.parametrize("kv", KV_DTYPES)
 @pytest.mark.parametrize("heads", [(2, 1), (2, 2)])
-def test_decode_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int]) -> None:
+def test_decode_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], kv: str) -> None:
     n_h, n_kv = heads
     d, ctx = 64, 4096
     rng = np.random.default_rng(n_h + 7 * n_kv)
-    k, v = _cache(rng, ctx, n_kv, d, extra=0)
+    k, v = _cache(rng, ctx, n_kv, d, extra=0, kv=kv)
     total = 0
     for pos in (0, 1, 15, 16, 17, 1000, 4095):
         kp, vp = k.copy(), v.copy()
@@ -114,7 +120,7 @@ def test_decode_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int]) -> None:
         q = (rng.standard_normal((n_h, d)) * 2).astype(F32)
         out, ref = run_decode(lib, q, kp, vp, pos, 128, 64, 16)
         mism = _mismatches(out, ref)
-        print(f"decode H={n_h}/{n_kv} pos={pos} ctx={ctx}: {mism} mismatches of {ref.size}")
+        print(f"decode {kv} H={n_h}/{n_kv} pos={pos} ctx={ctx}: {mism} mismatches of {ref.size}")
         total += mism
     assert total == 0
 
@@ -135,8 +141,9 @@ def _adversarial(rng: np.random.Generator, case: str, s: int, n_kv: int, d: int)
     return k, v
 
 
+@pytest.mark.parametrize("kv", KV_DTYPES)
 @pytest.mark.parametrize("case", ["underflow", "equal", "rising", "zero"])
-def test_adversarial_prefill_and_decode(lib: ctypes.CDLL, case: str) -> None:
+def test_adversarial_prefill_and_decode(lib: ctypes.CDLL, case: str, kv: str) -> None:
     rng = np.random.default_rng(len(case))
     d, n_h, n_kv = 64, 4, 2
     pos0, t_len = 11, 40
@@ -147,12 +154,13 @@ def test_adversarial_prefill_and_decode(lib: ctypes.CDLL, case: str) -> None:
         k = np.abs(k)
     if case == "zero":
         q[:] = 0.0
+    k, v = nx.kv_store(k, kv), nx.kv_store(v, kv)
     out, ref = run_prefill(lib, q, k, v, pos0, 128, 64, 16)
     m1 = _mismatches(out, ref)
     qd = q[0]
     out_d, ref_d = run_decode(lib, qd, k, v, 1100, 128, 64, 32)
     m2 = _mismatches(out_d, ref_d)
-    print(f"adversarial {case}: prefill {m1} of {ref.size}, decode {m2} of {ref_d.size} mismatches; "
+    print(f"adversarial {case} {kv}: prefill {m1} of {ref.size}, decode {m2} of {ref_d.size} mismatches; "
           f"finite {np.isfinite(ref).all() and np.isfinite(ref_d).all()}")
     assert np.isfinite(ref).all() and np.isfinite(ref_d).all()
     assert m1 == 0 and m2 == 0

@@ -1,5 +1,6 @@
 // ctypes entry points for the attention kernels (tests/test_hw_attention.py).
-// One instantiation per (d_max, dot_lanes, kv_block) the tests use; name: <kernel>_d<D>_l<L>_b<B>.
+// One instantiation per (d_max, dot_lanes, kv_block) the tests use; name: <kernel>_d<D>_l<L>_b<B>;
+// <kernel>16_... read an f16 KV cache (uint16 binary16 patterns, widened on read).
 #include "edgellm/attention_decode.h"
 #include "edgellm/attention_prefill.h"
 
@@ -25,3 +26,21 @@ EDGELLM_ATTN_TB(128, 128, 16)
 EDGELLM_ATTN_TB(128, 128, 32)
 EDGELLM_ATTN_TB(256, 32, 16)
 EDGELLM_ATTN_TB(256, 256, 16)
+
+#define EDGELLM_ATTN_TB16(D, L, B)                                                                \
+  extern "C" void tb_prefill16_d##D##_l##L##_b##B(const f32 *q, const f16 *k, const f16 *v,      \
+                                                  f32 *out, int t_len, int pos0, int n_heads,    \
+                                                  int n_kv, int head_dim, f32 scale) {           \
+    attention_prefill<cfg_d##D##_l##L##_b##B>(q, k, v, out, t_len, pos0, n_heads, n_kv,          \
+                                              head_dim, scale);                                  \
+  }                                                                                              \
+  extern "C" void tb_decode16_d##D##_l##L##_b##B(const f32 *q, const f16 *k, const f16 *v,       \
+                                                 f32 *out, int pos, int n_heads, int n_kv,       \
+                                                 int head_dim, f32 scale) {                      \
+    attention_decode<cfg_d##D##_l##L##_b##B>(q, k, v, out, pos, n_heads, n_kv, head_dim, scale); \
+  }
+
+EDGELLM_ATTN_TB16(128, 64, 16)
+EDGELLM_ATTN_TB16(128, 64, 32)
+EDGELLM_ATTN_TB16(128, 128, 16)
+EDGELLM_ATTN_TB16(128, 128, 32)

@@ -48,11 +48,12 @@ dec_store_o:
 
 // Decode attention.
 //   q:       [n_heads][head_dim]  the token's roped queries at position pos
-//   k_layer, v_layer: this layer's cache slice [pos][n_kv][head_dim], positions 0..pos written
+//   k_layer, v_layer: this layer's cache slice [pos][n_kv][head_dim] of KT (f32 or f16, widened on
+//            read; kv_cache.h), positions 0..pos written
 //   out:     [n_heads][head_dim]
 //   scale:   float(1/sqrt(head_dim)) from the host
-template <class C>
-void attention_decode(const f32 *q, const f32 *k_layer, const f32 *v_layer, f32 *out, int pos,
+template <class C, class KT>
+void attention_decode(const f32 *q, const KT *k_layer, const KT *v_layer, f32 *out, int pos,
                       int n_heads, int n_kv, int head_dim, f32 scale) {
 #pragma HLS DATAFLOW
 #ifndef __SYNTHESIS__

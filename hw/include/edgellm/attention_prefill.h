@@ -16,6 +16,10 @@
 // position (the diagonal) evaluate the causal mask. The row loop is the innermost pipelined loop
 // (padded to min_rows iterations), so the loop-carried fp32 adds of l and o for one row are
 // min_rows cycles apart and the pipeline runs at II=1 with each row's order unchanged.
+//
+// The KV cache element type KT (f32, or f16 bit patterns; kv_cache.h) is deduced from the cache
+// pointers: the reader widens each element exactly to f32 (kv_elem<KT>::load), so everything after
+// it, and the numerics, are the same for both.
 #pragma once
 
 #include <cassert>
@@ -88,10 +92,10 @@ f32 dot_lanes(const f32 a[D_MAX], const f32 b[D_MAX], int n) {
   return acc[0];
 }
 
-// Reader process: streams K and V rows of head_dim floats, positions 0..n_pos-1, KV heads
-// kvh0..kvh0+th-1 of each position, as beats of mem_lanes floats (zero padded).
-template <class C>
-void attn_kv_reader(const f32 *k_layer, const f32 *v_layer, int n_pos, int kvh0, int th, int n_kv,
+// Reader process: streams K and V rows of head_dim elements, positions 0..n_pos-1, KV heads
+// kvh0..kvh0+th-1 of each position, as beats of mem_lanes floats (widened from KT, zero padded).
+template <class C, class KT>
+void attn_kv_reader(const KT *k_layer, const KT *v_layer, int n_pos, int kvh0, int th, int n_kv,
                     int d, hls::stream<f32_beat<C::mem_lanes> > &ks,
                     hls::stream<f32_beat<C::mem_lanes> > &vs) {
   const int ML = C::mem_lanes;
@@ -111,8 +115,8 @@ rd_pos:
         for (int i = 0; i < ML; i++) {
 #pragma HLS UNROLL
           bool in = b * ML + i < d;
-          kb.v[i] = in ? k_layer[base + i] : 0.0f;
-          vb.v[i] = in ? v_layer[base + i] : 0.0f;
+          kb.v[i] = in ? kv_elem<KT>::load(k_layer[base + i]) : 0.0f;
+          vb.v[i] = in ? kv_elem<KT>::load(v_layer[base + i]) : 0.0f;
         }
         ks.write(kb);
         vs.write(vb);
@@ -283,8 +287,8 @@ store_o:
 }
 
 // One (query block, KV head): K/V reader and compute run concurrently.
-template <class C>
-void attn_prefill_group(const f32 *q, const f32 *k_layer, const f32 *v_layer, f32 *out, int t0,
+template <class C, class KT>
+void attn_prefill_group(const f32 *q, const KT *k_layer, const KT *v_layer, f32 *out, int t0,
                         int bq, int pos0, int kvh, int grp, int n_heads, int n_kv, int d,
                         f32 scale) {
 #pragma HLS DATAFLOW
@@ -297,13 +301,13 @@ void attn_prefill_group(const f32 *q, const f32 *k_layer, const f32 *v_layer, f3
 
 // Causal prefill attention.
 //   q:       [t_len][n_heads][head_dim]   queries at absolute positions pos0 .. pos0+t_len-1
-//   k_layer, v_layer: this layer's cache slice [pos][n_kv][head_dim] (kv_cache.h), positions
+//   k_layer, v_layer: this layer's cache slice [pos][n_kv][head_dim] of KT (kv_cache.h), positions
 //            0 .. pos0+t_len-1 already written
 //   out:     [t_len][n_heads][head_dim]
 //   scale:   float(1/sqrt(head_dim)) (double, rounded once), from the host
 // Query head h reads KV head h / (n_heads / n_kv).
-template <class C>
-void attention_prefill(const f32 *q, const f32 *k_layer, const f32 *v_layer, f32 *out, int t_len,
+template <class C, class KT>
+void attention_prefill(const f32 *q, const KT *k_layer, const KT *v_layer, f32 *out, int t_len,
                        int pos0, int n_heads, int n_kv, int head_dim, f32 scale) {
   const int grp = n_heads / n_kv;
 #ifndef __SYNTHESIS__

@@ -1,17 +1,19 @@
 // KV cache in DDR: layout, addressing and the write performed after the K/V projections + RoPE.
 //
-// Layout (fp32, one region for K and one for V, identical shape; numpy twin: golden.KVCache):
+// Layout (one region for K and one for V, identical shape; numpy twin: golden.KVCache):
 //
-//   cache[layer][pos][kv_head][head_dim]        float32, C order
+//   cache[layer][pos][kv_head][head_dim]        element type KT, C order
 //   element (l, p, h, i) at offset ((l * max_ctx + p) * n_kv + h) * head_dim + i
 //
-// so one position of one layer is n_kv * head_dim contiguous floats (a single AXI burst in the
+// so one position of one layer is n_kv * head_dim contiguous elements (a single AXI burst in the
 // decode kernel), and the keys of one KV head form a stride-(n_kv*head_dim) sequence of rows of
-// head_dim floats (prefill reads them per KV head). The attention kernels receive the pointer to
+// head_dim elements (prefill reads them per KV head). The attention kernels receive the pointer to
 // the layer's slice (cache + layer * max_ctx * n_kv * head_dim). Positions 0..length-1 are valid;
 // the layer writes positions pos0..pos0+T-1 before attention reads 0..pos0+T-1.
 //
-// Storage is fp32, so writing is an exact copy (no narrowing conversion is defined or needed).
+// The element type KT is the numerics plan's kv_dtype (layer_config::kv_t): f32 (writing is an
+// exact copy) or f16 (binary16 bit patterns: numerics.h f32_to_f16, round to nearest even, on
+// write; exact f16_to_f32 widening when the attention kernels read). kv_elem<KT> does both.
 #pragma once
 
 #include <cstdint>
@@ -20,21 +22,22 @@
 
 namespace edgellm {
 
-// Offset in floats of (layer, pos, kv_head, 0).
+// Offset in elements of (layer, pos, kv_head, 0).
 inline long kv_offset(int layer, int pos, int kv_head, int max_ctx, int n_kv, int head_dim) {
   return ((long)layer * max_ctx + pos) * (long)n_kv * head_dim + (long)kv_head * head_dim;
 }
 
-// Floats in one layer's K (or V) slice.
+// Elements in one layer's K (or V) slice.
 inline long kv_layer_size(int max_ctx, int n_kv, int head_dim) {
   return (long)max_ctx * n_kv * head_dim;
 }
 
 // Write T new positions of one layer: k, v are [T][n_kv*head_dim] (contiguous rows, as the
 // projections produce them); k_layer/v_layer point at the layer's slice. One burst per position.
-template <int MAX_T, int ROW_MAX>
-void kv_cache_write(const f32 *k, const f32 *v, int t_len, int pos0, int row_len, f32 *k_layer,
-                    f32 *v_layer) {
+// Each value is narrowed to KT on the way (kv_elem<KT>::store).
+template <int MAX_T, int ROW_MAX, class KT>
+void kv_cache_write(const f32 *k, const f32 *v, int t_len, int pos0, int row_len, KT *k_layer,
+                    KT *v_layer) {
 kv_write_tok:
   for (int t = 0; t < t_len; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_T
@@ -43,8 +46,8 @@ kv_write_tok:
     for (int i = 0; i < row_len; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = ROW_MAX
 #pragma HLS PIPELINE II = 1
-      k_layer[base + i] = k[(long)t * row_len + i];
-      v_layer[base + i] = v[(long)t * row_len + i];
+      k_layer[base + i] = kv_elem<KT>::store(k[(long)t * row_len + i]);
+      v_layer[base + i] = kv_elem<KT>::store(v[(long)t * row_len + i]);
     }
   }
 }
