@@ -2,7 +2,7 @@
 //
 //   x = rmsnorm(h, attn_norm); (x8, qs) = quantize(x)
 //   q, k, v = ternary linears of x8                       -> rope(q), rope(k)    [taps q_rope k_rope v]
-//   cache[pos0 .. pos0+T) = k, v ; a = attention(q, cache[0 .. pos0+T))         [tap attn]
+//   cache[pos0 .. pos0+T) = k, v (as C::kv_t); a = attention(q, cache[0 .. pos0+T))  [tap attn]
 //   a = rmsnorm(a, attn_sub_norm) if SUBLN ; h = h + o_proj(quantize(a))         [tap h_attn]
 //   x = rmsnorm(h, ffn_norm); g, u = gate, up of quantize(x); f = act(g) * u     [tap ffn_act]
 //   f = rmsnorm(f, ffn_sub_norm) if SUBLN ; h = h + down(quantize(f))            [tap h_out = h]
@@ -33,9 +33,12 @@ enum { ACT_RELU2 = kActRelu2, ACT_SILU = kActSilu };
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
 
 // Compile-time shape of one layer (generated per model by the compiler).
+// KV_T: the KV cache element type (numerics plan kv_dtype): f32, or f16 (binary16 bit patterns).
 template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN,
-          int NORM_LANES, int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8>
+          int NORM_LANES, int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8,
+          class KV_T = f32>
 struct layer_config {
+  typedef KV_T kv_t;
   static const int hidden = HIDDEN, n_heads = N_HEADS, n_kv = N_KV, head_dim = HEAD_DIM;
   static const int ffn = FFN, act = ACT, norm_lanes = NORM_LANES, max_t = MAX_T, max_ctx = MAX_CTX;
   static const bool subln = SUBLN;
@@ -144,13 +147,14 @@ copy_loop:
 // One decoder layer on h [t_len][hidden] (in place) at positions pos0 .. pos0+t_len-1.
 //   w, d:          weight image and this layer's descriptor; params: float area (norm vectors)
 //   cos_tab, sin_tab: rope_tables(head_dim, max_ctx) [max_ctx][head_dim/2]
-//   k_layer, v_layer: this layer's KV cache slice (kv_cache.h), positions < pos0 already valid
+//   k_layer, v_layer: this layer's KV cache slice of C::kv_t (kv_cache.h), positions < pos0 valid
 //   eps, attn_scale: rms_eps and float(1/sqrt(head_dim)) from the host
 //   fs, x8: scratch (layer_scratch<C>); taps: layer_taps<C> area written when tap_en
 template <class C, class MM>
 void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const layer_desc &d,
-                   const f32 *params, const f32 *cos_tab, const f32 *sin_tab, f32 *k_layer,
-                   f32 *v_layer, f32 eps, f32 attn_scale, f32 *fs, int8_t *x8, f32 *taps,
+                   const f32 *params, const f32 *cos_tab, const f32 *sin_tab,
+                   typename C::kv_t *k_layer, typename C::kv_t *v_layer, f32 eps, f32 attn_scale,
+                   f32 *fs, int8_t *x8, f32 *taps,
                    bool tap_en) {
   typedef layer_scratch<C> S;
   typedef layer_taps<C> TP;
