@@ -1,6 +1,7 @@
 """C simulation of the HLS decoder layer (hw/include/edgellm/decoder_layer.h) vs GoldenModel.layer,
 bit for bit on every tap, for prefill and decode, ReLU^2 + SubLN and SiLU variants, with the ternary
-linears on the TLMM engine (5-trits/byte image) and on the pack2 reference matmul."""
+linears on the TLMM engine (5-trits/byte image) and on the pack2 reference matmul; the TLMM variants
+also with an f16 KV cache (NumericsPlan kv_dtype "f16"), the cache compared as binary16 bits."""
 
 import ctypes
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from edgellm.compiler.packing import pack_ternary
 from edgellm.hw import csim
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel, KVCache
-from edgellm.models.numerics import F32
+from edgellm.models.numerics import F32, NumericsPlan
 from edgellm.models.random_model import random_model
 
 LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
@@ -43,6 +44,7 @@ class CLayer:
     variant: str
     mm: str  # "tlmm" or "pack2"
     golden: GoldenModel
+    kv: str = "f32"  # KV cache element type ("f16": the _f16 entry points)
 
     def __post_init__(self) -> None:
         layer = self.golden.model.layers[0]
@@ -74,7 +76,8 @@ class CLayer:
         kc, vc = np.ascontiguousarray(cache.k[0]), np.ascontiguousarray(cache.v[0])
         taps = np.full(int(self.tap_off[6]), np.nan, F32)
         scale = F32(1.0 / np.sqrt(c.head_dim))
-        getattr(self.lib, f"tb_layer_{self.variant}_{self.mm}")(
+        suffix = "_f16" if self.kv == "f16" else ""
+        getattr(self.lib, f"tb_layer_{self.variant}_{self.mm}{suffix}")(
             csim.ptr(h), ctypes.c_int(t_len), ctypes.c_int(pos0), csim.ptr(self.w), csim.ptr(self.w_off),
             csim.ptr(self.w_scale), csim.ptr(self.params), csim.ptr(self.p_off), csim.ptr(self.golden.cos),
             csim.ptr(self.golden.sin), csim.ptr(kc), csim.ptr(vc), ctypes.c_float(F32(c.rms_eps)),
@@ -93,15 +96,24 @@ class CLayer:
         return h, out
 
 
-@pytest.fixture(scope="module", params=[(v, mm) for mm in ("tlmm", "pack2") for v in VARIANTS],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(scope="module",
+                params=[(v, mm, "f32") for mm in ("tlmm", "pack2") for v in VARIANTS]
+                + [(v, "tlmm", "f16") for v in VARIANTS],
+                ids=lambda p: f"{p[0]}-{p[1]}" + ("-f16kv" if p[2] == "f16" else ""))
 def layer(request: pytest.FixtureRequest, lib: ctypes.CDLL) -> CLayer:
-    variant, mm = request.param
-    return CLayer(lib, variant, mm, GoldenModel(random_model(small_config(variant), seed=11)))
+    variant, mm, kv = request.param
+    cfg = small_config(variant)
+    plan = NumericsPlan.for_head_dim(cfg.head_dim, kv_dtype=kv)
+    return CLayer(lib, variant, mm, GoldenModel(random_model(cfg, seed=11), plan), kv)
 
 
 def _mismatches(a: np.ndarray, b: np.ndarray) -> int:
-    return int((np.ascontiguousarray(a, F32).view(np.uint32) != np.ascontiguousarray(b, F32).view(np.uint32))
+    """Elements whose bit patterns differ (f32, or f16 for KV caches)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    if a.dtype == np.float16 or b.dtype == np.float16:
+        assert a.dtype == b.dtype == np.float16
+        return int((a.view(np.uint16) != b.view(np.uint16)).sum())
+    return int((a.astype(F32, copy=False).view(np.uint32) != b.astype(F32, copy=False).view(np.uint32))
                .sum())
 
 
@@ -115,7 +127,8 @@ def _compare(layer: CLayer, h: np.ndarray, pos0: int, cache_g: KVCache, cache_c:
     s = pos0 + h.shape[0]
     counts["kv_cache"] = _mismatches(cache_c.k[0, :s], cache_g.k[0, :s]) + _mismatches(
         cache_c.v[0, :s], cache_g.v[0, :s])
-    print(f"layer {layer.variant}/{layer.mm} {what}: " + ", ".join(f"{n} {m}" for n, m in counts.items()))
+    print(f"layer {layer.variant}/{layer.mm}/{layer.kv} KV {what}: "
+          + ", ".join(f"{n} {m}" for n, m in counts.items()))
     for n in ("attn", "h_out"):
         assert np.isfinite(ref[n]).all(), n
     return sum(counts.values())
@@ -144,8 +157,8 @@ def test_decode_every_tap_bit_exact(layer: CLayer) -> None:
     total = 0
     for pos in (0, 255, c.max_context - 1):
         cg = layer.golden.new_cache()
-        cg.k[0, :pos] = rng.standard_normal((pos, c.n_kv_heads, c.head_dim)).astype(F32)
-        cg.v[0, :pos] = rng.standard_normal((pos, c.n_kv_heads, c.head_dim)).astype(F32)
+        cg.k[0, :pos] = rng.standard_normal((pos, c.n_kv_heads, c.head_dim)).astype(cg.k.dtype)
+        cg.v[0, :pos] = rng.standard_normal((pos, c.n_kv_heads, c.head_dim)).astype(cg.v.dtype)
         cc = KVCache(cg.k.copy(), cg.v.copy())
         total += _compare(layer, _hidden(layer, 1, pos), pos, cg, cc, f"decode pos={pos}")
     assert total == 0

@@ -2,20 +2,24 @@
 // (hidden 128, 4/2 heads of 32, ffn 344, max_context 512, prefill up to 128 tokens) in two
 // variants, ReLU^2 + SubLN and SiLU without SubLN; numerics plan norm_lanes 16, dot_lanes 32,
 // kv_block 16 (NumericsPlan.for_head_dim(32)). Each variant runs on the TLMM engine (weights:
-// compiler/packing.py pack_ternary, rows_per_tile 16) and on the pack2 reference matmul.
+// compiler/packing.py pack_ternary, rows_per_tile 16) and on the pack2 reference matmul; the _f16
+// entries run the TLMM variants with an f16 KV cache (layer_config KV_T = f16).
 #include "edgellm/decoder_layer.h"
 
 using namespace edgellm;
 
 typedef layer_config<128, 4, 2, 32, 344, ACT_RELU2, true, 16, 32, 16, 128, 512> cfg_relu2_subln;
 typedef layer_config<128, 4, 2, 32, 344, ACT_SILU, false, 16, 32, 16, 128, 512> cfg_silu;
+typedef layer_config<128, 4, 2, 32, 344, ACT_RELU2, true, 16, 32, 16, 128, 512, 8, f16>
+    cfg_relu2_subln_f16;
+typedef layer_config<128, 4, 2, 32, 344, ACT_SILU, false, 16, 32, 16, 128, 512, 8, f16> cfg_silu_f16;
 typedef tlmm_mm<TlmmConfig<3, 5, 16, 344, 344, 16, kStorageBram> > tb_tlmm;
 typedef pack2_matmul<344> tb_pack2;
 
 template <class C, class MM>
 static void run_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const long long *w_off,
                       const f32 *w_scale, const f32 *params, const long long *p_off,
-                      const f32 *cos_t, const f32 *sin_t, f32 *kc, f32 *vc, f32 eps, f32 scale,
+                      const f32 *cos_t, const f32 *sin_t, void *kc, void *vc, f32 eps, f32 scale,
                       f32 *taps) {
   static f32 fs[layer_scratch<C>::floats];
   static int8_t x8[layer_scratch<C>::bytes8];
@@ -25,8 +29,9 @@ static void run_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const long 
     d.w_scale[i] = w_scale[i];
   }
   for (int i = 0; i < N_NORM; i++) d.p_off[i] = (long)p_off[i];
-  decoder_layer<C, MM>(h, t_len, pos0, w, d, params, cos_t, sin_t, kc, vc, eps, scale, fs,
-                              x8, taps, taps != nullptr);
+  typedef typename C::kv_t KT;  // f32 or f16 cache elements
+  decoder_layer<C, MM>(h, t_len, pos0, w, d, params, cos_t, sin_t, static_cast<KT *>(kc),
+                       static_cast<KT *>(vc), eps, scale, fs, x8, taps, taps != nullptr);
 }
 
 extern "C" {
@@ -41,7 +46,7 @@ void tb_layer_tap_offsets(long long *out) {
 #define EDGELLM_LAYER_TB(NAME, CFG, MM)                                                            \
   void tb_layer_##NAME(f32 *h, int t_len, int pos0, const uint8_t *w, const long long *w_off,   \
                        const f32 *w_scale, const f32 *params, const long long *p_off,           \
-                       const f32 *cos_t, const f32 *sin_t, f32 *kc, f32 *vc, f32 eps, f32 scale, \
+                       const f32 *cos_t, const f32 *sin_t, void *kc, void *vc, f32 eps, f32 scale, \
                        f32 *taps) {                                                             \
     run_layer<CFG, MM>(h, t_len, pos0, w, w_off, w_scale, params, p_off, cos_t, sin_t, kc, vc, eps, \
                    scale, taps);                                                                \
@@ -51,5 +56,7 @@ EDGELLM_LAYER_TB(relu2_subln_tlmm, cfg_relu2_subln, tb_tlmm)
 EDGELLM_LAYER_TB(silu_tlmm, cfg_silu, tb_tlmm)
 EDGELLM_LAYER_TB(relu2_subln_pack2, cfg_relu2_subln, tb_pack2)
 EDGELLM_LAYER_TB(silu_pack2, cfg_silu, tb_pack2)
+EDGELLM_LAYER_TB(relu2_subln_tlmm_f16, cfg_relu2_subln_f16, tb_tlmm)
+EDGELLM_LAYER_TB(silu_tlmm_f16, cfg_silu_f16, tb_tlmm)
 
 }  // extern "C"
