@@ -109,10 +109,12 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
 
 namespace edgellm_cfg {{
 
-// hidden, heads, kv heads, head_dim, ffn, act, SubLN, norm lanes, dot lanes, kv block, max_t, max_ctx, BQ
+// KV cache element (numerics plan kv_dtype {numerics.kv_dtype}; f16 = binary16 bit patterns, kv_cache.h)
+typedef edgellm::{numerics.kv_dtype} kv_t;
+// hidden, heads, kv heads, head_dim, ffn, act, SubLN, norm lanes, dot lanes, kv block, max_t, max_ctx, BQ, KV
 typedef edgellm::layer_config<{shape},
                               {act}, {str(cfg.subln).lower()}, {numerics.norm_lanes}, {numerics.dot_lanes},
-                              {numerics.kv_block}, {max_t}, {max_ctx}, {design.attn_q_block}> layer;
+                              {numerics.kv_block}, {max_t}, {max_ctx}, {design.attn_q_block}, kv_t> layer;
 // ternary linears: {mm}
 {mm_line}
 // LM head: {design.port_width_bits // 8} int8 MACs per cycle, one token per OP_HEAD, top-{top_k}
@@ -184,7 +186,7 @@ def csim_entry_source(cfg: ModelConfig, max_t: int, max_ctx: int, top_k: int) ->
     """csim_entry.cpp: the ctypes entry of the runtime's emulator (one translation unit with top.cpp)
     and the layer's buffer sizes (tests compare them with layer_buffer_sizes)."""
     c = cfg
-    kv = c.n_layers * max_ctx * c.kv_size * 4
+    kv = f"{c.n_layers * max_ctx * c.kv_size}ull * sizeof(edgellm_cfg::layer::kv_t)"
     need = {  # region -> bytes the compiled kernel touches
         "HDR_K_CACHE": kv, "HDR_V_CACHE": kv, "HDR_H": max_t * c.hidden_size * 4,
         "HDR_SCRATCH_F": "S::floats * 4", "HDR_SCRATCH_I8": "S::bytes8", "HDR_TAPS": "TP::floats * 4",

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgellm.compiler.pipeline import BuildContext, Step
+from edgellm.errors import EdgeLLMError
 
 IP_NAME = "edgellm_top"
 REF_PREFILL = 16
@@ -71,8 +72,11 @@ def step_dse(ctx: BuildContext) -> None:
     design = res.params
     if ctx.config.overrides:
         design = design.replace(**ctx.config.overrides)
+    kv_dtype = {4: "f32", 2: "f16"}.get(design.kv_bytes)
+    if kv_dtype is None:
+        raise EdgeLLMError(f"design kv_bytes {design.kv_bytes}: the KV cache is f32 (4) or f16 (2)")
     numerics = NumericsPlan.for_head_dim(cfg.head_dim, norm_lanes=design.ew_lanes,
-                                         kv_block=design.attn_kv_block)
+                                         kv_block=design.attn_kv_block, kv_dtype=kv_dtype)
     ctx.state.update(design=design, dse=res, numerics=numerics)
 
 
@@ -87,7 +91,8 @@ def step_plan_memory(ctx: BuildContext) -> None:
     sf, si, tf = layer_buffer_sizes(cfg, max_t)
     plan = plan_memory(ctx.state["graph"], weight_encoder(design, "tlmm"),
                        max_t=max_t, max_ctx=max_ctx, scratch_floats=sf, scratch_i8=si,
-                       tap_floats=tf, align=max(design.port_width_bits // 8, design.rows))
+                       tap_floats=tf, align=max(design.port_width_bits // 8, design.rows),
+                       kv_elem_bytes=ctx.state["numerics"].kv_elem_bytes)
     ctx.state.update(plan=plan, max_t=max_t, max_ctx=max_ctx)
 
 

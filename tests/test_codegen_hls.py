@@ -95,7 +95,8 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     assert tlmm_tables(d) == 25 and info["tlmm"] == {"G": 3, "T": 25, "R": 16}
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
     assert "layer_config<128, 4, 2, 32, 344," in " ".join(h.split()).replace("< ", "<")
-    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4> layer" in " ".join(h.split())
+    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t> layer" in " ".join(h.split())
+    assert "typedef edgellm::f32 kv_t;" in h  # NumericsPlan kv_dtype (f16: test_top's f16 case)
     assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram> tlmm" in h
     assert "LmHeadConfig<8, 128, 300, 1, 8> head" in h and "top_config<layer, mm, head, 2, 300>" in h
     assert "kTotalBytes = 1048576ULL" in h

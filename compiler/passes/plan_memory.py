@@ -70,11 +70,15 @@ class _Layout:
 
 
 def plan_memory(g: ModelGraph, encode: Encoder, max_t: int, max_ctx: int, scratch_floats: int,
-                scratch_i8: int, tap_floats: int, align: int = 64, top_k: int = 8) -> MemoryPlan:
-    """Lay out the buffer for graph g (params from the QuantModel) with the given encoder."""
+                scratch_i8: int, tap_floats: int, align: int = 64, top_k: int = 8,
+                kv_elem_bytes: int = 4) -> MemoryPlan:
+    """Lay out the buffer for graph g (params from the QuantModel) with the given encoder.
+    kv_elem_bytes: KV cache element size, NumericsPlan.kv_elem_bytes (4: f32, 2: f16)."""
     c = g.config
     if max_ctx > c.max_context:
         raise EdgeLLMError(f"max_ctx {max_ctx} exceeds the model's context {c.max_context}")
+    if kv_elem_bytes not in (2, 4):
+        raise EdgeLLMError(f"KV cache element size {kv_elem_bytes} bytes: expected 4 (f32) or 2 (f16)")
     blobs: list[np.ndarray] = []
     ld_rows = []
     w_cursor = 0
@@ -125,7 +129,7 @@ def plan_memory(g: ModelGraph, encode: Encoder, max_t: int, max_ctx: int, scratc
     head_w = lay.region("head_w", head.w.nbytes, True)
     head_s = lay.region("head_scale", head.row_scale.nbytes, True)
     static_end = _pad(lay.off, PAGE)
-    kv_bytes = c.n_layers * max_ctx * c.kv_size * 4
+    kv_bytes = c.n_layers * max_ctx * c.kv_size * kv_elem_bytes
     k_off = lay.region("k_cache", kv_bytes, False)
     v_off = lay.region("v_cache", kv_bytes, False)
     h_off = lay.region("h", max_t * c.hidden_size * 4, False)

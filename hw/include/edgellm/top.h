@@ -106,12 +106,14 @@ void run_layer_desc(const uint8_t *wl, f32 *data, const uint32_t hdr[HDR_WORDS],
     d.w_scale[i] = float_from_bits(ld[LD_W_SCALE + i]);
   }
   for (int i = 0; i < N_NORM; i++) d.p_off[i] = (long)ld[LD_P_OFF + i];
-  const long kv_slice = (long)layer * C::max_ctx * C::kv_size;  // floats
+  typedef typename C::kv_t KT;  // KV cache element (f32 or f16)
+  const long kv_slice = (long)layer * C::max_ctx * C::kv_size;  // elements
   int8_t *d8 = reinterpret_cast<int8_t *>(data);
   decoder_layer<C, typename TC::mm>(
       data + hdr[HDR_H] / 4, t_len, pos0, wl + hdr[HDR_WEIGHTS], d, data + hdr[HDR_PARAMS] / 4,
-      data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4, data + hdr[HDR_K_CACHE] / 4 + kv_slice,
-      data + hdr[HDR_V_CACHE] / 4 + kv_slice, float_from_bits(hdr[HDR_EPS_BITS]),
+      data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4,
+      reinterpret_cast<KT *>(d8 + hdr[HDR_K_CACHE]) + kv_slice,
+      reinterpret_cast<KT *>(d8 + hdr[HDR_V_CACHE]) + kv_slice, float_from_bits(hdr[HDR_EPS_BITS]),
       float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), data + hdr[HDR_SCRATCH_F] / 4,
       d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps);
 }
