@@ -96,8 +96,9 @@ struct layer_taps {
 // cycle), kept as the cross-check for the TLMM engine and as a fallback policy.
 template <int K_MAX>  // K_MAX: largest k and n_out
 struct pack2_matmul {
-  static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w, int n_out, int k,
-                  f32 wscale, f32 *y) {
+  static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w0, const uint8_t *,
+                  const uint8_t *, const uint8_t *, long w_off, int n_out, int k, f32 wscale, f32 *y) {
+    const uint8_t *w = w0 + w_off;  // reads the first weight port only
     const int kb = (k + 3) / 4;
   p2_tok:
     for (int t = 0; t < n_tok; t++) {
@@ -124,12 +125,14 @@ struct pack2_matmul {
 };
 
 // The TLMM engine as the layer's matmul policy: weights in the tiled 5-trits/byte image
-// (compiler/packing.py pack_ternary with rows_per_tile = TCFG::R), one image per linear.
+// (compiler/packing.py pack_ternary with rows_per_tile = TCFG::R), one image per linear at byte
+// offset w_off from the weight ports w0 .. w3 (one m_axi port each, the first TCFG::NPORTS stream
+// concurrently; the host gives them all the same address).
 template <class TCFG>
 struct tlmm_mm {
-  static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w, int n_out, int k,
-                  f32 wscale, f32 *y) {
-    tlmm_matmul<TCFG>(x, qs, n_tok, w, n_out, k, wscale, y);
+  static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w0, const uint8_t *w1,
+                  const uint8_t *w2, const uint8_t *w3, long w_off, int n_out, int k, f32 wscale, f32 *y) {
+    tlmm_matmul<TCFG>(x, qs, n_tok, w0 + w_off, w1 + w_off, w2 + w_off, w3 + w_off, n_out, k, wscale, y);
   }
 };
 
@@ -145,13 +148,15 @@ copy_loop:
 }
 
 // One decoder layer on h [t_len][hidden] (in place) at positions pos0 .. pos0+t_len-1.
-//   w, d:          weight image and this layer's descriptor; params: float area (norm vectors)
+//   w0 .. w3, d:   weight image through the four weight ports (MM::run streams from them) and this
+//                  layer's descriptor; params: float area (norm vectors)
 //   cos_tab, sin_tab: rope_tables(head_dim, max_ctx) [max_ctx][head_dim/2]
 //   k_layer, v_layer: this layer's KV cache slice of C::kv_t (kv_cache.h), positions < pos0 valid
 //   eps, attn_scale: rms_eps and float(1/sqrt(head_dim)) from the host
 //   fs, x8: scratch (layer_scratch<C>); taps: layer_taps<C> area written when tap_en
 template <class C, class MM>
-void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const layer_desc &d,
+void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t *w1,
+                   const uint8_t *w2, const uint8_t *w3, const layer_desc &d,
                    const f32 *params, const f32 *cos_tab, const f32 *sin_tab,
                    typename C::kv_t *k_layer, typename C::kv_t *v_layer, f32 eps, f32 attn_scale,
                    f32 *fs, int8_t *x8, f32 *taps,
@@ -167,9 +172,9 @@ void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const layer_de
   const f32 one = 1.0f;  // linear outputs arrive dequantized (fp32): the stages copy them
   // attention block
   norm_quantize_tokens<E>(h, params + d.p_off[NORM_ATTN], true, eps, t_len, H, x8, qs_a);
-  MM::run(x8, qs_a, t_len, w + d.w_off[LIN_Q], Q, H, d.w_scale[LIN_Q], fs + S::q_lin);
-  MM::run(x8, qs_a, t_len, w + d.w_off[LIN_K], KV, H, d.w_scale[LIN_K], fs + S::k_lin);
-  MM::run(x8, qs_a, t_len, w + d.w_off[LIN_V], KV, H, d.w_scale[LIN_V], fs + S::v);
+  MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_Q], Q, H, d.w_scale[LIN_Q], fs + S::q_lin);
+  MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_K], KV, H, d.w_scale[LIN_K], fs + S::k_lin);
+  MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_V], KV, H, d.w_scale[LIN_V], fs + S::v);
   dequant_rope_tokens<E, D, f32>(fs + S::q_lin, qs_a, one, t_len, C::n_heads, pos0, cos_tab,
                                  sin_tab, fs + S::q);
   dequant_rope_tokens<E, D, f32>(fs + S::k_lin, qs_a, one, t_len, C::n_kv, pos0, cos_tab, sin_tab,
@@ -190,20 +195,26 @@ void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const layer_de
   if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn, taps + TP::attn, (long)t_len * Q);
   norm_quantize_tokens<E>(fs + S::attn, params + d.p_off[NORM_ATTN_SUB], C::subln, eps, t_len, Q,
                           x8, qs_a);
-  MM::run(x8, qs_a, t_len, w + d.w_off[LIN_O], H, Q, d.w_scale[LIN_O], fs + S::y);
+  MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_O], H, Q, d.w_scale[LIN_O], fs + S::y);
   // h += o_proj; then the FFN's RMSNorm + quantize from the on-chip copy of the new h
   residual_norm_quantize_tokens<E, f32>(fs + S::y, qs_a, one, h, true, params + d.p_off[NORM_FFN],
                                         eps, t_len, H, x8, qs_b);
   if (tap_en) copy_f32<(long)C::max_t * H>(h, taps + TP::h_attn, (long)t_len * H);
   // FFN block
-  MM::run(x8, qs_b, t_len, w + d.w_off[LIN_GATE], F, H, d.w_scale[LIN_GATE], fs + S::g);
-  MM::run(x8, qs_b, t_len, w + d.w_off[LIN_UP], F, H, d.w_scale[LIN_UP], fs + S::u);
+  MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_GATE], F, H, d.w_scale[LIN_GATE], fs + S::g);
+  MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_UP], F, H, d.w_scale[LIN_UP], fs + S::u);
   glu_norm_quantize_tokens<E, C::act, f32>(fs + S::g, fs + S::u, qs_b, one, one, C::subln,
                                            params + d.p_off[NORM_FFN_SUB], eps, t_len, F, x8, qs_a,
                                            tap_en, taps + TP::ffn_act);
-  MM::run(x8, qs_a, t_len, w + d.w_off[LIN_DOWN], H, F, d.w_scale[LIN_DOWN], fs + S::y);
+  MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_DOWN], H, F, d.w_scale[LIN_DOWN], fs + S::y);
   residual_norm_quantize_tokens<E, f32>(fs + S::y, qs_a, one, h, false, params, eps, t_len, H, x8,
                                         qs_b);
+}
+
+// Single weight pointer (testbenches): every weight port reads through w.
+template <class C, class MM, class... A>
+void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const layer_desc &d, A... rest) {
+  edgellm::decoder_layer<C, MM>(h, t_len, pos0, w, w, w, w, d, rest...);
 }
 
 }  // namespace edgellm
