@@ -14,6 +14,9 @@
 //   MAX_TOK  tokens whose activations are held on chip: each weight tile is fetched once and used
 //            for all tokens of a block, so weights stream ceil(n_tok / MAX_TOK) times (decode: 1)
 //   STORAGE  kStorageUram / kStorageBram / kStorageLutram for the weight tiles and activations
+//   NPORTS   weight m_axi ports streamed concurrently (1..4): port p loads its own contiguous run of
+//            every tile's byte columns into its own buffer bank (weight_buffer.h); tlmm_matmul takes
+//            one pointer per port (distinct m_axi arguments), all holding the same image address
 //
 // Accumulator widths (x in [-128, 127], w in {-1, 0, 1}, so |w * x| <= 128):
 //   table entry   |sum of G terms|  <= 128 G         (G = 3: 384     -> 10 bits signed)
@@ -32,7 +35,8 @@
 
 namespace edgellm {
 
-template <int G_, int T_, int R_, int K_MAX_, int N_MAX_, int MAX_TOK_, int STORAGE_ = kStorageUram>
+template <int G_, int T_, int R_, int K_MAX_, int N_MAX_, int MAX_TOK_, int STORAGE_ = kStorageUram,
+          int NPORTS_ = 1>
 struct TlmmConfig {
   static constexpr int G = G_;
   static constexpr int T = T_;
@@ -41,10 +45,12 @@ struct TlmmConfig {
   static constexpr int N_MAX = N_MAX_;
   static constexpr int MAX_TOK = MAX_TOK_;
   static constexpr int STORAGE = STORAGE_;
+  static constexpr int NPORTS = NPORTS_;
   static_assert(G >= 1 && G <= 4, "G must be 1..4");
   static_assert(T >= 5 && T % 5 == 0, "T must be a positive multiple of 5");
   static_assert(R >= 1 && R <= 128, "R must be 1..128 (beat of 8*R bits)");
   static_assert(K_MAX >= 1 && N_MAX >= 1 && MAX_TOK >= 1, "maxima must be positive");
+  static_assert(NPORTS >= 1 && NPORTS <= kMaxWeightPorts, "NPORTS must be 1..kMaxWeightPorts (4)");
   static constexpr int CPC = T / 5;                 // chunks (G byte columns = 5 groups) per step
   static constexpr int CHUNK_K = kTritsPerByte * G;  // activations per chunk
   static constexpr int STEP_K = G * T;              // activations per step
@@ -52,6 +58,7 @@ struct TlmmConfig {
   static constexpr int NB_MAX = (K_MAX + kTritsPerByte - 1) / kTritsPerByte;
   static constexpr int NSTEP_MAX = (NB_MAX + BEATS_PER_STEP - 1) / BEATS_PER_STEP;
   static constexpr int TILES_MAX = (N_MAX + R - 1) / R;
+  static constexpr int SPP_MAX = (NSTEP_MAX + NPORTS - 1) / NPORTS;  // steps per port bank
   static constexpr int TAB_N = GroupIndex<G>::kHalf + 1;  // stored table entries
   static constexpr int TAB_BITS = SignedBits<128LL * G>::value;
   static constexpr int PSUM_BITS = SignedBits<128LL * G * T>::value;
@@ -132,13 +139,17 @@ load_x:
   }
 }
 
-// All tokens of the block against one weight tile (rows row0 .. row0+rows_t-1).
+// All tokens of the block against one weight tile (rows row0 .. row0+rows_t-1) held in banks
+// b0 .. b{NPORTS-1}: step s is step s % spp of bank s / spp.
 template <class CFG, bool DEQ>
-void compute_tile(const typename CFG::beat_t wb[][CFG::BEATS_PER_STEP],
-                  const typename CFG::xchunk_t xbuf[][CFG::CPC], int nt, int t0, int nsteps, int row0,
-                  int rows_t, int n_out, const f32 *qs, f32 wscale, f32 *yf, int32_t *yi) {
+void compute_tile(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
+                  const typename CFG::beat_t b1[][CFG::BEATS_PER_STEP],
+                  const typename CFG::beat_t b2[][CFG::BEATS_PER_STEP],
+                  const typename CFG::beat_t b3[][CFG::BEATS_PER_STEP],
+                  const typename CFG::xchunk_t xbuf[][CFG::CPC], int nt, int t0, int nsteps, int spp,
+                  int row0, int rows_t, int n_out, const f32 *qs, f32 wscale, f32 *yf, int32_t *yi) {
 #pragma HLS INLINE off
-  const int G = CFG::G, R = CFG::R, CPC = CFG::CPC, TAB_N = CFG::TAB_N;
+  const int G = CFG::G, R = CFG::R, CPC = CFG::CPC, TAB_N = CFG::TAB_N, BPS = CFG::BEATS_PER_STEP;
   enum { kMaxTok = CFG::MAX_TOK, kMaxSteps = CFG::NSTEP_MAX };  // pragma constants
   typename CFG::acc_t acc[R];
 #pragma HLS ARRAY_PARTITION variable = acc complete
@@ -149,10 +160,21 @@ tokens:
 #pragma HLS UNROLL
       acc[r] = 0;
     }
+    int bp = 0, sl = 0;  // bank and step within the bank of step s
   steps:
     for (int s = 0; s < nsteps; s++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxSteps
+      typename CFG::beat_t wb[BPS];
+#pragma HLS ARRAY_PARTITION variable = wb complete
+    step_beats:
+      for (int j = 0; j < BPS; j++) wb[j] = bank_beat<CFG>(b0, b1, b2, b3, bp, sl, j);
+      if (sl == spp - 1) {
+        sl = 0;
+        bp++;
+      } else {
+        sl++;
+      }
       typename CFG::tab_t tab[CFG::T][TAB_N];
 #pragma HLS ARRAY_PARTITION variable = tab complete dim = 0
     tables:
@@ -169,7 +191,7 @@ tokens:
         typename CFG::psum_t ps = 0;
         for (int c = 0; c < CPC; c++) {
           ap_uint<8> bytes[G];
-          for (int j = 0; j < G; j++) bytes[j] = wb[s][c * G + j].range(8 * r + 7, 8 * r);
+          for (int j = 0; j < G; j++) bytes[j] = wb[c * G + j].range(8 * r + 7, 8 * r);
           typename CFG::idx_t idx[kTritsPerByte];
           chunk_indices<G>(bytes, idx);
           for (int q = 0; q < kTritsPerByte; q++) ps += table_lookup<G>(tab[c * kTritsPerByte + q], idx[q]);
@@ -193,39 +215,45 @@ tokens:
   }
 }
 
-// The engine body, run on the buffers TlmmBuffers<STORAGE> declares.
+// The engine body, run on the buffers TlmmBuffers<STORAGE> declares: ping banks p0..p3, pong
+// banks q0..q3 (only the first NPORTS of each are used), the activation block xbuf.
 template <class CFG, bool DEQ, class WT>
 struct TlmmBody {
   typedef typename CFG::beat_t beat_t;
   typedef typename CFG::xchunk_t xchunk_t;
-  static void run(beat_t ping[][CFG::BEATS_PER_STEP], beat_t pong[][CFG::BEATS_PER_STEP],
-                  xchunk_t xbuf[][CFG::CPC], const int8_t *x, const f32 *qs, int n_tok, const WT *w,
-                  int n_out, int k, f32 wscale, f32 *yf, int32_t *yi) {
+  static const int BPS = CFG::BEATS_PER_STEP;
+  static void run(beat_t p0[][BPS], beat_t p1[][BPS], beat_t p2[][BPS], beat_t p3[][BPS], beat_t q0[][BPS],
+                  beat_t q1[][BPS], beat_t q2[][BPS], beat_t q3[][BPS], xchunk_t xbuf[][CFG::CPC],
+                  const int8_t *x, const f32 *qs, int n_tok, const WT *w0, const WT *w1, const WT *w2,
+                  const WT *w3, int n_out, int k, f32 wscale, f32 *yf, int32_t *yi) {
     const int R = CFG::R;
     // pragma constants (trip-count hint: a 1024-token prompt)
     enum { kMaxBlocks = (CFG::MAX_TOK + 1023) / CFG::MAX_TOK, kMaxTiles = CFG::TILES_MAX };
     const int nb = (k + kTritsPerByte - 1) / kTritsPerByte;
-    const int nsteps = (nb + CFG::BEATS_PER_STEP - 1) / CFG::BEATS_PER_STEP;
+    const int nsteps = (nb + BPS - 1) / BPS;
+    const int spp = steps_per_port<CFG>(nsteps);
     const int ntiles = (n_out + R - 1) / R;
   token_blocks:
     for (int t0 = 0; t0 < n_tok; t0 += CFG::MAX_TOK) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBlocks
       const int nt = n_tok - t0 < CFG::MAX_TOK ? n_tok - t0 : CFG::MAX_TOK;
       load_acts<CFG>(x + (long)t0 * k, nt, k, nsteps, xbuf);
-      load_tile<CFG>(w, 0, n_out < R ? n_out : R, nb, ping);
+      TileLoader<CFG>::run(w0, w1, w2, w3, 0, n_out < R ? n_out : R, nb, spp, p0, p1, p2, p3);
     tiles:
       for (int i = 0; i < ntiles; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTiles
         const int nxt = i + 1;
         const int rows_i = n_out - i * R < R ? n_out - i * R : R;
         const int rows_n = n_out - nxt * R < R ? n_out - nxt * R : R;
-        // Load tile i+1 into one buffer while tile i is computed from the other.
+        // Load tile i+1 into one bank set (all ports at once) while tile i is computed from the other.
         if ((i & 1) == 0) {
-          if (nxt < ntiles) load_tile<CFG>(w, nxt, rows_n, nb, pong);
-          compute_tile<CFG, DEQ>(ping, xbuf, nt, t0, nsteps, i * R, rows_i, n_out, qs, wscale, yf, yi);
+          if (nxt < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, nxt, rows_n, nb, spp, q0, q1, q2, q3);
+          compute_tile<CFG, DEQ>(p0, p1, p2, p3, xbuf, nt, t0, nsteps, spp, i * R, rows_i, n_out, qs, wscale,
+                                 yf, yi);
         } else {
-          if (nxt < ntiles) load_tile<CFG>(w, nxt, rows_n, nb, ping);
-          compute_tile<CFG, DEQ>(pong, xbuf, nt, t0, nsteps, i * R, rows_i, n_out, qs, wscale, yf, yi);
+          if (nxt < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, nxt, rows_n, nb, spp, p0, p1, p2, p3);
+          compute_tile<CFG, DEQ>(q0, q1, q2, q3, xbuf, nt, t0, nsteps, spp, i * R, rows_i, n_out, qs, wscale,
+                                 yf, yi);
         }
       }
     }
@@ -233,20 +261,38 @@ struct TlmmBody {
 };
 
 // y[t][n] = dequantize(acc[t][n], qs[t], wscale) for t < n_tok, n < n_out; acc = x[t] . W[n].
-// x: int8 [n_tok][k]; qs: [n_tok]; w_enc: the tiled 5-trits/byte image of W (n_out, k) with
-// rows_per_tile = CFG::R (uint8_t pointer, or ap_uint<8*R> beats on a wide m_axi port).
+// x: int8 [n_tok][k]; qs: [n_tok]; w0 .. w3: the tiled 5-trits/byte image of W (n_out, k) with
+// rows_per_tile = CFG::R, one pointer per weight port, all at the image's address (uint8_t pointers,
+// or ap_uint<8*R> beats on wide m_axi ports). Port p reads only its share of every tile (see
+// weight_buffer.h); pointers p >= CFG::NPORTS are never dereferenced.
+template <class CFG, class WT>
+void tlmm_matmul(const int8_t *x, const f32 *qs, int n_tok, const WT *w0, const WT *w1, const WT *w2,
+                 const WT *w3, int n_out, int k, f32 wscale, f32 *y) {
+  TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, true, WT> >(
+      x, qs, n_tok, w0, w1, w2, w3, n_out, k, wscale, y, (int32_t *)0);
+}
+
+// Single-pointer form: every port reads the image through w_enc.
 template <class CFG, class WT>
 void tlmm_matmul(const int8_t *x, const f32 *qs, int n_tok, const WT *w_enc, int n_out, int k, f32 wscale,
                  f32 *y) {
   TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, true, WT> >(
-      x, qs, n_tok, w_enc, n_out, k, wscale, y, (int32_t *)0);
+      x, qs, n_tok, w_enc, w_enc, w_enc, w_enc, n_out, k, wscale, y, (int32_t *)0);
 }
 
-// Integer-only variant: acc[t][n] = sum_k x[t][k] * W[n][k], exact int32.
+// Integer-only variant: acc[t][n] = sum_k x[t][k] * W[n][k], exact int32 (one pointer per port).
+template <class CFG, class WT>
+void tlmm_matmul_int(const int8_t *x, int n_tok, const WT *w0, const WT *w1, const WT *w2, const WT *w3,
+                     int n_out, int k, int32_t *acc) {
+  TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, false, WT> >(
+      x, (const f32 *)0, n_tok, w0, w1, w2, w3, n_out, k, (f32)0.0f, (f32 *)0, acc);
+}
+
+// Integer-only variant, single pointer.
 template <class CFG, class WT>
 void tlmm_matmul_int(const int8_t *x, int n_tok, const WT *w_enc, int n_out, int k, int32_t *acc) {
   TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, false, WT> >(
-      x, (const f32 *)0, n_tok, w_enc, n_out, k, (f32)0.0f, (f32 *)0, acc);
+      x, (const f32 *)0, n_tok, w_enc, w_enc, w_enc, w_enc, n_out, k, (f32)0.0f, (f32 *)0, acc);
 }
 
 }  // namespace edgellm

@@ -1,12 +1,19 @@
-// On-chip buffers of the TLMM engine: ping-pong weight tiles and the activation block.
+// On-chip buffers of the TLMM engine: ping-pong weight tiles, split into per-port banks, and the
+// activation block.
 //
 // A weight tile (R rows x all K columns, 5 trits/byte, layout in docs/weight_format.md) is held as
-// NSTEP_MAX steps x BEATS_PER_STEP beats; the beat dimension is partitioned so one step (G*CPC
-// byte columns of all R rows) is read per cycle. load_tile() streams tile i+1 from the m_axi port
-// into one buffer while the compute engine reads tile i from the other (explicit ping-pong: the two
-// calls of one loop iteration touch different arrays and have no data dependence, so HLS runs them
-// concurrently; TeLLMe serializes them). The storage kind (BRAM / URAM / LUTRAM) is chosen by
-// CFG::STORAGE through a specialization, because a BIND_STORAGE impl must be a literal.
+// nsteps steps x BEATS_PER_STEP beats (one step = G*CPC byte columns of all R rows, read in one
+// cycle by the compute engine). With NPORTS weight ports the steps of a tile are split into NPORTS
+// contiguous runs of spp = ceil(nsteps / NPORTS) steps: port p loads byte columns
+// [p*spp*BPS, min((p+1)*spp*BPS, nb)) of the tile -- one contiguous DDR range per port and tile, so
+// one burst -- into its own bank (bank p, [SPP_MAX][BEATS_PER_STEP] beats). The NPORTS loaders of
+// a tile are the processes of a DATAFLOW region (distinct m_axi arguments, distinct banks), so the
+// ports stream concurrently; the beat dimension of every bank is partitioned so a whole step is
+// read per cycle. load_tile() fills tile i+1 into one bank set while the compute engine reads tile
+// i from the other (explicit ping-pong: the two calls of one loop iteration touch different arrays
+// and have no data dependence, so HLS runs them concurrently; TeLLMe serializes them). The storage
+// kind (BRAM / URAM / LUTRAM) is chosen by CFG::STORAGE through a specialization, because a
+// BIND_STORAGE impl must be a literal.
 #pragma once
 
 #include <ap_int.h>
@@ -18,6 +25,8 @@
 namespace edgellm {
 
 enum BufferStorage { kStorageBram = 0, kStorageUram = 1, kStorageLutram = 2 };
+
+const int kMaxWeightPorts = 4;  // m_axi weight ports the engine can stream from concurrently
 
 // One R-byte beat from a plain byte pointer (C simulation, or a byte-wide m_axi port).
 template <int R>
@@ -32,7 +41,7 @@ beat_bytes:
   return v;
 }
 
-// One beat from a wide m_axi port (the synthesized top uses ap_uint<8*R> pointers).
+// One beat from a wide m_axi port (ap_uint<8*R> pointers).
 template <int R>
 ap_uint<8 * R> read_beat(const ap_uint<8 * R> *w, long i) {
 #pragma HLS INLINE
@@ -50,54 +59,70 @@ ap_uint<8 * R> zero_beat() {
   return v;
 }
 
-// Stores one finished byte column into the step buffer; pads the last step with zero beats.
+// Steps of a tile each port loads: ceil(nsteps / NPORTS) (the last ports may get fewer or none).
 template <class CFG>
-void put_column(typename CFG::beat_t col, int bc, int nb, typename CFG::beat_t buf[][CFG::BEATS_PER_STEP]) {
+int steps_per_port(int nsteps) {
 #pragma HLS INLINE
-  const int step = bc / CFG::BEATS_PER_STEP;
-  const int slot = bc % CFG::BEATS_PER_STEP;
-  buf[step][slot] = col;
+  return (nsteps + CFG::NPORTS - 1) / CFG::NPORTS;
+}
+
+// Stores byte column lc of a port's run into its bank; after the tile's last column (bc == nb - 1)
+// pads the rest of that step with zero beats.
+template <class CFG>
+void put_column(typename CFG::beat_t col, int lc, int bc, int nb,
+                typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE
+  const int step = lc / CFG::BEATS_PER_STEP;
+  const int slot = lc % CFG::BEATS_PER_STEP;
+  bank[step][slot] = col;
   if (bc == nb - 1) {
   pad_slots:
     for (int j = 0; j < CFG::BEATS_PER_STEP; j++) {
 #pragma HLS UNROLL
-      if (j > slot) buf[step][j] = zero_beat<CFG::R>();
+      if (j > slot) bank[step][j] = zero_beat<CFG::R>();
     }
   }
 }
 
-// Load tile `tile` (rows_t rows, nb byte columns) from the weight image into buf.
-// Full tiles: one beat per cycle (a burst of nb beats). The tail tile (rows_t < R) is stored densely
-// as [column][rows_t] bytes, so it is read as whole beats and re-assembled one byte per cycle.
-template <class CFG, class WT>
-void load_tile(const WT *w, int tile, int rows_t, int nb, typename CFG::beat_t buf[][CFG::BEATS_PER_STEP]) {
+// Port P's share of tile `tile` (rows_t rows, nb byte columns, spp steps per port) into its bank.
+// Full tiles: one beat per cycle, a burst of the port's columns. The tail tile (rows_t < R) is stored
+// densely as [column][rows_t] bytes: its columns c0 .. c1-1 are the bytes [c0*rows_t, c1*rows_t) of
+// the tile, read as whole beats (the first one from lane c0*rows_t % R) and re-assembled one byte
+// per cycle.
+template <class CFG, int P, class WT>
+void load_port_slice(const WT *w, int tile, int rows_t, int nb, int spp,
+                     typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE off
   typedef typename CFG::beat_t beat_t;
-  enum { kMaxCols = CFG::NB_MAX, kMaxBytes = CFG::NB_MAX * CFG::R };  // pragma constants
+  const int R = CFG::R;
+  enum { kMaxCols = CFG::SPP_MAX * CFG::BEATS_PER_STEP, kMaxBytes = kMaxCols * CFG::R };  // pragma consts
+  const int c0 = P * spp * CFG::BEATS_PER_STEP < nb ? P * spp * CFG::BEATS_PER_STEP : nb;
+  const int c1 = c0 + spp * CFG::BEATS_PER_STEP < nb ? c0 + spp * CFG::BEATS_PER_STEP : nb;
   const long base = (long)tile * nb;  // tile byte offset t*R*nb, in R-byte beats
-  if (rows_t == CFG::R) {
+  if (rows_t == R) {
   load_full:
-    for (int bc = 0; bc < nb; bc++) {
+    for (int lc = 0; lc < c1 - c0; lc++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxCols
-      put_column<CFG>(read_beat<CFG::R>(w, base + bc), bc, nb, buf);
+      put_column<CFG>(read_beat<R>(w, base + c0 + lc), lc, c0 + lc, nb, bank);
     }
   } else {
+    const long first = (long)c0 * rows_t;  // first byte of the slice inside the tile
     beat_t in = 0;
-    beat_t col = zero_beat<CFG::R>();
-    int lane = 0, r = 0, bc = 0;
-    long wi = base;
+    beat_t col = zero_beat<R>();
+    int lane = (int)(first % R), r = 0, lc = 0;
+    long wi = base + first / R;
   load_tail:
-    for (int i = 0; i < rows_t * nb; i++) {
+    for (int i = 0; i < rows_t * (c1 - c0); i++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBytes
-      if (lane == 0) in = read_beat<CFG::R>(w, wi++);
+      if (i == 0 || lane == 0) in = read_beat<R>(w, wi++);
       col.range(8 * r + 7, 8 * r) = in.range(8 * lane + 7, 8 * lane);
-      lane = lane == CFG::R - 1 ? 0 : lane + 1;
+      lane = lane == R - 1 ? 0 : lane + 1;
       if (r == rows_t - 1) {
-        put_column<CFG>(col, bc, nb, buf);
+        put_column<CFG>(col, lc, c0 + lc, nb, bank);
         r = 0;
-        bc++;
+        lc++;
       } else {
         r++;
       }
@@ -105,9 +130,90 @@ void load_tile(const WT *w, int tile, int rows_t, int nb, typename CFG::beat_t b
   }
 }
 
+// Load tile `tile` over NPORTS ports concurrently: port p fills bank p. One specialization per port
+// count, so each DATAFLOW region is straight-line calls on distinct ports and distinct banks; the
+// unused pointer and bank arguments are never touched.
+template <class CFG, int NP = CFG::NPORTS>
+struct TileLoader;
+
+template <class CFG>
+struct TileLoader<CFG, 1> {
+  typedef typename CFG::beat_t beat_t;
+  static const int BPS = CFG::BEATS_PER_STEP;
+  template <class WT>
+  static void run(const WT *w0, const WT *, const WT *, const WT *, int tile, int rows_t, int nb,
+                  int spp, beat_t b0[][BPS], beat_t[][BPS], beat_t[][BPS], beat_t[][BPS]) {
+#pragma HLS INLINE
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, spp, b0);
+  }
+};
+
+template <class CFG>
+struct TileLoader<CFG, 2> {
+  typedef typename CFG::beat_t beat_t;
+  static const int BPS = CFG::BEATS_PER_STEP;
+  template <class WT>
+  static void run(const WT *w0, const WT *w1, const WT *, const WT *, int tile, int rows_t, int nb,
+                  int spp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t[][BPS], beat_t[][BPS]) {
+#pragma HLS DATAFLOW
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, spp, b0);
+    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, spp, b1);
+  }
+};
+
+template <class CFG>
+struct TileLoader<CFG, 3> {
+  typedef typename CFG::beat_t beat_t;
+  static const int BPS = CFG::BEATS_PER_STEP;
+  template <class WT>
+  static void run(const WT *w0, const WT *w1, const WT *w2, const WT *, int tile, int rows_t, int nb,
+                  int spp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t[][BPS]) {
+#pragma HLS DATAFLOW
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, spp, b0);
+    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, spp, b1);
+    load_port_slice<CFG, 2>(w2, tile, rows_t, nb, spp, b2);
+  }
+};
+
+template <class CFG>
+struct TileLoader<CFG, 4> {
+  typedef typename CFG::beat_t beat_t;
+  static const int BPS = CFG::BEATS_PER_STEP;
+  template <class WT>
+  static void run(const WT *w0, const WT *w1, const WT *w2, const WT *w3, int tile, int rows_t, int nb,
+                  int spp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t b3[][BPS]) {
+#pragma HLS DATAFLOW
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, spp, b0);
+    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, spp, b1);
+    load_port_slice<CFG, 2>(w2, tile, rows_t, nb, spp, b2);
+    load_port_slice<CFG, 3>(w3, tile, rows_t, nb, spp, b3);
+  }
+};
+
+// Beat j of step sl of bank bp (a mux over the banks; banks >= NPORTS are never selected).
+template <class CFG>
+typename CFG::beat_t bank_beat(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
+                               const typename CFG::beat_t b1[][CFG::BEATS_PER_STEP],
+                               const typename CFG::beat_t b2[][CFG::BEATS_PER_STEP],
+                               const typename CFG::beat_t b3[][CFG::BEATS_PER_STEP], int bp, int sl, int j) {
+#pragma HLS INLINE
+  const int NP = CFG::NPORTS;
+  if (NP == 1 || bp == 0) return b0[sl][j];
+  if (NP == 2 || bp == 1) return b1[sl][j];
+  if (NP == 3 || bp == 2) return b2[sl][j];
+  return b3[sl][j];
+}
+
+// Steps bank p holds: SPP_MAX for the NPORTS banks in use, 1 for the unused placeholders.
+template <class CFG, int P>
+struct BankDepth {
+  static constexpr int value = P < CFG::NPORTS ? CFG::SPP_MAX : 1;
+};
+
 // Declares the engine's on-chip buffers with the configured storage and runs BODY::run on them:
-// ping/pong weight tiles [NSTEP_MAX][BEATS_PER_STEP] beats and the activation block
-// [MAX_TOK * NSTEP_MAX][CPC] chunk words. Static: one physical buffer set per engine instance.
+// ping banks 0..3, pong banks 0..3 ([BankDepth<CFG, p>][BEATS_PER_STEP] beats each) and the
+// activation block [MAX_TOK * NSTEP_MAX][CPC] chunk words. Static: one physical buffer set per
+// engine instance.
 template <int STORAGE>
 struct TlmmBuffers;
 
@@ -115,16 +221,34 @@ template <>
 struct TlmmBuffers<kStorageBram> {
   template <class CFG, class BODY, class... A>
   static void run(A... args) {
-    static typename CFG::beat_t ping[CFG::NSTEP_MAX][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong[CFG::NSTEP_MAX][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
     static typename CFG::xchunk_t xbuf[CFG::MAX_TOK * CFG::NSTEP_MAX][CFG::CPC];
-#pragma HLS ARRAY_PARTITION variable = ping dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping0 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping1 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping2 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping3 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong0 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong1 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong2 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong3 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = xbuf dim = 2 type = complete
-#pragma HLS BIND_STORAGE variable = ping type = ram_s2p impl = bram
-#pragma HLS BIND_STORAGE variable = pong type = ram_s2p impl = bram
+#pragma HLS BIND_STORAGE variable = ping0 type = ram_s2p impl = bram
+#pragma HLS BIND_STORAGE variable = ping1 type = ram_s2p impl = bram
+#pragma HLS BIND_STORAGE variable = ping2 type = ram_s2p impl = bram
+#pragma HLS BIND_STORAGE variable = ping3 type = ram_s2p impl = bram
+#pragma HLS BIND_STORAGE variable = pong0 type = ram_s2p impl = bram
+#pragma HLS BIND_STORAGE variable = pong1 type = ram_s2p impl = bram
+#pragma HLS BIND_STORAGE variable = pong2 type = ram_s2p impl = bram
+#pragma HLS BIND_STORAGE variable = pong3 type = ram_s2p impl = bram
 #pragma HLS BIND_STORAGE variable = xbuf type = ram_s2p impl = bram
-    BODY::run(ping, pong, xbuf, args...);
+    BODY::run(ping0, ping1, ping2, ping3, pong0, pong1, pong2, pong3, xbuf, args...);
   }
 };
 
@@ -132,16 +256,34 @@ template <>
 struct TlmmBuffers<kStorageUram> {
   template <class CFG, class BODY, class... A>
   static void run(A... args) {
-    static typename CFG::beat_t ping[CFG::NSTEP_MAX][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong[CFG::NSTEP_MAX][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
     static typename CFG::xchunk_t xbuf[CFG::MAX_TOK * CFG::NSTEP_MAX][CFG::CPC];
-#pragma HLS ARRAY_PARTITION variable = ping dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping0 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping1 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping2 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping3 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong0 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong1 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong2 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong3 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = xbuf dim = 2 type = complete
-#pragma HLS BIND_STORAGE variable = ping type = ram_s2p impl = uram
-#pragma HLS BIND_STORAGE variable = pong type = ram_s2p impl = uram
+#pragma HLS BIND_STORAGE variable = ping0 type = ram_s2p impl = uram
+#pragma HLS BIND_STORAGE variable = ping1 type = ram_s2p impl = uram
+#pragma HLS BIND_STORAGE variable = ping2 type = ram_s2p impl = uram
+#pragma HLS BIND_STORAGE variable = ping3 type = ram_s2p impl = uram
+#pragma HLS BIND_STORAGE variable = pong0 type = ram_s2p impl = uram
+#pragma HLS BIND_STORAGE variable = pong1 type = ram_s2p impl = uram
+#pragma HLS BIND_STORAGE variable = pong2 type = ram_s2p impl = uram
+#pragma HLS BIND_STORAGE variable = pong3 type = ram_s2p impl = uram
 #pragma HLS BIND_STORAGE variable = xbuf type = ram_s2p impl = uram
-    BODY::run(ping, pong, xbuf, args...);
+    BODY::run(ping0, ping1, ping2, ping3, pong0, pong1, pong2, pong3, xbuf, args...);
   }
 };
 
@@ -149,16 +291,34 @@ template <>
 struct TlmmBuffers<kStorageLutram> {
   template <class CFG, class BODY, class... A>
   static void run(A... args) {
-    static typename CFG::beat_t ping[CFG::NSTEP_MAX][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong[CFG::NSTEP_MAX][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t ping3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
+    static typename CFG::beat_t pong3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
     static typename CFG::xchunk_t xbuf[CFG::MAX_TOK * CFG::NSTEP_MAX][CFG::CPC];
-#pragma HLS ARRAY_PARTITION variable = ping dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping0 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping1 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping2 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = ping3 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong0 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong1 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong2 dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = pong3 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = xbuf dim = 2 type = complete
-#pragma HLS BIND_STORAGE variable = ping type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = pong type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = ping0 type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = ping1 type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = ping2 type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = ping3 type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = pong0 type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = pong1 type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = pong2 type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = pong3 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = xbuf type = ram_s2p impl = lutram
-    BODY::run(ping, pong, xbuf, args...);
+    BODY::run(ping0, ping1, ping2, ping3, pong0, pong1, pong2, pong3, xbuf, args...);
   }
 };
 
