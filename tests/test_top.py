@@ -1,7 +1,8 @@
 """The generated HLS top (hw/include/edgellm/top.h + compiler/codegen_hls.py) in C simulation, driven
 through the DDR image exactly as the host drives it (header, layer table, descriptor programs),
 vs models.golden.GoldenModel bit for bit: H region and taps after the prefill, logits / argmax / top-k
-after the prefill and every decode step, and the KV cache region."""
+after the prefill and every decode step, and the KV cache region; with the f32 and the f16 KV cache
+(DesignParams.kv_bytes 4 / 2 -> NumericsPlan kv_dtype, as the compile step sets it)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,14 @@ from edgellm.models.weights import QuantModel
 MAX_T, MAX_CTX, TOP_K, PREFILL, DECODE = 16, 64, 8, 16, 12
 VARIANTS = {"relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),
             "silu": dict(act="silu", subln=False, rope_theta=10000.0)}
-# (variant, matmul policy, design): the default design (4 weight ports, T=28 -> 25, URAM) and a
-# small one (2 ports, BRAM); the pack2 reference matmul as a cross-check
+# (variant, matmul policy, design): the default design (4 weight ports, T=28 -> 25, URAM, default KV
+# cache) and a small one (2 ports, BRAM) with an f32 and with an f16 KV cache; the pack2 reference
+# matmul as a cross-check
+SMALL = dict(tables=15, weight_ports=2, weight_buffer="bram")
 CASES = [("relu2_subln", "tlmm", DesignParams()),
-         ("silu", "tlmm", DesignParams(tables=15, weight_ports=2, weight_buffer="bram")),
-         ("relu2_subln", "pack2", DesignParams(weight_ports=1))]
+         ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=4)),
+         ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=2)),
+         ("relu2_subln", "pack2", DesignParams(weight_ports=1, kv_bytes=4))]
 
 
 def small_config(variant: str) -> ModelConfig:
@@ -45,6 +49,7 @@ class Top:
     """A generated, C-simulated accelerator with its DDR buffer."""
 
     qm: QuantModel
+    numerics: NumericsPlan
     plan: MemoryPlan
     lib: ctypes.CDLL
     hls: Path
@@ -74,27 +79,34 @@ class Top:
 def make_top(tmp: Path, variant: str, mm: str, design: DesignParams) -> Top:
     cfg = small_config(variant)
     qm = random_model(cfg, seed=5)
-    numerics = NumericsPlan.for_head_dim(cfg.head_dim)
+    numerics = NumericsPlan.for_head_dim(cfg.head_dim, kv_dtype="f16" if design.kv_bytes == 2 else "f32")
     sf, si, tf = layer_buffer_sizes(cfg, MAX_T)
     plan = plan_memory(build_graph(qm), weight_encoder(design, mm), max_t=MAX_T, max_ctx=MAX_CTX,
-                       scratch_floats=sf, scratch_i8=si, tap_floats=tf, top_k=TOP_K)
+                       scratch_floats=sf, scratch_i8=si, tap_floats=tf, top_k=TOP_K,
+                       kv_elem_bytes=numerics.kv_elem_bytes)
     hls = tmp / "hls"
     generate_hls(hls, cfg, numerics, design, mm, max_t=MAX_T, max_ctx=MAX_CTX, top_k=TOP_K,
                  board=load_board("kv260"), total_bytes=plan.total_bytes)
-    lib = csim.load([hls / "csim_entry.cpp"], f"top_{variant}_{mm}", includes=[hls])
+    lib = csim.load([hls / "csim_entry.cpp"], f"top_{variant}_{mm}_{numerics.kv_dtype}", includes=[hls])
     lib.edgellm_csim_run.restype = None
     ddr = np.zeros(plan.total_bytes, np.uint8)
     ddr[:plan.static_bytes] = plan.image
-    return Top(qm, plan, lib, hls, ddr)
+    return Top(qm, numerics, plan, lib, hls, ddr)
 
 
-@pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2].weight_ports}port")
+@pytest.fixture(scope="module", params=CASES,
+                ids=lambda c: f"{c[0]}-{c[1]}-{c[2].weight_ports}port-kv{8 * c[2].kv_bytes}")
 def top(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Top:
     variant, mm, design = request.param
     return make_top(tmp_path_factory.mktemp(f"{variant}_{mm}"), variant, mm, design)
 
 
 def mismatches(a: np.ndarray, b: np.ndarray) -> int:
+    """Elements whose bit patterns differ (f32, or binary16 when both are f16)."""
+    if a.dtype == b.dtype == np.float16:
+        a, b = np.ascontiguousarray(a).view(np.uint16), np.ascontiguousarray(b).view(np.uint16)
+        assert a.shape == b.shape
+        return int((a != b).sum())
     a, b = np.ascontiguousarray(a, F32), np.ascontiguousarray(b, F32)
     assert a.shape == b.shape
     return int((a.view(np.uint32) != b.view(np.uint32)).sum())
@@ -118,8 +130,9 @@ def test_buffer_sizes_match_cpp(top: Top) -> None:
 
 def test_prefill_then_decode_bit_exact(top: Top) -> None:
     cfg = top.qm.config
-    gm = GoldenModel(top.qm, NumericsPlan.for_head_dim(cfg.head_dim))
+    gm = GoldenModel(top.qm, top.numerics)
     cache = gm.new_cache(MAX_CTX)
+    assert cache.k.dtype == top.numerics.kv_np_dtype
     rng = np.random.default_rng(3)
     prompt = rng.integers(0, cfg.vocab_size, PREFILL)
     ref_taps: dict[str, np.ndarray] = {}
@@ -152,18 +165,20 @@ def test_prefill_then_decode_bit_exact(top: Top) -> None:
         top.run(top.qm.embed_rows(np.array([tok])), PREFILL + s)
         tok = int(np.argmax(ref))
     n = PREFILL + DECODE
-    kv_bad = mismatches(top.region("k_cache").reshape(cache.k.shape)[:, :n], cache.k[:, :n]) + \
-        mismatches(top.region("v_cache").reshape(cache.v.shape)[:, :n], cache.v[:, :n])
-    print(f"{cfg.name}: logits/argmax/top-k mismatches per step {steps}; KV cache mismatches {kv_bad}")
+    kvt = cache.k.dtype
+    kv_bad = mismatches(top.region("k_cache", kvt).reshape(cache.k.shape)[:, :n], cache.k[:, :n]) + \
+        mismatches(top.region("v_cache", kvt).reshape(cache.v.shape)[:, :n], cache.v[:, :n])
+    print(f"{cfg.name} ({top.numerics.kv_dtype} KV): logits/argmax/top-k mismatches per step {steps}; "
+          f"KV cache mismatches {kv_bad}")
     assert np.isfinite(ref).all()
     assert total == 0 and sum(steps) == 0 and kv_bad == 0
 
 
 def test_detects_a_changed_weight(tmp_path: Path) -> None:
     """The comparison can fail: one ternary weight of layer 0's o_proj changed in the image."""
-    t = make_top(tmp_path, "silu", "tlmm", DesignParams(tables=15, weight_ports=2, weight_buffer="bram"))
+    t = make_top(tmp_path, "silu", "tlmm", DesignParams(**SMALL))
     cfg = t.qm.config
-    gm = GoldenModel(t.qm, NumericsPlan.for_head_dim(cfg.head_dim))
+    gm = GoldenModel(t.qm, t.numerics)
     prompt = np.arange(PREFILL) * 7 % cfg.vocab_size
     ref = gm.forward(prompt, gm.new_cache(MAX_CTX), all_logits=False)[0]
     hdr = t.plan.header
