@@ -11,7 +11,9 @@ Graph interface (T new tokens, P past positions, one past/present pair per layer
            past_key_i / past_value_i float32 (P, n_kv, head_dim)   (P = 0 for a prefill)
   outputs  logits float32 (T, vocab), present_key_i / present_value_i float32 (P+T, n_kv, head_dim)
 build_onnx(taps=True) adds GoldenModel-named intermediate outputs; build_onnx(fast=True) feeds the
-ternary linears uint8 q + 128 (same integers, a much faster onnxruntime kernel).
+ternary linears uint8 q + 128 (same integers, a much faster onnxruntime kernel); build_onnx(kv_dtype=
+"f16") rounds each new K (after RoPE) and V to binary16 and back (Cast, round to nearest even) before
+it joins the cache, as the numerics plan's f16 KV cache does; past/present stay float32 tensors.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from edgellm.models.weights import Int8Head, QuantModel, TernaryLinear
 EXTERNAL_DATA_BYTES = 1_500_000_000  # above this, weights go to a side file (protobuf limit is 2 GB)
 EXTERNAL_ALIGN = 4096  # offsets of external tensors (page aligned, so onnxruntime can map them)
 CONFIG_KEY = "edgellm.config"  # metadata_props key holding ModelConfig JSON
+KV_DTYPE_KEY = "edgellm.kv_dtype"  # metadata_props key: the KV cache rounding built into the graph
 MIN_OPSET = 17
 
 
@@ -167,9 +170,18 @@ def attention(g: GraphBuilder, cfg: ModelConfig, q: str, k: str, v: str, mask: s
     return g.op1("Reshape", o, g.const([-1, cfg.q_size], np.int64))
 
 
-def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin: str, mask: str
-                  ) -> str:
-    """One decoder layer: attention block (writes present_key_i / present_value_i) and gated FFN."""
+def kv_round(g: GraphBuilder, x: str, kv_dtype: str) -> str:
+    """x as the KV cache stores it: unchanged for f32; f16: Cast to float16 (round to nearest even)
+    and back to float32 (exact)."""
+    if kv_dtype == "f32":
+        return x
+    return g.op1("Cast", g.op1("Cast", x, to=TensorProto.FLOAT16), to=TensorProto.FLOAT)
+
+
+def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin: str, mask: str,
+                  kv_dtype: str = "f32") -> str:
+    """One decoder layer: attention block (writes present_key_i / present_value_i, rounded as the
+    kv_dtype cache stores them) and gated FFN."""
     cfg, L = qm.config, qm.layers[i]
     pre, d = f"layers.{i}", cfg.head_dim
     x = rmsnorm(g, h, g.init(f"{pre}.attn_norm", L.attn_norm.astype(np.float32)), cfg.hidden_size,
@@ -188,8 +200,9 @@ def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin
     g.tap(f"L{i}.q_rope", qh, ["T", cfg.n_heads, d])
     g.tap(f"L{i}.k_rope", kh, ["T", cfg.n_kv_heads, d])
     g.tap(f"L{i}.v", vh, ["T", cfg.n_kv_heads, d])
-    k_all = g.op("Concat", [f"past_key_{i}", kh], out=[f"present_key_{i}"], axis=0)[0]
-    v_all = g.op("Concat", [f"past_value_{i}", vh], out=[f"present_value_{i}"], axis=0)[0]
+    k_all = g.op("Concat", [f"past_key_{i}", kv_round(g, kh, kv_dtype)], out=[f"present_key_{i}"], axis=0)[0]
+    v_all = g.op("Concat", [f"past_value_{i}", kv_round(g, vh, kv_dtype)], out=[f"present_value_{i}"],
+                 axis=0)[0]
     a = attention(g, cfg, qh, k_all, v_all, mask)  # (T, q_size)
     g.tap(f"L{i}.attn", a, ["T", cfg.q_size])
     if cfg.subln:
@@ -228,7 +241,8 @@ def lm_head(g: GraphBuilder, x: str, head: Int8Head) -> str:
 # ---------------------------------------------------------------- model
 
 def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast: bool = False,
-               data: BinaryIO | None = None, data_location: str = "") -> onnx.ModelProto:
+               data: BinaryIO | None = None, data_location: str = "", kv_dtype: str = "f32"
+               ) -> onnx.ModelProto:
     """The ONNX model of `qm` (in memory; see export_onnx for saving large models). With taps,
     intermediate values are extra outputs named as GoldenModel's taps (embed, L{i}.attn, ...).
 
@@ -237,7 +251,10 @@ def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast:
     exact here because ternary weights keep every u8*s8 pair sum within int16 (|2 * 255 * 1|). Same
     integers, so the same logits bit for bit; the LM head (int8 weights) stays int8 x int8.
     data: weights are written to this open file as they are made (external data named
-    data_location, relative to the model file), so the proto stays small."""
+    data_location, relative to the model file), so the proto stays small.
+    kv_dtype: the numerics plan's KV cache type ("f32" or "f16"; NumericsPlan.kv_dtype)."""
+    if kv_dtype not in nx.KV_DTYPES:
+        raise EdgeLLMError(f"kv_dtype {kv_dtype!r}: expected one of {', '.join(nx.KV_DTYPES)}")
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise EdgeLLMError(f"ONNX opset {opset} unsupported; use {MIN_OPSET}.."
                            f"{onnx.defs.onnx_opset_version()}")
@@ -260,7 +277,7 @@ def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast:
     h = g.op1("Gather", g.init("embed.weight", embed), "input_ids")  # (T, hidden)
     g.tap("embed", h, ["T", cfg.hidden_size])
     for i in range(cfg.n_layers):
-        h = decoder_layer(g, qm, i, h, cos, sin, mask)
+        h = decoder_layer(g, qm, i, h, cos, sin, mask, kv_dtype)
     x = rmsnorm(g, h, g.init("final_norm", qm.final_norm.astype(np.float32)), cfg.hidden_size,
                 cfg.rms_eps)
     lm_head(g, x, qm.lm_head)
@@ -280,7 +297,7 @@ def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast:
     ops = [helper.make_opsetid("", opset)]
     model = helper.make_model(graph, opset_imports=ops, producer_name="edgellm",
                               ir_version=helper.find_min_ir_version_for(ops))
-    helper.set_model_props(model, {CONFIG_KEY: json.dumps(cfg.to_dict())})
+    helper.set_model_props(model, {CONFIG_KEY: json.dumps(cfg.to_dict()), KV_DTYPE_KEY: kv_dtype})
     return model
 
 
@@ -296,17 +313,17 @@ def needs_external(cfg: ModelConfig) -> bool:
 
 
 def export_onnx(qm: QuantModel, path: str | Path, opset: int = MIN_OPSET, fast: bool = False,
-                taps: bool = False) -> Path:
+                taps: bool = False, kv_dtype: str = "f32") -> Path:
     """Write the ONNX model of `qm` to `path` (see build_onnx); when needs_external, weights are
     streamed to `<path>.data` (page-aligned external data) instead of the protobuf."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not needs_external(qm.config):
-        onnx.save_model(build_onnx(qm, opset, taps, fast), str(path))
+        onnx.save_model(build_onnx(qm, opset, taps, fast, kv_dtype=kv_dtype), str(path))
         return path
     location = path.name + ".data"
     with open(path.parent / location, "wb") as f:
-        model = build_onnx(qm, opset, taps, fast, data=f, data_location=location)
+        model = build_onnx(qm, opset, taps, fast, data=f, data_location=location, kv_dtype=kv_dtype)
     onnx.save_model(model, str(path))
     return path
 

@@ -33,25 +33,26 @@ class OrtBackend:
 
     `model` is a QuantModel (exported on the fly) or the path of a model written by export_onnx.
     taps adds GoldenModel-named intermediate outputs (in `last_taps` after each forward); fast uses
-    the uint8-activation ternary matmuls (same logits, much faster; see build_onnx).
+    the uint8-activation ternary matmuls (same logits, much faster; see build_onnx); kv_dtype "f16"
+    exports the QuantModel with the f16 KV cache rounding (a model file carries its own).
     Past K/V are numpy arrays (P, n_kv, head_dim) per layer, fed back on every call."""
 
     name = "onnx"
 
     def __init__(self, model: QuantModel | str | Path, threads: int = 1, taps: bool = False,
-                 fast: bool = False) -> None:
+                 fast: bool = False, kv_dtype: str = "f32") -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         so = session_options(threads)
         providers = ["CPUExecutionProvider"]
         if isinstance(model, QuantModel):
             self.config: ModelConfig = model.config
             if not onnx_export.needs_external(model.config):
-                proto = onnx_export.build_onnx(model, taps=taps, fast=fast)
+                proto = onnx_export.build_onnx(model, taps=taps, fast=fast, kv_dtype=kv_dtype)
                 self.session = ort.InferenceSession(proto.SerializeToString(), so, providers=providers)
             else:  # over the protobuf limit: go through a file with external data
                 self._tmp = tempfile.TemporaryDirectory(prefix="edgellm-onnx-")
                 path = onnx_export.export_onnx(model, Path(self._tmp.name) / "model.onnx", fast=fast,
-                                               taps=taps)
+                                               taps=taps, kv_dtype=kv_dtype)
                 self.session = ort.InferenceSession(str(path), so, providers=providers)
         else:
             path = Path(model)

@@ -4,7 +4,9 @@ It follows the golden model's math (models/golden.py): per-token absmax int8 act
 absmean weights with y = (x_q @ W_t^T) / (qs * scale) accumulated exactly, RoPE from
 numerics.rope_tables, causal GQA softmax attention, optional SubLN, an int8 per-row LM head. Only
 reduction orders (RMSNorm sums, softmax, exp) differ from the contract, so logits agree within a
-small tolerance. Straight-through estimators let the same module train (models/train_tiny.py).
+small tolerance. kv_dtype "f16" rounds each new K (after RoPE) and V through binary16 (.half().float(),
+round to nearest even) before it joins the cache, as the numerics plan's f16 KV cache does.
+Straight-through estimators let the same module train (models/train_tiny.py).
 """
 
 from __future__ import annotations
@@ -106,10 +108,11 @@ class TorchKVCache:
 class Block(nn.Module):
     """One decoder layer."""
 
-    def __init__(self, cfg: ModelConfig, quant: bool) -> None:
+    def __init__(self, cfg: ModelConfig, quant: bool, kv_dtype: str = "f32") -> None:
         super().__init__()
         c, h = cfg, cfg.hidden_size
         self.cfg = cfg
+        self.kv_f16 = kv_dtype == "f16"  # K/V rounded to binary16 as the cache stores them
         self.attn_norm, self.ffn_norm = RMSNorm(h, c.rms_eps), RMSNorm(h, c.rms_eps)
         self.lin = nn.ModuleDict({n: BitLinear(i, o, quant) for n, (o, i) in c.linear_shapes().items()})
         self.attn_sub_norm = RMSNorm(c.q_size, c.rms_eps) if c.subln else None
@@ -122,6 +125,8 @@ class Block(nn.Module):
         q = _rope(self.lin["q"](x).view(b, t, c.n_heads, c.head_dim), cos, sin)
         k = _rope(self.lin["k"](x).view(b, t, c.n_kv_heads, c.head_dim), cos, sin)
         v = self.lin["v"](x).view(b, t, c.n_kv_heads, c.head_dim)
+        if self.kv_f16:
+            k, v = k.half().float(), v.half().float()
         pos0 = 0
         if past is not None:
             pos0 = past.length
@@ -156,14 +161,17 @@ def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 class TorchModel(nn.Module):
-    """BitNet b1.58 decoder per ModelConfig; quant=False gives the full-precision twin."""
+    """BitNet b1.58 decoder per ModelConfig; quant=False gives the full-precision twin; kv_dtype
+    "f16": the numerics plan's f16 KV cache rounding."""
 
-    def __init__(self, cfg: ModelConfig, quant: bool = True) -> None:
+    def __init__(self, cfg: ModelConfig, quant: bool = True, kv_dtype: str = "f32") -> None:
         super().__init__()
+        if kv_dtype not in nx.KV_DTYPES:
+            raise EdgeLLMError(f"kv_dtype {kv_dtype!r}: expected one of {', '.join(nx.KV_DTYPES)}")
         self.cfg, self.quant = cfg, quant
         self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         nn.init.normal_(self.embed.weight, std=0.02)
-        self.blocks = nn.ModuleList([Block(cfg, quant) for _ in range(cfg.n_layers)])
+        self.blocks = nn.ModuleList([Block(cfg, quant, kv_dtype) for _ in range(cfg.n_layers)])
         self.final_norm = RMSNorm(cfg.hidden_size, cfg.rms_eps)
         self.head: nn.Parameter | None = None  # untied LM head (vocab, hidden)
         if not cfg.tied_embeddings:
@@ -219,10 +227,10 @@ class TorchModel(nn.Module):
     # ----- conversion to / from the QuantModel every backend consumes -----
 
     @classmethod
-    def from_quant(cls, qm: QuantModel) -> TorchModel:
+    def from_quant(cls, qm: QuantModel, kv_dtype: str = "f32") -> TorchModel:
         """A model whose fake quantization reproduces qm exactly (fixed scales and int8 head)."""
         c = qm.config
-        m = cls(c, quant=True)
+        m = cls(c, quant=True, kv_dtype=kv_dtype)
         with torch.no_grad():
             m.embed.weight.copy_(torch.from_numpy(qm.embed_rows(np.arange(c.vocab_size))))
             m.final_norm.weight.copy_(torch.from_numpy(np.asarray(qm.final_norm, np.float32)))
@@ -275,13 +283,13 @@ class TorchModel(nn.Module):
 
 
 class TorchBackend:
-    """TorchModel.from_quant(qm) as a stateful backend (models/backend.py protocol)."""
+    """TorchModel.from_quant(qm, kv_dtype) as a stateful backend (models/backend.py protocol)."""
 
     name = "torch"
 
-    def __init__(self, model: QuantModel) -> None:
+    def __init__(self, model: QuantModel, kv_dtype: str = "f32") -> None:
         self.config = model.config
-        self.model = TorchModel.from_quant(model)
+        self.model = TorchModel.from_quant(model, kv_dtype)
         self.cache = self.model.new_cache()
 
     @property
