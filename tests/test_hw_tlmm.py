@@ -5,6 +5,7 @@ models.numerics.dequantize(models.numerics.int_matmul(...)) bit for bit.
 """
 
 import ctypes
+import math
 
 import numpy as np
 import pytest
@@ -206,3 +207,145 @@ def test_corrupted_image_is_detected(lib: ctypes.CDLL) -> None:
     lib.tb_tlmm_a_int(P(x), CI(t), P(img), CI(n), CI(k), P(acc))
     bad = (acc != nx.int_matmul(x, w)).any(axis=0)
     assert bad.tolist() == [i == 3 for i in range(n)]
+
+
+# ---- several weight ports (hw/tb/tlmm_ports_tb.cpp) ------------------------------------------------
+
+PORT_CFG = {  # name -> (R, beats per step, ports)
+    "a1": (16, 3, 1), "a2": (16, 3, 2), "a3": (16, 3, 3), "a4": (16, 3, 4), "b2": (8, 6, 2), "b3": (8, 6, 3),
+    "g2x4": (4, 2, 4), "g4x3": (8, 4, 3)}
+BASE_OF = {"a": ("a1", "a2", "a3", "a4"), "b": ("b2", "b3"), "g2": ("g2x4",), "g4": ("g4x3",)}
+CHEAP = {("a", 40, 100, 1), ("a", 37, 2560, 3), ("a", 16, 6912, 1), ("a", 48, 301, 17), ("a", 33, 16384, 2)}
+PORT_SHAPES = [(p, n, k, t) for c, n, k, t in SHAPES for p in BASE_OF[c]
+               if p not in ("a3", "a4") or (c, n, k, t) in CHEAP]
+
+
+@pytest.fixture(scope="module")
+def plib() -> ctypes.CDLL:
+    return csim.load([csim.TB_DIR / "tlmm_ports_tb.cpp"], "tlmm_ports_tb")
+
+
+def _port_images(w: np.ndarray, cfg: str, seed: int) -> list[np.ndarray]:
+    """One image per port (4 pointers): port p's copy holds only p's share (packing.port_slices), the
+    rest is random garbage; pointers beyond the configured ports get all-garbage images."""
+    r, bps, nports = PORT_CFG[cfg]
+    img = packing.pack_ternary(w, r)
+    rng = np.random.default_rng(seed)
+    out = [rng.integers(0, 256, img.size).astype(np.uint8) for _ in range(4)]
+    for p, ranges in enumerate(packing.port_slices(*w.shape, r, bps, nports)):
+        for a, b in ranges:
+            out[p][a:b] = img[a:b]
+    return out
+
+
+def _run_ports_int(plib: ctypes.CDLL, cfg: str, x: np.ndarray, imgs: list[np.ndarray], n: int) -> np.ndarray:
+    t, k = x.shape
+    acc = np.full((t, n), 0x5A5A5A5A, np.int32)
+    x = np.ascontiguousarray(x)
+    getattr(plib, f"tb_tlmm_{cfg}_int")(P(x), CI(t), *map(P, imgs), CI(n), CI(k), P(acc))
+    return acc
+
+
+def test_ports_config_numbers(plib: ctypes.CDLL) -> None:
+    out = np.zeros(7, np.int32)
+    plib.tb_tlmm_ports_cfg(P(out))
+    # CfgA4: R 16, 3 beats/step, 4 ports, ceil(ceil(3277/3)/4) = 274 steps per bank; B 6, G2 2, G4 4 beats
+    assert out.tolist() == [16, 3, 4, 274, 6, 2, 4]
+
+
+@pytest.mark.parametrize("n,k,r,bps,nports", [(40, 100, 16, 3, 4), (37, 2560, 16, 3, 3), (13, 301, 8, 6, 2),
+                                               (5, 7, 4, 2, 4), (45, 1000, 16, 15, 4), (16, 6912, 16, 15, 4)])
+def test_port_slices_partition_the_image(n: int, k: int, r: int, bps: int, nports: int) -> None:
+    sl = packing.port_slices(n, k, r, bps, nports)
+    used = np.zeros(n * packing.row_bytes(k), np.int32)
+    for ranges in sl:
+        for a, b in ranges:
+            assert a <= b
+            used[a:b] += 1
+    assert (used == 1).all()  # every byte of the matrix read by exactly one port
+    share = [sum(b - a for a, b in ranges) for ranges in sl]
+    nb = packing.row_bytes(k)
+    spp = math.ceil(math.ceil(nb / bps) / nports)
+    assert max(share) <= -(-n // r) * r * spp * bps  # at most spp steps per tile
+    print(f"{n}x{k} R={r} {bps} beats/step, {nports} ports: bytes per port {share}, "
+          f"busiest / ideal {max(share) * nports / sum(share):.3f}")
+
+
+@pytest.mark.parametrize("cfg,n,k,t", PORT_SHAPES)
+def test_ports_int_exact_each_port_own_share(plib: ctypes.CDLL, cfg: str, n: int, k: int, t: int) -> None:
+    """Bit-exact with each port reading a copy where every other port's share is garbage."""
+    rng = np.random.default_rng(n * 7 + k + t)
+    w, x = _tern(rng, n, k), _x(rng, t, k)
+    acc = _run_ports_int(plib, cfg, x, _port_images(w, cfg, n + k), n)
+    ref = (x.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
+    m = int((acc != ref).sum())
+    print(f"tlmm[{cfg}] int n={n} k={k} t={t}, poisoned ports: {m} mismatches")
+    assert m == 0
+
+
+@pytest.mark.parametrize("cfg", ["a2", "a3", "a4"])
+@pytest.mark.parametrize("k", [100, 2560, 16384])
+def test_ports_int_adversarial(plib: ctypes.CDLL, cfg: str, k: int) -> None:
+    n = 20
+    w = np.zeros((n, k), np.int8)
+    w[0], w[1], w[3], w[4] = 1, -1, 1, -1
+    w[6:] = _tern(np.random.default_rng(k), n - 6, k)
+    x = np.stack([np.full(k, 127), np.full(k, -128), np.zeros(k), np.r_[np.full(k - 1, -128), 127]]
+                 ).astype(np.int8)
+    acc = _run_ports_int(plib, cfg, x, _port_images(w, cfg, k), n)
+    ref = x.astype(np.int64) @ w.astype(np.int64).T
+    m = int((acc != ref).sum())
+    print(f"tlmm[{cfg}] adversarial k={k}, poisoned ports: {m} mismatches")
+    assert m == 0
+
+
+@pytest.mark.parametrize("cfg,n,k,t", [("a2", 37, 2560, 3), ("a4", 16, 6912, 1), ("a3", 40, 100, 16),
+                                       ("b3", 24, 688, 128), ("a4", 20, 16384, 2)])
+def test_ports_f32_bit_exact(plib: ctypes.CDLL, cfg: str, n: int, k: int, t: int) -> None:
+    rng = np.random.default_rng(n + k + t)
+    w = _tern(rng, n, k)
+    xf = (rng.standard_normal((t, k)) * rng.uniform(0.1, 20, (t, 1))).astype(F32)
+    x, qs = nx.quantize(xf)
+    ws = F32(rng.uniform(0.5, 3.0))
+    y = np.full((t, n), np.nan, F32)
+    imgs = _port_images(w, cfg, k)  # kept alive across the call
+    getattr(plib, f"tb_tlmm_{cfg}")(P(x), P(qs), CI(t), *map(P, imgs), CI(n), CI(k), F(ws), P(y))
+    ref = nx.dequantize(nx.int_matmul(x, w), qs, ws)
+    m = int((y.view(np.uint32) != ref.view(np.uint32)).sum())
+    print(f"tlmm[{cfg}] f32 n={n} k={k} t={t}, poisoned ports: {m} bit mismatches")
+    assert m == 0
+
+
+def test_ports_wide_beats(plib: ctypes.CDLL) -> None:
+    rng = np.random.default_rng(9)
+    n, k, t = 45, 1000, 2  # tail tile of 13 rows: its port shares start mid-beat
+    w = _tern(rng, n, k)
+    x, qs = nx.quantize(rng.standard_normal((t, k)).astype(F32))
+    imgs = _port_images(w, "a4", 1)
+    y = np.empty((t, n), F32)
+    rc = plib.tb_tlmm_a4_wide(P(x), P(qs), CI(t), *map(P, imgs), ctypes.c_long(imgs[0].size), CI(n), CI(k),
+                              F(1.5), P(y))
+    assert rc == 0
+    ref = nx.dequantize(nx.int_matmul(x, w), qs, F32(1.5))
+    assert int((y.view(np.uint32) != ref.view(np.uint32)).sum()) == 0
+
+
+@pytest.mark.parametrize("cfg,n,k", [("a4", 37, 2560), ("a3", 45, 1000), ("b2", 13, 100), ("g2x4", 13, 301)])
+def test_every_port_carries_its_share(plib: ctypes.CDLL, cfg: str, n: int, k: int) -> None:
+    """The poisoned comparison can fail: garbage on any one port, or ports swapped, changes the result
+    (so every port's share is really read through that port)."""
+    rng = np.random.default_rng(3)
+    w, x = _tern(rng, n, k), _x(rng, 2, k)
+    ref = nx.int_matmul(x, w)
+    imgs = _port_images(w, cfg, 0)
+    nports = PORT_CFG[cfg][2]
+    assert not (_run_ports_int(plib, cfg, x, imgs, n) != ref).any()
+    bad = []
+    for p in range(nports):
+        junk = list(imgs)
+        junk[p] = np.random.default_rng(p + 100).integers(0, 256, imgs[p].size).astype(np.uint8)
+        bad.append(int((_run_ports_int(plib, cfg, x, junk, n) != ref).sum()))
+    swapped = [imgs[1], imgs[0], *imgs[2:]]
+    n_swap = int((_run_ports_int(plib, cfg, x, swapped, n) != ref).sum())
+    print(f"tlmm[{cfg}] {n}x{k}: mismatches with port p garbage {bad}, ports 0/1 swapped {n_swap}")
+    assert all(b > 0 for b in bad) and n_swap > 0

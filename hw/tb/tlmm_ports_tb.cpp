@@ -1,0 +1,71 @@
+// ctypes entry points for the multi-port TLMM engine (tests/test_hw_tlmm.py): the same engine with
+// NPORTS = 1..4 weight ports, each port given its own pointer (the test hands each port a copy of
+// the image in which every byte outside that port's share is garbage).
+#include <ap_int.h>
+
+#include <cstdint>
+
+#include "edgellm/tlmm.h"
+
+using namespace edgellm;
+
+// Decode config (as tlmm_tb.cpp CfgA) with 1..4 ports.
+typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram, 1> CfgA1;
+typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram, 2> CfgA2;
+typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram, 3> CfgA3;
+typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram, 4> CfgA4;
+// Prefill-style config (as CfgB: T=10, R=8, 128 tokens, BRAM) with 2 and 3 ports.
+typedef TlmmConfig<3, 10, 8, 8192, 8192, 128, kStorageBram, 2> CfgB2;
+typedef TlmmConfig<3, 10, 8, 8192, 8192, 128, kStorageBram, 3> CfgB3;
+// Other group sizes: G=2 with 4 ports (LUTRAM), G=4 with 3 ports (BRAM).
+typedef TlmmConfig<2, 5, 4, 4096, 4096, 4, kStorageLutram, 4> CfgG2x4;
+typedef TlmmConfig<4, 5, 8, 4096, 4096, 8, kStorageBram, 3> CfgG4x3;
+
+static ap_uint<128> g_beats[4][1 << 14];  // 256 KiB per port for the wide-port path
+
+#define EDGELLM_PORTS_TB(NAME, CFG)                                                                      \
+  void tb_tlmm_##NAME##_int(const int8_t *x, int n_tok, const uint8_t *w0, const uint8_t *w1,              \
+                            const uint8_t *w2, const uint8_t *w3, int n_out, int k, int32_t *acc) {      \
+    tlmm_matmul_int<CFG>(x, n_tok, w0, w1, w2, w3, n_out, k, acc);                                     \
+  }                                                                                                      \
+  void tb_tlmm_##NAME(const int8_t *x, const float *qs, int n_tok, const uint8_t *w0, const uint8_t *w1, \
+                      const uint8_t *w2, const uint8_t *w3, int n_out, int k, float wscale, float *y) {  \
+    tlmm_matmul<CFG>(x, qs, n_tok, w0, w1, w2, w3, n_out, k, wscale, y);                               \
+  }
+
+extern "C" {
+
+EDGELLM_PORTS_TB(a1, CfgA1)
+EDGELLM_PORTS_TB(a2, CfgA2)
+EDGELLM_PORTS_TB(a3, CfgA3)
+EDGELLM_PORTS_TB(a4, CfgA4)
+EDGELLM_PORTS_TB(b2, CfgB2)
+EDGELLM_PORTS_TB(b3, CfgB3)
+EDGELLM_PORTS_TB(g2x4, CfgG2x4)
+EDGELLM_PORTS_TB(g4x3, CfgG4x3)
+
+// CfgA4 through four wide ap_uint<128> ports (the synthesized form), port p reading from image
+// copy w[p] (n_bytes each). Returns -1 if an image does not fit the testbench's beat arrays.
+int tb_tlmm_a4_wide(const int8_t *x, const float *qs, int n_tok, const uint8_t *w0, const uint8_t *w1,
+                    const uint8_t *w2, const uint8_t *w3, long n_bytes, int n_out, int k, float wscale,
+                    float *y) {
+  if (n_bytes % 16 != 0 || n_bytes / 16 > (long)(sizeof(g_beats[0]) / sizeof(g_beats[0][0]))) return -1;
+  const uint8_t *w[4] = {w0, w1, w2, w3};
+  for (int p = 0; p < 4; p++)
+    for (long i = 0; i < n_bytes / 16; i++) g_beats[p][i] = read_beat<16>(w[p], i);
+  tlmm_matmul<CfgA4>(x, qs, n_tok, g_beats[0], g_beats[1], g_beats[2], g_beats[3], n_out, k, wscale, y);
+  return 0;
+}
+
+// Config numbers the test needs: rows per tile, beats per step, ports, bank depth (steps).
+void tb_tlmm_ports_cfg(int32_t *out) {
+  out[0] = CfgA4::R;
+  out[1] = CfgA4::BEATS_PER_STEP;
+  out[2] = CfgA4::NPORTS;
+  out[3] = CfgA4::SPP_MAX;
+  out[4] = CfgB3::BEATS_PER_STEP;
+  out[5] = CfgG2x4::BEATS_PER_STEP;
+  out[6] = CfgG4x3::BEATS_PER_STEP;
+}
+
+}  // extern "C"
