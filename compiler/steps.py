@@ -162,7 +162,7 @@ def step_reference(ctx: BuildContext) -> None:
     if ctx.config.reference_onnx:
         from edgellm.models.onnx_export import export_onnx
 
-        export_onnx(qm, ref / "model.onnx")
+        export_onnx(qm, ref / "model.onnx", kv_dtype=ctx.state["numerics"].kv_dtype)
 
 
 def step_tokenizer(ctx: BuildContext) -> None:

@@ -253,7 +253,7 @@ def _onnx_rows(p: Project, qm: Any, prompt: list[int], n: int, g_logits: np.ndar
         rep.notes.append(f"onnxruntime vs golden skipped: {e.name} is not installed")
         return
     ref = p.path / "reference" / "model.onnx"
-    ort = OrtBackend(ref if ref.is_file() else qm)
+    ort = OrtBackend(ref if ref.is_file() else qm, kv_dtype=p.numerics.kv_dtype)
     logits = np.asarray(ort.forward(np.array(prompt)), np.float32)[-1]
     tol = 1e-3 * max(1.0, float(np.abs(g_logits).max()))
     rep.rows.append(compare("onnx vs golden", "logits", logits, g_logits, tol))
