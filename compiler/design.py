@@ -48,7 +48,7 @@ class DesignParams:
     attn_kv_block: int = 32  # keys per K/V tile
     attn_lanes: int = 16  # head-dim MAC lanes of each attention dot-product unit
     ew_lanes: int = 16  # lanes of the fused RMSNorm/quantize unit
-    kv_bytes: int = 4  # KV cache element size: 4 = the f32 cache the kernels implement (2: fp16, planned)
+    kv_bytes: int = 2  # KV cache element size: 2 = f16 (NumericsPlan kv_dtype "f16"), 4 = f32
     kv_on_weight_ports: bool = True  # decode attention streams K/V over the (idle) weight ports
     decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
     max_context: int = 0  # KV cache capacity; 0: the model's max_context
