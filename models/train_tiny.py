@@ -218,18 +218,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fp", action="store_true", help="full precision (no fake quantization); not exported")
     ap.add_argument("--resume", action="store_true", help="continue from DIR/ckpt.pt")
     ap.add_argument("--stop-after", type=int, default=-1, help="checkpoint and stop at this step")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=None, help="peak LR (default 3e-3 QAT, 1.5e-3 fp)")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=60)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (shipped model: 1)")
     ap.add_argument("--cpu", action="store_true", help="stay on the CPU even when CUDA is available")
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--ckpt-every", type=int, default=100)
     args = ap.parse_args(argv)
-    if args.lr is None:
-        args.lr = 1.5e-3 if args.fp else 3e-3
     train(args)
 
 
