@@ -85,28 +85,25 @@ def unpack_ternary(buf: np.ndarray, n: int, k: int, rows_per_tile: int) -> np.nd
     return _DECODE[rows].reshape(n, nb * TRITS_PER_BYTE)[:, :k].copy()
 
 
-def port_slices(n: int, k: int, rows_per_tile: int, beats_per_step: int,
-                nports: int) -> list[list[tuple[int, int]]]:
+def port_slices(n: int, k: int, rows_per_tile: int, nports: int) -> list[list[tuple[int, int]]]:
     """Byte ranges [start, end) of the image each weight port of the TLMM engine reads (weight_buffer.h).
 
-    The engine consumes a tile in steps of `beats_per_step` byte columns (G * T / 5); the steps of
-    every tile are split into `nports` contiguous runs of spp = ceil(nsteps / nports) steps, and port
-    p reads byte columns [p*spp*bps, min((p+1)*spp*bps, NB)) of each tile: one contiguous range per
-    tile (rows_t bytes per column; the tail tile too). Result: [port][tile] ranges (empty: start == end).
-    This is how the kernel splits the work, not part of the format (the image does not change).
+    The byte columns of every tile are split into `nports` contiguous runs of cpp = ceil(NB / nports)
+    columns; port p reads columns [p*cpp, min((p+1)*cpp, NB)) of each tile: one contiguous range per
+    tile (rows_t bytes per column; the tail tile too). Result: [port][tile] ranges (start == end:
+    nothing). This is how the kernel splits the reads, not part of the format (the image is the same
+    whatever the port count).
     """
     _check_dims(n, k, rows_per_tile)
-    if beats_per_step < 1 or nports < 1:
-        raise EdgeLLMError(f"beats_per_step={beats_per_step} and nports={nports} must be positive")
+    if nports < 1:
+        raise EdgeLLMError(f"nports={nports} must be positive")
     nb, r = row_bytes(k), rows_per_tile
-    nsteps = -(-nb // beats_per_step)
-    spp = -(-nsteps // nports)  # steps per port
+    cpp = -(-nb // nports)  # byte columns per port
     out: list[list[tuple[int, int]]] = [[] for _ in range(nports)]
     for t in range(-(-n // r)):
         rows_t = min(r, n - t * r)
         for p in range(nports):
-            c0 = min(p * spp * beats_per_step, nb)
-            c1 = min(c0 + spp * beats_per_step, nb)
+            c0, c1 = min(p * cpp, nb), min((p + 1) * cpp, nb)
             out[p].append((t * r * nb + c0 * rows_t, t * r * nb + c1 * rows_t))
     return out
 

@@ -3,6 +3,7 @@ twins, reference files, and run_hls.tcl run under tclsh with every Vitis HLS com
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -20,6 +21,7 @@ from edgellm.compiler.codegen_hls import (
     tap_offsets,
     tlmm_tables,
     weight_encoder,
+    weight_stream_ports,
     write_reference_inputs,
 )
 from edgellm.compiler.design import DesignParams
@@ -74,6 +76,28 @@ def test_register_map_follows_vitis_convention(tmp_path: Path, n: int) -> None:
     assert re.search(r"void edgellm_top\(" + "".join(rf"const uint8_t \*w{i}, " for i in range(n)), top)
 
 
+@pytest.mark.parametrize("n,want", [(1, 1), (2, 2), (3, 3), (4, 4), (6, 4)])
+def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: int) -> None:
+    """The TLMM engine gets w0 .. w{P-1}, P = weight_ports clamped to 4 (and to the board's ports);
+    the LM head keeps w{n-1}; TlmmConfig NPORTS = P."""
+    info = gen(tmp_path, DesignParams(weight_ports=n))
+    assert weight_stream_ports(DesignParams(weight_ports=n), load_board("kv260")) == want
+    assert info["weight_stream_ports"] == [f"w{i}" for i in range(want)]
+    top = " ".join((tmp_path / "hls" / "top.cpp").read_text().split())
+    engine = ", ".join(f"w{i}" if i < want else "w0" for i in range(4))
+    assert f"edgellm_top_impl<edgellm_cfg::top>({engine}, reinterpret_cast<const int8_t *>(w{n - 1})" in top
+    h = (tmp_path / "hls" / "edgellm_config.h").read_text()
+    assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}> tlmm", h)
+    entry = " ".join((tmp_path / "hls" / "csim_entry.cpp").read_text().split())
+    assert "edgellm_top(" + ", ".join(f"w[{i}]" for i in range(n)) + ", reinterpret_cast" in entry
+    kv260 = load_board("kv260")
+    two_hp = dataclasses.replace(kv260, hp_port_names=kv260.hp_port_names[:2])  # 2 PL->DDR ports
+    assert weight_stream_ports(DesignParams(weight_ports=n), two_hp) == min(want, 2)
+    assert weight_stream_ports(DesignParams(weight_ports=n)) == want
+    pack2 = gen(tmp_path / "p2", DesignParams(weight_ports=n), "pack2")
+    assert pack2["weight_stream_ports"] == ["w0"]
+
+
 def test_headers_copied_with_sibling_includes(tmp_path: Path) -> None:
     info = gen(tmp_path)
     inc = tmp_path / "hls" / "edgellm"
@@ -97,7 +121,8 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     assert "layer_config<128, 4, 2, 32, 344," in " ".join(h.split()).replace("< ", "<")
     assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t> layer" in " ".join(h.split())
     assert "typedef edgellm::f32 kv_t;" in h  # NumericsPlan kv_dtype (f16: test_top's f16 case)
-    assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram> tlmm" in h
+    assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram, 4> tlmm" in h  # 4 streaming ports
+    assert "kWeightPorts = 4;" in h and "kStreamPorts = 4;" in h
     assert "LmHeadConfig<8, 128, 300, 1, 8> head" in h and "top_config<layer, mm, head, 2, 300>" in h
     assert "kTotalBytes = 1048576ULL" in h
     gen(tmp_path / "p2", d, "pack2")

@@ -211,13 +211,15 @@ def test_corrupted_image_is_detected(lib: ctypes.CDLL) -> None:
 
 # ---- several weight ports (hw/tb/tlmm_ports_tb.cpp) ------------------------------------------------
 
-PORT_CFG = {  # name -> (R, beats per step, ports)
-    "a1": (16, 3, 1), "a2": (16, 3, 2), "a3": (16, 3, 3), "a4": (16, 3, 4), "b2": (8, 6, 2), "b3": (8, 6, 3),
-    "g2x4": (4, 2, 4), "g4x3": (8, 4, 3)}
+PORT_CFG = {  # name -> (R, ports); hw/tb/tlmm_ports_tb.cpp
+    "a1": (16, 1), "a2": (16, 2), "a3": (16, 3), "a4": (16, 4), "b2": (8, 2), "b3": (8, 3), "c4": (16, 4),
+    "g2x4": (4, 4), "g4x3": (8, 3)}
 BASE_OF = {"a": ("a1", "a2", "a3", "a4"), "b": ("b2", "b3"), "g2": ("g2x4",), "g4": ("g4x3",)}
 CHEAP = {("a", 40, 100, 1), ("a", 37, 2560, 3), ("a", 16, 6912, 1), ("a", 48, 301, 17), ("a", 33, 16384, 2)}
 PORT_SHAPES = [(p, n, k, t) for c, n, k, t in SHAPES for p in BASE_OF[c]
                if p not in ("a3", "a4") or (c, n, k, t) in CHEAP]
+PORT_SHAPES += [("c4", 40, 100, 1), ("c4", 37, 128, 3), ("c4", 45, 344, 2), ("c4", 21, 2560, 1),
+                ("c4", 16, 4096, 4), ("c4", 3, 7, 2)]
 
 
 @pytest.fixture(scope="module")
@@ -228,11 +230,11 @@ def plib() -> ctypes.CDLL:
 def _port_images(w: np.ndarray, cfg: str, seed: int) -> list[np.ndarray]:
     """One image per port (4 pointers): port p's copy holds only p's share (packing.port_slices), the
     rest is random garbage; pointers beyond the configured ports get all-garbage images."""
-    r, bps, nports = PORT_CFG[cfg]
+    r, nports = PORT_CFG[cfg]
     img = packing.pack_ternary(w, r)
     rng = np.random.default_rng(seed)
     out = [rng.integers(0, 256, img.size).astype(np.uint8) for _ in range(4)]
-    for p, ranges in enumerate(packing.port_slices(*w.shape, r, bps, nports)):
+    for p, ranges in enumerate(packing.port_slices(*w.shape, r, nports)):
         for a, b in ranges:
             out[p][a:b] = img[a:b]
     return out
@@ -247,28 +249,30 @@ def _run_ports_int(plib: ctypes.CDLL, cfg: str, x: np.ndarray, imgs: list[np.nda
 
 
 def test_ports_config_numbers(plib: ctypes.CDLL) -> None:
-    out = np.zeros(7, np.int32)
+    out = np.zeros(9, np.int32)
     plib.tb_tlmm_ports_cfg(P(out))
-    # CfgA4: R 16, 3 beats/step, 4 ports, ceil(ceil(3277/3)/4) = 274 steps per bank; B 6, G2 2, G4 4 beats
-    assert out.tolist() == [16, 3, 4, 274, 6, 2, 4]
+    # CfgA4: R 16, 3 beats/step, 4 ports, ceil(3277/4) = 820 columns per port, (820+1)//3 + 1 = 274 bank
+    # rows; CfgC4: 15 beats/step, ceil(820/4) = 205 columns, (205+13)//15 + 1 = 15 rows; CfgA1: all 1093 steps
+    assert out.tolist() == [16, 3, 4, 820, 274, 15, 205, 15, 1093]
 
 
-@pytest.mark.parametrize("n,k,r,bps,nports", [(40, 100, 16, 3, 4), (37, 2560, 16, 3, 3), (13, 301, 8, 6, 2),
-                                               (5, 7, 4, 2, 4), (45, 1000, 16, 15, 4), (16, 6912, 16, 15, 4)])
-def test_port_slices_partition_the_image(n: int, k: int, r: int, bps: int, nports: int) -> None:
-    sl = packing.port_slices(n, k, r, bps, nports)
+@pytest.mark.parametrize("n,k,r,nports", [(40, 100, 16, 4), (37, 2560, 16, 3), (13, 301, 8, 2), (5, 7, 4, 4),
+                                          (45, 1000, 16, 4), (16, 6912, 16, 4), (2560, 2560, 16, 4),
+                                          (6912, 2560, 16, 4), (2560, 6912, 16, 4), (37, 128, 16, 4)])
+def test_port_slices_partition_the_image(n: int, k: int, r: int, nports: int) -> None:
+    sl = packing.port_slices(n, k, r, nports)
     used = np.zeros(n * packing.row_bytes(k), np.int32)
     for ranges in sl:
+        assert len(ranges) == math.ceil(n / r)  # one contiguous range (one burst) per tile
         for a, b in ranges:
             assert a <= b
             used[a:b] += 1
     assert (used == 1).all()  # every byte of the matrix read by exactly one port
     share = [sum(b - a for a, b in ranges) for ranges in sl]
-    nb = packing.row_bytes(k)
-    spp = math.ceil(math.ceil(nb / bps) / nports)
-    assert max(share) <= -(-n // r) * r * spp * bps  # at most spp steps per tile
-    print(f"{n}x{k} R={r} {bps} beats/step, {nports} ports: bytes per port {share}, "
-          f"busiest / ideal {max(share) * nports / sum(share):.3f}")
+    cpp = math.ceil(packing.row_bytes(k) / nports)
+    assert max(share) <= math.ceil(n / r) * r * cpp  # ceil(NB / ports) columns per tile at most
+    print(f"{n}x{k} R={r}, {nports} ports: bytes per port {share}, "
+          f"busiest / ideal {max(share) * nports / sum(share):.4f}")
 
 
 @pytest.mark.parametrize("cfg,n,k,t", PORT_SHAPES)
@@ -330,7 +334,8 @@ def test_ports_wide_beats(plib: ctypes.CDLL) -> None:
     assert int((y.view(np.uint32) != ref.view(np.uint32)).sum()) == 0
 
 
-@pytest.mark.parametrize("cfg,n,k", [("a4", 37, 2560), ("a3", 45, 1000), ("b2", 13, 100), ("g2x4", 13, 301)])
+@pytest.mark.parametrize("cfg,n,k", [("a4", 37, 2560), ("a3", 45, 1000), ("b2", 13, 100), ("g2x4", 13, 301),
+                                     ("c4", 37, 128)])
 def test_every_port_carries_its_share(plib: ctypes.CDLL, cfg: str, n: int, k: int) -> None:
     """The poisoned comparison can fail: garbage on any one port, or ports swapped, changes the result
     (so every port's share is really read through that port)."""
@@ -338,7 +343,7 @@ def test_every_port_carries_its_share(plib: ctypes.CDLL, cfg: str, n: int, k: in
     w, x = _tern(rng, n, k), _x(rng, 2, k)
     ref = nx.int_matmul(x, w)
     imgs = _port_images(w, cfg, 0)
-    nports = PORT_CFG[cfg][2]
+    nports = PORT_CFG[cfg][1]
     assert not (_run_ports_int(plib, cfg, x, imgs, n) != ref).any()
     bad = []
     for p in range(nports):

@@ -7,6 +7,8 @@ after the prefill and every decode step, and the KV cache region; with the f32 a
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 
 from edgellm.boards import load_board
 from edgellm.compiler import interface as itf
+from edgellm.compiler import packing
 from edgellm.compiler.codegen_hls import generate_hls, layer_buffer_sizes, tap_offsets, weight_encoder
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.frontend import build_graph
@@ -34,6 +37,7 @@ VARIANTS = {"relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),
 # matmul as a cross-check
 SMALL = dict(tables=15, weight_ports=2, weight_buffer="bram")
 CASES = [("relu2_subln", "tlmm", DesignParams()),
+         ("relu2_subln", "tlmm", DesignParams(tables=15, weight_ports=1, kv_bytes=4)),
          ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=4)),
          ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=2)),
          ("relu2_subln", "pack2", DesignParams(weight_ports=1, kv_bytes=4))]
@@ -59,15 +63,22 @@ class Top:
         r = self.plan.regions[name]
         return self.ddr[r.offset:r.offset + r.size].view(dtype)
 
-    def run(self, emb: np.ndarray, pos0: int, taps: bool = False) -> None:
-        """One forward pass of emb (T, hidden) at pos0: every layer, then the head on the last row."""
+    def run(self, emb: np.ndarray, pos0: int, taps: bool = False,
+            ports: list[np.ndarray] | None = None) -> None:
+        """One forward pass of emb (T, hidden) at pos0: every layer, then the head on the last row.
+        ports: one buffer per weight port (edgellm_csim_run_ports) instead of ddr for every port."""
         self.region("h")[:emb.size] = emb.ravel()
         prog = itf.program(self.qm.config.n_layers, emb.shape[0], pos0, taps)
         self.region("program", np.uint32)[:prog.size] = prog.ravel()
         self.region("logits")[:] = np.nan
-        self.lib.edgellm_csim_run(csim.ptr(self.ddr), ctypes.c_uint64(self.ddr.size), ctypes.c_uint32(0),
-                                  ctypes.c_uint32(self.plan.regions["program"].offset),
-                                  ctypes.c_uint32(len(prog)))
+        args = (ctypes.c_uint64(self.ddr.size), ctypes.c_uint32(0),
+                ctypes.c_uint32(self.plan.regions["program"].offset), ctypes.c_uint32(len(prog)))
+        if ports is None:
+            self.lib.edgellm_csim_run(csim.ptr(self.ddr), *args)
+        else:
+            assert all(p.size == self.ddr.size for p in ports)
+            ptrs = (ctypes.c_void_p * len(ports))(*[p.ctypes.data for p in ports])
+            self.lib.edgellm_csim_run_ports(csim.ptr(self.ddr), ptrs, *args)
 
     def head_out(self) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
         """(logits, argmax, top-k ids, top-k values)."""
@@ -221,3 +232,56 @@ def test_generated_hls_passes_synth_check(top: Top) -> None:
     found = synth_check.check_paths([top.hls])
     assert not found, "\n".join(map(str, found))
     assert len(synth_check.sources(top.hls)) >= 14  # top.cpp, csim_entry.cpp, config, headers
+
+
+def test_each_weight_port_reads_only_its_share(top: Top) -> None:
+    """Each weight port gets its own buffer in which every ternary matrix byte outside that port's share
+    (packing.port_slices for the generated TlmmConfig) is garbage, and so is the data port's copy of
+    the matrices: prefill + decode logits stay bit-exact, and every streaming port carries a share.
+    Ports swapped: they do not."""
+    h = (top.hls / "edgellm_config.h").read_text()
+    n_ports = int(re.search(r"kWeightPorts = (\d+);", h).group(1))
+    stream = int(re.search(r"kStreamPorts = (\d+);", h).group(1))
+    if "TlmmConfig" not in h:
+        pytest.skip("pack2 policy: the ternary matrices stream through w0 only")
+    r = int(re.search(r"TlmmConfig<\d+, \d+, (\d+),", h).group(1))  # rows per tile
+    cfg = top.qm.config
+    rng = np.random.default_rng(11)
+    data = top.ddr.copy()
+    ports = [top.ddr.copy() for _ in range(n_ports)]
+    hdr = top.plan.header
+    base = int(hdr[itf.HDR["HDR_WEIGHTS"]])
+    shares = np.zeros(n_ports, np.int64)
+    for layer in range(cfg.n_layers):
+        row = int(hdr[itf.HDR["HDR_LAYER_TABLE"]]) + layer * 4 * itf.LD_WORDS
+        ld = top.ddr[row:row + 4 * itf.LD_WORDS].view(np.uint32)
+        lins = top.qm.layers[layer].linears()
+        for j, name in enumerate(itf.LINEAR_ORDER):
+            n, k = lins[name].dense().shape
+            off = base + int(ld[itf.LD_W_OFF + j])
+            size = packing.packed_size(n, k, r)
+            img = top.ddr[off:off + size].copy()
+            for buf in (data, *ports):
+                buf[off:off + size] = rng.integers(0, 256, size, dtype=np.uint8)
+            for p, ranges in enumerate(packing.port_slices(n, k, r, stream)):
+                for a, b in ranges:
+                    ports[p][off + a:off + b] = img[a:b]
+                    shares[p] += b - a
+    gm = GoldenModel(top.qm, top.numerics)
+    cache = gm.new_cache(MAX_CTX)
+    prompt = np.arange(PREFILL) * 5 % cfg.vocab_size
+    probe = dataclasses.replace(top, ddr=data)
+    bad = []
+    for pos, toks in ((0, prompt), (PREFILL, np.array([7])), (PREFILL + 1, np.array([11]))):
+        ref = gm.forward(toks, cache, all_logits=False)[0]
+        probe.run(top.qm.embed_rows(toks), pos, ports=ports)
+        bad.append(mismatches(probe.head_out()[0], ref))
+    swapped = [ports[min(1, n_ports - 1)], ports[0], *ports[2:]] if n_ports > 1 else ports
+    probe.run(top.qm.embed_rows(prompt), 0, ports=swapped)
+    ref0 = GoldenModel(top.qm, top.numerics).forward(prompt, gm.new_cache(MAX_CTX), all_logits=False)[0]
+    n_swap = mismatches(probe.head_out()[0], ref0)
+    print(f"{cfg.name} {stream} streaming ports: bytes per port {shares.tolist()}; logit mismatches with "
+          f"poisoned ports {bad}; ports 0/1 swapped {n_swap}")
+    assert sum(bad) == 0 and (shares[:stream] > 0).all()
+    if stream > 1:
+        assert n_swap > 0

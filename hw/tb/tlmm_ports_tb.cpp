@@ -17,6 +17,8 @@ typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram, 4> CfgA4;
 // Prefill-style config (as CfgB: T=10, R=8, 128 tokens, BRAM) with 2 and 3 ports.
 typedef TlmmConfig<3, 10, 8, 8192, 8192, 128, kStorageBram, 2> CfgB2;
 typedef TlmmConfig<3, 10, 8, 8192, 8192, 128, kStorageBram, 3> CfgB3;
+// The default design's engine (T=25: 15 byte columns per step, so most steps straddle two ports' runs).
+typedef TlmmConfig<3, 25, 16, 4096, 4096, 4, kStorageUram, 4> CfgC4;
 // Other group sizes: G=2 with 4 ports (LUTRAM), G=4 with 3 ports (BRAM).
 typedef TlmmConfig<2, 5, 4, 4096, 4096, 4, kStorageLutram, 4> CfgG2x4;
 typedef TlmmConfig<4, 5, 8, 4096, 4096, 8, kStorageBram, 3> CfgG4x3;
@@ -41,6 +43,7 @@ EDGELLM_PORTS_TB(a3, CfgA3)
 EDGELLM_PORTS_TB(a4, CfgA4)
 EDGELLM_PORTS_TB(b2, CfgB2)
 EDGELLM_PORTS_TB(b3, CfgB3)
+EDGELLM_PORTS_TB(c4, CfgC4)
 EDGELLM_PORTS_TB(g2x4, CfgG2x4)
 EDGELLM_PORTS_TB(g4x3, CfgG4x3)
 
@@ -57,15 +60,17 @@ int tb_tlmm_a4_wide(const int8_t *x, const float *qs, int n_tok, const uint8_t *
   return 0;
 }
 
-// Config numbers the test needs: rows per tile, beats per step, ports, bank depth (steps).
+// Config numbers the test checks: R, beats per step, ports, columns per port, bank rows.
 void tb_tlmm_ports_cfg(int32_t *out) {
   out[0] = CfgA4::R;
   out[1] = CfgA4::BEATS_PER_STEP;
   out[2] = CfgA4::NPORTS;
-  out[3] = CfgA4::SPP_MAX;
-  out[4] = CfgB3::BEATS_PER_STEP;
-  out[5] = CfgG2x4::BEATS_PER_STEP;
-  out[6] = CfgG4x3::BEATS_PER_STEP;
+  out[3] = CfgA4::CPP_MAX;
+  out[4] = CfgA4::BANK_ROWS;
+  out[5] = CfgC4::BEATS_PER_STEP;
+  out[6] = CfgC4::CPP_MAX;
+  out[7] = CfgC4::BANK_ROWS;
+  out[8] = CfgA1::BANK_ROWS;
 }
 
 }  // extern "C"

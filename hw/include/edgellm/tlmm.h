@@ -58,7 +58,11 @@ struct TlmmConfig {
   static constexpr int NB_MAX = (K_MAX + kTritsPerByte - 1) / kTritsPerByte;
   static constexpr int NSTEP_MAX = (NB_MAX + BEATS_PER_STEP - 1) / BEATS_PER_STEP;
   static constexpr int TILES_MAX = (N_MAX + R - 1) / R;
-  static constexpr int SPP_MAX = (NSTEP_MAX + NPORTS - 1) / NPORTS;  // steps per port bank
+  static constexpr int CPP_MAX = (NB_MAX + NPORTS - 1) / NPORTS;  // byte columns per port and tile
+  // steps a port's run of columns touches: one port holds them all; otherwise a run of CPP_MAX columns
+  // starting anywhere in a step spans at most ceil((CPP_MAX - 1) / BPS) + 1 steps
+  static constexpr int BANK_ROWS =
+      NPORTS == 1 ? NSTEP_MAX : (CPP_MAX + BEATS_PER_STEP - 2) / BEATS_PER_STEP + 1;
   static constexpr int TAB_N = GroupIndex<G>::kHalf + 1;  // stored table entries
   static constexpr int TAB_BITS = SignedBits<128LL * G>::value;
   static constexpr int PSUM_BITS = SignedBits<128LL * G * T>::value;
@@ -140,17 +144,26 @@ load_x:
 }
 
 // All tokens of the block against one weight tile (rows row0 .. row0+rows_t-1) held in banks
-// b0 .. b{NPORTS-1}: step s is step s % spp of bank s / spp.
+// b0 .. b{NPORTS-1} (port p: byte columns [p*cpp, (p+1)*cpp), see weight_buffer.h).
 template <class CFG, bool DEQ>
 void compute_tile(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b1[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b2[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b3[][CFG::BEATS_PER_STEP],
-                  const typename CFG::xchunk_t xbuf[][CFG::CPC], int nt, int t0, int nsteps, int spp,
+                  const typename CFG::xchunk_t xbuf[][CFG::CPC], int nt, int t0, int nsteps, int nb, int cpp,
                   int row0, int rows_t, int n_out, const f32 *qs, f32 wscale, f32 *yf, int32_t *yi) {
 #pragma HLS INLINE off
   const int G = CFG::G, R = CFG::R, CPC = CFG::CPC, TAB_N = CFG::TAB_N, BPS = CFG::BEATS_PER_STEP;
   enum { kMaxTok = CFG::MAX_TOK, kMaxSteps = CFG::NSTEP_MAX };  // pragma constants
+  int s0[kMaxWeightPorts], bound[kMaxWeightPorts];  // first step and end column of each port's run
+#pragma HLS ARRAY_PARTITION variable = s0 complete
+#pragma HLS ARRAY_PARTITION variable = bound complete
+port_runs:
+  for (int p = 0; p < kMaxWeightPorts; p++) {
+#pragma HLS UNROLL
+    s0[p] = p * cpp / BPS;
+    bound[p] = (p + 1) * cpp;
+  }
   typename CFG::acc_t acc[R];
 #pragma HLS ARRAY_PARTITION variable = acc complete
 tokens:
@@ -160,7 +173,7 @@ tokens:
 #pragma HLS UNROLL
       acc[r] = 0;
     }
-    int bp = 0, sl = 0;  // bank and step within the bank of step s
+    int c = 0;  // first byte column of step s
   steps:
     for (int s = 0; s < nsteps; s++) {
 #pragma HLS PIPELINE II = 1
@@ -168,13 +181,8 @@ tokens:
       typename CFG::beat_t wb[BPS];
 #pragma HLS ARRAY_PARTITION variable = wb complete
     step_beats:
-      for (int j = 0; j < BPS; j++) wb[j] = bank_beat<CFG>(b0, b1, b2, b3, bp, sl, j);
-      if (sl == spp - 1) {
-        sl = 0;
-        bp++;
-      } else {
-        sl++;
-      }
+      for (int j = 0; j < BPS; j++) wb[j] = bank_beat<CFG>(b0, b1, b2, b3, c + j, nb, s, s0, bound, j);
+      c += BPS;
       typename CFG::tab_t tab[CFG::T][TAB_N];
 #pragma HLS ARRAY_PARTITION variable = tab complete dim = 0
     tables:
@@ -231,14 +239,14 @@ struct TlmmBody {
     enum { kMaxBlocks = (CFG::MAX_TOK + 1023) / CFG::MAX_TOK, kMaxTiles = CFG::TILES_MAX };
     const int nb = (k + kTritsPerByte - 1) / kTritsPerByte;
     const int nsteps = (nb + BPS - 1) / BPS;
-    const int spp = steps_per_port<CFG>(nsteps);
+    const int cpp = cols_per_port<CFG>(nb);
     const int ntiles = (n_out + R - 1) / R;
   token_blocks:
     for (int t0 = 0; t0 < n_tok; t0 += CFG::MAX_TOK) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBlocks
       const int nt = n_tok - t0 < CFG::MAX_TOK ? n_tok - t0 : CFG::MAX_TOK;
       load_acts<CFG>(x + (long)t0 * k, nt, k, nsteps, xbuf);
-      TileLoader<CFG>::run(w0, w1, w2, w3, 0, n_out < R ? n_out : R, nb, spp, p0, p1, p2, p3);
+      TileLoader<CFG>::run(w0, w1, w2, w3, 0, n_out < R ? n_out : R, nb, cpp, p0, p1, p2, p3);
     tiles:
       for (int i = 0; i < ntiles; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTiles
@@ -247,13 +255,13 @@ struct TlmmBody {
         const int rows_n = n_out - nxt * R < R ? n_out - nxt * R : R;
         // Load tile i+1 into one bank set (all ports at once) while tile i is computed from the other.
         if ((i & 1) == 0) {
-          if (nxt < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, nxt, rows_n, nb, spp, q0, q1, q2, q3);
-          compute_tile<CFG, DEQ>(p0, p1, p2, p3, xbuf, nt, t0, nsteps, spp, i * R, rows_i, n_out, qs, wscale,
-                                 yf, yi);
+          if (nxt < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, nxt, rows_n, nb, cpp, q0, q1, q2, q3);
+          compute_tile<CFG, DEQ>(p0, p1, p2, p3, xbuf, nt, t0, nsteps, nb, cpp, i * R, rows_i, n_out, qs,
+                                 wscale, yf, yi);
         } else {
-          if (nxt < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, nxt, rows_n, nb, spp, p0, p1, p2, p3);
-          compute_tile<CFG, DEQ>(q0, q1, q2, q3, xbuf, nt, t0, nsteps, spp, i * R, rows_i, n_out, qs, wscale,
-                                 yf, yi);
+          if (nxt < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, nxt, rows_n, nb, cpp, p0, p1, p2, p3);
+          compute_tile<CFG, DEQ>(q0, q1, q2, q3, xbuf, nt, t0, nsteps, nb, cpp, i * R, rows_i, n_out, qs,
+                                 wscale, yf, yi);
         }
       }
     }

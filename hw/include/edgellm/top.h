@@ -9,8 +9,10 @@
 //
 // Every offset in the header is a byte offset from the buffer base (compiler/passes/plan_memory.py
 // aligns regions to 4 KiB, so float and word regions are 4-byte aligned). The generated top.cpp
-// gives the kernel three views of the buffer: the ternary weight port, the LM-head weight port and
-// the data port (activations, KV cache, scratch, header, program), all holding the same address.
+// gives the kernel views of the buffer through its m_axi ports, all holding the same address: the
+// ternary weight ports w0 .. w3 (the first TlmmConfig::NPORTS of them stream every weight tile
+// concurrently, each its own share; the generated top repeats w0 for slots it has no port for),
+// the LM-head weight port and the data port (activations, KV cache, scratch, header, program).
 // A header or descriptor the compiled configuration cannot run is skipped (C simulation prints why
 // on stderr); nothing is written for it.
 #pragma once
@@ -95,8 +97,8 @@ bool header_ok(const uint32_t hdr[HDR_WORDS]) {
 
 // OP_LAYER: this layer's table entry -> layer_desc, then the decoder layer.
 template <class TC>
-void run_layer_desc(const uint8_t *wl, f32 *data, const uint32_t hdr[HDR_WORDS], uint32_t layer,
-                    int t_len, int pos0, bool taps) {
+void run_layer_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
+                    const uint32_t hdr[HDR_WORDS], uint32_t layer, int t_len, int pos0, bool taps) {
   typedef typename TC::layer C;
   uint32_t ld[LD_WORDS];
   read_words<LD_WORDS>(data, hdr[HDR_LAYER_TABLE] + layer * (uint32_t)(LD_WORDS * 4), ld);
@@ -110,7 +112,8 @@ void run_layer_desc(const uint8_t *wl, f32 *data, const uint32_t hdr[HDR_WORDS],
   const long kv_slice = (long)layer * C::max_ctx * C::kv_size;  // elements
   int8_t *d8 = reinterpret_cast<int8_t *>(data);
   decoder_layer<C, typename TC::mm>(
-      data + hdr[HDR_H] / 4, t_len, pos0, wl + hdr[HDR_WEIGHTS], d, data + hdr[HDR_PARAMS] / 4,
+      data + hdr[HDR_H] / 4, t_len, pos0, w0 + hdr[HDR_WEIGHTS], w1 + hdr[HDR_WEIGHTS],
+      w2 + hdr[HDR_WEIGHTS], w3 + hdr[HDR_WEIGHTS], d, data + hdr[HDR_PARAMS] / 4,
       data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4,
       reinterpret_cast<KT *>(d8 + hdr[HDR_K_CACHE]) + kv_slice,
       reinterpret_cast<KT *>(d8 + hdr[HDR_V_CACHE]) + kv_slice, float_from_bits(hdr[HDR_EPS_BITS]),
@@ -137,10 +140,11 @@ void run_head_desc(const int8_t *wh, f32 *data, const uint32_t hdr[HDR_WORDS], i
                              data + hdr[HDR_ARGMAX] / 4 + 1 + k);
 }
 
-// The program. wl: ternary weight port, wh: LM-head port, data: everything else (same address).
+// The program. w0 .. w3: ternary weight ports, wh: LM-head port, data: everything else (all at the
+// same address).
 template <class TC>
-void edgellm_top_impl(const uint8_t *wl, const int8_t *wh, f32 *data, uint32_t hdr_off,
-                      uint32_t prog_off, uint32_t n_desc) {
+void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3,
+                      const int8_t *wh, f32 *data, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
   typedef typename TC::layer C;
   enum { kMaxDesc = TC::max_desc };
   uint32_t hdr[HDR_WORDS];
@@ -159,7 +163,7 @@ program:
                  pos0 + t_len > (uint32_t)C::max_ctx) {
         top_skip("OP_LAYER: t_len/pos0 out of range", t_len, pos0);
       } else {
-        run_layer_desc<TC>(wl, data, hdr, d[D_LAYER], (int)t_len, (int)pos0,
+        run_layer_desc<TC>(w0, w1, w2, w3, data, hdr, d[D_LAYER], (int)t_len, (int)pos0,
                            (d[D_FLAGS] & DESC_TAPS) != 0);
       }
     } else if (d[D_OP] == OP_HEAD) {

@@ -1,19 +1,20 @@
 // On-chip buffers of the TLMM engine: ping-pong weight tiles, split into per-port banks, and the
 // activation block.
 //
-// A weight tile (R rows x all K columns, 5 trits/byte, layout in docs/weight_format.md) is held as
-// nsteps steps x BEATS_PER_STEP beats (one step = G*CPC byte columns of all R rows, read in one
-// cycle by the compute engine). With NPORTS weight ports the steps of a tile are split into NPORTS
-// contiguous runs of spp = ceil(nsteps / NPORTS) steps: port p loads byte columns
-// [p*spp*BPS, min((p+1)*spp*BPS, nb)) of the tile -- one contiguous DDR range per port and tile, so
-// one burst -- into its own bank (bank p, [SPP_MAX][BEATS_PER_STEP] beats). The NPORTS loaders of
-// a tile are the processes of a DATAFLOW region (distinct m_axi arguments, distinct banks), so the
-// ports stream concurrently; the beat dimension of every bank is partitioned so a whole step is
-// read per cycle. load_tile() fills tile i+1 into one bank set while the compute engine reads tile
-// i from the other (explicit ping-pong: the two calls of one loop iteration touch different arrays
-// and have no data dependence, so HLS runs them concurrently; TeLLMe serializes them). The storage
-// kind (BRAM / URAM / LUTRAM) is chosen by CFG::STORAGE through a specialization, because a
-// BIND_STORAGE impl must be a literal.
+// A weight tile (R rows x nb byte columns, 5 trits/byte, layout in docs/weight_format.md) is consumed
+// in steps of BEATS_PER_STEP (BPS) byte columns, one step per cycle. With NPORTS weight ports the
+// byte columns of every tile are split into NPORTS contiguous runs of cpp = ceil(nb / NPORTS)
+// columns: port p loads columns [p*cpp, min((p+1)*cpp, nb)) -- one contiguous DDR range per port
+// and tile, so one burst -- into its own bank. Bank p is step-shaped ([rows][BPS] beats): column c
+// sits in row c / BPS - s0_p (s0_p = p*cpp / BPS, the port's first step) at slot c % BPS, so a step
+// that straddles two ports' runs takes each slot from the bank of the port that owns that column.
+// The NPORTS loaders of a tile are the processes of a DATAFLOW region (distinct m_axi arguments,
+// distinct banks), so the ports stream concurrently; the slot dimension of every bank is
+// partitioned so a whole step is read per cycle. load_tile() fills tile i+1 into one bank set
+// while the compute engine reads tile i from the other (explicit ping-pong: the two calls of one
+// loop iteration touch different arrays and have no data dependence, so HLS runs them
+// concurrently; TeLLMe serializes them). The storage kind (BRAM / URAM / LUTRAM) is chosen by
+// CFG::STORAGE through a specialization, because a BIND_STORAGE impl must be a literal.
 #pragma once
 
 #include <ap_int.h>
@@ -59,58 +60,63 @@ ap_uint<8 * R> zero_beat() {
   return v;
 }
 
-// Steps of a tile each port loads: ceil(nsteps / NPORTS) (the last ports may get fewer or none).
+// Byte columns of a tile each port loads: ceil(nb / NPORTS) (the last port may get fewer or none).
 template <class CFG>
-int steps_per_port(int nsteps) {
+int cols_per_port(int nb) {
 #pragma HLS INLINE
-  return (nsteps + CFG::NPORTS - 1) / CFG::NPORTS;
+  return (nb + CFG::NPORTS - 1) / CFG::NPORTS;
 }
 
-// Stores byte column lc of a port's run into its bank; after the tile's last column (bc == nb - 1)
-// pads the rest of that step with zero beats.
+// Stores byte column bc (row `row`, slot `slot` of its bank); after the tile's last column
+// (bc == nb - 1) pads the rest of that step with zero beats.
 template <class CFG>
-void put_column(typename CFG::beat_t col, int lc, int bc, int nb,
+void put_column(typename CFG::beat_t col, int row, int slot, int bc, int nb,
                 typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE
-  const int step = lc / CFG::BEATS_PER_STEP;
-  const int slot = lc % CFG::BEATS_PER_STEP;
-  bank[step][slot] = col;
+  bank[row][slot] = col;
   if (bc == nb - 1) {
   pad_slots:
     for (int j = 0; j < CFG::BEATS_PER_STEP; j++) {
 #pragma HLS UNROLL
-      if (j > slot) bank[step][j] = zero_beat<CFG::R>();
+      if (j > slot) bank[row][j] = zero_beat<CFG::R>();
     }
   }
 }
 
-// Port P's share of tile `tile` (rows_t rows, nb byte columns, spp steps per port) into its bank.
-// Full tiles: one beat per cycle, a burst of the port's columns. The tail tile (rows_t < R) is stored
-// densely as [column][rows_t] bytes: its columns c0 .. c1-1 are the bytes [c0*rows_t, c1*rows_t) of
-// the tile, read as whole beats (the first one from lane c0*rows_t % R) and re-assembled one byte
-// per cycle.
+// Port P's share of tile `tile` (rows_t rows, nb byte columns, cpp columns per port) into its bank:
+// columns c0 = min(P*cpp, nb) .. c1-1, c1 = min(c0 + cpp, nb). Full tiles: one beat per cycle, a
+// burst of the port's columns. The tail tile (rows_t < R) is stored densely as [column][rows_t]
+// bytes: the port's columns are the bytes [c0*rows_t, c1*rows_t) of the tile, read as whole beats
+// (the first from lane c0*rows_t % R) and re-assembled one byte per cycle.
 template <class CFG, int P, class WT>
-void load_port_slice(const WT *w, int tile, int rows_t, int nb, int spp,
+void load_port_slice(const WT *w, int tile, int rows_t, int nb, int cpp,
                      typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE off
   typedef typename CFG::beat_t beat_t;
-  const int R = CFG::R;
-  enum { kMaxCols = CFG::SPP_MAX * CFG::BEATS_PER_STEP, kMaxBytes = kMaxCols * CFG::R };  // pragma consts
-  const int c0 = P * spp * CFG::BEATS_PER_STEP < nb ? P * spp * CFG::BEATS_PER_STEP : nb;
-  const int c1 = c0 + spp * CFG::BEATS_PER_STEP < nb ? c0 + spp * CFG::BEATS_PER_STEP : nb;
+  const int R = CFG::R, BPS = CFG::BEATS_PER_STEP;
+  enum { kMaxCols = CFG::CPP_MAX, kMaxBytes = CFG::CPP_MAX * CFG::R };  // pragma constants
+  const int c0 = P * cpp < nb ? P * cpp : nb;
+  const int c1 = c0 + cpp < nb ? c0 + cpp : nb;
   const long base = (long)tile * nb;  // tile byte offset t*R*nb, in R-byte beats
+  int row = 0, slot = c0 % BPS;       // bank position of column c0
   if (rows_t == R) {
   load_full:
-    for (int lc = 0; lc < c1 - c0; lc++) {
+    for (int bc = c0; bc < c1; bc++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxCols
-      put_column<CFG>(read_beat<R>(w, base + c0 + lc), lc, c0 + lc, nb, bank);
+      put_column<CFG>(read_beat<R>(w, base + bc), row, slot, bc, nb, bank);
+      if (slot == BPS - 1) {
+        slot = 0;
+        row++;
+      } else {
+        slot++;
+      }
     }
   } else {
     const long first = (long)c0 * rows_t;  // first byte of the slice inside the tile
     beat_t in = 0;
     beat_t col = zero_beat<R>();
-    int lane = (int)(first % R), r = 0, lc = 0;
+    int lane = (int)(first % R), r = 0, bc = c0;
     long wi = base + first / R;
   load_tail:
     for (int i = 0; i < rows_t * (c1 - c0); i++) {
@@ -120,9 +126,15 @@ void load_port_slice(const WT *w, int tile, int rows_t, int nb, int spp,
       col.range(8 * r + 7, 8 * r) = in.range(8 * lane + 7, 8 * lane);
       lane = lane == R - 1 ? 0 : lane + 1;
       if (r == rows_t - 1) {
-        put_column<CFG>(col, lc, c0 + lc, nb, bank);
+        put_column<CFG>(col, row, slot, bc, nb, bank);
         r = 0;
-        lc++;
+        bc++;
+        if (slot == BPS - 1) {
+          slot = 0;
+          row++;
+        } else {
+          slot++;
+        }
       } else {
         r++;
       }
@@ -142,9 +154,9 @@ struct TileLoader<CFG, 1> {
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
   static void run(const WT *w0, const WT *, const WT *, const WT *, int tile, int rows_t, int nb,
-                  int spp, beat_t b0[][BPS], beat_t[][BPS], beat_t[][BPS], beat_t[][BPS]) {
+                  int cpp, beat_t b0[][BPS], beat_t[][BPS], beat_t[][BPS], beat_t[][BPS]) {
 #pragma HLS INLINE
-    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, spp, b0);
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
   }
 };
 
@@ -154,10 +166,10 @@ struct TileLoader<CFG, 2> {
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
   static void run(const WT *w0, const WT *w1, const WT *, const WT *, int tile, int rows_t, int nb,
-                  int spp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t[][BPS], beat_t[][BPS]) {
+                  int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t[][BPS], beat_t[][BPS]) {
 #pragma HLS DATAFLOW
-    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, spp, b0);
-    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, spp, b1);
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
+    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, cpp, b1);
   }
 };
 
@@ -167,11 +179,11 @@ struct TileLoader<CFG, 3> {
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
   static void run(const WT *w0, const WT *w1, const WT *w2, const WT *, int tile, int rows_t, int nb,
-                  int spp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t[][BPS]) {
+                  int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t[][BPS]) {
 #pragma HLS DATAFLOW
-    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, spp, b0);
-    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, spp, b1);
-    load_port_slice<CFG, 2>(w2, tile, rows_t, nb, spp, b2);
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
+    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, cpp, b1);
+    load_port_slice<CFG, 2>(w2, tile, rows_t, nb, cpp, b2);
   }
 };
 
@@ -181,33 +193,37 @@ struct TileLoader<CFG, 4> {
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
   static void run(const WT *w0, const WT *w1, const WT *w2, const WT *w3, int tile, int rows_t, int nb,
-                  int spp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t b3[][BPS]) {
+                  int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t b3[][BPS]) {
 #pragma HLS DATAFLOW
-    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, spp, b0);
-    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, spp, b1);
-    load_port_slice<CFG, 2>(w2, tile, rows_t, nb, spp, b2);
-    load_port_slice<CFG, 3>(w3, tile, rows_t, nb, spp, b3);
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
+    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, cpp, b1);
+    load_port_slice<CFG, 2>(w2, tile, rows_t, nb, cpp, b2);
+    load_port_slice<CFG, 3>(w3, tile, rows_t, nb, cpp, b3);
   }
 };
 
-// Beat j of step sl of bank bp (a mux over the banks; banks >= NPORTS are never selected).
+// Slot j of step s: column c = s*BPS + j (columns past the tile's end count as its last column,
+// whose port padded them with zero beats) comes from bank c / cpp, row s - s0[bank]. Only the owning
+// bank is read; the port count is a constant, so unused banks vanish.
 template <class CFG>
 typename CFG::beat_t bank_beat(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
                                const typename CFG::beat_t b1[][CFG::BEATS_PER_STEP],
                                const typename CFG::beat_t b2[][CFG::BEATS_PER_STEP],
-                               const typename CFG::beat_t b3[][CFG::BEATS_PER_STEP], int bp, int sl, int j) {
+                               const typename CFG::beat_t b3[][CFG::BEATS_PER_STEP], int c, int nb, int s,
+                               const int s0[kMaxWeightPorts], const int bound[kMaxWeightPorts], int j) {
 #pragma HLS INLINE
   const int NP = CFG::NPORTS;
-  if (NP == 1 || bp == 0) return b0[sl][j];
-  if (NP == 2 || bp == 1) return b1[sl][j];
-  if (NP == 3 || bp == 2) return b2[sl][j];
-  return b3[sl][j];
+  const int cl = c < nb ? c : nb - 1;
+  if (NP == 1 || cl < bound[0]) return b0[s - s0[0]][j];
+  if (NP == 2 || cl < bound[1]) return b1[s - s0[1]][j];
+  if (NP == 3 || cl < bound[2]) return b2[s - s0[2]][j];
+  return b3[s - s0[3]][j];
 }
 
-// Steps bank p holds: SPP_MAX for the NPORTS banks in use, 1 for the unused placeholders.
+// Rows bank p holds: BANK_ROWS for the NPORTS banks in use, 1 for the unused placeholders.
 template <class CFG, int P>
 struct BankDepth {
-  static constexpr int value = P < CFG::NPORTS ? CFG::SPP_MAX : 1;
+  static constexpr int value = P < CFG::NPORTS ? CFG::BANK_ROWS : 1;
 };
 
 // Declares the engine's on-chip buffers with the configured storage and runs BODY::run on them:
