@@ -26,11 +26,12 @@ def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def windows(ids: Sequence[int], window: int) -> list[list[int]]:
-    """Non-overlapping windows of at most `window` tokens; a trailing 1-token window is dropped."""
+    """Windows of at most `window` tokens that overlap by one token, so every token after the first
+    is predicted exactly once (window i covers ids[i*(window-1) : i*(window-1) + window])."""
     if window < 2:
         raise EdgeLLMError(f"window must be at least 2 tokens, got {window}")
-    out = [list(ids[i:i + window]) for i in range(0, len(ids), window)]
-    return [w for w in out if len(w) >= 2]
+    step = window - 1
+    return [list(ids[i:i + window]) for i in range(0, max(len(ids) - 1, 0), step)]
 
 
 @dataclass

@@ -248,8 +248,9 @@ def test_token_nll_and_windows():
     t = RNG.integers(0, 11, 5)
     ref = -np.log(np.exp(x[np.arange(5), t]) / np.exp(x).sum(1))
     np.testing.assert_allclose(token_nll(x, t), ref, rtol=1e-12)
-    assert windows(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5]]  # trailing 1-token window dropped
+    assert windows(list(range(7)), 3) == [[0, 1, 2], [2, 3, 4], [4, 5, 6]]  # overlap by one token
     assert windows(list(range(8)), 3)[-1] == [6, 7]
+    assert windows([4], 3) == []
     with pytest.raises(EdgeLLMError):
         windows([1, 2, 3], 1)
 
@@ -257,9 +258,9 @@ def test_token_nll_and_windows():
 def test_evaluate_perplexity_and_agreement(small_model):
     ids = RNG.integers(0, 97, 70).tolist()
     rep = evaluate([GoldenBackend(small_model), GoldenBackend(small_model)], ids, window=32)
-    assert rep.n_windows == 3  # 32 + 32 + 6
+    assert rep.n_windows == 3  # 32 + 32 + 8 tokens, overlapping by one
     a, b = rep.scores
-    assert a.n_pred == 31 + 31 + 5
+    assert a.n_pred == 69  # every token after the first, once
     g = GoldenModel(small_model)
     nll = sum(token_nll(g.forward(np.array(w), g.new_cache())[:-1], np.array(w[1:])).sum()
               for w in windows(ids, 32))

@@ -108,3 +108,28 @@ def test_r_reader_parses_named_list_and_strings() -> None:
 def test_paragraphs_join_wrapped_lines() -> None:
     lines = ["CHAPTER I", "", "It is a truth", "universally  acknowledged.", "", "", "Next."]
     assert cp.paragraphs(lines) == ["CHAPTER I", "It is a truth universally acknowledged.", "Next."]
+
+
+def test_eval_cli_backends_agree_and_match_training_log(tmp_path) -> None:
+    """`edgellm eval` on the held-out slice: golden, onnx and torch agree >= 99% top-1, and the printed
+    perplexities match the training log's (same token stream, same 257-token windows)."""
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from edgellm.cli import app
+    from edgellm.commands import eval as eval_cmd
+
+    paragraphs = (TINY / "eval_slice.txt").read_text().splitlines()
+    ev = eval_slice(cp.encode_stream((TINY / "tokenizer.json").read_text(), paragraphs))
+    ids = np.concatenate([ev[0], *[w[1:] for w in ev[1:]]])  # the stream the windows cover
+    (tmp_path / "ids.txt").write_text(",".join(map(str, ids)))
+    r = CliRunner().invoke(app, ["eval", str(TINY), "--text", str(tmp_path / "ids.txt"), "--ids",
+                                 "--window", str(SEQ + 1), "--compare", "golden,onnx,torch"])
+    print(r.stdout)
+    assert r.exit_code == 0, r.output  # exit 1 if any backend agrees < 99% with golden
+    assert f"{EVAL_WINDOWS} window(s)" in r.stdout
+    metrics = json.loads((TINY / "metrics.json").read_text())["ternary"]
+    assert eval_cmd.fmt_ppl(metrics["golden_ppl_eval_slice"]) in r.stdout
+    torch_row = next(ln for ln in r.stdout.splitlines() if ln.strip("│ ").startswith("torch"))
+    torch_ppl = float(torch_row.split("│")[2])
+    assert abs(torch_ppl / metrics["torch_ppl_eval_slice"] - 1) < 0.02
