@@ -78,16 +78,18 @@ def test_register_map_follows_vitis_convention(tmp_path: Path, n: int) -> None:
 
 @pytest.mark.parametrize("n,want", [(1, 1), (2, 2), (3, 3), (4, 4), (6, 4)])
 def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: int) -> None:
-    """The TLMM engine gets w0 .. w{P-1}, P = weight_ports clamped to 4 (and to the board's ports);
-    the LM head keeps w{n-1}; TlmmConfig NPORTS = P."""
+    """The TLMM engine and the LM head get w0 .. w{P-1}, P = weight_ports clamped to 4 (and to the
+    board's ports); TlmmConfig NPORTS = LmHeadConfig NPORTS = P."""
     info = gen(tmp_path, DesignParams(weight_ports=n))
     assert weight_stream_ports(DesignParams(weight_ports=n), load_board("kv260")) == want
     assert info["weight_stream_ports"] == [f"w{i}" for i in range(want)]
     top = " ".join((tmp_path / "hls" / "top.cpp").read_text().split())
     engine = ", ".join(f"w{i}" if i < want else "w0" for i in range(4))
-    assert f"edgellm_top_impl<edgellm_cfg::top>({engine}, reinterpret_cast<const int8_t *>(w{n - 1})" in top
+    assert f"edgellm_top_impl<edgellm_cfg::top>({engine}, data, hdr_off" in top
+    assert info["head_ports"] == info["weight_stream_ports"]
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
     assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}> tlmm", h)
+    assert re.search(rf"LmHeadConfig<16, \d+, \d+, 1, \d+, {want}> head", h)
     entry = " ".join((tmp_path / "hls" / "csim_entry.cpp").read_text().split())
     assert "edgellm_top(" + ", ".join(f"w[{i}]" for i in range(n)) + ", reinterpret_cast" in entry
     kv260 = load_board("kv260")
@@ -95,7 +97,9 @@ def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: i
     assert weight_stream_ports(DesignParams(weight_ports=n), two_hp) == min(want, 2)
     assert weight_stream_ports(DesignParams(weight_ports=n)) == want
     pack2 = gen(tmp_path / "p2", DesignParams(weight_ports=n), "pack2")
-    assert pack2["weight_stream_ports"] == ["w0"]
+    assert pack2["weight_stream_ports"] == ["w0"] and pack2["head_ports"] == [f"w{i}" for i in range(want)]
+    top2 = " ".join((tmp_path / "p2" / "hls" / "top.cpp").read_text().split())
+    assert f"edgellm_top_impl<edgellm_cfg::top>({engine}, data" in top2  # the head still streams over P
 
 
 def test_headers_copied_with_sibling_includes(tmp_path: Path) -> None:
@@ -123,7 +127,8 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     assert "typedef edgellm::f32 kv_t;" in h  # NumericsPlan kv_dtype (f16: test_top's f16 case)
     assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram, 4> tlmm" in h  # 4 streaming ports
     assert "kWeightPorts = 4;" in h and "kStreamPorts = 4;" in h
-    assert "LmHeadConfig<8, 128, 300, 1, 8> head" in h and "top_config<layer, mm, head, 2, 300>" in h
+    assert "LmHeadConfig<8, 128, 300, 1, 8, 4> head" in h and "top_config<layer, mm, head, 2, 300>" in h
+    assert "kHeadPorts = 4;" in h  # the head streams its rows over the same 4 ports
     assert "kTotalBytes = 1048576ULL" in h
     gen(tmp_path / "p2", d, "pack2")
     assert "pack2_matmul<344> mm" in (tmp_path / "p2" / "hls" / "edgellm_config.h").read_text()

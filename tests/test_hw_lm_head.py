@@ -118,3 +118,79 @@ def test_vocab_smaller_than_k(lib: ctypes.CDLL) -> None:
     logits, am, ti, tv = _run(lib, x, head, 8)
     assert ti[0, 5:].tolist() == [-1, -1, -1] and (tv[0, 5:] == 0).all()
     assert np.array_equal(ti[0, :5], _ref_topk(golden_lm_head(x, head), 5)[0])
+
+
+# ---- several weight ports: port p reads rows v with v % nports == p --------------------------------
+
+def _port_copies(w: np.ndarray, nports: int, seed: int) -> list[np.ndarray]:
+    """Four head copies (one per pointer): copy p holds only the rows port p reads (v % nports == p),
+    every other byte is random garbage; pointers beyond nports get all-garbage copies."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in range(4):
+        c = rng.integers(-128, 128, w.shape).astype(np.int8)
+        if p < nports:
+            c[p::nports] = w[p::nports]
+        out.append(np.ascontiguousarray(c))
+    return out
+
+
+def _run_ports(lib: ctypes.CDLL, nports: int, x: np.ndarray, head: Int8Head, k: int, copies: list[np.ndarray],
+               wide: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    t, hidden = x.shape
+    vocab = head.w.shape[0]
+    logits = np.full((t, vocab), np.nan, F32)
+    am = np.full(t, -7, np.int32)
+    ti = np.full((t, k), -7, np.int32)
+    tv = np.full((t, k), np.nan, F32)
+    rs = np.ascontiguousarray(head.row_scale, dtype=F32)
+    ws = [P(c) for c in copies]
+    if wide:
+        assert nports == 4
+        rc = lib.tb_lm_head_wide4(P(x), CI(t), *ws, P(rs), CI(vocab), CI(hidden), P(logits), P(am), CI(k),
+                                  P(ti), P(tv))
+    else:
+        rc = lib.tb_lm_head_ports(CI(nports), P(x), CI(t), *ws, P(rs), CI(vocab), CI(hidden), P(logits),
+                                  P(am), CI(k), P(ti), P(tv))
+    assert rc == 0
+    return logits, am, ti, tv
+
+
+@pytest.mark.parametrize("nports", [1, 2, 4])
+@pytest.mark.parametrize("vocab,hidden,t,k", [(1001, 256, 1, 64), (517, 100, 5, 10), (3, 64, 2, 3)])
+def test_lm_head_ports_each_reads_its_rows(lib: ctypes.CDLL, nports: int, vocab: int, hidden: int, t: int,
+                                           k: int) -> None:
+    """Bit-exact with each port reading a copy in which every other port's rows are garbage
+    (vocab 1001 / 517 / 3: the last block is partial; 3 < 4 ports: some ports read nothing)."""
+    rng = np.random.default_rng(vocab * nports + hidden)
+    head = Int8Head.quantize(rng.standard_normal((vocab, hidden)).astype(F32))
+    x = (rng.standard_normal((t, hidden)) * 2).astype(F32)
+    copies = _port_copies(head.w, nports, vocab + t)
+    out = _run_ports(lib, nports, x, head, k, copies)
+    _check(x, head, k, out, f"{nports} ports v={vocab} h={hidden} t={t}")
+
+
+def test_lm_head_ports_wide(lib: ctypes.CDLL) -> None:
+    rng = np.random.default_rng(6)
+    head = Int8Head.quantize(rng.standard_normal((259, 512)).astype(F32))
+    x = rng.standard_normal((2, 512)).astype(F32)
+    copies = _port_copies(head.w, 4, 9)
+    _check(x, head, 16, _run_ports(lib, 4, x, head, 16, copies, wide=True), "4 wide ports")
+
+
+@pytest.mark.parametrize("nports", [2, 4])
+def test_every_head_port_carries_its_rows(lib: ctypes.CDLL, nports: int) -> None:
+    """The poisoned comparison can fail: garbage in one port's own rows, or two ports swapped, changes
+    the logits (so every port's rows really come through that port)."""
+    rng = np.random.default_rng(nports)
+    head = Int8Head.quantize(rng.standard_normal((200, 128)).astype(F32))
+    x = rng.standard_normal((1, 128)).astype(F32)
+    ref = golden_lm_head(x, head)
+    for p in range(nports):
+        copies = _port_copies(head.w, nports, p)
+        copies[p][p::nports] = rng.integers(-128, 128, copies[p][p::nports].shape).astype(np.int8)
+        logits = _run_ports(lib, nports, x, head, 4, copies)[0]
+        assert (logits != ref).any(), f"port {p} of {nports}: its rows are not read through it"
+    copies = _port_copies(head.w, nports, 1)
+    copies[0], copies[1] = copies[1], copies[0]
+    assert (_run_ports(lib, nports, x, head, 4, copies)[0] != ref).any()

@@ -236,8 +236,9 @@ def test_generated_hls_passes_synth_check(top: Top) -> None:
 
 def test_each_weight_port_reads_only_its_share(top: Top) -> None:
     """Each weight port gets its own buffer in which every ternary matrix byte outside that port's share
-    (packing.port_slices for the generated TlmmConfig) is garbage, and so is the data port's copy of
-    the matrices: prefill + decode logits stay bit-exact, and every streaming port carries a share.
+    (packing.port_slices for the generated TlmmConfig) and every LM-head row outside its rows (v % P)
+    is garbage, and so are the data port's copies: prefill + decode logits stay bit-exact, and every
+    streaming port carries a share.
     Ports swapped: they do not."""
     h = (top.hls / "edgellm_config.h").read_text()
     n_ports = int(re.search(r"kWeightPorts = (\d+);", h).group(1))
@@ -267,6 +268,19 @@ def test_each_weight_port_reads_only_its_share(top: Top) -> None:
                 for a, b in ranges:
                     ports[p][off + a:off + b] = img[a:b]
                     shares[p] += b - a
+    # the int8 LM head: port p reads rows v with v % kHeadPorts == p (lm_head.h); everything else garbage
+    head_ports = int(re.search(r"kHeadPorts = (\d+);", h).group(1))
+    assert head_ports == stream
+    hw_off = int(hdr[itf.HDR["HDR_HEAD_W"]])
+    hsize = cfg.vocab_size * cfg.hidden_size
+    head = top.ddr[hw_off:hw_off + hsize].copy().reshape(cfg.vocab_size, cfg.hidden_size)
+    head_rows = np.zeros(n_ports, np.int64)
+    for buf in (data, *ports):
+        buf[hw_off:hw_off + hsize] = rng.integers(0, 256, hsize, dtype=np.uint8)
+    for p in range(head_ports):
+        view = ports[p][hw_off:hw_off + hsize].reshape(cfg.vocab_size, cfg.hidden_size)
+        view[p::head_ports] = head[p::head_ports]
+        head_rows[p] = len(range(p, cfg.vocab_size, head_ports))
     gm = GoldenModel(top.qm, top.numerics)
     cache = gm.new_cache(MAX_CTX)
     prompt = np.arange(PREFILL) * 5 % cfg.vocab_size
@@ -280,8 +294,8 @@ def test_each_weight_port_reads_only_its_share(top: Top) -> None:
     probe.run(top.qm.embed_rows(prompt), 0, ports=swapped)
     ref0 = GoldenModel(top.qm, top.numerics).forward(prompt, gm.new_cache(MAX_CTX), all_logits=False)[0]
     n_swap = mismatches(probe.head_out()[0], ref0)
-    print(f"{cfg.name} {stream} streaming ports: bytes per port {shares.tolist()}; logit mismatches with "
-          f"poisoned ports {bad}; ports 0/1 swapped {n_swap}")
-    assert sum(bad) == 0 and (shares[:stream] > 0).all()
+    print(f"{cfg.name} {stream} streaming ports: bytes per port {shares.tolist()}, head rows per port "
+          f"{head_rows.tolist()}; logit mismatches with poisoned ports {bad}; ports 0/1 swapped {n_swap}")
+    assert sum(bad) == 0 and (shares[:stream] > 0).all() and (head_rows[:head_ports] > 0).all()
     if stream > 1:
         assert n_swap > 0

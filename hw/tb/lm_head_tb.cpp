@@ -8,10 +8,13 @@
 
 using namespace edgellm;
 
-typedef LmHeadConfig<16, 4096, 200000, 4, 64> Cfg;  // 16 MACs/cycle, 4 tokens per block
+typedef LmHeadConfig<16, 4096, 200000, 4, 64> Cfg;  // 16 MACs/cycle, 4 tokens per block, one port
+// The same head streaming its rows over 2 and 4 weight ports (one pointer each).
+typedef LmHeadConfig<16, 4096, 200000, 4, 64, 2> Cfg2;
+typedef LmHeadConfig<16, 4096, 200000, 4, 64, 4> Cfg4;
 static int8_t g_q[64 * 4096];
 static f32 g_qs[64];
-static ap_uint<128> g_wide[1 << 16];  // 1 MiB head for the wide-port path
+static ap_uint<128> g_wide[4][1 << 16];  // 1 MiB head per port for the wide-port path
 
 extern "C" {
 
@@ -29,10 +32,48 @@ int tb_lm_head(const f32 *x, int n_tok, const int8_t *w, const f32 *row_scale, i
 int tb_lm_head_wide(const f32 *x, int n_tok, const int8_t *w, const f32 *row_scale, int vocab, int hidden,
                     f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
   long beats = (long)vocab * hidden / 16;
-  if (n_tok > 64 || hidden > 4096 || k > 64 || hidden % 16 || beats > (long)(sizeof(g_wide) / 16)) return -1;
-  for (long i = 0; i < beats; i++) g_wide[i] = lm_read_beat<16>(w, 0, (int)i, (int)(beats * 16));
+  if (n_tok > 64 || hidden > 4096 || k > 64 || hidden % 16 || beats > (long)(sizeof(g_wide[0]) / 16)) return -1;
+  for (long i = 0; i < beats; i++) g_wide[0][i] = lm_read_beat<16>(w, 0, (int)i, (int)(beats * 16));
   for (int t = 0; t < n_tok; t++) g_qs[t] = quantize(x + (long)t * hidden, hidden, g_q + t * hidden);
-  lm_head<Cfg>(g_q, g_qs, n_tok, g_wide, row_scale, vocab, hidden, true, logits, argmax, k, top_idx, top_val);
+  lm_head<Cfg>(g_q, g_qs, n_tok, g_wide[0], row_scale, vocab, hidden, true, logits, argmax, k, top_idx,
+               top_val);
+  return 0;
+}
+
+// nports (1, 2 or 4) weight ports, port p reading head copy w[p] (byte pointers). Returns -1 on bad
+// sizes or port count.
+int tb_lm_head_ports(int nports, const f32 *x, int n_tok, const int8_t *w0, const int8_t *w1, const int8_t *w2,
+                     const int8_t *w3, const f32 *row_scale, int vocab, int hidden, f32 *logits, int32_t *argmax,
+                     int k, int32_t *top_idx, f32 *top_val) {
+  if (n_tok > 64 || hidden > 4096 || k > 64) return -1;
+  for (int t = 0; t < n_tok; t++) g_qs[t] = quantize(x + (long)t * hidden, hidden, g_q + t * hidden);
+  if (nports == 1) {
+    lm_head<Cfg>(g_q, g_qs, n_tok, w0, w1, w2, w3, row_scale, vocab, hidden, true, logits, argmax, k, top_idx,
+                 top_val);
+  } else if (nports == 2) {
+    lm_head<Cfg2>(g_q, g_qs, n_tok, w0, w1, w2, w3, row_scale, vocab, hidden, true, logits, argmax, k, top_idx,
+                  top_val);
+  } else if (nports == 4) {
+    lm_head<Cfg4>(g_q, g_qs, n_tok, w0, w1, w2, w3, row_scale, vocab, hidden, true, logits, argmax, k, top_idx,
+                  top_val);
+  } else {
+    return -1;
+  }
+  return 0;
+}
+
+// Cfg4 through four wide ap_uint<128> ports (the synthesized form), port p reading copy w[p].
+int tb_lm_head_wide4(const f32 *x, int n_tok, const int8_t *w0, const int8_t *w1, const int8_t *w2,
+                     const int8_t *w3, const f32 *row_scale, int vocab, int hidden, f32 *logits, int32_t *argmax,
+                     int k, int32_t *top_idx, f32 *top_val) {
+  long beats = (long)vocab * hidden / 16;
+  if (n_tok > 64 || hidden > 4096 || k > 64 || hidden % 16 || beats > (long)(sizeof(g_wide[0]) / 16)) return -1;
+  const int8_t *w[4] = {w0, w1, w2, w3};
+  for (int p = 0; p < 4; p++)
+    for (long i = 0; i < beats; i++) g_wide[p][i] = lm_read_beat<16>(w[p], 0, (int)i, (int)(beats * 16));
+  for (int t = 0; t < n_tok; t++) g_qs[t] = quantize(x + (long)t * hidden, hidden, g_q + t * hidden);
+  lm_head<Cfg4>(g_q, g_qs, n_tok, g_wide[0], g_wide[1], g_wide[2], g_wide[3], row_scale, vocab, hidden, true,
+                logits, argmax, k, top_idx, top_val);
   return 0;
 }
 

@@ -4,15 +4,17 @@
 //   for each descriptor at prog_off:
 //     OP_LAYER  decoder_layer<C, MM> on H[0 .. t_len) at pos0 with layer D_LAYER's table entry,
 //               its K/V cache slice and (D_FLAGS & DESC_TAPS) the tap area
-//     OP_HEAD   final RMSNorm + quantize of H[D_ROW], int8 LM head (lm_head.h): logits [vocab],
-//               argmax, top-k ids and values into their regions
+//     OP_HEAD   final RMSNorm + quantize of H[D_ROW], int8 LM head (lm_head.h) streaming its rows
+//               over the first HEAD::NPORTS weight ports: logits [vocab], argmax, top-k ids and
+//               values into their regions
 //
 // Every offset in the header is a byte offset from the buffer base (compiler/passes/plan_memory.py
 // aligns regions to 4 KiB, so float and word regions are 4-byte aligned). The generated top.cpp
 // gives the kernel views of the buffer through its m_axi ports, all holding the same address: the
 // ternary weight ports w0 .. w3 (the first TlmmConfig::NPORTS of them stream every weight tile
-// concurrently, each its own share; the generated top repeats w0 for slots it has no port for),
-// the LM-head weight port and the data port (activations, KV cache, scratch, header, program).
+// concurrently, each its own share; the generated top repeats w0 for slots it has no port for; the
+// first LmHeadConfig::NPORTS of them stream the int8 LM head's rows the same way) and the data port
+// (activations, KV cache, scratch, header, program).
 // A header or descriptor the compiled configuration cannot run is skipped (C simulation prints why
 // on stderr); nothing is written for it.
 #pragma once
@@ -122,9 +124,11 @@ void run_layer_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, con
 }
 
 // OP_HEAD: quantize(rmsnorm(H[row], final_norm)) -> int8 LM head -> logits, argmax, top-k.
-// The quantized row and its scale go through the layer scratch (x8 area, qs_a slot).
+// The quantized row and its scale go through the layer scratch (x8 area, qs_a slot). Head row v is
+// read through weight port v % HEAD::NPORTS.
 template <class TC>
-void run_head_desc(const int8_t *wh, f32 *data, const uint32_t hdr[HDR_WORDS], int row) {
+void run_head_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
+                   const uint32_t hdr[HDR_WORDS], int row) {
   typedef typename TC::layer C;
   typedef layer_scratch<C> S;
   const int H = C::hidden;
@@ -135,16 +139,19 @@ void run_head_desc(const int8_t *wh, f32 *data, const uint32_t hdr[HDR_WORDS], i
   norm_quantize_tokens<typename C::ew>(data + hdr[HDR_H] / 4 + (long)row * H,
                                        data + hdr[HDR_PARAMS] / 4 + hdr[HDR_FINAL_NORM], true,
                                        float_from_bits(hdr[HDR_EPS_BITS]), 1, H, x8, qs);
-  lm_head<typename TC::head>(x8, qs, 1, wh + hdr[HDR_HEAD_W], data + hdr[HDR_HEAD_SCALE] / 4,
+  const uint32_t hw = hdr[HDR_HEAD_W];
+  lm_head<typename TC::head>(x8, qs, 1, reinterpret_cast<const int8_t *>(w0 + hw),
+                             reinterpret_cast<const int8_t *>(w1 + hw), reinterpret_cast<const int8_t *>(w2 + hw),
+                             reinterpret_cast<const int8_t *>(w3 + hw), data + hdr[HDR_HEAD_SCALE] / 4,
                              TC::vocab, H, true, data + hdr[HDR_LOGITS] / 4, am, k, am + 1,
                              data + hdr[HDR_ARGMAX] / 4 + 1 + k);
 }
 
-// The program. w0 .. w3: ternary weight ports, wh: LM-head port, data: everything else (all at the
-// same address).
+// The program. w0 .. w3: weight ports (ternary linears and the LM head), data: everything else (all
+// at the same address).
 template <class TC>
-void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3,
-                      const int8_t *wh, f32 *data, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
+                      uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
   typedef typename TC::layer C;
   enum { kMaxDesc = TC::max_desc };
   uint32_t hdr[HDR_WORDS];
@@ -170,7 +177,7 @@ program:
       if (d[D_ROW] >= (uint32_t)C::max_t) {
         top_skip("OP_HEAD: row out of range", i, d[D_ROW]);
       } else {
-        run_head_desc<TC>(wh, data, hdr, (int)d[D_ROW]);
+        run_head_desc<TC>(w0, w1, w2, w3, data, hdr, (int)d[D_ROW]);
       }
     } else {
       top_skip("unknown opcode", i, d[D_OP]);
