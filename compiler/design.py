@@ -38,18 +38,17 @@ class DesignParams:
     port_width_bits: int = 128  # width of each weight m_axi port
     data_port_width_bits: int = 128  # the one m_axi port for activations, KV cache, descriptors
     bits_per_weight: float | None = None  # None: our exact 5-trits/byte packing for the model's shapes
-    overlap: bool = True  # double-buffered weight tiles: loading overlaps compute
+    overlap: bool = True  # True: the generated engine (per-linear double buffering); False: TeLLMe-style
     lm_head_on_fabric: bool = True
     lm_head_bits: int = 8  # int8 LM head (Int8Head); 16 = fp16
     weight_buffer: str = "uram"  # "uram" or "bram"
-    weight_buffer_depth: int = 0  # entries per row bank; 0: two tiles of the widest linear
+    weight_buffer_depth: int = 0  # TeLLMe-style buffer (overlap=False) only: entries per row bank
     prefill_token_block: int = 64  # prompt tokens that share one pass of weight streaming
     attn_q_block: int = 8  # prefill queries sharing one K/V tile
     attn_kv_block: int = 32  # keys per K/V tile
     attn_lanes: int = 16  # head-dim MAC lanes of each attention dot-product unit
     ew_lanes: int = 16  # lanes of the fused RMSNorm/quantize unit
     kv_bytes: int = 2  # KV cache element size: 2 = f16 (NumericsPlan kv_dtype "f16"), 4 = f32
-    kv_on_weight_ports: bool = True  # decode attention streams K/V over the (idle) weight ports
     decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
     max_context: int = 0  # KV cache capacity; 0: the model's max_context
     ip_calls_per_token: int = 1  # host ap_start round trips per decode step (descriptor driven: 1)

@@ -24,12 +24,12 @@ DECODE_TIE = 0.995  # decode within 0.5% of the best counts as a tie (then TTFT 
 TTFT_TOKENS = 128
 # Candidate sets (small on purpose: every point is costed by the resource and performance models).
 GROUP_SIZES = (2, 3)
-TABLES = (10, 20, 30, 55)  # multiples of 5: the TLMM engine reads G bytes = 5 groups at a time
+TABLES = (5, 10, 15, 20, 30, 55)  # multiples of 5: the TLMM engine reads G bytes = 5 groups at a time
 ROWS = (4, 8, 16, 32)
 ATTN_LANES = (4, 8, 16, 32)
 CLOCKS_MHZ = (300, 250, 200, 150, 100)
 PREFILL_TOKEN_BLOCKS = (16, 64)
-RING_DEPTHS = (0, 4096)  # 0: two tiles (pure double buffer); 4096: one URAM deep, loader runs ahead
+STORAGE = ("uram", "bram")  # weight buffer kind (uram only where the board has URAM)
 
 
 def _port_counts(board: Board) -> list[int]:
@@ -38,12 +38,12 @@ def _port_counts(board: Board) -> list[int]:
 
 def _memory_candidates(board: Board, base: DesignParams) -> Iterator[dict]:
     clocks = sorted({c for c in CLOCKS_MHZ if c <= board.pl_clock_mhz} | {board.pl_clock_mhz}, reverse=True)
-    for ports, depth, lm, pb, clock, kv_w in itertools.product(
-            _port_counts(board), RING_DEPTHS, (True, False), PREFILL_TOKEN_BLOCKS, clocks[:2], (True, False)):
+    kinds = STORAGE if board.uram else ("bram",)
+    for ports, kind, lm, pb, clock in itertools.product(
+            _port_counts(board), kinds, (True, False), PREFILL_TOKEN_BLOCKS, clocks[:2]):
         yield dict(weight_ports=ports, port_width_bits=board.hp_port_width_bits,
-                   data_port_width_bits=board.hp_port_width_bits, weight_buffer_depth=depth,
-                   weight_buffer="uram" if board.uram else "bram", lm_head_on_fabric=lm,
-                   prefill_token_block=pb, clock_mhz=float(clock), kv_on_weight_ports=kv_w)
+                   data_port_width_bits=board.hp_port_width_bits, weight_buffer=kind, lm_head_on_fabric=lm,
+                   prefill_token_block=pb, clock_mhz=float(clock))
 
 
 def candidates(board: Board, base: DesignParams) -> Iterator[DesignParams]:
@@ -77,7 +77,7 @@ def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
     decode_cache: dict[DesignParams, float] = {}  # decode does not depend on the prefill token block
     for p in candidates(board, base):
         explored += 1
-        key = (p.group_size, p.tables, p.rows, p.attn_lanes, p.weight_ports, p.weight_buffer_depth,
+        key = (p.group_size, p.tables, p.rows, p.attn_lanes, p.weight_ports, p.weight_buffer,
                p.lm_head_on_fabric, p.prefill_token_block)
         if key not in res_cache:
             total = estimate_resources(cfg, board, p)["total"]

@@ -47,7 +47,7 @@ def tellme_params(cfg: ModelConfig) -> DesignParams:
         weight_buffer_depth=3 * math.ceil(cfg.hidden_size / (g * t)) * cfg.hidden_size // r,  # [3][19][1536]
         prefill_token_block=TELLME_PREFILL_TOKEN_BLOCK,
         attn_q_block=8, attn_kv_block=32, attn_lanes=16,  # lanes: assumption
-        kv_bytes=2, kv_on_weight_ports=False, decode_context=128, max_context=1024,
+        kv_bytes=2, decode_context=128, max_context=1024,
         ip_calls_per_token=cfg.n_layers,  # assumption: the PYNQ host starts the IP once per layer
     )
 

@@ -2,9 +2,18 @@
 
 Everything here is a projection, not a measurement. Time is counted per kernel invocation from trip
 counts (initiation interval 1 in every steady-state loop) and from DDR bytes over the bandwidth the
-design can actually pull: each m_axi port is limited by min(port width, HP port width) x clock and
-all of them together by the board's achievable DDR bandwidth. With `overlap` (double-buffered
-weight tiles) a linear takes max(load, compute); without it (TeLLMe) load + compute.
+design can actually pull.
+
+Two engines:
+- `overlap=True`: the hardware edgellm generates (hw/include/edgellm), counted loop by loop. Per
+  linear and token block: the activation block loads one byte per cycle (tlmm.h load_acts) while
+  the first tile loads; then tile i+1 loads (each of the P stream ports one R-byte column per cycle,
+  weight_buffer.h) while tile i computes (per token: one cycle per step + R output cycles + pipeline
+  fill). Nothing is loaded across linears, during attention, norms or the LM head: the phases of a
+  layer add up. K/V stream over the one data port. The LM head streams NP rows per block, one per
+  weight port, at P bytes per port and cycle (lm_head.h), double-buffered the same way.
+- `overlap=False`: TeLLMe's released design, described by its own parameters (serial load and
+  compute, whole-model bandwidth formula; estimate.tellme_params).
 """
 
 from __future__ import annotations
@@ -16,21 +25,24 @@ from edgellm.boards import Board
 from edgellm.compiler.design import (
     ACT_BYTES,
     DesignParams,
-    bits_per_weight,
     kv_bytes_per_token,
     layer_weight_bytes,
     linear_bytes,
     lm_head_bytes,
     norms_per_layer,
-    packed_row_bytes,
     weight_bytes,
 )
 from edgellm.models.config import PRESETS, ModelConfig
+
+MAX_STREAM_PORTS = 4  # weight_buffer.h kMaxWeightPorts (= codegen_hls.MAX_STREAM_PORTS)
 
 # --- Named constants (source in each comment) ---------------------------------------------------
 # Pipeline fill/drain of one linear: table build, lookup, adder tree, accumulate, dequantize.
 # Assumption (typical Vitis HLS pipeline depth for this chain), in cycles.
 LINEAR_PIPELINE_DEPTH = 64
+# Pipeline fill of the per-token loops of one TLMM tile (steps + outputs) or LM-head block (dot beats
+# + logits): assumption (a table/lookup/adder chain of a few stages each), cycles per token and tile.
+TILE_PIPELINE_DEPTH = 8
 # Pipeline depth of an attention tile (dot product tree + exp + rescale). Assumption, cycles.
 ATTN_PIPELINE_DEPTH = 64
 # Attention MAC lanes served by one pipelined fp32 exp unit (softmax). Design choice.
@@ -71,6 +83,9 @@ def bandwidth(board: Board, p: DesignParams) -> Bandwidth:
     f = p.clock_mhz * 1e6
     per_port = min(p.port_width_bits, board.hp_port_width_bits) / 8 * f
     distinct = min(p.weight_ports, len(board.hp_port_names))  # more m_axi than HP ports share them
+    if p.overlap:  # the generated engine streams over at most MAX_STREAM_PORTS ports, R bytes each
+        distinct = min(distinct, MAX_STREAM_PORTS)
+        per_port = min(per_port, p.rows * f)
     ddr = board.ddr_achievable_gbps * 1e9
     data = min(p.data_port_width_bits, board.hp_port_width_bits) / 8 * f
     return Bandwidth(weights=min(distinct * per_port, ddr), data=min(data, ddr), ddr=ddr)
@@ -85,13 +100,23 @@ def _stage(load_s: float, compute_s: float, overlap: bool) -> float:
     return max(load_s, compute_s) if overlap else load_s + compute_s
 
 
-def _lm_head_s(cfg: ModelConfig, p: DesignParams, bw: Bandwidth) -> float:
+def _lm_head_s(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int = 1) -> float:
     nbytes = lm_head_bytes(cfg, p.lm_head_bits)
     if not p.lm_head_on_fabric:
         return nbytes / ARM_STREAM_BYTES_PER_S
-    lanes = max(1, int(bw.weights / (p.clock_mhz * 1e6) * 8 // p.lm_head_bits))  # MACs/cycle = stream
-    cycles = math.ceil(cfg.vocab_size * cfg.hidden_size / lanes) + LINEAR_PIPELINE_DEPTH
-    return _stage(nbytes / bw.weights, cycles / (p.clock_mhz * 1e6), p.overlap)
+    f = p.clock_mhz * 1e6
+    if not p.overlap:  # TeLLMe-style: MACs at the weight-stream rate, load then compute
+        lanes = max(1, int(bw.weights / f * 8 // p.lm_head_bits))
+        cycles = math.ceil(cfg.vocab_size * cfg.hidden_size / lanes) + LINEAR_PIPELINE_DEPTH
+        return nbytes / bw.weights + cycles / f
+    # lm_head.h: blocks of NP rows (row v on port v % NP), P = port bytes per beat, ping-ponged
+    nports, beat = stream_ports(board, p), p.port_width_bits // 8
+    nbeats, nblk = -(-cfg.hidden_size // beat), -(-cfg.vocab_size // nports)
+    blk_load = max(nbeats * beat / _port_bytes_per_cycle(board, p, beat),
+                   nports * cfg.hidden_size / _ddr_bytes_per_cycle(board, p))
+    blk_compute = tokens * (nbeats + nports + TILE_PIPELINE_DEPTH)  # dot beats, then NP rows' logits
+    cycles = blk_load + (nblk - 1) * max(blk_load, blk_compute) + blk_compute + LINEAR_PIPELINE_DEPTH
+    return cycles / f
 
 
 def _host_s(cfg: ModelConfig, p: DesignParams) -> float:
@@ -99,15 +124,10 @@ def _host_s(cfg: ModelConfig, p: DesignParams) -> float:
 
 
 def buffer_depth(cfg: ModelConfig, p: DesignParams) -> int:
-    """Entries per row bank of the weight buffer (default: two tiles of the widest linear)."""
+    """Entries per row bank of a TeLLMe-style weight buffer (overlap=False; default: two tiles of the
+    widest linear). The generated engine's banks: resource_model.weight_banks."""
     widest = max(i for _, i in cfg.linear_shapes().values())
     return p.weight_buffer_depth or 2 * math.ceil(widest / p.group_cols)
-
-
-def buffer_capacity_bytes(cfg: ModelConfig, p: DesignParams) -> float:
-    """DDR bytes of weights the on-chip buffer holds: how far the loader can run ahead of compute."""
-    weights = p.rows * buffer_depth(cfg, p) * p.group_cols
-    return weights * bits_per_weight(cfg, p) / 8
 
 
 def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
@@ -123,32 +143,69 @@ def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
     blocks = math.ceil(queries / p.attn_q_block)
     streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row
     nbytes = streamed + queries * row  # read tiles + write the new K/V
-    kv_bw = bw.weights if p.kv_on_weight_ports else bw.data
-    return _stage(nbytes / kv_bw, cycles / f, p.overlap), nbytes
+    return _stage(nbytes / bw.data, cycles / f, p.overlap), nbytes  # K/V over the data port
 
 
-def _layer(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, context: int) -> dict[str, float]:
+def stream_ports(board: Board, p: DesignParams) -> int:
+    """Weight ports the generated TLMM engine and LM head stream over (codegen_hls.weight_stream_ports):
+    design.weight_ports, at most MAX_STREAM_PORTS and at most the board's PL->DDR ports."""
+    return max(1, min(p.weight_ports, MAX_STREAM_PORTS, len(board.hp_port_names)))
+
+
+def _port_bytes_per_cycle(board: Board, p: DesignParams, beat_bytes: int) -> float:
+    """Bytes one weight port moves per cycle: one beat of `beat_bytes`, at most the port and HP widths."""
+    return min(beat_bytes, p.port_width_bits / 8, board.hp_port_width_bits / 8)
+
+
+def _ddr_bytes_per_cycle(board: Board, p: DesignParams) -> float:
+    return board.ddr_achievable_gbps * 1e9 / (p.clock_mhz * 1e6)
+
+
+def tlmm_tables(p: DesignParams) -> int:
+    """Tables per cycle the engine is built with (codegen_hls.tlmm_tables: a multiple of 5, >= 5)."""
+    return max(5, p.tables // 5 * 5)
+
+
+def _tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
+                   tokens: int) -> tuple[float, float, float]:
+    """(total, load, compute) seconds of one linear on the generated engine for `tokens` tokens."""
+    f = p.clock_mhz * 1e6
+    g, t5, r = p.group_size, tlmm_tables(p), p.rows
+    bps = g * t5 // 5
+    nb = -(-n_in // 5)
+    nsteps, ntiles = -(-nb // bps), -(-out // r)
+    nports = stream_ports(board, p)
+    cpp = -(-nb // nports)  # byte columns per port and tile
+    tile_load = max(cpp * r / _port_bytes_per_cycle(board, p, r), r * nb / _ddr_bytes_per_cycle(board, p))
+    tile_compute = tokens * (nsteps + r + TILE_PIPELINE_DEPTH)
+    acts = tokens * nsteps * g * t5  # load_acts: one activation byte per cycle over the data port
+    total = (max(acts, tile_load) + (ntiles - 1) * max(tile_load, tile_compute) + tile_compute
+             + LINEAR_PIPELINE_DEPTH)
+    return total / f, ntiles * tile_load / f, (ntiles * tile_compute + acts) / f
+
+
+def _layer(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, context: int,
+           board: Board | None = None) -> dict[str, float]:
     """One layer for a block of `tokens` tokens ending at `context`: load, compute, attention, total (s).
 
-    With overlap the weight loader is a decoupled dataflow process that runs ahead into the weight
-    buffer, so it keeps streaming during attention and norms until the buffer is full (unless K/V
-    use the weight ports); the layer then takes the largest of compute, loading (plus any stall) and
-    the DDR floor. Without overlap everything is serial.
+    Generated engine (overlap): the seven linears, attention and norms run one after another; each
+    linear is double-buffered within itself only (tlmm_linear). TeLLMe (no overlap): everything serial
+    at the whole-port bandwidth.
     """
     f = p.clock_mhz * 1e6
     shapes = cfg.linear_shapes().values()
-    wbytes = sum(linear_bytes(o, i, p) for o, i in shapes)
-    load = wbytes / bw.weights
-    compute = sum(linear_cycles(o, i, p, tokens) for o, i in shapes) / f
     norms = tokens * norms_per_layer(cfg) * math.ceil(cfg.hidden_size / p.ew_lanes) / f
-    attn, kv_bytes = _attention(cfg, p, bw, tokens, context)
-    side = attn + norms  # phases that consume no weights
-    if not p.overlap:
-        total = load + compute + side
+    attn, _ = _attention(cfg, p, bw, tokens, context)
+    if p.overlap:
+        assert board is not None
+        lin = [_tlmm_linear_s(board, o, i, p, tokens) for o, i in shapes]
+        load, compute = sum(x[1] for x in lin), sum(x[2] for x in lin)
+        total = sum(x[0] for x in lin) + attn + norms
     else:
-        first_tile = p.rows * packed_row_bytes(max(i for _, i in shapes), p.group_size) / bw.weights
-        hide = 0.0 if p.kv_on_weight_ports else min(side, buffer_capacity_bytes(cfg, p) / bw.weights)
-        total = max(compute + side, load + side - hide, (wbytes + kv_bytes) / bw.ddr) + first_tile
+        wbytes = sum(linear_bytes(o, i, p) for o, i in shapes)
+        load = wbytes / bw.weights
+        compute = sum(linear_cycles(o, i, p, tokens) for o, i in shapes) / f
+        total = load + compute + attn + norms
     return {"load": load, "compute": compute, "attention": attn, "norms": norms, "total": total}
 
 
@@ -173,12 +230,12 @@ def _run(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0:
     done = 0
     while done < tokens:
         n = min(tokens - done, p.prefill_token_block)
-        lay = _layer(cfg, p, bw, n, context0 + done + n)
+        lay = _layer(cfg, p, bw, n, context0 + done + n, board)
         layers += cfg.n_layers * lay["total"]
         for k in detail:
             detail[k] += cfg.n_layers * lay[k]
         done += n
-    parts = {"layers": layers, "lm_head": _lm_head_s(cfg, p, bw), "host": _host_s(cfg, p)}
+    parts = {"layers": layers, "lm_head": _lm_head_s(cfg, board, p, bw), "host": _host_s(cfg, p)}
     return Projection(sum(parts.values()), parts, detail)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 from edgellm.boards import Board
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.perf_model import bandwidth, buffer_depth
+from edgellm.compiler.perf_model import bandwidth, buffer_depth, stream_ports, tlmm_tables
 from edgellm.models.config import ModelConfig
 
 KINDS = ("lut", "ff", "dsp", "bram36", "uram")
@@ -112,9 +112,32 @@ def entry_bits(group_size: int) -> int:
     return math.ceil(math.log2(128 * group_size)) + 1
 
 
+def weight_banks(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[str, int]:
+    """The generated engine's weight buffer (tlmm.h TlmmConfig, weight_buffer.h TlmmBuffers): ping and
+    pong, each NPORTS banks of [BANK_ROWS][BPS] R-byte beats with the slot dimension partitioned, so
+    2 * NPORTS * BPS memories of width 8R and depth BANK_ROWS; and the activation block xbuf,
+    CPC memories of 40 G bits x MAX_TOK * NSTEP_MAX."""
+    g, t5 = p.group_size, tlmm_tables(p)
+    bps, cpc = g * t5 // 5, t5 // 5
+    nports = stream_ports(board, p)
+    nb_max = -(-max(cfg.hidden_size, cfg.q_size, cfg.ffn_size) // 5)
+    nstep_max = -(-nb_max // bps)
+    cpp = -(-nb_max // nports)
+    rows = nstep_max if nports == 1 else (cpp + bps - 2) // bps + 1
+    return {"memories": 2 * nports * bps, "width": 8 * p.rows, "depth": rows,
+            "x_memories": cpc, "x_width": 8 * 5 * g, "x_depth": p.prefill_token_block * nstep_max}
+
+
+def _bound_memory(width: int, depth: int, n: int, use_uram: bool) -> Resources:
+    """n memories bound to URAM or BRAM by BIND_STORAGE (no depth threshold: the pragma decides)."""
+    if use_uram:
+        return Resources(uram=n * uram_for(width, depth))
+    return Resources(bram36=n * bram36_for(width, depth))
+
+
 def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     """Table builders, lookups, adder trees, accumulators, trit decoder and weight/activation buffers."""
-    g, t, r = p.group_size, p.tables, p.rows
+    g, t, r = p.group_size, (tlmm_tables(p) if p.overlap else p.tables), p.rows
     eb = entry_bits(g)
     n_half = (3 ** g + 1) // 2  # distinct entries up to sign, zero included (14 for G = 3)
     n_sums = (3 ** g - 1) // 2  # non-zero sums to build per table (13 for G = 3)
@@ -129,7 +152,12 @@ def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
         stream_bytes = bandwidth(board, p).weights / (p.clock_mhz * 1e6)
         decode = Resources(lut=stream_bytes * TRIT_DECODE_LUT_PER_BYTE, ff=stream_bytes * 8 * 2)
     use_uram = p.weight_buffer == "uram" and board.uram > 0
-    wbuf = _memory(t * p.index_bits, buffer_depth(cfg, p), r, use_uram)
+    if p.overlap:  # the generated engine: banked ping-pong buffers as built
+        wb = weight_banks(cfg, board, p)
+        wbuf = _bound_memory(wb["width"], wb["depth"], wb["memories"], use_uram)
+        abuf = _bound_memory(wb["x_width"], wb["x_depth"], wb["x_memories"], use_uram)
+        return lookup + tree + acc + build + decode + wbuf + abuf
+    wbuf = _memory(t * p.index_bits, buffer_depth(cfg, p), r, use_uram)  # TeLLMe-style row banks
     widest = max(i for _, i in cfg.linear_shapes().values())
     abuf = _memory(p.group_cols * 8, p.prefill_token_block * math.ceil(widest / p.group_cols), 1, use_uram)
     return lookup + tree + acc + build + decode + wbuf + abuf
@@ -159,13 +187,23 @@ def attention(cfg: ModelConfig, p: DesignParams) -> Resources:
     return dots + soft + bufs
 
 
-def lm_head(board: Board, p: DesignParams) -> Resources:
-    """int8 LM head GEMV at the weight stream rate, fp32 row scale, running argmax."""
+def lm_head(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
+    """int8 LM head GEMV, fp32 row scale, running argmax / top-k. Generated engine (lm_head.h): NP ports
+    x P bytes of MACs per cycle, ping-pong row banks in LUTRAM (2 NP x [hidden / P] beats of 8P bits)
+    and the token's beats in BRAM."""
     if not p.lm_head_on_fabric:
         return Resources()
-    lanes = max(1, int(bandwidth(board, p).weights / (p.clock_mhz * 1e6) * 8 // p.lm_head_bits))
+    extra = Resources()
+    if p.overlap:
+        beat = p.port_width_bits // 8
+        lanes = stream_ports(board, p) * beat
+        depth = -(-cfg.hidden_size // beat)
+        extra = Resources(lut=2 * stream_ports(board, p) * 8 * beat * math.ceil(depth / LUTRAM_BITS),
+                          bram36=bram36_for(8 * beat, depth))
+    else:
+        lanes = max(1, int(bandwidth(board, p).weights / (p.clock_mhz * 1e6) * 8 // p.lm_head_bits))
     macs = Resources(lut=lanes * 20, ff=lanes * 32, dsp=math.ceil(lanes / INT8_MACS_PER_DSP[board.ps]))
-    return macs + _ops(FCVT, FMUL) + Resources(lut=300, ff=300)
+    return macs + extra + _ops(FCVT, FMUL) + Resources(lut=300, ff=300)
 
 
 def axi(p: DesignParams) -> Resources:
@@ -182,7 +220,7 @@ def estimate_resources(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[
     """Resources per kernel; the 'total' entry sums them (rounded up to whole blocks)."""
     parts = {
         "tlmm": tlmm(cfg, board, p), "elementwise": elementwise(cfg, p), "attention": attention(cfg, p),
-        "lm_head": lm_head(board, p), "axi": axi(p),
+        "lm_head": lm_head(cfg, board, p), "axi": axi(p),
         "platform": Resources(lut=FIXED_LUT, ff=FIXED_FF, bram36=FIFO_BRAM36),
     }
     total = Resources()
