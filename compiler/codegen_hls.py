@@ -106,7 +106,8 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
     head_ports: LmHeadConfig NPORTS)."""
     act = "edgellm::ACT_RELU2" if cfg.act == "relu2" else "edgellm::ACT_SILU"
     km, n_max = k_max(cfg), max(cfg.hidden_size, cfg.q_size, cfg.ffn_size)
-    storage = "edgellm::kStorageUram" if design.weight_buffer == "uram" else "edgellm::kStorageBram"
+    storage = {"uram": "edgellm::kStorageUram", "bram": "edgellm::kStorageBram",
+               "lutram": "edgellm::kStorageLutram"}[design.weight_buffer]
     tok = min(design.prefill_token_block, max_t)
     tlmm = (f"{design.group_size}, {tlmm_tables(design)}, {design.rows}, {km}, {n_max}, {tok}, {storage}, "
             f"{stream_ports}")

@@ -23,7 +23,7 @@ NORM_BYTES = 4  # fp32 RMSNorm gamma element
 HEAD_ROW_SCALE_BYTES = 4  # fp32 row scale per LM-head row (Int8Head)
 EMBED_BYTES = 2  # host-side embedding table kept as bf16/fp16 (checkpoints store it so)
 ACT_BYTES = 4  # fp32 activation / residual element
-BUFFER_KINDS = ("uram", "bram")
+BUFFER_KINDS = ("uram", "bram", "lutram")  # lutram: weight banks in distributed RAM, activations BRAM
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class DesignParams:
     overlap: bool = True  # True: the generated engine (per-linear double buffering); False: TeLLMe-style
     lm_head_on_fabric: bool = True
     lm_head_bits: int = 8  # int8 LM head (Int8Head); 16 = fp16
-    weight_buffer: str = "uram"  # "uram" or "bram"
+    weight_buffer: str = "uram"  # "uram", "bram" or "lutram" (weight tile banks; see weight_buffer.h)
     weight_buffer_depth: int = 0  # TeLLMe-style buffer (overlap=False) only: entries per row bank
     prefill_token_block: int = 64  # prompt tokens that share one pass of weight streaming
     attn_q_block: int = 8  # prefill queries sharing one K/V tile

@@ -29,7 +29,7 @@ ROWS = (4, 8, 16, 32)
 ATTN_LANES = (4, 8, 16, 32)
 CLOCKS_MHZ = (300, 250, 200, 150, 100)
 PREFILL_TOKEN_BLOCKS = (16, 64)
-STORAGE = ("uram", "bram")  # weight buffer kind (uram only where the board has URAM)
+STORAGE = ("uram", "bram", "lutram")  # weight buffer kind (uram only where the board has URAM)
 
 
 def _port_counts(board: Board) -> list[int]:
@@ -38,7 +38,7 @@ def _port_counts(board: Board) -> list[int]:
 
 def _memory_candidates(board: Board, base: DesignParams) -> Iterator[dict]:
     clocks = sorted({c for c in CLOCKS_MHZ if c <= board.pl_clock_mhz} | {board.pl_clock_mhz}, reverse=True)
-    kinds = STORAGE if board.uram else ("bram",)
+    kinds = STORAGE if board.uram else tuple(k for k in STORAGE if k != "uram")
     for ports, kind, lm, pb, clock in itertools.product(
             _port_counts(board), kinds, (True, False), PREFILL_TOKEN_BLOCKS, clocks[:2]):
         yield dict(weight_ports=ports, port_width_bits=board.hp_port_width_bits,

@@ -33,6 +33,10 @@ ROWS_PER_TABLE_COPY = 8  # table registers are replicated every 8 rows to bound 
 ACC_BITS = 24  # int24 accumulators (TeLLMe; numerics contract proves the width per model)
 TRIT_DECODE_LUT_PER_BYTE = 40  # 256-entry ROM byte -> 5 trits (10 output bits, 4 LUT6 each)
 LUTRAM_BITS = 64  # bits per LUT used as distributed RAM (SLICEM)
+# Simple-dual-port distributed RAM (ram_s2p): RAM64M8 = 8 LUTs for 64 x 7 bits and RAM32M16 = 8 LUTs
+# for 32 x 14 bits, i.e. 56 bits per LUT at full depth (UG574 CLB guide); 42 leaves room for the
+# read-address decode and partially used primitives.
+LUTRAM_SDP_BITS_PER_LUT = 42
 # --- int8 MACs per DSP by PS family (device generation): DSP48E2 packs two int8 products (WP486);
 # the Zynq-7000's DSP48E1 does one. -------------------------------------------------------------
 INT8_MACS_PER_DSP = {"zynqmp": 2, "zynq7": 1}
@@ -128,10 +132,17 @@ def weight_banks(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[str, i
             "x_memories": cpc, "x_width": 8 * 5 * g, "x_depth": p.prefill_token_block * nstep_max}
 
 
-def _bound_memory(width: int, depth: int, n: int, use_uram: bool) -> Resources:
-    """n memories bound to URAM or BRAM by BIND_STORAGE (no depth threshold: the pragma decides)."""
-    if use_uram:
+def lutram_luts(width: int, depth: int) -> int:
+    """LUTs of one width x depth simple-dual-port distributed RAM (depth rounded up to 32)."""
+    return math.ceil(width * max(32, depth) / LUTRAM_SDP_BITS_PER_LUT) if depth > 0 else 0
+
+
+def _bound_memory(width: int, depth: int, n: int, kind: str) -> Resources:
+    """n memories bound by BIND_STORAGE to URAM, BRAM or LUTRAM (no depth threshold: the pragma decides)."""
+    if kind == "uram":
         return Resources(uram=n * uram_for(width, depth))
+    if kind == "lutram":
+        return Resources(lut=n * lutram_luts(width, depth))
     return Resources(bram36=n * bram36_for(width, depth))
 
 
@@ -154,8 +165,9 @@ def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     use_uram = p.weight_buffer == "uram" and board.uram > 0
     if p.overlap:  # the generated engine: banked ping-pong buffers as built
         wb = weight_banks(cfg, board, p)
-        wbuf = _bound_memory(wb["width"], wb["depth"], wb["memories"], use_uram)
-        abuf = _bound_memory(wb["x_width"], wb["x_depth"], wb["x_memories"], use_uram)
+        kind = "uram" if use_uram else ("lutram" if p.weight_buffer == "lutram" else "bram")
+        wbuf = _bound_memory(wb["width"], wb["depth"], wb["memories"], kind)
+        abuf = _bound_memory(wb["x_width"], wb["x_depth"], wb["x_memories"], "uram" if use_uram else "bram")
         return lookup + tree + acc + build + decode + wbuf + abuf
     wbuf = _memory(t * p.index_bits, buffer_depth(cfg, p), r, use_uram)  # TeLLMe-style row banks
     widest = max(i for _, i in cfg.linear_shapes().values())

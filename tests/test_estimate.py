@@ -53,7 +53,7 @@ def test_params_validation() -> None:
     with pytest.raises(EdgeLLMError, match="port_width_bits"):
         DesignParams(port_width_bits=100)
     with pytest.raises(EdgeLLMError, match="weight_buffer"):
-        DesignParams(weight_buffer="lutram")
+        DesignParams(weight_buffer="sram")
 
 
 def test_memory_blocks() -> None:
@@ -146,9 +146,9 @@ def _check_fits(e, board) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "modelled as built (per-linear double buffering, banked URAM buffers, K/V over the data port, "
-    "R output cycles per tile): the best buildable KV260 design (G3 T5 R16, 4 ports, 52 URAM) "
-    "projects 42.7 tok/s and TTFT(128) 2.09 s"))
+    "modelled as built (per-linear double buffering, banked weight buffers, K/V over the data port, "
+    "R output cycles per tile): the best buildable KV260 design (G2 T15 R16, 4 ports, LUTRAM weight "
+    "banks) projects 54.7 tok/s and TTFT(128) 1.37 s"))
 def test_target_large_on_kv260(large_kv260) -> None:
     e = large_kv260.estimate
     assert e.decode_tok_s >= 60.0
@@ -159,8 +159,8 @@ def test_target_large_on_kv260(large_kv260) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "modelled as built: the best buildable KV260 design (G3 T5 R16, 4 ports) projects 15.0 tok/s "
-    "(TLMM compute-bound: 3 byte columns per step fit the URAM; DDR bound 21.0)"))
+    "modelled as built: the best buildable KV260 design (G2 T15 R16, 4 ports, LUTRAM weight banks) "
+    "projects 17.7 tok/s (TLMM compute-bound, R output cycles per tile; DDR bound 21.0)"))
 def test_target_2b_on_kv260() -> None:
     r = explore(B2, KV260)
     _check_fits(r.estimate, KV260)

@@ -14,7 +14,8 @@
 // while the compute engine reads tile i from the other (explicit ping-pong: the two calls of one
 // loop iteration touch different arrays and have no data dependence, so HLS runs them
 // concurrently; TeLLMe serializes them). The storage kind (BRAM / URAM / LUTRAM) is chosen by
-// CFG::STORAGE through a specialization, because a BIND_STORAGE impl must be a literal.
+// CFG::STORAGE through a specialization, because a BIND_STORAGE impl must be a literal. With
+// kStorageLutram the (shallow) weight banks are distributed RAM and the activation block stays BRAM.
 #pragma once
 
 #include <ap_int.h>
@@ -333,7 +334,7 @@ struct TlmmBuffers<kStorageLutram> {
 #pragma HLS BIND_STORAGE variable = pong1 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = pong2 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = pong3 type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = xbuf type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = xbuf type = ram_s2p impl = bram  // activations: too deep for LUTs
     BODY::run(ping0, ping1, ping2, ping3, pong0, pong1, pong2, pong3, xbuf, args...);
   }
 };
