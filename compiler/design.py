@@ -17,7 +17,6 @@ from typing import Any
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 
-TRITS_PER_BYTE = 5  # 3^5 = 243 <= 256: five ternary weights per byte
 SCALE_BYTES = 4  # one fp32 scale per ternary linear (numerics contract)
 NORM_BYTES = 4  # fp32 RMSNorm gamma element
 HEAD_ROW_SCALE_BYTES = 4  # fp32 row scale per LM-head row (Int8Head)
@@ -102,22 +101,13 @@ class DesignParams:
         return dataclasses.replace(self, **kw)
 
 
-def pad_trits(group_size: int) -> int:
-    """Row padding unit in trits: lcm(G, 5) so groups never straddle a byte (15 for G = 3)."""
-    return math.lcm(group_size, TRITS_PER_BYTE)
-
-
-def packed_row_bytes(n_in: int, group_size: int) -> int:
-    """DDR bytes of one packed ternary row of n_in weights (5 trits per byte, padded)."""
-    pad = pad_trits(group_size)
-    return math.ceil(n_in / pad) * pad // TRITS_PER_BYTE
-
-
 def linear_bytes(out: int, n_in: int, p: DesignParams) -> int:
     """Streamed DDR bytes of one ternary linear (out, n_in), including its fp32 scale."""
     if p.bits_per_weight is not None:
         return math.ceil(out * n_in * p.bits_per_weight / 8) + SCALE_BYTES
-    return out * packed_row_bytes(n_in, p.group_size) + SCALE_BYTES
+    from edgellm.compiler.packing import packed_size  # the encoder's exact size (tiles of p.rows rows)
+
+    return packed_size(out, n_in, p.rows) + SCALE_BYTES
 
 
 def layer_weight_bytes(cfg: ModelConfig, p: DesignParams) -> int:
