@@ -22,7 +22,7 @@ from edgellm.errors import EdgeLLMError
 HW_DIR = Path(__file__).resolve().parent
 INCLUDE_DIR = HW_DIR / "include"
 TB_DIR = HW_DIR / "tb"
-CXXFLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math",
+CXXFLAGS = ("-std=c++17", "-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math",
             "-Wall", "-Wextra", "-Wno-unknown-pragmas")
 
 

@@ -54,13 +54,14 @@ struct LmHeadConfig {
 template <int P>
 ap_uint<8 * P> lm_read_beat(const int8_t *w, int v, int j, int hidden) {
 #pragma HLS INLINE
-  ap_uint<8 * P> b = 0;
+  uint8_t by[P];
+#pragma HLS ARRAY_PARTITION variable = by complete
   for (int l = 0; l < P; l++) {
 #pragma HLS UNROLL
     int i = j * P + l;
-    b.range(8 * l + 7, 8 * l) = (uint8_t)(i < hidden ? w[(long)v * hidden + i] : (int8_t)0);
+    by[l] = (uint8_t)(i < hidden ? w[(long)v * hidden + i] : (int8_t)0);
   }
-  return b;
+  return bytes_word<P>(by);
 }
 
 // Beat j of row v from a wide port (hidden % P == 0).
@@ -74,12 +75,15 @@ ap_uint<8 * P> lm_read_beat(const ap_uint<8 * P> *w, int v, int j, int hidden) {
 template <int P, int BITS>
 ap_int<BITS> dot_beat(ap_uint<8 * P> a, ap_uint<8 * P> b) {
 #pragma HLS INLINE
+  uint8_t ab[P], bb[P];
+#pragma HLS ARRAY_PARTITION variable = ab complete
+#pragma HLS ARRAY_PARTITION variable = bb complete
+  word_bytes<P>(a, ab);
+  word_bytes<P>(b, bb);
   ap_int<BITS> s = 0;
   for (int l = 0; l < P; l++) {
 #pragma HLS UNROLL
-    ap_int<8> x = a.range(8 * l + 7, 8 * l);
-    ap_int<8> y = b.range(8 * l + 7, 8 * l);
-    s += ap_int<16>(x * y);
+    s += ap_int<16>((int16_t)((int8_t)ab[l] * (int8_t)bb[l]));
   }
   return s;
 }

@@ -101,11 +101,11 @@ table_entries:
 template <int G, class TAB>
 TAB table_lookup(const TAB tab[GroupIndex<G>::kHalf + 1], typename GroupIndex<G>::type idx) {
 #pragma HLS INLINE
-  const int kHalf = GroupIndex<G>::kHalf;
-  bool neg = idx > kHalf;
-  typename GroupIndex<G>::type j = neg ? typename GroupIndex<G>::type(GroupIndex<G>::kEntries - 1 - idx) : idx;
-  TAB v = tab[j];
-  return neg ? TAB(-v) : v;
+  const unsigned i = (unsigned)idx;  // index arithmetic on plain integers (< 3^G)
+  const bool neg = i > (unsigned)GroupIndex<G>::kHalf;
+  const unsigned j = neg ? (unsigned)GroupIndex<G>::kEntries - 1u - i : i;
+  const TAB v = tab[j];
+  return neg ? TAB(-(int)v) : v;
 }
 
 // Activation block -> xbuf[t * NSTEP_MAX + s][c]: chunk c of step s of token t, zero beyond k.
@@ -178,19 +178,22 @@ tokens:
     for (int s = 0; s < nsteps; s++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxSteps
-      typename CFG::beat_t wb[BPS];
-#pragma HLS ARRAY_PARTITION variable = wb complete
+      uint8_t wbytes[BPS][R];  // byte r of beat j = row r's byte of column c + j
+#pragma HLS ARRAY_PARTITION variable = wbytes complete dim = 0
     step_beats:
-      for (int j = 0; j < BPS; j++) wb[j] = bank_beat<CFG>(b0, b1, b2, b3, c + j, nb, s, s0, bound, j);
+      for (int j = 0; j < BPS; j++) {
+        word_bytes<R>(bank_beat<CFG>(b0, b1, b2, b3, c + j, nb, s, s0, bound, j), wbytes[j]);
+      }
       c += BPS;
       typename CFG::tab_t tab[CFG::T][TAB_N];
 #pragma HLS ARRAY_PARTITION variable = tab complete dim = 0
     tables:
       for (int c = 0; c < CPC; c++) {
-        typename CFG::xchunk_t xc = xbuf[t * CFG::NSTEP_MAX + s][c];
+        uint8_t xb[CFG::CHUNK_K];
+        word_bytes<CFG::CHUNK_K>(xbuf[t * CFG::NSTEP_MAX + s][c], xb);
         for (int q = 0; q < kTritsPerByte; q++) {
           ap_int<8> xs[G];
-          for (int j = 0; j < G; j++) xs[j] = xc.range(8 * (q * G + j) + 7, 8 * (q * G + j));
+          for (int j = 0; j < G; j++) xs[j] = (int8_t)xb[q * G + j];
           build_table<G>(xs, tab[c * kTritsPerByte + q]);
         }
       }
@@ -198,10 +201,10 @@ tokens:
       for (int r = 0; r < R; r++) {
         typename CFG::psum_t ps = 0;
         for (int c = 0; c < CPC; c++) {
-          ap_uint<8> bytes[G];
-          for (int j = 0; j < G; j++) bytes[j] = wb[c * G + j].range(8 * r + 7, 8 * r);
+          uint8_t bytes[G];
+          for (int j = 0; j < G; j++) bytes[j] = wbytes[c * G + j][r];
           typename CFG::idx_t idx[kTritsPerByte];
-          chunk_indices<G>(bytes, idx);
+          chunk_indices_u<G>(bytes, idx);
           for (int q = 0; q < kTritsPerByte; q++) ps += table_lookup<G>(tab[c * kTritsPerByte + q], idx[q]);
         }
         acc[r] += ps;

@@ -34,13 +34,14 @@ const int kMaxWeightPorts = 4;  // m_axi weight ports the engine can stream from
 template <int R>
 ap_uint<8 * R> read_beat(const uint8_t *w, long i) {
 #pragma HLS INLINE
-  ap_uint<8 * R> v = 0;
+  uint8_t by[R];
+#pragma HLS ARRAY_PARTITION variable = by complete
 beat_bytes:
   for (int b = 0; b < R; b++) {
 #pragma HLS UNROLL
-    v.range(8 * b + 7, 8 * b) = w[i * R + b];
+    by[b] = w[i * R + b];
   }
-  return v;
+  return bytes_word<R>(by);
 }
 
 // One beat from a wide m_axi port (ap_uint<8*R> pointers).
