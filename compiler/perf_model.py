@@ -10,7 +10,10 @@ Two engines:
   the first tile loads; then tile i+1 loads (each of the P stream ports one R-byte column per cycle,
   weight_buffer.h) while tile i computes (per token: one cycle per step + R output cycles + pipeline
   fill). Nothing is loaded across linears, during attention, norms or the LM head: the phases of a
-  layer add up. K/V stream over the one data port. The LM head streams NP rows per block, one per
+  layer add up. Decode attention reads K/V over the weight ports (KV head h on port h % P,
+  attention_decode.h attention_decode_ports; at most one merged beat of ATTN_MEM_LANES K and V
+  elements per cycle); prefill reads them, and every step writes the new K/V, over the one data
+  port. The LM head streams NP rows per block, one per
   weight port, at P bytes per port and cycle (lm_head.h), double-buffered the same way.
 - `overlap=False`: TeLLMe's released design, described by its own parameters (serial load and
   compute, whole-model bandwidth formula; estimate.tellme_params).
@@ -45,6 +48,9 @@ LINEAR_PIPELINE_DEPTH = 64
 TILE_PIPELINE_DEPTH = 8
 # Pipeline depth of an attention tile (dot product tree + exp + rescale). Assumption, cycles.
 ATTN_PIPELINE_DEPTH = 64
+# Elements per K (and V) beat the decode merge hands the attention core per cycle (attn_config
+# MEM_LANES default, attention_prefill.h). Design constant.
+ATTN_MEM_LANES = 16
 # Attention MAC lanes served by one pipelined fp32 exp unit (softmax). Design choice.
 LANES_PER_EXP_UNIT = 16
 # Host cost of one ap_start write + ap_done poll from Python through PYNQ MMIO. Assumption (tens of us).
@@ -71,11 +77,14 @@ ARM_STREAM_BYTES_PER_S = _arm_stream_bytes_per_s()  # about 3.3e9
 
 @dataclass(frozen=True)
 class Bandwidth:
-    """Bytes/s the design can pull: weight ports together, the data port, the board's DDR."""
+    """Bytes/s the design can pull: weight ports together, the data port, the board's DDR; kv_port:
+    one weight port reading the KV cache (full port width), kv_ports: the weight ports that do."""
 
     weights: float
     data: float
     ddr: float
+    kv_port: float = 0.0
+    kv_ports: int = 0
 
 
 def bandwidth(board: Board, p: DesignParams) -> Bandwidth:
@@ -88,7 +97,10 @@ def bandwidth(board: Board, p: DesignParams) -> Bandwidth:
         per_port = min(per_port, p.rows * f)
     ddr = board.ddr_achievable_gbps * 1e9
     data = min(p.data_port_width_bits, board.hp_port_width_bits) / 8 * f
-    return Bandwidth(weights=min(distinct * per_port, ddr), data=min(data, ddr), ddr=ddr)
+    kv_port = min(p.port_width_bits, board.hp_port_width_bits) / 8 * f
+    kv_ports = stream_ports(board, p) if p.overlap else 0
+    return Bandwidth(weights=min(distinct * per_port, ddr), data=min(data, ddr), ddr=ddr,
+                     kv_port=kv_port, kv_ports=kv_ports)
 
 
 def linear_cycles(out: int, n_in: int, p: DesignParams, tokens: int = 1) -> int:
@@ -143,6 +155,11 @@ def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
     blocks = math.ceil(queries / p.attn_q_block)
     streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row
     nbytes = streamed + queries * row  # read tiles + write the new K/V
+    if queries == 1 and bw.kv_ports > 0:  # decode: reads over min(P, n_kv) weight ports, writes over data
+        ports = min(bw.kv_ports, cfg.n_kv_heads)
+        read_bw = min(ports * bw.kv_port, 2 * ATTN_MEM_LANES * p.kv_bytes * f, bw.ddr)
+        load = streamed / read_bw + queries * row / bw.data
+        return _stage(load, cycles / f, p.overlap), nbytes
     return _stage(nbytes / bw.data, cycles / f, p.overlap), nbytes  # K/V over the data port
 
 

@@ -145,17 +145,24 @@ def _check_fits(e, board) -> None:
     assert sum(e.ddr_footprint.values()) <= board.ddr_available_bytes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "modelled as built (per-linear double buffering, banked weight buffers, K/V over the data port, "
-    "R output cycles per tile): the best buildable KV260 design (G2 T15 R16, 4 ports, LUTRAM weight "
-    "banks) projects 54.7 tok/s and TTFT(128) 1.37 s"))
-def test_target_large_on_kv260(large_kv260) -> None:
+def test_target_large_on_kv260_decode(large_kv260) -> None:
+    """Modelled as built (decode K/V over the 4 weight ports): the best buildable KV260 design
+    (G2 T15 R16, 4 ports, LUTRAM weight banks) projects 62.2 tok/s at 128 cached tokens."""
     e = large_kv260.estimate
     assert e.decode_tok_s >= 60.0
-    assert e.ttft[128].seconds <= 0.5
     assert e.fits and large_kv260.feasible > 0
     _check_fits(e, KV260)
     assert e.decode_tok_s <= e.ddr_bound_tok_s
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "modelled as built (per-linear double buffering, banked weight buffers, prefill K/V over the data "
+    "port, R output cycles per tile): the best buildable KV260 design (G2 T15 R16, 4 ports, LUTRAM "
+    "weight banks) projects TTFT(128) 1.37 s (prefill bounded by G*T*R = 480 weights per cycle)"))
+def test_target_large_on_kv260_ttft(large_kv260) -> None:
+    e = large_kv260.estimate
+    assert e.ttft[128].seconds <= 0.5
+    assert e.fits and large_kv260.feasible > 0
 
 
 @pytest.mark.xfail(strict=True, reason=(

@@ -125,6 +125,47 @@ def test_decode_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], kv: str) -> 
     assert total == 0
 
 
+@pytest.mark.parametrize(("n_ports", "kv"), [(1, "f32"), (2, "f32"), (3, "f32"), (4, "f32"), (4, "f16")])
+@pytest.mark.parametrize("heads", [(8, 8), (8, 2), (4, 1)])
+def test_decode_over_ports_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], n_ports: int, kv: str) -> None:
+    """attention_decode_ports: port p gets its own copy of the cache in which only KV heads h with
+    h % n_ports == p are valid (the rest NaN): the output is bit-identical to the reference and to the
+    one-port kernel. Ports rotated by one: it is not."""
+    n_h, n_kv = heads
+    d = 64
+    rng = np.random.default_rng(n_h + 3 * n_kv + 11 * n_ports)
+    k, v = _cache(rng, 300, n_kv, d, extra=3, kv=kv)
+    fn = getattr(lib, f"tb_decode_ports{n_ports}{'_16' if kv == 'f16' else ''}")
+
+    def port_bufs(shift: int) -> list[np.ndarray]:
+        bufs = []
+        for p in range(4):
+            kp, vp = np.full_like(k, np.nan), np.full_like(v, np.nan)
+            own = [h for h in range(n_kv) if h % n_ports == (p + shift) % n_ports] if p < n_ports else []
+            kp[:, own], vp[:, own] = k[:, own], v[:, own]
+            bufs += [kp, vp]
+        return bufs
+
+    total, rotated = 0, 0
+    for pos in (0, 15, 16, 17, 299):
+        q = (rng.standard_normal((n_h, d)) * 2).astype(F32)
+        one, ref = run_decode(lib, q, k, v, pos, 128, 64, 16)  # one-port kernel, numpy reference
+        for shift in (0, 1):
+            b = port_bufs(shift)
+            out = np.full_like(q, np.nan)
+            ks, vs = (csim.ptr(x) for x in b[0::2]), (csim.ptr(x) for x in b[1::2])
+            fn(csim.ptr(q), *ks, *vs, csim.ptr(out), ctypes.c_int(pos), ctypes.c_int(n_h), ctypes.c_int(n_kv),
+               ctypes.c_int(d), _scale(d))
+            if shift == 0:
+                total += _mismatches(out, ref) + _mismatches(out, one)
+            else:
+                rotated += _mismatches(out, ref)
+    print(f"decode over {n_ports} ports {kv} H={n_h}/{n_kv}: {total} mismatches; rotated ports {rotated}")
+    assert total == 0
+    if n_ports > 1 and n_kv > 1:
+        assert rotated > 0
+
+
 def _adversarial(rng: np.random.Generator, case: str, s: int, n_kv: int, d: int):
     """K, V (s, n_kv, d) and a query direction for a stress case."""
     k = rng.standard_normal((s, n_kv, d)).astype(F32)

@@ -44,3 +44,19 @@ EDGELLM_ATTN_TB16(128, 64, 16)
 EDGELLM_ATTN_TB16(128, 64, 32)
 EDGELLM_ATTN_TB16(128, 128, 16)
 EDGELLM_ATTN_TB16(128, 128, 32)
+
+// Decode over NP K/V ports (attention_decode_ports): k0..k3 / v0..v3 are separate buffers.
+#define EDGELLM_ATTN_TB_PORTS(NP, KT, SUF)                                                          \
+  extern "C" void tb_decode_ports##NP##SUF(const f32 *q, const KT *k0, const KT *k1, const KT *k2,  \
+                                            const KT *k3, const KT *v0, const KT *v1, const KT *v2, \
+                                            const KT *v3, f32 *out, int pos, int n_heads, int n_kv, \
+                                            int head_dim, f32 scale) {                              \
+    attention_decode_ports<cfg_d128_l64_b16, NP>(q, k0, k1, k2, k3, v0, v1, v2, v3, out, pos,       \
+                                                 n_heads, n_kv, head_dim, scale);                   \
+  }
+
+EDGELLM_ATTN_TB_PORTS(1, f32, )
+EDGELLM_ATTN_TB_PORTS(2, f32, )
+EDGELLM_ATTN_TB_PORTS(3, f32, )
+EDGELLM_ATTN_TB_PORTS(4, f32, )
+EDGELLM_ATTN_TB_PORTS(4, f16, _16)

@@ -153,14 +153,20 @@ copy_loop:
 //   cos_tab, sin_tab: rope_tables(head_dim, max_ctx) [max_ctx][head_dim/2]
 //   k_layer, v_layer: this layer's KV cache slice of C::kv_t (kv_cache.h), positions < pos0 valid
 //   eps, attn_scale: rms_eps and float(1/sqrt(head_dim)) from the host
+//   kr0 .. kr3, vr0 .. vr3: the same K/V slice seen through the weight ports: decode attention
+//                  (t_len == 1) reads the cache over the first KVP of them concurrently
+//                  (attention_decode_ports); writes and prefill use k_layer / v_layer (data port)
 //   fs, x8: scratch (layer_scratch<C>); taps: layer_taps<C> area written when tap_en
-template <class C, class MM>
-void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t *w1,
-                   const uint8_t *w2, const uint8_t *w3, const layer_desc &d,
-                   const f32 *params, const f32 *cos_tab, const f32 *sin_tab,
-                   typename C::kv_t *k_layer, typename C::kv_t *v_layer, f32 eps, f32 attn_scale,
-                   f32 *fs, int8_t *x8, f32 *taps,
-                   bool tap_en) {
+template <class C, class MM, int KVP>
+void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t *w1,
+                         const uint8_t *w2, const uint8_t *w3, const layer_desc &d,
+                         const f32 *params, const f32 *cos_tab, const f32 *sin_tab,
+                         typename C::kv_t *k_layer, typename C::kv_t *v_layer,
+                         const typename C::kv_t *kr0, const typename C::kv_t *kr1,
+                         const typename C::kv_t *kr2, const typename C::kv_t *kr3,
+                         const typename C::kv_t *vr0, const typename C::kv_t *vr1,
+                         const typename C::kv_t *vr2, const typename C::kv_t *vr3, f32 eps,
+                         f32 attn_scale, f32 *fs, int8_t *x8, f32 *taps, bool tap_en) {
   typedef layer_scratch<C> S;
   typedef layer_taps<C> TP;
   typedef typename C::ew E;
@@ -186,8 +192,9 @@ void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t
   }
   kv_cache_write<C::max_t, C::kv_size>(fs + S::k, fs + S::v, t_len, pos0, KV, k_layer, v_layer);
   if (t_len == 1) {
-    attention_decode<typename C::attn>(fs + S::q, k_layer, v_layer, fs + S::attn, pos0, C::n_heads,
-                                       C::n_kv, D, attn_scale);
+    attention_decode_ports<typename C::attn, KVP>(fs + S::q, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3,
+                                                  fs + S::attn, pos0, C::n_heads, C::n_kv, D,
+                                                  attn_scale);
   } else {
     attention_prefill<typename C::attn>(fs + S::q, k_layer, v_layer, fs + S::attn, t_len, pos0,
                                         C::n_heads, C::n_kv, D, attn_scale);
@@ -209,6 +216,18 @@ void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t
   MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_DOWN], H, F, d.w_scale[LIN_DOWN], fs + S::y);
   residual_norm_quantize_tokens<E, f32>(fs + S::y, qs_a, one, h, false, params, eps, t_len, H, x8,
                                         qs_b);
+}
+
+// K/V read through k_layer / v_layer alone (one port).
+template <class C, class MM>
+void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t *w1,
+                   const uint8_t *w2, const uint8_t *w3, const layer_desc &d, const f32 *params,
+                   const f32 *cos_tab, const f32 *sin_tab, typename C::kv_t *k_layer,
+                   typename C::kv_t *v_layer, f32 eps, f32 attn_scale, f32 *fs, int8_t *x8, f32 *taps,
+                   bool tap_en) {
+  decoder_layer_ports<C, MM, 1>(h, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab, k_layer,
+                                v_layer, k_layer, k_layer, k_layer, k_layer, v_layer, v_layer, v_layer,
+                                v_layer, eps, attn_scale, fs, x8, taps, tap_en);
 }
 
 // Single weight pointer (testbenches): every weight port reads through w.

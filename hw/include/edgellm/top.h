@@ -13,8 +13,9 @@
 // gives the kernel views of the buffer through its m_axi ports, all holding the same address: the
 // ternary weight ports w0 .. w3 (the first TlmmConfig::NPORTS of them stream every weight tile
 // concurrently, each its own share; the generated top repeats w0 for slots it has no port for; the
-// first LmHeadConfig::NPORTS of them stream the int8 LM head's rows the same way) and the data port
-// (activations, KV cache, scratch, header, program).
+// first LmHeadConfig::NPORTS of them stream the int8 LM head's rows the same way, and decode
+// attention reads the KV cache over them, KV head h on port h % LmHeadConfig::NPORTS) and the data
+// port (activations, KV cache writes and prefill reads, scratch, header, program).
 // A header or descriptor the compiled configuration cannot run is skipped (C simulation prints why
 // on stderr); nothing is written for it.
 #pragma once
@@ -113,12 +114,18 @@ void run_layer_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, con
   typedef typename C::kv_t KT;  // KV cache element (f32 or f16)
   const long kv_slice = (long)layer * C::max_ctx * C::kv_size;  // elements
   int8_t *d8 = reinterpret_cast<int8_t *>(data);
-  decoder_layer<C, typename TC::mm>(
+  const uint32_t ko = hdr[HDR_K_CACHE], vo = hdr[HDR_V_CACHE];
+  // decode attention reads the cache over the weight ports the LM head streams over (distinct m_axi)
+  decoder_layer_ports<C, typename TC::mm, TC::head::NPORTS>(
       data + hdr[HDR_H] / 4, t_len, pos0, w0 + hdr[HDR_WEIGHTS], w1 + hdr[HDR_WEIGHTS],
       w2 + hdr[HDR_WEIGHTS], w3 + hdr[HDR_WEIGHTS], d, data + hdr[HDR_PARAMS] / 4,
       data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4,
-      reinterpret_cast<KT *>(d8 + hdr[HDR_K_CACHE]) + kv_slice,
-      reinterpret_cast<KT *>(d8 + hdr[HDR_V_CACHE]) + kv_slice, float_from_bits(hdr[HDR_EPS_BITS]),
+      reinterpret_cast<KT *>(d8 + ko) + kv_slice, reinterpret_cast<KT *>(d8 + vo) + kv_slice,
+      reinterpret_cast<const KT *>(w0 + ko) + kv_slice, reinterpret_cast<const KT *>(w1 + ko) + kv_slice,
+      reinterpret_cast<const KT *>(w2 + ko) + kv_slice, reinterpret_cast<const KT *>(w3 + ko) + kv_slice,
+      reinterpret_cast<const KT *>(w0 + vo) + kv_slice, reinterpret_cast<const KT *>(w1 + vo) + kv_slice,
+      reinterpret_cast<const KT *>(w2 + vo) + kv_slice, reinterpret_cast<const KT *>(w3 + vo) + kv_slice,
+      float_from_bits(hdr[HDR_EPS_BITS]),
       float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), data + hdr[HDR_SCRATCH_F] / 4,
       d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps);
 }
