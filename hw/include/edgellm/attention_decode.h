@@ -89,12 +89,7 @@ prd_pos:
 #pragma HLS PIPELINE II = 1
         long base = ((long)pp * n_kv + hh) * d + (long)b * ML;
         f32_beat<ML> kb, vb;
-        for (int i = 0; i < ML; i++) {
-#pragma HLS UNROLL
-          bool in = b * ML + i < d;
-          kb.v[i] = in ? kv_elem<KT>::load(k_layer[base + i]) : 0.0f;
-          vb.v[i] = in ? kv_elem<KT>::load(v_layer[base + i]) : 0.0f;
-        }
+        read_kv_beat<ML, KT>(k_layer, v_layer, base, b, d, kb, vb);
         ks.write(kb);
         vs.write(vb);
       }

@@ -56,6 +56,19 @@ struct f32_beat {
   f32 v[ML];
 };
 
+// Beat b of one cached K row and V row starting at element `base` (head_dim d): ML widened values
+// each, zero past d. Shared by the prefill and decode K/V readers.
+template <int ML, class KT>
+inline void read_kv_beat(const KT *k_layer, const KT *v_layer, long base, int b, int d, f32_beat<ML> &kb,
+                         f32_beat<ML> &vb) {
+  for (int i = 0; i < ML; i++) {
+#pragma HLS UNROLL
+    bool in = b * ML + i < d;
+    kb.v[i] = in ? kv_elem<KT>::load(k_layer[base + i]) : 0.0f;
+    vb.v[i] = in ? kv_elem<KT>::load(v_layer[base + i]) : 0.0f;
+  }
+}
+
 // max that propagates NaN from either side, like np.maximum.
 inline f32 max_nan(f32 a, f32 b) { return (a > b || a != a) ? a : b; }
 
@@ -112,12 +125,7 @@ rd_pos:
 #pragma HLS PIPELINE II = 1
         long base = ((long)p * n_kv + kvh0 + hh) * d + (long)b * ML;
         f32_beat<ML> kb, vb;
-        for (int i = 0; i < ML; i++) {
-#pragma HLS UNROLL
-          bool in = b * ML + i < d;
-          kb.v[i] = in ? kv_elem<KT>::load(k_layer[base + i]) : 0.0f;
-          vb.v[i] = in ? kv_elem<KT>::load(v_layer[base + i]) : 0.0f;
-        }
+        read_kv_beat<ML, KT>(k_layer, v_layer, base, b, d, kb, vb);
         ks.write(kb);
         vs.write(vb);
       }

@@ -135,10 +135,11 @@ inline f32 exp_f(f32 x) {
   return p * scale;
 }
 
-// Lane reduction: lane j sums x[j], x[j+L], ... in order from 0.0f; then lanes halve pairwise.
-// LANES must be a power of two. n may be any length >= 0 (missing elements count as 0.0f).
-template <int LANES>
-f32 reduce_sum(const f32 *x, int n) {
+// Lane reduction: lane j sums x[j], x[j+L], ... (squared when SQUARE) in order from 0.0f; then
+// lanes halve pairwise. LANES must be a power of two. n may be any length >= 0 (missing elements
+// count as 0.0f). SQUARE adds x*x (rounded) exactly as reduce_sum(x*x) would.
+template <int LANES, bool SQUARE>
+f32 lane_sum(const f32 *x, int n) {
   f32 acc[LANES];
 #pragma HLS ARRAY_PARTITION variable = acc complete
   for (int j = 0; j < LANES; j++) acc[j] = 0.0f;
@@ -150,7 +151,8 @@ chunk_loop:
 #pragma HLS PIPELINE II = 1
     for (int j = 0; j < LANES; j++) {
       int i = c * LANES + j;
-      acc[j] = acc[j] + (i < n ? x[i] : 0.0f);
+      f32 v = i < n ? x[i] : 0.0f;
+      acc[j] = acc[j] + (SQUARE ? v * v : v);
     }
   }
   for (int h = LANES / 2; h >= 1; h /= 2) {
@@ -159,28 +161,15 @@ chunk_loop:
   return acc[0];
 }
 
+template <int LANES>
+f32 reduce_sum(const f32 *x, int n) {
+  return lane_sum<LANES, false>(x, n);
+}
+
 // Sum of squares with the same lane order as reduce_sum(x*x).
 template <int LANES>
 f32 reduce_sumsq(const f32 *x, int n) {
-  f32 acc[LANES];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-  for (int j = 0; j < LANES; j++) acc[j] = 0.0f;
-  int chunks = (n + LANES - 1) / LANES;
-  if (chunks < 1) chunks = 1;
-sumsq_loop:
-  for (int c = 0; c < chunks; c++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / LANES
-#pragma HLS PIPELINE II = 1
-    for (int j = 0; j < LANES; j++) {
-      int i = c * LANES + j;
-      f32 v = i < n ? x[i] : 0.0f;
-      acc[j] = acc[j] + v * v;
-    }
-  }
-  for (int h = LANES / 2; h >= 1; h /= 2) {
-    for (int j = 0; j < h; j++) acc[j] = acc[j] + acc[j + h];
-  }
-  return acc[0];
+  return lane_sum<LANES, true>(x, n);
 }
 
 // RMSNorm: y = (x * (1 / sqrt(sum(x*x)/n + eps))) * g.
