@@ -9,6 +9,7 @@ from edgellm.hw import csim
 from edgellm.models import numerics as nx
 
 F32 = np.float32
+VECS = (1, 4, 16, 64)  # elements per cycle of the rmsnorm / quantize element passes
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,9 @@ def test_silu_bit_exact(lib: ctypes.CDLL) -> None:
     assert _bits_equal(y, nx.silu(x)) == 0
 
 
+@pytest.mark.parametrize("vec", VECS)
 @pytest.mark.parametrize("n", [1, 15, 16, 17, 100, 2560])
-def test_reduce_and_rmsnorm_bit_exact(lib: ctypes.CDLL, n: int) -> None:
+def test_reduce_and_rmsnorm_bit_exact(lib: ctypes.CDLL, n: int, vec: int) -> None:
     rng = np.random.default_rng(n)
     x = (rng.standard_normal((8, n)) * rng.uniform(0.01, 100, (8, 1))).astype(F32)
     g = rng.uniform(0.5, 1.5, n).astype(F32)
@@ -51,24 +53,40 @@ def test_reduce_and_rmsnorm_bit_exact(lib: ctypes.CDLL, n: int) -> None:
     assert _bits_equal(s, nx.reduce_sum(x, 16)) == 0
     y = np.empty_like(x)
     eps = F32(1e-5)
-    lib.tb_rmsnorm16(csim.ptr(x), csim.ptr(g), ctypes.c_float(eps), ctypes.c_int(8),
-                     ctypes.c_int(n), csim.ptr(y))
+    assert lib.tb_rmsnorm16(ctypes.c_int(vec), csim.ptr(x), csim.ptr(g), ctypes.c_float(eps), ctypes.c_int(8),
+                            ctypes.c_int(n), csim.ptr(y)) == 0
     mism = _bits_equal(y, nx.rmsnorm(x, g, 1e-5, 16))
-    print(f"rmsnorm n={n}: {mism} mismatches")
+    print(f"rmsnorm vec={vec} n={n}: {mism} mismatches")
     assert mism == 0
 
 
-def test_quantize_exact(lib: ctypes.CDLL) -> None:
+@pytest.mark.parametrize("vec", VECS)
+@pytest.mark.parametrize("n", [300, 7, 1])
+def test_quantize_exact(lib: ctypes.CDLL, vec: int, n: int) -> None:
+    """Rows whose absmax sits in every lane position, negative maxima, ties, -0 and an all-zero row;
+    n = 300, 7, 1 are not multiples of 4, 16 or 64 (the last chunk is partial)."""
     rng = np.random.default_rng(1)
-    rows = [rng.standard_normal(300) * 3, np.zeros(300), np.full(300, 1e-7), np.full(300, -5.0),
-            np.r_[np.full(299, 0.5), 1.0], (np.arange(300) - 150) / 300.0]
+    rows = [rng.standard_normal(n) * 3, np.zeros(n), np.full(n, 1e-7), np.full(n, -5.0),
+            np.r_[np.full(n - 1, 0.5), 1.0], (np.arange(n) - n // 2) / 300.0, np.full(n, -0.0)]
+    for k in sorted({0, 1, 3, 5, 15, 17, 63, 64, 65, n - 2, n - 1} & set(range(n))):
+        r = rng.uniform(-1, 1, n)
+        r[k] = -2.5 if k % 2 else 2.5  # the absmax at index k (lane k % vec)
+        rows.append(r)
     x = np.stack(rows).astype(F32)
     q = np.empty(x.shape, np.int8)
     qs = np.empty(x.shape[0], F32)
-    lib.tb_quantize(csim.ptr(x), ctypes.c_int(x.shape[0]), ctypes.c_int(300), csim.ptr(q), csim.ptr(qs))
+    assert lib.tb_quantize(ctypes.c_int(vec), csim.ptr(x), ctypes.c_int(x.shape[0]), ctypes.c_int(n),
+                           csim.ptr(q), csim.ptr(qs)) == 0
     q_ref, qs_ref = nx.quantize(x)
     assert np.array_equal(q, q_ref)
     assert _bits_equal(qs, qs_ref) == 0
+
+
+def test_unsupported_vec_is_refused(lib: ctypes.CDLL) -> None:
+    x = np.zeros((1, 8), F32)
+    q, qs = np.zeros((1, 8), np.int8), np.zeros(1, F32)
+    assert lib.tb_quantize(ctypes.c_int(8), csim.ptr(x), ctypes.c_int(1), ctypes.c_int(8), csim.ptr(q),
+                           csim.ptr(qs)) == -1
 
 
 def _f16_boundary_bits() -> np.ndarray:

@@ -3,7 +3,8 @@
 // variants, ReLU^2 + SubLN and SiLU without SubLN; numerics plan norm_lanes 16, dot_lanes 32,
 // kv_block 16 (NumericsPlan.for_head_dim(32)). Each variant runs on the TLMM engine (weights:
 // compiler/packing.py pack_ternary, rows_per_tile 16) and on the pack2 reference matmul; the _f16
-// entries run the TLMM variants with an f16 KV cache (layer_config KV_T = f16).
+// entries run the TLMM variants with an f16 KV cache (layer_config KV_T = f16); the _v4 / _v16
+// entries run the element-wise stages and the KV cache write 4 / 16 elements per cycle (EW_VEC).
 #include "edgellm/decoder_layer.h"
 
 using namespace edgellm;
@@ -13,6 +14,10 @@ typedef layer_config<128, 4, 2, 32, 344, ACT_SILU, false, 16, 32, 16, 128, 512> 
 typedef layer_config<128, 4, 2, 32, 344, ACT_RELU2, true, 16, 32, 16, 128, 512, 8, f16>
     cfg_relu2_subln_f16;
 typedef layer_config<128, 4, 2, 32, 344, ACT_SILU, false, 16, 32, 16, 128, 512, 8, f16> cfg_silu_f16;
+typedef layer_config<128, 4, 2, 32, 344, ACT_RELU2, true, 16, 32, 16, 128, 512, 8, f32, 4>
+    cfg_relu2_subln_v4;
+typedef layer_config<128, 4, 2, 32, 344, ACT_SILU, false, 16, 32, 16, 128, 512, 8, f16, 16>
+    cfg_silu_f16_v16;
 typedef tlmm_mm<TlmmConfig<3, 5, 16, 344, 344, 16, kStorageBram> > tb_tlmm;
 typedef pack2_matmul<344> tb_pack2;
 
@@ -58,5 +63,8 @@ EDGELLM_LAYER_TB(relu2_subln_pack2, cfg_relu2_subln, tb_pack2)
 EDGELLM_LAYER_TB(silu_pack2, cfg_silu, tb_pack2)
 EDGELLM_LAYER_TB(relu2_subln_tlmm_f16, cfg_relu2_subln_f16, tb_tlmm)
 EDGELLM_LAYER_TB(silu_tlmm_f16, cfg_silu_f16, tb_tlmm)
+EDGELLM_LAYER_TB(relu2_subln_tlmm_v4, cfg_relu2_subln_v4, tb_tlmm)
+EDGELLM_LAYER_TB(relu2_subln_pack2_v4, cfg_relu2_subln_v4, tb_pack2)
+EDGELLM_LAYER_TB(silu_tlmm_f16_v16, cfg_silu_f16_v16, tb_tlmm)
 
 }  // extern "C"

@@ -17,12 +17,31 @@ void tb_reduce_sum16(const f32 *x, int rows, int n, f32 *y) {
   for (int r = 0; r < rows; r++) y[r] = reduce_sum<16>(x + r * n, n);
 }
 
-void tb_rmsnorm16(const f32 *x, const f32 *g, f32 eps, int rows, int n, f32 *y) {
-  for (int r = 0; r < rows; r++) rmsnorm<16>(x + r * n, g, eps, n, y + r * n);
+// vec: elements per cycle of the element passes (1, 4, 16 or 64); returns 0, or -1 for another vec.
+int tb_rmsnorm16(int vec, const f32 *x, const f32 *g, f32 eps, int rows, int n, f32 *y) {
+  for (int r = 0; r < rows; r++) {
+    switch (vec) {
+      case 1: rmsnorm<16>(x + r * n, g, eps, n, y + r * n); break;
+      case 4: rmsnorm<16, 4>(x + r * n, g, eps, n, y + r * n); break;
+      case 16: rmsnorm<16, 16>(x + r * n, g, eps, n, y + r * n); break;
+      case 64: rmsnorm<16, 64>(x + r * n, g, eps, n, y + r * n); break;
+      default: return -1;
+    }
+  }
+  return 0;
 }
 
-void tb_quantize(const f32 *x, int rows, int n, int8_t *q, f32 *qs) {
-  for (int r = 0; r < rows; r++) qs[r] = quantize(x + r * n, n, q + r * n);
+int tb_quantize(int vec, const f32 *x, int rows, int n, int8_t *q, f32 *qs) {
+  for (int r = 0; r < rows; r++) {
+    switch (vec) {
+      case 1: qs[r] = quantize(x + r * n, n, q + r * n); break;
+      case 4: qs[r] = quantize<4>(x + r * n, n, q + r * n); break;
+      case 16: qs[r] = quantize<16>(x + r * n, n, q + r * n); break;
+      case 64: qs[r] = quantize<64>(x + r * n, n, q + r * n); break;
+      default: return -1;
+    }
+  }
+  return 0;
 }
 
 void tb_f32_to_f16(const uint32_t *x, uint16_t *y, long n) {

@@ -34,9 +34,11 @@ constexpr int cmax(int a, int b) { return a > b ? a : b; }
 
 // Compile-time shape of one layer (generated per model by the compiler).
 // KV_T: the KV cache element type (numerics plan kv_dtype): f32, or f16 (binary16 bit patterns).
+// EW_VEC: elements per cycle of the fused element-wise stages and the KV cache write (EwConfig VEC:
+// a power of two, 1..64).
 template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN,
           int NORM_LANES, int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8,
-          class KV_T = f32>
+          class KV_T = f32, int EW_VEC = 1>
 struct layer_config {
   typedef KV_T kv_t;
   static const int hidden = HIDDEN, n_heads = N_HEADS, n_kv = N_KV, head_dim = HEAD_DIM;
@@ -47,7 +49,7 @@ struct layer_config {
   typedef attn_config<HEAD_DIM, DOT_LANES, KV_BLOCK, BQ, N_HEADS, N_KV, N_HEADS / N_KV, MAX_CTX,
                       MAX_T>
       attn;
-  typedef EwConfig<k_max, NORM_LANES, MAX_T> ew;
+  typedef EwConfig<k_max, NORM_LANES, MAX_T, EW_VEC> ew;
 };
 
 // Where one layer's parameters are: byte offsets of the seven encoded ternary matrices in the
@@ -190,7 +192,8 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const u
     copy_f32<(long)C::max_t * KV>(fs + S::k, taps + TP::k_rope, (long)t_len * KV);
     copy_f32<(long)C::max_t * KV>(fs + S::v, taps + TP::v, (long)t_len * KV);
   }
-  kv_cache_write<C::max_t, C::kv_size>(fs + S::k, fs + S::v, t_len, pos0, KV, k_layer, v_layer);
+  kv_cache_write<C::max_t, C::kv_size, typename C::kv_t, E::VEC>(fs + S::k, fs + S::v, t_len, pos0, KV,
+                                                              k_layer, v_layer);
   if (t_len == 1) {
     attention_decode_ports<typename C::attn, KVP>(fs + S::q, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3,
                                                   fs + S::attn, pos0, C::n_heads, C::n_kv, D,

@@ -33,21 +33,31 @@ inline long kv_layer_size(int max_ctx, int n_kv, int head_dim) {
 }
 
 // Write T new positions of one layer: k, v are [T][n_kv*head_dim] (contiguous rows, as the
-// projections produce them); k_layer/v_layer point at the layer's slice. One burst per position.
-// Each value is narrowed to KT on the way (kv_elem<KT>::store).
-template <int MAX_T, int ROW_MAX, class KT>
+// projections produce them); k_layer/v_layer point at the layer's slice. One burst per position,
+// VEC consecutive elements per cycle (row_len need not be a multiple of VEC): ceil(row_len / VEC)
+// cycles per position. Each value is narrowed to KT on the way (kv_elem<KT>::store).
+template <int MAX_T, int ROW_MAX, class KT, int VEC = 1>
 void kv_cache_write(const f32 *k, const f32 *v, int t_len, int pos0, int row_len, KT *k_layer,
                     KT *v_layer) {
+  static_assert(VEC >= 1 && (VEC & (VEC - 1)) == 0, "VEC: a power of two");
+  enum { kChunks = (ROW_MAX + VEC - 1) / VEC };
+  const int chunks = (row_len + VEC - 1) / VEC;
 kv_write_tok:
   for (int t = 0; t < t_len; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_T
     long base = (long)(pos0 + t) * row_len;
   kv_write_row:
-    for (int i = 0; i < row_len; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROW_MAX
+    for (int c = 0; c < chunks; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
 #pragma HLS PIPELINE II = 1
-      k_layer[base + i] = kv_elem<KT>::store(k[(long)t * row_len + i]);
-      v_layer[base + i] = kv_elem<KT>::store(v[(long)t * row_len + i]);
+      for (int j = 0; j < VEC; j++) {
+#pragma HLS UNROLL
+        const int i = c * VEC + j;
+        if (i < row_len) {
+          k_layer[base + i] = kv_elem<KT>::store(k[(long)t * row_len + i]);
+          v_layer[base + i] = kv_elem<KT>::store(v[(long)t * row_len + i]);
+        }
+      }
     }
   }
 }

@@ -137,7 +137,8 @@ inline f32 exp_f(f32 x) {
 
 // Lane reduction: lane j sums x[j], x[j+L], ... (squared when SQUARE) in order from 0.0f; then
 // lanes halve pairwise. LANES must be a power of two. n may be any length >= 0 (missing elements
-// count as 0.0f). SQUARE adds x*x (rounded) exactly as reduce_sum(x*x) would.
+// count as 0.0f). SQUARE adds x*x (rounded) exactly as reduce_sum(x*x) would. LANES elements per
+// cycle: max(1, ceil(n / LANES)) cycles (x wants LANES banks).
 template <int LANES, bool SQUARE>
 f32 lane_sum(const f32 *x, int n) {
   f32 acc[LANES];
@@ -172,38 +173,81 @@ f32 reduce_sumsq(const f32 *x, int n) {
   return lane_sum<LANES, true>(x, n);
 }
 
-// RMSNorm: y = (x * (1 / sqrt(sum(x*x)/n + eps))) * g.
-template <int LANES>
+// Element passes below are VEC-wide (VEC: power of two, 1 = one element per cycle): an outer loop
+// over ceil(n / VEC) chunks at II=1, an inner fully unrolled loop over the chunk's j < VEC lanes,
+// element c*VEC + j guarded by < n (n need not be a multiple of VEC). The elements are independent,
+// so the width never changes a result. Callers partition the arrays cyclic by VEC (or a multiple).
+
+// RMSNorm: y = (x * (1 / sqrt(sum(x*x)/n + eps))) * g. Cycles: sum of squares ceil(n / LANES)
+// (lane_sum, the contract's NORM_LANES order, any VEC) + scale ceil(n / VEC).
+template <int LANES, int VEC = 1>
 void rmsnorm(const f32 *x, const f32 *g, f32 eps, int n, f32 *y) {
+  enum { kChunks = kMaxVec / VEC };
   f32 ss = reduce_sumsq<LANES>(x, n);
   f32 ms = ss / (f32)n;
   f32 r = 1.0f / std::sqrt(ms + eps);
+  const int chunks = (n + VEC - 1) / VEC;
 rmsnorm_scale:
-  for (int i = 0; i < n; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec
-    #pragma HLS PIPELINE II = 1
-    y[i] = (x[i] * r) * g[i];
+  for (int c = 0; c < chunks; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
+#pragma HLS PIPELINE II = 1
+    for (int j = 0; j < VEC; j++) {
+#pragma HLS UNROLL
+      const int i = c * VEC + j;
+      if (i < n) y[i] = (x[i] * r) * g[i];
+    }
   }
 }
 
-// Per-token absmax int8: qs = 127 / max(absmax, 1e-5); q = clamp(rint(x * qs), -128, 127).
-inline f32 quantize(const f32 *x, int n, int8_t *q) {
-  f32 amax = 0.0f;
+// max(|x[i]|) over i < n, from 0.0f (NaN never wins a comparison): VEC lane maxima, then a max
+// over the lanes (max is exact in any order; the docs/numerics.md contract). Cycles ceil(n / VEC).
+template <int VEC = 1>
+f32 absmax(const f32 *x, int n) {
+  enum { kChunks = kMaxVec / VEC };
+  f32 m[VEC];
+#pragma HLS ARRAY_PARTITION variable = m complete
+  for (int j = 0; j < VEC; j++) m[j] = 0.0f;
+  const int chunks = (n + VEC - 1) / VEC;
 quant_max:
-  for (int i = 0; i < n; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec
-    #pragma HLS PIPELINE II = 1
-    f32 a = x[i] < 0.0f ? -x[i] : x[i];
-    amax = a > amax ? a : amax;
+  for (int c = 0; c < chunks; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
+#pragma HLS PIPELINE II = 1
+    for (int j = 0; j < VEC; j++) {
+#pragma HLS UNROLL
+      const int i = c * VEC + j;
+      if (i < n) {
+        f32 a = x[i] < 0.0f ? -x[i] : x[i];
+        m[j] = a > m[j] ? a : m[j];
+      }
+    }
   }
-  f32 qs = kQmax / (amax > kAbsmaxFloor ? amax : kAbsmaxFloor);
+  for (int h = VEC / 2; h >= 1; h /= 2) {
+    for (int j = 0; j < h; j++) m[j] = m[j + h] > m[j] ? m[j + h] : m[j];
+  }
+  return m[0];
+}
+
+// Per-token absmax int8: qs = 127 / max(absmax, 1e-5); q = clamp(rint(x * qs), -128, 127).
+// Cycles: absmax ceil(n / VEC) + round ceil(n / VEC).
+template <int VEC = 1>
+f32 quantize(const f32 *x, int n, int8_t *q) {
+  enum { kChunks = kMaxVec / VEC };
+  const f32 amax = absmax<VEC>(x, n);
+  const f32 qs = kQmax / (amax > kAbsmaxFloor ? amax : kAbsmaxFloor);
+  const int chunks = (n + VEC - 1) / VEC;
 quant_round:
-  for (int i = 0; i < n; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec
-    #pragma HLS PIPELINE II = 1
-    f32 v = rint_f(x[i] * qs);
-    v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
-    q[i] = (int8_t)v;
+  for (int c = 0; c < chunks; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
+#pragma HLS PIPELINE II = 1
+    for (int j = 0; j < VEC; j++) {
+#pragma HLS UNROLL
+      const int i = c * VEC + j;
+      if (i < n) {
+        f32 v = rint_f(x[i] * qs);
+        v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
+        q[i] = (int8_t)v;
+      }
+    }
   }
   return qs;
 }
@@ -218,16 +262,33 @@ inline f32 relu2(f32 x) {
 
 inline f32 silu(f32 x) { return x / (1.0f + exp_f(-x)); }
 
-// Rotate-half RoPE of one head (D values) with this position's tables (D/2 each).
-template <int D>
-void rope(f32 *x, const f32 *cos_t, const f32 *sin_t) {
-  const int H = D / 2;
+// Rotate-half RoPE of a row of n / D heads of D values, out of place (y must not alias x), with
+// this position's tables (D/2 each): for i < D/2 within a head, y[i] = x[i]*cos[i] - x[i+D/2]*sin[i]
+// and y[i+D/2] = x[i+D/2]*cos[i] + x[i]*sin[i] (the contract's rope, same operations in the same
+// order). Each output reads its element and its partner: x wants two read ports per bank. With D
+// and VEC powers of two the partner of lane j sits in bank j (VEC <= D/2) or in a fixed other bank
+// (VEC >= D), so cyclic partitions of x (by VEC) and of the tables (by min(VEC, D/2)) serve a
+// chunk per cycle. Cycles ceil(n / VEC).
+template <int D, int VEC = 1>
+void rope_row(const f32 *x, const f32 *cos_t, const f32 *sin_t, int n, f32 *y) {
+  enum { H = D / 2, kChunks = kMaxVec / VEC };
+  const int chunks = (n + VEC - 1) / VEC;
 rope_loop:
-  for (int i = 0; i < H; i++) {
+  for (int c = 0; c < chunks; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
 #pragma HLS PIPELINE II = 1
-    f32 a = x[i], b = x[i + H];
-    x[i] = a * cos_t[i] - b * sin_t[i];
-    x[i + H] = b * cos_t[i] + a * sin_t[i];
+    for (int j = 0; j < VEC; j++) {
+#pragma HLS UNROLL
+      const int i = c * VEC + j;
+      const int r = i % D, k = r % H;
+      if (i < n) {
+        if (r < H) {
+          y[i] = x[i] * cos_t[k] - x[i + H] * sin_t[k];
+        } else {
+          y[i] = x[i] * cos_t[k] + x[i - H] * sin_t[k];
+        }
+      }
+    }
   }
 }
 
