@@ -14,13 +14,14 @@
 // II=1 over ceil(n / VEC) chunks, an unrolled inner loop over the VEC lanes, guarded by < n). The
 // DDR-facing passes (reading linear outputs, h, gammas and RoPE tables; writing q, h, out, taps)
 // move VEC consecutive elements per iteration, so HLS widens their m_axi bursts. Row buffers are
-// partitioned cyclic by VEC; the ones the RMSNorm sum of squares reads (LANES elements per cycle,
-// lane_sum) by PART = max(VEC, LANES). Element-wise results do not depend on VEC; the reductions
-// keep the contract's order (sum of squares: lane_sum<LANES>, unchanged; absmax: VEC lane maxima,
+// partitioned cyclic by VEC (PART; the RMSNorm sum of squares reads at most VEC elements per cycle,
+// numerics.h LaneUnits). Element-wise results do not depend on VEC; the reductions keep the
+// contract's order (sum of squares: lane_sum<LANES>'s per-lane order; absmax: VEC lane maxima,
 // exact in any order).
 //
-// Cycles per token (c(m) = ceil(m / VEC), s(m) = ceil(m / LANES) (at least 1); pipeline fill and
-// the per-call gamma load c(n) left out):
+// Cycles per token (c(m) = ceil(m / VEC), s(m) = ceil(m / U) + the halving tree, U = LaneUnits<LANES,
+// VEC> (numerics.h lane_sum); pipeline fill and the per-call gamma load c(n) left out). DDR passes
+// move at most the m_axi width per cycle (128 bits: 4 fp32), which the performance model applies:
 //   norm_quantize (norm)     load c(n) + sumsq s(n) + scale c(n) + absmax c(n) + round c(n) + store c(n)
 //   norm_quantize (no norm)  load c(n) + absmax c(n) + round c(n) + store c(n)
 //   dequant_rope             load c(n) + tables c(HEAD_DIM/2) + rope/out c(n)          (n = heads*HEAD_DIM)
@@ -48,7 +49,7 @@ struct EwConfig {
   static constexpr int LANES = LANES_;
   static constexpr int MAX_TOK = MAX_TOK_;
   static constexpr int VEC = VEC_;
-  static constexpr int PART = VEC_ > LANES_ ? VEC_ : LANES_;  // banks of buffers lane_sum reads
+  static constexpr int PART = VEC_;  // banks of the row buffers (lane_sum reads <= VEC per cycle)
   static constexpr int N_BUF = (N_MAX_ + PART - 1) / PART * PART;  // N_MAX rounded up to whole banks
 };
 

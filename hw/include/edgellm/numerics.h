@@ -135,42 +135,70 @@ inline f32 exp_f(f32 x) {
   return p * scale;
 }
 
+// Cycles a pipelined fp32 add needs before its result can feed the next add into the same lane
+// (Vitis HLS fadd at 250 MHz is 4-7 stages; kept at 8 so the schedule has slack).
+const int kAddLatency = 8;
+
+// Adders of a lane reduction taking up to VEC elements per cycle: as many as keep every lane's
+// consecutive adds kAddLatency cycles apart (one lane is hit every LANES / U cycles), so U <= LANES /
+// kAddLatency, and at least 1 (then a lane is revisited sooner and the loop's II grows).
+template <int LANES, int VEC>
+struct LaneUnits {
+  enum { kByLatency = LANES / kAddLatency > 1 ? LANES / kAddLatency : 1 };
+  enum { value = VEC < kByLatency ? VEC : kByLatency };
+};
+
 // Lane reduction: lane j sums x[j], x[j+L], ... (squared when SQUARE) in order from 0.0f; then
 // lanes halve pairwise. LANES must be a power of two. n may be any length >= 0 (missing elements
-// count as 0.0f). SQUARE adds x*x (rounded) exactly as reduce_sum(x*x) would. LANES elements per
-// cycle: max(1, ceil(n / LANES)) cycles (x wants LANES banks).
-template <int LANES, bool SQUARE>
+// count as 0.0f; a lane starts at +0.0f and a sum of finite terms from +0.0f is never -0.0f, so
+// not adding them is the same). Hardware: U = LaneUnits<LANES, VEC> adders (and multipliers when
+// SQUARE) take U consecutive elements per cycle, element i into lane i % LANES -- the contract's
+// per-lane order. Cycles: ceil(n / U) (II = 1 when LANES / U >= kAddLatency) + the halving tree,
+// level h pipelined: sum over h of (h + kAddLatency) = LANES - 1 + log2(LANES) * kAddLatency.
+template <int LANES, bool SQUARE, int VEC = LANES>
 f32 lane_sum(const f32 *x, int n) {
+  enum { U = LaneUnits<LANES, VEC>::value, kRot = LANES / U };
+  static_assert(LANES >= 1 && (LANES & (LANES - 1)) == 0, "LANES: a power of two");
+  static_assert(VEC >= 1 && (VEC & (VEC - 1)) == 0, "VEC: a power of two");
   f32 acc[LANES];
 #pragma HLS ARRAY_PARTITION variable = acc complete
   for (int j = 0; j < LANES; j++) acc[j] = 0.0f;
-  int chunks = (n + LANES - 1) / LANES;
-  if (chunks < 1) chunks = 1;
+  const int chunks = (n + U - 1) / U;
 chunk_loop:
   for (int c = 0; c < chunks; c++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / LANES
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U
 #pragma HLS PIPELINE II = 1
-    for (int j = 0; j < LANES; j++) {
-      int i = c * LANES + j;
-      f32 v = i < n ? x[i] : 0.0f;
-      acc[j] = acc[j] + (SQUARE ? v * v : v);
+#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
+    const int base = (c % kRot) * U;  // lanes base .. base+U-1 take elements c*U .. c*U+U-1
+    for (int u = 0; u < U; u++) {
+#pragma HLS UNROLL
+      const int i = c * U + u;
+      if (i < n) {
+        const f32 v = x[i];
+        acc[base + u] = acc[base + u] + (SQUARE ? v * v : v);
+      }
     }
   }
+tree:
   for (int h = LANES / 2; h >= 1; h /= 2) {
-    for (int j = 0; j < h; j++) acc[j] = acc[j] + acc[j + h];
+    for (int j = 0; j < h; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = LANES / 2
+#pragma HLS PIPELINE II = 1
+      acc[j] = acc[j] + acc[j + h];
+    }
   }
   return acc[0];
 }
 
-template <int LANES>
+template <int LANES, int VEC = LANES>
 f32 reduce_sum(const f32 *x, int n) {
-  return lane_sum<LANES, false>(x, n);
+  return lane_sum<LANES, false, VEC>(x, n);
 }
 
 // Sum of squares with the same lane order as reduce_sum(x*x).
-template <int LANES>
+template <int LANES, int VEC = LANES>
 f32 reduce_sumsq(const f32 *x, int n) {
-  return lane_sum<LANES, true>(x, n);
+  return lane_sum<LANES, true, VEC>(x, n);
 }
 
 // Element passes below are VEC-wide (VEC: power of two, 1 = one element per cycle): an outer loop
@@ -178,12 +206,12 @@ f32 reduce_sumsq(const f32 *x, int n) {
 // element c*VEC + j guarded by < n (n need not be a multiple of VEC). The elements are independent,
 // so the width never changes a result. Callers partition the arrays cyclic by VEC (or a multiple).
 
-// RMSNorm: y = (x * (1 / sqrt(sum(x*x)/n + eps))) * g. Cycles: sum of squares ceil(n / LANES)
-// (lane_sum, the contract's NORM_LANES order, any VEC) + scale ceil(n / VEC).
+// RMSNorm: y = (x * (1 / sqrt(sum(x*x)/n + eps))) * g. Cycles: sum of squares (lane_sum with
+// LaneUnits<LANES, VEC> adders, the contract's NORM_LANES order) + scale ceil(n / VEC).
 template <int LANES, int VEC = 1>
 void rmsnorm(const f32 *x, const f32 *g, f32 eps, int n, f32 *y) {
   enum { kChunks = kMaxVec / VEC };
-  f32 ss = reduce_sumsq<LANES>(x, n);
+  f32 ss = reduce_sumsq<LANES, VEC>(x, n);
   f32 ms = ss / (f32)n;
   f32 r = 1.0f / std::sqrt(ms + eps);
   const int chunks = (n + VEC - 1) / VEC;
