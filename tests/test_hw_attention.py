@@ -11,8 +11,10 @@ from edgellm.models import numerics as nx
 
 F32 = np.float32
 # (d_max, dot_lanes, kv_block) instantiated in hw/tb/attention_tb.cpp
-CONFIGS = {(128, 64, 16), (128, 64, 32), (128, 128, 16), (128, 128, 32), (256, 32, 16), (256, 256, 16)}
-CONFIGS_F16 = {(128, 64, 16), (128, 64, 32), (128, 128, 16), (128, 128, 32)}  # f16-cache kernels
+CONFIGS = {(128, 64, 16), (128, 64, 32), (128, 128, 16), (128, 128, 32), (256, 32, 16), (256, 256, 16),
+           (128, 8, 16), (128, 16, 16), (128, 16, 32), (128, 32, 16)}
+CONFIGS_F16 = {(128, 64, 16), (128, 64, 32), (128, 128, 16), (128, 128, 32), (128, 8, 16),
+               (128, 16, 16), (128, 16, 32), (128, 32, 16)}  # f16-cache kernels
 KV_DTYPES = ("f32", "f16")
 
 
@@ -125,17 +127,20 @@ def test_decode_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], kv: str) -> 
     assert total == 0
 
 
-@pytest.mark.parametrize(("n_ports", "kv"), [(1, "f32"), (2, "f32"), (3, "f32"), (4, "f32"), (4, "f16")])
+@pytest.mark.parametrize(("n_ports", "kv", "lanes", "d"),
+                         [(1, "f32", 64, 64), (2, "f32", 64, 64), (3, "f32", 64, 64), (4, "f32", 64, 64),
+                          (4, "f16", 64, 64), (3, "f32", 16, 64), (4, "f16", 16, 40)])
 @pytest.mark.parametrize("heads", [(8, 8), (8, 2), (4, 1)])
-def test_decode_over_ports_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], n_ports: int, kv: str) -> None:
+def test_decode_over_ports_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], n_ports: int, kv: str,
+                                     lanes: int, d: int) -> None:
     """attention_decode_ports: port p gets its own copy of the cache in which only KV heads h with
     h % n_ports == p are valid (the rest NaN): the output is bit-identical to the reference and to the
-    one-port kernel. Ports rotated by one: it is not."""
+    one-port kernel. Ports rotated by one: it is not. dot_lanes 16: head_dim over 4 (or 3) chunks."""
     n_h, n_kv = heads
-    d = 64
     rng = np.random.default_rng(n_h + 3 * n_kv + 11 * n_ports)
     k, v = _cache(rng, 300, n_kv, d, extra=3, kv=kv)
-    fn = getattr(lib, f"tb_decode_ports{n_ports}{'_16' if kv == 'f16' else ''}")
+    suffix = ("_16" if kv == "f16" else "") + ("_l16" if lanes == 16 else "")
+    fn = getattr(lib, f"tb_decode_ports{n_ports}{suffix}")
 
     def port_bufs(shift: int) -> list[np.ndarray]:
         bufs = []
@@ -149,7 +154,7 @@ def test_decode_over_ports_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], n
     total, rotated = 0, 0
     for pos in (0, 15, 16, 17, 299):
         q = (rng.standard_normal((n_h, d)) * 2).astype(F32)
-        one, ref = run_decode(lib, q, k, v, pos, 128, 64, 16)  # one-port kernel, numpy reference
+        one, ref = run_decode(lib, q, k, v, pos, 128, lanes, 16)  # one-port kernel, numpy reference
         for shift in (0, 1):
             b = port_bufs(shift)
             out = np.full_like(q, np.nan)
@@ -160,7 +165,8 @@ def test_decode_over_ports_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], n
                 total += _mismatches(out, ref) + _mismatches(out, one)
             else:
                 rotated += _mismatches(out, ref)
-    print(f"decode over {n_ports} ports {kv} H={n_h}/{n_kv}: {total} mismatches; rotated ports {rotated}")
+    print(f"decode over {n_ports} ports {kv} H={n_h}/{n_kv} d={d} dot_lanes={lanes}: {total} mismatches; "
+          f"rotated ports {rotated}")
     assert total == 0
     if n_ports > 1 and n_kv > 1:
         assert rotated > 0
@@ -218,3 +224,65 @@ def test_comparison_detects_a_different_order(lib: ctypes.CDLL) -> None:
     print(f"kv_block 32 kernel vs kv_block 16 contract: {mism} mismatches of {ref16.size}")
     assert mism > 0
     assert np.allclose(out32, ref16, rtol=1e-4, atol=1e-5)
+
+
+# (dot_lanes, head_dim, kv_block): the head dimension over ceil(head_dim / dot_lanes) lane chunks,
+# head_dim 40 and 96 not multiples of the lanes (or of the 16-float DDR beat)
+NARROW = [(8, 64, 16), (16, 96, 32), (32, 128, 16), (16, 40, 16), (8, 128, 16), (32, 96, 16), (16, 128, 16)]
+
+
+@pytest.mark.parametrize("kv", KV_DTYPES)
+@pytest.mark.parametrize(("lanes", "d", "kvb"), NARROW)
+def test_prefill_narrow_lanes_bit_exact(lib: ctypes.CDLL, lanes: int, d: int, kvb: int, kv: str) -> None:
+    """Prefill with dot_lanes < head_dim, GQA and MHA, across the diagonal and several tiles."""
+    rng = np.random.default_rng(lanes * 1000 + d + kvb)
+    total = 0
+    for (n_h, n_kv), t_len, pos0 in (((4, 2), 1, 0), ((4, 2), 13, 5), ((2, 2), 33, 40), ((8, 1), 9, 17)):
+        q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
+        k, v = _cache(rng, pos0 + t_len, n_kv, d, kv=kv)
+        out, ref = run_prefill(lib, q, k, v, pos0, 128, lanes, kvb)
+        mism = _mismatches(out, ref)
+        print(f"prefill {kv} dot_lanes={lanes} d={d} kv_block={kvb} H={n_h}/{n_kv} T={t_len} pos0={pos0}: "
+              f"{mism} mismatches of {ref.size}")
+        total += mism
+    assert total == 0
+
+
+@pytest.mark.parametrize("kv", KV_DTYPES)
+@pytest.mark.parametrize(("lanes", "d", "kvb"), NARROW)
+def test_decode_narrow_lanes_bit_exact(lib: ctypes.CDLL, lanes: int, d: int, kvb: int, kv: str) -> None:
+    """Decode with dot_lanes < head_dim up to a long context (GQA 8/2 and MHA 2/2)."""
+    rng = np.random.default_rng(lanes * 1000 + d + kvb + 1)
+    total = 0
+    for n_h, n_kv in ((8, 2), (2, 2)):
+        k, v = _cache(rng, 1200, n_kv, d, extra=0, kv=kv)
+        for pos in (0, kvb - 1, kvb, 1199):
+            kp, vp = k.copy(), v.copy()
+            kp[pos + 1:] = np.nan
+            vp[pos + 1:] = np.nan
+            q = (rng.standard_normal((n_h, d)) * 2).astype(F32)
+            out, ref = run_decode(lib, q, kp, vp, pos, 128, lanes, kvb)
+            mism = _mismatches(out, ref)
+            print(f"decode {kv} dot_lanes={lanes} d={d} H={n_h}/{n_kv} pos={pos}: "
+                  f"{mism} mismatches of {ref.size}")
+            total += mism
+    assert total == 0
+
+
+@pytest.mark.parametrize(("lanes", "other"), [(8, 16), (16, 8), (32, 128), (128, 32)])
+def test_lane_count_is_visible_in_the_bits(lib: ctypes.CDLL, lanes: int, other: int) -> None:
+    """The bitwise check sees the lane order: a dot_lanes=`lanes` kernel differs from the
+    dot_lanes=`other` contract (same values within a tolerance), in prefill and in decode."""
+    rng = np.random.default_rng(lanes + other)
+    d, kvb = 96, 16
+    q = rng.standard_normal((24, 4, d)).astype(F32)
+    k, v = _cache(rng, 30 + 24, 2, d)
+    out = run_prefill(lib, q, k, v, 30, 128, lanes, kvb)[0]
+    ref = run_prefill(lib, q, k, v, 30, 128, other, kvb)[1]
+    out_d = run_decode(lib, q[0], k, v, 53, 128, lanes, kvb)[0]
+    ref_d = run_decode(lib, q[0], k, v, 53, 128, other, kvb)[1]
+    m1, m2 = _mismatches(out, ref), _mismatches(out_d, ref_d)
+    print(f"dot_lanes {lanes} kernel vs dot_lanes {other} contract: prefill {m1} of {ref.size}, "
+          f"decode {m2} of {ref_d.size} mismatches")
+    assert m1 > 0 and m2 > 0
+    assert np.allclose(out, ref, rtol=1e-4, atol=1e-5) and np.allclose(out_d, ref_d, rtol=1e-4, atol=1e-5)

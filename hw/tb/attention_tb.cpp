@@ -26,6 +26,11 @@ EDGELLM_ATTN_TB(128, 128, 16)
 EDGELLM_ATTN_TB(128, 128, 32)
 EDGELLM_ATTN_TB(256, 32, 16)
 EDGELLM_ATTN_TB(256, 256, 16)
+// dot_lanes below head_dim: the head dimension time-multiplexed over ceil(d / dot_lanes) chunks
+EDGELLM_ATTN_TB(128, 8, 16)
+EDGELLM_ATTN_TB(128, 16, 16)
+EDGELLM_ATTN_TB(128, 16, 32)
+EDGELLM_ATTN_TB(128, 32, 16)
 
 #define EDGELLM_ATTN_TB16(D, L, B)                                                                \
   extern "C" void tb_prefill16_d##D##_l##L##_b##B(const f32 *q, const f16 *k, const f16 *v,      \
@@ -44,19 +49,26 @@ EDGELLM_ATTN_TB16(128, 64, 16)
 EDGELLM_ATTN_TB16(128, 64, 32)
 EDGELLM_ATTN_TB16(128, 128, 16)
 EDGELLM_ATTN_TB16(128, 128, 32)
+EDGELLM_ATTN_TB16(128, 8, 16)
+EDGELLM_ATTN_TB16(128, 16, 16)
+EDGELLM_ATTN_TB16(128, 16, 32)
+EDGELLM_ATTN_TB16(128, 32, 16)
 
 // Decode over NP K/V ports (attention_decode_ports): k0..k3 / v0..v3 are separate buffers.
-#define EDGELLM_ATTN_TB_PORTS(NP, KT, SUF)                                                          \
+// Name: tb_decode_ports<NP><SUF>, config CFG.
+#define EDGELLM_ATTN_TB_PORTS(NP, KT, SUF, CFG)                                                     \
   extern "C" void tb_decode_ports##NP##SUF(const f32 *q, const KT *k0, const KT *k1, const KT *k2,  \
                                             const KT *k3, const KT *v0, const KT *v1, const KT *v2, \
                                             const KT *v3, f32 *out, int pos, int n_heads, int n_kv, \
                                             int head_dim, f32 scale) {                              \
-    attention_decode_ports<cfg_d128_l64_b16, NP>(q, k0, k1, k2, k3, v0, v1, v2, v3, out, pos,       \
-                                                 n_heads, n_kv, head_dim, scale);                   \
+    attention_decode_ports<CFG, NP>(q, k0, k1, k2, k3, v0, v1, v2, v3, out, pos, n_heads, n_kv,     \
+                                    head_dim, scale);                                               \
   }
 
-EDGELLM_ATTN_TB_PORTS(1, f32, )
-EDGELLM_ATTN_TB_PORTS(2, f32, )
-EDGELLM_ATTN_TB_PORTS(3, f32, )
-EDGELLM_ATTN_TB_PORTS(4, f32, )
-EDGELLM_ATTN_TB_PORTS(4, f16, _16)
+EDGELLM_ATTN_TB_PORTS(1, f32, , cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_PORTS(2, f32, , cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_PORTS(3, f32, , cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_PORTS(4, f32, , cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_PORTS(4, f16, _16, cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_PORTS(3, f32, _l16, cfg_d128_l16_b16)   // dot_lanes 16 < head_dim
+EDGELLM_ATTN_TB_PORTS(4, f16, _16_l16, cfg_d128_l16_b16)

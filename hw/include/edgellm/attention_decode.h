@@ -6,44 +6,52 @@
 // online softmax keeps only m, l and o per head, so the context is bounded by max_ctx alone. All
 // query heads are the rows of one pass (row h reads tile head h / group), which interleaves
 // independent heads in the pipelined key loop: each K/V tile is read from DDR exactly once per
-// token.
+// token. Lanes, operators and cycles: attention_prefill.h header; for decode, with R = n_heads,
+// nr = max(n_heads, min_rows), nc = ceil(d / dot_lanes), nb = ceil(d / mem_lanes), n = pos + 1:
+//   2 n_heads d + n n_kv nb + 2 n nc nr + ceil(n / kv_block) n_heads nc  cycles (+ pipeline fills).
+// attention_decode_ports feeds the same core through a merge of one merged beat per cycle, so its
+// K/V load term is the same when the ports keep up.
 #pragma once
 
 #include "edgellm/attention_prefill.h"
 
 namespace edgellm {
 
+// Compute process of decode: load the token's query heads (one element per cycle), attend,
+// normalize and store. Cycles: attention_prefill.h header with R = n_heads, th = n_kv,
+// n_keys = pos + 1.
 template <class C>
 void attn_decode_compute(const f32 *q, f32 *out, int pos, int n_heads, int grp, int n_kv, int d,
                          f32 scale, hls::stream<f32_beat<C::mem_lanes> > &ks,
                          hls::stream<f32_beat<C::mem_lanes> > &vs) {
-  const int ROWS = C::heads_max, D = C::d_max;
-  f32 qb[ROWS][D], ob[ROWS][D];
-#pragma HLS ARRAY_PARTITION variable = qb dim = 2 complete
-#pragma HLS ARRAY_PARTITION variable = ob dim = 2 complete
+  const int ROWS = C::heads_max;
+  f32 qb[ROWS][C::dp];
+#pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::dot_lanes
   int row_pos[ROWS], row_kv[ROWS];
+  long row_out[ROWS];
+  // (head, element) flattened; head h reads KV head h / grp
+  int h = 0, kv = 0, g = 0, i = 0;
 dec_load_q:
-  for (int h = 0; h < n_heads; h++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::heads_max
-    for (int i = 0; i < d; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::d_max
+  for (int it = 0; it < n_heads * d; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::heads_max * C::d_max
 #pragma HLS PIPELINE II = 1
-      qb[h][i] = q[(long)h * d + i];
+    qb[h][i] = q[(long)h * d + i];
+    if (i == 0) {
+      row_pos[h] = pos;
+      row_kv[h] = kv;
+      row_out[h] = (long)h * d;
     }
-    row_pos[h] = pos;
-    row_kv[h] = h / grp;
-  }
-  attn_rows<C, ROWS, C::kv_heads_max>(qb, row_pos, row_kv, n_heads, n_kv, pos + 1, d, scale, ks,
-                                      vs, ob);
-dec_store_o:
-  for (int h = 0; h < n_heads; h++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::heads_max
-    for (int i = 0; i < d; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::d_max
-#pragma HLS PIPELINE II = 1
-      out[(long)h * d + i] = ob[h][i];
+    if (++i == d) {
+      i = 0;
+      h++;
+      if (++g == grp) {
+        g = 0;
+        kv++;
+      }
     }
   }
+  attn_rows<C, ROWS, C::kv_heads_max>(qb, row_pos, row_kv, row_out, n_heads, pos, n_kv, pos + 1, d,
+                                      scale, ks, vs, out);
 }
 
 // Decode attention.

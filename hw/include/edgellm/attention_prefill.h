@@ -13,9 +13,40 @@
 // R = bq * group "rows" that share every K/V tile: the tiles 0 .. (last position of the block) are
 // streamed from DDR once per (query block, KV head) by a reader process (DATAFLOW), tiles beyond the
 // block's last query are never read, and only tiles that reach past the block's first query
-// position (the diagonal) evaluate the causal mask. The row loop is the innermost pipelined loop
-// (padded to min_rows iterations), so the loop-carried fp32 adds of l and o for one row are
-// min_rows cycles apart and the pipeline runs at II=1 with each row's order unchanged.
+// position (the diagonal) evaluate the causal mask.
+//
+// Lanes: the core has A = dot_lanes fp32 lanes and time-multiplexes the head dimension over
+// nc = ceil(d / A) chunks of A elements. Score: lane j of a row accumulates products j, j+A, ...
+// from 0.0f, one chunk per cycle, in a per-(row, lane) partial sum; the pairwise halving tree runs
+// when the last chunk is in (the contract's reduce_sum order exactly; A >= d is one chunk, a pure
+// tree). Rescale, accumulate (o += p * v) and the K/V / q / o buffers work on A elements per cycle
+// (buffers partitioned cyclic by A; the K/V tiles by max(A, mem_lanes) so one reader beat lands per
+// cycle); normalize is fused into the output store at one element (one divider) per cycle. The
+// score and accumulate passes run (key, chunk, row) with the row innermost, padded to min_rows, so
+// a row's loop-carried fp32 add (lane sum, l, o) recurs >= min_rows cycles later: II=1, each row's
+// order unchanged. Every loop is a single flattened pipeline at II=1.
+//
+// fp32 operators instantiated by attn_rows (A = dot_lanes):
+//   score       A mul (q*k) + A add (lane sums) + (A-1) add (tree) + 1 mul (scale) + 1 max compare
+//   rescale     1 sub + 1 exp + (A+1) mul (o*c, l*c)
+//   accumulate  1 sub + 1 exp + 1 add (l) + A mul (p*v) + A add (o)
+//   normalize   1 div (fused into the store)
+//   total       3A+2 mul, 3A+2 add/sub, 2 exp, 1 div, 1 compare (per lane: 3 mul, 3 add)
+//
+// Cycles (steady state at II=1; each pipelined loop adds its fill depth once per entry, i.e. four
+// per tile and two per call, not counted below). R rows, nr = max(R, min_rows), nc = ceil(d / A),
+// nb = ceil(d / mem_lanes), th tile heads, nk keys of the tile (kv_block, the last tile fewer),
+// n_keys keys, tiles = ceil(n_keys / kv_block):
+//   q load              R * d                    (one element per cycle from DDR)
+//   per tile  K/V load  nk * th * nb             (one K and one V beat per cycle)
+//             score     nk * nc * nr
+//             rescale   R * nc
+//             accumulate nk * nc * nr
+//   normalize + store   R * d                    (one element per cycle to DDR)
+//   per call  2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc
+// Prefill (this file): per (query block t0, KV head), sequentially over n_kv heads and the
+// ceil(t_len / bq) blocks: R = bq * (n_heads / n_kv), th = 1, n_keys = pos0 + t0 + bq.
+// Decode (attention_decode.h): one call, R = n_heads, th = n_kv, n_keys = pos + 1.
 //
 // The KV cache element type KT (f32, or f16 bit patterns; kv_cache.h) is deduced from the cache
 // pointers: the reader widens each element exactly to f32 (kv_elem<KT>::load), so everything after
@@ -35,7 +66,7 @@ template <int D_MAX, int DOT_LANES, int KV_BLOCK, int BQ, int HEADS_MAX, int KV_
           int GROUP_MAX, int MAX_CTX, int MAX_T = 1024, int MIN_ROWS = 8, int MEM_LANES = 16>
 struct attn_config {
   static const int d_max = D_MAX;            // largest head_dim
-  static const int dot_lanes = DOT_LANES;    // NumericsPlan.dot_lanes (power of two)
+  static const int dot_lanes = DOT_LANES;    // NumericsPlan.dot_lanes (power of two) = fp32 lanes
   static const int kv_block = KV_BLOCK;      // NumericsPlan.kv_block
   static const int bq = BQ;                  // prefill queries per block
   static const int heads_max = HEADS_MAX;    // query heads
@@ -46,7 +77,12 @@ struct attn_config {
   static const int min_rows = MIN_ROWS;      // >= fp32 add latency: rows interleaved per key
   static const int mem_lanes = MEM_LANES;    // floats per DDR beat (16 = 512-bit AXI)
   static const int beats_max = (D_MAX + MEM_LANES - 1) / MEM_LANES;
+  static const int chunks_max = (D_MAX + DOT_LANES - 1) / DOT_LANES;  // ceil(d_max / A)
+  static const int dp = chunks_max * DOT_LANES;                      // q / o row: whole chunks
+  static const int kv_part = DOT_LANES > MEM_LANES ? DOT_LANES : MEM_LANES;  // K/V tile banks
+  static const int dkv = (D_MAX + kv_part - 1) / kv_part * kv_part;  // K/V tile row
   static_assert(DOT_LANES >= 1 && (DOT_LANES & (DOT_LANES - 1)) == 0, "dot_lanes: power of two");
+  static_assert((MEM_LANES & (MEM_LANES - 1)) == 0, "mem_lanes: power of two");
   static_assert(KV_BLOCK >= 1 && BQ >= 1 && MIN_ROWS >= 1 && MEM_LANES >= 1, "sizes positive");
   static_assert(GROUP_MAX <= HEADS_MAX && KV_HEADS_MAX <= HEADS_MAX, "head counts");
 };
@@ -72,29 +108,11 @@ inline void read_kv_beat(const KT *k_layer, const KT *v_layer, long base, int b,
 // max that propagates NaN from either side, like np.maximum.
 inline f32 max_nan(f32 a, f32 b) { return (a > b || a != a) ? a : b; }
 
-// reduce_sum<LANES>(a * b) over n <= D_MAX elements, fully unrolled (one dot per cycle):
-// lane j accumulates products j, j+LANES, ... from 0.0f over ceil(n/LANES) chunks, then a tree.
-template <int LANES, int D_MAX>
-f32 dot_lanes(const f32 a[D_MAX], const f32 b[D_MAX], int n) {
+// The contract's lane tree: acc[j] += acc[j + h] for h = LANES/2 .. 1; returns acc[0]
+// (LANES - 1 adders, log2(LANES) levels).
+template <int LANES>
+f32 lane_tree(f32 acc[LANES]) {
 #pragma HLS INLINE
-  const int CH = (D_MAX + LANES - 1) / LANES;
-  int nch = (n + LANES - 1) / LANES;
-  if (nch < 1) nch = 1;
-  f32 acc[LANES];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-  for (int j = 0; j < LANES; j++) {
-#pragma HLS UNROLL
-    acc[j] = 0.0f;
-  }
-  for (int c = 0; c < CH; c++) {
-#pragma HLS UNROLL
-    for (int j = 0; j < LANES; j++) {
-#pragma HLS UNROLL
-      const int i = c * LANES + j;
-      f32 prod = (i < D_MAX && i < n) ? a[i] * b[i] : 0.0f;
-      if (c < nch) acc[j] = acc[j] + prod;
-    }
-  }
   for (int h = LANES / 2; h >= 1; h /= 2) {
 #pragma HLS UNROLL
     for (int j = 0; j < h; j++) {
@@ -133,37 +151,33 @@ rd_pos:
   }
 }
 
-// The attention core: n_rows query rows (row r at absolute position row_pos[r], reading tile head
-// row_kv[r]) against keys 0..n_keys-1 arriving from the reader as tiles of kv_block positions x th
-// heads. Writes ob[r][0..d) = o / l. ROWS: row capacity; TH: tile heads capacity.
+// The attention core: n_rows query rows (row r at absolute position row_pos[r] >= first_pos,
+// reading tile head row_kv[r], output at out[row_out[r] .. + d)) against keys 0..n_keys-1 arriving
+// from the reader as tiles of kv_block positions x th heads. ROWS: row capacity; TH: tile heads
+// capacity. qb is partitioned cyclic by dot_lanes on dim 2 by the caller. Every loop is one
+// flattened pipeline at II=1 (cycle counts in the header comment); the row index is innermost in
+// the score and accumulate passes (padded to min_rows), so a row's loop-carried fp32 adds are
+// >= min_rows iterations apart. Every row sees key 0, so every row starts on tile 0 (no per-row
+// flag: m = -inf, l = 0, o = 0 are applied on tile 0 instead of being initialized).
 template <class C, int ROWS, int TH>
-void attn_rows(const f32 qb[ROWS][C::d_max], const int row_pos[ROWS], const int row_kv[ROWS],
-               int n_rows, int th, int n_keys, int d, f32 scale,
-               hls::stream<f32_beat<C::mem_lanes> > &ks, hls::stream<f32_beat<C::mem_lanes> > &vs,
-               f32 ob[ROWS][C::d_max]) {
-  const int D = C::d_max, KB = C::kv_block, ML = C::mem_lanes;
+void attn_rows(const f32 qb[ROWS][C::dp], const int row_pos[ROWS], const int row_kv[ROWS],
+               const long row_out[ROWS], int n_rows, int first_pos, int th, int n_keys, int d,
+               f32 scale, hls::stream<f32_beat<C::mem_lanes> > &ks,
+               hls::stream<f32_beat<C::mem_lanes> > &vs, f32 *out) {
+  const int A = C::dot_lanes, KB = C::kv_block, ML = C::mem_lanes, DKV = C::dkv;
   f32 m[ROWS], l[ROWS], mx[ROWS];
-  bool started[ROWS];
-  f32 o[ROWS][D];
-#pragma HLS ARRAY_PARTITION variable = o dim = 2 complete
-  f32 kt[KB][TH][D], vt[KB][TH][D];
-#pragma HLS ARRAY_PARTITION variable = kt dim = 3 complete
-#pragma HLS ARRAY_PARTITION variable = vt dim = 3 complete
+  f32 o[ROWS][C::dp];  // running output, A banks
+#pragma HLS ARRAY_PARTITION variable = o dim = 2 cyclic factor = C::dot_lanes
+  f32 acc[ROWS][C::dot_lanes];  // score lane partial sums of the key in flight
+#pragma HLS ARRAY_PARTITION variable = acc dim = 2 complete
+  f32 kt[KB][TH][DKV], vt[KB][TH][DKV];  // K/V tile, max(A, mem_lanes) banks
+#pragma HLS ARRAY_PARTITION variable = kt dim = 3 cyclic factor = C::kv_part
+#pragma HLS ARRAY_PARTITION variable = vt dim = 3 cyclic factor = C::kv_part
   f32 s_tile[ROWS][KB];
 #pragma HLS BIND_STORAGE variable = s_tile type = ram_2p impl = lutram
-  const int nb = (d + ML - 1) / ML;
+  const int nb = (d + ML - 1) / ML;                           // beats per K/V row
+  const int nc = (d + A - 1) / A;                             // lane chunks per row (d >= 1)
   const int nr = n_rows < C::min_rows ? C::min_rows : n_rows;  // padded row loop
-  int first_pos = row_pos[0];
-init_rows:
-  for (int r = 0; r < n_rows; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS
-#pragma HLS PIPELINE II = 1
-    m[r] = -pos_inf();
-    l[r] = 0.0f;
-    started[r] = false;
-    first_pos = row_pos[r] < first_pos ? row_pos[r] : first_pos;
-    for (int i = 0; i < D; i++) o[r][i] = 0.0f;
-  }
   const int n_tiles = (n_keys + KB - 1) / KB;
 tile_loop:
   for (int tile = 0; tile < n_tiles; tile++) {
@@ -171,127 +185,172 @@ tile_loop:
     const int b0 = tile * KB;
     const int nk = n_keys - b0 < KB ? n_keys - b0 : KB;
     const bool diag = b0 + nk - 1 > first_pos;  // some key is after some row's position
+    const bool first = tile == 0;               // m = -inf, l = 0, o = 0 before this tile
+    // (key, head, beat): one beat of K and V per cycle
+    int lj = 0, lh = 0, lb = 0;
   load_tile:
-    for (int j = 0; j < nk; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::kv_block
-      for (int hh = 0; hh < th; hh++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = TH
-        for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::beats_max
+    for (int it = 0; it < nk * th * nb; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::kv_block * TH * C::beats_max
 #pragma HLS PIPELINE II = 1
-          f32_beat<ML> kb = ks.read(), vb = vs.read();
-          for (int i = 0; i < ML; i++) {
+      f32_beat<ML> kb = ks.read(), vb = vs.read();
+      for (int i = 0; i < ML; i++) {
 #pragma HLS UNROLL
-            if (b * ML + i < D) {
-              kt[j][hh][b * ML + i] = kb.v[i];
-              vt[j][hh][b * ML + i] = vb.v[i];
-            }
+        if (lb * ML + i < DKV) {
+          kt[lj][lh][lb * ML + i] = kb.v[i];
+          vt[lj][lh][lb * ML + i] = vb.v[i];
+        }
+      }
+      if (++lb == nb) {
+        lb = 0;
+        if (++lh == th) {
+          lh = 0;
+          lj++;
+        }
+      }
+    }
+    // score pass, (key, chunk, row): A products per cycle into the row's lane sums; the tree,
+    // scale and running block max when the row's last chunk is in
+    int sj = 0, sc = 0, sr = 0;
+  score:
+    for (int it = 0; it < nk * nc * nr; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = C::min_rows max = C::kv_block * C::chunks_max * ROWS
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = acc inter false
+#pragma HLS DEPENDENCE variable = mx inter false
+      if (sr < n_rows) {
+        const int kv = row_kv[sr];
+        f32 lane[C::dot_lanes];
+#pragma HLS ARRAY_PARTITION variable = lane complete
+        for (int j = 0; j < A; j++) {
+#pragma HLS UNROLL
+          const int i = sc * A + j;
+          const f32 prod = i < d ? qb[sr][i] * kt[sj][kv][i] : 0.0f;
+          lane[j] = (sc == 0 ? 0.0f : acc[sr][j]) + prod;
+        }
+        if (sc == nc - 1) {
+          const f32 s = lane_tree<C::dot_lanes>(lane) * scale;
+          s_tile[sr][sj] = s;
+          const bool valid = !diag || b0 + sj <= row_pos[sr];
+          const f32 base = sj > 0 ? mx[sr] : first ? -pos_inf() : m[sr];
+          mx[sr] = valid ? max_nan(base, s) : base;
+        } else {
+          for (int j = 0; j < A; j++) {
+#pragma HLS UNROLL
+            acc[sr][j] = lane[j];
           }
         }
       }
-    }
-    for (int r = 0; r < n_rows; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS
-      mx[r] = m[r];
-    }
-  score_key:
-    for (int j = 0; j < nk; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::kv_block
-    score_row:
-      for (int r = 0; r < nr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = C::min_rows max = ROWS
-#pragma HLS PIPELINE II = 1
-#pragma HLS DEPENDENCE variable = mx inter false
-        if (r < n_rows) {
-          f32 s = dot_lanes<C::dot_lanes, D>(qb[r], kt[j][row_kv[r]], d) * scale;
-          s_tile[r][j] = s;
-          bool valid = !diag || b0 + j <= row_pos[r];
-          if (valid) mx[r] = max_nan(mx[r], s);
+      if (++sr == nr) {
+        sr = 0;
+        if (++sc == nc) {
+          sc = 0;
+          sj++;
         }
       }
     }
+    // rescale, (row, chunk): c = exp(m - m') (0 on the first tile), o *= c on A elements per cycle
+    int qr = 0, qc = 0;
   rescale:
-    for (int r = 0; r < n_rows; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS
+    for (int it = 0; it < n_rows * nc; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::chunks_max
 #pragma HLS PIPELINE II = 1
-      if (b0 <= row_pos[r]) {  // the block has a visible key for this row
-        f32 c = started[r] ? exp_f(m[r] - mx[r]) : 0.0f;
-        l[r] = l[r] * c;
-        for (int i = 0; i < D; i++) o[r][i] = o[r][i] * c;
-        m[r] = mx[r];
-        started[r] = true;
+#pragma HLS DEPENDENCE variable = m inter false
+#pragma HLS DEPENDENCE variable = l inter false
+#pragma HLS DEPENDENCE variable = o inter false
+      if (b0 <= row_pos[qr]) {  // the block has a visible key for this row
+        const f32 c = first ? 0.0f : exp_f(m[qr] - mx[qr]);
+        for (int j = 0; j < A; j++) {
+#pragma HLS UNROLL
+          const int i = qc * A + j;
+          o[qr][i] = first ? 0.0f : o[qr][i] * c;  // first: 0 * 0, exactly
+        }
+        if (qc == nc - 1) {
+          l[qr] = first ? 0.0f : l[qr] * c;
+          m[qr] = mx[qr];
+        }
+      }
+      if (++qc == nc) {
+        qc = 0;
+        qr++;
       }
     }
-  acc_key:
-    for (int j = 0; j < nk; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::kv_block
-    acc_row:
-      for (int r = 0; r < nr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = C::min_rows max = ROWS
+    // accumulate pass, (key, chunk, row): p = exp(s - m) (recomputed per chunk, the same value),
+    // l += p on the row's first chunk, o += p * v on A elements per cycle
+    int aj = 0, ac = 0, ar = 0;
+  accumulate:
+    for (int it = 0; it < nk * nc * nr; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = C::min_rows max = C::kv_block * C::chunks_max * ROWS
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = o inter false
 #pragma HLS DEPENDENCE variable = l inter false
-        if (r < n_rows && (!diag || b0 + j <= row_pos[r])) {
-          f32 p = exp_f(s_tile[r][j] - m[r]);
-          l[r] = l[r] + p;
-          for (int i = 0; i < D; i++) {
-            if (i < d) o[r][i] = o[r][i] + p * vt[j][row_kv[r]][i];
-          }
+      if (ar < n_rows && (!diag || b0 + aj <= row_pos[ar])) {
+        const int kv = row_kv[ar];
+        const f32 p = exp_f(s_tile[ar][aj] - m[ar]);
+        if (ac == 0) l[ar] = l[ar] + p;
+        for (int j = 0; j < A; j++) {
+#pragma HLS UNROLL
+          const int i = ac * A + j;
+          if (i < d) o[ar][i] = o[ar][i] + p * vt[aj][kv][i];
+        }
+      }
+      if (++ar == nr) {
+        ar = 0;
+        if (++ac == nc) {
+          ac = 0;
+          aj++;
         }
       }
     }
   }
-normalize:
-  for (int r = 0; r < n_rows; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS
+  // normalize fused with the store, (row, element): out = o / l, one element per cycle
+  int wr = 0, wi = 0;
+normalize_store:
+  for (int it = 0; it < n_rows * d; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::d_max
 #pragma HLS PIPELINE II = 1
-    for (int i = 0; i < D; i++) ob[r][i] = o[r][i] / l[r];
+    out[row_out[wr] + wi] = o[wr][wi] / l[wr];
+    if (++wi == d) {
+      wi = 0;
+      wr++;
+    }
   }
 }
 
-// Compute process of one (query block, KV head): load the block's rows, attend, store.
+// Compute process of one (query block, KV head): load the block's rows (one element per cycle),
+// attend, normalize and store.
 template <class C>
 void attn_prefill_compute(const f32 *q, f32 *out, int t0, int bq, int pos0, int kvh, int grp,
                           int n_heads, int d, f32 scale, hls::stream<f32_beat<C::mem_lanes> > &ks,
                           hls::stream<f32_beat<C::mem_lanes> > &vs) {
-  const int ROWS = C::bq * C::group_max, D = C::d_max;
-  f32 qb[ROWS][D], ob[ROWS][D];
-#pragma HLS ARRAY_PARTITION variable = qb dim = 2 complete
-#pragma HLS ARRAY_PARTITION variable = ob dim = 2 complete
+  const int ROWS = C::bq * C::group_max;
+  f32 qb[ROWS][C::dp];
+#pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::dot_lanes
   int row_pos[ROWS], row_kv[ROWS];
-  int r = 0;
+  long row_out[ROWS];
+  // (token, head, element) flattened; row r = t * grp + g
+  int r = 0, t = 0, g = 0, i = 0;
 load_q:
-  for (int t = 0; t < bq; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::bq
-    for (int g = 0; g < grp; g++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::group_max
-      const long base = ((long)(t0 + t) * n_heads + kvh * grp + g) * d;
-      for (int i = 0; i < d; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::d_max
+  for (int it = 0; it < bq * grp * d; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::bq * C::group_max * C::d_max
 #pragma HLS PIPELINE II = 1
-        qb[r][i] = q[base + i];
-      }
+    const long base = ((long)(t0 + t) * n_heads + kvh * grp + g) * d;
+    qb[r][i] = q[base + i];
+    if (i == 0) {
       row_pos[r] = pos0 + t0 + t;
       row_kv[r] = 0;
-      r++;
+      row_out[r] = base;
     }
-  }
-  attn_rows<C, ROWS, 1>(qb, row_pos, row_kv, bq * grp, 1, pos0 + t0 + bq, d, scale, ks, vs, ob);
-  r = 0;
-store_o:
-  for (int t = 0; t < bq; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::bq
-    for (int g = 0; g < grp; g++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::group_max
-      const long base = ((long)(t0 + t) * n_heads + kvh * grp + g) * d;
-      for (int i = 0; i < d; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::d_max
-#pragma HLS PIPELINE II = 1
-        out[base + i] = ob[r][i];
+    if (++i == d) {
+      i = 0;
+      r++;
+      if (++g == grp) {
+        g = 0;
+        t++;
       }
-      r++;
     }
   }
+  attn_rows<C, ROWS, 1>(qb, row_pos, row_kv, row_out, bq * grp, pos0 + t0, 1, pos0 + t0 + bq, d,
+                        scale, ks, vs, out);
 }
 
 // One (query block, KV head): K/V reader and compute run concurrently.
