@@ -17,7 +17,9 @@ from edgellm.models import numerics as nx
 
 F32 = np.float32
 CI, F, P = ctypes.c_int, ctypes.c_float, csim.ptr
-R_OF = {"a": 16, "b": 8, "g2": 4, "g4": 8}  # rows per tile of the testbench configs
+R_OF = {"a": 16, "b": 8, "g2": 4, "g4": 8,  # rows per tile of the testbench configs (hw/tb/tlmm_tb.cpp)
+        "l1": 16, "l2": 8, "l3": 4, "l4": 8, "l5": 16}
+GUARD = 64  # output elements either side of y that the engine must never write
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +35,34 @@ def _x(rng: np.random.Generator, t: int, k: int) -> np.ndarray:
     return rng.integers(-128, 128, (t, k)).astype(np.int8)
 
 
+def _guarded(t: int, n: int, dtype: type, fill: object) -> tuple[np.ndarray, np.ndarray]:
+    """(buffer, its [t, n] view at offset GUARD): GUARD untouchable elements either side."""
+    buf = np.full(t * n + 2 * GUARD, fill, dtype)
+    return buf, buf[GUARD:GUARD + t * n]
+
+
+def _check_guards(buf: np.ndarray, fill: object) -> None:
+    """No write outside y (masked token lanes, padding rows of a tail tile, phases past the end)."""
+    edge = np.r_[buf[:GUARD], buf[-GUARD:]]
+    assert (edge.view(np.uint32) == np.array([fill], buf.dtype).view(np.uint32)[0]).all(), "write outside y"
+
+
 def _run_int(lib: ctypes.CDLL, cfg: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     (t, k), n = x.shape, w.shape[0]
     img = packing.pack_ternary(w, R_OF[cfg])
-    acc = np.full((t, n), 0x5A5A5A5A, np.int32)
+    buf, acc = _guarded(t, n, np.int32, 0x5A5A5A5A)
     getattr(lib, f"tb_tlmm_{cfg}_int")(P(np.ascontiguousarray(x)), CI(t), P(img), CI(n), CI(k), P(acc))
-    return acc
+    _check_guards(buf, 0x5A5A5A5A)
+    return acc.reshape(t, n)
 
 
 def _run_f32(lib: ctypes.CDLL, cfg: str, x: np.ndarray, qs: np.ndarray, w: np.ndarray, ws: F32) -> np.ndarray:
     (t, k), n = x.shape, w.shape[0]
     img = packing.pack_ternary(w, R_OF[cfg])
-    y = np.full((t, n), np.nan, F32)
+    buf, y = _guarded(t, n, F32, np.nan)
     getattr(lib, f"tb_tlmm_{cfg}")(P(x), P(qs), CI(t), P(img), CI(n), CI(k), F(ws), P(y))
-    return y
+    _check_guards(buf, np.nan)
+    return y.reshape(t, n)
 
 
 # ---- weight format ---------------------------------------------------------------------------
@@ -209,17 +225,119 @@ def test_corrupted_image_is_detected(lib: ctypes.CDLL) -> None:
     assert bad.tolist() == [i == 3 for i in range(n)]
 
 
+# ---- token lanes (TP) and outputs per cycle (OL) ------------------------------------------------
+
+def tile_iters(nt: int, nsteps: int, tp: int, r: int, ol: int) -> int:
+    """Iterations of compute_tile's loop (tlmm.h header): nsteps + (ng - 1) * max(nsteps, W) + WL."""
+    ng = -(-nt // tp)
+    nl = nt - (ng - 1) * tp
+    w, wl = -(-tp * r // ol), -(-nl * r // ol)
+    return nsteps + (ng - 1) * max(nsteps, w) + wl
+
+
+LANE_CFG = {  # name -> (R, TP, OL, MAX_TOK, CPC); hw/tb/tlmm_tb.cpp
+    "a": (16, 1, 1, 16, 1), "l1": (16, 2, 4, 8, 1), "l2": (8, 4, 16, 12, 2), "l3": (4, 4, 1, 8, 1),
+    "l4": (8, 2, 16, 4, 1), "l5": (16, 1, 16, 16, 1)}
+# n_tok in {1, 2, 3, 5, 17} (17 spans several token blocks), k not a multiple of G*T, most n_out not of R
+LANE_SHAPES = [  # (cfg, n_out, k, n_tok)
+    ("l1", 37, 301, 5), ("l1", 21, 1000, 17), ("l1", 16, 77, 1), ("l1", 40, 2560, 3),
+    ("l2", 13, 301, 17), ("l2", 24, 688, 5), ("l2", 9, 29, 2), ("l2", 3, 1000, 3),
+    ("l3", 13, 301, 3), ("l3", 7, 51, 17), ("l3", 18, 1001, 5), ("l3", 5, 11, 1),
+    ("l4", 19, 299, 5), ("l4", 8, 2561, 2), ("l4", 11, 21, 17), ("l4", 17, 333, 1),
+    ("l5", 45, 1000, 3), ("l5", 33, 4001, 2), ("l5", 20, 95, 17),
+]
+
+
+def test_lane_config_numbers_and_cycle_formula(lib: ctypes.CDLL) -> None:
+    """The engine's loop bounds are the documented formulas (the performance model mirrors them)."""
+    for cfg, (r, tp, ol, max_tok, cpc) in LANE_CFG.items():
+        out = np.zeros(8, np.int32)
+        getattr(lib, f"tb_tlmm_{cfg}_cfg")(P(out))
+        w = -(-tp * r // ol)
+        assert out[[0, 1, 2, 3, 6, 7]].tolist() == [r, tp, ol, w, cpc, max_tok], cfg
+        for nsteps in (1, 2, 7, 35, 200):
+            assert out[4] % (max_tok // tp) == 0  # XROWS = MAX_TOK / TP * NSTEP_MAX
+            for nt in range(1, max_tok + 1):
+                got = getattr(lib, f"tb_tlmm_{cfg}_tile_iters")(CI(nt), CI(nsteps))
+                assert got == tile_iters(nt, nsteps, tp, r, ol), (cfg, nt, nsteps)
+                assert getattr(lib, f"tb_tlmm_{cfg}_act_iters")(CI(nt), CI(nsteps)) == nt * nsteps * cpc
+    # k = 2560 on T = 25 (35 steps), R = 16, a 16-token block: the old engine took nt * (nsteps + R + fill)
+    # = 816 + 16 fills per tile; TP=1/OL=1 now overlaps the writes (nt * nsteps + R), TP=4/OL=4 takes 156
+    assert tile_iters(16, 35, 1, 16, 1) == 16 * 35 + 16
+    assert tile_iters(16, 35, 4, 16, 4) == 4 * 35 + 16
+    assert tile_iters(1, 35, 4, 16, 4) == 35 + 4  # decode: the masked lanes cost nothing
+    assert tile_iters(5, 3, 4, 16, 1) == 3 + 64 + 16  # output-bound: W = 64 > nsteps, last group 1 lane
+
+
+@pytest.mark.parametrize("cfg,n,k,t", LANE_SHAPES)
+def test_lanes_int_exact(lib: ctypes.CDLL, cfg: str, n: int, k: int, t: int) -> None:
+    rng = np.random.default_rng(n * 11 + k + t)
+    w, x = _tern(rng, n, k), _x(rng, t, k)
+    acc = _run_int(lib, cfg, x, w)
+    ref = (x.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
+    m = int((acc != ref).sum())
+    print(f"tlmm[{cfg}] int n={n} k={k} t={t}: {m} mismatches")
+    assert m == 0
+
+
+@pytest.mark.parametrize("cfg,n,k,t", LANE_SHAPES)
+def test_lanes_f32_bit_exact(lib: ctypes.CDLL, cfg: str, n: int, k: int, t: int) -> None:
+    rng = np.random.default_rng(n * 13 + k + t)
+    w = _tern(rng, n, k)
+    xf = (rng.standard_normal((t, k)) * rng.uniform(0.1, 20, (t, 1))).astype(F32)
+    x, qs = nx.quantize(xf)
+    ws = F32(rng.uniform(0.5, 3.0))
+    y = _run_f32(lib, cfg, x, qs, w, ws)
+    ref = nx.dequantize(nx.int_matmul(x, w), qs, ws)
+    m = int((y.view(np.uint32) != ref.view(np.uint32)).sum())
+    print(f"tlmm[{cfg}] f32 n={n} k={k} t={t}: {m} bit mismatches")
+    assert m == 0
+
+
+@pytest.mark.parametrize("cfg", ["l2", "l3"])
+def test_lanes_int_adversarial(lib: ctypes.CDLL, cfg: str) -> None:
+    """Widest accumulators (|acc| = 128 k at k = K_MAX) in every lane of a partial last group."""
+    n, k = 11, 4096
+    w = np.zeros((n, k), np.int8)
+    w[0], w[1], w[3] = 1, -1, 1
+    w[4:] = _tern(np.random.default_rng(k), n - 4, k)
+    x = np.stack([np.full(k, 127), np.full(k, -128), np.zeros(k), np.full(k, -128), np.full(k, 127)]
+                 ).astype(np.int8)  # 5 tokens: a full group of 4 + one masked-lane group
+    acc = _run_int(lib, cfg, x, w)
+    ref = x.astype(np.int64) @ w.astype(np.int64).T
+    assert ref[1, 1] == 128 * k and ref[3, 0] == -128 * k
+    assert int((acc != ref).sum()) == 0
+
+
+def test_lanes_tokens_are_not_mixed(lib: ctypes.CDLL) -> None:
+    """The comparison can fail: changing one token changes exactly that token's outputs."""
+    rng = np.random.default_rng(8)
+    n, k, t = 13, 301, 5
+    w, x = _tern(rng, n, k), _x(rng, t, k)
+    base = _run_int(lib, "l2", x, w)
+    x2 = x.copy()
+    x2[2] = np.clip(x2[2].astype(np.int16) + 1, -128, 127).astype(np.int8)
+    diff = (_run_int(lib, "l2", x2, w) != base).any(axis=1)
+    assert diff.tolist() == [i == 2 for i in range(t)]
+
+
 # ---- several weight ports (hw/tb/tlmm_ports_tb.cpp) ------------------------------------------------
 
 PORT_CFG = {  # name -> (R, ports); hw/tb/tlmm_ports_tb.cpp
     "a1": (16, 1), "a2": (16, 2), "a3": (16, 3), "a4": (16, 4), "b2": (8, 2), "b3": (8, 3), "c4": (16, 4),
-    "g2x4": (4, 4), "g4x3": (8, 3)}
+    "g2x4": (4, 4), "g4x3": (8, 3), "c4l": (16, 4), "b3l": (8, 3), "g2x2l": (4, 2), "a1l": (16, 1)}
 BASE_OF = {"a": ("a1", "a2", "a3", "a4"), "b": ("b2", "b3"), "g2": ("g2x4",), "g4": ("g4x3",)}
 CHEAP = {("a", 40, 100, 1), ("a", 37, 2560, 3), ("a", 16, 6912, 1), ("a", 48, 301, 17), ("a", 33, 16384, 2)}
 PORT_SHAPES = [(p, n, k, t) for c, n, k, t in SHAPES for p in BASE_OF[c]
                if p not in ("a3", "a4") or (c, n, k, t) in CHEAP]
 PORT_SHAPES += [("c4", 40, 100, 1), ("c4", 37, 128, 3), ("c4", 45, 344, 2), ("c4", 21, 2560, 1),
                 ("c4", 16, 4096, 4), ("c4", 3, 7, 2)]
+# token lanes with several ports (c4l: TP 4 / OL 4, b3l: TP 2 / OL 1, g2x2l: TP 4 / OL 16, a1l: TP 2 / OL 16)
+LANE_PORT_SHAPES = [("c4l", 37, 2560, 17), ("c4l", 45, 344, 5), ("c4l", 21, 1001, 3), ("c4l", 16, 4096, 2),
+                    ("c4l", 3, 7, 1), ("b3l", 13, 301, 17), ("b3l", 24, 8191, 3), ("b3l", 9, 100, 5),
+                    ("g2x2l", 13, 301, 17), ("g2x2l", 7, 1001, 5), ("g2x2l", 18, 52, 2),
+                    ("a1l", 37, 2560, 5), ("a1l", 21, 301, 3), ("a1l", 40, 100, 1)]
+PORT_SHAPES += LANE_PORT_SHAPES
 
 
 @pytest.fixture(scope="module")
@@ -242,10 +360,18 @@ def _port_images(w: np.ndarray, cfg: str, seed: int) -> list[np.ndarray]:
 
 def _run_ports_int(plib: ctypes.CDLL, cfg: str, x: np.ndarray, imgs: list[np.ndarray], n: int) -> np.ndarray:
     t, k = x.shape
-    acc = np.full((t, n), 0x5A5A5A5A, np.int32)
+    buf, acc = _guarded(t, n, np.int32, 0x5A5A5A5A)
     x = np.ascontiguousarray(x)
     getattr(plib, f"tb_tlmm_{cfg}_int")(P(x), CI(t), *map(P, imgs), CI(n), CI(k), P(acc))
-    return acc
+    _check_guards(buf, 0x5A5A5A5A)
+    return acc.reshape(t, n)
+
+
+def test_ports_lane_tile_iters(plib: ctypes.CDLL) -> None:
+    """CfgC4L (T=25, R=16, TP=4, OL=4): the loop bound is the documented formula."""
+    for nt in range(1, 17):
+        for nsteps in (1, 4, 16, 35, 274):
+            assert plib.tb_tlmm_c4l_tile_iters(CI(nt), CI(nsteps)) == tile_iters(nt, nsteps, 4, 16, 4)
 
 
 def test_ports_config_numbers(plib: ctypes.CDLL) -> None:
@@ -304,16 +430,18 @@ def test_ports_int_adversarial(plib: ctypes.CDLL, cfg: str, k: int) -> None:
 
 
 @pytest.mark.parametrize("cfg,n,k,t", [("a2", 37, 2560, 3), ("a4", 16, 6912, 1), ("a3", 40, 100, 16),
-                                       ("b3", 24, 688, 128), ("a4", 20, 16384, 2)])
+                                       ("b3", 24, 688, 128), ("a4", 20, 16384, 2), *LANE_PORT_SHAPES])
 def test_ports_f32_bit_exact(plib: ctypes.CDLL, cfg: str, n: int, k: int, t: int) -> None:
     rng = np.random.default_rng(n + k + t)
     w = _tern(rng, n, k)
     xf = (rng.standard_normal((t, k)) * rng.uniform(0.1, 20, (t, 1))).astype(F32)
     x, qs = nx.quantize(xf)
     ws = F32(rng.uniform(0.5, 3.0))
-    y = np.full((t, n), np.nan, F32)
+    buf, y = _guarded(t, n, F32, np.nan)
     imgs = _port_images(w, cfg, k)  # kept alive across the call
     getattr(plib, f"tb_tlmm_{cfg}")(P(x), P(qs), CI(t), *map(P, imgs), CI(n), CI(k), F(ws), P(y))
+    _check_guards(buf, np.nan)
+    y = y.reshape(t, n)
     ref = nx.dequantize(nx.int_matmul(x, w), qs, ws)
     m = int((y.view(np.uint32) != ref.view(np.uint32)).sum())
     print(f"tlmm[{cfg}] f32 n={n} k={k} t={t}, poisoned ports: {m} bit mismatches")
@@ -335,7 +463,7 @@ def test_ports_wide_beats(plib: ctypes.CDLL) -> None:
 
 
 @pytest.mark.parametrize("cfg,n,k", [("a4", 37, 2560), ("a3", 45, 1000), ("b2", 13, 100), ("g2x4", 13, 301),
-                                     ("c4", 37, 128)])
+                                     ("c4", 37, 128), ("c4l", 37, 2560), ("g2x2l", 13, 301)])
 def test_every_port_carries_its_share(plib: ctypes.CDLL, cfg: str, n: int, k: int) -> None:
     """The poisoned comparison can fail: garbage on any one port, or ports swapped, changes the result
     (so every port's share is really read through that port)."""

@@ -22,6 +22,12 @@ typedef TlmmConfig<3, 25, 16, 4096, 4096, 4, kStorageUram, 4> CfgC4;
 // Other group sizes: G=2 with 4 ports (LUTRAM), G=4 with 3 ports (BRAM).
 typedef TlmmConfig<2, 5, 4, 4096, 4096, 4, kStorageLutram, 4> CfgG2x4;
 typedef TlmmConfig<4, 5, 8, 4096, 4096, 8, kStorageBram, 3> CfgG4x3;
+// Token lanes (TP) and outputs per cycle (OL) with several ports: the default design's engine with
+// TP 4 / OL 4, a BRAM engine with TP 2 / OL 1, G=2 on LUTRAM with TP 4 / OL 16, and one port TP 2 / OL 16.
+typedef TlmmConfig<3, 25, 16, 4096, 4096, 16, kStorageUram, 4, 4, 4> CfgC4L;
+typedef TlmmConfig<3, 10, 8, 8192, 8192, 8, kStorageBram, 3, 2, 1> CfgB3L;
+typedef TlmmConfig<2, 5, 4, 4096, 4096, 12, kStorageLutram, 2, 4, 16> CfgG2x2L;
+typedef TlmmConfig<3, 5, 16, 4096, 4096, 4, kStorageUram, 1, 2, 16> CfgA1L;
 
 static ap_uint<128> g_beats[4][1 << 14];  // 256 KiB per port for the wide-port path
 
@@ -46,6 +52,13 @@ EDGELLM_PORTS_TB(b3, CfgB3)
 EDGELLM_PORTS_TB(c4, CfgC4)
 EDGELLM_PORTS_TB(g2x4, CfgG2x4)
 EDGELLM_PORTS_TB(g4x3, CfgG4x3)
+EDGELLM_PORTS_TB(c4l, CfgC4L)
+EDGELLM_PORTS_TB(b3l, CfgB3L)
+EDGELLM_PORTS_TB(g2x2l, CfgG2x2L)
+EDGELLM_PORTS_TB(a1l, CfgA1L)
+
+// Iterations of one tile's compute loop of CfgC4L (the performance model mirrors this formula).
+int tb_tlmm_c4l_tile_iters(int nt, int nsteps) { return tlmm_tile_iters<CfgC4L>(nt, nsteps); }
 
 // CfgA4 through four wide ap_uint<128> ports (the synthesized form), port p reading from image
 // copy w[p] (n_bytes each). Returns -1 if an image does not fit the testbench's beat arrays.

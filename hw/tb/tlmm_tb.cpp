@@ -17,6 +17,12 @@ typedef TlmmConfig<3, 10, 8, 8192, 8192, 128, kStorageBram> CfgB;
 // Other group sizes: G=2 (9-entry tables) and G=4 (81-entry tables), LUTRAM buffers.
 typedef TlmmConfig<2, 5, 4, 4096, 4096, 4, kStorageLutram> CfgG2;
 typedef TlmmConfig<4, 5, 8, 4096, 4096, 8, kStorageBram> CfgG4;
+// Token lanes (TP) and outputs per cycle (OL), small token blocks so 17 tokens span several blocks.
+typedef TlmmConfig<3, 5, 16, 4096, 4096, 8, kStorageUram, 1, 2, 4> CfgL1;     // TP 2, OL 4: W = 8
+typedef TlmmConfig<3, 10, 8, 4096, 4096, 12, kStorageBram, 1, 4, 16> CfgL2;   // TP 4, OL 16: W = 2
+typedef TlmmConfig<2, 5, 4, 4096, 4096, 8, kStorageLutram, 1, 4, 1> CfgL3;    // TP 4, OL 1: W = 16
+typedef TlmmConfig<4, 5, 8, 4096, 4096, 4, kStorageBram, 1, 2, 16> CfgL4;     // TP 2, OL 16: W = 1
+typedef TlmmConfig<3, 5, 16, 4096, 4096, 16, kStorageUram, 1, 1, 16> CfgL5;   // TP 1, OL 16: W = 1
 
 static ap_uint<128> g_beats[1 << 16];  // 1 MiB image for the wide-port path
 
@@ -37,20 +43,6 @@ void tb_chunk_indices3(const uint8_t *b, int n_chunks, int32_t *idx) {
     chunk_indices<3>(bytes, out);
     for (int q = 0; q < kTritsPerByte; q++) idx[c * kTritsPerByte + q] = (int32_t)out[q];
   }
-}
-
-void tb_tlmm_a(const int8_t *x, const float *qs, int n_tok, const uint8_t *w, int n_out, int k, float wscale,
-               float *y) {
-#pragma HLS INTERFACE m_axi port = x offset = slave bundle = gmem_act
-#pragma HLS INTERFACE m_axi port = qs offset = slave bundle = gmem_act
-#pragma HLS INTERFACE m_axi port = w offset = slave bundle = gmem_w0 max_read_burst_length = 256
-#pragma HLS INTERFACE m_axi port = y offset = slave bundle = gmem_act
-#pragma HLS INTERFACE s_axilite port = return
-  tlmm_matmul<CfgA>(x, qs, n_tok, w, n_out, k, wscale, y);
-}
-
-void tb_tlmm_a_int(const int8_t *x, int n_tok, const uint8_t *w, int n_out, int k, int32_t *acc) {
-  tlmm_matmul_int<CfgA>(x, n_tok, w, n_out, k, acc);
 }
 
 // Same engine reading the image through a wide ap_uint<128> port (the synthesized form).
@@ -80,6 +72,34 @@ void tb_tlmm_g2_int(const int8_t *x, int n_tok, const uint8_t *w, int n_out, int
 void tb_tlmm_g4_int(const int8_t *x, int n_tok, const uint8_t *w, int n_out, int k, int32_t *acc) {
   tlmm_matmul_int<CfgG4>(x, n_tok, w, n_out, k, acc);
 }
+
+#define EDGELLM_LANES_TB(NAME, CFG)                                                                      \
+  void tb_tlmm_##NAME##_int(const int8_t *x, int n_tok, const uint8_t *w, int n_out, int k, int32_t *acc) { \
+    tlmm_matmul_int<CFG>(x, n_tok, w, n_out, k, acc);                                                    \
+  }                                                                                                      \
+  void tb_tlmm_##NAME(const int8_t *x, const float *qs, int n_tok, const uint8_t *w, int n_out, int k,     \
+                      float wscale, float *y) {                                                          \
+    tlmm_matmul<CFG>(x, qs, n_tok, w, n_out, k, wscale, y);                                              \
+  }                                                                                                      \
+  int tb_tlmm_##NAME##_tile_iters(int nt, int nsteps) { return tlmm_tile_iters<CFG>(nt, nsteps); }       \
+  int tb_tlmm_##NAME##_act_iters(int nt, int nsteps) { return tlmm_act_iters<CFG>(nt, nsteps); }         \
+  void tb_tlmm_##NAME##_cfg(int32_t *out) {                                                              \
+    out[0] = CFG::R;                                                                                     \
+    out[1] = CFG::TP;                                                                                    \
+    out[2] = CFG::OL;                                                                                    \
+    out[3] = CFG::WRITE_ITERS;                                                                           \
+    out[4] = CFG::XROWS;                                                                                 \
+    out[5] = CFG::TILE_ITERS_MAX;                                                                        \
+    out[6] = CFG::CPC;                                                                                   \
+    out[7] = CFG::MAX_TOK;                                                                               \
+  }
+
+EDGELLM_LANES_TB(a, CfgA)
+EDGELLM_LANES_TB(l1, CfgL1)
+EDGELLM_LANES_TB(l2, CfgL2)
+EDGELLM_LANES_TB(l3, CfgL3)
+EDGELLM_LANES_TB(l4, CfgL4)
+EDGELLM_LANES_TB(l5, CfgL5)
 
 // Accumulator widths chosen by the configs, for the test to print and check.
 void tb_tlmm_widths(int32_t *out) {

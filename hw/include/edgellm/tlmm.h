@@ -4,25 +4,48 @@
 // table of its 3^G signed sums sum_j (c_j - 1) * x_j, storing only entries 0 .. (3^G-1)/2 (the
 // last one is the all-zero group: 13 for G = 3); entry i >= half is -table[3^G-1-i]. Each group of
 // G ternary weights is an index into its group's table (weight_codec.h). Per cycle ("step") the
-// engine handles T groups (T tables, G*T activations) for R output rows: R*T lookups, R*T*G MACs.
+// engine handles T groups (T tables, G*T activations) of TP tokens ("token lanes") for R output
+// rows: the R rows' weight bytes and index decode are shared by the lanes, so R*T*TP lookups and
+// R*T*G*TP MACs per cycle.
 //
 // Configuration (TlmmConfig):
 //   G        activations per group; tables have 3^G entries (default 3, TeLLMe's choice)
-//   T        tables per cycle, a multiple of 5 (a chunk of G weight bytes holds 5 groups)
+//   T        tables per cycle and lane, a multiple of 5 (a chunk of G weight bytes holds 5 groups)
 //   R        output rows per cycle = tile height = bytes per weight beat (AXI width 8*R bits)
 //   K_MAX    largest reduction length; N_MAX largest n_out (trip counts only)
 //   MAX_TOK  tokens whose activations are held on chip: each weight tile is fetched once and used
-//            for all tokens of a block, so weights stream ceil(n_tok / MAX_TOK) times (decode: 1)
+//            for all tokens of a block, so weights stream ceil(n_tok / MAX_TOK) times (decode: 1);
+//            a multiple of TP
 //   STORAGE  kStorageUram / kStorageBram / kStorageLutram for the weight tiles and activations
 //   NPORTS   weight m_axi ports streamed concurrently (1..4): port p loads its own contiguous run of
 //            every tile's byte columns into its own buffer bank (weight_buffer.h); tlmm_matmul takes
 //            one pointer per port (distinct m_axi arguments), all holding the same image address
+//   TP       token lanes: tokens t of a block go in groups of TP (lane t % TP, group t / TP); a last
+//            partial group masks its missing lanes (they compute on stale activations, write nothing)
+//   OL       outputs dequantized and written per cycle
 //
-// Accumulator widths (x in [-128, 127], w in {-1, 0, 1}, so |w * x| <= 128):
+// Cycle counts (loop trip counts, each loop pipelined at II = 1; "+ fill" = that loop's pipeline
+// depth, paid once per loop invocation). nt = tokens of the block (<= MAX_TOK), nb = ceil(k / 5)
+// byte columns, nsteps = ceil(nb / (G*T/5)), CPC = T / 5 chunks per step, ntiles = ceil(n_out / R):
+//   load_acts (per block)  nt * nsteps * CPC           one chunk (5G activation bytes) per cycle
+//   load_qs   (per block)  nt                          float variant only (one scale per cycle)
+//   per tile (compute_tile, one loop `tile_iters`, tlmm_tile_iters()):
+//       ng = ceil(nt / TP), nl = nt - (ng - 1) * TP (lanes of the last group, 1..TP),
+//       W = ceil(TP * R / OL) (write cycles of a full group), WL = ceil(nl * R / OL) (of the last)
+//       iters = nsteps + (ng - 1) * max(nsteps, W) + WL     + fill
+//     (group g's steps run while group g-1's TP*R outputs are written, OL per cycle; the last
+//     group's outputs drain after; decode, nt = 1: nsteps + ceil(R / OL))
+//   per linear and block: the tile loads (TileLoader, weight_buffer.h: ceil(nb / NPORTS) beats per
+//     port) overlap compute: max(acts, load(0)) + sum_{i>=1} max(load(i), iters) + iters, with
+//     acts = load_acts + load_qs (both on the activation port).
+//
+// Accumulator widths (x in [-128, 127], w in {-1, 0, 1}, so |w * x| <= 128); every token lane has
+// its own tables, partial sums and accumulators, so TP does not change any width:
 //   table entry   |sum of G terms|  <= 128 G         (G = 3: 384     -> 10 bits signed)
 //   one step      |sum of T entries| <= 128 G T      (G = 3, T = 5: 1920 -> 12 bits)
 //   accumulator   |sum over k < K|  <= 128 K_MAX    (K_MAX = 16384 = 2^14: 2^21 -> 23 bits)
 // SignedBits<v> = clog2(v + 1) + 1 holds [-v, v]; ACC_BITS <= 32 (K_MAX < 2^24) for int32 output.
+// The shadow (output shift) register holds finished accumulators unchanged; dequantize is per output.
 #pragma once
 
 #include <ap_int.h>
@@ -36,7 +59,7 @@
 namespace edgellm {
 
 template <int G_, int T_, int R_, int K_MAX_, int N_MAX_, int MAX_TOK_, int STORAGE_ = kStorageUram,
-          int NPORTS_ = 1>
+          int NPORTS_ = 1, int TP_ = 1, int OL_ = 1>
 struct TlmmConfig {
   static constexpr int G = G_;
   static constexpr int T = T_;
@@ -46,11 +69,16 @@ struct TlmmConfig {
   static constexpr int MAX_TOK = MAX_TOK_;
   static constexpr int STORAGE = STORAGE_;
   static constexpr int NPORTS = NPORTS_;
+  static constexpr int TP = TP_;
+  static constexpr int OL = OL_;
   static_assert(G >= 1 && G <= 4, "G must be 1..4");
   static_assert(T >= 5 && T % 5 == 0, "T must be a positive multiple of 5");
   static_assert(R >= 1 && R <= 128, "R must be 1..128 (beat of 8*R bits)");
   static_assert(K_MAX >= 1 && N_MAX >= 1 && MAX_TOK >= 1, "maxima must be positive");
   static_assert(NPORTS >= 1 && NPORTS <= kMaxWeightPorts, "NPORTS must be 1..kMaxWeightPorts (4)");
+  static_assert(TP >= 1 && TP <= 16, "TP (token lanes) must be 1..16");
+  static_assert(MAX_TOK % TP == 0, "MAX_TOK (the token block) must be a multiple of TP");
+  static_assert(OL >= 1 && OL <= TP * R, "OL (outputs per cycle) must be 1..TP*R");
   static constexpr int CPC = T / 5;                 // chunks (G byte columns = 5 groups) per step
   static constexpr int CHUNK_K = kTritsPerByte * G;  // activations per chunk
   static constexpr int STEP_K = G * T;              // activations per step
@@ -63,6 +91,12 @@ struct TlmmConfig {
   // starting anywhere in a step spans at most ceil((CPP_MAX - 1) / BPS) + 1 steps
   static constexpr int BANK_ROWS =
       NPORTS == 1 ? NSTEP_MAX : (CPP_MAX + BEATS_PER_STEP - 2) / BEATS_PER_STEP + 1;
+  static constexpr int GROUPS_MAX = MAX_TOK / TP;          // token groups of a block
+  static constexpr int XROWS = GROUPS_MAX * NSTEP_MAX;     // rows of one lane of the activation block
+  static constexpr int GROUP_OUTS = TP * R;                // outputs of one token group and tile
+  static constexpr int WRITE_ITERS = (GROUP_OUTS + OL - 1) / OL;  // W: cycles to write them
+  static constexpr int PHASE_MAX = NSTEP_MAX > WRITE_ITERS ? NSTEP_MAX : WRITE_ITERS;
+  static constexpr int TILE_ITERS_MAX = NSTEP_MAX + (GROUPS_MAX - 1) * PHASE_MAX + WRITE_ITERS;
   static constexpr int TAB_N = GroupIndex<G>::kHalf + 1;  // stored table entries
   static constexpr int TAB_BITS = SignedBits<128LL * G>::value;
   static constexpr int PSUM_BITS = SignedBits<128LL * G * T>::value;
@@ -75,6 +109,25 @@ struct TlmmConfig {
   typedef ap_int<ACC_BITS> acc_t;
   typedef typename GroupIndex<G>::type idx_t;
 };
+
+// Cycles (iterations of load_acts' loop) to load a block of nt tokens: one chunk per cycle.
+template <class CFG>
+int tlmm_act_iters(int nt, int nsteps) {
+#pragma HLS INLINE
+  return nt * nsteps * CFG::CPC;
+}
+
+// Iterations of compute_tile's loop for nt tokens: nsteps + (ng - 1) * max(nsteps, W) + WL
+// (ng token groups; W, WL: write cycles of a full group and of the last one; header comment).
+template <class CFG>
+int tlmm_tile_iters(int nt, int nsteps) {
+#pragma HLS INLINE
+  const int ng = (nt + CFG::TP - 1) / CFG::TP;
+  const int nl = nt - (ng - 1) * CFG::TP;
+  const int wl = (nl * CFG::R + CFG::OL - 1) / CFG::OL;
+  const int phase = nsteps > CFG::WRITE_ITERS ? nsteps : CFG::WRITE_ITERS;
+  return nsteps + (ng - 1) * phase + wl;
+}
 
 // Table of one activation group: tab[e] = sum_j (d_j(e) - 1) * x_j for e = 0 .. (3^G-1)/2, where
 // d_0 .. d_{G-1} are the base-3 digits of e, most significant first.
@@ -108,53 +161,93 @@ TAB table_lookup(const TAB tab[GroupIndex<G>::kHalf + 1], typename GroupIndex<G>
   return neg ? TAB(-(int)v) : v;
 }
 
-// Activation block -> xbuf[t * NSTEP_MAX + s][c]: chunk c of step s of token t, zero beyond k.
+// Activation block -> xbuf[t % TP][(t / TP) * NSTEP_MAX + s][c]: chunk c of step s of token t (lane
+// t % TP, group t / TP), zero beyond k. One whole chunk (CHUNK_K = 5G contiguous bytes of x) per
+// cycle: tlmm_act_iters = nt * nsteps * CPC cycles.
 template <class CFG>
-void load_acts(const int8_t *x, int n_tok, int k, int nsteps, typename CFG::xchunk_t xbuf[][CFG::CPC]) {
+void load_acts(const int8_t *x, int nt, int k, int nsteps,
+               typename CFG::xchunk_t xbuf[][CFG::XROWS][CFG::CPC]) {
 #pragma HLS INLINE off
-  enum { kMaxElems = CFG::MAX_TOK * CFG::NSTEP_MAX * CFG::STEP_K };  // pragma constant
-  typename CFG::xchunk_t cw = 0;
-  int pos = 0, c = 0, s = 0, t = 0, col = 0;
+  enum { kMaxChunks = CFG::MAX_TOK * CFG::NSTEP_MAX * CFG::CPC };  // pragma constant
+  const int CK = CFG::CHUNK_K;
+  int lane = 0, xr = 0, s = 0, c = 0, col = 0;  // token t's lane and group row; step, chunk, column
+  long base = 0;                                // t * k
 load_x:
-  for (int i = 0; i < n_tok * nsteps * CFG::STEP_K; i++) {
+  for (int i = 0; i < tlmm_act_iters<CFG>(nt, nsteps); i++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxElems
-    int8_t v = col < k ? x[(long)t * k + col] : (int8_t)0;
-    cw.range(8 * pos + 7, 8 * pos) = (uint8_t)v;
-    col++;
-    if (pos == CFG::CHUNK_K - 1) {
-      xbuf[t * CFG::NSTEP_MAX + s][c] = cw;
-      pos = 0;
-      if (c == CFG::CPC - 1) {
-        c = 0;
-        if (s == nsteps - 1) {
-          s = 0;
-          t++;
-          col = 0;
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxChunks
+    uint8_t by[CK];
+#pragma HLS ARRAY_PARTITION variable = by complete
+  chunk_bytes:
+    for (int j = 0; j < CK; j++) {
+#pragma HLS UNROLL
+      by[j] = col + j < k ? (uint8_t)x[base + col + j] : (uint8_t)0;
+    }
+    xbuf[lane][xr + s][c] = bytes_word<CK>(by);
+    col += CK;
+    if (c == CFG::CPC - 1) {
+      c = 0;
+      if (s == nsteps - 1) {
+        s = 0;
+        col = 0;
+        base += k;
+        if (lane == CFG::TP - 1) {
+          lane = 0;
+          xr += CFG::NSTEP_MAX;
         } else {
-          s++;
+          lane++;
         }
       } else {
-        c++;
+        s++;
       }
     } else {
-      pos++;
+      c++;
+    }
+  }
+}
+
+// Activation scales of the block -> qbuf[t % TP][t / TP], one per cycle (nt cycles).
+template <class CFG>
+void load_qs(const f32 *qs, int nt, f32 qbuf[][CFG::GROUPS_MAX]) {
+#pragma HLS INLINE off
+  enum { kMaxTok = CFG::MAX_TOK };  // pragma constant
+  int lane = 0, grp = 0;
+load_scales:
+  for (int t = 0; t < nt; t++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
+    qbuf[lane][grp] = qs[t];
+    if (lane == CFG::TP - 1) {
+      lane = 0;
+      grp++;
+    } else {
+      lane++;
     }
   }
 }
 
 // All tokens of the block against one weight tile (rows row0 .. row0+rows_t-1) held in banks
 // b0 .. b{NPORTS-1} (port p: byte columns [p*cpp, (p+1)*cpp), see weight_buffer.h).
+//
+// One pipelined loop of tlmm_tile_iters(nt, nsteps) iterations, in phases: phase g < ng runs the
+// nsteps steps of token group g (all TP lanes at once into acc) and, if g >= 1, writes group g-1's
+// TP*R results OL per cycle (W cycles); phase g lasts max(nsteps, W) (phase 0: nsteps, nothing to
+// write); phase ng only writes the last group's nl lanes (WL cycles). Outputs go lane-major (slot
+// o = lane*R + r) through a shift register `sh`, loaded from acc when a phase starts and shifted by
+// OL per cycle, so output slot u of a cycle is always sh[u] (no wide multiplexers).
 template <class CFG, bool DEQ>
 void compute_tile(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b1[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b2[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b3[][CFG::BEATS_PER_STEP],
-                  const typename CFG::xchunk_t xbuf[][CFG::CPC], int nt, int t0, int nsteps, int nb, int cpp,
-                  int row0, int rows_t, int n_out, const f32 *qs, f32 wscale, f32 *yf, int32_t *yi) {
+                  const typename CFG::xchunk_t xbuf[][CFG::XROWS][CFG::CPC], const f32 qbuf[][CFG::GROUPS_MAX],
+                  int nt, int t0, int nsteps, int nb, int cpp, int row0, int rows_t, int n_out, f32 wscale,
+                  f32 *yf, int32_t *yi) {
 #pragma HLS INLINE off
+  typedef typename CFG::acc_t acc_t;
   const int G = CFG::G, R = CFG::R, CPC = CFG::CPC, TAB_N = CFG::TAB_N, BPS = CFG::BEATS_PER_STEP;
-  enum { kMaxTok = CFG::MAX_TOK, kMaxSteps = CFG::NSTEP_MAX };  // pragma constants
+  const int TP = CFG::TP, OL = CFG::OL, NO = CFG::GROUP_OUTS, W = CFG::WRITE_ITERS;
+  enum { kMaxIters = CFG::TILE_ITERS_MAX };  // pragma constant
   int s0[kMaxWeightPorts], bound[kMaxWeightPorts];  // first step and end column of each port's run
 #pragma HLS ARRAY_PARTITION variable = s0 complete
 #pragma HLS ARRAY_PARTITION variable = bound complete
@@ -164,82 +257,149 @@ port_runs:
     s0[p] = p * cpp / BPS;
     bound[p] = (p + 1) * cpp;
   }
-  typename CFG::acc_t acc[R];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-tokens:
-  for (int t = 0; t < nt; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    for (int r = 0; r < R; r++) {
+  long loff[TP];  // output offset of lane l relative to lane 0
+#pragma HLS ARRAY_PARTITION variable = loff complete
+lane_offsets:
+  for (int l = 0; l < TP; l++) {
 #pragma HLS UNROLL
-      acc[r] = 0;
-    }
-    int c = 0;  // first byte column of step s
-  steps:
-    for (int s = 0; s < nsteps; s++) {
+    loff[l] = (long)l * n_out;
+  }
+  acc_t acc[NO];  // acc[l*R + r]: lane l, row r of the group being stepped
+  acc_t sh[NO];   // output shift register: the previous group's results, slot i*OL + u at sh[u]
+  f32 qsh[TP];    // the previous group's activation scales
+#pragma HLS ARRAY_PARTITION variable = acc complete
+#pragma HLS ARRAY_PARTITION variable = sh complete
+#pragma HLS ARRAY_PARTITION variable = qsh complete
+init_regs:
+  for (int u = 0; u < NO; u++) {
+#pragma HLS UNROLL
+    acc[u] = 0;
+    sh[u] = 0;
+  }
+init_scales:
+  for (int l = 0; l < TP; l++) {
+#pragma HLS UNROLL
+    qsh[l] = (f32)1.0f;
+  }
+  const int ng = (nt + TP - 1) / TP;
+  const int wfull = nsteps > W ? nsteps : W;
+  int g = 0, i = 0, len = nsteps;            // phase (= the group stepped), iteration in it, its length
+  int c = 0, xr = 0;                         // first byte column of step i; xbuf row of group g
+  long yg = (long)(t0 - TP) * n_out + row0;  // output offset of group g-1, lane 0, row 0
+tile_iters:
+  for (int it = 0; it < tlmm_tile_iters<CFG>(nt, nsteps); it++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxSteps
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxIters
+    const bool first = i == 0;
+    // ---- outputs of group g-1: slots i*OL .. i*OL+OL-1 (lane-major), dequantized per output
+    if (g > 0 && i < W) {
+      acc_t src[NO];
+#pragma HLS ARRAY_PARTITION variable = src complete
+    load_shift:
+      for (int u = 0; u < NO; u++) {
+#pragma HLS UNROLL
+        src[u] = first ? acc[u] : sh[u];
+      }
+      if (DEQ) {
+      load_scales:
+        for (int l = 0; l < TP; l++) {
+#pragma HLS UNROLL
+          if (first) qsh[l] = qbuf[l][g - 1];
+        }
+      }
+    write_outs:
+      for (int u = 0; u < OL; u++) {
+#pragma HLS UNROLL
+        const int o = i * OL + u;
+        const int l = o / R, r = o % R;
+        if (o < NO && (g - 1) * TP + l < nt && r < rows_t) {
+          const long y = yg + loff[l] + r;
+          const int32_t a = (int32_t)src[u];
+          if (DEQ) {
+            yf[y] = dequantize(a, qsh[l], wscale);
+          } else {
+            yi[y] = a;
+          }
+        }
+      }
+    shift_outs:
+      for (int u = 0; u < NO; u++) {
+#pragma HLS UNROLL
+        sh[u] = u + OL < NO ? src[u + OL] : acc_t(0);
+      }
+    }
+    // ---- step i of group g: every lane's T tables; the R rows' indices shared by the TP lanes
+    if (g < ng && i < nsteps) {
       uint8_t wbytes[BPS][R];  // byte r of beat j = row r's byte of column c + j
 #pragma HLS ARRAY_PARTITION variable = wbytes complete dim = 0
     step_beats:
       for (int j = 0; j < BPS; j++) {
-        word_bytes<R>(bank_beat<CFG>(b0, b1, b2, b3, c + j, nb, s, s0, bound, j), wbytes[j]);
+        word_bytes<R>(bank_beat<CFG>(b0, b1, b2, b3, c + j, nb, i, s0, bound, j), wbytes[j]);
       }
-      c += BPS;
-      typename CFG::tab_t tab[CFG::T][TAB_N];
+      typename CFG::tab_t tab[TP][CFG::T][TAB_N];
 #pragma HLS ARRAY_PARTITION variable = tab complete dim = 0
     tables:
-      for (int c = 0; c < CPC; c++) {
-        uint8_t xb[CFG::CHUNK_K];
-        word_bytes<CFG::CHUNK_K>(xbuf[t * CFG::NSTEP_MAX + s][c], xb);
-        for (int q = 0; q < kTritsPerByte; q++) {
-          ap_int<8> xs[G];
-          for (int j = 0; j < G; j++) xs[j] = (int8_t)xb[q * G + j];
-          build_table<G>(xs, tab[c * kTritsPerByte + q]);
+      for (int l = 0; l < TP; l++) {
+        for (int cc = 0; cc < CPC; cc++) {
+          uint8_t xb[CFG::CHUNK_K];
+          word_bytes<CFG::CHUNK_K>(xbuf[l][xr + i][cc], xb);
+          for (int q = 0; q < kTritsPerByte; q++) {
+            ap_int<8> xs[G];
+            for (int j = 0; j < G; j++) xs[j] = (int8_t)xb[q * G + j];
+            build_table<G>(xs, tab[l][cc * kTritsPerByte + q]);
+          }
         }
       }
     rows:
       for (int r = 0; r < R; r++) {
-        typename CFG::psum_t ps = 0;
-        for (int c = 0; c < CPC; c++) {
+        typename CFG::idx_t idx[CPC][kTritsPerByte];
+        for (int cc = 0; cc < CPC; cc++) {
           uint8_t bytes[G];
-          for (int j = 0; j < G; j++) bytes[j] = wbytes[c * G + j][r];
-          typename CFG::idx_t idx[kTritsPerByte];
-          chunk_indices_u<G>(bytes, idx);
-          for (int q = 0; q < kTritsPerByte; q++) ps += table_lookup<G>(tab[c * kTritsPerByte + q], idx[q]);
+          for (int j = 0; j < G; j++) bytes[j] = wbytes[cc * G + j][r];
+          chunk_indices_u<G>(bytes, idx[cc]);
         }
-        acc[r] += ps;
+        for (int l = 0; l < TP; l++) {
+          typename CFG::psum_t ps = 0;
+          for (int cc = 0; cc < CPC; cc++) {
+            for (int q = 0; q < kTritsPerByte; q++) {
+              ps += table_lookup<G>(tab[l][cc * kTritsPerByte + q], idx[cc][q]);
+            }
+          }
+          acc[l * R + r] = (first ? acc_t(0) : acc[l * R + r]) + ps;
+        }
       }
     }
-  outputs:
-    for (int r = 0; r < R; r++) {
-#pragma HLS PIPELINE II = 1
-      if (r < rows_t) {
-        long o = (long)(t0 + t) * n_out + row0 + r;
-        int32_t a = (int32_t)acc[r];
-        if (DEQ) {
-          yf[o] = dequantize(a, qs[t0 + t], wscale);
-        } else {
-          yi[o] = a;
-        }
-      }
+    // ---- next iteration: the next step, or the next phase
+    if (i == len - 1) {
+      i = 0;
+      c = 0;
+      g++;
+      xr += CFG::NSTEP_MAX;
+      yg += (long)TP * n_out;
+      len = wfull;  // (the last phase, WL long, simply ends with the loop)
+    } else {
+      i++;
+      c += BPS;
     }
   }
 }
 
 // The engine body, run on the buffers TlmmBuffers<STORAGE> declares: ping banks p0..p3, pong
-// banks q0..q3 (only the first NPORTS of each are used), the activation block xbuf.
+// banks q0..q3 (only the first NPORTS of each are used), the activation block xbuf[TP][XROWS][CPC].
 template <class CFG, bool DEQ, class WT>
 struct TlmmBody {
   typedef typename CFG::beat_t beat_t;
   typedef typename CFG::xchunk_t xchunk_t;
   static const int BPS = CFG::BEATS_PER_STEP;
   static void run(beat_t p0[][BPS], beat_t p1[][BPS], beat_t p2[][BPS], beat_t p3[][BPS], beat_t q0[][BPS],
-                  beat_t q1[][BPS], beat_t q2[][BPS], beat_t q3[][BPS], xchunk_t xbuf[][CFG::CPC],
+                  beat_t q1[][BPS], beat_t q2[][BPS], beat_t q3[][BPS], xchunk_t xbuf[][CFG::XROWS][CFG::CPC],
                   const int8_t *x, const f32 *qs, int n_tok, const WT *w0, const WT *w1, const WT *w2,
                   const WT *w3, int n_out, int k, f32 wscale, f32 *yf, int32_t *yi) {
     const int R = CFG::R;
     // pragma constants (trip-count hint: a 1024-token prompt)
     enum { kMaxBlocks = (CFG::MAX_TOK + 1023) / CFG::MAX_TOK, kMaxTiles = CFG::TILES_MAX };
+    f32 qbuf[CFG::TP][CFG::GROUPS_MAX];  // the block's activation scales, lane-major (float variant)
+#pragma HLS ARRAY_PARTITION variable = qbuf dim = 1 type = complete
     const int nb = (k + kTritsPerByte - 1) / kTritsPerByte;
     const int nsteps = (nb + BPS - 1) / BPS;
     const int cpp = cols_per_port<CFG>(nb);
@@ -249,6 +409,7 @@ struct TlmmBody {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBlocks
       const int nt = n_tok - t0 < CFG::MAX_TOK ? n_tok - t0 : CFG::MAX_TOK;
       load_acts<CFG>(x + (long)t0 * k, nt, k, nsteps, xbuf);
+      if (DEQ) load_qs<CFG>(qs + t0, nt, qbuf);
       TileLoader<CFG>::run(w0, w1, w2, w3, 0, n_out < R ? n_out : R, nb, cpp, p0, p1, p2, p3);
     tiles:
       for (int i = 0; i < ntiles; i++) {
@@ -259,11 +420,11 @@ struct TlmmBody {
         // Load tile i+1 into one bank set (all ports at once) while tile i is computed from the other.
         if ((i & 1) == 0) {
           if (nxt < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, nxt, rows_n, nb, cpp, q0, q1, q2, q3);
-          compute_tile<CFG, DEQ>(p0, p1, p2, p3, xbuf, nt, t0, nsteps, nb, cpp, i * R, rows_i, n_out, qs,
+          compute_tile<CFG, DEQ>(p0, p1, p2, p3, xbuf, qbuf, nt, t0, nsteps, nb, cpp, i * R, rows_i, n_out,
                                  wscale, yf, yi);
         } else {
           if (nxt < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, nxt, rows_n, nb, cpp, p0, p1, p2, p3);
-          compute_tile<CFG, DEQ>(q0, q1, q2, q3, xbuf, nt, t0, nsteps, nb, cpp, i * R, rows_i, n_out, qs,
+          compute_tile<CFG, DEQ>(q0, q1, q2, q3, xbuf, qbuf, nt, t0, nsteps, nb, cpp, i * R, rows_i, n_out,
                                  wscale, yf, yi);
         }
       }

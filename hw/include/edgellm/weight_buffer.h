@@ -230,8 +230,10 @@ struct BankDepth {
 
 // Declares the engine's on-chip buffers with the configured storage and runs BODY::run on them:
 // ping banks 0..3, pong banks 0..3 ([BankDepth<CFG, p>][BEATS_PER_STEP] beats each) and the
-// activation block [MAX_TOK * NSTEP_MAX][CPC] chunk words. Static: one physical buffer set per
-// engine instance.
+// activation block xbuf[TP][XROWS][CPC] chunk words (XROWS = MAX_TOK / TP * NSTEP_MAX; token t in
+// lane t % TP, rows (t / TP) * NSTEP_MAX ..): lanes and chunks partitioned, so one step reads the
+// CPC chunks of all TP lanes in one cycle from TP * CPC memories of 40G bits x XROWS. Static: one
+// physical buffer set per engine instance.
 template <int STORAGE>
 struct TlmmBuffers;
 
@@ -247,7 +249,7 @@ struct TlmmBuffers<kStorageBram> {
     static typename CFG::beat_t pong1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
     static typename CFG::beat_t pong2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
     static typename CFG::beat_t pong3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::xchunk_t xbuf[CFG::MAX_TOK * CFG::NSTEP_MAX][CFG::CPC];
+    static typename CFG::xchunk_t xbuf[CFG::TP][CFG::XROWS][CFG::CPC];
 #pragma HLS ARRAY_PARTITION variable = ping0 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = ping1 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = ping2 dim = 2 type = complete
@@ -256,7 +258,8 @@ struct TlmmBuffers<kStorageBram> {
 #pragma HLS ARRAY_PARTITION variable = pong1 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = pong2 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = pong3 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = xbuf dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = xbuf dim = 1 type = complete
+#pragma HLS ARRAY_PARTITION variable = xbuf dim = 3 type = complete
 #pragma HLS BIND_STORAGE variable = ping0 type = ram_s2p impl = bram
 #pragma HLS BIND_STORAGE variable = ping1 type = ram_s2p impl = bram
 #pragma HLS BIND_STORAGE variable = ping2 type = ram_s2p impl = bram
@@ -282,7 +285,7 @@ struct TlmmBuffers<kStorageUram> {
     static typename CFG::beat_t pong1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
     static typename CFG::beat_t pong2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
     static typename CFG::beat_t pong3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::xchunk_t xbuf[CFG::MAX_TOK * CFG::NSTEP_MAX][CFG::CPC];
+    static typename CFG::xchunk_t xbuf[CFG::TP][CFG::XROWS][CFG::CPC];
 #pragma HLS ARRAY_PARTITION variable = ping0 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = ping1 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = ping2 dim = 2 type = complete
@@ -291,7 +294,8 @@ struct TlmmBuffers<kStorageUram> {
 #pragma HLS ARRAY_PARTITION variable = pong1 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = pong2 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = pong3 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = xbuf dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = xbuf dim = 1 type = complete
+#pragma HLS ARRAY_PARTITION variable = xbuf dim = 3 type = complete
 #pragma HLS BIND_STORAGE variable = ping0 type = ram_s2p impl = uram
 #pragma HLS BIND_STORAGE variable = ping1 type = ram_s2p impl = uram
 #pragma HLS BIND_STORAGE variable = ping2 type = ram_s2p impl = uram
@@ -317,7 +321,7 @@ struct TlmmBuffers<kStorageLutram> {
     static typename CFG::beat_t pong1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
     static typename CFG::beat_t pong2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
     static typename CFG::beat_t pong3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::xchunk_t xbuf[CFG::MAX_TOK * CFG::NSTEP_MAX][CFG::CPC];
+    static typename CFG::xchunk_t xbuf[CFG::TP][CFG::XROWS][CFG::CPC];
 #pragma HLS ARRAY_PARTITION variable = ping0 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = ping1 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = ping2 dim = 2 type = complete
@@ -326,7 +330,8 @@ struct TlmmBuffers<kStorageLutram> {
 #pragma HLS ARRAY_PARTITION variable = pong1 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = pong2 dim = 2 type = complete
 #pragma HLS ARRAY_PARTITION variable = pong3 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = xbuf dim = 2 type = complete
+#pragma HLS ARRAY_PARTITION variable = xbuf dim = 1 type = complete
+#pragma HLS ARRAY_PARTITION variable = xbuf dim = 3 type = complete
 #pragma HLS BIND_STORAGE variable = ping0 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = ping1 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = ping2 type = ram_s2p impl = lutram
