@@ -240,9 +240,9 @@ void compute_tile(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b1[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b2[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b3[][CFG::BEATS_PER_STEP],
-                  const typename CFG::xchunk_t xbuf[][CFG::XROWS][CFG::CPC], const f32 qbuf[][CFG::GROUPS_MAX],
-                  int nt, int t0, int nsteps, int nb, int cpp, int row0, int rows_t, int n_out, f32 wscale,
-                  f32 *yf, int32_t *yi) {
+                  const typename CFG::xchunk_t xbuf[][CFG::XROWS][CFG::CPC],
+                  const f32 qbuf[][CFG::GROUPS_MAX], int nt, int t0, int nsteps, int nb, int cpp, int row0,
+                  int rows_t, int n_out, f32 wscale, f32 *yf, int32_t *yi) {
 #pragma HLS INLINE off
   typedef typename CFG::acc_t acc_t;
   const int G = CFG::G, R = CFG::R, CPC = CFG::CPC, TAB_N = CFG::TAB_N, BPS = CFG::BEATS_PER_STEP;
