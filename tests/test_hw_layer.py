@@ -3,7 +3,9 @@ bit for bit on every tap, for prefill and decode, ReLU^2 + SubLN and SiLU varian
 linears on the TLMM engine (5-trits/byte image) and on the pack2 reference matmul; the TLMM variants
 also with an f16 KV cache (NumericsPlan kv_dtype "f16"), the cache compared as binary16 bits; and
 with the element-wise stages 4 and 16 elements per cycle (layer_config EW_VEC; ffn 344 is not a
-multiple of 16)."""
+multiple of 16). The stages' shared rows (EwRows) are poisoned (NaN) before every call, so a stage
+reading a row element left over from another stage or token would fail; one variant goes through
+the decoder_layer wrapper that declares the rows itself."""
 
 import ctypes
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ class CLayer:
     golden: GoldenModel
     kv: str = "f32"  # KV cache element type ("f16": the _f16 entry points)
     vec: int = 1  # element-wise elements per cycle (EW_VEC; > 1: the _v<vec> entry points)
+    wrap: bool = False  # through decoder_layer (rows declared there): the _wrap entry points
 
     def __post_init__(self) -> None:
         layer = self.golden.model.layers[0]
@@ -79,7 +82,8 @@ class CLayer:
         kc, vc = np.ascontiguousarray(cache.k[0]), np.ascontiguousarray(cache.v[0])
         taps = np.full(int(self.tap_off[6]), np.nan, F32)
         scale = F32(1.0 / np.sqrt(c.head_dim))
-        suffix = ("_f16" if self.kv == "f16" else "") + (f"_v{self.vec}" if self.vec > 1 else "")
+        suffix = (("_f16" if self.kv == "f16" else "") + (f"_v{self.vec}" if self.vec > 1 else "")
+                  + ("_wrap" if self.wrap else ""))
         getattr(self.lib, f"tb_layer_{self.variant}_{self.mm}{suffix}")(
             csim.ptr(h), ctypes.c_int(t_len), ctypes.c_int(pos0), csim.ptr(self.w), csim.ptr(self.w_off),
             csim.ptr(self.w_scale), csim.ptr(self.params), csim.ptr(self.p_off), csim.ptr(self.golden.cos),
@@ -100,17 +104,17 @@ class CLayer:
 
 
 @pytest.fixture(scope="module",
-                params=[(v, mm, "f32", 1) for mm in ("tlmm", "pack2") for v in VARIANTS]
-                + [(v, "tlmm", "f16", 1) for v in VARIANTS]
-                + [("relu2_subln", "tlmm", "f32", 4), ("relu2_subln", "pack2", "f32", 4),
-                   ("silu", "tlmm", "f16", 16)],
+                params=[(v, mm, "f32", 1, False) for mm in ("tlmm", "pack2") for v in VARIANTS]
+                + [(v, "tlmm", "f16", 1, False) for v in VARIANTS]
+                + [("relu2_subln", "tlmm", "f32", 4, False), ("relu2_subln", "pack2", "f32", 4, False),
+                   ("silu", "tlmm", "f16", 16, False), ("relu2_subln", "tlmm", "f32", 4, True)],
                 ids=lambda p: f"{p[0]}-{p[1]}" + ("-f16kv" if p[2] == "f16" else "")
-                + (f"-vec{p[3]}" if p[3] > 1 else ""))
+                + (f"-vec{p[3]}" if p[3] > 1 else "") + ("-wrap" if p[4] else ""))
 def layer(request: pytest.FixtureRequest, lib: ctypes.CDLL) -> CLayer:
-    variant, mm, kv, vec = request.param
+    variant, mm, kv, vec, wrap = request.param
     cfg = small_config(variant)
     plan = NumericsPlan.for_head_dim(cfg.head_dim, kv_dtype=kv)
-    return CLayer(lib, variant, mm, GoldenModel(random_model(cfg, seed=11), plan), kv, vec)
+    return CLayer(lib, variant, mm, GoldenModel(random_model(cfg, seed=11), plan), kv, vec, wrap)
 
 
 def _mismatches(a: np.ndarray, b: np.ndarray) -> int:
@@ -133,7 +137,7 @@ def _compare(layer: CLayer, h: np.ndarray, pos0: int, cache_g: KVCache, cache_c:
     s = pos0 + h.shape[0]
     counts["kv_cache"] = _mismatches(cache_c.k[0, :s], cache_g.k[0, :s]) + _mismatches(
         cache_c.v[0, :s], cache_g.v[0, :s])
-    print(f"layer {layer.variant}/{layer.mm}/{layer.kv}/vec{layer.vec} KV {what}: "
+    print(f"layer {layer.variant}/{layer.mm}/{layer.kv}/vec{layer.vec}{'/wrap' * layer.wrap} KV {what}: "
           + ", ".join(f"{n} {m}" for n, m in counts.items()))
     for n in ("attn", "h_out"):
         assert np.isfinite(ref[n]).all(), n

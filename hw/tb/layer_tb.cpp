@@ -5,6 +5,12 @@
 // compiler/packing.py pack_ternary, rows_per_tile 16) and on the pack2 reference matmul; the _f16
 // entries run the TLMM variants with an f16 KV cache (layer_config KV_T = f16); the _v4 / _v16
 // entries run the element-wise stages and the KV cache write 4 / 16 elements per cycle (EW_VEC).
+// The element-wise stages' shared rows (EwRows) are one static set per configuration, kept between
+// calls and filled with garbage (NaN, int8 -77) before each call, so a stage reading a row element it
+// has not written shows up as a mismatch; the _wrap entry instead goes through decoder_layer (the
+// one-port wrapper that declares the rows itself with EDGELLM_EW_ROWS).
+#include <cmath>
+
 #include "edgellm/decoder_layer.h"
 
 using namespace edgellm;
@@ -21,7 +27,19 @@ typedef layer_config<128, 4, 2, 32, 344, ACT_SILU, false, 16, 32, 16, 128, 512, 
 typedef tlmm_mm<TlmmConfig<3, 5, 16, 344, 344, 16, kStorageBram> > tb_tlmm;
 typedef pack2_matmul<344> tb_pack2;
 
-template <class C, class MM>
+// The configuration's shared element-wise rows, poisoned.
+template <class C>
+static EwRows<typename C::ew> &poisoned_rows() {
+  typedef typename C::ew E;
+  static EwRows<E> r;
+  for (int i = 0; i < E::N_BUF; i++) {
+    r.r0[i] = r.r1[i] = r.r2[i] = std::nanf("");
+    r.q[i] = -77;
+  }
+  return r;
+}
+
+template <class C, class MM, bool WRAP>
 static void run_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const long long *w_off,
                       const f32 *w_scale, const f32 *params, const long long *p_off,
                       const f32 *cos_t, const f32 *sin_t, void *kc, void *vc, f32 eps, f32 scale,
@@ -35,8 +53,14 @@ static void run_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const long 
   }
   for (int i = 0; i < N_NORM; i++) d.p_off[i] = (long)p_off[i];
   typedef typename C::kv_t KT;  // f32 or f16 cache elements
-  decoder_layer<C, MM>(h, t_len, pos0, w, d, params, cos_t, sin_t, static_cast<KT *>(kc),
-                       static_cast<KT *>(vc), eps, scale, fs, x8, taps, taps != nullptr);
+  KT *k = static_cast<KT *>(kc), *v = static_cast<KT *>(vc);
+  if (WRAP) {
+    decoder_layer<C, MM>(h, t_len, pos0, w, d, params, cos_t, sin_t, k, v, eps, scale, fs, x8, taps,
+                         taps != nullptr);
+  } else {
+    decoder_layer_ports<C, MM, 1>(h, t_len, pos0, w, w, w, w, d, params, cos_t, sin_t, k, v, k, k, k, k, v,
+                                  v, v, v, eps, scale, fs, x8, taps, taps != nullptr, poisoned_rows<C>());
+  }
 }
 
 extern "C" {
@@ -48,23 +72,25 @@ void tb_layer_tap_offsets(long long *out) {
   out[4] = T::h_attn; out[5] = T::ffn_act; out[6] = T::floats; out[7] = cfg_silu::max_t;
 }
 
-#define EDGELLM_LAYER_TB(NAME, CFG, MM)                                                            \
-  void tb_layer_##NAME(f32 *h, int t_len, int pos0, const uint8_t *w, const long long *w_off,   \
-                       const f32 *w_scale, const f32 *params, const long long *p_off,           \
+// WRAP: through decoder_layer (its own rows) instead of decoder_layer_ports with the poisoned rows.
+#define EDGELLM_LAYER_TB(NAME, CFG, MM, WRAP)                                                       \
+  void tb_layer_##NAME(f32 *h, int t_len, int pos0, const uint8_t *w, const long long *w_off,     \
+                       const f32 *w_scale, const f32 *params, const long long *p_off,             \
                        const f32 *cos_t, const f32 *sin_t, void *kc, void *vc, f32 eps, f32 scale, \
-                       f32 *taps) {                                                             \
-    run_layer<CFG, MM>(h, t_len, pos0, w, w_off, w_scale, params, p_off, cos_t, sin_t, kc, vc, eps, \
-                   scale, taps);                                                                \
+                       f32 *taps) {                                                               \
+    run_layer<CFG, MM, WRAP>(h, t_len, pos0, w, w_off, w_scale, params, p_off, cos_t, sin_t, kc, vc, \
+                             eps, scale, taps);                                                   \
   }
 
-EDGELLM_LAYER_TB(relu2_subln_tlmm, cfg_relu2_subln, tb_tlmm)
-EDGELLM_LAYER_TB(silu_tlmm, cfg_silu, tb_tlmm)
-EDGELLM_LAYER_TB(relu2_subln_pack2, cfg_relu2_subln, tb_pack2)
-EDGELLM_LAYER_TB(silu_pack2, cfg_silu, tb_pack2)
-EDGELLM_LAYER_TB(relu2_subln_tlmm_f16, cfg_relu2_subln_f16, tb_tlmm)
-EDGELLM_LAYER_TB(silu_tlmm_f16, cfg_silu_f16, tb_tlmm)
-EDGELLM_LAYER_TB(relu2_subln_tlmm_v4, cfg_relu2_subln_v4, tb_tlmm)
-EDGELLM_LAYER_TB(relu2_subln_pack2_v4, cfg_relu2_subln_v4, tb_pack2)
-EDGELLM_LAYER_TB(silu_tlmm_f16_v16, cfg_silu_f16_v16, tb_tlmm)
+EDGELLM_LAYER_TB(relu2_subln_tlmm, cfg_relu2_subln, tb_tlmm, false)
+EDGELLM_LAYER_TB(silu_tlmm, cfg_silu, tb_tlmm, false)
+EDGELLM_LAYER_TB(relu2_subln_pack2, cfg_relu2_subln, tb_pack2, false)
+EDGELLM_LAYER_TB(silu_pack2, cfg_silu, tb_pack2, false)
+EDGELLM_LAYER_TB(relu2_subln_tlmm_f16, cfg_relu2_subln_f16, tb_tlmm, false)
+EDGELLM_LAYER_TB(silu_tlmm_f16, cfg_silu_f16, tb_tlmm, false)
+EDGELLM_LAYER_TB(relu2_subln_tlmm_v4, cfg_relu2_subln_v4, tb_tlmm, false)
+EDGELLM_LAYER_TB(relu2_subln_pack2_v4, cfg_relu2_subln_v4, tb_pack2, false)
+EDGELLM_LAYER_TB(silu_tlmm_f16_v16, cfg_silu_f16_v16, tb_tlmm, false)
+EDGELLM_LAYER_TB(relu2_subln_tlmm_v4_wrap, cfg_relu2_subln_v4, tb_tlmm, true)
 
 }  // extern "C"

@@ -11,8 +11,10 @@
 // accumulation, then dequantize(acc, qs, wscale)): a policy, so the layer runs on the TLMM engine
 // (tlmm_mm) or on the plain reference matmul (pack2_matmul). The element-wise work between the
 // linears is elementwise.h's fused token-streaming stages (norm+quantize, RoPE, GLU+SubLN+quantize,
-// residual+next norm+quantize): rows go through on-chip buffers; only linear outputs, the attention
-// input/output and the KV cache touch DDR (scratch area layer_scratch).
+// residual+next norm+quantize): rows go through on-chip buffers, one shared set (elementwise.h
+// EwRows: 3 fp32 + 1 int8 rows) that the caller declares once (EDGELLM_EW_ROWS) and every stage of
+// every layer uses in turn; only linear outputs, the attention input/output, the KV cache and the
+// norm gammas (read by the RMSNorm scale pass) touch DDR (scratch area layer_scratch).
 // T == 1 uses the single-query decode attention kernel, T > 1 the fused prefill kernel.
 #pragma once
 
@@ -159,6 +161,8 @@ copy_loop:
 //                  (t_len == 1) reads the cache over the first KVP of them concurrently
 //                  (attention_decode_ports); writes and prefill use k_layer / v_layer (data port)
 //   fs, x8: scratch (layer_scratch<C>); taps: layer_taps<C> area written when tap_en
+//   rows:          the element-wise stages' shared rows (declared once by the caller with
+//                  EDGELLM_EW_ROWS; the stages run one after another)
 template <class C, class MM, int KVP>
 void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t *w1,
                          const uint8_t *w2, const uint8_t *w3, const layer_desc &d,
@@ -168,7 +172,8 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const u
                          const typename C::kv_t *kr2, const typename C::kv_t *kr3,
                          const typename C::kv_t *vr0, const typename C::kv_t *vr1,
                          const typename C::kv_t *vr2, const typename C::kv_t *vr3, f32 eps,
-                         f32 attn_scale, f32 *fs, int8_t *x8, f32 *taps, bool tap_en) {
+                         f32 attn_scale, f32 *fs, int8_t *x8, f32 *taps, bool tap_en,
+                         EwRows<typename C::ew> &rows) {
   typedef layer_scratch<C> S;
   typedef layer_taps<C> TP;
   typedef typename C::ew E;
@@ -179,14 +184,14 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const u
   f32 *qs_a = fs + S::qs_a, *qs_b = fs + S::qs_b;
   const f32 one = 1.0f;  // linear outputs arrive dequantized (fp32): the stages copy them
   // attention block
-  norm_quantize_tokens<E>(h, params + d.p_off[NORM_ATTN], true, eps, t_len, H, x8, qs_a);
+  norm_quantize_tokens<E>(h, params + d.p_off[NORM_ATTN], true, eps, t_len, H, x8, qs_a, rows);
   MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_Q], Q, H, d.w_scale[LIN_Q], fs + S::q_lin);
   MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_K], KV, H, d.w_scale[LIN_K], fs + S::k_lin);
   MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_V], KV, H, d.w_scale[LIN_V], fs + S::v);
   dequant_rope_tokens<E, D, f32>(fs + S::q_lin, qs_a, one, t_len, C::n_heads, pos0, cos_tab,
-                                 sin_tab, fs + S::q);
+                                 sin_tab, fs + S::q, rows);
   dequant_rope_tokens<E, D, f32>(fs + S::k_lin, qs_a, one, t_len, C::n_kv, pos0, cos_tab, sin_tab,
-                                 fs + S::k);
+                                 fs + S::k, rows);
   if (tap_en) {
     copy_f32<(long)C::max_t * Q>(fs + S::q, taps + TP::q_rope, (long)t_len * Q);
     copy_f32<(long)C::max_t * KV>(fs + S::k, taps + TP::k_rope, (long)t_len * KV);
@@ -204,33 +209,35 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const u
   }
   if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn, taps + TP::attn, (long)t_len * Q);
   norm_quantize_tokens<E>(fs + S::attn, params + d.p_off[NORM_ATTN_SUB], C::subln, eps, t_len, Q,
-                          x8, qs_a);
+                          x8, qs_a, rows);
   MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_O], H, Q, d.w_scale[LIN_O], fs + S::y);
   // h += o_proj; then the FFN's RMSNorm + quantize from the on-chip copy of the new h
   residual_norm_quantize_tokens<E, f32>(fs + S::y, qs_a, one, h, true, params + d.p_off[NORM_FFN],
-                                        eps, t_len, H, x8, qs_b);
+                                        eps, t_len, H, x8, qs_b, rows);
   if (tap_en) copy_f32<(long)C::max_t * H>(h, taps + TP::h_attn, (long)t_len * H);
   // FFN block
   MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_GATE], F, H, d.w_scale[LIN_GATE], fs + S::g);
   MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_UP], F, H, d.w_scale[LIN_UP], fs + S::u);
   glu_norm_quantize_tokens<E, C::act, f32>(fs + S::g, fs + S::u, qs_b, one, one, C::subln,
                                            params + d.p_off[NORM_FFN_SUB], eps, t_len, F, x8, qs_a,
-                                           tap_en, taps + TP::ffn_act);
+                                           tap_en, taps + TP::ffn_act, rows);
   MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_DOWN], H, F, d.w_scale[LIN_DOWN], fs + S::y);
   residual_norm_quantize_tokens<E, f32>(fs + S::y, qs_a, one, h, false, params, eps, t_len, H, x8,
-                                        qs_b);
+                                        qs_b, rows);
 }
 
-// K/V read through k_layer / v_layer alone (one port).
+// K/V read through k_layer / v_layer alone (one port); declares the element-wise rows itself.
 template <class C, class MM>
 void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t *w1,
                    const uint8_t *w2, const uint8_t *w3, const layer_desc &d, const f32 *params,
                    const f32 *cos_tab, const f32 *sin_tab, typename C::kv_t *k_layer,
                    typename C::kv_t *v_layer, f32 eps, f32 attn_scale, f32 *fs, int8_t *x8, f32 *taps,
                    bool tap_en) {
+  typedef typename C::ew E;
+  EDGELLM_EW_ROWS(E, rows)
   decoder_layer_ports<C, MM, 1>(h, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab, k_layer,
                                 v_layer, k_layer, k_layer, k_layer, k_layer, v_layer, v_layer, v_layer,
-                                v_layer, eps, attn_scale, fs, x8, taps, tap_en);
+                                v_layer, eps, attn_scale, fs, x8, taps, tap_en, rows);
 }
 
 // Single weight pointer (testbenches): every weight port reads through w.

@@ -6,29 +6,50 @@
 //   dequantize + RoPE per head (positions pos0 + t, host tables)              dequant_rope_tokens
 //   dequantize gate/up + act(g) * u (ReLU^2 or SiLU) + SubLN + quantize         glu_norm_quantize_tokens
 //   dequantize + residual add (+ the next block's RMSNorm + quantize)           residual_norm_quantize_tokens
-// Each stage works token by token on on-chip row buffers (N_MAX floats, bound to BRAM): the
-// intermediate vectors never go back to DDR. Every float operation is a numerics.h function in the
-// contract's order, so each stage equals the golden model (models/golden.py) bit for bit.
+// Each stage works token by token on on-chip rows: the intermediate vectors never go back to DDR.
+// Every float operation is a numerics.h function in the contract's order, so each stage equals the
+// golden model (models/golden.py) bit for bit.
+//
+// Shared rows. The stages run one after another, never concurrently, so they share one set of rows,
+// EwRows<E>: 3 fp32 rows r0, r1, r2 and 1 int8 row q, E::N_BUF elements each, declared ONCE by the
+// caller with EDGELLM_EW_ROWS (decoder_layer.h decoder_layer; top.h edgellm_top_impl: one set for
+// every layer and the final norm): EDGELLM_ACT_BIND (r0 ram_t2p: RoPE reads an element and its
+// partner per bank per cycle; r1, r2, q ram_2p) and ARRAY_PARTITION cyclic factor E::PART; they are
+// passed by reference to every stage. In hardware: 3 fp32 + 1 int8 memories of N_BUF elements in
+// PART banks for the whole design (it was 12 fp32 + 3 int8, one set per stage function). Use per
+// stage (a row is written before it is read within a token; nothing carries over between tokens
+// or stages):
+//   stage                    r0                 r1          r2                     q
+//   norm_quantize            x                  -           rmsnorm(x)             quantize(.)
+//   dequant_rope             dequantize(acc)    -           -                      -
+//   glu_norm_quantize        g, then act(g)*u   u           rmsnorm(f, sub_g)      quantize(.)
+//   residual_norm_quantize   dequantize(acc)    new h       rmsnorm(h, g)          quantize(.)
+// RMSNorm gammas are not buffered: the scale pass reads g straight from its DDR pointer, VEC
+// elements per cycle (numerics.h rmsnorm: y = (x * r) * g); a disabled norm reads no gamma.
 //
 // Width: every element pass handles E::VEC consecutive elements per cycle (an outer chunk loop at
 // II=1 over ceil(n / VEC) chunks, an unrolled inner loop over the VEC lanes, guarded by < n). The
 // DDR-facing passes (reading linear outputs, h, gammas and RoPE tables; writing q, h, out, taps)
-// move VEC consecutive elements per iteration, so HLS widens their m_axi bursts. Row buffers are
+// move VEC consecutive elements per iteration, so HLS widens their m_axi bursts. Rows are
 // partitioned cyclic by VEC (PART; the RMSNorm sum of squares reads at most VEC elements per cycle,
 // numerics.h LaneUnits). Element-wise results do not depend on VEC; the reductions keep the
 // contract's order (sum of squares: lane_sum<LANES>'s per-lane order; absmax: VEC lane maxima,
 // exact in any order).
 //
 // Cycles per token (c(m) = ceil(m / VEC), s(m) = ceil(m / U) + the halving tree, U = LaneUnits<LANES,
-// VEC> (numerics.h lane_sum); pipeline fill and the per-call gamma load c(n) left out). DDR passes
-// move at most the m_axi width per cycle (128 bits: 4 fp32), which the performance model applies:
-//   norm_quantize (norm)     load c(n) + sumsq s(n) + scale c(n) + absmax c(n) + round c(n) + store c(n)
-//   norm_quantize (no norm)  load c(n) + absmax c(n) + round c(n) + store c(n)
-//   dequant_rope             load c(n) + tables c(HEAD_DIM/2) + rope/out c(n)          (n = heads*HEAD_DIM)
-//   glu_norm_quantize        load g c(n) + load u c(n) + act c(n) [+ sumsq s(n) + scale c(n) if sub_norm]
-//                            + absmax c(n) + round c(n) + store c(n)
-//   residual_norm_quantize   load c(n) + add c(n) [+ sumsq s(n) + scale c(n) + absmax c(n)
-//                            + round c(n) + store c(n) if next_norm]
+// VEC> (numerics.h lane_sum); pipeline fill left out; no per-call pass: there is no gamma load).
+// DDR passes move at most the m_axi width per cycle (128 bits: 4 fp32), which the performance model
+// applies; [ddr] marks the passes that touch DDR (the scale pass reads gamma there):
+//   norm_quantize (norm)     load c(n) [ddr] + sumsq s(n) + scale c(n) [ddr: g] + absmax c(n)
+//                            + round c(n) + store c(n) [ddr]
+//   norm_quantize (no norm)  load c(n) [ddr] + absmax c(n) + round c(n) + store c(n) [ddr]
+//   dequant_rope             load c(n) [ddr] + tables c(HEAD_DIM/2) [ddr] + rope/out c(n) [ddr]
+//                            (n = heads*HEAD_DIM)
+//   glu_norm_quantize        load g c(n) [ddr] + load u c(n) [ddr] + act c(n) [ddr when tapped]
+//                            [+ sumsq s(n) + scale c(n) [ddr: sub_g] if sub_norm]
+//                            + absmax c(n) + round c(n) + store c(n) [ddr]
+//   residual_norm_quantize   load c(n) [ddr] + add c(n) [ddr: h] [+ sumsq s(n) + scale c(n) [ddr: g]
+//                            + absmax c(n) + round c(n) + store c(n) [ddr] if next_norm]
 #pragma once
 
 #include <cstdint>
@@ -52,6 +73,31 @@ struct EwConfig {
   static constexpr int PART = VEC_;  // banks of the row buffers (lane_sum reads <= VEC per cycle)
   static constexpr int N_BUF = (N_MAX_ + PART - 1) / PART * PART;  // N_MAX rounded up to whole banks
 };
+
+// The rows every stage works on (see the header), declared once by the caller with EDGELLM_EW_ROWS
+// and passed by reference to the stages (which run one at a time).
+template <class E>
+struct EwRows {
+  f32 r0[E::N_BUF];    // first input row (x / dequantized linear output / g -> f); RoPE's source
+  f32 r1[E::N_BUF];    // second row (u / the new h)
+  f32 r2[E::N_BUF];    // normalized row (rmsnorm output)
+  int8_t q[E::N_BUF];  // quantized row before it goes to DDR
+};
+
+// Declares the stages' shared rows `rows` (EwRows<E>; E: an EwConfig type name, not a dependent
+// `typename C::ew`: typedef it first) with their storage and banking: r0 true dual port (RoPE reads
+// two addresses per bank per cycle), r1, r2 and q simple dual port (at most one read and one write
+// per bank per cycle), all bound to EDGELLM_ACT_STORAGE and cyclic by E::PART. Once per call site.
+#define EDGELLM_EW_ROWS(E, rows)                                                                  \
+  ::edgellm::EwRows<E> rows;                                                                      \
+  EDGELLM_ACT_BIND(rows.r0, ram_t2p)                                                              \
+  EDGELLM_ACT_BIND(rows.r1, ram_2p)                                                               \
+  EDGELLM_ACT_BIND(rows.r2, ram_2p)                                                               \
+  EDGELLM_ACT_BIND(rows.q, ram_2p)                                                                \
+  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = rows.r0 type = cyclic factor = E::PART)           \
+  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = rows.r1 type = cyclic factor = E::PART)           \
+  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = rows.r2 type = cyclic factor = E::PART)           \
+  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = rows.q type = cyclic factor = E::PART)
 
 // One linear-output element: an exact accumulator is dequantized, an fp32 value (already
 // dequantized by tlmm_matmul, or any fp32 activation) is taken as it is.
@@ -93,24 +139,8 @@ ew_store_q:
   }
 }
 
-// gb[i] = use ? g[i] : 1.0f for i < n (a gamma vector, once per call). Cycles ceil(n / VEC).
-template <int N_MAX, int VEC = 1>
-void load_gamma(const f32 *g, bool use, int n, f32 *gb) {
-  enum { kChunks = (N_MAX + VEC - 1) / VEC };
-  const int chunks = (n + VEC - 1) / VEC;
-ew_gamma:
-  for (int c = 0; c < chunks; c++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-    for (int j = 0; j < VEC; j++) {
-#pragma HLS UNROLL
-      const int i = c * VEC + j;
-      if (i < n) gb[i] = use ? g[i] : 1.0f;
-    }
-  }
-}
-
-// (q, return qs) = quantize(rmsnorm(x, g)) when norm, else quantize(x); y: scratch row.
+// (q, return qs) = quantize(rmsnorm(x, g)) when norm, else quantize(x); g: the gamma's DDR pointer
+// (read by the scale pass only when norm); y: scratch row.
 template <class E>
 f32 norm_quantize_row(const f32 *x, const f32 *g, bool norm, f32 eps, int n, f32 *y, int8_t *q) {
   if (norm) {
@@ -122,50 +152,40 @@ f32 norm_quantize_row(const f32 *x, const f32 *g, bool norm, f32 eps, int n, f32
 
 // (a) q[t], qs[t] = quantize(rmsnorm(x[t], g)) (norm = false: quantize(x[t])), x: [n_tok][n] fp32.
 // With norm = true and g = the SubLN gamma this is also the SubLN + quantize before o_proj.
+// Rows: x -> r0, rmsnorm -> r2, q.
 template <class E>
 void norm_quantize_tokens(const f32 *x, const f32 *g, bool norm, f32 eps, int n_tok, int n, int8_t *q,
-                          f32 *qs) {
-  enum { N_MAX = E::N_MAX, N_BUF = E::N_BUF, VEC = E::VEC, PART = E::PART, kMaxTok = E::MAX_TOK };
-  f32 gb[N_BUF], xb[N_BUF], yb[N_BUF];
-  int8_t qb[N_BUF];
-#pragma HLS BIND_STORAGE variable = xb type = ram_2p impl = bram
-#pragma HLS BIND_STORAGE variable = yb type = ram_2p impl = bram
-#pragma HLS ARRAY_PARTITION variable = xb type = cyclic factor = PART
-#pragma HLS ARRAY_PARTITION variable = yb type = cyclic factor = VEC
-#pragma HLS ARRAY_PARTITION variable = gb type = cyclic factor = VEC
-#pragma HLS ARRAY_PARTITION variable = qb type = cyclic factor = VEC
-  load_gamma<N_MAX, VEC>(g, norm, n, gb);
+                          f32 *qs, EwRows<E> &rows) {
+  enum { N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK };
 ew_nq_tok:
   for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    load_linear_row<N_MAX, VEC>(x + (long)t * n, 1.0f, 1.0f, n, xb);
-    qs[t] = norm_quantize_row<E>(xb, gb, norm, eps, n, yb, qb);
-    store_q_row<N_MAX, VEC>(qb, n, q + (long)t * n);
+    load_linear_row<N_MAX, VEC>(x + (long)t * n, 1.0f, 1.0f, n, rows.r0);
+    qs[t] = norm_quantize_row<E>(rows.r0, g, norm, eps, n, rows.r2, rows.q);
+    store_q_row<N_MAX, VEC>(rows.q, n, q + (long)t * n);
   }
 }
 
 // (b1) out[t] = rope(dequantize(acc[t])) for each of n_heads heads of HEAD_DIM; tables are
 // rope_tables(HEAD_DIM, max_pos): [max_pos][HEAD_DIM/2], row pos0 + t for token t. The rotation
-// is computed on the way out (rope_row reads buf, writes out), so it costs no extra pass.
+// is computed on the way out (rope_row reads r0, writes out), so it costs no extra pass. r0 must be
+// true dual port (each output reads its element and its rotation partner).
 template <class E, int HEAD_DIM, class IN>
 void dequant_rope_tokens(const IN *acc, const f32 *qs, f32 wscale, int n_tok, int n_heads, int pos0,
-                         const f32 *cos_tab, const f32 *sin_tab, f32 *out) {
+                         const f32 *cos_tab, const f32 *sin_tab, f32 *out, EwRows<E> &rows) {
   enum {
-    N_MAX = E::N_MAX, N_BUF = E::N_BUF, VEC = E::VEC, kMaxTok = E::MAX_TOK, H2 = HEAD_DIM / 2,
+    N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK, H2 = HEAD_DIM / 2,
     TAB_PART = VEC < H2 ? VEC : H2, kTabChunks = (H2 + VEC - 1) / VEC
   };
   static_assert(HEAD_DIM >= 2 && (HEAD_DIM & (HEAD_DIM - 1)) == 0, "HEAD_DIM: a power of two");
   const int n = n_heads * HEAD_DIM;
-  f32 buf[N_BUF], cb[H2], sb[H2];
-  // two reads per bank per cycle (an element and its rotation partner): true dual port
-#pragma HLS BIND_STORAGE variable = buf type = ram_t2p impl = bram
-#pragma HLS ARRAY_PARTITION variable = buf type = cyclic factor = VEC
+  f32 cb[H2], sb[H2];  // this position's table rows (HEAD_DIM / 2 each)
 #pragma HLS ARRAY_PARTITION variable = cb type = cyclic factor = TAB_PART
 #pragma HLS ARRAY_PARTITION variable = sb type = cyclic factor = TAB_PART
 ew_rope_tok:
   for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    load_linear_row<N_MAX, VEC>(acc + (long)t * n, qs[t], wscale, n, buf);
+    load_linear_row<N_MAX, VEC>(acc + (long)t * n, qs[t], wscale, n, rows.r0);
   ew_rope_tab:
     for (int c = 0; c < kTabChunks; c++) {
 #pragma HLS PIPELINE II = 1
@@ -178,31 +198,21 @@ ew_rope_tok:
         }
       }
     }
-    rope_row<HEAD_DIM, VEC>(buf, cb, sb, n, out + (long)t * n);
+    rope_row<HEAD_DIM, VEC>(rows.r0, cb, sb, n, out + (long)t * n);
   }
 }
 
 // (b2) f = act(dequantize(g_acc)) * dequantize(u_acc) (tap_en: also written to f_tap); then
 // SubLN rmsnorm(f, sub_g) when sub_norm, and quantize -> q, qs_out for the down projection.
+// Rows: g -> r0 (then f in place), u -> r1, SubLN -> r2, q.
 template <class E, int ACT, class IN>
 void glu_norm_quantize_tokens(const IN *g_acc, const IN *u_acc, const f32 *qs, f32 g_scale, f32 u_scale,
                               bool sub_norm, const f32 *sub_g, f32 eps, int n_tok, int n, int8_t *q,
-                              f32 *qs_out, bool tap_en, f32 *f_tap) {
+                              f32 *qs_out, bool tap_en, f32 *f_tap, EwRows<E> &rows) {
   enum {
-    N_MAX = E::N_MAX, N_BUF = E::N_BUF, VEC = E::VEC, PART = E::PART, kMaxTok = E::MAX_TOK,
-    kChunks = (E::N_MAX + E::VEC - 1) / E::VEC
+    N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK, kChunks = (E::N_MAX + E::VEC - 1) / E::VEC
   };
-  f32 gb[N_BUF], ub[N_BUF], nb[N_BUF], sg[N_BUF];
-  int8_t qb[N_BUF];
-#pragma HLS BIND_STORAGE variable = gb type = ram_2p impl = bram
-#pragma HLS BIND_STORAGE variable = ub type = ram_2p impl = bram
-#pragma HLS BIND_STORAGE variable = nb type = ram_2p impl = bram
-#pragma HLS ARRAY_PARTITION variable = gb type = cyclic factor = PART
-#pragma HLS ARRAY_PARTITION variable = ub type = cyclic factor = VEC
-#pragma HLS ARRAY_PARTITION variable = nb type = cyclic factor = VEC
-#pragma HLS ARRAY_PARTITION variable = sg type = cyclic factor = VEC
-#pragma HLS ARRAY_PARTITION variable = qb type = cyclic factor = VEC
-  load_gamma<N_MAX, VEC>(sub_g, sub_norm, n, sg);
+  f32 *gb = rows.r0, *ub = rows.r1;
   const int chunks = (n + VEC - 1) / VEC;
 ew_glu_tok:
   for (int t = 0; t < n_tok; t++) {
@@ -224,31 +234,22 @@ ew_glu_tok:
         }
       }
     }
-    qs_out[t] = norm_quantize_row<E>(gb, sg, sub_norm, eps, n, nb, qb);
-    store_q_row<N_MAX, VEC>(qb, n, q + (long)t * n);
+    qs_out[t] = norm_quantize_row<E>(gb, sub_g, sub_norm, eps, n, rows.r2, rows.q);
+    store_q_row<N_MAX, VEC>(rows.q, n, q + (long)t * n);
   }
 }
 
 // (b3) h[t] = h[t] + dequantize(acc[t]) (residual, in place); then, when next_norm, the next
 // block's input q, qs_out = quantize(rmsnorm(h[t], g)) from the on-chip copy of the new h.
+// Rows: dequantized acc -> r0, new h -> r1, rmsnorm -> r2, q.
 template <class E, class IN>
 void residual_norm_quantize_tokens(const IN *acc, const f32 *qs, f32 wscale, f32 *h, bool next_norm,
-                                   const f32 *g, f32 eps, int n_tok, int n, int8_t *q, f32 *qs_out) {
+                                   const f32 *g, f32 eps, int n_tok, int n, int8_t *q, f32 *qs_out,
+                                   EwRows<E> &rows) {
   enum {
-    N_MAX = E::N_MAX, N_BUF = E::N_BUF, VEC = E::VEC, PART = E::PART, kMaxTok = E::MAX_TOK,
-    kChunks = (E::N_MAX + E::VEC - 1) / E::VEC
+    N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK, kChunks = (E::N_MAX + E::VEC - 1) / E::VEC
   };
-  f32 yb[N_BUF], hb[N_BUF], nb[N_BUF], gb[N_BUF];
-  int8_t qb[N_BUF];
-#pragma HLS BIND_STORAGE variable = yb type = ram_2p impl = bram
-#pragma HLS BIND_STORAGE variable = hb type = ram_2p impl = bram
-#pragma HLS BIND_STORAGE variable = nb type = ram_2p impl = bram
-#pragma HLS ARRAY_PARTITION variable = yb type = cyclic factor = VEC
-#pragma HLS ARRAY_PARTITION variable = hb type = cyclic factor = PART
-#pragma HLS ARRAY_PARTITION variable = nb type = cyclic factor = VEC
-#pragma HLS ARRAY_PARTITION variable = gb type = cyclic factor = VEC
-#pragma HLS ARRAY_PARTITION variable = qb type = cyclic factor = VEC
-  load_gamma<N_MAX, VEC>(g, next_norm, n, gb);
+  f32 *yb = rows.r0, *hb = rows.r1;
   const int chunks = (n + VEC - 1) / VEC;
 ew_res_tok:
   for (int t = 0; t < n_tok; t++) {
@@ -269,8 +270,8 @@ ew_res_tok:
       }
     }
     if (next_norm) {
-      qs_out[t] = norm_quantize_row<E>(hb, gb, true, eps, n, nb, qb);
-      store_q_row<N_MAX, VEC>(qb, n, q + (long)t * n);
+      qs_out[t] = norm_quantize_row<E>(hb, g, true, eps, n, rows.r2, rows.q);
+      store_q_row<N_MAX, VEC>(rows.q, n, q + (long)t * n);
     }
   }
 }

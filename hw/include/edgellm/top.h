@@ -101,7 +101,8 @@ bool header_ok(const uint32_t hdr[HDR_WORDS]) {
 // OP_LAYER: this layer's table entry -> layer_desc, then the decoder layer.
 template <class TC>
 void run_layer_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
-                    const uint32_t hdr[HDR_WORDS], uint32_t layer, int t_len, int pos0, bool taps) {
+                    const uint32_t hdr[HDR_WORDS], uint32_t layer, int t_len, int pos0, bool taps,
+                    EwRows<typename TC::layer::ew> &rows) {
   typedef typename TC::layer C;
   uint32_t ld[LD_WORDS];
   read_words<LD_WORDS>(data, hdr[HDR_LAYER_TABLE] + layer * (uint32_t)(LD_WORDS * 4), ld);
@@ -127,15 +128,15 @@ void run_layer_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, con
       reinterpret_cast<const KT *>(w2 + vo) + kv_slice, reinterpret_cast<const KT *>(w3 + vo) + kv_slice,
       float_from_bits(hdr[HDR_EPS_BITS]),
       float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), data + hdr[HDR_SCRATCH_F] / 4,
-      d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps);
+      d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps, rows);
 }
 
 // OP_HEAD: quantize(rmsnorm(H[row], final_norm)) -> int8 LM head -> logits, argmax, top-k.
 // The quantized row and its scale go through the layer scratch (x8 area, qs_a slot). Head row v is
-// read through weight port v % HEAD::NPORTS.
+// read through weight port v % HEAD::NPORTS. The norm uses the layers' element-wise rows.
 template <class TC>
 void run_head_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
-                   const uint32_t hdr[HDR_WORDS], int row) {
+                   const uint32_t hdr[HDR_WORDS], int row, EwRows<typename TC::layer::ew> &rows) {
   typedef typename TC::layer C;
   typedef layer_scratch<C> S;
   const int H = C::hidden;
@@ -145,7 +146,7 @@ void run_head_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, cons
   const int k = (int)hdr[HDR_TOPK];
   norm_quantize_tokens<typename C::ew>(data + hdr[HDR_H] / 4 + (long)row * H,
                                        data + hdr[HDR_PARAMS] / 4 + hdr[HDR_FINAL_NORM], true,
-                                       float_from_bits(hdr[HDR_EPS_BITS]), 1, H, x8, qs);
+                                       float_from_bits(hdr[HDR_EPS_BITS]), 1, H, x8, qs, rows);
   const uint32_t hw = hdr[HDR_HEAD_W];
   lm_head<typename TC::head>(x8, qs, 1, reinterpret_cast<const int8_t *>(w0 + hw),
                              reinterpret_cast<const int8_t *>(w1 + hw), reinterpret_cast<const int8_t *>(w2 + hw),
@@ -155,12 +156,14 @@ void run_head_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, cons
 }
 
 // The program. w0 .. w3: weight ports (ternary linears and the LM head), data: everything else (all
-// at the same address).
+// at the same address). One set of element-wise rows (EwRows) serves every layer and the final norm.
 template <class TC>
 void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
                       uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
   typedef typename TC::layer C;
+  typedef typename C::ew E;
   enum { kMaxDesc = TC::max_desc };
+  EDGELLM_EW_ROWS(E, rows)
   uint32_t hdr[HDR_WORDS];
   read_words<HDR_WORDS>(data, hdr_off, hdr);
   if (!header_ok<TC>(hdr)) return;
@@ -178,13 +181,13 @@ program:
         top_skip("OP_LAYER: t_len/pos0 out of range", t_len, pos0);
       } else {
         run_layer_desc<TC>(w0, w1, w2, w3, data, hdr, d[D_LAYER], (int)t_len, (int)pos0,
-                           (d[D_FLAGS] & DESC_TAPS) != 0);
+                           (d[D_FLAGS] & DESC_TAPS) != 0, rows);
       }
     } else if (d[D_OP] == OP_HEAD) {
       if (d[D_ROW] >= (uint32_t)C::max_t) {
         top_skip("OP_HEAD: row out of range", i, d[D_ROW]);
       } else {
-        run_head_desc<TC>(w0, w1, w2, w3, data, hdr, (int)d[D_ROW]);
+        run_head_desc<TC>(w0, w1, w2, w3, data, hdr, (int)d[D_ROW], rows);
       }
     } else {
       top_skip("unknown opcode", i, d[D_OP]);
