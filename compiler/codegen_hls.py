@@ -110,7 +110,7 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
                "lutram": "edgellm::kStorageLutram"}[design.weight_buffer]
     tok = min(design.prefill_token_block, max_t)
     tlmm = (f"{design.group_size}, {tlmm_tables(design)}, {design.rows}, {km}, {n_max}, {tok}, {storage}, "
-            f"{stream_ports}")
+            f"{stream_ports}, {design.token_lanes}, {design.out_lanes}")
     mm_line = (f"typedef edgellm::TlmmConfig<{tlmm}> tlmm;\ntypedef edgellm::tlmm_mm<tlmm> mm;"
                if mm == "tlmm" else f"typedef edgellm::pack2_matmul<{n_max}> mm;")
     shape = f"{cfg.hidden_size}, {cfg.n_heads}, {cfg.n_kv_heads}, {cfg.head_dim}, {cfg.ffn_size}"
@@ -120,17 +120,22 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
 // The accelerator's compile-time configuration: model shape, numerics plan, design parameters.
 #pragma once
 
+// Activation buffers (element-wise rows, attention q/o rows and K/V tiles): design.act_buffer
+#define EDGELLM_ACT_STORAGE {design.act_buffer}
 #include "edgellm/top.h"
 
 namespace edgellm_cfg {{
 
 // KV cache element (numerics plan kv_dtype {numerics.kv_dtype}; f16 = binary16 bit patterns, kv_cache.h)
 typedef edgellm::{numerics.kv_dtype} kv_t;
-// hidden, heads, kv heads, head_dim, ffn, act, SubLN, norm lanes, dot lanes, kv block, max_t, max_ctx, BQ, KV
+// hidden, heads, kv heads, head_dim, ffn, act, SubLN, norm lanes, dot lanes, kv block, max_t, max_ctx, BQ,
+// KV element, element-wise elements per cycle
 typedef edgellm::layer_config<{shape},
                               {act}, {str(cfg.subln).lower()}, {numerics.norm_lanes}, {numerics.dot_lanes},
-                              {numerics.kv_block}, {max_t}, {max_ctx}, {design.attn_q_block}, kv_t> layer;
-// ternary linears: {mm}; G, T, R, K_MAX, N_MAX, MAX_TOK, storage, weight ports streaming each tile
+                              {numerics.kv_block}, {max_t}, {max_ctx}, {design.attn_q_block}, kv_t,
+                              {design.ew_vec}> layer;
+// ternary linears: {mm}; G, T, R, K_MAX, N_MAX, MAX_TOK, storage, weight ports streaming each tile,
+// token lanes, output lanes
 {mm_line}
 // LM head: {head_ports} port(s) x {design.port_width_bits // 8} int8 MACs per cycle, one token, top-{top_k}
 typedef edgellm::LmHeadConfig<{head}> head;

@@ -41,12 +41,16 @@ class DesignParams:
     lm_head_on_fabric: bool = True
     lm_head_bits: int = 8  # int8 LM head (Int8Head); 16 = fp16
     weight_buffer: str = "uram"  # "uram", "bram" or "lutram" (weight tile banks; see weight_buffer.h)
+    act_buffer: str = "bram"  # "bram" or "uram": element-wise rows, attention q/o rows and K/V tiles
     weight_buffer_depth: int = 0  # TeLLMe-style buffer (overlap=False) only: entries per row bank
     prefill_token_block: int = 64  # prompt tokens that share one pass of weight streaming
     attn_q_block: int = 8  # prefill queries sharing one K/V tile
     attn_kv_block: int = 32  # keys per K/V tile
     attn_lanes: int = 16  # head-dim MAC lanes of each attention dot-product unit
-    ew_lanes: int = 16  # lanes of the fused RMSNorm/quantize unit
+    ew_lanes: int = 16  # RMSNorm sum-of-squares lanes (NumericsPlan.norm_lanes, the contract's order)
+    ew_vec: int = 4  # elements per cycle of the fused element-wise stages (EwConfig VEC)
+    token_lanes: int = 1  # TLMM tokens per step sharing every weight index (TlmmConfig TP; prefill)
+    out_lanes: int = 4  # TLMM outputs dequantized and written per cycle (TlmmConfig OL)
     kv_bytes: int = 2  # KV cache element size: 2 = f16 (NumericsPlan kv_dtype "f16"), 4 = f32
     decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
     max_context: int = 0  # KV cache capacity; 0: the model's max_context
@@ -59,7 +63,8 @@ class DesignParams:
         """Raise EdgeLLMError on an impossible configuration."""
         for f in ("group_size", "tables", "rows", "weight_ports", "port_width_bits", "data_port_width_bits",
                   "lm_head_bits", "prefill_token_block", "attn_q_block", "attn_kv_block", "attn_lanes",
-                  "ew_lanes", "kv_bytes", "decode_context", "ip_calls_per_token"):
+                  "ew_lanes", "ew_vec", "token_lanes", "out_lanes", "kv_bytes", "decode_context",
+                  "ip_calls_per_token"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise EdgeLLMError(f"design parameter {f} must be a positive integer, got {v!r}")
@@ -70,9 +75,19 @@ class DesignParams:
         if self.weight_buffer not in BUFFER_KINDS:
             raise EdgeLLMError(f"design parameter weight_buffer must be one of {BUFFER_KINDS}, "
                                f"got {self.weight_buffer!r}")
+        if self.act_buffer not in ("bram", "uram"):
+            raise EdgeLLMError(f"design parameter act_buffer must be 'bram' or 'uram', "
+                               f"got {self.act_buffer!r}")
         if self.bits_per_weight is not None and self.bits_per_weight <= 0:
             raise EdgeLLMError(f"design parameter bits_per_weight must be positive, "
                                f"got {self.bits_per_weight}")
+        for f in ("ew_lanes", "ew_vec", "attn_lanes", "out_lanes"):
+            v = getattr(self, f)
+            if v & (v - 1) or v > 64 and f != "attn_lanes":
+                raise EdgeLLMError(f"design parameter {f} must be a power of two <= 64, got {v}")
+        if self.prefill_token_block % self.token_lanes:
+            raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
+                               f"multiple of token_lanes ({self.token_lanes})")
         for f in ("port_width_bits", "data_port_width_bits"):
             w = getattr(self, f)
             if w < 32 or w & (w - 1):

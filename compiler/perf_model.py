@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 from edgellm.boards import Board
+from edgellm.compiler import perf_attention, perf_elementwise
 from edgellm.compiler.design import (
     ACT_BYTES,
     DesignParams,
@@ -147,20 +148,19 @@ def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
     """(seconds, DDR bytes) of one layer's attention for `queries` new tokens ending at `context` (causal)."""
     f = p.clock_mhz * 1e6
     first = context - queries  # keys already cached before the new tokens
-    pairs = queries * first + queries * (queries + 1) // 2  # (query, key) score pairs per head
-    exp_units = math.ceil(p.attn_lanes / LANES_PER_EXP_UNIT)
-    cycles = (2 * cfg.n_heads * pairs * math.ceil(cfg.head_dim / p.attn_lanes)
-              + math.ceil(cfg.n_heads * pairs / exp_units) + ATTN_PIPELINE_DEPTH)
     row = 2 * cfg.kv_size * p.kv_bytes  # K and V of one token, one layer
     blocks = math.ceil(queries / p.attn_q_block)
     streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row
     nbytes = streamed + queries * row  # read tiles + write the new K/V
-    if queries == 1 and bw.kv_ports > 0:  # decode: reads over min(P, n_kv) weight ports, writes over data
-        ports = min(bw.kv_ports, cfg.n_kv_heads)
+    if p.overlap:  # the generated kernels as built (the K/V write is an element-wise pass)
+        ports = min(bw.kv_ports, cfg.n_kv_heads) if bw.kv_ports else 1
         read_bw = min(ports * bw.kv_port, 2 * ATTN_MEM_LANES * p.kv_bytes * f, bw.ddr)
-        load = streamed / read_bw + queries * row / bw.data
-        return _stage(load, cycles / f, p.overlap), nbytes
-    return _stage(nbytes / bw.data, cycles / f, p.overlap), nbytes  # K/V over the data port
+        return perf_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw), nbytes
+    pairs = queries * first + queries * (queries + 1) // 2  # (query, key) score pairs per head
+    exp_units = math.ceil(p.attn_lanes / LANES_PER_EXP_UNIT)
+    cycles = (2 * cfg.n_heads * pairs * math.ceil(cfg.head_dim / p.attn_lanes)
+              + math.ceil(cfg.n_heads * pairs / exp_units) + ATTN_PIPELINE_DEPTH)
+    return _stage(nbytes / bw.data, cycles / f, p.overlap), nbytes  # TeLLMe-style: K/V over the data port
 
 
 def stream_ports(board: Board, p: DesignParams) -> int:
@@ -183,19 +183,32 @@ def tlmm_tables(p: DesignParams) -> int:
     return max(5, p.tables // 5 * 5)
 
 
+def tlmm_tile_compute_cycles(n_in: int, p: DesignParams, tokens: int) -> int:
+    """Cycles of one weight tile against `tokens` tokens (tlmm.h compute_tile, tlmm_tile_iters): token
+    groups of TP in one pipelined loop; phase g runs group g's steps while writing group g-1's TP*R
+    outputs (OL per cycle); the last group's outputs drain at the end. Plus one pipeline fill."""
+    nb = -(-n_in // 5)
+    nsteps = -(-nb // (p.group_size * tlmm_tables(p) // 5))
+    groups = -(-tokens // p.token_lanes)
+    last = tokens - (groups - 1) * p.token_lanes
+    write = -(-(p.token_lanes * p.rows) // p.out_lanes)
+    write_last = -(-(last * p.rows) // p.out_lanes)
+    return nsteps + (groups - 1) * max(nsteps, write) + write_last + TILE_PIPELINE_DEPTH
+
+
 def _tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
                    tokens: int) -> tuple[float, float, float]:
     """(total, load, compute) seconds of one linear on the generated engine for `tokens` tokens."""
     f = p.clock_mhz * 1e6
-    g, t5, r = p.group_size, tlmm_tables(p), p.rows
-    bps = g * t5 // 5
+    r, t5 = p.rows, tlmm_tables(p)
     nb = -(-n_in // 5)
-    nsteps, ntiles = -(-nb // bps), -(-out // r)
+    nsteps = -(-nb // (p.group_size * t5 // 5))
+    ntiles = -(-out // r)
     nports = stream_ports(board, p)
     cpp = -(-nb // nports)  # byte columns per port and tile
     tile_load = max(cpp * r / _port_bytes_per_cycle(board, p, r), r * nb / _ddr_bytes_per_cycle(board, p))
-    tile_compute = tokens * (nsteps + r + TILE_PIPELINE_DEPTH)
-    acts = tokens * nsteps * g * t5  # load_acts: one activation byte per cycle over the data port
+    tile_compute = tlmm_tile_compute_cycles(n_in, p, tokens)
+    acts = tokens * nsteps * (t5 // 5) + tokens  # load_acts: a chunk of 5 G bytes per cycle; load_qs
     total = (max(acts, tile_load) + (ntiles - 1) * max(tile_load, tile_compute) + tile_compute
              + LINEAR_PIPELINE_DEPTH)
     return total / f, ntiles * tile_load / f, (ntiles * tile_compute + acts) / f
@@ -211,19 +224,20 @@ def _layer(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, contex
     """
     f = p.clock_mhz * 1e6
     shapes = cfg.linear_shapes().values()
-    norms = tokens * norms_per_layer(cfg) * math.ceil(cfg.hidden_size / p.ew_lanes) / f
     attn, _ = _attention(cfg, p, bw, tokens, context)
     if p.overlap:
         assert board is not None
+        ew = perf_elementwise.layer_cycles(cfg, p, tokens) / f  # elementwise.h passes, as built
         lin = [_tlmm_linear_s(board, o, i, p, tokens) for o, i in shapes]
         load, compute = sum(x[1] for x in lin), sum(x[2] for x in lin)
-        total = sum(x[0] for x in lin) + attn + norms
+        total = sum(x[0] for x in lin) + attn + ew
     else:
+        ew = tokens * norms_per_layer(cfg) * math.ceil(cfg.hidden_size / p.ew_lanes) / f
         wbytes = sum(linear_bytes(o, i, p) for o, i in shapes)
         load = wbytes / bw.weights
         compute = sum(linear_cycles(o, i, p, tokens) for o, i in shapes) / f
-        total = load + compute + attn + norms
-    return {"load": load, "compute": compute, "attention": attn, "norms": norms, "total": total}
+        total = load + compute + attn + ew
+    return {"load": load, "compute": compute, "attention": attn, "elementwise": ew, "total": total}
 
 
 @dataclass(frozen=True)
@@ -243,7 +257,7 @@ class Projection:
 def _run(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int) -> Projection:
     bw = bandwidth(board, p)
     layers = 0.0
-    detail = {"load": 0.0, "compute": 0.0, "attention": 0.0, "norms": 0.0}
+    detail = {"load": 0.0, "compute": 0.0, "attention": 0.0, "elementwise": 0.0}
     done = 0
     while done < tokens:
         n = min(tokens - done, p.prefill_token_block)

@@ -8,10 +8,12 @@ primitives' aspect ratios (BRAM36: 512x72 .. 4Kx9; URAM: 4Kx72), one bank per pa
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from edgellm.boards import Board
+from edgellm.compiler import perf_attention, perf_elementwise
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.perf_model import bandwidth, buffer_depth, stream_ports, tlmm_tables
 from edgellm.models.config import ModelConfig
@@ -37,6 +39,10 @@ LUTRAM_BITS = 64  # bits per LUT used as distributed RAM (SLICEM)
 # for 32 x 14 bits, i.e. 56 bits per LUT at full depth (UG574 CLB guide); 42 leaves room for the
 # read-address decode and partially used primitives.
 LUTRAM_SDP_BITS_PER_LUT = 42
+EW_F32_ROWS, EW_I8_ROWS = 3, 1  # elementwise.h EwRows: shared fp32 rows and int8 row of the stages
+AUTO_LUTRAM_BITS = 8192  # unbound arrays up to this size stay in distributed RAM (HLS default, assumption)
+ABSMAX_LUT = 40  # |x| and a 32-bit float compare/select per lane (sign-magnitude compare), estimate
+CLAMP_LUT = 30  # rint result clamp to [-128, 127] and int8 select per lane, estimate
 # --- int8 MACs per DSP by PS family (device generation): DSP48E2 packs two int8 products (WP486);
 # the Zynq-7000's DSP48E1 does one. -------------------------------------------------------------
 INT8_MACS_PER_DSP = {"zynqmp": 2, "zynq7": 1}
@@ -68,11 +74,12 @@ class Resources:
     uram: float = 0
 
     def __add__(self, o: Resources) -> Resources:
-        return Resources(*(getattr(self, f.name) + getattr(o, f.name) for f in fields(self)))
+        return Resources(self.lut + o.lut, self.ff + o.ff, self.dsp + o.dsp, self.bram36 + o.bram36,
+                         self.uram + o.uram)
 
     def scaled(self, k: float) -> Resources:
         """Every count times k."""
-        return Resources(*(getattr(self, f.name) * k for f in fields(self)))
+        return Resources(self.lut * k, self.ff * k, self.dsp * k, self.bram36 * k, self.uram * k)
 
     def utilization(self, board: Board) -> dict[str, float]:
         """Fraction of the board's resources used, per kind (0 available and 0 used -> 0)."""
@@ -120,7 +127,7 @@ def weight_banks(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[str, i
     """The generated engine's weight buffer (tlmm.h TlmmConfig, weight_buffer.h TlmmBuffers): ping and
     pong, each NPORTS banks of [BANK_ROWS][BPS] R-byte beats with the slot dimension partitioned, so
     2 * NPORTS * BPS memories of width 8R and depth BANK_ROWS; and the activation block xbuf,
-    CPC memories of 40 G bits x MAX_TOK * NSTEP_MAX."""
+    TP x CPC memories (one set per token lane) of 40 G bits x MAX_TOK / TP * NSTEP_MAX."""
     g, t5 = p.group_size, tlmm_tables(p)
     bps, cpc = g * t5 // 5, t5 // 5
     nports = stream_ports(board, p)
@@ -128,13 +135,22 @@ def weight_banks(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[str, i
     nstep_max = -(-nb_max // bps)
     cpp = -(-nb_max // nports)
     rows = nstep_max if nports == 1 else (cpp + bps - 2) // bps + 1
+    tp = p.token_lanes  # the activation block is split by token lane (read TP tokens per step)
     return {"memories": 2 * nports * bps, "width": 8 * p.rows, "depth": rows,
-            "x_memories": cpc, "x_width": 8 * 5 * g, "x_depth": p.prefill_token_block * nstep_max}
+            "x_memories": tp * cpc, "x_width": 8 * 5 * g, "x_depth": p.prefill_token_block // tp * nstep_max}
 
 
 def lutram_luts(width: int, depth: int) -> int:
     """LUTs of one width x depth simple-dual-port distributed RAM (depth rounded up to 32)."""
     return math.ceil(width * max(32, depth) / LUTRAM_SDP_BITS_PER_LUT) if depth > 0 else 0
+
+
+def _auto_memory(width: int, depth: int, n: int) -> Resources:
+    """n memories without a BIND_STORAGE: HLS keeps small ones in distributed RAM (assumption: up to
+    AUTO_LUTRAM_BITS bits each), larger ones in BRAM."""
+    if width * depth <= AUTO_LUTRAM_BITS:
+        return Resources(lut=n * lutram_luts(width, depth))
+    return Resources(bram36=n * bram36_for(width, depth))
 
 
 def _bound_memory(width: int, depth: int, n: int, kind: str) -> Resources:
@@ -163,12 +179,16 @@ def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
         stream_bytes = bandwidth(board, p).weights / (p.clock_mhz * 1e6)
         decode = Resources(lut=stream_bytes * TRIT_DECODE_LUT_PER_BYTE, ff=stream_bytes * 8 * 2)
     use_uram = p.weight_buffer == "uram" and board.uram > 0
-    if p.overlap:  # the generated engine: banked ping-pong buffers as built
+    if p.overlap:  # the generated engine as built: TP token lanes, OL output lanes, banked buffers
+        tp = p.token_lanes
+        lanes = (lookup + tree + build).scaled(tp)  # every token lane has its tables, lookups and trees
+        acc = Resources(lut=tp * r * ACC_BITS, ff=2 * tp * r * ACC_BITS)  # accumulators + shadow copy
+        out = _ops(FCVT, FMUL, FDIV, n=p.out_lanes)  # dequantize: float(acc) / (qs * wscale)
         wb = weight_banks(cfg, board, p)
         kind = "uram" if use_uram else ("lutram" if p.weight_buffer == "lutram" else "bram")
         wbuf = _bound_memory(wb["width"], wb["depth"], wb["memories"], kind)
         abuf = _bound_memory(wb["x_width"], wb["x_depth"], wb["x_memories"], "uram" if use_uram else "bram")
-        return lookup + tree + acc + build + decode + wbuf + abuf
+        return lanes + acc + out + decode + wbuf + abuf
     wbuf = _memory(t * p.index_bits, buffer_depth(cfg, p), r, use_uram)  # TeLLMe-style row banks
     widest = max(i for _, i in cfg.linear_shapes().values())
     abuf = _memory(p.group_cols * 8, p.prefill_token_block * math.ceil(widest / p.group_cols), 1, use_uram)
@@ -176,7 +196,10 @@ def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
 
 
 def elementwise(cfg: ModelConfig, p: DesignParams) -> Resources:
-    """Fused fp32 ops: dequantize/residual per output row, RMSNorm+quantize, activation, RoPE."""
+    """Fused fp32 ops around the linears. The generated engine (overlap): elementwise_as_built. A
+    TeLLMe-style design: dequantize/residual per output row, RMSNorm+quantize, activation, RoPE."""
+    if p.overlap:
+        return elementwise_as_built(cfg, p)
     post = _ops(FCVT, FMUL, FMUL, FADD, n=p.rows)  # acc -> float, * scale, * gamma / residual add
     norm = _ops(FMUL, FADD, FMUL, FCVT, n=p.ew_lanes) + _ops(FRSQRT, FDIV)  # x^2 sum, scale, quantize
     act_lanes = max(1, p.rows // 4)
@@ -186,8 +209,34 @@ def elementwise(cfg: ModelConfig, p: DesignParams) -> Resources:
     return post + norm + act + rope + vec
 
 
+def elementwise_as_built(cfg: ModelConfig, p: DesignParams) -> Resources:
+    """elementwise.h with VEC = ew_vec: one hardware instance per stage function (norm_quantize,
+    dequant_rope, glu_norm_quantize, residual_norm_quantize; each called more than once is shared),
+    each with its own VEC-wide units; the row buffers (EwRows: N_MAX-element rows, cyclic-partitioned
+    by VEC, bound to design.act_buffer) are declared once per layer and shared by the stages."""
+    return _elementwise_as_built(cfg, p.ew_vec, p.ew_lanes, p.act_buffer)
+
+
+@functools.lru_cache(maxsize=1024)
+def _elementwise_as_built(cfg: ModelConfig, v: int, lanes: int, act_buffer: str) -> Resources:
+    units = perf_elementwise.sumsq_units_for(v, lanes)
+    norm = (_ops(FMUL, FADD, n=units) + Resources(ff=32 * lanes)  # lane_sum adders, lane registers
+            + _ops(FDIV, FRSQRT) + _ops(FMUL, FMUL, n=v))  # one shared divider, sqrt; scale
+    quant = Resources(lut=v * ABSMAX_LUT) + _ops(FMUL, FCVT, n=v) + Resources(lut=v * CLAMP_LUT) + _ops(FDIV)
+    act = _ops(FEXP, FDIV, FADD, FMUL, n=v) if cfg.act == "silu" else _ops(FMUL, FMUL, n=v)
+    rope = _ops(FMUL, FMUL, FADD, n=v)  # x[i] * cos -/+ x[partner] * sin per output element
+    n_max = max(cfg.hidden_size, cfg.q_size, cfg.ffn_size)
+    bufs = (_bound_memory(32, -(-n_max // v), v * EW_F32_ROWS, act_buffer)
+            + _bound_memory(8, -(-n_max // v), v * EW_I8_ROWS, act_buffer))
+    units = (norm + quant) + rope + (act + _ops(FMUL, n=v) + norm + quant) + (_ops(FADD, n=v) + norm + quant)
+    return units + bufs
+
+
 def attention(cfg: ModelConfig, p: DesignParams) -> Resources:
-    """QK and PV dot-product units (head-dim lanes), softmax exp units, Q/K/V/O/score buffers."""
+    """QK and PV dot-product units, softmax exp units, buffers. The generated engine (overlap):
+    attention_as_built; a TeLLMe-style design: attn_lanes lanes, double-buffered K/V tiles."""
+    if p.overlap:
+        return attention_as_built(cfg, p)
     lanes = p.attn_lanes
     dots = _ops(FMUL, FADD, n=2 * lanes)
     soft = _ops(FEXP, FADD, FMUL, n=math.ceil(lanes / 16)) + _ops(FDIV)
@@ -197,6 +246,33 @@ def attention(cfg: ModelConfig, p: DesignParams) -> Resources:
             + _memory(w, p.attn_q_block * hd, 2, False)  # Q block and O accumulators
             + _memory(32, p.attn_q_block * p.attn_kv_block, 1, False))  # scores
     return dots + soft + bufs
+
+
+def _attn_core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Resources:
+    """One attn_rows instance (attention_prefill.h header): 3A+2 multipliers, 3A+2 adders, 2 exp units,
+    1 divider; o and q rows in A banks, the score lane sums, a K and a V tile in max(A, 16) banks (all
+    without a BIND_STORAGE: _auto_memory), the score tile in LUTRAM."""
+    ops = _ops(FMUL, FADD, n=3 * a + 2) + _ops(FEXP, FEXP, FDIV)
+    dp = -(-d // a) * a
+    kv_part = max(a, perf_attention.MEM_LANES)
+    dkv = -(-d // kv_part) * kv_part
+    rows_bufs = _auto_memory(32, rows * dp // a, 2 * a)  # q and o: [rows][dp] cyclic by A, unbound
+    lane_sums = Resources(lut=a * lutram_luts(32, rows))  # acc[rows][A], A LUTRAM columns
+    tiles = _auto_memory(32, kv_block * tile_heads * dkv // kv_part, 2 * kv_part)  # kt, vt, unbound
+    scores = Resources(lut=lutram_luts(32, rows * kv_block))
+    return ops + rows_bufs + lane_sums + tiles + scores
+
+
+def attention_as_built(cfg: ModelConfig, p: DesignParams) -> Resources:
+    """One attn_rows core serves prefill and decode (attention_layer): rows = max(BQ x group, heads),
+    tiles of all KV heads; A = the plan's dot_lanes (perf_attention.lanes)."""
+    return _attention_as_built(cfg, perf_attention.lanes(cfg, p), p.attn_q_block, p.attn_kv_block)
+
+
+@functools.lru_cache(maxsize=1024)
+def _attention_as_built(cfg: ModelConfig, a: int, q_block: int, kv_block: int) -> Resources:
+    d, group = cfg.head_dim, cfg.n_heads // cfg.n_kv_heads
+    return _attn_core(a, d, max(q_block * group, cfg.n_heads), cfg.n_kv_heads, kv_block)
 
 
 def lm_head(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:

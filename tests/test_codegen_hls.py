@@ -88,7 +88,7 @@ def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: i
     assert f"edgellm_top_impl<edgellm_cfg::top>({engine}, data, hdr_off" in top
     assert info["head_ports"] == info["weight_stream_ports"]
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
-    assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}> tlmm", h)
+    assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}, 1, 4> tlmm", h)
     assert re.search(rf"LmHeadConfig<16, \d+, \d+, 1, \d+, {want}> head", h)
     entry = " ".join((tmp_path / "hls" / "csim_entry.cpp").read_text().split())
     assert "edgellm_top(" + ", ".join(f"w[{i}]" for i in range(n)) + ", reinterpret_cast" in entry
@@ -118,14 +118,17 @@ def test_headers_copied_with_sibling_includes(tmp_path: Path) -> None:
 
 def test_config_header_numbers(tmp_path: Path) -> None:
     d = DesignParams(tables=28, rows=16, group_size=3, weight_buffer="bram", port_width_bits=64,
-                     prefill_token_block=64, attn_q_block=4)
+                     prefill_token_block=64, attn_q_block=4, token_lanes=2, out_lanes=2, ew_vec=8,
+                     act_buffer="uram")
     info = gen(tmp_path, d)
     assert tlmm_tables(d) == 25 and info["tlmm"] == {"G": 3, "T": 25, "R": 16}
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
     assert "layer_config<128, 4, 2, 32, 344," in " ".join(h.split()).replace("< ", "<")
-    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t> layer" in " ".join(h.split())
+    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t, 8> layer" in " ".join(h.split())
+    assert "#define EDGELLM_ACT_STORAGE uram" in h
     assert "typedef edgellm::f32 kv_t;" in h  # NumericsPlan kv_dtype (f16: test_top's f16 case)
-    assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram, 4> tlmm" in h  # 4 streaming ports
+    # 4 streaming ports, 2 token lanes, 2 output lanes
+    assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram, 4, 2, 2> tlmm" in h
     assert "kWeightPorts = 4;" in h and "kStreamPorts = 4;" in h
     assert "LmHeadConfig<8, 128, 300, 1, 8, 4> head" in h and "top_config<layer, mm, head, 2, 300>" in h
     assert "kHeadPorts = 4;" in h  # the head streams its rows over the same 4 ports

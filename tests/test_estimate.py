@@ -127,7 +127,14 @@ def test_lm_head_streams_over_all_ports() -> None:
 def test_resources_scale_with_parallelism() -> None:
     small = estimate_resources(LARGE, KV260, DesignParams(rows=8))["total"]
     big = estimate_resources(LARGE, KV260, DesignParams(rows=16))["total"]
-    assert big.lut > small.lut and big.dsp > small.dsp
+    assert big.lut > small.lut and big.ff > small.ff  # lookups, adder trees and accumulators grow with R
+    for field, lo, hi in (("ew_vec", 2, 8), ("attn_lanes", 4, 16), ("out_lanes", 1, 4)):  # fp32 lanes: DSPs
+        a = estimate_resources(LARGE, KV260, DesignParams(**{field: lo}))["total"]
+        b = estimate_resources(LARGE, KV260, DesignParams(**{field: hi}))["total"]
+        assert b.dsp > a.dsp and b.lut > a.lut, field
+    one = estimate_resources(LARGE, KV260, DesignParams(token_lanes=1))["tlmm"]
+    four = estimate_resources(LARGE, KV260, DesignParams(token_lanes=4))["tlmm"]
+    assert four.lut > 3 * one.lut * 0.5 and four.ff > one.ff  # every token lane has its tables and lookups
     z2 = load_board("pynq_z2")
     no_uram = estimate_resources(LARGE, z2, DesignParams(weight_buffer_depth=4096))["total"]
     assert no_uram.uram == 0 and no_uram.bram36 > 0

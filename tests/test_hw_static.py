@@ -142,3 +142,36 @@ def test_all_headers_together_and_instantiated(tmp_path: Path, strict_flags: lis
     for src in [tu, *tbs]:
         res = subprocess.run([*strict_flags, str(src)], capture_output=True, text=True)
         assert res.returncode == 0, f"{src.name}:\n{res.stderr[:3000]}"
+
+
+def _preprocess(src: str, defs: list[str]) -> list[str]:
+    res = subprocess.run([csim.cxx(), "-x", "c++", "-E", *defs, f"-I{csim.INCLUDE_DIR}",
+                          f"-isystem{csim.ap_types_dir()}", "-"], input=src, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[:2000]
+    return res.stdout.splitlines()
+
+
+@pytest.mark.parametrize("kind", ["bram", "uram"])
+def test_activation_storage_macro(kind: str) -> None:
+    """EDGELLM_ACT_STORAGE (set by the generated config) reaches every activation buffer's BIND_STORAGE:
+    the element-wise stages' shared rows (EwRows, declared by EDGELLM_EW_ROWS at each call site:
+    decoder_layer.h and top.h) and any buffer elementwise.h binds itself."""
+    defs = [] if kind == "bram" else [f"-DEDGELLM_ACT_STORAGE={kind}"]
+    own = [ln for ln in _preprocess('#include "edgellm/elementwise.h"\n', defs)
+           if "BIND_STORAGE" in ln and "lutram" not in ln]
+    assert all(ln.strip().endswith(f"impl = {kind}") for ln in own), own
+    # every row of N_BUF elements is an EwRows member (no stage declares its own row)
+    ew = (INCLUDE / "elementwise.h").read_text()
+    assert ew.count("[E::N_BUF]") == 4 and "[N_BUF]" not in ew
+    lines = [ln for ln in _preprocess('#include "edgellm/top.h"\n', defs)
+             if ln.strip() and not ln.startswith("# ")]  # without the line markers
+    decls = [i for i, ln in enumerate(lines) if "EwRows<E> rows;" in ln]
+    assert len(decls) >= 2  # decoder_layer (one-port wrapper) and edgellm_top_impl
+    for i in decls:
+        block = [ln.strip() for ln in lines[i + 1:i + 9]]
+        binds = {ln.split("variable = ")[1].split()[0]: ln for ln in block if "BIND_STORAGE" in ln}
+        parts = {ln.split("variable = ")[1].split()[0]: ln for ln in block if "ARRAY_PARTITION" in ln}
+        assert set(binds) == set(parts) == {"rows.r0", "rows.r1", "rows.r2", "rows.q"}, block
+        assert all(ln.endswith(f"impl = {kind}") for ln in binds.values()), block
+        assert "type = ram_t2p" in binds["rows.r0"]  # RoPE reads two addresses per bank per cycle
+        assert all("type = cyclic factor = E::PART" in ln for ln in parts.values()), block

@@ -10,6 +10,17 @@
 #include <cmath>
 #include <cstdint>
 
+// Storage of the element-wise row buffers (elementwise.h): bram (default) or uram, chosen per design by the compiler (edgellm_config.h defines
+// EDGELLM_ACT_STORAGE before including the kernels). A BIND_STORAGE impl must be a literal, so the
+// pragma is built with _Pragma from the macro (the Vitis HLS idiom for parameterized pragmas).
+#ifndef EDGELLM_ACT_STORAGE
+#define EDGELLM_ACT_STORAGE bram
+#endif
+#define EDGELLM_PRAGMA_STR(x) _Pragma(#x)
+#define EDGELLM_PRAGMA(x) EDGELLM_PRAGMA_STR(x)
+#define EDGELLM_ACT_BIND(var, kind) \
+  EDGELLM_PRAGMA(HLS BIND_STORAGE variable = var type = kind impl = EDGELLM_ACT_STORAGE)
+
 namespace edgellm {
 
 typedef float f32;
@@ -211,8 +222,9 @@ f32 reduce_sumsq(const f32 *x, int n) {
 template <int LANES, int VEC = 1>
 void rmsnorm(const f32 *x, const f32 *g, f32 eps, int n, f32 *y) {
   enum { kChunks = kMaxVec / VEC };
+#pragma HLS ALLOCATION operation instances = fdiv limit = 1
   f32 ss = reduce_sumsq<LANES, VEC>(x, n);
-  f32 ms = ss / (f32)n;
+  f32 ms = ss / (f32)n;  // the two scalar divisions share one divider
   f32 r = 1.0f / std::sqrt(ms + eps);
   const int chunks = (n + VEC - 1) / VEC;
 rmsnorm_scale:

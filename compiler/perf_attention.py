@@ -1,0 +1,78 @@
+"""Cycles of the attention kernels as built (hw/include/edgellm/attention_prefill.h, attention_decode.h).
+
+The core (attn_rows) has A = dot_lanes fp32 lanes and walks the head dimension in nc = ceil(d / A)
+chunks; its passes run at II = 1 with the row loop innermost, padded to min_rows (header comment of
+attention_prefill.h). Per call with R rows, th tile heads and n_keys keys:
+    2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc + fills,
+nr = max(R, min_rows), nb = ceil(d / MEM_LANES). A reader process streams the K/V tiles alongside
+(DATAFLOW, one tile of FIFO), so a call takes the longer of the compute and the reader's DDR time.
+Prefill: one call per (query block, KV head), one after another, K/V over the data port. Decode:
+one call for all heads, K/V over min(P, n_kv) weight ports merged into one beat per cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from edgellm.compiler.design import DesignParams
+from edgellm.models.config import ModelConfig
+
+MIN_ROWS = 8  # attn_config MIN_ROWS: rows interleaved per key (>= fp32 add latency)
+MEM_LANES = 16  # attn_config MEM_LANES: elements per K (and V) beat the reader hands the core
+LOOP_FILL = 24  # pipeline depth of one attention pass (dot chunk, exp, multiply-add). Assumption.
+DDR_READ_LATENCY = 48  # first-beat latency of a reader burst (perf_elementwise.DDR_READ_LATENCY)
+
+
+def lanes(cfg: ModelConfig, p: DesignParams) -> int:
+    """A: the core's lanes = the numerics plan's dot_lanes (attn_lanes, at most a pure tree)."""
+    return min(p.attn_lanes, 1 << (cfg.head_dim - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class AttnCall:
+    """One attn_rows invocation: rows, tile heads, keys."""
+
+    rows: int
+    tile_heads: int
+    keys: int
+
+
+def call_cycles(c: AttnCall, d: int, a: int, kv_block: int) -> int:
+    """Compute-process cycles of one call (header formula plus the pipeline fills)."""
+    nc, nb = math.ceil(d / a), math.ceil(d / MEM_LANES)
+    nr = max(c.rows, MIN_ROWS)
+    tiles = math.ceil(c.keys / kv_block)
+    return (2 * c.rows * d + c.keys * c.tile_heads * nb + 2 * c.keys * nc * nr + tiles * c.rows * nc
+            + (4 * tiles + 2) * LOOP_FILL)
+
+
+def kv_bytes(c: AttnCall, d: int, elem_bytes: int) -> int:
+    """K and V bytes the reader streams for one call."""
+    return 2 * c.keys * c.tile_heads * d * elem_bytes
+
+
+def prefill_calls(cfg: ModelConfig, p: DesignParams, queries: int, context: int) -> list[AttnCall]:
+    """The calls of one layer's prefill attention for `queries` tokens ending at `context`."""
+    pos0, grp = context - queries, cfg.n_heads // cfg.n_kv_heads
+    calls = []
+    for t0 in range(0, queries, p.attn_q_block):
+        bq = min(p.attn_q_block, queries - t0)
+        calls += [AttnCall(bq * grp, 1, pos0 + t0 + bq)] * cfg.n_kv_heads
+    return calls
+
+
+def layer_seconds(cfg: ModelConfig, p: DesignParams, queries: int, context: int, f_hz: float,
+                  data_bps: float, kv_read_bps: float) -> float:
+    """One layer's attention: decode (queries == 1, K/V at kv_read_bps) or prefill (data port)."""
+    a, d = lanes(cfg, p), cfg.head_dim
+    if queries == 1:
+        calls, read_bps = [AttnCall(cfg.n_heads, cfg.n_kv_heads, context)], kv_read_bps
+    else:
+        calls, read_bps = prefill_calls(cfg, p, queries, context), data_bps
+    total = 0.0
+    for c in calls:
+        compute = call_cycles(c, d, a, p.attn_kv_block) / f_hz
+        reader = DDR_READ_LATENCY / f_hz + kv_bytes(c, d, p.kv_bytes) / read_bps
+        total += max(compute, reader)
+    return total

@@ -1,0 +1,118 @@
+"""Cycles of the fused element-wise stages as built (hw/include/edgellm/elementwise.h, kv_cache.h).
+
+Each stage is a sequence of pipelined passes over a row (II = 1): an on-chip pass moves VEC elements
+per cycle (EwConfig VEC = design.ew_vec); a pass that reads or writes DDR moves at most the data
+port's width per cycle (128 bits = 4 fp32 or 16 int8); the RMSNorm sum of squares keeps the
+contract's NORM_LANES lane order with LaneUnits adders (numerics.h lane_sum). Every
+pass also pays a pipeline fill. The passes of one decoder layer follow decoder_layer.h's order;
+nothing here overlaps with the linears or attention (the stages run between them).
+"""
+
+from __future__ import annotations
+
+import math
+
+from edgellm.compiler.design import DesignParams
+from edgellm.models.config import ModelConfig
+
+# Pipeline fill of one on-chip fp32 pass (load, multiply/add chain, store). Assumption, cycles.
+EW_PASS_FILL = 12
+# Extra latency of a pass whose first element comes from DDR (AXI read round trip on the Zynq
+# UltraScale+ HP ports, about 100-200 ns at 250 MHz). Assumption, cycles.
+DDR_READ_LATENCY = 48
+ADD_LATENCY = 8  # numerics.h kAddLatency: cycles between two adds into one lane of a reduction
+
+
+def _on_chip(n: int, per_cycle: int) -> int:
+    return math.ceil(n / per_cycle) + EW_PASS_FILL
+
+
+def _ddr(n: int, per_cycle: float, read: bool = True) -> int:
+    return math.ceil(n / per_cycle) + EW_PASS_FILL + (DDR_READ_LATENCY if read else 0)
+
+
+class _Widths:
+    """Elements per cycle of each pass kind for one design."""
+
+    def __init__(self, p: DesignParams) -> None:
+        port_bytes = p.data_port_width_bits // 8
+        self.vec = p.ew_vec
+        self.f32_ddr = min(p.ew_vec, port_bytes // 4)  # fp32 elements per cycle over the data port
+        self.i8_ddr = min(p.ew_vec, port_bytes)  # int8 elements per cycle over the data port
+        self.lanes = p.ew_lanes  # NORM_LANES: the contract's lane order of the sum of squares
+        self.sumsq_units = sumsq_units(p)
+
+
+def sumsq_units(p: DesignParams) -> int:
+    """Adders of the RMSNorm sum of squares (numerics.h LaneUnits): at most VEC, and few enough that
+    each of the NORM_LANES lanes is revisited no sooner than ADD_LATENCY cycles."""
+    return sumsq_units_for(p.ew_vec, p.ew_lanes)
+
+
+def sumsq_units_for(vec: int, lanes: int) -> int:
+    """sumsq_units for VEC and NORM_LANES."""
+    return max(1, min(vec, lanes // ADD_LATENCY))
+
+
+def _sumsq(n: int, w: _Widths) -> int:
+    """lane_sum: ceil(n / U) at II = 1, then the pipelined halving tree over the lanes."""
+    tree = w.lanes - 1 + int(math.log2(w.lanes)) * ADD_LATENCY
+    ii = max(1, math.ceil(ADD_LATENCY * w.sumsq_units / w.lanes))
+    return math.ceil(n / w.sumsq_units) * ii + EW_PASS_FILL + tree
+
+
+def norm_quantize(n: int, norm: bool, w: _Widths) -> int:
+    """One token: load row, [sum of squares, scale], absmax, round, store q (norm_quantize_tokens)."""
+    c = _ddr(n, w.f32_ddr)
+    if norm:
+        c += _sumsq(n, w) + _on_chip(n, w.vec)
+    return c + 2 * _on_chip(n, w.vec) + _ddr(n, w.i8_ddr, read=False)
+
+
+def dequant_rope(n_heads: int, head_dim: int, w: _Widths) -> int:
+    """One token: load row, this position's cos/sin rows, RoPE fused into the output pass."""
+    n, half = n_heads * head_dim, head_dim // 2
+    tables = _ddr(2 * half, w.f32_ddr)  # cos and sin rows share the port
+    return _ddr(n, w.f32_ddr) + tables + _ddr(n, w.f32_ddr, read=False)
+
+
+def glu_norm_quantize(n: int, subln: bool, w: _Widths) -> int:
+    """One token: load g and u, act(g) * u, [SubLN], absmax, round, store (glu_norm_quantize_tokens)."""
+    c = 2 * _ddr(n, w.f32_ddr) + _on_chip(n, w.vec)
+    if subln:
+        c += _sumsq(n, w) + _on_chip(n, w.vec)
+    return c + 2 * _on_chip(n, w.vec) + _ddr(n, w.i8_ddr, read=False)
+
+
+def residual_norm_quantize(n: int, next_norm: bool, w: _Widths) -> int:
+    """One token: load y, h += y (read and write h), [RMSNorm, absmax, round, store]."""
+    c = _ddr(n, w.f32_ddr) + _ddr(n, w.f32_ddr)  # AXI read and write channels run concurrently
+    if next_norm:
+        c += _sumsq(n, w) + 3 * _on_chip(n, w.vec) + _ddr(n, w.i8_ddr, read=False)
+    return c
+
+
+def kv_write(kv_size: int, w: _Widths) -> int:
+    """One token: K and V rows from scratch into the cache (kv_cache_write)."""
+    return 2 * _ddr(kv_size, w.f32_ddr)
+
+
+def gamma_loads(cfg: ModelConfig, w: _Widths) -> int:
+    """Per call, not per token: each norm stage first loads its gamma row from DDR."""
+    rows = [cfg.hidden_size, cfg.q_size, cfg.hidden_size, cfg.ffn_size, cfg.hidden_size]
+    return sum(_ddr(n, w.f32_ddr) for n in rows)
+
+
+def layer_cycles(cfg: ModelConfig, p: DesignParams, tokens: int) -> int:
+    """Element-wise cycles of one decoder layer for `tokens` tokens (decoder_layer.h order)."""
+    w = _Widths(p)
+    per_token = (
+        norm_quantize(cfg.hidden_size, True, w)  # attention input norm
+        + dequant_rope(cfg.n_heads, cfg.head_dim, w) + dequant_rope(cfg.n_kv_heads, cfg.head_dim, w)
+        + kv_write(cfg.kv_size, w)
+        + norm_quantize(cfg.q_size, cfg.subln, w)  # SubLN (or plain quantize) before o_proj
+        + residual_norm_quantize(cfg.hidden_size, True, w)  # h += o; FFN norm
+        + glu_norm_quantize(cfg.ffn_size, cfg.subln, w)
+        + residual_norm_quantize(cfg.hidden_size, False, w)  # h += down
+    )
+    return tokens * per_token + gamma_loads(cfg, w)
