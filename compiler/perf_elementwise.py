@@ -62,10 +62,10 @@ def _sumsq(n: int, w: _Widths) -> int:
 
 
 def norm_quantize(n: int, norm: bool, w: _Widths) -> int:
-    """One token: load row, [sum of squares, scale], absmax, round, store q (norm_quantize_tokens)."""
+    """One token: load row, [sum of squares, scale with gamma from DDR], absmax, round, store q."""
     c = _ddr(n, w.f32_ddr)
     if norm:
-        c += _sumsq(n, w) + _on_chip(n, w.vec)
+        c += _sumsq(n, w) + _ddr(n, w.f32_ddr)  # the scale pass reads gamma from DDR
     return c + 2 * _on_chip(n, w.vec) + _ddr(n, w.i8_ddr, read=False)
 
 
@@ -80,7 +80,7 @@ def glu_norm_quantize(n: int, subln: bool, w: _Widths) -> int:
     """One token: load g and u, act(g) * u, [SubLN], absmax, round, store (glu_norm_quantize_tokens)."""
     c = 2 * _ddr(n, w.f32_ddr) + _on_chip(n, w.vec)
     if subln:
-        c += _sumsq(n, w) + _on_chip(n, w.vec)
+        c += _sumsq(n, w) + _ddr(n, w.f32_ddr)  # the scale pass reads gamma from DDR
     return c + 2 * _on_chip(n, w.vec) + _ddr(n, w.i8_ddr, read=False)
 
 
@@ -88,19 +88,13 @@ def residual_norm_quantize(n: int, next_norm: bool, w: _Widths) -> int:
     """One token: load y, h += y (read and write h), [RMSNorm, absmax, round, store]."""
     c = _ddr(n, w.f32_ddr) + _ddr(n, w.f32_ddr)  # AXI read and write channels run concurrently
     if next_norm:
-        c += _sumsq(n, w) + 3 * _on_chip(n, w.vec) + _ddr(n, w.i8_ddr, read=False)
+        c += _sumsq(n, w) + _ddr(n, w.f32_ddr) + 2 * _on_chip(n, w.vec) + _ddr(n, w.i8_ddr, read=False)
     return c
 
 
 def kv_write(kv_size: int, w: _Widths) -> int:
     """One token: K and V rows from scratch into the cache (kv_cache_write)."""
     return 2 * _ddr(kv_size, w.f32_ddr)
-
-
-def gamma_loads(cfg: ModelConfig, w: _Widths) -> int:
-    """Per call, not per token: each norm stage first loads its gamma row from DDR."""
-    rows = [cfg.hidden_size, cfg.q_size, cfg.hidden_size, cfg.ffn_size, cfg.hidden_size]
-    return sum(_ddr(n, w.f32_ddr) for n in rows)
 
 
 def layer_cycles(cfg: ModelConfig, p: DesignParams, tokens: int) -> int:
@@ -115,4 +109,4 @@ def layer_cycles(cfg: ModelConfig, p: DesignParams, tokens: int) -> int:
         + glu_norm_quantize(cfg.ffn_size, cfg.subln, w)
         + residual_norm_quantize(cfg.hidden_size, False, w)  # h += down
     )
-    return tokens * per_token + gamma_loads(cfg, w)
+    return tokens * per_token
