@@ -2,6 +2,7 @@
 with an f32 KV cache and with an f16 one (binary16 elements widened on read, as the golden model)."""
 
 import ctypes
+import re
 
 import numpy as np
 import pytest
@@ -286,3 +287,143 @@ def test_lane_count_is_visible_in_the_bits(lib: ctypes.CDLL, lanes: int, other: 
           f"decode {m2} of {ref_d.size} mismatches")
     assert m1 > 0 and m2 > 0
     assert np.allclose(out, ref, rtol=1e-4, atol=1e-5) and np.allclose(out_d, ref_d, rtol=1e-4, atol=1e-5)
+
+
+# attention_layer: prefill (t_len > 1, K/V over the data port) and decode (t_len == 1, K/V over the
+# weight ports) on one core. Kernel suffix -> (n_ports, kv dtype, dot_lanes, bq); all kv_block 16, d_max 128.
+LAYER = {"1": (1, "f32", 64, 8), "2": (2, "f32", 64, 8), "3": (3, "f32", 64, 8), "4": (4, "f32", 64, 8),
+         "1_16": (1, "f16", 64, 8), "4_16": (4, "f16", 64, 8), "3_l16": (3, "f32", 16, 8),
+         "2_16_l16": (2, "f16", 16, 8), "2_q2": (2, "f32", 32, 2), "4_16_q2": (4, "f16", 32, 2)}
+
+
+def _nan_like(x: np.ndarray) -> np.ndarray:
+    return np.full_like(x, np.nan)
+
+
+def run_layer(lib, suffix: str, q: np.ndarray, t_len: int, pos0: int, k, v, ports) -> np.ndarray:
+    """tb_layer<suffix>: q (t_len, H, D); k, v the data-port cache; ports = [(k0, v0), .. (k3, v3)]."""
+    n_h, d = q.shape[-2:]
+    out = np.full_like(q, np.nan)
+    fn = getattr(lib, f"tb_layer{suffix}")
+    fn(csim.ptr(q), csim.ptr(k), csim.ptr(v), *(csim.ptr(kp) for kp, _ in ports),
+       *(csim.ptr(vp) for _, vp in ports), csim.ptr(out), ctypes.c_int(t_len), ctypes.c_int(pos0),
+       ctypes.c_int(n_h), ctypes.c_int(k.shape[1]), ctypes.c_int(d), _scale(d))
+    return out
+
+
+def _head_ports(k: np.ndarray, v: np.ndarray, n_ports: int, shift: int = 0) -> list:
+    """Four (k, v) port views: port p holds only KV heads h with h % n_ports == (p + shift) % n_ports
+    (the rest NaN); ports >= n_ports all NaN."""
+    n_kv = k.shape[1]
+    bufs = []
+    for p in range(4):
+        kp, vp = _nan_like(k), _nan_like(v)
+        own = [h for h in range(n_kv) if h % n_ports == (p + shift) % n_ports] if p < n_ports else []
+        kp[:, own], vp[:, own] = k[:, own], v[:, own]
+        bufs.append((kp, vp))
+    return bufs
+
+
+def _layer_heads(bq: int) -> list[tuple[int, int]]:
+    """(n_heads, n_kv): GQA, MHA and MQA within the config (group_max 8 for bq 8, 2 for bq 2)."""
+    return [(4, 2), (4, 4), (8, 1), (8, 2)] if bq == 8 else [(4, 2), (2, 2), (16, 8), (8, 8)]
+
+
+@pytest.mark.parametrize("suffix", sorted(LAYER))
+def test_layer_prefill_bit_exact(lib: ctypes.CDLL, suffix: str) -> None:
+    """attention_layer with t_len > 1: 1 < t_len < bq, t_len == bq, t_len > bq with a partial last block,
+    pos0 > 0, head_dim above and below dot_lanes. The weight-port views are all NaN (prefill reads the
+    data port only); the data-port cache is NaN past the last query."""
+    n_ports, kv, lanes, bq = LAYER[suffix]
+    rng = np.random.default_rng(len(suffix) * 31 + n_ports)
+    plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=16)
+    heads = _layer_heads(bq)
+    cases = [(heads[0], 64, 2, 0), (heads[1], 96, bq - 1 if bq > 2 else 3, 3), (heads[2], 40, bq, 16),
+             (heads[3], 128, 3 * bq + 1, 21), (heads[0], 64, 33, 40)]
+    total = 0
+    for (n_h, n_kv), d, t_len, pos0 in cases:
+        q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
+        k, v = _cache(rng, pos0 + t_len, n_kv, d, kv=kv)
+        out = run_layer(lib, suffix, q, t_len, pos0, k, v, [(_nan_like(k), _nan_like(v))] * 4)
+        s = pos0 + t_len
+        with np.errstate(over="ignore", invalid="ignore"):
+            ref = nx.attention(q, nx.kv_load(k[:s]), nx.kv_load(v[:s]), pos0, plan)
+        mism = _mismatches(out, ref)
+        print(f"layer{suffix} prefill {kv} A={lanes} bq={bq} H={n_h}/{n_kv} d={d} T={t_len} pos0={pos0}: "
+              f"{mism} mismatches of {ref.size}")
+        total += mism
+    assert total == 0
+
+
+@pytest.mark.parametrize("suffix", sorted(LAYER))
+def test_layer_decode_bit_exact(lib: ctypes.CDLL, suffix: str) -> None:
+    """attention_layer with t_len == 1 up to the 4096-position context: the data-port cache is all NaN
+    (decode reads the weight ports only), port p holds only its KV heads h % n_ports == p. Rotating the
+    ports by one changes the result (when there is more than one port and KV head)."""
+    n_ports, kv, lanes, bq = LAYER[suffix]
+    rng = np.random.default_rng(len(suffix) * 17 + n_ports)
+    plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=16)
+    total, rotated = 0, 0
+    for (n_h, n_kv), d, ctx in zip(_layer_heads(bq), (64, 96, 40, 128), (300, 4096, 40, 1100), strict=True):
+        k, v = _cache(rng, ctx, n_kv, d, extra=0, kv=kv)
+        nan = _nan_like(k)
+        ports, ports_rot = _head_ports(k, v, n_ports), _head_ports(k, v, n_ports, 1)
+        for pos in sorted({0, 15, 16, 17, ctx // 2, ctx - 1}):
+            q = (rng.standard_normal((1, n_h, d)) * 2).astype(F32)
+            out = run_layer(lib, suffix, q, 1, pos, nan, nan, ports)
+            with np.errstate(over="ignore", invalid="ignore"):
+                ref = nx.attention(q, nx.kv_load(k[:pos + 1]), nx.kv_load(v[:pos + 1]), pos, plan)
+            mism = _mismatches(out, ref)
+            total += mism
+            if n_ports > 1 and n_kv > 1:
+                rotated += _mismatches(run_layer(lib, suffix, q, 1, pos, nan, nan, ports_rot), ref)
+        print(f"layer{suffix} decode {kv} A={lanes} H={n_h}/{n_kv} d={d} ctx={ctx}: "
+              f"{total} mismatches so far")
+    print(f"rotated ports: {rotated} mismatches")
+    assert total == 0
+    if n_ports > 1:
+        assert rotated > 0
+
+
+@pytest.mark.parametrize("suffix", ["4", "2_16_l16", "4_16_q2"])
+def test_layer_prefill_rows_equal_decode(lib: ctypes.CDLL, suffix: str) -> None:
+    """One sequence through one kernel: a prefill of T tokens at pos0, then each of those tokens decoded
+    alone at its position; every decode output equals the prefill's row, bit for bit (same core, same
+    contract), and both equal the reference."""
+    n_ports, kv, lanes, bq = LAYER[suffix]
+    rng = np.random.default_rng(n_ports + lanes)
+    n_h, n_kv = _layer_heads(bq)[3]
+    d, pos0, t_len = 96, 29, 2 * bq + 3
+    q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
+    k, v = _cache(rng, pos0 + t_len, n_kv, d, extra=0, kv=kv)
+    nan = _nan_like(k)
+    pre = run_layer(lib, suffix, q, t_len, pos0, k, v, [(nan, nan)] * 4)
+    ports = _head_ports(k, v, n_ports)
+    dec = np.stack([run_layer(lib, suffix, q[t:t + 1], 1, pos0 + t, nan, nan, ports)[0]
+                    for t in range(t_len)])
+    plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=16)
+    ref = nx.attention(q, nx.kv_load(k), nx.kv_load(v), pos0, plan)
+    m_pd, m_ref = _mismatches(pre, dec), _mismatches(pre, ref)
+    print(f"layer{suffix}: prefill vs decode rows {m_pd}, prefill vs reference {m_ref} "
+          f"mismatches of {ref.size}")
+    assert m_pd == 0 and m_ref == 0
+
+
+def test_one_attention_core() -> None:
+    """The HLS sources instantiate the core from exactly one call site (attention_layer's compute
+    process), and every attention entry is a wrapper of attention_layer."""
+    from edgellm.hw import synth_check
+
+    calls, entries = [], {}
+    for h in sorted((csim.INCLUDE_DIR / "edgellm").glob("*.h")):
+        code = synth_check.strip_source(h.read_text())
+        calls += [(h.name, code[:m.start()].count("\n") + 1) for m in re.finditer(r"\battn_rows\s*<", code)]
+        for name in ("attention_prefill", "attention_decode", "attention_decode_ports"):
+            m = re.search(rf"\bvoid\s+{name}\s*\([^)]*\)\s*\{{", code)
+            if m:
+                entries[name] = code[m.end():code.index("\n}", m.end())]
+    print(f"attn_rows call sites: {calls}")
+    assert len(calls) == 1 and calls[0][0] == "attention_decode.h"
+    assert set(entries) == {"attention_prefill", "attention_decode", "attention_decode_ports"}
+    for name, body in entries.items():
+        assert re.fullmatch(r"\s*attention_layer\s*<[^;]*;\s*", body), (name, body)

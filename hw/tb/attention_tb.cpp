@@ -1,8 +1,10 @@
 // ctypes entry points for the attention kernels (tests/test_hw_attention.py).
 // One instantiation per (d_max, dot_lanes, kv_block) the tests use; name: <kernel>_d<D>_l<L>_b<B>;
 // <kernel>16_... read an f16 KV cache (uint16 binary16 patterns, widened on read).
-#include "edgellm/attention_decode.h"
+// attention_prefill / attention_decode / attention_decode_ports are wrappers of attention_layer
+// (the one core); tb_layer* call attention_layer itself.
 #include "edgellm/attention_prefill.h"
+#include "edgellm/attention_decode.h"
 
 using namespace edgellm;
 
@@ -72,3 +74,29 @@ EDGELLM_ATTN_TB_PORTS(4, f32, , cfg_d128_l64_b16)
 EDGELLM_ATTN_TB_PORTS(4, f16, _16, cfg_d128_l64_b16)
 EDGELLM_ATTN_TB_PORTS(3, f32, _l16, cfg_d128_l16_b16)   // dot_lanes 16 < head_dim
 EDGELLM_ATTN_TB_PORTS(4, f16, _16_l16, cfg_d128_l16_b16)
+
+// attention_layer (prefill and decode on one core) over NP ports: k / v the data-port view (prefill
+// reads it), k0..k3 / v0..v3 the weight-port views (decode reads them). Name: tb_layer<NP><SUF>.
+#define EDGELLM_ATTN_TB_LAYER(NP, KT, SUF, CFG)                                                     \
+  extern "C" void tb_layer##NP##SUF(const f32 *q, const KT *k, const KT *v, const KT *k0,            \
+                                     const KT *k1, const KT *k2, const KT *k3, const KT *v0,        \
+                                     const KT *v1, const KT *v2, const KT *v3, f32 *out, int t_len, \
+                                     int pos0, int n_heads, int n_kv, int head_dim, f32 scale) {    \
+    attention_layer<CFG, NP>(q, k, v, k0, k1, k2, k3, v0, v1, v2, v3, out, t_len, pos0, n_heads,    \
+                             n_kv, head_dim, scale);                                                \
+  }
+
+// bq 2, group_max 2, 16 heads: rows_max = heads_max (16) > bq * group_max (4), the other way round
+// from the bq 8 / group_max 8 configs (rows_max 64)
+typedef attn_config<128, 32, 16, 2, 16, 8, 2, 4096> cfg_d128_l32_b16_q2;
+
+EDGELLM_ATTN_TB_LAYER(1, f32, , cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_LAYER(2, f32, , cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_LAYER(3, f32, , cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_LAYER(4, f32, , cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_LAYER(1, f16, _16, cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_LAYER(4, f16, _16, cfg_d128_l64_b16)
+EDGELLM_ATTN_TB_LAYER(3, f32, _l16, cfg_d128_l16_b16)   // dot_lanes 16 < head_dim
+EDGELLM_ATTN_TB_LAYER(2, f16, _16_l16, cfg_d128_l16_b16)
+EDGELLM_ATTN_TB_LAYER(2, f32, _q2, cfg_d128_l32_b16_q2)  // rows_max = heads_max
+EDGELLM_ATTN_TB_LAYER(4, f16, _16_q2, cfg_d128_l32_b16_q2)

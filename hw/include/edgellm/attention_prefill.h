@@ -1,4 +1,8 @@
-// Fused causal prefill attention (GQA, online softmax) and the attention core shared with decode.
+// Attention: the one fp32 core (attn_rows) that prefill and decode share, its job plan, and the
+// causal prefill entry. attention_layer (attention_decode.h) is the single entry: decode when
+// t_len == 1, prefill otherwise, both through ONE attn_rows instance (one call site of one
+// template instantiation in one DATAFLOW compute process); attention_prefill, attention_decode and
+// attention_decode_ports are thin wrappers of it.
 //
 // Numerics (docs/numerics.md, numpy twin models/numerics.py:attention), per query row:
 //   keys in blocks of kv_block aligned to absolute position 0; for each block with a visible key:
@@ -9,11 +13,16 @@
 //     m = mb
 //   out = o / l
 //
-// Hardware schedule: queries are taken in blocks of BQ tokens; a block and one KV head form
-// R = bq * group "rows" that share every K/V tile: the tiles 0 .. (last position of the block) are
-// streamed from DDR once per (query block, KV head) by a reader process (DATAFLOW), tiles beyond the
-// block's last query are never read, and only tiles that reach past the block's first query
-// position (the diagonal) evaluate the causal mask.
+// Jobs (attn_job): a call is a list of jobs, each one attn_rows run over R rows (query token x
+// query head) that share every K/V tile of th tile heads. Decode (t_len == 1): one job, all
+// n_heads query heads of the token (R = n_heads, th = n_kv, row h reads tile head h / group).
+// Prefill (t_len > 1): queries in blocks of BQ tokens; a block and one KV head form a job of
+// R = bq * group rows and th = 1, jobs block-major (KV head inner). A reader process streams the
+// job's tiles 0 .. (last position of the job) once per job (DATAFLOW: it runs ahead into the next
+// job's tiles while the core stores and loads rows), tiles beyond the job's last query are never
+// read, and only tiles that reach past the job's first query position (the diagonal) evaluate the
+// causal mask. Decode reads K/V over the KVP weight ports (attention_decode.h), prefill over the
+// data port (k_layer / v_layer), one merged beat per cycle into the core either way.
 //
 // Lanes: the core has A = dot_lanes fp32 lanes and time-multiplexes the head dimension over
 // nc = ceil(d / A) chunks of A elements. Score: lane j of a row accumulates products j, j+A, ...
@@ -26,27 +35,32 @@
 // a row's loop-carried fp32 add (lane sum, l, o) recurs >= min_rows cycles later: II=1, each row's
 // order unchanged. Every loop is a single flattened pipeline at II=1.
 //
-// fp32 operators instantiated by attn_rows (A = dot_lanes):
+// fp32 operators of the core (one instance for prefill and decode together; A = dot_lanes):
 //   score       A mul (q*k) + A add (lane sums) + (A-1) add (tree) + 1 mul (scale) + 1 max compare
 //   rescale     1 sub + 1 exp + (A+1) mul (o*c, l*c)
 //   accumulate  1 sub + 1 exp + 1 add (l) + A mul (p*v) + A add (o)
 //   normalize   1 div (fused into the store)
 //   total       3A+2 mul, 3A+2 add/sub, 2 exp, 1 div, 1 compare (per lane: 3 mul, 3 add)
+// Its buffers are sized once for both: ROWS = rows_max = max(bq * group_max, heads_max) rows (q, o,
+// lane sums, scores) and TH = kv_heads_max tile heads (K/V tiles).
 //
-// Cycles (steady state at II=1; each pipelined loop adds its fill depth once per entry, i.e. four
-// per tile and two per call, not counted below). R rows, nr = max(R, min_rows), nc = ceil(d / A),
-// nb = ceil(d / mem_lanes), th tile heads, nk keys of the tile (kv_block, the last tile fewer),
-// n_keys keys, tiles = ceil(n_keys / kv_block):
+// Cycles per job (steady state at II=1; each pipelined loop adds its fill depth once per entry,
+// i.e. four per tile and two per job, not counted below). R rows, nr = max(R, min_rows),
+// nc = ceil(d / A), nb = ceil(d / mem_lanes), th tile heads, nk keys of the tile (kv_block, the last
+// tile fewer), n_keys keys, tiles = ceil(n_keys / kv_block):
 //   q load              R * d                    (one element per cycle from DDR)
 //   per tile  K/V load  nk * th * nb             (one K and one V beat per cycle)
 //             score     nk * nc * nr
 //             rescale   R * nc
 //             accumulate nk * nc * nr
 //   normalize + store   R * d                    (one element per cycle to DDR)
-//   per call  2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc
-// Prefill (this file): per (query block t0, KV head), sequentially over n_kv heads and the
-// ceil(t_len / bq) blocks: R = bq * (n_heads / n_kv), th = 1, n_keys = pos0 + t0 + bq.
-// Decode (attention_decode.h): one call, R = n_heads, th = n_kv, n_keys = pos + 1.
+//   per job   2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc
+// Prefill: the jobs one after another, ceil(t_len / bq) blocks x n_kv heads, job (t0, kvh) with
+// R = bq * (n_heads / n_kv) (bq = min(BQ, t_len - t0)), th = 1, n_keys = pos0 + t0 + bq.
+// Decode: one job, R = n_heads, th = n_kv, n_keys = pos + 1.
+// The row capacity ROWS only sizes buffers: every loop runs over R (nr), never over ROWS, so these
+// counts are those of the former separate prefill and decode cores. t_len == 1 through
+// attention_prefill is decode's one job (R = n_heads) instead of n_kv jobs of R = group rows.
 //
 // The KV cache element type KT (f32, or f16 bit patterns; kv_cache.h) is deduced from the cache
 // pointers: the reader widens each element exactly to f32 (kv_elem<KT>::load), so everything after
@@ -81,6 +95,8 @@ struct attn_config {
   static const int dp = chunks_max * DOT_LANES;                      // q / o row: whole chunks
   static const int kv_part = DOT_LANES > MEM_LANES ? DOT_LANES : MEM_LANES;  // K/V tile banks
   static const int dkv = (D_MAX + kv_part - 1) / kv_part * kv_part;  // K/V tile row
+  static const int rows_max = BQ * GROUP_MAX > HEADS_MAX ? BQ * GROUP_MAX : HEADS_MAX;  // core rows
+  static const int jobs_max = (MAX_T + BQ - 1) / BQ * KV_HEADS_MAX;  // jobs per call (prefill)
   static_assert(DOT_LANES >= 1 && (DOT_LANES & (DOT_LANES - 1)) == 0, "dot_lanes: power of two");
   static_assert((MEM_LANES & (MEM_LANES - 1)) == 0, "mem_lanes: power of two");
   static_assert(KV_BLOCK >= 1 && BQ >= 1 && MIN_ROWS >= 1 && MEM_LANES >= 1, "sizes positive");
@@ -123,34 +139,6 @@ f32 lane_tree(f32 acc[LANES]) {
   return acc[0];
 }
 
-// Reader process: streams K and V rows of head_dim elements, positions 0..n_pos-1, KV heads
-// kvh0..kvh0+th-1 of each position, as beats of mem_lanes floats (widened from KT, zero padded).
-template <class C, class KT>
-void attn_kv_reader(const KT *k_layer, const KT *v_layer, int n_pos, int kvh0, int th, int n_kv,
-                    int d, hls::stream<f32_beat<C::mem_lanes> > &ks,
-                    hls::stream<f32_beat<C::mem_lanes> > &vs) {
-  const int ML = C::mem_lanes;
-  const int nb = (d + ML - 1) / ML;
-rd_pos:
-  for (int p = 0; p < n_pos; p++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::max_ctx
-  rd_head:
-    for (int hh = 0; hh < th; hh++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::kv_heads_max
-    rd_beat:
-      for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::beats_max
-#pragma HLS PIPELINE II = 1
-        long base = ((long)p * n_kv + kvh0 + hh) * d + (long)b * ML;
-        f32_beat<ML> kb, vb;
-        read_kv_beat<ML, KT>(k_layer, v_layer, base, b, d, kb, vb);
-        ks.write(kb);
-        vs.write(vb);
-      }
-    }
-  }
-}
-
 // The attention core: n_rows query rows (row r at absolute position row_pos[r] >= first_pos,
 // reading tile head row_kv[r], output at out[row_out[r] .. + d)) against keys 0..n_keys-1 arriving
 // from the reader as tiles of kv_block positions x th heads. ROWS: row capacity; TH: tile heads
@@ -166,7 +154,7 @@ void attn_rows(const f32 qb[ROWS][C::dp], const int row_pos[ROWS], const int row
                hls::stream<f32_beat<C::mem_lanes> > &vs, f32 *out) {
   const int A = C::dot_lanes, KB = C::kv_block, ML = C::mem_lanes, DKV = C::dkv;
   f32 m[ROWS], l[ROWS], mx[ROWS];
-  f32 o[ROWS][C::dp];  // running output, A banks
+  f32 o[ROWS][C::dp];  // running output, A banks (small: storage left to HLS)
 #pragma HLS ARRAY_PARTITION variable = o dim = 2 cyclic factor = C::dot_lanes
   f32 acc[ROWS][C::dot_lanes];  // score lane partial sums of the key in flight
 #pragma HLS ARRAY_PARTITION variable = acc dim = 2 complete
@@ -316,83 +304,66 @@ normalize_store:
   }
 }
 
-// Compute process of one (query block, KV head): load the block's rows (one element per cycle),
-// attend, normalize and store.
+// One job: rows of nt tokens x nh query heads (row r = t * nh + g: token t0 + t at position
+// pos0 + t0 + t, query head h0 + g, tile head g / group) against keys 0 .. n_keys - 1 of tile heads
+// kvh0 .. kvh0 + th - 1.
+struct attn_job {
+  int t0, nt, h0, nh, kvh0, th, n_keys;
+};
+
+// Jobs of a call: decode (t_len == 1) one; prefill ceil(t_len / bq) query blocks x n_kv heads.
 template <class C>
-void attn_prefill_compute(const f32 *q, f32 *out, int t0, int bq, int pos0, int kvh, int grp,
-                          int n_heads, int d, f32 scale, hls::stream<f32_beat<C::mem_lanes> > &ks,
-                          hls::stream<f32_beat<C::mem_lanes> > &vs) {
-  const int ROWS = C::bq * C::group_max;
-  f32 qb[ROWS][C::dp];
-#pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::dot_lanes
-  int row_pos[ROWS], row_kv[ROWS];
-  long row_out[ROWS];
-  // (token, head, element) flattened; row r = t * grp + g
-  int r = 0, t = 0, g = 0, i = 0;
-load_q:
-  for (int it = 0; it < bq * grp * d; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::bq * C::group_max * C::d_max
-#pragma HLS PIPELINE II = 1
-    const long base = ((long)(t0 + t) * n_heads + kvh * grp + g) * d;
-    qb[r][i] = q[base + i];
-    if (i == 0) {
-      row_pos[r] = pos0 + t0 + t;
-      row_kv[r] = 0;
-      row_out[r] = base;
-    }
-    if (++i == d) {
-      i = 0;
-      r++;
-      if (++g == grp) {
-        g = 0;
-        t++;
-      }
-    }
+inline int attn_n_jobs(int t_len, int n_kv) {
+  return t_len == 1 ? 1 : (t_len + C::bq - 1) / C::bq * n_kv;
+}
+
+// The job of query block t0 and KV head kvh (prefill), or the decode job (t_len == 1). Reader and
+// core walk the same list with the same counters (attn_next_job).
+template <class C>
+inline attn_job attn_job_at(int t_len, int pos0, int n_heads, int n_kv, int t0, int kvh) {
+  attn_job j;
+  const bool dec = t_len == 1;
+  const int grp = n_heads / n_kv;
+  j.t0 = dec ? 0 : t0;
+  j.nt = dec ? 1 : (t_len - t0 < C::bq ? t_len - t0 : C::bq);
+  j.h0 = dec ? 0 : kvh * grp;
+  j.nh = dec ? n_heads : grp;
+  j.kvh0 = dec ? 0 : kvh;
+  j.th = dec ? n_kv : 1;
+  j.n_keys = pos0 + j.t0 + j.nt;
+  return j;
+}
+
+// Job order: KV head inner, query block outer.
+template <class C>
+inline void attn_next_job(int n_kv, int &t0, int &kvh) {
+  if (++kvh == n_kv) {
+    kvh = 0;
+    t0 += C::bq;
   }
-  attn_rows<C, ROWS, 1>(qb, row_pos, row_kv, row_out, bq * grp, pos0 + t0, 1, pos0 + t0 + bq, d,
-                        scale, ks, vs, out);
 }
 
-// One (query block, KV head): K/V reader and compute run concurrently.
-template <class C, class KT>
-void attn_prefill_group(const f32 *q, const KT *k_layer, const KT *v_layer, f32 *out, int t0,
-                        int bq, int pos0, int kvh, int grp, int n_heads, int n_kv, int d,
-                        f32 scale) {
-#pragma HLS DATAFLOW
-  hls::stream<f32_beat<C::mem_lanes> > ks("attn_ks"), vs("attn_vs");
-#pragma HLS STREAM variable = ks depth = C::kv_block * C::beats_max
-#pragma HLS STREAM variable = vs depth = C::kv_block * C::beats_max
-  attn_kv_reader<C>(k_layer, v_layer, pos0 + t0 + bq, kvh, 1, n_kv, d, ks, vs);
-  attn_prefill_compute<C>(q, out, t0, bq, pos0, kvh, grp, n_heads, d, scale, ks, vs);
-}
+// The single entry (attention_decode.h, which this header includes at its end).
+template <class C, int KVP, class KT>
+void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const KT *kr0, const KT *kr1,
+                     const KT *kr2, const KT *kr3, const KT *vr0, const KT *vr1, const KT *vr2,
+                     const KT *vr3, f32 *out, int t_len, int pos0, int n_heads, int n_kv, int head_dim,
+                     f32 scale);
 
-// Causal prefill attention.
+// Causal prefill attention: attention_layer with the K/V cache on one pointer pair.
 //   q:       [t_len][n_heads][head_dim]   queries at absolute positions pos0 .. pos0+t_len-1
 //   k_layer, v_layer: this layer's cache slice [pos][n_kv][head_dim] of KT (kv_cache.h), positions
 //            0 .. pos0+t_len-1 already written
 //   out:     [t_len][n_heads][head_dim]
 //   scale:   float(1/sqrt(head_dim)) (double, rounded once), from the host
-// Query head h reads KV head h / (n_heads / n_kv).
+// Query head h reads KV head h / (n_heads / n_kv). t_len == 1 runs the decode job.
 template <class C, class KT>
 void attention_prefill(const f32 *q, const KT *k_layer, const KT *v_layer, f32 *out, int t_len,
                        int pos0, int n_heads, int n_kv, int head_dim, f32 scale) {
-  const int grp = n_heads / n_kv;
-#ifndef __SYNTHESIS__
-  assert(head_dim >= 1 && head_dim <= C::d_max && n_kv >= 1 && n_heads % n_kv == 0);
-  assert(grp <= C::group_max && n_kv <= C::kv_heads_max && t_len >= 1 && t_len <= C::max_t);
-  assert(pos0 >= 0 && pos0 + t_len <= C::max_ctx);
-#endif
-qblock:
-  for (int t0 = 0; t0 < t_len; t0 += C::bq) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::max_t / C::bq
-    const int bq = t_len - t0 < C::bq ? t_len - t0 : C::bq;
-  kv_head:
-    for (int kvh = 0; kvh < n_kv; kvh++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::kv_heads_max
-      attn_prefill_group<C>(q, k_layer, v_layer, out, t0, bq, pos0, kvh, grp, n_heads, n_kv,
-                            head_dim, scale);
-    }
-  }
+  attention_layer<C, 1>(q, k_layer, v_layer, k_layer, k_layer, k_layer, k_layer, v_layer, v_layer,
+                        v_layer, v_layer, out, t_len, pos0, n_heads, n_kv, head_dim, scale);
 }
 
 }  // namespace edgellm
+
+#include "edgellm/attention_decode.h"  // attention_layer
