@@ -125,9 +125,9 @@ inline void read_kv_beat(const KT *k_layer, const KT *v_layer, long base, int b,
 inline f32 max_nan(f32 a, f32 b) { return (a > b || a != a) ? a : b; }
 
 // The contract's lane tree: acc[j] += acc[j + h] for h = LANES/2 .. 1; returns acc[0]
-// (LANES - 1 adders, log2(LANES) levels).
+// (LANES - 1 adders, log2(LANES) levels), unrolled and inlined into the score pipeline.
 template <int LANES>
-f32 lane_tree(f32 acc[LANES]) {
+f32 attn_lane_tree(f32 acc[LANES]) {
 #pragma HLS INLINE
   for (int h = LANES / 2; h >= 1; h /= 2) {
 #pragma HLS UNROLL
@@ -216,7 +216,7 @@ tile_loop:
           lane[j] = (sc == 0 ? 0.0f : acc[sr][j]) + prod;
         }
         if (sc == nc - 1) {
-          const f32 s = lane_tree<C::dot_lanes>(lane) * scale;
+          const f32 s = attn_lane_tree<C::dot_lanes>(lane) * scale;
           s_tile[sr][sj] = s;
           const bool valid = !diag || b0 + sj <= row_pos[sr];
           const f32 base = sj > 0 ? mx[sr] : first ? -pos_inf() : m[sr];
