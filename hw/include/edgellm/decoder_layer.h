@@ -15,7 +15,7 @@
 // EwRows: 3 fp32 + 1 int8 rows) that the caller declares once (EDGELLM_EW_ROWS) and every stage of
 // every layer uses in turn; only linear outputs, the attention input/output, the KV cache and the
 // norm gammas (read by the RMSNorm scale pass) touch DDR (scratch area layer_scratch).
-// T == 1 uses the single-query decode attention kernel, T > 1 the fused prefill kernel.
+// One attention core (attention_layer) serves both: T == 1 runs the decode job, T > 1 the prefill jobs.
 #pragma once
 
 #include <cassert>
@@ -199,14 +199,10 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const u
   }
   kv_cache_write<C::max_t, C::kv_size, typename C::kv_t, E::VEC>(fs + S::k, fs + S::v, t_len, pos0, KV,
                                                               k_layer, v_layer);
-  if (t_len == 1) {
-    attention_decode_ports<typename C::attn, KVP>(fs + S::q, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3,
-                                                  fs + S::attn, pos0, C::n_heads, C::n_kv, D,
-                                                  attn_scale);
-  } else {
-    attention_prefill<typename C::attn>(fs + S::q, k_layer, v_layer, fs + S::attn, t_len, pos0,
-                                        C::n_heads, C::n_kv, D, attn_scale);
-  }
+  // one attention core for prefill (t_len > 1, K/V over the data port) and decode (t_len == 1, K/V over
+  // the first KVP weight ports)
+  attention_layer<typename C::attn, KVP>(fs + S::q, k_layer, v_layer, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3,
+                                         fs + S::attn, t_len, pos0, C::n_heads, C::n_kv, D, attn_scale);
   if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn, taps + TP::attn, (long)t_len * Q);
   norm_quantize_tokens<E>(fs + S::attn, params + d.p_off[NORM_ATTN_SUB], C::subln, eps, t_len, Q,
                           x8, qs_a, rows);
