@@ -170,3 +170,124 @@ def test_residual_norm_quantize(lib: ctypes.CDLL, vec: int, next_norm: bool, n: 
         assert not q.a.any()
     print(f"residual vec={vec} next_norm={next_norm} n={n} t={t}: {m} mismatches")
     assert m == 0 and h.overrun() + q.overrun() + qso.overrun() == 0
+
+
+# --- fused sums of squares: the contract's lane order for (lanes, vec) in {16, 64} x {1, 2, 4, 8} ---
+LV = [(lanes, vec) for lanes in (16, 64) for vec in (1, 2, 4, 8)]
+ORDER_N = (1000, 3001)  # not multiples of 16 or 64: the last chunk is partial
+KINDS = {0: "load", 1: "glu", 2: "residual"}
+
+
+def _order_rows(n: int, rows: int = 16, seed: int = 7) -> np.ndarray:
+    """(rows, n) values spread over 2^-10 .. 2^10: their squares span 2^40, so adding them in another
+    order (other lanes, another rotation, another tree, wider accumulators) changes the float sum."""
+    rng = np.random.default_rng(seed + n)
+    return (rng.standard_normal((rows, n)) * np.exp2(rng.uniform(-10, 10, (rows, n)))).astype(F32)
+
+
+def _lane_map_sum(sq: np.ndarray, lane: np.ndarray, lanes: int, pair_tree: bool = False,
+                  reverse: bool = False) -> np.ndarray:
+    """Sum over the last axis: element i into accumulator lane[i] (fp32, index order or reversed),
+    then a halving tree (j + j+h, or adjacent pairs when pair_tree). (rows,) float32."""
+    acc = np.zeros(sq.shape[:-1] + (lanes,), F32)
+    for i in (range(sq.shape[-1] - 1, -1, -1) if reverse else range(sq.shape[-1])):
+        acc[..., lane[i]] = acc[..., lane[i]] + sq[..., i]
+    while acc.shape[-1] > 1:
+        h = acc.shape[-1] // 2
+        acc = (acc[..., 0::2] + acc[..., 1::2]) if pair_tree else (acc[..., :h] + acc[..., h:])
+    return acc[..., 0]
+
+
+def _other_orders(x: np.ndarray, lanes: int) -> dict[str, np.ndarray]:
+    """Sums of squares of x in orders other than the contract's lane order with `lanes` lanes."""
+    sq = x * x
+    i = np.arange(x.shape[-1])
+    return {"half lanes": nx.reduce_sum(sq, lanes // 2), "double lanes": nx.reduce_sum(sq, 2 * lanes),
+            **{f"{u} lanes (no rotation)": nx.reduce_sum(sq, u) for u in (1, 2, 4, 8)},
+            "reversed in lanes": _lane_map_sum(sq, i % lanes, lanes, reverse=True),
+            "adjacent-pair tree": _lane_map_sum(sq, i % lanes, lanes, pair_tree=True),
+            "float64": sq.astype(np.float64).sum(-1).astype(F32),
+            "2 per cycle rotated by 8": _lane_map_sum(sq, ((i // 2) % (lanes // 8)) * 8 + i % 2, lanes)}
+
+
+@pytest.mark.parametrize("lanes", (16, 64))
+@pytest.mark.parametrize("n", ORDER_N)
+def test_order_rows_separate_the_orders(lanes: int, n: int) -> None:
+    """The rows below can fail a wrong order: every other order changes some row's sum of squares."""
+    x = _order_rows(n)
+    ref = nx.reduce_sum(x * x, lanes)
+    i = np.arange(n)
+    assert _mism(_lane_map_sum(x * x, i % lanes, lanes), ref) == 0  # the model of the contract
+    for name, s in _other_orders(x, lanes).items():
+        assert _mism(s, ref) > 0, f"{name}: same sums as the contract"
+
+
+@pytest.mark.parametrize("lanes,vec", LV)
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("n", ORDER_N)
+def test_fused_sumsq_lane_order(lib: ctypes.CDLL, lanes: int, vec: int, kind: int, n: int) -> None:
+    """The sum of squares each fused producing pass carries (load, GLU act * u, residual add) equals
+    the contract's reduce_sum(x*x, lanes) bit for bit; the load pass's absmax equals max |x|."""
+    x = _order_rows(n)
+    ss, amax = np.full(16, np.nan, F32), np.full(16, np.nan, F32)
+    h = np.zeros(n, F32)
+    assert lib.tb_lv_fused_sumsq(CI(lanes), CI(vec), CI(kind), P(x), CI(16), CI(n), P(ss), P(amax), P(h)) == 0
+    m = _mism(ss, nx.reduce_sum(x * x, lanes))
+    print(f"fused sumsq {KINDS[kind]} lanes={lanes} vec={vec} n={n}: {m} mismatches of 16")
+    assert m == 0
+    if kind == 0:
+        assert _mism(amax, np.abs(x).max(-1)) == 0
+
+
+def _quantize_with_ss(x: np.ndarray, g: np.ndarray, ss: np.ndarray) -> np.ndarray:
+    """qs of quantize(rmsnorm(x, g)) with the sum of squares ss (the contract's ops after the sum)."""
+    r = F32(1.0) / np.sqrt(ss / F32(x.shape[-1]) + EPS)
+    return nx.quantize(((x * r[:, None]) * g).astype(F32))[1]
+
+
+@pytest.mark.parametrize("lanes,vec", LV)
+@pytest.mark.parametrize("norm", [True, False])
+def test_stages_lanes_vec(lib: ctypes.CDLL, lanes: int, vec: int, norm: bool) -> None:
+    """norm_quantize, GLU (SiLU) + SubLN and residual + norm for every (lanes, vec): q, qs, tap and h
+    bit for bit against the contract with NORM_LANES = lanes, on rows where the order matters (for x,
+    checked: each other order of the sum of squares above changes some qs of norm_quantize)."""
+    n, t = 1000, 16
+    x = _order_rows(n, t, seed=8)
+    g = np.random.default_rng(4).uniform(0.5, 1.5, n).astype(F32)
+    if norm:  # with x's sum of squares in any of the other orders, some qs of norm_quantize differ
+        qs_ref = nx.quantize(nx.rmsnorm(x, g, EPS, lanes))[1]
+        same = [k for k, s in _other_orders(x, lanes).items()
+                if _mism(_quantize_with_ss(x, g, s), qs_ref) == 0]
+        assert not same, same
+    # norm_quantize
+    q, qs = Padded((t, n), np.int8), Padded((t,), F32)
+    assert lib.tb_lv_norm_quantize(CI(lanes), CI(vec), P(x), P(g), CI(norm), F(EPS), CI(t), CI(n), P(q.buf),
+                                   P(qs.buf)) == 0
+    q_ref, qs_ref = nx.quantize(nx.rmsnorm(x, g, EPS, lanes) if norm else x)
+    m = _mism(q.a, q_ref) + _mism(qs.a, qs_ref)
+    # GLU: f = silu(gate) * up, gate and up fp32 rows
+    gate = (np.random.default_rng(5).standard_normal((t, n)) * 4).astype(F32)
+    q2, qs2, tap = Padded((t, n), np.int8), Padded((t,), F32), Padded((t, n), F32)
+    assert lib.tb_lv_glu(CI(lanes), CI(vec), P(gate), P(x), CI(norm), P(g), F(EPS), CI(t), CI(n), P(q2.buf),
+                         P(qs2.buf), P(tap.buf)) == 0
+    f = (nx.silu(gate) * x).astype(F32)
+    q_ref, qs_ref = nx.quantize(nx.rmsnorm(f, g, EPS, lanes) if norm else f)
+    m += _mism(tap.a, f) + _mism(q2.a, q_ref) + _mism(qs2.a, qs_ref)
+    # residual: h += y, then (next_norm) the norm + quantize of the new h
+    y = _order_rows(n, t, seed=9)
+    h = Padded((t, n), F32, 0.0)
+    h.a[...] = x
+    q3, qs3 = Padded((t, n), np.int8, 0), Padded((t,), F32, 0.0)
+    assert lib.tb_lv_residual(CI(lanes), CI(vec), P(y), P(h.buf), CI(norm), P(g), F(EPS), CI(t), CI(n),
+                              P(q3.buf), P(qs3.buf)) == 0
+    h_ref = (x + y).astype(F32)
+    m += _mism(h.a, h_ref)
+    if norm:
+        q_ref, qs_ref = nx.quantize(nx.rmsnorm(h_ref, g, EPS, lanes))
+        m += _mism(q3.a, q_ref) + _mism(qs3.a, qs_ref)
+    else:
+        assert not q3.a.any()
+    print(f"stages lanes={lanes} vec={vec} norm={norm}: {m} mismatches")
+    assert m == 0
+    assert q.overrun() + qs.overrun() + q2.overrun() + qs2.overrun() + tap.overrun() == 0
+    assert h.overrun() + q3.overrun() + qs3.overrun() == 0

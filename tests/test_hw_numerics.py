@@ -60,6 +60,21 @@ def test_reduce_and_rmsnorm_bit_exact(lib: ctypes.CDLL, n: int, vec: int) -> Non
     assert mism == 0
 
 
+@pytest.mark.parametrize("lanes", (16, 64))
+@pytest.mark.parametrize("vec", (1, 2, 4, 8))
+def test_reduce_sumsq_lanes_vec(lib: ctypes.CDLL, lanes: int, vec: int) -> None:
+    """Standalone reduce_sumsq<lanes, vec> (LaneUnits adders; U < VEC for lanes 16, vec 4 and 8) is the
+    contract's reduce_sum(x*x, lanes), on rows whose squares span 2^40 (the order shows in the sum)."""
+    rng = np.random.default_rng(lanes + vec)
+    x = (rng.standard_normal((16, 1001)) * np.exp2(rng.uniform(-10, 10, (16, 1001)))).astype(F32)
+    y = np.full(16, np.nan, F32)
+    assert lib.tb_reduce_sumsq_lv(ctypes.c_int(lanes), ctypes.c_int(vec), csim.ptr(x), ctypes.c_int(16),
+                                  ctypes.c_int(1001), csim.ptr(y)) == 0
+    ref = nx.reduce_sum(x * x, lanes)
+    assert _bits_equal(y, ref) == 0
+    assert _bits_equal(nx.reduce_sum(x * x, 2 * lanes), ref) > 0  # another lane count differs here
+
+
 @pytest.mark.parametrize("vec", VECS)
 @pytest.mark.parametrize("n", [300, 7, 1])
 def test_quantize_exact(lib: ctypes.CDLL, vec: int, n: int) -> None:

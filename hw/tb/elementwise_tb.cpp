@@ -2,7 +2,9 @@
 // takes vec (elements per cycle: 1, 4 or 16, one EwConfig each) and returns 0, or -1 for another vec.
 // Every call of every entry works on the same shared rows of its EwConfig (EwRows, as in a decoder
 // layer), filled with garbage (NaN rows, int8 -77) before the call: a stage that read a row element
-// before writing it would show up as a mismatch.
+// before writing it would show up as a mismatch. The tb_lv_* entries take (lanes, vec): the RMSNorm
+// lanes 16 or 64 with vec 1, 2, 4 or 8 (LANES 16: U = LaneUnits = 1, 2, 2, 2, so vec 4 and 8 run the
+// normed producing passes at U < VEC; LANES 64: U = VEC).
 #include <cmath>
 #include <cstdint>
 
@@ -13,6 +15,14 @@ using namespace edgellm;
 typedef EwConfig<8192, 16, 16, 1> Ew1;
 typedef EwConfig<8192, 16, 16, 4> Ew4;
 typedef EwConfig<8192, 16, 16, 16> Ew16;
+typedef EwConfig<8192, 16, 16, 1> L16V1;
+typedef EwConfig<8192, 16, 16, 2> L16V2;
+typedef EwConfig<8192, 16, 16, 4> L16V4;
+typedef EwConfig<8192, 16, 16, 8> L16V8;
+typedef EwConfig<8192, 64, 16, 1> L64V1;
+typedef EwConfig<8192, 64, 16, 2> L64V2;
+typedef EwConfig<8192, 64, 16, 4> L64V4;
+typedef EwConfig<8192, 64, 16, 8> L64V8;
 
 // The shared rows of E (one set per EwConfig, kept between calls), poisoned: every element NaN / -77.
 template <class E>
@@ -50,6 +60,56 @@ static EwRows<E> &rows() {
     default:                      \
       return -1;                  \
   }
+
+#define EW_LV_CASE(LN, VN, BODY) \
+  if (lanes == LN && vec == VN) {  \
+    typedef L##LN##V##VN E;        \
+    EwRows<E> &R = rows<E>();    \
+    BODY;                          \
+    return 0;                      \
+  }
+
+// As EW_DISPATCH over (lanes, vec) in {16, 64} x {1, 2, 4, 8}; -1 for another pair.
+#define EW_DISPATCH_LV(BODY)   \
+  EW_LV_CASE(16, 1, BODY)      \
+  EW_LV_CASE(16, 2, BODY)      \
+  EW_LV_CASE(16, 4, BODY)      \
+  EW_LV_CASE(16, 8, BODY)      \
+  EW_LV_CASE(64, 1, BODY)      \
+  EW_LV_CASE(64, 2, BODY)      \
+  EW_LV_CASE(64, 4, BODY)      \
+  EW_LV_CASE(64, 8, BODY)      \
+  return -1;
+
+// The sum of squares each fused producing pass carries (kind 0: load, 1: GLU act * u, 2: residual
+// add), fed so that the produced row equals x (load: x itself; GLU: relu2(1) * x; residual: x + 0),
+// for `rows` rows of n; ss[r] is the pass's sum, amax[r] the load pass's absmax of the same row.
+template <class E>
+static void fused_sumsq(int kind, const f32 *x, int n_rows, int n, f32 *ss, f32 *amax, f32 *h,
+                        EwRows<E> &r) {
+  enum { U = EwFused<E>::U };
+  for (int k = 0; k < n_rows; k++) {
+    const f32 *xk = x + (long)k * n;
+    f32 s = 0.0f, m = 0.0f;
+    if (kind == 0) {
+      ew_load_pass<E, U>(xk, 1.0f, 1.0f, n, r.r0, true, false, s, m);
+      f32 s2;
+      ew_load_pass<E, E::VEC>(xk, 1.0f, 1.0f, n, r.r1, false, true, s2, m);
+    } else if (kind == 1) {
+      for (int i = 0; i < n; i++) r.r0[i] = 1.0f;
+      f32 unused;
+      ew_glu_pass<E, U, kActRelu2>(xk, 1.0f, 1.0f, n, r.r0, false, h, true, false, s, unused);
+    } else {
+      for (int i = 0; i < n; i++) {
+        r.r0[i] = 0.0f;
+        h[i] = xk[i];
+      }
+      ew_residual_pass<E, U>(h, n, r.r0, true, s);
+    }
+    ss[k] = s;
+    amax[k] = m;
+  }
+}
 
 template <class E, int D>
 static void rope_f32(const f32 *y, int n_tok, int n_heads, int pos0, const f32 *cos_tab, const f32 *sin_tab,
@@ -95,6 +155,33 @@ int tb_residual(int vec, const int32_t *acc, const f32 *qs, f32 wscale, f32 *h, 
                 f32 eps, int n_tok, int n, int8_t *q, f32 *qs_out) {
   EW_DISPATCH(vec, (residual_norm_quantize_tokens<E>(acc, qs, wscale, h, next_norm != 0, g, eps, n_tok, n, q,
                                                      qs_out, R)))
+}
+
+// (lanes, vec) variants of the stages and the passes' sums of squares (see EW_DISPATCH_LV).
+int tb_lv_fused_sumsq(int lanes, int vec, int kind, const f32 *x, int n_rows, int n, f32 *ss, f32 *amax,
+                      f32 *h) {
+  EW_DISPATCH_LV((fused_sumsq<E>(kind, x, n_rows, n, ss, amax, h, R)))
+}
+
+int tb_lv_norm_quantize(int lanes, int vec, const f32 *x, const f32 *g, int norm, f32 eps, int n_tok, int n,
+                        int8_t *q, f32 *qs) {
+  EW_DISPATCH_LV((norm_quantize_tokens<E>(x, g, norm != 0, eps, n_tok, n, q, qs, R)))
+}
+
+int tb_lv_glu(int lanes, int vec, const f32 *g, const f32 *u, int sub_norm, const f32 *sub_g, f32 eps,
+              int n_tok, int n, int8_t *q, f32 *qs_out, f32 *f_tap) {
+  f32 ones[16];
+  for (int t = 0; t < 16; t++) ones[t] = 1.0f;
+  EW_DISPATCH_LV((glu_norm_quantize_tokens<E, kActSilu, f32>(g, u, ones, 1.0f, 1.0f, sub_norm != 0, sub_g,
+                                                             eps, n_tok, n, q, qs_out, true, f_tap, R)))
+}
+
+int tb_lv_residual(int lanes, int vec, const f32 *y, f32 *h, int next_norm, const f32 *g, f32 eps, int n_tok,
+                   int n, int8_t *q, f32 *qs_out) {
+  f32 ones[16];
+  for (int t = 0; t < 16; t++) ones[t] = 1.0f;
+  EW_DISPATCH_LV((residual_norm_quantize_tokens<E, f32>(y, ones, 1.0f, h, next_norm != 0, g, eps, n_tok, n, q,
+                                                        qs_out, R)))
 }
 
 }  // extern "C"

@@ -17,6 +17,19 @@ void tb_reduce_sum16(const f32 *x, int rows, int n, f32 *y) {
   for (int r = 0; r < rows; r++) y[r] = reduce_sum<16>(x + r * n, n);
 }
 
+// Standalone reduce_sumsq<lanes, vec> of each row (lanes 16 or 64, vec 1, 2, 4 or 8); -1 otherwise.
+int tb_reduce_sumsq_lv(int lanes, int vec, const f32 *x, int rows, int n, f32 *y) {
+#define NUM_SUMSQ_CASE(L, V) \
+  if (lanes == L && vec == V) { \
+    for (int r = 0; r < rows; r++) y[r] = reduce_sumsq<L, V>(x + (long)r * n, n); \
+    return 0; \
+  }
+  NUM_SUMSQ_CASE(16, 1) NUM_SUMSQ_CASE(16, 2) NUM_SUMSQ_CASE(16, 4) NUM_SUMSQ_CASE(16, 8)
+  NUM_SUMSQ_CASE(64, 1) NUM_SUMSQ_CASE(64, 2) NUM_SUMSQ_CASE(64, 4) NUM_SUMSQ_CASE(64, 8)
+#undef NUM_SUMSQ_CASE
+  return -1;
+}
+
 // vec: elements per cycle of the element passes (1, 4, 16 or 64); returns 0, or -1 for another vec.
 int tb_rmsnorm16(int vec, const f32 *x, const f32 *g, f32 eps, int rows, int n, f32 *y) {
   for (int r = 0; r < rows; r++) {

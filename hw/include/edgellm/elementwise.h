@@ -15,41 +15,55 @@
 // caller with EDGELLM_EW_ROWS (decoder_layer.h decoder_layer; top.h edgellm_top_impl: one set for
 // every layer and the final norm): EDGELLM_ACT_BIND (r0 ram_t2p: RoPE reads an element and its
 // partner per bank per cycle; r1, r2, q ram_2p) and ARRAY_PARTITION cyclic factor E::PART; they are
-// passed by reference to every stage. In hardware: 3 fp32 + 1 int8 memories of N_BUF elements in
-// PART banks for the whole design (it was 12 fp32 + 3 int8, one set per stage function). Use per
-// stage (a row is written before it is read within a token; nothing carries over between tokens
-// or stages):
-//   stage                    r0                 r1          r2                     q
-//   norm_quantize            x                  -           rmsnorm(x)             quantize(.)
-//   dequant_rope             dequantize(acc)    -           -                      -
-//   glu_norm_quantize        g, then act(g)*u   u           rmsnorm(f, sub_g)      quantize(.)
-//   residual_norm_quantize   dequantize(acc)    new h       rmsnorm(h, g)          quantize(.)
+// passed by reference to every stage. Since the passes are fused every stage works in r0 alone (a
+// row is written before it is read within a token; nothing carries over between tokens or stages):
+//   stage                    r0
+//   norm_quantize            x, then rmsnorm(x) in place
+//   dequant_rope             dequantize(acc) (RoPE reads it on the way out)
+//   glu_norm_quantize        g, then f = act(g) * u in place (u read from DDR), then rmsnorm(f, sub_g)
+//   residual_norm_quantize   dequantize(acc), then the new h in place, then rmsnorm(h, g)
+// q goes straight to DDR from the round pass; r1, r2 and q are no longer touched by any stage (kept
+// declared for the callers' EDGELLM_EW_ROWS; unused arrays are removed by synthesis).
 // RMSNorm gammas are not buffered: the scale pass reads g straight from its DDR pointer, VEC
-// elements per cycle (numerics.h rmsnorm: y = (x * r) * g); a disabled norm reads no gamma.
+// elements per cycle (y = (x * r) * g); a disabled norm reads no gamma.
 //
-// Width: every element pass handles E::VEC consecutive elements per cycle (an outer chunk loop at
-// II=1 over ceil(n / VEC) chunks, an unrolled inner loop over the VEC lanes, guarded by < n). The
-// DDR-facing passes (reading linear outputs, h, gammas and RoPE tables; writing q, h, out, taps)
-// move VEC consecutive elements per iteration, so HLS widens their m_axi bursts. Rows are
-// partitioned cyclic by VEC (PART; the RMSNorm sum of squares reads at most VEC elements per cycle,
-// numerics.h LaneUnits). Element-wise results do not depend on VEC; the reductions keep the
-// contract's order (sum of squares: lane_sum<LANES>'s per-lane order; absmax: VEC lane maxima,
-// exact in any order).
+// Fused passes. A normed row costs three passes: produce (load / act * u / residual add) with the
+// sum of squares carried in it, scale with the absmax carried in it, round + clamp + store q to DDR;
+// an unnormed one two: produce with the absmax carried, round + store. The sum of squares keeps the
+// contract's order exactly: the producing loop takes U = LaneUnits<LANES, VEC> consecutive elements
+// per cycle in index order and feeds lane i % LANES = lane_of(c, u) from 0.0f, then lane_tree's
+// halving tree -- numerics.h lane_sum's order (RowFuse), at II = 1 with DEPENDENCE distance LANES / U.
+// The absmax is VEC lane maxima (exact in any order). Producing loops that carry no sum of squares
+// run VEC wide; when U < VEC a normed stage's producing loop runs U wide (U <= VEC: it is the sum of
+// squares' own rate, so fusing never costs a cycle); when U = VEC one loop serves both cases.
 //
-// Cycles per token (c(m) = ceil(m / VEC), s(m) = ceil(m / U) + the halving tree, U = LaneUnits<LANES,
-// VEC> (numerics.h lane_sum); pipeline fill left out; no per-call pass: there is no gamma load).
-// DDR passes move at most the m_axi width per cycle (128 bits: 4 fp32), which the performance model
-// applies; [ddr] marks the passes that touch DDR (the scale pass reads gamma there):
-//   norm_quantize (norm)     load c(n) [ddr] + sumsq s(n) + scale c(n) [ddr: g] + absmax c(n)
-//                            + round c(n) + store c(n) [ddr]
-//   norm_quantize (no norm)  load c(n) [ddr] + absmax c(n) + round c(n) + store c(n) [ddr]
-//   dequant_rope             load c(n) [ddr] + tables c(HEAD_DIM/2) [ddr] + rope/out c(n) [ddr]
-//                            (n = heads*HEAD_DIM)
-//   glu_norm_quantize        load g c(n) [ddr] + load u c(n) [ddr] + act c(n) [ddr when tapped]
-//                            [+ sumsq s(n) + scale c(n) [ddr: sub_g] if sub_norm]
-//                            + absmax c(n) + round c(n) + store c(n) [ddr]
-//   residual_norm_quantize   load c(n) [ddr] + add c(n) [ddr: h] [+ sumsq s(n) + scale c(n) [ddr: g]
-//                            + absmax c(n) + round c(n) + store c(n) [ddr] if next_norm]
+// Width: every other element pass handles E::VEC consecutive elements per cycle (an outer chunk loop
+// at II=1 over ceil(n / VEC) chunks, an unrolled inner loop over the VEC lanes, guarded by < n). The
+// DDR-facing passes (reading linear outputs, h, u, gammas and RoPE tables; writing q, h, out, taps)
+// move W consecutive elements per iteration, so HLS widens their m_axi bursts. Rows are partitioned
+// cyclic by VEC (PART). Element-wise results do not depend on VEC.
+//
+// Cycles per token (c(m) = ceil(m / VEC), u(m) = ceil(m / U), U = LaneUnits<LANES, VEC> = min(VEC,
+// max(1, LANES / kAddLatency)); T = LANES - 1 + log2(LANES) * kAddLatency, the lane tree after a
+// sum of squares; pipeline fill, DDR latency and the scalar r / qs divisions left out). DDR passes
+// move at most the m_axi width per cycle (128 bits: 4 fp32 or 16 int8), which the performance model
+// applies; [ddr: ...] names what a pass reads or writes in DDR (on-chip otherwise):
+//   norm_quantize (norm)     load+sumsq u(n) [ddr: x] + T + scale+absmax c(n) [ddr: g]
+//                            + round+store c(n) [ddr: q]                                  3 passes
+//   norm_quantize (no norm)  load+absmax c(n) [ddr: x] + round+store c(n) [ddr: q]      2 passes
+//   dequant_rope             load c(n) [ddr: acc] + tables c(HEAD_DIM/2) [ddr: cos, sin]
+//                            + rope/out c(n) [ddr: out]   (n = heads*HEAD_DIM)            3 passes
+//   glu_norm_quantize        load g c(n) [ddr: g] + act*u+sumsq u(n) [ddr: u; f_tap when tapped] + T
+//     (sub_norm)             + scale+absmax c(n) [ddr: sub_g] + round+store c(n) [ddr: q] 4 passes
+//   glu_norm_quantize        load g c(n) [ddr: g] + act*u+absmax c(n) [ddr: u; f_tap when tapped]
+//     (no sub_norm)          + round+store c(n) [ddr: q]                                  3 passes
+//   residual_norm_quantize   load c(n) [ddr: acc] + add+sumsq u(n) [ddr: h read+write] + T
+//     (next_norm)            + scale+absmax c(n) [ddr: g] + round+store c(n) [ddr: q]     4 passes
+//   residual_norm_quantize   load c(n) [ddr: acc] + add c(n) [ddr: h read+write]         2 passes
+//     (no next_norm)
+// Every pass reads or writes DDR: the fused passes replaced the on-chip-only sum-of-squares, absmax
+// and round passes. Before the fusion a normed norm_quantize was 6 passes (load, sumsq, scale,
+// absmax, round, store), the normed GLU 8 and the normed residual 7.
 #pragma once
 
 #include <cstdint>
@@ -78,10 +92,10 @@ struct EwConfig {
 // and passed by reference to the stages (which run one at a time).
 template <class E>
 struct EwRows {
-  f32 r0[E::N_BUF];    // first input row (x / dequantized linear output / g -> f); RoPE's source
-  f32 r1[E::N_BUF];    // second row (u / the new h)
-  f32 r2[E::N_BUF];    // normalized row (rmsnorm output)
-  int8_t q[E::N_BUF];  // quantized row before it goes to DDR
+  f32 r0[E::N_BUF];    // the row every stage works in (x / linear output / g -> f / new h, normed in place)
+  f32 r1[E::N_BUF];    // unused since the passes are fused (u and h are read from DDR in their pass)
+  f32 r2[E::N_BUF];    // unused since the passes are fused (rmsnorm is in place in r0)
+  int8_t q[E::N_BUF];  // unused since the passes are fused (round + store writes q straight to DDR)
 };
 
 // Declares the stages' shared rows `rows` (EwRows<E>; E: an EwConfig type name, not a dependent
@@ -122,47 +136,140 @@ ew_load:
   }
 }
 
-// q[i] = qb[i] for i < n (on-chip -> DDR). Cycles ceil(n / VEC).
-template <int N_MAX, int VEC = 1>
-void store_q_row(const int8_t *qb, int n, int8_t *q) {
-  enum { kChunks = (N_MAX + VEC - 1) / VEC };
-  const int chunks = (n + VEC - 1) / VEC;
-ew_store_q:
+// Fused producing passes. Each writes a row in index order, W elements per cycle (an outer loop at
+// II=1 over ceil(n / W) chunks, an unrolled inner loop over W lanes, guarded by < n), and carries
+// the reductions the next pass needs (numerics.h RowFuse): the sum of squares when ss_en (W = U =
+// LaneUnits<LANES, VEC>: the contract's lane order; DEPENDENCE distance LANES / U keeps II = 1) or
+// the absmax when am_en. ss and amax come back through the references (0.0f when not carried).
+// ew_fused_width picks W: U when the pass carries the sum of squares, else VEC (one loop when U = VEC).
+
+// row[i] = linear_value(src[i], qs, ws): the row loaded from DDR (+ sum of squares / absmax).
+template <class E, int W, class IN>
+void ew_load_pass(const IN *src, f32 qs, f32 ws, int n, f32 *row, bool ss_en, bool am_en, f32 &ss,
+                  f32 &amax) {
+  typedef RowFuse<E::LANES, W> RF;
+  enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
+  f32 acc[RF::ACC], m[W];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+#pragma HLS ARRAY_PARTITION variable = m complete
+  RF::clear(acc, m);
+  const int chunks = (n + W - 1) / W;
+ew_load_fused:
   for (int c = 0; c < chunks; c++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-    for (int j = 0; j < VEC; j++) {
+#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
+    for (int u = 0; u < W; u++) {
 #pragma HLS UNROLL
-      const int i = c * VEC + j;
-      if (i < n) q[i] = qb[i];
+      const int i = c * W + u;
+      if (i < n) {
+        const f32 v = linear_value(src[i], qs, ws);
+        row[i] = v;
+        RF::add(acc, m, c, u, v, ss_en, am_en);
+      }
     }
   }
+  RF::finish(acc, m, ss, amax);
 }
 
-// (q, return qs) = quantize(rmsnorm(x, g)) when norm, else quantize(x); g: the gamma's DDR pointer
-// (read by the scale pass only when norm); y: scratch row.
-template <class E>
-f32 norm_quantize_row(const f32 *x, const f32 *g, bool norm, f32 eps, int n, f32 *y, int8_t *q) {
-  if (norm) {
-    rmsnorm<E::LANES, E::VEC>(x, g, eps, n, y);
-    return quantize<E::VEC>(y, n, q);
+// row[i] = act(row[i]) * linear_value(u_src[i], qs, us), in place over the gate row (u read straight
+// from DDR), also written to tap when tap_en (+ sum of squares / absmax).
+template <class E, int W, int ACT, class IN>
+void ew_glu_pass(const IN *u_src, f32 qs, f32 us, int n, f32 *row, bool tap_en, f32 *tap, bool ss_en,
+                 bool am_en, f32 &ss, f32 &amax) {
+  typedef RowFuse<E::LANES, W> RF;
+  enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
+  f32 acc[RF::ACC], m[W];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+#pragma HLS ARRAY_PARTITION variable = m complete
+  RF::clear(acc, m);
+  const int chunks = (n + W - 1) / W;
+ew_glu_act:
+  for (int c = 0; c < chunks; c++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
+#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
+    for (int u = 0; u < W; u++) {
+#pragma HLS UNROLL
+      const int i = c * W + u;
+      if (i < n) {
+        const f32 a = ACT == kActRelu2 ? relu2(row[i]) : silu(row[i]);
+        const f32 f = a * linear_value(u_src[i], qs, us);
+        row[i] = f;
+        if (tap_en) tap[i] = f;
+        RF::add(acc, m, c, u, f, ss_en, am_en);
+      }
+    }
   }
-  return quantize<E::VEC>(x, n, q);
+  RF::finish(acc, m, ss, amax);
+}
+
+// h[i] = h[i] + row[i] (residual, in place in DDR) and row[i] = the new h[i] (+ sum of squares).
+template <class E, int W>
+void ew_residual_pass(f32 *h, int n, f32 *row, bool ss_en, f32 &ss) {
+  typedef RowFuse<E::LANES, W> RF;
+  enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
+  f32 acc[RF::ACC], m[W];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+#pragma HLS ARRAY_PARTITION variable = m complete
+  RF::clear(acc, m);
+  const int chunks = (n + W - 1) / W;
+ew_res_add:
+  for (int c = 0; c < chunks; c++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
+#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
+    for (int u = 0; u < W; u++) {
+#pragma HLS UNROLL
+      const int i = c * W + u;
+      if (i < n) {
+        const f32 v = h[i] + row[i];
+        h[i] = v;
+        row[i] = v;
+        RF::add(acc, m, c, u, v, ss_en, false);
+      }
+    }
+  }
+  f32 unused;
+  RF::finish(acc, m, ss, unused);
+}
+
+// The two widths of a producing pass: U (LaneUnits<LANES, VEC>: it carries the sum of squares) and
+// VEC. When U = VEC the stages instantiate one loop (the `U == VEC ||` test folds to true).
+template <class E>
+struct EwFused {
+  enum { U = LaneUnits<E::LANES, E::VEC>::value, VEC = E::VEC, ONE = U == VEC };
+};
+
+// After a producing pass left the row in `row` (with ss when norm, amax when not): when norm, the
+// RMSNorm scale pass in place with the absmax fused (r from ss; gamma g read from DDR); then round +
+// clamp + store q straight to DDR. Returns qs.
+template <class E>
+f32 norm_quantize_tail(f32 *row, const f32 *g, bool norm, f32 ss, f32 amax, f32 eps, int n, int8_t *q) {
+  if (norm) amax = rmsnorm_scale<E::VEC>(row, g, rms_inv(ss, n, eps), n, row);
+  const f32 qs = quant_scale(amax);
+  quantize_store<E::VEC>(row, qs, n, q);
+  return qs;
 }
 
 // (a) q[t], qs[t] = quantize(rmsnorm(x[t], g)) (norm = false: quantize(x[t])), x: [n_tok][n] fp32.
 // With norm = true and g = the SubLN gamma this is also the SubLN + quantize before o_proj.
-// Rows: x -> r0, rmsnorm -> r2, q.
+// Row: x -> r0 (+ sum of squares, or absmax), rmsnorm in place in r0 (+ absmax), q -> DDR.
 template <class E>
 void norm_quantize_tokens(const f32 *x, const f32 *g, bool norm, f32 eps, int n_tok, int n, int8_t *q,
                           f32 *qs, EwRows<E> &rows) {
-  enum { N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK };
+  typedef EwFused<E> F;
+  enum { kMaxTok = E::MAX_TOK };
 ew_nq_tok:
   for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    load_linear_row<N_MAX, VEC>(x + (long)t * n, 1.0f, 1.0f, n, rows.r0);
-    qs[t] = norm_quantize_row<E>(rows.r0, g, norm, eps, n, rows.r2, rows.q);
-    store_q_row<N_MAX, VEC>(rows.q, n, q + (long)t * n);
+    f32 ss, amax;
+    if (F::ONE || norm) {
+      ew_load_pass<E, F::U>(x + (long)t * n, 1.0f, 1.0f, n, rows.r0, norm, !norm, ss, amax);
+    } else {
+      ew_load_pass<E, F::VEC>(x + (long)t * n, 1.0f, 1.0f, n, rows.r0, false, true, ss, amax);
+    }
+    qs[t] = norm_quantize_tail<E>(rows.r0, g, norm, ss, amax, eps, n, q + (long)t * n);
   }
 }
 
@@ -204,75 +311,53 @@ ew_rope_tok:
 
 // (b2) f = act(dequantize(g_acc)) * dequantize(u_acc) (tap_en: also written to f_tap); then
 // SubLN rmsnorm(f, sub_g) when sub_norm, and quantize -> q, qs_out for the down projection.
-// Rows: g -> r0 (then f in place), u -> r1, SubLN -> r2, q.
+// Row: g -> r0, f in place (u read from DDR in the act pass; + sum of squares, or absmax), SubLN in
+// place (+ absmax), q -> DDR.
 template <class E, int ACT, class IN>
 void glu_norm_quantize_tokens(const IN *g_acc, const IN *u_acc, const f32 *qs, f32 g_scale, f32 u_scale,
                               bool sub_norm, const f32 *sub_g, f32 eps, int n_tok, int n, int8_t *q,
                               f32 *qs_out, bool tap_en, f32 *f_tap, EwRows<E> &rows) {
-  enum {
-    N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK, kChunks = (E::N_MAX + E::VEC - 1) / E::VEC
-  };
-  f32 *gb = rows.r0, *ub = rows.r1;
-  const int chunks = (n + VEC - 1) / VEC;
+  typedef EwFused<E> F;
+  enum { N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK };
 ew_glu_tok:
   for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    load_linear_row<N_MAX, VEC>(g_acc + (long)t * n, qs[t], g_scale, n, gb);
-    load_linear_row<N_MAX, VEC>(u_acc + (long)t * n, qs[t], u_scale, n, ub);
-  ew_glu_act:
-    for (int c = 0; c < chunks; c++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-      for (int j = 0; j < VEC; j++) {
-#pragma HLS UNROLL
-        const int i = c * VEC + j;
-        if (i < n) {
-          f32 a = ACT == kActRelu2 ? relu2(gb[i]) : silu(gb[i]);
-          f32 f = a * ub[i];
-          gb[i] = f;
-          if (tap_en) f_tap[(long)t * n + i] = f;
-        }
-      }
+    const long o = (long)t * n;
+    load_linear_row<N_MAX, VEC>(g_acc + o, qs[t], g_scale, n, rows.r0);
+    f32 ss, amax;
+    if (F::ONE || sub_norm) {
+      ew_glu_pass<E, F::U, ACT>(u_acc + o, qs[t], u_scale, n, rows.r0, tap_en, f_tap + o, sub_norm,
+                                !sub_norm, ss, amax);
+    } else {
+      ew_glu_pass<E, F::VEC, ACT>(u_acc + o, qs[t], u_scale, n, rows.r0, tap_en, f_tap + o, false, true,
+                                  ss, amax);
     }
-    qs_out[t] = norm_quantize_row<E>(gb, sub_g, sub_norm, eps, n, rows.r2, rows.q);
-    store_q_row<N_MAX, VEC>(rows.q, n, q + (long)t * n);
+    qs_out[t] = norm_quantize_tail<E>(rows.r0, sub_g, sub_norm, ss, amax, eps, n, q + o);
   }
 }
 
 // (b3) h[t] = h[t] + dequantize(acc[t]) (residual, in place); then, when next_norm, the next
 // block's input q, qs_out = quantize(rmsnorm(h[t], g)) from the on-chip copy of the new h.
-// Rows: dequantized acc -> r0, new h -> r1, rmsnorm -> r2, q.
+// Row: dequantized acc -> r0, new h in place (+ sum of squares when next_norm), rmsnorm in place
+// (+ absmax), q -> DDR.
 template <class E, class IN>
 void residual_norm_quantize_tokens(const IN *acc, const f32 *qs, f32 wscale, f32 *h, bool next_norm,
                                    const f32 *g, f32 eps, int n_tok, int n, int8_t *q, f32 *qs_out,
                                    EwRows<E> &rows) {
-  enum {
-    N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK, kChunks = (E::N_MAX + E::VEC - 1) / E::VEC
-  };
-  f32 *yb = rows.r0, *hb = rows.r1;
-  const int chunks = (n + VEC - 1) / VEC;
+  typedef EwFused<E> F;
+  enum { N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK };
 ew_res_tok:
   for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    load_linear_row<N_MAX, VEC>(acc + (long)t * n, qs[t], wscale, n, yb);
-  ew_res_add:
-    for (int c = 0; c < chunks; c++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-      for (int j = 0; j < VEC; j++) {
-#pragma HLS UNROLL
-        const int i = c * VEC + j;
-        if (i < n) {
-          f32 v = h[(long)t * n + i] + yb[i];
-          hb[i] = v;
-          h[(long)t * n + i] = v;
-        }
-      }
+    const long o = (long)t * n;
+    load_linear_row<N_MAX, VEC>(acc + o, qs[t], wscale, n, rows.r0);
+    f32 ss;
+    if (F::ONE || next_norm) {
+      ew_residual_pass<E, F::U>(h + o, n, rows.r0, next_norm, ss);
+    } else {
+      ew_residual_pass<E, F::VEC>(h + o, n, rows.r0, false, ss);
     }
-    if (next_norm) {
-      qs_out[t] = norm_quantize_row<E>(hb, g, true, eps, n, rows.r2, rows.q);
-      store_q_row<N_MAX, VEC>(rows.q, n, q + (long)t * n);
-    }
+    if (next_norm) qs_out[t] = norm_quantize_tail<E>(rows.r0, g, true, ss, 0.0f, eps, n, q + o);
   }
 }
 

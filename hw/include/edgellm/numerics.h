@@ -10,9 +10,10 @@
 #include <cmath>
 #include <cstdint>
 
-// Storage of the element-wise row buffers (elementwise.h): bram (default) or uram, chosen per design by the compiler (edgellm_config.h defines
-// EDGELLM_ACT_STORAGE before including the kernels). A BIND_STORAGE impl must be a literal, so the
-// pragma is built with _Pragma from the macro (the Vitis HLS idiom for parameterized pragmas).
+// Storage of the element-wise row buffers (elementwise.h): bram (default) or uram, chosen per design
+// by the compiler (edgellm_config.h defines EDGELLM_ACT_STORAGE before including the kernels). A
+// BIND_STORAGE impl must be a literal, so the pragma is built with _Pragma from the macro (the Vitis
+// HLS idiom for parameterized pragmas).
 #ifndef EDGELLM_ACT_STORAGE
 #define EDGELLM_ACT_STORAGE bram
 #endif
@@ -159,37 +160,22 @@ struct LaneUnits {
   enum { value = VEC < kByLatency ? VEC : kByLatency };
 };
 
-// Lane reduction: lane j sums x[j], x[j+L], ... (squared when SQUARE) in order from 0.0f; then
-// lanes halve pairwise. LANES must be a power of two. n may be any length >= 0 (missing elements
-// count as 0.0f; a lane starts at +0.0f and a sum of finite terms from +0.0f is never -0.0f, so
-// not adding them is the same). Hardware: U = LaneUnits<LANES, VEC> adders (and multipliers when
-// SQUARE) take U consecutive elements per cycle, element i into lane i % LANES -- the contract's
-// per-lane order. Cycles: ceil(n / U) (II = 1 when LANES / U >= kAddLatency) + the halving tree,
-// level h pipelined: sum over h of (h + kAddLatency) = LANES - 1 + log2(LANES) * kAddLatency.
-template <int LANES, bool SQUARE, int VEC = LANES>
-f32 lane_sum(const f32 *x, int n) {
-  enum { U = LaneUnits<LANES, VEC>::value, kRot = LANES / U };
-  static_assert(LANES >= 1 && (LANES & (LANES - 1)) == 0, "LANES: a power of two");
-  static_assert(VEC >= 1 && (VEC & (VEC - 1)) == 0, "VEC: a power of two");
-  f32 acc[LANES];
-#pragma HLS ARRAY_PARTITION variable = acc complete
+// Lane of element c*W + u (u < W) when W consecutive elements arrive per cycle in index order
+// (iteration c) and W divides LANES: i % LANES = (c % (LANES / W)) * W + u, the contract's lane.
+template <int LANES, int W>
+inline int lane_of(int c, int u) {
+  return (c % (LANES / W)) * W + u;
+}
+
+template <int LANES>
+inline void lane_clear(f32 *acc) {
   for (int j = 0; j < LANES; j++) acc[j] = 0.0f;
-  const int chunks = (n + U - 1) / U;
-chunk_loop:
-  for (int c = 0; c < chunks; c++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U
-#pragma HLS PIPELINE II = 1
-#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
-    const int base = (c % kRot) * U;  // lanes base .. base+U-1 take elements c*U .. c*U+U-1
-    for (int u = 0; u < U; u++) {
-#pragma HLS UNROLL
-      const int i = c * U + u;
-      if (i < n) {
-        const f32 v = x[i];
-        acc[base + u] = acc[base + u] + (SQUARE ? v * v : v);
-      }
-    }
-  }
+}
+
+// The contract's halving tree over the lanes (acc[j] += acc[j + h], h = LANES/2 .. 1); returns
+// acc[0]. Level h pipelined: sum over h of (h + kAddLatency) = LANES - 1 + log2(LANES) * kAddLatency.
+template <int LANES>
+inline f32 lane_tree(f32 *acc) {
 tree:
   for (int h = LANES / 2; h >= 1; h /= 2) {
     for (int j = 0; j < h; j++) {
@@ -199,6 +185,42 @@ tree:
     }
   }
   return acc[0];
+}
+
+// Lane reduction: lane j sums x[j], x[j+L], ... (squared when SQUARE) in order from 0.0f; then
+// lanes halve pairwise. LANES must be a power of two. n may be any length >= 0 (missing elements
+// count as 0.0f; a lane starts at +0.0f and a sum of finite terms from +0.0f is never -0.0f, so
+// not adding them is the same). Hardware: U = LaneUnits<LANES, VEC> adders (and multipliers when
+// SQUARE) take U consecutive elements per cycle, element i into lane i % LANES -- the contract's
+// per-lane order. Cycles: ceil(n / U) (II = 1 when LANES / U >= kAddLatency) + the halving tree,
+// level h pipelined: sum over h of (h + kAddLatency) = LANES - 1 + log2(LANES) * kAddLatency.
+// The element-wise stages do not run this pass: they feed the same lanes from inside the pass that
+// produces the row (RowFuse below).
+template <int LANES, bool SQUARE, int VEC = LANES>
+f32 lane_sum(const f32 *x, int n) {
+  enum { U = LaneUnits<LANES, VEC>::value, kRot = LANES / U };
+  static_assert(LANES >= 1 && (LANES & (LANES - 1)) == 0, "LANES: a power of two");
+  static_assert(VEC >= 1 && (VEC & (VEC - 1)) == 0, "VEC: a power of two");
+  f32 acc[LANES];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+  lane_clear<LANES>(acc);
+  const int chunks = (n + U - 1) / U;
+chunk_loop:
+  for (int c = 0; c < chunks; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
+    for (int u = 0; u < U; u++) {
+#pragma HLS UNROLL
+      const int i = c * U + u;
+      if (i < n) {
+        const f32 v = x[i];
+        const int k = lane_of<LANES, U>(c, u);  // lanes (c % kRot) * U .. + U - 1
+        acc[k] = acc[k] + (SQUARE ? v * v : v);
+      }
+    }
+  }
+  return lane_tree<LANES>(acc);
 }
 
 template <int LANES, int VEC = LANES>
@@ -212,20 +234,75 @@ f32 reduce_sumsq(const f32 *x, int n) {
   return lane_sum<LANES, true, VEC>(x, n);
 }
 
+// m = max(m, |x|) (NaN never wins a comparison; |-0| compares equal to 0 and does not win).
+inline f32 abs_max_step(f32 m, f32 x) {
+  const f32 a = x < 0.0f ? -x : x;
+  return a > m ? a : m;
+}
+
+// Max over W lane maxima (exact in any order).
+template <int W>
+inline f32 max_tree(f32 *m) {
+  for (int h = W / 2; h >= 1; h /= 2) {
+    for (int j = 0; j < h; j++) m[j] = m[j + h] > m[j] ? m[j + h] : m[j];
+  }
+  return m[0];
+}
+
+// Reductions fused into a pass that produces a row y[i] = f(i) in index order, W consecutive
+// elements per cycle (iteration c: elements c*W .. c*W + W - 1), so the row costs no pass of its own:
+//   sum of squares: SS when W is a LaneUnits width (W <= LANES / kAddLatency, or 1): W adders, element
+//     i into lane lane_of<LANES, W>(c, u) = i % LANES in index order from 0.0f, then lane_tree --
+//     exactly lane_sum<LANES, true>'s order (the loop keeps II = 1 with DEPENDENCE distance ROT on
+//     acc, as lane_sum does). A wider W (no SS) carries no sum of squares.
+//   absmax: W lane maxima, then max_tree (absmax below; exact in any order).
+// Use: f32 acc[ACC], m[W] (partitioned complete); clear(); add(...) per element in the pass; finish().
+template <int LANES, int W>
+struct RowFuse {
+  static_assert(LANES >= 1 && (LANES & (LANES - 1)) == 0, "LANES: a power of two");
+  static_assert(W >= 1 && (W & (W - 1)) == 0, "W: a power of two");
+  enum { SS = LaneUnits<LANES, W>::value == W, ROT = SS ? LANES / W : 1, ACC = SS ? LANES : W };
+  static void clear(f32 *acc, f32 *m) {
+#pragma HLS INLINE
+    lane_clear<ACC>(acc);
+    for (int u = 0; u < W; u++) m[u] = 0.0f;
+  }
+  // Element c*W + u, value v: its square into its lane when ss_en (SS only), |v| into m[u] when am_en.
+  static void add(f32 *acc, f32 *m, int c, int u, f32 v, bool ss_en, bool am_en) {
+#pragma HLS INLINE
+    if (SS && ss_en) {
+      const int k = lane_of<ACC, W>(c, u);
+      acc[k] = acc[k] + v * v;
+    }
+    if (am_en) m[u] = abs_max_step(m[u], v);
+  }
+  // ss: the sum of squares (0.0f without SS); amax: the absmax (0.0f when nothing was added).
+  static void finish(f32 *acc, f32 *m, f32 &ss, f32 &amax) {
+    ss = SS ? lane_tree<ACC>(acc) : 0.0f;
+    amax = max_tree<W>(m);
+  }
+};
+
 // Element passes below are VEC-wide (VEC: power of two, 1 = one element per cycle): an outer loop
 // over ceil(n / VEC) chunks at II=1, an inner fully unrolled loop over the chunk's j < VEC lanes,
 // element c*VEC + j guarded by < n (n need not be a multiple of VEC). The elements are independent,
 // so the width never changes a result. Callers partition the arrays cyclic by VEC (or a multiple).
 
-// RMSNorm: y = (x * (1 / sqrt(sum(x*x)/n + eps))) * g. Cycles: sum of squares (lane_sum with
-// LaneUnits<LANES, VEC> adders, the contract's NORM_LANES order) + scale ceil(n / VEC).
-template <int LANES, int VEC = 1>
-void rmsnorm(const f32 *x, const f32 *g, f32 eps, int n, f32 *y) {
-  enum { kChunks = kMaxVec / VEC };
+// RMSNorm's scalar: r = 1 / sqrt(ss / n + eps) (two divisions: they share one divider).
+inline f32 rms_inv(f32 ss, int n, f32 eps) {
 #pragma HLS ALLOCATION operation instances = fdiv limit = 1
-  f32 ss = reduce_sumsq<LANES, VEC>(x, n);
-  f32 ms = ss / (f32)n;  // the two scalar divisions share one divider
-  f32 r = 1.0f / std::sqrt(ms + eps);
+  const f32 ms = ss / (f32)n;
+  return 1.0f / std::sqrt(ms + eps);
+}
+
+// RMSNorm's scale pass with the absmax fused: y[i] = (x[i] * r) * g[i] (y may be x: in place);
+// returns max |y[i]| (absmax's rule). Cycles ceil(n / VEC).
+template <int VEC = 1>
+f32 rmsnorm_scale(const f32 *x, const f32 *g, f32 r, int n, f32 *y) {
+  enum { kChunks = kMaxVec / VEC };
+  f32 m[VEC];
+#pragma HLS ARRAY_PARTITION variable = m complete
+  for (int j = 0; j < VEC; j++) m[j] = 0.0f;
   const int chunks = (n + VEC - 1) / VEC;
 rmsnorm_scale:
   for (int c = 0; c < chunks; c++) {
@@ -234,9 +311,22 @@ rmsnorm_scale:
     for (int j = 0; j < VEC; j++) {
 #pragma HLS UNROLL
       const int i = c * VEC + j;
-      if (i < n) y[i] = (x[i] * r) * g[i];
+      if (i < n) {
+        const f32 v = (x[i] * r) * g[i];
+        y[i] = v;
+        m[j] = abs_max_step(m[j], v);
+      }
     }
   }
+  return max_tree<VEC>(m);
+}
+
+// RMSNorm: y = (x * (1 / sqrt(sum(x*x)/n + eps))) * g. Cycles: sum of squares (lane_sum with
+// LaneUnits<LANES, VEC> adders, the contract's NORM_LANES order) + scale ceil(n / VEC).
+template <int LANES, int VEC = 1>
+void rmsnorm(const f32 *x, const f32 *g, f32 eps, int n, f32 *y) {
+  const f32 r = rms_inv(reduce_sumsq<LANES, VEC>(x, n), n, eps);
+  rmsnorm_scale<VEC>(x, g, r, n, y);
 }
 
 // max(|x[i]|) over i < n, from 0.0f (NaN never wins a comparison): VEC lane maxima, then a max
@@ -255,25 +345,27 @@ quant_max:
     for (int j = 0; j < VEC; j++) {
 #pragma HLS UNROLL
       const int i = c * VEC + j;
-      if (i < n) {
-        f32 a = x[i] < 0.0f ? -x[i] : x[i];
-        m[j] = a > m[j] ? a : m[j];
-      }
+      if (i < n) m[j] = abs_max_step(m[j], x[i]);
     }
   }
-  for (int h = VEC / 2; h >= 1; h /= 2) {
-    for (int j = 0; j < h; j++) m[j] = m[j + h] > m[j] ? m[j + h] : m[j];
-  }
-  return m[0];
+  return max_tree<VEC>(m);
 }
 
-// Per-token absmax int8: qs = 127 / max(absmax, 1e-5); q = clamp(rint(x * qs), -128, 127).
-// Cycles: absmax ceil(n / VEC) + round ceil(n / VEC).
+// Per-token quantization scale from the row's absmax: qs = 127 / max(absmax, 1e-5).
+inline f32 quant_scale(f32 amax) { return kQmax / (amax > kAbsmaxFloor ? amax : kAbsmaxFloor); }
+
+// q = clamp(rint(x * qs), -128, 127) as int8.
+inline int8_t quant_round(f32 x, f32 qs) {
+  f32 v = rint_f(x * qs);
+  v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
+  return (int8_t)v;
+}
+
+// Round + clamp + store: q[i] = quant_round(x[i], qs) for i < n, q written as it is produced (a DDR
+// pointer in the element-wise stages: VEC int8 per cycle). Cycles ceil(n / VEC).
 template <int VEC = 1>
-f32 quantize(const f32 *x, int n, int8_t *q) {
+void quantize_store(const f32 *x, f32 qs, int n, int8_t *q) {
   enum { kChunks = kMaxVec / VEC };
-  const f32 amax = absmax<VEC>(x, n);
-  const f32 qs = kQmax / (amax > kAbsmaxFloor ? amax : kAbsmaxFloor);
   const int chunks = (n + VEC - 1) / VEC;
 quant_round:
   for (int c = 0; c < chunks; c++) {
@@ -282,13 +374,18 @@ quant_round:
     for (int j = 0; j < VEC; j++) {
 #pragma HLS UNROLL
       const int i = c * VEC + j;
-      if (i < n) {
-        f32 v = rint_f(x[i] * qs);
-        v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
-        q[i] = (int8_t)v;
-      }
+      if (i < n) q[i] = quant_round(x[i], qs);
     }
   }
+}
+
+// Per-token absmax int8: qs = 127 / max(absmax, 1e-5); q = clamp(rint(x * qs), -128, 127).
+// Cycles: absmax ceil(n / VEC) + round ceil(n / VEC). (The element-wise stages fuse the absmax into
+// the pass that produces x and call quantize_store directly.)
+template <int VEC = 1>
+f32 quantize(const f32 *x, int n, int8_t *q) {
+  const f32 qs = quant_scale(absmax<VEC>(x, n));
+  quantize_store<VEC>(x, qs, n, q);
   return qs;
 }
 
