@@ -39,7 +39,7 @@ LUTRAM_BITS = 64  # bits per LUT used as distributed RAM (SLICEM)
 # for 32 x 14 bits, i.e. 56 bits per LUT at full depth (UG574 CLB guide); 42 leaves room for the
 # read-address decode and partially used primitives.
 LUTRAM_SDP_BITS_PER_LUT = 42
-EW_F32_ROWS, EW_I8_ROWS = 3, 1  # elementwise.h EwRows: shared fp32 rows and int8 row of the stages
+EW_F32_ROWS = 1  # elementwise.h EwRows: the one fp32 row the fused stages share
 AUTO_LUTRAM_BITS = 8192  # unbound arrays up to this size stay in distributed RAM (HLS default, assumption)
 ABSMAX_LUT = 40  # |x| and a 32-bit float compare/select per lane (sign-magnitude compare), estimate
 CLAMP_LUT = 30  # rint result clamp to [-128, 127] and int8 select per lane, estimate
@@ -226,8 +226,7 @@ def _elementwise_as_built(cfg: ModelConfig, v: int, lanes: int, act_buffer: str)
     act = _ops(FEXP, FDIV, FADD, FMUL, n=v) if cfg.act == "silu" else _ops(FMUL, FMUL, n=v)
     rope = _ops(FMUL, FMUL, FADD, n=v)  # x[i] * cos -/+ x[partner] * sin per output element
     n_max = max(cfg.hidden_size, cfg.q_size, cfg.ffn_size)
-    bufs = (_bound_memory(32, -(-n_max // v), v * EW_F32_ROWS, act_buffer)
-            + _bound_memory(8, -(-n_max // v), v * EW_I8_ROWS, act_buffer))
+    bufs = _bound_memory(32, -(-n_max // v), v * EW_F32_ROWS, act_buffer)
     units = (norm + quant) + rope + (act + _ops(FMUL, n=v) + norm + quant) + (_ops(FADD, n=v) + norm + quant)
     return units + bufs
 

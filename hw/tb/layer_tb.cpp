@@ -6,7 +6,7 @@
 // entries run the TLMM variants with an f16 KV cache (layer_config KV_T = f16); the _v4 / _v16
 // entries run the element-wise stages and the KV cache write 4 / 16 elements per cycle (EW_VEC).
 // The element-wise stages' shared rows (EwRows) are one static set per configuration, kept between
-// calls and filled with garbage (NaN, int8 -77) before each call, so a stage reading a row element it
+// calls and filled with garbage (NaN) before each call, so a stage reading a row element it
 // has not written shows up as a mismatch; the _wrap entry instead goes through decoder_layer (the
 // one-port wrapper that declares the rows itself with EDGELLM_EW_ROWS).
 #include <cmath>
@@ -33,8 +33,7 @@ static EwRows<typename C::ew> &poisoned_rows() {
   typedef typename C::ew E;
   static EwRows<E> r;
   for (int i = 0; i < E::N_BUF; i++) {
-    r.r0[i] = r.r1[i] = r.r2[i] = std::nanf("");
-    r.q[i] = -77;
+    r.r0[i] = std::nanf("");
   }
   return r;
 }

@@ -11,19 +11,18 @@
 // golden model (models/golden.py) bit for bit.
 //
 // Shared rows. The stages run one after another, never concurrently, so they share one set of rows,
-// EwRows<E>: 3 fp32 rows r0, r1, r2 and 1 int8 row q, E::N_BUF elements each, declared ONCE by the
-// caller with EDGELLM_EW_ROWS (decoder_layer.h decoder_layer; top.h edgellm_top_impl: one set for
-// every layer and the final norm): EDGELLM_ACT_BIND (r0 ram_t2p: RoPE reads an element and its
-// partner per bank per cycle; r1, r2, q ram_2p) and ARRAY_PARTITION cyclic factor E::PART; they are
-// passed by reference to every stage. Since the passes are fused every stage works in r0 alone (a
-// row is written before it is read within a token; nothing carries over between tokens or stages):
+// EwRows<E>: one fp32 row r0 of E::N_BUF elements, declared ONCE by the caller with EDGELLM_EW_ROWS
+// (decoder_layer.h decoder_layer; top.h edgellm_top_impl: one row for every layer and the final
+// norm): EDGELLM_ACT_BIND ram_t2p (RoPE reads an element and its partner per bank per cycle) and
+// ARRAY_PARTITION cyclic factor E::PART; passed by reference to every stage. The passes are fused,
+// so every stage works in r0 alone (a row is written before it is read within a token; nothing
+// carries over between tokens or stages):
 //   stage                    r0
 //   norm_quantize            x, then rmsnorm(x) in place
 //   dequant_rope             dequantize(acc) (RoPE reads it on the way out)
 //   glu_norm_quantize        g, then f = act(g) * u in place (u read from DDR), then rmsnorm(f, sub_g)
 //   residual_norm_quantize   dequantize(acc), then the new h in place, then rmsnorm(h, g)
-// q goes straight to DDR from the round pass; r1, r2 and q are no longer touched by any stage (kept
-// declared for the callers' EDGELLM_EW_ROWS; unused arrays are removed by synthesis).
+// q goes straight to DDR from the round pass; u, h and gammas are read from DDR in their pass.
 // RMSNorm gammas are not buffered: the scale pass reads g straight from its DDR pointer, VEC
 // elements per cycle (y = (x * r) * g); a disabled norm reads no gamma.
 //
@@ -92,26 +91,16 @@ struct EwConfig {
 // and passed by reference to the stages (which run one at a time).
 template <class E>
 struct EwRows {
-  f32 r0[E::N_BUF];    // the row every stage works in (x / linear output / g -> f / new h, normed in place)
-  f32 r1[E::N_BUF];    // unused since the passes are fused (u and h are read from DDR in their pass)
-  f32 r2[E::N_BUF];    // unused since the passes are fused (rmsnorm is in place in r0)
-  int8_t q[E::N_BUF];  // unused since the passes are fused (round + store writes q straight to DDR)
+  f32 r0[E::N_BUF];  // the row every stage works in (x / linear output / g -> f / new h, normed in place)
 };
 
-// Declares the stages' shared rows `rows` (EwRows<E>; E: an EwConfig type name, not a dependent
-// `typename C::ew`: typedef it first) with their storage and banking: r0 true dual port (RoPE reads
-// two addresses per bank per cycle), r1, r2 and q simple dual port (at most one read and one write
-// per bank per cycle), all bound to EDGELLM_ACT_STORAGE and cyclic by E::PART. Once per call site.
+// Declares the stages' shared row `rows` (EwRows<E>; E: an EwConfig type name, not a dependent
+// `typename C::ew`: typedef it first): true dual port (RoPE reads two addresses per bank per cycle),
+// bound to EDGELLM_ACT_STORAGE, cyclic by E::PART. Once per call site.
 #define EDGELLM_EW_ROWS(E, rows)                                                                  \
   ::edgellm::EwRows<E> rows;                                                                      \
   EDGELLM_ACT_BIND(rows.r0, ram_t2p)                                                              \
-  EDGELLM_ACT_BIND(rows.r1, ram_2p)                                                               \
-  EDGELLM_ACT_BIND(rows.r2, ram_2p)                                                               \
-  EDGELLM_ACT_BIND(rows.q, ram_2p)                                                                \
-  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = rows.r0 type = cyclic factor = E::PART)           \
-  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = rows.r1 type = cyclic factor = E::PART)           \
-  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = rows.r2 type = cyclic factor = E::PART)           \
-  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = rows.q type = cyclic factor = E::PART)
+  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = rows.r0 type = cyclic factor = E::PART)
 
 // One linear-output element: an exact accumulator is dequantized, an fp32 value (already
 // dequantized by tlmm_matmul, or any fp32 activation) is taken as it is.
