@@ -23,10 +23,6 @@ DDR_READ_LATENCY = 48
 ADD_LATENCY = 8  # numerics.h kAddLatency: cycles between two adds into one lane of a reduction
 
 
-def _on_chip(n: int, per_cycle: int) -> int:
-    return math.ceil(n / per_cycle) + EW_PASS_FILL
-
-
 def _ddr(n: int, per_cycle: float, read: bool = True) -> int:
     return math.ceil(n / per_cycle) + EW_PASS_FILL + (DDR_READ_LATENCY if read else 0)
 
@@ -54,19 +50,25 @@ def sumsq_units_for(vec: int, lanes: int) -> int:
     return max(1, min(vec, lanes // ADD_LATENCY))
 
 
-def _sumsq(n: int, w: _Widths) -> int:
-    """lane_sum: ceil(n / U) at II = 1, then the pipelined halving tree over the lanes."""
+def _produce_sumsq(n: int, w: _Widths) -> int:
+    """A producing pass that reads DDR and carries the sum of squares (numerics.h RowFuse): U elements
+    per cycle (at most the port's fp32 width) into the contract's lanes, then the halving tree."""
     tree = w.lanes - 1 + int(math.log2(w.lanes)) * ADD_LATENCY
     ii = max(1, math.ceil(ADD_LATENCY * w.sumsq_units / w.lanes))
-    return math.ceil(n / w.sumsq_units) * ii + EW_PASS_FILL + tree
+    return _ddr(n, min(w.sumsq_units, w.f32_ddr)) * ii + tree
+
+
+def _norm_tail(n: int, w: _Widths) -> int:
+    """Scale (gamma from DDR) + absmax, then round + clamp + store q (int8 to DDR)."""
+    return _ddr(n, w.f32_ddr) + _ddr(n, w.i8_ddr, read=False)
 
 
 def norm_quantize(n: int, norm: bool, w: _Widths) -> int:
-    """One token: load row, [sum of squares, scale with gamma from DDR], absmax, round, store q."""
-    c = _ddr(n, w.f32_ddr)
+    """One token (norm_quantize_tokens): load + sum of squares, scale + absmax, round + store; without
+    the norm: load + absmax, round + store."""
     if norm:
-        c += _sumsq(n, w) + _ddr(n, w.f32_ddr)  # the scale pass reads gamma from DDR
-    return c + 2 * _on_chip(n, w.vec) + _ddr(n, w.i8_ddr, read=False)
+        return _produce_sumsq(n, w) + _norm_tail(n, w)
+    return _ddr(n, w.f32_ddr) + _ddr(n, w.i8_ddr, read=False)
 
 
 def dequant_rope(n_heads: int, head_dim: int, w: _Widths) -> int:
@@ -77,19 +79,19 @@ def dequant_rope(n_heads: int, head_dim: int, w: _Widths) -> int:
 
 
 def glu_norm_quantize(n: int, subln: bool, w: _Widths) -> int:
-    """One token: load g and u, act(g) * u, [SubLN], absmax, round, store (glu_norm_quantize_tokens)."""
-    c = 2 * _ddr(n, w.f32_ddr) + _on_chip(n, w.vec)
+    """One token: load g; act(g) * u (u from DDR) + sum of squares (SubLN) or absmax; [scale +
+    absmax]; round + store."""
     if subln:
-        c += _sumsq(n, w) + _ddr(n, w.f32_ddr)  # the scale pass reads gamma from DDR
-    return c + 2 * _on_chip(n, w.vec) + _ddr(n, w.i8_ddr, read=False)
+        return _ddr(n, w.f32_ddr) + _produce_sumsq(n, w) + _norm_tail(n, w)
+    return 2 * _ddr(n, w.f32_ddr) + _ddr(n, w.i8_ddr, read=False)
 
 
 def residual_norm_quantize(n: int, next_norm: bool, w: _Widths) -> int:
-    """One token: load y, h += y (read and write h), [RMSNorm, absmax, round, store]."""
-    c = _ddr(n, w.f32_ddr) + _ddr(n, w.f32_ddr)  # AXI read and write channels run concurrently
+    """One token: load y; h += y (h read and written over DDR's read and write channels) [+ sum of
+    squares; scale + absmax; round + store]."""
     if next_norm:
-        c += _sumsq(n, w) + _ddr(n, w.f32_ddr) + 2 * _on_chip(n, w.vec) + _ddr(n, w.i8_ddr, read=False)
-    return c
+        return _ddr(n, w.f32_ddr) + _produce_sumsq(n, w) + _norm_tail(n, w)
+    return 2 * _ddr(n, w.f32_ddr)
 
 
 def kv_write(kv_size: int, w: _Widths) -> int:
