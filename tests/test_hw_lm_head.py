@@ -194,3 +194,97 @@ def test_every_head_port_carries_its_rows(lib: ctypes.CDLL, nports: int) -> None
     copies = _port_copies(head.w, nports, 1)
     copies[0], copies[1] = copies[1], copies[0]
     assert (_run_ports(lib, nports, x, head, 4, copies)[0] != ref).any()
+
+
+# ---- the streaming region: dot process -> (block, token, NP accumulators) FIFO -> scoring process -----
+
+@pytest.mark.parametrize("nports", [1, 2, 4])
+@pytest.mark.parametrize("vocab,hidden,t", [(103, 100, 3), (9, 48, 4), (2, 16, 1)])
+def test_dot_process_packets(lib: ctypes.CDLL, nports: int, vocab: int, hidden: int, t: int) -> None:
+    """The dot process alone: one packet per (block, token), block-major, tokens in order within a block,
+    accumulators exactly q @ W.T (int64 reference), every row of the vocabulary covered once."""
+    rng = np.random.default_rng(100 * nports + vocab)
+    w = rng.integers(-128, 128, (vocab, hidden)).astype(np.int8)
+    x = (rng.standard_normal((t, hidden)) * 2).astype(F32)
+    copies = _port_copies(w, nports, vocab)
+    nblk = -(-vocab // nports)
+    acc = np.full((t, vocab), -(2**31), np.int32)  # sentinel: a row never written stays at INT32_MIN
+    order = np.full((nblk * t, 2), -1, np.int32)
+    n = lib.tb_lm_dot(CI(nports), P(x), CI(t), *[P(c) for c in copies], CI(vocab), CI(hidden), P(acc),
+                      P(order), CI(nblk * t))
+    assert n == nblk * t
+    want = [(b, k) for b in range(nblk) for k in range(t)]
+    assert [tuple(r) for r in order.tolist()] == want
+    q = nx.quantize(x)[0].astype(np.int64)  # (t, hidden)
+    ref = q @ w.astype(np.int64).T  # (t, vocab)
+    assert np.array_equal(acc.astype(np.int64), ref)
+
+
+def _run_score(lib: ctypes.CDLL, nports: int, acc: np.ndarray, qs: np.ndarray, rs: np.ndarray, k: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    t, vocab = acc.shape
+    logits = np.full((t, vocab), np.nan, F32)
+    am = np.full(t, -7, np.int32)
+    ti = np.full((t, k), -7, np.int32)
+    tv = np.full((t, k), np.nan, F32)
+    rc = lib.tb_lm_score(CI(nports), P(np.ascontiguousarray(acc, np.int32)), P(qs), CI(t), P(rs), CI(vocab),
+                         P(logits), P(am), CI(k), P(ti), P(tv))
+    assert rc == 0
+    return logits, am, ti, tv
+
+
+@pytest.mark.parametrize("nports", [1, 2, 4])
+@pytest.mark.parametrize("vocab,t,k", [(101, 4, 64), (7, 3, 5), (130, 1, 64)])
+def test_score_process_ties_across_blocks(lib: ctypes.CDLL, nports: int, vocab: int, t: int, k: int) -> None:
+    """The scoring process alone on accumulators with exact ties spread over many blocks (vocab not a
+    multiple of nports, more tied rows than top-k slots): logits bit-exact with ((f32)acc / qs) * rs,
+    argmax and top-k as np.argmax / a stable descending sort."""
+    rng = np.random.default_rng(vocab * 10 + nports)
+    acc = rng.integers(-3, 4, (t, vocab)).astype(np.int32)  # (t, vocab): 7 values -> ties in every block
+    acc[0, 1::3] = 3  # token 0: the top value in a third of the rows (> 64 tied for vocab 130)
+    qs = rng.uniform(0.5, 2.0, t).astype(F32)
+    rs = np.full(vocab, F32(0.01), F32)
+    logits, am, ti, tv = _run_score(lib, nports, acc, qs, rs, k)
+    ref = (acc.astype(F32) / qs[:, None]) * rs[None, :]
+    assert ref.dtype == F32
+    assert np.array_equal(logits.view(np.uint32), ref.view(np.uint32))
+    assert np.array_equal(am, np.argmax(ref, axis=1))
+    kk = min(k, vocab)
+    top = _ref_topk(ref, kk)
+    assert np.array_equal(ti[:, :kk], top)
+    assert np.array_equal(tv[:, :kk].view(np.uint32), np.take_along_axis(ref, top, 1).view(np.uint32))
+    assert (ti[:, kk:] == -1).all() and (tv[:, kk:] == 0).all()
+
+
+@pytest.mark.parametrize("nports", [1, 2, 4])
+def test_lm_head_ties_across_blocks_multi_token(lib: ctypes.CDLL, nports: int) -> None:
+    """Whole head, vocab 203 (not a multiple of 2 or 4), 6 tokens (two MAX_TOK=4 blocks of tokens), 70
+    identical rows spread over the vocabulary (ties across blocks and ports, more than the 64 top-k
+    slots), the largest logit of token 0 also tied with the last row of the partial last block."""
+    vocab, hidden, t, k = 203, 96, 6, 64
+    rng = np.random.default_rng(11 + nports)
+    x = rng.standard_normal((t, hidden)).astype(F32)
+    w = rng.integers(-60, 61, (vocab, hidden)).astype(np.int8)
+    rs = rng.uniform(0.001, 0.01, vocab).astype(F32)
+    tied = np.sort(rng.choice(vocab - 1, 69, replace=False))
+    tied = np.append(tied, vocab - 1)  # (70,) row indices, the last row included
+    w[tied] = np.where(x[0] >= 0, 127, -127).astype(np.int8)  # token 0's best possible row
+    rs[tied] = F32(0.02)
+    head = Int8Head(w, rs)
+    copies = _port_copies(head.w, nports, 5)
+    out = _run_ports(lib, nports, x, head, k, copies)
+    _check(x, head, k, out, f"ties across blocks, {nports} ports")
+    assert out[1][0] == tied[0] and out[2][0].tolist() == tied[:k].tolist()
+
+
+def test_scoring_is_a_pipelined_process() -> None:
+    """lm_head.h structure: the scoring (topk_insert) lives in the pipelined row loop of the scoring
+    process, which runs beside the dot process in a DATAFLOW region joined by the packet stream."""
+    src = (csim.INCLUDE_DIR / "edgellm" / "lm_head.h").read_text()
+    region = src[src.index("void lm_head_stream("):]
+    region = region[:region.index("\n}\n")]
+    assert "#pragma HLS DATAFLOW" in region and "lm_dot_blocks<CFG>(" in region and "lm_score<CFG>(" in region
+    rows = src[src.index("lm_score_rows:"):]
+    rows = rows[:rows.index("\nlm_out:")]
+    assert "#pragma HLS PIPELINE II = 1" in rows and "topk_insert<K>(" in rows
+    assert src.count("topk_insert<K>(") == 1  # nowhere else

@@ -1,5 +1,6 @@
 // ctypes entry points for the fabric LM head (tests/test_hw_lm_head.py).
 #include <ap_int.h>
+#include <hls_stream.h>
 
 #include <cstdint>
 
@@ -15,6 +16,50 @@ typedef LmHeadConfig<16, 4096, 200000, 4, 64, 4> Cfg4;
 static int8_t g_q[64 * 4096];
 static f32 g_qs[64];
 static ap_uint<128> g_wide[4][1 << 16];  // 1 MiB head per port for the wide-port path
+
+// Drain of the dot process (tb_lm_dot) and a packet source for the scoring process (tb_lm_score).
+static int g_pk_blk[1 << 16], g_pk_t[1 << 16];
+static int32_t g_pk_acc[1 << 16][4];
+
+template <class C>
+static int dot_only(const int8_t *w0, const int8_t *w1, const int8_t *w2, const int8_t *w3, int nt, int vocab,
+                    int hidden) {
+  static typename C::beat_t qb[C::MAX_TOK][C::BEATS_MAX];
+  const int nbeats = (hidden + C::P - 1) / C::P;
+  for (int t = 0; t < nt; t++)
+    for (int j = 0; j < nbeats; j++) qb[t][j] = lm_read_beat<C::P>(g_q, t, j, hidden);
+  hls::stream<LmDotPacket<C> > s;
+  lm_dot_blocks<C>(w0, w1, w2, w3, qb, nt, vocab, hidden, s);
+  int n = 0;
+  while (!s.empty()) {
+    if (n >= (1 << 16)) return -1;
+    LmDotPacket<C> pk = s.read();
+    g_pk_blk[n] = pk.blk;
+    g_pk_t[n] = pk.t;
+    for (int p = 0; p < C::NPORTS; p++) g_pk_acc[n][p] = (int32_t)pk.acc[p];
+    n++;
+  }
+  return n;
+}
+
+template <class C>
+static void score_only(const int32_t *acc, const f32 *qs, int nt, const f32 *row_scale, int vocab, f32 *logits,
+                       int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
+  hls::stream<LmDotPacket<C> > s;
+  const int nblk = (vocab + C::NPORTS - 1) / C::NPORTS;
+  for (int b = 0; b < nblk; b++)
+    for (int t = 0; t < nt; t++) {
+      LmDotPacket<C> pk;
+      pk.blk = b;
+      pk.t = t;
+      for (int p = 0; p < C::NPORTS; p++) {
+        const int v = b * C::NPORTS + p;
+        pk.acc[p] = v < vocab ? acc[(long)t * vocab + v] : 0;
+      }
+      s.write(pk);
+    }
+  lm_score<C>(s, qs, nt, row_scale, vocab, true, logits, argmax, k, top_idx, top_val);
+}
 
 extern "C" {
 
@@ -74,6 +119,55 @@ int tb_lm_head_wide4(const f32 *x, int n_tok, const int8_t *w0, const int8_t *w1
   for (int t = 0; t < n_tok; t++) g_qs[t] = quantize(x + (long)t * hidden, hidden, g_q + t * hidden);
   lm_head<Cfg4>(g_q, g_qs, n_tok, g_wide[0], g_wide[1], g_wide[2], g_wide[3], row_scale, vocab, hidden, true,
                 logits, argmax, k, top_idx, top_val);
+  return 0;
+}
+
+// The dot process alone (lm_dot_blocks, nports 1, 2 or 4, byte pointers): drains its packets in
+// stream order into acc[nt][vocab] (row v of token t) and order[n][2] = (blk, t) per packet; returns
+// the packet count n, or -1 on bad sizes / port count, more than max_pk packets, or a packet naming a
+// token >= n_tok or a row outside [0, vocab + nports).
+int tb_lm_dot(int nports, const f32 *x, int n_tok, const int8_t *w0, const int8_t *w1, const int8_t *w2,
+              const int8_t *w3, int vocab, int hidden, int32_t *acc, int32_t *order, int max_pk) {
+  if (n_tok > 4 || hidden > 4096) return -1;
+  for (int t = 0; t < n_tok; t++) g_qs[t] = quantize(x + (long)t * hidden, hidden, g_q + t * hidden);
+  int n;
+  if (nports == 1) {
+    n = dot_only<Cfg>(w0, w1, w2, w3, n_tok, vocab, hidden);
+  } else if (nports == 2) {
+    n = dot_only<Cfg2>(w0, w1, w2, w3, n_tok, vocab, hidden);
+  } else if (nports == 4) {
+    n = dot_only<Cfg4>(w0, w1, w2, w3, n_tok, vocab, hidden);
+  } else {
+    return -1;
+  }
+  if (n < 0 || n > max_pk) return -1;
+  for (int i = 0; i < n; i++) {
+    order[2 * i] = g_pk_blk[i];
+    order[2 * i + 1] = g_pk_t[i];
+    if (g_pk_t[i] < 0 || g_pk_t[i] >= n_tok) return -1;
+    for (int p = 0; p < nports; p++) {
+      const long v = (long)g_pk_blk[i] * nports + p;
+      if (v < 0 || v >= vocab + nports) return -1;
+      if (v < vocab) acc[(long)g_pk_t[i] * vocab + v] = g_pk_acc[i][p];
+    }
+  }
+  return n;
+}
+
+// The scoring process alone (lm_score): given exact dot products acc[nt][vocab], feeds it the
+// packets in the dot process's (block, token) order. Returns -1 on bad sizes / port count.
+int tb_lm_score(int nports, const int32_t *acc, const f32 *qs, int n_tok, const f32 *row_scale, int vocab,
+                f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
+  if (n_tok < 1 || n_tok > 4 || k > 64) return -1;
+  if (nports == 1) {
+    score_only<Cfg>(acc, qs, n_tok, row_scale, vocab, logits, argmax, k, top_idx, top_val);
+  } else if (nports == 2) {
+    score_only<Cfg2>(acc, qs, n_tok, row_scale, vocab, logits, argmax, k, top_idx, top_val);
+  } else if (nports == 4) {
+    score_only<Cfg4>(acc, qs, n_tok, row_scale, vocab, logits, argmax, k, top_idx, top_val);
+  } else {
+    return -1;
+  }
   return 0;
 }
 

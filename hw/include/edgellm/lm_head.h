@@ -10,18 +10,46 @@
 // NPORTS weight ports the rows go in blocks of NPORTS: row v = b*NPORTS + p of block b is read by
 // port p -- one contiguous burst of `hidden` bytes per port and block -- into its own bank (the
 // loaders are the processes of a DATAFLOW region, as the TLMM's, weight_buffer.h), so the ports
-// stream concurrently. The compute reads beat j of every bank in the same cycle: NPORTS rows at P
+// stream concurrently. The dot loop reads beat j of every bank in the same cycle: NPORTS rows at P
 // MACs each, NPORTS * P MACs per cycle. Banks are ping-ponged: block b+1 loads while block b is
-// computed (for all tokens of the call). Logits, argmax and top-k then take the block's rows in
-// increasing v, so results do not depend on NPORTS. With a wide ap_uint<8*P> port, hidden must be
-// a multiple of P; the byte pointer form accepts any hidden. Each weight row is fetched once per
-// call (per MAX_TOK tokens).
+// computed (for all tokens of the call). With a wide ap_uint<8*P> port, hidden must be a multiple
+// of P; the byte pointer form accepts any hidden. Each weight row is fetched once per call (per
+// MAX_TOK tokens).
+//
+// Structure of one call (per MAX_TOK tokens): load the tokens, then one DATAFLOW region of two
+// processes joined by a FIFO of packets (block b, token t, the NPORTS exact accumulators):
+//   lm_dot_blocks  the row loaders and the dot loop above; per block one pipelined loop over
+//                  (token, beat), nt * nbeats iterations at II 1, a packet at each token's last beat
+//   lm_score       one pipelined loop over rows in packet order (block-major, then token, then p),
+//                  so every token takes its rows in increasing v exactly as a serial loop would:
+//                  the logit (fdiv then fmul, pipelined), its DDR write, the argmax and top-k update.
+// Scoring therefore overlaps the next dot products and row loads; results do not depend on NPORTS.
+// Its only row-to-row dependence is the token's argmax / top-k update (K fp32 compares, then a
+// select per slot), so its II per row, II_s, is that update's latency: 1 as targeted (PIPELINE
+// II = 1), 2 where compare + select do not close in one cycle at the clock (C simulation cannot tell;
+// the synthesis report can). It keeps up with the dot process when NPORTS * II_s <= nbeats (a token's
+// NPORTS rows per nbeats dot cycles; e.g. 4 <= 96 at hidden 1536, P 16); below that (tiny hidden)
+// the FIFO back-pressures the dot loop and a block costs nt * NPORTS * II_s instead.
+//
+// Cycles, with nbeats = ceil(hidden / P), nblk = ceil(vocab / NPORTS), nt <= MAX_TOK tokens, and
+// the tool's pipeline depths: D_q (token load), D_r (a row burst's read latency), D_d (dot loop:
+// bank read, P products, adder tree, accumulate, packet write), D_s (scoring: fdiv + fmul +
+// compare/select + logit write), D_o (output loop); c (1-2) the block loop's control per iteration:
+//   load(block)    L = nbeats + D_r                   (all ports concurrently)
+//   dots(block)    C = nt * nbeats + D_d              (scoring hidden behind it when it keeps up)
+//   block, steady  max(L, C) + c
+//   call           nt * nbeats + D_q                                   token load
+//                + L + (nblk - 1) * (max(L, C) + c) + C               ping-ponged blocks
+//                + NPORTS * II_s + D_s                                 scoring of the last packet
+//                + nt * (min(k, K_TOP) + D_o)                          argmax / top-k out
+// lm_head: the call's cycles summed over its ceil(n_tok / MAX_TOK) token blocks.
 //
 // Accumulator: |q * w| <= 128 * 128 = 2^14, so |acc| <= 2^14 * HID_MAX (HID_MAX = 16384: 2^28,
 // 30 bits signed); ACC_BITS <= 32 requires HID_MAX < 2^17.
 #pragma once
 
 #include <ap_int.h>
+#include <hls_stream.h>
 
 #include <cstdint>
 
@@ -185,50 +213,58 @@ struct LmRowLoader<CFG, 4> {
   }
 };
 
-// All tokens against the rows of block `blk` held in banks b0 .. b{NPORTS-1}: NPORTS dot products
-// per cycle (beat j of every bank with beat j of the token), then the rows' logits in increasing v
-// into each token's running argmax (bestv, besti) and top-k (tv, ti).
+// What the dot process hands the scoring process: the exact dot products of token t with the
+// NPORTS rows of block blk (row v = blk * NPORTS + p in acc[p]; rows past the vocabulary carry 0).
 template <class CFG>
-void lm_compute_block(const typename CFG::beat_t b0[], const typename CFG::beat_t b1[],
-                      const typename CFG::beat_t b2[], const typename CFG::beat_t b3[],
-                      const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt, int blk, int vocab,
-                      int nbeats, const f32 *qs, const f32 *row_scale, bool write_logits, f32 *logits,
-                      f32 tv[][CFG::K_TOP], int32_t ti[][CFG::K_TOP], f32 bestv[], int32_t besti[]) {
+struct LmDotPacket {
+  typename CFG::acc_t acc[CFG::NPORTS];
+  int32_t blk;
+  int32_t t;
+};
+
+// All tokens against the rows of block `blk` held in banks b0 .. b{NPORTS-1}: NPORTS dot products
+// per cycle (beat j of every bank with beat j of the token) in ONE pipelined loop over (token,
+// beat), nt * nbeats iterations at II 1; the last beat of token t writes its packet (blk, t, acc).
+template <class CFG>
+void lm_dot_block(const typename CFG::beat_t b0[], const typename CFG::beat_t b1[],
+                  const typename CFG::beat_t b2[], const typename CFG::beat_t b3[],
+                  const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt, int blk, int nbeats,
+                  hls::stream<LmDotPacket<CFG> > &dots) {
 #pragma HLS INLINE off
-  enum { NP = CFG::NPORTS, K = CFG::K_TOP, kBeats = CFG::BEATS_MAX, kMaxTok = CFG::MAX_TOK };
+  enum { NP = CFG::NPORTS, kMaxIter = CFG::MAX_TOK * CFG::BEATS_MAX };
   typedef typename CFG::beat_t beat_t;
   typedef typename CFG::acc_t acc_t;
-lm_tok:
-  for (int t = 0; t < nt; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    acc_t acc[kMaxHeadPorts];
+  acc_t acc[kMaxHeadPorts];
 #pragma HLS ARRAY_PARTITION variable = acc complete
-    for (int p = 0; p < kMaxHeadPorts; p++) {
+  for (int p = 0; p < kMaxHeadPorts; p++) {
 #pragma HLS UNROLL
-      acc[p] = 0;
-    }
-  lm_dot:
-    for (int j = 0; j < nbeats; j++) {
+    acc[p] = 0;
+  }
+  int t = 0, j = 0;
+lm_dot:
+  for (int i = 0; i < nt * nbeats; i++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kBeats
-      const beat_t q = qbuf[t][j];
-      acc[0] += dot_beat<CFG::P, CFG::ACC_BITS>(b0[j], q);
-      if (NP > 1) acc[1] += dot_beat<CFG::P, CFG::ACC_BITS>(b1[j], q);
-      if (NP > 2) acc[2] += dot_beat<CFG::P, CFG::ACC_BITS>(b2[j], q);
-      if (NP > 3) acc[3] += dot_beat<CFG::P, CFG::ACC_BITS>(b3[j], q);
-    }
-  lm_block_rows:
-    for (int p = 0; p < NP; p++) {
-      const int v = blk * NP + p;
-      if (v < vocab) {
-        f32 logit = ((f32)(int32_t)acc[p] / qs[t]) * row_scale[v];
-        if (write_logits) logits[(long)t * vocab + v] = logit;
-        if (besti[t] < 0 || logit > bestv[t]) {
-          bestv[t] = logit;
-          besti[t] = v;
-        }
-        topk_insert<K>(tv[t], ti[t], logit, v);
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxIter
+    const beat_t q = qbuf[t][j];
+    const acc_t zero = 0;
+    const bool first = j == 0;  // a token's first beat restarts the sums
+    acc[0] = (first ? zero : acc[0]) + dot_beat<CFG::P, CFG::ACC_BITS>(b0[j], q);
+    if (NP > 1) acc[1] = (first ? zero : acc[1]) + dot_beat<CFG::P, CFG::ACC_BITS>(b1[j], q);
+    if (NP > 2) acc[2] = (first ? zero : acc[2]) + dot_beat<CFG::P, CFG::ACC_BITS>(b2[j], q);
+    if (NP > 3) acc[3] = (first ? zero : acc[3]) + dot_beat<CFG::P, CFG::ACC_BITS>(b3[j], q);
+    if (j == nbeats - 1) {
+      LmDotPacket<CFG> pk;
+      for (int p = 0; p < NP; p++) {
+#pragma HLS UNROLL
+        pk.acc[p] = acc[p];
       }
+      pk.blk = blk;
+      pk.t = t;
+      dots.write(pk);
+      j = 0;
+      t++;
+    } else {
+      j++;
     }
   }
 }
@@ -239,20 +275,20 @@ struct LmBankDepth {
   static constexpr int value = PORT < CFG::NPORTS ? CFG::BEATS_MAX : 1;
 };
 
-// One block of nt <= MAX_TOK tokens (see lm_head).
+// Dot process: every block of the vocabulary against the nt tokens in qbuf, packets in (block,
+// token) order. Banks are ping-ponged: block b+1 loads (all ports at once) while block b's dot
+// products run from the other set.
 template <class CFG, class WT>
-void lm_head_block(const int8_t *q, const f32 *qs, int nt, const WT *w0, const WT *w1, const WT *w2,
-                   const WT *w3, const f32 *row_scale, int vocab, int hidden, bool write_logits, f32 *logits,
-                   int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
-  enum { P = CFG::P, K = CFG::K_TOP, NP = CFG::NPORTS, kBeats = CFG::BEATS_MAX, kMaxTok = CFG::MAX_TOK,
-         kMaxBlk = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS };
+void lm_dot_blocks(const WT *w0, const WT *w1, const WT *w2, const WT *w3,
+                   const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt, int vocab, int hidden,
+                   hls::stream<LmDotPacket<CFG> > &dots) {
+#pragma HLS INLINE off
+  enum { NP = CFG::NPORTS, kMaxBlk = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS };
   typedef typename CFG::beat_t beat_t;
-  static beat_t qbuf[CFG::MAX_TOK][CFG::BEATS_MAX];
   static beat_t ping0[LmBankDepth<CFG, 0>::value], ping1[LmBankDepth<CFG, 1>::value];
   static beat_t ping2[LmBankDepth<CFG, 2>::value], ping3[LmBankDepth<CFG, 3>::value];
   static beat_t pong0[LmBankDepth<CFG, 0>::value], pong1[LmBankDepth<CFG, 1>::value];
   static beat_t pong2[LmBankDepth<CFG, 2>::value], pong3[LmBankDepth<CFG, 3>::value];
-#pragma HLS BIND_STORAGE variable = qbuf type = ram_2p impl = bram
 #pragma HLS BIND_STORAGE variable = ping0 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = ping1 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = ping2 type = ram_s2p impl = lutram
@@ -261,29 +297,8 @@ void lm_head_block(const int8_t *q, const f32 *qs, int nt, const WT *w0, const W
 #pragma HLS BIND_STORAGE variable = pong1 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = pong2 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = pong3 type = ram_s2p impl = lutram
-  f32 tv[CFG::MAX_TOK][K], bestv[CFG::MAX_TOK];
-  int32_t ti[CFG::MAX_TOK][K], besti[CFG::MAX_TOK];
-#pragma HLS ARRAY_PARTITION variable = tv dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = ti dim = 2 type = complete
-  const int nbeats = (hidden + P - 1) / P;
+  const int nbeats = (hidden + CFG::P - 1) / CFG::P;
   const int nblk = (vocab + NP - 1) / NP;
-lm_init:
-  for (int t = 0; t < nt; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    besti[t] = -1;
-    bestv[t] = 0.0f;
-    for (int j = 0; j < K; j++) {
-#pragma HLS UNROLL
-      ti[t][j] = -1;
-      tv[t][j] = 0.0f;
-    }
-  lm_load_q:
-    for (int j = 0; j < nbeats; j++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kBeats
-      qbuf[t][j] = lm_read_beat<P>(q, t, j, hidden);
-    }
-  }
   LmRowLoader<CFG>::run(w0, w1, w2, w3, 0, vocab, hidden, ping0, ping1, ping2, ping3);
 lm_blocks:
   for (int b = 0; b < nblk; b++) {
@@ -291,33 +306,135 @@ lm_blocks:
     // Load block b+1 into one bank set (all ports at once) while block b is computed from the other.
     if ((b & 1) == 0) {
       if (b + 1 < nblk) LmRowLoader<CFG>::run(w0, w1, w2, w3, b + 1, vocab, hidden, pong0, pong1, pong2, pong3);
-      lm_compute_block<CFG>(ping0, ping1, ping2, ping3, qbuf, nt, b, vocab, nbeats, qs, row_scale, write_logits,
-                            logits, tv, ti, bestv, besti);
+      lm_dot_block<CFG>(ping0, ping1, ping2, ping3, qbuf, nt, b, nbeats, dots);
     } else {
       if (b + 1 < nblk) LmRowLoader<CFG>::run(w0, w1, w2, w3, b + 1, vocab, hidden, ping0, ping1, ping2, ping3);
-      lm_compute_block<CFG>(pong0, pong1, pong2, pong3, qbuf, nt, b, vocab, nbeats, qs, row_scale, write_logits,
-                            logits, tv, ti, bestv, besti);
+      lm_dot_block<CFG>(pong0, pong1, pong2, pong3, qbuf, nt, b, nbeats, dots);
     }
+  }
+}
+
+// Scoring process: one row per iteration of one pipelined loop (target II 1), rows in packet order,
+// so each token sees its rows in increasing v: logit = ((f32)acc / qs[t]) * row_scale[v], the
+// logit to DDR, then the token's argmax and top-k insertion (topk_insert). The only dependence
+// from row to row is that update (the K compares and selects on the token's slots); the divide and
+// multiply are pipelined ahead of it. Then argmax and the first k top-k slots of every token.
+template <class CFG>
+void lm_score(hls::stream<LmDotPacket<CFG> > &dots, const f32 *qs, int nt, const f32 *row_scale, int vocab,
+              bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
+#pragma HLS INLINE off
+  enum { NP = CFG::NPORTS, K = CFG::K_TOP, kMaxTok = CFG::MAX_TOK,
+         kMaxRows = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS * CFG::NPORTS * CFG::MAX_TOK };
+  f32 tv[CFG::MAX_TOK][K], bestv[CFG::MAX_TOK], qsl[CFG::MAX_TOK];
+  int32_t ti[CFG::MAX_TOK][K], besti[CFG::MAX_TOK];
+#pragma HLS ARRAY_PARTITION variable = tv dim = 0 type = complete
+#pragma HLS ARRAY_PARTITION variable = ti dim = 0 type = complete
+#pragma HLS ARRAY_PARTITION variable = bestv dim = 0 type = complete
+#pragma HLS ARRAY_PARTITION variable = besti dim = 0 type = complete
+#pragma HLS ARRAY_PARTITION variable = qsl dim = 0 type = complete
+lm_score_init:
+  for (int t = 0; t < nt; t++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
+    qsl[t] = qs[t];
+    besti[t] = -1;
+    bestv[t] = 0.0f;
+    for (int j = 0; j < K; j++) {
+#pragma HLS UNROLL
+      ti[t][j] = -1;
+      tv[t][j] = 0.0f;
+    }
+  }
+  const int nrows = (vocab + NP - 1) / NP * NP * nt;
+  LmDotPacket<CFG> pk;
+  pk.blk = 0;
+  pk.t = 0;
+  for (int p = 0; p < NP; p++) {
+#pragma HLS UNROLL
+    pk.acc[p] = 0;
+  }
+  int p = 0;
+lm_score_rows:
+  for (int i = 0; i < nrows; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxRows
+// logits and row_scale are disjoint DDR areas (lm_head's contract), possibly behind one port and
+// one base pointer: a logit written never feeds a later row-scale read.
+#pragma HLS DEPENDENCE variable = logits inter false
+#pragma HLS DEPENDENCE variable = row_scale inter false
+    if (p == 0) pk = dots.read();
+    const int t = pk.t;
+    const int v = pk.blk * NP + p;
+    if (v < vocab) {
+      f32 logit = ((f32)(int32_t)pk.acc[p] / qsl[t]) * row_scale[v];
+      if (write_logits) logits[(long)t * vocab + v] = logit;
+      if (besti[t] < 0 || logit > bestv[t]) {
+        bestv[t] = logit;
+        besti[t] = v;
+      }
+      topk_insert<K>(tv[t], ti[t], logit, v);
+    }
+    p = p == NP - 1 ? 0 : p + 1;
   }
 lm_out:
   for (int t = 0; t < nt; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
     argmax[t] = besti[t];
-    for (int j = 0; j < K; j++) {
+    for (int j = 0; j < K && j < k; j++) {
 #pragma HLS PIPELINE II = 1
-      if (j < k) {
-        top_idx[t * k + j] = ti[t][j];
-        top_val[t * k + j] = ti[t][j] >= 0 ? tv[t][j] : 0.0f;
-      }
+      top_idx[t * k + j] = ti[t][j];
+      top_val[t * k + j] = ti[t][j] >= 0 ? tv[t][j] : 0.0f;
     }
   }
+}
+
+// The streaming region of one block of tokens: the dot process and the scoring process run
+// concurrently, joined by a FIFO of (block, token, NPORTS accumulators) packets.
+template <class CFG, class WT>
+void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32 *qs, int nt, const WT *w0,
+                    const WT *w1, const WT *w2, const WT *w3, const f32 *row_scale, int vocab, int hidden,
+                    bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
+#pragma HLS DATAFLOW
+  enum { kDepth = 2 * CFG::MAX_TOK };  // one block's packets of slack
+  hls::stream<LmDotPacket<CFG> > dots("lm_dots");
+#pragma HLS STREAM variable = dots depth = kDepth
+  lm_dot_blocks<CFG>(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots);
+  lm_score<CFG>(dots, qs, nt, row_scale, vocab, write_logits, logits, argmax, k, top_idx, top_val);
+}
+
+// One block of nt <= MAX_TOK tokens (see lm_head): load the tokens, then the streaming region.
+template <class CFG, class WT>
+void lm_head_block(const int8_t *q, const f32 *qs, int nt, const WT *w0, const WT *w1, const WT *w2,
+                   const WT *w3, const f32 *row_scale, int vocab, int hidden, bool write_logits, f32 *logits,
+                   int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
+  enum { P = CFG::P, kBeats = CFG::BEATS_MAX, kMaxIter = CFG::MAX_TOK * CFG::BEATS_MAX };
+  typedef typename CFG::beat_t beat_t;
+  static beat_t qbuf[CFG::MAX_TOK][CFG::BEATS_MAX];
+#pragma HLS BIND_STORAGE variable = qbuf type = ram_2p impl = bram
+  const int nbeats = (hidden + P - 1) / P;
+  int t = 0, j = 0;
+lm_load_q:
+  for (int i = 0; i < nt * nbeats; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxIter
+    qbuf[t][j] = lm_read_beat<P>(q, t, j, hidden);
+    if (j == nbeats - 1) {
+      j = 0;
+      t++;
+    } else {
+      j++;
+    }
+  }
+  lm_head_stream<CFG>(qbuf, qs, nt, w0, w1, w2, w3, row_scale, vocab, hidden, write_logits, logits, argmax, k,
+                      top_idx, top_val);
 }
 
 // q: int8 [n_tok][hidden] with per-token scales qs; w0 .. w3: [vocab][hidden], one pointer per
 // weight port, all at the head's address (port p reads rows v with v % NPORTS == p; pointers
 // p >= NPORTS are never dereferenced); row_scale: [vocab]. write_logits: logits[n_tok][vocab];
 // always: argmax[n_tok], top_idx/top_val[n_tok][k] (k <= K_TOP; slots beyond vocab get index -1 and
-// value 0). Tokens go in blocks of MAX_TOK; W streams once per block.
+// value 0). logits must not overlap row_scale. Tokens go in blocks of MAX_TOK; W streams once per
+// block.
 template <class CFG, class WT>
 void lm_head(const int8_t *q, const f32 *qs, int n_tok, const WT *w0, const WT *w1, const WT *w2, const WT *w3,
              const f32 *row_scale, int vocab, int hidden, bool write_logits, f32 *logits, int32_t *argmax,
