@@ -47,6 +47,10 @@ LINEAR_PIPELINE_DEPTH = 64
 # Pipeline fill of the per-token loops of one TLMM tile (steps + outputs) or LM-head block (dot beats
 # + logits): assumption (a table/lookup/adder chain of a few stages each), cycles per token and tile.
 TILE_PIPELINE_DEPTH = 8
+# LM head scoring process (lm_head.h lm_score): II per row and pipeline depth (divide, multiply,
+# argmax, top-K insert). Assumption; it keeps up with the dot process while NP * II <= hidden / P.
+LM_SCORE_II = 1
+LM_SCORE_DEPTH = 40
 # Pipeline depth of an attention tile (dot product tree + exp + rescale). Assumption, cycles.
 ATTN_PIPELINE_DEPTH = 64
 # Elements per K (and V) beat the decode merge hands the attention core per cycle (attn_config
@@ -127,8 +131,10 @@ def _lm_head_s(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, t
     nbeats, nblk = -(-cfg.hidden_size // beat), -(-cfg.vocab_size // nports)
     blk_load = max(nbeats * beat / _port_bytes_per_cycle(board, p, beat),
                    nports * cfg.hidden_size / _ddr_bytes_per_cycle(board, p))
-    blk_compute = tokens * (nbeats + nports + TILE_PIPELINE_DEPTH)  # dot beats, then NP rows' logits
-    cycles = blk_load + (nblk - 1) * max(blk_load, blk_compute) + blk_compute + LINEAR_PIPELINE_DEPTH
+    blk_compute = tokens * nbeats + TILE_PIPELINE_DEPTH  # dot beats; the logits are scored alongside
+    score_drain = nports * LM_SCORE_II + LM_SCORE_DEPTH  # the last block's rows through the scoring process
+    cycles = (blk_load + (nblk - 1) * max(blk_load, blk_compute) + blk_compute + score_drain
+              + LINEAR_PIPELINE_DEPTH)
     return cycles / f
 
 
