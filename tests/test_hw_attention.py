@@ -409,6 +409,86 @@ def test_layer_prefill_rows_equal_decode(lib: ctypes.CDLL, suffix: str) -> None:
     assert m_pd == 0 and m_ref == 0
 
 
+# The compute process's cycle formula (attention_prefill.h header comment), held against the C-simulation
+# trace of its pipelined loops: rows + q load (with the copy of tile 0) + per tile max(passes, copy of the
+# next tile) + store. MIN_ROWS 8, MEM_LANES 16, DATA_LANES 4 as in every tb config.
+def job_cycles(rows: int, th: int, n_keys: int, d: int, lanes: int, kvb: int) -> tuple[int, int, int]:
+    """(steady-state cycles = loop iterations, pipelined-loop entries, K/V beats) of one attn_rows job."""
+    nc, nb, nq, nr = -(-d // lanes), -(-d // 16), -(-d // min(lanes, 4)), max(rows, 8)
+    nk = [min(kvb, n_keys - b0) for b0 in range(0, n_keys, kvb)]
+    copy = [k * th * nb for k in nk] + [0]
+    tiles = sum(max(2 * k * nc * nr + rows * nc, copy[t + 1]) for t, k in enumerate(nk))
+    return rows + max(rows * nq, copy[0]) + tiles + rows * nq, 4 + 4 * len(nk), sum(copy)
+
+
+def former_job_cycles(rows: int, th: int, n_keys: int, d: int, lanes: int, kvb: int) -> int:
+    """The serial core's formula: 2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc."""
+    nc, nb, nr = -(-d // lanes), -(-d // 16), max(rows, 8)
+    return 2 * rows * d + n_keys * th * nb + 2 * n_keys * nc * nr + -(-n_keys // kvb) * rows * nc
+
+
+def call_jobs(t_len: int, pos0: int, n_h: int, n_kv: int, bq: int = 8) -> list[tuple[int, int, int]]:
+    """(rows, tile heads, keys) of each job of one attention_layer call."""
+    if t_len == 1:
+        return [(n_h, n_kv, pos0 + 1)]
+    return [(min(bq, t_len - t0) * (n_h // n_kv), 1, pos0 + t0 + min(bq, t_len - t0))
+            for t0 in range(0, t_len, bq) for _ in range(n_kv)]
+
+
+def _trace(lib: ctypes.CDLL, reset: bool = True) -> tuple[int, int, int]:
+    t = np.zeros(3, np.int64)
+    lib.tb_attn_trace(csim.ptr(t), ctypes.c_int(int(reset)))
+    return int(t[0]), int(t[1]), int(t[2])
+
+
+def test_cycle_formula_bitnet_large_decode() -> None:
+    """The header's worked example: bitnet_b1_58-large decode at 129 keys."""
+    assert job_cycles(16, 16, 129, 96, 16, 16)[0] == 27568
+    assert former_job_cycles(16, 16, 129, 96, 16, 16) == 41088
+
+
+@pytest.mark.parametrize(("lanes", "d", "kvb"), [(64, 64, 16), (16, 96, 32), (8, 40, 16), (128, 128, 16),
+                                                 (32, 96, 16), (128, 64, 32)])
+def test_trace_matches_cycle_formula(lib: ctypes.CDLL, lanes: int, d: int, kvb: int) -> None:
+    """Decode and prefill through attention_prefill: the loops' trip counts and entries equal the header
+    formula per job, the core reads exactly the beats the reader streams (every tile once, no tile past
+    the last), compute-bound (A < d) and copy-bound (A >= d, many tile heads) tiles, bit-exact outputs."""
+    rng = np.random.default_rng(lanes + d + kvb)
+    _trace(lib)
+    mism = 0
+    for (n_h, n_kv), t_len, pos0 in (((8, 8), 1, 0), ((8, 8), 1, kvb), ((16, 8), 1, 3 * kvb + 4),
+                                     ((4, 2), 1, 200), ((4, 2), 13, 5), ((8, 1), 9, 2 * kvb - 1),
+                                     ((2, 2), 1 + kvb, 40)):
+        q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
+        k, v = _cache(rng, pos0 + t_len, n_kv, d)
+        out, ref = run_prefill(lib, q, k, v, pos0, 128, lanes, kvb)
+        mism += _mismatches(out, ref)
+        got = _trace(lib)
+        want = np.sum([job_cycles(*j, d, lanes, kvb) for j in call_jobs(t_len, pos0, n_h, n_kv)], axis=0)
+        former = sum(former_job_cycles(*j, d, lanes, kvb) for j in call_jobs(t_len, pos0, n_h, n_kv))
+        print(f"A={lanes} d={d} kv_block={kvb} H={n_h}/{n_kv} T={t_len} pos0={pos0}: trace {got}, "
+              f"formula {tuple(want)}, former serial core {former} cycles")
+        assert got == tuple(want)
+        assert want[0] < former
+    assert mism == 0
+
+
+def test_trace_layer_decode_over_ports(lib: ctypes.CDLL) -> None:
+    """attention_layer decode over 3 ports and a prefill of two query blocks: trace equals the formula."""
+    rng = np.random.default_rng(5)
+    n_h, n_kv, d = 8, 2, 96
+    k, v = _cache(rng, 70, n_kv, d, extra=0)
+    nan = _nan_like(k)
+    _trace(lib)
+    q = (rng.standard_normal((1, n_h, d)) * 2).astype(F32)
+    run_layer(lib, "3_l16", q, 1, 69, nan, nan, _head_ports(k, v, 3))
+    assert _trace(lib) == job_cycles(n_h, n_kv, 70, d, 16, 16)
+    q = (rng.standard_normal((11, n_h, d)) * 2).astype(F32)
+    run_layer(lib, "3_l16", q, 11, 59, k, v, [(nan, nan)] * 4)
+    want = np.sum([job_cycles(*j, d, 16, 16) for j in call_jobs(11, 59, n_h, n_kv)], axis=0)
+    assert _trace(lib) == tuple(want)
+
+
 def test_one_attention_core() -> None:
     """The HLS sources instantiate the core from exactly one call site (attention_layer's compute
     process), and every attention entry is a wrapper of attention_layer."""

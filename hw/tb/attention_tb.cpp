@@ -100,3 +100,12 @@ EDGELLM_ATTN_TB_LAYER(3, f32, _l16, cfg_d128_l16_b16)   // dot_lanes 16 < head_d
 EDGELLM_ATTN_TB_LAYER(2, f16, _16_l16, cfg_d128_l16_b16)
 EDGELLM_ATTN_TB_LAYER(2, f32, _q2, cfg_d128_l32_b16_q2)  // rows_max = heads_max
 EDGELLM_ATTN_TB_LAYER(4, f16, _16_q2, cfg_d128_l32_b16_q2)
+
+// C-simulation trace of the compute process (attention_prefill.h, EDGELLM_ATTN_LOOP / _BEAT):
+// t[0] pipelined-loop iterations, t[1] loop entries, t[2] K/V beats the core read; reset zeroes it.
+extern "C" void tb_attn_trace(long *t, int reset) {
+  t[0] = attn_trace().iters;
+  t[1] = attn_trace().loops;
+  t[2] = attn_trace().beats;
+  if (reset) attn_trace() = attn_trace_t{0, 0, 0};
+}

@@ -7,8 +7,9 @@
 //   attn_kv_source           walks the job list: decode merges the port streams back into
 //                            (position, head, beat) order; prefill reads the job's KV head of
 //                            positions 0 .. last query straight from k_layer / v_layer (data port)
-//   attn_layer_compute       walks the same job list: loads the job's query rows and calls the core
-//                            (attn_rows<C, rows_max, kv_heads_max>) from its one call site
+//   attn_layer_compute       walks the same job list: the job's row table, then the core
+//                            (attn_rows<C, rows_max, kv_heads_max>, which loads the query rows)
+//                            from its one call site
 // so Vitis HLS builds one instance of each process, hence one core, whatever t_len is, provided
 // the caller has one attention_layer call site for both cases (decoder_layer: not
 // attention_prefill and attention_decode_ports side by side, which would be two).
@@ -19,10 +20,14 @@
 // the online softmax keeps only m, l and o per head, so the context is bounded by max_ctx alone. All
 // query heads are the rows of the one decode job (row h reads tile head h / group), which
 // interleaves independent heads in the pipelined key loop: each K/V tile is read from DDR exactly
-// once per token. Cycles (attention_prefill.h header, decode job) with R = n_heads,
-// nr = max(n_heads, min_rows), nc = ceil(d / dot_lanes), nb = ceil(d / mem_lanes), n = pos + 1:
-//   2 n_heads d + n n_kv nb + 2 n nc nr + ceil(n / kv_block) n_heads nc  cycles (+ pipeline fills),
-// the K/V load term holding when the KVP ports keep up with one merged beat per cycle.
+// once per token. Cycles (attention_prefill.h header, decode job) with R = n_heads, th = n_kv,
+// nr = max(n_heads, min_rows), nc = ceil(d / dot_lanes), nb = ceil(d / mem_lanes),
+// nq = ceil(d / min(dot_lanes, data_lanes)), n = pos + 1 keys in tiles t of nk_t keys,
+// c_t = nk_t n_kv nb (c_tiles = 0):
+//   n_heads + 2 n_heads nq + max(0, c_0 - n_heads nq)
+//     + sum_t max(2 nk_t nc nr + n_heads nc, c_{t+1})  cycles (+ pipeline fills),
+// the copy terms holding when the KVP ports keep up with one merged beat per cycle (the copy of
+// tile t+1 overlaps tile t's passes: K/V ping-pong, attention_prefill.h).
 #pragma once
 
 #include "edgellm/attention_prefill.h"
@@ -120,15 +125,14 @@ src_job:
   }
 }
 
-// Compute process: for each job, load its query rows (one element per cycle), then the core from
-// its one call site (rows_max rows, kv_heads_max tile heads) attends, normalizes and stores.
+// Compute process: for each job, the table of its rows (one row per cycle), then the core from its
+// one call site (rows_max rows, kv_heads_max tile heads) loads the query rows, attends, normalizes
+// and stores.
 template <class C>
 void attn_layer_compute(const f32 *q, f32 *out, int t_len, int pos0, int n_heads, int n_kv, int d,
                         f32 scale, hls::stream<f32_beat<C::mem_lanes> > &ks,
                         hls::stream<f32_beat<C::mem_lanes> > &vs) {
   const int ROWS = C::rows_max;
-  f32 qb[ROWS][C::dp];  // A banks (small: storage left to HLS)
-#pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::dot_lanes
   int row_pos[ROWS], row_kv[ROWS];
   long row_out[ROWS];
   const int grp = n_heads / n_kv;
@@ -138,35 +142,28 @@ job:
   for (int jn = 0; jn < n_jobs; jn++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::jobs_max
     const attn_job j = attn_job_at<C>(t_len, pos0, n_heads, n_kv, t0, kvh);
-    // (token, head, element) flattened; row r = t * nh + g, tile head kv = g / grp
-    int r = 0, t = 0, g = 0, gk = 0, kv = 0, i = 0;
-  load_q:
-    for (int it = 0; it < j.nt * j.nh * d; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::rows_max * C::d_max
+    // (token, head) flattened; row r = t * nh + g at q / out element base, tile head kv = g / grp
+    EDGELLM_ATTN_LOOP(j.nt * j.nh);
+    int t = 0, g = 0, gk = 0, kv = 0;
+  rows:
+    for (int r = 0; r < j.nt * j.nh; r++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::rows_max
 #pragma HLS PIPELINE II = 1
-      const long base = ((long)(j.t0 + t) * n_heads + j.h0 + g) * d;
-      qb[r][i] = q[base + i];
-      if (i == 0) {
-        row_pos[r] = pos0 + j.t0 + t;
-        row_kv[r] = kv;
-        row_out[r] = base;
+      row_pos[r] = pos0 + j.t0 + t;
+      row_kv[r] = kv;
+      row_out[r] = ((long)(j.t0 + t) * n_heads + j.h0 + g) * d;
+      if (++gk == grp) {
+        gk = 0;
+        kv++;
       }
-      if (++i == d) {
-        i = 0;
-        r++;
-        if (++gk == grp) {
-          gk = 0;
-          kv++;
-        }
-        if (++g == j.nh) {
-          g = 0;
-          gk = 0;
-          kv = 0;
-          t++;
-        }
+      if (++g == j.nh) {
+        g = 0;
+        gk = 0;
+        kv = 0;
+        t++;
       }
     }
-    attn_rows<C, ROWS, C::kv_heads_max>(qb, row_pos, row_kv, row_out, j.nt * j.nh, pos0 + j.t0, j.th,
+    attn_rows<C, ROWS, C::kv_heads_max>(q, row_pos, row_kv, row_out, j.nt * j.nh, pos0 + j.t0, j.th,
                                         j.n_keys, d, scale, ks, vs, out);
     attn_next_job<C>(n_kv, t0, kvh);
   }

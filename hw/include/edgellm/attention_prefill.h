@@ -30,37 +30,58 @@
 // when the last chunk is in (the contract's reduce_sum order exactly; A >= d is one chunk, a pure
 // tree). Rescale, accumulate (o += p * v) and the K/V / q / o buffers work on A elements per cycle
 // (buffers partitioned cyclic by A; the K/V tiles by max(A, mem_lanes) so one reader beat lands per
-// cycle); normalize is fused into the output store at one element (one divider) per cycle. The
-// score and accumulate passes run (key, chunk, row) with the row innermost, padded to min_rows, so
-// a row's loop-carried fp32 add (lane sum, l, o) recurs >= min_rows cycles later: II=1, each row's
-// order unchanged. Every loop is a single flattened pipeline at II=1.
+// cycle). q load and the output store move ql = min(A, data_lanes) elements per cycle (data_lanes =
+// fp32 per data-port beat, 4 on the 128-bit port: ql consecutive floats of one row per transfer,
+// one aligned beat when d % ql == 0, which the tool's m_axi port widening must coalesce, as for the
+// K/V readers' beats); normalize is fused into the store with ql dividers (one per element moved:
+// the contract divides every element, o / l; data_lanes = 1 gives back one divider). The score and
+// accumulate passes run (key, chunk, row) with the row innermost, padded to min_rows, so a row's
+// loop-carried fp32 add (lane sum, l, o) recurs >= min_rows cycles later: II=1, each row's order
+// unchanged. Every loop is a single flattened pipeline at II=1.
+//
+// K/V ping-pong: the K and V tiles are double-buffered (kt/vt[2], half tile & 1 holds tile `tile`).
+// The copy of tile t+1 from the reader's streams into the other half rides inside tile t's score,
+// rescale and accumulate loops: each of their iterations also copies one K and one V beat when one
+// is waiting (non-blocking, so a slow reader never stalls the arithmetic), and a copy_rest loop
+// finishes what is left (blocking). Tile 0 is copied the same way inside the q load loop. The
+// halves are disjoint for a whole pass (reads from tile & 1, writes to the other), hence the
+// DEPENDENCE false on kt / vt; per bank one read and one write per cycle (a dual-port RAM). Chosen
+// over a separate DATAFLOW copy process with a PIPO: no nested region inside the job loop, no
+// block handshakes per tile, the core stays one function with one call site, and the copy needs
+// no resources beyond the second half (the stream reads and bank writes of the former load loop).
 //
 // fp32 operators of the core (one instance for prefill and decode together; A = dot_lanes):
 //   score       A mul (q*k) + A add (lane sums) + (A-1) add (tree) + 1 mul (scale) + 1 max compare
 //   rescale     1 sub + 1 exp + (A+1) mul (o*c, l*c)
 //   accumulate  1 sub + 1 exp + 1 add (l) + A mul (p*v) + A add (o)
-//   normalize   1 div (fused into the store)
-//   total       3A+2 mul, 3A+2 add/sub, 2 exp, 1 div, 1 compare (per lane: 3 mul, 3 add)
+//   normalize   ql div (fused into the store)
+//   total       3A+2 mul, 3A+2 add/sub, 2 exp, ql div, 1 compare (per lane: 3 mul, 3 add)
 // Its buffers are sized once for both: ROWS = rows_max = max(bq * group_max, heads_max) rows (q, o,
-// lane sums, scores) and TH = kv_heads_max tile heads (K/V tiles).
+// lane sums, scores) and TH = kv_heads_max tile heads (K/V tiles, two halves each).
 //
-// Cycles per job (steady state at II=1; each pipelined loop adds its fill depth once per entry,
-// i.e. four per tile and two per job, not counted below). R rows, nr = max(R, min_rows),
-// nc = ceil(d / A), nb = ceil(d / mem_lanes), th tile heads, nk keys of the tile (kv_block, the last
-// tile fewer), n_keys keys, tiles = ceil(n_keys / kv_block):
-//   q load              R * d                    (one element per cycle from DDR)
-//   per tile  K/V load  nk * th * nb             (one K and one V beat per cycle)
-//             score     nk * nc * nr
-//             rescale   R * nc
-//             accumulate nk * nc * nr
-//   normalize + store   R * d                    (one element per cycle to DDR)
-//   per job   2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc
+// Cycles per job (steady state at II=1, the reader keeping up with one beat per cycle; each
+// pipelined loop adds its fill depth once per entry, i.e. four loops per tile (score, rescale,
+// accumulate, copy_rest; copy_rest about one cycle when it has nothing left) and four per job
+// (rows, q load, its copy_rest, store), not counted below). R rows, nr = max(R, min_rows),
+// nc = ceil(d / A), nb = ceil(d / mem_lanes), nq = ceil(d / ql), th tile heads, n_keys keys,
+// tiles = ceil(n_keys / kv_block), tile t of nk_t keys (kv_block, the last tile fewer), its copy
+// c_t = nk_t * th * nb (one K and one V beat per cycle), c_tiles = 0:
+//   rows                R                        (row table, attn_layer_compute)
+//   q load + copy 0     max(R * nq, c_0)         (ql elements per cycle from DDR)
+//   per tile t          max(2 nk_t nc nr + R nc, c_{t+1})
+//                       (score nk_t nc nr + rescale R nc + accumulate nk_t nc nr, the copy of
+//                        tile t+1 inside them, copy_rest the excess)
+//   normalize + store   R * nq                   (ql elements per cycle to DDR)
+//   per job   R + 2 R nq + max(0, c_0 - R nq) + sum_t max(2 nk_t nc nr + R nc, c_{t+1})
+// (former core: 2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc, the copy serial.)
 // Prefill: the jobs one after another, ceil(t_len / bq) blocks x n_kv heads, job (t0, kvh) with
 // R = bq * (n_heads / n_kv) (bq = min(BQ, t_len - t0)), th = 1, n_keys = pos0 + t0 + bq.
-// Decode: one job, R = n_heads, th = n_kv, n_keys = pos + 1.
-// The row capacity ROWS only sizes buffers: every loop runs over R (nr), never over ROWS, so these
-// counts are those of the former separate prefill and decode cores. t_len == 1 through
-// attention_prefill is decode's one job (R = n_heads) instead of n_kv jobs of R = group rows.
+// Decode: one job, R = n_heads, th = n_kv, n_keys = pos + 1. Example, bitnet_b1_58-large decode
+// (R = th = 16, d = 96, A = 16, ql = 4, n_keys = 129: nc = nb = 6, nr = 16, nq = 24, 8 full tiles
+// and one of 1 key): 16 + 1536 + 8 * max(3168, 1536) + 288 + 384 = 27568 cycles (former 41088).
+// The row capacity ROWS only sizes buffers: every loop runs over R (nr), never over ROWS.
+// t_len == 1 through attention_prefill is decode's one job (R = n_heads) instead of n_kv jobs of
+// R = group rows.
 //
 // The KV cache element type KT (f32, or f16 bit patterns; kv_cache.h) is deduced from the cache
 // pointers: the reader widens each element exactly to f32 (kv_elem<KT>::load), so everything after
@@ -77,7 +98,8 @@ namespace edgellm {
 
 // Attention sizing. Runtime sizes (head_dim, heads, T, context) must not exceed these maxima.
 template <int D_MAX, int DOT_LANES, int KV_BLOCK, int BQ, int HEADS_MAX, int KV_HEADS_MAX,
-          int GROUP_MAX, int MAX_CTX, int MAX_T = 1024, int MIN_ROWS = 8, int MEM_LANES = 16>
+          int GROUP_MAX, int MAX_CTX, int MAX_T = 1024, int MIN_ROWS = 8, int MEM_LANES = 16,
+          int DATA_LANES = 4>
 struct attn_config {
   static const int d_max = D_MAX;            // largest head_dim
   static const int dot_lanes = DOT_LANES;    // NumericsPlan.dot_lanes (power of two) = fp32 lanes
@@ -90,6 +112,8 @@ struct attn_config {
   static const int max_t = MAX_T;            // prefill tokens per call (trip counts)
   static const int min_rows = MIN_ROWS;      // >= fp32 add latency: rows interleaved per key
   static const int mem_lanes = MEM_LANES;    // floats per DDR beat (16 = 512-bit AXI)
+  static const int data_lanes = DATA_LANES;  // fp32 per data-port beat (4 = 128-bit): q / out
+  static const int ql = DOT_LANES < DATA_LANES ? DOT_LANES : DATA_LANES;  // q, out elements per cycle
   static const int beats_max = (D_MAX + MEM_LANES - 1) / MEM_LANES;
   static const int chunks_max = (D_MAX + DOT_LANES - 1) / DOT_LANES;  // ceil(d_max / A)
   static const int dp = chunks_max * DOT_LANES;                      // q / o row: whole chunks
@@ -99,6 +123,7 @@ struct attn_config {
   static const int jobs_max = (MAX_T + BQ - 1) / BQ * KV_HEADS_MAX;  // jobs per call (prefill)
   static_assert(DOT_LANES >= 1 && (DOT_LANES & (DOT_LANES - 1)) == 0, "dot_lanes: power of two");
   static_assert((MEM_LANES & (MEM_LANES - 1)) == 0, "mem_lanes: power of two");
+  static_assert(DATA_LANES >= 1 && (DATA_LANES & (DATA_LANES - 1)) == 0, "data_lanes: power of two");
   static_assert(KV_BLOCK >= 1 && BQ >= 1 && MIN_ROWS >= 1 && MEM_LANES >= 1, "sizes positive");
   static_assert(GROUP_MAX <= HEADS_MAX && KV_HEADS_MAX <= HEADS_MAX, "head counts");
 };
@@ -139,34 +164,140 @@ f32 attn_lane_tree(f32 acc[LANES]) {
   return acc[0];
 }
 
-// The attention core: n_rows query rows (row r at absolute position row_pos[r] >= first_pos,
-// reading tile head row_kv[r], output at out[row_out[r] .. + d)) against keys 0..n_keys-1 arriving
-// from the reader as tiles of kv_block positions x th heads. ROWS: row capacity; TH: tile heads
-// capacity. qb is partitioned cyclic by dot_lanes on dim 2 by the caller. Every loop is one
-// flattened pipeline at II=1 (cycle counts in the header comment); the row index is innermost in
-// the score and accumulate passes (padded to min_rows), so a row's loop-carried fp32 adds are
-// >= min_rows iterations apart. Every row sees key 0, so every row starts on tile 0 (no per-row
-// flag: m = -inf, l = 0, o = 0 are applied on tile 0 instead of being initialized).
+#ifndef __SYNTHESIS__
+// C simulation only: trip counts of the compute process's pipelined loops (iterations and entries)
+// and the K/V beats the core read, for tests/test_hw_attention.py to hold against the cycle formula.
+struct attn_trace_t {
+  long iters, loops, beats;
+};
+inline attn_trace_t &attn_trace() {
+  static attn_trace_t t = {0, 0, 0};
+  return t;
+}
+#define EDGELLM_ATTN_LOOP(n) (attn_trace().iters += (n), attn_trace().loops++)
+#define EDGELLM_ATTN_BEAT() (attn_trace().beats++)
+#else
+#define EDGELLM_ATTN_LOOP(n) ((void)0)
+#define EDGELLM_ATTN_BEAT() ((void)0)
+#endif
+
+// The copy of one K/V tile into one half of the ping-pong: n beats (per stream) in (key, tile head,
+// beat) order, `done` of them copied, (j, h, b) the next.
+struct attn_copy {
+  int n, done, j, h, b;
+};
+
+inline attn_copy attn_copy_of(int nk, int th, int nb) {
+  attn_copy c = {nk * th * nb, 0, 0, 0, 0};
+  return c;
+}
+
+// One copy step: when a beat is left and (wait, or both streams hold one) read a K and a V beat into
+// half `half` of kt / vt. Inlined into the pipelined loops that carry the copy.
+template <class C, int TH>
+inline void attn_copy_step(attn_copy &c, bool wait, int half, int th, int nb,
+                           f32 kt[2][C::kv_block][TH][C::dkv], f32 vt[2][C::kv_block][TH][C::dkv],
+                           hls::stream<f32_beat<C::mem_lanes> > &ks,
+                           hls::stream<f32_beat<C::mem_lanes> > &vs) {
+#pragma HLS INLINE
+  const int ML = C::mem_lanes;
+  if (c.done < c.n && (wait || (!ks.empty() && !vs.empty()))) {
+    const f32_beat<ML> kb = ks.read(), vb = vs.read();
+    EDGELLM_ATTN_BEAT();
+    for (int i = 0; i < ML; i++) {
+#pragma HLS UNROLL
+      if (c.b * ML + i < C::dkv) {
+        kt[half][c.j][c.h][c.b * ML + i] = kb.v[i];
+        vt[half][c.j][c.h][c.b * ML + i] = vb.v[i];
+      }
+    }
+    c.done++;
+    if (++c.b == nb) {
+      c.b = 0;
+      if (++c.h == th) {
+        c.h = 0;
+        c.j++;
+      }
+    }
+  }
+}
+
+// The rest of a copy, one beat per cycle, waiting on the streams (nothing when the passes that
+// carried it got every beat).
+template <class C, int TH>
+inline void attn_copy_rest(attn_copy &c, int half, int th, int nb, f32 kt[2][C::kv_block][TH][C::dkv],
+                           f32 vt[2][C::kv_block][TH][C::dkv], hls::stream<f32_beat<C::mem_lanes> > &ks,
+                           hls::stream<f32_beat<C::mem_lanes> > &vs) {
+#pragma HLS INLINE
+  const int left = c.n - c.done;
+  EDGELLM_ATTN_LOOP(left);
+copy_rest:
+  for (int it = 0; it < left; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = C::kv_block * TH * C::beats_max
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = kt inter false
+#pragma HLS DEPENDENCE variable = vt inter false
+    attn_copy_step<C, TH>(c, true, half, th, nb, kt, vt, ks, vs);
+  }
+}
+
+// The attention core: n_rows query rows (row r at absolute position row_pos[r] >= first_pos, query
+// at q[row_out[r] .. + d), reading tile head row_kv[r], output at out[row_out[r] .. + d)) against
+// keys 0..n_keys-1 arriving from the reader as tiles of kv_block positions x th heads. ROWS: row
+// capacity; TH: tile heads capacity. Every loop is one flattened pipeline at II=1 (cycle counts in
+// the header comment); the row index is innermost in the score and accumulate passes (padded to
+// min_rows), so a row's loop-carried fp32 adds are >= min_rows iterations apart. The K/V tiles are
+// a ping-pong: tile t+1 is copied while tile t is scored and accumulated. Every row sees key 0, so
+// every row starts on tile 0 (no per-row flag: m = -inf, l = 0, o = 0 are applied on tile 0
+// instead of being initialized).
 template <class C, int ROWS, int TH>
-void attn_rows(const f32 qb[ROWS][C::dp], const int row_pos[ROWS], const int row_kv[ROWS],
-               const long row_out[ROWS], int n_rows, int first_pos, int th, int n_keys, int d,
-               f32 scale, hls::stream<f32_beat<C::mem_lanes> > &ks,
-               hls::stream<f32_beat<C::mem_lanes> > &vs, f32 *out) {
-  const int A = C::dot_lanes, KB = C::kv_block, ML = C::mem_lanes, DKV = C::dkv;
+void attn_rows(const f32 *q, const int row_pos[ROWS], const int row_kv[ROWS], const long row_out[ROWS],
+               int n_rows, int first_pos, int th, int n_keys, int d, f32 scale,
+               hls::stream<f32_beat<C::mem_lanes> > &ks, hls::stream<f32_beat<C::mem_lanes> > &vs,
+               f32 *out) {
+  const int A = C::dot_lanes, KB = C::kv_block, ML = C::mem_lanes, QL = C::ql;
+  f32 qb[ROWS][C::dp];  // query rows, A banks (small: storage left to HLS)
+#pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::dot_lanes
   f32 m[ROWS], l[ROWS], mx[ROWS];
   f32 o[ROWS][C::dp];  // running output, A banks (small: storage left to HLS)
 #pragma HLS ARRAY_PARTITION variable = o dim = 2 cyclic factor = C::dot_lanes
   f32 acc[ROWS][C::dot_lanes];  // score lane partial sums of the key in flight
 #pragma HLS ARRAY_PARTITION variable = acc dim = 2 complete
-  f32 kt[KB][TH][DKV], vt[KB][TH][DKV];  // K/V tile, max(A, mem_lanes) banks
-#pragma HLS ARRAY_PARTITION variable = kt dim = 3 cyclic factor = C::kv_part
-#pragma HLS ARRAY_PARTITION variable = vt dim = 3 cyclic factor = C::kv_part
+  f32 kt[2][KB][TH][C::dkv], vt[2][KB][TH][C::dkv];  // K/V ping-pong, max(A, mem_lanes) banks
+#pragma HLS ARRAY_PARTITION variable = kt dim = 4 cyclic factor = C::kv_part
+#pragma HLS ARRAY_PARTITION variable = vt dim = 4 cyclic factor = C::kv_part
   f32 s_tile[ROWS][KB];
 #pragma HLS BIND_STORAGE variable = s_tile type = ram_2p impl = lutram
   const int nb = (d + ML - 1) / ML;                           // beats per K/V row
   const int nc = (d + A - 1) / A;                             // lane chunks per row (d >= 1)
+  const int nq = (d + QL - 1) / QL;                           // q / out transfers per row
   const int nr = n_rows < C::min_rows ? C::min_rows : n_rows;  // padded row loop
   const int n_tiles = (n_keys + KB - 1) / KB;
+  // q load, (row, transfer): QL elements per cycle, with the copy of tile 0 into half 0
+  attn_copy cp = attn_copy_of(n_keys < KB ? n_keys : KB, th, nb);
+  const int n_load = n_rows * nq > cp.n ? n_rows * nq : cp.n;
+  EDGELLM_ATTN_LOOP(n_load);
+  int lr = 0, lq = 0;
+load_q:
+  for (int it = 0; it < n_load; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::kv_block * TH * C::beats_max + ROWS * C::dp
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = kt inter false
+#pragma HLS DEPENDENCE variable = vt inter false
+    if (lr < n_rows) {
+      for (int j = 0; j < QL; j++) {
+#pragma HLS UNROLL
+        const int i = lq * QL + j;
+        if (i < d) qb[lr][i] = q[row_out[lr] + i];
+      }
+      if (++lq == nq) {
+        lq = 0;
+        lr++;
+      }
+    }
+    attn_copy_step<C, TH>(cp, false, 0, th, nb, kt, vt, ks, vs);
+  }
+  attn_copy_rest<C, TH>(cp, 0, th, nb, kt, vt, ks, vs);
 tile_loop:
   for (int tile = 0; tile < n_tiles; tile++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::max_ctx / C::kv_block
@@ -174,30 +305,12 @@ tile_loop:
     const int nk = n_keys - b0 < KB ? n_keys - b0 : KB;
     const bool diag = b0 + nk - 1 > first_pos;  // some key is after some row's position
     const bool first = tile == 0;               // m = -inf, l = 0, o = 0 before this tile
-    // (key, head, beat): one beat of K and V per cycle
-    int lj = 0, lh = 0, lb = 0;
-  load_tile:
-    for (int it = 0; it < nk * th * nb; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::kv_block * TH * C::beats_max
-#pragma HLS PIPELINE II = 1
-      f32_beat<ML> kb = ks.read(), vb = vs.read();
-      for (int i = 0; i < ML; i++) {
-#pragma HLS UNROLL
-        if (lb * ML + i < DKV) {
-          kt[lj][lh][lb * ML + i] = kb.v[i];
-          vt[lj][lh][lb * ML + i] = vb.v[i];
-        }
-      }
-      if (++lb == nb) {
-        lb = 0;
-        if (++lh == th) {
-          lh = 0;
-          lj++;
-        }
-      }
-    }
+    const int cur = tile & 1, nxt = cur ^ 1;    // this tile's half, the next tile's half
+    const int nk1 = n_keys - b0 - nk < KB ? n_keys - b0 - nk : KB;  // keys of tile + 1 (0: none)
+    cp = attn_copy_of(nk1, th, nb);
     // score pass, (key, chunk, row): A products per cycle into the row's lane sums; the tree,
     // scale and running block max when the row's last chunk is in
+    EDGELLM_ATTN_LOOP(nk * nc * nr);
     int sj = 0, sc = 0, sr = 0;
   score:
     for (int it = 0; it < nk * nc * nr; it++) {
@@ -205,6 +318,8 @@ tile_loop:
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = acc inter false
 #pragma HLS DEPENDENCE variable = mx inter false
+#pragma HLS DEPENDENCE variable = kt inter false
+#pragma HLS DEPENDENCE variable = vt inter false
       if (sr < n_rows) {
         const int kv = row_kv[sr];
         f32 lane[C::dot_lanes];
@@ -212,7 +327,7 @@ tile_loop:
         for (int j = 0; j < A; j++) {
 #pragma HLS UNROLL
           const int i = sc * A + j;
-          const f32 prod = i < d ? qb[sr][i] * kt[sj][kv][i] : 0.0f;
+          const f32 prod = i < d ? qb[sr][i] * kt[cur][sj][kv][i] : 0.0f;
           lane[j] = (sc == 0 ? 0.0f : acc[sr][j]) + prod;
         }
         if (sc == nc - 1) {
@@ -235,8 +350,10 @@ tile_loop:
           sj++;
         }
       }
+      attn_copy_step<C, TH>(cp, false, nxt, th, nb, kt, vt, ks, vs);
     }
     // rescale, (row, chunk): c = exp(m - m') (0 on the first tile), o *= c on A elements per cycle
+    EDGELLM_ATTN_LOOP(n_rows * nc);
     int qr = 0, qc = 0;
   rescale:
     for (int it = 0; it < n_rows * nc; it++) {
@@ -245,6 +362,8 @@ tile_loop:
 #pragma HLS DEPENDENCE variable = m inter false
 #pragma HLS DEPENDENCE variable = l inter false
 #pragma HLS DEPENDENCE variable = o inter false
+#pragma HLS DEPENDENCE variable = kt inter false
+#pragma HLS DEPENDENCE variable = vt inter false
       if (b0 <= row_pos[qr]) {  // the block has a visible key for this row
         const f32 c = first ? 0.0f : exp_f(m[qr] - mx[qr]);
         for (int j = 0; j < A; j++) {
@@ -261,9 +380,11 @@ tile_loop:
         qc = 0;
         qr++;
       }
+      attn_copy_step<C, TH>(cp, false, nxt, th, nb, kt, vt, ks, vs);
     }
     // accumulate pass, (key, chunk, row): p = exp(s - m) (recomputed per chunk, the same value),
     // l += p on the row's first chunk, o += p * v on A elements per cycle
+    EDGELLM_ATTN_LOOP(nk * nc * nr);
     int aj = 0, ac = 0, ar = 0;
   accumulate:
     for (int it = 0; it < nk * nc * nr; it++) {
@@ -271,6 +392,8 @@ tile_loop:
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = o inter false
 #pragma HLS DEPENDENCE variable = l inter false
+#pragma HLS DEPENDENCE variable = kt inter false
+#pragma HLS DEPENDENCE variable = vt inter false
       if (ar < n_rows && (!diag || b0 + aj <= row_pos[ar])) {
         const int kv = row_kv[ar];
         const f32 p = exp_f(s_tile[ar][aj] - m[ar]);
@@ -278,7 +401,7 @@ tile_loop:
         for (int j = 0; j < A; j++) {
 #pragma HLS UNROLL
           const int i = ac * A + j;
-          if (i < d) o[ar][i] = o[ar][i] + p * vt[aj][kv][i];
+          if (i < d) o[ar][i] = o[ar][i] + p * vt[cur][aj][kv][i];
         }
       }
       if (++ar == nr) {
@@ -288,17 +411,24 @@ tile_loop:
           aj++;
         }
       }
+      attn_copy_step<C, TH>(cp, false, nxt, th, nb, kt, vt, ks, vs);
     }
+    attn_copy_rest<C, TH>(cp, nxt, th, nb, kt, vt, ks, vs);
   }
-  // normalize fused with the store, (row, element): out = o / l, one element per cycle
-  int wr = 0, wi = 0;
+  // normalize fused with the store, (row, transfer): out = o / l, QL elements (dividers) per cycle
+  EDGELLM_ATTN_LOOP(n_rows * nq);
+  int wr = 0, wq = 0;
 normalize_store:
-  for (int it = 0; it < n_rows * d; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::d_max
+  for (int it = 0; it < n_rows * nq; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::dp
 #pragma HLS PIPELINE II = 1
-    out[row_out[wr] + wi] = o[wr][wi] / l[wr];
-    if (++wi == d) {
-      wi = 0;
+    for (int j = 0; j < QL; j++) {
+#pragma HLS UNROLL
+      const int i = wq * QL + j;
+      if (i < d) out[row_out[wr] + i] = o[wr][i] / l[wr];
+    }
+    if (++wq == nq) {
+      wq = 0;
       wr++;
     }
   }
