@@ -1,11 +1,11 @@
 """Cycles of the attention kernels as built (hw/include/edgellm/attention_prefill.h, attention_decode.h).
 
 The core (attn_rows) has A = dot_lanes fp32 lanes and walks the head dimension in nc = ceil(d / A)
-chunks; its passes run at II = 1 with the row loop innermost, padded to min_rows (header comment of
-attention_prefill.h). Per call with R rows, th tile heads and n_keys keys:
-    2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc + fills,
-nr = max(R, min_rows), nb = ceil(d / MEM_LANES). A reader process streams the K/V tiles alongside
-(DATAFLOW, one tile of FIFO), so a call takes the longer of the compute and the reader's DDR time.
+chunks; its passes run at II = 1 with the row loop innermost, padded to min_rows, and the K/V tile
+is double-buffered: the next tile is copied from the reader's stream during the current tile's
+passes (header comment of attention_prefill.h; call_cycles is its formula). A reader process
+streams the K/V tiles alongside (DATAFLOW), so a job takes the longer of the compute and the
+reader's DDR time.
 Prefill: one call per (query block, KV head), one after another, K/V over the data port. Decode:
 one call for all heads, K/V over min(P, n_kv) weight ports merged into one beat per cycle.
 """
@@ -20,6 +20,7 @@ from edgellm.models.config import ModelConfig
 
 MIN_ROWS = 8  # attn_config MIN_ROWS: rows interleaved per key (>= fp32 add latency)
 MEM_LANES = 16  # attn_config MEM_LANES: elements per K (and V) beat the reader hands the core
+DATA_LANES = 4  # attn_config DATA_LANES: fp32 elements per cycle of q loads / o stores (128-bit data port)
 LOOP_FILL = 24  # pipeline depth of one attention pass (dot chunk, exp, multiply-add). Assumption.
 DDR_READ_LATENCY = 48  # first-beat latency of a reader burst (perf_elementwise.DDR_READ_LATENCY)
 
@@ -38,13 +39,16 @@ class AttnCall:
     keys: int
 
 
-def call_cycles(c: AttnCall, d: int, a: int, kv_block: int) -> int:
-    """Compute-process cycles of one call (header formula plus the pipeline fills)."""
+def call_cycles(c: AttnCall, d: int, a: int, kv_block: int, data_lanes: int = DATA_LANES) -> int:
+    """Compute-process cycles of one job (attention_prefill.h header): row table, q load (with tile 0's
+    copy), tiles -- each the longer of its arithmetic and the copy of the next tile into the other half
+    of the double buffer -- and the normalize + store, plus the pipeline fills."""
     nc, nb = math.ceil(d / a), math.ceil(d / MEM_LANES)
-    nr = max(c.rows, MIN_ROWS)
-    tiles = math.ceil(c.keys / kv_block)
-    return (2 * c.rows * d + c.keys * c.tile_heads * nb + 2 * c.keys * nc * nr + tiles * c.rows * nc
-            + (4 * tiles + 2) * LOOP_FILL)
+    nq, nr = math.ceil(d / min(a, data_lanes)), max(c.rows, MIN_ROWS)
+    nk = [min(kv_block, c.keys - b0) for b0 in range(0, c.keys, kv_block)]
+    copy = [k * c.tile_heads * nb for k in nk] + [0]
+    tiles = sum(max(2 * k * nc * nr + c.rows * nc, copy[t + 1]) for t, k in enumerate(nk))
+    return c.rows + max(c.rows * nq, copy[0]) + tiles + c.rows * nq + (4 * len(nk) + 4) * LOOP_FILL
 
 
 def kv_bytes(c: AttnCall, d: int, elem_bytes: int) -> int:

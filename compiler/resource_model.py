@@ -249,15 +249,16 @@ def attention(cfg: ModelConfig, p: DesignParams) -> Resources:
 
 def _attn_core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Resources:
     """One attn_rows instance (attention_prefill.h header): 3A+2 multipliers, 3A+2 adders, 2 exp units,
-    1 divider; o and q rows in A banks, the score lane sums, a K and a V tile in max(A, 16) banks (all
-    without a BIND_STORAGE: _auto_memory), the score tile in LUTRAM."""
-    ops = _ops(FMUL, FADD, n=3 * a + 2) + _ops(FEXP, FEXP, FDIV)
+    min(A, 4) dividers (normalize at the data port's rate); o and q rows in A banks, the score lane
+    sums, a double-buffered K and V tile in max(A, 16) banks (all without a BIND_STORAGE:
+    _auto_memory), the score tile in LUTRAM."""
+    ops = _ops(FMUL, FADD, n=3 * a + 2) + _ops(FEXP, FEXP) + _ops(FDIV, n=min(a, perf_attention.DATA_LANES))
     dp = -(-d // a) * a
     kv_part = max(a, perf_attention.MEM_LANES)
     dkv = -(-d // kv_part) * kv_part
     rows_bufs = _auto_memory(32, rows * dp // a, 2 * a)  # q and o: [rows][dp] cyclic by A, unbound
     lane_sums = Resources(lut=a * lutram_luts(32, rows))  # acc[rows][A], A LUTRAM columns
-    tiles = _auto_memory(32, kv_block * tile_heads * dkv // kv_part, 2 * kv_part)  # kt, vt, unbound
+    tiles = _auto_memory(32, 2 * kv_block * tile_heads * dkv // kv_part, 2 * kv_part)  # kt, vt: two halves
     scores = Resources(lut=lutram_luts(32, rows * kv_block))
     return ops + rows_bufs + lane_sums + tiles + scores
 
