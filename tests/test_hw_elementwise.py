@@ -291,3 +291,39 @@ def test_stages_lanes_vec(lib: ctypes.CDLL, lanes: int, vec: int, norm: bool) ->
     assert m == 0
     assert q.overrun() + qs.overrun() + q2.overrun() + qs2.overrun() + tap.overrun() == 0
     assert h.overrun() + q3.overrun() + qs3.overrun() == 0
+
+
+# --- the element-wise engine's operator budget (elementwise.h EwBudget) ---
+# fp32 operators per element of each pass (fmul, fadd, fsub, fdiv) at its width ("V" or "U"); d = 1 when the
+# linear outputs are int32 accumulators (dequantize: one fmul, one fdiv per loaded element), a_* the gate
+# activation's (ReLU^2: r * r; SiLU: exp_f's 10 fmul, 8 fadd, 3 fsub, and x / (1 + e)).
+ACT_OPS = {0: (1, 0, 0, 0), 1: (10, 8, 3, 1)}
+
+
+def _passes(act: int, d: int) -> list[tuple[str, tuple[int, int, int, int]]]:
+    am, aa, asub, ad = ACT_OPS[act]
+    return [("V", (d, 0, 0, d)), ("U", (d + 1, 1, 0, d)),                  # load, load + sum of squares
+            ("V", (am + 1 + d, aa, asub, ad + d)), ("U", (am + 2 + d, aa + 1, asub, ad + d)),  # act * u
+            ("V", (0, 1, 0, 0)), ("U", (1, 2, 0, 0)),                      # residual add (+ sum of squares)
+            ("V", (2, 0, 0, 0)), ("V", (1, 1, 1, 0)), ("V", (2, 1, 1, 0)),  # scale, round, rope
+            ("1", (0, 1, 0, 1))]                                           # lane tree, r and qs divisions
+
+
+@pytest.mark.parametrize("lanes,vec", LV)
+@pytest.mark.parametrize("act", [0, 1])
+@pytest.mark.parametrize("in_int", [0, 1])
+def test_engine_budget(lib: ctypes.CDLL, lanes: int, vec: int, act: int, in_int: int) -> None:
+    """EwBudget = per operator type, the most one pass needs at II = 1; and the closed forms the
+    header gives for fp32 linear outputs (the layer)."""
+    u = min(vec, max(1, lanes // 8))  # LaneUnits
+    width = {"V": vec, "U": u, "1": 1}
+    want = [max(width[w] * ops[k] for w, ops in _passes(act, in_int)) for k in range(4)] + [1]
+    got = np.zeros(5, np.int32)
+    assert lib.tb_ew_budget(CI(lanes), CI(vec), CI(act), CI(in_int), P(got)) == 0
+    print(f"budget lanes={lanes} vec={vec} act={act} int={in_int}: fmul/fadd/fsub/fdiv/fsqrt {got.tolist()}")
+    assert got.tolist() == want
+    if not in_int:
+        v = vec
+        closed = ([max(2 * v, 3 * u), max(v, 2 * u), v, 1, 1] if act == 0
+                  else [max(11 * v, 12 * u), max(8 * v, 9 * u), 3 * v, v, 1])
+        assert got.tolist() == closed

@@ -8,6 +8,7 @@ reading a row element left over from another stage or token would fail; one vari
 the decoder_layer wrapper that declares the rows itself."""
 
 import ctypes
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,3 +190,52 @@ def test_comparison_detects_a_changed_weight(layer: CLayer) -> None:
     finally:
         layer.w[:] = saved
     assert total > 0
+
+
+# --- one element-wise engine: the layer and the top reach it through one call site ---
+STAGES = ("norm_quantize_tokens", "dequant_rope_tokens", "glu_norm_quantize_tokens",
+          "residual_norm_quantize_tokens")
+
+
+def _code(header: str) -> str:
+    """A header of hw/include/edgellm without its comments."""
+    text = (csim.INCLUDE_DIR / "edgellm" / header).read_text()
+    return re.sub(r"//[^\n]*", "", re.sub(r"/\*.*?\*/", "", text, flags=re.S))
+
+
+def _body(code: str, name: str) -> str:
+    """The brace-balanced body of the first definition of function `name` in code."""
+    m = re.search(rf"\b{name}\s*\([^;{{]*\)\s*{{", code)
+    assert m, name
+    depth, i = 1, m.end()
+    while depth:
+        depth += {"{": 1, "}": -1}.get(code[i], 0)
+        i += 1
+    return code[m.end():i - 1]
+
+
+def test_one_engine_call_site() -> None:
+    """decoder_layer.h calls ew_engine exactly once (inside decoder_layer_ports, for all its jobs) and no
+    stage function; top.h reaches element-wise hardware only through its one decoder_layer_ports call
+    (the final norm is its norm_only job); the stages are one-job wrappers of the engine, which is a
+    non-inlined function limiting its fp32 operators."""
+    layer, top, ew = _code("decoder_layer.h"), _code("top.h"), _code("elementwise.h")
+    calls = re.findall(r"\bew_engine\s*<", layer)
+    assert len(calls) == 1, calls
+    assert re.search(r"\bew_engine\s*<", _body(layer, "decoder_layer_ports"))
+    assert len(re.findall(r"\bdecoder_layer_ports\s*<", top)) == 1
+    assert not re.search(r"\bew_engine\b", top)
+    for name in STAGES:
+        assert not re.search(rf"\b{name}\b", layer + top), name
+        assert len(re.findall(r"\bew_engine\s*<", _body(ew, name))) == 1, name
+    # the engine instance the layer uses does not depend on the job: one module per layer_config
+    assert "ew_engine<E, C::act, C::head_dim, f32>" in re.sub(r"\s+", " ", layer)
+    engine = _body(ew, "ew_engine")
+    assert "#pragma HLS INLINE off" in engine
+    for op in ("fmul", "fadd", "fsub", "fdiv", "fsqrt"):
+        assert re.search(rf"#pragma HLS ALLOCATION operation instances = {op} limit = k\w+", engine), op
+    # one shared tail in the engine: the scale pass and the round + store pass appear once each
+    assert len(re.findall(r"\bnorm_quantize_tail\s*<", engine)) == 1
+    tail = _body(ew, "norm_quantize_tail")
+    for fn in ("rmsnorm_scale", "quantize_store"):
+        assert len(re.findall(rf"\b{fn}\s*<", tail)) == 1, fn

@@ -1,4 +1,5 @@
-// ctypes entry points for the fused element-wise stages (tests/test_hw_elementwise.py). Each entry
+// ctypes entry points for the fused element-wise stages (tests/test_hw_elementwise.py), each stage one
+// job of the element-wise engine (ew_engine), plus the engine's operator budget. Each entry
 // takes vec (elements per cycle: 1, 4 or 16, one EwConfig each) and returns 0, or -1 for another vec.
 // Every call of every entry works on the same shared rows of its EwConfig (EwRows, as in a decoder
 // layer), filled with garbage (NaN) before the call: a stage that read a row element
@@ -118,6 +119,25 @@ static void rope_f32(const f32 *y, int n_tok, int n_heads, int pos0, const f32 *
   dequant_rope_tokens<E, D>(y, ones, 1.0f, n_tok, n_heads, pos0, cos_tab, sin_tab, out, r);
 }
 
+// The engine's operator budget (EwBudget) for (lanes, vec) of the LV grid, act (0 relu2, 1 silu) and
+// the linear outputs' type (in_int: int32 accumulators, else fp32): out = fmul, fadd, fsub, fdiv, fsqrt.
+template <class E, int ACT, class IN>
+static void budget1(int *out) {
+  typedef EwBudget<E, ACT, IN> B;
+  out[0] = B::FMUL, out[1] = B::FADD, out[2] = B::FSUB, out[3] = B::FDIV, out[4] = B::FSQRT;
+}
+
+template <class E>
+static void budget(int act, int in_int, int *out) {
+  if (act == kActSilu) {
+    if (in_int) budget1<E, kActSilu, int32_t>(out);
+    else budget1<E, kActSilu, f32>(out);
+  } else {
+    if (in_int) budget1<E, kActRelu2, int32_t>(out);
+    else budget1<E, kActRelu2, f32>(out);
+  }
+}
+
 extern "C" {
 
 int tb_norm_quantize(int vec, const f32 *x, const f32 *g, int norm, f32 eps, int n_tok, int n, int8_t *q,
@@ -181,6 +201,11 @@ int tb_lv_residual(int lanes, int vec, const f32 *y, f32 *h, int next_norm, cons
   for (int t = 0; t < 16; t++) ones[t] = 1.0f;
   EW_DISPATCH_LV((residual_norm_quantize_tokens<E, f32>(y, ones, 1.0f, h, next_norm != 0, g, eps, n_tok, n, q,
                                                         qs_out, R)))
+}
+
+// EwBudget for (lanes, vec), act and in_int (see budget above).
+int tb_ew_budget(int lanes, int vec, int act, int in_int, int *out) {
+  EW_DISPATCH_LV((budget<E>(act, in_int, out), (void)R))
 }
 
 }  // extern "C"

@@ -11,10 +11,11 @@
 // accumulation, then dequantize(acc, qs, wscale)): a policy, so the layer runs on the TLMM engine
 // (tlmm_mm) or on the plain reference matmul (pack2_matmul). The element-wise work between the
 // linears is elementwise.h's fused token-streaming stages (norm+quantize, RoPE, GLU+SubLN+quantize,
-// residual+next norm+quantize): rows go through on-chip buffers, one shared set (elementwise.h
-// EwRows: 3 fp32 + 1 int8 rows) that the caller declares once (EDGELLM_EW_ROWS) and every stage of
-// every layer uses in turn; only linear outputs, the attention input/output, the KV cache and the
-// norm gammas (read by the RMSNorm scale pass) touch DDR (scratch area layer_scratch).
+// residual+next norm+quantize), all run by ONE element-wise engine (ew_engine, one call site in
+// decoder_layer_ports: one module with one set of fp32 units); rows go through on-chip buffers, one
+// shared set (elementwise.h EwRows: one fp32 row) that the caller declares once (EDGELLM_EW_ROWS) and
+// every stage of every layer uses in turn; only linear outputs, the attention input/output, the KV
+// cache and the norm gammas (read by the RMSNorm scale pass) touch DDR (scratch area layer_scratch).
 // One attention core (attention_layer) serves both: T == 1 runs the decode job, T > 1 the prefill jobs.
 #pragma once
 
@@ -151,6 +152,19 @@ copy_loop:
   }
 }
 
+// The layer's element-wise jobs in order, each run by the one engine call of decoder_layer_ports
+// after the work that feeds it (the step before it names that work).
+enum {
+  EW_ATTN_NORM = 0,  // x8, qs_a = quantize(rmsnorm(h, attn_norm))
+  EW_ROPE_Q,         // after q, k, v = linears of x8: q = rope(q_lin)
+  EW_ROPE_K,         // k = rope(k_lin)
+  EW_ATTN_SUB,       // after the K/V cache write and attention: x8, qs_a = quantize(rmsnorm(attn, sub))
+  EW_RES_ATTN,       // after o_proj: h += y; x8, qs_b = quantize(rmsnorm(h, ffn_norm))
+  EW_GLU,            // after gate, up: f = act(g) * u; x8, qs_a = quantize(rmsnorm(f, ffn_sub))
+  EW_RES_FFN,        // after down: h += y
+  EW_STEPS
+};
+
 // One decoder layer on h [t_len][hidden] (in place) at positions pos0 .. pos0+t_len-1.
 //   w0 .. w3, d:   weight image through the four weight ports (MM::run streams from them) and this
 //                  layer's descriptor; params: float area (norm vectors)
@@ -163,6 +177,13 @@ copy_loop:
 //   fs, x8: scratch (layer_scratch<C>); taps: layer_taps<C> area written when tap_en
 //   rows:          the element-wise stages' shared rows (declared once by the caller with
 //                  EDGELLM_EW_ROWS; the stages run one after another)
+//   norm_only:     run the first element-wise job alone (x8, qs_a = quantize(rmsnorm(h[0 .. t_len),
+//                  params + d.p_off[NORM_ATTN]))): the top's final norm before the LM head goes
+//                  through the same engine call (top.h run_desc)
+// The element-wise work is ONE call of ew_engine<E, C::act, C::head_dim, f32> (elementwise.h) in a
+// loop over the EW_STEPS jobs, so the layer (and the top, through it) builds one element-wise module:
+// each step first runs the linears / attention that feed its job, then the job (its operands chosen
+// by the step: muxes).
 template <class C, class MM, int KVP>
 void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t *w1,
                          const uint8_t *w2, const uint8_t *w3, const layer_desc &d,
@@ -173,7 +194,7 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const u
                          const typename C::kv_t *vr0, const typename C::kv_t *vr1,
                          const typename C::kv_t *vr2, const typename C::kv_t *vr3, f32 eps,
                          f32 attn_scale, f32 *fs, int8_t *x8, f32 *taps, bool tap_en,
-                         EwRows<typename C::ew> &rows) {
+                         EwRows<typename C::ew> &rows, bool norm_only = false) {
   typedef layer_scratch<C> S;
   typedef layer_taps<C> TP;
   typedef typename C::ew E;
@@ -182,44 +203,70 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const u
   assert(t_len >= 1 && t_len <= C::max_t && pos0 >= 0 && pos0 + t_len <= C::max_ctx);
 #endif
   f32 *qs_a = fs + S::qs_a, *qs_b = fs + S::qs_b;
-  const f32 one = 1.0f;  // linear outputs arrive dequantized (fp32): the stages copy them
-  // attention block
-  norm_quantize_tokens<E>(h, params + d.p_off[NORM_ATTN], true, eps, t_len, H, x8, qs_a, rows);
-  MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_Q], Q, H, d.w_scale[LIN_Q], fs + S::q_lin);
-  MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_K], KV, H, d.w_scale[LIN_K], fs + S::k_lin);
-  MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_V], KV, H, d.w_scale[LIN_V], fs + S::v);
-  dequant_rope_tokens<E, D, f32>(fs + S::q_lin, qs_a, one, t_len, C::n_heads, pos0, cos_tab,
-                                 sin_tab, fs + S::q, rows);
-  dequant_rope_tokens<E, D, f32>(fs + S::k_lin, qs_a, one, t_len, C::n_kv, pos0, cos_tab, sin_tab,
-                                 fs + S::k, rows);
-  if (tap_en) {
-    copy_f32<(long)C::max_t * Q>(fs + S::q, taps + TP::q_rope, (long)t_len * Q);
-    copy_f32<(long)C::max_t * KV>(fs + S::k, taps + TP::k_rope, (long)t_len * KV);
-    copy_f32<(long)C::max_t * KV>(fs + S::v, taps + TP::v, (long)t_len * KV);
+  const int n_steps = norm_only ? 1 : (int)EW_STEPS;
+layer_steps:
+  for (int s = 0; s < n_steps; s++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = EW_STEPS
+    // the work feeding job s
+    if (s == EW_ROPE_Q) {
+      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_Q], Q, H, d.w_scale[LIN_Q], fs + S::q_lin);
+      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_K], KV, H, d.w_scale[LIN_K], fs + S::k_lin);
+      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_V], KV, H, d.w_scale[LIN_V], fs + S::v);
+    } else if (s == EW_ATTN_SUB) {
+      if (tap_en) {
+        copy_f32<(long)C::max_t * Q>(fs + S::q, taps + TP::q_rope, (long)t_len * Q);
+        copy_f32<(long)C::max_t * KV>(fs + S::k, taps + TP::k_rope, (long)t_len * KV);
+        copy_f32<(long)C::max_t * KV>(fs + S::v, taps + TP::v, (long)t_len * KV);
+      }
+      kv_cache_write<C::max_t, C::kv_size, typename C::kv_t, E::VEC>(fs + S::k, fs + S::v, t_len, pos0, KV,
+                                                                  k_layer, v_layer);
+      // one attention core for prefill (t_len > 1, K/V over the data port) and decode (t_len == 1, K/V
+      // over the first KVP weight ports)
+      attention_layer<typename C::attn, KVP>(fs + S::q, k_layer, v_layer, kr0, kr1, kr2, kr3, vr0, vr1, vr2,
+                                             vr3, fs + S::attn, t_len, pos0, C::n_heads, C::n_kv, D,
+                                             attn_scale);
+      if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn, taps + TP::attn, (long)t_len * Q);
+    } else if (s == EW_RES_ATTN) {
+      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_O], H, Q, d.w_scale[LIN_O], fs + S::y);
+    } else if (s == EW_GLU) {
+      if (tap_en) copy_f32<(long)C::max_t * H>(h, taps + TP::h_attn, (long)t_len * H);
+      MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_GATE], F, H, d.w_scale[LIN_GATE], fs + S::g);
+      MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_UP], F, H, d.w_scale[LIN_UP], fs + S::u);
+    } else if (s == EW_RES_FFN) {
+      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_DOWN], H, F, d.w_scale[LIN_DOWN], fs + S::y);
+    }
+    // job s's operands (linear outputs arrive dequantized, fp32: scales 1)
+    int mode = kEwNorm, n = H;
+    const f32 *a = h, *b = fs + S::u, *qs_in = qs_a, *g = params + d.p_off[NORM_ATTN];
+    bool norm = true;
+    f32 *out = fs + S::q, *qs_out = qs_a;
+    switch (s) {
+      case EW_ROPE_Q:
+        mode = kEwRope, n = Q, a = fs + S::q_lin;
+        break;
+      case EW_ROPE_K:
+        mode = kEwRope, n = KV, a = fs + S::k_lin, out = fs + S::k;
+        break;
+      case EW_ATTN_SUB:
+        n = Q, a = fs + S::attn, g = params + d.p_off[NORM_ATTN_SUB], norm = C::subln;
+        break;
+      case EW_RES_ATTN:
+        mode = kEwResidual, a = fs + S::y, g = params + d.p_off[NORM_FFN], qs_out = qs_b;
+        break;
+      case EW_GLU:
+        mode = kEwGlu, n = F, a = fs + S::g, qs_in = qs_b, g = params + d.p_off[NORM_FFN_SUB];
+        norm = C::subln;
+        break;
+      case EW_RES_FFN:
+        mode = kEwResidual, a = fs + S::y, norm = false, qs_out = qs_b;
+        break;
+      default:  // EW_ATTN_NORM
+        break;
+    }
+    ew_engine<E, C::act, C::head_dim, f32>(mode, a, b, qs_in, 1.0f, 1.0f, norm, g, eps, t_len, n, pos0,
+                                           cos_tab, sin_tab, h, out, x8, qs_out, tap_en && s == EW_GLU,
+                                           taps + TP::ffn_act, rows);
   }
-  kv_cache_write<C::max_t, C::kv_size, typename C::kv_t, E::VEC>(fs + S::k, fs + S::v, t_len, pos0, KV,
-                                                              k_layer, v_layer);
-  // one attention core for prefill (t_len > 1, K/V over the data port) and decode (t_len == 1, K/V over
-  // the first KVP weight ports)
-  attention_layer<typename C::attn, KVP>(fs + S::q, k_layer, v_layer, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3,
-                                         fs + S::attn, t_len, pos0, C::n_heads, C::n_kv, D, attn_scale);
-  if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn, taps + TP::attn, (long)t_len * Q);
-  norm_quantize_tokens<E>(fs + S::attn, params + d.p_off[NORM_ATTN_SUB], C::subln, eps, t_len, Q,
-                          x8, qs_a, rows);
-  MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_O], H, Q, d.w_scale[LIN_O], fs + S::y);
-  // h += o_proj; then the FFN's RMSNorm + quantize from the on-chip copy of the new h
-  residual_norm_quantize_tokens<E, f32>(fs + S::y, qs_a, one, h, true, params + d.p_off[NORM_FFN],
-                                        eps, t_len, H, x8, qs_b, rows);
-  if (tap_en) copy_f32<(long)C::max_t * H>(h, taps + TP::h_attn, (long)t_len * H);
-  // FFN block
-  MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_GATE], F, H, d.w_scale[LIN_GATE], fs + S::g);
-  MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_UP], F, H, d.w_scale[LIN_UP], fs + S::u);
-  glu_norm_quantize_tokens<E, C::act, f32>(fs + S::g, fs + S::u, qs_b, one, one, C::subln,
-                                           params + d.p_off[NORM_FFN_SUB], eps, t_len, F, x8, qs_a,
-                                           tap_en, taps + TP::ffn_act, rows);
-  MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_DOWN], H, F, d.w_scale[LIN_DOWN], fs + S::y);
-  residual_norm_quantize_tokens<E, f32>(fs + S::y, qs_a, one, h, false, params, eps, t_len, H, x8,
-                                        qs_b, rows);
 }
 
 // K/V read through k_layer / v_layer alone (one port); declares the element-wise rows itself.

@@ -10,6 +10,30 @@
 // Every float operation is a numerics.h function in the contract's order, so each stage equals the
 // golden model (models/golden.py) bit for bit.
 //
+// One engine. Only one stage runs at a time, so all of them are jobs of ONE non-inlined function,
+// ew_engine<E, ACT, HEAD_DIM, IN>(mode, ...): one hardware module with one set of fp32 units. Per
+// token it runs the producing pass(es) of the mode, then the one shared norm + quantize tail:
+//   kEwNorm      load x (+ sum of squares / absmax)                          -> tail
+//   kEwRope      load a linear output, this position's tables, rope -> DDR     (no tail)
+//   kEwGlu       load g, act(g) * u (+ sum of squares / absmax)              -> tail
+//   kEwResidual  load a linear output, h += it (+ sum of squares)            -> tail when norm
+//   tail         [norm: r = 1 / sqrt(ss / n + eps), scale + absmax pass] qs = 127 / max(absmax, 1e-5),
+//                round + clamp + store q
+// The decoder layer calls the engine at one call site for all its jobs, and the top's final norm
+// goes through the same call (decoder_layer.h decoder_layer_ports, top.h run_desc); the stage
+// functions at the end of this file are one-job wrappers (testbenches). The passes and the tail are
+// inlined into the engine, whose ALLOCATION pragmas limit each fp32 operator type to the most one
+// pass needs (EwBudget), so the tool shares the units across passes and modes instead of building
+// each pass its own. Budget (V = VEC, U = LaneUnits<LANES, VEC>; fp32 linear outputs, as in the layer;
+// int32 accumulators add a dequantize's fmul and fdiv per loaded element, see EwBudget):
+//   ReLU^2:  fmul max(2V, 3U)   fadd max(V, 2U)   fsub V    fdiv 1   fsqrt 1
+//   SiLU:    fmul max(11V, 12U) fadd max(8V, 9U)  fsub 3V   fdiv V   fsqrt 1
+// (U = V or U <= V / 2: with U = V ReLU^2 is 3V / 2V / V / 1 / 1 and SiLU 12V / 9V / 3V / V / 1; with
+// U < V, 2V / V / V / 1 / 1 and 11V / 8V / 3V / V / 1.) The widest pass sets each count: ReLU^2 the
+// scale / rope / act * u passes (2 fmul per element; 3 with the fused sum of squares at U = V), SiLU
+// the act * u pass (exp_f's 10 fmul + a * u, 8 fadd, 3 fsub, the division). Comparisons and
+// conversions are not limited.
+//
 // Shared rows. The stages run one after another, never concurrently, so they share one set of rows,
 // EwRows<E>: one fp32 row r0 of E::N_BUF elements, declared ONCE by the caller with EDGELLM_EW_ROWS
 // (decoder_layer.h decoder_layer; top.h edgellm_top_impl: one row for every layer and the final
@@ -60,6 +84,8 @@
 //     (next_norm)            + scale+absmax c(n) [ddr: g] + round+store c(n) [ddr: q]     4 passes
 //   residual_norm_quantize   load c(n) [ddr: acc] + add c(n) [ddr: h read+write]         2 passes
 //     (no next_norm)
+// The engine keeps these passes and counts (one module instead of four changes none; its mode
+// branches select passes, they add none).
 // Every pass reads or writes DDR: the fused passes replaced the on-chip-only sum-of-squares, absmax
 // and round passes. Before the fusion a normed norm_quantize was 6 passes (load, sumsq, scale,
 // absmax, round, store), the normed GLU 8 and the normed residual 7.
@@ -107,35 +133,20 @@ struct EwRows {
 inline f32 linear_value(int32_t acc, f32 qs, f32 wscale) { return dequantize(acc, qs, wscale); }
 inline f32 linear_value(f32 y, f32, f32) { return y; }
 
-// One linear-output row (IN = int32_t or f32) into an on-chip buffer. Cycles ceil(n / VEC).
-template <int N_MAX, int VEC = 1, class IN>
-void load_linear_row(const IN *src, f32 qs, f32 wscale, int n, f32 *buf) {
-#pragma HLS INLINE off
-  enum { kChunks = (N_MAX + VEC - 1) / VEC };
-  const int chunks = (n + VEC - 1) / VEC;
-ew_load:
-  for (int c = 0; c < chunks; c++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-    for (int j = 0; j < VEC; j++) {
-#pragma HLS UNROLL
-      const int i = c * VEC + j;
-      if (i < n) buf[i] = linear_value(src[i], qs, wscale);
-    }
-  }
-}
-
 // Fused producing passes. Each writes a row in index order, W elements per cycle (an outer loop at
 // II=1 over ceil(n / W) chunks, an unrolled inner loop over W lanes, guarded by < n), and carries
 // the reductions the next pass needs (numerics.h RowFuse): the sum of squares when ss_en (W = U =
 // LaneUnits<LANES, VEC>: the contract's lane order; DEPENDENCE distance LANES / U keeps II = 1) or
 // the absmax when am_en. ss and amax come back through the references (0.0f when not carried).
-// ew_fused_width picks W: U when the pass carries the sum of squares, else VEC (one loop when U = VEC).
+// The engine picks W: U when the pass carries the sum of squares, else VEC (one loop when U = VEC).
+// Inlined into the engine (its operator limits cover them); testbenches also call them directly.
 
-// row[i] = linear_value(src[i], qs, ws): the row loaded from DDR (+ sum of squares / absmax).
+// row[i] = linear_value(src[i], qs, ws): the row loaded from DDR (+ sum of squares / absmax; with
+// neither it is the plain load of a linear output, W = VEC).
 template <class E, int W, class IN>
 void ew_load_pass(const IN *src, f32 qs, f32 ws, int n, f32 *row, bool ss_en, bool am_en, f32 &ss,
                   f32 &amax) {
+#pragma HLS INLINE
   typedef RowFuse<E::LANES, W> RF;
   enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
   f32 acc[RF::ACC], m[W];
@@ -166,6 +177,7 @@ ew_load_fused:
 template <class E, int W, int ACT, class IN>
 void ew_glu_pass(const IN *u_src, f32 qs, f32 us, int n, f32 *row, bool tap_en, f32 *tap, bool ss_en,
                  bool am_en, f32 &ss, f32 &amax) {
+#pragma HLS INLINE
   typedef RowFuse<E::LANES, W> RF;
   enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
   f32 acc[RF::ACC], m[W];
@@ -196,6 +208,7 @@ ew_glu_act:
 // h[i] = h[i] + row[i] (residual, in place in DDR) and row[i] = the new h[i] (+ sum of squares).
 template <class E, int W>
 void ew_residual_pass(f32 *h, int n, f32 *row, bool ss_en, f32 &ss) {
+#pragma HLS INLINE
   typedef RowFuse<E::LANES, W> RF;
   enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
   f32 acc[RF::ACC], m[W];
@@ -230,124 +243,203 @@ struct EwFused {
   enum { U = LaneUnits<E::LANES, E::VEC>::value, VEC = E::VEC, ONE = U == VEC };
 };
 
+
 // After a producing pass left the row in `row` (with ss when norm, amax when not): when norm, the
 // RMSNorm scale pass in place with the absmax fused (r from ss; gamma g read from DDR); then round +
-// clamp + store q straight to DDR. Returns qs.
+// clamp + store q straight to DDR. Returns qs. The engine's one shared norm + quantize tail.
 template <class E>
 f32 norm_quantize_tail(f32 *row, const f32 *g, bool norm, f32 ss, f32 amax, f32 eps, int n, int8_t *q) {
+#pragma HLS INLINE
   if (norm) amax = rmsnorm_scale<E::VEC>(row, g, rms_inv(ss, n, eps), n, row);
   const f32 qs = quant_scale(amax);
   quantize_store<E::VEC>(row, qs, n, q);
   return qs;
 }
 
+constexpr int ew_max(int a, int b) { return a > b ? a : b; }
+
+// fp32 operators per element of the gate activation: relu2 r * r; silu x / (1 + exp_f(-x)) (exp_f:
+// x * log2e, rint's + and -, the two k * ln2 products and subtractions, 6 Horner steps, p * 2^k).
+template <int ACT>
+struct EwActOps {
+  enum { FMUL = ACT == kActSilu ? 10 : 1, FADD = ACT == kActSilu ? 8 : 0, FSUB = ACT == kActSilu ? 3 : 0,
+         FDIV = ACT == kActSilu ? 1 : 0 };
+};
+template <class IN>
+struct EwDequantOps {  // linear_value: int32 (f32)acc / (qs * ws): one fmul, one fdiv; fp32: none
+  enum { N = 0 };
+};
+template <>
+struct EwDequantOps<int32_t> {
+  enum { N = 1 };
+};
+
+// The engine's operator budget: per operator type, the most any one of its passes needs to run at
+// II = 1 (width x operators per element; V = VEC, U = LaneUnits<LANES, VEC>, D = 1 for int32 linear
+// outputs, 0 for fp32 ones, as in the layer):
+//   pass                  width  fmul          fadd         fsub        fdiv
+//   load                  V      D             -            -           D
+//   load + sumsq          U      D + 1         1            -           D
+//   act * u               V      a + 1 + D     a_add        a_sub       a_div + D
+//   act * u + sumsq       U      a + 2 + D     a_add + 1    a_sub       a_div + D
+//   residual add          V      -             1            -           -
+//   residual add + sumsq  U      1             2            -           -
+//   scale (x * r) * g     V      2             -            -           -
+//   round rint(x * qs)    V      1             1            1           -
+//   rope                  V      2             1            1           -
+//   scalars (tree, r, qs) 1      -             1            -           1          (+ 1 fsqrt)
+// with (a, a_add, a_sub, a_div) = (1, 0, 0, 0) for ReLU^2 and (10, 8, 3, 1) for SiLU. For the layer
+// (D = 0): ReLU^2 fmul max(2V, 3U), fadd max(V, 2U), fsub V, fdiv 1, fsqrt 1; SiLU fmul max(11V, 12U),
+// fadd max(8V, 9U), fsub 3V, fdiv V, fsqrt 1 (U = V or U <= V / 2, so max(2V, 3U) is 3V when U = V
+// and 2V otherwise, and likewise for the others). Comparisons (absmax, ReLU, clamp, exp's range) and
+// the conversions are not limited.
+template <class E, int ACT, class IN>
+struct EwBudget {
+  typedef EwActOps<ACT> A;
+  enum { V = E::VEC, U = LaneUnits<E::LANES, E::VEC>::value, D = EwDequantOps<IN>::N };
+  enum {
+    FMUL = ew_max(ew_max(V * (A::FMUL + 1 + D), U * (A::FMUL + 2 + D)), ew_max(2 * V, U * (D + 1))),
+    FADD = ew_max(ew_max(V * ew_max(A::FADD, 1), U * (A::FADD + 1)), ew_max(2 * U, 1)),
+    FSUB = ew_max(V * ew_max(A::FSUB, 1), 1),
+    FDIV = ew_max(V * (A::FDIV + D), 1),
+    FSQRT = 1
+  };
+};
+
+// What the element-wise engine does with a job (one stage call): the producing pass.
+enum EwMode {
+  kEwNorm = 0,      // load x (+ sum of squares / absmax), then the tail: rmsnorm + quantize, or quantize
+  kEwRope = 1,      // load a linear output, this position's RoPE tables, rope on the way out to DDR
+  kEwGlu = 2,       // load the gate, act(g) * u (+ sum of squares / absmax), then the tail
+  kEwResidual = 3,  // load a linear output, h += it (+ sum of squares), then (norm) the tail
+};
+
+// THE element-wise hardware: one module per (E, ACT, HEAD_DIM, IN) that every stage goes through (the
+// decoder layer and the top reach it through one call site: decoder_layer.h decoder_layer_ports). A
+// token loop; per token the producing pass(es) of `mode`, then the one shared norm + quantize tail
+// (scale + absmax, r and qs divisions, round + store), so the stages' passes, cycles and float
+// operations are exactly those of the stage functions below. Operators are limited to EwBudget (the
+// most one pass needs), so the tool shares them across the passes of every mode instead of
+// building each pass its own.
+// Operands (unused ones are ignored): a: x (norm), the linear output (rope, residual) or the gate
+// (glu), with per-token scale qs[t] (not read for norm) and weight scale sa; b, sb: the up
+// projection (glu); norm: RMSNorm / SubLN / next norm with gamma g, eps; n: row length (rope:
+// heads * HEAD_DIM); pos0, cos_tab, sin_tab: RoPE; h: the residual stream (in place); out: rope's
+// output rows; q, qs_out: the quantized rows and their scales; tap_en, tap: f = act(g) * u.
+template <class E, int ACT, int HEAD_DIM, class IN>
+void ew_engine(int mode, const IN *a, const IN *b, const f32 *qs, f32 sa, f32 sb, bool norm, const f32 *g,
+               f32 eps, int n_tok, int n, int pos0, const f32 *cos_tab, const f32 *sin_tab, f32 *h, f32 *out,
+               int8_t *q, f32 *qs_out, bool tap_en, f32 *tap, EwRows<E> &rows) {
+#pragma HLS INLINE off
+  typedef EwBudget<E, ACT, IN> B;
+  typedef EwFused<E> F;
+  enum {
+    VEC = E::VEC, kMaxTok = E::MAX_TOK, H2 = HEAD_DIM / 2, TAB_PART = VEC < H2 ? VEC : H2,
+    kTabChunks = (H2 + VEC - 1) / VEC, kFmul = B::FMUL, kFadd = B::FADD, kFsub = B::FSUB, kFdiv = B::FDIV,
+    kFsqrt = B::FSQRT
+  };
+#pragma HLS ALLOCATION operation instances = fmul limit = kFmul
+#pragma HLS ALLOCATION operation instances = fadd limit = kFadd
+#pragma HLS ALLOCATION operation instances = fsub limit = kFsub
+#pragma HLS ALLOCATION operation instances = fdiv limit = kFdiv
+#pragma HLS ALLOCATION operation instances = fsqrt limit = kFsqrt
+  static_assert(HEAD_DIM >= 2 && (HEAD_DIM & (HEAD_DIM - 1)) == 0, "HEAD_DIM: a power of two");
+  f32 cb[H2], sb_[H2];  // rope: this position's table rows (HEAD_DIM / 2 each)
+#pragma HLS ARRAY_PARTITION variable = cb type = cyclic factor = TAB_PART
+#pragma HLS ARRAY_PARTITION variable = sb_ type = cyclic factor = TAB_PART
+  const bool tail = mode == kEwNorm || mode == kEwGlu || (mode == kEwResidual && norm);
+ew_tok:
+  for (int t = 0; t < n_tok; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
+    const long o = (long)t * n;
+    f32 ss = 0.0f, amax = 0.0f;
+    if (mode == kEwNorm) {  // x -> r0 (+ sum of squares, or absmax)
+      if (F::ONE || norm) {
+        ew_load_pass<E, F::U>(a + o, 1.0f, 1.0f, n, rows.r0, norm, !norm, ss, amax);
+      } else {
+        ew_load_pass<E, F::VEC>(a + o, 1.0f, 1.0f, n, rows.r0, false, true, ss, amax);
+      }
+    } else {  // the linear output -> r0
+      const f32 qt = qs[t];
+      ew_load_pass<E, F::VEC>(a + o, qt, sa, n, rows.r0, false, false, ss, amax);
+      if (mode == kEwRope) {  // this position's tables, then rope on the way out
+      ew_rope_tab:
+        for (int c = 0; c < kTabChunks; c++) {
+#pragma HLS PIPELINE II = 1
+          for (int j = 0; j < VEC; j++) {
+#pragma HLS UNROLL
+            const int i = c * VEC + j;
+            if (i < H2) {
+              cb[i] = cos_tab[(long)(pos0 + t) * H2 + i];
+              sb_[i] = sin_tab[(long)(pos0 + t) * H2 + i];
+            }
+          }
+        }
+        rope_row<HEAD_DIM, VEC>(rows.r0, cb, sb_, n, out + o);
+      } else if (mode == kEwGlu) {  // f = act(g) * u in place (+ sum of squares, or absmax)
+        if (F::ONE || norm) {
+          ew_glu_pass<E, F::U, ACT>(b + o, qt, sb, n, rows.r0, tap_en, tap + o, norm, !norm, ss, amax);
+        } else {
+          ew_glu_pass<E, F::VEC, ACT>(b + o, qt, sb, n, rows.r0, tap_en, tap + o, false, true, ss, amax);
+        }
+      } else {  // h += row, the new h in r0 (+ sum of squares)
+        if (F::ONE || norm) {
+          ew_residual_pass<E, F::U>(h + o, n, rows.r0, norm, ss);
+        } else {
+          ew_residual_pass<E, F::VEC>(h + o, n, rows.r0, false, ss);
+        }
+      }
+    }
+    if (tail) qs_out[t] = norm_quantize_tail<E>(rows.r0, g, norm, ss, amax, eps, n, q + o);
+  }
+}
+
+// The stages, each one job of the engine (testbenches call them; the layer calls the engine).
+
 // (a) q[t], qs[t] = quantize(rmsnorm(x[t], g)) (norm = false: quantize(x[t])), x: [n_tok][n] fp32.
 // With norm = true and g = the SubLN gamma this is also the SubLN + quantize before o_proj.
 // Row: x -> r0 (+ sum of squares, or absmax), rmsnorm in place in r0 (+ absmax), q -> DDR.
-template <class E>
+template <class E, int ACT = kActRelu2, int HEAD_DIM = 2>
 void norm_quantize_tokens(const f32 *x, const f32 *g, bool norm, f32 eps, int n_tok, int n, int8_t *q,
                           f32 *qs, EwRows<E> &rows) {
-  typedef EwFused<E> F;
-  enum { kMaxTok = E::MAX_TOK };
-ew_nq_tok:
-  for (int t = 0; t < n_tok; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    f32 ss, amax;
-    if (F::ONE || norm) {
-      ew_load_pass<E, F::U>(x + (long)t * n, 1.0f, 1.0f, n, rows.r0, norm, !norm, ss, amax);
-    } else {
-      ew_load_pass<E, F::VEC>(x + (long)t * n, 1.0f, 1.0f, n, rows.r0, false, true, ss, amax);
-    }
-    qs[t] = norm_quantize_tail<E>(rows.r0, g, norm, ss, amax, eps, n, q + (long)t * n);
-  }
+  ew_engine<E, ACT, HEAD_DIM, f32>(kEwNorm, x, x, qs, 1.0f, 1.0f, norm, g, eps, n_tok, n, 0, g, g, qs, qs, q,
+                                   qs, false, qs, rows);
 }
 
 // (b1) out[t] = rope(dequantize(acc[t])) for each of n_heads heads of HEAD_DIM; tables are
 // rope_tables(HEAD_DIM, max_pos): [max_pos][HEAD_DIM/2], row pos0 + t for token t. The rotation
 // is computed on the way out (rope_row reads r0, writes out), so it costs no extra pass. r0 must be
 // true dual port (each output reads its element and its rotation partner).
-template <class E, int HEAD_DIM, class IN>
+template <class E, int HEAD_DIM, class IN, int ACT = kActRelu2>
 void dequant_rope_tokens(const IN *acc, const f32 *qs, f32 wscale, int n_tok, int n_heads, int pos0,
                          const f32 *cos_tab, const f32 *sin_tab, f32 *out, EwRows<E> &rows) {
-  enum {
-    N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK, H2 = HEAD_DIM / 2,
-    TAB_PART = VEC < H2 ? VEC : H2, kTabChunks = (H2 + VEC - 1) / VEC
-  };
-  static_assert(HEAD_DIM >= 2 && (HEAD_DIM & (HEAD_DIM - 1)) == 0, "HEAD_DIM: a power of two");
-  const int n = n_heads * HEAD_DIM;
-  f32 cb[H2], sb[H2];  // this position's table rows (HEAD_DIM / 2 each)
-#pragma HLS ARRAY_PARTITION variable = cb type = cyclic factor = TAB_PART
-#pragma HLS ARRAY_PARTITION variable = sb type = cyclic factor = TAB_PART
-ew_rope_tok:
-  for (int t = 0; t < n_tok; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    load_linear_row<N_MAX, VEC>(acc + (long)t * n, qs[t], wscale, n, rows.r0);
-  ew_rope_tab:
-    for (int c = 0; c < kTabChunks; c++) {
-#pragma HLS PIPELINE II = 1
-      for (int j = 0; j < VEC; j++) {
-#pragma HLS UNROLL
-        const int i = c * VEC + j;
-        if (i < H2) {
-          cb[i] = cos_tab[(long)(pos0 + t) * H2 + i];
-          sb[i] = sin_tab[(long)(pos0 + t) * H2 + i];
-        }
-      }
-    }
-    rope_row<HEAD_DIM, VEC>(rows.r0, cb, sb, n, out + (long)t * n);
-  }
+  ew_engine<E, ACT, HEAD_DIM, IN>(kEwRope, acc, acc, qs, wscale, wscale, false, cos_tab, 0.0f, n_tok,
+                                  n_heads * HEAD_DIM, pos0, cos_tab, sin_tab, out, out, nullptr, out, false,
+                                  out, rows);
 }
 
 // (b2) f = act(dequantize(g_acc)) * dequantize(u_acc) (tap_en: also written to f_tap); then
 // SubLN rmsnorm(f, sub_g) when sub_norm, and quantize -> q, qs_out for the down projection.
 // Row: g -> r0, f in place (u read from DDR in the act pass; + sum of squares, or absmax), SubLN in
 // place (+ absmax), q -> DDR.
-template <class E, int ACT, class IN>
+template <class E, int ACT, class IN, int HEAD_DIM = 2>
 void glu_norm_quantize_tokens(const IN *g_acc, const IN *u_acc, const f32 *qs, f32 g_scale, f32 u_scale,
                               bool sub_norm, const f32 *sub_g, f32 eps, int n_tok, int n, int8_t *q,
                               f32 *qs_out, bool tap_en, f32 *f_tap, EwRows<E> &rows) {
-  typedef EwFused<E> F;
-  enum { N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK };
-ew_glu_tok:
-  for (int t = 0; t < n_tok; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    const long o = (long)t * n;
-    load_linear_row<N_MAX, VEC>(g_acc + o, qs[t], g_scale, n, rows.r0);
-    f32 ss, amax;
-    if (F::ONE || sub_norm) {
-      ew_glu_pass<E, F::U, ACT>(u_acc + o, qs[t], u_scale, n, rows.r0, tap_en, f_tap + o, sub_norm,
-                                !sub_norm, ss, amax);
-    } else {
-      ew_glu_pass<E, F::VEC, ACT>(u_acc + o, qs[t], u_scale, n, rows.r0, tap_en, f_tap + o, false, true,
-                                  ss, amax);
-    }
-    qs_out[t] = norm_quantize_tail<E>(rows.r0, sub_g, sub_norm, ss, amax, eps, n, q + o);
-  }
+  ew_engine<E, ACT, HEAD_DIM, IN>(kEwGlu, g_acc, u_acc, qs, g_scale, u_scale, sub_norm, sub_g, eps, n_tok, n,
+                                  0, sub_g, sub_g, f_tap, f_tap, q, qs_out, tap_en, f_tap, rows);
 }
 
 // (b3) h[t] = h[t] + dequantize(acc[t]) (residual, in place); then, when next_norm, the next
 // block's input q, qs_out = quantize(rmsnorm(h[t], g)) from the on-chip copy of the new h.
 // Row: dequantized acc -> r0, new h in place (+ sum of squares when next_norm), rmsnorm in place
 // (+ absmax), q -> DDR.
-template <class E, class IN>
+template <class E, class IN, int ACT = kActRelu2, int HEAD_DIM = 2>
 void residual_norm_quantize_tokens(const IN *acc, const f32 *qs, f32 wscale, f32 *h, bool next_norm,
                                    const f32 *g, f32 eps, int n_tok, int n, int8_t *q, f32 *qs_out,
                                    EwRows<E> &rows) {
-  typedef EwFused<E> F;
-  enum { N_MAX = E::N_MAX, VEC = E::VEC, kMaxTok = E::MAX_TOK };
-ew_res_tok:
-  for (int t = 0; t < n_tok; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    const long o = (long)t * n;
-    load_linear_row<N_MAX, VEC>(acc + o, qs[t], wscale, n, rows.r0);
-    f32 ss;
-    if (F::ONE || next_norm) {
-      ew_residual_pass<E, F::U>(h + o, n, rows.r0, next_norm, ss);
-    } else {
-      ew_residual_pass<E, F::VEC>(h + o, n, rows.r0, false, ss);
-    }
-    if (next_norm) qs_out[t] = norm_quantize_tail<E>(rows.r0, g, true, ss, 0.0f, eps, n, q + o);
-  }
+  ew_engine<E, ACT, HEAD_DIM, IN>(kEwResidual, acc, acc, qs, wscale, wscale, next_norm, g, eps, n_tok, n, 0,
+                                  g, g, h, h, q, qs_out, false, h, rows);
 }
 
 }  // namespace edgellm

@@ -176,6 +176,7 @@ inline void lane_clear(f32 *acc) {
 // acc[0]. Level h pipelined: sum over h of (h + kAddLatency) = LANES - 1 + log2(LANES) * kAddLatency.
 template <int LANES>
 inline f32 lane_tree(f32 *acc) {
+#pragma HLS INLINE
 tree:
   for (int h = LANES / 2; h >= 1; h /= 2) {
     for (int j = 0; j < h; j++) {
@@ -243,6 +244,7 @@ inline f32 abs_max_step(f32 m, f32 x) {
 // Max over W lane maxima (exact in any order).
 template <int W>
 inline f32 max_tree(f32 *m) {
+#pragma HLS INLINE
   for (int h = W / 2; h >= 1; h /= 2) {
     for (int j = 0; j < h; j++) m[j] = m[j + h] > m[j] ? m[j + h] : m[j];
   }
@@ -283,14 +285,18 @@ struct RowFuse {
   }
 };
 
+// The passes the element-wise engine runs (rmsnorm_scale, quantize_store, rope_row, with rms_inv,
+// lane_tree and max_tree) are inlined into it (elementwise.h ew_engine), so its operator limits
+// (EwBudget) cover them and one set of units serves every stage.
 // Element passes below are VEC-wide (VEC: power of two, 1 = one element per cycle): an outer loop
 // over ceil(n / VEC) chunks at II=1, an inner fully unrolled loop over the chunk's j < VEC lanes,
 // element c*VEC + j guarded by < n (n need not be a multiple of VEC). The elements are independent,
 // so the width never changes a result. Callers partition the arrays cyclic by VEC (or a multiple).
 
-// RMSNorm's scalar: r = 1 / sqrt(ss / n + eps) (two divisions: they share one divider).
+// RMSNorm's scalar: r = 1 / sqrt(ss / n + eps) (two divisions: in the element-wise engine they share
+// its dividers, elementwise.h EwBudget).
 inline f32 rms_inv(f32 ss, int n, f32 eps) {
-#pragma HLS ALLOCATION operation instances = fdiv limit = 1
+#pragma HLS INLINE
   const f32 ms = ss / (f32)n;
   return 1.0f / std::sqrt(ms + eps);
 }
@@ -299,6 +305,7 @@ inline f32 rms_inv(f32 ss, int n, f32 eps) {
 // returns max |y[i]| (absmax's rule). Cycles ceil(n / VEC).
 template <int VEC = 1>
 f32 rmsnorm_scale(const f32 *x, const f32 *g, f32 r, int n, f32 *y) {
+#pragma HLS INLINE
   enum { kChunks = kMaxVec / VEC };
   f32 m[VEC];
 #pragma HLS ARRAY_PARTITION variable = m complete
@@ -365,6 +372,7 @@ inline int8_t quant_round(f32 x, f32 qs) {
 // pointer in the element-wise stages: VEC int8 per cycle). Cycles ceil(n / VEC).
 template <int VEC = 1>
 void quantize_store(const f32 *x, f32 qs, int n, int8_t *q) {
+#pragma HLS INLINE
   enum { kChunks = kMaxVec / VEC };
   const int chunks = (n + VEC - 1) / VEC;
 quant_round:
@@ -408,6 +416,7 @@ inline f32 silu(f32 x) { return x / (1.0f + exp_f(-x)); }
 // chunk per cycle. Cycles ceil(n / VEC).
 template <int D, int VEC = 1>
 void rope_row(const f32 *x, const f32 *cos_t, const f32 *sin_t, int n, f32 *y) {
+#pragma HLS INLINE
   enum { H = D / 2, kChunks = kMaxVec / VEC };
   const int chunks = (n + VEC - 1) / VEC;
 rope_loop:

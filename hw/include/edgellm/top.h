@@ -4,7 +4,8 @@
 //   for each descriptor at prog_off:
 //     OP_LAYER  decoder_layer<C, MM> on H[0 .. t_len) at pos0 with layer D_LAYER's table entry,
 //               its K/V cache slice and (D_FLAGS & DESC_TAPS) the tap area
-//     OP_HEAD   final RMSNorm + quantize of H[D_ROW], int8 LM head (lm_head.h) streaming its rows
+//     OP_HEAD   final RMSNorm + quantize of H[D_ROW] (the layer's element-wise engine call,
+//               decoder_layer_ports norm_only), int8 LM head (lm_head.h) streaming its rows
 //               over the first HEAD::NPORTS weight ports: logits [vocab], argmax, top-k ids and
 //               values into their regions
 //
@@ -98,27 +99,42 @@ bool header_ok(const uint32_t hdr[HDR_WORDS]) {
   return true;
 }
 
-// OP_LAYER: this layer's table entry -> layer_desc, then the decoder layer.
+// OP_LAYER (head = false): this layer's table entry -> layer_desc, then the decoder layer.
+// OP_HEAD (head = true): quantize(rmsnorm(H[row], final_norm)) -> int8 LM head -> logits, argmax,
+// top-k. The final norm is the decoder layer's first element-wise job alone (decoder_layer_ports
+// norm_only, on the row H[row] with the final norm as its gamma), so the layers and the head share
+// the one element-wise engine call; the quantized row and its scale go through the layer scratch (x8
+// area, qs_a slot). Head row v is read through weight port v % HEAD::NPORTS.
 template <class TC>
-void run_layer_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
-                    const uint32_t hdr[HDR_WORDS], uint32_t layer, int t_len, int pos0, bool taps,
-                    EwRows<typename TC::layer::ew> &rows) {
+void run_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
+              const uint32_t hdr[HDR_WORDS], uint32_t layer, int t_len, int pos0, bool taps, bool head,
+              int row, EwRows<typename TC::layer::ew> &rows) {
   typedef typename TC::layer C;
-  uint32_t ld[LD_WORDS];
-  read_words<LD_WORDS>(data, hdr[HDR_LAYER_TABLE] + layer * (uint32_t)(LD_WORDS * 4), ld);
+  typedef layer_scratch<C> S;
+  const int H = C::hidden;
   layer_desc d;
-  for (int i = 0; i < N_LIN; i++) {
-    d.w_off[i] = (long)ld[LD_W_OFF + i];
-    d.w_scale[i] = float_from_bits(ld[LD_W_SCALE + i]);
+  if (head) {
+    for (int i = 0; i < N_LIN; i++) {
+      d.w_off[i] = 0;
+      d.w_scale[i] = 1.0f;
+    }
+    for (int i = 0; i < N_NORM; i++) d.p_off[i] = (long)hdr[HDR_FINAL_NORM];
+  } else {
+    uint32_t ld[LD_WORDS];
+    read_words<LD_WORDS>(data, hdr[HDR_LAYER_TABLE] + layer * (uint32_t)(LD_WORDS * 4), ld);
+    for (int i = 0; i < N_LIN; i++) {
+      d.w_off[i] = (long)ld[LD_W_OFF + i];
+      d.w_scale[i] = float_from_bits(ld[LD_W_SCALE + i]);
+    }
+    for (int i = 0; i < N_NORM; i++) d.p_off[i] = (long)ld[LD_P_OFF + i];
   }
-  for (int i = 0; i < N_NORM; i++) d.p_off[i] = (long)ld[LD_P_OFF + i];
   typedef typename C::kv_t KT;  // KV cache element (f32 or f16)
   const long kv_slice = (long)layer * C::max_ctx * C::kv_size;  // elements
   int8_t *d8 = reinterpret_cast<int8_t *>(data);
   const uint32_t ko = hdr[HDR_K_CACHE], vo = hdr[HDR_V_CACHE];
   // decode attention reads the cache over the weight ports the LM head streams over (distinct m_axi)
   decoder_layer_ports<C, typename TC::mm, TC::head::NPORTS>(
-      data + hdr[HDR_H] / 4, t_len, pos0, w0 + hdr[HDR_WEIGHTS], w1 + hdr[HDR_WEIGHTS],
+      data + hdr[HDR_H] / 4 + (long)row * H, t_len, pos0, w0 + hdr[HDR_WEIGHTS], w1 + hdr[HDR_WEIGHTS],
       w2 + hdr[HDR_WEIGHTS], w3 + hdr[HDR_WEIGHTS], d, data + hdr[HDR_PARAMS] / 4,
       data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4,
       reinterpret_cast<KT *>(d8 + ko) + kv_slice, reinterpret_cast<KT *>(d8 + vo) + kv_slice,
@@ -128,25 +144,12 @@ void run_layer_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, con
       reinterpret_cast<const KT *>(w2 + vo) + kv_slice, reinterpret_cast<const KT *>(w3 + vo) + kv_slice,
       float_from_bits(hdr[HDR_EPS_BITS]),
       float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), data + hdr[HDR_SCRATCH_F] / 4,
-      d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps, rows);
-}
-
-// OP_HEAD: quantize(rmsnorm(H[row], final_norm)) -> int8 LM head -> logits, argmax, top-k.
-// The quantized row and its scale go through the layer scratch (x8 area, qs_a slot). Head row v is
-// read through weight port v % HEAD::NPORTS. The norm uses the layers' element-wise rows.
-template <class TC>
-void run_head_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
-                   const uint32_t hdr[HDR_WORDS], int row, EwRows<typename TC::layer::ew> &rows) {
-  typedef typename TC::layer C;
-  typedef layer_scratch<C> S;
-  const int H = C::hidden;
-  int8_t *x8 = reinterpret_cast<int8_t *>(data) + hdr[HDR_SCRATCH_I8];
+      d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps, rows, head);
+  if (!head) return;
+  int8_t *x8 = d8 + hdr[HDR_SCRATCH_I8];
   int32_t *am = reinterpret_cast<int32_t *>(data) + hdr[HDR_ARGMAX] / 4;
   f32 *qs = data + hdr[HDR_SCRATCH_F] / 4 + S::qs_a;
   const int k = (int)hdr[HDR_TOPK];
-  norm_quantize_tokens<typename C::ew>(data + hdr[HDR_H] / 4 + (long)row * H,
-                                       data + hdr[HDR_PARAMS] / 4 + hdr[HDR_FINAL_NORM], true,
-                                       float_from_bits(hdr[HDR_EPS_BITS]), 1, H, x8, qs, rows);
   const uint32_t hw = hdr[HDR_HEAD_W];
   lm_head<typename TC::head>(x8, qs, 1, reinterpret_cast<const int8_t *>(w0 + hw),
                              reinterpret_cast<const int8_t *>(w1 + hw), reinterpret_cast<const int8_t *>(w2 + hw),
@@ -173,6 +176,7 @@ program:
     uint32_t d[DESC_WORDS];
     read_words<DESC_WORDS>(data, prog_off + i * (uint32_t)(DESC_WORDS * 4), d);
     const uint32_t t_len = d[D_T_LEN], pos0 = d[D_POS0];
+    bool run = false, head = false;
     if (d[D_OP] == OP_LAYER) {
       if (d[D_LAYER] >= (uint32_t)TC::n_layers) {
         top_skip("OP_LAYER: layer out of range", i, d[D_LAYER]);
@@ -180,17 +184,22 @@ program:
                  pos0 + t_len > (uint32_t)C::max_ctx) {
         top_skip("OP_LAYER: t_len/pos0 out of range", t_len, pos0);
       } else {
-        run_layer_desc<TC>(w0, w1, w2, w3, data, hdr, d[D_LAYER], (int)t_len, (int)pos0,
-                           (d[D_FLAGS] & DESC_TAPS) != 0, rows);
+        run = true;
       }
     } else if (d[D_OP] == OP_HEAD) {
       if (d[D_ROW] >= (uint32_t)C::max_t) {
         top_skip("OP_HEAD: row out of range", i, d[D_ROW]);
       } else {
-        run_head_desc<TC>(w0, w1, w2, w3, data, hdr, (int)d[D_ROW], rows);
+        run = head = true;
       }
     } else {
       top_skip("unknown opcode", i, d[D_OP]);
+    }
+    // one call for both ops (the layers and the head's final norm share the element-wise engine)
+    if (run) {
+      run_desc<TC>(w0, w1, w2, w3, data, hdr, head ? 0u : d[D_LAYER], head ? 1 : (int)t_len,
+                   head ? 0 : (int)pos0, !head && (d[D_FLAGS] & DESC_TAPS) != 0, head, head ? (int)d[D_ROW] : 0,
+                   rows);
     }
   }
 }
