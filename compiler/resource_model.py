@@ -210,25 +210,26 @@ def elementwise(cfg: ModelConfig, p: DesignParams) -> Resources:
 
 
 def elementwise_as_built(cfg: ModelConfig, p: DesignParams) -> Resources:
-    """elementwise.h with VEC = ew_vec: one hardware instance per stage function (norm_quantize,
-    dequant_rope, glu_norm_quantize, residual_norm_quantize; each called more than once is shared),
-    each with its own VEC-wide units; the row buffers (EwRows: N_MAX-element rows, cyclic-partitioned
-    by VEC, bound to design.act_buffer) are declared once per layer and shared by the stages."""
+    """elementwise.h ew_engine: one engine serves every element-wise job of the layer and the final norm,
+    its operators limited to what its widest pass needs (EwBudget, V = ew_vec, U = LaneUnits): ReLU^2
+    max(2V, 3U) fmul, max(V, 2U) fadd, V fsub, 1 fdiv, 1 fsqrt; SiLU (exp_f is multiplies and adds)
+    max(11V, 12U) fmul, max(8V, 9U) fadd, 3V fsub, V fdiv, 1 fsqrt. Plus V absmax compares, V
+    round/clamp/convert lanes, the NORM_LANES lane registers and the one shared row (EwRows: N_MAX
+    floats, cyclic by VEC, bound to design.act_buffer)."""
     return _elementwise_as_built(cfg, p.ew_vec, p.ew_lanes, p.act_buffer)
 
 
 @functools.lru_cache(maxsize=1024)
 def _elementwise_as_built(cfg: ModelConfig, v: int, lanes: int, act_buffer: str) -> Resources:
-    units = perf_elementwise.sumsq_units_for(v, lanes)
-    norm = (_ops(FMUL, FADD, n=units) + Resources(ff=32 * lanes)  # lane_sum adders, lane registers
-            + _ops(FDIV, FRSQRT) + _ops(FMUL, FMUL, n=v))  # one shared divider, sqrt; scale
-    quant = Resources(lut=v * ABSMAX_LUT) + _ops(FMUL, FCVT, n=v) + Resources(lut=v * CLAMP_LUT) + _ops(FDIV)
-    act = _ops(FEXP, FDIV, FADD, FMUL, n=v) if cfg.act == "silu" else _ops(FMUL, FMUL, n=v)
-    rope = _ops(FMUL, FMUL, FADD, n=v)  # x[i] * cos -/+ x[partner] * sin per output element
+    u = perf_elementwise.sumsq_units_for(v, lanes)
+    if cfg.act == "silu":
+        fmul, fadd, fdiv = max(11 * v, 12 * u), max(8 * v, 9 * u) + 3 * v, v
+    else:
+        fmul, fadd, fdiv = max(2 * v, 3 * u), max(v, 2 * u) + v, 1
+    units = (_ops(FMUL, n=fmul) + _ops(FADD, n=fadd) + _ops(FDIV, n=fdiv) + _ops(FRSQRT)
+             + _ops(FCVT, n=v) + Resources(lut=v * (ABSMAX_LUT + CLAMP_LUT), ff=32 * lanes))
     n_max = max(cfg.hidden_size, cfg.q_size, cfg.ffn_size)
-    bufs = _bound_memory(32, -(-n_max // v), v * EW_F32_ROWS, act_buffer)
-    units = (norm + quant) + rope + (act + _ops(FMUL, n=v) + norm + quant) + (_ops(FADD, n=v) + norm + quant)
-    return units + bufs
+    return units + _bound_memory(32, -(-n_max // v), v * EW_F32_ROWS, act_buffer)
 
 
 def attention(cfg: ModelConfig, p: DesignParams) -> Resources:
