@@ -81,7 +81,9 @@ def build(sources: list[Path], name: str, includes: list[Path] | None = None,
                *(str(s) for s in sources), "-o", str(tmp_out)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
-            head = "\n".join(res.stderr.strip().splitlines()[:20])
+            lines = res.stderr.strip().splitlines()
+            errors = [ln for ln in lines if "error" in ln]  # the errors first, not the warnings before them
+            head = "\n".join((errors or lines)[:20])
             raise EdgeLLMError(f"C simulation build of {name} failed:\n{head}")
         os.replace(tmp_out, out)
     return out

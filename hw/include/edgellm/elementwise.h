@@ -343,7 +343,7 @@ void ew_engine(int mode, const IN *a, const IN *b, const f32 *qs, f32 sa, f32 sb
 #pragma HLS ALLOCATION operation instances = fsub limit = kFsub
 #pragma HLS ALLOCATION operation instances = fdiv limit = kFdiv
 #pragma HLS ALLOCATION operation instances = fsqrt limit = kFsqrt
-  static_assert(HEAD_DIM >= 2 && (HEAD_DIM & (HEAD_DIM - 1)) == 0, "HEAD_DIM: a power of two");
+  static_assert(HEAD_DIM >= 2 && HEAD_DIM % 2 == 0, "HEAD_DIM: even (rotate-half RoPE)");
   f32 cb[H2], sb_[H2];  // rope: this position's table rows (HEAD_DIM / 2 each)
 #pragma HLS ARRAY_PARTITION variable = cb type = cyclic factor = TAB_PART
 #pragma HLS ARRAY_PARTITION variable = sb_ type = cyclic factor = TAB_PART
