@@ -67,6 +67,8 @@ def estimate_rows(e, b) -> list[tuple[str, str]]:  # e: Estimate, b: Board
         ("BRAM36", _pct(t.bram36, b.bram36)), ("URAM", _pct(t.uram, b.uram)),
         ("design", f"G={p.group_size} T={p.tables} R={p.rows} {p.clock_mhz:g} MHz "
                    f"{p.weight_ports}x{p.port_width_bits}b ports"),
+        ("lanes", f"{p.token_lanes} token, {p.out_lanes} out, attention {p.attn_lanes}, "
+                  f"element-wise {p.ew_vec}"),
         ("weights", f"{e.bits_per_weight:.3f} bits/weight"),
         (f"decode tok/s (projected, {p.decode_context} ctx)", f"{e.decode_tok_s:.1f}"),
         ("TTFT 64 tokens (projected)", f"{e.ttft[64].seconds:.3f} s"),
