@@ -39,16 +39,25 @@ class AttnCall:
     keys: int
 
 
-def call_cycles(c: AttnCall, d: int, a: int, kv_block: int, data_lanes: int = DATA_LANES) -> int:
-    """Compute-process cycles of one job (attention_prefill.h header): row table, q load (with tile 0's
-    copy), tiles -- each the longer of its arithmetic and the copy of the next tile into the other half
-    of the double buffer -- and the normalize + store, plus the pipeline fills."""
+def job_counts(c: AttnCall, d: int, a: int, kv_block: int,
+               data_lanes: int = DATA_LANES) -> tuple[int, int, int]:
+    """(steady-state cycles, pipelined-loop entries, K/V beats copied) of one job (attention_prefill.h
+    header): row table, q load (with tile 0's copy), tiles -- each the longer of its arithmetic and the
+    copy of the next tile into the other half of the double buffer -- and the normalize + store.
+    tests/test_hw_attention.py checks these against the C simulation's loop-iteration trace."""
     nc, nb = math.ceil(d / a), math.ceil(d / MEM_LANES)
     nq, nr = math.ceil(d / min(a, data_lanes)), max(c.rows, MIN_ROWS)
     nk = [min(kv_block, c.keys - b0) for b0 in range(0, c.keys, kv_block)]
     copy = [k * c.tile_heads * nb for k in nk] + [0]
     tiles = sum(max(2 * k * nc * nr + c.rows * nc, copy[t + 1]) for t, k in enumerate(nk))
-    return c.rows + max(c.rows * nq, copy[0]) + tiles + c.rows * nq + (4 * len(nk) + 4) * LOOP_FILL
+    steady = c.rows + max(c.rows * nq, copy[0]) + tiles + c.rows * nq
+    return steady, 4 * len(nk) + 4, sum(copy)
+
+
+def call_cycles(c: AttnCall, d: int, a: int, kv_block: int, data_lanes: int = DATA_LANES) -> int:
+    """Compute-process cycles of one job: job_counts' steady cycles plus a fill per loop entry."""
+    steady, entries, _ = job_counts(c, d, a, kv_block, data_lanes)
+    return steady + entries * LOOP_FILL
 
 
 def kv_bytes(c: AttnCall, d: int, elem_bytes: int) -> int:

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from edgellm.compiler import perf_attention
 from edgellm.hw import csim
 from edgellm.models import numerics as nx
 
@@ -413,12 +414,10 @@ def test_layer_prefill_rows_equal_decode(lib: ctypes.CDLL, suffix: str) -> None:
 # trace of its pipelined loops: rows + q load (with the copy of tile 0) + per tile max(passes, copy of the
 # next tile) + store. MIN_ROWS 8, MEM_LANES 16, DATA_LANES 4 as in every tb config.
 def job_cycles(rows: int, th: int, n_keys: int, d: int, lanes: int, kvb: int) -> tuple[int, int, int]:
-    """(steady-state cycles = loop iterations, pipelined-loop entries, K/V beats) of one attn_rows job."""
-    nc, nb, nq, nr = -(-d // lanes), -(-d // 16), -(-d // min(lanes, 4)), max(rows, 8)
-    nk = [min(kvb, n_keys - b0) for b0 in range(0, n_keys, kvb)]
-    copy = [k * th * nb for k in nk] + [0]
-    tiles = sum(max(2 * k * nc * nr + rows * nc, copy[t + 1]) for t, k in enumerate(nk))
-    return rows + max(rows * nq, copy[0]) + tiles + rows * nq, 4 + 4 * len(nk), sum(copy)
+    """(steady-state cycles = loop iterations, pipelined-loop entries, K/V beats) of one attn_rows job:
+    the compiler's performance model itself (compiler/perf_attention.job_counts), so these trace tests
+    tie the model to the C simulation's loop counts."""
+    return perf_attention.job_counts(perf_attention.AttnCall(rows, th, n_keys), d, lanes, kvb)
 
 
 def former_job_cycles(rows: int, th: int, n_keys: int, d: int, lanes: int, kvb: int) -> int:
