@@ -195,11 +195,17 @@ def tlmm_tile_compute_cycles(n_in: int, p: DesignParams, tokens: int) -> int:
     outputs (OL per cycle); the last group's outputs drain at the end. Plus one pipeline fill."""
     nb = -(-n_in // 5)
     nsteps = -(-nb // (p.group_size * tlmm_tables(p) // 5))
-    groups = -(-tokens // p.token_lanes)
-    last = tokens - (groups - 1) * p.token_lanes
-    write = -(-(p.token_lanes * p.rows) // p.out_lanes)
-    write_last = -(-(last * p.rows) // p.out_lanes)
-    return nsteps + (groups - 1) * max(nsteps, write) + write_last + TILE_PIPELINE_DEPTH
+    return tlmm_tile_iters(tokens, nsteps, p.token_lanes, p.rows, p.out_lanes) + TILE_PIPELINE_DEPTH
+
+
+def tlmm_tile_iters(nt: int, nsteps: int, tp: int, r: int, ol: int) -> int:
+    """Iterations of compute_tile's loop (tlmm.h tlmm_tile_iters): nsteps + (ng - 1) * max(nsteps, W) + WL,
+    ng = ceil(nt / TP) groups, W = ceil(TP * R / OL), WL the last group's write cycles.
+    tests/test_hw_tlmm.py checks it against the C++ loop bound."""
+    ng = -(-nt // tp)
+    last = nt - (ng - 1) * tp
+    write, write_last = -(-tp * r // ol), -(-last * r // ol)
+    return nsteps + (ng - 1) * max(nsteps, write) + write_last
 
 
 def _tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
