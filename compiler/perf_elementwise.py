@@ -11,6 +11,7 @@ nothing here overlaps with the linears or attention (the stages run between them
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from edgellm.compiler.design import DesignParams
 from edgellm.models.config import ModelConfig
@@ -50,10 +51,70 @@ def sumsq_units_for(vec: int, lanes: int) -> int:
     return max(1, min(vec, lanes // ADD_LATENCY))
 
 
+class EwCounts(NamedTuple):
+    """Steady-state pipelined-loop counts of one token of one stage (C simulation's ew_trace)."""
+
+    iters: int  # loop iterations, the lane trees' included
+    loops: int  # pipelined-loop entries (a lane tree: one per level)
+    tree: int  # of iters, the lane trees' (LANES - 1 each)
+
+
+STAGES = ("norm", "rope", "glu", "residual")  # elementwise.h EwMode kEwNorm, kEwRope, kEwGlu, kEwResidual
+
+
+def tree_iterations(lanes: int) -> int:
+    """Iterations of numerics.h lane_tree over `lanes` lanes (level h: h of them)."""
+    return lanes - 1
+
+
+def _lane_units_is(w: int, lanes: int) -> bool:
+    """numerics.h RowFuse<LANES, W>::SS: W is a LaneUnits width, so the pass owns LANES lanes and a tree."""
+    return sumsq_units_for(w, lanes) == w
+
+
+def _produce_counts(n: int, w: int, lanes: int) -> EwCounts:
+    """A fused producing pass W wide (elementwise.h ew_load_pass / ew_glu_pass / ew_residual_pass):
+    ceil(n / W) chunks; when W is a LaneUnits width RowFuse::finish runs lane_tree over its LANES lanes
+    whether or not the sum of squares was enabled (log2(LANES) levels, LANES - 1 iterations)."""
+    if not _lane_units_is(w, lanes):
+        return EwCounts(math.ceil(n / w), 1, 0)
+    tree = tree_iterations(lanes)
+    return EwCounts(math.ceil(n / w) + tree, 1 + int(math.log2(lanes)), tree)
+
+
+def stage_counts(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim: int = 2) -> EwCounts:
+    """Loop counts of one token of one element-wise stage as ew_engine's pipelined loops run them (no
+    fills, latencies or data-port caps): `stage` in STAGES; n: row length (rope: heads * head_dim);
+    norm: the RMSNorm / SubLN / next norm (ignored for rope); vec: EwConfig VEC; lanes: NORM_LANES.
+    tests/test_hw_elementwise.py holds these against the C simulation's ew_trace."""
+    if stage not in STAGES:
+        raise ValueError(f"element-wise stage {stage!r}: expected one of {STAGES}")
+    u = sumsq_units_for(vec, lanes)
+    fused = u if (u == vec or norm) else vec  # the producing pass's width (EwFused: U, or VEC unnormed)
+    c = math.ceil(n / vec)
+    parts: list[EwCounts] = []
+    if stage == "norm":
+        parts.append(_produce_counts(n, fused, lanes))
+    else:
+        parts.append(_produce_counts(n, vec, lanes))  # the linear output's load (no reduction carried)
+        if stage == "rope":
+            parts += [EwCounts(math.ceil(head_dim // 2 / vec), 1, 0), EwCounts(c, 1, 0)]  # tables, rope_row
+        else:
+            parts.append(_produce_counts(n, fused, lanes))  # act * u, or h += y
+    if stage in ("norm", "glu") or (stage == "residual" and norm):
+        parts += [EwCounts(c, 1, 0)] * (2 if norm else 1)  # [rmsnorm_scale +] quantize_store
+    return EwCounts(*(sum(p[k] for p in parts) for k in range(3)))
+
+
+def stage_iterations(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim: int = 2) -> int:
+    """Steady-state loop iterations of one token of one stage (stage_counts(...).iters)."""
+    return stage_counts(stage, n, norm, vec, lanes, head_dim).iters
+
+
 def _produce_sumsq(n: int, w: _Widths) -> int:
     """A producing pass that reads DDR and carries the sum of squares (numerics.h RowFuse): U elements
     per cycle (at most the port's fp32 width) into the contract's lanes, then the halving tree."""
-    tree = w.lanes - 1 + int(math.log2(w.lanes)) * ADD_LATENCY
+    tree = tree_iterations(w.lanes) + int(math.log2(w.lanes)) * ADD_LATENCY
     ii = max(1, math.ceil(ADD_LATENCY * w.sumsq_units / w.lanes))
     return _ddr(n, min(w.sumsq_units, w.f32_ddr)) * ii + tree
 

@@ -1,12 +1,14 @@
 """C simulation of hw/include/edgellm/elementwise.h against the golden model's ops, bit for bit, for
 VEC = 1, 4 and 16 elements per cycle (row lengths mostly not multiples of VEC). Outputs written to
-DDR are checked for writes past their end (the i < n guards of the VEC-wide loops)."""
+DDR are checked for writes past their end (the i < n guards of the VEC-wide loops). The C simulation's
+loop trace (numerics.h ew_trace) is held against the compiler's model (perf_elementwise.stage_counts)."""
 
 import ctypes
 
 import numpy as np
 import pytest
 
+from edgellm.compiler import perf_elementwise as pe
 from edgellm.hw import csim
 from edgellm.models import numerics as nx
 
@@ -327,3 +329,87 @@ def test_engine_budget(lib: ctypes.CDLL, lanes: int, vec: int, act: int, in_int:
         closed = ([max(2 * v, 3 * u), max(v, 2 * u), v, 1, 1] if act == 0
                   else [max(11 * v, 12 * u), max(8 * v, 9 * u), 3 * v, v, 1])
         assert got.tolist() == closed
+
+
+# --- C-simulation loop trace (numerics.h ew_trace) against the compiler's model (perf_elementwise) ---
+# (VEC, NORM_LANES) of the tb's trace configs: LaneUnits U = VEC, then U = 2 < VEC
+TRACE_VL = [(vec, max(16, 8 * vec)) for vec in (1, 2, 4, 8)] + [(4, 16), (8, 16)]
+TRACE_CASES = [("norm", True), ("norm", False), ("glu", True), ("glu", False), ("residual", True),
+               ("residual", False)]
+TRACE_N = (7, 100, 1001)  # not multiples of 2, 4 or 8
+ROPE_DH = [(6, 5), (64, 3)]  # (head_dim, heads): 30 and 192 elements; head_dim / 2 = 3 is not a multiple
+STAGE_ID = {s: i for i, s in enumerate(pe.STAGES)}
+
+
+def _ew_trace(lib: ctypes.CDLL, reset: bool = True) -> tuple[int, int, int]:
+    """(iterations, loop entries, lane-tree iterations) since the last reset."""
+    t = np.zeros(3, np.int64)
+    lib.tb_ew_trace(P(t), CI(int(reset)))
+    return int(t[0]), int(t[1]), int(t[2])
+
+
+def _run_stage(lib: ctypes.CDLL, vec: int, lanes: int, stage: str, norm: bool, n: int, t: int,
+               d: int = 6) -> None:
+    """One stage call on t tokens of n (fp32 inputs); checks rope wrote out and nothing was written past the
+    outputs."""
+    rng = np.random.default_rng(n + vec)
+    a, b = (rng.standard_normal((t, n)) * 2).astype(F32), rng.standard_normal((t, n)).astype(F32)
+    h = rng.standard_normal((t, n)).astype(F32)
+    g = rng.uniform(0.5, 1.5, n).astype(F32)
+    cos, sin = nx.rope_tables(d, 16, 10000.0)
+    q, qs, out, tap = Padded((t, n), np.int8), Padded((t,), F32), Padded((t, n), F32), Padded((t, n), F32)
+    args = (CI(lanes), CI(vec), CI(d), CI(STAGE_ID[stage]), CI(norm), P(a), P(b), P(h), P(g), P(cos), P(sin),
+            CI(t), CI(n), P(q.buf), P(qs.buf), P(out.buf), P(tap.buf))
+    assert lib.tb_trace_stage(*args) == 0
+    if stage == "rope":
+        assert not np.isnan(out.a).any()
+    assert q.overrun() + qs.overrun() + out.overrun() + tap.overrun() == 0
+
+
+@pytest.mark.parametrize("vec,lanes", TRACE_VL)
+@pytest.mark.parametrize("stage,norm", TRACE_CASES)
+def test_trace_matches_stage_counts(lib: ctypes.CDLL, vec: int, lanes: int, stage: str, norm: bool) -> None:
+    """Each stage's pipelined-loop iterations, entries and lane-tree iterations in C simulation equal
+    perf_elementwise.stage_counts per token (n not a multiple of VEC; 3 tokens per call)."""
+    t = 3
+    _ew_trace(lib)
+    for n in TRACE_N:
+        _run_stage(lib, vec, lanes, stage, norm, n, t)
+        got = _ew_trace(lib)
+        want = tuple(t * k for k in pe.stage_counts(stage, n, norm, vec, lanes))
+        print(f"trace {stage} norm={norm} vec={vec} lanes={lanes} n={n}: C sim {got}, model {want}")
+        assert got == want
+        assert got[0] == t * pe.stage_iterations(stage, n, norm, vec, lanes)
+
+
+@pytest.mark.parametrize("vec,lanes", TRACE_VL)
+@pytest.mark.parametrize("d,heads", ROPE_DH)
+def test_trace_rope_matches_stage_counts(lib: ctypes.CDLL, vec: int, lanes: int, d: int, heads: int) -> None:
+    """dequant_rope: load + the table loop (head_dim / 2 of each table) + rope_row, per token."""
+    t, n = 4, heads * d
+    _ew_trace(lib)
+    _run_stage(lib, vec, lanes, "rope", False, n, t, d)
+    got = _ew_trace(lib)
+    want = tuple(t * k for k in pe.stage_counts("rope", n, False, vec, lanes, head_dim=d))
+    print(f"trace rope d={d} heads={heads} vec={vec} lanes={lanes}: C sim {got}, model {want}")
+    assert got == want
+
+
+def test_trace_cases_separate_simpler_models() -> None:
+    """The cases above can fail a simpler model: a tree only where the sum of squares is enabled, one
+    VEC-wide loop per pass, or every pass ceil(n / VEC) with no tree each disagree with stage_counts
+    on some case of the grid."""
+    def no_dead_tree(stage: str, n: int, norm: bool, vec: int, lanes: int) -> int:
+        c = pe.stage_counts(stage, n, norm, vec, lanes)
+        n_trees = int(norm and stage != "rope")
+        return c.iters - c.tree + n_trees * (lanes - 1)
+
+    def all_vec(stage: str, n: int, norm: bool, vec: int, lanes: int) -> int:
+        passes = {"norm": 2 + norm, "glu": 3 + norm, "residual": 2 + 2 * norm}[stage]
+        return passes * -(-n // vec) + int(norm) * (lanes - 1)
+
+    grid = [(s, n, nm, v, ln) for s, nm in TRACE_CASES for n in TRACE_N for v, ln in TRACE_VL]
+    for alt in (no_dead_tree, all_vec):
+        diff = sum(alt(*c) != pe.stage_iterations(*c) for c in grid)
+        print(f"{alt.__name__}: differs on {diff} of {len(grid)} cases")
+        assert diff > 0

@@ -209,3 +209,63 @@ int tb_ew_budget(int lanes, int vec, int act, int in_int, int *out) {
 }
 
 }  // extern "C"
+
+// --- C-simulation loop trace (numerics.h ew_trace) of single stage calls, VEC 1, 2, 4, 8 with LANES
+// max(16, 8 * VEC) (U = VEC), and LANES 16 with VEC 4, 8 (U = 2 < VEC), fp32 linear outputs (scales 1),
+// ReLU^2 ---
+typedef EwConfig<8192, 32, 16, 4> L32V4;
+
+// stage: EwMode (0 norm, 1 rope, 2 glu, 3 residual); a: x / linear output / gate, b: up, h: residual
+// stream (in place), g: gamma, cos/sin: tables of head_dim d (rope: n = heads * d), out: rope's rows.
+template <class E, int D>
+static void trace_stage(int stage, bool norm, const f32 *a, const f32 *b, f32 *h, const f32 *g, const f32 *cos_t,
+                        const f32 *sin_t, int n_tok, int n, int8_t *q, f32 *qs_out, f32 *out, f32 *tap,
+                        EwRows<E> &r) {
+  f32 ones[E::MAX_TOK];
+  for (int t = 0; t < E::MAX_TOK; t++) ones[t] = 1.0f;
+  if (stage == kEwNorm) norm_quantize_tokens<E>(a, g, norm, 1e-5f, n_tok, n, q, qs_out, r);
+  if (stage == kEwRope) dequant_rope_tokens<E, D>(a, ones, 1.0f, n_tok, n / D, 3, cos_t, sin_t, out, r);
+  if (stage == kEwGlu) {
+    glu_norm_quantize_tokens<E, kActRelu2, f32>(a, b, ones, 1.0f, 1.0f, norm, g, 1e-5f, n_tok, n, q, qs_out,
+                                                true, tap, r);
+  }
+  if (stage == kEwResidual) {
+    residual_norm_quantize_tokens<E, f32>(a, ones, 1.0f, h, norm, g, 1e-5f, n_tok, n, q, qs_out, r);
+  }
+}
+
+#define EW_TRACE_CASE(LN, VN, D)                                                                     \
+  if (lanes == LN && vec == VN && d == D) {                                                         \
+    trace_stage<L##LN##V##VN, D>(stage, norm != 0, a, b, h, g, cos_t, sin_t, n_tok, n, q, qs_out, out, \
+                                 tap, rows<L##LN##V##VN>());                                          \
+    return 0;                                                                                        \
+  }
+#define EW_TRACE_D(D)       \
+  EW_TRACE_CASE(16, 1, D)   \
+  EW_TRACE_CASE(16, 2, D)   \
+  EW_TRACE_CASE(32, 4, D)   \
+  EW_TRACE_CASE(64, 8, D)   \
+  EW_TRACE_CASE(16, 4, D)   \
+  EW_TRACE_CASE(16, 8, D)
+
+extern "C" {
+
+// One stage call for (lanes, vec) in {(16, 1), (16, 2), (32, 4), (64, 8), (16, 4), (16, 8)} and head_dim
+// d in {6, 64} (rope's; the other stages ignore it); -1 otherwise. The trace is not reset: tb_ew_trace.
+int tb_trace_stage(int lanes, int vec, int d, int stage, int norm, const f32 *a, const f32 *b, f32 *h, const f32 *g,
+                   const f32 *cos_t, const f32 *sin_t, int n_tok, int n, int8_t *q, f32 *qs_out, f32 *out,
+                   f32 *tap) {
+  EW_TRACE_D(6)
+  EW_TRACE_D(64)
+  return -1;
+}
+
+// t = (iterations, loop entries, lane-tree iterations) of the element-wise loops since the last reset.
+void tb_ew_trace(long *t, int reset) {
+  t[0] = ew_trace().iters;
+  t[1] = ew_trace().loops;
+  t[2] = ew_trace().tree;
+  if (reset) ew_trace() = ew_trace_t{0, 0, 0};
+}
+
+}  // extern "C"

@@ -154,6 +154,7 @@ void ew_load_pass(const IN *src, f32 qs, f32 ws, int n, f32 *row, bool ss_en, bo
 #pragma HLS ARRAY_PARTITION variable = m complete
   RF::clear(acc, m);
   const int chunks = (n + W - 1) / W;
+  EDGELLM_EW_LOOP(chunks);
 ew_load_fused:
   for (int c = 0; c < chunks; c++) {
 #pragma HLS PIPELINE II = 1
@@ -185,6 +186,7 @@ void ew_glu_pass(const IN *u_src, f32 qs, f32 us, int n, f32 *row, bool tap_en, 
 #pragma HLS ARRAY_PARTITION variable = m complete
   RF::clear(acc, m);
   const int chunks = (n + W - 1) / W;
+  EDGELLM_EW_LOOP(chunks);
 ew_glu_act:
   for (int c = 0; c < chunks; c++) {
 #pragma HLS PIPELINE II = 1
@@ -216,6 +218,7 @@ void ew_residual_pass(f32 *h, int n, f32 *row, bool ss_en, f32 &ss) {
 #pragma HLS ARRAY_PARTITION variable = m complete
   RF::clear(acc, m);
   const int chunks = (n + W - 1) / W;
+  EDGELLM_EW_LOOP(chunks);
 ew_res_add:
   for (int c = 0; c < chunks; c++) {
 #pragma HLS PIPELINE II = 1
@@ -363,6 +366,7 @@ ew_tok:
       const f32 qt = qs[t];
       ew_load_pass<E, F::VEC>(a + o, qt, sa, n, rows.r0, false, false, ss, amax);
       if (mode == kEwRope) {  // this position's tables, then rope on the way out
+        EDGELLM_EW_LOOP(kTabChunks);
       ew_rope_tab:
         for (int c = 0; c < kTabChunks; c++) {
 #pragma HLS PIPELINE II = 1

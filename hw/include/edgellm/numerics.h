@@ -151,6 +151,26 @@ inline f32 exp_f(f32 x) {
 // (Vitis HLS fadd at 250 MHz is 4-7 stages; kept at 8 so the schedule has slack).
 const int kAddLatency = 8;
 
+#ifndef __SYNTHESIS__
+// C simulation only: trip counts of the pipelined loops the element-wise engine runs (elementwise.h
+// ew_engine: its producing passes and RoPE table loop, and rmsnorm_scale, quantize_store, rope_row and
+// lane_tree's levels below): iters = iterations (tree's included), loops = loop entries, tree = the
+// lane_tree iterations alone; for tests/test_hw_elementwise.py to hold against the compiler's
+// compiler/perf_elementwise.stage_counts. Read and reset by hw/tb/elementwise_tb.cpp tb_ew_trace.
+struct ew_trace_t {
+  long iters, loops, tree;
+};
+inline ew_trace_t &ew_trace() {
+  static ew_trace_t t = {0, 0, 0};
+  return t;
+}
+#define EDGELLM_EW_LOOP(n) (ew_trace().iters += (n), ew_trace().loops++)
+#define EDGELLM_EW_TREE(n) (ew_trace().iters += (n), ew_trace().tree += (n), ew_trace().loops++)
+#else
+#define EDGELLM_EW_LOOP(n) ((void)0)
+#define EDGELLM_EW_TREE(n) ((void)0)
+#endif
+
 // Adders of a lane reduction taking up to VEC elements per cycle: as many as keep every lane's
 // consecutive adds kAddLatency cycles apart (one lane is hit every LANES / U cycles), so U <= LANES /
 // kAddLatency, and at least 1 (then a lane is revisited sooner and the loop's II grows).
@@ -179,6 +199,7 @@ inline f32 lane_tree(f32 *acc) {
 #pragma HLS INLINE
 tree:
   for (int h = LANES / 2; h >= 1; h /= 2) {
+    EDGELLM_EW_TREE(h);
     for (int j = 0; j < h; j++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = LANES / 2
 #pragma HLS PIPELINE II = 1
@@ -311,6 +332,7 @@ f32 rmsnorm_scale(const f32 *x, const f32 *g, f32 r, int n, f32 *y) {
 #pragma HLS ARRAY_PARTITION variable = m complete
   for (int j = 0; j < VEC; j++) m[j] = 0.0f;
   const int chunks = (n + VEC - 1) / VEC;
+  EDGELLM_EW_LOOP(chunks);
 rmsnorm_scale:
   for (int c = 0; c < chunks; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
@@ -375,6 +397,7 @@ void quantize_store(const f32 *x, f32 qs, int n, int8_t *q) {
 #pragma HLS INLINE
   enum { kChunks = kMaxVec / VEC };
   const int chunks = (n + VEC - 1) / VEC;
+  EDGELLM_EW_LOOP(chunks);
 quant_round:
   for (int c = 0; c < chunks; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
@@ -419,6 +442,7 @@ void rope_row(const f32 *x, const f32 *cos_t, const f32 *sin_t, int n, f32 *y) {
 #pragma HLS INLINE
   enum { H = D / 2, kChunks = kMaxVec / VEC };
   const int chunks = (n + VEC - 1) / VEC;
+  EDGELLM_EW_LOOP(chunks);
 rope_loop:
   for (int c = 0; c < chunks; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
