@@ -72,11 +72,11 @@ def _lane_units_is(w: int, lanes: int) -> bool:
     return sumsq_units_for(w, lanes) == w
 
 
-def _produce_counts(n: int, w: int, lanes: int) -> EwCounts:
+def _produce_counts(n: int, w: int, lanes: int, sumsq: bool) -> EwCounts:
     """A fused producing pass W wide (elementwise.h ew_load_pass / ew_glu_pass / ew_residual_pass):
-    ceil(n / W) chunks; when W is a LaneUnits width RowFuse::finish runs lane_tree over its LANES lanes
-    whether or not the sum of squares was enabled (log2(LANES) levels, LANES - 1 iterations)."""
-    if not _lane_units_is(w, lanes):
+    ceil(n / W) chunks; when it carries the sum of squares (W a LaneUnits width), RowFuse::finish
+    then runs lane_tree over its LANES lanes (log2(LANES) levels, LANES - 1 iterations)."""
+    if not (sumsq and _lane_units_is(w, lanes)):
         return EwCounts(math.ceil(n / w), 1, 0)
     tree = tree_iterations(lanes)
     return EwCounts(math.ceil(n / w) + tree, 1 + int(math.log2(lanes)), tree)
@@ -94,13 +94,13 @@ def stage_counts(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim:
     c = math.ceil(n / vec)
     parts: list[EwCounts] = []
     if stage == "norm":
-        parts.append(_produce_counts(n, fused, lanes))
+        parts.append(_produce_counts(n, fused, lanes, norm))
     else:
-        parts.append(_produce_counts(n, vec, lanes))  # the linear output's load (no reduction carried)
+        parts.append(_produce_counts(n, vec, lanes, False))  # the linear output's load (no reduction)
         if stage == "rope":
             parts += [EwCounts(math.ceil(head_dim // 2 / vec), 1, 0), EwCounts(c, 1, 0)]  # tables, rope_row
         else:
-            parts.append(_produce_counts(n, fused, lanes))  # act * u, or h += y
+            parts.append(_produce_counts(n, fused, lanes, norm))  # act * u, or h += y
     if stage in ("norm", "glu") or (stage == "residual" and norm):
         parts += [EwCounts(c, 1, 0)] * (2 if norm else 1)  # [rmsnorm_scale +] quantize_store
     return EwCounts(*(sum(p[k] for p in parts) for k in range(3)))

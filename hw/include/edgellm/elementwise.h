@@ -170,7 +170,7 @@ ew_load_fused:
       }
     }
   }
-  RF::finish(acc, m, ss, amax);
+  RF::finish(acc, m, ss_en, ss, amax);
 }
 
 // row[i] = act(row[i]) * linear_value(u_src[i], qs, us), in place over the gate row (u read straight
@@ -204,7 +204,7 @@ ew_glu_act:
       }
     }
   }
-  RF::finish(acc, m, ss, amax);
+  RF::finish(acc, m, ss_en, ss, amax);
 }
 
 // h[i] = h[i] + row[i] (residual, in place in DDR) and row[i] = the new h[i] (+ sum of squares).
@@ -236,7 +236,7 @@ ew_res_add:
     }
   }
   f32 unused;
-  RF::finish(acc, m, ss, unused);
+  RF::finish(acc, m, ss_en, ss, unused);
 }
 
 // The two widths of a producing pass: U (LaneUnits<LANES, VEC>: it carries the sum of squares) and

@@ -300,8 +300,8 @@ struct RowFuse {
     if (am_en) m[u] = abs_max_step(m[u], v);
   }
   // ss: the sum of squares (0.0f without SS); amax: the absmax (0.0f when nothing was added).
-  static void finish(f32 *acc, f32 *m, f32 &ss, f32 &amax) {
-    ss = SS ? lane_tree<ACC>(acc) : 0.0f;
+  static void finish(f32 *acc, f32 *m, bool ss_en, f32 &ss, f32 &amax) {
+    ss = (SS && ss_en) ? lane_tree<ACC>(acc) : 0.0f;  // no tree when the pass carries no sum of squares
     amax = max_tree<W>(m);
   }
 };
