@@ -81,10 +81,11 @@ class DesignParams:
         if self.bits_per_weight is not None and self.bits_per_weight <= 0:
             raise EdgeLLMError(f"design parameter bits_per_weight must be positive, "
                                f"got {self.bits_per_weight}")
-        for f in ("ew_lanes", "ew_vec", "attn_lanes", "out_lanes"):
+        for f, most in (("ew_lanes", 64), ("ew_vec", 64), ("attn_lanes", None), ("out_lanes", 64)):
             v = getattr(self, f)
-            if v & (v - 1) or v > 64 and f != "attn_lanes":
-                raise EdgeLLMError(f"design parameter {f} must be a power of two <= 64, got {v}")
+            if v & (v - 1) or (most is not None and v > most):
+                bound = f" <= {most}" if most is not None else ""
+                raise EdgeLLMError(f"design parameter {f} must be a power of two{bound}, got {v}")
         if self.prefill_token_block % self.token_lanes:
             raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
                                f"multiple of token_lanes ({self.token_lanes})")

@@ -29,7 +29,6 @@ GROUP_SIZES = (2, 3)
 TABLES = (5, 10, 15, 20, 30, 55)  # multiples of 5: the TLMM engine reads G bytes = 5 groups at a time
 ROWS = (4, 8, 16, 32)
 ATTN_LANES = (2, 4, 8, 16, 32)
-CLOCKS_MHZ = (300, 250, 200, 150, 100)
 PREFILL_TOKEN_BLOCKS = (16, 64)
 TOKEN_LANES = (1, 2, 4)  # TLMM tokens per step (prefill throughput)
 EW_VECS = (1, 2, 4, 8)  # element-wise elements per cycle (norm lanes: enough for VEC adders, LaneUnits)
@@ -43,14 +42,13 @@ def _port_counts(board: Board) -> list[int]:
 
 
 def _memory_candidates(board: Board, base: DesignParams) -> Iterator[dict]:
-    clocks = sorted({c for c in CLOCKS_MHZ if c <= board.pl_clock_mhz} | {board.pl_clock_mhz}, reverse=True)
     kinds = STORAGE if board.uram else tuple(k for k in STORAGE if k != "uram")
     acts = ACT_STORAGE if board.uram else ("bram",)
-    for ports, kind, act, lm, clock in itertools.product(  # no timing model: the board's fastest clock
-            _port_counts(board), kinds, acts, (True, False), clocks[:1]):
+    for ports, kind, act, lm in itertools.product(_port_counts(board), kinds, acts, (True, False)):
         yield dict(weight_ports=ports, port_width_bits=board.hp_port_width_bits,
                    data_port_width_bits=board.hp_port_width_bits, weight_buffer=kind, act_buffer=act,
-                   lm_head_on_fabric=lm, prefill_token_block=PREFILL_TOKEN_BLOCKS[0], clock_mhz=float(clock))
+                   lm_head_on_fabric=lm, prefill_token_block=PREFILL_TOKEN_BLOCKS[0],
+                   clock_mhz=float(board.pl_clock_mhz))  # no timing model: the board's PL clock
 
 
 def candidates(board: Board, base: DesignParams) -> Iterator[DesignParams]:

@@ -16,13 +16,13 @@ import math
 from dataclasses import dataclass
 
 from edgellm.compiler.design import DesignParams
+from edgellm.compiler.perf_elementwise import DDR_READ_LATENCY  # first-beat latency of a burst
 from edgellm.models.config import ModelConfig
 
 MIN_ROWS = 8  # attn_config MIN_ROWS: rows interleaved per key (>= fp32 add latency)
 MEM_LANES = 16  # attn_config MEM_LANES: elements per K (and V) beat the reader hands the core
 DATA_LANES = 4  # attn_config DATA_LANES: fp32 elements per cycle of q loads / o stores (128-bit data port)
 LOOP_FILL = 24  # pipeline depth of one attention pass (dot chunk, exp, multiply-add). Assumption.
-DDR_READ_LATENCY = 48  # first-beat latency of a reader burst (perf_elementwise.DDR_READ_LATENCY)
 
 
 def lanes(cfg: ModelConfig, p: DesignParams) -> int:

@@ -11,7 +11,7 @@ Two engines:
   weight_buffer.h) while tile i computes (per token: one cycle per step + R output cycles + pipeline
   fill). Nothing is loaded across linears, during attention, norms or the LM head: the phases of a
   layer add up. Decode attention reads K/V over the weight ports (KV head h on port h % P,
-  attention_decode.h attention_decode_ports; at most one merged beat of ATTN_MEM_LANES K and V
+  attention_decode.h attention_decode_ports; at most one merged beat of MEM_LANES K and V
   elements per cycle); prefill reads them, and every step writes the new K/V, over the one data
   port. The LM head streams NP rows per block, one per
   weight port, at P bytes per port and cycle (lm_head.h), double-buffered the same way.
@@ -53,9 +53,6 @@ LM_SCORE_II = 1
 LM_SCORE_DEPTH = 40
 # Pipeline depth of an attention tile (dot product tree + exp + rescale). Assumption, cycles.
 ATTN_PIPELINE_DEPTH = 64
-# Elements per K (and V) beat the decode merge hands the attention core per cycle (attn_config
-# MEM_LANES default, attention_prefill.h). Design constant.
-ATTN_MEM_LANES = 16
 # Attention MAC lanes served by one pipelined fp32 exp unit (softmax). Design choice.
 LANES_PER_EXP_UNIT = 16
 # Host cost of one ap_start write + ap_done poll from Python through PYNQ MMIO. Assumption (tens of us).
@@ -160,7 +157,7 @@ def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
     nbytes = streamed + queries * row  # read tiles + write the new K/V
     if p.overlap:  # the generated kernels as built (the K/V write is an element-wise pass)
         ports = min(bw.kv_ports, cfg.n_kv_heads) if bw.kv_ports else 1
-        read_bw = min(ports * bw.kv_port, 2 * ATTN_MEM_LANES * p.kv_bytes * f, bw.ddr)
+        read_bw = min(ports * bw.kv_port, 2 * perf_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
         return perf_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw), nbytes
     pairs = queries * first + queries * (queries + 1) // 2  # (query, key) score pairs per head
     exp_units = math.ceil(p.attn_lanes / LANES_PER_EXP_UNIT)

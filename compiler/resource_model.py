@@ -171,7 +171,6 @@ def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     lookup = Resources(lut=r * t * (eb * math.ceil(n_half / LUT_MUX_INPUTS) + eb), ff=r * t * eb)
     tree_w = eb + math.ceil(math.log2(max(t, 2))) / 2
     tree = Resources(lut=r * (t - 1) * tree_w, ff=r * (t - 1) * tree_w)
-    acc = Resources(lut=r * ACC_BITS + r * p.prefill_token_block * ACC_BITS / LUTRAM_BITS, ff=r * ACC_BITS)
     build = Resources(lut=t * n_sums * 2, ff=t * n_half * eb * math.ceil(r / ROWS_PER_TABLE_COPY),
                       dsp=t * math.ceil(n_sums / DSP_SIMD_LANES))
     decode = Resources()
@@ -189,6 +188,7 @@ def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
         wbuf = _bound_memory(wb["width"], wb["depth"], wb["memories"], kind)
         abuf = _bound_memory(wb["x_width"], wb["x_depth"], wb["x_memories"], "uram" if use_uram else "bram")
         return lanes + acc + out + decode + wbuf + abuf
+    acc = Resources(lut=r * ACC_BITS + r * p.prefill_token_block * ACC_BITS / LUTRAM_BITS, ff=r * ACC_BITS)
     wbuf = _memory(t * p.index_bits, buffer_depth(cfg, p), r, use_uram)  # TeLLMe-style row banks
     widest = max(i for _, i in cfg.linear_shapes().values())
     abuf = _memory(p.group_cols * 8, p.prefill_token_block * math.ceil(widest / p.group_cols), 1, use_uram)

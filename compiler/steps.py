@@ -75,8 +75,9 @@ def step_dse(ctx: BuildContext) -> None:
     kv_dtype = {4: "f32", 2: "f16"}.get(design.kv_bytes)
     if kv_dtype is None:
         raise EdgeLLMError(f"design kv_bytes {design.kv_bytes}: the KV cache is f32 (4) or f16 (2)")
-    tree = NumericsPlan.for_head_dim(cfg.head_dim).dot_lanes  # a pure tree when the lanes cover head_dim
-    numerics = NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=min(design.attn_lanes, tree),
+    from edgellm.compiler.perf_attention import lanes
+
+    numerics = NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=lanes(cfg, design),
                             kv_block=design.attn_kv_block, kv_dtype=kv_dtype)
     ctx.state.update(design=design, dse=res, numerics=numerics)
 
