@@ -26,6 +26,7 @@ from edgellm.models.numerics import NumericsPlan
 
 TOP = "edgellm_top"
 MM_POLICIES = ("tlmm", "pack2")
+URAM_DEPTH = 4096  # words of one UltraRAM (4K x 72 bits)
 TAP_NAMES = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")
 CTRL_REGISTERS = {"ap_ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C}
 K_TOP_MAX = 64  # lm_head.h LmHeadConfig K_TOP bound
@@ -82,11 +83,13 @@ def weight_encoder(design: DesignParams, mm: str = "tlmm") -> Encoder:
 
 
 def register_map(n_weight_ports: int) -> dict[str, int]:
-    """Predicted AXI-lite offsets of the top's arguments (Vitis HLS convention: arguments from 0x10,
+    """Predicted AXI-lite offsets of the top's arguments w0.., kv0.., data, hdr_off, prog_off, n_desc
+    (Vitis HLS convention: arguments from 0x10,
     a 64-bit pointer takes 3 words (lo, hi, reserved), a 32-bit scalar 2 words). The real map is in
     the generated xedgellm_top_hw.h / the .hwh after synthesis."""
     regs, off = {}, 0x10
-    for name in [f"w{i}" for i in range(n_weight_ports)] + ["data"]:
+    ptrs = [f"w{i}" for i in range(n_weight_ports)] + [f"kv{i}" for i in range(n_weight_ports)]
+    for name in ptrs + ["data"]:
         regs[name] = off
         off += 12
     for name in ("hdr_off", "prog_off", "n_desc"):
@@ -99,9 +102,16 @@ def _lit(x: float | int) -> str:
     return str(int(x))
 
 
+def fetch_storage(design: DesignParams, board: Any = None) -> str:
+    """BIND_STORAGE impl of the fetcher's weight FIFOs (EDGELLM_FETCH_STORAGE): URAM when the board has
+    it and the FIFO is at least one URAM deep (4096 x 72 bits), else BRAM."""
+    uram = getattr(board, "uram", 0) if board is not None else 0
+    return "uram" if uram and design.fetch_depth >= URAM_DEPTH else "bram"
+
+
 def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams, mm: str, max_t: int,
                   max_ctx: int, top_k: int, total_bytes: int, stream_ports: int = 1,
-                  head_ports: int = 1) -> str:
+                  head_ports: int = 1, board: Any = None) -> str:
     """edgellm_config.h: the compile-time configuration as typedefs (stream_ports: TlmmConfig NPORTS,
     head_ports: LmHeadConfig NPORTS)."""
     act = "edgellm::ACT_RELU2" if cfg.act == "relu2" else "edgellm::ACT_SILU"
@@ -122,6 +132,8 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
 
 // Activation buffers (element-wise rows, attention q/o rows and K/V tiles): design.act_buffer
 #define EDGELLM_ACT_STORAGE {design.act_buffer}
+// Weight FIFOs of the fetcher (top.h): {design.fetch_depth} words per port
+#define EDGELLM_FETCH_STORAGE {fetch_storage(design, board)}
 #include "edgellm/top.h"
 
 namespace edgellm_cfg {{
@@ -139,7 +151,8 @@ typedef edgellm::layer_config<{shape},
 {mm_line}
 // LM head: {head_ports} port(s) x {design.port_width_bits // 8} int8 MACs per cycle, one token, top-{top_k}
 typedef edgellm::LmHeadConfig<{head}> head;
-typedef edgellm::top_config<layer, mm, head, {cfg.n_layers}, {cfg.vocab_size}> top;
+// layers, vocabulary, words per weight FIFO
+typedef edgellm::top_config<layer, mm, head, {cfg.n_layers}, {cfg.vocab_size}, {design.fetch_depth}> top;
 
 const int kWeightPorts = {design.weight_ports};
 const int kStreamPorts = {stream_ports if mm == "tlmm" else 1};  // w0 .. w{{kStreamPorts-1}}: ternary weights
@@ -151,7 +164,8 @@ const unsigned long long kTotalBytes = {_lit(total_bytes)}ULL;  // DDR buffer (0
 
 
 def _ptr_args(n: int) -> list[str]:
-    return [f"const uint8_t *w{i}" for i in range(n)] + ["edgellm::f32 *data"]
+    return ([f"const uint8_t *w{i}" for i in range(n)] + [f"const uint8_t *kv{i}" for i in range(n)]
+            + ["edgellm::f32 *data"])
 
 
 def top_source(design: DesignParams, total_bytes: int, stream_ports: int = 1,
@@ -165,20 +179,25 @@ def top_source(design: DesignParams, total_bytes: int, stream_ports: int = 1,
         if not 1 <= k <= min(n, MAX_STREAM_PORTS):
             raise EdgeLLMError(f"{what} {k} must be in 1..{min(n, MAX_STREAM_PORTS)}")
     used = max(stream_ports, head_ports)
-    engine = ", ".join(f"w{i}" if i < used else "w0" for i in range(MAX_STREAM_PORTS))
+    engine = ", ".join([f"w{i}" if i < used else "w0" for i in range(MAX_STREAM_PORTS)]
+                       + [f"kv{i}" if i < head_ports else "kv0" for i in range(MAX_STREAM_PORTS)])
     depth = f" depth = {total_bytes}" if total_bytes else ""
     ddepth = f" depth = {total_bytes // 4}" if total_bytes else ""
     pr = [f"#pragma HLS INTERFACE m_axi port = w{i} bundle = w{i} offset = slave{depth} "
           f"max_widen_bitwidth = {design.port_width_bits}" for i in range(n)]
+    pr += [f"#pragma HLS INTERFACE m_axi port = kv{i} bundle = w{i} offset = slave{depth} "
+           f"max_widen_bitwidth = {design.port_width_bits}" for i in range(n)]
     pr.append(f"#pragma HLS INTERFACE m_axi port = data bundle = data offset = slave{ddepth} "
               f"max_widen_bitwidth = {design.data_port_width_bits}")
     pr += [f"#pragma HLS INTERFACE s_axilite port = {p} bundle = control"
            for p in ("hdr_off", "prog_off", "n_desc", "return")]
-    checks = " ||\n      ".join(f"!edgellm::port_sees_header(w{i}, hdr_off)" for i in range(n))
+    checks = " ||\n      ".join(f"!edgellm::port_sees_header({w}{i}, hdr_off)"
+                                 for w in ("w", "kv") for i in range(n))
     return f"""// Generated by edgellm (compiler/codegen_hls.py): the HLS top. Do not edit.
 // m_axi: w0 .. w{stream_ports - 1} stream the ternary weights (each its share of every tile, concurrently),
-// w0 .. w{head_ports - 1} the LM head's rows, data everything else; the host writes the same buffer
-// address into every pointer register (hw/include/edgellm/interface.h).
+// w0 .. w{head_ports - 1} the LM head's rows (the fetchers, top.h fetch_program), kv0 .. kv{head_ports - 1}
+// (bundled with w0 .. w{head_ports - 1}) the KV cache for decode attention, data everything else; the
+// host writes the same buffer address into every pointer register (hw/include/edgellm/interface.h).
 #include "edgellm_top.h"
 
 void {TOP}({", ".join(_ptr_args(n))}, uint32_t hdr_off,
@@ -207,8 +226,8 @@ void {TOP}({", ".join(_ptr_args(design.weight_ports))}, uint32_t hdr_off,
 
 // Call the top with every port on one buffer (C simulation).
 inline void edgellm_top_on_buffer(uint8_t *ddr, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {{
-  {TOP}({", ".join(["ddr"] * design.weight_ports)}, reinterpret_cast<edgellm::f32 *>(ddr), hdr_off, prog_off,
-              n_desc);
+  {TOP}({", ".join(["ddr"] * (2 * design.weight_ports))}, reinterpret_cast<edgellm::f32 *>(ddr), hdr_off,
+              prog_off, n_desc);
 }}
 """
 
@@ -260,7 +279,8 @@ void edgellm_csim_run(uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off, uint32
   edgellm_top_on_buffer(ddr, hdr_off, prog_off, n_desc);
 }}
 
-// As edgellm_csim_run, but weight port i reads buffer w[i] (ddr_bytes each, i < {weight_ports}), not ddr.
+// As edgellm_csim_run, but weight port i (w{{i}} and kv{{i}}) reads buffer w[i] (ddr_bytes each,
+// i < {weight_ports}), not ddr.
 void edgellm_csim_run_ports(uint8_t *ddr, uint8_t *const *w, uint64_t ddr_bytes, uint32_t hdr_off,
                             uint32_t prog_off, uint32_t n_desc) {{
   if ((uint64_t)hdr_off + 4 * edgellm::HDR_WORDS > ddr_bytes ||
@@ -270,9 +290,13 @@ void edgellm_csim_run_ports(uint8_t *ddr, uint8_t *const *w, uint64_t ddr_bytes,
     return;
   }}
 {checks}
-  {TOP}({", ".join(f"w[{i}]" for i in range(weight_ports))}, reinterpret_cast<edgellm::f32 *>(ddr), hdr_off,
-              prog_off, n_desc);
+  {TOP}({", ".join(f"w[{i}]" for i in list(range(weight_ports)) * 2)}, reinterpret_cast<edgellm::f32 *>(ddr),
+              hdr_off, prog_off, n_desc);
 }}
+
+// Weight-FIFO words the fetchers pushed and the engine never popped, summed over every call (0 when
+// the fetchers and the kernels agree on what each port streams).
+long long edgellm_csim_fifo_leftovers() {{ return edgellm::fifo_leftovers(); }}
 
 // scratch floats, scratch int8 bytes, tap floats, tap offsets (q_rope k_rope v attn h_attn ffn_act), max_t
 void edgellm_csim_sizes(long long *out) {{
@@ -315,7 +339,7 @@ def generate_hls(hls_dir: Path, cfg: ModelConfig, numerics: NumericsPlan, design
     ports = head_ports if mm == "tlmm" else 1
     files = {
         "edgellm_config.h": config_header(cfg, numerics, design, mm, max_t, max_ctx, top_k, total_bytes,
-                                          ports, head_ports),
+                                          ports, head_ports, board),
         "edgellm_top.h": prototype_header(design),
         "top.cpp": top_source(design, total_bytes, ports, head_ports),
         "csim_entry.cpp": csim_entry_source(cfg, max_t, max_ctx, top_k, design.weight_ports),

@@ -34,6 +34,8 @@ from edgellm.runtime.device import (
 )
 
 CSIM_SYMBOL = "edgellm_csim_run"
+# long long edgellm_csim_fifo_leftovers(void): weight-FIFO words fetched and never popped (all calls)
+LEFTOVER_SYMBOL = "edgellm_csim_fifo_leftovers"
 # void edgellm_csim_run(uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off, uint32_t prog_off,
 #                       uint32_t n_desc)
 CSIM_ARGTYPES = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32]
@@ -61,6 +63,7 @@ class EmulatorDevice(Device):
         self.name = name
         self.coherent = coherent
         self.hang = False  # True: take ap_start but never raise ap_done (a stuck accelerator)
+        self.fifo_leftovers: Callable[[], int] | None = None  # C simulation's FIFO check, if exported
         self.runs = 0  # completed top invocations
         self._regs: dict[int, int] = {CTRL: AP_IDLE}
         self._buffers: list[Buffer] = []
@@ -79,6 +82,10 @@ class EmulatorDevice(Device):
         fn.argtypes, fn.restype = CSIM_ARGTYPES, None
         dev = cls(fn, registers, name)
         dev._lib = lib  # keep the library loaded
+        left = getattr(lib, LEFTOVER_SYMBOL, None)
+        if left is not None:
+            left.argtypes, left.restype = [], ctypes.c_longlong
+            dev.fifo_leftovers = left
         return dev
 
     @classmethod
@@ -169,9 +176,14 @@ class EmulatorDevice(Device):
                               "allocated buffer")
         mem = self._device_mem[addr]
         r = self.registers
+        before = self.fifo_leftovers() if self.fifo_leftovers else 0
         self.top(ctypes.c_void_p(mem.ctypes.data), mem.size, self._regs.get(r["hdr_off"], 0),
                  self._regs.get(r["prog_off"], 0), self._regs.get(r["n_desc"], 0))
         self.runs += 1
+        left = (self.fifo_leftovers() if self.fifo_leftovers else 0) - before
+        if left:
+            raise DeviceError(f"{self.name}: {left} weight-FIFO words were fetched but never consumed: the "
+                              "fetchers and the engine disagree (a bug in the generated HLS)")
 
 
 def csim_sources(hls_dir: Path) -> list[Path]:

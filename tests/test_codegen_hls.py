@@ -62,15 +62,19 @@ def test_layer_buffer_sizes() -> None:
 def test_register_map_follows_vitis_convention(tmp_path: Path, n: int) -> None:
     info = gen(tmp_path, DesignParams(weight_ports=n))
     regs = info["registers"]
-    assert list(regs) == maxi_bundles(n) + ["hdr_off", "prog_off", "n_desc"]
-    assert info["bundles"] == maxi_bundles(n)
+    ws, kvs = [f"w{i}" for i in range(n)], [f"kv{i}" for i in range(n)]
+    assert list(regs) == ws + kvs + ["data", "hdr_off", "prog_off", "n_desc"]
+    assert info["bundles"] == maxi_bundles(n) == ws + ["data"]  # kv{i} rides in bundle w{i}
     assert regs["w0"] == 0x10 and info["control"] == {"ap_ctrl": 0, "gie": 4, "ier": 8, "isr": 12}
-    assert regs["data"] == 0x10 + 12 * n and regs["hdr_off"] == regs["data"] + 12
+    assert regs["kv0"] == 0x10 + 12 * n and regs["data"] == 0x10 + 24 * n
+    assert regs["hdr_off"] == regs["data"] + 12
     assert regs["prog_off"] == regs["hdr_off"] + 8 and regs["n_desc"] == regs["prog_off"] + 8
     assert register_map(n) == regs
     top = (tmp_path / "hls" / "top.cpp").read_text()
     for b in maxi_bundles(n):  # one m_axi bundle per name vivado_tcl connects
         assert re.search(rf"m_axi port = {b} bundle = {b} offset = slave depth = \d+", top)
+    for i in range(n):  # the engine's KV-cache view of port i: its own argument in bundle w{i}
+        assert re.search(rf"m_axi port = kv{i} bundle = w{i} offset = slave depth = \d+", top)
     for p in ("hdr_off", "prog_off", "n_desc", "return"):
         assert f"s_axilite port = {p} bundle = control" in top
     assert re.search(r"void edgellm_top\(" + "".join(rf"const uint8_t \*w{i}, " for i in range(n)), top)
@@ -84,14 +88,15 @@ def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: i
     assert weight_stream_ports(DesignParams(weight_ports=n), load_board("kv260")) == want
     assert info["weight_stream_ports"] == [f"w{i}" for i in range(want)]
     top = " ".join((tmp_path / "hls" / "top.cpp").read_text().split())
-    engine = ", ".join(f"w{i}" if i < want else "w0" for i in range(4))
+    engine = ", ".join([f"w{i}" if i < want else "w0" for i in range(4)]
+                       + [f"kv{i}" if i < want else "kv0" for i in range(4)])
     assert f"edgellm_top_impl<edgellm_cfg::top>({engine}, data, hdr_off" in top
     assert info["head_ports"] == info["weight_stream_ports"]
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
     assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}, 1, 4> tlmm", h)
     assert re.search(rf"LmHeadConfig<16, \d+, \d+, 1, \d+, {want}> head", h)
     entry = " ".join((tmp_path / "hls" / "csim_entry.cpp").read_text().split())
-    assert "edgellm_top(" + ", ".join(f"w[{i}]" for i in range(n)) + ", reinterpret_cast" in entry
+    assert "edgellm_top(" + ", ".join(f"w[{i}]" for i in list(range(n)) * 2) + ", reinterpret_cast" in entry
     kv260 = load_board("kv260")
     two_hp = dataclasses.replace(kv260, hp_port_names=kv260.hp_port_names[:2])  # 2 PL->DDR ports
     assert weight_stream_ports(DesignParams(weight_ports=n), two_hp) == min(want, 2)
@@ -130,7 +135,13 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     # 4 streaming ports, 2 token lanes, 2 output lanes
     assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram, 4, 2, 2> tlmm" in h
     assert "kWeightPorts = 4;" in h and "kStreamPorts = 4;" in h
-    assert "LmHeadConfig<8, 128, 300, 1, 8, 4> head" in h and "top_config<layer, mm, head, 2, 300>" in h
+    assert "LmHeadConfig<8, 128, 300, 1, 8, 4> head" in h
+    assert f"top_config<layer, mm, head, 2, 300, {d.fetch_depth}>" in h  # words per weight FIFO
+    assert "#define EDGELLM_FETCH_STORAGE bram" in h  # shallower than one URAM
+    deep = dataclasses.replace(d, fetch_depth=8192)
+    gen(tmp_path / "deep", deep)
+    deep_h = (tmp_path / "deep" / "hls" / "edgellm_config.h").read_text()
+    assert "#define EDGELLM_FETCH_STORAGE uram" in deep_h
     assert "kHeadPorts = 4;" in h  # the head streams its rows over the same 4 ports
     assert "kTotalBytes = 1048576ULL" in h
     gen(tmp_path / "p2", d, "pack2")

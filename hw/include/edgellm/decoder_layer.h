@@ -28,6 +28,7 @@
 #include "edgellm/kv_cache.h"
 #include "edgellm/numerics.h"
 #include "edgellm/tlmm.h"
+#include "edgellm/weight_fetch.h"
 
 namespace edgellm {
 
@@ -98,12 +99,18 @@ struct layer_taps {
 
 // Reference ternary linear on models/weights.pack2 rows ((n_out, ceil(k/4)) bytes, 2-bit codes
 // t+1, low bits first): exact int32 accumulation, then dequantize. A plain loop (one MAC per
-// cycle), kept as the cross-check for the TLMM engine and as a fallback policy.
+// cycle), kept as the cross-check for the TLMM engine and as a fallback policy. It reads its bytes
+// through the first weight port (a pointer), or from the first weight FIFO (word_t = one byte; fetch
+// pushes them in the same order: every row again for every token).
 template <int K_MAX>  // K_MAX: largest k and n_out
 struct pack2_matmul {
-  static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w0, const uint8_t *,
-                  const uint8_t *, const uint8_t *, long w_off, int n_out, int k, f32 wscale, f32 *y) {
-    const uint8_t *w = w0 + w_off;  // reads the first weight port only
+  typedef ap_uint<8> word_t;
+  enum { kPorts = 1 };  // weight ports (FIFOs) it reads
+  static uint8_t next_byte(const uint8_t *w, long i) { return w[i]; }
+  static uint8_t next_byte(hls::stream<word_t> *s, long) { return (uint8_t)s->read(); }
+  template <class WS>
+  static void run(const int8_t *x, const f32 *qs, int n_tok, WS *w0, WS *, WS *, WS *, long w_off, int n_out,
+                  int k, f32 wscale, f32 *y) {
     const int kb = (k + 3) / 4;
   p2_tok:
     for (int t = 0; t < n_tok; t++) {
@@ -116,7 +123,7 @@ struct pack2_matmul {
         for (int b = 0; b < kb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = (K_MAX + 3) / 4
 #pragma HLS PIPELINE II = 1
-          uint8_t byte = w[(long)n * kb + b];
+          uint8_t byte = next_byte(w0, w_off + (long)n * kb + b);
           for (int i = 0; i < 4; i++) {
             int idx = b * 4 + i;
             int code = (byte >> (2 * i)) & 3;
@@ -127,19 +134,58 @@ struct pack2_matmul {
       }
     }
   }
+  // Port P's FIFO for one linear (only port 0 carries anything).
+  template <int P>
+  static void fetch(const uint8_t *w, long w_off, int n_out, int k, int n_tok, hls::stream<word_t> &fifo) {
+    if (P != 0) return;
+    const int kb = (k + 3) / 4;
+  p2_fetch:
+    for (long i = 0; i < (long)n_tok * n_out * kb; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 * K_MAX * ((K_MAX + 3) / 4)
+      fifo.write(w[w_off + i % ((long)n_out * kb)]);
+    }
+  }
 };
 
 // The TLMM engine as the layer's matmul policy: weights in the tiled 5-trits/byte image
 // (compiler/packing.py pack_ternary with rows_per_tile = TCFG::R), one image per linear at byte
 // offset w_off from the weight ports w0 .. w3 (one m_axi port each, the first TCFG::NPORTS stream
 // concurrently; the host gives them all the same address).
+// From weight FIFOs (top.h, weight_fetch.h) the image offset is the fetcher's business: run pops.
 template <class TCFG>
 struct tlmm_mm {
+  typedef typename TCFG::fword_t word_t;
+  enum { kPorts = TCFG::NPORTS };  // weight ports (FIFOs) it reads
   static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w0, const uint8_t *w1,
                   const uint8_t *w2, const uint8_t *w3, long w_off, int n_out, int k, f32 wscale, f32 *y) {
     tlmm_matmul<TCFG>(x, qs, n_tok, w0 + w_off, w1 + w_off, w2 + w_off, w3 + w_off, n_out, k, wscale, y);
   }
+  static void run(const int8_t *x, const f32 *qs, int n_tok, hls::stream<word_t> *w0, hls::stream<word_t> *w1,
+                  hls::stream<word_t> *w2, hls::stream<word_t> *w3, long, int n_out, int k, f32 wscale,
+                  f32 *y) {
+    tlmm_matmul<TCFG>(x, qs, n_tok, w0, w1, w2, w3, n_out, k, wscale, y);
+  }
+  // Port P's FIFO for one linear (weight_fetch.h tlmm_fetch_port).
+  template <int P>
+  static void fetch(const uint8_t *w, long w_off, int n_out, int k, int n_tok, hls::stream<word_t> &fifo) {
+    if (P < TCFG::NPORTS) tlmm_fetch_port<TCFG, P < TCFG::NPORTS ? P : 0>(w + w_off, n_out, k, n_tok, fifo);
+  }
 };
+
+// Shape of linear i (LIN_Q .. LIN_DOWN) of a layer: outputs and inputs (the engine and the fetcher
+// both take them from here).
+template <class C>
+int lin_out(int i) {
+#pragma HLS INLINE
+  return i == LIN_Q ? C::q_size : i == LIN_K || i == LIN_V ? C::kv_size : i == LIN_GATE || i == LIN_UP ? C::ffn
+                                                                                                     : C::hidden;
+}
+template <class C>
+int lin_in(int i) {
+#pragma HLS INLINE
+  return i == LIN_O ? C::q_size : i == LIN_DOWN ? C::ffn : C::hidden;
+}
 
 // dst <- src over n <= MAXN floats (taps).
 template <long MAXN>
@@ -166,8 +212,10 @@ enum {
 };
 
 // One decoder layer on h [t_len][hidden] (in place) at positions pos0 .. pos0+t_len-1.
-//   w0 .. w3, d:   weight image through the four weight ports (MM::run streams from them) and this
-//                  layer's descriptor; params: float area (norm vectors)
+//   w0 .. w3, d:   the weights, as the image through the four weight ports (const uint8_t pointers,
+//                  MM::run adds d.w_off) or as the four weight FIFOs the top's fetcher fills (WS =
+//                  hls::stream<MM::word_t>: MM::run pops them), and this layer's descriptor;
+//                  params: float area (norm vectors)
 //   cos_tab, sin_tab: rope_tables(head_dim, max_ctx) [max_ctx][head_dim/2]
 //   k_layer, v_layer: this layer's KV cache slice of C::kv_t (kv_cache.h), positions < pos0 valid
 //   eps, attn_scale: rms_eps and float(1/sqrt(head_dim)) from the host
@@ -184,9 +232,8 @@ enum {
 // loop over the EW_STEPS jobs, so the layer (and the top, through it) builds one element-wise module:
 // each step first runs the linears / attention that feed its job, then the job (its operands chosen
 // by the step: muxes).
-template <class C, class MM, int KVP>
-void decoder_layer_ports(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t *w1,
-                         const uint8_t *w2, const uint8_t *w3, const layer_desc &d,
+template <class C, class MM, int KVP, class WS>
+void decoder_layer_ports(f32 *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS *w3, const layer_desc &d,
                          const f32 *params, const f32 *cos_tab, const f32 *sin_tab,
                          typename C::kv_t *k_layer, typename C::kv_t *v_layer,
                          const typename C::kv_t *kr0, const typename C::kv_t *kr1,
@@ -209,9 +256,12 @@ layer_steps:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = EW_STEPS
     // the work feeding job s
     if (s == EW_ROPE_Q) {
-      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_Q], Q, H, d.w_scale[LIN_Q], fs + S::q_lin);
-      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_K], KV, H, d.w_scale[LIN_K], fs + S::k_lin);
-      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_V], KV, H, d.w_scale[LIN_V], fs + S::v);
+      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_Q], lin_out<C>(LIN_Q), lin_in<C>(LIN_Q),
+              d.w_scale[LIN_Q], fs + S::q_lin);
+      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_K], lin_out<C>(LIN_K), lin_in<C>(LIN_K),
+              d.w_scale[LIN_K], fs + S::k_lin);
+      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_V], lin_out<C>(LIN_V), lin_in<C>(LIN_V),
+              d.w_scale[LIN_V], fs + S::v);
     } else if (s == EW_ATTN_SUB) {
       if (tap_en) {
         copy_f32<(long)C::max_t * Q>(fs + S::q, taps + TP::q_rope, (long)t_len * Q);
@@ -227,13 +277,17 @@ layer_steps:
                                              attn_scale);
       if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn, taps + TP::attn, (long)t_len * Q);
     } else if (s == EW_RES_ATTN) {
-      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_O], H, Q, d.w_scale[LIN_O], fs + S::y);
+      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_O], lin_out<C>(LIN_O), lin_in<C>(LIN_O),
+              d.w_scale[LIN_O], fs + S::y);
     } else if (s == EW_GLU) {
       if (tap_en) copy_f32<(long)C::max_t * H>(h, taps + TP::h_attn, (long)t_len * H);
-      MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_GATE], F, H, d.w_scale[LIN_GATE], fs + S::g);
-      MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_UP], F, H, d.w_scale[LIN_UP], fs + S::u);
+      MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_GATE], lin_out<C>(LIN_GATE), lin_in<C>(LIN_GATE),
+              d.w_scale[LIN_GATE], fs + S::g);
+      MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_UP], lin_out<C>(LIN_UP), lin_in<C>(LIN_UP),
+              d.w_scale[LIN_UP], fs + S::u);
     } else if (s == EW_RES_FFN) {
-      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_DOWN], H, F, d.w_scale[LIN_DOWN], fs + S::y);
+      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_DOWN], lin_out<C>(LIN_DOWN), lin_in<C>(LIN_DOWN),
+              d.w_scale[LIN_DOWN], fs + S::y);
     }
     // job s's operands (linear outputs arrive dequantized, fp32: scales 1)
     int mode = kEwNorm, n = H;

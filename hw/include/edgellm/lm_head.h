@@ -99,6 +99,17 @@ ap_uint<8 * P> lm_read_beat(const ap_uint<8 * P> *w, int v, int j, int hidden) {
   return w[(long)v * (hidden / P) + j];
 }
 
+// The next beat of a row from the port's head FIFO (weight_fetch.h lm_fetch_rows pushes the beats
+// lm_load_row reads, in the same order).
+template <int P>
+ap_uint<8 * P> lm_read_beat(hls::stream<ap_uint<8 * P> > *s, int v, int j, int hidden) {
+#pragma HLS INLINE
+  (void)v;
+  (void)j;
+  (void)hidden;
+  return s->read();
+}
+
 // Exact dot product of P int8 pairs.
 template <int P, int BITS>
 ap_int<BITS> dot_beat(ap_uint<8 * P> a, ap_uint<8 * P> b) {
@@ -143,7 +154,7 @@ void topk_insert(f32 val[K], int32_t idx[K], f32 v, int32_t i) {
 // Port PORT's row of block `blk` (row v = blk * NPORTS + PORT; nothing past the vocabulary) into
 // its bank: one burst of nbeats beats.
 template <class CFG, int PORT, class WT>
-void lm_load_row(const WT *w, int blk, int vocab, int hidden, typename CFG::beat_t bank[]) {
+void lm_load_row(WT *w, int blk, int vocab, int hidden, typename CFG::beat_t bank[]) {
 #pragma HLS INLINE off
   enum { kBeats = CFG::BEATS_MAX };  // pragma constant
   const int v = blk * CFG::NPORTS + PORT;
@@ -167,7 +178,7 @@ template <class CFG>
 struct LmRowLoader<CFG, 1> {
   typedef typename CFG::beat_t beat_t;
   template <class WT>
-  static void run(const WT *w0, const WT *, const WT *, const WT *, int blk, int vocab, int hidden,
+  static void run(WT *w0, WT *, WT *, WT *, int blk, int vocab, int hidden,
                   beat_t b0[], beat_t[], beat_t[], beat_t[]) {
 #pragma HLS INLINE
     lm_load_row<CFG, 0>(w0, blk, vocab, hidden, b0);
@@ -178,7 +189,7 @@ template <class CFG>
 struct LmRowLoader<CFG, 2> {
   typedef typename CFG::beat_t beat_t;
   template <class WT>
-  static void run(const WT *w0, const WT *w1, const WT *, const WT *, int blk, int vocab, int hidden,
+  static void run(WT *w0, WT *w1, WT *, WT *, int blk, int vocab, int hidden,
                   beat_t b0[], beat_t b1[], beat_t[], beat_t[]) {
 #pragma HLS DATAFLOW
     lm_load_row<CFG, 0>(w0, blk, vocab, hidden, b0);
@@ -190,7 +201,7 @@ template <class CFG>
 struct LmRowLoader<CFG, 3> {
   typedef typename CFG::beat_t beat_t;
   template <class WT>
-  static void run(const WT *w0, const WT *w1, const WT *w2, const WT *, int blk, int vocab, int hidden,
+  static void run(WT *w0, WT *w1, WT *w2, WT *, int blk, int vocab, int hidden,
                   beat_t b0[], beat_t b1[], beat_t b2[], beat_t[]) {
 #pragma HLS DATAFLOW
     lm_load_row<CFG, 0>(w0, blk, vocab, hidden, b0);
@@ -203,7 +214,7 @@ template <class CFG>
 struct LmRowLoader<CFG, 4> {
   typedef typename CFG::beat_t beat_t;
   template <class WT>
-  static void run(const WT *w0, const WT *w1, const WT *w2, const WT *w3, int blk, int vocab, int hidden,
+  static void run(WT *w0, WT *w1, WT *w2, WT *w3, int blk, int vocab, int hidden,
                   beat_t b0[], beat_t b1[], beat_t b2[], beat_t b3[]) {
 #pragma HLS DATAFLOW
     lm_load_row<CFG, 0>(w0, blk, vocab, hidden, b0);
@@ -279,7 +290,7 @@ struct LmBankDepth {
 // token) order. Banks are ping-ponged: block b+1 loads (all ports at once) while block b's dot
 // products run from the other set.
 template <class CFG, class WT>
-void lm_dot_blocks(const WT *w0, const WT *w1, const WT *w2, const WT *w3,
+void lm_dot_blocks(WT *w0, WT *w1, WT *w2, WT *w3,
                    const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt, int vocab, int hidden,
                    hls::stream<LmDotPacket<CFG> > &dots) {
 #pragma HLS INLINE off
@@ -391,8 +402,8 @@ lm_out:
 // The streaming region of one block of tokens: the dot process and the scoring process run
 // concurrently, joined by a FIFO of (block, token, NPORTS accumulators) packets.
 template <class CFG, class WT>
-void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32 *qs, int nt, const WT *w0,
-                    const WT *w1, const WT *w2, const WT *w3, const f32 *row_scale, int vocab, int hidden,
+void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32 *qs, int nt, WT *w0,
+                    WT *w1, WT *w2, WT *w3, const f32 *row_scale, int vocab, int hidden,
                     bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
 #pragma HLS DATAFLOW
   enum { kDepth = 2 * CFG::MAX_TOK };  // one block's packets of slack
@@ -404,8 +415,8 @@ void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32
 
 // One block of nt <= MAX_TOK tokens (see lm_head): load the tokens, then the streaming region.
 template <class CFG, class WT>
-void lm_head_block(const int8_t *q, const f32 *qs, int nt, const WT *w0, const WT *w1, const WT *w2,
-                   const WT *w3, const f32 *row_scale, int vocab, int hidden, bool write_logits, f32 *logits,
+void lm_head_block(const int8_t *q, const f32 *qs, int nt, WT *w0, WT *w1, WT *w2,
+                   WT *w3, const f32 *row_scale, int vocab, int hidden, bool write_logits, f32 *logits,
                    int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
   enum { P = CFG::P, kBeats = CFG::BEATS_MAX, kMaxIter = CFG::MAX_TOK * CFG::BEATS_MAX };
   typedef typename CFG::beat_t beat_t;
@@ -436,7 +447,7 @@ lm_load_q:
 // value 0). logits must not overlap row_scale. Tokens go in blocks of MAX_TOK; W streams once per
 // block.
 template <class CFG, class WT>
-void lm_head(const int8_t *q, const f32 *qs, int n_tok, const WT *w0, const WT *w1, const WT *w2, const WT *w3,
+void lm_head(const int8_t *q, const f32 *qs, int n_tok, WT *w0, WT *w1, WT *w2, WT *w3,
              const f32 *row_scale, int vocab, int hidden, bool write_logits, f32 *logits, int32_t *argmax,
              int k, int32_t *top_idx, f32 *top_val) {
   enum { kMaxBlocks = (CFG::MAX_TOK + 127) / CFG::MAX_TOK };  // pragma constant: 128 tokens
@@ -452,7 +463,7 @@ lm_blocks:
 
 // Single-pointer form: every port reads the head through w.
 template <class CFG, class WT>
-void lm_head(const int8_t *q, const f32 *qs, int n_tok, const WT *w, const f32 *row_scale, int vocab, int hidden,
+void lm_head(const int8_t *q, const f32 *qs, int n_tok, WT *w, const f32 *row_scale, int vocab, int hidden,
              bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
   enum { kMaxBlocks = (CFG::MAX_TOK + 127) / CFG::MAX_TOK };  // pragma constant: 128 tokens
 lm_blocks_1:

@@ -103,6 +103,7 @@ struct TlmmConfig {
   static constexpr int ACC_BITS = SignedBits<128LL * K_MAX>::value;
   static_assert(ACC_BITS <= 32, "K_MAX too large for an int32 accumulator");
   typedef ap_uint<8 * R> beat_t;          // one byte column of a tile: byte r = row r
+  typedef ap_uint<8 * R * kFetchBeats> fword_t;  // one word of a weight FIFO (weight_fetch.h)
   typedef ap_uint<8 * CHUNK_K> xchunk_t;  // one chunk of one token's activations
   typedef ap_int<TAB_BITS> tab_t;
   typedef ap_int<PSUM_BITS> psum_t;
@@ -393,8 +394,8 @@ struct TlmmBody {
   static const int BPS = CFG::BEATS_PER_STEP;
   static void run(beat_t p0[][BPS], beat_t p1[][BPS], beat_t p2[][BPS], beat_t p3[][BPS], beat_t q0[][BPS],
                   beat_t q1[][BPS], beat_t q2[][BPS], beat_t q3[][BPS], xchunk_t xbuf[][CFG::XROWS][CFG::CPC],
-                  const int8_t *x, const f32 *qs, int n_tok, const WT *w0, const WT *w1, const WT *w2,
-                  const WT *w3, int n_out, int k, f32 wscale, f32 *yf, int32_t *yi) {
+                  const int8_t *x, const f32 *qs, int n_tok, WT *w0, WT *w1, WT *w2,
+                  WT *w3, int n_out, int k, f32 wscale, f32 *yf, int32_t *yi) {
     const int R = CFG::R;
     // pragma constants (trip-count hint: a 1024-token prompt)
     enum { kMaxBlocks = (CFG::MAX_TOK + 1023) / CFG::MAX_TOK, kMaxTiles = CFG::TILES_MAX };
@@ -438,15 +439,15 @@ struct TlmmBody {
 // or ap_uint<8*R> beats on wide m_axi ports). Port p reads only its share of every tile (see
 // weight_buffer.h); pointers p >= CFG::NPORTS are never dereferenced.
 template <class CFG, class WT>
-void tlmm_matmul(const int8_t *x, const f32 *qs, int n_tok, const WT *w0, const WT *w1, const WT *w2,
-                 const WT *w3, int n_out, int k, f32 wscale, f32 *y) {
+void tlmm_matmul(const int8_t *x, const f32 *qs, int n_tok, WT *w0, WT *w1, WT *w2,
+                 WT *w3, int n_out, int k, f32 wscale, f32 *y) {
   TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, true, WT> >(
       x, qs, n_tok, w0, w1, w2, w3, n_out, k, wscale, y, (int32_t *)0);
 }
 
 // Single-pointer form: every port reads the image through w_enc.
 template <class CFG, class WT>
-void tlmm_matmul(const int8_t *x, const f32 *qs, int n_tok, const WT *w_enc, int n_out, int k, f32 wscale,
+void tlmm_matmul(const int8_t *x, const f32 *qs, int n_tok, WT *w_enc, int n_out, int k, f32 wscale,
                  f32 *y) {
   TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, true, WT> >(
       x, qs, n_tok, w_enc, w_enc, w_enc, w_enc, n_out, k, wscale, y, (int32_t *)0);
@@ -454,7 +455,7 @@ void tlmm_matmul(const int8_t *x, const f32 *qs, int n_tok, const WT *w_enc, int
 
 // Integer-only variant: acc[t][n] = sum_k x[t][k] * W[n][k], exact int32 (one pointer per port).
 template <class CFG, class WT>
-void tlmm_matmul_int(const int8_t *x, int n_tok, const WT *w0, const WT *w1, const WT *w2, const WT *w3,
+void tlmm_matmul_int(const int8_t *x, int n_tok, WT *w0, WT *w1, WT *w2, WT *w3,
                      int n_out, int k, int32_t *acc) {
   TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, false, WT> >(
       x, (const f32 *)0, n_tok, w0, w1, w2, w3, n_out, k, (f32)0.0f, (f32 *)0, acc);
@@ -462,7 +463,7 @@ void tlmm_matmul_int(const int8_t *x, int n_tok, const WT *w0, const WT *w1, con
 
 // Integer-only variant, single pointer.
 template <class CFG, class WT>
-void tlmm_matmul_int(const int8_t *x, int n_tok, const WT *w_enc, int n_out, int k, int32_t *acc) {
+void tlmm_matmul_int(const int8_t *x, int n_tok, WT *w_enc, int n_out, int k, int32_t *acc) {
   TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, false, WT> >(
       x, (const f32 *)0, n_tok, w_enc, w_enc, w_enc, w_enc, n_out, k, (f32)0.0f, (f32 *)0, acc);
 }

@@ -1,5 +1,16 @@
 // The accelerator's top: runs a descriptor program (interface.h) over the one DDR buffer.
 //
+// Two kinds of process in one DATAFLOW region (edgellm_top_impl):
+//   fetch_program<P>  one per weight port in use: walks the program (header, descriptors and layer
+//                     table read through its own port w_P) and pushes port P's share of every ternary
+//                     weight tile (weight_fetch.h tlmm_fetch_port) into FIFO wq_P (fetch_depth words
+//                     of kFetchBeats beats) and port P's LM-head rows into FIFO hq_P
+//   engine_program    the program itself (below): every linear pops its tiles from the wq FIFOs, the
+//                     LM head its rows from the hq FIFOs; decode attention reads the KV cache over
+//                     kv0 .. kv3 (m_axi arguments in the weight ports' bundles), the rest goes over data
+// so the weight ports stream the next linears while the engine runs norms, RoPE and attention. Both
+// walk the same program with the same checks (desc_action), so they agree on what runs.
+//
 //   header  <- buffer[hdr_off ..]          checked: magic, version, n_layers, max_t, max_ctx, top-k
 //   for each descriptor at prog_off:
 //     OP_LAYER  decoder_layer<C, MM> on H[0 .. t_len) at pos0 with layer D_LAYER's table entry,
@@ -30,12 +41,22 @@
 #include "edgellm/interface.h"
 #include "edgellm/lm_head.h"
 #include "edgellm/numerics.h"
+#include "edgellm/weight_fetch.h"
+
+// Storage of the weight FIFOs (edgellm_config.h defines EDGELLM_FETCH_STORAGE: uram or bram; a
+// BIND_STORAGE impl must be a literal, hence the macro).
+#ifndef EDGELLM_FETCH_STORAGE
+#define EDGELLM_FETCH_STORAGE bram
+#endif
+#define EDGELLM_FETCH_BIND(var) \
+  EDGELLM_PRAGMA(HLS BIND_STORAGE variable = var type = fifo impl = EDGELLM_FETCH_STORAGE)
 
 namespace edgellm {
 
 // The whole accelerator at compile time (generated edgellm_config.h): the layer shape, the matmul
 // policy, the LM head configuration, the number of layers and the vocabulary.
-template <class LAYER, class MM, class HEAD, int N_LAYERS, int VOCAB>
+// FETCH_DEPTH: words per weight FIFO (design.fetch_depth).
+template <class LAYER, class MM, class HEAD, int N_LAYERS, int VOCAB, int FETCH_DEPTH = 512>
 struct top_config {
   typedef LAYER layer;
   typedef MM mm;
@@ -43,6 +64,11 @@ struct top_config {
   static const int n_layers = N_LAYERS;
   static const int vocab = VOCAB;
   static const int max_desc = N_LAYERS + 1;  // one forward pass (trip counts only)
+  static const int fetch_depth = FETCH_DEPTH;
+  static const int fetch_ports = cmax(MM::kPorts, HEAD::NPORTS);  // weight ports with a fetcher
+  typedef typename MM::word_t word_t;    // weight FIFO word
+  typedef typename HEAD::beat_t hbeat_t;  // LM-head FIFO word
+  static_assert(FETCH_DEPTH >= 2, "FETCH_DEPTH: at least 2 words");
 };
 
 inline void top_skip(const char *why, uint32_t a, uint32_t b) {
@@ -77,26 +103,68 @@ read_words_loop:
 }
 
 // The header against the compiled configuration.
+// n words of the buffer starting at byte offset off, through a byte port (the fetchers' own view).
+template <int N>
+void read_words(const uint8_t *w, uint32_t off, uint32_t out[N]) {
+read_words_bytes:
+  for (int i = 0; i < N; i++) {
+#pragma HLS PIPELINE II = 1
+    uint32_t v = 0;
+    for (int b = 0; b < 4; b++) v |= (uint32_t)w[off + 4 * i + b] << (8 * b);
+    out[i] = v;
+  }
+}
+
+// The header against the compiled configuration (say: print why not, C simulation only).
 template <class TC>
-bool header_ok(const uint32_t hdr[HDR_WORDS]) {
+bool header_ok(const uint32_t hdr[HDR_WORDS], bool say = true) {
   typedef typename TC::layer C;
+  const char *why = 0;
+  uint32_t a = 0, b = 0;
   if (hdr[HDR_MAGIC] != kMagic || hdr[HDR_VERSION] != kInterfaceVersion) {
-    top_skip("bad header magic/version", hdr[HDR_MAGIC], hdr[HDR_VERSION]);
-    return false;
+    why = "bad header magic/version", a = hdr[HDR_MAGIC], b = hdr[HDR_VERSION];
+  } else if (hdr[HDR_N_LAYERS] != (uint32_t)TC::n_layers) {
+    why = "header n_layers != compiled n_layers", a = hdr[HDR_N_LAYERS], b = TC::n_layers;
+  } else if (hdr[HDR_MAX_T] != (uint32_t)C::max_t || hdr[HDR_MAX_CTX] != (uint32_t)C::max_ctx) {
+    why = "header max_t/max_ctx != compiled", a = hdr[HDR_MAX_T], b = hdr[HDR_MAX_CTX];
+  } else if (hdr[HDR_TOPK] > (uint32_t)TC::head::K_TOP) {
+    why = "header top-k > compiled K_TOP", a = hdr[HDR_TOPK], b = TC::head::K_TOP;
   }
-  if (hdr[HDR_N_LAYERS] != (uint32_t)TC::n_layers) {
-    top_skip("header n_layers != compiled n_layers", hdr[HDR_N_LAYERS], TC::n_layers);
-    return false;
+  if (why && say) top_skip(why, a, b);
+  return why == 0;
+}
+
+enum DescAction { ACT_SKIP = 0, ACT_LAYER, ACT_HEAD };
+
+// What descriptor i (words d) does under the compiled configuration; the engine and the fetchers
+// both decide with this (say: print why a descriptor is skipped, C simulation only).
+template <class TC>
+int desc_action(const uint32_t d[DESC_WORDS], uint32_t i, bool say) {
+  typedef typename TC::layer C;
+  const uint32_t t_len = d[D_T_LEN], pos0 = d[D_POS0];
+  const char *why = 0;
+  uint32_t a = i, b = 0;
+  int act = ACT_SKIP;
+  if (d[D_OP] == OP_LAYER) {
+    if (d[D_LAYER] >= (uint32_t)TC::n_layers) {
+      why = "OP_LAYER: layer out of range", b = d[D_LAYER];
+    } else if (t_len < 1 || t_len > (uint32_t)C::max_t || pos0 > (uint32_t)C::max_ctx ||
+               pos0 + t_len > (uint32_t)C::max_ctx) {
+      why = "OP_LAYER: t_len/pos0 out of range", a = t_len, b = pos0;
+    } else {
+      act = ACT_LAYER;
+    }
+  } else if (d[D_OP] == OP_HEAD) {
+    if (d[D_ROW] >= (uint32_t)C::max_t) {
+      why = "OP_HEAD: row out of range", b = d[D_ROW];
+    } else {
+      act = ACT_HEAD;
+    }
+  } else {
+    why = "unknown opcode", b = d[D_OP];
   }
-  if (hdr[HDR_MAX_T] != (uint32_t)C::max_t || hdr[HDR_MAX_CTX] != (uint32_t)C::max_ctx) {
-    top_skip("header max_t/max_ctx != compiled", hdr[HDR_MAX_T], hdr[HDR_MAX_CTX]);
-    return false;
-  }
-  if (hdr[HDR_TOPK] > (uint32_t)TC::head::K_TOP) {
-    top_skip("header top-k > compiled K_TOP", hdr[HDR_TOPK], TC::head::K_TOP);
-    return false;
-  }
-  return true;
+  if (why && say) top_skip(why, a, b);
+  return act;
 }
 
 // OP_LAYER (head = false): this layer's table entry -> layer_desc, then the decoder layer.
@@ -104,9 +172,15 @@ bool header_ok(const uint32_t hdr[HDR_WORDS]) {
 // top-k. The final norm is the decoder layer's first element-wise job alone (decoder_layer_ports
 // norm_only, on the row H[row] with the final norm as its gamma), so the layers and the head share
 // the one element-wise engine call; the quantized row and its scale go through the layer scratch (x8
-// area, qs_a slot). Head row v is read through weight port v % HEAD::NPORTS.
+// area, qs_a slot). The linears pop their tiles from the weight FIFOs wq0 .. wq3, the head its rows
+// from hq0 .. hq3 (the fetchers push them: fetch_program); decode attention reads KV head h of the
+// cache over kv{h % HEAD::NPORTS}.
 template <class TC>
-void run_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
+void run_desc(hls::stream<typename TC::word_t> *wq0, hls::stream<typename TC::word_t> *wq1,
+              hls::stream<typename TC::word_t> *wq2, hls::stream<typename TC::word_t> *wq3,
+              hls::stream<typename TC::hbeat_t> *hq0, hls::stream<typename TC::hbeat_t> *hq1,
+              hls::stream<typename TC::hbeat_t> *hq2, hls::stream<typename TC::hbeat_t> *hq3,
+              const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data,
               const uint32_t hdr[HDR_WORDS], uint32_t layer, int t_len, int pos0, bool taps, bool head,
               int row, EwRows<typename TC::layer::ew> &rows) {
   typedef typename TC::layer C;
@@ -132,16 +206,14 @@ void run_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uin
   const long kv_slice = (long)layer * C::max_ctx * C::kv_size;  // elements
   int8_t *d8 = reinterpret_cast<int8_t *>(data);
   const uint32_t ko = hdr[HDR_K_CACHE], vo = hdr[HDR_V_CACHE];
-  // decode attention reads the cache over the weight ports the LM head streams over (distinct m_axi)
   decoder_layer_ports<C, typename TC::mm, TC::head::NPORTS>(
-      data + hdr[HDR_H] / 4 + (long)row * H, t_len, pos0, w0 + hdr[HDR_WEIGHTS], w1 + hdr[HDR_WEIGHTS],
-      w2 + hdr[HDR_WEIGHTS], w3 + hdr[HDR_WEIGHTS], d, data + hdr[HDR_PARAMS] / 4,
+      data + hdr[HDR_H] / 4 + (long)row * H, t_len, pos0, wq0, wq1, wq2, wq3, d, data + hdr[HDR_PARAMS] / 4,
       data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4,
       reinterpret_cast<KT *>(d8 + ko) + kv_slice, reinterpret_cast<KT *>(d8 + vo) + kv_slice,
-      reinterpret_cast<const KT *>(w0 + ko) + kv_slice, reinterpret_cast<const KT *>(w1 + ko) + kv_slice,
-      reinterpret_cast<const KT *>(w2 + ko) + kv_slice, reinterpret_cast<const KT *>(w3 + ko) + kv_slice,
-      reinterpret_cast<const KT *>(w0 + vo) + kv_slice, reinterpret_cast<const KT *>(w1 + vo) + kv_slice,
-      reinterpret_cast<const KT *>(w2 + vo) + kv_slice, reinterpret_cast<const KT *>(w3 + vo) + kv_slice,
+      reinterpret_cast<const KT *>(kv0 + ko) + kv_slice, reinterpret_cast<const KT *>(kv1 + ko) + kv_slice,
+      reinterpret_cast<const KT *>(kv2 + ko) + kv_slice, reinterpret_cast<const KT *>(kv3 + ko) + kv_slice,
+      reinterpret_cast<const KT *>(kv0 + vo) + kv_slice, reinterpret_cast<const KT *>(kv1 + vo) + kv_slice,
+      reinterpret_cast<const KT *>(kv2 + vo) + kv_slice, reinterpret_cast<const KT *>(kv3 + vo) + kv_slice,
       float_from_bits(hdr[HDR_EPS_BITS]),
       float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), data + hdr[HDR_SCRATCH_F] / 4,
       d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps, rows, head);
@@ -150,19 +222,20 @@ void run_desc(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uin
   int32_t *am = reinterpret_cast<int32_t *>(data) + hdr[HDR_ARGMAX] / 4;
   f32 *qs = data + hdr[HDR_SCRATCH_F] / 4 + S::qs_a;
   const int k = (int)hdr[HDR_TOPK];
-  const uint32_t hw = hdr[HDR_HEAD_W];
-  lm_head<typename TC::head>(x8, qs, 1, reinterpret_cast<const int8_t *>(w0 + hw),
-                             reinterpret_cast<const int8_t *>(w1 + hw), reinterpret_cast<const int8_t *>(w2 + hw),
-                             reinterpret_cast<const int8_t *>(w3 + hw), data + hdr[HDR_HEAD_SCALE] / 4,
-                             TC::vocab, H, true, data + hdr[HDR_LOGITS] / 4, am, k, am + 1,
-                             data + hdr[HDR_ARGMAX] / 4 + 1 + k);
+  lm_head<typename TC::head>(x8, qs, 1, hq0, hq1, hq2, hq3, data + hdr[HDR_HEAD_SCALE] / 4, TC::vocab, H, true,
+                             data + hdr[HDR_LOGITS] / 4, am, k, am + 1, data + hdr[HDR_ARGMAX] / 4 + 1 + k);
 }
 
-// The program. w0 .. w3: weight ports (ternary linears and the LM head), data: everything else (all
-// at the same address). One set of element-wise rows (EwRows) serves every layer and the final norm.
+// The engine: the program, descriptor by descriptor, over the data port, the FIFOs and the K/V
+// ports. One set of element-wise rows (EwRows) serves every layer and the final norm.
 template <class TC>
-void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, f32 *data,
-                      uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+void engine_program(const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data,
+                    uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc, hls::stream<typename TC::word_t> &wq0,
+                    hls::stream<typename TC::word_t> &wq1, hls::stream<typename TC::word_t> &wq2,
+                    hls::stream<typename TC::word_t> &wq3, hls::stream<typename TC::hbeat_t> &hq0,
+                    hls::stream<typename TC::hbeat_t> &hq1, hls::stream<typename TC::hbeat_t> &hq2,
+                    hls::stream<typename TC::hbeat_t> &hq3) {
+#pragma HLS INLINE off
   typedef typename TC::layer C;
   typedef typename C::ew E;
   enum { kMaxDesc = TC::max_desc };
@@ -175,33 +248,151 @@ program:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxDesc
     uint32_t d[DESC_WORDS];
     read_words<DESC_WORDS>(data, prog_off + i * (uint32_t)(DESC_WORDS * 4), d);
-    const uint32_t t_len = d[D_T_LEN], pos0 = d[D_POS0];
-    bool run = false, head = false;
-    if (d[D_OP] == OP_LAYER) {
-      if (d[D_LAYER] >= (uint32_t)TC::n_layers) {
-        top_skip("OP_LAYER: layer out of range", i, d[D_LAYER]);
-      } else if (t_len < 1 || t_len > (uint32_t)C::max_t || pos0 > (uint32_t)C::max_ctx ||
-                 pos0 + t_len > (uint32_t)C::max_ctx) {
-        top_skip("OP_LAYER: t_len/pos0 out of range", t_len, pos0);
-      } else {
-        run = true;
-      }
-    } else if (d[D_OP] == OP_HEAD) {
-      if (d[D_ROW] >= (uint32_t)C::max_t) {
-        top_skip("OP_HEAD: row out of range", i, d[D_ROW]);
-      } else {
-        run = head = true;
-      }
-    } else {
-      top_skip("unknown opcode", i, d[D_OP]);
-    }
+    const int act = desc_action<TC>(d, i, true);
+    const bool head = act == ACT_HEAD;
     // one call for both ops (the layers and the head's final norm share the element-wise engine)
-    if (run) {
-      run_desc<TC>(w0, w1, w2, w3, data, hdr, head ? 0u : d[D_LAYER], head ? 1 : (int)t_len,
-                   head ? 0 : (int)pos0, !head && (d[D_FLAGS] & DESC_TAPS) != 0, head, head ? (int)d[D_ROW] : 0,
-                   rows);
+    if (act != ACT_SKIP) {
+      run_desc<TC>(&wq0, &wq1, &wq2, &wq3, &hq0, &hq1, &hq2, &hq3, kv0, kv1, kv2, kv3, data, hdr,
+                   head ? 0u : d[D_LAYER], head ? 1 : (int)d[D_T_LEN], head ? 0 : (int)d[D_POS0],
+                   !head && (d[D_FLAGS] & DESC_TAPS) != 0, head, head ? (int)d[D_ROW] : 0, rows);
     }
   }
+}
+
+// Fetcher of weight port P: the same program through w (its own m_axi argument), pushing port P's
+// share of every linear's tiles into wq (MM::fetch, weight_fetch.h) and its LM-head rows into hq, in
+// the order the engine pops them. Nothing for a bad header or a skipped descriptor (as the engine).
+template <class TC, int P>
+void fetch_program(const uint8_t *w, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
+                   hls::stream<typename TC::word_t> &wq, hls::stream<typename TC::hbeat_t> &hq) {
+#pragma HLS INLINE off
+  typedef typename TC::layer C;
+  typedef typename TC::head HEAD;
+  enum { kMaxDesc = TC::max_desc };
+  uint32_t hdr[HDR_WORDS];
+  read_words<HDR_WORDS>(w, hdr_off, hdr);
+  if (!header_ok<TC>(hdr, false)) return;
+fetch_desc:
+  for (uint32_t i = 0; i < n_desc; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxDesc
+    uint32_t d[DESC_WORDS];
+    read_words<DESC_WORDS>(w, prog_off + i * (uint32_t)(DESC_WORDS * 4), d);
+    const int act = desc_action<TC>(d, i, false);
+    if (act == ACT_LAYER) {
+      uint32_t ld[LD_WORDS];
+      read_words<LD_WORDS>(w, hdr[HDR_LAYER_TABLE] + d[D_LAYER] * (uint32_t)(LD_WORDS * 4), ld);
+    fetch_linears:
+      for (int j = 0; j < N_LIN; j++) {
+        TC::mm::template fetch<P>(w + hdr[HDR_WEIGHTS], (long)ld[LD_W_OFF + j], lin_out<C>(j), lin_in<C>(j),
+                                  (int)d[D_T_LEN], wq);
+      }
+    } else if (act == ACT_HEAD && P < HEAD::NPORTS) {
+      lm_fetch_rows<HEAD, (P < HEAD::NPORTS ? P : 0)>(reinterpret_cast<const int8_t *>(w + hdr[HDR_HEAD_W]), 1,
+                                                       TC::vocab, C::hidden, hq);
+    }
+  }
+}
+
+// The fetchers of the first NP weight ports (TC::fetch_ports), one process each.
+template <class TC, int NP = TC::fetch_ports>
+struct FetchPorts;
+
+#define EDGELLM_FETCH_ARGS                                                                                \
+  const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, uint32_t hdr_off,           \
+      uint32_t prog_off, uint32_t n_desc, hls::stream<typename TC::word_t> &wq0,                            \
+      hls::stream<typename TC::word_t> &wq1, hls::stream<typename TC::word_t> &wq2,                         \
+      hls::stream<typename TC::word_t> &wq3, hls::stream<typename TC::hbeat_t> &hq0,                        \
+      hls::stream<typename TC::hbeat_t> &hq1, hls::stream<typename TC::hbeat_t> &hq2,                       \
+      hls::stream<typename TC::hbeat_t> &hq3
+
+template <class TC>
+struct FetchPorts<TC, 1> {
+  static void run(EDGELLM_FETCH_ARGS) {
+#pragma HLS INLINE
+    fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0);
+  }
+};
+template <class TC>
+struct FetchPorts<TC, 2> {
+  static void run(EDGELLM_FETCH_ARGS) {
+#pragma HLS INLINE
+    fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0);
+    fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1);
+  }
+};
+template <class TC>
+struct FetchPorts<TC, 3> {
+  static void run(EDGELLM_FETCH_ARGS) {
+#pragma HLS INLINE
+    fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0);
+    fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1);
+    fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2);
+  }
+};
+template <class TC>
+struct FetchPorts<TC, 4> {
+  static void run(EDGELLM_FETCH_ARGS) {
+#pragma HLS INLINE
+    fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0);
+    fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1);
+    fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2);
+    fetch_program<TC, 3>(w3, hdr_off, prog_off, n_desc, wq3, hq3);
+  }
+};
+#undef EDGELLM_FETCH_ARGS
+
+#ifndef __SYNTHESIS__
+// C simulation: FIFO words left over after a program (a fetcher pushed what the engine never popped),
+// summed over calls (csim_entry.cpp exposes it; the tests require 0).
+inline long long &fifo_leftovers() {
+  static long long n = 0;
+  return n;
+}
+template <class S>
+void count_leftovers(S &s, const char *name) {
+  if (!s.empty()) {
+    std::fprintf(stderr, "edgellm_top: FIFO %s holds %zu words after the program\n", name, s.size());
+    fifo_leftovers() += (long long)s.size();
+  }
+}
+#endif
+
+// The program. w0 .. w3: weight ports (the fetchers: ternary linears and the LM head); kv0 .. kv3: the
+// KV cache as decode attention reads it (m_axi arguments in the weight ports' bundles); data:
+// everything else. All at the same address.
+template <class TC>
+void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3,
+                      const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data,
+                      uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+#pragma HLS DATAFLOW
+  enum { kDepth = TC::fetch_depth, kHeadDepth = 2 * TC::head::BEATS_MAX };
+  hls::stream<typename TC::word_t> wq0("wq0"), wq1("wq1"), wq2("wq2"), wq3("wq3");
+  hls::stream<typename TC::hbeat_t> hq0("hq0"), hq1("hq1"), hq2("hq2"), hq3("hq3");
+#pragma HLS STREAM variable = wq0 depth = kDepth
+#pragma HLS STREAM variable = wq1 depth = kDepth
+#pragma HLS STREAM variable = wq2 depth = kDepth
+#pragma HLS STREAM variable = wq3 depth = kDepth
+  EDGELLM_FETCH_BIND(wq0)
+  EDGELLM_FETCH_BIND(wq1)
+  EDGELLM_FETCH_BIND(wq2)
+  EDGELLM_FETCH_BIND(wq3)
+#pragma HLS STREAM variable = hq0 depth = kHeadDepth
+#pragma HLS STREAM variable = hq1 depth = kHeadDepth
+#pragma HLS STREAM variable = hq2 depth = kHeadDepth
+#pragma HLS STREAM variable = hq3 depth = kHeadDepth
+  FetchPorts<TC>::run(w0, w1, w2, w3, hdr_off, prog_off, n_desc, wq0, wq1, wq2, wq3, hq0, hq1, hq2, hq3);
+  engine_program<TC>(kv0, kv1, kv2, kv3, data, hdr_off, prog_off, n_desc, wq0, wq1, wq2, wq3, hq0, hq1, hq2,
+                     hq3);
+#ifndef __SYNTHESIS__
+  count_leftovers(wq0, "wq0");
+  count_leftovers(wq1, "wq1");
+  count_leftovers(wq2, "wq2");
+  count_leftovers(wq3, "wq3");
+  count_leftovers(hq0, "hq0");
+  count_leftovers(hq1, "hq1");
+  count_leftovers(hq2, "hq2");
+  count_leftovers(hq3, "hq3");
+#endif
 }
 
 }  // namespace edgellm

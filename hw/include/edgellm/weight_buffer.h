@@ -19,6 +19,7 @@
 #pragma once
 
 #include <ap_int.h>
+#include <hls_stream.h>
 
 #include <cstdint>
 
@@ -29,6 +30,10 @@ namespace edgellm {
 enum BufferStorage { kStorageBram = 0, kStorageUram = 1, kStorageLutram = 2 };
 
 const int kMaxWeightPorts = 4;  // m_axi weight ports the engine can stream from concurrently
+// Beats (byte columns) per word of a weight FIFO (weight_fetch.h): the fetcher packs two R-byte beats per
+// word, so the engine fills a tile bank two columns per cycle, twice the rate one HP port delivers, and
+// drains what the fetcher prefetched while the engine was busy elsewhere.
+const int kFetchBeats = 2;
 
 // One R-byte beat from a plain byte pointer (C simulation, or a byte-wide m_axi port).
 template <int R>
@@ -69,6 +74,27 @@ int cols_per_port(int nb) {
   return (nb + CFG::NPORTS - 1) / CFG::NPORTS;
 }
 
+// The beats port P reads for its share of tile `tile` (layout above; load_port_slice): first beat index
+// (from the matrix image's start, in R-byte beats) and count. Full tiles: the columns [c0, c1) of the
+// tile, one beat each. Tail tile (rows_t < R, stored densely as [column][rows_t] bytes): every beat the
+// bytes [c0*rows_t, c1*rows_t) of the tile touch. The fetcher (weight_fetch.h) and the loaders share it.
+template <class CFG, int P>
+void port_slice_beats(int tile, int rows_t, int nb, int cpp, long &first, int &count) {
+#pragma HLS INLINE
+  const int R = CFG::R;
+  const int c0 = P * cpp < nb ? P * cpp : nb;
+  const int c1 = c0 + cpp < nb ? c0 + cpp : nb;
+  const long base = (long)tile * nb;
+  if (rows_t == R) {
+    first = base + c0;
+    count = c1 - c0;
+  } else {
+    const long b0 = (long)c0 * rows_t, nbytes = (long)rows_t * (c1 - c0);
+    first = base + b0 / R;
+    count = nbytes > 0 ? (int)((b0 + nbytes - 1) / R - b0 / R + 1) : 0;
+  }
+}
+
 // Stores byte column bc (row `row`, slot `slot` of its bank); after the tile's last column
 // (bc == nb - 1) pads the rest of that step with zero beats.
 template <class CFG>
@@ -91,7 +117,7 @@ void put_column(typename CFG::beat_t col, int row, int slot, int bc, int nb,
 // bytes: the port's columns are the bytes [c0*rows_t, c1*rows_t) of the tile, read as whole beats
 // (the first from lane c0*rows_t % R) and re-assembled one byte per cycle.
 template <class CFG, int P, class WT>
-void load_port_slice(const WT *w, int tile, int rows_t, int nb, int cpp,
+void load_port_slice_mem(WT *w, int tile, int rows_t, int nb, int cpp,
                      typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE off
   typedef typename CFG::beat_t beat_t;
@@ -144,6 +170,119 @@ void load_port_slice(const WT *w, int tile, int rows_t, int nb, int cpp,
   }
 }
 
+// Beat-at-a-time view of a weight FIFO of kFetchBeats-beat words (the tail path of load_port_slice):
+// a new word every kFetchBeats beats, low beat first; every port slice starts on a fresh word.
+template <int R>
+struct FifoBeats {
+  typedef ap_uint<8 * R * kFetchBeats> word_t;
+  hls::stream<word_t> *s;
+  word_t word;
+  int used;
+  explicit FifoBeats(hls::stream<word_t> *fifo) : s(fifo), word(0), used(kFetchBeats) {}
+  ap_uint<8 * R> next() {
+#pragma HLS INLINE
+    if (used == kFetchBeats) {
+      word = s->read();
+      used = 0;
+    }
+    ap_uint<8 * R> b = word.range(8 * R * (used + 1) - 1, 8 * R * used);
+    used++;
+    return b;
+  }
+};
+
+// Port P's share of tile `tile` from its weight FIFO (weight_fetch.h pushes exactly port_slice_beats'
+// beats, kFetchBeats per word, the last word of a slice zero-padded) into its bank, as load_port_slice
+// does from memory. Full tiles: one word, kFetchBeats columns, per cycle (the columns of one word land in
+// different slot memories of the step-shaped bank when BEATS_PER_STEP >= 2; at BEATS_PER_STEP == 1 they
+// share one and the loop runs at II = kFetchBeats). Tail tile: one byte per cycle, as from memory.
+template <class CFG, int P, class WORD>
+void load_port_slice_fifo(hls::stream<WORD> *fifo, int tile, int rows_t, int nb, int cpp,
+                          typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE off
+  typedef typename CFG::beat_t beat_t;
+  typedef ap_uint<8 * CFG::R * kFetchBeats> word_t;
+  static_assert(sizeof(WORD) == sizeof(word_t), "weight FIFO word: kFetchBeats beats of R bytes");
+  const int R = CFG::R, BPS = CFG::BEATS_PER_STEP;
+  enum { kMaxWords = (CFG::CPP_MAX + kFetchBeats - 1) / kFetchBeats, kMaxBytes = CFG::CPP_MAX * CFG::R };
+  const int c0 = P * cpp < nb ? P * cpp : nb;
+  const int c1 = c0 + cpp < nb ? c0 + cpp : nb;
+  int row = 0, slot = c0 % BPS;
+  if (rows_t == R) {
+    int bc = c0;
+  fifo_full:
+    for (int i = 0; i < (c1 - c0 + kFetchBeats - 1) / kFetchBeats; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxWords
+      const word_t w = fifo->read();
+    fifo_cols:
+      for (int h = 0; h < kFetchBeats; h++) {
+#pragma HLS UNROLL
+        if (bc < c1) {
+          put_column<CFG>(w.range(8 * R * (h + 1) - 1, 8 * R * h), row, slot, bc, nb, bank);
+          if (slot == BPS - 1) {
+            slot = 0;
+            row++;
+          } else {
+            slot++;
+          }
+          bc++;
+        }
+      }
+    }
+  } else {
+    FifoBeats<R> src(fifo);
+    beat_t in = 0;
+    beat_t col = zero_beat<R>();
+    int lane = (int)(((long)c0 * rows_t) % R), r = 0, bc = c0;
+  fifo_tail:
+    for (int i = 0; i < rows_t * (c1 - c0); i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBytes
+      if (i == 0 || lane == 0) in = src.next();
+      col.range(8 * r + 7, 8 * r) = in.range(8 * lane + 7, 8 * lane);
+      lane = lane == R - 1 ? 0 : lane + 1;
+      if (r == rows_t - 1) {
+        put_column<CFG>(col, row, slot, bc, nb, bank);
+        r = 0;
+        bc++;
+        if (slot == BPS - 1) {
+          slot = 0;
+          row++;
+        } else {
+          slot++;
+        }
+      } else {
+        r++;
+      }
+    }
+  }
+  (void)tile;
+}
+
+// Port P's share of a tile from memory (load_port_slice_mem) or from its weight FIFO
+// (load_port_slice_fifo), chosen by the source type.
+template <class CFG, int P, class WT>
+struct SliceLoad {
+  static void run(WT *w, int tile, int rows_t, int nb, int cpp, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE
+    load_port_slice_mem<CFG, P>(w, tile, rows_t, nb, cpp, bank);
+  }
+};
+template <class CFG, int P, class WORD>
+struct SliceLoad<CFG, P, hls::stream<WORD> > {
+  static void run(hls::stream<WORD> *w, int tile, int rows_t, int nb, int cpp,
+                  typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE
+    load_port_slice_fifo<CFG, P>(w, tile, rows_t, nb, cpp, bank);
+  }
+};
+template <class CFG, int P, class WT>
+void load_port_slice(WT *w, int tile, int rows_t, int nb, int cpp, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE
+  SliceLoad<CFG, P, WT>::run(w, tile, rows_t, nb, cpp, bank);
+}
+
 // Load tile `tile` over NPORTS ports concurrently: port p fills bank p. One specialization per port
 // count, so each DATAFLOW region is straight-line calls on distinct ports and distinct banks; the
 // unused pointer and bank arguments are never touched.
@@ -155,7 +294,7 @@ struct TileLoader<CFG, 1> {
   typedef typename CFG::beat_t beat_t;
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
-  static void run(const WT *w0, const WT *, const WT *, const WT *, int tile, int rows_t, int nb,
+  static void run(WT *w0, WT *, WT *, WT *, int tile, int rows_t, int nb,
                   int cpp, beat_t b0[][BPS], beat_t[][BPS], beat_t[][BPS], beat_t[][BPS]) {
 #pragma HLS INLINE
     load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
@@ -167,7 +306,7 @@ struct TileLoader<CFG, 2> {
   typedef typename CFG::beat_t beat_t;
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
-  static void run(const WT *w0, const WT *w1, const WT *, const WT *, int tile, int rows_t, int nb,
+  static void run(WT *w0, WT *w1, WT *, WT *, int tile, int rows_t, int nb,
                   int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t[][BPS], beat_t[][BPS]) {
 #pragma HLS DATAFLOW
     load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
@@ -180,7 +319,7 @@ struct TileLoader<CFG, 3> {
   typedef typename CFG::beat_t beat_t;
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
-  static void run(const WT *w0, const WT *w1, const WT *w2, const WT *, int tile, int rows_t, int nb,
+  static void run(WT *w0, WT *w1, WT *w2, WT *, int tile, int rows_t, int nb,
                   int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t[][BPS]) {
 #pragma HLS DATAFLOW
     load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
@@ -194,7 +333,7 @@ struct TileLoader<CFG, 4> {
   typedef typename CFG::beat_t beat_t;
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
-  static void run(const WT *w0, const WT *w1, const WT *w2, const WT *w3, int tile, int rows_t, int nb,
+  static void run(WT *w0, WT *w1, WT *w2, WT *w3, int tile, int rows_t, int nb,
                   int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t b3[][BPS]) {
 #pragma HLS DATAFLOW
     load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
