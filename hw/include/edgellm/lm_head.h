@@ -43,6 +43,9 @@
 //                + NPORTS * II_s + D_s                                 scoring of the last packet
 //                + nt * (min(k, K_TOP) + D_o)                          argmax / top-k out
 // lm_head: the call's cycles summed over its ceil(n_tok / MAX_TOK) token blocks.
+// From the top's head FIFOs with MAX_TOK == 1 (the generated top), the dot process is lm_dot_fifo: no
+// banks, one loop over (block, beat), so a call's dots take nblk * nbeats + D_d cycles when the
+// fetchers keep up (else the rows' DDR time).
 //
 // Accumulator: |q * w| <= 128 * 128 = 2^14, so |acc| <= 2^14 * HID_MAX (HID_MAX = 16384: 2^28,
 // 30 bits signed); ACC_BITS <= 32 requires HID_MAX < 2^17.
@@ -399,6 +402,84 @@ lm_out:
   }
 }
 
+// Dot process straight from the top's head FIFOs (weight_fetch.h lm_fetch_rows), one token
+// (MAX_TOK == 1): ONE pipelined loop over (block, beat), nblk * nbeats iterations at II 1, beat j of
+// port p's row of block b popped and multiplied in the same cycle; no banks, and no pipeline drain
+// between blocks (the fetcher keeps the rows coming). Rows past the vocabulary are not fetched and
+// dot as 0 (lm_score ignores them). Packets as lm_dot_blocks.
+template <class CFG, class W>
+void lm_dot_fifo(hls::stream<W> *s0, hls::stream<W> *s1, hls::stream<W> *s2, hls::stream<W> *s3,
+                 const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int vocab, int hidden,
+                 hls::stream<LmDotPacket<CFG> > &dots) {
+#pragma HLS INLINE off
+  enum { NP = CFG::NPORTS, kMaxIter = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS * CFG::BEATS_MAX };
+  typedef typename CFG::beat_t beat_t;
+  typedef typename CFG::acc_t acc_t;
+  const int nbeats = (hidden + CFG::P - 1) / CFG::P;
+  const int nblk = (vocab + NP - 1) / NP;
+  acc_t acc[kMaxHeadPorts];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+  int b = 0, j = 0;
+lm_dot_fifo_loop:
+  for (int i = 0; i < nblk * nbeats; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxIter
+    const beat_t q = qbuf[0][j];
+    const bool first = j == 0;  // a block's first beat restarts the sums
+    const int v0 = b * NP;
+    beat_t r[kMaxHeadPorts];
+#pragma HLS ARRAY_PARTITION variable = r complete
+    r[0] = s0->read();  // v0 < vocab for every block
+    r[1] = NP > 1 && v0 + 1 < vocab ? s1->read() : beat_t(0);
+    r[2] = NP > 2 && v0 + 2 < vocab ? s2->read() : beat_t(0);
+    r[3] = NP > 3 && v0 + 3 < vocab ? s3->read() : beat_t(0);
+    for (int p = 0; p < NP; p++) {
+#pragma HLS UNROLL
+      acc[p] = (first ? acc_t(0) : acc[p]) + dot_beat<CFG::P, CFG::ACC_BITS>(r[p], q);
+    }
+    if (j == nbeats - 1) {
+      LmDotPacket<CFG> pk;
+      for (int p = 0; p < NP; p++) {
+#pragma HLS UNROLL
+        pk.acc[p] = acc[p];
+      }
+      pk.blk = b;
+      pk.t = 0;
+      dots.write(pk);
+      j = 0;
+      b++;
+    } else {
+      j++;
+    }
+  }
+}
+
+// The dot process of lm_head_stream for a row source: banks (lm_dot_blocks) from memory, or from the
+// head FIFOs when one token is compiled (lm_dot_fifo; with MAX_TOK > 1 the rows are reused per
+// token, so they go through the banks).
+template <class CFG, class WT>
+struct LmDots {
+  static void run(WT *w0, WT *w1, WT *w2, WT *w3, const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt,
+                  int vocab, int hidden, hls::stream<LmDotPacket<CFG> > &dots) {
+#pragma HLS INLINE
+    lm_dot_blocks<CFG>(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots);
+  }
+};
+template <class CFG, class W>
+struct LmDots<CFG, hls::stream<W> > {
+  static void run(hls::stream<W> *w0, hls::stream<W> *w1, hls::stream<W> *w2, hls::stream<W> *w3,
+                  const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt, int vocab, int hidden,
+                  hls::stream<LmDotPacket<CFG> > &dots) {
+#pragma HLS INLINE
+    if (CFG::MAX_TOK == 1) {
+      (void)nt;  // == 1
+      lm_dot_fifo<CFG>(w0, w1, w2, w3, qbuf, vocab, hidden, dots);
+    } else {
+      lm_dot_blocks<CFG>(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots);
+    }
+  }
+};
+
 // The streaming region of one block of tokens: the dot process and the scoring process run
 // concurrently, joined by a FIFO of (block, token, NPORTS accumulators) packets.
 template <class CFG, class WT>
@@ -409,7 +490,7 @@ void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32
   enum { kDepth = 2 * CFG::MAX_TOK };  // one block's packets of slack
   hls::stream<LmDotPacket<CFG> > dots("lm_dots");
 #pragma HLS STREAM variable = dots depth = kDepth
-  lm_dot_blocks<CFG>(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots);
+  LmDots<CFG, WT>::run(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots);
   lm_score<CFG>(dots, qs, nt, row_scale, vocab, write_logits, logits, argmax, k, top_idx, top_val);
 }
 
