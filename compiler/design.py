@@ -23,6 +23,8 @@ HEAD_ROW_SCALE_BYTES = 4  # fp32 row scale per LM-head row (Int8Head)
 EMBED_BYTES = 2  # host-side embedding table kept as bf16/fp16 (checkpoints store it so)
 ACT_BYTES = 4  # fp32 activation / residual element
 BUFFER_KINDS = ("uram", "bram", "lutram")  # lutram: weight banks in distributed RAM, activations BRAM
+FETCH_BEATS = 2  # R-byte weight beats per word of a weight fetcher FIFO (hw kFetchBeats)
+FETCH_DEPTH_RANGE = (2, 65536)  # fetch_depth bounds (a power of two)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class DesignParams:
     decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
     max_context: int = 0  # KV cache capacity; 0: the model's max_context
     ip_calls_per_token: int = 1  # host ap_start round trips per decode step (descriptor driven: 1)
+    fetch_depth: int = 2048  # words (FETCH_BEATS beats of R bytes) per weight port's fetcher FIFO
 
     def __post_init__(self) -> None:
         self.validate()
@@ -64,7 +67,7 @@ class DesignParams:
         for f in ("group_size", "tables", "rows", "weight_ports", "port_width_bits", "data_port_width_bits",
                   "lm_head_bits", "prefill_token_block", "attn_q_block", "attn_kv_block", "attn_lanes",
                   "ew_lanes", "ew_vec", "token_lanes", "out_lanes", "kv_bytes", "decode_context",
-                  "ip_calls_per_token"):
+                  "ip_calls_per_token", "fetch_depth"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise EdgeLLMError(f"design parameter {f} must be a positive integer, got {v!r}")
@@ -86,6 +89,10 @@ class DesignParams:
             if v & (v - 1) or (most is not None and v > most):
                 bound = f" <= {most}" if most is not None else ""
                 raise EdgeLLMError(f"design parameter {f} must be a power of two{bound}, got {v}")
+        lo, hi = FETCH_DEPTH_RANGE
+        if self.fetch_depth & (self.fetch_depth - 1) or not lo <= self.fetch_depth <= hi:
+            raise EdgeLLMError(f"design parameter fetch_depth must be a power of two in {lo}..{hi}, "
+                               f"got {self.fetch_depth}")
         if self.prefill_token_block % self.token_lanes:
             raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
                                f"multiple of token_lanes ({self.token_lanes})")

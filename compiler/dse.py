@@ -3,14 +3,17 @@
 Objective, in order: maximize projected decode tokens/s (candidates within DECODE_TIE of the best
 count as equal), then minimize projected TTFT for a 128-token prompt, then minimize LUT use. Hard
 constraints: the board's resources under the routing headroom limits (estimate.UTIL_LIMITS) and the
-model's DDR footprint under DDR minus the OS reservation.
+model's DDR footprint under DDR minus the OS reservation. The weight fetcher's FIFO depth: every
+candidate takes the deepest of FETCH_DEPTHS that fits (decode never drops with depth); the near-best
+designs then keep the shallowest depth within FETCH_TIE of that decode.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from edgellm.boards import Board
@@ -18,7 +21,7 @@ from edgellm.compiler import perf_model
 from edgellm.compiler.design import DesignParams, check_ddr_fit
 from edgellm.compiler.estimate import UTIL_LIMITS, Estimate, estimate, fits_board
 from edgellm.compiler.perf_elementwise import ADD_LATENCY
-from edgellm.compiler.resource_model import estimate_resources
+from edgellm.compiler.resource_model import Resources, estimate_resources, fetch_fifo, total_of
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 
@@ -35,6 +38,9 @@ EW_VECS = (1, 2, 4, 8)  # element-wise elements per cycle (norm lanes: enough fo
 STORAGE = ("uram", "bram", "lutram")  # weight buffer kind (uram only where the board has URAM)
 ACT_STORAGE = ("bram", "uram")  # activation buffers (uram only where the board has URAM)
 ATTN_KV_BLOCKS = (8, 32)  # keys per K/V tile (NumericsPlan.kv_block): tile buffers vs per-tile overhead
+FETCH_DEPTHS = (512, 2048, 4096, 8192, 16384)  # words per weight fetcher FIFO (design.fetch_depth)
+LOGIC = ("lut", "ff", "dsp")  # resources the fetch FIFO depth does not change (BRAM/URAM FIFOs in the DSE)
+FETCH_TIE = 0.999  # a shallower fetch FIFO within 0.1% of the deepest fitting one's decode is enough
 
 
 def _port_counts(board: Board) -> list[int]:
@@ -80,6 +86,19 @@ def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
     return _explore(cfg, board, base or DesignParams(), tuple(sorted(limits.items())))
 
 
+def _fetch_knee(cfg: ModelConfig, board: Board, p: DesignParams, decode: float,
+                fits: Callable[[DesignParams], bool]) -> tuple[float, DesignParams]:
+    """The shallowest fitting fetch depth whose decode is within FETCH_TIE of `decode` (p's, at the
+    deepest fitting depth): deeper FIFOs that buy nothing only take memory."""
+    for d in sorted(x for x in FETCH_DEPTHS if x < p.fetch_depth):
+        q = p.replace(fetch_depth=d)
+        if fits(q):
+            dec = perf_model.decode_step(cfg, board, q).tokens_per_s
+            if dec >= FETCH_TIE * decode:
+                return dec, q
+    return decode, p
+
+
 @functools.lru_cache(maxsize=64)
 def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tuple) -> DseResult:
     limits = dict(limit_items)
@@ -88,36 +107,70 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
     feasible: list[tuple[float, float, DesignParams]] = []
     explored = 0
     smallest: tuple[float, list[str]] | None = None
-    res_cache: dict[tuple, tuple[list[str], float]] = {}  # resource key -> (violations, LUT fraction)
+    # resource key -> (every kernel but the weight FIFOs; its violations if LUT/FF/DSP fail; LUT fraction)
+    res_cache: dict[tuple, tuple[Resources, list[str], float]] = {}
     decode_cache: dict[DesignParams, float] = {}  # decode does not depend on the prefill token block
+    depths = sorted(FETCH_DEPTHS, reverse=True)
+    mem_limit = (limits["bram36"] * board.bram36, limits["uram"] * board.uram)  # as fits_board counts
 
-    def consider(p: DesignParams) -> None:
-        nonlocal explored, smallest
-        explored += 1
-        key = (p.group_size, p.tables, p.rows, p.attn_lanes, p.attn_kv_block, p.weight_ports, p.weight_buffer,
-               p.act_buffer, p.lm_head_on_fabric, p.prefill_token_block, p.token_lanes, p.ew_vec)
+    def violations(p: DesignParams, key: tuple, depth: int) -> list[str]:
+        """Why p with weight FIFOs of `depth` words does not fit (empty: it fits)."""
+        nonlocal smallest
         if key not in res_cache:
-            total = estimate_resources(cfg, board, p)["total"]
-            res_cache[key] = (fits_board(total, board, limits), total.utilization(board)["lut"])
-            why, lut = res_cache[key]
-            if why and (smallest is None or lut < smallest[0]):
-                smallest = (lut, why)
-        why, lut = res_cache[key]
-        if why:
+            parts = estimate_resources(cfg, board, p)
+            core = total_of([r for k, r in parts.items() if k != "total"] + [fetch_fifo(board, p).scaled(-1)])
+            util = core.utilization(board)
+            logic = [] if all(util[k] <= limits[k] for k in LOGIC) else fits_board(core, board, limits)
+            res_cache[key] = (core, logic, parts["total"].utilization(board)["lut"])
+        core, logic, lut = res_cache[key]
+        out = logic  # a logic violation: no FIFO depth can help
+        if not logic:
+            fifo = fetch_fifo(board, p, depth)
+            bram, uram = math.ceil((core.bram36 + fifo.bram36) * 2) / 2, core.uram + fifo.uram
+            if bram <= mem_limit[0] and uram <= mem_limit[1]:
+                return []
+            out = ["bram36/uram"]  # the reasons are spelled out only for the smallest misfit
+            if smallest is None or lut < smallest[0]:
+                out = fits_board(total_of([core, fifo]), board, limits)
+        if smallest is None or lut < smallest[0]:
+            smallest = (lut, out)
+        return out
+
+    def res_key(p: DesignParams) -> tuple:
+        return (p.group_size, p.tables, p.rows, p.attn_lanes, p.attn_kv_block, p.weight_ports,
+                p.weight_buffer, p.act_buffer, p.lm_head_on_fabric, p.prefill_token_block, p.token_lanes,
+                p.ew_vec)
+
+    def fits(p: DesignParams) -> bool:
+        return not violations(p, res_key(p), p.fetch_depth)
+
+    def consider(p: DesignParams, fetch_depths: list[int] = depths) -> None:
+        """Add p at the deepest of `fetch_depths` that fits (decode never drops with depth)."""
+        nonlocal explored
+        explored += 1
+        key = res_key(p)
+        for d in fetch_depths:
+            if violations(p, key, d):
+                continue
+            q = p if d == p.fetch_depth else p.replace(fetch_depth=d)
+            dkey = q.replace(prefill_token_block=q.token_lanes)
+            if dkey not in decode_cache:
+                decode_cache[dkey] = perf_model.decode_step(cfg, board, q).tokens_per_s
+            feasible.append((decode_cache[dkey], res_cache[key][2], q))
             return
-        dkey = p.replace(prefill_token_block=p.token_lanes)
-        if dkey not in decode_cache:
-            decode_cache[dkey] = perf_model.decode_step(cfg, board, p).tokens_per_s
-        feasible.append((decode_cache[dkey], lut, p))
 
     for p in candidates(board, base):
         consider(p)
-    if feasible:  # token lanes and larger prefill blocks only speed up prefill: widen the near-best designs
+    if feasible:  # the near-best designs: the fetch depth they need, then token lanes and prefill blocks
         best = max(f[0] for f in feasible)
-        for _, _, p in [f for f in feasible if f[0] >= DECODE_TIE * best]:
+        near = [f for f in feasible if f[0] >= DECODE_TIE * best]
+        feasible = [f for f in feasible if f[0] < DECODE_TIE * best]
+        for dec, lut, p in near:
+            dec, p = _fetch_knee(cfg, board, p, dec, fits)
+            feasible.append((dec, lut, p))
             for pb, tp in itertools.product(PREFILL_TOKEN_BLOCKS, TOKEN_LANES):
                 if (pb, tp) != (p.prefill_token_block, p.token_lanes) and pb % tp == 0:
-                    consider(p.replace(prefill_token_block=pb, token_lanes=tp))
+                    consider(p.replace(prefill_token_block=pb, token_lanes=tp), [p.fetch_depth])
     if not feasible:
         why = "; ".join(smallest[1]) if smallest else "no candidates"
         raise EdgeLLMError(f"no accelerator configuration for {cfg.name} fits {board.name} within the "

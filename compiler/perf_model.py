@@ -5,18 +5,29 @@ counts (initiation interval 1 in every steady-state loop) and from DDR bytes ove
 design can actually pull.
 
 Two engines:
-- `overlap=True`: the hardware edgellm generates (hw/include/edgellm), counted loop by loop. Per
-  linear and token block: the activation block loads one byte per cycle (tlmm.h load_acts) while
-  the first tile loads; then tile i+1 loads (each of the P stream ports one R-byte column per cycle,
-  weight_buffer.h) while tile i computes (per token: one cycle per step + R output cycles + pipeline
-  fill). Nothing is loaded across linears, during attention, norms or the LM head: the phases of a
-  layer add up. Decode attention reads K/V over the weight ports (KV head h on port h % P,
-  attention_decode.h attention_decode_ports; at most one merged beat of MEM_LANES K and V
-  elements per cycle); prefill reads them, and every step writes the new K/V, over the one data
-  port. The LM head streams NP rows per block, one per
-  weight port, at P bytes per port and cycle (lm_head.h), double-buffered the same way.
+- `overlap=True`: the hardware edgellm generates (hw/include/edgellm), counted loop by loop, with a
+  decoupled weight fetcher (top.h, weight_fetch.h). Per weight port a fetcher process walks the
+  call's descriptor program and pushes every ternary-weight beat the TLMM will consume, in order,
+  into a FIFO (fetch_depth words of FETCH_BEATS R-byte beats) at the weight ports' DDR rate; it
+  stops only when the FIFO is full, so while the engine runs element-wise stages and attention it
+  prefetches the next linears' weights. The engine's program, per prefill token block and layer in
+  decoder_layer.h order (element-wise gaps from perf_elementwise, attention from perf_attention,
+  linears), then the final norm, is run against that producer by perf_fetch's fluid model (the FIFO
+  is empty at the start of every call). A linear, when its weights are waiting: the activation
+  block loads one chunk per cycle (tlmm.h load_acts) while the first tile's banks fill from the
+  FIFOs (FETCH_BEATS columns per port and cycle where BEATS_PER_STEP >= 2), then tile i+1 fills
+  while tile i computes (per token: one cycle per step + R output cycles + pipeline fill). Decode
+  attention reads K/V over its own m_axi arguments on the weight ports (KV head h on port h % P,
+  attention_decode.h attention_decode_ports; at most one merged beat of MEM_LANES K and V elements
+  per cycle) and prefill over the data port; those reads take DDR bandwidth from the fetcher. The LM
+  head streams NP rows per block, one per weight port, at P bytes per port and cycle (lm_head.h)
+  from its own shallow FIFOs: it is not prefetched (its time adds after the layers), nor is
+  anything across calls. Projection.detail (seconds, summed over the call): load = tile-bank fills
+  from the FIFOs, compute = TLMM compute, attention, elementwise (final norm included), stall =
+  time the engine waited for weights, fetch = weight bytes / the fetcher's DDR rate.
 - `overlap=False`: TeLLMe's released design, described by its own parameters (serial load and
-  compute, whole-model bandwidth formula; estimate.tellme_params).
+  compute, whole-model bandwidth formula; estimate.tellme_params). detail: load = weight bytes /
+  bandwidth, compute, attention, elementwise (they add up to the layers).
 """
 
 from __future__ import annotations
@@ -25,9 +36,10 @@ import math
 from dataclasses import dataclass, field
 
 from edgellm.boards import Board
-from edgellm.compiler import perf_attention, perf_elementwise
+from edgellm.compiler import perf_attention, perf_elementwise, perf_fetch
 from edgellm.compiler.design import (
     ACT_BYTES,
+    FETCH_BEATS,
     DesignParams,
     kv_bytes_per_token,
     layer_weight_bytes,
@@ -205,48 +217,101 @@ def tlmm_tile_iters(nt: int, nsteps: int, tp: int, r: int, ol: int) -> int:
     return nsteps + (ng - 1) * max(nsteps, write) + write_last
 
 
+def fifo_tile_load_cycles(n_in: int, p: DesignParams, nports: int) -> int:
+    """Cycles to fill one full weight tile's banks from the fetcher FIFOs (weight_buffer.h
+    load_port_slice from a FIFO): each port's cpp columns at FETCH_BEATS columns per cycle when a bank
+    row has >= 2 slots (BEATS_PER_STEP = G*T/5 >= 2), else one column per cycle."""
+    nb = -(-n_in // 5)
+    cpp = -(-nb // nports)
+    bps = p.group_size * tlmm_tables(p) // 5
+    return -(-cpp // FETCH_BEATS) if bps >= 2 else cpp
+
+
 def _tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
                    tokens: int) -> tuple[float, float, float]:
-    """(total, load, compute) seconds of one linear on the generated engine for `tokens` tokens."""
+    """(total, load, compute) seconds of one linear on the generated engine for `tokens` tokens when its
+    weights are always waiting in the fetcher FIFOs (perf_fetch adds the waits): tile i+1's banks fill
+    from the FIFOs (fifo_tile_load_cycles; a tail tile of rows_t < R rows one byte per cycle) while
+    tile i computes."""
     f = p.clock_mhz * 1e6
     r, t5 = p.rows, tlmm_tables(p)
     nb = -(-n_in // 5)
     nsteps = -(-nb // (p.group_size * t5 // 5))
     ntiles = -(-out // r)
     nports = stream_ports(board, p)
-    cpp = -(-nb // nports)  # byte columns per port and tile
-    tile_load = max(cpp * r / _port_bytes_per_cycle(board, p, r), r * nb / _ddr_bytes_per_cycle(board, p))
+    tile_load = fifo_tile_load_cycles(n_in, p, nports)
+    tail = out - (ntiles - 1) * r  # rows of the last tile
+    last_load = tile_load if tail == r else tail * -(-nb // nports)
     tile_compute = tlmm_tile_compute_cycles(n_in, p, tokens)
     acts = tokens * nsteps * (t5 // 5) + tokens  # load_acts: a chunk of 5 G bytes per cycle; load_qs
-    total = (max(acts, tile_load) + (ntiles - 1) * max(tile_load, tile_compute) + tile_compute
-             + LINEAR_PIPELINE_DEPTH)
-    return total / f, ntiles * tile_load / f, (ntiles * tile_compute + acts) / f
+    first = last_load if ntiles == 1 else tile_load
+    total = (max(acts, first) + max(0, ntiles - 2) * max(tile_load, tile_compute)
+             + (max(last_load, tile_compute) if ntiles > 1 else 0) + tile_compute + LINEAR_PIPELINE_DEPTH)
+    load = (ntiles - 1) * tile_load + last_load
+    return total / f, load / f, (ntiles * tile_compute + acts) / f
 
 
-def _layer(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, context: int,
-           board: Board | None = None) -> dict[str, float]:
-    """One layer for a block of `tokens` tokens ending at `context`: load, compute, attention, total (s).
-
-    Generated engine (overlap): the seven linears, attention and norms run one after another; each
-    linear is double-buffered within itself only (tlmm_linear). TeLLMe (no overlap): everything serial
-    at the whole-port bandwidth.
-    """
+def _layer(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, context: int) -> dict[str, float]:
+    """TeLLMe-style engine (overlap=False): one layer for a block of `tokens` tokens ending at
+    `context`, everything serial at the whole-port bandwidth: load, compute, attention, total (s)."""
     f = p.clock_mhz * 1e6
     shapes = cfg.linear_shapes().values()
     attn, _ = _attention(cfg, p, bw, tokens, context)
-    if p.overlap:
-        assert board is not None
-        ew = perf_elementwise.layer_cycles(cfg, p, tokens) / f  # elementwise.h passes, as built
-        lin = [_tlmm_linear_s(board, o, i, p, tokens) for o, i in shapes]
-        load, compute = sum(x[1] for x in lin), sum(x[2] for x in lin)
-        total = sum(x[0] for x in lin) + attn + ew
-    else:
-        ew = tokens * norms_per_layer(cfg) * math.ceil(cfg.hidden_size / p.ew_lanes) / f
-        wbytes = sum(linear_bytes(o, i, p) for o, i in shapes)
-        load = wbytes / bw.weights
-        compute = sum(linear_cycles(o, i, p, tokens) for o, i in shapes) / f
-        total = load + compute + attn + ew
-    return {"load": load, "compute": compute, "attention": attn, "elementwise": ew, "total": total}
+    ew = tokens * norms_per_layer(cfg) * math.ceil(cfg.hidden_size / p.ew_lanes) / f
+    load = sum(linear_bytes(o, i, p) for o, i in shapes) / bw.weights
+    compute = sum(linear_cycles(o, i, p, tokens) for o, i in shapes) / f
+    return {"load": load, "compute": compute, "attention": attn, "elementwise": ew,
+            "total": load + compute + attn + ew}
+
+
+def elementwise_gaps(cfg: ModelConfig, p: DesignParams, tokens: int) -> tuple[int, ...]:
+    """Cycles of the element-wise stages between one layer's linears for `tokens` tokens, in
+    decoder_layer.h order: attention norm; RoPE q + RoPE k + K/V write; attention SubLN (or quantize);
+    residual + FFN norm; GLU (+ SubLN); residual. They sum to perf_elementwise.layer_cycles."""
+    w = perf_elementwise._Widths(p)
+    h, subln = cfg.hidden_size, cfg.subln
+    per_token = (
+        perf_elementwise.norm_quantize(h, True, w),
+        perf_elementwise.dequant_rope(cfg.n_heads, cfg.head_dim, w)
+        + perf_elementwise.dequant_rope(cfg.n_kv_heads, cfg.head_dim, w)
+        + perf_elementwise.kv_write(cfg.kv_size, w),
+        perf_elementwise.norm_quantize(cfg.q_size, subln, w),
+        perf_elementwise.residual_norm_quantize(h, True, w),
+        perf_elementwise.glu_norm_quantize(cfg.ffn_size, subln, w),
+        perf_elementwise.residual_norm_quantize(h, False, w),
+    )
+    return tuple(tokens * c for c in per_token)
+
+
+def _linear_phase(board: Board, out: int, n_in: int, p: DesignParams, tokens: int,
+                  detail: dict[str, float]) -> perf_fetch.Phase:
+    """One linear as a consumer phase: its FIFO bytes (every tile, R x nb bytes) and its time when the
+    bytes are there; adds its load and compute to `detail`."""
+    total, load, compute = _tlmm_linear_s(board, out, n_in, p, tokens)
+    detail["load"] += load
+    detail["compute"] += compute
+    return perf_fetch.Phase(-(-out // p.rows) * p.rows * -(-n_in // 5), total)
+
+
+def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int,
+                  context: int, detail: dict[str, float]) -> list[perf_fetch.Phase]:
+    """One layer's program for a block of `tokens` tokens ending at `context` (decoder_layer.h order):
+    element-wise gaps, linears (FIFO consumers) and attention (its K/V reads share the DDR)."""
+    f = p.clock_mhz * 1e6
+    sh = cfg.linear_shapes()
+    gaps = [c / f for c in elementwise_gaps(cfg, p, tokens)]
+    attn_s, attn_bytes = _attention(cfg, p, bw, tokens, context)
+    kv_reads = attn_bytes - tokens * 2 * cfg.kv_size * p.kv_bytes  # the new K/V is written in a gap
+    detail["attention"] += attn_s
+    detail["elementwise"] += sum(gaps)
+
+    def lin(name: str) -> perf_fetch.Phase:
+        return _linear_phase(board, *sh[name], p, tokens, detail)
+
+    gap = perf_fetch.Phase
+    return [gap(0, gaps[0]), lin("q"), lin("k"), lin("v"), gap(0, gaps[1]), gap(0, attn_s, kv_reads),
+            gap(0, gaps[2]), lin("o"), gap(0, gaps[3]), lin("gate"), lin("up"), gap(0, gaps[4]), lin("down"),
+            gap(0, gaps[5])]
 
 
 @dataclass(frozen=True)
@@ -263,14 +328,47 @@ class Projection:
         return 1.0 / self.seconds
 
 
+def fetch_capacity_bytes(board: Board, p: DesignParams) -> int:
+    """Bytes the weight fetcher FIFOs hold together: ports x fetch_depth words x FETCH_BEATS x R."""
+    return stream_ports(board, p) * p.fetch_depth * FETCH_BEATS * p.rows
+
+
+def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int) -> Projection:
+    """The generated engine: one call's program (every token block, every layer, the final norm) run
+    against the weight fetcher (perf_fetch), then the LM head and the host."""
+    bw = bandwidth(board, p)
+    f = p.clock_mhz * 1e6
+    detail = {"load": 0.0, "compute": 0.0, "attention": 0.0, "elementwise": 0.0}
+    phases: list[perf_fetch.Phase] = []
+    done = 0
+    while done < tokens:
+        n = min(tokens - done, p.prefill_token_block)
+        one: dict[str, float] = dict.fromkeys(detail, 0.0)
+        layer = _layer_phases(cfg, board, p, bw, n, context0 + done + n, one)
+        phases += layer * cfg.n_layers  # every layer of a block runs the same program
+        for k in detail:
+            detail[k] += cfg.n_layers * one[k]
+        done += n
+    final = perf_elementwise.norm_quantize(cfg.hidden_size, True, perf_elementwise._Widths(p)) / f
+    phases.append(perf_fetch.Phase(0, final))  # the final norm (one row, before the LM head)
+    detail["elementwise"] += final
+    run = perf_fetch.simulate(phases, bw.weights, fetch_capacity_bytes(board, p))
+    detail["stall"] = run.stall
+    detail["fetch"] = sum(ph.nbytes for ph in phases) / bw.weights
+    parts = {"layers": run.seconds, "lm_head": _lm_head_s(cfg, board, p, bw), "host": _host_s(cfg, p)}
+    return Projection(sum(parts.values()), parts, detail)
+
+
 def _run(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int) -> Projection:
+    if p.overlap:
+        return _run_fetched(cfg, board, p, tokens, context0)
     bw = bandwidth(board, p)
     layers = 0.0
     detail = {"load": 0.0, "compute": 0.0, "attention": 0.0, "elementwise": 0.0}
     done = 0
     while done < tokens:
         n = min(tokens - done, p.prefill_token_block)
-        lay = _layer(cfg, p, bw, n, context0 + done + n, board)
+        lay = _layer(cfg, p, bw, n, context0 + done + n)
         layers += cfg.n_layers * lay["total"]
         for k in detail:
             detail[k] += cfg.n_layers * lay[k]

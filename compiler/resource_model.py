@@ -4,17 +4,20 @@ Unit costs are engineering estimates with their derivation beside each constant;
 platform terms are calibrated (marked so) so that TeLLMe's released configuration reproduces its
 published totals (see estimate.tellme_calibration). Memories are sized by width x depth against the
 primitives' aspect ratios (BRAM36: 512x72 .. 4Kx9; URAM: 4Kx72), one bank per parallel reader.
+The generated engine's weight fetcher (FIFOs, walkers, loader muxes, LM-head FIFOs) is its own
+entry, "fetch".
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edgellm.boards import Board
 from edgellm.compiler import perf_attention, perf_elementwise
-from edgellm.compiler.design import DesignParams
+from edgellm.compiler.design import FETCH_BEATS, DesignParams
 from edgellm.compiler.perf_model import bandwidth, buffer_depth, stream_ports, tlmm_tables
 from edgellm.models.config import ModelConfig
 
@@ -46,6 +49,13 @@ CLAMP_LUT = 30  # rint result clamp to [-128, 127] and int8 select per lane, est
 # --- int8 MACs per DSP by PS family (device generation): DSP48E2 packs two int8 products (WP486);
 # the Zynq-7000's DSP48E1 does one. -------------------------------------------------------------
 INT8_MACS_PER_DSP = {"zynqmp": 2, "zynq7": 1}
+# --- weight fetcher (top.h fetch_program, weight_fetch.h) ----------------------------------------
+# Per weight port: the program walker (descriptor and layer-table reads, tile/slice counters) and the
+# burst address generator. Estimate (a few counters, comparators and a small FSM), LUT and FF.
+FETCH_WALKER = (600, 900)
+# The TLMM loader's write mux per port: each of the FETCH_BEATS columns of a FIFO word can land in any
+# of the bank row's BEATS_PER_STEP slots, about half a LUT per slot and data bit. Estimate.
+LOADER_MUX_LUT_PER_SLOT_BIT = 0.5
 # --- AXI infrastructure ---------------------------------------------------------------------
 MAXI_LUT = (1000, 4)  # HLS m_axi adapter: base + per data bit (burst/outstanding logic), estimate
 MAXI_FF = (1500, 6)
@@ -295,6 +305,43 @@ def lm_head(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     return macs + extra + _ops(FCVT, FMUL) + Resources(lut=300, ff=300)
 
 
+def _fifo_memory(width: int, depth: int, n: int, board: Board) -> Resources:
+    """n FIFOs of width x depth: distributed RAM under the AUTO_LUTRAM_BITS rule, else URAM where the board
+    has it and depth >= URAM_MIN_DEPTH (ceil(width/72) x ceil(depth/4096)), else BRAM36 cascaded 512 x 72
+    (ceil(width/72) x ceil(depth/512))."""
+    if width * depth <= AUTO_LUTRAM_BITS:
+        return Resources(lut=n * lutram_luts(width, depth))
+    if board.uram > 0 and depth >= URAM_MIN_DEPTH:
+        return Resources(uram=n * uram_for(width, depth))
+    return Resources(bram36=n * math.ceil(width / 72) * math.ceil(depth / 512))
+
+
+def fetch_fifo(board: Board, p: DesignParams, depth: int | None = None) -> Resources:
+    """The weight FIFOs alone: one per stream port, fetch_depth (or `depth`) words of FETCH_BEATS R-byte
+    beats (8 R FETCH_BEATS bits)."""
+    if not p.overlap:
+        return Resources()
+    return _fifo_memory(8 * p.rows * FETCH_BEATS, depth or p.fetch_depth, stream_ports(board, p), board)
+
+
+def fetch(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
+    """The decoupled weight fetcher (generated engine only): per stream port the weight FIFO
+    (fetch_fifo), the program walker and address generator (FETCH_WALKER), the TLMM loader's write mux
+    (BEATS_PER_STEP x 8R x LOADER_MUX_LUT_PER_SLOT_BIT LUT) and, with the LM head on the fabric, its
+    FIFO of 2 ceil(hidden / P) beats of 8P bits (P = port bytes)."""
+    if not p.overlap:
+        return Resources()
+    nports = stream_ports(board, p)
+    bps = p.group_size * tlmm_tables(p) // 5
+    logic = Resources(lut=nports * (FETCH_WALKER[0] + bps * 8 * p.rows * LOADER_MUX_LUT_PER_SLOT_BIT),
+                      ff=nports * FETCH_WALKER[1])
+    head = Resources()
+    if p.lm_head_on_fabric:
+        beat = p.port_width_bits // 8
+        head = _auto_memory(8 * beat, 2 * -(-cfg.hidden_size // beat), nports)
+    return fetch_fifo(board, p) + logic + head
+
+
 def axi(p: DesignParams) -> Resources:
     """m_axi adapters (with burst buffers) + one SmartConnect per port, s_axilite control."""
     total = Resources(lut=AXILITE[0], ff=AXILITE[1])
@@ -309,12 +356,17 @@ def estimate_resources(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[
     """Resources per kernel; the 'total' entry sums them (rounded up to whole blocks)."""
     parts = {
         "tlmm": tlmm(cfg, board, p), "elementwise": elementwise(cfg, p), "attention": attention(cfg, p),
-        "lm_head": lm_head(cfg, board, p), "axi": axi(p),
+        "lm_head": lm_head(cfg, board, p), "fetch": fetch(cfg, board, p), "axi": axi(p),
         "platform": Resources(lut=FIXED_LUT, ff=FIXED_FF, bram36=FIFO_BRAM36),
     }
-    total = Resources()
-    for r in parts.values():
-        total += r
-    parts["total"] = Resources(lut=math.ceil(total.lut), ff=math.ceil(total.ff), dsp=math.ceil(total.dsp),
-                               bram36=math.ceil(total.bram36 * 2) / 2, uram=math.ceil(total.uram))
+    parts["total"] = total_of(parts.values())
     return parts
+
+
+def total_of(parts: Iterable[Resources]) -> Resources:
+    """The sum of some kernels' resources, rounded up to whole LUTs, FFs, DSPs, URAMs and BRAM18 halves."""
+    total = Resources()
+    for r in parts:
+        total += r
+    return Resources(lut=math.ceil(total.lut), ff=math.ceil(total.ff), dsp=math.ceil(total.dsp),
+                     bram36=math.ceil(total.bram36 * 2) / 2, uram=math.ceil(total.uram))
