@@ -99,6 +99,13 @@ def _fetch_knee(cfg: ModelConfig, board: Board, p: DesignParams, decode: float,
     return decode, p
 
 
+def decode_key(p: DesignParams) -> tuple:
+    """The explored fields decode_step reads (not the prefill token block, nor where the weight banks
+    and activation rows are stored); the others are the base's, fixed within one exploration."""
+    return (p.group_size, p.tables, p.rows, p.attn_lanes, p.attn_kv_block, p.token_lanes, p.ew_vec,
+            p.ew_lanes, p.out_lanes, p.weight_ports, p.lm_head_on_fabric, p.fetch_depth)
+
+
 @functools.lru_cache(maxsize=64)
 def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tuple) -> DseResult:
     limits = dict(limit_items)
@@ -109,7 +116,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
     smallest: tuple[float, list[str]] | None = None
     # resource key -> (every kernel but the weight FIFOs; its violations if LUT/FF/DSP fail; LUT fraction)
     res_cache: dict[tuple, tuple[Resources, list[str], float]] = {}
-    decode_cache: dict[DesignParams, float] = {}  # decode does not depend on the prefill token block
+    decode_cache: dict[tuple, float] = {}  # decode_key -> decode tokens/s
     depths = sorted(FETCH_DEPTHS, reverse=True)
     mem_limit = (limits["bram36"] * board.bram36, limits["uram"] * board.uram)  # as fits_board counts
 
@@ -153,7 +160,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
             if violations(p, key, d):
                 continue
             q = p if d == p.fetch_depth else p.replace(fetch_depth=d)
-            dkey = q.replace(prefill_token_block=q.token_lanes)
+            dkey = decode_key(q)
             if dkey not in decode_cache:
                 decode_cache[dkey] = perf_model.decode_step(cfg, board, q).tokens_per_s
             feasible.append((decode_cache[dkey], res_cache[key][2], q))

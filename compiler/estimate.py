@@ -70,6 +70,7 @@ class Estimate:
     bits_per_weight: float
     ddr_footprint: dict[str, int]
     ddr_available: int
+    fetch_fifo_bytes: int = 0  # the weight fetcher FIFOs together (0: no fetcher, overlap=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,6 +88,7 @@ class Estimate:
             "fits": self.fits,
             "projected_decode_tok_s": round(self.decode_tok_s, 2),
             "decode_context": self.params.decode_context,
+            "fetch_fifo_kib": self.fetch_fifo_bytes / 1024,
             **{f"projected_ttft_{n}_s": round(p.seconds, 4) for n, p in self.ttft.items()},
             "ddr_bytes_per_token": self.bytes_per_token,
             "ddr_bound_tok_s": round(self.ddr_bound_tok_s, 2),
@@ -116,7 +118,8 @@ def estimate(cfg: ModelConfig, board: Board, p: DesignParams) -> Estimate:
         bytes_per_token=perf_model.decode_bytes_per_token(cfg, p),
         ddr_bound_tok_s=perf_model.ddr_bound_tokens_per_s(cfg, board, p),
         ddr_achievable_gbps=board.ddr_achievable_gbps, bits_per_weight=bits_per_weight(cfg, p),
-        ddr_footprint=ddr_footprint(cfg, p), ddr_available=board.ddr_available_bytes)
+        ddr_footprint=ddr_footprint(cfg, p), ddr_available=board.ddr_available_bytes,
+        fetch_fifo_bytes=perf_model.fetch_capacity_bytes(board, p) if p.overlap else 0)
 
 
 def tellme_estimate() -> Estimate:

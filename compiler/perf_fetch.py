@@ -55,37 +55,52 @@ def producer_rate(ph: Phase, rate: float) -> float:
     return max(0.0, rate - ph.ddr_share_bytes / ph.seconds)
 
 
-def simulate(phases: Sequence[Phase], rate: float, capacity: float) -> FetchResult:
+def simulate(phases: Sequence[Phase], rate: float, capacity: float,
+             total_bytes: float | None = None) -> FetchResult:
     """Run a program against a producer of `rate` bytes/s and a FIFO of `capacity` bytes (empty at the
-    start; the producer never fetches more than the program's total bytes). Closed form per phase.
-    ValueError when the producer has no bandwidth left for a phase that needs bytes it lacks."""
+    start; the producer never fetches more than the program's total bytes, `total_bytes` when the
+    caller knows it). Closed form per phase. ValueError when the producer has no bandwidth left for
+    a phase that needs bytes it lacks."""
     if rate <= 0 or capacity < 0:
         raise ValueError(f"fetch model: rate must be > 0 and capacity >= 0, got {rate}, {capacity}")
-    left = math.fsum(ph.nbytes for ph in phases)  # bytes the producer may still fetch
+    left = math.fsum(ph.nbytes for ph in phases) if total_bytes is None else total_bytes
     level = total = stall = 0.0
-    for n, s, share in phases:  # (producer_rate inlined: the DSE runs this thousands of times)
+    # (producer_rate and min() inlined: the design-space exploration runs this tens of thousands of times)
+    for n, s, share in phases:
         b = rate if share <= 0 else (max(0.0, rate - share / s) if s > 0 else 0.0)
+        total += s
         if n <= 0:  # a gap: the producer fills the FIFO
-            gain = min(b * s, capacity - level, left)
+            gain = b * s
+            room = capacity - level
+            if room < gain:
+                gain = room
+            if left < gain:
+                gain = left
             if gain > 0:
                 level += gain
                 left -= gain
-            total += s
             continue
         need = n - level  # bytes beyond those queued that must arrive during the phase
-        if need > 0 and b <= 0:
-            raise ValueError(f"fetch model: a phase needs {need:g} more bytes but the producer has no "
-                             f"bandwidth left (Phase({n}, {s}, {share}))")
-        wait = need / b if need > 0 else 0.0
-        if wait > s:  # the FIFO runs empty: the phase proceeds at the producer's rate
-            stall += wait - s
-            total += wait
-            left -= need
-            level = 0.0
-            continue
-        made = min(b * s, left, capacity - level + n)  # the producer stops when the FIFO is full
+        if need > 0:
+            if b <= 0:
+                raise ValueError(f"fetch model: a phase needs {need:g} more bytes but the producer has "
+                                 f"no bandwidth left (Phase({n}, {s}, {share}))")
+            if need > b * s:  # the FIFO runs empty: the phase proceeds at the producer's rate
+                wait = need / b
+                stall += wait - s
+                total += wait - s
+                left -= need
+                level = 0.0
+                continue
+        made = b * s  # the producer stops when the FIFO is full or the program's bytes are all fetched
+        room = capacity - level + n
+        if room < made:
+            made = room
+        if left < made:
+            made = left
         left -= made
-        level = max(0.0, level + made - n)
-        total += s
+        level += made - n
+        if level < 0.0:
+            level = 0.0
     return FetchResult(total, stall)
 

@@ -340,21 +340,22 @@ def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, c
     f = p.clock_mhz * 1e6
     detail = {"load": 0.0, "compute": 0.0, "attention": 0.0, "elementwise": 0.0}
     phases: list[perf_fetch.Phase] = []
-    done = 0
+    nbytes, done = 0, 0
     while done < tokens:
         n = min(tokens - done, p.prefill_token_block)
         one: dict[str, float] = dict.fromkeys(detail, 0.0)
         layer = _layer_phases(cfg, board, p, bw, n, context0 + done + n, one)
         phases += layer * cfg.n_layers  # every layer of a block runs the same program
+        nbytes += cfg.n_layers * sum(ph.nbytes for ph in layer)
         for k in detail:
             detail[k] += cfg.n_layers * one[k]
         done += n
     final = perf_elementwise.norm_quantize(cfg.hidden_size, True, perf_elementwise._Widths(p)) / f
     phases.append(perf_fetch.Phase(0, final))  # the final norm (one row, before the LM head)
     detail["elementwise"] += final
-    run = perf_fetch.simulate(phases, bw.weights, fetch_capacity_bytes(board, p))
+    run = perf_fetch.simulate(phases, bw.weights, fetch_capacity_bytes(board, p), nbytes)
     detail["stall"] = run.stall
-    detail["fetch"] = sum(ph.nbytes for ph in phases) / bw.weights
+    detail["fetch"] = nbytes / bw.weights
     parts = {"layers": run.seconds, "lm_head": _lm_head_s(cfg, board, p, bw), "host": _host_s(cfg, p)}
     return Projection(sum(parts.values()), parts, detail)
 

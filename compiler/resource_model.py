@@ -287,18 +287,16 @@ def _attention_as_built(cfg: ModelConfig, a: int, q_block: int, kv_block: int) -
 
 
 def lm_head(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
-    """int8 LM head GEMV, fp32 row scale, running argmax / top-k. Generated engine (lm_head.h): NP ports
-    x P bytes of MACs per cycle, ping-pong row banks in LUTRAM (2 NP x [hidden / P] beats of 8P bits)
-    and the token's beats in BRAM."""
+    """int8 LM head GEMV, fp32 row scale, running argmax / top-k. Generated engine (lm_head.h
+    lm_dot_fifo): NP ports x P bytes of MACs per cycle popping the rows straight from the fetcher's
+    head FIFOs (counted in fetch(); no row banks) and the token's beats in BRAM."""
     if not p.lm_head_on_fabric:
         return Resources()
     extra = Resources()
     if p.overlap:
         beat = p.port_width_bits // 8
         lanes = stream_ports(board, p) * beat
-        depth = -(-cfg.hidden_size // beat)
-        extra = Resources(lut=2 * stream_ports(board, p) * 8 * beat * math.ceil(depth / LUTRAM_BITS),
-                          bram36=bram36_for(8 * beat, depth))
+        extra = Resources(bram36=bram36_for(8 * beat, -(-cfg.hidden_size // beat)))
     else:
         lanes = max(1, int(bandwidth(board, p).weights / (p.clock_mhz * 1e6) * 8 // p.lm_head_bits))
     macs = Resources(lut=lanes * 20, ff=lanes * 32, dsp=math.ceil(lanes / INT8_MACS_PER_DSP[board.ps]))
