@@ -100,8 +100,8 @@ def _fetch_knee(cfg: ModelConfig, board: Board, p: DesignParams, decode: float,
 
 
 def decode_key(p: DesignParams) -> tuple:
-    """The explored fields decode_step reads (not the prefill token block, nor where the weight banks
-    and activation rows are stored); the others are the base's, fixed within one exploration."""
+    """The explored fields decode_step (and, with the prefill token block, prefill) reads: not where the
+    weight banks and activation rows are stored; the others are the base's, fixed within one exploration."""
     return (p.group_size, p.tables, p.rows, p.attn_lanes, p.attn_kv_block, p.token_lanes, p.ew_vec,
             p.ew_lanes, p.out_lanes, p.weight_ports, p.lm_head_on_fabric, p.fetch_depth)
 
@@ -184,7 +184,15 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
                            f"routing headroom ({why})")
     best_decode = max(f[0] for f in feasible)
     near = [f for f in feasible if f[0] >= DECODE_TIE * best_decode]
-    scored = [(perf_model.prefill(cfg, board, p, TTFT_TOKENS).seconds, lut, -dec, p) for dec, lut, p in near]
+    ttft: dict[tuple, float] = {}  # as decode_key, plus the prefill token block
+
+    def ttft_s(p: DesignParams) -> float:
+        key = (*decode_key(p), p.prefill_token_block)
+        if key not in ttft:
+            ttft[key] = perf_model.prefill(cfg, board, p, TTFT_TOKENS).seconds
+        return ttft[key]
+
+    scored = [(ttft_s(p), lut, -dec, p) for dec, lut, p in near]
     scored.sort(key=lambda s: s[:3])
     chosen = scored[0][3]
     return DseResult(chosen, estimate(cfg, board, chosen), len(feasible), explored)

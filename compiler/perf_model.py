@@ -285,12 +285,13 @@ def elementwise_gaps(cfg: ModelConfig, p: DesignParams, tokens: int) -> tuple[in
 
 def _linear_phase(board: Board, out: int, n_in: int, p: DesignParams, tokens: int,
                   detail: dict[str, float]) -> perf_fetch.Phase:
-    """One linear as a consumer phase: its FIFO bytes (every tile, R x nb bytes) and its time when the
-    bytes are there; adds its load and compute to `detail`."""
+    """One linear as a consumer phase: the weight bytes it pops (the encoded image, out x nb bytes padded
+    to R: a tail tile is stored densely) and its time when they are there; adds its load and compute
+    to `detail`."""
     total, load, compute = _tlmm_linear_s(board, out, n_in, p, tokens)
     detail["load"] += load
     detail["compute"] += compute
-    return perf_fetch.Phase(-(-out // p.rows) * p.rows * -(-n_in // 5), total)
+    return perf_fetch.Phase(-(-out * -(-n_in // 5) // p.rows) * p.rows, total)
 
 
 def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int,

@@ -15,7 +15,7 @@ from edgellm.compiler.design import (
     check_ddr_fit,
     weight_bytes,
 )
-from edgellm.compiler.dse import explore
+from edgellm.compiler.dse import FETCH_DEPTHS, explore
 from edgellm.compiler.estimate import (
     TELLME_CALIBRATED,
     TELLME_PUBLISHED,
@@ -172,6 +172,7 @@ def test_large_on_kv260_as_built(large_kv260) -> None:
     _check_fits(e, KV260)
     assert 40.0 < e.decode_tok_s <= e.ddr_bound_tok_s
     assert e.fetch_fifo_bytes == perf_model.fetch_capacity_bytes(KV260, e.params) > 0
+    assert e.params.fetch_depth in FETCH_DEPTHS and e.resources["fetch"].lut > 0
     assert e.summary()["fetch_fifo_kib"] == e.fetch_fifo_bytes / 1024
     assert e.ttft[128].seconds > e.ttft[64].seconds > 0
 

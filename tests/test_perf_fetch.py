@@ -10,6 +10,7 @@ import pytest
 from edgellm.boards import load_board
 from edgellm.compiler import perf_elementwise, perf_model
 from edgellm.compiler.design import FETCH_BEATS, DesignParams
+from edgellm.compiler.packing import packed_size
 from edgellm.compiler.perf_fetch import Phase, simulate
 from edgellm.compiler.resource_model import estimate_resources, fetch_fifo, uram_for
 from edgellm.errors import EdgeLLMError
@@ -127,9 +128,8 @@ def test_decode_deep_fifo_faster_than_shallow() -> None:
     assert deep.detail["stall"] < shallow.detail["stall"]
     # never faster than streaming the weights once at the fetcher's rate, plus the LM head
     bw = perf_model.bandwidth(KV260, KV260_DESIGN)
-    assert deep.parts["layers"] >= deep.detail["fetch"] == pytest.approx(
-        LARGE.n_layers * sum(-(-o // 16) * 16 * -(-i // 5) for o, i in LARGE.linear_shapes().values())
-        / bw.weights)
+    image = sum(packed_size(o, i, 16) for o, i in LARGE.linear_shapes().values())  # the encoder's bytes
+    assert deep.parts["layers"] >= deep.detail["fetch"] == pytest.approx(LARGE.n_layers * image / bw.weights)
     assert perf_model.fetch_capacity_bytes(KV260, KV260_DESIGN.replace(fetch_depth=8192)) == (
         4 * 8192 * FETCH_BEATS * 16)
     # the tile banks fill from the FIFOs two columns per port and cycle (BEATS_PER_STEP = 8 here)
@@ -156,3 +156,15 @@ def test_fetch_resources() -> None:
     assert res["fetch"].uram == 32 and res["fetch"].lut > 4 * 600
     assert res["total"].uram == sum(r.uram for k, r in res.items() if k != "total")
     assert estimate_resources(LARGE, KV260, p.replace(overlap=False))["fetch"].lut == 0
+
+
+def test_decode_key_covers_what_decode_reads() -> None:
+    """dse.decode_key leaves out the storage kinds: decode and prefill must not read them."""
+    from edgellm.compiler.dse import decode_key
+
+    p = KV260_DESIGN.replace(fetch_depth=4096)
+    for q in (p.replace(weight_buffer="uram"), p.replace(act_buffer="uram"), p.replace(weight_buffer="bram")):
+        assert decode_key(q) == decode_key(p)
+        for f in (perf_model.decode_step, lambda *a: perf_model.prefill(*a, 32)):
+            assert f(LARGE, KV260, q).seconds == f(LARGE, KV260, p).seconds
+    assert decode_key(p) != decode_key(p.replace(fetch_depth=512))
