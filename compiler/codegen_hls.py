@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgellm.compiler import hls_tcl
+from edgellm.compiler import hls_tcl, resource_model
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.packing import pack_ternary
 from edgellm.compiler.passes.plan_memory import Encoder
@@ -26,7 +26,6 @@ from edgellm.models.numerics import NumericsPlan
 
 TOP = "edgellm_top"
 MM_POLICIES = ("tlmm", "pack2")
-URAM_DEPTH = 4096  # words of one UltraRAM (4K x 72 bits)
 TAP_NAMES = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")
 CTRL_REGISTERS = {"ap_ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C}
 K_TOP_MAX = 64  # lm_head.h LmHeadConfig K_TOP bound
@@ -102,13 +101,6 @@ def _lit(x: float | int) -> str:
     return str(int(x))
 
 
-def fetch_storage(design: DesignParams, board: Any = None) -> str:
-    """BIND_STORAGE impl of the fetcher's weight FIFOs (EDGELLM_FETCH_STORAGE): URAM when the board has
-    it and the FIFO is at least one URAM deep (4096 x 72 bits), else BRAM."""
-    uram = getattr(board, "uram", 0) if board is not None else 0
-    return "uram" if uram and design.fetch_depth >= URAM_DEPTH else "bram"
-
-
 def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams, mm: str, max_t: int,
                   max_ctx: int, top_k: int, total_bytes: int, stream_ports: int = 1,
                   head_ports: int = 1, board: Any = None) -> str:
@@ -133,7 +125,7 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
 // Activation buffers (element-wise rows, attention q/o rows and K/V tiles): design.act_buffer
 #define EDGELLM_ACT_STORAGE {design.act_buffer}
 // Weight FIFOs of the fetcher (top.h): {design.fetch_depth} words per port
-#define EDGELLM_FETCH_STORAGE {fetch_storage(design, board)}
+#define EDGELLM_FETCH_STORAGE {resource_model.fetch_storage(board, design)}
 #include "edgellm/top.h"
 
 namespace edgellm_cfg {{

@@ -24,7 +24,8 @@ EMBED_BYTES = 2  # host-side embedding table kept as bf16/fp16 (checkpoints stor
 ACT_BYTES = 4  # fp32 activation / residual element
 BUFFER_KINDS = ("uram", "bram", "lutram")  # lutram: weight banks in distributed RAM, activations BRAM
 FETCH_BEATS = 2  # R-byte weight beats per word of a weight fetcher FIFO (hw kFetchBeats)
-FETCH_DEPTH_RANGE = (2, 65536)  # fetch_depth bounds (a power of two)
+FETCH_DEPTH_RANGE = (2, 65536)  # fetch_depth bounds (a power of two, or whole URAMs deep)
+URAM_WORDS = 4096  # depth of one UltraRAM (4K x 72 bits): FIFO depths in multiples of it waste nothing
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,10 @@ class DesignParams:
                 bound = f" <= {most}" if most is not None else ""
                 raise EdgeLLMError(f"design parameter {f} must be a power of two{bound}, got {v}")
         lo, hi = FETCH_DEPTH_RANGE
-        if self.fetch_depth & (self.fetch_depth - 1) or not lo <= self.fetch_depth <= hi:
-            raise EdgeLLMError(f"design parameter fetch_depth must be a power of two in {lo}..{hi}, "
-                               f"got {self.fetch_depth}")
+        fd = self.fetch_depth
+        if (fd & (fd - 1) and fd % URAM_WORDS) or not lo <= fd <= hi:
+            raise EdgeLLMError(f"design parameter fetch_depth must be a power of two or a multiple of "
+                               f"{URAM_WORDS} in {lo}..{hi}, got {fd}")
         if self.prefill_token_block % self.token_lanes:
             raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
                                f"multiple of token_lanes ({self.token_lanes})")

@@ -38,7 +38,8 @@ EW_VECS = (1, 2, 4, 8)  # element-wise elements per cycle (norm lanes: enough fo
 STORAGE = ("uram", "bram", "lutram")  # weight buffer kind (uram only where the board has URAM)
 ACT_STORAGE = ("bram", "uram")  # activation buffers (uram only where the board has URAM)
 ATTN_KV_BLOCKS = (8, 32)  # keys per K/V tile (NumericsPlan.kv_block): tile buffers vs per-tile overhead
-FETCH_DEPTHS = (512, 2048, 4096, 8192, 16384)  # words per weight fetcher FIFO (design.fetch_depth)
+# words per weight fetcher FIFO (design.fetch_depth): powers of two, and whole URAMs deep above 4096
+FETCH_DEPTHS = (512, 2048, 4096, 8192, 12288, 16384)
 LOGIC = ("lut", "ff", "dsp")  # resources the fetch FIFO depth does not change (BRAM/URAM FIFOs in the DSE)
 FETCH_TIE = 0.999  # a shallower fetch FIFO within 0.1% of the deepest fitting one's decode is enough
 

@@ -135,15 +135,17 @@ def _lm_head_s(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, t
         lanes = max(1, int(bw.weights / f * 8 // p.lm_head_bits))
         cycles = math.ceil(cfg.vocab_size * cfg.hidden_size / lanes) + LINEAR_PIPELINE_DEPTH
         return nbytes / bw.weights + cycles / f
-    # lm_head.h: blocks of NP rows (row v on port v % NP), P = port bytes per beat, ping-ponged
+    # lm_head.h lm_dot_fifo (one token): blocks of NP rows (row v on port v % NP), P = port bytes per
+    # beat, popped from the fetchers' head FIFOs in ONE (block, beat) loop: per block the longer of its
+    # nbeats dot cycles and its rows' DDR time; the logits are scored alongside
     nports, beat = stream_ports(board, p), p.port_width_bits // 8
     nbeats, nblk = -(-cfg.hidden_size // beat), -(-cfg.vocab_size // nports)
     blk_load = max(nbeats * beat / _port_bytes_per_cycle(board, p, beat),
                    nports * cfg.hidden_size / _ddr_bytes_per_cycle(board, p))
-    blk_compute = tokens * nbeats + TILE_PIPELINE_DEPTH  # dot beats; the logits are scored alongside
+    blk_compute = tokens * nbeats
     score_drain = nports * LM_SCORE_II + LM_SCORE_DEPTH  # the last block's rows through the scoring process
-    cycles = (blk_load + (nblk - 1) * max(blk_load, blk_compute) + blk_compute + score_drain
-              + LINEAR_PIPELINE_DEPTH)
+    cycles = (nblk * max(blk_load, blk_compute) + TILE_PIPELINE_DEPTH + score_drain + LINEAR_PIPELINE_DEPTH
+              + perf_elementwise.DDR_READ_LATENCY)
     return cycles / f
 
 

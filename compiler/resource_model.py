@@ -56,6 +56,7 @@ FETCH_WALKER = (600, 900)
 # The TLMM loader's write mux per port: each of the FETCH_BEATS columns of a FIFO word can land in any
 # of the bank row's BEATS_PER_STEP slots, about half a LUT per slot and data bit. Estimate.
 LOADER_MUX_LUT_PER_SLOT_BIT = 0.5
+HEAD_FIFO_DEPTH = 64  # words of each LM-head FIFO (top.h kHeadFifoDepth)
 # --- AXI infrastructure ---------------------------------------------------------------------
 MAXI_LUT = (1000, 4)  # HLS m_axi adapter: base + per data bit (burst/outstanding logic), estimate
 MAXI_FF = (1500, 6)
@@ -314,6 +315,15 @@ def _fifo_memory(width: int, depth: int, n: int, board: Board) -> Resources:
     return Resources(bram36=n * math.ceil(width / 72) * math.ceil(depth / 512))
 
 
+def fetch_storage(board: Board | None, p: DesignParams) -> str:
+    """Where the weight FIFOs live (_fifo_memory's rule; codegen emits it as EDGELLM_FETCH_STORAGE):
+    "lutram", "uram" or "bram"."""
+    width, depth = 8 * p.rows * FETCH_BEATS, p.fetch_depth
+    if width * depth <= AUTO_LUTRAM_BITS:
+        return "lutram"
+    return "uram" if board is not None and board.uram > 0 and depth >= URAM_MIN_DEPTH else "bram"
+
+
 def fetch_fifo(board: Board, p: DesignParams, depth: int | None = None) -> Resources:
     """The weight FIFOs alone: one per stream port, fetch_depth (or `depth`) words of FETCH_BEATS R-byte
     beats (8 R FETCH_BEATS bits)."""
@@ -326,7 +336,7 @@ def fetch(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     """The decoupled weight fetcher (generated engine only): per stream port the weight FIFO
     (fetch_fifo), the program walker and address generator (FETCH_WALKER), the TLMM loader's write mux
     (BEATS_PER_STEP x 8R x LOADER_MUX_LUT_PER_SLOT_BIT LUT) and, with the LM head on the fabric, its
-    FIFO of 2 ceil(hidden / P) beats of 8P bits (P = port bytes)."""
+    FIFO of HEAD_FIFO_DEPTH beats of 8P bits (P = port bytes)."""
     if not p.overlap:
         return Resources()
     nports = stream_ports(board, p)
@@ -336,7 +346,7 @@ def fetch(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     head = Resources()
     if p.lm_head_on_fabric:
         beat = p.port_width_bits // 8
-        head = _auto_memory(8 * beat, 2 * -(-cfg.hidden_size // beat), nports)
+        head = _auto_memory(8 * beat, HEAD_FIFO_DEPTH, nports)
     return fetch_fifo(board, p) + logic + head
 
 

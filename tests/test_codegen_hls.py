@@ -137,11 +137,11 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     assert "kWeightPorts = 4;" in h and "kStreamPorts = 4;" in h
     assert "LmHeadConfig<8, 128, 300, 1, 8, 4> head" in h
     assert f"top_config<layer, mm, head, 2, 300, {d.fetch_depth}>" in h  # words per weight FIFO
-    assert "#define EDGELLM_FETCH_STORAGE bram" in h  # shallower than one URAM
-    deep = dataclasses.replace(d, fetch_depth=8192)
-    gen(tmp_path / "deep", deep)
-    deep_h = (tmp_path / "deep" / "hls" / "edgellm_config.h").read_text()
-    assert "#define EDGELLM_FETCH_STORAGE uram" in deep_h
+    assert "#define EDGELLM_FETCH_STORAGE uram" in h  # 2048 x 256 bits on a board with URAM
+    for depth, board, kind in ((512, "kv260", "bram"), (16, "kv260", "lutram"), (8192, "pynq_z2", "bram")):
+        out = tmp_path / f"fifo{depth}{board}"
+        gen(out, dataclasses.replace(d, fetch_depth=depth), board=load_board(board))
+        assert f"#define EDGELLM_FETCH_STORAGE {kind}" in (out / "hls" / "edgellm_config.h").read_text()
     assert "kHeadPorts = 4;" in h  # the head streams its rows over the same 4 ports
     assert "kTotalBytes = 1048576ULL" in h
     gen(tmp_path / "p2", d, "pack2")

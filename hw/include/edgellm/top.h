@@ -4,7 +4,7 @@
 //   fetch_program<P>  one per weight port in use: walks the program (header, descriptors and layer
 //                     table read through its own port w_P) and pushes port P's share of every ternary
 //                     weight tile (weight_fetch.h tlmm_fetch_port) into FIFO wq_P (fetch_depth words
-//                     of kFetchBeats beats) and port P's LM-head rows into FIFO hq_P
+//                     of kFetchBeats beats) and port P's LM-head rows into FIFO hq_P (kHeadFifoDepth)
 //   engine_program    the program itself (below): every linear pops its tiles from the wq FIFOs, the
 //                     LM head its rows from the hq FIFOs; decode attention reads the KV cache over
 //                     kv0 .. kv3 (m_axi arguments in the weight ports' bundles), the rest goes over data
@@ -55,6 +55,11 @@ namespace edgellm {
 
 // The whole accelerator at compile time (generated edgellm_config.h): the layer shape, the matmul
 // policy, the LM head configuration, the number of layers and the vocabulary.
+// Words of each LM-head FIFO hq{P}: lm_dot_fifo pops one beat per port and cycle as the fetcher pushes
+// them, so a few dozen words of slack cover the burst turnarounds (compiler/resource_model.py
+// HEAD_FIFO_DEPTH: 64 x 128 bits stays in distributed RAM).
+const int kHeadFifoDepth = 64;
+
 // FETCH_DEPTH: words per weight FIFO (design.fetch_depth).
 template <class LAYER, class MM, class HEAD, int N_LAYERS, int VOCAB, int FETCH_DEPTH = 512>
 struct top_config {
@@ -365,7 +370,7 @@ void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, c
                       const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data,
                       uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
 #pragma HLS DATAFLOW
-  enum { kDepth = TC::fetch_depth, kHeadDepth = 2 * TC::head::BEATS_MAX };
+  enum { kDepth = TC::fetch_depth, kHeadDepth = kHeadFifoDepth };
   hls::stream<typename TC::word_t> wq0("wq0"), wq1("wq1"), wq2("wq2"), wq3("wq3");
   hls::stream<typename TC::hbeat_t> hq0("hq0"), hq1("hq1"), hq2("hq2"), hq3("hq3");
 #pragma HLS STREAM variable = wq0 depth = kDepth
