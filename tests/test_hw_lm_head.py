@@ -279,11 +279,19 @@ def test_lm_head_ties_across_blocks_multi_token(lib: ctypes.CDLL, nports: int) -
 
 def test_scoring_is_a_pipelined_process() -> None:
     """lm_head.h structure: the scoring (topk_insert) lives in the pipelined row loop of the scoring
-    process, which runs beside the dot process in a DATAFLOW region joined by the packet stream."""
+    process, which runs beside the dot process in a DATAFLOW region joined by the packet stream. The dot
+    process is LmDots: the banked lm_dot_blocks from memory, lm_dot_fifo (one pipelined loop) from the
+    top's head FIFOs."""
     src = (csim.INCLUDE_DIR / "edgellm" / "lm_head.h").read_text()
     region = src[src.index("void lm_head_stream("):]
     region = region[:region.index("\n}\n")]
-    assert "#pragma HLS DATAFLOW" in region and "lm_dot_blocks<CFG>(" in region and "lm_score<CFG>(" in region
+    assert "#pragma HLS DATAFLOW" in region and "LmDots<CFG, WT>::run(" in region
+    assert "lm_score<CFG>(" in region
+    fifo = src[src.index("lm_dot_fifo_loop:"):]
+    fifo = fifo[:fifo.index("\n}\n")]
+    assert "#pragma HLS PIPELINE II = 1" in fifo
+    assert fifo.count("for (") == 3  # the loop + 2 unrolled over the ports
+    assert fifo.count("#pragma HLS UNROLL") == 2
     rows = src[src.index("lm_score_rows:"):]
     rows = rows[:rows.index("\nlm_out:")]
     assert "#pragma HLS PIPELINE II = 1" in rows and "topk_insert<K>(" in rows

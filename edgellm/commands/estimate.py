@@ -69,6 +69,7 @@ def estimate_rows(e, b) -> list[tuple[str, str]]:  # e: Estimate, b: Board
                    f"{p.weight_ports}x{p.port_width_bits}b ports"),
         ("lanes", f"{p.token_lanes} token, {p.out_lanes} out, attention {p.attn_lanes}, "
                   f"element-wise {p.ew_vec}"),
+        ("weight fetch FIFOs", f"{e.fetch_fifo_bytes / 1024:,.0f} KiB ({p.fetch_depth} words per port)"),
         ("weights", f"{e.bits_per_weight:.3f} bits/weight"),
         (f"decode tok/s (projected, {p.decode_context} ctx)", f"{e.decode_tok_s:.1f}"),
         ("TTFT 64 tokens (projected)", f"{e.ttft[64].seconds:.3f} s"),
