@@ -111,18 +111,64 @@ void put_column(typename CFG::beat_t col, int row, int slot, int bc, int nb,
   }
 }
 
-// Port P's share of tile `tile` (rows_t rows, nb byte columns, cpp columns per port) into its bank:
-// columns c0 = min(P*cpp, nb) .. c1-1, c1 = min(c0 + cpp, nb). Full tiles: one beat per cycle, a
-// burst of the port's columns. The tail tile (rows_t < R) is stored densely as [column][rows_t]
-// bytes: the port's columns are the bytes [c0*rows_t, c1*rows_t) of the tile, read as whole beats
-// (the first from lane c0*rows_t % R) and re-assembled one byte per cycle.
-template <class CFG, int P, class WT>
-void load_port_slice_mem(WT *w, int tile, int rows_t, int nb, int cpp,
-                     typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
-#pragma HLS INLINE off
+// The tail tile's share of one port (rows_t < R rows, stored densely as [column][rows_t] bytes):
+// columns c0 .. c1-1 are the bytes [c0*rows_t, c1*rows_t) of the tile, taken beat by beat from `src`
+// (src.next(): the next beat, the first holding byte c0*rows_t at lane c0*rows_t % R) and
+// re-assembled into columns one byte per cycle. SRC: a memory port (MemBeats) or a weight FIFO
+// (FifoBeats, below).
+template <class CFG, class SRC>
+void load_tail_columns(SRC &src, int c0, int c1, int rows_t, int nb,
+                       typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE
   typedef typename CFG::beat_t beat_t;
   const int R = CFG::R, BPS = CFG::BEATS_PER_STEP;
-  enum { kMaxCols = CFG::CPP_MAX, kMaxBytes = CFG::CPP_MAX * CFG::R };  // pragma constants
+  enum { kMaxBytes = CFG::CPP_MAX * CFG::R };  // pragma constant
+  beat_t in = 0;
+  beat_t col = zero_beat<R>();
+  int lane = (int)(((long)c0 * rows_t) % R), r = 0, bc = c0, row = 0, slot = c0 % BPS;
+load_tail:
+  for (int i = 0; i < rows_t * (c1 - c0); i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBytes
+    if (i == 0 || lane == 0) in = src.next();
+    col.range(8 * r + 7, 8 * r) = in.range(8 * lane + 7, 8 * lane);
+    lane = lane == R - 1 ? 0 : lane + 1;
+    if (r == rows_t - 1) {
+      put_column<CFG>(col, row, slot, bc, nb, bank);
+      r = 0;
+      bc++;
+      if (slot == BPS - 1) {
+        slot = 0;
+        row++;
+      } else {
+        slot++;
+      }
+    } else {
+      r++;
+    }
+  }
+}
+
+// Beats of a memory port from index wi on (load_tail_columns' source).
+template <int R, class WT>
+struct MemBeats {
+  WT *w;
+  long wi;
+  ap_uint<8 * R> next() {
+#pragma HLS INLINE
+    return read_beat<R>(w, wi++);
+  }
+};
+
+// Port P's share of tile `tile` (rows_t rows, nb byte columns, cpp columns per port) into its bank:
+// columns c0 = min(P*cpp, nb) .. c1-1, c1 = min(c0 + cpp, nb). Full tiles: one beat per cycle, a
+// burst of the port's columns. The tail tile (rows_t < R): load_tail_columns.
+template <class CFG, int P, class WT>
+void load_port_slice_mem(WT *w, int tile, int rows_t, int nb, int cpp,
+                         typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE off
+  const int R = CFG::R, BPS = CFG::BEATS_PER_STEP;
+  enum { kMaxCols = CFG::CPP_MAX };  // pragma constant
   const int c0 = P * cpp < nb ? P * cpp : nb;
   const int c1 = c0 + cpp < nb ? c0 + cpp : nb;
   const long base = (long)tile * nb;  // tile byte offset t*R*nb, in R-byte beats
@@ -141,32 +187,8 @@ void load_port_slice_mem(WT *w, int tile, int rows_t, int nb, int cpp,
       }
     }
   } else {
-    const long first = (long)c0 * rows_t;  // first byte of the slice inside the tile
-    beat_t in = 0;
-    beat_t col = zero_beat<R>();
-    int lane = (int)(first % R), r = 0, bc = c0;
-    long wi = base + first / R;
-  load_tail:
-    for (int i = 0; i < rows_t * (c1 - c0); i++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBytes
-      if (i == 0 || lane == 0) in = read_beat<R>(w, wi++);
-      col.range(8 * r + 7, 8 * r) = in.range(8 * lane + 7, 8 * lane);
-      lane = lane == R - 1 ? 0 : lane + 1;
-      if (r == rows_t - 1) {
-        put_column<CFG>(col, row, slot, bc, nb, bank);
-        r = 0;
-        bc++;
-        if (slot == BPS - 1) {
-          slot = 0;
-          row++;
-        } else {
-          slot++;
-        }
-      } else {
-        r++;
-      }
-    }
+    MemBeats<R, WT> src = {w, base + (long)c0 * rows_t / R};
+    load_tail_columns<CFG>(src, c0, c1, rows_t, nb, bank);
   }
 }
 
@@ -200,11 +222,10 @@ template <class CFG, int P, class WORD>
 void load_port_slice_fifo(hls::stream<WORD> *fifo, int tile, int rows_t, int nb, int cpp,
                           typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE off
-  typedef typename CFG::beat_t beat_t;
   typedef ap_uint<8 * CFG::R * kFetchBeats> word_t;
   static_assert(sizeof(WORD) == sizeof(word_t), "weight FIFO word: kFetchBeats beats of R bytes");
   const int R = CFG::R, BPS = CFG::BEATS_PER_STEP;
-  enum { kMaxWords = (CFG::CPP_MAX + kFetchBeats - 1) / kFetchBeats, kMaxBytes = CFG::CPP_MAX * CFG::R };
+  enum { kMaxWords = (CFG::CPP_MAX + kFetchBeats - 1) / kFetchBeats };  // pragma constant
   const int c0 = P * cpp < nb ? P * cpp : nb;
   const int c1 = c0 + cpp < nb ? c0 + cpp : nb;
   int row = 0, slot = c0 % BPS;
@@ -232,30 +253,7 @@ void load_port_slice_fifo(hls::stream<WORD> *fifo, int tile, int rows_t, int nb,
     }
   } else {
     FifoBeats<R> src(fifo);
-    beat_t in = 0;
-    beat_t col = zero_beat<R>();
-    int lane = (int)(((long)c0 * rows_t) % R), r = 0, bc = c0;
-  fifo_tail:
-    for (int i = 0; i < rows_t * (c1 - c0); i++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBytes
-      if (i == 0 || lane == 0) in = src.next();
-      col.range(8 * r + 7, 8 * r) = in.range(8 * lane + 7, 8 * lane);
-      lane = lane == R - 1 ? 0 : lane + 1;
-      if (r == rows_t - 1) {
-        put_column<CFG>(col, row, slot, bc, nb, bank);
-        r = 0;
-        bc++;
-        if (slot == BPS - 1) {
-          slot = 0;
-          row++;
-        } else {
-          slot++;
-        }
-      } else {
-        r++;
-      }
-    }
+    load_tail_columns<CFG>(src, c0, c1, rows_t, nb, bank);
   }
   (void)tile;
 }
