@@ -337,29 +337,35 @@ def fetch_capacity_bytes(board: Board, p: DesignParams) -> int:
 
 
 def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int) -> Projection:
-    """The generated engine: one call's program (every token block, every layer, the final norm) run
-    against the weight fetcher (perf_fetch), then the LM head and the host."""
+    """The generated engine: one accelerator call per token block of at most prefill_token_block tokens
+    (runtime/driver.py: one IP start per block), each call's program (every layer, the final norm after
+    the last block) run against the weight fetcher (perf_fetch; its FIFOs start empty every call), then
+    the LM head and the host (one ap_start round trip per call)."""
     bw = bandwidth(board, p)
     f = p.clock_mhz * 1e6
-    detail = {"load": 0.0, "compute": 0.0, "attention": 0.0, "elementwise": 0.0}
-    phases: list[perf_fetch.Phase] = []
-    nbytes, done = 0, 0
+    cap = fetch_capacity_bytes(board, p)
+    detail = {"load": 0.0, "compute": 0.0, "attention": 0.0, "elementwise": 0.0, "stall": 0.0, "fetch": 0.0}
+    layers, done, calls = 0.0, 0, 0
     while done < tokens:
         n = min(tokens - done, p.prefill_token_block)
-        one: dict[str, float] = dict.fromkeys(detail, 0.0)
+        one: dict[str, float] = dict.fromkeys(("load", "compute", "attention", "elementwise"), 0.0)
         layer = _layer_phases(cfg, board, p, bw, n, context0 + done + n, one)
-        phases += layer * cfg.n_layers  # every layer of a block runs the same program
-        nbytes += cfg.n_layers * sum(ph.nbytes for ph in layer)
-        for k in detail:
+        phases = layer * cfg.n_layers  # every layer of a block runs the same program
+        for k in one:
             detail[k] += cfg.n_layers * one[k]
         done += n
-    final = perf_elementwise.norm_quantize(cfg.hidden_size, True, perf_elementwise._Widths(p)) / f
-    phases.append(perf_fetch.Phase(0, final))  # the final norm (one row, before the LM head)
-    detail["elementwise"] += final
-    run = perf_fetch.simulate(phases, bw.weights, fetch_capacity_bytes(board, p), nbytes)
-    detail["stall"] = run.stall
-    detail["fetch"] = nbytes / bw.weights
-    parts = {"layers": run.seconds, "lm_head": _lm_head_s(cfg, board, p, bw), "host": _host_s(cfg, p)}
+        calls += 1
+        if done == tokens:  # the final norm (one row, before the LM head)
+            final = perf_elementwise.norm_quantize(cfg.hidden_size, True, perf_elementwise._Widths(p)) / f
+            phases.append(perf_fetch.Phase(0, final))
+            detail["elementwise"] += final
+        nbytes = cfg.n_layers * sum(ph.nbytes for ph in layer)
+        run = perf_fetch.simulate(phases, bw.weights, cap, nbytes)
+        layers += run.seconds
+        detail["stall"] += run.stall
+        detail["fetch"] += nbytes / bw.weights
+    parts = {"layers": layers, "lm_head": _lm_head_s(cfg, board, p, bw),
+             "host": _host_s(cfg, p) + (calls - 1) * HOST_CALL_S}
     return Projection(sum(parts.values()), parts, detail)
 
 
