@@ -411,6 +411,25 @@ def test_ports_int_exact_each_port_own_share(plib: ctypes.CDLL, cfg: str, n: int
     assert m == 0
 
 
+@pytest.mark.parametrize("cfg,n,k,t", PORT_SHAPES)
+def test_ports_fifo_path_exact(plib: ctypes.CDLL, cfg: str, n: int, k: int, t: int) -> None:
+    """The engine fed by weight FIFOs (weight_fetch.h tlmm_fetch_port per port, then the FIFO loaders of
+    weight_buffer.h, two columns per word): bit-exact with each port's fetcher reading a copy where every
+    other port's share is garbage, and every fetched word consumed (tail tiles, token blocks, lanes)."""
+    rng = np.random.default_rng(n * 5 + k + t)
+    w, x = _tern(rng, n, k), _x(rng, t, k)
+    imgs = _port_images(w, cfg, n + k + 1)
+    buf, acc = _guarded(t, n, np.int32, 0x5A5A5A5A)
+    fn = getattr(plib, f"tb_tlmm_{cfg}_fifo")
+    fn.restype = ctypes.c_long
+    left = fn(P(np.ascontiguousarray(x)), CI(t), *map(P, imgs), CI(n), CI(k), P(acc))
+    _check_guards(buf, 0x5A5A5A5A)
+    ref = (x.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
+    m = int((acc.reshape(t, n) != ref).sum())
+    print(f"tlmm[{cfg}] via FIFOs n={n} k={k} t={t}: {m} mismatches, {left} words left over")
+    assert m == 0 and left == 0
+
+
 @pytest.mark.parametrize("cfg", ["a2", "a3", "a4"])
 @pytest.mark.parametrize("k", [100, 2560, 16384])
 def test_ports_int_adversarial(plib: ctypes.CDLL, cfg: str, k: int) -> None:

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "edgellm/tlmm.h"
+#include "edgellm/weight_fetch.h"
 
 using namespace edgellm;
 
@@ -31,7 +32,26 @@ typedef TlmmConfig<3, 5, 16, 4096, 4096, 4, kStorageUram, 1, 2, 16> CfgA1L;
 
 static ap_uint<128> g_beats[4][1 << 14];  // 256 KiB per port for the wide-port path
 
+// The same engine fed by weight FIFOs: port p's fetcher (weight_fetch.h tlmm_fetch_port) reads image
+// w{p} and fills FIFO p, then tlmm_matmul pops them (C simulation runs the producer first). Returns the
+// FIFO words left over (0 when fetcher and loaders agree on every port's share).
+template <class CFG>
+long tlmm_via_fifos(const int8_t *x, int n_tok, const uint8_t *w0, const uint8_t *w1, const uint8_t *w2,
+                    const uint8_t *w3, int n_out, int k, int32_t *acc) {
+  hls::stream<typename CFG::fword_t> s0, s1, s2, s3;
+  tlmm_fetch_port<CFG, 0>(w0, n_out, k, n_tok, s0);
+  if (CFG::NPORTS > 1) tlmm_fetch_port<CFG, 1>(w1, n_out, k, n_tok, s1);
+  if (CFG::NPORTS > 2) tlmm_fetch_port<CFG, 2>(w2, n_out, k, n_tok, s2);
+  if (CFG::NPORTS > 3) tlmm_fetch_port<CFG, 3>(w3, n_out, k, n_tok, s3);
+  tlmm_matmul_int<CFG>(x, n_tok, &s0, &s1, &s2, &s3, n_out, k, acc);
+  return (long)(s0.size() + s1.size() + s2.size() + s3.size());
+}
+
 #define EDGELLM_PORTS_TB(NAME, CFG)                                                                      \
+  long tb_tlmm_##NAME##_fifo(const int8_t *x, int n_tok, const uint8_t *w0, const uint8_t *w1,             \
+                             const uint8_t *w2, const uint8_t *w3, int n_out, int k, int32_t *acc) {     \
+    return tlmm_via_fifos<CFG>(x, n_tok, w0, w1, w2, w3, n_out, k, acc);                                 \
+  }                                                                                                      \
   void tb_tlmm_##NAME##_int(const int8_t *x, int n_tok, const uint8_t *w0, const uint8_t *w1,              \
                             const uint8_t *w2, const uint8_t *w3, int n_out, int k, int32_t *acc) {      \
     tlmm_matmul_int<CFG>(x, n_tok, w0, w1, w2, w3, n_out, k, acc);                                     \
