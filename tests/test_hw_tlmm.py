@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from edgellm.compiler import packing, perf_model
+from edgellm.compiler import packing, perf_tlmm
 from edgellm.errors import EdgeLLMError
 from edgellm.hw import csim
 from edgellm.models import numerics as nx
@@ -229,8 +229,8 @@ def test_corrupted_image_is_detected(lib: ctypes.CDLL) -> None:
 
 def tile_iters(nt: int, nsteps: int, tp: int, r: int, ol: int) -> int:
     """Iterations of compute_tile's loop: the compiler's performance model itself
-    (compiler/perf_model.tlmm_tile_iters), so the test ties the model to the C++ loop bound."""
-    return perf_model.tlmm_tile_iters(nt, nsteps, tp, r, ol)
+    (compiler/perf_tlmm.tlmm_tile_iters), so the test ties the model to the C++ loop bound."""
+    return perf_tlmm.tlmm_tile_iters(nt, nsteps, tp, r, ol)
 
 
 LANE_CFG = {  # name -> (R, TP, OL, MAX_TOK, CPC); hw/tb/tlmm_tb.cpp

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from edgellm.boards import load_board
-from edgellm.compiler import perf_elementwise, perf_model
+from edgellm.compiler import perf_elementwise, perf_model, perf_tlmm
 from edgellm.compiler.design import FETCH_BEATS, DesignParams
 from edgellm.compiler.packing import packed_size
 from edgellm.compiler.perf_fetch import Phase, simulate
@@ -133,8 +133,8 @@ def test_decode_deep_fifo_faster_than_shallow() -> None:
     assert perf_model.fetch_capacity_bytes(KV260, KV260_DESIGN.replace(fetch_depth=8192)) == (
         4 * 8192 * FETCH_BEATS * 16)
     # the tile banks fill from the FIFOs two columns per port and cycle (BEATS_PER_STEP = 8 here)
-    assert perf_model.fifo_tile_load_cycles(1536, KV260_DESIGN, 4) == 39  # ceil(ceil(308 / 4) / 2)
-    assert perf_model.fifo_tile_load_cycles(1536, KV260_DESIGN.replace(group_size=1, tables=5), 4) == 77
+    assert perf_tlmm.fifo_tile_load_cycles(1536, KV260_DESIGN, 4) == 39  # ceil(ceil(308 / 4) / 2)
+    assert perf_tlmm.fifo_tile_load_cycles(1536, KV260_DESIGN.replace(group_size=1, tables=5), 4) == 77
 
 
 def test_fetch_depth_validated() -> None:

@@ -1,0 +1,85 @@
+"""Cycles of the TLMM engine as built (hw/include/edgellm/tlmm.h, weight_buffer.h): its tiles, their
+compute loop, their bank fills from the weight fetcher's FIFOs, one linear.
+
+A linear of n_out x k for `tokens` tokens: R-row tiles of nb = ceil(k / 5) byte columns; each stream
+port fills its share of tile i+1's banks from its FIFO (two columns per cycle) while tile i computes
+(tlmm_tile_iters: token groups of TP, outputs OL per cycle). perf_model runs the linears against the
+fetcher (perf_fetch); the headers state the same formulas.
+"""
+
+from __future__ import annotations
+
+from edgellm.boards import Board
+from edgellm.compiler.design import FETCH_BEATS, DesignParams
+
+MAX_STREAM_PORTS = 4  # weight_buffer.h kMaxWeightPorts (= codegen_hls.MAX_STREAM_PORTS)
+# Pipeline fill/drain of one linear: table build, lookup, adder tree, accumulate, dequantize.
+# Assumption (typical Vitis HLS pipeline depth for this chain), in cycles.
+LINEAR_PIPELINE_DEPTH = 64
+# Pipeline fill of the per-token loops of one TLMM tile (steps + outputs) or LM-head block (dot beats
+# + logits): assumption (a table/lookup/adder chain of a few stages each), cycles per token and tile.
+TILE_PIPELINE_DEPTH = 8
+
+
+def stream_ports(board: Board, p: DesignParams) -> int:
+    """Weight ports the generated TLMM engine and LM head stream over (codegen_hls.weight_stream_ports):
+    design.weight_ports, at most MAX_STREAM_PORTS and at most the board's PL->DDR ports."""
+    return max(1, min(p.weight_ports, MAX_STREAM_PORTS, len(board.hp_port_names)))
+
+
+def tlmm_tables(p: DesignParams) -> int:
+    """Tables per cycle the engine is built with (codegen_hls.tlmm_tables: a multiple of 5, >= 5)."""
+    return max(5, p.tables // 5 * 5)
+
+
+def tlmm_tile_compute_cycles(n_in: int, p: DesignParams, tokens: int) -> int:
+    """Cycles of one weight tile against `tokens` tokens (tlmm.h compute_tile, tlmm_tile_iters): token
+    groups of TP in one pipelined loop; phase g runs group g's steps while writing group g-1's TP*R
+    outputs (OL per cycle); the last group's outputs drain at the end. Plus one pipeline fill."""
+    nb = -(-n_in // 5)
+    nsteps = -(-nb // (p.group_size * tlmm_tables(p) // 5))
+    return tlmm_tile_iters(tokens, nsteps, p.token_lanes, p.rows, p.out_lanes) + TILE_PIPELINE_DEPTH
+
+
+def tlmm_tile_iters(nt: int, nsteps: int, tp: int, r: int, ol: int) -> int:
+    """Iterations of compute_tile's loop (tlmm.h tlmm_tile_iters): nsteps + (ng - 1) * max(nsteps, W) + WL,
+    ng = ceil(nt / TP) groups, W = ceil(TP * R / OL), WL the last group's write cycles.
+    tests/test_hw_tlmm.py checks it against the C++ loop bound."""
+    ng = -(-nt // tp)
+    last = nt - (ng - 1) * tp
+    write, write_last = -(-tp * r // ol), -(-last * r // ol)
+    return nsteps + (ng - 1) * max(nsteps, write) + write_last
+
+
+def fifo_tile_load_cycles(n_in: int, p: DesignParams, nports: int) -> int:
+    """Cycles to fill one full weight tile's banks from the fetcher FIFOs (weight_buffer.h
+    load_port_slice from a FIFO): each port's cpp columns at FETCH_BEATS columns per cycle when a bank
+    row has >= 2 slots (BEATS_PER_STEP = G*T/5 >= 2), else one column per cycle."""
+    nb = -(-n_in // 5)
+    cpp = -(-nb // nports)
+    bps = p.group_size * tlmm_tables(p) // 5
+    return -(-cpp // FETCH_BEATS) if bps >= 2 else cpp
+
+
+def tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
+                   tokens: int) -> tuple[float, float, float]:
+    """(total, load, compute) seconds of one linear on the generated engine for `tokens` tokens when its
+    weights are always waiting in the fetcher FIFOs (perf_fetch adds the waits): tile i+1's banks fill
+    from the FIFOs (fifo_tile_load_cycles; a tail tile of rows_t < R rows one byte per cycle) while
+    tile i computes."""
+    f = p.clock_mhz * 1e6
+    r, t5 = p.rows, tlmm_tables(p)
+    nb = -(-n_in // 5)
+    nsteps = -(-nb // (p.group_size * t5 // 5))
+    ntiles = -(-out // r)
+    nports = stream_ports(board, p)
+    tile_load = fifo_tile_load_cycles(n_in, p, nports)
+    tail = out - (ntiles - 1) * r  # rows of the last tile
+    last_load = tile_load if tail == r else tail * -(-nb // nports)
+    tile_compute = tlmm_tile_compute_cycles(n_in, p, tokens)
+    acts = tokens * nsteps * (t5 // 5) + tokens  # load_acts: a chunk of 5 G bytes per cycle; load_qs
+    first = last_load if ntiles == 1 else tile_load
+    total = (max(acts, first) + max(0, ntiles - 2) * max(tile_load, tile_compute)
+             + (max(last_load, tile_compute) if ntiles > 1 else 0) + tile_compute + LINEAR_PIPELINE_DEPTH)
+    load = (ntiles - 1) * tile_load + last_load
+    return total / f, load / f, (ntiles * tile_compute + acts) / f
