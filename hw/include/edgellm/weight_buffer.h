@@ -95,6 +95,18 @@ void port_slice_beats(int tile, int rows_t, int nb, int cpp, long &first, int &c
   }
 }
 
+// The bank position after (slot, row) in a step-shaped bank of BPS slots per row.
+template <int BPS>
+void next_slot(int &slot, int &row) {
+#pragma HLS INLINE
+  if (slot == BPS - 1) {
+    slot = 0;
+    row++;
+  } else {
+    slot++;
+  }
+}
+
 // Stores byte column bc (row `row`, slot `slot` of its bank); after the tile's last column
 // (bc == nb - 1) pads the rest of that step with zero beats.
 template <class CFG>
@@ -137,12 +149,7 @@ load_tail:
       put_column<CFG>(col, row, slot, bc, nb, bank);
       r = 0;
       bc++;
-      if (slot == BPS - 1) {
-        slot = 0;
-        row++;
-      } else {
-        slot++;
-      }
+      next_slot<BPS>(slot, row);
     } else {
       r++;
     }
@@ -179,12 +186,7 @@ void load_port_slice_mem(WT *w, int tile, int rows_t, int nb, int cpp,
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxCols
       put_column<CFG>(read_beat<R>(w, base + bc), row, slot, bc, nb, bank);
-      if (slot == BPS - 1) {
-        slot = 0;
-        row++;
-      } else {
-        slot++;
-      }
+      next_slot<BPS>(slot, row);
     }
   } else {
     MemBeats<R, WT> src = {w, base + (long)c0 * rows_t / R};
@@ -241,12 +243,7 @@ void load_port_slice_fifo(hls::stream<WORD> *fifo, int tile, int rows_t, int nb,
 #pragma HLS UNROLL
         if (bc < c1) {
           put_column<CFG>(w.range(8 * R * (h + 1) - 1, 8 * R * h), row, slot, bc, nb, bank);
-          if (slot == BPS - 1) {
-            slot = 0;
-            row++;
-          } else {
-            slot++;
-          }
+          next_slot<BPS>(slot, row);
           bc++;
         }
       }
