@@ -173,8 +173,9 @@ job:
 //   q:       [t_len][n_heads][head_dim]  roped queries at positions pos0 .. pos0+t_len-1
 //   k_layer, v_layer: this layer's cache slice [pos][n_kv][head_dim] of KT (kv_cache.h), positions
 //            0 .. pos0+t_len-1 written: prefill reads K/V here (the data port)
-//   kr0..kr3, vr0..vr3: the same slice seen through the weight ports: decode reads KV head h over
-//            port h % KVP (1..4) concurrently; pointers beyond KVP are never dereferenced
+//   kr0..kr3, vr0..vr3: the same slice seen through the K/V ports (top.h kv0..kv3, in the weight
+//            ports' bundles): decode reads KV head h over port h % KVP (1..4) concurrently;
+//            pointers beyond KVP are never dereferenced
 //   out:     [t_len][n_heads][head_dim]
 //   scale:   float(1/sqrt(head_dim)) from the host
 // Query head h reads KV head h / (n_heads / n_kv). KT (f32 or f16) is deduced from the pointers.

@@ -219,7 +219,8 @@ enum {
 //   cos_tab, sin_tab: rope_tables(head_dim, max_ctx) [max_ctx][head_dim/2]
 //   k_layer, v_layer: this layer's KV cache slice of C::kv_t (kv_cache.h), positions < pos0 valid
 //   eps, attn_scale: rms_eps and float(1/sqrt(head_dim)) from the host
-//   kr0 .. kr3, vr0 .. vr3: the same K/V slice seen through the weight ports: decode attention
+//   kr0 .. kr3, vr0 .. vr3: the same K/V slice seen through the K/V ports (top.h kv0 .. kv3, in the
+//                  weight ports' bundles): decode attention
 //                  (t_len == 1) reads the cache over the first KVP of them concurrently
 //                  (attention_decode_ports); writes and prefill use k_layer / v_layer (data port)
 //   fs, x8: scratch (layer_scratch<C>); taps: layer_taps<C> area written when tap_en
