@@ -141,102 +141,101 @@ inline f32 linear_value(f32 y, f32, f32) { return y; }
 // The engine picks W: U when the pass carries the sum of squares, else VEC (one loop when U = VEC).
 // Inlined into the engine (its operator limits cover them); testbenches also call them directly.
 
-// row[i] = linear_value(src[i], qs, ws): the row loaded from DDR (+ sum of squares / absmax; with
-// neither it is the plain load of a linear output, W = VEC).
+// The skeleton every producing pass shares: ceil(n / W) chunks at II = 1, W unrolled lanes guarded by
+// < n; lane i's value v = op(i) (op does the pass's own reads and writes) goes into the reductions
+// (RowFuse: sum of squares when ss_en, absmax when am_en). ss and amax come back (0.0f when not carried).
+template <class E, int W, class OP>
+void ew_fused_pass(OP &op, int n, bool ss_en, bool am_en, f32 &ss, f32 &amax) {
+#pragma HLS INLINE
+  typedef RowFuse<E::LANES, W> RF;
+  enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
+  f32 acc[RF::ACC], m[W];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+#pragma HLS ARRAY_PARTITION variable = m complete
+  RF::clear(acc, m);
+  const int chunks = (n + W - 1) / W;
+  EDGELLM_EW_LOOP(chunks);
+ew_fused:
+  for (int c = 0; c < chunks; c++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
+#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
+    for (int u = 0; u < W; u++) {
+#pragma HLS UNROLL
+      const int i = c * W + u;
+      if (i < n) RF::add(acc, m, c, u, op(i), ss_en, am_en);
+    }
+  }
+  RF::finish(acc, m, ss_en, ss, amax);
+}
+
+// row[i] = linear_value(src[i], qs, ws): the row loaded from DDR (with neither reduction it is the
+// plain load of a linear output, W = VEC).
+template <class IN>
+struct EwLoadOp {
+  const IN *src;
+  f32 qs, ws, *row;
+  f32 operator()(int i) {
+#pragma HLS INLINE
+    const f32 v = linear_value(src[i], qs, ws);
+    row[i] = v;
+    return v;
+  }
+};
+
+// row[i] = act(row[i]) * linear_value(u_src[i], qs, us), in place over the gate row (u read straight
+// from DDR), also written to tap when tap_en.
+template <int ACT, class IN>
+struct EwGluOp {
+  const IN *u_src;
+  f32 qs, us, *row;
+  bool tap_en;
+  f32 *tap;
+  f32 operator()(int i) {
+#pragma HLS INLINE
+    const f32 a = ACT == kActRelu2 ? relu2(row[i]) : silu(row[i]);
+    const f32 f = a * linear_value(u_src[i], qs, us);
+    row[i] = f;
+    if (tap_en) tap[i] = f;
+    return f;
+  }
+};
+
+// h[i] = h[i] + row[i] (residual, in place in DDR) and row[i] = the new h[i].
+struct EwResidualOp {
+  f32 *h, *row;
+  f32 operator()(int i) {
+#pragma HLS INLINE
+    const f32 v = h[i] + row[i];
+    h[i] = v;
+    row[i] = v;
+    return v;
+  }
+};
+
 template <class E, int W, class IN>
 void ew_load_pass(const IN *src, f32 qs, f32 ws, int n, f32 *row, bool ss_en, bool am_en, f32 &ss,
                   f32 &amax) {
 #pragma HLS INLINE
-  typedef RowFuse<E::LANES, W> RF;
-  enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
-  f32 acc[RF::ACC], m[W];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-#pragma HLS ARRAY_PARTITION variable = m complete
-  RF::clear(acc, m);
-  const int chunks = (n + W - 1) / W;
-  EDGELLM_EW_LOOP(chunks);
-ew_load_fused:
-  for (int c = 0; c < chunks; c++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
-    for (int u = 0; u < W; u++) {
-#pragma HLS UNROLL
-      const int i = c * W + u;
-      if (i < n) {
-        const f32 v = linear_value(src[i], qs, ws);
-        row[i] = v;
-        RF::add(acc, m, c, u, v, ss_en, am_en);
-      }
-    }
-  }
-  RF::finish(acc, m, ss_en, ss, amax);
+  EwLoadOp<IN> op = {src, qs, ws, row};
+  ew_fused_pass<E, W>(op, n, ss_en, am_en, ss, amax);
 }
 
-// row[i] = act(row[i]) * linear_value(u_src[i], qs, us), in place over the gate row (u read straight
-// from DDR), also written to tap when tap_en (+ sum of squares / absmax).
 template <class E, int W, int ACT, class IN>
 void ew_glu_pass(const IN *u_src, f32 qs, f32 us, int n, f32 *row, bool tap_en, f32 *tap, bool ss_en,
                  bool am_en, f32 &ss, f32 &amax) {
 #pragma HLS INLINE
-  typedef RowFuse<E::LANES, W> RF;
-  enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
-  f32 acc[RF::ACC], m[W];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-#pragma HLS ARRAY_PARTITION variable = m complete
-  RF::clear(acc, m);
-  const int chunks = (n + W - 1) / W;
-  EDGELLM_EW_LOOP(chunks);
-ew_glu_act:
-  for (int c = 0; c < chunks; c++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
-    for (int u = 0; u < W; u++) {
-#pragma HLS UNROLL
-      const int i = c * W + u;
-      if (i < n) {
-        const f32 a = ACT == kActRelu2 ? relu2(row[i]) : silu(row[i]);
-        const f32 f = a * linear_value(u_src[i], qs, us);
-        row[i] = f;
-        if (tap_en) tap[i] = f;
-        RF::add(acc, m, c, u, f, ss_en, am_en);
-      }
-    }
-  }
-  RF::finish(acc, m, ss_en, ss, amax);
+  EwGluOp<ACT, IN> op = {u_src, qs, us, row, tap_en, tap};
+  ew_fused_pass<E, W>(op, n, ss_en, am_en, ss, amax);
 }
 
-// h[i] = h[i] + row[i] (residual, in place in DDR) and row[i] = the new h[i] (+ sum of squares).
+// (+ sum of squares when ss_en; no absmax)
 template <class E, int W>
 void ew_residual_pass(f32 *h, int n, f32 *row, bool ss_en, f32 &ss) {
 #pragma HLS INLINE
-  typedef RowFuse<E::LANES, W> RF;
-  enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
-  f32 acc[RF::ACC], m[W];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-#pragma HLS ARRAY_PARTITION variable = m complete
-  RF::clear(acc, m);
-  const int chunks = (n + W - 1) / W;
-  EDGELLM_EW_LOOP(chunks);
-ew_res_add:
-  for (int c = 0; c < chunks; c++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
-    for (int u = 0; u < W; u++) {
-#pragma HLS UNROLL
-      const int i = c * W + u;
-      if (i < n) {
-        const f32 v = h[i] + row[i];
-        h[i] = v;
-        row[i] = v;
-        RF::add(acc, m, c, u, v, ss_en, false);
-      }
-    }
-  }
+  EwResidualOp op = {h, row};
   f32 unused;
-  RF::finish(acc, m, ss_en, ss, unused);
+  ew_fused_pass<E, W>(op, n, ss_en, false, ss, unused);
 }
 
 // The two widths of a producing pass: U (LaneUnits<LANES, VEC>: it carries the sum of squares) and
