@@ -138,12 +138,16 @@ struct pack2_matmul {
   template <int P>
   static void fetch(const uint8_t *w, long w_off, int n_out, int k, int n_tok, hls::stream<word_t> &fifo) {
     if (P != 0) return;
-    const int kb = (k + 3) / 4;
-  p2_fetch:
-    for (long i = 0; i < (long)n_tok * n_out * kb; i++) {
+    const long nbytes = (long)n_out * ((k + 3) / 4);
+  p2_fetch_tok:
+    for (int t = 0; t < n_tok; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
+    p2_fetch:
+      for (long i = 0; i < nbytes; i++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 * K_MAX * ((K_MAX + 3) / 4)
-      fifo.write(w[w_off + i % ((long)n_out * kb)]);
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = K_MAX * ((K_MAX + 3) / 4)
+        fifo.write(w[w_off + i]);
+      }
     }
   }
 };
