@@ -2,8 +2,9 @@
 
 The core (attn_rows) has A = dot_lanes fp32 lanes and walks the head dimension in nc = ceil(d / A)
 chunks; its passes run at II = 1 with the row loop innermost, padded to min_rows, and the K/V tile
-is double-buffered: the next tile is copied from the reader's stream during the current tile's
-passes (header comment of attention_prefill.h; call_cycles is its formula). A reader process
+is double-buffered, and the online softmax is software-pipelined: one pass scores tile t while it
+accumulates tile t - 1, copying K of tile t + 1 and V of tile t from the reader's streams alongside
+(header comment of attention_prefill.h; call_cycles is its formula). A reader process
 streams the K/V tiles alongside (DATAFLOW), so a job takes the longer of the compute and the
 reader's DDR time.
 Prefill: one call per (query block, KV head), one after another, K/V over the data port. Decode:
@@ -41,17 +42,20 @@ class AttnCall:
 
 def job_counts(c: AttnCall, d: int, a: int, kv_block: int,
                data_lanes: int = DATA_LANES) -> tuple[int, int, int]:
-    """(steady-state cycles, pipelined-loop entries, K/V beats copied) of one job (attention_prefill.h
-    header): row table, q load (with tile 0's copy), tiles -- each the longer of its arithmetic and the
-    copy of the next tile into the other half of the double buffer -- and the normalize + store.
+    """(steady-state cycles, pipelined-loop entries, K and V beats read) of one job (attention_prefill.h
+    header): row table, q load (with K of tile 0), then stages st = 0 .. tiles -- each one pass scoring
+    tile st while accumulating tile st - 1, the longer of it and its copy phase (K of tile st + 1 and
+    V of tile st, moved in pairs) -- and the normalize + store.
     tests/test_hw_attention.py checks these against the C simulation's loop-iteration trace."""
     nc, nb = math.ceil(d / a), math.ceil(d / MEM_LANES)
     nq, nr = math.ceil(d / min(a, data_lanes)), max(c.rows, MIN_ROWS)
     nk = [min(kv_block, c.keys - b0) for b0 in range(0, c.keys, kv_block)]
-    copy = [k * c.tile_heads * nb for k in nk] + [0]
-    tiles = sum(max(2 * k * nc * nr + c.rows * nc, copy[t + 1]) for t, k in enumerate(nk))
-    steady = c.rows + max(c.rows * nq, copy[0]) + tiles + c.rows * nq
-    return steady, 4 * len(nk) + 4, sum(copy)
+    tile = [k * c.tile_heads * nb for k in nk] + [0, 0]  # beats of tile t per stream (none past the last)
+    stages = sum(max(max(nk[st] if st < len(nk) else 0, nk[st - 1] if st else 0) * nc * nr,
+                     tile[st + 1], tile[st])
+                 for st in range(len(nk) + 1))
+    steady = c.rows + max(c.rows * nq, tile[0]) + stages + c.rows * nq
+    return steady, 2 * (len(nk) + 1) + 4, 2 * sum(tile)
 
 
 def call_cycles(c: AttnCall, d: int, a: int, kv_block: int, data_lanes: int = DATA_LANES) -> int:

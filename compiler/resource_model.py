@@ -264,7 +264,8 @@ def _attn_core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Res
     """One attn_rows instance (attention_prefill.h header): 3A+2 multipliers, 3A+2 adders, 2 exp units,
     min(A, 4) dividers (normalize at the data port's rate); o and q rows in A banks, the score lane
     sums, a double-buffered K and V tile in max(A, 16) banks (all without a BIND_STORAGE:
-    _auto_memory), the score tile in LUTRAM."""
+    _auto_memory), two score tiles in LUTRAM (the software-pipelined softmax scores one tile while it
+    accumulates the previous one)."""
     ops = _ops(FMUL, FADD, n=3 * a + 2) + _ops(FEXP, FEXP) + _ops(FDIV, n=min(a, perf_attention.DATA_LANES))
     dp = -(-d // a) * a
     kv_part = max(a, perf_attention.MEM_LANES)
@@ -272,7 +273,7 @@ def _attn_core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Res
     rows_bufs = _auto_memory(32, rows * dp // a, 2 * a)  # q and o: [rows][dp] cyclic by A, unbound
     lane_sums = Resources(lut=a * lutram_luts(32, rows))  # acc[rows][A], A LUTRAM columns
     tiles = _auto_memory(32, 2 * kv_block * tile_heads * dkv // kv_part, 2 * kv_part)  # kt, vt: two halves
-    scores = Resources(lut=lutram_luts(32, rows * kv_block))
+    scores = Resources(lut=2 * lutram_luts(32, rows * kv_block))  # s_tile[2]: one scored, one accumulated
     return ops + rows_bufs + lane_sums + tiles + scores
 
 

@@ -174,8 +174,8 @@ def test_large_on_kv260_as_built(large_kv260) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "modelled as built: the best KV260 design (G3 T10 R16, one token lane) projects TTFT(128) 1.25 s: 0.75 s "
-    "TLMM compute at G*T*R = 480 weights per cycle, 0.29 s element-wise, 0.20 s attention, one after "
+    "modelled as built: the best KV260 design (G3 T15 R16, one token lane) projects TTFT(128) 1.01 s: 0.51 s "
+    "TLMM compute at G*T*R = 720 weights per cycle, 0.29 s element-wise, 0.20 s attention, one after "
     "another per token block; prefill is compute-bound, so the fetcher does not help it"))
 def test_target_large_on_kv260_ttft(large_kv260) -> None:
     e = large_kv260.estimate
@@ -183,12 +183,10 @@ def test_target_large_on_kv260_ttft(large_kv260) -> None:
     assert e.fits and large_kv260.feasible > 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "modelled as built with the weight fetcher: the best KV260 design (G3 T10 R16, A16, VEC 2, 1.5 MiB of "
-    "fetch FIFOs in URAM) projects 19.7 tok/s against a DDR bound of 21.0: the layers take 30.0 ms, "
-    "more than their 26.2 ms weight stream, because the engine's own chain (TLMM 19.7 + attention 5.6 + "
-    "element-wise 4.2 ms) is longer; the int8 LM head streams 328 MB in 20.6 ms"))
 def test_target_2b_on_kv260() -> None:
+    """Issue #5: BitNet-b1.58-2B-4T on KV260 projects >= 20 tok/s. Met by the software-pipelined attention
+    core (tile t scored while tile t - 1 is accumulated): decode attention halves, so the fetcher idles
+    less while the engine attends and the layers come close to their weight stream."""
     r = explore(B2, KV260)
     _check_fits(r.estimate, KV260)
     assert r.estimate.decode_tok_s >= 20.0

@@ -22,12 +22,12 @@
 // interleaves independent heads in the pipelined key loop: each K/V tile is read from DDR exactly
 // once per token. Cycles (attention_prefill.h header, decode job) with R = n_heads, th = n_kv,
 // nr = max(n_heads, min_rows), nc = ceil(d / dot_lanes), nb = ceil(d / mem_lanes),
-// nq = ceil(d / min(dot_lanes, data_lanes)), n = pos + 1 keys in tiles t of nk_t keys,
-// c_t = nk_t n_kv nb (c_tiles = 0):
+// nq = ceil(d / min(dot_lanes, data_lanes)), n = pos + 1 keys in tiles t of nk_t keys (0 outside
+// the tiles), c_t = nk_t n_kv nb:
 //   n_heads + 2 n_heads nq + max(0, c_0 - n_heads nq)
-//     + sum_t max(2 nk_t nc nr + n_heads nc, c_{t+1})  cycles (+ pipeline fills),
-// the copy terms holding when the KVP ports keep up with one merged beat per cycle (the copy of
-// tile t+1 overlaps tile t's passes: K/V ping-pong, attention_prefill.h).
+//     + sum_{st=0..tiles} max(max(nk_st, nk_{st-1}) nc nr, c_{st+1}, c_st)  cycles (+ pipeline fills),
+// the copy terms holding when the KVP ports keep up with one merged beat pair per cycle (tile st is
+// scored while tile st - 1 is accumulated, K copied one tile ahead of V: attention_prefill.h).
 #pragma once
 
 #include "edgellm/attention_prefill.h"
@@ -203,9 +203,12 @@ void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const K
 #pragma HLS STREAM variable = pv2 depth = C::kv_block * C::beats_max
 #pragma HLS STREAM variable = pk3 depth = C::kv_block * C::beats_max
 #pragma HLS STREAM variable = pv3 depth = C::kv_block * C::beats_max
+  // The source writes K and V beats in pairs; the core takes K one tile ahead of V (copy phase u:
+  // K of tile u, V of tile u - 1), so vs holds up to one whole tile while K is read: one tile plus
+  // one position of beats keeps the source writing (no deadlock with any reader speed).
   hls::stream<B> ks("attn_ks"), vs("attn_vs");
 #pragma HLS STREAM variable = ks depth = C::kv_block * C::kv_heads_max * C::beats_max
-#pragma HLS STREAM variable = vs depth = C::kv_block * C::kv_heads_max * C::beats_max
+#pragma HLS STREAM variable = vs depth = (C::kv_block + 1) * C::kv_heads_max * C::beats_max
   attn_kv_port_reader<C>(kr0, vr0, t_len, pos0, 0, KVP, n_kv, head_dim, pk0, pv0);
   attn_kv_port_reader<C>(kr1, vr1, t_len, pos0, 1, KVP, n_kv, head_dim, pk1, pv1);
   attn_kv_port_reader<C>(kr2, vr2, t_len, pos0, 2, KVP, n_kv, head_dim, pk2, pv2);

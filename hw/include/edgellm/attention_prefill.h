@@ -39,46 +39,59 @@
 // loop-carried fp32 add (lane sum, l, o) recurs >= min_rows cycles later: II=1, each row's order
 // unchanged. Every loop is a single flattened pipeline at II=1.
 //
-// K/V ping-pong: the K and V tiles are double-buffered (kt/vt[2], half tile & 1 holds tile `tile`).
-// The copy of tile t+1 from the reader's streams into the other half rides inside tile t's score,
-// rescale and accumulate loops: each of their iterations also copies one K and one V beat when one
-// is waiting (non-blocking, so a slow reader never stalls the arithmetic), and a copy_rest loop
-// finishes what is left (blocking). Tile 0 is copied the same way inside the q load loop. The
-// halves are disjoint for a whole pass (reads from tile & 1, writes to the other), hence the
-// DEPENDENCE false on kt / vt; per bank one read and one write per cycle (a dual-port RAM). Chosen
-// over a separate DATAFLOW copy process with a PIPO: no nested region inside the job loop, no
-// block handshakes per tile, the core stays one function with one call site, and the copy needs
-// no resources beyond the second half (the stream reads and bank writes of the former load loop).
+// Software-pipelined online softmax: stage st scores tile st and accumulates tile st - 1 in ONE
+// pipelined pass (key, chunk, row) whose body has a score half and an accumulate half. The rescale
+// of tile st - 1 (c = exp(m - m'), o *= c, l *= c) rides on the accumulate half's first key. Each
+// row's arithmetic, and its order, is the contract's exactly: only independent work (the next
+// tile's scores) shares the cycles. The halves touch disjoint storage: the score tile s_tile and
+// the block max mx are double-buffered by tile parity (score writes tile st's, accumulate reads
+// tile st - 1's; the score's running max starts from mx of tile st - 1, which is the committed
+// max), and m (committed max) / cr (the row's c) are the accumulate half's own.
+//
+// K/V ping-pong: the K and V tiles are double-buffered (kt/vt[2], tile t in half t & 1). The K
+// stream runs one tile ahead of the V stream: copy phase u moves K of tile u and V of tile u - 1
+// into their halves (beat pairs while both have beats left, then the one left alone). Phase 0 (K
+// of tile 0) rides inside the q load loop, phase st + 1 inside stage st's pass: each iteration
+// also copies a pair when one is waiting (non-blocking, so a slow reader never stalls the
+// arithmetic), and a copy_rest loop finishes what is left (blocking). Stage st reads K half st & 1
+// and V half (st - 1) & 1 and writes the others, hence the DEPENDENCE false on kt / vt; per bank
+// one read and one write per cycle (a dual-port RAM). The reader writes K and V beats in pairs, so
+// the V stream holds up to one tile while the core reads K ahead (attention_decode.h sizes it).
+// Chosen over a separate DATAFLOW copy process with a PIPO: no nested region inside the job loop,
+// no block handshakes per tile, the core stays one function with one call site, and the copy
+// needs no resources beyond the second half.
 //
 // fp32 operators of the core (one instance for prefill and decode together; A = dot_lanes):
 //   score       A mul (q*k) + A add (lane sums) + (A-1) add (tree) + 1 mul (scale) + 1 max compare
-//   rescale     1 sub + 1 exp + (A+1) mul (o*c, l*c)
+//   rescale     1 sub + 1 exp + (A+1) mul (o*c, l*c)       (the accumulate half's first key)
 //   accumulate  1 sub + 1 exp + 1 add (l) + A mul (p*v) + A add (o)
 //   normalize   ql div (fused into the store)
-//   total       3A+2 mul, 3A+2 add/sub, 2 exp, ql div, 1 compare (per lane: 3 mul, 3 add)
+//   total       3A+2 mul, 3A+2 add/sub, 2 exp, ql div, 1 compare (per lane: 3 mul, 3 add), all
+//               busy in the same cycles now (score and accumulate halves side by side)
 // Its buffers are sized once for both: ROWS = rows_max = max(bq * group_max, heads_max) rows (q, o,
-// lane sums, scores) and TH = kv_heads_max tile heads (K/V tiles, two halves each).
+// lane sums, two score tiles) and TH = kv_heads_max tile heads (K/V tiles, two halves each).
 //
-// Cycles per job (steady state at II=1, the reader keeping up with one beat per cycle; each
-// pipelined loop adds its fill depth once per entry, i.e. four loops per tile (score, rescale,
-// accumulate, copy_rest; copy_rest about one cycle when it has nothing left) and four per job
-// (rows, q load, its copy_rest, store), not counted below). R rows, nr = max(R, min_rows),
-// nc = ceil(d / A), nb = ceil(d / mem_lanes), nq = ceil(d / ql), th tile heads, n_keys keys,
-// tiles = ceil(n_keys / kv_block), tile t of nk_t keys (kv_block, the last tile fewer), its copy
-// c_t = nk_t * th * nb (one K and one V beat per cycle), c_tiles = 0:
+// Cycles per job (steady state at II=1, the reader keeping up with one beat pair per cycle; each
+// pipelined loop adds its fill depth once per entry, i.e. two loops per stage (pass, copy_rest;
+// copy_rest about one cycle when it has nothing left) and four per job (rows, q load, its
+// copy_rest, store), not counted below). R rows, nr = max(R, min_rows), nc = ceil(d / A),
+// nb = ceil(d / mem_lanes), nq = ceil(d / ql), th tile heads, n_keys keys, tiles =
+// ceil(n_keys / kv_block), tile t of nk_t keys (kv_block, the last tile fewer; nk_t = 0 outside
+// 0 .. tiles - 1), its beats per stream c_t = nk_t * th * nb:
 //   rows                R                        (row table, attn_layer_compute)
-//   q load + copy 0     max(R * nq, c_0)         (ql elements per cycle from DDR)
-//   per tile t          max(2 nk_t nc nr + R nc, c_{t+1})
-//                       (score nk_t nc nr + rescale R nc + accumulate nk_t nc nr, the copy of
-//                        tile t+1 inside them, copy_rest the excess)
+//   q load + K of 0     max(R * nq, c_0)         (ql elements per cycle from DDR)
+//   stage st = 0..tiles max(max(nk_st, nk_{st-1}) nc nr, c_{st+1}, c_st)
+//                       (score tile st and accumulate tile st - 1 side by side, copy phase st + 1
+//                        inside them, copy_rest the excess)
 //   normalize + store   R * nq                   (ql elements per cycle to DDR)
-//   per job   R + 2 R nq + max(0, c_0 - R nq) + sum_t max(2 nk_t nc nr + R nc, c_{t+1})
-// (former core: 2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc, the copy serial.)
+// (the serial-pass core before: per tile max(2 nk_t nc nr + R nc, c_{t+1}); the first core:
+// 2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc, the copy serial.)
 // Prefill: the jobs one after another, ceil(t_len / bq) blocks x n_kv heads, job (t0, kvh) with
 // R = bq * (n_heads / n_kv) (bq = min(BQ, t_len - t0)), th = 1, n_keys = pos0 + t0 + bq.
 // Decode: one job, R = n_heads, th = n_kv, n_keys = pos + 1. Example, bitnet_b1_58-large decode
-// (R = th = 16, d = 96, A = 16, ql = 4, n_keys = 129: nc = nb = 6, nr = 16, nq = 24, 8 full tiles
-// and one of 1 key): 16 + 1536 + 8 * max(3168, 1536) + 288 + 384 = 27568 cycles (former 41088).
+// (R = th = 16, d = 96, A = 16, kv_block = 16, ql = 4, n_keys = 129: nc = nb = 6, nr = 16,
+// nq = 24, 8 full tiles and one of 1 key): 16 + 1536 + 9 * 1536 + 96 + 384 = 15856 cycles
+// (serial passes 27568, first core 41088).
 // The row capacity ROWS only sizes buffers: every loop runs over R (nr), never over ROWS.
 // t_len == 1 through attention_prefill is decode's one job (R = n_heads) instead of n_kv jobs of
 // R = group rows.
@@ -181,55 +194,84 @@ inline attn_trace_t &attn_trace() {
 #define EDGELLM_ATTN_BEAT() ((void)0)
 #endif
 
-// The copy of one K/V tile into one half of the ping-pong: n beats (per stream) in (key, tile head,
-// beat) order, `done` of them copied, (j, h, b) the next.
-struct attn_copy {
-  int n, done, j, h, b;
+// Keys of tile t (kv_block positions from t * kv_block) of a job over n_keys keys.
+template <class C>
+inline int attn_tile_keys(int n_keys, int t) {
+  const int left = n_keys - t * C::kv_block;
+  return left < C::kv_block ? left : C::kv_block;
+}
+
+// One stream's part of a copy phase: n beats of one tile into half `half` of its ping-pong, in
+// (key, tile head, beat) order, `done` of them copied, (j, h, b) the next.
+struct attn_walk {
+  int n, done, half, j, h, b;
 };
 
-inline attn_copy attn_copy_of(int nk, int th, int nb) {
-  attn_copy c = {nk * th * nb, 0, 0, 0, 0};
+// Copy phase u of a job (u = 0 .. n_tiles + 1): K of tile u (none from u == n_tiles) and V of tile
+// u - 1 (none when u == 0 or u > n_tiles), each into the half of its tile's parity. The K stream runs one tile
+// ahead of the V stream: tile t is scored one stage before it is accumulated.
+struct attn_copy {
+  attn_walk k, v;
+};
+
+template <class C>
+inline attn_copy attn_copy_phase(int u, int n_tiles, int n_keys, int th, int nb) {
+  const int nk = u < n_tiles ? attn_tile_keys<C>(n_keys, u) : 0;
+  const int nv = u > 0 && u <= n_tiles ? attn_tile_keys<C>(n_keys, u - 1) : 0;
+  attn_copy c = {{nk * th * nb, 0, u & 1, 0, 0, 0}, {nv * th * nb, 0, (u - 1) & 1, 0, 0, 0}};
   return c;
 }
 
-// One copy step: when a beat is left and (wait, or both streams hold one) read a K and a V beat into
-// half `half` of kt / vt. Inlined into the pipelined loops that carry the copy.
+// Store one beat at the walk's position and advance it.
 template <class C, int TH>
-inline void attn_copy_step(attn_copy &c, bool wait, int half, int th, int nb,
-                           f32 kt[2][C::kv_block][TH][C::dkv], f32 vt[2][C::kv_block][TH][C::dkv],
-                           hls::stream<f32_beat<C::mem_lanes> > &ks,
-                           hls::stream<f32_beat<C::mem_lanes> > &vs) {
+inline void attn_walk_put(attn_walk &w, const f32_beat<C::mem_lanes> &bt, int th, int nb,
+                          f32 buf[2][C::kv_block][TH][C::dkv]) {
 #pragma HLS INLINE
   const int ML = C::mem_lanes;
-  if (c.done < c.n && (wait || (!ks.empty() && !vs.empty()))) {
-    const f32_beat<ML> kb = ks.read(), vb = vs.read();
-    EDGELLM_ATTN_BEAT();
-    for (int i = 0; i < ML; i++) {
+  for (int i = 0; i < ML; i++) {
 #pragma HLS UNROLL
-      if (c.b * ML + i < C::dkv) {
-        kt[half][c.j][c.h][c.b * ML + i] = kb.v[i];
-        vt[half][c.j][c.h][c.b * ML + i] = vb.v[i];
-      }
-    }
-    c.done++;
-    if (++c.b == nb) {
-      c.b = 0;
-      if (++c.h == th) {
-        c.h = 0;
-        c.j++;
-      }
+    if (w.b * ML + i < C::dkv) buf[w.half][w.j][w.h][w.b * ML + i] = bt.v[i];
+  }
+  w.done++;
+  if (++w.b == nb) {
+    w.b = 0;
+    if (++w.h == th) {
+      w.h = 0;
+      w.j++;
     }
   }
 }
 
-// The rest of a copy, one beat per cycle, waiting on the streams (nothing when the passes that
-// carried it got every beat).
+// One copy step: while both streams have beats left it moves one K and one V beat together, then
+// the one left alone; (wait, or every stream it reads holds a beat). Inlined into the pipelined
+// loops that carry the copy. Pairing keeps the K/V skew at one tile (the V stream's depth).
 template <class C, int TH>
-inline void attn_copy_rest(attn_copy &c, int half, int th, int nb, f32 kt[2][C::kv_block][TH][C::dkv],
+inline void attn_copy_step(attn_copy &c, bool wait, int th, int nb, f32 kt[2][C::kv_block][TH][C::dkv],
                            f32 vt[2][C::kv_block][TH][C::dkv], hls::stream<f32_beat<C::mem_lanes> > &ks,
                            hls::stream<f32_beat<C::mem_lanes> > &vs) {
 #pragma HLS INLINE
-  const int left = c.n - c.done;
+  const bool kl = c.k.done < c.k.n, vl = c.v.done < c.v.n;
+  if ((kl || vl) && (wait || ((!kl || !ks.empty()) && (!vl || !vs.empty())))) {
+    if (kl) {
+      attn_walk_put<C, TH>(c.k, ks.read(), th, nb, kt);
+      EDGELLM_ATTN_BEAT();
+    }
+    if (vl) {
+      attn_walk_put<C, TH>(c.v, vs.read(), th, nb, vt);
+      EDGELLM_ATTN_BEAT();
+    }
+  }
+}
+
+// The rest of a copy phase, one step per cycle, waiting on the streams (nothing when the passes
+// that carried it got every beat).
+template <class C, int TH>
+inline void attn_copy_rest(attn_copy &c, int th, int nb, f32 kt[2][C::kv_block][TH][C::dkv],
+                           f32 vt[2][C::kv_block][TH][C::dkv], hls::stream<f32_beat<C::mem_lanes> > &ks,
+                           hls::stream<f32_beat<C::mem_lanes> > &vs) {
+#pragma HLS INLINE
+  const int lk = c.k.n - c.k.done, lv = c.v.n - c.v.done;
+  const int left = lk > lv ? lk : lv;
   EDGELLM_ATTN_LOOP(left);
 copy_rest:
   for (int it = 0; it < left; it++) {
@@ -237,7 +279,7 @@ copy_rest:
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = kt inter false
 #pragma HLS DEPENDENCE variable = vt inter false
-    attn_copy_step<C, TH>(c, true, half, th, nb, kt, vt, ks, vs);
+    attn_copy_step<C, TH>(c, true, th, nb, kt, vt, ks, vs);
   }
 }
 
@@ -245,11 +287,12 @@ copy_rest:
 // at q[row_out[r] .. + d), reading tile head row_kv[r], output at out[row_out[r] .. + d)) against
 // keys 0..n_keys-1 arriving from the reader as tiles of kv_block positions x th heads. ROWS: row
 // capacity; TH: tile heads capacity. Every loop is one flattened pipeline at II=1 (cycle counts in
-// the header comment); the row index is innermost in the score and accumulate passes (padded to
-// min_rows), so a row's loop-carried fp32 adds are >= min_rows iterations apart. The K/V tiles are
-// a ping-pong: tile t+1 is copied while tile t is scored and accumulated. Every row sees key 0, so
-// every row starts on tile 0 (no per-row flag: m = -inf, l = 0, o = 0 are applied on tile 0
-// instead of being initialized).
+// the header comment); the row index is innermost in the stage pass (padded to min_rows), so a
+// row's loop-carried fp32 adds are >= min_rows iterations apart. Stage st scores tile st while it
+// accumulates tile st - 1 (software-pipelined online softmax: the score half and the accumulate
+// half of one loop body use disjoint halves of the K tile, V tile, score tile and block max), and
+// copies K of tile st + 1 and V of tile st. Every row sees key 0, so every row starts on tile 0
+// (no per-row flag: m = -inf, l = 0, o = 0 are applied on tile 0 instead of being initialized).
 template <class C, int ROWS, int TH>
 void attn_rows(const f32 *q, const int row_pos[ROWS], const int row_kv[ROWS], const long row_out[ROWS],
                int n_rows, int first_pos, int th, int n_keys, int d, f32 scale,
@@ -258,7 +301,9 @@ void attn_rows(const f32 *q, const int row_pos[ROWS], const int row_kv[ROWS], co
   const int A = C::dot_lanes, KB = C::kv_block, ML = C::mem_lanes, QL = C::ql;
   f32 qb[ROWS][C::dp];  // query rows, A banks (small: storage left to HLS)
 #pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::dot_lanes
-  f32 m[ROWS], l[ROWS], mx[ROWS];
+  f32 m[ROWS], l[ROWS], cr[ROWS];  // committed max, denominator, the tile's rescale factor
+  f32 mx[2][ROWS];                 // block max of the tile scored, by tile parity
+#pragma HLS ARRAY_PARTITION variable = mx dim = 1 complete
   f32 o[ROWS][C::dp];  // running output, A banks (small: storage left to HLS)
 #pragma HLS ARRAY_PARTITION variable = o dim = 2 cyclic factor = C::dot_lanes
   f32 acc[ROWS][C::dot_lanes];  // score lane partial sums of the key in flight
@@ -266,16 +311,17 @@ void attn_rows(const f32 *q, const int row_pos[ROWS], const int row_kv[ROWS], co
   f32 kt[2][KB][TH][C::dkv], vt[2][KB][TH][C::dkv];  // K/V ping-pong, max(A, mem_lanes) banks
 #pragma HLS ARRAY_PARTITION variable = kt dim = 4 cyclic factor = C::kv_part
 #pragma HLS ARRAY_PARTITION variable = vt dim = 4 cyclic factor = C::kv_part
-  f32 s_tile[ROWS][KB];
+  f32 s_tile[2][ROWS][KB];  // scores by tile parity: one half written, the other read
+#pragma HLS ARRAY_PARTITION variable = s_tile dim = 1 complete
 #pragma HLS BIND_STORAGE variable = s_tile type = ram_2p impl = lutram
   const int nb = (d + ML - 1) / ML;                           // beats per K/V row
   const int nc = (d + A - 1) / A;                             // lane chunks per row (d >= 1)
   const int nq = (d + QL - 1) / QL;                           // q / out transfers per row
   const int nr = n_rows < C::min_rows ? C::min_rows : n_rows;  // padded row loop
   const int n_tiles = (n_keys + KB - 1) / KB;
-  // q load, (row, transfer): QL elements per cycle, with the copy of tile 0 into half 0
-  attn_copy cp = attn_copy_of(n_keys < KB ? n_keys : KB, th, nb);
-  const int n_load = n_rows * nq > cp.n ? n_rows * nq : cp.n;
+  // q load, (row, transfer): QL elements per cycle, with copy phase 0 (K of tile 0)
+  attn_copy cp = attn_copy_phase<C>(0, n_tiles, n_keys, th, nb);
+  const int n_load = n_rows * nq > cp.k.n ? n_rows * nq : cp.k.n;
   EDGELLM_ATTN_LOOP(n_load);
   int lr = 0, lq = 0;
 load_q:
@@ -295,51 +341,83 @@ load_q:
         lr++;
       }
     }
-    attn_copy_step<C, TH>(cp, false, 0, th, nb, kt, vt, ks, vs);
+    attn_copy_step<C, TH>(cp, false, th, nb, kt, vt, ks, vs);
   }
-  attn_copy_rest<C, TH>(cp, 0, th, nb, kt, vt, ks, vs);
-tile_loop:
-  for (int tile = 0; tile < n_tiles; tile++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::max_ctx / C::kv_block
-    const int b0 = tile * KB;
-    const int nk = n_keys - b0 < KB ? n_keys - b0 : KB;
-    const bool diag = b0 + nk - 1 > first_pos;  // some key is after some row's position
-    const bool first = tile == 0;               // m = -inf, l = 0, o = 0 before this tile
-    const int cur = tile & 1, nxt = cur ^ 1;    // this tile's half, the next tile's half
-    const int nk1 = n_keys - b0 - nk < KB ? n_keys - b0 - nk : KB;  // keys of tile + 1 (0: none)
-    cp = attn_copy_of(nk1, th, nb);
-    // score pass, (key, chunk, row): A products per cycle into the row's lane sums; the tree,
-    // scale and running block max when the row's last chunk is in
-    EDGELLM_ATTN_LOOP(nk * nc * nr);
+  attn_copy_rest<C, TH>(cp, th, nb, kt, vt, ks, vs);
+stage:
+  for (int st = 0; st <= n_tiles; st++) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = C::max_ctx / C::kv_block + 1
+    const int hs = st & 1, ha = hs ^ 1;  // halves of tile st (scored) and tile st - 1 (accumulated)
+    const int bs = st * KB, ba = bs - KB;  // their first keys
+    const int nks = st < n_tiles ? attn_tile_keys<C>(n_keys, st) : 0;
+    const int nka = st > 0 ? attn_tile_keys<C>(n_keys, st - 1) : 0;
+    const bool diag_s = bs + nks - 1 > first_pos;  // some key is after some row's position
+    const bool diag_a = ba + nka - 1 > first_pos;
+    const bool first_s = st == 0, first_a = st == 1;  // m = -inf, l = 0, o = 0 before the tile
+    const int nkey = nks > nka ? nks : nka;
+    cp = attn_copy_phase<C>(st + 1, n_tiles, n_keys, th, nb);
+    // (key, chunk, row). Score half (tile st): A products per cycle into the row's lane sums; the
+    // tree, scale and running block max when the row's last chunk is in. Accumulate half (tile
+    // st - 1): on its first key c = exp(m - m') (0 on tile 0), o = o * c, l = l * c; then
+    // p = exp(s - m') (recomputed per chunk, the same value), l += p on the row's first chunk,
+    // o += p * v on A elements per cycle.
+    EDGELLM_ATTN_LOOP(nkey * nc * nr);
     int sj = 0, sc = 0, sr = 0;
-  score:
-    for (int it = 0; it < nk * nc * nr; it++) {
+  pass:
+    for (int it = 0; it < nkey * nc * nr; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = C::min_rows max = C::kv_block * C::chunks_max * ROWS
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = acc inter false
 #pragma HLS DEPENDENCE variable = mx inter false
+#pragma HLS DEPENDENCE variable = m inter false
+#pragma HLS DEPENDENCE variable = l inter false
+#pragma HLS DEPENDENCE variable = cr inter false
+#pragma HLS DEPENDENCE variable = o inter false
+#pragma HLS DEPENDENCE variable = s_tile inter false
 #pragma HLS DEPENDENCE variable = kt inter false
 #pragma HLS DEPENDENCE variable = vt inter false
       if (sr < n_rows) {
         const int kv = row_kv[sr];
-        f32 lane[C::dot_lanes];
+        if (sj < nks) {
+          f32 lane[C::dot_lanes];
 #pragma HLS ARRAY_PARTITION variable = lane complete
-        for (int j = 0; j < A; j++) {
-#pragma HLS UNROLL
-          const int i = sc * A + j;
-          const f32 prod = i < d ? qb[sr][i] * kt[cur][sj][kv][i] : 0.0f;
-          lane[j] = (sc == 0 ? 0.0f : acc[sr][j]) + prod;
-        }
-        if (sc == nc - 1) {
-          const f32 s = attn_lane_tree<C::dot_lanes>(lane) * scale;
-          s_tile[sr][sj] = s;
-          const bool valid = !diag || b0 + sj <= row_pos[sr];
-          const f32 base = sj > 0 ? mx[sr] : first ? -pos_inf() : m[sr];
-          mx[sr] = valid ? max_nan(base, s) : base;
-        } else {
           for (int j = 0; j < A; j++) {
 #pragma HLS UNROLL
-            acc[sr][j] = lane[j];
+            const int i = sc * A + j;
+            const f32 prod = i < d ? qb[sr][i] * kt[hs][sj][kv][i] : 0.0f;
+            lane[j] = (sc == 0 ? 0.0f : acc[sr][j]) + prod;
+          }
+          if (sc == nc - 1) {
+            const f32 s = attn_lane_tree<C::dot_lanes>(lane) * scale;
+            s_tile[hs][sr][sj] = s;
+            const bool valid = !diag_s || bs + sj <= row_pos[sr];
+            const f32 base = sj > 0 ? mx[hs][sr] : first_s ? -pos_inf() : mx[ha][sr];
+            mx[hs][sr] = valid ? max_nan(base, s) : base;
+          } else {
+            for (int j = 0; j < A; j++) {
+#pragma HLS UNROLL
+              acc[sr][j] = lane[j];
+            }
+          }
+        }
+        if (sj < nka && (!diag_a || ba + sj <= row_pos[sr])) {
+          const f32 mn = mx[ha][sr];  // the block max after tile st - 1
+          const bool head = sj == 0;   // the tile's first key: rescale by c
+          f32 c = cr[sr];
+          if (head && sc == 0) {
+            c = first_a ? 0.0f : exp_f(m[sr] - mn);
+            cr[sr] = c;
+            m[sr] = mn;
+          }
+          const f32 p = exp_f(s_tile[ha][sr][sj] - mn);
+          if (sc == 0) l[sr] = (head ? (first_a ? 0.0f : l[sr] * c) : l[sr]) + p;
+          for (int j = 0; j < A; j++) {
+#pragma HLS UNROLL
+            const int i = sc * A + j;
+            if (i < d) {
+              const f32 ob = head ? (first_a ? 0.0f : o[sr][i] * c) : o[sr][i];  // first: 0 * 0, exactly
+              o[sr][i] = ob + p * vt[ha][sj][kv][i];
+            }
           }
         }
       }
@@ -350,70 +428,9 @@ tile_loop:
           sj++;
         }
       }
-      attn_copy_step<C, TH>(cp, false, nxt, th, nb, kt, vt, ks, vs);
+      attn_copy_step<C, TH>(cp, false, th, nb, kt, vt, ks, vs);
     }
-    // rescale, (row, chunk): c = exp(m - m') (0 on the first tile), o *= c on A elements per cycle
-    EDGELLM_ATTN_LOOP(n_rows * nc);
-    int qr = 0, qc = 0;
-  rescale:
-    for (int it = 0; it < n_rows * nc; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::chunks_max
-#pragma HLS PIPELINE II = 1
-#pragma HLS DEPENDENCE variable = m inter false
-#pragma HLS DEPENDENCE variable = l inter false
-#pragma HLS DEPENDENCE variable = o inter false
-#pragma HLS DEPENDENCE variable = kt inter false
-#pragma HLS DEPENDENCE variable = vt inter false
-      if (b0 <= row_pos[qr]) {  // the block has a visible key for this row
-        const f32 c = first ? 0.0f : exp_f(m[qr] - mx[qr]);
-        for (int j = 0; j < A; j++) {
-#pragma HLS UNROLL
-          const int i = qc * A + j;
-          o[qr][i] = first ? 0.0f : o[qr][i] * c;  // first: 0 * 0, exactly
-        }
-        if (qc == nc - 1) {
-          l[qr] = first ? 0.0f : l[qr] * c;
-          m[qr] = mx[qr];
-        }
-      }
-      if (++qc == nc) {
-        qc = 0;
-        qr++;
-      }
-      attn_copy_step<C, TH>(cp, false, nxt, th, nb, kt, vt, ks, vs);
-    }
-    // accumulate pass, (key, chunk, row): p = exp(s - m) (recomputed per chunk, the same value),
-    // l += p on the row's first chunk, o += p * v on A elements per cycle
-    EDGELLM_ATTN_LOOP(nk * nc * nr);
-    int aj = 0, ac = 0, ar = 0;
-  accumulate:
-    for (int it = 0; it < nk * nc * nr; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = C::min_rows max = C::kv_block * C::chunks_max * ROWS
-#pragma HLS PIPELINE II = 1
-#pragma HLS DEPENDENCE variable = o inter false
-#pragma HLS DEPENDENCE variable = l inter false
-#pragma HLS DEPENDENCE variable = kt inter false
-#pragma HLS DEPENDENCE variable = vt inter false
-      if (ar < n_rows && (!diag || b0 + aj <= row_pos[ar])) {
-        const int kv = row_kv[ar];
-        const f32 p = exp_f(s_tile[ar][aj] - m[ar]);
-        if (ac == 0) l[ar] = l[ar] + p;
-        for (int j = 0; j < A; j++) {
-#pragma HLS UNROLL
-          const int i = ac * A + j;
-          if (i < d) o[ar][i] = o[ar][i] + p * vt[cur][aj][kv][i];
-        }
-      }
-      if (++ar == nr) {
-        ar = 0;
-        if (++ac == nc) {
-          ac = 0;
-          aj++;
-        }
-      }
-      attn_copy_step<C, TH>(cp, false, nxt, th, nb, kt, vt, ks, vs);
-    }
-    attn_copy_rest<C, TH>(cp, nxt, th, nb, kt, vt, ks, vs);
+    attn_copy_rest<C, TH>(cp, th, nb, kt, vt, ks, vs);
   }
   // normalize fused with the store, (row, transfer): out = o / l, QL elements (dividers) per cycle
   EDGELLM_ATTN_LOOP(n_rows * nq);
