@@ -290,6 +290,10 @@ void edgellm_csim_run_ports(uint8_t *ddr, uint8_t *const *w, uint64_t ddr_bytes,
 // the fetchers and the kernels agree on what each port streams).
 long long edgellm_csim_fifo_leftovers() {{ return edgellm::fifo_leftovers(); }}
 
+// Deadlocks found by the threaded C simulation (hw/csim.py build(threads=True)), over every call; 0 in
+// the sequential one.
+long long edgellm_csim_deadlocks() {{ return edgellm::csim_deadlocks(); }}
+
 // scratch floats, scratch int8 bytes, tap floats, tap offsets (q_rope k_rope v attn h_attn ffn_act), max_t
 void edgellm_csim_sizes(long long *out) {{
   out[0] = S::floats; out[1] = S::bytes8; out[2] = TP::floats;

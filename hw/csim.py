@@ -21,6 +21,7 @@ from edgellm.errors import EdgeLLMError
 
 HW_DIR = Path(__file__).resolve().parent
 INCLUDE_DIR = HW_DIR / "include"
+THREADS_DIR = HW_DIR / "csim_threads"  # the threaded C simulation's bounded hls_stream.h
 TB_DIR = HW_DIR / "tb"
 CXXFLAGS = ("-std=c++17", "-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math",
             "-Wall", "-Wextra", "-Wno-unknown-pragmas")
@@ -66,11 +67,15 @@ def _digest(sources: list[Path], includes: list[Path], flags: tuple[str, ...]) -
 
 
 def build(sources: list[Path], name: str, includes: list[Path] | None = None,
-          defines: dict[str, str] | None = None) -> Path:
+          defines: dict[str, str] | None = None, threads: bool = False) -> Path:
     """Compile sources into a cached shared library; return its path. Compiler errors raise
-    EdgeLLMError with the first lines of the diagnostics."""
-    includes = [INCLUDE_DIR, *(includes or [])]
-    flags = CXXFLAGS + tuple(f"-D{k}={v}" for k, v in sorted((defines or {}).items()))
+    EdgeLLMError with the first lines of the diagnostics. threads: the threaded C simulation
+    (edgellm/dataflow.h): every DATAFLOW process of the stream-only regions in its own thread over
+    bounded streams (THREADS_DIR's hls_stream.h, found before hls4ml's), deadlocks detected."""
+    includes = [*([THREADS_DIR] if threads else []), INCLUDE_DIR, *(includes or [])]
+    defines = {**(defines or {}), **({"EDGELLM_CSIM_THREADS": "1"} if threads else {})}
+    flags = (CXXFLAGS + (("-pthread",) if threads else ())
+             + tuple(f"-D{k}={v}" for k, v in sorted(defines.items())))
     key = _digest([Path(s) for s in sources], includes, flags)
     out = cache_dir() / f"{name}-{key}.so"
     if out.is_file():

@@ -90,7 +90,9 @@ class Top:
         return self.region("logits").copy(), int(a[0]), a[1:1 + TOP_K].copy(), vals
 
 
-def make_top(tmp: Path, variant: str, mm: str, design: DesignParams) -> Top:
+def make_top(tmp: Path, variant: str, mm: str, design: DesignParams, threads: bool = False) -> Top:
+    """Generate the small model's HLS for `design` and build its C simulation (threads: the threaded
+    one, every stream-connected DATAFLOW process in its own thread over bounded FIFOs)."""
     cfg = small_config(variant)
     qm = random_model(cfg, seed=5)
     numerics = NumericsPlan.for_head_dim(cfg.head_dim, kv_dtype="f16" if design.kv_bytes == 2 else "f32")
@@ -101,7 +103,8 @@ def make_top(tmp: Path, variant: str, mm: str, design: DesignParams) -> Top:
     hls = tmp / "hls"
     generate_hls(hls, cfg, numerics, design, mm, max_t=MAX_T, max_ctx=MAX_CTX, top_k=TOP_K,
                  board=load_board("kv260"), total_bytes=plan.total_bytes)
-    lib = csim.load([hls / "csim_entry.cpp"], f"top_{variant}_{mm}_{numerics.kv_dtype}", includes=[hls])
+    lib = csim.load([hls / "csim_entry.cpp"], f"top_{variant}_{mm}_{numerics.kv_dtype}{'_mt' * threads}",
+                    includes=[hls], threads=threads)
     lib.edgellm_csim_run.restype = None
     ddr = np.zeros(plan.total_bytes, np.uint8)
     ddr[:plan.static_bytes] = plan.image
@@ -150,6 +153,12 @@ def fifo_leftovers(top: Top) -> int:
 
 
 def test_prefill_then_decode_bit_exact(top: Top) -> None:
+    check_prefill_then_decode(top)
+
+
+def check_prefill_then_decode(top: Top) -> None:
+    """A 16-token prefill with taps, then 12 teacher-forced decode steps: logits, argmax, top-k, the
+    last layer's taps and the KV cache bit-exact against the golden model, no weight-FIFO word left."""
     cfg = top.qm.config
     left0 = fifo_leftovers(top)
     gm = GoldenModel(top.qm, top.numerics)

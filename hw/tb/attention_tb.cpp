@@ -109,3 +109,12 @@ extern "C" void tb_attn_trace(long *t, int reset) {
   t[2] = attn_trace().beats;
   if (reset) attn_trace() = attn_trace_t{0, 0, 0};
 }
+
+// Deadlocks the threaded C simulation found (tests/test_csim_threads.py); 0 in the sequential one.
+extern "C" long long tb_attn_deadlocks() {
+#ifdef EDGELLM_CSIM_THREADS
+  return edgellm_csim::deadlocks();
+#else
+  return 0;
+#endif
+}

@@ -31,6 +31,7 @@
 #pragma once
 
 #include "edgellm/attention_prefill.h"
+#include "edgellm/dataflow.h"
 
 namespace edgellm {
 
@@ -186,6 +187,7 @@ void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const K
                      f32 scale) {
   static_assert(KVP >= 1 && KVP <= 4, "KVP: 1..4 K/V read ports");
 #pragma HLS DATAFLOW
+  EDGELLM_REGION;
 #ifndef __SYNTHESIS__
   assert(head_dim >= 1 && head_dim <= C::d_max && n_heads <= C::heads_max);
   assert(n_kv >= 1 && n_kv <= C::kv_heads_max && n_heads % n_kv == 0);
@@ -196,26 +198,41 @@ void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const K
   hls::stream<B> pk0("attn_pk0"), pv0("attn_pv0"), pk1("attn_pk1"), pv1("attn_pv1");
   hls::stream<B> pk2("attn_pk2"), pv2("attn_pv2"), pk3("attn_pk3"), pv3("attn_pv3");
 #pragma HLS STREAM variable = pk0 depth = C::kv_block * C::beats_max
+  EDGELLM_DEPTH(pk0, C::kv_block * C::beats_max);
 #pragma HLS STREAM variable = pv0 depth = C::kv_block * C::beats_max
+  EDGELLM_DEPTH(pv0, C::kv_block * C::beats_max);
 #pragma HLS STREAM variable = pk1 depth = C::kv_block * C::beats_max
+  EDGELLM_DEPTH(pk1, C::kv_block * C::beats_max);
 #pragma HLS STREAM variable = pv1 depth = C::kv_block * C::beats_max
+  EDGELLM_DEPTH(pv1, C::kv_block * C::beats_max);
 #pragma HLS STREAM variable = pk2 depth = C::kv_block * C::beats_max
+  EDGELLM_DEPTH(pk2, C::kv_block * C::beats_max);
 #pragma HLS STREAM variable = pv2 depth = C::kv_block * C::beats_max
+  EDGELLM_DEPTH(pv2, C::kv_block * C::beats_max);
 #pragma HLS STREAM variable = pk3 depth = C::kv_block * C::beats_max
+  EDGELLM_DEPTH(pk3, C::kv_block * C::beats_max);
 #pragma HLS STREAM variable = pv3 depth = C::kv_block * C::beats_max
+  EDGELLM_DEPTH(pv3, C::kv_block * C::beats_max);
   // The source writes K and V beats in pairs; the core takes K one tile ahead of V (copy phase u:
   // K of tile u, V of tile u - 1), so vs holds up to one whole tile while K is read: one tile plus
   // one position of beats keeps the source writing (no deadlock with any reader speed).
   hls::stream<B> ks("attn_ks"), vs("attn_vs");
 #pragma HLS STREAM variable = ks depth = C::kv_block * C::kv_heads_max * C::beats_max
+  EDGELLM_DEPTH(ks, C::kv_block * C::kv_heads_max * C::beats_max);
 #pragma HLS STREAM variable = vs depth = (C::kv_block + 1) * C::kv_heads_max * C::beats_max
-  attn_kv_port_reader<C>(kr0, vr0, t_len, pos0, 0, KVP, n_kv, head_dim, pk0, pv0);
-  attn_kv_port_reader<C>(kr1, vr1, t_len, pos0, 1, KVP, n_kv, head_dim, pk1, pv1);
-  attn_kv_port_reader<C>(kr2, vr2, t_len, pos0, 2, KVP, n_kv, head_dim, pk2, pv2);
-  attn_kv_port_reader<C>(kr3, vr3, t_len, pos0, 3, KVP, n_kv, head_dim, pk3, pv3);
-  attn_kv_source<C>(k_layer, v_layer, t_len, pos0, n_heads, n_kv, KVP, head_dim, pk0, pv0, pk1, pv1,
-                    pk2, pv2, pk3, pv3, ks, vs);
-  attn_layer_compute<C>(q, out, t_len, pos0, n_heads, n_kv, head_dim, scale, ks, vs);
+#ifdef EDGELLM_CSIM_VS_DEPTH  // tests/test_csim_threads.py: too shallow for the K/V skew, it must deadlock
+  EDGELLM_DEPTH(vs, EDGELLM_CSIM_VS_DEPTH);
+#else
+  EDGELLM_DEPTH(vs, (C::kv_block + 1) * C::kv_heads_max * C::beats_max);
+#endif
+  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr0, vr0, t_len, pos0, 0, KVP, n_kv, head_dim, pk0, pv0));
+  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr1, vr1, t_len, pos0, 1, KVP, n_kv, head_dim, pk1, pv1));
+  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr2, vr2, t_len, pos0, 2, KVP, n_kv, head_dim, pk2, pv2));
+  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr3, vr3, t_len, pos0, 3, KVP, n_kv, head_dim, pk3, pv3));
+  EDGELLM_PROCESS(attn_kv_source<C>(k_layer, v_layer, t_len, pos0, n_heads, n_kv, KVP, head_dim, pk0, pv0, pk1,
+                                    pv1, pk2, pv2, pk3, pv3, ks, vs));
+  EDGELLM_PROCESS(attn_layer_compute<C>(q, out, t_len, pos0, n_heads, n_kv, head_dim, scale, ks, vs));
+  EDGELLM_JOIN;
 }
 
 // Decode attention with the K/V cache on one pointer pair (attention_layer, t_len = 1).

@@ -56,6 +56,7 @@
 
 #include <cstdint>
 
+#include "edgellm/dataflow.h"
 #include "edgellm/numerics.h"
 #include "edgellm/weight_codec.h"
 
@@ -487,11 +488,14 @@ void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32
                     WT *w1, WT *w2, WT *w3, const f32 *row_scale, int vocab, int hidden,
                     bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
 #pragma HLS DATAFLOW
+  EDGELLM_REGION;
   enum { kDepth = 2 * CFG::MAX_TOK };  // one block's packets of slack
   hls::stream<LmDotPacket<CFG> > dots("lm_dots");
 #pragma HLS STREAM variable = dots depth = kDepth
-  LmDots<CFG, WT>::run(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots);
-  lm_score<CFG>(dots, qs, nt, row_scale, vocab, write_logits, logits, argmax, k, top_idx, top_val);
+  EDGELLM_DEPTH(dots, kDepth);
+  EDGELLM_PROCESS(LmDots<CFG, WT>::run(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots));
+  EDGELLM_PROCESS(lm_score<CFG>(dots, qs, nt, row_scale, vocab, write_logits, logits, argmax, k, top_idx, top_val));
+  EDGELLM_JOIN;
 }
 
 // One block of nt <= MAX_TOK tokens (see lm_head): load the tokens, then the streaming region.

@@ -37,6 +37,7 @@
 #include <cstdio>
 #endif
 
+#include "edgellm/dataflow.h"
 #include "edgellm/decoder_layer.h"
 #include "edgellm/interface.h"
 #include "edgellm/lm_head.h"
@@ -302,9 +303,11 @@ fetch_desc:
 template <class TC, int NP = TC::fetch_ports>
 struct FetchPorts;
 
+// Every argument by reference: the fetchers are processes of the caller's region (dataflow.h).
 #define EDGELLM_FETCH_ARGS                                                                                \
-  const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, uint32_t hdr_off,           \
-      uint32_t prog_off, uint32_t n_desc, hls::stream<typename TC::word_t> &wq0,                            \
+  const uint8_t *const &w0, const uint8_t *const &w1, const uint8_t *const &w2, const uint8_t *const &w3, \
+      const uint32_t &hdr_off, const uint32_t &prog_off, const uint32_t &n_desc,                            \
+      hls::stream<typename TC::word_t> &wq0,                                                                \
       hls::stream<typename TC::word_t> &wq1, hls::stream<typename TC::word_t> &wq2,                         \
       hls::stream<typename TC::word_t> &wq3, hls::stream<typename TC::hbeat_t> &hq0,                        \
       hls::stream<typename TC::hbeat_t> &hq1, hls::stream<typename TC::hbeat_t> &hq2,                       \
@@ -314,34 +317,34 @@ template <class TC>
 struct FetchPorts<TC, 1> {
   static void run(EDGELLM_FETCH_ARGS) {
 #pragma HLS INLINE
-    fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0);
+    EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
   }
 };
 template <class TC>
 struct FetchPorts<TC, 2> {
   static void run(EDGELLM_FETCH_ARGS) {
 #pragma HLS INLINE
-    fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0);
-    fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1);
+    EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
+    EDGELLM_PROCESS(fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1));
   }
 };
 template <class TC>
 struct FetchPorts<TC, 3> {
   static void run(EDGELLM_FETCH_ARGS) {
 #pragma HLS INLINE
-    fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0);
-    fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1);
-    fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2);
+    EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
+    EDGELLM_PROCESS(fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1));
+    EDGELLM_PROCESS(fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2));
   }
 };
 template <class TC>
 struct FetchPorts<TC, 4> {
   static void run(EDGELLM_FETCH_ARGS) {
 #pragma HLS INLINE
-    fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0);
-    fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1);
-    fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2);
-    fetch_program<TC, 3>(w3, hdr_off, prog_off, n_desc, wq3, hq3);
+    EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
+    EDGELLM_PROCESS(fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1));
+    EDGELLM_PROCESS(fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2));
+    EDGELLM_PROCESS(fetch_program<TC, 3>(w3, hdr_off, prog_off, n_desc, wq3, hq3));
   }
 };
 #undef EDGELLM_FETCH_ARGS
@@ -352,6 +355,14 @@ struct FetchPorts<TC, 4> {
 inline long long &fifo_leftovers() {
   static long long n = 0;
   return n;
+}
+// Deadlocks the threaded C simulation found (dataflow.h; 0 in the sequential one).
+inline long long csim_deadlocks() {
+#ifdef EDGELLM_CSIM_THREADS
+  return edgellm_csim::deadlocks();
+#else
+  return 0;
+#endif
 }
 template <class S>
 void count_leftovers(S &s, const char *name) {
@@ -370,24 +381,34 @@ void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, c
                       const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data,
                       uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
 #pragma HLS DATAFLOW
+  EDGELLM_REGION;
   enum { kDepth = TC::fetch_depth, kHeadDepth = kHeadFifoDepth };
   hls::stream<typename TC::word_t> wq0("wq0"), wq1("wq1"), wq2("wq2"), wq3("wq3");
   hls::stream<typename TC::hbeat_t> hq0("hq0"), hq1("hq1"), hq2("hq2"), hq3("hq3");
 #pragma HLS STREAM variable = wq0 depth = kDepth
+  EDGELLM_DEPTH(wq0, kDepth);
 #pragma HLS STREAM variable = wq1 depth = kDepth
+  EDGELLM_DEPTH(wq1, kDepth);
 #pragma HLS STREAM variable = wq2 depth = kDepth
+  EDGELLM_DEPTH(wq2, kDepth);
 #pragma HLS STREAM variable = wq3 depth = kDepth
+  EDGELLM_DEPTH(wq3, kDepth);
   EDGELLM_FETCH_BIND(wq0)
   EDGELLM_FETCH_BIND(wq1)
   EDGELLM_FETCH_BIND(wq2)
   EDGELLM_FETCH_BIND(wq3)
 #pragma HLS STREAM variable = hq0 depth = kHeadDepth
+  EDGELLM_DEPTH(hq0, kHeadDepth);
 #pragma HLS STREAM variable = hq1 depth = kHeadDepth
+  EDGELLM_DEPTH(hq1, kHeadDepth);
 #pragma HLS STREAM variable = hq2 depth = kHeadDepth
+  EDGELLM_DEPTH(hq2, kHeadDepth);
 #pragma HLS STREAM variable = hq3 depth = kHeadDepth
+  EDGELLM_DEPTH(hq3, kHeadDepth);
   FetchPorts<TC>::run(w0, w1, w2, w3, hdr_off, prog_off, n_desc, wq0, wq1, wq2, wq3, hq0, hq1, hq2, hq3);
-  engine_program<TC>(kv0, kv1, kv2, kv3, data, hdr_off, prog_off, n_desc, wq0, wq1, wq2, wq3, hq0, hq1, hq2,
-                     hq3);
+  EDGELLM_PROCESS(engine_program<TC>(kv0, kv1, kv2, kv3, data, hdr_off, prog_off, n_desc, wq0, wq1, wq2, wq3,
+                                     hq0, hq1, hq2, hq3));
+  EDGELLM_JOIN;
 #ifndef __SYNTHESIS__
   count_leftovers(wq0, "wq0");
   count_leftovers(wq1, "wq1");
