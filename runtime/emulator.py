@@ -36,6 +36,8 @@ from edgellm.runtime.device import (
 CSIM_SYMBOL = "edgellm_csim_run"
 # long long edgellm_csim_fifo_leftovers(void): weight-FIFO words fetched and never popped (all calls)
 LEFTOVER_SYMBOL = "edgellm_csim_fifo_leftovers"
+# long long edgellm_csim_deadlocks(void): deadlocks the threaded C simulation found (all calls)
+DEADLOCK_SYMBOL = "edgellm_csim_deadlocks"
 # void edgellm_csim_run(uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off, uint32_t prog_off,
 #                       uint32_t n_desc)
 CSIM_ARGTYPES = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32]
@@ -64,6 +66,7 @@ class EmulatorDevice(Device):
         self.coherent = coherent
         self.hang = False  # True: take ap_start but never raise ap_done (a stuck accelerator)
         self.fifo_leftovers: Callable[[], int] | None = None  # C simulation's FIFO check, if exported
+        self.deadlocks: Callable[[], int] | None = None  # threaded C simulation's deadlock count, if exported
         self.runs = 0  # completed top invocations
         self._regs: dict[int, int] = {CTRL: AP_IDLE}
         self._buffers: list[Buffer] = []
@@ -86,12 +89,17 @@ class EmulatorDevice(Device):
         if left is not None:
             left.argtypes, left.restype = [], ctypes.c_longlong
             dev.fifo_leftovers = left
+        dead = getattr(lib, DEADLOCK_SYMBOL, None)
+        if dead is not None:
+            dead.argtypes, dead.restype = [], ctypes.c_longlong
+            dev.deadlocks = dead
         return dev
 
     @classmethod
-    def for_project(cls, project: Any) -> EmulatorDevice:
-        """The emulator of a compiled project: its hls/ sources built as a C-simulation library."""
-        lib = build_csim_library(project.path, project.iface.ip_name)
+    def for_project(cls, project: Any, threads: bool = False) -> EmulatorDevice:
+        """The emulator of a compiled project: its hls/ sources built as a C-simulation library
+        (threads: the threaded C simulation, DATAFLOW processes concurrent over bounded FIFOs)."""
+        lib = build_csim_library(project.path, project.iface.ip_name, threads)
         return cls.from_library(lib, project.iface.registers, name="emulator (C simulation)")
 
     # ---- bus primitives ----
@@ -177,9 +185,13 @@ class EmulatorDevice(Device):
         mem = self._device_mem[addr]
         r = self.registers
         before = self.fifo_leftovers() if self.fifo_leftovers else 0
+        dead0 = self.deadlocks() if self.deadlocks else 0
         self.top(ctypes.c_void_p(mem.ctypes.data), mem.size, self._regs.get(r["hdr_off"], 0),
                  self._regs.get(r["prog_off"], 0), self._regs.get(r["n_desc"], 0))
         self.runs += 1
+        if self.deadlocks and self.deadlocks() != dead0:
+            raise DeviceError(f"{self.name}: the dataflow processes deadlocked (a FIFO too shallow for "
+                              "what its processes hold back: a bug in the generated HLS)")
         left = (self.fifo_leftovers() if self.fifo_leftovers else 0) - before
         if left:
             raise DeviceError(f"{self.name}: {left} weight-FIFO words were fetched but never consumed: the "
@@ -199,9 +211,10 @@ def csim_sources(hls_dir: Path) -> list[Path]:
     return [entry, top]
 
 
-def build_csim_library(project_dir: Path, name: str = "edgellm_top") -> Path:
-    """Build (or fetch from the cache) the project's C-simulation library; needs g++ and hls4ml."""
+def build_csim_library(project_dir: Path, name: str = "edgellm_top", threads: bool = False) -> Path:
+    """Build (or fetch from the cache) the project's C-simulation library; needs g++ and hls4ml.
+    threads: the threaded C simulation (hw/csim.py build)."""
     from edgellm.hw import csim  # lazy: only the emulator needs the C++ toolchain
 
     hls = Path(project_dir) / "hls"
-    return csim.build(csim_sources(hls), f"{name}-csim", includes=[hls])
+    return csim.build(csim_sources(hls), f"{name}-csim{'-mt' * threads}", includes=[hls], threads=threads)

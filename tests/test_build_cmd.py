@@ -69,8 +69,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_project(tmp_path_factory.mktemp("csim") / "proj")
 
 
-def test_csim_passes_bit_exact(project: Path) -> None:
-    res = runner.invoke(cli.app, ["csim", str(project)])
+@pytest.mark.parametrize("threads", [False, True], ids=["sequential", "threads"])
+def test_csim_passes_bit_exact(project: Path, threads: bool) -> None:
+    """Sequential C simulation, and --threads: every stream-connected DATAFLOW process in its own thread
+    over FIFOs of its declared depth (a deadlock would fail the testbench)."""
+    res = runner.invoke(cli.app, ["csim", str(project), *(["--threads"] if threads else [])])
     print(res.output)
     assert res.exit_code == 0, res.output
     assert "synth_check: 0 finding(s)" in res.output

@@ -85,3 +85,51 @@ def test_attention_kv_skew_needs_a_tile_of_v_fifo() -> None:
     short = _attn_lib(16 * 8 * 4 - 1)
     run_layer(short, "3_l16", q, 1, pos, nan, nan, _head_ports(k, v, 3))
     assert short.tb_attn_deadlocks() == 1
+
+
+def _regions() -> list[tuple[str, str]]:
+    """(header, function body) of every HLS function with a DATAFLOW pragma (comments stripped)."""
+    import re
+
+    from edgellm.hw import synth_check
+
+    out = []
+    for h in sorted((csim.INCLUDE_DIR / "edgellm").glob("*.h")):
+        code = synth_check.strip_source(h.read_text())
+        for m in re.finditer(r"#pragma HLS DATAFLOW", code):
+            start = code.rfind("{", 0, m.start())
+            depth, i = 0, start
+            while True:  # the enclosing function body: from its brace to the matching one
+                depth += {"{": 1, "}": -1}.get(code[i], 0)
+                if depth == 0:
+                    break
+                i += 1
+            out.append((h.name, code[start:i + 1]))
+    return out
+
+
+def test_stream_regions_are_threaded_with_declared_depths() -> None:
+    """Every DATAFLOW region that declares streams opens EDGELLM_REGION, runs its calls as
+    EDGELLM_PROCESS and joins them after the last (EDGELLM_JOIN); every STREAM pragma has an
+    EDGELLM_DEPTH with the same depth right after it, so the threaded simulation bounds each FIFO as
+    synthesis will."""
+    import re
+
+    regions = _regions()
+    threaded = [(h, b) for h, b in regions if re.search(r"hls::stream<.*>\s+\w+\(\"", b)]
+    assert {h for h, _ in threaded} == {"top.h", "attention_decode.h", "lm_head.h"}
+    for h, body in threaded:
+        assert "EDGELLM_REGION;" in body and body.rfind("EDGELLM_JOIN;") > body.rfind("EDGELLM_PROCESS("), h
+        assert body.count("EDGELLM_PROCESS(") >= 2 or h == "top.h", h  # top: the fetchers via FetchPorts
+    n = 0
+    for h in sorted((csim.INCLUDE_DIR / "edgellm").glob("*.h")):
+        lines = h.read_text().splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r"\s*#pragma HLS STREAM variable = (\w+) depth = (.+)$", line)
+            if m:
+                n += 1
+                nxt = lines[i + 1].strip()
+                if nxt.startswith("#ifdef EDGELLM_CSIM_VS_DEPTH"):  # the tests' override, then the real one
+                    nxt = lines[i + 4].strip()
+                assert nxt == f"EDGELLM_DEPTH({m.group(1)}, {m.group(2)});", f"{h.name}:{i + 2}: {nxt}"
+    assert n == 19

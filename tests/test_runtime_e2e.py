@@ -88,15 +88,22 @@ def test_chat_mode(built) -> None:
     assert res.stderr.count("generated 3") == 2 and len(res.stdout.splitlines()) == 2
 
 
-def test_session_logits_bit_exact_vs_golden(built) -> None:
+@pytest.mark.parametrize("threads", [False, True], ids=["sequential", "threads"])
+def test_session_logits_bit_exact_vs_golden(built, threads: bool) -> None:
+    """The runtime's session on the emulator, bit for bit against the golden model; threads: the
+    emulator runs the threaded C simulation (DATAFLOW processes concurrent over bounded FIFOs, every
+    call checked for a deadlock)."""
     from edgellm.models.golden import GoldenModel
     from edgellm.models.loaders import load_model
+    from edgellm.runtime.emulator import EmulatorDevice
     from edgellm.runtime.project import Project
     from edgellm.runtime.session import Session, open_device
 
     ckpt, proj = built
     p = Project.open(proj)
-    s = Session(p, open_device(p, "emu"))
+    dev = EmulatorDevice.for_project(p, threads=True) if threads else open_device(p, "emu")
+    assert isinstance(dev, EmulatorDevice) and dev.deadlocks is not None and dev.fifo_leftovers is not None
+    s = Session(p, dev)
     qm, _ = load_model(ckpt)
     gm = GoldenModel(qm, p.numerics)
     cache = gm.new_cache(64)

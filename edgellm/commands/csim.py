@@ -3,7 +3,9 @@
 Builds DIR/hls (top.cpp + tb_top.cpp, the very sources Vitis HLS synthesizes) with g++ and hls4ml's
 ap_types (-ffp-contract=off, cached by content), runs the testbench (prefill + teacher-forced decode,
 logits compared bit for bit with DIR/reference/), and runs the synthesizability check over DIR/hls.
-Exit 0 only when both pass.
+Exit 0 only when both pass. --threads runs the threaded C simulation (edgellm/dataflow.h): the
+processes of the stream-connected DATAFLOW regions concurrently over FIFOs of their declared depths,
+a deadlock reported as a failure.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import typer
 # C++14: what Vitis HLS compiles (run_hls.tcl uses the same standard and fp flags)
 TB_FLAGS = ("-std=c++14", "-O2", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Wno-unknown-pragmas",
             "-Wno-unused-function")
+# --threads: every process of the stream-connected DATAFLOW regions in its own thread, FIFOs bounded at
+# their declared depths, deadlocks detected (edgellm/dataflow.h)
+THREAD_FLAGS = ("-pthread", "-DEDGELLM_CSIM_THREADS=1")
 TB_SOURCES = ("top.cpp", "tb_top.cpp")
 REFERENCE_FILES = ("reference/ref.json", "reference/embeds.f32", "reference/logits.f32")
 
@@ -41,30 +46,34 @@ def check_project(project: Path) -> Path:
     return project / "hls"
 
 
-def _digest(hls: Path, flags: tuple[str, ...], compiler: str) -> str:
+def _digest(hls: Path, flags: tuple[str, ...], compiler: str, extra: Path | None = None) -> str:
     h = hashlib.sha256()
-    for f in sorted(p for p in hls.rglob("*") if p.suffix in (".h", ".cpp") and p.is_file()):
-        h.update(str(f.relative_to(hls)).encode())
-        h.update(f.read_bytes())
+    for root in (hls, *([extra] if extra else [])):
+        for f in sorted(p for p in root.rglob("*") if p.suffix in (".h", ".cpp") and p.is_file()):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
     h.update(" ".join(flags).encode())
     h.update(subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.encode())
     return h.hexdigest()[:20]
 
 
-def build_testbench(hls: Path) -> Path:
+def build_testbench(hls: Path, threads: bool = False) -> Path:
     """Compile hls/top.cpp + hls/tb_top.cpp into a cached executable (only the project's own headers
-    and hls4ml's ap_types are on the include path)."""
+    and hls4ml's ap_types are on the include path; threads: also edgellm's bounded, thread-safe
+    hls_stream.h ahead of them, for the threaded C simulation)."""
     from edgellm.errors import EdgeLLMError
     from edgellm.hw import csim
 
     cxx = csim.cxx()
-    flags = TB_FLAGS
-    out = csim.cache_dir() / f"tb_top-{_digest(hls, flags, cxx)}"
+    flags = TB_FLAGS + (THREAD_FLAGS if threads else ())
+    key = _digest(hls, flags, cxx, csim.THREADS_DIR if threads else None)
+    out = csim.cache_dir() / f"tb_top{'_mt' * threads}-{key}"
     if out.is_file():
         return out
     with tempfile.TemporaryDirectory(dir=csim.cache_dir()) as tmp:
         tmp_out = Path(tmp) / out.name
-        cmd = [cxx, *flags, f"-I{hls}", f"-isystem{csim.ap_types_dir()}",
+        inc = [f"-I{csim.THREADS_DIR}"] if threads else []
+        cmd = [cxx, *flags, *inc, f"-I{hls}", f"-isystem{csim.ap_types_dir()}",
                *(str(hls / s) for s in TB_SOURCES), "-o", str(tmp_out)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
@@ -90,6 +99,9 @@ def csim_cmd(
     project: Annotated[Path, typer.Argument(help="Project directory written by edgellm compile")],
     decode_steps: Annotated[int | None, typer.Option("--decode-steps", min=0,
                                                      help="Run only this many decode steps")] = None,
+    threads: Annotated[bool, typer.Option(
+        "--threads", help="Run the DATAFLOW processes concurrently over FIFOs of their declared depths "
+                          "(deadlocks detected)")] = False,
 ) -> None:
     """C-simulate the project's HLS (g++) against its reference outputs, bit for bit."""
     from edgellm.hw import synth_check
@@ -100,9 +112,9 @@ def csim_cmd(
         typer.echo(f"synth_check: {f}")
     typer.echo(f"synth_check: {len(found)} finding(s) in {len(synth_check.sources(hls))} file(s) of {hls}")
     t0 = time.perf_counter()
-    exe = build_testbench(hls)
+    exe = build_testbench(hls, threads)
     t1 = time.perf_counter()
-    typer.echo(f"build: {t1 - t0:.1f} s (g++ {' '.join(TB_FLAGS)})")
+    typer.echo(f"build: {t1 - t0:.1f} s (g++ {' '.join(TB_FLAGS + (THREAD_FLAGS if threads else ()))})")
     rc = run_testbench(exe, project.resolve(), decode_steps)
     typer.echo(f"run: {time.perf_counter() - t1:.1f} s")
     ok = rc == 0 and not found

@@ -11,7 +11,6 @@
 #include "hls_stream.h"  // this directory's bounded stream
 
 namespace edgellm {
-namespace {  // internal linkage, as the scheduler (hls_stream.h)
 
 // The processes of one region; joined by EDGELLM_JOIN or when the region's scope ends. Processes
 // spawned from an inlined helper join the innermost region open on the calling thread.
@@ -36,7 +35,7 @@ class csim_region {
     for (std::thread &t : threads_) t.join();
     threads_.clear();
   }
-  static csim_region *&current() {
+  EDGELLM_CSIM_LOCAL static csim_region *&current() {
     thread_local csim_region *r = nullptr;
     return r;
   }
@@ -47,7 +46,6 @@ class csim_region {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace
 }  // namespace edgellm
 
 #endif

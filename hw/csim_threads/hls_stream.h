@@ -25,10 +25,12 @@
 #include <string>
 #include <vector>
 
+// Hidden visibility: the translation units of one library or executable share one scheduler, but each
+// C-simulation library loaded into one process keeps its own (the dynamic linker would otherwise merge
+// the inline functions' statics across libraries).
+#define EDGELLM_CSIM_LOCAL __attribute__((visibility("hidden")))
+
 namespace edgellm_csim {
-// Internal linkage: each C-simulation library loaded into one process keeps its own scheduler (inline
-// functions' statics would otherwise be merged across libraries by the dynamic linker).
-namespace {
 
 // A thread blocked on a stream: what it waits for, and whether that has become true.
 struct waiter {
@@ -46,7 +48,7 @@ struct sched_t {
   long long deadlocks = 0;
   bool dead = false;  // a deadlock was found: stream operations no longer block
 };
-inline sched_t &sched() {
+EDGELLM_CSIM_LOCAL inline sched_t &sched() {
   static sched_t s;
   return s;
 }
@@ -109,7 +111,6 @@ inline void join_begin(region_state &r) {
   }
 }
 
-}  // namespace
 }  // namespace edgellm_csim
 
 namespace hls {

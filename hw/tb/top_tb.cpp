@@ -170,7 +170,12 @@ int main(int argc, char **argv) {
     bad_total += bad;
     if (bad || !am_ok) bad_steps++;
   }
-  std::printf("tb_top: %s: %lld logit mismatches, %lld of %lld steps differ\n", bad_steps ? "FAIL" : "PASS",
+  // C simulation's stream checks: FIFO words never popped, deadlocks (threaded build: edgellm csim --threads)
+  const long long left = edgellm::fifo_leftovers(), dead = edgellm::csim_deadlocks();
+  if (left || dead)
+    std::printf("tb_top: %lld weight-FIFO words left over, %lld deadlock(s) in the dataflow regions\n", left, dead);
+  const bool fail = bad_steps || left || dead;
+  std::printf("tb_top: %s: %lld logit mismatches, %lld of %lld steps differ\n", fail ? "FAIL" : "PASS",
               bad_total, bad_steps, steps + 1);
-  return bad_steps ? 1 : 0;
+  return fail ? 1 : 0;
 }
