@@ -9,7 +9,8 @@ Rules (each finding is "file:line: rule: detail"):
   runtime-bound   a for loop whose condition has no conjunct bounded by constants (literals,
                   template parameters, const/constexpr names, enumerators, X::Y members, or the
                   variables of enclosing constant-bounded loops) and no LOOP_TRIPCOUNT in its body
-Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) are C-simulation only and are skipped.
+Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) and the threaded C simulation's runtime
+(a `csim_threads` folder) are C-simulation only and are skipped.
 Heuristic by design (regular expressions over comment-free text), tuned to be strict.
 
 Usage: python -m edgellm.hw.synth_check DIR [DIR ...]   (exit 1 on findings, 2 on bad arguments)
@@ -264,9 +265,11 @@ def check_text(path: Path, text: str, consts: set[str]) -> list[Finding]:
 
 
 def is_testbench(path: Path) -> bool:
-    """C-simulation testbench files, which are never synthesized."""
+    """C-simulation-only files, which are never synthesized: testbenches, and the threaded C
+    simulation's runtime (a `csim_threads` folder: threads, bounded streams)."""
     n = path.name.lower()
-    return ("tb" in {p.lower() for p in path.parts[:-1]} or n.startswith(("tb_", "test"))
+    folders = {p.lower() for p in path.parts[:-1]}
+    return ("tb" in folders or "csim_threads" in folders or n.startswith(("tb_", "test"))
             or Path(n).stem.endswith("_tb"))
 
 
