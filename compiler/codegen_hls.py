@@ -65,7 +65,7 @@ def tlmm_tables(design: DesignParams) -> int:
 def weight_stream_ports(design: DesignParams, board: Any = None) -> int:
     """Weight ports the TLMM engine streams every tile over concurrently (TlmmConfig NPORTS):
     design.weight_ports, at most MAX_STREAM_PORTS and at most the board's PL->DDR ports (as
-    perf_model.bandwidth counts distinct ports)."""
+    perf_ddr.bandwidth counts distinct ports)."""
     n = min(design.weight_ports, MAX_STREAM_PORTS)
     names = getattr(board, "hp_port_names", None) if board is not None else None
     return min(n, len(names)) if names else n

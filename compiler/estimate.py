@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgellm.boards import Board, load_board
-from edgellm.compiler import perf_model
+from edgellm.compiler import perf_ddr, perf_model
 from edgellm.compiler.design import DesignParams, bits_per_weight, ddr_footprint
 from edgellm.compiler.resource_model import KINDS, Resources, estimate_resources
 from edgellm.models.config import PRESETS, ModelConfig
@@ -115,8 +115,8 @@ def estimate(cfg: ModelConfig, board: Board, p: DesignParams) -> Estimate:
         utilization=total.utilization(board), fits=not fits_board(total, board),
         decode=perf_model.decode_step(cfg, board, p),
         ttft={n: perf_model.prefill(cfg, board, p, n) for n in TTFT_PROMPTS},
-        bytes_per_token=perf_model.decode_bytes_per_token(cfg, p),
-        ddr_bound_tok_s=perf_model.ddr_bound_tokens_per_s(cfg, board, p),
+        bytes_per_token=perf_ddr.decode_bytes_per_token(cfg, p),
+        ddr_bound_tok_s=perf_ddr.ddr_bound_tokens_per_s(cfg, board, p),
         ddr_achievable_gbps=board.ddr_achievable_gbps, bits_per_weight=bits_per_weight(cfg, p),
         ddr_footprint=ddr_footprint(cfg, p), ddr_available=board.ddr_available_bytes,
         fetch_fifo_bytes=perf_model.fetch_capacity_bytes(board, p) if p.overlap else 0)

@@ -38,24 +38,26 @@ from dataclasses import dataclass, field
 from edgellm.boards import Board
 from edgellm.compiler import perf_attention, perf_elementwise, perf_fetch
 from edgellm.compiler.design import (
-    ACT_BYTES,
     FETCH_BEATS,
     DesignParams,
-    kv_bytes_per_token,
-    layer_weight_bytes,
     linear_bytes,
     lm_head_bytes,
     norms_per_layer,
-    weight_bytes,
+)
+from edgellm.compiler.perf_ddr import (
+    ARM_STREAM_BYTES_PER_S,
+    Bandwidth,
+    bandwidth,
+    ddr_bytes_per_cycle,
+    port_bytes_per_cycle,
 )
 from edgellm.compiler.perf_tlmm import (
     LINEAR_PIPELINE_DEPTH,
-    MAX_STREAM_PORTS,
     TILE_PIPELINE_DEPTH,
     stream_ports,
     tlmm_linear_s,
 )
-from edgellm.models.config import PRESETS, ModelConfig
+from edgellm.models.config import ModelConfig
 
 # --- Named constants (source in each comment) ---------------------------------------------------
 # LM head scoring process (lm_head.h lm_score): II per row and pipeline depth (divide, multiply,
@@ -70,52 +72,6 @@ LANES_PER_EXP_UNIT = 16
 HOST_CALL_S = 50e-6
 # Host argmax/sampling over fp32 logits on the ARM cores, seconds per vocabulary entry. Assumption.
 HOST_SAMPLE_S_PER_VOCAB = 2e-9
-# Effective DDR streaming rate of a GEMV on the KV260's four Cortex-A53 cores (NEON). Derived from the
-# bitnet.cpp anchor in ANCHORS.md (bitnet-kv260 row): 2.77 tok/s for BitNet-b1.58-2B-4T on the A53s,
-# reading per token the I2_S ternary weights (2 bits/weight) plus the fp16 tied embedding as LM head.
-BITNET_CPP_A53_TOK_S = 2.77
-BITNET_CPP_BITS_PER_WEIGHT = 2.0  # I2_S
-BITNET_CPP_HEAD_BYTES = 2  # fp16 output embedding
-
-
-def _arm_stream_bytes_per_s() -> float:
-    cfg = PRESETS["bitnet-b1.58-2B-4T"]
-    per_token = (cfg.n_ternary_params() * BITNET_CPP_BITS_PER_WEIGHT / 8
-                 + cfg.vocab_size * cfg.hidden_size * BITNET_CPP_HEAD_BYTES)
-    return per_token * BITNET_CPP_A53_TOK_S
-
-
-ARM_STREAM_BYTES_PER_S = _arm_stream_bytes_per_s()  # about 3.3e9
-
-
-@dataclass(frozen=True)
-class Bandwidth:
-    """Bytes/s the design can pull: weight ports together, the data port, the board's DDR; kv_port:
-    one weight port reading the KV cache (full port width), kv_ports: the weight ports that do."""
-
-    weights: float
-    data: float
-    ddr: float
-    kv_port: float = 0.0
-    kv_ports: int = 0
-
-
-def bandwidth(board: Board, p: DesignParams) -> Bandwidth:
-    """Port-limited and DDR-limited bandwidths of a design on a board."""
-    f = p.clock_mhz * 1e6
-    per_port = min(p.port_width_bits, board.hp_port_width_bits) / 8 * f
-    distinct = min(p.weight_ports, len(board.hp_port_names))  # more m_axi than HP ports share them
-    if p.overlap:  # the generated engine streams over at most MAX_STREAM_PORTS ports, R bytes each
-        distinct = min(distinct, MAX_STREAM_PORTS)
-        per_port = min(per_port, p.rows * f)
-    ddr = board.ddr_achievable_gbps * 1e9
-    data = min(p.data_port_width_bits, board.hp_port_width_bits) / 8 * f
-    kv_port = min(p.port_width_bits, board.hp_port_width_bits) / 8 * f
-    kv_ports = stream_ports(board, p) if p.overlap else 0
-    return Bandwidth(weights=min(distinct * per_port, ddr), data=min(data, ddr), ddr=ddr,
-                     kv_port=kv_port, kv_ports=kv_ports)
-
-
 def linear_cycles(out: int, n_in: int, p: DesignParams, tokens: int = 1) -> int:
     """Cycles of one TLMM linear for `tokens` tokens: R rows x T tables per cycle per token."""
     return math.ceil(out / p.rows) * math.ceil(n_in / p.group_cols) * tokens + LINEAR_PIPELINE_DEPTH
@@ -139,8 +95,8 @@ def _lm_head_s(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, t
     # nbeats dot cycles and its rows' DDR time; the logits are scored alongside
     nports, beat = stream_ports(board, p), p.port_width_bits // 8
     nbeats, nblk = -(-cfg.hidden_size // beat), -(-cfg.vocab_size // nports)
-    blk_load = max(nbeats * beat / _port_bytes_per_cycle(board, p, beat),
-                   nports * cfg.hidden_size / _ddr_bytes_per_cycle(board, p))
+    blk_load = max(nbeats * beat / port_bytes_per_cycle(board, p, beat),
+                   nports * cfg.hidden_size / ddr_bytes_per_cycle(board, p))
     blk_compute = tokens * nbeats
     score_drain = nports * LM_SCORE_II + LM_SCORE_DEPTH  # the last block's rows through the scoring process
     cycles = (nblk * max(blk_load, blk_compute) + TILE_PIPELINE_DEPTH + score_drain + LINEAR_PIPELINE_DEPTH
@@ -177,15 +133,6 @@ def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
     cycles = (2 * cfg.n_heads * pairs * math.ceil(cfg.head_dim / p.attn_lanes)
               + math.ceil(cfg.n_heads * pairs / exp_units) + ATTN_PIPELINE_DEPTH)
     return _stage(nbytes / bw.data, cycles / f, p.overlap), nbytes  # TeLLMe-style: K/V over the data port
-
-
-def _port_bytes_per_cycle(board: Board, p: DesignParams, beat_bytes: int) -> float:
-    """Bytes one weight port moves per cycle: one beat of `beat_bytes`, at most the port and HP widths."""
-    return min(beat_bytes, p.port_width_bits / 8, board.hp_port_width_bits / 8)
-
-
-def _ddr_bytes_per_cycle(board: Board, p: DesignParams) -> float:
-    return board.ddr_achievable_gbps * 1e9 / (p.clock_mhz * 1e6)
 
 
 def _layer(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, context: int) -> dict[str, float]:
@@ -330,22 +277,3 @@ def decode_step(cfg: ModelConfig, board: Board, p: DesignParams, context: int | 
 def prefill(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int) -> Projection:
     """Time to first token for an `n_tokens` prompt (all layers, LM head once). Projected."""
     return _run(cfg, board, p, n_tokens, 0)
-
-
-def decode_bytes_per_token(cfg: ModelConfig, p: DesignParams, context: int | None = None) -> int:
-    """DDR bytes one decode step reads and writes (weights, LM head, KV cache, activations)."""
-    ctx = p.decode_context if context is None else context
-    acts = 2 * cfg.n_layers * max(cfg.hidden_size, cfg.ffn_size) * ACT_BYTES + cfg.vocab_size * ACT_BYTES
-    return (weight_bytes(cfg, p) + lm_head_bytes(cfg, p.lm_head_bits)
-            + (ctx + 1) * kv_bytes_per_token(cfg, p) + acts)
-
-
-def ddr_bound_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams,
-                           context: int | None = None) -> float:
-    """The physical limit: achievable DDR bandwidth / bytes per decode step."""
-    return board.ddr_achievable_gbps * 1e9 / decode_bytes_per_token(cfg, p, context)
-
-
-def weight_load_s(cfg: ModelConfig, board: Board, p: DesignParams) -> float:
-    """Seconds to stream one copy of the ternary weights through the weight ports."""
-    return cfg.n_layers * layer_weight_bytes(cfg, p) / bandwidth(board, p).weights

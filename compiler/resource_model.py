@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from edgellm.boards import Board
 from edgellm.compiler import perf_attention, perf_elementwise
 from edgellm.compiler.design import FETCH_BEATS, DesignParams
-from edgellm.compiler.perf_model import bandwidth, buffer_depth
+from edgellm.compiler.perf_ddr import bandwidth
+from edgellm.compiler.perf_model import buffer_depth
 from edgellm.compiler.perf_tlmm import stream_ports, tlmm_tables
 from edgellm.models.config import ModelConfig
 

@@ -8,7 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from edgellm.boards import list_boards, load_board
-from edgellm.compiler import perf_model
+from edgellm.compiler import perf_ddr, perf_model
 from edgellm.compiler.design import (
     DesignParams,
     bits_per_weight,
@@ -72,8 +72,8 @@ def test_tellme_calibration_within_20_percent() -> None:
     # the decode figure is a prediction (not fitted): weights through 3 x 128-bit HP ports at 250 MHz
     assert "decode tok/s" not in TELLME_CALIBRATED
     tl = tellme_params(LARGE)
-    assert perf_model.bandwidth(KV260, tl).weights == pytest.approx(3 * 16 * 250e6)
-    assert perf_model.weight_load_s(LARGE, KV260, tl) == pytest.approx(
+    assert perf_ddr.bandwidth(KV260, tl).weights == pytest.approx(3 * 16 * 250e6)
+    assert perf_ddr.weight_load_s(LARGE, KV260, tl) == pytest.approx(
         weight_bytes(LARGE, tl) / 12e9, rel=1e-9)
 
 

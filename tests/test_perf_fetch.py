@@ -8,7 +8,7 @@ import random
 import pytest
 
 from edgellm.boards import load_board
-from edgellm.compiler import perf_elementwise, perf_model, perf_tlmm
+from edgellm.compiler import perf_ddr, perf_elementwise, perf_model, perf_tlmm
 from edgellm.compiler.design import FETCH_BEATS, DesignParams
 from edgellm.compiler.packing import packed_size
 from edgellm.compiler.perf_fetch import Phase, simulate
@@ -127,7 +127,7 @@ def test_decode_deep_fifo_faster_than_shallow() -> None:
     assert deep.seconds < 0.95 * shallow.seconds
     assert deep.detail["stall"] < shallow.detail["stall"]
     # never faster than streaming the weights once at the fetcher's rate, plus the LM head
-    bw = perf_model.bandwidth(KV260, KV260_DESIGN)
+    bw = perf_ddr.bandwidth(KV260, KV260_DESIGN)
     image = sum(packed_size(o, i, 16) for o, i in LARGE.linear_shapes().values())  # the encoder's bytes
     assert deep.parts["layers"] >= deep.detail["fetch"] == pytest.approx(LARGE.n_layers * image / bw.weights)
     assert perf_model.fetch_capacity_bytes(KV260, KV260_DESIGN.replace(fetch_depth=8192)) == (
