@@ -3,9 +3,11 @@ KV260, then a 32-token prefill and 8 greedy decode steps on the EmulatorDevice (
 project's own HLS sources through the register/DDR protocol), compared bit for bit with the golden
 model. Prints compile, emulator and golden times (all measured here, on the CPU).
 
-  python bench/emulator_large.py [--keep DIR] [--prefill 32] [--decode 8] [--layers N]
+  python bench/emulator_large.py [--keep DIR] [--prefill 32] [--decode 8] [--layers N] [--threads]
 
 --layers N keeps the large model's widths but only N layers (a quicker check of the same shapes).
+--threads runs the threaded C simulation (DATAFLOW processes concurrent over FIFOs of the design's
+declared depths, every call checked for a deadlock).
 Exit 1 on any mismatch.
 """
 
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 
-def run(workdir: Path, n_prefill: int, n_decode: int, layers: int | None) -> dict:
+def run(workdir: Path, n_prefill: int, n_decode: int, layers: int | None, threads: bool = False) -> dict:
     """Build, run on the emulator and on golden; return figures (raises on mismatch)."""
     from edgellm.compiler.pipeline import BuildConfig, run_steps
     from edgellm.compiler.steps import compile_steps
@@ -29,6 +31,7 @@ def run(workdir: Path, n_prefill: int, n_decode: int, layers: int | None) -> dic
     from edgellm.models.config import PRESETS
     from edgellm.models.loaders.hf_bitnet import save_hf_bitnet
     from edgellm.models.random_model import random_model
+    from edgellm.runtime.emulator import EmulatorDevice
     from edgellm.runtime.project import Project
     from edgellm.runtime.session import Session, open_device
 
@@ -43,7 +46,8 @@ def run(workdir: Path, n_prefill: int, n_decode: int, layers: int | None) -> dic
     t_compile = time.perf_counter() - t0
     qm = ctx.state["qm"]
     proj = Project.open(workdir / "proj")
-    sess = Session(proj, open_device(proj, "emu"), timeout_s=3600)
+    dev = EmulatorDevice.for_project(proj, threads=True) if threads else open_device(proj, "emu")
+    sess = Session(proj, dev, timeout_s=3600)
     gold = GoldenBackend(qm, ctx.state["numerics"], max_len=proj.iface.max_ctx)
     prompt = np.random.default_rng(0).integers(3, cfg.vocab_size, n_prefill)
     t0 = time.perf_counter()
@@ -71,12 +75,14 @@ def main() -> int:
     ap.add_argument("--prefill", type=int, default=32)
     ap.add_argument("--decode", type=int, default=8)
     ap.add_argument("--layers", type=int, default=None)
+    ap.add_argument("--threads", action="store_true", help="threaded C simulation (bounded FIFOs)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="edgellm-emu-large-") as tmp:
         work = Path(a.keep) if a.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        r = run(work, a.prefill, a.decode, a.layers)
-    print(f"bitnet_b1_58-large shapes, {r['layers']} layers (random weights), KV260 project: "
+        r = run(work, a.prefill, a.decode, a.layers, a.threads)
+    sim = "threaded C simulation" if a.threads else "C simulation"
+    print(f"bitnet_b1_58-large shapes, {r['layers']} layers (random weights), KV260 project, {sim}: "
           f"compile {r['compile_s']:.1f} s; emulator prefill {a.prefill} tokens {r['emu_prefill_s']:.1f} s, "
           f"decode {r['emu_decode_s_per_token']:.1f} s/token; golden (same steps) {r['golden_s']:.1f} s; "
           f"logit mismatches per step {r['mismatches']}")
