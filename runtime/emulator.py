@@ -100,7 +100,8 @@ class EmulatorDevice(Device):
         """The emulator of a compiled project: its hls/ sources built as a C-simulation library
         (threads: the threaded C simulation, DATAFLOW processes concurrent over bounded FIFOs)."""
         lib = build_csim_library(project.path, project.iface.ip_name, threads)
-        return cls.from_library(lib, project.iface.registers, name="emulator (C simulation)")
+        sim = "threaded C simulation" if threads else "C simulation"
+        return cls.from_library(lib, project.iface.registers, name=f"emulator ({sim})")
 
     # ---- bus primitives ----
 

@@ -26,7 +26,7 @@ from edgellm.runtime.driver import Driver
 from edgellm.runtime.project import Project
 
 POLICIES = ("error", "sliding")
-DEVICES = ("auto", "emu", "pynq")
+DEVICES = ("auto", "emu", "emu-threads", "pynq")
 UNBOUNDED = 2**31 - 1  # config.max_context reported under the sliding policy
 
 
@@ -115,8 +115,10 @@ class Session:
 
 
 def open_device(project: Project, kind: str = "auto") -> Device:
-    """The device for a project: "pynq" (the board), "emu" (C simulation of the project's HLS) or
-    "auto" (pynq when running on a PYNQ board, the emulator elsewhere)."""
+    """The device for a project: "pynq" (the board), "emu" (C simulation of the project's HLS),
+    "emu-threads" (its threaded C simulation: DATAFLOW processes concurrent over FIFOs of their
+    declared depths, every call checked for a deadlock) or "auto" (pynq when running on a PYNQ board,
+    the emulator elsewhere)."""
     if kind not in DEVICES:
         raise EdgeLLMError(f"unknown device {kind!r}; choose one of {', '.join(DEVICES)}")
     from edgellm.runtime import pynq_device
@@ -125,4 +127,4 @@ def open_device(project: Project, kind: str = "auto") -> Device:
         return pynq_device.PynqDevice.for_project(project)
     from edgellm.runtime.emulator import EmulatorDevice
 
-    return EmulatorDevice.for_project(project)
+    return EmulatorDevice.for_project(project, threads=kind == "emu-threads")

@@ -101,7 +101,7 @@ def test_session_logits_bit_exact_vs_golden(built, threads: bool) -> None:
 
     ckpt, proj = built
     p = Project.open(proj)
-    dev = EmulatorDevice.for_project(p, threads=True) if threads else open_device(p, "emu")
+    dev = open_device(p, "emu-threads" if threads else "emu")
     assert isinstance(dev, EmulatorDevice) and dev.deadlocks is not None and dev.fifo_leftovers is not None
     s = Session(p, dev)
     qm, _ = load_model(ckpt)

@@ -33,7 +33,8 @@ DirArg = Annotated[Path, typer.Argument(help="Compiled project directory (edgell
 PromptOpt = Annotated[str | None, typer.Option("--prompt", "-p", help="Prompt text.")]
 PromptIdsOpt = Annotated[str | None, typer.Option("--prompt-ids", help="Prompt as token ids ('1,2,3').")]
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto (pynq on a board, else the emulator), "
-                                                            "emu or pynq.")]
+                                                            "emu, emu-threads (threaded C simulation: "
+                                                            "bounded FIFOs, deadlocks detected) or pynq.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for each accelerator run.")]
 
 
