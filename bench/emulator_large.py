@@ -31,7 +31,6 @@ def run(workdir: Path, n_prefill: int, n_decode: int, layers: int | None, thread
     from edgellm.models.config import PRESETS
     from edgellm.models.loaders.hf_bitnet import save_hf_bitnet
     from edgellm.models.random_model import random_model
-    from edgellm.runtime.emulator import EmulatorDevice
     from edgellm.runtime.project import Project
     from edgellm.runtime.session import Session, open_device
 
@@ -46,8 +45,7 @@ def run(workdir: Path, n_prefill: int, n_decode: int, layers: int | None, thread
     t_compile = time.perf_counter() - t0
     qm = ctx.state["qm"]
     proj = Project.open(workdir / "proj")
-    dev = EmulatorDevice.for_project(proj, threads=True) if threads else open_device(proj, "emu")
-    sess = Session(proj, dev, timeout_s=3600)
+    sess = Session(proj, open_device(proj, "emu-threads" if threads else "emu"), timeout_s=3600)
     gold = GoldenBackend(qm, ctx.state["numerics"], max_len=proj.iface.max_ctx)
     prompt = np.random.default_rng(0).integers(3, cfg.vocab_size, n_prefill)
     t0 = time.perf_counter()

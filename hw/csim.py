@@ -22,6 +22,9 @@ from edgellm.errors import EdgeLLMError
 HW_DIR = Path(__file__).resolve().parent
 INCLUDE_DIR = HW_DIR / "include"
 THREADS_DIR = HW_DIR / "csim_threads"  # the threaded C simulation's bounded hls_stream.h
+# the threaded C simulation's build (with THREADS_DIR first on the include path): threads, and
+# edgellm/dataflow.h's threaded mode
+THREAD_FLAGS = ("-pthread", "-DEDGELLM_CSIM_THREADS=1")
 TB_DIR = HW_DIR / "tb"
 CXXFLAGS = ("-std=c++17", "-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math",
             "-Wall", "-Wextra", "-Wno-unknown-pragmas")
@@ -73,9 +76,8 @@ def build(sources: list[Path], name: str, includes: list[Path] | None = None,
     (edgellm/dataflow.h): every DATAFLOW process of the stream-only regions in its own thread over
     bounded streams (THREADS_DIR's hls_stream.h, found before hls4ml's), deadlocks detected."""
     includes = [*([THREADS_DIR] if threads else []), INCLUDE_DIR, *(includes or [])]
-    defines = {**(defines or {}), **({"EDGELLM_CSIM_THREADS": "1"} if threads else {})}
-    flags = (CXXFLAGS + (("-pthread",) if threads else ())
-             + tuple(f"-D{k}={v}" for k, v in sorted(defines.items())))
+    flags = (CXXFLAGS + (THREAD_FLAGS if threads else ())
+             + tuple(f"-D{k}={v}" for k, v in sorted((defines or {}).items())))
     key = _digest([Path(s) for s in sources], includes, flags)
     out = cache_dir() / f"{name}-{key}.so"
     if out.is_file():

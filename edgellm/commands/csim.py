@@ -24,9 +24,6 @@ import typer
 # C++14: what Vitis HLS compiles (run_hls.tcl uses the same standard and fp flags)
 TB_FLAGS = ("-std=c++14", "-O2", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Wno-unknown-pragmas",
             "-Wno-unused-function")
-# --threads: every process of the stream-connected DATAFLOW regions in its own thread, FIFOs bounded at
-# their declared depths, deadlocks detected (edgellm/dataflow.h)
-THREAD_FLAGS = ("-pthread", "-DEDGELLM_CSIM_THREADS=1")
 TB_SOURCES = ("top.cpp", "tb_top.cpp")
 REFERENCE_FILES = ("reference/ref.json", "reference/embeds.f32", "reference/logits.f32")
 
@@ -65,7 +62,7 @@ def build_testbench(hls: Path, threads: bool = False) -> Path:
     from edgellm.hw import csim
 
     cxx = csim.cxx()
-    flags = TB_FLAGS + (THREAD_FLAGS if threads else ())
+    flags = TB_FLAGS + (csim.THREAD_FLAGS if threads else ())
     key = _digest(hls, flags, cxx, csim.THREADS_DIR if threads else None)
     out = csim.cache_dir() / f"tb_top{'_mt' * threads}-{key}"
     if out.is_file():
@@ -104,7 +101,7 @@ def csim_cmd(
                           "(deadlocks detected)")] = False,
 ) -> None:
     """C-simulate the project's HLS (g++) against its reference outputs, bit for bit."""
-    from edgellm.hw import synth_check
+    from edgellm.hw import csim, synth_check
 
     hls = check_project(project)
     found = synth_check.check_paths([hls])
@@ -114,7 +111,7 @@ def csim_cmd(
     t0 = time.perf_counter()
     exe = build_testbench(hls, threads)
     t1 = time.perf_counter()
-    typer.echo(f"build: {t1 - t0:.1f} s (g++ {' '.join(TB_FLAGS + (THREAD_FLAGS if threads else ()))})")
+    typer.echo(f"build: {t1 - t0:.1f} s (g++ {' '.join(TB_FLAGS + (csim.THREAD_FLAGS if threads else ()))})")
     rc = run_testbench(exe, project.resolve(), decode_steps)
     typer.echo(f"run: {time.perf_counter() - t1:.1f} s")
     ok = rc == 0 and not found

@@ -128,7 +128,6 @@ class stream {
     std::lock_guard<std::mutex> g(edgellm_csim::sched().mu);
     depth_ = d < 1 ? 1 : d;
   }
-  std::size_t depth() const { return depth_; }
 
   void write(const T &x) {
     edgellm_csim::sched_t &s = edgellm_csim::sched();

@@ -111,10 +111,4 @@ extern "C" void tb_attn_trace(long *t, int reset) {
 }
 
 // Deadlocks the threaded C simulation found (tests/test_csim_threads.py); 0 in the sequential one.
-extern "C" long long tb_attn_deadlocks() {
-#ifdef EDGELLM_CSIM_THREADS
-  return edgellm_csim::deadlocks();
-#else
-  return 0;
-#endif
-}
+extern "C" long long tb_attn_deadlocks() { return edgellm::csim_deadlocks(); }

@@ -52,4 +52,4 @@ extern "C" long tb_cross(int n, int depth) {
   return s0 + s1;
 }
 
-extern "C" long long tb_deadlocks() { return edgellm_csim::deadlocks(); }
+extern "C" long long tb_deadlocks() { return edgellm::csim_deadlocks(); }

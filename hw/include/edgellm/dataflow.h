@@ -33,3 +33,16 @@
 #define EDGELLM_JOIN ((void)0)
 #define EDGELLM_DEPTH(s, ...) ((void)0)
 #endif
+
+#ifndef __SYNTHESIS__
+namespace edgellm {
+// C simulation: deadlocks the threaded simulation found so far (0 in the sequential one).
+inline long long csim_deadlocks() {
+#ifdef EDGELLM_CSIM_THREADS
+  return edgellm_csim::deadlocks();
+#else
+  return 0;
+#endif
+}
+}  // namespace edgellm
+#endif

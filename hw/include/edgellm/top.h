@@ -356,14 +356,6 @@ inline long long &fifo_leftovers() {
   static long long n = 0;
   return n;
 }
-// Deadlocks the threaded C simulation found (dataflow.h; 0 in the sequential one).
-inline long long csim_deadlocks() {
-#ifdef EDGELLM_CSIM_THREADS
-  return edgellm_csim::deadlocks();
-#else
-  return 0;
-#endif
-}
 template <class S>
 void count_leftovers(S &s, const char *name) {
   if (!s.empty()) {
