@@ -133,11 +133,11 @@ namespace edgellm_cfg {{
 // KV cache element (numerics plan kv_dtype {numerics.kv_dtype}; f16 = binary16 bit patterns, kv_cache.h)
 typedef edgellm::{numerics.kv_dtype} kv_t;
 // hidden, heads, kv heads, head_dim, ffn, act, SubLN, norm lanes, dot lanes, kv block, max_t, max_ctx, BQ,
-// KV element, element-wise elements per cycle
+// KV element, element-wise elements per cycle (all passes; the GLU act * u pass)
 typedef edgellm::layer_config<{shape},
                               {act}, {str(cfg.subln).lower()}, {numerics.norm_lanes}, {numerics.dot_lanes},
                               {numerics.kv_block}, {max_t}, {max_ctx}, {design.attn_q_block}, kv_t,
-                              {design.ew_vec}> layer;
+                              {design.ew_vec}, {design.glu_vec}> layer;
 // ternary linears: {mm}; G, T, R, K_MAX, N_MAX, MAX_TOK, storage, weight ports streaming each tile,
 // token lanes, output lanes
 {mm_line}

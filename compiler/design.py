@@ -52,6 +52,7 @@ class DesignParams:
     attn_lanes: int = 16  # head-dim MAC lanes of each attention dot-product unit
     ew_lanes: int = 16  # RMSNorm sum-of-squares lanes (NumericsPlan.norm_lanes, the contract's order)
     ew_vec: int = 4  # elements per cycle of the fused element-wise stages (EwConfig VEC)
+    ew_glu_vec: int = 0  # elements per cycle of the GLU act(g) * u pass (EwConfig GLU_VEC); 0: ew_vec
     token_lanes: int = 1  # TLMM tokens per step sharing every weight index (TlmmConfig TP; prefill)
     out_lanes: int = 4  # TLMM outputs dequantized and written per cycle (TlmmConfig OL)
     kv_bytes: int = 2  # KV cache element size: 2 = f16 (NumericsPlan kv_dtype "f16"), 4 = f32
@@ -95,6 +96,10 @@ class DesignParams:
         if (fd & (fd - 1) and fd % URAM_WORDS) or not lo <= fd <= hi:
             raise EdgeLLMError(f"design parameter fetch_depth must be a power of two or a multiple of "
                                f"{URAM_WORDS} in {lo}..{hi}, got {fd}")
+        gv = self.ew_glu_vec
+        if isinstance(gv, bool) or not isinstance(gv, int) or gv < 0 or gv & (gv - 1) or gv > self.ew_vec:
+            raise EdgeLLMError(f"design parameter ew_glu_vec must be 0 (= ew_vec) or a power of two <= "
+                               f"ew_vec ({self.ew_vec}), got {gv!r}")
         if self.prefill_token_block % self.token_lanes:
             raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
                                f"multiple of token_lanes ({self.token_lanes})")
@@ -102,6 +107,11 @@ class DesignParams:
             w = getattr(self, f)
             if w < 32 or w & (w - 1):
                 raise EdgeLLMError(f"design parameter {f} must be a power of two >= 32, got {w}")
+
+    @property
+    def glu_vec(self) -> int:
+        """Elements per cycle of the element-wise GLU act(g) * u pass (ew_glu_vec, 0 meaning ew_vec)."""
+        return self.ew_glu_vec or self.ew_vec
 
     @property
     def group_cols(self) -> int:

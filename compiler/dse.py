@@ -21,7 +21,14 @@ from edgellm.compiler import perf_model
 from edgellm.compiler.design import DesignParams, check_ddr_fit
 from edgellm.compiler.estimate import UTIL_LIMITS, Estimate, estimate, fits_board
 from edgellm.compiler.perf_elementwise import ADD_LATENCY
-from edgellm.compiler.resource_model import Resources, estimate_resources, fetch_fifo, total_of
+from edgellm.compiler.resource_model import (
+    Resources,
+    attention,
+    elementwise,
+    estimate_resources,
+    fetch_fifo,
+    total_of,
+)
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 
@@ -35,12 +42,16 @@ ATTN_LANES = (2, 4, 8, 16, 32)
 PREFILL_TOKEN_BLOCKS = (16, 64)
 TOKEN_LANES = (1, 2, 4)  # TLMM tokens per step (prefill throughput)
 EW_VECS = (1, 2, 4, 8)  # element-wise elements per cycle (norm lanes: enough for VEC adders, LaneUnits)
+GLU_VECS = (1, 2)  # narrower GLU act * u passes (besides ew_vec itself): SiLU's exp_f and divider per lane
 STORAGE = ("uram", "bram", "lutram")  # weight buffer kind (uram only where the board has URAM)
 ACT_STORAGE = ("bram", "uram")  # activation buffers (uram only where the board has URAM)
 ATTN_KV_BLOCKS = (8, 32)  # keys per K/V tile (NumericsPlan.kv_block): tile buffers vs per-tile overhead
 # words per weight fetcher FIFO (design.fetch_depth): powers of two, and whole URAMs deep above 4096
 FETCH_DEPTHS = (512, 2048, 4096, 8192, 12288, 16384)
 LOGIC = ("lut", "ff", "dsp")  # resources the fetch FIFO depth does not change (BRAM/URAM FIFOs in the DSE)
+# The fields only the element-wise engine and the attention core read (resource_model.elementwise /
+# attention), normalized when the other kernels are looked up (tests/test_estimate.py checks the split)
+VECTOR_FIELDS = dict(ew_vec=1, ew_glu_vec=0, ew_lanes=16, attn_lanes=1, attn_kv_block=8)
 FETCH_TIE = 0.999  # a shallower fetch FIFO within 0.1% of the deepest fitting one's decode is enough
 
 
@@ -58,15 +69,22 @@ def _memory_candidates(board: Board, base: DesignParams) -> Iterator[dict]:
                    clock_mhz=float(board.pl_clock_mhz))  # no timing model: the board's PL clock
 
 
-def candidates(board: Board, base: DesignParams) -> Iterator[DesignParams]:
+def _ew_widths(cfg: ModelConfig) -> list[tuple[int, int]]:
+    """(ew_vec, ew_glu_vec) pairs: every VEC with the GLU pass as wide; for SiLU models (whose act * u
+    pass costs 11 fmul, 11 fadd/fsub and a divider per lane) also with a narrower GLU pass."""
+    narrow = GLU_VECS if cfg.act == "silu" else ()
+    return [(v, g) for v in EW_VECS for g in (0, *(x for x in narrow if x < v))]
+
+
+def candidates(cfg: ModelConfig, board: Board, base: DesignParams) -> Iterator[DesignParams]:
     """Every candidate configuration for a board with one token lane and the smallest prefill block
     (fields not explored are taken from `base`); explore() widens the near-best ones in both."""
     out_lanes = max(1, min(base.out_lanes, board.hp_port_width_bits // 32))  # fp32 outputs per data beat
-    for g, t, r, lanes, kvb, vec in itertools.product(GROUP_SIZES, TABLES, ROWS, ATTN_LANES, ATTN_KV_BLOCKS,
-                                                      EW_VECS):
+    for g, t, r, lanes, kvb, (vec, gv) in itertools.product(GROUP_SIZES, TABLES, ROWS, ATTN_LANES,
+                                                            ATTN_KV_BLOCKS, _ew_widths(cfg)):
         for mem in _memory_candidates(board, base):
             yield base.replace(group_size=g, tables=t, rows=r, attn_lanes=lanes, attn_kv_block=kvb,
-                               token_lanes=1, ew_vec=vec, ew_lanes=max(16, ADD_LATENCY * vec),
+                               token_lanes=1, ew_vec=vec, ew_glu_vec=gv, ew_lanes=max(16, ADD_LATENCY * vec),
                                out_lanes=out_lanes, **mem)
 
 
@@ -104,7 +122,7 @@ def decode_key(p: DesignParams) -> tuple:
     """The explored fields decode_step (and, with the prefill token block, prefill) reads: not where the
     weight banks and activation rows are stored; the others are the base's, fixed within one exploration."""
     return (p.group_size, p.tables, p.rows, p.attn_lanes, p.attn_kv_block, p.token_lanes, p.ew_vec,
-            p.ew_lanes, p.out_lanes, p.weight_ports, p.lm_head_on_fabric, p.fetch_depth)
+            p.glu_vec, p.ew_lanes, p.out_lanes, p.weight_ports, p.lm_head_on_fabric, p.fetch_depth)
 
 
 @functools.lru_cache(maxsize=64)
@@ -120,20 +138,36 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
     decode_cache: dict[tuple, float] = {}  # decode_key -> decode tokens/s
     depths = sorted(FETCH_DEPTHS, reverse=True)
     mem_limit = (limits["bram36"] * board.bram36, limits["uram"] * board.uram)  # as fits_board counts
+    rest_cache: dict[tuple, dict[str, Resources]] = {}  # every kernel but the vector units' (kernels)
+    fifo_cache: dict[tuple, Resources] = {}  # fetch_fifo per (rows, ports, port width, overlap, depth)
+
+    def kernels(p: DesignParams) -> dict[str, Resources]:
+        """estimate_resources(cfg, board, p) without its total: the element-wise engine and attention
+        core computed for p, the other kernels (which read none of VECTOR_FIELDS) looked up."""
+        key = tuple(v for k, v in vars(p).items() if k not in VECTOR_FIELDS)
+        if key not in rest_cache:
+            rest_cache[key] = estimate_resources(cfg, board, p.replace(**VECTOR_FIELDS))
+        parts = dict(rest_cache[key])
+        del parts["total"]
+        parts["elementwise"], parts["attention"] = elementwise(cfg, p), attention(cfg, p)
+        return parts
 
     def violations(p: DesignParams, key: tuple, depth: int) -> list[str]:
         """Why p with weight FIFOs of `depth` words does not fit (empty: it fits)."""
         nonlocal smallest
         if key not in res_cache:
-            parts = estimate_resources(cfg, board, p)
-            core = total_of([r for k, r in parts.items() if k != "total"] + [fetch_fifo(board, p).scaled(-1)])
+            parts = kernels(p)
+            core = total_of(list(parts.values()) + [fetch_fifo(board, p).scaled(-1)])
             util = core.utilization(board)
             logic = [] if all(util[k] <= limits[k] for k in LOGIC) else fits_board(core, board, limits)
-            res_cache[key] = (core, logic, parts["total"].utilization(board)["lut"])
+            res_cache[key] = (core, logic, total_of(parts.values()).utilization(board)["lut"])
         core, logic, lut = res_cache[key]
         out = logic  # a logic violation: no FIFO depth can help
         if not logic:
-            fifo = fetch_fifo(board, p, depth)
+            fkey = (p.rows, p.weight_ports, p.port_width_bits, p.overlap, depth)  # what fetch_fifo reads
+            if fkey not in fifo_cache:
+                fifo_cache[fkey] = fetch_fifo(board, p, depth)
+            fifo = fifo_cache[fkey]
             bram, uram = math.ceil((core.bram36 + fifo.bram36) * 2) / 2, core.uram + fifo.uram
             if bram <= mem_limit[0] and uram <= mem_limit[1]:
                 return []
@@ -147,7 +181,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
     def res_key(p: DesignParams) -> tuple:
         return (p.group_size, p.tables, p.rows, p.attn_lanes, p.attn_kv_block, p.weight_ports,
                 p.weight_buffer, p.act_buffer, p.lm_head_on_fabric, p.prefill_token_block, p.token_lanes,
-                p.ew_vec)
+                p.ew_vec, p.glu_vec)
 
     def fits(p: DesignParams) -> bool:
         return not violations(p, res_key(p), p.fetch_depth)
@@ -167,7 +201,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
             feasible.append((decode_cache[dkey], res_cache[key][2], q))
             return
 
-    for p in candidates(board, base):
+    for p in candidates(cfg, board, base):
         consider(p)
     if feasible:  # the near-best designs: the fetch depth they need, then token lanes and prefill blocks
         best = max(f[0] for f in feasible)

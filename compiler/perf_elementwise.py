@@ -1,11 +1,12 @@
 """Cycles of the fused element-wise stages as built (hw/include/edgellm/elementwise.h, kv_cache.h).
 
 Each stage is a sequence of pipelined passes over a row (II = 1): an on-chip pass moves VEC elements
-per cycle (EwConfig VEC = design.ew_vec); a pass that reads or writes DDR moves at most the data
-port's width per cycle (128 bits = 4 fp32 or 16 int8); the RMSNorm sum of squares keeps the
-contract's NORM_LANES lane order with LaneUnits adders (numerics.h lane_sum). Every
-pass also pays a pipeline fill. The passes of one decoder layer follow decoder_layer.h's order;
-nothing here overlaps with the linears or attention (the stages run between them).
+per cycle (EwConfig VEC = design.ew_vec; the GLU act(g) * u pass GLU_VEC = design.glu_vec); a pass
+that reads or writes DDR moves at most the data port's width per cycle (128 bits = 4 fp32 or 16
+int8); the RMSNorm sum of squares keeps the contract's NORM_LANES lane order with LaneUnits adders
+(numerics.h lane_sum). Every pass also pays a pipeline fill. The passes of one decoder layer follow
+decoder_layer.h's order; nothing here overlaps with the linears or attention (the stages run between
+them).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class _Widths:
     def __init__(self, p: DesignParams) -> None:
         port_bytes = p.data_port_width_bits // 8
         self.vec = p.ew_vec
+        self.glu = p.glu_vec  # the GLU act(g) * u pass (GLU_VEC <= VEC)
         self.f32_ddr = min(p.ew_vec, port_bytes // 4)  # fp32 elements per cycle over the data port
         self.i8_ddr = min(p.ew_vec, port_bytes)  # int8 elements per cycle over the data port
         self.lanes = p.ew_lanes  # NORM_LANES: the contract's lane order of the sum of squares
@@ -82,15 +84,20 @@ def _produce_counts(n: int, w: int, lanes: int, sumsq: bool) -> EwCounts:
     return EwCounts(math.ceil(n / w) + tree, 1 + int(math.log2(lanes)), tree)
 
 
-def stage_counts(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim: int = 2) -> EwCounts:
+def stage_counts(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim: int = 2,
+                 glu_vec: int = 0) -> EwCounts:
     """Loop counts of one token of one element-wise stage as ew_engine's pipelined loops run them (no
     fills, latencies or data-port caps): `stage` in STAGES; n: row length (rope: heads * head_dim);
-    norm: the RMSNorm / SubLN / next norm (ignored for rope); vec: EwConfig VEC; lanes: NORM_LANES.
+    norm: the RMSNorm / SubLN / next norm (ignored for rope); vec: EwConfig VEC; lanes: NORM_LANES;
+    glu_vec: EwConfig GLU_VEC (the GLU act pass's width; 0: vec).
     tests/test_hw_elementwise.py holds these against the C simulation's ew_trace."""
     if stage not in STAGES:
         raise ValueError(f"element-wise stage {stage!r}: expected one of {STAGES}")
-    u = sumsq_units_for(vec, lanes)
-    fused = u if (u == vec or norm) else vec  # the producing pass's width (EwFused: U, or VEC unnormed)
+    def fused_width(w: int) -> int:  # a producing pass's width (EwFused: U, or VEC unnormed)
+        u = sumsq_units_for(w, lanes)
+        return u if (u == w or norm) else w
+
+    fused = fused_width(vec)
     c = math.ceil(n / vec)
     parts: list[EwCounts] = []
     if stage == "norm":
@@ -100,23 +107,27 @@ def stage_counts(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim:
         if stage == "rope":
             parts += [EwCounts(math.ceil(head_dim // 2 / vec), 1, 0), EwCounts(c, 1, 0)]  # tables, rope_row
         else:
-            parts.append(_produce_counts(n, fused, lanes, norm))  # act * u, or h += y
+            w = fused_width(glu_vec or vec) if stage == "glu" else fused  # act * u: GLU_VEC wide
+            parts.append(_produce_counts(n, w, lanes, norm))  # act * u, or h += y
     if stage in ("norm", "glu") or (stage == "residual" and norm):
         parts += [EwCounts(c, 1, 0)] * (2 if norm else 1)  # [rmsnorm_scale +] quantize_store
     return EwCounts(*(sum(p[k] for p in parts) for k in range(3)))
 
 
-def stage_iterations(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim: int = 2) -> int:
+def stage_iterations(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim: int = 2,
+                     glu_vec: int = 0) -> int:
     """Steady-state loop iterations of one token of one stage (stage_counts(...).iters)."""
-    return stage_counts(stage, n, norm, vec, lanes, head_dim).iters
+    return stage_counts(stage, n, norm, vec, lanes, head_dim, glu_vec).iters
 
 
-def _produce_sumsq(n: int, w: _Widths) -> int:
-    """A producing pass that reads DDR and carries the sum of squares (numerics.h RowFuse): U elements
-    per cycle (at most the port's fp32 width) into the contract's lanes, then the halving tree."""
+def _produce_sumsq(n: int, w: _Widths, units: int = 0) -> int:
+    """A producing pass that reads DDR and carries the sum of squares (numerics.h RowFuse): `units`
+    (default U) elements per cycle (at most the port's fp32 width) into the contract's lanes, then
+    the halving tree."""
+    units = units or w.sumsq_units
     tree = tree_iterations(w.lanes) + int(math.log2(w.lanes)) * ADD_LATENCY
-    ii = max(1, math.ceil(ADD_LATENCY * w.sumsq_units / w.lanes))
-    return _ddr(n, min(w.sumsq_units, w.f32_ddr)) * ii + tree
+    ii = max(1, math.ceil(ADD_LATENCY * units / w.lanes))
+    return _ddr(n, min(units, w.f32_ddr)) * ii + tree
 
 
 def _norm_tail(n: int, w: _Widths) -> int:
@@ -140,11 +151,11 @@ def dequant_rope(n_heads: int, head_dim: int, w: _Widths) -> int:
 
 
 def glu_norm_quantize(n: int, subln: bool, w: _Widths) -> int:
-    """One token: load g; act(g) * u (u from DDR) + sum of squares (SubLN) or absmax; [scale +
-    absmax]; round + store."""
+    """One token: load g; act(g) * u (u from DDR; GLU_VEC wide) + sum of squares (SubLN) or absmax;
+    [scale + absmax]; round + store."""
     if subln:
-        return _ddr(n, w.f32_ddr) + _produce_sumsq(n, w) + _norm_tail(n, w)
-    return 2 * _ddr(n, w.f32_ddr) + _ddr(n, w.i8_ddr, read=False)
+        return _ddr(n, w.f32_ddr) + _produce_sumsq(n, w, min(w.sumsq_units, w.glu)) + _norm_tail(n, w)
+    return _ddr(n, w.f32_ddr) + _ddr(n, min(w.glu, w.f32_ddr)) + _ddr(n, w.i8_ddr, read=False)
 
 
 def residual_norm_quantize(n: int, next_norm: bool, w: _Widths) -> int:

@@ -224,21 +224,25 @@ def elementwise(cfg: ModelConfig, p: DesignParams) -> Resources:
 
 def elementwise_as_built(cfg: ModelConfig, p: DesignParams) -> Resources:
     """elementwise.h ew_engine: one engine serves every element-wise job of the layer and the final norm,
-    its operators limited to what its widest pass needs (EwBudget, V = ew_vec, U = LaneUnits): ReLU^2
-    max(2V, 3U) fmul, max(V, 2U) fadd, V fsub, 1 fdiv, 1 fsqrt; SiLU (exp_f is multiplies and adds)
-    max(11V, 12U) fmul, max(8V, 9U) fadd, 3V fsub, V fdiv, 1 fsqrt. Plus V absmax compares, V
-    round/clamp/convert lanes, the NORM_LANES lane registers and the one shared row (EwRows: N_MAX
-    floats, cyclic by VEC, bound to design.act_buffer)."""
-    return _elementwise_as_built(cfg, p.ew_vec, p.ew_lanes, p.act_buffer)
+    its operators limited to what its widest pass needs (EwBudget; V = ew_vec, U = LaneUnits, g =
+    glu_vec and gu = min(g, U): the GLU act(g) * u pass's widths without and with the SubLN's sum of
+    squares): ReLU^2 max(2V, 3gu, 2g, U) fmul, max(V, 2U) fadd, V fsub, 1 fdiv, 1 fsqrt; SiLU (exp_f
+    is multiplies and adds) max(11g, 12gu, 2V, U) fmul, max(8g, 9gu, V, 2U) fadd, max(3g, V) fsub,
+    g fdiv, 1 fsqrt. Plus V absmax compares, V round/clamp/convert lanes, the NORM_LANES lane
+    registers and the one shared row (EwRows: N_MAX floats, cyclic by VEC, bound to
+    design.act_buffer)."""
+    return _elementwise_as_built(cfg, p.ew_vec, p.ew_lanes, p.act_buffer, p.glu_vec)
 
 
 @functools.lru_cache(maxsize=1024)
-def _elementwise_as_built(cfg: ModelConfig, v: int, lanes: int, act_buffer: str) -> Resources:
+def _elementwise_as_built(cfg: ModelConfig, v: int, lanes: int, act_buffer: str, g: int = 0) -> Resources:
+    g = g or v
     u = perf_elementwise.sumsq_units_for(v, lanes)
+    gu = min(g, u)
     if cfg.act == "silu":
-        fmul, fadd, fdiv = max(11 * v, 12 * u), max(8 * v, 9 * u) + 3 * v, v
+        fmul, fadd, fdiv = max(11 * g, 12 * gu, 2 * v, u), max(8 * g, 9 * gu, v, 2 * u) + max(3 * g, v), g
     else:
-        fmul, fadd, fdiv = max(2 * v, 3 * u), max(v, 2 * u) + v, 1
+        fmul, fadd, fdiv = max(2 * v, 3 * gu, 2 * g, u), max(v, 2 * u) + v, 1
     units = (_ops(FMUL, n=fmul) + _ops(FADD, n=fadd) + _ops(FDIV, n=fdiv) + _ops(FRSQRT)
              + _ops(FCVT, n=v) + Resources(lut=v * (ABSMAX_LUT + CLAMP_LUT), ff=32 * lanes))
     n_max = max(cfg.hidden_size, cfg.q_size, cfg.ffn_size)

@@ -124,12 +124,12 @@ def test_headers_copied_with_sibling_includes(tmp_path: Path) -> None:
 def test_config_header_numbers(tmp_path: Path) -> None:
     d = DesignParams(tables=28, rows=16, group_size=3, weight_buffer="bram", port_width_bits=64,
                      prefill_token_block=64, attn_q_block=4, token_lanes=2, out_lanes=2, ew_vec=8,
-                     act_buffer="uram")
+                     ew_glu_vec=2, act_buffer="uram")
     info = gen(tmp_path, d)
     assert tlmm_tables(d) == 25 and info["tlmm"] == {"G": 3, "T": 25, "R": 16}
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
     assert "layer_config<128, 4, 2, 32, 344," in " ".join(h.split()).replace("< ", "<")
-    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t, 8> layer" in " ".join(h.split())
+    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t, 8, 2> layer" in " ".join(h.split())
     assert "#define EDGELLM_ACT_STORAGE uram" in h
     assert "typedef edgellm::f32 kv_t;" in h  # NumericsPlan kv_dtype (f16: test_top's f16 case)
     # 4 streaming ports, 2 token lanes, 2 output lanes

@@ -305,7 +305,7 @@ ACT_OPS = {0: (1, 0, 0, 0), 1: (10, 8, 3, 1)}
 def _passes(act: int, d: int) -> list[tuple[str, tuple[int, int, int, int]]]:
     am, aa, asub, ad = ACT_OPS[act]
     return [("V", (d, 0, 0, d)), ("U", (d + 1, 1, 0, d)),                  # load, load + sum of squares
-            ("V", (am + 1 + d, aa, asub, ad + d)), ("U", (am + 2 + d, aa + 1, asub, ad + d)),  # act * u
+            ("G", (am + 1 + d, aa, asub, ad + d)), ("GU", (am + 2 + d, aa + 1, asub, ad + d)),  # act * u
             ("V", (0, 1, 0, 0)), ("U", (1, 2, 0, 0)),                      # residual add (+ sum of squares)
             ("V", (2, 0, 0, 0)), ("V", (1, 1, 1, 0)), ("V", (2, 1, 1, 0)),  # scale, round, rope
             ("1", (0, 1, 0, 1))]                                           # lane tree, r and qs divisions
@@ -318,7 +318,7 @@ def test_engine_budget(lib: ctypes.CDLL, lanes: int, vec: int, act: int, in_int:
     """EwBudget = per operator type, the most one pass needs at II = 1; and the closed forms the
     header gives for fp32 linear outputs (the layer)."""
     u = min(vec, max(1, lanes // 8))  # LaneUnits
-    width = {"V": vec, "U": u, "1": 1}
+    width = {"V": vec, "U": u, "G": vec, "GU": u, "1": 1}  # GLU_VEC = VEC
     want = [max(width[w] * ops[k] for w, ops in _passes(act, in_int)) for k in range(4)] + [1]
     got = np.zeros(5, np.int32)
     assert lib.tb_ew_budget(CI(lanes), CI(vec), CI(act), CI(in_int), P(got)) == 0
@@ -412,3 +412,59 @@ def test_trace_cases_separate_simpler_models() -> None:
         diff = sum(alt(*c) != pe.stage_iterations(*c) for c in grid)
         print(f"{alt.__name__}: differs on {diff} of {len(grid)} cases")
         assert diff > 0
+
+
+# --- GLU_VEC < VEC: the GLU act(g) * u pass narrower than the others (EwConfig GLU_VEC) ---
+GLU_CFGS = [(16, 4, 1), (16, 4, 2), (32, 4, 2), (64, 8, 2), (64, 8, 4)]  # (lanes, vec, glu) of the tb
+
+
+@pytest.mark.parametrize("lanes,vec,glu", GLU_CFGS)
+@pytest.mark.parametrize("act", [0, 1])
+@pytest.mark.parametrize("subln", [True, False])
+def test_glu_vec_exact_and_counted(lib: ctypes.CDLL, lanes: int, vec: int, glu: int, act: int,
+                                   subln: bool) -> None:
+    """A narrower GLU pass changes no bit (f, q and qs equal the golden model's; the SubLN sum of squares
+    keeps the contract's lane order, the rows separating it from other orders) and runs exactly the loops
+    perf_elementwise.stage_counts(..., glu_vec) counts."""
+    t = 3
+    for n in (7, 1000, 1001):
+        rng = np.random.default_rng(n + glu)
+        up = _order_rows(n, t, seed=8 + n)
+        gate = (rng.standard_normal((t, n)) * 4).astype(F32)
+        sub = rng.uniform(0.5, 1.5, n).astype(F32)
+        q, qs, tap = Padded((t, n), np.int8), Padded((t,), F32), Padded((t, n), F32)
+        _ew_trace(lib)
+        assert lib.tb_g_glu(CI(lanes), CI(vec), CI(glu), CI(act), P(gate), P(up), CI(subln), P(sub), F(EPS),
+                            CI(t), CI(n), P(q.buf), P(qs.buf), P(tap.buf)) == 0
+        got = _ew_trace(lib)
+        f = ((nx.relu2(gate) if act == 0 else nx.silu(gate)) * up).astype(F32)
+        q_ref, qs_ref = nx.quantize(nx.rmsnorm(f, sub, EPS, lanes) if subln else f)
+        m = _mism(tap.a, f) + _mism(q.a, q_ref) + _mism(qs.a, qs_ref)
+        want = tuple(t * k for k in pe.stage_counts("glu", n, subln, vec, lanes, glu_vec=glu))
+        print(f"glu lanes={lanes} vec={vec} glu={glu} act={act} subln={subln} n={n}: {m} mismatches; "
+              f"trace {got}, model {want}")
+        assert m == 0 and q.overrun() + qs.overrun() + tap.overrun() == 0
+        assert got == want
+        if glu < min(vec, max(1, lanes // 8)) or not subln:  # the narrower pass is visible in the counts
+            assert got != tuple(t * k for k in pe.stage_counts("glu", n, subln, vec, lanes))
+
+
+@pytest.mark.parametrize("lanes,vec,glu", GLU_CFGS)
+@pytest.mark.parametrize("act", [0, 1])
+@pytest.mark.parametrize("in_int", [0, 1])
+def test_glu_vec_budget(lib: ctypes.CDLL, lanes: int, vec: int, glu: int, act: int, in_int: int) -> None:
+    """EwBudget with GLU_VEC: the act * u rows at GLU_VEC (GU with the sum of squares), every other pass
+    as before; for the layer (fp32 outputs) the resource model's closed form."""
+    u = min(vec, max(1, lanes // 8))
+    gu = min(glu, u)
+    width = {"V": vec, "U": u, "G": glu, "GU": gu, "1": 1}
+    want = [max(width[w] * ops[k] for w, ops in _passes(act, in_int)) for k in range(4)] + [1]
+    got = np.zeros(5, np.int32)
+    assert lib.tb_g_budget(CI(lanes), CI(vec), CI(glu), CI(act), CI(in_int), P(got)) == 0
+    print(f"budget lanes={lanes} vec={vec} glu={glu} act={act} int={in_int}: {got.tolist()}")
+    assert got.tolist() == want
+    if not in_int:
+        closed = ([max(2 * vec, 3 * gu, u), max(vec, 2 * u), vec, 1, 1] if act == 0
+                  else [max(11 * glu, 12 * gu, 2 * vec, u), max(8 * glu, 9 * gu, vec, 2 * u),
+                        max(3 * glu, vec), glu, 1])
+        assert got.tolist() == closed

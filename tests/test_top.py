@@ -31,15 +31,17 @@ from edgellm.models.weights import QuantModel
 
 MAX_T, MAX_CTX, TOP_K, PREFILL, DECODE = 16, 64, 8, 16, 12
 VARIANTS = {"relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),
-            "silu": dict(act="silu", subln=False, rope_theta=10000.0)}
+            "silu": dict(act="silu", subln=False, rope_theta=10000.0),
+            "silu_subln": dict(act="silu", subln=True, rope_theta=10000.0)}  # bitnet_b1_58-large's kind
 # (variant, matmul policy, design): the default design (4 weight ports, T=28 -> 25, URAM, default KV
-# cache) and a small one (2 ports, BRAM) with an f32 and with an f16 KV cache; the pack2 reference
-# matmul as a cross-check
+# cache) and a small one (2 ports, BRAM) with an f32 and with an f16 KV cache (the latter with the
+# GLU's act * u pass 1 wide beside 4-wide element-wise passes, as the DSE picks for the large model on
+# the KV260); the pack2 reference matmul as a cross-check
 SMALL = dict(tables=15, weight_ports=2, weight_buffer="bram")
 CASES = [("relu2_subln", "tlmm", DesignParams()),
          ("relu2_subln", "tlmm", DesignParams(tables=15, weight_ports=1, kv_bytes=4)),
          ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=4)),
-         ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=2)),
+         ("silu_subln", "tlmm", DesignParams(**SMALL, kv_bytes=2, ew_vec=4, ew_glu_vec=1)),
          ("relu2_subln", "pack2", DesignParams(weight_ports=1, kv_bytes=4))]
 
 

@@ -269,3 +269,57 @@ void tb_ew_trace(long *t, int reset) {
 }
 
 }  // extern "C"
+
+// --- GLU_VEC < VEC: the GLU's act(g) * u pass narrower than the other passes. (lanes, vec, glu) in
+// {(16, 4, 1), (16, 4, 2), (32, 4, 2), (64, 8, 2), (64, 8, 4)}: GU = LaneUnits<LANES, GLU_VEC> is
+// GLU_VEC in each, below U = 2 (LANES 16) or at U's half or quarter (LANES 32, 64) ---
+typedef EwConfig<8192, 16, 16, 4, 1> L16V4G1;
+typedef EwConfig<8192, 16, 16, 4, 2> L16V4G2;
+typedef EwConfig<8192, 32, 16, 4, 2> L32V4G2;
+typedef EwConfig<8192, 64, 16, 8, 2> L64V8G2;
+typedef EwConfig<8192, 64, 16, 8, 4> L64V8G4;
+
+#define EW_G_CASE(LN, VN, GN, BODY)             \
+  if (lanes == LN && vec == VN && glu == GN) {  \
+    typedef L##LN##V##VN##G##GN E;              \
+    EwRows<E> &R = rows<E>();                   \
+    BODY;                                       \
+    return 0;                                   \
+  }
+#define EW_DISPATCH_G(BODY)    \
+  EW_G_CASE(16, 4, 1, BODY)    \
+  EW_G_CASE(16, 4, 2, BODY)    \
+  EW_G_CASE(32, 4, 2, BODY)    \
+  EW_G_CASE(64, 8, 2, BODY)    \
+  EW_G_CASE(64, 8, 4, BODY)    \
+  return -1;
+
+template <class E>
+static void glu_f32(int act, const f32 *g, const f32 *u, int sub_norm, const f32 *sub_g, f32 eps, int n_tok,
+                    int n, int8_t *q, f32 *qs_out, f32 *f_tap, EwRows<E> &r) {
+  f32 ones[E::MAX_TOK];
+  for (int t = 0; t < E::MAX_TOK; t++) ones[t] = 1.0f;
+  if (act == kActSilu) {
+    glu_norm_quantize_tokens<E, kActSilu, f32>(g, u, ones, 1.0f, 1.0f, sub_norm != 0, sub_g, eps, n_tok, n, q,
+                                               qs_out, true, f_tap, r);
+  } else {
+    glu_norm_quantize_tokens<E, kActRelu2, f32>(g, u, ones, 1.0f, 1.0f, sub_norm != 0, sub_g, eps, n_tok, n,
+                                                q, qs_out, true, f_tap, r);
+  }
+}
+
+extern "C" {
+
+// f = act(g) * u (fp32 rows, scales 1; act 0 relu2, 1 silu), SubLN when sub_norm, quantize; tap: f.
+// The ew_trace counts its loops like any stage (tests reset it with tb_ew_trace).
+int tb_g_glu(int lanes, int vec, int glu, int act, const f32 *g, const f32 *u, int sub_norm, const f32 *sub_g,
+             f32 eps, int n_tok, int n, int8_t *q, f32 *qs_out, f32 *f_tap) {
+  EW_DISPATCH_G((glu_f32<E>(act, g, u, sub_norm, sub_g, eps, n_tok, n, q, qs_out, f_tap, R)))
+}
+
+// EwBudget for (lanes, vec, glu), act and in_int (as tb_ew_budget).
+int tb_g_budget(int lanes, int vec, int glu, int act, int in_int, int *out) {
+  EW_DISPATCH_G((budget<E>(act, in_int, out), (void)R))
+}
+
+}  // extern "C"

@@ -39,10 +39,10 @@ constexpr int cmax(int a, int b) { return a > b ? a : b; }
 // Compile-time shape of one layer (generated per model by the compiler).
 // KV_T: the KV cache element type (numerics plan kv_dtype): f32, or f16 (binary16 bit patterns).
 // EW_VEC: elements per cycle of the fused element-wise stages and the KV cache write (EwConfig VEC:
-// a power of two, 1..64).
+// a power of two, 1..64); EW_GLU_VEC: of the GLU act(g) * u pass (EwConfig GLU_VEC, <= EW_VEC).
 template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN,
           int NORM_LANES, int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8,
-          class KV_T = f32, int EW_VEC = 1>
+          class KV_T = f32, int EW_VEC = 1, int EW_GLU_VEC = EW_VEC>
 struct layer_config {
   typedef KV_T kv_t;
   static const int hidden = HIDDEN, n_heads = N_HEADS, n_kv = N_KV, head_dim = HEAD_DIM;
@@ -53,7 +53,7 @@ struct layer_config {
   typedef attn_config<HEAD_DIM, DOT_LANES, KV_BLOCK, BQ, N_HEADS, N_KV, N_HEADS / N_KV, MAX_CTX,
                       MAX_T>
       attn;
-  typedef EwConfig<k_max, NORM_LANES, MAX_T, EW_VEC> ew;
+  typedef EwConfig<k_max, NORM_LANES, MAX_T, EW_VEC, EW_GLU_VEC> ew;
 };
 
 // Where one layer's parameters are: byte offsets of the seven encoded ternary matrices in the

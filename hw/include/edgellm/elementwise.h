@@ -24,8 +24,9 @@
 // functions at the end of this file are one-job wrappers (testbenches). The passes and the tail are
 // inlined into the engine, whose ALLOCATION pragmas limit each fp32 operator type to the most one
 // pass needs (EwBudget), so the tool shares the units across passes and modes instead of building
-// each pass its own. Budget (V = VEC, U = LaneUnits<LANES, VEC>; fp32 linear outputs, as in the layer;
-// int32 accumulators add a dequantize's fmul and fdiv per loaded element, see EwBudget):
+// each pass its own. Budget with GLU_VEC = VEC (V = VEC, U = LaneUnits<LANES, VEC>; fp32 linear
+// outputs, as in the layer; int32 accumulators add a dequantize's fmul and fdiv per loaded element;
+// a narrower GLU_VEC shrinks SiLU's counts, see EwBudget):
 //   ReLU^2:  fmul max(2V, 3U)   fadd max(V, 2U)   fsub V    fdiv 1   fsqrt 1
 //   SiLU:    fmul max(11V, 12U) fadd max(8V, 9U)  fsub 3V   fdiv V   fsqrt 1
 // (U = V or U <= V / 2: with U = V ReLU^2 is 3V / 2V / V / 1 / 1 and SiLU 12V / 9V / 3V / V / 1; with
@@ -67,7 +68,7 @@
 // cyclic by VEC (PART). Element-wise results do not depend on VEC.
 //
 // Cycles per token (c(m) = ceil(m / VEC), u(m) = ceil(m / U), U = LaneUnits<LANES, VEC> = min(VEC,
-// max(1, LANES / kAddLatency)); T = LANES - 1 + log2(LANES) * kAddLatency, the lane tree after a
+// max(1, LANES / kAddLatency)); cg(m) and ug(m) the same with GLU_VEC for the act*u pass; T = LANES - 1 + log2(LANES) * kAddLatency, the lane tree after a
 // sum of squares; pipeline fill, DDR latency and the scalar r / qs divisions left out). DDR passes
 // move at most the m_axi width per cycle (128 bits: 4 fp32 or 16 int8), which the performance model
 // applies; [ddr: ...] names what a pass reads or writes in DDR (on-chip otherwise):
@@ -76,9 +77,9 @@
 //   norm_quantize (no norm)  load+absmax c(n) [ddr: x] + round+store c(n) [ddr: q]      2 passes
 //   dequant_rope             load c(n) [ddr: acc] + tables c(HEAD_DIM/2) [ddr: cos, sin]
 //                            + rope/out c(n) [ddr: out]   (n = heads*HEAD_DIM)            3 passes
-//   glu_norm_quantize        load g c(n) [ddr: g] + act*u+sumsq u(n) [ddr: u; f_tap when tapped] + T
+//   glu_norm_quantize        load g c(n) [ddr: g] + act*u+sumsq ug(n) [ddr: u; f_tap when tapped] + T
 //     (sub_norm)             + scale+absmax c(n) [ddr: sub_g] + round+store c(n) [ddr: q] 4 passes
-//   glu_norm_quantize        load g c(n) [ddr: g] + act*u+absmax c(n) [ddr: u; f_tap when tapped]
+//   glu_norm_quantize        load g c(n) [ddr: g] + act*u+absmax cg(n) [ddr: u; f_tap when tapped]
 //     (no sub_norm)          + round+store c(n) [ddr: q]                                  3 passes
 //   residual_norm_quantize   load c(n) [ddr: acc] + add+sumsq u(n) [ddr: h read+write] + T
 //     (next_norm)            + scale+absmax c(n) [ddr: g] + round+store c(n) [ddr: q]     4 passes
@@ -100,15 +101,21 @@ namespace edgellm {
 enum GateAct { kActRelu2 = 0, kActSilu = 1 };  // same values as the layer's ACT_RELU2 / ACT_SILU
 
 // N_MAX: longest row (floats per on-chip buffer); LANES: RMSNorm lanes (NumericsPlan.norm_lanes);
-// MAX_TOK: tokens per call (trip counts only); VEC: elements per cycle of every element pass.
-template <int N_MAX_, int LANES_, int MAX_TOK_ = 128, int VEC_ = 1>
+// MAX_TOK: tokens per call (trip counts only); VEC: elements per cycle of every element pass but the
+// GLU's act(g) * u; GLU_VEC (<= VEC): elements per cycle of that one. SiLU's act(g) * u needs 11
+// fmul, 11 fadd/fsub and a divider per element (EwBudget), every other pass at most 3 multiplies and
+// 2 adds, so a narrower GLU pass lets the cheap passes run VEC wide without VEC copies of exp_f.
+template <int N_MAX_, int LANES_, int MAX_TOK_ = 128, int VEC_ = 1, int GLU_VEC_ = VEC_>
 struct EwConfig {
   static_assert(VEC_ >= 1 && VEC_ <= 64 && (VEC_ & (VEC_ - 1)) == 0, "VEC: a power of two in 1..64");
+  static_assert(GLU_VEC_ >= 1 && GLU_VEC_ <= VEC_ && (GLU_VEC_ & (GLU_VEC_ - 1)) == 0,
+                "GLU_VEC: a power of two in 1..VEC");
   static_assert(LANES_ >= 1 && (LANES_ & (LANES_ - 1)) == 0, "LANES: a power of two");
   static constexpr int N_MAX = N_MAX_;
   static constexpr int LANES = LANES_;
   static constexpr int MAX_TOK = MAX_TOK_;
   static constexpr int VEC = VEC_;
+  static constexpr int GLU_VEC = GLU_VEC_;
   static constexpr int PART = VEC_;  // banks of the row buffers (lane_sum reads <= VEC per cycle)
   static constexpr int N_BUF = (N_MAX_ + PART - 1) / PART * PART;  // N_MAX rounded up to whole banks
 };
@@ -239,10 +246,12 @@ void ew_residual_pass(f32 *h, int n, f32 *row, bool ss_en, f32 &ss) {
 }
 
 // The two widths of a producing pass: U (LaneUnits<LANES, VEC>: it carries the sum of squares) and
-// VEC. When U = VEC the stages instantiate one loop (the `U == VEC ||` test folds to true).
+// VEC. When U = VEC the stages instantiate one loop (the `U == VEC ||` test folds to true). The GLU's
+// act(g) * u pass has its own pair from GLU_VEC: GU = LaneUnits<LANES, GLU_VEC> (<= U) and GV.
 template <class E>
 struct EwFused {
   enum { U = LaneUnits<E::LANES, E::VEC>::value, VEC = E::VEC, ONE = U == VEC };
+  enum { GU = LaneUnits<E::LANES, E::GLU_VEC>::value, GV = E::GLU_VEC, GONE = GU == GV };
 };
 
 
@@ -277,13 +286,13 @@ struct EwDequantOps<int32_t> {
 };
 
 // The engine's operator budget: per operator type, the most any one of its passes needs to run at
-// II = 1 (width x operators per element; V = VEC, U = LaneUnits<LANES, VEC>, D = 1 for int32 linear
-// outputs, 0 for fp32 ones, as in the layer):
+// II = 1 (width x operators per element; V = VEC, U = LaneUnits<LANES, VEC>, GV = GLU_VEC, GU =
+// LaneUnits<LANES, GLU_VEC>, D = 1 for int32 linear outputs, 0 for fp32 ones, as in the layer):
 //   pass                  width  fmul          fadd         fsub        fdiv
 //   load                  V      D             -            -           D
 //   load + sumsq          U      D + 1         1            -           D
-//   act * u               V      a + 1 + D     a_add        a_sub       a_div + D
-//   act * u + sumsq       U      a + 2 + D     a_add + 1    a_sub       a_div + D
+//   act * u               GV     a + 1 + D     a_add        a_sub       a_div + D
+//   act * u + sumsq       GU     a + 2 + D     a_add + 1    a_sub       a_div + D
 //   residual add          V      -             1            -           -
 //   residual add + sumsq  U      1             2            -           -
 //   scale (x * r) * g     V      2             -            -           -
@@ -294,16 +303,19 @@ struct EwDequantOps<int32_t> {
 // (D = 0): ReLU^2 fmul max(2V, 3U), fadd max(V, 2U), fsub V, fdiv 1, fsqrt 1; SiLU fmul max(11V, 12U),
 // fadd max(8V, 9U), fsub 3V, fdiv V, fsqrt 1 (U = V or U <= V / 2, so max(2V, 3U) is 3V when U = V
 // and 2V otherwise, and likewise for the others). Comparisons (absmax, ReLU, clamp, exp's range) and
-// the conversions are not limited.
+// the conversions are not limited. With GLU_VEC < VEC (GV < V) the act * u rows shrink and the
+// V-wide passes set the floor: SiLU fmul max(11GV, 12GU, 2V, U), fadd max(8GV, 9GU, V, 2U), fsub
+// max(3GV, V), fdiv GV; ReLU^2 fmul max(2V, 3GU, U).
 template <class E, int ACT, class IN>
 struct EwBudget {
   typedef EwActOps<ACT> A;
   enum { V = E::VEC, U = LaneUnits<E::LANES, E::VEC>::value, D = EwDequantOps<IN>::N };
+  enum { GV = E::GLU_VEC, GU = LaneUnits<E::LANES, E::GLU_VEC>::value };
   enum {
-    FMUL = ew_max(ew_max(V * (A::FMUL + 1 + D), U * (A::FMUL + 2 + D)), ew_max(2 * V, U * (D + 1))),
-    FADD = ew_max(ew_max(V * ew_max(A::FADD, 1), U * (A::FADD + 1)), ew_max(2 * U, 1)),
-    FSUB = ew_max(V * ew_max(A::FSUB, 1), 1),
-    FDIV = ew_max(V * (A::FDIV + D), 1),
+    FMUL = ew_max(ew_max(GV * (A::FMUL + 1 + D), GU * (A::FMUL + 2 + D)), ew_max(2 * V, U * (D + 1))),
+    FADD = ew_max(ew_max(ew_max(GV * A::FADD, V), GU * (A::FADD + 1)), ew_max(2 * U, 1)),
+    FSUB = ew_max(ew_max(GV * A::FSUB, V), 1),
+    FDIV = ew_max(ew_max(GV * (A::FDIV + D), V * D), 1),
     FSQRT = 1
   };
 };
@@ -379,11 +391,11 @@ ew_tok:
           }
         }
         rope_row<HEAD_DIM, VEC>(rows.r0, cb, sb_, n, out + o);
-      } else if (mode == kEwGlu) {  // f = act(g) * u in place (+ sum of squares, or absmax)
-        if (F::ONE || norm) {
-          ew_glu_pass<E, F::U, ACT>(b + o, qt, sb, n, rows.r0, tap_en, tap + o, norm, !norm, ss, amax);
+      } else if (mode == kEwGlu) {  // f = act(g) * u in place (+ sum of squares, or absmax), GLU_VEC wide
+        if (F::GONE || norm) {
+          ew_glu_pass<E, F::GU, ACT>(b + o, qt, sb, n, rows.r0, tap_en, tap + o, norm, !norm, ss, amax);
         } else {
-          ew_glu_pass<E, F::VEC, ACT>(b + o, qt, sb, n, rows.r0, tap_en, tap + o, false, true, ss, amax);
+          ew_glu_pass<E, F::GV, ACT>(b + o, qt, sb, n, rows.r0, tap_en, tap + o, false, true, ss, amax);
         }
       } else {  // h += row, the new h in r0 (+ sum of squares)
         if (F::ONE || norm) {
