@@ -201,6 +201,29 @@ def test_small_model_fits_every_board(board_name: str) -> None:
     assert r.estimate.decode_tok_s > 0
 
 
+@pytest.mark.parametrize("model", [LARGE, B2, SMALL], ids=lambda c: c.name)
+def test_dse_vector_fields_touch_only_vector_kernels(model: ModelConfig) -> None:
+    """The DSE looks up every kernel but the element-wise engine and the attention core once per design
+    with VECTOR_FIELDS normalized (dse.kernels): changing those fields must change no other kernel."""
+    from edgellm.compiler.dse import VECTOR_FIELDS
+
+    rng = np.random.default_rng(3)
+    for board in (KV260, load_board("zcu104"), load_board("pynq_z2")):
+        for _ in range(12):
+            vec = int(rng.choice([1, 2, 4, 8]))
+            p = DesignParams(group_size=int(rng.choice([2, 3])), tables=int(rng.choice([5, 15, 30])),
+                             rows=int(rng.choice([8, 16, 32])), weight_ports=int(rng.choice([1, 2, 4])),
+                             attn_lanes=int(rng.choice([2, 8, 32])), attn_kv_block=int(rng.choice([8, 32])),
+                             ew_vec=vec, ew_glu_vec=int(rng.choice([0, 1])), ew_lanes=max(16, 8 * vec),
+                             token_lanes=int(rng.choice([1, 2])),
+                             weight_buffer=str(rng.choice(["bram", "lutram"])))
+            full = estimate_resources(model, board, p)
+            rest = estimate_resources(model, board, p.replace(**VECTOR_FIELDS))
+            for k in full:
+                if k not in ("elementwise", "attention", "total"):
+                    assert full[k] == rest[k], (k, p)
+
+
 def test_ddr_limit_named() -> None:
     with pytest.raises(EdgeLLMError, match=r"pynq_z2 \(512 MiB DDR\) leaves 256 MiB"):
         explore(B2, load_board("pynq_z2"))
