@@ -17,14 +17,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from edgellm.boards import Board
-from edgellm.compiler import perf_model
+from edgellm.compiler import perf_attention, perf_model
 from edgellm.compiler.design import DesignParams, check_ddr_fit
-from edgellm.compiler.estimate import UTIL_LIMITS, Estimate, estimate, fits_board
+from edgellm.compiler.estimate import KINDS, UTIL_LIMITS, Estimate, estimate, fits_board
 from edgellm.compiler.perf_elementwise import ADD_LATENCY
 from edgellm.compiler.resource_model import (
     Resources,
     attention,
+    attention_core,
     elementwise,
+    elementwise_engine,
     estimate_resources,
     fetch_fifo,
     total_of,
@@ -52,6 +54,7 @@ LOGIC = ("lut", "ff", "dsp")  # resources the fetch FIFO depth does not change (
 # The fields only the element-wise engine and the attention core read (resource_model.elementwise /
 # attention), normalized when the other kernels are looked up (tests/test_estimate.py checks the split)
 VECTOR_FIELDS = dict(ew_vec=1, ew_glu_vec=0, ew_lanes=16, attn_lanes=1, attn_kv_block=8)
+OUT_LANES = (1, 2, 4)  # TLMM outputs dequantized per cycle (capped by the data port's fp32 width)
 FETCH_TIE = 0.999  # a shallower fetch FIFO within 0.1% of the deepest fitting one's decode is enough
 
 
@@ -76,16 +79,34 @@ def _ew_widths(cfg: ModelConfig) -> list[tuple[int, int]]:
     return [(v, g) for v in EW_VECS for g in (0, *(x for x in narrow if x < v))]
 
 
-def candidates(cfg: ModelConfig, board: Board, base: DesignParams) -> Iterator[DesignParams]:
+def _out_lanes(board: Board, base: DesignParams) -> list[int]:
+    """TLMM output lanes to explore: powers of two up to the fp32 outputs per data beat (each lane has
+    its own dequantize divider; decode writes a tile's R outputs OL per cycle after its steps)."""
+    most = max(1, min(base.out_lanes, board.hp_port_width_bits // 32))
+    return [ol for ol in OUT_LANES if ol <= most] or [most]
+
+
+def candidate_groups(cfg: ModelConfig, board: Board,
+                     base: DesignParams) -> Iterator[tuple[DesignParams, list[dict]]]:
     """Every candidate configuration for a board with one token lane and the smallest prefill block
-    (fields not explored are taken from `base`); explore() widens the near-best ones in both."""
-    out_lanes = max(1, min(base.out_lanes, board.hp_port_width_bits // 32))  # fp32 outputs per data beat
-    for g, t, r, lanes, kvb, (vec, gv) in itertools.product(GROUP_SIZES, TABLES, ROWS, ATTN_LANES,
-                                                            ATTN_KV_BLOCKS, _ew_widths(cfg)):
+    (fields not explored are taken from `base`), grouped: a design with VECTOR_FIELDS normalized (the
+    TLMM, memories, ports, output lanes) and the vector-unit choices that complete it (attention
+    lanes and K/V tile, element-wise and GLU widths). explore() widens the near-best ones in token
+    lanes and prefill blocks."""
+    vectors = [dict(attn_lanes=a, attn_kv_block=kvb, ew_vec=vec, ew_glu_vec=gv,
+                    ew_lanes=max(16, ADD_LATENCY * vec))
+               for a, kvb, (vec, gv) in itertools.product(ATTN_LANES, ATTN_KV_BLOCKS, _ew_widths(cfg))]
+    for g, t, r, ol in itertools.product(GROUP_SIZES, TABLES, ROWS, _out_lanes(board, base)):
         for mem in _memory_candidates(board, base):
-            yield base.replace(group_size=g, tables=t, rows=r, attn_lanes=lanes, attn_kv_block=kvb,
-                               token_lanes=1, ew_vec=vec, ew_glu_vec=gv, ew_lanes=max(16, ADD_LATENCY * vec),
-                               out_lanes=out_lanes, **mem)
+            yield base.replace(group_size=g, tables=t, rows=r, token_lanes=1, out_lanes=ol, **mem,
+                               **VECTOR_FIELDS), vectors
+
+
+def candidates(cfg: ModelConfig, board: Board, base: DesignParams) -> Iterator[DesignParams]:
+    """candidate_groups, each design completed (the whole candidate set, one DesignParams each)."""
+    for rest, vectors in candidate_groups(cfg, board, base):
+        for v in vectors:
+            yield rest.replace(**v)
 
 
 @dataclass(frozen=True)
@@ -118,6 +139,18 @@ def _fetch_knee(cfg: ModelConfig, board: Board, p: DesignParams, decode: float,
     return decode, p
 
 
+def _decode_key_of(rest: DesignParams, v: dict, depth: int) -> tuple:
+    """decode_key(rest.replace(**v, fetch_depth=depth)) without building it (tests/test_estimate.py)."""
+    return (rest.group_size, rest.tables, rest.rows, v["attn_lanes"], v["attn_kv_block"], rest.token_lanes,
+            v["ew_vec"], v["ew_glu_vec"] or v["ew_vec"], v["ew_lanes"], rest.out_lanes, rest.weight_ports,
+            rest.lm_head_on_fabric, depth)
+
+
+def _built(q: DesignParams | tuple) -> DesignParams:
+    """A feasible entry's design: built, or (rest, vector fields, fetch depth) from the fast path."""
+    return q if isinstance(q, DesignParams) else q[0].replace(**q[1], fetch_depth=q[2])
+
+
 def decode_key(p: DesignParams) -> tuple:
     """The explored fields decode_step (and, with the prefill token block, prefill) reads: not where the
     weight banks and activation rows are stored; the others are the base's, fixed within one exploration."""
@@ -130,7 +163,8 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
     limits = dict(limit_items)
     check_ddr_fit(cfg, base, board.ddr_available_bytes,
                   f"{board.name} ({board.ddr_bytes / 2**20:.0f} MiB DDR)")
-    feasible: list[tuple[float, float, DesignParams]] = []
+    # (decode tok/s, LUT fraction, design or the fast path's (rest, vector fields, fetch depth): _built)
+    feasible: list[tuple[float, float, DesignParams | tuple]] = []
     explored = 0
     smallest: tuple[float, list[str]] | None = None
     # resource key -> (every kernel but the weight FIFOs; its violations if LUT/FF/DSP fail; LUT fraction)
@@ -152,6 +186,13 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
         parts["elementwise"], parts["attention"] = elementwise(cfg, p), attention(cfg, p)
         return parts
 
+    def fifo_at(p: DesignParams, depth: int) -> Resources:
+        """fetch_fifo(board, p, depth), cached on what it reads."""
+        fkey = (p.rows, p.weight_ports, p.port_width_bits, p.overlap, depth)
+        if fkey not in fifo_cache:
+            fifo_cache[fkey] = fetch_fifo(board, p, depth)
+        return fifo_cache[fkey]
+
     def violations(p: DesignParams, key: tuple, depth: int) -> list[str]:
         """Why p with weight FIFOs of `depth` words does not fit (empty: it fits)."""
         nonlocal smallest
@@ -164,10 +205,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
         core, logic, lut = res_cache[key]
         out = logic  # a logic violation: no FIFO depth can help
         if not logic:
-            fkey = (p.rows, p.weight_ports, p.port_width_bits, p.overlap, depth)  # what fetch_fifo reads
-            if fkey not in fifo_cache:
-                fifo_cache[fkey] = fetch_fifo(board, p, depth)
-            fifo = fifo_cache[fkey]
+            fifo = fifo_at(p, depth)
             bram, uram = math.ceil((core.bram36 + fifo.bram36) * 2) / 2, core.uram + fifo.uram
             if bram <= mem_limit[0] and uram <= mem_limit[1]:
                 return []
@@ -179,9 +217,8 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
         return out
 
     def res_key(p: DesignParams) -> tuple:
-        return (p.group_size, p.tables, p.rows, p.attn_lanes, p.attn_kv_block, p.weight_ports,
-                p.weight_buffer, p.act_buffer, p.lm_head_on_fabric, p.prefill_token_block, p.token_lanes,
-                p.ew_vec, p.glu_vec)
+        """Every field but the fetch depth (violations() takes the depth separately)."""
+        return tuple(v for k, v in vars(p).items() if k != "fetch_depth")
 
     def fits(p: DesignParams) -> bool:
         return not violations(p, res_key(p), p.fetch_depth)
@@ -201,11 +238,62 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
             feasible.append((decode_cache[dkey], res_cache[key][2], q))
             return
 
-    for p in candidates(cfg, board, base):
-        consider(p)
+    def quick_fit(rest: DesignParams, v: dict) -> tuple[int, float]:
+        """(the deepest fetch depth at which rest completed by v fits, 0 if none; its total LUT fraction)
+        exactly as consider() / violations() decide it (same kernels, same summation order, same
+        rounding), without building the DesignParams."""
+        parts = rest_parts[rest]
+        ew = elementwise_engine(cfg, v["ew_vec"], v["ew_lanes"], rest.act_buffer, v["ew_glu_vec"])
+        at = attention_core(cfg, perf_attention.lanes_for(cfg, v["attn_lanes"]), rest.attn_q_block,
+                            v["attn_kv_block"])
+        # estimate_resources' order: tlmm, elementwise, attention, then the others
+        seq = [parts["tlmm"], ew, at, *(r for k, r in parts.items() if k not in ("tlmm", "total", "fifo"))]
+        core = {}
+        for k in KINDS:  # total_of(parts + [-fifo]): summed in order, then rounded
+            used = 0
+            for r in seq:
+                used = used + getattr(r, k)
+            core[k] = used + getattr(parts["fifo"], k)
+        lut = 0
+        for r in seq:
+            lut = lut + r.lut
+        lut = math.ceil(lut) / board.lut
+        for k in LOGIC:
+            used, have = math.ceil(core[k]), board.resource(k)
+            if (used / have if have else (0.0 if used == 0 else math.inf)) > limits[k]:
+                return 0, lut
+        bram, uram = math.ceil(core["bram36"] * 2) / 2, math.ceil(core["uram"])
+        for d in depths:  # deepest first (a deeper FIFO may move from BRAM to URAM)
+            fifo = fifo_at(rest, d)
+            if math.ceil((bram + fifo.bram36) * 2) / 2 <= mem_limit[0] and uram + fifo.uram <= mem_limit[1]:
+                return d, lut
+        return 0, lut
+
+    rest_parts: dict[DesignParams, dict[str, Resources]] = {}
+    for rest, vectors in candidate_groups(cfg, board, base):
+        if not rest.overlap:  # the element-wise/attention shortcuts below are the generated engine's
+            for v in vectors:
+                consider(rest.replace(**v))
+            continue
+        parts = estimate_resources(cfg, board, rest)
+        rest_parts[rest] = {k: r for k, r in parts.items() if k not in ("elementwise", "attention")}
+        rest_parts[rest]["fifo"] = fetch_fifo(board, rest).scaled(-1)
+        for v in vectors:
+            d, lut = quick_fit(rest, v)
+            if d:  # consider(), with the design built only when its decode is first needed
+                explored += 1
+                dkey = _decode_key_of(rest, v, d)
+                if dkey not in decode_cache:
+                    q = rest.replace(**v, fetch_depth=d)
+                    decode_cache[dkey] = perf_model.decode_step(cfg, board, q).tokens_per_s
+                feasible.append((decode_cache[dkey], lut, (rest, v, d)))
+            elif smallest is None or lut < smallest[0]:  # the smallest misfit's reasons are reported
+                consider(rest.replace(**v))
+            else:
+                explored += 1
     if feasible:  # the near-best designs: the fetch depth they need, then token lanes and prefill blocks
         best = max(f[0] for f in feasible)
-        near = [f for f in feasible if f[0] >= DECODE_TIE * best]
+        near = [(dec, lut, _built(q)) for dec, lut, q in feasible if dec >= DECODE_TIE * best]
         feasible = [f for f in feasible if f[0] < DECODE_TIE * best]
         for dec, lut, p in near:
             dec, p = _fetch_knee(cfg, board, p, dec, fits)
@@ -218,7 +306,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
         raise EdgeLLMError(f"no accelerator configuration for {cfg.name} fits {board.name} within the "
                            f"routing headroom ({why})")
     best_decode = max(f[0] for f in feasible)
-    near = [f for f in feasible if f[0] >= DECODE_TIE * best_decode]
+    near = [(dec, lut, _built(q)) for dec, lut, q in feasible if dec >= DECODE_TIE * best_decode]
     ttft: dict[tuple, float] = {}  # as decode_key, plus the prefill token block
 
     def ttft_s(p: DesignParams) -> float:

@@ -13,6 +13,7 @@ one call for all heads, K/V over min(P, n_kv) weight ports merged into one beat 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -28,7 +29,12 @@ LOOP_FILL = 24  # pipeline depth of one attention pass (dot chunk, exp, multiply
 
 def lanes(cfg: ModelConfig, p: DesignParams) -> int:
     """A: the core's lanes = the numerics plan's dot_lanes (attn_lanes, at most a pure tree)."""
-    return min(p.attn_lanes, 1 << (cfg.head_dim - 1).bit_length())
+    return lanes_for(cfg, p.attn_lanes)
+
+
+def lanes_for(cfg: ModelConfig, attn_lanes: int) -> int:
+    """lanes() from design.attn_lanes alone."""
+    return min(attn_lanes, 1 << (cfg.head_dim - 1).bit_length())
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ def job_counts(c: AttnCall, d: int, a: int, kv_block: int,
     return steady, 2 * (len(nk) + 1) + 4, 2 * sum(tile)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def call_cycles(c: AttnCall, d: int, a: int, kv_block: int, data_lanes: int = DATA_LANES) -> int:
     """Compute-process cycles of one job: job_counts' steady cycles plus a fill per loop entry."""
     steady, entries, _ = job_counts(c, d, a, kv_block, data_lanes)
@@ -71,10 +78,14 @@ def kv_bytes(c: AttnCall, d: int, elem_bytes: int) -> int:
 
 def prefill_calls(cfg: ModelConfig, p: DesignParams, queries: int, context: int) -> list[AttnCall]:
     """The calls of one layer's prefill attention for `queries` tokens ending at `context`."""
+    return _prefill_calls(cfg, p.attn_q_block, queries, context)
+
+
+def _prefill_calls(cfg: ModelConfig, q_block: int, queries: int, context: int) -> list[AttnCall]:
     pos0, grp = context - queries, cfg.n_heads // cfg.n_kv_heads
     calls = []
-    for t0 in range(0, queries, p.attn_q_block):
-        bq = min(p.attn_q_block, queries - t0)
+    for t0 in range(0, queries, q_block):
+        bq = min(q_block, queries - t0)
         calls += [AttnCall(bq * grp, 1, pos0 + t0 + bq)] * cfg.n_kv_heads
     return calls
 
@@ -82,14 +93,22 @@ def prefill_calls(cfg: ModelConfig, p: DesignParams, queries: int, context: int)
 def layer_seconds(cfg: ModelConfig, p: DesignParams, queries: int, context: int, f_hz: float,
                   data_bps: float, kv_read_bps: float) -> float:
     """One layer's attention: decode (queries == 1, K/V at kv_read_bps) or prefill (data port)."""
-    a, d = lanes(cfg, p), cfg.head_dim
+    return _layer_seconds(cfg, lanes(cfg, p), p.attn_kv_block, p.attn_q_block, p.kv_bytes, queries, context,
+                          f_hz, data_bps, kv_read_bps)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _layer_seconds(cfg: ModelConfig, a: int, kv_block: int, q_block: int, kv_elem: int, queries: int,
+                   context: int, f_hz: float, data_bps: float, kv_read_bps: float) -> float:
+    """layer_seconds from the design fields it reads (A, K/V tile, query block, KV element bytes)."""
+    d = cfg.head_dim
     if queries == 1:
         calls, read_bps = [AttnCall(cfg.n_heads, cfg.n_kv_heads, context)], kv_read_bps
     else:
-        calls, read_bps = prefill_calls(cfg, p, queries, context), data_bps
+        calls, read_bps = _prefill_calls(cfg, q_block, queries, context), data_bps
     total = 0.0
     for c in calls:
-        compute = call_cycles(c, d, a, p.attn_kv_block) / f_hz
-        reader = DDR_READ_LATENCY / f_hz + kv_bytes(c, d, p.kv_bytes) / read_bps
+        compute = call_cycles(c, d, a, kv_block) / f_hz
+        reader = DDR_READ_LATENCY / f_hz + kv_bytes(c, d, kv_elem) / read_bps
         total += max(compute, reader)
     return total

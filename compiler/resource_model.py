@@ -231,11 +231,12 @@ def elementwise_as_built(cfg: ModelConfig, p: DesignParams) -> Resources:
     g fdiv, 1 fsqrt. Plus V absmax compares, V round/clamp/convert lanes, the NORM_LANES lane
     registers and the one shared row (EwRows: N_MAX floats, cyclic by VEC, bound to
     design.act_buffer)."""
-    return _elementwise_as_built(cfg, p.ew_vec, p.ew_lanes, p.act_buffer, p.glu_vec)
+    return elementwise_engine(cfg, p.ew_vec, p.ew_lanes, p.act_buffer, p.glu_vec)
 
 
 @functools.lru_cache(maxsize=1024)
-def _elementwise_as_built(cfg: ModelConfig, v: int, lanes: int, act_buffer: str, g: int = 0) -> Resources:
+def elementwise_engine(cfg: ModelConfig, v: int, lanes: int, act_buffer: str, g: int = 0) -> Resources:
+    """elementwise_as_built from the fields it reads: VEC, NORM_LANES, act_buffer, GLU_VEC (0: VEC)."""
     g = g or v
     u = perf_elementwise.sumsq_units_for(v, lanes)
     gu = min(g, u)
@@ -285,11 +286,12 @@ def _attn_core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Res
 def attention_as_built(cfg: ModelConfig, p: DesignParams) -> Resources:
     """One attn_rows core serves prefill and decode (attention_layer): rows = max(BQ x group, heads),
     tiles of all KV heads; A = the plan's dot_lanes (perf_attention.lanes)."""
-    return _attention_as_built(cfg, perf_attention.lanes(cfg, p), p.attn_q_block, p.attn_kv_block)
+    return attention_core(cfg, perf_attention.lanes(cfg, p), p.attn_q_block, p.attn_kv_block)
 
 
 @functools.lru_cache(maxsize=1024)
-def _attention_as_built(cfg: ModelConfig, a: int, q_block: int, kv_block: int) -> Resources:
+def attention_core(cfg: ModelConfig, a: int, q_block: int, kv_block: int) -> Resources:
+    """attention_as_built from the core's lanes A (perf_attention.lanes), query block and K/V tile."""
     d, group = cfg.head_dim, cfg.n_heads // cfg.n_kv_heads
     return _attn_core(a, d, max(q_block * group, cfg.n_heads), cfg.n_kv_heads, kv_block)
 
