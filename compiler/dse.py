@@ -139,23 +139,25 @@ def _fetch_knee(cfg: ModelConfig, board: Board, p: DesignParams, decode: float,
     return decode, p
 
 
+# The explored fields decode_step (and, with the prefill token block, prefill) reads: not where the
+# weight banks and activation rows are stored; the others are the base's, fixed within one exploration.
+DECODE_FIELDS = ("group_size", "tables", "rows", "attn_lanes", "attn_kv_block", "token_lanes", "ew_vec",
+                 "ew_glu_vec", "ew_lanes", "out_lanes", "weight_ports", "lm_head_on_fabric", "fetch_depth")
+
+
+def decode_key(p: DesignParams) -> tuple:
+    """p's DECODE_FIELDS."""
+    return tuple(getattr(p, f) for f in DECODE_FIELDS)
+
+
 def _decode_key_of(rest: DesignParams, v: dict, depth: int) -> tuple:
-    """decode_key(rest.replace(**v, fetch_depth=depth)) without building it (tests/test_estimate.py)."""
-    return (rest.group_size, rest.tables, rest.rows, v["attn_lanes"], v["attn_kv_block"], rest.token_lanes,
-            v["ew_vec"], v["ew_glu_vec"] or v["ew_vec"], v["ew_lanes"], rest.out_lanes, rest.weight_ports,
-            rest.lm_head_on_fabric, depth)
+    """decode_key(rest.replace(**v, fetch_depth=depth)) without building it."""
+    return tuple(depth if f == "fetch_depth" else v[f] if f in v else getattr(rest, f) for f in DECODE_FIELDS)
 
 
 def _built(q: DesignParams | tuple) -> DesignParams:
     """A feasible entry's design: built, or (rest, vector fields, fetch depth) from the fast path."""
     return q if isinstance(q, DesignParams) else q[0].replace(**q[1], fetch_depth=q[2])
-
-
-def decode_key(p: DesignParams) -> tuple:
-    """The explored fields decode_step (and, with the prefill token block, prefill) reads: not where the
-    weight banks and activation rows are stored; the others are the base's, fixed within one exploration."""
-    return (p.group_size, p.tables, p.rows, p.attn_lanes, p.attn_kv_block, p.token_lanes, p.ew_vec,
-            p.glu_vec, p.ew_lanes, p.out_lanes, p.weight_ports, p.lm_head_on_fabric, p.fetch_depth)
 
 
 @functools.lru_cache(maxsize=64)
@@ -172,19 +174,34 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
     decode_cache: dict[tuple, float] = {}  # decode_key -> decode tokens/s
     depths = sorted(FETCH_DEPTHS, reverse=True)
     mem_limit = (limits["bram36"] * board.bram36, limits["uram"] * board.uram)  # as fits_board counts
-    rest_cache: dict[tuple, dict[str, Resources]] = {}  # every kernel but the vector units' (kernels)
+    # a design with VECTOR_FIELDS normalized -> (its kernels but the element-wise engine and attention
+    # core, which read none of those fields, in estimate_resources' order; minus its weight FIFOs)
+    rest_cache: dict[DesignParams, tuple[list[Resources], Resources]] = {}
     fifo_cache: dict[tuple, Resources] = {}  # fetch_fifo per (rows, ports, port width, overlap, depth)
 
-    def kernels(p: DesignParams) -> dict[str, Resources]:
-        """estimate_resources(cfg, board, p) without its total: the element-wise engine and attention
-        core computed for p, the other kernels (which read none of VECTOR_FIELDS) looked up."""
-        key = tuple(v for k, v in vars(p).items() if k not in VECTOR_FIELDS)
-        if key not in rest_cache:
-            rest_cache[key] = estimate_resources(cfg, board, p.replace(**VECTOR_FIELDS))
-        parts = dict(rest_cache[key])
-        del parts["total"]
-        parts["elementwise"], parts["attention"] = elementwise(cfg, p), attention(cfg, p)
-        return parts
+    def rest_kernels(rest: DesignParams) -> tuple[list[Resources], Resources]:
+        if rest not in rest_cache:
+            parts = estimate_resources(cfg, board, rest)
+            others = [r for k, r in parts.items() if k not in ("elementwise", "attention", "total")]
+            rest_cache[rest] = (others, fetch_fifo(board, rest).scaled(-1))
+        return rest_cache[rest]
+
+    def core_of(others: list[Resources], minus_fifo: Resources, ew: Resources,
+                at: Resources) -> tuple[Resources, float]:
+        """(every kernel but the weight FIFOs, rounded; the total LUT fraction): total_of's sums in
+        estimate_resources' order (tlmm, elementwise, attention, the others), without its objects."""
+        seq = [others[0], ew, at, *others[1:]]
+        raw = [sum(getattr(r, k) for r in seq) for k in KINDS]
+        core = Resources(*(x + getattr(minus_fifo, k) for x, k in zip(raw, KINDS, strict=True))).rounded()
+        return core, math.ceil(raw[0]) / board.lut
+
+    def logic_fits(core: Resources) -> bool:
+        util = core.utilization(board)
+        return all(util[k] <= limits[k] for k in LOGIC)
+
+    def memory_fits(core: Resources, fifo: Resources) -> bool:
+        bram, uram = math.ceil((core.bram36 + fifo.bram36) * 2) / 2, core.uram + fifo.uram
+        return bram <= mem_limit[0] and uram <= mem_limit[1]
 
     def fifo_at(p: DesignParams, depth: int) -> Resources:
         """fetch_fifo(board, p, depth), cached on what it reads."""
@@ -197,17 +214,14 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
         """Why p with weight FIFOs of `depth` words does not fit (empty: it fits)."""
         nonlocal smallest
         if key not in res_cache:
-            parts = kernels(p)
-            core = total_of(list(parts.values()) + [fetch_fifo(board, p).scaled(-1)])
-            util = core.utilization(board)
-            logic = [] if all(util[k] <= limits[k] for k in LOGIC) else fits_board(core, board, limits)
-            res_cache[key] = (core, logic, total_of(parts.values()).utilization(board)["lut"])
+            core, lut = core_of(*rest_kernels(p.replace(**VECTOR_FIELDS)), elementwise(cfg, p),
+                                attention(cfg, p))
+            res_cache[key] = (core, [] if logic_fits(core) else fits_board(core, board, limits), lut)
         core, logic, lut = res_cache[key]
         out = logic  # a logic violation: no FIFO depth can help
         if not logic:
             fifo = fifo_at(p, depth)
-            bram, uram = math.ceil((core.bram36 + fifo.bram36) * 2) / 2, core.uram + fifo.uram
-            if bram <= mem_limit[0] and uram <= mem_limit[1]:
+            if memory_fits(core, fifo):
                 return []
             out = ["bram36/uram"]  # the reasons are spelled out only for the smallest misfit
             if smallest is None or lut < smallest[0]:
@@ -242,42 +256,21 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
         """(the deepest fetch depth at which rest completed by v fits, 0 if none; its total LUT fraction)
         exactly as consider() / violations() decide it (same kernels, same summation order, same
         rounding), without building the DesignParams."""
-        parts = rest_parts[rest]
         ew = elementwise_engine(cfg, v["ew_vec"], v["ew_lanes"], rest.act_buffer, v["ew_glu_vec"])
         at = attention_core(cfg, perf_attention.lanes_for(cfg, v["attn_lanes"]), rest.attn_q_block,
                             v["attn_kv_block"])
-        # estimate_resources' order: tlmm, elementwise, attention, then the others
-        seq = [parts["tlmm"], ew, at, *(r for k, r in parts.items() if k not in ("tlmm", "total", "fifo"))]
-        core = {}
-        for k in KINDS:  # total_of(parts + [-fifo]): summed in order, then rounded
-            used = 0
-            for r in seq:
-                used = used + getattr(r, k)
-            core[k] = used + getattr(parts["fifo"], k)
-        lut = 0
-        for r in seq:
-            lut = lut + r.lut
-        lut = math.ceil(lut) / board.lut
-        for k in LOGIC:
-            used, have = math.ceil(core[k]), board.resource(k)
-            if (used / have if have else (0.0 if used == 0 else math.inf)) > limits[k]:
-                return 0, lut
-        bram, uram = math.ceil(core["bram36"] * 2) / 2, math.ceil(core["uram"])
-        for d in depths:  # deepest first (a deeper FIFO may move from BRAM to URAM)
-            fifo = fifo_at(rest, d)
-            if math.ceil((bram + fifo.bram36) * 2) / 2 <= mem_limit[0] and uram + fifo.uram <= mem_limit[1]:
-                return d, lut
+        core, lut = core_of(*rest_kernels(rest), ew, at)
+        if logic_fits(core):
+            for d in depths:  # deepest first (a deeper FIFO may move from BRAM to URAM)
+                if memory_fits(core, fifo_at(rest, d)):
+                    return d, lut
         return 0, lut
 
-    rest_parts: dict[DesignParams, dict[str, Resources]] = {}
     for rest, vectors in candidate_groups(cfg, board, base):
         if not rest.overlap:  # the element-wise/attention shortcuts below are the generated engine's
             for v in vectors:
                 consider(rest.replace(**v))
             continue
-        parts = estimate_resources(cfg, board, rest)
-        rest_parts[rest] = {k: r for k, r in parts.items() if k not in ("elementwise", "attention")}
-        rest_parts[rest]["fifo"] = fetch_fifo(board, rest).scaled(-1)
         for v in vectors:
             d, lut = quick_fit(rest, v)
             if d:  # consider(), with the design built only when its decode is first needed

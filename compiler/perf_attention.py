@@ -76,12 +76,9 @@ def kv_bytes(c: AttnCall, d: int, elem_bytes: int) -> int:
     return 2 * c.keys * c.tile_heads * d * elem_bytes
 
 
-def prefill_calls(cfg: ModelConfig, p: DesignParams, queries: int, context: int) -> list[AttnCall]:
-    """The calls of one layer's prefill attention for `queries` tokens ending at `context`."""
-    return _prefill_calls(cfg, p.attn_q_block, queries, context)
-
-
-def _prefill_calls(cfg: ModelConfig, q_block: int, queries: int, context: int) -> list[AttnCall]:
+def prefill_calls(cfg: ModelConfig, q_block: int, queries: int, context: int) -> list[AttnCall]:
+    """The calls of one layer's prefill attention for `queries` tokens ending at `context`, in query
+    blocks of q_block (design.attn_q_block)."""
     pos0, grp = context - queries, cfg.n_heads // cfg.n_kv_heads
     calls = []
     for t0 in range(0, queries, q_block):
@@ -105,7 +102,7 @@ def _layer_seconds(cfg: ModelConfig, a: int, kv_block: int, q_block: int, kv_ele
     if queries == 1:
         calls, read_bps = [AttnCall(cfg.n_heads, cfg.n_kv_heads, context)], kv_read_bps
     else:
-        calls, read_bps = _prefill_calls(cfg, q_block, queries, context), data_bps
+        calls, read_bps = prefill_calls(cfg, q_block, queries, context), data_bps
     total = 0.0
     for c in calls:
         compute = call_cycles(c, d, a, kv_block) / f_hz

@@ -154,7 +154,7 @@ def glu_norm_quantize(n: int, subln: bool, w: _Widths) -> int:
     """One token: load g; act(g) * u (u from DDR; GLU_VEC wide) + sum of squares (SubLN) or absmax;
     [scale + absmax]; round + store."""
     if subln:
-        return _ddr(n, w.f32_ddr) + _produce_sumsq(n, w, min(w.sumsq_units, w.glu)) + _norm_tail(n, w)
+        return _ddr(n, w.f32_ddr) + _produce_sumsq(n, w, sumsq_units_for(w.glu, w.lanes)) + _norm_tail(n, w)
     return _ddr(n, w.f32_ddr) + _ddr(n, min(w.glu, w.f32_ddr)) + _ddr(n, w.i8_ddr, read=False)
 
 

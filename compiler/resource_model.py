@@ -90,6 +90,11 @@ class Resources:
         return Resources(self.lut + o.lut, self.ff + o.ff, self.dsp + o.dsp, self.bram36 + o.bram36,
                          self.uram + o.uram)
 
+    def rounded(self) -> Resources:
+        """Rounded up to whole LUTs, FFs, DSPs, URAMs and BRAM18 halves."""
+        return Resources(lut=math.ceil(self.lut), ff=math.ceil(self.ff), dsp=math.ceil(self.dsp),
+                         bram36=math.ceil(self.bram36 * 2) / 2, uram=math.ceil(self.uram))
+
     def scaled(self, k: float) -> Resources:
         """Every count times k."""
         return Resources(self.lut * k, self.ff * k, self.dsp * k, self.bram36 * k, self.uram * k)
@@ -385,5 +390,4 @@ def total_of(parts: Iterable[Resources]) -> Resources:
     total = Resources()
     for r in parts:
         total += r
-    return Resources(lut=math.ceil(total.lut), ff=math.ceil(total.ff), dsp=math.ceil(total.dsp),
-                     bram36=math.ceil(total.bram36 * 2) / 2, uram=math.ceil(total.uram))
+    return total.rounded()

@@ -68,8 +68,9 @@
 // cyclic by VEC (PART). Element-wise results do not depend on VEC.
 //
 // Cycles per token (c(m) = ceil(m / VEC), u(m) = ceil(m / U), U = LaneUnits<LANES, VEC> = min(VEC,
-// max(1, LANES / kAddLatency)); cg(m) and ug(m) the same with GLU_VEC for the act*u pass; T = LANES - 1 + log2(LANES) * kAddLatency, the lane tree after a
-// sum of squares; pipeline fill, DDR latency and the scalar r / qs divisions left out). DDR passes
+// max(1, LANES / kAddLatency)); cg(m) and ug(m) the same with GLU_VEC for the act*u pass;
+// T = LANES - 1 + log2(LANES) * kAddLatency, the lane tree after a sum of squares; pipeline fill,
+// DDR latency and the scalar r / qs divisions left out). DDR passes
 // move at most the m_axi width per cycle (128 bits: 4 fp32 or 16 int8), which the performance model
 // applies; [ddr: ...] names what a pass reads or writes in DDR (on-chip otherwise):
 //   norm_quantize (norm)     load+sumsq u(n) [ddr: x] + T + scale+absmax c(n) [ddr: g]
