@@ -63,11 +63,11 @@ def test_register_map_follows_vitis_convention(tmp_path: Path, n: int) -> None:
     info = gen(tmp_path, DesignParams(weight_ports=n))
     regs = info["registers"]
     ws, kvs = [f"w{i}" for i in range(n)], [f"kv{i}" for i in range(n)]
-    assert list(regs) == ws + kvs + ["data", "hdr_off", "prog_off", "n_desc"]
-    assert info["bundles"] == maxi_bundles(n) == ws + ["data"]  # kv{i} rides in bundle w{i}
+    assert list(regs) == ws + kvs + ["data", "act", "hdr_off", "prog_off", "n_desc"]
+    assert info["bundles"] == maxi_bundles(n) == ws + ["data"]  # kv{i} rides in bundle w{i}, act in data
     assert regs["w0"] == 0x10 and info["control"] == {"ap_ctrl": 0, "gie": 4, "ier": 8, "isr": 12}
-    assert regs["kv0"] == 0x10 + 12 * n and regs["data"] == 0x10 + 24 * n
-    assert regs["hdr_off"] == regs["data"] + 12
+    assert regs["kv0"] == 0x10 + 12 * n and regs["data"] == 0x10 + 24 * n and regs["act"] == regs["data"] + 12
+    assert regs["hdr_off"] == regs["act"] + 12
     assert regs["prog_off"] == regs["hdr_off"] + 8 and regs["n_desc"] == regs["prog_off"] + 8
     assert register_map(n) == regs
     top = (tmp_path / "hls" / "top.cpp").read_text()
@@ -75,6 +75,8 @@ def test_register_map_follows_vitis_convention(tmp_path: Path, n: int) -> None:
         assert re.search(rf"m_axi port = {b} bundle = {b} offset = slave depth = \d+", top)
     for i in range(n):  # the engine's KV-cache view of port i: its own argument in bundle w{i}
         assert re.search(rf"m_axi port = kv{i} bundle = w{i} offset = slave depth = \d+", top)
+    # the linear jobs' view of the scratch: its own argument in the data bundle
+    assert re.search(r"m_axi port = act bundle = data offset = slave depth = \d+", top)
     for p in ("hdr_off", "prog_off", "n_desc", "return"):
         assert f"s_axilite port = {p} bundle = control" in top
     assert re.search(r"void edgellm_top\(" + "".join(rf"const uint8_t \*w{i}, " for i in range(n)), top)
@@ -90,7 +92,7 @@ def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: i
     top = " ".join((tmp_path / "hls" / "top.cpp").read_text().split())
     engine = ", ".join([f"w{i}" if i < want else "w0" for i in range(4)]
                        + [f"kv{i}" if i < want else "kv0" for i in range(4)])
-    assert f"edgellm_top_impl<edgellm_cfg::top>({engine}, data, hdr_off" in top
+    assert f"edgellm_top_impl<edgellm_cfg::top>({engine}, data, act, hdr_off" in top
     assert info["head_ports"] == info["weight_stream_ports"]
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
     assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}, 1, 4> tlmm", h)
@@ -124,12 +126,12 @@ def test_headers_copied_with_sibling_includes(tmp_path: Path) -> None:
 def test_config_header_numbers(tmp_path: Path) -> None:
     d = DesignParams(tables=28, rows=16, group_size=3, weight_buffer="bram", port_width_bits=64,
                      prefill_token_block=64, attn_q_block=4, token_lanes=2, out_lanes=2, ew_vec=8,
-                     ew_glu_vec=2, act_buffer="uram")
+                     ew_glu_vec=2, act_buffer="uram", prefill_pipeline=True)
     info = gen(tmp_path, d)
     assert tlmm_tables(d) == 25 and info["tlmm"] == {"G": 3, "T": 25, "R": 16}
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
     assert "layer_config<128, 4, 2, 32, 344," in " ".join(h.split()).replace("< ", "<")
-    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t, 8, 2> layer" in " ".join(h.split())
+    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t, 8, 2, true> layer" in " ".join(h.split())
     assert "#define EDGELLM_ACT_STORAGE uram" in h
     assert "typedef edgellm::f32 kv_t;" in h  # NumericsPlan kv_dtype (f16: test_top's f16 case)
     # 4 streaming ports, 2 token lanes, 2 output lanes

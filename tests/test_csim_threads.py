@@ -42,13 +42,17 @@ def test_bounded_fifo_pipe_and_deadlock_detection(flow: ctypes.CDLL) -> None:
 
 
 # (variant, matmul, design): 4 weight ports at the default fetch depth; 2 ports with fetch FIFOs of 2
-# words (fetchers and engine in near lockstep) and an f16 KV cache
+# words (fetchers and engine in near lockstep) and an f16 KV cache; the prefill pipeline (each slot's
+# linear and vector jobs in two threads) with 2-word fetch FIFOs
 THREADED = [("relu2_subln", "tlmm", DesignParams()),
-            ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=2, fetch_depth=2))]
+            ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=2, fetch_depth=2)),
+            ("silu_subln", "tlmm", DesignParams(**SMALL, kv_bytes=2, fetch_depth=2, token_lanes=2,
+                                                prefill_pipeline=True))]
 
 
 @pytest.mark.parametrize("case", THREADED,
-                         ids=lambda c: f"{c[0]}-{c[2].weight_ports}port-fifo{c[2].fetch_depth}")
+                         ids=lambda c: f"{c[0]}-{c[2].weight_ports}port-fifo{c[2].fetch_depth}"
+                                       + ("-pipe" * c[2].prefill_pipeline))
 def test_threaded_top_bit_exact(tmp_path: Path, case: tuple[str, str, DesignParams]) -> None:
     """The generated top with every fetcher, the engine, attention's readers and core and the LM head's
     processes in threads over FIFOs of their declared depths: prefill + 12 decode steps bit-exact

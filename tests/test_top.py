@@ -42,7 +42,12 @@ CASES = [("relu2_subln", "tlmm", DesignParams()),
          ("relu2_subln", "tlmm", DesignParams(tables=15, weight_ports=1, kv_bytes=4)),
          ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=4)),
          ("silu_subln", "tlmm", DesignParams(**SMALL, kv_bytes=2, ew_vec=4, ew_glu_vec=1)),
-         ("relu2_subln", "pack2", DesignParams(weight_ports=1, kv_bytes=4))]
+         ("relu2_subln", "pack2", DesignParams(weight_ports=1, kv_bytes=4)),
+         # the prefill pipeline (two halves, TLMM and vector engines overlapped) on TLMM and pack2
+         ("silu_subln", "tlmm", DesignParams(**SMALL, kv_bytes=2, ew_vec=4, ew_glu_vec=1, token_lanes=2,
+                                             prefill_pipeline=True)),
+         ("relu2_subln", "pack2", DesignParams(weight_ports=1, kv_bytes=4, prefill_pipeline=True))]
+PIPE = CASES[-2]  # the pipelined TLMM case
 
 
 def small_config(variant: str) -> ModelConfig:
@@ -113,8 +118,13 @@ def make_top(tmp: Path, variant: str, mm: str, design: DesignParams, threads: bo
     return Top(qm, numerics, plan, lib, hls, ddr)
 
 
-@pytest.fixture(scope="module", params=CASES,
-                ids=lambda c: f"{c[0]}-{c[1]}-{c[2].weight_ports}port-kv{8 * c[2].kv_bytes}")
+def case_id(c: tuple[str, str, DesignParams]) -> str:
+    d = c[2]
+    return (f"{c[0]}-{c[1]}-{d.weight_ports}port-kv{8 * d.kv_bytes}" + (f"-tp{d.token_lanes}" * (d.token_lanes > 1))
+            + ("-pipe" * d.prefill_pipeline))
+
+
+@pytest.fixture(scope="module", params=CASES, ids=case_id)
 def top(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Top:
     variant, mm, design = request.param
     return make_top(tmp_path_factory.mktemp(f"{variant}_{mm}"), variant, mm, design)
@@ -206,6 +216,32 @@ def check_prefill_then_decode(top: Top) -> None:
           f"KV cache mismatches {kv_bad}; weight-FIFO words left over {left}")
     assert np.isfinite(ref).all()
     assert total == 0 and sum(steps) == 0 and kv_bad == 0 and left == 0
+
+
+@pytest.mark.parametrize("case", [PIPE, CASES[-1]], ids=case_id)
+def test_pipelined_prefill_uneven_halves(case: tuple[str, str, DesignParams], tmp_path: Path) -> None:
+    """The two-half prefill schedule on calls whose halves differ: 13 tokens (TP 2: halves of 8 and 5),
+    then 3 (2 and 1: a one-token half runs decode attention inside a pipelined slot), then 2 decode
+    steps; logits, argmax and the KV cache bit-exact against the golden model, no FIFO word left."""
+    variant, mm, design = case
+    t = make_top(tmp_path, variant, mm, design)
+    cfg = t.qm.config
+    left0 = fifo_leftovers(t)
+    gm = GoldenModel(t.qm, t.numerics)
+    cache = gm.new_cache(MAX_CTX)
+    prompt = np.random.default_rng(11).integers(0, cfg.vocab_size, 18)
+    bad, pos = [], 0
+    for n in (13, 3, 1, 1):
+        chunk = prompt[pos:pos + n]
+        ref = gm.forward(chunk, cache, all_logits=False)[0]
+        t.run(t.qm.embed_rows(chunk), pos)
+        pos += n
+        logits, am, _, _ = t.head_out()
+        bad.append(mismatches(logits, ref) + int(am != int(np.argmax(ref))))
+    kvt = cache.k.dtype
+    kv_bad = mismatches(t.region("k_cache", kvt).reshape(cache.k.shape)[:, :pos], cache.k[:, :pos]) + \
+        mismatches(t.region("v_cache", kvt).reshape(cache.v.shape)[:, :pos], cache.v[:, :pos])
+    assert bad == [0, 0, 0, 0] and kv_bad == 0 and fifo_leftovers(t) == left0
 
 
 def test_detects_a_changed_weight(tmp_path: Path) -> None:

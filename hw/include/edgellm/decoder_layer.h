@@ -40,11 +40,13 @@ constexpr int cmax(int a, int b) { return a > b ? a : b; }
 // KV_T: the KV cache element type (numerics plan kv_dtype): f32, or f16 (binary16 bit patterns).
 // EW_VEC: elements per cycle of the fused element-wise stages and the KV cache write (EwConfig VEC:
 // a power of two, 1..64); EW_GLU_VEC: of the GLU act(g) * u pass (EwConfig GLU_VEC, <= EW_VEC).
+// PIPE: prefill calls run the pipelined two-half schedule (design.prefill_pipeline; see layer_slot_run).
 template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN,
           int NORM_LANES, int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8,
-          class KV_T = f32, int EW_VEC = 1, int EW_GLU_VEC = EW_VEC>
+          class KV_T = f32, int EW_VEC = 1, int EW_GLU_VEC = EW_VEC, bool PIPE = false>
 struct layer_config {
   typedef KV_T kv_t;
+  static const bool pipe = PIPE;  // the prefill pipeline (decoder_layer_ports' two-half schedule)
   static const int hidden = HIDDEN, n_heads = N_HEADS, n_kv = N_KV, head_dim = HEAD_DIM;
   static const int ffn = FFN, act = ACT, norm_lanes = NORM_LANES, max_t = MAX_T, max_ctx = MAX_CTX;
   static const bool subln = SUBLN;
@@ -105,7 +107,7 @@ struct layer_taps {
 template <int K_MAX>  // K_MAX: largest k and n_out
 struct pack2_matmul {
   typedef ap_uint<8> word_t;
-  enum { kPorts = 1 };  // weight ports (FIFOs) it reads
+  enum { kPorts = 1, kTokenLanes = 1 };  // weight ports (FIFOs) it reads; tokens it runs together
   static uint8_t next_byte(const uint8_t *w, long i) { return w[i]; }
   static uint8_t next_byte(hls::stream<word_t> *s, long) { return (uint8_t)s->read(); }
   template <class WS>
@@ -160,7 +162,7 @@ struct pack2_matmul {
 template <class TCFG>
 struct tlmm_mm {
   typedef typename TCFG::fword_t word_t;
-  enum { kPorts = TCFG::NPORTS };  // weight ports (FIFOs) it reads
+  enum { kPorts = TCFG::NPORTS, kTokenLanes = TCFG::TP };  // weight ports (FIFOs) it reads; token lanes
   static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w0, const uint8_t *w1,
                   const uint8_t *w2, const uint8_t *w3, long w_off, int n_out, int k, f32 wscale, f32 *y) {
     tlmm_matmul<TCFG>(x, qs, n_tok, w0 + w_off, w1 + w_off, w2 + w_off, w3 + w_off, n_out, k, wscale, y);
@@ -202,8 +204,8 @@ copy_loop:
   }
 }
 
-// The layer's element-wise jobs in order, each run by the one engine call of decoder_layer_ports
-// after the work that feeds it (the step before it names that work).
+// The layer's element-wise jobs in order, each run by the one engine call of vector_job after the
+// work that feeds it (the step before it names that work).
 enum {
   EW_ATTN_NORM = 0,  // x8, qs_a = quantize(rmsnorm(h, attn_norm))
   EW_ROPE_Q,         // after q, k, v = linears of x8: q = rope(q_lin)
@@ -215,6 +217,241 @@ enum {
   EW_STEPS
 };
 
+// The layer as a schedule of slots. A layer is five vector stages (element-wise jobs, the K/V write and
+// attention) and four linear stages between them:
+//   V0 attention norm | L0 q, k, v | V1 RoPE q, k; K/V write; attention; SubLN | L1 o_proj |
+//   V2 residual + FFN norm | L2 gate, up | V3 GLU (+ SubLN) | L3 down | V4 residual
+// Slot i runs at most one linear job (the TLMM process) and one vector job (the element-wise engine
+// and the attention core) as the two processes of one DATAFLOW region (layer_slot_run), so they
+// overlap. Sequential schedule (halves = 1: decode, the final norm, a design without the prefill
+// pipeline): 9 slots, V0 L0 V1 L1 V2 L2 V3 L3 V4, one job each, every token at once. Prefill pipeline
+// (halves = 2): the tokens split in two halves A = [0, n_a) and B = [n_a, t_len), 10 slots; slot i
+// runs V(i / 2) on half i % 2 and, for 1 <= i <= 8, L((i - 1) / 2) on half (i - 1) % 2:
+//   slot  0: V0 A            slot 1: V0 B  + L0 A     slot 2: V1 A + L0 B    slot 3: V1 B + L1 A
+//   slot  4: V2 A + L1 B     slot 5: V2 B  + L2 A     slot 6: V3 A + L2 B    slot 7: V3 B + L3 A
+//   slot  8: V4 A + L3 B     slot 9: V4 B
+// so the TLMM works on one half while the vector engines work on the other. Every job of a half
+// reads what an earlier slot of the same half wrote; the two jobs of a slot touch disjoint rows of
+// every per-token buffer (h, the float scratch, the qs scales, the K/V positions written) and disjoint
+// int8 areas (half h's quantized rows start at x8 + t0 * k_max). Attention of half B reads A's K/V,
+// written by V1 A two slots earlier. Each token's arithmetic is unchanged (per-token element-wise
+// jobs, per-query attention rows, exact integer matmuls), so the results are bit-identical to the
+// sequential schedule's. The fetchers (top.h) walk the same schedule (layer_linear_job).
+enum { V_STAGES = 5, L_STAGES = 4 };
+
+// Slots of a layer's schedule.
+inline int layer_slot_count(int halves) {
+#pragma HLS INLINE
+  return halves == 2 ? 2 * V_STAGES : 2 * V_STAGES - 1;
+}
+
+// Slot i's vector stage and half (stage -1: none).
+inline void slot_vector(int i, int halves, int &stage, int &half) {
+#pragma HLS INLINE
+  if (halves == 2) {
+    stage = i / 2, half = i % 2;
+  } else {
+    stage = i % 2 == 0 ? i / 2 : -1, half = 0;
+  }
+}
+
+// Slot i's linear stage and half (stage -1: none).
+inline void slot_linear(int i, int halves, int &stage, int &half) {
+#pragma HLS INLINE
+  if (halves == 2) {
+    stage = i >= 1 && i <= 2 * L_STAGES ? (i - 1) / 2 : -1, half = (i + 1) % 2;
+  } else {
+    stage = i % 2 == 1 ? i / 2 : -1, half = 0;
+  }
+}
+
+// Halves of a layer call: 2 (the prefill pipeline) when the configuration has it (C::pipe) and the call
+// has at least two tokens, else 1.
+template <class C>
+int layer_halves(int t_len, bool norm_only) {
+#pragma HLS INLINE
+  return C::pipe && t_len >= 2 && !norm_only ? 2 : 1;
+}
+
+// Tokens of the first half: about half of t_len, rounded up to the matmul's token lanes (LANES: the
+// TLMM's TP, so both halves fill whole token groups where they can), at most t_len - 1.
+template <int LANES>
+int first_half(int t_len, int halves) {
+#pragma HLS INLINE
+  if (halves == 1) return t_len;
+  const int half = (t_len + 1) / 2;
+  const int a = (half + LANES - 1) / LANES * LANES;
+  return a < t_len ? a : t_len - 1;
+}
+
+// Linear stage st: how many linears, and its j-th.
+inline int stage_linears(int st) {
+#pragma HLS INLINE
+  return st == 0 ? 3 : st == 2 ? 2 : 1;
+}
+inline int stage_linear(int st, int j) {
+#pragma HLS INLINE
+  return st == 0 ? LIN_Q + j : st == 1 ? LIN_O : st == 2 ? LIN_GATE + j : LIN_DOWN;
+}
+
+// The j-th linear job of a layer call in the order the TLMM runs them (j < layer_linear_jobs): its
+// linear and its tokens (t0, n). The fetchers walk this to push the weight tiles in the same order.
+inline int layer_linear_jobs(int halves) {
+#pragma HLS INLINE
+  return halves * N_LIN;
+}
+template <class C, class MM>
+void layer_linear_job(int j, int t_len, int halves, int &lin, int &t0, int &n) {
+#pragma HLS INLINE
+  const int n_a = first_half<MM::kTokenLanes>(t_len, halves);
+  // per stage: all its linears for half A, then for half B
+  int st = 0, base = 0;  // j's stage; jobs before it
+  bool found = false;
+find_stage:
+  for (int s = 0; s < L_STAGES; s++) {
+#pragma HLS UNROLL
+    const int jobs = halves * stage_linears(s);
+    if (!found && j >= base + jobs) {
+      st = s + 1;
+      base += jobs;
+    } else {
+      found = true;
+    }
+  }
+  const int r = j - base, cnt = stage_linears(st);
+  const int half = r / cnt;
+  lin = stage_linear(st, r % cnt);
+  t0 = half == 0 ? 0 : n_a;
+  n = half == 0 ? n_a : t_len - n_a;
+}
+
+// Slot i's linear job: the linears of its stage st for its half's tokens [t0, t0 + n): MM::run on the int8 rows x8 + t0 * k_max (the half's
+// area), outputs into the float scratch rows of those tokens. fs / x8: the scratch as the TLMM process
+// sees it (top.h: its own m_axi argument, the data port's bundle).
+template <class C, class MM, class WS>
+void linear_job(int i, int halves, int n_a, int t_len, WS *w0, WS *w1, WS *w2, WS *w3, const layer_desc &d,
+                f32 *fs, int8_t *x8) {
+#pragma HLS INLINE off
+  typedef layer_scratch<C> S;
+  int st, half;
+  slot_linear(i, halves, st, half);
+  if (st < 0) return;
+  const int t0 = half == 0 ? 0 : n_a, n = half == 0 ? n_a : t_len - n_a;
+stage_linears_loop:
+  for (int j = 0; j < stage_linears(st); j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 3
+    const int lin = stage_linear(st, j), out = lin_out<C>(lin), in = lin_in<C>(lin);
+    const long dst = lin == LIN_Q ? S::q_lin : lin == LIN_K ? S::k_lin : lin == LIN_V ? S::v
+                     : lin == LIN_GATE ? S::g : lin == LIN_UP ? S::u : S::y;
+    const f32 *qs = fs + (st == 2 ? S::qs_b : S::qs_a) + t0;
+    MM::run(x8 + (long)t0 * C::k_max, qs, n, w0, w1, w2, w3, d.w_off[lin], out, in, d.w_scale[lin],
+            fs + dst + (long)t0 * out);
+  }
+}
+
+// Slot i's vector job: stage st (V0 .. V4) for its half's tokens [t0, t0 + n) at positions pos0 + t0 ..:
+// its element-wise jobs
+// (ONE ew_engine call site, so the layer builds one element-wise module) with the K/V cache write and
+// attention before the SubLN job, and the taps.
+template <class C, int KVP>
+void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_desc &d, const f32 *params, const f32 *cos_tab,
+                const f32 *sin_tab, typename C::kv_t *k_layer, typename C::kv_t *v_layer,
+                const typename C::kv_t *kr0, const typename C::kv_t *kr1, const typename C::kv_t *kr2,
+                const typename C::kv_t *kr3, const typename C::kv_t *vr0, const typename C::kv_t *vr1,
+                const typename C::kv_t *vr2, const typename C::kv_t *vr3, f32 eps, f32 attn_scale, f32 *h,
+                f32 *fs, int8_t *x8, f32 *taps, bool tap_en, EwRows<typename C::ew> &rows) {
+#pragma HLS INLINE off
+  typedef layer_scratch<C> S;
+  typedef layer_taps<C> TP;
+  typedef typename C::ew E;
+  const int H = C::hidden, Q = C::q_size, KV = C::kv_size, F = C::ffn, D = C::head_dim;
+  int st, half;
+  slot_vector(i, halves, st, half);
+  if (st < 0) return;
+  const int t0 = half == 0 ? 0 : n_a, n = half == 0 ? n_a : t_len - n_a;
+  // the stage's element-wise steps: V0 [ATTN_NORM], V1 [ROPE_Q, ROPE_K, ATTN_SUB], V2 [RES_ATTN], ...
+  const int s0 = st == 0 ? (int)EW_ATTN_NORM : st == 1 ? (int)EW_ROPE_Q : st + 2;
+  const int ns = st == 1 ? 3 : 1;
+  const long qo = (long)t0 * Q, ko = (long)t0 * KV;
+  int8_t *xh = x8 + (long)t0 * C::k_max;  // this half's quantized rows
+vector_steps:
+  for (int s = s0; s < s0 + ns; s++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 3
+    // the work feeding job s
+    if (s == EW_ATTN_SUB) {
+      if (tap_en) {
+        copy_f32<(long)C::max_t * Q>(fs + S::q + qo, taps + TP::q_rope + qo, (long)n * Q);
+        copy_f32<(long)C::max_t * KV>(fs + S::k + ko, taps + TP::k_rope + ko, (long)n * KV);
+        copy_f32<(long)C::max_t * KV>(fs + S::v + ko, taps + TP::v + ko, (long)n * KV);
+      }
+      kv_cache_write<C::max_t, C::kv_size, typename C::kv_t, E::VEC>(fs + S::k + ko, fs + S::v + ko, n,
+                                                                  pos0 + t0, KV, k_layer, v_layer);
+      // one attention core for prefill (n > 1, K/V over the data port) and decode (n == 1, K/V over the
+      // first KVP weight ports)
+      attention_layer<typename C::attn, KVP>(fs + S::q + qo, k_layer, v_layer, kr0, kr1, kr2, kr3, vr0, vr1,
+                                             vr2, vr3, fs + S::attn + qo, n, pos0 + t0, C::n_heads, C::n_kv,
+                                             D, attn_scale);
+      if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn + qo, taps + TP::attn + qo, (long)n * Q);
+    } else if (s == EW_GLU && tap_en) {
+      copy_f32<(long)C::max_t * H>(h + (long)t0 * H, taps + TP::h_attn + (long)t0 * H, (long)n * H);
+    }
+    // job s's operands (linear outputs arrive dequantized, fp32: scales 1); row r of every per-token
+    // operand is token t0 + r
+    int mode = kEwNorm, w = H;
+    const f32 *a = h, *b = fs + S::u, *qs_in = fs + S::qs_a, *g = params + d.p_off[NORM_ATTN];
+    bool norm = true;
+    f32 *out = fs + S::q, *qs_out = fs + S::qs_a;
+    switch (s) {
+      case EW_ROPE_Q:
+        mode = kEwRope, w = Q, a = fs + S::q_lin;
+        break;
+      case EW_ROPE_K:
+        mode = kEwRope, w = KV, a = fs + S::k_lin, out = fs + S::k;
+        break;
+      case EW_ATTN_SUB:
+        w = Q, a = fs + S::attn, g = params + d.p_off[NORM_ATTN_SUB], norm = C::subln;
+        break;
+      case EW_RES_ATTN:
+        mode = kEwResidual, a = fs + S::y, g = params + d.p_off[NORM_FFN], qs_out = fs + S::qs_b;
+        break;
+      case EW_GLU:
+        mode = kEwGlu, w = F, a = fs + S::g, qs_in = fs + S::qs_b, g = params + d.p_off[NORM_FFN_SUB];
+        norm = C::subln;
+        break;
+      case EW_RES_FFN:
+        mode = kEwResidual, a = fs + S::y, norm = false, qs_out = fs + S::qs_b;
+        break;
+      default:  // EW_ATTN_NORM
+        break;
+    }
+    const long ro = (long)t0 * w;
+    ew_engine<E, C::act, C::head_dim, f32>(mode, a + ro, b + ro, qs_in + t0, 1.0f, 1.0f, norm, g, eps, n, w,
+                                           pos0 + t0, cos_tab, sin_tab, h + (long)t0 * H, out + ro, xh,
+                                           qs_out + t0, tap_en && s == EW_GLU, taps + TP::ffn_act + (long)t0 * F,
+                                           rows);
+  }
+}
+
+// Slot i of the schedule: its linear job and its vector job, the two processes of one DATAFLOW region
+// (they share no buffer: see the schedule above). fs_t / x8_t: the scratch as the linear job sees it.
+template <class C, class MM, int KVP, class WS>
+void layer_slot_run(int i, int halves, int n_a, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS *w3,
+                    const layer_desc &d, const f32 *params, const f32 *cos_tab, const f32 *sin_tab,
+                    typename C::kv_t *k_layer, typename C::kv_t *v_layer, const typename C::kv_t *kr0,
+                    const typename C::kv_t *kr1, const typename C::kv_t *kr2, const typename C::kv_t *kr3,
+                    const typename C::kv_t *vr0, const typename C::kv_t *vr1, const typename C::kv_t *vr2,
+                    const typename C::kv_t *vr3, f32 eps, f32 attn_scale, f32 *h, f32 *fs, int8_t *x8,
+                    f32 *fs_t, int8_t *x8_t, f32 *taps, bool tap_en, EwRows<typename C::ew> &rows) {
+#pragma HLS INLINE off
+#pragma HLS DATAFLOW
+  EDGELLM_REGION;
+  EDGELLM_PROCESS(linear_job<C, MM>(i, halves, n_a, t_len, w0, w1, w2, w3, d, fs_t, x8_t));
+  EDGELLM_PROCESS(vector_job<C, KVP>(i, halves, n_a, t_len, pos0, d, params, cos_tab, sin_tab, k_layer, v_layer, kr0, kr1,
+                                     kr2, kr3, vr0, vr1, vr2, vr3, eps, attn_scale, h, fs, x8, taps, tap_en,
+                                     rows));
+  EDGELLM_JOIN;
+}
+
 // One decoder layer on h [t_len][hidden] (in place) at positions pos0 .. pos0+t_len-1.
 //   w0 .. w3, d:   the weights, as the image through the four weight ports (const uint8_t pointers,
 //                  MM::run adds d.w_off) or as the four weight FIFOs the top's fetcher fills (WS =
@@ -225,18 +462,17 @@ enum {
 //   eps, attn_scale: rms_eps and float(1/sqrt(head_dim)) from the host
 //   kr0 .. kr3, vr0 .. vr3: the same K/V slice seen through the K/V ports (top.h kv0 .. kv3, in the
 //                  weight ports' bundles): decode attention
-//                  (t_len == 1) reads the cache over the first KVP of them concurrently
+//                  (n == 1) reads the cache over the first KVP of them concurrently
 //                  (attention_decode_ports); writes and prefill use k_layer / v_layer (data port)
 //   fs, x8: scratch (layer_scratch<C>); taps: layer_taps<C> area written when tap_en
 //   rows:          the element-wise stages' shared rows (declared once by the caller with
-//                  EDGELLM_EW_ROWS; the stages run one after another)
+//                  EDGELLM_EW_ROWS; the vector jobs run one after another)
 //   norm_only:     run the first element-wise job alone (x8, qs_a = quantize(rmsnorm(h[0 .. t_len),
 //                  params + d.p_off[NORM_ATTN]))): the top's final norm before the LM head goes
 //                  through the same engine call (top.h run_desc)
-// The element-wise work is ONE call of ew_engine<E, C::act, C::head_dim, f32> (elementwise.h) in a
-// loop over the EW_STEPS jobs, so the layer (and the top, through it) builds one element-wise module:
-// each step first runs the linears / attention that feed its job, then the job (its operands chosen
-// by the step: muxes).
+//   fs_t, x8_t:    the same scratch as the linear jobs reach it (top.h: the `act` m_axi argument, so
+//                  the two processes of a slot use distinct arguments); null: fs, x8
+// The slots run one after another (layer_slot_run; the schedule above).
 template <class C, class MM, int KVP, class WS>
 void decoder_layer_ports(f32 *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS *w3, const layer_desc &d,
                          const f32 *params, const f32 *cos_tab, const f32 *sin_tab,
@@ -246,85 +482,20 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS
                          const typename C::kv_t *vr0, const typename C::kv_t *vr1,
                          const typename C::kv_t *vr2, const typename C::kv_t *vr3, f32 eps,
                          f32 attn_scale, f32 *fs, int8_t *x8, f32 *taps, bool tap_en,
-                         EwRows<typename C::ew> &rows, bool norm_only = false) {
-  typedef layer_scratch<C> S;
-  typedef layer_taps<C> TP;
-  typedef typename C::ew E;
-  const int H = C::hidden, Q = C::q_size, KV = C::kv_size, F = C::ffn, D = C::head_dim;
+                         EwRows<typename C::ew> &rows, bool norm_only = false, f32 *fs_t = 0,
+                         int8_t *x8_t = 0) {
 #ifndef __SYNTHESIS__
   assert(t_len >= 1 && t_len <= C::max_t && pos0 >= 0 && pos0 + t_len <= C::max_ctx);
 #endif
-  f32 *qs_a = fs + S::qs_a, *qs_b = fs + S::qs_b;
-  const int n_steps = norm_only ? 1 : (int)EW_STEPS;
-layer_steps:
-  for (int s = 0; s < n_steps; s++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = EW_STEPS
-    // the work feeding job s
-    if (s == EW_ROPE_Q) {
-      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_Q], lin_out<C>(LIN_Q), lin_in<C>(LIN_Q),
-              d.w_scale[LIN_Q], fs + S::q_lin);
-      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_K], lin_out<C>(LIN_K), lin_in<C>(LIN_K),
-              d.w_scale[LIN_K], fs + S::k_lin);
-      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_V], lin_out<C>(LIN_V), lin_in<C>(LIN_V),
-              d.w_scale[LIN_V], fs + S::v);
-    } else if (s == EW_ATTN_SUB) {
-      if (tap_en) {
-        copy_f32<(long)C::max_t * Q>(fs + S::q, taps + TP::q_rope, (long)t_len * Q);
-        copy_f32<(long)C::max_t * KV>(fs + S::k, taps + TP::k_rope, (long)t_len * KV);
-        copy_f32<(long)C::max_t * KV>(fs + S::v, taps + TP::v, (long)t_len * KV);
-      }
-      kv_cache_write<C::max_t, C::kv_size, typename C::kv_t, E::VEC>(fs + S::k, fs + S::v, t_len, pos0, KV,
-                                                                  k_layer, v_layer);
-      // one attention core for prefill (t_len > 1, K/V over the data port) and decode (t_len == 1, K/V
-      // over the first KVP weight ports)
-      attention_layer<typename C::attn, KVP>(fs + S::q, k_layer, v_layer, kr0, kr1, kr2, kr3, vr0, vr1, vr2,
-                                             vr3, fs + S::attn, t_len, pos0, C::n_heads, C::n_kv, D,
-                                             attn_scale);
-      if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn, taps + TP::attn, (long)t_len * Q);
-    } else if (s == EW_RES_ATTN) {
-      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_O], lin_out<C>(LIN_O), lin_in<C>(LIN_O),
-              d.w_scale[LIN_O], fs + S::y);
-    } else if (s == EW_GLU) {
-      if (tap_en) copy_f32<(long)C::max_t * H>(h, taps + TP::h_attn, (long)t_len * H);
-      MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_GATE], lin_out<C>(LIN_GATE), lin_in<C>(LIN_GATE),
-              d.w_scale[LIN_GATE], fs + S::g);
-      MM::run(x8, qs_b, t_len, w0, w1, w2, w3, d.w_off[LIN_UP], lin_out<C>(LIN_UP), lin_in<C>(LIN_UP),
-              d.w_scale[LIN_UP], fs + S::u);
-    } else if (s == EW_RES_FFN) {
-      MM::run(x8, qs_a, t_len, w0, w1, w2, w3, d.w_off[LIN_DOWN], lin_out<C>(LIN_DOWN), lin_in<C>(LIN_DOWN),
-              d.w_scale[LIN_DOWN], fs + S::y);
-    }
-    // job s's operands (linear outputs arrive dequantized, fp32: scales 1)
-    int mode = kEwNorm, n = H;
-    const f32 *a = h, *b = fs + S::u, *qs_in = qs_a, *g = params + d.p_off[NORM_ATTN];
-    bool norm = true;
-    f32 *out = fs + S::q, *qs_out = qs_a;
-    switch (s) {
-      case EW_ROPE_Q:
-        mode = kEwRope, n = Q, a = fs + S::q_lin;
-        break;
-      case EW_ROPE_K:
-        mode = kEwRope, n = KV, a = fs + S::k_lin, out = fs + S::k;
-        break;
-      case EW_ATTN_SUB:
-        n = Q, a = fs + S::attn, g = params + d.p_off[NORM_ATTN_SUB], norm = C::subln;
-        break;
-      case EW_RES_ATTN:
-        mode = kEwResidual, a = fs + S::y, g = params + d.p_off[NORM_FFN], qs_out = qs_b;
-        break;
-      case EW_GLU:
-        mode = kEwGlu, n = F, a = fs + S::g, qs_in = qs_b, g = params + d.p_off[NORM_FFN_SUB];
-        norm = C::subln;
-        break;
-      case EW_RES_FFN:
-        mode = kEwResidual, a = fs + S::y, norm = false, qs_out = qs_b;
-        break;
-      default:  // EW_ATTN_NORM
-        break;
-    }
-    ew_engine<E, C::act, C::head_dim, f32>(mode, a, b, qs_in, 1.0f, 1.0f, norm, g, eps, t_len, n, pos0,
-                                           cos_tab, sin_tab, h, out, x8, qs_out, tap_en && s == EW_GLU,
-                                           taps + TP::ffn_act, rows);
+  const int halves = layer_halves<C>(t_len, norm_only);
+  const int n_a = first_half<MM::kTokenLanes>(t_len, halves);
+  const int n_slots = norm_only ? 1 : layer_slot_count(halves);
+layer_slots:
+  for (int i = 0; i < n_slots; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 9 max = 10
+    layer_slot_run<C, MM, KVP>(i, halves, n_a, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab, k_layer,
+                               v_layer, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3, eps, attn_scale, h, fs, x8,
+                               fs_t ? fs_t : fs, x8_t ? x8_t : x8, taps, tap_en, rows);
   }
 }
 

@@ -182,7 +182,7 @@ int desc_action(const uint32_t d[DESC_WORDS], uint32_t i, bool say) {
 // from hq0 .. hq3 (the fetchers push them: fetch_program); decode attention reads KV head h of the
 // cache over kv{h % HEAD::NPORTS}.
 template <class TC>
-void run_desc(hls::stream<typename TC::word_t> *wq0, hls::stream<typename TC::word_t> *wq1,
+void run_desc(f32 *act, hls::stream<typename TC::word_t> *wq0, hls::stream<typename TC::word_t> *wq1,
               hls::stream<typename TC::word_t> *wq2, hls::stream<typename TC::word_t> *wq3,
               hls::stream<typename TC::hbeat_t> *hq0, hls::stream<typename TC::hbeat_t> *hq1,
               hls::stream<typename TC::hbeat_t> *hq2, hls::stream<typename TC::hbeat_t> *hq3,
@@ -222,7 +222,8 @@ void run_desc(hls::stream<typename TC::word_t> *wq0, hls::stream<typename TC::wo
       reinterpret_cast<const KT *>(kv2 + vo) + kv_slice, reinterpret_cast<const KT *>(kv3 + vo) + kv_slice,
       float_from_bits(hdr[HDR_EPS_BITS]),
       float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), data + hdr[HDR_SCRATCH_F] / 4,
-      d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps, rows, head);
+      d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps, rows, head, act + hdr[HDR_SCRATCH_F] / 4,
+      reinterpret_cast<int8_t *>(act) + hdr[HDR_SCRATCH_I8]);
   if (!head) return;
   int8_t *x8 = d8 + hdr[HDR_SCRATCH_I8];
   int32_t *am = reinterpret_cast<int32_t *>(data) + hdr[HDR_ARGMAX] / 4;
@@ -236,8 +237,8 @@ void run_desc(hls::stream<typename TC::word_t> *wq0, hls::stream<typename TC::wo
 // ports. One set of element-wise rows (EwRows) serves every layer and the final norm.
 template <class TC>
 void engine_program(const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data,
-                    uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc, hls::stream<typename TC::word_t> &wq0,
-                    hls::stream<typename TC::word_t> &wq1, hls::stream<typename TC::word_t> &wq2,
+                    f32 *act, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
+                    hls::stream<typename TC::word_t> &wq0, hls::stream<typename TC::word_t> &wq1, hls::stream<typename TC::word_t> &wq2,
                     hls::stream<typename TC::word_t> &wq3, hls::stream<typename TC::hbeat_t> &hq0,
                     hls::stream<typename TC::hbeat_t> &hq1, hls::stream<typename TC::hbeat_t> &hq2,
                     hls::stream<typename TC::hbeat_t> &hq3) {
@@ -254,11 +255,11 @@ program:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxDesc
     uint32_t d[DESC_WORDS];
     read_words<DESC_WORDS>(data, prog_off + i * (uint32_t)(DESC_WORDS * 4), d);
-    const int act = desc_action<TC>(d, i, true);
-    const bool head = act == ACT_HEAD;
+    const int what = desc_action<TC>(d, i, true);
+    const bool head = what == ACT_HEAD;
     // one call for both ops (the layers and the head's final norm share the element-wise engine)
-    if (act != ACT_SKIP) {
-      run_desc<TC>(&wq0, &wq1, &wq2, &wq3, &hq0, &hq1, &hq2, &hq3, kv0, kv1, kv2, kv3, data, hdr,
+    if (what != ACT_SKIP) {
+      run_desc<TC>(act, &wq0, &wq1, &wq2, &wq3, &hq0, &hq1, &hq2, &hq3, kv0, kv1, kv2, kv3, data, hdr,
                    head ? 0u : d[D_LAYER], head ? 1 : (int)d[D_T_LEN], head ? 0 : (int)d[D_POS0],
                    !head && (d[D_FLAGS] & DESC_TAPS) != 0, head, head ? (int)d[D_ROW] : 0, rows);
     }
@@ -287,10 +288,15 @@ fetch_desc:
     if (act == ACT_LAYER) {
       uint32_t ld[LD_WORDS];
       read_words<LD_WORDS>(w, hdr[HDR_LAYER_TABLE] + d[D_LAYER] * (uint32_t)(LD_WORDS * 4), ld);
+      // the layer's linear jobs in the order its schedule runs them (decoder_layer.h layer_slot_run)
+      const int t_len = (int)d[D_T_LEN], halves = layer_halves<C>(t_len, false);
     fetch_linears:
-      for (int j = 0; j < N_LIN; j++) {
-        TC::mm::template fetch<P>(w + hdr[HDR_WEIGHTS], (long)ld[LD_W_OFF + j], lin_out<C>(j), lin_in<C>(j),
-                                  (int)d[D_T_LEN], wq);
+      for (int j = 0; j < layer_linear_jobs(halves); j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 7 max = 14
+        int lin, t0, n;
+        layer_linear_job<C, typename TC::mm>(j, t_len, halves, lin, t0, n);
+        TC::mm::template fetch<P>(w + hdr[HDR_WEIGHTS], (long)ld[LD_W_OFF + lin], lin_out<C>(lin), lin_in<C>(lin),
+                                  n, wq);
       }
     } else if (act == ACT_HEAD && P < HEAD::NPORTS) {
       lm_fetch_rows<HEAD, (P < HEAD::NPORTS ? P : 0)>(reinterpret_cast<const int8_t *>(w + hdr[HDR_HEAD_W]), 1,
@@ -366,12 +372,14 @@ void count_leftovers(S &s, const char *name) {
 #endif
 
 // The program. w0 .. w3: weight ports (the fetchers: ternary linears and the LM head); kv0 .. kv3: the
-// KV cache as decode attention reads it (m_axi arguments in the weight ports' bundles); data:
-// everything else. All at the same address.
+// KV cache as decode attention reads it (m_axi arguments in the weight ports' bundles); act: the layer
+// scratch as the TLMM's linear jobs read and write it (an m_axi argument in the data port's bundle, so
+// a pipelined slot's linear and vector processes use distinct arguments); data: everything else. All
+// at the same address.
 template <class TC>
 void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3,
                       const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data,
-                      uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+                      f32 *act, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
   enum { kDepth = TC::fetch_depth, kHeadDepth = kHeadFifoDepth };
@@ -398,8 +406,8 @@ void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, c
 #pragma HLS STREAM variable = hq3 depth = kHeadDepth
   EDGELLM_DEPTH(hq3, kHeadDepth);
   FetchPorts<TC>::run(w0, w1, w2, w3, hdr_off, prog_off, n_desc, wq0, wq1, wq2, wq3, hq0, hq1, hq2, hq3);
-  EDGELLM_PROCESS(engine_program<TC>(kv0, kv1, kv2, kv3, data, hdr_off, prog_off, n_desc, wq0, wq1, wq2, wq3,
-                                     hq0, hq1, hq2, hq3));
+  EDGELLM_PROCESS(engine_program<TC>(kv0, kv1, kv2, kv3, data, act, hdr_off, prog_off, n_desc, wq0, wq1, wq2,
+                                     wq3,                                     hq0, hq1, hq2, hq3));
   EDGELLM_JOIN;
 #ifndef __SYNTHESIS__
   count_leftovers(wq0, "wq0");
