@@ -111,6 +111,7 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
     storage = {"uram": "edgellm::kStorageUram", "bram": "edgellm::kStorageBram",
                "lutram": "edgellm::kStorageLutram"}[design.weight_buffer]
     tok = min(design.prefill_token_block, max_t)
+    pipe = str(design.prefill_pipeline).lower()
     tlmm = (f"{design.group_size}, {tlmm_tables(design)}, {design.rows}, {km}, {n_max}, {tok}, {storage}, "
             f"{stream_ports}, {design.token_lanes}, {design.out_lanes}")
     mm_line = (f"typedef edgellm::TlmmConfig<{tlmm}> tlmm;\ntypedef edgellm::tlmm_mm<tlmm> mm;"
@@ -137,7 +138,7 @@ typedef edgellm::{numerics.kv_dtype} kv_t;
 typedef edgellm::layer_config<{shape},
                               {act}, {str(cfg.subln).lower()}, {numerics.norm_lanes}, {numerics.dot_lanes},
                               {numerics.kv_block}, {max_t}, {max_ctx}, {design.attn_q_block}, kv_t,
-                              {design.ew_vec}, {design.glu_vec}, {str(design.prefill_pipeline).lower()}> layer;
+                              {design.ew_vec}, {design.glu_vec}, {pipe}> layer;
 // ternary linears: {mm}; G, T, R, K_MAX, N_MAX, MAX_TOK, storage, weight ports streaming each tile,
 // token lanes, output lanes
 {mm_line}

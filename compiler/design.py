@@ -55,7 +55,7 @@ class DesignParams:
     ew_glu_vec: int = 0  # elements per cycle of the GLU act(g) * u pass (EwConfig GLU_VEC); 0: ew_vec
     token_lanes: int = 1  # TLMM tokens per step sharing every weight index (TlmmConfig TP; prefill)
     out_lanes: int = 4  # TLMM outputs dequantized and written per cycle (TlmmConfig OL)
-    prefill_pipeline: bool = False  # prefill calls overlap the TLMM with the vector engines (layer_config PIPE)
+    prefill_pipeline: bool = False  # prefill overlaps the TLMM and the vector engines (layer_config PIPE)
     kv_bytes: int = 2  # KV cache element size: 2 = f16 (NumericsPlan kv_dtype "f16"), 4 = f32
     decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
     max_context: int = 0  # KV cache capacity; 0: the model's max_context

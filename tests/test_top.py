@@ -120,8 +120,8 @@ def make_top(tmp: Path, variant: str, mm: str, design: DesignParams, threads: bo
 
 def case_id(c: tuple[str, str, DesignParams]) -> str:
     d = c[2]
-    return (f"{c[0]}-{c[1]}-{d.weight_ports}port-kv{8 * d.kv_bytes}" + (f"-tp{d.token_lanes}" * (d.token_lanes > 1))
-            + ("-pipe" * d.prefill_pipeline))
+    return (f"{c[0]}-{c[1]}-{d.weight_ports}port-kv{8 * d.kv_bytes}"
+            + (f"-tp{d.token_lanes}" * (d.token_lanes > 1)) + ("-pipe" * d.prefill_pipeline))
 
 
 @pytest.fixture(scope="module", params=CASES, ids=case_id)
