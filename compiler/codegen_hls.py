@@ -113,7 +113,7 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
     tok = min(design.prefill_token_block, max_t)
     pipe = str(design.prefill_pipeline).lower()
     tlmm = (f"{design.group_size}, {tlmm_tables(design)}, {design.rows}, {km}, {n_max}, {tok}, {storage}, "
-            f"{stream_ports}, {design.token_lanes}, {design.out_lanes}")
+            f"{stream_ports}, {design.token_lanes}, {design.out_lanes}, {design.dsp_lanes}")
     mm_line = (f"typedef edgellm::TlmmConfig<{tlmm}> tlmm;\ntypedef edgellm::tlmm_mm<tlmm> mm;"
                if mm == "tlmm" else f"typedef edgellm::pack2_matmul<{n_max}> mm;")
     shape = f"{cfg.hidden_size}, {cfg.n_heads}, {cfg.n_kv_heads}, {cfg.head_dim}, {cfg.ffn_size}"

@@ -55,6 +55,7 @@ class DesignParams:
     ew_glu_vec: int = 0  # elements per cycle of the GLU act(g) * u pass (EwConfig GLU_VEC); 0: ew_vec
     token_lanes: int = 1  # TLMM tokens per step sharing every weight index (TlmmConfig TP; prefill)
     out_lanes: int = 4  # TLMM outputs dequantized and written per cycle (TlmmConfig OL)
+    dsp_lanes: int = 0  # the last token lanes on packed DSP MAC chains, not tables (TlmmConfig DL)
     prefill_pipeline: bool = False  # prefill overlaps the TLMM and the vector engines (layer_config PIPE)
     kv_bytes: int = 2  # KV cache element size: 2 = f16 (NumericsPlan kv_dtype "f16"), 4 = f32
     decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
@@ -101,6 +102,11 @@ class DesignParams:
         if isinstance(gv, bool) or not isinstance(gv, int) or gv < 0 or gv & (gv - 1) or gv > self.ew_vec:
             raise EdgeLLMError(f"design parameter ew_glu_vec must be 0 (= ew_vec) or a power of two <= "
                                f"ew_vec ({self.ew_vec}), got {gv!r}")
+        dl = self.dsp_lanes
+        if isinstance(dl, bool) or not isinstance(dl, int) or not 0 <= dl < self.token_lanes:
+            raise EdgeLLMError(f"design parameter dsp_lanes must be an integer in 0..token_lanes-1 "
+                               f"({self.token_lanes - 1}): token lane 0 (decode) stays a table lane, "
+                               f"got {dl!r}")
         if self.prefill_token_block % self.token_lanes:
             raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
                                f"multiple of token_lanes ({self.token_lanes})")

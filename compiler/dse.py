@@ -1,7 +1,9 @@
 """Design-space exploration: size the accelerator to the board (DESIGN.md section 4).
 
 Objective, in order: maximize projected decode tokens/s (candidates within DECODE_TIE of the best
-count as equal), then minimize projected TTFT for a 128-token prompt, then minimize LUT use. Hard
+count as equal), then minimize projected TTFT for a 128-token prompt, then minimize LUT use. The
+near-best designs are widened in the prefill-only fields: token lanes (and how many of them are DSP
+lanes), the prefill token block and the prefill pipeline. Hard
 constraints: the board's resources under the routing headroom limits (estimate.UTIL_LIMITS) and the
 model's DDR footprint under DDR minus the OS reservation. The weight fetcher's FIFO depth: every
 candidate takes the deepest of FETCH_DEPTHS that fits (decode never drops with depth); the near-best
@@ -42,7 +44,8 @@ TABLES = (5, 10, 15, 20, 30, 55)  # multiples of 5: the TLMM engine reads G byte
 ROWS = (4, 8, 16, 32)
 ATTN_LANES = (2, 4, 8, 16, 32)
 PREFILL_TOKEN_BLOCKS = (16, 64)
-TOKEN_LANES = (1, 2, 4)  # TLMM tokens per step (prefill throughput)
+TOKEN_LANES = (1, 2, 4)  # TLMM tokens per step (prefill throughput); of them 0 .. TP-1 on DSP MAC chains
+PREFILL_PIPELINE = (False, True)  # prefill calls in two overlapped halves (decoder_layer.h layer_slot_run)
 EW_VECS = (1, 2, 4, 8)  # element-wise elements per cycle (norm lanes: enough for VEC adders, LaneUnits)
 GLU_VECS = (1, 2)  # narrower GLU act * u passes (besides ew_vec itself): SiLU's exp_f and divider per lane
 STORAGE = ("uram", "bram", "lutram")  # weight buffer kind (uram only where the board has URAM)
@@ -291,19 +294,21 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
         for dec, lut, p in near:
             dec, p = _fetch_knee(cfg, board, p, dec, fits)
             feasible.append((dec, lut, p))
-            for pb, tp in itertools.product(PREFILL_TOKEN_BLOCKS, TOKEN_LANES):
-                if (pb, tp) != (p.prefill_token_block, p.token_lanes) and pb % tp == 0:
-                    consider(p.replace(prefill_token_block=pb, token_lanes=tp), [p.fetch_depth])
+            for pb, tp, pipe in itertools.product(PREFILL_TOKEN_BLOCKS, TOKEN_LANES, PREFILL_PIPELINE):
+                for dl in range(tp) if pb % tp == 0 else ():  # DSP token lanes: 0 .. TP - 1
+                    q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=dl, prefill_pipeline=pipe)
+                    if q != p:
+                        consider(q, [p.fetch_depth])
     if not feasible:
         why = "; ".join(smallest[1]) if smallest else "no candidates"
         raise EdgeLLMError(f"no accelerator configuration for {cfg.name} fits {board.name} within the "
                            f"routing headroom ({why})")
     best_decode = max(f[0] for f in feasible)
     near = [(dec, lut, _built(q)) for dec, lut, q in feasible if dec >= DECODE_TIE * best_decode]
-    ttft: dict[tuple, float] = {}  # as decode_key, plus the prefill token block
+    ttft: dict[tuple, float] = {}  # as decode_key, plus the prefill token block and pipeline
 
     def ttft_s(p: DesignParams) -> float:
-        key = (*decode_key(p), p.prefill_token_block)
+        key = (*decode_key(p), p.prefill_token_block, p.prefill_pipeline)
         if key not in ttft:
             ttft[key] = perf_model.prefill(cfg, board, p, TTFT_TOKENS).seconds
         return ttft[key]

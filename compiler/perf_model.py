@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from edgellm.boards import Board
 from edgellm.compiler import perf_attention, perf_elementwise, perf_fetch
 from edgellm.compiler.design import (
+    ACT_BYTES,
     FETCH_BEATS,
     DesignParams,
     linear_bytes,
@@ -72,6 +73,9 @@ LANES_PER_EXP_UNIT = 16
 HOST_CALL_S = 50e-6
 # Host argmax/sampling over fp32 logits on the ARM cores, seconds per vocabulary entry. Assumption.
 HOST_SAMPLE_S_PER_VOCAB = 2e-9
+# Between two slots of the prefill pipeline: the DATAFLOW region's start and done handshakes and the
+# processes' argument setup. Assumption, cycles.
+SLOT_SYNC_CYCLES = 16
 def linear_cycles(out: int, n_in: int, p: DesignParams, tokens: int = 1) -> int:
     """Cycles of one TLMM linear for `tokens` tokens: R rows x T tables per cycle per token."""
     return math.ceil(out / p.rows) * math.ceil(n_in / p.group_cols) * tokens + LINEAR_PIPELINE_DEPTH
@@ -199,6 +203,58 @@ def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth
             gap(0, gaps[5])]
 
 
+def first_half(tokens: int, lanes: int) -> int:
+    """Tokens of a pipelined call's first half (decoder_layer.h first_half): ceil(tokens / 2) rounded up
+    to the TLMM's token lanes, at most tokens - 1."""
+    half = (tokens + 1) // 2
+    return min(-(-half // lanes) * lanes, tokens - 1)
+
+
+def _pipelined_layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int,
+                            context: int, detail: dict[str, float]) -> list[perf_fetch.Phase]:
+    """One layer of a prefill call under the two-half schedule (decoder_layer.h layer_slot_run): halves
+    A and B; slot i runs vector stage i // 2 on half i % 2 and, for 1 <= i <= 8, linear stage
+    (i - 1) // 2 on half (i - 1) % 2, the two jobs overlapped. A slot lasts the longer of its jobs
+    plus SLOT_SYNC_CYCLES: its linears as FIFO consumers, then a gap for the rest of the vector job.
+    The linear jobs' activation reads and output writes share the data port's bundle with the vector
+    job (argument act), so they lengthen it by their bytes over the data port's rate. Attention's K/V
+    reads take DDR bandwidth from the fetcher over the slot."""
+    f = p.clock_mhz * 1e6
+    sh = cfg.linear_shapes()
+    n_a = first_half(tokens, p.token_lanes)
+    halves = ((n_a, context - tokens + n_a), (tokens - n_a, context))  # (tokens, context at its end)
+    vec: list[list[tuple[float, float]]] = []  # per half, per vector stage: (seconds, K/V read bytes)
+    lin: list[list[list[perf_fetch.Phase]]] = []  # per half, per linear stage: its linears
+    act: list[list[float]] = []  # per half, per linear stage: data-port bytes of its linears
+    stages = (("q", "k", "v"), ("o",), ("gate", "up"), ("down",))
+    for n, ctx in halves:
+        gaps = [c / f for c in elementwise_gaps(cfg, p, n)]
+        attn_s, attn_bytes = _attention(cfg, p, bw, n, ctx)
+        kv_reads = attn_bytes - n * 2 * cfg.kv_size * p.kv_bytes
+        detail["attention"] += attn_s
+        detail["elementwise"] += sum(gaps)
+        vec.append([(gaps[0], 0.0), (gaps[1] + attn_s + gaps[2], kv_reads), (gaps[3], 0.0), (gaps[4], 0.0),
+                    (gaps[5], 0.0)])
+        lin.append([[_linear_phase(board, *sh[m], p, n, detail) for m in st] for st in stages])
+        act.append([sum(n * sh[m][1] + ACT_BYTES * n * sh[m][0] for m in st) for st in stages])
+    sync = SLOT_SYNC_CYCLES / f
+    phases: list[perf_fetch.Phase] = []
+    for i in range(2 * len(vec[0])):
+        v_s, share = vec[i % 2][i // 2]
+        linears: list[perf_fetch.Phase] = []
+        if 1 <= i <= 2 * len(stages):
+            st, hf = (i - 1) // 2, (i - 1) % 2
+            linears = lin[hf][st]
+            v_s += act[hf][st] / bw.data
+        t_s = sum(ph.seconds for ph in linears)
+        slot = max(t_s, v_s)
+        for ph in linears:  # the K/V reads spread over the slot
+            phases.append(perf_fetch.Phase(ph.nbytes, ph.seconds, share * ph.seconds / slot if slot else 0.0))
+        rest = slot - t_s
+        phases.append(perf_fetch.Phase(0, rest + sync, share * rest / slot if slot else 0.0))
+    return phases
+
+
 @dataclass(frozen=True)
 class Projection:
     """A projected time (seconds): `parts` sum to it; `detail` breaks the layers down (not additive)."""
@@ -231,7 +287,8 @@ def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, c
     while done < tokens:
         n = min(tokens - done, p.prefill_token_block)
         one: dict[str, float] = dict.fromkeys(("load", "compute", "attention", "elementwise"), 0.0)
-        layer = _layer_phases(cfg, board, p, bw, n, context0 + done + n, one)
+        build = _pipelined_layer_phases if p.prefill_pipeline and n >= 2 else _layer_phases
+        layer = build(cfg, board, p, bw, n, context0 + done + n, one)
         phases = layer * cfg.n_layers  # every layer of a block runs the same program
         for k in one:
             detail[k] += cfg.n_layers * one[k]

@@ -40,6 +40,15 @@ ROWS_PER_TABLE_COPY = 8  # table registers are replicated every 8 rows to bound 
 ACC_BITS = 24  # int24 accumulators (TeLLMe; numerics contract proves the width per model)
 TRIT_DECODE_LUT_PER_BYTE = 40  # 256-entry ROM byte -> 5 trits (10 output bits, 4 LUT6 each)
 LUTRAM_BITS = 64  # bits per LUT used as distributed RAM (SLICEM)
+# --- DSP token lanes (tlmm.h TlmmConfig DL): per row pair (rows 2p, 2p+1, PAIRS = ceil(R/2)) and step
+# a cascade of G*T DSP48E2, stage j adding a_j * x_j with a_j = w[2p][j] * 2^S + w[2p+1][j] (two MACs per
+# DSP). Estimates, with the reasoning beside each:
+DSP_TRIT_DECODE_LUT = 2  # per trit: one base-3 digit of a <= 7-bit group index -> 2-bit code, 2 LUT6
+DSP_TRIT_CODE_BITS = 4  # an A operand is a function of 4 bits: the two rows' 2-bit trit codes
+DSP_PACK_LUT = 4  # its 27 bits take ~4 distinct values of those 4 bits (low field, borrow, high field, sign)
+SRL_DEPTH = 32  # SRLC32E: one LUT delays one bit by up to 32 cycles (UG574)
+DSP_ACT_BITS = 8  # an int8 activation (the B operand's 18 bits are its sign extension)
+DSP_P_BITS = 48  # the P register read out of each pair's last stage
 # Simple-dual-port distributed RAM (ram_s2p): RAM64M8 = 8 LUTs for 64 x 7 bits and RAM32M16 = 8 LUTs
 # for 32 x 14 bits, i.e. 56 bits per LUT at full depth (UG574 CLB guide); 42 leaves room for the
 # read-address decode and partially used primitives.
@@ -64,6 +73,10 @@ MAXI_LUT = (1000, 4)  # HLS m_axi adapter: base + per data bit (burst/outstandin
 MAXI_FF = (1500, 6)
 SMARTCONNECT = (1500, 2500)  # one 1x1 SmartConnect with width/clock conversion per port, estimate
 AXILITE = (400, 500)  # s_axilite control adapter
+# Prefill pipeline (decoder_layer.h layer_slot_run): the data bundle's adapter arbitrating two arguments
+# (data: the vector job; act: the linear job) and the slot DATAFLOW regions' start/done handshakes.
+# Assumption (LUT, FF).
+SLOT_PIPELINE = (500, 700)
 # --- fixed platform terms [calibrated]: TeLLMe's published total (98,303 LUT, 136,721 FF, 98.5 BRAM36)
 # minus the sum of every other term above for its configuration (estimate.tellme_params). They stand
 # for the descriptor engine, control FSMs, address generators, dataflow handshakes and stream FIFOs.
@@ -180,8 +193,45 @@ def _bound_memory(width: int, depth: int, n: int, kind: str) -> Resources:
     return Resources(bram36=n * bram36_for(width, depth))
 
 
+def psum_bits(g: int, t: int) -> int:
+    """tlmm.h PSUM_BITS = SignedBits<128 G T>: one step's partial sum; also the DSP lanes' packing shift S."""
+    return (128 * g * t).bit_length() + 1
+
+
+def skew_srl_luts(stages: int) -> int:
+    """LUTs per bit to skew the operands of a `stages`-long systolic cascade: stage j takes its operand j
+    cycles late, an SRLC32E per SRL_DEPTH cycles of delay: sum_j ceil(j / SRL_DEPTH) (= stages - 1 up to
+    SRL_DEPTH + 1 stages)."""
+    return sum(-(-j // SRL_DEPTH) for j in range(stages))
+
+
+def tlmm_dsp_lanes(p: DesignParams, t: int) -> Resources:
+    """The DSP token lanes of the generated engine (tlmm.h header; zero without them). Assumptions:
+    each row pair's step is one PCOUT -> PCIN cascade of G*T DSP48E2 (dsp_lanes * PAIRS * G * T DSPs,
+    no fabric adders: Vitis keeps the linear chain, EXPRESSION_BALANCE off); stage j gets its operands j
+    cycles late (systolic skew), its partial sum in the cascade's P registers. Shared by all DSP lanes
+    (once): the trit decode of the R rows' group indices (R * T * G trits, DSP_TRIT_DECODE_LUT each),
+    packing PAIRS * G * T A operands (DSP_PACK_LUT each) and their skew, the DSP_TRIT_CODE_BITS code bits
+    delayed in SRLs before packing (skew_srl_luts per bit and pair). Per DSP lane: the activations' skew
+    (DSP_ACT_BITS per stage, skew_srl_luts), the field extraction of every pair (L = the low S bits,
+    H = (P - L) >> S: a PSUM_BITS incrementer and the sign, PSUM_BITS + 1 LUT) and FF for the lane's
+    registered activations (G*T*8) and the pairs' P outputs (PAIRS * 48)."""
+    dl = p.dsp_lanes
+    if dl == 0:
+        return Resources()
+    g, r = p.group_size, p.rows
+    pairs, stages = (r + 1) // 2, g * t
+    shared = Resources(lut=r * t * g * DSP_TRIT_DECODE_LUT + pairs * stages * DSP_PACK_LUT
+                       + pairs * DSP_TRIT_CODE_BITS * skew_srl_luts(stages))
+    lane = Resources(lut=DSP_ACT_BITS * skew_srl_luts(stages) + pairs * (psum_bits(g, t) + 1),
+                     ff=stages * DSP_ACT_BITS + pairs * DSP_P_BITS, dsp=pairs * stages)
+    return shared + lane.scaled(dl)
+
+
 def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
-    """Table builders, lookups, adder trees, accumulators, trit decoder and weight/activation buffers."""
+    """Table builders, lookups, adder trees, accumulators, trit decoder and weight/activation buffers;
+    the generated engine's DSP token lanes (design.dsp_lanes) replace that many table lanes
+    (tlmm_dsp_lanes)."""
     g, t, r = p.group_size, (tlmm_tables(p) if p.overlap else p.tables), p.rows
     eb = entry_bits(g)
     n_half = (3 ** g + 1) // 2  # distinct entries up to sign, zero included (14 for G = 3)
@@ -198,8 +248,9 @@ def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     use_uram = p.weight_buffer == "uram" and board.uram > 0
     if p.overlap:  # the generated engine as built: TP token lanes, OL output lanes, banked buffers
         tp = p.token_lanes
-        lanes = (lookup + tree + build).scaled(tp)  # every token lane has its tables, lookups and trees
-        acc = Resources(lut=tp * r * ACC_BITS, ff=2 * tp * r * ACC_BITS)  # accumulators + shadow copy
+        # every table lane has its tables, lookups and trees; the DSP lanes their MAC cascades
+        lanes = (lookup + tree + build).scaled(tp - p.dsp_lanes) + tlmm_dsp_lanes(p, t)
+        acc = Resources(lut=tp * r * ACC_BITS, ff=2 * tp * r * ACC_BITS)  # all lanes' accumulators + shadow
         out = _ops(FCVT, FMUL, FDIV, n=p.out_lanes)  # dequantize: float(acc) / (qs * wscale)
         wb = weight_banks(cfg, board, p)
         kind = "uram" if use_uram else ("lutram" if p.weight_buffer == "lutram" else "bram")
@@ -365,8 +416,12 @@ def fetch(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
 
 
 def axi(p: DesignParams) -> Resources:
-    """m_axi adapters (with burst buffers) + one SmartConnect per port, s_axilite control."""
+    """m_axi adapters (with burst buffers) + one SmartConnect per port, s_axilite control; with the
+    prefill pipeline, the data adapter's arbitration between its two arguments and the slot regions'
+    handshakes (SLOT_PIPELINE)."""
     total = Resources(lut=AXILITE[0], ff=AXILITE[1])
+    if p.prefill_pipeline:
+        total += Resources(lut=SLOT_PIPELINE[0], ff=SLOT_PIPELINE[1])
     for width in [p.port_width_bits] * p.weight_ports + [p.data_port_width_bits]:
         total += Resources(lut=MAXI_LUT[0] + MAXI_LUT[1] * width + SMARTCONNECT[0],
                            ff=MAXI_FF[0] + MAXI_FF[1] * width + SMARTCONNECT[1],

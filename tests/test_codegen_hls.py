@@ -95,7 +95,7 @@ def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: i
     assert f"edgellm_top_impl<edgellm_cfg::top>({engine}, data, act, hdr_off" in top
     assert info["head_ports"] == info["weight_stream_ports"]
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
-    assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}, 1, 4> tlmm", h)
+    assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}, 1, 4, 0> tlmm", h)
     assert re.search(rf"LmHeadConfig<16, \d+, \d+, 1, \d+, {want}> head", h)
     entry = " ".join((tmp_path / "hls" / "csim_entry.cpp").read_text().split())
     assert "edgellm_top(" + ", ".join(f"w[{i}]" for i in list(range(n)) * 2) + ", reinterpret_cast" in entry
@@ -135,7 +135,7 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     assert "#define EDGELLM_ACT_STORAGE uram" in h
     assert "typedef edgellm::f32 kv_t;" in h  # NumericsPlan kv_dtype (f16: test_top's f16 case)
     # 4 streaming ports, 2 token lanes, 2 output lanes
-    assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram, 4, 2, 2> tlmm" in h
+    assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram, 4, 2, 2, 0> tlmm" in h
     assert "kWeightPorts = 4;" in h and "kStreamPorts = 4;" in h
     assert "LmHeadConfig<8, 128, 300, 1, 8, 4> head" in h
     assert f"top_config<layer, mm, head, 2, 300, {d.fetch_depth}>" in h  # words per weight FIFO

@@ -25,7 +25,7 @@ from edgellm.compiler.estimate import (
     tellme_params,
 )
 from edgellm.compiler.packing import pack_ternary
-from edgellm.compiler.resource_model import KINDS, bram36_for, estimate_resources, uram_for
+from edgellm.compiler.resource_model import KINDS, Resources, bram36_for, estimate_resources, uram_for
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS, ModelConfig
 
@@ -139,6 +139,38 @@ def test_resources_scale_with_parallelism() -> None:
     z2 = load_board("pynq_z2")
     no_uram = estimate_resources(LARGE, z2, DesignParams(weight_buffer_depth=4096))["total"]
     assert no_uram.uram == 0 and no_uram.bram36 > 0
+
+
+def test_dsp_lanes_cost_dsps_not_luts() -> None:
+    """A DSP token lane (TlmmConfig DL) adds exactly PAIRS * G * T DSPs (one cascade of G*T DSPs per row
+    pair, two MACs each) and far fewer LUTs than a table lane; its shared decode and packing are paid
+    once; the accumulators and buffers are those of any token lane. On LARGE / KV260 with the DSE's
+    G3 T15 R16."""
+    g, t, r = 3, 15, 16
+    pairs = (r + 1) // 2
+
+    def tl(tp: int, dl: int = 0) -> Resources:
+        p = DesignParams(group_size=g, tables=t, rows=r, token_lanes=tp, dsp_lanes=dl, prefill_token_block=48)
+        return estimate_resources(LARGE, KV260, p)["tlmm"]
+
+    one, two, mixed = tl(1), tl(2), tl(2, 1)
+    assert mixed.dsp - one.dsp == pairs * g * t == 360
+    for dl in (1, 2, 3):
+        assert tl(dl + 1, dl).dsp - one.dsp == dl * pairs * g * t
+    table_lane, dsp_lane = two.lut - one.lut, mixed.lut - one.lut
+    print(f"G{g} T{t} R{r}: a table lane {table_lane:.0f} LUT, a DSP lane {dsp_lane:.0f} LUT + 360 DSP")
+    assert 0 < dsp_lane < table_lane / 2 and mixed.ff < two.ff
+    assert (mixed.uram, mixed.bram36) == (two.uram, two.bram36)  # weight banks and xbuf (per lane) unchanged
+    # the trit decode, A packing and A skew are shared: each further DSP lane costs less than the first
+    further = tl(3, 2).lut - tl(2, 1).lut
+    assert tl(4, 3).lut - tl(3, 2).lut == pytest.approx(further) and further < dsp_lane / 2
+    with pytest.raises(EdgeLLMError, match="dsp_lanes"):
+        DesignParams(token_lanes=2, dsp_lanes=2)
+    with pytest.raises(EdgeLLMError, match="dsp_lanes"):
+        DesignParams(dsp_lanes=1)  # one token lane: lane 0 (decode) must stay a table lane
+    with pytest.raises(EdgeLLMError, match="dsp_lanes"):
+        DesignParams(token_lanes=2, dsp_lanes=-1)
+    assert DesignParams().dsp_lanes == 0 and tl(1) == tl(1, 0)
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +333,24 @@ def test_ttft_bounds_bench_bound_is_below_built() -> None:
     s = mod.split(SMALL, KV260, p)
     assert s["load"] + max(s["tlmm"], s["elementwise"] + s["attention"]) <= s["bound"] < s["built"]
     assert s["built"] == pytest.approx(perf_model.prefill(SMALL, KV260, p, 128).seconds)
+
+
+@pytest.mark.parametrize("cfg", [LARGE, B2, SMALL], ids=lambda c: c.name)
+@pytest.mark.parametrize("tokens", [2, 13, 128])
+def test_prefill_pipeline_projection(cfg: ModelConfig, tokens: int) -> None:
+    """The two-half schedule's projection: decode (one token, sequential schedule) unchanged; for
+    prompts long enough to hide the vector engines it beats the sequential schedule of the same design;
+    it never beats its busier engine (the TLMM's compute, or element-wise + attention) plus the LM head
+    and the host; and its engine totals are those of the same tokens run as the two halves."""
+    p = DesignParams(group_size=3, tables=15, rows=16, token_lanes=2, prefill_token_block=64, attn_lanes=16,
+                     ew_vec=4, ew_glu_vec=1, ew_lanes=32, out_lanes=2, fetch_depth=4096)
+    q = p.replace(prefill_pipeline=True)
+    assert perf_model.decode_step(cfg, KV260, q).seconds == perf_model.decode_step(cfg, KV260, p).seconds
+    seq, pipe = perf_model.prefill(cfg, KV260, p, tokens), perf_model.prefill(cfg, KV260, q, tokens)
+    d = pipe.detail
+    floor = max(d["compute"], d["elementwise"] + d["attention"]) + pipe.parts["lm_head"] + pipe.parts["host"]
+    assert pipe.seconds >= floor
+    if tokens >= 13:
+        assert pipe.seconds < seq.seconds
+    # the halves: element-wise work is per token, so the two halves' sum equals the whole call's
+    assert d["elementwise"] == pytest.approx(seq.detail["elementwise"], rel=1e-9)

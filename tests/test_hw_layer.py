@@ -215,14 +215,21 @@ def _body(code: str, name: str) -> str:
 
 
 def test_one_engine_call_site() -> None:
-    """decoder_layer.h calls ew_engine exactly once (inside decoder_layer_ports, for all its jobs) and no
-    stage function; top.h reaches element-wise hardware only through its one decoder_layer_ports call
+    """decoder_layer.h calls ew_engine exactly once (inside vector_job, for all its jobs) and no stage
+    function, and the matmul policy once (inside linear_job); each slot is one DATAFLOW region of those
+    two processes; top.h reaches element-wise hardware only through its one decoder_layer_ports call
     (the final norm is its norm_only job); the stages are one-job wrappers of the engine, which is a
     non-inlined function limiting its fp32 operators."""
     layer, top, ew = _code("decoder_layer.h"), _code("top.h"), _code("elementwise.h")
     calls = re.findall(r"\bew_engine\s*<", layer)
     assert len(calls) == 1, calls
-    assert re.search(r"\bew_engine\s*<", _body(layer, "decoder_layer_ports"))
+    assert re.search(r"\bew_engine\s*<", _body(layer, "vector_job"))
+    assert len(re.findall(r"\bMM::run\s*\(", layer)) == 1
+    assert re.search(r"\bMM::run\s*\(", _body(layer, "linear_job"))
+    slot = _body(layer, "layer_slot_run")
+    assert "#pragma HLS DATAFLOW" in slot
+    assert re.findall(r"EDGELLM_PROCESS\((\w+)<", slot) == ["linear_job", "vector_job"]
+    assert len(re.findall(r"\blayer_slot_run\s*<", _body(layer, "decoder_layer_ports"))) == 1
     assert len(re.findall(r"\bdecoder_layer_ports\s*<", top)) == 1
     assert not re.search(r"\bew_engine\b", top)
     for name in STAGES:
@@ -239,3 +246,52 @@ def test_one_engine_call_site() -> None:
     tail = _body(ew, "norm_quantize_tail")
     for fn in ("rmsnorm_scale", "quantize_store"):
         assert len(re.findall(rf"\b{fn}\s*<", tail)) == 1, fn
+
+
+def test_prefill_schedule_halves_are_ordered_and_disjoint(lib: ctypes.CDLL) -> None:
+    """decoder_layer.h's slot schedule: sequential (1 half) runs V0 L0 V1 L1 .. V4 one job per slot;
+    pipelined (2 halves) runs each half's stages in that order in increasing slots, never both jobs of a
+    slot on one half, and never a stage before the previous stage of its half ended (an earlier slot).
+    The fetchers' linear-job order follows the slots (stage-major, half A before B), and the first half
+    is perf_model.first_half (ceil(t / 2) up to a multiple of the token lanes, < t)."""
+    from edgellm.compiler import perf_model
+
+    out = (ctypes.c_int * 4)()
+    for halves in (1, 2):
+        n = lib.tb_layer_slot(0, halves, out)
+        slots = []
+        for i in range(n):
+            lib.tb_layer_slot(i, halves, out)
+            slots.append(tuple(out))
+        assert n == (10 if halves == 2 else 9)
+        done: dict[int, list[tuple[str, int, int]]] = {0: [], 1: []}  # half -> [(kind, stage, slot)]
+        for i, (ls, lh, vs, vh) in enumerate(slots):
+            if ls >= 0 and vs >= 0:
+                assert lh != vh, f"slot {i}: both jobs on half {lh}"
+            for kind, st, h in (("L", ls, lh), ("V", vs, vh)):
+                if st >= 0:
+                    done[h].append((kind, st, i))
+        want = [("V", 0), ("L", 0), ("V", 1), ("L", 1), ("V", 2), ("L", 2), ("V", 3), ("L", 3), ("V", 4)]
+        for h in range(halves):
+            jobs = done[h]
+            assert [(k, s) for k, s, _ in jobs] == want
+            assert all(a[2] < b[2] for a, b in zip(jobs, jobs[1:], strict=False)), jobs
+        if halves == 1:
+            assert all(not (s[0] >= 0 and s[2] >= 0) for s in slots)  # one job per slot
+    jobs = (ctypes.c_int * 42)()
+    q, k, v, o, g, u, d = range(7)
+    for t_len in (2, 5, 16):
+        a = perf_model.first_half(t_len, 1)
+        assert lib.tb_first_half(1, t_len, 2) == a and lib.tb_first_half(1, t_len, 1) == t_len
+        n = lib.tb_layer_linear_jobs(t_len, 2, jobs)
+        got = [tuple(jobs[3 * j:3 * j + 3]) for j in range(n)]
+        ha, hb = (0, a), (a, t_len - a)
+        assert got == [(q, *ha), (k, *ha), (v, *ha), (q, *hb), (k, *hb), (v, *hb), (o, *ha), (o, *hb),
+                       (g, *ha), (u, *ha), (g, *hb), (u, *hb), (d, *ha), (d, *hb)]
+        n = lib.tb_layer_linear_jobs(t_len, 1, jobs)
+        assert [tuple(jobs[3 * j:3 * j + 3]) for j in range(n)] == [(m, 0, t_len) for m in range(7)]
+    for lanes in (1, 2, 4):
+        for t_len in range(2, 41):
+            a = lib.tb_first_half(lanes, t_len, 2)
+            assert a == perf_model.first_half(t_len, lanes) and 1 <= a < t_len
+            assert a % lanes == 0 or a == t_len - 1

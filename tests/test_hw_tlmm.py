@@ -18,7 +18,8 @@ from edgellm.models import numerics as nx
 F32 = np.float32
 CI, F, P = ctypes.c_int, ctypes.c_float, csim.ptr
 R_OF = {"a": 16, "b": 8, "g2": 4, "g4": 8,  # rows per tile of the testbench configs (hw/tb/tlmm_tb.cpp)
-        "l1": 16, "l2": 8, "l3": 4, "l4": 8, "l5": 16}
+        "l1": 16, "l2": 8, "l3": 4, "l4": 8, "l5": 16,
+        "d1": 16, "d2": 8, "d3": 4, "d4": 8, "d5": 5, "d6": 3, "d7": 16}
 GUARD = 64  # output elements either side of y that the engine must never write
 
 
@@ -158,7 +159,13 @@ SHAPES = [  # (cfg, n_out, k, n_tok)
 
 LANE_CFG = {  # name -> (R, TP, OL, MAX_TOK, CPC); hw/tb/tlmm_tb.cpp
     "a": (16, 1, 1, 16, 1), "l1": (16, 2, 4, 8, 1), "l2": (8, 4, 16, 12, 2), "l3": (4, 4, 1, 8, 1),
-    "l4": (8, 2, 16, 4, 1), "l5": (16, 1, 16, 16, 1)}
+    "l4": (8, 2, 16, 4, 1), "l5": (16, 1, 16, 16, 1),
+    # DSP token lanes: a DSP lane is just another token lane, so the same loop bounds
+    "d1": (16, 2, 4, 8, 1), "d2": (8, 3, 8, 12, 2), "d3": (4, 2, 1, 8, 1), "d4": (8, 2, 16, 4, 1),
+    "d5": (5, 2, 2, 8, 1), "d6": (3, 4, 4, 8, 3), "d7": (16, 2, 8, 4, 5)}
+DSP_CFG = {  # name -> (G, T, DL, K_MAX); the last DL of the TP token lanes are DSP lanes (tlmm.h)
+    "d1": (3, 5, 1, 16384), "d2": (3, 10, 2, 4096), "d3": (2, 5, 1, 4096), "d4": (4, 5, 1, 4096),
+    "d5": (3, 5, 1, 4096), "d6": (3, 15, 3, 4096), "d7": (4, 25, 1, 8192)}
 # n_tok in {1, 2, 3, 5, 17} (17 spans several token blocks), k not a multiple of G*T, most n_out not of R
 LANE_SHAPES = [  # (cfg, n_out, k, n_tok)
     ("l1", 37, 301, 5), ("l1", 21, 1000, 17), ("l1", 16, 77, 1), ("l1", 40, 2560, 3),
@@ -167,11 +174,23 @@ LANE_SHAPES = [  # (cfg, n_out, k, n_tok)
     ("l4", 19, 299, 5), ("l4", 8, 2561, 2), ("l4", 11, 21, 17), ("l4", 17, 333, 1),
     ("l5", 45, 1000, 3), ("l5", 33, 4001, 2), ("l5", 20, 95, 17),
 ]
+# DSP lanes: partial last token groups, several token blocks, tail tiles, n_out < R, odd R (d5, d6)
+DSP_SHAPES = [  # (cfg, n_out, k, n_tok)
+    ("d1", 37, 301, 5), ("d1", 21, 1000, 17), ("d1", 16, 77, 1), ("d1", 40, 2560, 4),
+    ("d2", 13, 301, 17), ("d2", 24, 688, 5), ("d2", 9, 29, 2), ("d2", 3, 1000, 13),
+    ("d3", 13, 301, 3), ("d3", 7, 51, 17), ("d3", 18, 1001, 6),
+    ("d4", 19, 299, 5), ("d4", 8, 2561, 2), ("d4", 11, 21, 17),
+    ("d5", 13, 301, 7), ("d5", 5, 1000, 17), ("d5", 7, 33, 2), ("d5", 4, 100, 3),
+    ("d6", 10, 301, 7), ("d6", 3, 2000, 17), ("d6", 8, 44, 3), ("d6", 2, 15, 4),
+    ("d7", 37, 1000, 5), ("d7", 16, 8192, 3), ("d7", 21, 99, 1),
+]
 
 
-@pytest.mark.parametrize("cfg,n,k,t,mul", [(*s, 7) for s in SHAPES] + [(*s, 11) for s in LANE_SHAPES])
+@pytest.mark.parametrize("cfg,n,k,t,mul", [(*s, 7) for s in SHAPES] + [(*s, 11) for s in LANE_SHAPES]
+                         + [(*s, 13) for s in DSP_SHAPES])
 def test_int_exact_random(lib: ctypes.CDLL, cfg: str, n: int, k: int, t: int, mul: int) -> None:
-    """Every engine config, token lanes included (LANE_SHAPES), exact on random weights and inputs."""
+    """Every engine config, token lanes (LANE_SHAPES) and DSP lanes (DSP_SHAPES) included, exact on random
+    weights and inputs."""
     rng = np.random.default_rng(n * mul + k + t)
     w, x = _tern(rng, n, k), _x(rng, t, k)
     acc = _run_int(lib, cfg, x, w)
@@ -252,10 +271,12 @@ def tile_iters(nt: int, nsteps: int, tp: int, r: int, ol: int) -> int:
 def test_lane_config_numbers_and_cycle_formula(lib: ctypes.CDLL) -> None:
     """The engine's loop bounds are the documented formulas (the performance model mirrors them)."""
     for cfg, (r, tp, ol, max_tok, cpc) in LANE_CFG.items():
-        out = np.zeros(8, np.int32)
+        out = np.zeros(12, np.int32)
         getattr(lib, f"tb_tlmm_{cfg}_cfg")(P(out))
         w = -(-tp * r // ol)
         assert out[[0, 1, 2, 3, 6, 7]].tolist() == [r, tp, ol, w, cpc, max_tok], cfg
+        dl = DSP_CFG[cfg][2] if cfg in DSP_CFG else 0
+        assert out[[8, 9, 10]].tolist() == [dl, tp - dl, (r + 1) // 2], cfg  # DL, TABLE_LANES, PAIRS
         for nsteps in (1, 2, 7, 35, 200):
             assert out[4] % (max_tok // tp) == 0  # XROWS = MAX_TOK / TP * NSTEP_MAX
             for nt in range(1, max_tok + 1):
@@ -270,7 +291,7 @@ def test_lane_config_numbers_and_cycle_formula(lib: ctypes.CDLL) -> None:
     assert tile_iters(5, 3, 4, 16, 1) == 3 + 64 + 16  # output-bound: W = 64 > nsteps, last group 1 lane
 
 
-@pytest.mark.parametrize("cfg,n,k,t", LANE_SHAPES)
+@pytest.mark.parametrize("cfg,n,k,t", LANE_SHAPES + DSP_SHAPES)
 def test_lanes_f32_bit_exact(lib: ctypes.CDLL, cfg: str, n: int, k: int, t: int) -> None:
     rng = np.random.default_rng(n * 13 + k + t)
     w = _tern(rng, n, k)
@@ -299,16 +320,157 @@ def test_lanes_int_adversarial(lib: ctypes.CDLL, cfg: str) -> None:
     assert int((acc != ref).sum()) == 0
 
 
-def test_lanes_tokens_are_not_mixed(lib: ctypes.CDLL) -> None:
-    """The comparison can fail: changing one token changes exactly that token's outputs."""
+@pytest.mark.parametrize("cfg,tok", [("l2", 2), ("d2", 2), ("d2", 0), ("d6", 3), ("d5", 1)])
+def test_lanes_tokens_are_not_mixed(lib: ctypes.CDLL, cfg: str, tok: int) -> None:
+    """The comparison can fail: changing one token changes exactly that token's outputs (d2 token 2, d6
+    token 3 and d5 token 1 run on DSP lanes, d2 token 0 on a table lane beside them)."""
     rng = np.random.default_rng(8)
     n, k, t = 13, 301, 5
     w, x = _tern(rng, n, k), _x(rng, t, k)
-    base = _run_int(lib, "l2", x, w)
+    base = _run_int(lib, cfg, x, w)
     x2 = x.copy()
-    x2[2] = np.clip(x2[2].astype(np.int16) + 1, -128, 127).astype(np.int8)
-    diff = (_run_int(lib, "l2", x2, w) != base).any(axis=1)
-    assert diff.tolist() == [i == 2 for i in range(t)]
+    x2[tok] = np.clip(x2[tok].astype(np.int16) + 1, -128, 127).astype(np.int8)
+    diff = (_run_int(lib, cfg, x2, w) != base).any(axis=1)
+    assert diff.tolist() == [i == tok for i in range(t)]
+
+
+# ---- DSP token lanes (TlmmConfig DL): packed row-pair MAC chains (tlmm.h header) -------------------
+
+def _dsp_shift(g: int, t: int) -> int:
+    """tlmm.h DSP_SHIFT = PSUM_BITS = SignedBits<128 G T>: clog2(v + 1) + 1 = v.bit_length() + 1."""
+    return (128 * g * t).bit_length() + 1
+
+
+def _dsp_tokens(t: int, tp: int, dl: int) -> np.ndarray:
+    """Tokens of a block that run on DSP lanes (lane t % TP >= TP - DL; MAX_TOK is a multiple of TP)."""
+    return np.flatnonzero(np.arange(t) % tp >= tp - dl)
+
+
+def _stress_weights(n: int, k: int, r: int, seed: int) -> np.ndarray:
+    """Row pairs (rows 2p, 2p+1 of each tile; the last row of an odd-R tile is alone) cycle through
+    sign patterns: both +1, both -1, opposite signs, one row zero, alternating along k in and out of
+    phase, random."""
+    rng = np.random.default_rng(seed)
+    alt = np.where(np.arange(k) % 2 == 0, 1, -1)
+    pats = [(1, 1), (-1, -1), (1, -1), (-1, 1), (0, -1), (1, 0), (alt, alt), (alt, -alt), (None, None)]
+    w = np.empty((n, k), np.int8)
+    for row in range(n):
+        tile, rr = divmod(row, r)
+        pat = pats[(tile * ((r + 1) // 2) + rr // 2) % len(pats)][rr % 2]
+        w[row] = rng.integers(-1, 2, k) if pat is None else pat
+    return w
+
+
+def _stress_acts(k: int, tp: int, seed: int) -> np.ndarray:
+    """Activation patterns (all -128, all 127, alternating -128 / 127, random), each in all TP lanes (one
+    token group each), then one more all -128 token: a last group of one lane."""
+    rng = np.random.default_rng(seed)
+    alt = np.where(np.arange(k) % 2 == 0, -128, 127)
+    pats = [np.full(k, -128), np.full(k, 127), alt, rng.integers(-128, 128, k)]
+    return np.stack([p for p in pats for _ in range(tp)] + [pats[0]]).astype(np.int8)
+
+
+def _pair_step_sums(x: np.ndarray, w: np.ndarray, r: int, sk: int) -> tuple[np.ndarray, ...]:
+    """Per token, row pair and step of sk activations: H = w[2p] . x and L = w[2p+1] . x (zero where row
+    2p+1 is missing: odd R, or past n), and the pairs' two row numbers (-1: missing)."""
+    (t, k), n = x.shape, w.shape[0]
+    ns = -(-k // sk)
+    pairs = [(tile * r + 2 * p, tile * r + 2 * p + 1 if 2 * p + 1 < r and tile * r + 2 * p + 1 < n else -1)
+             for tile in range(-(-n // r)) for p in range((r + 1) // 2) if tile * r + 2 * p < n]
+    r0, r1 = np.array(pairs).T
+    xp = np.zeros((t, ns * sk), np.int64)
+    xp[:, :k] = x
+    wp = np.zeros((n + 1, ns * sk), np.int64)  # row n: the zero row of a missing r1
+    wp[:n, :k] = w
+    xs = xp.reshape(t, ns, sk)
+    h = np.einsum("tsj,psj->tps", xs, wp[r0].reshape(-1, ns, sk))
+    lo = np.einsum("tsj,psj->tps", xs, wp[np.where(r1 < 0, n, r1)].reshape(-1, ns, sk))
+    return h, lo, r0, r1
+
+
+def _accs_from_fields(h: np.ndarray, lo: np.ndarray, r0: np.ndarray, r1: np.ndarray, n: int) -> np.ndarray:
+    """Accumulators of the rows from per-step fields (sum over steps)."""
+    acc = np.zeros((h.shape[0], n), np.int64)
+    acc[:, r0] = h.sum(-1)
+    acc[:, r1[r1 >= 0]] = lo.sum(-1)[:, r1 >= 0]
+    return acc
+
+
+def _sext(v: np.ndarray, bits: int) -> np.ndarray:
+    """The low `bits` bits of v, sign-extended."""
+    m = v & ((1 << bits) - 1)
+    return np.where(m >= 1 << (bits - 1), m - (1 << bits), m)
+
+
+# How the packed sum P = H * 2^S + L is unpacked: tlmm.h's extraction and plausible mistakes of it.
+UNPACK = {
+    "tlmm.h": lambda p, s: ((p >> s) + ((p >> (s - 1)) & 1), _sext(p, s)),  # H = floor(P / 2^S) + [L < 0]
+    "H = P >> S (floor, no borrow from L)": lambda p, s: (p >> s, _sext(p, s)),
+    "L not sign-extended": lambda p, s: ((p - _sext(p, s)) >> s, p & ((1 << s) - 1)),
+    "L field S-1 bits": lambda p, s: ((p - _sext(p, s - 1)) >> (s - 1) >> 1, _sext(p, s - 1)),
+    "L field S+1 bits": lambda p, s: ((p - _sext(p, s + 1)) >> s, _sext(p, s + 1)),
+}
+
+
+def test_dsp_lane_packing_constants(lib: ctypes.CDLL) -> None:
+    """DSP_SHIFT S = PSUM_BITS = SignedBits<128 G T>: one step's |partial sum| <= 128 G T <= 2^(S-1) - 1,
+    P = H 2^S + L fits 2S <= 48 bits and the A operand w 2^S + w' (|.| <= 2^S + 1) 27 bits."""
+    for cfg, (g, t, dl, _) in DSP_CFG.items():
+        out = np.zeros(12, np.int32)
+        getattr(lib, f"tb_tlmm_{cfg}_cfg")(P(out))
+        s = _dsp_shift(g, t)
+        assert out[[8, 11]].tolist() == [dl, s], cfg
+        v = 128 * g * t
+        assert v <= 2 ** (s - 1) - 1 and v * (2 ** s + 1) < 2 ** (2 * s - 1) and 2 * s <= 48
+        assert 2 ** s + 1 <= 2 ** 26 - 1
+    assert [_dsp_shift(3, 5), _dsp_shift(3, 15), _dsp_shift(4, 25)] == [12, 14, 15]
+
+
+@pytest.mark.parametrize("short", [0, 7])
+@pytest.mark.parametrize("cfg", list(DSP_CFG))
+def test_dsp_lanes_stress(lib: ctypes.CDLL, cfg: str, short: int) -> None:
+    """DSP lanes at the packing's bounds, bit-exact (int and f32): k = K_MAX (short = 0) or K_MAX - 7 (a
+    partial last step), all -128 / all 127 / alternating activations in every lane against row pairs
+    of equal, opposite, zero, alternating and random signs, a tail tile and a one-lane last group. The
+    inputs must reach the corners: |H| = |L| = 128 G T in one step, L < 0 with H odd; each mistaken
+    unpacking of UNPACK would change some DSP-lane output on them (a mutation check of the inputs)."""
+    g, tt, dl, kmax = DSP_CFG[cfg]
+    r, tp = R_OF[cfg], LANE_CFG[cfg][1]
+    k, n = kmax - short, 2 * r + (r + 1) // 2
+    w, x = _stress_weights(n, k, r, k + r), _stress_acts(k, tp, k)
+    acc = _run_int(lib, cfg, x, w)
+    ref = x.astype(np.int64) @ w.astype(np.int64).T
+    assert np.abs(ref).max() == 128 * k  # the accumulator's widest value
+    m = int((acc != ref).sum())
+    qs = np.random.default_rng(k).uniform(0.01, 2.0, len(x)).astype(F32)
+    y = _run_f32(lib, cfg, x, qs, w, F32(0.75))
+    want = nx.dequantize(nx.int_matmul(x, w), qs, F32(0.75))
+    mf = int((y.view(np.uint32) != want.view(np.uint32)).sum())
+    print(f"tlmm[{cfg}] DSP stress n={n} k={k} t={len(x)}: {m} int mismatches, {mf} f32 bit mismatches")
+    assert m == 0 and mf == 0
+    dsp = _dsp_tokens(len(x), tp, dl)
+    h, lo, r0, r1 = _pair_step_sums(x[dsp], w, r, g * tt)
+    v, s = 128 * g * tt, _dsp_shift(g, tt)
+    assert (np.abs(h) == v).any() and (np.abs(lo) == v).any()
+    assert ((lo < 0) & (h % 2 == 1)).any()
+    packed = h * 2 ** s + lo
+    assert np.abs(packed).max() < 2 ** (2 * s - 1) <= 2 ** 47
+    assert (UNPACK["tlmm.h"](packed, s)[0] == (packed - _sext(packed, s)) >> s).all()  # = (P - L) >> S
+    for name, unpack in UNPACK.items():
+        got = _accs_from_fields(*unpack(packed, s), r0, r1, n)
+        assert (got == ref[dsp]).all() == (name == "tlmm.h"), name
+
+
+@pytest.mark.parametrize("cfg,lanes", [("d1", "l1"), ("d4", "l4")])
+def test_dsp_lanes_equal_table_lanes(lib: ctypes.CDLL, cfg: str, lanes: str) -> None:
+    """A DSP lane is just another token lane: the same G/T/R/TP/OL with DL = 1 and DL = 0 give the same
+    float bits on every token (lane 1 is the DSP lane of d1 and d4, the table lane of l1 and l4)."""
+    rng = np.random.default_rng(21)
+    n, k, t = 2 * R_OF[cfg] + 5, 777, 7
+    w = _tern(rng, n, k)
+    x, qs = nx.quantize((rng.standard_normal((t, k)) * 4).astype(F32))
+    a, b = _run_f32(lib, cfg, x, qs, w, F32(1.25)), _run_f32(lib, lanes, x, qs, w, F32(1.25))
+    assert (a.view(np.uint32) == b.view(np.uint32)).all()
 
 
 # ---- several weight ports (hw/tb/tlmm_ports_tb.cpp) ------------------------------------------------

@@ -42,6 +42,9 @@ CASES = [("relu2_subln", "tlmm", DesignParams()),
          ("relu2_subln", "tlmm", DesignParams(tables=15, weight_ports=1, kv_bytes=4)),
          ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=4)),
          ("silu_subln", "tlmm", DesignParams(**SMALL, kv_bytes=2, ew_vec=4, ew_glu_vec=1)),
+         # two token lanes, lane 1 a DSP lane (TlmmConfig DL 1: packed row-pair MAC chains), G3 T15 R16
+         ("relu2_subln", "tlmm", DesignParams(**SMALL, kv_bytes=4, token_lanes=2, dsp_lanes=1,
+                                              prefill_token_block=16)),
          ("relu2_subln", "pack2", DesignParams(weight_ports=1, kv_bytes=4)),
          # the prefill pipeline (two halves, TLMM and vector engines overlapped) on TLMM and pack2
          ("silu_subln", "tlmm", DesignParams(**SMALL, kv_bytes=2, ew_vec=4, ew_glu_vec=1, token_lanes=2,
@@ -121,7 +124,8 @@ def make_top(tmp: Path, variant: str, mm: str, design: DesignParams, threads: bo
 def case_id(c: tuple[str, str, DesignParams]) -> str:
     d = c[2]
     return (f"{c[0]}-{c[1]}-{d.weight_ports}port-kv{8 * d.kv_bytes}"
-            + (f"-tp{d.token_lanes}" * (d.token_lanes > 1)) + ("-pipe" * d.prefill_pipeline))
+            + (f"-tp{d.token_lanes}" * (d.token_lanes > 1)) + (f"-dl{d.dsp_lanes}" * (d.dsp_lanes > 0))
+            + ("-pipe" * d.prefill_pipeline))
 
 
 @pytest.fixture(scope="module", params=CASES, ids=case_id)

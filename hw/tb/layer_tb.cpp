@@ -92,4 +92,27 @@ EDGELLM_LAYER_TB(relu2_subln_pack2_v4, cfg_relu2_subln_v4, tb_pack2, false)
 EDGELLM_LAYER_TB(silu_tlmm_f16_v16, cfg_silu_f16_v16, tb_tlmm, false)
 EDGELLM_LAYER_TB(relu2_subln_tlmm_v4_wrap, cfg_relu2_subln_v4, tb_tlmm, true)
 
+// The layer schedule (decoder_layer.h layer_slot_run). tb_first_half: first_half for TLMM token lanes
+// 1, 2 or 4 (-1 otherwise).
+int tb_first_half(int lanes, int t_len, int halves) {
+  return lanes == 1 ? first_half<1>(t_len, halves) : lanes == 2 ? first_half<2>(t_len, halves)
+                                                    : lanes == 4 ? first_half<4>(t_len, halves) : -1;
+}
+
+// Slot i: out = (linear stage, its half, vector stage, its half); returns the slot count.
+int tb_layer_slot(int i, int halves, int *out) {
+  slot_linear(i, halves, out[0], out[1]);
+  slot_vector(i, halves, out[2], out[3]);
+  return layer_slot_count(halves);
+}
+
+// The linear jobs as the fetchers walk them (token lanes 1): out[3j .. 3j+2] = (linear, t0, n) of job
+// j; returns the job count.
+int tb_layer_linear_jobs(int t_len, int halves, int *out) {
+  for (int j = 0; j < layer_linear_jobs(halves); j++) {
+    layer_linear_job<cfg_silu, tb_pack2>(j, t_len, halves, out[3 * j], out[3 * j + 1], out[3 * j + 2]);
+  }
+  return layer_linear_jobs(halves);
+}
+
 }  // extern "C"

@@ -23,6 +23,14 @@ typedef TlmmConfig<3, 10, 8, 4096, 4096, 12, kStorageBram, 1, 4, 16> CfgL2;   //
 typedef TlmmConfig<2, 5, 4, 4096, 4096, 8, kStorageLutram, 1, 4, 1> CfgL3;    // TP 4, OL 1: W = 16
 typedef TlmmConfig<4, 5, 8, 4096, 4096, 4, kStorageBram, 1, 2, 16> CfgL4;     // TP 2, OL 16: W = 1
 typedef TlmmConfig<3, 5, 16, 4096, 4096, 16, kStorageUram, 1, 1, 16> CfgL5;   // TP 1, OL 16: W = 1
+// DSP token lanes (DL): the last DL of the TP lanes compute with packed DSP chains (tlmm.h header).
+typedef TlmmConfig<3, 5, 16, 16384, 16384, 8, kStorageUram, 1, 2, 4, 1> CfgD1;   // TP 2 DL 1, S 12
+typedef TlmmConfig<3, 10, 8, 4096, 4096, 12, kStorageBram, 1, 3, 8, 2> CfgD2;    // TP 3 DL 2: W = 3
+typedef TlmmConfig<2, 5, 4, 4096, 4096, 8, kStorageLutram, 1, 2, 1, 1> CfgD3;    // G2, TP 2 DL 1
+typedef TlmmConfig<4, 5, 8, 4096, 4096, 4, kStorageBram, 1, 2, 16, 1> CfgD4;     // G4, TP 2 DL 1
+typedef TlmmConfig<3, 5, 5, 4096, 4096, 8, kStorageBram, 1, 2, 2, 1> CfgD5;      // R 5 (odd): 3 pairs
+typedef TlmmConfig<3, 15, 3, 4096, 4096, 8, kStorageLutram, 1, 4, 4, 3> CfgD6;   // R 3, T 15, DL 3, S 14
+typedef TlmmConfig<4, 25, 16, 8192, 8192, 4, kStorageUram, 1, 2, 8, 1> CfgD7;    // G4 T25: S 15, 100 taps
 
 static ap_uint<128> g_beats[1 << 16];  // 1 MiB image for the wide-port path
 
@@ -92,6 +100,10 @@ void tb_tlmm_g4_int(const int8_t *x, int n_tok, const uint8_t *w, int n_out, int
     out[5] = CFG::TILE_ITERS_MAX;                                                                        \
     out[6] = CFG::CPC;                                                                                   \
     out[7] = CFG::MAX_TOK;                                                                               \
+    out[8] = CFG::DL;                                                                                    \
+    out[9] = CFG::TABLE_LANES;                                                                           \
+    out[10] = CFG::PAIRS;                                                                                \
+    out[11] = CFG::DSP_SHIFT;                                                                            \
   }
 
 EDGELLM_LANES_TB(a, CfgA)
@@ -100,6 +112,13 @@ EDGELLM_LANES_TB(l2, CfgL2)
 EDGELLM_LANES_TB(l3, CfgL3)
 EDGELLM_LANES_TB(l4, CfgL4)
 EDGELLM_LANES_TB(l5, CfgL5)
+EDGELLM_LANES_TB(d1, CfgD1)
+EDGELLM_LANES_TB(d2, CfgD2)
+EDGELLM_LANES_TB(d3, CfgD3)
+EDGELLM_LANES_TB(d4, CfgD4)
+EDGELLM_LANES_TB(d5, CfgD5)
+EDGELLM_LANES_TB(d6, CfgD6)
+EDGELLM_LANES_TB(d7, CfgD7)
 
 // Accumulator widths chosen by the configs, for the test to print and check.
 void tb_tlmm_widths(int32_t *out) {

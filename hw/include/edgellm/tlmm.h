@@ -5,8 +5,10 @@
 // last one is the all-zero group: 13 for G = 3); entry i >= half is -table[3^G-1-i]. Each group of
 // G ternary weights is an index into its group's table (weight_codec.h). Per cycle ("step") the
 // engine handles T groups (T tables, G*T activations) of TP tokens ("token lanes") for R output
-// rows: the R rows' weight bytes and index decode are shared by the lanes, so R*T*TP lookups and
-// R*T*G*TP MACs per cycle.
+// rows: the R rows' weight bytes and index decode are shared by the lanes, so R*T*G*TP MACs per
+// cycle. A table lane does them as R*T lookups into its own T tables; a DSP lane (below) as packed
+// multiply-accumulate chains. Both compute the exact integer partial sum of each row and step, so
+// everything after it (accumulators, output shift register, outputs, cycle counts) is lane-blind.
 //
 // Configuration (TlmmConfig):
 //   G        activations per group; tables have 3^G entries (default 3, TeLLMe's choice)
@@ -23,6 +25,28 @@
 //   TP       token lanes: tokens t of a block go in groups of TP (lane t % TP, group t / TP); a last
 //            partial group masks its missing lanes (they compute on stale activations, write nothing)
 //   OL       outputs dequantized and written per cycle
+//   DL       DSP token lanes, 0..TP-1: lanes TP-DL .. TP-1 (TABLE_LANES = TP - DL table lanes first;
+//            lane 0, the decode lane, is always a table lane)
+//
+// DSP lanes. One DSP48E2 does two MACs: rows r0 = 2p and r1 = 2p+1 (a row pair, PAIRS = ceil(R/2);
+// w[R] = 0 when R is odd) share activation x_j, so with S = DSP_SHIFT = PSUM_BITS and
+//   a_j = w[r0][j] * 2^S + w[r1][j]   (27-bit A operand, |a_j| <= 2^S + 1)
+//   P   = sum_{j < G*T} a_j * x_j     (x_j: int8 on the 18-bit B operand; 27x18 -> 45-bit products)
+//       = H * 2^S + L,  H = sum_j w[r0][j] x_j,  L = sum_j w[r1][j] x_j
+// the pair's step sums come out of one 48-bit P. Exact: |H|, |L| <= 128 G T <= 2^(S-1) - 1 (the
+// definition of PSUM_BITS), so L is the low S bits of P sign-extended, H = (P - L) >> S (computed as
+// floor(P / 2^S) + [L < 0], an S-bit increment by P's bit S-1), and
+// |P| <= (2^(S-1) - 1)(2^S + 1) < 2^(2S-1): P (and every partial sum of the chain, bounded the same
+// way) fits 2S <= 48 bits (static_assert; S = 12 for G3 T5, 14 for G3 T15, 15 for G4 T25). The chain
+// is written linear in ascending j (P = P + a_j x_j, EXPRESSION_BALANCE off, products bound to DSPs)
+// so Vitis can map it onto a PCOUT -> PCIN cascade of G*T DSPs per pair (UG1399; not checked here:
+// no Vitis). The weights are the trits of the group indices the table lanes decode (weight_codec.h:
+// w = c_j - 1 pairs with activation j of the group), decoded and packed once per row pair and step
+// for all DSP lanes. Resources as modeled (compiler/resource_model.py tlmm): PAIRS*G*T DSPs per DSP
+// lane; shared by the DSP lanes the trit decode (R*T*2G LUT), the A packing (4 LUT per operand) and
+// the A operands' cascade skew (stage j takes its operand j cycles late: the 4 trit-code bits in SRLs,
+// 4*ceil(j/32) LUT); per DSP lane the activation skew (8*ceil(j/32) LUT per stage), the field
+// extraction ((PSUM_BITS + 1) LUT per pair) and FF for the skewed activations and P.
 //
 // Cycle counts (loop trip counts, each loop pipelined at II = 1; "+ fill" = that loop's pipeline
 // depth, paid once per loop invocation). nt = tokens of the block (<= MAX_TOK), nb = ceil(k / 5)
@@ -40,7 +64,8 @@
 //     acts = load_acts + load_qs (both on the activation port).
 //
 // Accumulator widths (x in [-128, 127], w in {-1, 0, 1}, so |w * x| <= 128); every token lane has
-// its own tables, partial sums and accumulators, so TP does not change any width:
+// its own tables (table lanes) or P chains (DSP lanes), partial sums and accumulators, so TP and DL
+// do not change any width:
 //   table entry   |sum of G terms|  <= 128 G         (G = 3: 384     -> 10 bits signed)
 //   one step      |sum of T entries| <= 128 G T      (G = 3, T = 5: 1920 -> 12 bits)
 //   accumulator   |sum over k < K|  <= 128 K_MAX    (K_MAX = 16384 = 2^14: 2^21 -> 23 bits)
@@ -59,7 +84,7 @@
 namespace edgellm {
 
 template <int G_, int T_, int R_, int K_MAX_, int N_MAX_, int MAX_TOK_, int STORAGE_ = kStorageUram,
-          int NPORTS_ = 1, int TP_ = 1, int OL_ = 1>
+          int NPORTS_ = 1, int TP_ = 1, int OL_ = 1, int DL_ = 0>
 struct TlmmConfig {
   static constexpr int G = G_;
   static constexpr int T = T_;
@@ -71,6 +96,7 @@ struct TlmmConfig {
   static constexpr int NPORTS = NPORTS_;
   static constexpr int TP = TP_;
   static constexpr int OL = OL_;
+  static constexpr int DL = DL_;
   static_assert(G >= 1 && G <= 4, "G must be 1..4");
   static_assert(T >= 5 && T % 5 == 0, "T must be a positive multiple of 5");
   static_assert(R >= 1 && R <= 128, "R must be 1..128 (beat of 8*R bits)");
@@ -79,6 +105,7 @@ struct TlmmConfig {
   static_assert(TP >= 1 && TP <= 16, "TP (token lanes) must be 1..16");
   static_assert(MAX_TOK % TP == 0, "MAX_TOK (the token block) must be a multiple of TP");
   static_assert(OL >= 1 && OL <= TP * R, "OL (outputs per cycle) must be 1..TP*R");
+  static_assert(DL >= 0 && DL < TP, "DL (DSP token lanes) must be 0..TP-1: lane 0 stays a table lane");
   static constexpr int CPC = T / 5;                 // chunks (G byte columns = 5 groups) per step
   static constexpr int CHUNK_K = kTritsPerByte * G;  // activations per chunk
   static constexpr int STEP_K = G * T;              // activations per step
@@ -102,6 +129,14 @@ struct TlmmConfig {
   static constexpr int PSUM_BITS = SignedBits<128LL * G * T>::value;
   static constexpr int ACC_BITS = SignedBits<128LL * K_MAX>::value;
   static_assert(ACC_BITS <= 32, "K_MAX too large for an int32 accumulator");
+  // DSP token lanes (header comment): lanes TABLE_LANES .. TP-1; row pair p = rows 2p, 2p+1 packed
+  // as one 27-bit A operand w[2p] * 2^DSP_SHIFT + w[2p+1] (a missing row 2p+1 = R, R odd, is zero)
+  static constexpr int TABLE_LANES = TP - DL;
+  static constexpr int PAIRS = (R + 1) / 2;
+  static constexpr int DSP_SHIFT = PSUM_BITS;  // S: the low field holds one step's partial sum
+  static_assert(DL == 0 || DSP_SHIFT + PSUM_BITS <= 48,
+                "DSP lanes: the two packed partial sums (S + PSUM_BITS bits) must fit the 48-bit P");
+  static_assert(DL == 0 || DSP_SHIFT + 2 <= 27, "DSP lanes: w * 2^S + w' must fit the 27-bit A operand");
   typedef ap_uint<8 * R> beat_t;          // one byte column of a tile: byte r = row r
   typedef ap_uint<8 * R * kFetchBeats> fword_t;  // one word of a weight FIFO (weight_fetch.h)
   typedef ap_uint<8 * CHUNK_K> xchunk_t;  // one chunk of one token's activations
@@ -109,6 +144,10 @@ struct TlmmConfig {
   typedef ap_int<PSUM_BITS> psum_t;
   typedef ap_int<ACC_BITS> acc_t;
   typedef typename GroupIndex<G>::type idx_t;
+  typedef ap_int<27> dsp_a_t;  // DSP48E2 A operand (the 27-bit multiplier input): two packed trits
+  typedef ap_int<18> dsp_b_t;  // B operand: one int8 activation, sign-extended
+  typedef ap_int<45> dsp_m_t;  // the 27 x 18 product
+  typedef ap_int<48> dsp_p_t;  // the P register / PCOUT -> PCIN cascade
 };
 
 // Cycles (iterations of load_acts' loop) to load a block of nt tokens: one chunk per cycle.
@@ -160,6 +199,20 @@ TAB table_lookup(const TAB tab[GroupIndex<G>::kHalf + 1], typename GroupIndex<G>
   const unsigned j = neg ? (unsigned)GroupIndex<G>::kEntries - 1u - i : i;
   const TAB v = tab[j];
   return neg ? TAB(-(int)v) : v;
+}
+
+// The G ternary weights of group index idx (weight_codec.h: idx = sum_j c_j * 3^(G-1-j)):
+// w[j] = c_j - 1, the weight of activation j of the group (the order build_table pairs them in).
+template <int G>
+void group_trits(typename GroupIndex<G>::type idx, ap_int<2> w[G]) {
+#pragma HLS INLINE
+  unsigned v = (unsigned)idx;  // < 3^G: constant divisions on <= 7 bits, LUT logic
+group_digits:
+  for (int j = G - 1; j >= 0; j--) {
+#pragma HLS UNROLL
+    w[j] = (int)(v % 3u) - 1;
+    v /= 3u;
+  }
 }
 
 // Activation block -> xbuf[t % TP][(t / TP) * NSTEP_MAX + s][c]: chunk c of step s of token t (lane
@@ -246,7 +299,9 @@ void compute_tile(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
                   int rows_t, int n_out, f32 wscale, f32 *yf, int32_t *yi) {
 #pragma HLS INLINE off
   typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::psum_t psum_t;
   const int G = CFG::G, R = CFG::R, CPC = CFG::CPC, TAB_N = CFG::TAB_N, BPS = CFG::BEATS_PER_STEP;
+  const int TL = CFG::TABLE_LANES, PAIRS = CFG::PAIRS, SK = CFG::STEP_K, S = CFG::DSP_SHIFT;
   const int TP = CFG::TP, OL = CFG::OL, NO = CFG::GROUP_OUTS, W = CFG::WRITE_ITERS;
   enum { kMaxIters = CFG::TILE_ITERS_MAX };  // pragma constant
   int s0[kMaxWeightPorts], bound[kMaxWeightPorts];  // first step and end column of each port's run
@@ -329,7 +384,8 @@ tile_iters:
         sh[u] = u + OL < NO ? src[u + OL] : acc_t(0);
       }
     }
-    // ---- step i of group g: every lane's T tables; the R rows' indices shared by the TP lanes
+    // ---- step i of group g: the table lanes' T tables each; the R rows' indices shared by the TP
+    // lanes (table lanes look them up, DSP lanes get them as packed trits)
     if (g < ng && i < nsteps) {
       uint8_t wbytes[BPS][R];  // byte r of beat j = row r's byte of column c + j
 #pragma HLS ARRAY_PARTITION variable = wbytes complete dim = 0
@@ -337,10 +393,12 @@ tile_iters:
       for (int j = 0; j < BPS; j++) {
         word_bytes<R>(bank_beat<CFG>(b0, b1, b2, b3, c + j, nb, i, s0, bound, j), wbytes[j]);
       }
-      typename CFG::tab_t tab[TP][CFG::T][TAB_N];
+      typename CFG::tab_t tab[TL][CFG::T][TAB_N];
 #pragma HLS ARRAY_PARTITION variable = tab complete dim = 0
+      ap_int<2> wt[2 * PAIRS][SK];  // DSP lanes: weight of row r, step activation j (row R of odd R unused)
+#pragma HLS ARRAY_PARTITION variable = wt complete dim = 0
     tables:
-      for (int l = 0; l < TP; l++) {
+      for (int l = 0; l < TL; l++) {
         for (int cc = 0; cc < CPC; cc++) {
           uint8_t xb[CFG::CHUNK_K];
           word_bytes<CFG::CHUNK_K>(xbuf[l][xr + i][cc], xb);
@@ -359,14 +417,64 @@ tile_iters:
           for (int j = 0; j < G; j++) bytes[j] = wbytes[cc * G + j][r];
           chunk_indices_u<G>(bytes, idx[cc]);
         }
-        for (int l = 0; l < TP; l++) {
-          typename CFG::psum_t ps = 0;
+        if (CFG::DL > 0) {  // the row's trits, decoded once for all DSP lanes
+        row_trits:
+          for (int cc = 0; cc < CPC; cc++) {
+            for (int q = 0; q < kTritsPerByte; q++) {
+              ap_int<2> w[G];
+              group_trits<G>(idx[cc][q], w);
+              for (int j = 0; j < G; j++) wt[r][cc * CFG::CHUNK_K + q * G + j] = w[j];
+            }
+          }
+        }
+      table_lanes:
+        for (int l = 0; l < TL; l++) {
+          psum_t ps = 0;
           for (int cc = 0; cc < CPC; cc++) {
             for (int q = 0; q < kTritsPerByte; q++) {
               ps += table_lookup<G>(tab[l][cc * kTritsPerByte + q], idx[cc][q]);
             }
           }
           acc[l * R + r] = (first ? acc_t(0) : acc[l * R + r]) + ps;
+        }
+      }
+      if (CFG::DL > 0) {
+        typename CFG::dsp_a_t apk[PAIRS][SK];  // A operands of the row pairs, shared by the DSP lanes
+#pragma HLS ARRAY_PARTITION variable = apk complete dim = 0
+      pack_pairs:
+        for (int p = 0; p < PAIRS; p++) {
+          for (int j = 0; j < SK; j++) {
+            const int w1 = 2 * p + 1 < R ? (int)wt[2 * p + 1][j] : 0;  // odd R: the last row alone
+            apk[p][j] = (int)wt[2 * p][j] * (1 << S) + w1;  // w[2p] * 2^S + w[2p+1], |.| <= 2^S + 1
+          }
+        }
+      dsp_lanes:
+        for (int l = TL; l < TP; l++) {
+#pragma HLS EXPRESSION_BALANCE off
+          typename CFG::dsp_b_t xv[SK];  // the lane's G*T activations of the step
+#pragma HLS ARRAY_PARTITION variable = xv complete
+          for (int cc = 0; cc < CPC; cc++) {
+            uint8_t xb[CFG::CHUNK_K];
+            word_bytes<CFG::CHUNK_K>(xbuf[l][xr + i][cc], xb);
+            for (int j = 0; j < CFG::CHUNK_K; j++) xv[cc * CFG::CHUNK_K + j] = (int8_t)xb[j];
+          }
+        dsp_pairs:
+          for (int p = 0; p < PAIRS; p++) {
+            // P = sum_j a_j * x_j as a linear chain in ascending j (one DSP48E2 per term, PCOUT -> PCIN)
+            typename CFG::dsp_p_t pc = 0;
+          dsp_chain:
+            for (int j = 0; j < SK; j++) {
+              const typename CFG::dsp_m_t m = apk[p][j] * xv[j];
+#pragma HLS BIND_OP variable = m op = mul impl = dsp
+              pc = pc + m;
+            }
+            // L = the low S bits sign-extended (row 2p+1); H = (P - L) >> S = floor(P / 2^S) + [L < 0]
+            // (row 2p): an S-bit increment by P's bit S-1, L's sign
+            const psum_t lo = psum_t(pc);
+            const psum_t hi = psum_t(psum_t(pc >> S) + (pc[S - 1] ? 1 : 0));
+            acc[l * R + 2 * p] = (first ? acc_t(0) : acc[l * R + 2 * p]) + hi;
+            if (2 * p + 1 < R) acc[l * R + 2 * p + 1] = (first ? acc_t(0) : acc[l * R + 2 * p + 1]) + lo;
+          }
         }
       }
     }
