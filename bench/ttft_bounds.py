@@ -1,18 +1,16 @@
-"""What TTFT(128) the present engines could reach with a prefill pipeline that is NOT built.
+"""How close the prefill schedules come to the perfect-overlap bound of TTFT(128).
 
-The engine as built runs, per prefill token block and layer, the TLMM linears, the element-wise
-stages and attention one after another (docs/performance.md). This analysis prints, for designs that
-fit a board under the routing headroom and keep decode at or above a floor:
+For designs that fit a board under the routing headroom and keep decode at or above a floor, prints:
 
-- `built`: TTFT(128) as the performance model projects the generated hardware (perf_model.prefill);
-- `overlap bound`: the same design if a perfect block-level pipeline hid the vector engines (element-
-  wise + attention) behind the TLMM or the other way round: load + max(TLMM, element-wise +
-  attention) + LM head + host. It is a lower bound for any schedule of these engines (no fills, no
-  imbalance between blocks), not a projection of a design edgellm generates.
+- `sequential`: TTFT(128) as projected with the engines one after another (prefill_pipeline off);
+- `pipelined`: the same design with the two-half prefill pipeline (decoder_layer.h layer_slot_run:
+  the TLMM on one half of a block while the element-wise engine and attention work on the other);
+- `overlap bound`: load + max(TLMM, element-wise + attention) + LM head + host, from the sequential
+  projection's parts: what a perfect overlap of the engines (no slot imbalance, weights streamed once
+  per block) would reach. A lower bound for any schedule of these engines, not a projection.
 
-Both over the DSE's choice and over a grid of designs (G 3, T, R 16, attention lanes, element-wise and
-GLU widths, output lanes; fetch depth 4096, the DSE's memories), so the best `overlap bound` shows
-which LUT split a pipelined design would want. Usage:
+Over the DSE's choice and over a grid around it (tables, attention lanes, element-wise and GLU widths,
+output lanes; the DSE's G, R, token and DSP lanes, memories, fetch depth 4096). Usage:
 python bench/ttft_bounds.py [--preset bitnet_b1_58-large] [--board kv260] [--decode-floor 60]
 """
 
@@ -33,21 +31,24 @@ TOKENS = 128
 
 
 def split(cfg: ModelConfig, board, p: DesignParams) -> dict[str, float]:
-    """TTFT(128) as built, its parts, and the overlap bound (seconds)."""
-    pf = perf_model.prefill(cfg, board, p, TOKENS)
-    d = pf.detail
-    rest = pf.parts["lm_head"] + pf.parts["host"]
-    return {"built": pf.seconds, "tlmm": d["compute"], "elementwise": d["elementwise"],
-            "attention": d["attention"], "load": d["load"],
+    """TTFT(128) of p as built, sequential and pipelined, the sequential parts and the overlap bound (s)."""
+    built = perf_model.prefill(cfg, board, p, TOKENS).seconds
+    seq = perf_model.prefill(cfg, board, p.replace(prefill_pipeline=False), TOKENS)
+    pipe = perf_model.prefill(cfg, board, p.replace(prefill_pipeline=True), TOKENS).seconds
+    d = seq.detail
+    rest = seq.parts["lm_head"] + seq.parts["host"]
+    return {"built": built, "sequential": seq.seconds, "pipelined": pipe, "tlmm": d["compute"],
+            "elementwise": d["elementwise"], "attention": d["attention"], "load": d["load"],
             "bound": d["load"] + max(d["compute"], d["elementwise"] + d["attention"]) + rest}
 
 
 def row(name: str, p: DesignParams, s: dict[str, float], decode: float, lut: float) -> str:
-    design = (f"G{p.group_size} T{p.tables} R{p.rows} OL{p.out_lanes} A{p.attn_lanes} VEC{p.ew_vec} "
-              f"GLU{p.glu_vec}")
-    return (f"{name:<24} {design:<34} decode {decode:5.1f} tok/s  LUT {lut:4.0%}  built {s['built']:.3f} s "
-            f"(TLMM {s['tlmm']:.3f} + element-wise {s['elementwise']:.3f} + attention {s['attention']:.3f})"
-            f"  overlap bound {s['bound']:.3f} s")
+    design = (f"G{p.group_size} T{p.tables} R{p.rows} TP{p.token_lanes}(DSP {p.dsp_lanes}) OL{p.out_lanes} "
+              f"A{p.attn_lanes} VEC{p.ew_vec} GLU{p.glu_vec}")
+    return (f"{name:<22} {design:<46} decode {decode:5.1f} tok/s  LUT {lut:4.0%}  sequential "
+            f"{s['sequential']:.3f} s (TLMM {s['tlmm']:.3f} + element-wise {s['elementwise']:.3f} "
+            f"+ attention {s['attention']:.3f})  pipelined {s['pipelined']:.3f} s  "
+            f"overlap bound {s['bound']:.3f} s")
 
 
 def main() -> None:
@@ -68,8 +69,8 @@ def main() -> None:
     for t, a_l, (vec, glu), ol in itertools.product((5, 10, 15, 20, 25, 30), (2, 4, 8, 16, 32),
                                                     ((1, 0), (2, 0), (2, 1), (4, 0), (4, 1), (4, 2)),
                                                     (1, 2, 4)):
-        p = p0.replace(group_size=3, tables=t, rows=16, attn_lanes=a_l, ew_vec=vec, ew_glu_vec=glu,
-                       ew_lanes=max(16, 8 * vec), out_lanes=ol, fetch_depth=4096, token_lanes=1)
+        p = p0.replace(tables=t, attn_lanes=a_l, ew_vec=vec, ew_glu_vec=glu, ew_lanes=max(16, 8 * vec),
+                       out_lanes=ol, fetch_depth=4096, prefill_pipeline=True)
         res = estimate_resources(cfg, board, p)["total"]
         if fits_board(res, board):
             continue
@@ -79,10 +80,10 @@ def main() -> None:
         n += 1
         s = split(cfg, board, p)
         line = row("", p, s, dec, res.lut / board.lut)
-        for key in ("built", "bound"):
+        for key in ("pipelined", "bound"):
             if key not in best or s[key] < best[key][0]:
                 best[key] = (s[key], line)
-    for key, label in (("built", "grid best as built"), ("bound", "grid best bound")):
+    for key, label in (("pipelined", "grid best pipelined"), ("bound", "grid best bound")):
         if key in best:
             print(label + best[key][1][len(label):])
     print(f"{n} grid designs fit {board.name} with decode >= {a.decode_floor:g} tok/s "

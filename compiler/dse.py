@@ -142,10 +142,12 @@ def _fetch_knee(cfg: ModelConfig, board: Board, p: DesignParams, decode: float,
     return decode, p
 
 
-# The explored fields decode_step (and, with the prefill token block, prefill) reads: not where the
-# weight banks and activation rows are stored; the others are the base's, fixed within one exploration.
-DECODE_FIELDS = ("group_size", "tables", "rows", "attn_lanes", "attn_kv_block", "token_lanes", "ew_vec",
-                 "ew_glu_vec", "ew_lanes", "out_lanes", "weight_ports", "lm_head_on_fabric", "fetch_depth")
+# The explored fields decode_step (and, with the prefill-only fields, prefill) reads: not where the
+# weight banks and activation rows are stored, nor the token lanes, DSP lanes, prefill block and
+# pipeline (a decode step is one token on lane 0 in the sequential schedule; tests/test_estimate.py
+# checks it); the others are the base's, fixed within one exploration.
+DECODE_FIELDS = ("group_size", "tables", "rows", "attn_lanes", "attn_kv_block", "ew_vec", "ew_glu_vec",
+                 "ew_lanes", "out_lanes", "weight_ports", "lm_head_on_fabric", "fetch_depth")
 
 
 def decode_key(p: DesignParams) -> tuple:
@@ -287,33 +289,65 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
                 consider(rest.replace(**v))
             else:
                 explored += 1
-    if feasible:  # the near-best designs: the fetch depth they need, then token lanes and prefill blocks
-        best = max(f[0] for f in feasible)
-        near = [(dec, lut, _built(q)) for dec, lut, q in feasible if dec >= DECODE_TIE * best]
-        feasible = [f for f in feasible if f[0] < DECODE_TIE * best]
-        for dec, lut, p in near:
-            dec, p = _fetch_knee(cfg, board, p, dec, fits)
-            feasible.append((dec, lut, p))
-            for pb, tp, pipe in itertools.product(PREFILL_TOKEN_BLOCKS, TOKEN_LANES, PREFILL_PIPELINE):
-                for dl in range(tp) if pb % tp == 0 else ():  # DSP token lanes: 0 .. TP - 1
-                    q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=dl, prefill_pipeline=pipe)
-                    if q != p:
-                        consider(q, [p.fetch_depth])
     if not feasible:
         why = "; ".join(smallest[1]) if smallest else "no candidates"
         raise EdgeLLMError(f"no accelerator configuration for {cfg.name} fits {board.name} within the "
                            f"routing headroom ({why})")
-    best_decode = max(f[0] for f in feasible)
-    near = [(dec, lut, _built(q)) for dec, lut, q in feasible if dec >= DECODE_TIE * best_decode]
-    ttft: dict[tuple, float] = {}  # as decode_key, plus the prefill token block and pipeline
+    # The near-best designs (decode within DECODE_TIE of the best), each at the fetch depth it needs
+    best = max(f[0] for f in feasible)
+    near = [(dec, lut, _built(q)) for dec, lut, q in feasible if dec >= DECODE_TIE * best]
+    others = [f for f in feasible if f[0] < DECODE_TIE * best]
+    kneed = [(*_fetch_knee(cfg, board, p, dec, fits), lut) for dec, lut, p in near]
+    best_decode = max([dec for dec, _, _ in kneed] + [f[0] for f in others])
+    # candidates: (decode, LUT fraction, design, widen it in the prefill-only fields)
+    base = [(dec, lut, p, True) for dec, p, lut in kneed if dec >= DECODE_TIE * best_decode]
+    base += [(dec, lut, _built(q), False) for dec, lut, q in others if dec >= DECODE_TIE * best_decode]
+    ttft: dict[tuple, float] = {}  # decode_key, token lanes, prefill token block and pipeline -> TTFT
+    floors: dict[tuple, float] = {}
 
     def ttft_s(p: DesignParams) -> float:
-        key = (*decode_key(p), p.prefill_token_block, p.prefill_pipeline)
+        key = (*decode_key(p), p.token_lanes, p.prefill_token_block, p.prefill_pipeline)
         if key not in ttft:
             ttft[key] = perf_model.prefill(cfg, board, p, TTFT_TOKENS).seconds
         return ttft[key]
 
-    scored = [(ttft_s(p), lut, -dec, p) for dec, lut, p in near]
+    def floor_s(p: DesignParams) -> float:
+        """perf_model.prefill_floor over the blocks p and its widened variants can take."""
+        key = (*decode_key(p), p.prefill_token_block)
+        if key not in floors:
+            blocks = tuple(sorted({p.prefill_token_block, *PREFILL_TOKEN_BLOCKS}))
+            floors[key] = perf_model.prefill_floor(cfg, board, p, TTFT_TOKENS, blocks)
+        return floors[key]
+
+    def widened(p: DesignParams) -> Iterator[tuple[DesignParams, float]]:
+        """p's variants in token lanes (of them 0 .. TP-1 DSP lanes), prefill block and pipeline that fit
+        (at p's fetch depth), with their LUT fractions. Their decode is p's: decode_step reads none of
+        those fields (DECODE_FIELDS)."""
+        nonlocal explored, widened_fit
+        for pb, tp, pipe in itertools.product(PREFILL_TOKEN_BLOCKS, TOKEN_LANES, PREFILL_PIPELINE):
+            for dl in range(tp) if pb % tp == 0 else ():
+                q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=dl, prefill_pipeline=pipe)
+                if q == p:
+                    continue
+                explored += 1
+                key = res_key(q)
+                if not violations(q, key, q.fetch_depth):
+                    widened_fit += 1
+                    yield q, res_cache[key][2]
+
+    # Score in order of the TTFT floor; a design (with all its variants) whose floor exceeds the best
+    # TTFT found cannot win, nor can any after it: branch and bound, exact.
+    widened_fit = 0
+    base.sort(key=lambda b: floor_s(b[2]))
+    scored: list[tuple[float, float, float, DesignParams]] = []
+    best_t = math.inf
+    for dec, lut, p, widen in base:
+        if floor_s(p) > best_t:
+            break
+        for q, qlut in [(p, lut), *(widened(p) if widen else ())]:
+            t = ttft_s(q)
+            best_t = min(best_t, t)
+            scored.append((t, qlut, -dec, q))
     scored.sort(key=lambda s: s[:3])
     chosen = scored[0][3]
-    return DseResult(chosen, estimate(cfg, board, chosen), len(feasible), explored)
+    return DseResult(chosen, estimate(cfg, board, chosen), len(feasible) + widened_fit, explored)

@@ -326,6 +326,31 @@ def _run(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0:
     return Projection(sum(parts.values()), parts, detail)
 
 
+def prefill_floor(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int,
+                  blocks: tuple[int, ...]) -> float:
+    """A lower bound of prefill(cfg, board, q, n_tokens).seconds for every q that differs from p only in
+    the prefill-only fields (token lanes, DSP lanes, the prefill pipeline, a prefill token block from
+    `blocks`): the vector engines' work alone (element-wise stages and attention of every block and
+    layer, the final norm; they run one job at a time in every schedule, and a pipelined slot lasts at
+    least its vector job) plus the LM head and the host's one call. The DSE prunes with it."""
+    if not p.overlap:
+        return 0.0
+    bw = bandwidth(board, p)
+    f = p.clock_mhz * 1e6
+    best = math.inf
+    for block in blocks:
+        q = p.replace(prefill_token_block=block, token_lanes=1, dsp_lanes=0)
+        total, done = 0.0, 0
+        while done < n_tokens:
+            n = min(n_tokens - done, block)
+            attn_s, _ = _attention(cfg, q, bw, n, done + n)
+            total += cfg.n_layers * (sum(elementwise_gaps(cfg, q, n)) / f + attn_s)
+            done += n
+        best = min(best, total)
+    final = perf_elementwise.norm_quantize(cfg.hidden_size, True, perf_elementwise._Widths(p)) / f
+    return best + final + _lm_head_s(cfg, board, p, bw) + _host_s(cfg, p)
+
+
 def decode_step(cfg: ModelConfig, board: Board, p: DesignParams, context: int | None = None) -> Projection:
     """One decode step with `context` tokens already cached (default p.decode_context). Projected."""
     return _run(cfg, board, p, 1, p.decode_context if context is None else context)

@@ -44,8 +44,8 @@ LUTRAM_BITS = 64  # bits per LUT used as distributed RAM (SLICEM)
 # a cascade of G*T DSP48E2, stage j adding a_j * x_j with a_j = w[2p][j] * 2^S + w[2p+1][j] (two MACs per
 # DSP). Estimates, with the reasoning beside each:
 DSP_TRIT_DECODE_LUT = 2  # per trit: one base-3 digit of a <= 7-bit group index -> 2-bit code, 2 LUT6
-DSP_TRIT_CODE_BITS = 4  # an A operand is a function of 4 bits: the two rows' 2-bit trit codes
-DSP_PACK_LUT = 4  # its 27 bits take ~4 distinct values of those 4 bits (low field, borrow, high field, sign)
+DSP_TRIT_CODE_BITS = 4  # a pair's operands are its two rows' 2-bit trit codes (D = w0 << S, A = w1:
+# sign extension and shift are wiring; the DSP48E2 pre-adder forms D + A, so packing takes no LUTs)
 SRL_DEPTH = 32  # SRLC32E: one LUT delays one bit by up to 32 cycles (UG574)
 DSP_ACT_BITS = 8  # an int8 activation (the B operand's 18 bits are its sign extension)
 DSP_P_BITS = 48  # the P register read out of each pair's last stage
@@ -210,9 +210,9 @@ def tlmm_dsp_lanes(p: DesignParams, t: int) -> Resources:
     each row pair's step is one PCOUT -> PCIN cascade of G*T DSP48E2 (dsp_lanes * PAIRS * G * T DSPs,
     no fabric adders: Vitis keeps the linear chain, EXPRESSION_BALANCE off); stage j gets its operands j
     cycles late (systolic skew), its partial sum in the cascade's P registers. Shared by all DSP lanes
-    (once): the trit decode of the R rows' group indices (R * T * G trits, DSP_TRIT_DECODE_LUT each),
-    packing PAIRS * G * T A operands (DSP_PACK_LUT each) and their skew, the DSP_TRIT_CODE_BITS code bits
-    delayed in SRLs before packing (skew_srl_luts per bit and pair). Per DSP lane: the activations' skew
+    (once): the trit decode of the R rows' group indices (R * T * G trits, DSP_TRIT_DECODE_LUT each) and
+    the pairs' operand skew, their DSP_TRIT_CODE_BITS code bits delayed in SRLs (skew_srl_luts per bit
+    and pair; the pre-adder packs them in the DSP). Per DSP lane: the activations' skew
     (DSP_ACT_BITS per stage, skew_srl_luts), the field extraction of every pair (L = the low S bits,
     H = (P - L) >> S: a PSUM_BITS incrementer and the sign, PSUM_BITS + 1 LUT) and FF for the lane's
     registered activations (G*T*8) and the pairs' P outputs (PAIRS * 48)."""
@@ -221,8 +221,8 @@ def tlmm_dsp_lanes(p: DesignParams, t: int) -> Resources:
         return Resources()
     g, r = p.group_size, p.rows
     pairs, stages = (r + 1) // 2, g * t
-    shared = Resources(lut=r * t * g * DSP_TRIT_DECODE_LUT + pairs * stages * DSP_PACK_LUT
-                       + pairs * DSP_TRIT_CODE_BITS * skew_srl_luts(stages))
+    skew = pairs * DSP_TRIT_CODE_BITS * skew_srl_luts(stages)
+    shared = Resources(lut=r * t * g * DSP_TRIT_DECODE_LUT + skew)
     lane = Resources(lut=DSP_ACT_BITS * skew_srl_luts(stages) + pairs * (psum_bits(g, t) + 1),
                      ff=stages * DSP_ACT_BITS + pairs * DSP_P_BITS, dsp=pairs * stages)
     return shared + lane.scaled(dl)
@@ -255,7 +255,8 @@ def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
         wb = weight_banks(cfg, board, p)
         kind = "uram" if use_uram else ("lutram" if p.weight_buffer == "lutram" else "bram")
         wbuf = _bound_memory(wb["width"], wb["depth"], wb["memories"], kind)
-        abuf = _bound_memory(wb["x_width"], wb["x_depth"], wb["x_memories"], "uram" if use_uram else "bram")
+        akind = "uram" if use_uram or (kind == "lutram" and p.act_buffer == "uram" and board.uram) else "bram"
+        abuf = _bound_memory(wb["x_width"], wb["x_depth"], wb["x_memories"], akind)
         return lanes + acc + out + decode + wbuf + abuf
     acc = Resources(lut=r * ACC_BITS + r * p.prefill_token_block * ACC_BITS / LUTRAM_BITS, ff=r * ACC_BITS)
     wbuf = _memory(t * p.index_bits, buffer_depth(cfg, p), r, use_uram)  # TeLLMe-style row banks

@@ -205,15 +205,20 @@ def test_large_on_kv260_as_built(large_kv260) -> None:
     assert e.ttft[128].seconds > e.ttft[64].seconds > 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "modelled as built: the best KV260 design (G3 T15 R16, one token lane, A16, VEC 4 / GLU 1) projects "
-    "TTFT(128) 0.825 s: 0.52 s TLMM compute at G*T*R = 720 weights per cycle, 0.19 s element-wise, 0.11 s "
-    "attention, one after another per token block; prefill is compute-bound, so the fetcher does not "
-    "help it"))
 def test_target_large_on_kv260_ttft(large_kv260) -> None:
-    e = large_kv260.estimate
-    assert e.ttft[128].seconds <= 0.5
-    assert e.fits and large_kv260.feasible > 0
+    """Issue #5: bitnet_b1_58-large on KV260 projects TTFT(128) <= 0.5 s (with decode >= 60 tok/s). Met
+    by the prefill pipeline (the TLMM on one half of a block while the vector engines work on the other)
+    with a DSP token lane beside the table lane (prefill MACs doubled in DSPs, not LUTs); neither alone
+    gets there (checked below on the chosen design)."""
+    r = large_kv260
+    e, p = r.estimate, r.params
+    assert e.ttft[128].seconds <= 0.5 and e.decode_tok_s >= 60.0
+    assert e.fits and r.feasible > 0
+    assert p.prefill_pipeline and p.dsp_lanes >= 1
+    no_pipe = perf_model.prefill(LARGE, KV260, p.replace(prefill_pipeline=False), 128).seconds
+    no_dsp = perf_model.prefill(LARGE, KV260, p.replace(token_lanes=p.token_lanes - p.dsp_lanes, dsp_lanes=0,
+                                                         prefill_token_block=64), 128).seconds
+    assert no_pipe > 0.5 and no_dsp > 0.5
 
 
 def test_target_2b_on_kv260() -> None:
@@ -321,7 +326,8 @@ def test_estimate_command_reads_config_only(tmp_path) -> None:
 
 def test_ttft_bounds_bench_bound_is_below_built() -> None:
     """bench/ttft_bounds.py: the overlap bound of a design lies between its TLMM + load time and its
-    projected TTFT as built (the engines it would overlap run one after another as built)."""
+    projected TTFT with the engines one after another, and below its pipelined TTFT (no schedule of
+    the engines beats a perfect overlap)."""
     import importlib.util
     from pathlib import Path
 
@@ -331,7 +337,8 @@ def test_ttft_bounds_bench_bound_is_below_built() -> None:
     spec.loader.exec_module(mod)
     p = explore(SMALL, KV260).params
     s = mod.split(SMALL, KV260, p)
-    assert s["load"] + max(s["tlmm"], s["elementwise"] + s["attention"]) <= s["bound"] < s["built"]
+    assert s["load"] + max(s["tlmm"], s["elementwise"] + s["attention"]) <= s["bound"] < s["sequential"]
+    assert s["bound"] <= s["pipelined"]
     assert s["built"] == pytest.approx(perf_model.prefill(SMALL, KV260, p, 128).seconds)
 
 
@@ -345,7 +352,10 @@ def test_prefill_pipeline_projection(cfg: ModelConfig, tokens: int) -> None:
     p = DesignParams(group_size=3, tables=15, rows=16, token_lanes=2, prefill_token_block=64, attn_lanes=16,
                      ew_vec=4, ew_glu_vec=1, ew_lanes=32, out_lanes=2, fetch_depth=4096)
     q = p.replace(prefill_pipeline=True)
-    assert perf_model.decode_step(cfg, KV260, q).seconds == perf_model.decode_step(cfg, KV260, p).seconds
+    dec = perf_model.decode_step(cfg, KV260, p).seconds
+    # decode reads none of the prefill-only fields (dse.DECODE_FIELDS leaves them out)
+    for other in (q, p.replace(token_lanes=1), p.replace(dsp_lanes=1), p.replace(prefill_token_block=16)):
+        assert perf_model.decode_step(cfg, KV260, other).seconds == dec
     seq, pipe = perf_model.prefill(cfg, KV260, p, tokens), perf_model.prefill(cfg, KV260, q, tokens)
     d = pipe.detail
     floor = max(d["compute"], d["elementwise"] + d["attention"]) + pipe.parts["lm_head"] + pipe.parts["host"]
@@ -354,3 +364,25 @@ def test_prefill_pipeline_projection(cfg: ModelConfig, tokens: int) -> None:
         assert pipe.seconds < seq.seconds
     # the halves: element-wise work is per token, so the two halves' sum equals the whole call's
     assert d["elementwise"] == pytest.approx(seq.detail["elementwise"], rel=1e-9)
+
+
+def test_prefill_floor_bounds_every_widened_variant() -> None:
+    """perf_model.prefill_floor (the DSE's branch-and-bound) is a lower bound of the TTFT of every variant
+    of a design in the prefill-only fields (token lanes, DSP lanes, prefill block, pipeline); so pruning
+    by it cannot change the DSE's choice."""
+    import itertools
+
+    from edgellm.compiler import dse
+
+    rng = np.random.default_rng(7)
+    for cfg in (LARGE, SMALL):
+        for _ in range(4):
+            p = DesignParams(group_size=int(rng.choice([2, 3])), tables=int(rng.choice([10, 15, 20])),
+                             rows=int(rng.choice([8, 16])), attn_lanes=int(rng.choice([4, 16])),
+                             ew_vec=int(rng.choice([2, 4])), out_lanes=int(rng.choice([1, 2])),
+                             prefill_token_block=16)
+            floor = perf_model.prefill_floor(cfg, KV260, p, 128, dse.PREFILL_TOKEN_BLOCKS)
+            assert floor > 0
+            for pb, tp, pipe in itertools.product(dse.PREFILL_TOKEN_BLOCKS, dse.TOKEN_LANES, (False, True)):
+                q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=tp - 1, prefill_pipeline=pipe)
+                assert perf_model.prefill(cfg, KV260, q, 128).seconds >= floor

@@ -73,14 +73,19 @@ def estimate_rows(e, b) -> list[tuple[str, str]]:  # e: Estimate, b: Board
         ("BRAM36", _pct(t.bram36, b.bram36)), ("URAM", _pct(t.uram, b.uram)),
         ("design", f"G={p.group_size} T={p.tables} R={p.rows} {p.clock_mhz:g} MHz "
                    f"{p.weight_ports}x{p.port_width_bits}b ports"),
-        ("lanes", f"{p.token_lanes} token, {p.out_lanes} out, attention {p.attn_lanes}, "
-                  f"element-wise {p.ew_vec}" + (f" (GLU {p.glu_vec})" if p.glu_vec != p.ew_vec else "")),
+        ("lanes", f"{p.token_lanes} token" + (f" ({p.dsp_lanes} on DSPs)" if p.dsp_lanes else "")
+                  + f", {p.out_lanes} out, attention {p.attn_lanes}, element-wise {p.ew_vec}"
+                  + (f" (GLU {p.glu_vec})" if p.glu_vec != p.ew_vec else "")),
+        ("prefill", f"{p.prefill_token_block}-token blocks, "
+                    + ("pipelined (TLMM and vector engines on two halves)" if p.prefill_pipeline
+                       else "engines one after another")),
         ("weight fetch FIFOs", f"{e.fetch_fifo_bytes / 1024:,.0f} KiB ({p.fetch_depth} words per port)"),
         ("weights", f"{e.bits_per_weight:.3f} bits/weight"),
         (f"decode tok/s (projected, {p.decode_context} ctx)", f"{e.decode_tok_s:.1f}"),
         ("TTFT 64 tokens (projected)", f"{e.ttft[64].seconds:.3f} s"),
         ("TTFT 128 tokens (projected)", f"{e.ttft[128].seconds:.3f} s"),
-        ("  engine time in it", _engine_split(e.ttft[128].detail)),
+        ("  engine time in it" + (" (overlapped)" if p.prefill_pipeline else ""),
+         _engine_split(e.ttft[128].detail)),
         ("DDR-bound tok/s", f"{e.ddr_bound_tok_s:.1f} = {e.ddr_achievable_gbps:.1f} GB/s / "
                             f"{e.bytes_per_token / 1e6:.0f} MB per token"),
         ("DDR use", f"{sum(e.ddr_footprint.values()) / 2**20:,.0f} / {e.ddr_available / 2**20:,.0f} MiB"),

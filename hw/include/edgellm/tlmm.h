@@ -30,7 +30,9 @@
 //
 // DSP lanes. One DSP48E2 does two MACs: rows r0 = 2p and r1 = 2p+1 (a row pair, PAIRS = ceil(R/2);
 // w[R] = 0 when R is odd) share activation x_j, so with S = DSP_SHIFT = PSUM_BITS and
-//   a_j = w[r0][j] * 2^S + w[r1][j]   (27-bit A operand, |a_j| <= 2^S + 1)
+//   a_j = w[r0][j] * 2^S + w[r1][j]   (27 bits, |a_j| <= 2^S + 1: the DSP48E2 pre-adder D + A with
+//                                      D = w[r0][j] << S, A = w[r1][j], both the trits' 2-bit codes
+//                                      sign-extended: wiring, no packing logic)
 //   P   = sum_{j < G*T} a_j * x_j     (x_j: int8 on the 18-bit B operand; 27x18 -> 45-bit products)
 //       = H * 2^S + L,  H = sum_j w[r0][j] x_j,  L = sum_j w[r1][j] x_j
 // the pair's step sums come out of one 48-bit P. Exact: |H|, |L| <= 128 G T <= 2^(S-1) - 1 (the
@@ -41,12 +43,12 @@
 // is written linear in ascending j (P = P + a_j x_j, EXPRESSION_BALANCE off, products bound to DSPs)
 // so Vitis can map it onto a PCOUT -> PCIN cascade of G*T DSPs per pair (UG1399; not checked here:
 // no Vitis). The weights are the trits of the group indices the table lanes decode (weight_codec.h:
-// w = c_j - 1 pairs with activation j of the group), decoded and packed once per row pair and step
-// for all DSP lanes. Resources as modeled (compiler/resource_model.py tlmm): PAIRS*G*T DSPs per DSP
-// lane; shared by the DSP lanes the trit decode (R*T*2G LUT), the A packing (4 LUT per operand) and
-// the A operands' cascade skew (stage j takes its operand j cycles late: the 4 trit-code bits in SRLs,
-// 4*ceil(j/32) LUT); per DSP lane the activation skew (8*ceil(j/32) LUT per stage), the field
-// extraction ((PSUM_BITS + 1) LUT per pair) and FF for the skewed activations and P.
+// w = c_j - 1 pairs with activation j of the group), decoded once per row and step for all DSP
+// lanes. Resources as modeled (compiler/resource_model.py tlmm_dsp_lanes): PAIRS*G*T DSPs per DSP
+// lane; shared by the DSP lanes the trit decode (R*T*2G LUT) and the operands' cascade skew (stage j
+// takes its operands j cycles late: the pair's 4 trit-code bits in SRLs, 4*ceil(j/32) LUT); per DSP
+// lane the activation skew (8*ceil(j/32) LUT per stage), the field extraction ((PSUM_BITS + 1) LUT
+// per pair) and FF for the skewed activations and P.
 //
 // Cycle counts (loop trip counts, each loop pipelined at II = 1; "+ fill" = that loop's pipeline
 // depth, paid once per loop invocation). nt = tokens of the block (<= MAX_TOK), nb = ceil(k / 5)
@@ -75,6 +77,7 @@
 
 #include <ap_int.h>
 
+#include <cassert>
 #include <cstdint>
 
 #include "edgellm/numerics.h"
@@ -144,10 +147,21 @@ struct TlmmConfig {
   typedef ap_int<PSUM_BITS> psum_t;
   typedef ap_int<ACC_BITS> acc_t;
   typedef typename GroupIndex<G>::type idx_t;
+#ifdef __SYNTHESIS__
   typedef ap_int<27> dsp_a_t;  // DSP48E2 A operand (the 27-bit multiplier input): two packed trits
   typedef ap_int<18> dsp_b_t;  // B operand: one int8 activation, sign-extended
   typedef ap_int<45> dsp_m_t;  // the 27 x 18 product
   typedef ap_int<48> dsp_p_t;  // the P register / PCOUT -> PCIN cascade
+#else
+  // C simulation: the same values in native 64-bit integers (arbitrary-precision types made the DSP
+  // lanes several times slower than the table lanes). Exact: the bounds above keep every operand and
+  // sum inside the DSP widths (|a| <= 2^S + 1 < 2^26, |x| <= 128, |P| < 2^(2S-1) <= 2^47), so the
+  // DSP's wrap-around never happens; compute_tile asserts |P| < 2^47 on every chain it simulates.
+  typedef int64_t dsp_a_t;
+  typedef int64_t dsp_b_t;
+  typedef int64_t dsp_m_t;
+  typedef int64_t dsp_p_t;
+#endif
 };
 
 // Cycles (iterations of load_acts' loop) to load a block of nt tokens: one chunk per cycle.
@@ -439,13 +453,16 @@ tile_iters:
         }
       }
       if (CFG::DL > 0) {
-        typename CFG::dsp_a_t apk[PAIRS][SK];  // A operands of the row pairs, shared by the DSP lanes
-#pragma HLS ARRAY_PARTITION variable = apk complete dim = 0
+        // the row pairs' operands, shared by the DSP lanes: D = w[2p] * 2^S and A = w[2p+1], the two
+        // trits' codes sign-extended and shifted (wiring); the DSP48E2 pre-adder forms D + A
+        typename CFG::dsp_a_t dhi[PAIRS][SK], alo[PAIRS][SK];
+#pragma HLS ARRAY_PARTITION variable = dhi complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = alo complete dim = 0
       pack_pairs:
         for (int p = 0; p < PAIRS; p++) {
           for (int j = 0; j < SK; j++) {
-            const int w1 = 2 * p + 1 < R ? (int)wt[2 * p + 1][j] : 0;  // odd R: the last row alone
-            apk[p][j] = (int)wt[2 * p][j] * (1 << S) + w1;  // w[2p] * 2^S + w[2p+1], |.| <= 2^S + 1
+            dhi[p][j] = typename CFG::dsp_a_t(wt[2 * p][j]) << S;
+            alo[p][j] = 2 * p + 1 < R ? typename CFG::dsp_a_t(wt[2 * p + 1][j]) : typename CFG::dsp_a_t(0);
           }
         }
       dsp_lanes:
@@ -464,14 +481,19 @@ tile_iters:
             typename CFG::dsp_p_t pc = 0;
           dsp_chain:
             for (int j = 0; j < SK; j++) {
-              const typename CFG::dsp_m_t m = apk[p][j] * xv[j];
+              const typename CFG::dsp_a_t a = dhi[p][j] + alo[p][j];  // pre-adder: |a| <= 2^S + 1
+              const typename CFG::dsp_m_t m = a * xv[j];
+#pragma HLS BIND_OP variable = a op = add impl = dsp
 #pragma HLS BIND_OP variable = m op = mul impl = dsp
               pc = pc + m;
             }
             // L = the low S bits sign-extended (row 2p+1); H = (P - L) >> S = floor(P / 2^S) + [L < 0]
             // (row 2p): an S-bit increment by P's bit S-1, L's sign
+#ifndef __SYNTHESIS__
+            assert(pc < (typename CFG::dsp_p_t(1) << 47) && pc >= -(typename CFG::dsp_p_t(1) << 47));
+#endif
             const psum_t lo = psum_t(pc);
-            const psum_t hi = psum_t(psum_t(pc >> S) + (pc[S - 1] ? 1 : 0));
+            const psum_t hi = psum_t(psum_t(pc >> S) + (((pc >> (S - 1)) & 1) != 0 ? 1 : 0));
             acc[l * R + 2 * p] = (first ? acc_t(0) : acc[l * R + 2 * p]) + hi;
             if (2 * p + 1 < R) acc[l * R + 2 * p + 1] = (first ? acc_t(0) : acc[l * R + 2 * p + 1]) + lo;
           }

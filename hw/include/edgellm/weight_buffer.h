@@ -23,6 +23,7 @@
 
 #include <cstdint>
 
+#include "edgellm/numerics.h"
 #include "edgellm/weight_codec.h"
 
 namespace edgellm {
@@ -366,8 +367,9 @@ struct BankDepth {
 // ping banks 0..3, pong banks 0..3 ([BankDepth<CFG, p>][BEATS_PER_STEP] beats each) and the
 // activation block xbuf[TP][XROWS][CPC] chunk words (XROWS = MAX_TOK / TP * NSTEP_MAX; token t in
 // lane t % TP, rows (t / TP) * NSTEP_MAX ..): lanes and chunks partitioned, so one step reads the
-// CPC chunks of all TP lanes in one cycle from TP * CPC memories of 40G bits x XROWS. Static: one
-// physical buffer set per engine instance.
+// CPC chunks of all TP lanes in one cycle from TP * CPC memories of 40G bits x XROWS, in the weight
+// banks' storage (URAM or BRAM; with LUTRAM banks, the activation buffers' EDGELLM_ACT_STORAGE).
+// Static: one physical buffer set per engine instance.
 template <int STORAGE>
 struct TlmmBuffers;
 
@@ -474,7 +476,9 @@ struct TlmmBuffers<kStorageLutram> {
 #pragma HLS BIND_STORAGE variable = pong1 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = pong2 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = pong3 type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = xbuf type = ram_s2p impl = bram  // activations: too deep for LUTs
+    // activations: too deep for LUTs; with LUTRAM weight banks they follow the activation buffers
+    // (EDGELLM_ACT_STORAGE: bram or uram)
+    EDGELLM_ACT_BIND(xbuf, ram_s2p)
     BODY::run(ping0, ping1, ping2, ping3, pong0, pong1, pong2, pong3, xbuf, args...);
   }
 };
