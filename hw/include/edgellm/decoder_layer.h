@@ -445,10 +445,22 @@ void layer_slot_run(int i, int halves, int n_a, int t_len, int pos0, WS *w0, WS 
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
-  EDGELLM_PROCESS(linear_job<C, MM>(i, halves, n_a, t_len, w0, w1, w2, w3, d, fs_t, x8_t));
-  EDGELLM_PROCESS(vector_job<C, KVP>(i, halves, n_a, t_len, pos0, d, params, cos_tab, sin_tab, k_layer, v_layer, kr0, kr1,
-                                     kr2, kr3, vr0, vr1, vr2, vr3, eps, attn_scale, h, fs, x8, taps, tap_en,
-                                     rows));
+#define EDGELLM_SLOT_LINEAR EDGELLM_PROCESS(linear_job<C, MM>(i, halves, n_a, t_len, w0, w1, w2, w3, d, fs_t, x8_t))
+#define EDGELLM_SLOT_VECTOR                                                                                  \
+  EDGELLM_PROCESS(vector_job<C, KVP>(i, halves, n_a, t_len, pos0, d, params, cos_tab, sin_tab, k_layer, v_layer, \
+                                     kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3, eps, attn_scale, h, fs, x8, taps,  \
+                                     tap_en, rows))
+#if defined(EDGELLM_CSIM_SLOT_REVERSE) && !defined(__SYNTHESIS__)
+  // C-simulation check (tests/test_top.py): the vector job first. The two jobs of a slot share no
+  // data, so their order cannot change any result.
+  EDGELLM_SLOT_VECTOR;
+  EDGELLM_SLOT_LINEAR;
+#else
+  EDGELLM_SLOT_LINEAR;
+  EDGELLM_SLOT_VECTOR;
+#endif
+#undef EDGELLM_SLOT_LINEAR
+#undef EDGELLM_SLOT_VECTOR
   EDGELLM_JOIN;
 }
 
