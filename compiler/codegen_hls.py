@@ -140,7 +140,7 @@ typedef edgellm::layer_config<{shape},
                               {numerics.kv_block}, {max_t}, {max_ctx}, {design.attn_q_block}, kv_t,
                               {design.ew_vec}, {design.glu_vec}, {pipe}> layer;
 // ternary linears: {mm}; G, T, R, K_MAX, N_MAX, MAX_TOK, storage, weight ports streaming each tile,
-// token lanes, output lanes
+// token lanes, output lanes, DSP token lanes (the last of the token lanes)
 {mm_line}
 // LM head: {head_ports} port(s) x {design.port_width_bits // 8} int8 MACs per cycle, one token, top-{top_k}
 typedef edgellm::LmHeadConfig<{head}> head;

@@ -12,11 +12,13 @@
 // (tlmm_mm) or on the plain reference matmul (pack2_matmul). The element-wise work between the
 // linears is elementwise.h's fused token-streaming stages (norm+quantize, RoPE, GLU+SubLN+quantize,
 // residual+next norm+quantize), all run by ONE element-wise engine (ew_engine, one call site in
-// decoder_layer_ports: one module with one set of fp32 units); rows go through on-chip buffers, one
+// vector_job: one module with one set of fp32 units); rows go through on-chip buffers, one
 // shared set (elementwise.h EwRows: one fp32 row) that the caller declares once (EDGELLM_EW_ROWS) and
 // every stage of every layer uses in turn; only linear outputs, the attention input/output, the KV
 // cache and the norm gammas (read by the RMSNorm scale pass) touch DDR (scratch area layer_scratch).
 // One attention core (attention_layer) serves both: T == 1 runs the decode job, T > 1 the prefill jobs.
+// The layer runs as a schedule of slots, each a linear job beside a vector job (layer_slot_run);
+// with the prefill pipeline a prefill call's two token halves overlap the TLMM and the vector engines.
 #pragma once
 
 #include <cassert>

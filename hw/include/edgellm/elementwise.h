@@ -20,7 +20,7 @@
 //   tail         [norm: r = 1 / sqrt(ss / n + eps), scale + absmax pass] qs = 127 / max(absmax, 1e-5),
 //                round + clamp + store q
 // The decoder layer calls the engine at one call site for all its jobs, and the top's final norm
-// goes through the same call (decoder_layer.h decoder_layer_ports, top.h run_desc); the stage
+// goes through the same call (decoder_layer.h vector_job, top.h run_desc); the stage
 // functions at the end of this file are one-job wrappers (testbenches). The passes and the tail are
 // inlined into the engine, whose ALLOCATION pragmas limit each fp32 operator type to the most one
 // pass needs (EwBudget), so the tool shares the units across passes and modes instead of building
@@ -330,7 +330,7 @@ enum EwMode {
 };
 
 // THE element-wise hardware: one module per (E, ACT, HEAD_DIM, IN) that every stage goes through (the
-// decoder layer and the top reach it through one call site: decoder_layer.h decoder_layer_ports). A
+// decoder layer and the top reach it through one call site: decoder_layer.h vector_job). A
 // token loop; per token the producing pass(es) of `mode`, then the one shared norm + quantize tail
 // (scale + absmax, r and qs divisions, round + store), so the stages' passes, cycles and float
 // operations are exactly those of the stage functions below. Operators are limited to EwBudget (the
