@@ -143,11 +143,12 @@ def _fetch_knee(cfg: ModelConfig, board: Board, p: DesignParams, decode: float,
 
 
 # The explored fields decode_step (and, with the prefill-only fields, prefill) reads: not where the
-# weight banks and activation rows are stored, nor the token lanes, DSP lanes, prefill block and
-# pipeline (a decode step is one token on lane 0 in the sequential schedule; tests/test_estimate.py
-# checks it); the others are the base's, fixed within one exploration.
+# weight banks and activation rows are stored, nor the token lanes, prefill block and pipeline (a
+# decode step is one token on lane 0 in the sequential schedule; tests/test_estimate.py checks it).
+# The DSP lanes do count: they deepen the TLMM loop every call pays once per tile. The others are the
+# base's, fixed within one exploration.
 DECODE_FIELDS = ("group_size", "tables", "rows", "attn_lanes", "attn_kv_block", "ew_vec", "ew_glu_vec",
-                 "ew_lanes", "out_lanes", "weight_ports", "lm_head_on_fabric", "fetch_depth")
+                 "ew_lanes", "out_lanes", "dsp_lanes", "weight_ports", "lm_head_on_fabric", "fetch_depth")
 
 
 def decode_key(p: DesignParams) -> tuple:
@@ -319,10 +320,10 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
             floors[key] = perf_model.prefill_floor(cfg, board, p, TTFT_TOKENS, blocks)
         return floors[key]
 
-    def widened(p: DesignParams) -> Iterator[tuple[DesignParams, float]]:
+    def widened(p: DesignParams, dec: float) -> Iterator[tuple[DesignParams, float, float]]:
         """p's variants in token lanes (of them 0 .. TP-1 DSP lanes), prefill block and pipeline that fit
-        (at p's fetch depth), with their LUT fractions. Their decode is p's: decode_step reads none of
-        those fields (DECODE_FIELDS)."""
+        (at p's fetch depth), with their LUT fractions and decode (p's `dec` unless they change the DSP
+        lanes: decode_step reads no other of those fields, DECODE_FIELDS)."""
         nonlocal explored, widened_fit
         for pb, tp, pipe in itertools.product(PREFILL_TOKEN_BLOCKS, TOKEN_LANES, PREFILL_PIPELINE):
             for dl in range(tp) if pb % tp == 0 else ():
@@ -333,7 +334,13 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
                 key = res_key(q)
                 if not violations(q, key, q.fetch_depth):
                     widened_fit += 1
-                    yield q, res_cache[key][2]
+                    qdec = dec
+                    if dl != p.dsp_lanes:
+                        dkey = decode_key(q)
+                        if dkey not in decode_cache:
+                            decode_cache[dkey] = perf_model.decode_step(cfg, board, q).tokens_per_s
+                        qdec = decode_cache[dkey]
+                    yield q, res_cache[key][2], qdec
 
     # Score in order of the TTFT floor; a design (with all its variants) whose floor exceeds the best
     # TTFT found cannot win, nor can any after it: branch and bound, exact.
@@ -344,10 +351,12 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
     for dec, lut, p, widen in base:
         if floor_s(p) > best_t:
             break
-        for q, qlut in [(p, lut), *(widened(p) if widen else ())]:
+        for q, qlut, qdec in [(p, lut, dec), *(widened(p, dec) if widen else ())]:
+            if qdec < DECODE_TIE * best_decode:  # DSP lanes that cost decode beyond the tie
+                continue
             t = ttft_s(q)
             best_t = min(best_t, t)
-            scored.append((t, qlut, -dec, q))
+            scored.append((t, qlut, -qdec, q))
     scored.sort(key=lambda s: s[:3])
     chosen = scored[0][3]
     return DseResult(chosen, estimate(cfg, board, chosen), len(feasible) + widened_fit, explored)

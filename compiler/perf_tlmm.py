@@ -19,6 +19,23 @@ LINEAR_PIPELINE_DEPTH = 64
 # Pipeline fill of the per-token loops of one TLMM tile (steps + outputs) or LM-head block (dot beats
 # + logits): assumption (a table/lookup/adder chain of a few stages each), cycles per token and tile.
 TILE_PIPELINE_DEPTH = 8
+# DSP token lanes (tlmm.h): a step's latency through a lane's cascades: the first DSP's pre-adder,
+# multiplier and P registers, one cycle per further stage of a DSP_CHAIN cascade, one per level of the
+# chains' adder tree, one for field extraction and accumulation. Where it exceeds TILE_PIPELINE_DEPTH
+# the compute loop is that much deeper, paid once per tile by every call (decode included: the loop
+# is the same). Assumptions, cycles.
+DSP_STAGE_REGS = 3
+DSP_CHAIN = 4  # = tlmm.h DSP_CHAIN (resource_model.DSP_CHAIN)
+
+
+def dsp_lane_extra_depth(p: DesignParams) -> int:
+    """Cycles the DSP lanes add to compute_tile's pipeline depth (0 without DSP lanes)."""
+    if not p.dsp_lanes:
+        return 0
+    stages = p.group_size * tlmm_tables(p)
+    chains = -(-stages // DSP_CHAIN)
+    depth = DSP_STAGE_REGS + (min(DSP_CHAIN, stages) - 1) + (chains - 1).bit_length() + 1
+    return max(0, depth - TILE_PIPELINE_DEPTH)
 
 
 def stream_ports(board: Board, p: DesignParams) -> int:
@@ -35,10 +52,12 @@ def tlmm_tables(p: DesignParams) -> int:
 def tlmm_tile_compute_cycles(n_in: int, p: DesignParams, tokens: int) -> int:
     """Cycles of one weight tile against `tokens` tokens (tlmm.h compute_tile, tlmm_tile_iters): token
     groups of TP in one pipelined loop; phase g runs group g's steps while writing group g-1's TP*R
-    outputs (OL per cycle); the last group's outputs drain at the end. Plus one pipeline fill."""
+    outputs (OL per cycle); the last group's outputs drain at the end. Plus one pipeline fill (deeper
+    with DSP lanes: dsp_lane_extra_depth)."""
     nb = -(-n_in // 5)
     nsteps = -(-nb // (p.group_size * tlmm_tables(p) // 5))
-    return tlmm_tile_iters(tokens, nsteps, p.token_lanes, p.rows, p.out_lanes) + TILE_PIPELINE_DEPTH
+    return (tlmm_tile_iters(tokens, nsteps, p.token_lanes, p.rows, p.out_lanes) + TILE_PIPELINE_DEPTH
+            + dsp_lane_extra_depth(p))
 
 
 def tlmm_tile_iters(nt: int, nsteps: int, tp: int, r: int, ol: int) -> int:

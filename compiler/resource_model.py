@@ -47,6 +47,7 @@ DSP_TRIT_DECODE_LUT = 2  # per trit: one base-3 digit of a <= 7-bit group index 
 DSP_TRIT_CODE_BITS = 4  # a pair's operands are its two rows' 2-bit trit codes (D = w0 << S, A = w1:
 # sign extension and shift are wiring; the DSP48E2 pre-adder forms D + A, so packing takes no LUTs)
 SRL_DEPTH = 32  # SRLC32E: one LUT delays one bit by up to 32 cycles (UG574)
+DSP_CHAIN = 4  # tlmm.h DSP_CHAIN: DSPs per cascade (a short cascade keeps the loop shallow; perf_tlmm)
 DSP_ACT_BITS = 8  # an int8 activation (the B operand's 18 bits are its sign extension)
 DSP_P_BITS = 48  # the P register read out of each pair's last stage
 # Simple-dual-port distributed RAM (ram_s2p): RAM64M8 = 8 LUTs for 64 x 7 bits and RAM32M16 = 8 LUTs
@@ -205,26 +206,33 @@ def skew_srl_luts(stages: int) -> int:
     return sum(-(-j // SRL_DEPTH) for j in range(stages))
 
 
+def dsp_chains(p: DesignParams, t: int) -> int:
+    """tlmm.h DSP_CHAINS: the cascades of at most DSP_CHAIN DSPs a row pair's G*T products form."""
+    return -(-p.group_size * t // DSP_CHAIN)
+
+
 def tlmm_dsp_lanes(p: DesignParams, t: int) -> Resources:
     """The DSP token lanes of the generated engine (tlmm.h header; zero without them). Assumptions:
-    each row pair's step is one PCOUT -> PCIN cascade of G*T DSP48E2 (dsp_lanes * PAIRS * G * T DSPs,
-    no fabric adders: Vitis keeps the linear chain, EXPRESSION_BALANCE off); stage j gets its operands j
-    cycles late (systolic skew), its partial sum in the cascade's P registers. Shared by all DSP lanes
-    (once): the trit decode of the R rows' group indices (R * T * G trits, DSP_TRIT_DECODE_LUT each) and
-    the pairs' operand skew, their DSP_TRIT_CODE_BITS code bits delayed in SRLs (skew_srl_luts per bit
-    and pair; the pre-adder packs them in the DSP). Per DSP lane: the activations' skew
-    (DSP_ACT_BITS per stage, skew_srl_luts), the field extraction of every pair (L = the low S bits,
-    H = (P - L) >> S: a PSUM_BITS incrementer and the sign, PSUM_BITS + 1 LUT) and FF for the lane's
-    registered activations (G*T*8) and the pairs' P outputs (PAIRS * 48)."""
+    each row pair's step is DSP_CHAINS PCOUT -> PCIN cascades of at most DSP_CHAIN DSP48E2
+    (dsp_lanes * PAIRS * G * T DSPs: Vitis keeps each linear chain, EXPRESSION_BALANCE off) and a
+    balanced tree of DSP_CHAINS - 1 adders per pair bound to DSPs (their 48-bit ALU, registered), so
+    dsp_lanes * PAIRS * (G * T + DSP_CHAINS - 1) DSPs in all; stage u of a cascade gets its
+    operands u cycles late (systolic skew, SRLs). Shared by all DSP lanes (once): the trit decode of the
+    R rows' group indices (R * T * G trits, DSP_TRIT_DECODE_LUT each) and the pairs' operand skew, their
+    DSP_TRIT_CODE_BITS code bits delayed (skew_srl_luts per bit, chain and pair; the pre-adder packs
+    them in the DSP). Per DSP lane: the activations' skew (DSP_ACT_BITS per delayed stage), the field
+    extraction of every pair (L = the low S bits, H = floor(P / 2^S) + P[S-1]: a PSUM_BITS incrementer
+    and the sign, PSUM_BITS + 1 LUT) and FF for the lane's registered activations (G*T*8) and the
+    pairs' P outputs (PAIRS * 48)."""
     dl = p.dsp_lanes
     if dl == 0:
         return Resources()
     g, r = p.group_size, p.rows
-    pairs, stages = (r + 1) // 2, g * t
-    skew = pairs * DSP_TRIT_CODE_BITS * skew_srl_luts(stages)
-    shared = Resources(lut=r * t * g * DSP_TRIT_DECODE_LUT + skew)
-    lane = Resources(lut=DSP_ACT_BITS * skew_srl_luts(stages) + pairs * (psum_bits(g, t) + 1),
-                     ff=stages * DSP_ACT_BITS + pairs * DSP_P_BITS, dsp=pairs * stages)
+    pairs, stages, chains, s = (r + 1) // 2, g * t, dsp_chains(p, t), psum_bits(g, t)
+    per_chain = skew_srl_luts(min(DSP_CHAIN, stages))
+    shared = Resources(lut=r * t * g * DSP_TRIT_DECODE_LUT + pairs * DSP_TRIT_CODE_BITS * chains * per_chain)
+    lane = Resources(lut=DSP_ACT_BITS * chains * per_chain + pairs * (s + 1),
+                     ff=stages * DSP_ACT_BITS + pairs * DSP_P_BITS, dsp=pairs * (stages + chains - 1))
     return shared + lane.scaled(dl)
 
 

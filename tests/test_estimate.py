@@ -142,26 +142,27 @@ def test_resources_scale_with_parallelism() -> None:
 
 
 def test_dsp_lanes_cost_dsps_not_luts() -> None:
-    """A DSP token lane (TlmmConfig DL) adds exactly PAIRS * G * T DSPs (one cascade of G*T DSPs per row
-    pair, two MACs each) and far fewer LUTs than a table lane; its shared decode and packing are paid
-    once; the accumulators and buffers are those of any token lane. On LARGE / KV260 with the DSE's
-    G3 T15 R16."""
+    """A DSP token lane (TlmmConfig DL) adds exactly PAIRS * (G * T + DSP_CHAINS - 1) DSPs (per row pair
+    G*T multiply-adds, two MACs each, in cascades of DSP_CHAIN, and the DSP adders that sum the
+    cascades) and far fewer LUTs than a table lane; its shared trit decode and operand skew are paid
+    once; the accumulators and buffers are those of any token lane. On LARGE / KV260 with G3 T15 R16."""
     g, t, r = 3, 15, 16
-    pairs = (r + 1) // 2
+    pairs, chains = (r + 1) // 2, -(-g * t // 4)
+    assert chains == 12
 
     def tl(tp: int, dl: int = 0) -> Resources:
         p = DesignParams(group_size=g, tables=t, rows=r, token_lanes=tp, dsp_lanes=dl, prefill_token_block=48)
         return estimate_resources(LARGE, KV260, p)["tlmm"]
 
     one, two, mixed = tl(1), tl(2), tl(2, 1)
-    assert mixed.dsp - one.dsp == pairs * g * t == 360
+    assert mixed.dsp - one.dsp == pairs * (g * t + chains - 1) == 448
     for dl in (1, 2, 3):
-        assert tl(dl + 1, dl).dsp - one.dsp == dl * pairs * g * t
+        assert tl(dl + 1, dl).dsp - one.dsp == dl * pairs * (g * t + chains - 1)
     table_lane, dsp_lane = two.lut - one.lut, mixed.lut - one.lut
-    print(f"G{g} T{t} R{r}: a table lane {table_lane:.0f} LUT, a DSP lane {dsp_lane:.0f} LUT + 360 DSP")
+    print(f"G{g} T{t} R{r}: a table lane {table_lane:.0f} LUT, a DSP lane {dsp_lane:.0f} LUT + 448 DSP")
     assert 0 < dsp_lane < table_lane / 2 and mixed.ff < two.ff
     assert (mixed.uram, mixed.bram36) == (two.uram, two.bram36)  # weight banks and xbuf (per lane) unchanged
-    # the trit decode, A packing and A skew are shared: each further DSP lane costs less than the first
+    # the trit decode and the operands' skew are shared: each further DSP lane costs less than the first
     further = tl(3, 2).lut - tl(2, 1).lut
     assert tl(4, 3).lut - tl(3, 2).lut == pytest.approx(further) and further < dsp_lane / 2
     with pytest.raises(EdgeLLMError, match="dsp_lanes"):
@@ -353,9 +354,13 @@ def test_prefill_pipeline_projection(cfg: ModelConfig, tokens: int) -> None:
                      ew_vec=4, ew_glu_vec=1, ew_lanes=32, out_lanes=2, fetch_depth=4096)
     q = p.replace(prefill_pipeline=True)
     dec = perf_model.decode_step(cfg, KV260, p).seconds
-    # decode reads none of the prefill-only fields (dse.DECODE_FIELDS leaves them out)
-    for other in (q, p.replace(token_lanes=1), p.replace(dsp_lanes=1), p.replace(prefill_token_block=16)):
+    # decode reads none of the prefill-only fields (dse.DECODE_FIELDS leaves them out); DSP lanes deepen
+    # the TLMM loop every call pays once per tile (perf_tlmm.dsp_lane_extra_depth), decode included
+    for other in (q, p.replace(token_lanes=1), p.replace(prefill_token_block=16)):
         assert perf_model.decode_step(cfg, KV260, other).seconds == dec
+    with_dsp = perf_model.decode_step(cfg, KV260, p.replace(dsp_lanes=1))
+    base = perf_model.decode_step(cfg, KV260, p)
+    assert with_dsp.detail["compute"] > base.detail["compute"] and with_dsp.seconds >= dec * (1 - 1e-12)
     seq, pipe = perf_model.prefill(cfg, KV260, p, tokens), perf_model.prefill(cfg, KV260, q, tokens)
     d = pipe.detail
     floor = max(d["compute"], d["elementwise"] + d["attention"]) + pipe.parts["lm_head"] + pipe.parts["host"]

@@ -38,17 +38,21 @@
 // the pair's step sums come out of one 48-bit P. Exact: |H|, |L| <= 128 G T <= 2^(S-1) - 1 (the
 // definition of PSUM_BITS), so L is the low S bits of P sign-extended, H = (P - L) >> S (computed as
 // floor(P / 2^S) + [L < 0], an S-bit increment by P's bit S-1), and
-// |P| <= (2^(S-1) - 1)(2^S + 1) < 2^(2S-1): P (and every partial sum of the chain, bounded the same
-// way) fits 2S <= 48 bits (static_assert; S = 12 for G3 T5, 14 for G3 T15, 15 for G4 T25). The chain
-// is written linear in ascending j (P = P + a_j x_j, EXPRESSION_BALANCE off, products bound to DSPs)
-// so Vitis can map it onto a PCOUT -> PCIN cascade of G*T DSPs per pair (UG1399; not checked here:
-// no Vitis). The weights are the trits of the group indices the table lanes decode (weight_codec.h:
+// |P| <= (2^(S-1) - 1)(2^S + 1) < 2^(2S-1): P (and every partial sum of its terms, bounded the same
+// way) fits 2S <= 48 bits (static_assert; S = 12 for G3 T5, 14 for G3 T15, 15 for G4 T25). The sum is
+// DSP_CHAINS chains of DSP_CHAIN = 4 terms, each written linear in ascending j (P = P + a_j x_j,
+// EXPRESSION_BALANCE off, products bound to DSPs) so Vitis can map it onto a PCOUT -> PCIN cascade
+// (UG1399; not checked here: no Vitis), then a balanced tree over the chains of adders bound to DSPs
+// (the DSP48E2's 48-bit ALU: DSP_CHAINS - 1 more DSPs per pair, no fabric carry chains). A single
+// G*T-long cascade would be cheaper in LUTs but deepen the loop's pipeline by about G*T cycles, paid
+// once per tile by every call, decode included (compiler/perf_tlmm.py DSP_LANE_DEPTH). The weights are the trits of the group indices the table lanes decode (weight_codec.h:
 // w = c_j - 1 pairs with activation j of the group), decoded once per row and step for all DSP
 // lanes. Resources as modeled (compiler/resource_model.py tlmm_dsp_lanes): PAIRS*G*T DSPs per DSP
-// lane; shared by the DSP lanes the trit decode (R*T*2G LUT) and the operands' cascade skew (stage j
-// takes its operands j cycles late: the pair's 4 trit-code bits in SRLs, 4*ceil(j/32) LUT); per DSP
-// lane the activation skew (8*ceil(j/32) LUT per stage), the field extraction ((PSUM_BITS + 1) LUT
-// per pair) and FF for the skewed activations and P.
+// lane; shared by the DSP lanes the trit decode (R*T*2G LUT) and the operands' cascade skew (stage u
+// of a chain takes its operands u cycles late: the pair's 4 trit-code bits in SRLs, 4 LUT per delayed
+// stage); per DSP lane the activation skew (8 LUT per delayed stage), the chains' adder tree
+// (DSP_CHAINS - 1 DSP adders per pair), the field extraction ((PSUM_BITS + 1) LUT per pair) and FF for
+// the skewed activations and P.
 //
 // Cycle counts (loop trip counts, each loop pipelined at II = 1; "+ fill" = that loop's pipeline
 // depth, paid once per loop invocation). nt = tokens of the block (<= MAX_TOK), nb = ceil(k / 5)
@@ -137,6 +141,11 @@ struct TlmmConfig {
   static constexpr int TABLE_LANES = TP - DL;
   static constexpr int PAIRS = (R + 1) / 2;
   static constexpr int DSP_SHIFT = PSUM_BITS;  // S: the low field holds one step's partial sum
+  // a pair's G*T products as DSP_CHAINS cascades of at most DSP_CHAIN DSPs, summed by a DSP tree: a
+  // short cascade keeps the step's latency (and so the loop's pipeline depth, paid once per tile even
+  // in decode) near the table lanes'
+  static constexpr int DSP_CHAIN = 4;
+  static constexpr int DSP_CHAINS = (STEP_K + DSP_CHAIN - 1) / DSP_CHAIN;
   static_assert(DL == 0 || DSP_SHIFT + PSUM_BITS <= 48,
                 "DSP lanes: the two packed partial sums (S + PSUM_BITS bits) must fit the 48-bit P");
   static_assert(DL == 0 || DSP_SHIFT + 2 <= 27, "DSP lanes: w * 2^S + w' must fit the 27-bit A operand");
@@ -477,16 +486,35 @@ tile_iters:
           }
         dsp_pairs:
           for (int p = 0; p < PAIRS; p++) {
-            // P = sum_j a_j * x_j as a linear chain in ascending j (one DSP48E2 per term, PCOUT -> PCIN)
-            typename CFG::dsp_p_t pc = 0;
-          dsp_chain:
-            for (int j = 0; j < SK; j++) {
-              const typename CFG::dsp_a_t a = dhi[p][j] + alo[p][j];  // pre-adder: |a| <= 2^S + 1
-              const typename CFG::dsp_m_t m = a * xv[j];
+            // P = sum_j a_j * x_j: DSP_CHAINS linear chains of DSP_CHAIN terms in ascending j (one
+            // DSP48E2 per term, PCOUT -> PCIN), then a balanced tree of DSP adders over the chains
+            typename CFG::dsp_p_t part[CFG::DSP_CHAINS];
+#pragma HLS ARRAY_PARTITION variable = part complete
+          dsp_chains:
+            for (int c = 0; c < CFG::DSP_CHAINS; c++) {
+              typename CFG::dsp_p_t pc = 0;
+            dsp_chain:
+              for (int u = 0; u < CFG::DSP_CHAIN; u++) {
+                const int j = c * CFG::DSP_CHAIN + u;
+                if (j < SK) {
+                  const typename CFG::dsp_a_t a = dhi[p][j] + alo[p][j];  // pre-adder: |a| <= 2^S + 1
+                  const typename CFG::dsp_m_t m = a * xv[j];
 #pragma HLS BIND_OP variable = a op = add impl = dsp
 #pragma HLS BIND_OP variable = m op = mul impl = dsp
-              pc = pc + m;
+                  pc = pc + m;
+                }
+              }
+              part[c] = pc;
             }
+          dsp_tree:  // level w adds part[c + w] into part[c]: ceil(log2(DSP_CHAINS)) levels of DSP adders
+            for (int w = 1; w < CFG::DSP_CHAINS; w *= 2) {
+              for (int c = 0; c + w < CFG::DSP_CHAINS; c += 2 * w) {
+                const typename CFG::dsp_p_t t = part[c] + part[c + w];
+#pragma HLS BIND_OP variable = t op = add impl = dsp
+                part[c] = t;
+              }
+            }
+            const typename CFG::dsp_p_t pc = part[0];
             // L = the low S bits sign-extended (row 2p+1); H = (P - L) >> S = floor(P / 2^S) + [L < 0]
             // (row 2p): an S-bit increment by P's bit S-1, L's sign
 #ifndef __SYNTHESIS__
