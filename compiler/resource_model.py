@@ -41,8 +41,9 @@ ACC_BITS = 24  # int24 accumulators (TeLLMe; numerics contract proves the width 
 TRIT_DECODE_LUT_PER_BYTE = 40  # 256-entry ROM byte -> 5 trits (10 output bits, 4 LUT6 each)
 LUTRAM_BITS = 64  # bits per LUT used as distributed RAM (SLICEM)
 # --- DSP token lanes (tlmm.h TlmmConfig DL): per row pair (rows 2p, 2p+1, PAIRS = ceil(R/2)) and step
-# a cascade of G*T DSP48E2, stage j adding a_j * x_j with a_j = w[2p][j] * 2^S + w[2p+1][j] (two MACs per
-# DSP). Estimates, with the reasoning beside each:
+# G*T DSP48E2 in cascades of DSP_CHAIN, stage j adding a_j * x_j with a_j = w[2p][j] * 2^S + w[2p+1][j]
+# (two MACs per DSP), and a tree of DSP adders over the cascades. Estimates, with the reasoning beside
+# each:
 DSP_TRIT_DECODE_LUT = 2  # per trit: one base-3 digit of a <= 7-bit group index -> 2-bit code, 2 LUT6
 DSP_TRIT_CODE_BITS = 4  # a pair's operands are its two rows' 2-bit trit codes (D = w0 << S, A = w1:
 # sign extension and shift are wiring; the DSP48E2 pre-adder forms D + A, so packing takes no LUTs)
