@@ -391,3 +391,20 @@ def test_prefill_floor_bounds_every_widened_variant() -> None:
             for pb, tp, pipe in itertools.product(dse.PREFILL_TOKEN_BLOCKS, dse.TOKEN_LANES, (False, True)):
                 q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=tp - 1, prefill_pipeline=pipe)
                 assert perf_model.prefill(cfg, KV260, q, 128).seconds >= floor
+
+
+def test_dsp_lane_depth_is_paid_per_tile() -> None:
+    """perf_tlmm: DSP lanes deepen compute_tile's pipeline (cascades of DSP_CHAIN plus an adder tree
+    over them) by dsp_lane_extra_depth cycles, paid once per tile by every call, decode included; the
+    cascades are short so that stays a few cycles (a G*T-long chain would add about G*T)."""
+    from edgellm.compiler import perf_tlmm
+
+    p = DesignParams(group_size=2, tables=20, rows=16, token_lanes=2, out_lanes=2)
+    q = p.replace(dsp_lanes=1)
+    extra = perf_tlmm.dsp_lane_extra_depth(q)
+    assert perf_tlmm.dsp_lane_extra_depth(p) == 0 and 0 < extra <= 4
+    for tokens in (1, 7, 64):
+        assert (perf_tlmm.tlmm_tile_compute_cycles(1536, q, tokens)
+                == perf_tlmm.tlmm_tile_compute_cycles(1536, p, tokens) + extra)
+    # one cascade per pair would be G*T stages deep
+    assert perf_tlmm.DSP_STAGE_REGS + 2 * 20 - 1 + 1 - perf_tlmm.TILE_PIPELINE_DEPTH > 10 * extra
