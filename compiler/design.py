@@ -102,6 +102,9 @@ class DesignParams:
         if isinstance(gv, bool) or not isinstance(gv, int) or gv < 0 or gv & (gv - 1) or gv > self.ew_vec:
             raise EdgeLLMError(f"design parameter ew_glu_vec must be 0 (= ew_vec) or a power of two <= "
                                f"ew_vec ({self.ew_vec}), got {gv!r}")
+        if not isinstance(self.prefill_pipeline, bool):
+            raise EdgeLLMError(f"design parameter prefill_pipeline must be true or false, "
+                               f"got {self.prefill_pipeline!r}")
         dl = self.dsp_lanes
         if isinstance(dl, bool) or not isinstance(dl, int) or not 0 <= dl < self.token_lanes:
             raise EdgeLLMError(f"design parameter dsp_lanes must be an integer in 0..token_lanes-1 "

@@ -172,6 +172,8 @@ def test_dsp_lanes_cost_dsps_not_luts() -> None:
     with pytest.raises(EdgeLLMError, match="dsp_lanes"):
         DesignParams(token_lanes=2, dsp_lanes=-1)
     assert DesignParams().dsp_lanes == 0 and tl(1) == tl(1, 0)
+    with pytest.raises(EdgeLLMError, match="prefill_pipeline"):
+        DesignParams(prefill_pipeline="yes")
 
 
 @pytest.fixture(scope="module")
