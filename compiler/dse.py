@@ -243,6 +243,13 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
     def fits(p: DesignParams) -> bool:
         return not violations(p, res_key(p), p.fetch_depth)
 
+    def decode_of(q: DesignParams | tuple, dkey: tuple) -> float:
+        """Projected decode tok/s of q (a design, or the fast path's tuple: _built), whose decode_key is
+        dkey; the design is built only on a cache miss."""
+        if dkey not in decode_cache:
+            decode_cache[dkey] = perf_model.decode_step(cfg, board, _built(q)).tokens_per_s
+        return decode_cache[dkey]
+
     def consider(p: DesignParams, fetch_depths: list[int] = depths) -> None:
         """Add p at the deepest of `fetch_depths` that fits (decode never drops with depth)."""
         nonlocal explored
@@ -252,10 +259,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
             if violations(p, key, d):
                 continue
             q = p if d == p.fetch_depth else p.replace(fetch_depth=d)
-            dkey = decode_key(q)
-            if dkey not in decode_cache:
-                decode_cache[dkey] = perf_model.decode_step(cfg, board, q).tokens_per_s
-            feasible.append((decode_cache[dkey], res_cache[key][2], q))
+            feasible.append((decode_of(q, decode_key(q)), res_cache[key][2], q))
             return
 
     def quick_fit(rest: DesignParams, v: dict) -> tuple[int, float]:
@@ -281,11 +285,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
             d, lut = quick_fit(rest, v)
             if d:  # consider(), with the design built only when its decode is first needed
                 explored += 1
-                dkey = _decode_key_of(rest, v, d)
-                if dkey not in decode_cache:
-                    q = rest.replace(**v, fetch_depth=d)
-                    decode_cache[dkey] = perf_model.decode_step(cfg, board, q).tokens_per_s
-                feasible.append((decode_cache[dkey], lut, (rest, v, d)))
+                feasible.append((decode_of((rest, v, d), _decode_key_of(rest, v, d)), lut, (rest, v, d)))
             elif smallest is None or lut < smallest[0]:  # the smallest misfit's reasons are reported
                 consider(rest.replace(**v))
             else:
@@ -334,12 +334,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
                 key = res_key(q)
                 if not violations(q, key, q.fetch_depth):
                     widened_fit += 1
-                    qdec = dec
-                    if dl != p.dsp_lanes:
-                        dkey = decode_key(q)
-                        if dkey not in decode_cache:
-                            decode_cache[dkey] = perf_model.decode_step(cfg, board, q).tokens_per_s
-                        qdec = decode_cache[dkey]
+                    qdec = dec if dl == p.dsp_lanes else decode_of(q, decode_key(q))
                     yield q, res_cache[key][2], qdec
 
     # Score in order of the TTFT floor; a design (with all its variants) whose floor exceeds the best

@@ -182,17 +182,24 @@ def _linear_phase(board: Board, out: int, n_in: int, p: DesignParams, tokens: in
     return perf_fetch.Phase(-(-out * -(-n_in // 5) // p.rows) * p.rows, total)
 
 
+def _vector_work(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, context: int,
+                 detail: dict[str, float]) -> tuple[list[float], float, float]:
+    """One layer's vector-engine work for `tokens` tokens ending at `context`: the element-wise gaps
+    (seconds, elementwise_gaps' order), attention's seconds and its K/V read bytes (the new K/V is
+    written in a gap); adds both engines' time to `detail`."""
+    gaps = [c / (p.clock_mhz * 1e6) for c in elementwise_gaps(cfg, p, tokens)]
+    attn_s, attn_bytes = _attention(cfg, p, bw, tokens, context)
+    detail["attention"] += attn_s
+    detail["elementwise"] += sum(gaps)
+    return gaps, attn_s, attn_bytes - tokens * 2 * cfg.kv_size * p.kv_bytes
+
+
 def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int,
                   context: int, detail: dict[str, float]) -> list[perf_fetch.Phase]:
     """One layer's program for a block of `tokens` tokens ending at `context` (decoder_layer.h order):
     element-wise gaps, linears (FIFO consumers) and attention (its K/V reads share the DDR)."""
-    f = p.clock_mhz * 1e6
     sh = cfg.linear_shapes()
-    gaps = [c / f for c in elementwise_gaps(cfg, p, tokens)]
-    attn_s, attn_bytes = _attention(cfg, p, bw, tokens, context)
-    kv_reads = attn_bytes - tokens * 2 * cfg.kv_size * p.kv_bytes  # the new K/V is written in a gap
-    detail["attention"] += attn_s
-    detail["elementwise"] += sum(gaps)
+    gaps, attn_s, kv_reads = _vector_work(cfg, p, bw, tokens, context, detail)
 
     def lin(name: str) -> perf_fetch.Phase:
         return _linear_phase(board, *sh[name], p, tokens, detail)
@@ -228,11 +235,7 @@ def _pipelined_layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw:
     act: list[list[float]] = []  # per half, per linear stage: data-port bytes of its linears
     stages = (("q", "k", "v"), ("o",), ("gate", "up"), ("down",))
     for n, ctx in halves:
-        gaps = [c / f for c in elementwise_gaps(cfg, p, n)]
-        attn_s, attn_bytes = _attention(cfg, p, bw, n, ctx)
-        kv_reads = attn_bytes - n * 2 * cfg.kv_size * p.kv_bytes
-        detail["attention"] += attn_s
-        detail["elementwise"] += sum(gaps)
+        gaps, attn_s, kv_reads = _vector_work(cfg, p, bw, n, ctx, detail)
         vec.append([(gaps[0], 0.0), (gaps[1] + attn_s + gaps[2], kv_reads), (gaps[3], 0.0), (gaps[4], 0.0),
                     (gaps[5], 0.0)])
         lin.append([[_linear_phase(board, *sh[m], p, n, detail) for m in st] for st in stages])
@@ -340,13 +343,10 @@ def prefill_floor(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int
     best = math.inf
     for block in blocks:
         q = p.replace(prefill_token_block=block, token_lanes=1, dsp_lanes=0)
-        total, done = 0.0, 0
-        while done < n_tokens:
-            n = min(n_tokens - done, block)
-            attn_s, _ = _attention(cfg, q, bw, n, done + n)
-            total += cfg.n_layers * (sum(elementwise_gaps(cfg, q, n)) / f + attn_s)
-            done += n
-        best = min(best, total)
+        work = dict.fromkeys(("attention", "elementwise"), 0.0)
+        for done in range(0, n_tokens, block):
+            _vector_work(cfg, q, bw, min(n_tokens - done, block), min(n_tokens, done + block), work)
+        best = min(best, cfg.n_layers * (work["attention"] + work["elementwise"]))
     final = perf_elementwise.norm_quantize(cfg.hidden_size, True, perf_elementwise._Widths(p)) / f
     return best + final + _lm_head_s(cfg, board, p, bw) + _host_s(cfg, p)
 

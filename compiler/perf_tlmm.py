@@ -25,7 +25,12 @@ TILE_PIPELINE_DEPTH = 8
 # the compute loop is that much deeper, paid once per tile by every call (decode included: the loop
 # is the same). Assumptions, cycles.
 DSP_STAGE_REGS = 3
-DSP_CHAIN = 4  # = tlmm.h DSP_CHAIN (resource_model.DSP_CHAIN)
+DSP_CHAIN = 4  # = tlmm.h DSP_CHAIN: DSPs per cascade (a short cascade keeps the loop shallow)
+
+
+def dsp_chains(p: DesignParams) -> int:
+    """tlmm.h DSP_CHAINS: the cascades of at most DSP_CHAIN DSPs a row pair's G*T products form."""
+    return -(-p.group_size * tlmm_tables(p) // DSP_CHAIN)
 
 
 def dsp_lane_extra_depth(p: DesignParams) -> int:
@@ -33,8 +38,7 @@ def dsp_lane_extra_depth(p: DesignParams) -> int:
     if not p.dsp_lanes:
         return 0
     stages = p.group_size * tlmm_tables(p)
-    chains = -(-stages // DSP_CHAIN)
-    depth = DSP_STAGE_REGS + (min(DSP_CHAIN, stages) - 1) + (chains - 1).bit_length() + 1
+    depth = DSP_STAGE_REGS + (min(DSP_CHAIN, stages) - 1) + (dsp_chains(p) - 1).bit_length() + 1
     return max(0, depth - TILE_PIPELINE_DEPTH)
 
 

@@ -20,7 +20,7 @@ from edgellm.compiler import perf_attention, perf_elementwise
 from edgellm.compiler.design import FETCH_BEATS, DesignParams
 from edgellm.compiler.perf_ddr import bandwidth
 from edgellm.compiler.perf_model import buffer_depth
-from edgellm.compiler.perf_tlmm import stream_ports, tlmm_tables
+from edgellm.compiler.perf_tlmm import DSP_CHAIN, dsp_chains, stream_ports, tlmm_tables
 from edgellm.models.config import ModelConfig
 
 KINDS = ("lut", "ff", "dsp", "bram36", "uram")
@@ -48,7 +48,6 @@ DSP_TRIT_DECODE_LUT = 2  # per trit: one base-3 digit of a <= 7-bit group index 
 DSP_TRIT_CODE_BITS = 4  # a pair's operands are its two rows' 2-bit trit codes (D = w0 << S, A = w1:
 # sign extension and shift are wiring; the DSP48E2 pre-adder forms D + A, so packing takes no LUTs)
 SRL_DEPTH = 32  # SRLC32E: one LUT delays one bit by up to 32 cycles (UG574)
-DSP_CHAIN = 4  # tlmm.h DSP_CHAIN: DSPs per cascade (a short cascade keeps the loop shallow; perf_tlmm)
 DSP_ACT_BITS = 8  # an int8 activation (the B operand's 18 bits are its sign extension)
 DSP_P_BITS = 48  # the P register read out of each pair's last stage
 # Simple-dual-port distributed RAM (ram_s2p): RAM64M8 = 8 LUTs for 64 x 7 bits and RAM32M16 = 8 LUTs
@@ -207,12 +206,7 @@ def skew_srl_luts(stages: int) -> int:
     return sum(-(-j // SRL_DEPTH) for j in range(stages))
 
 
-def dsp_chains(p: DesignParams, t: int) -> int:
-    """tlmm.h DSP_CHAINS: the cascades of at most DSP_CHAIN DSPs a row pair's G*T products form."""
-    return -(-p.group_size * t // DSP_CHAIN)
-
-
-def tlmm_dsp_lanes(p: DesignParams, t: int) -> Resources:
+def tlmm_dsp_lanes(p: DesignParams) -> Resources:
     """The DSP token lanes of the generated engine (tlmm.h header; zero without them). Assumptions:
     each row pair's step is DSP_CHAINS PCOUT -> PCIN cascades of at most DSP_CHAIN DSP48E2
     (dsp_lanes * PAIRS * G * T DSPs: Vitis keeps each linear chain, EXPRESSION_BALANCE off) and a
@@ -228,8 +222,8 @@ def tlmm_dsp_lanes(p: DesignParams, t: int) -> Resources:
     dl = p.dsp_lanes
     if dl == 0:
         return Resources()
-    g, r = p.group_size, p.rows
-    pairs, stages, chains, s = (r + 1) // 2, g * t, dsp_chains(p, t), psum_bits(g, t)
+    g, t, r = p.group_size, tlmm_tables(p), p.rows
+    pairs, stages, chains, s = (r + 1) // 2, g * t, dsp_chains(p), psum_bits(g, t)
     per_chain = skew_srl_luts(min(DSP_CHAIN, stages))
     shared = Resources(lut=r * t * g * DSP_TRIT_DECODE_LUT + pairs * DSP_TRIT_CODE_BITS * chains * per_chain)
     lane = Resources(lut=DSP_ACT_BITS * chains * per_chain + pairs * (s + 1),
@@ -258,7 +252,7 @@ def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     if p.overlap:  # the generated engine as built: TP token lanes, OL output lanes, banked buffers
         tp = p.token_lanes
         # every table lane has its tables, lookups and trees; the DSP lanes their MAC cascades
-        lanes = (lookup + tree + build).scaled(tp - p.dsp_lanes) + tlmm_dsp_lanes(p, t)
+        lanes = (lookup + tree + build).scaled(tp - p.dsp_lanes) + tlmm_dsp_lanes(p)
         acc = Resources(lut=tp * r * ACC_BITS, ff=2 * tp * r * ACC_BITS)  # all lanes' accumulators + shadow
         out = _ops(FCVT, FMUL, FDIV, n=p.out_lanes)  # dequantize: float(acc) / (qs * wscale)
         wb = weight_banks(cfg, board, p)

@@ -24,7 +24,7 @@ from edgellm.compiler.frontend import build_graph
 from edgellm.compiler.passes.plan_memory import MemoryPlan, plan_memory
 from edgellm.hw import csim, synth_check
 from edgellm.models.config import ModelConfig
-from edgellm.models.golden import GoldenModel
+from edgellm.models.golden import GoldenModel, KVCache
 from edgellm.models.numerics import F32, NumericsPlan
 from edgellm.models.random_model import random_model
 from edgellm.models.weights import QuantModel
@@ -148,6 +148,13 @@ def mismatches(a: np.ndarray, b: np.ndarray) -> int:
     return int((a.view(np.uint32) != b.view(np.uint32)).sum())
 
 
+def kv_mismatches(top: Top, cache: KVCache, n: int) -> int:
+    """Elements of the first n positions of the kernel's K and V cache that differ from the golden one."""
+    kvt = cache.k.dtype
+    return (mismatches(top.region("k_cache", kvt).reshape(cache.k.shape)[:, :n], cache.k[:, :n])
+            + mismatches(top.region("v_cache", kvt).reshape(cache.v.shape)[:, :n], cache.v[:, :n]))
+
+
 def ref_topk(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k largest, descending, ties by lower index."""
     idx = np.lexsort((np.arange(logits.size), -logits))[:k]
@@ -214,10 +221,7 @@ def check_prefill_then_decode(top: Top) -> None:
         ref = gm.forward(np.array([tok]), cache, all_logits=False)[0]
         top.run(top.qm.embed_rows(np.array([tok])), PREFILL + s)
         tok = int(np.argmax(ref))
-    n = PREFILL + DECODE
-    kvt = cache.k.dtype
-    kv_bad = mismatches(top.region("k_cache", kvt).reshape(cache.k.shape)[:, :n], cache.k[:, :n]) + \
-        mismatches(top.region("v_cache", kvt).reshape(cache.v.shape)[:, :n], cache.v[:, :n])
+    kv_bad = kv_mismatches(top, cache, PREFILL + DECODE)
     left = fifo_leftovers(top) - left0
     print(f"{cfg.name} ({top.numerics.kv_dtype} KV): logits/argmax/top-k mismatches per step {steps}; "
           f"KV cache mismatches {kv_bad}; weight-FIFO words left over {left}")
@@ -245,10 +249,7 @@ def test_pipelined_prefill_uneven_halves(case: tuple[str, str, DesignParams], tm
         pos += n
         logits, am, _, _ = t.head_out()
         bad.append(mismatches(logits, ref) + int(am != int(np.argmax(ref))))
-    kvt = cache.k.dtype
-    kv_bad = mismatches(t.region("k_cache", kvt).reshape(cache.k.shape)[:, :pos], cache.k[:, :pos]) + \
-        mismatches(t.region("v_cache", kvt).reshape(cache.v.shape)[:, :pos], cache.v[:, :pos])
-    assert bad == [0, 0, 0, 0] and kv_bad == 0 and fifo_leftovers(t) == left0
+    assert bad == [0, 0, 0, 0] and kv_mismatches(t, cache, pos) == 0 and fifo_leftovers(t) == left0
 
 
 def test_pipelined_slot_jobs_are_independent(tmp_path: Path) -> None:
