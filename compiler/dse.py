@@ -21,18 +21,17 @@ from dataclasses import dataclass
 from edgellm.boards import Board
 from edgellm.compiler import perf_attention, perf_model
 from edgellm.compiler.design import DesignParams, check_ddr_fit
-from edgellm.compiler.estimate import KINDS, UTIL_LIMITS, Estimate, estimate, fits_board
+from edgellm.compiler.estimate import UTIL_LIMITS, Estimate, estimate, fits_board
 from edgellm.compiler.perf_elementwise import ADD_LATENCY
 from edgellm.compiler.resource_model import (
-    Resources,
     attention,
     attention_core,
     elementwise,
     elementwise_engine,
     estimate_resources,
     fetch_fifo,
-    total_of,
 )
+from edgellm.compiler.resources import KINDS, Resources, total_of
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 

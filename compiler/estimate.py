@@ -11,7 +11,8 @@ from typing import Any
 from edgellm.boards import Board, load_board
 from edgellm.compiler import perf_ddr, perf_model
 from edgellm.compiler.design import DesignParams, bits_per_weight, ddr_footprint
-from edgellm.compiler.resource_model import KINDS, Resources, estimate_resources
+from edgellm.compiler.resource_model import estimate_resources
+from edgellm.compiler.resources import KINDS, Resources
 from edgellm.models.config import PRESETS, ModelConfig
 
 TTFT_PROMPTS = (64, 128)  # prompt lengths TeLLMe reports TTFT for

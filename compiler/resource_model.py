@@ -2,8 +2,8 @@
 
 Unit costs are engineering estimates with their derivation beside each constant; the two fixed
 platform terms are calibrated (marked so) so that TeLLMe's released configuration reproduces its
-published totals (see estimate.tellme_calibration). Memories are sized by width x depth against the
-primitives' aspect ratios (BRAM36: 512x72 .. 4Kx9; URAM: 4Kx72), one bank per parallel reader.
+published totals (see estimate.tellme_calibration). Memories are sized with compiler/resources.py
+(the Resources type and memory-block arithmetic), one bank per parallel reader.
 The generated engine's weight fetcher (FIFOs, walkers, loader muxes, LM-head FIFOs) is its own
 entry, "fetch".
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 from edgellm.boards import Board
 from edgellm.compiler import perf_attention, perf_elementwise
@@ -21,9 +19,19 @@ from edgellm.compiler.design import FETCH_BEATS, DesignParams
 from edgellm.compiler.perf_ddr import bandwidth
 from edgellm.compiler.perf_model import buffer_depth
 from edgellm.compiler.perf_tlmm import DSP_CHAIN, dsp_chains, stream_ports, tlmm_tables
+from edgellm.compiler.resources import (
+    AUTO_LUTRAM_BITS,
+    URAM_MIN_DEPTH,
+    Resources,
+    auto_memory,
+    bound_memory,
+    bram36_for,
+    lutram_luts,
+    memory,
+    total_of,
+    uram_for,
+)
 from edgellm.models.config import ModelConfig
-
-KINDS = ("lut", "ff", "dsp", "bram36", "uram")
 
 # --- fp32 operator costs (LUT, FF, DSP), after PG060 Floating-Point Operator resource tables
 # (UltraScale+, full-DSP multiplier/adder, medium latency), rounded. -----------------------------
@@ -50,12 +58,7 @@ DSP_TRIT_CODE_BITS = 4  # a pair's operands are its two rows' 2-bit trit codes (
 SRL_DEPTH = 32  # SRLC32E: one LUT delays one bit by up to 32 cycles (UG574)
 DSP_ACT_BITS = 8  # an int8 activation (the B operand's 18 bits are its sign extension)
 DSP_P_BITS = 48  # the P register read out of each pair's last stage
-# Simple-dual-port distributed RAM (ram_s2p): RAM64M8 = 8 LUTs for 64 x 7 bits and RAM32M16 = 8 LUTs
-# for 32 x 14 bits, i.e. 56 bits per LUT at full depth (UG574 CLB guide); 42 leaves room for the
-# read-address decode and partially used primitives.
-LUTRAM_SDP_BITS_PER_LUT = 42
 EW_F32_ROWS = 1  # elementwise.h EwRows: the one fp32 row the fused stages share
-AUTO_LUTRAM_BITS = 8192  # unbound arrays up to this size stay in distributed RAM (HLS default, assumption)
 ABSMAX_LUT = 40  # |x| and a 32-bit float compare/select per lane (sign-magnitude compare), estimate
 CLAMP_LUT = 30  # rint result clamp to [-128, 127] and int8 select per lane, estimate
 # --- int8 MACs per DSP by PS family (device generation): DSP48E2 packs two int8 products (WP486);
@@ -84,42 +87,6 @@ SLOT_PIPELINE = (500, 700)
 FIXED_LUT = 14250
 FIXED_FF = 29250
 FIFO_BRAM36 = 26
-# --- memory primitives ------------------------------------------------------------------------
-BRAM36_SHAPES = ((512, 72), (1024, 36), (2048, 18), (4096, 9))
-URAM_SHAPE = (4096, 72)
-URAM_MIN_DEPTH = 1024  # shallower memories go to BRAM even where URAM is preferred (as synthesis does)
-
-
-@dataclass(frozen=True)
-class Resources:
-    """PL resource counts (BRAM36 may be fractional: an 18 Kb half counts 0.5)."""
-
-    lut: float = 0
-    ff: float = 0
-    dsp: float = 0
-    bram36: float = 0
-    uram: float = 0
-
-    def __add__(self, o: Resources) -> Resources:
-        return Resources(self.lut + o.lut, self.ff + o.ff, self.dsp + o.dsp, self.bram36 + o.bram36,
-                         self.uram + o.uram)
-
-    def rounded(self) -> Resources:
-        """Rounded up to whole LUTs, FFs, DSPs, URAMs and BRAM18 halves."""
-        return Resources(lut=math.ceil(self.lut), ff=math.ceil(self.ff), dsp=math.ceil(self.dsp),
-                         bram36=math.ceil(self.bram36 * 2) / 2, uram=math.ceil(self.uram))
-
-    def scaled(self, k: float) -> Resources:
-        """Every count times k."""
-        return Resources(self.lut * k, self.ff * k, self.dsp * k, self.bram36 * k, self.uram * k)
-
-    def utilization(self, board: Board) -> dict[str, float]:
-        """Fraction of the board's resources used, per kind (0 available and 0 used -> 0)."""
-        out = {}
-        for k in KINDS:
-            have, used = board.resource(k), getattr(self, k)
-            out[k] = used / have if have else (0.0 if used == 0 else math.inf)
-        return out
 
 
 def _ops(*ops: tuple[int, int, int], n: float = 1) -> Resources:
@@ -127,27 +94,6 @@ def _ops(*ops: tuple[int, int, int], n: float = 1) -> Resources:
     ff = sum(o[1] for o in ops)
     dsp = sum(o[2] for o in ops)
     return Resources(lut=lut * n, ff=ff * n, dsp=dsp * n)
-
-
-def bram36_for(width: int, depth: int) -> float:
-    """BRAM36 blocks for one width x depth memory (best aspect ratio; a shallow half counts 0.5)."""
-    if depth <= 0 or width <= 0:
-        return 0.0
-    best = min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM36_SHAPES)
-    if depth <= 512 and width <= 36:
-        return 0.5  # fits a BRAM18
-    return float(best)
-
-
-def uram_for(width: int, depth: int) -> int:
-    """URAM blocks for one width x depth memory."""
-    return math.ceil(width / URAM_SHAPE[1]) * math.ceil(depth / URAM_SHAPE[0]) if depth > 0 else 0
-
-
-def _memory(width: int, depth: int, banks: int, use_uram: bool) -> Resources:
-    if use_uram and depth >= URAM_MIN_DEPTH:
-        return Resources(uram=banks * uram_for(width, depth))
-    return Resources(bram36=banks * bram36_for(width, depth))
 
 
 def entry_bits(group_size: int) -> int:
@@ -170,28 +116,6 @@ def weight_banks(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[str, i
     tp = p.token_lanes  # the activation block is split by token lane (read TP tokens per step)
     return {"memories": 2 * nports * bps, "width": 8 * p.rows, "depth": rows,
             "x_memories": tp * cpc, "x_width": 8 * 5 * g, "x_depth": p.prefill_token_block // tp * nstep_max}
-
-
-def lutram_luts(width: int, depth: int) -> int:
-    """LUTs of one width x depth simple-dual-port distributed RAM (depth rounded up to 32)."""
-    return math.ceil(width * max(32, depth) / LUTRAM_SDP_BITS_PER_LUT) if depth > 0 else 0
-
-
-def _auto_memory(width: int, depth: int, n: int) -> Resources:
-    """n memories without a BIND_STORAGE: HLS keeps small ones in distributed RAM (assumption: up to
-    AUTO_LUTRAM_BITS bits each), larger ones in BRAM."""
-    if width * depth <= AUTO_LUTRAM_BITS:
-        return Resources(lut=n * lutram_luts(width, depth))
-    return Resources(bram36=n * bram36_for(width, depth))
-
-
-def _bound_memory(width: int, depth: int, n: int, kind: str) -> Resources:
-    """n memories bound by BIND_STORAGE to URAM, BRAM or LUTRAM (no depth threshold: the pragma decides)."""
-    if kind == "uram":
-        return Resources(uram=n * uram_for(width, depth))
-    if kind == "lutram":
-        return Resources(lut=n * lutram_luts(width, depth))
-    return Resources(bram36=n * bram36_for(width, depth))
 
 
 def psum_bits(g: int, t: int) -> int:
@@ -257,14 +181,14 @@ def tlmm(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
         out = _ops(FCVT, FMUL, FDIV, n=p.out_lanes)  # dequantize: float(acc) / (qs * wscale)
         wb = weight_banks(cfg, board, p)
         kind = "uram" if use_uram else ("lutram" if p.weight_buffer == "lutram" else "bram")
-        wbuf = _bound_memory(wb["width"], wb["depth"], wb["memories"], kind)
+        wbuf = bound_memory(wb["width"], wb["depth"], wb["memories"], kind)
         akind = "uram" if use_uram or (kind == "lutram" and p.act_buffer == "uram" and board.uram) else "bram"
-        abuf = _bound_memory(wb["x_width"], wb["x_depth"], wb["x_memories"], akind)
+        abuf = bound_memory(wb["x_width"], wb["x_depth"], wb["x_memories"], akind)
         return lanes + acc + out + decode + wbuf + abuf
     acc = Resources(lut=r * ACC_BITS + r * p.prefill_token_block * ACC_BITS / LUTRAM_BITS, ff=r * ACC_BITS)
-    wbuf = _memory(t * p.index_bits, buffer_depth(cfg, p), r, use_uram)  # TeLLMe-style row banks
+    wbuf = memory(t * p.index_bits, buffer_depth(cfg, p), r, use_uram)  # TeLLMe-style row banks
     widest = max(i for _, i in cfg.linear_shapes().values())
-    abuf = _memory(p.group_cols * 8, p.prefill_token_block * math.ceil(widest / p.group_cols), 1, use_uram)
+    abuf = memory(p.group_cols * 8, p.prefill_token_block * math.ceil(widest / p.group_cols), 1, use_uram)
     return lookup + tree + acc + build + decode + wbuf + abuf
 
 
@@ -278,7 +202,7 @@ def elementwise(cfg: ModelConfig, p: DesignParams) -> Resources:
     act_lanes = max(1, p.rows // 4)
     act = _ops(FEXP, FDIV, FADD, FMUL, n=act_lanes) if cfg.act == "silu" else _ops(FMUL, FMUL, n=act_lanes)
     rope = _ops(FMUL, FMUL, FMUL, FMUL, FADD, FADD, n=max(1, p.rows // 4))
-    vec = _memory(p.rows * 32, math.ceil(cfg.hidden_size / p.rows), 2, False)  # one token's x and residual
+    vec = memory(p.rows * 32, math.ceil(cfg.hidden_size / p.rows), 2, False)  # one token's x and residual
     return post + norm + act + rope + vec
 
 
@@ -307,7 +231,7 @@ def elementwise_engine(cfg: ModelConfig, v: int, lanes: int, act_buffer: str, g:
     units = (_ops(FMUL, n=fmul) + _ops(FADD, n=fadd) + _ops(FDIV, n=fdiv) + _ops(FRSQRT)
              + _ops(FCVT, n=v) + Resources(lut=v * (ABSMAX_LUT + CLAMP_LUT), ff=32 * lanes))
     n_max = max(cfg.hidden_size, cfg.q_size, cfg.ffn_size)
-    return units + _bound_memory(32, -(-n_max // v), v * EW_F32_ROWS, act_buffer)
+    return units + bound_memory(32, -(-n_max // v), v * EW_F32_ROWS, act_buffer)
 
 
 def attention(cfg: ModelConfig, p: DesignParams) -> Resources:
@@ -320,9 +244,9 @@ def attention(cfg: ModelConfig, p: DesignParams) -> Resources:
     soft = _ops(FEXP, FADD, FMUL, n=math.ceil(lanes / 16)) + _ops(FDIV)
     w = lanes * 32
     hd = math.ceil(cfg.head_dim / lanes)
-    bufs = (_memory(w, 2 * p.attn_kv_block * hd, 2, False)  # K and V tiles, double-buffered
-            + _memory(w, p.attn_q_block * hd, 2, False)  # Q block and O accumulators
-            + _memory(32, p.attn_q_block * p.attn_kv_block, 1, False))  # scores
+    bufs = (memory(w, 2 * p.attn_kv_block * hd, 2, False)  # K and V tiles, double-buffered
+            + memory(w, p.attn_q_block * hd, 2, False)  # Q block and O accumulators
+            + memory(32, p.attn_q_block * p.attn_kv_block, 1, False))  # scores
     return dots + soft + bufs
 
 
@@ -336,9 +260,9 @@ def _attn_core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Res
     dp = -(-d // a) * a
     kv_part = max(a, perf_attention.MEM_LANES)
     dkv = -(-d // kv_part) * kv_part
-    rows_bufs = _auto_memory(32, rows * dp // a, 2 * a)  # q and o: [rows][dp] cyclic by A, unbound
+    rows_bufs = auto_memory(32, rows * dp // a, 2 * a)  # q and o: [rows][dp] cyclic by A, unbound
     lane_sums = Resources(lut=a * lutram_luts(32, rows))  # acc[rows][A], A LUTRAM columns
-    tiles = _auto_memory(32, 2 * kv_block * tile_heads * dkv // kv_part, 2 * kv_part)  # kt, vt: two halves
+    tiles = auto_memory(32, 2 * kv_block * tile_heads * dkv // kv_part, 2 * kv_part)  # kt, vt: two halves
     scores = Resources(lut=2 * lutram_luts(32, rows * kv_block))  # s_tile[2]: one scored, one accumulated
     return ops + rows_bufs + lane_sums + tiles + scores
 
@@ -415,7 +339,7 @@ def fetch(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     head = Resources()
     if p.lm_head_on_fabric:
         beat = p.port_width_bits // 8
-        head = _auto_memory(8 * beat, HEAD_FIFO_DEPTH, nports)
+        head = auto_memory(8 * beat, HEAD_FIFO_DEPTH, nports)
     return fetch_fifo(board, p) + logic + head
 
 
@@ -442,11 +366,3 @@ def estimate_resources(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[
     }
     parts["total"] = total_of(parts.values())
     return parts
-
-
-def total_of(parts: Iterable[Resources]) -> Resources:
-    """The sum of some kernels' resources, rounded up to whole LUTs, FFs, DSPs, URAMs and BRAM18 halves."""
-    total = Resources()
-    for r in parts:
-        total += r
-    return total.rounded()

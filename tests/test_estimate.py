@@ -25,7 +25,8 @@ from edgellm.compiler.estimate import (
     tellme_params,
 )
 from edgellm.compiler.packing import pack_ternary
-from edgellm.compiler.resource_model import KINDS, Resources, bram36_for, estimate_resources, uram_for
+from edgellm.compiler.resource_model import estimate_resources
+from edgellm.compiler.resources import KINDS, Resources, bram36_for, uram_for
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS, ModelConfig
 

@@ -12,7 +12,8 @@ from edgellm.compiler import perf_ddr, perf_elementwise, perf_model, perf_tlmm
 from edgellm.compiler.design import FETCH_BEATS, DesignParams
 from edgellm.compiler.packing import packed_size
 from edgellm.compiler.perf_fetch import Phase, simulate
-from edgellm.compiler.resource_model import estimate_resources, fetch_fifo, uram_for
+from edgellm.compiler.resource_model import estimate_resources, fetch_fifo
+from edgellm.compiler.resources import uram_for
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS
 
