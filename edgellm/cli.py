@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +30,23 @@ from edgellm.errors import EdgeLLMError
 COMMANDS = ["generate", "eval", "boards", "estimate", "compile", "csim", "build", "run", "verify", "deploy"]
 
 ERROR_EXIT = 2
+INTERNAL_EXIT = 3  # an exception edgellm did not expect (a bug): one line; EDGELLM_DEBUG=1: traceback
 INTERRUPT_EXIT = 130
+
+
+def os_error_text(e: OSError) -> str:
+    """An OSError as a sentence naming the path (no errno prefix noise)."""
+    what = e.strerror or type(e).__name__
+    where = f"{e.filename}: " if e.filename is not None else ""
+    extra = f" -> {e.filename2}" if e.filename2 is not None else ""
+    return f"{where}{what}{extra}"
+
+
+def internal_error_line(err: BaseException) -> str:
+    """The one line shown for an exception edgellm did not anticipate (a bug)."""
+    msg = " ".join(str(err).split())[:300]
+    return (f"error: internal error ({type(err).__name__}: {msg}); please report it "
+            "(EDGELLM_DEBUG=1 shows the traceback)")
 
 
 def error_line(err: BaseException) -> str:
@@ -69,6 +86,13 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except EdgeLLMError as e:
             typer.echo(error_line(e), err=True)
+            raise typer.Exit(ERROR_EXIT) from None
+        except OSError as e:  # disk full, permissions, a path that is not what it should be
+            typer.echo(error_line(Exception(os_error_text(e))), err=True)
+            raise typer.Exit(ERROR_EXIT) from None
+        except MemoryError:
+            typer.echo(error_line(Exception("out of memory (the input asks for more than this machine has)")),
+                       err=True)
             raise typer.Exit(ERROR_EXIT) from None
 
 
@@ -119,6 +143,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         sys.exit(INTERRUPT_EXIT)
+    except OSError as e:
+        print(error_line(Exception(os_error_text(e))), file=sys.stderr)
+        sys.exit(ERROR_EXIT)
+    except Exception as e:  # noqa: BLE001 - the last resort: never a traceback for a user
+        if os.environ.get("EDGELLM_DEBUG"):
+            raise
+        print(internal_error_line(e), file=sys.stderr)
+        sys.exit(INTERNAL_EXIT)
 
 
 if __name__ == "__main__":
