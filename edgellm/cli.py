@@ -87,6 +87,8 @@ class _Group(TyperGroup):
         except EdgeLLMError as e:
             typer.echo(error_line(e), err=True)
             raise typer.Exit(ERROR_EXIT) from None
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): main() exits quietly
         except OSError as e:  # disk full, permissions, a path that is not what it should be
             typer.echo(error_line(Exception(os_error_text(e))), err=True)
             raise typer.Exit(ERROR_EXIT) from None
@@ -143,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         sys.exit(INTERRUPT_EXIT)
+    except BrokenPipeError:  # `edgellm ... | head`: stop writing, no error, no traceback at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except OSError as e:
         print(error_line(Exception(os_error_text(e))), file=sys.stderr)
         sys.exit(ERROR_EXIT)
