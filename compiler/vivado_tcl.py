@@ -1,11 +1,15 @@
 """Vivado block-design + bitstream Tcl for a board (the project's vivado/build.tcl).
 
-The script creates a project for the board's part (and board_part), the PS (zynq_ultra_ps_e or
-processing_system7) with its PL clock, one control master and the HP slave ports the accelerator
-uses, the HLS IP (from the Vitis HLS export), one SmartConnect per HP port (m_axi ports are spread
-over distinct HP ports, round-robin when there are more m_axi ports than HP ports), a
-proc_sys_reset, explicit address assignments, then synthesis and implementation to a bitstream,
-and copies <ip>.bit and <ip>.hwh next to the project (the pair PYNQ's Overlay loads).
+The script creates a project for the board's part and, when its board files are installed, its
+board_part (otherwise it says so and builds for the bare part), the PS (zynq_ultra_ps_e or
+processing_system7) with the board preset, its PL clock, one control master and the HP slave ports
+the accelerator uses, and every other PS master and slave interface explicitly disabled (a board
+preset may enable more, e.g. the kv260_som preset's M_AXI_HPM1_FPD, whose unconnected clock fails
+validate_bd_design with BD 41-758). Then the HLS IP (from the Vitis HLS export), one SmartConnect
+per HP port (m_axi ports spread over distinct HP ports, round-robin when there are more m_axi ports
+than HP ports), a proc_sys_reset, explicit address assignments, synthesis and implementation to a
+bitstream; the utilisation and timing reports and a small timing JSON go to the project's
+report/vivado/, and <ip>.bit and <ip>.hwh next to the project (the pair PYNQ's Overlay loads).
 
 Everything board-specific comes from the Board; PS-family specifics (IP names, property names,
 address segments) are data in PS_FAMILIES.
@@ -13,57 +17,19 @@ address segments) are data in PS_FAMILIES.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from edgellm.boards import Board
 from edgellm.compiler.design import DesignParams
+from edgellm.compiler.ps_ports import CARRIER_CONNECTIONS, PS_FAMILIES, PsFamily
 from edgellm.errors import EdgeLLMError
 
+__all__ = ["DATA_BUNDLE", "PS_FAMILIES", "REPORT_DIR", "generate_vivado_tcl", "maxi_bundles",
+           "port_assignment", "write_vivado_tcl"]
+
 DATA_BUNDLE = "data"
-
-
-@dataclass(frozen=True)
-class PsFamily:
-    """Vivado names for one PS family."""
-
-    vlnv: str
-    cell: str
-    rule: str  # apply_bd_automation rule applying the board preset
-    rule_config: str
-    clock_pin: str
-    resetn_pin: str
-    clock_props: tuple[str, ...]  # properties set to the PL clock (MHz) / enabled
-    masters: dict[str, tuple[str, str]]  # port -> (enable property, clock pin)
-    slaves: dict[str, tuple[str, str, str, str]]  # port -> (enable prop, width prop, clock pin, addr seg)
-    control_base: int
-
-
-_ZUS = {f"S_AXI_HP{i}_FPD": (f"CONFIG.PSU__USE__S_AXI_GP{i + 2}", f"CONFIG.PSU__SAXIGP{i + 2}__DATA_WIDTH",
-                             f"saxihp{i}_fpd_aclk", f"SAXIGP{i + 2}/HP{i}_DDR_LOW") for i in range(4)}
-_ZUS.update({f"S_AXI_HPC{i}_FPD": (f"CONFIG.PSU__USE__S_AXI_GP{i}", f"CONFIG.PSU__SAXIGP{i}__DATA_WIDTH",
-                                   f"saxihpc{i}_fpd_aclk", f"SAXIGP{i}/HPC{i}_DDR_LOW") for i in range(2)})
-
-PS_FAMILIES = {
-    "zynqmp": PsFamily(
-        vlnv="xilinx.com:ip:zynq_ultra_ps_e", cell="zynq_ultra_ps_e_0",
-        rule="xilinx.com:bd_rule:zynq_ultra_ps_e",
-        rule_config='apply_board_preset "1"', clock_pin="pl_clk0", resetn_pin="pl_resetn0",
-        clock_props=("CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ",),
-        masters={"M_AXI_HPM0_FPD": ("CONFIG.PSU__USE__M_AXI_GP0", "maxihpm0_fpd_aclk"),
-                 "M_AXI_HPM1_FPD": ("CONFIG.PSU__USE__M_AXI_GP1", "maxihpm1_fpd_aclk")},
-        slaves=_ZUS, control_base=0xA000_0000),
-    "zynq7": PsFamily(
-        vlnv="xilinx.com:ip:processing_system7", cell="processing_system7_0",
-        rule="xilinx.com:bd_rule:processing_system7",
-        rule_config='make_external "FIXED_IO, DDR" apply_board_preset "1" Master "Disable" Slave "Disable"',
-        clock_pin="FCLK_CLK0", resetn_pin="FCLK_RESET0_N",
-        clock_props=("CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ",),
-        masters={"M_AXI_GP0": ("CONFIG.PCW_USE_M_AXI_GP0", "M_AXI_GP0_ACLK")},
-        slaves={f"S_AXI_HP{i}": (f"CONFIG.PCW_USE_S_AXI_HP{i}", f"CONFIG.PCW_S_AXI_HP{i}_DATA_WIDTH",
-                                 f"S_AXI_HP{i}_ACLK", f"S_AXI_HP{i}/HP{i}_DDR_LOWOCM") for i in range(4)},
-        control_base=0x4000_0000),
-}
+REPORT_DIR = "report/build/vivado"  # relative to the project; build.tcl writes its reports here
+TIMING_JSON = "timing.json"
 
 
 def maxi_bundles(n_weight_ports: int) -> list[str]:
@@ -74,10 +40,10 @@ def maxi_bundles(n_weight_ports: int) -> list[str]:
 def port_assignment(board: Board, n_weight_ports: int) -> list[tuple[str, str]]:
     """(bundle, PS slave port) pairs: each m_axi on a distinct port, round-robin beyond the ports."""
     fam = PS_FAMILIES[board.ps]
-    ports = [p for p in board.hp_port_names if p in fam.slaves]
+    ports = [p for p in board.hp_port_names if p in fam.ddr_slaves()]
     if not ports:
         raise EdgeLLMError(f"board {board.name}: none of hp_port_names {board.hp_port_names} "
-                           f"is a {board.ps} port")
+                           f"is a {board.ps} PL->DDR port")
     return [(b, ports[i % len(ports)]) for i, b in enumerate(maxi_bundles(n_weight_ports))]
 
 
@@ -87,6 +53,144 @@ def _q(s: str) -> str:
 
 def _pins(pins: list[str]) -> str:
     return " ".join(f"[get_bd_pins {p}]" for p in pins)
+
+
+def _board_part_lines(board: Board) -> list[str]:
+    """Use the board part when its board files are installed (any file version of the same board),
+    else say so and continue with the bare part: the design uses no board I/O, only the PS."""
+    if not board.board_part:
+        return ["set use_board 0"]
+    family = ":".join(board.board_part.split(":")[:3])  # vendor:board:part0
+    board_id = board.board_part.split(":")[1]
+    out = ["", "# Board files: the board part carries the PS preset (DDR, MIO, clocks) of the real board.",
+           f"set board_part {_q(board.board_part)}", "set use_board 0",
+           "if {[llength [get_board_parts -quiet $board_part]] == 0} {",
+           f"  set other [lindex [get_board_parts -quiet -latest_file_version {_q(family + ':*')}] 0]",
+           "  if {$other ne \"\"} {",
+           '    puts "edgellm: board part $board_part is not installed; using $other (same board)"',
+           "    set board_part $other", "  }", "}",
+           "if {[llength [get_board_parts -quiet $board_part]] > 0} {",
+           "  set_property board_part $board_part [current_project]", "  set use_board 1", "} else {",
+           f'  puts "edgellm: WARNING: board files for $board_part are not installed: building for the bare '
+           f'part {board.part} without the board preset (the bitstream does not program the PS, so this is '
+           f'fine for this PL-only design)"',
+           "  puts {edgellm: to install them (Vivado Tcl console): xhub::refresh_catalog [xhub::get_xstores "
+           f"xilinx_board_store]; xhub::install [xhub::get_xitems *{board_id}*]}}",
+           "}"]
+    conn = CARRIER_CONNECTIONS.get(family)
+    if conn:
+        out += ["if {$use_board} {",
+                f"  if {{[catch {{set_property board_connections {_q(conn)} [current_project]}} err]}} {{",
+                '    puts "edgellm: carrier card connection not applied ($err): fine for this PL-only '
+                'design"',
+                "  }", "} else {",
+                '  puts "edgellm: the carrier card connection is not applied either: fine for this PL-only '
+                'design (no carrier I/O is used)"', "}"]
+    return out
+
+
+def _ps_lines(fam: PsFamily, board: Board, used: list[str], mhz: str) -> list[str]:
+    """The PS cell, the board preset (when the board part is set), then every AXI interface set
+    explicitly: the control master and the used HP slaves on, all others off, and the PL clock."""
+    ps = fam.cell
+    out = ["", "# Processing system: board preset, PL clock, control master, HP slave ports",
+           f"create_bd_cell -type ip -vlnv {fam.vlnv}:* {ps}", "if {$use_board} {",
+           f"  apply_bd_automation -rule {fam.rule} -config {_q(fam.rule_config)} [get_bd_cells {ps}]"]
+    if fam.rule_config_bare:
+        out += ["} else {", f"  apply_bd_automation -rule {fam.rule} -config {_q(fam.rule_config_bare)} "
+                f"[get_bd_cells {ps}]"]
+    out.append("}")
+    props = [f"{p} {_q(mhz)}" for p in fam.clock_props] + [f"{p} {{1}}" for p in fam.pl_enable]
+    for name, port in fam.masters.items():
+        props.append(f"{port.enable} {{{int(name == board.control_port)}}}")
+    for name, port in fam.slaves.items():
+        props.append(f"{port.enable} {{{int(name in used)}}}")
+        if name in used:
+            props.append(f"{port.width} {_q(str(board.hp_port_width_bits))}")
+    out += ["# every master and slave interface set explicitly: a preset may enable ones whose clock",
+            "# pin would stay unconnected (validate_bd_design: BD 41-758)",
+            f"set_property -dict [list {' '.join(props)}] [get_bd_cells {ps}]"]
+    return out
+
+
+def _fabric_lines(fam: PsFamily, board: Board, assign: list[tuple[str, str]], used: list[str],
+                  ip_name: str, ip_version: str) -> tuple[list[str], list[str]]:
+    """Accelerator, reset, SmartConnects and their AXI nets; also returns the SmartConnect cells."""
+    ps, ip = fam.cell, f"{ip_name}_0"
+    out = ["", "# Accelerator, reset, interconnect",
+           f"create_bd_cell -type ip -vlnv xilinx.com:hls:{ip_name}:{ip_version} {ip}",
+           "create_bd_cell -type ip -vlnv xilinx.com:ip:proc_sys_reset:* rst_0",
+           "create_bd_cell -type ip -vlnv xilinx.com:ip:smartconnect:* ctrl_sc",
+           "set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI {1}] [get_bd_cells ctrl_sc]",
+           f"connect_bd_intf_net [get_bd_intf_pins {ps}/{board.control_port}] "
+           "[get_bd_intf_pins ctrl_sc/S00_AXI]",
+           f"connect_bd_intf_net [get_bd_intf_pins ctrl_sc/M00_AXI] [get_bd_intf_pins {ip}/s_axi_control]"]
+    sc_cells = ["ctrl_sc"]
+    for k, hp in enumerate(used):
+        sc = f"sc_hp{k}"
+        sc_cells.append(sc)
+        bundles = [b for b, h in assign if h == hp]
+        out += [f"create_bd_cell -type ip -vlnv xilinx.com:ip:smartconnect:* {sc}",
+                f"set_property -dict [list CONFIG.NUM_SI {{{len(bundles)}}} CONFIG.NUM_MI {{1}}] "
+                f"[get_bd_cells {sc}]",
+                f"connect_bd_intf_net [get_bd_intf_pins {sc}/M00_AXI] [get_bd_intf_pins {ps}/{hp}]"]
+        out += [f"connect_bd_intf_net [get_bd_intf_pins {ip}/m_axi_{b}] [get_bd_intf_pins {sc}/S{j:02d}_AXI]"
+                for j, b in enumerate(bundles)]
+    return out, sc_cells
+
+
+def _clock_address_lines(fam: PsFamily, board: Board, assign: list[tuple[str, str]], used: list[str],
+                         ip: str, sc_cells: list[str]) -> list[str]:
+    """One PL clock into every enabled PS interface's clock pin and the fabric; resets; address map."""
+    ps = fam.cell
+    clk_pins = [f"{ip}/ap_clk", "rst_0/slowest_sync_clk", f"{ps}/{fam.masters[board.control_port].clock}"]
+    clk_pins += [f"{ps}/{fam.slaves[hp].clock}" for hp in used] + [f"{sc}/aclk" for sc in sc_cells]
+    rst_pins = [f"{ip}/ap_rst_n"] + [f"{sc}/aresetn" for sc in sc_cells]
+    out = ["", "# Clocks and resets",
+           f"connect_bd_net [get_bd_pins {ps}/{fam.clock_pin}] " + _pins(clk_pins),
+           f"connect_bd_net [get_bd_pins {ps}/{fam.resetn_pin}] [get_bd_pins rst_0/ext_reset_in]",
+           "connect_bd_net [get_bd_pins rst_0/peripheral_aresetn] " + _pins(rst_pins),
+           "", "# Address map: control registers in the PS data space, each m_axi onto its DDR segment",
+           f"assign_bd_address -offset 0x{fam.control_base:08X} -range 64K -target_address_space "
+           f"[get_bd_addr_spaces {ps}/Data] [get_bd_addr_segs {ip}/s_axi_control/Reg] -force"]
+    out += [f"assign_bd_address -target_address_space [get_bd_addr_spaces {ip}/Data_m_axi_{b}] "
+            f"[get_bd_addr_segs {ps}/{fam.slaves[hp].segment}] -force" for b, hp in assign]
+    return out
+
+
+def _run_lines(ip_name: str, jobs: int) -> list[str]:
+    """Validate, wrap, synthesize, implement; reports into report/vivado; copy .bit/.hwh."""
+    rep = "[file join $report_dir"
+    return [
+        "validate_bd_design", "save_bd_design",
+        "set wrapper [make_wrapper -files [get_files $bd.bd] -top]", "add_files -norecurse $wrapper",
+        "set_property top ${bd}_wrapper [current_fileset]", "update_compile_order -fileset sources_1", "",
+        "# Synthesis, implementation, bitstream",
+        f"launch_runs synth_1 -jobs {jobs}", "wait_on_run synth_1",
+        'if {[get_property PROGRESS [get_runs synth_1]] ne "100%"} '
+        '{ error "edgellm: synth_1 did not complete: see $proj_dir/$proj_name.runs/synth_1/runme.log" }',
+        f"launch_runs impl_1 -to_step write_bitstream -jobs {jobs}", "wait_on_run impl_1",
+        'if {[get_property PROGRESS [get_runs impl_1]] ne "100%"} '
+        '{ error "edgellm: impl_1 did not complete: see $proj_dir/$proj_name.runs/impl_1/runme.log" }',
+        "", "# Reports for the calibration work (edgellm build summarizes them in report/build/summary.json)",
+        "file mkdir $report_dir", "open_run impl_1",
+        f"report_utilization -file {rep} utilization.rpt]",
+        f"report_utilization -hierarchical -hierarchical_depth 4 -file {rep} utilization_hier.rpt]",
+        f"report_timing_summary -max_paths 10 -report_unconstrained -file {rep} timing_summary.rpt]",
+        *[f"set {v} [get_property STATS.{v.upper()} [get_runs impl_1]]" for v in ("wns", "tns", "whs")],
+        f"set f [open {rep} {TIMING_JSON}] w]",
+        'puts $f "{\\"wns_ns\\": $wns, \\"whs_ns\\": $whs, \\"tns_ns\\": $tns}"', "close $f",
+        'if {$wns < 0 || $whs < 0} { puts "edgellm: WARNING: timing not met (WNS $wns ns, WHS $whs ns): '
+        'see $report_dir/timing_summary.rpt" } else {',
+        '  puts "edgellm: timing met (WNS $wns ns, WHS $whs ns)"', "}",
+        "", "# Bitstream + hardware handoff next to the project, as PYNQ's Overlay expects",
+        "set bit [file join $proj_dir $proj_name.runs impl_1 ${bd}_wrapper.bit]",
+        "set hwh [lindex [concat [glob -nocomplain [file join $proj_dir $proj_name.gen sources_1 bd $bd "
+        "hw_handoff $bd.hwh]] [glob -nocomplain [file join $proj_dir $proj_name.srcs sources_1 bd $bd "
+        "hw_handoff $bd.hwh]]] 0]",
+        'if {$hwh eq ""} { error "edgellm: no $bd.hwh found under $proj_dir" }',
+        f"file copy -force $bit [file join $here .. {ip_name}.bit]",
+        f"file copy -force $hwh [file join $here .. {ip_name}.hwh]", ""]
 
 
 def generate_vivado_tcl(board: Board, params: DesignParams, ip_name: str, *, ip_repo: str = "../hls/ip",
@@ -100,72 +204,20 @@ def generate_vivado_tcl(board: Board, params: DesignParams, ip_name: str, *, ip_
                            f"is not a {board.ps} master")
     assign = port_assignment(board, params.weight_ports)
     used = sorted({hp for _, hp in assign}, key=list(fam.slaves).index)
-    ps, ip = fam.cell, f"{ip_name}_0"
-    mhz = f"{params.clock_mhz:g}"
+    ip = f"{ip_name}_0"
     out = [f"# Generated by edgellm: {ip_name} on {board.display_name}.",
            "# Run: vivado -mode batch -source build.tcl",
            "set here [file dirname [file normalize [info script]]]",
            f"set proj_name {ip_name}_vivado", f"set bd {bd_name}", "set proj_dir [file join $here build]",
+           f"set report_dir [file normalize [file join $here .. {REPORT_DIR}]]",
            f"set ip_repo [file normalize [file join $here {ip_repo}]]",
            f"create_project $proj_name $proj_dir -part {board.part} -force"]
-    if board.board_part:
-        out.append(f"set_property board_part {board.board_part} [current_project]")
-    out += ["set_property ip_repo_paths [list $ip_repo] [current_project]", "update_ip_catalog",
-            "create_bd_design $bd", "",
-            "# Processing system: PL clock, control master, HP slave ports",
-            f"create_bd_cell -type ip -vlnv {fam.vlnv}:* {ps}",
-            f"apply_bd_automation -rule {fam.rule} -config {_q(fam.rule_config)} [get_bd_cells {ps}]"]
-    props = [f"{p} {_q(mhz)}" for p in fam.clock_props]
-    props.append(f"{fam.masters[board.control_port][0]} {{1}}")
-    for hp in used:
-        en, width, _, _ = fam.slaves[hp]
-        props += [f"{en} {{1}}", f"{width} {_q(str(board.hp_port_width_bits))}"]
-    out.append(f"set_property -dict [list {' '.join(props)}] [get_bd_cells {ps}]")
-    out += ["", "# Accelerator, reset, interconnect",
-            f"create_bd_cell -type ip -vlnv xilinx.com:hls:{ip_name}:{ip_version} {ip}",
-            "create_bd_cell -type ip -vlnv xilinx.com:ip:proc_sys_reset:* rst_0",
-            "create_bd_cell -type ip -vlnv xilinx.com:ip:smartconnect:* ctrl_sc",
-            "set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI {1}] [get_bd_cells ctrl_sc]",
-            f"connect_bd_intf_net [get_bd_intf_pins {ps}/{board.control_port}] "
-            "[get_bd_intf_pins ctrl_sc/S00_AXI]",
-            f"connect_bd_intf_net [get_bd_intf_pins ctrl_sc/M00_AXI] [get_bd_intf_pins {ip}/s_axi_control]"]
-    sc_cells = ["ctrl_sc"]
-    for k, hp in enumerate(used):
-        sc = f"sc_hp{k}"
-        sc_cells.append(sc)
-        bundles = [b for b, h in assign if h == hp]
-        out += [f"create_bd_cell -type ip -vlnv xilinx.com:ip:smartconnect:* {sc}",
-                f"set_property -dict [list CONFIG.NUM_SI {{{len(bundles)}}} CONFIG.NUM_MI {{1}}] "
-                f"[get_bd_cells {sc}]",
-                f"connect_bd_intf_net [get_bd_intf_pins {sc}/M00_AXI] [get_bd_intf_pins {ps}/{hp}]"]
-        out += [f"connect_bd_intf_net [get_bd_intf_pins {ip}/m_axi_{b}] [get_bd_intf_pins {sc}/S{j:02d}_AXI]"
-                for j, b in enumerate(bundles)]
-    clk_pins = [f"{ip}/ap_clk", "rst_0/slowest_sync_clk", f"{ps}/{fam.masters[board.control_port][1]}"]
-    clk_pins += [f"{ps}/{fam.slaves[hp][2]}" for hp in used] + [f"{sc}/aclk" for sc in sc_cells]
-    rst_pins = [f"{ip}/ap_rst_n"] + [f"{sc}/aresetn" for sc in sc_cells]
-    out += ["", "# Clocks and resets",
-            f"connect_bd_net [get_bd_pins {ps}/{fam.clock_pin}] " + _pins(clk_pins),
-            f"connect_bd_net [get_bd_pins {ps}/{fam.resetn_pin}] [get_bd_pins rst_0/ext_reset_in]",
-            "connect_bd_net [get_bd_pins rst_0/peripheral_aresetn] " + _pins(rst_pins),
-            "", "# Address map: control registers in the PS data space, each m_axi onto its DDR segment",
-            f"assign_bd_address -offset 0x{fam.control_base:08X} -range 64K -target_address_space "
-            f"[get_bd_addr_spaces {ps}/Data] [get_bd_addr_segs {ip}/s_axi_control/Reg] -force"]
-    out += [f"assign_bd_address -target_address_space [get_bd_addr_spaces {ip}/Data_m_axi_{b}] "
-            f"[get_bd_addr_segs {ps}/{fam.slaves[hp][3]}] -force" for b, hp in assign]
-    out += ["validate_bd_design", "save_bd_design",
-            "set wrapper [make_wrapper -files [get_files $bd.bd] -top]", "add_files -norecurse $wrapper",
-            "set_property top ${bd}_wrapper [current_fileset]", "update_compile_order -fileset sources_1", "",
-            "# Synthesis, implementation, bitstream",
-            f"launch_runs synth_1 -jobs {jobs}", "wait_on_run synth_1",
-            f"launch_runs impl_1 -to_step write_bitstream -jobs {jobs}", "wait_on_run impl_1",
-            'if {[get_property PROGRESS [get_runs impl_1]] ne "100%"} { error "impl_1 did not complete" }',
-            "", "# Bitstream + hardware handoff next to the project, as PYNQ's Overlay expects",
-            "set bit [file join $proj_dir $proj_name.runs impl_1 ${bd}_wrapper.bit]",
-            "set hwh [lindex [concat [glob -nocomplain [file join $proj_dir $proj_name.gen sources_1 bd $bd "
-            "hw_handoff $bd.hwh]] [glob -nocomplain [file join $proj_dir $proj_name.srcs sources_1 bd $bd "
-            "hw_handoff $bd.hwh]]] 0]",
-            f"file copy -force $bit [file join $here .. {ip_name}.bit]",
-            f"file copy -force $hwh [file join $here .. {ip_name}.hwh]", ""]
+    out += _board_part_lines(board)
+    out += ["", "set_property ip_repo_paths [list $ip_repo] [current_project]", "update_ip_catalog",
+            "create_bd_design $bd"]
+    out += _ps_lines(fam, board, used, f"{params.clock_mhz:g}")
+    fabric, sc_cells = _fabric_lines(fam, board, assign, used, ip_name, ip_version)
+    out += fabric + _clock_address_lines(fam, board, assign, used, ip, sc_cells) + _run_lines(ip_name, jobs)
     return "\n".join(out)
 
 
