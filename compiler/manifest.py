@@ -1,4 +1,7 @@
-"""manifest.json: what a compiled project is (versioned schema), written as the build's last step."""
+"""manifest.json: what a compiled project is (versioned schema, runtime/manifest_schema.py), written as
+the build's last step. Its `files` lists every file of the project with its sha256 (weights.bin and
+embed.bin included, with the same sums as weights.sha256 / host.sha256): a project is a closed set
+(runtime/project_files.py; docs/threat_model.md)."""
 
 from __future__ import annotations
 
@@ -14,8 +17,9 @@ import numpy as np
 
 import edgellm
 from edgellm.compiler.pipeline import BuildContext
+from edgellm.runtime.manifest_schema import SCHEMA  # one source for the writer and the reader
 
-SCHEMA = "edgellm.manifest/1"
+PIPELINE_FILES = ("manifest.json.tmp", "build_state.json", "build_state.json.tmp")  # not project files
 
 
 def _sha(path: Path) -> str:
@@ -44,12 +48,19 @@ def ternary_bits_per_weight(ctx: BuildContext) -> float:
     return 8.0 * plan.weight_bytes / plan.ternary_weights
 
 
+def list_files(work: Path) -> dict[str, str]:
+    """Every regular file under work (relative path -> sha256), manifest.json and the pipeline's own
+    files excepted; ProjectError at a symbolic link or special file (a project holds none)."""
+    from edgellm.runtime.project_files import scan
+
+    return {rel: _sha(work / rel) for rel in scan(work) if rel not in PIPELINE_FILES}
+
+
 def build_manifest(ctx: BuildContext) -> dict[str, Any]:
     """The manifest dict for the project in ctx.work (every other file already written)."""
     s, work = ctx.state, ctx.work
     qm, plan, design = s["qm"], s["plan"], s["design"]
-    files = {str(p.relative_to(work)): _sha(p) for p in sorted(work.rglob("*"))
-             if p.is_file() and p.name not in ("manifest.json", "manifest.json.tmp", "build_state.json")}
+    files = list_files(work)
     embed_dtype = "bf16" if qm.embed.dtype == np.uint16 else "f32"
     hls = s.get("hls_info", {})
     return {

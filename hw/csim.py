@@ -2,6 +2,11 @@
 
 Libraries are cached by a hash of every header under hw/include, the sources, the flags and the
 compiler version, so unchanged code is never rebuilt. Builds write to a temp file and rename.
+
+Include order: the toolkit's own headers (csim_threads/ when threaded, hw/include, hls4ml's ap_types)
+come before the system headers, and a project's folders (`includes`) come last (-idirafter), so a
+header a project adds can never stand in for hls_stream.h, ap_int.h or the kernel library; the
+project's own copies of the kernels are found beside the files that include them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ THREADS_DIR = HW_DIR / "csim_threads"  # the threaded C simulation's bounded hls
 # edgellm/dataflow.h's threaded mode
 THREAD_FLAGS = ("-pthread", "-DEDGELLM_CSIM_THREADS=1")
 TB_DIR = HW_DIR / "tb"
+BUILD_TIMEOUT_S = 1800.0  # one g++ run
+INCLUDE_ORDER = "toolkit, ap_types, system, project (-idirafter)"  # part of the cache key
 CXXFLAGS = ("-std=c++17", "-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math",
             "-Wall", "-Wextra", "-Wno-unknown-pragmas")
 
@@ -50,23 +57,75 @@ def cxx() -> str:
 
 
 def cache_dir() -> Path:
-    """Where built libraries live: $EDGELLM_CACHE or ~/.cache/edgellm/csim."""
-    d = Path(os.environ.get("EDGELLM_CACHE", Path.home() / ".cache" / "edgellm")) / "csim"
-    d.mkdir(parents=True, exist_ok=True)
+    """Where built libraries live: $EDGELLM_CACHE/csim or ~/.cache/edgellm/csim (one-line EdgeLLMError
+    when it cannot be a folder: EDGELLM_CACHE naming a file, no permission)."""
+    env = os.environ.get("EDGELLM_CACHE")
+    base = Path(env) if env else Path.home() / ".cache" / "edgellm"
+    d = base / "csim"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = f"EDGELLM_CACHE={env}" if env else str(base)
+        raise EdgeLLMError(f"the C-simulation cache {d} cannot be created ({what}: "
+                           f"{e.strerror or e}); point EDGELLM_CACHE at a writable folder") from None
+    if not d.is_dir():
+        raise EdgeLLMError(f"the C-simulation cache {d} is not a folder; point EDGELLM_CACHE elsewhere")
     return d
+
+
+def regular_files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The regular files under root with one of suffixes, sorted, reached without symbolic links (a link
+    or a FIFO named *.h is skipped, never read)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):  # os.walk does not follow links to folders
+        dirnames.sort()
+        for n in filenames:
+            f = Path(dirpath) / n
+            if f.suffix in suffixes and not f.is_symlink() and f.is_file():
+                out.append(f)
+    return sorted(out)
+
+
+def compiler_version(exe: str) -> str:
+    """`exe --version` (bounded: a compiler that hangs is an error, not a wait)."""
+    try:
+        return subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise EdgeLLMError(f"{exe} --version failed: {e}") from None
 
 
 def _digest(sources: list[Path], includes: list[Path], flags: tuple[str, ...]) -> str:
     h = hashlib.sha256()
     for inc in includes:
-        for f in sorted(inc.rglob("*.h")):
+        for f in regular_files(inc, (".h",)):
             h.update(str(f.relative_to(inc)).encode())
             h.update(f.read_bytes())
     for s in sources:
         h.update(s.read_bytes())
     h.update(" ".join(flags).encode())
-    h.update(subprocess.run([cxx(), "--version"], capture_output=True, text=True).stdout.encode())
+    h.update(INCLUDE_ORDER.encode())
+    h.update(compiler_version(cxx()).encode())
     return h.hexdigest()[:20]
+
+
+def include_flags(project_includes: list[Path], threads: bool = False) -> list[str]:
+    """-I/-isystem/-idirafter in search order: the toolkit's headers first (csim_threads when threaded,
+    hw/include, hls4ml's ap_types), then the system's, then the project's folders."""
+    return [*([f"-I{THREADS_DIR}"] if threads else []), f"-I{INCLUDE_DIR}", f"-isystem{ap_types_dir()}",
+            *(f"-idirafter{i}" for i in project_includes)]
+
+
+def run_compiler(cmd: list[str], what: str, timeout_s: float = BUILD_TIMEOUT_S) -> None:
+    """Run a g++ command line; EdgeLLMError with the first error lines on failure or after timeout_s."""
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise EdgeLLMError(f"C simulation build of {what} took more than {timeout_s:g} s; stopped") from None
+    if res.returncode != 0:
+        lines = res.stderr.strip().splitlines()
+        errors = [ln for ln in lines if "error" in ln]  # the errors first, not the warnings before them
+        head = "\n".join((errors or lines)[:20])
+        raise EdgeLLMError(f"C simulation build of {what} failed:\n{head}")
 
 
 def build(sources: list[Path], name: str, includes: list[Path] | None = None,
@@ -74,24 +133,21 @@ def build(sources: list[Path], name: str, includes: list[Path] | None = None,
     """Compile sources into a cached shared library; return its path. Compiler errors raise
     EdgeLLMError with the first lines of the diagnostics. threads: the threaded C simulation
     (edgellm/dataflow.h): every DATAFLOW process of the stream-only regions in its own thread over
-    bounded streams (THREADS_DIR's hls_stream.h, found before hls4ml's), deadlocks detected."""
-    includes = [*([THREADS_DIR] if threads else []), INCLUDE_DIR, *(includes or [])]
+    bounded streams (THREADS_DIR's hls_stream.h, found before hls4ml's), deadlocks detected.
+    includes: a project's folders, searched after the toolkit's and the system's headers."""
+    project_includes = [Path(i) for i in includes or []]
     flags = (CXXFLAGS + (THREAD_FLAGS if threads else ())
              + tuple(f"-D{k}={v}" for k, v in sorted((defines or {}).items())))
-    key = _digest([Path(s) for s in sources], includes, flags)
+    key = _digest([Path(s) for s in sources],
+                  [*([THREADS_DIR] if threads else []), INCLUDE_DIR, *project_includes], flags)
     out = cache_dir() / f"{name}-{key}.so"
     if out.is_file():
         return out
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
         tmp_out = Path(tmp) / out.name
-        cmd = [cxx(), *flags, *(f"-I{i}" for i in includes), f"-isystem{ap_types_dir()}",
-               *(str(s) for s in sources), "-o", str(tmp_out)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            lines = res.stderr.strip().splitlines()
-            errors = [ln for ln in lines if "error" in ln]  # the errors first, not the warnings before them
-            head = "\n".join((errors or lines)[:20])
-            raise EdgeLLMError(f"C simulation build of {name} failed:\n{head}")
+        cmd = [cxx(), *flags, *include_flags(project_includes, threads), *(str(s) for s in sources),
+               "-o", str(tmp_out)]
+        run_compiler(cmd, name)
         os.replace(tmp_out, out)
     return out
 

@@ -1,10 +1,10 @@
-"""Open a compiled project directory: manifest.json (validated), checksummed weights.bin and embed.bin,
+"""Open a compiled project directory: manifest.json (validated against runtime/manifest_schema.py), the
+closed set of its files (runtime/project_files.py: every file listed with its sha256, nothing else),
 the host-side embedding lookup. numpy only (runs on the board).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,38 +16,16 @@ from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
+from edgellm.runtime import manifest_schema as ms
+from edgellm.runtime import project_files as pf
+from edgellm.runtime.manifest_schema import MANIFEST, SCHEMA, ProjectError
+from edgellm.runtime.project_files import sha256_file
 
-SCHEMA = "edgellm.manifest/1"
-MANIFEST = "manifest.json"
-REQUIRED = ("schema", "model", "numerics", "interface", "interface.version", "interface.hdr_off",
-            "interface.prog_off", "interface.max_t", "interface.max_ctx", "interface.registers",
-            "memory", "memory.regions", "memory.static_bytes", "memory.total_bytes", "weights",
-            "weights.file", "weights.sha256", "host", "host.embed_file", "host.embed_dtype",
-            "host.vocab", "host.hidden", "host.sha256")
+__all__ = ["MANIFEST", "SCHEMA", "EMBED_DTYPES", "Interface", "Project", "ProjectError", "sha256_file"]
+
 REGIONS = ("h", "logits", "argmax", "program", "taps", "k_cache", "v_cache")
 EMBED_DTYPES = {"bf16": np.uint16, "f32": np.float32}
-
-
-class ProjectError(EdgeLLMError):
-    """A project directory that is incomplete, inconsistent or tampered with."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
-
-
-def _get(d: dict[str, Any], dotted: str) -> Any:
-    cur: Any = d
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            raise KeyError(dotted)
-        cur = cur[part]
-    return cur
+MAX_MANIFEST_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -64,9 +42,31 @@ class Interface:
     registers: dict[str, int] = field(default_factory=dict)
 
 
+def read_manifest(p: Path) -> dict[str, Any]:
+    """p/manifest.json parsed and checked against the schema (ProjectError otherwise)."""
+    if not p.is_dir():
+        raise ProjectError(f"project directory {p} does not exist")
+    mf = p / MANIFEST
+    if mf.is_symlink() or mf.exists() and not mf.is_file():
+        raise ProjectError(f"{mf} is not a regular file; refusing the project")
+    if not mf.is_file():
+        raise ProjectError(f"{p} is not an edgellm project: {MANIFEST} is missing (run edgellm compile)")
+    with pf.open_regular(mf) as f:
+        raw = f.read(MAX_MANIFEST_BYTES + 1)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ProjectError(f"{mf}: larger than {MAX_MANIFEST_BYTES >> 20} MiB; not an edgellm manifest")
+    try:
+        m = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ProjectError(f"{mf}: not valid JSON ({' '.join(str(e).split())[:200]})") from None
+    ms.validate(m, str(mf))
+    return m
+
+
 @dataclass
 class Project:
-    """A validated project directory (checksums verified at open unless asked not to)."""
+    """A validated project directory: a closed set of files, their sha256 verified at open unless asked
+    not to."""
 
     path: Path
     manifest: dict[str, Any]
@@ -80,48 +80,31 @@ class Project:
 
     @classmethod
     def open(cls, path: str | Path, verify: bool = True) -> Project:
-        """Parse and validate path/manifest.json; verify sha256 of every listed file."""
+        """Parse and validate path/manifest.json, check that the directory holds exactly the listed files
+        (no symbolic links) and the sizes of weights.bin / embed.bin; verify: also every sha256."""
         p = Path(path)
-        if not p.is_dir():
-            raise ProjectError(f"project directory {p} does not exist")
+        m = read_manifest(p)
         mf = p / MANIFEST
-        if not mf.is_file():
-            raise ProjectError(f"{p} is not an edgellm project: {MANIFEST} is missing (run edgellm compile)")
-        try:
-            m = json.loads(mf.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ProjectError(f"{mf}: not valid JSON ({e})") from None
-        if not isinstance(m, dict):
-            raise ProjectError(f"{mf}: expected a JSON object")
-        for key in REQUIRED:
-            try:
-                _get(m, key)
-            except KeyError:
-                raise ProjectError(f"{mf}: missing field {key!r}") from None
-        if m["schema"] != SCHEMA:
-            raise ProjectError(f"{mf}: schema {m['schema']!r} is not supported "
-                               f"(this runtime reads {SCHEMA!r})")
         i = m["interface"]
-        if int(i["version"]) != itf.INTERFACE_VERSION:
+        if i["version"] != itf.INTERFACE_VERSION:
             raise ProjectError(f"{mf}: interface version {i['version']} != {itf.INTERFACE_VERSION} "
                                "(recompile the project with this edgellm)")
         try:
             cfg = ModelConfig.from_dict(m["model"])
             plan = NumericsPlan(**m["numerics"])
-        except (TypeError, ValueError, EdgeLLMError) as e:
-            raise ProjectError(f"{mf}: bad model/numerics section: {' '.join(str(e).split())}") from None
-        iface = Interface(int(i["version"]), int(i["hdr_off"]), int(i["prog_off"]), int(i["max_t"]),
-                          int(i["max_ctx"]), int(i.get("top_k", 0)), str(i.get("ip_name", "edgellm_top")),
-                          {str(k): int(v) for k, v in i["registers"].items()})
+        except (TypeError, ValueError, OverflowError, AttributeError, EdgeLLMError) as e:
+            why = " ".join(str(e).split())[:300]
+            raise ProjectError(f"{mf}: bad model/numerics section: {why}") from None
+        iface = Interface(i["version"], i["hdr_off"], i["prog_off"], i["max_t"], i["max_ctx"],
+                          ms.get(m, "interface.top_k"), ms.get(m, "interface.ip_name"), dict(i["registers"]))
         mem = m["memory"]
-        regions = {k: (int(r["offset"]), int(r["size"])) for k, r in mem["regions"].items()}
+        regions = {k: (r["offset"], r["size"]) for k, r in mem["regions"].items()}
         for r in REGIONS:
             if r not in regions:
                 raise ProjectError(f"{mf}: memory.regions has no {r!r} region")
-        proj = cls(p, m, cfg, plan, iface, regions, int(mem["static_bytes"]), int(mem["total_bytes"]))
+        proj = cls(p, m, cfg, plan, iface, regions, mem["static_bytes"], mem["total_bytes"])
         proj._check_consistency()
-        if verify:
-            proj.verify_files()
+        proj.check_closed(hashes=verify)
         return proj
 
     # ---- files ----
@@ -146,59 +129,69 @@ class Project:
     @property
     def tokenizer_path(self) -> Path | None:
         """tokenizer.json, or None when the model has none."""
-        t = self.manifest.get("tokenizer")
+        t = ms.get(self.manifest, "tokenizer")
         return self.file(t) if t else None
 
-    def verify_files(self) -> list[str]:
-        """sha256 of weights.bin, embed.bin, tokenizer.json (all required) and of every other file in
-        manifest['files'] that is present (a deployment leaves the build-only files out); ProjectError
-        on a mismatch or a missing required file. Returns the listed files that are absent."""
-        m = self.manifest
-        checks = {m["weights"]["file"]: m["weights"]["sha256"], m["host"]["embed_file"]: m["host"]["sha256"]}
-        listed = dict(m.get("files") or {})
-        required = set(checks) | ({m["tokenizer"]} if m.get("tokenizer") else set())
-        checks.update(listed)
-        absent = []
-        for rel, want in checks.items():
-            f = self.file(rel)
-            if not f.is_file():
-                if rel in required or rel not in listed:
-                    raise ProjectError(f"{f} is missing (listed in {MANIFEST})")
-                absent.append(rel)
-                continue
-            got = sha256_file(f)
-            if got != want:
-                raise ProjectError(f"{f}: sha256 {got[:16]}... does not match the manifest's "
-                                   f"{str(want)[:16]}...; the file is corrupt or was modified, refusing it")
-        if m.get("tokenizer") and m["tokenizer"] not in checks:
-            if not self.file(m["tokenizer"]).is_file():
-                raise ProjectError(f"{self.file(m['tokenizer'])} is missing (listed in {MANIFEST})")
-        return absent
+    @property
+    def listed(self) -> dict[str, str]:
+        """Every file of the project -> sha256 (manifest['files'], weights.bin, embed.bin)."""
+        return ms.listed_files(self.manifest)
+
+    def check_closed(self, hashes: bool = True) -> None:
+        """The project is a closed set: every file under it is listed (build outputs of `edgellm build`
+        excepted, runtime/project_files.py), none is missing, a symbolic link or a special file;
+        weights.bin and embed.bin have their manifest sizes; hashes: every sha256 matches. The one check
+        run, csim, build, verify and deploy make (ProjectError naming the file)."""
+        root = self.path.resolve()
+        pf.check_tree(root, self.listed, self.iface.ip_name)
+        self._check_sizes()
+        if hashes:
+            pf.check_hashes(root, self.listed)
+
+    def _check_sizes(self) -> None:
+        c = self.config
+        sizes = {self.weights_path: (self.static_bytes, f"static_bytes {self.static_bytes}")}
+        dts = self.manifest["host"]["embed_dtype"]
+        want = c.vocab_size * c.hidden_size * np.dtype(EMBED_DTYPES[dts]).itemsize
+        sizes[self.embed_path] = (want, f"{want} ([{c.vocab_size}][{c.hidden_size}] {dts})")
+        for f, (n, what) in sizes.items():
+            got = f.stat().st_size
+            if got != n:
+                raise ProjectError(f"{f}: {got} bytes, expected {what}")
 
     def _check_consistency(self) -> None:
         c, i, mf = self.config, self.iface, self.path / MANIFEST
+        board = self.manifest.get("board") or {}
+        cap = min(ms.MAX_DDR_BYTES, board.get("ddr_bytes", ms.MAX_DDR_BYTES))
+        if self.total_bytes > cap:
+            raise ProjectError(f"{mf}: total_bytes {self.total_bytes} exceeds the {cap}-byte DDR the "
+                               "accelerator can address on this board")
         if self.static_bytes > self.total_bytes:
             raise ProjectError(f"{mf}: static_bytes {self.static_bytes} > total_bytes {self.total_bytes}")
+        wb = self.manifest["weights"].get("bytes")
+        if wb is not None and wb != self.static_bytes:
+            raise ProjectError(f"{mf}: weights.bytes {wb} != memory.static_bytes {self.static_bytes}")
         for name, (o, n) in self.regions.items():
-            if o < 0 or n < 0 or o + n > self.total_bytes:
+            if o + n > self.total_bytes:
                 raise ProjectError(f"{mf}: region {name!r} [{o}, {o + n}) lies outside the "
                                    f"{self.total_bytes}-byte buffer")
         want = {"h": i.max_t * c.hidden_size * 4, "logits": c.vocab_size * 4,
-                "program": (c.n_layers + 1) * itf.DESC_WORDS * 4}
+                "program": (c.n_layers + 1) * itf.DESC_WORDS * 4, "argmax": 4 + 8 * i.top_k}
         for name, size in want.items():
             if self.regions[name][1] < size:
                 raise ProjectError(f"{mf}: region {name!r} holds {self.regions[name][1]} bytes, needs {size}")
-        if i.max_t < 1 or i.max_ctx < 1 or i.max_ctx > c.max_context:
-            raise ProjectError(f"{mf}: max_t {i.max_t} / max_ctx {i.max_ctx} out of range")
-        if i.prog_off != self.regions["program"][0]:
+        if i.max_t > i.max_ctx or i.max_ctx > c.max_context:
+            raise ProjectError(f"{mf}: max_t {i.max_t} / max_ctx {i.max_ctx} out of range "
+                               f"(1 <= max_t <= max_ctx <= {c.max_context})")
+        if i.hdr_off % 4 or i.hdr_off + itf.HDR_WORDS * 4 > self.static_bytes:
+            raise ProjectError(f"{mf}: interface.hdr_off {i.hdr_off}: the {itf.HDR_WORDS * 4}-byte header "
+                               f"must lie 4-byte aligned inside the {self.static_bytes}-byte weights image")
+        if i.prog_off != self.regions["program"][0] or i.prog_off % 4:
             raise ProjectError(f"{mf}: interface.prog_off {i.prog_off} is not the program region's offset")
         h = self.manifest["host"]
-        if (int(h["vocab"]), int(h["hidden"])) != (c.vocab_size, c.hidden_size):
+        if (h["vocab"], h["hidden"]) != (c.vocab_size, c.hidden_size):
             raise ProjectError(f"{mf}: host embedding [{h['vocab']}][{h['hidden']}] does not match the model "
                                f"[{c.vocab_size}][{c.hidden_size}]")
-        if h["embed_dtype"] not in EMBED_DTYPES:
-            raise ProjectError(f"{mf}: host.embed_dtype {h['embed_dtype']!r} is not one of "
-                               f"{', '.join(EMBED_DTYPES)}")
 
     # ---- data ----
 

@@ -23,6 +23,7 @@ from edgellm.compiler.codegen_hls import (
 )
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.frontend import build_graph
+from edgellm.compiler.manifest import SCHEMA, list_files
 from edgellm.compiler.passes.plan_memory import plan_memory
 from edgellm.compiler.vivado_tcl import write_vivado_tcl
 from edgellm.models.config import ModelConfig
@@ -35,7 +36,8 @@ PREFILL, DECODE, VOCAB = 16, 16, 300
 
 
 def make_project(d: Path) -> Path:
-    """A minimal compiled project: hls/, vivado/, weights.bin, manifest.json, reference/."""
+    """A minimal compiled project: hls/, vivado/, weights.bin, embed.bin, reference/ and a manifest.json
+    that lists every file with its sha256 (a project is a closed set: runtime/project_files.py)."""
     cfg = ModelConfig(name="proj", hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=344,
                       vocab_size=VOCAB, max_context=64, act="silu", subln=False)
     qm, board = random_model(cfg, seed=9), load_board("kv260")
@@ -45,13 +47,11 @@ def make_project(d: Path) -> Path:
     plan = plan_memory(build_graph(qm), weight_encoder(design), max_t=16, max_ctx=64, scratch_floats=sf,
                        scratch_i8=si, tap_floats=tf, top_k=8)
     d.mkdir(parents=True)
-    generate_hls(d / "hls", cfg, numerics, design, max_t=16, max_ctx=64, top_k=8, board=board,
-                 total_bytes=plan.total_bytes)
+    info = generate_hls(d / "hls", cfg, numerics, design, max_t=16, max_ctx=64, top_k=8, board=board,
+                        total_bytes=plan.total_bytes)
     write_vivado_tcl(d, board, design, "edgellm_top")
     plan.image.tofile(d / "weights.bin")
-    (d / "manifest.json").write_text(json.dumps({
-        "interface": {"hdr_off": 0, "prog_off": plan.regions["program"].offset, "ip_name": "edgellm_top"},
-        "memory": plan.to_dict()}))
+    np.ascontiguousarray(qm.embed).tofile(d / "embed.bin")
     gm = GoldenModel(qm, numerics)
     cache = gm.new_cache(64)
     prompt = [(5 * i + 1) % VOCAB for i in range(PREFILL)]
@@ -61,6 +61,15 @@ def make_project(d: Path) -> Path:
         rows.append(gm.forward(np.array(dec[-1:]), cache, all_logits=False)[0])
     embeds = qm.embed_rows(np.array(prompt + dec))
     write_reference_inputs(d / "reference", embeds, np.stack(rows), prompt, dec)
+    files = list_files(d)
+    (d / "manifest.json").write_text(json.dumps({
+        "schema": SCHEMA, "model": cfg.to_dict(), "numerics": numerics.to_dict(),
+        "interface": {"version": 1, "hdr_off": 0, "prog_off": plan.regions["program"].offset, "max_t": 16,
+                      "max_ctx": 64, "top_k": 8, "ip_name": "edgellm_top", "registers": info["registers"]},
+        "memory": plan.to_dict(), "weights": {"file": "weights.bin", "sha256": files["weights.bin"]},
+        "host": {"embed_file": "embed.bin", "embed_dtype": "bf16" if qm.embed.dtype == np.uint16 else "f32",
+                 "vocab": VOCAB, "hidden": cfg.hidden_size, "sha256": files["embed.bin"]},
+        "files": files}))
     return d
 
 
@@ -88,6 +97,11 @@ def test_csim_fails_on_one_changed_reference_logit(project: Path, tmp_path: Path
     lg = np.fromfile(bad / "reference" / "logits.f32", np.float32)
     lg[5 * VOCAB + 7] = np.nextafter(lg[5 * VOCAB + 7], np.float32(np.inf))  # step 5: one ulp
     lg.tofile(bad / "reference" / "logits.f32")
+    res = runner.invoke(cli.app, ["csim", str(bad), "--decode-steps", "6"])  # csim checks the sha256s
+    assert res.exit_code == 2 and "logits.f32: sha256" in res.output and "refusing" in res.output
+    m = json.loads((bad / "manifest.json").read_text())
+    m["files"]["reference/logits.f32"] = list_files(bad)["reference/logits.f32"]
+    (bad / "manifest.json").write_text(json.dumps(m))  # a deliberate edit: the testbench must catch it
     res = runner.invoke(cli.app, ["csim", str(bad), "--decode-steps", "6"])
     assert res.exit_code == 1, res.output
     assert "step  5 decode  pos   20: logits mismatches 1/300" in res.output

@@ -99,6 +99,9 @@ def build_cmd(
     for rel in (HLS_TCL, VIVADO_TCL):
         if not (project / rel).is_file():
             raise EdgeLLMError(f"{project / rel} is missing (recompile the project with edgellm compile)")
+    from edgellm.runtime.project import Project
+
+    Project.open(project)  # a closed set: every file listed with its sha256, a valid ip_name (issue 14)
     ip = ip_name(project)
     hls_cmd, viv_cmd = hls_command(project / HLS_TCL), vivado_command(project / VIVADO_TCL)
     missing = [n for n, c in (("vitis_hls", hls_cmd), ("vivado", viv_cmd)) if c is None

@@ -6,15 +6,22 @@ logits compared bit for bit with DIR/reference/), and runs the synthesizability 
 Exit 0 only when both pass. --threads runs the threaded C simulation (edgellm/dataflow.h): the
 processes of the stream-connected DATAFLOW regions concurrently over FIFOs of their declared depths,
 a deadlock reported as a failure.
+
+The project is opened as `run` opens it (Project.open: manifest schema, a closed set of listed files,
+every sha256), the toolkit's headers come before the project's on the include path (hw/csim.py), and
+the testbench runs in its own process group under --timeout (killed, one-line error, on expiry).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -26,39 +33,43 @@ TB_FLAGS = ("-std=c++14", "-O2", "-ffp-contract=off", "-fno-fast-math", "-Wall",
             "-Wno-unused-function")
 TB_SOURCES = ("top.cpp", "tb_top.cpp")
 REFERENCE_FILES = ("reference/ref.json", "reference/embeds.f32", "reference/logits.f32")
+DEFAULT_TIMEOUT_S = 3600.0
+MAX_TIMEOUT_S = 7 * 86400.0
 
 
 def check_project(project: Path) -> Path:
-    """DIR/hls of a compiled project; EdgeLLMError naming the first missing file."""
+    """DIR/hls of a compiled project, opened and checked as `run` opens it (manifest schema, the closed
+    set of listed files, every sha256); EdgeLLMError naming the first missing or foreign file."""
     from edgellm.errors import EdgeLLMError
+    from edgellm.runtime.project import Project
 
     if not project.is_dir():
         raise EdgeLLMError(f"{project}: no such project directory")
-    if not (project / "manifest.json").is_file():
-        raise EdgeLLMError(f"{project} is not an edgellm project: manifest.json is missing "
-                           "(run edgellm compile)")
+    p = Project.open(project)
     for rel in ("weights.bin", *(f"hls/{s}" for s in TB_SOURCES), "hls/edgellm_config.h", *REFERENCE_FILES):
-        if not (project / rel).is_file():
+        if rel not in p.listed:
             raise EdgeLLMError(f"{project / rel} is missing (recompile the project with edgellm compile)")
-    return project / "hls"
+    return p.path.resolve() / "hls"
 
 
 def _digest(hls: Path, flags: tuple[str, ...], compiler: str, extra: Path | None = None) -> str:
+    from edgellm.hw import csim
+
     h = hashlib.sha256()
     for root in (hls, *([extra] if extra else [])):
-        for f in sorted(p for p in root.rglob("*") if p.suffix in (".h", ".cpp") and p.is_file()):
+        for f in csim.regular_files(root, (".h", ".cpp")):
             h.update(str(f.relative_to(root)).encode())
             h.update(f.read_bytes())
     h.update(" ".join(flags).encode())
-    h.update(subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.encode())
+    h.update(csim.INCLUDE_ORDER.encode())
+    h.update(csim.compiler_version(compiler).encode())
     return h.hexdigest()[:20]
 
 
 def build_testbench(hls: Path, threads: bool = False) -> Path:
-    """Compile hls/top.cpp + hls/tb_top.cpp into a cached executable (only the project's own headers
-    and hls4ml's ap_types are on the include path; threads: also edgellm's bounded, thread-safe
-    hls_stream.h ahead of them, for the threaded C simulation)."""
-    from edgellm.errors import EdgeLLMError
+    """Compile hls/top.cpp + hls/tb_top.cpp into a cached executable. Include path: hls4ml's ap_types
+    (threads: edgellm's bounded, thread-safe hls_stream.h ahead of it), the system's headers, then the
+    project's hls/ (-idirafter: a header the project adds never replaces a toolkit or system one)."""
     from edgellm.hw import csim
 
     cxx = csim.cxx()
@@ -70,26 +81,67 @@ def build_testbench(hls: Path, threads: bool = False) -> Path:
     with tempfile.TemporaryDirectory(dir=csim.cache_dir()) as tmp:
         tmp_out = Path(tmp) / out.name
         inc = [f"-I{csim.THREADS_DIR}"] if threads else []
-        cmd = [cxx, *flags, *inc, f"-I{hls}", f"-isystem{csim.ap_types_dir()}",
+        cmd = [cxx, *flags, *inc, f"-isystem{csim.ap_types_dir()}", f"-idirafter{hls}",
                *(str(hls / s) for s in TB_SOURCES), "-o", str(tmp_out)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            head = "\n".join(res.stderr.strip().splitlines()[:20])
-            raise EdgeLLMError(f"C simulation build of {hls} failed:\n{head}")
+        csim.run_compiler(cmd, str(hls))
         os.replace(tmp_out, out)
     return out
 
 
-def run_testbench(exe: Path, project: Path, decode_steps: int | None = None) -> int:
-    """Run the testbench on project, streaming its output; return its exit code."""
+def check_timeout(timeout_s: float) -> float:
+    """--timeout: a finite number of seconds in (0, MAX_TIMEOUT_S] (NaN and inf would mean no bound)."""
+    from edgellm.errors import EdgeLLMError
+
+    if not (math.isfinite(timeout_s) and 0 < timeout_s <= MAX_TIMEOUT_S):
+        raise EdgeLLMError(f"--timeout must be a finite number of seconds in (0, {MAX_TIMEOUT_S:g}], "
+                           f"got {timeout_s}")
+    return timeout_s
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the testbench's process group (it and anything it started)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_testbench(exe: Path, project: Path, decode_steps: int | None = None,
+                  timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+    """Run the testbench on project in its own process group, streaming its output; return its exit
+    code. After timeout_s the group is killed and EdgeLLMError raised (so is an interrupt's)."""
+    from edgellm.errors import EdgeLLMError
+
     cmd = [str(exe), str(project)]
     if decode_steps is not None:
         cmd += ["--decode-steps", str(decode_steps)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        typer.echo(line.rstrip("\n"))
-    return proc.wait()
+    timeout_s = check_timeout(timeout_s)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", start_new_session=True)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        _kill_group(proc)
+
+    timer = threading.Timer(timeout_s, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            typer.echo(line.rstrip("\n"))
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:  # interrupted: leave nothing running
+            _kill_group(proc)
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    if expired.is_set():
+        raise EdgeLLMError(f"the C-simulation testbench ran longer than --timeout {timeout_s:g} s; killed it")
+    return rc
 
 
 def csim_cmd(
@@ -99,10 +151,14 @@ def csim_cmd(
     threads: Annotated[bool, typer.Option(
         "--threads", help="Run the DATAFLOW processes concurrently over FIFOs of their declared depths "
                           "(deadlocks detected)")] = False,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Seconds the testbench may run before it is killed (finite, > 0)")
+    ] = DEFAULT_TIMEOUT_S,
 ) -> None:
     """C-simulate the project's HLS (g++) against its reference outputs, bit for bit."""
     from edgellm.hw import csim, synth_check
 
+    check_timeout(timeout)
     hls = check_project(project)
     found = synth_check.check_paths([hls])
     for f in found:
@@ -112,7 +168,7 @@ def csim_cmd(
     exe = build_testbench(hls, threads)
     t1 = time.perf_counter()
     typer.echo(f"build: {t1 - t0:.1f} s (g++ {' '.join(TB_FLAGS + (csim.THREAD_FLAGS if threads else ()))})")
-    rc = run_testbench(exe, project.resolve(), decode_steps)
+    rc = run_testbench(exe, hls.parent, decode_steps, timeout)
     typer.echo(f"run: {time.perf_counter() - t1:.1f} s")
     ok = rc == 0 and not found
     typer.echo(f"csim: {'PASS' if ok else 'FAIL'} (testbench exit {rc}, {len(found)} synth_check finding(s))")
