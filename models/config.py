@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from edgellm.errors import CheckpointError
 
 ACTIVATIONS = ("relu2", "silu")
+INT_FIELDS = ("hidden_size", "n_layers", "n_heads", "n_kv_heads", "ffn_size", "vocab_size", "head_dim",
+              "max_context")
+# Upper bounds of the sizes (docs/cli.md, "Model files"): well above every public checkpoint
+# (hidden 16384, ffn 53248, 126 layers, 128 heads, head_dim 256, vocab 262144, context 131072),
+# low enough that a corrupt number is refused before anything is allocated for it.
+LIMITS = {"hidden_size": 1 << 16, "n_layers": 1024, "n_heads": 1024, "n_kv_heads": 1024,
+          "ffn_size": 1 << 18, "vocab_size": 1 << 22, "head_dim": 1024, "max_context": 1 << 20}
+
+
+class ConfigError(CheckpointError):
+    """A ModelConfig field out of range; `field` names it so loaders can use the file's own key."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field, self.problem = field, problem
+        super().__init__(f"model config: {field} {problem}")
 
 
 @dataclass(frozen=True)
@@ -34,24 +52,57 @@ class ModelConfig:
     name: str = "bitnet"
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.head_dim == 0:
             object.__setattr__(self, "head_dim", self.hidden_size // max(self.n_heads, 1))
         self.validate()
 
+    def _check_types(self) -> None:
+        """Every field of the type it is declared with (a manifest or config.json may say otherwise)."""
+        for f in INT_FIELDS + ("bos_id", "eos_id"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise ConfigError(f, f"must be an integer, got {v!r}")
+            object.__setattr__(self, f, int(v))
+        for f in ("rope_theta", "rms_eps"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ConfigError(f, f"must be a number, got {v!r}")
+            object.__setattr__(self, f, float(v))
+        for f in ("subln", "tied_embeddings"):
+            if not isinstance(getattr(self, f), (bool, np.bool_)):
+                raise ConfigError(f, f"must be true or false, got {getattr(self, f)!r}")
+            object.__setattr__(self, f, bool(getattr(self, f)))
+        for f in ("act", "name"):
+            if not isinstance(getattr(self, f), str):
+                raise ConfigError(f, f"must be a string, got {getattr(self, f)!r}")
+
     def validate(self) -> None:
-        """Raise CheckpointError if the shapes are inconsistent."""
+        """Raise ConfigError (a CheckpointError) naming the first field out of range or inconsistent.
+
+        Limits (LIMITS): sizes are positive and at most the documented bound; rope_theta is finite
+        and > 0; rms_eps is finite, > 0 as a float32 and <= 1; bos/eos ids fit 32 bits (-1 or an id
+        outside the vocabulary means "none")."""
         for f in ("hidden_size", "n_layers", "n_heads", "n_kv_heads", "ffn_size", "vocab_size",
                   "head_dim", "max_context"):
-            if int(getattr(self, f)) <= 0:
-                raise CheckpointError(f"model config: {f} must be positive, got {getattr(self, f)}")
+            v = int(getattr(self, f))
+            if v <= 0:
+                raise ConfigError(f, f"must be positive, got {v}")
+            if v > LIMITS[f]:
+                raise ConfigError(f, f"must be at most {LIMITS[f]:,}, got {v:,}")
+        if not (math.isfinite(self.rope_theta) and self.rope_theta > 0):
+            raise ConfigError("rope_theta", f"must be finite and > 0, got {self.rope_theta}")
+        if not (math.isfinite(self.rms_eps) and np.float32(self.rms_eps) > 0 and self.rms_eps <= 1):
+            raise ConfigError("rms_eps", f"must be finite, > 0 (as a float32) and <= 1, got {self.rms_eps}")
+        for f in ("bos_id", "eos_id"):
+            if not -1 <= getattr(self, f) < 2**31:
+                raise ConfigError(f, f"must be -1 (none) or a token id below 2^31, got {getattr(self, f)}")
         if self.n_heads % self.n_kv_heads:
-            raise CheckpointError(
-                f"model config: n_heads {self.n_heads} is not a multiple of n_kv_heads "
-                f"{self.n_kv_heads}")
+            raise ConfigError("n_heads", f"{self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
         if self.head_dim % 2:
-            raise CheckpointError(f"model config: head_dim {self.head_dim} must be even for RoPE")
+            raise ConfigError("head_dim", f"{self.head_dim} must be even for RoPE")
         if self.act not in ACTIVATIONS:
-            raise CheckpointError(f"model config: act must be one of {ACTIVATIONS}, got {self.act}")
+            raise ConfigError("act", f"must be one of {ACTIVATIONS}, got {self.act}")
 
     @property
     def q_size(self) -> int:
@@ -79,11 +130,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        """Inverse of to_dict; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
+        """Inverse of to_dict; unknown or missing keys and wrong types are a CheckpointError."""
+        if not isinstance(d, dict):
+            raise CheckpointError(f"model config: expected an object, got {type(d).__name__}")
+        fields = dataclasses.fields(cls)
+        unknown = set(d) - {f.name for f in fields}
         if unknown:
-            raise CheckpointError(f"model config: unknown keys {sorted(unknown)}")
+            raise CheckpointError(f"model config: unknown keys {sorted(map(str, unknown))}")
+        missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in d]
+        if missing:
+            raise CheckpointError(f"model config: missing keys {missing}")
         return cls(**d)
 
     def to_json(self) -> str:

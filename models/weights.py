@@ -19,6 +19,23 @@ _UNPACK = np.array([[((b >> (2 * i)) & 3) - 1 for i in range(4)] for b in range(
                    dtype=np.int8)
 
 
+CHECK_ROWS = 4096  # rows checked for NaN/inf at a time (bounded temporaries)
+
+
+def check_finite(arr: np.ndarray, what: str, row0: int = 0) -> np.ndarray:
+    """arr unchanged; CheckpointError naming `what` (and the first bad row of a 2-D tensor) if a float
+    tensor, or bf16 bit patterns held as uint16, holds NaN or inf."""
+    a = np.asarray(arr)
+    a2 = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(1, -1)
+    for r in range(0, a2.shape[0], CHECK_ROWS):
+        chunk = a2[r:r + CHECK_ROWS]
+        ok = (chunk & 0x7F80) != 0x7F80 if chunk.dtype == np.uint16 else np.isfinite(chunk)
+        if not ok.all():
+            row = "" if a.ndim <= 1 else f" (row {row0 + r + int(np.flatnonzero(~ok.all(axis=1))[0])})"
+            raise CheckpointError(f"{what}: contains NaN or inf{row}")
+    return arr
+
+
 def pack2(t: np.ndarray) -> np.ndarray:
     """(out, in) ternary int8 -> (out, ceil(in/4)) uint8, code = t + 1, low bits first."""
     out, k = t.shape
@@ -75,7 +92,7 @@ class Int8Head:
     @classmethod
     def quantize(cls, e: np.ndarray) -> Int8Head:
         """Per-row absmax int8 (rs = max|row| / 127; q = clamp(rint(row / rs)))."""
-        e = np.asarray(e, dtype=np.float32)
+        e = check_finite(np.asarray(e, dtype=np.float32), "LM head weights")
         amax = np.abs(e).max(axis=1)
         rs = (np.maximum(amax, np.float32(1e-8)) / np.float32(127.0)).astype(np.float32)
         q = np.clip(np.rint(e / rs[:, None]), -127, 127).astype(np.int8)
@@ -129,6 +146,8 @@ class QuantModel:
             if tuple(arr.shape) != shape:
                 raise CheckpointError(f"tensor {name}: shape {tuple(arr.shape)}, expected {shape}")
         want("embed", self.embed, (c.vocab_size, c.hidden_size))
+        if self.embed.dtype not in (np.float32, np.uint16):
+            raise CheckpointError(f"tensor embed: dtype {self.embed.dtype}, expected float32 or bf16 bits")
         want("final_norm", self.final_norm, (c.hidden_size,))
         want("lm_head", self.lm_head.w, (c.vocab_size, c.hidden_size))
         if len(self.layers) != c.n_layers:
@@ -145,3 +164,19 @@ class QuantModel:
                     raise CheckpointError(f"layers.{i}: subln model without sub-norm weights")
                 want(f"layers.{i}.attn_sub_norm", layer.attn_sub_norm, (c.q_size,))
                 want(f"layers.{i}.ffn_sub_norm", layer.ffn_sub_norm, (c.ffn_size,))
+        self.check_numbers()
+
+    def check_numbers(self) -> None:
+        """Every float the accelerator computes with is finite (weight scales also positive)."""
+        check_finite(self.embed, "tensor embed")
+        check_finite(self.final_norm, "tensor final_norm")
+        check_finite(self.lm_head.row_scale, "tensor lm_head row scales")
+        for i, layer in enumerate(self.layers):
+            for n in ("attn_norm", "ffn_norm", "attn_sub_norm", "ffn_sub_norm"):
+                g = getattr(layer, n)
+                if g is not None:
+                    check_finite(g, f"tensor layers.{i}.{n}")
+            for n, lin in layer.linears().items():
+                if not (np.isfinite(lin.scale) and lin.scale > 0):
+                    raise CheckpointError(f"tensor layers.{i}.{n}: weight scale {lin.scale} must be "
+                                          "finite and positive")

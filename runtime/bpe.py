@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime.text import check_utf8
 
 BOS_NAMES = ("<|begin_of_text|>", "<s>", "<|endoftext|>", "<bos>")  # as models/loaders/tokenizer.py
 EOS_NAMES = ("<|end_of_text|>", "</s>", "<|endoftext|>", "<eos>", "<|eot_id|>")
@@ -126,8 +127,12 @@ class ByteLevelBPE:
     def from_file(cls, path: str | Path) -> ByteLevelBPE:
         """Load tokenizer.json; EdgeLLMError naming the file when unreadable or malformed."""
         p = Path(path)
+        if p.exists() and not p.is_file():
+            raise EdgeLLMError(f"{p}: not a regular file")
         try:
             spec = json.loads(p.read_text(encoding="utf-8"))
+            if not isinstance(spec, dict):
+                raise TypeError("the file is not a JSON object")
             return cls(spec, str(p))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise EdgeLLMError(f"{p}: cannot read tokenizer: {e}") from None
@@ -240,7 +245,8 @@ class ByteLevelBPE:
                            "no unk_token")
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of text, without BOS/EOS."""
+        """Token ids of text, without BOS/EOS; EdgeLLMError if text holds bytes that were not UTF-8."""
+        check_utf8(text, "text")
         ids: list[int] = []
         for piece, is_added in self._split_added(text):
             if is_added:

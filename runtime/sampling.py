@@ -14,6 +14,8 @@ import numpy as np
 
 from edgellm.errors import EdgeLLMError
 
+MAX_TOP_K = 1 << 22  # the largest vocabulary a model config allows (models.config.LIMITS)
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -38,18 +40,29 @@ class SamplingParams:
 
     def validate(self) -> None:
         """Raise EdgeLLMError naming the first out-of-range parameter."""
-        if not np.isfinite(self.temperature) or self.temperature < 0:
-            raise EdgeLLMError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise EdgeLLMError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+        def number(v: object) -> bool:
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        def integer(v: object) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+        for name in ("temperature", "top_p", "repetition_penalty"):
+            v = getattr(self, name)
+            if not number(v) or not np.isfinite(v):
+                raise EdgeLLMError(f"{name} must be a finite number, got {v}")
+        for name in ("top_k", "max_new_tokens"):
+            if not integer(getattr(self, name)):
+                raise EdgeLLMError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        if self.temperature < 0:
+            raise EdgeLLMError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 <= self.top_k <= MAX_TOP_K:
+            raise EdgeLLMError(f"top_k must be in [0, {MAX_TOP_K}] (0 = off), got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
-            raise EdgeLLMError(f"top_p must be in (0, 1], got {self.top_p}")
-        if not np.isfinite(self.repetition_penalty) or self.repetition_penalty <= 0:
-            raise EdgeLLMError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+            raise EdgeLLMError(f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise EdgeLLMError(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty}")
         if self.max_new_tokens < 1:
-            raise EdgeLLMError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.seed is not None and self.seed < 0:
-            raise EdgeLLMError(f"seed must be >= 0, got {self.seed}")
+            raise EdgeLLMError(f"max_new_tokens (-n) must be >= 1, got {self.max_new_tokens}")
+        if self.seed is not None and (not integer(self.seed) or not 0 <= self.seed < 2**128):
+            raise EdgeLLMError(f"seed must be an integer in [0, 2^128), got {self.seed}")
 
     @property
     def greedy(self) -> bool:

@@ -20,14 +20,14 @@ import dataclasses
 import numpy as np
 
 from edgellm.errors import EdgeLLMError
-from edgellm.models.config import ModelConfig
+from edgellm.models.config import LIMITS, ModelConfig
 from edgellm.runtime.device import Device
 from edgellm.runtime.driver import Driver
 from edgellm.runtime.project import Project
 
 POLICIES = ("error", "sliding")
 DEVICES = ("auto", "emu", "emu-threads", "pynq")
-UNBOUNDED = 2**31 - 1  # config.max_context reported under the sliding policy
+UNBOUNDED = LIMITS["max_context"]  # config.max_context reported under the sliding policy
 
 
 class Session:

@@ -9,6 +9,7 @@ weight image is also checked to decode to it), else it is rebuilt from weights.b
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime.driver import TAP_STAGES, Driver
+from edgellm.runtime.generation import check_prompt
 from edgellm.runtime.project import Project
 
 STAGES = (*TAP_STAGES, "h_out")
@@ -57,6 +59,27 @@ class Report:
         return {"project": self.project, "device": self.device, "prompt_ids": self.prompt_ids,
                 "ok": self.ok, "tokens": self.tokens, "notes": self.notes,
                 "rows": [r.__dict__ for r in self.rows]}
+
+
+def reference_prompt(project_dir: str | Path, vocab_size: int) -> list[int] | None:
+    """reference/golden.json's prompt_ids (None when the file or the key is absent); EdgeLLMError naming
+    the file when it is unreadable, not JSON, or its ids are not integers in [0, vocab_size)."""
+    path = Path(project_dir) / "reference" / "golden.json"
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise EdgeLLMError(f"{path}: not a regular file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise EdgeLLMError(f"{path}: cannot read the reference prompt ({e})") from None
+    ids = data.get("prompt_ids") if isinstance(data, dict) else None
+    if ids is None:
+        return None
+    if (not isinstance(ids, list) or not ids
+            or not all(type(t) is int and 0 <= t < vocab_size for t in ids)):
+        raise EdgeLLMError(f"{path}: prompt_ids must be a non-empty list of token ids in [0, {vocab_size})")
+    return list(ids)
 
 
 def ulp_distance(a: np.ndarray, b: np.ndarray) -> int:
@@ -183,6 +206,7 @@ def run_verify(p: Project, device: Any, prompt_ids: list[int], new_tokens: int =
     if not prompt_ids or len(prompt_ids) + new_tokens > p.iface.max_ctx:
         raise EdgeLLMError(f"prompt of {len(prompt_ids)} tokens + {new_tokens} new tokens must fit the "
                            f"KV cache of {p.iface.max_ctx}")
+    prompt_ids = check_prompt(prompt_ids, p.iface.max_ctx, p.config.vocab_size)
     rep = Report(str(p.path), device.name, list(prompt_ids))
     qm = _model(p, rep)
     gm = GoldenModel(qm, p.numerics)

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 
 
 def read_text(path: Path) -> str:
-    """The --text file as UTF-8; one-line EdgeLLMError if it cannot be read."""
+    """The --text file as UTF-8; one-line EdgeLLMError if it cannot be read (or is a FIFO or device,
+    whose read could wait forever)."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise EdgeLLMError(f"--text file {path} is not a regular file")
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -54,12 +57,7 @@ def parse_backends(compare: str | None, backend: str) -> list[str]:
 def text_token_ids(qm: QuantModel, tokenizer: Any, text: str, ids_file: bool) -> list[int]:
     """Token ids to score: the text tokenized with BOS prepended, or the ids written in the file."""
     if ids_file:
-        ids = parse_ids(text, "--text (with --ids)")
-        bad = [t for t in ids if not 0 <= t < qm.config.vocab_size]
-        if bad:
-            raise EdgeLLMError(f"--text: token id {bad[0]} is outside the vocabulary "
-                               f"[0, {qm.config.vocab_size})")
-        return ids
+        return parse_ids(text, "--text (with --ids)", qm.config.vocab_size)
     if tokenizer is None:
         raise EdgeLLMError("this model has no tokenizer; pass --ids with a file of token ids")
     bos, eos = model_specials(qm)

@@ -63,8 +63,10 @@ class TextCodec:
         self.eos_id = _special(tok, "eos", eos_id)
 
     def encode(self, text: str) -> list[int]:
-        """Text -> ids, without BOS (see prompt_ids)."""
-        r = self.tok.encode(text)
+        """Text -> ids, without BOS (see prompt_ids); EdgeLLMError if text is not valid UTF-8."""
+        from edgellm.runtime.text import check_utf8
+
+        r = self.tok.encode(check_utf8(text, "prompt"))
         ids = [int(t) for t in getattr(r, "ids", r)]
         if ids and self.bos_id is not None and ids[0] == self.bos_id:
             ids = ids[1:]
@@ -97,13 +99,12 @@ def model_specials(qm: QuantModel) -> tuple[int | None, int | None]:
     return ok(c.bos_id), ok(c.eos_id)
 
 
-def parse_ids(text: str, what: str) -> list[int]:
-    """'1, 2 3' -> [1, 2, 3]; EdgeLLMError naming `what` on anything else."""
-    parts = text.replace(",", " ").split()
-    try:
-        return [int(p) for p in parts]
-    except ValueError as e:
-        raise EdgeLLMError(f"{what}: expected integer token ids, got {e}") from None
+def parse_ids(text: str, what: str, vocab_size: int | None = None) -> list[int]:
+    """'1, 2 3' -> [1, 2, 3]; EdgeLLMError naming `what` on anything else or an id out of range
+    (runtime.text.parse_token_ids)."""
+    from edgellm.runtime.text import parse_token_ids
+
+    return parse_token_ids(text, what, vocab_size)
 
 
 def build_backend(name: str, qm: QuantModel) -> Any:
@@ -224,7 +225,10 @@ def generate_cmd(
 ) -> None:
     """Generate text from MODEL on a CPU backend, streaming tokens; reports TTFT and tokens/s."""
     from edgellm.runtime.sampling import SamplingParams
+    from edgellm.runtime.text import check_utf8
 
+    if prompt is not None:
+        check_utf8(prompt, "--prompt")
     if prompt is not None and prompt_ids is not None:
         raise EdgeLLMError("pass either --prompt or --prompt-ids, not both")
     ids = parse_ids(prompt_ids, "--prompt-ids") if prompt_ids is not None else None

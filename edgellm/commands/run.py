@@ -7,7 +7,9 @@ Also holds what `verify` shares: opening the project, choosing the device, the p
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,6 +29,7 @@ from edgellm.errors import EdgeLLMError
 
 if TYPE_CHECKING:
     from edgellm.runtime.project import Project
+    from edgellm.runtime.sampling import SamplingParams
 
 DirArg = Annotated[Path, typer.Argument(help="Compiled project directory (edgellm compile).",
                                         show_default=False)]
@@ -64,24 +67,43 @@ def codec_for(p: Project) -> Any:
     return TextCodec(load_tokenizer(tp), ok(c.bos_id), ok(c.eos_id))
 
 
-def prompt_ids_for(codec: Any, prompt: str | None, prompt_ids: str | None, chat: bool = False) -> list[int]:
-    """Token ids of --prompt / --prompt-ids (one-line errors)."""
+def prompt_ids_for(codec: Any, prompt: str | None, prompt_ids: str | None, vocab_size: int | None = None,
+                   what: str = "--prompt") -> list[int]:
+    """Token ids of --prompt / --prompt-ids (one-line errors: not UTF-8, not integers, out of the
+    vocabulary, empty)."""
     from edgellm.commands.generate import parse_ids
+    from edgellm.runtime.text import check_utf8
 
     if prompt is not None and prompt_ids is not None:
         raise EdgeLLMError("pass either --prompt or --prompt-ids, not both")
     if prompt_ids is not None:
-        ids = parse_ids(prompt_ids, "--prompt-ids")
+        ids = parse_ids(prompt_ids, "--prompt-ids", vocab_size)
         if not ids:
             raise EdgeLLMError("empty prompt")
         return ids
     if prompt is None:
         raise EdgeLLMError("no prompt: pass --prompt TEXT (or --prompt-ids)")
-    if not prompt.strip():
+    if not check_utf8(prompt, what).strip():
         raise EdgeLLMError("empty prompt")
     if codec is None:
         raise EdgeLLMError("this project has no tokenizer; pass --prompt-ids instead of --prompt")
     return codec.prompt_ids(prompt)
+
+
+def check_timeout(seconds: float) -> float:
+    """--timeout must be finite and positive (every wait on the accelerator has a bound)."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise EdgeLLMError(f"--timeout must be a finite number of seconds > 0, got {seconds}")
+    return seconds
+
+
+def open_project(path: Path, verify: bool = True) -> Project:
+    """Project.open, after saying plainly when PATH is not a directory at all."""
+    from edgellm.runtime.project import Project
+
+    if path.exists() and not path.is_dir():
+        raise EdgeLLMError(f"{path}: not a directory (a project is the folder edgellm compile wrote)")
+    return Project.open(path, verify=verify)
 
 
 def run_cmd(
@@ -109,47 +131,92 @@ def run_cmd(
         "--no-verify-checksums", help="Skip the sha256 checks of the project files.")] = False,
 ) -> None:
     """Generate text from a compiled project on the accelerator (board or emulator)."""
-    from edgellm.commands.generate import StreamPrinter
-    from edgellm.runtime.generation import generate
-    from edgellm.runtime.project import Project
-    from edgellm.runtime.sampling import SamplingParams
+    from edgellm.runtime.generation import check_prompt
     from edgellm.runtime.session import Session
 
-    params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
-                            repetition_penalty=repetition_penalty, seed=seed,
-                            max_new_tokens=max_new_tokens, stop_at_eos=stop_at_eos)
+    params = sampling_params(temperature, top_k, top_p, repetition_penalty, seed, max_new_tokens, stop_at_eos)
     info = lambda s: typer.echo(s, err=True)  # noqa: E731
-    p = Project.open(project, verify=not no_verify_checksums)
+    check_timeout(timeout)
+    p = open_project(project, verify=not no_verify_checksums)
     codec = codec_for(p)
     if not chat:
-        ids = prompt_ids_for(codec, prompt, prompt_ids)
+        ids = prompt_ids_for(codec, prompt, prompt_ids, p.config.vocab_size)
+    elif prompt is not None or prompt_ids is not None:
+        raise EdgeLLMError("--chat reads its prompts from stdin: leave out --prompt and --prompt-ids")
+    elif codec is None:
+        raise EdgeLLMError("this project has no tokenizer: --chat needs one (use --prompt-ids instead)")
     if codec is not None and params.eos_id is None:
         params = dataclasses.replace(params, eos_id=codec.eos_id)
     sess = Session(p, device_for(p, device, info), timeout_s=timeout, context_policy=context_policy,
                    sink=sink, window=window)
-    prompts = iter([ids]) if not chat else _chat_prompts(codec, info)
-    for ids in prompts:
-        printer = StreamPrinter(codec, _stdout)
-        res = generate(sess, ids, params, on_token=printer if stream else None)
-        if not stream:
-            for t in res.text_tokens:
-                printer(t)
-        printer.flush()
-        _stdout("\n")
-        tps = res.decode_tokens_per_s
-        st = sess.stats()
-        info(f"[{sess.name}] prompt {len(ids)} tokens, generated {len(res.tokens)}, "
-             f"TTFT {res.ttft_s * 1e3:.1f} ms, decode {'n/a' if tps is None else f'{tps:.2f}'} tok/s, "
-             f"stop: {res.stop_reason}, "
-             f"accelerator runs {st['starts']}, refills {st['refills']}")
+    if chat:
+        _chat(sess, codec, params, stream, info)
+        return
+    check_prompt(ids, sess.config.max_context, p.config.vocab_size)
+    _generate_one(sess, codec, ids, params, stream, info)
 
 
-def _chat_prompts(codec: Any, info: Any) -> Any:
-    """Prompts read line by line from stdin (each a fresh generation)."""
+def _chat(sess: Any, codec: Any, params: SamplingParams, stream: bool, info: Any) -> None:
+    """Prompts read line by line from stdin, each a fresh generation; a line that is not a valid
+    prompt (not UTF-8, too long, no tokenizer, ...) gets an `error:` line and the session goes on."""
+    from edgellm.cli import error_line
+    from edgellm.runtime.generation import check_prompt
+    from edgellm.runtime.text import decode_utf8
+
     info("[chat] one prompt per line; end with Ctrl-D")
-    for line in sys.stdin:
-        if line.strip():
-            yield prompt_ids_for(codec, line.rstrip("\n"), None)
+    vocab = sess.config.vocab_size
+    for n, line in enumerate(_stdin_lines(), 1):
+        if not line.strip():
+            continue
+        what = f"stdin line {n}"
+        try:
+            ids = prompt_ids_for(codec, decode_utf8(line, what).rstrip("\r\n"), None, vocab, what)
+            check_prompt(ids, sess.config.max_context, vocab)
+        except EdgeLLMError as e:
+            info(error_line(e))
+            continue
+        _generate_one(sess, codec, ids, params, stream, info)
+
+
+def sampling_params(temperature: float, top_k: int, top_p: float, repetition_penalty: float,
+                    seed: int | None, max_new_tokens: int, stop_at_eos: bool) -> SamplingParams:
+    """SamplingParams from the shared options (one-line errors naming the bad one)."""
+    from edgellm.runtime.sampling import SamplingParams
+
+    return SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
+                          repetition_penalty=repetition_penalty, seed=seed,
+                          max_new_tokens=max_new_tokens, stop_at_eos=stop_at_eos)
+
+
+def _generate_one(sess: Any, codec: Any, ids: list[int], params: SamplingParams, stream: bool,
+                  info: Any) -> None:
+    """One generation on the session: streamed text on stdout, the stats line on stderr."""
+    from edgellm.commands.generate import StreamPrinter
+    from edgellm.runtime.generation import generate
+
+    printer = StreamPrinter(codec, _stdout)
+    res = generate(sess, ids, params, on_token=printer if stream else None)
+    if not stream:
+        for t in res.text_tokens:
+            printer(t)
+    printer.flush()
+    _stdout("\n")
+    tps = res.decode_tokens_per_s
+    st = sess.stats()
+    info(f"[{sess.name}] prompt {len(ids)} tokens, generated {len(res.tokens)}, "
+         f"TTFT {res.ttft_s * 1e3:.1f} ms, decode {'n/a' if tps is None else f'{tps:.2f}'} tok/s, "
+         f"stop: {res.stop_reason}, "
+         f"accelerator runs {st['starts']}, refills {st['refills']}")
+
+
+def _stdin_lines() -> Iterator[bytes]:
+    """stdin line by line as bytes (decoded per line, so one bad line does not end the session)."""
+    buf = getattr(sys.stdin, "buffer", None)
+    if buf is not None:
+        yield from buf
+    else:  # a text-only stream (already decoded)
+        for line in sys.stdin:
+            yield line.encode("utf-8", "surrogateescape")
 
 
 def _stdout(s: str) -> None:

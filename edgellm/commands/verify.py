@@ -3,9 +3,11 @@ onnxruntime vs golden within tolerance), as a table, JSON and HTML; exit 1 when 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,10 +18,13 @@ from edgellm.commands.run import (
     DirArg,
     PromptIdsOpt,
     TimeoutOpt,
+    check_timeout,
     codec_for,
     device_for,
+    open_project,
     prompt_ids_for,
 )
+from edgellm.errors import EdgeLLMError
 
 if TYPE_CHECKING:
     from edgellm.runtime.project import Project
@@ -30,11 +35,11 @@ FAIL_EXIT = 1
 
 def default_prompt(p: Project, codec: Any) -> list[int]:
     """reference/golden.json's prompt when the project has one, else a fixed text or id pattern."""
-    ref = p.path / "reference" / "golden.json"
-    if ref.is_file():
-        ids = json.loads(ref.read_text()).get("prompt_ids")
-        if ids:
-            return [int(t) for t in ids]
+    from edgellm.runtime.verify import reference_prompt
+
+    ids = reference_prompt(p.path, p.config.vocab_size)
+    if ids:
+        return ids
     if codec is not None:
         return codec.prompt_ids("Once upon a time")
     return [(7 * i + 3) % p.config.vocab_size for i in range(16)]
@@ -93,11 +98,38 @@ padding:2px 8px}} tr.ok td:nth-child(6){{color:#080}} tr.fail td{{background:#fd
 """
 
 
+def check_output(path: Path, option: str) -> None:
+    """Refuse, before any work, an output path that cannot be written as a regular file: a directory,
+    a device or FIFO (never replaced), or a file in a folder that does not exist."""
+    if path.is_dir():
+        raise EdgeLLMError(f"{option} {path}: is a directory (give a file name)")
+    if path.exists() and not path.is_file():
+        raise EdgeLLMError(f"{option} {path}: exists and is not a regular file")
+    parent = path.parent
+    if not parent.is_dir():
+        why = "does not exist" if not parent.exists() else "is not a directory"
+        raise EdgeLLMError(f"{option} {path}: folder {parent} {why}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EdgeLLMError(f"{option} {path}: folder {parent} is not writable")
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write text to path through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write text to path through a fresh temporary file beside it and a rename; on any failure the
+    temporary file is removed and the error is one EdgeLLMError line (path keeps its old content)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise EdgeLLMError(f"cannot write {path}: {e.strerror or e}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def verify_cmd(
@@ -115,19 +147,20 @@ def verify_cmd(
     timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Check device vs golden (bit for bit, every layer and stage) and onnxruntime vs golden."""
-    from edgellm.runtime.project import Project
     from edgellm.runtime.verify import run_verify
 
     if new_tokens < 1:
-        from edgellm.errors import EdgeLLMError
-
         raise EdgeLLMError(f"--new-tokens must be >= 1, got {new_tokens}")
-    p = Project.open(project)
+    check_timeout(timeout)
+    for out, option in ((json_out, "--json"), (html_out, "--html")):
+        if out is not None:
+            check_output(out, option)
+    p = open_project(project)
     codec = codec_for(p)
     if prompt is None and prompt_ids is None:
         ids = default_prompt(p, codec)
     else:
-        ids = prompt_ids_for(codec, prompt, prompt_ids)
+        ids = prompt_ids_for(codec, prompt, prompt_ids, p.config.vocab_size)
     dev = device_for(p, device, lambda s: typer.echo(s, err=True))
     rep = run_verify(p, dev, ids, new_tokens=new_tokens, onnx=onnx, timeout_s=timeout)
     print_table(rep)

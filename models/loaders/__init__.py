@@ -26,12 +26,18 @@ def detect_format(path: str | os.PathLike) -> str:
     """'hf_bitnet', 'latent' or 'gguf'; CheckpointError if missing or unrecognized."""
     p = Path(path)
     if p.is_file():
-        with open(p, "rb") as f:
-            magic = f.read(4)
+        try:
+            with open(p, "rb") as f:
+                magic = f.read(4)
+        except OSError as e:
+            raise CheckpointError(f"{p}: cannot read: {e.strerror or e}") from None
         if magic == b"GGUF":
             return "gguf"
         raise CheckpointError(f"{p}: not a GGUF file (bad magic) and not a checkpoint directory")
     if not p.is_dir():
+        if p.exists():
+            raise CheckpointError(f"{p}: not a regular file or a directory (a checkpoint is a .gguf file "
+                                  "or a directory)")
         raise CheckpointError(f"{p}: no such file or directory")
     cfg = read_config(p)
     if is_hf_bitnet(cfg):

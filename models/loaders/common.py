@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from edgellm.errors import CheckpointError
-from edgellm.models.config import ModelConfig
+from edgellm.models.config import ConfigError, ModelConfig
 from edgellm.models.loaders.safetensors_io import Checkpoint, bf16_bits_if_exact, to_f32
-from edgellm.models.weights import Int8Head
+from edgellm.models.weights import Int8Head, check_finite
+
+__all__ = ["check_finite"]  # re-exported for the loaders
 
 HEAD_CHUNK = 4096  # rows quantized at a time (bounds float32 temporaries for 128k vocabularies)
 ACT_NAMES = {"relu2": "relu2", "silu": "silu", "swish": "silu"}
@@ -20,6 +22,8 @@ ACT_NAMES = {"relu2": "relu2", "silu": "silu", "swish": "silu"}
 def read_config(directory: str | Path) -> dict[str, Any]:
     """Parse <dir>/config.json; CheckpointError if missing or malformed."""
     path = Path(directory) / "config.json"
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file")
     try:
         cfg = json.loads(path.read_text())
     except FileNotFoundError as e:
@@ -34,7 +38,8 @@ def read_config(directory: str | Path) -> dict[str, Any]:
 
 
 def _int(cfg: dict[str, Any], key: str, where: str, default: int | None = None) -> int:
-    v = cfg.get(key, default)
+    v = cfg.get(key)
+    v = default if v is None else v
     if v is None:
         raise CheckpointError(f"{where}: config lacks {key}")
     if isinstance(v, bool) or not isinstance(v, int):
@@ -48,11 +53,33 @@ def _first_id(v: Any, default: int) -> int:
     return int(v) if isinstance(v, int) and not isinstance(v, bool) else default
 
 
+# ModelConfig field -> the config.json key it comes from (for error messages)
+HF_KEYS = {"hidden_size": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
+           "n_kv_heads": "num_key_value_heads", "ffn_size": "intermediate_size", "vocab_size": "vocab_size",
+           "head_dim": "head_dim", "max_context": "max_position_embeddings", "rope_theta": "rope_theta",
+           "rms_eps": "rms_norm_eps", "tied_embeddings": "tie_word_embeddings", "bos_id": "bos_token_id",
+           "eos_id": "eos_token_id", "act": "hidden_act"}
+
+
+def _number(v: Any, key: str, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise CheckpointError(f"{where}: config {key} must be a number, got {v!r}")
+    return float(v)
+
+
+def build_config(where: str, keys: dict[str, str], **fields: Any) -> ModelConfig:
+    """ModelConfig(**fields); a field out of range is reported as `where: <the file's key> ...`."""
+    try:
+        return ModelConfig(**fields)
+    except ConfigError as e:
+        raise CheckpointError(f"{where}: {keys.get(e.field, e.field)} {e.problem}") from None
+
+
 def model_config_from_hf(cfg: dict[str, Any], where: str, *, subln: bool, name: str,
                          default_theta: float) -> ModelConfig:
-    """Map a transformers LlamaConfig/BitNetConfig dict onto ModelConfig."""
+    """Map a transformers LlamaConfig/BitNetConfig dict onto ModelConfig (validated, see LIMITS)."""
     act = cfg.get("hidden_act", "silu")
-    if act not in ACT_NAMES:
+    if not isinstance(act, str) or act not in ACT_NAMES:
         raise CheckpointError(f"{where}: unsupported hidden_act {act!r} (relu2 or silu)")
     rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
     if not isinstance(rope, dict):
@@ -60,18 +87,19 @@ def model_config_from_hf(cfg: dict[str, Any], where: str, *, subln: bool, name: 
     rtype = rope.get("rope_type", rope.get("type", "default"))
     if rtype not in (None, "default"):
         raise CheckpointError(f"{where}: unsupported rope_type {rtype!r} (only default RoPE)")
-    theta = cfg.get("rope_theta", rope.get("rope_theta", default_theta))
-    eps = cfg.get("rms_norm_eps", 1e-5)
-    if not isinstance(theta, (int, float)) or not isinstance(eps, (int, float)):
-        raise CheckpointError(f"{where}: rope_theta and rms_norm_eps must be numbers")
+    theta = _number(cfg.get("rope_theta", rope.get("rope_theta", default_theta)), "rope_theta", where)
+    eps = _number(cfg.get("rms_norm_eps", 1e-5), "rms_norm_eps", where)
+    tied = cfg.get("tie_word_embeddings", False)
+    if not isinstance(tied, bool):
+        raise CheckpointError(f"{where}: config tie_word_embeddings must be true or false, got {tied!r}")
     heads = _int(cfg, "num_attention_heads", where)
-    return ModelConfig(
+    return build_config(
+        where, HF_KEYS,
         hidden_size=_int(cfg, "hidden_size", where), n_layers=_int(cfg, "num_hidden_layers", where),
         n_heads=heads, n_kv_heads=_int(cfg, "num_key_value_heads", where, heads) or heads,
         ffn_size=_int(cfg, "intermediate_size", where), vocab_size=_int(cfg, "vocab_size", where),
         head_dim=_int(cfg, "head_dim", where, 0), act=ACT_NAMES[act], subln=subln,
-        rope_theta=float(theta), rms_eps=float(eps),
-        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        rope_theta=theta, rms_eps=eps, tied_embeddings=tied,
         max_context=_int(cfg, "max_position_embeddings", where, 4096),
         bos_id=_first_id(cfg.get("bos_token_id"), 1), eos_id=_first_id(cfg.get("eos_token_id"), 2),
         name=name)
@@ -84,8 +112,8 @@ def load_embedding(ck: Checkpoint, name: str, vocab: int, hidden: int) -> np.nda
         raise CheckpointError(f"{ck.dir}: tensor {name}: shape {list(t.shape)}, "
                               f"expected {[vocab, hidden]}")
     if t.dtype == "BF16":
-        return ck.raw(name)
-    e = ck.f32(name)
+        return check_finite(ck.raw(name), f"{ck.dir}: tensor {name}")
+    e = check_finite(ck.f32(name), f"{ck.dir}: tensor {name}")
     bits = bf16_bits_if_exact(e) if t.dtype == "F32" else None
     return bits if bits is not None else e
 
@@ -114,13 +142,7 @@ def head_from_checkpoint(ck: Checkpoint, name: str, vocab: int, hidden: int) -> 
     sf = ck.where[name]
     for r0 in range(0, vocab, HEAD_CHUNK):
         r1 = min(vocab, r0 + HEAD_CHUNK)
-        h = Int8Head.quantize(to_f32(sf.read_rows(name, r0, r1), t.dtype))
+        rows = check_finite(to_f32(sf.read_rows(name, r0, r1), t.dtype), f"{ck.dir}: tensor {name}", r0)
+        h = Int8Head.quantize(rows)
         w[r0:r1], rs[r0:r1] = h.w, h.row_scale
     return Int8Head(w, rs)
-
-
-def check_finite(arr: np.ndarray, what: str) -> np.ndarray:
-    """Raise CheckpointError if a float tensor holds NaN or inf."""
-    if not np.all(np.isfinite(arr)):
-        raise CheckpointError(f"{what}: contains NaN or inf")
-    return arr

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgellm.errors import CheckpointError
 from edgellm.models.config import ModelConfig
-from edgellm.models.loaders.common import check_finite, head_from_rows
+from edgellm.models.loaders.common import build_config, check_finite, head_from_rows
 from edgellm.models.loaders.latent import absmean_ternarize
 from edgellm.models.loaders.safetensors_io import bf16_bits_if_exact
 from edgellm.models.weights import Layer, QuantModel, TernaryLinear, pack2
@@ -68,13 +68,39 @@ class GGUFFile:
     def meta(self, key: str, default: Any = None) -> Any:
         """A metadata value, or default when absent."""
         f = self.reader.get_field(key)
-        return default if f is None else f.contents()
+        if f is None:
+            return default
+        try:
+            return f.contents()
+        except (ValueError, IndexError, TypeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{self.path}: metadata {key} is unreadable ({e})") from e
 
     def need(self, key: str) -> Any:
         """A required metadata value."""
         v = self.meta(key)
         if v is None:
             raise CheckpointError(f"{self.path}: missing metadata key {key}")
+        return v
+
+    def meta_int(self, key: str, default: int | None = None) -> int:
+        """An integer metadata value (default when absent; required when default is None)."""
+        v = self.need(key) if default is None else self.meta(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise CheckpointError(f"{self.path}: metadata {key} must be an integer, got {_show(v)}")
+        return int(v)
+
+    def meta_float(self, key: str, default: float) -> float:
+        """A float metadata value (integers accepted), as its shortest float32 decimal."""
+        v = self.meta(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise CheckpointError(f"{self.path}: metadata {key} must be a number, got {_show(v)}")
+        return _f32(float(v))
+
+    def meta_str(self, key: str, default: str | None = None) -> str:
+        """A string metadata value (default when absent; required when default is None)."""
+        v = self.need(key) if default is None else self.meta(key, default)
+        if not isinstance(v, str):
+            raise CheckpointError(f"{self.path}: metadata {key} must be a string, got {_show(v)}")
         return v
 
     def tensor(self, name: str, shape: tuple[int, ...]) -> Any:
@@ -131,7 +157,12 @@ class GGUFFile:
         d = np.float32(ds.view(np.float16)[0]) if ds.size else np.float32(1.0)
         extra = self.tensors.get(name.removesuffix(".weight") + ".scale")
         if extra is not None:  # llama.cpp's optional per-tensor output scale
-            d = np.float32(np.float64(d) * float(np.asarray(extra.data, np.float32).reshape(-1)[0]))
+            sv = np.asarray(extra.data).reshape(-1)
+            if sv.size != 1 or extra.tensor_type.name not in ("F32", "F16"):
+                raise CheckpointError(f"{self.path}: tensor {extra.name}: expected one F32/F16 value, got "
+                                      f"{sv.size} {extra.tensor_type.name}")
+            with np.errstate(over="ignore", invalid="ignore"):
+                d = np.float32(np.float64(d) * float(sv.astype(np.float32)[0]))
         if not np.isfinite(d) or d <= 0:
             raise CheckpointError(f"{self.path}: tensor {name}: weight scale d={d} must be finite "
                                   "and positive")
@@ -141,11 +172,26 @@ class GGUFFile:
 
 def _f32(v: float) -> float:
     """A float32 metadata value as the shortest decimal that rounds to it (1e-05, not 9.99e-06)."""
-    return float(str(np.float32(v)))
+    with np.errstate(over="ignore"):
+        return float(str(np.float32(v)))
+
+
+def _show(v: Any) -> str:
+    """A metadata value for an error message (type and a short repr)."""
+    r = repr(v)
+    return f"{type(v).__name__} {r[:40]}{'...' if len(r) > 40 else ''}"
+
+
+# ModelConfig field -> GGUF metadata key (after "<arch>."), for error messages
+GGUF_KEYS = {"hidden_size": "embedding_length", "n_layers": "block_count", "n_heads": "attention.head_count",
+             "n_kv_heads": "attention.head_count_kv", "ffn_size": "feed_forward_length",
+             "vocab_size": "vocab_size", "head_dim": "attention.key_length",
+             "max_context": "context_length", "rope_theta": "rope.freq_base",
+             "rms_eps": "attention.layer_norm_rms_epsilon"}
 
 
 def _config(g: GGUFFile) -> ModelConfig:
-    arch = g.need("general.architecture")
+    arch = g.meta_str("general.architecture")
     if arch not in ARCH_ACT:
         raise CheckpointError(f"{g.path}: unsupported GGUF architecture {arch!r} "
                               f"(one of {sorted(ARCH_ACT)})")
@@ -153,21 +199,24 @@ def _config(g: GGUFFile) -> ModelConfig:
     emb = g.tensors.get("token_embd.weight")
     if emb is None:
         raise CheckpointError(f"{g.path}: missing tensor token_embd.weight")
-    heads = int(g.need(f"{a}.attention.head_count"))
-    return ModelConfig(
-        hidden_size=int(g.need(f"{a}.embedding_length")), n_layers=int(g.need(f"{a}.block_count")),
-        n_heads=heads, n_kv_heads=int(g.meta(f"{a}.attention.head_count_kv", heads)),
-        ffn_size=int(g.need(f"{a}.feed_forward_length")),
-        vocab_size=int(g.meta(f"{a}.vocab_size", int(emb.shape[1]))),
-        head_dim=int(g.meta(f"{a}.attention.key_length", g.meta(f"{a}.rope.dimension_count", 0))),
+    heads = g.meta_int(f"{a}.attention.head_count")
+    keys = {f: f"metadata {a}.{k}" for f, k in GGUF_KEYS.items()}
+    keys.update(bos_id="metadata tokenizer.ggml.bos_token_id", eos_id="metadata tokenizer.ggml.eos_token_id")
+    return build_config(
+        str(g.path), keys,
+        hidden_size=g.meta_int(f"{a}.embedding_length"), n_layers=g.meta_int(f"{a}.block_count"),
+        n_heads=heads, n_kv_heads=g.meta_int(f"{a}.attention.head_count_kv", heads),
+        ffn_size=g.meta_int(f"{a}.feed_forward_length"),
+        vocab_size=g.meta_int(f"{a}.vocab_size", int(emb.shape[1])),
+        head_dim=g.meta_int(f"{a}.attention.key_length", g.meta_int(f"{a}.rope.dimension_count", 0)),
         act=ARCH_ACT[arch], subln="blk.0.attn_sub_norm.weight" in g.tensors,
-        rope_theta=_f32(g.meta(f"{a}.rope.freq_base", 10000.0)),
-        rms_eps=_f32(g.meta(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)),
+        rope_theta=g.meta_float(f"{a}.rope.freq_base", 10000.0),
+        rms_eps=g.meta_float(f"{a}.attention.layer_norm_rms_epsilon", 1e-5),
         tied_embeddings="output.weight" not in g.tensors,
-        max_context=int(g.meta(f"{a}.context_length", 4096)),
-        bos_id=int(g.meta("tokenizer.ggml.bos_token_id", 1)),
-        eos_id=int(g.meta("tokenizer.ggml.eos_token_id", 2)),
-        name=str(g.meta("general.name", g.path.stem)))
+        max_context=g.meta_int(f"{a}.context_length", 4096),
+        bos_id=g.meta_int("tokenizer.ggml.bos_token_id", 1),
+        eos_id=g.meta_int("tokenizer.ggml.eos_token_id", 2),
+        name=g.meta_str("general.name", g.path.stem))
 
 
 def load_gguf(path: str | os.PathLike) -> tuple[QuantModel, str | None]:
@@ -194,8 +243,10 @@ def load_gguf(path: str | os.PathLike) -> tuple[QuantModel, str | None]:
         e = g.floats("token_embd.weight", (cfg.vocab_size, h))
         bits = bf16_bits_if_exact(e)
         embed = bits if bits is not None else e
+    check_finite(embed, f"{g.path}: tensor token_embd.weight")
     final = check_finite(g.floats("output_norm.weight", (h,)), f"{g.path}: output_norm.weight")
-    rows = embed if cfg.tied_embeddings else g.floats("output.weight", (cfg.vocab_size, h))
+    rows = embed if cfg.tied_embeddings else check_finite(g.floats("output.weight", (cfg.vocab_size, h)),
+                                                          f"{g.path}: tensor output.weight")
     qm = QuantModel(cfg, embed, layers, final, head_from_rows(rows),
                     meta={"source": str(g.path), "format": "gguf"})
     qm.validate()

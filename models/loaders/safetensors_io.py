@@ -8,6 +8,7 @@ into their destination arrays. Every malformed or truncated file raises Checkpoi
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ DTYPES: dict[str, np.dtype] = {
 }
 FLOAT_TAGS = ("F32", "F16", "BF16", "F64")
 _MAX_HEADER = 100 << 20
+MAX_NDIM, MAX_DIM = 8, 1 << 40  # bounds of a tensor's shape
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,8 @@ class SafetensorsFile:
         base, data_size = 8 + n, size - 8 - n
         self.tensors: dict[str, TensorInfo] = {}
         for name, d in header.items():
-            try:
-                tag, shape, (b, e) = d["dtype"], tuple(int(s) for s in d["shape"]), d["data_offsets"]
-            except (KeyError, TypeError, ValueError) as err:
-                raise CheckpointError(f"{self.path}: corrupt header entry for tensor {name}") from err
-            if tag not in DTYPES:
-                raise CheckpointError(f"{self.path}: tensor {name} has unsupported dtype {tag}")
-            want = int(np.prod(shape, dtype=np.int64)) * DTYPES[tag].itemsize
+            tag, shape, (b, e) = self._entry(name, d)
+            want = math.prod(shape) * DTYPES[tag].itemsize
             if e - b != want or b < 0:
                 raise CheckpointError(f"{self.path}: tensor {name}: {e - b} data bytes for shape "
                                       f"{list(shape)} {tag} (expected {want})")
@@ -79,6 +76,25 @@ class SafetensorsFile:
                 raise CheckpointError(f"{self.path}: truncated: tensor {name} ends at byte {base + e}, "
                                       f"file has {size}")
             self.tensors[name] = TensorInfo(name, tag, shape, base + b, e - b)
+
+    def _entry(self, name: str, d: object) -> tuple[str, tuple[int, ...], tuple[int, int]]:
+        """(dtype tag, shape, (begin, end)) of one header entry; CheckpointError unless the tag is known,
+        the shape a list of non-negative integers and data_offsets two non-negative integers."""
+        def ints(v: object) -> bool:
+            return isinstance(v, list) and all(type(x) is int and x >= 0 for x in v)
+        if not isinstance(d, dict) or not {"dtype", "shape", "data_offsets"} <= set(d):
+            raise CheckpointError(f"{self.path}: corrupt header entry for tensor {name} "
+                                  "(needs dtype, shape and data_offsets)")
+        tag, shape, offs = d["dtype"], d["shape"], d["data_offsets"]
+        if not isinstance(tag, str) or tag not in DTYPES:
+            raise CheckpointError(f"{self.path}: tensor {name} has unsupported dtype {str(tag)[:20]}")
+        if not ints(shape) or len(shape) > MAX_NDIM or any(x > MAX_DIM for x in shape):  # type: ignore
+            raise CheckpointError(f"{self.path}: tensor {name}: shape {str(shape)[:60]} is not a list of at "
+                                  f"most {MAX_NDIM} integers in [0, 2^40]")
+        if not ints(offs) or len(offs) != 2:  # type: ignore[arg-type]
+            raise CheckpointError(f"{self.path}: tensor {name}: data_offsets {str(offs)[:60]} are not two "
+                                  "non-negative integers")
+        return tag, tuple(shape), (offs[0], offs[1])  # type: ignore[index]
 
     def read(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
         """The tensor's raw values (BF16 as uint16); into `out` (same size, contiguous) if given."""
@@ -151,6 +167,18 @@ def write_safetensors(path: str | os.PathLike, specs: Iterable[TensorSpec],
     return 8 + len(hb) + off
 
 
+def shard_path(directory: Path, name: object, index: Path) -> Path:
+    """directory / name for a shard named in the index; CheckpointError unless name is a relative path
+    that stays inside the checkpoint directory (no absolute path, no '..'). Symbolic links inside the
+    directory are followed (the Hugging Face cache links shards to its blobs folder)."""
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise CheckpointError(f"{index}: shard name {str(name)[:60]!r} is not a file name")
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts or rel.drive:
+        raise CheckpointError(f"{index}: shard {name[:80]!r} is outside the checkpoint directory")
+    return directory / rel
+
+
 class Checkpoint:
     """All tensors of a (possibly sharded) safetensors checkpoint directory, by name."""
 
@@ -162,9 +190,10 @@ class Checkpoint:
         if index.is_file():
             try:
                 wmap = json.loads(index.read_text())["weight_map"]
-                files = sorted({self.dir / str(v) for v in wmap.values()})
+                names = set(wmap.values())
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
                 raise CheckpointError(f"{index}: malformed shard index: {e}") from e
+            files = sorted(shard_path(self.dir, v, index) for v in names)
         elif single.is_file():
             files = [single]
         else:
@@ -174,7 +203,8 @@ class Checkpoint:
         self.where: dict[str, SafetensorsFile] = {}
         for p in files:
             if not p.is_file():
-                raise CheckpointError(f"{index}: shard {p.name} is missing")
+                what = "is not a regular file" if p.exists() else "is missing"
+                raise CheckpointError(f"{index if index.is_file() else p.parent}: shard {p.name} {what}")
             sf = SafetensorsFile(p)
             for name in sf.tensors:
                 self.where[name] = sf

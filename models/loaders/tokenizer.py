@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from edgellm.errors import CheckpointError
+from edgellm.runtime.text import check_utf8
 
 BOS_NAMES = ("<|begin_of_text|>", "<s>", "<|endoftext|>", "<bos>")
 EOS_NAMES = ("<|end_of_text|>", "</s>", "<|endoftext|>", "<eos>", "<|eot_id|>")
@@ -26,8 +27,10 @@ class Tokenizer:
                   eos_id: int | None = None) -> Tokenizer:
         """Load tokenizer.json; CheckpointError if missing or malformed."""
         p = Path(path)
+        if p.exists() and not p.is_file():
+            raise CheckpointError(f"{p}: not a regular file")
         try:
-            text = p.read_text()
+            text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise CheckpointError(f"{p}: cannot read tokenizer: {e}") from e
         return cls.from_str(text, bos_id, eos_id, source=str(p))
@@ -56,8 +59,9 @@ class Tokenizer:
         return int(self._tok.get_vocab_size(with_added_tokens=True))
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of text, without BOS/EOS (prepend bos_id yourself)."""
-        return list(self._tok.encode(text, add_special_tokens=False).ids)
+        """Token ids of text, without BOS/EOS (prepend bos_id yourself); EdgeLLMError if text holds
+        bytes that were not UTF-8 (surrogate escapes)."""
+        return list(self._tok.encode(check_utf8(text, "text"), add_special_tokens=False).ids)
 
     def decode(self, ids: list[int]) -> str:
         """Text of ids, special tokens skipped."""
