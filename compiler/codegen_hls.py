@@ -389,7 +389,8 @@ def generate_hls(hls_dir: Path, cfg: ModelConfig, numerics: NumericsPlan, design
         "tb_top.cpp": (TB_DIR / "top_tb.cpp").read_text(),
         "tb_port_model.h": (TB_DIR / "port_model.h").read_text(),
         "run_hls.tcl": hls_tcl.generate_hls_tcl(part, design.clock_mhz, TOP,
-                                               header=f"{cfg.name}, part {part}, {design.clock_mhz:g} MHz"),
+                                               header=f"{cfg.name}, part {part}, {design.clock_mhz:g} MHz",
+                                               axi=hls_tcl.AxiSettings.for_design(design)),
     }
     for name, text in files.items():
         (hls_dir / name).write_text(text)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -133,18 +135,28 @@ def test_build_without_tools_says_what_to_install(project: Path, tmp_path: Path,
 FAKE = """#!/bin/sh
 echo "$(basename "$0") $*" >> "{log}"
 echo "cwd $(pwd)" >> "{log}"
-echo "steps ${{EDGELLM_HLS_STEPS:-default}}" >> "{log}"
+echo "steps ${{EDGELLM_HLS_STEPS:-default}} profile ${{EDGELLM_COSIM_PROFILE:-0}}" >> "{log}"
 echo "fake tool running"
 {body}
 exit {rc}
 """
+SAMPLES = Path(__file__).parent / "data" / "build_reports"  # hand-written samples of the report formats
+# Vitis HLS: the IP, the synthesis reports (and the cosim report when asked), burst messages on stdout
+FAKE_HLS = f"""mkdir -p ip edgellm_hls/solution1/syn/report && echo '<component/>' > ip/component.xml
+cd edgellm_hls/solution1/syn/report && cp {SAMPLES}/csynth.xml . && echo rpt > csynth.rpt && cd -
+cat {SAMPLES}/vitis_hls.log
+case "$EDGELLM_HLS_STEPS" in *cosim*) mkdir -p edgellm_hls/solution1/sim/report &&
+  cp {SAMPLES}/edgellm_top_cosim.rpt edgellm_hls/solution1/sim/report/ ;; esac"""
+# Vivado (vivado/build.tcl): the run's bitstream and .hwh, the reports and timing.json
+FAKE_VIVADO = f"""mkdir -p build/p.runs/impl_1 ../report/build/vivado
+echo bit > build/p.runs/impl_1/design_1_wrapper.bit && echo hwh > ../edgellm_top.hwh
+cp {SAMPLES}/utilization.rpt ../report/build/vivado/
+echo '{{"wns_ns": WNS, "whs_ns": 0.01, "tns_ns": 0.0}}' > ../report/build/vivado/timing.json"""
 
 
-def fake_tools(bin_dir: Path, log: Path, hls_rc: int = 0, vivado_rc: int = 0) -> None:
+def fake_tools(bin_dir: Path, log: Path, hls_rc: int = 0, vivado_rc: int = 0, wns: float = 0.08) -> None:
     bin_dir.mkdir(exist_ok=True)
-    bodies = {"vitis_hls": "mkdir -p ip && echo '<component/>' > ip/component.xml",
-              "vivado": "mkdir -p build/p.runs/impl_1 && echo bit > build/p.runs/impl_1/design_1_wrapper.bit"
-                        " && echo hwh > ../edgellm_top.hwh"}
+    bodies = {"vitis_hls": FAKE_HLS, "vivado": FAKE_VIVADO.replace("WNS", str(wns))}
     for name, rc in (("vitis_hls", hls_rc), ("vivado", vivado_rc)):
         f = bin_dir / name
         f.write_text(FAKE.format(log=log, body=bodies[name], rc=rc))
@@ -160,13 +172,41 @@ def test_build_with_fake_tools(project: Path, tmp_path: Path, monkeypatch: pytes
     res = runner.invoke(cli.app, ["build", str(proj), "--cosim"])
     assert res.exit_code == 0, res.output
     calls = log.read_text().splitlines()
-    assert calls[:3] == ["vitis_hls -f run_hls.tcl", f"cwd {proj / 'hls'}", "steps csim csynth cosim export"]
+    assert calls[:3] == ["vitis_hls -f run_hls.tcl", f"cwd {proj / 'hls'}",
+                         "steps csim csynth cosim export profile 0"]
     assert calls[3] == "vivado -mode batch -nojournal -notrace -source build.tcl"
     assert calls[4] == f"cwd {proj / 'vivado'}"
     assert (proj / "edgellm_top.bit").read_text() == "bit\n"  # copied from vivado/build
     assert (proj / "edgellm_top.hwh").read_text() == "hwh\n"
     assert "fake tool running" in (proj / "report" / "vitis_hls.log").read_text()
     assert "fake tool running" in (proj / "report" / "vivado.log").read_text()
+    # the reports gathered for the calibration work, and their summary
+    rep = proj / "report" / "build"
+    for rel in ("hls/csynth.xml", "hls/csynth.rpt", "cosim/edgellm_top_cosim.rpt", "vivado/utilization.rpt"):
+        assert (rep / rel).is_file(), rel
+    summary = json.loads((rep / "summary.json").read_text())
+    assert summary["hls"]["resources"]["bram36"] == 98.5 and summary["cosim"]["status"] == "Pass"
+    assert summary["vivado"]["timing"]["wns_ns"] == 0.08 and len(summary["hls_messages"]["bursts"]) == 2
+    out = res.output
+    assert "csynth: estimated clock 2.92 ns (target 4.0 ns)" in out
+    assert "loops above II=1: ew_engine/VITIS_LOOP_161_1 II=2" in out
+    assert "HLS log: 2 burst messages, 2 burst/widen warnings, 1 dataflow warnings" in out
+    assert "cosim: Pass" in out and "vivado: WNS 0.08 ns, WHS 0.01 ns, achieved 255.102 MHz" in out
+    from edgellm.runtime.project import Project
+
+    Project.open(proj)  # the reports are build outputs: the project is still a closed set
+
+
+def test_build_timing_not_met(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bitstream with negative slack is written (and its reports gathered) but the build is an error."""
+    proj = tmp_path / "p"
+    shutil.copytree(project, proj)
+    fake_tools(tmp_path / "bin", tmp_path / "calls.log", wns=-0.25)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    res = runner.invoke(cli.app, ["build", str(proj)])
+    assert res.exit_code == 2, res.output
+    assert "error: timing not met (WNS -0.25 ns, WHS 0.01 ns" in res.output and "lower clock" in res.output
+    assert (proj / "edgellm_top.bit").is_file() and (proj / "report" / "build" / "summary.json").is_file()
 
 
 def test_build_reports_tool_failure(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,6 +217,96 @@ def test_build_reports_tool_failure(project: Path, tmp_path: Path, monkeypatch: 
     res = runner.invoke(cli.app, ["build", str(proj)])
     assert res.exit_code == 2 and "error: Vitis HLS failed (exit 3)" in res.output
     assert not (proj / "edgellm_top.bit").exists()
+    assert (proj / "report" / "build" / "hls" / "csynth.rpt").is_file()  # gathered for the diagnosis
+
+
+def test_build_cosim_profile(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = tmp_path / "p"
+    shutil.copytree(project, proj)
+    log = tmp_path / "calls.log"
+    fake_tools(tmp_path / "bin", log)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    res = runner.invoke(cli.app, ["build", str(proj), "--cosim-profile"])
+    assert res.exit_code == 2 and "error: --cosim-profile needs --cosim" in res.output and not log.exists()
+    res = runner.invoke(cli.app, ["build", str(proj), "--cosim", "--cosim-profile", "--hls-only"])
+    assert res.exit_code == 0, res.output
+    assert log.read_text().splitlines()[2] == "steps csim csynth cosim export profile 1"
+    assert "vivado" not in log.read_text() and (proj / "report" / "build" / "summary.json").is_file()
+
+
+# run_hls.tcl under tclsh: Vitis commands recorded; a proc defined in `extra` replaces one (e.g. to fail)
+HLS_PRELUDE = r"""
+set ::calls {}
+proc unknown {args} { lappend ::calls $args; return "" }
+rename file _tcl_file
+proc file {sub args} {
+    if {$sub in {copy delete mkdir}} { lappend ::calls [linsert $args 0 file $sub]; return }
+    if {$sub eq "exists"} { return 1 }
+    return [_tcl_file $sub {*}$args]
+}
+rename exit _tcl_exit
+proc exit {{code 0}} { foreach c $::calls { puts "CALL [join $c "\x1f"]" }; _tcl_exit $code }
+"""
+
+
+def run_hls_tcl(hls: Path, tmp_path: Path, extra: str = "", env: dict[str, str] | None = None
+                ) -> tuple[int, str, list[list[str]]]:
+    """(exit code, output lines that are not calls, recorded calls) of hls/run_hls.tcl under tclsh."""
+    driver = tmp_path / "driver.tcl"
+    driver.write_text(HLS_PRELUDE + extra + f"source {{{hls / 'run_hls.tcl'}}}\n")
+    res = subprocess.run([shutil.which("tclsh") or "tclsh", str(driver)], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, **(env or {})})
+    calls = [ln[5:].split("\x1f") for ln in res.stdout.splitlines() if ln.startswith("CALL ")]
+    text = "\n".join(ln for ln in res.stdout.splitlines() if not ln.startswith("CALL ")) + res.stderr
+    return res.returncode, text, calls
+
+
+TCLSH = pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh not installed")
+
+
+@TCLSH
+def test_run_hls_tcl_axi_settings_match_the_pragmas(project: Path, tmp_path: Path) -> None:
+    """config_interface (compiler/hls_tcl.py AxiSettings) agrees with top.cpp's m_axi pragmas: the widen
+    limit of every bundle, 64-bit pointers (the register map's 3 words each), an alignment of one beat."""
+    rc, _, calls = run_hls_tcl(project / "hls", tmp_path)
+    assert rc == 0
+    cfg = {}
+    for c in calls:
+        if c[0] == "config_interface":
+            opt, _, val = c[1].partition("=")
+            cfg[opt] = val or c[2]
+    widths = {int(w) for w in re.findall(r"m_axi port = \w+ .*max_widen_bitwidth = (\d+)",
+                                         (project / "hls" / "top.cpp").read_text())}
+    assert widths and int(cfg["-m_axi_max_widen_bitwidth"]) == max(widths)
+    assert int(cfg["-m_axi_alignment_byte_size"]) == max(widths) // 8 and cfg["-m_axi_addr64"] == "true"
+    for opt in ("max_read_burst_length", "max_write_burst_length", "num_read_outstanding",
+                "num_write_outstanding", "latency"):
+        assert int(cfg[f"-m_axi_{opt}"]) >= 1
+    names = [c[0] for c in calls]
+    assert names.index("create_clock") < names.index("config_interface") < names.index("csynth_design")
+
+
+@TCLSH
+def test_run_hls_tcl_stops_at_a_failing_step(project: Path, tmp_path: Path) -> None:
+    fail = "proc csynth_design {} { error {ERROR: [HLS 214-1] x} }\n"
+    rc, text, calls = run_hls_tcl(project / "hls", tmp_path, fail)
+    assert rc == 1 and "edgellm: ERROR: csynth failed: ERROR: [HLS 214-1] x" in text
+    names = [c[0] for c in calls]
+    assert "csim_design" in names and "export_design" not in names and "cosim_design" not in names
+    rc, text, calls = run_hls_tcl(project / "hls", tmp_path, "", {"EDGELLM_HLS_STEPS": "csim synth"})
+    assert rc == 2 and "unknown step 'synth'" in text and "open_project" not in [c[0] for c in calls]
+
+
+@TCLSH
+@pytest.mark.parametrize("profile", [False, True])
+def test_run_hls_tcl_cosim_options(project: Path, tmp_path: Path, profile: bool) -> None:
+    env = {"EDGELLM_HLS_STEPS": "csynth cosim", **({"EDGELLM_COSIM_PROFILE": "1"} if profile else {})}
+    rc, _, calls = run_hls_tcl(project / "hls", tmp_path, "", env)
+    assert rc == 0
+    (cosim,) = [c for c in calls if c[0] == "cosim_design"]
+    assert cosim[1:3] == ["-argv", f"{project.resolve()} --decode-steps 1"]
+    assert cosim[cosim.index("-trace_level") + 1] == "none" and "-disable_deadlock_detection" not in cosim
+    assert ("-enable_dataflow_profiling" in cosim) == profile
 
 
 @pytest.mark.vivado

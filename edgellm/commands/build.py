@@ -1,6 +1,9 @@
 """`edgellm build DIR`: run the AMD tools on a compiled project: Vitis HLS (hls/run_hls.tcl: C
 simulation, synthesis, IP export to hls/ip), then Vivado (vivado/build.tcl: block design, bitstream),
-and leave <ip>.bit and <ip>.hwh in the project root, where PYNQ's Overlay loads them.
+and leave <ip>.bit and <ip>.hwh in the project root, where PYNQ's Overlay loads them. The tools'
+reports are gathered under report/build/ with a summary.json (compiler/build_reports.py): resources,
+estimated and achieved clock, every loop's II, the burst/widen messages, co-simulation status, WNS.
+Timing not met (WNS or WHS < 0) is an error: the bitstream is written, but may misbehave on the board.
 
 Without the tools on PATH it prints what to install and the commands to run by hand, and exits 1.
 """
@@ -13,11 +16,13 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 HLS_TCL = "hls/run_hls.tcl"
+BUILD_REPORTS = "report/build"  # compiler/build_reports.py BUILD_REPORTS
+COSIM_PROFILE_HELP = "With --cosim: dataflow channel profiling (cosim_design -enable_dataflow_profiling)"
 VIVADO_TCL = "vivado/build.tcl"
 TOOLS_VERSION = "2024.1"
 MISSING_TOOLS = """\
@@ -61,13 +66,29 @@ def run_logged(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None 
         return proc.wait()
 
 
+def _manifest(project: Path) -> dict[str, Any]:
+    try:
+        m = json.loads((project / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return m if isinstance(m, dict) else {}
+
+
 def ip_name(project: Path) -> str:
     """The IP / top name from the manifest (edgellm_top by default)."""
     try:
-        m = json.loads((project / "manifest.json").read_text())
-        return str(m.get("interface", {}).get("ip_name", "edgellm_top"))
-    except (OSError, json.JSONDecodeError, AttributeError):
+        return str(_manifest(project).get("interface", {}).get("ip_name", "edgellm_top"))
+    except AttributeError:
         return "edgellm_top"
+
+
+def clock_mhz(project: Path) -> float | None:
+    """The design clock from the manifest, if it has one."""
+    try:
+        v = _manifest(project).get("design", {}).get("clock_mhz")
+    except AttributeError:
+        return None
+    return float(v) if isinstance(v, (int, float)) and v > 0 else None
 
 
 def collect_outputs(project: Path, ip: str) -> list[Path]:
@@ -84,11 +105,63 @@ def collect_outputs(project: Path, ip: str) -> list[Path]:
     return out
 
 
+def run_hls(project: Path, cmd: list[str], cosim: bool, cosim_profile: bool) -> None:
+    """Vitis HLS in hls/ (C-sim, csynth, [cosim], export); its reports go to report/build either way."""
+    from edgellm.compiler.build_reports import gather_hls
+    from edgellm.errors import EdgeLLMError
+
+    env = dict(os.environ)
+    if cosim:
+        env["EDGELLM_HLS_STEPS"] = "csim csynth cosim export"
+    if cosim_profile:
+        env["EDGELLM_COSIM_PROFILE"] = "1"
+    log = project / "report" / "vitis_hls.log"
+    rc = run_logged(cmd, project / "hls", log, env)
+    gather_hls(project)
+    if rc != 0:
+        raise EdgeLLMError(f"Vitis HLS failed (exit {rc}); see {log} and {project / BUILD_REPORTS}")
+
+
+def summary_lines(s: dict[str, Any]) -> list[str]:
+    """The headline numbers of a build summary, one line per tool."""
+    out = []
+    hls, viv, cosim, msgs = s.get("hls"), s.get("vivado", {}), s.get("cosim"), s.get("hls_messages")
+    if hls:
+        res = ", ".join(f"{k} {v:g}" for k, v in hls["resources"].items())
+        est, target = hls["estimated_clock_ns"], hls["target_clock_ns"]
+        out.append(f"csynth: estimated clock {est} ns (target {target} ns); {res}")
+        slow = [f"{x['module']}/{x['loop']} II={x['ii']}" for x in hls["loops"] if (x["ii"] or 1) > 1]
+        if slow:
+            out.append(f"csynth: loops above II=1: {', '.join(slow[:8])}{' ...' if len(slow) > 8 else ''}")
+    if msgs:
+        out.append(f"HLS log: {len(msgs['bursts'])} burst messages, {len(msgs['burst_failures'])} "
+                   f"burst/widen warnings, {len(msgs['dataflow_warnings'])} dataflow warnings")
+    if cosim:
+        out.append(f"cosim: {cosim.get('status')}")
+    if "timing" in viv:
+        t = viv["timing"]
+        fmax = f", achieved {viv['achieved_fmax_mhz']} MHz" if "achieved_fmax_mhz" in viv else ""
+        out.append(f"vivado: WNS {t.get('wns_ns')} ns, WHS {t.get('whs_ns')} ns{fmax}")
+    return out
+
+
+def report_summary(project: Path) -> dict[str, Any]:
+    """Write report/build/summary.json and print its headline numbers."""
+    from edgellm.compiler.build_reports import SUMMARY, write_summary
+
+    s = write_summary(project, clock_mhz(project))
+    for line in summary_lines(s):
+        typer.echo(line)
+    typer.echo(f"reports: {project / BUILD_REPORTS} (summary: {SUMMARY})")
+    return s
+
+
 def build_cmd(
     project: Annotated[Path, typer.Argument(help="Project directory written by edgellm compile")],
     skip_hls: Annotated[bool, typer.Option("--skip-hls", help="Reuse the IP exported to hls/ip")] = False,
     hls_only: Annotated[bool, typer.Option("--hls-only", help="Stop after Vitis HLS")] = False,
     cosim: Annotated[bool, typer.Option("--cosim", help="Also run RTL co-simulation (slow)")] = False,
+    cosim_profile: Annotated[bool, typer.Option("--cosim-profile", help=COSIM_PROFILE_HELP)] = False,
 ) -> None:
     """Build the bitstream: Vitis HLS then Vivado (needs the AMD tools)."""
     from edgellm.errors import EdgeLLMError
@@ -99,6 +172,8 @@ def build_cmd(
     for rel in (HLS_TCL, VIVADO_TCL):
         if not (project / rel).is_file():
             raise EdgeLLMError(f"{project / rel} is missing (recompile the project with edgellm compile)")
+    if cosim_profile and not cosim:
+        raise EdgeLLMError("--cosim-profile needs --cosim")
     from edgellm.runtime.project import Project
 
     Project.open(project)  # a closed set: every file listed with its sha256, a valid ip_name (issue 14)
@@ -112,18 +187,14 @@ def build_cmd(
         raise typer.Exit(1)
     t0 = time.perf_counter()
     if not skip_hls:
-        env = dict(os.environ)
-        if cosim:
-            env["EDGELLM_HLS_STEPS"] = "csim csynth cosim export"
         assert hls_cmd is not None
-        rc = run_logged(hls_cmd, project / "hls", project / "report" / "vitis_hls.log", env)
-        if rc != 0:
-            raise EdgeLLMError(f"Vitis HLS failed (exit {rc}); see {project / 'report' / 'vitis_hls.log'}")
+        run_hls(project, hls_cmd, cosim, cosim_profile)
     if not (project / "hls" / "ip" / "component.xml").is_file():
         raise EdgeLLMError(f"{project / 'hls' / 'ip' / 'component.xml'} is missing: "
                            "the HLS IP was not exported")
     typer.echo(f"HLS IP: {project / 'hls' / 'ip'} ({time.perf_counter() - t0:.0f} s)")
     if hls_only:
+        report_summary(project)
         return
     assert viv_cmd is not None
     rc = run_logged(viv_cmd, project / "vivado", project / "report" / "vivado.log")
@@ -134,6 +205,12 @@ def build_cmd(
         raise EdgeLLMError(f"Vivado finished but {project}/{ip}.bit and {ip}.hwh are not both there")
     for p in outs:
         typer.echo(f"wrote {p} ({p.stat().st_size:,} bytes)")
+    timing = report_summary(project).get("vivado", {}).get("timing", {})
+    if min(timing.get("wns_ns") or 0.0, timing.get("whs_ns") or 0.0) < 0:
+        rpt = project / BUILD_REPORTS / "vivado" / "timing_summary.rpt"
+        raise EdgeLLMError(f"timing not met (WNS {timing.get('wns_ns')} ns, WHS {timing.get('whs_ns')} ns; "
+                           f"see {rpt}): the bitstream was written but may misbehave on the board; "
+                           "recompile with a lower clock")
     typer.echo(f"build: done in {time.perf_counter() - t0:.0f} s; next: edgellm run {project} (on the board)")
 
 
