@@ -2,10 +2,15 @@
 
 Code never branches on a board name; it reads a `Board`. Each TOML file holds the flat fields below
 plus a `[sources]` table citing the datasheet or manual section for every figure (see SOURCE_KEYS).
+
+PL->DDR bandwidth is a range, not one figure: `ddr_pl_fraction`, `shared_path_gbps` and
+`cci_stream_gbps` give [low, central, high] values (docs/performance.md "Bandwidth"), and a Board
+carries the `scenario` its projections use (`with_scenario`; "central" by default).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +26,15 @@ else:  # pragma: no cover - Python 3.10 fallback
 BOARD_DIR = Path(__file__).resolve().parent
 PS_FAMILIES = ("zynqmp", "zynq7")
 PEAK_TOLERANCE = 0.01  # ddr_peak_gbps must equal width/8 * MT/s within 1%
+SCENARIOS = ("low", "central", "high")  # the ends and middle of every projected range
+CCI_PATH = "CCI"  # ddr_paths entry of a port that reaches the DDR controller through the CCI
 
 # TOML key -> expected Python type(s). Every key is required.
 _FIELDS: dict[str, tuple[type, ...]] = {
     "name": (str,), "display_name": (str,), "part": (str,), "board_part": (str,), "ps": (str,),
     "lut": (int,), "ff": (int,), "dsp": (int,), "bram36": (int,), "uram": (int,),
     "ddr_bytes": (int,), "ddr_type": (str,), "ddr_width_bits": (int,), "ddr_mts": (int,),
-    "ddr_peak_gbps": (int, float), "ddr_achievable_fraction": (int, float),
+    "ddr_peak_gbps": (int, float), "ddr_pl_fraction": (list,), "ddr_paths": (list,),
     "hp_ports": (int,), "hp_port_width_bits": (int,), "hp_port_names": (list,), "control_port": (str,),
     "pl_clock_mhz": (int, float), "pynq_versions": (list,), "os_reserved_bytes": (int,),
 }
@@ -37,7 +44,8 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "part": ("part",), "board_part": ("board_part",), "ps": ("ps",),
     "resources": ("lut", "ff", "dsp", "bram36", "uram"),
     "ddr": ("ddr_bytes", "ddr_type", "ddr_width_bits", "ddr_mts", "ddr_peak_gbps"),
-    "ddr_achievable_fraction": ("ddr_achievable_fraction",),
+    "ddr_bandwidth": ("ddr_pl_fraction", "shared_path_gbps", "cci_stream_gbps"),
+    "ddr_paths": ("ddr_paths",),
     "hp_ports": ("hp_ports", "hp_port_width_bits", "hp_port_names"),
     "control_port": ("control_port",), "pl_clock_mhz": ("pl_clock_mhz",),
     "pynq_versions": ("pynq_versions",), "os_reserved_bytes": ("os_reserved_bytes",),
@@ -61,7 +69,7 @@ class Board:
     ddr_bytes: int
     ddr_width_bits: int
     ddr_peak_gbps: float  # GB/s (1e9 bytes/s)
-    ddr_achievable_gbps: float  # peak * achievable fraction
+    ddr_pl_fraction: tuple[float, float, float]  # [low, central, high] share of the peak the PL's streams get
     hp_ports: int  # non-coherent high-performance PL->DDR slave ports
     hp_port_width_bits: int
     pl_clock_mhz: float
@@ -72,6 +80,30 @@ class Board:
     ddr_mts: int = 0
     hp_port_names: tuple[str, ...] = ()  # HP ports first, then any extra (e.g. HPC) PL->DDR ports
     control_port: str = ""  # PS master port driving the accelerator's AXI-lite control
+    ddr_paths: tuple[str, ...] = ()  # per hp_port_names entry: its path into the DDR controller
+    shared_path_gbps: tuple[float, float, float] | None = None  # [l, c, h] all streams on one shared path
+    cci_stream_gbps: tuple[float, float, float] | None = None  # [l, c, h] one stream through the CCI
+    scenario: str = "central"  # which end of the ranges projections use (SCENARIOS)
+
+    @property
+    def ddr_achievable_gbps(self) -> float:
+        """What all PL streams together can get from the DDR in this scenario (GB/s)."""
+        return self.ddr_peak_gbps * self.pick(self.ddr_pl_fraction)
+
+    def pick(self, values: tuple[float, float, float]) -> float:
+        """The entry of a [low, central, high] figure for this board's scenario."""
+        return values[SCENARIOS.index(self.scenario)]
+
+    def with_scenario(self, scenario: str) -> Board:
+        """This board with projections at the `scenario` end of every bandwidth range."""
+        if scenario not in SCENARIOS:
+            raise BoardError(f"unknown bandwidth scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        return dataclasses.replace(self, scenario=scenario)
+
+    def ddr_path(self, port: str) -> str:
+        """The path into the DDR controller of one of hp_port_names (its own name when not listed)."""
+        i = self.hp_port_names.index(port)
+        return self.ddr_paths[i] if i < len(self.ddr_paths) else port
 
     @property
     def ddr_available_bytes(self) -> int:
@@ -102,8 +134,7 @@ def _check(data: dict[str, Any], path: Path) -> None:
         raise BoardError(f"{path}: fields 'uram' and 'os_reserved_bytes' must be >= 0")
     if data["ps"] not in PS_FAMILIES:
         raise BoardError(f"{path}: field 'ps' must be one of {PS_FAMILIES}, got {data['ps']!r}")
-    if not 0 < data["ddr_achievable_fraction"] <= 1:
-        raise BoardError(f"{path}: field 'ddr_achievable_fraction' must be in (0, 1]")
+    _check_bandwidth(data, path)
     if data["os_reserved_bytes"] >= data["ddr_bytes"]:
         raise BoardError(f"{path}: field 'os_reserved_bytes' must be below ddr_bytes")
     if len(data["hp_port_names"]) < data["hp_ports"]:
@@ -120,6 +151,35 @@ def _check(data: dict[str, Any], path: Path) -> None:
     for key in SOURCE_KEYS:
         if not isinstance(src.get(key), str) or not src[key].strip():
             raise BoardError(f"{path}: [sources] lacks a citation for {key!r}")
+
+
+def _triple(data: dict[str, Any], key: str, path: Path, most: float | None) -> tuple[float, float, float]:
+    """A [low, central, high] field: three numbers, 0 < low <= central <= high (<= most)."""
+    v = data[key]
+    if (not isinstance(v, list) or len(v) != 3
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+        raise BoardError(f"{path}: field {key!r} must be a list [low, central, high] of three numbers")
+    lo, mid, hi = (float(x) for x in v)
+    if not 0 < lo <= mid <= hi or (most is not None and hi > most):
+        bound = f" <= {most:g}" if most is not None else ""
+        raise BoardError(f"{path}: field {key!r} must satisfy 0 < low <= central <= high{bound}, got {v}")
+    return lo, mid, hi
+
+
+def _check_bandwidth(data: dict[str, Any], path: Path) -> None:
+    """ddr_pl_fraction within (0, 1]; one ddr_paths entry per hp_port_names entry; the shared-path
+    and CCI figures present exactly when some path is shared or is the CCI."""
+    _triple(data, "ddr_pl_fraction", path, 1.0)
+    paths, names = data["ddr_paths"], data["hp_port_names"]
+    if len(paths) != len(names) or not all(isinstance(x, str) and x for x in paths):
+        raise BoardError(f"{path}: field 'ddr_paths' must list one path name per hp_port_names entry")
+    needs = {"shared_path_gbps": any(paths.count(x) > 1 for x in paths if x != CCI_PATH),
+             "cci_stream_gbps": CCI_PATH in paths}
+    for key, needed in needs.items():
+        if needed and key not in data:
+            raise BoardError(f"{path}: missing field {key!r} (ddr_paths has a shared path or the CCI)")
+        if key in data:
+            _triple(data, key, path, data["ddr_peak_gbps"])
 
 
 def load_board_file(path: str | Path) -> Board:
@@ -139,12 +199,14 @@ def load_board_file(path: str | Path) -> Board:
         board_part=data["board_part"], ps=data["ps"], lut=data["lut"], ff=data["ff"], dsp=data["dsp"],
         bram36=data["bram36"], uram=data["uram"], ddr_bytes=data["ddr_bytes"],
         ddr_width_bits=data["ddr_width_bits"], ddr_peak_gbps=float(data["ddr_peak_gbps"]),
-        ddr_achievable_gbps=float(data["ddr_peak_gbps"]) * float(data["ddr_achievable_fraction"]),
+        ddr_pl_fraction=_triple(data, "ddr_pl_fraction", p, 1.0),
         hp_ports=data["hp_ports"], hp_port_width_bits=data["hp_port_width_bits"],
         pl_clock_mhz=float(data["pl_clock_mhz"]), pynq_versions=tuple(data["pynq_versions"]),
         os_reserved_bytes=data["os_reserved_bytes"], sources=dict(data["sources"]),
         ddr_type=data["ddr_type"], ddr_mts=data["ddr_mts"], hp_port_names=tuple(data["hp_port_names"]),
-        control_port=data["control_port"])
+        control_port=data["control_port"], ddr_paths=tuple(data["ddr_paths"]),
+        shared_path_gbps=_triple(data, "shared_path_gbps", p, None) if "shared_path_gbps" in data else None,
+        cci_stream_gbps=_triple(data, "cci_stream_gbps", p, None) if "cci_stream_gbps" in data else None)
 
 
 def list_boards() -> list[str]:

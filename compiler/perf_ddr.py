@@ -1,12 +1,16 @@
-"""DDR side of the performance model: what the design's ports and the board's DDR can move, the bytes
-one decode step needs, and the DDR-bound decode rate (the physical limit, ANCHORS.md). Projections.
+"""DDR side of the performance model: which PL->DDR port each m_axi bundle uses (port_plan, shared with
+compiler/vivado_tcl.py), what the design's ports, their paths into the DDR controller and the board's
+DDR can move in the board's bandwidth scenario (low / central / high, boards/*.toml), the bytes one
+decode step needs, and the DDR-bound decode rate (the physical limit). Projections.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 
-from edgellm.boards import Board
+from edgellm.boards import CCI_PATH, Board
 from edgellm.compiler.design import (
     ACT_BYTES,
     DesignParams,
@@ -16,6 +20,7 @@ from edgellm.compiler.design import (
     weight_bytes,
 )
 from edgellm.compiler.perf_tlmm import MAX_STREAM_PORTS, stream_ports
+from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS, ModelConfig
 
 # Effective DDR streaming rate of a GEMV on the KV260's four Cortex-A53 cores (NEON). Derived from the
@@ -39,7 +44,7 @@ ARM_STREAM_BYTES_PER_S = _arm_stream_bytes_per_s()  # about 3.3e9
 @dataclass(frozen=True)
 class Bandwidth:
     """Bytes/s the design can pull: weight ports together, the data port, the board's DDR; kv_port:
-    one weight port reading the KV cache (full port width), kv_ports: the weight ports that do."""
+    one weight port reading the KV cache (its stream rate), kv_ports: the weight ports that do."""
 
     weights: float
     data: float
@@ -48,25 +53,95 @@ class Bandwidth:
     kv_ports: int = 0
 
 
+def _stream_caps(board: Board, ports: list[str]) -> list[float]:
+    """Per stream on `ports` (one stream each, repeats allowed): what its path into the DDR controller
+    lets it have in the board's scenario (bytes/s, inf when unlimited). Streams through the CCI get
+    cci_stream_gbps each; the streams on one shared path (an XPI two HP ports share) split
+    shared_path_gbps evenly; a port alone on its path is limited only by its own beat rate."""
+    caps = []
+    for port in ports:
+        path = board.ddr_path(port)
+        if path == CCI_PATH and board.cci_stream_gbps:
+            caps.append(board.pick(board.cci_stream_gbps) * 1e9)
+            continue
+        sharing = sum(board.ddr_path(q) == path for q in ports)
+        if sharing > 1 and board.shared_path_gbps:
+            caps.append(board.pick(board.shared_path_gbps) * 1e9 / sharing)
+        else:
+            caps.append(math.inf)
+    return caps
+
+
+def stream_rates(board: Board, ports: list[str], beat_bytes_per_s: float) -> list[float]:
+    """Rate of each stream on `ports`: its beat rate, at most what its path gives it."""
+    return [min(beat_bytes_per_s, cap) for cap in _stream_caps(board, ports)]
+
+
+def _plan_rate(board: Board, weights: list[str], data: str | None) -> float:
+    """The weight streams' rate together at the board's PL clock and HP width (central scenario): each
+    port carries an equal share of every tile, so the slowest stream sets the pace."""
+    central = board.with_scenario("central")
+    beat = board.hp_port_width_bits / 8 * board.pl_clock_mhz * 1e6
+    rates = stream_rates(central, weights + ([data] if data else []), beat)[:len(weights)]
+    return len(weights) * min(rates)
+
+
+def port_plan(board: Board, n_weight: int, allowed: list[str] | None = None) -> list[str]:
+    """The PL->DDR port of each m_axi bundle: w0..w{n-1}, then the data port. The weight streams take
+    the set of ports whose slowest stream is fastest in the central scenario (ties: fewer shared paths,
+    fewer CCI ports, then the board's order); the data port the first remaining port by (shares a
+    path with a weight stream, goes through the CCI, board order). Beyond the ports: round-robin.
+    compiler/vivado_tcl.py connects the bundles so; bandwidth() models the same assignment."""
+    ports = [p for p in board.hp_port_names if allowed is None or p in allowed]
+    if not ports:
+        raise EdgeLLMError(f"board {board.name}: no PL->DDR port to assign")
+    n = min(n_weight, len(ports))
+    paths = [board.ddr_path(p) for p in ports]
+
+    def cost(idx: tuple[int, ...]) -> tuple:
+        chosen = [paths[i] for i in idx]
+        shared = sum(chosen.count(x) > 1 for x in chosen if x != CCI_PATH)
+        return (-_plan_rate(board, [ports[i] for i in idx], None), shared, chosen.count(CCI_PATH), idx)
+
+    best = min(itertools.combinations(range(len(ports)), n), key=cost)
+    weights = [ports[i] for i in best]
+    weights += [ports[i % len(ports)] for i in range(n, n_weight)]
+    rest = [i for i in range(len(ports)) if i not in best]
+    if not rest:
+        return weights + [ports[n_weight % len(ports)]]
+    used = {paths[i] for i in best}
+    data = min(rest, key=lambda i: (paths[i] in used and paths[i] != CCI_PATH, paths[i] == CCI_PATH, i))
+    return weights + [ports[data]]
+
+
 def bandwidth(board: Board, p: DesignParams) -> Bandwidth:
-    """Port-limited and DDR-limited bandwidths of a design on a board."""
+    """Port-, path- and DDR-limited bandwidths of a design on a board, in the board's scenario. The
+    weight ports and the data port sit where port_plan puts them; each stream moves at most one beat
+    of min(port width, HP width) per cycle (the generated engine: at most R bytes, over at most
+    MAX_STREAM_PORTS ports), at most what its path gives it (_stream_caps); the weight streams move
+    equal shares, so together P x the slowest; everything at most the scenario's DDR ceiling."""
     f = p.clock_mhz * 1e6
     per_port = min(p.port_width_bits, board.hp_port_width_bits) / 8 * f
-    distinct = min(p.weight_ports, len(board.hp_port_names))  # more m_axi than HP ports share them
+    n_weight = min(p.weight_ports, len(board.hp_port_names))  # more m_axi than HP ports share them
     if p.overlap:  # the generated engine streams over at most MAX_STREAM_PORTS ports, R bytes each
-        distinct = min(distinct, MAX_STREAM_PORTS)
+        n_weight = min(n_weight, MAX_STREAM_PORTS)
         per_port = min(per_port, p.rows * f)
+    plan = port_plan(board, n_weight)
+    rates = stream_rates(board, plan, per_port)
     ddr = board.ddr_achievable_gbps * 1e9
-    data = min(p.data_port_width_bits, board.hp_port_width_bits) / 8 * f
-    kv_port = min(p.port_width_bits, board.hp_port_width_bits) / 8 * f
+    data_beat = min(p.data_port_width_bits, board.hp_port_width_bits) / 8 * f
+    data = min(data_beat, _stream_caps(board, plan)[-1])
+    slowest = min(rates[:n_weight])
     kv_ports = stream_ports(board, p) if p.overlap else 0
-    return Bandwidth(weights=min(distinct * per_port, ddr), data=min(data, ddr), ddr=ddr,
-                     kv_port=kv_port, kv_ports=kv_ports)
+    return Bandwidth(weights=min(n_weight * slowest, ddr), data=min(data, ddr), ddr=ddr,
+                     kv_port=slowest, kv_ports=kv_ports)
 
 
 def port_bytes_per_cycle(board: Board, p: DesignParams, beat_bytes: int) -> float:
-    """Bytes one weight port moves per cycle: one beat of `beat_bytes`, at most the port and HP widths."""
-    return min(beat_bytes, p.port_width_bits / 8, board.hp_port_width_bits / 8)
+    """Bytes one weight port moves per cycle: one beat of `beat_bytes`, at most the port and HP widths
+    and what the slowest weight stream's path gives it (bandwidth().kv_port)."""
+    path = bandwidth(board, p).kv_port / (p.clock_mhz * 1e6)
+    return min(beat_bytes, p.port_width_bits / 8, board.hp_port_width_bits / 8, path)
 
 
 def ddr_bytes_per_cycle(board: Board, p: DesignParams) -> float:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from edgellm.boards import Board
 from edgellm.compiler.design import DesignParams
+from edgellm.compiler.perf_ddr import port_plan
 from edgellm.compiler.ps_ports import CARRIER_CONNECTIONS, PS_FAMILIES, PsFamily
 from edgellm.errors import EdgeLLMError
 
@@ -38,13 +39,15 @@ def maxi_bundles(n_weight_ports: int) -> list[str]:
 
 
 def port_assignment(board: Board, n_weight_ports: int) -> list[tuple[str, str]]:
-    """(bundle, PS slave port) pairs: each m_axi on a distinct port, round-robin beyond the ports."""
+    """(bundle, PS slave port) pairs as perf_ddr.port_plan assigns them (the performance model uses the
+    same plan): distinct ports while they last, weight streams off shared DDR paths where that is
+    faster, round-robin beyond the ports."""
     fam = PS_FAMILIES[board.ps]
     ports = [p for p in board.hp_port_names if p in fam.ddr_slaves()]
     if not ports:
         raise EdgeLLMError(f"board {board.name}: none of hp_port_names {board.hp_port_names} "
                            f"is a {board.ps} PL->DDR port")
-    return [(b, ports[i % len(ports)]) for i, b in enumerate(maxi_bundles(n_weight_ports))]
+    return list(zip(maxi_bundles(n_weight_ports), port_plan(board, n_weight_ports, ports), strict=True))
 
 
 def _q(s: str) -> str:
@@ -159,7 +162,8 @@ def _clock_address_lines(fam: PsFamily, board: Board, assign: list[tuple[str, st
 
 
 def _run_lines(ip_name: str, jobs: int) -> list[str]:
-    """Validate, wrap, synthesize, implement; reports into report/vivado; copy .bit/.hwh."""
+    """Validate, wrap, synthesize, implement; copy .bit/.hwh next to the project; reports into
+    report/build/vivado (after the copy, so a report problem cannot cost the bitstream)."""
     rep = "[file join $report_dir"
     return [
         "validate_bd_design", "save_bd_design",
@@ -172,17 +176,6 @@ def _run_lines(ip_name: str, jobs: int) -> list[str]:
         f"launch_runs impl_1 -to_step write_bitstream -jobs {jobs}", "wait_on_run impl_1",
         'if {[get_property PROGRESS [get_runs impl_1]] ne "100%"} '
         '{ error "edgellm: impl_1 did not complete: see $proj_dir/$proj_name.runs/impl_1/runme.log" }',
-        "", "# Reports for the calibration work (edgellm build summarizes them in report/build/summary.json)",
-        "file mkdir $report_dir", "open_run impl_1",
-        f"report_utilization -file {rep} utilization.rpt]",
-        f"report_utilization -hierarchical -hierarchical_depth 4 -file {rep} utilization_hier.rpt]",
-        f"report_timing_summary -max_paths 10 -report_unconstrained -file {rep} timing_summary.rpt]",
-        *[f"set {v} [get_property STATS.{v.upper()} [get_runs impl_1]]" for v in ("wns", "tns", "whs")],
-        f"set f [open {rep} {TIMING_JSON}] w]",
-        'puts $f "{\\"wns_ns\\": $wns, \\"whs_ns\\": $whs, \\"tns_ns\\": $tns}"', "close $f",
-        'if {$wns < 0 || $whs < 0} { puts "edgellm: WARNING: timing not met (WNS $wns ns, WHS $whs ns): '
-        'see $report_dir/timing_summary.rpt" } else {',
-        '  puts "edgellm: timing met (WNS $wns ns, WHS $whs ns)"', "}",
         "", "# Bitstream + hardware handoff next to the project, as PYNQ's Overlay expects",
         "set bit [file join $proj_dir $proj_name.runs impl_1 ${bd}_wrapper.bit]",
         "set hwh [lindex [concat [glob -nocomplain [file join $proj_dir $proj_name.gen sources_1 bd $bd "
@@ -190,7 +183,22 @@ def _run_lines(ip_name: str, jobs: int) -> list[str]:
         "hw_handoff $bd.hwh]]] 0]",
         'if {$hwh eq ""} { error "edgellm: no $bd.hwh found under $proj_dir" }',
         f"file copy -force $bit [file join $here .. {ip_name}.bit]",
-        f"file copy -force $hwh [file join $here .. {ip_name}.hwh]", ""]
+        f"file copy -force $hwh [file join $here .. {ip_name}.hwh]",
+        "", "# Reports for the calibration work (edgellm build summarizes them in report/build/summary.json)",
+        "file mkdir $report_dir", "open_run impl_1",
+        f"report_utilization -file {rep} utilization.rpt]",
+        f"report_utilization -hierarchical -hierarchical_depth 4 -file {rep} utilization_hier.rpt]",
+        f"report_timing_summary -max_paths 10 -report_unconstrained -file {rep} timing_summary.rpt]",
+        *[f"set {v} [get_property STATS.{v.upper()} [get_runs impl_1]]" for v in ("wns", "tns", "whs")],
+        "foreach v {wns tns whs} { if {![string is double -strict [set $v]]} { set $v null } }",
+        f"set f [open {rep} {TIMING_JSON}] w]",
+        'puts $f "{\\"wns_ns\\": $wns, \\"whs_ns\\": $whs, \\"tns_ns\\": $tns}"', "close $f",
+        'if {$wns eq "null" || $whs eq "null"} {',
+        '  puts "edgellm: WARNING: impl_1 reports no WNS/WHS: see $report_dir/timing_summary.rpt"',
+        "} elseif {$wns < 0 || $whs < 0} {",
+        '  puts "edgellm: WARNING: timing not met (WNS $wns ns, WHS $whs ns): '
+        'see $report_dir/timing_summary.rpt"',
+        "} else {", '  puts "edgellm: timing met (WNS $wns ns, WHS $whs ns)"', "}", ""]
 
 
 def generate_vivado_tcl(board: Board, params: DesignParams, ip_name: str, *, ip_repo: str = "../hls/ip",

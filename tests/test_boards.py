@@ -114,3 +114,91 @@ def test_boards_command() -> None:
     assert res.exit_code == 0, res.output
     for name, exp in EXPECTED.items():
         assert name in res.output and f"{exp[2]:,}" in res.output
+
+
+# --- PL->DDR bandwidth: paths, ranges, the port plan (boards/*.toml, compiler/perf_ddr.py) -------------
+
+
+def test_bandwidth_ranges_are_ordered_and_cited() -> None:
+    from edgellm.boards import SCENARIOS
+
+    for b in (load_board(n) for n in EXPECTED):
+        lo, mid, hi = (b.with_scenario(s).ddr_achievable_gbps for s in SCENARIOS)
+        assert 0 < lo <= mid <= hi < b.ddr_peak_gbps, b.name
+        assert len(b.ddr_paths) == len(b.hp_port_names)
+        assert b.sources["ddr_bandwidth"] and b.sources["ddr_paths"]
+    kv = load_board("kv260")
+    # UG1085 "PL-PS Interface Specifics": HP1 and HP2 share XPI 4; HPC0/1 reach the DDR through the CCI
+    assert kv.ddr_path("S_AXI_HP1_FPD") == kv.ddr_path("S_AXI_HP2_FPD") == "XPI4"
+    assert len({kv.ddr_path(f"S_AXI_HP{i}_FPD") for i in (0, 1, 3)}) == 3
+    assert kv.ddr_path("S_AXI_HPC0_FPD") == kv.ddr_path("S_AXI_HPC1_FPD") == "CCI"
+    # the measured figures they come from: 12.73 GB/s over HP0-HP3 (bitnet-kv260), 75% (Manev et al.)
+    assert kv.with_scenario("low").ddr_achievable_gbps == pytest.approx(12.73, abs=0.01)
+    assert kv.ddr_achievable_gbps == pytest.approx(0.75 * 19.2)
+    with pytest.raises(BoardError, match="unknown bandwidth scenario"):
+        kv.with_scenario("typical")
+
+
+@pytest.mark.parametrize("edit, match", [
+    (("ddr_pl_fraction = [0.663, 0.75, 0.83]", "ddr_pl_fraction = [0.8, 0.75, 0.83]"), "low <= central"),
+    (("ddr_pl_fraction = [0.663, 0.75, 0.83]", "ddr_pl_fraction = [0.663, 0.75, 1.2]"), "<= 1"),
+    (("ddr_pl_fraction = [0.663, 0.75, 0.83]", "ddr_pl_fraction = 0.75"), "must be list"),
+    (('ddr_paths = ["XPI3", "XPI4", "XPI4", "XPI5", "CCI", "CCI"]', 'ddr_paths = ["XPI3"]'),
+     "one path name per hp_port_names"),
+    (("shared_path_gbps = [6.0, 6.37, 8.0]", ""), "missing field 'shared_path_gbps'"),
+    (("cci_stream_gbps = [2.96, 2.98, 2.99]", "cci_stream_gbps = [2.96, 2.98]"), "three numbers"),
+])
+def test_bandwidth_fields_validated(tmp_path: Path, edit: tuple[str, str], match: str) -> None:
+    p = _variant(tmp_path, replace=edit)
+    with pytest.raises(BoardError, match=match):
+        load_board_file(p)
+
+
+def test_port_plan_kv260() -> None:
+    """Weight streams on the ports whose slowest stream is fastest (central scenario), the data port on
+    a path no weight stream uses. Four streams: HP0-HP3 (HP1 and HP2 share XPI 4, 6.37 GB/s for the two:
+    12.74 GB/s in all) beat HP0 HP1 HP3 HPC0 (the CCI stream, 2.98 GB/s, paces the four: 11.9), as
+    bitnet-kv260 measured; three streams avoid XPI 4's sharing (HP0 HP1 HP3, as Manev et al.'s best)."""
+    from edgellm.compiler.perf_ddr import port_plan
+
+    kv = load_board("kv260")
+    hp = [f"S_AXI_HP{i}_FPD" for i in range(4)]
+    assert port_plan(kv, 4) == [*hp, "S_AXI_HPC0_FPD"]
+    assert port_plan(kv, 3) == [hp[0], hp[1], hp[3], "S_AXI_HPC0_FPD"]
+    assert port_plan(kv, 2) == [hp[0], hp[1], hp[3]]  # the data port off XPI 4 (HP1's)
+    assert port_plan(kv, 1) == [hp[0], hp[1]]
+    z2 = load_board("pynq_z2")
+    assert port_plan(z2, 4) == [f"S_AXI_HP{i}" for i in (0, 1, 2, 3, 0)]  # round-robin beyond the ports
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_vivado_design_and_model_agree_on_ports(name: str) -> None:
+    """compiler/vivado_tcl.py connects every m_axi bundle where perf_ddr.port_plan (the model's) puts it."""
+    from edgellm.compiler.perf_ddr import port_plan
+    from edgellm.compiler.vivado_tcl import maxi_bundles, port_assignment
+
+    b = load_board(name)
+    for n in range(1, 6):
+        assert port_assignment(b, n) == list(zip(maxi_bundles(n), port_plan(b, n), strict=True))
+
+
+def test_shared_xpi_is_charged() -> None:
+    """Four 128-bit weight streams at 250 MHz on the KV260 move 16 GB/s only in the high scenario: in
+    the central one HP1 and HP2 share XPI 4 (6.37 GB/s) and pace the four to 12.74 GB/s, the 12.73 GB/s
+    bitnet-kv260 measured (the figure the central XPI share is derived from, not a prediction); in the
+    low one 6.0 GB/s (its worst phase). (Before: four independent ports at the DDR's 15.9 GB/s.)"""
+    from edgellm.compiler.design import DesignParams
+    from edgellm.compiler.perf_ddr import bandwidth, stream_rates
+
+    kv = load_board("kv260")
+    p = DesignParams(rows=16, weight_ports=4)
+    got = {s: bandwidth(kv.with_scenario(s), p).weights / 1e9 for s in ("low", "central", "high")}
+    assert got["central"] == pytest.approx(12.74, abs=0.01) and got["low"] == pytest.approx(12.0)
+    assert got["high"] == pytest.approx(0.83 * 19.2)
+    hp = [f"S_AXI_HP{i}_FPD" for i in range(4)]
+    shared = stream_rates(kv, [hp[1], hp[2]], 4e9)
+    alone = stream_rates(kv, [hp[1], hp[3]], 4e9)
+    assert shared == [3.185e9, 3.185e9] and alone == [4e9, 4e9]
+    assert stream_rates(kv, ["S_AXI_HPC0_FPD"], 4e9) == [2.98e9]
+    # at 200 MHz a port moves 3.2 GB/s, about XPI 4's share of 3.185 in the central scenario
+    assert bandwidth(kv, p.replace(clock_mhz=200.0)).weights == pytest.approx(4 * 3.185e9)
