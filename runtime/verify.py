@@ -63,7 +63,8 @@ class Report:
 
 def reference_prompt(project_dir: str | Path, vocab_size: int) -> list[int] | None:
     """reference/golden.json's prompt_ids (None when the file or the key is absent); EdgeLLMError naming
-    the file when it is unreadable, not JSON, or its ids are not integers in [0, vocab_size)."""
+    the file when it is unreadable, not a JSON object, or its ids are not integers in [0, vocab_size).
+    The deployed board script reads the reference prompt through this too."""
     path = Path(project_dir) / "reference" / "golden.json"
     if not path.exists():
         return None
@@ -73,7 +74,9 @@ def reference_prompt(project_dir: str | Path, vocab_size: int) -> list[int] | No
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise EdgeLLMError(f"{path}: cannot read the reference prompt ({e})") from None
-    ids = data.get("prompt_ids") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise EdgeLLMError(f"{path}: not a JSON object")
+    ids = data.get("prompt_ids")
     if ids is None:
         return None
     if (not isinstance(ids, list) or not ids
