@@ -92,7 +92,7 @@ class ModelConfig:
                 raise ConfigError(f, f"must be at most {LIMITS[f]:,}, got {v:,}")
         if not (math.isfinite(self.rope_theta) and self.rope_theta > 0):
             raise ConfigError("rope_theta", f"must be finite and > 0, got {self.rope_theta}")
-        if not (math.isfinite(self.rms_eps) and np.float32(self.rms_eps) > 0 and self.rms_eps <= 1):
+        if not (math.isfinite(self.rms_eps) and 0 < self.rms_eps <= 1 and np.float32(self.rms_eps) > 0):
             raise ConfigError("rms_eps", f"must be finite, > 0 (as a float32) and <= 1, got {self.rms_eps}")
         for f in ("bos_id", "eos_id"):
             if not -1 <= getattr(self, f) < 2**31:
