@@ -1,5 +1,6 @@
-"""Estimate = resources vs the board + projected decode/prefill speed + the DDR limit, and the TeLLMe
-calibration that makes the model credible (DESIGN.md section 8). Every speed here is projected.
+"""Estimate = resources vs the board + projected decode/prefill speed as a range (low, central, high,
+each with its named assumptions) + the DDR limit, and the TeLLMe calibration (DESIGN.md section 8).
+Every speed here is projected.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgellm.boards import Board, load_board
+from edgellm.boards import SCENARIOS, Board, load_board
 from edgellm.compiler import perf_ddr, perf_model
 from edgellm.compiler.design import DesignParams, bits_per_weight, ddr_footprint
 from edgellm.compiler.resource_model import estimate_resources
@@ -16,6 +17,11 @@ from edgellm.compiler.resources import KINDS, Resources
 from edgellm.models.config import PRESETS, ModelConfig
 
 TTFT_PROMPTS = (64, 128)  # prompt lengths TeLLMe reports TTFT for
+# The low end of every range runs the design at this fraction of its clock (200 MHz for 250): a design
+# that fills the fabric may not close timing at the board's PL clock (no timing model; policy).
+LOW_CLOCK_FRACTION = 0.8
+# Clocks the sensitivity is printed at, as fractions of the design's clock (225 and 200 MHz for 250).
+SENSITIVITY_CLOCKS = (0.9, 0.8)
 # Routing headroom: a design must leave room to place and route (DSE constraint).
 UTIL_LIMITS = {"lut": 0.80, "ff": 0.85, "dsp": 0.85, "bram36": 0.85, "uram": 0.85}
 
@@ -54,6 +60,46 @@ def tellme_params(cfg: ModelConfig) -> DesignParams:
 
 
 @dataclass(frozen=True)
+class Scenario:
+    """One end (or the middle) of a projected range: the bandwidth scenario, the clock, what it assumes."""
+
+    name: str  # "low", "central" or "high" (boards.SCENARIOS)
+    clock_mhz: float
+    assumes: str
+
+
+def scenarios(board: Board, p: DesignParams) -> dict[str, Scenario]:
+    """The named assumptions behind the low, central and high projections of design p on board."""
+    def gbps(s: str) -> str:
+        b = board.with_scenario(s)
+        return (f"{perf_ddr.bandwidth(b, p.replace(clock_mhz=clock[s])).weights / 1e9:.1f} GB/s of weights "
+                f"({b.ddr_achievable_gbps:.1f} GB/s DDR ceiling)")
+
+    clock = {"low": round(LOW_CLOCK_FRACTION * p.clock_mhz, 1), "central": p.clock_mhz, "high": p.clock_mhz}
+    text = {
+        "low": "measured-class bandwidth at its worst (shared-path phases), a clock that did not close at "
+               "the board's PL clock",
+        "central": "the bandwidth measured for this port arrangement (or the board's central figure)",
+        "high": "one long sequential read's bandwidth (every port at its beat rate up to the DDR ceiling)",
+    }
+    return {s: Scenario(s, clock[s], f"{clock[s]:g} MHz, {gbps(s)}: {text[s]}") for s in SCENARIOS}
+
+
+@dataclass(frozen=True)
+class Range:
+    """A projected figure: central with its low and high ends (low/high: the slow and the fast end)."""
+
+    central: float
+    low: float
+    high: float
+
+    def text(self, fmt: str = "{:.1f}", unit: str = "") -> str:
+        """'central (a-b)' with the ends in increasing order."""
+        a, b = sorted((self.low, self.high))
+        return f"{fmt.format(self.central)}{unit} ({fmt.format(a)}-{fmt.format(b)}{unit})"
+
+
+@dataclass(frozen=True)
 class Estimate:
     """Projected figures of one model on one board with one design. Speeds are projections."""
 
@@ -73,6 +119,9 @@ class Estimate:
     ddr_available: int
     fetch_fifo_bytes: int = 0  # the weight fetcher FIFOs together (0: no fetcher, overlap=False)
     extra: dict[str, Any] = field(default_factory=dict)
+    ranges: dict[str, Range] = field(default_factory=dict)  # decode_tok_s, ttft_<n>_s, ddr_bound_tok_s
+    assumptions: dict[str, Scenario] = field(default_factory=dict)
+    sensitivity: dict[float, tuple[float, float]] = field(default_factory=dict)  # MHz -> (tok/s, TTFT128 s)
 
     @property
     def decode_tok_s(self) -> float:
@@ -97,6 +146,11 @@ class Estimate:
             "bits_per_weight": round(self.bits_per_weight, 4),
             "ddr_footprint_bytes": sum(self.ddr_footprint.values()),
             "ddr_available_bytes": self.ddr_available,
+            **{f"projected_{k}_{end}": round(getattr(r, end), 4) for k, r in self.ranges.items()
+               for end in ("low", "high")},
+            "assumptions": {s.name: s.assumes for s in self.assumptions.values()},
+            "clock_sensitivity": {f"{mhz:g} MHz": {"decode_tok_s": round(d, 2), "ttft_128_s": round(t, 4)}
+                                  for mhz, (d, t) in self.sensitivity.items()},
         }
 
 
@@ -107,20 +161,50 @@ def fits_board(total: Resources, board: Board, limits: dict[str, float] = UTIL_L
             for k in KINDS if util[k] > limits[k]]
 
 
-def estimate(cfg: ModelConfig, board: Board, p: DesignParams) -> Estimate:
-    """Resources, projected decode and TTFT, DDR-bound and footprint for one configuration."""
+def _ranges(cfg: ModelConfig, board: Board, p: DesignParams, decode: float, ttft: dict[int, float],
+            assume: dict[str, Scenario]) -> dict[str, Range]:
+    """decode tok/s, TTFT per prompt and the DDR bound at the low and high ends of the assumptions."""
+    ends: dict[str, dict[str, float]] = {}
+    for end in ("low", "high"):
+        b, q = board.with_scenario(end), p.replace(clock_mhz=assume[end].clock_mhz)
+        ends[end] = {"decode_tok_s": perf_model.decode_step(cfg, b, q).tokens_per_s,
+                     "ddr_bound_tok_s": perf_ddr.ddr_bound_tokens_per_s(cfg, b, q),
+                     **{f"ttft_{n}_s": perf_model.prefill(cfg, b, q, n).seconds for n in ttft}}
+    central = {"decode_tok_s": decode, "ddr_bound_tok_s": perf_ddr.ddr_bound_tokens_per_s(cfg, board, p),
+               **{f"ttft_{n}_s": t for n, t in ttft.items()}}
+    return {k: Range(v, ends["low"][k], ends["high"][k]) for k, v in central.items()}
+
+
+def clock_sensitivity(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[float, tuple[float, float]]:
+    """Decode tok/s and TTFT(128) of p at SENSITIVITY_CLOCKS of its clock (central bandwidth)."""
+    out = {}
+    for frac in SENSITIVITY_CLOCKS:
+        q = p.replace(clock_mhz=round(frac * p.clock_mhz, 1))
+        out[q.clock_mhz] = (perf_model.decode_step(cfg, board, q).tokens_per_s,
+                            perf_model.prefill(cfg, board, q, 128).seconds)
+    return out
+
+
+def estimate(cfg: ModelConfig, board: Board, p: DesignParams, ranges: bool = True) -> Estimate:
+    """Resources, projected decode and TTFT (with their low/high ends and the clock sensitivity unless
+    `ranges` is False), DDR-bound and footprint for one configuration."""
     res = estimate_resources(cfg, board, p)
     total = res["total"]
+    decode = perf_model.decode_step(cfg, board, p)
+    ttft = {n: perf_model.prefill(cfg, board, p, n) for n in TTFT_PROMPTS}
+    assume = scenarios(board, p) if ranges else {}
     return Estimate(
         model=cfg.name, board=board.name, params=p, resources=res,
         utilization=total.utilization(board), fits=not fits_board(total, board),
-        decode=perf_model.decode_step(cfg, board, p),
-        ttft={n: perf_model.prefill(cfg, board, p, n) for n in TTFT_PROMPTS},
+        decode=decode, ttft=ttft,
         bytes_per_token=perf_ddr.decode_bytes_per_token(cfg, p),
         ddr_bound_tok_s=perf_ddr.ddr_bound_tokens_per_s(cfg, board, p),
         ddr_achievable_gbps=board.ddr_achievable_gbps, bits_per_weight=bits_per_weight(cfg, p),
         ddr_footprint=ddr_footprint(cfg, p), ddr_available=board.ddr_available_bytes,
-        fetch_fifo_bytes=perf_model.fetch_capacity_bytes(board, p) if p.overlap else 0)
+        fetch_fifo_bytes=perf_model.fetch_capacity_bytes(board, p) if p.overlap else 0,
+        ranges=_ranges(cfg, board, p, decode.tokens_per_s, {n: t.seconds for n, t in ttft.items()}, assume)
+        if ranges else {},
+        assumptions=assume, sensitivity=clock_sensitivity(cfg, board, p) if ranges else {})
 
 
 def tellme_estimate() -> Estimate:

@@ -20,6 +20,7 @@ from edgellm.compiler.estimate import (
     TELLME_CALIBRATED,
     TELLME_PUBLISHED,
     UTIL_LIMITS,
+    Range,
     estimate,
     tellme_calibration,
     tellme_params,
@@ -413,3 +414,31 @@ def test_dsp_lane_depth_is_paid_per_tile() -> None:
                 == perf_tlmm.tlmm_tile_compute_cycles(1536, p, tokens) + extra)
     # one cascade per pair would be G*T stages deep
     assert perf_tlmm.DSP_STAGE_REGS + 2 * 20 - 1 + 1 - perf_tlmm.TILE_PIPELINE_DEPTH > 10 * extra
+
+
+def test_every_speed_is_a_range_with_named_assumptions() -> None:
+    """estimate(): decode, TTFT and the DDR bound as central (low-high); low = the low bandwidth scenario
+    at 80% of the clock, high = the high scenario at the design's clock; each end's assumptions named
+    (clock, weight GB/s, DDR ceiling); summary() (report/estimate.json) carries them all; the clock
+    sensitivity at 225 and 200 MHz."""
+    from edgellm.compiler.estimate import LOW_CLOCK_FRACTION
+
+    p = DesignParams(group_size=2, tables=20, rows=16, weight_buffer="lutram", fetch_depth=4096)
+    e = estimate(LARGE, KV260, p)
+    dec, t128 = e.ranges["decode_tok_s"], e.ranges["ttft_128_s"]
+    assert dec.central == e.decode_tok_s and t128.central == e.ttft[128].seconds
+    assert dec.low < dec.central < dec.high and t128.low > t128.central >= t128.high
+    low = KV260.with_scenario("low")
+    slow = p.replace(clock_mhz=LOW_CLOCK_FRACTION * 250)
+    assert dec.low == perf_model.decode_step(LARGE, low, slow).tokens_per_s
+    assert set(e.assumptions) == {"low", "central", "high"}
+    assert e.assumptions["low"].clock_mhz == 200.0 and "200 MHz" in e.assumptions["low"].assumes
+    assert "GB/s" in e.assumptions["central"].assumes
+    s = e.summary()
+    assert s["projected_decode_tok_s_low"] < s["projected_decode_tok_s"] < s["projected_decode_tok_s_high"]
+    assert s["projected_ttft_128_s_low"] > s["projected_ttft_128_s"]
+    assert set(s["assumptions"]) == {"low", "central", "high"}
+    assert set(s["clock_sensitivity"]) == {"225 MHz", "200 MHz"}
+    assert e.sensitivity[200.0][1] > e.sensitivity[225.0][1] > e.ttft[128].seconds  # prefill is compute-bound
+    assert Range(2.0, 1.0, 3.0).text() == "2.0 (1.0-3.0)" and Range(0.5, 0.6, 0.4).text("{:.2f}", " s") \
+        == "0.50 s (0.40-0.60 s)"

@@ -60,6 +60,12 @@ def _engine_split(detail: dict[str, float]) -> str:
     return ", ".join(f"{label} {detail[k]:.2f} s" for label, k in parts if k in detail)
 
 
+def _ranged(e, key: str, central: float, fmt: str, unit: str = "") -> str:  # e: Estimate
+    """'central (low-high)' when the estimate carries the range, else the central figure."""
+    r = e.ranges.get(key)
+    return r.text(fmt, unit) if r else fmt.format(central) + unit
+
+
 def _pct(used: float, have: int) -> str:
     return f"{used:,.0f} / {have:,} ({100 * used / have:.0f}%)" if have else f"{used:,.0f} / 0"
 
@@ -81,13 +87,17 @@ def estimate_rows(e, b) -> list[tuple[str, str]]:  # e: Estimate, b: Board
                        else "engines one after another")),
         ("weight fetch FIFOs", f"{e.fetch_fifo_bytes / 1024:,.0f} KiB ({p.fetch_depth} words per port)"),
         ("weights", f"{e.bits_per_weight:.3f} bits/weight"),
-        (f"decode tok/s (projected, {p.decode_context} ctx)", f"{e.decode_tok_s:.1f}"),
-        ("TTFT 64 tokens (projected)", f"{e.ttft[64].seconds:.3f} s"),
-        ("TTFT 128 tokens (projected)", f"{e.ttft[128].seconds:.3f} s"),
+        (f"decode tok/s (projected, {p.decode_context} ctx)",
+         _ranged(e, "decode_tok_s", e.decode_tok_s, "{:.1f}")),
+        ("TTFT 64 tokens (projected)", _ranged(e, "ttft_64_s", e.ttft[64].seconds, "{:.3f}", " s")),
+        ("TTFT 128 tokens (projected)", _ranged(e, "ttft_128_s", e.ttft[128].seconds, "{:.3f}", " s")),
         ("  engine time in it" + (" (overlapped)" if p.prefill_pipeline else ""),
          _engine_split(e.ttft[128].detail)),
-        ("DDR-bound tok/s", f"{e.ddr_bound_tok_s:.1f} = {e.ddr_achievable_gbps:.1f} GB/s / "
-                            f"{e.bytes_per_token / 1e6:.0f} MB per token"),
+        *[(f"  {s.name} assumes", s.assumes.split(":")[0]) for s in e.assumptions.values()],
+        *[(f"  at {mhz:g} MHz (central bandwidth)", f"{d:.1f} tok/s, TTFT 128 {t:.3f} s")
+          for mhz, (d, t) in e.sensitivity.items()],
+        ("DDR-bound tok/s", _ranged(e, "ddr_bound_tok_s", e.ddr_bound_tok_s, "{:.1f}")
+         + f" = {e.ddr_achievable_gbps:.1f} GB/s / {e.bytes_per_token / 1e6:.0f} MB per token"),
         ("DDR use", f"{sum(e.ddr_footprint.values()) / 2**20:,.0f} / {e.ddr_available / 2**20:,.0f} MiB"),
     ]
 
@@ -118,11 +128,13 @@ def register(app: typer.Typer) -> None:
         cfg = resolve_config(model, preset)
         names = list_boards() if board == "all" else [load_board(board).name]
         columns: dict[str, list[tuple[str, str]] | str] = {}
+        estimates = {}
         for name in names:
             try:
                 b = load_board(name)
                 e = explore(cfg, b, DesignParams(max_context=context or 0)).estimate
                 columns[name] = estimate_rows(e, b)
+                estimates[name] = e
             except EdgeLLMError as err:
                 if len(names) == 1:
                     raise
@@ -139,6 +151,11 @@ def register(app: typer.Typer) -> None:
         for name, c in columns.items():
             if isinstance(c, str):
                 console.print(f"{name}: {c}", markup=False)
+        console.print("Figures are central (low-high); each end's assumptions: docs/performance.md "
+                      "'Ranges'.", markup=False)
+        for name, e in estimates.items():
+            for s in e.assumptions.values():
+                console.print(f"{name} {s.name}: {s.assumes}", markup=False)
         if calibration:
             cal = Table(title="Model configured like TeLLMe vs TeLLMe's published KV260 figures")
             for col in ("figure", "published", "projected", "error"):
