@@ -16,9 +16,10 @@ from typing import BinaryIO
 from edgellm.runtime.manifest_schema import MANIFEST, ProjectError
 
 # What `edgellm build` (Vitis HLS, Vivado) adds after compile: trees that are never walked, compiled
-# or shipped (compiler/hls_tcl.py HLS_PROJECT and hls/ip; compiler/vivado_tcl.py's vivado/build), and
-# files by folder and name pattern. {ip} is interface.ip_name.
-BUILD_OUTPUT_DIRS = ("hls/edgellm_hls", "hls/ip", "hls/.Xil", "vivado/build", "vivado/.Xil", ".Xil")
+# or shipped (compiler/hls_tcl.py HLS_PROJECT and hls/ip; compiler/vivado_tcl.py's vivado/build and
+# REPORT_DIR under report/build), and files by folder and name pattern. {ip} is interface.ip_name.
+BUILD_OUTPUT_DIRS = ("hls/edgellm_hls", "hls/ip", "hls/.Xil", "vivado/build", "vivado/.Xil", ".Xil",
+                     "report/build")
 BUILD_OUTPUT_FILES = ("{ip}.bit", "{ip}.hwh", "report/*.log", "hls/*.log", "vivado/*.log", "vivado/*.jou",
                       "vivado/*.str")
 MAX_ENTRIES = 200_000  # directory entries walked outside the build-output trees

@@ -160,6 +160,7 @@ def csim_cmd(
 
     check_timeout(timeout)
     hls = check_project(project)
+    csim.cache_dir()  # a cache that cannot be a folder: an error before anything is printed
     found = synth_check.check_paths([hls])
     for f in found:
         typer.echo(f"synth_check: {f}")

@@ -8,21 +8,33 @@ Layout of the archive (one top folder, so it extracts cleanly):
                               hls/ (for the emulator on a host), reference/golden.json
     <name>/python/edgellm/    the runtime's sources (runtime, interface, numerics, golden model)
 
+The project is opened as `run` opens it (a closed set of listed files, every sha256), and only
+manifest-listed regular files (plus the build's <ip>.bit / <ip>.hwh) are packed, read without
+following symbolic links and re-hashed as they are packed; every member is a regular file under
+<name>/, a plain name taken from ARCHIVE. The archive's manifest.json is the project's with `files`
+narrowed to what the archive holds (the bitstream's sha256 added), so the board opens a closed set too.
 Written to a temporary file beside ARCHIVE, then renamed: a failed deploy leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import io
+import json
 import os
+import re
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from edgellm.errors import EdgeLLMError
+
+if TYPE_CHECKING:
+    from edgellm.runtime.project import Project
 
 # Runtime sources shipped to the board: (subpackage, glob) -> python/edgellm/<subpackage>/...
 RUNTIME_SOURCES = (
@@ -31,7 +43,9 @@ RUNTIME_SOURCES = (
     ("models", "config.py"), ("models", "numerics.py"), ("models", "golden.py"), ("models", "weights.py"),
     ("hw", "__init__.py"), ("hw", "csim.py"), ("hw", "include/edgellm/*.h"),
 )
-PROJECT_FILES = ("manifest.json", "weights.bin", "embed.bin", "tokenizer.json", "reference/golden.json")
+# what the board needs of a project (besides manifest.json, the bitstream and hls/ for the emulator)
+BOARD_FILES = ("reference/golden.json",)
+ARCHIVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 
 BOARD_SCRIPT = '''"""Run or verify an edgellm project on a PYNQ board with only numpy and pynq installed."""
 import argparse
@@ -137,7 +151,8 @@ With edgellm installed (`pip install edgellm[board]`), `edgellm run project --pr
 `edgellm verify project --no-onnx` do the same with the richer CLI. From a host, set
 `PYNQ_REMOTE_DEVICES` to drive a board over the network with the same commands.
 `project/` holds the bitstream, the DDR image (weights.bin), the host embedding table (embed.bin),
-the tokenizer and the manifest (checked by sha256 when the runtime opens the project).
+the tokenizer and the manifest, which lists every file of `project/` with its sha256: the runtime
+checks them when it opens the project and refuses a file the manifest does not list.
 """
 
 
@@ -157,48 +172,131 @@ def _add_bytes(tar: tarfile.TarFile, arc: str, data: bytes, mode: int = 0o644) -
     tar.addfile(info, io.BytesIO(data))
 
 
+class _Hashing(io.RawIOBase):
+    """A file object that hashes what tarfile reads from it."""
+
+    def __init__(self, f: io.BufferedIOBase) -> None:
+        self.f, self.h = f, hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        b = self.f.read(n)
+        self.h.update(b)
+        return b
+
+
+def _add_file(tar: tarfile.TarFile, src: Path, arc: str, sha256: str | None = None) -> None:
+    """src as a regular-file member arc (never a link): opened without following a symbolic link,
+    its sha256 checked against the manifest's as it is packed."""
+    from edgellm.runtime.project_files import open_regular
+
+    with open_regular(src) as f:
+        st = os.fstat(f.fileno())
+        info = tarfile.TarInfo(arc)
+        info.size, info.mtime = st.st_size, int(st.st_mtime)
+        info.mode = 0o755 if st.st_mode & 0o100 else 0o644
+        src_f = _Hashing(f)
+        tar.addfile(info, src_f)  # type: ignore[arg-type]
+    if sha256 is not None and src_f.h.hexdigest() != sha256:
+        raise EdgeLLMError(f"{src} changed while it was packed (sha256 no longer matches the manifest)")
+
+
+def archive_name(out: Path) -> str:
+    """The archive's top folder: ARCHIVE's file name without .tar.gz / .tgz, which must be a plain name
+    (no '..', no '/', no leading dot), so no member can extract outside that folder."""
+    if not out.name.endswith((".tar.gz", ".tgz")):
+        raise EdgeLLMError(f"archive name {out.name!r} must end in .tar.gz")
+    name = out.name.removesuffix(".tar.gz") if out.name.endswith(".tar.gz") else out.name.removesuffix(".tgz")
+    if not ARCHIVE_NAME.fullmatch(name) or name in (".", ".."):
+        raise EdgeLLMError(f"archive name {out.name!r}: the part before .tar.gz becomes the archive's top "
+                           "folder and must be a plain name (letters, digits, '.', '_', '+', '-'; starting "
+                           "with a letter or digit)")
+    return name
+
+
+def board_files(p: Project) -> dict[str, str]:
+    """The listed files the board needs (relative path -> sha256) and the build's bitstream pair."""
+    m, listed = p.manifest, p.listed
+    want = {m["weights"]["file"], m["host"]["embed_file"], *BOARD_FILES}
+    if m.get("tokenizer"):
+        want.add(m["tokenizer"])
+    return {rel: h for rel, h in listed.items() if rel in want or rel.startswith("hls/")}
+
+
+def bitstream(p: Project) -> dict[str, str]:
+    """<ip>.bit and <ip>.hwh -> sha256 when both are there (regular files, not links); else {}."""
+    from edgellm.runtime.project_files import check_regular, sha256_file
+
+    ip, root = p.iface.ip_name, p.path.resolve()
+    rels = [f"{ip}.bit", f"{ip}.hwh"]
+    if not all(os.path.lexists(root / r) for r in rels):
+        return {}
+    return {r: p.listed.get(r) or sha256_file(check_regular(root, r)) for r in rels}
+
+
+def board_manifest(p: Project, files: dict[str, str]) -> bytes:
+    """The project's manifest with `files` narrowed to (and the bitstream added from) what the archive
+    holds: the deployed project is a closed set too."""
+    m = copy.deepcopy(p.manifest)
+    m["files"] = dict(sorted(files.items()))
+    m["deploy"] = {"from": p.path.resolve().name, "omitted": sorted(set(p.listed) - set(files))}
+    return json.dumps(m, indent=1).encode()
+
+
+def _check_output(project: Path, out: Path) -> None:
+    """ARCHIVE must not land inside the project (an unlisted file there) or replace a folder."""
+    root, dest = project.resolve(), out.parent.resolve() / out.name
+    if root == dest or root in dest.parents:
+        raise EdgeLLMError(f"{out} lies inside the project {project}; a project holds only the files its "
+                           "manifest lists: write the archive elsewhere")
+    if dest.is_dir():
+        raise EdgeLLMError(f"{out} is a directory; name the archive file (…/NAME.tar.gz)")
+
+
 def build_archive(project: Path, out: Path, allow_missing_bitstream: bool = False) -> list[str]:
     """Write the archive atomically; return the member names."""
     from edgellm.runtime.project import Project
 
-    p = Project.open(project)  # validates and checks sha256
+    name = archive_name(out)
+    p = Project.open(project)  # validates: the closed set of listed files, every sha256
+    _check_output(p.path, out)
     ip = p.iface.ip_name
-    bit, hwh = p.path / f"{ip}.bit", p.path / f"{ip}.hwh"
-    has_bit = bit.is_file() and hwh.is_file()
-    if not has_bit and not allow_missing_bitstream:
-        raise EdgeLLMError(f"{bit.name} / {hwh.name} not found in {p.path}: run `edgellm build {p.path}` "
+    bits = bitstream(p)
+    if not bits and not allow_missing_bitstream:
+        raise EdgeLLMError(f"{ip}.bit / {ip}.hwh not found in {p.path}: run `edgellm build {p.path}` "
                            "first (or pass --allow-missing-bitstream to package without it)")
-    name = out.name.removesuffix(".tar.gz").removesuffix(".tgz") or "edgellm-deploy"
-    members: list[tuple[Path, str]] = []
-    for rel in PROJECT_FILES:
-        if (p.path / rel).is_file():
-            members.append((p.path / rel, f"{name}/project/{rel}"))
-    if has_bit:
-        members += [(bit, f"{name}/project/{bit.name}"), (hwh, f"{name}/project/{hwh.name}")]
-    for f in sorted((p.path / "hls").rglob("*")) if (p.path / "hls").is_dir() else []:
-        if f.is_file():
-            members.append((f, f"{name}/project/{f.relative_to(p.path)}"))
+    files = {**board_files(p), **bits}
+    root = p.path.resolve()
+    members: list[tuple[Path, str, str | None]] = [(root / rel, f"{name}/project/{rel}", h)
+                                                   for rel, h in sorted(files.items())]
     for sub, pat in RUNTIME_SOURCES:
-        root = package_dir(sub)
-        found = sorted(root.glob(pat))
+        src = package_dir(sub)
+        found = sorted(src.glob(pat))
         if not found:
-            raise EdgeLLMError(f"runtime source {pat} not found under {root}")
+            raise EdgeLLMError(f"runtime source {pat} not found under {src}")
         dest = f"{name}/python/edgellm/{sub + '/' if sub else ''}"
-        members += [(f, dest + str(f.relative_to(root))) for f in found]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        members += [(f, dest + str(f.relative_to(src)), None) for f in found]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    except OSError as e:
+        raise EdgeLLMError(f"cannot write {out}: {e.strerror or e}") from None
     os.close(fd)
     try:
         with tarfile.open(tmp, "w:gz") as tar:
-            _add_bytes(tar, f"{name}/README.md", readme(name, ip, has_bit).encode())
+            _add_bytes(tar, f"{name}/README.md", readme(name, ip, bool(bits)).encode())
             _add_bytes(tar, f"{name}/run_on_board.py", BOARD_SCRIPT.encode(), 0o755)
-            for src, arc in members:
-                tar.add(src, arc, recursive=False)
+            _add_bytes(tar, f"{name}/project/manifest.json", board_manifest(p, files))
+            for src, arc, h in members:
+                _add_file(tar, src, arc, h)
         os.replace(tmp, out)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise EdgeLLMError(f"cannot write {out}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return [f"{name}/README.md", f"{name}/run_on_board.py", *(a for _, a in members)]
+    return [f"{name}/README.md", f"{name}/run_on_board.py", f"{name}/project/manifest.json",
+            *(a for _, a, _ in members)]
 
 
 def deploy_cmd(
@@ -212,8 +310,6 @@ def deploy_cmd(
     """Package a project for the board: bitstream, weights, tokenizer, runtime, README."""
     project = Path(project)
     archive = out or project.resolve().parent / f"{project.resolve().name}-deploy.tar.gz"
-    if not archive.name.endswith((".tar.gz", ".tgz")):
-        raise EdgeLLMError(f"archive name {archive.name} must end in .tar.gz")
     names = build_archive(project, archive, allow_missing_bitstream)
     size = archive.stat().st_size
     typer.echo(f"wrote {archive} ({len(names)} files, {size / 2**20:.1f} MiB)")
