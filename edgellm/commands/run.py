@@ -211,6 +211,8 @@ def _generate_one(sess: Any, codec: Any, ids: list[int], params: SamplingParams,
 
 def _stdin_lines() -> Iterator[bytes]:
     """stdin line by line as bytes (decoded per line, so one bad line does not end the session)."""
+    if sys.stdin is None:  # started with stdin closed
+        return
     buf = getattr(sys.stdin, "buffer", None)
     if buf is not None:
         yield from buf
