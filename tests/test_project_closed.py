@@ -153,6 +153,21 @@ def test_compile_lists_every_file_and_no_link(tmp_path: Path) -> None:
         list_files(tmp_path)
 
 
+def test_csim_never_reads_a_fifo_in_the_build_outputs(proj: Path) -> None:
+    """Vitis HLS's tree (hls/edgellm_hls) is not walked by the closed-set check; csim used to read every
+    *.h under hls/ (synth_check, the cache key), following links: a FIFO there hung it. Now it reads the
+    listed sources only, and the cache key skips links and special files."""
+    tree = proj / "hls" / "edgellm_hls" / "solution1"
+    tree.mkdir(parents=True)
+    os.mkfifo(tree / "fifo.h")
+    (tree / "link.h").symlink_to(tree / "fifo.h")
+    (tree / "fifo.cpp").symlink_to(tree / "fifo.h")
+    res = subprocess.run([sys.executable, "-m", "edgellm.cli", "csim", str(proj), "--decode-steps", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "csim: PASS" in res.stdout
+
+
 # ---- include order ----
 
 def test_library_build_puts_the_toolkit_headers_first(tmp_path: Path) -> None:

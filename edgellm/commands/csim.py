@@ -23,10 +23,13 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
-from typing import Annotated
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from edgellm.runtime.project import Project
 
 # C++14: what Vitis HLS compiles (run_hls.tcl uses the same standard and fp flags)
 TB_FLAGS = ("-std=c++14", "-O2", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Wno-unknown-pragmas",
@@ -37,9 +40,9 @@ DEFAULT_TIMEOUT_S = 3600.0
 MAX_TIMEOUT_S = 7 * 86400.0
 
 
-def check_project(project: Path) -> Path:
-    """DIR/hls of a compiled project, opened and checked as `run` opens it (manifest schema, the closed
-    set of listed files, every sha256); EdgeLLMError naming the first missing or foreign file."""
+def check_project(project: Path) -> Project:
+    """A compiled project, opened and checked as `run` opens it (manifest schema, the closed set of
+    listed files, every sha256); EdgeLLMError naming the first missing or foreign file."""
     from edgellm.errors import EdgeLLMError
     from edgellm.runtime.project import Project
 
@@ -49,7 +52,18 @@ def check_project(project: Path) -> Path:
     for rel in ("weights.bin", *(f"hls/{s}" for s in TB_SOURCES), "hls/edgellm_config.h", *REFERENCE_FILES):
         if rel not in p.listed:
             raise EdgeLLMError(f"{project / rel} is missing (recompile the project with edgellm compile)")
-    return p.path.resolve() / "hls"
+    return p
+
+
+def synth_sources(p: Project) -> list[Path]:
+    """The listed sources under hls/ that get synthesized (testbenches excluded): what synth_check
+    reads (never an unlisted file or a build output)."""
+    from edgellm.hw import synth_check
+
+    root = p.path.resolve()
+    return [root / rel for rel in sorted(p.listed) if rel.startswith("hls/")
+            and PurePosixPath(rel).suffix in synth_check.SUFFIXES
+            and not synth_check.is_testbench(Path(rel.removeprefix("hls/")))]
 
 
 def _digest(hls: Path, flags: tuple[str, ...], compiler: str, extra: Path | None = None) -> str:
@@ -159,12 +173,14 @@ def csim_cmd(
     from edgellm.hw import csim, synth_check
 
     check_timeout(timeout)
-    hls = check_project(project)
+    p = check_project(project)
+    hls = p.path.resolve() / "hls"
     csim.cache_dir()  # a cache that cannot be a folder: an error before anything is printed
-    found = synth_check.check_paths([hls])
+    sources = synth_sources(p)
+    found = synth_check.check_paths(sources)
     for f in found:
         typer.echo(f"synth_check: {f}")
-    typer.echo(f"synth_check: {len(found)} finding(s) in {len(synth_check.sources(hls))} file(s) of {hls}")
+    typer.echo(f"synth_check: {len(found)} finding(s) in {len(sources)} file(s) of {hls}")
     t0 = time.perf_counter()
     exe = build_testbench(hls, threads)
     t1 = time.perf_counter()
