@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -117,12 +118,22 @@ def include_flags(project_includes: list[Path], threads: bool = False) -> list[s
 
 def run_compiler(cmd: list[str], what: str, timeout_s: float = BUILD_TIMEOUT_S) -> None:
     """Run a g++ command line; EdgeLLMError with the first error lines on failure or after timeout_s."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                            start_new_session=True)  # its own group: cc1plus goes with it on a timeout
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise EdgeLLMError(f"C simulation build of {what} took more than {timeout_s:g} s; stopped") from None
-    if res.returncode != 0:
-        lines = res.stderr.strip().splitlines()
+        _, stderr = proc.communicate(timeout=timeout_s)
+    except BaseException as e:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise EdgeLLMError(f"C simulation build of {what} took more than {timeout_s:g} s; "
+                               "stopped") from None
+        raise
+    if proc.returncode != 0:
+        lines = stderr.strip().splitlines()
         errors = [ln for ln in lines if "error" in ln]  # the errors first, not the warnings before them
         head = "\n".join((errors or lines)[:20])
         raise EdgeLLMError(f"C simulation build of {what} failed:\n{head}")

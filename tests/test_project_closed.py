@@ -320,6 +320,22 @@ def test_testbench_timeout_kills_the_process_group(tmp_path: Path) -> None:
     assert not _alive(child)
 
 
+def test_compiler_runs_are_bounded(tmp_path: Path) -> None:
+    """g++ used to be waited for without a bound; now its whole process group goes on a timeout."""
+    from edgellm.hw import csim
+
+    pidfile = tmp_path / "child.pid"
+    t0 = time.monotonic()
+    with pytest.raises(EdgeLLMError, match="took more than 0.5 s; stopped"):
+        csim.run_compiler(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; sleep 60"], "probe", timeout_s=0.5)
+    assert time.monotonic() - t0 < 10
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
 def test_csim_timeout_option(proj: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from edgellm.commands import csim as csim_cmd
 
