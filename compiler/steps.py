@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -10,20 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from edgellm.compiler.build_state import sha256_file as sha256_file  # re-exported (manifest.py)
 from edgellm.compiler.pipeline import BuildContext, Step
 from edgellm.errors import EdgeLLMError
 
 IP_NAME = "edgellm_top"
 REF_PREFILL = 16
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def step_load(ctx: BuildContext) -> None:
@@ -96,6 +87,16 @@ def step_plan_memory(ctx: BuildContext) -> None:
                        tap_floats=tf, align=max(design.port_width_bits // 8, design.rows),
                        kv_elem_bytes=ctx.state["numerics"].kv_elem_bytes)
     ctx.state.update(plan=plan, max_t=max_t, max_ctx=max_ctx)
+    check_reference_fits(ctx.config.reference_new_tokens, max_ctx)
+
+
+def check_reference_fits(decode_steps: int, max_ctx: int) -> None:
+    """The reference run (and its csim replay) keeps REF_PREFILL + decode_steps positions in the KV
+    cache of max_ctx entries; refuse more before the slow steps run."""
+    if REF_PREFILL + decode_steps > max_ctx:
+        raise EdgeLLMError(f"--reference-decode {decode_steps}: the reference run needs {REF_PREFILL} "
+                           f"prefill + {decode_steps} decode positions, the KV cache holds {max_ctx}; "
+                           f"at most {max(max_ctx - REF_PREFILL, 0)} decode steps")
 
 
 def step_codegen_hls(ctx: BuildContext) -> None:
@@ -129,9 +130,14 @@ def reference_tokens(ctx: BuildContext) -> list[int]:
     ids: list[int] = []
     if tok is not None:
         text = ctx.config.reference_prompt
-        while len(ids) < REF_PREFILL:
+        for _ in range(REF_PREFILL):  # each repeat adds at least one token (the prompt is not blank)
             ids = [cfg.bos_id] + list(tok.encode(text))
+            if len(ids) >= REF_PREFILL:
+                break
             text += " " + ctx.config.reference_prompt
+        else:
+            raise EdgeLLMError(f"reference prompt {ctx.config.reference_prompt!r} does not tokenize to "
+                               f"{REF_PREFILL} tokens")
     else:
         ids = [(7 * i + 3) % cfg.vocab_size for i in range(REF_PREFILL)]
     return ids[:REF_PREFILL]
@@ -208,7 +214,7 @@ def compile_steps() -> list[Step]:
     return [
         Step("load", step_load), Step("frontend", step_frontend), Step("fuse", step_fuse),
         Step("dse", step_dse), Step("plan_memory", step_plan_memory),
-        Step("codegen_hls", step_codegen_hls, writes=True),
+        Step("codegen_hls", step_codegen_hls, writes=True, keeps=("hls_info",)),
         Step("codegen_vivado", step_codegen_vivado, writes=True),
         Step("weights", step_weights, writes=True), Step("tokenizer", step_tokenizer, writes=True),
         Step("reference", step_reference, writes=True), Step("report", step_report, writes=True),

@@ -56,13 +56,17 @@ def compile_cmd(
     from edgellm.compiler.steps import compile_steps
 
     con = Console(stderr=True)
-    out_dir = out or Path(f"edgellm-out/{(model.name if model else 'tiny')}-{board}")
+    out_dir = out or Path(f"edgellm-out/{(model.absolute().name if model else 'tiny') or 'model'}-{board}")
     cfg = BuildConfig(model=str(model) if model else None, board=board, out_dir=str(out_dir), force=force,
                       reference_new_tokens=reference_decode, reference_onnx=onnx_reference)
 
     def progress(step: str, what: str) -> None:
-        if what != "done":
-            con.print(f"[dim]{'resuming past' if what == 'resumed' else 'step'}[/dim] {step}")
+        if what == "resumed":
+            con.print(f"[dim]resuming past[/dim] {step}")
+        elif what.startswith("stale"):
+            con.print(f"[dim]rerunning from[/dim] {step} [dim]({what.partition(': ')[2]})[/dim]")
+        elif what != "done":
+            con.print(f"[dim]step[/dim] {step}")
 
     ctx = run_steps(cfg, compile_steps(), progress)
     _summary(ctx)
