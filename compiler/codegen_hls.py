@@ -201,7 +201,7 @@ void {TOP}({", ".join(_ptr_args(n))}, uint32_t hdr_off,
                  uint32_t prog_off, uint32_t n_desc) {{
 {chr(10).join(pr)}
   if ({checks}) {{
-    edgellm::top_skip("a weight port does not see the header", hdr_off, 0);
+    edgellm::report_ports(data, hdr_off);  // the status protocol (interface.h): nothing runs
     return;
   }}
   edgellm::edgellm_top_impl<edgellm_cfg::top>({engine}, data, act, hdr_off, prog_off, n_desc);
@@ -235,15 +235,6 @@ def csim_entry_source(cfg: ModelConfig, max_t: int, max_ctx: int, top_k: int, we
     the layer's buffer sizes (tests compare them with layer_buffer_sizes). Every call runs under the
     port model (tb_port_model.h: each writable m_axi argument on its own copy of the buffer during
     the call, as co-simulation sees it) unless edgellm_csim_set_port_model(0) turned it off."""
-    c = cfg
-    kv = f"{c.n_layers * max_ctx * c.kv_size}ull * sizeof(edgellm_cfg::layer::kv_t)"
-    need = {  # region -> bytes the compiled kernel touches
-        "HDR_K_CACHE": kv, "HDR_V_CACHE": kv, "HDR_H": max_t * c.hidden_size * 4,
-        "HDR_SCRATCH_F": "S::floats * 4", "HDR_SCRATCH_I8": "S::bytes8", "HDR_TAPS": "TP::floats * 4",
-        "HDR_HEAD_W": c.vocab_size * c.hidden_size, "HDR_HEAD_SCALE": c.vocab_size * 4,
-        "HDR_LOGITS": c.vocab_size * 4, "HDR_ARGMAX": 4 + 8 * top_k}
-    checks = "\n".join(f"  if (!fits(ddr, ddr_bytes, hdr_off, edgellm::{k}, (uint64_t)({v}))) return false;"
-                       for k, v in need.items())
     rw = ("reinterpret_cast<edgellm::f32 *>(rw[0]), reinterpret_cast<edgellm::f32 *>(rw[1]), "
           "hdr_off, prog_off, n_desc")
     on_ro = ", ".join(["ro"] * (2 * weight_ports))
@@ -266,27 +257,22 @@ typedef edgellm::layer_taps<edgellm_cfg::layer> TP;
 static int port_model_on = EDGELLM_CSIM_PORT_MODEL;
 static const char *const kWritable[2] = {{"data", "act"}};  // the top's writable m_axi arguments
 
-// Region at header word `word` holds `bytes` bytes inside the buffer.
-static bool fits(const uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off, int word, uint64_t bytes) {{
-  uint32_t off;
-  const uint8_t *p = ddr + hdr_off + 4 * word;
-  off = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-  if ((uint64_t)off + bytes <= ddr_bytes) return true;
-  std::fprintf(stderr, "edgellm_csim_run: header word %d: region [%u, +%llu) exceeds the %llu-byte buffer\\n",
-               word, (unsigned)off, (unsigned long long)bytes, (unsigned long long)ddr_bytes);
-  return false;
+// The host's part of the status protocol (interface.h): the buffer size into the header; the top
+// checks every region and descriptor against it (program_check.h) and reports in the status words.
+static void tell_buffer_bytes(uint8_t *buf, uint64_t ddr_bytes, uint32_t hdr_off) {{
+  const uint32_t n = ddr_bytes >> 32 ? 0xffffffffu : (uint32_t)ddr_bytes;
+  for (int b = 0; b < 4; b++) buf[hdr_off + 4 * edgellm::HDR_BUF_BYTES + b] = (uint8_t)(n >> (8 * b));
 }}
 
-// The header, the program and every region the kernel touches inside the buffer (say who asks).
-static bool buffer_ok(const char *who, const uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off,
-                      uint32_t prog_off, uint32_t n_desc) {{
-  if ((uint64_t)hdr_off + 4 * edgellm::HDR_WORDS > ddr_bytes ||
-      (uint64_t)prog_off + 4ull * edgellm::DESC_WORDS * n_desc > ddr_bytes || hdr_off % 4 || prog_off % 4) {{
-    std::fprintf(stderr, "%s: header/program outside the %llu-byte buffer\\n", who,
+// The header inside the buffer (say who asks): the host's duty; the top checks the program and every
+// region against the size tell_buffer_bytes gives it.
+static bool buffer_ok(const char *who, const uint8_t *, uint64_t ddr_bytes, uint32_t hdr_off, uint32_t,
+                      uint32_t) {{
+  if ((uint64_t)hdr_off + 4 * edgellm::HDR_WORDS > ddr_bytes || hdr_off % 4) {{
+    std::fprintf(stderr, "%s: header outside the %llu-byte buffer\\n", who,
                  (unsigned long long)ddr_bytes);
     return false;
   }}
-{checks}
   return true;
 }}
 
@@ -295,6 +281,7 @@ extern "C" {{
 void edgellm_csim_run(uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off, uint32_t prog_off,
                       uint32_t n_desc) {{
   if (!buffer_ok("edgellm_csim_run", ddr, ddr_bytes, hdr_off, prog_off, n_desc)) return;
+  tell_buffer_bytes(ddr, ddr_bytes, hdr_off);
   if (!port_model_on) {{
     edgellm_top_on_buffer(ddr, hdr_off, prog_off, n_desc);
     return;
@@ -310,6 +297,8 @@ void edgellm_csim_run(uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off, uint32
 void edgellm_csim_run_ports(uint8_t *ddr, uint8_t *const *w, uint64_t ddr_bytes, uint32_t hdr_off,
                             uint32_t prog_off, uint32_t n_desc) {{
   if (!buffer_ok("edgellm_csim_run_ports", ddr, ddr_bytes, hdr_off, prog_off, n_desc)) return;
+  tell_buffer_bytes(ddr, ddr_bytes, hdr_off);
+  for (int i = 0; i < {weight_ports}; i++) tell_buffer_bytes(w[i], ddr_bytes, hdr_off);
   uint8_t *both[2] = {{ddr, ddr}};
   uint8_t *const *rw = both;
   if (!port_model_on) {{

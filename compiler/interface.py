@@ -15,6 +15,7 @@ HEADER_WORDS = [
     "HDR_ATTN_SCALE_BITS", "HDR_LAYER_TABLE", "HDR_WEIGHTS", "HDR_PARAMS", "HDR_COS", "HDR_SIN",
     "HDR_K_CACHE", "HDR_V_CACHE", "HDR_H", "HDR_SCRATCH_F", "HDR_SCRATCH_I8", "HDR_TAPS",
     "HDR_FINAL_NORM", "HDR_HEAD_W", "HDR_HEAD_SCALE", "HDR_LOGITS", "HDR_ARGMAX", "HDR_TOPK",
+    "HDR_BUF_BYTES", "HDR_STATUS", "HDR_STATUS_FIELD", "HDR_STATUS_VALUE",
 ]
 HDR = {name: i for i, name in enumerate(HEADER_WORDS)}
 HDR_WORDS = 32
@@ -22,8 +23,19 @@ LD_W_OFF, LD_W_SCALE, LD_P_OFF, LD_WORDS = 0, 7, 14, 20
 D_OP, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW, DESC_WORDS = 0, 1, 2, 3, 4, 5, 8
 OP_LAYER, OP_HEAD = 1, 2
 DESC_TAPS = 1
+# The status protocol (interface.h): HDR_STATUS codes, HDR_STATUS_FIELD = where << 24 | index << 8 | word
+STATUS = {"ST_NONE": 0, "ST_OK": 1, "ST_MISMATCH": 2, "ST_RANGE": 3, "ST_ALIGN": 4, "ST_LIMIT": 5,
+          "ST_FLOAT": 6, "ST_OPCODE": 7}
+ST_NONE, ST_OK = STATUS["ST_NONE"], STATUS["ST_OK"]
+SW_HEADER, SW_LAYER, SW_DESC, SW_REG = 1, 2, 3, 4
+REG_HDR_OFF, REG_PROG_OFF, REG_N_DESC, REG_POINTERS = 0, 1, 2, 3
 LINEAR_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
 NORM_ORDER = ("attn_norm", "ffn_norm", "attn_sub_norm", "ffn_sub_norm")
+
+
+def status_field(where: int, index: int, word: int) -> int:
+    """HDR_STATUS_FIELD of a field: where << 24 | index << 8 | word (interface.h status_field)."""
+    return where << 24 | (index & 0xFFFF) << 8 | (word & 0xFF)
 
 
 def f32_bits(x: float) -> int:

@@ -10,6 +10,8 @@ takes the start), bit 1 ap_done (clear-on-read), bit 2 ap_idle, bit 3 ap_ready.
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -26,6 +28,17 @@ AP_START, AP_DONE, AP_IDLE, AP_READY = 0x1, 0x2, 0x4, 0x8
 def pointer_registers(registers: dict[str, int]) -> dict[str, int]:
     """The m_axi pointer registers of a register map: every name but hdr_off / prog_off / n_desc."""
     return {k: int(v) for k, v in registers.items() if k not in ("hdr_off", "prog_off", "n_desc")}
+
+
+def check_timeout(timeout_s: object) -> float:
+    """timeout_s as a float: a finite number of seconds > 0 (NaN, inf, 0, negatives and non-numbers
+    would disable or break the bound on a wait), else EdgeLLMError."""
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real):
+        raise EdgeLLMError(f"timeout must be a number of seconds, got {timeout_s!r}")
+    t = float(timeout_s)
+    if not math.isfinite(t) or t <= 0:
+        raise EdgeLLMError(f"timeout must be a finite number of seconds > 0, got {t:g}")
+    return t
 
 
 class DeviceError(EdgeLLMError):
@@ -122,9 +135,12 @@ class Device(ABC):
     def wait_done(self, timeout_s: float = 10.0) -> float:
         """Poll until ap_done (or idle with ap_start cleared); return the seconds waited.
 
-        Raises DeviceTimeout after timeout_s; the device object stays usable (registers readable,
-        a later start() allowed once the IP is idle again)."""
-        t0 = time.monotonic()
+        Raises DeviceTimeout after timeout_s (finite, > 0: check_timeout); the device object stays
+        usable (registers readable, a later start() allowed once the IP is idle again)."""
+        return self._poll_done(check_timeout(timeout_s), time.monotonic())
+
+    def _poll_done(self, timeout_s: float, t0: float) -> float:
+        """wait_done's loop: poll ap_ctrl until done or t0 + timeout_s; seconds since t0."""
         sleep = 0.0
         while True:
             c = self.ctrl()

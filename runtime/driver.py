@@ -5,6 +5,10 @@ embeddings into the H region ([max_t][hidden] f32), the descriptor program into 
 the registers hdr_off / prog_off / n_desc, sets ap_start, waits for ap_done, then reads the logits
 ([vocab] f32 of the token OP_HEAD selects) and argmax / top-k. Step mode runs one descriptor per
 start, so the per-layer taps (DESC_TAPS) can be read after each layer. numpy only.
+
+Bounds (runtime/bounds.py): the image's header and layer table are checked once at load, every
+program before its start, exactly as the top checks them; the driver tells the top the buffer size
+(HDR_BUF_BYTES), clears the status words before each start and raises the top's verdict after it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import numpy as np
 
 from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.device import Buffer, Device, pointer_registers
+from edgellm.runtime import bounds
+from edgellm.runtime.device import Buffer, Device, check_timeout, pointer_registers
 from edgellm.runtime.project import Project
 
 TAP_STAGES = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")  # order of layer_taps (decoder_layer.h)
@@ -49,7 +54,7 @@ class Driver:
     def __init__(self, project: Project, device: Device, timeout_s: float = 30.0) -> None:
         self.p = project
         self.dev = device
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s  # checked: finite, > 0
         self.starts = 0  # ap_start round trips
         self.device_s = 0.0  # seconds spent waiting for ap_done
         # the device's own register map when it has one (pynq: from the .hwh), else the manifest's
@@ -57,17 +62,45 @@ class Driver:
         for k in ("hdr_off", "prog_off", "n_desc"):
             if k not in self.registers:
                 raise EdgeLLMError(f"the register map has no {k!r} register")
+        if not 0 < project.total_bytes < bounds.MAX_BUFFER:
+            raise EdgeLLMError(f"accelerator buffer of {project.total_bytes} bytes: the interface's 32-bit "
+                               f"offsets address 1 .. {bounds.MAX_BUFFER - 1}")
         self.buf: Buffer = device.alloc(project.total_bytes)
+        self.limits = bounds.Limits.of(project, self.buf.nbytes)
         self.load()
+
+    @property
+    def timeout_s(self) -> float:
+        """Seconds to wait for each accelerator run (finite, > 0)."""
+        return self._timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, value: float) -> None:
+        self._timeout_s = check_timeout(value)
 
     # ---- setup ----
 
     def load(self) -> None:
-        """Write weights.bin into [0, static_bytes), zero the rest, sync, program the registers."""
+        """Write weights.bin into [0, static_bytes), zero the rest, tell the top the buffer size, check
+        the header (bounds.check_header, and against the manifest's regions) and the layer table
+        (bounds.check_layers), sync, program the registers."""
         img = self.p.image()
         a = self.buf.array
+        if img.size > a.size:
+            raise EdgeLLMError(f"weights.bin holds {img.size} bytes; the buffer {a.size}")
         a[:img.size] = img
         a[img.size:] = 0
+        ho = self.p.iface.hdr_off
+        if ho < 0 or ho % 4 or ho + 4 * itf.HDR_WORDS > a.size:
+            raise bounds.BoundsError(f"register hdr_off = {ho}: the header must be 4-byte aligned and inside "
+                                     f"the {a.size}-byte buffer")
+        hdr = self.buf.view(ho, itf.HDR_WORDS, np.uint32)
+        hdr[itf.HDR["HDR_BUF_BYTES"]] = a.size
+        bounds.check_header(hdr, ho, self.limits)  # then the layer table lies inside the buffer
+        bounds.check_regions(hdr, self.p.regions)
+        table = self.buf.view(int(hdr[itf.HDR["HDR_LAYER_TABLE"]]), self.p.config.n_layers * itf.LD_WORDS,
+                              np.uint32)
+        bounds.check_layers(table, hdr, self.limits)
         self.dev.sync_to_device(self.buf)
         regs = self.registers
         for off in pointer_registers(regs).values():
@@ -135,8 +168,12 @@ class Driver:
         if prog.nbytes > size:
             raise EdgeLLMError(f"program of {prog.shape[0]} descriptors exceeds the {size}-byte "
                                "program region")
+        bounds.check_program(prog, off, self.limits)
         self.buf.view(off, prog.size, np.uint32)[:] = prog.ravel()
         self.dev.sync_to_device(self.buf, off, prog.nbytes)
+        st_off, st = self._status()
+        st[:] = itf.ST_NONE
+        self.dev.sync_to_device(self.buf, st_off, st.nbytes)
         regs = self.registers
         self.dev.write_reg(regs["prog_off"], off)
         self.dev.write_reg(regs["n_desc"], prog.shape[0])
@@ -146,7 +183,16 @@ class Driver:
         self.dev.wait_done(self.timeout_s)
         dt = time.perf_counter() - t0
         self.device_s += dt
+        self.dev.sync_from_device(self.buf, st_off, st.nbytes)
+        err = bounds.status_error(st, self.buf.nbytes)
+        if err:
+            raise bounds.BoundsError(f"{self.dev.name}: {err}")
         return dt
+
+    def _status(self) -> tuple[int, np.ndarray]:
+        """(byte offset, uint32[3] view) of the header's status words."""
+        off = self.p.iface.hdr_off + 4 * itf.HDR["HDR_STATUS"]
+        return off, self.buf.view(off, 3, np.uint32)
 
     def forward_block(self, h: np.ndarray, pos0: int, taps: bool = False) -> np.ndarray:
         """One IP start over a block of t_len <= max_t tokens at pos0: every layer, then the LM head on

@@ -1,10 +1,13 @@
 """EmulatorDevice: a numpy DDR and the project's own C-simulation library behind the Device bus.
 
-Writing ap_start runs the top synchronously on the DDR image with the current register values
+Writing ap_start runs the top on the DDR image with the current register values
 (`edgellm_csim_run(ddr, ddr_bytes, hdr_off, prog_off, n_desc)`, exported by the project's
-hls/csim_entry.cpp), then raises ap_done and ap_idle, as the hardware would. The host memory and
-the "device" memory are separate copies unless coherent=True, so a missing sync in the driver
-shows up here exactly as it would on the board (stale data), not only there.
+hls/csim_entry.cpp) in a worker thread (ctypes releases the GIL), then raises ap_done and ap_idle,
+as the hardware would; wait_done joins the worker under the same timeout as the board's. A run that
+times out keeps going in its worker (C code cannot be stopped): until it ends, the device refuses
+every call but read_reg. The host memory and the "device" memory are separate copies unless
+coherent=True, so a missing sync in the driver shows up here exactly as it would on the board
+(stale data), not only there.
 
 Any ctypes function (or Python callable) with that signature can stand in for the top (tests:
 a top that never finishes, a toy top that copies data, a Python model of the accelerator).
@@ -13,6 +16,8 @@ a top that never finishes, a toy top that copies data, a Python model of the acc
 from __future__ import annotations
 
 import ctypes
+import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,9 @@ from edgellm.runtime.device import (
     Buffer,
     Device,
     DeviceError,
+    DeviceTimeout,
     check_range,
+    check_timeout,
     pointer_registers,
 )
 
@@ -69,6 +76,10 @@ class EmulatorDevice(Device):
         self.deadlocks: Callable[[], int] | None = None  # threaded C simulation's deadlock count, if exported
         self.runs = 0  # completed top invocations
         self._regs: dict[int, int] = {CTRL: AP_IDLE}
+        self._ctrl_lock = threading.Lock()  # ap_ctrl: the worker sets ap_done, a read clears it
+        self._worker: threading.Thread | None = None  # the run in progress (or timed out)
+        self._timed_out = False  # the worker outlived a wait_done
+        self._error: BaseException | None = None  # what the last run raised, for wait_done
         self._buffers: list[Buffer] = []
         self._device_mem: dict[int, np.ndarray] = {}  # physical address -> device-side bytes
         self._next = BASE_ADDRESS
@@ -107,6 +118,7 @@ class EmulatorDevice(Device):
 
     def alloc(self, nbytes: int) -> Buffer:
         """A zeroed buffer at a fake, page-aligned physical address."""
+        self._check_free("alloc")
         if nbytes <= 0:
             raise DeviceError(f"cannot allocate {nbytes} bytes")
         host = np.zeros(nbytes, np.uint8)
@@ -118,6 +130,7 @@ class EmulatorDevice(Device):
 
     def sync_to_device(self, buf: Buffer, offset: int = 0, size: int | None = None) -> None:
         """Copy host bytes into the device copy."""
+        self._check_free("sync_to_device")
         o, n = check_range(buf, offset, size)
         dev = self._mem(buf)
         if dev is not buf.array:
@@ -125,13 +138,15 @@ class EmulatorDevice(Device):
 
     def sync_from_device(self, buf: Buffer, offset: int = 0, size: int | None = None) -> None:
         """Copy device bytes into the host view."""
+        self._check_free("sync_from_device")
         o, n = check_range(buf, offset, size)
         dev = self._mem(buf)
         if dev is not buf.array:
             buf.array[o:o + n] = dev[o:o + n]
 
     def write_reg(self, offset: int, value: int) -> None:
-        """Register write; ap_start runs the top (unless hang is set)."""
+        """Register write; ap_start starts the top in a worker thread (unless hang is set)."""
+        self._check_free("write_reg")
         if offset % 4:
             raise DeviceError(f"unaligned register offset 0x{offset:x}")
         value = int(value) & 0xFFFFFFFF
@@ -140,21 +155,54 @@ class EmulatorDevice(Device):
             return
         if not value & AP_START:
             return
-        self._regs[CTRL] = AP_READY  # started: busy, not idle
+        args = self._launch_args()  # the pointer registers, checked before the IP takes the start
+        with self._ctrl_lock:
+            self._regs[CTRL] = AP_READY  # started: busy, not idle
         if self.hang:
             return
-        self._execute()
-        self._regs[CTRL] = AP_DONE | AP_IDLE | AP_READY
+        self._error = None
+        self._timed_out = False
+        self._worker = threading.Thread(target=self._work, args=args, name=f"{self.name} top", daemon=True)
+        self._worker.start()
 
     def read_reg(self, offset: int) -> int:
-        """Register read; reading ap_ctrl clears ap_done and ap_ready (clear-on-read, as Vitis HLS)."""
-        v = self._regs.get(offset, 0)
-        if offset == CTRL:
-            self._regs[CTRL] = v & ~(AP_DONE | AP_READY)
+        """Register read; reading ap_ctrl clears ap_done and ap_ready (clear-on-read, as Vitis HLS).
+        Allowed while a run is in progress."""
+        with self._ctrl_lock:
+            v = self._regs.get(offset, 0)
+            if offset == CTRL:
+                self._regs[CTRL] = v & ~(AP_DONE | AP_READY)
         return v
 
+    def wait_done(self, timeout_s: float = 10.0) -> float:
+        """Join the worker for up to timeout_s (finite, > 0), then the ap_ctrl protocol; raises what the
+        run raised. DeviceTimeout if the run is still going: the device then refuses every call
+        (but read_reg) until the worker ends."""
+        timeout_s = check_timeout(timeout_s)
+        t0 = time.monotonic()
+        w = self._worker
+        if w is not None:
+            w.join(min(timeout_s, threading.TIMEOUT_MAX))
+            if w.is_alive():
+                self._timed_out = True
+                raise DeviceTimeout(f"{self.name}: accelerator did not raise ap_done within {timeout_s:g} "
+                                    "s; its C simulation keeps running in a worker thread and this device "
+                                    "is unusable until it finishes")
+            self._worker = None
+            err, self._error = self._error, None
+            if err is not None:
+                raise err
+        return self._poll_done(timeout_s, t0)  # ap_done is up unless hang is set
+
+    def join(self, timeout_s: float) -> bool:
+        """Wait up to timeout_s for the run in progress without touching ap_ctrl; True when none runs."""
+        w = self._worker
+        if w is not None:
+            w.join(min(check_timeout(timeout_s), threading.TIMEOUT_MAX))
+        return w is None or not w.is_alive()
+
     def close(self) -> None:
-        """Forget all buffers."""
+        """Forget all buffers (a worker still running keeps its own reference to its memory)."""
         self._buffers.clear()
         self._device_mem.clear()
 
@@ -171,7 +219,18 @@ class EmulatorDevice(Device):
         """A 64-bit register pair as last written."""
         return self._regs.get(offset, 0) | self._regs.get(offset + 4, 0) << 32
 
-    def _execute(self) -> None:
+    def _check_free(self, what: str) -> None:
+        w = self._worker
+        if w is None or not w.is_alive():
+            return
+        if self._timed_out:
+            raise DeviceError(f"{self.name}: {what} refused: a timed-out run is still executing in the "
+                              "emulator's worker thread; the device is unusable until it finishes")
+        raise DeviceError(f"{self.name}: {what} refused while a run is in progress (wait_done first)")
+
+    def _launch_args(self) -> tuple[np.ndarray, int, int, int]:
+        """(device memory, hdr_off, prog_off, n_desc) of a start; DeviceError if the pointer registers
+        do not all hold one allocated buffer."""
         ptrs = {k: self.reg64(off) for k, off in pointer_registers(self.registers).items()}
         addrs = set(ptrs.values())
         if len(addrs) != 1:
@@ -183,12 +242,24 @@ class EmulatorDevice(Device):
         if not match:
             raise DeviceError(f"{self.name}: pointer registers hold 0x{addr:x}, which is not an "
                               "allocated buffer")
-        mem = self._device_mem[addr]
         r = self.registers
+        return (self._device_mem[addr], self._regs.get(r["hdr_off"], 0), self._regs.get(r["prog_off"], 0),
+                self._regs.get(r["n_desc"], 0))
+
+    def _work(self, mem: np.ndarray, hdr_off: int, prog_off: int, n_desc: int) -> None:
+        """The worker: one run, then ap_done | ap_idle (also when the run raised)."""
+        try:
+            self._execute(mem, hdr_off, prog_off, n_desc)
+        except BaseException as e:  # handed to wait_done
+            self._error = e
+        finally:
+            with self._ctrl_lock:
+                self._regs[CTRL] = AP_DONE | AP_IDLE | AP_READY
+
+    def _execute(self, mem: np.ndarray, hdr_off: int, prog_off: int, n_desc: int) -> None:
         before = self.fifo_leftovers() if self.fifo_leftovers else 0
         dead0 = self.deadlocks() if self.deadlocks else 0
-        self.top(ctypes.c_void_p(mem.ctypes.data), mem.size, self._regs.get(r["hdr_off"], 0),
-                 self._regs.get(r["prog_off"], 0), self._regs.get(r["n_desc"], 0))
+        self.top(ctypes.c_void_p(mem.ctypes.data), mem.size, hdr_off, prog_off, n_desc)
         self.runs += 1
         if self.deadlocks and self.deadlocks() != dead0:
             raise DeviceError(f"{self.name}: the dataflow processes deadlocked (a FIFO too shallow for "

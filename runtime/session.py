@@ -21,7 +21,7 @@ import numpy as np
 
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import LIMITS, ModelConfig
-from edgellm.runtime.device import Device
+from edgellm.runtime.device import Device, check_timeout
 from edgellm.runtime.driver import Driver
 from edgellm.runtime.project import Project
 
@@ -36,6 +36,7 @@ class Session:
     def __init__(self, project: Project, device: Device, timeout_s: float = 30.0,
                  context_policy: str = "error", sink: int = 4, window: int | None = None,
                  driver: Driver | None = None) -> None:
+        timeout_s = check_timeout(timeout_s)  # finite, > 0: every wait is bounded
         if context_policy not in POLICIES:
             raise EdgeLLMError(f"unknown context policy {context_policy!r}; "
                                f"choose one of {', '.join(POLICIES)}")

@@ -73,6 +73,7 @@ def test_ap_ctrl_bits() -> None:
     buf = dev.alloc(4096)
     program(dev, buf, 0, 8, 4)
     dev.start()
+    assert dev.join(5.0)  # the top runs in a worker thread; join leaves ap_ctrl alone
     c = dev.read_reg(CTRL)
     assert c & AP_DONE and c & AP_IDLE
     assert not dev.read_reg(CTRL) & AP_DONE  # clear-on-read, as Vitis HLS

@@ -88,6 +88,8 @@ class PythonTop:
         hdr = mem[hdr_off:hdr_off + itf.HDR_WORDS * 4].view(np.uint32)
         H = {k: int(hdr[v]) for k, v in itf.HDR.items()}
         assert H["HDR_MAGIC"] == itf.MAGIC
+        st = itf.HDR["HDR_STATUS"]
+        hdr[st:st + 3] = [itf.ST_OK, 0, 0]  # the status protocol (interface.h); this model checks nothing
         c = self.cfg
         max_t, max_ctx, nl = H["HDR_MAX_T"], H["HDR_MAX_CTX"], H["HDR_N_LAYERS"]
         f32 = lambda off, n: mem[off:off + 4 * n].view(np.float32)  # noqa: E731

@@ -279,7 +279,15 @@ def test_detects_a_changed_weight(tmp_path: Path) -> None:
     assert bad > 0
 
 
-def test_bad_header_and_descriptors_are_skipped(top: Top, capfd: pytest.CaptureFixture[str]) -> None:
+def status(top: Top) -> tuple[int, int, int]:
+    """The top's status words (interface.h status protocol): code, field, value."""
+    w = top.region("header", np.uint32)[itf.HDR["HDR_STATUS"]:][:3]
+    return int(w[0]), int(w[1]), int(w[2])
+
+
+def test_bad_header_and_descriptors_are_refused(top: Top, capfd: pytest.CaptureFixture[str]) -> None:
+    """A header or descriptor the design cannot run: nothing runs (no logits, H untouched, no FIFO words
+    left), the status words name the field (program_check.h), nothing is printed."""
     cfg = top.qm.config
     left0 = fifo_leftovers(top)
     hdr = top.region("header", np.uint32)
@@ -288,21 +296,26 @@ def test_bad_header_and_descriptors_are_skipped(top: Top, capfd: pytest.CaptureF
         hdr[itf.HDR["HDR_MAX_CTX"]] += 1
         top.run(top.qm.embed_rows(np.arange(4)), 0)
         assert np.isnan(top.region("logits")).all()
+        field = itf.status_field(itf.SW_HEADER, 0, itf.HDR["HDR_MAX_CTX"])
+        assert status(top) == (itf.STATUS["ST_MISMATCH"], field, MAX_CTX + 1)
     finally:
         hdr[:] = saved
-    bad = np.stack([itf.descriptor(itf.OP_LAYER, cfg.n_layers, 1, 0),
-                    itf.descriptor(itf.OP_LAYER, 0, MAX_T + 1, 0),
-                    itf.descriptor(itf.OP_LAYER, 0, 4, MAX_CTX - 3), itf.descriptor(9),
-                    itf.descriptor(itf.OP_HEAD, row=MAX_T)])
-    o = top.plan.regions["program"].offset  # the region is page-padded: 5 descriptors fit
-    top.ddr[o:o + bad.nbytes] = bad.view(np.uint8).ravel()
-    top.region("logits")[:] = np.nan
-    h_before = top.region("h").copy()
-    top.lib.edgellm_csim_run(csim.ptr(top.ddr), ctypes.c_uint64(top.ddr.size), ctypes.c_uint32(0),
-                             ctypes.c_uint32(top.plan.regions["program"].offset), ctypes.c_uint32(len(bad)))
-    err = capfd.readouterr().err
-    assert err.count("skipped") == 6, err  # the engine says why; the fetchers skip the same, quietly
-    assert np.isnan(top.region("logits")).all() and mismatches(top.region("h"), h_before) == 0
+    bad = [(itf.descriptor(itf.OP_LAYER, cfg.n_layers, 1, 0), itf.D_LAYER, "ST_LIMIT"),
+           (itf.descriptor(itf.OP_LAYER, 0, MAX_T + 1, 0), itf.D_T_LEN, "ST_LIMIT"),
+           (itf.descriptor(itf.OP_LAYER, 0, 4, MAX_CTX - 3), itf.D_POS0, "ST_LIMIT"),
+           (itf.descriptor(9), itf.D_OP, "ST_OPCODE"),
+           (itf.descriptor(itf.OP_HEAD, row=MAX_T), itf.D_ROW, "ST_LIMIT")]
+    o = top.plan.regions["program"].offset
+    for d, word, code in bad:
+        prog = np.stack([itf.descriptor(itf.OP_LAYER, 0, 1, 0), d])  # a good one first: it must not run
+        top.ddr[o:o + prog.nbytes] = prog.view(np.uint8).ravel()
+        top.region("logits")[:] = np.nan
+        h_before = top.region("h").copy()
+        top.lib.edgellm_csim_run(csim.ptr(top.ddr), ctypes.c_uint64(top.ddr.size), ctypes.c_uint32(0),
+                                 ctypes.c_uint32(o), ctypes.c_uint32(len(prog)))
+        assert status(top)[:2] == (itf.STATUS[code], itf.status_field(itf.SW_DESC, 1, word)), (d, status(top))
+        assert np.isnan(top.region("logits")).all() and mismatches(top.region("h"), h_before) == 0
+    assert "skipped" not in capfd.readouterr().err
     assert fifo_leftovers(top) == left0
 
 

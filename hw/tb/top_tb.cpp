@@ -8,6 +8,8 @@
 // a prefill of the prompt embeddings (reference/embeds.f32 rows, every layer + OP_HEAD on the last
 // row, in blocks of max_t) and teacher-forced decode steps (the golden greedy tokens' embeddings),
 // and compares the logits bit for bit with reference/logits.f32 and the argmax with ref.json.
+// It plays the host's part of the status protocol: HDR_BUF_BYTES = total_bytes, and every call must
+// report ST_OK (the top checked every field it was given; interface.h).
 // Prints mismatch counts per step; exits 0 only when everything is exact.
 #include <cmath>
 #include <cstdint>
@@ -105,6 +107,7 @@ int main(int argc, char **argv) {
   }
   std::string weights = slurp(dir + "/weights.bin");
   if (total <= 0 || prog_off < 0 || (uint64_t)total < weights.size() ||
+      weights.size() < 4ull * edgellm::HDR_WORDS ||
       (uint64_t)prog_off + 4ull * edgellm::DESC_WORDS * (NL + 1) > (uint64_t)total) {
     std::fprintf(stderr, "tb_top: buffer size %lld / program offset %lld unknown or too small (weights.bin %zu bytes)\n",
                  total, prog_off, weights.size());
@@ -129,9 +132,17 @@ int main(int argc, char **argv) {
   std::vector<uint8_t> ddr((size_t)total, 0);
   std::memcpy(&ddr[0], weights.data(), weights.size());
   const uint32_t hdr_off = 0;
+  // the host's part of the status protocol (interface.h): the buffer size, read back after each call
+  const uint32_t buf_bytes = (uint64_t)total >> 32 ? 0xffffffffu : (uint32_t)total;
+  std::memcpy(&ddr[hdr_off + 4 * edgellm::HDR_BUF_BYTES], &buf_bytes, 4);
   const uint64_t h_off = u32_at(ddr, hdr_off + 4 * edgellm::HDR_H);
   const uint64_t logits_off = u32_at(ddr, hdr_off + 4 * edgellm::HDR_LOGITS);
   const uint64_t argmax_off = u32_at(ddr, hdr_off + 4 * edgellm::HDR_ARGMAX);
+  if (h_off + 4ull * C::max_t * H > (uint64_t)total ||
+      logits_off + 4ull * V > (uint64_t)total || argmax_off + 4 > (uint64_t)total) {
+    std::fprintf(stderr, "tb_top: weights.bin's header puts H/logits/argmax outside the %lld-byte buffer\n", total);
+    return 2;
+  }
   std::printf("tb_top: %s: %d layers, hidden %d, vocab %d, max_t %d; prefill %lld + %lld decode steps\n",
               dir.c_str(), NL, H, V, C::max_t, P, steps);
 
@@ -148,7 +159,15 @@ int main(int argc, char **argv) {
       const bool last = b + t_len >= count;
       if (last) put_desc(ddr, prog_off, n++, edgellm::OP_HEAD, 0, t_len, pos0, t_len - 1);
       std::memset(&ddr[logits_off], 0xff, 4ull * V);  // NaN: a top that writes nothing fails
+      std::memset(&ddr[hdr_off + 4 * edgellm::HDR_STATUS], 0, 12);
       edgellm_top_on_buffer(&ddr[0], hdr_off, (uint32_t)prog_off, (uint32_t)n);
+      const uint32_t st = u32_at(ddr, hdr_off + 4 * edgellm::HDR_STATUS);
+      if (st != edgellm::ST_OK) {
+        std::printf("tb_top: FAIL: the top refused the program (status %u, field 0x%08x, value %u)\n", st,
+                    u32_at(ddr, hdr_off + 4 * edgellm::HDR_STATUS_FIELD),
+                    u32_at(ddr, hdr_off + 4 * edgellm::HDR_STATUS_VALUE));
+        return 1;
+      }
     }
     const uint8_t *want = reinterpret_cast<const uint8_t *>(lg.data()) + 4ull * s * V;
     long long bad = 0;

@@ -11,6 +11,13 @@
 //   hdr_off  (uint32)  byte offset of the header
 //   prog_off (uint32)  byte offset of the descriptor program
 //   n_desc   (uint32)  number of descriptors to run
+//
+// Status protocol (every start): the host writes the buffer's size into HDR_BUF_BYTES and clears
+// HDR_STATUS .. HDR_STATUS_VALUE; the top checks the header, the layer table and the whole program
+// against that size and the compiled configuration before it touches anything they point to
+// (program_check.h), then writes ST_OK, or an error code with the field (STATUS_FIELD: where and
+// which word) and its value, and runs nothing. The host reads the three words after ap_done.
+// The top reads header words [0, HDR_STATUS) only, so its own status writes race with no reader.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +53,10 @@ enum HeaderWord {
   HDR_LOGITS,        // f32 [vocab] of the token OP_HEAD selects
   HDR_ARGMAX,        // int32 argmax, then int32 top-k ids [k] and f32 top-k values [k]
   HDR_TOPK,          // k of the top-k output (<= 64)
+  HDR_BUF_BYTES,     // written by the host before a start: bytes of the buffer (every region must fit)
+  HDR_STATUS,        // written by the top: a Status code (the host clears it to ST_NONE first)
+  HDR_STATUS_FIELD,  // the field an error names: where << 24 | index << 8 | word (StatusWhere)
+  HDR_STATUS_VALUE,  // the value the top refused
   HDR_WORDS = 32
 };
 
@@ -66,5 +77,27 @@ enum Opcode {
 };
 
 enum DescFlag { DESC_TAPS = 1 };
+
+// HDR_STATUS codes.
+enum Status {
+  ST_NONE = 0,      // not written: the top did not run the program (host-side: nothing reported)
+  ST_OK = 1,        // every field checked; the program runs
+  ST_MISMATCH = 2,  // differs from the compiled configuration (magic, version, layers, max_t, max_ctx)
+  ST_RANGE = 3,     // a region [offset, offset + size) outside the buffer, or a missing buffer size
+  ST_ALIGN = 4,     // an offset that must be 4-byte aligned is not
+  ST_LIMIT = 5,     // an index or count beyond the compiled maximum (layer, t_len, pos0, row, top-k)
+  ST_FLOAT = 6,     // a float field that is not finite (a scale, eps: also not positive)
+  ST_OPCODE = 7     // an unknown opcode or flag bit
+};
+
+// HDR_STATUS_FIELD = where << 24 | index << 8 | word: header word; layer `index`'s table word;
+// descriptor `index`'s word; or a register (word: StatusReg).
+enum StatusWhere { SW_HEADER = 1, SW_LAYER = 2, SW_DESC = 3, SW_REG = 4 };
+// REG_POINTERS: a pointer register whose port does not see the header (they must all hold one address)
+enum StatusReg { REG_HDR_OFF = 0, REG_PROG_OFF = 1, REG_N_DESC = 2, REG_POINTERS = 3 };
+
+inline uint32_t status_field(uint32_t where, uint32_t index, uint32_t word) {
+  return where << 24 | (index & 0xffffu) << 8 | (word & 0xffu);
+}
 
 }  // namespace edgellm

@@ -11,7 +11,8 @@
 // so the weight ports stream the next linears while the engine runs norms, RoPE and attention. Both
 // walk the same program with the same checks (desc_action), so they agree on what runs.
 //
-//   header  <- buffer[hdr_off ..]          checked: magic, version, n_layers, max_t, max_ctx, top-k
+//   header  <- buffer[hdr_off ..]; the header, the layer table and the whole program checked before
+//              use (program_check.h), the result written to the header's status words (interface.h)
 //   for each descriptor at prog_off:
 //     OP_LAYER  decoder_layer<C, MM> on H[0 .. t_len) at pos0 with layer D_LAYER's table entry,
 //               its K/V cache slice and (D_FLAGS & DESC_TAPS) the tap area
@@ -28,8 +29,8 @@
 // first LmHeadConfig::NPORTS of them stream the int8 LM head's rows the same way, and decode
 // attention reads the KV cache over them, KV head h on port h % LmHeadConfig::NPORTS) and the data
 // port (activations, KV cache writes and prefill reads, scratch, header, program).
-// A header or descriptor the compiled configuration cannot run is skipped (C simulation prints why
-// on stderr); nothing is written for it.
+// A program with any field the compiled configuration or the buffer cannot take runs nothing: the
+// engine reports the first such field in the status words and the fetchers fetch nothing.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +43,7 @@
 #include "edgellm/interface.h"
 #include "edgellm/lm_head.h"
 #include "edgellm/numerics.h"
+#include "edgellm/program_check.h"
 #include "edgellm/weight_fetch.h"
 
 // Storage of the weight FIFOs (edgellm_config.h defines EDGELLM_FETCH_STORAGE: uram or bram; a
@@ -119,25 +121,6 @@ read_words_bytes:
     for (int b = 0; b < 4; b++) v |= (uint32_t)w[off + 4 * i + b] << (8 * b);
     out[i] = v;
   }
-}
-
-// The header against the compiled configuration (say: print why not, C simulation only).
-template <class TC>
-bool header_ok(const uint32_t hdr[HDR_WORDS], bool say = true) {
-  typedef typename TC::layer C;
-  const char *why = 0;
-  uint32_t a = 0, b = 0;
-  if (hdr[HDR_MAGIC] != kMagic || hdr[HDR_VERSION] != kInterfaceVersion) {
-    why = "bad header magic/version", a = hdr[HDR_MAGIC], b = hdr[HDR_VERSION];
-  } else if (hdr[HDR_N_LAYERS] != (uint32_t)TC::n_layers) {
-    why = "header n_layers != compiled n_layers", a = hdr[HDR_N_LAYERS], b = TC::n_layers;
-  } else if (hdr[HDR_MAX_T] != (uint32_t)C::max_t || hdr[HDR_MAX_CTX] != (uint32_t)C::max_ctx) {
-    why = "header max_t/max_ctx != compiled", a = hdr[HDR_MAX_T], b = hdr[HDR_MAX_CTX];
-  } else if (hdr[HDR_TOPK] > (uint32_t)TC::head::K_TOP) {
-    why = "header top-k > compiled K_TOP", a = hdr[HDR_TOPK], b = TC::head::K_TOP;
-  }
-  if (why && say) top_skip(why, a, b);
-  return why == 0;
 }
 
 enum DescAction { ACT_SKIP = 0, ACT_LAYER, ACT_HEAD };
@@ -248,8 +231,11 @@ void engine_program(const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, 
   enum { kMaxDesc = TC::max_desc };
   EDGELLM_EW_ROWS(E, rows)
   uint32_t hdr[HDR_WORDS];
-  read_words<HDR_WORDS>(data, hdr_off, hdr);
-  if (!header_ok<TC>(hdr)) return;
+  read_header(data, hdr_off, hdr);
+  // every field checked before use (program_check.h); the result goes to the header's status words
+  const CheckResult chk = check_program<TC>(data, hdr_off, prog_off, n_desc, hdr);
+  report_status(data, hdr_off, chk);
+  if (chk.code != ST_OK) return;
 program:
   for (uint32_t i = 0; i < n_desc; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxDesc
@@ -277,8 +263,8 @@ void fetch_program(const uint8_t *w, uint32_t hdr_off, uint32_t prog_off, uint32
   typedef typename TC::head HEAD;
   enum { kMaxDesc = TC::max_desc };
   uint32_t hdr[HDR_WORDS];
-  read_words<HDR_WORDS>(w, hdr_off, hdr);
-  if (!header_ok<TC>(hdr, false)) return;
+  read_header(w, hdr_off, hdr);
+  if (check_program<TC>(w, hdr_off, prog_off, n_desc, hdr).code != ST_OK) return;  // as the engine
 fetch_desc:
   for (uint32_t i = 0; i < n_desc; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxDesc
@@ -382,6 +368,7 @@ void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, c
                       f32 *act, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
+#pragma HLS INLINE off
   enum { kDepth = TC::fetch_depth, kHeadDepth = kHeadFifoDepth };
   hls::stream<typename TC::word_t> wq0("wq0"), wq1("wq1"), wq2("wq2"), wq3("wq3");
   hls::stream<typename TC::hbeat_t> hq0("hq0"), hq1("hq1"), hq2("hq2"), hq3("hq3");
