@@ -1,14 +1,15 @@
 """Cycles of the attention kernels as built (hw/include/edgellm/attention_prefill.h, attention_decode.h).
 
 The core (attn_rows) has A = dot_lanes fp32 lanes and walks the head dimension in nc = ceil(d / A)
-chunks; its passes run at II = 1 with the row loop innermost, padded to min_rows, and the K/V tile
+chunks; its passes run at II = 1 with the row loop innermost, padded (pass_rows), and the K/V tile
 is double-buffered, and the online softmax is software-pipelined: one pass scores tile t while it
 accumulates tile t - 1, copying K of tile t + 1 and V of tile t from the reader's streams alongside
 (header comment of attention_prefill.h; call_cycles is its formula). A reader process
 streams the K/V tiles alongside (DATAFLOW), so a job takes the longer of the compute and the
 reader's DDR time.
 Prefill: one call per (query block, KV head), one after another, K/V over the data port. Decode:
-one call for all heads, K/V over min(P, n_kv) weight ports merged into one beat per cycle.
+one call for all heads, the K/V of earlier calls over min(P, n_kv) weight ports merged into one beat
+per cycle, the position the call itself wrote over the data port (decode_reader_s).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from edgellm.compiler.perf_elementwise import DDR_READ_LATENCY  # first-beat lat
 from edgellm.models.config import ModelConfig
 
 MIN_ROWS = 8  # attn_config MIN_ROWS: rows interleaved per key (>= fp32 add latency)
+MAC_SPAN = 16  # attn_config mac_span (numerics.h kMulAddLatency): iterations between a row's o / l updates
 MEM_LANES = 16  # attn_config MEM_LANES: elements per K (and V) beat the reader hands the core
 DATA_LANES = 4  # attn_config DATA_LANES: fp32 elements per cycle of q loads / o stores (128-bit data port)
 LOOP_FILL = 24  # pipeline depth of one attention pass (dot chunk, exp, multiply-add). Assumption.
@@ -35,6 +37,12 @@ def lanes(cfg: ModelConfig, p: DesignParams) -> int:
 def lanes_for(cfg: ModelConfig, attn_lanes: int) -> int:
     """lanes() from design.attn_lanes alone."""
     return min(attn_lanes, 1 << (cfg.head_dim - 1).bit_length())
+
+
+def pass_rows(rows: int, nc: int) -> int:
+    """nr, the stage pass's padded row loop (attention_prefill.h attn_pass_rows): a row's lane sums
+    recur nr >= MIN_ROWS iterations apart and its o / l multiply-adds nc * nr >= MAC_SPAN apart."""
+    return max(rows, MIN_ROWS, math.ceil(MAC_SPAN / nc))
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ def job_counts(c: AttnCall, d: int, a: int, kv_block: int,
     V of tile st, moved in pairs) -- and the normalize + store.
     tests/test_hw_attention.py checks these against the C simulation's loop-iteration trace."""
     nc, nb = math.ceil(d / a), math.ceil(d / MEM_LANES)
-    nq, nr = math.ceil(d / min(a, data_lanes)), max(c.rows, MIN_ROWS)
+    nq, nr = math.ceil(d / min(a, data_lanes)), pass_rows(c.rows, nc)
     nk = [min(kv_block, c.keys - b0) for b0 in range(0, c.keys, kv_block)]
     tile = [k * c.tile_heads * nb for k in nk] + [0, 0]  # beats of tile t per stream (none past the last)
     stages = sum(max(max(nk[st] if st < len(nk) else 0, nk[st - 1] if st else 0) * nc * nr,
@@ -87,6 +95,19 @@ def prefill_calls(cfg: ModelConfig, q_block: int, queries: int, context: int) ->
     return calls
 
 
+def decode_reader_s(c: AttnCall, d: int, kv_elem: int, f_hz: float, data_bps: float,
+                    kv_read_bps: float) -> float:
+    """The decode job's K/V stream: the positions earlier calls wrote (all but the last) over the K/V
+    ports, then the one this call wrote over the data port, the argument that wrote it (attention_decode.h
+    attn_port_positions: an m_axi argument never reads what another wrote in the same call); a first-beat
+    latency each. (A one-token half of a pipelined prefill call also reads the other half's new positions
+    over the data port: a few positions, not modelled.)"""
+    old = AttnCall(c.rows, c.tile_heads, c.keys - 1)
+    ports = DDR_READ_LATENCY / f_hz + kv_bytes(old, d, kv_elem) / kv_read_bps if old.keys else 0.0
+    new = AttnCall(c.rows, c.tile_heads, 1)
+    return ports + DDR_READ_LATENCY / f_hz + kv_bytes(new, d, kv_elem) / data_bps
+
+
 def layer_seconds(cfg: ModelConfig, p: DesignParams, queries: int, context: int, f_hz: float,
                   data_bps: float, kv_read_bps: float) -> float:
     """One layer's attention: decode (queries == 1, K/V at kv_read_bps) or prefill (data port)."""
@@ -100,9 +121,10 @@ def _layer_seconds(cfg: ModelConfig, a: int, kv_block: int, q_block: int, kv_ele
     """layer_seconds from the design fields it reads (A, K/V tile, query block, KV element bytes)."""
     d = cfg.head_dim
     if queries == 1:
-        calls, read_bps = [AttnCall(cfg.n_heads, cfg.n_kv_heads, context)], kv_read_bps
-    else:
-        calls, read_bps = prefill_calls(cfg, q_block, queries, context), data_bps
+        c = AttnCall(cfg.n_heads, cfg.n_kv_heads, context)
+        reader = decode_reader_s(c, d, kv_elem, f_hz, data_bps, kv_read_bps)
+        return max(call_cycles(c, d, a, kv_block) / f_hz, reader)
+    calls, read_bps = prefill_calls(cfg, q_block, queries, context), data_bps
     total = 0.0
     for c in calls:
         compute = call_cycles(c, d, a, kv_block) / f_hz

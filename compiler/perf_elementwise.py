@@ -74,14 +74,22 @@ def _lane_units_is(w: int, lanes: int) -> bool:
     return sumsq_units_for(w, lanes) == w
 
 
+def ring_iterations(n: int, units: int, lanes: int) -> int:
+    """Iterations of a loop feeding `units` elements per cycle into numerics.h's LaneRing of `lanes`
+    lanes: ceil(n / units) chunks padded to whole rotations of lanes / units."""
+    rot = max(1, lanes // units)
+    return math.ceil(math.ceil(n / units) / rot) * rot
+
+
 def _produce_counts(n: int, w: int, lanes: int, sumsq: bool) -> EwCounts:
     """A fused producing pass W wide (elementwise.h ew_load_pass / ew_glu_pass / ew_residual_pass):
-    ceil(n / W) chunks; when it carries the sum of squares (W a LaneUnits width), RowFuse::finish
-    then runs lane_tree over its LANES lanes (log2(LANES) levels, LANES - 1 iterations)."""
+    ceil(n / W) chunks; when it carries the sum of squares (W a LaneUnits width) the chunks run in
+    whole rotations of the lane ring (ring_iterations), then RowFuse::finish runs lane_tree over its
+    LANES lanes (log2(LANES) levels, LANES - 1 iterations)."""
     if not (sumsq and _lane_units_is(w, lanes)):
         return EwCounts(math.ceil(n / w), 1, 0)
     tree = tree_iterations(lanes)
-    return EwCounts(math.ceil(n / w) + tree, 1 + int(math.log2(lanes)), tree)
+    return EwCounts(ring_iterations(n, w, lanes) + tree, 1 + int(math.log2(lanes)), tree)
 
 
 def stage_counts(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim: int = 2,
@@ -122,12 +130,14 @@ def stage_iterations(stage: str, n: int, norm: bool, vec: int, lanes: int, head_
 
 def _produce_sumsq(n: int, w: _Widths, units: int = 0) -> int:
     """A producing pass that reads DDR and carries the sum of squares (numerics.h RowFuse): `units`
-    (default U) elements per cycle (at most the port's fp32 width) into the contract's lanes, then
-    the halving tree."""
+    (default U) elements per cycle (at most the port's fp32 width) into the contract's lanes, padded
+    to whole rotations of the lane ring (at most lanes / units - 1 idle iterations), then the halving
+    tree."""
     units = units or w.sumsq_units
     tree = tree_iterations(w.lanes) + int(math.log2(w.lanes)) * ADD_LATENCY
     ii = max(1, math.ceil(ADD_LATENCY * units / w.lanes))
-    return _ddr(n, min(units, w.f32_ddr)) * ii + tree
+    pad = ring_iterations(n, units, w.lanes) - math.ceil(n / units)
+    return (_ddr(n, min(units, w.f32_ddr)) + pad) * ii + tree
 
 
 def _norm_tail(n: int, w: _Widths) -> int:

@@ -422,8 +422,11 @@ def job_cycles(rows: int, th: int, n_keys: int, d: int, lanes: int, kvb: int) ->
 
 
 def former_job_cycles(rows: int, th: int, n_keys: int, d: int, lanes: int, kvb: int) -> int:
-    """The serial core's formula: 2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc."""
-    nc, nb, nr = -(-d // lanes), -(-d // 16), max(rows, 8)
+    """The serial core's formula: 2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc, with the row loop
+    padded as the present core's (perf_attention.pass_rows: its o / l multiply-adds need the same
+    distance; it used max(R, 8), too short for them when nc = 1)."""
+    nc, nb = -(-d // lanes), -(-d // 16)
+    nr = perf_attention.pass_rows(rows, nc)
     return 2 * rows * d + n_keys * th * nb + 2 * n_keys * nc * nr + -(-n_keys // kvb) * rows * nc
 
 

@@ -58,7 +58,8 @@ static void run_layer(f32 *h, int t_len, int pos0, const uint8_t *w, const long 
                          taps != nullptr);
   } else {
     decoder_layer_ports<C, MM, 1>(h, t_len, pos0, w, w, w, w, d, params, cos_t, sin_t, k, v, k, k, k, k, v,
-                                  v, v, v, eps, scale, fs, x8, taps, taps != nullptr, poisoned_rows<C>());
+                                  v, v, v, eps, scale, fs, x8, taps, taps != nullptr, poisoned_rows<C>(), false,
+                                  fs, x8);
   }
 }
 

@@ -58,7 +58,11 @@ static void score_only(const int32_t *acc, const f32 *qs, int nt, const f32 *row
       }
       s.write(pk);
     }
-  lm_score<C>(s, qs, nt, row_scale, vocab, true, logits, argmax, k, top_idx, top_val);
+  hls::stream<f32> sc;  // the scale process's FIFO, then the scores (lm_head_stream's order)
+  lm_scales<C>(row_scale, vocab, sc);
+  static f32 qsb[C::MAX_TOK];
+  for (int t = 0; t < nt; t++) qsb[t] = qs[t];
+  lm_score<C>(s, sc, qsb, nt, vocab, true, logits, argmax, k, top_idx, top_val);
 }
 
 extern "C" {

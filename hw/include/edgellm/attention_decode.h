@@ -21,7 +21,7 @@
 // query heads are the rows of the one decode job (row h reads tile head h / group), which
 // interleaves independent heads in the pipelined key loop: each K/V tile is read from DDR exactly
 // once per token. Cycles (attention_prefill.h header, decode job) with R = n_heads, th = n_kv,
-// nr = max(n_heads, min_rows), nc = ceil(d / dot_lanes), nb = ceil(d / mem_lanes),
+// nr = max(n_heads, min_rows, ceil(mac_span / nc)), nc = ceil(d / dot_lanes), nb = ceil(d / mem_lanes),
 // nq = ceil(d / min(dot_lanes, data_lanes)), n = pos + 1 keys in tiles t of nk_t keys (0 outside
 // the tiles), c_t = nk_t n_kv nb:
 //   n_heads + 2 n_heads nq + max(0, c_0 - n_heads nq)
@@ -199,6 +199,7 @@ void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const K
   hls::stream<B> pk2("attn_pk2"), pv2("attn_pv2"), pk3("attn_pk3"), pv3("attn_pv3");
 #pragma HLS STREAM variable = pk0 depth = C::kv_block * C::beats_max
   EDGELLM_DEPTH(pk0, C::kv_block * C::beats_max);
+#pragma HLS INLINE off
 #pragma HLS STREAM variable = pv0 depth = C::kv_block * C::beats_max
   EDGELLM_DEPTH(pv0, C::kv_block * C::beats_max);
 #pragma HLS STREAM variable = pk1 depth = C::kv_block * C::beats_max

@@ -35,9 +35,12 @@
 // one aligned beat when d % ql == 0, which the tool's m_axi port widening must coalesce, as for the
 // K/V readers' beats); normalize is fused into the store with ql dividers (one per element moved:
 // the contract divides every element, o / l; data_lanes = 1 gives back one divider). The score and
-// accumulate passes run (key, chunk, row) with the row innermost, padded to min_rows, so a row's
-// loop-carried fp32 add (lane sum, l, o) recurs >= min_rows cycles later: II=1, each row's order
-// unchanged. Every loop is a single flattened pipeline at II=1.
+// accumulate passes run (key, chunk, row) with the row innermost, padded to nr = max(R, min_rows,
+// ceil(mac_span / nc)) rows (attn_pass_rows), so a row's loop-carried fp32 add (lane sum) recurs
+// nr >= min_rows >= kAddLatency cycles later and its multiply-add (l = l * c + p, o = o * c + p * v)
+// nc * nr >= mac_span >= kMulAddLatency cycles later: II=1, each row's order unchanged; the stage
+// pass states these distances as true dependences (DEPENDENCE ... distance). Every loop is a single
+// flattened pipeline at II=1.
 //
 // Software-pipelined online softmax: stage st scores tile st and accumulates tile st - 1 in ONE
 // pipelined pass (key, chunk, row) whose body has a score half and an accumulate half. The rescale
@@ -46,7 +49,9 @@
 // tile's scores) shares the cycles. The halves touch disjoint storage: the score tile s_tile and
 // the block max mx are double-buffered by tile parity (score writes tile st's, accumulate reads
 // tile st - 1's; the score's running max starts from mx of tile st - 1, which is the committed
-// max), and m (committed max) / cr (the row's c) are the accumulate half's own.
+// max), and m (committed max) is the accumulate half's own: the rescale factor c = exp(m - m') is
+// recomputed on every chunk of the tile's first key (the same value; no stored copy whose write
+// would trail its reads by the exp chain) and m = m' is written after the last of them.
 //
 // K/V ping-pong: the K and V tiles are double-buffered (kt/vt[2], tile t in half t & 1). The K
 // stream runs one tile ahead of the V stream: copy phase u moves K of tile u and V of tile u - 1
@@ -74,8 +79,8 @@
 // Cycles per job (steady state at II=1, the reader keeping up with one beat pair per cycle; each
 // pipelined loop adds its fill depth once per entry, i.e. two loops per stage (pass, copy_rest;
 // copy_rest about one cycle when it has nothing left) and four per job (rows, q load, its
-// copy_rest, store), not counted below). R rows, nr = max(R, min_rows), nc = ceil(d / A),
-// nb = ceil(d / mem_lanes), nq = ceil(d / ql), th tile heads, n_keys keys, tiles =
+// copy_rest, store), not counted below). R rows, nc = ceil(d / A), nr = max(R, min_rows,
+// ceil(mac_span / nc)), nb = ceil(d / mem_lanes), nq = ceil(d / ql), th tile heads, n_keys keys, tiles =
 // ceil(n_keys / kv_block), tile t of nk_t keys (kv_block, the last tile fewer; nk_t = 0 outside
 // 0 .. tiles - 1), its beats per stream c_t = nk_t * th * nb:
 //   rows                R                        (row table, attn_layer_compute)
@@ -124,6 +129,9 @@ struct attn_config {
   static const int max_ctx = MAX_CTX;        // KV positions
   static const int max_t = MAX_T;            // prefill tokens per call (trip counts)
   static const int min_rows = MIN_ROWS;      // >= fp32 add latency: rows interleaved per key
+  // iterations between two updates of a row's o / l (a multiply-add recurrence, kMulAddLatency): the
+  // stage pass's row loop is padded to at least ceil(mac_span / nc) rows (attn_pass_rows)
+  static const int mac_span = kMulAddLatency > MIN_ROWS ? kMulAddLatency : MIN_ROWS;
   static const int mem_lanes = MEM_LANES;    // floats per DDR beat (16 = 512-bit AXI)
   static const int data_lanes = DATA_LANES;  // fp32 per data-port beat (4 = 128-bit): q / out
   static const int ql = DOT_LANES < DATA_LANES ? DOT_LANES : DATA_LANES;  // q, out elements per cycle
@@ -138,6 +146,7 @@ struct attn_config {
   static_assert((MEM_LANES & (MEM_LANES - 1)) == 0, "mem_lanes: power of two");
   static_assert(DATA_LANES >= 1 && (DATA_LANES & (DATA_LANES - 1)) == 0, "data_lanes: power of two");
   static_assert(KV_BLOCK >= 1 && BQ >= 1 && MIN_ROWS >= 1 && MEM_LANES >= 1, "sizes positive");
+  static_assert(MIN_ROWS >= kAddLatency, "min_rows: a row's lane sums recur min_rows iterations apart");
   static_assert(GROUP_MAX <= HEADS_MAX && KV_HEADS_MAX <= HEADS_MAX, "head counts");
 };
 
@@ -199,6 +208,16 @@ template <class C>
 inline int attn_tile_keys(int n_keys, int t) {
   const int left = n_keys - t * C::kv_block;
   return left < C::kv_block ? left : C::kv_block;
+}
+
+// Rows of the stage pass's row loop (padded): a row's lane sums recur nr iterations apart (nr >=
+// min_rows >= kAddLatency) and its o / l updates nc * nr apart (nc * nr >= mac_span >= kMulAddLatency),
+// the distances the pass's DEPENDENCE pragmas state.
+template <class C>
+inline int attn_pass_rows(int n_rows, int nc) {
+  const int by_mac = (C::mac_span + nc - 1) / nc;
+  const int lo = by_mac > C::min_rows ? by_mac : C::min_rows;
+  return n_rows < lo ? lo : n_rows;
 }
 
 // One stream's part of a copy phase: n beats of one tile into half `half` of its ping-pong, in
@@ -301,7 +320,7 @@ void attn_rows(const f32 *q, const int row_pos[ROWS], const int row_kv[ROWS], co
   const int A = C::dot_lanes, KB = C::kv_block, ML = C::mem_lanes, QL = C::ql;
   f32 qb[ROWS][C::dp];  // query rows, A banks (small: storage left to HLS)
 #pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::dot_lanes
-  f32 m[ROWS], l[ROWS], cr[ROWS];  // committed max, denominator, the tile's rescale factor
+  f32 m[ROWS], l[ROWS];  // committed max, denominator
   f32 mx[2][ROWS];                 // block max of the tile scored, by tile parity
 #pragma HLS ARRAY_PARTITION variable = mx dim = 1 complete
   f32 o[ROWS][C::dp];  // running output, A banks (small: storage left to HLS)
@@ -317,7 +336,7 @@ void attn_rows(const f32 *q, const int row_pos[ROWS], const int row_kv[ROWS], co
   const int nb = (d + ML - 1) / ML;                           // beats per K/V row
   const int nc = (d + A - 1) / A;                             // lane chunks per row (d >= 1)
   const int nq = (d + QL - 1) / QL;                           // q / out transfers per row
-  const int nr = n_rows < C::min_rows ? C::min_rows : n_rows;  // padded row loop
+  const int nr = attn_pass_rows<C>(n_rows, nc);               // padded row loop
   const int n_tiles = (n_keys + KB - 1) / KB;
   // q load, (row, transfer): QL elements per cycle, with copy phase 0 (K of tile 0)
   attn_copy cp = attn_copy_phase<C>(0, n_tiles, n_keys, th, nb);
@@ -358,21 +377,25 @@ stage:
     cp = attn_copy_phase<C>(st + 1, n_tiles, n_keys, th, nb);
     // (key, chunk, row). Score half (tile st): A products per cycle into the row's lane sums; the
     // tree, scale and running block max when the row's last chunk is in. Accumulate half (tile
-    // st - 1): on its first key c = exp(m - m') (0 on tile 0), o = o * c, l = l * c; then
-    // p = exp(s - m') (recomputed per chunk, the same value), l += p on the row's first chunk,
-    // o += p * v on A elements per cycle.
+    // st - 1): on its first key c = exp(m - m') (0 on tile 0, recomputed per chunk: the same value),
+    // o = o * c, l = l * c, and m = m' after the last chunk; then p = exp(s - m') (recomputed per
+    // chunk, the same value), l += p on the row's first chunk, o += p * v on A elements per cycle.
+    // Loop-carried values (true dependences, distances in iterations): a row's lane sums acc recur
+    // nr >= min_rows apart (fadd), its block max mx and o / l nc * nr >= mac_span apart (compare;
+    // multiply-add); m is read on the tile's first key and written after its last chunk, never read
+    // after that in the pass; s_tile, kt and vt: the halves read and written are distinct.
+    enum { kLaneDist = C::min_rows, kMacDist = C::mac_span };
     EDGELLM_ATTN_LOOP(nkey * nc * nr);
     int sj = 0, sc = 0, sr = 0;
   pass:
     for (int it = 0; it < nkey * nc * nr; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = C::min_rows max = C::kv_block * C::chunks_max * ROWS
 #pragma HLS PIPELINE II = 1
-#pragma HLS DEPENDENCE variable = acc inter false
-#pragma HLS DEPENDENCE variable = mx inter false
+#pragma HLS DEPENDENCE variable = acc inter RAW distance = kLaneDist true
+#pragma HLS DEPENDENCE variable = mx inter RAW distance = kLaneDist true
+#pragma HLS DEPENDENCE variable = l inter RAW distance = kMacDist true
+#pragma HLS DEPENDENCE variable = o inter RAW distance = kMacDist true
 #pragma HLS DEPENDENCE variable = m inter false
-#pragma HLS DEPENDENCE variable = l inter false
-#pragma HLS DEPENDENCE variable = cr inter false
-#pragma HLS DEPENDENCE variable = o inter false
 #pragma HLS DEPENDENCE variable = s_tile inter false
 #pragma HLS DEPENDENCE variable = kt inter false
 #pragma HLS DEPENDENCE variable = vt inter false
@@ -403,12 +426,8 @@ stage:
         if (sj < nka && (!diag_a || ba + sj <= row_pos[sr])) {
           const f32 mn = mx[ha][sr];  // the block max after tile st - 1
           const bool head = sj == 0;   // the tile's first key: rescale by c
-          f32 c = cr[sr];
-          if (head && sc == 0) {
-            c = first_a ? 0.0f : exp_f(m[sr] - mn);
-            cr[sr] = c;
-            m[sr] = mn;
-          }
+          const f32 c = head && !first_a ? exp_f(m[sr] - mn) : 0.0f;
+          if (head && sc == nc - 1) m[sr] = mn;
           const f32 p = exp_f(s_tile[ha][sr][sj] - mn);
           if (sc == 0) l[sr] = (head ? (first_a ? 0.0f : l[sr] * c) : l[sr]) + p;
           for (int j = 0; j < A; j++) {

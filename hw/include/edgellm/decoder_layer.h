@@ -485,7 +485,9 @@ void layer_slot_run(int i, int halves, int n_a, int t_len, int pos0, WS *w0, WS 
 //                  params + d.p_off[NORM_ATTN]))): the top's final norm before the LM head goes
 //                  through the same engine call (top.h run_desc)
 //   fs_t, x8_t:    the same scratch as the linear jobs reach it (top.h: the `act` m_axi argument, so
-//                  the two processes of a slot use distinct arguments); null: fs, x8
+//                  the two processes of a slot use distinct arguments; one-pointer callers pass fs,
+//                  x8 again): never a run-time choice between pointers, which on m_axi arguments
+//                  synthesis cannot resolve
 // The slots run one after another (layer_slot_run; the schedule above).
 template <class C, class MM, int KVP, class WS>
 void decoder_layer_ports(f32 *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS *w3, const layer_desc &d,
@@ -496,8 +498,7 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS
                          const typename C::kv_t *vr0, const typename C::kv_t *vr1,
                          const typename C::kv_t *vr2, const typename C::kv_t *vr3, f32 eps,
                          f32 attn_scale, f32 *fs, int8_t *x8, f32 *taps, bool tap_en,
-                         EwRows<typename C::ew> &rows, bool norm_only = false, f32 *fs_t = 0,
-                         int8_t *x8_t = 0) {
+                         EwRows<typename C::ew> &rows, bool norm_only, f32 *fs_t, int8_t *x8_t) {
 #ifndef __SYNTHESIS__
   assert(t_len >= 1 && t_len <= C::max_t && pos0 >= 0 && pos0 + t_len <= C::max_ctx);
 #endif
@@ -509,7 +510,7 @@ layer_slots:
 #pragma HLS LOOP_TRIPCOUNT min = 9 max = 10
     layer_slot_run<C, MM, KVP>(i, halves, n_a, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab, k_layer,
                                v_layer, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3, eps, attn_scale, h, fs, x8,
-                               fs_t ? fs_t : fs, x8_t ? x8_t : x8, taps, tap_en, rows);
+                               fs_t, x8_t, taps, tap_en, rows);
   }
 }
 
@@ -524,7 +525,7 @@ void decoder_layer(f32 *h, int t_len, int pos0, const uint8_t *w0, const uint8_t
   EDGELLM_EW_ROWS(E, rows)
   decoder_layer_ports<C, MM, 1>(h, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab, k_layer,
                                 v_layer, k_layer, k_layer, k_layer, k_layer, v_layer, v_layer, v_layer,
-                                v_layer, eps, attn_scale, fs, x8, taps, tap_en, rows);
+                                v_layer, eps, attn_scale, fs, x8, taps, tap_en, rows, false, fs, x8);
 }
 
 // Single weight pointer (testbenches): every weight port reads through w.

@@ -55,8 +55,10 @@
 // sum of squares carried in it, scale with the absmax carried in it, round + clamp + store q to DDR;
 // an unnormed one two: produce with the absmax carried, round + store. The sum of squares keeps the
 // contract's order exactly: the producing loop takes U = LaneUnits<LANES, VEC> consecutive elements
-// per cycle in index order and feeds lane i % LANES = lane_of(c, u) from 0.0f, then lane_tree's
-// halving tree -- numerics.h lane_sum's order (RowFuse), at II = 1 with DEPENDENCE distance LANES / U.
+// per cycle in index order and feeds lane i % LANES from 0.0f through a delay line of accumulators
+// (numerics.h LaneRing: fixed register positions, a lane's adds LANES / U >= kAddLatency iterations
+// apart, the loop padded to whole rotations), then lane_tree's halving tree -- numerics.h lane_sum's
+// order (RowFuse), at II = 1.
 // The absmax is VEC lane maxima (exact in any order). Producing loops that carry no sum of squares
 // run VEC wide; when U < VEC a normed stage's producing loop runs U wide (U <= VEC: it is the sum of
 // squares' own rate, so fusing never costs a cycle); when U = VEC one loop serves both cases.
@@ -144,7 +146,7 @@ inline f32 linear_value(f32 y, f32, f32) { return y; }
 // Fused producing passes. Each writes a row in index order, W elements per cycle (an outer loop at
 // II=1 over ceil(n / W) chunks, an unrolled inner loop over W lanes, guarded by < n), and carries
 // the reductions the next pass needs (numerics.h RowFuse): the sum of squares when ss_en (W = U =
-// LaneUnits<LANES, VEC>: the contract's lane order; DEPENDENCE distance LANES / U keeps II = 1) or
+// LaneUnits<LANES, VEC>: the contract's lane order; the lane ring keeps II = 1) or
 // the absmax when am_en. ss and amax come back through the references (0.0f when not carried).
 // The engine picks W: U when the pass carries the sum of squares, else VEC (one loop when U = VEC).
 // Inlined into the engine (its operator limits cover them); testbenches also call them directly.
@@ -156,23 +158,23 @@ template <class E, int W, class OP>
 void ew_fused_pass(OP &op, int n, bool ss_en, bool am_en, f32 &ss, f32 &amax) {
 #pragma HLS INLINE
   typedef RowFuse<E::LANES, W> RF;
-  enum { kRot = RF::ROT, kChunks = (E::N_MAX + W - 1) / W };
+  enum { kRot = RF::ROT, kChunks = ((E::N_MAX + W - 1) / W + kRot - 1) / kRot * kRot };
   f32 acc[RF::ACC], m[W];
 #pragma HLS ARRAY_PARTITION variable = acc complete
 #pragma HLS ARRAY_PARTITION variable = m complete
   RF::clear(acc, m);
-  const int chunks = (n + W - 1) / W;
-  EDGELLM_EW_LOOP(chunks);
+  const int iters = RF::iters((n + W - 1) / W, ss_en);  // whole rotations of the lane ring
+  EDGELLM_EW_LOOP(iters);
 ew_fused:
-  for (int c = 0; c < chunks; c++) {
+  for (int c = 0; c < iters; c++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-#pragma HLS DEPENDENCE variable = acc inter distance = kRot true
     for (int u = 0; u < W; u++) {
 #pragma HLS UNROLL
       const int i = c * W + u;
-      if (i < n) RF::add(acc, m, c, u, op(i), ss_en, am_en);
+      if (i < n) RF::add(acc, m, u, op(i), ss_en, am_en);
     }
+    RF::next(acc);
   }
   RF::finish(acc, m, ss_en, ss, amax);
 }

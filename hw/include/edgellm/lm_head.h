@@ -16,13 +16,17 @@
 // of P; the byte pointer form accepts any hidden. Each weight row is fetched once per call (per
 // MAX_TOK tokens).
 //
-// Structure of one call (per MAX_TOK tokens): load the tokens, then one DATAFLOW region of two
-// processes joined by a FIFO of packets (block b, token t, the NPORTS exact accumulators):
+// Structure of one call (per MAX_TOK tokens): load the tokens and their scales, then one DATAFLOW
+// region of three processes joined by a FIFO of packets (block b, token t, the NPORTS exact
+// accumulators) and a FIFO of row scales:
 //   lm_dot_blocks  the row loaders and the dot loop above; per block one pipelined loop over
 //                  (token, beat), nt * nbeats iterations at II 1, a packet at each token's last beat
+//   lm_scales      row_scale[0 .. vocab) from DDR, one per cycle (the only DDR read of the region
+//                  besides the weights)
 //   lm_score       one pipelined loop over rows in packet order (block-major, then token, then p),
 //                  so every token takes its rows in increasing v exactly as a serial loop would:
-//                  the logit (fdiv then fmul, pipelined), its DDR write, the argmax and top-k update.
+//                  the logit (fdiv then fmul, pipelined), its DDR write, the argmax and top-k update
+//                  (it writes DDR and reads none, so no dependence through memory needs a claim).
 // Scoring therefore overlaps the next dot products and row loads; results do not depend on NPORTS.
 // Its only row-to-row dependence is the token's argmax / top-k update (K fp32 compares, then a
 // select per slot), so its II per row, II_s, is that update's latency: 1 as targeted (PIPELINE
@@ -38,7 +42,7 @@
 //   load(block)    L = nbeats + D_r                   (all ports concurrently)
 //   dots(block)    C = nt * nbeats + D_d              (scoring hidden behind it when it keeps up)
 //   block, steady  max(L, C) + c
-//   call           nt * nbeats + D_q                                   token load
+//   call           nt + nt * nbeats + 2 D_q                            token scales, token load
 //                + L + (nblk - 1) * (max(L, C) + c) + C               ping-ponged blocks
 //                + NPORTS * II_s + D_s                                 scoring of the last packet
 //                + nt * (min(k, K_TOP) + D_o)                          argmax / top-k out
@@ -174,7 +178,9 @@ void lm_load_row(WT *w, int blk, int vocab, int hidden, typename CFG::beat_t ban
 }
 
 // Load block `blk` over NPORTS ports concurrently: port p fills bank p. One specialization per port
-// count, so each DATAFLOW region is straight-line calls on distinct ports and distinct banks.
+// count, so each DATAFLOW region is straight-line calls on distinct ports and distinct banks (INLINE
+// off: a region the tool inlined would run its loaders one after another). lm_load_block is the one
+// function the dot process calls (one instance: ALLOCATION in lm_dot_blocks).
 template <class CFG, int NP = CFG::NPORTS>
 struct LmRowLoader;
 
@@ -195,6 +201,7 @@ struct LmRowLoader<CFG, 2> {
   template <class WT>
   static void run(WT *w0, WT *w1, WT *, WT *, int blk, int vocab, int hidden,
                   beat_t b0[], beat_t b1[], beat_t[], beat_t[]) {
+#pragma HLS INLINE off
 #pragma HLS DATAFLOW
     lm_load_row<CFG, 0>(w0, blk, vocab, hidden, b0);
     lm_load_row<CFG, 1>(w1, blk, vocab, hidden, b1);
@@ -207,6 +214,7 @@ struct LmRowLoader<CFG, 3> {
   template <class WT>
   static void run(WT *w0, WT *w1, WT *w2, WT *, int blk, int vocab, int hidden,
                   beat_t b0[], beat_t b1[], beat_t b2[], beat_t[]) {
+#pragma HLS INLINE off
 #pragma HLS DATAFLOW
     lm_load_row<CFG, 0>(w0, blk, vocab, hidden, b0);
     lm_load_row<CFG, 1>(w1, blk, vocab, hidden, b1);
@@ -220,6 +228,7 @@ struct LmRowLoader<CFG, 4> {
   template <class WT>
   static void run(WT *w0, WT *w1, WT *w2, WT *w3, int blk, int vocab, int hidden,
                   beat_t b0[], beat_t b1[], beat_t b2[], beat_t b3[]) {
+#pragma HLS INLINE off
 #pragma HLS DATAFLOW
     lm_load_row<CFG, 0>(w0, blk, vocab, hidden, b0);
     lm_load_row<CFG, 1>(w1, blk, vocab, hidden, b1);
@@ -290,9 +299,19 @@ struct LmBankDepth {
   static constexpr int value = PORT < CFG::NPORTS ? CFG::BEATS_MAX : 1;
 };
 
+// Block `blk`'s rows into banks b0 .. b{NPORTS-1} (LmRowLoader), nothing past the last block.
+template <class CFG, class WT>
+void lm_load_block(WT *w0, WT *w1, WT *w2, WT *w3, int blk, int nblk, int vocab, int hidden,
+                   typename CFG::beat_t b0[], typename CFG::beat_t b1[], typename CFG::beat_t b2[],
+                   typename CFG::beat_t b3[]) {
+#pragma HLS INLINE off
+  if (blk < nblk) LmRowLoader<CFG>::run(w0, w1, w2, w3, blk, vocab, hidden, b0, b1, b2, b3);
+}
+
 // Dot process: every block of the vocabulary against the nt tokens in qbuf, packets in (block,
-// token) order. Banks are ping-ponged: block b+1 loads (all ports at once) while block b's dot
-// products run from the other set.
+// token) order. Banks are ping-ponged: iteration b loads block b (all ports at once) into one bank
+// set while block b - 1's dot products run from the other. The two call sites of the loader and of
+// the dot loop are in exclusive branches and share one instance each (ALLOCATION).
 template <class CFG, class WT>
 void lm_dot_blocks(WT *w0, WT *w1, WT *w2, WT *w3,
                    const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt, int vocab, int hidden,
@@ -312,41 +331,62 @@ void lm_dot_blocks(WT *w0, WT *w1, WT *w2, WT *w3,
 #pragma HLS BIND_STORAGE variable = pong1 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = pong2 type = ram_s2p impl = lutram
 #pragma HLS BIND_STORAGE variable = pong3 type = ram_s2p impl = lutram
+#pragma HLS ALLOCATION function instances = lm_load_block<CFG, WT> limit = 1
+#pragma HLS ALLOCATION function instances = lm_dot_block<CFG> limit = 1
   const int nbeats = (hidden + CFG::P - 1) / CFG::P;
   const int nblk = (vocab + NP - 1) / NP;
-  LmRowLoader<CFG>::run(w0, w1, w2, w3, 0, vocab, hidden, ping0, ping1, ping2, ping3);
 lm_blocks:
-  for (int b = 0; b < nblk; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBlk
-    // Load block b+1 into one bank set (all ports at once) while block b is computed from the other.
+  for (int b = 0; b <= nblk; b++) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = kMaxBlk + 1
+    // Block b into one bank set (all ports at once) while block b - 1 is computed from the other.
     if ((b & 1) == 0) {
-      if (b + 1 < nblk) LmRowLoader<CFG>::run(w0, w1, w2, w3, b + 1, vocab, hidden, pong0, pong1, pong2, pong3);
-      lm_dot_block<CFG>(ping0, ping1, ping2, ping3, qbuf, nt, b, nbeats, dots);
+      lm_load_block<CFG>(w0, w1, w2, w3, b, nblk, vocab, hidden, ping0, ping1, ping2, ping3);
+      if (b > 0) lm_dot_block<CFG>(pong0, pong1, pong2, pong3, qbuf, nt, b - 1, nbeats, dots);
     } else {
-      if (b + 1 < nblk) LmRowLoader<CFG>::run(w0, w1, w2, w3, b + 1, vocab, hidden, ping0, ping1, ping2, ping3);
-      lm_dot_block<CFG>(pong0, pong1, pong2, pong3, qbuf, nt, b, nbeats, dots);
+      lm_load_block<CFG>(w0, w1, w2, w3, b, nblk, vocab, hidden, pong0, pong1, pong2, pong3);
+      lm_dot_block<CFG>(ping0, ping1, ping2, ping3, qbuf, nt, b - 1, nbeats, dots);
     }
   }
 }
 
-// Scoring process: one row per iteration of one pipelined loop (target II 1), rows in packet order,
-// so each token sees its rows in increasing v: logit = ((f32)acc / qs[t]) * row_scale[v], the
-// logit to DDR, then the token's argmax and top-k insertion (topk_insert). The only dependence
-// from row to row is that update (the K compares and selects on the token's slots); the divide and
-// multiply are pipelined ahead of it. Then argmax and the first k top-k slots of every token.
+// Scale process: the row scales row_scale[0 .. vocab) in order, one per cycle, into the scoring
+// process's FIFO (it takes block b's NPORTS scales with the block's first token and keeps them for
+// the others), so the scoring loop only writes DDR: a loop that reads one DDR area and writes
+// another through one m_axi port would need a dependence claim the tool does not take on bundled
+// arguments (UG1399: DEPENDENCE on m_axi arguments bundled with others is not supported).
 template <class CFG>
-void lm_score(hls::stream<LmDotPacket<CFG> > &dots, const f32 *qs, int nt, const f32 *row_scale, int vocab,
-              bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
+void lm_scales(const f32 *row_scale, int vocab, hls::stream<f32> &scales) {
+#pragma HLS INLINE off
+  enum { kMaxRows = CFG::V_MAX };
+lm_scale_rows:
+  for (int v = 0; v < vocab; v++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxRows
+    scales.write(row_scale[v]);
+  }
+}
+
+// Scoring process: one row per iteration of one pipelined loop (target II 1), rows in packet order,
+// so each token sees its rows in increasing v: logit = ((f32)acc / qs[t]) * row_scale[v] (the
+// scale from the scale process's FIFO), the logit to DDR, then the token's argmax and top-k
+// insertion (topk_insert). The only dependence from row to row is that update (the K compares and
+// selects on the token's slots); the divide and multiply are pipelined ahead of it. It reads no
+// DDR (qs is the caller's on-chip copy). Then argmax and the first k top-k slots of every token.
+template <class CFG>
+void lm_score(hls::stream<LmDotPacket<CFG> > &dots, hls::stream<f32> &scales, const f32 qs[CFG::MAX_TOK], int nt,
+              int vocab, bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx,
+              f32 *top_val) {
 #pragma HLS INLINE off
   enum { NP = CFG::NPORTS, K = CFG::K_TOP, kMaxTok = CFG::MAX_TOK,
          kMaxRows = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS * CFG::NPORTS * CFG::MAX_TOK };
-  f32 tv[CFG::MAX_TOK][K], bestv[CFG::MAX_TOK], qsl[CFG::MAX_TOK];
+  f32 tv[CFG::MAX_TOK][K], bestv[CFG::MAX_TOK], qsl[CFG::MAX_TOK], scl[kMaxHeadPorts];
   int32_t ti[CFG::MAX_TOK][K], besti[CFG::MAX_TOK];
 #pragma HLS ARRAY_PARTITION variable = tv dim = 0 type = complete
 #pragma HLS ARRAY_PARTITION variable = ti dim = 0 type = complete
 #pragma HLS ARRAY_PARTITION variable = bestv dim = 0 type = complete
 #pragma HLS ARRAY_PARTITION variable = besti dim = 0 type = complete
 #pragma HLS ARRAY_PARTITION variable = qsl dim = 0 type = complete
+#pragma HLS ARRAY_PARTITION variable = scl dim = 0 type = complete
 lm_score_init:
   for (int t = 0; t < nt; t++) {
 #pragma HLS PIPELINE II = 1
@@ -368,20 +408,21 @@ lm_score_init:
 #pragma HLS UNROLL
     pk.acc[p] = 0;
   }
+  for (int p = 0; p < kMaxHeadPorts; p++) {
+#pragma HLS UNROLL
+    scl[p] = 0.0f;
+  }
   int p = 0;
 lm_score_rows:
   for (int i = 0; i < nrows; i++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxRows
-// logits and row_scale are disjoint DDR areas (lm_head's contract), possibly behind one port and
-// one base pointer: a logit written never feeds a later row-scale read.
-#pragma HLS DEPENDENCE variable = logits inter false
-#pragma HLS DEPENDENCE variable = row_scale inter false
     if (p == 0) pk = dots.read();
     const int t = pk.t;
     const int v = pk.blk * NP + p;
     if (v < vocab) {
-      f32 logit = ((f32)(int32_t)pk.acc[p] / qsl[t]) * row_scale[v];
+      if (t == 0) scl[p] = scales.read();  // the block's first token brings its rows' scales
+      f32 logit = ((f32)(int32_t)pk.acc[p] / qsl[t]) * scl[p];
       if (write_logits) logits[(long)t * vocab + v] = logit;
       if (besti[t] < 0 || logit > bestv[t]) {
         bestv[t] = logit;
@@ -481,32 +522,48 @@ struct LmDots<CFG, hls::stream<W> > {
   }
 };
 
-// The streaming region of one block of tokens: the dot process and the scoring process run
-// concurrently, joined by a FIFO of (block, token, NPORTS accumulators) packets.
+// The streaming region of one block of tokens: the dot process, the scale process and the scoring
+// process run concurrently, joined by a FIFO of (block, token, NPORTS accumulators) packets and one
+// of row scales. Of the data port's areas the scale process only reads (row_scale) and the scoring
+// process only writes (logits, argmax, top-k); qs is on chip (lm_head_block).
 template <class CFG, class WT>
-void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32 *qs, int nt, WT *w0,
-                    WT *w1, WT *w2, WT *w3, const f32 *row_scale, int vocab, int hidden,
+void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32 qs[CFG::MAX_TOK], int nt,
+                    WT *w0, WT *w1, WT *w2, WT *w3, const f32 *row_scale, int vocab, int hidden,
                     bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
+#pragma HLS INLINE off
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
-  enum { kDepth = 2 * CFG::MAX_TOK };  // one block's packets of slack
+  enum { kDepth = 2 * CFG::MAX_TOK, kScaleDepth = 2 * CFG::NPORTS };  // a block's packets / scales of slack
   hls::stream<LmDotPacket<CFG> > dots("lm_dots");
 #pragma HLS STREAM variable = dots depth = kDepth
   EDGELLM_DEPTH(dots, kDepth);
+  hls::stream<f32> scales("lm_scales");
+#pragma HLS STREAM variable = scales depth = kScaleDepth
+  EDGELLM_DEPTH(scales, kScaleDepth);
   EDGELLM_PROCESS(LmDots<CFG, WT>::run(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots));
-  EDGELLM_PROCESS(lm_score<CFG>(dots, qs, nt, row_scale, vocab, write_logits, logits, argmax, k, top_idx, top_val));
+  EDGELLM_PROCESS(lm_scales<CFG>(row_scale, vocab, scales));
+  EDGELLM_PROCESS(lm_score<CFG>(dots, scales, qs, nt, vocab, write_logits, logits, argmax, k, top_idx, top_val));
   EDGELLM_JOIN;
 }
 
-// One block of nt <= MAX_TOK tokens (see lm_head): load the tokens, then the streaming region.
+// One block of nt <= MAX_TOK tokens (see lm_head): load the tokens and their scales, then the
+// streaming region.
 template <class CFG, class WT>
 void lm_head_block(const int8_t *q, const f32 *qs, int nt, WT *w0, WT *w1, WT *w2,
                    WT *w3, const f32 *row_scale, int vocab, int hidden, bool write_logits, f32 *logits,
                    int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
-  enum { P = CFG::P, kBeats = CFG::BEATS_MAX, kMaxIter = CFG::MAX_TOK * CFG::BEATS_MAX };
+  enum { P = CFG::P, kBeats = CFG::BEATS_MAX, kMaxIter = CFG::MAX_TOK * CFG::BEATS_MAX,
+         kMaxTok = CFG::MAX_TOK };
   typedef typename CFG::beat_t beat_t;
   static beat_t qbuf[CFG::MAX_TOK][CFG::BEATS_MAX];
 #pragma HLS BIND_STORAGE variable = qbuf type = ram_2p impl = bram
+  static f32 qsb[CFG::MAX_TOK];
+lm_load_qs:
+  for (int t = 0; t < nt; t++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
+    qsb[t] = qs[t];
+  }
   const int nbeats = (hidden + P - 1) / P;
   int t = 0, j = 0;
 lm_load_q:
@@ -521,7 +578,7 @@ lm_load_q:
       j++;
     }
   }
-  lm_head_stream<CFG>(qbuf, qs, nt, w0, w1, w2, w3, row_scale, vocab, hidden, write_logits, logits, argmax, k,
+  lm_head_stream<CFG>(qbuf, qsb, nt, w0, w1, w2, w3, row_scale, vocab, hidden, write_logits, logits, argmax, k,
                       top_idx, top_val);
 }
 

@@ -554,6 +554,10 @@ struct TlmmBody {
                   beat_t q1[][BPS], beat_t q2[][BPS], beat_t q3[][BPS], xchunk_t xbuf[][CFG::XROWS][CFG::CPC],
                   const int8_t *x, const f32 *qs, int n_tok, WT *w0, WT *w1, WT *w2,
                   WT *w3, int n_out, int k, f32 wscale, f32 *yf, int32_t *yi) {
+    // the ping-pong's two call sites of the loader and of the compute, in exclusive branches, share
+    // one instance each (no second TLMM datapath)
+#pragma HLS ALLOCATION function instances = tlmm_load_tile<CFG, WT> limit = 1
+#pragma HLS ALLOCATION function instances = compute_tile<CFG, DEQ> limit = 1
     const int R = CFG::R;
     // pragma constants (trip-count hint: a 1024-token prompt)
     enum { kMaxBlocks = (CFG::MAX_TOK + 1023) / CFG::MAX_TOK, kMaxTiles = CFG::TILES_MAX };
@@ -569,21 +573,21 @@ struct TlmmBody {
       const int nt = n_tok - t0 < CFG::MAX_TOK ? n_tok - t0 : CFG::MAX_TOK;
       load_acts<CFG>(x + (long)t0 * k, nt, k, nsteps, xbuf);
       if (DEQ) load_qs<CFG>(qs + t0, nt, qbuf);
-      TileLoader<CFG>::run(w0, w1, w2, w3, 0, n_out < R ? n_out : R, nb, cpp, p0, p1, p2, p3);
     tiles:
-      for (int i = 0; i < ntiles; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTiles
-        const int nxt = i + 1;
+      for (int i = 0; i <= ntiles; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = kMaxTiles + 1
+        const int prv = i - 1;
         const int rows_i = n_out - i * R < R ? n_out - i * R : R;
-        const int rows_n = n_out - nxt * R < R ? n_out - nxt * R : R;
-        // Load tile i+1 into one bank set (all ports at once) while tile i is computed from the other.
+        const int rows_p = n_out - prv * R < R ? n_out - prv * R : R;
+        // Load tile i into one bank set (all ports at once) while tile i-1 is computed from the other.
         if ((i & 1) == 0) {
-          if (nxt < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, nxt, rows_n, nb, cpp, q0, q1, q2, q3);
-          compute_tile<CFG, DEQ>(p0, p1, p2, p3, xbuf, qbuf, nt, t0, nsteps, nb, cpp, i * R, rows_i, n_out,
-                                 wscale, yf, yi);
+          tlmm_load_tile<CFG>(w0, w1, w2, w3, i, ntiles, rows_i, nb, cpp, p0, p1, p2, p3);
+          if (i > 0)
+            compute_tile<CFG, DEQ>(q0, q1, q2, q3, xbuf, qbuf, nt, t0, nsteps, nb, cpp, prv * R, rows_p, n_out,
+                                   wscale, yf, yi);
         } else {
-          if (nxt < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, nxt, rows_n, nb, cpp, p0, p1, p2, p3);
-          compute_tile<CFG, DEQ>(q0, q1, q2, q3, xbuf, qbuf, nt, t0, nsteps, nb, cpp, i * R, rows_i, n_out,
+          tlmm_load_tile<CFG>(w0, w1, w2, w3, i, ntiles, rows_i, nb, cpp, q0, q1, q2, q3);
+          compute_tile<CFG, DEQ>(p0, p1, p2, p3, xbuf, qbuf, nt, t0, nsteps, nb, cpp, prv * R, rows_p, n_out,
                                  wscale, yf, yi);
         }
       }

@@ -13,7 +13,8 @@
 // partitioned so a whole step is read per cycle. load_tile() fills tile i+1 into one bank set
 // while the compute engine reads tile i from the other (explicit ping-pong: the two calls of one
 // loop iteration touch different arrays and have no data dependence, so HLS runs them
-// concurrently; TeLLMe serializes them). The storage kind (BRAM / URAM / LUTRAM) is chosen by
+// concurrently; TeLLMe serializes them; the two call sites of the loader and of the compute share one
+// instance each: ALLOCATION, the calls being in exclusive branches). The storage kind (BRAM / URAM / LUTRAM) is chosen by
 // CFG::STORAGE through a specialization, because a BIND_STORAGE impl must be a literal. With
 // kStorageLutram the (shallow) weight banks are distributed RAM and the activation block stays BRAM.
 #pragma once
@@ -108,16 +109,41 @@ void next_slot(int &slot, int &row) {
   }
 }
 
-// Stores byte column bc (row `row`, slot `slot` of its bank); after the tile's last column
-// (bc == nb - 1) pads the rest of that step with zero beats.
+// Stores one byte column at (row, slot) of its bank: one store into the slot's memory (the slot
+// dimension is partitioned, one memory per slot, one write port each).
 template <class CFG>
-void put_column(typename CFG::beat_t col, int row, int slot, int bc, int nb,
-                typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+void put_column(typename CFG::beat_t col, int row, int slot, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE
   bank[row][slot] = col;
-  if (bc == nb - 1) {
+}
+
+// Two consecutive byte columns in one cycle: (r0, s0) and the next position (r1, s1), the second only
+// when v1. Written per slot memory (j): each memory takes at most one store, the column whose slot it
+// is (consecutive columns sit in distinct slots when BEATS_PER_STEP >= 2), so the loop that calls it
+// keeps II = 1 on one-write-port memories.
+template <class CFG>
+void put_column_pair(typename CFG::beat_t c0, int r0, int s0, typename CFG::beat_t c1, int r1, int s1, bool v1,
+                     typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE
+  static_assert(CFG::BEATS_PER_STEP >= 2, "two columns per cycle need two slot memories");
+pair_slots:
+  for (int j = 0; j < CFG::BEATS_PER_STEP; j++) {
+#pragma HLS UNROLL
+    const bool a = j == s0, b = v1 && j == s1;
+    if (a || b) bank[a ? r0 : r1][j] = a ? c0 : c1;
+  }
+}
+
+// After a port's run that ends with the tile's last column (c1 == nb > c0): zero beats in the rest of
+// that column's step (slots past it), one store per slot memory, once per tile (after the load loop).
+template <class CFG>
+void pad_last_step(int c0, int c1, int nb, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE
+  const int BPS = CFG::BEATS_PER_STEP;
+  if (c1 == nb && c1 > c0) {
+    const int row = (nb - 1) / BPS - c0 / BPS, slot = (nb - 1) % BPS;
   pad_slots:
-    for (int j = 0; j < CFG::BEATS_PER_STEP; j++) {
+    for (int j = 0; j < BPS; j++) {
 #pragma HLS UNROLL
       if (j > slot) bank[row][j] = zero_beat<CFG::R>();
     }
@@ -138,7 +164,7 @@ void load_tail_columns(SRC &src, int c0, int c1, int rows_t, int nb,
   enum { kMaxBytes = CFG::CPP_MAX * CFG::R };  // pragma constant
   beat_t in = 0;
   beat_t col = zero_beat<R>();
-  int lane = (int)(((long)c0 * rows_t) % R), r = 0, bc = c0, row = 0, slot = c0 % BPS;
+  int lane = (int)(((long)c0 * rows_t) % R), r = 0, row = 0, slot = c0 % BPS;
 load_tail:
   for (int i = 0; i < rows_t * (c1 - c0); i++) {
 #pragma HLS PIPELINE II = 1
@@ -147,14 +173,14 @@ load_tail:
     col.range(8 * r + 7, 8 * r) = in.range(8 * lane + 7, 8 * lane);
     lane = lane == R - 1 ? 0 : lane + 1;
     if (r == rows_t - 1) {
-      put_column<CFG>(col, row, slot, bc, nb, bank);
+      put_column<CFG>(col, row, slot, bank);
       r = 0;
-      bc++;
       next_slot<BPS>(slot, row);
     } else {
       r++;
     }
   }
+  pad_last_step<CFG>(c0, c1, nb, bank);
 }
 
 // Beats of a memory port from index wi on (load_tail_columns' source).
@@ -186,9 +212,10 @@ void load_port_slice_mem(WT *w, int tile, int rows_t, int nb, int cpp,
     for (int bc = c0; bc < c1; bc++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxCols
-      put_column<CFG>(read_beat<R>(w, base + bc), row, slot, bc, nb, bank);
+      put_column<CFG>(read_beat<R>(w, base + bc), row, slot, bank);
       next_slot<BPS>(slot, row);
     }
+    pad_last_step<CFG>(c0, c1, nb, bank);
   } else {
     MemBeats<R, WT> src = {w, base + (long)c0 * rows_t / R};
     load_tail_columns<CFG>(src, c0, c1, rows_t, nb, bank);
@@ -216,39 +243,67 @@ struct FifoBeats {
   }
 };
 
+// Full-tile columns c0 .. c1-1 from a weight FIFO, one word (kFetchBeats = 2 columns) per cycle: the
+// word's two columns go to two different slot memories (put_column_pair), one store each.
+template <class CFG, class WORD, bool PAIR = (CFG::BEATS_PER_STEP >= kFetchBeats)>
+struct FifoColumns {
+  static void run(hls::stream<WORD> *fifo, int c0, int c1, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE
+    typedef ap_uint<8 * CFG::R * kFetchBeats> word_t;
+    const int R = CFG::R, BPS = CFG::BEATS_PER_STEP;
+    enum { kMaxWords = (CFG::CPP_MAX + kFetchBeats - 1) / kFetchBeats };  // pragma constant
+    static_assert(kFetchBeats == 2, "a FIFO word holds a column pair");
+    int row = 0, slot = c0 % BPS;
+  fifo_full:
+    for (int i = 0; i < (c1 - c0 + 1) / 2; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxWords
+      const word_t w = fifo->read();
+      int row1 = row, slot1 = slot;
+      next_slot<BPS>(slot1, row1);
+      put_column_pair<CFG>(w.range(8 * R - 1, 0), row, slot, w.range(16 * R - 1, 8 * R), row1, slot1,
+                           c0 + 2 * i + 1 < c1, bank);
+      row = row1;
+      slot = slot1;
+      next_slot<BPS>(slot, row);
+    }
+  }
+};
+
+// BEATS_PER_STEP == 1 (G = 1, T = 5): every column lands in the one slot memory, so one column per
+// cycle (a word every second cycle; fifo_tile_load_cycles charges cpp cycles).
+template <class CFG, class WORD>
+struct FifoColumns<CFG, WORD, false> {
+  static void run(hls::stream<WORD> *fifo, int c0, int c1, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE
+    enum { kMaxCols = CFG::CPP_MAX };  // pragma constant
+    FifoBeats<CFG::R> src(fifo);
+  fifo_cols:
+    for (int bc = c0; bc < c1; bc++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxCols
+      put_column<CFG>(src.next(), bc - c0, 0, bank);
+    }
+  }
+};
+
 // Port P's share of tile `tile` from its weight FIFO (weight_fetch.h pushes exactly port_slice_beats'
 // beats, kFetchBeats per word, the last word of a slice zero-padded) into its bank, as load_port_slice
-// does from memory. Full tiles: one word, kFetchBeats columns, per cycle (the columns of one word land in
-// different slot memories of the step-shaped bank when BEATS_PER_STEP >= 2; at BEATS_PER_STEP == 1 they
-// share one and the loop runs at II = kFetchBeats). Tail tile: one byte per cycle, as from memory.
+// does from memory. Full tiles: one word, kFetchBeats columns, per cycle into two slot memories
+// (FifoColumns; at BEATS_PER_STEP == 1, one column per cycle). Tail tile: one byte per cycle, as from
+// memory. Then the zero padding of the tile's last step (pad_last_step).
 template <class CFG, int P, class WORD>
 void load_port_slice_fifo(hls::stream<WORD> *fifo, int tile, int rows_t, int nb, int cpp,
                           typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE off
   typedef ap_uint<8 * CFG::R * kFetchBeats> word_t;
   static_assert(sizeof(WORD) == sizeof(word_t), "weight FIFO word: kFetchBeats beats of R bytes");
-  const int R = CFG::R, BPS = CFG::BEATS_PER_STEP;
-  enum { kMaxWords = (CFG::CPP_MAX + kFetchBeats - 1) / kFetchBeats };  // pragma constant
+  const int R = CFG::R;
   const int c0 = P * cpp < nb ? P * cpp : nb;
   const int c1 = c0 + cpp < nb ? c0 + cpp : nb;
-  int row = 0, slot = c0 % BPS;
   if (rows_t == R) {
-    int bc = c0;
-  fifo_full:
-    for (int i = 0; i < (c1 - c0 + kFetchBeats - 1) / kFetchBeats; i++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxWords
-      const word_t w = fifo->read();
-    fifo_cols:
-      for (int h = 0; h < kFetchBeats; h++) {
-#pragma HLS UNROLL
-        if (bc < c1) {
-          put_column<CFG>(w.range(8 * R * (h + 1) - 1, 8 * R * h), row, slot, bc, nb, bank);
-          next_slot<BPS>(slot, row);
-          bc++;
-        }
-      }
-    }
+    FifoColumns<CFG, WORD>::run(fifo, c0, c1, bank);
+    pad_last_step<CFG>(c0, c1, nb, bank);
   } else {
     FifoBeats<R> src(fifo);
     load_tail_columns<CFG>(src, c0, c1, rows_t, nb, bank);
@@ -281,7 +336,8 @@ void load_port_slice(WT *w, int tile, int rows_t, int nb, int cpp, typename CFG:
 
 // Load tile `tile` over NPORTS ports concurrently: port p fills bank p. One specialization per port
 // count, so each DATAFLOW region is straight-line calls on distinct ports and distinct banks; the
-// unused pointer and bank arguments are never touched.
+// unused pointer and bank arguments are never touched. INLINE off: a region the tool inlined would run
+// its loaders one after another. tlmm_load_tile is the one function the engine calls.
 template <class CFG, int NP = CFG::NPORTS>
 struct TileLoader;
 
@@ -304,6 +360,7 @@ struct TileLoader<CFG, 2> {
   template <class WT>
   static void run(WT *w0, WT *w1, WT *, WT *, int tile, int rows_t, int nb,
                   int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t[][BPS], beat_t[][BPS]) {
+#pragma HLS INLINE off
 #pragma HLS DATAFLOW
     load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
     load_port_slice<CFG, 1>(w1, tile, rows_t, nb, cpp, b1);
@@ -317,6 +374,7 @@ struct TileLoader<CFG, 3> {
   template <class WT>
   static void run(WT *w0, WT *w1, WT *w2, WT *, int tile, int rows_t, int nb,
                   int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t[][BPS]) {
+#pragma HLS INLINE off
 #pragma HLS DATAFLOW
     load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
     load_port_slice<CFG, 1>(w1, tile, rows_t, nb, cpp, b1);
@@ -331,6 +389,7 @@ struct TileLoader<CFG, 4> {
   template <class WT>
   static void run(WT *w0, WT *w1, WT *w2, WT *w3, int tile, int rows_t, int nb,
                   int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t b3[][BPS]) {
+#pragma HLS INLINE off
 #pragma HLS DATAFLOW
     load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
     load_port_slice<CFG, 1>(w1, tile, rows_t, nb, cpp, b1);
@@ -338,6 +397,16 @@ struct TileLoader<CFG, 4> {
     load_port_slice<CFG, 3>(w3, tile, rows_t, nb, cpp, b3);
   }
 };
+
+// Tile `tile` (rows_t rows) into banks b0 .. b{NPORTS-1} (TileLoader); nothing when tile >= ntiles.
+// The TLMM engine's ping-pong calls it at two sites that share one instance (tlmm.h TlmmBody).
+template <class CFG, class WT>
+void tlmm_load_tile(WT *w0, WT *w1, WT *w2, WT *w3, int tile, int ntiles, int rows_t, int nb, int cpp,
+                    typename CFG::beat_t b0[][CFG::BEATS_PER_STEP], typename CFG::beat_t b1[][CFG::BEATS_PER_STEP],
+                    typename CFG::beat_t b2[][CFG::BEATS_PER_STEP], typename CFG::beat_t b3[][CFG::BEATS_PER_STEP]) {
+#pragma HLS INLINE off
+  if (tile < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, tile, rows_t, nb, cpp, b0, b1, b2, b3);
+}
 
 // Slot j of step s: column c = s*BPS + j (columns past the tile's end count as its last column,
 // whose port padded them with zero beats) comes from bank c / cpp, row s - s0[bank]. Only the owning
