@@ -159,6 +159,13 @@ def test_deploy_and_board_script(built, tmp_path: Path) -> None:
                            timeout=600)
     assert board.returncode == 0, board.stderr
     assert board.stdout.strip() == gen.stdout.strip()
+    # the board script's bad inputs: one line each, never a traceback
+    for args in (["run", "project", "--prompt-ids", "1,x"], ["run", "project", "--prompt-ids", "99999999"],
+                 ["run", "project", b"--prompt", b"caf\xe9 \xff"]):
+        bad = subprocess.run([sys.executable, "run_on_board.py", *args, "--device", "emu"], cwd=root,
+                             capture_output=True, text=True, timeout=600)
+        assert bad.returncode == 2 and bad.stderr.startswith("error: "), (args, bad.stderr)
+        assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
     (proj / "edgellm_top.bit").write_bytes(b"bit")
     (proj / "edgellm_top.hwh").write_text("<hwh/>")
     try:

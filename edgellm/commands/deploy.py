@@ -77,15 +77,19 @@ def main():
 
     p = Project.open(a.project)
     tok = load_tokenizer(p.tokenizer_path) if p.tokenizer_path else None
+    from edgellm.runtime.text import check_utf8, parse_token_ids
+    from edgellm.runtime.verify import reference_prompt
+
+    vocab = p.config.vocab_size
+    ids = None
     if a.prompt_ids:
-        ids = [int(t) for t in a.prompt_ids.replace(",", " ").split()]
+        ids = parse_token_ids(a.prompt_ids, "--prompt-ids", vocab)
     elif a.prompt and tok is not None:
         bos = tok.bos_id if tok.bos_id is not None else None
-        ids = ([bos] if bos is not None else []) + tok.encode(a.prompt)
+        ids = ([bos] if bos is not None else []) + tok.encode(check_utf8(a.prompt, "--prompt"))
     elif a.command == "verify":
-        import json
-        ids = json.load(open(os.path.join(a.project, "reference", "golden.json")))["prompt_ids"]
-    else:
+        ids = reference_prompt(a.project, vocab)
+    if not ids:
         raise EdgeLLMError("pass --prompt TEXT (with a tokenizer) or --prompt-ids 1,2,3")
     dev = open_device(p, a.device)
     print(f"[device] {dev.name}", file=sys.stderr)
@@ -124,8 +128,18 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except EdgeLLMError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as e:
+        print(f"error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - never a traceback on the board
+        if os.environ.get("EDGELLM_DEBUG"):
+            raise
+        print(f"error: internal error ({type(e).__name__}: {' '.join(str(e).split())})", file=sys.stderr)
+        sys.exit(3)
 '''
 
 
