@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 MAGIC = 0x4C4C4745
-INTERFACE_VERSION = 1
+INTERFACE_VERSION = 2  # 2: the status protocol (HDR_BUF_BYTES, HDR_STATUS ..)
 
 HEADER_WORDS = [
     "HDR_MAGIC", "HDR_VERSION", "HDR_N_LAYERS", "HDR_MAX_T", "HDR_MAX_CTX", "HDR_EPS_BITS",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import edgellm
+from edgellm.compiler import interface as itf
 from edgellm.compiler.pipeline import BuildContext
 from edgellm.runtime.manifest_schema import SCHEMA  # one source for the writer and the reader
 
@@ -71,7 +72,8 @@ def build_manifest(ctx: BuildContext) -> dict[str, Any]:
         "board": dataclasses.asdict(s["board"]),
         "design": dataclasses.asdict(design),
         "numerics": s["numerics"].to_dict(),
-        "interface": {"version": 1, "hdr_off": 0, "prog_off": plan.regions["program"].offset,
+        "interface": {"version": itf.INTERFACE_VERSION, "hdr_off": 0,
+                      "prog_off": plan.regions["program"].offset,
                       "max_t": s["max_t"], "max_ctx": s["max_ctx"], "top_k": 8, "ip_name": "edgellm_top",
                       "registers": hls.get("registers", {}), "bundles": hls.get("bundles", [])},
         "memory": plan.to_dict(),

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from edgellm import cli
 from edgellm.boards import load_board
+from edgellm.compiler import interface as itf
 from edgellm.compiler.codegen_hls import (
     generate_hls,
     layer_buffer_sizes,
@@ -66,7 +67,8 @@ def make_project(d: Path) -> Path:
     files = list_files(d)
     (d / "manifest.json").write_text(json.dumps({
         "schema": SCHEMA, "model": cfg.to_dict(), "numerics": numerics.to_dict(),
-        "interface": {"version": 1, "hdr_off": 0, "prog_off": plan.regions["program"].offset, "max_t": 16,
+        "interface": {"version": itf.INTERFACE_VERSION, "hdr_off": 0,
+                      "prog_off": plan.regions["program"].offset, "max_t": 16,
                       "max_ctx": 64, "top_k": 8, "ip_name": "edgellm_top", "registers": info["registers"]},
         "memory": plan.to_dict(), "weights": {"file": "weights.bin", "sha256": files["weights.bin"]},
         "host": {"embed_file": "embed.bin", "embed_dtype": "bf16" if qm.embed.dtype == np.uint16 else "f32",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from test_runtime_support import TINY, sha, write_project
 
+from edgellm.compiler import interface as itf
 from edgellm.models.random_model import random_model
 from edgellm.runtime.project import Project, ProjectError
 
@@ -89,7 +90,8 @@ def test_embed_and_listed_files_checked(proj: Path) -> None:
     (lambda m: m["interface"].pop("max_t"), "missing field 'interface.max_t'"),
     (lambda m: m["host"].pop("sha256"), "missing field 'host.sha256'"),
     (lambda m: m.__setitem__("schema", "edgellm.manifest/9"), "schema 'edgellm.manifest/9' is not supported"),
-    (lambda m: m["interface"].__setitem__("version", 2), "interface version 2 != 1"),
+    (lambda m: m["interface"].__setitem__("version", itf.INTERFACE_VERSION + 1),
+     f"interface version {itf.INTERFACE_VERSION + 1} != {itf.INTERFACE_VERSION}"),
     (lambda m: m["model"].__setitem__("hidden_size", -1), "bad model/numerics section"),
     (lambda m: m["model"].__setitem__("bogus", 1), "unknown keys"),
     (lambda m: m["memory"]["regions"].pop("logits"), "no 'logits' region"),

@@ -61,7 +61,8 @@ def write_project(d: Path, qm: QuantModel, max_t: int = 4, max_ctx: int = 32, to
         files["tokenizer.json"] = sha(d / "tokenizer.json")
     m = {"schema": "edgellm.manifest/1", "model": cfg.to_dict(), "board": {"name": "test"},
          "design": {"rows": R}, "numerics": plan.to_dict(),
-         "interface": {"version": 1, "hdr_off": 0, "prog_off": mp.regions["program"].offset,
+         "interface": {"version": itf.INTERFACE_VERSION, "hdr_off": 0,
+                       "prog_off": mp.regions["program"].offset,
                        "max_t": max_t, "max_ctx": max_ctx, "top_k": top_k, "ip_name": "edgellm_top",
                        "registers": REGISTERS},
          "memory": mp.to_dict(),

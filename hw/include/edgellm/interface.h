@@ -25,7 +25,7 @@
 namespace edgellm {
 
 const uint32_t kMagic = 0x4C4C4745u;  // "EGLL" little endian
-const uint32_t kInterfaceVersion = 1;
+const uint32_t kInterfaceVersion = 2;  // 2: the status words (HDR_BUF_BYTES, HDR_STATUS..)
 
 // Header words (uint32). Offsets are bytes from the buffer base; 64-bit where marked _LO/_HI.
 enum HeaderWord {
