@@ -9,6 +9,8 @@ Rules (each finding is "file:line: rule: detail"):
   runtime-bound   a for loop whose condition has no conjunct bounded by constants (literals,
                   template parameters, const/constexpr names, enumerators, X::Y members, or the
                   variables of enclosing constant-bounded loops) and no LOOP_TRIPCOUNT in its body
+  and the pragma / interface rules of hw/synth_pragmas.py: maxi-select, maxi-dependence,
+  dataflow-inline, shared-call, partitioned-dependence, double-store (docs/hls.md "synth_check").
 Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) and the threaded C simulation's runtime
 (a `csim_threads` folder) are C-simulation only and are skipped.
 Heuristic by design (regular expressions over comment-free text), tuned to be strict.
@@ -22,6 +24,8 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from edgellm.hw import synth_pragmas
 
 SUFFIXES = {".h", ".hpp", ".hh", ".cpp", ".cc", ".cxx", ".c", ".tcc", ".inl"}
 CONTAINERS = ("vector", "map", "multimap", "unordered_map", "unordered_multimap", "set", "multiset",
@@ -195,10 +199,15 @@ def _has_tripcount(body: str) -> bool:
     return "LOOP_TRIPCOUNT" in head
 
 
-def check_text(path: Path, text: str, consts: set[str]) -> list[Finding]:
-    """All findings of one source text; consts are constant names from every scanned file."""
+def check_text(path: Path, text: str, consts: set[str], units: set[str] | None = None) -> list[Finding]:
+    """All findings of one source text; consts are constant names from every scanned file, units the
+    non-inlined functions (synth_pragmas.hardware_units) of every scanned file and the library."""
     code = strip_source(text)
     found: list[Finding] = []
+    if units is None:
+        units = synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
+    for at, rule, detail in synth_pragmas.run(code, units):
+        found.append(Finding(path, _line(code, at), rule, detail))
 
     def add(i: int, rule: str, detail: str) -> None:
         found.append(Finding(path, _line(code, i), rule, detail))
@@ -287,11 +296,15 @@ def check_paths(roots: list[Path]) -> list[Finding]:
     files = [f for r in roots for f in sources(Path(r))]
     lib = sources(Path(__file__).resolve().parent / "include")
     consts: set[str] = set()
+    units: set[str] = set()
     texts = {}
     for f in dict.fromkeys(files + lib):
         texts[f] = f.read_text(errors="replace")
-        consts |= constant_names(strip_source(texts[f]))
-    return [x for f in files for x in check_text(f, texts[f], consts)]
+        code = strip_source(texts[f])
+        consts |= constant_names(code)
+        units |= synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
+    return sorted((x for f in files for x in check_text(f, texts[f], consts, units)),
+                  key=lambda x: (str(x.path), x.line, x.rule))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,328 @@
+"""synth_check's pragma and interface rules (hw/synth_check.py runs them over each source's
+comment-free text; each returns (offset, rule, detail) tuples).
+
+  maxi-select          `c ? p : q` choosing between two pointer parameters of the function (either
+                       may be an m_axi argument in the top: synthesis cannot resolve a pointer that
+                       may refer to two memories; pass an offset, or two code paths)
+  maxi-dependence      a DEPENDENCE pragma on a pointer parameter (a possible m_axi argument: UG1399
+                       does not take DEPENDENCE on m_axi arguments bundled with others) or on a port
+                       an INTERFACE m_axi pragma names
+  dataflow-inline      a function with `#pragma HLS DATAFLOW` and no `#pragma HLS INLINE off` (inlined,
+                       its processes would run one after another against bounded FIFOs)
+  shared-call          one function calling a non-inlined function (INLINE off or DATAFLOW) from two or more
+                       sites (same template arguments) with no `ALLOCATION function instances=<it>
+                       limit=1` in its body: every site would be its own hardware. DATAFLOW functions
+                       are exempt (their processes are meant to be distinct instances)
+  partitioned-dependence  a DEPENDENCE `false` / `distance` claim on an array that is fully
+                       partitioned (ARRAY_PARTITION complete on every dimension): registers, whose
+                       loop-carried recurrence the claim does not relax
+  double-store         two or more stores to one local array with no ARRAY_PARTITION in a loop body
+                       pipelined at II = 1 (a store inside an unrolled inner loop counts twice): one
+                       write port, so II >= 2. Conservative and textual: stores in exclusive branches
+                       count too; arrays that are parameters (their storage is the caller's) and
+                       stores inside called functions are not seen
+Heuristic by design (regular expressions over comment-free text).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+IDENT = r"[A-Za-z_]\w*"
+CONTROL = {"if", "for", "while", "switch", "return", "sizeof", "catch", "do", "else", "case",
+           "static_assert", "decltype", "alignof", "defined"}
+
+
+def match_bracket(code: str, i: int, open_c: str, close_c: str) -> int:
+    """Index just past the bracket matching code[i] == open_c (len(code) if unbalanced)."""
+    depth = 0
+    for j in range(i, len(code)):
+        if code[j] == open_c:
+            depth += 1
+        elif code[j] == close_c:
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return len(code)
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function definition: its name (Struct::name for a member), parameter text, body span."""
+
+    name: str
+    params: str
+    start: int  # offset of the body's `{`
+    end: int  # just past its `}`
+
+    def body(self, code: str) -> str:
+        return code[self.start:self.end]
+
+
+def _struct_spans(code: str) -> list[tuple[int, int, str]]:
+    spans = []
+    for m in re.finditer(rf"\b(?:struct|class)\s+({IDENT})\s*(?:<[^{{;]*>)?\s*(?::[^{{;]*)?\{{", code):
+        spans.append((m.end() - 1, match_bracket(code, m.end() - 1, "{", "}"), m.group(1)))
+    return spans
+
+
+def functions(code: str) -> list[Function]:
+    """Every function definition `name(params) [const] {` (members qualified by their struct)."""
+    structs = _struct_spans(code)
+    out = []
+    for m in re.finditer(rf"\b({IDENT})\s*\(", code):
+        name = m.group(1)
+        before = code[max(0, m.start() - 16):m.start()]
+        if name in CONTROL or re.search(r"(\.|->|\bnew|=|\breturn)\s*$", before):
+            continue
+        close = match_bracket(code, m.end() - 1, "(", ")")
+        tail = re.match(r"\s*(?:const\s*)?(?:noexcept\s*)?\{", code[close:])
+        if tail is None:
+            continue
+        b0 = close + tail.end() - 1
+        owner = [s for s in structs if s[0] < m.start() < s[1]]
+        qual = f"{min(owner, key=lambda s: s[1] - s[0])[2]}::{name}" if owner else name
+        out.append(Function(qual, code[m.end():close - 1], b0, match_bracket(code, b0, "{", "}")))
+    return out
+
+
+def pointer_params(params: str) -> set[str]:
+    """Names of the pointer parameters (`T *name`, `T *const &name`) of a parameter list."""
+    names = set()
+    for p in _split_top(params):
+        p = p.split("=")[0]
+        if "*" in p:
+            w = re.findall(IDENT, p.split("*")[-1])
+            if w:
+                names.add(w[-1])
+    return names
+
+
+def _split_top(text: str) -> list[str]:
+    """text split at commas outside brackets."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "(<[{":
+            depth += 1
+        elif ch in ")>]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
+
+
+def _pragmas(body: str, kind: str) -> Iterator[re.Match[str]]:
+    return re.finditer(rf"#\s*pragma\s+HLS\s+{kind}\b([^\n]*)", body, re.I)
+
+
+def _has(body: str, what: str) -> bool:
+    """Whether body holds `#pragma HLS <what>` (what: a regular expression)."""
+    return re.search(rf"#\s*pragma\s+HLS\s+{what}", body, re.I) is not None
+
+
+def _pragma_var(text: str) -> str | None:
+    m = re.search(rf"\bvariable\s*=\s*({IDENT}(?:\s*\.\s*{IDENT})*)", text)
+    return re.sub(r"\s+", "", m.group(1)) if m else None
+
+
+def _ptr_base(expr: str) -> str | None:
+    """The pointer name of `p`, `p + off`, `(p)`: its first identifier when the rest is an offset."""
+    m = re.match(rf"\s*\(?\s*({IDENT})\s*(?:[+-][^?:]*)?\)?\s*$", expr)
+    return m.group(1) if m else None
+
+
+def maxi_select(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
+    """`c ? p : q` with p and q (plus offsets) two different pointer parameters of fn."""
+    ptrs = pointer_params(fn.params)
+    body = fn.body(code)
+    for m in re.finditer(r"\?", body):
+        j = m.end()
+        depth, k = 0, j
+        while k < len(body):  # the `:` of this `?` at depth 0
+            ch = body[k]
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif ch == "?" and depth == 0:
+                break
+            elif ch == ":" and depth == 0 and body[k - 1] != ":" and body[k + 1:k + 2] != ":":
+                break
+            k += 1
+        if k >= len(body) or body[k] != ":":
+            continue
+        e = k + 1
+        depth = 0
+        while e < len(body) and not (depth == 0 and body[e] in ",;)}"):
+            depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(body[e], 0)
+            e += 1
+        a, b = _ptr_base(body[j:k]), _ptr_base(body[k + 1:e])
+        if a in ptrs and b in ptrs and a != b:
+            yield fn.start + m.start(), "maxi-select", f"{a} or {b} chosen at run time in {fn.name}"
+
+
+def maxi_ports(code: str) -> set[str]:
+    """Ports an INTERFACE m_axi pragma names."""
+    pat = rf"#\s*pragma\s+HLS\s+INTERFACE\b[^\n]*\bm_axi\b[^\n]*\bport\s*=\s*({IDENT})"
+    return {m.group(1) for m in re.finditer(pat, code, re.I)}
+
+
+def maxi_dependence(code: str, fn: Function, ports: set[str]) -> Iterator[tuple[int, str, str]]:
+    """DEPENDENCE on a pointer parameter or an m_axi port."""
+    ptrs = pointer_params(fn.params) | ports
+    for m in _pragmas(fn.body(code), "DEPENDENCE"):
+        var = _pragma_var(m.group(1))
+        if var in ptrs:
+            yield (fn.start + m.start(), "maxi-dependence",
+                   f"DEPENDENCE on {var}, a pointer / m_axi argument of {fn.name}")
+
+
+def dataflow_inline(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
+    """DATAFLOW without INLINE off."""
+    body = fn.body(code)
+    m = next(_pragmas(body, "DATAFLOW"), None)
+    if m and not _has(body, r"INLINE\s+off\b"):
+        yield fn.start + m.start(), "dataflow-inline", f"{fn.name}: DATAFLOW function without INLINE off"
+
+
+def hardware_units(code: str, fns: list[Function]) -> set[str]:
+    """Names (Struct::name for members) of the functions that stay modules of their own: INLINE off or
+    DATAFLOW in their body."""
+    return {f.name for f in fns if _has(f.body(code), r"(?:INLINE\s+off|DATAFLOW)\b")}
+
+
+def _call_pattern(unit: str) -> str:
+    if "::" in unit:
+        s, n = unit.split("::")
+        targs = r"(<[^;{}()]*>)?"
+        return rf"\b{s}\s*{targs}\s*::\s*(?:template\s+)?{n}\s*{targs}\s*\("
+    return rf"(?<![\w.:>]){unit}\s*(<[^;{{}}()]*>)?\s*\("
+
+
+def shared_call(code: str, fn: Function, units: set[str]) -> Iterator[tuple[int, str, str]]:
+    """A non-inlined function called from >= 2 sites of fn without an ALLOCATION limit for it."""
+    body = fn.body(code)
+    if next(_pragmas(body, "DATAFLOW"), None):
+        return
+    limited = set()  # units an ALLOCATION function limit=1 names (template arguments dropped)
+    for m in _pragmas(body, "ALLOCATION"):
+        text = m.group(1)
+        inst = re.search(r"\binstances\s*=\s*(.+?)\s+limit\b", text)
+        if inst and re.search(r"\blimit\s*=\s*1\b", text) and re.search(r"\bfunction\b", text):
+            name = inst.group(1)
+            while re.search(r"<[^<>]*>", name):
+                name = re.sub(r"<[^<>]*>", "", name)
+            limited.add(re.sub(r"\s+", "", name))
+    for unit in sorted(units):
+        sites: dict[str, list[int]] = {}
+        for c in re.finditer(_call_pattern(unit), body):
+            if fn.name == unit:
+                continue
+            key = re.sub(r"\s+", "", c.group(0))
+            sites.setdefault(key, []).append(c.start())
+        for key, where in sites.items():
+            if len(where) >= 2 and unit not in limited:
+                yield (fn.start + where[1], "shared-call",
+                       f"{fn.name} calls {key.rstrip('(')} from {len(where)} sites, no ALLOCATION limit=1")
+
+
+def _declared_arrays(body: str) -> dict[str, int]:
+    """Local arrays declared in a body: name -> number of dimensions."""
+    out = {}
+    names = rf"((?:{IDENT}\s*(?:\[[^\]]+\])+\s*,?\s*)+)"
+    decl = rf"(?:^|[;{{}}])\s*(?:static\s+)?(?:const\s+)?(?:typename\s+)?[\w:<>, ]*?[\w>]\s+{names};"
+    for m in re.finditer(decl, body, re.M):
+        for d in re.finditer(rf"({IDENT})\s*((?:\[[^\]]+\])+)", m.group(1)):
+            out[d.group(1)] = d.group(2).count("[")
+    return out
+
+
+def _partitions(body: str) -> dict[str, list[tuple[str, int]]]:
+    """ARRAY_PARTITION pragmas per variable: (type, dim) with dim 1 when not given."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for m in _pragmas(body, "ARRAY_PARTITION"):
+        var = _pragma_var(m.group(1))
+        if var is None:
+            continue
+        kind = "complete" if re.search(r"\bcomplete\b", m.group(1)) else "other"
+        dim = re.search(r"\bdim\s*=\s*(\d+)", m.group(1))
+        out.setdefault(var, []).append((kind, int(dim.group(1)) if dim else 1))
+    return out
+
+
+def partitioned_dependence(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
+    """DEPENDENCE false / distance on a fully partitioned local array."""
+    body = fn.body(code)
+    arrays, parts = _declared_arrays(body), _partitions(body)
+    for m in _pragmas(body, "DEPENDENCE"):
+        var, text = _pragma_var(m.group(1)), m.group(1)
+        if var not in arrays or not (re.search(r"\bfalse\b", text) or re.search(r"\bdistance\b", text)):
+            continue
+        complete = {d for k, d in parts.get(var, []) if k == "complete"}
+        if 0 in complete or set(range(1, arrays[var] + 1)) <= complete:
+            yield fn.start + m.start(), "partitioned-dependence", \
+                f"DEPENDENCE on {var}, fully partitioned (registers) in {fn.name}"
+
+
+def _own_statements(loop_body: str) -> str:
+    """A loop body without its nested non-unrolled loops (their stores are their own)."""
+    out, i = [], 0
+    for m in re.finditer(r"\b(?:for|while)\s*\(", loop_body):
+        if m.start() < i:
+            continue
+        p1 = match_bracket(loop_body, m.end() - 1, "(", ")")
+        j = p1
+        while j < len(loop_body) and loop_body[j].isspace():
+            j += 1
+        e = match_bracket(loop_body, j, "{", "}") if loop_body[j:j + 1] == "{" else loop_body.find(";", j) + 1
+        inner = loop_body[j:e]
+        if _has(inner, r"UNROLL\b") and not _has(inner, r"PIPELINE\b"):  # unrolled: its stores twice at least
+            out.append(loop_body[i:m.start()] + _own_statements(inner) * 2)
+        else:
+            out.append(loop_body[i:m.start()])
+        i = e
+    out.append(loop_body[i:])
+    return "".join(out)
+
+
+def double_store(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
+    """>= 2 stores to one unpartitioned local array in an II=1 pipelined loop body."""
+    body = fn.body(code)
+    arrays, parts = _declared_arrays(body), _partitions(body)
+    plain = {a for a in arrays if a not in parts}
+    for m in re.finditer(r"\b(?:for|while)\s*\(", body):
+        p1 = match_bracket(body, m.end() - 1, "(", ")")
+        j = p1
+        while j < len(body) and body[j].isspace():
+            j += 1
+        if body[j:j + 1] != "{":
+            continue
+        inner = body[j:match_bracket(body, j, "{", "}")]
+        own = _own_statements(inner[1:-1])
+        if not _has(own, r"PIPELINE\b(?![^\n]*\bII\s*=\s*(?:[2-9]|\d\d))"):
+            continue
+        for a in sorted(plain):
+            stores = re.findall(rf"(?<![\w.]){a}\s*(?:\[[^\]]*\])+\s*=(?!=)", own)
+            if len(stores) >= 2:
+                yield fn.start + m.start(), "double-store", \
+                    f"{len(stores)} stores to {a} (one write port) per iteration of an II=1 loop in {fn.name}"
+
+
+def run(code: str, units: set[str]) -> list[tuple[int, str, str]]:
+    """Findings of one comment-free source text; units: the non-inlined functions of every scanned
+    file and the library."""
+    ports = maxi_ports(code)
+    found: list[tuple[int, str, str]] = []
+    for fn in functions(code):
+        for rule in (maxi_select(code, fn), maxi_dependence(code, fn, ports), dataflow_inline(code, fn),
+                     shared_call(code, fn, units), partitioned_dependence(code, fn), double_store(code, fn)):
+            found.extend(rule)
+    return found

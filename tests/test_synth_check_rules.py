@@ -1,0 +1,169 @@
+"""hw/synth_check.py's pragma and interface rules (hw/synth_pragmas.py): each flags a small mutant and
+the same mutation of the real kernel library, and passes the correct forms and the library itself."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgellm.hw import csim, synth_check
+
+LIB = csim.INCLUDE_DIR / "edgellm"
+
+# rule -> (mutant that must be flagged, the correct form that must pass)
+CASES = {
+    "maxi-select": (
+        "void f(float *a, float *b, bool t) { float *p = t ? a + 4 : b; p[0] = 0; }\n",
+        "void f(float *a, float *b, bool t, long o) {\n  float *p = t ? a + 4 : a + o;\n  p[0] = b[0];\n}\n",
+    ),
+    "maxi-dependence": (
+        "void f(const float *rs, float *out) {\n  for (int i = 0; i < 64; i++) {\n"
+        "#pragma HLS PIPELINE II = 1\n#pragma HLS DEPENDENCE variable = out inter false\n"
+        "    out[i] = rs[i];\n  }\n}\n",
+        "void f(const float *rs, float *out) {\n  float buf[64];\n"
+        "  for (int i = 0; i < 64; i++) {\n"
+        "#pragma HLS PIPELINE II = 1\n#pragma HLS DEPENDENCE variable = buf inter false\n"
+        "    buf[i] = rs[i];\n    out[i] = buf[i];\n  }\n}\n",
+    ),
+    "dataflow-inline": (
+        "void p1(int *a) { a[0] = 1; }\nvoid p2(int *b) { b[0] = 2; }\n"
+        "void region(int *a, int *b) {\n#pragma HLS DATAFLOW\n  p1(a);\n  p2(b);\n}\n",
+        "void p1(int *a) { a[0] = 1; }\nvoid p2(int *b) { b[0] = 2; }\n"
+        "void region(int *a, int *b) {\n#pragma HLS INLINE off\n#pragma HLS DATAFLOW\n"
+        "  p1(a);\n  p2(b);\n}\n",
+    ),
+    "shared-call": (
+        "template <int N> void unit(int *a) {\n#pragma HLS INLINE off\n  a[0] = N;\n}\n"
+        "void caller(int *a, int *b, bool c) {\n  if (c) unit<3>(a); else unit<3>(b);\n}\n",
+        "template <int N> void unit(int *a) {\n#pragma HLS INLINE off\n  a[0] = N;\n}\n"
+        "void caller(int *a, int *b, bool c) {\n"
+        "#pragma HLS ALLOCATION function instances = unit<3> limit = 1\n"
+        "  if (c) unit<3>(a); else unit<3>(b);\n}\n",
+    ),
+    "partitioned-dependence": (
+        "float f(const float *x) {\n  float acc[8];\n#pragma HLS ARRAY_PARTITION variable = acc complete\n"
+        "  for (int j = 0; j < 8; j++) acc[j] = 0;\n  for (int c = 0; c < 64; c++) {\n"
+        "#pragma HLS PIPELINE II = 1\n#pragma HLS DEPENDENCE variable = acc inter distance = 8 true\n"
+        "    acc[c % 8] = acc[c % 8] + x[c];\n  }\n  return acc[0];\n}\n",
+        "float f(const float *x) {\n  float acc[16][8];\n"
+        "#pragma HLS ARRAY_PARTITION variable = acc dim = 2 complete\n"
+        "  for (int c = 0; c < 64; c++) {\n"
+        "#pragma HLS PIPELINE II = 1\n#pragma HLS DEPENDENCE variable = acc inter distance = 16 true\n"
+        "    acc[c % 16][0] = acc[c % 16][0] + x[c];\n  }\n  return acc[0][0];\n}\n",
+    ),
+    "double-store": (
+        "void f(const int *x, int *y) {\n  int buf[64];\n  for (int i = 0; i < 32; i++) {\n"
+        "#pragma HLS PIPELINE II = 1\n    buf[2 * i] = x[i];\n    buf[2 * i + 1] = x[i] + 1;\n  }\n"
+        "  for (int i = 0; i < 64; i++) y[i] = buf[i];\n}\n",
+        "void f(const int *x, int *y) {\n  int buf[64];\n"
+        "#pragma HLS ARRAY_PARTITION variable = buf cyclic factor = 2\n"
+        "  for (int i = 0; i < 32; i++) {\n"
+        "#pragma HLS PIPELINE II = 1\n    buf[2 * i] = x[i];\n    buf[2 * i + 1] = x[i] + 1;\n  }\n"
+        "  for (int i = 0; i < 64; i++) y[i] = buf[i];\n}\n",
+    ),
+}
+
+
+def _rules(tmp_path: Path, name: str, text: str) -> set[str]:
+    p = tmp_path / name
+    p.write_text(text)
+    found = synth_check.check_paths([p])
+    print(name, [str(f) for f in found])
+    return {f.rule for f in found}
+
+
+@pytest.mark.parametrize("rule", sorted(CASES))
+def test_rule_flags_its_mutant(tmp_path: Path, rule: str) -> None:
+    bad, good = CASES[rule]
+    assert rule in _rules(tmp_path, "bad.h", bad)
+    assert _rules(tmp_path, "good.h", good) == set()
+
+
+def test_variants_each_rule_sees(tmp_path: Path) -> None:
+    """The forms the library uses: a select written as `p ? p : q` (the old decoder_layer_ports), a
+    DEPENDENCE on a port an INTERFACE m_axi pragma names, a struct member unit (`S<N>::run`) called
+    twice, a store in an unrolled inner loop, an array fully partitioned with dim = 0; and what they
+    must not flag: the processes of a DATAFLOW region (one instance each by design), a loop at II = 2,
+    a select between two non-pointer values."""
+    sel = "void f(float *fs, float *fs_t) { g(fs_t ? fs_t : fs); }\n"
+    assert "maxi-select" in _rules(tmp_path, "sel.h", sel)
+    top = ("void top(float *data) {\n#pragma HLS INTERFACE m_axi port = data bundle = data\n"
+           "  for (int i = 0; i < 8; i++) {\n#pragma HLS PIPELINE II = 1\n"
+           "#pragma HLS DEPENDENCE variable = data inter false\n    data[i + 8] = data[i];\n  }\n}\n")
+    assert "maxi-dependence" in _rules(tmp_path, "top.cpp", top)
+    member = ("template <int N> struct L {\n  static void run(int *a) {\n#pragma HLS INLINE off\n"
+              "    a[0] = N;\n  }\n};\nvoid caller(int *a, int *b) {\n  L<2>::run(a);\n  L<2>::run(b);\n}\n")
+    assert "shared-call" in _rules(tmp_path, "member.h", member)
+    region = ("void unit(int *a) {\n#pragma HLS INLINE off\n  a[0] = 1;\n}\n"
+              "void region(int *a, int *b) {\n#pragma HLS INLINE off\n#pragma HLS DATAFLOW\n"
+              "  unit(a);\n  unit(b);\n}\n")
+    assert _rules(tmp_path, "region.h", region) == set()
+    unrolled = ("void f(const int *x) {\n  int buf[64];\n  for (int i = 0; i < 16; i++) {\n"
+                "#pragma HLS PIPELINE II = 1\n    for (int j = 0; j < 4; j++) {\n#pragma HLS UNROLL\n"
+                "      buf[i * 4 + j] = x[i];\n    }\n  }\n}\n")
+    assert "double-store" in _rules(tmp_path, "unrolled.h", unrolled)
+    assert _rules(tmp_path, "ii2.h", unrolled.replace("II = 1", "II = 4")) == set()
+    dim0 = ("float f(const float *x) {\n  float acc[2][4];\n"
+            "#pragma HLS ARRAY_PARTITION variable = acc dim = 0 complete\n"
+            "  for (int c = 0; c < 64; c++) {\n#pragma HLS PIPELINE II = 1\n"
+            "#pragma HLS DEPENDENCE variable = acc inter false\n    acc[c % 2][c % 4] = x[c];\n  }\n"
+            "  return acc[0][0];\n}\n")
+    assert "partitioned-dependence" in _rules(tmp_path, "dim0.h", dim0)
+    assert _rules(tmp_path, "vals.h", "int f(int a, int b, bool t) { return t ? a : b; }\n") == set()
+
+
+# rule -> (library header, text in it, the mutation that brings the issue-21 finding back)
+LIBRARY_MUTANTS = {
+    "maxi-select": ("decoder_layer.h", "fs_t, x8_t, taps, tap_en, rows);",
+                    "fs_t ? fs_t : fs, x8_t ? x8_t : x8, taps, tap_en, rows);"),
+    "maxi-dependence": ("lm_head.h", "    if (p == 0) pk = dots.read();",
+                        "#pragma HLS DEPENDENCE variable = logits inter false\n"
+                        "    if (p == 0) pk = dots.read();"),
+    "dataflow-inline": ("attention_decode.h", "#pragma HLS INLINE off\n#pragma HLS DATAFLOW",
+                        "#pragma HLS DATAFLOW"),
+    "shared-call": ("tlmm.h",
+                    "#pragma HLS ALLOCATION function instances = compute_tile<CFG, DEQ> limit = 1\n", ""),
+    "partitioned-dependence": ("numerics.h", "#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U\n",
+                               "#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U\n"
+                               "#pragma HLS DEPENDENCE variable = acc inter distance = 8 true\n"),
+    "double-store": ("lm_head.h", "    qsb[t] = qs[t];\n",
+                     "    qsb[t] = qs[t];\n    qsb[t + 1] = 0.0f;\n"),
+}
+
+
+@pytest.fixture(scope="module")
+def library_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("lib") / "edgellm"
+    shutil.copytree(LIB, d)
+    return d
+
+
+@pytest.mark.parametrize("rule", sorted(LIBRARY_MUTANTS))
+def test_rule_flags_the_library_mutant(library_copy: Path, rule: str) -> None:
+    header, old, new = LIBRARY_MUTANTS[rule]
+    path = library_copy / header
+    text = (LIB / header).read_text()
+    assert text.count(old) == 1, (header, old)
+    assert synth_check.check_paths([path]) == []
+    path.write_text(text.replace(old, new))
+    try:
+        found = [f for f in synth_check.check_paths([path]) if f.rule == rule]
+    finally:
+        path.write_text(text)
+    print(rule, [str(f) for f in found])
+    assert found
+
+
+def test_library_is_clean_and_uses_the_fixed_forms() -> None:
+    """The kernel library passes every rule; the fixed forms are there: INLINE off beside every DATAFLOW,
+    ALLOCATION limits on the ping-pong units, no DEPENDENCE on a pointer."""
+    assert synth_check.check_paths([LIB]) == []
+    code = {p.name: synth_check.strip_source(p.read_text()) for p in LIB.glob("*.h")}
+    n_dataflow = sum(len(re.findall(r"#pragma HLS DATAFLOW", c)) for c in code.values())
+    n_paired = sum(len(re.findall(r"#pragma HLS INLINE off\n#pragma HLS DATAFLOW", c)) for c in code.values())
+    assert n_dataflow == n_paired >= 10
+    for unit in ("tlmm_load_tile", "compute_tile"):
+        assert re.search(rf"ALLOCATION function instances = {unit}<[^>]*> limit = 1", code["tlmm.h"]), unit
+    for unit in ("lm_load_block", "lm_dot_block"):
+        assert re.search(rf"ALLOCATION function instances = {unit}<[^>]*> limit = 1", code["lm_head.h"]), unit
