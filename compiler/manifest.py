@@ -18,6 +18,7 @@ import numpy as np
 import edgellm
 from edgellm.compiler import interface as itf
 from edgellm.compiler.pipeline import BuildContext
+from edgellm.compiler.tokenizer_files import chat_template_entry
 from edgellm.runtime.manifest_schema import SCHEMA  # one source for the writer and the reader
 
 PIPELINE_FILES = ("manifest.json.tmp", "build_state.json", "build_state.json.tmp")  # not project files
@@ -84,6 +85,7 @@ def build_manifest(ctx: BuildContext) -> dict[str, Any]:
         "host": {"embed_file": "embed.bin", "embed_dtype": embed_dtype, "vocab": qm.config.vocab_size,
                  "hidden": qm.config.hidden_size, "sha256": files["embed.bin"]},
         "tokenizer": "tokenizer.json" if (work / "tokenizer.json").is_file() else None,
+        "chat_template": chat_template_entry(work),
         "reference": {"prefill": 16, "decode": ctx.config.reference_new_tokens, "dir": "reference",
                       "onnx": "reference/model.onnx" if ctx.config.reference_onnx else None},
         "estimate": {"file": "report/estimate.json", "label": "projected"},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -174,11 +173,10 @@ def step_reference(ctx: BuildContext) -> None:
 
 
 def step_tokenizer(ctx: BuildContext) -> None:
-    """Copy tokenizer.json (if the model has one) for the host runtime."""
-    src = Path(ctx.state["model_path"])
-    src = src / "tokenizer.json" if src.is_dir() else src.parent / "tokenizer.json"
-    if src.is_file():
-        shutil.copyfile(src, ctx.work / "tokenizer.json")
+    """tokenizer.json (the one the model was loaded with) and chat_template.jinja, when the model has them."""
+    from edgellm.compiler.tokenizer_files import write_tokenizer_files
+
+    write_tokenizer_files(ctx.work, ctx.state["qm"], Path(ctx.state["model_path"]))
 
 
 def step_report(ctx: BuildContext) -> None:

@@ -60,9 +60,11 @@ FIELDS: dict[str, tuple[str, bool, Any]] = {
     "host.hidden": ("int", True, (1, 1 << 16)),
     "host.sha256": ("sha256", True, None),
     "tokenizer": ("path?", False, None),
+    "chat_template": ("path?", False, None),
     "files": ("files", False, None),
 }
-DEFAULTS = {"interface.top_k": 0, "interface.ip_name": "edgellm_top", "tokenizer": None, "files": {}}
+DEFAULTS = {"interface.top_k": 0, "interface.ip_name": "edgellm_top", "tokenizer": None,
+            "chat_template": None, "files": {}}
 CONTROL_REGISTERS = ("hdr_off", "prog_off", "n_desc")
 
 
@@ -195,7 +197,8 @@ def validate(m: Any, where: str) -> None:
 
 
 def _check_listing(m: dict[str, Any], where: str) -> None:
-    """weights / embed / tokenizer against manifest['files']: a file named twice has one checksum."""
+    """weights / embed / tokenizer / chat_template against manifest['files']: a file named twice has one
+    checksum."""
     files = get(m, "files")
     named = [("weights.sha256", get(m, "weights.file")), ("host.sha256", get(m, "host.embed_file"))]
     if named[0][1] == named[1][1]:
@@ -204,9 +207,10 @@ def _check_listing(m: dict[str, Any], where: str) -> None:
         if rel in files and files[rel] != get(m, sha_field):
             raise ProjectError(f"{where}: {sha_field} and files[{rel!r}] disagree; the manifest was edited "
                                "inconsistently, refusing it")
-    tok = get(m, "tokenizer")
-    if tok is not None and tok not in files:
-        raise ProjectError(f"{where}: tokenizer {tok!r} is not listed in files (with its sha256)")
+    for field in ("tokenizer", "chat_template"):
+        rel = get(m, field)
+        if rel is not None and rel not in files:
+            raise ProjectError(f"{where}: {field} {rel!r} is not listed in files (with its sha256)")
 
 
 def listed_files(m: dict[str, Any]) -> dict[str, str]:

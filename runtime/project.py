@@ -133,6 +133,12 @@ class Project:
         return self.file(t) if t else None
 
     @property
+    def chat_template_path(self) -> Path | None:
+        """chat_template.jinja (the model's chat template), or None when the model has none."""
+        t = ms.get(self.manifest, "chat_template")
+        return self.file(t) if t else None
+
+    @property
     def listed(self) -> dict[str, str]:
         """Every file of the project -> sha256 (manifest['files'], weights.bin, embed.bin)."""
         return ms.listed_files(self.manifest)

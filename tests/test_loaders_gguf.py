@@ -1,7 +1,9 @@
-"""GGUF loader against files written by gguf-py (GGUFWriter + its numpy TQ1_0/TQ2_0 quantizers)."""
+"""GGUF loader against files written by gguf-py (GGUFWriter + its numpy TQ1_0/TQ2_0 quantizers) and, for
+bitnet.cpp's I2_S, by quantize_i2s below (tests/test_loaders_i2s.py)."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,9 +16,11 @@ from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel
 from edgellm.models.loaders import detect_format, load_model
 from edgellm.models.loaders.gguf_loader import tq1_codes, tq2_codes
+from edgellm.models.loaders.i2s import I2S_TYPE
 from edgellm.models.random_model import random_model
 
 Q = gguf.GGMLQuantizationType
+I2S = "I2_S"  # write_gguf's qtype for bitnet.cpp's I2_S (GGML type 36, unknown to gguf-py)
 LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
            "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
 CFG = ModelConfig(hidden_size=256, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=512, vocab_size=300,
@@ -33,9 +37,44 @@ def f16_scaled(cfg: ModelConfig, seed: int = 0):
     return qm
 
 
+def quantize_i2s(w: np.ndarray) -> np.ndarray:
+    """bitnet.cpp's quantize_i2_s (microsoft/BitNet src/ggml-bitnet-mad.cpp, the x86 ACT_PARALLEL
+    layout; docs/weight_format.md) in numpy: scale = max|w| (double, stored as float32), code 1 for
+    |w| < 1e-6, else 2 where w * scale > 0 and 0 otherwise; element 128b + 32g + p goes to bits
+    (6 - 2g) of byte 32b + p; the scale follows the n/4 code bytes, in a 32-byte tail."""
+    flat = np.asarray(w, np.float32).astype(np.float64).reshape(-1)
+    n = flat.size
+    assert n % 128 == 0
+    scale = float(np.max(np.abs(flat))) if n else 0.0
+    q = np.where(np.abs(flat) < 1e-6, 1, np.where(flat * scale > 0, 2, 0)).astype(np.uint8)
+    q = q.reshape(n // 128, 4, 32)
+    out = np.zeros(n // 4 + 32, np.uint8)
+    out[: n // 4] = ((q[:, 0] << 6) | (q[:, 1] << 4) | (q[:, 2] << 2) | q[:, 3]).reshape(-1)
+    out[n // 4: n // 4 + 4] = np.array([scale], "<f4").view(np.uint8)
+    return out
+
+
+def patch_tensor_info(path: Path, name: str, dims: list[int] | None = None, type_id: int | None = None,
+                      offset: int | None = None) -> None:
+    """Rewrite a 2-D tensor's GGUF info in place (dims innermost first, GGML type, data offset)."""
+    data = bytearray(path.read_bytes())
+    key = struct.pack("<Q", len(name.encode())) + name.encode() + struct.pack("<I", 2)
+    at = data.index(key) + len(key)
+    if dims is not None:
+        data[at:at + 16] = struct.pack("<2Q", *dims)
+    if type_id is not None:
+        data[at + 16:at + 20] = struct.pack("<I", type_id)
+    if offset is not None:
+        data[at + 20:at + 28] = struct.pack("<Q", offset)
+    path.write_bytes(bytes(data))
+
+
 def write_gguf(qm, path: Path, qtype=Q.TQ2_0, arch: str = "bitnet", tokenizer_json: str | None = None,
-               tweak: Callable[[str, np.ndarray], tuple[np.ndarray, object]] | None = None) -> Path:
-    """Write qm with llama.cpp's bitnet tensor names; tweak(name, float_data) may replace a tensor."""
+               tweak: Callable[[str, np.ndarray], tuple[np.ndarray, object]] | None = None,
+               meta: Callable[[gguf.GGUFWriter], None] | None = None) -> Path:
+    """Write qm with llama.cpp's bitnet tensor names; tweak(name, float_data) may replace a tensor;
+    meta(writer) may add metadata. qtype I2S writes bitnet.cpp's I2_S linears (gguf-py cannot: they
+    go in as I8 placeholders of the same size whose tensor info is then patched to type 36)."""
     c = qm.config
     w = gguf.GGUFWriter(str(path), arch)
     w.add_block_count(c.n_layers)
@@ -50,11 +89,18 @@ def write_gguf(qm, path: Path, qtype=Q.TQ2_0, arch: str = "bitnet", tokenizer_js
     w.add_eos_token_id(c.eos_id)
     if tokenizer_json is not None:
         w.add_string("tokenizer.huggingface.json", tokenizer_json)
+    if meta is not None:
+        meta(w)
+    i2s: dict[str, tuple[int, ...]] = {}
 
     def put(name: str, data: np.ndarray, qt) -> None:
         if tweak is not None:
             data, qt = tweak(name, data) or (data, qt)
-        w.add_tensor(name, gguf.quants.quantize(data, qt), raw_dtype=qt)
+        if qt == I2S:
+            i2s[name] = data.shape
+            w.add_tensor(name, quantize_i2s(data).reshape(1, -1), raw_dtype=Q.I8)
+        else:
+            w.add_tensor(name, gguf.quants.quantize(data, qt), raw_dtype=qt)
 
     put("token_embd.weight", qm.embed_rows(np.arange(c.vocab_size)), Q.BF16)
     for i, layer in enumerate(qm.layers):
@@ -70,6 +116,8 @@ def write_gguf(qm, path: Path, qtype=Q.TQ2_0, arch: str = "bitnet", tokenizer_js
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+    for name, (rows, cols) in i2s.items():
+        patch_tensor_info(path, name, dims=[cols, rows], type_id=I2S_TYPE)
     return path
 
 

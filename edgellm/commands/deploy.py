@@ -76,7 +76,7 @@ def main():
     from edgellm.runtime.session import Session, open_device
 
     p = Project.open(a.project)
-    tok = load_tokenizer(p.tokenizer_path) if p.tokenizer_path else None
+    tok = load_tokenizer(p.tokenizer_path, p.config.bos_id, p.config.eos_id) if p.tokenizer_path else None
     from edgellm.runtime.text import check_utf8, parse_token_ids
     from edgellm.runtime.verify import reference_prompt
 
@@ -231,8 +231,9 @@ def board_files(p: Project) -> dict[str, str]:
     """The listed files the board needs (relative path -> sha256) and the build's bitstream pair."""
     m, listed = p.manifest, p.listed
     want = {m["weights"]["file"], m["host"]["embed_file"], *BOARD_FILES}
-    if m.get("tokenizer"):
-        want.add(m["tokenizer"])
+    for field in ("tokenizer", "chat_template"):
+        if m.get(field):
+            want.add(m[field])
     return {rel: h for rel, h in listed.items() if rel in want or rel.startswith("hls/")}
 
 

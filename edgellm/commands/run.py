@@ -64,7 +64,7 @@ def codec_for(p: Project) -> Any:
     c = p.config
     def ok(t: int) -> int | None:
         return t if 0 <= t < c.vocab_size else None
-    return TextCodec(load_tokenizer(tp), ok(c.bos_id), ok(c.eos_id))
+    return TextCodec(load_tokenizer(tp, ok(c.bos_id), ok(c.eos_id)), ok(c.bos_id), ok(c.eos_id))
 
 
 def prompt_ids_for(codec: Any, prompt: str | None, prompt_ids: str | None, vocab_size: int | None = None,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from edgellm.errors import CheckpointError
+from edgellm.models.loaders.chat_template import dir_chat_template
 from edgellm.models.loaders.common import read_config
 from edgellm.models.loaders.gguf_loader import load_gguf
 from edgellm.models.loaders.hf_bitnet import is_hf_bitnet, load_hf_bitnet, save_hf_bitnet
@@ -48,17 +50,15 @@ def detect_format(path: str | os.PathLike) -> str:
                           "(expected bitnet or llama)")
 
 
-def load_model(path: str | os.PathLike) -> tuple[QuantModel, Tokenizer | None]:
-    """Load any supported checkpoint; the tokenizer comes from tokenizer.json when present."""
+def load_model(path: str | os.PathLike) -> tuple[QuantModel, Any]:
+    """Load any supported checkpoint; the tokenizer comes from tokenizer.json when present (a GGUF: from
+    its metadata). qm.meta["chat_template"]: the model's chat template or None."""
     p = Path(path)
     fmt = detect_format(p)
     if fmt == "gguf":
-        qm, tok_json = load_gguf(p)
-        tok = None
-        if tok_json is not None:
-            tok = Tokenizer.from_str(tok_json, qm.config.bos_id, qm.config.eos_id, source=str(p))
-        return qm, tok
+        return load_gguf(p)  # the tokenizer from the file's metadata (models/loaders/gguf_tokenizer.py)
     qm = load_hf_bitnet(p) if fmt == "hf_bitnet" else load_latent(p)
+    qm.meta["chat_template"] = dir_chat_template(p)
     tj = p / "tokenizer.json"
     tok = Tokenizer.from_file(tj, qm.config.bos_id, qm.config.eos_id) if tj.is_file() else None
     return qm, tok

@@ -1,15 +1,20 @@
-"""GGUF checkpoints (llama.cpp's bitnet architectures) with TQ1_0 / TQ2_0 ternary tensors.
+"""GGUF checkpoints (llama.cpp's and bitnet.cpp's bitnet architectures): TQ1_0 / TQ2_0 / I2_S ternary
+tensors and the tokenizer stored as metadata.
 
 TQ blocks hold 256 trits and one fp16 scale d (dequantized weight = trit * d). We require every
 block of a tensor that has a non-zero trit to carry the same d (all-zero blocks, which llama.cpp's
-quantizer writes with d = 0, are exempt) and set weight_scale = 1 / d. Float linears (F32/F16/BF16)
-that hold {0, +-a} load exactly with scale 1/a, other float linears are ternarized with absmean.
-Architectures: "bitnet" (llama.cpp: SiLU, SubLN, tied head) and "bitnet-b1.58"/"bitnet-25"
-(bitnet.cpp: ReLU^2). RoPE is NEOX style (rotate-half) for these architectures, as ours.
+quantizer writes with d = 0, are exempt) and set weight_scale = 1 / d. bitnet.cpp's I2_S (type 36,
+models/loaders/i2s.py) holds 2-bit codes and one float32 scale per tensor: weight_scale = 1 / scale.
+Float linears (F32/F16/BF16) that hold {0, +-a} load exactly with scale 1/a, other float linears are
+ternarized with absmean. Architectures: "bitnet" (llama.cpp: SiLU, SubLN, tied head) and
+"bitnet-b1.58"/"bitnet-25" (bitnet.cpp: ReLU^2). RoPE is NEOX style (rotate-half) for these
+architectures, as ours. The tokenizer: an embedded tokenizer.huggingface.json, else the
+tokenizer.ggml.* keys (models/loaders/gguf_tokenizer.py); tokenizer.chat_template is kept.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,10 +23,13 @@ import numpy as np
 
 from edgellm.errors import CheckpointError
 from edgellm.models.config import ModelConfig
+from edgellm.models.loaders import i2s
 from edgellm.models.loaders.common import build_config, check_finite, head_from_rows
+from edgellm.models.loaders.gguf_tokenizer import chat_template, gguf_tokenizer
 from edgellm.models.loaders.latent import absmean_ternarize
 from edgellm.models.loaders.safetensors_io import bf16_bits_if_exact
 from edgellm.models.weights import Layer, QuantModel, TernaryLinear, pack2
+from edgellm.runtime.bpe import ByteLevelBPE
 
 ARCH_ACT = {"bitnet": "silu", "bitnet-b1.58": "relu2", "bitnet-25": "relu2"}
 LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
@@ -57,8 +65,7 @@ class GGUFFile:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         try:
-            from gguf import GGUFReader
-            self.reader = GGUFReader(self.path)
+            self.reader = i2s.reader(self.path)
         except FileNotFoundError as e:
             raise CheckpointError(f"{self.path}: not found") from e
         except (ValueError, IndexError, KeyError, OSError, TypeError) as e:
@@ -128,7 +135,7 @@ class GGUFFile:
                               "(expected F32, F16 or BF16)")
 
     def linear(self, name: str, out: int, k: int) -> TernaryLinear:
-        """A TQ1_0/TQ2_0 (or float) linear as a TernaryLinear."""
+        """A TQ1_0/TQ2_0/I2_S (or float) linear as a TernaryLinear."""
         t = self.tensor(name, (out, k))
         kind = t.tensor_type.name
         if kind in ("F32", "F16", "BF16"):
@@ -139,35 +146,53 @@ class GGUFFile:
                 return TernaryLinear(pack2(np.sign(w).astype(np.int8)), k, np.float32(1.0) / a)
             tern, s = absmean_ternarize(w)
             return TernaryLinear(pack2(tern), k, s)
-        if kind not in ("TQ1_0", "TQ2_0"):
+        if kind == "I2_S":
+            codes, d = i2s.i2s_decode(t.data, out, k)
+            self._no_code3(codes, name, kind)
+            if not np.any(codes != 1):
+                d = np.float32(1.0)  # an all-zero tensor: any scale
+        elif kind in ("TQ1_0", "TQ2_0"):
+            codes, d = self._tq_codes(t, name, kind, out, k)
+        else:
             raise CheckpointError(f"{self.path}: tensor {name}: unsupported GGUF type {kind} "
-                                  "(ternary linears must be TQ1_0, TQ2_0 or float)")
-        if k % QK:
-            raise CheckpointError(f"{self.path}: tensor {name}: {kind} needs in_features divisible by {QK}")
-        bsize = 66 if kind == "TQ2_0" else 54
-        blocks = np.asarray(t.data).reshape(out, k // QK, bsize)
-        codes, dbits = (tq2_codes if kind == "TQ2_0" else tq1_codes)(blocks)
-        if np.any(codes == 3):
-            raise CheckpointError(f"{self.path}: tensor {name}: TQ2_0 code 3 is not ternary")
-        live = np.any(codes != 1, axis=-1)  # (out, nb) blocks holding a non-zero trit
-        ds = np.unique(dbits[live])
-        if ds.size > 1:
-            raise CheckpointError(f"{self.path}: tensor {name}: {ds.size} different block scales; "
-                                  "per-block scales are unsupported (need one scale per tensor)")
-        d = np.float32(ds.view(np.float16)[0]) if ds.size else np.float32(1.0)
-        extra = self.tensors.get(name.removesuffix(".weight") + ".scale")
-        if extra is not None:  # llama.cpp's optional per-tensor output scale
-            sv = np.asarray(extra.data).reshape(-1)
-            if sv.size != 1 or extra.tensor_type.name not in ("F32", "F16"):
-                raise CheckpointError(f"{self.path}: tensor {extra.name}: expected one F32/F16 value, got "
-                                      f"{sv.size} {extra.tensor_type.name}")
-            with np.errstate(over="ignore", invalid="ignore"):
-                d = np.float32(np.float64(d) * float(sv.astype(np.float32)[0]))
+                                  "(ternary linears must be TQ1_0, TQ2_0, I2_S or float)")
+        d = self._output_scale(name, d)
         if not np.isfinite(d) or d <= 0:
             raise CheckpointError(f"{self.path}: tensor {name}: weight scale d={d} must be finite "
                                   "and positive")
         tern = codes.reshape(out, k).view(np.int8) - np.int8(1)
         return TernaryLinear(pack2(tern), k, np.float32(1.0) / d)
+
+    def _tq_codes(self, t: Any, name: str, kind: str, out: int, k: int) -> tuple[np.ndarray, np.float32]:
+        """TQ1_0/TQ2_0 codes (out, k/256, 256) and the one block scale d all live blocks share."""
+        if k % QK:
+            raise CheckpointError(f"{self.path}: tensor {name}: {kind} needs in_features divisible by {QK}")
+        bsize = 66 if kind == "TQ2_0" else 54
+        blocks = np.asarray(t.data).reshape(out, k // QK, bsize)
+        codes, dbits = (tq2_codes if kind == "TQ2_0" else tq1_codes)(blocks)
+        self._no_code3(codes, name, kind)
+        live = np.any(codes != 1, axis=-1)  # (out, nb) blocks holding a non-zero trit
+        ds = np.unique(dbits[live])
+        if ds.size > 1:
+            raise CheckpointError(f"{self.path}: tensor {name}: {ds.size} different block scales; "
+                                  "per-block scales are unsupported (need one scale per tensor)")
+        return codes, (np.float32(ds.view(np.float16)[0]) if ds.size else np.float32(1.0))
+
+    def _no_code3(self, codes: np.ndarray, name: str, kind: str) -> None:
+        if np.any(codes == 3):
+            raise CheckpointError(f"{self.path}: tensor {name}: {kind} code 3 is not ternary")
+
+    def _output_scale(self, name: str, d: np.float32) -> np.float32:
+        """d times llama.cpp's optional per-tensor output scale <name>.scale, when the file has one."""
+        extra = self.tensors.get(name.removesuffix(".weight") + ".scale")
+        if extra is None:
+            return d
+        sv = np.asarray(extra.data).reshape(-1)
+        if sv.size != 1 or extra.tensor_type.name not in ("F32", "F16"):
+            raise CheckpointError(f"{self.path}: tensor {extra.name}: expected one F32/F16 value, got "
+                                  f"{sv.size} {extra.tensor_type.name}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.float32(np.float64(d) * float(sv.astype(np.float32)[0]))
 
 
 def _f32(v: float) -> float:
@@ -219,8 +244,9 @@ def _config(g: GGUFFile) -> ModelConfig:
         name=g.meta_str("general.name", g.path.stem))
 
 
-def load_gguf(path: str | os.PathLike) -> tuple[QuantModel, str | None]:
-    """Load a bitnet-architecture GGUF; returns the model and any embedded tokenizer.json text."""
+def load_gguf(path: str | os.PathLike) -> tuple[QuantModel, Any]:
+    """Load a bitnet-architecture GGUF -> (model, its tokenizer or None). qm.meta["tokenizer_json"] holds
+    the tokenizer as tokenizer.json text and qm.meta["chat_template"] the chat template (or None)."""
     g = GGUFFile(path)
     cfg = _config(g)
     h, shapes = cfg.hidden_size, cfg.linear_shapes()
@@ -250,5 +276,23 @@ def load_gguf(path: str | os.PathLike) -> tuple[QuantModel, str | None]:
     qm = QuantModel(cfg, embed, layers, final, head_from_rows(rows),
                     meta={"source": str(g.path), "format": "gguf"})
     qm.validate()
-    tok = g.meta("tokenizer.huggingface.json")
-    return qm, (tok if isinstance(tok, str) else None)
+    return qm, _tokenizer(g, qm)
+
+
+def _tokenizer(g: GGUFFile, qm: QuantModel) -> Any:
+    """An embedded tokenizer.huggingface.json (read by the tokenizers library), else the tokenizer.ggml.*
+    keys as tokenizer.json (read by runtime/bpe.py, as a compiled project reads it); None without both."""
+    cfg = qm.config
+    qm.meta["chat_template"] = chat_template(g)
+    text = g.meta("tokenizer.huggingface.json")
+    if isinstance(text, str):
+        from edgellm.models.loaders.tokenizer import Tokenizer
+
+        qm.meta["tokenizer_json"] = text
+        return Tokenizer.from_str(text, cfg.bos_id, cfg.eos_id, source=str(g.path))
+    built = gguf_tokenizer(g, cfg.vocab_size)
+    if built is None:
+        return None
+    spec, bos, eos = built
+    qm.meta["tokenizer_json"] = json.dumps(spec, ensure_ascii=False)
+    return ByteLevelBPE.from_spec(spec, f"{g.path} (tokenizer.ggml.*)", bos, eos)
