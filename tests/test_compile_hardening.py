@@ -1,6 +1,6 @@
 """`edgellm compile` under hostile or careless use (issue 14): --force replaces only edgellm's own
-projects, a build lock, resume keyed on the model's content with re-checked outputs, a malformed
-build state, cheap options checked before anything is written, OS errors as one line."""
+projects, a build lock, cheap options checked before anything is written, OS errors as one line.
+Resume (model content hash, re-checked outputs, malformed state) is tested in test_compile.py."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.models.loaders.hf_bitnet import save_hf_bitnet
 from edgellm.models.random_model import random_model
-from edgellm.models.shipped import tiny_model_dir
 from edgellm.runtime.project import Project
 
 CFG = ModelConfig(hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=344, vocab_size=300,
@@ -52,18 +51,6 @@ def _tree(d: Path) -> dict[str, bytes]:
 
 def _cfg(ckpt: Path, out: Path, **kw: object) -> BuildConfig:
     return BuildConfig(model=str(ckpt), board="kv260", out_dir=str(out), reference_onnx=False, **kw)
-
-
-def _interrupted(cfg: BuildConfig, at: str = "report") -> None:
-    """Run the build with step `at` failing, leaving the .partial of the steps before it."""
-    steps = compile_steps()
-
-    def boom(ctx: object) -> None:
-        raise EdgeLLMError("interrupted")
-
-    broken = [Step(at, boom, writes=True) if s.name == at else s for s in steps]
-    with pytest.raises(EdgeLLMError, match="interrupted"):
-        run_steps(cfg, broken)
 
 
 def _resume(cfg: BuildConfig) -> list[tuple[str, str]]:
@@ -219,126 +206,7 @@ def test_interrupt_releases_the_lock(ckpt: Path, tmp_path: Path) -> None:
     Project.open(out)
 
 
-# ---- 3. resume keyed on the model's content, finished steps' outputs re-checked ----
-
-def test_model_replaced_at_the_same_path_does_not_resume(tmp_path: Path) -> None:
-    model = tmp_path / "m"
-    save_hf_bitnet(random_model(CFG, seed=3), model, None)
-    out = tmp_path / "q"
-    _interrupted(_cfg(model, out))
-    save_hf_bitnet(random_model(CFG, seed=4), model, None, overwrite=True)  # other weights, same path
-    seen = _resume(_cfg(model, out))
-    assert not [s for s, w in seen if w == "resumed"]
-    fresh = tmp_path / "fresh"
-    run_steps(_cfg(model, fresh), compile_steps())
-    assert (out / "weights.bin").read_bytes() == (fresh / "weights.bin").read_bytes()
-
-
-def test_resumed_manifest_is_the_fresh_builds(ckpt: Path, tmp_path: Path) -> None:
-    """The register map codegen_hls computes is kept across a resume that skips codegen_hls."""
-    out = tmp_path / "q"
-    _interrupted(_cfg(ckpt, out))
-    seen = _resume(_cfg(ckpt, out))
-    assert ("codegen_hls", "resumed") in seen and ("reference", "resumed") in seen
-    fresh = tmp_path / "fresh"
-    run_steps(_cfg(ckpt, fresh), compile_steps())
-    got, want = (json.loads((d / "manifest.json").read_text()) for d in (out, fresh))
-    assert got["interface"] == want["interface"] and got["interface"]["registers"]
-    assert got["files"] == want["files"]
-    Project.open(out)
-
-
-@pytest.mark.parametrize("damage,rerun", [("truncate weights.bin", "weights"),
-                                          ("delete hls/top.cpp", "codegen_hls"),
-                                          ("edit reference/ref.json", "reference")])
-def test_damaged_partial_reruns_the_step(ckpt: Path, project: Path, tmp_path: Path, damage: str,
-                                         rerun: str) -> None:
-    out = tmp_path / "q"
-    cfg = _cfg(ckpt, out)
-    _interrupted(cfg)
-    how, rel = damage.split()
-    f = tmp_path / ".q.partial" / rel
-    if how == "truncate":
-        f.write_bytes(f.read_bytes()[:1000])
-    elif how == "delete":
-        f.unlink()
-    else:
-        f.write_text(f.read_text().replace("1", "2"))
-    seen = _resume(cfg)
-    names = [s.name for s in compile_steps() if s.writes]
-    for s in names:
-        want = "start" if names.index(s) >= names.index(rerun) else "resumed"
-        assert (s, want) in seen, (s, seen)
-    assert any(s == rerun and w.startswith("stale") and rel in w for s, w in seen), seen
-    Project.open(out)
-    assert _tree(out)[rel] == _tree(project)[rel]
-
-
-def test_foreign_file_in_partial_is_not_shipped(ckpt: Path, tmp_path: Path) -> None:
-    out = tmp_path / "q"
-    cfg = _cfg(ckpt, out)
-    _interrupted(cfg)
-    (tmp_path / ".q.partial" / "hls" / "hls_stream.h").write_text("#error foreign\n")
-    seen = _resume(cfg)
-    assert ("weights", "resumed") in seen
-    assert not (out / "hls" / "hls_stream.h").exists()
-    assert "hls/hls_stream.h" not in json.loads((out / "manifest.json").read_text())["files"]
-
-
-def test_model_hash_is_the_content(tmp_path: Path) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
-    for d in (a, b):
-        save_hf_bitnet(random_model(CFG, seed=3), d, None)
-    assert bs.model_content_hash(a) == bs.model_content_hash(b)
-    before = BuildConfig(str(b)).digest()
-    (b / "config.json").write_text((b / "config.json").read_text() + " ")
-    assert bs.model_content_hash(a) != bs.model_content_hash(b)
-    assert BuildConfig(str(b)).digest() != before
-    before = BuildConfig(str(b)).digest()
-    (b / "extra").mkdir()
-    (b / "extra" / "notes.txt").write_text("x")  # every file of a checkpoint directory counts
-    assert BuildConfig(str(b)).digest() != before
-    tiny = BuildConfig(None)
-    tiny.digest()
-    assert tiny.model_sha256 == bs.model_content_hash(tiny_model_dir())
-
-
-def test_model_hashed_once_per_run(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[Path] = []
-    real = bs.model_content_hash
-
-    def counting(p: Path) -> str:
-        calls.append(p)
-        return real(p)
-
-    monkeypatch.setattr("edgellm.compiler.pipeline.model_content_hash", counting)
-    run_steps(_cfg(ckpt, tmp_path / "q"), compile_steps())
-    assert len(calls) == 1
-
-
-# ---- 4. a malformed build_state.json is no state ----
-
-@pytest.mark.parametrize("state", [
-    "[1, 2]", "null", '"done"', "{bad json",
-    '{"digest": 5, "done": []}',
-    '{"digest": "%s", "done": "codegen_hls codegen_vivado weights tokenizer reference report"}',
-    '{"digest": "%s", "done": [1, 2]}',
-    '{"digest": "%s", "done": ["codegen_hls"], "outputs": {"codegen_hls": []}}',
-    '{"digest": "%s", "done": ["codegen_hls"], '
-    '"outputs": {"codegen_hls": {"../x": {"sha256": "a", "size": 1}}}}',
-])
-def test_malformed_build_state_starts_afresh(ckpt: Path, tmp_path: Path, state: str) -> None:
-    out = tmp_path / "q"
-    cfg = _cfg(ckpt, out)
-    _interrupted(cfg)
-    text = state % cfg.digest() if "%s" in state else state
-    (tmp_path / ".q.partial" / bs.STATE_FILE).write_text(text)
-    seen = _resume(cfg)
-    assert not [s for s, w in seen if w == "resumed"], seen
-    Project.open(out)
-
-
-# ---- 5. cheap options checked before anything is written ----
+# ---- 3. cheap options checked before anything is written ----
 
 @pytest.mark.parametrize("args,needle", [
     (["--board", "foo"], "unknown board 'foo'"),
@@ -377,7 +245,7 @@ def test_longest_reference_decode_builds(ckpt: Path, tmp_path: Path) -> None:
                               reference_new_tokens=17), compile_steps())
 
 
-# ---- 6. OS errors: one line naming the path, never a project that looks complete ----
+# ---- 4. OS errors: one line naming the path, never a project that looks complete ----
 
 def test_out_under_a_regular_file(ckpt: Path, tmp_path: Path) -> None:
     f = tmp_path / "somefile"
