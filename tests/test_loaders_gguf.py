@@ -72,7 +72,8 @@ def patch_tensor_info(path: Path, name: str, dims: list[int] | None = None, type
 def write_gguf(qm, path: Path, qtype=Q.TQ2_0, arch: str = "bitnet", tokenizer_json: str | None = None,
                tweak: Callable[[str, np.ndarray], tuple[np.ndarray, object]] | None = None,
                meta: Callable[[gguf.GGUFWriter], None] | None = None) -> Path:
-    """Write qm with llama.cpp's bitnet tensor names; tweak(name, float_data) may replace a tensor;
+    """Write qm with llama.cpp's bitnet tensor names; tweak(name, float_data) may replace a tensor (or
+    return (data, raw I2_S bytes));
     meta(writer) may add metadata. qtype I2S writes bitnet.cpp's I2_S linears (gguf-py cannot: they
     go in as I8 placeholders of the same size whose tensor info is then patched to type 36)."""
     c = qm.config
@@ -96,9 +97,10 @@ def write_gguf(qm, path: Path, qtype=Q.TQ2_0, arch: str = "bitnet", tokenizer_js
     def put(name: str, data: np.ndarray, qt) -> None:
         if tweak is not None:
             data, qt = tweak(name, data) or (data, qt)
-        if qt == I2S:
+        if isinstance(qt, np.ndarray) or qt == I2S:  # an ndarray: the I2_S bytes to write
             i2s[name] = data.shape
-            w.add_tensor(name, quantize_i2s(data).reshape(1, -1), raw_dtype=Q.I8)
+            raw = qt if isinstance(qt, np.ndarray) else quantize_i2s(data)
+            w.add_tensor(name, raw.reshape(1, -1), raw_dtype=Q.I8)
         else:
             w.add_tensor(name, gguf.quants.quantize(data, qt), raw_dtype=qt)
 
