@@ -64,14 +64,14 @@ def _port_counts(board: Board) -> list[int]:
     return sorted({board.hp_ports, max(1, board.hp_ports // 2), 1}, reverse=True)
 
 
-def _memory_candidates(board: Board, base: DesignParams) -> Iterator[dict]:
+def _memory_candidates(board: Board, base: DesignParams, clock_mhz: float) -> Iterator[dict]:
     kinds = STORAGE if board.uram else tuple(k for k in STORAGE if k != "uram")
     acts = ACT_STORAGE if board.uram else ("bram",)
     for ports, kind, act, lm in itertools.product(_port_counts(board), kinds, acts, (True, False)):
         yield dict(weight_ports=ports, port_width_bits=board.hp_port_width_bits,
                    data_port_width_bits=board.hp_port_width_bits, weight_buffer=kind, act_buffer=act,
                    lm_head_on_fabric=lm, prefill_token_block=PREFILL_TOKEN_BLOCKS[0],
-                   clock_mhz=float(board.pl_clock_mhz))  # no timing model: the board's PL clock
+                   clock_mhz=clock_mhz)  # no timing model: the board's PL clock or the user's
 
 
 def _ew_widths(cfg: ModelConfig) -> list[tuple[int, int]]:
@@ -88,8 +88,8 @@ def _out_lanes(board: Board, base: DesignParams) -> list[int]:
     return [ol for ol in OUT_LANES if ol <= most] or [most]
 
 
-def candidate_groups(cfg: ModelConfig, board: Board,
-                     base: DesignParams) -> Iterator[tuple[DesignParams, list[dict]]]:
+def candidate_groups(cfg: ModelConfig, board: Board, base: DesignParams,
+                     clock_mhz: float | None = None) -> Iterator[tuple[DesignParams, list[dict]]]:
     """Every candidate configuration for a board with one token lane and the smallest prefill block
     (fields not explored are taken from `base`), grouped: a design with VECTOR_FIELDS normalized (the
     TLMM, memories, ports, output lanes) and the vector-unit choices that complete it (attention
@@ -99,7 +99,7 @@ def candidate_groups(cfg: ModelConfig, board: Board,
                     ew_lanes=max(16, ADD_LATENCY * vec))
                for a, kvb, (vec, gv) in itertools.product(ATTN_LANES, ATTN_KV_BLOCKS, _ew_widths(cfg))]
     for g, t, r, ol in itertools.product(GROUP_SIZES, TABLES, ROWS, _out_lanes(board, base)):
-        for mem in _memory_candidates(board, base):
+        for mem in _memory_candidates(board, base, float(clock_mhz or board.pl_clock_mhz)):
             yield base.replace(group_size=g, tables=t, rows=r, token_lanes=1, out_lanes=ol, **mem,
                                **VECTOR_FIELDS), vectors
 
@@ -122,10 +122,19 @@ class DseResult:
 
 
 def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
-            limits: dict[str, float] = UTIL_LIMITS) -> DseResult:
-    """Choose the best feasible design for `cfg` on `board`; EdgeLLMError if none exists. Results are
-    memoized per (model, board, base, limits) within the process: the search is deterministic."""
-    return _explore(cfg, board, base or DesignParams(), tuple(sorted(limits.items())))
+            limits: dict[str, float] = UTIL_LIMITS, clock_mhz: float | None = None) -> DseResult:
+    """Choose the best feasible design for `cfg` on `board` at `clock_mhz` (default: the board's PL
+    clock) under the utilization `limits` (default UTIL_LIMITS: a LUT cap that leaves routing margin);
+    EdgeLLMError if none exists. Memoized per (model, board, base, limits, clock) within the process:
+    the search is deterministic."""
+    if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and 0 < clock_mhz <= 1000):
+        raise EdgeLLMError(f"clock must be a number of MHz in (0, 1000], got {clock_mhz!r}")
+    for k, v in limits.items():
+        if k not in KINDS or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise EdgeLLMError(f"utilization limit {k!r} must be a fraction in (0, 1], got {v!r}")
+    full = {**UTIL_LIMITS, **limits}
+    return _explore(cfg, board, base or DesignParams(), tuple(sorted(full.items())),
+                    float(clock_mhz) if clock_mhz is not None else None)
 
 
 def _fetch_knee(cfg: ModelConfig, board: Board, p: DesignParams, decode: float,
@@ -166,7 +175,8 @@ def _built(q: DesignParams | tuple) -> DesignParams:
 
 
 @functools.lru_cache(maxsize=64)
-def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tuple) -> DseResult:
+def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tuple,
+             clock_mhz: float | None) -> DseResult:
     limits = dict(limit_items)
     check_ddr_fit(cfg, base, board.ddr_available_bytes,
                   f"{board.name} ({board.ddr_bytes / 2**20:.0f} MiB DDR)")
@@ -275,7 +285,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
                     return d, lut
         return 0, lut
 
-    for rest, vectors in candidate_groups(cfg, board, base):
+    for rest, vectors in candidate_groups(cfg, board, base, clock_mhz):
         if not rest.overlap:  # the element-wise/attention shortcuts below are the generated engine's
             for v in vectors:
                 consider(rest.replace(**v))
