@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from edgellm.boards import CCI_PATH, Board
 from edgellm.compiler.design import (
     ACT_BYTES,
+    NORM_BYTES,
     DesignParams,
     kv_bytes_per_token,
     layer_weight_bytes,
@@ -149,12 +150,37 @@ def ddr_bytes_per_cycle(board: Board, p: DesignParams) -> float:
     return board.ddr_achievable_gbps * 1e9 / (p.clock_mhz * 1e6)
 
 
+def activation_bytes(cfg: ModelConfig) -> int:
+    """DDR bytes one token's activations move through the data port in one decode step, pass by pass as
+    perf_elementwise counts them (A = ACT_BYTES fp32, G = NORM_BYTES gamma, int8 rows one byte): per
+    layer the attention norm (row A, gamma G, int8 out), each linear's int8 input row and fp32 output
+    row, RoPE of q and k (row in and out, this position's cos/sin), the K/V rows into the cache
+    (the cache's own bytes are kv_bytes_per_token's), attention's q row in and o row out, the SubLN
+    (or quantize), the residual + FFN norm (y, h read and written, gamma, int8 out), the GLU (g, u,
+    [gamma], int8 out) and the last residual (y, h read and written); then the final norm, the LM
+    head's int8 input row and the fp32 logits."""
+    h, q, kv, f, d = cfg.hidden_size, cfg.q_size, cfg.kv_size, cfg.ffn_size, cfg.head_dim
+    a, g = ACT_BYTES, NORM_BYTES
+    linears = sum(n_in + a * out for out, n_in in cfg.linear_shapes().values())
+    norm_q = (lambda n: (2 * a + 1) * n) if cfg.subln else (lambda n: (a + 1) * n)  # row [, gamma], int8
+    layer = ((a + g + 1) * h + linears
+             + 2 * a * q + a * d + 2 * a * kv + a * d  # RoPE of q and of k: row in, row out, cos/sin
+             + 2 * a * kv  # K and V rows read for the cache write
+             + 2 * a * q  # attention: q row in, o row out
+             + norm_q(q)  # attention SubLN (or quantize)
+             + (3 * a + g + 1) * h  # y, h read and written, gamma, int8 out
+             + 2 * a * f + (g + 1 if cfg.subln else 1) * f  # GLU: g, u [, gamma], int8 out
+             + 3 * a * h)  # last residual: y, h read and written
+    return cfg.n_layers * layer + (a + g + 1) * h + h + a * cfg.vocab_size
+
+
 def decode_bytes_per_token(cfg: ModelConfig, p: DesignParams, context: int | None = None) -> int:
-    """DDR bytes one decode step reads and writes (weights, LM head, KV cache, activations)."""
+    """DDR bytes one decode step reads and writes: weights, LM head, KV cache (context reads + one
+    write) and the activations through the data port (activation_bytes: norm gammas and fp32 linear
+    outputs included)."""
     ctx = p.decode_context if context is None else context
-    acts = 2 * cfg.n_layers * max(cfg.hidden_size, cfg.ffn_size) * ACT_BYTES + cfg.vocab_size * ACT_BYTES
     return (weight_bytes(cfg, p) + lm_head_bytes(cfg, p.lm_head_bits)
-            + (ctx + 1) * kv_bytes_per_token(cfg, p) + acts)
+            + (ctx + 1) * kv_bytes_per_token(cfg, p) + activation_bytes(cfg))
 
 
 def ddr_bound_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams,

@@ -26,7 +26,7 @@ Two engines:
   from the FIFOs, compute = TLMM compute, attention, elementwise (final norm included), stall =
   time the engine waited for weights, fetch = weight bytes / the fetcher's DDR rate.
 - `overlap=False`: TeLLMe's released design, described by its own parameters (serial load and
-  compute, whole-model bandwidth formula; estimate.tellme_params). detail: load = weight bytes /
+  compute, whole-model bandwidth formula; calibration.tellme_params). detail: load = weight bytes /
   bandwidth, compute, attention, elementwise (they add up to the layers).
 """
 
@@ -55,6 +55,7 @@ from edgellm.compiler.perf_ddr import (
 from edgellm.compiler.perf_tlmm import (
     LINEAR_PIPELINE_DEPTH,
     TILE_PIPELINE_DEPTH,
+    stream_cols,
     stream_ports,
     tlmm_linear_s,
 )
@@ -98,9 +99,10 @@ def _lm_head_s(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, t
     # beat, popped from the fetchers' head FIFOs in ONE (block, beat) loop: per block the longer of its
     # nbeats dot cycles and its rows' DDR time; the logits are scored alongside
     nports, beat = stream_ports(board, p), p.port_width_bits // 8
-    nbeats, nblk = -(-cfg.hidden_size // beat), -(-cfg.vocab_size // nports)
+    row = math.ceil(cfg.hidden_size * p.lm_head_bits / 8)  # a row's bytes at lm_head_bits (int8: hidden)
+    nbeats, nblk = -(-row // beat), -(-cfg.vocab_size // nports)
     blk_load = max(nbeats * beat / port_bytes_per_cycle(board, p, beat),
-                   nports * cfg.hidden_size / ddr_bytes_per_cycle(board, p))
+                   nports * row / ddr_bytes_per_cycle(board, p))
     blk_compute = tokens * nbeats
     score_drain = nports * LM_SCORE_II + LM_SCORE_DEPTH  # the last block's rows through the scoring process
     cycles = (nblk * max(blk_load, blk_compute) + TILE_PIPELINE_DEPTH + score_drain + LINEAR_PIPELINE_DEPTH
@@ -179,7 +181,7 @@ def _linear_phase(board: Board, out: int, n_in: int, p: DesignParams, tokens: in
     total, load, compute = tlmm_linear_s(board, out, n_in, p, tokens)
     detail["load"] += load
     detail["compute"] += compute
-    return perf_fetch.Phase(-(-out * -(-n_in // 5) // p.rows) * p.rows, total)
+    return perf_fetch.Phase(-(-out * stream_cols(n_in, p) // p.rows) * p.rows, total)
 
 
 def _vector_work(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, context: int,

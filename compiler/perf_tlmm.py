@@ -9,6 +9,8 @@ fetcher (perf_fetch); the headers state the same formulas.
 
 from __future__ import annotations
 
+import math
+
 from edgellm.boards import Board
 from edgellm.compiler.design import FETCH_BEATS, DesignParams
 
@@ -74,11 +76,20 @@ def tlmm_tile_iters(nt: int, nsteps: int, tp: int, r: int, ol: int) -> int:
     return nsteps + (ng - 1) * max(nsteps, write) + write_last
 
 
+def stream_cols(n_in: int, p: DesignParams) -> int:
+    """R-byte columns a tile of an n_in-wide linear streams: ceil(n_in / 5) for our 5-trits/byte code;
+    with design.bits_per_weight (modelling another design's stream, e.g. TeLLMe's 2.06 bits/weight)
+    ceil(n_in * bits / 8)."""
+    if p.bits_per_weight is None:
+        return -(-n_in // 5)
+    return math.ceil(n_in * p.bits_per_weight / 8)
+
+
 def fifo_tile_load_cycles(n_in: int, p: DesignParams, nports: int) -> int:
     """Cycles to fill one full weight tile's banks from the fetcher FIFOs (weight_buffer.h
     load_port_slice from a FIFO): each port's cpp columns at FETCH_BEATS columns per cycle when a bank
     row has >= 2 slots (BEATS_PER_STEP = G*T/5 >= 2), else one column per cycle."""
-    nb = -(-n_in // 5)
+    nb = stream_cols(n_in, p)
     cpp = -(-nb // nports)
     bps = p.group_size * tlmm_tables(p) // 5
     return -(-cpp // FETCH_BEATS) if bps >= 2 else cpp
@@ -98,7 +109,7 @@ def tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
     nports = stream_ports(board, p)
     tile_load = fifo_tile_load_cycles(n_in, p, nports)
     tail = out - (ntiles - 1) * r  # rows of the last tile
-    last_load = tile_load if tail == r else tail * -(-nb // nports)
+    last_load = tile_load if tail == r else tail * -(-stream_cols(n_in, p) // nports)
     tile_compute = tlmm_tile_compute_cycles(n_in, p, tokens)
     acts = tokens * nsteps * (t5 // 5) + tokens  # load_acts: a chunk of 5 G bytes per cycle; load_qs
     first = last_load if ntiles == 1 else tile_load

@@ -9,6 +9,17 @@ from typer.testing import CliRunner
 
 from edgellm.boards import list_boards, load_board
 from edgellm.compiler import perf_ddr, perf_model
+from edgellm.compiler.calibration import (
+    TELLME_FITTED,
+    TELLME_PREFILL_TOKEN_BLOCK,
+    TELLME_PUBLISHED,
+    calibration,
+    fit_tellme_prefill_block,
+    tellme_anchors,
+    tellme_calibration,
+    tellme_overlap_params,
+    tellme_params,
+)
 from edgellm.compiler.design import (
     DesignParams,
     bits_per_weight,
@@ -16,15 +27,7 @@ from edgellm.compiler.design import (
     weight_bytes,
 )
 from edgellm.compiler.dse import FETCH_DEPTHS, explore
-from edgellm.compiler.estimate import (
-    TELLME_CALIBRATED,
-    TELLME_PUBLISHED,
-    UTIL_LIMITS,
-    Range,
-    estimate,
-    tellme_calibration,
-    tellme_params,
-)
+from edgellm.compiler.estimate import UTIL_LIMITS, Range, estimate
 from edgellm.compiler.packing import pack_ternary
 from edgellm.compiler.resource_model import estimate_resources
 from edgellm.compiler.resources import KINDS, Resources, bram36_for, uram_for
@@ -64,19 +67,66 @@ def test_memory_blocks() -> None:
     assert uram_for(140, 5472) == 4 and uram_for(72, 4096) == 1
 
 
-def test_tellme_calibration_within_20_percent() -> None:
-    rows = tellme_calibration()
-    assert {r[0] for r in rows} == set(TELLME_PUBLISHED)
-    for fig, pub, pred, err in rows:
-        assert pub == TELLME_PUBLISHED[fig]
-        assert err == pytest.approx(100 * (pred - pub) / pub)
-        assert abs(err) <= 20.0, (fig, pub, pred)
-    # the decode figure is a prediction (not fitted): weights through 3 x 128-bit HP ports at 250 MHz
-    assert "decode tok/s" not in TELLME_CALIBRATED
-    tl = tellme_params(LARGE)
+def test_tellme_speed_through_the_headline_path() -> None:
+    """TeLLMe's speed is projected by the generated engine's path (overlap=True), configured like its
+    released design; its resources by its own serial description. (Before: the serial path for both.)"""
+    tl = tellme_overlap_params(LARGE)
+    assert tl.overlap and tl.bits_per_weight == 2.06 and not tl.lm_head_on_fabric and tl.weight_ports == 3
+    speed = {a.figure: a for a in tellme_anchors()}
+    assert speed["decode tok/s"].projected.central == perf_model.decode_step(LARGE, KV260, tl).tokens_per_s
+    assert speed["TTFT 128 tokens (s)"].projected.central == perf_model.prefill(LARGE, KV260, tl, 128).seconds
+    # its three ports on HP0, HP1, HP3 (no shared XPI): 3 x 16 B x 250 MHz, below every DDR ceiling
     assert perf_ddr.bandwidth(KV260, tl).weights == pytest.approx(3 * 16 * 250e6)
-    assert perf_ddr.weight_load_s(LARGE, KV260, tl) == pytest.approx(
-        weight_bytes(LARGE, tl) / 12e9, rel=1e-9)
+    assert perf_ddr.weight_load_s(LARGE, KV260, tellme_params(LARGE)) == pytest.approx(
+        weight_bytes(LARGE, tellme_params(LARGE)) / 12e9, rel=1e-9)
+    # the overlap path streams what bits_per_weight says (2.06 bits/weight: 175 MB), not our 1.6
+    fetched = perf_model.decode_step(LARGE, KV260, tl).detail["fetch"]
+    assert fetched * perf_ddr.bandwidth(KV260, tl).weights == pytest.approx(weight_bytes(LARGE, tl), rel=0.01)
+
+
+def test_calibration_separates_fitted_from_held_out() -> None:
+    """Every published figure appears once, as fitted or held-out; the prefill token block is the fit of
+    TTFT(64) (not a prediction); the figures the bandwidth model is built from are marked fitted."""
+    anchors = calibration()
+    tl = [a for a in anchors if a.source == "TeLLMe v2"]
+    assert [a.figure for a in tl] == list(TELLME_PUBLISHED)
+    assert {a.figure for a in tl if a.status == "fitted"} == TELLME_FITTED
+    assert TELLME_PREFILL_TOKEN_BLOCK == fit_tellme_prefill_block()
+    bk = {a.figure: a for a in anchors if a.source == "bitnet-kv260"}
+    assert bk["weight stream GB/s (HP0-HP3)"].status == "fitted"
+    for a in anchors:
+        assert a.status in ("fitted", "held-out")
+        lo, hi = a.published
+        c = a.projected.central
+        ref = lo if c < lo else hi if c > hi else c
+        assert a.error == pytest.approx(100 * (c - ref) / ref)
+    for fig, pub, pred, err in tellme_calibration():
+        assert pub == TELLME_PUBLISHED[fig] and err == pytest.approx(100 * (pred - pub) / pub)
+    fitted = [a for a in anchors if a.status == "fitted"]
+    assert all(abs(a.error) <= 10.0 for a in fitted), [(a.figure, a.error) for a in fitted]
+
+
+_MISSES = {
+    ("TeLLMe v2", "decode tok/s"): "the generated engine's path overlaps each tile's load with compute and "
+    "reads decode K/V over its three weight ports; TeLLMe loads serially and reads K/V over one port: "
+    "29.2 tok/s projected against 25 published (+17%)",
+    ("bitnet-kv260", "head stream GB/s (HP0-HP3)"): "its head, one long sequential read, ran at the four "
+    "ports' full 16 GB/s; the central scenario charges every four-stream read XPI 4's measured weight-stream "
+    "share (12.74 GB/s, -20%); the high end (15.94) is taken from this measurement",
+}
+
+
+@pytest.mark.parametrize("key", [
+    pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=_MISSES[k])) if k in _MISSES else k
+    for k in [("TeLLMe v2", f) for f in TELLME_PUBLISHED if f not in TELLME_FITTED]
+    + [("bitnet-kv260", "bytes per token (MB)"), ("bitnet-kv260", "head stream GB/s (HP0-HP3)")]],
+    ids=lambda k: f"{k[0]}: {k[1]}")
+def test_held_out_within_15_percent(key: tuple[str, str]) -> None:
+    """The target for every held-out figure (issue 19): within 15% of the published one. The misses are
+    strict xfails naming why (docs/performance.md "Calibration"), not loosened."""
+    (a,) = [a for a in calibration() if (a.source, a.figure) == key]
+    assert a.status == "held-out"
+    assert abs(a.error) <= 15.0, (a.figure, a.published, a.projected, a.error)
 
 
 def test_physics() -> None:
@@ -193,11 +243,11 @@ def _check_fits(e, board) -> None:
 
 
 def test_target_large_on_kv260_decode(large_kv260) -> None:
-    """Issue #5: bitnet_b1_58-large on KV260 projects >= 60 tok/s decode (128 cached tokens). Met by the
-    weight fetcher: the weights of the next linears stream into the FIFOs while the engine runs
-    attention and the element-wise stages, so the weight stream no longer stops between linears."""
+    """Issue #5: bitnet_b1_58-large on KV260 projects >= 60 tok/s decode (128 cached tokens). Met, narrowly,
+    at the central bandwidth (the four weight streams at bitnet-kv260's measured 12.74 GB/s: 61.9 tok/s)
+    and at the high end; not at the low end (200 MHz, 12.0 GB/s: 54.6)."""
     e = large_kv260.estimate
-    assert e.decode_tok_s >= 60.0
+    assert e.decode_tok_s >= 60.0 and e.ranges["decode_tok_s"].high >= 60.0
     assert e.fits and large_kv260.feasible > 0
 
 
@@ -212,29 +262,54 @@ def test_large_on_kv260_as_built(large_kv260) -> None:
     assert e.ttft[128].seconds > e.ttft[64].seconds > 0
 
 
-def test_target_large_on_kv260_ttft(large_kv260) -> None:
-    """Issue #5: bitnet_b1_58-large on KV260 projects TTFT(128) <= 0.5 s (with decode >= 60 tok/s). Met
-    by the prefill pipeline (the TLMM on one half of a block while the vector engines work on the other)
-    with a DSP token lane beside the table lane (prefill MACs doubled in DSPs, not LUTs); neither alone
-    gets there (checked below on the chosen design)."""
+def test_large_on_kv260_prefill_engines(large_kv260) -> None:
+    """The chosen design overlaps the TLMM with the vector engines (prefill pipeline) and has a DSP token
+    lane beside the table lane; without either its TTFT(128) is longer."""
     r = large_kv260
     e, p = r.estimate, r.params
-    assert e.ttft[128].seconds <= 0.5 and e.decode_tok_s >= 60.0
-    assert e.fits and r.feasible > 0
-    assert p.prefill_pipeline and p.dsp_lanes >= 1
+    assert p.prefill_pipeline and p.dsp_lanes >= 1 and e.fits
     no_pipe = perf_model.prefill(LARGE, KV260, p.replace(prefill_pipeline=False), 128).seconds
     no_dsp = perf_model.prefill(LARGE, KV260, p.replace(token_lanes=p.token_lanes - p.dsp_lanes, dsp_lanes=0,
                                                          prefill_token_block=64), 128).seconds
-    assert no_pipe > 0.5 and no_dsp > 0.5
+    assert no_pipe > e.ttft[128].seconds and no_dsp > e.ttft[128].seconds
 
 
-def test_target_2b_on_kv260() -> None:
-    """Issue #5: BitNet-b1.58-2B-4T on KV260 projects >= 20 tok/s. Met by the software-pipelined attention
-    core (tile t scored while tile t - 1 is accumulated): decode attention halves, so the fetcher idles
-    less while the engine attends and the layers come close to their weight stream."""
-    r = explore(B2, KV260)
-    _check_fits(r.estimate, KV260)
-    assert r.estimate.decode_tok_s >= 20.0
+TTFT_MISS = ("issue 5's TTFT(128) <= 0.5 s is missed: prefill is compute-bound (central 0.561 s, high "
+             "0.560 s), and with the LUT cap at 75% (routing margin) and the trit decoder priced as built "
+             "(R x BPS bytes a step, +2.6k LUT) the 0.46 s design (G2 T20 R16 OL2 at 79.7% LUT) no longer "
+             "fits; at --lut-cap 0.80 the DSE reaches 0.513 s")
+
+
+@pytest.mark.xfail(strict=True, reason=TTFT_MISS)
+@pytest.mark.parametrize("end", ["central", "high"])
+def test_target_large_on_kv260_ttft(large_kv260, end: str) -> None:
+    """Issue #5: bitnet_b1_58-large on KV260 projects TTFT(128) <= 0.5 s (with decode >= 60 tok/s)."""
+    e = large_kv260.estimate
+    r = e.ranges["ttft_128_s"]
+    assert (r.central if end == "central" else r.high) <= 0.5 and e.decode_tok_s >= 60.0
+
+
+@pytest.fixture(scope="module")
+def b2_kv260():
+    return explore(B2, KV260)
+
+
+B2_MISS = ("measured bandwidth: the four weight streams are paced by HP1 and HP2 sharing XPI 4 (12.74 GB/s "
+           "central, bitnet-kv260's 12.73), and 768 MB a token at that rate is 16.6 tok/s at best; the DSE's "
+           "design projects 16.3 central and 19.9 at the high end (15.94 GB/s), just short of 20")
+
+
+def test_2b_on_kv260_fits(b2_kv260) -> None:
+    _check_fits(b2_kv260.estimate, KV260)
+    assert b2_kv260.estimate.decode_tok_s > 15.0
+
+
+@pytest.mark.xfail(strict=True, reason=B2_MISS)
+@pytest.mark.parametrize("end", ["central", "high"])
+def test_target_2b_on_kv260(b2_kv260, end: str) -> None:
+    """Issue #5: BitNet-b1.58-2B-4T on KV260 projects >= 20 tok/s."""
+    r = b2_kv260.estimate.ranges["decode_tok_s"]
+    assert (r.central if end == "central" else r.high) >= 20.0
 
 
 @pytest.mark.parametrize("board_name", list_boards())
@@ -442,3 +517,70 @@ def test_every_speed_is_a_range_with_named_assumptions() -> None:
     assert e.sensitivity[200.0][1] > e.sensitivity[225.0][1] > e.ttft[128].seconds  # prefill is compute-bound
     assert Range(2.0, 1.0, 3.0).text() == "2.0 (1.0-3.0)" and Range(0.5, 0.6, 0.4).text("{:.2f}", " s") \
         == "0.50 s (0.40-0.60 s)"
+
+
+def test_trit_decoder_priced_as_built() -> None:
+    """tlmm.h compute_tile decodes every row's BEATS_PER_STEP = G*T/5 bytes each step (R x BPS bytes a
+    cycle, 128 at G2 T20 R16), not the DDR's ~64 bytes a cycle: TRIT_DECODE_LUT_PER_BYTE each."""
+    from edgellm.compiler import resource_model as rm
+
+    p = DesignParams(group_size=2, tables=20, rows=16, weight_buffer="lutram")
+    assert rm.trit_decode_bytes(KV260, p) == 16 * 8
+    with_decode = rm.tlmm(LARGE, KV260, p).lut
+    without = rm.tlmm(LARGE, KV260, p.replace(bits_per_weight=1.6)).lut  # another design's stream: no decoder
+    assert with_decode - without == pytest.approx(128 * rm.TRIT_DECODE_LUT_PER_BYTE)
+    # the same at any bandwidth or clock: it is the compute loop's width
+    assert rm.trit_decode_bytes(KV260.with_scenario("low"), p.replace(clock_mhz=200.0)) == 128
+
+
+def test_lut_cap_and_clock_are_the_users() -> None:
+    """explore() takes the LUT cap (default UTIL_LIMITS, 75%: routing margin) and the clock (default the
+    board's PL clock); bad values are one clear error."""
+    assert UTIL_LIMITS["lut"] <= 0.75
+    r = explore(SMALL, KV260, clock_mhz=200.0)
+    assert r.params.clock_mhz == 200.0 and explore(SMALL, KV260).params.clock_mhz == 250.0
+    tight = explore(SMALL, KV260, limits={"lut": 0.4})
+    assert tight.estimate.utilization["lut"] <= 0.4 < explore(SMALL, KV260).estimate.utilization["lut"]
+    for bad in (0, -5, 5000, "fast"):
+        with pytest.raises(EdgeLLMError, match="clock"):
+            explore(SMALL, KV260, clock_mhz=bad)
+    for limits in ({"lut": 0}, {"lut": 1.5}, {"lut": True}, {"luts": 0.5}):
+        with pytest.raises(EdgeLLMError, match="utilization limit"):
+            explore(SMALL, KV260, limits=limits)
+    res = CliRunner().invoke(_app(), ["estimate", "--board", "kv260", "--clock", "200", "--lut-cap", "0.5"],
+                             terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "200 MHz" in res.output and "at 180 MHz" in res.output and "at 160 MHz" in res.output
+    bad = CliRunner().invoke(_app(), ["estimate", "--board", "kv260", "--lut-cap", "2"])
+    assert bad.exit_code != 0 and isinstance(bad.exception, EdgeLLMError)
+
+
+def test_lm_head_bits_count_on_the_overlap_path() -> None:
+    """The generated engine's LM-head time streams lm_head_bits per weight: an fp16 head moves twice the
+    int8 head's bytes (before, both projected the same time)."""
+    p = DesignParams(group_size=2, tables=20, rows=16, weight_buffer="lutram")
+    int8 = perf_model.decode_step(LARGE, KV260, p).parts["lm_head"]
+    fp16 = perf_model.decode_step(LARGE, KV260, p.replace(lm_head_bits=16)).parts["lm_head"]
+    assert fp16 == pytest.approx(2 * int8, rel=0.01)
+    assert int8 * perf_ddr.bandwidth(KV260, p).weights == pytest.approx(LARGE.vocab_size * LARGE.hidden_size,
+                                                                         rel=0.01)
+
+
+def test_decode_bytes_count_gammas_and_linear_outputs() -> None:
+    """decode_bytes_per_token counts the activations pass by pass (perf_ddr.activation_bytes): every
+    norm's gamma (fp32) and every linear's int8 input and fp32 output go through the data port."""
+    from edgellm.compiler.design import NORM_BYTES, kv_bytes_per_token, lm_head_bytes
+
+    cfg = SMALL  # hidden 256 (= q = kv), ffn 688, 4 heads of 64, SubLN, vocab 1024
+    h, f, d, v = 256, 688, 64, 1024
+    linears = sum(i + 4 * o for o, i in cfg.linear_shapes().values())
+    # attention norm 9h (row, gamma, int8), RoPE q and k (row in/out, cos/sin), K/V rows 8h, attention's
+    # q in / o out 8h, SubLN 9h, residual + FFN norm 17h, GLU 13f (g, u, gamma, int8), residual 12h
+    layer = 9 * h + linears + (8 * h + 4 * d) * 2 + 8 * h + 8 * h + 9 * h + 17 * h + 13 * f + 12 * h
+    assert perf_ddr.activation_bytes(cfg) == cfg.n_layers * layer + 9 * h + h + 4 * v
+    p = DesignParams()
+    rest = weight_bytes(cfg, p) + lm_head_bytes(cfg, 8) + (p.decode_context + 1) * kv_bytes_per_token(cfg, p)
+    assert perf_ddr.decode_bytes_per_token(cfg, p) == rest + perf_ddr.activation_bytes(cfg)
+    gammas = cfg.n_layers * 2 * h * NORM_BYTES + h * NORM_BYTES
+    outputs = cfg.n_layers * sum(4 * o for o, _ in cfg.linear_shapes().values())
+    assert perf_ddr.activation_bytes(cfg) > gammas + 2 * outputs  # written once, read back once

@@ -102,6 +102,26 @@ def estimate_rows(e, b) -> list[tuple[str, str]]:  # e: Estimate, b: Board
     ]
 
 
+def calibration_table():  # -> rich Table
+    """The published designs against the model configured like them: fitted figures, then held-out."""
+    from rich.table import Table
+
+    from edgellm.compiler.calibration import calibration
+
+    cal = Table(title="Published designs vs the model configured like them (KV260; central (low-high))")
+    for col in ("source", "figure", "status", "published", "projected", "error", "in range", "how"):
+        cal.add_column(col, justify="left" if col in ("source", "figure", "status", "how") else "right")
+    anchors = calibration()
+    for status in ("fitted", "held-out"):
+        for a in (a for a in anchors if a.status == status):
+            fmt = "{:,.0f}" if a.published[1] >= 1000 else "{:.3g}"
+            pub = fmt.format(a.published[0]) + ("" if a.published[0] == a.published[1]
+                                                else "-" + fmt.format(a.published[1]))
+            cal.add_row(a.source, a.figure, status, pub, a.projected.text(fmt), f"{a.error:+.1f}%",
+                        "-" if a.projected.low == a.projected.high else "yes" if a.in_range else "no", a.note)
+    return cal
+
+
 def register(app: typer.Typer) -> None:
     """Add the `estimate` command to the app."""
 
@@ -114,6 +134,11 @@ def register(app: typer.Typer) -> None:
                                                   help="Also print the TeLLMe calibration table.")] = False,
         context: Annotated[int | None, typer.Option("--context", min=1,
                                                     help="KV cache capacity (default: the model's).")] = None,
+        clock: Annotated[float | None, typer.Option(
+            "--clock", help="Design clock in MHz (default: the board's PL clock), e.g. 200 for a design "
+                            "that will not close timing at 250.")] = None,
+        lut_cap: Annotated[float | None, typer.Option(
+            "--lut-cap", help="Largest LUT fraction a design may use (default: routing margin).")] = None,
     ) -> None:
         """Size the accelerator for a model on a board; print projected speed and resources."""
         from rich.console import Console
@@ -122,7 +147,6 @@ def register(app: typer.Typer) -> None:
         from edgellm.boards import list_boards, load_board
         from edgellm.compiler.design import DesignParams
         from edgellm.compiler.dse import explore
-        from edgellm.compiler.estimate import tellme_calibration
         from edgellm.errors import EdgeLLMError
 
         cfg = resolve_config(model, preset)
@@ -132,7 +156,8 @@ def register(app: typer.Typer) -> None:
         for name in names:
             try:
                 b = load_board(name)
-                e = explore(cfg, b, DesignParams(max_context=context or 0)).estimate
+                limits = {} if lut_cap is None else {"lut": lut_cap}
+                e = explore(cfg, b, DesignParams(max_context=context or 0), limits, clock_mhz=clock).estimate
                 columns[name] = estimate_rows(e, b)
                 estimates[name] = e
             except EdgeLLMError as err:
@@ -157,10 +182,4 @@ def register(app: typer.Typer) -> None:
             for s in e.assumptions.values():
                 console.print(f"{name} {s.name}: {s.assumes}", markup=False)
         if calibration:
-            cal = Table(title="Model configured like TeLLMe vs TeLLMe's published KV260 figures")
-            for col in ("figure", "published", "projected", "error"):
-                cal.add_column(col, justify="left" if col == "figure" else "right")
-            for fig, pub, pred, err in tellme_calibration():
-                fmt = "{:,.0f}" if pub >= 1000 else "{:.3g}"
-                cal.add_row(fig, fmt.format(pub), fmt.format(pred), f"{err:+.1f}%")
-            console.print(cal)
+            console.print(calibration_table(), markup=False)
