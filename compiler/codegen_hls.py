@@ -31,7 +31,7 @@ CTRL_REGISTERS = {"ap_ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C}
 K_TOP_MAX = 64  # lm_head.h LmHeadConfig K_TOP bound
 MAX_STREAM_PORTS = 4  # weight_buffer.h kMaxWeightPorts: ports the TLMM engine streams from concurrently
 # csim_entry.cpp: calls run under the port model (hw/tb/port_model.h) unless the library is told otherwise
-PORT_MODEL_DEFAULT = 0
+PORT_MODEL_DEFAULT = 1
 
 
 def k_max(cfg: ModelConfig) -> int:

@@ -35,17 +35,25 @@
 
 namespace edgellm {
 
-// Reader of weight port p of NP (decode only): KV heads p, p + NP, ... < n_kv of every position
-// 0..pos0, as beats of mem_lanes widened floats, (position, head, beat) order in one pipelined
-// loop. Prefill (t_len > 1) and p >= NP read nothing.
+// Positions 0 .. n - 1 of a decode call at pos0 that come over the K/V ports: those before kv_old
+// (written by earlier calls; the rest this call wrote through k_layer / v_layer, and reads through
+// them: an m_axi argument never reads what another wrote in the same call), every one for kv_old < 0.
+inline int attn_port_positions(int pos0, int kv_old) {
+#pragma HLS INLINE
+  return kv_old < 0 || kv_old > pos0 ? pos0 + 1 : kv_old;
+}
+
+// Reader of weight port p of NP (decode only): KV heads p, p + NP, ... < n_kv of the positions the
+// K/V ports carry (attn_port_positions), as beats of mem_lanes widened floats, (position, head,
+// beat) order in one pipelined loop. Prefill (t_len > 1) and p >= NP read nothing.
 template <class C, class KT>
-void attn_kv_port_reader(const KT *k_layer, const KT *v_layer, int t_len, int pos0, int p, int np,
+void attn_kv_port_reader(const KT *k_layer, const KT *v_layer, int t_len, int pos0, int kv_old, int p, int np,
                          int n_kv, int d, hls::stream<f32_beat<C::mem_lanes> > &ks,
                          hls::stream<f32_beat<C::mem_lanes> > &vs) {
   const int ML = C::mem_lanes;
   const int nb = (d + ML - 1) / ML;
   const int nh = t_len == 1 && p < np && p < n_kv ? (n_kv - 1 - p) / np + 1 : 0;  // heads of port p
-  const int n_pos = pos0 + 1;
+  const int n_pos = attn_port_positions(pos0, kv_old);
   int pp = 0, hi = 0, hh = p, b = 0;
 prd_beat:
   for (int it = 0; it < n_pos * nh * nb; it++) {
@@ -70,10 +78,11 @@ prd_beat:
 
 // The core's K/V stream, job by job (attn_job), one beat of K and V per cycle in (position, tile
 // head, beat) order. Decode: head h from port h % np (the single-reader order restored, so the
-// arithmetic does not depend on np). Prefill: the job's KV head read from k_layer / v_layer.
+// arithmetic does not depend on np) for the positions the ports carry (attn_port_positions), the
+// later ones (this call's) from k_layer / v_layer. Prefill: the job's KV head from k_layer / v_layer.
 template <class C, class KT>
-void attn_kv_source(const KT *k_layer, const KT *v_layer, int t_len, int pos0, int n_heads, int n_kv,
-                    int np, int d, hls::stream<f32_beat<C::mem_lanes> > &k0,
+void attn_kv_source(const KT *k_layer, const KT *v_layer, int t_len, int pos0, int kv_old, int n_heads,
+                    int n_kv, int np, int d, hls::stream<f32_beat<C::mem_lanes> > &k0,
                     hls::stream<f32_beat<C::mem_lanes> > &v0, hls::stream<f32_beat<C::mem_lanes> > &k1,
                     hls::stream<f32_beat<C::mem_lanes> > &v1, hls::stream<f32_beat<C::mem_lanes> > &k2,
                     hls::stream<f32_beat<C::mem_lanes> > &v2, hls::stream<f32_beat<C::mem_lanes> > &k3,
@@ -82,6 +91,7 @@ void attn_kv_source(const KT *k_layer, const KT *v_layer, int t_len, int pos0, i
   const int ML = C::mem_lanes;
   const int nb = (d + ML - 1) / ML;
   const bool dec = t_len == 1;
+  const int n_ported = dec ? attn_port_positions(pos0, kv_old) : 0;  // positions from the port streams
   const int n_jobs = attn_n_jobs<C>(t_len, n_kv);
   int t0 = 0, kvh = 0;
 src_job:
@@ -94,7 +104,7 @@ src_job:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::max_ctx * C::kv_heads_max * C::beats_max
 #pragma HLS PIPELINE II = 1
       f32_beat<ML> kb, vb;
-      if (!dec) {
+      if (pp >= n_ported) {
         const long base = ((long)pp * n_kv + j.kvh0 + hh) * d + (long)b * ML;
         read_kv_beat<ML, KT>(k_layer, v_layer, base, b, d, kb, vb);
       } else if (port == 0) {
@@ -179,12 +189,15 @@ job:
 //            pointers beyond KVP are never dereferenced
 //   out:     [t_len][n_heads][head_dim]
 //   scale:   float(1/sqrt(head_dim)) from the host
+//   kv_old:  decode reads positions 0 .. kv_old - 1 over the K/V ports (earlier calls wrote them) and
+//            kv_old .. pos0 over k_layer / v_layer (the argument this call wrote them through:
+//            decoder_layer passes its call's first position); -1: every position over the ports
 // Query head h reads KV head h / (n_heads / n_kv). KT (f32 or f16) is deduced from the pointers.
 template <class C, int KVP, class KT>
 void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const KT *kr0, const KT *kr1,
                      const KT *kr2, const KT *kr3, const KT *vr0, const KT *vr1, const KT *vr2,
                      const KT *vr3, f32 *out, int t_len, int pos0, int n_heads, int n_kv, int head_dim,
-                     f32 scale) {
+                     f32 scale, int kv_old) {
   static_assert(KVP >= 1 && KVP <= 4, "KVP: 1..4 K/V read ports");
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
@@ -226,12 +239,12 @@ void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const K
 #else
   EDGELLM_DEPTH(vs, (C::kv_block + 1) * C::kv_heads_max * C::beats_max);
 #endif
-  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr0, vr0, t_len, pos0, 0, KVP, n_kv, head_dim, pk0, pv0));
-  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr1, vr1, t_len, pos0, 1, KVP, n_kv, head_dim, pk1, pv1));
-  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr2, vr2, t_len, pos0, 2, KVP, n_kv, head_dim, pk2, pv2));
-  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr3, vr3, t_len, pos0, 3, KVP, n_kv, head_dim, pk3, pv3));
-  EDGELLM_PROCESS(attn_kv_source<C>(k_layer, v_layer, t_len, pos0, n_heads, n_kv, KVP, head_dim, pk0, pv0, pk1,
-                                    pv1, pk2, pv2, pk3, pv3, ks, vs));
+  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr0, vr0, t_len, pos0, kv_old, 0, KVP, n_kv, head_dim, pk0, pv0));
+  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr1, vr1, t_len, pos0, kv_old, 1, KVP, n_kv, head_dim, pk1, pv1));
+  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr2, vr2, t_len, pos0, kv_old, 2, KVP, n_kv, head_dim, pk2, pv2));
+  EDGELLM_PROCESS(attn_kv_port_reader<C>(kr3, vr3, t_len, pos0, kv_old, 3, KVP, n_kv, head_dim, pk3, pv3));
+  EDGELLM_PROCESS(attn_kv_source<C>(k_layer, v_layer, t_len, pos0, kv_old, n_heads, n_kv, KVP, head_dim, pk0,
+                                    pv0, pk1, pv1, pk2, pv2, pk3, pv3, ks, vs));
   EDGELLM_PROCESS(attn_layer_compute<C>(q, out, t_len, pos0, n_heads, n_kv, head_dim, scale, ks, vs));
   EDGELLM_JOIN;
 }

@@ -514,7 +514,7 @@ template <class C, int KVP, class KT>
 void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const KT *kr0, const KT *kr1,
                      const KT *kr2, const KT *kr3, const KT *vr0, const KT *vr1, const KT *vr2,
                      const KT *vr3, f32 *out, int t_len, int pos0, int n_heads, int n_kv, int head_dim,
-                     f32 scale);
+                     f32 scale, int kv_old = -1);
 
 // Causal prefill attention: attention_layer with the K/V cache on one pointer pair.
 //   q:       [t_len][n_heads][head_dim]   queries at absolute positions pos0 .. pos0+t_len-1

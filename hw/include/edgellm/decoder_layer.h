@@ -388,11 +388,12 @@ vector_steps:
       }
       kv_cache_write<C::max_t, C::kv_size, typename C::kv_t, E::VEC>(fs + S::k + ko, fs + S::v + ko, n,
                                                                   pos0 + t0, KV, k_layer, v_layer);
-      // one attention core for prefill (n > 1, K/V over the data port) and decode (n == 1, K/V over the
-      // first KVP weight ports)
+      // one attention core for prefill (n > 1, K/V over the data port) and decode (n == 1: the positions
+      // earlier calls wrote, < pos0, over the first KVP weight ports; this call's over k_layer / v_layer,
+      // the argument that just wrote them)
       attention_layer<typename C::attn, KVP>(fs + S::q + qo, k_layer, v_layer, kr0, kr1, kr2, kr3, vr0, vr1,
                                              vr2, vr3, fs + S::attn + qo, n, pos0 + t0, C::n_heads, C::n_kv,
-                                             D, attn_scale);
+                                             D, attn_scale, pos0);
       if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn + qo, taps + TP::attn + qo, (long)n * Q);
     } else if (s == EW_GLU && tap_en) {
       copy_f32<(long)C::max_t * H>(h + (long)t0 * H, taps + TP::h_attn + (long)t0 * H, (long)n * H);

@@ -195,6 +195,11 @@ void run_desc(f32 *act, hls::stream<typename TC::word_t> *wq0, hls::stream<typen
   const long kv_slice = (long)layer * C::max_ctx * C::kv_size;  // elements
   int8_t *d8 = reinterpret_cast<int8_t *>(data);
   const uint32_t ko = hdr[HDR_K_CACHE], vo = hdr[HDR_V_CACHE];
+  // The layer scratch through act alone, for the linear and the vector jobs and the LM head: each of
+  // its bytes is written and read within a call through one m_axi argument (docs/hls.md, "The m_axi
+  // channel rule"); data carries h, the parameters, the K/V cache writes, taps and the head's outputs.
+  f32 *fs = act + hdr[HDR_SCRATCH_F] / 4;
+  int8_t *x8 = reinterpret_cast<int8_t *>(act) + hdr[HDR_SCRATCH_I8];
   decoder_layer_ports<C, typename TC::mm, TC::head::NPORTS>(
       data + hdr[HDR_H] / 4 + (long)row * H, t_len, pos0, wq0, wq1, wq2, wq3, d, data + hdr[HDR_PARAMS] / 4,
       data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4,
@@ -204,13 +209,10 @@ void run_desc(f32 *act, hls::stream<typename TC::word_t> *wq0, hls::stream<typen
       reinterpret_cast<const KT *>(kv0 + vo) + kv_slice, reinterpret_cast<const KT *>(kv1 + vo) + kv_slice,
       reinterpret_cast<const KT *>(kv2 + vo) + kv_slice, reinterpret_cast<const KT *>(kv3 + vo) + kv_slice,
       float_from_bits(hdr[HDR_EPS_BITS]),
-      float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), data + hdr[HDR_SCRATCH_F] / 4,
-      d8 + hdr[HDR_SCRATCH_I8], data + hdr[HDR_TAPS] / 4, taps, rows, head, act + hdr[HDR_SCRATCH_F] / 4,
-      reinterpret_cast<int8_t *>(act) + hdr[HDR_SCRATCH_I8]);
+      float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), fs, x8, data + hdr[HDR_TAPS] / 4, taps, rows, head, fs, x8);
   if (!head) return;
-  int8_t *x8 = d8 + hdr[HDR_SCRATCH_I8];
   int32_t *am = reinterpret_cast<int32_t *>(data) + hdr[HDR_ARGMAX] / 4;
-  f32 *qs = data + hdr[HDR_SCRATCH_F] / 4 + S::qs_a;
+  const f32 *qs = fs + S::qs_a;
   const int k = (int)hdr[HDR_TOPK];
   lm_head<typename TC::head>(x8, qs, 1, hq0, hq1, hq2, hq3, data + hdr[HDR_HEAD_SCALE] / 4, TC::vocab, H, true,
                              data + hdr[HDR_LOGITS] / 4, am, k, am + 1, data + hdr[HDR_ARGMAX] / 4 + 1 + k);
