@@ -58,7 +58,10 @@ class ByteLevelBPE:
         for t in self.added.values():
             self.inv[int(t["id"])] = t["content"]
         self.special_ids = {int(t["id"]) for t in self.added.values() if t.get("special")}
-        self._added_sorted = sorted(self.added, key=len, reverse=True)
+        self._added_by_first: dict[str, list[str]] = {}  # first character -> added tokens, longest first
+        for t in sorted(self.added, key=len, reverse=True):
+            if t:
+                self._added_by_first.setdefault(t[0], []).append(t)
         self.normalize = normalizer(spec.get("normalizer"), source)
         self.pre_tokenize, self.byte_level = pre_tokenizer(spec.get("pre_tokenizer"), source)
         self.decode_tokens = decoder(spec.get("decoder"), source)
@@ -153,8 +156,9 @@ class ByteLevelBPE:
         out: list[tuple[str, bool, bool]] = []
         start = i = 0
         n = len(text)
-        while i < n and self._added_sorted:
-            tok = next((t for t in self._added_sorted if text.startswith(t, i)), None)
+        while i < n and self._added_by_first:
+            cands = self._added_by_first.get(text[i], ())
+            tok = next((t for t in cands if text.startswith(t, i)), None)
             if tok and self.added[tok].get("single_word") and not self._word_bounded(text, i, len(tok)):
                 tok = None
             if tok is None:

@@ -238,3 +238,19 @@ def test_truncated_and_foreign_files(tmp_path):
     other = write_gguf(f16_scaled(CFG), tmp_path / "l.gguf", arch="llama")
     with pytest.raises(CheckpointError, match="architecture 'llama'"):
         load_model(other)
+
+
+@pytest.mark.parametrize("qtype", [Q.TQ1_0, Q.TQ2_0])
+def test_loaded_weights_equal_gguf_dequantize(tmp_path, qtype):
+    """Every linear as loaded (trits, weight_scale = 1 / d) is gguf-py's dequantization of the file's
+    tensor (trit * d)."""
+    path = write_gguf(f16_scaled(CFG, seed=6), tmp_path / "d.gguf", qtype)
+    qm, _ = load_model(path)
+    tensors = {t.name: t for t in gguf.GGUFReader(path).tensors}
+    for i, layer in enumerate(qm.layers):
+        for n, gn in LINEARS.items():
+            lin = layer.linears()[n]
+            want = gguf.quants.dequantize(np.asarray(tensors[f"blk.{i}.{gn}.weight"].data), qtype)
+            d = np.float32(np.abs(want).max())  # one scale per tensor: dequantized = trit * d
+            np.testing.assert_array_equal(lin.dense().astype(np.float32) * d, want)
+            assert lin.scale == np.float32(1.0) / d
