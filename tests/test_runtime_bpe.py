@@ -236,3 +236,11 @@ def test_merges_naming_unknown_tokens(tmp_path: Path) -> None:
     f.write_text(json.dumps(spec))
     with pytest.raises(EdgeLLMError, match="m.json: merge"):
         load_tokenizer(f)
+
+
+def test_empty_added_token_is_ignored() -> None:
+    """An added token with empty content matches nothing (the old scan stayed on it forever)."""
+    spec = _bpe_spec(["a", "b", "ab"], [("a", "b")])
+    spec["added_tokens"] = [{"id": 3, "content": "", "special": True}]
+    spec["added_tokens"][0] |= {"single_word": False, "lstrip": False, "rstrip": False, "normalized": False}
+    assert ByteLevelBPE(spec).encode("ab a") == _lib(spec).encode("ab a").ids == [2, 0]
