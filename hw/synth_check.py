@@ -12,7 +12,8 @@ Rules (each finding is "file:line: rule: detail"):
   and the pragma / interface rules of hw/synth_pragmas.py: maxi-select, maxi-dependence,
   dataflow-inline, shared-call, partitioned-dependence, double-store (docs/hls.md "synth_check").
 Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) and the threaded C simulation's runtime
-(a `csim_threads` folder) are C-simulation only and are skipped.
+(a `csim_threads` folder) are C-simulation only and are skipped, and so are the branches of a source
+that synthesis never compiles (`#ifndef __SYNTHESIS__`, `#if ... && !defined(__SYNTHESIS__)`).
 Heuristic by design (regular expressions over comment-free text), tuned to be strict.
 
 Usage: python -m edgellm.hw.synth_check DIR [DIR ...]   (exit 1 on findings, 2 on bad arguments)
@@ -56,8 +57,43 @@ class Finding:
         return f"{self.path}:{self.line}: {self.rule}: {self.detail}"
 
 
+def _csim_cond(expr: str) -> bool:
+    """An #if condition false under synthesis: a conjunction with a `!defined(__SYNTHESIS__)` term."""
+    return "||" not in expr and re.search(r"!\s*defined\s*\(?\s*__SYNTHESIS__\b", expr) is not None
+
+
+def blank_csim_only(text: str) -> str:
+    """Blank (newlines kept) the code of preprocessor branches that synthesis never compiles:
+    `#ifndef __SYNTHESIS__`, `#if ... && !defined(__SYNTHESIS__)`, the `#else` of `#ifdef __SYNTHESIS__`.
+    The directives themselves stay (strip_source blanks them)."""
+    out, stack = [], []  # stack: [branch now C-simulation only, the #else branch C-simulation only]
+    for line in text.split("\n"):
+        m = re.match(r"\s*#\s*(ifndef|ifdef|if|elif|else|endif)\b(.*)", line)
+        if m:
+            kind, rest = m.group(1), m.group(2)
+            syn = rest.strip() == "__SYNTHESIS__"
+            if kind == "ifndef":
+                stack.append([syn, False])
+            elif kind == "ifdef":
+                stack.append([False, syn])
+            elif kind == "if":
+                stack.append([_csim_cond(rest), False])
+            elif stack and kind == "elif":
+                stack[-1] = [_csim_cond(rest), False]
+            elif stack and kind == "else":
+                stack[-1] = [stack[-1][1], False]
+            elif stack and kind == "endif":
+                stack.pop()
+            out.append(line)
+        else:
+            out.append(" " * len(line) if any(s[0] for s in stack) else line)
+    return "\n".join(out)
+
+
 def strip_source(text: str) -> str:
-    """Blank comments, string/char literals and non-pragma preprocessor lines (newlines kept)."""
+    """Blank comments, string/char literals, non-pragma preprocessor lines and C-simulation-only
+    branches (blank_csim_only), newlines kept."""
+    text = blank_csim_only(text)
     out: list[str] = []
     i, n = 0, len(text)
     line_start = True

@@ -21,6 +21,9 @@ comment-free text; each returns (offset, rule, detail) tuples).
                        write port, so II >= 2. Conservative and textual: stores in exclusive branches
                        count too; arrays that are parameters (their storage is the caller's) and
                        stores inside called functions are not seen
+  dep-unchecked        a DEPENDENCE pragma without its C-simulation check (hw/include/edgellm/dep_check.h):
+                       no `EDGELLM_DEP_CLAIM(var, d)` in the function with the pragma's distance (0 for
+                       `false`), or no `EDGELLM_DEP_ITER(...)` in the loop it annotates
 Heuristic by design (regular expressions over comment-free text).
 """
 
@@ -316,6 +319,40 @@ def double_store(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
                     f"{len(stores)} stores to {a} (one write port) per iteration of an II=1 loop in {fn.name}"
 
 
+def _loop_spans(body: str) -> list[tuple[int, int]]:
+    """(start of the loop keyword, end of its braced body) of every for / while loop in body."""
+    spans = []
+    for m in re.finditer(r"\b(?:for|while)\s*\(", body):
+        p1 = match_bracket(body, m.end() - 1, "(", ")")
+        j = p1
+        while j < len(body) and body[j].isspace():
+            j += 1
+        if body[j:j + 1] == "{":
+            spans.append((m.start(), match_bracket(body, j, "{", "}")))
+    return spans
+
+
+def dep_unchecked(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
+    """A DEPENDENCE pragma without its EDGELLM_DEP_CLAIM (same variable and distance) in the function or
+    without EDGELLM_DEP_ITER in its loop."""
+    body = fn.body(code)
+    claim = r"\bEDGELLM_DEP_CLAIM\s*\(([^;]*)\)\s*;"
+    claims = {re.sub(r"\s+", "", m.group(1)) for m in re.finditer(claim, body)}
+    loops = _loop_spans(body)
+    for m in _pragmas(body, "DEPENDENCE"):
+        text = m.group(1)
+        var = _pragma_var(text)
+        dist = re.search(r"\bdistance\s*=\s*([\w:]+)", text)
+        want = f"{var},{dist.group(1) if dist else 0}"
+        inner = [sp for sp in loops if sp[0] < m.start() < sp[1]]
+        own = max(inner, key=lambda sp: sp[0]) if inner else (0, 0)  # the innermost loop around it
+        loop = body[own[0]:own[1]]
+        if var is None or want not in claims or "EDGELLM_DEP_ITER" not in loop:
+            yield (fn.start + m.start(), "dep-unchecked",
+                   f"DEPENDENCE on {var} in {fn.name} without EDGELLM_DEP_CLAIM({want.replace(',', ', ')}) "
+                   "and EDGELLM_DEP_ITER in its loop (dep_check.h)")
+
+
 def run(code: str, units: set[str]) -> list[tuple[int, str, str]]:
     """Findings of one comment-free source text; units: the non-inlined functions of every scanned
     file and the library."""
@@ -323,6 +360,7 @@ def run(code: str, units: set[str]) -> list[tuple[int, str, str]]:
     found: list[tuple[int, str, str]] = []
     for fn in functions(code):
         for rule in (maxi_select(code, fn), maxi_dependence(code, fn, ports), dataflow_inline(code, fn),
-                     shared_call(code, fn, units), partitioned_dependence(code, fn), double_store(code, fn)):
+                     shared_call(code, fn, units), partitioned_dependence(code, fn), double_store(code, fn),
+                     dep_unchecked(code, fn)):
             found.extend(rule)
     return found

@@ -22,9 +22,9 @@ CASES = {
         "#pragma HLS PIPELINE II = 1\n#pragma HLS DEPENDENCE variable = out inter false\n"
         "    out[i] = rs[i];\n  }\n}\n",
         "void f(const float *rs, float *out) {\n  float buf[64];\n"
-        "  for (int i = 0; i < 64; i++) {\n"
+        "  EDGELLM_DEP_LOOP(\"f\");\n  EDGELLM_DEP_CLAIM(buf, 0);\n  for (int i = 0; i < 64; i++) {\n"
         "#pragma HLS PIPELINE II = 1\n#pragma HLS DEPENDENCE variable = buf inter false\n"
-        "    buf[i] = rs[i];\n    out[i] = buf[i];\n  }\n}\n",
+        "    EDGELLM_DEP_ITER(i);\n    buf[i] = rs[i];\n    out[i] = buf[i];\n  }\n}\n",
     ),
     "dataflow-inline": (
         "void p1(int *a) { a[0] = 1; }\nvoid p2(int *b) { b[0] = 2; }\n"
@@ -48,9 +48,10 @@ CASES = {
         "    acc[c % 8] = acc[c % 8] + x[c];\n  }\n  return acc[0];\n}\n",
         "float f(const float *x) {\n  float acc[16][8];\n"
         "#pragma HLS ARRAY_PARTITION variable = acc dim = 2 complete\n"
-        "  for (int c = 0; c < 64; c++) {\n"
+        "  EDGELLM_DEP_LOOP(\"f\");\n  EDGELLM_DEP_CLAIM(acc, 16);\n  for (int c = 0; c < 64; c++) {\n"
         "#pragma HLS PIPELINE II = 1\n#pragma HLS DEPENDENCE variable = acc inter distance = 16 true\n"
-        "    acc[c % 16][0] = acc[c % 16][0] + x[c];\n  }\n  return acc[0][0];\n}\n",
+        "    EDGELLM_DEP_ITER(c);\n    acc[c % 16][0] = acc[c % 16][0] + x[c];\n  }\n"
+        "  return acc[0][0];\n}\n",
     ),
     "double-store": (
         "void f(const int *x, int *y) {\n  int buf[64];\n  for (int i = 0; i < 32; i++) {\n"
@@ -61,6 +62,15 @@ CASES = {
         "  for (int i = 0; i < 32; i++) {\n"
         "#pragma HLS PIPELINE II = 1\n    buf[2 * i] = x[i];\n    buf[2 * i + 1] = x[i] + 1;\n  }\n"
         "  for (int i = 0; i < 64; i++) y[i] = buf[i];\n}\n",
+    ),
+    "dep-unchecked": (
+        "void f(const float *x, float *y) {\n  float buf[64];\n  for (int i = 0; i < 64; i++) {\n"
+        "#pragma HLS PIPELINE II = 1\n#pragma HLS DEPENDENCE variable = buf inter false\n"
+        "    buf[i] = x[i];\n    y[i] = buf[i];\n  }\n}\n",
+        "void f(const float *x, float *y) {\n  float buf[64];\n  EDGELLM_DEP_LOOP(\"f\");\n"
+        "  EDGELLM_DEP_CLAIM(buf, 0);\n  for (int i = 0; i < 64; i++) {\n"
+        "#pragma HLS PIPELINE II = 1\n#pragma HLS DEPENDENCE variable = buf inter false\n"
+        "    EDGELLM_DEP_ITER(i);\n    buf[i] = x[i];\n    y[i] = buf[i];\n  }\n}\n",
     ),
 }
 
@@ -127,6 +137,10 @@ LIBRARY_MUTANTS = {
     "partitioned-dependence": ("numerics.h", "#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U\n",
                                "#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U\n"
                                "#pragma HLS DEPENDENCE variable = acc inter distance = 8 true\n"),
+    # a claim changed in the pragma alone (its C-simulation check still states the old one)
+    "dep-unchecked": ("attention_prefill.h",
+                      "#pragma HLS DEPENDENCE variable = o inter RAW distance = kMacDist true",
+                      "#pragma HLS DEPENDENCE variable = o inter RAW distance = 32 true"),
     "double-store": ("lm_head.h", "    qsb[t] = qs[t];\n",
                      "    qsb[t] = qs[t];\n    qsb[t + 1] = 0.0f;\n"),
 }

@@ -199,6 +199,7 @@ void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const K
                      const KT *vr3, f32 *out, int t_len, int pos0, int n_heads, int n_kv, int head_dim,
                      f32 scale, int kv_old) {
   static_assert(KVP >= 1 && KVP <= 4, "KVP: 1..4 K/V read ports");
+#pragma HLS INLINE off
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
 #ifndef __SYNTHESIS__
@@ -212,7 +213,6 @@ void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const K
   hls::stream<B> pk2("attn_pk2"), pv2("attn_pv2"), pk3("attn_pk3"), pv3("attn_pv3");
 #pragma HLS STREAM variable = pk0 depth = C::kv_block * C::beats_max
   EDGELLM_DEPTH(pk0, C::kv_block * C::beats_max);
-#pragma HLS INLINE off
 #pragma HLS STREAM variable = pv0 depth = C::kv_block * C::beats_max
   EDGELLM_DEPTH(pv0, C::kv_block * C::beats_max);
 #pragma HLS STREAM variable = pk1 depth = C::kv_block * C::beats_max

@@ -109,6 +109,7 @@
 #include <cassert>
 #include <cstdint>
 
+#include "edgellm/dep_check.h"
 #include "edgellm/numerics.h"
 #include "hls_stream.h"
 
@@ -249,7 +250,10 @@ inline void attn_walk_put(attn_walk &w, const f32_beat<C::mem_lanes> &bt, int th
   const int ML = C::mem_lanes;
   for (int i = 0; i < ML; i++) {
 #pragma HLS UNROLL
-    if (w.b * ML + i < C::dkv) buf[w.half][w.j][w.h][w.b * ML + i] = bt.v[i];
+    if (w.b * ML + i < C::dkv) {
+      buf[w.half][w.j][w.h][w.b * ML + i] = bt.v[i];
+      EDGELLM_DEP_W(buf, buf[w.half][w.j][w.h][w.b * ML + i]);
+    }
   }
   w.done++;
   if (++w.b == nb) {
@@ -292,12 +296,16 @@ inline void attn_copy_rest(attn_copy &c, int th, int nb, f32 kt[2][C::kv_block][
   const int lk = c.k.n - c.k.done, lv = c.v.n - c.v.done;
   const int left = lk > lv ? lk : lv;
   EDGELLM_ATTN_LOOP(left);
+  EDGELLM_DEP_LOOP("attn_copy_rest");
+  EDGELLM_DEP_CLAIM(kt, 0);
+  EDGELLM_DEP_CLAIM(vt, 0);
 copy_rest:
   for (int it = 0; it < left; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = C::kv_block * TH * C::beats_max
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = kt inter false
 #pragma HLS DEPENDENCE variable = vt inter false
+    EDGELLM_DEP_ITER(it);
     attn_copy_step<C, TH>(c, true, th, nb, kt, vt, ks, vs);
   }
 }
@@ -343,24 +351,30 @@ void attn_rows(const f32 *q, const int row_pos[ROWS], const int row_kv[ROWS], co
   const int n_load = n_rows * nq > cp.k.n ? n_rows * nq : cp.k.n;
   EDGELLM_ATTN_LOOP(n_load);
   int lr = 0, lq = 0;
-load_q:
-  for (int it = 0; it < n_load; it++) {
+  {
+    EDGELLM_DEP_LOOP("attn_rows.load_q");
+    EDGELLM_DEP_CLAIM(kt, 0);
+    EDGELLM_DEP_CLAIM(vt, 0);
+  load_q:
+    for (int it = 0; it < n_load; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::kv_block * TH * C::beats_max + ROWS * C::dp
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = kt inter false
 #pragma HLS DEPENDENCE variable = vt inter false
-    if (lr < n_rows) {
-      for (int j = 0; j < QL; j++) {
+      EDGELLM_DEP_ITER(it);
+      if (lr < n_rows) {
+        for (int j = 0; j < QL; j++) {
 #pragma HLS UNROLL
-        const int i = lq * QL + j;
-        if (i < d) qb[lr][i] = q[row_out[lr] + i];
+          const int i = lq * QL + j;
+          if (i < d) qb[lr][i] = q[row_out[lr] + i];
+        }
+        if (++lq == nq) {
+          lq = 0;
+          lr++;
+        }
       }
-      if (++lq == nq) {
-        lq = 0;
-        lr++;
-      }
+      attn_copy_step<C, TH>(cp, false, th, nb, kt, vt, ks, vs);
     }
-    attn_copy_step<C, TH>(cp, false, th, nb, kt, vt, ks, vs);
   }
   attn_copy_rest<C, TH>(cp, th, nb, kt, vt, ks, vs);
 stage:
@@ -387,8 +401,18 @@ stage:
     enum { kLaneDist = C::min_rows, kMacDist = C::mac_span };
     EDGELLM_ATTN_LOOP(nkey * nc * nr);
     int sj = 0, sc = 0, sr = 0;
-  pass:
-    for (int it = 0; it < nkey * nc * nr; it++) {
+    {
+      EDGELLM_DEP_LOOP("attn_rows.pass");  // C simulation with EDGELLM_CHECK_DEPS: the claims checked
+      EDGELLM_DEP_CLAIM(acc, kLaneDist);
+      EDGELLM_DEP_CLAIM(mx, kLaneDist);
+      EDGELLM_DEP_CLAIM(l, kMacDist);
+      EDGELLM_DEP_CLAIM(o, kMacDist);
+      EDGELLM_DEP_CLAIM(m, 0);
+      EDGELLM_DEP_CLAIM(s_tile, 0);
+      EDGELLM_DEP_CLAIM(kt, 0);
+      EDGELLM_DEP_CLAIM(vt, 0);
+    pass:
+      for (int it = 0; it < nkey * nc * nr; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = C::min_rows max = C::kv_block * C::chunks_max * ROWS
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = acc inter RAW distance = kLaneDist true
@@ -399,55 +423,77 @@ stage:
 #pragma HLS DEPENDENCE variable = s_tile inter false
 #pragma HLS DEPENDENCE variable = kt inter false
 #pragma HLS DEPENDENCE variable = vt inter false
-      if (sr < n_rows) {
-        const int kv = row_kv[sr];
-        if (sj < nks) {
-          f32 lane[C::dot_lanes];
+        EDGELLM_DEP_ITER(it);
+        if (sr < n_rows) {
+          const int kv = row_kv[sr];
+          if (sj < nks) {
+            f32 lane[C::dot_lanes];
 #pragma HLS ARRAY_PARTITION variable = lane complete
-          for (int j = 0; j < A; j++) {
-#pragma HLS UNROLL
-            const int i = sc * A + j;
-            const f32 prod = i < d ? qb[sr][i] * kt[hs][sj][kv][i] : 0.0f;
-            lane[j] = (sc == 0 ? 0.0f : acc[sr][j]) + prod;
-          }
-          if (sc == nc - 1) {
-            const f32 s = attn_lane_tree<C::dot_lanes>(lane) * scale;
-            s_tile[hs][sr][sj] = s;
-            const bool valid = !diag_s || bs + sj <= row_pos[sr];
-            const f32 base = sj > 0 ? mx[hs][sr] : first_s ? -pos_inf() : mx[ha][sr];
-            mx[hs][sr] = valid ? max_nan(base, s) : base;
-          } else {
             for (int j = 0; j < A; j++) {
 #pragma HLS UNROLL
-              acc[sr][j] = lane[j];
+              const int i = sc * A + j;
+              EDGELLM_DEP_R_IF(i < d, kt, kt[hs][sj][kv][i]);
+              EDGELLM_DEP_R_IF(sc != 0, acc, acc[sr][j]);
+              const f32 prod = i < d ? qb[sr][i] * kt[hs][sj][kv][i] : 0.0f;
+              lane[j] = (sc == 0 ? 0.0f : acc[sr][j]) + prod;
             }
-          }
-        }
-        if (sj < nka && (!diag_a || ba + sj <= row_pos[sr])) {
-          const f32 mn = mx[ha][sr];  // the block max after tile st - 1
-          const bool head = sj == 0;   // the tile's first key: rescale by c
-          const f32 c = head && !first_a ? exp_f(m[sr] - mn) : 0.0f;
-          if (head && sc == nc - 1) m[sr] = mn;
-          const f32 p = exp_f(s_tile[ha][sr][sj] - mn);
-          if (sc == 0) l[sr] = (head ? (first_a ? 0.0f : l[sr] * c) : l[sr]) + p;
-          for (int j = 0; j < A; j++) {
+            if (sc == nc - 1) {
+              const f32 s = attn_lane_tree<C::dot_lanes>(lane) * scale;
+              s_tile[hs][sr][sj] = s;
+              EDGELLM_DEP_W(s_tile, s_tile[hs][sr][sj]);
+              const bool valid = !diag_s || bs + sj <= row_pos[sr];
+              EDGELLM_DEP_R_IF(sj > 0, mx, mx[hs][sr]);
+              EDGELLM_DEP_R_IF(sj == 0 && !first_s, mx, mx[ha][sr]);
+              const f32 base = sj > 0 ? mx[hs][sr] : first_s ? -pos_inf() : mx[ha][sr];
+              mx[hs][sr] = valid ? max_nan(base, s) : base;
+              EDGELLM_DEP_W(mx, mx[hs][sr]);
+            } else {
+              for (int j = 0; j < A; j++) {
 #pragma HLS UNROLL
-            const int i = sc * A + j;
-            if (i < d) {
-              const f32 ob = head ? (first_a ? 0.0f : o[sr][i] * c) : o[sr][i];  // first: 0 * 0, exactly
-              o[sr][i] = ob + p * vt[ha][sj][kv][i];
+                acc[sr][j] = lane[j];
+                EDGELLM_DEP_W(acc, acc[sr][j]);
+              }
+            }
+          }
+          if (sj < nka && (!diag_a || ba + sj <= row_pos[sr])) {
+            EDGELLM_DEP_R(mx, mx[ha][sr]);
+            const f32 mn = mx[ha][sr];  // the block max after tile st - 1
+            const bool head = sj == 0;   // the tile's first key: rescale by c
+            EDGELLM_DEP_R_IF(head && !first_a, m, m[sr]);
+            const f32 c = head && !first_a ? exp_f(m[sr] - mn) : 0.0f;
+            if (head && sc == nc - 1) {
+              m[sr] = mn;
+              EDGELLM_DEP_W(m, m[sr]);
+            }
+            EDGELLM_DEP_R(s_tile, s_tile[ha][sr][sj]);
+            const f32 p = exp_f(s_tile[ha][sr][sj] - mn);
+            if (sc == 0) {
+              EDGELLM_DEP_R_IF(!(head && first_a), l, l[sr]);
+              l[sr] = (head ? (first_a ? 0.0f : l[sr] * c) : l[sr]) + p;
+              EDGELLM_DEP_W(l, l[sr]);
+            }
+            for (int j = 0; j < A; j++) {
+#pragma HLS UNROLL
+              const int i = sc * A + j;
+              if (i < d) {
+                EDGELLM_DEP_R_IF(!(head && first_a), o, o[sr][i]);
+                EDGELLM_DEP_R(vt, vt[ha][sj][kv][i]);
+                const f32 ob = head ? (first_a ? 0.0f : o[sr][i] * c) : o[sr][i];  // first: 0 * 0, exactly
+                o[sr][i] = ob + p * vt[ha][sj][kv][i];
+                EDGELLM_DEP_W(o, o[sr][i]);
+              }
             }
           }
         }
-      }
-      if (++sr == nr) {
-        sr = 0;
-        if (++sc == nc) {
-          sc = 0;
-          sj++;
+        if (++sr == nr) {
+          sr = 0;
+          if (++sc == nc) {
+            sc = 0;
+            sj++;
+          }
         }
+        attn_copy_step<C, TH>(cp, false, th, nb, kt, vt, ks, vs);
       }
-      attn_copy_step<C, TH>(cp, false, th, nb, kt, vt, ks, vs);
     }
     attn_copy_rest<C, TH>(cp, th, nb, kt, vt, ks, vs);
   }
