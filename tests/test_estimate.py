@@ -584,3 +584,21 @@ def test_decode_bytes_count_gammas_and_linear_outputs() -> None:
     gammas = cfg.n_layers * 2 * h * NORM_BYTES + h * NORM_BYTES
     outputs = cfg.n_layers * sum(4 * o for o, _ in cfg.linear_shapes().values())
     assert perf_ddr.activation_bytes(cfg) > gammas + 2 * outputs  # written once, read back once
+
+
+def test_projection_sensitivity_bench_scales_bandwidth() -> None:
+    """bench/projection_sensitivity.py: k scales every central bandwidth figure (the KV260's four weight
+    streams follow XPI 4's share: 12.74 GB/s x k until the ports' 16 GB/s), and decode follows."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "projection_sensitivity.py"
+    spec = importlib.util.spec_from_file_location("projection_sensitivity", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    p = DesignParams(group_size=2, tables=20, rows=16, weight_buffer="lutram", fetch_depth=4096)
+    assert mod.point(SMALL, mod.scaled(KV260, 1.0), p) == mod.point(SMALL, KV260, p)
+    g8, d8, _ = mod.point(LARGE, mod.scaled(KV260, 0.8), p)
+    g10, d10, _ = mod.point(LARGE, mod.scaled(KV260, 1.0), p)
+    assert g8 == pytest.approx(0.8 * g10) and d8 < d10
+    assert mod.point(LARGE, mod.scaled(KV260, 1.3), p)[0] == pytest.approx(16.0)
