@@ -45,6 +45,8 @@ CSIM_SYMBOL = "edgellm_csim_run"
 LEFTOVER_SYMBOL = "edgellm_csim_fifo_leftovers"
 # long long edgellm_csim_deadlocks(void): deadlocks the threaded C simulation found (all calls)
 DEADLOCK_SYMBOL = "edgellm_csim_deadlocks"
+# long long edgellm_csim_port_conflicts(void): bytes two m_axi arguments wrote in one call (port model)
+CONFLICT_SYMBOL = "edgellm_csim_port_conflicts"
 # void edgellm_csim_run(uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off, uint32_t prog_off,
 #                       uint32_t n_desc)
 CSIM_ARGTYPES = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32]
@@ -74,6 +76,7 @@ class EmulatorDevice(Device):
         self.hang = False  # True: take ap_start but never raise ap_done (a stuck accelerator)
         self.fifo_leftovers: Callable[[], int] | None = None  # C simulation's FIFO check, if exported
         self.deadlocks: Callable[[], int] | None = None  # threaded C simulation's deadlock count, if exported
+        self.port_conflicts: Callable[[], int] | None = None  # port model: two-argument writes, if exported
         self.runs = 0  # completed top invocations
         self._regs: dict[int, int] = {CTRL: AP_IDLE}
         self._ctrl_lock = threading.Lock()  # ap_ctrl: the worker sets ap_done, a read clears it
@@ -104,6 +107,10 @@ class EmulatorDevice(Device):
         if dead is not None:
             dead.argtypes, dead.restype = [], ctypes.c_longlong
             dev.deadlocks = dead
+        clash = getattr(lib, CONFLICT_SYMBOL, None)
+        if clash is not None:
+            clash.argtypes, clash.restype = [], ctypes.c_longlong
+            dev.port_conflicts = clash
         return dev
 
     @classmethod
@@ -259,11 +266,16 @@ class EmulatorDevice(Device):
     def _execute(self, mem: np.ndarray, hdr_off: int, prog_off: int, n_desc: int) -> None:
         before = self.fifo_leftovers() if self.fifo_leftovers else 0
         dead0 = self.deadlocks() if self.deadlocks else 0
+        clash0 = self.port_conflicts() if self.port_conflicts else 0
         self.top(ctypes.c_void_p(mem.ctypes.data), mem.size, hdr_off, prog_off, n_desc)
         self.runs += 1
         if self.deadlocks and self.deadlocks() != dead0:
             raise DeviceError(f"{self.name}: the dataflow processes deadlocked (a FIFO too shallow for "
                               "what its processes hold back: a bug in the generated HLS)")
+        clash = (self.port_conflicts() if self.port_conflicts else 0) - clash0
+        if clash:
+            raise DeviceError(f"{self.name}: {clash} bytes were written through two m_axi arguments in one "
+                              "call (the port model, docs/hls.md: a bug in the generated HLS)")
         left = (self.fifo_leftovers() if self.fifo_leftovers else 0) - before
         if left:
             raise DeviceError(f"{self.name}: {left} weight-FIFO words were fetched but never consumed: the "

@@ -20,6 +20,8 @@ from edgellm.compiler.design import DesignParams
 from edgellm.compiler.perf_attention import AttnCall, decode_reader_s, kv_bytes
 from edgellm.compiler.perf_elementwise import DDR_READ_LATENCY
 from edgellm.hw import csim
+from edgellm.runtime.device import DeviceError
+from edgellm.runtime.emulator import CsimFunc, EmulatorDevice
 
 HARNESS = r"""
 #include <cstdint>
@@ -181,3 +183,22 @@ def test_perf_model_reads_the_new_position_over_data() -> None:
     assert decode_reader_s(c, d, kv, f, 4e9, 8e9) - base == pytest.approx(128 * one / 8e9 - 128 * one / 16e9)
     first = AttnCall(16, 16, 1)
     assert decode_reader_s(first, d, kv, f, 4e9, 1.0) == pytest.approx(DDR_READ_LATENCY / f + one / 4e9)
+
+
+def test_emulator_refuses_a_two_argument_write() -> None:
+    """The emulator reads the library's conflict count around every call: a call in which two arguments
+    wrote one byte is a DeviceError (here a toy top that reports n_desc such bytes)."""
+    count = [0]
+
+    def run(ddr: int, nbytes: int, hdr_off: int, prog_off: int, n_desc: int) -> None:
+        count[0] += n_desc
+
+    regs = {"hdr_off": 0x10, "prog_off": 0x18, "n_desc": 0x20, "data": 0x28}
+    dev = EmulatorDevice(CsimFunc(run), regs)
+    dev.port_conflicts = lambda: count[0]
+    buf = dev.alloc(4096)
+    dev.write_reg64(regs["data"], buf.physical_address)
+    dev.run(timeout_s=5.0)
+    dev.write_reg(regs["n_desc"], 3)
+    with pytest.raises(DeviceError, match="two m_axi arguments"):
+        dev.run(timeout_s=5.0)
