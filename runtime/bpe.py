@@ -67,7 +67,8 @@ class ByteLevelBPE:
         self.decode_tokens = decoder(spec.get("decoder"), source)
         self._cache: dict[str, list[int]] = {}
         add_bos, template_bos = self._template(spec.get("post_processor"))
-        bos = self._known(bos_id) if self._known(bos_id) is not None else template_bos
+        bos = self._known(bos_id)
+        bos = bos if bos is not None else template_bos
         self.bos_id = (bos if bos is not None else self._find(BOS_NAMES)) if add_bos else None
         self.eos_id = self._known(eos_id) if self._known(eos_id) is not None else self._find(EOS_NAMES)
 
