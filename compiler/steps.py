@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,15 @@ def step_dse(ctx: BuildContext) -> None:
     from edgellm.compiler.dse import explore
     from edgellm.models.numerics import NumericsPlan
 
-    cfg = ctx.state["qm"].config
-    res = explore(cfg, ctx.state["board"], DesignParams())
-    design = res.params
-    if ctx.config.overrides:
-        design = design.replace(**ctx.config.overrides)
+    cfg, board = ctx.state["qm"].config, ctx.state["board"]
+    over = dict(ctx.config.overrides)  # "clock_mhz" and "lut_cap" steer the exploration itself
+    lut = over.pop("lut_cap", None)
+    res = explore(cfg, board, DesignParams(), {} if lut is None else {"lut": lut}, over.get("clock_mhz"))
+    design = res.params.replace(**over) if over else res.params
+    if design != res.params:  # report/estimate.json projects the design that is built
+        from edgellm.compiler.estimate import estimate
+
+        res = dataclasses.replace(res, params=design, estimate=estimate(cfg, board, design))
     kv_dtype = {4: "f32", 2: "f16"}.get(design.kv_bytes)
     if kv_dtype is None:
         raise EdgeLLMError(f"design kv_bytes {design.kv_bytes}: the KV cache is f32 (4) or f16 (2)")
@@ -110,10 +115,15 @@ def step_codegen_hls(ctx: BuildContext) -> None:
 
 
 def step_codegen_vivado(ctx: BuildContext) -> None:
-    """vivado/build.tcl: block design with the PS, HP ports, the IP, address map, bitstream."""
+    """vivado/build.tcl: block design with the PS, HP ports, the IP, address map, bitstream; <ip>.hwh: its
+    hardware handoff, generated (compiler/hwh.py) until `edgellm build` replaces it with Vivado's."""
+    from edgellm.compiler import hwh
     from edgellm.compiler.vivado_tcl import write_vivado_tcl
 
-    write_vivado_tcl(ctx.work, ctx.state["board"], ctx.state["design"], IP_NAME)
+    s = ctx.state
+    write_vivado_tcl(ctx.work, s["board"], s["design"], IP_NAME)
+    hwh.write_hwh(ctx.work / f"{IP_NAME}.hwh", hwh.spec_for(s["board"], s["design"], IP_NAME,
+                                                            s["hls_info"]["registers"]))
 
 
 def step_weights(ctx: BuildContext) -> None:

@@ -602,3 +602,26 @@ def test_projection_sensitivity_bench_scales_bandwidth() -> None:
     g10, d10, _ = mod.point(LARGE, mod.scaled(KV260, 1.0), p)
     assert g8 == pytest.approx(0.8 * g10) and d8 < d10
     assert mod.point(LARGE, mod.scaled(KV260, 1.3), p)[0] == pytest.approx(16.0)
+
+
+def test_compile_dse_step_takes_clock_and_lut_cap() -> None:
+    """compile's design overrides: "clock_mhz" and "lut_cap" steer the exploration (the design is chosen
+    for that clock, under that cap), other fields replace the chosen design's, and the estimate that
+    report/estimate.json writes is always the built design's."""
+    from types import SimpleNamespace
+
+    from edgellm.compiler.steps import step_dse
+
+    def run(overrides: dict) -> SimpleNamespace:
+        ctx = SimpleNamespace(state={"qm": SimpleNamespace(config=SMALL), "board": KV260},
+                              config=SimpleNamespace(overrides=overrides))
+        step_dse(ctx)
+        return ctx
+
+    ctx = run({"clock_mhz": 200.0, "lut_cap": 0.4})
+    assert ctx.state["design"].clock_mhz == 200.0 == ctx.state["dse"].estimate.params.clock_mhz
+    assert ctx.state["dse"].estimate.utilization["lut"] <= 0.4
+    ctx = run({"attn_lanes": 2})
+    assert ctx.state["design"].attn_lanes == 2 and ctx.state["dse"].estimate.params == ctx.state["design"]
+    with pytest.raises(EdgeLLMError, match="utilization limit"):
+        run({"lut_cap": 3})
