@@ -1,5 +1,6 @@
 """hw/synth_check.py rules, the state of hw/, and warning-free compilation of every HLS header."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -175,3 +176,47 @@ def test_activation_storage_macro(kind: str) -> None:
         assert all(ln.endswith(f"impl = {kind}") for ln in binds.values()), block
         assert "type = ram_t2p" in binds["rows.r0"]  # RoPE reads two addresses per bank per cycle
         assert all("type = cyclic factor = E::PART" in ln for ln in parts.values()), block
+
+
+def _loop_body(code: str, label: str) -> str:
+    """The braced body of the loop labelled `label:` in comment-free code."""
+    i = code.index("{", code.index(f"{label}:"))
+    depth, j = 0, i
+    while True:
+        depth += {"{": 1, "}": -1}.get(code[j], 0)
+        if depth == 0:
+            return code[i:j + 1]
+        j += 1
+
+
+def bank_fill_stores(text: str) -> dict[str, int]:
+    """Store sites into a weight bank per iteration of each bank-filling loop of weight_buffer.h text:
+    put_column calls (one store), put_column_pair calls (one store per slot memory), store statements
+    written in the loop, each counted twice inside an unrolled inner loop."""
+    code = synth_check.strip_source(text)
+    out = {}
+    for label in ("load_full", "load_tail", "fifo_full"):
+        body = _loop_body(code, label)
+        n = len(re.findall(r"\bput_column\s*<", body)) + len(re.findall(r"\bput_column_pair\s*<", body))
+        n += len(re.findall(r"\bbank\s*\[[^\]]*\]\s*\[[^\]]*\]\s*=(?!=)", body))
+        unrolled = re.search(r"for\s*\([^)]*\)\s*\{\s*#pragma HLS UNROLL([\s\S]*?)\}", body)
+        if unrolled:
+            n += len(re.findall(r"\bput_column\s*<|\bbank\s*\[", unrolled.group(1)))  # its second copy
+        out[label] = n
+    return out
+
+
+def test_bank_fill_one_store_per_slot_memory() -> None:
+    """Issue 21 #8: every bank-filling loop stores one column per slot memory and cycle: one put_column
+    (a single store) or one put_column_pair (one store per slot memory, two columns in distinct slots),
+    and no padding store in the loop (pad_last_step runs after it). The loops before the fix stored two
+    columns (put_column in an unrolled loop) and padded inside the loop."""
+    text = (INCLUDE / "weight_buffer.h").read_text()
+    assert bank_fill_stores(text) == {"load_full": 1, "load_tail": 1, "fifo_full": 1}
+    code = synth_check.strip_source(text)
+    pair = code[code.index("void put_column_pair("):]
+    pair = pair[:pair.index("\n}\n")]
+    store = r"\bbank\s*\[[^\]]*\]\s*\[[^\]]*\]\s*=(?!=)"
+    assert len(re.findall(store, pair)) == 1 and "#pragma HLS UNROLL" in pair
+    single = code[code.index("void put_column("):]
+    assert len(re.findall(store, single[:single.index("\n}\n")])) == 1  # no padding inside
