@@ -127,7 +127,8 @@ def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
     clock) under the utilization `limits` (default UTIL_LIMITS: a LUT cap that leaves routing margin);
     EdgeLLMError if none exists. Memoized per (model, board, base, limits, clock) within the process:
     the search is deterministic."""
-    if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and 0 < clock_mhz <= 1000):
+    if clock_mhz is not None and (isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float))
+                                  or not 0 < clock_mhz <= 1000):
         raise EdgeLLMError(f"clock must be a number of MHz in (0, 1000], got {clock_mhz!r}")
     for k, v in limits.items():
         if k not in KINDS or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:

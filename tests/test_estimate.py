@@ -541,7 +541,7 @@ def test_lut_cap_and_clock_are_the_users() -> None:
     assert r.params.clock_mhz == 200.0 and explore(SMALL, KV260).params.clock_mhz == 250.0
     tight = explore(SMALL, KV260, limits={"lut": 0.4})
     assert tight.estimate.utilization["lut"] <= 0.4 < explore(SMALL, KV260).estimate.utilization["lut"]
-    for bad in (0, -5, 5000, "fast"):
+    for bad in (0, -5, 5000, "fast", True, float("nan")):
         with pytest.raises(EdgeLLMError, match="clock"):
             explore(SMALL, KV260, clock_mhz=bad)
     for limits in ({"lut": 0}, {"lut": 1.5}, {"lut": True}, {"luts": 0.5}):
