@@ -20,6 +20,7 @@ from edgellm.compiler import interface as itf
 from edgellm.compiler.pipeline import BuildContext
 from edgellm.compiler.tokenizer_files import chat_template_entry
 from edgellm.runtime.manifest_schema import SCHEMA  # one source for the writer and the reader
+from edgellm.runtime.project_files import is_build_output
 
 PIPELINE_FILES = ("manifest.json.tmp", "build_state.json", "build_state.json.tmp")  # not project files
 
@@ -62,7 +63,8 @@ def build_manifest(ctx: BuildContext) -> dict[str, Any]:
     """The manifest dict for the project in ctx.work (every other file already written)."""
     s, work = ctx.state, ctx.work
     qm, plan, design = s["qm"], s["plan"], s["design"]
-    files = list_files(work)
+    # the generated <ip>.hwh sits in a build-output slot (edgellm build replaces it): not listed
+    files = {rel: h for rel, h in list_files(work).items() if not is_build_output(rel, "edgellm_top")}
     embed_dtype = "bf16" if qm.embed.dtype == np.uint16 else "f32"
     hls = s.get("hls_info", {})
     return {
