@@ -147,7 +147,10 @@ class ModelConfig:
         return json.dumps(self.to_dict(), indent=2)
 
 
-# Shapes of public checkpoints (ANCHORS.md), used for random models, estimates and benches.
+# Shapes of public checkpoints, from each checkpoint's own config.json on the Hugging Face hub
+# (microsoft/bitnet-b1.58-2B-4T, 1bitLLM/bitnet_b1_58-large, 1bitLLM/bitnet_b1_58-3B,
+# HF1BitLLM/Llama3-8B-1.58-100B-tokens, tiiuae/Falcon3-1B-Instruct-1.58bit), used for random models,
+# estimates and benches.
 PRESETS: dict[str, ModelConfig] = {
     "bitnet-b1.58-2B-4T": ModelConfig(
         name="bitnet-b1.58-2B-4T", hidden_size=2560, n_layers=30, n_heads=20, n_kv_heads=5,

@@ -1,4 +1,4 @@
-"""The verification ladder for a compiled project (DESIGN.md section 6).
+"""The verification ladder for a compiled project (docs/runtime.md, "edgellm verify").
 
 device (emulator = C simulation of the project's HLS, or the board) vs golden: bit for bit on every
 per-layer stage (step mode, one descriptor per start, DESC_TAPS), the logits, the fabric's argmax
