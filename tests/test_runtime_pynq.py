@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from test_runtime_support import REGISTERS, TINY, PythonTop, write_project
 
+from edgellm.compiler.hwh import hwh_registers
 from edgellm.errors import EdgeLLMError
 from edgellm.models.golden import GoldenModel
 from edgellm.models.random_model import random_model
@@ -24,14 +25,14 @@ from edgellm.runtime.device import AP_DONE, AP_IDLE, AP_START
 from edgellm.runtime.project import Project
 from edgellm.runtime.session import Session
 
-# The hwh register map Vitis HLS would report (offsets differ from the manifest's prediction on
-# purpose: the adapter must prefer the hwh).
-HWH = {"CTRL": 0x00, "GIER": 0x04, "IP_IER": 0x08, "IP_ISR": 0x0C, "w0_1": 0x10, "w0_2": 0x14,
-       "w1_1": 0x1C, "w1_2": 0x20, "data_1": 0x28, "data_2": 0x2C, "hdr_off": 0x34, "prog_off": 0x3C,
-       "n_desc": 0x44}
+# The hwh register map Vitis HLS reports for the manifest's map (compiler/hwh.py names: a 64-bit pointer
+# as NAME_1 / NAME_2), and one where the hwh moved a register (a bitstream from other HLS sources).
+HWH = hwh_registers(REGISTERS)
+MOVED = dict(HWH, n_desc=0x48)
 
 
-def make_fake_pynq(top=None) -> types.ModuleType:
+def make_fake_pynq(top=None, hwh=HWH) -> types.ModuleType:
+    HWH = hwh  # noqa: N806 (the map this fake board's IP was built with)
     log: dict[str, list] = {"overlay": [], "allocate": [], "sync_to": [], "sync_from": [], "clock": [],
                             "write": [], "read": []}
     buffers: dict[int, FakeBuffer] = {}
@@ -176,15 +177,13 @@ def test_adapter_calls(monkeypatch, tmp_path: Path) -> None:
     dev = PynqDevice(bit, "edgellm_top", REGISTERS, clock_mhz=250)
     assert fake.log["overlay"] == [(str(bit), True)] and fake.log["clock"] == [250.0]
     assert dev.clock_mhz == 250.0 and dev.name == "pynq:edgellm_top_0"
-    # hwh offsets win over the manifest's; 64-bit pointers by their _1 (low word) register
-    assert dev.registers == {"hdr_off": 0x34, "prog_off": 0x3C, "n_desc": 0x44, "w0": 0x10, "w1": 0x1C,
-                             "data": 0x28}
+    assert dev.registers == REGISTERS  # the hwh agrees (64-bit pointers by their _1 low word)
     buf = dev.alloc(10000)
     assert fake.log["allocate"] == [((10000,), np.dtype(np.uint8))]
     assert buf.physical_address == 0x6000_0000 and buf.nbytes == 10000
     buf.array[100:110] = 3
     dev.sync_to_device(buf, 96, 20)
-    assert fake.log["sync_to"] == [(96, 20)]
+    assert fake.log["sync_to"] == [(0, 10000), (96, 20)]  # alloc flushed its zeros: the board's are too
     assert list(buf.handle.device_mem[98:112]) == [0, 0] + [3] * 10 + [0, 0]
     buf.handle.device_mem[0:4] = 9
     dev.sync_from_device(buf, 0, 4)
@@ -196,6 +195,22 @@ def test_adapter_calls(monkeypatch, tmp_path: Path) -> None:
     assert fake.log["free"] == [0x6000_0000]
     with pytest.raises(EdgeLLMError, match="no IP named 'other'"):
         PynqDevice(bit, "other")
+
+
+def test_hwh_that_moved_a_register_is_refused(monkeypatch, tmp_path: Path) -> None:
+    """A .hwh whose register map disagrees with the manifest's (other HLS sources) is refused by name
+    before anything is written to the IP (it used to be driven at the hwh's offsets)."""
+    from edgellm.runtime.pynq_device import PynqDevice
+
+    fake = make_fake_pynq(hwh=MOVED)
+    monkeypatch.setitem(sys.modules, "pynq", fake)
+    (tmp_path / "edgellm_top.bit").write_bytes(b"bit")
+    with pytest.raises(EdgeLLMError, match=r"the .hwh puts n_desc at 0x48, the manifest at 0x20") as e:
+        PynqDevice(tmp_path / "edgellm_top.bit", "edgellm_top", REGISTERS)
+    assert "\n" not in str(e.value) and fake.log["write"] == []
+    monkeypatch.setitem(sys.modules, "pynq", make_fake_pynq())
+    with pytest.raises(EdgeLLMError, match=r"the .hwh has no register for argument 'kv0'"):
+        PynqDevice(tmp_path / "edgellm_top.bit", "edgellm_top", {**REGISTERS, "kv0": 0x60})
 
 
 def test_session_over_fake_pynq_equals_golden(monkeypatch, qm, tmp_path: Path) -> None:
