@@ -22,7 +22,8 @@ from edgellm.compiler.design import FETCH_DEPTH_RANGE, DesignParams, linear_byte
 from edgellm.compiler.estimate import Estimate, Range, estimate
 from edgellm.models.config import PRESETS, ModelConfig
 
-# TeLLMe v2 published figures (arXiv 2510.15926 abstract; resources from a summary, ANCHORS.md).
+# TeLLMe v2 published figures: speeds from arXiv 2510.15926 (abstract); resources as reported for its
+# released KV260 build (github UCI-CORSA/TeLLMe_FPGA_2026), not re-derived here.
 TELLME_PUBLISHED = {
     "decode tok/s": 25.0, "TTFT 64 tokens (s)": 0.45, "TTFT 128 tokens (s)": 0.96,
     "LUT": 98303, "FF": 136721, "DSP": 610, "BRAM36": 98.5, "URAM": 60,
@@ -50,7 +51,7 @@ BITNET_KV260 = {
 
 
 def tellme_params(cfg: ModelConfig) -> DesignParams:
-    """TeLLMe's released KV260 design as its serial description (ANCHORS.md: 'From its released code'):
+    """TeLLMe's released KV260 design (github UCI-CORSA/TeLLMe_FPGA_2026) as its serial description:
     the resource model's view of it (and the overlap=False engine)."""
     g, t, r = 3, 28, 16
     return DesignParams(

@@ -1,4 +1,4 @@
-"""Design parameters of the accelerator and the byte sizes the compiler needs (DESIGN.md section 4).
+"""Design parameters of the accelerator and the byte sizes the compiler needs (docs/architecture.md).
 
 `DesignParams` is what the design-space exploration chooses and what the resource/performance
 models, the HLS config header and the Vivado Tcl read. The weight encoding is ours by default

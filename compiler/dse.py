@@ -1,4 +1,4 @@
-"""Design-space exploration: size the accelerator to the board (DESIGN.md section 4).
+"""Design-space exploration: size the accelerator to the board (docs/architecture.md, docs/performance.md).
 
 Objective, in order: maximize projected decode tokens/s (candidates within DECODE_TIE of the best
 count as equal), then minimize projected TTFT for a 128-token prompt, then minimize LUT use. The

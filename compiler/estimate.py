@@ -1,5 +1,5 @@
 """Estimate = resources vs the board + projected decode/prefill speed as a range (low, central, high,
-each with its named assumptions) + the DDR limit (DESIGN.md section 8). Every speed here is projected;
+each with its named assumptions) + the DDR limit (docs/performance.md). Every speed here is projected;
 compiler/calibration.py holds the published designs the model is checked against.
 """
 

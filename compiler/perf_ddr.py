@@ -24,8 +24,9 @@ from edgellm.compiler.perf_tlmm import MAX_STREAM_PORTS, stream_ports
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS, ModelConfig
 
-# Effective DDR streaming rate of a GEMV on the KV260's four Cortex-A53 cores (NEON). Derived from the
-# bitnet.cpp anchor in ANCHORS.md (bitnet-kv260 row): 2.77 tok/s for BitNet-b1.58-2B-4T on the A53s,
+# Effective DDR streaming rate of a GEMV on the KV260's four Cortex-A53 cores (NEON). Derived from
+# bitnet.cpp's 2.77 tok/s for BitNet-b1.58-2B-4T on the KV260's A53s, as measured by bitnet-kv260
+# (github MerlijnW70/bitnet-kv260, docs/measurements.md),
 # reading per token the I2_S ternary weights (2 bits/weight) plus the fp16 tied embedding as LM head.
 BITNET_CPP_A53_TOK_S = 2.77
 BITNET_CPP_BITS_PER_WEIGHT = 2.0  # I2_S

@@ -1,6 +1,6 @@
 """Fluid model of the weight fetcher's FIFO: a rate-limited producer ahead of a phased consumer.
 
-The decoupled-access engine (hw weight fetcher, DESIGN.md section 8) has a fetcher process that walks
+The decoupled-access engine (hw weight fetcher, docs/performance.md) has a fetcher process that walks
 one accelerator call's descriptor program and pushes every ternary-weight byte the TLMM will consume,
 in consumption order, into FIFOs (capacity C bytes in all). It reads DDR at rate B and stops only when
 the FIFOs are full or it has fetched everything the call will consume. The compute engine runs a

@@ -1,4 +1,4 @@
-"""Performance model: projected decode tokens/s and prefill time-to-first-token (DESIGN.md section 8).
+"""Performance model: projected decode tokens/s and prefill time-to-first-token (docs/performance.md).
 
 Everything here is a projection, not a measurement. Time is counted per kernel invocation from trip
 counts (initiation interval 1 in every steady-state loop) and from DDR bytes over the bandwidth the
