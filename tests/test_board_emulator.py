@@ -323,3 +323,22 @@ def test_command_serves_and_stops_on_signal(project: Path, tmp_path: Path, sig: 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+@needs_pynq
+@needs_csim
+def test_command_faults_are_one_line_and_leave_the_project(project: Path, board: Running,
+                                                           tmp_path: Path) -> None:
+    """A port in use, and a Vivado .hwh that disagrees with the block design: one line, exit 2, and the
+    project as it was (no emulation bitstream left behind)."""
+    proj = tmp_path / "p"
+    shutil.copytree(project, proj, ignore=shutil.ignore_patterns("edgellm_top.bit"))
+    port = board.server.port
+    res = runner.invoke(app, ["board-emulator", str(proj), "--port", str(port), "--seconds", "1"])
+    assert f"cannot listen on 127.0.0.1:{port}" in _one_error_line(res)
+    assert not (proj / "edgellm_top.bit").exists()
+    text = (proj / "edgellm_top.hwh").read_text().replace(' EDGELLM_GENERATED="1"', "")
+    (proj / "edgellm_top.hwh").write_text(text.replace('BASEVALUE="0xA0000000"', 'BASEVALUE="0xA0010000"'))
+    res = runner.invoke(app, ["board-emulator", str(proj), "--port", "0", "--seconds", "1"])
+    assert "(Vivado's) puts edgellm_top_0 at 0xA0010000" in _one_error_line(res)
+    assert sorted(f.name for f in proj.iterdir() if f.name.startswith("edgellm_top")) == ["edgellm_top.hwh"]

@@ -117,7 +117,7 @@ class BoardServer:
         from edgellm.board_emulator.services import make_servicers
 
         pool = futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="board-emulator")
-        server = grpc.server(pool)
+        server = grpc.server(pool, options=[("grpc.so_reuseport", 0)])  # a port in use is an error
         for servicer, add in make_servicers(self.board):
             add(servicer, server)
         try:
