@@ -190,13 +190,14 @@ def step_tokenizer(ctx: BuildContext) -> None:
 
 
 def step_report(ctx: BuildContext) -> None:
-    """report/estimate.json: projected resources and performance (labelled projected)."""
+    """report/estimate.json: projected resources and performance (labelled projected), and the designs
+    the exploration scored and a spread of the feasible ones (for edgellm report's plot)."""
     est = ctx.state["dse"].estimate
     rep = ctx.work / "report"
     rep.mkdir(exist_ok=True)
     (rep / "estimate.json").write_text(json.dumps(
         {"label": "projected by the performance model (docs/performance.md), not measured",
-         **est.summary()}, indent=1, default=_json_default))
+         **est.summary(), "dse": ctx.state["dse"].record()}, indent=1, default=_json_default))
 
 
 def step_manifest(ctx: BuildContext) -> None:
