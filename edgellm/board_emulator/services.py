@@ -63,14 +63,16 @@ def _collect(requests: Iterator[Any], limit: int) -> tuple[Any, bytes]:
 
 def make_servicers(board: EmulatedBoard) -> list[tuple[Any, Callable[[Any, Any], None]]]:
     """(servicer, add_to_server) for RemoteDevice, Mmio and RemoteBuffer."""
-    from pynq.remote import (
-        buffer_pb2,
-        buffer_pb2_grpc,
-        mmio_pb2,
-        mmio_pb2_grpc,
-        remote_device_pb2,
-        remote_device_pb2_grpc,
-    )
+    from pynq.remote import buffer_pb2_grpc, mmio_pb2_grpc, remote_device_pb2_grpc
+
+    return [(device_servicer(board), remote_device_pb2_grpc.add_RemoteDeviceServicer_to_server),
+            (mmio_servicer(board), mmio_pb2_grpc.add_MmioServicer_to_server),
+            (buffer_servicer(board), buffer_pb2_grpc.add_RemoteBufferServicer_to_server)]
+
+
+def device_servicer(board: EmulatedBoard) -> Any:
+    """RemoteDevice: bitstream attributes, files (the download is a file write), PL clock, shutdown."""
+    from pynq.remote import remote_device_pb2, remote_device_pb2_grpc
 
     from edgellm.board_emulator.board import FIRMWARE, MAX_FILE_BYTES
 
@@ -114,6 +116,13 @@ def make_servicers(board: EmulatedBoard) -> list[tuple[Any, Callable[[Any, Any],
         def existsfile(self, request: Any, context: Any) -> Any:
             return remote_device_pb2.ExistsFileResponse(exists=board.exists(request.file_path))
 
+    return Device()
+
+
+def mmio_servicer(board: EmulatedBoard) -> Any:
+    """Mmio: windows on the IP's registers or the PS's, 32/64-bit reads, word writes."""
+    from pynq.remote import mmio_pb2, mmio_pb2_grpc
+
     class Mmio(mmio_pb2_grpc.MmioServicer):
         @_guard
         def get_mmio(self, request: Any, context: Any) -> Any:
@@ -129,6 +138,13 @@ def make_servicers(board: EmulatedBoard) -> list[tuple[Any, Callable[[Any, Any],
         def write(self, request: Any, context: Any) -> Any:
             board.write(request.mmio_id, request.offset, request.data)
             return mmio_pb2.WriteResponse(status=True)
+
+    return Mmio()
+
+
+def buffer_servicer(board: EmulatedBoard) -> Any:
+    """RemoteBuffer: DDR buffers, whole-buffer writes and reads, flush and invalidate, addresses."""
+    from pynq.remote import buffer_pb2, buffer_pb2_grpc
 
     class Buffers(buffer_pb2_grpc.RemoteBufferServicer):
         @_guard
@@ -182,6 +198,4 @@ def make_servicers(board: EmulatedBoard) -> list[tuple[Any, Callable[[Any, Any],
             board.buffer(request.buffer_id)
             return buffer_pb2.CacheableResponse(cacheable=True)
 
-    return [(Device(), remote_device_pb2_grpc.add_RemoteDeviceServicer_to_server),
-            (Mmio(), mmio_pb2_grpc.add_MmioServicer_to_server),
-            (Buffers(), buffer_pb2_grpc.add_RemoteBufferServicer_to_server)]
+    return Buffers()
