@@ -61,6 +61,7 @@ class HwhSpec:
     clock_mhz: float = 0.0
     bundles: tuple[tuple[str, str], ...] = ()  # (m_axi bundle, PS slave port)
     hp_width_bits: int = 128
+    ddr: tuple[int, int] = DDR_LOW["zynqmp"]  # first and last address of the DDR segment the HP ports see
 
     @property
     def instance(self) -> str:
@@ -99,7 +100,8 @@ def spec_for(board: Board, design: DesignParams, ip_name: str, registers: dict[s
                    registers=hwh_registers(registers), ps=board.ps, part=board.part,
                    clock_mhz=float(design.clock_mhz),
                    bundles=tuple(port_assignment(board, design.weight_ports)),
-                   hp_width_bits=board.hp_port_width_bits)
+                   hp_width_bits=board.hp_port_width_bits,
+                   ddr=(DDR_LOW[board.ps][0], min(DDR_LOW[board.ps][1], board.ddr_bytes - 1)))
 
 
 def spec_for_manifest(manifest: dict[str, Any]) -> HwhSpec:
@@ -170,7 +172,7 @@ def _ip_module(mods: ET.Element, spec: HwhSpec, fam_cell: str) -> None:
     bus = ET.SubElement(m, "BUSINTERFACES")
     ET.SubElement(bus, "BUSINTERFACE", BUSNAME="ctrl_sc_M00_AXI", DATAWIDTH="32", NAME="s_axi_control",
                   TYPE="SLAVE", VLNV="xilinx.com:interface:aximm:1.0")
-    lo, hi = DDR_LOW[spec.ps]
+    lo, hi = spec.ddr
     mm = ET.SubElement(m, "MEMORYMAP")
     for b, hp in spec.bundles:
         ET.SubElement(bus, "BUSINTERFACE", BUSNAME=f"{spec.instance}_m_axi_{b}", NAME=f"m_axi_{b}",

@@ -92,7 +92,7 @@ def make_board(project: Any, prepared: Prepared, threads: bool = False, top: Any
         ip = BoardIP.for_project(project, threads=threads)
     else:
         ip = BoardIP(top, project.iface.registers, name="emulated accelerator")
-    lo, hi = hwh.DDR_LOW[prepared.spec.ps]
+    lo, hi = prepared.spec.ddr
     board = project.manifest.get("board") or {}
     return EmulatedBoard(ip, ps=prepared.spec.ps, ip_base=prepared.hwh.base, ip_range=prepared.hwh.range,
                          ip_instance=prepared.hwh.instance, bin_name=prepared.bit.stem + ".bin",
