@@ -27,8 +27,8 @@ import edgellm
 from edgellm.errors import EdgeLLMError
 
 # Order in which commands appear in `edgellm --help`.
-COMMANDS = ["generate", "eval", "boards", "estimate", "compile", "csim", "build", "run", "verify", "deploy",
-            "board_emulator"]
+COMMANDS = ["generate", "eval", "boards", "estimate", "compile", "csim", "build", "run", "chat", "serve",
+            "verify", "deploy", "board_emulator"]
 
 ERROR_EXIT = 2
 INTERNAL_EXIT = 3  # an exception edgellm did not expect (a bug): one line; EDGELLM_DEBUG=1: traceback

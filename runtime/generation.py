@@ -85,19 +85,23 @@ def check_prompt(prompt_ids: Sequence[int], context: int, vocab_size: int | None
 
 
 def generate(backend: Any, prompt_ids: Sequence[int], params: SamplingParams,
-             on_token: OnToken | None = None) -> GenerationResult:
+             on_token: OnToken | None = None, past: Sequence[int] | None = None) -> GenerationResult:
     """Prefill the prompt, then sample and decode until a stop id, max_new_tokens or the context end.
 
-    The backend is reset first. on_token(id) is called as each token arrives, except a stop id.
+    The backend is reset first, unless `past` lists the ids its KV state already holds (a conversation
+    going on): then only prompt_ids are prefilled, after them, and the context counts both.
+    on_token(id) is called as each token arrives, except a stop id.
     """
     context = context_of(backend)
     vocab = getattr(getattr(backend, "config", None), "vocab_size", None)
-    ids = check_prompt(prompt_ids, context, vocab)
+    kept = [int(t) for t in past] if past is not None else []
+    ids = check_prompt(prompt_ids, context - len(kept), vocab)
     sampler = Sampler(params)
     stops = params.stop_set()
     res = GenerationResult(prompt_ids=list(ids))
-    history = list(ids)
-    backend.reset()
+    history = kept + list(ids)
+    if past is None:
+        backend.reset()
     t0 = time.perf_counter()
     logits = backend.forward(np.asarray(ids, dtype=np.int64), all_logits=False)  # (1, vocab)
     while True:
