@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -67,6 +68,7 @@ def make_project(d: Path) -> Path:
     files = list_files(d)
     (d / "manifest.json").write_text(json.dumps({
         "schema": SCHEMA, "model": cfg.to_dict(), "numerics": numerics.to_dict(),
+        "board": dataclasses.asdict(board), "design": dataclasses.asdict(design),
         "interface": {"version": itf.INTERFACE_VERSION, "hdr_off": 0,
                       "prog_off": plan.regions["program"].offset, "max_t": 16,
                       "max_ctx": 64, "top_k": 8, "ip_name": "edgellm_top", "registers": info["registers"]},
@@ -151,14 +153,28 @@ case "$EDGELLM_HLS_STEPS" in *cosim*) mkdir -p edgellm_hls/solution1/sim/report 
   cp {SAMPLES}/edgellm_top_cosim.rpt edgellm_hls/solution1/sim/report/ ;; esac"""
 # Vivado (vivado/build.tcl): the run's bitstream and .hwh, the reports and timing.json
 FAKE_VIVADO = f"""mkdir -p build/p.runs/impl_1 ../report/build/vivado
-echo bit > build/p.runs/impl_1/design_1_wrapper.bit && echo hwh > ../edgellm_top.hwh
+echo bit > build/p.runs/impl_1/design_1_wrapper.bit && cp HWH ../edgellm_top.hwh
 cp {SAMPLES}/utilization.rpt ../report/build/vivado/
 echo '{{"wns_ns": WNS, "whs_ns": 0.01, "tns_ns": 0.0}}' > ../report/build/vivado/timing.json"""
 
 
-def fake_tools(bin_dir: Path, log: Path, hls_rc: int = 0, vivado_rc: int = 0, wns: float = 0.08) -> None:
+def vivado_hwh(project: Path, dest: Path, move: dict[str, int] | None = None) -> Path:
+    """A .hwh as Vivado would write it for the project's block design (the generator's, unmarked);
+    move: registers put at other offsets (a bitstream built from other sources)."""
+    from edgellm.compiler.hwh import generate_hwh, spec_for_manifest
+
+    spec = spec_for_manifest(json.loads((project / "manifest.json").read_text()))
+    if move:
+        spec = dataclasses.replace(spec, registers={**spec.registers, **move})
+    dest.write_text(generate_hwh(spec).replace('EDGELLM_GENERATED="1"', ""))
+    return dest
+
+
+def fake_tools(bin_dir: Path, log: Path, hls_rc: int = 0, vivado_rc: int = 0, wns: float = 0.08,
+               hwh: Path | None = None) -> None:
     bin_dir.mkdir(exist_ok=True)
-    bodies = {"vitis_hls": FAKE_HLS, "vivado": FAKE_VIVADO.replace("WNS", str(wns))}
+    vivado = FAKE_VIVADO.replace("WNS", str(wns)).replace("HWH", str(hwh or "/dev/null"))
+    bodies = {"vitis_hls": FAKE_HLS, "vivado": vivado}
     for name, rc in (("vitis_hls", hls_rc), ("vivado", vivado_rc)):
         f = bin_dir / name
         f.write_text(FAKE.format(log=log, body=bodies[name], rc=rc))
@@ -169,7 +185,7 @@ def test_build_with_fake_tools(project: Path, tmp_path: Path, monkeypatch: pytes
     proj = tmp_path / "p"
     shutil.copytree(project, proj)
     log = tmp_path / "calls.log"
-    fake_tools(tmp_path / "bin", log)
+    fake_tools(tmp_path / "bin", log, hwh=vivado_hwh(proj, tmp_path / "v.hwh"))
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     res = runner.invoke(cli.app, ["build", str(proj), "--cosim"])
     assert res.exit_code == 0, res.output
@@ -179,7 +195,7 @@ def test_build_with_fake_tools(project: Path, tmp_path: Path, monkeypatch: pytes
     assert calls[3] == "vivado -mode batch -nojournal -notrace -source build.tcl"
     assert calls[4] == f"cwd {proj / 'vivado'}"
     assert (proj / "edgellm_top.bit").read_text() == "bit\n"  # copied from vivado/build
-    assert (proj / "edgellm_top.hwh").read_text() == "hwh\n"
+    assert (proj / "edgellm_top.hwh").read_text() == (tmp_path / "v.hwh").read_text()
     assert "fake tool running" in (proj / "report" / "vitis_hls.log").read_text()
     assert "fake tool running" in (proj / "report" / "vivado.log").read_text()
     # the reports gathered for the calibration work, and their summary
@@ -203,12 +219,27 @@ def test_build_timing_not_met(project: Path, tmp_path: Path, monkeypatch: pytest
     """A bitstream with negative slack is written (and its reports gathered) but the build is an error."""
     proj = tmp_path / "p"
     shutil.copytree(project, proj)
-    fake_tools(tmp_path / "bin", tmp_path / "calls.log", wns=-0.25)
+    fake_tools(tmp_path / "bin", tmp_path / "calls.log", wns=-0.25, hwh=vivado_hwh(proj, tmp_path / "v.hwh"))
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     res = runner.invoke(cli.app, ["build", str(proj)])
     assert res.exit_code == 2, res.output
     assert "error: timing not met (WNS -0.25 ns, WHS 0.01 ns" in res.output and "lower clock" in res.output
     assert (proj / "edgellm_top.bit").is_file() and (proj / "report" / "build" / "summary.json").is_file()
+
+
+def test_build_refuses_a_hwh_that_moved_a_register(project: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vivado's .hwh must agree with the manifest's register map (else the bitstream came from other
+    sources): one line naming the register."""
+    proj = tmp_path / "p"
+    shutil.copytree(project, proj)
+    moved = vivado_hwh(proj, tmp_path / "v.hwh", {"n_desc": 0x200})
+    fake_tools(tmp_path / "bin", tmp_path / "calls.log", hwh=moved)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    res = runner.invoke(cli.app, ["build", str(proj)])
+    assert res.exit_code == 2, res.output
+    err = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "n_desc" in err[0] and "Vivado's" in err[0], res.output
 
 
 def test_build_reports_tool_failure(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -205,6 +205,9 @@ def build_cmd(
         raise EdgeLLMError(f"Vivado finished but {project}/{ip}.bit and {ip}.hwh are not both there")
     for p in outs:
         typer.echo(f"wrote {p} ({p.stat().st_size:,} bytes)")
+    from edgellm.compiler.hwh import check_hwh, spec_for_manifest
+
+    check_hwh(project / f"{ip}.hwh", spec_for_manifest(_manifest(project)))  # Vivado's map = the manifest's
     timing = report_summary(project).get("vivado", {}).get("timing", {})
     if min(timing.get("wns_ns") or 0.0, timing.get("whs_ns") or 0.0) < 0:
         rpt = project / BUILD_REPORTS / "vivado" / "timing_summary.rpt"
