@@ -9,8 +9,9 @@ Rules (each finding is "file:line: rule: detail"):
   runtime-bound   a for loop whose condition has no conjunct bounded by constants (literals,
                   template parameters, const/constexpr names, enumerators, X::Y members, or the
                   variables of enclosing constant-bounded loops) and no LOOP_TRIPCOUNT in its body
-  and the pragma / interface rules of hw/synth_pragmas.py: maxi-select, maxi-dependence,
-  dataflow-inline, shared-call, partitioned-dependence, double-store (docs/hls.md "synth_check").
+  the m_axi rules of hw/synth_maxi.py: maxi-select, maxi-dependence, maxi-cast, maxi-access; and the
+  pragma rules of hw/synth_pragmas.py: dataflow-inline, shared-call, partitioned-dependence,
+  double-store, dep-unchecked (docs/hls.md "Pragmas and synth_check's rules").
 Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) and the threaded C simulation's runtime
 (a `csim_threads` folder) are C-simulation only and are skipped, and so are the branches of a source
 that synthesis never compiles (`#ifndef __SYNTHESIS__`, `#if ... && !defined(__SYNTHESIS__)`).
@@ -26,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgellm.hw import synth_pragmas
+from edgellm.hw import synth_maxi, synth_pragmas
 
 SUFFIXES = {".h", ".hpp", ".hh", ".cpp", ".cc", ".cxx", ".c", ".tcc", ".inl"}
 CONTAINERS = ("vector", "map", "multimap", "unordered_map", "unordered_multimap", "set", "multiset",
@@ -242,7 +243,7 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
     found: list[Finding] = []
     if units is None:
         units = synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
-    for at, rule, detail in synth_pragmas.run(code, units):
+    for at, rule, detail in synth_pragmas.run(code, units) + synth_maxi.run(code):
         found.append(Finding(path, _line(code, at), rule, detail))
 
     def add(i: int, rule: str, detail: str) -> None:

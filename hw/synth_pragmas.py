@@ -1,12 +1,7 @@
-"""synth_check's pragma and interface rules (hw/synth_check.py runs them over each source's
-comment-free text; each returns (offset, rule, detail) tuples).
+"""synth_check's pragma rules (hw/synth_check.py runs them over each source's comment-free text; each
+returns (offset, rule, detail) tuples; the m_axi rules are hw/synth_maxi.py's, which uses the parsing
+helpers here).
 
-  maxi-select          `c ? p : q` choosing between two pointer parameters of the function (either
-                       may be an m_axi argument in the top: synthesis cannot resolve a pointer that
-                       may refer to two memories; pass an offset, or two code paths)
-  maxi-dependence      a DEPENDENCE pragma on a pointer parameter (a possible m_axi argument: UG1399
-                       does not take DEPENDENCE on m_axi arguments bundled with others) or on a port
-                       an INTERFACE m_axi pragma names
   dataflow-inline      a function with `#pragma HLS DATAFLOW` and no `#pragma HLS INLINE off` (inlined,
                        its processes would run one after another against bounded FIFOs)
   shared-call          one function calling a non-inlined function (INLINE off or DATAFLOW) from two or more
@@ -132,60 +127,6 @@ def _has(body: str, what: str) -> bool:
 def _pragma_var(text: str) -> str | None:
     m = re.search(rf"\bvariable\s*=\s*({IDENT}(?:\s*\.\s*{IDENT})*)", text)
     return re.sub(r"\s+", "", m.group(1)) if m else None
-
-
-def _ptr_base(expr: str) -> str | None:
-    """The pointer name of `p`, `p + off`, `(p)`: its first identifier when the rest is an offset."""
-    m = re.match(rf"\s*\(?\s*({IDENT})\s*(?:[+-][^?:]*)?\)?\s*$", expr)
-    return m.group(1) if m else None
-
-
-def maxi_select(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
-    """`c ? p : q` with p and q (plus offsets) two different pointer parameters of fn."""
-    ptrs = pointer_params(fn.params)
-    body = fn.body(code)
-    for m in re.finditer(r"\?", body):
-        j = m.end()
-        depth, k = 0, j
-        while k < len(body):  # the `:` of this `?` at depth 0
-            ch = body[k]
-            if ch in "([{":
-                depth += 1
-            elif ch in ")]}":
-                if depth == 0:
-                    break
-                depth -= 1
-            elif ch == "?" and depth == 0:
-                break
-            elif ch == ":" and depth == 0 and body[k - 1] != ":" and body[k + 1:k + 2] != ":":
-                break
-            k += 1
-        if k >= len(body) or body[k] != ":":
-            continue
-        e = k + 1
-        depth = 0
-        while e < len(body) and not (depth == 0 and body[e] in ",;)}"):
-            depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(body[e], 0)
-            e += 1
-        a, b = _ptr_base(body[j:k]), _ptr_base(body[k + 1:e])
-        if a in ptrs and b in ptrs and a != b:
-            yield fn.start + m.start(), "maxi-select", f"{a} or {b} chosen at run time in {fn.name}"
-
-
-def maxi_ports(code: str) -> set[str]:
-    """Ports an INTERFACE m_axi pragma names."""
-    pat = rf"#\s*pragma\s+HLS\s+INTERFACE\b[^\n]*\bm_axi\b[^\n]*\bport\s*=\s*({IDENT})"
-    return {m.group(1) for m in re.finditer(pat, code, re.I)}
-
-
-def maxi_dependence(code: str, fn: Function, ports: set[str]) -> Iterator[tuple[int, str, str]]:
-    """DEPENDENCE on a pointer parameter or an m_axi port."""
-    ptrs = pointer_params(fn.params) | ports
-    for m in _pragmas(fn.body(code), "DEPENDENCE"):
-        var = _pragma_var(m.group(1))
-        if var in ptrs:
-            yield (fn.start + m.start(), "maxi-dependence",
-                   f"DEPENDENCE on {var}, a pointer / m_axi argument of {fn.name}")
 
 
 def dataflow_inline(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
@@ -356,11 +297,9 @@ def dep_unchecked(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
 def run(code: str, units: set[str]) -> list[tuple[int, str, str]]:
     """Findings of one comment-free source text; units: the non-inlined functions of every scanned
     file and the library."""
-    ports = maxi_ports(code)
     found: list[tuple[int, str, str]] = []
     for fn in functions(code):
-        for rule in (maxi_select(code, fn), maxi_dependence(code, fn, ports), dataflow_inline(code, fn),
-                     shared_call(code, fn, units), partitioned_dependence(code, fn), double_store(code, fn),
-                     dep_unchecked(code, fn)):
+        for rule in (dataflow_inline(code, fn), shared_call(code, fn, units),
+                     partitioned_dependence(code, fn), double_store(code, fn), dep_unchecked(code, fn)):
             found.extend(rule)
     return found

@@ -1,5 +1,5 @@
-"""hw/synth_check.py's pragma and interface rules (hw/synth_pragmas.py): each flags a small mutant and
-the same mutation of the real kernel library, and passes the correct forms and the library itself."""
+"""hw/synth_check.py's pragma and m_axi rules (hw/synth_pragmas.py, hw/synth_maxi.py): each flags a small
+mutant and the same mutation of the real kernel library, and passes the correct forms and the library."""
 
 import re
 import shutil
@@ -25,6 +25,18 @@ CASES = {
         "  EDGELLM_DEP_LOOP(\"f\");\n  EDGELLM_DEP_CLAIM(buf, 0);\n  for (int i = 0; i < 64; i++) {\n"
         "#pragma HLS PIPELINE II = 1\n#pragma HLS DEPENDENCE variable = buf inter false\n"
         "    EDGELLM_DEP_ITER(i);\n    buf[i] = rs[i];\n    out[i] = buf[i];\n  }\n}\n",
+    ),
+    "maxi-cast": (
+        "void f(float *data, int n) {\n  int8_t *d8 = reinterpret_cast<int8_t *>(data);\n  d8[n] = 1;\n}\n",
+        "void f(ap_uint<128> *data, int n) {\n  ap_uint<128> b = data[n / 16];\n"
+        "  b.range(8 * (n % 16) + 7, 8 * (n % 16)) = 1;\n  data[n / 16] = b;\n}\n",
+    ),
+    "maxi-access": (
+        "void f(const ap_uint<128> *m, ap_uint<128> *o) {\n  for (int i = 0; i < 64; i++) {\n"
+        "#pragma HLS PIPELINE II = 1\n    o[i] = m[2 * i] ^ m[2 * i + 1];\n  }\n}\n",
+        "void f(const ap_uint<128> *m, ap_uint<128> *o) {\n  ap_uint<128> prev = 0;\n"
+        "  for (int i = 0; i < 64; i++) {\n#pragma HLS PIPELINE II = 1\n    const ap_uint<128> b = m[i];\n"
+        "    o[i] = b ^ prev;\n    prev = b;\n  }\n}\n",
     ),
     "dataflow-inline": (
         "void p1(int *a) { a[0] = 1; }\nvoid p2(int *b) { b[0] = 2; }\n"
@@ -123,10 +135,62 @@ def test_variants_each_rule_sees(tmp_path: Path) -> None:
     assert _rules(tmp_path, "vals.h", "int f(int a, int b, bool t) { return t ? a : b; }\n") == set()
 
 
-# rule -> (library header, text in it, the mutation that brings the issue-21 finding back)
+def test_maxi_select_through_assignments(tmp_path: Path) -> None:
+    """Issue 21 #5's leftover: a local pointer that an if / switch assignment points at another pointer
+    parameter than its initializer did (decoder_layer.h vector_job's `a`: h or fs); offsets of one
+    parameter, or non-pointer switches, pass."""
+    switch = ("void f(float *h, float *fs, int s) {\n  const float *a = h;\n  switch (s) {\n"
+              "    case 1:\n      a = fs + S::q_lin;\n      break;\n    default:\n      break;\n  }\n"
+              "  g(a);\n}\n")
+    assert "maxi-select" in _rules(tmp_path, "switch.h", switch)
+    branch = ("void f(float *h, float *fs, bool t) {\n  float *a = fs + 8, *b = h;\n  if (t) a = b;\n"
+              "  g(a);\n}\n")
+    assert "maxi-select" in _rules(tmp_path, "branch.h", branch)  # through another local pointer
+    one = ("void f(float *h, float *fs, int s) {\n  const float *a = fs;\n  int w = 4;\n"
+           "  switch (s) {\n    case 1:\n      a = fs + S::q, w = 8;\n      break;\n  }\n  g(a, h, w);\n}\n")
+    assert _rules(tmp_path, "one.h", one) == set()
+
+
+def test_maxi_cast_and_access_variants(tmp_path: Path) -> None:
+    """maxi-cast: C-style and static casts of a pointer parameter and of an INTERFACE m_axi port (not a
+    cast of a literal or of a call's result); maxi-access: an access in an unrolled inner loop counts
+    twice, accesses inside a helper the loop calls count (the helper overload with the argument's
+    beat type), one read and one write of a port per iteration pass (separate AXI channels), and an
+    II = 2 loop may read twice."""
+    assert "maxi-cast" in _rules(tmp_path, "c.h", "void f(float *p) { ((uint32_t *)p)[0] = 1u; }\n")
+    assert "maxi-cast" in _rules(tmp_path, "s.h", "void f(void *p) { g(static_cast<int *>(p)); }\n")
+    top = ("void top(float *data) {\n#pragma HLS INTERFACE m_axi port = data bundle = data\n"
+           "  g(reinterpret_cast<int8_t *>(data));\n}\n")
+    assert "maxi-cast" in _rules(tmp_path, "top.cpp", top)
+    lit = "int *f(int *p) { g((const float *)0, p); return (int *)h(p); }\n"
+    assert _rules(tmp_path, "lit.h", lit) == set()
+    unrolled = ("void f(const ap_uint<128> *m, ap_uint<32> *o) {\n  for (int i = 0; i < 64; i++) {\n"
+                "#pragma HLS PIPELINE II = 1\n    const ap_uint<128> b = m[i];\n"
+                "    for (int j = 0; j < 4; j++) {\n#pragma HLS UNROLL\n"
+                "      o[4 * i + j] = b.range(32 * j + 31, 32 * j);\n    }\n  }\n}\n")
+    (tmp_path / "u.h").write_text(unrolled)
+    found = [f.detail for f in synth_check.check_paths([tmp_path / "u.h"]) if f.rule == "maxi-access"]
+    assert len(found) == 1 and "2 writes of m_axi pointer o " in found[0], found  # m: one read
+    helper = ("ap_uint<128> rd(const ap_uint<128> *m, long i) { return m[i] ^ m[i + 1]; }\n"
+              "ap_uint<128> rd(const uint8_t *m, long i) { return m[i]; }\n"
+              "void f(const ap_uint<128> *m, ap_uint<128> *o) {\n  for (int i = 0; i < 64; i++) {\n"
+              "#pragma HLS PIPELINE II = 1\n    o[i] = rd(m, i);\n  }\n}\n")
+    assert "maxi-access" in _rules(tmp_path, "helper.h", helper)
+    assert _rules(tmp_path, "helper1.h", helper.replace("m[i] ^ m[i + 1]", "m[i]")) == set()
+    rw = ("void f(ap_uint<128> *h, const ap_uint<128> *y) {\n  for (int i = 0; i < 64; i++) {\n"
+          "#pragma HLS PIPELINE II = 1\n    h[i] = h[i] + y[i];\n  }\n}\n")
+    assert _rules(tmp_path, "rw.h", rw) == set()
+    assert _rules(tmp_path, "ii2.h", CASES["maxi-access"][0].replace("II = 1", "II = 2")) == set()
+
+
+# rule -> (library header, text in it, the mutation that brings the issue-21 finding back); a case named
+# rule:variant tests that rule on another mutation
 LIBRARY_MUTANTS = {
     "maxi-select": ("decoder_layer.h", "fs_t, x8_t, taps, tap_en, rows);",
                     "fs_t ? fs_t : fs, x8_t ? x8_t : x8, taps, tap_en, rows);"),
+    # vector_job's operand `a` pointing at h (the data argument) by default and at the scratch (act) in
+    # the switch: the select the issue-21 review left
+    "maxi-select:switch": ("decoder_layer.h", "const f32 *a = fs + S::q_lin,", "const f32 *a = h,"),
     "maxi-dependence": ("lm_head.h", "    if (p == 0) pk = dots.read();",
                         "#pragma HLS DEPENDENCE variable = logits inter false\n"
                         "    if (p == 0) pk = dots.read();"),
@@ -153,26 +217,46 @@ def library_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-@pytest.mark.parametrize("rule", sorted(LIBRARY_MUTANTS))
-def test_rule_flags_the_library_mutant(library_copy: Path, rule: str) -> None:
-    header, old, new = LIBRARY_MUTANTS[rule]
+@pytest.mark.parametrize("case", sorted(LIBRARY_MUTANTS))
+def test_rule_flags_the_library_mutant(library_copy: Path, case: str) -> None:
+    rule = case.split(":")[0]
+    header, old, new = LIBRARY_MUTANTS[case]
     path = library_copy / header
     text = (LIB / header).read_text()
     assert text.count(old) == 1, (header, old)
-    assert synth_check.check_paths([path]) == []
+    before = synth_check.check_paths([path])
+    assert library_findings(before) <= NOT_YET_BEATS
     path.write_text(text.replace(old, new))
     try:
-        found = [f for f in synth_check.check_paths([path]) if f.rule == rule]
+        found = [f for f in synth_check.check_paths([path]) if f.rule == rule and f not in before]
     finally:
         path.write_text(text)
     print(rule, [str(f) for f in found])
     assert found
 
 
+# Issue 21 #6 / #11 work in progress: the m_axi accesses not yet on beats, (file, rule, function). The
+# library must report exactly these (a fixed one must leave the list, a new one fails).
+NOT_YET_BEATS = {
+    ("program_check.h", "maxi-cast", "check_read"),
+    ("program_check.h", "maxi-cast", "report_status"),
+    ("program_check.h", "maxi-cast", "report_ports"),
+    ("top.h", "maxi-cast", "read_words"),
+    ("top.h", "maxi-cast", "run_desc"),
+    ("top.h", "maxi-cast", "fetch_program"),
+}
+
+
+def library_findings(found: list[synth_check.Finding]) -> set[tuple[str, str, str]]:
+    """(file, rule, function) of findings (the function: the detail's last word)."""
+    return {(f.path.name, f.rule, f.detail.split()[-1]) for f in found}
+
+
 def test_library_is_clean_and_uses_the_fixed_forms() -> None:
-    """The kernel library passes every rule; the fixed forms are there: INLINE off beside every DATAFLOW,
-    ALLOCATION limits on the ping-pong units, no DEPENDENCE on a pointer."""
-    assert synth_check.check_paths([LIB]) == []
+    """The kernel library passes every rule (but the accesses NOT_YET_BEATS lists); the fixed forms are
+    there: INLINE off beside every DATAFLOW, ALLOCATION limits on the ping-pong units, no DEPENDENCE on a
+    pointer."""
+    assert library_findings(synth_check.check_paths([LIB])) == NOT_YET_BEATS
     code = {p.name: synth_check.strip_source(p.read_text()) for p in LIB.glob("*.h")}
     n_dataflow = sum(len(re.findall(r"#pragma HLS DATAFLOW", c)) for c in code.values())
     n_paired = sum(len(re.findall(r"#pragma HLS INLINE off\n#pragma HLS DATAFLOW", c)) for c in code.values())

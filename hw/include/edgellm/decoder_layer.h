@@ -399,9 +399,10 @@ vector_steps:
       copy_f32<(long)C::max_t * H>(h + (long)t0 * H, taps + TP::h_attn + (long)t0 * H, (long)n * H);
     }
     // job s's operands (linear outputs arrive dequantized, fp32: scales 1); row r of every per-token
-    // operand is token t0 + r
-    int mode = kEwNorm, w = H;
-    const f32 *a = h, *b = fs + S::u, *qs_in = fs + S::qs_a, *g = params + d.p_off[NORM_ATTN];
+    // operand is token t0 + r. The attention norm reads h itself (kEwNormH: the engine's own code path
+    // on h's argument); a is always a scratch row, so no operand is chosen between two arguments.
+    int mode = kEwNormH, w = H;
+    const f32 *a = fs + S::q_lin, *b = fs + S::u, *qs_in = fs + S::qs_a, *g = params + d.p_off[NORM_ATTN];
     bool norm = true;
     f32 *out = fs + S::q, *qs_out = fs + S::qs_a;
     switch (s) {
@@ -412,7 +413,7 @@ vector_steps:
         mode = kEwRope, w = KV, a = fs + S::k_lin, out = fs + S::k;
         break;
       case EW_ATTN_SUB:
-        w = Q, a = fs + S::attn, g = params + d.p_off[NORM_ATTN_SUB], norm = C::subln;
+        mode = kEwNorm, w = Q, a = fs + S::attn, g = params + d.p_off[NORM_ATTN_SUB], norm = C::subln;
         break;
       case EW_RES_ATTN:
         mode = kEwResidual, a = fs + S::y, g = params + d.p_off[NORM_FFN], qs_out = fs + S::qs_b;

@@ -14,6 +14,7 @@
 // ew_engine<E, ACT, HEAD_DIM, IN>(mode, ...): one hardware module with one set of fp32 units. Per
 // token it runs the producing pass(es) of the mode, then the one shared norm + quantize tail:
 //   kEwNorm      load x (+ sum of squares / absmax)                          -> tail
+//   kEwNormH     the same with x = h (the residual stream's own argument)    -> tail
 //   kEwRope      load a linear output, this position's tables, rope -> DDR     (no tail)
 //   kEwGlu       load g, act(g) * u (+ sum of squares / absmax)              -> tail
 //   kEwResidual  load a linear output, h += it (+ sum of squares)            -> tail when norm
@@ -325,10 +326,11 @@ struct EwBudget {
 
 // What the element-wise engine does with a job (one stage call): the producing pass.
 enum EwMode {
-  kEwNorm = 0,      // load x (+ sum of squares / absmax), then the tail: rmsnorm + quantize, or quantize
+  kEwNorm = 0,      // load x = a (+ sum of squares / absmax), then the tail: rmsnorm + quantize (or quantize)
   kEwRope = 1,      // load a linear output, this position's RoPE tables, rope on the way out to DDR
   kEwGlu = 2,       // load the gate, act(g) * u (+ sum of squares / absmax), then the tail
   kEwResidual = 3,  // load a linear output, h += it (+ sum of squares), then (norm) the tail
+  kEwNormH = 4,     // kEwNorm on the residual stream: x = h (read through h's own argument, not a)
 };
 
 // THE element-wise hardware: one module per (E, ACT, HEAD_DIM, IN) that every stage goes through (the
@@ -364,13 +366,19 @@ void ew_engine(int mode, const IN *a, const IN *b, const f32 *qs, f32 sa, f32 sb
   f32 cb[H2], sb_[H2];  // rope: this position's table rows (HEAD_DIM / 2 each)
 #pragma HLS ARRAY_PARTITION variable = cb type = cyclic factor = TAB_PART
 #pragma HLS ARRAY_PARTITION variable = sb_ type = cyclic factor = TAB_PART
-  const bool tail = mode == kEwNorm || mode == kEwGlu || (mode == kEwResidual && norm);
+  const bool tail = mode == kEwNorm || mode == kEwNormH || mode == kEwGlu || (mode == kEwResidual && norm);
 ew_tok:
   for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
     const long o = (long)t * n;
     f32 ss = 0.0f, amax = 0.0f;
-    if (mode == kEwNorm) {  // x -> r0 (+ sum of squares, or absmax)
+    if (mode == kEwNormH) {  // x = h -> r0: its own code path on h's argument (never a pointer select)
+      if (F::ONE || norm) {
+        ew_load_pass<E, F::U>(h + o, 1.0f, 1.0f, n, rows.r0, norm, !norm, ss, amax);
+      } else {
+        ew_load_pass<E, F::VEC>(h + o, 1.0f, 1.0f, n, rows.r0, false, true, ss, amax);
+      }
+    } else if (mode == kEwNorm) {  // x = a -> r0 (+ sum of squares, or absmax)
       if (F::ONE || norm) {
         ew_load_pass<E, F::U>(a + o, 1.0f, 1.0f, n, rows.r0, norm, !norm, ss, amax);
       } else {

@@ -1,0 +1,288 @@
+"""synth_check's m_axi rules (hw/synth_check.py runs them over each source's comment-free text beside
+hw/synth_pragmas.py's pragma rules; each returns (offset, rule, detail) tuples).
+
+  maxi-select      a pointer that may refer to two m_axi arguments: `c ? p : q` over two pointer
+                   parameters (plus offsets), or a local pointer assigned from two of them (its
+                   initializer and an assignment in an if / switch branch, ...): synthesis cannot
+                   resolve a pointer that may refer to two memories (SYNCHK "pointer may refer to
+                   different memory locations"); pass an offset, or give each argument its own code path
+  maxi-dependence  a DEPENDENCE pragma on a pointer parameter (a possible m_axi argument: UG1399 does not
+                   take DEPENDENCE on m_axi arguments bundled with others) or on a port an INTERFACE
+                   m_axi pragma names
+  maxi-cast        a cast to a pointer type (reinterpret_cast, static_cast, C-style) of a pointer
+                   parameter or an INTERFACE m_axi port: UG1399 supports only casts between native types
+                   on m_axi pointers, and a cast blocks port widening; each m_axi argument has one element
+                   type (the library's: ap_uint beats, hw/include/edgellm/maxi.h)
+  maxi-access      more than one read, or more than one write, of one m_axi pointer parameter (a beat
+                   pointer `ap_uint<..> *` / `ap_int<..> *`, or an INTERFACE m_axi port) per iteration of
+                   a loop pipelined at II = 1 (an access in an unrolled inner loop counts twice): one port
+                   moves one beat per cycle on each AXI channel, so the loop cannot keep II = 1 or burst.
+                   Textual: accesses inside called helpers are counted one level deep (the callee found
+                   by name whose parameter has the argument's pointee type)
+Heuristic by design (regular expressions over comment-free text).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from edgellm.hw.synth_pragmas import (
+    IDENT,
+    Function,
+    _has,
+    _own_statements,
+    _pragma_var,
+    _pragmas,
+    _split_top,
+    match_bracket,
+    pointer_params,
+)
+
+BEAT_TYPE = re.compile(r"\bap_u?int\s*<")
+
+
+def _ptr_base(expr: str) -> str | None:
+    """The pointer name of `p`, `p + off`, `(p)`: its first identifier when the rest is an offset."""
+    m = re.match(rf"\s*\(?\s*({IDENT})\s*(?:[+-](?:[^?:]|::)*)?\)?\s*$", expr)
+    return m.group(1) if m else None
+
+
+def _expr_end(body: str, j: int, stops: str = ",;)}") -> int:
+    """End of the expression starting at j: the first of `stops` at bracket depth 0."""
+    depth = 0
+    while j < len(body):
+        ch = body[j]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif ch in stops and depth == 0:
+            break
+        j += 1
+    return j
+
+
+def _ternary_selects(body: str, ptrs: set[str]) -> Iterator[tuple[int, str, str]]:
+    """(offset, p, q) of every `c ? p : q` with p and q (plus offsets) two different names of ptrs."""
+    for m in re.finditer(r"\?", body):
+        j = m.end()
+        depth, k = 0, j
+        while k < len(body):  # the `:` of this `?` at depth 0
+            ch = body[k]
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif ch == "?" and depth == 0:
+                break
+            elif ch == ":" and depth == 0 and body[k - 1] != ":" and body[k + 1:k + 2] != ":":
+                break
+            k += 1
+        if k >= len(body) or body[k] != ":":
+            continue
+        e = _expr_end(body, k + 1)
+        a, b = _ptr_base(body[j:k]), _ptr_base(body[k + 1:e])
+        if a in ptrs and b in ptrs and a != b:
+            yield m.start(), a, b
+
+
+def _local_pointers(body: str) -> set[str]:
+    """Names declared as pointers in a body (`T *p = ...`, `T *a = x, *b = y`)."""
+    decl = rf"(?:[\w>]\s*|,\s*)\*\s*(?:const\s+)?({IDENT})\s*=(?!=)"
+    return {m.group(1) for m in re.finditer(decl, body)}
+
+
+def _assigned_selects(body: str, ptrs: set[str]) -> Iterator[tuple[int, str, str]]:
+    """(offset, p, q): a local pointer assigned (initializer or assignment, in any branch) from p and
+    later from q, two different pointer parameters (through other local pointers too)."""
+    sources: dict[str, list[tuple[int, str]]] = {}
+    for name in _local_pointers(body):
+        if name in ptrs:
+            continue
+        for m in re.finditer(rf"(?<![\w.>]){name}\s*=(?!=)", body):
+            e = _expr_end(body, m.end())
+            base = _ptr_base(body[m.end():e])
+            if base is not None:
+                sources.setdefault(name, []).append((m.start(), base))
+
+    def params_of(name: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        if name in ptrs:
+            return {name}
+        if name in seen or name not in sources:
+            return set()
+        return set().union(*(params_of(b, seen | {name}) for _, b in sources[name]))
+
+    for name, assigns in sources.items():
+        got: list[str] = []
+        for at, base in assigns:
+            for p in sorted(params_of(base)):
+                if got and p not in got:
+                    yield at, got[0], f"{p} (through {name})"
+                    break
+                if p not in got:
+                    got.append(p)
+            else:
+                continue
+            break
+
+
+def maxi_select(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
+    """A pointer chosen at run time between two pointer parameters of fn: `c ? p : q`, or a local
+    pointer assigned from both (if / switch assignments)."""
+    ptrs = pointer_params(fn.params)
+    body = fn.body(code)
+    for at, a, b in list(_ternary_selects(body, ptrs)) + list(_assigned_selects(body, ptrs)):
+        yield fn.start + at, "maxi-select", f"{a} or {b} chosen at run time in {fn.name}"
+
+
+def maxi_ports(code: str) -> set[str]:
+    """Ports an INTERFACE m_axi pragma names."""
+    pat = rf"#\s*pragma\s+HLS\s+INTERFACE\b[^\n]*\bm_axi\b[^\n]*\bport\s*=\s*({IDENT})"
+    return {m.group(1) for m in re.finditer(pat, code, re.I)}
+
+
+def maxi_dependence(code: str, fn: Function, ports: set[str]) -> Iterator[tuple[int, str, str]]:
+    """DEPENDENCE on a pointer parameter or an m_axi port."""
+    ptrs = pointer_params(fn.params) | ports
+    for m in _pragmas(fn.body(code), "DEPENDENCE"):
+        var = _pragma_var(m.group(1))
+        if var in ptrs:
+            yield (fn.start + m.start(), "maxi-dependence",
+                   f"DEPENDENCE on {var}, a pointer / m_axi argument of {fn.name}")
+
+
+_CAST = re.compile(r"\b(reinterpret_cast|static_cast|const_cast)\s*<([^;{}()]*\*[^;{}()]*)>\s*\(")
+_C_CAST = re.compile(r"\(\s*((?:const\s+|volatile\s+)*[\w:]+(?:\s*<[^;{}()]*>)?"
+                     r"\s*(?:const\s*)?\*+\s*(?:const\s*)?)\)")
+
+
+def maxi_cast(code: str, fn: Function, ports: set[str]) -> Iterator[tuple[int, str, str]]:
+    """A cast to a pointer type of a pointer parameter or an m_axi port (an m_axi argument has one
+    element type)."""
+    ptrs = pointer_params(fn.params) | ports
+    body = fn.body(code)
+    for m in _CAST.finditer(body):
+        e = match_bracket(body, m.end() - 1, "(", ")")
+        base = _ptr_base(body[m.end():e - 1])
+        if base in ptrs:
+            yield (fn.start + m.start(), "maxi-cast",
+                   f"{m.group(1)}<{' '.join(m.group(2).split())}> of {base} in {fn.name}")
+    for m in _C_CAST.finditer(body):
+        rest = body[m.end():]
+        op = re.match(rf"\s*(\(\s*)?({IDENT})", rest)
+        if op is None or re.match(rf"\s*\(?\s*{IDENT}\s*\(", rest):
+            continue  # a call's result, not a parameter
+        if op.group(2) in ptrs:
+            yield (fn.start + m.start(), "maxi-cast",
+                   f"({' '.join(m.group(1).split())}) cast of {op.group(2)} in {fn.name}")
+
+
+def beat_params(params: str) -> dict[str, str]:
+    """The m_axi-capable pointer parameters of a parameter list (pointers to ap_uint / ap_int beats):
+    name -> pointee type text."""
+    out = {}
+    for p in _split_top(params):
+        p = p.split("=")[0]
+        if "*" not in p or not BEAT_TYPE.search(p.split("*")[0]):
+            continue
+        w = re.findall(IDENT, p.split("*")[-1])
+        if w:
+            out[w[-1]] = _norm_type(p.split("*")[0])
+    return out
+
+
+def _norm_type(t: str) -> str:
+    return re.sub(r"\s+", "", re.sub(r"\bconst\b", "", t))
+
+
+def _count_accesses(text: str, name: str) -> tuple[int, int]:
+    """(reads, writes) of `name[...]` / `*name` / `*(name ...)` in text."""
+    reads = writes = 0
+    for m in re.finditer(rf"(?<![\w.>]){name}\s*\[|(?<![\w)\]])\*\s*\(?\s*{name}\b", text):
+        if text[m.end() - 1] == "[":
+            e = match_bracket(text, m.end() - 1, "[", "]")
+        else:
+            e = m.end()
+            if text[m.start():m.end()].count("("):
+                e = match_bracket(text, text.index("(", m.start()), "(", ")")
+        tail = text[e:e + 3]
+        if re.match(r"\s*=(?!=)", tail):
+            writes += 1
+        elif re.match(r"\s*[-+*/|&^]=", tail):
+            reads, writes = reads + 1, writes + 1
+        else:
+            reads += 1
+    return reads, writes
+
+
+def _callee_accesses(text: str, name: str, ptype: str, fns: dict[str, list[Function]],
+                     code: str) -> tuple[int, int]:
+    """(reads, writes) of parameter `name` (pointee type ptype) inside the helpers text calls with it
+    as an argument: the callee of that name whose parameter in that position has the same pointee type."""
+    reads = writes = 0
+    for m in re.finditer(rf"(?<![\w.:>])({IDENT})\s*(?:<[^;{{}}()]*>)?\s*\(", text):
+        if m.group(1) not in fns:
+            continue
+        e = match_bracket(text, m.end() - 1, "(", ")")
+        args = [a.strip() for a in _split_top(text[m.end():e - 1])]
+        for k, a in enumerate(args):
+            if _ptr_base(a) != name:
+                continue
+            for f in fns[m.group(1)]:
+                params = _split_top(f.params)
+                if k < len(params) and "*" in params[k] and _norm_type(params[k].split("*")[0]) == ptype:
+                    callee = re.findall(IDENT, params[k].split("*")[-1].split("=")[0])
+                    r, w = _count_accesses(f.body(code), callee[-1]) if callee else (0, 0)
+                    reads, writes = reads + r, writes + w
+                    break
+    return reads, writes
+
+
+def maxi_access(code: str, fn: Function, ports: set[str], fns: dict[str, list[Function]]
+                ) -> Iterator[tuple[int, str, str]]:
+    """More than one read or write of one beat pointer parameter (or m_axi port) per iteration of an II=1
+    pipelined loop."""
+    beats = beat_params(fn.params)
+    beats.update({p: "" for p in ports if p not in beats and re.search(rf"\b{p}\b", fn.params)})
+    if not beats:
+        return
+    body = fn.body(code)
+    for m in re.finditer(r"\b(?:for|while)\s*\(", body):
+        p1 = match_bracket(body, m.end() - 1, "(", ")")
+        j = p1
+        while j < len(body) and body[j].isspace():
+            j += 1
+        if body[j:j + 1] != "{":
+            continue
+        own = _own_statements(body[j + 1:match_bracket(body, j, "{", "}") - 1])
+        if not _has(own, r"PIPELINE\b(?![^\n]*\bII\s*=\s*(?:[2-9]|\d\d))"):
+            continue
+        for name, ptype in sorted(beats.items()):
+            r, w = _count_accesses(own, name)
+            cr, cw = _callee_accesses(own, name, ptype, fns, code) if ptype else (0, 0)
+            for n, kind in ((r + cr, "reads"), (w + cw, "writes")):
+                if n >= 2:
+                    yield (fn.start + m.start(), "maxi-access",
+                           f"{n} {kind} of m_axi pointer {name} per iteration of an II=1 loop in {fn.name}")
+
+
+def run(code: str) -> list[tuple[int, str, str]]:
+    """Findings of the m_axi rules over one comment-free source text."""
+    from edgellm.hw.synth_pragmas import functions
+
+    ports = maxi_ports(code)
+    fns = functions(code)
+    by_name: dict[str, list[Function]] = {}
+    for f in fns:
+        by_name.setdefault(f.name.split("::")[-1], []).append(f)
+    found: list[tuple[int, str, str]] = []
+    for fn in fns:
+        for rule in (maxi_select(code, fn), maxi_dependence(code, fn, ports), maxi_cast(code, fn, ports),
+                     maxi_access(code, fn, ports, by_name)):
+            found.extend(rule)
+    return found
