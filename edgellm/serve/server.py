@@ -19,6 +19,7 @@ from typing import Any
 from edgellm.errors import EdgeLLMError
 
 GRACEFUL_S = 3  # how long open connections get once a stop was asked for
+BACKLOG = 2048  # uvicorn's default
 
 
 def is_loopback(host: str) -> bool:
@@ -32,7 +33,7 @@ def is_loopback(host: str) -> bool:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to (host, port); EdgeLLMError naming the address when that fails."""
+    """A TCP socket bound to (host, port) and listening; EdgeLLMError naming the address when that fails."""
     if not 0 <= port <= 65535:
         raise EdgeLLMError(f"--port must be in [0, 65535], got {port}")
     try:
@@ -44,6 +45,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
+        sock.listen(BACKLOG)  # listening from here on: a client may connect before uvicorn runs
     except OSError as e:
         sock.close()
         raise EdgeLLMError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None

@@ -1,0 +1,446 @@
+"""`edgellm serve` against the official `openai` client, on a live server on 127.0.0.1 (a free port).
+
+Most tests serve the shipped tiny model on the golden CPU backend in-process (uvicorn on a thread,
+stopped by its context manager); a gate around the engine holds the device busy where a test needs a
+queue. One test runs the `edgellm serve` command itself and stops it with SIGTERM/SIGINT; one (slow)
+serves a compiled project on the emulator. Every wait is bounded; no address but 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgellm.cli import app as cli_app
+
+openai = pytest.importorskip("openai")
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+runner = CliRunner()
+PROMPTS = ["Emma was", "Mr. Knightley", "It is a truth", "Harriet", "The evening", "Mrs. Weston",
+           "Her father", "They walked"]
+WAIT_S = 20.0
+
+
+class Gate:
+    """An engine wrapper: forward waits for the gate (bounded), then sleeps `delay`; counts forwards."""
+
+    def __init__(self, inner: Any, delay: float = 0.0) -> None:
+        self.inner, self.config, self.delay = inner, inner.config, delay
+        self.open = threading.Event()
+        self.open.set()
+        self.forwards = 0
+
+    @property
+    def length(self) -> int:
+        return int(self.inner.length)
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def forward(self, tokens: np.ndarray, all_logits: bool = False) -> np.ndarray:
+        if not self.open.wait(WAIT_S):
+            raise RuntimeError("the test never opened the gate")
+        self.forwards += 1
+        if self.delay:
+            time.sleep(self.delay)
+        return self.inner.forward(tokens, all_logits)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Any:
+    from edgellm.serve.target import open_target
+
+    return open_target(None)
+
+
+@contextlib.contextmanager
+def serving(target: Any, queue_size: int = 16, request_timeout: float = 60.0, api_key: str | None = None,
+            device_timeout: float = 5.0) -> Iterator[tuple[Any, Any]]:
+    """(server, worker): the app on 127.0.0.1, a free port; stopped (bounded) on exit."""
+    from edgellm.serve.app import ServeConfig, create_app
+    from edgellm.serve.server import BackgroundServer
+    from edgellm.serve.worker import Worker
+
+    worker = Worker(target, queue_size, request_timeout)
+    worker.start()
+    gate = getattr(target.engine, "open", None)
+    try:
+        with BackgroundServer(create_app(target, worker, ServeConfig(api_key, request_timeout,
+                                                                     device_timeout))) as srv:
+            assert srv.host == "127.0.0.1"
+            yield srv, worker
+    finally:
+        if gate is not None:
+            gate.set()
+        assert worker.close(WAIT_S)
+
+
+def client(srv: Any, key: str = "none") -> Any:
+    return openai.OpenAI(base_url=f"{srv.url}/v1", api_key=key, max_retries=0, timeout=WAIT_S)
+
+
+def generate_text(*args: str) -> str:
+    """What `edgellm generate` prints for the tiny model (the golden backend)."""
+    res = runner.invoke(cli_app, ["generate", *args])
+    assert res.exit_code == 0, res.output
+    return res.stdout[:-1]  # its final newline
+
+
+def in_line(worker: Any) -> int:
+    """Requests waiting for or running on the device."""
+    return int(worker.waiting + (worker.current is not None))
+
+
+def call(srv: Any, method: str, path: str, body: Any = None, raw: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """(status, parsed JSON body) of one plain HTTP request (http.client, bounded)."""
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=WAIT_S)
+    try:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        conn.request(method, path, body=data, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, json.loads(r.read() or b"null")
+    finally:
+        conn.close()
+
+
+def wait_until(cond: Any, what: str, timeout: float = WAIT_S) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def srv(tiny: Any) -> Iterator[Any]:
+    with serving(tiny) as (s, _):
+        yield s
+
+
+def test_models_and_health(srv: Any) -> None:
+    models = client(srv).models.list().data
+    assert [m.id for m in models] == ["tiny"]
+    assert client(srv).models.retrieve("tiny").id == "tiny"
+    with pytest.raises(openai.NotFoundError):
+        client(srv).models.retrieve("gpt-4")
+    status, h = call(srv, "GET", "/health")
+    assert status == 200 and h["status"] == "ok" and h["busy"] is False and h["waiting"] == 0
+
+
+def test_completion_equals_generate(srv: Any) -> None:
+    want = generate_text("--prompt", "Emma was", "-n", "12", "--ignore-eos")
+    c = client(srv).completions.create(model="tiny", prompt="Emma was", max_tokens=12, temperature=0)
+    assert c.choices[0].text == want and len(set(want)) > 3
+    assert c.choices[0].finish_reason == "length"
+    assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens) == (3, 12, 15)
+    chunks = list(client(srv).completions.create(model="tiny", prompt="Emma was", max_tokens=12,
+                                                 temperature=0, stream=True))
+    assert "".join(ch.choices[0].text for ch in chunks) == want
+    assert len(chunks) > 5 and chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_chat_equals_generate_without_a_template(srv: Any) -> None:
+    """The tiny model has no template: a chat is its messages as plain text (here one user message)."""
+    want = generate_text("--prompt", "Mr. Knightley", "-n", "10", "--ignore-eos")
+    msgs = [{"role": "user", "content": "Mr. Knightley"}]
+    c = client(srv).chat.completions.create(model="tiny", messages=msgs, max_tokens=10, temperature=0)
+    assert c.choices[0].message.content == want and c.choices[0].message.role == "assistant"
+    assert c.usage.completion_tokens == 10
+    stream = client(srv).chat.completions.create(model="tiny", messages=msgs, max_tokens=10, temperature=0,
+                                                 stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == want
+    assert chunks[-1].usage.completion_tokens == 10 and chunks[-1].choices == []
+
+
+def test_sampling_and_stop(srv: Any) -> None:
+    want = generate_text("--prompt", "Emma was", "-n", "12", "--temperature", "0.8", "--seed", "3")
+    kw: dict[str, Any] = {"model": "tiny", "prompt": "Emma was", "max_tokens": 12, "temperature": 0.8,
+                          "seed": 3}
+    assert client(srv).completions.create(**kw).choices[0].text == want
+    greedy = generate_text("--prompt", "Emma was", "-n", "12", "--ignore-eos")
+    stop = greedy.split()[3]  # a word the greedy text has
+    c = client(srv).completions.create(model="tiny", prompt="Emma was", max_tokens=12, temperature=0,
+                                       stop=[stop, "zzz"])
+    assert c.choices[0].text == greedy[:greedy.index(stop)] and c.choices[0].finish_reason == "stop"
+    streamed = client(srv).completions.create(model="tiny", prompt="Emma was", max_tokens=12, temperature=0,
+                                              stop=stop, stream=True)
+    assert "".join(ch.choices[0].text for ch in streamed) == c.choices[0].text
+
+
+def test_eight_streaming_clients_served_in_full_and_in_order(tiny: Any) -> None:
+    gate = Gate(tiny.engine)
+    gate.open.clear()  # the device is held until all eight wait
+    t = dataclasses.replace(tiny, engine=gate)
+    want = [generate_text("--prompt", p, "-n", "8", "--ignore-eos") for p in PROMPTS]
+    got: list[list[tuple[float, str]]] = [[] for _ in PROMPTS]
+    errors: list[BaseException] = []
+    with serving(t) as (srv, worker):
+        def run(i: int) -> None:
+            try:
+                for ch in client(srv).completions.create(model="tiny", prompt=PROMPTS[i], max_tokens=8,
+                                                         temperature=0, stream=True):
+                    got[i].append((time.monotonic(), ch.choices[0].text))
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+        threads = []
+        for i in range(len(PROMPTS)):
+            threads.append(threading.Thread(target=run, args=(i,)))
+            threads[-1].start()
+            wait_until(lambda i=i: in_line(worker) == i + 1, f"client {i} queued")
+        gate.open.set()
+        for th in threads:
+            th.join(WAIT_S)
+        assert not any(th.is_alive() for th in threads) and not errors, errors
+    for i, w in enumerate(want):
+        assert "".join(text for _, text in got[i]) == w, i
+    for i in range(1, len(PROMPTS)):  # one at a time, in arrival order
+        assert got[i - 1][-1][0] <= got[i][1][0], i
+
+
+def test_disconnect_frees_the_device(tiny: Any) -> None:
+    gate = Gate(tiny.engine, delay=0.02)
+    t = dataclasses.replace(tiny, engine=gate)
+    with serving(t) as (srv, worker):
+        stream = client(srv).completions.create(model="tiny", prompt="Emma was", max_tokens=400,
+                                                temperature=0, stream=True)
+        it = iter(stream)
+        next(it)
+        next(it)
+        stream.close()
+        wait_until(lambda: worker.current is None, "the device to be freed")
+        assert gate.forwards < 100  # 400 tokens take 8 s; the job stopped soon after the client left
+        c = client(srv).completions.create(model="tiny", prompt="Emma was", max_tokens=3, temperature=0)
+        assert c.usage.completion_tokens == 3
+
+
+def test_full_queue_is_429(tiny: Any) -> None:
+    gate = Gate(tiny.engine)
+    gate.open.clear()
+    t = dataclasses.replace(tiny, engine=gate)
+    with serving(t, queue_size=2) as (srv, worker):
+        results: list[Any] = []
+        threads = [threading.Thread(target=lambda: results.append(client(srv).completions.create(
+            model="tiny", prompt="Emma was", max_tokens=2, temperature=0))) for _ in range(3)]
+        for i, th in enumerate(threads):
+            th.start()
+            wait_until(lambda i=i: in_line(worker) == i + 1, "queued")
+        with pytest.raises(openai.RateLimitError) as ei:
+            client(srv).completions.create(model="tiny", prompt="Emma was", max_tokens=2)
+        assert ei.value.status_code == 429 and int(ei.value.response.headers["retry-after"]) >= 1
+        assert ei.value.body["code"] == "queue_full"
+        gate.open.set()
+        for th in threads:
+            th.join(WAIT_S)
+        assert len(results) == 3 and all(r.usage.completion_tokens == 2 for r in results)
+
+
+def test_request_timeout_is_504(tiny: Any) -> None:
+    t = dataclasses.replace(tiny, engine=Gate(tiny.engine, delay=0.05))
+    with serving(t, request_timeout=0.5) as (srv, worker):
+        t0 = time.monotonic()
+        with pytest.raises(openai.APIStatusError) as ei:
+            client(srv).completions.create(model="tiny", prompt="Emma was", max_tokens=200)
+        assert ei.value.status_code == 504 and ei.value.body["code"] == "timeout"
+        assert time.monotonic() - t0 < 5
+        wait_until(lambda: worker.current is None, "the device to be freed")
+
+
+BAD = [
+    ({"model": "tiny", "prompt": "x", "max_tokens": "5"}, "max_tokens"),
+    ({"model": "tiny", "prompt": "x", "temperature": "hot"}, "temperature"),
+    ({"model": "tiny", "prompt": "x", "temperature": 3}, "temperature"),
+    ({"model": "tiny", "prompt": "x", "top_p": 0}, "top_p"),
+    ({"model": "tiny", "prompt": "x", "n": 2}, "n"),
+    ({"model": "tiny", "prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"model": "tiny", "prompt": "x", "seed": -1}, "seed"),
+    ({"model": "tiny", "prompt": "x", "stream": "yes"}, "stream"),
+    ({"model": "tiny", "prompt": "x", "frequency_penalty": 0.5}, "frequency_penalty"),
+    ({"model": "tiny", "prompt": "x", "bogus": 1}, "bogus"),
+    ({"model": "tiny", "prompt": 5}, "prompt"),
+    ({"model": "tiny", "prompt": "   "}, "prompt"),
+    ({"model": "tiny", "prompt": [1, 99999]}, "prompt"),
+    ({"model": "tiny", "prompt": "\ud800"}, "prompt"),
+    ({"model": "tiny", "prompt": "Emma " * 600}, "prompt"),
+    ({"model": "tiny"}, "prompt"),
+    ({"prompt": "x"}, "model"),
+]
+BAD_CHAT = [
+    ({"model": "tiny", "messages": "hi"}, "messages"),
+    ({"model": "tiny", "messages": []}, "messages"),
+    ({"model": "tiny", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
+    ({"model": "tiny", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+    ({"model": "tiny", "messages": [{"role": "user", "content": "x", "tool_calls": []}]},
+     "messages[0].tool_calls"),
+    ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]},
+     "tools"),
+    ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "logprobs": True}, "logprobs"),
+]
+
+
+def test_bad_requests_are_400(srv: Any) -> None:
+    for path, cases in (("completions", BAD), ("chat/completions", BAD_CHAT)):
+        for body, param in cases:
+            status, r = call(srv, "POST", f"/v1/{path}", body)
+            assert status == 400, (body, r)
+            err = r["error"]
+            assert err["type"] == "invalid_request_error" and err["param"] == param, (body, err)
+    over = call(srv, "POST", "/v1/completions", BAD[-3][0])[1]["error"]
+    assert over["code"] == "context_length_exceeded" and "maximum context length is 512" in over["message"]
+    for raw in (b"{bad", b"[1, 2]", b'{"model": NaN}', b"\xff\xfe", b"[" * 100000):
+        status, r = call(srv, "POST", "/v1/completions", raw=raw)
+        assert status == 400 and r["error"]["message"], raw[:10]
+    assert call(srv, "POST", "/v1/completions", raw=b" " * (5 << 20))[0] == 413
+    with pytest.raises(openai.BadRequestError) as ei:
+        client(srv).chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}], n=2)
+    assert ei.value.status_code == 400
+    with pytest.raises(openai.NotFoundError) as nf:
+        client(srv).completions.create(model="gpt-3.5-turbo-instruct", prompt="x")
+    assert nf.value.body["code"] == "model_not_found"
+    assert call(srv, "GET", "/v1/nope")[0] == 404
+    assert call(srv, "GET", "/v1/completions")[0] == 405
+
+
+def test_api_key(tiny: Any) -> None:
+    with serving(tiny, api_key="s3cret") as (srv, _):
+        for key in ("none", "s3cret-not"):
+            with pytest.raises(openai.AuthenticationError):
+                client(srv, key).models.list()
+        assert call(srv, "GET", "/health")[0] == 401
+        assert call(srv, "GET", "/health", headers={"Authorization": "Bearer s3cret"})[0] == 200
+        c = client(srv, "s3cret").completions.create(model="tiny", prompt="Emma", max_tokens=2)
+        assert c.usage.completion_tokens == 2
+
+
+def test_serve_command_refusals() -> None:
+    res = runner.invoke(cli_app, ["serve", "--host", "0.0.0.0"], env={"EDGELLM_API_KEY": ""})
+    assert res.exit_code == 2 and "--api-key" in res.output and res.output.count("\n") == 1
+    for args, msg in ((["--queue-size", "0"], "--queue-size"), (["--port", "70000"], "--port"),
+                      (["--request-timeout", "nan"], "--request-timeout"), (["--timeout", "0"], "timeout")):
+        res = runner.invoke(cli_app, ["serve", *args])
+        assert res.exit_code == 2 and msg in res.output and res.output.count("\n") == 1, (args, res.output)
+
+
+def _start_cli(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """`edgellm serve ... --port 0` as a process; (process, base url) once it listens."""
+    env = {k: v for k, v in os.environ.items() if k != "EDGELLM_API_KEY"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgellm.cli", "serve", "--port", "0", *args],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    lines: list[str] = []
+    found: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for ln in proc.stderr:
+            lines.append(ln)
+            if "http://" in ln and not found:
+                found.append(ln.split("http://")[1].split("/v1")[0])
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        wait_until(lambda: bool(found) or proc.poll() is not None, "the server to listen", 60)
+    except AssertionError:
+        proc.kill()
+        raise
+    assert found, "".join(lines)
+    proc.lines = lines  # type: ignore[attr-defined]
+    return proc, f"http://{found[0]}"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_command_answers_and_stops(sig: int) -> None:
+    proc, url = _start_cli([])
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        c = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=WAIT_S)
+        out = c.completions.create(model="tiny", prompt="Emma was", max_tokens=12, temperature=0)
+        assert out.choices[0].text == generate_text("--prompt", "Emma was", "-n", "12", "--ignore-eos")
+        proc.send_signal(sig)
+        assert proc.wait(WAIT_S) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT_S)
+    text = "".join(proc.lines)  # type: ignore[attr-defined]
+    assert "[serve] stopped" in text and "Traceback" not in text
+
+
+def test_port_in_use_is_one_line() -> None:
+    from edgellm.serve.server import bind
+
+    taken = bind("127.0.0.1", 0)
+    taken.listen(1)
+    try:
+        res = runner.invoke(cli_app, ["serve", "--port", str(taken.getsockname()[1])])
+        assert res.exit_code == 2 and "cannot listen on 127.0.0.1:" in res.output
+        assert res.output.count("\n") == 1
+    finally:
+        taken.close()
+
+
+# ---- a compiled project on the emulator ----
+
+@pytest.mark.slow
+def test_project_on_the_emulator(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The tiny model compiled, served on the emulator: greedy answers equal `edgellm run`'s; a chat on
+    the same project keeps the session's KV cache (its counters)."""
+    pytest.importorskip("hls4ml")
+    from edgellm.compiler.pipeline import BuildConfig, run_steps
+    from edgellm.compiler.steps import compile_steps
+    from edgellm.runtime.conversation import Conversation
+    from edgellm.runtime.sampling import SamplingParams
+    from edgellm.serve.target import open_target
+
+    proj = tmp_path_factory.mktemp("emu") / "tiny"
+    run_steps(BuildConfig(model=None, board="kv260", out_dir=str(proj)), compile_steps())
+    run = runner.invoke(cli_app, ["run", str(proj), "--device", "emu", "--prompt", "Emma was", "-n", "6",
+                                  "--ignore-eos"])
+    assert run.exit_code == 0, run.output
+    t = open_target(proj, device="emu")
+    assert t.device.startswith("emulator") and t.name == "tiny"
+    with serving(t) as (srv, _):
+        c = client(srv).completions.create(model="tiny", prompt="Emma was", max_tokens=6, temperature=0)
+        assert c.choices[0].text == run.stdout[:-1]
+    sess = t.engine
+    conv = Conversation(sess, t.codec, t.template, SamplingParams(max_new_tokens=4))
+    first = conv.say("Emma was")
+    starts, n1 = sess.stats()["starts"], sess.length
+    second = conv.say("and then")
+    mt = sess.project.iface.max_t
+    assert sess.length == n1 + second.prefilled + 3 and second.prefilled < 8 and not second.rebuilt
+    assert sess.stats()["starts"] == starts + -(-second.prefilled // mt) + 3
+    assert first.prefilled == 3 and json.loads((proj / "manifest.json").read_text())["chat_template"] is None
+
+
+def test_textstream_holds_back_stop_prefixes() -> None:
+    from edgellm.serve.textstream import TextStream
+
+    class Chars:
+        def decode(self, ids: list[int]) -> str:
+            return "".join(chr(i) for i in ids)
+
+    s = TextStream(Chars(), ("END", "xy"))
+    out = [s.push(ord(c)) for c in "abEN"]
+    assert out == ["a", "b", "", ""] and s.text == "ab"
+    assert s.push(ord("X")) == "ENX"  # "ENX" is no stop's beginning any more
+    assert [s.push(ord(c)) for c in "xE"] == ["", "x"] and s.push(ord("N")) == ""
+    assert s.push(ord("D")) == "" and s.stopped and s.text == "abENXx" and s.finish() == ""
+    s = TextStream(Chars(), ("END",))
+    assert s.push(ord("E")) == "" and s.finish() == "E"
