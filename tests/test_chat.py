@@ -93,9 +93,8 @@ CONVERSATIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tok_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A byte-level BPE tokenizer.json holding every template's special tokens."""
+def write_tokenizer(p: Path) -> Path:
+    """A byte-level BPE tokenizer.json holding every template's special tokens, written to p."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -104,9 +103,26 @@ def tok_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok.train_from_iterator(CORPUS * 5, trainers.BpeTrainer(
         vocab_size=400, special_tokens=SPECIALS, show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    p = tmp_path_factory.mktemp("tok") / "tokenizer.json"
     tok.save(str(p))
     return p
+
+
+def write_chatml_checkpoint(d: Path, tok_file: Path) -> Path:
+    """A random model with the ChatML (Qwen2) template in its tokenizer_config.json, saved in d."""
+    from edgellm.models.config import ModelConfig
+    from edgellm.models.loaders import save_hf_bitnet
+    from edgellm.models.random_model import random_model
+
+    cfg = ModelConfig(hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=96, vocab_size=352,
+                      max_context=96, bos_id=0, eos_id=SPECIALS.index("<|im_end|>"), name="chatml")
+    out = Path(save_hf_bitnet(random_model(cfg, seed=5, density=0.5), d, tokenizer_json=str(tok_file)))
+    (out / "tokenizer_config.json").write_text(json.dumps({"chat_template": QWEN2}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tok_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tokenizer(tmp_path_factory.mktemp("tok") / "tokenizer.json")
 
 
 def _codec(tok_file: Path, bos: str | None, eos: str) -> Any:
@@ -187,17 +203,7 @@ class Spy:
 
 @pytest.fixture(scope="module")
 def chat_ckpt(tok_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random model with the ChatML (Qwen2) template in its tokenizer_config.json."""
-    from edgellm.models.config import ModelConfig
-    from edgellm.models.loaders import save_hf_bitnet
-    from edgellm.models.random_model import random_model
-
-    cfg = ModelConfig(hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=96, vocab_size=352,
-                      max_context=96, bos_id=0, eos_id=SPECIALS.index("<|im_end|>"), name="chatml")
-    d = save_hf_bitnet(random_model(cfg, seed=5, density=0.5), tmp_path_factory.mktemp("ck") / "chatml",
-                       tokenizer_json=str(tok_file))
-    (Path(d) / "tokenizer_config.json").write_text(json.dumps({"chat_template": QWEN2}))
-    return Path(d)
+    return write_chatml_checkpoint(tmp_path_factory.mktemp("ck") / "chatml", tok_file)
 
 
 def _conversation(ckpt: Path, n: int, system: str | None = None) -> Any:

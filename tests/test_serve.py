@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -393,6 +394,25 @@ def test_port_in_use_is_one_line() -> None:
         assert res.output.count("\n") == 1
     finally:
         taken.close()
+
+
+def test_chat_through_the_models_template(tmp_path: Path) -> None:
+    """A model with a chat template (ChatML): the prompt is the template's rendering, tokenized as
+    transformers tokenizes it, and the greedy answer is `edgellm generate`'s for those ids."""
+    from test_chat import QWEN2, _hf, write_chatml_checkpoint, write_tokenizer
+
+    from edgellm.serve.target import open_target
+
+    tok_file = write_tokenizer(tmp_path / "tokenizer.json")
+    chat_ckpt = write_chatml_checkpoint(tmp_path / "chatml", tok_file)
+
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
+    ids = _hf(tok_file, None, "<|im_end|>").apply_chat_template(msgs, chat_template=QWEN2, return_dict=False,
+                                                                add_generation_prompt=True)
+    want = generate_text(str(chat_ckpt), "--prompt-ids", ",".join(map(str, ids)), "-n", "5")
+    with serving(open_target(chat_ckpt)) as (srv, _):
+        c = client(srv).chat.completions.create(model="chatml", messages=msgs, max_tokens=5, temperature=0)
+    assert c.usage.prompt_tokens == len(ids) and c.choices[0].message.content == want
 
 
 # ---- a compiled project on the emulator ----
