@@ -22,7 +22,9 @@ def register(app: typer.Typer) -> None:
     """Add the `boards` command to the app."""
 
     @app.command("boards")
-    def boards_cmd() -> None:
+    def boards_cmd(
+        as_json: bool = typer.Option(False, "--json", help="Print every field of every board as JSON."),
+    ) -> None:
         """List the supported boards: part, PL resources, DDR, PS-PL ports, clock, PYNQ versions."""
         from rich.console import Console
         from rich.markup import escape
@@ -31,6 +33,13 @@ def register(app: typer.Typer) -> None:
         from edgellm.boards import load_all
 
         boards = load_all()
+        if as_json:
+            import json
+
+            from edgellm.report.records import boards_record
+
+            typer.echo(json.dumps(boards_record(boards), indent=1))
+            return
         table = Table(title=escape("Supported boards (sources: boards/<name>.toml [sources])"))
         table.add_column("")
         for b in boards:

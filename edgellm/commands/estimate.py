@@ -139,6 +139,9 @@ def register(app: typer.Typer) -> None:
                             "that will not close timing at 250.")] = None,
         lut_cap: Annotated[float | None, typer.Option(
             "--lut-cap", help="Largest LUT fraction a design may use (default: routing margin).")] = None,
+        html_out: Annotated[Path | None, typer.Option(
+            "--html", help="Also write an HTML page with plots (as edgellm report's) to this file.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
     ) -> None:
         """Size the accelerator for a model on a board; print projected speed and resources."""
         from rich.console import Console
@@ -151,19 +154,39 @@ def register(app: typer.Typer) -> None:
 
         cfg = resolve_config(model, preset)
         names = list_boards() if board == "all" else [load_board(board).name]
+        if html_out is not None:
+            from edgellm.commands.verify import check_output
+
+            check_output(html_out, "--html")
         columns: dict[str, list[tuple[str, str]] | str] = {}
         estimates = {}
+        results: dict = {}  # board -> DseResult, or why no design fits (--json, --html)
         for name in names:
             try:
                 b = load_board(name)
                 limits = {} if lut_cap is None else {"lut": lut_cap}
-                e = explore(cfg, b, DesignParams(max_context=context or 0), limits, clock_mhz=clock).estimate
+                results[name] = explore(cfg, b, DesignParams(max_context=context or 0), limits,
+                                        clock_mhz=clock)
+                e = results[name].estimate
                 columns[name] = estimate_rows(e, b)
                 estimates[name] = e
             except EdgeLLMError as err:
                 if len(names) == 1:
                     raise
                 columns[name] = f"does not fit: {err}"
+                results[name] = str(err)
+        if html_out is not None:
+            from edgellm.report.records import write_estimate_page
+
+            write_estimate_page(html_out, cfg, results, {} if lut_cap is None else {"lut": lut_cap})
+            typer.echo(f"page written to {html_out} (projected figures)", err=True)
+        if as_json:
+            import json
+
+            from edgellm.report.records import estimate_record
+
+            typer.echo(json.dumps(estimate_record(cfg, results, calibration), indent=1))
+            return
         table = Table(title=f"{cfg.name}: projected by the performance model (not measured)")
         table.add_column("")
         for name in names:
