@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -263,6 +264,9 @@ def test_request_timeout_is_504(tiny: Any) -> None:
         assert ei.value.status_code == 504 and ei.value.body["code"] == "timeout"
         assert time.monotonic() - t0 < 5
         wait_until(lambda: worker.current is None, "the device to be freed")
+        with socket.create_connection((srv.host, srv.port), timeout=WAIT_S) as sock:  # a body that stalls
+            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 408 ")
 
 
 BAD = [

@@ -92,7 +92,7 @@ def _serve(target: Path | None, host: str, port: int, api_key: str | None, devic
               f"{request_timeout:g} s{', API key required' if api_key else ''}); Ctrl-C stops")
         worker.start()
         try:
-            serve_forever(app, sock)
+            serve_forever(app, sock, max_connections=4 * queue_size + 64)
         finally:
             done = worker.close(timeout + 5.0)
             _info("[serve] stopped" if done else "[serve] stopped (the device was still busy)")

@@ -131,7 +131,7 @@ class _Handlers:
     async def _generate(self, request: Request, parse: Callable[[dict[str, Any]], GenRequest]) -> Response:
         deadline = time.monotonic() + self.cfg.request_timeout_s
         try:
-            req = parse(schemas.parse_json(await _read_body(request)))
+            req = parse(schemas.parse_json(await _read_body(request, self.cfg.request_timeout_s)))
             if req.model != self.t.name:
                 raise self._no_model(req.model)
             ids = await asyncio.to_thread(self._tokenize, req)
@@ -198,19 +198,27 @@ class _Handlers:
         return end_of_turn_ids(self.t.template, self.t.codec) if req.kind == "chat" else ()
 
 
-async def _read_body(request: Request) -> bytes:
-    """The body, refused with 413 past MAX_BODY bytes (before reading it when Content-Length says so)."""
+async def _read_body(request: Request, timeout_s: float) -> bytes:
+    """The body, refused with 413 past MAX_BODY bytes (before reading it when Content-Length says so) and
+    with 408 when it takes longer than timeout_s to arrive."""
     too_big = ApiError(413, f"the request body is larger than {MAX_BODY >> 20} MiB", code="body_too_large")
     size = request.headers.get("content-length", "")
     if size.isdigit() and int(size) > MAX_BODY:
         raise too_big
-    chunks, n = [], 0
-    async for c in request.stream():
-        n += len(c)
-        if n > MAX_BODY:
-            raise too_big
-        chunks.append(c)
-    return b"".join(chunks)
+
+    async def read() -> bytes:
+        chunks, n = [], 0
+        async for c in request.stream():
+            n += len(c)
+            if n > MAX_BODY:
+                raise too_big
+            chunks.append(c)
+        return b"".join(chunks)
+    try:
+        return await asyncio.wait_for(read(), timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout_s:g} s",
+                       code="timeout") from None
 
 
 def _poster(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Event]) -> Callable[[Event], None]:

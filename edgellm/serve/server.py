@@ -58,7 +58,7 @@ def address(sock: socket.socket) -> tuple[str, int]:
     return str(host), int(port)
 
 
-def _server(app: Any) -> Any:
+def _server(app: Any, max_connections: int | None = None) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):  # type: ignore[misc]
@@ -77,13 +77,14 @@ def _server(app: Any) -> Any:
                     signal.signal(s, h)
 
     config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=GRACEFUL_S, timeout_keep_alive=5)
+                            timeout_graceful_shutdown=GRACEFUL_S, timeout_keep_alive=5,
+                            limit_concurrency=max_connections)
     return Server(config)
 
 
-def serve_forever(app: Any, sock: socket.socket) -> None:
-    """Run until SIGINT/SIGTERM (main thread)."""
-    _server(app).run(sockets=[sock])
+def serve_forever(app: Any, sock: socket.socket, max_connections: int | None = None) -> None:
+    """Run until SIGINT/SIGTERM (main thread); past max_connections open connections uvicorn answers 503."""
+    _server(app, max_connections).run(sockets=[sock])
 
 
 class BackgroundServer:
