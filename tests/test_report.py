@@ -107,6 +107,25 @@ def test_estimate_json_reports_boards_without_a_design() -> None:
     assert d["calibration"] and {"source", "figure", "projected", "in_range"} <= set(d["calibration"][0])
 
 
+def test_estimate_page_notes_boards_without_a_design(tmp_path: Path) -> None:
+    from edgellm.report.records import write_estimate_page
+
+    res = dse.explore(CFG, load_board(BOARD))
+    out = tmp_path / "e.html"
+    write_estimate_page(out, CFG, {BOARD: res, "zcu104": "LUT 1e6 > 75% of 230400"}, {})
+    html = out.read_text()
+    assert "zcu104: no design fits (LUT 1e6 &gt; 75% of 230400)" in html
+    assert sorted(_svg_ids(html)) == sorted(f"{n}-{BOARD}" for n in (*PLOTS, "dse"))
+
+
+def test_estimate_html_bad_path_is_one_line(tmp_path: Path) -> None:
+    for target in (tmp_path / "nope" / "e.html", tmp_path):
+        r = subprocess.run(["edgellm", "estimate", "--board", BOARD, "--html", str(target)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.startswith("error: --html") and not r.stdout, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_boards_json_parses() -> None:
     r = runner.invoke(app, ["boards", "--json"])
     assert r.exit_code == 0, r.output

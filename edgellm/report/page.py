@@ -9,6 +9,7 @@ from typing import Any
 import edgellm
 from edgellm.report import plots
 from edgellm.report.gather import PREFILL_TOKENS, Section
+from edgellm.report.svg import si
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
@@ -72,12 +73,12 @@ def section_html(s: Section) -> str:
     figs = [
         _figure(plots.resources(s), "Each kernel's LUT, FF, DSP, BRAM36 and URAM as a share of the board "
                 "(resource model, projected); dashed marks: the routing limits the exploration keeps under."),
-        _figure(plots.roofline(s, dec), f"Decode step at {p.decode_context} cached tokens: "
-                f"{dec.ops / 1e9:.3g} Gop over {dec.nbytes / 1e6:.3g} MB of DDR traffic in "
-                f"{plots.seconds(dec.seconds)} (projected). A decode step uses one TLMM token lane."),
-        _figure(plots.roofline(s, pre), f"Prefill of {PREFILL_TOKENS} tokens: {pre.ops / 1e9:.3g} Gop over "
-                f"{pre.nbytes / 1e6:.3g} MB in {plots.seconds(pre.seconds)} (projected; weights stream once "
-                f"per {p.prefill_token_block}-token block)."),
+        _figure(plots.roofline(s, dec), f"Decode step at {p.decode_context} cached tokens: {si(dec.ops)}op "
+                f"over {si(dec.nbytes)}B of DDR traffic in {plots.seconds(dec.seconds)} (projected). A "
+                "decode step uses one TLMM token lane."),
+        _figure(plots.roofline(s, pre), f"Prefill of {PREFILL_TOKENS} tokens: {si(pre.ops)}op over "
+                f"{si(pre.nbytes)}B in {plots.seconds(pre.seconds)} (projected; weights stream once per "
+                f"{p.prefill_token_block}-token block)."),
         _figure(plots.layers(s, s.decode), "One decode step per decoder layer, then the final norm, the LM "
                 "head and the host's call and sampling (performance model, projected; a layer's time "
                 "includes its waits for weights)."),
@@ -107,10 +108,13 @@ def section_html(s: Section) -> str:
             f"tok/s projected</p>{_summary(s)}<div class='grid'>{''.join(figs)}</div>{ver}</section>")
 
 
-def page(sections: list[Section], title: str) -> str:
-    """The whole HTML page."""
+def page(sections: list[Section], title: str, notes: list[str] | None = None) -> str:
+    """The whole HTML page (with links to the sections when there are several, and page-wide notes)."""
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "".join(section_html(s) for s in sections)
+    names = [escape(s.board.name) for s in sections]
+    links = " | ".join(f"<a href='#board-{n}'>{n}</a>" for n in names)
+    body = (f"<p>{links}</p>" if len(sections) > 1 else "") + "".join(
+        f"<p class='note'>{escape(n)}</p>" for n in notes or []) + "".join(section_html(s) for s in sections)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{escape(title)}</title><style>{CSS}</style></head>

@@ -6,6 +6,7 @@ stages-decode, stages-prefill, dse, verify); PLOTS lists the names every section
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -103,12 +104,17 @@ def layers(s: Section, t: TimeSplit) -> str:
     c.scales((0, len(vals)), (0, max(vals) * 1.1 or 1))
     c.axes("", "seconds (projected)", yfmt=seconds, xticks=False)
     assert c.x is not None and c.y is not None
-    step = max(1, len(vals) // 24)
+    bar = c.x(1) - c.x(0)  # pixels per bar
+    step = max(1, math.ceil(14 / bar))  # a layer label every `step` bars where they would crowd
     for i, (n, v) in enumerate(zip(names, vals, strict=True)):
         color = PALETTE[0] if i < len(t.layers) else PALETTE[1 + i - len(t.layers)]
         c.rect(c.x(i + 0.12), c.y(0), c.x(i + 0.88), c.y(v), color, f"{n}: {seconds(v)} (projected)")
         if i % step == 0 or i >= len(t.layers):
-            c.text(c.x(i + 0.5), c.box[3] + 14, n, "middle", 10)
+            x, y = c.x(i + 0.5), c.box[3] + 14
+            if bar >= 30:
+                c.text(x, y, n, "middle", 10)
+            else:  # narrow bars: labels slanted below them
+                c.text(x + 3, y - 4, n, "end", 10, extra=f'transform="rotate(-45 {x + 3:.1f} {y - 4:.1f})"')
     c.text(c.box[0], c.margin[0] - 12, f"total {seconds(t.total)} for {t.tokens} token"
            f"{'s' if t.tokens > 1 else ''}", size=11)
     return c.render()

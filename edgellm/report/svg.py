@@ -53,7 +53,7 @@ class Scale:
         """Tick values: decades (and 2, 5 between few decades) for log, 1-2-5 steps for linear."""
         if self.log:
             lo, hi = math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi))
-            mults = (1, 2, 5) if hi - lo <= 2 else (1,)
+            mults = (1, 2, 5) if hi - lo <= 3 else (1,)
             vals = [m * 10.0 ** e for e in range(lo, hi + 1) for m in mults]
             return [v for v in vals if self.lo * (1 - 1e-9) <= v <= self.hi * (1 + 1e-9)]
         raw = (self.hi - self.lo) / 6
