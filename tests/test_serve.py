@@ -12,11 +12,7 @@ import contextlib
 import dataclasses
 import http.client
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -335,71 +331,6 @@ def test_api_key(tiny: Any) -> None:
         assert c.usage.completion_tokens == 2
 
 
-def test_serve_command_refusals() -> None:
-    res = runner.invoke(cli_app, ["serve", "--host", "0.0.0.0"], env={"EDGELLM_API_KEY": ""})
-    assert res.exit_code == 2 and "--api-key" in res.output and res.output.count("\n") == 1
-    for args, msg in ((["--queue-size", "0"], "--queue-size"), (["--port", "70000"], "--port"),
-                      (["--request-timeout", "nan"], "--request-timeout"), (["--timeout", "0"], "timeout")):
-        res = runner.invoke(cli_app, ["serve", *args])
-        assert res.exit_code == 2 and msg in res.output and res.output.count("\n") == 1, (args, res.output)
-
-
-def _start_cli(args: list[str]) -> tuple[subprocess.Popen[str], str]:
-    """`edgellm serve ... --port 0` as a process; (process, base url) once it listens."""
-    env = {k: v for k, v in os.environ.items() if k != "EDGELLM_API_KEY"}
-    proc = subprocess.Popen([sys.executable, "-m", "edgellm.cli", "serve", "--port", "0", *args],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-    lines: list[str] = []
-    found: list[str] = []
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for ln in proc.stderr:
-            lines.append(ln)
-            if "http://" in ln and not found:
-                found.append(ln.split("http://")[1].split("/v1")[0])
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        wait_until(lambda: bool(found) or proc.poll() is not None, "the server to listen", 60)
-    except AssertionError:
-        proc.kill()
-        raise
-    assert found, "".join(lines)
-    proc.lines = lines  # type: ignore[attr-defined]
-    return proc, f"http://{found[0]}"
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_serve_command_answers_and_stops(sig: int) -> None:
-    proc, url = _start_cli([])
-    try:
-        assert url.startswith("http://127.0.0.1:")
-        c = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=WAIT_S)
-        out = c.completions.create(model="tiny", prompt="Emma was", max_tokens=12, temperature=0)
-        assert out.choices[0].text == generate_text("--prompt", "Emma was", "-n", "12", "--ignore-eos")
-        proc.send_signal(sig)
-        assert proc.wait(WAIT_S) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(WAIT_S)
-    text = "".join(proc.lines)  # type: ignore[attr-defined]
-    assert "[serve] stopped" in text and "Traceback" not in text
-
-
-def test_port_in_use_is_one_line() -> None:
-    from edgellm.serve.server import bind
-
-    taken = bind("127.0.0.1", 0)
-    taken.listen(1)
-    try:
-        res = runner.invoke(cli_app, ["serve", "--port", str(taken.getsockname()[1])])
-        assert res.exit_code == 2 and "cannot listen on 127.0.0.1:" in res.output
-        assert res.output.count("\n") == 1
-    finally:
-        taken.close()
-
-
 def test_chat_through_the_models_template(tmp_path: Path) -> None:
     """A model with a chat template (ChatML): the prompt is the template's rendering, tokenized as
     transformers tokenizes it, and the greedy answer is `edgellm generate`'s for those ids."""
@@ -417,40 +348,6 @@ def test_chat_through_the_models_template(tmp_path: Path) -> None:
     with serving(open_target(chat_ckpt)) as (srv, _):
         c = client(srv).chat.completions.create(model="chatml", messages=msgs, max_tokens=5, temperature=0)
     assert c.usage.prompt_tokens == len(ids) and c.choices[0].message.content == want
-
-
-# ---- a compiled project on the emulator ----
-
-@pytest.mark.slow
-def test_project_on_the_emulator(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The tiny model compiled, served on the emulator: greedy answers equal `edgellm run`'s; a chat on
-    the same project keeps the session's KV cache (its counters)."""
-    pytest.importorskip("hls4ml")
-    from edgellm.compiler.pipeline import BuildConfig, run_steps
-    from edgellm.compiler.steps import compile_steps
-    from edgellm.runtime.conversation import Conversation
-    from edgellm.runtime.sampling import SamplingParams
-    from edgellm.serve.target import open_target
-
-    proj = tmp_path_factory.mktemp("emu") / "tiny"
-    run_steps(BuildConfig(model=None, board="kv260", out_dir=str(proj)), compile_steps())
-    run = runner.invoke(cli_app, ["run", str(proj), "--device", "emu", "--prompt", "Emma was", "-n", "6",
-                                  "--ignore-eos"])
-    assert run.exit_code == 0, run.output
-    t = open_target(proj, device="emu")
-    assert t.device.startswith("emulator") and t.name == "tiny"
-    with serving(t) as (srv, _):
-        c = client(srv).completions.create(model="tiny", prompt="Emma was", max_tokens=6, temperature=0)
-        assert c.choices[0].text == run.stdout[:-1]
-    sess = t.engine
-    conv = Conversation(sess, t.codec, t.template, SamplingParams(max_new_tokens=4))
-    first = conv.say("Emma was")
-    starts, n1 = sess.stats()["starts"], sess.length
-    second = conv.say("and then")
-    mt = sess.project.iface.max_t
-    assert sess.length == n1 + second.prefilled + 3 and second.prefilled < 8 and not second.rebuilt
-    assert sess.stats()["starts"] == starts + -(-second.prefilled // mt) + 3
-    assert first.prefilled == 3 and json.loads((proj / "manifest.json").read_text())["chat_template"] is None
 
 
 def test_textstream_holds_back_stop_prefixes() -> None:
