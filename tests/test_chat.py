@@ -321,3 +321,7 @@ def test_chat_command_bad_input() -> None:
     assert res.exit_code == 2 and res.output.startswith("error: --system is empty")
     res = runner.invoke(app, ["chat", "/nonexistent/model"], input="hi\n")
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "does not exist" in res.output
+    res = runner.invoke(app, ["chat", "--device", "emu"], input="hi\n")
+    assert res.exit_code == 2 and "--device applies to a compiled project" in res.output
+    res = runner.invoke(app, ["chat", "--backend", "tpu"], input="hi\n")
+    assert res.exit_code == 2 and "unknown backend 'tpu'" in res.output

@@ -15,6 +15,7 @@ import pytest
 from test_serve import WAIT_S, client, generate_text, runner, serving, wait_until
 
 from edgellm.cli import app as cli_app
+from edgellm.errors import EdgeLLMError
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("starlette")
@@ -107,6 +108,8 @@ def test_project_on_the_emulator(tmp_path_factory: pytest.TempPathFactory) -> No
     run = runner.invoke(cli_app, ["run", str(proj), "--device", "emu", "--prompt", "Emma was", "-n", "6",
                                   "--ignore-eos"])
     assert run.exit_code == 0, run.output
+    with pytest.raises(EdgeLLMError, match="--backend applies to a MODEL"):
+        open_target(proj, backend="onnx")
     t = open_target(proj, device="emu")
     assert t.device.startswith("emulator") and t.name == "tiny"
     with serving(t) as (srv, _):

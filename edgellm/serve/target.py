@@ -55,7 +55,13 @@ def open_target(path: Path | None, device: str = "auto", backend: str = "golden"
     info = info or (lambda s: None)
     if is_project(path):
         assert path is not None
+        if backend != "golden":
+            raise EdgeLLMError(f"--backend applies to a MODEL; {path} is a compiled project (use --device)")
         return _open_project(path, device, timeout_s, verify, name, info)
+    if device != "auto":
+        where = path if path is not None else "the shipped tiny model"
+        raise EdgeLLMError(f"--device applies to a compiled project; {where} is a checkpoint, run on a "
+                           "CPU --backend (edgellm compile makes the project)")
     return _open_model(path, backend, name, info)
 
 
