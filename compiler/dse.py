@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from edgellm.boards import Board
 from edgellm.compiler import perf_attention, perf_model
 from edgellm.compiler.design import DesignParams, check_ddr_fit
+from edgellm.compiler.dse_points import Point, record, sample_designs
 from edgellm.compiler.estimate import UTIL_LIMITS, Estimate, estimate, fits_board
 from edgellm.compiler.perf_elementwise import ADD_LATENCY
 from edgellm.compiler.resource_model import (
@@ -58,7 +59,6 @@ LOGIC = ("lut", "ff", "dsp")  # resources the fetch FIFO depth does not change (
 VECTOR_FIELDS = dict(ew_vec=1, ew_glu_vec=0, ew_lanes=16, attn_lanes=1, attn_kv_block=8)
 OUT_LANES = (1, 2, 4)  # TLMM outputs dequantized per cycle (capped by the data port's fp32 width)
 FETCH_TIE = 0.999  # a shallower fetch FIFO within 0.1% of the deepest fitting one's decode is enough
-SAMPLE_DESIGNS = 200  # feasible designs DseResult.sample keeps for plots (spread by decode rank)
 
 
 def _port_counts(board: Board) -> list[int]:
@@ -112,9 +112,6 @@ def candidates(cfg: ModelConfig, board: Board, base: DesignParams) -> Iterator[D
             yield rest.replace(**v)
 
 
-Point = tuple[float, float, DesignParams]  # (decode tok/s, TTFT(TTFT_TOKENS) s, design)
-
-
 @dataclass(frozen=True)
 class DseResult:
     """The chosen design, its estimate and how many candidates were feasible out of how many. For plots
@@ -127,35 +124,11 @@ class DseResult:
     explored: int
     scored: tuple[Point, ...] = ()
     sample: tuple[Point, ...] = ()
+    board: Board | None = None  # the board explored for (as given: a calibrated one included)
 
     def record(self) -> dict:
-        """The explored designs as JSON (report/estimate.json "dse"): counts and one row per design."""
-        rows: dict[tuple, dict] = {}  # one row per distinct point (designs that differ in storage tie)
-        for kind, pts in (("scored", self.scored), ("sample", self.sample)):
-            for d, t, p in pts:
-                k = (round(d, 2), round(t, 5), kind)
-                if k not in rows:
-                    rows[k] = {"decode_tok_s": k[0], "ttft_s": k[1], "set": kind, "design": design_label(p)}
-        return {"feasible": self.feasible, "explored": self.explored, "ttft_tokens": TTFT_TOKENS,
-                "chosen": design_label(self.params), "designs": list(rows.values())}
-
-
-def design_label(p: DesignParams) -> str:
-    """The explored fields of p in a short line (plots' tooltips)."""
-    glu = f"/{p.ew_glu_vec}" if p.ew_glu_vec else ""
-    return (f"G{p.group_size} T{p.tables} R{p.rows} OL{p.out_lanes} P{p.weight_ports} {p.weight_buffer}/"
-            f"{p.act_buffer} head-{'fabric' if p.lm_head_on_fabric else 'arm'} A{p.attn_lanes} "
-            f"KV{p.attn_kv_block} EW{p.ew_vec}{glu} TP{p.token_lanes} DSP{p.dsp_lanes} "
-            f"PB{p.prefill_token_block}{' pipe' if p.prefill_pipeline else ''} F{p.fetch_depth}")
-
-
-def sample_designs(cfg: ModelConfig, board: Board, feasible: list) -> tuple[Point, ...]:
-    """Up to SAMPLE_DESIGNS of the feasible (decode, LUT fraction, design) entries, evenly spread over their
-    decode ranking, with decode tok/s and TTFT(TTFT_TOKENS) (computed for the plot, not the search)."""
-    ranked = sorted(feasible, key=lambda f: f[0])
-    picks = ranked[::max(1, -(-len(ranked) // SAMPLE_DESIGNS))]
-    return tuple((dec, perf_model.prefill(cfg, board, p, TTFT_TOKENS).seconds, p)
-                 for dec, p in ((dec, _built(q)) for dec, _, q in picks))
+        """The explored designs as JSON (report/estimate.json "dse"; dse_points.record)."""
+        return record(self.params, self.feasible, self.explored, TTFT_TOKENS, self.scored, self.sample)
 
 
 def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
@@ -402,4 +375,5 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
     scored.sort(key=lambda s: s[:3])
     chosen = scored[0][3]
     return DseResult(chosen, estimate(cfg, board, chosen), len(feasible) + widened_fit, explored,
-                     tuple((-nd, t, q) for t, _, nd, q in scored), sample_designs(cfg, board, feasible))
+                     tuple((-nd, t, q) for t, _, nd, q in scored),
+                     sample_designs(cfg, board, feasible, _built, TTFT_TOKENS), board)

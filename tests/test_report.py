@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from edgellm.boards import list_boards, load_board
 from edgellm.cli import app
-from edgellm.compiler import dse, perf_model
+from edgellm.compiler import dse, dse_points, perf_model
 from edgellm.compiler.design import DesignParams
 from edgellm.models.config import ModelConfig
 from edgellm.report.plots import PLOTS
@@ -73,16 +73,16 @@ def test_dse_keeps_the_explored_designs() -> None:
     feasible designs by decode, with their projected TTFT; record(): JSON of both."""
     b = load_board(BOARD)
     res = dse.explore(CFG, b)
-    assert res.scored and res.scored[0][2] == res.params
+    assert res.scored and res.scored[0][2] == res.params and res.board == b
     assert [t for _, t, _ in res.scored] == sorted(t for _, t, _ in res.scored)
-    assert 0 < len(res.sample) <= dse.SAMPLE_DESIGNS and len(res.sample) <= res.feasible
+    assert 0 < len(res.sample) <= dse_points.SAMPLE_DESIGNS and len(res.sample) <= res.feasible
     decs = [d for d, _, _ in res.sample]
     assert decs == sorted(decs) and decs[-1] > decs[0]
     for d, t, p in res.sample[::20]:
         assert math.isclose(t, perf_model.prefill(CFG, b, p, dse.TTFT_TOKENS).seconds)
         assert math.isclose(d, perf_model.decode_step(CFG, b, p).tokens_per_s)
     rec = json.loads(json.dumps(res.record()))
-    assert rec["chosen"] == dse.design_label(res.params) and rec["feasible"] == res.feasible
+    assert rec["chosen"] == dse_points.design_label(res.params) and rec["feasible"] == res.feasible
     assert {r["set"] for r in rec["designs"]} == {"scored", "sample"}
     assert rec["designs"][0]["design"] == rec["chosen"]
 
@@ -116,6 +116,20 @@ def test_estimate_page_notes_boards_without_a_design(tmp_path: Path) -> None:
     html = out.read_text()
     assert "zcu104: no design fits (LUT 1e6 &gt; 75% of 230400)" in html
     assert sorted(_svg_ids(html)) == sorted(f"{n}-{BOARD}" for n in (*PLOTS, "dse"))
+
+
+def test_estimate_page_uses_the_board_the_search_saw(tmp_path: Path) -> None:
+    """A board given to the search with other figures than its TOML file (a calibrated one): the page's
+    ceilings are that board's (the page once reloaded the TOML's)."""
+    import dataclasses
+
+    from edgellm.report.records import write_estimate_page
+
+    b = dataclasses.replace(load_board(BOARD), ddr_pl_fraction=(0.3, 0.35, 0.4))
+    out = tmp_path / "e.html"
+    write_estimate_page(out, CFG, {BOARD: dse.explore(CFG, b)}, {})
+    assert f"DDR the PL gets: {b.ddr_achievable_gbps:.1f} GB/s" in out.read_text()
+    assert f"{load_board(BOARD).ddr_achievable_gbps:.1f} GB/s" != f"{b.ddr_achievable_gbps:.1f} GB/s"
 
 
 def test_estimate_html_bad_path_is_one_line(tmp_path: Path) -> None:

@@ -75,7 +75,8 @@ def write_estimate_page(path: Path, cfg: ModelConfig, results: dict[str, DseResu
     sections = []
     for name, r in results.items():
         if isinstance(r, DseResult):
-            sections.append(section(cfg, load_board(name), r.params, "edgellm estimate", limits, r.record()))
+            board = r.board or load_board(name)  # the board the exploration saw (a calibrated one included)
+            sections.append(section(cfg, board, r.params, "edgellm estimate", limits, r.record()))
     boards = ", ".join(s.board.name for s in sections) or "no board"
     notes = [f"{name}: no design fits ({r})" for name, r in results.items() if isinstance(r, str)]
     write_atomic(path, page(sections, f"edgellm estimate: {cfg.name} on {boards}", notes))
