@@ -48,7 +48,9 @@ def scenarios(board: Board, p: DesignParams) -> dict[str, Scenario]:
     text = {
         "low": "measured-class bandwidth at its worst (shared-path phases), a clock that did not close at "
                "the board's PL clock",
-        "central": "the bandwidth measured for this port arrangement (or the board's central figure)",
+        # a calibration file (edgellm estimate --measured) names itself: compiler/calibrate/measured.py
+        "central": board.sources.get("measured")
+        or "the bandwidth measured for this port arrangement (or the board's central figure)",
         "high": "one long sequential read's bandwidth (every port at its beat rate up to the DDR ceiling)",
     }
     return {s: Scenario(s, clock[s], f"{clock[s]:g} MHz, {gbps(s)}: {text[s]}") for s in SCENARIOS}

@@ -40,6 +40,8 @@ class BuildConfig:
     reference_new_tokens: int = 16  # greedy decode steps of the reference run (0: prefill only)
     reference_onnx: bool = True  # export reference/model.onnx
     overrides: dict[str, Any] = field(default_factory=dict)  # design parameter overrides
+    # a calibration file's figures (compile --measured; compiler/calibrate/measured.py Measured.to_config)
+    measured: dict[str, Any] | None = None
     model_sha256: str | None = field(default=None, init=False)  # content hash, set by digest()
 
     def model_path(self) -> Path:
@@ -61,6 +63,10 @@ class BuildConfig:
             raise EdgeLLMError("the reference prompt must be a non-empty string")
         if not isinstance(self.overrides, dict):
             raise EdgeLLMError(f"design overrides must be a mapping, got {type(self.overrides).__name__}")
+        if self.measured is not None:  # a calibration of this board (the file was read and checked)
+            from edgellm.compiler.calibrate.measured import Measured
+
+            Measured.from_config(self.measured).apply(load_board(self.board))
 
     def digest(self) -> str:
         """Hash of what changes the output: the options (not out_dir/force), the model's content and

@@ -23,7 +23,12 @@ def step_load(ctx: BuildContext) -> None:
     from edgellm.models.loaders import load_model
     from edgellm.models.shipped import resolve_model_path
 
-    ctx.state["board"] = load_board(ctx.config.board)
+    board = load_board(ctx.config.board)
+    if ctx.config.measured is not None:  # compile --measured: a calibration's bandwidth as the central figure
+        from edgellm.compiler.calibrate.measured import Measured
+
+        board = Measured.from_config(ctx.config.measured).apply(board)
+    ctx.state["board"] = board
     path = resolve_model_path(Path(ctx.config.model) if ctx.config.model else None)
     qm, tok = load_model(path)
     ctx.state.update(qm=qm, tokenizer=tok, model_path=path)

@@ -34,6 +34,8 @@ def _summary(ctx) -> None:  # ctx: BuildContext
     t.add_row("DDR buffer (weights + KV + work)", f"{plan.total_bytes / 2**20:,.1f} MiB")
     t.add_row("DDR available to the PL", f"{board.ddr_available_bytes / 2**20:,.0f} MiB")
     con.print(t)
+    if "measured" in board.sources:
+        con.print(f"central bandwidth: {board.sources['measured']}", markup=False)
     con.print(f"project written to [bold]{ctx.work}[/bold]; next: edgellm csim {ctx.work}")
 
 
@@ -48,6 +50,12 @@ def compile_cmd(
                                           "prefill) that `edgellm csim` replays")] = 16,
     onnx_reference: Annotated[bool, typer.Option(
         "--onnx-reference/--no-onnx-reference", help="Export reference/model.onnx")] = True,
+    measured: Annotated[Path | None, typer.Option(
+        "--measured", help="A calibration file of the board (edgellm calibrate KIT): its bandwidth as the "
+                           "central figure, its PL clock as the design clock")] = None,
+    allow_emulated: Annotated[bool, typer.Option(
+        "--allow-emulated", help="Take an emulated calibration file (C simulation: measures "
+                                 "nothing)")] = False,
 ) -> None:
     """Compile a ternary model into a complete HLS + Vivado project for a board."""
     from rich.console import Console
@@ -57,8 +65,13 @@ def compile_cmd(
 
     con = Console(stderr=True)
     out_dir = out or Path(f"edgellm-out/{(model.absolute().name if model else 'tiny') or 'model'}-{board}")
+    from edgellm.compiler.calibrate.measured import for_command
+
+    meas, clock = for_command(measured, allow_emulated, [board], None)
     cfg = BuildConfig(model=str(model) if model else None, board=board, out_dir=str(out_dir), force=force,
-                      reference_new_tokens=reference_decode, reference_onnx=onnx_reference)
+                      reference_new_tokens=reference_decode, reference_onnx=onnx_reference,
+                      overrides={"clock_mhz": clock} if meas else {},
+                      measured=meas.to_config() if meas else None)
 
     def progress(step: str, what: str) -> None:
         if what == "resumed":

@@ -142,6 +142,12 @@ def register(app: typer.Typer) -> None:
         html_out: Annotated[Path | None, typer.Option(
             "--html", help="Also write an HTML page with plots (as edgellm report's) to this file.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
+        measured: Annotated[Path | None, typer.Option(
+            "--measured", help="A calibration file of the board (edgellm calibrate KIT): its bandwidth as "
+                               "the central figure, its PL clock as the design clock.")] = None,
+        allow_emulated: Annotated[bool, typer.Option(
+            "--allow-emulated", help="Take an emulated calibration file (C simulation: measures "
+                                     "nothing).")] = False,
     ) -> None:
         """Size the accelerator for a model on a board; print projected speed and resources."""
         from rich.console import Console
@@ -154,6 +160,9 @@ def register(app: typer.Typer) -> None:
 
         cfg = resolve_config(model, preset)
         names = list_boards() if board == "all" else [load_board(board).name]
+        from edgellm.compiler.calibrate.measured import for_command, note
+
+        meas, clock = for_command(measured, allow_emulated, names, clock)
         if html_out is not None:
             from edgellm.commands.verify import check_output
 
@@ -163,7 +172,7 @@ def register(app: typer.Typer) -> None:
         results: dict = {}  # board -> DseResult, or why no design fits (--json, --html)
         for name in names:
             try:
-                b = load_board(name)
+                b = meas.apply(load_board(name)) if meas else load_board(name)
                 limits = {} if lut_cap is None else {"lut": lut_cap}
                 results[name] = explore(cfg, b, DesignParams(max_context=context or 0), limits,
                                         clock_mhz=clock)
@@ -204,5 +213,7 @@ def register(app: typer.Typer) -> None:
         for name, e in estimates.items():
             for s in e.assumptions.values():
                 console.print(f"{name} {s.name}: {s.assumes}", markup=False)
+        if meas:
+            console.print(note(meas, load_board(meas.board)), markup=False)
         if calibration:
             console.print(calibration_table(), markup=False)
