@@ -8,9 +8,10 @@ entry that compiler/vivado_tcl.py expects at hls/ip (vendor xilinx.com, library 
 function, version 1.0). A failing step stops the script with "edgellm: ERROR: <step> failed: ..." and
 exit code 1.
 
-`AxiSettings` is the one place run_hls.tcl's m_axi settings come from; its widths are the
-DesignParams port widths that compiler/codegen_hls.py also writes into the INTERFACE pragmas'
-max_widen_bitwidth (a test keeps the two equal). Option names: UG1399 config_interface (2024.1/2024.2).
+`AxiSettings` is the one place the m_axi settings come from: run_hls.tcl's config_interface defaults and
+every INTERFACE m_axi pragma of top.cpp (compiler/codegen_hls.py: widen limit = the bundle's beat, burst
+lengths, outstanding transactions, latency; tests keep the two equal). Option names: UG1399
+config_interface and pragma HLS interface (2024.1/2024.2).
 """
 
 from __future__ import annotations
@@ -76,10 +77,20 @@ class AxiSettings:
                 raise EdgeLLMError(f"m_axi {name} must be positive, got {getattr(self, name)}")
 
     @classmethod
-    def for_design(cls, design: DesignParams) -> AxiSettings:
-        """The settings for a DesignParams (its weight and data port widths)."""
-        return cls(weight_width_bits=int(design.port_width_bits),
-                   data_width_bits=int(design.data_port_width_bits))
+    def for_design(cls, design: DesignParams, mm: str = "tlmm") -> AxiSettings:
+        """The settings for a DesignParams: the weight bundles' beat (the weight and K/V ports' element,
+        ap_uint<8R>: one TLMM tile column; the port width for the pack2 policy) and the data port's."""
+        weight = 8 * int(design.rows) if mm == "tlmm" else int(design.port_width_bits)
+        return cls(weight_width_bits=weight, data_width_bits=int(design.data_port_width_bits))
+
+    def bundle_options(self, weight: bool) -> str:
+        """The INTERFACE m_axi options of a weight bundle (weight = True) or of the data bundle: the widen
+        limit (the beat's width) and the burst settings, the same numbers as config_interface."""
+        width = self.weight_width_bits if weight else self.data_width_bits
+        return (f"max_widen_bitwidth = {width} max_read_burst_length = {self.max_read_burst} "
+                f"max_write_burst_length = {self.max_write_burst} "
+                f"num_read_outstanding = {self.read_outstanding} "
+                f"num_write_outstanding = {self.write_outstanding} latency = {self.latency}")
 
     @property
     def alignment_bytes(self) -> int:

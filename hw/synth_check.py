@@ -236,14 +236,16 @@ def _has_tripcount(body: str) -> bool:
     return "LOOP_TRIPCOUNT" in head
 
 
-def check_text(path: Path, text: str, consts: set[str], units: set[str] | None = None) -> list[Finding]:
+def check_text(path: Path, text: str, consts: set[str], units: set[str] | None = None,
+               strict: bool = False, fns: synth_maxi.Callees | None = None) -> list[Finding]:
     """All findings of one source text; consts are constant names from every scanned file, units the
-    non-inlined functions (synth_pragmas.hardware_units) of every scanned file and the library."""
+    non-inlined functions (synth_pragmas.hardware_units) and fns the function definitions
+    (synth_maxi.callees) of every scanned file and the library; strict: also synth_maxi's PENDING rules."""
     code = strip_source(text)
     found: list[Finding] = []
     if units is None:
         units = synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
-    for at, rule, detail in synth_pragmas.run(code, units) + synth_maxi.run(code):
+    for at, rule, detail in synth_pragmas.run(code, units) + synth_maxi.run(code, strict, fns):
         found.append(Finding(path, _line(code, at), rule, detail))
 
     def add(i: int, rule: str, detail: str) -> None:
@@ -327,20 +329,23 @@ def sources(root: Path) -> list[Path]:
                   if p.suffix in SUFFIXES and not is_testbench(p.relative_to(root)))
 
 
-def check_paths(roots: list[Path]) -> list[Finding]:
+def check_paths(roots: list[Path], strict: bool = False) -> list[Finding]:
     """Findings over every source under roots (constants are gathered across all of them and
     across hw/include, so a generated top may use the library's constants)."""
     files = [f for r in roots for f in sources(Path(r))]
     lib = sources(Path(__file__).resolve().parent / "include")
     consts: set[str] = set()
     units: set[str] = set()
+    fns: synth_maxi.Callees = {}
     texts = {}
     for f in dict.fromkeys(files + lib):
         texts[f] = f.read_text(errors="replace")
         code = strip_source(texts[f])
         consts |= constant_names(code)
         units |= synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
-    return sorted((x for f in files for x in check_text(f, texts[f], consts, units)),
+        for name, defs in synth_maxi.callees(code).items():
+            fns.setdefault(name, []).extend(defs)
+    return sorted((x for f in files for x in check_text(f, texts[f], consts, units, strict, fns)),
                   key=lambda x: (str(x.path), x.line, x.rule))
 
 

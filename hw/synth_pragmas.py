@@ -54,6 +54,7 @@ class Function:
     params: str
     start: int  # offset of the body's `{`
     end: int  # just past its `}`
+    at: int = -1  # offset of the name (its declaration: template header and return type before it)
 
     def body(self, code: str) -> str:
         return code[self.start:self.end]
@@ -82,7 +83,7 @@ def functions(code: str) -> list[Function]:
         b0 = close + tail.end() - 1
         owner = [s for s in structs if s[0] < m.start() < s[1]]
         qual = f"{min(owner, key=lambda s: s[1] - s[0])[2]}::{name}" if owner else name
-        out.append(Function(qual, code[m.end():close - 1], b0, match_bracket(code, b0, "{", "}")))
+        out.append(Function(qual, code[m.end():close - 1], b0, match_bracket(code, b0, "{", "}"), m.start()))
     return out
 
 

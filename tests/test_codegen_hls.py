@@ -79,7 +79,10 @@ def test_register_map_follows_vitis_convention(tmp_path: Path, n: int) -> None:
     assert re.search(r"m_axi port = act bundle = data offset = slave depth = \d+", top)
     for p in ("hdr_off", "prog_off", "n_desc", "return"):
         assert f"s_axilite port = {p} bundle = control" in top
-    assert re.search(r"void edgellm_top\(" + "".join(rf"const uint8_t \*w{i}, " for i in range(n)), top)
+    # every m_axi argument one beat type (issue 21 #11): the weight ports R-byte beats
+    ws = "".join(rf"const edgellm_cfg::wbeat_t \*w{i}, " for i in range(n))
+    assert re.search(r"void edgellm_top\(" + ws, top)
+    assert "reinterpret_cast" not in top
 
 
 @pytest.mark.parametrize("n,want", [(1, 1), (2, 2), (3, 3), (4, 4), (6, 4)])
@@ -98,7 +101,8 @@ def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: i
     assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}, 1, 4, 0> tlmm", h)
     assert re.search(rf"LmHeadConfig<16, \d+, \d+, 1, \d+, {want}> head", h)
     entry = " ".join((tmp_path / "hls" / "csim_entry.cpp").read_text().split())
-    assert "edgellm_top(" + ", ".join(f"w[{i}]" for i in list(range(n)) * 2) + ", reinterpret_cast" in entry
+    ws = [f"edgellm_port<edgellm_cfg::wbeat_t>(w[{i}])" for i in range(n)] + [f"w[{i}]" for i in range(n)]
+    assert "edgellm_top(" + ", ".join(ws) + ", reinterpret_cast" in entry
     kv260 = load_board("kv260")
     two_hp = dataclasses.replace(kv260, hp_port_names=kv260.hp_port_names[:2])  # 2 PL->DDR ports
     assert weight_stream_ports(DesignParams(weight_ports=n), two_hp) == min(want, 2)
@@ -137,7 +141,7 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     # 4 streaming ports, 2 token lanes, 2 output lanes
     assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram, 4, 2, 2, 0> tlmm" in h
     assert "kWeightPorts = 4;" in h and "kStreamPorts = 4;" in h
-    assert "LmHeadConfig<8, 128, 300, 1, 8, 4> head" in h
+    assert "LmHeadConfig<16, 128, 300, 1, 8, 4> head" in h  # P: the weight ports' beat, R bytes
     assert f"top_config<layer, mm, head, 2, 300, {d.fetch_depth}>" in h  # words per weight FIFO
     assert "#define EDGELLM_FETCH_STORAGE uram" in h  # 2048 x 256 bits on a board with URAM
     for depth, board, kind in ((512, "kv260", "bram"), (16, "kv260", "lutram"), (8192, "pynq_z2", "bram")):

@@ -120,7 +120,7 @@ def test_hw_tree() -> None:
     (test_synth_check_rules.NOT_YET_BEATS, issue 21 work in progress)."""
     from test_synth_check_rules import NOT_YET_BEATS, library_findings
 
-    found = synth_check.check_paths([csim.HW_DIR])
+    found = synth_check.check_paths([csim.HW_DIR], strict=True)
     print(f"synth_check hw/: {len(found)} finding(s)")
     for f in found:
         print(" ", f)

@@ -90,7 +90,7 @@ CASES = {
 def _rules(tmp_path: Path, name: str, text: str) -> set[str]:
     p = tmp_path / name
     p.write_text(text)
-    found = synth_check.check_paths([p])
+    found = synth_check.check_paths([p], strict=True)
     print(name, [str(f) for f in found])
     return {f.rule for f in found}
 
@@ -169,7 +169,8 @@ def test_maxi_cast_and_access_variants(tmp_path: Path) -> None:
                 "    for (int j = 0; j < 4; j++) {\n#pragma HLS UNROLL\n"
                 "      o[4 * i + j] = b.range(32 * j + 31, 32 * j);\n    }\n  }\n}\n")
     (tmp_path / "u.h").write_text(unrolled)
-    found = [f.detail for f in synth_check.check_paths([tmp_path / "u.h"]) if f.rule == "maxi-access"]
+    found = [f.detail for f in synth_check.check_paths([tmp_path / "u.h"], strict=True)
+             if f.rule == "maxi-access"]
     assert len(found) == 1 and "2 writes of m_axi pointer o " in found[0], found  # m: one read
     helper = ("ap_uint<128> rd(const ap_uint<128> *m, long i) { return m[i] ^ m[i + 1]; }\n"
               "ap_uint<128> rd(const uint8_t *m, long i) { return m[i]; }\n"
@@ -194,6 +195,12 @@ LIBRARY_MUTANTS = {
     "maxi-dependence": ("lm_head.h", "    if (p == 0) pk = dots.read();",
                         "#pragma HLS DEPENDENCE variable = logits inter false\n"
                         "    if (p == 0) pk = dots.read();"),
+    # the fetchers on R-byte beats (issue 21 #11, #6): a width-changing cast of the weight port back, and
+    # a second beat read per iteration of the tile-share loop
+    "maxi-cast": ("top.h", "(w + hdr[HDR_HEAD_W] / HEAD::P, 1,",
+                  "(reinterpret_cast<const int8_t *>(w) + hdr[HDR_HEAD_W], 1,"),
+    "maxi-access": ("weight_fetch.h", "= read_beat<R>(w, first + j);",
+                    "= read_beat<R>(w, first + j) ^ read_beat<R>(w, first + j + 1);"),
     "dataflow-inline": ("attention_decode.h", "#pragma HLS INLINE off\n#pragma HLS DATAFLOW",
                         "#pragma HLS DATAFLOW"),
     "shared-call": ("tlmm.h",
@@ -224,11 +231,12 @@ def test_rule_flags_the_library_mutant(library_copy: Path, case: str) -> None:
     path = library_copy / header
     text = (LIB / header).read_text()
     assert text.count(old) == 1, (header, old)
-    before = synth_check.check_paths([path])
+    before = synth_check.check_paths([path], strict=True)
     assert library_findings(before) <= NOT_YET_BEATS
     path.write_text(text.replace(old, new))
     try:
-        found = [f for f in synth_check.check_paths([path]) if f.rule == rule and f not in before]
+        after = synth_check.check_paths([path], strict=True)
+        found = [f for f in after if f.rule == rule and f not in before]
     finally:
         path.write_text(text)
     print(rule, [str(f) for f in found])
@@ -236,14 +244,17 @@ def test_rule_flags_the_library_mutant(library_copy: Path, case: str) -> None:
 
 
 # Issue 21 #6 / #11 work in progress: the m_axi accesses not yet on beats, (file, rule, function). The
-# library must report exactly these (a fixed one must leave the list, a new one fails).
+# library must report exactly these under the strict check (a fixed one must leave the list, a new one
+# fails); the rules still pending (synth_maxi.PENDING) are left out of the default check.
 NOT_YET_BEATS = {
     ("program_check.h", "maxi-cast", "check_read"),
     ("program_check.h", "maxi-cast", "report_status"),
     ("program_check.h", "maxi-cast", "report_ports"),
     ("top.h", "maxi-cast", "read_words"),
     ("top.h", "maxi-cast", "run_desc"),
-    ("top.h", "maxi-cast", "fetch_program"),
+    ("attention_decode.h", "maxi-access", "attn_kv_port_reader"),
+    ("attention_decode.h", "maxi-access", "attn_kv_source"),
+    ("kv_cache.h", "maxi-access", "kv_cache_write"),
 }
 
 
@@ -256,7 +267,8 @@ def test_library_is_clean_and_uses_the_fixed_forms() -> None:
     """The kernel library passes every rule (but the accesses NOT_YET_BEATS lists); the fixed forms are
     there: INLINE off beside every DATAFLOW, ALLOCATION limits on the ping-pong units, no DEPENDENCE on a
     pointer."""
-    assert library_findings(synth_check.check_paths([LIB])) == NOT_YET_BEATS
+    assert library_findings(synth_check.check_paths([LIB], strict=True)) == NOT_YET_BEATS
+    assert synth_check.check_paths([LIB]) == []  # what edgellm csim checks: the pending rules left out
     code = {p.name: synth_check.strip_source(p.read_text()) for p in LIB.glob("*.h")}
     n_dataflow = sum(len(re.findall(r"#pragma HLS DATAFLOW", c)) for c in code.values())
     n_paired = sum(len(re.findall(r"#pragma HLS INLINE off\n#pragma HLS DATAFLOW", c)) for c in code.values())

@@ -28,6 +28,7 @@
 #include "edgellm/attention_prefill.h"
 #include "edgellm/elementwise.h"
 #include "edgellm/kv_cache.h"
+#include "edgellm/maxi.h"
 #include "edgellm/numerics.h"
 #include "edgellm/tlmm.h"
 #include "edgellm/weight_fetch.h"
@@ -109,7 +110,8 @@ struct layer_taps {
 template <int K_MAX>  // K_MAX: largest k and n_out
 struct pack2_matmul {
   typedef ap_uint<8> word_t;
-  enum { kPorts = 1, kTokenLanes = 1 };  // weight ports (FIFOs) it reads; tokens it runs together
+  // weight ports (FIFOs) it reads; tokens it runs together; bytes per weight-port beat (0: any)
+  enum { kPorts = 1, kTokenLanes = 1, kBeatBytes = 0 };
   static uint8_t next_byte(const uint8_t *w, long i) { return w[i]; }
   static uint8_t next_byte(hls::stream<word_t> *s, long) { return (uint8_t)s->read(); }
   template <class WS>
@@ -138,9 +140,10 @@ struct pack2_matmul {
       }
     }
   }
-  // Port P's FIFO for one linear (only port 0 carries anything).
-  template <int P>
-  static void fetch(const uint8_t *w, long w_off, int n_out, int k, int n_tok, hls::stream<word_t> &fifo) {
+  // Port P's FIFO for one linear at byte offset base of the weight port w (beats of any width: one beat
+  // read per byte, the reference policy's rate; only port 0 carries anything).
+  template <int P, class WB>
+  static void fetch(const WB *w, long base, int n_out, int k, int n_tok, hls::stream<word_t> &fifo) {
     if (P != 0) return;
     const long nbytes = (long)n_out * ((k + 3) / 4);
   p2_fetch_tok:
@@ -150,7 +153,7 @@ struct pack2_matmul {
       for (long i = 0; i < nbytes; i++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = K_MAX * ((K_MAX + 3) / 4)
-        fifo.write(w[w_off + i]);
+        fifo.write(mget<uint8_t>(w, base + i));
       }
     }
   }
@@ -164,7 +167,8 @@ struct pack2_matmul {
 template <class TCFG>
 struct tlmm_mm {
   typedef typename TCFG::fword_t word_t;
-  enum { kPorts = TCFG::NPORTS, kTokenLanes = TCFG::TP };  // weight ports (FIFOs) it reads; token lanes
+  // weight ports (FIFOs) it reads; token lanes; bytes per weight-port beat (one byte column of a tile)
+  enum { kPorts = TCFG::NPORTS, kTokenLanes = TCFG::TP, kBeatBytes = TCFG::R };
   static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w0, const uint8_t *w1,
                   const uint8_t *w2, const uint8_t *w3, long w_off, int n_out, int k, f32 wscale, f32 *y) {
     tlmm_matmul<TCFG>(x, qs, n_tok, w0 + w_off, w1 + w_off, w2 + w_off, w3 + w_off, n_out, k, wscale, y);
@@ -174,10 +178,14 @@ struct tlmm_mm {
                   f32 *y) {
     tlmm_matmul<TCFG>(x, qs, n_tok, w0, w1, w2, w3, n_out, k, wscale, y);
   }
-  // Port P's FIFO for one linear (weight_fetch.h tlmm_fetch_port).
+  // Port P's FIFO for one linear at byte offset base (a multiple of R: the memory plan aligns every
+  // matrix) of the weight port w, R-byte beats (weight_fetch.h tlmm_fetch_port).
   template <int P>
-  static void fetch(const uint8_t *w, long w_off, int n_out, int k, int n_tok, hls::stream<word_t> &fifo) {
-    if (P < TCFG::NPORTS) tlmm_fetch_port<TCFG, P < TCFG::NPORTS ? P : 0>(w + w_off, n_out, k, n_tok, fifo);
+  static void fetch(const ap_uint<8 * TCFG::R> *w, long base, int n_out, int k, int n_tok,
+                    hls::stream<word_t> &fifo) {
+    if (P < TCFG::NPORTS) {
+      tlmm_fetch_port<TCFG, P < TCFG::NPORTS ? P : 0>(w + base / TCFG::R, n_out, k, n_tok, fifo);
+    }
   }
 };
 

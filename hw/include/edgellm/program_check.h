@@ -22,6 +22,7 @@
 #include "edgellm/decoder_layer.h"
 #include "edgellm/interface.h"
 #include "edgellm/lm_head.h"
+#include "edgellm/maxi.h"
 
 namespace edgellm {
 
@@ -75,21 +76,17 @@ inline bool bits_finite(uint32_t b, bool positive) {
   return positive ? fin && (b >> 31) == 0 && (b & 0x7fffffffu) != 0 : fin;
 }
 
-// N words at byte offset off (4-byte aligned), through the data port or a byte-wide weight port.
+// N words at byte offset off (4-byte aligned), through the data port or a weight port (beats).
 template <int N>
 void check_read(const f32 *data, uint32_t off, uint32_t out[N]) {
   const uint32_t *dw = reinterpret_cast<const uint32_t *>(data);
 check_read_words:
   for (int i = 0; i < N; i++) out[i] = dw[off / 4 + i];
 }
-template <int N>
-void check_read(const uint8_t *w, uint32_t off, uint32_t out[N]) {
-check_read_bytes:
-  for (int i = 0; i < N; i++) {
-    uint32_t v = 0;
-    for (int b = 0; b < 4; b++) v |= (uint32_t)w[off + 4 * i + b] << (8 * b);
-    out[i] = v;
-  }
+template <int N, int B>
+void check_read(const ap_uint<B> *w, uint32_t off, uint32_t out[N]) {
+check_read_beats:
+  for (int i = 0; i < N; i++) out[i] = mget<uint32_t>(w, off / 4 + i);  // a word's beat each
 }
 
 // The header words the top reads ([0, HDR_STATUS): never its own status words); the rest zero.

@@ -42,6 +42,7 @@
 #include "edgellm/decoder_layer.h"
 #include "edgellm/interface.h"
 #include "edgellm/lm_head.h"
+#include "edgellm/maxi.h"
 #include "edgellm/numerics.h"
 #include "edgellm/program_check.h"
 #include "edgellm/weight_fetch.h"
@@ -76,7 +77,11 @@ struct top_config {
   static const int fetch_ports = cmax(MM::kPorts, HEAD::NPORTS);  // weight ports with a fetcher
   typedef typename MM::word_t word_t;    // weight FIFO word
   typedef typename HEAD::beat_t hbeat_t;  // LM-head FIFO word
+  // The weight ports' (and K/V ports') beat: one byte column of a TLMM tile = one LM-head beat (P = R)
+  typedef typename HEAD::beat_t wbeat_t;
   static_assert(FETCH_DEPTH >= 2, "FETCH_DEPTH: at least 2 words");
+  static_assert(MM::kBeatBytes == 0 || MM::kBeatBytes == HEAD::P, "weight ports: TLMM beat = LM-head beat");
+  static_assert(LAYER::hidden % HEAD::P == 0, "the LM head's rows are whole weight-port beats");
 };
 
 inline void top_skip(const char *why, uint32_t a, uint32_t b) {
@@ -89,13 +94,19 @@ inline void top_skip(const char *why, uint32_t a, uint32_t b) {
 #endif
 }
 
-// True when weight port w sees the header magic at hdr_off (the host wrote the same buffer
-// address into every pointer register).
-template <class WT>
-bool port_sees_header(const WT *w, uint32_t hdr_off) {
+// True when the port sees the header magic at hdr_off (4-byte aligned; the host wrote the same buffer
+// address into every pointer register): a beat port, a float port (the magic's bits), or bytes.
+template <int B>
+bool port_sees_header(const ap_uint<B> *w, uint32_t hdr_off) {
+  return mget<uint32_t>(w, hdr_off / 4 + HDR_MAGIC) == kMagic;
+}
+inline bool port_sees_header(const f32 *p, uint32_t hdr_off) {
+  return bits_from_float(p[hdr_off / 4 + HDR_MAGIC]) == kMagic;
+}
+inline bool port_sees_header(const uint8_t *w, uint32_t hdr_off) {
   uint32_t m = 0;
 port_magic:
-  for (int i = 0; i < 4; i++) m |= (uint32_t)(uint8_t)w[hdr_off + i] << (8 * i);
+  for (int i = 0; i < 4; i++) m |= (uint32_t)w[hdr_off + 4 * HDR_MAGIC + i] << (8 * i);
   return m == kMagic;
 }
 
@@ -110,16 +121,14 @@ read_words_loop:
   }
 }
 
-// The header against the compiled configuration.
-// n words of the buffer starting at byte offset off, through a byte port (the fetchers' own view).
-template <int N>
-void read_words(const uint8_t *w, uint32_t off, uint32_t out[N]) {
-read_words_bytes:
+// n words of the buffer starting at byte offset off (4-byte aligned), through a beat port (the
+// fetchers' own view): one word's beat per iteration.
+template <int N, int B>
+void read_words(const ap_uint<B> *w, uint32_t off, uint32_t out[N]) {
+read_words_beats:
   for (int i = 0; i < N; i++) {
 #pragma HLS PIPELINE II = 1
-    uint32_t v = 0;
-    for (int b = 0; b < 4; b++) v |= (uint32_t)w[off + 4 * i + b] << (8 * b);
-    out[i] = v;
+    out[i] = mget<uint32_t>(w, off / 4 + i);
   }
 }
 
@@ -254,11 +263,13 @@ program:
   }
 }
 
-// Fetcher of weight port P: the same program through w (its own m_axi argument), pushing port P's
-// share of every linear's tiles into wq (MM::fetch, weight_fetch.h) and its LM-head rows into hq, in
-// the order the engine pops them. Nothing for a bad header or a skipped descriptor (as the engine).
+// Fetcher of weight port P: the same program through w (its own m_axi argument, R-byte beats), pushing
+// port P's share of every linear's tiles into wq (MM::fetch, weight_fetch.h) and its LM-head rows into
+// hq, in the order the engine pops them. Nothing for a bad header or a skipped descriptor (as the
+// engine). The weight regions start on whole beats (the memory plan aligns them to 4 KiB, matrices to
+// the widest beat).
 template <class TC, int P>
-void fetch_program(const uint8_t *w, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
+void fetch_program(const typename TC::wbeat_t *w, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
                    hls::stream<typename TC::word_t> &wq, hls::stream<typename TC::hbeat_t> &hq) {
 #pragma HLS INLINE off
   typedef typename TC::layer C;
@@ -283,12 +294,11 @@ fetch_desc:
 #pragma HLS LOOP_TRIPCOUNT min = 7 max = 14
         int lin, t0, n;
         layer_linear_job<C, typename TC::mm>(j, t_len, halves, lin, t0, n);
-        TC::mm::template fetch<P>(w + hdr[HDR_WEIGHTS], (long)ld[LD_W_OFF + lin], lin_out<C>(lin), lin_in<C>(lin),
-                                  n, wq);
+        TC::mm::template fetch<P>(w, (long)hdr[HDR_WEIGHTS] + (long)ld[LD_W_OFF + lin], lin_out<C>(lin),
+                                  lin_in<C>(lin), n, wq);
       }
     } else if (act == ACT_HEAD && P < HEAD::NPORTS) {
-      lm_fetch_rows<HEAD, (P < HEAD::NPORTS ? P : 0)>(reinterpret_cast<const int8_t *>(w + hdr[HDR_HEAD_W]), 1,
-                                                       TC::vocab, C::hidden, hq);
+      lm_fetch_rows<HEAD, (P < HEAD::NPORTS ? P : 0)>(w + hdr[HDR_HEAD_W] / HEAD::P, 1, TC::vocab, C::hidden, hq);
     }
   }
 }
@@ -298,8 +308,9 @@ template <class TC, int NP = TC::fetch_ports>
 struct FetchPorts;
 
 // Every argument by reference: the fetchers are processes of the caller's region (dataflow.h).
-#define EDGELLM_FETCH_ARGS                                                                                \
-  const uint8_t *const &w0, const uint8_t *const &w1, const uint8_t *const &w2, const uint8_t *const &w3, \
+#define EDGELLM_FETCH_ARGS                                                                           \
+  const typename TC::wbeat_t *const &w0, const typename TC::wbeat_t *const &w1,                          \
+      const typename TC::wbeat_t *const &w2, const typename TC::wbeat_t *const &w3,                      \
       const uint32_t &hdr_off, const uint32_t &prog_off, const uint32_t &n_desc,                            \
       hls::stream<typename TC::word_t> &wq0,                                                                \
       hls::stream<typename TC::word_t> &wq1, hls::stream<typename TC::word_t> &wq2,                         \
@@ -365,12 +376,13 @@ void count_leftovers(S &s, const char *name) {
 // a pipelined slot's linear and vector processes use distinct arguments); data: everything else. All
 // at the same address.
 template <class TC>
-void edgellm_top_impl(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3,
-                      const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data,
-                      f32 *act, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+void edgellm_top_impl(const typename TC::wbeat_t *w0, const typename TC::wbeat_t *w1,
+                      const typename TC::wbeat_t *w2, const typename TC::wbeat_t *w3, const uint8_t *kv0,
+                      const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data, f32 *act,
+                      uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+#pragma HLS INLINE off
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
-#pragma HLS INLINE off
   enum { kDepth = TC::fetch_depth, kHeadDepth = kHeadFifoDepth };
   hls::stream<typename TC::word_t> wq0("wq0"), wq1("wq1"), wq2("wq2"), wq3("wq3");
   hls::stream<typename TC::hbeat_t> hq0("hq0"), hq1("hq1"), hq2("hq2"), hq3("hq3");

@@ -27,11 +27,11 @@
 
 namespace edgellm {
 
-// Port P's share of every tile of one linear (n_out x k, the tiled image at w), for n_tok tokens:
-// the beats tlmm_matmul's port-P loader reads, kFetchBeats per FIFO word.
-template <class CFG, int P>
-void tlmm_fetch_port(const uint8_t *w, int n_out, int k, int n_tok,
-                     hls::stream<typename CFG::fword_t> &fifo) {
+// Port P's share of every tile of one linear (n_out x k, the tiled image at w: the top's R-byte beat
+// pointer, one beat per iteration; testbenches: bytes), for n_tok tokens: the beats tlmm_matmul's
+// port-P loader reads, kFetchBeats per FIFO word.
+template <class CFG, int P, class WT>
+void tlmm_fetch_port(const WT *w, int n_out, int k, int n_tok, hls::stream<typename CFG::fword_t> &fifo) {
 #pragma HLS INLINE off
   typedef typename CFG::fword_t word_t;
   const int R = CFG::R;
@@ -69,10 +69,11 @@ fetch_blocks:
   }
 }
 
-// Port PORT's rows of the int8 LM head ([vocab][hidden] at w) for n_tok tokens: the beats
-// lm_head's port-PORT row loader reads.
-template <class CFG, int PORT>
-void lm_fetch_rows(const int8_t *w, int n_tok, int vocab, int hidden, hls::stream<typename CFG::beat_t> &fifo) {
+// Port PORT's rows of the int8 LM head ([vocab][hidden] at w: the top's P-byte beat pointer, hidden a
+// multiple of P, one beat per iteration; testbenches: bytes) for n_tok tokens: the beats lm_head's
+// port-PORT row loader reads.
+template <class CFG, int PORT, class WT>
+void lm_fetch_rows(const WT *w, int n_tok, int vocab, int hidden, hls::stream<typename CFG::beat_t> &fifo) {
 #pragma HLS INLINE off
   enum { NP = CFG::NPORTS, kBeats = CFG::BEATS_MAX, kMaxBlk = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS,
          kMaxBlocks = (CFG::MAX_TOK + 127) / CFG::MAX_TOK };
