@@ -84,6 +84,22 @@ def run_plan(kit: pk.ProbeKit) -> list[RunSpec]:
     return runs
 
 
+def check_options(kit: pk.ProbeKit, bytes_per_port: int, repeat: int, timeout_s: float) -> None:
+    """The run's options, before a device is opened: bytes per port a multiple of 4096 the probe can
+    move in one descriptor, 1..100 repeats, a finite timeout > 0 (EdgeLLMError otherwise)."""
+    beat = max(kit.beat_bytes, kit.data_beat_bytes)
+    if (type(bytes_per_port) is not int or bytes_per_port < 4096 or bytes_per_port % 4096
+            or bytes_per_port // beat > pk.MAX_BEATS):
+        raise EdgeLLMError(f"bytes per port {bytes_per_port}: a multiple of 4096 from 4096 to "
+                           f"{pk.MAX_BEATS * beat} (the probe's beats per run)")
+    if type(repeat) is not int or not 1 <= repeat <= 100:
+        raise EdgeLLMError(f"repeat must be an integer 1..100, got {repeat!r}")
+    check_timeout(timeout_s)
+    total = pk.Layout(len(run_plan(kit)), kit.weight_ports, bytes_per_port).total_bytes
+    if total >= MAX_BUFFER:
+        raise EdgeLLMError(f"{total} bytes of buffer: at most {MAX_BUFFER - 1} (fewer bytes per port)")
+
+
 @dataclass
 class Sample:
     """One start of one port set: cycles per active bundle, the run's cycles, seconds waited."""
@@ -98,15 +114,8 @@ class ProbeSession:
 
     def __init__(self, kit: pk.ProbeKit, dev: Device, runs: list[RunSpec], bytes_per_port: int,
                  timeout_s: float) -> None:
-        beat = max(kit.beat_bytes, kit.data_beat_bytes)
-        if bytes_per_port < 4096 or bytes_per_port % 4096 or bytes_per_port // beat > pk.MAX_BEATS:
-            raise EdgeLLMError(f"bytes per port {bytes_per_port}: a multiple of 4096 from 4096 to "
-                               f"{pk.MAX_BEATS * beat} (the probe's beats per run)")
         self.kit, self.dev, self.runs, self.timeout_s = kit, dev, runs, check_timeout(timeout_s)
         self.lay = pk.Layout(len(runs), kit.weight_ports, bytes_per_port)
-        if self.lay.total_bytes >= MAX_BUFFER:
-            raise EdgeLLMError(f"{self.lay.total_bytes} bytes of buffer: at most {MAX_BUFFER - 1} (fewer "
-                               "bytes per port)")
         self.beats = {s: bytes_per_port // (kit.data_beat_bytes if s == pk.DATA_SLOT else kit.beat_bytes)
                       for s in (*range(kit.weight_ports), pk.DATA_SLOT)}
         self.buf = dev.alloc(self.lay.total_bytes)
@@ -255,8 +264,7 @@ def _pynq_version() -> str | None:
 def calibrate(kit: pk.ProbeKit, dev: Device, *, emulated: bool, clock_mhz: float, bytes_per_port: int,
               repeat: int = 3, timeout_s: float = 10.0) -> dict[str, Any]:
     """Run every port set `repeat` times on dev; the calibration record (FORMAT)."""
-    if type(repeat) is not int or not 1 <= repeat <= 100:
-        raise EdgeLLMError(f"repeat must be an integer 1..100, got {repeat!r}")
+    check_options(kit, bytes_per_port, repeat, timeout_s)
     if not clock_mhz > 0:
         raise EdgeLLMError(f"the PL clock must be > 0 MHz, got {clock_mhz!r}")
     specs = run_plan(kit)
@@ -367,6 +375,7 @@ def board_main(argv: list[str] | None = None, kit_dir: str | None = None) -> int
     out = Path(a.output or f"calibration-{kit.board}.json")
     if out.exists() and not a.force:
         raise EdgeLLMError(f"{out} exists; pass --force to replace it")
+    check_options(kit, a.bytes_per_port, a.repeat, a.timeout)
     dev, emulated, mhz = open_device(kit, a.device)
     try:
         rec = calibrate(kit, dev, emulated=emulated, clock_mhz=mhz, bytes_per_port=a.bytes_per_port,

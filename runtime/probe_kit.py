@@ -115,6 +115,17 @@ class ProbeKit:
         return ProbeKit(p, m, KitInterface(m["interface"]["ip_name"], regs))
 
 
+def is_kit(p: Path) -> bool:
+    """p holds a calibration kit's manifest (by its schema; ProbeKit.open checks the rest)."""
+    mf = Path(p) / MANIFEST
+    try:
+        with pf.open_regular(mf) as f:
+            m = json.loads(f.read(MAX_MANIFEST_BYTES).decode("utf-8"))
+    except (EdgeLLMError, OSError, ValueError, RecursionError):
+        return False
+    return isinstance(m, dict) and m.get("schema") == KIT_SCHEMA
+
+
 def _need(cond: bool, where: str, what: str) -> None:
     if not cond:
         raise KitError(f"{where}: {what}")

@@ -95,6 +95,17 @@ def test_kit_is_a_closed_set_wired_like_the_accelerator(kit: Path) -> None:
     assert cal.CCI_PATH == CCI_PATH
 
 
+def test_is_kit(kit: Path, tmp_path: Path) -> None:
+    """What `edgellm board-emulator DIR` tells apart: a kit, not a project or anything else."""
+    assert pk.is_kit(kit) and not pk.is_kit(tmp_path) and not pk.is_kit(tmp_path / "absent")
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema": "edgellm.manifest/1"}))
+    assert not pk.is_kit(tmp_path)
+    fifo = tmp_path / "f"
+    fifo.mkdir()
+    os.mkfifo(fifo / "manifest.json")
+    assert not pk.is_kit(fifo)  # refused without blocking on it
+
+
 def test_generated_hwh_matches_the_probe(kit: Path) -> None:
     from edgellm.compiler import hwh
 
@@ -346,6 +357,40 @@ def test_board_script_over_pynq_on_the_emulated_board(kit: Path, emulated: dict,
     assert not (work / "edgellm_ddr_probe.bit").exists()  # the emulation bitstream went with the board
 
 
+@needs_csim
+@pytest.mark.skipif(not HAVE_PYNQ, reason="pynq / grpcio not installed (pip install edgellm[board])")
+def test_board_emulator_command_serves_a_kit(kit: Path, tmp_path: Path) -> None:
+    """`edgellm board-emulator KIT` serves the probe; `edgellm calibrate KIT --device pynq` over
+    PYNQ_REMOTE_DEVICES writes an emulated file; SIGTERM stops the board and removes its bitstream."""
+    import signal
+
+    from test_board_emulator import _read_line
+
+    work = tmp_path / "kit"
+    shutil.copytree(kit, work)
+    cmd = [sys.executable, "-m", "edgellm.cli", "board-emulator", str(work), "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        line = _read_line(proc, 60)
+        assert "edgellm_ddr_probe of" in line and (work / "edgellm_ddr_probe.bit").is_file()
+        port = int(line.split("on 127.0.0.1:")[1].split()[0])
+        assert f"edgellm calibrate {work} --device pynq" in _read_line(proc, 10)
+        out = tmp_path / "c.json"
+        env = {**os.environ, "PYNQ_REMOTE_DEVICES": f"127.0.0.1:{port}"}
+        res = subprocess.run([sys.executable, "-m", "edgellm.cli", "calibrate", str(work), "--device", "pynq",
+                              "-o", str(out), "--bytes-per-port", str(SMALL), "--repeat", "1"],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert json.loads(out.read_text())["emulated"] is True and "EMULATED" in res.stdout
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert not (work / "edgellm_ddr_probe.bit").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
 # ---- the calibration file in estimate and compile ----
 
 def _real(emulated: dict, tmp_path: Path, **figures: object) -> Path:
@@ -535,9 +580,14 @@ def test_kit_run_errors(tmp_path: Path, kit: Path) -> None:
         runner.invoke(app, ["calibrate", str(work), "--board", "zcu104", "--device", "emu"]))
     assert "shape a kit when writing it" in _one_line_error(
         runner.invoke(app, ["calibrate", str(work), "--clock", "200"]))
-    for bad in ("4000", "0", "4097"):
+    for bad in ("4000", "0", "4097", "-4096", str(1 << 40)):
         assert "bytes per port" in _one_line_error(runner.invoke(
             app, ["calibrate", str(work), "--device", "emu", "--bytes-per-port", bad, "-o", str(res_file)]))
+    for bad in ("0", "-1", "101"):
+        assert "repeat must be" in _one_line_error(
+            runner.invoke(app, ["calibrate", str(work), "--repeat", bad, "-o", str(res_file)]))
+    assert "auto, emu or pynq" in _one_line_error(
+        runner.invoke(app, ["calibrate", str(work), "--device", "fpga", "-o", str(res_file)]))
     assert "timeout must be" in _one_line_error(
         runner.invoke(app, ["calibrate", str(work), "--timeout", "nan", "-o", str(res_file)]))
     res_file.write_text("keep")

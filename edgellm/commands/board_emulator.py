@@ -55,8 +55,10 @@ def board_emulator_cmd(
     except ImportError:
         raise EdgeLLMError("the board emulator needs pynq and grpcio: pip install edgellm[board]") from None
     from edgellm.board_emulator.server import BoardServer, make_board, prepare
+    from edgellm.runtime.probe_kit import ProbeKit, is_kit
 
-    p = check_project(project)
+    kit = is_kit(project)  # a calibration kit (edgellm calibrate) is served the same way
+    p = ProbeKit.open(project) if kit else check_project(project)
     prepared = prepare(p)
     stop = threading.Event()
     old = _stop_on_signals(stop)
@@ -68,8 +70,8 @@ def board_emulator_cmd(
             hwh = "generated" if prepared.hwh.generated else "Vivado's"
             print(f"edgellm board-emulator: {p.iface.ip_name} of {p.path} on {host}:{bound} ({hwh} .hwh, "
                   f"{prepared.bit.name})", flush=True)
-            print(f"edgellm board-emulator: PYNQ_REMOTE_DEVICES={host}:{bound} edgellm run {p.path} "
-                  "--device pynq", flush=True)
+            print(f"edgellm board-emulator: PYNQ_REMOTE_DEVICES={host}:{bound} edgellm "
+                  f"{'calibrate' if kit else 'run'} {p.path} --device pynq", flush=True)
             waited = 0.0
             while not stop.wait(POLL_S) and waited < seconds:
                 waited += POLL_S

@@ -36,20 +36,23 @@ def _run_kit(kit_dir: Path, board: str | None, out: Path | None, device: str, by
              repeat: int, timeout: float, force: bool) -> None:
     from edgellm.errors import EdgeLLMError
     from edgellm.runtime import calibrate as cal
-    from edgellm.runtime.device import check_timeout
     from edgellm.runtime.probe_kit import ProbeKit
+    from edgellm.runtime.pynq_device import on_board
 
-    check_timeout(timeout)
     kit = ProbeKit.open(kit_dir)
     if board is not None and board != kit.board:
         raise EdgeLLMError(f"{kit_dir} is a kit for {kit.board}, not {board}")
     dest = out or Path(f"calibration-{kit.board}.json")
     if dest.exists() and not force:
         raise EdgeLLMError(f"{dest} exists; pass --force to replace it")
-    dev, emulated, mhz = cal.open_device(kit, device)
+    if device not in ("auto", "emu", "pynq"):
+        raise EdgeLLMError(f"--device {device!r}: auto, emu or pynq")
+    emu = device == "emu" or device == "auto" and not on_board()
     nbytes = bytes_per_port
     if nbytes is None:
-        nbytes = cal.EMULATOR_BYTES if emulated else cal.DEFAULT_BYTES
+        nbytes = cal.EMULATOR_BYTES if emu else cal.DEFAULT_BYTES
+    cal.check_options(kit, nbytes, repeat, timeout)
+    dev, emulated, mhz = cal.open_device(kit, device)
     try:
         rec = cal.calibrate(kit, dev, emulated=emulated, clock_mhz=mhz, bytes_per_port=nbytes, repeat=repeat,
                             timeout_s=timeout)
