@@ -26,7 +26,7 @@ from edgellm.boards import CCI_PATH, load_board
 from edgellm.cli import app
 from edgellm.compiler import hls_tcl
 from edgellm.compiler.calibrate import codegen, measured
-from edgellm.compiler.calibrate.kit import kit_design, write_kit
+from edgellm.compiler.calibrate.kit import KIT_PYTHON, kit_design, write_kit
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.vivado_tcl import generate_vivado_tcl, port_assignment
 from edgellm.errors import EdgeLLMError
@@ -93,6 +93,22 @@ def test_kit_is_a_closed_set_wired_like_the_accelerator(kit: Path) -> None:
     assert {"hls/top.cpp", "hls/edgellm/ddr_probe.h", "vivado/build.tcl", "run_calibration.py",
             "python/edgellm/runtime/calibrate.py"} <= set(m["files"])
     assert cal.CCI_PATH == CCI_PATH
+
+
+def test_board_side_runtime_is_the_kits_own(kit: Path) -> None:
+    """run_calibration.py's imports come from the kit's python/ copy (numpy and pynq besides): every
+    edgellm module it loads is the kit's, and nothing heavy is imported."""
+    code = ("import sys\n"
+            f"sys.path.insert(0, {str(kit / 'python')!r})\n"
+            "import edgellm.runtime.calibrate, edgellm.runtime.pynq_device, edgellm.runtime.pynq_remote\n"
+            "mods = [m.__file__ for n, m in sys.modules.items() if n.startswith('edgellm')]\n"
+            "print(len(mods), all(f.startswith(sys.path[0]) for f in mods))\n"
+            "heavy = ('torch', 'onnx', 'onnxruntime', 'typer', 'rich', 'pynq')\n"
+            "print([m for m in heavy if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": ""})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == [f"{len(KIT_PYTHON)} True", "[]"], out.stdout
 
 
 def test_is_kit(kit: Path, tmp_path: Path) -> None:

@@ -183,8 +183,7 @@ count_clear:
     res[i] = 0;
   }
 count_store:
-  for (int p = 0; p < NP; p++) {
-#pragma HLS PIPELINE II = 1
+  for (int p = 0; p < NP; p++) {  // four stores per port into res: not pipelined (runs once per set)
     const int s = p == NP - 1 ? kDataSlot : p;  // the last process is the data port's
     res[s * PR_SLOT_WORDS + PR_BEATS] = got[p].beats;
     res[s * PR_SLOT_WORDS + PR_SUM] = got[p].sum;
