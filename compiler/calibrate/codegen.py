@@ -109,16 +109,22 @@ inline void {TOP}_on_buffer(uint8_t *ddr, uint32_t hdr_off, uint32_t prog_off, u
 """
 
 
-def top_source(design: DesignParams) -> str:
-    """top.cpp: the probe's top (pragmas, the program check, one DATAFLOW region per descriptor)."""
-    n = design.weight_ports
-    depth = tb_buffer_bytes(n)  # bytes; the pragmas count beats
+def _pragmas(design: DesignParams) -> list[str]:
+    """The top's INTERFACE pragmas: each bundle its own m_axi (cosim depth: the testbench's buffer, in
+    beats), the scalars and the control on s_axilite."""
+    n, depth = design.weight_ports, tb_buffer_bytes(design.weight_ports)
     wbeat, dbeat = design.port_width_bits // 8, design.data_port_width_bits // 8
     pr = [f"#pragma HLS INTERFACE m_axi port = w{i} bundle = w{i} offset = slave depth = {depth // wbeat} "
           f"max_widen_bitwidth = {design.port_width_bits}" for i in range(n)]
     pr.append(f"#pragma HLS INTERFACE m_axi port = data bundle = data offset = slave "
               f"depth = {depth // dbeat} max_widen_bitwidth = {design.data_port_width_bits}")
-    pr += [f"#pragma HLS INTERFACE s_axilite port = {p} bundle = control" for p in (*SCALARS, "return")]
+    return pr + [f"#pragma HLS INTERFACE s_axilite port = {p} bundle = control" for p in (*SCALARS, "return")]
+
+
+def top_source(design: DesignParams) -> str:
+    """top.cpp: the probe's top (pragmas, the program check, one DATAFLOW region per descriptor)."""
+    n = design.weight_ports
+    pr = _pragmas(design)
     set_params = ", ".join([f"const probe_cfg::wbeat_t *w{i}, uint32_t o{i}, uint32_t n{i}" for i in range(n)]
                            + ["probe_cfg::dbeat_t *data", "uint32_t od", "uint32_t nd", "uint32_t write",
                               "uint32_t seed", "uint32_t res[P::PR_WORDS]"])
