@@ -136,11 +136,12 @@ namespace edgellm_cfg {{
 // KV cache element (numerics plan kv_dtype {numerics.kv_dtype}; f16 = binary16 bit patterns, kv_cache.h)
 typedef edgellm::{numerics.kv_dtype} kv_t;
 // hidden, heads, kv heads, head_dim, ffn, act, SubLN, norm lanes, dot lanes, kv block, max_t, max_ctx, BQ,
-// KV element, element-wise elements per cycle (all passes; the GLU act * u pass), prefill pipeline
+// KV element, element-wise elements per cycle (all passes; the GLU act * u pass), prefill pipeline,
+// the data and act ports' beat (bits)
 typedef edgellm::layer_config<{shape},
                               {act}, {str(cfg.subln).lower()}, {numerics.norm_lanes}, {numerics.dot_lanes},
                               {numerics.kv_block}, {max_t}, {max_ctx}, {design.attn_q_block}, kv_t,
-                              {design.ew_vec}, {design.glu_vec}, {pipe}> layer;
+                              {design.ew_vec}, {design.glu_vec}, {pipe}, {design.data_port_width_bits}> layer;
 // ternary linears: {mm}; G, T, R, K_MAX, N_MAX, MAX_TOK, storage, weight ports streaming each tile,
 // token lanes, output lanes, DSP token lanes (the last of the token lanes)
 {mm_line}
@@ -170,12 +171,13 @@ def _ro_args(n: int, bufs: str | list[str]) -> str:
     """The read-only arguments w0.., kv0.. of a C-simulation call of the top on byte buffers (bufs: one
     expression for every port, or one per weight port), each as its port's type."""
     b = [bufs] * n if isinstance(bufs, str) else bufs
-    return ", ".join([f"edgellm_port<edgellm_cfg::wbeat_t>({x})" for x in b] + b)
+    return ", ".join([f"edgellm_port<edgellm_cfg::wbeat_t>({x})" for x in b] * 2)
 
 
 def _ptr_args(n: int) -> list[str]:
     return ([f"const edgellm_cfg::wbeat_t *w{i}" for i in range(n)]
-            + [f"const uint8_t *kv{i}" for i in range(n)] + ["edgellm::f32 *data", "edgellm::f32 *act"])
+            + [f"const edgellm_cfg::wbeat_t *kv{i}" for i in range(n)]
+            + ["edgellm::f32 *data", "edgellm::f32 *act"])
 
 
 def top_source(design: DesignParams, total_bytes: int, stream_ports: int = 1,
@@ -200,7 +202,7 @@ def top_source(design: DesignParams, total_bytes: int, stream_ports: int = 1,
     wd = depth(axi.weight_width_bits // 8)
     pr = [f"#pragma HLS INTERFACE m_axi port = w{i} bundle = w{i} offset = slave{wd} {wopt}"
           for i in range(n)]
-    pr += [f"#pragma HLS INTERFACE m_axi port = kv{i} bundle = w{i} offset = slave{depth(1)} {wopt}"
+    pr += [f"#pragma HLS INTERFACE m_axi port = kv{i} bundle = w{i} offset = slave{wd} {wopt}"
            for i in range(n)]
     pr += [f"#pragma HLS INTERFACE m_axi port = {a} bundle = data offset = slave{depth(4)} {dopt}"
            for a in ("data", "act")]

@@ -26,6 +26,10 @@ MIN_ROWS = 8  # attn_config MIN_ROWS: rows interleaved per key (>= fp32 add late
 MAC_SPAN = 16  # attn_config mac_span (numerics.h kMulAddLatency): iterations between a row's o / l updates
 MEM_LANES = 16  # attn_config MEM_LANES: elements per K (and V) beat the reader hands the core
 DATA_LANES = 4  # attn_config DATA_LANES: fp32 elements per cycle of q loads / o stores (128-bit data port)
+# The K/V readers (attention_decode.h attn_kv_segs) read a row (a position's heads, or one head's d values
+# in prefill) as one burst, one beat per cycle, and request a row's burst when its loop starts: the first
+# beat's latency is paid per row (Vitis does not overlap the bursts of consecutive loop runs). Assumption.
+KV_ROW_RESTART = DDR_READ_LATENCY
 LOOP_FILL = 24  # pipeline depth of one attention pass (dot chunk, exp, multiply-add). Assumption.
 
 
@@ -62,7 +66,7 @@ def job_counts(c: AttnCall, d: int, a: int, kv_block: int,
     V of tile st, moved in pairs) -- and the normalize + store.
     tests/test_hw_attention.py checks these against the C simulation's loop-iteration trace."""
     nc, nb = math.ceil(d / a), math.ceil(d / MEM_LANES)
-    nq, nr = math.ceil(d / min(a, data_lanes)), pass_rows(c.rows, nc)
+    nq, nr = math.ceil(d / data_lanes), pass_rows(c.rows, nc)  # q / o: one data-port beat per cycle
     nk = [min(kv_block, c.keys - b0) for b0 in range(0, c.keys, kv_block)]
     tile = [k * c.tile_heads * nb for k in nk] + [0, 0]  # beats of tile t per stream (none past the last)
     stages = sum(max(max(nk[st] if st < len(nk) else 0, nk[st - 1] if st else 0) * nc * nr,
@@ -96,38 +100,48 @@ def prefill_calls(cfg: ModelConfig, q_block: int, queries: int, context: int) ->
 
 
 def decode_reader_s(c: AttnCall, d: int, kv_elem: int, f_hz: float, data_bps: float,
-                    kv_read_bps: float) -> float:
-    """The decode job's K/V stream: the positions earlier calls wrote (all but the last) over the K/V
-    ports, then the one this call wrote over the data port, the argument that wrote it (attention_decode.h
-    attn_port_positions: an m_axi argument never reads what another wrote in the same call); a first-beat
-    latency each. (A one-token half of a pipelined prefill call also reads the other half's new positions
-    over the data port: a few positions, not modelled.)"""
+                    kv_read_bps: float, kv_ports: int = 1) -> float:
+    """The decode job's K/V stream: the positions earlier calls wrote (all but the last) over the kv_ports
+    K/V ports (position p on port p % kv_ports, its K row then its V row: every head, one burst each),
+    then the one this call wrote over the data port, the argument that wrote it (attention_decode.h
+    attn_port_positions: an m_axi argument never reads what another wrote in the same call); a row's
+    first-beat latency each (KV_ROW_RESTART; the ports' rows overlap). (A one-token half of a pipelined
+    prefill call also reads the other half's new positions over the data port: a few positions, not
+    modelled.)"""
     old = AttnCall(c.rows, c.tile_heads, c.keys - 1)
-    ports = DDR_READ_LATENCY / f_hz + kv_bytes(old, d, kv_elem) / kv_read_bps if old.keys else 0.0
+    rows = 2 * math.ceil(old.keys / max(1, kv_ports))  # the busiest port's rows
+    ports = rows * KV_ROW_RESTART / f_hz + kv_bytes(old, d, kv_elem) / kv_read_bps if old.keys else 0.0
     new = AttnCall(c.rows, c.tile_heads, 1)
-    return ports + DDR_READ_LATENCY / f_hz + kv_bytes(new, d, kv_elem) / data_bps
+    return ports + 2 * KV_ROW_RESTART / f_hz + kv_bytes(new, d, kv_elem) / data_bps
+
+
+def prefill_reader_s(c: AttnCall, d: int, kv_elem: int, f_hz: float, data_bps: float) -> float:
+    """A prefill job's K/V stream over the data port: per key its head's K row then its V row (d values
+    each, one burst: a row's first-beat latency, KV_ROW_RESTART)."""
+    return 2 * c.keys * c.tile_heads * KV_ROW_RESTART / f_hz + kv_bytes(c, d, kv_elem) / data_bps
 
 
 def layer_seconds(cfg: ModelConfig, p: DesignParams, queries: int, context: int, f_hz: float,
-                  data_bps: float, kv_read_bps: float) -> float:
-    """One layer's attention: decode (queries == 1, K/V at kv_read_bps) or prefill (data port)."""
+                  data_bps: float, kv_read_bps: float, kv_ports: int = 1) -> float:
+    """One layer's attention: decode (queries == 1, K/V at kv_read_bps over kv_ports ports) or prefill
+    (data port). q / o move one data-port beat (data_port_width_bits / 32 floats) per cycle."""
     return _layer_seconds(cfg, lanes(cfg, p), p.attn_kv_block, p.attn_q_block, p.kv_bytes, queries, context,
-                          f_hz, data_bps, kv_read_bps)
+                          f_hz, data_bps, kv_read_bps, kv_ports, max(1, p.data_port_width_bits // 32))
 
 
 @functools.lru_cache(maxsize=1 << 14)
 def _layer_seconds(cfg: ModelConfig, a: int, kv_block: int, q_block: int, kv_elem: int, queries: int,
-                   context: int, f_hz: float, data_bps: float, kv_read_bps: float) -> float:
-    """layer_seconds from the design fields it reads (A, K/V tile, query block, KV element bytes)."""
+                   context: int, f_hz: float, data_bps: float, kv_read_bps: float, kv_ports: int = 1,
+                   data_lanes: int = DATA_LANES) -> float:
+    """layer_seconds from the design fields it reads (A, K/V tile, query block, KV element bytes, K/V
+    ports, the data port's floats per beat)."""
     d = cfg.head_dim
     if queries == 1:
         c = AttnCall(cfg.n_heads, cfg.n_kv_heads, context)
-        reader = decode_reader_s(c, d, kv_elem, f_hz, data_bps, kv_read_bps)
-        return max(call_cycles(c, d, a, kv_block) / f_hz, reader)
-    calls, read_bps = prefill_calls(cfg, q_block, queries, context), data_bps
+        reader = decode_reader_s(c, d, kv_elem, f_hz, data_bps, kv_read_bps, kv_ports)
+        return max(call_cycles(c, d, a, kv_block, data_lanes) / f_hz, reader)
     total = 0.0
-    for c in calls:
-        compute = call_cycles(c, d, a, kv_block) / f_hz
-        reader = DDR_READ_LATENCY / f_hz + kv_bytes(c, d, kv_elem) / read_bps
-        total += max(compute, reader)
+    for c in prefill_calls(cfg, q_block, queries, context):
+        compute = call_cycles(c, d, a, kv_block, data_lanes) / f_hz
+        total += max(compute, prefill_reader_s(c, d, kv_elem, f_hz, data_bps))
     return total

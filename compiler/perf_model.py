@@ -95,10 +95,11 @@ def _lm_head_s(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, t
         lanes = max(1, int(bw.weights / f * 8 // p.lm_head_bits))
         cycles = math.ceil(cfg.vocab_size * cfg.hidden_size / lanes) + LINEAR_PIPELINE_DEPTH
         return nbytes / bw.weights + cycles / f
-    # lm_head.h lm_dot_fifo (one token): blocks of NP rows (row v on port v % NP), P = port bytes per
-    # beat, popped from the fetchers' head FIFOs in ONE (block, beat) loop: per block the longer of its
-    # nbeats dot cycles and its rows' DDR time; the logits are scored alongside
-    nports, beat = stream_ports(board, p), p.port_width_bits // 8
+    # lm_head.h lm_dot_fifo (one token): blocks of NP rows (row v on port v % NP), P = R bytes per beat
+    # (the weight ports' m_axi element, one TLMM tile column), popped from the fetchers' head FIFOs in ONE
+    # (block, beat) loop: per block the longer of its nbeats dot cycles and its rows' DDR time; the logits
+    # are scored alongside
+    nports, beat = stream_ports(board, p), p.rows
     row = math.ceil(cfg.hidden_size * p.lm_head_bits / 8)  # a row's bytes at lm_head_bits (int8: hidden)
     nbeats, nblk = -(-row // beat), -(-cfg.vocab_size // nports)
     blk_load = max(nbeats * beat / port_bytes_per_cycle(board, p, beat),
@@ -131,9 +132,9 @@ def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
     streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row
     nbytes = streamed + queries * row  # read tiles + write the new K/V
     if p.overlap:  # the generated kernels as built (the K/V write is an element-wise pass)
-        ports = min(bw.kv_ports, cfg.n_kv_heads) if bw.kv_ports else 1
+        ports = bw.kv_ports or 1  # decode reads position p over K/V port p % ports (attention_decode.h)
         read_bw = min(ports * bw.kv_port, 2 * perf_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
-        return perf_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw), nbytes
+        return perf_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw, ports), nbytes
     pairs = queries * first + queries * (queries + 1) // 2  # (query, key) score pairs per head
     exp_units = math.ceil(p.attn_lanes / LANES_PER_EXP_UNIT)
     cycles = (2 * cfg.n_heads * pairs * math.ceil(cfg.head_dim / p.attn_lanes)

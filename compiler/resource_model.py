@@ -266,15 +266,16 @@ def attention(cfg: ModelConfig, p: DesignParams) -> Resources:
 
 def _attn_core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Resources:
     """One attn_rows instance (attention_prefill.h header): 3A+2 multipliers, 3A+2 adders, 2 exp units,
-    min(A, 4) dividers (normalize at the data port's rate); o and q rows in A banks, the score lane
-    sums, a double-buffered K and V tile in max(A, 16) banks (all without a BIND_STORAGE:
+    4 dividers (normalize at the data port's rate, a beat per cycle); o and q rows in max(A, 4) banks,
+    the score lane sums, a double-buffered K and V tile in max(A, 16) banks (all without a BIND_STORAGE:
     _auto_memory), two score tiles in LUTRAM (the software-pipelined softmax scores one tile while it
     accumulates the previous one)."""
-    ops = _ops(FMUL, FADD, n=3 * a + 2) + _ops(FEXP, FEXP) + _ops(FDIV, n=min(a, perf_attention.DATA_LANES))
+    ops = _ops(FMUL, FADD, n=3 * a + 2) + _ops(FEXP, FEXP) + _ops(FDIV, n=perf_attention.DATA_LANES)
     dp = -(-d // a) * a
     kv_part = max(a, perf_attention.MEM_LANES)
     dkv = -(-d // kv_part) * kv_part
-    rows_bufs = auto_memory(32, rows * dp // a, 2 * a)  # q and o: [rows][dp] cyclic by A, unbound
+    qo = max(a, perf_attention.DATA_LANES)  # q / o banks: A lanes, one data beat per cycle in and out
+    rows_bufs = auto_memory(32, rows * dp // qo, 2 * qo)  # q and o: [rows][dp] cyclic by max(A, QL), unbound
     lane_sums = Resources(lut=a * lutram_luts(32, rows))  # acc[rows][A], A LUTRAM columns
     tiles = auto_memory(32, 2 * kv_block * tile_heads * dkv // kv_part, 2 * kv_part)  # kt, vt: two halves
     scores = Resources(lut=2 * lutram_luts(32, rows * kv_block))  # s_tile[2]: one scored, one accumulated
@@ -302,7 +303,7 @@ def lm_head(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
         return Resources()
     extra = Resources()
     if p.overlap:
-        beat = p.port_width_bits // 8
+        beat = p.rows  # P: the weight ports' beat, one TLMM tile column (lm_head.h LmHeadConfig P = R)
         lanes = stream_ports(board, p) * beat
         extra = Resources(bram36=bram36_for(8 * beat, -(-cfg.hidden_size // beat)))
     else:
@@ -343,7 +344,7 @@ def fetch(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     """The decoupled weight fetcher (generated engine only): per stream port the weight FIFO
     (fetch_fifo), the program walker and address generator (FETCH_WALKER), the TLMM loader's write mux
     (BEATS_PER_STEP x 8R x LOADER_MUX_LUT_PER_SLOT_BIT LUT) and, with the LM head on the fabric, its
-    FIFO of HEAD_FIFO_DEPTH beats of 8P bits (P = port bytes)."""
+    FIFO of HEAD_FIFO_DEPTH beats of 8P bits (P = R, the weight ports' beat)."""
     if not p.overlap:
         return Resources()
     nports = stream_ports(board, p)
@@ -352,7 +353,7 @@ def fetch(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
                       ff=nports * FETCH_WALKER[1])
     head = Resources()
     if p.lm_head_on_fabric:
-        beat = p.port_width_bits // 8
+        beat = p.rows  # the weight ports' beat (LmHeadConfig P = R)
         head = auto_memory(8 * beat, HEAD_FIFO_DEPTH, nports)
     return fetch_fifo(board, p) + logic + head
 

@@ -269,9 +269,14 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
             continue
         b0 = close + tail.end() - 1
         body = code[b0:_match(code, b0, "{", "}")]
-        call = re.search(rf"(?<![\w.:>]){re.escape(name)}\s*(?:<[^;{{}}()]*>)?\s*\(", body)
-        if call is not None:
-            add(b0 + call.start(), "recursion", f"{name} calls itself")
+        params = [p for p in synth_pragmas._split_top(code[m.end():close - 1]) if p.strip()]
+        required = sum("=" not in p for p in params)
+        for call in re.finditer(rf"(?<![\w.:>]){re.escape(name)}\s*(?:<[^;{{}}()]*>)?\s*\(", body):
+            c1 = _match(body, call.end() - 1, "(", ")")
+            n_args = len([a for a in synth_pragmas._split_top(body[call.end():c1 - 1]) if a.strip()])
+            if required <= n_args <= len(params):  # another arity: an overload, not this function
+                add(b0 + call.start(), "recursion", f"{name} calls itself")
+                break
     # loops
     for m in re.finditer(r"\bwhile\s*\(\s*(1|true)\s*\)|\bfor\s*\(\s*[^;()]*;\s*;", code):
         add(m.start(), "unbounded-loop", re.sub(r"\s+", " ", m.group(0)))

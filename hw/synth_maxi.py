@@ -256,7 +256,7 @@ def _callee_accesses(text: str, name: str, ptype: str, fns: Callees) -> tuple[in
     """(reads, writes) of parameter `name` (pointee type ptype) inside the helpers text calls with it
     as an argument: the callee of that name whose parameter in that position has the same pointee type."""
     reads = writes = 0
-    for m in re.finditer(rf"(?<![\w.:>])({IDENT})\s*(?:<[^;{{}}()]*>)?\s*\(", text):
+    for m in re.finditer(rf"(?<![\w.>])({IDENT})\s*(?:<[^;{{}}()]*>)?\s*\(", text):  # X::f( too
         if m.group(1) not in fns:
             continue
         e = match_bracket(text, m.end() - 1, "(", ")")
@@ -264,19 +264,25 @@ def _callee_accesses(text: str, name: str, ptype: str, fns: Callees) -> tuple[in
         for k, a in enumerate(args):
             if _ptr_base(a) != name:
                 continue
-            best = (0, 0)
+            # the overload the top's instance calls: the parameter of the argument's type; for a template
+            # argument the beat-typed overloads, else those taking a template type (plain pointers, the
+            # testbenches' overloads, only when there is no beat one)
+            counts: dict[str, list[tuple[int, int]]] = {"same": [], "beat": [], "tpl": []}
             for f, code in fns[m.group(1)]:
                 params = _split_top(f.params)
                 if k >= len(params) or "*" not in params[k]:
                     continue
                 ctype = _norm_type(params[k].split("*")[0])
-                beat = BEAT_TYPE.search(params[k].split("*")[0]) or "beat_t" in ctype
-                beat = beat or ctype in template_types(code, f)
-                if ctype == ptype or (ptype == "<template>" and beat):  # a template argument: beat overloads
-                    callee = re.findall(IDENT, params[k].split("*")[-1].split("=")[0])
-                    body = _own_statements(f.body(code)[1:-1])  # an unrolled loop's accesses twice
-                    got = _count_accesses(body, callee[-1]) if callee else (0, 0)
-                    best = max(best, got)
+                kind = ("same" if ctype == ptype else
+                        "beat" if BEAT_TYPE.search(params[k].split("*")[0]) or "beat_t" in ctype else
+                        "tpl" if ctype in template_types(code, f) else None)
+                callee = re.findall(IDENT, params[k].split("*")[-1].split("=")[0])
+                if kind is None or not callee:
+                    continue
+                body = _own_statements(f.body(code)[1:-1])  # an unrolled loop's accesses twice
+                counts[kind].append(_count_accesses(body, callee[-1]))
+            pick = counts["same"] or counts["beat"] or (counts["tpl"] if ptype == "<template>" else [])
+            best = max(pick, default=(0, 0))
             reads, writes = reads + best[0], writes + best[1]
     return reads, writes
 

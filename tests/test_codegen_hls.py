@@ -81,6 +81,7 @@ def test_register_map_follows_vitis_convention(tmp_path: Path, n: int) -> None:
         assert f"s_axilite port = {p} bundle = control" in top
     # every m_axi argument one beat type (issue 21 #11): the weight ports R-byte beats
     ws = "".join(rf"const edgellm_cfg::wbeat_t \*w{i}, " for i in range(n))
+    ws += "".join(rf"const edgellm_cfg::wbeat_t \*kv{i}, " for i in range(n))
     assert re.search(r"void edgellm_top\(" + ws, top)
     assert "reinterpret_cast" not in top
 
@@ -101,7 +102,7 @@ def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: i
     assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}, 1, 4, 0> tlmm", h)
     assert re.search(rf"LmHeadConfig<16, \d+, \d+, 1, \d+, {want}> head", h)
     entry = " ".join((tmp_path / "hls" / "csim_entry.cpp").read_text().split())
-    ws = [f"edgellm_port<edgellm_cfg::wbeat_t>(w[{i}])" for i in range(n)] + [f"w[{i}]" for i in range(n)]
+    ws = [f"edgellm_port<edgellm_cfg::wbeat_t>(w[{i}])" for i in range(n)] * 2  # w0.., kv0..
     assert "edgellm_top(" + ", ".join(ws) + ", reinterpret_cast" in entry
     kv260 = load_board("kv260")
     two_hp = dataclasses.replace(kv260, hp_port_names=kv260.hp_port_names[:2])  # 2 PL->DDR ports
@@ -135,7 +136,8 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     assert tlmm_tables(d) == 25 and info["tlmm"] == {"G": 3, "T": 25, "R": 16}
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
     assert "layer_config<128, 4, 2, 32, 344," in " ".join(h.split()).replace("< ", "<")
-    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t, 8, 2, true> layer" in " ".join(h.split())
+    flat = " ".join(h.split())
+    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t, 8, 2, true, 128> layer" in flat
     assert "#define EDGELLM_ACT_STORAGE uram" in h
     assert "typedef edgellm::f32 kv_t;" in h  # NumericsPlan kv_dtype (f16: test_top's f16 case)
     # 4 streaming ports, 2 token lanes, 2 output lanes

@@ -135,9 +135,10 @@ def test_decode_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], kv: str) -> 
 @pytest.mark.parametrize("heads", [(8, 8), (8, 2), (4, 1)])
 def test_decode_over_ports_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], n_ports: int, kv: str,
                                      lanes: int, d: int) -> None:
-    """attention_decode_ports: port p gets its own copy of the cache in which only KV heads h with
-    h % n_ports == p are valid (the rest NaN): the output is bit-identical to the reference and to the
-    one-port kernel. Ports rotated by one: it is not. dot_lanes 16: head_dim over 4 (or 3) chunks."""
+    """attention_decode_ports: port p gets its own copy of the cache in which only positions pp with
+    pp % n_ports == p are valid (the rest NaN; a port reads whole positions, every KV head, one burst
+    each): the output is bit-identical to the reference and to the one-port kernel. Ports rotated by
+    one: it is not. dot_lanes 16: head_dim over 4 (or 3) chunks."""
     n_h, n_kv = heads
     rng = np.random.default_rng(n_h + 3 * n_kv + 11 * n_ports)
     k, v = _cache(rng, 300, n_kv, d, extra=3, kv=kv)
@@ -148,8 +149,9 @@ def test_decode_over_ports_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], n
         bufs = []
         for p in range(4):
             kp, vp = np.full_like(k, np.nan), np.full_like(v, np.nan)
-            own = [h for h in range(n_kv) if h % n_ports == (p + shift) % n_ports] if p < n_ports else []
-            kp[:, own], vp[:, own] = k[:, own], v[:, own]
+            if p < n_ports:  # positions pp % n_ports == p (+ shift)
+                own = (p + shift) % n_ports
+                kp[own::n_ports], vp[own::n_ports] = k[own::n_ports], v[own::n_ports]
             bufs += [kp, vp]
         return bufs
 
@@ -170,7 +172,7 @@ def test_decode_over_ports_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], n
     print(f"decode over {n_ports} ports {kv} H={n_h}/{n_kv} d={d} dot_lanes={lanes}: {total} mismatches; "
           f"rotated ports {rotated}")
     assert total == 0
-    if n_ports > 1 and n_kv > 1:
+    if n_ports > 1:
         assert rotated > 0
 
 
@@ -313,14 +315,14 @@ def run_layer(lib, suffix: str, q: np.ndarray, t_len: int, pos0: int, k, v, port
 
 
 def _head_ports(k: np.ndarray, v: np.ndarray, n_ports: int, shift: int = 0) -> list:
-    """Four (k, v) port views: port p holds only KV heads h with h % n_ports == (p + shift) % n_ports
-    (the rest NaN); ports >= n_ports all NaN."""
-    n_kv = k.shape[1]
+    """Four (k, v) port views: port p holds only the positions pp with pp % n_ports == (p + shift) %
+    n_ports (every KV head; the rest NaN); ports >= n_ports all NaN."""
     bufs = []
     for p in range(4):
         kp, vp = _nan_like(k), _nan_like(v)
-        own = [h for h in range(n_kv) if h % n_ports == (p + shift) % n_ports] if p < n_ports else []
-        kp[:, own], vp[:, own] = k[:, own], v[:, own]
+        if p < n_ports:
+            own = (p + shift) % n_ports
+            kp[own::n_ports], vp[own::n_ports] = k[own::n_ports], v[own::n_ports]
         bufs.append((kp, vp))
     return bufs
 
@@ -359,8 +361,8 @@ def test_layer_prefill_bit_exact(lib: ctypes.CDLL, suffix: str) -> None:
 @pytest.mark.parametrize("suffix", sorted(LAYER))
 def test_layer_decode_bit_exact(lib: ctypes.CDLL, suffix: str) -> None:
     """attention_layer with t_len == 1 up to the 4096-position context: the data-port cache is all NaN
-    (decode reads the weight ports only), port p holds only its KV heads h % n_ports == p. Rotating the
-    ports by one changes the result (when there is more than one port and KV head)."""
+    (decode reads the weight ports only), port p holds only its positions pp % n_ports == p. Rotating the
+    ports by one changes the result (when there is more than one port and position)."""
     n_ports, kv, lanes, bq = LAYER[suffix]
     rng = np.random.default_rng(len(suffix) * 17 + n_ports)
     plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=16)
@@ -376,7 +378,7 @@ def test_layer_decode_bit_exact(lib: ctypes.CDLL, suffix: str) -> None:
                 ref = nx.attention(q, nx.kv_load(k[:pos + 1]), nx.kv_load(v[:pos + 1]), pos, plan)
             mism = _mismatches(out, ref)
             total += mism
-            if n_ports > 1 and n_kv > 1:
+            if n_ports > 1:
                 rotated += _mismatches(run_layer(lib, suffix, q, 1, pos, nan, nan, ports_rot), ref)
         print(f"layer{suffix} decode {kv} A={lanes} H={n_h}/{n_kv} d={d} ctx={ctx}: "
               f"{total} mismatches so far")

@@ -328,9 +328,9 @@ def test_generated_hls_passes_synth_check(top: Top) -> None:
 def test_each_weight_port_reads_only_its_share(top: Top) -> None:
     """Each weight port gets its own buffer in which every ternary matrix byte outside that port's share
     (packing.port_slices for the generated TlmmConfig) and every LM-head row outside its rows (v % P)
-    is garbage, and so are the data port's copies; decode attention reads KV head h of the cache on
-    port h % kHeadPorts only (each port's other heads and the data port's cache copy garbage): prefill +
-    decode logits stay bit-exact, and every streaming port carries a share.
+    is garbage, and so are the data port's copies; decode attention reads position pp of the cache
+    (every KV head) on port pp % kHeadPorts only (each port's other positions and the data port's cache
+    copy garbage): prefill + decode logits stay bit-exact, and every streaming port carries a share.
     Ports swapped: they do not."""
     h = (top.hls / "edgellm_config.h").read_text()
     n_ports = int(re.search(r"kWeightPorts = (\d+);", h).group(1))
@@ -380,10 +380,10 @@ def test_each_weight_port_reads_only_its_share(top: Top) -> None:
     bad = []
     for pos, toks in ((0, prompt), (PREFILL, np.array([7])), (PREFILL + 1, np.array([11]))):
         ref = gm.forward(toks, cache, all_logits=False)[0]
-        # decode attention reads the KV cache over the weight ports, KV head h on port h % kHeadPorts
-        # (on the board the same buffer the data port writes: here each port sees only its heads, from
-        # the golden cache, everything else garbage); the data port's cache copy is garbage for decode
-        # (it writes the new position there; prefill reads it)
+        # decode attention reads the KV cache over the weight ports, position pp on port pp % kHeadPorts
+        # (on the board the same buffer the data port writes: here each port sees only its positions,
+        # from the golden cache, everything else garbage); the data port's cache copy is garbage for
+        # decode (it writes the new position there; prefill reads it)
         for name, gold in (("k_cache", cache.k), ("v_cache", cache.v)):  # (layers, MAX_CTX, n_kv, d)
             reg = top.plan.regions[name]
             bufs = (*ports, data) if len(toks) == 1 else ports
@@ -391,7 +391,7 @@ def test_each_weight_port_reads_only_its_share(top: Top) -> None:
                 buf[reg.offset:reg.offset + reg.size] = rng.integers(0, 256, reg.size, dtype=np.uint8)
             for p in range(min(head_ports, n_ports)):
                 view = ports[p][reg.offset:reg.offset + gold.nbytes].view(gold.dtype).reshape(gold.shape)
-                view[:, :, p::head_ports] = gold[:, :, p::head_ports]
+                view[:, p::head_ports] = gold[:, p::head_ports]
         probe.run(top.qm.embed_rows(toks), pos, ports=ports)
         bad.append(mismatches(probe.head_out()[0], ref))
     swapped = [ports[min(1, n_ports - 1)], ports[0], *ports[2:]] if n_ports > 1 else ports

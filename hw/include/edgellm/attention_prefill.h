@@ -110,6 +110,7 @@
 #include <cstdint>
 
 #include "edgellm/dep_check.h"
+#include "edgellm/maxi.h"
 #include "edgellm/numerics.h"
 #include "hls_stream.h"
 
@@ -135,7 +136,8 @@ struct attn_config {
   static const int mac_span = kMulAddLatency > MIN_ROWS ? kMulAddLatency : MIN_ROWS;
   static const int mem_lanes = MEM_LANES;    // floats per DDR beat (16 = 512-bit AXI)
   static const int data_lanes = DATA_LANES;  // fp32 per data-port beat (4 = 128-bit): q / out
-  static const int ql = DOT_LANES < DATA_LANES ? DOT_LANES : DATA_LANES;  // q, out elements per cycle
+  static const int ql = DATA_LANES;          // q, out elements per cycle: one data-port beat
+  static const int qo_part = DOT_LANES > DATA_LANES ? DOT_LANES : DATA_LANES;  // q / o row banks
   static const int beats_max = (D_MAX + MEM_LANES - 1) / MEM_LANES;
   static const int chunks_max = (D_MAX + DOT_LANES - 1) / DOT_LANES;  // ceil(d_max / A)
   static const int dp = chunks_max * DOT_LANES;                      // q / o row: whole chunks
@@ -143,6 +145,7 @@ struct attn_config {
   static const int dkv = (D_MAX + kv_part - 1) / kv_part * kv_part;  // K/V tile row
   static const int rows_max = BQ * GROUP_MAX > HEADS_MAX ? BQ * GROUP_MAX : HEADS_MAX;  // core rows
   static const int jobs_max = (MAX_T + BQ - 1) / BQ * KV_HEADS_MAX;  // jobs per call (prefill)
+  static const int port_depth = 2 * KV_HEADS_MAX * beats_max;  // a K/V port stream: two positions of chunks
   static_assert(DOT_LANES >= 1 && (DOT_LANES & (DOT_LANES - 1)) == 0, "dot_lanes: power of two");
   static_assert((MEM_LANES & (MEM_LANES - 1)) == 0, "mem_lanes: power of two");
   static_assert(DATA_LANES >= 1 && (DATA_LANES & (DATA_LANES - 1)) == 0, "data_lanes: power of two");
@@ -155,19 +158,6 @@ template <int ML>
 struct f32_beat {
   f32 v[ML];
 };
-
-// Beat b of one cached K row and V row starting at element `base` (head_dim d): ML widened values
-// each, zero past d. Shared by the prefill and decode K/V readers.
-template <int ML, class KT>
-inline void read_kv_beat(const KT *k_layer, const KT *v_layer, long base, int b, int d, f32_beat<ML> &kb,
-                         f32_beat<ML> &vb) {
-  for (int i = 0; i < ML; i++) {
-#pragma HLS UNROLL
-    bool in = b * ML + i < d;
-    kb.v[i] = in ? kv_elem<KT>::load(k_layer[base + i]) : 0.0f;
-    vb.v[i] = in ? kv_elem<KT>::load(v_layer[base + i]) : 0.0f;
-  }
-}
 
 // max that propagates NaN from either side, like np.maximum.
 inline f32 max_nan(f32 a, f32 b) { return (a > b || a != a) ? a : b; }
@@ -310,9 +300,11 @@ copy_rest:
   }
 }
 
-// The attention core: n_rows query rows (row r at absolute position row_pos[r] >= first_pos, query
-// at q[row_out[r] .. + d), reading tile head row_kv[r], output at out[row_out[r] .. + d)) against
-// keys 0..n_keys-1 arriving from the reader as tiles of kv_block positions x th heads. ROWS: row
+// The attention core: nt tokens x nh query rows (row r = t * nh + g at absolute position row_pos[r]
+// >= first_pos, reading tile head row_kv[r]; token t's rows one contiguous run of nh * d floats at
+// element q_off + t * stride of q, and the same of out at o_off: beat-aligned, d a multiple of the
+// data beat's floats QL) against keys 0..n_keys-1 arriving from the reader as tiles of kv_block
+// positions x th heads. q and out: the act port's beats (one per cycle) or plain arrays. ROWS: row
 // capacity; TH: tile heads capacity. Every loop is one flattened pipeline at II=1 (cycle counts in
 // the header comment); the row index is innermost in the stage pass (padded to min_rows), so a
 // row's loop-carried fp32 adds are >= min_rows iterations apart. Stage st scores tile st while it
@@ -320,19 +312,20 @@ copy_rest:
 // half of one loop body use disjoint halves of the K tile, V tile, score tile and block max), and
 // copies K of tile st + 1 and V of tile st. Every row sees key 0, so every row starts on tile 0
 // (no per-row flag: m = -inf, l = 0, o = 0 are applied on tile 0 instead of being initialized).
-template <class C, int ROWS, int TH>
-void attn_rows(const f32 *q, const int row_pos[ROWS], const int row_kv[ROWS], const long row_out[ROWS],
-               int n_rows, int first_pos, int th, int n_keys, int d, f32 scale,
+template <class C, int ROWS, int TH, class PQ, class PO>
+void attn_rows(const PQ *q, long q_off, const int row_pos[ROWS], const int row_kv[ROWS], int nt, int nh,
+               long stride, int first_pos, int th, int n_keys, int d, f32 scale,
                hls::stream<f32_beat<C::mem_lanes> > &ks, hls::stream<f32_beat<C::mem_lanes> > &vs,
-               f32 *out) {
+               PO *out, long o_off) {
   const int A = C::dot_lanes, KB = C::kv_block, ML = C::mem_lanes, QL = C::ql;
-  f32 qb[ROWS][C::dp];  // query rows, A banks (small: storage left to HLS)
-#pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::dot_lanes
+  const int n_rows = nt * nh;
+  f32 qb[ROWS][C::dp];  // query rows, max(A, QL) banks (small: storage left to HLS)
+#pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::qo_part
   f32 m[ROWS], l[ROWS];  // committed max, denominator
   f32 mx[2][ROWS];                 // block max of the tile scored, by tile parity
 #pragma HLS ARRAY_PARTITION variable = mx dim = 1 complete
-  f32 o[ROWS][C::dp];  // running output, A banks (small: storage left to HLS)
-#pragma HLS ARRAY_PARTITION variable = o dim = 2 cyclic factor = C::dot_lanes
+  f32 o[ROWS][C::dp];  // running output, max(A, QL) banks (small: storage left to HLS)
+#pragma HLS ARRAY_PARTITION variable = o dim = 2 cyclic factor = C::qo_part
   f32 acc[ROWS][C::dot_lanes];  // score lane partial sums of the key in flight
 #pragma HLS ARRAY_PARTITION variable = acc dim = 2 complete
   f32 kt[2][KB][TH][C::dkv], vt[2][KB][TH][C::dkv];  // K/V ping-pong, max(A, mem_lanes) banks
@@ -343,37 +336,38 @@ void attn_rows(const f32 *q, const int row_pos[ROWS], const int row_kv[ROWS], co
 #pragma HLS BIND_STORAGE variable = s_tile type = ram_2p impl = lutram
   const int nb = (d + ML - 1) / ML;                           // beats per K/V row
   const int nc = (d + A - 1) / A;                             // lane chunks per row (d >= 1)
-  const int nq = (d + QL - 1) / QL;                           // q / out transfers per row
+  const int nq = d / QL;                                      // q / out beats per row (d % QL == 0)
   const int nr = attn_pass_rows<C>(n_rows, nc);               // padded row loop
   const int n_tiles = (n_keys + KB - 1) / KB;
-  // q load, (row, transfer): QL elements per cycle, with copy phase 0 (K of tile 0)
+  // q load: per token its nh rows, one contiguous run of nh * d floats (row r = t * nh + g), one beat
+  // (QL floats) per cycle, beat j of the run at the run's first beat + j; copy phase 0 (K of tile 0)
+  // rides along, copy_rest moves what is left
   attn_copy cp = attn_copy_phase<C>(0, n_tiles, n_keys, th, nb);
-  const int n_load = n_rows * nq > cp.k.n ? n_rows * nq : cp.k.n;
-  EDGELLM_ATTN_LOOP(n_load);
-  int lr = 0, lq = 0;
+  EDGELLM_ATTN_LOOP(n_rows * nq);
   {
     EDGELLM_DEP_LOOP("attn_rows.load_q");
     EDGELLM_DEP_CLAIM(kt, 0);
     EDGELLM_DEP_CLAIM(vt, 0);
-  load_q:
-    for (int it = 0; it < n_load; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::kv_block * TH * C::beats_max + ROWS * C::dp
+  load_q_tok:
+    for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::bq
+    load_q:
+      for (int j = 0; j < nh * nq; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::dp / C::ql
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = kt inter false
 #pragma HLS DEPENDENCE variable = vt inter false
-      EDGELLM_DEP_ITER(it);
-      if (lr < n_rows) {
-        for (int j = 0; j < QL; j++) {
+        EDGELLM_DEP_ITER(t * nh * nq + j);  // the pass's iteration over the job's tokens
+        f32 v[QL];
+#pragma HLS ARRAY_PARTITION variable = v complete
+        chunk_get<QL>(q, q_off + t * stride, j, v);
+        const int r = t * nh + j / nq, i0 = (j % nq) * QL;
+        for (int k = 0; k < QL; k++) {
 #pragma HLS UNROLL
-          const int i = lq * QL + j;
-          if (i < d) qb[lr][i] = q[row_out[lr] + i];
+          qb[r][i0 + k] = v[k];
         }
-        if (++lq == nq) {
-          lq = 0;
-          lr++;
-        }
+        attn_copy_step<C, TH>(cp, false, th, nb, kt, vt, ks, vs);
       }
-      attn_copy_step<C, TH>(cp, false, th, nb, kt, vt, ks, vs);
     }
   }
   attn_copy_rest<C, TH>(cp, th, nb, kt, vt, ks, vs);
@@ -497,21 +491,24 @@ stage:
     }
     attn_copy_rest<C, TH>(cp, th, nb, kt, vt, ks, vs);
   }
-  // normalize fused with the store, (row, transfer): out = o / l, QL elements (dividers) per cycle
+  // normalize fused with the store, per token its run of nh rows: out = o / l, one beat (QL elements,
+  // QL dividers) per cycle at the run's first beat + j
   EDGELLM_ATTN_LOOP(n_rows * nq);
-  int wr = 0, wq = 0;
-normalize_store:
-  for (int it = 0; it < n_rows * nq; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::dp
+store_tok:
+  for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::bq
+  normalize_store:
+    for (int j = 0; j < nh * nq; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::dp / C::ql
 #pragma HLS PIPELINE II = 1
-    for (int j = 0; j < QL; j++) {
+      const int r = t * nh + j / nq, i0 = (j % nq) * QL;
+      f32 v[QL];
+#pragma HLS ARRAY_PARTITION variable = v complete
+      for (int k = 0; k < QL; k++) {
 #pragma HLS UNROLL
-      const int i = wq * QL + j;
-      if (i < d) out[row_out[wr] + i] = o[wr][i] / l[wr];
-    }
-    if (++wq == nq) {
-      wq = 0;
-      wr++;
+        v[k] = o[r][i0 + k] / l[r];
+      }
+      chunk_put<QL>(out, o_off + t * stride, j, v);
     }
   }
 }

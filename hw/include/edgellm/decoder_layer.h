@@ -44,19 +44,23 @@ constexpr int cmax(int a, int b) { return a > b ? a : b; }
 // EW_VEC: elements per cycle of the fused element-wise stages and the KV cache write (EwConfig VEC:
 // a power of two, 1..64); EW_GLU_VEC: of the GLU act(g) * u pass (EwConfig GLU_VEC, <= EW_VEC).
 // PIPE: prefill calls run the pipelined two-half schedule (design.prefill_pipeline; see layer_slot_run).
+// DATA_BITS: the data and act ports' beat (design.data_port_width_bits; maxi.h): the rows the layer
+// streams move one beat per cycle.
 template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN,
           int NORM_LANES, int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8,
-          class KV_T = f32, int EW_VEC = 1, int EW_GLU_VEC = EW_VEC, bool PIPE = false>
+          class KV_T = f32, int EW_VEC = 1, int EW_GLU_VEC = EW_VEC, bool PIPE = false, int DATA_BITS = 128>
 struct layer_config {
   typedef KV_T kv_t;
   static const bool pipe = PIPE;  // the prefill pipeline (decoder_layer_ports' two-half schedule)
+  static const int data_bits = DATA_BITS;
+  typedef ap_uint<DATA_BITS> dbeat_t;  // the data and act ports' beat
   static const int hidden = HIDDEN, n_heads = N_HEADS, n_kv = N_KV, head_dim = HEAD_DIM;
   static const int ffn = FFN, act = ACT, norm_lanes = NORM_LANES, max_t = MAX_T, max_ctx = MAX_CTX;
   static const bool subln = SUBLN;
   static const int q_size = N_HEADS * HEAD_DIM, kv_size = N_KV * HEAD_DIM;
   static const int k_max = cmax(HIDDEN, cmax(q_size, FFN));  // widest linear input / row
-  typedef attn_config<HEAD_DIM, DOT_LANES, KV_BLOCK, BQ, N_HEADS, N_KV, N_HEADS / N_KV, MAX_CTX,
-                      MAX_T>
+  typedef attn_config<HEAD_DIM, DOT_LANES, KV_BLOCK, BQ, N_HEADS, N_KV, N_HEADS / N_KV, MAX_CTX, MAX_T, 8, 16,
+                      DATA_BITS / 32>
       attn;
   typedef EwConfig<k_max, NORM_LANES, MAX_T, EW_VEC, EW_GLU_VEC> ew;
 };
@@ -214,6 +218,14 @@ copy_loop:
   }
 }
 
+// The K/V cache as the layer's attention reads it (attention_kv): kd / vd the K and V slices through the
+// data port, kp0..kp3 / vp0..vp3 through the K/V ports, at element offsets k_off / v_off of each (the
+// top: one beat pointer per port at two offsets; testbenches: plain arrays, offsets 0).
+#define EDGELLM_KV_READ_PARAMS                                                                          \
+  const PK *kd, const PK *vd, const PP *kp0, const PP *kp1, const PP *kp2, const PP *kp3, const PP *vp0, \
+      const PP *vp1, const PP *vp2, const PP *vp3, long k_off, long v_off
+#define EDGELLM_KV_READ_ARGS kd, vd, kp0, kp1, kp2, kp3, vp0, vp1, vp2, vp3, k_off, v_off
+
 // The layer's element-wise jobs in order, each run by the one engine call of vector_job after the
 // work that feeds it (the step before it names that work).
 enum {
@@ -363,13 +375,11 @@ stage_linears_loop:
 // its element-wise jobs
 // (ONE ew_engine call site, so the layer builds one element-wise module) with the K/V cache write and
 // attention before the SubLN job, and the taps.
-template <class C, int KVP>
-void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_desc &d, const f32 *params, const f32 *cos_tab,
-                const f32 *sin_tab, typename C::kv_t *k_layer, typename C::kv_t *v_layer,
-                const typename C::kv_t *kr0, const typename C::kv_t *kr1, const typename C::kv_t *kr2,
-                const typename C::kv_t *kr3, const typename C::kv_t *vr0, const typename C::kv_t *vr1,
-                const typename C::kv_t *vr2, const typename C::kv_t *vr3, f32 eps, f32 attn_scale, f32 *h,
-                f32 *fs, int8_t *x8, f32 *taps, bool tap_en, EwRows<typename C::ew> &rows) {
+template <class C, int KVP, class PK, class PP>
+void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_desc &d, const f32 *params,
+                const f32 *cos_tab, const f32 *sin_tab, typename C::kv_t *k_layer, typename C::kv_t *v_layer,
+                EDGELLM_KV_READ_PARAMS, f32 eps, f32 attn_scale, f32 *h, f32 *fs, int8_t *x8, f32 *taps,
+                bool tap_en, EwRows<typename C::ew> &rows) {
 #pragma HLS INLINE off
   typedef layer_scratch<C> S;
   typedef layer_taps<C> TP;
@@ -399,9 +409,9 @@ vector_steps:
       // one attention core for prefill (n > 1, K/V over the data port) and decode (n == 1: the positions
       // earlier calls wrote, < pos0, over the first KVP weight ports; this call's over k_layer / v_layer,
       // the argument that just wrote them)
-      attention_layer<typename C::attn, KVP>(fs + S::q + qo, k_layer, v_layer, kr0, kr1, kr2, kr3, vr0, vr1,
-                                             vr2, vr3, fs + S::attn + qo, n, pos0 + t0, C::n_heads, C::n_kv,
-                                             D, attn_scale, pos0);
+      attention_kv<typename C::attn, KVP, typename C::kv_t>(fs, S::q + qo, EDGELLM_KV_READ_ARGS, fs,
+                                                           S::attn + qo, n, pos0 + t0, C::n_heads, C::n_kv, D,
+                                                           attn_scale, pos0);
       if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn + qo, taps + TP::attn + qo, (long)n * Q);
     } else if (s == EW_GLU && tap_en) {
       copy_f32<(long)C::max_t * H>(h + (long)t0 * H, taps + TP::h_attn + (long)t0 * H, (long)n * H);
@@ -446,22 +456,19 @@ vector_steps:
 
 // Slot i of the schedule: its linear job and its vector job, the two processes of one DATAFLOW region
 // (they share no buffer: see the schedule above). fs_t / x8_t: the scratch as the linear job sees it.
-template <class C, class MM, int KVP, class WS>
+template <class C, class MM, int KVP, class WS, class PK, class PP>
 void layer_slot_run(int i, int halves, int n_a, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS *w3,
                     const layer_desc &d, const f32 *params, const f32 *cos_tab, const f32 *sin_tab,
-                    typename C::kv_t *k_layer, typename C::kv_t *v_layer, const typename C::kv_t *kr0,
-                    const typename C::kv_t *kr1, const typename C::kv_t *kr2, const typename C::kv_t *kr3,
-                    const typename C::kv_t *vr0, const typename C::kv_t *vr1, const typename C::kv_t *vr2,
-                    const typename C::kv_t *vr3, f32 eps, f32 attn_scale, f32 *h, f32 *fs, int8_t *x8,
-                    f32 *fs_t, int8_t *x8_t, f32 *taps, bool tap_en, EwRows<typename C::ew> &rows) {
+                    typename C::kv_t *k_layer, typename C::kv_t *v_layer, EDGELLM_KV_READ_PARAMS, f32 eps,
+                    f32 attn_scale, f32 *h, f32 *fs, int8_t *x8, f32 *fs_t, int8_t *x8_t, f32 *taps, bool tap_en,
+                    EwRows<typename C::ew> &rows) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
 #define EDGELLM_SLOT_LINEAR EDGELLM_PROCESS(linear_job<C, MM>(i, halves, n_a, t_len, w0, w1, w2, w3, d, fs_t, x8_t))
 #define EDGELLM_SLOT_VECTOR                                                                                  \
   EDGELLM_PROCESS(vector_job<C, KVP>(i, halves, n_a, t_len, pos0, d, params, cos_tab, sin_tab, k_layer, v_layer, \
-                                     kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3, eps, attn_scale, h, fs, x8, taps,  \
-                                     tap_en, rows))
+                                     EDGELLM_KV_READ_ARGS, eps, attn_scale, h, fs, x8, taps, tap_en, rows))
 #if defined(EDGELLM_CSIM_SLOT_REVERSE) && !defined(__SYNTHESIS__)
   // C-simulation check (tests/test_top.py): the vector job first. The two jobs of a slot share no
   // data, so their order cannot change any result.
@@ -484,10 +491,11 @@ void layer_slot_run(int i, int halves, int n_a, int t_len, int pos0, WS *w0, WS 
 //   cos_tab, sin_tab: rope_tables(head_dim, max_ctx) [max_ctx][head_dim/2]
 //   k_layer, v_layer: this layer's KV cache slice of C::kv_t (kv_cache.h), positions < pos0 valid
 //   eps, attn_scale: rms_eps and float(1/sqrt(head_dim)) from the host
-//   kr0 .. kr3, vr0 .. vr3: the same K/V slice seen through the K/V ports (top.h kv0 .. kv3, in the
-//                  weight ports' bundles): decode attention
-//                  (n == 1) reads the cache over the first KVP of them concurrently
-//                  (attention_decode_ports); writes and prefill use k_layer / v_layer (data port)
+//   kd, vd, kp0..kp3, vp0..vp3, k_off, v_off: the K/V slice as attention reads it
+//                  (EDGELLM_KV_READ_PARAMS): decode (n == 1) reads the positions earlier calls wrote over
+//                  the first KVP K/V ports (top.h kv0 .. kv3, in the weight ports' bundles) concurrently
+//                  (attention_kv); prefill and this call's positions over kd / vd (the data port, the
+//                  argument that wrote them through k_layer / v_layer)
 //   fs, x8: scratch (layer_scratch<C>); taps: layer_taps<C> area written when tap_en
 //   rows:          the element-wise stages' shared rows (declared once by the caller with
 //                  EDGELLM_EW_ROWS; the vector jobs run one after another)
@@ -499,6 +507,29 @@ void layer_slot_run(int i, int halves, int n_a, int t_len, int pos0, WS *w0, WS 
 //                  x8 again): never a run-time choice between pointers, which on m_axi arguments
 //                  synthesis cannot resolve
 // The slots run one after another (layer_slot_run; the schedule above).
+template <class C, class MM, int KVP, class WS, class PK, class PP>
+void decoder_layer_ports(f32 *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS *w3, const layer_desc &d,
+                      const f32 *params, const f32 *cos_tab, const f32 *sin_tab, typename C::kv_t *k_layer,
+                      typename C::kv_t *v_layer, EDGELLM_KV_READ_PARAMS, f32 eps, f32 attn_scale, f32 *fs,
+                      int8_t *x8, f32 *taps, bool tap_en, EwRows<typename C::ew> &rows, bool norm_only,
+                      f32 *fs_t, int8_t *x8_t) {
+#ifndef __SYNTHESIS__
+  assert(t_len >= 1 && t_len <= C::max_t && pos0 >= 0 && pos0 + t_len <= C::max_ctx);
+#endif
+  const int halves = layer_halves<C>(t_len, norm_only);
+  const int n_a = first_half<MM::kTokenLanes>(t_len, halves);
+  const int n_slots = norm_only ? 1 : layer_slot_count(halves);
+layer_slots:
+  for (int i = 0; i < n_slots; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 9 max = 10
+    layer_slot_run<C, MM, KVP>(i, halves, n_a, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab,
+                               k_layer, v_layer, EDGELLM_KV_READ_ARGS, eps, attn_scale, h, fs, x8, fs_t, x8_t,
+                               taps, tap_en, rows);
+  }
+}
+
+// decoder_layer_ports on plain arrays (testbenches): the K/V ports' views kr0..kr3 / vr0..vr3 of the
+// slice (offsets 0), attention's data-port view k_layer / v_layer.
 template <class C, class MM, int KVP, class WS>
 void decoder_layer_ports(f32 *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS *w3, const layer_desc &d,
                          const f32 *params, const f32 *cos_tab, const f32 *sin_tab,
@@ -509,19 +540,10 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS
                          const typename C::kv_t *vr2, const typename C::kv_t *vr3, f32 eps,
                          f32 attn_scale, f32 *fs, int8_t *x8, f32 *taps, bool tap_en,
                          EwRows<typename C::ew> &rows, bool norm_only, f32 *fs_t, int8_t *x8_t) {
-#ifndef __SYNTHESIS__
-  assert(t_len >= 1 && t_len <= C::max_t && pos0 >= 0 && pos0 + t_len <= C::max_ctx);
-#endif
-  const int halves = layer_halves<C>(t_len, norm_only);
-  const int n_a = first_half<MM::kTokenLanes>(t_len, halves);
-  const int n_slots = norm_only ? 1 : layer_slot_count(halves);
-layer_slots:
-  for (int i = 0; i < n_slots; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 9 max = 10
-    layer_slot_run<C, MM, KVP>(i, halves, n_a, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab, k_layer,
-                               v_layer, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3, eps, attn_scale, h, fs, x8,
-                               fs_t, x8_t, taps, tap_en, rows);
-  }
+  const typename C::kv_t *kd = k_layer, *vd = v_layer;
+  decoder_layer_ports<C, MM, KVP>(h, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab, k_layer,
+                                  v_layer, kd, vd, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3, 0L, 0L, eps,
+                                  attn_scale, fs, x8, taps, tap_en, rows, norm_only, fs_t, x8_t);
 }
 
 // K/V read through k_layer / v_layer alone (one port); declares the element-wise rows itself.

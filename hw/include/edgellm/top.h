@@ -178,9 +178,9 @@ void run_desc(f32 *act, hls::stream<typename TC::word_t> *wq0, hls::stream<typen
               hls::stream<typename TC::word_t> *wq2, hls::stream<typename TC::word_t> *wq3,
               hls::stream<typename TC::hbeat_t> *hq0, hls::stream<typename TC::hbeat_t> *hq1,
               hls::stream<typename TC::hbeat_t> *hq2, hls::stream<typename TC::hbeat_t> *hq3,
-              const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data,
-              const uint32_t hdr[HDR_WORDS], uint32_t layer, int t_len, int pos0, bool taps, bool head,
-              int row, EwRows<typename TC::layer::ew> &rows) {
+              const typename TC::wbeat_t *kv0, const typename TC::wbeat_t *kv1, const typename TC::wbeat_t *kv2,
+              const typename TC::wbeat_t *kv3, f32 *data, const uint32_t hdr[HDR_WORDS], uint32_t layer,
+              int t_len, int pos0, bool taps, bool head, int row, EwRows<typename TC::layer::ew> &rows) {
   typedef typename TC::layer C;
   typedef layer_scratch<C> S;
   const int H = C::hidden;
@@ -209,16 +209,16 @@ void run_desc(f32 *act, hls::stream<typename TC::word_t> *wq0, hls::stream<typen
   // channel rule"); data carries h, the parameters, the K/V cache writes, taps and the head's outputs.
   f32 *fs = act + hdr[HDR_SCRATCH_F] / 4;
   int8_t *x8 = reinterpret_cast<int8_t *>(act) + hdr[HDR_SCRATCH_I8];
+  // The K/V slices as attention reads them: K/V port beats (kv0..kv3) and the data port's, at the
+  // slices' element offsets (the cache regions start on whole beats)
+  const typename C::dbeat_t *dkv = reinterpret_cast<const typename C::dbeat_t *>(data);
+  const long k_off = (long)(ko / sizeof(KT)) + kv_slice, v_off = (long)(vo / sizeof(KT)) + kv_slice;
   decoder_layer_ports<C, typename TC::mm, TC::head::NPORTS>(
       data + hdr[HDR_H] / 4 + (long)row * H, t_len, pos0, wq0, wq1, wq2, wq3, d, data + hdr[HDR_PARAMS] / 4,
-      data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4,
-      reinterpret_cast<KT *>(d8 + ko) + kv_slice, reinterpret_cast<KT *>(d8 + vo) + kv_slice,
-      reinterpret_cast<const KT *>(kv0 + ko) + kv_slice, reinterpret_cast<const KT *>(kv1 + ko) + kv_slice,
-      reinterpret_cast<const KT *>(kv2 + ko) + kv_slice, reinterpret_cast<const KT *>(kv3 + ko) + kv_slice,
-      reinterpret_cast<const KT *>(kv0 + vo) + kv_slice, reinterpret_cast<const KT *>(kv1 + vo) + kv_slice,
-      reinterpret_cast<const KT *>(kv2 + vo) + kv_slice, reinterpret_cast<const KT *>(kv3 + vo) + kv_slice,
-      float_from_bits(hdr[HDR_EPS_BITS]),
-      float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), fs, x8, data + hdr[HDR_TAPS] / 4, taps, rows, head, fs, x8);
+      data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4, reinterpret_cast<KT *>(d8 + ko) + kv_slice,
+      reinterpret_cast<KT *>(d8 + vo) + kv_slice, dkv, dkv, kv0, kv1, kv2, kv3, kv0, kv1, kv2, kv3, k_off, v_off,
+      float_from_bits(hdr[HDR_EPS_BITS]), float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), fs, x8,
+      data + hdr[HDR_TAPS] / 4, taps, rows, head, fs, x8);
   if (!head) return;
   int32_t *am = reinterpret_cast<int32_t *>(data) + hdr[HDR_ARGMAX] / 4;
   const f32 *qs = fs + S::qs_a;
@@ -230,8 +230,9 @@ void run_desc(f32 *act, hls::stream<typename TC::word_t> *wq0, hls::stream<typen
 // The engine: the program, descriptor by descriptor, over the data port, the FIFOs and the K/V
 // ports. One set of element-wise rows (EwRows) serves every layer and the final norm.
 template <class TC>
-void engine_program(const uint8_t *kv0, const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data,
-                    f32 *act, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
+void engine_program(const typename TC::wbeat_t *kv0, const typename TC::wbeat_t *kv1,
+                    const typename TC::wbeat_t *kv2, const typename TC::wbeat_t *kv3, f32 *data, f32 *act,
+                    uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
                     hls::stream<typename TC::word_t> &wq0, hls::stream<typename TC::word_t> &wq1, hls::stream<typename TC::word_t> &wq2,
                     hls::stream<typename TC::word_t> &wq3, hls::stream<typename TC::hbeat_t> &hq0,
                     hls::stream<typename TC::hbeat_t> &hq1, hls::stream<typename TC::hbeat_t> &hq2,
@@ -377,8 +378,9 @@ void count_leftovers(S &s, const char *name) {
 // at the same address.
 template <class TC>
 void edgellm_top_impl(const typename TC::wbeat_t *w0, const typename TC::wbeat_t *w1,
-                      const typename TC::wbeat_t *w2, const typename TC::wbeat_t *w3, const uint8_t *kv0,
-                      const uint8_t *kv1, const uint8_t *kv2, const uint8_t *kv3, f32 *data, f32 *act,
+                      const typename TC::wbeat_t *w2, const typename TC::wbeat_t *w3,
+                      const typename TC::wbeat_t *kv0, const typename TC::wbeat_t *kv1,
+                      const typename TC::wbeat_t *kv2, const typename TC::wbeat_t *kv3, f32 *data, f32 *act,
                       uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
