@@ -398,6 +398,13 @@ def generate_hls(hls_dir: Path, cfg: ModelConfig, numerics: NumericsPlan, design
         raise EdgeLLMError(f"design group_size {design.group_size}: the TLMM engine supports G = 1..4")
     if not 1 <= max_t <= max_ctx:
         raise EdgeLLMError(f"max_t {max_t} must be in 1..max_ctx ({max_ctx})")
+    fl, kvl = design.data_port_width_bits // 32, design.data_port_width_bits // (8 * numerics.kv_elem_bytes)
+    for what, n, per in (("hidden size", cfg.hidden_size, fl), ("q size", cfg.q_size, fl),
+                         ("FFN size", cfg.ffn_size, fl), ("head_dim", cfg.head_dim, fl),
+                         ("K/V row (n_kv_heads x head_dim)", cfg.kv_size, kvl)):
+        if per and n % per:
+            raise EdgeLLMError(f"{what} {n} must be a multiple of {per}: the generated engine streams these "
+                               f"rows in whole {design.data_port_width_bits}-bit data-port beats")
     beat = head_beat_bytes(design, mm)
     if cfg.hidden_size % beat:
         raise EdgeLLMError(f"hidden size {cfg.hidden_size} must be a multiple of the weight ports' beat "

@@ -17,8 +17,7 @@ import test_top
 from test_top import CASES, PIPE, Top, case_id, check_prefill_then_decode, make_top
 
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.perf_attention import AttnCall, decode_reader_s, kv_bytes
-from edgellm.compiler.perf_elementwise import DDR_READ_LATENCY
+from edgellm.compiler.perf_attention import KV_ROW_RESTART, AttnCall, decode_reader_s, kv_bytes
 from edgellm.hw import csim
 from edgellm.runtime.device import DeviceError
 from edgellm.runtime.emulator import CsimFunc, EmulatorDevice
@@ -182,7 +181,8 @@ def test_perf_model_reads_the_new_position_over_data() -> None:
     assert decode_reader_s(c, d, kv, f, 1e9, 16e9) - base == pytest.approx(one / 1e9 - one / 4e9)
     assert decode_reader_s(c, d, kv, f, 4e9, 8e9) - base == pytest.approx(128 * one / 8e9 - 128 * one / 16e9)
     first = AttnCall(16, 16, 1)
-    assert decode_reader_s(first, d, kv, f, 4e9, 1.0) == pytest.approx(DDR_READ_LATENCY / f + one / 4e9)
+    # its K row and its V row, a first-beat latency each
+    assert decode_reader_s(first, d, kv, f, 4e9, 1.0) == pytest.approx(2 * KV_ROW_RESTART / f + one / 4e9)
 
 
 def test_emulator_refuses_a_two_argument_write() -> None:

@@ -63,6 +63,10 @@ struct layer_config {
                       DATA_BITS / 32>
       attn;
   typedef EwConfig<k_max, NORM_LANES, MAX_T, EW_VEC, EW_GLU_VEC> ew;
+  // the rows the layer streams move whole data beats (maxi.h): fp32 rows, the K/V cache's rows
+  static_assert(HIDDEN % (DATA_BITS / 32) == 0 && q_size % (DATA_BITS / 32) == 0 && FFN % (DATA_BITS / 32) == 0 &&
+                    HEAD_DIM % (DATA_BITS / 32) == 0 && kv_size % (DATA_BITS / (8 * (int)sizeof(KV_T))) == 0,
+                "row widths: whole data-port beats");
 };
 
 // Where one layer's parameters are: byte offsets of the seven encoded ternary matrices in the
@@ -207,14 +211,18 @@ int lin_in(int i) {
   return i == LIN_O ? C::q_size : i == LIN_DOWN ? C::ffn : C::hidden;
 }
 
-// dst <- src over n <= MAXN floats (taps).
-template <long MAXN>
-void copy_f32(const f32 *src, f32 *dst, long n) {
+// dst[d_off ..] <- src[s_off ..] over n <= MAXN floats (taps), one beat of E floats per cycle (offsets and
+// n whole beats).
+template <long MAXN, int E, class PS, class PD>
+void copy_f32(const PS *src, long s_off, PD *dst, long d_off, long n) {
 copy_loop:
-  for (long i = 0; i < n; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAXN
+  for (long c = 0; c < n / E; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAXN / E
 #pragma HLS PIPELINE II = 1
-    dst[i] = src[i];
+    f32 v[E];
+#pragma HLS ARRAY_PARTITION variable = v complete
+    chunk_get<E>(src, s_off, c, v);
+    chunk_put<E>(dst, d_off, c, v);
   }
 }
 
@@ -385,6 +393,7 @@ void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_des
   typedef layer_taps<C> TP;
   typedef typename C::ew E;
   const int H = C::hidden, Q = C::q_size, KV = C::kv_size, F = C::ffn, D = C::head_dim;
+  enum { DL = C::data_bits / 32 };  // floats per data beat
   int st, half;
   slot_vector(i, halves, st, half);
   if (st < 0) return;
@@ -400,21 +409,21 @@ vector_steps:
     // the work feeding job s
     if (s == EW_ATTN_SUB) {
       if (tap_en) {
-        copy_f32<(long)C::max_t * Q>(fs + S::q + qo, taps + TP::q_rope + qo, (long)n * Q);
-        copy_f32<(long)C::max_t * KV>(fs + S::k + ko, taps + TP::k_rope + ko, (long)n * KV);
-        copy_f32<(long)C::max_t * KV>(fs + S::v + ko, taps + TP::v + ko, (long)n * KV);
+        copy_f32<(long)C::max_t * Q, DL>(fs, S::q + qo, taps, TP::q_rope + qo, (long)n * Q);
+        copy_f32<(long)C::max_t * KV, DL>(fs, S::k + ko, taps, TP::k_rope + ko, (long)n * KV);
+        copy_f32<(long)C::max_t * KV, DL>(fs, S::v + ko, taps, TP::v + ko, (long)n * KV);
       }
-      kv_cache_write<C::max_t, C::kv_size, typename C::kv_t, E::VEC>(fs + S::k + ko, fs + S::v + ko, n,
-                                                                  pos0 + t0, KV, k_layer, v_layer);
+      kv_cache_write<C::data_bits, typename C::kv_t>(fs, S::k + ko, fs, S::v + ko, n, pos0 + t0, KV, k_layer, 0L,
+                                                     v_layer, 0L);
       // one attention core for prefill (n > 1, K/V over the data port) and decode (n == 1: the positions
       // earlier calls wrote, < pos0, over the first KVP weight ports; this call's over k_layer / v_layer,
       // the argument that just wrote them)
       attention_kv<typename C::attn, KVP, typename C::kv_t>(fs, S::q + qo, EDGELLM_KV_READ_ARGS, fs,
                                                            S::attn + qo, n, pos0 + t0, C::n_heads, C::n_kv, D,
                                                            attn_scale, pos0);
-      if (tap_en) copy_f32<(long)C::max_t * Q>(fs + S::attn + qo, taps + TP::attn + qo, (long)n * Q);
+      if (tap_en) copy_f32<(long)C::max_t * Q, DL>(fs, S::attn + qo, taps, TP::attn + qo, (long)n * Q);
     } else if (s == EW_GLU && tap_en) {
-      copy_f32<(long)C::max_t * H>(h + (long)t0 * H, taps + TP::h_attn + (long)t0 * H, (long)n * H);
+      copy_f32<(long)C::max_t * H, DL>(h, (long)t0 * H, taps, TP::h_attn + (long)t0 * H, (long)n * H);
     }
     // job s's operands (linear outputs arrive dequantized, fp32: scales 1); row r of every per-token
     // operand is token t0 + r. The attention norm reads h itself (kEwNormH: the engine's own code path
