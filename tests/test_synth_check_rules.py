@@ -215,8 +215,8 @@ LIBRARY_MUTANTS = {
     "dep-unchecked": ("attention_prefill.h",
                       "#pragma HLS DEPENDENCE variable = o inter RAW distance = kMacDist true",
                       "#pragma HLS DEPENDENCE variable = o inter RAW distance = 32 true"),
-    "double-store": ("lm_head.h", "    qsb[t] = qs[t];\n",
-                     "    qsb[t] = qs[t];\n    qsb[t + 1] = 0.0f;\n"),
+    "double-store": ("lm_head.h", "      qbuf[t][j] = bytes_word<P>(by);\n",
+                     "      qbuf[t][j] = bytes_word<P>(by);\n      qbuf[t][nbeats - 1 - j] = 0;\n"),
 }
 
 

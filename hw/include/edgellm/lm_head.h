@@ -61,6 +61,7 @@
 #include <cstdint>
 
 #include "edgellm/dataflow.h"
+#include "edgellm/maxi.h"
 #include "edgellm/numerics.h"
 #include "edgellm/weight_codec.h"
 
@@ -349,22 +350,55 @@ lm_blocks:
   }
 }
 
-// Scale process: the row scales row_scale[0 .. vocab) in order, one per cycle, into the scoring
-// process's FIFO (it takes block b's NPORTS scales with the block's first token and keeps them for
-// the others), so the scoring loop only writes DDR: a loop that reads one DDR area and writes
-// another through one m_axi port would need a dependence claim the tool does not take on bundled
-// arguments (UG1399: DEPENDENCE on m_axi arguments bundled with others is not supported).
-template <class CFG>
-void lm_scales(const f32 *row_scale, int vocab, hls::stream<f32> &scales) {
+// Scale process: the row scales row_scale[0 .. vocab) (element offset rs_off) in order into the scoring
+// process's FIFO, one beat of E scales per E cycles (one scale per cycle; the last beat read whole, the
+// scales past the vocabulary dropped). The scoring process takes block b's NPORTS scales with the
+// block's first token and keeps them for the others, so the scoring loop only writes DDR: a loop that
+// reads one DDR area and writes another through one m_axi port would need a dependence claim the tool
+// does not take on bundled arguments (UG1399: DEPENDENCE on m_axi arguments bundled with others is not
+// supported).
+template <class CFG, class PR>
+void lm_scales(const PR *row_scale, int vocab, hls::stream<f32> &scales, long rs_off = 0) {
 #pragma HLS INLINE off
-  enum { kMaxRows = CFG::V_MAX };
-lm_scale_rows:
-  for (int v = 0; v < vocab; v++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxRows
-    scales.write(row_scale[v]);
+  enum { E = PortBeat<f32, PR>::E, kMaxBeats = (CFG::V_MAX + E - 1) / E };
+lm_scale_beats:
+  for (int b = 0; b < (vocab + E - 1) / E; b++) {
+#pragma HLS PIPELINE II = E
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBeats
+    f32 v[E];
+#pragma HLS ARRAY_PARTITION variable = v complete
+    chunk_get_upto<E>(row_scale, rs_off, b, vocab, v);
+    for (int i = 0; i < E; i++) {
+#pragma HLS UNROLL
+      if (b * E + i < vocab) scales.write(v[i]);
+    }
   }
 }
+
+// Where the scoring process writes token t's logit of row v: a plain array element by element; a beat
+// pointer (one token a call, rows in increasing v) one whole beat per E rows, the beat assembled on chip,
+// its last beat merged with what the buffer held past the vocabulary (RowStore).
+template <class PL>
+struct LmLogits {
+  long off;
+  int vocab;
+  void open(PL *, long off_, int vocab_) { off = off_, vocab = vocab_; }
+  void put(PL *logits, int t, int v, f32 x) { logits[off + (long)t * vocab + v] = x; }
+  void close(PL *) {}
+};
+template <int B>
+struct LmLogits<ap_uint<B> > {
+  enum { E = Beat<f32, B>::E };
+  RowStore<f32, ap_uint<B>, B> st;
+  void open(ap_uint<B> *m, long off_, int vocab_) { st.open(m, off_, vocab_); }
+  void put(ap_uint<B> *m, int, int v, f32 x) {
+#pragma HLS INLINE
+    const int j = (v + st.s) / E, i = (v + st.s) % E;
+    st.v[i] = x;
+    if (i == E - 1 || v == st.n - 1) st.put(m, j);  // a whole beat (one write per E rows)
+  }
+  void close(ap_uint<B> *) {}
+};
 
 // Scoring process: one row per iteration of one pipelined loop (target II 1), rows in packet order,
 // so each token sees its rows in increasing v: logit = ((f32)acc / qs[t]) * row_scale[v] (the
@@ -372,10 +406,16 @@ lm_scale_rows:
 // insertion (topk_insert). The only dependence from row to row is that update (the K compares and
 // selects on the token's slots); the divide and multiply are pipelined ahead of it. It reads no
 // DDR (qs is the caller's on-chip copy). Then argmax and the first k top-k slots of every token.
-template <class CFG>
+// logits, argmax, top_idx, top_val at element offsets at.logits .. at.top_val (LmHeadAt); beat pointers
+// take one token a call (the top's).
+struct LmHeadAt {
+  long q, qs, row_scale, logits, argmax, top_idx, top_val;  // element offsets of each operand
+};
+
+template <class CFG, class PL, class PA, class PV>
 void lm_score(hls::stream<LmDotPacket<CFG> > &dots, hls::stream<f32> &scales, const f32 qs[CFG::MAX_TOK], int nt,
-              int vocab, bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx,
-              f32 *top_val) {
+              int vocab, bool write_logits, PL *logits, PA *argmax, int k, PA *top_idx, PV *top_val,
+              LmHeadAt at = LmHeadAt()) {
 #pragma HLS INLINE off
   enum { NP = CFG::NPORTS, K = CFG::K_TOP, kMaxTok = CFG::MAX_TOK,
          kMaxRows = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS * CFG::NPORTS * CFG::MAX_TOK };
@@ -413,6 +453,8 @@ lm_score_init:
     scl[p] = 0.0f;
   }
   int p = 0;
+  LmLogits<PL> lo;
+  lo.open(logits, at.logits, vocab);
 lm_score_rows:
   for (int i = 0; i < nrows; i++) {
 #pragma HLS PIPELINE II = 1
@@ -423,7 +465,7 @@ lm_score_rows:
     if (v < vocab) {
       if (t == 0) scl[p] = scales.read();  // the block's first token brings its rows' scales
       f32 logit = ((f32)(int32_t)pk.acc[p] / qsl[t]) * scl[p];
-      if (write_logits) logits[(long)t * vocab + v] = logit;
+      if (write_logits) lo.put(logits, t, v, logit);
       if (besti[t] < 0 || logit > bestv[t]) {
         bestv[t] = logit;
         besti[t] = v;
@@ -432,14 +474,16 @@ lm_score_rows:
     }
     p = p == NP - 1 ? 0 : p + 1;
   }
+  lo.close(logits);
+  // argmax and the top-k slots: a few words a token, each its beat's read-modify-write (mput)
 lm_out:
   for (int t = 0; t < nt; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    argmax[t] = besti[t];
+    mput<int32_t>(argmax, at.argmax + t, besti[t]);
+  lm_out_k:
     for (int j = 0; j < K && j < k; j++) {
-#pragma HLS PIPELINE II = 1
-      top_idx[t * k + j] = ti[t][j];
-      top_val[t * k + j] = ti[t][j] >= 0 ? tv[t][j] : 0.0f;
+      mput<int32_t>(top_idx, at.top_idx + (long)t * k + j, ti[t][j]);
+      mput<f32>(top_val, at.top_val + (long)t * k + j, ti[t][j] >= 0 ? tv[t][j] : 0.0f);
     }
   }
 }
@@ -526,10 +570,10 @@ struct LmDots<CFG, hls::stream<W> > {
 // process run concurrently, joined by a FIFO of (block, token, NPORTS accumulators) packets and one
 // of row scales. Of the data port's areas the scale process only reads (row_scale) and the scoring
 // process only writes (logits, argmax, top-k); qs is on chip (lm_head_block).
-template <class CFG, class WT>
+template <class CFG, class WT, class PR, class PL, class PA, class PV>
 void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32 qs[CFG::MAX_TOK], int nt,
-                    WT *w0, WT *w1, WT *w2, WT *w3, const f32 *row_scale, int vocab, int hidden,
-                    bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
+                    WT *w0, WT *w1, WT *w2, WT *w3, const PR *row_scale, int vocab, int hidden,
+                    bool write_logits, PL *logits, PA *argmax, int k, PA *top_idx, PV *top_val, LmHeadAt at) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
@@ -541,45 +585,52 @@ void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32
 #pragma HLS STREAM variable = scales depth = kScaleDepth
   EDGELLM_DEPTH(scales, kScaleDepth);
   EDGELLM_PROCESS(LmDots<CFG, WT>::run(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots));
-  EDGELLM_PROCESS(lm_scales<CFG>(row_scale, vocab, scales));
-  EDGELLM_PROCESS(lm_score<CFG>(dots, scales, qs, nt, vocab, write_logits, logits, argmax, k, top_idx, top_val));
+  EDGELLM_PROCESS(lm_scales<CFG>(row_scale, vocab, scales, at.row_scale));
+  EDGELLM_PROCESS(lm_score<CFG>(dots, scales, qs, nt, vocab, write_logits, logits, argmax, k, top_idx, top_val,
+                                at));
   EDGELLM_JOIN;
 }
 
-// One block of nt <= MAX_TOK tokens (see lm_head): load the tokens and their scales, then the
-// streaming region.
-template <class CFG, class WT>
-void lm_head_block(const int8_t *q, const f32 *qs, int nt, WT *w0, WT *w1, WT *w2,
-                   WT *w3, const f32 *row_scale, int vocab, int hidden, bool write_logits, f32 *logits,
-                   int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
-  enum { P = CFG::P, kBeats = CFG::BEATS_MAX, kMaxIter = CFG::MAX_TOK * CFG::BEATS_MAX,
-         kMaxTok = CFG::MAX_TOK };
+// One block of nt <= MAX_TOK tokens (see lm_head): load the tokens and their scales (token t's int8 row
+// of hidden bytes at element at.q + t * hidden of q: its beats one per cycle (row_load), packed into
+// P-byte head beats on chip), then the streaming region.
+template <class CFG, class PQ, class PS, class WT, class PR, class PL, class PA, class PV>
+void lm_head_block(const PQ *q, const PS *qs, int nt, WT *w0, WT *w1, WT *w2, WT *w3, const PR *row_scale,
+                   int vocab, int hidden, bool write_logits, PL *logits, PA *argmax, int k, PA *top_idx,
+                   PV *top_val, LmHeadAt at) {
+  enum { P = CFG::P, kBeats = CFG::BEATS_MAX, kMaxTok = CFG::MAX_TOK,
+         QE = PortBeat<int8_t, PQ>::E, kPart = P > QE ? P : QE };
   typedef typename CFG::beat_t beat_t;
   static beat_t qbuf[CFG::MAX_TOK][CFG::BEATS_MAX];
 #pragma HLS BIND_STORAGE variable = qbuf type = ram_2p impl = bram
   static f32 qsb[CFG::MAX_TOK];
 lm_load_qs:
   for (int t = 0; t < nt; t++) {
-#pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    qsb[t] = qs[t];
+    qsb[t] = mget<f32>(qs, at.qs + t);
   }
   const int nbeats = (hidden + P - 1) / P;
-  int t = 0, j = 0;
-lm_load_q:
-  for (int i = 0; i < nt * nbeats; i++) {
+  int8_t row[CFG::BEATS_MAX * P];
+#pragma HLS ARRAY_PARTITION variable = row type = cyclic factor = kPart
+lm_load_tok:
+  for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
+    row_load<CFG::BEATS_MAX * P>(q, at.q + (long)t * hidden, hidden, row);
+  lm_load_q:
+    for (int j = 0; j < nbeats; j++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxIter
-    qbuf[t][j] = lm_read_beat<P>(q, t, j, hidden);
-    if (j == nbeats - 1) {
-      j = 0;
-      t++;
-    } else {
-      j++;
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kBeats
+      uint8_t by[P];
+#pragma HLS ARRAY_PARTITION variable = by complete
+      for (int l = 0; l < P; l++) {
+#pragma HLS UNROLL
+        by[l] = j * P + l < hidden ? (uint8_t)row[j * P + l] : (uint8_t)0;
+      }
+      qbuf[t][j] = bytes_word<P>(by);
     }
   }
   lm_head_stream<CFG>(qbuf, qsb, nt, w0, w1, w2, w3, row_scale, vocab, hidden, write_logits, logits, argmax, k,
-                      top_idx, top_val);
+                      top_idx, top_val, at);
 }
 
 // q: int8 [n_tok][hidden] with per-token scales qs; w0 .. w3: [vocab][hidden], one pointer per
@@ -587,19 +638,22 @@ lm_load_q:
 // p >= NPORTS are never dereferenced); row_scale: [vocab]. write_logits: logits[n_tok][vocab];
 // always: argmax[n_tok], top_idx/top_val[n_tok][k] (k <= K_TOP; slots beyond vocab get index -1 and
 // value 0). logits must not overlap row_scale. Tokens go in blocks of MAX_TOK; W streams once per
-// block.
-template <class CFG, class WT>
-void lm_head(const int8_t *q, const f32 *qs, int n_tok, WT *w0, WT *w1, WT *w2, WT *w3,
-             const f32 *row_scale, int vocab, int hidden, bool write_logits, f32 *logits, int32_t *argmax,
-             int k, int32_t *top_idx, f32 *top_val) {
+// block. Operands at element offsets `at` (LmHeadAt; zero for plain arrays): the top passes its data
+// and act beat pointers (one token).
+template <class CFG, class PQ, class PS, class WT, class PR, class PL, class PA, class PV>
+void lm_head(const PQ *q, const PS *qs, int n_tok, WT *w0, WT *w1, WT *w2, WT *w3, const PR *row_scale,
+             int vocab, int hidden, bool write_logits, PL *logits, PA *argmax, int k, PA *top_idx, PV *top_val,
+             LmHeadAt at = LmHeadAt()) {
   enum { kMaxBlocks = (CFG::MAX_TOK + 127) / CFG::MAX_TOK };  // pragma constant: 128 tokens
 lm_blocks:
   for (int t0 = 0; t0 < n_tok; t0 += CFG::MAX_TOK) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBlocks
     const int nt = n_tok - t0 < CFG::MAX_TOK ? n_tok - t0 : CFG::MAX_TOK;
-    lm_head_block<CFG>(q + (long)t0 * hidden, qs + t0, nt, w0, w1, w2, w3, row_scale, vocab, hidden,
-                       write_logits, logits + (long)t0 * vocab, argmax + t0, k, top_idx + (long)t0 * k,
-                       top_val + (long)t0 * k);
+    LmHeadAt b = at;
+    b.q += (long)t0 * hidden, b.qs += t0, b.logits += (long)t0 * vocab, b.argmax += t0;
+    b.top_idx += (long)t0 * k, b.top_val += (long)t0 * k;
+    lm_head_block<CFG>(q, qs, nt, w0, w1, w2, w3, row_scale, vocab, hidden, write_logits, logits, argmax, k,
+                       top_idx, top_val, b);
   }
 }
 
@@ -607,14 +661,8 @@ lm_blocks:
 template <class CFG, class WT>
 void lm_head(const int8_t *q, const f32 *qs, int n_tok, WT *w, const f32 *row_scale, int vocab, int hidden,
              bool write_logits, f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
-  enum { kMaxBlocks = (CFG::MAX_TOK + 127) / CFG::MAX_TOK };  // pragma constant: 128 tokens
-lm_blocks_1:
-  for (int t0 = 0; t0 < n_tok; t0 += CFG::MAX_TOK) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBlocks
-    const int nt = n_tok - t0 < CFG::MAX_TOK ? n_tok - t0 : CFG::MAX_TOK;
-    lm_head_block<CFG>(q + (long)t0 * hidden, qs + t0, nt, w, w, w, w, row_scale, vocab, hidden, write_logits,
-                       logits + (long)t0 * vocab, argmax + t0, k, top_idx + (long)t0 * k, top_val + (long)t0 * k);
-  }
+  lm_head<CFG>(q, qs, n_tok, w, w, w, w, row_scale, vocab, hidden, write_logits, logits, argmax, k, top_idx,
+               top_val);
 }
 
 }  // namespace edgellm

@@ -78,6 +78,17 @@ struct Beat {
   enum { E = B / Lane<T>::BITS };
 };
 
+// Fields of T per step of a loop over a row through a pointer to P: one beat's (B / bits(T)) for beat
+// pointers, a 128-bit beat's for plain T arrays (the loops keep their shape; the accesses are plain).
+template <class T, class P>
+struct PortBeat {
+  enum { E = 128 / Lane<T>::BITS };
+};
+template <class T, int B>
+struct PortBeat<T, ap_uint<B> > {
+  enum { E = Beat<T, B>::E };
+};
+
 template <class T, int B>
 inline T lane_get(const ap_uint<B> &b, int i) {
 #pragma HLS INLINE
@@ -137,6 +148,28 @@ inline void chunk_get(const T *p, long off, long c, T v[E]) {
   for (int i = 0; i < E; i++) {
 #pragma HLS UNROLL
     v[i] = p[off + c * E + i];
+  }
+}
+
+// Chunk c of a row of n elements at element offset off (off % E == 0), fields past n as 0: the whole beat
+// (beat pointers: a row's last beat lies inside the 16-byte-aligned region padding) or the row's elements
+// of a plain array.
+template <int E, class T, int B>
+inline void chunk_get_upto(const ap_uint<B> *m, long off, long c, long n, T v[E]) {
+#pragma HLS INLINE
+  static_assert(E == Beat<T, B>::E, "a chunk is one beat");
+  const ap_uint<B> b = m[off / E + c];
+  for (int i = 0; i < E; i++) {
+#pragma HLS UNROLL
+    v[i] = c * E + i < n ? lane_get<T>(b, i) : (T)0;
+  }
+}
+template <int E, class T>
+inline void chunk_get_upto(const T *p, long off, long c, long n, T v[E]) {
+#pragma HLS INLINE
+  for (int i = 0; i < E; i++) {
+#pragma HLS UNROLL
+    v[i] = c * E + i < n ? p[off + c * E + i] : (T)0;
   }
 }
 
