@@ -111,7 +111,8 @@ def tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
     tail = out - (ntiles - 1) * r  # rows of the last tile
     last_load = tile_load if tail == r else tail * -(-stream_cols(n_in, p) // nports)
     tile_compute = tlmm_tile_compute_cycles(n_in, p, tokens)
-    acts = tokens * nsteps * (t5 // 5) + tokens  # load_acts: a chunk of 5 G bytes per cycle; load_qs
+    # load_acts: per token its int8 row one data beat per cycle, then a chunk of 5 G bytes per cycle; load_qs
+    acts = tokens * (-(-n_in // (p.data_port_width_bits // 8)) + nsteps * (t5 // 5)) + tokens
     first = last_load if ntiles == 1 else tile_load
     total = (max(acts, first) + max(0, ntiles - 2) * max(tile_load, tile_compute)
              + (max(last_load, tile_compute) if ntiles > 1 else 0) + tile_compute + LINEAR_PIPELINE_DEPTH)

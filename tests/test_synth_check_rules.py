@@ -207,7 +207,7 @@ LIBRARY_MUTANTS = {
     "dataflow-inline": ("attention_decode.h", "#pragma HLS INLINE off\n#pragma HLS DATAFLOW",
                         "#pragma HLS DATAFLOW"),
     "shared-call": ("tlmm.h",
-                    "#pragma HLS ALLOCATION function instances = compute_tile<CFG, DEQ> limit = 1\n", ""),
+                    "#pragma HLS ALLOCATION function instances = compute_tile<CFG, DEQ, PY> limit = 1\n", ""),
     "partitioned-dependence": ("numerics.h", "#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U\n",
                                "#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U\n"
                                "#pragma HLS DEPENDENCE variable = acc inter distance = 8 true\n"),

@@ -84,6 +84,7 @@
 #include <cassert>
 #include <cstdint>
 
+#include "edgellm/maxi.h"
 #include "edgellm/numerics.h"
 #include "edgellm/weight_buffer.h"
 #include "edgellm/weight_codec.h"
@@ -239,61 +240,64 @@ group_digits:
 }
 
 // Activation block -> xbuf[t % TP][(t / TP) * NSTEP_MAX + s][c]: chunk c of step s of token t (lane
-// t % TP, group t / TP), zero beyond k. One whole chunk (CHUNK_K = 5G contiguous bytes of x) per
-// cycle: tlmm_act_iters = nt * nsteps * CPC cycles.
-template <class CFG>
-void load_acts(const int8_t *x, int nt, int k, int nsteps,
+// t % TP, group t / TP), zero beyond k. Per token its int8 row (k bytes at element x_off + t * k of x)
+// comes in one data beat per cycle (row_load: any start), then one whole chunk (CHUNK_K = 5G contiguous
+// bytes) per cycle from that on-chip row: nt * (row beats + nsteps * CPC) cycles (tlmm_act_iters counts
+// the chunks).
+template <class CFG, class PX>
+void load_acts(const PX *x, long x_off, int nt, int k, int nsteps,
                typename CFG::xchunk_t xbuf[][CFG::XROWS][CFG::CPC]) {
 #pragma HLS INLINE off
-  enum { kMaxChunks = CFG::MAX_TOK * CFG::NSTEP_MAX * CFG::CPC };  // pragma constant
-  const int CK = CFG::CHUNK_K;
-  int lane = 0, xr = 0, s = 0, c = 0, col = 0;  // token t's lane and group row; step, chunk, column
-  long base = 0;                                // t * k
-load_x:
-  for (int i = 0; i < tlmm_act_iters<CFG>(nt, nsteps); i++) {
+  enum { CK = CFG::CHUNK_K, XE = PortBeat<int8_t, PX>::E, kRow = CFG::NSTEP_MAX * CFG::CPC * CK,
+         kPart = CK > XE ? (CK > 16 ? 32 : 16) : XE, kChunks = CFG::NSTEP_MAX * CFG::CPC,
+         kMaxTok = CFG::MAX_TOK };
+  int8_t row[kRow];  // one token's activations (the chunk loop reads CK consecutive bytes a cycle)
+#pragma HLS ARRAY_PARTITION variable = row type = cyclic factor = kPart
+  int lane = 0, xr = 0;  // token t's lane and group row
+load_x_tok:
+  for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
+    row_load<kRow>(x, x_off + (long)t * k, k, row);
+    int s = 0, c = 0, col = 0;  // step, chunk, column
+  load_x:
+    for (int i = 0; i < nsteps * CFG::CPC; i++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxChunks
-    uint8_t by[CK];
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
+      uint8_t by[CK];
 #pragma HLS ARRAY_PARTITION variable = by complete
-  chunk_bytes:
-    for (int j = 0; j < CK; j++) {
+    chunk_bytes:
+      for (int j = 0; j < CK; j++) {
 #pragma HLS UNROLL
-      by[j] = col + j < k ? (uint8_t)x[base + col + j] : (uint8_t)0;
-    }
-    xbuf[lane][xr + s][c] = bytes_word<CK>(by);
-    col += CK;
-    if (c == CFG::CPC - 1) {
-      c = 0;
-      if (s == nsteps - 1) {
-        s = 0;
-        col = 0;
-        base += k;
-        if (lane == CFG::TP - 1) {
-          lane = 0;
-          xr += CFG::NSTEP_MAX;
-        } else {
-          lane++;
-        }
-      } else {
-        s++;
+        by[j] = col + j < k ? (uint8_t)row[col + j] : (uint8_t)0;
       }
+      xbuf[lane][xr + s][c] = bytes_word<CK>(by);
+      col += CK;
+      if (c == CFG::CPC - 1) {
+        c = 0;
+        s++;
+      } else {
+        c++;
+      }
+    }
+    if (lane == CFG::TP - 1) {
+      lane = 0;
+      xr += CFG::NSTEP_MAX;
     } else {
-      c++;
+      lane++;
     }
   }
 }
 
-// Activation scales of the block -> qbuf[t % TP][t / TP], one per cycle (nt cycles).
-template <class CFG>
-void load_qs(const f32 *qs, int nt, f32 qbuf[][CFG::GROUPS_MAX]) {
+// Activation scales of the block (element qs_off of qs) -> qbuf[t % TP][t / TP], one per token.
+template <class CFG, class PS>
+void load_qs(const PS *qs, long qs_off, int nt, f32 qbuf[][CFG::GROUPS_MAX]) {
 #pragma HLS INLINE off
   enum { kMaxTok = CFG::MAX_TOK };  // pragma constant
   int lane = 0, grp = 0;
 load_scales:
   for (int t = 0; t < nt; t++) {
-#pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    qbuf[lane][grp] = qs[t];
+    qbuf[lane][grp] = mget<f32>(qs, qs_off + t);
     if (lane == CFG::TP - 1) {
       lane = 0;
       grp++;
@@ -302,6 +306,35 @@ load_scales:
     }
   }
 }
+
+// Where compute_tile writes its dequantized outputs, OL a cycle (slot u at element at[u], written when
+// ok[u]): a plain array element by element; a beat pointer whole beats, each assembled from E / OL
+// cycles' outputs and written on its last. The beat form needs OL to divide R (a cycle's slots are one
+// lane's consecutive rows) and E (whole beats), rows in whole beats (rows_t, row0, n_out multiples of E).
+template <class PY, int OL, int R>
+struct TlmmOut {
+  f32 v[OL];
+  void put(PY *y, const long at[OL], const bool ok[OL]) {
+    for (int u = 0; u < OL; u++) {
+      if (ok[u]) y[at[u]] = v[u];
+    }
+  }
+};
+template <int B, int OL, int R>
+struct TlmmOut<ap_uint<B>, OL, R> {
+  enum { E = Beat<f32, B>::E };
+  static_assert(E % OL == 0 && R % OL == 0, "OL outputs a cycle: one lane's rows, whole beats");
+  f32 v[OL];
+  ap_uint<B> cur;
+  void put(ap_uint<B> *y, const long at[OL], const bool ok[OL]) {
+#pragma HLS INLINE
+    for (int u = 0; u < OL; u++) {
+#pragma HLS UNROLL
+      lane_set<f32>(cur, (int)((at[0] + u) % E), v[u]);
+    }
+    if (ok[0] && (at[0] + OL) % E == 0) y[(at[0] + OL) / E - 1] = cur;  // the beat's last outputs: one write
+  }
+};
 
 // All tokens of the block against one weight tile (rows row0 .. row0+rows_t-1) held in banks
 // b0 .. b{NPORTS-1} (port p: byte columns [p*cpp, (p+1)*cpp), see weight_buffer.h).
@@ -312,14 +345,14 @@ load_scales:
 // write); phase ng only writes the last group's nl lanes (WL cycles). Outputs go lane-major (slot
 // o = lane*R + r) through a shift register `sh`, loaded from acc when a phase starts and shifted by
 // OL per cycle, so output slot u of a cycle is always sh[u] (no wide multiplexers).
-template <class CFG, bool DEQ>
+template <class CFG, bool DEQ, class PY>
 void compute_tile(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b1[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b2[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b3[][CFG::BEATS_PER_STEP],
                   const typename CFG::xchunk_t xbuf[][CFG::XROWS][CFG::CPC],
                   const f32 qbuf[][CFG::GROUPS_MAX], int nt, int t0, int nsteps, int nb, int cpp, int row0,
-                  int rows_t, int n_out, f32 wscale, f32 *yf, int32_t *yi) {
+                  int rows_t, int n_out, f32 wscale, PY *yf, long y_off, int32_t *yi) {
 #pragma HLS INLINE off
   typedef typename CFG::acc_t acc_t;
   typedef typename CFG::psum_t psum_t;
@@ -365,6 +398,8 @@ init_scales:
   int g = 0, i = 0, len = nsteps;            // phase (= the group stepped), iteration in it, its length
   int c = 0, xr = 0;                         // first byte column of step i; xbuf row of group g
   long yg = (long)(t0 - TP) * n_out + row0;  // output offset of group g-1, lane 0, row 0
+  TlmmOut<PY, OL, R> wout;                   // the outputs' beat (beat pointers)
+#pragma HLS ARRAY_PARTITION variable = wout.v complete
 tile_iters:
   for (int it = 0; it < tlmm_tile_iters<CFG>(nt, nsteps); it++) {
 #pragma HLS PIPELINE II = 1
@@ -386,21 +421,26 @@ tile_iters:
           if (first) qsh[l] = qbuf[l][g - 1];
         }
       }
+      long at[OL];
+      bool ok[OL];
+#pragma HLS ARRAY_PARTITION variable = at complete
+#pragma HLS ARRAY_PARTITION variable = ok complete
     write_outs:
       for (int u = 0; u < OL; u++) {
 #pragma HLS UNROLL
         const int o = i * OL + u;
         const int l = o / R, r = o % R;
-        if (o < NO && (g - 1) * TP + l < nt && r < rows_t) {
-          const long y = yg + loff[l] + r;
-          const int32_t a = (int32_t)src[u];
-          if (DEQ) {
-            yf[y] = dequantize(a, qsh[l], wscale);
-          } else {
-            yi[y] = a;
-          }
+        ok[u] = o < NO && (g - 1) * TP + l < nt && r < rows_t;
+        at[u] = yg + loff[l] + r;
+        const int32_t a = (int32_t)src[u];
+        if (DEQ) {
+          wout.v[u] = dequantize(a, qsh[l], wscale);
+          at[u] += y_off;
+        } else if (ok[u]) {
+          yi[at[u]] = a;
         }
       }
+      if (DEQ) wout.put(yf, at, ok);
     shift_outs:
       for (int u = 0; u < NO; u++) {
 #pragma HLS UNROLL
@@ -545,19 +585,25 @@ tile_iters:
 
 // The engine body, run on the buffers TlmmBuffers<STORAGE> declares: ping banks p0..p3, pong
 // banks q0..q3 (only the first NPORTS of each are used), the activation block xbuf[TP][XROWS][CPC].
+// Element offsets of the TLMM's activation operands: the int8 rows x, their scales qs, the outputs y.
+struct TlmmAt {
+  long x, qs, y;
+};
+
 template <class CFG, bool DEQ, class WT>
 struct TlmmBody {
   typedef typename CFG::beat_t beat_t;
   typedef typename CFG::xchunk_t xchunk_t;
   static const int BPS = CFG::BEATS_PER_STEP;
+  template <class PX, class PS, class PY>
   static void run(beat_t p0[][BPS], beat_t p1[][BPS], beat_t p2[][BPS], beat_t p3[][BPS], beat_t q0[][BPS],
                   beat_t q1[][BPS], beat_t q2[][BPS], beat_t q3[][BPS], xchunk_t xbuf[][CFG::XROWS][CFG::CPC],
-                  const int8_t *x, const f32 *qs, int n_tok, WT *w0, WT *w1, WT *w2,
-                  WT *w3, int n_out, int k, f32 wscale, f32 *yf, int32_t *yi) {
+                  const PX *x, const PS *qs, int n_tok, WT *w0, WT *w1, WT *w2, WT *w3, int n_out, int k,
+                  f32 wscale, PY *yf, int32_t *yi, TlmmAt at) {
     // the ping-pong's two call sites of the loader and of the compute, in exclusive branches, share
     // one instance each (no second TLMM datapath)
 #pragma HLS ALLOCATION function instances = tlmm_load_tile<CFG, WT> limit = 1
-#pragma HLS ALLOCATION function instances = compute_tile<CFG, DEQ> limit = 1
+#pragma HLS ALLOCATION function instances = compute_tile<CFG, DEQ, PY> limit = 1
     const int R = CFG::R;
     // pragma constants (trip-count hint: a 1024-token prompt)
     enum { kMaxBlocks = (CFG::MAX_TOK + 1023) / CFG::MAX_TOK, kMaxTiles = CFG::TILES_MAX };
@@ -571,8 +617,8 @@ struct TlmmBody {
     for (int t0 = 0; t0 < n_tok; t0 += CFG::MAX_TOK) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBlocks
       const int nt = n_tok - t0 < CFG::MAX_TOK ? n_tok - t0 : CFG::MAX_TOK;
-      load_acts<CFG>(x + (long)t0 * k, nt, k, nsteps, xbuf);
-      if (DEQ) load_qs<CFG>(qs + t0, nt, qbuf);
+      load_acts<CFG>(x, at.x + (long)t0 * k, nt, k, nsteps, xbuf);
+      if (DEQ) load_qs<CFG>(qs, at.qs + t0, nt, qbuf);
     tiles:
       for (int i = 0; i <= ntiles; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 2 max = kMaxTiles + 1
@@ -584,11 +630,11 @@ struct TlmmBody {
           tlmm_load_tile<CFG>(w0, w1, w2, w3, i, ntiles, rows_i, nb, cpp, p0, p1, p2, p3);
           if (i > 0)
             compute_tile<CFG, DEQ>(q0, q1, q2, q3, xbuf, qbuf, nt, t0, nsteps, nb, cpp, prv * R, rows_p, n_out,
-                                   wscale, yf, yi);
+                                   wscale, yf, at.y, yi);
         } else {
           tlmm_load_tile<CFG>(w0, w1, w2, w3, i, ntiles, rows_i, nb, cpp, q0, q1, q2, q3);
           compute_tile<CFG, DEQ>(p0, p1, p2, p3, xbuf, qbuf, nt, t0, nsteps, nb, cpp, prv * R, rows_p, n_out,
-                                 wscale, yf, yi);
+                                 wscale, yf, at.y, yi);
         }
       }
     }
@@ -599,12 +645,13 @@ struct TlmmBody {
 // x: int8 [n_tok][k]; qs: [n_tok]; w0 .. w3: the tiled 5-trits/byte image of W (n_out, k) with
 // rows_per_tile = CFG::R, one pointer per weight port, all at the image's address (uint8_t pointers,
 // or ap_uint<8*R> beats on wide m_axi ports). Port p reads only its share of every tile (see
-// weight_buffer.h); pointers p >= CFG::NPORTS are never dereferenced.
-template <class CFG, class WT>
-void tlmm_matmul(const int8_t *x, const f32 *qs, int n_tok, WT *w0, WT *w1, WT *w2,
-                 WT *w3, int n_out, int k, f32 wscale, f32 *y) {
+// weight_buffer.h); pointers p >= CFG::NPORTS are never dereferenced. x, qs, y: plain arrays, or the
+// act port's beats at element offsets at (n_out, k and R then whole beats).
+template <class CFG, class WT, class PX, class PS, class PY>
+void tlmm_matmul(const PX *x, const PS *qs, int n_tok, WT *w0, WT *w1, WT *w2, WT *w3, int n_out, int k,
+                 f32 wscale, PY *y, TlmmAt at = TlmmAt()) {
   TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, true, WT> >(
-      x, qs, n_tok, w0, w1, w2, w3, n_out, k, wscale, y, (int32_t *)0);
+      x, qs, n_tok, w0, w1, w2, w3, n_out, k, wscale, y, (int32_t *)0, at);
 }
 
 // Single-pointer form: every port reads the image through w_enc.
@@ -612,7 +659,7 @@ template <class CFG, class WT>
 void tlmm_matmul(const int8_t *x, const f32 *qs, int n_tok, WT *w_enc, int n_out, int k, f32 wscale,
                  f32 *y) {
   TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, true, WT> >(
-      x, qs, n_tok, w_enc, w_enc, w_enc, w_enc, n_out, k, wscale, y, (int32_t *)0);
+      x, qs, n_tok, w_enc, w_enc, w_enc, w_enc, n_out, k, wscale, y, (int32_t *)0, TlmmAt());
 }
 
 // Integer-only variant: acc[t][n] = sum_k x[t][k] * W[n][k], exact int32 (one pointer per port).
@@ -620,14 +667,14 @@ template <class CFG, class WT>
 void tlmm_matmul_int(const int8_t *x, int n_tok, WT *w0, WT *w1, WT *w2, WT *w3,
                      int n_out, int k, int32_t *acc) {
   TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, false, WT> >(
-      x, (const f32 *)0, n_tok, w0, w1, w2, w3, n_out, k, (f32)0.0f, (f32 *)0, acc);
+      x, (const f32 *)0, n_tok, w0, w1, w2, w3, n_out, k, (f32)0.0f, (f32 *)0, acc, TlmmAt());
 }
 
 // Integer-only variant, single pointer.
 template <class CFG, class WT>
 void tlmm_matmul_int(const int8_t *x, int n_tok, WT *w_enc, int n_out, int k, int32_t *acc) {
   TlmmBuffers<CFG::STORAGE>::template run<CFG, TlmmBody<CFG, false, WT> >(
-      x, (const f32 *)0, n_tok, w_enc, w_enc, w_enc, w_enc, n_out, k, (f32)0.0f, (f32 *)0, acc);
+      x, (const f32 *)0, n_tok, w_enc, w_enc, w_enc, w_enc, n_out, k, (f32)0.0f, (f32 *)0, acc, TlmmAt());
 }
 
 }  // namespace edgellm
