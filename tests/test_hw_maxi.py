@@ -3,13 +3,20 @@ every port an ap_uint<B> pointer into one byte buffer, against the plain-pointer
 reference, bit for bit (issue 21 #6, #11)."""
 
 import ctypes
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from edgellm.boards import load_board
+from edgellm.compiler.codegen_hls import generate_hls
+from edgellm.compiler.design import DesignParams
+from edgellm.compiler.hls_tcl import AxiSettings
+from edgellm.errors import EdgeLLMError
 from edgellm.hw import csim
 from edgellm.models import numerics as nx
+from edgellm.models.config import ModelConfig
 
 F32 = np.float32
 
@@ -156,3 +163,50 @@ def test_attention_on_beat_ports_bit_exact(lib: ctypes.CDLL, kv: str, n_h: int, 
         print(f"{kv} H={n_h}/{n_kv} d={d} T={t_len} pos0={pos0}: {bad} mismatches")
         assert bad == 0
         assert (buf[4 * o_off + q.nbytes:4 * o_off + q.nbytes + 64] == 0xFF).all()  # nothing past out
+
+
+def _gen(tmp: Path, design: DesignParams, **cfg: int) -> Path:
+    mc = ModelConfig(name="mx", **{**dict(hidden_size=128, n_layers=1, n_heads=4, n_kv_heads=2, ffn_size=344,
+                                          vocab_size=300, max_context=64), **cfg})
+    generate_hls(tmp / "hls", mc, nx.NumericsPlan.for_head_dim(mc.head_dim), design, "tlmm", max_t=16,
+                 max_ctx=64, top_k=8, board=load_board("kv260"), total_bytes=1 << 20)
+    return tmp / "hls"
+
+
+@pytest.mark.parametrize("rows", [8, 16, 32])
+def test_interface_pragmas_carry_the_axi_settings(tmp_path: Path, rows: int) -> None:
+    """Every INTERFACE m_axi pragma of top.cpp carries AxiSettings' numbers for its bundle: the widen limit
+    (the weight bundles: 8R, their arguments' ap_uint<8R> beat; the data bundle: its port width), the
+    burst lengths, outstanding transactions and latency, and its depth in the argument's elements; the
+    weight and K/V arguments are beat pointers and top.cpp casts nothing."""
+    design = DesignParams(rows=rows, weight_ports=2)
+    hls = _gen(tmp_path, design)
+    top = (hls / "top.cpp").read_text()
+    axi = AxiSettings.for_design(design)
+    assert axi.weight_width_bits == 8 * rows
+    pat = r"#pragma HLS INTERFACE m_axi port = (\w+) bundle = (\w+) offset = slave depth = (\d+) (.*)"
+    prag = re.findall(pat, top)
+    assert sorted(p for p, *_ in prag) == ["act", "data", "kv0", "kv1", "w0", "w1"]
+    for port, bundle, depth, opts in prag:
+        weight = bundle != "data"
+        width = 8 * rows if weight else design.data_port_width_bits
+        assert int(depth) == ((1 << 20) // (width // 8) if weight else (1 << 20) // 4), port
+        assert opts.strip() == axi.bundle_options(weight), port
+        assert f"max_widen_bitwidth = {width} " in opts and "max_read_burst_length = 64" in opts
+        assert "num_read_outstanding = 4" in opts and "latency = 64" in opts
+    for p in ("w0", "w1", "kv0", "kv1"):
+        assert f"const edgellm_cfg::wbeat_t *{p}" in top
+    assert "reinterpret_cast" not in top and "(const uint8_t *)" not in top
+    tcl = (hls / "run_hls.tcl").read_text()
+    assert f"config_interface -m_axi_max_widen_bitwidth {max(8 * rows, 128)}" in tcl
+    assert f"config_interface -m_axi_alignment_byte_size {max(rows, 16)}" in tcl
+
+
+def test_codegen_refuses_rows_that_are_not_whole_beats(tmp_path: Path) -> None:
+    """Shapes the generated engine cannot stream in whole beats are refused with one line: a hidden size
+    that is no multiple of the weight ports' beat (the LM head's rows), an FFN size no multiple of the
+    data beat's floats."""
+    with pytest.raises(EdgeLLMError, match=r"hidden size 40 must be a multiple of the weight ports' beat"):
+        _gen(tmp_path / "a", DesignParams(rows=16), hidden_size=40, n_heads=2, n_kv_heads=1)
+    with pytest.raises(EdgeLLMError, match=r"FFN size 98 must be a multiple of 4"):
+        _gen(tmp_path / "b", DesignParams(rows=16), ffn_size=98)
