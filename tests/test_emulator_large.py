@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("hls4ml") is None,
+pytestmark = [pytest.mark.slow, pytest.mark.large, pytest.mark.skipif(importlib.util.find_spec("hls4ml") is None,
                                                    reason="C simulation needs hls4ml's ap_types headers")]
 
 

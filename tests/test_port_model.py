@@ -150,6 +150,7 @@ def test_mutant_two_argument_write_is_caught(tmp_path: Path, monkeypatch: pytest
 
 
 @pytest.mark.slow
+@pytest.mark.large
 @pytest.mark.skipif(importlib.util.find_spec("hls4ml") is None, reason="C simulation needs hls4ml's ap_types")
 def test_large_layer_under_port_model(tmp_path: Path) -> None:
     """One bitnet_b1_58-large layer (hidden 1536, FFN 4096, 16 heads; random weights) compiled for the
