@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.large, pytest.mark.skipif(importlib.util.find_spec("hls4ml") is None,
-                                                   reason="C simulation needs hls4ml's ap_types headers")]
+pytestmark = [pytest.mark.slow, pytest.mark.large,
+              pytest.mark.skipif(importlib.util.find_spec("hls4ml") is None,
+                                 reason="C simulation needs hls4ml's ap_types headers")]
 
 
 def test_large_shapes_bit_exact(tmp_path: Path) -> None:
