@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgellm.hw import synth_maxi, synth_pragmas
+from edgellm.hw.synth_pragmas import match_bracket
 
 SUFFIXES = {".h", ".hpp", ".hh", ".cpp", ".cc", ".cxx", ".c", ".tcc", ".inl"}
 CONTAINERS = ("vector", "map", "multimap", "unordered_map", "unordered_multimap", "set", "multiset",
@@ -148,19 +149,6 @@ def strip_source(text: str) -> str:
     return "".join(out)
 
 
-def _match(code: str, i: int, open_c: str, close_c: str) -> int:
-    """Index just past the bracket matching code[i] == open_c (len(code) if unbalanced)."""
-    depth = 0
-    for j in range(i, len(code)):
-        if code[j] == open_c:
-            depth += 1
-        elif code[j] == close_c:
-            depth -= 1
-            if depth == 0:
-                return j + 1
-    return len(code)
-
-
 def constant_names(code: str) -> set[str]:
     """Names that are compile-time constants: template parameters, enumerators, and const /
     constexpr variables whose initializers are themselves constant (iterated to a fixed point).
@@ -168,7 +156,7 @@ def constant_names(code: str) -> set[str]:
     names: set[str] = set()
     inits: dict[str, str] = {}
     for m in re.finditer(r"template\s*<", code):
-        params = code[m.end() - 1:_match(code, m.end() - 1, "<", ">")]
+        params = code[m.end() - 1:match_bracket(code, m.end() - 1, "<", ">")]
         for p in re.split(r",", params.strip("<>")):
             w = IDENT.findall(p.split("=")[0])
             if len(w) >= 2:
@@ -224,7 +212,7 @@ def _body(code: str, i: int) -> tuple[int, int]:
     while j < len(code) and code[j].isspace():
         j += 1
     if j < len(code) and code[j] == "{":
-        return j, _match(code, j, "{", "}")
+        return j, match_bracket(code, j, "{", "}")
     e = code.find(";", j)
     return j, (len(code) if e < 0 else e + 1)
 
@@ -263,16 +251,16 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
         name = m.group(1)
         if name in KEYWORDS:
             continue
-        close = _match(code, m.end() - 1, "(", ")")
+        close = match_bracket(code, m.end() - 1, "(", ")")
         tail = re.match(r"\s*(?:const\s*)?(?:noexcept\s*)?\{", code[close:])
         if tail is None or re.search(r"(\.|->|::|\bnew)\s*$", code[:m.start()]):
             continue
         b0 = close + tail.end() - 1
-        body = code[b0:_match(code, b0, "{", "}")]
+        body = code[b0:match_bracket(code, b0, "{", "}")]
         params = [p for p in synth_pragmas._split_top(code[m.end():close - 1]) if p.strip()]
         required = sum("=" not in p for p in params)
         for call in re.finditer(rf"(?<![\w.:>]){re.escape(name)}\s*(?:<[^;{{}}()]*>)?\s*\(", body):
-            c1 = _match(body, call.end() - 1, "(", ")")
+            c1 = match_bracket(body, call.end() - 1, "(", ")")
             n_args = len([a for a in synth_pragmas._split_top(body[call.end():c1 - 1]) if a.strip()])
             if required <= n_args <= len(params):  # another arity: an overload, not this function
                 add(b0 + call.start(), "recursion", f"{name} calls itself")
@@ -282,12 +270,12 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
         add(m.start(), "unbounded-loop", re.sub(r"\s+", " ", m.group(0)))
     for m in re.finditer(r"\bdo\b\s*\{", code):
         b0 = m.end() - 1
-        if not _has_tripcount(code[b0:_match(code, b0, "{", "}")]):
+        if not _has_tripcount(code[b0:match_bracket(code, b0, "{", "}")]):
             add(m.start(), "unbounded-loop", "do-while loop without LOOP_TRIPCOUNT")
     loops = []  # (start, body_end, bounded_vars)
     for m in re.finditer(r"\b(for|while)\s*\(", code):
         p0 = m.end() - 1
-        p1 = _match(code, p0, "(", ")")
+        p1 = match_bracket(code, p0, "(", ")")
         b0, b1 = _body(code, p1)
         if code[b0:b0 + 1] == ";" and m.group(1) == "while":
             continue  # the tail of a do-while

@@ -35,11 +35,11 @@ from collections.abc import Iterator
 from edgellm.hw.synth_pragmas import (
     IDENT,
     Function,
-    _has,
     _own_statements,
     _pragma_var,
     _pragmas,
     _split_top,
+    ii1_loops,
     match_bracket,
     pointer_params,
 )
@@ -294,23 +294,13 @@ def maxi_access(code: str, fn: Function, ports: set[str], fns: Callees) -> Itera
     beats.update({p: "" for p in ports if p not in beats and re.search(rf"\b{p}\b", fn.params)})
     if not beats:
         return
-    body = fn.body(code)
-    for m in re.finditer(r"\b(?:for|while)\s*\(", body):
-        p1 = match_bracket(body, m.end() - 1, "(", ")")
-        j = p1
-        while j < len(body) and body[j].isspace():
-            j += 1
-        if body[j:j + 1] != "{":
-            continue
-        own = _own_statements(body[j + 1:match_bracket(body, j, "{", "}") - 1])
-        if not _has(own, r"PIPELINE\b(?![^\n]*\bII\s*=\s*(?:[2-9]|\d\d))"):
-            continue
+    for at, own in ii1_loops(fn.body(code)):
         for name, ptype in sorted(beats.items()):
             r, w = _count_accesses(own, name)
             cr, cw = _callee_accesses(own, name, ptype, fns) if ptype else (0, 0)
             for n, kind in ((r + cr, "reads"), (w + cw, "writes")):
                 if n >= 2:
-                    yield (fn.start + m.start(), "maxi-access",
+                    yield (fn.start + at, "maxi-access",
                            f"{n} {kind} of m_axi pointer {name} per iteration of an II=1 loop in {fn.name}")
 
 

@@ -238,26 +238,30 @@ def _own_statements(loop_body: str) -> str:
     return "".join(out)
 
 
+def ii1_loops(body: str) -> Iterator[tuple[int, str]]:
+    """(offset of the loop keyword, the statements of one iteration) of every braced for / while loop in
+    body pipelined at II=1 (PIPELINE without an II of 2 or more); nested loops' statements unrolled."""
+    for m in re.finditer(r"\b(?:for|while)\s*\(", body):
+        j = match_bracket(body, m.end() - 1, "(", ")")
+        while j < len(body) and body[j].isspace():
+            j += 1
+        if body[j:j + 1] != "{":
+            continue
+        own = _own_statements(body[j + 1:match_bracket(body, j, "{", "}") - 1])
+        if _has(own, r"PIPELINE\b(?![^\n]*\bII\s*=\s*(?:[2-9]|\d\d))"):
+            yield m.start(), own
+
+
 def double_store(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
     """>= 2 stores to one unpartitioned local array in an II=1 pipelined loop body."""
     body = fn.body(code)
     arrays, parts = _declared_arrays(body), _partitions(body)
     plain = {a for a in arrays if a not in parts}
-    for m in re.finditer(r"\b(?:for|while)\s*\(", body):
-        p1 = match_bracket(body, m.end() - 1, "(", ")")
-        j = p1
-        while j < len(body) and body[j].isspace():
-            j += 1
-        if body[j:j + 1] != "{":
-            continue
-        inner = body[j:match_bracket(body, j, "{", "}")]
-        own = _own_statements(inner[1:-1])
-        if not _has(own, r"PIPELINE\b(?![^\n]*\bII\s*=\s*(?:[2-9]|\d\d))"):
-            continue
+    for at, own in ii1_loops(body):
         for a in sorted(plain):
             stores = re.findall(rf"(?<![\w.]){a}\s*(?:\[[^\]]*\])+\s*=(?!=)", own)
             if len(stores) >= 2:
-                yield fn.start + m.start(), "double-store", \
+                yield fn.start + at, "double-store", \
                     f"{len(stores)} stores to {a} (one write port) per iteration of an II=1 loop in {fn.name}"
 
 
