@@ -19,7 +19,9 @@ import dataclasses
 import time
 
 from edgellm.boards import SCENARIOS, Board, load_board
-from edgellm.compiler import dse, perf_ddr, perf_model
+from edgellm.compiler import dse
+from edgellm.compiler.cost import ddr as cost_ddr
+from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.design import DesignParams
 from edgellm.models.config import PRESETS, ModelConfig
 
@@ -43,8 +45,8 @@ def scaled(board: Board, k: float) -> Board:
 
 def point(cfg: ModelConfig, board: Board, p: DesignParams) -> tuple[float, float, float]:
     """(weight GB/s, decode tok/s, TTFT(128) s) of p on board."""
-    return (perf_ddr.bandwidth(board, p).weights / 1e9, perf_model.decode_step(cfg, board, p).tokens_per_s,
-            perf_model.prefill(cfg, board, p, 128).seconds)
+    return (cost_ddr.bandwidth(board, p).weights / 1e9, cost_model.decode_step(cfg, board, p).tokens_per_s,
+            cost_model.prefill(cfg, board, p, 128).seconds)
 
 
 def main() -> None:
@@ -72,7 +74,7 @@ def main() -> None:
     for k in SCALES:
         b = scaled(board, k)
         g, d, t = point(cfg, b, p)
-        bound = perf_ddr.ddr_bound_tokens_per_s(cfg, b, p)
+        bound = cost_ddr.ddr_bound_tokens_per_s(cfg, b, p)
         print(f"{k:>6.1f} {g:>12.2f} {d:>13.1f} {t:>12.3f} {bound:>10.1f}")
 
 

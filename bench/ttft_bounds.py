@@ -21,10 +21,11 @@ import itertools
 import time
 
 from edgellm.boards import load_board
-from edgellm.compiler import dse, perf_model
+from edgellm.compiler import dse
+from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost.resource_model import estimate_resources
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.estimate import fits_board
-from edgellm.compiler.resource_model import estimate_resources
 from edgellm.models.config import PRESETS, ModelConfig
 
 TOKENS = 128
@@ -32,9 +33,9 @@ TOKENS = 128
 
 def split(cfg: ModelConfig, board, p: DesignParams) -> dict[str, float]:
     """TTFT(128) of p as built, sequential and pipelined, the sequential parts and the overlap bound (s)."""
-    built = perf_model.prefill(cfg, board, p, TOKENS).seconds
-    seq = perf_model.prefill(cfg, board, p.replace(prefill_pipeline=False), TOKENS)
-    pipe = perf_model.prefill(cfg, board, p.replace(prefill_pipeline=True), TOKENS).seconds
+    built = cost_model.prefill(cfg, board, p, TOKENS).seconds
+    seq = cost_model.prefill(cfg, board, p.replace(prefill_pipeline=False), TOKENS)
+    pipe = cost_model.prefill(cfg, board, p.replace(prefill_pipeline=True), TOKENS).seconds
     d = seq.detail
     rest = seq.parts["lm_head"] + seq.parts["host"]
     return {"built": built, "sequential": seq.seconds, "pipelined": pipe, "tlmm": d["compute"],
@@ -74,7 +75,7 @@ def main() -> None:
         res = estimate_resources(cfg, board, p)["total"]
         if fits_board(res, board):
             continue
-        dec = perf_model.decode_step(cfg, board, p).tokens_per_s
+        dec = cost_model.decode_step(cfg, board, p).tokens_per_s
         if dec < a.decode_floor:
             continue
         n += 1

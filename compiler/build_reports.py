@@ -4,7 +4,7 @@ After Vitis HLS: the synthesis reports (hls/edgellm_hls/solution1/syn/report: cs
 and the per-module <module>_csynth.rpt/.xml), the co-simulation reports if it ran (sim/report), and the
 m_axi burst/widen and dataflow messages of the log. After Vivado: the utilisation and timing reports
 and timing.json that vivado/build.tcl writes. Everything goes under report/build/, with summary.json:
-resources (LUT, FF, DSP, BRAM36, URAM; the keys of compiler/resources.py), the estimated and achieved
+resources (LUT, FF, DSP, BRAM36, URAM; the keys of compiler/cost/memory.py), the estimated and achieved
 clock, the latency and every loop's II and depth, for comparison with `edgellm estimate`'s projection.
 
 The csynth.xml layout (Vitis HLS 2020.2 and later): <profile> with UserAssignments (Part,
@@ -31,7 +31,7 @@ from edgellm.errors import EdgeLLMError
 BUILD_REPORTS = "report/build"  # relative to the project
 SUMMARY = "summary.json"
 VIVADO_SUBDIR = "vivado"  # compiler/vivado_tcl.py REPORT_DIR = BUILD_REPORTS/VIVADO_SUBDIR
-# csynth.xml resource tags -> compiler/resources.py KINDS (BRAM_18K counted in BRAM36 halves)
+# csynth.xml resource tags -> compiler/cost/memory.py KINDS (BRAM_18K counted in BRAM36 halves)
 CSYNTH_RESOURCES = {"LUT": "lut", "FF": "ff", "DSP": "dsp", "BRAM_18K": "bram36", "URAM": "uram"}
 # Vivado report_utilization rows (UltraScale+ and 7-series names) -> KINDS
 UTIL_ROWS = {"CLB LUTs": "lut", "Slice LUTs": "lut", "CLB Registers": "ff", "Slice Registers": "ff",

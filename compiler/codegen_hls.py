@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgellm.compiler import hls_tcl, resource_model
+from edgellm.compiler import hls_tcl
+from edgellm.compiler.cost import resource_model
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.packing import pack_ternary
 from edgellm.compiler.passes.plan_memory import Encoder
@@ -65,7 +66,7 @@ def tlmm_tables(design: DesignParams) -> int:
 def weight_stream_ports(design: DesignParams, board: Any = None) -> int:
     """Weight ports the TLMM engine streams every tile over concurrently (TlmmConfig NPORTS):
     design.weight_ports, at most MAX_STREAM_PORTS and at most the board's PL->DDR ports (as
-    perf_ddr.bandwidth counts distinct ports)."""
+    cost_ddr.bandwidth counts distinct ports)."""
     n = min(design.weight_ports, MAX_STREAM_PORTS)
     names = getattr(board, "hp_port_names", None) if board is not None else None
     return min(n, len(names)) if names else n

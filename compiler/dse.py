@@ -19,12 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from edgellm.boards import Board
-from edgellm.compiler import perf_attention, perf_model
-from edgellm.compiler.design import DesignParams, check_ddr_fit
-from edgellm.compiler.dse_points import Point, record, sample_designs
-from edgellm.compiler.estimate import UTIL_LIMITS, Estimate, estimate, fits_board
-from edgellm.compiler.perf_elementwise import ADD_LATENCY
-from edgellm.compiler.resource_model import (
+from edgellm.compiler.cost import attention as cost_attention
+from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost.elementwise import ADD_LATENCY
+from edgellm.compiler.cost.memory import KINDS, Resources, total_of
+from edgellm.compiler.cost.resource_model import (
     attention,
     attention_core,
     elementwise,
@@ -32,7 +31,9 @@ from edgellm.compiler.resource_model import (
     estimate_resources,
     fetch_fifo,
 )
-from edgellm.compiler.resources import KINDS, Resources, total_of
+from edgellm.compiler.design import DesignParams, check_ddr_fit
+from edgellm.compiler.dse_points import Point, record, sample_designs
+from edgellm.compiler.estimate import UTIL_LIMITS, Estimate, estimate, fits_board
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 
@@ -155,7 +156,7 @@ def _fetch_knee(cfg: ModelConfig, board: Board, p: DesignParams, decode: float,
     for d in sorted(x for x in FETCH_DEPTHS if x < p.fetch_depth):
         q = p.replace(fetch_depth=d)
         if fits(q):
-            dec = perf_model.decode_step(cfg, board, q).tokens_per_s
+            dec = cost_model.decode_step(cfg, board, q).tokens_per_s
             if dec >= FETCH_TIE * decode:
                 return dec, q
     return decode, p
@@ -267,7 +268,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
         """Projected decode tok/s of q (a design, or the fast path's tuple: _built), whose decode_key is
         dkey; the design is built only on a cache miss."""
         if dkey not in decode_cache:
-            decode_cache[dkey] = perf_model.decode_step(cfg, board, _built(q)).tokens_per_s
+            decode_cache[dkey] = cost_model.decode_step(cfg, board, _built(q)).tokens_per_s
         return decode_cache[dkey]
 
     def consider(p: DesignParams, fetch_depths: list[int] = depths) -> None:
@@ -287,7 +288,7 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
         exactly as consider() / violations() decide it (same kernels, same summation order, same
         rounding), without building the DesignParams."""
         ew = elementwise_engine(cfg, v["ew_vec"], v["ew_lanes"], rest.act_buffer, v["ew_glu_vec"])
-        at = attention_core(cfg, perf_attention.lanes_for(cfg, v["attn_lanes"]), rest.attn_q_block,
+        at = attention_core(cfg, cost_attention.lanes_for(cfg, v["attn_lanes"]), rest.attn_q_block,
                             v["attn_kv_block"])
         core, lut = core_of(*rest_kernels(rest), ew, at)
         if logic_fits(core):
@@ -329,15 +330,15 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
     def ttft_s(p: DesignParams) -> float:
         key = (*decode_key(p), p.token_lanes, p.prefill_token_block, p.prefill_pipeline)
         if key not in ttft:
-            ttft[key] = perf_model.prefill(cfg, board, p, TTFT_TOKENS).seconds
+            ttft[key] = cost_model.prefill(cfg, board, p, TTFT_TOKENS).seconds
         return ttft[key]
 
     def floor_s(p: DesignParams) -> float:
-        """perf_model.prefill_floor over the blocks p and its widened variants can take."""
+        """cost_model.prefill_floor over the blocks p and its widened variants can take."""
         key = (*decode_key(p), p.prefill_token_block)
         if key not in floors:
             blocks = tuple(sorted({p.prefill_token_block, *PREFILL_TOKEN_BLOCKS}))
-            floors[key] = perf_model.prefill_floor(cfg, board, p, TTFT_TOKENS, blocks)
+            floors[key] = cost_model.prefill_floor(cfg, board, p, TTFT_TOKENS, blocks)
         return floors[key]
 
     def widened(p: DesignParams, dec: float) -> Iterator[tuple[DesignParams, float, float]]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgellm.boards import Board
-from edgellm.compiler import perf_model
+from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.design import DesignParams
 from edgellm.models.config import ModelConfig
 
@@ -33,7 +33,7 @@ def sample_designs(cfg: ModelConfig, board: Board, feasible: list[tuple[float, f
     not for the search); build(entry) is the entry's design."""
     ranked = sorted(feasible, key=lambda f: f[0])
     picks = ranked[::max(1, -(-len(ranked) // SAMPLE_DESIGNS))]
-    return tuple((dec, perf_model.prefill(cfg, board, p, tokens).seconds, p)
+    return tuple((dec, cost_model.prefill(cfg, board, p, tokens).seconds, p)
                  for dec, p in ((dec, build(q)) for dec, _, q in picks))
 
 

@@ -1,6 +1,6 @@
 """Estimate = resources vs the board + projected decode/prefill speed as a range (low, central, high,
 each with its named assumptions) + the DDR limit (docs/performance.md). Every speed here is projected;
-compiler/calibration.py holds the published designs the model is checked against.
+compiler/cost/calibration.py holds the published designs the model is checked against.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgellm.boards import SCENARIOS, Board
-from edgellm.compiler import perf_ddr, perf_model
+from edgellm.compiler.cost import ddr as cost_ddr
+from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost.memory import KINDS, Resources
+from edgellm.compiler.cost.resource_model import estimate_resources
 from edgellm.compiler.design import DesignParams, bits_per_weight, ddr_footprint
-from edgellm.compiler.resource_model import estimate_resources
-from edgellm.compiler.resources import KINDS, Resources
 from edgellm.models.config import ModelConfig
 
 TTFT_PROMPTS = (64, 128)  # prompt lengths TeLLMe reports TTFT for
@@ -41,7 +42,7 @@ def scenarios(board: Board, p: DesignParams) -> dict[str, Scenario]:
     """The named assumptions behind the low, central and high projections of design p on board."""
     def gbps(s: str) -> str:
         b = board.with_scenario(s)
-        return (f"{perf_ddr.bandwidth(b, p.replace(clock_mhz=clock[s])).weights / 1e9:.1f} GB/s of weights "
+        return (f"{cost_ddr.bandwidth(b, p.replace(clock_mhz=clock[s])).weights / 1e9:.1f} GB/s of weights "
                 f"({b.ddr_achievable_gbps:.1f} GB/s DDR ceiling)")
 
     clock = {"low": round(LOW_CLOCK_FRACTION * p.clock_mhz, 1), "central": p.clock_mhz, "high": p.clock_mhz}
@@ -80,8 +81,8 @@ class Estimate:
     resources: dict[str, Resources]
     utilization: dict[str, float]
     fits: bool
-    decode: perf_model.Projection
-    ttft: dict[int, perf_model.Projection]
+    decode: cost_model.Projection
+    ttft: dict[int, cost_model.Projection]
     bytes_per_token: int
     ddr_bound_tok_s: float
     ddr_achievable_gbps: float
@@ -138,10 +139,10 @@ def _ranges(cfg: ModelConfig, board: Board, p: DesignParams, decode: float, ttft
     ends: dict[str, dict[str, float]] = {}
     for end in ("low", "high"):
         b, q = board.with_scenario(end), p.replace(clock_mhz=assume[end].clock_mhz)
-        ends[end] = {"decode_tok_s": perf_model.decode_step(cfg, b, q).tokens_per_s,
-                     "ddr_bound_tok_s": perf_ddr.ddr_bound_tokens_per_s(cfg, b, q),
-                     **{f"ttft_{n}_s": perf_model.prefill(cfg, b, q, n).seconds for n in ttft}}
-    central = {"decode_tok_s": decode, "ddr_bound_tok_s": perf_ddr.ddr_bound_tokens_per_s(cfg, board, p),
+        ends[end] = {"decode_tok_s": cost_model.decode_step(cfg, b, q).tokens_per_s,
+                     "ddr_bound_tok_s": cost_ddr.ddr_bound_tokens_per_s(cfg, b, q),
+                     **{f"ttft_{n}_s": cost_model.prefill(cfg, b, q, n).seconds for n in ttft}}
+    central = {"decode_tok_s": decode, "ddr_bound_tok_s": cost_ddr.ddr_bound_tokens_per_s(cfg, board, p),
                **{f"ttft_{n}_s": t for n, t in ttft.items()}}
     return {k: Range(v, ends["low"][k], ends["high"][k]) for k, v in central.items()}
 
@@ -151,8 +152,8 @@ def clock_sensitivity(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[f
     out = {}
     for frac in SENSITIVITY_CLOCKS:
         q = p.replace(clock_mhz=round(frac * p.clock_mhz, 1))
-        out[q.clock_mhz] = (perf_model.decode_step(cfg, board, q).tokens_per_s,
-                            perf_model.prefill(cfg, board, q, 128).seconds)
+        out[q.clock_mhz] = (cost_model.decode_step(cfg, board, q).tokens_per_s,
+                            cost_model.prefill(cfg, board, q, 128).seconds)
     return out
 
 
@@ -161,18 +162,18 @@ def estimate(cfg: ModelConfig, board: Board, p: DesignParams, ranges: bool = Tru
     `ranges` is False), DDR-bound and footprint for one configuration."""
     res = estimate_resources(cfg, board, p)
     total = res["total"]
-    decode = perf_model.decode_step(cfg, board, p)
-    ttft = {n: perf_model.prefill(cfg, board, p, n) for n in TTFT_PROMPTS}
+    decode = cost_model.decode_step(cfg, board, p)
+    ttft = {n: cost_model.prefill(cfg, board, p, n) for n in TTFT_PROMPTS}
     assume = scenarios(board, p) if ranges else {}
     return Estimate(
         model=cfg.name, board=board.name, params=p, resources=res,
         utilization=total.utilization(board), fits=not fits_board(total, board),
         decode=decode, ttft=ttft,
-        bytes_per_token=perf_ddr.decode_bytes_per_token(cfg, p),
-        ddr_bound_tok_s=perf_ddr.ddr_bound_tokens_per_s(cfg, board, p),
+        bytes_per_token=cost_ddr.decode_bytes_per_token(cfg, p),
+        ddr_bound_tok_s=cost_ddr.ddr_bound_tokens_per_s(cfg, board, p),
         ddr_achievable_gbps=board.ddr_achievable_gbps, bits_per_weight=bits_per_weight(cfg, p),
         ddr_footprint=ddr_footprint(cfg, p), ddr_available=board.ddr_available_bytes,
-        fetch_fifo_bytes=perf_model.fetch_capacity_bytes(board, p) if p.overlap else 0,
+        fetch_fifo_bytes=cost_model.fetch_capacity_bytes(board, p) if p.overlap else 0,
         ranges=_ranges(cfg, board, p, decode.tokens_per_s, {n: t.seconds for n, t in ttft.items()}, assume)
         if ranges else {},
         assumptions=assume, sensitivity=clock_sensitivity(cfg, board, p) if ranges else {})

@@ -75,7 +75,7 @@ def step_dse(ctx: BuildContext) -> None:
     kv_dtype = {4: "f32", 2: "f16"}.get(design.kv_bytes)
     if kv_dtype is None:
         raise EdgeLLMError(f"design kv_bytes {design.kv_bytes}: the KV cache is f32 (4) or f16 (2)")
-    from edgellm.compiler.perf_attention import lanes
+    from edgellm.compiler.cost.attention import lanes
 
     numerics = NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=lanes(cfg, design),
                             kv_block=design.attn_kv_block, kv_dtype=kv_dtype)

@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgellm.boards import Board
+from edgellm.compiler.cost.ddr import port_plan
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.perf_ddr import port_plan
 from edgellm.compiler.ps_ports import CARRIER_CONNECTIONS, PS_FAMILIES, PsFamily
 from edgellm.errors import EdgeLLMError
 
@@ -39,7 +39,7 @@ def maxi_bundles(n_weight_ports: int) -> list[str]:
 
 
 def port_assignment(board: Board, n_weight_ports: int) -> list[tuple[str, str]]:
-    """(bundle, PS slave port) pairs as perf_ddr.port_plan assigns them (the performance model uses the
+    """(bundle, PS slave port) pairs as cost_ddr.port_plan assigns them (the performance model uses the
     same plan): distinct ports while they last, weight streams off shared DDR paths where that is
     faster, round-robin beyond the ports."""
     fam = PS_FAMILIES[board.ps]

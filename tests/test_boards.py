@@ -116,7 +116,7 @@ def test_boards_command() -> None:
         assert name in res.output and f"{exp[2]:,}" in res.output
 
 
-# --- PL->DDR bandwidth: paths, ranges, the port plan (boards/*.toml, compiler/perf_ddr.py) -------------
+# --- PL->DDR bandwidth: paths, ranges, the port plan (boards/*.toml, compiler/cost_ddr.py) -------------
 
 
 def test_bandwidth_ranges_are_ordered_and_cited() -> None:
@@ -159,7 +159,7 @@ def test_port_plan_kv260() -> None:
     a path no weight stream uses. Four streams: HP0-HP3 (HP1 and HP2 share XPI 4, 6.37 GB/s for the two:
     12.74 GB/s in all) beat HP0 HP1 HP3 HPC0 (the CCI stream, 2.98 GB/s, paces the four: 11.9), as
     bitnet-kv260 measured; three streams avoid XPI 4's sharing (HP0 HP1 HP3, as Manev et al.'s best)."""
-    from edgellm.compiler.perf_ddr import port_plan
+    from edgellm.compiler.cost.ddr import port_plan
 
     kv = load_board("kv260")
     hp = [f"S_AXI_HP{i}_FPD" for i in range(4)]
@@ -173,8 +173,8 @@ def test_port_plan_kv260() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_vivado_design_and_model_agree_on_ports(name: str) -> None:
-    """compiler/vivado_tcl.py connects every m_axi bundle where perf_ddr.port_plan (the model's) puts it."""
-    from edgellm.compiler.perf_ddr import port_plan
+    """compiler/vivado_tcl.py connects every m_axi bundle where cost_ddr.port_plan (the model's) puts it."""
+    from edgellm.compiler.cost.ddr import port_plan
     from edgellm.compiler.vivado_tcl import maxi_bundles, port_assignment
 
     b = load_board(name)
@@ -187,8 +187,8 @@ def test_shared_xpi_is_charged() -> None:
     the central one HP1 and HP2 share XPI 4 (6.37 GB/s) and pace the four to 12.74 GB/s, the 12.73 GB/s
     bitnet-kv260 measured (the figure the central XPI share is derived from, not a prediction); in the
     low one 6.0 GB/s (its worst phase). (Before: four independent ports at the DDR's 15.9 GB/s.)"""
+    from edgellm.compiler.cost.ddr import bandwidth, stream_rates
     from edgellm.compiler.design import DesignParams
-    from edgellm.compiler.perf_ddr import bandwidth, stream_rates
 
     kv = load_board("kv260")
     p = DesignParams(rows=16, weight_ports=4)

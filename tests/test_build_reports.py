@@ -21,8 +21,8 @@ from edgellm.compiler.build_reports import (
     parse_utilization,
     write_summary,
 )
+from edgellm.compiler.cost.memory import KINDS
 from edgellm.compiler.hls_tcl import HLS_PROJECT, SOLUTION
-from edgellm.compiler.resources import KINDS
 from edgellm.compiler.vivado_tcl import REPORT_DIR
 from edgellm.errors import EdgeLLMError
 

@@ -81,7 +81,7 @@ def test_kit_is_a_closed_set_wired_like_the_accelerator(kit: Path) -> None:
     board = load_board("kv260")
     assert k.board == "kv260" and k.weight_ports == 4 and k.beat_bytes == k.data_beat_bytes == 16
     assert k.clock_mhz == board.pl_clock_mhz
-    # the accelerator's port plan for four weight ports (perf_ddr.port_plan through vivado_tcl)
+    # the accelerator's port plan for four weight ports (cost_ddr.port_plan through vivado_tcl)
     assert k.ports == dict(port_assignment(board, 4))
     assert k.ports == {"w0": "S_AXI_HP0_FPD", "w1": "S_AXI_HP1_FPD", "w2": "S_AXI_HP2_FPD",
                        "w3": "S_AXI_HP3_FPD", "data": "S_AXI_HPC0_FPD"}

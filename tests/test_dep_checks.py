@@ -16,8 +16,8 @@ import pytest
 
 from edgellm.boards import load_board
 from edgellm.compiler import interface as itf
-from edgellm.compiler import perf_attention
 from edgellm.compiler.codegen_hls import generate_hls, layer_buffer_sizes, weight_encoder
+from edgellm.compiler.cost import attention as cost_attention
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.frontend import build_graph
 from edgellm.compiler.passes.plan_memory import plan_memory
@@ -226,7 +226,7 @@ def _top_lib(tmp: Path, qm, design: DesignParams, max_t: int, max_ctx: int, top_
     numerics)."""
     cfg = qm.config
     kv_dtype = "f16" if design.kv_bytes == 2 else "f32"  # the numerics the compile step derives (steps.py)
-    numerics = nx.NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=perf_attention.lanes(cfg, design),
+    numerics = nx.NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=cost_attention.lanes(cfg, design),
                                kv_block=design.attn_kv_block, kv_dtype=kv_dtype)
     sf, si, tf = layer_buffer_sizes(cfg, max_t)
     plan = plan_memory(build_graph(qm), weight_encoder(design, "tlmm"), max_t=max_t, max_ctx=max_ctx,

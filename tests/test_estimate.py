@@ -8,8 +8,9 @@ import typer
 from typer.testing import CliRunner
 
 from edgellm.boards import list_boards, load_board
-from edgellm.compiler import perf_ddr, perf_model
-from edgellm.compiler.calibration import (
+from edgellm.compiler.cost import ddr as cost_ddr
+from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost.calibration import (
     TELLME_FITTED,
     TELLME_PREFILL_TOKEN_BLOCK,
     TELLME_PUBLISHED,
@@ -20,6 +21,8 @@ from edgellm.compiler.calibration import (
     tellme_overlap_params,
     tellme_params,
 )
+from edgellm.compiler.cost.memory import KINDS, Resources, bram36_for, uram_for
+from edgellm.compiler.cost.resource_model import estimate_resources
 from edgellm.compiler.design import (
     DesignParams,
     bits_per_weight,
@@ -29,8 +32,6 @@ from edgellm.compiler.design import (
 from edgellm.compiler.dse import FETCH_DEPTHS, explore
 from edgellm.compiler.estimate import UTIL_LIMITS, Range, estimate
 from edgellm.compiler.packing import pack_ternary
-from edgellm.compiler.resource_model import estimate_resources
-from edgellm.compiler.resources import KINDS, Resources, bram36_for, uram_for
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS, ModelConfig
 
@@ -73,15 +74,15 @@ def test_tellme_speed_through_the_headline_path() -> None:
     tl = tellme_overlap_params(LARGE)
     assert tl.overlap and tl.bits_per_weight == 2.06 and not tl.lm_head_on_fabric and tl.weight_ports == 3
     speed = {a.figure: a for a in tellme_anchors()}
-    assert speed["decode tok/s"].projected.central == perf_model.decode_step(LARGE, KV260, tl).tokens_per_s
-    assert speed["TTFT 128 tokens (s)"].projected.central == perf_model.prefill(LARGE, KV260, tl, 128).seconds
+    assert speed["decode tok/s"].projected.central == cost_model.decode_step(LARGE, KV260, tl).tokens_per_s
+    assert speed["TTFT 128 tokens (s)"].projected.central == cost_model.prefill(LARGE, KV260, tl, 128).seconds
     # its three ports on HP0, HP1, HP3 (no shared XPI): 3 x 16 B x 250 MHz, below every DDR ceiling
-    assert perf_ddr.bandwidth(KV260, tl).weights == pytest.approx(3 * 16 * 250e6)
-    assert perf_ddr.weight_load_s(LARGE, KV260, tellme_params(LARGE)) == pytest.approx(
+    assert cost_ddr.bandwidth(KV260, tl).weights == pytest.approx(3 * 16 * 250e6)
+    assert cost_ddr.weight_load_s(LARGE, KV260, tellme_params(LARGE)) == pytest.approx(
         weight_bytes(LARGE, tellme_params(LARGE)) / 12e9, rel=1e-9)
     # the overlap path streams what bits_per_weight says (2.06 bits/weight: 175 MB), not our 1.6
-    fetched = perf_model.decode_step(LARGE, KV260, tl).detail["fetch"]
-    assert fetched * perf_ddr.bandwidth(KV260, tl).weights == pytest.approx(weight_bytes(LARGE, tl), rel=0.01)
+    fetched = cost_model.decode_step(LARGE, KV260, tl).detail["fetch"]
+    assert fetched * cost_ddr.bandwidth(KV260, tl).weights == pytest.approx(weight_bytes(LARGE, tl), rel=0.01)
 
 
 def test_calibration_separates_fitted_from_held_out() -> None:
@@ -136,21 +137,21 @@ def test_physics() -> None:
         e = estimate(LARGE, KV260, p)
         assert e.decode_tok_s <= e.ddr_bound_tok_s * 1.0001
         assert e.ttft[128].seconds > e.ttft[64].seconds > 0
-    slow = perf_model.decode_step(LARGE, KV260, base.replace(overlap=False)).seconds
-    assert perf_model.decode_step(LARGE, KV260, base).seconds < slow
-    one = perf_model.decode_step(LARGE, KV260, base.replace(weight_ports=1)).seconds
-    assert perf_model.decode_step(LARGE, KV260, base).seconds < one
-    longer = perf_model.decode_step(LARGE, KV260, base, context=1024).seconds
-    assert longer > perf_model.decode_step(LARGE, KV260, base).seconds
+    slow = cost_model.decode_step(LARGE, KV260, base.replace(overlap=False)).seconds
+    assert cost_model.decode_step(LARGE, KV260, base).seconds < slow
+    one = cost_model.decode_step(LARGE, KV260, base.replace(weight_ports=1)).seconds
+    assert cost_model.decode_step(LARGE, KV260, base).seconds < one
+    longer = cost_model.decode_step(LARGE, KV260, base, context=1024).seconds
+    assert longer > cost_model.decode_step(LARGE, KV260, base).seconds
     # the LM head on the ARM cores is slower than on the fabric
-    arm = perf_model.decode_step(LARGE, KV260, base.replace(lm_head_on_fabric=False))
-    assert arm.parts["lm_head"] > perf_model.decode_step(LARGE, KV260, base).parts["lm_head"]
+    arm = cost_model.decode_step(LARGE, KV260, base.replace(lm_head_on_fabric=False))
+    assert arm.parts["lm_head"] > cost_model.decode_step(LARGE, KV260, base).parts["lm_head"]
 
 
 def test_banked_weight_buffers_as_built() -> None:
     """Ping/pong x P banks x (G*T/5) slots of 8R-bit memories (weight_buffer.h): the default design
     (G3, T 28 -> 25, R16, 4 ports) needs 2 * 4 * 15 slot memories, each 128 bits = two 72-bit URAMs."""
-    from edgellm.compiler.resource_model import weight_banks
+    from edgellm.compiler.cost.resource_model import weight_banks
 
     p = DesignParams()
     wb = weight_banks(LARGE, KV260, p)
@@ -166,17 +167,17 @@ def test_lm_head_streams_over_all_ports() -> None:
     """lm_head.h lm_dot_fifo: NP rows per block at P bytes per port and cycle in one (block, beat) loop,
     no fill between blocks; one port is about NP times slower."""
     p = DesignParams()
-    four = perf_model.decode_step(B2, KV260, p).parts["lm_head"]
-    one = perf_model.decode_step(B2, KV260, p.replace(weight_ports=1)).parts["lm_head"]
+    four = cost_model.decode_step(B2, KV260, p).parts["lm_head"]
+    one = cost_model.decode_step(B2, KV260, p.replace(weight_ports=1)).parts["lm_head"]
     head_bytes = B2.vocab_size * B2.hidden_size
     # 4 ports: vocab / 4 blocks, each the longer of 160 dot beats and 4 rows' stream time (the four
     # weight streams', HP1 and HP2 sharing XPI 4: 12.74 GB/s in the central scenario, below the DDR's
     # 14.4), the logits scored alongside: within 0.1% of the stream time
-    stream_s = head_bytes / perf_ddr.bandwidth(KV260, p).weights
+    stream_s = head_bytes / cost_ddr.bandwidth(KV260, p).weights
     assert stream_s < four < 1.001 * stream_s
     assert one == pytest.approx(B2.vocab_size * 160 / 250e6, rel=1e-3)  # 16 B/cycle, one port
     # four streams paced by the slowest (HP1, HP2: 6.37 / 2 GB/s each) against one at 4 GB/s
-    assert one / four == pytest.approx(4 * perf_ddr.bandwidth(KV260, p).kv_port / (16 * 250e6), rel=2e-3)
+    assert one / four == pytest.approx(4 * cost_ddr.bandwidth(KV260, p).kv_port / (16 * 250e6), rel=2e-3)
 
 
 def test_resources_scale_with_parallelism() -> None:
@@ -256,7 +257,7 @@ def test_large_on_kv260_as_built(large_kv260) -> None:
     e = large_kv260.estimate
     _check_fits(e, KV260)
     assert 50.0 < e.decode_tok_s <= e.ddr_bound_tok_s
-    assert e.fetch_fifo_bytes == perf_model.fetch_capacity_bytes(KV260, e.params) > 0
+    assert e.fetch_fifo_bytes == cost_model.fetch_capacity_bytes(KV260, e.params) > 0
     assert e.params.fetch_depth in FETCH_DEPTHS and e.resources["fetch"].lut > 0
     assert e.summary()["fetch_fifo_kib"] == e.fetch_fifo_bytes / 1024
     assert e.ttft[128].seconds > e.ttft[64].seconds > 0
@@ -268,8 +269,8 @@ def test_large_on_kv260_prefill_engines(large_kv260) -> None:
     r = large_kv260
     e, p = r.estimate, r.params
     assert p.prefill_pipeline and p.dsp_lanes >= 1 and e.fits
-    no_pipe = perf_model.prefill(LARGE, KV260, p.replace(prefill_pipeline=False), 128).seconds
-    no_dsp = perf_model.prefill(LARGE, KV260, p.replace(token_lanes=p.token_lanes - p.dsp_lanes, dsp_lanes=0,
+    no_pipe = cost_model.prefill(LARGE, KV260, p.replace(prefill_pipeline=False), 128).seconds
+    no_dsp = cost_model.prefill(LARGE, KV260, p.replace(token_lanes=p.token_lanes - p.dsp_lanes, dsp_lanes=0,
                                                          prefill_token_block=64), 128).seconds
     assert no_pipe > e.ttft[128].seconds and no_dsp > e.ttft[128].seconds
 
@@ -421,7 +422,7 @@ def test_ttft_bounds_bench_bound_is_below_built() -> None:
     s = mod.split(SMALL, KV260, p)
     assert s["load"] + max(s["tlmm"], s["elementwise"] + s["attention"]) <= s["bound"] < s["sequential"]
     assert s["bound"] <= s["pipelined"]
-    assert s["built"] == pytest.approx(perf_model.prefill(SMALL, KV260, p, 128).seconds)
+    assert s["built"] == pytest.approx(cost_model.prefill(SMALL, KV260, p, 128).seconds)
 
 
 @pytest.mark.parametrize("cfg", [LARGE, B2, SMALL], ids=lambda c: c.name)
@@ -434,15 +435,15 @@ def test_prefill_pipeline_projection(cfg: ModelConfig, tokens: int) -> None:
     p = DesignParams(group_size=3, tables=15, rows=16, token_lanes=2, prefill_token_block=64, attn_lanes=16,
                      ew_vec=4, ew_glu_vec=1, ew_lanes=32, out_lanes=2, fetch_depth=4096)
     q = p.replace(prefill_pipeline=True)
-    dec = perf_model.decode_step(cfg, KV260, p).seconds
+    dec = cost_model.decode_step(cfg, KV260, p).seconds
     # decode reads none of the prefill-only fields (dse.DECODE_FIELDS leaves them out); DSP lanes deepen
-    # the TLMM loop every call pays once per tile (perf_tlmm.dsp_lane_extra_depth), decode included
+    # the TLMM loop every call pays once per tile (cost_tlmm.dsp_lane_extra_depth), decode included
     for other in (q, p.replace(token_lanes=1), p.replace(prefill_token_block=16)):
-        assert perf_model.decode_step(cfg, KV260, other).seconds == dec
-    with_dsp = perf_model.decode_step(cfg, KV260, p.replace(dsp_lanes=1))
-    base = perf_model.decode_step(cfg, KV260, p)
+        assert cost_model.decode_step(cfg, KV260, other).seconds == dec
+    with_dsp = cost_model.decode_step(cfg, KV260, p.replace(dsp_lanes=1))
+    base = cost_model.decode_step(cfg, KV260, p)
     assert with_dsp.detail["compute"] > base.detail["compute"] and with_dsp.seconds >= dec * (1 - 1e-12)
-    seq, pipe = perf_model.prefill(cfg, KV260, p, tokens), perf_model.prefill(cfg, KV260, q, tokens)
+    seq, pipe = cost_model.prefill(cfg, KV260, p, tokens), cost_model.prefill(cfg, KV260, q, tokens)
     d = pipe.detail
     floor = max(d["compute"], d["elementwise"] + d["attention"]) + pipe.parts["lm_head"] + pipe.parts["host"]
     assert pipe.seconds >= floor
@@ -453,7 +454,7 @@ def test_prefill_pipeline_projection(cfg: ModelConfig, tokens: int) -> None:
 
 
 def test_prefill_floor_bounds_every_widened_variant() -> None:
-    """perf_model.prefill_floor (the DSE's branch-and-bound) is a lower bound of the TTFT of every variant
+    """cost_model.prefill_floor (the DSE's branch-and-bound) is a lower bound of the TTFT of every variant
     of a design in the prefill-only fields (token lanes, DSP lanes, prefill block, pipeline); so pruning
     by it cannot change the DSE's choice."""
     import itertools
@@ -467,28 +468,28 @@ def test_prefill_floor_bounds_every_widened_variant() -> None:
                              rows=int(rng.choice([8, 16])), attn_lanes=int(rng.choice([4, 16])),
                              ew_vec=int(rng.choice([2, 4])), out_lanes=int(rng.choice([1, 2])),
                              prefill_token_block=16)
-            floor = perf_model.prefill_floor(cfg, KV260, p, 128, dse.PREFILL_TOKEN_BLOCKS)
+            floor = cost_model.prefill_floor(cfg, KV260, p, 128, dse.PREFILL_TOKEN_BLOCKS)
             assert floor > 0
             for pb, tp, pipe in itertools.product(dse.PREFILL_TOKEN_BLOCKS, dse.TOKEN_LANES, (False, True)):
                 q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=tp - 1, prefill_pipeline=pipe)
-                assert perf_model.prefill(cfg, KV260, q, 128).seconds >= floor
+                assert cost_model.prefill(cfg, KV260, q, 128).seconds >= floor
 
 
 def test_dsp_lane_depth_is_paid_per_tile() -> None:
-    """perf_tlmm: DSP lanes deepen compute_tile's pipeline (cascades of DSP_CHAIN plus an adder tree
+    """cost_tlmm: DSP lanes deepen compute_tile's pipeline (cascades of DSP_CHAIN plus an adder tree
     over them) by dsp_lane_extra_depth cycles, paid once per tile by every call, decode included; the
     cascades are short so that stays a few cycles (a G*T-long chain would add about G*T)."""
-    from edgellm.compiler import perf_tlmm
+    from edgellm.compiler.cost import tlmm as cost_tlmm
 
     p = DesignParams(group_size=2, tables=20, rows=16, token_lanes=2, out_lanes=2)
     q = p.replace(dsp_lanes=1)
-    extra = perf_tlmm.dsp_lane_extra_depth(q)
-    assert perf_tlmm.dsp_lane_extra_depth(p) == 0 and 0 < extra <= 4
+    extra = cost_tlmm.dsp_lane_extra_depth(q)
+    assert cost_tlmm.dsp_lane_extra_depth(p) == 0 and 0 < extra <= 4
     for tokens in (1, 7, 64):
-        assert (perf_tlmm.tlmm_tile_compute_cycles(1536, q, tokens)
-                == perf_tlmm.tlmm_tile_compute_cycles(1536, p, tokens) + extra)
+        assert (cost_tlmm.tlmm_tile_compute_cycles(1536, q, tokens)
+                == cost_tlmm.tlmm_tile_compute_cycles(1536, p, tokens) + extra)
     # one cascade per pair would be G*T stages deep
-    assert perf_tlmm.DSP_STAGE_REGS + 2 * 20 - 1 + 1 - perf_tlmm.TILE_PIPELINE_DEPTH > 10 * extra
+    assert cost_tlmm.DSP_STAGE_REGS + 2 * 20 - 1 + 1 - cost_tlmm.TILE_PIPELINE_DEPTH > 10 * extra
 
 
 def test_every_speed_is_a_range_with_named_assumptions() -> None:
@@ -505,7 +506,7 @@ def test_every_speed_is_a_range_with_named_assumptions() -> None:
     assert dec.low < dec.central < dec.high and t128.low > t128.central >= t128.high
     low = KV260.with_scenario("low")
     slow = p.replace(clock_mhz=LOW_CLOCK_FRACTION * 250)
-    assert dec.low == perf_model.decode_step(LARGE, low, slow).tokens_per_s
+    assert dec.low == cost_model.decode_step(LARGE, low, slow).tokens_per_s
     assert set(e.assumptions) == {"low", "central", "high"}
     assert e.assumptions["low"].clock_mhz == 200.0 and "200 MHz" in e.assumptions["low"].assumes
     assert "GB/s" in e.assumptions["central"].assumes
@@ -522,7 +523,7 @@ def test_every_speed_is_a_range_with_named_assumptions() -> None:
 def test_trit_decoder_priced_as_built() -> None:
     """tlmm.h compute_tile decodes every row's BEATS_PER_STEP = G*T/5 bytes each step (R x BPS bytes a
     cycle, 128 at G2 T20 R16), not the DDR's ~64 bytes a cycle: TRIT_DECODE_LUT_PER_BYTE each."""
-    from edgellm.compiler import resource_model as rm
+    from edgellm.compiler.cost import resource_model as rm
 
     p = DesignParams(group_size=2, tables=20, rows=16, weight_buffer="lutram")
     assert rm.trit_decode_bytes(KV260, p) == 16 * 8
@@ -559,15 +560,15 @@ def test_lm_head_bits_count_on_the_overlap_path() -> None:
     """The generated engine's LM-head time streams lm_head_bits per weight: an fp16 head moves twice the
     int8 head's bytes (before, both projected the same time)."""
     p = DesignParams(group_size=2, tables=20, rows=16, weight_buffer="lutram")
-    int8 = perf_model.decode_step(LARGE, KV260, p).parts["lm_head"]
-    fp16 = perf_model.decode_step(LARGE, KV260, p.replace(lm_head_bits=16)).parts["lm_head"]
+    int8 = cost_model.decode_step(LARGE, KV260, p).parts["lm_head"]
+    fp16 = cost_model.decode_step(LARGE, KV260, p.replace(lm_head_bits=16)).parts["lm_head"]
     assert fp16 == pytest.approx(2 * int8, rel=0.01)
-    assert int8 * perf_ddr.bandwidth(KV260, p).weights == pytest.approx(LARGE.vocab_size * LARGE.hidden_size,
+    assert int8 * cost_ddr.bandwidth(KV260, p).weights == pytest.approx(LARGE.vocab_size * LARGE.hidden_size,
                                                                          rel=0.01)
 
 
 def test_decode_bytes_count_gammas_and_linear_outputs() -> None:
-    """decode_bytes_per_token counts the activations pass by pass (perf_ddr.activation_bytes): every
+    """decode_bytes_per_token counts the activations pass by pass (cost_ddr.activation_bytes): every
     norm's gamma (fp32) and every linear's int8 input and fp32 output go through the data port."""
     from edgellm.compiler.design import NORM_BYTES, kv_bytes_per_token, lm_head_bytes
 
@@ -577,13 +578,13 @@ def test_decode_bytes_count_gammas_and_linear_outputs() -> None:
     # attention norm 9h (row, gamma, int8), RoPE q and k (row in/out, cos/sin), K/V rows 8h, attention's
     # q in / o out 8h, SubLN 9h, residual + FFN norm 17h, GLU 13f (g, u, gamma, int8), residual 12h
     layer = 9 * h + linears + (8 * h + 4 * d) * 2 + 8 * h + 8 * h + 9 * h + 17 * h + 13 * f + 12 * h
-    assert perf_ddr.activation_bytes(cfg) == cfg.n_layers * layer + 9 * h + h + 4 * v
+    assert cost_ddr.activation_bytes(cfg) == cfg.n_layers * layer + 9 * h + h + 4 * v
     p = DesignParams()
     rest = weight_bytes(cfg, p) + lm_head_bytes(cfg, 8) + (p.decode_context + 1) * kv_bytes_per_token(cfg, p)
-    assert perf_ddr.decode_bytes_per_token(cfg, p) == rest + perf_ddr.activation_bytes(cfg)
+    assert cost_ddr.decode_bytes_per_token(cfg, p) == rest + cost_ddr.activation_bytes(cfg)
     gammas = cfg.n_layers * 2 * h * NORM_BYTES + h * NORM_BYTES
     outputs = cfg.n_layers * sum(4 * o for o, _ in cfg.linear_shapes().values())
-    assert perf_ddr.activation_bytes(cfg) > gammas + 2 * outputs  # written once, read back once
+    assert cost_ddr.activation_bytes(cfg) > gammas + 2 * outputs  # written once, read back once
 
 
 def test_projection_sensitivity_bench_scales_bandwidth() -> None:

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from edgellm.compiler import perf_attention
+from edgellm.compiler.cost import attention as cost_attention
 from edgellm.hw import csim
 from edgellm.models import numerics as nx
 
@@ -418,17 +418,17 @@ def test_layer_prefill_rows_equal_decode(lib: ctypes.CDLL, suffix: str) -> None:
 # DATA_LANES 4 as in every tb config.
 def job_cycles(rows: int, th: int, n_keys: int, d: int, lanes: int, kvb: int) -> tuple[int, int, int]:
     """(steady-state cycles = loop iterations, pipelined-loop entries, K/V beats) of one attn_rows job:
-    the compiler's performance model itself (compiler/perf_attention.job_counts), so these trace tests
+    the compiler's performance model itself (compiler/cost_attention.job_counts), so these trace tests
     tie the model to the C simulation's loop counts."""
-    return perf_attention.job_counts(perf_attention.AttnCall(rows, th, n_keys), d, lanes, kvb)
+    return cost_attention.job_counts(cost_attention.AttnCall(rows, th, n_keys), d, lanes, kvb)
 
 
 def former_job_cycles(rows: int, th: int, n_keys: int, d: int, lanes: int, kvb: int) -> int:
     """The serial core's formula: 2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc, with the row loop
-    padded as the present core's (perf_attention.pass_rows: its o / l multiply-adds need the same
+    padded as the present core's (cost_attention.pass_rows: its o / l multiply-adds need the same
     distance; it used max(R, 8), too short for them when nc = 1)."""
     nc, nb = -(-d // lanes), -(-d // 16)
-    nr = perf_attention.pass_rows(rows, nc)
+    nr = cost_attention.pass_rows(rows, nc)
     return 2 * rows * d + n_keys * th * nb + 2 * n_keys * nc * nr + -(-n_keys // kvb) * rows * nc
 
 

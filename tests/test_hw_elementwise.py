@@ -1,14 +1,14 @@
 """C simulation of hw/include/edgellm/elementwise.h against the golden model's ops, bit for bit, for
 VEC = 1, 4 and 16 elements per cycle (row lengths mostly not multiples of VEC). Outputs written to
 DDR are checked for writes past their end (the i < n guards of the VEC-wide loops). The C simulation's
-loop trace (numerics.h ew_trace) is held against the compiler's model (perf_elementwise.stage_counts)."""
+loop trace (numerics.h ew_trace) is held against the compiler's model (cost_elementwise.stage_counts)."""
 
 import ctypes
 
 import numpy as np
 import pytest
 
-from edgellm.compiler import perf_elementwise as pe
+from edgellm.compiler.cost import elementwise as pe
 from edgellm.hw import csim
 from edgellm.models import numerics as nx
 
@@ -331,7 +331,7 @@ def test_engine_budget(lib: ctypes.CDLL, lanes: int, vec: int, act: int, in_int:
         assert got.tolist() == closed
 
 
-# --- C-simulation loop trace (numerics.h ew_trace) against the compiler's model (perf_elementwise) ---
+# --- C-simulation loop trace (numerics.h ew_trace) against the compiler's model (cost_elementwise) ---
 # (VEC, NORM_LANES) of the tb's trace configs: LaneUnits U = VEC, then U = 2 < VEC
 TRACE_VL = [(vec, max(16, 8 * vec)) for vec in (1, 2, 4, 8)] + [(4, 16), (8, 16)]
 TRACE_CASES = [("norm", True), ("norm", False), ("glu", True), ("glu", False), ("residual", True),
@@ -370,7 +370,7 @@ def _run_stage(lib: ctypes.CDLL, vec: int, lanes: int, stage: str, norm: bool, n
 @pytest.mark.parametrize("stage,norm", TRACE_CASES)
 def test_trace_matches_stage_counts(lib: ctypes.CDLL, vec: int, lanes: int, stage: str, norm: bool) -> None:
     """Each stage's pipelined-loop iterations, entries and lane-tree iterations in C simulation equal
-    perf_elementwise.stage_counts per token (n not a multiple of VEC; 3 tokens per call)."""
+    cost_elementwise.stage_counts per token (n not a multiple of VEC; 3 tokens per call)."""
     t = 3
     _ew_trace(lib)
     for n in TRACE_N:
@@ -425,7 +425,7 @@ def test_glu_vec_exact_and_counted(lib: ctypes.CDLL, lanes: int, vec: int, glu: 
                                    subln: bool) -> None:
     """A narrower GLU pass changes no bit (f, q and qs equal the golden model's; the SubLN sum of squares
     keeps the contract's lane order, the rows separating it from other orders) and runs exactly the loops
-    perf_elementwise.stage_counts(..., glu_vec) counts."""
+    cost_elementwise.stage_counts(..., glu_vec) counts."""
     t = 3
     for n in (7, 1000, 1001):
         rng = np.random.default_rng(n + glu)

@@ -253,8 +253,8 @@ def test_prefill_schedule_halves_are_ordered_and_disjoint(lib: ctypes.CDLL) -> N
     pipelined (2 halves) runs each half's stages in that order in increasing slots, never both jobs of a
     slot on one half, and never a stage before the previous stage of its half ended (an earlier slot).
     The fetchers' linear-job order follows the slots (stage-major, half A before B), and the first half
-    is perf_model.first_half (ceil(t / 2) up to a multiple of the token lanes, < t)."""
-    from edgellm.compiler import perf_model
+    is cost_model.first_half (ceil(t / 2) up to a multiple of the token lanes, < t)."""
+    from edgellm.compiler.cost import model as cost_model
 
     out = (ctypes.c_int * 4)()
     for halves in (1, 2):
@@ -281,7 +281,7 @@ def test_prefill_schedule_halves_are_ordered_and_disjoint(lib: ctypes.CDLL) -> N
     jobs = (ctypes.c_int * 42)()
     q, k, v, o, g, u, d = range(7)
     for t_len in (2, 5, 16):
-        a = perf_model.first_half(t_len, 1)
+        a = cost_model.first_half(t_len, 1)
         assert lib.tb_first_half(1, t_len, 2) == a and lib.tb_first_half(1, t_len, 1) == t_len
         n = lib.tb_layer_linear_jobs(t_len, 2, jobs)
         got = [tuple(jobs[3 * j:3 * j + 3]) for j in range(n)]
@@ -293,5 +293,5 @@ def test_prefill_schedule_halves_are_ordered_and_disjoint(lib: ctypes.CDLL) -> N
     for lanes in (1, 2, 4):
         for t_len in range(2, 41):
             a = lib.tb_first_half(lanes, t_len, 2)
-            assert a == perf_model.first_half(t_len, lanes) and 1 <= a < t_len
+            assert a == cost_model.first_half(t_len, lanes) and 1 <= a < t_len
             assert a % lanes == 0 or a == t_len - 1

@@ -10,7 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from edgellm.compiler import packing, perf_tlmm
+from edgellm.compiler import packing
+from edgellm.compiler.cost import tlmm as cost_tlmm
 from edgellm.errors import EdgeLLMError
 from edgellm.hw import csim
 from edgellm.models import numerics as nx
@@ -262,8 +263,8 @@ def test_corrupted_image_is_detected(lib: ctypes.CDLL) -> None:
 
 def tile_iters(nt: int, nsteps: int, tp: int, r: int, ol: int) -> int:
     """Iterations of compute_tile's loop: the compiler's performance model itself
-    (compiler/perf_tlmm.tlmm_tile_iters), so the test ties the model to the C++ loop bound."""
-    return perf_tlmm.tlmm_tile_iters(nt, nsteps, tp, r, ol)
+    (compiler/cost_tlmm.tlmm_tile_iters), so the test ties the model to the C++ loop bound."""
+    return cost_tlmm.tlmm_tile_iters(nt, nsteps, tp, r, ol)
 
 
 

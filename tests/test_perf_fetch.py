@@ -1,4 +1,4 @@
-"""The weight fetcher's fluid FIFO model (compiler/perf_fetch.py) and its use by the performance,
+"""The weight fetcher's fluid FIFO model (compiler/cost_fetch.py) and its use by the performance,
 resource and design-space models."""
 
 from __future__ import annotations
@@ -8,12 +8,15 @@ import random
 import pytest
 
 from edgellm.boards import load_board
-from edgellm.compiler import perf_ddr, perf_elementwise, perf_model, perf_tlmm
+from edgellm.compiler.cost import ddr as cost_ddr
+from edgellm.compiler.cost import elementwise as cost_elementwise
+from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost import tlmm as cost_tlmm
+from edgellm.compiler.cost.fetch import Phase, simulate
+from edgellm.compiler.cost.memory import uram_for
+from edgellm.compiler.cost.resource_model import estimate_resources, fetch_fifo
 from edgellm.compiler.design import FETCH_BEATS, DesignParams
 from edgellm.compiler.packing import packed_size
-from edgellm.compiler.perf_fetch import Phase, simulate
-from edgellm.compiler.resource_model import estimate_resources, fetch_fifo
-from edgellm.compiler.resources import uram_for
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS
 
@@ -118,24 +121,24 @@ def test_elementwise_gaps_sum_to_layer_cycles() -> None:
     for cfg in (LARGE, PRESETS["bitnet-b1.58-2B-4T"]):
         for tokens in (1, 16):
             p = KV260_DESIGN
-            assert sum(perf_model.elementwise_gaps(cfg, p, tokens)) == perf_elementwise.layer_cycles(
+            assert sum(cost_model.elementwise_gaps(cfg, p, tokens)) == cost_elementwise.layer_cycles(
                 cfg, p, tokens)
 
 
 def test_decode_deep_fifo_faster_than_shallow() -> None:
-    shallow = perf_model.decode_step(LARGE, KV260, KV260_DESIGN.replace(fetch_depth=2))
-    deep = perf_model.decode_step(LARGE, KV260, KV260_DESIGN.replace(fetch_depth=8192))
+    shallow = cost_model.decode_step(LARGE, KV260, KV260_DESIGN.replace(fetch_depth=2))
+    deep = cost_model.decode_step(LARGE, KV260, KV260_DESIGN.replace(fetch_depth=8192))
     assert deep.seconds < 0.95 * shallow.seconds
     assert deep.detail["stall"] < shallow.detail["stall"]
     # never faster than streaming the weights once at the fetcher's rate, plus the LM head
-    bw = perf_ddr.bandwidth(KV260, KV260_DESIGN)
+    bw = cost_ddr.bandwidth(KV260, KV260_DESIGN)
     image = sum(packed_size(o, i, 16) for o, i in LARGE.linear_shapes().values())  # the encoder's bytes
     assert deep.parts["layers"] >= deep.detail["fetch"] == pytest.approx(LARGE.n_layers * image / bw.weights)
-    assert perf_model.fetch_capacity_bytes(KV260, KV260_DESIGN.replace(fetch_depth=8192)) == (
+    assert cost_model.fetch_capacity_bytes(KV260, KV260_DESIGN.replace(fetch_depth=8192)) == (
         4 * 8192 * FETCH_BEATS * 16)
     # the tile banks fill from the FIFOs two columns per port and cycle (BEATS_PER_STEP = 8 here)
-    assert perf_tlmm.fifo_tile_load_cycles(1536, KV260_DESIGN, 4) == 39  # ceil(ceil(308 / 4) / 2)
-    assert perf_tlmm.fifo_tile_load_cycles(1536, KV260_DESIGN.replace(group_size=1, tables=5), 4) == 77
+    assert cost_tlmm.fifo_tile_load_cycles(1536, KV260_DESIGN, 4) == 39  # ceil(ceil(308 / 4) / 2)
+    assert cost_tlmm.fifo_tile_load_cycles(1536, KV260_DESIGN.replace(group_size=1, tables=5), 4) == 77
 
 
 def test_fetch_depth_validated() -> None:
@@ -166,6 +169,6 @@ def test_decode_key_covers_what_decode_reads() -> None:
     p = KV260_DESIGN.replace(fetch_depth=4096)
     for q in (p.replace(weight_buffer="uram"), p.replace(act_buffer="uram"), p.replace(weight_buffer="bram")):
         assert decode_key(q) == decode_key(p)
-        for f in (perf_model.decode_step, lambda *a: perf_model.prefill(*a, 32)):
+        for f in (cost_model.decode_step, lambda *a: cost_model.prefill(*a, 32)):
             assert f(LARGE, KV260, q).seconds == f(LARGE, KV260, p).seconds
     assert decode_key(p) != decode_key(p.replace(fetch_depth=512))

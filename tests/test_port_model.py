@@ -16,8 +16,8 @@ import pytest
 import test_top
 from test_top import CASES, PIPE, Top, case_id, check_prefill_then_decode, make_top
 
+from edgellm.compiler.cost.attention import KV_ROW_RESTART, AttnCall, decode_reader_s, kv_bytes
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.perf_attention import KV_ROW_RESTART, AttnCall, decode_reader_s, kv_bytes
 from edgellm.hw import csim
 from edgellm.runtime.device import DeviceError
 from edgellm.runtime.emulator import CsimFunc, EmulatorDevice
@@ -174,7 +174,7 @@ def test_large_layer_under_port_model(tmp_path: Path) -> None:
 
 
 def test_perf_model_reads_the_new_position_over_data() -> None:
-    """The decode K/V stream as perf_attention counts it: the positions of earlier calls at the K/V
+    """The decode K/V stream as cost_attention counts it: the positions of earlier calls at the K/V
     ports' rate, the one the call wrote at the data port's (and only that one at position 0)."""
     c, d, kv, f = AttnCall(16, 16, 129), 96, 2, 250e6
     base = decode_reader_s(c, d, kv, f, 4e9, 16e9)

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from edgellm.boards import list_boards, load_board
 from edgellm.cli import app
-from edgellm.compiler import dse, dse_points, perf_model
+from edgellm.compiler import dse, dse_points
+from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.design import DesignParams
 from edgellm.models.config import ModelConfig
 from edgellm.report.plots import PLOTS
@@ -41,10 +42,10 @@ def _designs() -> list[DesignParams]:
 @pytest.mark.parametrize("p", _designs(), ids=["sequential", "pipelined", "serial"])
 def test_time_split_adds_up_to_the_projection(p: DesignParams) -> None:
     """Per-layer times plus the final norm are the Projection's 'layers' part; the total its seconds;
-    the stages are named (perf_model's program has the shape timing.py names) and sum to the layers."""
+    the stages are named (cost_model's program has the shape timing.py names) and sum to the layers."""
     b = load_board("kv260")
-    for s, proj in ((decode_split(CFG, b, p), perf_model.decode_step(CFG, b, p)),
-                    (prefill_split(CFG, b, p, 100), perf_model.prefill(CFG, b, p, 100))):
+    for s, proj in ((decode_split(CFG, b, p), cost_model.decode_step(CFG, b, p)),
+                    (prefill_split(CFG, b, p, 100), cost_model.prefill(CFG, b, p, 100))):
         assert math.isclose(sum(s.layers) + s.final, proj.parts["layers"], rel_tol=1e-9), s.phase
         assert math.isclose(s.total, proj.seconds, rel_tol=1e-9)
         if p.overlap:
@@ -79,8 +80,8 @@ def test_dse_keeps_the_explored_designs() -> None:
     decs = [d for d, _, _ in res.sample]
     assert decs == sorted(decs) and decs[-1] > decs[0]
     for d, t, p in res.sample[::20]:
-        assert math.isclose(t, perf_model.prefill(CFG, b, p, dse.TTFT_TOKENS).seconds)
-        assert math.isclose(d, perf_model.decode_step(CFG, b, p).tokens_per_s)
+        assert math.isclose(t, cost_model.prefill(CFG, b, p, dse.TTFT_TOKENS).seconds)
+        assert math.isclose(d, cost_model.decode_step(CFG, b, p).tokens_per_s)
     rec = json.loads(json.dumps(res.record()))
     assert rec["chosen"] == dse_points.design_label(res.params) and rec["feasible"] == res.feasible
     assert {r["set"] for r in rec["designs"]} == {"scored", "sample"}

@@ -173,8 +173,8 @@ def read_measured(path: str | Path, allow_emulated: bool = False) -> Measured:
 def model_check(m: Measured, board: Board) -> tuple[float, float]:
     """(the model's weight-stream GB/s for the kit's arrangement on the measured board, the measured
     figure): how well the model's few parameters reproduce the measurement."""
+    from edgellm.compiler.cost.ddr import bandwidth
     from edgellm.compiler.design import DesignParams
-    from edgellm.compiler.perf_ddr import bandwidth
 
     p = DesignParams(weight_ports=m.weight_ports, port_width_bits=m.port_width_bits,
                      data_port_width_bits=m.port_width_bits, clock_mhz=m.clock_mhz)

@@ -106,7 +106,7 @@ def calibration_table():  # -> rich Table
     """The published designs against the model configured like them: fitted figures, then held-out."""
     from rich.table import Table
 
-    from edgellm.compiler.calibration import calibration
+    from edgellm.compiler.cost.calibration import calibration
 
     cal = Table(title="Published designs vs the model configured like them (KV260; central (low-high))")
     for col in ("source", "figure", "status", "published", "projected", "error", "in range", "how"):

@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any
 
-from edgellm.compiler.resources import KINDS
+from edgellm.compiler.cost.memory import KINDS
 from edgellm.report.gather import Section
 from edgellm.report.roofline import Roof
 from edgellm.report.svg import PALETTE, Chart, Scale, log_range, si

@@ -55,7 +55,7 @@ def estimate_record(cfg: ModelConfig, results: dict[str, DseResult | str],
                         "explored": r.explored, "feasible": r.feasible}
     out: dict[str, Any] = {"label": LABEL, "model": cfg.to_dict(), "boards": boards}
     if calibration:
-        from edgellm.compiler.calibration import calibration as anchors
+        from edgellm.compiler.cost.calibration import calibration as anchors
 
         out["calibration"] = [
             {"source": a.source, "figure": a.figure, "status": a.status, "published": list(a.published),

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgellm.boards import Board
+from edgellm.compiler.cost.ddr import activation_bytes, bandwidth, decode_bytes_per_token
+from edgellm.compiler.cost.tlmm import tlmm_tables
 from edgellm.compiler.design import DesignParams, kv_bytes_per_token, lm_head_bytes
-from edgellm.compiler.perf_ddr import activation_bytes, bandwidth, decode_bytes_per_token
-from edgellm.compiler.perf_tlmm import tlmm_tables
 from edgellm.models.config import ModelConfig
 from edgellm.report.timing import TimeSplit
 

@@ -1,10 +1,10 @@
 """Where a projected call's time goes: per decoder layer and per stage of a layer (edgellm report).
 
-perf_model runs each accelerator call's program (one layer's phases for every layer, then the final
-norm after the last block) against the weight fetcher's fluid model in one pass (perf_fetch.simulate).
+cost_model runs each accelerator call's program (one layer's phases for every layer, then the final
+norm after the last block) against the weight fetcher's fluid model in one pass (cost_fetch.simulate).
 The simulation is causal: with the program's total bytes given, the state after phase i does not
 depend on the phases after it, so phase i lasts simulate(phases[:i+1]) - simulate(phases[:i]) (its
-waits for weights included). This module rebuilds the programs perf_model builds for the generated
+waits for weights included). This module rebuilds the programs cost_model builds for the generated
 engine (overlap=True), names their phases and sums the times; the layers' sum is the Projection's
 "layers" part (tests/test_report.py checks it). Everything here is projected.
 """
@@ -14,15 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgellm.boards import Board
-from edgellm.compiler import perf_elementwise, perf_fetch, perf_model
+from edgellm.compiler.cost import elementwise as cost_elementwise
+from edgellm.compiler.cost import fetch as cost_fetch
+from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost.ddr import bandwidth
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.perf_ddr import bandwidth
 from edgellm.models.config import ModelConfig
 
-# One layer's program in decoder_layer.h order (perf_model._layer_phases: 14 phases).
+# One layer's program in decoder_layer.h order (cost_model._layer_phases: 14 phases).
 SEQUENTIAL = ("attention norm", "q", "k", "v", "RoPE + K/V write", "attention", "attention SubLN", "o",
               "residual + FFN norm", "gate", "up", "GLU + SubLN", "down", "residual")
-# The pipelined prefill's vector stages (perf_model._pipelined_layer_phases) and linear stages.
+# The pipelined prefill's vector stages (cost_model._pipelined_layer_phases) and linear stages.
 VECTOR_STAGES = ("attention norm", "RoPE + attention + SubLN", "residual + FFN norm", "GLU + SubLN",
                  "residual")
 LINEAR_STAGES = (("q", "k", "v"), ("o",), ("gate", "up"), ("down",))
@@ -57,7 +59,7 @@ class TimeSplit:
 
 
 def _names(pipelined: bool, n: int) -> list[str]:
-    """Stage names of one layer's n phases (generic names if perf_model's program changed shape)."""
+    """Stage names of one layer's n phases (generic names if cost_model's program changed shape)."""
     if not pipelined:
         names = list(SEQUENTIAL)
     else:
@@ -69,21 +71,21 @@ def _names(pipelined: bool, n: int) -> list[str]:
     return names if len(names) == n else [f"phase {j}" for j in range(n)]
 
 
-def _phase_times(phases: list[perf_fetch.Phase], rate: float, capacity: float) -> list[float]:
-    """Seconds of each phase of one call's program (its share of perf_fetch.simulate's total)."""
+def _phase_times(phases: list[cost_fetch.Phase], rate: float, capacity: float) -> list[float]:
+    """Seconds of each phase of one call's program (its share of cost_fetch.simulate's total)."""
     total = sum(ph.nbytes for ph in phases)
     out, before = [], 0.0
     for i in range(len(phases)):
-        upto = perf_fetch.simulate(phases[:i + 1], rate, capacity, total).seconds
+        upto = cost_fetch.simulate(phases[:i + 1], rate, capacity, total).seconds
         out.append(upto - before)
         before = upto
     return out
 
 
 def _split(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int, phase: str,
-           proj: perf_model.Projection) -> TimeSplit:
+           proj: cost_model.Projection) -> TimeSplit:
     """The TimeSplit of `tokens` tokens after `context0` cached ones, whose Projection is `proj`
-    (perf_model._run_fetched's calls: blocks of at most prefill_token_block tokens)."""
+    (cost_model._run_fetched's calls: blocks of at most prefill_token_block tokens)."""
     out = TimeSplit(phase, tokens, [0.0] * cfg.n_layers, {}, 0.0, proj.parts.get("lm_head", 0.0),
                     proj.parts.get("host", 0.0))
     if not p.overlap:  # TeLLMe-style engine: no fetcher program; its layers are alike
@@ -93,13 +95,13 @@ def _split(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context
                          "element-wise sums")
         return out
     bw = bandwidth(board, p)
-    cap = perf_model.fetch_capacity_bytes(board, p)
-    final = perf_elementwise.norm_quantize(cfg.hidden_size, True, perf_elementwise._Widths(p))
+    cap = cost_model.fetch_capacity_bytes(board, p)
+    final = cost_elementwise.norm_quantize(cfg.hidden_size, True, cost_elementwise._Widths(p))
     done = 0
     while done < tokens:
         n = min(tokens - done, p.prefill_token_block)
         pipelined = p.prefill_pipeline and n >= 2
-        build = perf_model._pipelined_layer_phases if pipelined else perf_model._layer_phases
+        build = cost_model._pipelined_layer_phases if pipelined else cost_model._layer_phases
         scratch = dict.fromkeys(("load", "compute", "attention", "elementwise"), 0.0)
         layer = build(cfg, board, p, bw, n, context0 + done + n, scratch)
         out.pipelined |= pipelined
@@ -107,7 +109,7 @@ def _split(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context
         program = layer * cfg.n_layers
         done += n
         if done == tokens:
-            program.append(perf_fetch.Phase(0, final / (p.clock_mhz * 1e6)))
+            program.append(cost_fetch.Phase(0, final / (p.clock_mhz * 1e6)))
         times = _phase_times(program, bw.weights, cap)
         for i, t in enumerate(times[:len(layer) * cfg.n_layers]):
             out.layers[i // len(layer)] += t
@@ -121,9 +123,9 @@ def _split(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context
 
 def decode_split(cfg: ModelConfig, board: Board, p: DesignParams) -> TimeSplit:
     """One decode step at p.decode_context cached tokens."""
-    return _split(cfg, board, p, 1, p.decode_context, "decode", perf_model.decode_step(cfg, board, p))
+    return _split(cfg, board, p, 1, p.decode_context, "decode", cost_model.decode_step(cfg, board, p))
 
 
 def prefill_split(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int) -> TimeSplit:
     """The prefill of a `tokens`-token prompt (time to first token)."""
-    return _split(cfg, board, p, tokens, 0, "prefill", perf_model.prefill(cfg, board, p, tokens))
+    return _split(cfg, board, p, tokens, 0, "prefill", cost_model.prefill(cfg, board, p, tokens))

@@ -160,7 +160,7 @@ const int kMulAddLatency = 16;
 // ew_engine: its producing passes and RoPE table loop, and rmsnorm_scale, quantize_store, rope_row and
 // lane_tree's levels below): iters = iterations (tree's included), loops = loop entries, tree = the
 // lane_tree iterations alone; for tests/test_hw_elementwise.py to hold against the compiler's
-// compiler/perf_elementwise.stage_counts. Read and reset by hw/tb/elementwise_tb.cpp tb_ew_trace.
+// compiler/cost/elementwise.stage_counts. Read and reset by hw/tb/elementwise_tb.cpp tb_ew_trace.
 struct ew_trace_t {
   long iters, loops, tree;
 };

@@ -2,7 +2,7 @@
 
 `Resources` counts LUT, FF, DSP, BRAM36 and URAM (BRAM36 may be fractional: an 18 Kb half counts
 0.5). Memories are sized by width x depth against the primitives' aspect ratios (BRAM36: 512x72 ..
-4Kx9; URAM: 4Kx72; distributed RAM per LUT). compiler/resource_model.py prices the kernels with them.
+4Kx9; URAM: 4Kx72; distributed RAM per LUT). compiler/cost/resource_model.py prices the kernels with them.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import functools
 import math
 from dataclasses import dataclass
 
+from edgellm.compiler.cost.elementwise import DDR_READ_LATENCY  # first-beat latency of a burst
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.perf_elementwise import DDR_READ_LATENCY  # first-beat latency of a burst
 from edgellm.models.config import ModelConfig
 
 MIN_ROWS = 8  # attn_config MIN_ROWS: rows interleaved per key (>= fp32 add latency)

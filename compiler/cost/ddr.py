@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from edgellm.boards import CCI_PATH, Board
+from edgellm.compiler.cost.tlmm import MAX_STREAM_PORTS, stream_ports
 from edgellm.compiler.design import (
     ACT_BYTES,
     NORM_BYTES,
@@ -20,7 +21,6 @@ from edgellm.compiler.design import (
     lm_head_bytes,
     weight_bytes,
 )
-from edgellm.compiler.perf_tlmm import MAX_STREAM_PORTS, stream_ports
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS, ModelConfig
 
@@ -153,7 +153,7 @@ def ddr_bytes_per_cycle(board: Board, p: DesignParams) -> float:
 
 def activation_bytes(cfg: ModelConfig) -> int:
     """DDR bytes one token's activations move through the data port in one decode step, pass by pass as
-    perf_elementwise counts them (A = ACT_BYTES fp32, G = NORM_BYTES gamma, int8 rows one byte): per
+    cost_elementwise counts them (A = ACT_BYTES fp32, G = NORM_BYTES gamma, int8 rows one byte): per
     layer the attention norm (row A, gamma G, int8 out), each linear's int8 input row and fp32 output
     row, RoPE of q and k (row in and out, this position's cos/sin), the K/V rows into the cache
     (the cache's own bytes are kv_bytes_per_token's), attention's q row in and o row out, the SubLN

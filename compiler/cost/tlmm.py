@@ -3,8 +3,8 @@ compute loop, their bank fills from the weight fetcher's FIFOs, one linear.
 
 A linear of n_out x k for `tokens` tokens: R-row tiles of nb = ceil(k / 5) byte columns; each stream
 port fills its share of tile i+1's banks from its FIFO (two columns per cycle) while tile i computes
-(tlmm_tile_iters: token groups of TP, outputs OL per cycle). perf_model runs the linears against the
-fetcher (perf_fetch); the headers state the same formulas.
+(tlmm_tile_iters: token groups of TP, outputs OL per cycle). cost_model runs the linears against the
+fetcher (cost_fetch); the headers state the same formulas.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def fifo_tile_load_cycles(n_in: int, p: DesignParams, nports: int) -> int:
 def tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
                    tokens: int) -> tuple[float, float, float]:
     """(total, load, compute) seconds of one linear on the generated engine for `tokens` tokens when its
-    weights are always waiting in the fetcher FIFOs (perf_fetch adds the waits): tile i+1's banks fill
+    weights are always waiting in the fetcher FIFOs (cost_fetch adds the waits): tile i+1's banks fill
     from the FIFOs (fifo_tile_load_cycles; a tail tile of rows_t < R rows one byte per cycle) while
     tile i computes."""
     f = p.clock_mhz * 1e6

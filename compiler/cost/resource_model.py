@@ -3,7 +3,7 @@
 Unit costs are engineering estimates with their derivation beside each constant; the fixed platform
 terms are fitted (marked so) so that TeLLMe's released configuration, as the serial description prices
 it, reproduces its published totals (see calibration.tellme_calibration): they are not evidence. Memories
-are sized with compiler/resources.py (the Resources type and memory-block arithmetic), one bank per
+are sized with compiler/cost/memory.py (the Resources type and memory-block arithmetic), one bank per
 parallel reader.
 The generated engine's weight fetcher (FIFOs, walkers, loader muxes, LM-head FIFOs) is its own
 entry, "fetch".
@@ -15,12 +15,10 @@ import functools
 import math
 
 from edgellm.boards import Board
-from edgellm.compiler import perf_attention, perf_elementwise
-from edgellm.compiler.design import FETCH_BEATS, DesignParams
-from edgellm.compiler.perf_ddr import bandwidth
-from edgellm.compiler.perf_model import buffer_depth
-from edgellm.compiler.perf_tlmm import DSP_CHAIN, dsp_chains, stream_ports, tlmm_tables
-from edgellm.compiler.resources import (
+from edgellm.compiler.cost import attention as cost_attention
+from edgellm.compiler.cost import elementwise as cost_elementwise
+from edgellm.compiler.cost.ddr import bandwidth
+from edgellm.compiler.cost.memory import (
     AUTO_LUTRAM_BITS,
     URAM_MIN_DEPTH,
     Resources,
@@ -32,6 +30,9 @@ from edgellm.compiler.resources import (
     total_of,
     uram_for,
 )
+from edgellm.compiler.cost.model import buffer_depth
+from edgellm.compiler.cost.tlmm import DSP_CHAIN, dsp_chains, stream_ports, tlmm_tables
+from edgellm.compiler.design import FETCH_BEATS, DesignParams
 from edgellm.models.config import ModelConfig
 
 # --- fp32 operator costs (LUT, FF, DSP), after PG060 Floating-Point Operator resource tables
@@ -236,7 +237,7 @@ def elementwise_as_built(cfg: ModelConfig, p: DesignParams) -> Resources:
 def elementwise_engine(cfg: ModelConfig, v: int, lanes: int, act_buffer: str, g: int = 0) -> Resources:
     """elementwise_as_built from the fields it reads: VEC, NORM_LANES, act_buffer, GLU_VEC (0: VEC)."""
     g = g or v
-    u = perf_elementwise.sumsq_units_for(v, lanes)
+    u = cost_elementwise.sumsq_units_for(v, lanes)
     gu = min(g, u)
     if cfg.act == "silu":
         fmul, fadd, fdiv = max(11 * g, 12 * gu, 2 * v, u), max(8 * g, 9 * gu, v, 2 * u) + max(3 * g, v), g
@@ -270,11 +271,11 @@ def _attn_core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Res
     the score lane sums, a double-buffered K and V tile in max(A, 16) banks (all without a BIND_STORAGE:
     _auto_memory), two score tiles in LUTRAM (the software-pipelined softmax scores one tile while it
     accumulates the previous one)."""
-    ops = _ops(FMUL, FADD, n=3 * a + 2) + _ops(FEXP, FEXP) + _ops(FDIV, n=perf_attention.DATA_LANES)
+    ops = _ops(FMUL, FADD, n=3 * a + 2) + _ops(FEXP, FEXP) + _ops(FDIV, n=cost_attention.DATA_LANES)
     dp = -(-d // a) * a
-    kv_part = max(a, perf_attention.MEM_LANES)
+    kv_part = max(a, cost_attention.MEM_LANES)
     dkv = -(-d // kv_part) * kv_part
-    qo = max(a, perf_attention.DATA_LANES)  # q / o banks: A lanes, one data beat per cycle in and out
+    qo = max(a, cost_attention.DATA_LANES)  # q / o banks: A lanes, one data beat per cycle in and out
     rows_bufs = auto_memory(32, rows * dp // qo, 2 * qo)  # q and o: [rows][dp] cyclic by max(A, QL), unbound
     lane_sums = Resources(lut=a * lutram_luts(32, rows))  # acc[rows][A], A LUTRAM columns
     tiles = auto_memory(32, 2 * kv_block * tile_heads * dkv // kv_part, 2 * kv_part)  # kt, vt: two halves
@@ -284,13 +285,13 @@ def _attn_core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Res
 
 def attention_as_built(cfg: ModelConfig, p: DesignParams) -> Resources:
     """One attn_rows core serves prefill and decode (attention_layer): rows = max(BQ x group, heads),
-    tiles of all KV heads; A = the plan's dot_lanes (perf_attention.lanes)."""
-    return attention_core(cfg, perf_attention.lanes(cfg, p), p.attn_q_block, p.attn_kv_block)
+    tiles of all KV heads; A = the plan's dot_lanes (cost_attention.lanes)."""
+    return attention_core(cfg, cost_attention.lanes(cfg, p), p.attn_q_block, p.attn_kv_block)
 
 
 @functools.lru_cache(maxsize=1024)
 def attention_core(cfg: ModelConfig, a: int, q_block: int, kv_block: int) -> Resources:
-    """attention_as_built from the core's lanes A (perf_attention.lanes), query block and K/V tile."""
+    """attention_as_built from the core's lanes A (cost_attention.lanes), query block and K/V tile."""
     d, group = cfg.head_dim, cfg.n_heads // cfg.n_kv_heads
     return _attn_core(a, d, max(q_block * group, cfg.n_heads), cfg.n_kv_heads, kv_block)
 

@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass
 
 from edgellm.boards import SCENARIOS, load_board
-from edgellm.compiler import perf_ddr, perf_model
+from edgellm.compiler.cost import ddr as cost_ddr
+from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.design import FETCH_DEPTH_RANGE, DesignParams, linear_bytes, weight_bytes
 from edgellm.compiler.estimate import Estimate, Range, estimate
 from edgellm.models.config import PRESETS, ModelConfig
@@ -119,8 +120,8 @@ def _speed(cfg: ModelConfig, p: DesignParams) -> dict[str, Range]:
     runs = {}
     for s in SCENARIOS:
         b = load_board("kv260").with_scenario(s)
-        runs[s] = (perf_model.decode_step(cfg, b, p).tokens_per_s, perf_model.prefill(cfg, b, p, 64).seconds,
-                   perf_model.prefill(cfg, b, p, 128).seconds)
+        runs[s] = (cost_model.decode_step(cfg, b, p).tokens_per_s, cost_model.prefill(cfg, b, p, 64).seconds,
+                   cost_model.prefill(cfg, b, p, 128).seconds)
     keys = ("decode tok/s", "TTFT 64 tokens (s)", "TTFT 128 tokens (s)")
     return {k: Range(runs["central"][i], runs["low"][i], runs["high"][i]) for i, k in enumerate(keys)}
 
@@ -152,7 +153,7 @@ def bitnet_kv260_anchors() -> list[Anchor]:
     cfg, m = PRESETS["bitnet-b1.58-2B-4T"], BITNET_KV260
     p = DesignParams(rows=16, weight_ports=4, port_width_bits=128, clock_mhz=250.0)
     mb = (weight_bytes(cfg, p) + linear_bytes(cfg.vocab_size, cfg.hidden_size, p)) / 1e6
-    rate = {s: perf_ddr.bandwidth(load_board("kv260").with_scenario(s), p).weights / 1e9 for s in SCENARIOS}
+    rate = {s: cost_ddr.bandwidth(load_board("kv260").with_scenario(s), p).weights / 1e9 for s in SCENARIOS}
     stream = Range(rate["central"], rate["low"], rate["high"])
     total = (m["model stream bytes"] + m["head stream bytes"]) / 1e6
     return [
@@ -182,6 +183,6 @@ def fit_tellme_prefill_block(blocks: range = range(1, 17)) -> int:
     target = TELLME_PUBLISHED["TTFT 64 tokens (s)"]
 
     def miss(block: int) -> float:
-        return abs(perf_model.prefill(cfg, board, tellme_overlap_params(cfg, block), 64).seconds - target)
+        return abs(cost_model.prefill(cfg, board, tellme_overlap_params(cfg, block), 64).seconds - target)
 
     return min(blocks, key=miss)

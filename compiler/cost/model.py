@@ -11,8 +11,8 @@ Two engines:
   into a FIFO (fetch_depth words of FETCH_BEATS R-byte beats) at the weight ports' DDR rate; it
   stops only when the FIFO is full, so while the engine runs element-wise stages and attention it
   prefetches the next linears' weights. The engine's program, per prefill token block and layer in
-  decoder_layer.h order (element-wise gaps from perf_elementwise, attention from perf_attention,
-  linears), then the final norm, is run against that producer by perf_fetch's fluid model (the FIFO
+  decoder_layer.h order (element-wise gaps from cost_elementwise, attention from cost_attention,
+  linears), then the final norm, is run against that producer by cost_fetch's fluid model (the FIFO
   is empty at the start of every call). A linear, when its weights are waiting: the activation
   block loads one chunk per cycle (tlmm.h load_acts) while the first tile's banks fill from the
   FIFOs (FETCH_BEATS columns per port and cycle where BEATS_PER_STEP >= 2), then tile i+1 fills
@@ -36,7 +36,23 @@ import math
 from dataclasses import dataclass, field
 
 from edgellm.boards import Board
-from edgellm.compiler import perf_attention, perf_elementwise, perf_fetch
+from edgellm.compiler.cost import attention as cost_attention
+from edgellm.compiler.cost import elementwise as cost_elementwise
+from edgellm.compiler.cost import fetch as cost_fetch
+from edgellm.compiler.cost.ddr import (
+    ARM_STREAM_BYTES_PER_S,
+    Bandwidth,
+    bandwidth,
+    ddr_bytes_per_cycle,
+    port_bytes_per_cycle,
+)
+from edgellm.compiler.cost.tlmm import (
+    LINEAR_PIPELINE_DEPTH,
+    TILE_PIPELINE_DEPTH,
+    stream_cols,
+    stream_ports,
+    tlmm_linear_s,
+)
 from edgellm.compiler.design import (
     ACT_BYTES,
     FETCH_BEATS,
@@ -44,20 +60,6 @@ from edgellm.compiler.design import (
     linear_bytes,
     lm_head_bytes,
     norms_per_layer,
-)
-from edgellm.compiler.perf_ddr import (
-    ARM_STREAM_BYTES_PER_S,
-    Bandwidth,
-    bandwidth,
-    ddr_bytes_per_cycle,
-    port_bytes_per_cycle,
-)
-from edgellm.compiler.perf_tlmm import (
-    LINEAR_PIPELINE_DEPTH,
-    TILE_PIPELINE_DEPTH,
-    stream_cols,
-    stream_ports,
-    tlmm_linear_s,
 )
 from edgellm.models.config import ModelConfig
 
@@ -107,7 +109,7 @@ def _lm_head_s(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, t
     blk_compute = tokens * nbeats
     score_drain = nports * LM_SCORE_II + LM_SCORE_DEPTH  # the last block's rows through the scoring process
     cycles = (nblk * max(blk_load, blk_compute) + TILE_PIPELINE_DEPTH + score_drain + LINEAR_PIPELINE_DEPTH
-              + perf_elementwise.DDR_READ_LATENCY)
+              + cost_elementwise.DDR_READ_LATENCY)
     return cycles / f
 
 
@@ -133,8 +135,8 @@ def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
     nbytes = streamed + queries * row  # read tiles + write the new K/V
     if p.overlap:  # the generated kernels as built (the K/V write is an element-wise pass)
         ports = bw.kv_ports or 1  # decode reads position p over K/V port p % ports (attention_decode.h)
-        read_bw = min(ports * bw.kv_port, 2 * perf_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
-        return perf_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw, ports), nbytes
+        read_bw = min(ports * bw.kv_port, 2 * cost_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
+        return cost_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw, ports), nbytes
     pairs = queries * first + queries * (queries + 1) // 2  # (query, key) score pairs per head
     exp_units = math.ceil(p.attn_lanes / LANES_PER_EXP_UNIT)
     cycles = (2 * cfg.n_heads * pairs * math.ceil(cfg.head_dim / p.attn_lanes)
@@ -158,31 +160,31 @@ def _layer(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, contex
 def elementwise_gaps(cfg: ModelConfig, p: DesignParams, tokens: int) -> tuple[int, ...]:
     """Cycles of the element-wise stages between one layer's linears for `tokens` tokens, in
     decoder_layer.h order: attention norm; RoPE q + RoPE k + K/V write; attention SubLN (or quantize);
-    residual + FFN norm; GLU (+ SubLN); residual. They sum to perf_elementwise.layer_cycles."""
-    w = perf_elementwise._Widths(p)
+    residual + FFN norm; GLU (+ SubLN); residual. They sum to cost_elementwise.layer_cycles."""
+    w = cost_elementwise._Widths(p)
     h, subln = cfg.hidden_size, cfg.subln
     per_token = (
-        perf_elementwise.norm_quantize(h, True, w),
-        perf_elementwise.dequant_rope(cfg.n_heads, cfg.head_dim, w)
-        + perf_elementwise.dequant_rope(cfg.n_kv_heads, cfg.head_dim, w)
-        + perf_elementwise.kv_write(cfg.kv_size, w),
-        perf_elementwise.norm_quantize(cfg.q_size, subln, w),
-        perf_elementwise.residual_norm_quantize(h, True, w),
-        perf_elementwise.glu_norm_quantize(cfg.ffn_size, subln, w),
-        perf_elementwise.residual_norm_quantize(h, False, w),
+        cost_elementwise.norm_quantize(h, True, w),
+        cost_elementwise.dequant_rope(cfg.n_heads, cfg.head_dim, w)
+        + cost_elementwise.dequant_rope(cfg.n_kv_heads, cfg.head_dim, w)
+        + cost_elementwise.kv_write(cfg.kv_size, w),
+        cost_elementwise.norm_quantize(cfg.q_size, subln, w),
+        cost_elementwise.residual_norm_quantize(h, True, w),
+        cost_elementwise.glu_norm_quantize(cfg.ffn_size, subln, w),
+        cost_elementwise.residual_norm_quantize(h, False, w),
     )
     return tuple(tokens * c for c in per_token)
 
 
 def _linear_phase(board: Board, out: int, n_in: int, p: DesignParams, tokens: int,
-                  detail: dict[str, float]) -> perf_fetch.Phase:
+                  detail: dict[str, float]) -> cost_fetch.Phase:
     """One linear as a consumer phase: the weight bytes it pops (the encoded image, out x nb bytes padded
     to R: a tail tile is stored densely) and its time when they are there; adds its load and compute
     to `detail`."""
     total, load, compute = tlmm_linear_s(board, out, n_in, p, tokens)
     detail["load"] += load
     detail["compute"] += compute
-    return perf_fetch.Phase(-(-out * stream_cols(n_in, p) // p.rows) * p.rows, total)
+    return cost_fetch.Phase(-(-out * stream_cols(n_in, p) // p.rows) * p.rows, total)
 
 
 def _vector_work(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, context: int,
@@ -198,16 +200,16 @@ def _vector_work(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, 
 
 
 def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int,
-                  context: int, detail: dict[str, float]) -> list[perf_fetch.Phase]:
+                  context: int, detail: dict[str, float]) -> list[cost_fetch.Phase]:
     """One layer's program for a block of `tokens` tokens ending at `context` (decoder_layer.h order):
     element-wise gaps, linears (FIFO consumers) and attention (its K/V reads share the DDR)."""
     sh = cfg.linear_shapes()
     gaps, attn_s, kv_reads = _vector_work(cfg, p, bw, tokens, context, detail)
 
-    def lin(name: str) -> perf_fetch.Phase:
+    def lin(name: str) -> cost_fetch.Phase:
         return _linear_phase(board, *sh[name], p, tokens, detail)
 
-    gap = perf_fetch.Phase
+    gap = cost_fetch.Phase
     return [gap(0, gaps[0]), lin("q"), lin("k"), lin("v"), gap(0, gaps[1]), gap(0, attn_s, kv_reads),
             gap(0, gaps[2]), lin("o"), gap(0, gaps[3]), lin("gate"), lin("up"), gap(0, gaps[4]), lin("down"),
             gap(0, gaps[5])]
@@ -221,7 +223,7 @@ def first_half(tokens: int, lanes: int) -> int:
 
 
 def _pipelined_layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int,
-                            context: int, detail: dict[str, float]) -> list[perf_fetch.Phase]:
+                            context: int, detail: dict[str, float]) -> list[cost_fetch.Phase]:
     """One layer of a prefill call under the two-half schedule (decoder_layer.h layer_slot_run): halves
     A and B; slot i runs vector stage i // 2 on half i % 2 and, for 1 <= i <= 8, linear stage
     (i - 1) // 2 on half (i - 1) % 2, the two jobs overlapped. A slot lasts the longer of its jobs
@@ -234,7 +236,7 @@ def _pipelined_layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw:
     n_a = first_half(tokens, p.token_lanes)
     halves = ((n_a, context - tokens + n_a), (tokens - n_a, context))  # (tokens, context at its end)
     vec: list[list[tuple[float, float]]] = []  # per half, per vector stage: (seconds, K/V read bytes)
-    lin: list[list[list[perf_fetch.Phase]]] = []  # per half, per linear stage: its linears
+    lin: list[list[list[cost_fetch.Phase]]] = []  # per half, per linear stage: its linears
     act: list[list[float]] = []  # per half, per linear stage: data-port bytes of its linears
     stages = (("q", "k", "v"), ("o",), ("gate", "up"), ("down",))
     for n, ctx in halves:
@@ -244,10 +246,10 @@ def _pipelined_layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw:
         lin.append([[_linear_phase(board, *sh[m], p, n, detail) for m in st] for st in stages])
         act.append([sum(n * sh[m][1] + ACT_BYTES * n * sh[m][0] for m in st) for st in stages])
     sync = SLOT_SYNC_CYCLES / f
-    phases: list[perf_fetch.Phase] = []
+    phases: list[cost_fetch.Phase] = []
     for i in range(2 * len(vec[0])):
         v_s, share = vec[i % 2][i // 2]
-        linears: list[perf_fetch.Phase] = []
+        linears: list[cost_fetch.Phase] = []
         if 1 <= i <= 2 * len(stages):
             st, hf = (i - 1) // 2, (i - 1) % 2
             linears = lin[hf][st]
@@ -255,9 +257,9 @@ def _pipelined_layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw:
         t_s = sum(ph.seconds for ph in linears)
         slot = max(t_s, v_s)
         for ph in linears:  # the K/V reads spread over the slot
-            phases.append(perf_fetch.Phase(ph.nbytes, ph.seconds, share * ph.seconds / slot if slot else 0.0))
+            phases.append(cost_fetch.Phase(ph.nbytes, ph.seconds, share * ph.seconds / slot if slot else 0.0))
         rest = slot - t_s
-        phases.append(perf_fetch.Phase(0, rest + sync, share * rest / slot if slot else 0.0))
+        phases.append(cost_fetch.Phase(0, rest + sync, share * rest / slot if slot else 0.0))
     return phases
 
 
@@ -283,7 +285,7 @@ def fetch_capacity_bytes(board: Board, p: DesignParams) -> int:
 def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int) -> Projection:
     """The generated engine: one accelerator call per token block of at most prefill_token_block tokens
     (runtime/driver.py: one IP start per block), each call's program (every layer, the final norm after
-    the last block) run against the weight fetcher (perf_fetch; its FIFOs start empty every call), then
+    the last block) run against the weight fetcher (cost_fetch; its FIFOs start empty every call), then
     the LM head and the host (one ap_start round trip per call)."""
     bw = bandwidth(board, p)
     f = p.clock_mhz * 1e6
@@ -301,11 +303,11 @@ def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, c
         done += n
         calls += 1
         if done == tokens:  # the final norm (one row, before the LM head)
-            final = perf_elementwise.norm_quantize(cfg.hidden_size, True, perf_elementwise._Widths(p)) / f
-            phases.append(perf_fetch.Phase(0, final))
+            final = cost_elementwise.norm_quantize(cfg.hidden_size, True, cost_elementwise._Widths(p)) / f
+            phases.append(cost_fetch.Phase(0, final))
             detail["elementwise"] += final
         nbytes = cfg.n_layers * sum(ph.nbytes for ph in layer)
-        run = perf_fetch.simulate(phases, bw.weights, cap, nbytes)
+        run = cost_fetch.simulate(phases, bw.weights, cap, nbytes)
         layers += run.seconds
         detail["stall"] += run.stall
         detail["fetch"] += nbytes / bw.weights
@@ -350,7 +352,7 @@ def prefill_floor(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int
         for done in range(0, n_tokens, block):
             _vector_work(cfg, q, bw, min(n_tokens - done, block), min(n_tokens, done + block), work)
         best = min(best, cfg.n_layers * (work["attention"] + work["elementwise"]))
-    final = perf_elementwise.norm_quantize(cfg.hidden_size, True, perf_elementwise._Widths(p)) / f
+    final = cost_elementwise.norm_quantize(cfg.hidden_size, True, cost_elementwise._Widths(p)) / f
     return best + final + _lm_head_s(cfg, board, p, bw) + _host_s(cfg, p)
 
 
