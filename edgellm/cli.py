@@ -1,7 +1,8 @@
 """The `edgellm` command: a typer app whose subcommands live in edgellm/commands/<name>.py.
 
-Each command module defines `register(app: typer.Typer) -> None`. Modules listed in COMMANDS that do
-not exist (yet) are skipped; an ImportError raised inside an existing module is not hidden.
+Each command module defines `register(app: typer.Typer) -> None`. Every module listed in COMMANDS must
+exist and define it: a missing or broken command module is an error (CommandModuleError, or the
+module's own ImportError), never a silently absent command.
 Keep this module and the command modules' top level light: import torch, onnxruntime, transformers
 (and the model code) inside the command functions, so `edgellm --help` stays fast.
 """
@@ -120,15 +121,26 @@ def _root(
     """edgellm: ternary LLMs on edge FPGAs."""
 
 
+class CommandModuleError(ImportError):
+    """A command module listed in COMMANDS is missing or has no register(app): a broken installation."""
+
+
 def register_commands(target: typer.Typer, names: Sequence[str] = COMMANDS) -> list[str]:
-    """Import edgellm.commands.<name> for each name that exists and call its register(target)."""
+    """Import edgellm.commands.<name> for each name and call its register(target).
+
+    A listed module that does not exist or defines no callable `register` raises CommandModuleError;
+    an ImportError inside a module propagates as it is."""
     done = []
     for name in names:
         modname = f"edgellm.commands.{name}"
         if importlib.util.find_spec(modname) is None:
-            continue
+            raise CommandModuleError(f"edgellm command module {modname} is missing (listed in "
+                                     "edgellm.cli.COMMANDS); the installation is incomplete")
         module = importlib.import_module(modname)
-        module.register(target)
+        register = getattr(module, "register", None)
+        if not callable(register):
+            raise CommandModuleError(f"edgellm command module {modname} defines no register(app)")
+        register(target)
         done.append(name)
     return done
 

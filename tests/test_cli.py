@@ -117,21 +117,27 @@ def test_help_does_not_import_heavy_modules():
     assert p.stdout.strip().splitlines()[-1] == "HEAVY="
 
 
-def test_registry_skips_missing_modules_and_surfaces_import_errors(tmp_path, monkeypatch):
+def test_registry_refuses_missing_or_broken_command_modules(tmp_path, monkeypatch):
     pkg = tmp_path / "cmds"
     pkg.mkdir()
     (pkg / "zz_ok.py").write_text("def register(app):\n    app.command('zz-ok')(lambda: print('ran'))\n")
     (pkg / "zz_broken.py").write_text("import zz_no_such_module_anywhere\n")
+    (pkg / "zz_noreg.py").write_text("X = 1\n")
     monkeypatch.setattr(edgellm.commands, "__path__", [*edgellm.commands.__path__, str(pkg)])
-    for m in ("edgellm.commands.zz_ok", "edgellm.commands.zz_broken"):
+    for m in ("edgellm.commands.zz_ok", "edgellm.commands.zz_broken", "edgellm.commands.zz_noreg"):
         monkeypatch.delitem(sys.modules, m, raising=False)
     app = typer.Typer()
     app.callback()(lambda: None)
-    assert cli.register_commands(app, ["zz_missing", "zz_ok"]) == ["zz_ok"]
+    assert cli.register_commands(app, ["zz_ok"]) == ["zz_ok"]
     assert runner.invoke(app, ["zz-ok"]).output.strip() == "ran"
+    # a listed module that is absent is an error naming it, not a silently missing command
+    with pytest.raises(cli.CommandModuleError, match="edgellm.commands.zz_missing is missing"):
+        cli.register_commands(typer.Typer(), ["zz_ok", "zz_missing"])
+    with pytest.raises(cli.CommandModuleError, match="zz_noreg defines no register"):
+        cli.register_commands(typer.Typer(), ["zz_noreg"])
     with pytest.raises(ModuleNotFoundError, match="zz_no_such_module_anywhere"):
         cli.register_commands(typer.Typer(), ["zz_ok", "zz_broken"])
-    assert cli.REGISTERED[:2] == ["generate", "eval"]
+    assert cli.REGISTERED == cli.COMMANDS
 
 
 @pytest.mark.parametrize("args,match", [
