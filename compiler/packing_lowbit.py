@@ -1,0 +1,273 @@
+"""The low-bit weight stream (docs/weight_format.md "Low-bit tensors"; C++ reader:
+hw/include/edgellm/lowbit_mm.h). A GroupQuant becomes two regions of 16-byte beats:
+
+codes: for o in rows, g in groups, b in 0..bits-1: one plane word of G bits (bit i = bit b of
+  codes[o, g*G + i]), packed LSB first into one continuous bit stream. G divides 128 or 128 divides
+  G, so a word never straddles a beat in a way the reader must realign. out * in * bits bits.
+params: per row, per super-block of SB groups, fields LSB first in one continuous bit stream:
+  d (DB = 16: binary16, 32: binary32), [dm (DMB bits, mode 0)], SB x sc (SCB bits), SB x mc (MCB bits);
+  a field f of width n > 0 holds value f - off (sc_off / mc_off); width 0 is a constant (sc: 1, mc: mz).
+  The hardware decodes, in f32:   s[g] = d * sc[g]
+                                  m[g] = dm * mc[g]      (mode 0)   or   -(s[g] * mc[g])   (mode 1)
+The packer chooses, per tensor, the narrowest ParamCodec that reproduces every scale and min bit for
+bit (K-quant super-blocks: 16-bit d, dmin and 4/6/8-bit sub-scales; Q4_0/Q8_0/Q6_K-style symmetric
+offsets m = -(s * constant); GPTQ zeros m = -(s * z)); binary32 per group is the fallback, so every
+GroupQuant packs losslessly. `unpack` inverts it (round-trip tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgellm.errors import EdgeLLMError
+from edgellm.models.lowbit import GroupQuant
+
+F32 = np.float32
+BEAT_BYTES = 16
+SUPER = 256  # inputs per super-block when a tensor's scales share a 16-bit d (GGUF K-quants' QK_K)
+FIELD_WIDTHS = (4, 6, 8)
+
+
+@dataclass(frozen=True)
+class ParamCodec:
+    """How one tensor's per-group scales and mins are stored (module docstring)."""
+
+    sb: int = 1  # groups per super-block
+    db: int = 32  # d: 16 (binary16) or 32 (binary32)
+    scb: int = 0  # sc field bits (0: sc = 1)
+    sc_off: int = 0
+    mmode: int = 0  # 0: m = dm * mc; 1: m = -(s * mc)
+    dmb: int = 32  # dm bits (mode 0): 16 or 32; 0 in mode 1
+    mcb: int = 0  # mc field bits (0: mc = mz)
+    mc_off: int = 0
+    mz: int = 1
+
+    @property
+    def superblock_bits(self) -> int:
+        """Param bits per super-block of one row."""
+        return self.db + self.dmb + self.sb * (self.scb + self.mcb)
+
+    def as_words(self) -> tuple[int, ...]:
+        """Fields in lowbit_mm.h LowbitParams order: sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz."""
+        return (self.sb, self.db, self.scb, self.sc_off, self.mmode, self.dmb, self.mcb, self.mc_off, self.mz)
+
+
+@dataclass(frozen=True)
+class LowbitImage:
+    """A packed tensor: `data` (uint8, whole beats) = codes region then params region."""
+
+    data: np.ndarray
+    codec: ParamCodec
+    bits: int
+    group: int
+    n_out: int
+    n_in: int
+    codes_bytes: int  # the codes region, beat-padded
+    params_bytes: int
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Streamed bits per weight, padding included."""
+        return 8.0 * self.data.size / (self.n_out * self.n_in)
+
+
+def _f16_exact(v: np.ndarray) -> bool:
+    return bool(np.array_equal(v.astype(np.float16).astype(F32).view(np.uint32), v.view(np.uint32)))
+
+
+def _field_ranges(widths: tuple[int, ...] = FIELD_WIDTHS) -> list[tuple[int, int]]:
+    """(width, offset) pairs, narrowest first: unsigned, two's-complement-like, and non-positive."""
+    return [(n, off) for n in widths for off in (0, 1 << (n - 1), (1 << n) - 1)]
+
+
+def _solve_scaled(v: np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+    """v (n_sb, SB) f32 = f32(f16 d[k] * f32(i[k, j])) with small integers i, for the narrowest field:
+    (width, offset, d (n_sb,) f32 holding binary16 values, i (n_sb, SB) int64), or None."""
+    n_sb = v.shape[0]
+    piv = v[np.arange(n_sb), np.abs(v).argmax(axis=1)].astype(np.float64)
+    vb = v.view(np.uint32)
+    for n, off in _field_ranges():
+        lo, hi = -off, (1 << n) - 1 - off
+        d = np.zeros(n_sb, F32)
+        ints = np.zeros(v.shape, np.int64)
+        solved = piv == 0.0  # all-zero super-block: d = 0, i = 0
+        cands = sorted((c for c in range(lo, hi + 1) if c), key=lambda c: -abs(c))
+        for c in cands:
+            todo = ~solved
+            if not todo.any():
+                break
+            dc = (piv[todo] / c).astype(np.float16).astype(F32)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ic = np.rint(v[todo].astype(np.float64) / dc[:, None].astype(np.float64))
+            ok = np.isfinite(ic).all(axis=1) & (dc != 0)
+            ic = np.where(np.isfinite(ic), ic, 0).astype(np.int64)
+            ok &= ((ic >= lo) & (ic <= hi)).all(axis=1)
+            back = (dc[:, None] * ic.astype(F32)).astype(F32)
+            ok &= (back.view(np.uint32) == vb[todo]).all(axis=1)
+            idx = np.flatnonzero(todo)[ok]
+            d[idx], ints[idx] = dc[ok], ic[ok]
+            solved[idx] = True
+        if solved.all():
+            return n, off, d, ints
+    return None
+
+
+def _solve_mul(s: np.ndarray, m: np.ndarray) -> tuple[int, int, int, np.ndarray] | None:
+    """m = -f32(s * mc) with integer mc per group: (width, offset, mz, mc) (width 0: mc = mz for all).
+    The negation gives GPTQ's and GGUF's -0.0 for a zero point 0 (m = -s * 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mc = np.rint(-m.astype(np.float64) / s.astype(np.float64))
+    zero_s = s == 0
+    if (m[zero_s] != 0).any():
+        return None
+    mc = np.where(zero_s | ~np.isfinite(mc), 0, mc).astype(np.int64)
+    if zero_s.any():  # s = 0 groups take any mc with s * mc = +-0: use the most common one
+        vals, counts = np.unique(mc[~zero_s], return_counts=True) if (~zero_s).any() else (np.zeros(1), [1])
+        mc = np.where(zero_s, int(vals[int(np.argmax(counts))]), mc)
+    back = -(s * mc.astype(F32)).astype(F32)
+    if not (back.view(np.uint32) == m.view(np.uint32)).all():
+        return None
+    if (mc == mc.flat[0]).all() and abs(int(mc.flat[0])) < 1 << 15:
+        return 0, 0, int(mc.flat[0]), mc
+    for n, off in _field_ranges((4, 8)):
+        if ((mc >= -off) & (mc <= (1 << n) - 1 - off)).all():
+            return n, off, 0, mc
+    return None
+
+
+def _plain(v: np.ndarray) -> tuple[int, np.ndarray]:
+    """One value per group as d itself: (bits, values)."""
+    return (16 if _f16_exact(v) else 32), v.astype(F32)
+
+
+def choose_codec(w: GroupQuant) -> tuple[ParamCodec, dict[str, np.ndarray]]:
+    """The narrowest lossless ParamCodec and its per-super-block fields (d, dm, sc, mc as integers/f32)."""
+    out, ng = w.scales.shape
+    sbs = [1]
+    if SUPER // w.group > 1 and ng % (SUPER // w.group) == 0:
+        sbs.insert(0, SUPER // w.group)
+    best: tuple[int, ParamCodec, dict[str, np.ndarray]] | None = None
+    for sb in sbs:
+        s = w.scales.reshape(-1, sb)
+        m = w.mins.reshape(-1, sb)
+        if sb == 1:
+            db, d = _plain(s[:, 0])
+            s_opt = (db, 0, 0, d, np.ones_like(s, np.int64))
+        else:
+            r = _solve_scaled(s)
+            if r is None:
+                continue
+            s_opt = (16, r[0], r[1], r[2], r[3])
+        db, scb, sc_off, d, sc = s_opt
+        sdec = (d[:, None] * sc.astype(F32)).astype(F32)
+        opts = []
+        mul = _solve_mul(sdec, m)
+        if mul is not None:
+            mcb, mc_off, mz, mc = mul
+            opts.append((ParamCodec(sb, db, scb, sc_off, 1, 0, mcb, mc_off, mz), np.zeros(len(d), F32), mc))
+        if sb == 1:
+            dmb, dm = _plain(m[:, 0])
+            opts.append((ParamCodec(sb, db, scb, sc_off, 0, dmb, 0, 0, 1), dm, np.ones_like(m, np.int64)))
+        else:
+            rm = _solve_scaled(m)
+            if rm is not None:
+                opts.append((ParamCodec(sb, db, scb, sc_off, 0, 16, rm[0], rm[1], 0), rm[2], rm[3]))
+        for codec, dm, mc in opts:
+            cost = codec.superblock_bits * (ng // sb)
+            if best is None or cost < best[0]:
+                best = (cost, codec, {"d": d, "dm": dm, "sc": sc, "mc": mc})
+    if best is None:  # unreachable: sb = 1 always has the plain option
+        raise EdgeLLMError("low-bit packing: no parameter codec fits")
+    return best[1], best[2]
+
+
+def _field_bits(vals: np.ndarray, width: int) -> np.ndarray:
+    """(n, k) integers -> (n, k * width) bits, each field LSB first."""
+    v = vals.astype(np.uint64)
+    sh = np.arange(width, dtype=np.uint64)
+    return ((v[..., None] >> sh) & np.uint64(1)).astype(np.uint8).reshape(vals.shape[0], -1)
+
+
+def _float_bits(v: np.ndarray, width: int) -> np.ndarray:
+    raw = v.astype(np.float16).view(np.uint16) if width == 16 else v.astype(F32).view(np.uint32)
+    return _field_bits(raw[:, None], width)
+
+
+def _pad(b: np.ndarray) -> np.ndarray:
+    return np.concatenate([b, np.zeros((-b.size) % BEAT_BYTES, np.uint8)])
+
+
+def pack_lowbit(w: GroupQuant) -> LowbitImage:
+    """GroupQuant -> its weight stream (module docstring)."""
+    out, n_in = w.shape
+    ng, gs, bits = w.n_groups, w.group, w.bits
+    c = w.codes.reshape(out, ng, 1, gs)
+    planes = (c >> np.arange(bits, dtype=np.uint8)[None, None, :, None]) & 1
+    codes = _pad(np.packbits(planes.reshape(-1), bitorder="little"))
+    codec, f = choose_codec(w)
+    cols = [_float_bits(f["d"], codec.db)]
+    if codec.mmode == 0:
+        cols.append(_float_bits(f["dm"], codec.dmb))
+    if codec.scb:
+        cols.append(_field_bits(f["sc"] + codec.sc_off, codec.scb))
+    if codec.mcb:
+        cols.append(_field_bits(f["mc"] + codec.mc_off, codec.mcb))
+    params = _pad(np.packbits(np.concatenate(cols, axis=1).reshape(-1), bitorder="little"))
+    return LowbitImage(np.concatenate([codes, params]), codec, bits, gs, out, n_in, codes.size, params.size)
+
+
+def _take(bits: np.ndarray, pos: int, n_sb: int, sb_bits: int, width: int) -> np.ndarray:
+    """Field at bit `pos` of every super-block record (n_sb,) as uint64."""
+    idx = np.arange(n_sb)[:, None] * sb_bits + pos + np.arange(width)[None, :]
+    return (bits[idx].astype(np.uint64) << np.arange(width, dtype=np.uint64)).sum(axis=1)
+
+
+def _float_of(raw: np.ndarray, width: int) -> np.ndarray:
+    if width == 16:
+        return raw.astype(np.uint16).view(np.float16).astype(F32)
+    return raw.astype(np.uint32).view(F32)
+
+
+def decode_params(img: LowbitImage) -> tuple[np.ndarray, np.ndarray]:
+    """(scales, mins) (out, in // group) f32, decoded exactly as the hardware does."""
+    cd = img.codec
+    ng = img.n_in // img.group
+    n_sb = img.n_out * ng // cd.sb
+    raw = img.data[img.codes_bytes:img.codes_bytes + img.params_bytes]
+    bits = np.unpackbits(raw, bitorder="little")
+    need = n_sb * cd.superblock_bits
+    if bits.size < need:
+        raise EdgeLLMError(f"low-bit image: params region holds {bits.size} bits, {need} needed")
+    d = _float_of(_take(bits, 0, n_sb, cd.superblock_bits, cd.db), cd.db)
+    pos = cd.db
+    dm = np.zeros(n_sb, F32)
+    if cd.mmode == 0:
+        dm = _float_of(_take(bits, pos, n_sb, cd.superblock_bits, cd.dmb), cd.dmb)
+        pos += cd.dmb
+    sc = np.ones((n_sb, cd.sb), np.int64)
+    mc = np.full((n_sb, cd.sb), cd.mz, np.int64)
+    for j in range(cd.sb):
+        if cd.scb:
+            raw_sc = _take(bits, pos + j * cd.scb, n_sb, cd.superblock_bits, cd.scb)
+            sc[:, j] = raw_sc.astype(np.int64) - cd.sc_off
+        if cd.mcb:
+            p = pos + cd.sb * cd.scb + j * cd.mcb
+            mc[:, j] = _take(bits, p, n_sb, cd.superblock_bits, cd.mcb).astype(np.int64) - cd.mc_off
+    s = (d[:, None] * sc.astype(F32)).astype(F32)
+    m = -(s * mc.astype(F32)) if cd.mmode == 1 else dm[:, None] * mc.astype(F32)
+    return s.reshape(img.n_out, ng), m.astype(F32).reshape(img.n_out, ng)
+
+
+def unpack_lowbit(img: LowbitImage) -> GroupQuant:
+    """The GroupQuant an image holds (the inverse of pack_lowbit)."""
+    out, n_in, bits, gs = img.n_out, img.n_in, img.bits, img.group
+    total = out * n_in * bits
+    if img.codes_bytes * 8 < total:
+        raise EdgeLLMError(f"low-bit image: codes region holds {img.codes_bytes * 8} bits, {total} needed")
+    planes = np.unpackbits(img.data[:img.codes_bytes], bitorder="little")[:total]
+    planes = planes.reshape(out, n_in // gs, bits, gs).astype(np.uint8)
+    codes = (planes << np.arange(bits, dtype=np.uint8)[None, None, :, None]).sum(axis=2, dtype=np.uint8)
+    s, m = decode_params(img)
+    return GroupQuant(codes.reshape(out, n_in), s, m, bits, gs)
