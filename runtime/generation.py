@@ -33,6 +33,7 @@ class GenerationResult:
     stop_reason: str = "max_new_tokens"  # "eos" | "stop_id" | "max_new_tokens" | "context"
     ttft_s: float = 0.0
     token_latencies_s: list[float] = field(default_factory=list)
+    speculation: Any = None  # runtime.speculative.SpecStats when generated speculatively
 
     @property
     def text_tokens(self) -> list[int]:
@@ -56,9 +57,12 @@ class GenerationResult:
 
     def summary(self) -> dict[str, Any]:
         """Plain dict for JSON / tables."""
-        return {"prompt_tokens": len(self.prompt_ids), "new_tokens": len(self.tokens),
-                "stop_reason": self.stop_reason, "ttft_s": self.ttft_s,
-                "decode_tokens_per_s": self.decode_tokens_per_s}
+        out = {"prompt_tokens": len(self.prompt_ids), "new_tokens": len(self.tokens),
+               "stop_reason": self.stop_reason, "ttft_s": self.ttft_s,
+               "decode_tokens_per_s": self.decode_tokens_per_s}
+        if self.speculation is not None:
+            out["speculation"] = self.speculation.summary()
+        return out
 
 
 def context_of(backend: Any) -> int:
@@ -85,13 +89,21 @@ def check_prompt(prompt_ids: Sequence[int], context: int, vocab_size: int | None
 
 
 def generate(backend: Any, prompt_ids: Sequence[int], params: SamplingParams,
-             on_token: OnToken | None = None, past: Sequence[int] | None = None) -> GenerationResult:
+             on_token: OnToken | None = None, past: Sequence[int] | None = None,
+             speculate: Any = None) -> GenerationResult:
     """Prefill the prompt, then sample and decode until a stop id, max_new_tokens or the context end.
 
     The backend is reset first, unless `past` lists the ids its KV state already holds (a conversation
     going on): then only prompt_ids are prefilled, after them, and the context counts both.
-    on_token(id) is called as each token arrives, except a stop id.
+    on_token(id) is called as each token arrives, except a stop id. speculate: a
+    runtime.speculative.SpecConfig (mode lookup or self) verifies drafted tokens in blocks
+    (runtime/speculative.py): the same tokens when greedy, the same distribution when sampling.
     """
+    if speculate is not None and speculate.on:
+        from edgellm.runtime import drafters, speculative
+
+        return speculative.generate_speculative(backend, prompt_ids, params, speculate,
+                                                drafters.make_drafter(speculate, backend), on_token, past)
     context = context_of(backend)
     vocab = getattr(getattr(backend, "config", None), "vocab_size", None)
     kept = [int(t) for t in past] if past is not None else []

@@ -1,0 +1,362 @@
+"""Lossless speculative decoding over any backend-like engine (numpy only; runs on the board too).
+
+One verify pass feeds the pending token and k drafted tokens at the current position, as prefill
+feeds a block, and reads every row's next-token distribution; the longest prefix of drafts the
+target agrees with is accepted, plus one token the target picks itself (the bonus), so a pass gives
+1 .. k+1 tokens for one pass over the weights. The backend then moves back over the rejected rows
+(`rewind`): their KV-cache rows stay in memory but are never read, since attention reads positions
+below the query only and every call writes its own rows' K/V before its attention reads them (the
+next call starts at the first rejected position and overwrites it; docs/runtime.md).
+
+Acceptance:
+- greedy: a draft is accepted when it equals the token plain greedy decode would pick from that row
+  (the sampler's own filtered_probs, repetition penalty included), so the output is identical token
+  for token to plain greedy decode (the numerics contract gives every row the same bits whether it
+  runs in a block or alone, tests/test_speculative.py checks it);
+- sampling: the speculative-sampling rule (Leviathan et al. 2023, Chen et al. 2023): a draft x drawn
+  from q is accepted with probability min(1, p(x) / q(x)); on rejection the token is drawn from
+  norm(max(0, p - q)); after k acceptances the bonus is drawn from the last row's p. The tokens are
+  distributed exactly as plain sampling from p (a deterministic drafter is the one-hot q).
+
+k adapts to the recent acceptance (KController): with the per-token acceptance a estimated from
+decayed counts, the pass length maximizes expected tokens (1 - a^(k+1)) / (1 - a) per unit of pass
+cost (1 + row_cost k + draft_cost k, in plain decode steps); k = 0 is a plain decode step through
+the backend's ordinary forward, so text without matches costs what plain decode costs, plus an
+occasional k = 1 probe (every probe_every passes, at most row_cost / probe_every extra).
+
+Drafters live in runtime/drafters.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgellm.errors import EdgeLLMError
+from edgellm.runtime.generation import GenerationResult, OnToken, check_prompt, context_of
+from edgellm.runtime.sampling import Sampler, SamplingParams, filtered_probs
+
+MODES = ("off", "lookup", "self")
+K_LIMIT = 64  # the largest k a configuration may ask for
+
+
+@dataclass(frozen=True)
+class SpecConfig:
+    """How to speculate. k_max / k_min bound the drafted tokens per verify pass (k_min > 0 forces at
+    least that many whenever the drafter has them); row_cost is the extra cost of one more verify row
+    and draft_cost the cost of drafting one token, both in plain decode steps (projected:
+    compiler/cost/speculative.py); probe_every: a k = 1 probe after that many passes at k = 0."""
+
+    mode: str = "lookup"
+    k_max: int = 4
+    k_min: int = 0
+    ngram_max: int = 3
+    ngram_min: int = 2
+    row_cost: float = 0.03
+    draft_cost: float = 0.0
+    probe_every: int = 8
+    draft_layers: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise EdgeLLMError(f"unknown speculation mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if not 1 <= self.k_max <= K_LIMIT:
+            raise EdgeLLMError(f"speculation k_max must be in [1, {K_LIMIT}], got {self.k_max}")
+        if not 0 <= self.k_min <= self.k_max:
+            raise EdgeLLMError(f"speculation k_min must be in [0, k_max = {self.k_max}], got {self.k_min}")
+        if not 1 <= self.ngram_min <= self.ngram_max <= 32:
+            raise EdgeLLMError(f"lookup n-gram lengths must satisfy 1 <= min <= max <= 32, got "
+                               f"{self.ngram_min}..{self.ngram_max}")
+        for name in ("row_cost", "draft_cost"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
+                raise EdgeLLMError(f"speculation {name} must be a finite number >= 0, got {v}")
+        if self.probe_every < 1:
+            raise EdgeLLMError(f"speculation probe_every must be >= 1, got {self.probe_every}")
+
+    @property
+    def on(self) -> bool:
+        return self.mode != "off"
+
+
+@dataclass
+class SpecStats:
+    """What speculation did in one generation: verify passes (k >= 1) and plain passes (k = 0) after
+    the prefill, tokens drafted and accepted, draft passes (self-speculation), projected cost in plain
+    decode steps."""
+
+    verify_passes: int = 0
+    plain_passes: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    draft_passes: int = 0
+    decode_tokens: int = 0  # tokens produced by the passes after the prefill
+    cost_steps: float = 0.0
+
+    @property
+    def passes(self) -> int:
+        return self.verify_passes + self.plain_passes
+
+    @property
+    def acceptance(self) -> float | None:
+        """Accepted / drafted tokens (None when nothing was drafted)."""
+        return self.accepted / self.drafted if self.drafted else None
+
+    @property
+    def tokens_per_pass(self) -> float | None:
+        """Decode tokens per target pass over the weights (plain decode: 1.0)."""
+        return self.decode_tokens / self.passes if self.passes else None
+
+    @property
+    def projected_speedup(self) -> float | None:
+        """Decode tokens per projected cost (plain decode steps): > 1 is faster than plain decode."""
+        return self.decode_tokens / self.cost_steps if self.cost_steps else None
+
+    def summary(self) -> dict[str, Any]:
+        return {"verify_passes": self.verify_passes, "plain_passes": self.plain_passes,
+                "drafted": self.drafted, "accepted": self.accepted, "draft_passes": self.draft_passes,
+                "acceptance": self.acceptance, "tokens_per_pass": self.tokens_per_pass,
+                "projected_speedup": self.projected_speedup}
+
+
+class Drafter(Protocol):
+    """Proposes up to k tokens to follow `history` (pending token last). probs: the draft distribution
+    of each proposed token ((k, vocab) float64) or None for a deterministic drafter (one-hot q)."""
+
+    def propose(self, target: Any, history: Sequence[int], k: int, params: SamplingParams,
+                rng: np.random.Generator) -> tuple[list[int], np.ndarray | None]:
+        ...
+
+
+class KController:
+    """The draft length: maximizes expected tokens per pass cost at the recent acceptance."""
+
+    def __init__(self, cfg: SpecConfig, decay: float = 0.8) -> None:
+        self.cfg = cfg
+        self.decay = decay
+        self.acc, self.rej = 1.0, 1.0  # decayed counts of accepted drafts and rejections (prior a = 0.5)
+        self.idle = 0  # passes at k = 0 since the last verify pass
+
+    @property
+    def rate(self) -> float:
+        """Estimated probability that a draft token is accepted given the previous one was."""
+        return self.acc / (self.acc + self.rej)
+
+    def cost(self, k: int) -> float:
+        """Projected cost of a pass with k drafts, in plain decode steps."""
+        return 1.0 + k * (self.cfg.row_cost + self.cfg.draft_cost)
+
+    def choose(self, available: int) -> int:
+        """k for the next pass, at most `available` (room left in the cache, the block, the output)."""
+        top = min(self.cfg.k_max, available)
+        if top <= 0:
+            return 0
+        a = self.rate
+        best_k, best = 0, 1.0
+        for k in range(1, top + 1):
+            gain = sum(a ** i for i in range(k + 1)) / self.cost(k)
+            if gain > best * 1.0001:
+                best_k, best = k, gain
+        if best_k == 0 and self.idle + 1 >= self.cfg.probe_every:
+            best_k = 1  # a probe, so a rising acceptance is noticed
+        return max(best_k, min(self.cfg.k_min, top))
+
+    def update(self, drafted: int, accepted: int) -> None:
+        if drafted == 0:
+            self.idle += 1
+            return
+        self.idle = 0
+        self.acc = self.decay * self.acc + accepted
+        self.rej = self.decay * self.rej + (1.0 if accepted < drafted else 0.0)
+
+
+# ---- the backend side: verify rows, move back ----
+
+def rewind(backend: Any, length: int) -> None:
+    """Move the backend's KV position back to `length` (rows past it are overwritten by the next call).
+    Sessions have `rewind`; the golden backend keeps its position in cache.length."""
+    if hasattr(backend, "rewind"):
+        backend.rewind(length)
+    elif hasattr(backend, "cache") and hasattr(backend.cache, "length"):
+        if not 0 <= length <= backend.cache.length:
+            raise EdgeLLMError(f"cannot rewind to {length}: the cache holds {backend.cache.length}")
+        backend.cache.length = length
+    else:
+        raise EdgeLLMError(f"backend {type(backend).__name__} cannot move its KV position back "
+                           "(speculation needs rewind)")
+
+
+def verify_rows(backend: Any, tokens: Sequence[int]) -> np.ndarray:
+    """Append tokens at the current position as one block; (T, vocab) logits of every row."""
+    ids = np.asarray(tokens, np.int64)
+    if hasattr(backend, "verify"):
+        return np.asarray(backend.verify(ids))
+    return np.asarray(backend.forward(ids, all_logits=True))
+
+
+def block_limit(backend: Any) -> int:
+    """The most tokens one verify pass may feed (the accelerator's max_t; unbounded elsewhere)."""
+    return int(getattr(backend, "max_block", K_LIMIT + 1))
+
+
+def physical_room(backend: Any, context: int) -> int:
+    """Positions left in the KV cache (a sliding session reports an unbounded context)."""
+    cap = int(getattr(backend, "max_ctx", context))
+    return cap - int(backend.length)
+
+
+# ---- acceptance ----
+
+AcceptRule = Callable[[np.ndarray, np.ndarray | None, Sequence[int], np.random.Generator],
+                      tuple[int, int | None]]
+
+
+def accept_sampling(p: np.ndarray, q: np.ndarray | None, drafts: Sequence[int], rng: np.random.Generator
+                    ) -> tuple[int, int | None]:
+    """The speculative-sampling rule. p: (k+1, vocab) target distributions (row i follows drafts[:i]),
+    q: (k, vocab) draft distributions or None (one-hot at the drafts). Returns (accepted n, the token
+    drawn after them: from the residual when a draft was rejected, from p[k] after all k)."""
+    for i, x in enumerate(drafts):
+        qx = 1.0 if q is None else float(q[i, x])
+        px = float(p[i, x])
+        if qx > 0 and rng.random() * qx < px:  # accept with probability min(1, p/q)
+            continue
+        qi = np.zeros_like(p[i]) if q is None else q[i]
+        if q is None:
+            qi[x] = 1.0
+        r = np.maximum(p[i] - qi, 0.0)
+        s = r.sum()
+        return i, draw(r / s if s > 0 else p[i], rng)
+    return len(drafts), draw(p[len(drafts)], rng)
+
+
+def draw(probs: np.ndarray, rng: np.random.Generator) -> int:
+    """One draw from a distribution, the way Sampler.next draws (support in ascending id order)."""
+    support = np.flatnonzero(probs)
+    cdf = np.cumsum(probs[support])
+    u = rng.random() * cdf[-1]
+    return int(support[min(int(np.searchsorted(cdf, u, side="right")), support.size - 1)])
+
+
+def _target_dists(logits: np.ndarray, params: SamplingParams, history: list[int], drafts: list[int]
+                  ) -> np.ndarray:
+    rows = [filtered_probs(logits[i], params, history + drafts[:i]) for i in range(len(drafts) + 1)]
+    return np.stack(rows)
+
+
+def accept_greedy(logits: np.ndarray, params: SamplingParams, history: list[int], drafts: list[int]
+                  ) -> tuple[int, int]:
+    """Greedy: row i's token is the one plain greedy decode picks; accept drafts while they match."""
+    for i in range(len(drafts) + 1):
+        want = int(np.argmax(filtered_probs(logits[i], params, history + drafts[:i])))
+        if i == len(drafts) or want != drafts[i]:
+            return i, want
+    raise AssertionError("unreachable")
+
+
+# ---- the generation loop ----
+
+@dataclass
+class _Emitter:
+    """Appends tokens with plain generate()'s stop checks, in its order."""
+
+    res: GenerationResult
+    history: list[int]
+    params: SamplingParams
+    context: int
+    on_token: OnToken | None
+    stops: frozenset[int] = field(default_factory=frozenset)
+    done: bool = False
+
+    def emit(self, tok: int) -> None:
+        self.res.tokens.append(tok)
+        self.history.append(tok)
+        if tok in self.stops:
+            p = self.params
+            self.res.stop_reason = "eos" if tok == p.eos_id and p.stop_at_eos else "stop_id"
+            self.done = True
+            return
+        if self.on_token is not None:
+            self.on_token(tok)
+        if len(self.res.tokens) >= self.params.max_new_tokens:
+            self.res.stop_reason, self.done = "max_new_tokens", True
+        elif len(self.history) >= self.context:  # no room to feed this token back
+            self.res.stop_reason, self.done = "context", True
+
+
+def generate_speculative(backend: Any, prompt_ids: Sequence[int], params: SamplingParams, spec: SpecConfig,
+                         drafter: Drafter, on_token: OnToken | None = None,
+                         past: Sequence[int] | None = None, accept: AcceptRule = accept_sampling
+                         ) -> GenerationResult:
+    """generate() with drafted tokens verified in blocks. Same tokens as generate() when greedy, the
+    same distribution when sampling; res.speculation holds the SpecStats. `accept` is the sampling
+    rule (tests swap in a broken one to show the statistical test catches it)."""
+    context = context_of(backend)
+    vocab = getattr(getattr(backend, "config", None), "vocab_size", None)
+    kept = [int(t) for t in past] if past is not None else []
+    ids = check_prompt(prompt_ids, context - len(kept), vocab)
+    sampler = Sampler(params)
+    stats = SpecStats()
+    res = GenerationResult(prompt_ids=list(ids), speculation=stats)
+    out = _Emitter(res, kept + list(ids), params, context, on_token, params.stop_set())
+    ctl = KController(spec)
+    if past is None:
+        backend.reset()
+    t0 = time.perf_counter()
+    logits = backend.forward(np.asarray(ids, dtype=np.int64), all_logits=False)
+    out.emit(sampler.next(np.asarray(logits)[-1], out.history))
+    res.token_latencies_s.append(time.perf_counter() - t0)
+    while not out.done:
+        t0 = time.perf_counter()
+        n0 = len(res.tokens)
+        _one_pass(backend, sampler, spec, drafter, ctl, out, stats, context, accept)
+        n = len(res.tokens) - n0
+        stats.decode_tokens += n
+        dt = time.perf_counter() - t0
+        res.token_latencies_s.extend([dt / n] * n)  # a pass's time spread over its tokens
+    res.ttft_s = res.token_latencies_s[0]
+    return res
+
+
+def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter, ctl: KController,
+              out: _Emitter, stats: SpecStats, context: int, accept: AcceptRule) -> None:
+    """Draft, verify, accept, emit, move the KV position back over what was rejected."""
+    history, params = out.history, sampler.params
+    pos = int(backend.length)  # the pending token (history[-1]) goes here
+    room = min(physical_room(backend, context) - 1, context - len(history),
+               params.max_new_tokens - len(out.res.tokens) - 1, block_limit(backend) - 1)
+    k = ctl.choose(room)
+    drafts, q = drafter.propose(backend, history, k, params, sampler.rng) if k > 0 else ([], None)
+    drafts = [int(t) for t in drafts[:k]]
+    stats.draft_passes += getattr(drafter, "last_passes", 0) if k > 0 else 0
+    if not drafts:
+        ctl.update(0, 0)
+        stats.plain_passes += 1
+        stats.cost_steps += 1.0
+        logits = backend.forward(np.asarray([history[-1]], np.int64), all_logits=False)
+        out.emit(sampler.next(np.asarray(logits)[-1], history))
+        return
+    logits = verify_rows(backend, [history[-1], *drafts])  # (k+1, vocab)
+    stats.verify_passes += 1
+    stats.drafted += len(drafts)
+    stats.cost_steps += 1.0 + len(drafts) * spec.row_cost + getattr(drafter, "last_cost", 0.0)
+    base = list(history)
+    if params.greedy:
+        n_acc, extra = accept_greedy(logits, params, base, drafts)
+    else:
+        p = _target_dists(logits, params, base, drafts)
+        n_acc, extra = accept(p, None if q is None else q[:len(drafts)], drafts, sampler.rng)
+    stats.accepted += n_acc
+    ctl.update(len(drafts), n_acc)
+    emitted = 0
+    for tok in [*drafts[:n_acc], extra]:
+        out.emit(int(tok))
+        emitted += 1
+        if out.done:
+            break
+    # keep the pending token and the emitted tokens but the last (it is the next pending one)
+    rewind(backend, pos + emitted)
