@@ -1,6 +1,6 @@
 """HLS codegen: the project's hls/ folder (kernel headers, generated config + top, C-sim entry,
-testbench, Vitis HLS Tcl), the predicted AXI-lite register map, and the Python twins of the
-layer's DDR scratch/tap sizes (hw/include/edgellm/decoder_layer.h layer_scratch / layer_taps).
+testbench, Vitis HLS Tcl) and the predicted AXI-lite register map. The layer's DDR scratch/tap layout
+and the hardware's constants are runtime/layout.py's (its hw_facts.h is written into every project).
 
 Generated glue stays thin: edgellm_config.h holds typedefs with this model's and design's
 numbers, top.cpp the INTERFACE pragmas and one call to edgellm_top_impl (hw/include/edgellm/top.h).
@@ -17,59 +17,19 @@ import numpy as np
 
 from edgellm.compiler import hls_tcl
 from edgellm.compiler.cost import resource_model
-from edgellm.compiler.design import DesignParams
+from edgellm.compiler.design import DesignParams, stream_ports, tlmm_tables
 from edgellm.compiler.packing import pack_ternary
 from edgellm.compiler.passes.plan_memory import Encoder
 from edgellm.errors import EdgeLLMError
 from edgellm.hw.csim import INCLUDE_DIR, TB_DIR
 from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
+from edgellm.runtime import layout
+from edgellm.runtime.layout import K_TOP_MAX, MAX_STREAM_PORTS, k_max
 
 TOP = "edgellm_top"
 MM_POLICIES = ("tlmm", "pack2")
-TAP_NAMES = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")
 CTRL_REGISTERS = {"ap_ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C}
-K_TOP_MAX = 64  # lm_head.h LmHeadConfig K_TOP bound
-MAX_STREAM_PORTS = 4  # weight_buffer.h kMaxWeightPorts: ports the TLMM engine streams from concurrently
-
-
-def k_max(cfg: ModelConfig) -> int:
-    """Widest linear input / row (layer_config::k_max)."""
-    return max(cfg.hidden_size, cfg.q_size, cfg.ffn_size)
-
-
-def layer_buffer_sizes(cfg: ModelConfig, max_t: int) -> tuple[int, int, int]:
-    """(scratch_floats, scratch_i8 bytes, tap_floats) of layer_scratch<C> / layer_taps<C>."""
-    h, q, kv, f = cfg.hidden_size, cfg.q_size, cfg.kv_size, cfg.ffn_size
-    scratch = max_t * (2 * q + 3 * kv + q + 2 * f + h) + 2 * max_t  # q_lin k_lin q k v attn g u y qs_a qs_b
-    return scratch, max_t * k_max(cfg), tap_offsets(cfg, max_t)["floats"]
-
-
-def tap_offsets(cfg: ModelConfig, max_t: int) -> dict[str, int]:
-    """Float offsets of each tap in the tap area (layer_taps<C>) and its total size 'floats'."""
-    widths = {"q_rope": cfg.q_size, "k_rope": cfg.kv_size, "v": cfg.kv_size, "attn": cfg.q_size,
-              "h_attn": cfg.hidden_size, "ffn_act": cfg.ffn_size}
-    out, o = {}, 0
-    for n in TAP_NAMES:
-        out[n] = o
-        o += max_t * widths[n]
-    out["floats"] = o
-    return out
-
-
-def tlmm_tables(design: DesignParams) -> int:
-    """Tables per cycle the TLMM engine is built with: DesignParams.tables rounded down to a
-    multiple of 5 (a chunk of G weight bytes holds 5 groups), at least 5."""
-    return max(5, design.tables // 5 * 5)
-
-
-def weight_stream_ports(design: DesignParams, board: Any = None) -> int:
-    """Weight ports the TLMM engine streams every tile over concurrently (TlmmConfig NPORTS):
-    design.weight_ports, at most MAX_STREAM_PORTS and at most the board's PL->DDR ports (as
-    cost_ddr.bandwidth counts distinct ports)."""
-    n = min(design.weight_ports, MAX_STREAM_PORTS)
-    names = getattr(board, "hp_port_names", None) if board is not None else None
-    return min(n, len(names)) if names else n
 
 
 def weight_encoder(design: DesignParams, mm: str = "tlmm") -> Encoder:
@@ -236,7 +196,7 @@ def generate_hls(hls_dir: Path, cfg: ModelConfig, numerics: NumericsPlan, design
     """Write hls_dir (headers, edgellm_config.h, edgellm_top.h, top.cpp, csim_entry.cpp, tb_top.cpp,
     run_hls.tcl); return {registers, control, bundles, weight_stream_ports, head_ports, top, tlmm, files}.
     The FPGA part comes from board.part (or part); the clock from design.clock_mhz; the ports the TLMM
-    engine and the LM head stream over from weight_stream_ports(design, board) (the pack2 policy reads
+    engine and the LM head stream over from design.stream_ports(board, design) (the pack2 policy reads
     its ternary weights through w0 only)."""
     if mm not in MM_POLICIES:
         raise EdgeLLMError(f"unknown matmul policy {mm!r}; expected one of {', '.join(MM_POLICIES)}")
@@ -267,7 +227,8 @@ def generate_hls(hls_dir: Path, cfg: ModelConfig, numerics: NumericsPlan, design
         # siblings by relative name, so the project's own copies win whatever the include path
         text = re.sub(r'#include "edgellm/([\w.]+)"', r'#include "\1"', h.read_text())
         (inc / h.name).write_text(text)
-    head_ports = weight_stream_ports(design, board)
+    (inc / "hw_facts.h").write_text(layout.c_header())  # the constants from their one source
+    head_ports = stream_ports(board, design)
     ports = head_ports if mm == "tlmm" else 1
     axi = hls_tcl.AxiSettings.for_design(design, mm)
     from edgellm.compiler import codegen_csim  # imports this module's helpers

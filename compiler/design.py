@@ -16,6 +16,8 @@ from typing import Any
 
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
+from edgellm.runtime.layout import FETCH_BEATS as FETCH_BEATS  # the models' import point
+from edgellm.runtime.layout import MAX_STREAM_PORTS
 
 SCALE_BYTES = 4  # one fp32 scale per ternary linear (numerics contract)
 NORM_BYTES = 4  # fp32 RMSNorm gamma element
@@ -23,7 +25,6 @@ HEAD_ROW_SCALE_BYTES = 4  # fp32 row scale per LM-head row (Int8Head)
 EMBED_BYTES = 2  # host-side embedding table kept as bf16/fp16 (checkpoints store it so)
 ACT_BYTES = 4  # fp32 activation / residual element
 BUFFER_KINDS = ("uram", "bram", "lutram")  # lutram: weight banks in distributed RAM, activations BRAM
-FETCH_BEATS = 2  # R-byte weight beats per word of a weight fetcher FIFO (hw kFetchBeats)
 FETCH_DEPTH_RANGE = (2, 65536)  # fetch_depth bounds (a power of two, or whole URAMs deep)
 URAM_WORDS = 4096  # depth of one UltraRAM (4K x 72 bits): FIFO depths in multiples of it waste nothing
 
@@ -144,6 +145,28 @@ class DesignParams:
     def replace(self, **kw: Any) -> DesignParams:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **kw)
+
+
+def tlmm_tables(p: DesignParams) -> int:
+    """Tables per cycle the TLMM engine is built with (TlmmConfig T): p.tables rounded down to a multiple
+    of 5 (a chunk of G weight bytes holds 5 groups), at least 5."""
+    return max(5, p.tables // 5 * 5)
+
+
+def stream_ports(board: Any, p: DesignParams) -> int:
+    """Weight ports the generated TLMM engine and LM head stream every tile / row block over concurrently
+    (TlmmConfig NPORTS, LmHeadConfig NPORTS): p.weight_ports, at most MAX_STREAM_PORTS and at most the
+    board's PL->DDR ports (board None or without port names: not limited by it)."""
+    n = min(p.weight_ports, MAX_STREAM_PORTS)
+    names = getattr(board, "hp_port_names", None) if board is not None else None
+    return min(n, len(names)) if names else n
+
+
+def dot_lanes(cfg: ModelConfig, attn_lanes: int) -> int:
+    """The numerics plan's dot_lanes (the attention core's fp32 lanes A): attn_lanes, at most the head
+    dimension rounded up to a power of two (a pure tree). Part of the bit-exact contract, so it lives
+    here, not in the performance model."""
+    return min(attn_lanes, 1 << (cfg.head_dim - 1).bit_length())
 
 
 def linear_bytes(out: int, n_in: int, p: DesignParams) -> int:

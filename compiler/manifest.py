@@ -18,7 +18,9 @@ import numpy as np
 import edgellm
 from edgellm.compiler import interface as itf
 from edgellm.compiler.pipeline import BuildContext
+from edgellm.compiler.steps import IP_NAME, REF_PREFILL, sha256_file
 from edgellm.compiler.tokenizer_files import chat_template_entry
+from edgellm.runtime.layout import TOP_K
 from edgellm.runtime.manifest_schema import SCHEMA  # one source for the writer and the reader
 from edgellm.runtime.project_files import is_build_output
 
@@ -26,8 +28,6 @@ PIPELINE_FILES = ("manifest.json.tmp", "build_state.json", "build_state.json.tmp
 
 
 def _sha(path: Path) -> str:
-    from edgellm.compiler.steps import sha256_file
-
     return sha256_file(path)
 
 
@@ -64,7 +64,7 @@ def build_manifest(ctx: BuildContext) -> dict[str, Any]:
     s, work = ctx.state, ctx.work
     qm, plan, design = s["qm"], s["plan"], s["design"]
     # the generated <ip>.hwh sits in a build-output slot (edgellm build replaces it): not listed
-    files = {rel: h for rel, h in list_files(work).items() if not is_build_output(rel, "edgellm_top")}
+    files = {rel: h for rel, h in list_files(work).items() if not is_build_output(rel, IP_NAME)}
     embed_dtype = "bf16" if qm.embed.dtype == np.uint16 else "f32"
     hls = s.get("hls_info", {})
     return {
@@ -77,7 +77,7 @@ def build_manifest(ctx: BuildContext) -> dict[str, Any]:
         "numerics": s["numerics"].to_dict(),
         "interface": {"version": itf.INTERFACE_VERSION, "hdr_off": 0,
                       "prog_off": plan.regions["program"].offset,
-                      "max_t": s["max_t"], "max_ctx": s["max_ctx"], "top_k": 8, "ip_name": "edgellm_top",
+                      "max_t": s["max_t"], "max_ctx": s["max_ctx"], "top_k": TOP_K, "ip_name": IP_NAME,
                       "registers": hls.get("registers", {}), "bundles": hls.get("bundles", [])},
         "memory": plan.to_dict(),
         "weights": {"file": "weights.bin", "bytes": plan.static_bytes, "sha256": files["weights.bin"],
@@ -88,7 +88,7 @@ def build_manifest(ctx: BuildContext) -> dict[str, Any]:
                  "hidden": qm.config.hidden_size, "sha256": files["embed.bin"]},
         "tokenizer": "tokenizer.json" if (work / "tokenizer.json").is_file() else None,
         "chat_template": chat_template_entry(work),
-        "reference": {"prefill": 16, "decode": ctx.config.reference_new_tokens, "dir": "reference",
+        "reference": {"prefill": REF_PREFILL, "decode": ctx.config.reference_new_tokens, "dir": "reference",
                       "onnx": "reference/model.onnx" if ctx.config.reference_onnx else None},
         "estimate": {"file": "report/estimate.json", "label": "projected"},
         "build": {"config": dataclasses.asdict(ctx.config), "step_seconds": ctx.timings},

@@ -12,6 +12,7 @@ import numpy as np
 from edgellm.compiler.build_state import sha256_file as sha256_file  # re-exported (manifest.py)
 from edgellm.compiler.pipeline import BuildContext, Step
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime.layout import TOP_K
 
 IP_NAME = "edgellm_top"
 REF_PREFILL = 16
@@ -59,7 +60,7 @@ def step_fuse(ctx: BuildContext) -> None:
 
 def step_dse(ctx: BuildContext) -> None:
     """Choose the design parameters for the board (design-space exploration)."""
-    from edgellm.compiler.design import DesignParams
+    from edgellm.compiler.design import DesignParams, dot_lanes
     from edgellm.compiler.dse import explore
     from edgellm.models.numerics import NumericsPlan
 
@@ -75,17 +76,17 @@ def step_dse(ctx: BuildContext) -> None:
     kv_dtype = {4: "f32", 2: "f16"}.get(design.kv_bytes)
     if kv_dtype is None:
         raise EdgeLLMError(f"design kv_bytes {design.kv_bytes}: the KV cache is f32 (4) or f16 (2)")
-    from edgellm.compiler.cost.attention import lanes
-
-    numerics = NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=lanes(cfg, design),
+    # the numerics plan (the bit-exact contract) from the design alone, not from the performance model
+    numerics = NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=dot_lanes(cfg, design.attn_lanes),
                             kv_block=design.attn_kv_block, kv_dtype=kv_dtype)
     ctx.state.update(design=design, dse=res, numerics=numerics)
 
 
 def step_plan_memory(ctx: BuildContext) -> None:
     """Encode the weights and lay out the DDR buffer."""
-    from edgellm.compiler.codegen_hls import layer_buffer_sizes, weight_encoder
+    from edgellm.compiler.codegen_hls import weight_encoder
     from edgellm.compiler.passes.plan_memory import plan_memory
+    from edgellm.runtime.layout import layer_buffer_sizes
 
     cfg, design = ctx.state["qm"].config, ctx.state["design"]
     max_t = min(design.prefill_token_block, cfg.max_context)
@@ -94,7 +95,7 @@ def step_plan_memory(ctx: BuildContext) -> None:
     plan = plan_memory(ctx.state["graph"], weight_encoder(design, "tlmm"),
                        max_t=max_t, max_ctx=max_ctx, scratch_floats=sf, scratch_i8=si,
                        tap_floats=tf, align=max(design.port_width_bits // 8, design.rows),
-                       kv_elem_bytes=ctx.state["numerics"].kv_elem_bytes)
+                       kv_elem_bytes=ctx.state["numerics"].kv_elem_bytes, top_k=TOP_K)
     ctx.state.update(plan=plan, max_t=max_t, max_ctx=max_ctx)
     check_reference_fits(ctx.config.reference_new_tokens, max_ctx)
 
@@ -114,7 +115,7 @@ def step_codegen_hls(ctx: BuildContext) -> None:
 
     s = ctx.state
     info = generate_hls(ctx.work / "hls", s["qm"].config, s["numerics"], s["design"], mm="tlmm",
-                        max_t=s["max_t"], max_ctx=s["max_ctx"], top_k=8, board=s["board"],
+                        max_t=s["max_t"], max_ctx=s["max_ctx"], top_k=TOP_K, board=s["board"],
                         total_bytes=s["plan"].total_bytes)
     s["hls_info"] = info
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime import bounds
+from edgellm.runtime import bounds, layout
 from edgellm.runtime.device import Buffer, Device, check_timeout, pointer_registers
 from edgellm.runtime.project import Project
 
-TAP_STAGES = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")  # order of layer_taps (decoder_layer.h)
+TAP_STAGES = layout.TAP_NAMES  # order of layer_taps (decoder_layer.h)
 
 
 @dataclass
@@ -38,14 +38,7 @@ class TopK:
 
 def tap_layout(p: Project) -> dict[str, tuple[int, int]]:
     """Stage -> (float offset in the taps region, row width); rows are max_t apart (layer_taps<C>)."""
-    c, mt = p.config, p.iface.max_t
-    widths = {"q_rope": c.q_size, "k_rope": c.kv_size, "v": c.kv_size, "attn": c.q_size,
-              "h_attn": c.hidden_size, "ffn_act": c.ffn_size}
-    out, off = {}, 0
-    for s in TAP_STAGES:
-        out[s] = (off, widths[s])
-        off += mt * widths[s]
-    return out
+    return layout.tap_layout(p.config, p.iface.max_t)
 
 
 class Driver:

@@ -9,13 +9,13 @@ import re
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime.layout import K_TOP_MAX
 
 SCHEMA = "edgellm.manifest/1"
 MANIFEST = "manifest.json"
 # DDR offsets travel in 32-bit registers and descriptor words (hw/include/edgellm/interface.h), so no
 # project's buffer can exceed 4 GiB; a board's own DDR size caps it further (Project.open).
 MAX_DDR_BYTES = 1 << 32
-K_TOP_MAX = 64  # compiler/codegen_hls.py K_TOP_MAX (lm_head.h K_TOP)
 MAX_FILES = 100_000  # entries of manifest["files"]
 MAX_PATH_CHARS = 255
 C_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

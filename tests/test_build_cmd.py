@@ -21,7 +21,6 @@ from edgellm.boards import load_board
 from edgellm.compiler import interface as itf
 from edgellm.compiler.codegen_hls import (
     generate_hls,
-    layer_buffer_sizes,
     weight_encoder,
     write_reference_inputs,
 )
@@ -34,6 +33,7 @@ from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel
 from edgellm.models.numerics import NumericsPlan
 from edgellm.models.random_model import random_model
+from edgellm.runtime.layout import layer_buffer_sizes
 
 runner = CliRunner()
 PREFILL, DECODE, VOCAB = 16, 16, 300
@@ -130,6 +130,8 @@ def test_build_without_tools_says_what_to_install(project: Path, tmp_path: Path,
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
     res = runner.invoke(cli.app, ["build", str(project)])
     assert res.exit_code == 1
+    assert res.stderr.startswith("error: edgellm build needs the AMD tools on PATH (vitis_hls and vivado "
+                                 "not found)\n")  # the error line first, then what to do
     assert "vitis_hls and vivado not found" in res.output and "2024.1 or newer" in res.output
     assert "vitis_hls -f run_hls.tcl" in res.output and "vivado -mode batch -source build.tcl" in res.output
     res = runner.invoke(cli.app, ["build", str(tmp_path)])

@@ -16,15 +16,11 @@ import pytest
 from edgellm.boards import load_board
 from edgellm.compiler.codegen_hls import (
     generate_hls,
-    layer_buffer_sizes,
     register_map,
-    tap_offsets,
-    tlmm_tables,
     weight_encoder,
-    weight_stream_ports,
     write_reference_inputs,
 )
-from edgellm.compiler.design import DesignParams
+from edgellm.compiler.design import DesignParams, stream_ports, tlmm_tables
 from edgellm.compiler.hls_tcl import generate_hls_tcl
 from edgellm.compiler.packing import unpack_ternary
 from edgellm.compiler.vivado_tcl import maxi_bundles
@@ -33,6 +29,7 @@ from edgellm.hw.csim import INCLUDE_DIR
 from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
 from edgellm.models.random_model import random_model
+from edgellm.runtime.layout import layer_buffer_sizes, tap_offsets
 
 CFG = ModelConfig(name="cg", hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=344,
                   vocab_size=300, max_context=64)
@@ -91,7 +88,7 @@ def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: i
     """The TLMM engine and the LM head get w0 .. w{P-1}, P = weight_ports clamped to 4 (and to the
     board's ports); TlmmConfig NPORTS = LmHeadConfig NPORTS = P."""
     info = gen(tmp_path, DesignParams(weight_ports=n))
-    assert weight_stream_ports(DesignParams(weight_ports=n), load_board("kv260")) == want
+    assert stream_ports(load_board("kv260"), DesignParams(weight_ports=n)) == want
     assert info["weight_stream_ports"] == [f"w{i}" for i in range(want)]
     top = " ".join((tmp_path / "hls" / "top.cpp").read_text().split())
     engine = ", ".join([f"w{i}" if i < want else "w0" for i in range(4)]
@@ -106,8 +103,8 @@ def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: i
     assert "edgellm_top(" + ", ".join(ws) + ", reinterpret_cast" in entry
     kv260 = load_board("kv260")
     two_hp = dataclasses.replace(kv260, hp_port_names=kv260.hp_port_names[:2])  # 2 PL->DDR ports
-    assert weight_stream_ports(DesignParams(weight_ports=n), two_hp) == min(want, 2)
-    assert weight_stream_ports(DesignParams(weight_ports=n)) == want
+    assert stream_ports(two_hp, DesignParams(weight_ports=n)) == min(want, 2)
+    assert stream_ports(None, DesignParams(weight_ports=n)) == want
     pack2 = gen(tmp_path / "p2", DesignParams(weight_ports=n), "pack2")
     assert pack2["weight_stream_ports"] == ["w0"] and pack2["head_ports"] == [f"w{i}" for i in range(want)]
     top2 = " ".join((tmp_path / "p2" / "hls" / "top.cpp").read_text().split())

@@ -16,7 +16,7 @@ import pytest
 
 from edgellm.boards import load_board
 from edgellm.compiler import interface as itf
-from edgellm.compiler.codegen_hls import generate_hls, layer_buffer_sizes, weight_encoder
+from edgellm.compiler.codegen_hls import generate_hls, weight_encoder
 from edgellm.compiler.cost import attention as cost_attention
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.frontend import build_graph
@@ -28,6 +28,7 @@ from edgellm.models.golden import GoldenModel
 from edgellm.models.loaders import load_model
 from edgellm.models.random_model import random_model
 from edgellm.models.shipped import tiny_model_dir
+from edgellm.runtime.layout import layer_buffer_sizes
 
 F32 = np.float32
 CHECK = {"EDGELLM_CHECK_DEPS": "1"}

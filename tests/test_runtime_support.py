@@ -26,17 +26,13 @@ from edgellm.models.golden import GoldenModel, KVCache, lm_head
 from edgellm.models.numerics import NumericsPlan
 from edgellm.models.random_model import random_model
 from edgellm.models.weights import Int8Head, Layer, QuantModel, TernaryLinear
+from edgellm.runtime.layout import tap_floats
 
 R = 4  # rows per tile of the test encoding
 ALIGN = 64
 REGISTERS = {"hdr_off": 0x10, "prog_off": 0x18, "n_desc": 0x20, "w0": 0x28, "w1": 0x34, "data": 0x40}
 TINY = ModelConfig(hidden_size=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=48, vocab_size=96,
                    max_context=64, name="rt-tiny")
-
-
-def tap_floats(cfg: ModelConfig, max_t: int) -> int:
-    """layer_taps<C>::floats."""
-    return max_t * (2 * cfg.q_size + 2 * cfg.kv_size + cfg.hidden_size + cfg.ffn_size)
 
 
 def sha(p: Path) -> str:

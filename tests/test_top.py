@@ -18,7 +18,7 @@ import pytest
 from edgellm.boards import load_board
 from edgellm.compiler import interface as itf
 from edgellm.compiler import packing
-from edgellm.compiler.codegen_hls import generate_hls, layer_buffer_sizes, tap_offsets, weight_encoder
+from edgellm.compiler.codegen_hls import generate_hls, weight_encoder
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.frontend import build_graph
 from edgellm.compiler.passes.plan_memory import MemoryPlan, plan_memory
@@ -28,6 +28,7 @@ from edgellm.models.golden import GoldenModel, KVCache
 from edgellm.models.numerics import F32, NumericsPlan
 from edgellm.models.random_model import random_model
 from edgellm.models.weights import QuantModel
+from edgellm.runtime.layout import layer_buffer_sizes, tap_offsets
 
 MAX_T, MAX_CTX, TOP_K, PREFILL, DECODE = 16, 64, 8, 16, 12
 VARIANTS = {"relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),

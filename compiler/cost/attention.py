@@ -19,12 +19,13 @@ import math
 from dataclasses import dataclass
 
 from edgellm.compiler.cost.elementwise import DDR_READ_LATENCY  # first-beat latency of a burst
-from edgellm.compiler.design import DesignParams
+from edgellm.compiler.design import DesignParams, dot_lanes
 from edgellm.models.config import ModelConfig
+from edgellm.runtime.layout import ATTN_MEM_LANES, ATTN_MIN_ROWS, MUL_ADD_LATENCY
 
-MIN_ROWS = 8  # attn_config MIN_ROWS: rows interleaved per key (>= fp32 add latency)
-MAC_SPAN = 16  # attn_config mac_span (numerics.h kMulAddLatency): iterations between a row's o / l updates
-MEM_LANES = 16  # attn_config MEM_LANES: elements per K (and V) beat the reader hands the core
+MIN_ROWS = ATTN_MIN_ROWS  # attn_config MIN_ROWS: rows interleaved per key (>= fp32 add latency)
+MAC_SPAN = max(MUL_ADD_LATENCY, MIN_ROWS)  # attn_config mac_span: iterations between a row's o / l updates
+MEM_LANES = ATTN_MEM_LANES  # attn_config MEM_LANES: elements per K (and V) beat the reader hands the core
 DATA_LANES = 4  # attn_config DATA_LANES: fp32 elements per cycle of q loads / o stores (128-bit data port)
 # The K/V readers (attention_decode.h attn_kv_segs) read a row (a position's heads, or one head's d values
 # in prefill) as one burst, one beat per cycle, and request a row's burst when its loop starts: the first
@@ -39,8 +40,8 @@ def lanes(cfg: ModelConfig, p: DesignParams) -> int:
 
 
 def lanes_for(cfg: ModelConfig, attn_lanes: int) -> int:
-    """lanes() from design.attn_lanes alone."""
-    return min(attn_lanes, 1 << (cfg.head_dim - 1).bit_length())
+    """lanes() from design.attn_lanes alone (design.dot_lanes: the numerics plan's)."""
+    return dot_lanes(cfg, attn_lanes)
 
 
 def pass_rows(rows: int, nc: int) -> int:

@@ -16,13 +16,13 @@ from typing import NamedTuple
 
 from edgellm.compiler.design import DesignParams
 from edgellm.models.config import ModelConfig
+from edgellm.runtime.layout import ADD_LATENCY
 
 # Pipeline fill of one on-chip fp32 pass (load, multiply/add chain, store). Assumption, cycles.
 EW_PASS_FILL = 12
 # Extra latency of a pass whose first element comes from DDR (AXI read round trip on the Zynq
 # UltraScale+ HP ports, about 100-200 ns at 250 MHz). Assumption, cycles.
 DDR_READ_LATENCY = 48
-ADD_LATENCY = 8  # numerics.h kAddLatency: cycles between two adds into one lane of a reduction
 
 
 def _ddr(n: int, per_cycle: float, read: bool = True) -> int:

@@ -34,6 +34,7 @@ from edgellm.compiler.cost.model import buffer_depth
 from edgellm.compiler.cost.tlmm import DSP_CHAIN, dsp_chains, stream_ports, tlmm_tables
 from edgellm.compiler.design import FETCH_BEATS, DesignParams
 from edgellm.models.config import ModelConfig
+from edgellm.runtime.layout import HEAD_FIFO_DEPTH
 
 # --- fp32 operator costs (LUT, FF, DSP), after PG060 Floating-Point Operator resource tables
 # (UltraScale+, full-DSP multiplier/adder, medium latency), rounded. -----------------------------
@@ -73,7 +74,6 @@ FETCH_WALKER = (600, 900)
 # The TLMM loader's write mux per port: each of the FETCH_BEATS columns of a FIFO word can land in any
 # of the bank row's BEATS_PER_STEP slots, about half a LUT per slot and data bit. Estimate.
 LOADER_MUX_LUT_PER_SLOT_BIT = 0.5
-HEAD_FIFO_DEPTH = 64  # words of each LM-head FIFO (top.h kHeadFifoDepth)
 # --- AXI infrastructure ---------------------------------------------------------------------
 MAXI_LUT = (1000, 4)  # HLS m_axi adapter: base + per data bit (burst/outstanding logic), estimate
 MAXI_FF = (1500, 6)

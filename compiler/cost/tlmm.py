@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 
 from edgellm.boards import Board
-from edgellm.compiler.design import FETCH_BEATS, DesignParams
+from edgellm.compiler.design import FETCH_BEATS, DesignParams, tlmm_tables
+from edgellm.compiler.design import stream_ports as stream_ports  # the models' import point
+from edgellm.runtime.layout import DSP_CHAIN
+from edgellm.runtime.layout import MAX_STREAM_PORTS as MAX_STREAM_PORTS  # the models' import point
 
-MAX_STREAM_PORTS = 4  # weight_buffer.h kMaxWeightPorts (= codegen_hls.MAX_STREAM_PORTS)
 # Pipeline fill/drain of one linear: table build, lookup, adder tree, accumulate, dequantize.
 # Assumption (typical Vitis HLS pipeline depth for this chain), in cycles.
 LINEAR_PIPELINE_DEPTH = 64
@@ -27,7 +29,6 @@ TILE_PIPELINE_DEPTH = 8
 # the compute loop is that much deeper, paid once per tile by every call (decode included: the loop
 # is the same). Assumptions, cycles.
 DSP_STAGE_REGS = 3
-DSP_CHAIN = 4  # = tlmm.h DSP_CHAIN: DSPs per cascade (a short cascade keeps the loop shallow)
 
 
 def dsp_chains(p: DesignParams) -> int:
@@ -42,17 +43,6 @@ def dsp_lane_extra_depth(p: DesignParams) -> int:
     stages = p.group_size * tlmm_tables(p)
     depth = DSP_STAGE_REGS + (min(DSP_CHAIN, stages) - 1) + (dsp_chains(p) - 1).bit_length() + 1
     return max(0, depth - TILE_PIPELINE_DEPTH)
-
-
-def stream_ports(board: Board, p: DesignParams) -> int:
-    """Weight ports the generated TLMM engine and LM head stream over (codegen_hls.weight_stream_ports):
-    design.weight_ports, at most MAX_STREAM_PORTS and at most the board's PL->DDR ports."""
-    return max(1, min(p.weight_ports, MAX_STREAM_PORTS, len(board.hp_port_names)))
-
-
-def tlmm_tables(p: DesignParams) -> int:
-    """Tables per cycle the engine is built with (codegen_hls.tlmm_tables: a multiple of 5, >= 5)."""
-    return max(5, p.tables // 5 * 5)
 
 
 def tlmm_tile_compute_cycles(n_in: int, p: DesignParams, tokens: int) -> int:

@@ -118,8 +118,8 @@ namespace edgellm {
 
 // Attention sizing. Runtime sizes (head_dim, heads, T, context) must not exceed these maxima.
 template <int D_MAX, int DOT_LANES, int KV_BLOCK, int BQ, int HEADS_MAX, int KV_HEADS_MAX,
-          int GROUP_MAX, int MAX_CTX, int MAX_T = 1024, int MIN_ROWS = 8, int MEM_LANES = 16,
-          int DATA_LANES = 4>
+          int GROUP_MAX, int MAX_CTX, int MAX_T = 1024, int MIN_ROWS = facts::kAttnMinRows,
+          int MEM_LANES = facts::kAttnMemLanes, int DATA_LANES = 4>
 struct attn_config {
   static const int d_max = D_MAX;            // largest head_dim
   static const int dot_lanes = DOT_LANES;    // NumericsPlan.dot_lanes (power of two) = fp32 lanes

@@ -59,8 +59,8 @@ struct layer_config {
   static const bool subln = SUBLN;
   static const int q_size = N_HEADS * HEAD_DIM, kv_size = N_KV * HEAD_DIM;
   static const int k_max = cmax(HIDDEN, cmax(q_size, FFN));  // widest linear input / row
-  typedef attn_config<HEAD_DIM, DOT_LANES, KV_BLOCK, BQ, N_HEADS, N_KV, N_HEADS / N_KV, MAX_CTX, MAX_T, 8, 16,
-                      DATA_BITS / 32>
+  typedef attn_config<HEAD_DIM, DOT_LANES, KV_BLOCK, BQ, N_HEADS, N_KV, N_HEADS / N_KV, MAX_CTX, MAX_T,
+                      facts::kAttnMinRows, facts::kAttnMemLanes, DATA_BITS / 32>
       attn;
   typedef EwConfig<k_max, NORM_LANES, MAX_T, EW_VEC, EW_GLU_VEC> ew;
   // the rows the layer streams move whole data beats (maxi.h): fp32 rows, the K/V cache's rows

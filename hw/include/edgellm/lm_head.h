@@ -67,9 +67,9 @@
 
 namespace edgellm {
 
-const int kMaxHeadPorts = 4;  // weight ports the head can stream from (weight_buffer.h kMaxWeightPorts)
+const int kMaxHeadPorts = facts::kMaxStreamPorts;  // weight ports the head can stream from
 
-template <int P_, int HID_MAX_, int V_MAX_, int MAX_TOK_, int K_TOP_ = 64, int NPORTS_ = 1>
+template <int P_, int HID_MAX_, int V_MAX_, int MAX_TOK_, int K_TOP_ = facts::kTopKMax, int NPORTS_ = 1>
 struct LmHeadConfig {
   static constexpr int P = P_;              // int8 MACs per cycle and port = bytes per weight beat
   static constexpr int HID_MAX = HID_MAX_;  // largest hidden size
@@ -79,7 +79,7 @@ struct LmHeadConfig {
   static constexpr int NPORTS = NPORTS_;    // weight ports streaming rows concurrently (rows per block)
   static_assert(P >= 1 && P <= 128, "P must be 1..128");
   static_assert(NPORTS >= 1 && NPORTS <= kMaxHeadPorts, "NPORTS must be 1..4");
-  static_assert(K_TOP >= 1 && K_TOP <= 64, "K_TOP must be 1..64");
+  static_assert(K_TOP >= 1 && K_TOP <= facts::kTopKMax, "K_TOP must be 1..64 (facts::kTopKMax)");
   static constexpr int BEATS_MAX = (HID_MAX + P - 1) / P;
   static constexpr int ACC_BITS = SignedBits<128LL * 128 * HID_MAX>::value;
   static_assert(ACC_BITS <= 32, "HID_MAX too large for an int32 accumulator");

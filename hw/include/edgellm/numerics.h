@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "edgellm/hw_facts.h"
+
 // Storage of the element-wise row buffers (elementwise.h): bram (default) or uram, chosen per design
 // by the compiler (edgellm_config.h defines EDGELLM_ACT_STORAGE before including the kernels). A
 // BIND_STORAGE impl must be a literal, so the pragma is built with _Pragma from the macro (the Vitis
@@ -149,11 +151,11 @@ inline f32 exp_f(f32 x) {
 
 // Cycles a pipelined fp32 add needs before its result can feed the next add into the same lane
 // (Vitis HLS fadd at 250 MHz is 4-7 stages; kept at 8 so the schedule has slack).
-const int kAddLatency = 8;
+const int kAddLatency = facts::kAddLatency;
 // Cycles a recurrence through memory of a multiply then an add (y = y * c + p * v: the array's read,
 // fmul 3-4 and fadd 4-7 stages at 250 MHz, the write) needs before the same element is updated again;
 // kept at 16 so the schedule has slack. The attention core's o and l updates are such recurrences.
-const int kMulAddLatency = 16;
+const int kMulAddLatency = facts::kMulAddLatency;
 
 #ifndef __SYNTHESIS__
 // C simulation only: trip counts of the pipelined loops the element-wise engine runs (elementwise.h

@@ -145,7 +145,7 @@ struct TlmmConfig {
   // a pair's G*T products as DSP_CHAINS cascades of at most DSP_CHAIN DSPs, summed by a DSP tree: a
   // short cascade keeps the step's latency (and so the loop's pipeline depth, paid once per tile even
   // in decode) near the table lanes'
-  static constexpr int DSP_CHAIN = 4;
+  static constexpr int DSP_CHAIN = facts::kDspChain;
   static constexpr int DSP_CHAINS = (STEP_K + DSP_CHAIN - 1) / DSP_CHAIN;
   static_assert(DL == 0 || DSP_SHIFT + PSUM_BITS <= 48,
                 "DSP lanes: the two packed partial sums (S + PSUM_BITS bits) must fit the 48-bit P");

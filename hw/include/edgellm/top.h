@@ -60,9 +60,9 @@ namespace edgellm {
 // The whole accelerator at compile time (generated edgellm_config.h): the layer shape, the matmul
 // policy, the LM head configuration, the number of layers and the vocabulary.
 // Words of each LM-head FIFO hq{P}: lm_dot_fifo pops one beat per port and cycle as the fetcher pushes
-// them, so a few dozen words of slack cover the burst turnarounds (compiler/cost/resource_model.py
-// HEAD_FIFO_DEPTH: 64 x 128 bits stays in distributed RAM).
-const int kHeadFifoDepth = 64;
+// them, so a few dozen words of slack cover the burst turnarounds (runtime/layout.py HEAD_FIFO_DEPTH:
+// 64 x 128 bits stays in distributed RAM).
+const int kHeadFifoDepth = facts::kHeadFifoDepth;
 
 // FETCH_DEPTH: words per weight FIFO (design.fetch_depth).
 template <class LAYER, class MM, class HEAD, int N_LAYERS, int VOCAB, int FETCH_DEPTH = 512>

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 
+#include "edgellm/hw_facts.h"
 #include "edgellm/numerics.h"
 #include "edgellm/weight_codec.h"
 
@@ -31,11 +32,11 @@ namespace edgellm {
 
 enum BufferStorage { kStorageBram = 0, kStorageUram = 1, kStorageLutram = 2 };
 
-const int kMaxWeightPorts = 4;  // m_axi weight ports the engine can stream from concurrently
+const int kMaxWeightPorts = facts::kMaxStreamPorts;  // m_axi weight ports the engine can stream from concurrently
 // Beats (byte columns) per word of a weight FIFO (weight_fetch.h): the fetcher packs two R-byte beats per
 // word, so the engine fills a tile bank two columns per cycle, twice the rate one HP port delivers, and
 // drains what the fetcher prefetched while the engine was busy elsewhere.
-const int kFetchBeats = 2;
+const int kFetchBeats = facts::kFetchBeats;
 
 // One R-byte beat from a plain byte pointer (C simulation, or a byte-wide m_axi port).
 template <int R>

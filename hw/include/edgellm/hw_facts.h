@@ -1,0 +1,20 @@
+// Generated from edgellm/runtime/layout.py (c_header): do not edit. Edit layout.py, then
+// regenerate (python -c "from edgellm.runtime import layout; print(layout.c_header(), end='')").
+// The hardware facts the compiler's models, the runtime and the kernels share.
+#pragma once
+
+namespace edgellm {
+namespace facts {
+
+const int kMaxStreamPorts = 4;  // weight ports the TLMM engine and the LM head stream over (MAX_STREAM_PORTS)
+const int kFetchBeats = 2;  // R-byte beats per word of a weight fetcher FIFO (FETCH_BEATS)
+const int kHeadFifoDepth = 64;  // words of each LM-head FIFO (HEAD_FIFO_DEPTH)
+const int kAddLatency = 8;  // cycles between two fp32 adds into one lane (ADD_LATENCY)
+const int kMulAddLatency = 16;  // cycles between two updates of a multiply-add recurrence (MUL_ADD_LATENCY)
+const int kDspChain = 4;  // DSPs per cascade of a TLMM DSP token lane (DSP_CHAIN)
+const int kAttnMinRows = 8;  // attention rows interleaved per key (ATTN_MIN_ROWS)
+const int kAttnMemLanes = 16;  // floats per K/V beat the attention reader hands the core (ATTN_MEM_LANES)
+const int kTopKMax = 64;  // top-k capacity bound of the LM head (K_TOP_MAX)
+
+}  // namespace facts
+}  // namespace edgellm

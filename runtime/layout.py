@@ -1,0 +1,123 @@
+"""The accelerator's hardware facts: one source for the compiler, the generated C++ and the board runtime.
+
+What lives here: the layer's DDR tap and scratch layouts (decoder_layer.h layer_taps<C> /
+layer_scratch<C>), the port counts, FIFO depths, latencies and bounds the kernels are built with. The
+C++ side gets the constants from hw/include/edgellm/hw_facts.h, which `c_header()` writes
+(compiler/codegen_hls.py writes it into every project; tests/test_hw_facts.py checks the repository's
+copy equals it and compiles a testbench that exports the kernels' own values for comparison).
+
+Board-side: standard library only, Python 3.10. A model shape is anything with hidden_size, q_size,
+kv_size and ffn_size (models/config.py ModelConfig).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# ---- ports ----
+MAX_STREAM_PORTS = 4  # weight ports the TLMM engine and the LM head stream over concurrently
+FETCH_BEATS = 2  # R-byte weight beats per word of a weight fetcher FIFO (two byte columns per cycle)
+
+# ---- FIFO depths ----
+HEAD_FIFO_DEPTH = 64  # words of each LM-head FIFO hq{P} (64 x 128 bits stays in distributed RAM)
+
+# ---- latencies (cycles) ----
+ADD_LATENCY = 8  # a pipelined fp32 add before its result feeds the next add into the same lane
+MUL_ADD_LATENCY = 16  # a multiply-add recurrence through memory (y = y * c + p * v) before its next update
+DSP_CHAIN = 4  # DSP48E2s per PCOUT -> PCIN cascade of a TLMM DSP token lane (a short cascade: shallow loop)
+
+# ---- attention core ----
+ATTN_MIN_ROWS = 8  # rows interleaved per key (>= ADD_LATENCY)
+ATTN_MEM_LANES = 16  # floats per K (and V) beat the reader hands the core
+
+# ---- LM head ----
+K_TOP_MAX = 64  # top-k capacity bound of the LM head (LmHeadConfig K_TOP)
+TOP_K = 8  # the top-k a compiled project's LM head returns (interface.top_k)
+
+# (C++ name in namespace edgellm::facts, Python value, what it is): the header's contents
+C_FACTS = (
+    ("kMaxStreamPorts", "MAX_STREAM_PORTS", "weight ports the TLMM engine and the LM head stream over"),
+    ("kFetchBeats", "FETCH_BEATS", "R-byte beats per word of a weight fetcher FIFO"),
+    ("kHeadFifoDepth", "HEAD_FIFO_DEPTH", "words of each LM-head FIFO"),
+    ("kAddLatency", "ADD_LATENCY", "cycles between two fp32 adds into one lane"),
+    ("kMulAddLatency", "MUL_ADD_LATENCY", "cycles between two updates of a multiply-add recurrence"),
+    ("kDspChain", "DSP_CHAIN", "DSPs per cascade of a TLMM DSP token lane"),
+    ("kAttnMinRows", "ATTN_MIN_ROWS", "attention rows interleaved per key"),
+    ("kAttnMemLanes", "ATTN_MEM_LANES", "floats per K/V beat the attention reader hands the core"),
+    ("kTopKMax", "K_TOP_MAX", "top-k capacity bound of the LM head"),
+)
+
+# ---- the layer's DDR areas (offsets in floats; rows max_t apart) ----
+TAP_NAMES = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")  # layer_taps<C>, in order (h_out = H)
+SCRATCH_NAMES = ("q_lin", "k_lin", "q", "k", "v", "attn", "g", "u", "y")  # layer_scratch<C>, then qs_a, qs_b
+
+
+def k_max(cfg: Any) -> int:
+    """Widest linear input / row (layer_config k_max): the int8 scratch's row."""
+    return max(cfg.hidden_size, cfg.q_size, cfg.ffn_size)
+
+
+def _widths(cfg: Any) -> dict[str, int]:
+    return {"q_lin": cfg.q_size, "k_lin": cfg.kv_size, "q": cfg.q_size, "k": cfg.kv_size, "v": cfg.kv_size,
+            "attn": cfg.q_size, "g": cfg.ffn_size, "u": cfg.ffn_size, "y": cfg.hidden_size,
+            "q_rope": cfg.q_size, "k_rope": cfg.kv_size, "h_attn": cfg.hidden_size, "ffn_act": cfg.ffn_size}
+
+
+def tap_layout(cfg: Any, max_t: int) -> dict[str, tuple[int, int]]:
+    """Tap -> (float offset in the taps area, row width) of layer_taps<C>."""
+    w, out, off = _widths(cfg), {}, 0
+    for n in TAP_NAMES:
+        out[n] = (off, w[n])
+        off += max_t * w[n]
+    return out
+
+
+def tap_offsets(cfg: Any, max_t: int) -> dict[str, int]:
+    """Float offsets of each tap (layer_taps<C>) and the area's size 'floats'."""
+    lay = tap_layout(cfg, max_t)
+    out = {n: o for n, (o, _) in lay.items()}
+    out["floats"] = sum(max_t * w for _, w in lay.values())
+    return out
+
+
+def tap_floats(cfg: Any, max_t: int) -> int:
+    """layer_taps<C>::floats."""
+    return tap_offsets(cfg, max_t)["floats"]
+
+
+def scratch_offsets(cfg: Any, max_t: int) -> dict[str, int]:
+    """Float offsets of layer_scratch<C>'s rows, its token scales qs_a / qs_b, its size 'floats' and the
+    int8 area's bytes 'bytes8'."""
+    w, out, off = _widths(cfg), {}, 0
+    for n in SCRATCH_NAMES:
+        out[n] = off
+        off += max_t * w[n]
+    out["qs_a"], out["qs_b"], out["floats"] = off, off + max_t, off + 2 * max_t
+    out["bytes8"] = max_t * k_max(cfg)
+    return out
+
+
+def layer_buffer_sizes(cfg: Any, max_t: int) -> tuple[int, int, int]:
+    """(scratch floats, scratch int8 bytes, tap floats) of layer_scratch<C> / layer_taps<C>."""
+    s = scratch_offsets(cfg, max_t)
+    return s["floats"], s["bytes8"], tap_floats(cfg, max_t)
+
+
+def c_header() -> str:
+    """hw/include/edgellm/hw_facts.h: the constants above for the kernels (namespace edgellm::facts)."""
+    g = globals()
+    lines = [f"const int {c} = {int(g[py])};  // {what} ({py})" for c, py, what in C_FACTS]
+    body = "\n".join(lines)
+    return f"""// Generated from edgellm/runtime/layout.py (c_header): do not edit. Edit layout.py, then
+// regenerate (python -c "from edgellm.runtime import layout; print(layout.c_header(), end='')").
+// The hardware facts the compiler's models, the runtime and the kernels share.
+#pragma once
+
+namespace edgellm {{
+namespace facts {{
+
+{body}
+
+}}  // namespace facts
+}}  // namespace edgellm
+"""
