@@ -19,6 +19,7 @@ import dataclasses
 
 import numpy as np
 
+from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import LIMITS, ModelConfig
 from edgellm.runtime.device import Device, check_timeout
@@ -55,6 +56,10 @@ class Session:
         self.config: ModelConfig = dataclasses.replace(project.config, max_context=ctx)
         self._tokens: list[int] = []  # what the KV cache holds, position by position
         self.refills = 0  # sliding-window re-prefills
+        self.max_block = project.iface.max_t  # the most tokens one verify pass feeds (speculation)
+        self.layer_passes = 0  # starts that ran every layer (prefill blocks, decode steps, verify passes)
+        self.draft_passes = 0  # starts that ran a layer subset (self-speculation drafts)
+        self._draft_layers: tuple[int, ...] | None = None
 
     @property
     def length(self) -> int:
@@ -65,14 +70,66 @@ class Session:
         """Forget all positions (the cache is overwritten from position 0 on the next forward)."""
         self._tokens = []
 
-    def forward(self, tokens: np.ndarray, all_logits: bool = False) -> np.ndarray:
-        """Append tokens (T,); return float32 logits (1, vocab), or (T, vocab) with all_logits."""
+    def rewind(self, length: int) -> None:
+        """Move the KV position back to `length` (speculation: drop rejected rows). Their K/V stay in DDR
+        but are never read: attention reads positions up to the query's, and the next start writes its
+        rows' K/V (from `length` on) before its attention reads them."""
+        if not 0 <= length <= self.length:
+            raise EdgeLLMError(f"cannot rewind to position {length}: the cache holds {self.length}")
+        del self._tokens[length:]
+
+    def verify(self, tokens: np.ndarray) -> np.ndarray:
+        """Append up to max_t tokens as one block (speculation's verify pass); (T, vocab) f32 logits of
+        every row. One start runs the layers and the last row's head, then one OP_HEAD start per other
+        row (the head streams its weights once per start)."""
+        ids = self._check_ids(tokens)
+        if len(ids) > self.max_block or self.length + len(ids) > self.max_ctx:
+            raise EdgeLLMError(f"verify block of {len(ids)} tokens at position {self.length}: the design "
+                               f"takes up to {self.max_block} per start and {self.max_ctx} positions")
+        pos0 = self.length
+        h = self.project.embed_rows(np.asarray(ids))
+        last = self.driver.forward_block(h, pos0)
+        self.layer_passes += 1
+        rows = [self.driver.run_head(len(ids), pos0, r) for r in range(len(ids) - 1)]
+        self._tokens.extend(ids)
+        return np.stack([*rows, last]).astype(np.float32)
+
+    def draft_logits(self, token: int, pos: int, layers: tuple[int, ...] | list[int]) -> np.ndarray:
+        """Self-speculation: (vocab,) logits of `token` at position pos (length <= pos < max_ctx) through
+        the given layers and the LM head, in one start; the position stays. The draft's K/V land at pos,
+        which the verify pass overwrites with the full model's."""
+        if not self.length <= pos < self.max_ctx:
+            raise EdgeLLMError(f"draft position {pos} outside {self.length}..{self.max_ctx - 1}")
+        [tok] = self._check_ids(np.asarray([token]))
+        h = self.project.embed_rows(np.asarray([tok]))
+        self.driver.write_h(h)
+        prog = [itf.descriptor(itf.OP_LAYER, int(i), 1, pos) for i in layers]
+        prog.append(itf.descriptor(itf.OP_HEAD, 0, 1, pos, 0, 0))
+        self.driver.run_program(np.stack(prog))
+        self.draft_passes += 1
+        return self.driver.read_logits()
+
+    @property
+    def draft_layers(self) -> tuple[int, ...]:
+        """The project's calibrated self-speculation layers (speculation.json; () without one)."""
+        if self._draft_layers is None:
+            from edgellm.runtime.drafters import load_draft_layers
+
+            self._draft_layers = load_draft_layers(self.project.path, self.config.n_layers)
+        return self._draft_layers
+
+    def _check_ids(self, tokens: np.ndarray) -> list[int]:
         ids = [int(t) for t in np.asarray(tokens, np.int64).reshape(-1)]
         if not ids:
             raise EdgeLLMError("empty token sequence")
         v = self.config.vocab_size
         if min(ids) < 0 or max(ids) >= v:
             raise EdgeLLMError(f"token id out of range [0, {v})")
+        return ids
+
+    def forward(self, tokens: np.ndarray, all_logits: bool = False) -> np.ndarray:
+        """Append tokens (T,); return float32 logits (1, vocab), or (T, vocab) with all_logits."""
+        ids = self._check_ids(tokens)
         if self.length + len(ids) > self.max_ctx:
             if self.policy == "error":
                 raise EdgeLLMError(f"context full: {self.length} + {len(ids)} tokens exceed the KV cache of "
@@ -90,6 +147,7 @@ class Session:
             block = ids[b:b + mt]
             pos0 = self.length
             h = self.project.embed_rows(np.asarray(block))  # (t, hidden) f32
+            self.layer_passes += 1
             if all_logits:
                 self.driver.run_layers(h, pos0)
                 rows.extend(self.driver.run_head(len(block), pos0, r) for r in range(len(block)))
@@ -112,7 +170,8 @@ class Session:
 
     def stats(self) -> dict[str, float]:
         """Device round trips and seconds spent waiting for the accelerator."""
-        return {"starts": self.driver.starts, "device_s": self.driver.device_s, "refills": self.refills}
+        return {"starts": self.driver.starts, "device_s": self.driver.device_s, "refills": self.refills,
+                "layer_passes": self.layer_passes, "draft_passes": self.draft_passes}
 
 
 def open_device(project: Project, kind: str = "auto") -> Device:
