@@ -1,10 +1,13 @@
-"""The low-bit weight stream (docs/weight_format.md "Low-bit tensors"; C++ reader:
-hw/include/edgellm/lowbit_mm.h). A GroupQuant becomes two regions of 16-byte beats:
+"""The low-bit weight stream (docs/hls.md "Low-bit linears (issue 17)"; C++ reader:
+hw/include/edgellm/lowbit_mm.h). A GroupQuant becomes one sequence of 128-bit beats, read once, in order:
 
-codes: for o in rows, g in groups, b in 0..bits-1: one plane word of G bits (bit i = bit b of
-  codes[o, g*G + i]), packed LSB first into one continuous bit stream. G divides 128 or 128 divides
-  G, so a word never straddles a beat in a way the reader must realign. out * in * bits bits.
-params: per row, per super-block of SB groups, fields LSB first in one continuous bit stream:
+    for tile of R output rows (the last one padded with zero rows):
+      for super-block k of SB groups (SB = 256 / G for K-quant-style codecs, else 1):
+        parameter block: the R rows' records of super-block k, one continuous bit stream, beat-padded
+        code block: for g in k's groups, ri in R / RL, b in 0 .. bits-1: one beat holding the plane
+          words of rows ri*RL .. ri*RL + RL-1 (RL = 128 / G rows; G = 256: one row, two beats)
+
+A plane word is G bits, bit i = bit b of codes[o, g*G + i], LSB first. A record holds, LSB first:
   d (DB = 16: binary16, 32: binary32), [dm (DMB bits, mode 0)], SB x sc (SCB bits), SB x mc (MCB bits);
   a field f of width n > 0 holds value f - off (sc_off / mc_off); width 0 is a constant (sc: 1, mc: mz).
   The hardware decodes, in f32:   s[g] = d * sc[g]
@@ -26,6 +29,7 @@ from edgellm.models.lowbit import GroupQuant
 
 F32 = np.float32
 BEAT_BYTES = 16
+BEAT_BITS = 8 * BEAT_BYTES
 SUPER = 256  # inputs per super-block when a tensor's scales share a 16-bit d (GGUF K-quants' QK_K)
 FIELD_WIDTHS = (4, 6, 8)
 
@@ -56,7 +60,7 @@ class ParamCodec:
 
 @dataclass(frozen=True)
 class LowbitImage:
-    """A packed tensor: `data` (uint8, whole beats) = codes region then params region."""
+    """A packed tensor: `data` (uint8, whole beats), blocks in stream order (module docstring)."""
 
     data: np.ndarray
     codec: ParamCodec
@@ -64,8 +68,18 @@ class LowbitImage:
     group: int
     n_out: int
     n_in: int
-    codes_bytes: int  # the codes region, beat-padded
-    params_bytes: int
+    rows: int  # R: rows per tile
+    param_block_bits: int  # one (tile, super-block) parameter block, beat-padded
+    code_block_bits: int  # one (tile, super-block) code block
+
+    @property
+    def lanes(self) -> int:
+        """RL: rows whose plane words share one beat (128 / G, at least 1)."""
+        return max(1, BEAT_BITS // self.group)
+
+    @property
+    def tiles(self) -> int:
+        return -(-self.n_out // self.rows)
 
     @property
     def bits_per_weight(self) -> float:
@@ -195,18 +209,21 @@ def _float_bits(v: np.ndarray, width: int) -> np.ndarray:
     return _field_bits(raw[:, None], width)
 
 
-def _pad(b: np.ndarray) -> np.ndarray:
-    return np.concatenate([b, np.zeros((-b.size) % BEAT_BYTES, np.uint8)])
+def check_rows(rows: int) -> None:
+    """R must hold whole beats of plane words at every group size: a multiple of 8 (128 / 16)."""
+    if rows < 8 or rows % 8:
+        raise EdgeLLMError(f"low-bit packing: rows per tile must be a positive multiple of 8, got {rows}")
 
 
-def pack_lowbit(w: GroupQuant) -> LowbitImage:
+def pack_lowbit(w: GroupQuant, rows: int = 32) -> LowbitImage:
     """GroupQuant -> its weight stream (module docstring)."""
+    check_rows(rows)
     out, n_in = w.shape
     ng, gs, bits = w.n_groups, w.group, w.bits
-    c = w.codes.reshape(out, ng, 1, gs)
-    planes = (c >> np.arange(bits, dtype=np.uint8)[None, None, :, None]) & 1
-    codes = _pad(np.packbits(planes.reshape(-1), bitorder="little"))
     codec, f = choose_codec(w)
+    sb, nsbr = codec.sb, ng // codec.sb
+    tiles = -(-out // rows)
+    n_pad = tiles * rows
     cols = [_float_bits(f["d"], codec.db)]
     if codec.mmode == 0:
         cols.append(_float_bits(f["dm"], codec.dmb))
@@ -214,14 +231,23 @@ def pack_lowbit(w: GroupQuant) -> LowbitImage:
         cols.append(_field_bits(f["sc"] + codec.sc_off, codec.scb))
     if codec.mcb:
         cols.append(_field_bits(f["mc"] + codec.mc_off, codec.mcb))
-    params = _pad(np.packbits(np.concatenate(cols, axis=1).reshape(-1), bitorder="little"))
-    return LowbitImage(np.concatenate([codes, params]), codec, bits, gs, out, n_in, codes.size, params.size)
+    rec = np.concatenate(cols, axis=1)  # (out * nsbr, record bits), row-major records
+    rec = np.concatenate([rec, np.zeros(((n_pad - out) * nsbr, rec.shape[1]), np.uint8)])
+    pblk = rec.reshape(tiles, rows, nsbr, -1).transpose(0, 2, 1, 3).reshape(tiles, nsbr, -1)
+    pblk = np.concatenate([pblk, np.zeros((tiles, nsbr, (-pblk.shape[2]) % BEAT_BITS), np.uint8)], axis=2)
+    rl = max(1, BEAT_BITS // gs)
+    codes = np.concatenate([w.codes, np.zeros((n_pad - out, n_in), np.uint8)])
+    planes = (codes.reshape(n_pad, ng, 1, gs) >> np.arange(bits, dtype=np.uint8)[None, None, :, None]) & 1
+    cblk = planes.reshape(tiles, rows // rl, rl, nsbr, sb, bits, gs).transpose(0, 3, 4, 1, 5, 2, 6)
+    cblk = cblk.reshape(tiles, nsbr, -1)
+    stream = np.concatenate([pblk, cblk], axis=2).reshape(-1)
+    data = np.packbits(stream, bitorder="little")
+    return LowbitImage(data, codec, bits, gs, out, n_in, rows, pblk.shape[2], cblk.shape[2])
 
 
-def _take(bits: np.ndarray, pos: int, n_sb: int, sb_bits: int, width: int) -> np.ndarray:
-    """Field at bit `pos` of every super-block record (n_sb,) as uint64."""
-    idx = np.arange(n_sb)[:, None] * sb_bits + pos + np.arange(width)[None, :]
-    return (bits[idx].astype(np.uint64) << np.arange(width, dtype=np.uint64)).sum(axis=1)
+def _take(bits: np.ndarray, pos: int, width: int) -> np.ndarray:
+    """The width-bit field at bit `pos` of every record (rows of `bits`) as uint64."""
+    return (bits[:, pos:pos + width].astype(np.uint64) << np.arange(width, dtype=np.uint64)).sum(axis=1)
 
 
 def _float_of(raw: np.ndarray, width: int) -> np.ndarray:
@@ -230,44 +256,50 @@ def _float_of(raw: np.ndarray, width: int) -> np.ndarray:
     return raw.astype(np.uint32).view(F32)
 
 
+def _blocks(img: LowbitImage) -> tuple[np.ndarray, np.ndarray]:
+    """(param blocks (tiles, nsbr, bits), code blocks (tiles, nsbr, bits)) of an image, checked."""
+    nsbr = img.n_in // img.group // img.codec.sb
+    blk = img.param_block_bits + img.code_block_bits
+    need = img.tiles * nsbr * blk
+    if img.data.size * 8 != need:
+        raise EdgeLLMError(f"low-bit image: {img.data.size * 8} bits, the shape and codec need {need}")
+    bits = np.unpackbits(img.data, bitorder="little").reshape(img.tiles, nsbr, blk)
+    return bits[:, :, :img.param_block_bits], bits[:, :, img.param_block_bits:]
+
+
 def decode_params(img: LowbitImage) -> tuple[np.ndarray, np.ndarray]:
     """(scales, mins) (out, in // group) f32, decoded exactly as the hardware does."""
-    cd = img.codec
-    ng = img.n_in // img.group
-    n_sb = img.n_out * ng // cd.sb
-    raw = img.data[img.codes_bytes:img.codes_bytes + img.params_bytes]
-    bits = np.unpackbits(raw, bitorder="little")
-    need = n_sb * cd.superblock_bits
-    if bits.size < need:
-        raise EdgeLLMError(f"low-bit image: params region holds {bits.size} bits, {need} needed")
-    d = _float_of(_take(bits, 0, n_sb, cd.superblock_bits, cd.db), cd.db)
+    cd, r = img.codec, img.rows
+    pb, _ = _blocks(img)
+    tiles, nsbr = pb.shape[:2]
+    rb = cd.superblock_bits
+    recs = pb[:, :, :r * rb].reshape(tiles, nsbr, r, rb).transpose(0, 2, 1, 3).reshape(-1, rb)
+    d = _float_of(_take(recs, 0, cd.db), cd.db)
     pos = cd.db
-    dm = np.zeros(n_sb, F32)
+    dm = np.zeros(len(recs), F32)
     if cd.mmode == 0:
-        dm = _float_of(_take(bits, pos, n_sb, cd.superblock_bits, cd.dmb), cd.dmb)
+        dm = _float_of(_take(recs, pos, cd.dmb), cd.dmb)
         pos += cd.dmb
-    sc = np.ones((n_sb, cd.sb), np.int64)
-    mc = np.full((n_sb, cd.sb), cd.mz, np.int64)
+    sc = np.ones((len(recs), cd.sb), np.int64)
+    mc = np.full((len(recs), cd.sb), cd.mz, np.int64)
     for j in range(cd.sb):
         if cd.scb:
-            raw_sc = _take(bits, pos + j * cd.scb, n_sb, cd.superblock_bits, cd.scb)
-            sc[:, j] = raw_sc.astype(np.int64) - cd.sc_off
+            sc[:, j] = _take(recs, pos + j * cd.scb, cd.scb).astype(np.int64) - cd.sc_off
         if cd.mcb:
-            p = pos + cd.sb * cd.scb + j * cd.mcb
-            mc[:, j] = _take(bits, p, n_sb, cd.superblock_bits, cd.mcb).astype(np.int64) - cd.mc_off
+            mc[:, j] = _take(recs, pos + cd.sb * cd.scb + j * cd.mcb, cd.mcb).astype(np.int64) - cd.mc_off
     s = (d[:, None] * sc.astype(F32)).astype(F32)
     m = -(s * mc.astype(F32)) if cd.mmode == 1 else dm[:, None] * mc.astype(F32)
-    return s.reshape(img.n_out, ng), m.astype(F32).reshape(img.n_out, ng)
+    ng = img.n_in // img.group
+    return (s.reshape(-1, ng)[:img.n_out], m.astype(F32).reshape(-1, ng)[:img.n_out])
 
 
 def unpack_lowbit(img: LowbitImage) -> GroupQuant:
     """The GroupQuant an image holds (the inverse of pack_lowbit)."""
-    out, n_in, bits, gs = img.n_out, img.n_in, img.bits, img.group
-    total = out * n_in * bits
-    if img.codes_bytes * 8 < total:
-        raise EdgeLLMError(f"low-bit image: codes region holds {img.codes_bytes * 8} bits, {total} needed")
-    planes = np.unpackbits(img.data[:img.codes_bytes], bitorder="little")[:total]
-    planes = planes.reshape(out, n_in // gs, bits, gs).astype(np.uint8)
+    _, cb = _blocks(img)
+    tiles, nsbr = cb.shape[:2]
+    gs, bits, r, rl = img.group, img.bits, img.rows, img.lanes
+    planes = cb.reshape(tiles, nsbr, img.codec.sb, r // rl, bits, rl, gs).transpose(0, 3, 5, 1, 2, 4, 6)
+    planes = planes.reshape(tiles * r, img.n_in // gs, bits, gs)[:img.n_out]
     codes = (planes << np.arange(bits, dtype=np.uint8)[None, None, :, None]).sum(axis=2, dtype=np.uint8)
     s, m = decode_params(img)
-    return GroupQuant(codes.reshape(out, n_in), s, m, bits, gs)
+    return GroupQuant(codes.reshape(img.n_out, img.n_in), s, m, bits, gs)

@@ -53,14 +53,14 @@ def _same(a: GroupQuant, b: GroupQuant) -> bool:
 
 
 CASES = {
-    "q4_0": (lambda r: _q4_0(r, 24, 512), 4.5, (1, 16, 0, 1, 0, 8)),
-    "q8_0": (lambda r: _q4_0(r, 8, 256, 8), 8.5, (1, 16, 0, 1, 0, 128)),
-    "q4_k": (lambda r: _kquant(r, 16, 512, 4, 32, 6), 4.5, (8, 16, 6, 0, 6, 0)),
-    "q5_k": (lambda r: _kquant(r, 16, 512, 5, 32, 6), 5.5, (8, 16, 6, 0, 6, 0)),
-    "q2_k": (lambda r: _kquant(r, 16, 512, 2, 16, 4), 2.625, (16, 16, 4, 0, 4, 0)),
-    "q6_k": (lambda r: _q6_k(r, 16, 512), 6.5625, (16, 16, 8, 1, 0, 32)),
-    "gptq4": (lambda r: _gptq(r, 16, 512, 4), 4 + 20 / 128, (1, 16, 0, 1, 4, 0)),
-    "rtn_f32": (lambda r: quantize_rtn(r.standard_normal((8, 256)).astype(F32), 3, 64), 4.0,
+    "q4_0": (lambda r: _q4_0(r, 32, 512), 4.5, (1, 16, 0, 1, 0, 8)),
+    "q8_0": (lambda r: _q4_0(r, 32, 256, 8), 8.5, (1, 16, 0, 1, 0, 128)),
+    "q4_k": (lambda r: _kquant(r, 32, 512, 4, 32, 6), 4.5, (8, 16, 6, 0, 6, 0)),
+    "q5_k": (lambda r: _kquant(r, 32, 512, 5, 32, 6), 5.5, (8, 16, 6, 0, 6, 0)),
+    "q2_k": (lambda r: _kquant(r, 32, 512, 2, 16, 4), 2.625, (16, 16, 4, 0, 4, 0)),
+    "q6_k": (lambda r: _q6_k(r, 32, 512), 6.5625, (16, 16, 8, 1, 0, 32)),
+    "gptq4": (lambda r: _gptq(r, 32, 512, 4), 4 + 20 / 128, (1, 16, 0, 1, 4, 0)),
+    "rtn_f32": (lambda r: quantize_rtn(r.standard_normal((32, 256)).astype(F32), 3, 64), 4.0,
                 (1, 32, 0, 0, 0, 1)),
 }
 
@@ -71,7 +71,6 @@ def test_round_trip_and_codec(name: str) -> None:
     w = make(np.random.default_rng(len(name)))
     img = pl.pack_lowbit(w)
     assert img.data.dtype == np.uint8 and img.data.size % pl.BEAT_BYTES == 0
-    assert img.codes_bytes * 8 == -(-w.codes.size * w.bits // 128) * 128
     assert _same(pl.unpack_lowbit(img), w)
     c = img.codec
     assert (c.sb, c.db, c.scb, c.mmode, c.mcb, c.mz) == (sb, db, scb, mmode, mcb, mz)
@@ -85,15 +84,37 @@ def test_group32_overhead_within_issue_bound(name: str) -> None:
     assert pl.pack_lowbit(w).bits_per_weight <= w.bits + 0.6
 
 
-def test_codes_layout_is_bit_planes() -> None:
-    """Row 0, group 0, plane b is the first G-bit word b of the stream (LSB first)."""
+def test_stream_layout() -> None:
+    """Q4_0 (SB 1), R 8: a tile's group-0 parameter block (8 f16 scales, one beat), then group 0's code
+    beats: beat (ri, b) holds plane b of rows 4ri .. 4ri+3 (G 32: 4 rows a beat), then group 1."""
     rng = np.random.default_rng(2)
-    w = _q4_0(rng, 2, 64)
-    img = pl.pack_lowbit(w)
-    bits = np.unpackbits(img.data[:img.codes_bytes], bitorder="little")
-    for b in range(4):
-        assert np.array_equal(bits[b * 32:(b + 1) * 32], (w.codes[0, :32] >> b) & 1)
-    assert np.array_equal(bits[4 * 32:5 * 32], w.codes[0, 32:64] & 1)  # next group's plane 0
+    w = _q4_0(rng, 8, 64)
+    img = pl.pack_lowbit(w, rows=8)
+    bits = np.unpackbits(img.data, bitorder="little")
+    assert img.param_block_bits == 128 and img.code_block_bits == 2 * 4 * 128
+    raw = np.packbits(bits[:128], bitorder="little").view(np.float16).astype(F32)
+    assert np.array_equal(raw, w.scales[:, 0])
+    for ri in range(2):
+        for b in range(4):
+            beat = bits[128 + (ri * 4 + b) * 128:128 + (ri * 4 + b + 1) * 128].reshape(4, 32)
+            assert np.array_equal(beat, (w.codes[4 * ri:4 * ri + 4, :32] >> b) & 1)
+    g1 = 128 + 8 * 128
+    assert np.array_equal(np.packbits(bits[g1:g1 + 128], bitorder="little").view(np.float16).astype(F32),
+                          w.scales[:, 1])
+
+
+@pytest.mark.parametrize("rows,out", [(8, 5), (16, 40), (32, 33), (64, 7)])
+def test_padded_tiles_round_trip(rows: int, out: int) -> None:
+    for gs in (16, 32, 128, 256):
+        w = quantize_rtn(np.random.default_rng(out + gs).standard_normal((out, 512)).astype(F32), 3, gs)
+        img = pl.pack_lowbit(w, rows=rows)
+        assert img.tiles == -(-out // rows)
+        assert _same(pl.unpack_lowbit(img), w)
+
+
+def test_bad_rows_refused() -> None:
+    with pytest.raises(EdgeLLMError, match="multiple of 8"):
+        pl.pack_lowbit(_q4_0(np.random.default_rng(0), 4, 64), rows=12)
 
 
 def test_inexact_scales_fall_back_losslessly() -> None:
@@ -109,6 +130,7 @@ def test_inexact_scales_fall_back_losslessly() -> None:
 
 def test_truncated_image_is_refused() -> None:
     img = pl.pack_lowbit(_q4_0(np.random.default_rng(4), 4, 64))
-    short = pl.LowbitImage(img.data[:img.codes_bytes], img.codec, 4, 32, 4, 64, img.codes_bytes, 0)
-    with pytest.raises(EdgeLLMError, match="params region"):
+    short = pl.LowbitImage(img.data[:-16], img.codec, 4, 32, 4, 64, 32, img.param_block_bits,
+                           img.code_block_bits)
+    with pytest.raises(EdgeLLMError, match="the shape and codec need"):
         pl.unpack_lowbit(short)
