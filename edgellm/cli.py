@@ -101,7 +101,7 @@ class _Group(TyperGroup):
 
 
 app = typer.Typer(
-    name="edgellm", cls=_Group, no_args_is_help=True, add_completion=False,
+    name="edgellm", cls=_Group, no_args_is_help=True, add_completion=True, rich_markup_mode=None,
     pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
     help="Compile ternary (BitNet b1.58) LLMs into FPGA accelerators for PYNQ boards, run and verify them.",
 )

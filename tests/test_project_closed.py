@@ -251,6 +251,22 @@ def test_deploy_refuses_an_absolute_link(proj: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "a.tar.gz").exists()
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_deploy_archive_mode_follows_the_umask(proj: Path, tmp_path: Path, umask: int) -> None:
+    """The archive was written 0600 (mkstemp) whatever the umask: it is 0666 & ~umask like any file."""
+    out = tmp_path / "out"
+    out.mkdir()
+    old = os.umask(umask)
+    try:
+        res = runner.invoke(cli.app, ["deploy", str(proj), "-o", str(out / "a.tar.gz"),
+                                      "--allow-missing-bitstream"])
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0, res.output
+    assert (out / "a.tar.gz").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [f.name for f in out.iterdir()] == ["a.tar.gz"]  # no temporary file left
+
+
 def test_deploy_packs_a_closed_set_of_regular_files(proj: Path, tmp_path: Path) -> None:
     for ext in ("bit", "hwh"):
         (proj / f"edgellm_top.{ext}").write_bytes(b"built " + ext.encode())

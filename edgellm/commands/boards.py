@@ -47,4 +47,6 @@ def register(app: typer.Typer) -> None:
         rows = [board_rows(b) for b in boards]
         for i, (label, _) in enumerate(rows[0]):
             table.add_row(label, *(r[i][1] for r in rows))
-        Console().print(table)
+        from edgellm.commands.tables import folded
+
+        Console().print(folded(table))

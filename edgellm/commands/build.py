@@ -25,8 +25,9 @@ BUILD_REPORTS = "report/build"  # compiler/build_reports.py BUILD_REPORTS
 COSIM_PROFILE_HELP = "With --cosim: dataflow channel profiling (cosim_design -enable_dataflow_profiling)"
 VIVADO_TCL = "vivado/build.tcl"
 TOOLS_VERSION = "2024.1"
+# The first line is the error (`error:` like every other one); the lines after it say what to do.
 MISSING_TOOLS = """\
-edgellm build needs the AMD tools on PATH ({missing} not found).
+error: edgellm build needs the AMD tools on PATH ({missing} not found)
 Install Vivado and Vitis HLS {version} or newer (AMD Unified Installer: "Vitis" or "Vivado ML Standard",
 with support for the board's device), then `source <install>/Vivado/<ver>/settings64.sh` (and
 <install>/Vitis_HLS/<ver>/settings64.sh, or Vitis/<ver> from 2024.2 on) and rerun `edgellm build {dir}`.

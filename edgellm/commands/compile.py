@@ -33,7 +33,9 @@ def _summary(ctx) -> None:  # ctx: BuildContext
     t.add_row("ternary bits/weight streamed", f"{8 * plan.weight_bytes / plan.ternary_weights:.3f}")
     t.add_row("DDR buffer (weights + KV + work)", f"{plan.total_bytes / 2**20:,.1f} MiB")
     t.add_row("DDR available to the PL", f"{board.ddr_available_bytes / 2**20:,.0f} MiB")
-    con.print(t)
+    from edgellm.commands.tables import folded
+
+    con.print(folded(t))
     if "measured" in board.sources:
         con.print(f"central bandwidth: {board.sources['measured']}", markup=False)
     con.print(f"project written to [bold]{ctx.work}[/bold]; next: edgellm csim {ctx.work}")

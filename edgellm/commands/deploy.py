@@ -24,8 +24,8 @@ import io
 import json
 import os
 import re
+import secrets
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -292,10 +292,12 @@ def build_archive(project: Path, out: Path, allow_missing_bitstream: bool = Fals
         members += [(f, dest + str(f.relative_to(src)), None) for f in found]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        # a fresh file created 0666 & ~umask, as any file the user writes (mkstemp's 0600 kept the
+        # archive from the users the umask lets read it)
+        tmp = str(out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as e:
         raise EdgeLLMError(f"cannot write {out}: {e.strerror or e}") from None
-    os.close(fd)
     try:
         with tarfile.open(tmp, "w:gz") as tar:
             _add_bytes(tar, f"{name}/README.md", readme(name, ip, bool(bits)).encode())

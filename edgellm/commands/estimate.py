@@ -102,6 +102,35 @@ def estimate_rows(e, b) -> list[tuple[str, str]]:  # e: Estimate, b: Board
     ]
 
 
+class _Sig3(str):
+    """A format string for three significant figures that keeps trailing zeros (1.00, 25.0, 610):
+    '{:.3g}' printed 1.00 as '1'."""
+
+    def format(self, x: float) -> str:  # type: ignore[override]
+        return f"{x:#.3g}".rstrip(".") if abs(x) < 1000 else f"{x:,.0f}"
+
+
+SIG3 = _Sig3("{:#.3g}")
+
+
+def top_table(res, n: int):  # res: DseResult -> rich Table
+    """The best `n` designs the search scored (those within the decode tie of the fastest, best first:
+    TTFT, then LUTs, then decode), the chosen one first."""
+    from rich.table import Table
+
+    from edgellm.compiler.dse import TTFT_TOKENS
+    from edgellm.compiler.dse_points import design_label
+
+    t = Table(title=f"The {n} best designs considered on {res.board.name if res.board else 'the board'} "
+                    "(projected)")
+    for col in ("#", "decode tok/s", f"TTFT {TTFT_TOKENS} s", "design"):
+        t.add_column(col, justify="left" if col == "design" else "right", overflow="fold")
+    for i, (dec, ttft, p) in enumerate(res.scored[:n], 1):
+        chosen = " (chosen)" if p == res.params else ""
+        t.add_row(str(i), f"{dec:.1f}", f"{ttft:.3f}", design_label(p) + chosen)
+    return t
+
+
 def calibration_table():  # -> rich Table
     """The published designs against the model configured like them: fitted figures, then held-out."""
     from rich.table import Table
@@ -114,7 +143,7 @@ def calibration_table():  # -> rich Table
     anchors = calibration()
     for status in ("fitted", "held-out"):
         for a in (a for a in anchors if a.status == status):
-            fmt = "{:,.0f}" if a.published[1] >= 1000 else "{:.3g}"
+            fmt = "{:,.0f}" if a.published[1] >= 1000 else SIG3
             pub = fmt.format(a.published[0]) + ("" if a.published[0] == a.published[1]
                                                 else "-" + fmt.format(a.published[1]))
             cal.add_row(a.source, a.figure, status, pub, a.projected.text(fmt), f"{a.error:+.1f}%",
@@ -142,6 +171,8 @@ def register(app: typer.Typer) -> None:
         html_out: Annotated[Path | None, typer.Option(
             "--html", help="Also write an HTML page with plots (as edgellm report's) to this file.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
+        top: Annotated[int, typer.Option("--top", min=0, help="Also list the N best designs the search "
+                                         "scored (best first: TTFT, then LUTs).")] = 0,
         measured: Annotated[Path | None, typer.Option(
             "--measured", help="A calibration file of the board (edgellm calibrate KIT): its bandwidth as "
                                "the central figure, its PL clock as the design clock.")] = None,
@@ -203,8 +234,10 @@ def register(app: typer.Typer) -> None:
         labels = next((c for c in columns.values() if isinstance(c, list)), [])
         for i, (label, _) in enumerate(labels):
             table.add_row(label, *(c[i][1] if isinstance(c, list) else "-" for c in columns.values()))
+        from edgellm.commands.tables import folded
+
         console = Console()
-        console.print(table)
+        console.print(folded(table))
         for name, c in columns.items():
             if isinstance(c, str):
                 console.print(f"{name}: {c}", markup=False)
@@ -215,5 +248,8 @@ def register(app: typer.Typer) -> None:
                 console.print(f"{name} {s.name}: {s.assumes}", markup=False)
         if meas:
             console.print(note(meas, load_board(meas.board)), markup=False)
+        for r in results.values():
+            if top and not isinstance(r, str):
+                console.print(folded(top_table(r, top)))
         if calibration:
-            console.print(calibration_table(), markup=False)
+            console.print(folded(calibration_table()), markup=False)

@@ -49,29 +49,52 @@ def _fmt(x: float | int | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _result(r: Any) -> str:
+    """A row's verdict in one word: exact (bit for bit), pass (within tolerance) or FAIL."""
+    if not r.ok:
+        return "[red]FAIL[/red]"
+    return "[green]exact[/green]" if r.exact else "[green]pass[/green]"
+
+
+def pass_count(rep: Report) -> str:
+    """'verify passed: 31/31 checks' or 'verify FAILED: 2 check(s) of 31'."""
+    n, bad = len(rep.rows), sum(not r.ok for r in rep.rows)
+    return f"verify passed: {n}/{n} checks" if not bad else f"verify FAILED: {bad} check(s) of {n}"
+
+
 def print_table(rep: Report) -> None:
-    """The rich table: one row per pair and stage."""
+    """Compact tables that fit 80 columns: one per compared pair (its pass count in the title), a row
+    per stage (max |err|, max ULP, exact/pass/FAIL, a note only where a pair has notes); the count."""
+    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"edgellm verify {rep.project}: device = {rep.device}, "
-                    f"{len(rep.prompt_ids)}-token prompt")
-    for col, just in (("pair", "left"), ("stage", "left"), ("max |err|", "right"), ("max ULP", "right"),
-                      ("exact", "center"), ("result", "center"), ("note", "left")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
-    for r in rep.rows:
-        t.add_row(escape(r.pair), escape(r.stage), _fmt(r.max_abs, ".3g"), _fmt(r.max_ulp, "d"),
-                  "-" if r.exact is None else ("yes" if r.exact else "no"),
-                  "[green]pass[/green]" if r.ok else "[red]FAIL[/red]", escape(r.note))
+    from edgellm.commands.tables import folded
+
     con = Console()
-    con.print(t)
+    con.print(escape(f"edgellm verify {rep.project}: device = {rep.device}, "
+                     f"{len(rep.prompt_ids)}-token prompt"))
+    pairs: dict[str, list[Any]] = {}
+    for r in rep.rows:
+        pairs.setdefault(r.pair, []).append(r)
+    for pair, rows in pairs.items():
+        ok = sum(r.ok for r in rows)
+        t = Table(title=escape(f"{pair}: {ok}/{len(rows)} pass"), box=box.SIMPLE_HEAD, title_justify="left",
+                  pad_edge=False)
+        notes = any(r.note for r in rows)
+        for col, just in (("stage", "left"), ("max |err|", "right"), ("ULP", "right"), ("result", "left"),
+                          *((("note", "left"),) if notes else ())):
+            t.add_column(col, justify=just)  # type: ignore[arg-type]
+        for r in rows:
+            t.add_row(escape(r.stage), _fmt(r.max_abs, ".3g"), _fmt(r.max_ulp, "d"), _result(r),
+                      *((escape(r.note),) if notes else ()))
+        con.print(folded(t))
     for k, v in rep.tokens.items():
         con.print(escape(f"greedy tokens [{k}]: {v}"))
     for n in rep.notes:
         con.print(f"[yellow]note:[/yellow] {escape(n)}")
-    n_fail = sum(not r.ok for r in rep.rows)
-    con.print("[green]verify passed[/green]" if rep.ok else f"[red]verify FAILED: {n_fail} check(s)[/red]")
+    con.print(f"[{'green' if rep.ok else 'red'}]{escape(pass_count(rep))}[/]")
 
 
 def html_report(rep: Report) -> str:
