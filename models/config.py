@@ -1,4 +1,4 @@
-"""ModelConfig: the shape and numerics-relevant options of a BitNet-family model."""
+"""ModelConfig: the shape and numerics-relevant options of a BitNet-, Llama- or Qwen2-family model."""
 
 from __future__ import annotations
 
@@ -50,6 +50,10 @@ class ModelConfig:
     bos_id: int = 1
     eos_id: int = 2
     name: str = "bitnet"
+    qkv_bias: bool = False  # Qwen2: q/k/v projections add a float32 bias (after the linear, before RoPE)
+    # RoPE frequency divisors, head_dim/2 float32 values (Llama 3 rope scaling: llama3_freq_factors;
+    # a GGUF's rope_freqs tensor); empty: plain RoPE
+    rope_freq_factors: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -69,7 +73,12 @@ class ModelConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
                 raise ConfigError(f, f"must be a number, got {v!r}")
             object.__setattr__(self, f, float(v))
-        for f in ("subln", "tied_embeddings"):
+        ff = self.rope_freq_factors
+        if not isinstance(ff, (tuple, list, np.ndarray)) or any(
+                isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) for v in ff):
+            raise ConfigError("rope_freq_factors", f"must be a list of numbers, got {_short(ff)}")
+        object.__setattr__(self, "rope_freq_factors", tuple(float(np.float32(v)) for v in ff))
+        for f in ("subln", "tied_embeddings", "qkv_bias"):
             if not isinstance(getattr(self, f), (bool, np.bool_)):
                 raise ConfigError(f, f"must be true or false, got {getattr(self, f)!r}")
             object.__setattr__(self, f, bool(getattr(self, f)))
@@ -103,6 +112,18 @@ class ModelConfig:
             raise ConfigError("head_dim", f"{self.head_dim} must be even for RoPE")
         if self.act not in ACTIVATIONS:
             raise ConfigError("act", f"must be one of {ACTIVATIONS}, got {self.act}")
+        ff = self.rope_freq_factors
+        if ff and len(ff) != self.head_dim // 2:
+            raise ConfigError("rope_freq_factors",
+                              f"has {len(ff)} values, expected head_dim/2 = {self.head_dim // 2}")
+        if ff and not all(math.isfinite(v) and v > 0 for v in ff):
+            raise ConfigError("rope_freq_factors", "must be finite and > 0")
+
+    def rope_tables(self, max_pos: int) -> tuple[np.ndarray, np.ndarray]:
+        """cos, sin (max_pos, head_dim/2) float32 of this model's RoPE (numerics.rope_tables)."""
+        from edgellm.models.numerics import rope_tables
+
+        return rope_tables(self.head_dim, max_pos, self.rope_theta, self.rope_freq_factors)
 
     @property
     def q_size(self) -> int:
@@ -125,8 +146,10 @@ class ModelConfig:
         return self.n_layers * sum(o * i for o, i in self.linear_shapes().values())
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict, for manifests and JSON."""
-        return dataclasses.asdict(self)
+        """Plain dict, for manifests and JSON (rope_freq_factors as a list)."""
+        d = dataclasses.asdict(self)
+        d["rope_freq_factors"] = list(self.rope_freq_factors)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -147,10 +170,35 @@ class ModelConfig:
         return json.dumps(self.to_dict(), indent=2)
 
 
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r[:40] + ("..." if len(r) > 40 else "")
+
+
+def llama3_freq_factors(head_dim: int, theta: float, factor: float, low_freq_factor: float,
+                        high_freq_factor: float, original_context: int) -> tuple[float, ...]:
+    """Llama 3 rope scaling (config.json rope_scaling.rope_type "llama3") as per-frequency divisors,
+    as transformers' _compute_llama3_parameters and llama.cpp's convert_hf_to_gguf.py (rope_freqs)
+    compute them: wavelengths longer than original_context / low_freq_factor are divided by factor,
+    shorter than original_context / high_freq_factor kept, the band between interpolated smoothly.
+    float64 on the host, each value rounded to float32 (as the GGUF tensor stores it)."""
+    if not (factor > 0 and high_freq_factor > low_freq_factor > 0 and original_context > 0):
+        raise ConfigError("rope_scaling", f"llama3 parameters out of range (factor {factor}, low_freq_factor "
+                          f"{low_freq_factor}, high_freq_factor {high_freq_factor}, "
+                          f"original_max_position_embeddings {original_context})")
+    inv = 1.0 / (float(theta) ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    wavelen = 2.0 * math.pi / inv
+    low_wl, high_wl = original_context / low_freq_factor, original_context / high_freq_factor
+    smooth = (original_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    mid = 1.0 / ((1.0 - smooth) / factor + smooth)
+    f = np.where(wavelen < high_wl, 1.0, np.where(wavelen > low_wl, factor, mid))
+    return tuple(float(np.float32(v)) for v in f)
+
+
 # Shapes of public checkpoints, from each checkpoint's own config.json on the Hugging Face hub
 # (microsoft/bitnet-b1.58-2B-4T, 1bitLLM/bitnet_b1_58-large, 1bitLLM/bitnet_b1_58-3B,
-# HF1BitLLM/Llama3-8B-1.58-100B-tokens, tiiuae/Falcon3-1B-Instruct-1.58bit), used for random models,
-# estimates and benches.
+# HF1BitLLM/Llama3-8B-1.58-100B-tokens, tiiuae/Falcon3-1B-Instruct-1.58bit, meta-llama/Llama-3.2-1B,
+# HuggingFaceTB/SmolLM2-360M-Instruct, Qwen/Qwen2.5-0.5B), used for random models, estimates and benches.
 PRESETS: dict[str, ModelConfig] = {
     "bitnet-b1.58-2B-4T": ModelConfig(
         name="bitnet-b1.58-2B-4T", hidden_size=2560, n_layers=30, n_heads=20, n_kv_heads=5,
@@ -172,4 +220,17 @@ PRESETS: dict[str, ModelConfig] = {
         name="falcon3-1b-1.58", hidden_size=2048, n_layers=18, n_heads=8, n_kv_heads=4,
         head_dim=256, ffn_size=8192, vocab_size=131072, act="silu", subln=False,
         rope_theta=1000042.0, tied_embeddings=False, max_context=8192, bos_id=11, eos_id=11),
+    "llama-3.2-1b": ModelConfig(
+        name="llama-3.2-1b", hidden_size=2048, n_layers=16, n_heads=32, n_kv_heads=8, head_dim=64,
+        ffn_size=8192, vocab_size=128256, act="silu", subln=False, rope_theta=500000.0, rms_eps=1e-5,
+        tied_embeddings=True, max_context=131072, bos_id=128000, eos_id=128001,
+        rope_freq_factors=llama3_freq_factors(64, 500000.0, 32.0, 1.0, 4.0, 8192)),
+    "smollm2-360m": ModelConfig(
+        name="smollm2-360m", hidden_size=960, n_layers=32, n_heads=15, n_kv_heads=5, head_dim=64,
+        ffn_size=2560, vocab_size=49152, act="silu", subln=False, rope_theta=100000.0, rms_eps=1e-5,
+        tied_embeddings=True, max_context=8192, bos_id=1, eos_id=2),
+    "qwen2.5-0.5b": ModelConfig(
+        name="qwen2.5-0.5b", hidden_size=896, n_layers=24, n_heads=14, n_kv_heads=2, head_dim=64,
+        ffn_size=4864, vocab_size=151936, act="silu", subln=False, rope_theta=1000000.0, rms_eps=1e-6,
+        tied_embeddings=True, max_context=32768, bos_id=151643, eos_id=151643, qkv_bias=True),
 }

@@ -9,8 +9,9 @@ import numpy as np
 
 from edgellm.errors import EdgeLLMError
 from edgellm.models import numerics as nx
+from edgellm.models.lowbit import lowbit_linear
 from edgellm.models.numerics import F32, NumericsPlan
-from edgellm.models.weights import Int8Head, QuantModel, TernaryLinear
+from edgellm.models.weights import Int8Head, Linear, LowBitLinear, QuantModel, TernaryLinear
 
 Tap = Callable[[str, np.ndarray], None]
 
@@ -36,12 +37,22 @@ def ternary_linear(q: np.ndarray, qs: np.ndarray, lin: TernaryLinear) -> np.ndar
     return nx.dequantize(nx.int_matmul(q, lin.dense()), qs, lin.scale)
 
 
-def lm_head(x: np.ndarray, head: Int8Head, chunk: int = 8192) -> np.ndarray:
-    """(T, hidden) normed fp32 -> (T, vocab) logits = (float(acc) / qs) * row_scale, int8 x int8.
+def linear(q: np.ndarray, qs: np.ndarray, lin: Linear, bias: np.ndarray | None = None) -> np.ndarray:
+    """A ternary or W{b}A8 low-bit linear (models/lowbit.lowbit_linear), plus an optional float32 bias
+    added after it (Qwen2's q/k/v): y = linear(q) + b, one f32 add."""
+    y = lowbit_linear(q, qs, lin.quant) if isinstance(lin, LowBitLinear) else ternary_linear(q, qs, lin)
+    return y if bias is None else (y + np.asarray(bias, F32)).astype(F32)
+
+
+def lm_head(x: np.ndarray, head: Int8Head | LowBitLinear, chunk: int = 8192) -> np.ndarray:
+    """(T, hidden) normed fp32 -> (T, vocab) logits = (float(acc) / qs) * row_scale, int8 x int8;
+    a low-bit head is the W{b}A8 linear (lowbit_linear) on the same int8 activations.
 
     Exact: float64 products and sums of int8 values stay below 2^53. Vocab rows go in chunks so the
     widened head never exceeds chunk x hidden float64 values."""
     q, qs = nx.quantize(x)
+    if isinstance(head, LowBitLinear):
+        return lowbit_linear(q, qs, head.quant)
     qf = q.astype(np.float64)
     out = np.empty((q.shape[0], head.w.shape[0]), F32)
     for r0 in range(0, head.w.shape[0], chunk):
@@ -57,8 +68,7 @@ class GoldenModel:
         self.model = model
         self.cfg = model.config
         self.plan = plan or NumericsPlan.for_head_dim(self.cfg.head_dim)
-        self.cos, self.sin = nx.rope_tables(self.cfg.head_dim, self.cfg.max_context,
-                                            self.cfg.rope_theta)
+        self.cos, self.sin = self.cfg.rope_tables(self.cfg.max_context)
 
     def new_cache(self, max_len: int | None = None) -> KVCache:
         """An empty KV cache for up to max_len positions (default: the model's context)."""
@@ -77,9 +87,9 @@ class GoldenModel:
         x = nx.rmsnorm(h, L.attn_norm, c.rms_eps, p.norm_lanes)
         q8, qs = nx.quantize(x)
         emit("attn_in_q", q8)
-        qh = ternary_linear(q8, qs, L.q).reshape(t_len, c.n_heads, c.head_dim)
-        kh = ternary_linear(q8, qs, L.k).reshape(t_len, c.n_kv_heads, c.head_dim)
-        vh = ternary_linear(q8, qs, L.v).reshape(t_len, c.n_kv_heads, c.head_dim)
+        qh = linear(q8, qs, L.q, L.q_bias).reshape(t_len, c.n_heads, c.head_dim)
+        kh = linear(q8, qs, L.k, L.k_bias).reshape(t_len, c.n_kv_heads, c.head_dim)
+        vh = linear(q8, qs, L.v, L.v_bias).reshape(t_len, c.n_kv_heads, c.head_dim)
         cos, sin = self.cos[pos0:pos0 + t_len], self.sin[pos0:pos0 + t_len]
         qh, kh = nx.rope(qh, cos, sin), nx.rope(kh, cos, sin)
         emit("q_rope", qh)
@@ -97,17 +107,17 @@ class GoldenModel:
         emit("attn", a)
         a = self._sub(a, L.attn_sub_norm if c.subln else None)
         q8, qs = nx.quantize(a)
-        h = h + ternary_linear(q8, qs, L.o)
+        h = h + linear(q8, qs, L.o)
         emit("h_attn", h)
         x = nx.rmsnorm(h, L.ffn_norm, c.rms_eps, p.norm_lanes)
         q8, qs = nx.quantize(x)
-        g = ternary_linear(q8, qs, L.gate)
-        u = ternary_linear(q8, qs, L.up)
+        g = linear(q8, qs, L.gate)
+        u = linear(q8, qs, L.up)
         f = (nx.relu2(g) if c.act == "relu2" else nx.silu(g)) * u
         emit("ffn_act", f)
         f = self._sub(f, L.ffn_sub_norm if c.subln else None)
         q8, qs = nx.quantize(f)
-        h = h + ternary_linear(q8, qs, L.down)
+        h = h + linear(q8, qs, L.down)
         emit("h_out", h)
         return h.astype(F32)
 

@@ -154,10 +154,15 @@ def silu(x: np.ndarray) -> np.ndarray:
     return x / (F32(1.0) + exp(-x))
 
 
-def rope_tables(head_dim: int, max_pos: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
-    """cos, sin tables (max_pos, head_dim/2) float32, computed in float64 on the host."""
+def rope_tables(head_dim: int, max_pos: int, theta: float, freq_factors: tuple[float, ...] = ()
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """cos, sin tables (max_pos, head_dim/2) float32, computed in float64 on the host. freq_factors
+    (head_dim/2 values, e.g. Llama 3's rope scaling, ModelConfig.rope_freq_factors) divide the
+    frequencies, as llama.cpp's rope_freqs tensor does; empty: plain RoPE."""
     half = head_dim // 2
     inv = 1.0 / (float(theta) ** (np.arange(half, dtype=np.float64) * 2.0 / head_dim))
+    if len(freq_factors):
+        inv = inv / np.asarray(freq_factors, np.float64)
     ang = np.arange(max_pos, dtype=np.float64)[:, None] * inv[None, :]
     return np.cos(ang).astype(F32), np.sin(ang).astype(F32)
 

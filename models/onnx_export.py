@@ -10,6 +10,10 @@ Graph interface (T new tokens, P past positions, one past/present pair per layer
   inputs   input_ids int64 (T,), pos0 int64 scalar (absolute position of input_ids[0], = P),
            past_key_i / past_value_i float32 (P, n_kv, head_dim)   (P = 0 for a prefill)
   outputs  logits float32 (T, vocab), present_key_i / present_value_i float32 (P+T, n_kv, head_dim)
+Low-bit linears (models/weights.LowBitLinear, W{b}A8) take the same int8 activations as floats: 2-, 4- and
+8-bit codes go through com.microsoft MatMulNBits (packed codes, per-group scales, zero points 0) plus
+the offsets' term (per-group activation sums times mins), other widths through a MatMul on the
+dequantized weights; then divided by qs (Qwen2's q/k/v biases added after).
 build_onnx(taps=True) adds GoldenModel-named intermediate outputs; build_onnx(fast=True) feeds the
 ternary linears uint8 q + 128 (same integers, a much faster onnxruntime kernel); build_onnx(kv_dtype=
 "f16") rounds each new K (after RoPE) and V to binary16 and back (Cast, round to nearest even) before
@@ -29,13 +33,15 @@ from onnx import TensorProto, helper, numpy_helper
 from edgellm.errors import EdgeLLMError
 from edgellm.models import numerics as nx
 from edgellm.models.config import ModelConfig
-from edgellm.models.weights import Int8Head, QuantModel, TernaryLinear
+from edgellm.models.weights import Int8Head, Linear, LowBitLinear, QuantModel, TernaryLinear
 
 EXTERNAL_DATA_BYTES = 1_500_000_000  # above this, weights go to a side file (protobuf limit is 2 GB)
 EXTERNAL_ALIGN = 4096  # offsets of external tensors (page aligned, so onnxruntime can map them)
 CONFIG_KEY = "edgellm.config"  # metadata_props key holding ModelConfig JSON
 KV_DTYPE_KEY = "edgellm.kv_dtype"  # metadata_props key: the KV cache rounding built into the graph
 MIN_OPSET = 17
+NBITS = (2, 4, 8)  # code widths onnxruntime's MatMulNBits takes (others: MatMul on dequantized weights)
+MS_DOMAIN = "com.microsoft"
 
 
 class GraphBuilder:
@@ -144,6 +150,60 @@ def ternary(g: GraphBuilder, q: str, qs: str, lins: list[TernaryLinear], name: s
     return g.op("Split", [y, g.const(sizes, np.int64)], n_out=len(lins), axis=1)
 
 
+def pack_nbits(codes: np.ndarray, bits: int, block: int) -> np.ndarray:
+    """(N, K) codes -> MatMulNBits' B (N, K / block, block * bits / 8): low bits first in each byte."""
+    n, k = codes.shape
+    per = 8 // bits
+    c = codes.reshape(n, k // block, block // per, per)
+    out = np.zeros(c.shape[:-1], np.uint8)
+    for j in range(per):
+        out |= (c[..., j] << np.uint8(bits * j)).astype(np.uint8)
+    return out
+
+
+def q_float(g: GraphBuilder, q8: str) -> str:
+    """The int8 activation values as float32 (exact); a uint8 q + 128 is shifted back."""
+    qf = g.op1("Cast", q8, to=TensorProto.FLOAT)
+    return g.op1("Sub", qf, g.const(128.0)) if g.offset_ternary else qf
+
+
+def lowbit(g: GraphBuilder, qf: str, qs: str, lin: LowBitLinear, name: str) -> str:
+    """W{b}A8: y = (sum_g s_g P_g + m_g S_g) / qs with qf the int8 activations as float (T, K).
+    2/4/8 bits: MatMulNBits (zero points 0: w = s * code) plus (group sums) @ mins^T; otherwise
+    MatMul with the dequantized weights. Float32 sums, not the contract's order: agrees within rounding."""
+    w = lin.quant
+    n, k = w.shape
+    if w.bits in NBITS:
+        nb = k // w.group
+        acc = g.op1("MatMulNBits", qf, g.init(f"{name}.codes", pack_nbits(w.codes, w.bits, w.group)),
+                    g.init(f"{name}.scales", w.scales.reshape(-1)),
+                    g.init(f"{name}.zeros", np.zeros(n * -(-nb * w.bits // 8), np.uint8)),
+                    domain=MS_DOMAIN, K=k, N=n, bits=w.bits, block_size=w.group)
+        sums = g.op1("ReduceSum", g.op1("Reshape", qf, g.const([0, nb, w.group], np.int64)),
+                     g.const([-1], np.int64), keepdims=0)  # (T, nb)
+        acc = g.op1("Add", acc, g.op1("MatMul", sums, g.init(f"{name}.mins", np.ascontiguousarray(w.mins.T))))
+    else:
+        acc = g.op1("MatMul", qf, g.init(f"{name}.weight", np.ascontiguousarray(w.dequantize().T)))
+    return g.op1("Div", acc, qs)
+
+
+def linears(g: GraphBuilder, q: str, qs: str, lins: list[Linear], name: str,
+            biases: list[np.ndarray | None] | None = None) -> list[str]:
+    """Linears sharing one quantized input: all ternary -> one fused MatMulInteger (ternary); otherwise
+    each on its own (lowbit / ternary); biases added after."""
+    if all(isinstance(lin, TernaryLinear) for lin in lins):
+        outs = ternary(g, q, qs, lins, name)  # type: ignore[arg-type]
+    else:
+        qf = q_float(g, q) if any(isinstance(lin, LowBitLinear) for lin in lins) else ""
+        names = [f"{name}.{j}" for j in range(len(lins))] if len(lins) > 1 else [name]
+        outs = [lowbit(g, qf, qs, lin, nm) if isinstance(lin, LowBitLinear)
+                else ternary(g, q, qs, [lin], nm)[0] for lin, nm in zip(lins, names, strict=True)]
+    for j, b in enumerate(biases or []):
+        if b is not None:
+            outs[j] = g.op1("Add", outs[j], g.init(f"{name}.bias{j}", np.asarray(b, np.float32)))
+    return outs
+
+
 def rope(g: GraphBuilder, x: str, cos: str, sin: str, head_dim: int) -> str:
     """Rotate-half RoPE on (T, heads, head_dim) with per-token tables (T, 1, head_dim/2)."""
     half = head_dim // 2
@@ -193,7 +253,7 @@ def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin
             q_f = g.op1("Sub", g.op1("Cast", q8, to=TensorProto.FLOAT), g.const(128.0))
             q_i8 = g.op1("Cast", q_f, to=TensorProto.INT8)
         g.tap(f"L{i}.attn_in_q", q_i8, ["T", cfg.hidden_size], TensorProto.INT8)
-    qh, kh, vh = ternary(g, q8, qs, [L.q, L.k, L.v], f"{pre}.qkv")
+    qh, kh, vh = linears(g, q8, qs, [L.q, L.k, L.v], f"{pre}.qkv", [L.q_bias, L.k_bias, L.v_bias])
     qh = rope(g, g.op1("Reshape", qh, g.const([-1, cfg.n_heads, d], np.int64)), cos, sin, d)
     kh = rope(g, g.op1("Reshape", kh, g.const([-1, cfg.n_kv_heads, d], np.int64)), cos, sin, d)
     vh = g.op1("Reshape", vh, g.const([-1, cfg.n_kv_heads, d], np.int64))
@@ -208,12 +268,12 @@ def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin
     if cfg.subln:
         a = rmsnorm(g, a, g.init(f"{pre}.attn_sub_norm", L.attn_sub_norm), cfg.q_size, cfg.rms_eps)
     q8, qs = quantize(g, a, g.offset_ternary)
-    h = g.op1("Add", h, ternary(g, q8, qs, [L.o], f"{pre}.o")[0])
+    h = g.op1("Add", h, linears(g, q8, qs, [L.o], f"{pre}.o")[0])
     g.tap(f"L{i}.h_attn", h, ["T", cfg.hidden_size])
     x = rmsnorm(g, h, g.init(f"{pre}.ffn_norm", L.ffn_norm.astype(np.float32)), cfg.hidden_size,
                 cfg.rms_eps)
     q8, qs = quantize(g, x, g.offset_ternary)
-    gate, up = ternary(g, q8, qs, [L.gate, L.up], f"{pre}.gate_up")
+    gate, up = linears(g, q8, qs, [L.gate, L.up], f"{pre}.gate_up")
     if cfg.act == "relu2":
         r = g.op1("Relu", gate)
         act = g.op1("Mul", r, r)
@@ -224,14 +284,20 @@ def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin
     if cfg.subln:
         f = rmsnorm(g, f, g.init(f"{pre}.ffn_sub_norm", L.ffn_sub_norm), cfg.ffn_size, cfg.rms_eps)
     q8, qs = quantize(g, f, g.offset_ternary)
-    h = g.op1("Add", h, ternary(g, q8, qs, [L.down], f"{pre}.down")[0])
+    h = g.op1("Add", h, linears(g, q8, qs, [L.down], f"{pre}.down")[0])
     g.tap(f"L{i}.h_out", h, ["T", cfg.hidden_size])
     return h
 
 
-def lm_head(g: GraphBuilder, x: str, head: Int8Head) -> str:
-    """(T, hidden) normed -> logits (T, vocab) = (float(acc) / qs) * row_scale, int8 x int8."""
+def lm_head(g: GraphBuilder, x: str, head: Int8Head | LowBitLinear) -> str:
+    """(T, hidden) normed -> logits (T, vocab) = (float(acc) / qs) * row_scale, int8 x int8 (a low-bit
+    head: the W{b}A8 linear)."""
     q8, qs = quantize(g, x)
+    if isinstance(head, LowBitLinear):
+        offset, g.offset_ternary = g.offset_ternary, False
+        y = lowbit(g, q_float(g, q8), qs, head, "lm_head")
+        g.offset_ternary = offset
+        return g.op("Identity", [y], out=["logits"])[0]
     acc = g.op1("MatMulInteger", q8, g.init("lm_head.weight", np.ascontiguousarray(head.w.T)))
     y = g.op1("Div", g.op1("Cast", acc, to=TensorProto.FLOAT), qs)
     return g.op("Mul", [y, g.init("lm_head.row_scale", head.row_scale.astype(np.float32))],
@@ -269,7 +335,7 @@ def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast:
     k_pos = g.op1("Range", g.const(0, i64), s_len, g.const(1, i64))  # (S,)
     mask = g.op1("LessOrEqual", g.op1("Unsqueeze", k_pos, g.const([0], i64)),
                  g.op1("Unsqueeze", q_pos, g.const([1], i64)))  # (T, S)
-    cos_t, sin_t = nx.rope_tables(cfg.head_dim, cfg.max_context, cfg.rope_theta)
+    cos_t, sin_t = cfg.rope_tables(cfg.max_context)
     axis1 = g.const([1], i64)
     cos = g.op1("Unsqueeze", g.op1("Gather", g.init("rope.cos", cos_t), q_pos), axis1)  # (T,1,D/2)
     sin = g.op1("Unsqueeze", g.op1("Gather", g.init("rope.sin", sin_t), q_pos), axis1)
@@ -295,8 +361,10 @@ def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast:
     outputs += g.taps or []
     graph = helper.make_graph(g.nodes, cfg.name, inputs, outputs, g.inits)
     ops = [helper.make_opsetid("", opset)]
+    if any(n.domain == MS_DOMAIN for n in g.nodes):
+        ops.append(helper.make_opsetid(MS_DOMAIN, 1))
     model = helper.make_model(graph, opset_imports=ops, producer_name="edgellm",
-                              ir_version=helper.find_min_ir_version_for(ops))
+                              ir_version=helper.find_min_ir_version_for(ops, ignore_unknown=True))
     helper.set_model_props(model, {CONFIG_KEY: json.dumps(cfg.to_dict()), KV_DTYPE_KEY: kv_dtype})
     return model
 

@@ -22,7 +22,7 @@ from edgellm.errors import EdgeLLMError
 from edgellm.models import numerics as nx
 from edgellm.models.backend import register_backend
 from edgellm.models.config import ModelConfig
-from edgellm.models.weights import Int8Head, Layer, QuantModel, TernaryLinear
+from edgellm.models.weights import Int8Head, Layer, LowBitLinear, QuantModel, TernaryLinear
 
 
 class _STE(torch.autograd.Function):
@@ -83,6 +83,23 @@ class BitLinear(nn.Module):
         return F.linear(q, wt) / (qs * s)
 
 
+class GroupLinear(nn.Module):
+    """A fixed low-bit linear (models/weights.LowBitLinear) as its dequantized float32 weights:
+    y = (x_q @ W^T) / qs on int8 activations (W{b}A8, the golden model's lowbit_linear in float64
+    instead of its per-group order), or x @ W^T with float activations (float_acts)."""
+
+    def __init__(self, lin: LowBitLinear, float_acts: bool = False) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.from_numpy(lin.dequantize()))
+        self.float_acts = float_acts
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        if self.float_acts:
+            return F.linear(x, self.weight)
+        q, qs = act_quant(x)
+        return (F.linear(q.double(), self.weight.double()) / qs.double()).float()
+
+
 class RMSNorm(nn.Module):
     """y = x * rsqrt(mean(x^2) + eps) * g."""
 
@@ -117,14 +134,22 @@ class Block(nn.Module):
         self.lin = nn.ModuleDict({n: BitLinear(i, o, quant) for n, (o, i) in c.linear_shapes().items()})
         self.attn_sub_norm = RMSNorm(c.q_size, c.rms_eps) if c.subln else None
         self.ffn_sub_norm = RMSNorm(c.ffn_size, c.rms_eps) if c.subln else None
+        sizes = (("q", c.q_size), ("k", c.kv_size), ("v", c.kv_size))
+        self.bias = (nn.ParameterDict({n: nn.Parameter(torch.zeros(size)) for n, size in sizes})
+                     if c.qkv_bias else None)
+
+    def _proj(self, n: str, x: Tensor) -> Tensor:
+        """q/k/v projection plus its bias (Qwen2) when the model has them."""
+        y = self.lin[n](x)
+        return y if self.bias is None else y + self.bias[n]
 
     def forward(self, h: Tensor, cos: Tensor, sin: Tensor, i: int, past: TorchKVCache | None) -> Tensor:
         """h (B, T, hidden); cos/sin (T, head_dim/2) for the new positions."""
         c, (b, t, _) = self.cfg, h.shape
         x = self.attn_norm(h)
-        q = _rope(self.lin["q"](x).view(b, t, c.n_heads, c.head_dim), cos, sin)
-        k = _rope(self.lin["k"](x).view(b, t, c.n_kv_heads, c.head_dim), cos, sin)
-        v = self.lin["v"](x).view(b, t, c.n_kv_heads, c.head_dim)
+        q = _rope(self._proj("q", x).view(b, t, c.n_heads, c.head_dim), cos, sin)
+        k = _rope(self._proj("k", x).view(b, t, c.n_kv_heads, c.head_dim), cos, sin)
+        v = self._proj("v", x).view(b, t, c.n_kv_heads, c.head_dim)
         if self.kv_f16:
             k, v = k.half().float(), v.half().float()
         pos0 = 0
@@ -179,7 +204,8 @@ class TorchModel(nn.Module):
             nn.init.normal_(self.head, std=0.02)
         self.register_buffer("head_q", torch.zeros(0), persistent=True)  # fixed int8 head (vocab, hidden)
         self.register_buffer("head_rs", torch.zeros(0), persistent=True)  # fixed row scales (vocab,)
-        cos, sin = nx.rope_tables(cfg.head_dim, cfg.max_context, cfg.rope_theta)
+        self.head_lowbit: GroupLinear | None = None  # a fixed low-bit LM head (QuantModel with one)
+        cos, sin = cfg.rope_tables(cfg.max_context)
         self.register_buffer("cos", torch.from_numpy(cos), persistent=False)
         self.register_buffer("sin", torch.from_numpy(sin), persistent=False)
 
@@ -189,6 +215,8 @@ class TorchModel(nn.Module):
 
     def lm_head(self, x: Tensor) -> Tensor:
         """Normed x (B, T, hidden) -> logits (B, T, vocab), int8 x int8 per-row (golden.lm_head)."""
+        if self.head_lowbit is not None:
+            return self.head_lowbit(x)
         if not self.quant:
             return F.linear(x, self.head_weight())
         q, qs = act_quant(x)
@@ -227,10 +255,12 @@ class TorchModel(nn.Module):
     # ----- conversion to / from the QuantModel every backend consumes -----
 
     @classmethod
-    def from_quant(cls, qm: QuantModel, kv_dtype: str = "f32") -> TorchModel:
-        """A model whose fake quantization reproduces qm exactly (fixed scales and int8 head)."""
+    def from_quant(cls, qm: QuantModel, kv_dtype: str = "f32", float_acts: bool = False) -> TorchModel:
+        """A model whose fake quantization reproduces qm exactly (fixed scales and int8 head; low-bit
+        linears as GroupLinear). float_acts: the same (dequantized) weights with float activations and
+        a float head (the int8 head's dequantized rows), the full-precision reference of accuracy runs."""
         c = qm.config
-        m = cls(c, quant=True, kv_dtype=kv_dtype)
+        m = cls(c, quant=not float_acts, kv_dtype=kv_dtype)
         with torch.no_grad():
             m.embed.weight.copy_(torch.from_numpy(qm.embed_rows(np.arange(c.vocab_size))))
             m.final_norm.weight.copy_(torch.from_numpy(np.asarray(qm.final_norm, np.float32)))
@@ -241,14 +271,31 @@ class TorchModel(nn.Module):
                     blk.attn_sub_norm.weight.copy_(torch.from_numpy(L.attn_sub_norm))
                     blk.ffn_sub_norm.weight.copy_(torch.from_numpy(L.ffn_sub_norm))
                 for n, lin in L.linears().items():
+                    if isinstance(lin, LowBitLinear):
+                        blk.lin[n] = GroupLinear(lin, float_acts)
+                        continue
                     s = np.float32(lin.scale)
                     blk.lin[n].weight.copy_(torch.from_numpy(lin.dense().astype(np.float32) / s))
                     blk.lin[n].fixed_scale.fill_(float(s))
-            m.head_q = torch.from_numpy(qm.lm_head.w.astype(np.float32))
-            m.head_rs = torch.from_numpy(np.asarray(qm.lm_head.row_scale, np.float32))
-            if m.head is not None:
-                m.head.copy_(m.head_q * m.head_rs[:, None])
+                if blk.bias is not None:
+                    for n in ("q", "k", "v"):
+                        blk.bias[n].copy_(torch.from_numpy(getattr(L, f"{n}_bias")))
+            m._set_head(qm.lm_head, float_acts)
         return m.eval()
+
+    def _set_head(self, head: Int8Head | LowBitLinear, float_acts: bool) -> None:
+        """The fixed LM head: int8 rows and row scales, or a GroupLinear."""
+        if isinstance(head, LowBitLinear):
+            self.head_lowbit = GroupLinear(head, float_acts)
+            return
+        if float_acts:  # the float head: the embedding when tied, else the int8 rows dequantized
+            if self.head is not None:
+                self.head.copy_(torch.from_numpy(head.w.astype(np.float32) * head.row_scale[:, None]))
+            return
+        self.head_q = torch.from_numpy(head.w.astype(np.float32))
+        self.head_rs = torch.from_numpy(np.asarray(head.row_scale, np.float32))
+        if self.head is not None:
+            self.head.copy_(self.head_q * self.head_rs[:, None])
 
     def to_quant(self, bf16_embed: bool = False) -> QuantModel:
         """Ternarize (absmean, or the fixed scales) and quantize the head into a QuantModel."""

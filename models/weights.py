@@ -2,7 +2,9 @@
 
 Ternary weights are held 2-bit packed (4 per byte, codes 0/1/2 = -1/0/+1 along the input
 dimension) so a 2B-parameter model fits in about 0.5 GB; `TernaryLinear.dense()` unpacks one
-linear at a time.
+linear at a time. Group-quantized 2-8-bit weights (GGUF Q4_0 .. Q6_K, GPTQ) are `LowBitLinear`s
+around a models/lowbit.GroupQuant; a model may mix both kinds per tensor, and its LM head is an
+int8 per-row `Int8Head` or, as an option, a `LowBitLinear`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from edgellm.errors import CheckpointError
 from edgellm.models.config import ModelConfig
+from edgellm.models.lowbit import GroupQuant
 
 # byte -> its 4 two-bit codes (low bits first) as ternary values
 _UNPACK = np.array([[((b >> (2 * i)) & 3) - 1 for i in range(4)] for b in range(256)],
@@ -83,6 +86,48 @@ class TernaryLinear:
 
 
 @dataclass
+class LowBitLinear:
+    """y = lowbit_linear(x_q, qs, quant) (W{b}A8, docs/numerics.md): b-bit codes with a float32 scale and
+    offset per group of inputs. `source` names the format it came from (e.g. "Q4_K", "gptq")."""
+
+    quant: GroupQuant
+    source: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(out, in)."""
+        return self.quant.shape
+
+    @property
+    def in_features(self) -> int:
+        """Inputs per row."""
+        return self.quant.shape[1]
+
+    @property
+    def bits(self) -> int:
+        """Bits per code (2..8)."""
+        return self.quant.bits
+
+    @property
+    def group(self) -> int:
+        """Inputs per scale/offset group."""
+        return self.quant.group
+
+    def dequantize(self) -> np.ndarray:
+        """(out, in) float32 weights, scales * codes + mins."""
+        return self.quant.dequantize()
+
+    def rows(self, idx: np.ndarray) -> LowBitLinear:
+        """The linear restricted to (or reordered by) output rows idx."""
+        q, c = self.quant, np.ascontiguousarray
+        return LowBitLinear(GroupQuant(c(q.codes[idx]), c(q.scales[idx]), c(q.mins[idx]), q.bits, q.group),
+                            self.source)
+
+
+Linear = TernaryLinear | LowBitLinear
+
+
+@dataclass
 class Int8Head:
     """LM head quantized per output row: logits = (acc / qs) * row_scale."""
 
@@ -104,19 +149,22 @@ class Layer:
     """One decoder layer's parameters."""
 
     attn_norm: np.ndarray  # f32 (hidden,)
-    q: TernaryLinear
-    k: TernaryLinear
-    v: TernaryLinear
-    o: TernaryLinear
+    q: Linear
+    k: Linear
+    v: Linear
+    o: Linear
     ffn_norm: np.ndarray  # f32 (hidden,)
-    gate: TernaryLinear
-    up: TernaryLinear
-    down: TernaryLinear
+    gate: Linear
+    up: Linear
+    down: Linear
     attn_sub_norm: np.ndarray | None = None  # f32 (q_size,) when subln
     ffn_sub_norm: np.ndarray | None = None  # f32 (ffn,) when subln
+    q_bias: np.ndarray | None = None  # f32 (q_size,) when qkv_bias (Qwen2)
+    k_bias: np.ndarray | None = None  # f32 (kv_size,) when qkv_bias
+    v_bias: np.ndarray | None = None  # f32 (kv_size,) when qkv_bias
 
-    def linears(self) -> dict[str, TernaryLinear]:
-        """The seven ternary linears by name."""
+    def linears(self) -> dict[str, Linear]:
+        """The seven linears (ternary or low-bit) by name."""
         return {"q": self.q, "k": self.k, "v": self.v, "o": self.o,
                 "gate": self.gate, "up": self.up, "down": self.down}
 
@@ -129,7 +177,7 @@ class QuantModel:
     embed: np.ndarray  # (vocab, hidden) float32 or bfloat16-as-uint16 (see embed_rows)
     layers: list[Layer]
     final_norm: np.ndarray  # f32 (hidden,)
-    lm_head: Int8Head
+    lm_head: Int8Head | LowBitLinear
     meta: dict = field(default_factory=dict)
 
     def embed_rows(self, tokens: np.ndarray) -> np.ndarray:
@@ -149,7 +197,8 @@ class QuantModel:
         if self.embed.dtype not in (np.float32, np.uint16):
             raise CheckpointError(f"tensor embed: dtype {self.embed.dtype}, expected float32 or bf16 bits")
         want("final_norm", self.final_norm, (c.hidden_size,))
-        want("lm_head", self.lm_head.w, (c.vocab_size, c.hidden_size))
+        head_shape = self.lm_head.shape if isinstance(self.lm_head, LowBitLinear) else self.lm_head.w.shape
+        want("lm_head", np.empty(head_shape, np.uint8), (c.vocab_size, c.hidden_size))
         if len(self.layers) != c.n_layers:
             raise CheckpointError(f"model has {len(self.layers)} layers, config says {c.n_layers}")
         for i, layer in enumerate(self.layers):
@@ -164,19 +213,30 @@ class QuantModel:
                     raise CheckpointError(f"layers.{i}: subln model without sub-norm weights")
                 want(f"layers.{i}.attn_sub_norm", layer.attn_sub_norm, (c.q_size,))
                 want(f"layers.{i}.ffn_sub_norm", layer.ffn_sub_norm, (c.ffn_size,))
+            for n, size in (("q_bias", c.q_size), ("k_bias", c.kv_size), ("v_bias", c.kv_size)):
+                b = getattr(layer, n)
+                if c.qkv_bias and b is None:
+                    raise CheckpointError(f"layers.{i}: qkv_bias model without {n}")
+                if not c.qkv_bias and b is not None:
+                    raise CheckpointError(f"layers.{i}: {n} given but the config has no qkv_bias")
+                if b is not None:
+                    want(f"layers.{i}.{n}", b, (size,))
         self.check_numbers()
 
     def check_numbers(self) -> None:
         """Every float the accelerator computes with is finite (weight scales also positive)."""
         check_finite(self.embed, "tensor embed")
         check_finite(self.final_norm, "tensor final_norm")
-        check_finite(self.lm_head.row_scale, "tensor lm_head row scales")
+        if isinstance(self.lm_head, Int8Head):
+            check_finite(self.lm_head.row_scale, "tensor lm_head row scales")
         for i, layer in enumerate(self.layers):
-            for n in ("attn_norm", "ffn_norm", "attn_sub_norm", "ffn_sub_norm"):
+            for n in ("attn_norm", "ffn_norm", "attn_sub_norm", "ffn_sub_norm", "q_bias", "k_bias", "v_bias"):
                 g = getattr(layer, n)
                 if g is not None:
                     check_finite(g, f"tensor layers.{i}.{n}")
             for n, lin in layer.linears().items():
+                if isinstance(lin, LowBitLinear):
+                    continue  # GroupQuant checked its scales and offsets when it was built
                 if not (np.isfinite(lin.scale) and lin.scale > 0):
                     raise CheckpointError(f"tensor layers.{i}.{n}: weight scale {lin.scale} must be "
                                           "finite and positive")

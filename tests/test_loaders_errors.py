@@ -122,8 +122,10 @@ def test_malformed_config(ckpt):
             bad[key] = val
         cfgp.write_text(json.dumps(bad))
         _fails(ckpt, needle)
+    cfgp.write_text(json.dumps(dict(good, rope_scaling={"rope_type": "yarn", "factor": 8.0})))
+    _fails(ckpt, "config.json", "rope_type 'yarn'", "default, llama3")
     cfgp.write_text(json.dumps(dict(good, rope_scaling={"rope_type": "llama3", "factor": 8.0})))
-    _fails(ckpt, "config.json", "rope_type")
+    _fails(ckpt, "config.json", "rope_scaling.low_freq_factor must be a number")
 
 
 def test_missing_paths(tmp_path):

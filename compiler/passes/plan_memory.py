@@ -117,7 +117,7 @@ def plan_memory(g: ModelGraph, encode: Encoder, max_t: int, max_ctx: int, scratc
         ld_rows.append(itf.layer_desc(w_off, w_scale, p_off))
     final_norm = add_floats(g.params["final_norm"])
     head = g.params["lm_head"]
-    cos, sin = rope_tables(c.head_dim, max_ctx, c.rope_theta)
+    cos, sin = rope_tables(c.head_dim, max_ctx, c.rope_theta, c.rope_freq_factors)
 
     lay = _Layout()
     hdr_off = lay.region("header", itf.HDR_WORDS * 4, True)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgellm.errors import CheckpointError
-from edgellm.models.config import ConfigError, ModelConfig
+from edgellm.models.config import ConfigError, ModelConfig, llama3_freq_factors
 from edgellm.models.loaders.safetensors_io import Checkpoint, bf16_bits_if_exact, to_f32
 from edgellm.models.weights import Int8Head, check_finite
 
@@ -75,24 +75,39 @@ def build_config(where: str, keys: dict[str, str], **fields: Any) -> ModelConfig
         raise CheckpointError(f"{where}: {keys.get(e.field, e.field)} {e.problem}") from None
 
 
+def _rope_factors(rope: dict[str, Any], where: str, head_dim: int, theta: float) -> tuple[float, ...]:
+    """Llama 3 rope_scaling -> ModelConfig.rope_freq_factors; () for default RoPE; others refused."""
+    rtype = rope.get("rope_type", rope.get("type", "default"))
+    if rtype in (None, "default"):
+        return ()
+    if rtype != "llama3":
+        raise CheckpointError(f"{where}: unsupported rope_type {rtype!r} (supported: default, llama3)")
+    keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+    vals = [_number(rope.get(k), f"rope_scaling.{k}", where) for k in keys]
+    try:
+        return llama3_freq_factors(head_dim, theta, vals[0], vals[1], vals[2], int(vals[3]))
+    except ConfigError as e:
+        raise CheckpointError(f"{where}: {e.problem}") from None
+
+
 def model_config_from_hf(cfg: dict[str, Any], where: str, *, subln: bool, name: str,
-                         default_theta: float) -> ModelConfig:
-    """Map a transformers LlamaConfig/BitNetConfig dict onto ModelConfig (validated, see LIMITS)."""
+                         default_theta: float, qkv_bias: bool = False) -> ModelConfig:
+    """Map a transformers LlamaConfig/BitNetConfig/Qwen2Config dict onto ModelConfig (validated, see
+    LIMITS); rope_scaling of type llama3 becomes rope_freq_factors."""
     act = cfg.get("hidden_act", "silu")
     if not isinstance(act, str) or act not in ACT_NAMES:
         raise CheckpointError(f"{where}: unsupported hidden_act {act!r} (relu2 or silu)")
     rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
     if not isinstance(rope, dict):
         raise CheckpointError(f"{where}: malformed rope parameters {rope!r}")
-    rtype = rope.get("rope_type", rope.get("type", "default"))
-    if rtype not in (None, "default"):
-        raise CheckpointError(f"{where}: unsupported rope_type {rtype!r} (only default RoPE)")
     theta = _number(cfg.get("rope_theta", rope.get("rope_theta", default_theta)), "rope_theta", where)
     eps = _number(cfg.get("rms_norm_eps", 1e-5), "rms_norm_eps", where)
     tied = cfg.get("tie_word_embeddings", False)
     if not isinstance(tied, bool):
         raise CheckpointError(f"{where}: config tie_word_embeddings must be true or false, got {tied!r}")
     heads = _int(cfg, "num_attention_heads", where)
+    head_dim = _int(cfg, "head_dim", where, 0) or _int(cfg, "hidden_size", where) // max(heads, 1)
+    factors = _rope_factors(rope, where, head_dim, theta)
     return build_config(
         where, HF_KEYS,
         hidden_size=_int(cfg, "hidden_size", where), n_layers=_int(cfg, "num_hidden_layers", where),
@@ -102,7 +117,7 @@ def model_config_from_hf(cfg: dict[str, Any], where: str, *, subln: bool, name: 
         rope_theta=theta, rms_eps=eps, tied_embeddings=tied,
         max_context=_int(cfg, "max_position_embeddings", where, 4096),
         bos_id=_first_id(cfg.get("bos_token_id"), 1), eos_id=_first_id(cfg.get("eos_token_id"), 2),
-        name=name)
+        name=name, qkv_bias=qkv_bias, rope_freq_factors=factors)
 
 
 def load_embedding(ck: Checkpoint, name: str, vocab: int, hidden: int) -> np.ndarray:
