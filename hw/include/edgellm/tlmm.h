@@ -336,6 +336,204 @@ struct TlmmOut<ap_uint<B>, OL, R> {
   }
 };
 
+// compute_tile's three parts, each INLINE (one pipelined loop, as one function): the outputs of the
+// previous token group, then the step's table lanes and DSP lanes.
+
+// Group g-1's outputs, slots i*OL .. i*OL+OL-1 (lane-major) of its TP*R results, dequantized per output:
+// at the phase's first cycle from acc (the group just stepped), then from the shift register sh.
+template <class CFG, bool DEQ, class PY>
+void tile_group_outputs(const typename CFG::acc_t acc[CFG::GROUP_OUTS], typename CFG::acc_t sh[CFG::GROUP_OUTS],
+                        f32 qsh[CFG::TP], const f32 qbuf[][CFG::GROUPS_MAX], const long loff[CFG::TP],
+                        TlmmOut<PY, CFG::OL, CFG::R> &wout, bool first, int g, int i, int nt, int rows_t, long yg,
+                        f32 wscale, PY *yf, long y_off, int32_t *yi) {
+#pragma HLS INLINE
+  typedef typename CFG::acc_t acc_t;
+  const int R = CFG::R, TP = CFG::TP, OL = CFG::OL, NO = CFG::GROUP_OUTS;
+  acc_t src[NO];
+#pragma HLS ARRAY_PARTITION variable = src complete
+load_shift:
+  for (int u = 0; u < NO; u++) {
+#pragma HLS UNROLL
+    src[u] = first ? acc[u] : sh[u];
+  }
+  if (DEQ) {
+  load_scales:
+    for (int l = 0; l < TP; l++) {
+#pragma HLS UNROLL
+      if (first) qsh[l] = qbuf[l][g - 1];
+    }
+  }
+  long at[OL];
+  bool ok[OL];
+#pragma HLS ARRAY_PARTITION variable = at complete
+#pragma HLS ARRAY_PARTITION variable = ok complete
+write_outs:
+  for (int u = 0; u < OL; u++) {
+#pragma HLS UNROLL
+    const int o = i * OL + u;
+    const int l = o / R, r = o % R;
+    ok[u] = o < NO && (g - 1) * TP + l < nt && r < rows_t;
+    at[u] = yg + loff[l] + r;
+    const int32_t a = (int32_t)src[u];
+    if (DEQ) {
+      wout.v[u] = dequantize(a, qsh[l], wscale);
+      at[u] += y_off;
+    } else if (ok[u]) {
+      yi[at[u]] = a;
+    }
+  }
+  if (DEQ) wout.put(yf, at, ok);
+shift_outs:
+  for (int u = 0; u < NO; u++) {
+#pragma HLS UNROLL
+    sh[u] = u + OL < NO ? src[u + OL] : acc_t(0);
+  }
+}
+
+// Step i of a token group, table lanes: the step's weight bytes from the banks (column c on), each table
+// lane's T tables from its activations (xbuf row xrow), every row's group indices (shared by the TP
+// lanes) looked up into acc; for the DSP lanes (DL > 0) the rows' trits wt, decoded once.
+template <class CFG>
+void tile_table_lanes(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
+                      const typename CFG::beat_t b1[][CFG::BEATS_PER_STEP],
+                      const typename CFG::beat_t b2[][CFG::BEATS_PER_STEP],
+                      const typename CFG::beat_t b3[][CFG::BEATS_PER_STEP],
+                      const typename CFG::xchunk_t xbuf[][CFG::XROWS][CFG::CPC], const int s0[kMaxWeightPorts],
+                      const int bound[kMaxWeightPorts], int c, int nb, int i, int xrow, bool first,
+                      typename CFG::acc_t acc[CFG::GROUP_OUTS], ap_int<2> wt[2 * CFG::PAIRS][CFG::STEP_K]) {
+#pragma HLS INLINE
+  typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::psum_t psum_t;
+  const int G = CFG::G, R = CFG::R, CPC = CFG::CPC, TAB_N = CFG::TAB_N, BPS = CFG::BEATS_PER_STEP;
+  const int TL = CFG::TABLE_LANES;
+  uint8_t wbytes[BPS][R];  // byte r of beat j = row r's byte of column c + j
+#pragma HLS ARRAY_PARTITION variable = wbytes complete dim = 0
+step_beats:
+  for (int j = 0; j < BPS; j++) {
+    word_bytes<R>(bank_beat<CFG>(b0, b1, b2, b3, c + j, nb, i, s0, bound, j), wbytes[j]);
+  }
+  typename CFG::tab_t tab[TL][CFG::T][TAB_N];
+#pragma HLS ARRAY_PARTITION variable = tab complete dim = 0
+tables:
+  for (int l = 0; l < TL; l++) {
+    for (int cc = 0; cc < CPC; cc++) {
+      uint8_t xb[CFG::CHUNK_K];
+      word_bytes<CFG::CHUNK_K>(xbuf[l][xrow][cc], xb);
+      for (int q = 0; q < kTritsPerByte; q++) {
+        ap_int<8> xs[G];
+        for (int j = 0; j < G; j++) xs[j] = (int8_t)xb[q * G + j];
+        build_table<G>(xs, tab[l][cc * kTritsPerByte + q]);
+      }
+    }
+  }
+rows:
+  for (int r = 0; r < R; r++) {
+    typename CFG::idx_t idx[CPC][kTritsPerByte];
+    for (int cc = 0; cc < CPC; cc++) {
+      uint8_t bytes[G];
+      for (int j = 0; j < G; j++) bytes[j] = wbytes[cc * G + j][r];
+      chunk_indices_u<G>(bytes, idx[cc]);
+    }
+    if (CFG::DL > 0) {  // the row's trits, decoded once for all DSP lanes
+    row_trits:
+      for (int cc = 0; cc < CPC; cc++) {
+        for (int q = 0; q < kTritsPerByte; q++) {
+          ap_int<2> w[G];
+          group_trits<G>(idx[cc][q], w);
+          for (int j = 0; j < G; j++) wt[r][cc * CFG::CHUNK_K + q * G + j] = w[j];
+        }
+      }
+    }
+  table_lanes:
+    for (int l = 0; l < TL; l++) {
+      psum_t ps = 0;
+      for (int cc = 0; cc < CPC; cc++) {
+        for (int q = 0; q < kTritsPerByte; q++) {
+          ps += table_lookup<G>(tab[l][cc * kTritsPerByte + q], idx[cc][q]);
+        }
+      }
+      acc[l * R + r] = (first ? acc_t(0) : acc[l * R + r]) + ps;
+    }
+  }
+}
+
+// Step i of a token group, DSP lanes (TABLE_LANES .. TP-1): the row pairs' packed trits (from wt) times
+// the lane's activations (xbuf row xrow) on DSP48E2 cascades, both rows' partial sums split from P into acc.
+template <class CFG>
+void tile_dsp_lanes(const ap_int<2> wt[2 * CFG::PAIRS][CFG::STEP_K],
+                    const typename CFG::xchunk_t xbuf[][CFG::XROWS][CFG::CPC], int xrow, bool first,
+                    typename CFG::acc_t acc[CFG::GROUP_OUTS]) {
+#pragma HLS INLINE
+  typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::psum_t psum_t;
+  const int R = CFG::R, CPC = CFG::CPC, TL = CFG::TABLE_LANES, TP = CFG::TP, PAIRS = CFG::PAIRS;
+  const int SK = CFG::STEP_K, S = CFG::DSP_SHIFT;
+  // the row pairs' operands, shared by the DSP lanes: D = w[2p] * 2^S and A = w[2p+1], the two
+  // trits' codes sign-extended and shifted (wiring); the DSP48E2 pre-adder forms D + A
+  typename CFG::dsp_a_t dhi[PAIRS][SK], alo[PAIRS][SK];
+#pragma HLS ARRAY_PARTITION variable = dhi complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = alo complete dim = 0
+pack_pairs:
+  for (int p = 0; p < PAIRS; p++) {
+    for (int j = 0; j < SK; j++) {
+      dhi[p][j] = typename CFG::dsp_a_t(wt[2 * p][j]) << S;
+      alo[p][j] = 2 * p + 1 < R ? typename CFG::dsp_a_t(wt[2 * p + 1][j]) : typename CFG::dsp_a_t(0);
+    }
+  }
+dsp_lanes:
+  for (int l = TL; l < TP; l++) {
+#pragma HLS EXPRESSION_BALANCE off
+    typename CFG::dsp_b_t xv[SK];  // the lane's G*T activations of the step
+#pragma HLS ARRAY_PARTITION variable = xv complete
+    for (int cc = 0; cc < CPC; cc++) {
+      uint8_t xb[CFG::CHUNK_K];
+      word_bytes<CFG::CHUNK_K>(xbuf[l][xrow][cc], xb);
+      for (int j = 0; j < CFG::CHUNK_K; j++) xv[cc * CFG::CHUNK_K + j] = (int8_t)xb[j];
+    }
+  dsp_pairs:
+    for (int p = 0; p < PAIRS; p++) {
+      // P = sum_j a_j * x_j: DSP_CHAINS linear chains of DSP_CHAIN terms in ascending j (one
+      // DSP48E2 per term, PCOUT -> PCIN), then a balanced tree of DSP adders over the chains
+      typename CFG::dsp_p_t part[CFG::DSP_CHAINS];
+#pragma HLS ARRAY_PARTITION variable = part complete
+    dsp_chains:
+      for (int c = 0; c < CFG::DSP_CHAINS; c++) {
+        typename CFG::dsp_p_t pc = 0;
+      dsp_chain:
+        for (int u = 0; u < CFG::DSP_CHAIN; u++) {
+          const int j = c * CFG::DSP_CHAIN + u;
+          if (j < SK) {
+            const typename CFG::dsp_a_t a = dhi[p][j] + alo[p][j];  // pre-adder: |a| <= 2^S + 1
+            const typename CFG::dsp_m_t m = a * xv[j];
+#pragma HLS BIND_OP variable = a op = add impl = dsp
+#pragma HLS BIND_OP variable = m op = mul impl = dsp
+            pc = pc + m;
+          }
+        }
+        part[c] = pc;
+      }
+    dsp_tree:  // level w adds part[c + w] into part[c]: ceil(log2(DSP_CHAINS)) levels of DSP adders
+      for (int w = 1; w < CFG::DSP_CHAINS; w *= 2) {
+        for (int c = 0; c + w < CFG::DSP_CHAINS; c += 2 * w) {
+          const typename CFG::dsp_p_t t = part[c] + part[c + w];
+#pragma HLS BIND_OP variable = t op = add impl = dsp
+          part[c] = t;
+        }
+      }
+      const typename CFG::dsp_p_t pc = part[0];
+      // L = the low S bits sign-extended (row 2p+1); H = (P - L) >> S = floor(P / 2^S) + [L < 0]
+      // (row 2p): an S-bit increment by P's bit S-1, L's sign
+#ifndef __SYNTHESIS__
+      assert(pc < (typename CFG::dsp_p_t(1) << 47) && pc >= -(typename CFG::dsp_p_t(1) << 47));
+#endif
+      const psum_t lo = psum_t(pc);
+      const psum_t hi = psum_t(psum_t(pc >> S) + (((pc >> (S - 1)) & 1) != 0 ? 1 : 0));
+      acc[l * R + 2 * p] = (first ? acc_t(0) : acc[l * R + 2 * p]) + hi;
+      if (2 * p + 1 < R) acc[l * R + 2 * p + 1] = (first ? acc_t(0) : acc[l * R + 2 * p + 1]) + lo;
+    }
+  }
+}
+
 // All tokens of the block against one weight tile (rows row0 .. row0+rows_t-1) held in banks
 // b0 .. b{NPORTS-1} (port p: byte columns [p*cpp, (p+1)*cpp), see weight_buffer.h).
 //
@@ -355,9 +553,7 @@ void compute_tile(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
                   int rows_t, int n_out, f32 wscale, PY *yf, long y_off, int32_t *yi) {
 #pragma HLS INLINE off
   typedef typename CFG::acc_t acc_t;
-  typedef typename CFG::psum_t psum_t;
-  const int G = CFG::G, R = CFG::R, CPC = CFG::CPC, TAB_N = CFG::TAB_N, BPS = CFG::BEATS_PER_STEP;
-  const int TL = CFG::TABLE_LANES, PAIRS = CFG::PAIRS, SK = CFG::STEP_K, S = CFG::DSP_SHIFT;
+  const int R = CFG::R, BPS = CFG::BEATS_PER_STEP, PAIRS = CFG::PAIRS, SK = CFG::STEP_K;
   const int TP = CFG::TP, OL = CFG::OL, NO = CFG::GROUP_OUTS, W = CFG::WRITE_ITERS;
   enum { kMaxIters = CFG::TILE_ITERS_MAX };  // pragma constant
   int s0[kMaxWeightPorts], bound[kMaxWeightPorts];  // first step and end column of each port's run
@@ -405,168 +601,18 @@ tile_iters:
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxIters
     const bool first = i == 0;
-    // ---- outputs of group g-1: slots i*OL .. i*OL+OL-1 (lane-major), dequantized per output
+    // ---- outputs of group g-1 (phases 1 .. ng, their first W cycles)
     if (g > 0 && i < W) {
-      acc_t src[NO];
-#pragma HLS ARRAY_PARTITION variable = src complete
-    load_shift:
-      for (int u = 0; u < NO; u++) {
-#pragma HLS UNROLL
-        src[u] = first ? acc[u] : sh[u];
-      }
-      if (DEQ) {
-      load_scales:
-        for (int l = 0; l < TP; l++) {
-#pragma HLS UNROLL
-          if (first) qsh[l] = qbuf[l][g - 1];
-        }
-      }
-      long at[OL];
-      bool ok[OL];
-#pragma HLS ARRAY_PARTITION variable = at complete
-#pragma HLS ARRAY_PARTITION variable = ok complete
-    write_outs:
-      for (int u = 0; u < OL; u++) {
-#pragma HLS UNROLL
-        const int o = i * OL + u;
-        const int l = o / R, r = o % R;
-        ok[u] = o < NO && (g - 1) * TP + l < nt && r < rows_t;
-        at[u] = yg + loff[l] + r;
-        const int32_t a = (int32_t)src[u];
-        if (DEQ) {
-          wout.v[u] = dequantize(a, qsh[l], wscale);
-          at[u] += y_off;
-        } else if (ok[u]) {
-          yi[at[u]] = a;
-        }
-      }
-      if (DEQ) wout.put(yf, at, ok);
-    shift_outs:
-      for (int u = 0; u < NO; u++) {
-#pragma HLS UNROLL
-        sh[u] = u + OL < NO ? src[u + OL] : acc_t(0);
-      }
+      tile_group_outputs<CFG, DEQ>(acc, sh, qsh, qbuf, loff, wout, first, g, i, nt, rows_t, yg, wscale, yf,
+                                   y_off, yi);
     }
     // ---- step i of group g: the table lanes' T tables each; the R rows' indices shared by the TP
     // lanes (table lanes look them up, DSP lanes get them as packed trits)
     if (g < ng && i < nsteps) {
-      uint8_t wbytes[BPS][R];  // byte r of beat j = row r's byte of column c + j
-#pragma HLS ARRAY_PARTITION variable = wbytes complete dim = 0
-    step_beats:
-      for (int j = 0; j < BPS; j++) {
-        word_bytes<R>(bank_beat<CFG>(b0, b1, b2, b3, c + j, nb, i, s0, bound, j), wbytes[j]);
-      }
-      typename CFG::tab_t tab[TL][CFG::T][TAB_N];
-#pragma HLS ARRAY_PARTITION variable = tab complete dim = 0
       ap_int<2> wt[2 * PAIRS][SK];  // DSP lanes: weight of row r, step activation j (row R of odd R unused)
 #pragma HLS ARRAY_PARTITION variable = wt complete dim = 0
-    tables:
-      for (int l = 0; l < TL; l++) {
-        for (int cc = 0; cc < CPC; cc++) {
-          uint8_t xb[CFG::CHUNK_K];
-          word_bytes<CFG::CHUNK_K>(xbuf[l][xr + i][cc], xb);
-          for (int q = 0; q < kTritsPerByte; q++) {
-            ap_int<8> xs[G];
-            for (int j = 0; j < G; j++) xs[j] = (int8_t)xb[q * G + j];
-            build_table<G>(xs, tab[l][cc * kTritsPerByte + q]);
-          }
-        }
-      }
-    rows:
-      for (int r = 0; r < R; r++) {
-        typename CFG::idx_t idx[CPC][kTritsPerByte];
-        for (int cc = 0; cc < CPC; cc++) {
-          uint8_t bytes[G];
-          for (int j = 0; j < G; j++) bytes[j] = wbytes[cc * G + j][r];
-          chunk_indices_u<G>(bytes, idx[cc]);
-        }
-        if (CFG::DL > 0) {  // the row's trits, decoded once for all DSP lanes
-        row_trits:
-          for (int cc = 0; cc < CPC; cc++) {
-            for (int q = 0; q < kTritsPerByte; q++) {
-              ap_int<2> w[G];
-              group_trits<G>(idx[cc][q], w);
-              for (int j = 0; j < G; j++) wt[r][cc * CFG::CHUNK_K + q * G + j] = w[j];
-            }
-          }
-        }
-      table_lanes:
-        for (int l = 0; l < TL; l++) {
-          psum_t ps = 0;
-          for (int cc = 0; cc < CPC; cc++) {
-            for (int q = 0; q < kTritsPerByte; q++) {
-              ps += table_lookup<G>(tab[l][cc * kTritsPerByte + q], idx[cc][q]);
-            }
-          }
-          acc[l * R + r] = (first ? acc_t(0) : acc[l * R + r]) + ps;
-        }
-      }
-      if (CFG::DL > 0) {
-        // the row pairs' operands, shared by the DSP lanes: D = w[2p] * 2^S and A = w[2p+1], the two
-        // trits' codes sign-extended and shifted (wiring); the DSP48E2 pre-adder forms D + A
-        typename CFG::dsp_a_t dhi[PAIRS][SK], alo[PAIRS][SK];
-#pragma HLS ARRAY_PARTITION variable = dhi complete dim = 0
-#pragma HLS ARRAY_PARTITION variable = alo complete dim = 0
-      pack_pairs:
-        for (int p = 0; p < PAIRS; p++) {
-          for (int j = 0; j < SK; j++) {
-            dhi[p][j] = typename CFG::dsp_a_t(wt[2 * p][j]) << S;
-            alo[p][j] = 2 * p + 1 < R ? typename CFG::dsp_a_t(wt[2 * p + 1][j]) : typename CFG::dsp_a_t(0);
-          }
-        }
-      dsp_lanes:
-        for (int l = TL; l < TP; l++) {
-#pragma HLS EXPRESSION_BALANCE off
-          typename CFG::dsp_b_t xv[SK];  // the lane's G*T activations of the step
-#pragma HLS ARRAY_PARTITION variable = xv complete
-          for (int cc = 0; cc < CPC; cc++) {
-            uint8_t xb[CFG::CHUNK_K];
-            word_bytes<CFG::CHUNK_K>(xbuf[l][xr + i][cc], xb);
-            for (int j = 0; j < CFG::CHUNK_K; j++) xv[cc * CFG::CHUNK_K + j] = (int8_t)xb[j];
-          }
-        dsp_pairs:
-          for (int p = 0; p < PAIRS; p++) {
-            // P = sum_j a_j * x_j: DSP_CHAINS linear chains of DSP_CHAIN terms in ascending j (one
-            // DSP48E2 per term, PCOUT -> PCIN), then a balanced tree of DSP adders over the chains
-            typename CFG::dsp_p_t part[CFG::DSP_CHAINS];
-#pragma HLS ARRAY_PARTITION variable = part complete
-          dsp_chains:
-            for (int c = 0; c < CFG::DSP_CHAINS; c++) {
-              typename CFG::dsp_p_t pc = 0;
-            dsp_chain:
-              for (int u = 0; u < CFG::DSP_CHAIN; u++) {
-                const int j = c * CFG::DSP_CHAIN + u;
-                if (j < SK) {
-                  const typename CFG::dsp_a_t a = dhi[p][j] + alo[p][j];  // pre-adder: |a| <= 2^S + 1
-                  const typename CFG::dsp_m_t m = a * xv[j];
-#pragma HLS BIND_OP variable = a op = add impl = dsp
-#pragma HLS BIND_OP variable = m op = mul impl = dsp
-                  pc = pc + m;
-                }
-              }
-              part[c] = pc;
-            }
-          dsp_tree:  // level w adds part[c + w] into part[c]: ceil(log2(DSP_CHAINS)) levels of DSP adders
-            for (int w = 1; w < CFG::DSP_CHAINS; w *= 2) {
-              for (int c = 0; c + w < CFG::DSP_CHAINS; c += 2 * w) {
-                const typename CFG::dsp_p_t t = part[c] + part[c + w];
-#pragma HLS BIND_OP variable = t op = add impl = dsp
-                part[c] = t;
-              }
-            }
-            const typename CFG::dsp_p_t pc = part[0];
-            // L = the low S bits sign-extended (row 2p+1); H = (P - L) >> S = floor(P / 2^S) + [L < 0]
-            // (row 2p): an S-bit increment by P's bit S-1, L's sign
-#ifndef __SYNTHESIS__
-            assert(pc < (typename CFG::dsp_p_t(1) << 47) && pc >= -(typename CFG::dsp_p_t(1) << 47));
-#endif
-            const psum_t lo = psum_t(pc);
-            const psum_t hi = psum_t(psum_t(pc >> S) + (((pc >> (S - 1)) & 1) != 0 ? 1 : 0));
-            acc[l * R + 2 * p] = (first ? acc_t(0) : acc[l * R + 2 * p]) + hi;
-            if (2 * p + 1 < R) acc[l * R + 2 * p + 1] = (first ? acc_t(0) : acc[l * R + 2 * p + 1]) + lo;
-          }
-        }
-      }
+      tile_table_lanes<CFG>(b0, b1, b2, b3, xbuf, s0, bound, c, nb, i, xr + i, first, acc, wt);
+      if (CFG::DL > 0) tile_dsp_lanes<CFG>(wt, xbuf, xr + i, first, acc);
     }
     // ---- next iteration: the next step, or the next phase
     if (i == len - 1) {
