@@ -96,6 +96,7 @@ class SpecStats:
     draft_passes: int = 0
     decode_tokens: int = 0  # tokens produced by the passes after the prefill
     cost_steps: float = 0.0
+    k_counts: dict[int, int] = field(default_factory=dict)  # verify passes by drafted tokens k
 
     @property
     def passes(self) -> int:
@@ -120,7 +121,7 @@ class SpecStats:
         return {"verify_passes": self.verify_passes, "plain_passes": self.plain_passes,
                 "drafted": self.drafted, "accepted": self.accepted, "draft_passes": self.draft_passes,
                 "acceptance": self.acceptance, "tokens_per_pass": self.tokens_per_pass,
-                "projected_speedup": self.projected_speedup}
+                "projected_speedup": self.projected_speedup, "k_counts": dict(sorted(self.k_counts.items()))}
 
 
 class Drafter(Protocol):
@@ -342,6 +343,7 @@ def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter
         return
     logits = verify_rows(backend, [history[-1], *drafts])  # (k+1, vocab)
     stats.verify_passes += 1
+    stats.k_counts[len(drafts)] = stats.k_counts.get(len(drafts), 0) + 1
     stats.drafted += len(drafts)
     stats.cost_steps += 1.0 + len(drafts) * spec.row_cost + getattr(drafter, "last_cost", 0.0)
     base = list(history)

@@ -24,6 +24,14 @@ from edgellm.commands.options import (
     TopKOpt,
     TopPOpt,
 )
+from edgellm.commands.speculation import (
+    DraftLayersOpt,
+    SpecKMaxOpt,
+    SpecKMinOpt,
+    SpeculateOpt,
+    spec_config,
+    spec_line,
+)
 from edgellm.errors import EdgeLLMError
 from edgellm.models.shipped import resolve_model_path
 
@@ -158,7 +166,7 @@ class StreamPrinter:
 def run_generation(qm: QuantModel, tokenizer: Any, prompt: str | None, prompt_ids: list[int] | None,
                    backend: str, params: SamplingParams, stream: bool = True,
                    write: Callable[[str], None] | None = None,
-                   info: Callable[[str], None] | None = None) -> GenerationResult:
+                   info: Callable[[str], None] | None = None, spec: Any = None) -> GenerationResult:
     """Tokenize, generate on the named backend, write the text (streamed or at the end) and a stats line."""
     import dataclasses
 
@@ -182,7 +190,7 @@ def run_generation(qm: QuantModel, tokenizer: Any, prompt: str | None, prompt_id
         params = dataclasses.replace(params, eos_id=codec.eos_id if codec else eos)
     engine = build_backend(backend, qm)
     printer = StreamPrinter(codec, write)
-    res = generate(engine, ids, params, on_token=printer if stream else None)
+    res = generate(engine, ids, params, on_token=printer if stream else None, speculate=spec)
     if stream:
         printer.flush()
     else:
@@ -194,6 +202,9 @@ def run_generation(qm: QuantModel, tokenizer: Any, prompt: str | None, prompt_id
     info(f"[{backend}] prompt {len(ids)} tokens, generated {len(res.tokens)}, "
          f"TTFT {res.ttft_s * 1e3:.1f} ms, decode {'n/a' if tps is None else f'{tps:.2f}'} tok/s, "
          f"stop: {res.stop_reason}")
+    line = spec_line(res, spec)
+    if line:
+        info(line)
     return res
 
 
@@ -222,6 +233,10 @@ def generate_cmd(
     seed: SeedOpt = None,
     stop_at_eos: StopAtEosOpt = True,
     stream: StreamOpt = True,
+    speculate: SpeculateOpt = "off",
+    spec_k_max: SpecKMaxOpt = 4,
+    spec_k_min: SpecKMinOpt = 0,
+    draft_layers: DraftLayersOpt = None,
 ) -> None:
     """Generate text from MODEL on a CPU backend, streaming tokens; reports TTFT and tokens/s."""
     from edgellm.runtime.sampling import SamplingParams
@@ -243,8 +258,9 @@ def generate_cmd(
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                             repetition_penalty=repetition_penalty, seed=seed,
                             max_new_tokens=max_new_tokens, stop_at_eos=stop_at_eos)
+    spec = spec_config(speculate, spec_k_max, spec_k_min, draft_layers)
     qm, tok = load_checkpoint(model)
-    run_generation(qm, tok, prompt, ids, backend, params, stream=stream)
+    run_generation(qm, tok, prompt, ids, backend, params, stream=stream, spec=spec)
 
 
 def register(app: typer.Typer) -> None:

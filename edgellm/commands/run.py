@@ -25,6 +25,14 @@ from edgellm.commands.options import (
     TopKOpt,
     TopPOpt,
 )
+from edgellm.commands.speculation import (
+    DraftLayersOpt,
+    SpecKMaxOpt,
+    SpecKMinOpt,
+    SpeculateOpt,
+    spec_config,
+    spec_line,
+)
 from edgellm.errors import EdgeLLMError
 
 if TYPE_CHECKING:
@@ -129,6 +137,10 @@ def run_cmd(
     timeout: TimeoutOpt = 60.0,
     no_verify_checksums: Annotated[bool, typer.Option(
         "--no-verify-checksums", help="Skip the sha256 checks of the project files.")] = False,
+    speculate: SpeculateOpt = "off",
+    spec_k_max: SpecKMaxOpt = 4,
+    spec_k_min: SpecKMinOpt = 0,
+    draft_layers: DraftLayersOpt = None,
 ) -> None:
     """Generate text from a compiled project on the accelerator (board or emulator)."""
     from edgellm.runtime.generation import check_prompt
@@ -137,6 +149,7 @@ def run_cmd(
     params = sampling_params(temperature, top_k, top_p, repetition_penalty, seed, max_new_tokens, stop_at_eos)
     info = lambda s: typer.echo(s, err=True)  # noqa: E731
     check_timeout(timeout)
+    spec = spec_config(speculate, spec_k_max, spec_k_min, draft_layers)
     p = open_project(project, verify=not no_verify_checksums)
     codec = codec_for(p)
     if not chat:
@@ -150,13 +163,13 @@ def run_cmd(
     sess = Session(p, device_for(p, device, info), timeout_s=timeout, context_policy=context_policy,
                    sink=sink, window=window)
     if chat:
-        _chat(sess, codec, params, stream, info)
+        _chat(sess, codec, params, stream, info, spec)
         return
     check_prompt(ids, sess.config.max_context, p.config.vocab_size)
-    _generate_one(sess, codec, ids, params, stream, info)
+    _generate_one(sess, codec, ids, params, stream, info, spec)
 
 
-def _chat(sess: Any, codec: Any, params: SamplingParams, stream: bool, info: Any) -> None:
+def _chat(sess: Any, codec: Any, params: SamplingParams, stream: bool, info: Any, spec: Any = None) -> None:
     """Prompts read line by line from stdin, each a fresh generation; a line that is not a valid
     prompt (not UTF-8, too long, no tokenizer, ...) gets an `error:` line and the session goes on."""
     from edgellm.cli import error_line
@@ -175,7 +188,7 @@ def _chat(sess: Any, codec: Any, params: SamplingParams, stream: bool, info: Any
         except EdgeLLMError as e:
             info(error_line(e))
             continue
-        _generate_one(sess, codec, ids, params, stream, info)
+        _generate_one(sess, codec, ids, params, stream, info, spec)
 
 
 def sampling_params(temperature: float, top_k: int, top_p: float, repetition_penalty: float,
@@ -189,13 +202,13 @@ def sampling_params(temperature: float, top_k: int, top_p: float, repetition_pen
 
 
 def _generate_one(sess: Any, codec: Any, ids: list[int], params: SamplingParams, stream: bool,
-                  info: Any) -> None:
+                  info: Any, spec: Any = None) -> None:
     """One generation on the session: streamed text on stdout, the stats line on stderr."""
     from edgellm.commands.generate import StreamPrinter
     from edgellm.runtime.generation import generate
 
     printer = StreamPrinter(codec, _stdout)
-    res = generate(sess, ids, params, on_token=printer if stream else None)
+    res = generate(sess, ids, params, on_token=printer if stream else None, speculate=spec)
     if not stream:
         for t in res.text_tokens:
             printer(t)
@@ -207,6 +220,9 @@ def _generate_one(sess: Any, codec: Any, ids: list[int], params: SamplingParams,
          f"TTFT {res.ttft_s * 1e3:.1f} ms, decode {'n/a' if tps is None else f'{tps:.2f}'} tok/s, "
          f"stop: {res.stop_reason}, "
          f"accelerator runs {st['starts']}, refills {st['refills']}")
+    line = spec_line(res, spec, st)
+    if line:
+        info(line)
 
 
 def _stdin_lines() -> Iterator[bytes]:

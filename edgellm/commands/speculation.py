@@ -1,0 +1,63 @@
+"""The speculative-decoding options of `run` and `generate` (runtime/speculative.py), their summary line."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from edgellm.errors import EdgeLLMError
+
+SpeculateOpt = Annotated[str, typer.Option(
+    "--speculate", help="off, lookup (prompt lookup drafts) or self (a calibrated subset of the model's "
+                        "layers drafts); greedy output is identical to plain decode.")]
+SpecKMaxOpt = Annotated[int, typer.Option("--spec-k-max", help="Most drafted tokens per verify pass.")]
+SpecKMinOpt = Annotated[int, typer.Option("--spec-k-min", help="Fewest drafted tokens per verify pass when "
+                                                               "the drafter has them (0: adaptive).")]
+DraftLayersOpt = Annotated[str | None, typer.Option(
+    "--draft-layers", help="--speculate self: the draft's layers ('0,1,2'; default: the project's "
+                           "calibrated speculation.json).")]
+
+
+def spec_config(mode: str, k_max: int, k_min: int, draft_layers: str | None, row_cost: float | None = None,
+                draft_cost: float | None = None) -> Any:
+    """SpecConfig from the options (one-line errors), or None for --speculate off."""
+    from edgellm.runtime.speculative import MODES, SpecConfig
+
+    if mode not in MODES:
+        raise EdgeLLMError(f"unknown --speculate {mode!r}; choose one of {', '.join(MODES)}")
+    if draft_layers is not None and mode != "self":
+        raise EdgeLLMError("--draft-layers goes with --speculate self")
+    layers: tuple[int, ...] = ()
+    if draft_layers is not None:
+        try:
+            layers = tuple(int(x) for x in draft_layers.split(",") if x.strip())
+        except ValueError:
+            raise EdgeLLMError(f"--draft-layers must be layer numbers like '0,1,2', got {draft_layers!r}") \
+                from None
+        if not layers:
+            raise EdgeLLMError("--draft-layers is empty")
+    if mode == "off":
+        return None
+    extra: dict[str, float] = {}
+    if row_cost is not None:
+        extra["row_cost"] = row_cost
+    if draft_cost is not None:
+        extra["draft_cost"] = draft_cost
+    return SpecConfig(mode=mode, k_max=k_max, k_min=k_min, draft_layers=layers, **extra)
+
+
+def spec_line(res: Any, spec: Any, stats: dict[str, Any] | None = None) -> str | None:
+    """The run's speculation summary: acceptance, tokens per pass, passes, projected speed-up; with a
+    session's stats, its accelerator starts that ran every layer (layer passes, prefill included)."""
+    st = getattr(res, "speculation", None)
+    if st is None:
+        return None
+    acc = "n/a" if st.acceptance is None else f"{100 * st.acceptance:.1f}% ({st.accepted}/{st.drafted})"
+    tpp = "n/a" if st.tokens_per_pass is None else f"{st.tokens_per_pass:.2f}"
+    up = "n/a" if st.projected_speedup is None else f"{st.projected_speedup:.2f}x"
+    return (f"[speculate {spec.mode}] acceptance {acc}, tokens per pass {tpp}, passes {st.passes} "
+            f"({st.verify_passes} verify, {st.plain_passes} plain), draft passes {st.draft_passes}, "
+            f"projected decode speed-up {up} (verify row cost {spec.row_cost:.3f}, "
+            f"draft token cost {spec.draft_cost:.3f} decode steps)"
+            + (f", layer passes {stats['layer_passes']}" if stats and "layer_passes" in stats else ""))

@@ -1,0 +1,95 @@
+"""`--speculate` on `edgellm generate` (golden) and `edgellm run` (the emulator: the C simulation of a
+compiled project's own HLS sources): the same greedy text as without it, the summary line, fewer passes
+over the layers; Session.verify's rows bit for bit against the golden model on the C simulation."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from test_runtime_e2e import PROMPT, built  # noqa: F401  (the compiled project fixture)
+from typer.testing import CliRunner
+
+from edgellm.cli import app
+
+runner = CliRunner()
+COPY = "the quick brown fox jumps over the lazy dog, the quick brown fox jumps over the lazy dog, the quick"
+
+
+def test_generate_speculate_same_text() -> None:
+    args = ["generate", "--prompt", COPY, "-n", "12", "--ignore-eos"]
+    plain = runner.invoke(app, args)
+    fast = runner.invoke(app, [*args, "--speculate", "lookup", "--spec-k-max", "3"])
+    assert plain.exit_code == 0 and fast.exit_code == 0, (plain.output, fast.output)
+    assert fast.stdout == plain.stdout
+    assert "[speculate lookup] acceptance" in fast.stderr and "tokens per pass" in fast.stderr
+    assert "[speculate" not in plain.stderr
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--speculate", "medusa"], "unknown --speculate 'medusa'"),
+    (["--speculate", "lookup", "--spec-k-max", "0"], "k_max must be in"),
+    (["--speculate", "lookup", "--spec-k-min", "5"], "k_min must be in"),
+    (["--speculate", "lookup", "--draft-layers", "1"], "--draft-layers goes with --speculate self"),
+    (["--speculate", "self"], "needs draft layers"),
+    (["--speculate", "self", "--draft-layers", "0,9"], "draft layers [0, 9] must be distinct layers"),
+])
+def test_generate_speculate_errors(args: list[str], msg: str) -> None:
+    res = runner.invoke(app, ["generate", "--prompt", "Once", "-n", "2", *args])
+    assert res.exit_code != 0 and res.stderr.count("\n") == 1 and res.stderr.startswith("error: ")
+    assert msg in res.stderr, res.stderr
+
+
+needs_csim = pytest.mark.skipif(importlib.util.find_spec("hls4ml") is None,
+                                reason="C simulation needs hls4ml's ap_types headers")
+
+
+@pytest.mark.slow
+@needs_csim
+def test_run_speculate_lookup_on_emulator(built) -> None:  # noqa: F811
+    _, proj = built
+    args = ["run", str(proj), "--prompt", PROMPT, "-n", "20", "--ignore-eos", "--device", "emu"]
+    plain = runner.invoke(app, args)
+    fast = runner.invoke(app, [*args, "--speculate", "lookup", "--spec-k-max", "4"])
+    assert plain.exit_code == 0 and fast.exit_code == 0, (plain.output, fast.output)
+    assert fast.stdout == plain.stdout
+    line = [x for x in fast.stderr.splitlines() if x.startswith("[speculate lookup]")][0]
+    passes = int(line.rsplit("layer passes ", 1)[1])
+    accepted = int(line.split("(", 1)[1].split("/", 1)[0])
+    assert accepted > 0
+    # plain: one start per prefill block and per decode step, each over every layer
+    plain_runs = int(plain.stderr.split("accelerator runs ", 1)[1].split(",", 1)[0])
+    assert passes == plain_runs - accepted
+
+
+@pytest.mark.slow
+@needs_csim
+def test_verify_rows_bit_exact_on_csim(built) -> None:  # noqa: F811
+    """A verify block's rows from the C simulation equal decode-style rows of the golden model, bit for
+    bit; a draft through a layer subset equals the golden draft."""
+    from edgellm.models.backend import GoldenBackend
+    from edgellm.models.loaders import load_model
+    from edgellm.runtime.drafters import draft_logits
+    from edgellm.runtime.project import Project
+    from edgellm.runtime.session import Session, open_device
+
+    ckpt, proj = built
+    p = Project.open(proj)
+    s = Session(p, open_device(p, "emu"))
+    qm, _ = load_model(ckpt)
+    g = GoldenBackend(qm, p.numerics)
+    prompt = np.arange(5, 5 + 11) * 3 % p.config.vocab_size
+    s.forward(prompt)
+    g.forward(prompt)
+    d_s, d_g = s.draft_logits(9, s.length, (1,)), draft_logits(g, 9, g.length, (1,))
+    assert np.array_equal(d_s.view(np.uint32), d_g.view(np.uint32))
+    block = np.array([9, 40, 41, 7, 7])
+    rows = s.verify(block)
+    for i, t in enumerate(block):
+        want = g.forward(np.array([t]))[0]
+        assert np.array_equal(rows[i].view(np.uint32), want.view(np.uint32)), i
+    s.rewind(s.length - 3)  # two rows rejected: the next start overwrites them
+    g.cache.length -= 3
+    assert np.array_equal(s.forward(np.array([41]))[0].view(np.uint32),
+                          g.forward(np.array([41]))[0].view(np.uint32))
