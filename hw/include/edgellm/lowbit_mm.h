@@ -1,0 +1,258 @@
+// Low-bit matmul engine: b-bit group-quantized weights (b = 2..8, groups of G = 16..256 inputs) times
+// int8 activations, W{b}A8 (docs/numerics.md "W{b}A8"; numpy twin models/lowbit.py lowbit_linear;
+// the stream: compiler/packing_lowbit.py; docs/hls.md "Low-bit linears (issue 17)").
+//
+// Bit-serial table lookup, after T-MAC (Wei et al., "T-MAC: CPU Renaissance via Table Lookup for
+// Low-Bit LLM Deployment on Edge", EuroSys 2025): a weight code c = sum_b 2^b c_b, so
+//     P = sum_i c_i q_i = sum_b 2^b sum_j T_j[nibble_b,j]      T_j[e] = sum_{u<4, e bit u} q[4j + u]
+// one 16-entry table per 4 activations, shared by every bit plane and every output row of the tile.
+// Unlike T-MAC the tables are exact integers (|T| <= 512, 11 bits): no table quantization, P is exact.
+//
+// Per tile of R output rows and per super-block of SB groups the engine reads, in order and one beat
+// per pipelined iteration:
+//   lb_decode_params  the block's R parameter records into s[r][j], m[r][j] (f32, decoded exactly as
+//                     packing_lowbit.decode_params: s = d * sc; m = dm * mc or -(s * mc))
+//   lb_group          per group: the tables of every token (lb_tables, with S = the group's q sum),
+//                     then R / RL * bits code beats (RL = 128 / G rows' plane words per beat; G = 256:
+//                     one row, two beats per plane): 32 lookups per beat and token, P[t][lane] +=
+//                     (sum) << b; after a row set's last plane its RL accumulators take the contract's
+//                     step  acc = (acc + s * float(P)) + m * float(S)  (sequential over groups, no FMA).
+// Finally y[t][o] = acc / qs[t]. Every integer is exact (|P| < 2^24, models/lowbit.py P_BOUND), every
+// float op one binary32 rounding in the contract's order, so C simulation equals lowbit_linear bit for
+// bit (tests/test_hw_lowbit.py).
+//
+// The accumulator of row r is updated once per R / RL * bits * (G / 128 rounded up) * tokens iterations
+// of the code loop; the DEPENDENCE claim (kLbFaddChain = 8 iterations, the fmul + two fadds of the
+// step) holds when R * bits / RL >= 8, which LowbitConfig's R >= 32 guarantees for every G and b >= 2
+// (G 16: RL 8, 4 row sets x 2 planes). C simulation with EDGELLM_CHECK_DEPS checks it.
+#pragma once
+
+#include <ap_int.h>
+
+#include <cstdint>
+
+#include "edgellm/dep_check.h"
+#include "edgellm/numerics.h"
+
+namespace edgellm {
+
+typedef ap_uint<128> lb_beat_t;
+typedef ap_uint<512> lb_window_t;  // parameter bits on chip: a record (<= 320 bits) plus one beat
+typedef ap_int<12> lb_tab_t;       // one table entry: a sum of <= 4 int8 (|T| <= 512)
+
+const int kLbBeatBits = 128;
+const int kLbNibbles = kLbBeatBits / 4;  // table lookups per beat and token
+const int kLbMaxGroup = 256;
+const int kLbMaxNib = kLbMaxGroup / 4;  // tables per group
+const int kLbMaxSb = 16;                // groups per super-block (256 / 16)
+const int kLbMaxLanes = kLbBeatBits / 16;  // rows per beat (G 16)
+const int kLbFaddChain = 8;  // iterations the accumulator step (fmul, fadd, fadd) may take
+
+// One tensor: its shape and its ParamCodec (packing_lowbit.ParamCodec.as_words order).
+struct LowbitTensor {
+  int bits, group, n_out, k;
+  int sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz;
+};
+
+// R rows per tile (a multiple of 32: the dependence distance above), inputs up to MAXK, tokens per
+// call up to MAXT.
+template <int R_, int MAXK_, int MAXT_>
+struct LowbitConfig {
+  enum { R = R_, MAXK = MAXK_, MAXT = MAXT_ };
+  static_assert(R_ >= 32 && R_ % 32 == 0, "R must be a multiple of 32");
+  static_assert(MAXK_ % kLbMaxGroup == 0, "MAXK must hold whole 256-input super-blocks");
+};
+
+// Bits of one parameter record and beats of one (tile, super-block) parameter block.
+inline int lb_record_bits(const LowbitTensor &d) {
+  return d.db + (d.mmode == 0 ? d.dmb : 0) + d.sb * (d.scb + d.mcb);
+}
+inline int lb_param_beats(const LowbitTensor &d, int rows) {
+  return (rows * lb_record_bits(d) + kLbBeatBits - 1) / kLbBeatBits;
+}
+inline int lb_lanes(int group) { return group >= kLbBeatBits ? 1 : kLbBeatBits / group; }
+inline int lb_plane_beats(int group) { return group > kLbBeatBits ? group / kLbBeatBits : 1; }
+
+// Beats of a whole tensor's stream (what packing_lowbit.pack_lowbit writes for rows = R).
+inline long lb_stream_beats(const LowbitTensor &d, int rows) {
+  const long tiles = (d.n_out + rows - 1) / rows;
+  const long nsbr = d.k / d.group / d.sb;
+  const long code = (long)d.sb * rows / lb_lanes(d.group) * d.bits * lb_plane_beats(d.group);
+  return tiles * nsbr * (lb_param_beats(d, rows) + code);
+}
+
+inline f32 lb_float(uint32_t raw, int width) {
+  return width == 16 ? f16_to_f32((f16)(raw & 0xffffu)) : float_from_bits(raw);
+}
+
+inline int lb_field(const lb_window_t &win, int pos, int width, int off) {
+  const uint32_t raw = (uint32_t)(win >> pos).range(31, 0);
+  return (int)(raw & ((1u << width) - 1u)) - off;
+}
+
+// One record (at bit 0 of win) -> the super-block's SB scales and mins, f32 ops in packing's order.
+inline void lb_record(const lb_window_t &win, const LowbitTensor &d, f32 s[kLbMaxSb], f32 m[kLbMaxSb]) {
+#pragma HLS INLINE
+  const f32 dv = lb_float((uint32_t)win.range(31, 0), d.db);
+  int pos = d.db;
+  f32 dmv = 0.0f;
+  if (d.mmode == 0) {
+    dmv = lb_float((uint32_t)(win >> pos).range(31, 0), d.dmb);
+    pos += d.dmb;
+  }
+  for (int j = 0; j < kLbMaxSb; j++) {
+#pragma HLS UNROLL
+    const int sc = d.scb ? lb_field(win, pos + j * d.scb, d.scb, d.sc_off) : 1;
+    const int mc = d.mcb ? lb_field(win, pos + d.sb * d.scb + j * d.mcb, d.mcb, d.mc_off) : d.mz;
+    const f32 sv = dv * (f32)sc;
+    s[j] = sv;
+    m[j] = d.mmode == 1 ? -(sv * (f32)mc) : dmv * (f32)mc;
+  }
+}
+
+// A (tile, super-block) parameter block: one beat in, or one record out, per iteration.
+template <class C>
+void lb_decode_params(const lb_beat_t *w, long &pos, const LowbitTensor &d, f32 s[C::R][kLbMaxSb],
+                      f32 m[C::R][kLbMaxSb]) {
+  const int rec = lb_record_bits(d);
+  const int nbeats = lb_param_beats(d, C::R);
+  lb_window_t win = 0;
+  int have = 0, r = 0, b = 0;
+params:
+  for (int it = 0; it < nbeats + C::R; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = C::R + 1 max = C::R + C::R * 320 / kLbBeatBits + 1
+#pragma HLS PIPELINE II = 1
+    if (have < rec && b < nbeats) {
+      const lb_window_t beat = w[pos + b];
+      win |= beat << have;
+      have += kLbBeatBits;
+      b++;
+    } else if (r < C::R) {
+      lb_record(win, d, s[r], m[r]);
+      win >>= rec;
+      have -= rec;
+      r++;
+    }
+  }
+  pos += nbeats;
+}
+
+// Token t's tables for group g (tbl[j][e], j < G / 4) and the group's activation sum.
+template <class C>
+void lb_tables(const int8_t *x, int k, int t, int g, int group, lb_tab_t tbl[kLbMaxNib][16], int32_t &sum) {
+  int32_t acc = 0;
+tables:
+  for (int j = 0; j < group / 4; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 4 max = kLbMaxNib
+#pragma HLS PIPELINE II = 1
+    int32_t a[4];
+    for (int u = 0; u < 4; u++) a[u] = x[(long)t * k + g * group + 4 * j + u];
+    for (int e = 0; e < 16; e++) {
+#pragma HLS UNROLL
+      tbl[j][e] = (lb_tab_t)(((e & 1) ? a[0] : 0) + ((e & 2) ? a[1] : 0) + ((e & 4) ? a[2] : 0) +
+                             ((e & 8) ? a[3] : 0));
+    }
+    acc += a[0] + a[1] + a[2] + a[3];
+  }
+  sum = acc;
+}
+
+// One group of one tile: the code beats of every row set, every token (module comment).
+template <class C>
+void lb_group(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, int gi,
+              const lb_tab_t tbl[C::MAXT][kLbMaxNib][16], const int32_t ssum[C::MAXT],
+              const f32 s[C::R][kLbMaxSb], const f32 m[C::R][kLbMaxSb], f32 (&acc)[C::MAXT][C::R]) {
+  const int rl = lb_lanes(d.group), wpp = lb_plane_beats(d.group), npl = d.group / 4;
+  const int per_set = d.bits * wpp;  // beats per row set
+  const int n_beats = C::R / rl * per_set;
+  int32_t p[C::MAXT][kLbMaxLanes];
+#pragma HLS ARRAY_PARTITION variable = p complete dim = 2
+  for (int t = 0; t < n_tok; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
+    for (int l = 0; l < kLbMaxLanes; l++) p[t][l] = 0;
+  }
+  lb_beat_t beat = 0;
+  {
+    EDGELLM_DEP_LOOP("lb_group.codes");
+    EDGELLM_DEP_CLAIM(acc, kLbFaddChain);
+  codes:
+    for (int it = 0; it < n_beats * n_tok; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 * C::R / kLbMaxLanes max = 8 * C::R * C::MAXT
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = acc inter RAW distance = kLbFaddChain true
+      EDGELLM_DEP_ITER(it);
+      const int bi = it / n_tok, t = it % n_tok;
+      const int ri = bi / per_set, b = (bi % per_set) / wpp, wv = bi % wpp;
+      if (t == 0) beat = w[pos + bi];
+      int32_t lane[kLbMaxLanes];
+      for (int l = 0; l < kLbMaxLanes; l++) lane[l] = 0;
+      for (int n = 0; n < kLbNibbles; n++) {
+#pragma HLS UNROLL
+        const int l = rl > 1 ? n / npl : 0;
+        const int j = rl > 1 ? n % npl : wv * kLbNibbles + n;
+        lane[l] += (int32_t)tbl[t][j][(int)beat.range(4 * n + 3, 4 * n)];
+      }
+      const bool last = bi % per_set == per_set - 1;  // the row set's last plane: the float step
+      for (int l = 0; l < kLbMaxLanes; l++) {
+#pragma HLS UNROLL
+        const int32_t pv = p[t][l] + lane[l] * (1 << b);
+        if (last && l < rl) {
+          const int r = ri * rl + l;
+          EDGELLM_DEP_R(acc, acc[t][r]);
+          const f32 sp = s[r][gi] * (f32)pv;
+          const f32 ms = m[r][gi] * (f32)ssum[t];
+          acc[t][r] = (acc[t][r] + sp) + ms;
+          EDGELLM_DEP_W(acc, acc[t][r]);
+        }
+        p[t][l] = last ? 0 : pv;
+      }
+    }
+  }
+  pos += n_beats;
+}
+
+// y (n_tok, n_out) = lowbit_linear(x, qs, W) for the tensor d whose stream starts at beat w_beat of w.
+// x: int8 (n_tok, k); n_tok <= MAXT; d.k <= MAXK.
+template <class C>
+void lowbit_mm(const LowbitTensor &d, const lb_beat_t *w, long w_beat, const int8_t *x, const f32 *qs,
+               int n_tok, f32 *y) {
+  static lb_tab_t tbl[C::MAXT][kLbMaxNib][16];
+  static int32_t ssum[C::MAXT];
+  static f32 s[C::R][kLbMaxSb], m[C::R][kLbMaxSb];
+  static f32 acc[C::MAXT][C::R];
+#pragma HLS ARRAY_PARTITION variable = tbl complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = kLbMaxLanes dim = 2
+  const int ng = d.k / d.group, nsbr = ng / d.sb, tiles = (d.n_out + C::R - 1) / C::R;
+  long pos = w_beat;
+tiles:
+  for (int tile = 0; tile < tiles; tile++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 131072 / C::R
+    for (int t = 0; t < n_tok; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
+      for (int r = 0; r < C::R; r++) acc[t][r] = 0.0f;
+    }
+  blocks:
+    for (int kb = 0; kb < nsbr; kb++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXK / 16
+      lb_decode_params<C>(w, pos, d, s, m);
+    groups:
+      for (int gi = 0; gi < d.sb; gi++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kLbMaxSb
+        for (int t = 0; t < n_tok; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
+          lb_tables<C>(x, d.k, t, kb * d.sb + gi, d.group, tbl[t], ssum[t]);
+        }
+        lb_group<C>(w, pos, d, n_tok, gi, tbl, ssum, s, m, acc);
+      }
+    }
+  out:
+    for (int i = 0; i < n_tok * C::R; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = C::R max = C::R * C::MAXT
+#pragma HLS PIPELINE II = 1
+      const int t = i / C::R, r = i % C::R, o = tile * C::R + r;
+      if (o < d.n_out) y[(long)t * d.n_out + o] = acc[t][r] / qs[t];
+    }
+  }
+}
+
+}  // namespace edgellm

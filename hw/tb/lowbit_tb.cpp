@@ -1,0 +1,65 @@
+// ctypes entry points for the low-bit matmul engine (hw/include/edgellm/lowbit_mm.h;
+// tests/test_hw_lowbit.py). The stream arrives as bytes and is copied into 128-bit beats, the
+// element type of the synthesized weight port.
+#include <ap_int.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "edgellm/lowbit_mm.h"
+
+using namespace edgellm;
+
+typedef LowbitConfig<32, 8192, 8> LbCfg32;    // decode and short blocks: R 32
+typedef LowbitConfig<64, 4096, 4> LbCfg64;    // R 64
+
+static LowbitTensor tensor_of(const int32_t *f) {
+  LowbitTensor d;
+  d.bits = f[0];
+  d.group = f[1];
+  d.n_out = f[2];
+  d.k = f[3];
+  d.sb = f[4];
+  d.db = f[5];
+  d.scb = f[6];
+  d.sc_off = f[7];
+  d.mmode = f[8];
+  d.dmb = f[9];
+  d.mcb = f[10];
+  d.mc_off = f[11];
+  d.mz = f[12];
+  return d;
+}
+
+template <class C>
+static int run(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
+               const float *qs, int n_tok, float *y) {
+  const LowbitTensor d = tensor_of(fields);
+  if (n_bytes % 16 || n_tok > C::MAXT || d.k > C::MAXK) return -1;
+  if (first_beat + lb_stream_beats(d, C::R) > n_bytes / 16) return -2;
+  std::vector<lb_beat_t> beats(n_bytes / 16);
+  for (long i = 0; i < n_bytes / 16; i++) {
+    lb_beat_t b = 0;
+    for (int j = 0; j < 16; j++) b.range(8 * j + 7, 8 * j) = w[16 * i + j];
+    beats[i] = b;
+  }
+  lowbit_mm<C>(d, beats.data(), first_beat, x, qs, n_tok, y);
+  return 0;
+}
+
+extern "C" {
+
+// fields: bits, group, n_out, k, then the ParamCodec (sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz).
+// The tensor's stream starts at beat first_beat of w. Returns 0, or < 0 when the call does not fit.
+int tb_lowbit_r32(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
+                  const float *qs, int n_tok, float *y) {
+  return run<LbCfg32>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
+}
+
+int tb_lowbit_r64(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
+                  const float *qs, int n_tok, float *y) {
+  return run<LbCfg64>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
+}
+
+long tb_lowbit_stream_beats(const int32_t *fields, int rows) { return lb_stream_beats(tensor_of(fields), rows); }
+}
