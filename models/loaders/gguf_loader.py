@@ -8,8 +8,10 @@ models/loaders/i2s.py) holds 2-bit codes and one float32 scale per tensor: weigh
 Float linears (F32/F16/BF16) that hold {0, +-a} load exactly with scale 1/a, other float linears are
 ternarized with absmean. Architectures: "bitnet" (llama.cpp: SiLU, SubLN, tied head) and
 "bitnet-b1.58"/"bitnet-25" (bitnet.cpp: ReLU^2). RoPE is NEOX style (rotate-half) for these
-architectures, as ours. The tokenizer: an embedded tokenizer.huggingface.json, else the
-tokenizer.ggml.* keys (models/loaders/gguf_tokenizer.py); tokenizer.chat_template is kept.
+architectures, as ours. Architectures "llama" and "qwen2" with group-quantized tensors (Q4_0 .. Q6_K,
+mixed per tensor) load through models/loaders/gguf_llama.py. The tokenizer: an embedded
+tokenizer.huggingface.json, else the tokenizer.ggml.* keys (models/loaders/gguf_tokenizer.py);
+tokenizer.chat_template is kept.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from edgellm.errors import CheckpointError
 from edgellm.models.config import ModelConfig
-from edgellm.models.loaders import i2s
+from edgellm.models.loaders import gguf_llama, i2s
 from edgellm.models.loaders.common import build_config, check_finite, head_from_rows
 from edgellm.models.loaders.gguf_tokenizer import chat_template, gguf_tokenizer
 from edgellm.models.loaders.latent import absmean_ternarize
@@ -31,7 +33,7 @@ from edgellm.models.loaders.safetensors_io import bf16_bits_if_exact
 from edgellm.models.weights import Layer, QuantModel, TernaryLinear, pack2
 from edgellm.runtime.bpe import ByteLevelBPE
 
-ARCH_ACT = {"bitnet": "silu", "bitnet-b1.58": "relu2", "bitnet-25": "relu2"}
+ARCH_ACT = {"bitnet": "silu", "bitnet-b1.58": "relu2", "bitnet-25": "relu2", "llama": "silu", "qwen2": "silu"}
 LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
            "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
 QK = 256
@@ -225,7 +227,13 @@ def _config(g: GGUFFile) -> ModelConfig:
     if emb is None:
         raise CheckpointError(f"{g.path}: missing tensor token_embd.weight")
     heads = g.meta_int(f"{a}.attention.head_count")
+    head_dim = g.meta_int(f"{a}.attention.key_length", g.meta_int(f"{a}.rope.dimension_count", 0))
+    theta = g.meta_float(f"{a}.rope.freq_base", 10000.0)
+    lowbit = arch in gguf_llama.LOWBIT_ARCHS
+    factors = gguf_llama.rope_factors(g, head_dim or g.meta_int(f"{a}.embedding_length") // max(heads, 1)) \
+        if lowbit else ()
     keys = {f: f"metadata {a}.{k}" for f, k in GGUF_KEYS.items()}
+    keys.update(rope_freq_factors="tensor rope_freqs.weight")
     keys.update(bos_id="metadata tokenizer.ggml.bos_token_id", eos_id="metadata tokenizer.ggml.eos_token_id")
     return build_config(
         str(g.path), keys,
@@ -233,9 +241,8 @@ def _config(g: GGUFFile) -> ModelConfig:
         n_heads=heads, n_kv_heads=g.meta_int(f"{a}.attention.head_count_kv", heads),
         ffn_size=g.meta_int(f"{a}.feed_forward_length"),
         vocab_size=g.meta_int(f"{a}.vocab_size", int(emb.shape[1])),
-        head_dim=g.meta_int(f"{a}.attention.key_length", g.meta_int(f"{a}.rope.dimension_count", 0)),
-        act=ARCH_ACT[arch], subln="blk.0.attn_sub_norm.weight" in g.tensors,
-        rope_theta=g.meta_float(f"{a}.rope.freq_base", 10000.0),
+        head_dim=head_dim, act=ARCH_ACT[arch], subln="blk.0.attn_sub_norm.weight" in g.tensors,
+        rope_theta=theta, qkv_bias=lowbit and "blk.0.attn_q.bias" in g.tensors, rope_freq_factors=factors,
         rms_eps=g.meta_float(f"{a}.attention.layer_norm_rms_epsilon", 1e-5),
         tied_embeddings="output.weight" not in g.tensors,
         max_context=g.meta_int(f"{a}.context_length", 4096),
@@ -244,11 +251,16 @@ def _config(g: GGUFFile) -> ModelConfig:
         name=g.meta_str("general.name", g.path.stem))
 
 
-def load_gguf(path: str | os.PathLike) -> tuple[QuantModel, Any]:
-    """Load a bitnet-architecture GGUF -> (model, its tokenizer or None). qm.meta["tokenizer_json"] holds
-    the tokenizer as tokenizer.json text and qm.meta["chat_template"] the chat template (or None)."""
+def load_gguf(path: str | os.PathLike, lowbit_head: bool = False, float_linears: str = "q8_0"
+              ) -> tuple[QuantModel, Any]:
+    """Load a GGUF -> (model, its tokenizer or None). qm.meta["tokenizer_json"] holds the tokenizer as
+    tokenizer.json text and qm.meta["chat_template"] the chat template (or None). lowbit_head and
+    float_linears apply to the llama/qwen2 architectures (models/loaders/gguf_llama.py)."""
     g = GGUFFile(path)
     cfg = _config(g)
+    if g.meta_str("general.architecture") in gguf_llama.LOWBIT_ARCHS:
+        qm = gguf_llama.load_lowbit_gguf(g, cfg, lowbit_head, float_linears)
+        return qm, _tokenizer(g, qm)
     h, shapes = cfg.hidden_size, cfg.linear_shapes()
     layers = []
     for i in range(cfg.n_layers):
