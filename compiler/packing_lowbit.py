@@ -1,11 +1,13 @@
 """The low-bit weight stream (docs/hls.md "Low-bit linears (issue 17)"; C++ reader:
 hw/include/edgellm/lowbit_mm.h). A GroupQuant becomes one sequence of 128-bit beats, read once, in order:
 
-    for tile of R output rows (the last one padded with zero rows):
-      for super-block k of SB groups (SB = 256 / G for K-quant-style codecs, else 1):
-        parameter block: the R rows' records of super-block k, one continuous bit stream, beat-padded
-        code block: for g in k's groups, ri in R / RL, b in 0 .. bits-1: one beat holding the plane
+    blocks i = (tile of R output rows, super-block k of SB groups), tiles outer (the last tile padded
+    with zero rows; SB = 256 / G for K-quant-style codecs, else 1), each block two parts:
+      P_i parameter block: the R rows' records of super-block k, one continuous bit stream, beat-padded
+      C_i code block: for g in k's groups, ri in R / RL, b in 0 .. bits-1: one beat holding the plane
           words of rows ri*RL .. ri*RL + RL-1 (RL = 128 / G rows; G = 256: one row, two beats)
+    in the order P_0, P_1, C_0, P_2, C_1, ..., P_{n-1}, C_{n-2}, C_{n-1}: the engine decodes P_{i+1}'s
+    records while it computes C_i.
 
 A plane word is G bits, bit i = bit b of codes[o, g*G + i], LSB first. A record holds, LSB first:
   d (DB = 16: binary16, 32: binary32), [dm (DMB bits, mode 0)], SB x sc (SCB bits), SB x mc (MCB bits);
@@ -240,7 +242,9 @@ def pack_lowbit(w: GroupQuant, rows: int = 32) -> LowbitImage:
     planes = (codes.reshape(n_pad, ng, 1, gs) >> np.arange(bits, dtype=np.uint8)[None, None, :, None]) & 1
     cblk = planes.reshape(tiles, rows // rl, rl, nsbr, sb, bits, gs).transpose(0, 3, 4, 1, 5, 2, 6)
     cblk = cblk.reshape(tiles, nsbr, -1)
-    stream = np.concatenate([pblk, cblk], axis=2).reshape(-1)
+    pb, cb = pblk.reshape(tiles * nsbr, -1), cblk.reshape(tiles * nsbr, -1)
+    # parameter block i + 1 precedes code block i (the engine decodes it while computing block i)
+    stream = np.concatenate([pb[0], np.concatenate([pb[1:], cb[:-1]], axis=1).reshape(-1), cb[-1]])
     data = np.packbits(stream, bitorder="little")
     return LowbitImage(data, codec, bits, gs, out, n_in, rows, pblk.shape[2], cblk.shape[2])
 
@@ -263,8 +267,12 @@ def _blocks(img: LowbitImage) -> tuple[np.ndarray, np.ndarray]:
     need = img.tiles * nsbr * blk
     if img.data.size * 8 != need:
         raise EdgeLLMError(f"low-bit image: {img.data.size * 8} bits, the shape and codec need {need}")
-    bits = np.unpackbits(img.data, bitorder="little").reshape(img.tiles, nsbr, blk)
-    return bits[:, :, :img.param_block_bits], bits[:, :, img.param_block_bits:]
+    pbits, n = img.param_block_bits, img.tiles * nsbr
+    bits = np.unpackbits(img.data, bitorder="little")
+    mid = bits[pbits:need - img.code_block_bits].reshape(n - 1, blk)
+    pb = np.concatenate([bits[None, :pbits], mid[:, :pbits]])
+    cb = np.concatenate([mid[:, pbits:], bits[None, need - img.code_block_bits:]])
+    return pb.reshape(img.tiles, nsbr, -1), cb.reshape(img.tiles, nsbr, -1)
 
 
 def decode_params(img: LowbitImage) -> tuple[np.ndarray, np.ndarray]:

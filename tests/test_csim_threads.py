@@ -121,7 +121,7 @@ def test_stream_regions_are_threaded_with_declared_depths() -> None:
 
     regions = _regions()
     threaded = [(h, b) for h, b in regions if re.search(r"hls::stream<.*>\s+\w+\(\"", b)]
-    assert {h for h, _ in threaded} == {"top.h", "attention_decode.h", "lm_head.h"}
+    assert {h for h, _ in threaded} == {"top.h", "attention_layer.h", "lm_head.h"}
     for h, body in threaded:
         assert "EDGELLM_REGION;" in body and body.rfind("EDGELLM_JOIN;") > body.rfind("EDGELLM_PROCESS("), h
         assert body.count("EDGELLM_PROCESS(") >= 2 or h == "top.h", h  # top: the fetchers via FetchPorts

@@ -177,11 +177,11 @@ MUTANTS = {
 
 def _mutant_lib(root: Path, name: str, edits: list[tuple[str, str]]) -> ctypes.CDLL:
     """The library's headers copied to root (includes made local, as a generated project's), the edits
-    applied to attention_prefill.h, and MUTANT_TB built against them with the checks on."""
+    applied to attention_core.h, and MUTANT_TB built against them with the checks on."""
     root.mkdir(parents=True, exist_ok=True)
     for h in (csim.INCLUDE_DIR / "edgellm").glob("*.h"):
         text = re.sub(r'#include "edgellm/([\w.]+)"', r'#include "\1"', h.read_text())
-        if h.name == "attention_prefill.h":
+        if h.name == "attention_core.h":
             for old, new in edits:
                 assert text.count(old) == 1, old
                 text = text.replace(old, new)

@@ -412,7 +412,7 @@ def test_layer_prefill_rows_equal_decode(lib: ctypes.CDLL, suffix: str) -> None:
     assert m_pd == 0 and m_ref == 0
 
 
-# The compute process's cycle formula (attention_prefill.h header comment), held against the C-simulation
+# The compute process's cycle formula (attention_core.h header comment), held against the C-simulation
 # trace of its pipelined loops: rows + q load (with K of tile 0) + per stage max(pass scoring tile st and
 # accumulating tile st - 1, copy of K of tile st + 1 and V of tile st) + store. MIN_ROWS 8, MEM_LANES 16,
 # DATA_LANES 4 as in every tb config.
@@ -508,7 +508,7 @@ def test_one_attention_core() -> None:
             if m:
                 entries[name] = code[m.end():code.index("\n}", m.end())]
     print(f"attn_rows call sites: {calls}")
-    assert len(calls) == 1 and calls[0][0] == "attention_decode.h"
+    assert len(calls) == 1 and calls[0][0] == "attention_layer.h"
     assert set(entries) == {"attention_prefill", "attention_decode", "attention_decode_ports"}
     for name, body in entries.items():
         assert re.fullmatch(r"\s*attention_layer\s*<[^;]*;\s*", body), (name, body)

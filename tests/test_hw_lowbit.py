@@ -60,14 +60,15 @@ def test_rtn_every_width(lib: ctypes.CDLL, bits: int, group: int) -> None:
     _assert_bits(_run(lib, w, q, qs), lb.lowbit_linear(q, qs, w))
 
 
-@pytest.mark.parametrize("name", ["q4_0", "q8_0", "q4_k", "q2_k", "q6_k", "gptq4", "gptq3", "g256"])
+@pytest.mark.parametrize("name", ["q4_0", "q8_0", "q4_k", "q2_k", "q6_k", "gptq4", "gptq3", "g256", "one_block"])
 def test_codecs(lib: ctypes.CDLL, name: str) -> None:
     rng = np.random.default_rng(len(name))
     make = {"q4_0": lambda: _q4_0(rng, 64, 512), "q8_0": lambda: _q4_0(rng, 40, 256, 8),
             "q4_k": lambda: _kquant(rng, 32, 768, 4, 32, 6), "q2_k": lambda: _kquant(rng, 48, 512, 2, 16, 4),
             "q6_k": lambda: _q6_k(rng, 32, 512), "gptq4": lambda: _gptq(rng, 50, 512, 4),
             "gptq3": lambda: _gptq(rng, 32, 256, 3),
-            "g256": lambda: lb.quantize_rtn(rng.standard_normal((33, 768)).astype(F32), 5, 256)}[name]
+            "g256": lambda: lb.quantize_rtn(rng.standard_normal((33, 768)).astype(F32), 5, 256),
+            "one_block": lambda: _kquant(rng, 32, 256, 4, 32, 6)}[name]  # one tile, one super-block
     w = make()
     q, qs = _acts(rng, 2, w.shape[1])
     _assert_bits(_run(lib, w, q, qs), lb.lowbit_linear(q, qs, w))

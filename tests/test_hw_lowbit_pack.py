@@ -85,8 +85,8 @@ def test_group32_overhead_within_issue_bound(name: str) -> None:
 
 
 def test_stream_layout() -> None:
-    """Q4_0 (SB 1), R 8: a tile's group-0 parameter block (8 f16 scales, one beat), then group 0's code
-    beats: beat (ri, b) holds plane b of rows 4ri .. 4ri+3 (G 32: 4 rows a beat), then group 1."""
+    """Q4_0 (SB 1), R 8: group 0's parameter block (8 f16 scales, one beat), group 1's, then group 0's
+    code beats: beat (ri, b) holds plane b of rows 4ri .. 4ri+3 (G 32: 4 rows a beat)."""
     rng = np.random.default_rng(2)
     w = _q4_0(rng, 8, 64)
     img = pl.pack_lowbit(w, rows=8)
@@ -96,9 +96,10 @@ def test_stream_layout() -> None:
     assert np.array_equal(raw, w.scales[:, 0])
     for ri in range(2):
         for b in range(4):
-            beat = bits[128 + (ri * 4 + b) * 128:128 + (ri * 4 + b + 1) * 128].reshape(4, 32)
+            c0 = 256 + (ri * 4 + b) * 128
+            beat = bits[c0:c0 + 128].reshape(4, 32)
             assert np.array_equal(beat, (w.codes[4 * ri:4 * ri + 4, :32] >> b) & 1)
-    g1 = 128 + 8 * 128
+    g1 = 128  # P_1 comes before C_0
     assert np.array_equal(np.packbits(bits[g1:g1 + 128], bitorder="little").view(np.float16).astype(F32),
                           w.scales[:, 1])
 

@@ -126,7 +126,7 @@ def test_mutant_cross_argument_read_is_caught(tmp_path: Path, monkeypatch: pytes
     """Seeded bug: decode attention reads every position over kv0..kv3, the one this call wrote through
     data too (the design before the fix). Bit-exact with every argument on one buffer (what C simulation
     showed), caught under the port model (kv* reads that position's old bytes, as co-simulation would)."""
-    t = make_mutant(tmp_path, monkeypatch, "edgellm/attention_decode.h",
+    t = make_mutant(tmp_path, monkeypatch, "edgellm/attention_layer.h",
                     "return kv_old < 0 || kv_old > pos0 ? pos0 + 1 : kv_old;", "return pos0 + 1;")
     t.lib.edgellm_csim_set_port_model(0)
     check_prefill_then_decode(t)

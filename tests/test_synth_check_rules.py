@@ -202,9 +202,9 @@ LIBRARY_MUTANTS = {
     "maxi-access": ("weight_fetch.h", "= read_beat<R>(w, first + j);",
                     "= read_beat<R>(w, first + j) ^ read_beat<R>(w, first + j + 1);"),
     # the K/V reader back to reading the row's fields element by element (issue 21 #6: 16 narrow reads)
-    "maxi-access:kv": ("attention_decode.h", "    const ap_uint<B> b = m[off / E + j];\n",
+    "maxi-access:kv": ("attention_layer.h", "    const ap_uint<B> b = m[off / E + j];\n",
                        "    const ap_uint<B> b = m[off / E + j] ^ m[off / E + j + 1];\n"),
-    "dataflow-inline": ("attention_decode.h", "#pragma HLS INLINE off\n#pragma HLS DATAFLOW",
+    "dataflow-inline": ("attention_layer.h", "#pragma HLS INLINE off\n#pragma HLS DATAFLOW",
                         "#pragma HLS DATAFLOW"),
     "shared-call": ("tlmm.h",
                     "#pragma HLS ALLOCATION function instances = compute_tile<CFG, DEQ, PY> limit = 1\n", ""),
@@ -212,7 +212,7 @@ LIBRARY_MUTANTS = {
                                "#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U\n"
                                "#pragma HLS DEPENDENCE variable = acc inter distance = 8 true\n"),
     # a claim changed in the pragma alone (its C-simulation check still states the old one)
-    "dep-unchecked": ("attention_prefill.h",
+    "dep-unchecked": ("attention_core.h",
                       "#pragma HLS DEPENDENCE variable = o inter RAW distance = kMacDist true",
                       "#pragma HLS DEPENDENCE variable = o inter RAW distance = 32 true"),
     "double-store": ("lm_head.h", "      qbuf[t][j] = bytes_word<P>(by);\n",

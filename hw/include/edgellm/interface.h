@@ -41,7 +41,7 @@ enum HeaderWord {
   HDR_PARAMS,        // float area: norm gains (layer descriptors hold float offsets into it)
   HDR_COS,           // rope cos table [max_ctx][head_dim/2] f32
   HDR_SIN,           // rope sin table
-  HDR_K_CACHE,       // [n_layers][max_ctx][n_kv][head_dim] f32
+  HDR_K_CACHE,       // [n_layers][max_ctx][n_kv][head_dim] of kv_dtype (f16 by default, or f32)
   HDR_V_CACHE,
   HDR_H,             // hidden states [max_t][hidden] f32, in/out of OP_LAYER
   HDR_SCRATCH_F,     // float scratch (layer_scratch)

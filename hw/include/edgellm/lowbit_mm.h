@@ -8,15 +8,18 @@
 // one 16-entry table per 4 activations, shared by every bit plane and every output row of the tile.
 // Unlike T-MAC the tables are exact integers (|T| <= 512, 11 bits): no table quantization, P is exact.
 //
-// Per tile of R output rows and per super-block of SB groups the engine reads, in order and one beat
-// per pipelined iteration:
-//   lb_decode_params  the block's R parameter records into s[r][j], m[r][j] (f32, decoded exactly as
-//                     packing_lowbit.decode_params: s = d * sc; m = dm * mc or -(s * mc))
-//   lb_group          per group: the tables of every token (lb_tables, with S = the group's q sum),
-//                     then R / RL * bits code beats (RL = 128 / G rows' plane words per beat; G = 256:
-//                     one row, two beats per plane): 32 lookups per beat and token, P[t][lane] +=
-//                     (sum) << b; after a row set's last plane its RL accumulators take the contract's
-//                     step  acc = (acc + s * float(P)) + m * float(S)  (sequential over groups, no FMA).
+// The stream is a sequence of blocks (tile of R output rows, super-block of SB groups), each a
+// parameter block P_i (the R rows' records) and a code block C_i, in the order P_0, P_1, C_0, P_2, C_1,
+// ... (packing_lowbit.py). One beat per pipelined iteration:
+//   lb_read_params    P_{i+1} into an on-chip buffer (ping-pong), before C_i
+//   lb_tables         per group, per token: its G / 4 tables (one token per iteration) and S
+//   lb_group          the group's R / RL * bits code beats (RL = 128 / G rows' plane words per beat;
+//                     G = 256: one row, two beats per plane): 32 lookups per beat and token, P[t][lane]
+//                     += (sum) << b; after a row set's last plane its RL accumulators take the
+//                     contract's step  acc = (acc + s * float(P)) + m * float(S)  (sequential over
+//                     groups, no FMA). Meanwhile one record of P_{i+1} per iteration is decoded into the
+//                     other s / m buffers (s = d * sc; m = dm * mc or -(s * mc), packing's f32 order);
+//                     lb_decode_rest finishes the records a short block leaves.
 // Finally y[t][o] = acc / qs[t]. Every integer is exact (|P| < 2^24, models/lowbit.py P_BOUND), every
 // float op one binary32 rounding in the contract's order, so C simulation equals lowbit_linear bit for
 // bit (tests/test_hw_lowbit.py).
@@ -46,6 +49,7 @@ const int kLbMaxGroup = 256;
 const int kLbMaxNib = kLbMaxGroup / 4;  // tables per group
 const int kLbMaxSb = 16;                // groups per super-block (256 / 16)
 const int kLbMaxLanes = kLbBeatBits / 16;  // rows per beat (G 16)
+const int kLbMaxRecordBits = 32 + 32 + kLbMaxSb * 16;  // d, dm, SB x (sc + mc) at the widest
 const int kLbFaddChain = 8;  // iterations the accumulator step (fmul, fadd, fadd) may take
 
 // One tensor: its shape and its ParamCodec (packing_lowbit.ParamCodec.as_words order).
@@ -55,12 +59,13 @@ struct LowbitTensor {
 };
 
 // R rows per tile (a multiple of 32: the dependence distance above), inputs up to MAXK, tokens per
-// call up to MAXT.
-template <int R_, int MAXK_, int MAXT_>
+// call up to MAXT, groups up to MAXG inputs (sizes the tables: MAXT x MAXG / 4 x 16 registers).
+template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup>
 struct LowbitConfig {
-  enum { R = R_, MAXK = MAXK_, MAXT = MAXT_ };
+  enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, PB_MAX = R_ * kLbMaxRecordBits / kLbBeatBits };
   static_assert(R_ >= 32 && R_ % 32 == 0, "R must be a multiple of 32");
   static_assert(MAXK_ % kLbMaxGroup == 0, "MAXK must hold whole 256-input super-blocks");
+  static_assert(MAXG_ >= 16 && MAXG_ <= kLbMaxGroup && (MAXG_ & (MAXG_ - 1)) == 0, "MAXG: 16 .. 256");
 };
 
 // Bits of one parameter record and beats of one (tile, super-block) parameter block.
@@ -110,58 +115,105 @@ inline void lb_record(const lb_window_t &win, const LowbitTensor &d, f32 s[kLbMa
   }
 }
 
-// A (tile, super-block) parameter block: one beat in, or one record out, per iteration.
+// Record r of a parameter block held on chip (pbuf: the block's beats): the four beats covering its
+// bits, shifted to bit 0. One record per call; the callers decode at most one per iteration.
 template <class C>
-void lb_decode_params(const lb_beat_t *w, long &pos, const LowbitTensor &d, f32 s[C::R][kLbMaxSb],
-                      f32 m[C::R][kLbMaxSb]) {
-  const int rec = lb_record_bits(d);
-  const int nbeats = lb_param_beats(d, C::R);
+inline void lb_record_at(const lb_beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r, f32 s[kLbMaxSb],
+                         f32 m[kLbMaxSb]) {
+#pragma HLS INLINE
+  const int bit = r * lb_record_bits(d), w0 = bit / kLbBeatBits;
   lb_window_t win = 0;
-  int have = 0, r = 0, b = 0;
+  for (int u = 0; u < 4; u++) {
+#pragma HLS UNROLL
+    const lb_window_t b = w0 + u < C::PB_MAX ? pbuf[w0 + u] : lb_beat_t(0);
+    win |= b << (u * kLbBeatBits);
+  }
+  lb_record(win >> (bit % kLbBeatBits), d, s, m);
+}
+
+// A parameter block's beats into pbuf: one beat per iteration.
+template <class C>
+void lb_read_params(const lb_beat_t *w, long &pos, int nbeats, lb_beat_t pbuf[C::PB_MAX]) {
 params:
-  for (int it = 0; it < nbeats + C::R; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = C::R + 1 max = C::R + C::R * 320 / kLbBeatBits + 1
+  for (int b = 0; b < nbeats; b++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::PB_MAX
 #pragma HLS PIPELINE II = 1
-    if (have < rec && b < nbeats) {
-      const lb_window_t beat = w[pos + b];
-      win |= beat << have;
-      have += kLbBeatBits;
-      b++;
-    } else if (r < C::R) {
-      lb_record(win, d, s[r], m[r]);
-      win >>= rec;
-      have -= rec;
-      r++;
-    }
+    pbuf[b] = w[pos + b];
   }
   pos += nbeats;
 }
 
-// Token t's tables for group g (tbl[j][e], j < G / 4) and the group's activation sum.
+// Records dec .. R-1 of the next block that the code loops left undecoded: one per iteration.
 template <class C>
-void lb_tables(const int8_t *x, int k, int t, int g, int group, lb_tab_t tbl[kLbMaxNib][16], int32_t &sum) {
-  int32_t acc = 0;
-tables:
-  for (int j = 0; j < group / 4; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 4 max = kLbMaxNib
+void lb_decode_rest(const lb_beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int &dec, f32 s[C::R][kLbMaxSb],
+                    f32 m[C::R][kLbMaxSb]) {
+decode_rest:
+  for (; dec < C::R; dec++) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = C::R
 #pragma HLS PIPELINE II = 1
-    int32_t a[4];
-    for (int u = 0; u < 4; u++) a[u] = x[(long)t * k + g * group + 4 * j + u];
-    for (int e = 0; e < 16; e++) {
-#pragma HLS UNROLL
-      tbl[j][e] = (lb_tab_t)(((e & 1) ? a[0] : 0) + ((e & 2) ? a[1] : 0) + ((e & 4) ? a[2] : 0) +
-                             ((e & 8) ? a[3] : 0));
-    }
-    acc += a[0] + a[1] + a[2] + a[3];
+    lb_record_at<C>(pbuf, d, dec, s[dec], m[dec]);
   }
-  sum = acc;
 }
 
-// One group of one tile: the code beats of every row set, every token (module comment).
+// The activations on chip: n_tok rows of k int8, 16 per iteration (one 128-bit beat of the row).
+template <class C>
+void lb_load_acts(const int8_t *x, int n_tok, int k, int8_t xrow[C::MAXT][C::MAXK]) {
+acts:
+  for (int i = 0; i < n_tok * (k / 16); i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT * C::MAXK / 16
+#pragma HLS PIPELINE II = 1
+    const int t = i / (k / 16), c = i % (k / 16);
+    for (int u = 0; u < 16; u++) {
+#pragma HLS UNROLL
+      xrow[t][16 * c + u] = x[(long)t * k + 16 * c + u];
+    }
+  }
+}
+
+// Every token's tables for group g (tbl[t][j][e], j < G / 4) and the group's activation sums: one
+// token per iteration, its G / 4 tables at once.
+template <class C>
+void lb_tables(const int8_t xrow[C::MAXT][C::MAXK], int n_tok, int g, int group,
+               lb_tab_t tbl[C::MAXT][C::MAXG / 4][16], int32_t ssum[C::MAXT]) {
+tables:
+  for (int t = 0; t < n_tok; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
+#pragma HLS PIPELINE II = 1
+    int32_t acc = 0;
+    for (int j = 0; j < C::MAXG / 4; j++) {
+#pragma HLS UNROLL
+      if (j < group / 4) {
+        int32_t a[4];
+        for (int u = 0; u < 4; u++) a[u] = xrow[t][g * group + 4 * j + u];
+        for (int e = 0; e < 16; e++) {
+          tbl[t][j][e] = (lb_tab_t)(((e & 1) ? a[0] : 0) + ((e & 2) ? a[1] : 0) + ((e & 4) ? a[2] : 0) +
+                                    ((e & 8) ? a[3] : 0));
+        }
+        acc += a[0] + a[1] + a[2] + a[3];
+      }
+    }
+    ssum[t] = acc;
+  }
+}
+
+// What one group's code loop works on: this block's scales and mins (s, m), the next block's records
+// still to decode (pnext into sn, mn; dec counts them; `more`: there is a next block).
+template <class C>
+struct LbGroupIo {
+  const f32 (*s)[kLbMaxSb];
+  const f32 (*m)[kLbMaxSb];
+  const lb_beat_t *pnext;
+  f32 (*sn)[kLbMaxSb];
+  f32 (*mn)[kLbMaxSb];
+  bool more;
+};
+
+// One group of one tile: the code beats of every row set, every token (module comment); meanwhile one
+// record of the next block per iteration.
 template <class C>
 void lb_group(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, int gi,
-              const lb_tab_t tbl[C::MAXT][kLbMaxNib][16], const int32_t ssum[C::MAXT],
-              const f32 s[C::R][kLbMaxSb], const f32 m[C::R][kLbMaxSb], f32 (&acc)[C::MAXT][C::R]) {
+              const lb_tab_t tbl[C::MAXT][C::MAXG / 4][16], const int32_t ssum[C::MAXT], const LbGroupIo<C> &io,
+              int &dec, f32 (&acc)[C::MAXT][C::R]) {
   const int rl = lb_lanes(d.group), wpp = lb_plane_beats(d.group), npl = d.group / 4;
   const int per_set = d.bits * wpp;  // beats per row set
   const int n_beats = C::R / rl * per_set;
@@ -181,6 +233,10 @@ void lb_group(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, i
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = acc inter RAW distance = kLbFaddChain true
       EDGELLM_DEP_ITER(it);
+      if (io.more && dec < C::R) {  // the next block's record `dec`
+        lb_record_at<C>(io.pnext, d, dec, io.sn[dec], io.mn[dec]);
+        dec++;
+      }
       const int bi = it / n_tok, t = it % n_tok;
       const int ri = bi / per_set, b = (bi % per_set) / wpp, wv = bi % wpp;
       if (t == 0) beat = w[pos + bi];
@@ -190,7 +246,7 @@ void lb_group(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, i
 #pragma HLS UNROLL
         const int l = rl > 1 ? n / npl : 0;
         const int j = rl > 1 ? n % npl : wv * kLbNibbles + n;
-        lane[l] += (int32_t)tbl[t][j][(int)beat.range(4 * n + 3, 4 * n)];
+        if (j < C::MAXG / 4) lane[l] += (int32_t)tbl[t][j][(int)beat.range(4 * n + 3, 4 * n)];
       }
       const bool last = bi % per_set == per_set - 1;  // the row set's last plane: the float step
       for (int l = 0; l < kLbMaxLanes; l++) {
@@ -199,8 +255,8 @@ void lb_group(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, i
         if (last && l < rl) {
           const int r = ri * rl + l;
           EDGELLM_DEP_R(acc, acc[t][r]);
-          const f32 sp = s[r][gi] * (f32)pv;
-          const f32 ms = m[r][gi] * (f32)ssum[t];
+          const f32 sp = io.s[r][gi] * (f32)pv;
+          const f32 ms = io.m[r][gi] * (f32)ssum[t];
           acc[t][r] = (acc[t][r] + sp) + ms;
           EDGELLM_DEP_W(acc, acc[t][r]);
         }
@@ -212,45 +268,58 @@ void lb_group(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, i
 }
 
 // y (n_tok, n_out) = lowbit_linear(x, qs, W) for the tensor d whose stream starts at beat w_beat of w.
-// x: int8 (n_tok, k); n_tok <= MAXT; d.k <= MAXK.
+// x: int8 (n_tok, k); n_tok <= MAXT; d.k <= MAXK; d.group <= MAXG. Blocks i = (tile, super-block) in
+// stream order: P_{i+1} is read before C_i and decoded during it (ping-pong s / m), P_0 up front.
 template <class C>
 void lowbit_mm(const LowbitTensor &d, const lb_beat_t *w, long w_beat, const int8_t *x, const f32 *qs,
                int n_tok, f32 *y) {
-  static lb_tab_t tbl[C::MAXT][kLbMaxNib][16];
+  static int8_t xrow[C::MAXT][C::MAXK];
+  static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
   static int32_t ssum[C::MAXT];
-  static f32 s[C::R][kLbMaxSb], m[C::R][kLbMaxSb];
+  static lb_beat_t pbuf[2][C::PB_MAX];
+  static f32 s[2][C::R][kLbMaxSb], m[2][C::R][kLbMaxSb];
   static f32 acc[C::MAXT][C::R];
+#pragma HLS ARRAY_PARTITION variable = xrow cyclic factor = C::MAXG dim = 2
+#pragma HLS ARRAY_PARTITION variable = tbl complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = tbl complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = pbuf cyclic factor = 4 dim = 2
 #pragma HLS ARRAY_PARTITION variable = acc cyclic factor = kLbMaxLanes dim = 2
-  const int ng = d.k / d.group, nsbr = ng / d.sb, tiles = (d.n_out + C::R - 1) / C::R;
+  const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R, n_blk = tiles * nsbr;
+  const int pbeats = lb_param_beats(d, C::R);
   long pos = w_beat;
-tiles:
-  for (int tile = 0; tile < tiles; tile++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 131072 / C::R
-    for (int t = 0; t < n_tok; t++) {
+  lb_load_acts<C>(x, n_tok, d.k, xrow);
+  lb_read_params<C>(w, pos, pbeats, pbuf[0]);
+  int dec = 0;
+  lb_decode_rest<C>(pbuf[0], d, dec, s[0], m[0]);
+blocks:
+  for (int i = 0; i < n_blk; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 131072 / C::R * C::MAXK / 256
+    const int cur = i & 1, tile = i / nsbr, kb = i % nsbr;
+    const bool more = i + 1 < n_blk;
+    if (kb == 0) {
+      for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
-      for (int r = 0; r < C::R; r++) acc[t][r] = 0.0f;
-    }
-  blocks:
-    for (int kb = 0; kb < nsbr; kb++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXK / 16
-      lb_decode_params<C>(w, pos, d, s, m);
-    groups:
-      for (int gi = 0; gi < d.sb; gi++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kLbMaxSb
-        for (int t = 0; t < n_tok; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
-          lb_tables<C>(x, d.k, t, kb * d.sb + gi, d.group, tbl[t], ssum[t]);
-        }
-        lb_group<C>(w, pos, d, n_tok, gi, tbl, ssum, s, m, acc);
+        for (int r = 0; r < C::R; r++) acc[t][r] = 0.0f;
       }
     }
-  out:
-    for (int i = 0; i < n_tok * C::R; i++) {
+    if (more) lb_read_params<C>(w, pos, pbeats, pbuf[cur ^ 1]);
+    dec = 0;
+    const LbGroupIo<C> io = {s[cur], m[cur], pbuf[cur ^ 1], s[cur ^ 1], m[cur ^ 1], more};
+  groups:
+    for (int gi = 0; gi < d.sb; gi++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kLbMaxSb
+      lb_tables<C>(xrow, n_tok, kb * d.sb + gi, d.group, tbl, ssum);
+      lb_group<C>(w, pos, d, n_tok, gi, tbl, ssum, io, dec, acc);
+    }
+    if (more) lb_decode_rest<C>(pbuf[cur ^ 1], d, dec, s[cur ^ 1], m[cur ^ 1]);
+    if (kb == nsbr - 1) {
+    out:
+      for (int o = 0; o < n_tok * C::R; o++) {
 #pragma HLS LOOP_TRIPCOUNT min = C::R max = C::R * C::MAXT
 #pragma HLS PIPELINE II = 1
-      const int t = i / C::R, r = i % C::R, o = tile * C::R + r;
-      if (o < d.n_out) y[(long)t * d.n_out + o] = acc[t][r] / qs[t];
+        const int t = o / C::R, r = o % C::R, row = tile * C::R + r;
+        if (row < d.n_out) y[(long)t * d.n_out + row] = acc[t][r] / qs[t];
+      }
     }
   }
 }

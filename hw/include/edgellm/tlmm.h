@@ -44,13 +44,14 @@
 // EXPRESSION_BALANCE off, products bound to DSPs) so Vitis can map it onto a PCOUT -> PCIN cascade
 // (UG1399; not checked here: no Vitis), then a balanced tree over the chains of adders bound to DSPs
 // (the DSP48E2's 48-bit ALU: DSP_CHAINS - 1 more DSPs per pair, no fabric carry chains). A single
-// G*T-long cascade would be cheaper in LUTs but deepen the loop's pipeline by about G*T cycles, paid
-// once per tile by every call, decode included (compiler/cost/tlmm.py DSP_LANE_DEPTH). The weights are the trits of the group indices the table lanes decode (weight_codec.h:
-// w = c_j - 1 pairs with activation j of the group), decoded once per row and step for all DSP
-// lanes. Resources as modeled (compiler/cost/resource_model.py tlmm_dsp_lanes): PAIRS*G*T DSPs per DSP
-// lane; shared by the DSP lanes the trit decode (R*T*2G LUT) and the operands' cascade skew (stage u
-// of a chain takes its operands u cycles late: the pair's 4 trit-code bits in SRLs, 4 LUT per delayed
-// stage); per DSP lane the activation skew (8 LUT per delayed stage), the chains' adder tree
+// G*T-long cascade would be cheaper in LUTs but deepen the loop's pipeline by about G*T cycles, paid once
+// per tile by every call, decode included (compiler/cost/tlmm.py dsp_lane_extra_depth). The weights are the
+// trits of the group indices the table lanes decode (weight_codec.h: w = c_j - 1 pairs with activation j of
+// the group), decoded once per row and step for all DSP lanes. Resources as modeled
+// (compiler/cost/resource_model.py tlmm_dsp_lanes): PAIRS*G*T DSPs per DSP lane; shared by the DSP lanes
+// the trit decode (R*T*2G LUT) and the operands' cascade skew (stage u of a chain takes its operands u
+// cycles late: the pair's 4 trit-code bits in SRLs, 4 LUT per delayed stage); per DSP lane the activation
+// skew (8 LUT per delayed stage), the chains' adder tree
 // (DSP_CHAINS - 1 DSP adders per pair), the field extraction ((PSUM_BITS + 1) LUT per pair) and FF for
 // the skewed activations and P.
 //

@@ -1,0 +1,555 @@
+// Attention: the one fp32 core (attn_rows) that prefill and decode share, its sizing (attn_config)
+// and its job plan. attention_layer (attention_layer.h) is the single entry: decode when t_len == 1,
+// prefill otherwise, both through ONE attn_rows instance (one call site of one template
+// instantiation in one DATAFLOW compute process); attention_prefill (attention_prefill.h),
+// attention_decode and attention_decode_ports (attention_decode.h) are thin wrappers of it.
+//
+// Numerics (docs/numerics.md, numpy twin models/numerics.py:attention), per query row:
+//   keys in blocks of kv_block aligned to absolute position 0; for each block with a visible key:
+//     s_j  = reduce_sum<dot_lanes>(q * k_j) * scale            (products in fp32, lane order)
+//     mb   = max(m, max_j s_j)   (visible j only)
+//     c    = started ? exp(m - mb) : 0;  l = l * c;  o = o * c
+//     for visible j ascending: p = exp(s_j - mb); l = l + p; o = o + p * v_j
+//     m = mb
+//   out = o / l
+//
+// Jobs (attn_job): a call is a list of jobs, each one attn_rows run over R rows (query token x
+// query head) that share every K/V tile of th tile heads. Decode (t_len == 1): one job, all
+// n_heads query heads of the token (R = n_heads, th = n_kv, row h reads tile head h / group).
+// Prefill (t_len > 1): queries in blocks of BQ tokens; a block and one KV head form a job of
+// R = bq * group rows and th = 1, jobs block-major (KV head inner). A reader process streams the
+// job's tiles 0 .. (last position of the job) once per job (DATAFLOW: it runs ahead into the next
+// job's tiles while the core stores and loads rows), tiles beyond the job's last query are never
+// read, and only tiles that reach past the job's first query position (the diagonal) evaluate the
+// causal mask. Decode reads K/V over the KVP weight ports (attention_layer.h), prefill over the
+// data port (k_layer / v_layer), one merged beat per cycle into the core either way.
+//
+// Lanes: the core has A = dot_lanes fp32 lanes and time-multiplexes the head dimension over
+// nc = ceil(d / A) chunks of A elements. Score: lane j of a row accumulates products j, j+A, ...
+// from 0.0f, one chunk per cycle, in a per-(row, lane) partial sum; the pairwise halving tree runs
+// when the last chunk is in (the contract's reduce_sum order exactly; A >= d is one chunk, a pure
+// tree). Rescale, accumulate (o += p * v) and the K/V / q / o buffers work on A elements per cycle
+// (buffers partitioned cyclic by A; the K/V tiles by max(A, mem_lanes) so one reader beat lands per
+// cycle). q load and the output store move ql = min(A, data_lanes) elements per cycle (data_lanes =
+// fp32 per data-port beat, 4 on the 128-bit port: ql consecutive floats of one row per transfer,
+// one aligned beat when d % ql == 0, which the tool's m_axi port widening must coalesce, as for the
+// K/V readers' beats); normalize is fused into the store with ql dividers (one per element moved:
+// the contract divides every element, o / l; data_lanes = 1 gives back one divider). The score and
+// accumulate passes run (key, chunk, row) with the row innermost, padded to nr = max(R, min_rows,
+// ceil(mac_span / nc)) rows (attn_pass_rows), so a row's loop-carried fp32 add (lane sum) recurs
+// nr >= min_rows >= kAddLatency cycles later and its multiply-add (l = l * c + p, o = o * c + p * v)
+// nc * nr >= mac_span >= kMulAddLatency cycles later: II=1, each row's order unchanged; the stage
+// pass states these distances as true dependences (DEPENDENCE ... distance). Every loop is a single
+// flattened pipeline at II=1.
+//
+// Software-pipelined online softmax: stage st scores tile st and accumulates tile st - 1 in ONE
+// pipelined pass (key, chunk, row) whose body has a score half and an accumulate half. The rescale
+// of tile st - 1 (c = exp(m - m'), o *= c, l *= c) rides on the accumulate half's first key. Each
+// row's arithmetic, and its order, is the contract's exactly: only independent work (the next
+// tile's scores) shares the cycles. The halves touch disjoint storage: the score tile s_tile and
+// the block max mx are double-buffered by tile parity (score writes tile st's, accumulate reads
+// tile st - 1's; the score's running max starts from mx of tile st - 1, which is the committed
+// max), and m (committed max) is the accumulate half's own: the rescale factor c = exp(m - m') is
+// recomputed on every chunk of the tile's first key (the same value; no stored copy whose write
+// would trail its reads by the exp chain) and m = m' is written after the last of them.
+//
+// K/V ping-pong: the K and V tiles are double-buffered (kt/vt[2], tile t in half t & 1). The K
+// stream runs one tile ahead of the V stream: copy phase u moves K of tile u and V of tile u - 1
+// into their halves (beat pairs while both have beats left, then the one left alone). Phase 0 (K
+// of tile 0) rides inside the q load loop, phase st + 1 inside stage st's pass: each iteration
+// also copies a pair when one is waiting (non-blocking, so a slow reader never stalls the
+// arithmetic), and a copy_rest loop finishes what is left (blocking). Stage st reads K half st & 1
+// and V half (st - 1) & 1 and writes the others, hence the DEPENDENCE false on kt / vt; per bank
+// one read and one write per cycle (a dual-port RAM). The reader writes K and V beats in pairs, so
+// the V stream holds up to one tile while the core reads K ahead (attention_layer.h sizes it).
+// Chosen over a separate DATAFLOW copy process with a PIPO: no nested region inside the job loop,
+// no block handshakes per tile, the core stays one function with one call site, and the copy
+// needs no resources beyond the second half.
+//
+// fp32 operators of the core (one instance for prefill and decode together; A = dot_lanes):
+//   score       A mul (q*k) + A add (lane sums) + (A-1) add (tree) + 1 mul (scale) + 1 max compare
+//   rescale     1 sub + 1 exp + (A+1) mul (o*c, l*c)       (the accumulate half's first key)
+//   accumulate  1 sub + 1 exp + 1 add (l) + A mul (p*v) + A add (o)
+//   normalize   ql div (fused into the store)
+//   total       3A+2 mul, 3A+2 add/sub, 2 exp, ql div, 1 compare (per lane: 3 mul, 3 add), all
+//               busy in the same cycles now (score and accumulate halves side by side)
+// Its buffers are sized once for both: ROWS = rows_max = max(bq * group_max, heads_max) rows (q, o,
+// lane sums, two score tiles) and TH = kv_heads_max tile heads (K/V tiles, two halves each).
+//
+// Cycles per job (steady state at II=1, the reader keeping up with one beat pair per cycle; each
+// pipelined loop adds its fill depth once per entry, i.e. two loops per stage (pass, copy_rest;
+// copy_rest about one cycle when it has nothing left) and four per job (rows, q load, its
+// copy_rest, store), not counted below). R rows, nc = ceil(d / A), nr = max(R, min_rows,
+// ceil(mac_span / nc)), nb = ceil(d / mem_lanes), nq = ceil(d / ql), th tile heads, n_keys keys, tiles =
+// ceil(n_keys / kv_block), tile t of nk_t keys (kv_block, the last tile fewer; nk_t = 0 outside
+// 0 .. tiles - 1), its beats per stream c_t = nk_t * th * nb:
+//   rows                R                        (row table, attn_layer_compute)
+//   q load + K of 0     max(R * nq, c_0)         (ql elements per cycle from DDR)
+//   stage st = 0..tiles max(max(nk_st, nk_{st-1}) nc nr, c_{st+1}, c_st)
+//                       (score tile st and accumulate tile st - 1 side by side, copy phase st + 1
+//                        inside them, copy_rest the excess)
+//   normalize + store   R * nq                   (ql elements per cycle to DDR)
+// (the serial-pass core before: per tile max(2 nk_t nc nr + R nc, c_{t+1}); the first core:
+// 2 R d + n_keys th nb + 2 n_keys nc nr + tiles R nc, the copy serial.)
+// Prefill: the jobs one after another, ceil(t_len / bq) blocks x n_kv heads, job (t0, kvh) with
+// R = bq * (n_heads / n_kv) (bq = min(BQ, t_len - t0)), th = 1, n_keys = pos0 + t0 + bq.
+// Decode: one job, R = n_heads, th = n_kv, n_keys = pos + 1. Example, bitnet_b1_58-large decode
+// (R = th = 16, d = 96, A = 16, kv_block = 16, ql = 4, n_keys = 129: nc = nb = 6, nr = 16,
+// nq = 24, 8 full tiles and one of 1 key): 16 + 1536 + 9 * 1536 + 96 + 384 = 15856 cycles
+// (serial passes 27568, first core 41088).
+// The row capacity ROWS only sizes buffers: every loop runs over R (nr), never over ROWS.
+// t_len == 1 through attention_prefill is decode's one job (R = n_heads) instead of n_kv jobs of
+// R = group rows.
+//
+// The KV cache element type KT (f32, or f16 bit patterns; kv_cache.h) is deduced from the cache
+// pointers: the reader widens each element exactly to f32 (kv_elem<KT>::load), so everything after
+// it, and the numerics, are the same for both.
+#pragma once
+
+#include <cassert>
+#include <cstdint>
+
+#include "edgellm/dep_check.h"
+#include "edgellm/maxi.h"
+#include "edgellm/numerics.h"
+#include "hls_stream.h"
+
+namespace edgellm {
+
+// Attention sizing. Runtime sizes (head_dim, heads, T, context) must not exceed these maxima.
+template <int D_MAX, int DOT_LANES, int KV_BLOCK, int BQ, int HEADS_MAX, int KV_HEADS_MAX,
+          int GROUP_MAX, int MAX_CTX, int MAX_T = 1024, int MIN_ROWS = facts::kAttnMinRows,
+          int MEM_LANES = facts::kAttnMemLanes, int DATA_LANES = 4>
+struct attn_config {
+  static const int d_max = D_MAX;            // largest head_dim
+  static const int dot_lanes = DOT_LANES;    // NumericsPlan.dot_lanes (power of two) = fp32 lanes
+  static const int kv_block = KV_BLOCK;      // NumericsPlan.kv_block
+  static const int bq = BQ;                  // prefill queries per block
+  static const int heads_max = HEADS_MAX;    // query heads
+  static const int kv_heads_max = KV_HEADS_MAX;
+  static const int group_max = GROUP_MAX;    // query heads per KV head
+  static const int max_ctx = MAX_CTX;        // KV positions
+  static const int max_t = MAX_T;            // prefill tokens per call (trip counts)
+  static const int min_rows = MIN_ROWS;      // >= fp32 add latency: rows interleaved per key
+  // iterations between two updates of a row's o / l (a multiply-add recurrence, kMulAddLatency): the
+  // stage pass's row loop is padded to at least ceil(mac_span / nc) rows (attn_pass_rows)
+  static const int mac_span = kMulAddLatency > MIN_ROWS ? kMulAddLatency : MIN_ROWS;
+  static const int mem_lanes = MEM_LANES;    // floats per DDR beat (16 = 512-bit AXI)
+  static const int data_lanes = DATA_LANES;  // fp32 per data-port beat (4 = 128-bit): q / out
+  static const int ql = DATA_LANES;          // q, out elements per cycle: one data-port beat
+  static const int qo_part = DOT_LANES > DATA_LANES ? DOT_LANES : DATA_LANES;  // q / o row banks
+  static const int beats_max = (D_MAX + MEM_LANES - 1) / MEM_LANES;
+  static const int chunks_max = (D_MAX + DOT_LANES - 1) / DOT_LANES;  // ceil(d_max / A)
+  static const int dp = chunks_max * DOT_LANES;                      // q / o row: whole chunks
+  static const int kv_part = DOT_LANES > MEM_LANES ? DOT_LANES : MEM_LANES;  // K/V tile banks
+  static const int dkv = (D_MAX + kv_part - 1) / kv_part * kv_part;  // K/V tile row
+  static const int rows_max = BQ * GROUP_MAX > HEADS_MAX ? BQ * GROUP_MAX : HEADS_MAX;  // core rows
+  static const int jobs_max = (MAX_T + BQ - 1) / BQ * KV_HEADS_MAX;  // jobs per call (prefill)
+  static const int port_depth = 2 * KV_HEADS_MAX * beats_max;  // a K/V port stream: two positions of chunks
+  static_assert(DOT_LANES >= 1 && (DOT_LANES & (DOT_LANES - 1)) == 0, "dot_lanes: power of two");
+  static_assert((MEM_LANES & (MEM_LANES - 1)) == 0, "mem_lanes: power of two");
+  static_assert(DATA_LANES >= 1 && (DATA_LANES & (DATA_LANES - 1)) == 0, "data_lanes: power of two");
+  static_assert(KV_BLOCK >= 1 && BQ >= 1 && MIN_ROWS >= 1 && MEM_LANES >= 1, "sizes positive");
+  static_assert(MIN_ROWS >= kAddLatency, "min_rows: a row's lane sums recur min_rows iterations apart");
+  static_assert(GROUP_MAX <= HEADS_MAX && KV_HEADS_MAX <= HEADS_MAX, "head counts");
+};
+
+template <int ML>
+struct f32_beat {
+  f32 v[ML];
+};
+
+// max that propagates NaN from either side, like np.maximum.
+inline f32 max_nan(f32 a, f32 b) { return (a > b || a != a) ? a : b; }
+
+// The contract's lane tree: acc[j] += acc[j + h] for h = LANES/2 .. 1; returns acc[0]
+// (LANES - 1 adders, log2(LANES) levels), unrolled and inlined into the score pipeline.
+template <int LANES>
+f32 attn_lane_tree(f32 acc[LANES]) {
+#pragma HLS INLINE
+  for (int h = LANES / 2; h >= 1; h /= 2) {
+#pragma HLS UNROLL
+    for (int j = 0; j < h; j++) {
+#pragma HLS UNROLL
+      acc[j] = acc[j] + acc[j + h];
+    }
+  }
+  return acc[0];
+}
+
+#ifndef __SYNTHESIS__
+// C simulation only: trip counts of the compute process's pipelined loops (iterations and entries)
+// and the K/V beats the core read, for tests/test_hw_attention.py to hold against the cycle formula.
+struct attn_trace_t {
+  long iters, loops, beats;
+};
+inline attn_trace_t &attn_trace() {
+  static attn_trace_t t = {0, 0, 0};
+  return t;
+}
+#define EDGELLM_ATTN_LOOP(n) (attn_trace().iters += (n), attn_trace().loops++)
+#define EDGELLM_ATTN_BEAT() (attn_trace().beats++)
+#else
+#define EDGELLM_ATTN_LOOP(n) ((void)0)
+#define EDGELLM_ATTN_BEAT() ((void)0)
+#endif
+
+// Keys of tile t (kv_block positions from t * kv_block) of a job over n_keys keys.
+template <class C>
+inline int attn_tile_keys(int n_keys, int t) {
+  const int left = n_keys - t * C::kv_block;
+  return left < C::kv_block ? left : C::kv_block;
+}
+
+// Rows of the stage pass's row loop (padded): a row's lane sums recur nr iterations apart (nr >=
+// min_rows >= kAddLatency) and its o / l updates nc * nr apart (nc * nr >= mac_span >= kMulAddLatency),
+// the distances the pass's DEPENDENCE pragmas state.
+template <class C>
+inline int attn_pass_rows(int n_rows, int nc) {
+  const int by_mac = (C::mac_span + nc - 1) / nc;
+  const int lo = by_mac > C::min_rows ? by_mac : C::min_rows;
+  return n_rows < lo ? lo : n_rows;
+}
+
+// One stream's part of a copy phase: n beats of one tile into half `half` of its ping-pong, in
+// (key, tile head, beat) order, `done` of them copied, (j, h, b) the next.
+struct attn_walk {
+  int n, done, half, j, h, b;
+};
+
+// Copy phase u of a job (u = 0 .. n_tiles + 1): K of tile u (none from u == n_tiles) and V of tile
+// u - 1 (none when u == 0 or u > n_tiles), each into the half of its tile's parity. The K stream runs one tile
+// ahead of the V stream: tile t is scored one stage before it is accumulated.
+struct attn_copy {
+  attn_walk k, v;
+};
+
+template <class C>
+inline attn_copy attn_copy_phase(int u, int n_tiles, int n_keys, int th, int nb) {
+  const int nk = u < n_tiles ? attn_tile_keys<C>(n_keys, u) : 0;
+  const int nv = u > 0 && u <= n_tiles ? attn_tile_keys<C>(n_keys, u - 1) : 0;
+  attn_copy c = {{nk * th * nb, 0, u & 1, 0, 0, 0}, {nv * th * nb, 0, (u - 1) & 1, 0, 0, 0}};
+  return c;
+}
+
+// Store one beat at the walk's position and advance it.
+template <class C, int TH>
+inline void attn_walk_put(attn_walk &w, const f32_beat<C::mem_lanes> &bt, int th, int nb,
+                          f32 buf[2][C::kv_block][TH][C::dkv]) {
+#pragma HLS INLINE
+  const int ML = C::mem_lanes;
+  for (int i = 0; i < ML; i++) {
+#pragma HLS UNROLL
+    if (w.b * ML + i < C::dkv) {
+      buf[w.half][w.j][w.h][w.b * ML + i] = bt.v[i];
+      EDGELLM_DEP_W(buf, buf[w.half][w.j][w.h][w.b * ML + i]);
+    }
+  }
+  w.done++;
+  if (++w.b == nb) {
+    w.b = 0;
+    if (++w.h == th) {
+      w.h = 0;
+      w.j++;
+    }
+  }
+}
+
+// One copy step: while both streams have beats left it moves one K and one V beat together, then
+// the one left alone; (wait, or every stream it reads holds a beat). Inlined into the pipelined
+// loops that carry the copy. Pairing keeps the K/V skew at one tile (the V stream's depth).
+template <class C, int TH>
+inline void attn_copy_step(attn_copy &c, bool wait, int th, int nb, f32 kt[2][C::kv_block][TH][C::dkv],
+                           f32 vt[2][C::kv_block][TH][C::dkv], hls::stream<f32_beat<C::mem_lanes> > &ks,
+                           hls::stream<f32_beat<C::mem_lanes> > &vs) {
+#pragma HLS INLINE
+  const bool kl = c.k.done < c.k.n, vl = c.v.done < c.v.n;
+  if ((kl || vl) && (wait || ((!kl || !ks.empty()) && (!vl || !vs.empty())))) {
+    if (kl) {
+      attn_walk_put<C, TH>(c.k, ks.read(), th, nb, kt);
+      EDGELLM_ATTN_BEAT();
+    }
+    if (vl) {
+      attn_walk_put<C, TH>(c.v, vs.read(), th, nb, vt);
+      EDGELLM_ATTN_BEAT();
+    }
+  }
+}
+
+// The rest of a copy phase, one step per cycle, waiting on the streams (nothing when the passes
+// that carried it got every beat).
+template <class C, int TH>
+inline void attn_copy_rest(attn_copy &c, int th, int nb, f32 kt[2][C::kv_block][TH][C::dkv],
+                           f32 vt[2][C::kv_block][TH][C::dkv], hls::stream<f32_beat<C::mem_lanes> > &ks,
+                           hls::stream<f32_beat<C::mem_lanes> > &vs) {
+#pragma HLS INLINE
+  const int lk = c.k.n - c.k.done, lv = c.v.n - c.v.done;
+  const int left = lk > lv ? lk : lv;
+  EDGELLM_ATTN_LOOP(left);
+  EDGELLM_DEP_LOOP("attn_copy_rest");
+  EDGELLM_DEP_CLAIM(kt, 0);
+  EDGELLM_DEP_CLAIM(vt, 0);
+copy_rest:
+  for (int it = 0; it < left; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = C::kv_block * TH * C::beats_max
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = kt inter false
+#pragma HLS DEPENDENCE variable = vt inter false
+    EDGELLM_DEP_ITER(it);
+    attn_copy_step<C, TH>(c, true, th, nb, kt, vt, ks, vs);
+  }
+}
+
+// The attention core: nt tokens x nh query rows (row r = t * nh + g at absolute position row_pos[r]
+// >= first_pos, reading tile head row_kv[r]; token t's rows one contiguous run of nh * d floats at
+// element q_off + t * stride of q, and the same of out at o_off: beat-aligned, d a multiple of the
+// data beat's floats QL) against keys 0..n_keys-1 arriving from the reader as tiles of kv_block
+// positions x th heads. q and out: the act port's beats (one per cycle) or plain arrays. ROWS: row
+// capacity; TH: tile heads capacity. Every loop is one flattened pipeline at II=1 (cycle counts in
+// the header comment); the row index is innermost in the stage pass (padded to min_rows), so a
+// row's loop-carried fp32 adds are >= min_rows iterations apart. Stage st scores tile st while it
+// accumulates tile st - 1 (software-pipelined online softmax: the score half and the accumulate
+// half of one loop body use disjoint halves of the K tile, V tile, score tile and block max), and
+// copies K of tile st + 1 and V of tile st. Every row sees key 0, so every row starts on tile 0
+// (no per-row flag: m = -inf, l = 0, o = 0 are applied on tile 0 instead of being initialized).
+template <class C, int ROWS, int TH, class PQ, class PO>
+void attn_rows(const PQ *q, long q_off, const int row_pos[ROWS], const int row_kv[ROWS], int nt, int nh,
+               long stride, int first_pos, int th, int n_keys, int d, f32 scale,
+               hls::stream<f32_beat<C::mem_lanes> > &ks, hls::stream<f32_beat<C::mem_lanes> > &vs,
+               PO *out, long o_off) {
+  const int A = C::dot_lanes, KB = C::kv_block, ML = C::mem_lanes, QL = C::ql;
+  const int n_rows = nt * nh;
+  f32 qb[ROWS][C::dp];  // query rows, max(A, QL) banks (small: storage left to HLS)
+#pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::qo_part
+  f32 m[ROWS], l[ROWS];  // committed max, denominator
+  f32 mx[2][ROWS];                 // block max of the tile scored, by tile parity
+#pragma HLS ARRAY_PARTITION variable = mx dim = 1 complete
+  f32 o[ROWS][C::dp];  // running output, max(A, QL) banks (small: storage left to HLS)
+#pragma HLS ARRAY_PARTITION variable = o dim = 2 cyclic factor = C::qo_part
+  f32 acc[ROWS][C::dot_lanes];  // score lane partial sums of the key in flight
+#pragma HLS ARRAY_PARTITION variable = acc dim = 2 complete
+  f32 kt[2][KB][TH][C::dkv], vt[2][KB][TH][C::dkv];  // K/V ping-pong, max(A, mem_lanes) banks
+#pragma HLS ARRAY_PARTITION variable = kt dim = 4 cyclic factor = C::kv_part
+#pragma HLS ARRAY_PARTITION variable = vt dim = 4 cyclic factor = C::kv_part
+  f32 s_tile[2][ROWS][KB];  // scores by tile parity: one half written, the other read
+#pragma HLS ARRAY_PARTITION variable = s_tile dim = 1 complete
+#pragma HLS BIND_STORAGE variable = s_tile type = ram_2p impl = lutram
+  const int nb = (d + ML - 1) / ML;                           // beats per K/V row
+  const int nc = (d + A - 1) / A;                             // lane chunks per row (d >= 1)
+  const int nq = d / QL;                                      // q / out beats per row (d % QL == 0)
+  const int nr = attn_pass_rows<C>(n_rows, nc);               // padded row loop
+  const int n_tiles = (n_keys + KB - 1) / KB;
+  // q load: per token its nh rows, one contiguous run of nh * d floats (row r = t * nh + g), one beat
+  // (QL floats) per cycle, beat j of the run at the run's first beat + j; copy phase 0 (K of tile 0)
+  // rides along, copy_rest moves what is left
+  attn_copy cp = attn_copy_phase<C>(0, n_tiles, n_keys, th, nb);
+  EDGELLM_ATTN_LOOP(n_rows * nq);
+  {
+    EDGELLM_DEP_LOOP("attn_rows.load_q");
+    EDGELLM_DEP_CLAIM(kt, 0);
+    EDGELLM_DEP_CLAIM(vt, 0);
+  load_q_tok:
+    for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::bq
+    load_q:
+      for (int j = 0; j < nh * nq; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::dp / C::ql
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = kt inter false
+#pragma HLS DEPENDENCE variable = vt inter false
+        EDGELLM_DEP_ITER(t * nh * nq + j);  // the pass's iteration over the job's tokens
+        f32 v[QL];
+#pragma HLS ARRAY_PARTITION variable = v complete
+        chunk_get<QL>(q, q_off + t * stride, j, v);
+        const int r = t * nh + j / nq, i0 = (j % nq) * QL;
+        for (int k = 0; k < QL; k++) {
+#pragma HLS UNROLL
+          qb[r][i0 + k] = v[k];
+        }
+        attn_copy_step<C, TH>(cp, false, th, nb, kt, vt, ks, vs);
+      }
+    }
+  }
+  attn_copy_rest<C, TH>(cp, th, nb, kt, vt, ks, vs);
+stage:
+  for (int st = 0; st <= n_tiles; st++) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = C::max_ctx / C::kv_block + 1
+    const int hs = st & 1, ha = hs ^ 1;  // halves of tile st (scored) and tile st - 1 (accumulated)
+    const int bs = st * KB, ba = bs - KB;  // their first keys
+    const int nks = st < n_tiles ? attn_tile_keys<C>(n_keys, st) : 0;
+    const int nka = st > 0 ? attn_tile_keys<C>(n_keys, st - 1) : 0;
+    const bool diag_s = bs + nks - 1 > first_pos;  // some key is after some row's position
+    const bool diag_a = ba + nka - 1 > first_pos;
+    const bool first_s = st == 0, first_a = st == 1;  // m = -inf, l = 0, o = 0 before the tile
+    const int nkey = nks > nka ? nks : nka;
+    cp = attn_copy_phase<C>(st + 1, n_tiles, n_keys, th, nb);
+    // (key, chunk, row). Score half (tile st): A products per cycle into the row's lane sums; the
+    // tree, scale and running block max when the row's last chunk is in. Accumulate half (tile
+    // st - 1): on its first key c = exp(m - m') (0 on tile 0, recomputed per chunk: the same value),
+    // o = o * c, l = l * c, and m = m' after the last chunk; then p = exp(s - m') (recomputed per
+    // chunk, the same value), l += p on the row's first chunk, o += p * v on A elements per cycle.
+    // Loop-carried values (true dependences, distances in iterations): a row's lane sums acc recur
+    // nr >= min_rows apart (fadd), its block max mx and o / l nc * nr >= mac_span apart (compare;
+    // multiply-add); m is read on the tile's first key and written after its last chunk, never read
+    // after that in the pass; s_tile, kt and vt: the halves read and written are distinct.
+    enum { kLaneDist = C::min_rows, kMacDist = C::mac_span };
+    EDGELLM_ATTN_LOOP(nkey * nc * nr);
+    int sj = 0, sc = 0, sr = 0;
+    {
+      EDGELLM_DEP_LOOP("attn_rows.pass");  // C simulation with EDGELLM_CHECK_DEPS: the claims checked
+      EDGELLM_DEP_CLAIM(acc, kLaneDist);
+      EDGELLM_DEP_CLAIM(mx, kLaneDist);
+      EDGELLM_DEP_CLAIM(l, kMacDist);
+      EDGELLM_DEP_CLAIM(o, kMacDist);
+      EDGELLM_DEP_CLAIM(m, 0);
+      EDGELLM_DEP_CLAIM(s_tile, 0);
+      EDGELLM_DEP_CLAIM(kt, 0);
+      EDGELLM_DEP_CLAIM(vt, 0);
+    pass:
+      for (int it = 0; it < nkey * nc * nr; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = C::min_rows max = C::kv_block * C::chunks_max * ROWS
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = acc inter RAW distance = kLaneDist true
+#pragma HLS DEPENDENCE variable = mx inter RAW distance = kLaneDist true
+#pragma HLS DEPENDENCE variable = l inter RAW distance = kMacDist true
+#pragma HLS DEPENDENCE variable = o inter RAW distance = kMacDist true
+#pragma HLS DEPENDENCE variable = m inter false
+#pragma HLS DEPENDENCE variable = s_tile inter false
+#pragma HLS DEPENDENCE variable = kt inter false
+#pragma HLS DEPENDENCE variable = vt inter false
+        EDGELLM_DEP_ITER(it);
+        if (sr < n_rows) {
+          const int kv = row_kv[sr];
+          if (sj < nks) {
+            f32 lane[C::dot_lanes];
+#pragma HLS ARRAY_PARTITION variable = lane complete
+            for (int j = 0; j < A; j++) {
+#pragma HLS UNROLL
+              const int i = sc * A + j;
+              EDGELLM_DEP_R_IF(i < d, kt, kt[hs][sj][kv][i]);
+              EDGELLM_DEP_R_IF(sc != 0, acc, acc[sr][j]);
+              const f32 prod = i < d ? qb[sr][i] * kt[hs][sj][kv][i] : 0.0f;
+              lane[j] = (sc == 0 ? 0.0f : acc[sr][j]) + prod;
+            }
+            if (sc == nc - 1) {
+              const f32 s = attn_lane_tree<C::dot_lanes>(lane) * scale;
+              s_tile[hs][sr][sj] = s;
+              EDGELLM_DEP_W(s_tile, s_tile[hs][sr][sj]);
+              const bool valid = !diag_s || bs + sj <= row_pos[sr];
+              EDGELLM_DEP_R_IF(sj > 0, mx, mx[hs][sr]);
+              EDGELLM_DEP_R_IF(sj == 0 && !first_s, mx, mx[ha][sr]);
+              const f32 base = sj > 0 ? mx[hs][sr] : first_s ? -pos_inf() : mx[ha][sr];
+              mx[hs][sr] = valid ? max_nan(base, s) : base;
+              EDGELLM_DEP_W(mx, mx[hs][sr]);
+            } else {
+              for (int j = 0; j < A; j++) {
+#pragma HLS UNROLL
+                acc[sr][j] = lane[j];
+                EDGELLM_DEP_W(acc, acc[sr][j]);
+              }
+            }
+          }
+          if (sj < nka && (!diag_a || ba + sj <= row_pos[sr])) {
+            EDGELLM_DEP_R(mx, mx[ha][sr]);
+            const f32 mn = mx[ha][sr];  // the block max after tile st - 1
+            const bool head = sj == 0;   // the tile's first key: rescale by c
+            EDGELLM_DEP_R_IF(head && !first_a, m, m[sr]);
+            const f32 c = head && !first_a ? exp_f(m[sr] - mn) : 0.0f;
+            if (head && sc == nc - 1) {
+              m[sr] = mn;
+              EDGELLM_DEP_W(m, m[sr]);
+            }
+            EDGELLM_DEP_R(s_tile, s_tile[ha][sr][sj]);
+            const f32 p = exp_f(s_tile[ha][sr][sj] - mn);
+            if (sc == 0) {
+              EDGELLM_DEP_R_IF(!(head && first_a), l, l[sr]);
+              l[sr] = (head ? (first_a ? 0.0f : l[sr] * c) : l[sr]) + p;
+              EDGELLM_DEP_W(l, l[sr]);
+            }
+            for (int j = 0; j < A; j++) {
+#pragma HLS UNROLL
+              const int i = sc * A + j;
+              if (i < d) {
+                EDGELLM_DEP_R_IF(!(head && first_a), o, o[sr][i]);
+                EDGELLM_DEP_R(vt, vt[ha][sj][kv][i]);
+                const f32 ob = head ? (first_a ? 0.0f : o[sr][i] * c) : o[sr][i];  // first: 0 * 0, exactly
+                o[sr][i] = ob + p * vt[ha][sj][kv][i];
+                EDGELLM_DEP_W(o, o[sr][i]);
+              }
+            }
+          }
+        }
+        if (++sr == nr) {
+          sr = 0;
+          if (++sc == nc) {
+            sc = 0;
+            sj++;
+          }
+        }
+        attn_copy_step<C, TH>(cp, false, th, nb, kt, vt, ks, vs);
+      }
+    }
+    attn_copy_rest<C, TH>(cp, th, nb, kt, vt, ks, vs);
+  }
+  // normalize fused with the store, per token its run of nh rows: out = o / l, one beat (QL elements,
+  // QL dividers) per cycle at the run's first beat + j
+  EDGELLM_ATTN_LOOP(n_rows * nq);
+store_tok:
+  for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::bq
+  normalize_store:
+    for (int j = 0; j < nh * nq; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::dp / C::ql
+#pragma HLS PIPELINE II = 1
+      const int r = t * nh + j / nq, i0 = (j % nq) * QL;
+      f32 v[QL];
+#pragma HLS ARRAY_PARTITION variable = v complete
+      for (int k = 0; k < QL; k++) {
+#pragma HLS UNROLL
+        v[k] = o[r][i0 + k] / l[r];
+      }
+      chunk_put<QL>(out, o_off + t * stride, j, v);
+    }
+  }
+}
+
+// One job: rows of nt tokens x nh query heads (row r = t * nh + g: token t0 + t at position
+// pos0 + t0 + t, query head h0 + g, tile head g / group) against keys 0 .. n_keys - 1 of tile heads
+// kvh0 .. kvh0 + th - 1.
+struct attn_job {
+  int t0, nt, h0, nh, kvh0, th, n_keys;
+};
+
+// Jobs of a call: decode (t_len == 1) one; prefill ceil(t_len / bq) query blocks x n_kv heads.
+template <class C>
+inline int attn_n_jobs(int t_len, int n_kv) {
+  return t_len == 1 ? 1 : (t_len + C::bq - 1) / C::bq * n_kv;
+}
+
+// The job of query block t0 and KV head kvh (prefill), or the decode job (t_len == 1). Reader and
+// core walk the same list with the same counters (attn_next_job).
+template <class C>
+inline attn_job attn_job_at(int t_len, int pos0, int n_heads, int n_kv, int t0, int kvh) {
+  attn_job j;
+  const bool dec = t_len == 1;
+  const int grp = n_heads / n_kv;
+  j.t0 = dec ? 0 : t0;
+  j.nt = dec ? 1 : (t_len - t0 < C::bq ? t_len - t0 : C::bq);
+  j.h0 = dec ? 0 : kvh * grp;
+  j.nh = dec ? n_heads : grp;
+  j.kvh0 = dec ? 0 : kvh;
+  j.th = dec ? n_kv : 1;
+  j.n_keys = pos0 + j.t0 + j.nt;
+  return j;
+}
+
+// Job order: KV head inner, query block outer.
+template <class C>
+inline void attn_next_job(int n_kv, int &t0, int &kvh) {
+  if (++kvh == n_kv) {
+    kvh = 0;
+    t0 += C::bq;
+  }
+}
+
+}  // namespace edgellm
