@@ -60,7 +60,10 @@ def test_rtn_every_width(lib: ctypes.CDLL, bits: int, group: int) -> None:
     _assert_bits(_run(lib, w, q, qs), lb.lowbit_linear(q, qs, w))
 
 
-@pytest.mark.parametrize("name", ["q4_0", "q8_0", "q4_k", "q2_k", "q6_k", "gptq4", "gptq3", "g256", "one_block"])
+CODECS = ["q4_0", "q8_0", "q4_k", "q2_k", "q6_k", "gptq4", "gptq3", "g256", "one_block"]
+
+
+@pytest.mark.parametrize("name", CODECS)
 def test_codecs(lib: ctypes.CDLL, name: str) -> None:
     rng = np.random.default_rng(len(name))
     make = {"q4_0": lambda: _q4_0(rng, 64, 512), "q8_0": lambda: _q4_0(rng, 40, 256, 8),
