@@ -65,9 +65,10 @@ def step_dse(ctx: BuildContext) -> None:
     from edgellm.models.numerics import NumericsPlan
 
     cfg, board = ctx.state["qm"].config, ctx.state["board"]
-    over = dict(ctx.config.overrides)  # "clock_mhz" and "lut_cap" steer the exploration itself
+    over = dict(ctx.config.overrides)  # "clock_mhz", "lut_cap", "max_context" steer the exploration itself
     lut = over.pop("lut_cap", None)
-    res = explore(cfg, board, DesignParams(), {} if lut is None else {"lut": lut}, over.get("clock_mhz"))
+    base = DesignParams(max_context=over.pop("max_context", 0))  # as estimate --context explores
+    res = explore(cfg, board, base, {} if lut is None else {"lut": lut}, over.get("clock_mhz"))
     design = res.params.replace(**over) if over else res.params
     if design != res.params:  # report/estimate.json projects the design that is built
         from edgellm.compiler.estimate import estimate

@@ -1,4 +1,6 @@
-"""`edgellm compile [MODEL] [--board kv260] [-o DIR] [--force]`: write a buildable project."""
+"""`edgellm compile [MODEL|--preset NAME] [--board kv260] [-o DIR] [--force] [design options]`: write a
+buildable project. MODEL may be a hub id (model_names.py); the design options are estimate's
+(design_opts.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from edgellm.commands.design_opts import ClockOpt, ContextOpt, LutCapOpt, SetOpt
+from edgellm.commands.model_names import PresetOpt
 
 
 def _summary(ctx) -> None:  # ctx: BuildContext
@@ -41,12 +46,48 @@ def _summary(ctx) -> None:  # ctx: BuildContext
     con.print(f"project written to [bold]{ctx.work}[/bold]; next: edgellm csim {ctx.work}")
 
 
+def _run(cfg, con) -> object:  # (BuildConfig, Console) -> BuildContext
+    """run_steps with progress: a status line with a bar over the steps on a terminal (progress.py);
+    resume notes as lasting lines."""
+    from edgellm.commands.progress import Status
+    from edgellm.compiler.pipeline import run_steps
+    from edgellm.compiler.steps import compile_steps
+
+    steps = compile_steps()
+    names = [s.name for s in steps]
+    with Status("compile") as status:
+        def say(text: str) -> None:  # above the status on a terminal, else a plain line on stderr
+            if status.on:
+                status.note(text)
+            else:
+                con.print(text, markup=False)
+
+        def progress(step: str, what: str) -> None:
+            i = names.index(step) if step in names else 0
+            if what == "resumed":
+                say(f"resuming past {step}")
+            elif what.startswith("stale"):
+                say(f"rerunning from {step} ({what.partition(': ')[2]})")
+            elif what == "start":
+                status.update(f"step {step}", i, len(names))
+            elif what == "done":
+                status.update(done=i + 1)
+
+        return run_steps(cfg, steps, progress)
+
+
 def compile_cmd(
-    model: Annotated[Path | None, typer.Argument(help="Checkpoint (HF BitNet dir, latent dir, .gguf); "
-                                                      "default: the shipped tiny model")] = None,
+    model: Annotated[Path | None, typer.Argument(help="Checkpoint (HF BitNet dir, latent dir, .gguf) or a "
+                                                      "Hugging Face hub id (owner/name); default: the "
+                                                      "shipped tiny model")] = None,
     board: Annotated[str, typer.Option("--board", "-b", help="Target board (`edgellm boards`)")] = "kv260",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Project directory")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing project")] = False,
+    preset: PresetOpt = None,
+    context: ContextOpt = None,
+    clock: ClockOpt = None,
+    lut_cap: LutCapOpt = None,
+    sets: SetOpt = None,
     reference_decode: Annotated[int, typer.Option(
         "--reference-decode", min=0, help="Greedy decode steps in the reference run (after a 16-token "
                                           "prefill) that `edgellm csim` replays")] = 16,
@@ -62,29 +103,22 @@ def compile_cmd(
     """Compile a ternary model into a complete HLS + Vivado project for a board."""
     from rich.console import Console
 
-    from edgellm.compiler.pipeline import BuildConfig, run_steps
-    from edgellm.compiler.steps import compile_steps
+    from edgellm.commands.design_opts import compile_overrides, parse_sets
+    from edgellm.commands.model_names import model_or_preset
+    from edgellm.compiler.calibrate.measured import for_command
+    from edgellm.compiler.pipeline import BuildConfig
 
     con = Console(stderr=True)
-    out_dir = out or Path(f"edgellm-out/{(model.absolute().name if model else 'tiny') or 'model'}-{board}")
-    from edgellm.compiler.calibrate.measured import for_command
-
-    meas, clock = for_command(measured, allow_emulated, [board], None)
-    cfg = BuildConfig(model=str(model) if model else None, board=board, out_dir=str(out_dir), force=force,
+    over = parse_sets(sets)  # the cheap checks first: nothing is fetched or written for a bad option
+    meas, clock = for_command(measured, allow_emulated, [board], clock)
+    name = preset or (model.absolute().name if model else "tiny") or "model"
+    out_dir = out or Path(f"edgellm-out/{name}-{board}")
+    path = model_or_preset(model, preset)
+    cfg = BuildConfig(model=str(path) if path else None, board=board, out_dir=str(out_dir), force=force,
                       reference_new_tokens=reference_decode, reference_onnx=onnx_reference,
-                      overrides={"clock_mhz": clock} if meas else {},
+                      overrides=compile_overrides(context, clock, lut_cap, over),
                       measured=meas.to_config() if meas else None)
-
-    def progress(step: str, what: str) -> None:
-        if what == "resumed":
-            con.print(f"[dim]resuming past[/dim] {step}")
-        elif what.startswith("stale"):
-            con.print(f"[dim]rerunning from[/dim] {step} [dim]({what.partition(': ')[2]})[/dim]")
-        elif what != "done":
-            con.print(f"[dim]step[/dim] {step}")
-
-    ctx = run_steps(cfg, compile_steps(), progress)
-    _summary(ctx)
+    _summary(_run(cfg, con))
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from edgellm.commands.design_opts import ClockOpt, ContextOpt, LutCapOpt, SetOpt
+
 # Used when neither MODEL nor --preset is given and the shipped tiny model is absent.
 DEFAULT_SMALL = dict(name="small-default", hidden_size=256, n_layers=4, n_heads=4, n_kv_heads=4,
                      ffn_size=688, vocab_size=1024, max_context=512)
@@ -46,7 +48,9 @@ def resolve_config(model: Path | None, preset: str | None):  # -> ModelConfig
             raise EdgeLLMError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
         return PRESETS[preset]
     if model is not None:
-        return read_model_config(model)
+        from edgellm.commands.model_names import resolve_model_arg
+
+        return read_model_config(resolve_model_arg(model, ["config.json"]))
     from edgellm.models.shipped import tiny_model_dir
 
     if (tiny_model_dir() / "config.json").is_file():
@@ -156,18 +160,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("estimate")
     def estimate_cmd(
-        model: Annotated[Path | None, typer.Argument(help="Checkpoint dir or .gguf (config only).")] = None,
+        model: Annotated[Path | None, typer.Argument(help="Checkpoint dir or .gguf, or a hub id "
+                                                          "(owner/name); its config only.")] = None,
         board: Annotated[str, typer.Option("--board", "-b", help="Board name or 'all'.")] = "kv260",
         preset: Annotated[str | None, typer.Option("--preset", help="A models.config.PRESETS name.")] = None,
         calibration: Annotated[bool, typer.Option("--calibration",
                                                   help="Also print the TeLLMe calibration table.")] = False,
-        context: Annotated[int | None, typer.Option("--context", min=1,
-                                                    help="KV cache capacity (default: the model's).")] = None,
-        clock: Annotated[float | None, typer.Option(
-            "--clock", help="Design clock in MHz (default: the board's PL clock), e.g. 200 for a design "
-                            "that will not close timing at 250.")] = None,
-        lut_cap: Annotated[float | None, typer.Option(
-            "--lut-cap", help="Largest LUT fraction a design may use (default: routing margin).")] = None,
+        context: ContextOpt = None,
+        clock: ClockOpt = None,
+        lut_cap: LutCapOpt = None,
+        sets: SetOpt = None,
         html_out: Annotated[Path | None, typer.Option(
             "--html", help="Also write an HTML page with plots (as edgellm report's) to this file.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
@@ -185,10 +187,12 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from edgellm.boards import list_boards, load_board
+        from edgellm.commands.design_opts import apply_sets, parse_sets
         from edgellm.compiler.design import DesignParams
         from edgellm.compiler.dse import explore
         from edgellm.errors import EdgeLLMError
 
+        over = parse_sets(sets)
         cfg = resolve_config(model, preset)
         names = list_boards() if board == "all" else [load_board(board).name]
         from edgellm.compiler.calibrate.measured import for_command, note
@@ -205,8 +209,8 @@ def register(app: typer.Typer) -> None:
             try:
                 b = meas.apply(load_board(name)) if meas else load_board(name)
                 limits = {} if lut_cap is None else {"lut": lut_cap}
-                results[name] = explore(cfg, b, DesignParams(max_context=context or 0), limits,
-                                        clock_mhz=clock)
+                results[name] = apply_sets(explore(cfg, b, DesignParams(max_context=context or 0), limits,
+                                                   clock_mhz=clock), cfg, b, over)
                 e = results[name].estimate
                 columns[name] = estimate_rows(e, b)
                 estimates[name] = e

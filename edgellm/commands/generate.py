@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from edgellm.commands.model_names import PresetOpt, preset_model
 from edgellm.commands.options import (
     MaxNewTokensOpt,
     RepetitionPenaltyOpt,
@@ -56,8 +57,11 @@ def _loader() -> Callable[[Path], tuple[Any, Any]]:
 
 
 def load_checkpoint(model: Path | None) -> tuple[QuantModel, Any]:
-    """Resolve and load a checkpoint -> (QuantModel, tokenizer or None)."""
-    path = resolve_model_path(model)
+    """Resolve (a hub id to its cached snapshot: model_names.py) and load a checkpoint -> (QuantModel,
+    tokenizer or None)."""
+    from edgellm.commands.model_names import resolve_model_arg
+
+    path = resolve_model_path(resolve_model_arg(model))
     qm, tok = _loader()(path)
     return qm, tok
 
@@ -214,7 +218,8 @@ def _stdout(s: str) -> None:
 
 
 ModelArg = Annotated[Path | None, typer.Argument(
-    help="Checkpoint: Hugging Face BitNet dir, latent-weight dir or .gguf (default: the shipped tiny model).",
+    help="Checkpoint: Hugging Face BitNet dir, latent-weight dir or .gguf, or a hub id (owner/name) "
+         "(default: the shipped tiny model).",
     show_default=False, metavar="MODEL")]
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="CPU backend: golden, onnx or torch.")]
 
@@ -237,6 +242,7 @@ def generate_cmd(
     spec_k_max: SpecKMaxOpt = 4,
     spec_k_min: SpecKMinOpt = 0,
     draft_layers: DraftLayersOpt = None,
+    preset: PresetOpt = None,
 ) -> None:
     """Generate text from MODEL on a CPU backend, streaming tokens; reports TTFT and tokens/s."""
     from edgellm.runtime.sampling import SamplingParams
@@ -259,7 +265,11 @@ def generate_cmd(
                             repetition_penalty=repetition_penalty, seed=seed,
                             max_new_tokens=max_new_tokens, stop_at_eos=stop_at_eos)
     spec = spec_config(speculate, spec_k_max, spec_k_min, draft_layers)
-    qm, tok = load_checkpoint(model)
+    if preset is not None and model is not None:
+        raise EdgeLLMError("give either MODEL or --preset, not both")
+    if preset is not None and ids is None:
+        raise EdgeLLMError(f"--preset {preset}: a random-weight model has no tokenizer; pass --prompt-ids")
+    qm, tok = (preset_model(preset), None) if preset is not None else load_checkpoint(model)
     run_generation(qm, tok, prompt, ids, backend, params, stream=stream, spec=spec)
 
 

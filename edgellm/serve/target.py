@@ -84,17 +84,20 @@ def _open_project(path: Path, device: str, timeout_s: float, verify: bool, name:
 
 def _open_model(path: Path | None, backend: str, name: str | None, info: Info) -> Target:
     from edgellm.commands.generate import TextCodec, build_backend, load_checkpoint, model_specials
+    from edgellm.commands.model_names import resolve_model_arg
     from edgellm.models.shipped import resolve_model_path
 
-    resolved = resolve_model_path(path)
-    qm, tok = load_checkpoint(path)
+    local = resolve_model_arg(path)  # a hub id: its cached snapshot, served under the id
+    resolved = resolve_model_path(local)
+    qm, tok = load_checkpoint(local)
     if tok is None:
         raise EdgeLLMError(f"{resolved}: the model has no tokenizer; serve and chat need one")
     codec = TextCodec(tok, *model_specials(qm))
     template = template_for(qm.meta.get("chat_template"), codec)
     engine = build_backend(backend, qm)
     info(f"[backend] {backend}")
-    return Target(name or _model_name(resolved), engine, codec, template, backend)
+    hub_id = str(path) if path is not None and local != path else None
+    return Target(name or hub_id or _model_name(resolved), engine, codec, template, backend)
 
 
 def _model_name(p: Path) -> str:

@@ -1,0 +1,99 @@
+"""The design options `estimate` and `compile` share: KV cache capacity, design clock, LUT cap and
+`--set FIELD=VALUE` overrides of the chosen design (compiler/design.py DesignParams), declared once."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from typing import Annotated, Any
+
+import typer
+
+from edgellm.errors import EdgeLLMError
+
+ContextOpt = Annotated[int | None, typer.Option("--context", min=1, help="KV cache capacity in tokens "
+                                                "(default: the model's).")]
+ClockOpt = Annotated[float | None, typer.Option(
+    "--clock", help="Design clock in MHz (default: the board's PL clock), e.g. 200 for a design that will "
+                    "not close timing at 250.")]
+LutCapOpt = Annotated[float | None, typer.Option(
+    "--lut-cap", help="Largest LUT fraction a design may use (default: routing margin).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="FIELD=VALUE", help="Override a field of the chosen design (DesignParams, "
+                                         "docs/cli.md), e.g. --set weight_buffer=bram; repeatable.")]
+
+# Fields with an option of their own (the search takes them into account, an override would not).
+OWN_OPTION = {"clock_mhz": "--clock", "max_context": "--context"}
+
+
+def _field_types() -> dict[str, Any]:
+    from edgellm.compiler.design import DesignParams
+
+    hints = typing.get_type_hints(DesignParams)
+    return {f.name: hints[f.name] for f in dataclasses.fields(DesignParams) if f.init}
+
+
+def _parse(name: str, kind: Any, text: str) -> Any:
+    """text as the field's type (int, float, bool, str; 'none' for an optional field)."""
+    args = typing.get_args(kind)
+    if type(None) in args:
+        if text.strip().lower() == "none":
+            return None
+        kind = next(a for a in args if a is not type(None))
+    try:
+        if kind is bool:
+            low = text.strip().lower()
+            if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError(text)
+            return low in ("true", "1", "yes", "on")
+        if kind is int:
+            return int(text, 10)
+        if kind is float:
+            v = float(text)
+            if not math.isfinite(v):
+                raise ValueError(text)
+            return v
+    except ValueError:
+        raise EdgeLLMError(f"--set {name}={text}: not a {getattr(kind, '__name__', kind)}") from None
+    return text
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """['weight_buffer=bram', 'tables=20'] -> {'weight_buffer': 'bram', 'tables': 20}; one-line errors for
+    a malformed item, an unknown field, a field with its own option or a value of the wrong type."""
+    types = _field_types()
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise EdgeLLMError(f"--set {item!r}: expected FIELD=VALUE")
+        if name in OWN_OPTION:
+            raise EdgeLLMError(f"--set {name}: use {OWN_OPTION[name]} (the design search takes it "
+                               "into account)")
+        if name not in types:
+            raise EdgeLLMError(f"--set {name}: unknown design field; fields: {', '.join(sorted(types))}")
+        out[name] = _parse(name, types[name], value.strip())
+    return out
+
+
+def compile_overrides(context: int | None, clock: float | None, lut_cap: float | None,
+                      sets: dict[str, Any]) -> dict[str, Any]:
+    """BuildConfig.overrides of the options (compiler/steps.py step_dse reads clock_mhz, lut_cap and
+    max_context for the search and applies the rest to the chosen design)."""
+    over = dict(sets)
+    for key, v in (("max_context", context), ("clock_mhz", clock), ("lut_cap", lut_cap)):
+        if v is not None:
+            over[key] = v
+    return over
+
+
+def apply_sets(res: Any, cfg: Any, board: Any, sets: dict[str, Any]) -> Any:
+    """The DseResult with its chosen design overridden by sets and re-estimated (as compile builds it)."""
+    if not sets:
+        return res
+    from edgellm.compiler.estimate import estimate
+
+    params = res.params.replace(**sets)
+    return dataclasses.replace(res, params=params, estimate=estimate(cfg, board, params))
