@@ -138,5 +138,5 @@ def test_dependence_claim_holds() -> None:
     dl.tb_dep_report(buf, 4096)
     report = buf.value.decode()
     assert dl.tb_dep_violations() == 0, report
-    line = next(ln for ln in report.splitlines() if ln.startswith("lb_group.codes"))
+    line = next(ln for ln in report.splitlines() if ln.startswith("lb_block.codes"))
     assert int(line.split()[1]) > 0 and int(line.split()[2]) > 0, report  # reads and writes seen

@@ -61,5 +61,13 @@ int tb_lowbit_r64(const int32_t *fields, const uint8_t *w, long n_bytes, long fi
   return run<LbCfg64>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
 }
 
+// Iterations of each pipelined loop kind since the last reset (LbLoop order), C simulation's count.
+void tb_lowbit_iters(long *out) {
+  for (int i = 0; i < kLbLoops; i++) out[i] = lb_iters()[i];
+}
+void tb_lowbit_iters_reset() {
+  for (int i = 0; i < kLbLoops; i++) lb_iters()[i] = 0;
+}
+
 long tb_lowbit_stream_beats(const int32_t *fields, int rows) { return lb_stream_beats(tensor_of(fields), rows); }
 }

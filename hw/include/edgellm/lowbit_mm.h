@@ -10,22 +10,21 @@
 //
 // The stream is a sequence of blocks (tile of R output rows, super-block of SB groups), each a
 // parameter block P_i (the R rows' records) and a code block C_i, in the order P_0, P_1, C_0, P_2, C_1,
-// ... (packing_lowbit.py). One beat per pipelined iteration:
-//   lb_read_params    P_{i+1} into an on-chip buffer (ping-pong), before C_i
-//   lb_tables         per group, per token: its G / 4 tables (one token per iteration) and S
-//   lb_group          the group's R / RL * bits code beats (RL = 128 / G rows' plane words per beat;
-//                     G = 256: one row, two beats per plane): 32 lookups per beat and token, P[t][lane]
-//                     += (sum) << b; after a row set's last plane its RL accumulators take the
-//                     contract's step  acc = (acc + s * float(P)) + m * float(S)  (sequential over
-//                     groups, no FMA). Meanwhile one record of P_{i+1} per iteration is decoded into the
-//                     other s / m buffers (s = d * sc; m = dm * mc or -(s * mc), packing's f32 order);
-//                     lb_decode_rest finishes the records a short block leaves.
+// ... (packing_lowbit.py). P_0 is read and decoded first; then each block is one pipelined loop
+// (lb_block), one beat per iteration at most: P_{i+1}'s beats into an on-chip ping-pong buffer, then C_i's
+// code beats: per group, at its first beat, every token's G / 4 tables (and S); per beat and token 32
+// lookups (RL = 128 / G rows' plane words per beat; G = 256: one row, two beats per plane), P[t][lane]
+// += (sum) << b; after a row set's last plane its RL accumulators take the contract's step
+//     acc = (acc + s * float(P)) + m * float(S)      (sequential over groups, no FMA)
+// while one record of P_{i+1} per iteration is decoded into the other s / m buffers (s = d * sc; m = dm *
+// mc or -(s * mc), packing's f32 order); a block shorter than R iterations idles until its R records are
+// decoded. At a tile's end y = acc / qs, one output per iteration.
 // Finally y[t][o] = acc / qs[t]. Every integer is exact (|P| < 2^24, models/lowbit.py P_BOUND), every
 // float op one binary32 rounding in the contract's order, so C simulation equals lowbit_linear bit for
 // bit (tests/test_hw_lowbit.py).
 //
 // The accumulator of row r is updated once per R / RL * bits * (G / 128 rounded up) * tokens iterations
-// of the code loop; the DEPENDENCE claim (kLbFaddChain = 8 iterations, the fmul + two fadds of the
+// of the block loop; the DEPENDENCE claim (kLbFaddChain = 8 iterations, the fmul + two fadds of the
 // step) holds when R * bits / RL >= 8, which LowbitConfig's R >= 32 guarantees for every G and b >= 2
 // (G 16: RL 8, 4 row sets x 2 planes). C simulation with EDGELLM_CHECK_DEPS checks it.
 #pragma once
@@ -38,6 +37,19 @@
 #include "edgellm/numerics.h"
 
 namespace edgellm {
+
+// C simulation only: iterations of the engine's pipelined loops, per loop kind (compiler/cost/lowbit.py
+// counts the same; tests/test_lowbit_cost.py compares them).
+enum LbLoop { kLbActs, kLbParams, kLbDecode, kLbBlock, kLbOut, kLbLoops };
+#ifndef __SYNTHESIS__
+inline long *lb_iters() {
+  static long n[kLbLoops] = {0, 0, 0, 0, 0};
+  return n;
+}
+#define EDGELLM_LB_COUNT(kind) (::edgellm::lb_iters()[kind]++)
+#else
+#define EDGELLM_LB_COUNT(kind) ((void)0)
+#endif
 
 typedef ap_uint<128> lb_beat_t;
 typedef ap_uint<512> lb_window_t;  // parameter bits on chip: a record (<= 320 bits) plus one beat
@@ -138,6 +150,7 @@ params:
   for (int b = 0; b < nbeats; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::PB_MAX
 #pragma HLS PIPELINE II = 1
+    EDGELLM_LB_COUNT(kLbParams);
     pbuf[b] = w[pos + b];
   }
   pos += nbeats;
@@ -151,6 +164,7 @@ decode_rest:
   for (; dec < C::R; dec++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = C::R
 #pragma HLS PIPELINE II = 1
+    EDGELLM_LB_COUNT(kLbDecode);
     lb_record_at<C>(pbuf, d, dec, s[dec], m[dec]);
   }
 }
@@ -162,6 +176,7 @@ acts:
   for (int i = 0; i < n_tok * (k / 16); i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT * C::MAXK / 16
 #pragma HLS PIPELINE II = 1
+    EDGELLM_LB_COUNT(kLbActs);
     const int t = i / (k / 16), c = i % (k / 16);
     for (int u = 0; u < 16; u++) {
 #pragma HLS UNROLL
@@ -170,76 +185,94 @@ acts:
   }
 }
 
-// Every token's tables for group g (tbl[t][j][e], j < G / 4) and the group's activation sums: one
-// token per iteration, its G / 4 tables at once.
+// Token t's tables for group g (tbl[j][e], j < G / 4, all at once) and the group's activation sum.
 template <class C>
-void lb_tables(const int8_t xrow[C::MAXT][C::MAXK], int n_tok, int g, int group,
-               lb_tab_t tbl[C::MAXT][C::MAXG / 4][16], int32_t ssum[C::MAXT]) {
-tables:
-  for (int t = 0; t < n_tok; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
-#pragma HLS PIPELINE II = 1
-    int32_t acc = 0;
-    for (int j = 0; j < C::MAXG / 4; j++) {
+inline int32_t lb_tables(const int8_t xrow[C::MAXT][C::MAXK], int t, int g, int group,
+                         lb_tab_t tbl[C::MAXG / 4][16]) {
+#pragma HLS INLINE
+  int32_t acc = 0;
+  for (int j = 0; j < C::MAXG / 4; j++) {
 #pragma HLS UNROLL
-      if (j < group / 4) {
-        int32_t a[4];
-        for (int u = 0; u < 4; u++) a[u] = xrow[t][g * group + 4 * j + u];
-        for (int e = 0; e < 16; e++) {
-          tbl[t][j][e] = (lb_tab_t)(((e & 1) ? a[0] : 0) + ((e & 2) ? a[1] : 0) + ((e & 4) ? a[2] : 0) +
-                                    ((e & 8) ? a[3] : 0));
-        }
-        acc += a[0] + a[1] + a[2] + a[3];
+    if (j < group / 4) {
+      int32_t a[4];
+      for (int u = 0; u < 4; u++) a[u] = xrow[t][g * group + 4 * j + u];
+      for (int e = 0; e < 16; e++) {
+        tbl[j][e] = (lb_tab_t)(((e & 1) ? a[0] : 0) + ((e & 2) ? a[1] : 0) + ((e & 4) ? a[2] : 0) +
+                               ((e & 8) ? a[3] : 0));
       }
+      acc += a[0] + a[1] + a[2] + a[3];
     }
-    ssum[t] = acc;
   }
+  return acc;
 }
 
-// What one group's code loop works on: this block's scales and mins (s, m), the next block's records
-// still to decode (pnext into sn, mn; dec counts them; `more`: there is a next block).
+// Block i's on-chip state: this block's scales and mins (s, m), the next block's parameter buffer and
+// the s / m it decodes into; `more`: there is a next block.
 template <class C>
-struct LbGroupIo {
+struct LbBlockIo {
   const f32 (*s)[kLbMaxSb];
   const f32 (*m)[kLbMaxSb];
-  const lb_beat_t *pnext;
+  lb_beat_t *pnext;
   f32 (*sn)[kLbMaxSb];
   f32 (*mn)[kLbMaxSb];
   bool more;
 };
 
-// One group of one tile: the code beats of every row set, every token (module comment); meanwhile one
-// record of the next block per iteration.
+// Iterations of one block's loop: P_{i+1}'s beats, then the block's code beats x tokens, at least the
+// R iterations decoding P_{i+1}'s records (lowbit_mm's cost, compiler/cost/lowbit.py block_iters).
+inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tok, bool more) {
+  const int codes = d.sb * rows / lb_lanes(d.group) * d.bits * lb_plane_beats(d.group) * n_tok;
+  return more ? lb_param_beats(d, rows) + (codes > rows ? codes : rows) : codes;
+}
+
+// One block (tile, super-block kb) as one pipelined loop, one beat per iteration at most: first
+// P_{i+1}'s beats into pnext, then per group gi, row set ri, plane b (and 128-bit half wv at G 256),
+// token t: the tables at the group's first beat, 32 lookups, P[t][lane] += sum << b, the float step
+// after a row set's last plane; and one record of P_{i+1} per iteration once it is on chip.
 template <class C>
-void lb_group(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, int gi,
-              const lb_tab_t tbl[C::MAXT][C::MAXG / 4][16], const int32_t ssum[C::MAXT], const LbGroupIo<C> &io,
-              int &dec, f32 (&acc)[C::MAXT][C::R]) {
-  const int rl = lb_lanes(d.group), wpp = lb_plane_beats(d.group), npl = d.group / 4;
-  const int per_set = d.bits * wpp;  // beats per row set
-  const int n_beats = C::R / rl * per_set;
+void lb_block(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, int kb,
+              const int8_t xrow[C::MAXT][C::MAXK], const LbBlockIo<C> &io, f32 (&acc)[C::MAXT][C::R]) {
+  static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
+  static int32_t ssum[C::MAXT];
   int32_t p[C::MAXT][kLbMaxLanes];
+#pragma HLS ARRAY_PARTITION variable = tbl complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = tbl complete dim = 3
 #pragma HLS ARRAY_PARTITION variable = p complete dim = 2
+  const int rl = lb_lanes(d.group), wpp = lb_plane_beats(d.group), npl = d.group / 4;
+  const int per_set = d.bits * wpp;                       // beats per row set
+  const int g_iters = C::R / rl * per_set * n_tok;       // one group's iterations
+  const int pbeats = io.more ? lb_param_beats(d, C::R) : 0;
+  const int n_it = lb_block_iters(d, C::R, n_tok, io.more);
   for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
     for (int l = 0; l < kLbMaxLanes; l++) p[t][l] = 0;
   }
   lb_beat_t beat = 0;
+  int dec = 0;
   {
-    EDGELLM_DEP_LOOP("lb_group.codes");
+    EDGELLM_DEP_LOOP("lb_block.codes");
     EDGELLM_DEP_CLAIM(acc, kLbFaddChain);
   codes:
-    for (int it = 0; it < n_beats * n_tok; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 2 * C::R / kLbMaxLanes max = 8 * C::R * C::MAXT
+    for (int it = 0; it < n_it; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 * C::R / kLbMaxLanes max = kLbMaxSb * 8 * C::R * C::MAXT
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = acc inter RAW distance = kLbFaddChain true
       EDGELLM_DEP_ITER(it);
-      if (io.more && dec < C::R) {  // the next block's record `dec`
+      EDGELLM_LB_COUNT(kLbBlock);
+      if (it < pbeats) {  // P_{i+1}
+        io.pnext[it] = w[pos + it];
+        continue;
+      }
+      if (io.more && dec < C::R) {  // its record `dec`
         lb_record_at<C>(io.pnext, d, dec, io.sn[dec], io.mn[dec]);
         dec++;
       }
-      const int bi = it / n_tok, t = it % n_tok;
+      const int c = it - pbeats;
+      if (c >= d.sb * g_iters) continue;  // decode-only iterations of a short block
+      const int gi = c / g_iters, cc = c % g_iters, bi = cc / n_tok, t = cc % n_tok;
       const int ri = bi / per_set, b = (bi % per_set) / wpp, wv = bi % wpp;
-      if (t == 0) beat = w[pos + bi];
+      if (t == 0) beat = w[pos + pbeats + c / n_tok];
+      if (bi == 0) ssum[t] = lb_tables<C>(xrow, t, kb * d.sb + gi, d.group, tbl[t]);
       int32_t lane[kLbMaxLanes];
       for (int l = 0; l < kLbMaxLanes; l++) lane[l] = 0;
       for (int n = 0; n < kLbNibbles; n++) {
@@ -264,59 +297,46 @@ void lb_group(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, i
       }
     }
   }
-  pos += n_beats;
+  pos += pbeats + d.sb * g_iters / n_tok;
 }
 
 // y (n_tok, n_out) = lowbit_linear(x, qs, W) for the tensor d whose stream starts at beat w_beat of w.
 // x: int8 (n_tok, k); n_tok <= MAXT; d.k <= MAXK; d.group <= MAXG. Blocks i = (tile, super-block) in
-// stream order: P_{i+1} is read before C_i and decoded during it (ping-pong s / m), P_0 up front.
+// stream order: P_0 up front, then per block one loop (lb_block) reading P_{i+1} and C_i.
 template <class C>
 void lowbit_mm(const LowbitTensor &d, const lb_beat_t *w, long w_beat, const int8_t *x, const f32 *qs,
                int n_tok, f32 *y) {
   static int8_t xrow[C::MAXT][C::MAXK];
-  static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
-  static int32_t ssum[C::MAXT];
   static lb_beat_t pbuf[2][C::PB_MAX];
   static f32 s[2][C::R][kLbMaxSb], m[2][C::R][kLbMaxSb];
   static f32 acc[C::MAXT][C::R];
 #pragma HLS ARRAY_PARTITION variable = xrow cyclic factor = C::MAXG dim = 2
-#pragma HLS ARRAY_PARTITION variable = tbl complete dim = 2
-#pragma HLS ARRAY_PARTITION variable = tbl complete dim = 3
 #pragma HLS ARRAY_PARTITION variable = pbuf cyclic factor = 4 dim = 2
 #pragma HLS ARRAY_PARTITION variable = acc cyclic factor = kLbMaxLanes dim = 2
   const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R, n_blk = tiles * nsbr;
-  const int pbeats = lb_param_beats(d, C::R);
   long pos = w_beat;
   lb_load_acts<C>(x, n_tok, d.k, xrow);
-  lb_read_params<C>(w, pos, pbeats, pbuf[0]);
+  lb_read_params<C>(w, pos, lb_param_beats(d, C::R), pbuf[0]);
   int dec = 0;
   lb_decode_rest<C>(pbuf[0], d, dec, s[0], m[0]);
 blocks:
   for (int i = 0; i < n_blk; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 131072 / C::R * C::MAXK / 256
     const int cur = i & 1, tile = i / nsbr, kb = i % nsbr;
-    const bool more = i + 1 < n_blk;
     if (kb == 0) {
       for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
         for (int r = 0; r < C::R; r++) acc[t][r] = 0.0f;
       }
     }
-    if (more) lb_read_params<C>(w, pos, pbeats, pbuf[cur ^ 1]);
-    dec = 0;
-    const LbGroupIo<C> io = {s[cur], m[cur], pbuf[cur ^ 1], s[cur ^ 1], m[cur ^ 1], more};
-  groups:
-    for (int gi = 0; gi < d.sb; gi++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kLbMaxSb
-      lb_tables<C>(xrow, n_tok, kb * d.sb + gi, d.group, tbl, ssum);
-      lb_group<C>(w, pos, d, n_tok, gi, tbl, ssum, io, dec, acc);
-    }
-    if (more) lb_decode_rest<C>(pbuf[cur ^ 1], d, dec, s[cur ^ 1], m[cur ^ 1]);
+    const LbBlockIo<C> io = {s[cur], m[cur], pbuf[cur ^ 1], s[cur ^ 1], m[cur ^ 1], i + 1 < n_blk};
+    lb_block<C>(w, pos, d, n_tok, kb, xrow, io, acc);
     if (kb == nsbr - 1) {
     out:
       for (int o = 0; o < n_tok * C::R; o++) {
 #pragma HLS LOOP_TRIPCOUNT min = C::R max = C::R * C::MAXT
 #pragma HLS PIPELINE II = 1
+        EDGELLM_LB_COUNT(kLbOut);
         const int t = o / C::R, r = o % C::R, row = tile * C::R + r;
         if (row < d.n_out) y[(long)t * d.n_out + row] = acc[t][r] / qs[t];
       }
