@@ -47,9 +47,10 @@ K_LIMIT = 64  # the largest k a configuration may ask for
 @dataclass(frozen=True)
 class SpecConfig:
     """How to speculate. k_max / k_min bound the drafted tokens per verify pass (k_min > 0 forces at
-    least that many whenever the drafter has them); row_cost is the extra cost of one more verify row
-    and draft_cost the cost of drafting one token, both in plain decode steps (projected:
-    compiler/cost/speculative.py); probe_every: a k = 1 probe after that many passes at k = 0."""
+    least that many whenever the drafter has them); a verify call of k drafts costs pass_costs[k] plain
+    decode steps when given (compiler/cost/speculative.py pass_costs, projected for the design), else
+    1 + row_cost k; draft_cost is the cost of drafting one token; probe_every: a k = 1 probe after that
+    many passes at k = 0."""
 
     mode: str = "lookup"
     k_max: int = 4
@@ -60,6 +61,7 @@ class SpecConfig:
     draft_cost: float = 0.0
     probe_every: int = 8
     draft_layers: tuple[int, ...] = ()
+    pass_costs: tuple[float, ...] = ()  # verify call of k drafts in plain decode steps, k = 0.. (projected)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -75,6 +77,8 @@ class SpecConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
                 raise EdgeLLMError(f"speculation {name} must be a finite number >= 0, got {v}")
+        if any(not (np.isfinite(c) and c > 0) for c in self.pass_costs):
+            raise EdgeLLMError(f"speculation pass costs must be finite and > 0, got {self.pass_costs}")
         if self.probe_every < 1:
             raise EdgeLLMError(f"speculation probe_every must be >= 1, got {self.probe_every}")
 
@@ -148,8 +152,8 @@ class KController:
         return self.acc / (self.acc + self.rej)
 
     def cost(self, k: int) -> float:
-        """Projected cost of a pass with k drafts, in plain decode steps."""
-        return 1.0 + k * (self.cfg.row_cost + self.cfg.draft_cost)
+        """Projected cost of a pass with k drafts (drafting included), in plain decode steps."""
+        return verify_cost(self.cfg, k) + k * self.cfg.draft_cost
 
     def choose(self, available: int) -> int:
         """k for the next pass, at most `available` (room left in the cache, the block, the output)."""
@@ -173,6 +177,18 @@ class KController:
         self.idle = 0
         self.acc = self.decay * self.acc + accepted
         self.rej = self.decay * self.rej + (1.0 if accepted < drafted else 0.0)
+
+
+def verify_cost(cfg: SpecConfig, k: int) -> float:
+    """A verify call of k drafts in plain decode steps: pass_costs[k], else 1 + row_cost k."""
+    pc = cfg.pass_costs
+    if k < len(pc):
+        return pc[k] / pc[0]
+    if pc:  # past the table: its last step per row
+        last = len(pc) - 1
+        step = (pc[last] - pc[last - 1]) / pc[0] if last else cfg.row_cost
+        return pc[last] / pc[0] + (k - last) * step
+    return 1.0 + k * cfg.row_cost
 
 
 # ---- the backend side: verify rows, move back ----
@@ -345,7 +361,7 @@ def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter
     stats.verify_passes += 1
     stats.k_counts[len(drafts)] = stats.k_counts.get(len(drafts), 0) + 1
     stats.drafted += len(drafts)
-    stats.cost_steps += 1.0 + len(drafts) * spec.row_cost + getattr(drafter, "last_cost", 0.0)
+    stats.cost_steps += verify_cost(spec, len(drafts)) + getattr(drafter, "last_cost", 0.0)
     base = list(history)
     if params.greedy:
         n_acc, extra = accept_greedy(logits, params, base, drafts)

@@ -1,0 +1,171 @@
+"""Performance model of speculative decoding (runtime/speculative.py): the verify call, effective tokens/s
+as a function of the acceptance, projected speed-ups. Everything here is a projection (docs/performance.md,
+"Speculative decoding"), built from the public functions of the engine's model:
+
+- a verify call of k drafted tokens feeds T = k + 1 rows at a position with `context` tokens cached. Its
+  layers are the engine's T-token block (cost_model.prefill(T): the TLMM serves the T token lanes from
+  one fetch of every weight, the element-wise stages run T rows) plus the attention over the cached keys
+  that a block at position 0 does not see (cost_attention.layer_seconds(T, context + T) minus
+  (T, T), every layer, added after the layers: a conservative bound, the engine may hide part of it
+  behind the weight stream);
+- the LM head: with the multi-row head (`multi_row_head=True`, the verify call of issue 18) one stream
+  of its weights for all T rows (cost_lm_head.seconds(tokens=T): per block the longer of the rows' DDR
+  time and T dot passes); without it (the hardware as built today) one OP_HEAD start per row, each
+  streaming the whole head, and one host round trip per start;
+- a plain decode step is cost_model.decode_step at the same context.
+
+With per-token acceptance a (the chance a draft is accepted given the previous one was), a pass of k
+drafts yields E(a, k) = (1 - a^(k+1)) / (1 - a) tokens; effective decode = E / verify seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgellm.boards import Board
+from edgellm.compiler.cost import attention as cost_attention
+from edgellm.compiler.cost import ddr as cost_ddr
+from edgellm.compiler.cost import lm_head as cost_lm_head
+from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.design import DesignParams
+from edgellm.models.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class VerifyCost:
+    """Seconds of one verify call (parts: layers, attention over the cache, lm_head, host) and of a plain
+    decode step at the same context."""
+
+    k: int
+    seconds: float
+    parts: dict[str, float]
+    decode_s: float
+
+    @property
+    def relative(self) -> float:
+        """The call's cost in plain decode steps."""
+        return self.seconds / self.decode_s
+
+
+# Token lanes of the multi-row LM head (an assumption of the proposed verify call): each fetched head beat
+# feeds HEAD_LANES rows' dot products in the same cycle (HEAD_LANES x NPORTS x P int8 MACs), so up to
+# HEAD_LANES rows cost one pass of the dot loop; more rows take ceil(T / HEAD_LANES) passes per block.
+HEAD_LANES = 4
+
+
+def max_k(p: DesignParams) -> int:
+    """The most drafts one verify call takes: T = k + 1 rows in one block (prefill_token_block = max_t)."""
+    return max(0, p.prefill_token_block - 1)
+
+
+def _attention_s(cfg: ModelConfig, board: Board, p: DesignParams, queries: int, context: int) -> float:
+    """One layer's attention for `queries` rows ending at `context` (cost_attention.layer_seconds with the
+    bandwidths cost_model uses)."""
+    bw = cost_ddr.bandwidth(board, p)
+    f = p.clock_mhz * 1e6
+    ports = bw.kv_ports or 1
+    read_bw = min(ports * bw.kv_port, 2 * cost_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
+    return cost_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw, ports)
+
+
+def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context: int | None = None,
+                multi_row_head: bool = True, head_lanes: int = HEAD_LANES, hide_attention: bool = False
+                ) -> VerifyCost:
+    """One verify call of k drafts (T = k + 1 rows) with `context` tokens cached (default
+    p.decode_context). k = 0 is a plain decode step. hide_attention: the optimistic bound, rows
+    1 .. T-1's attention over the cache hidden behind the weight stream as row 0's is."""
+    ctx = p.decode_context if context is None else context
+    dec = cost_model.decode_step(cfg, board, p, ctx)
+    if k == 0:
+        return VerifyCost(0, dec.seconds, dict(dec.parts), dec.seconds)
+    if not 1 <= k <= max_k(p):
+        raise ValueError(f"k = {k}: a verify call takes 1..{max_k(p)} drafts "
+                         f"(prefill block {p.prefill_token_block})")
+    t = k + 1
+    # one pass over the weights for all T rows: the block without the prefill pipeline's two halves, at
+    # least a decode step's layers (row 0's attention over the cache hides behind the weight stream as in
+    # decode); rows 1 .. T-1 attend over ctx + i + 1 keys through the decode attention core, one after
+    # another, added in full (conservative: no overlap with the weight stream counted)
+    block = cost_model.prefill(cfg, board, p.replace(prefill_pipeline=False), t)
+    block.parts["layers"] = max(block.parts["layers"], dec.parts["layers"])
+    cache = 0.0 if hide_attention else cfg.n_layers * sum(_attention_s(cfg, board, p, 1, ctx + i + 1)
+                                                            for i in range(1, t))
+    one_head = cost_lm_head.seconds(cfg, board, p)
+    if multi_row_head:  # the rows in groups of head_lanes, each group one pass of the dot loop
+        head = cost_lm_head.seconds(cfg, board, p, tokens=-(-t // max(1, head_lanes)))
+        host = block.parts["host"]
+    else:  # one OP_HEAD start per row (the last row's head runs in the layers' start)
+        head = t * one_head
+        host = block.parts["host"] + k * cost_model.HOST_CALL_S
+    parts = {"layers": block.parts["layers"], "attention_cache": cache, "lm_head": head, "host": host}
+    return VerifyCost(k, sum(parts.values()), parts, dec.seconds)
+
+
+def pass_costs(cfg: ModelConfig, board: Board, p: DesignParams, k_max: int, context: int | None = None,
+               multi_row_head: bool = True) -> tuple[float, ...]:
+    """Seconds of verify calls of k = 0 .. min(k_max, max_k) drafts (runtime SpecConfig.pass_costs: the
+    controller takes them relative to k = 0)."""
+    return tuple(verify_call(cfg, board, p, k, context, multi_row_head).seconds
+                 for k in range(min(k_max, max_k(p)) + 1))
+
+
+def expected_tokens(a: float, k: int) -> float:
+    """Tokens per pass of k drafts at per-token acceptance a: 1 + a + ... + a^k."""
+    return float(sum(a ** i for i in range(k + 1)))
+
+
+def draft_token_s(cfg: ModelConfig, board: Board, p: DesignParams, n_draft_layers: int,
+                  context: int | None = None) -> float:
+    """One self-speculation draft token: the kept layers' share of a decode step's layers, the LM head
+    and the host's call (Session.draft_logits: one start)."""
+    dec = cost_model.decode_step(cfg, board, p, p.decode_context if context is None else context)
+    return dec.parts["layers"] * n_draft_layers / cfg.n_layers + dec.parts["lm_head"] + dec.parts["host"]
+
+
+def head_share(cfg: ModelConfig, board: Board, p: DesignParams) -> float:
+    """The LM head's share of a plain decode step (what a draft token pays whatever its layers)."""
+    dec = cost_model.decode_step(cfg, board, p)
+    return dec.parts["lm_head"] / dec.seconds
+
+
+def row_cost(cfg: ModelConfig, board: Board, p: DesignParams, k: int = 4, context: int | None = None,
+             multi_row_head: bool = True) -> float:
+    """The extra cost of one verify row in plain decode steps (SpecConfig.row_cost), from a call of k."""
+    k = max(1, min(k, max_k(p)))
+    v = verify_call(cfg, board, p, k, context, multi_row_head)
+    return (v.relative - 1.0) / k
+
+
+def effective_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams, a: float, k: int,
+                           context: int | None = None, multi_row_head: bool = True,
+                           draft_s: float = 0.0) -> float:
+    """Decode tokens/s when every pass drafts k tokens accepted at per-token rate a (draft_s: seconds
+    to draft one token; 0 for prompt lookup)."""
+    v = verify_call(cfg, board, p, k, context, multi_row_head)
+    return expected_tokens(a, k) / (v.seconds + k * draft_s)
+
+
+def best_k(cfg: ModelConfig, board: Board, p: DesignParams, a: float, k_max: int = 8,
+           context: int | None = None, multi_row_head: bool = True, draft_s: float = 0.0
+           ) -> tuple[int, float]:
+    """(k, tokens/s) maximizing effective decode at acceptance a (k = 0: plain decode)."""
+    best = (0, effective_tokens_per_s(cfg, board, p, a, 0, context, multi_row_head))
+    for k in range(1, min(k_max, max_k(p)) + 1):
+        r = effective_tokens_per_s(cfg, board, p, a, k, context, multi_row_head, draft_s)
+        if r > best[1]:
+            best = (k, r)
+    return best
+
+
+def workload_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams, decode_tokens: int,
+                          plain_passes: int, k_counts: dict[int, int], draft_tokens: int = 0,
+                          draft_s: float = 0.0, context: int | None = None, multi_row_head: bool = True,
+                          hide_attention: bool = False) -> float:
+    """Projected decode tokens/s of a measured run (runtime.speculative.SpecStats): its plain passes and
+    its verify passes by k, each at the projected seconds of its call, plus its draft tokens."""
+    dec = cost_model.decode_step(cfg, board, p, p.decode_context if context is None else context).seconds
+    total = plain_passes * dec + draft_tokens * draft_s
+    for k, n in k_counts.items():
+        total += n * verify_call(cfg, board, p, int(k), context, multi_row_head,
+                                 hide_attention=hide_attention).seconds
+    return decode_tokens / total if total else 0.0

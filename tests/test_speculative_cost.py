@@ -1,0 +1,77 @@
+"""compiler/cost/speculative.py: the projected verify call, effective tokens/s vs acceptance, and the
+runtime controller's pass costs (runtime/speculative.py verify_cost)."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgellm.boards import load_board
+from edgellm.compiler.cost import lm_head as cost_lm_head
+from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost import speculative as cs
+from edgellm.compiler.design import DesignParams
+from edgellm.errors import EdgeLLMError
+from edgellm.models.config import PRESETS
+from edgellm.runtime.speculative import KController, SpecConfig, verify_cost
+
+CFG = PRESETS["bitnet_b1_58-large"]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return load_board("kv260"), DesignParams(prefill_token_block=8)
+
+
+def test_k0_is_a_decode_step(setup) -> None:
+    board, p = setup
+    v = cs.verify_call(CFG, board, p, 0)
+    assert v.seconds == cost_model.decode_step(CFG, board, p).seconds and v.relative == 1.0
+    assert cs.max_k(p) == 7
+    with pytest.raises(ValueError, match="1..7 drafts"):
+        cs.verify_call(CFG, board, p, 8)
+
+
+def test_verify_costs_grow_and_the_multi_row_head_streams_once(setup) -> None:
+    board, p = setup
+    calls = [cs.verify_call(CFG, board, p, k) for k in range(0, 8)]
+    assert all(b.seconds >= a.seconds for a, b in zip(calls, calls[1:], strict=False))
+    one = cost_lm_head.seconds(CFG, board, p)
+    for k in (1, 2, 3):  # up to HEAD_LANES rows: one pass of the head's dot loop
+        assert calls[k].parts["lm_head"] == one
+        per_row = cs.verify_call(CFG, board, p, k, multi_row_head=False)
+        assert per_row.parts["lm_head"] == (k + 1) * one and per_row.seconds > calls[k].seconds
+    assert calls[4].parts["lm_head"] > one  # 5 rows: two passes
+    hidden = cs.verify_call(CFG, board, p, 3, hide_attention=True)
+    assert hidden.parts["attention_cache"] == 0 < calls[3].parts["attention_cache"]
+
+
+def test_effective_tokens_per_s(setup) -> None:
+    board, p = setup
+    dec = cost_model.decode_step(CFG, board, p).tokens_per_s
+    assert cs.expected_tokens(0.5, 2) == 1.75 and cs.expected_tokens(0.0, 5) == 1.0
+    assert cs.best_k(CFG, board, p, 0.0) == (0, dec)
+    k, r = cs.best_k(CFG, board, p, 0.95)
+    assert k >= 1 and r > dec
+    assert cs.effective_tokens_per_s(CFG, board, p, 1.0, 1) == pytest.approx(
+        2 / cs.verify_call(CFG, board, p, 1).seconds)
+    # a measured run without any verify pass is plain decode
+    assert cs.workload_tokens_per_s(CFG, board, p, 10, 10, {}) == pytest.approx(dec)
+    both = cs.workload_tokens_per_s(CFG, board, p, 12, 8, {2: 2})
+    want = 12 / (8 / dec + 2 * cs.verify_call(CFG, board, p, 2).seconds)
+    assert both == pytest.approx(want)
+    hs = cs.head_share(CFG, board, p)
+    assert 0 < hs < 1
+    assert cs.draft_token_s(CFG, board, p, CFG.n_layers) == pytest.approx(1 / dec)
+
+
+def test_pass_costs_drive_the_controller(setup) -> None:
+    board, p = setup
+    pcs = cs.pass_costs(CFG, board, p, 4)
+    assert len(pcs) == 5 and pcs[0] == cost_model.decode_step(CFG, board, p).seconds
+    spec = SpecConfig("lookup", k_max=6, pass_costs=pcs)
+    assert verify_cost(spec, 0) == 1.0 and verify_cost(spec, 3) == pytest.approx(pcs[3] / pcs[0])
+    assert verify_cost(spec, 6) > verify_cost(spec, 4)  # extrapolated past the table
+    ctl = KController(spec)
+    assert ctl.cost(2) == pytest.approx(pcs[2] / pcs[0])
+    with pytest.raises(EdgeLLMError, match="pass costs"):
+        SpecConfig("lookup", pass_costs=(1.0, 0.0))
