@@ -6,7 +6,15 @@ import numpy as np
 
 from edgellm.models.config import ModelConfig
 from edgellm.models.lowbit import GroupQuant
-from edgellm.models.weights import Int8Head, Layer, LowBitLinear, QuantModel, TernaryLinear, pack2
+from edgellm.models.weights import (
+    FloatWeights,
+    Int8Head,
+    Layer,
+    LowBitLinear,
+    QuantModel,
+    TernaryLinear,
+    pack2,
+)
 
 LowBitSpec = tuple[int, int]  # (bits, group)
 
@@ -79,3 +87,26 @@ def random_model(cfg: ModelConfig, seed: int = 0, density: float = 0.6,
     qm = QuantModel(cfg, emb, layers, norm(h), head, meta={"source": f"random(seed={seed})"})
     qm.validate()
     return qm
+
+
+def random_float_weights(cfg: ModelConfig, seed: int = 0) -> FloatWeights:
+    """A float Llama/Qwen2 model (HF row order) with 1/sqrt(in)-scaled Gaussian linears, norms ~ 1,
+    q/k/v biases when cfg.qkv_bias; for writing GGUF/GPTQ fixtures."""
+    rng = np.random.default_rng(seed)
+
+    def m(o: int, i: int) -> np.ndarray:
+        return (rng.standard_normal((o, i)) / np.sqrt(i)).astype(np.float32)
+
+    layers = []
+    for _ in range(cfg.n_layers):
+        L = {n: m(o, i) for n, (o, i) in cfg.linear_shapes().items()}
+        L.update(attn_norm=rng.uniform(0.5, 1.5, cfg.hidden_size).astype(np.float32),
+                 ffn_norm=rng.uniform(0.5, 1.5, cfg.hidden_size).astype(np.float32))
+        if cfg.qkv_bias:
+            L.update(q_bias=rng.normal(0, 0.3, cfg.q_size).astype(np.float32),
+                     k_bias=rng.normal(0, 0.3, cfg.kv_size).astype(np.float32),
+                     v_bias=rng.normal(0, 0.3, cfg.kv_size).astype(np.float32))
+        layers.append(L)
+    head = None if cfg.tied_embeddings else m(cfg.vocab_size, cfg.hidden_size)
+    return FloatWeights(cfg, m(cfg.vocab_size, cfg.hidden_size) * 8, np.ones(cfg.hidden_size, np.float32),
+                        layers, head)

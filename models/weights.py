@@ -240,3 +240,15 @@ class QuantModel:
                 if not (np.isfinite(lin.scale) and lin.scale > 0):
                     raise CheckpointError(f"tensor layers.{i}.{n}: weight scale {lin.scale} must be "
                                           "finite and positive")
+
+
+@dataclass
+class FloatWeights:
+    """A float Llama/Qwen2 model in Hugging Face row order (linears (out, in))."""
+
+    config: ModelConfig
+    embed: np.ndarray
+    final_norm: np.ndarray
+    layers: list[dict[str, np.ndarray]]  # attn_norm, ffn_norm, q..down, [q_bias, k_bias, v_bias]
+    head: np.ndarray | None = None  # untied LM head
+    meta: dict = field(default_factory=dict)

@@ -13,8 +13,9 @@ from edgellm.errors import CheckpointError
 from edgellm.models.config import ModelConfig, llama3_freq_factors
 from edgellm.models.loaders import gguf_quants, load_model
 from edgellm.models.loaders.gguf_loader import load_gguf
-from edgellm.models.loaders.gguf_write import FloatWeights, quantize, tensor_type, write_gguf
-from edgellm.models.weights import Int8Head, LowBitLinear
+from edgellm.models.loaders.gguf_write import quantize, tensor_type, write_gguf
+from edgellm.models.random_model import random_float_weights as float_weights
+from edgellm.models.weights import FloatWeights, Int8Head, LowBitLinear
 
 LLAMA = ModelConfig(name="t-llama", hidden_size=256, n_layers=3, n_heads=4, n_kv_heads=2, ffn_size=512,
                     vocab_size=320, act="silu", subln=False, rope_theta=500000.0, tied_embeddings=False,
@@ -22,27 +23,6 @@ LLAMA = ModelConfig(name="t-llama", hidden_size=256, n_layers=3, n_heads=4, n_kv
 QWEN2 = ModelConfig(name="t-qwen2", hidden_size=256, n_layers=2, n_heads=4, n_kv_heads=1, ffn_size=512,
                     vocab_size=320, act="silu", subln=False, rope_theta=1000000.0, rms_eps=1e-6,
                     tied_embeddings=True, max_context=128, qkv_bias=True)
-
-
-def float_weights(cfg: ModelConfig, seed: int = 0) -> FloatWeights:
-    rng = np.random.default_rng(seed)
-
-    def m(o: int, i: int) -> np.ndarray:
-        return (rng.standard_normal((o, i)) / np.sqrt(i)).astype(np.float32)
-
-    layers = []
-    for _ in range(cfg.n_layers):
-        L = {n: m(o, i) for n, (o, i) in cfg.linear_shapes().items()}
-        L.update(attn_norm=rng.uniform(0.5, 1.5, cfg.hidden_size).astype(np.float32),
-                 ffn_norm=rng.uniform(0.5, 1.5, cfg.hidden_size).astype(np.float32))
-        if cfg.qkv_bias:
-            L.update(q_bias=rng.normal(0, 0.3, cfg.q_size).astype(np.float32),
-                     k_bias=rng.normal(0, 0.3, cfg.kv_size).astype(np.float32),
-                     v_bias=rng.normal(0, 0.3, cfg.kv_size).astype(np.float32))
-        layers.append(L)
-    head = None if cfg.tied_embeddings else m(cfg.vocab_size, cfg.hidden_size)
-    return FloatWeights(cfg, m(cfg.vocab_size, cfg.hidden_size) * 8, np.ones(cfg.hidden_size, np.float32),
-                        layers, head)
 
 
 @pytest.mark.parametrize("arch,cfg,mix", [("llama", LLAMA, "Q4_K_M"), ("llama", LLAMA, "Q4_0"),

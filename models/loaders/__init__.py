@@ -1,8 +1,9 @@
-"""Checkpoint loaders: Hugging Face BitNet (packed), latent-weight (absmean at load), GGUF; tokenizer.
+"""Checkpoint loaders: Hugging Face BitNet (packed), GPTQ (2-8-bit Llama/Qwen2), latent-weight (absmean
+at load), GGUF (bitnet; llama/qwen2 with Q4_0..Q6_K tensors); tokenizer.
 
 `load_model(path)` detects the format: a directory whose config.json has a bitnet
-quantization_config (packed HF BitNet), a directory with a llama/bitnet config.json and float
-weights (latent), or a .gguf file.
+quantization_config (packed HF BitNet), one with a gptq quantization_config (GPTQ), a directory with
+a llama/bitnet config.json and float weights (latent), or a .gguf file.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ from edgellm.errors import CheckpointError
 from edgellm.models.loaders.chat_template import dir_chat_template
 from edgellm.models.loaders.common import read_config
 from edgellm.models.loaders.gguf_loader import load_gguf
+from edgellm.models.loaders.gptq import is_gptq, load_gptq
 from edgellm.models.loaders.hf_bitnet import is_hf_bitnet, load_hf_bitnet, save_hf_bitnet
 from edgellm.models.loaders.latent import is_latent, load_latent
 from edgellm.models.loaders.tokenizer import Tokenizer
 from edgellm.models.weights import QuantModel
 
 __all__ = ["load_model", "detect_format", "load_hf_bitnet", "save_hf_bitnet", "load_latent",
-           "load_gguf", "Tokenizer"]
+           "load_gguf", "load_gptq", "Tokenizer"]
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """'hf_bitnet', 'latent' or 'gguf'; CheckpointError if missing or unrecognized."""
+    """'hf_bitnet', 'gptq', 'latent' or 'gguf'; CheckpointError if missing or unrecognized."""
     p = Path(path)
     if p.is_file():
         try:
@@ -44,10 +46,12 @@ def detect_format(path: str | os.PathLike) -> str:
     cfg = read_config(p)
     if is_hf_bitnet(cfg):
         return "hf_bitnet"
+    if is_gptq(p, cfg):
+        return "gptq"
     if is_latent(cfg):
         return "latent"
     raise CheckpointError(f"{p / 'config.json'}: unsupported model_type {cfg.get('model_type')!r} "
-                          "(expected bitnet or llama)")
+                          "(expected bitnet or llama; GPTQ: llama or qwen2)")
 
 
 def load_model(path: str | os.PathLike) -> tuple[QuantModel, Any]:
@@ -57,7 +61,8 @@ def load_model(path: str | os.PathLike) -> tuple[QuantModel, Any]:
     fmt = detect_format(p)
     if fmt == "gguf":
         return load_gguf(p)  # the tokenizer from the file's metadata (models/loaders/gguf_tokenizer.py)
-    qm = load_hf_bitnet(p) if fmt == "hf_bitnet" else load_latent(p)
+    loader = {"hf_bitnet": load_hf_bitnet, "gptq": load_gptq, "latent": load_latent}[fmt]
+    qm = loader(p)
     qm.meta["chat_template"] = dir_chat_template(p)
     tj = p / "tokenizer.json"
     tok = Tokenizer.from_file(tj, qm.config.bos_id, qm.config.eos_id) if tj.is_file() else None

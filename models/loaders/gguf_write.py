@@ -18,14 +18,13 @@ Q4_K -> Q5_0, Q5_K -> Q5_0, Q6_K -> Q8_0).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgellm.errors import CheckpointError
-from edgellm.models.config import ModelConfig
 from edgellm.models.loaders.gguf_llama import permute_rows
+from edgellm.models.weights import FloatWeights
 
 F32 = np.float32
 QK_K = 256
@@ -168,18 +167,6 @@ def tensor_type(mix: str, name: str, layer: int, n_layers: int, k: int) -> str:
     else:
         t = {"attn_v": "Q4_K", "attn_output": "Q3_K", "ffn_down": "Q3_K"}.get(name, "Q2_K")
     return FALLBACK[t] if t in FALLBACK and k % QK_K else t
-
-
-@dataclass
-class FloatWeights:
-    """A float Llama/Qwen2 model in Hugging Face row order (linears (out, in))."""
-
-    config: ModelConfig
-    embed: np.ndarray
-    final_norm: np.ndarray
-    layers: list[dict[str, np.ndarray]]  # attn_norm, ffn_norm, q..down, [q_bias, k_bias, v_bias]
-    head: np.ndarray | None = None  # untied LM head
-    meta: dict = field(default_factory=dict)
 
 
 GGUF_NAMES = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output", "gate": "ffn_gate",
