@@ -26,14 +26,14 @@ def _fields(img: pl.LowbitImage) -> np.ndarray:
 
 
 def _run(lib: ctypes.CDLL, w: lb.GroupQuant, q: np.ndarray, qs: np.ndarray, rows: int = 32,
-         lead_beats: int = 0) -> np.ndarray:
+         lead_beats: int = 0, fn: str = "") -> np.ndarray:
     img = pl.pack_lowbit(w, rows=rows)
     data = np.concatenate([np.full(16 * lead_beats, 0xA5, np.uint8), img.data])
     t, out = q.shape[0], w.shape[0]
     buf = np.full(t * out + 2 * GUARD, np.nan, F32)
     y = buf[GUARD:GUARD + t * out]
-    fn = getattr(lib, f"tb_lowbit_r{rows}")
-    rc = fn(csim.ptr(_fields(img)), csim.ptr(data), ctypes.c_long(data.size), ctypes.c_long(lead_beats),
+    call = getattr(lib, fn or f"tb_lowbit_r{rows}")
+    rc = call(csim.ptr(_fields(img)), csim.ptr(data), ctypes.c_long(data.size), ctypes.c_long(lead_beats),
             csim.ptr(np.ascontiguousarray(q)), csim.ptr(qs), ctypes.c_int(t), csim.ptr(y))
     assert rc == 0
     assert np.isnan(buf[:GUARD]).all() and np.isnan(buf[-GUARD:]).all(), "write outside y"
@@ -83,6 +83,16 @@ def test_tiles_tokens_and_offsets(lib: ctypes.CDLL, rows: int, t: int, lead: int
     w = _kquant(rng, 96, 1024, 4, 32, 6)
     q, qs = _acts(rng, t, 1024)
     _assert_bits(_run(lib, w, q, qs, rows=rows, lead_beats=lead), lb.lowbit_linear(q, qs, w))
+
+
+@pytest.mark.parametrize("t", [1, 3, 5, 8])
+def test_token_lanes(lib: ctypes.CDLL, t: int) -> None:
+    """TP = 3 token lanes (LowbitConfig<32, 4096, 8, 64, 3>): partial token blocks, G 16 and 64."""
+    rng = np.random.default_rng(t)
+    w6 = lb.quantize_rtn(rng.standard_normal((64, 512)).astype(F32), 6, 64)
+    for w in (_kquant(rng, 40, 512, 2, 16, 4), w6):
+        q, qs = _acts(rng, t, 512)
+        _assert_bits(_run(lib, w, q, qs, fn="tb_lowbit_tp3"), lb.lowbit_linear(q, qs, w))
 
 
 def test_group_order_is_the_contracts(lib: ctypes.CDLL) -> None:

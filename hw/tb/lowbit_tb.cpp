@@ -10,8 +10,9 @@
 
 using namespace edgellm;
 
-typedef LowbitConfig<32, 8192, 8> LbCfg32;    // decode and short blocks: R 32
-typedef LowbitConfig<64, 4096, 4> LbCfg64;    // R 64
+typedef LowbitConfig<32, 8192, 8> LbCfg32;             // decode and short blocks: R 32, one token lane
+typedef LowbitConfig<64, 4096, 4> LbCfg64;             // R 64
+typedef LowbitConfig<32, 4096, 8, 64, 3> LbCfgTp3;     // three token lanes (8 tokens: 3 blocks, 2 lanes idle)
 
 static LowbitTensor tensor_of(const int32_t *f) {
   LowbitTensor d;
@@ -67,6 +68,11 @@ void tb_lowbit_iters(long *out) {
 }
 void tb_lowbit_iters_reset() {
   for (int i = 0; i < kLbLoops; i++) lb_iters()[i] = 0;
+}
+
+int tb_lowbit_tp3(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
+                  const float *qs, int n_tok, float *y) {
+  return run<LbCfgTp3>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
 }
 
 long tb_lowbit_stream_beats(const int32_t *fields, int rows) { return lb_stream_beats(tensor_of(fields), rows); }

@@ -71,10 +71,13 @@ struct LowbitTensor {
 };
 
 // R rows per tile (a multiple of 32: the dependence distance above), inputs up to MAXK, tokens per
-// call up to MAXT, groups up to MAXG inputs (sizes the tables: MAXT x MAXG / 4 x 16 registers).
-template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup>
+// call up to MAXT, groups up to MAXG inputs (sizes the tables: MAXT x MAXG / 4 x 16 registers), TP token
+// lanes (tokens sharing each code beat in one iteration: replicated lookups, sums and float steps).
+template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1>
 struct LowbitConfig {
-  enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, PB_MAX = R_ * kLbMaxRecordBits / kLbBeatBits };
+  enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_,
+         PB_MAX = R_ * kLbMaxRecordBits / kLbBeatBits };
+  static_assert(TP_ >= 1 && TP_ <= MAXT_, "TP: 1 .. MAXT token lanes");
   static_assert(R_ >= 32 && R_ % 32 == 0, "R must be a multiple of 32");
   static_assert(MAXK_ % kLbMaxGroup == 0, "MAXK must hold whole 256-input super-blocks");
   static_assert(MAXG_ >= 16 && MAXG_ <= kLbMaxGroup && (MAXG_ & (MAXG_ - 1)) == 0, "MAXG: 16 .. 256");
@@ -218,10 +221,10 @@ struct LbBlockIo {
   bool more;
 };
 
-// Iterations of one block's loop: P_{i+1}'s beats, then the block's code beats x tokens, at least the
-// R iterations decoding P_{i+1}'s records (lowbit_mm's cost, compiler/cost/lowbit.py block_iters).
-inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tok, bool more) {
-  const int codes = d.sb * rows / lb_lanes(d.group) * d.bits * lb_plane_beats(d.group) * n_tok;
+// Iterations of one block's loop: P_{i+1}'s beats, then the block's code beats x token blocks (of TP
+// tokens), at least the R iterations decoding P_{i+1}'s records (compiler/cost/lowbit.py block_iters).
+inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more) {
+  const int codes = d.sb * rows / lb_lanes(d.group) * d.bits * lb_plane_beats(d.group) * n_tb;
   return more ? lb_param_beats(d, rows) + (codes > rows ? codes : rows) : codes;
 }
 
@@ -235,14 +238,18 @@ void lb_block(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, i
   static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
   static int32_t ssum[C::MAXT];
   int32_t p[C::MAXT][kLbMaxLanes];
+#pragma HLS ARRAY_PARTITION variable = tbl cyclic factor = C::TP dim = 1
 #pragma HLS ARRAY_PARTITION variable = tbl complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = tbl complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = ssum complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = p cyclic factor = C::TP dim = 1
 #pragma HLS ARRAY_PARTITION variable = p complete dim = 2
   const int rl = lb_lanes(d.group), wpp = lb_plane_beats(d.group), npl = d.group / 4;
   const int per_set = d.bits * wpp;                       // beats per row set
-  const int g_iters = C::R / rl * per_set * n_tok;       // one group's iterations
+  const int n_tb = (n_tok + C::TP - 1) / C::TP;           // token blocks of TP lanes
+  const int g_iters = C::R / rl * per_set * n_tb;         // one group's iterations
   const int pbeats = io.more ? lb_param_beats(d, C::R) : 0;
-  const int n_it = lb_block_iters(d, C::R, n_tok, io.more);
+  const int n_it = lb_block_iters(d, C::R, n_tb, io.more);
   for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
     for (int l = 0; l < kLbMaxLanes; l++) p[t][l] = 0;
@@ -269,35 +276,39 @@ void lb_block(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, i
       }
       const int c = it - pbeats;
       if (c >= d.sb * g_iters) continue;  // decode-only iterations of a short block
-      const int gi = c / g_iters, cc = c % g_iters, bi = cc / n_tok, t = cc % n_tok;
+      const int gi = c / g_iters, cc = c % g_iters, bi = cc / n_tb, tb = cc % n_tb;
       const int ri = bi / per_set, b = (bi % per_set) / wpp, wv = bi % wpp;
-      if (t == 0) beat = w[pos + pbeats + c / n_tok];
-      if (bi == 0) ssum[t] = lb_tables<C>(xrow, t, kb * d.sb + gi, d.group, tbl[t]);
-      int32_t lane[kLbMaxLanes];
-      for (int l = 0; l < kLbMaxLanes; l++) lane[l] = 0;
-      for (int n = 0; n < kLbNibbles; n++) {
-#pragma HLS UNROLL
-        const int l = rl > 1 ? n / npl : 0;
-        const int j = rl > 1 ? n % npl : wv * kLbNibbles + n;
-        if (j < C::MAXG / 4) lane[l] += (int32_t)tbl[t][j][(int)beat.range(4 * n + 3, 4 * n)];
-      }
+      if (tb == 0) beat = w[pos + pbeats + c / n_tb];
       const bool last = bi % per_set == per_set - 1;  // the row set's last plane: the float step
-      for (int l = 0; l < kLbMaxLanes; l++) {
+      for (int u = 0; u < C::TP; u++) {
 #pragma HLS UNROLL
-        const int32_t pv = p[t][l] + lane[l] * (1 << b);
-        if (last && l < rl) {
-          const int r = ri * rl + l;
-          EDGELLM_DEP_R(acc, acc[t][r]);
-          const f32 sp = io.s[r][gi] * (f32)pv;
-          const f32 ms = io.m[r][gi] * (f32)ssum[t];
-          acc[t][r] = (acc[t][r] + sp) + ms;
-          EDGELLM_DEP_W(acc, acc[t][r]);
+        const int t = tb * C::TP + u;
+        if (t < n_tok) {
+          if (bi == 0) ssum[t] = lb_tables<C>(xrow, t, kb * d.sb + gi, d.group, tbl[t]);
+          int32_t lane[kLbMaxLanes];
+          for (int l = 0; l < kLbMaxLanes; l++) lane[l] = 0;
+          for (int n = 0; n < kLbNibbles; n++) {
+            const int l = rl > 1 ? n / npl : 0;
+            const int j = rl > 1 ? n % npl : wv * kLbNibbles + n;
+            if (j < C::MAXG / 4) lane[l] += (int32_t)tbl[t][j][(int)beat.range(4 * n + 3, 4 * n)];
+          }
+          for (int l = 0; l < kLbMaxLanes; l++) {
+            const int32_t pv = p[t][l] + lane[l] * (1 << b);
+            if (last && l < rl) {
+              const int r = ri * rl + l;
+              EDGELLM_DEP_R(acc, acc[t][r]);
+              const f32 sp = io.s[r][gi] * (f32)pv;
+              const f32 ms = io.m[r][gi] * (f32)ssum[t];
+              acc[t][r] = (acc[t][r] + sp) + ms;
+              EDGELLM_DEP_W(acc, acc[t][r]);
+            }
+            p[t][l] = last ? 0 : pv;
+          }
         }
-        p[t][l] = last ? 0 : pv;
       }
     }
   }
-  pos += pbeats + d.sb * g_iters / n_tok;
+  pos += pbeats + d.sb * g_iters / n_tb;
 }
 
 // y (n_tok, n_out) = lowbit_linear(x, qs, W) for the tensor d whose stream starts at beat w_beat of w.
@@ -312,6 +323,7 @@ void lowbit_mm(const LowbitTensor &d, const lb_beat_t *w, long w_beat, const int
   static f32 acc[C::MAXT][C::R];
 #pragma HLS ARRAY_PARTITION variable = xrow cyclic factor = C::MAXG dim = 2
 #pragma HLS ARRAY_PARTITION variable = pbuf cyclic factor = 4 dim = 2
+#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::TP dim = 1
 #pragma HLS ARRAY_PARTITION variable = acc cyclic factor = kLbMaxLanes dim = 2
   const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R, n_blk = tiles * nsbr;
   long pos = w_beat;
