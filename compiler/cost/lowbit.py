@@ -1,0 +1,237 @@
+"""Cycles, bytes and resources of the low-bit matmul engine (hw/include/edgellm/lowbit_mm.h), and the
+decode / prefill projection of a model whose linears all run on it (docs/performance.md "Low-bit
+models"). Projections, not measurements.
+
+Cycles are the engine's pipelined loops counted as built (initiation interval 1, one beat per iteration
+at most): `iterations` equals the C simulation's own loop counters (lowbit_mm.h lb_iters; tested),
+plus PIPE_FILL cycles per loop run. E engines (one per weight port) each run lowbit_mm over a
+contiguous share of the row tiles from their own stream; a linear takes the longer of the slowest
+engine's cycles and its stream bytes over the weight ports' bandwidth (cost/ddr.py). The vector work
+(element-wise stages, attention) is cost/model.py's elementwise_gaps and cost/attention.py's, run
+after the linears (the engine reads its weights itself: no prefetch across stages, unlike the ternary
+fetcher), so the projection is conservative there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from edgellm.boards import Board
+from edgellm.compiler.cost import attention as cost_attention
+from edgellm.compiler.cost.ddr import activation_bytes, bandwidth
+from edgellm.compiler.cost.memory import Resources
+from edgellm.compiler.cost.model import HOST_CALL_S, HOST_SAMPLE_S_PER_VOCAB, elementwise_gaps
+from edgellm.compiler.design import DesignParams, kv_bytes_per_token
+from edgellm.errors import EdgeLLMError
+from edgellm.models.config import ModelConfig
+
+BEAT_BITS = 128  # lb_beat_t
+NIBBLES = BEAT_BITS // 4  # table lookups per beat and token lane
+# Pipeline prologue + epilogue of one run of a pipelined loop (the block loop's deepest path: table
+# build, 32 lookups, adder tree, fmul, two fadds). Assumption, cycles.
+PIPE_FILL = 16
+
+
+@dataclass(frozen=True)
+class TensorFormat:
+    """How one tensor type streams: b-bit codes, groups of G, SB groups per parameter record of
+    record_bits (compiler/packing_lowbit.py's ParamCodec for that type's parameterisation)."""
+
+    name: str
+    bits: int
+    group: int
+    sb: int
+    record_bits: int
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Streamed bits per weight for whole tiles (parameter blocks beat-padded per R rows: exact for
+        R * record_bits a multiple of 128, which R = 32 gives every format below)."""
+        return self.bits + self.record_bits / (self.group * self.sb)
+
+
+# GGUF tensor types and GPTQ as packing_lowbit stores them (tests/test_lowbit_cost.py packs each).
+FORMATS = {f.name: f for f in (
+    TensorFormat("Q4_0", 4, 32, 1, 16),  # f16 d, m = -(8 d)
+    TensorFormat("Q4_1", 4, 32, 1, 32),  # f16 d, f16 m
+    TensorFormat("Q5_0", 5, 32, 1, 16),
+    TensorFormat("Q5_1", 5, 32, 1, 32),
+    TensorFormat("Q8_0", 8, 32, 1, 16),
+    TensorFormat("Q2_K", 2, 16, 16, 16 + 16 + 16 * 8),  # f16 d, dmin; 4-bit scales and mins
+    TensorFormat("Q3_K", 3, 16, 16, 16 + 16 * 6),  # f16 d; 6-bit signed scales; m = -(4 s)
+    TensorFormat("Q4_K", 4, 32, 8, 16 + 16 + 8 * 12),  # f16 d, dmin; 6-bit scales and mins
+    TensorFormat("Q5_K", 5, 32, 8, 16 + 16 + 8 * 12),
+    TensorFormat("Q6_K", 6, 16, 16, 16 + 16 * 8),  # f16 d; int8 scales; m = -(32 s)
+    TensorFormat("GPTQ4", 4, 128, 1, 16 + 4),  # f16 scale, 4-bit zero: m = -(s z)
+)}
+
+
+@dataclass(frozen=True)
+class LowbitEngine:
+    """One lowbit_mm instance's LowbitConfig (R, MAXT, MAXG, TP) and how many run (one per weight port)."""
+
+    rows: int = 32
+    max_tokens: int = 8
+    max_group: int = 32
+    token_lanes: int = 1
+    engines: int = 4
+    max_k: int = 8192
+
+    def __post_init__(self) -> None:
+        if self.rows < 32 or self.rows % 32:
+            raise EdgeLLMError(f"low-bit engine: rows must be a multiple of 32, got {self.rows}")
+        if not 1 <= self.token_lanes <= self.max_tokens:
+            raise EdgeLLMError(f"low-bit engine: token lanes must be 1 .. {self.max_tokens}")
+        if self.engines < 1:
+            raise EdgeLLMError("low-bit engine: at least one engine")
+
+
+def _lanes(group: int) -> int:
+    return max(1, BEAT_BITS // group)
+
+
+def _plane_beats(group: int) -> int:
+    return max(1, group // BEAT_BITS)
+
+
+def param_beats(fmt: TensorFormat, rows: int) -> int:
+    """Beats of one (tile, super-block) parameter block (lb_param_beats)."""
+    return -(-rows * fmt.record_bits // BEAT_BITS)
+
+
+def block_iters(fmt: TensorFormat, rows: int, token_blocks: int, more: bool) -> int:
+    """One block loop's iterations (lb_block_iters)."""
+    codes = fmt.sb * rows // _lanes(fmt.group) * fmt.bits * _plane_beats(fmt.group) * token_blocks
+    return param_beats(fmt, rows) + max(codes, rows) if more else codes
+
+
+def stream_bytes(out: int, n_in: int, fmt: TensorFormat, rows: int) -> int:
+    """Bytes of a tensor's stream (packing_lowbit.pack_lowbit at `rows`; lb_stream_beats x 16)."""
+    tiles, nsbr = -(-out // rows), n_in // fmt.group // fmt.sb
+    code = fmt.sb * rows // _lanes(fmt.group) * fmt.bits * _plane_beats(fmt.group)
+    return tiles * nsbr * (param_beats(fmt, rows) + code) * BEAT_BITS // 8
+
+
+def _check(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine) -> None:
+    if n_in % (fmt.group * fmt.sb) or n_in > eng.max_k or fmt.group > eng.max_group:
+        raise EdgeLLMError(f"low-bit engine: a {out} x {n_in} {fmt.name} tensor does not fit (MAXK "
+                           f"{eng.max_k}, MAXG {eng.max_group}, whole {fmt.group * fmt.sb}-input blocks)")
+
+
+def iterations(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, tokens: int) -> dict[str, int]:
+    """One lowbit_mm call (tokens <= MAXT) over all `out` rows: iterations per loop kind (LbLoop order:
+    acts, params, decode, block, out), as C simulation counts them."""
+    _check(out, n_in, fmt, eng)
+    if not 1 <= tokens <= eng.max_tokens:
+        raise EdgeLLMError(f"low-bit engine: {tokens} tokens per call, MAXT is {eng.max_tokens}")
+    tiles, nsbr = -(-out // eng.rows), n_in // fmt.group // fmt.sb
+    n_blk, tb = tiles * nsbr, -(-tokens // eng.token_lanes)
+    block = (n_blk - 1) * block_iters(fmt, eng.rows, tb, True) + block_iters(fmt, eng.rows, tb, False)
+    return {"acts": tokens * (n_in // 16), "params": param_beats(fmt, eng.rows), "decode": eng.rows,
+            "block": block, "out": tiles * tokens * eng.rows}
+
+
+def linear_cycles(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, tokens: int) -> int:
+    """Cycles of one linear for `tokens` tokens on the slowest of E engines (a contiguous share of
+    ceil(tiles / E) tiles each), calls of at most MAXT tokens, PIPE_FILL per loop run."""
+    all_tiles = -(-out // eng.rows)
+    tiles = -(-all_tiles // eng.engines)
+    share = min(out, tiles * eng.rows)
+    nsbr = n_in // fmt.group // fmt.sb
+    total, left = 0, tokens
+    while left > 0:
+        n = min(left, eng.max_tokens)
+        it = iterations(share, n_in, fmt, eng, n)
+        runs = 3 + tiles * nsbr + tiles  # acts, params, decode; one block loop each; one out loop a tile
+        total += sum(it.values()) + runs * PIPE_FILL
+        left -= n
+    return total
+
+
+def linear_seconds(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, tokens: int,
+                   clock_hz: float, weights_bps: float) -> float:
+    """A linear: its engines' cycles, at least its streams' bytes (once per call) over the weight ports."""
+    calls = -(-tokens // eng.max_tokens)
+    nbytes = calls * stream_bytes(out, n_in, fmt, eng.rows)
+    return max(linear_cycles(out, n_in, fmt, eng, tokens) / clock_hz, nbytes / weights_bps)
+
+
+def resources(eng: LowbitEngine) -> Resources:
+    """One engine's LUT/FF/DSP/BRAM (estimate; named per datapath), times E engines. Per token lane:
+    the tables (MAXG / 4 x 16 entries of 12 bits in registers, their 11 adders per 4 activations), 32
+    16:1 lookups of 12 bits, the lane adder trees and P accumulators (8 lanes of 32 bits), and
+    128 / 16 = 8 float steps (2 fmul + 2 fadd: 3 + 2 DSPs each, Vitis HLS full-DSP binary32); per
+    engine: the record decoder (a 512-bit window shift, 16 x (2 fmul)), the activation rows (MAXT x
+    MAXK int8 in MAXG banks), the parameter ping-pong (2 x PB_MAX beats), s / m and acc (LUTRAM)."""
+    tp, mg = eng.token_lanes, eng.max_group
+    lane = Resources(lut=mg // 4 * 11 * 12 + NIBBLES * 12 * 5 + 31 * 16 + 8 * 40 + 8 * 350,
+                     ff=mg // 4 * 16 * 12 + 8 * 32 + 8 * 400, dsp=8 * (2 * 3 + 2 * 2))
+    pb_max = eng.rows * (32 + 32 + 16 * 16) // BEAT_BITS
+    xrow_banks = mg
+    xrow_bram = xrow_banks * max(0.5, math.ceil(eng.max_tokens * eng.max_k / xrow_banks / 2048) / 2)
+    per_engine = Resources(lut=3000 + 16 * 2 * 120 + 2 * eng.rows * 16 * 2 * 2 + 1500,
+                           ff=4000 + 16 * 2 * 200, dsp=16 * 2 * 3,
+                           bram36=xrow_bram + 2 * math.ceil(pb_max * BEAT_BITS / 36864) + 1)
+    one = Resources(lut=per_engine.lut + tp * lane.lut, ff=per_engine.ff + tp * lane.ff,
+                    dsp=per_engine.dsp + tp * lane.dsp, bram36=per_engine.bram36)
+    return Resources(lut=eng.engines * one.lut, ff=eng.engines * one.ff, dsp=eng.engines * one.dsp,
+                     bram36=eng.engines * one.bram36)
+
+
+@dataclass(frozen=True)
+class LowbitModel:
+    """A model's low-bit formats: per layer, per linear (ModelConfig.linear_shapes names), and the head."""
+
+    layers: tuple[dict[str, TensorFormat], ...]
+    head: TensorFormat
+
+    def weight_bytes(self, cfg: ModelConfig, rows: int) -> int:
+        """Stream bytes of every layer's linears and the head, read once per decode step."""
+        sh = cfg.linear_shapes()
+        body = sum(stream_bytes(*sh[n], f, rows) for layer in self.layers for n, f in layer.items())
+        return body + stream_bytes(cfg.vocab_size, cfg.hidden_size, self.head, rows)
+
+
+def decode_bytes(cfg: ModelConfig, m: LowbitModel, p: DesignParams, rows: int) -> int:
+    """DDR bytes of one decode step: weight and head streams, K/V (context reads + one write), the
+    activations through the data port (cost/ddr.py activation_bytes)."""
+    return (m.weight_bytes(cfg, rows) + (p.decode_context + 1) * kv_bytes_per_token(cfg, p)
+            + activation_bytes(cfg))
+
+
+def ddr_bound_tokens_per_s(cfg: ModelConfig, board: Board, m: LowbitModel, p: DesignParams,
+                           rows: int) -> float:
+    """The model's own DDR bound: the board's achievable bandwidth / decode_bytes."""
+    return board.ddr_achievable_gbps * 1e9 / decode_bytes(cfg, m, p, rows)
+
+
+def _vector_s(cfg: ModelConfig, p: DesignParams, board: Board, tokens: int, context: int) -> float:
+    """One layer's element-wise stages and attention (cost/model.py and cost/attention.py, as built)."""
+    f = p.clock_mhz * 1e6
+    bw = bandwidth(board, p)
+    ports = bw.kv_ports or 1
+    read_bw = min(ports * bw.kv_port, 2 * cost_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
+    attn = cost_attention.layer_seconds(cfg, p, tokens, context, f, bw.data, read_bw, ports)
+    return sum(elementwise_gaps(cfg, p, tokens)) / f + attn
+
+
+def run_seconds(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: DesignParams,
+                tokens: int, context0: int) -> dict[str, float]:
+    """`tokens` new tokens after `context0` cached ones (decode: 1; prefill: the prompt, in calls of
+    prefill_token_block tokens): layers (linears + vector work), the head once, the host per call."""
+    f = p.clock_mhz * 1e6
+    wbps = bandwidth(board, p).weights
+    sh = cfg.linear_shapes()
+    lin = vec = 0.0
+    done = calls = 0
+    while done < tokens:
+        n = min(tokens - done, p.prefill_token_block)
+        for layer in m.layers:
+            lin += sum(linear_seconds(*sh[name], fmt, eng, n, f, wbps) for name, fmt in layer.items())
+            vec += _vector_s(cfg, p, board, n, context0 + done + n)
+        done += n
+        calls += 1
+    head = linear_seconds(cfg.vocab_size, cfg.hidden_size, m.head, eng, 1, f, wbps)
+    host = calls * HOST_CALL_S * p.ip_calls_per_token + cfg.vocab_size * HOST_SAMPLE_S_PER_VOCAB
+    return {"linears": lin, "vector": vec, "lm_head": head, "host": host}

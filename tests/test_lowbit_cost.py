@@ -1,0 +1,110 @@
+"""compiler/cost/lowbit.py: the engine's loop counts equal C simulation's (lowbit_mm.h lb_iters), the
+formats equal what packing_lowbit writes, and the projection's invariants."""
+
+import ctypes
+
+import numpy as np
+import pytest
+from test_hw_lowbit import _acts, _fields
+from test_hw_lowbit_pack import _gptq, _kquant, _q4_0, _q6_k
+
+from edgellm.boards import load_board
+from edgellm.compiler import packing_lowbit as pl
+from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.design import DesignParams
+from edgellm.errors import EdgeLLMError
+from edgellm.hw import csim
+from edgellm.models import lowbit as lb
+from edgellm.models.config import PRESETS
+
+F32 = np.float32
+KINDS = ("acts", "params", "decode", "block", "out")
+
+
+@pytest.fixture(scope="module")
+def lib() -> ctypes.CDLL:
+    return csim.load([csim.TB_DIR / "lowbit_tb.cpp"], "lowbit_tb")
+
+
+def _counted(lib: ctypes.CDLL, fn: str, w: lb.GroupQuant, t: int, rows: int) -> dict[str, int]:
+    img = pl.pack_lowbit(w, rows=rows)
+    q, qs = _acts(np.random.default_rng(t), t, w.shape[1])
+    y = np.zeros((t, w.shape[0]), F32)
+    lib.tb_lowbit_iters_reset()
+    rc = getattr(lib, fn)(csim.ptr(_fields(img)), csim.ptr(img.data), ctypes.c_long(img.data.size),
+                          ctypes.c_long(0), csim.ptr(q), csim.ptr(qs), ctypes.c_int(t), csim.ptr(y))
+    assert rc == 0
+    out = np.zeros(5, np.int64)
+    lib.tb_lowbit_iters(csim.ptr(out))
+    return dict(zip(KINDS, map(int, out), strict=True))
+
+
+def _fmt_of(w: lb.GroupQuant) -> cl.TensorFormat:
+    c = pl.pack_lowbit(w).codec
+    return cl.TensorFormat("x", w.bits, w.group, c.sb, c.superblock_bits)
+
+
+@pytest.mark.parametrize("case", ["q4_0", "q4_k", "q6_k", "q2_k", "gptq", "short"])
+@pytest.mark.parametrize("t", [1, 5])
+def test_iterations_equal_csim(lib: ctypes.CDLL, case: str, t: int) -> None:
+    rng = np.random.default_rng(len(case) + t)
+    w = {"q4_0": lambda: _q4_0(rng, 70, 512), "q4_k": lambda: _kquant(rng, 64, 768, 4, 32, 6),
+         "q6_k": lambda: _q6_k(rng, 40, 512), "q2_k": lambda: _kquant(rng, 32, 512, 2, 16, 4),
+         "gptq": lambda: _gptq(rng, 33, 512, 4),
+         "short": lambda: lb.quantize_rtn(rng.standard_normal((40, 256)).astype(F32), 2, 16)}[case]()
+    fmt = _fmt_of(w)
+    for fn, eng in (("tb_lowbit_r32", cl.LowbitEngine(rows=32, max_tokens=8, max_group=256)),
+                    ("tb_lowbit_r64", cl.LowbitEngine(rows=64, max_tokens=4, max_group=256, max_k=4096)),
+                    ("tb_lowbit_tp3", cl.LowbitEngine(rows=32, max_tokens=8, max_group=64, token_lanes=3,
+                                                      max_k=4096))):
+        n = min(t, eng.max_tokens)
+        if w.group > eng.max_group:
+            continue
+        assert cl.iterations(w.shape[0], w.shape[1], fmt, eng, n) == _counted(lib, fn, w, n, eng.rows), fn
+        img = pl.pack_lowbit(w, rows=eng.rows)
+        assert cl.stream_bytes(w.shape[0], w.shape[1], fmt, eng.rows) == img.data.size
+
+
+@pytest.mark.parametrize("name,make", [
+    ("Q4_0", lambda r: _q4_0(r, 32, 256)), ("Q8_0", lambda r: _q4_0(r, 32, 256, 8)),
+    ("Q4_K", lambda r: _kquant(r, 32, 512, 4, 32, 6)), ("Q5_K", lambda r: _kquant(r, 32, 512, 5, 32, 6)),
+    ("Q2_K", lambda r: _kquant(r, 32, 512, 2, 16, 4)), ("Q6_K", lambda r: _q6_k(r, 32, 512)),
+    ("GPTQ4", lambda r: _gptq(r, 32, 512, 4))])
+def test_formats_are_what_the_packer_writes(name: str, make) -> None:
+    w = make(np.random.default_rng(0))
+    fmt = cl.FORMATS[name]
+    assert (fmt.bits, fmt.group) == (w.bits, w.group)
+    img = pl.pack_lowbit(w)
+    assert (img.codec.sb, img.codec.superblock_bits) == (fmt.sb, fmt.record_bits)
+    assert img.bits_per_weight == pytest.approx(fmt.bits_per_weight)
+
+
+def test_engines_split_tiles() -> None:
+    fmt = cl.FORMATS["Q4_K"]
+    one = cl.linear_cycles(8192, 2048, fmt, cl.LowbitEngine(engines=1), 1)
+    four = cl.linear_cycles(8192, 2048, fmt, cl.LowbitEngine(engines=4), 1)
+    assert four < one / 3.5
+    # T-MAC tables: one beat per token per cycle: 4-bit G32, R32: 8 groups x 32 beats per block
+    it = cl.iterations(32, 256, fmt, cl.LowbitEngine(engines=1), 1)
+    assert it["block"] == 8 * 8 * 4
+
+
+def test_refusals() -> None:
+    with pytest.raises(EdgeLLMError, match="multiple of 32"):
+        cl.LowbitEngine(rows=48)
+    with pytest.raises(EdgeLLMError, match="does not fit"):
+        cl.iterations(64, 8192 + 256, cl.FORMATS["Q4_K"], cl.LowbitEngine(), 1)
+    with pytest.raises(EdgeLLMError, match="MAXT"):
+        cl.iterations(64, 256, cl.FORMATS["Q4_K"], cl.LowbitEngine(max_tokens=4), 5)
+
+
+def test_decode_never_beats_its_ddr_bound() -> None:
+    cfg = PRESETS["llama-3.2-1b"]
+    board = load_board("kv260")
+    fmt = cl.FORMATS["Q4_0"]
+    layers = tuple({n: fmt for n in cfg.linear_shapes()} for _ in range(cfg.n_layers))
+    m = cl.LowbitModel(layers, cl.FORMATS["Q6_K"])
+    p = DesignParams(clock_mhz=board.pl_clock_mhz)
+    run = cl.run_seconds(cfg, board, m, cl.LowbitEngine(), p, 1, p.decode_context)
+    tok_s = 1.0 / sum(run.values())
+    assert tok_s < cl.ddr_bound_tokens_per_s(cfg, board, m, p, 32)
