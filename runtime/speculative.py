@@ -101,6 +101,7 @@ class SpecStats:
     decode_tokens: int = 0  # tokens produced by the passes after the prefill
     cost_steps: float = 0.0
     k_counts: dict[int, int] = field(default_factory=dict)  # verify passes by drafted tokens k
+    rejections: int = 0  # verify passes that ended at a rejected draft
 
     @property
     def passes(self) -> int:
@@ -110,6 +111,13 @@ class SpecStats:
     def acceptance(self) -> float | None:
         """Accepted / drafted tokens (None when nothing was drafted)."""
         return self.accepted / self.drafted if self.drafted else None
+
+    @property
+    def rate(self) -> float | None:
+        """Per-token acceptance a of the geometric model (a draft accepted given the previous one was):
+        accepted / (accepted + rejections), the maximum-likelihood estimate from the passes."""
+        n = self.accepted + self.rejections
+        return self.accepted / n if n else None
 
     @property
     def tokens_per_pass(self) -> float | None:
@@ -124,7 +132,7 @@ class SpecStats:
     def summary(self) -> dict[str, Any]:
         return {"verify_passes": self.verify_passes, "plain_passes": self.plain_passes,
                 "drafted": self.drafted, "accepted": self.accepted, "draft_passes": self.draft_passes,
-                "acceptance": self.acceptance, "tokens_per_pass": self.tokens_per_pass,
+                "acceptance": self.acceptance, "rate": self.rate, "tokens_per_pass": self.tokens_per_pass,
                 "projected_speedup": self.projected_speedup, "k_counts": dict(sorted(self.k_counts.items()))}
 
 
@@ -369,6 +377,7 @@ def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter
         p = _target_dists(logits, params, base, drafts)
         n_acc, extra = accept(p, None if q is None else q[:len(drafts)], drafts, sampler.rng)
     stats.accepted += n_acc
+    stats.rejections += int(n_acc < len(drafts))
     ctl.update(len(drafts), n_acc)
     emitted = 0
     for tok in [*drafts[:n_acc], extra]:

@@ -75,3 +75,20 @@ def test_pass_costs_drive_the_controller(setup) -> None:
     assert ctl.cost(2) == pytest.approx(pcs[2] / pcs[0])
     with pytest.raises(EdgeLLMError, match="pass costs"):
         SpecConfig("lookup", pass_costs=(1.0, 0.0))
+
+
+def test_estimate_lines_at_measured_rates(setup, tmp_path, monkeypatch) -> None:
+    board, p = setup
+    f = tmp_path / "m.json"
+    f.write_text('{"measured": [{"model": "tiny", "drafter": "lookup", "kind": "copy", "rate": 0.9}, '
+                 '{"model": "tiny", "drafter": "lookup", "kind": "control", "rate": 0.0}]}')
+    monkeypatch.setattr(cs, "MEASURED_FILE", f)
+    lines = cs.speedup_lines(CFG, board, p)
+    dec = cost_model.decode_step(CFG, board, p).tokens_per_s
+    k, tps = cs.best_k(CFG, board, p, 0.9)
+    assert lines[0].startswith("speculative decoding (projected") and f"{dec:.1f} tok/s" in lines[0]
+    assert f"lookup on copy text (tiny model): per-token acceptance 0.90 -> k={k}, {tps:.1f} tok/s" \
+        in lines[1]
+    assert "acceptance 0.00 -> k=0" in lines[2] and "(1.00x" in lines[2]
+    monkeypatch.setattr(cs, "MEASURED_FILE", tmp_path / "none.json")
+    assert cs.speedup_lines(CFG, board, p) == []

@@ -20,7 +20,9 @@ drafts yields E(a, k) = (1 - a^(k+1)) / (1 - a) tokens; effective decode = E / v
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgellm.boards import Board
 from edgellm.compiler.cost import attention as cost_attention
@@ -51,6 +53,8 @@ class VerifyCost:
 # feeds HEAD_LANES rows' dot products in the same cycle (HEAD_LANES x NPORTS x P int8 MACs), so up to
 # HEAD_LANES rows cost one pass of the dot loop; more rows take ceil(T / HEAD_LANES) passes per block.
 HEAD_LANES = 4
+# Acceptance measured on the golden model by bench/speculative_acceptance.py --record (per workload kind)
+MEASURED_FILE = Path(__file__).with_name("speculative_acceptance.json")
 
 
 def max_k(p: DesignParams) -> int:
@@ -138,10 +142,10 @@ def row_cost(cfg: ModelConfig, board: Board, p: DesignParams, k: int = 4, contex
 
 def effective_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams, a: float, k: int,
                            context: int | None = None, multi_row_head: bool = True,
-                           draft_s: float = 0.0) -> float:
+                           draft_s: float = 0.0, hide_attention: bool = False) -> float:
     """Decode tokens/s when every pass drafts k tokens accepted at per-token rate a (draft_s: seconds
     to draft one token; 0 for prompt lookup)."""
-    v = verify_call(cfg, board, p, k, context, multi_row_head)
+    v = verify_call(cfg, board, p, k, context, multi_row_head, hide_attention=hide_attention)
     return expected_tokens(a, k) / (v.seconds + k * draft_s)
 
 
@@ -169,3 +173,30 @@ def workload_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams, decod
         total += n * verify_call(cfg, board, p, int(k), context, multi_row_head,
                                  hide_attention=hide_attention).seconds
     return decode_tokens / total if total else 0.0
+
+
+def measured_rates(path: Path | None = None) -> list[dict]:
+    """The recorded measurements (model, drafter, kind, acceptance, rate, tokens_per_pass) of `path`
+    (default MEASURED_FILE); [] without a file."""
+    try:
+        return list(json.loads((path or MEASURED_FILE).read_text())["measured"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams, k_max: int = 8) -> list[str]:
+    """For `edgellm estimate`: the projected decode speed-up of speculative decoding at each measured
+    acceptance rate (best k per rate, multi-row head; conservative attention)."""
+    rows = measured_rates()
+    if not rows:
+        return []
+    dec = cost_model.decode_step(cfg, board, p).tokens_per_s
+    out = [f"speculative decoding (projected at acceptance measured by bench/speculative_acceptance.py; "
+           f"multi-row LM head, {HEAD_LANES} token lanes): plain decode {dec:.1f} tok/s"]
+    for r in rows:
+        k, tps = best_k(cfg, board, p, float(r["rate"]), k_max)
+        hid = effective_tokens_per_s(cfg, board, p, float(r["rate"]), k, hide_attention=True) if k else tps
+        out.append(f"  {r['drafter']} on {r['kind']} text ({r['model']} model): per-token acceptance "
+                   f"{r['rate']:.2f} -> k={k}, {tps:.1f} tok/s ({tps / dec:.2f}x; {hid / dec:.2f}x with the "
+                   f"rows' attention hidden)")
+    return out

@@ -250,6 +250,13 @@ def register(app: typer.Typer) -> None:
         for name, e in estimates.items():
             for s in e.assumptions.values():
                 console.print(f"{name} {s.name}: {s.assumes}", markup=False)
+        from edgellm.compiler.cost.speculative import speedup_lines
+
+        for name, r in results.items():
+            if not isinstance(r, str):
+                sb = meas.apply(load_board(name)) if meas else load_board(name)
+                for spec_line in speedup_lines(cfg, sb, r.params):
+                    console.print(f"{name} {spec_line}", markup=False)
         if meas:
             console.print(note(meas, load_board(meas.board)), markup=False)
         for r in results.values():

@@ -1,0 +1,178 @@
+"""Measured acceptance of speculative decoding on a fixed workload, and what it projects to on a board.
+
+Runs every prompt of bench/data/speculative_prompts.json greedily on the golden model, plain and with
+prompt lookup (and, with --self, self-speculation through calibrated draft layers), checks that the
+speculative tokens equal the plain ones, and prints per prompt and per kind (copy-heavy, control):
+acceptance (accepted / drafted), tokens per weight pass (decode tokens / passes over the full model),
+and decode tok/s projected for --preset on --board (default bitnet_b1_58-large on the KV260): plain decode
+(compiler/cost/model.py decode_step) and speculative (every measured pass at the projected seconds of its
+verify call, compiler/cost/speculative.py, with the multi-row LM head and, for comparison, with one
+OP_HEAD start per row as the hardware is built today). The acceptance is measured on the model that ran
+(the shipped tiny model, or with --large a random model of the preset's shape); the tok/s are projections
+for the preset's shapes with that acceptance, not measurements.
+
+python bench/speculative_acceptance.py [--n-new 64] [--k-max 4] [--self] [--large] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from edgellm.boards import load_board
+from edgellm.compiler import dse
+from edgellm.compiler.cost import ddr as cost_ddr
+from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost import speculative as cost_spec
+from edgellm.compiler.design import DesignParams
+from edgellm.models.backend import GoldenBackend
+from edgellm.models.config import PRESETS
+from edgellm.runtime.drafters import calibrate_draft_layers
+from edgellm.runtime.generation import generate
+from edgellm.runtime.sampling import SamplingParams
+from edgellm.runtime.speculative import SpecConfig
+
+WORKLOAD = Path(__file__).parent / "data" / "speculative_prompts.json"
+
+
+def load_workload(path: Path = WORKLOAD) -> list[dict[str, Any]]:
+    return json.loads(path.read_text())["prompts"]
+
+
+def run_prompt(backend: Any, ids: list[int], n_new: int, spec: SpecConfig) -> dict[str, Any]:
+    """Plain and speculative greedy runs of one prompt; the tokens must agree."""
+    params = SamplingParams(max_new_tokens=n_new, stop_at_eos=False)
+    plain = generate(backend, ids, params)
+    fast = generate(backend, ids, params, speculate=spec)
+    if fast.tokens != plain.tokens:
+        raise SystemExit(f"speculative tokens differ from plain decode ({spec.mode}): a bug")
+    st = fast.speculation
+    return {"decode_tokens": st.decode_tokens, "passes": st.passes, "plain_passes": st.plain_passes,
+            "verify_passes": st.verify_passes, "drafted": st.drafted, "accepted": st.accepted,
+            "rejections": st.rejections,
+            "draft_passes": st.draft_passes, "k_counts": dict(st.k_counts), "tokens": plain.tokens}
+
+
+def merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: sum(r[k] for r in rows) for k in
+                           ("decode_tokens", "passes", "plain_passes", "verify_passes", "drafted", "accepted",
+                            "rejections", "draft_passes")}
+    kc: dict[int, int] = {}
+    for r in rows:
+        for k, n in r["k_counts"].items():
+            kc[int(k)] = kc.get(int(k), 0) + n
+    out["k_counts"] = kc
+    return out
+
+
+def project(agg: dict[str, Any], cfg: Any, board: Any, p: DesignParams, draft_s: float) -> dict[str, float]:
+    plain = cost_model.decode_step(cfg, board, p).tokens_per_s
+    kw = dict(decode_tokens=agg["decode_tokens"], plain_passes=agg["plain_passes"], k_counts=agg["k_counts"],
+              draft_tokens=agg["draft_passes"], draft_s=draft_s)
+    multi = cost_spec.workload_tokens_per_s(cfg, board, p, **kw)
+    hidden = cost_spec.workload_tokens_per_s(cfg, board, p, hide_attention=True, **kw)
+    per_row = cost_spec.workload_tokens_per_s(cfg, board, p, multi_row_head=False, **kw)
+    return {"plain_tok_s": plain, "spec_tok_s": multi, "spec_tok_s_attn_hidden": hidden,
+            "spec_tok_s_row_heads": per_row}
+
+
+def line(name: str, agg: dict[str, Any], pr: dict[str, float]) -> str:
+    acc = agg["accepted"] / agg["drafted"] if agg["drafted"] else 0.0
+    tpp = agg["decode_tokens"] / agg["passes"] if agg["passes"] else 0.0
+    return (f"{name:<20} {100 * acc:>6.1f}% {agg['accepted']:>4}/{agg['drafted']:<4} {tpp:>7.2f} "
+            f"{pr['plain_tok_s']:>8.1f} {pr['spec_tok_s']:>8.1f} "
+            f"{pr['spec_tok_s'] / pr['plain_tok_s']:>6.2f}x {pr['spec_tok_s_attn_hidden']:>8.1f} "
+            f"{pr['spec_tok_s_row_heads']:>9.1f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-new", type=int, default=64)
+    ap.add_argument("--k-max", type=int, default=4)
+    ap.add_argument("--preset", default="bitnet_b1_58-large", choices=sorted(PRESETS))
+    ap.add_argument("--board", default="kv260")
+    ap.add_argument("--self", dest="self_spec", action="store_true", help="also self-speculation")
+    ap.add_argument("--large", action="store_true", help="run a random model of the preset's shape (slow)")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--record", action="store_true",
+                    help=f"write the measured acceptance by kind to {cost_spec.MEASURED_FILE.name} "
+                         "beside compiler/cost/speculative.py (edgellm estimate reads it)")
+    a = ap.parse_args()
+    cfg, board = PRESETS[a.preset], load_board(a.board)
+    t0 = time.perf_counter()
+    p = dse.explore(cfg, board, DesignParams()).params
+    bw = cost_ddr.bandwidth(board, p)
+    rc = cost_spec.row_cost(cfg, board, p, a.k_max)
+    pcs = cost_spec.pass_costs(cfg, board, p, a.k_max)
+    print(f"projections: {cfg.name} on {board.name} ({board.scenario} bandwidth scenario: weight streams "
+          f"{bw.weights / 1e9:.2f} GB/s, DDR {bw.ddr / 1e9:.2f} GB/s), DSE design G{p.group_size} R{p.rows} "
+          f"TP{p.token_lanes}, {p.clock_mhz:g} MHz, context {p.decode_context}; verify row cost {rc:.3f} "
+          f"decode steps (DSE {time.perf_counter() - t0:.0f} s). Projected, not measured.")
+    from edgellm.models.loaders import load_model
+
+    qm, tok = load_model(Path(__file__).parents[1] / "models" / "tiny")
+    models = [("tiny", qm)]
+    if a.large:
+        from edgellm.models.random_model import random_model
+
+        models.append((f"random {cfg.name}", random_model(cfg, seed=1)))
+    prompts = load_workload()
+    print("verify call of k drafts, projected, in decode steps: "
+          + ", ".join(f"k={k} {c / pcs[0]:.2f}" for k, c in enumerate(pcs)))
+    out: dict[str, Any] = {"preset": cfg.name, "board": board.name, "pass_costs": pcs, "results": []}
+    measured: list[dict[str, Any]] = []
+    for mname, model in models:
+        backend = GoldenBackend(model)
+        encoded = [[1, *tok.encode(pr["text"])] for pr in prompts]
+        modes = [("lookup", SpecConfig("lookup", k_max=a.k_max, pass_costs=pcs), 0.0)]
+        if a.self_spec:
+            hs = cost_spec.head_share(cfg, board, p)
+            # calibrated on held-out text (not the workload): the model's validation slice
+            paras = (Path(__file__).parents[1] / "models" / "tiny" / "eval_slice.txt").read_text().split("\n")
+            calib = [[1, *tok.encode(t)[:32]] for t in paras[2:5] if t.strip()]
+            rec = calibrate_draft_layers(backend, calib, n_new=16, k=2, head_share=hs, row_cost=rc)
+            layers = tuple(rec["draft_layers"])
+            n_large = max(1, round(len(layers) / model.config.n_layers * cfg.n_layers))
+            ds = cost_spec.draft_token_s(cfg, board, p, n_large)
+            dc = ds / cost_model.decode_step(cfg, board, p).seconds
+            print(f"[{mname}] self-speculation calibrated: draft layers {list(layers)}, acceptance "
+                  f"{rec['acceptance']:.2f}; projected draft token {dc:.2f} decode steps")
+            modes.append(("self", SpecConfig("self", k_max=a.k_max, pass_costs=pcs, draft_cost=dc,
+                                             draft_layers=layers), ds))
+        for mode, spec, ds in modes:
+            print(f"\n[{mname}] {mode}: {a.n_new} greedy tokens per prompt (identical to plain decode)")
+            print(f"{'prompt':<20} {'accept':>7} {'acc/draft':>9} {'tok/pass':>7} {'plain':>8} {'spec':>8} "
+                  f"{'x':>7} {'hidden':>8} {'row-heads':>9}   (tok/s projected)")
+            kinds: dict[str, list[dict[str, Any]]] = {}
+            for pr, ids in zip(prompts, encoded, strict=True):
+                r = run_prompt(backend, ids, a.n_new, spec)
+                kinds.setdefault(pr["kind"], []).append(r)
+                pj = project(r, cfg, board, p, ds)
+                print(line(pr["name"], r, pj))
+                out["results"].append({"model": mname, "mode": mode, "prompt": pr["name"], "kind": pr["kind"],
+                                       **{k: v for k, v in r.items() if k != "tokens"}, **pj})
+            for kind, rows in kinds.items():
+                agg = merge(rows)
+                n = agg["accepted"] + agg["rejections"]
+                measured.append({"model": mname, "drafter": mode, "kind": kind, "n_new": a.n_new,
+                                 "prompts": len(rows), "acceptance": agg["accepted"] / max(1, agg["drafted"]),
+                                 "rate": agg["accepted"] / n if n else 0.0,
+                                 "tokens_per_pass": agg["decode_tokens"] / max(1, agg["passes"])})
+                pj = project(agg, cfg, board, p, ds)
+                print(line(f"= {kind}", agg, pj))
+                out["results"].append({"model": mname, "mode": mode, "prompt": f"all {kind}", "kind": kind,
+                                       **agg, **pj})
+    if a.record:
+        cost_spec.MEASURED_FILE.write_text(json.dumps({
+            "about": "Acceptance measured by bench/speculative_acceptance.py on the golden model (greedy, "
+                     "bench/data/speculative_prompts.json); rate = per-token acceptance (geometric model)",
+            "measured": measured}, indent=1) + "\n")
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
