@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from edgellm.compiler.ir import ModelGraph, Op
-from edgellm.models.weights import QuantModel
+from edgellm.errors import EdgeLLMError
+from edgellm.models.weights import LowBitLinear, QuantModel
 
 
 def _linear(g: ModelGraph, name: str, layer: int, src: tuple[str, str], out: str, param: str) -> None:
@@ -35,6 +36,11 @@ def _sub_quant(g: ModelGraph, name: str, layer: int, x: str, gamma: object, widt
 
 def build_graph(qm: QuantModel) -> ModelGraph:
     """One forward pass of the model as ops: embedding, layers, final norm, LM head."""
+    if isinstance(qm.lm_head, LowBitLinear) or any(isinstance(lin, LowBitLinear)
+                                                     for L in qm.layers for lin in L.linears().values()):
+        raise EdgeLLMError("low-bit (W{b}A8) linears do not compile to hardware yet: the low-bit engine "
+                           "(hw/include/edgellm/lowbit_mm.h) is not wired into the generated layer and top "
+                           "(issue 17 #6); run the model with generate/eval --backend golden, onnx or torch")
     c = qm.config
     g = ModelGraph(c)
     g.params["embed"] = qm.embed
