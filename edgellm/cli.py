@@ -117,8 +117,14 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    progress: bool | None = typer.Option(
+        None, "--progress/--no-progress", show_default=False,
+        help="Progress of long steps on stderr: by default only on a terminal (not when piped, not in "
+             "CI); --progress also elsewhere, as plain lines."),
 ) -> None:
     """edgellm: ternary LLMs on edge FPGAs."""
+    if progress is not None:  # read by edgellm.commands.progress (EDGELLM_PROGRESS)
+        os.environ["EDGELLM_PROGRESS"] = "1" if progress else "0"
 
 
 class CommandModuleError(ImportError):

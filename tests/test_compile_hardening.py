@@ -215,7 +215,7 @@ def test_interrupt_releases_the_lock(ckpt: Path, tmp_path: Path) -> None:
 ])
 def test_bad_options_leave_nothing(ckpt: Path, tmp_path: Path, args: list[str], needle: str) -> None:
     out = tmp_path / "sub" / "x"
-    r = _cli("compile", str(ckpt), "-o", str(out), *args)
+    r = _cli("compile", str(ckpt), "-o", str(out), *args, env={"EDGELLM_PROGRESS": "1"})  # step lines
     _one_error(r, needle)
     assert "step codegen_hls" not in r.stderr  # rejected before the slow steps
     assert not (tmp_path / "sub").exists() or not any((tmp_path / "sub").iterdir())

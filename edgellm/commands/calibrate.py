@@ -53,9 +53,12 @@ def _run_kit(kit_dir: Path, board: str | None, out: Path | None, device: str, by
         nbytes = cal.EMULATOR_BYTES if emu else cal.DEFAULT_BYTES
     cal.check_options(kit, nbytes, repeat, timeout)
     dev, emulated, mhz = cal.open_device(kit, device)
+    from edgellm.commands.progress import Status
+
     try:
-        rec = cal.calibrate(kit, dev, emulated=emulated, clock_mhz=mhz, bytes_per_port=nbytes, repeat=repeat,
-                            timeout_s=timeout)
+        with Status(f"measuring {kit.board}'s PL->DDR bandwidth ({'C simulation' if emulated else 'board'})"):
+            rec = cal.calibrate(kit, dev, emulated=emulated, clock_mhz=mhz, bytes_per_port=nbytes,
+                                repeat=repeat, timeout_s=timeout)
     finally:
         dev.close()
     cal.write_record(dest, rec, force)

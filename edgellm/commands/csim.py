@@ -182,7 +182,10 @@ def csim_cmd(
         typer.echo(f"synth_check: {f}")
     typer.echo(f"synth_check: {len(found)} finding(s) in {len(sources)} file(s) of {hls}")
     t0 = time.perf_counter()
-    exe = build_testbench(hls, threads)
+    from edgellm.commands.progress import Status
+
+    with Status("building the C-simulation testbench (g++; cached after the first build)"):
+        exe = build_testbench(hls, threads)
     t1 = time.perf_counter()
     typer.echo(f"build: {t1 - t0:.1f} s (g++ {' '.join(TB_FLAGS + (csim.THREAD_FLAGS if threads else ()))})")
     rc = run_testbench(exe, hls.parent, decode_steps, timeout)

@@ -205,20 +205,24 @@ def register(app: typer.Typer) -> None:
         columns: dict[str, list[tuple[str, str]] | str] = {}
         estimates = {}
         results: dict = {}  # board -> DseResult, or why no design fits (--json, --html)
-        for name in names:
-            try:
-                b = meas.apply(load_board(name)) if meas else load_board(name)
-                limits = {} if lut_cap is None else {"lut": lut_cap}
-                results[name] = apply_sets(explore(cfg, b, DesignParams(max_context=context or 0), limits,
-                                                   clock_mhz=clock), cfg, b, over)
-                e = results[name].estimate
-                columns[name] = estimate_rows(e, b)
-                estimates[name] = e
-            except EdgeLLMError as err:
-                if len(names) == 1:
-                    raise
-                columns[name] = f"does not fit: {err}"
-                results[name] = str(err)
+        from edgellm.commands.progress import Status
+
+        with Status("design search") as status:
+            for i, name in enumerate(names):
+                status.update(f"exploring designs for {name}", i, len(names))
+                try:
+                    b = meas.apply(load_board(name)) if meas else load_board(name)
+                    limits = {} if lut_cap is None else {"lut": lut_cap}
+                    results[name] = apply_sets(explore(cfg, b, DesignParams(max_context=context or 0),
+                                                       limits, clock_mhz=clock), cfg, b, over)
+                    e = results[name].estimate
+                    columns[name] = estimate_rows(e, b)
+                    estimates[name] = e
+                except EdgeLLMError as err:
+                    if len(names) == 1:
+                        raise
+                    columns[name] = f"does not fit: {err}"
+                    results[name] = str(err)
         if html_out is not None:
             from edgellm.report.records import write_estimate_page
 

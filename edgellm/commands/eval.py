@@ -127,7 +127,11 @@ def eval_cmd(
     if max_tokens:
         token_ids = token_ids[:max_tokens]
     engines = [build_backend(n, qm) for n in names]
-    report = evaluate(engines, token_ids, window or context)
+    from edgellm.commands.progress import Status
+
+    with Status(f"scoring {len(token_ids)} tokens on {', '.join(names)}") as status:
+        report = evaluate(engines, token_ids, window or context,
+                          on_window=lambda done, total: status.update(done=done, total=total))
     fails = print_report(report, min_agreement)
     if compare is not None and fails:
         for f in fails:

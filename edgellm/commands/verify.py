@@ -185,7 +185,11 @@ def verify_cmd(
     else:
         ids = prompt_ids_for(codec, prompt, prompt_ids, p.config.vocab_size)
     dev = device_for(p, device, lambda s: typer.echo(s, err=True))
-    rep = run_verify(p, dev, ids, new_tokens=new_tokens, onnx=onnx, timeout_s=timeout)
+    from edgellm.commands.progress import Status
+
+    what = f"verify: {dev.name} vs golden, every layer and stage" + (", then onnxruntime" if onnx else "")
+    with Status(what):
+        rep = run_verify(p, dev, ids, new_tokens=new_tokens, onnx=onnx, timeout_s=timeout)
     print_table(rep)
     if json_out is not None:
         write_atomic(json_out, json.dumps(rep.to_dict(), indent=1))
