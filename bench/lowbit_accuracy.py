@@ -1,0 +1,195 @@
+"""Accuracy of W{b}A8 low-bit models on a small Llama-architecture model trained here (issue 17, part 7).
+
+    python bench/lowbit_accuracy.py --out DIR [--steps 240] [--threads 2]
+
+1. Trains a small full-precision Llama-architecture model (SiLU GLU, RoPE, GQA, no SubLN, tied
+   embeddings) on the Austen corpus of models/train_tiny.py (deterministic for a seed; cached in
+   DIR/float.pt, so a rerun skips training).
+2. Quantizes it: GGUF files written with gguf-py's GGUFWriter (Q4_0; a Q4_K_M-style mix; a Q2_K-style
+   mix; Q8_0 as a reference), K-quants by our RTN encoders (models/loaders/gguf_write.py), and a GPTQ
+   directory (RTN, 4 bits, group 128, symmetric; models/loaders/gptq_write.py).
+3. Loads each with load_model (as `edgellm compile` would) and measures, on the tiny model's evaluation
+   slice (8 windows of 256 tokens of held-out text): perplexity of the golden model (W{b}A8: int8
+   activations per token, the int8 per-row LM head) and of the float twin with the same dequantized
+   weights and float activations (TorchModel.from_quant(float_acts=True), float head), and the top-1
+   agreement of the two at every position. Prints a markdown table; writes DIR/accuracy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgellm.models import corpus as cp
+from edgellm.models import train_tiny as tt
+from edgellm.models.config import ModelConfig
+from edgellm.models.golden import GoldenModel
+from edgellm.models.loaders import load_model
+from edgellm.models.loaders.gguf_write import write_gguf
+from edgellm.models.loaders.gptq_write import save_gptq
+from edgellm.models.torch_ref import TorchModel
+from edgellm.models.weights import FloatWeights, QuantModel
+
+ACC_CONFIG = ModelConfig(
+    name="edgellm-tiny-llama", hidden_size=256, n_layers=4, n_heads=4, n_kv_heads=2, ffn_size=768,
+    vocab_size=4096, act="silu", subln=False, rope_theta=10000.0, tied_embeddings=True, max_context=512,
+    bos_id=1, eos_id=2)
+VARIANTS = ("Q8_0", "Q4_0", "Q4_K_M", "Q2_K", "GPTQ-4bit-g128")
+
+
+def train_float(out: Path, steps: int, threads: int, seed: int = 0) -> tuple[TorchModel, str, dict]:
+    """Train (or load from out/float.pt) the float Llama-architecture model; returns it, the tokenizer
+    JSON and the training record."""
+    torch.set_num_threads(threads)
+    tj, stream, starts, _, _ = tt.build_data(out, ACC_CONFIG.vocab_size)
+    ck = out / "float.pt"
+    model = TorchModel(ACC_CONFIG, quant=False)
+    if ck.exists():
+        st = torch.load(ck, map_location="cpu")
+        model.load_state_dict(st["model"])
+        return model.eval(), tj, st["record"]
+    torch.manual_seed(seed)
+    decay = [p for p in model.parameters() if p.ndim == 2]
+    other = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                            lr=3e-3, betas=(0.9, 0.95))
+    t0 = time.time()
+    model.train()
+    for step in range(steps):
+        x, y = tt.batch(stream, starts, np.random.default_rng([seed, step]), 8, ACC_CONFIG.bos_id)
+        for g in opt.param_groups:
+            g["lr"] = tt.lr_at(step, steps, 3e-3, max(steps // 10, 1))
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if (step + 1) % 20 == 0:
+            print(f"step {step + 1}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
+    record = {"steps": steps, "batch": 8, "seq": tt.SEQ, "lr": 3e-3, "seed": seed, "threads": threads,
+              "train_wall_s": round(time.time() - t0, 1), "final_loss": round(loss.item(), 4)}
+    torch.save({"model": model.state_dict(), "record": record}, ck)
+    return model.eval(), tj, record
+
+
+def float_weights(model: TorchModel) -> FloatWeights:
+    """The trained model's float tensors in HF row order."""
+    def f(t: torch.Tensor) -> np.ndarray:
+        return t.detach().float().numpy().astype(np.float32).copy()
+
+    layers = []
+    for blk in model.blocks:
+        L = {n: f(lin.weight) for n, lin in blk.lin.items()}
+        L.update(attn_norm=f(blk.attn_norm.weight), ffn_norm=f(blk.ffn_norm.weight))
+        layers.append(L)
+    return FloatWeights(ACC_CONFIG, f(model.embed.weight), f(model.final_norm.weight), layers, None)
+
+
+def nll_float(model: TorchModel, windows: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean NLL and argmax (N, L) of a float torch model on windows (N, L+1)."""
+    with torch.no_grad():
+        logits = model(torch.from_numpy(windows[:, :-1])).double()
+    lp = torch.log_softmax(logits, -1)
+    tgt = torch.from_numpy(windows[:, 1:])
+    return float(-lp.gather(-1, tgt[..., None]).mean()), logits.argmax(-1).numpy()
+
+
+def nll_golden(qm: QuantModel, windows: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean NLL and argmax (N, L) of the golden model (W{b}A8) on windows (N, L+1)."""
+    g = GoldenModel(qm)
+    nll, arg = [], []
+    for w in windows:
+        logits = g.forward(w[:-1], g.new_cache(len(w)), all_logits=True).astype(np.float64)
+        m = logits.max(-1, keepdims=True)
+        lse = (m + np.log(np.exp(logits - m).sum(-1, keepdims=True)))[:, 0]
+        nll.append(lse - logits[np.arange(len(w) - 1), w[1:]])
+        arg.append(logits.argmax(-1))
+    return float(np.mean(nll)), np.stack(arg)
+
+
+def write_variant(out: Path, name: str, fw: FloatWeights, tj: str) -> Path:
+    """The quantized checkpoint of one variant (written once)."""
+    if name.startswith("GPTQ"):
+        path = out / "gptq-4bit-g128"
+        if not path.exists():
+            save_gptq(path, fw, "llama", 4, 128, True, "gptq", tokenizer_json=tj)
+        return path
+    path = out / f"tiny-llama-{name}.gguf"
+    if not path.exists():
+        write_gguf(path, fw, "llama", name, tokenizer_json=tj)
+    return path
+
+
+def measure(out: Path, steps: int, threads: int) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    model, tj, record = train_float(out, steps, threads)
+    corpus = cp.fetch_corpus()
+    windows = tt.eval_slice(cp.encode_stream(tj, corpus.val))
+    base_nll, base_arg = nll_float(model, windows)
+    fw = float_weights(model)
+    rows = [{"variant": "float (trained, unquantized)", "float_ppl": math.exp(base_nll)}]
+    for name in VARIANTS:
+        path = write_variant(out, name, fw, tj)
+        qm, _ = load_model(path)
+        types = qm.meta.get("types", {"gptq": 1})
+        twin = TorchModel.from_quant(qm, float_acts=True)
+        f_nll, f_arg = nll_float(twin, windows)
+        g_nll, g_arg = nll_golden(qm, windows)
+        rows.append({"variant": name, "file": path.name, "types": types,
+                     "bits_per_weight": round(bits_per_weight(qm), 3),
+                     "float_ppl": math.exp(f_nll), "golden_ppl": math.exp(g_nll),
+                     "ppl_ratio": math.exp(g_nll - f_nll),
+                     "top1_agreement": float(np.mean(g_arg == f_arg)),
+                     "top1_vs_unquantized": float(np.mean(g_arg == base_arg))})
+        print(json.dumps(rows[-1]), flush=True)
+    res = {"config": ACC_CONFIG.to_dict(), "training": record, "eval_tokens": int(windows[:, 1:].size),
+           "rows": rows}
+    (out / "accuracy.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
+def bits_per_weight(qm: QuantModel) -> float:
+    """Code bits plus the float32 scale and offset per group, over all decoder linears (as held)."""
+    bits = n = 0
+    for L in qm.layers:
+        for lin in L.linears().values():
+            o, k = lin.shape
+            bits += o * k * lin.bits + o * (k // lin.group) * 64
+            n += o * k
+    return bits / n
+
+
+def table(res: dict) -> str:
+    """The README table."""
+    lines = ["| weights | golden W{b}A8 ppl | float-activation ppl, same weights | ratio | top-1 agreement |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in res["rows"]:
+        if "golden_ppl" not in r:
+            lines.append(f"| {r['variant']} | - | {r['float_ppl']:.2f} | - | - |")
+            continue
+        lines.append(f"| {r['variant']} | {r['golden_ppl']:.2f} | {r['float_ppl']:.2f} | "
+                     f"{r['ppl_ratio']:.4f} | {100 * r['top1_agreement']:.1f}% |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=240)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    res = measure(Path(a.out), a.steps, a.threads)
+    print(table(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
