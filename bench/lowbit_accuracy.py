@@ -1,6 +1,6 @@
 """Accuracy of W{b}A8 low-bit models on a small Llama-architecture model trained here (issue 17, part 7).
 
-    python bench/lowbit_accuracy.py --out DIR [--steps 240] [--threads 2]
+    python bench/lowbit_accuracy.py --out DIR [--steps 150] [--threads 2]
 
 1. Trains a small full-precision Llama-architecture model (SiLU GLU, RoPE, GQA, no SubLN, tied
    embeddings) on the Austen corpus of models/train_tiny.py (deterministic for a seed; cached in
@@ -12,7 +12,9 @@
    slice (8 windows of 256 tokens of held-out text): perplexity of the golden model (W{b}A8: int8
    activations per token, the int8 per-row LM head) and of the float twin with the same dequantized
    weights and float activations (TorchModel.from_quant(float_acts=True), float head), and the top-1
-   agreement of the two at every position. Prints a markdown table; writes DIR/accuracy.json.
+   agreement of the two at every position. "+low-bit head": the Q4_K_M file with its (tied, Q4_K)
+   token_embd kept as a low-bit LM head instead of the int8 per-row head. Prints a markdown table;
+   writes DIR/accuracy.json.
 """
 
 from __future__ import annotations
@@ -32,17 +34,27 @@ from edgellm.models import corpus as cp
 from edgellm.models import train_tiny as tt
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel
-from edgellm.models.loaders import load_model
+from edgellm.models.loaders import load_gguf, load_model
 from edgellm.models.loaders.gguf_write import write_gguf
 from edgellm.models.loaders.gptq_write import save_gptq
 from edgellm.models.torch_ref import TorchModel
 from edgellm.models.weights import FloatWeights, QuantModel
 
 ACC_CONFIG = ModelConfig(
-    name="edgellm-tiny-llama", hidden_size=256, n_layers=4, n_heads=4, n_kv_heads=2, ffn_size=768,
+    name="edgellm-tiny-llama", hidden_size=256, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=512,
     vocab_size=4096, act="silu", subln=False, rope_theta=10000.0, tied_embeddings=True, max_context=512,
     bos_id=1, eos_id=2)
-VARIANTS = ("Q8_0", "Q4_0", "Q4_K_M", "Q2_K", "GPTQ-4bit-g128")
+VARIANTS = ("Q8_0", "Q4_0", "Q4_K_M", "Q4_K_M+low-bit head", "Q2_K", "GPTQ-4bit-g128")
+TRAIN_SEQ = 128  # training window (shorter than the tiny model's 256: CPU time)
+
+
+def batch(stream: np.ndarray, starts: np.ndarray, rng: np.random.Generator, bsz: int
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """bsz windows [<bos>, TRAIN_SEQ tokens from a paragraph start] -> inputs, targets."""
+    s = rng.choice(starts, bsz)
+    rows = [np.concatenate([[ACC_CONFIG.bos_id], stream[i:i + TRAIN_SEQ]]) for i in s]
+    w = torch.from_numpy(np.stack(rows))
+    return w[:, :-1], w[:, 1:]
 
 
 def train_float(out: Path, steps: int, threads: int, seed: int = 0) -> tuple[TorchModel, str, dict]:
@@ -64,7 +76,7 @@ def train_float(out: Path, steps: int, threads: int, seed: int = 0) -> tuple[Tor
     t0 = time.time()
     model.train()
     for step in range(steps):
-        x, y = tt.batch(stream, starts, np.random.default_rng([seed, step]), 8, ACC_CONFIG.bos_id)
+        x, y = batch(stream, starts, np.random.default_rng([seed, step]), 8)
         for g in opt.param_groups:
             g["lr"] = tt.lr_at(step, steps, 3e-3, max(steps // 10, 1))
         loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
@@ -72,9 +84,9 @@ def train_float(out: Path, steps: int, threads: int, seed: int = 0) -> tuple[Tor
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if (step + 1) % 20 == 0:
+        if (step + 1) % 10 == 0:
             print(f"step {step + 1}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
-    record = {"steps": steps, "batch": 8, "seq": tt.SEQ, "lr": 3e-3, "seed": seed, "threads": threads,
+    record = {"steps": steps, "batch": 8, "seq": TRAIN_SEQ, "lr": 3e-3, "seed": seed, "threads": threads,
               "train_wall_s": round(time.time() - t0, 1), "final_loss": round(loss.item(), 4)}
     torch.save({"model": model.state_dict(), "record": record}, ck)
     return model.eval(), tj, record
@@ -122,9 +134,9 @@ def write_variant(out: Path, name: str, fw: FloatWeights, tj: str) -> Path:
         if not path.exists():
             save_gptq(path, fw, "llama", 4, 128, True, "gptq", tokenizer_json=tj)
         return path
-    path = out / f"tiny-llama-{name}.gguf"
+    path = out / f"tiny-llama-{name.split('+')[0]}.gguf"
     if not path.exists():
-        write_gguf(path, fw, "llama", name, tokenizer_json=tj)
+        write_gguf(path, fw, "llama", name.split("+")[0], tokenizer_json=tj)
     return path
 
 
@@ -138,7 +150,7 @@ def measure(out: Path, steps: int, threads: int) -> dict:
     rows = [{"variant": "float (trained, unquantized)", "float_ppl": math.exp(base_nll)}]
     for name in VARIANTS:
         path = write_variant(out, name, fw, tj)
-        qm, _ = load_model(path)
+        qm = load_gguf(path, lowbit_head=True)[0] if name.endswith("head") else load_model(path)[0]
         types = qm.meta.get("types", {"gptq": 1})
         twin = TorchModel.from_quant(qm, float_acts=True)
         f_nll, f_arg = nll_float(twin, windows)
@@ -183,7 +195,7 @@ def table(res: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=240)
+    ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     res = measure(Path(a.out), a.steps, a.threads)

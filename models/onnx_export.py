@@ -369,15 +369,30 @@ def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast:
     return model
 
 
-def weight_bytes(cfg: ModelConfig) -> int:
-    """Approximate size of the exported weights: int8 ternary linears and head, fp32 embedding."""
+def weight_bytes(cfg: ModelConfig, qm: QuantModel | None = None) -> int:
+    """Approximate size of the exported weights: int8 ternary linears and head, fp32 embedding; with qm,
+    low-bit linears as exported (MatMulNBits: packed codes and f32 scales/mins; else f32 dequantized)."""
     v, h = cfg.vocab_size, cfg.hidden_size
-    return cfg.n_ternary_params() + v * h * 5 + cfg.max_context * cfg.head_dim * 4
+    linears = cfg.n_ternary_params()
+    if qm is not None:
+        linears = sum(_linear_bytes(lin) for L in qm.layers for lin in L.linears().values())
+        if isinstance(qm.lm_head, LowBitLinear):
+            linears += _linear_bytes(qm.lm_head) - v * h
+    return linears + v * h * 5 + cfg.max_context * cfg.head_dim * 4
 
 
-def needs_external(cfg: ModelConfig) -> bool:
+def _linear_bytes(lin: Linear) -> int:
+    o, k = lin.shape
+    if not isinstance(lin, LowBitLinear):
+        return o * k
+    if lin.bits in NBITS:
+        return o * k * lin.bits // 8 + o * (k // lin.group) * 8
+    return o * k * 4
+
+
+def needs_external(cfg: ModelConfig, qm: QuantModel | None = None) -> bool:
     """Whether the export must put its weights in a side file (over EXTERNAL_DATA_BYTES)."""
-    return weight_bytes(cfg) > EXTERNAL_DATA_BYTES
+    return weight_bytes(cfg, qm) > EXTERNAL_DATA_BYTES
 
 
 def export_onnx(qm: QuantModel, path: str | Path, opset: int = MIN_OPSET, fast: bool = False,
@@ -386,7 +401,7 @@ def export_onnx(qm: QuantModel, path: str | Path, opset: int = MIN_OPSET, fast: 
     streamed to `<path>.data` (page-aligned external data) instead of the protobuf."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not needs_external(qm.config):
+    if not needs_external(qm.config, qm):
         onnx.save_model(build_onnx(qm, opset, taps, fast, kv_dtype=kv_dtype), str(path))
         return path
     location = path.name + ".data"

@@ -46,7 +46,7 @@ class OrtBackend:
         providers = ["CPUExecutionProvider"]
         if isinstance(model, QuantModel):
             self.config: ModelConfig = model.config
-            if not onnx_export.needs_external(model.config):
+            if not onnx_export.needs_external(model.config, model):
                 proto = onnx_export.build_onnx(model, taps=taps, fast=fast, kv_dtype=kv_dtype)
                 self.session = ort.InferenceSession(proto.SerializeToString(), so, providers=providers)
             else:  # over the protobuf limit: go through a file with external data

@@ -160,3 +160,15 @@ def test_float_twin_matches_transformers(arch: str) -> None:
         want = hf(tokens).logits[0].numpy()
         got = ours(tokens)[0].numpy()
     assert np.abs(got - want).max() < 1e-4 * max(1.0, np.abs(want).max())
+
+
+def test_export_size_counts_lowbit_linears_as_exported() -> None:
+    """3/5/6-bit linears export as float32 MatMul weights (4 bytes each), 4-bit as packed codes plus f32
+    scales and mins per group: the external-data decision sees that, not the ternary int8 count."""
+    from edgellm.models.onnx_export import weight_bytes
+
+    n = sum(o * i for o, i in QWEN2.linear_shapes().values()) * QWEN2.n_layers
+    base = weight_bytes(QWEN2)
+    assert weight_bytes(QWEN2, random_model(QWEN2, 1, lowbit=(3, 16))) - base == 3 * n
+    q4 = weight_bytes(QWEN2, random_model(QWEN2, 1, lowbit=(4, 32))) - base
+    assert q4 == n // 2 + n // 32 * 8 - n
