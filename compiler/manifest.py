@@ -20,6 +20,7 @@ from edgellm.compiler import interface as itf
 from edgellm.compiler.pipeline import BuildContext
 from edgellm.compiler.steps import IP_NAME, REF_PREFILL, sha256_file
 from edgellm.compiler.tokenizer_files import chat_template_entry
+from edgellm.models.shipped import source_name
 from edgellm.runtime.layout import TOP_K
 from edgellm.runtime.manifest_schema import SCHEMA  # one source for the writer and the reader
 from edgellm.runtime.project_files import is_build_output
@@ -71,7 +72,7 @@ def build_manifest(ctx: BuildContext) -> dict[str, Any]:
         "schema": SCHEMA,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": qm.config.to_dict(),
-        "model_source": str(s["model_path"]),
+        "model_source": source_name(s["model_path"]),  # the shipped tiny model by name
         "board": dataclasses.asdict(s["board"]),
         "design": dataclasses.asdict(design),
         "numerics": s["numerics"].to_dict(),

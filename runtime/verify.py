@@ -256,16 +256,26 @@ def _agree(a: list[int], b: list[int]) -> str:
     return f"token agreement {same}/{max(len(a), len(b))}"
 
 
+def _source_path(src: str) -> Path:
+    """The checkpoint a manifest's model_source names (the shipped tiny model is recorded by name:
+    models/shipped.py); the board's runtime copy has no models/shipped.py and no shipped model."""
+    try:
+        from edgellm.models.shipped import source_path
+    except ImportError:
+        return Path(src)
+    return source_path(src)
+
+
 def _model(p: Project, rep: Report) -> Any:
     rebuilt = model_from_image(p)
     src = p.manifest.get("model_source")
-    if not src or not Path(src).exists():
+    if not src or not _source_path(src).exists():
         rep.notes.append(f"model source {src!r} not available: golden runs on the model rebuilt "
                          "from weights.bin")
         return rebuilt
     from edgellm.models.loaders import load_model
 
-    qm, _ = load_model(Path(src))
+    qm, _ = load_model(_source_path(src))
     diff = image_matches(rebuilt, qm)
     rep.rows.append(Row("image vs source", "weights.bin decoded", exact=diff is None, ok=diff is None,
                         note="identical" if diff is None else f"first difference: {diff}"))

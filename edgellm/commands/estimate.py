@@ -48,9 +48,13 @@ def resolve_config(model: Path | None, preset: str | None):  # -> ModelConfig
             raise EdgeLLMError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
         return PRESETS[preset]
     if model is not None:
+        import dataclasses
+
         from edgellm.commands.model_names import resolve_model_arg
 
-        return read_model_config(resolve_model_arg(model, ["config.json"]))
+        local = resolve_model_arg(model, ["config.json"])
+        cfg = read_model_config(local)
+        return cfg if local == model else dataclasses.replace(cfg, name=str(model))  # a hub id by its id
     from edgellm.models.shipped import tiny_model_dir
 
     if (tiny_model_dir() / "config.json").is_file():
