@@ -55,7 +55,10 @@ def device_for(p: Project, kind: str, info: Any) -> Any:
 
     if kind not in DEVICES:
         raise EdgeLLMError(f"unknown device {kind!r}; choose one of {', '.join(DEVICES)}")
-    dev = open_device(p, kind)
+    from edgellm.commands.progress import Status
+
+    with Status(f"opening the {kind} device (the emulator builds its C simulation once: g++, cached)"):
+        dev = open_device(p, kind)
     why = " (no PYNQ board here)" if kind == "auto" and "emulator" in dev.name else ""
     info(f"[device] {dev.name}{why}")
     return dev
