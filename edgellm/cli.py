@@ -67,7 +67,8 @@ class _Group(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, False, **extra)
-        except _cx.NoArgsIsHelpError as e:  # help was already printed
+        except _cx.NoArgsIsHelpError as e:  # its message is the help (click's layout: printed here)
+            e.show()
             sys.exit(e.exit_code)
         except _cx.ClickException as e:
             hint = ""

@@ -187,50 +187,24 @@ def register(app: typer.Typer) -> None:
                                      "nothing).")] = False,
     ) -> None:
         """Size the accelerator for a model on a board; print projected speed and resources."""
-        from rich.console import Console
-        from rich.table import Table
-
         from edgellm.boards import list_boards, load_board
-        from edgellm.commands.design_opts import apply_sets, parse_sets
-        from edgellm.compiler.design import DesignParams
-        from edgellm.compiler.dse import explore
-        from edgellm.errors import EdgeLLMError
+        from edgellm.commands.design_opts import parse_sets
+        from edgellm.compiler.calibrate.measured import for_command
 
         over = parse_sets(sets)
         cfg = resolve_config(model, preset)
         names = list_boards() if board == "all" else [load_board(board).name]
-        from edgellm.compiler.calibrate.measured import for_command, note
-
         meas, clock = for_command(measured, allow_emulated, names, clock)
         if html_out is not None:
             from edgellm.commands.verify import check_output
 
             check_output(html_out, "--html")
-        columns: dict[str, list[tuple[str, str]] | str] = {}
-        estimates = {}
-        results: dict = {}  # board -> DseResult, or why no design fits (--json, --html)
-        from edgellm.commands.progress import Status
-
-        with Status("design search") as status:
-            for i, name in enumerate(names):
-                status.update(f"exploring designs for {name}", i, len(names))
-                try:
-                    b = meas.apply(load_board(name)) if meas else load_board(name)
-                    limits = {} if lut_cap is None else {"lut": lut_cap}
-                    results[name] = apply_sets(explore(cfg, b, DesignParams(max_context=context or 0),
-                                                       limits, clock_mhz=clock), cfg, b, over)
-                    e = results[name].estimate
-                    columns[name] = estimate_rows(e, b)
-                    estimates[name] = e
-                except EdgeLLMError as err:
-                    if len(names) == 1:
-                        raise
-                    columns[name] = f"does not fit: {err}"
-                    results[name] = str(err)
+        limits = {} if lut_cap is None else {"lut": lut_cap}
+        results = explore_boards(cfg, names, meas, context, clock, limits, over)
         if html_out is not None:
             from edgellm.report.records import write_estimate_page
 
-            write_estimate_page(html_out, cfg, results, {} if lut_cap is None else {"lut": lut_cap})
+            write_estimate_page(html_out, cfg, results, limits)
             typer.echo(f"page written to {html_out} (projected figures)", err=True)
         if as_json:
             import json
@@ -239,36 +213,76 @@ def register(app: typer.Typer) -> None:
 
             typer.echo(json.dumps(estimate_record(cfg, results, calibration), indent=1))
             return
-        table = Table(title=f"{cfg.name}: projected by the performance model (not measured)")
-        table.add_column("")
-        for name in names:
-            table.add_column(name, justify="right")
-        labels = next((c for c in columns.values() if isinstance(c, list)), [])
-        for i, (label, _) in enumerate(labels):
-            table.add_row(label, *(c[i][1] if isinstance(c, list) else "-" for c in columns.values()))
-        from edgellm.commands.tables import folded
+        print_estimates(cfg, results, meas, top, calibration)
 
-        console = Console()
-        console.print(folded(table))
-        for name, c in columns.items():
-            if isinstance(c, str):
-                console.print(f"{name}: {c}", markup=False)
-        console.print("Figures are central (low-high); each end's assumptions: docs/performance.md "
-                      "'Ranges'.", markup=False)
-        for name, e in estimates.items():
-            for s in e.assumptions.values():
-                console.print(f"{name} {s.name}: {s.assumes}", markup=False)
-        from edgellm.compiler.cost.speculative import speedup_lines
 
-        for name, r in results.items():
-            if not isinstance(r, str):
-                sb = meas.apply(load_board(name)) if meas else load_board(name)
-                for spec_line in speedup_lines(cfg, sb, r.params):
-                    console.print(f"{name} {spec_line}", markup=False)
-        if meas:
-            console.print(note(meas, load_board(meas.board)), markup=False)
-        for r in results.values():
-            if top and not isinstance(r, str):
-                console.print(folded(top_table(r, top)))
-        if calibration:
-            console.print(folded(calibration_table()), markup=False)
+def explore_boards(cfg, names: list[str], meas, context: int | None, clock: float | None,
+                   limits: dict[str, float], over: dict) -> dict:
+    """board -> DseResult (with the --set overrides applied), or why no design fits (a single board's
+    failure is raised); a progress status per board (progress.py)."""
+    from edgellm.boards import load_board
+    from edgellm.commands.design_opts import apply_sets
+    from edgellm.commands.progress import Status
+    from edgellm.compiler.design import DesignParams
+    from edgellm.compiler.dse import explore
+    from edgellm.errors import EdgeLLMError
+
+    results: dict = {}
+    with Status("design search") as status:
+        for i, name in enumerate(names):
+            status.update(f"exploring designs for {name}", i, len(names))
+            try:
+                b = meas.apply(load_board(name)) if meas else load_board(name)
+                res = explore(cfg, b, DesignParams(max_context=context or 0), limits, clock_mhz=clock)
+                results[name] = apply_sets(res, cfg, b, over)
+            except EdgeLLMError as err:
+                if len(names) == 1:
+                    raise
+                results[name] = str(err)
+    return results
+
+
+def print_estimates(cfg, results: dict, meas, top: int, calibration: bool) -> None:
+    """The table (a column per board), the boards without a design, each end's assumptions, the
+    projected speculative speed-up, the calibration note, --top's and --calibration's tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgellm.boards import load_board
+    from edgellm.commands.tables import folded
+    from edgellm.compiler.calibrate.measured import note
+    from edgellm.compiler.cost.speculative import speedup_lines
+
+    def board_of(name: str):
+        return meas.apply(load_board(name)) if meas else load_board(name)
+
+    fits = {n: r for n, r in results.items() if not isinstance(r, str)}
+    columns = {n: estimate_rows(r.estimate, board_of(n)) if n in fits else f"does not fit: {r}"
+               for n, r in results.items()}
+    table = Table(title=f"{cfg.name}: projected by the performance model (not measured)")
+    table.add_column("")
+    for name in results:
+        table.add_column(name, justify="right")
+    labels = next((c for c in columns.values() if isinstance(c, list)), [])
+    for i, (label, _) in enumerate(labels):
+        table.add_row(label, *(c[i][1] if isinstance(c, list) else "-" for c in columns.values()))
+    console = Console()
+    console.print(folded(table))
+    for name, c in columns.items():
+        if isinstance(c, str):
+            console.print(f"{name}: {c}", markup=False)
+    console.print("Figures are central (low-high); each end's assumptions: docs/performance.md "
+                  "'Ranges'.", markup=False)
+    for name, r in fits.items():
+        for s in r.estimate.assumptions.values():
+            console.print(f"{name} {s.name}: {s.assumes}", markup=False)
+    for name, r in fits.items():
+        for spec_line in speedup_lines(cfg, board_of(name), r.params):
+            console.print(f"{name} {spec_line}", markup=False)
+    if meas:
+        console.print(note(meas, load_board(meas.board)), markup=False)
+    for r in fits.values():
+        if top:
+            console.print(folded(top_table(r, top)))
+    if calibration:
+        console.print(folded(calibration_table()), markup=False)
