@@ -1,16 +1,20 @@
 """The low-bit weight stream (docs/hls.md "Low-bit linears (issue 17)"; C++ reader:
-hw/include/edgellm/lowbit_mm.h). A GroupQuant becomes one sequence of 128-bit beats, read once, in order:
+hw/include/edgellm/lowbit_mm.h). A GroupQuant becomes one sequence of beats of beat_bits (128 x the
+weight ports (1, 2 or 4) the engine reads at once: port u carries bits 128u .. 128u+127 of every beat),
+read once, in order:
 
     blocks i = (tile of R output rows, super-block k of SB groups), tiles outer (the last tile padded
     with zero rows; SB = 256 / G for K-quant-style codecs, else 1), each block two parts:
       P_i parameter block: the R rows' records of super-block k, one continuous bit stream, beat-padded
       C_i code block: for g in k's groups, ri in R / RL, b in 0 .. bits-1: one beat holding the plane
-          words of rows ri*RL .. ri*RL + RL-1 (RL = 128 / G rows; G = 256: one row, two beats)
+          words of rows ri*RL .. ri*RL + RL-1 (RL = beat_bits / G rows, or one row over G / beat_bits
+          beats when G > beat_bits)
     in the order P_0, P_1, C_0, P_2, C_1, ..., P_{n-1}, C_{n-2}, C_{n-1}: the engine decodes P_{i+1}'s
     records while it computes C_i.
 
 A plane word is G bits, bit i = bit b of codes[o, g*G + i], LSB first. A record holds, LSB first:
-  d (DB = 16: binary16, 32: binary32), [dm (DMB bits, mode 0)], SB x sc (SCB bits), SB x mc (MCB bits);
+  d (DB = 16: binary16, 32: binary32), [dm (DMB bits, mode 0)], SB x sc (SCB bits), SB x mc (MCB bits),
+  or, for formats with one scale per group (dper), SB x d, [SB x dm], SB x sc, SB x mc (SB = 256 / G);
   a field f of width n > 0 holds value f - off (sc_off / mc_off); width 0 is a constant (sc: 1, mc: mz).
   The hardware decodes, in f32:   s[g] = d * sc[g]
                                   m[g] = dm * mc[g]      (mode 0)   or   -(s[g] * mc[g])   (mode 1)
@@ -22,6 +26,7 @@ GroupQuant packs losslessly. `unpack` inverts it (round-trip tested).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +39,7 @@ BEAT_BYTES = 16
 BEAT_BITS = 8 * BEAT_BYTES
 SUPER = 256  # inputs per super-block when a tensor's scales share a 16-bit d (GGUF K-quants' QK_K)
 FIELD_WIDTHS = (4, 6, 8)
+MAX_RECORD_BITS = 32 + 32 + 16 * 16  # lowbit_mm.h kLbMaxRecordBits: a record's widest on-chip window
 
 
 @dataclass(frozen=True)
@@ -49,15 +55,19 @@ class ParamCodec:
     mcb: int = 0  # mc field bits (0: mc = mz)
     mc_off: int = 0
     mz: int = 1
+    dper: int = 0  # 1: d (and dm) per group, SB of them in a record (formats with one scale per group)
 
     @property
     def superblock_bits(self) -> int:
-        """Param bits per super-block of one row."""
+        """Param bits per record (one row's super-block)."""
+        if self.dper:
+            return self.sb * (self.db + self.dmb + self.scb + self.mcb)
         return self.db + self.dmb + self.sb * (self.scb + self.mcb)
 
     def as_words(self) -> tuple[int, ...]:
-        """Fields in lowbit_mm.h LowbitParams order: sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz."""
-        return (self.sb, self.db, self.scb, self.sc_off, self.mmode, self.dmb, self.mcb, self.mc_off, self.mz)
+        """LowbitTensor fields (lowbit_mm.h): sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz, dper."""
+        return (self.sb, self.db, self.scb, self.sc_off, self.mmode, self.dmb, self.mcb, self.mc_off, self.mz,
+                self.dper)
 
 
 @dataclass(frozen=True)
@@ -73,11 +83,12 @@ class LowbitImage:
     rows: int  # R: rows per tile
     param_block_bits: int  # one (tile, super-block) parameter block, beat-padded
     code_block_bits: int  # one (tile, super-block) code block
+    beat_bits: int = BEAT_BITS  # the engine's beat: 128 x the weight ports it reads at once
 
     @property
     def lanes(self) -> int:
-        """RL: rows whose plane words share one beat (128 / G, at least 1)."""
-        return max(1, BEAT_BITS // self.group)
+        """RL: rows whose plane words share one beat (beat_bits / G, at least 1)."""
+        return max(1, self.beat_bits // self.group)
 
     @property
     def tiles(self) -> int:
@@ -196,7 +207,15 @@ def choose_codec(w: GroupQuant) -> tuple[ParamCodec, dict[str, np.ndarray]]:
                 best = (cost, codec, {"d": d, "dm": dm, "sc": sc, "mc": mc})
     if best is None:  # unreachable: sb = 1 always has the plain option
         raise EdgeLLMError("low-bit packing: no parameter codec fits")
-    return best[1], best[2]
+    codec, f = best[1], best[2]
+    per_group = codec.superblock_bits  # sb = 1: one group's record
+    k = SUPER // w.group
+    while k > 1 and (k * per_group > MAX_RECORD_BITS or ng % k):
+        k //= 2
+    if codec.sb == 1 and k > 1:  # one record per k groups (up to 256 inputs): k per-group d's
+        codec = dataclasses.replace(codec, sb=k, dper=1)
+        f = {n: a.reshape(-1, k) for n, a in f.items()}
+    return codec, f
 
 
 def _field_bits(vals: np.ndarray, width: int) -> np.ndarray:
@@ -207,19 +226,24 @@ def _field_bits(vals: np.ndarray, width: int) -> np.ndarray:
 
 
 def _float_bits(v: np.ndarray, width: int) -> np.ndarray:
+    """(n,) or (n, k) floats -> (n, k * width) bits of their binary16 / binary32 patterns."""
     raw = v.astype(np.float16).view(np.uint16) if width == 16 else v.astype(F32).view(np.uint32)
-    return _field_bits(raw[:, None], width)
+    return _field_bits(raw.reshape(raw.shape[0], -1), width)
 
 
-def check_rows(rows: int) -> None:
-    """R must hold whole beats of plane words at every group size: a multiple of 8 (128 / 16)."""
-    if rows < 8 or rows % 8:
-        raise EdgeLLMError(f"low-bit packing: rows per tile must be a positive multiple of 8, got {rows}")
+def check_rows(rows: int, beat_bits: int = BEAT_BITS) -> None:
+    """R must hold whole beats of plane words at every group size: a multiple of beat_bits / 16."""
+    if beat_bits not in (128, 256, 512):
+        raise EdgeLLMError(f"low-bit packing: beat_bits must be 128, 256 or 512 (1, 2 or 4 ports), "
+                           f"got {beat_bits}")
+    if rows < 8 or rows % (beat_bits // 16):
+        raise EdgeLLMError(f"low-bit packing: rows per tile must be a positive multiple of "
+                           f"{beat_bits // 16}, got {rows}")
 
 
-def pack_lowbit(w: GroupQuant, rows: int = 32) -> LowbitImage:
-    """GroupQuant -> its weight stream (module docstring)."""
-    check_rows(rows)
+def pack_lowbit(w: GroupQuant, rows: int = 32, beat_bits: int = BEAT_BITS) -> LowbitImage:
+    """GroupQuant -> its weight stream (module docstring) in beats of beat_bits."""
+    check_rows(rows, beat_bits)
     out, n_in = w.shape
     ng, gs, bits = w.n_groups, w.group, w.bits
     codec, f = choose_codec(w)
@@ -236,8 +260,8 @@ def pack_lowbit(w: GroupQuant, rows: int = 32) -> LowbitImage:
     rec = np.concatenate(cols, axis=1)  # (out * nsbr, record bits), row-major records
     rec = np.concatenate([rec, np.zeros(((n_pad - out) * nsbr, rec.shape[1]), np.uint8)])
     pblk = rec.reshape(tiles, rows, nsbr, -1).transpose(0, 2, 1, 3).reshape(tiles, nsbr, -1)
-    pblk = np.concatenate([pblk, np.zeros((tiles, nsbr, (-pblk.shape[2]) % BEAT_BITS), np.uint8)], axis=2)
-    rl = max(1, BEAT_BITS // gs)
+    pblk = np.concatenate([pblk, np.zeros((tiles, nsbr, (-pblk.shape[2]) % beat_bits), np.uint8)], axis=2)
+    rl = max(1, beat_bits // gs)
     codes = np.concatenate([w.codes, np.zeros((n_pad - out, n_in), np.uint8)])
     planes = (codes.reshape(n_pad, ng, 1, gs) >> np.arange(bits, dtype=np.uint8)[None, None, :, None]) & 1
     cblk = planes.reshape(tiles, rows // rl, rl, nsbr, sb, bits, gs).transpose(0, 3, 4, 1, 5, 2, 6)
@@ -246,7 +270,7 @@ def pack_lowbit(w: GroupQuant, rows: int = 32) -> LowbitImage:
     # parameter block i + 1 precedes code block i (the engine decodes it while computing block i)
     stream = np.concatenate([pb[0], np.concatenate([pb[1:], cb[:-1]], axis=1).reshape(-1), cb[-1]])
     data = np.packbits(stream, bitorder="little")
-    return LowbitImage(data, codec, bits, gs, out, n_in, rows, pblk.shape[2], cblk.shape[2])
+    return LowbitImage(data, codec, bits, gs, out, n_in, rows, pblk.shape[2], cblk.shape[2], beat_bits)
 
 
 def _take(bits: np.ndarray, pos: int, width: int) -> np.ndarray:
@@ -282,12 +306,13 @@ def decode_params(img: LowbitImage) -> tuple[np.ndarray, np.ndarray]:
     tiles, nsbr = pb.shape[:2]
     rb = cd.superblock_bits
     recs = pb[:, :, :r * rb].reshape(tiles, nsbr, r, rb).transpose(0, 2, 1, 3).reshape(-1, rb)
-    d = _float_of(_take(recs, 0, cd.db), cd.db)
-    pos = cd.db
-    dm = np.zeros(len(recs), F32)
+    nd = cd.sb if cd.dper else 1  # d's (and dm's) per record
+    d = np.stack([_float_of(_take(recs, j * cd.db, cd.db), cd.db) for j in range(nd)], axis=1)
+    pos = nd * cd.db
+    dm = np.zeros((len(recs), nd), F32)
     if cd.mmode == 0:
-        dm = _float_of(_take(recs, pos, cd.dmb), cd.dmb)
-        pos += cd.dmb
+        dm = np.stack([_float_of(_take(recs, pos + j * cd.dmb, cd.dmb), cd.dmb) for j in range(nd)], axis=1)
+        pos += nd * cd.dmb
     sc = np.ones((len(recs), cd.sb), np.int64)
     mc = np.full((len(recs), cd.sb), cd.mz, np.int64)
     for j in range(cd.sb):
@@ -295,8 +320,8 @@ def decode_params(img: LowbitImage) -> tuple[np.ndarray, np.ndarray]:
             sc[:, j] = _take(recs, pos + j * cd.scb, cd.scb).astype(np.int64) - cd.sc_off
         if cd.mcb:
             mc[:, j] = _take(recs, pos + cd.sb * cd.scb + j * cd.mcb, cd.mcb).astype(np.int64) - cd.mc_off
-    s = (d[:, None] * sc.astype(F32)).astype(F32)
-    m = -(s * mc.astype(F32)) if cd.mmode == 1 else dm[:, None] * mc.astype(F32)
+    s = (d * sc.astype(F32)).astype(F32)
+    m = -(s * mc.astype(F32)) if cd.mmode == 1 else dm * mc.astype(F32)
     ng = img.n_in // img.group
     return (s.reshape(-1, ng)[:img.n_out], m.astype(F32).reshape(-1, ng)[:img.n_out])
 

@@ -25,14 +25,21 @@ def _fields(img: pl.LowbitImage) -> np.ndarray:
     return np.array([img.bits, img.group, img.n_out, img.n_in, *img.codec.as_words()], np.int32)
 
 
+# testbench entry -> (rows, beat bits) of its LowbitConfig (hw/tb/lowbit_tb.cpp)
+CONFIGS = {"tb_lowbit_r32": (32, 128), "tb_lowbit_r64": (64, 128), "tb_lowbit_tp3": (32, 128),
+           "tb_lowbit_w4": (128, 512), "tb_lowbit_w2": (64, 256)}
+
+
 def _run(lib: ctypes.CDLL, w: lb.GroupQuant, q: np.ndarray, qs: np.ndarray, rows: int = 32,
          lead_beats: int = 0, fn: str = "") -> np.ndarray:
-    img = pl.pack_lowbit(w, rows=rows)
-    data = np.concatenate([np.full(16 * lead_beats, 0xA5, np.uint8), img.data])
+    fn = fn or f"tb_lowbit_r{rows}"
+    rows, bw = CONFIGS[fn]
+    img = pl.pack_lowbit(w, rows=rows, beat_bits=bw)
+    data = np.concatenate([np.full(bw // 8 * lead_beats, 0xA5, np.uint8), img.data])
     t, out = q.shape[0], w.shape[0]
     buf = np.full(t * out + 2 * GUARD, np.nan, F32)
     y = buf[GUARD:GUARD + t * out]
-    call = getattr(lib, fn or f"tb_lowbit_r{rows}")
+    call = getattr(lib, fn)
     rc = call(csim.ptr(_fields(img)), csim.ptr(data), ctypes.c_long(data.size), ctypes.c_long(lead_beats),
             csim.ptr(np.ascontiguousarray(q)), csim.ptr(qs), ctypes.c_int(t), csim.ptr(y))
     assert rc == 0
@@ -95,6 +102,23 @@ def test_token_lanes(lib: ctypes.CDLL, t: int) -> None:
         _assert_bits(_run(lib, w, q, qs, fn="tb_lowbit_tp3"), lb.lowbit_linear(q, qs, w))
 
 
+@pytest.mark.parametrize("fn", ["tb_lowbit_w4", "tb_lowbit_w2"])
+@pytest.mark.parametrize("name", CODECS)
+def test_wide_beats(lib: ctypes.CDLL, fn: str, name: str) -> None:
+    """Beats of 512 bits (four ports, RD 4, TP 2, R 128) and 256 bits (two ports, RD 2, R 64): every
+    codec, partial tiles, 1 and 3 tokens."""
+    rng = np.random.default_rng(len(name) + len(fn))
+    w = {"q4_0": lambda: _q4_0(rng, 200, 512), "q8_0": lambda: _q4_0(rng, 40, 256, 8),
+         "q4_k": lambda: _kquant(rng, 128, 768, 4, 32, 6), "q2_k": lambda: _kquant(rng, 160, 512, 2, 16, 4),
+         "q6_k": lambda: _q6_k(rng, 128, 512), "gptq4": lambda: _gptq(rng, 50, 512, 4),
+         "gptq3": lambda: _gptq(rng, 32, 256, 3),
+         "g256": lambda: lb.quantize_rtn(rng.standard_normal((33, 768)).astype(F32), 5, 256),
+         "one_block": lambda: _kquant(rng, 128, 256, 4, 32, 6)}[name]()
+    for t in (1, 3):
+        q, qs = _acts(rng, t, w.shape[1])
+        _assert_bits(_run(lib, w, q, qs, fn=fn, lead_beats=t - 1), lb.lowbit_linear(q, qs, w))
+
+
 def test_group_order_is_the_contracts(lib: ctypes.CDLL) -> None:
     """The engine's result differs from an all-scale-terms-first association on this input (so the
     bit-exact tests above would catch an engine that reassociated the group loop)."""
@@ -113,10 +137,13 @@ def test_group_order_is_the_contracts(lib: ctypes.CDLL) -> None:
 
 def test_stream_beats_match_the_packer(lib: ctypes.CDLL) -> None:
     rng = np.random.default_rng(3)
-    cases = ((_kquant(rng, 40, 512, 2, 16, 4), 32), (_q4_0(rng, 64, 256), 64), (_gptq(rng, 8, 256, 4), 32))
-    for w, rows in cases:
-        img = pl.pack_lowbit(w, rows=rows)
-        assert lib.tb_lowbit_stream_beats(csim.ptr(_fields(img)), ctypes.c_int(rows)) == img.data.size // 16
+    cases = ((_kquant(rng, 40, 512, 2, 16, 4), 32, 128), (_q4_0(rng, 64, 256), 64, 128),
+             (_gptq(rng, 8, 256, 4), 32, 128), (_q6_k(rng, 200, 512), 128, 512),
+             (_q4_0(rng, 70, 256), 64, 256))
+    for w, rows, bw in cases:
+        img = pl.pack_lowbit(w, rows=rows, beat_bits=bw)
+        n = lib.tb_lowbit_stream_beats(csim.ptr(_fields(img)), ctypes.c_int(rows), ctypes.c_int(bw))
+        assert n == img.data.size // (bw // 8)
 
 
 def test_too_large_calls_refused(lib: ctypes.CDLL) -> None:
@@ -135,15 +162,17 @@ def test_too_large_calls_refused(lib: ctypes.CDLL) -> None:
 
 def test_dependence_claim_holds() -> None:
     """C simulation with EDGELLM_CHECK_DEPS: the accumulator's distance-8 claim is never violated at the
-    tightest case (G 16, 2 bits, one token: 4 row sets x 2 planes), and it is exercised."""
+    tightest case (G 16, 2 bits, one token: R / (BW / 16) = 4 row sets x 2 planes, at 128-, 256- and
+    512-bit beats), and it is exercised."""
     dl = csim.load([csim.TB_DIR / "lowbit_tb.cpp", csim.TB_DIR / "dep_tb.cpp"], "lowbit_dep_tb",
                    defines={"EDGELLM_CHECK_DEPS": "1"})
     dl.tb_dep_reset()
     rng = np.random.default_rng(5)
     for bits, group in ((2, 16), (3, 16), (2, 32), (8, 256)):
-        w = lb.quantize_rtn(rng.standard_normal((64, 512)).astype(F32), bits, group)
+        w = lb.quantize_rtn(rng.standard_normal((160, 512)).astype(F32), bits, group)
         q, qs = _acts(rng, 1, 512)
-        _assert_bits(_run(dl, w, q, qs), lb.lowbit_linear(q, qs, w))
+        for fn in ("tb_lowbit_r32", "tb_lowbit_w4", "tb_lowbit_w2"):  # R * 2 / (BW / 16) = 8 at G 16
+            _assert_bits(_run(dl, w, q, qs, fn=fn), lb.lowbit_linear(q, qs, w))
     buf = ctypes.create_string_buffer(4096)
     dl.tb_dep_report(buf, 4096)
     report = buf.value.decode()

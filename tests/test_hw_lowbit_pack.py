@@ -53,27 +53,27 @@ def _same(a: GroupQuant, b: GroupQuant) -> bool:
 
 
 CASES = {
-    "q4_0": (lambda r: _q4_0(r, 32, 512), 4.5, (1, 16, 0, 1, 0, 8)),
-    "q8_0": (lambda r: _q4_0(r, 32, 256, 8), 8.5, (1, 16, 0, 1, 0, 128)),
-    "q4_k": (lambda r: _kquant(r, 32, 512, 4, 32, 6), 4.5, (8, 16, 6, 0, 6, 0)),
-    "q5_k": (lambda r: _kquant(r, 32, 512, 5, 32, 6), 5.5, (8, 16, 6, 0, 6, 0)),
-    "q2_k": (lambda r: _kquant(r, 32, 512, 2, 16, 4), 2.625, (16, 16, 4, 0, 4, 0)),
-    "q6_k": (lambda r: _q6_k(r, 32, 512), 6.5625, (16, 16, 8, 1, 0, 32)),
-    "gptq4": (lambda r: _gptq(r, 32, 512, 4), 4 + 20 / 128, (1, 16, 0, 1, 4, 0)),
+    "q4_0": (lambda r: _q4_0(r, 32, 512), 4.5, (8, 16, 0, 1, 0, 8, 1)),
+    "q8_0": (lambda r: _q4_0(r, 32, 256, 8), 8.5, (8, 16, 0, 1, 0, 128, 1)),
+    "q4_k": (lambda r: _kquant(r, 32, 512, 4, 32, 6), 4.5, (8, 16, 6, 0, 6, 0, 0)),
+    "q5_k": (lambda r: _kquant(r, 32, 512, 5, 32, 6), 5.5, (8, 16, 6, 0, 6, 0, 0)),
+    "q2_k": (lambda r: _kquant(r, 32, 512, 2, 16, 4), 2.625, (16, 16, 4, 0, 4, 0, 0)),
+    "q6_k": (lambda r: _q6_k(r, 32, 512), 6.5625, (16, 16, 8, 1, 0, 32, 0)),
+    "gptq4": (lambda r: _gptq(r, 32, 512, 4), 4 + 20 / 128, (2, 16, 0, 1, 4, 0, 1)),
     "rtn_f32": (lambda r: quantize_rtn(r.standard_normal((32, 256)).astype(F32), 3, 64), 4.0,
-                (1, 32, 0, 0, 0, 1)),
+                (4, 32, 0, 0, 0, 1, 1)),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_round_trip_and_codec(name: str) -> None:
-    make, bpw, (sb, db, scb, mmode, mcb, mz) = CASES[name]
+    make, bpw, (sb, db, scb, mmode, mcb, mz, dper) = CASES[name]
     w = make(np.random.default_rng(len(name)))
     img = pl.pack_lowbit(w)
     assert img.data.dtype == np.uint8 and img.data.size % pl.BEAT_BYTES == 0
     assert _same(pl.unpack_lowbit(img), w)
     c = img.codec
-    assert (c.sb, c.db, c.scb, c.mmode, c.mcb, c.mz) == (sb, db, scb, mmode, mcb, mz)
+    assert (c.sb, c.db, c.scb, c.mmode, c.mcb, c.mz, c.dper) == (sb, db, scb, mmode, mcb, mz, dper)
     assert img.bits_per_weight == pytest.approx(bpw)
 
 
@@ -85,23 +85,23 @@ def test_group32_overhead_within_issue_bound(name: str) -> None:
 
 
 def test_stream_layout() -> None:
-    """Q4_0 (SB 1), R 8: group 0's parameter block (8 f16 scales, one beat), group 1's, then group 0's
-    code beats: beat (ri, b) holds plane b of rows 4ri .. 4ri+3 (G 32: 4 rows a beat)."""
+    """Q4_0, 64 inputs (2 groups), R 8: one block per tile whose records hold both groups' f16 scales
+    (dper, SB 2): P_0 = 8 records of 32 bits (two beats), then C_0: group g, row set ri, plane b is beat
+    (g * 2 + ri) * 4 + b, holding plane b of rows 4ri .. 4ri+3 (G 32: 4 rows a beat)."""
     rng = np.random.default_rng(2)
     w = _q4_0(rng, 8, 64)
     img = pl.pack_lowbit(w, rows=8)
+    assert (img.codec.sb, img.codec.dper) == (2, 1)
     bits = np.unpackbits(img.data, bitorder="little")
-    assert img.param_block_bits == 128 and img.code_block_bits == 2 * 4 * 128
-    raw = np.packbits(bits[:128], bitorder="little").view(np.float16).astype(F32)
-    assert np.array_equal(raw, w.scales[:, 0])
-    for ri in range(2):
-        for b in range(4):
-            c0 = 256 + (ri * 4 + b) * 128
-            beat = bits[c0:c0 + 128].reshape(4, 32)
-            assert np.array_equal(beat, (w.codes[4 * ri:4 * ri + 4, :32] >> b) & 1)
-    g1 = 128  # P_1 comes before C_0
-    assert np.array_equal(np.packbits(bits[g1:g1 + 128], bitorder="little").view(np.float16).astype(F32),
-                          w.scales[:, 1])
+    assert img.param_block_bits == 256 and img.code_block_bits == 2 * 2 * 4 * 128
+    raw = np.packbits(bits[:256], bitorder="little").view(np.float16).astype(F32).reshape(8, 2)
+    assert np.array_equal(raw, w.scales)
+    for g in range(2):
+        for ri in range(2):
+            for b in range(4):
+                c0 = 256 + ((g * 2 + ri) * 4 + b) * 128
+                beat = bits[c0:c0 + 128].reshape(4, 32)
+                assert np.array_equal(beat, (w.codes[4 * ri:4 * ri + 4, 32 * g:32 * g + 32] >> b) & 1)
 
 
 @pytest.mark.parametrize("rows,out", [(8, 5), (16, 40), (32, 33), (64, 7)])
@@ -119,14 +119,15 @@ def test_bad_rows_refused() -> None:
 
 
 def test_inexact_scales_fall_back_losslessly() -> None:
-    """Scales that no 16-bit super-block d reproduces (a perturbed K-quant) still round-trip, wider."""
+    """Scales that no 16-bit super-block d reproduces (a perturbed K-quant: the perturbed scale is no
+    binary16) still round-trip, wider: one binary32 scale and min per group."""
     rng = np.random.default_rng(3)
     w = _kquant(rng, 8, 256, 4, 32, 6)
     s = w.scales.copy()
     s[3, 2] = np.nextafter(s[3, 2], F32(1.0))
     w2 = GroupQuant(w.codes, s, w.mins, 4, 32)
     img = pl.pack_lowbit(w2)
-    assert img.codec.sb == 1 and _same(pl.unpack_lowbit(img), w2)
+    assert img.codec.dper == 1 and img.codec.db == 32 and _same(pl.unpack_lowbit(img), w2)  # f32 per group
 
 
 def test_truncated_image_is_refused() -> None:

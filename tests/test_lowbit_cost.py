@@ -26,8 +26,8 @@ def lib() -> ctypes.CDLL:
     return csim.load([csim.TB_DIR / "lowbit_tb.cpp"], "lowbit_tb")
 
 
-def _counted(lib: ctypes.CDLL, fn: str, w: lb.GroupQuant, t: int, rows: int) -> dict[str, int]:
-    img = pl.pack_lowbit(w, rows=rows)
+def _counted(lib: ctypes.CDLL, fn: str, w: lb.GroupQuant, t: int, eng: cl.LowbitEngine) -> dict[str, int]:
+    img = pl.pack_lowbit(w, rows=eng.rows, beat_bits=eng.beat_bits)
     q, qs = _acts(np.random.default_rng(t), t, w.shape[1])
     y = np.zeros((t, w.shape[0]), F32)
     lib.tb_lowbit_iters_reset()
@@ -53,16 +53,22 @@ def test_iterations_equal_csim(lib: ctypes.CDLL, case: str, t: int) -> None:
          "gptq": lambda: _gptq(rng, 33, 512, 4),
          "short": lambda: lb.quantize_rtn(rng.standard_normal((40, 256)).astype(F32), 2, 16)}[case]()
     fmt = _fmt_of(w)
-    for fn, eng in (("tb_lowbit_r32", cl.LowbitEngine(rows=32, max_tokens=8, max_group=256)),
-                    ("tb_lowbit_r64", cl.LowbitEngine(rows=64, max_tokens=4, max_group=256, max_k=4096)),
+    one = {"ports": 1, "record_decoders": 1}
+    for fn, eng in (("tb_lowbit_r32", cl.LowbitEngine(rows=32, max_tokens=8, max_group=256, **one)),
+                    ("tb_lowbit_r64", cl.LowbitEngine(rows=64, max_tokens=4, max_group=256, max_k=4096,
+                                                      **one)),
                     ("tb_lowbit_tp3", cl.LowbitEngine(rows=32, max_tokens=8, max_group=64, token_lanes=3,
-                                                      max_k=4096))):
+                                                      max_k=4096, **one)),
+                    ("tb_lowbit_w4", cl.LowbitEngine(rows=128, max_tokens=8, max_group=256, token_lanes=2,
+                                                     max_k=4096, ports=4, record_decoders=4)),
+                    ("tb_lowbit_w2", cl.LowbitEngine(rows=64, max_tokens=4, max_group=256, max_k=4096,
+                                                     ports=2, record_decoders=2))):
         n = min(t, eng.max_tokens)
         if w.group > eng.max_group:
             continue
-        assert cl.iterations(w.shape[0], w.shape[1], fmt, eng, n) == _counted(lib, fn, w, n, eng.rows), fn
-        img = pl.pack_lowbit(w, rows=eng.rows)
-        assert cl.stream_bytes(w.shape[0], w.shape[1], fmt, eng.rows) == img.data.size
+        assert cl.iterations(w.shape[0], w.shape[1], fmt, eng, n) == _counted(lib, fn, w, n, eng), fn
+        img = pl.pack_lowbit(w, rows=eng.rows, beat_bits=eng.beat_bits)
+        assert cl.stream_bytes(w.shape[0], w.shape[1], fmt, eng.rows, eng.beat_bits) == img.data.size
 
 
 @pytest.mark.parametrize("name,make", [
@@ -81,17 +87,21 @@ def test_formats_are_what_the_packer_writes(name: str, make) -> None:
 
 def test_engines_split_tiles() -> None:
     fmt = cl.FORMATS["Q4_K"]
-    one = cl.linear_cycles(8192, 2048, fmt, cl.LowbitEngine(engines=1), 1)
-    four = cl.linear_cycles(8192, 2048, fmt, cl.LowbitEngine(engines=4), 1)
-    assert four < one / 3.5
-    # T-MAC tables: one beat per token per cycle: 4-bit G32, R32: 8 groups x 32 beats per block
-    it = cl.iterations(32, 256, fmt, cl.LowbitEngine(engines=1), 1)
+    narrow = {"ports": 1, "record_decoders": 1, "rows": 32}
+    one = cl.linear_cycles(8192, 2048, fmt, cl.LowbitEngine(engines=1, **narrow), 1)
+    four = cl.linear_cycles(8192, 2048, fmt, cl.LowbitEngine(engines=4, **narrow), 1)
+    wide = cl.linear_cycles(8192, 2048, fmt, cl.LowbitEngine(engines=1, ports=4, rows=128), 1)
+    assert four < one / 3.5 and wide < one / 3.5
+    # one beat per token block per cycle: 4-bit G32, R32 at 128 bits: 8 groups x 8 row sets x 4 planes
+    it = cl.iterations(32, 256, fmt, cl.LowbitEngine(engines=1, **narrow), 1)
     assert it["block"] == 8 * 8 * 4
 
 
 def test_refusals() -> None:
     with pytest.raises(EdgeLLMError, match="multiple of 32"):
         cl.LowbitEngine(rows=48)
+    with pytest.raises(EdgeLLMError, match="at least 128"):
+        cl.LowbitEngine(rows=64, ports=4)
     with pytest.raises(EdgeLLMError, match="does not fit"):
         cl.iterations(64, 8192 + 256, cl.FORMATS["Q4_K"], cl.LowbitEngine(), 1)
     with pytest.raises(EdgeLLMError, match="MAXT"):
@@ -105,6 +115,7 @@ def test_decode_never_beats_its_ddr_bound() -> None:
     layers = tuple({n: fmt for n in cfg.linear_shapes()} for _ in range(cfg.n_layers))
     m = cl.LowbitModel(layers, cl.FORMATS["Q6_K"])
     p = DesignParams(clock_mhz=board.pl_clock_mhz)
-    run = cl.run_seconds(cfg, board, m, cl.LowbitEngine(), p, 1, p.decode_context)
+    eng = cl.LowbitEngine()
+    run = cl.run_seconds(cfg, board, m, eng, p, 1, p.decode_context)
     tok_s = 1.0 / sum(run.values())
-    assert tok_s < cl.ddr_bound_tokens_per_s(cfg, board, m, p, 32)
+    assert tok_s < cl.ddr_bound_tokens_per_s(cfg, board, m, p, eng)

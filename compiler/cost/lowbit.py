@@ -2,14 +2,14 @@
 decode / prefill projection of a model whose linears all run on it (docs/performance.md "Low-bit
 models"). Projections, not measurements.
 
-Cycles are the engine's pipelined loops counted as built (initiation interval 1, one beat per iteration
-at most): `iterations` equals the C simulation's own loop counters (lowbit_mm.h lb_iters; tested),
-plus PIPE_FILL cycles per loop run. E engines (one per weight port) each run lowbit_mm over a
-contiguous share of the row tiles from their own stream; a linear takes the longer of the slowest
-engine's cycles and its stream bytes over the weight ports' bandwidth (cost/ddr.py). The vector work
-(element-wise stages, attention) is cost/model.py's elementwise_gaps and cost/attention.py's, run
-after the linears (the engine reads its weights itself: no prefetch across stages, unlike the ternary
-fetcher), so the projection is conservative there.
+Cycles are the engine's pipelined loops counted as built (initiation interval 1, one engine beat of
+128 x ports bits per iteration at most): `iterations` equals the C simulation's own loop counters
+(lowbit_mm.h lb_iters; tested), plus PIPE_FILL cycles per loop run. E engines each run lowbit_mm over
+a contiguous share of the row tiles from their own ports; a linear takes the longer of the slowest
+engine's cycles and its stream bytes over the weight ports' bandwidth (cost/ddr.py, E x ports ports).
+The vector work (element-wise stages, attention) is cost/model.py's elementwise_gaps and
+cost/attention.py's, run after the linears (the engine reads its weights itself: no prefetch across
+stages, unlike the ternary fetcher), so the projection is conservative there.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from edgellm.compiler.design import DesignParams, kv_bytes_per_token
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 
-BEAT_BITS = 128  # lb_beat_t
-NIBBLES = BEAT_BITS // 4  # table lookups per beat and token lane
+PORT_BITS = 128  # one weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
 # Pipeline prologue + epilogue of one run of a pipelined loop (the block loop's deepest path: table
 # build, 32 lookups, adder tree, fmul, two fadds). Assumption, cycles.
 PIPE_FILL = 16
@@ -46,71 +45,84 @@ class TensorFormat:
 
     @property
     def bits_per_weight(self) -> float:
-        """Streamed bits per weight for whole tiles (parameter blocks beat-padded per R rows: exact for
-        R * record_bits a multiple of 128, which R = 32 gives every format below)."""
+        """Streamed bits per weight for whole tiles (parameter blocks beat-padded per R rows: exact when
+        R * record_bits is a multiple of the beat, which R = 32 at 128-bit and R = 128 at 512-bit beats
+        give every format below)."""
         return self.bits + self.record_bits / (self.group * self.sb)
 
 
 # GGUF tensor types and GPTQ as packing_lowbit stores them (tests/test_lowbit_cost.py packs each).
 FORMATS = {f.name: f for f in (
-    TensorFormat("Q4_0", 4, 32, 1, 16),  # f16 d, m = -(8 d)
-    TensorFormat("Q4_1", 4, 32, 1, 32),  # f16 d, f16 m
-    TensorFormat("Q5_0", 5, 32, 1, 16),
-    TensorFormat("Q5_1", 5, 32, 1, 32),
-    TensorFormat("Q8_0", 8, 32, 1, 16),
+    TensorFormat("Q4_0", 4, 32, 8, 8 * 16),  # f16 d per group, m = -(8 d); 8 groups a record (dper)
+    TensorFormat("Q4_1", 4, 32, 8, 8 * 32),  # f16 d, f16 m per group
+    TensorFormat("Q5_0", 5, 32, 8, 8 * 16),
+    TensorFormat("Q5_1", 5, 32, 8, 8 * 32),
+    TensorFormat("Q8_0", 8, 32, 8, 8 * 16),
     TensorFormat("Q2_K", 2, 16, 16, 16 + 16 + 16 * 8),  # f16 d, dmin; 4-bit scales and mins
     TensorFormat("Q3_K", 3, 16, 16, 16 + 16 * 6),  # f16 d; 6-bit signed scales; m = -(4 s)
     TensorFormat("Q4_K", 4, 32, 8, 16 + 16 + 8 * 12),  # f16 d, dmin; 6-bit scales and mins
     TensorFormat("Q5_K", 5, 32, 8, 16 + 16 + 8 * 12),
     TensorFormat("Q6_K", 6, 16, 16, 16 + 16 * 8),  # f16 d; int8 scales; m = -(32 s)
-    TensorFormat("GPTQ4", 4, 128, 1, 16 + 4),  # f16 scale, 4-bit zero: m = -(s z)
+    TensorFormat("GPTQ4", 4, 128, 2, 2 * (16 + 4)),  # f16 scale, 4-bit zero per group: m = -(s z)
 )}
 
 
 @dataclass(frozen=True)
 class LowbitEngine:
-    """One lowbit_mm instance's LowbitConfig (R, MAXT, MAXG, TP) and how many run (one per weight port)."""
+    """One lowbit_mm instance's LowbitConfig (R, MAXT, MAXG, TP, BW = 128 x ports, RD) and how many
+    instances run side by side (each on its own ports and share of the row tiles)."""
 
-    rows: int = 32
+    rows: int = 128
     max_tokens: int = 8
     max_group: int = 32
     token_lanes: int = 1
-    engines: int = 4
+    engines: int = 1
     max_k: int = 8192
+    ports: int = 4  # weight ports one engine reads at once: BW = 128 x ports
+    record_decoders: int = 4  # RD
 
     def __post_init__(self) -> None:
-        if self.rows < 32 or self.rows % 32:
-            raise EdgeLLMError(f"low-bit engine: rows must be a multiple of 32, got {self.rows}")
+        if self.ports not in (1, 2, 4):
+            raise EdgeLLMError(f"low-bit engine: 1, 2 or 4 ports per engine, got {self.ports}")
+        bw = self.beat_bits
+        if self.rows % 32 or self.rows % (bw // 16) or self.rows * 4 < bw:
+            raise EdgeLLMError(f"low-bit engine: rows must be a multiple of 32 and of {bw // 16}, at least "
+                               f"{bw // 4}, got {self.rows}")
         if not 1 <= self.token_lanes <= self.max_tokens:
             raise EdgeLLMError(f"low-bit engine: token lanes must be 1 .. {self.max_tokens}")
-        if self.engines < 1:
-            raise EdgeLLMError("low-bit engine: at least one engine")
+        if self.engines < 1 or not 1 <= self.record_decoders <= 8:
+            raise EdgeLLMError("low-bit engine: at least one engine, 1 .. 8 record decoders")
+
+    @property
+    def beat_bits(self) -> int:
+        return PORT_BITS * self.ports
 
 
-def _lanes(group: int) -> int:
-    return max(1, BEAT_BITS // group)
+def _lanes(group: int, bw: int) -> int:
+    return max(1, bw // group)
 
 
-def _plane_beats(group: int) -> int:
-    return max(1, group // BEAT_BITS)
+def _plane_beats(group: int, bw: int) -> int:
+    return max(1, group // bw)
 
 
-def param_beats(fmt: TensorFormat, rows: int) -> int:
+def param_beats(fmt: TensorFormat, rows: int, bw: int = PORT_BITS) -> int:
     """Beats of one (tile, super-block) parameter block (lb_param_beats)."""
-    return -(-rows * fmt.record_bits // BEAT_BITS)
+    return -(-rows * fmt.record_bits // bw)
 
 
-def block_iters(fmt: TensorFormat, rows: int, token_blocks: int, more: bool) -> int:
+def block_iters(fmt: TensorFormat, eng: LowbitEngine, token_blocks: int, more: bool) -> int:
     """One block loop's iterations (lb_block_iters)."""
-    codes = fmt.sb * rows // _lanes(fmt.group) * fmt.bits * _plane_beats(fmt.group) * token_blocks
-    return param_beats(fmt, rows) + max(codes, rows) if more else codes
+    bw, rows = eng.beat_bits, eng.rows
+    codes = fmt.sb * rows // _lanes(fmt.group, bw) * fmt.bits * _plane_beats(fmt.group, bw) * token_blocks
+    return param_beats(fmt, rows, bw) + max(codes, -(-rows // eng.record_decoders)) if more else codes
 
 
-def stream_bytes(out: int, n_in: int, fmt: TensorFormat, rows: int) -> int:
-    """Bytes of a tensor's stream (packing_lowbit.pack_lowbit at `rows`; lb_stream_beats x 16)."""
+def stream_bytes(out: int, n_in: int, fmt: TensorFormat, rows: int, bw: int = PORT_BITS) -> int:
+    """Bytes of a tensor's stream (packing_lowbit.pack_lowbit at `rows` and beat_bits bw)."""
     tiles, nsbr = -(-out // rows), n_in // fmt.group // fmt.sb
-    code = fmt.sb * rows // _lanes(fmt.group) * fmt.bits * _plane_beats(fmt.group)
-    return tiles * nsbr * (param_beats(fmt, rows) + code) * BEAT_BITS // 8
+    code = fmt.sb * rows // _lanes(fmt.group, bw) * fmt.bits * _plane_beats(fmt.group, bw)
+    return tiles * nsbr * (param_beats(fmt, rows, bw) + code) * bw // 8
 
 
 def _check(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine) -> None:
@@ -127,9 +139,9 @@ def iterations(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, tokens
         raise EdgeLLMError(f"low-bit engine: {tokens} tokens per call, MAXT is {eng.max_tokens}")
     tiles, nsbr = -(-out // eng.rows), n_in // fmt.group // fmt.sb
     n_blk, tb = tiles * nsbr, -(-tokens // eng.token_lanes)
-    block = (n_blk - 1) * block_iters(fmt, eng.rows, tb, True) + block_iters(fmt, eng.rows, tb, False)
-    return {"acts": tokens * (n_in // 16), "params": param_beats(fmt, eng.rows), "decode": eng.rows,
-            "block": block, "out": tiles * tokens * eng.rows}
+    block = (n_blk - 1) * block_iters(fmt, eng, tb, True) + block_iters(fmt, eng, tb, False)
+    return {"acts": tokens * (n_in // 16), "params": param_beats(fmt, eng.rows, eng.beat_bits),
+            "decode": -(-eng.rows // eng.record_decoders), "block": block, "out": tiles * tokens * eng.rows}
 
 
 def linear_cycles(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, tokens: int) -> int:
@@ -153,26 +165,29 @@ def linear_seconds(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, to
                    clock_hz: float, weights_bps: float) -> float:
     """A linear: its engines' cycles, at least its streams' bytes (once per call) over the weight ports."""
     calls = -(-tokens // eng.max_tokens)
-    nbytes = calls * stream_bytes(out, n_in, fmt, eng.rows)
+    nbytes = calls * stream_bytes(out, n_in, fmt, eng.rows, eng.beat_bits)
     return max(linear_cycles(out, n_in, fmt, eng, tokens) / clock_hz, nbytes / weights_bps)
 
 
 def resources(eng: LowbitEngine) -> Resources:
-    """One engine's LUT/FF/DSP/BRAM (estimate; named per datapath), times E engines. Per token lane:
-    the tables (MAXG / 4 x 16 entries of 12 bits in registers, their 11 adders per 4 activations), 32
-    16:1 lookups of 12 bits, the lane adder trees and P accumulators (8 lanes of 32 bits), and
-    128 / 16 = 8 float steps (2 fmul + 2 fadd: 3 + 2 DSPs each, Vitis HLS full-DSP binary32); per
-    engine: the record decoder (a 512-bit window shift, 16 x (2 fmul)), the activation rows (MAXT x
-    MAXK int8 in MAXG banks), the parameter ping-pong (2 x PB_MAX beats), s / m and acc (LUTRAM)."""
-    tp, mg = eng.token_lanes, eng.max_group
-    lane = Resources(lut=mg // 4 * 11 * 12 + NIBBLES * 12 * 5 + 31 * 16 + 8 * 40 + 8 * 350,
-                     ff=mg // 4 * 16 * 12 + 8 * 32 + 8 * 400, dsp=8 * (2 * 3 + 2 * 2))
-    pb_max = eng.rows * (32 + 32 + 16 * 16) // BEAT_BITS
+    """The engines' LUT/FF/DSP/BRAM (estimate; named per datapath). Per token lane: the tables (MAXG / 4
+    x 16 entries of 12 bits in registers, 11 adders per 4 activations), BW / 4 16:1 lookups of 12 bits
+    (about 5 LUTs a bit), the lane adder trees and P accumulators (BW / 16 lanes of 32 bits) and BW / 16
+    float steps (2 fmul + 2 fadd: 3 + 2 DSPs, about 350 LUTs and 400 FFs each, Vitis HLS full-DSP
+    binary32); per engine: RD record decoders (a window shift of NW beats, about 3000 LUTs, and 16 x 2
+    fmul), the activation rows (MAXT x MAXK int8 in MAXG banks), the parameter ping-pong (2 x PB_MAX
+    beats), s / m (2 x R x 16 x 2 words of LUTRAM, 64 bits a LUT) and a 1500-LUT control."""
+    tp, mg, bw = eng.token_lanes, eng.max_group, eng.beat_bits
+    lanes = bw // 16
+    lane = Resources(lut=mg // 4 * 11 * 12 + bw // 4 * 12 * 5 + (bw // 4 - 1) * 16 + lanes * 40 + lanes * 350,
+                     ff=mg // 4 * 16 * 12 + lanes * 32 + lanes * 400, dsp=lanes * (2 * 3 + 2 * 2))
+    pb_max = eng.rows * (32 + 32 + 16 * 16) // bw + 2
     xrow_banks = mg
     xrow_bram = xrow_banks * max(0.5, math.ceil(eng.max_tokens * eng.max_k / xrow_banks / 2048) / 2)
-    per_engine = Resources(lut=3000 + 16 * 2 * 120 + 2 * eng.rows * 16 * 2 * 2 + 1500,
-                           ff=4000 + 16 * 2 * 200, dsp=16 * 2 * 3,
-                           bram36=xrow_bram + 2 * math.ceil(pb_max * BEAT_BITS / 36864) + 1)
+    rd = eng.record_decoders
+    per_engine = Resources(lut=rd * (3000 + 16 * 2 * 120) + 2 * eng.rows * 16 * 2 // 2 + 1500,
+                           ff=rd * (4000 + 16 * 2 * 200), dsp=rd * 16 * 2 * 3,
+                           bram36=xrow_bram + 2 * math.ceil(pb_max * bw / 36864) + 1)
     one = Resources(lut=per_engine.lut + tp * lane.lut, ff=per_engine.ff + tp * lane.ff,
                     dsp=per_engine.dsp + tp * lane.dsp, bram36=per_engine.bram36)
     return Resources(lut=eng.engines * one.lut, ff=eng.engines * one.ff, dsp=eng.engines * one.dsp,
@@ -186,24 +201,24 @@ class LowbitModel:
     layers: tuple[dict[str, TensorFormat], ...]
     head: TensorFormat
 
-    def weight_bytes(self, cfg: ModelConfig, rows: int) -> int:
+    def weight_bytes(self, cfg: ModelConfig, rows: int, bw: int = PORT_BITS) -> int:
         """Stream bytes of every layer's linears and the head, read once per decode step."""
         sh = cfg.linear_shapes()
-        body = sum(stream_bytes(*sh[n], f, rows) for layer in self.layers for n, f in layer.items())
-        return body + stream_bytes(cfg.vocab_size, cfg.hidden_size, self.head, rows)
+        body = sum(stream_bytes(*sh[n], f, rows, bw) for layer in self.layers for n, f in layer.items())
+        return body + stream_bytes(cfg.vocab_size, cfg.hidden_size, self.head, rows, bw)
 
 
-def decode_bytes(cfg: ModelConfig, m: LowbitModel, p: DesignParams, rows: int) -> int:
+def decode_bytes(cfg: ModelConfig, m: LowbitModel, p: DesignParams, eng: LowbitEngine) -> int:
     """DDR bytes of one decode step: weight and head streams, K/V (context reads + one write), the
     activations through the data port (cost/ddr.py activation_bytes)."""
-    return (m.weight_bytes(cfg, rows) + (p.decode_context + 1) * kv_bytes_per_token(cfg, p)
+    return (m.weight_bytes(cfg, eng.rows, eng.beat_bits) + (p.decode_context + 1) * kv_bytes_per_token(cfg, p)
             + activation_bytes(cfg))
 
 
 def ddr_bound_tokens_per_s(cfg: ModelConfig, board: Board, m: LowbitModel, p: DesignParams,
-                           rows: int) -> float:
+                           eng: LowbitEngine) -> float:
     """The model's own DDR bound: the board's achievable bandwidth / decode_bytes."""
-    return board.ddr_achievable_gbps * 1e9 / decode_bytes(cfg, m, p, rows)
+    return board.ddr_achievable_gbps * 1e9 / decode_bytes(cfg, m, p, eng)
 
 
 def _vector_s(cfg: ModelConfig, p: DesignParams, board: Board, tokens: int, context: int) -> float:

@@ -13,6 +13,8 @@ using namespace edgellm;
 typedef LowbitConfig<32, 8192, 8> LbCfg32;             // decode and short blocks: R 32, one token lane
 typedef LowbitConfig<64, 4096, 4> LbCfg64;             // R 64
 typedef LowbitConfig<32, 4096, 8, 64, 3> LbCfgTp3;     // three token lanes (8 tokens: 3 blocks, 2 lanes idle)
+typedef LowbitConfig<128, 4096, 8, 256, 2, 512, 4> LbCfgW4;  // four ports' beats at once, 4 record decoders
+typedef LowbitConfig<64, 4096, 4, 256, 1, 256, 2> LbCfgW2;   // two ports' beats, 2 record decoders
 
 static LowbitTensor tensor_of(const int32_t *f) {
   LowbitTensor d;
@@ -29,6 +31,7 @@ static LowbitTensor tensor_of(const int32_t *f) {
   d.mcb = f[10];
   d.mc_off = f[11];
   d.mz = f[12];
+  d.dper = f[13];
   return d;
 }
 
@@ -36,12 +39,13 @@ template <class C>
 static int run(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
                const float *qs, int n_tok, float *y) {
   const LowbitTensor d = tensor_of(fields);
-  if (n_bytes % 16 || n_tok > C::MAXT || d.k > C::MAXK) return -1;
-  if (first_beat + lb_stream_beats(d, C::R) > n_bytes / 16) return -2;
-  std::vector<lb_beat_t> beats(n_bytes / 16);
-  for (long i = 0; i < n_bytes / 16; i++) {
-    lb_beat_t b = 0;
-    for (int j = 0; j < 16; j++) b.range(8 * j + 7, 8 * j) = w[16 * i + j];
+  const long bb = C::BW / 8;  // bytes per engine beat
+  if (n_bytes % bb || n_tok > C::MAXT || d.k > C::MAXK || d.group > C::MAXG) return -1;
+  if (first_beat + lb_stream_beats(d, C::R, C::BW) > n_bytes / bb) return -2;
+  std::vector<typename C::beat_t> beats(n_bytes / bb);
+  for (long i = 0; i < n_bytes / bb; i++) {
+    typename C::beat_t b = 0;
+    for (int j = 0; j < bb; j++) b.range(8 * j + 7, 8 * j) = w[bb * i + j];
     beats[i] = b;
   }
   lowbit_mm<C>(d, beats.data(), first_beat, x, qs, n_tok, y);
@@ -50,7 +54,8 @@ static int run(const int32_t *fields, const uint8_t *w, long n_bytes, long first
 
 extern "C" {
 
-// fields: bits, group, n_out, k, then the ParamCodec (sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz).
+// fields: bits, group, n_out, k, then the ParamCodec (sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz,
+// dper).
 // The tensor's stream starts at beat first_beat of w. Returns 0, or < 0 when the call does not fit.
 int tb_lowbit_r32(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
                   const float *qs, int n_tok, float *y) {
@@ -75,5 +80,17 @@ int tb_lowbit_tp3(const int32_t *fields, const uint8_t *w, long n_bytes, long fi
   return run<LbCfgTp3>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
 }
 
-long tb_lowbit_stream_beats(const int32_t *fields, int rows) { return lb_stream_beats(tensor_of(fields), rows); }
+int tb_lowbit_w4(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
+                 const float *qs, int n_tok, float *y) {
+  return run<LbCfgW4>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
+}
+
+int tb_lowbit_w2(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
+                 const float *qs, int n_tok, float *y) {
+  return run<LbCfgW2>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
+}
+
+long tb_lowbit_stream_beats(const int32_t *fields, int rows, int bw) {
+  return lb_stream_beats(tensor_of(fields), rows, bw);
+}
 }

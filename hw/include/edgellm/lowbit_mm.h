@@ -12,21 +12,22 @@
 // parameter block P_i (the R rows' records) and a code block C_i, in the order P_0, P_1, C_0, P_2, C_1,
 // ... (packing_lowbit.py). P_0 is read and decoded first; then each block is one pipelined loop
 // (lb_block), one beat per iteration at most: P_{i+1}'s beats into an on-chip ping-pong buffer, then C_i's
-// code beats: per group, at its first beat, every token's G / 4 tables (and S); per beat and token 32
-// lookups (RL = 128 / G rows' plane words per beat; G = 256: one row, two beats per plane), P[t][lane]
+// code beats: per group, at its first beat, every token's G / 4 tables (and S); per beat and token lane
+// BW / 4 lookups (RL = BW / G rows' plane words per beat, or one row over G / BW beats), P[t][lane]
 // += (sum) << b; after a row set's last plane its RL accumulators take the contract's step
 //     acc = (acc + s * float(P)) + m * float(S)      (sequential over groups, no FMA)
-// while one record of P_{i+1} per iteration is decoded into the other s / m buffers (s = d * sc; m = dm *
-// mc or -(s * mc), packing's f32 order); a block shorter than R iterations idles until its R records are
-// decoded. At a tile's end y = acc / qs, one output per iteration.
+// while RD records of P_{i+1} per iteration are decoded into the other s / m buffers (s = d * sc; m = dm *
+// mc or -(s * mc), packing's f32 order); a block shorter than R / RD iterations idles until its R
+// records are decoded. At a tile's end y = acc / qs, one output per iteration. An engine beat of BW bits
+// is one 128-bit beat from each of BW / 128 weight ports (the stream split by 128-bit columns).
 // Finally y[t][o] = acc / qs[t]. Every integer is exact (|P| < 2^24, models/lowbit.py P_BOUND), every
 // float op one binary32 rounding in the contract's order, so C simulation equals lowbit_linear bit for
 // bit (tests/test_hw_lowbit.py).
 //
-// The accumulator of row r is updated once per R / RL * bits * (G / 128 rounded up) * tokens iterations
+// The accumulator of row r is updated once per R / RL * bits * (G / BW rounded up) * token blocks iterations
 // of the block loop; the DEPENDENCE claim (kLbFaddChain = 8 iterations, the fmul + two fadds of the
-// step) holds when R * bits / RL >= 8, which LowbitConfig's R >= 32 guarantees for every G and b >= 2
-// (G 16: RL 8, 4 row sets x 2 planes). C simulation with EDGELLM_CHECK_DEPS checks it.
+// step) holds when R * bits / RL >= 8, which LowbitConfig's R >= BW / 4 guarantees for every G and
+// b >= 2 (G 16: RL = BW / 16, 4 row sets x 2 planes). C simulation with EDGELLM_CHECK_DEPS checks it.
 #pragma once
 
 #include <ap_int.h>
@@ -51,54 +52,63 @@ inline long *lb_iters() {
 #define EDGELLM_LB_COUNT(kind) ((void)0)
 #endif
 
-typedef ap_uint<128> lb_beat_t;
-typedef ap_uint<512> lb_window_t;  // parameter bits on chip: a record (<= 320 bits) plus one beat
+typedef ap_uint<128> lb_beat_t;    // one weight port's beat
+typedef ap_uint<512> lb_window_t;  // one parameter record (<= 320 bits) at bit 0
 typedef ap_int<12> lb_tab_t;       // one table entry: a sum of <= 4 int8 (|T| <= 512)
 
-const int kLbBeatBits = 128;
-const int kLbNibbles = kLbBeatBits / 4;  // table lookups per beat and token
+const int kLbBeatBits = 128;  // a weight port's beat; the engine's beat is BW = 128 x ports bits
 const int kLbMaxGroup = 256;
 const int kLbMaxNib = kLbMaxGroup / 4;  // tables per group
 const int kLbMaxSb = 16;                // groups per super-block (256 / 16)
-const int kLbMaxLanes = kLbBeatBits / 16;  // rows per beat (G 16)
 const int kLbMaxRecordBits = 32 + 32 + kLbMaxSb * 16;  // d, dm, SB x (sc + mc) at the widest
 const int kLbFaddChain = 8;  // iterations the accumulator step (fmul, fadd, fadd) may take
 
 // One tensor: its shape and its ParamCodec (packing_lowbit.ParamCodec.as_words order).
 struct LowbitTensor {
   int bits, group, n_out, k;
-  int sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz;
+  int sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz, dper;
 };
 
-// R rows per tile (a multiple of 32: the dependence distance above), inputs up to MAXK, tokens per
+// R rows per tile (a multiple of BW / 4: the dependence distance above), inputs up to MAXK, tokens per
 // call up to MAXT, groups up to MAXG inputs (sizes the tables: MAXT x MAXG / 4 x 16 registers), TP token
-// lanes (tokens sharing each code beat in one iteration: replicated lookups, sums and float steps).
-template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1>
+// lanes (tokens sharing each code beat in one iteration: replicated lookups, sums and float steps), BW
+// bits per engine beat (one 128-bit beat from each of BW / 128 weight ports: port u carries bits
+// 128u .. 128u+127 of every beat), RD parameter records decoded per iteration.
+template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1, int BW_ = kLbBeatBits,
+          int RD_ = 1>
 struct LowbitConfig {
-  enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_,
-         PB_MAX = R_ * kLbMaxRecordBits / kLbBeatBits };
+  enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_, BW = BW_, RD = RD_,
+         NIB = BW_ / 4,                                    // table lookups per beat and token lane
+         LANES = BW_ / 16,                                 // rows per beat at G 16
+         NW = (kLbMaxRecordBits + BW_ - 1) / BW_ + 1,      // beats a record can touch
+         PB_MAX = R_ * kLbMaxRecordBits / BW_ + NW };
+  typedef ap_uint<BW_> beat_t;
+  static_assert(BW_ == 128 || BW_ == 256 || BW_ == 512, "BW: 128 x 1, 2 or 4 ports");
   static_assert(TP_ >= 1 && TP_ <= MAXT_, "TP: 1 .. MAXT token lanes");
-  static_assert(R_ >= 32 && R_ % 32 == 0, "R must be a multiple of 32");
+  static_assert(RD_ >= 1 && RD_ <= 8, "RD: 1 .. 8 record decoders");
+  static_assert(R_ >= 32 && R_ % 32 == 0 && R_ * 4 >= BW_ && R_ % (BW_ / 16) == 0,
+                "R: a multiple of 32 and of BW / 16, at least BW / 4");
   static_assert(MAXK_ % kLbMaxGroup == 0, "MAXK must hold whole 256-input super-blocks");
   static_assert(MAXG_ >= 16 && MAXG_ <= kLbMaxGroup && (MAXG_ & (MAXG_ - 1)) == 0, "MAXG: 16 .. 256");
 };
 
-// Bits of one parameter record and beats of one (tile, super-block) parameter block.
+// Bits of one parameter record and beats (of bw bits) of one (tile, super-block) parameter block.
 inline int lb_record_bits(const LowbitTensor &d) {
-  return d.db + (d.mmode == 0 ? d.dmb : 0) + d.sb * (d.scb + d.mcb);
+  const int dbits = d.db + (d.mmode == 0 ? d.dmb : 0);
+  return d.dper ? d.sb * (dbits + d.scb + d.mcb) : dbits + d.sb * (d.scb + d.mcb);
 }
-inline int lb_param_beats(const LowbitTensor &d, int rows) {
-  return (rows * lb_record_bits(d) + kLbBeatBits - 1) / kLbBeatBits;
+inline int lb_param_beats(const LowbitTensor &d, int rows, int bw) {
+  return (rows * lb_record_bits(d) + bw - 1) / bw;
 }
-inline int lb_lanes(int group) { return group >= kLbBeatBits ? 1 : kLbBeatBits / group; }
-inline int lb_plane_beats(int group) { return group > kLbBeatBits ? group / kLbBeatBits : 1; }
+inline int lb_lanes(int group, int bw) { return group >= bw ? 1 : bw / group; }
+inline int lb_plane_beats(int group, int bw) { return group > bw ? group / bw : 1; }
 
-// Beats of a whole tensor's stream (what packing_lowbit.pack_lowbit writes for rows = R).
-inline long lb_stream_beats(const LowbitTensor &d, int rows) {
+// Beats of a whole tensor's stream (what packing_lowbit.pack_lowbit writes for rows, beat_bits = bw).
+inline long lb_stream_beats(const LowbitTensor &d, int rows, int bw) {
   const long tiles = (d.n_out + rows - 1) / rows;
   const long nsbr = d.k / d.group / d.sb;
-  const long code = (long)d.sb * rows / lb_lanes(d.group) * d.bits * lb_plane_beats(d.group);
-  return tiles * nsbr * (lb_param_beats(d, rows) + code);
+  const long code = (long)d.sb * rows / lb_lanes(d.group, bw) * d.bits * lb_plane_beats(d.group, bw);
+  return tiles * nsbr * (lb_param_beats(d, rows, bw) + code);
 }
 
 inline f32 lb_float(uint32_t raw, int width) {
@@ -110,18 +120,19 @@ inline int lb_field(const lb_window_t &win, int pos, int width, int off) {
   return (int)(raw & ((1u << width) - 1u)) - off;
 }
 
-// One record (at bit 0 of win) -> the super-block's SB scales and mins, f32 ops in packing's order.
+// One record (at bit 0 of win) -> the super-block's SB scales and mins, f32 ops in packing's order. A
+// record holds d (and dm) once, or once per group (dper), then SB sc and SB mc fields.
 inline void lb_record(const lb_window_t &win, const LowbitTensor &d, f32 s[kLbMaxSb], f32 m[kLbMaxSb]) {
 #pragma HLS INLINE
-  const f32 dv = lb_float((uint32_t)win.range(31, 0), d.db);
-  int pos = d.db;
-  f32 dmv = 0.0f;
-  if (d.mmode == 0) {
-    dmv = lb_float((uint32_t)(win >> pos).range(31, 0), d.dmb);
-    pos += d.dmb;
-  }
+  const int nd = d.dper ? d.sb : 1;
+  const int pos_dm = nd * d.db;
+  const int pos = pos_dm + (d.mmode == 0 ? nd * d.dmb : 0);
   for (int j = 0; j < kLbMaxSb; j++) {
 #pragma HLS UNROLL
+    const int jd = d.dper ? j : 0;
+    const f32 dv = lb_float((uint32_t)(win >> (jd * d.db)).range(31, 0), d.db);
+    const uint32_t dmraw = (uint32_t)(win >> (pos_dm + jd * d.dmb)).range(31, 0);
+    const f32 dmv = d.mmode == 0 ? lb_float(dmraw, d.dmb) : 0.0f;
     const int sc = d.scb ? lb_field(win, pos + j * d.scb, d.scb, d.sc_off) : 1;
     const int mc = d.mcb ? lb_field(win, pos + d.sb * d.scb + j * d.mcb, d.mcb, d.mc_off) : d.mz;
     const f32 sv = dv * (f32)sc;
@@ -130,25 +141,27 @@ inline void lb_record(const lb_window_t &win, const LowbitTensor &d, f32 s[kLbMa
   }
 }
 
-// Record r of a parameter block held on chip (pbuf: the block's beats): the four beats covering its
-// bits, shifted to bit 0. One record per call; the callers decode at most one per iteration.
+// Record r of a parameter block held on chip (pbuf: the block's beats): the NW beats covering its
+// bits, shifted to bit 0. One record per call; the callers decode at most RD per iteration.
 template <class C>
-inline void lb_record_at(const lb_beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r, f32 s[kLbMaxSb],
-                         f32 m[kLbMaxSb]) {
+inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r,
+                         f32 s[kLbMaxSb], f32 m[kLbMaxSb]) {
 #pragma HLS INLINE
-  const int bit = r * lb_record_bits(d), w0 = bit / kLbBeatBits;
-  lb_window_t win = 0;
-  for (int u = 0; u < 4; u++) {
+  typedef ap_uint<C::NW * C::BW> wide_t;
+  const int bit = r * lb_record_bits(d), w0 = bit / C::BW;
+  wide_t win = 0;
+  for (int u = 0; u < C::NW; u++) {
 #pragma HLS UNROLL
-    const lb_window_t b = w0 + u < C::PB_MAX ? pbuf[w0 + u] : lb_beat_t(0);
-    win |= b << (u * kLbBeatBits);
+    const wide_t b = w0 + u < C::PB_MAX ? pbuf[w0 + u] : typename C::beat_t(0);
+    win |= b << (u * C::BW);
   }
-  lb_record(win >> (bit % kLbBeatBits), d, s, m);
+  const wide_t rec = win >> (bit % C::BW);
+  lb_record((lb_window_t)rec.range(511, 0), d, s, m);
 }
 
 // A parameter block's beats into pbuf: one beat per iteration.
 template <class C>
-void lb_read_params(const lb_beat_t *w, long &pos, int nbeats, lb_beat_t pbuf[C::PB_MAX]) {
+void lb_read_params(const typename C::beat_t *w, long &pos, int nbeats, typename C::beat_t pbuf[C::PB_MAX]) {
 params:
   for (int b = 0; b < nbeats; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::PB_MAX
@@ -159,17 +172,21 @@ params:
   pos += nbeats;
 }
 
-// Records dec .. R-1 of the next block that the code loops left undecoded: one per iteration.
+// Records dec .. R-1 of a block's parameters: RD per iteration.
 template <class C>
-void lb_decode_rest(const lb_beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int &dec, f32 s[C::R][kLbMaxSb],
-                    f32 m[C::R][kLbMaxSb]) {
+void lb_decode_rest(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int &dec,
+                    f32 s[C::R][kLbMaxSb], f32 m[C::R][kLbMaxSb]) {
 decode_rest:
-  for (; dec < C::R; dec++) {
-#pragma HLS LOOP_TRIPCOUNT min = 0 max = C::R
+  for (; dec < C::R; dec += C::RD) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = C::R / C::RD
 #pragma HLS PIPELINE II = 1
     EDGELLM_LB_COUNT(kLbDecode);
-    lb_record_at<C>(pbuf, d, dec, s[dec], m[dec]);
+    for (int k = 0; k < C::RD; k++) {
+#pragma HLS UNROLL
+      if (dec + k < C::R) lb_record_at<C>(pbuf, d, dec + k, s[dec + k], m[dec + k]);
+    }
   }
+  dec = C::R;
 }
 
 // The activations on chip: n_tok rows of k int8, 16 per iteration (one 128-bit beat of the row).
@@ -215,17 +232,19 @@ template <class C>
 struct LbBlockIo {
   const f32 (*s)[kLbMaxSb];
   const f32 (*m)[kLbMaxSb];
-  lb_beat_t *pnext;
+  typename C::beat_t *pnext;
   f32 (*sn)[kLbMaxSb];
   f32 (*mn)[kLbMaxSb];
   bool more;
 };
 
 // Iterations of one block's loop: P_{i+1}'s beats, then the block's code beats x token blocks (of TP
-// tokens), at least the R iterations decoding P_{i+1}'s records (compiler/cost/lowbit.py block_iters).
-inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more) {
-  const int codes = d.sb * rows / lb_lanes(d.group) * d.bits * lb_plane_beats(d.group) * n_tb;
-  return more ? lb_param_beats(d, rows) + (codes > rows ? codes : rows) : codes;
+// tokens), at least the R / RD iterations decoding P_{i+1}'s records (compiler/cost/lowbit.py
+// block_iters).
+inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more, int bw, int rd) {
+  const int codes = d.sb * rows / lb_lanes(d.group, bw) * d.bits * lb_plane_beats(d.group, bw) * n_tb;
+  const int dec = (rows + rd - 1) / rd;
+  return more ? lb_param_beats(d, rows, bw) + (codes > dec ? codes : dec) : codes;
 }
 
 // One block (tile, super-block kb) as one pipelined loop, one beat per iteration at most: first
@@ -233,35 +252,35 @@ inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more) 
 // token t: the tables at the group's first beat, 32 lookups, P[t][lane] += sum << b, the float step
 // after a row set's last plane; and one record of P_{i+1} per iteration once it is on chip.
 template <class C>
-void lb_block(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, int kb,
+void lb_block(const typename C::beat_t *w, long &pos, const LowbitTensor &d, int n_tok, int kb,
               const int8_t xrow[C::MAXT][C::MAXK], const LbBlockIo<C> &io, f32 (&acc)[C::MAXT][C::R]) {
   static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
   static int32_t ssum[C::MAXT];
-  int32_t p[C::MAXT][kLbMaxLanes];
+  int32_t p[C::MAXT][C::LANES];
 #pragma HLS ARRAY_PARTITION variable = tbl cyclic factor = C::TP dim = 1
 #pragma HLS ARRAY_PARTITION variable = tbl complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = tbl complete dim = 3
 #pragma HLS ARRAY_PARTITION variable = ssum complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = p cyclic factor = C::TP dim = 1
 #pragma HLS ARRAY_PARTITION variable = p complete dim = 2
-  const int rl = lb_lanes(d.group), wpp = lb_plane_beats(d.group), npl = d.group / 4;
+  const int rl = lb_lanes(d.group, C::BW), wpp = lb_plane_beats(d.group, C::BW), npl = d.group / 4;
   const int per_set = d.bits * wpp;                       // beats per row set
   const int n_tb = (n_tok + C::TP - 1) / C::TP;           // token blocks of TP lanes
   const int g_iters = C::R / rl * per_set * n_tb;         // one group's iterations
-  const int pbeats = io.more ? lb_param_beats(d, C::R) : 0;
-  const int n_it = lb_block_iters(d, C::R, n_tb, io.more);
+  const int pbeats = io.more ? lb_param_beats(d, C::R, C::BW) : 0;
+  const int n_it = lb_block_iters(d, C::R, n_tb, io.more, C::BW, C::RD);
   for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
-    for (int l = 0; l < kLbMaxLanes; l++) p[t][l] = 0;
+    for (int l = 0; l < C::LANES; l++) p[t][l] = 0;
   }
-  lb_beat_t beat = 0;
+  typename C::beat_t beat = 0;
   int dec = 0;
   {
     EDGELLM_DEP_LOOP("lb_block.codes");
     EDGELLM_DEP_CLAIM(acc, kLbFaddChain);
   codes:
     for (int it = 0; it < n_it; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 2 * C::R / kLbMaxLanes max = kLbMaxSb * 8 * C::R * C::MAXT
+#pragma HLS LOOP_TRIPCOUNT min = 2 * C::R / C::LANES max = kLbMaxSb * 8 * C::R * C::MAXT
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = acc inter RAW distance = kLbFaddChain true
       EDGELLM_DEP_ITER(it);
@@ -270,10 +289,11 @@ void lb_block(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, i
         io.pnext[it] = w[pos + it];
         continue;
       }
-      if (io.more && dec < C::R) {  // its record `dec`
-        lb_record_at<C>(io.pnext, d, dec, io.sn[dec], io.mn[dec]);
-        dec++;
+      for (int k = 0; k < C::RD; k++) {  // its records dec .. dec + RD - 1
+#pragma HLS UNROLL
+        if (io.more && dec + k < C::R) lb_record_at<C>(io.pnext, d, dec + k, io.sn[dec + k], io.mn[dec + k]);
       }
+      dec += C::RD;
       const int c = it - pbeats;
       if (c >= d.sb * g_iters) continue;  // decode-only iterations of a short block
       const int gi = c / g_iters, cc = c % g_iters, bi = cc / n_tb, tb = cc % n_tb;
@@ -285,14 +305,14 @@ void lb_block(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, i
         const int t = tb * C::TP + u;
         if (t < n_tok) {
           if (bi == 0) ssum[t] = lb_tables<C>(xrow, t, kb * d.sb + gi, d.group, tbl[t]);
-          int32_t lane[kLbMaxLanes];
-          for (int l = 0; l < kLbMaxLanes; l++) lane[l] = 0;
-          for (int n = 0; n < kLbNibbles; n++) {
+          int32_t lane[C::LANES];
+          for (int l = 0; l < C::LANES; l++) lane[l] = 0;
+          for (int n = 0; n < C::NIB; n++) {
             const int l = rl > 1 ? n / npl : 0;
-            const int j = rl > 1 ? n % npl : wv * kLbNibbles + n;
+            const int j = rl > 1 ? n % npl : wv * C::NIB + n;
             if (j < C::MAXG / 4) lane[l] += (int32_t)tbl[t][j][(int)beat.range(4 * n + 3, 4 * n)];
           }
-          for (int l = 0; l < kLbMaxLanes; l++) {
+          for (int l = 0; l < C::LANES; l++) {
             const int32_t pv = p[t][l] + lane[l] * (1 << b);
             if (last && l < rl) {
               const int r = ri * rl + l;
@@ -315,20 +335,20 @@ void lb_block(const lb_beat_t *w, long &pos, const LowbitTensor &d, int n_tok, i
 // x: int8 (n_tok, k); n_tok <= MAXT; d.k <= MAXK; d.group <= MAXG. Blocks i = (tile, super-block) in
 // stream order: P_0 up front, then per block one loop (lb_block) reading P_{i+1} and C_i.
 template <class C>
-void lowbit_mm(const LowbitTensor &d, const lb_beat_t *w, long w_beat, const int8_t *x, const f32 *qs,
-               int n_tok, f32 *y) {
+void lowbit_mm(const LowbitTensor &d, const typename C::beat_t *w, long w_beat, const int8_t *x,
+               const f32 *qs, int n_tok, f32 *y) {
   static int8_t xrow[C::MAXT][C::MAXK];
-  static lb_beat_t pbuf[2][C::PB_MAX];
+  static typename C::beat_t pbuf[2][C::PB_MAX];
   static f32 s[2][C::R][kLbMaxSb], m[2][C::R][kLbMaxSb];
   static f32 acc[C::MAXT][C::R];
 #pragma HLS ARRAY_PARTITION variable = xrow cyclic factor = C::MAXG dim = 2
-#pragma HLS ARRAY_PARTITION variable = pbuf cyclic factor = 4 dim = 2
+#pragma HLS ARRAY_PARTITION variable = pbuf cyclic factor = C::NW dim = 2
 #pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::TP dim = 1
-#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = kLbMaxLanes dim = 2
+#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::LANES dim = 2
   const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R, n_blk = tiles * nsbr;
   long pos = w_beat;
   lb_load_acts<C>(x, n_tok, d.k, xrow);
-  lb_read_params<C>(w, pos, lb_param_beats(d, C::R), pbuf[0]);
+  lb_read_params<C>(w, pos, lb_param_beats(d, C::R, C::BW), pbuf[0]);
   int dec = 0;
   lb_decode_rest<C>(pbuf[0], d, dec, s[0], m[0]);
 blocks:
