@@ -110,6 +110,7 @@ typedef edgellm::LmHeadConfig<{head}> head;
 typedef edgellm::top_config<layer, mm, head, {cfg.n_layers}, {cfg.vocab_size}, {design.fetch_depth}> top;
 // the m_axi arguments' beats (hw/include/edgellm/maxi.h): weight and K/V ports
 typedef top::wbeat_t wbeat_t;
+typedef top::dbeat_t dbeat_t;
 
 const int kWeightPorts = {design.weight_ports};
 const int kStreamPorts = {stream_ports if mm == "tlmm" else 1};  // w0 .. w{{kStreamPorts-1}}: ternary weights
@@ -136,7 +137,7 @@ def _ro_args(n: int, bufs: str | list[str]) -> str:
 def _ptr_args(n: int) -> list[str]:
     return ([f"const edgellm_cfg::wbeat_t *w{i}" for i in range(n)]
             + [f"const edgellm_cfg::wbeat_t *kv{i}" for i in range(n)]
-            + ["edgellm::f32 *data", "edgellm::f32 *act"])
+            + ["edgellm_cfg::dbeat_t *data", "edgellm_cfg::dbeat_t *act"])
 
 
 def top_source(design: DesignParams, total_bytes: int, stream_ports: int = 1,
@@ -163,7 +164,8 @@ def top_source(design: DesignParams, total_bytes: int, stream_ports: int = 1,
           for i in range(n)]
     pr += [f"#pragma HLS INTERFACE m_axi port = kv{i} bundle = w{i} offset = slave{wd} {wopt}"
            for i in range(n)]
-    pr += [f"#pragma HLS INTERFACE m_axi port = {a} bundle = data offset = slave{depth(4)} {dopt}"
+    pr += [f"#pragma HLS INTERFACE m_axi port = {a} bundle = data offset = slave"
+           f"{depth(design.data_port_width_bits // 8)} {dopt}"
            for a in ("data", "act")]
     pr += [f"#pragma HLS INTERFACE s_axilite port = {p} bundle = control"
            for p in ("hdr_off", "prog_off", "n_desc", "return")]

@@ -22,7 +22,8 @@ MAX_BUFFER = 1 << 32  # 32-bit offsets: the accelerator addresses at most 4 GiB
 REASONS = {
     "ST_MISMATCH": "does not match the compiled design",
     "ST_RANGE": "points outside the {buf}-byte buffer",
-    "ST_ALIGN": "is not 4-byte aligned",
+    "ST_ALIGN": "is not aligned to its port's beat (regions: the data beat; weights: the weight beat; the "
+                "program: 4 bytes)",
     "ST_LIMIT": "exceeds what the compiled design runs",
     "ST_FLOAT": "is not a finite float (eps and scales: > 0)",
     "ST_OPCODE": "is not a known opcode or flag",
@@ -59,16 +60,23 @@ class Limits:
     rows_per_tile: int  # R of the tiled ternary encoding (1: the smallest extent, when unknown)
     k_top: int  # top-k capacity (LmHeadConfig K_TOP)
     buf_bytes: int
+    data_beat: int = 16  # bytes of a data / act port beat (design.data_port_width_bits / 8)
 
     @classmethod
     def of(cls, project: Any, buf_bytes: int) -> Limits:
         """The limits of a Project (runtime/project.py) over a buffer of buf_bytes."""
         c, m = project.config, project.manifest
         rows = (m.get("weights") or {}).get("rows_per_tile") or (m.get("design") or {}).get("rows") or 1
+        beat = int((m.get("design") or {}).get("data_port_width_bits") or 128) // 8
         return cls(c.n_layers, project.iface.max_t, project.iface.max_ctx, c.hidden_size, c.q_size,
                    c.kv_size, c.ffn_size, c.head_dim, c.vocab_size, bool(c.subln),
                    int(project.numerics.kv_elem_bytes), int(rows), max(int(project.iface.top_k), 1),
-                   int(buf_bytes))
+                   int(buf_bytes), beat)
+
+    @property
+    def weight_beat(self) -> int:
+        """Bytes a weight region must start on: the data beat and the weight ports' (R bytes)."""
+        return max(self.data_beat, self.rows_per_tile)
 
     def matrix_bytes(self, n_out: int, k: int) -> int:
         """Bytes of an encoded n_out x k matrix the TLMM reads (program_check.h mm_image)."""
@@ -86,20 +94,22 @@ class Limits:
         """Floats of norm gain i in NORM_ORDER."""
         return {2: self.q_size, 3: self.ffn}.get(i, self.hidden)
 
-    def header_regions(self, top_k: int) -> list[tuple[str, int, bool]]:
-        """(header word, bytes the kernels touch there, 4-byte aligned) in program_check.h's order."""
+    def header_regions(self, top_k: int) -> list[tuple[str, int, int]]:
+        """(header word, bytes the kernels touch there, the beat it must start on) in program_check.h's
+        order: every region on a data beat, the weights and the LM head's rows also on a weight beat."""
         mt, h, v = self.max_t, self.hidden, self.vocab
         kv = self.n_layers * self.max_ctx * self.kv_size * self.kv_bytes
         rope = 4 * self.max_ctx * (self.head_dim // 2)
         q, k, f = self.q_size, self.kv_size, self.ffn
         scratch = mt * (3 * q + 3 * k + 2 * f + h) + 2 * mt  # layer_scratch<C>::floats
         taps = mt * (2 * q + 2 * k + h + f)  # layer_taps<C>::floats
-        return [("HDR_LAYER_TABLE", self.n_layers * itf.LD_WORDS * 4, True), ("HDR_PARAMS", 4, True),
-                ("HDR_COS", rope, True), ("HDR_SIN", rope, True), ("HDR_K_CACHE", kv, True),
-                ("HDR_V_CACHE", kv, True), ("HDR_H", 4 * h * mt, True), ("HDR_SCRATCH_F", 4 * scratch, True),
-                ("HDR_TAPS", 4 * taps, True), ("HDR_HEAD_SCALE", 4 * v, True), ("HDR_LOGITS", 4 * v, True),
-                ("HDR_ARGMAX", 4 + 8 * top_k, True), ("HDR_WEIGHTS", 1, False),
-                ("HDR_SCRATCH_I8", mt * max(h, q, f), False), ("HDR_HEAD_W", v * h, False)]
+        db, wb = self.data_beat, self.weight_beat
+        return [("HDR_LAYER_TABLE", self.n_layers * itf.LD_WORDS * 4, db), ("HDR_PARAMS", 4, db),
+                ("HDR_COS", rope, db), ("HDR_SIN", rope, db), ("HDR_K_CACHE", kv, db),
+                ("HDR_V_CACHE", kv, db), ("HDR_H", 4 * h * mt, db), ("HDR_SCRATCH_F", 4 * scratch, db),
+                ("HDR_TAPS", 4 * taps, db), ("HDR_HEAD_SCALE", 4 * v, db), ("HDR_LOGITS", 4 * v, db),
+                ("HDR_ARGMAX", 4 + 8 * top_k, db), ("HDR_WEIGHTS", 1, wb),
+                ("HDR_SCRATCH_I8", mt * max(h, q, f), db), ("HDR_HEAD_W", v * h, wb)]
 
 
 class _Check:
@@ -113,8 +123,8 @@ class _Check:
         if self.code == itf.ST_OK:
             self.code, self.field, self.value = itf.STATUS[code], field, int(value) & 0xFFFFFFFF
 
-    def span(self, field: int, value: int, start: int, nbytes: int, align4: bool) -> None:
-        if align4 and start % 4:
+    def span(self, field: int, value: int, start: int, nbytes: int, align: int) -> None:
+        if start % align:
             self.fail("ST_ALIGN", field, value)
         if start + nbytes > self.buf:
             self.fail("ST_RANGE", field, value)
@@ -153,7 +163,7 @@ def check_header(hdr: np.ndarray, hdr_off: int, lim: Limits) -> None:
         ck.span(hf(w), h[itf.HDR[w]], h[itf.HDR[w]], nbytes, align)
     params = h[itf.HDR["HDR_PARAMS"]]
     fn = h[itf.HDR["HDR_FINAL_NORM"]]
-    ck.span(hf("HDR_FINAL_NORM"), fn, params + 4 * fn, 4 * lim.hidden, False)
+    ck.span(hf("HDR_FINAL_NORM"), fn, params + 4 * fn, 4 * lim.hidden, lim.data_beat)
     ck.raise_if_bad("weights.bin's header is refused (the accelerator would be given it)")
 
 
@@ -179,14 +189,14 @@ def check_layers(table: np.ndarray, hdr: np.ndarray, lim: Limits) -> None:
         for i in range(len(itf.LINEAR_ORDER)):
             off, sc = ld[itf.LD_W_OFF + i], ld[itf.LD_W_SCALE + i]
             ck.span(itf.status_field(itf.SW_LAYER, layer, itf.LD_W_OFF + i), off, wbase + off,
-                    lim.matrix_bytes(*lim.linear_shape(i)), False)
+                    lim.matrix_bytes(*lim.linear_shape(i)), lim.rows_per_tile)
             if not _finite(sc, False):
                 ck.fail("ST_FLOAT", itf.status_field(itf.SW_LAYER, layer, itf.LD_W_SCALE + i), sc)
         for i in range(len(itf.NORM_ORDER)):
             if i < 2 or lim.subln:
                 off = ld[itf.LD_P_OFF + i]
                 ck.span(itf.status_field(itf.SW_LAYER, layer, itf.LD_P_OFF + i), off, pbase + 4 * off,
-                        4 * lim.norm_len(i), False)
+                        4 * lim.norm_len(i), lim.data_beat)
     ck.raise_if_bad("weights.bin's layer table is refused (the accelerator would be given it)")
 
 

@@ -34,7 +34,8 @@ NAN, NEG, INF = itf.f32_bits(float("nan")), itf.f32_bits(-1.0), itf.f32_bits(flo
 REGION_WORDS = ("HDR_LAYER_TABLE", "HDR_WEIGHTS", "HDR_PARAMS", "HDR_COS", "HDR_SIN", "HDR_K_CACHE",
                 "HDR_V_CACHE", "HDR_H", "HDR_SCRATCH_F", "HDR_SCRATCH_I8", "HDR_TAPS", "HDR_HEAD_W",
                 "HDR_HEAD_SCALE", "HDR_LOGITS", "HDR_ARGMAX")
-UNALIGNED_OK = ("HDR_WEIGHTS", "HDR_SCRATCH_I8", "HDR_HEAD_W")  # byte regions
+DATA_BEAT = 16  # bytes of the project's data-port beat (design.data_port_width_bits 128): every region
+# starts on one (the kernels stream rows a whole beat at a time from a region's start; issue 21)
 
 
 # ---- the project ----
@@ -89,8 +90,9 @@ def header_cases(hdr: np.ndarray, total: int, k_top: int) -> list[tuple[str, int
              ("HDR_FINAL_NORM", 0xFFFFFFFF, "ST_RANGE")]
     for w in REGION_WORDS:
         cases += [(w, total, "ST_RANGE"), (w, 0xFFFFFFF0, "ST_RANGE")]
-        if w not in UNALIGNED_OK:
-            cases.append((w, int(hdr[H[w]]) + 2, "ST_ALIGN"))
+        # off a byte, and word-aligned but off the data beat
+        cases += [(w, int(hdr[H[w]]) + 2, "ST_ALIGN"), (w, int(hdr[H[w]]) + DATA_BEAT // 2, "ST_ALIGN")]
+    cases.append(("HDR_FINAL_NORM", int(hdr[H["HDR_FINAL_NORM"]]) + 1, "ST_ALIGN"))  # a float off the beat
     return cases
 
 
@@ -101,8 +103,10 @@ def layer_cases(n_layers: int, total: int) -> list[tuple[int, int, int, str]]:
         for i in range(len(itf.LINEAR_ORDER)):
             cases.append((layer, itf.LD_W_OFF + i, total, "ST_RANGE"))
             cases.append((layer, itf.LD_W_SCALE + i, NAN if i % 2 else INF, "ST_FLOAT"))
+            cases.append((layer, itf.LD_W_OFF + i, 4, "ST_ALIGN"))  # inside, off the weight beat
         for i in range(len(itf.NORM_ORDER)):
             cases.append((layer, itf.LD_P_OFF + i, total // 4, "ST_RANGE"))
+            cases.append((layer, itf.LD_P_OFF + i, 1, "ST_ALIGN"))  # a gain one float off the data beat
     return cases
 
 

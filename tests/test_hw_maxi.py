@@ -177,8 +177,8 @@ def _gen(tmp: Path, design: DesignParams, **cfg: int) -> Path:
 def test_interface_pragmas_carry_the_axi_settings(tmp_path: Path, rows: int) -> None:
     """Every INTERFACE m_axi pragma of top.cpp carries AxiSettings' numbers for its bundle: the widen limit
     (the weight bundles: 8R, their arguments' ap_uint<8R> beat; the data bundle: its port width), the
-    burst lengths, outstanding transactions and latency, and its depth in the argument's elements; the
-    weight and K/V arguments are beat pointers and top.cpp casts nothing."""
+    burst lengths, outstanding transactions and latency, and its depth in the argument's elements; every
+    argument (weight, K/V, data and act) is a beat pointer and top.cpp casts nothing."""
     design = DesignParams(rows=rows, weight_ports=2)
     hls = _gen(tmp_path, design)
     top = (hls / "top.cpp").read_text()
@@ -190,12 +190,14 @@ def test_interface_pragmas_carry_the_axi_settings(tmp_path: Path, rows: int) -> 
     for port, bundle, depth, opts in prag:
         weight = bundle != "data"
         width = 8 * rows if weight else design.data_port_width_bits
-        assert int(depth) == ((1 << 20) // (width // 8) if weight else (1 << 20) // 4), port
+        assert int(depth) == (1 << 20) // (width // 8), port
         assert opts.strip() == axi.bundle_options(weight), port
         assert f"max_widen_bitwidth = {width} " in opts and "max_read_burst_length = 64" in opts
         assert "num_read_outstanding = 4" in opts and "latency = 64" in opts
     for p in ("w0", "w1", "kv0", "kv1"):
         assert f"const edgellm_cfg::wbeat_t *{p}" in top
+    for p in ("data", "act"):
+        assert f"edgellm_cfg::dbeat_t *{p}" in top
     assert "reinterpret_cast" not in top and "(const uint8_t *)" not in top
     tcl = (hls / "run_hls.tcl").read_text()
     assert f"config_interface -m_axi_max_widen_bitwidth {max(8 * rows, 128)}" in tcl

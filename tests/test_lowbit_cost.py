@@ -85,6 +85,16 @@ def test_formats_are_what_the_packer_writes(name: str, make) -> None:
     assert img.bits_per_weight == pytest.approx(fmt.bits_per_weight)
 
 
+def test_fit_follows_the_packer() -> None:
+    """Qwen2.5-0.5B's 896 inputs: 28 groups of 32, so Q4_0 records hold 4 groups, as the packer does."""
+    rng = np.random.default_rng(1)
+    w = _q4_0(rng, 32, 896)
+    f = cl.fit(cl.FORMATS["Q4_0"], 896)
+    c = pl.pack_lowbit(w).codec
+    assert (f.sb, f.record_bits) == (c.sb, c.superblock_bits) == (4, 64)
+    assert cl.fit(cl.FORMATS["Q4_K"], 896) == cl.FORMATS["Q4_K"]
+
+
 def test_engines_split_tiles() -> None:
     fmt = cl.FORMATS["Q4_K"]
     narrow = {"ports": 1, "record_decoders": 1, "rows": 32}

@@ -105,16 +105,19 @@ def reset(t: Top) -> None:
     t.ddr[:t.plan.static_bytes] = t.plan.image
 
 
-def make_mutant(tmp: Path, monkeypatch: pytest.MonkeyPatch, file: str, old: str, new: str) -> Top:
-    """The default design's top with one edit in the generated project's copy of `file` (a seeded bug)."""
+def make_mutant(tmp: Path, monkeypatch: pytest.MonkeyPatch, file: str, *edits: tuple[str, str]) -> Top:
+    """The default design's top with edits (old, new) in the generated project's copy of `file` (a seeded
+    bug)."""
     real = test_top.generate_hls
 
     def generate(hls: Path, *args: object, **kw: object) -> dict:
         info = real(hls, *args, **kw)
         path = Path(hls) / file
         text = path.read_text()
-        assert text.count(old) == 1, f"{file}: the mutation's target is not there once"
-        path.write_text(text.replace(old, new))
+        for old, new in edits:
+            assert text.count(old) == 1, f"{file}: the mutation's target {old!r} is not there once"
+            text = text.replace(old, new)
+        path.write_text(text)
         return info
 
     monkeypatch.setattr(test_top, "generate_hls", generate)
@@ -127,7 +130,7 @@ def test_mutant_cross_argument_read_is_caught(tmp_path: Path, monkeypatch: pytes
     data too (the design before the fix). Bit-exact with every argument on one buffer (what C simulation
     showed), caught under the port model (kv* reads that position's old bytes, as co-simulation would)."""
     t = make_mutant(tmp_path, monkeypatch, "edgellm/attention_layer.h",
-                    "return kv_old < 0 || kv_old > pos0 ? pos0 + 1 : kv_old;", "return pos0 + 1;")
+                    ("return kv_old < 0 || kv_old > pos0 ? pos0 + 1 : kv_old;", "return pos0 + 1;"))
     t.lib.edgellm_csim_set_port_model(0)
     check_prefill_then_decode(t)
     t.lib.edgellm_csim_set_port_model(1)
@@ -141,8 +144,9 @@ def test_mutant_two_argument_write_is_caught(tmp_path: Path, monkeypatch: pytest
     the same bytes through act (and the head reads it back through data, so every logit is still right):
     the port model counts the bytes two arguments wrote in one call."""
     t = make_mutant(tmp_path, monkeypatch, "edgellm/top.h",
-                    "int8_t *x8 = reinterpret_cast<int8_t *>(act) + hdr[HDR_SCRATCH_I8];",
-                    "int8_t *x8 = reinterpret_cast<int8_t *>(head ? data : act) + hdr[HDR_SCRATCH_I8];")
+                    ("act, act, data, taps, rows, head, act, act, at);",
+                     "act, head ? data : act, data, taps, rows, head, act, act, at);"),
+                    ("lm_head<typename TC::head>(act, act, 1,", "lm_head<typename TC::head>(data, act, 1,"))
     t.lib.edgellm_csim_set_port_model(1)
     c0 = port_conflicts(t)
     check_prefill_then_decode(t)

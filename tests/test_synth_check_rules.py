@@ -102,6 +102,17 @@ def test_rule_flags_its_mutant(tmp_path: Path, rule: str) -> None:
     assert _rules(tmp_path, "good.h", good) == set()
 
 
+def test_default_check_runs_maxi_cast(tmp_path: Path) -> None:
+    """The default check (`edgellm csim`, synth_check's CLI) flags an m_axi pointer cast: every m_axi
+    argument of the top is a beat pointer now (issue 21 #11), so the rule left the pending set;
+    maxi-access stays strict-only (synth_maxi.PENDING: the low-bit engine's branch-exclusive reads)."""
+    for rule, default in (("maxi-cast", True), ("maxi-access", False)):
+        p = tmp_path / f"{rule}.h"
+        p.write_text(CASES[rule][0])
+        assert (rule in {f.rule for f in synth_check.check_paths([p])}) == default, rule
+        assert rule in {f.rule for f in synth_check.check_paths([p], strict=True)}
+
+
 def test_variants_each_rule_sees(tmp_path: Path) -> None:
     """The forms the library uses: a select written as `p ? p : q` (the old decoder_layer_ports), a
     DEPENDENCE on a port an INTERFACE m_axi pragma names, a struct member unit (`S<N>::run`) called
@@ -189,9 +200,11 @@ def test_maxi_cast_and_access_variants(tmp_path: Path) -> None:
 LIBRARY_MUTANTS = {
     "maxi-select": ("decoder_layer.h", "(fs, S::q + qo, EDGELLM_KV_READ_ARGS, fs,",
                     "(fs, S::q + qo, EDGELLM_KV_READ_ARGS, tap_en ? taps : fs,"),
-    # vector_job's operand `a` pointing at h (the data argument) by default and at the scratch (act) in
-    # the switch: the select the issue-21 review left
-    "maxi-select:switch": ("decoder_layer.h", "const f32 *a = fs + S::q_lin,", "const f32 *a = h,"),
+    # vector_job's operand `a` pointing at the scratch (act) by default and at h (the data argument) in
+    # the attention norm: the select the issue-21 review left (now an offset into fs, never a pointer)
+    "maxi-select:switch": ("decoder_layer.h", "    long a = S::q_lin, qs_in",
+                           "    const PD *ap = h;\n    if (s != EW_ATTN_NORM) ap = fs;\n"
+                           "    long a = S::q_lin, qs_in"),
     "maxi-dependence": ("lm_head.h", "    if (p == 0) pk = dots.read();",
                         "#pragma HLS DEPENDENCE variable = logits inter false\n"
                         "    if (p == 0) pk = dots.read();"),
@@ -235,7 +248,7 @@ def test_rule_flags_the_library_mutant(library_copy: Path, case: str) -> None:
     text = (LIB / header).read_text()
     assert text.count(old) == 1, (header, old)
     before = synth_check.check_paths([path], strict=True)
-    assert library_findings(before) <= NOT_YET_BEATS
+    assert library_findings(before) == set()
     path.write_text(text.replace(old, new))
     try:
         after = synth_check.check_paths([path], strict=True)
@@ -246,29 +259,18 @@ def test_rule_flags_the_library_mutant(library_copy: Path, case: str) -> None:
     assert found
 
 
-# Issue 21 #6 / #11 work in progress: the m_axi accesses not yet on beats, (file, rule, function). The
-# library must report exactly these under the strict check (a fixed one must leave the list, a new one
-# fails); the rules still pending (synth_maxi.PENDING) are left out of the default check.
-NOT_YET_BEATS = {
-    ("program_check.h", "maxi-cast", "check_read"),
-    ("program_check.h", "maxi-cast", "report_status"),
-    ("program_check.h", "maxi-cast", "report_ports"),
-    ("top.h", "maxi-cast", "read_words"),
-    ("top.h", "maxi-cast", "run_desc"),
-}
-
-
 def library_findings(found: list[synth_check.Finding]) -> set[tuple[str, str, str]]:
     """(file, rule, function) of findings (the function: the detail's last word)."""
     return {(f.path.name, f.rule, f.detail.split()[-1]) for f in found}
 
 
 def test_library_is_clean_and_uses_the_fixed_forms() -> None:
-    """The kernel library passes every rule (but the accesses NOT_YET_BEATS lists); the fixed forms are
+    """The kernel library passes every rule, the pending one (maxi-access: strict) included, since every
+    m_axi argument is a beat pointer read one beat per iteration (issue 21 #6, #11); the fixed forms are
     there: INLINE off beside every DATAFLOW, ALLOCATION limits on the ping-pong units, no DEPENDENCE on a
     pointer."""
-    assert library_findings(synth_check.check_paths([LIB], strict=True)) == NOT_YET_BEATS
-    assert synth_check.check_paths([LIB]) == []  # what edgellm csim checks: the pending rules left out
+    assert library_findings(synth_check.check_paths([LIB], strict=True)) == set()
+    assert synth_check.check_paths([LIB]) == []  # what edgellm csim checks (maxi-cast included)
     code = {p.name: synth_check.strip_source(p.read_text()) for p in LIB.glob("*.h")}
     n_dataflow = sum(len(re.findall(r"#pragma HLS DATAFLOW", c)) for c in code.values())
     n_paired = sum(len(re.findall(r"#pragma HLS INLINE off\n#pragma HLS DATAFLOW", c)) for c in code.values())

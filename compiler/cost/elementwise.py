@@ -69,9 +69,10 @@ def tree_iterations(lanes: int) -> int:
     return lanes - 1
 
 
-def _lane_units_is(w: int, lanes: int) -> bool:
-    """numerics.h RowFuse<LANES, W>::SS: W is a LaneUnits width, so the pass owns LANES lanes and a tree."""
-    return sumsq_units_for(w, lanes) == w
+def _ring_carries(x: int, ii: int, lanes: int) -> bool:
+    """numerics.h RowFuse<LANES, X, II>::SS: the pass owns LANES lanes and a tree (X a LaneUnits width,
+    or X dividing LANES at II > 1: a lane's adds LANES / X * II cycles apart)."""
+    return sumsq_units_for(x, lanes) == x or (ii > 1 and lanes % x == 0)
 
 
 def ring_iterations(n: int, units: int, lanes: int) -> int:
@@ -81,23 +82,34 @@ def ring_iterations(n: int, units: int, lanes: int) -> int:
     return math.ceil(math.ceil(n / units) / rot) * rot
 
 
-def _produce_counts(n: int, w: int, lanes: int, sumsq: bool) -> EwCounts:
-    """A fused producing pass W wide (elementwise.h ew_load_pass / ew_glu_pass / ew_residual_pass):
-    ceil(n / W) chunks; when it carries the sum of squares (W a LaneUnits width) the chunks run in
-    whole rotations of the lane ring (ring_iterations), then RowFuse::finish runs lane_tree over its
-    LANES lanes (log2(LANES) levels, LANES - 1 iterations)."""
-    if not (sumsq and _lane_units_is(w, lanes)):
-        return EwCounts(math.ceil(n / w), 1, 0)
+def beat_cycles(n: int, w: int, x: int) -> int:
+    """Cycles of a pass over n elements that moves one data beat of x fields per iteration at w elements
+    per cycle (ew_passes.h, elementwise.h ew_fused_pass: II = x / w, 1 when w >= x)."""
+    return math.ceil(n / x) * max(1, x // w)
+
+
+def _produce_counts(n: int, w: int, lanes: int, sumsq: bool, x: int) -> EwCounts:
+    """A fused producing pass W wide (elementwise.h ew_load_pass / ew_glu_pass / ew_residual_pass): one
+    beat of x 32-bit fields per iteration at II = x / W, ceil(n / x) iterations; when it carries the sum
+    of squares the iterations run in whole rotations of the lane ring (lanes / x sets of x), then
+    RowFuse::finish runs lane_tree over its LANES lanes (log2(LANES) levels, LANES - 1 iterations).
+    Counted in cycles (iterations * II)."""
+    ii = max(1, x // w)
+    if not (sumsq and _ring_carries(x, ii, lanes)):
+        return EwCounts(beat_cycles(n, w, x), 1, 0)
     tree = tree_iterations(lanes)
-    return EwCounts(ring_iterations(n, w, lanes) + tree, 1 + int(math.log2(lanes)), tree)
+    return EwCounts(ring_iterations(n, x, lanes) * ii + tree, 1 + int(math.log2(lanes)), tree)
 
 
 def stage_counts(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim: int = 2,
-                 glu_vec: int = 0) -> EwCounts:
+                 glu_vec: int = 0, beat_floats: int = 4) -> EwCounts:
     """Loop counts of one token of one element-wise stage as ew_engine's pipelined loops run them (no
-    fills, latencies or data-port caps): `stage` in STAGES; n: row length (rope: heads * head_dim);
+    fills or latencies), iterations counted in cycles (times the loop's II): every pass moves one data
+    beat per iteration (beat_floats 32-bit fields, 4 * beat_floats int8; 4 at 128 bits, also the plain
+    arrays' shape) at II = fields / width. `stage` in STAGES; n: row length (rope: heads * head_dim);
     norm: the RMSNorm / SubLN / next norm (ignored for rope); vec: EwConfig VEC; lanes: NORM_LANES;
-    glu_vec: EwConfig GLU_VEC (the GLU act pass's width; 0: vec).
+    glu_vec: EwConfig GLU_VEC (the GLU act pass's width; 0: vec). Rows starting on a beat (the int8 rows
+    of the layer may not: a row that straddles one more beat costs one more iteration there).
     tests/test_hw_elementwise.py holds these against the C simulation's ew_trace."""
     if stage not in STAGES:
         raise ValueError(f"element-wise stage {stage!r}: expected one of {STAGES}")
@@ -105,20 +117,23 @@ def stage_counts(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim:
         u = sumsq_units_for(w, lanes)
         return u if (u == w or norm) else w
 
+    x = beat_floats
     fused = fused_width(vec)
-    c = math.ceil(n / vec)
+    c = beat_cycles(n, vec, x)
     parts: list[EwCounts] = []
     if stage == "norm":
-        parts.append(_produce_counts(n, fused, lanes, norm))
+        parts.append(_produce_counts(n, fused, lanes, norm, x))
     else:
-        parts.append(_produce_counts(n, vec, lanes, False))  # the linear output's load (no reduction)
-        if stage == "rope":
-            parts += [EwCounts(math.ceil(head_dim // 2 / vec), 1, 0), EwCounts(c, 1, 0)]  # tables, rope_row
+        parts.append(_produce_counts(n, vec, lanes, False, x))  # the linear output's load (no reduction)
+        if stage == "rope":  # the cos row, the sin row (ew_row_in), rope_row
+            parts += [EwCounts(beat_cycles(head_dim // 2, vec, x), 1, 0)] * 2 + [EwCounts(c, 1, 0)]
         else:
             w = fused_width(glu_vec or vec) if stage == "glu" else fused  # act * u: GLU_VEC wide
-            parts.append(_produce_counts(n, w, lanes, norm))  # act * u, or h += y
+            parts.append(_produce_counts(n, w, lanes, norm, x))  # act * u, or h += y
     if stage in ("norm", "glu") or (stage == "residual" and norm):
-        parts += [EwCounts(c, 1, 0)] * (2 if norm else 1)  # [rmsnorm_scale +] quantize_store
+        if norm:
+            parts.append(EwCounts(c, 1, 0))  # rmsnorm_scale
+        parts.append(EwCounts(beat_cycles(n, vec, 4 * x), 1, 0))  # quantize_store: int8 beats
     return EwCounts(*(sum(p[k] for p in parts) for k in range(3)))
 
 
@@ -156,7 +171,7 @@ def norm_quantize(n: int, norm: bool, w: _Widths) -> int:
 def dequant_rope(n_heads: int, head_dim: int, w: _Widths) -> int:
     """One token: load row, this position's cos/sin rows, RoPE fused into the output pass."""
     n, half = n_heads * head_dim, head_dim // 2
-    tables = _ddr(2 * half, w.f32_ddr)  # cos and sin rows share the port
+    tables = 2 * _ddr(half, w.f32_ddr)  # the cos row, then the sin row: a loop each (ew_row_in)
     return _ddr(n, w.f32_ddr) + tables + _ddr(n, w.f32_ddr, read=False)
 
 

@@ -14,6 +14,7 @@ stages, unlike the ternary fetcher), so the projection is conservative there.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ class TensorFormat:
     group: int
     sb: int
     record_bits: int
+    dper: bool = False  # one scale per group, SB of them a record (packing_lowbit ParamCodec.dper)
 
     @property
     def bits_per_weight(self) -> float:
@@ -53,18 +55,30 @@ class TensorFormat:
 
 # GGUF tensor types and GPTQ as packing_lowbit stores them (tests/test_lowbit_cost.py packs each).
 FORMATS = {f.name: f for f in (
-    TensorFormat("Q4_0", 4, 32, 8, 8 * 16),  # f16 d per group, m = -(8 d); 8 groups a record (dper)
-    TensorFormat("Q4_1", 4, 32, 8, 8 * 32),  # f16 d, f16 m per group
-    TensorFormat("Q5_0", 5, 32, 8, 8 * 16),
-    TensorFormat("Q5_1", 5, 32, 8, 8 * 32),
-    TensorFormat("Q8_0", 8, 32, 8, 8 * 16),
+    TensorFormat("Q4_0", 4, 32, 8, 8 * 16, True),  # f16 d per group, m = -(8 d); 8 groups a record
+    TensorFormat("Q4_1", 4, 32, 8, 8 * 32, True),  # f16 d, f16 m per group
+    TensorFormat("Q5_0", 5, 32, 8, 8 * 16, True),
+    TensorFormat("Q5_1", 5, 32, 8, 8 * 32, True),
+    TensorFormat("Q8_0", 8, 32, 8, 8 * 16, True),
     TensorFormat("Q2_K", 2, 16, 16, 16 + 16 + 16 * 8),  # f16 d, dmin; 4-bit scales and mins
     TensorFormat("Q3_K", 3, 16, 16, 16 + 16 * 6),  # f16 d; 6-bit signed scales; m = -(4 s)
     TensorFormat("Q4_K", 4, 32, 8, 16 + 16 + 8 * 12),  # f16 d, dmin; 6-bit scales and mins
     TensorFormat("Q5_K", 5, 32, 8, 16 + 16 + 8 * 12),
     TensorFormat("Q6_K", 6, 16, 16, 16 + 16 * 8),  # f16 d; int8 scales; m = -(32 s)
-    TensorFormat("GPTQ4", 4, 128, 2, 2 * (16 + 4)),  # f16 scale, 4-bit zero per group: m = -(s z)
+    TensorFormat("GPTQ4", 4, 128, 2, 2 * (16 + 4), True),  # f16 scale, 4-bit zero per group: m = -(s z)
 )}
+MAX_RECORD_BITS = 32 + 32 + 16 * 16  # lowbit_mm.h kLbMaxRecordBits
+
+
+def fit(fmt: TensorFormat, n_in: int) -> TensorFormat:
+    """The format a tensor of n_in inputs streams in: per-group-scale formats put as many groups in a
+    record as divide the row (packing_lowbit.choose_codec: 256 / G halved until it does)."""
+    if not fmt.dper:
+        return fmt
+    per, k = fmt.record_bits // fmt.sb, 256 // fmt.group
+    while k > 1 and (k * per > MAX_RECORD_BITS or (n_in // fmt.group) % k):
+        k //= 2
+    return dataclasses.replace(fmt, sb=k, record_bits=k * per)
 
 
 @dataclass(frozen=True)

@@ -92,19 +92,19 @@ static void fused_sumsq(int kind, const f32 *x, int n_rows, int n, f32 *ss, f32 
     const f32 *xk = x + (long)k * n;
     f32 s = 0.0f, m = 0.0f;
     if (kind == 0) {
-      ew_load_pass<E, U>(xk, 1.0f, 1.0f, n, r.r0, true, false, s, m);
+      ew_load_pass<E, U, f32>(xk, 0L, 1.0f, 1.0f, n, r.r0, true, false, s, m);
       f32 s2;
-      ew_load_pass<E, E::VEC>(xk, 1.0f, 1.0f, n, r.r0, false, true, s2, m);
+      ew_load_pass<E, E::VEC, f32>(xk, 0L, 1.0f, 1.0f, n, r.r0, false, true, s2, m);
     } else if (kind == 1) {
       for (int i = 0; i < n; i++) r.r0[i] = 1.0f;
       f32 unused;
-      ew_glu_pass<E, U, kActRelu2>(xk, 1.0f, 1.0f, n, r.r0, false, h, true, false, s, unused);
+      ew_glu_pass<E, U, kActRelu2, f32>(xk, 0L, 1.0f, 1.0f, n, r.r0, false, h, 0L, true, false, s, unused);
     } else {
       for (int i = 0; i < n; i++) {
         r.r0[i] = 0.0f;
         h[i] = xk[i];
       }
-      ew_residual_pass<E, U>(h, n, r.r0, true, s);
+      ew_residual_pass<E, U>(h, 0L, n, r.r0, true, s);
     }
     ss[k] = s;
     amax[k] = m;

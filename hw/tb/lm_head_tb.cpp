@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "edgellm/ew_passes.h"
 #include "edgellm/lm_head.h"
 #include "edgellm/numerics.h"
 

@@ -1,4 +1,5 @@
 // ctypes entry points for the numerics contract primitives (tests/test_hw_numerics.py).
+#include "edgellm/ew_passes.h"
 #include "edgellm/numerics.h"
 
 using namespace edgellm;

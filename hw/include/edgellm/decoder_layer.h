@@ -110,6 +110,13 @@ struct layer_taps {
   static const long floats = ffn_act + (long)C::max_t * C::ffn;
 };
 
+// Element offsets of the layer's DDR operands in their pointers (the top: region offsets in the data
+// and act beats; testbenches: plain arrays, all 0): h, params, the RoPE tables and taps (f32, the data
+// side), the float scratch fs and the int8 scratch x8 (the act side).
+struct LayerAt {
+  long h, params, cos, sin, fs, x8, taps;
+};
+
 // Reference ternary linear on models/weights.pack2 rows ((n_out, ceil(k/4)) bytes, 2-bit codes
 // t+1, low bits first): exact int32 accumulation, then dequantize. A plain loop (one MAC per
 // cycle), kept as the cross-check for the TLMM engine and as a fallback policy. It reads its bytes
@@ -122,13 +129,18 @@ struct pack2_matmul {
   enum { kPorts = 1, kTokenLanes = 1, kBeatBytes = 0 };
   static uint8_t next_byte(const uint8_t *w, long i) { return w[i]; }
   static uint8_t next_byte(hls::stream<word_t> *s, long) { return (uint8_t)s->read(); }
-  template <class WS>
-  static void run(const int8_t *x, const f32 *qs, int n_tok, WS *w0, WS *, WS *, WS *, long w_off, int n_out,
-                  int k, f32 wscale, f32 *y) {
+  // x, qs, y: (pointer, element offset) pairs (plain arrays, or the act port's beats): a token's int8 row
+  // comes on chip first (row_load), its scale and every output are one element access each.
+  template <class WS, class PX, class PS, class PY>
+  static void run(const PX *xp, long x_off, const PS *qs, long qs_off, int n_tok, WS *w0, WS *, WS *, WS *,
+                  long w_off, int n_out, int k, f32 wscale, PY *y, long y_off) {
     const int kb = (k + 3) / 4;
+    int8_t x[K_MAX];
   p2_tok:
     for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
+      row_load<K_MAX>(xp, x_off + (long)t * k, k, x);
+      const f32 qt = mget<f32>(qs, qs_off + t);
     p2_row:
       for (int n = 0; n < n_out; n++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = K_MAX
@@ -141,10 +153,10 @@ struct pack2_matmul {
           for (int i = 0; i < 4; i++) {
             int idx = b * 4 + i;
             int code = (byte >> (2 * i)) & 3;
-            if (idx < k) acc += (code - 1) * (int32_t)x[(long)t * k + idx];
+            if (idx < k) acc += (code - 1) * (int32_t)x[idx];
           }
         }
-        y[(long)t * n_out + n] = dequantize(acc, qs[t], wscale);
+        mput<f32>(y, y_off + (long)t * n_out + n, dequantize(acc, qt, wscale));
       }
     }
   }
@@ -177,14 +189,20 @@ struct tlmm_mm {
   typedef typename TCFG::fword_t word_t;
   // weight ports (FIFOs) it reads; token lanes; bytes per weight-port beat (one byte column of a tile)
   enum { kPorts = TCFG::NPORTS, kTokenLanes = TCFG::TP, kBeatBytes = TCFG::R };
-  static void run(const int8_t *x, const f32 *qs, int n_tok, const uint8_t *w0, const uint8_t *w1,
-                  const uint8_t *w2, const uint8_t *w3, long w_off, int n_out, int k, f32 wscale, f32 *y) {
-    tlmm_matmul<TCFG>(x, qs, n_tok, w0 + w_off, w1 + w_off, w2 + w_off, w3 + w_off, n_out, k, wscale, y);
+  // x, qs, y: (pointer, element offset) pairs (plain arrays, or the act port's beats: TlmmAt)
+  template <class PX, class PS, class PY>
+  static void run(const PX *x, long x_off, const PS *qs, long qs_off, int n_tok, const uint8_t *w0,
+                  const uint8_t *w1, const uint8_t *w2, const uint8_t *w3, long w_off, int n_out, int k,
+                  f32 wscale, PY *y, long y_off) {
+    const TlmmAt at = {x_off, qs_off, y_off};
+    tlmm_matmul<TCFG>(x, qs, n_tok, w0 + w_off, w1 + w_off, w2 + w_off, w3 + w_off, n_out, k, wscale, y, at);
   }
-  static void run(const int8_t *x, const f32 *qs, int n_tok, hls::stream<word_t> *w0, hls::stream<word_t> *w1,
-                  hls::stream<word_t> *w2, hls::stream<word_t> *w3, long, int n_out, int k, f32 wscale,
-                  f32 *y) {
-    tlmm_matmul<TCFG>(x, qs, n_tok, w0, w1, w2, w3, n_out, k, wscale, y);
+  template <class PX, class PS, class PY>
+  static void run(const PX *x, long x_off, const PS *qs, long qs_off, int n_tok, hls::stream<word_t> *w0,
+                  hls::stream<word_t> *w1, hls::stream<word_t> *w2, hls::stream<word_t> *w3, long, int n_out,
+                  int k, f32 wscale, PY *y, long y_off) {
+    const TlmmAt at = {x_off, qs_off, y_off};
+    tlmm_matmul<TCFG>(x, qs, n_tok, w0, w1, w2, w3, n_out, k, wscale, y, at);
   }
   // Port P's FIFO for one linear at byte offset base (a multiple of R: the memory plan aligns every
   // matrix) of the weight port w, R-byte beats (weight_fetch.h tlmm_fetch_port).
@@ -358,9 +376,9 @@ find_stage:
 // Slot i's linear job: the linears of its stage st for its half's tokens [t0, t0 + n): MM::run on the int8 rows x8 + t0 * k_max (the half's
 // area), outputs into the float scratch rows of those tokens. fs / x8: the scratch as the TLMM process
 // sees it (top.h: its own m_axi argument, the data port's bundle).
-template <class C, class MM, class WS>
+template <class C, class MM, class WS, class PF, class PX>
 void linear_job(int i, int halves, int n_a, int t_len, WS *w0, WS *w1, WS *w2, WS *w3, const layer_desc &d,
-                f32 *fs, int8_t *x8) {
+                PF *fs, PX *x8, const LayerAt &at) {
 #pragma HLS INLINE off
   typedef layer_scratch<C> S;
   int st, half;
@@ -373,9 +391,9 @@ stage_linears_loop:
     const int lin = stage_linear(st, j), out = lin_out<C>(lin), in = lin_in<C>(lin);
     const long dst = lin == LIN_Q ? S::q_lin : lin == LIN_K ? S::k_lin : lin == LIN_V ? S::v
                      : lin == LIN_GATE ? S::g : lin == LIN_UP ? S::u : S::y;
-    const f32 *qs = fs + (st == 2 ? S::qs_b : S::qs_a) + t0;
-    MM::run(x8 + (long)t0 * C::k_max, qs, n, w0, w1, w2, w3, d.w_off[lin], out, in, d.w_scale[lin],
-            fs + dst + (long)t0 * out);
+    const long qs = at.fs + (st == 2 ? S::qs_b : S::qs_a) + t0;
+    MM::run(x8, at.x8 + (long)t0 * C::k_max, fs, qs, n, w0, w1, w2, w3, d.w_off[lin], out, in, d.w_scale[lin],
+            fs, at.fs + dst + (long)t0 * out);
   }
 }
 
@@ -383,11 +401,11 @@ stage_linears_loop:
 // its element-wise jobs
 // (ONE ew_engine call site, so the layer builds one element-wise module) with the K/V cache write and
 // attention before the SubLN job, and the taps.
-template <class C, int KVP, class PK, class PP>
-void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_desc &d, const f32 *params,
-                const f32 *cos_tab, const f32 *sin_tab, typename C::kv_t *k_layer, typename C::kv_t *v_layer,
-                EDGELLM_KV_READ_PARAMS, f32 eps, f32 attn_scale, f32 *h, f32 *fs, int8_t *x8, f32 *taps,
-                bool tap_en, EwRows<typename C::ew> &rows) {
+template <class C, int KVP, class PD, class PF, class PX, class PK, class PP>
+void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_desc &d, const PD *params,
+                const PD *cos_tab, const PD *sin_tab, PK *k_layer, PK *v_layer, EDGELLM_KV_READ_PARAMS, f32 eps,
+                f32 attn_scale, PD *h, PF *fs, PX *x8, PD *taps, bool tap_en, EwRows<typename C::ew> &rows,
+                const LayerAt &at) {
 #pragma HLS INLINE off
   typedef layer_scratch<C> S;
   typedef layer_taps<C> TP;
@@ -401,83 +419,86 @@ void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_des
   // the stage's element-wise steps: V0 [ATTN_NORM], V1 [ROPE_Q, ROPE_K, ATTN_SUB], V2 [RES_ATTN], ...
   const int s0 = st == 0 ? (int)EW_ATTN_NORM : st == 1 ? (int)EW_ROPE_Q : st + 2;
   const int ns = st == 1 ? 3 : 1;
-  const long qo = (long)t0 * Q, ko = (long)t0 * KV;
-  int8_t *xh = x8 + (long)t0 * C::k_max;  // this half's quantized rows
+  const long qo = at.fs + (long)t0 * Q, ko = at.fs + (long)t0 * KV;  // this half's rows in fs
+  const long tq = at.taps + (long)t0 * Q, tk = at.taps + (long)t0 * KV;  // and in the taps
 vector_steps:
   for (int s = s0; s < s0 + ns; s++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 3
     // the work feeding job s
     if (s == EW_ATTN_SUB) {
       if (tap_en) {
-        copy_f32<(long)C::max_t * Q, DL>(fs, S::q + qo, taps, TP::q_rope + qo, (long)n * Q);
-        copy_f32<(long)C::max_t * KV, DL>(fs, S::k + ko, taps, TP::k_rope + ko, (long)n * KV);
-        copy_f32<(long)C::max_t * KV, DL>(fs, S::v + ko, taps, TP::v + ko, (long)n * KV);
+        copy_f32<(long)C::max_t * Q, DL>(fs, S::q + qo, taps, TP::q_rope + tq, (long)n * Q);
+        copy_f32<(long)C::max_t * KV, DL>(fs, S::k + ko, taps, TP::k_rope + tk, (long)n * KV);
+        copy_f32<(long)C::max_t * KV, DL>(fs, S::v + ko, taps, TP::v + tk, (long)n * KV);
       }
-      kv_cache_write<C::data_bits, typename C::kv_t>(fs, S::k + ko, fs, S::v + ko, n, pos0 + t0, KV, k_layer, 0L,
-                                                     v_layer, 0L);
+      // the new positions into the slice at k_off / v_off of k_layer / v_layer (the data-port view)
+      kv_cache_write<C::data_bits, typename C::kv_t>(fs, S::k + ko, fs, S::v + ko, n, pos0 + t0, KV, k_layer,
+                                                     k_off, v_layer, v_off);
       // one attention core for prefill (n > 1, K/V over the data port) and decode (n == 1: the positions
       // earlier calls wrote, < pos0, over the first KVP weight ports; this call's over k_layer / v_layer,
       // the argument that just wrote them)
       attention_kv<typename C::attn, KVP, typename C::kv_t>(fs, S::q + qo, EDGELLM_KV_READ_ARGS, fs,
                                                            S::attn + qo, n, pos0 + t0, C::n_heads, C::n_kv, D,
                                                            attn_scale, pos0);
-      if (tap_en) copy_f32<(long)C::max_t * Q, DL>(fs, S::attn + qo, taps, TP::attn + qo, (long)n * Q);
+      if (tap_en) copy_f32<(long)C::max_t * Q, DL>(fs, S::attn + qo, taps, TP::attn + tq, (long)n * Q);
     } else if (s == EW_GLU && tap_en) {
-      copy_f32<(long)C::max_t * H, DL>(h, (long)t0 * H, taps, TP::h_attn + (long)t0 * H, (long)n * H);
+      copy_f32<(long)C::max_t * H, DL>(h, at.h + (long)t0 * H, taps, at.taps + TP::h_attn + (long)t0 * H,
+                                       (long)n * H);
     }
-    // job s's operands (linear outputs arrive dequantized, fp32: scales 1); row r of every per-token
-    // operand is token t0 + r. The attention norm reads h itself (kEwNormH: the engine's own code path
-    // on h's argument); a is always a scratch row, so no operand is chosen between two arguments.
+    // job s's operands (linear outputs arrive dequantized, fp32: scales 1), element offsets of fs,
+    // params, h, taps; row r of every per-token operand is token t0 + r. The attention norm reads h
+    // itself (kEwNormH: the engine's own code path on h's argument); a is always a scratch row, so no
+    // operand is chosen between two arguments.
     int mode = kEwNormH, w = H;
-    const f32 *a = fs + S::q_lin, *b = fs + S::u, *qs_in = fs + S::qs_a, *g = params + d.p_off[NORM_ATTN];
+    long a = S::q_lin, qs_in = S::qs_a, g = d.p_off[NORM_ATTN], out = S::q, qs_out = S::qs_a;
     bool norm = true;
-    f32 *out = fs + S::q, *qs_out = fs + S::qs_a;
     switch (s) {
       case EW_ROPE_Q:
-        mode = kEwRope, w = Q, a = fs + S::q_lin;
+        mode = kEwRope, w = Q, a = S::q_lin;
         break;
       case EW_ROPE_K:
-        mode = kEwRope, w = KV, a = fs + S::k_lin, out = fs + S::k;
+        mode = kEwRope, w = KV, a = S::k_lin, out = S::k;
         break;
       case EW_ATTN_SUB:
-        mode = kEwNorm, w = Q, a = fs + S::attn, g = params + d.p_off[NORM_ATTN_SUB], norm = C::subln;
+        mode = kEwNorm, w = Q, a = S::attn, g = d.p_off[NORM_ATTN_SUB], norm = C::subln;
         break;
       case EW_RES_ATTN:
-        mode = kEwResidual, a = fs + S::y, g = params + d.p_off[NORM_FFN], qs_out = fs + S::qs_b;
+        mode = kEwResidual, a = S::y, g = d.p_off[NORM_FFN], qs_out = S::qs_b;
         break;
       case EW_GLU:
-        mode = kEwGlu, w = F, a = fs + S::g, qs_in = fs + S::qs_b, g = params + d.p_off[NORM_FFN_SUB];
+        mode = kEwGlu, w = F, a = S::g, qs_in = S::qs_b, g = d.p_off[NORM_FFN_SUB];
         norm = C::subln;
         break;
       case EW_RES_FFN:
-        mode = kEwResidual, a = fs + S::y, norm = false, qs_out = fs + S::qs_b;
+        mode = kEwResidual, a = S::y, norm = false, qs_out = S::qs_b;
         break;
       default:  // EW_ATTN_NORM
         break;
     }
-    const long ro = (long)t0 * w;
-    ew_engine<E, C::act, C::head_dim, f32>(mode, a + ro, b + ro, qs_in + t0, 1.0f, 1.0f, norm, g, eps, n, w,
-                                           pos0 + t0, cos_tab, sin_tab, h + (long)t0 * H, out + ro, xh,
-                                           qs_out + t0, tap_en && s == EW_GLU, taps + TP::ffn_act + (long)t0 * F,
-                                           rows);
+    const long ro = at.fs + (long)t0 * w;
+    const EwAt ea = {a + ro, S::u + ro, at.fs + qs_in + t0, at.params + g, at.cos, at.sin, at.h + (long)t0 * H,
+                     out + ro, at.x8 + (long)t0 * C::k_max, at.fs + qs_out + t0,
+                     at.taps + TP::ffn_act + (long)t0 * F};
+    ew_engine<E, C::act, C::head_dim, f32>(mode, fs, fs, fs, 1.0f, 1.0f, norm, params, eps, n, w, pos0 + t0,
+                                           cos_tab, sin_tab, h, fs, x8, fs, tap_en && s == EW_GLU, taps, ea, rows);
   }
 }
 
 // Slot i of the schedule: its linear job and its vector job, the two processes of one DATAFLOW region
 // (they share no buffer: see the schedule above). fs_t / x8_t: the scratch as the linear job sees it.
-template <class C, class MM, int KVP, class WS, class PK, class PP>
+template <class C, class MM, int KVP, class WS, class PD, class PF, class PX, class PK, class PP>
 void layer_slot_run(int i, int halves, int n_a, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS *w3,
-                    const layer_desc &d, const f32 *params, const f32 *cos_tab, const f32 *sin_tab,
-                    typename C::kv_t *k_layer, typename C::kv_t *v_layer, EDGELLM_KV_READ_PARAMS, f32 eps,
-                    f32 attn_scale, f32 *h, f32 *fs, int8_t *x8, f32 *fs_t, int8_t *x8_t, f32 *taps, bool tap_en,
-                    EwRows<typename C::ew> &rows) {
+                    const layer_desc &d, const PD *params, const PD *cos_tab, const PD *sin_tab, PK *k_layer,
+                    PK *v_layer, EDGELLM_KV_READ_PARAMS, f32 eps, f32 attn_scale, PD *h, PF *fs, PX *x8, PF *fs_t,
+                    PX *x8_t, PD *taps, bool tap_en, EwRows<typename C::ew> &rows, const LayerAt &at) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
-#define EDGELLM_SLOT_LINEAR EDGELLM_PROCESS(linear_job<C, MM>(i, halves, n_a, t_len, w0, w1, w2, w3, d, fs_t, x8_t))
+#define EDGELLM_SLOT_LINEAR \
+  EDGELLM_PROCESS(linear_job<C, MM>(i, halves, n_a, t_len, w0, w1, w2, w3, d, fs_t, x8_t, at))
 #define EDGELLM_SLOT_VECTOR                                                                                  \
   EDGELLM_PROCESS(vector_job<C, KVP>(i, halves, n_a, t_len, pos0, d, params, cos_tab, sin_tab, k_layer, v_layer, \
-                                     EDGELLM_KV_READ_ARGS, eps, attn_scale, h, fs, x8, taps, tap_en, rows))
+                                     EDGELLM_KV_READ_ARGS, eps, attn_scale, h, fs, x8, taps, tap_en, rows, at))
 #if defined(EDGELLM_CSIM_SLOT_REVERSE) && !defined(__SYNTHESIS__)
   // C-simulation check (tests/test_top.py): the vector job first. The two jobs of a slot share no
   // data, so their order cannot change any result.
@@ -515,13 +536,15 @@ void layer_slot_run(int i, int halves, int n_a, int t_len, int pos0, WS *w0, WS 
 //                  the two processes of a slot use distinct arguments; one-pointer callers pass fs,
 //                  x8 again): never a run-time choice between pointers, which on m_axi arguments
 //                  synthesis cannot resolve
+//   at:            the element offsets of h, params, the tables, fs, x8 and taps in their pointers (the
+//                  top: every operand on the data or act port's beats, maxi.h, never cast; the K/V slice
+//                  at k_off / v_off of k_layer / v_layer; testbenches: plain arrays, offsets 0)
 // The slots run one after another (layer_slot_run; the schedule above).
-template <class C, class MM, int KVP, class WS, class PK, class PP>
-void decoder_layer_ports(f32 *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS *w3, const layer_desc &d,
-                      const f32 *params, const f32 *cos_tab, const f32 *sin_tab, typename C::kv_t *k_layer,
-                      typename C::kv_t *v_layer, EDGELLM_KV_READ_PARAMS, f32 eps, f32 attn_scale, f32 *fs,
-                      int8_t *x8, f32 *taps, bool tap_en, EwRows<typename C::ew> &rows, bool norm_only,
-                      f32 *fs_t, int8_t *x8_t) {
+template <class C, class MM, int KVP, class WS, class PD, class PF, class PX, class PK, class PP>
+void decoder_layer_ports(PD *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS *w3, const layer_desc &d,
+                         const PD *params, const PD *cos_tab, const PD *sin_tab, PK *k_layer, PK *v_layer,
+                         EDGELLM_KV_READ_PARAMS, f32 eps, f32 attn_scale, PF *fs, PX *x8, PD *taps, bool tap_en,
+                         EwRows<typename C::ew> &rows, bool norm_only, PF *fs_t, PX *x8_t, const LayerAt &at) {
 #ifndef __SYNTHESIS__
   assert(t_len >= 1 && t_len <= C::max_t && pos0 >= 0 && pos0 + t_len <= C::max_ctx);
 #endif
@@ -533,7 +556,7 @@ layer_slots:
 #pragma HLS LOOP_TRIPCOUNT min = 9 max = 10
     layer_slot_run<C, MM, KVP>(i, halves, n_a, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab,
                                k_layer, v_layer, EDGELLM_KV_READ_ARGS, eps, attn_scale, h, fs, x8, fs_t, x8_t,
-                               taps, tap_en, rows);
+                               taps, tap_en, rows, at);
   }
 }
 
@@ -552,7 +575,7 @@ void decoder_layer_ports(f32 *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS
   const typename C::kv_t *kd = k_layer, *vd = v_layer;
   decoder_layer_ports<C, MM, KVP>(h, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab, k_layer,
                                   v_layer, kd, vd, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3, 0L, 0L, eps,
-                                  attn_scale, fs, x8, taps, tap_en, rows, norm_only, fs_t, x8_t);
+                                  attn_scale, fs, x8, taps, tap_en, rows, norm_only, fs_t, x8_t, LayerAt());
 }
 
 // K/V read through k_layer / v_layer alone (one port); declares the element-wise rows itself.

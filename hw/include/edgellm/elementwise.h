@@ -64,11 +64,15 @@
 // run VEC wide; when U < VEC a normed stage's producing loop runs U wide (U <= VEC: it is the sum of
 // squares' own rate, so fusing never costs a cycle); when U = VEC one loop serves both cases.
 //
-// Width: every other element pass handles E::VEC consecutive elements per cycle (an outer chunk loop
-// at II=1 over ceil(n / VEC) chunks, an unrolled inner loop over the VEC lanes, guarded by < n). The
-// DDR-facing passes (reading linear outputs, h, u, gammas and RoPE tables; writing q, h, out, taps)
-// move W consecutive elements per iteration, so HLS widens their m_axi bursts. Rows are partitioned
-// cyclic by VEC (PART). Element-wise results do not depend on VEC.
+// Width: every pass reads or writes DDR (linear outputs, h, u, gammas and RoPE tables in; q, h, out,
+// taps out), on (pointer, element offset) pairs: plain arrays, or the top's data / act beats (maxi.h,
+// never cast). Each moves ONE whole data beat of its DDR operand per iteration (X = the beat's fields:
+// 4 f32 or 16 int8 at 128 bits; plain arrays as 128-bit beats; X unrolled lanes guarded by < n) at
+// II = X / width (1 when the width reaches X): a port moves a beat per cycle, the access is
+// unconditional at a base plus the loop index (burst inference), and a row of whole beats costs n /
+// width cycles (n / X when the width exceeds the beat: the data port's rate, which the performance
+// model charges). Rows are partitioned cyclic by VEC (PART). Element-wise results do not depend on VEC.
+// Below, c(m) etc. count elements per cycle up to the port's beat.
 //
 // Cycles per token (c(m) = ceil(m / VEC), u(m) = ceil(m / U), U = LaneUnits<LANES, VEC> = min(VEC,
 // max(1, LANES / kAddLatency)); cg(m) and ug(m) the same with GLU_VEC for the act*u pass;
@@ -98,6 +102,8 @@
 
 #include <cstdint>
 
+#include "edgellm/ew_passes.h"
+#include "edgellm/maxi.h"
 #include "edgellm/numerics.h"
 
 namespace edgellm {
@@ -144,109 +150,169 @@ struct EwRows {
 inline f32 linear_value(int32_t acc, f32 qs, f32 wscale) { return dequantize(acc, qs, wscale); }
 inline f32 linear_value(f32 y, f32, f32) { return y; }
 
-// Fused producing passes. Each writes a row in index order, W elements per cycle (an outer loop at
-// II=1 over ceil(n / W) chunks, an unrolled inner loop over W lanes, guarded by < n), and carries
-// the reductions the next pass needs (numerics.h RowFuse): the sum of squares when ss_en (W = U =
-// LaneUnits<LANES, VEC>: the contract's lane order; the lane ring keeps II = 1) or
-// the absmax when am_en. ss and amax come back through the references (0.0f when not carried).
-// The engine picks W: U when the pass carries the sum of squares, else VEC (one loop when U = VEC).
-// Inlined into the engine (its operator limits cover them); testbenches also call them directly.
+// Fused producing passes. Each writes a row in index order and carries the reductions the next pass
+// needs (numerics.h RowFuse): the sum of squares when ss_en (W = U = LaneUnits<LANES, VEC>: the
+// contract's lane order) or the absmax when am_en. ss and amax come back through the references (0.0f
+// when not carried). The engine picks the width W: U when the pass carries the sum of squares, else VEC
+// (one loop when U = VEC). Inlined into the engine (its operator limits cover them); testbenches also
+// call them directly.
 
-// The skeleton every producing pass shares: ceil(n / W) chunks at II = 1, W unrolled lanes guarded by
-// < n; lane i's value v = op(i) (op does the pass's own reads and writes) goes into the reductions
-// (RowFuse: sum of squares when ss_en, absmax when am_en). ss and amax come back (0.0f when not carried).
-template <class E, int W, class OP>
+// The skeleton every producing pass shares: one data beat of its DDR operands per iteration (X = the
+// beat's 32-bit fields: PortBeat, 4 at 128 bits; plain arrays as 128-bit beats), X unrolled lanes guarded
+// by < n, at II = X / W (II = 1 when W >= X: a pass never moves more than a beat per port and cycle), so
+// the row costs ceil(n / X) * II = n / W cycles for rows of whole beats, as before the ports were beats.
+// Per iteration op.load(c) reads beat c of the pass's DDR inputs (in the padding iterations of the lane
+// ring, the last beat again: every read unconditional), lane u's value v = op(u, i) goes into the
+// reductions (RowFuse<LANES, X, II>: the ring takes X lanes per iteration, a lane's adds LANES / X * II =
+// LANES / W >= kAddLatency cycles apart), and op.store(c) writes the pass's DDR outputs of beat c (not in
+// the padding iterations).
+template <class E, int W, int X, class OP>
 void ew_fused_pass(OP &op, int n, bool ss_en, bool am_en, f32 &ss, f32 &amax) {
 #pragma HLS INLINE
-  typedef RowFuse<E::LANES, W> RF;
-  enum { kRot = RF::ROT, kChunks = ((E::N_MAX + W - 1) / W + kRot - 1) / kRot * kRot };
-  f32 acc[RF::ACC], m[W];
+  enum { kII = X > W ? X / W : 1 };
+  typedef RowFuse<E::LANES, X, kII> RF;
+  enum { kRot = RF::ROT, kChunks = ((E::N_MAX + X - 1) / X + kRot - 1) / kRot * kRot };
+  f32 acc[RF::ACC], m[X];
 #pragma HLS ARRAY_PARTITION variable = acc complete
 #pragma HLS ARRAY_PARTITION variable = m complete
   RF::clear(acc, m);
-  const int iters = RF::iters((n + W - 1) / W, ss_en);  // whole rotations of the lane ring
-  EDGELLM_EW_LOOP(iters);
+  const int nb = (n + X - 1) / X;
+  const int iters = RF::iters(nb, ss_en);  // whole rotations of the lane ring
+  EDGELLM_EW_LOOP(iters * kII);
 ew_fused:
   for (int c = 0; c < iters; c++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = kII
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-    for (int u = 0; u < W; u++) {
+    op.load(c < nb ? c : nb - 1);
+    for (int u = 0; u < X; u++) {
 #pragma HLS UNROLL
-      const int i = c * W + u;
-      if (i < n) RF::add(acc, m, u, op(i), ss_en, am_en);
+      const int i = c * X + u;
+      if (i < n) RF::add(acc, m, u, op(u, i), ss_en, am_en);
     }
+    if (c < nb) op.store(c);
     RF::next(acc);
   }
   RF::finish(acc, m, ss_en, ss, amax);
 }
 
-// row[i] = linear_value(src[i], qs, ws): the row loaded from DDR (with neither reduction it is the
-// plain load of a linear output, W = VEC).
-template <class IN>
+// row[i] = linear_value(src[off + i], qs, ws): the row loaded from DDR (with neither reduction it is the
+// plain load of a linear output, W = VEC). PA: a plain IN array or the act port's beats (maxi.h).
+template <class IN, class PA>
 struct EwLoadOp {
-  const IN *src;
+  enum { X = PortBeat<IN, PA>::E };
+  const PA *src;
+  long off;
+  int n;
   f32 qs, ws, *row;
-  f32 operator()(int i) {
+  IN b[X];  // this iteration's beat
+  void load(int c) {
 #pragma HLS INLINE
-    const f32 v = linear_value(src[i], qs, ws);
+    chunk_get_upto<X>(src, off, c, n, b);
+  }
+  f32 operator()(int u, int i) {
+#pragma HLS INLINE
+    const f32 v = linear_value(b[u], qs, ws);
     row[i] = v;
     return v;
   }
+  void store(int) {}
 };
 
-// row[i] = act(row[i]) * linear_value(u_src[i], qs, us), in place over the gate row (u read straight
-// from DDR), also written to tap when tap_en.
-template <int ACT, class IN>
+// row[i] = act(row[i]) * linear_value(u_src[u_off + i], qs, us), in place over the gate row (u read
+// straight from DDR, a beat per iteration), also written to tap[tap_off + i] when tap_en (a beat per
+// iteration).
+template <int ACT, class IN, class PA, class PD>
 struct EwGluOp {
-  const IN *u_src;
+  enum { X = PortBeat<IN, PA>::E };
+  static_assert((int)PortBeat<f32, PD>::E == (int)X, "u and the tap: one beat of 32-bit fields each");
+  const PA *u_src;
+  long u_off;
+  int n;
   f32 qs, us, *row;
   bool tap_en;
-  f32 *tap;
-  f32 operator()(int i) {
+  PD *tap;
+  long tap_off;
+  IN b[X];  // this iteration's beat of u
+  f32 f[X];  // and of the tap
+  void load(int c) {
+#pragma HLS INLINE
+    chunk_get_upto<X>(u_src, u_off, c, n, b);
+  }
+  f32 operator()(int u, int i) {
 #pragma HLS INLINE
     const f32 a = ACT == kActRelu2 ? relu2(row[i]) : silu(row[i]);
-    const f32 f = a * linear_value(u_src[i], qs, us);
-    row[i] = f;
-    if (tap_en) tap[i] = f;
-    return f;
+    const f32 v = a * linear_value(b[u], qs, us);
+    row[i] = v;
+    f[u] = v;
+    return v;
+  }
+  void store(int c) {
+#pragma HLS INLINE
+    if (tap_en) chunk_put_upto<X>(tap, tap_off, c, n, f);
   }
 };
 
-// h[i] = h[i] + row[i] (residual, in place in DDR) and row[i] = the new h[i].
+// h[off + i] = h[off + i] + row[i] (residual, in place in DDR: a beat read and written per iteration)
+// and row[i] = the new h.
+template <class PD>
 struct EwResidualOp {
-  f32 *h, *row;
-  f32 operator()(int i) {
+  enum { X = PortBeat<f32, PD>::E };
+  PD *h;
+  long off;
+  int n;
+  f32 *row;
+  f32 b[X];  // this iteration's beat of h
+  void load(int c) {
 #pragma HLS INLINE
-    const f32 v = h[i] + row[i];
-    h[i] = v;
+    chunk_get_upto<X>(h, off, c, n, b);
+  }
+  f32 operator()(int u, int i) {
+#pragma HLS INLINE
+    const f32 v = b[u] + row[i];
+    b[u] = v;
     row[i] = v;
     return v;
   }
+  void store(int c) {
+#pragma HLS INLINE
+    chunk_put_upto<X>(h, off, c, n, b);
+  }
 };
 
-template <class E, int W, class IN>
-void ew_load_pass(const IN *src, f32 qs, f32 ws, int n, f32 *row, bool ss_en, bool am_en, f32 &ss,
+template <class E, int W, class IN, class PA>
+void ew_load_pass(const PA *src, long off, f32 qs, f32 ws, int n, f32 *row, bool ss_en, bool am_en, f32 &ss,
                   f32 &amax) {
 #pragma HLS INLINE
-  EwLoadOp<IN> op = {src, qs, ws, row};
-  ew_fused_pass<E, W>(op, n, ss_en, am_en, ss, amax);
+  typedef EwLoadOp<IN, PA> OP;
+  OP op;
+#pragma HLS ARRAY_PARTITION variable = op.b complete
+  op.src = src, op.off = off, op.n = n, op.qs = qs, op.ws = ws, op.row = row;
+  ew_fused_pass<E, W, OP::X>(op, n, ss_en, am_en, ss, amax);
 }
 
-template <class E, int W, int ACT, class IN>
-void ew_glu_pass(const IN *u_src, f32 qs, f32 us, int n, f32 *row, bool tap_en, f32 *tap, bool ss_en,
-                 bool am_en, f32 &ss, f32 &amax) {
+template <class E, int W, int ACT, class IN, class PA, class PD>
+void ew_glu_pass(const PA *u_src, long u_off, f32 qs, f32 us, int n, f32 *row, bool tap_en, PD *tap,
+                 long tap_off, bool ss_en, bool am_en, f32 &ss, f32 &amax) {
 #pragma HLS INLINE
-  EwGluOp<ACT, IN> op = {u_src, qs, us, row, tap_en, tap};
-  ew_fused_pass<E, W>(op, n, ss_en, am_en, ss, amax);
+  typedef EwGluOp<ACT, IN, PA, PD> OP;
+  OP op;
+#pragma HLS ARRAY_PARTITION variable = op.b complete
+#pragma HLS ARRAY_PARTITION variable = op.f complete
+  op.u_src = u_src, op.u_off = u_off, op.n = n, op.qs = qs, op.us = us, op.row = row, op.tap_en = tap_en;
+  op.tap = tap, op.tap_off = tap_off;
+  ew_fused_pass<E, W, OP::X>(op, n, ss_en, am_en, ss, amax);
 }
 
 // (+ sum of squares when ss_en; no absmax)
-template <class E, int W>
-void ew_residual_pass(f32 *h, int n, f32 *row, bool ss_en, f32 &ss) {
+template <class E, int W, class PD>
+void ew_residual_pass(PD *h, long off, int n, f32 *row, bool ss_en, f32 &ss) {
 #pragma HLS INLINE
-  EwResidualOp op = {h, row};
+  typedef EwResidualOp<PD> OP;
+  OP op;
+#pragma HLS ARRAY_PARTITION variable = op.b complete
+  op.h = h, op.off = off, op.n = n, op.row = row;
   f32 unused;
-  ew_fused_pass<E, W>(op, n, ss_en, false, ss, unused);
+  ew_fused_pass<E, W, OP::X>(op, n, ss_en, false, ss, unused);
 }
 
 // The two widths of a producing pass: U (LaneUnits<LANES, VEC>: it carries the sum of squares) and
@@ -262,12 +328,13 @@ struct EwFused {
 // After a producing pass left the row in `row` (with ss when norm, amax when not): when norm, the
 // RMSNorm scale pass in place with the absmax fused (r from ss; gamma g read from DDR); then round +
 // clamp + store q straight to DDR. Returns qs. The engine's one shared norm + quantize tail.
-template <class E>
-f32 norm_quantize_tail(f32 *row, const f32 *g, bool norm, f32 ss, f32 amax, f32 eps, int n, int8_t *q) {
+template <class E, class PD, class PQ>
+f32 norm_quantize_tail(f32 *row, const PD *g, long g_off, bool norm, f32 ss, f32 amax, f32 eps, int n, PQ *q,
+                       long q_off) {
 #pragma HLS INLINE
-  if (norm) amax = rmsnorm_scale<E::VEC>(row, g, rms_inv(ss, n, eps), n, row);
+  if (norm) amax = rmsnorm_scale<E::VEC>(row, g, g_off, rms_inv(ss, n, eps), n, row);
   const f32 qs = quant_scale(amax);
-  quantize_store<E::VEC>(row, qs, n, q);
+  quantize_store<E::VEC>(row, qs, n, q, q_off);
   return qs;
 }
 
@@ -345,16 +412,23 @@ enum EwMode {
 // projection (glu); norm: RMSNorm / SubLN / next norm with gamma g, eps; n: row length (rope:
 // heads * HEAD_DIM); pos0, cos_tab, sin_tab: RoPE; h: the residual stream (in place); out: rope's
 // output rows; q, qs_out: the quantized rows and their scales; tap_en, tap: f = act(g) * u.
-template <class E, int ACT, int HEAD_DIM, class IN>
-void ew_engine(int mode, const IN *a, const IN *b, const f32 *qs, f32 sa, f32 sb, bool norm, const f32 *g,
-               f32 eps, int n_tok, int n, int pos0, const f32 *cos_tab, const f32 *sin_tab, f32 *h, f32 *out,
-               int8_t *q, f32 *qs_out, bool tap_en, f32 *tap, EwRows<E> &rows) {
+// Every operand is a (pointer, element offset) pair, the offset in `at` (EwAt): plain arrays (PA = IN,
+// PF = f32, PQ = int8_t, PD = f32; testbenches, offsets 0) or the top's beats (act: a, b, qs, out, q,
+// qs_out; data: g, the tables, h, tap).
+struct EwAt {
+  long a, b, qs, g, cos, sin, h, out, q, qs_out, tap;  // element offsets of each operand
+};
+
+template <class E, int ACT, int HEAD_DIM, class IN, class PA, class PF, class PQ, class PD>
+void ew_engine(int mode, const PA *a, const PA *b, const PF *qs, f32 sa, f32 sb, bool norm, const PD *g,
+               f32 eps, int n_tok, int n, int pos0, const PD *cos_tab, const PD *sin_tab, PD *h, PF *out,
+               PQ *q, PF *qs_out, bool tap_en, PD *tap, const EwAt &at, EwRows<E> &rows) {
 #pragma HLS INLINE off
   typedef EwBudget<E, ACT, IN> B;
   typedef EwFused<E> F;
   enum {
     VEC = E::VEC, kMaxTok = E::MAX_TOK, H2 = HEAD_DIM / 2, TAB_PART = VEC < H2 ? VEC : H2,
-    kTabChunks = (H2 + VEC - 1) / VEC, kFmul = B::FMUL, kFadd = B::FADD, kFsub = B::FSUB, kFdiv = B::FDIV,
+    kFmul = B::FMUL, kFadd = B::FADD, kFsub = B::FSUB, kFdiv = B::FDIV,
     kFsqrt = B::FSQRT
   };
 #pragma HLS ALLOCATION operation instances = fmul limit = kFmul
@@ -374,49 +448,42 @@ ew_tok:
     f32 ss = 0.0f, amax = 0.0f;
     if (mode == kEwNormH) {  // x = h -> r0: its own code path on h's argument (never a pointer select)
       if (F::ONE || norm) {
-        ew_load_pass<E, F::U>(h + o, 1.0f, 1.0f, n, rows.r0, norm, !norm, ss, amax);
+        ew_load_pass<E, F::U, f32>(h, at.h + o, 1.0f, 1.0f, n, rows.r0, norm, !norm, ss, amax);
       } else {
-        ew_load_pass<E, F::VEC>(h + o, 1.0f, 1.0f, n, rows.r0, false, true, ss, amax);
+        ew_load_pass<E, F::VEC, f32>(h, at.h + o, 1.0f, 1.0f, n, rows.r0, false, true, ss, amax);
       }
     } else if (mode == kEwNorm) {  // x = a -> r0 (+ sum of squares, or absmax)
       if (F::ONE || norm) {
-        ew_load_pass<E, F::U>(a + o, 1.0f, 1.0f, n, rows.r0, norm, !norm, ss, amax);
+        ew_load_pass<E, F::U, IN>(a, at.a + o, 1.0f, 1.0f, n, rows.r0, norm, !norm, ss, amax);
       } else {
-        ew_load_pass<E, F::VEC>(a + o, 1.0f, 1.0f, n, rows.r0, false, true, ss, amax);
+        ew_load_pass<E, F::VEC, IN>(a, at.a + o, 1.0f, 1.0f, n, rows.r0, false, true, ss, amax);
       }
     } else {  // the linear output -> r0
-      const f32 qt = qs[t];
-      ew_load_pass<E, F::VEC>(a + o, qt, sa, n, rows.r0, false, false, ss, amax);
+      const f32 qt = mget<f32>(qs, at.qs + t);
+      ew_load_pass<E, F::VEC, IN>(a, at.a + o, qt, sa, n, rows.r0, false, false, ss, amax);
       if (mode == kEwRope) {  // this position's tables, then rope on the way out
-        EDGELLM_EW_LOOP(kTabChunks);
-      ew_rope_tab:
-        for (int c = 0; c < kTabChunks; c++) {
-#pragma HLS PIPELINE II = 1
-          for (int j = 0; j < VEC; j++) {
-#pragma HLS UNROLL
-            const int i = c * VEC + j;
-            if (i < H2) {
-              cb[i] = cos_tab[(long)(pos0 + t) * H2 + i];
-              sb_[i] = sin_tab[(long)(pos0 + t) * H2 + i];
-            }
-          }
-        }
-        rope_row<HEAD_DIM, VEC>(rows.r0, cb, sb_, n, out + o);
+        const long tab = (long)(pos0 + t) * H2;  // the row of each table: a beat per iteration, cos then sin
+        ew_row_in<H2, VEC>(cos_tab, at.cos + tab, H2, cb);
+        ew_row_in<H2, VEC>(sin_tab, at.sin + tab, H2, sb_);
+        rope_row<HEAD_DIM, VEC>(rows.r0, cb, sb_, n, out, at.out + o);
       } else if (mode == kEwGlu) {  // f = act(g) * u in place (+ sum of squares, or absmax), GLU_VEC wide
         if (F::GONE || norm) {
-          ew_glu_pass<E, F::GU, ACT>(b + o, qt, sb, n, rows.r0, tap_en, tap + o, norm, !norm, ss, amax);
+          ew_glu_pass<E, F::GU, ACT, IN>(b, at.b + o, qt, sb, n, rows.r0, tap_en, tap, at.tap + o, norm, !norm,
+                                         ss, amax);
         } else {
-          ew_glu_pass<E, F::GV, ACT>(b + o, qt, sb, n, rows.r0, tap_en, tap + o, false, true, ss, amax);
+          ew_glu_pass<E, F::GV, ACT, IN>(b, at.b + o, qt, sb, n, rows.r0, tap_en, tap, at.tap + o, false, true,
+                                         ss, amax);
         }
       } else {  // h += row, the new h in r0 (+ sum of squares)
         if (F::ONE || norm) {
-          ew_residual_pass<E, F::U>(h + o, n, rows.r0, norm, ss);
+          ew_residual_pass<E, F::U>(h, at.h + o, n, rows.r0, norm, ss);
         } else {
-          ew_residual_pass<E, F::VEC>(h + o, n, rows.r0, false, ss);
+          ew_residual_pass<E, F::VEC>(h, at.h + o, n, rows.r0, false, ss);
         }
       }
     }
-    if (tail) qs_out[t] = norm_quantize_tail<E>(rows.r0, g, norm, ss, amax, eps, n, q + o);
+    if (tail) mput<f32>(qs_out, at.qs_out + t, norm_quantize_tail<E>(rows.r0, g, at.g, norm, ss, amax, eps, n, q,
+                                                                      at.q + o));
   }
 }
 
@@ -428,8 +495,8 @@ ew_tok:
 template <class E, int ACT = kActRelu2, int HEAD_DIM = 2>
 void norm_quantize_tokens(const f32 *x, const f32 *g, bool norm, f32 eps, int n_tok, int n, int8_t *q,
                           f32 *qs, EwRows<E> &rows) {
-  ew_engine<E, ACT, HEAD_DIM, f32>(kEwNorm, x, x, qs, 1.0f, 1.0f, norm, g, eps, n_tok, n, 0, g, g, qs, qs, q,
-                                   qs, false, qs, rows);
+  ew_engine<E, ACT, HEAD_DIM, f32, f32, f32, int8_t, f32>(kEwNorm, x, x, qs, 1.0f, 1.0f, norm, g, eps, n_tok, n,
+                                                          0, g, g, qs, qs, q, qs, false, qs, EwAt(), rows);
 }
 
 // (b1) out[t] = rope(dequantize(acc[t])) for each of n_heads heads of HEAD_DIM; tables are
@@ -439,9 +506,9 @@ void norm_quantize_tokens(const f32 *x, const f32 *g, bool norm, f32 eps, int n_
 template <class E, int HEAD_DIM, class IN, int ACT = kActRelu2>
 void dequant_rope_tokens(const IN *acc, const f32 *qs, f32 wscale, int n_tok, int n_heads, int pos0,
                          const f32 *cos_tab, const f32 *sin_tab, f32 *out, EwRows<E> &rows) {
-  ew_engine<E, ACT, HEAD_DIM, IN>(kEwRope, acc, acc, qs, wscale, wscale, false, cos_tab, 0.0f, n_tok,
-                                  n_heads * HEAD_DIM, pos0, cos_tab, sin_tab, out, out, nullptr, out, false,
-                                  out, rows);
+  ew_engine<E, ACT, HEAD_DIM, IN, IN, f32, int8_t, f32>(kEwRope, acc, acc, qs, wscale, wscale, false, cos_tab,
+                                                        0.0f, n_tok, n_heads * HEAD_DIM, pos0, cos_tab, sin_tab,
+                                                        out, out, (int8_t *)0, out, false, out, EwAt(), rows);
 }
 
 // (b2) f = act(dequantize(g_acc)) * dequantize(u_acc) (tap_en: also written to f_tap); then
@@ -452,8 +519,9 @@ template <class E, int ACT, class IN, int HEAD_DIM = 2>
 void glu_norm_quantize_tokens(const IN *g_acc, const IN *u_acc, const f32 *qs, f32 g_scale, f32 u_scale,
                               bool sub_norm, const f32 *sub_g, f32 eps, int n_tok, int n, int8_t *q,
                               f32 *qs_out, bool tap_en, f32 *f_tap, EwRows<E> &rows) {
-  ew_engine<E, ACT, HEAD_DIM, IN>(kEwGlu, g_acc, u_acc, qs, g_scale, u_scale, sub_norm, sub_g, eps, n_tok, n,
-                                  0, sub_g, sub_g, f_tap, f_tap, q, qs_out, tap_en, f_tap, rows);
+  ew_engine<E, ACT, HEAD_DIM, IN, IN, f32, int8_t, f32>(kEwGlu, g_acc, u_acc, qs, g_scale, u_scale, sub_norm,
+                                                        sub_g, eps, n_tok, n, 0, sub_g, sub_g, f_tap, f_tap, q,
+                                                        qs_out, tap_en, f_tap, EwAt(), rows);
 }
 
 // (b3) h[t] = h[t] + dequantize(acc[t]) (residual, in place); then, when next_norm, the next
@@ -464,8 +532,9 @@ template <class E, class IN, int ACT = kActRelu2, int HEAD_DIM = 2>
 void residual_norm_quantize_tokens(const IN *acc, const f32 *qs, f32 wscale, f32 *h, bool next_norm,
                                    const f32 *g, f32 eps, int n_tok, int n, int8_t *q, f32 *qs_out,
                                    EwRows<E> &rows) {
-  ew_engine<E, ACT, HEAD_DIM, IN>(kEwResidual, acc, acc, qs, wscale, wscale, next_norm, g, eps, n_tok, n, 0,
-                                  g, g, h, h, q, qs_out, false, h, rows);
+  ew_engine<E, ACT, HEAD_DIM, IN, IN, f32, int8_t, f32>(kEwResidual, acc, acc, qs, wscale, wscale, next_norm, g,
+                                                        eps, n_tok, n, 0, g, g, h, h, q, qs_out, false, h, EwAt(),
+                                                        rows);
 }
 
 }  // namespace edgellm

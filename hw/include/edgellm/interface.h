@@ -84,7 +84,7 @@ enum Status {
   ST_OK = 1,        // every field checked; the program runs
   ST_MISMATCH = 2,  // differs from the compiled configuration (magic, version, layers, max_t, max_ctx)
   ST_RANGE = 3,     // a region [offset, offset + size) outside the buffer, or a missing buffer size
-  ST_ALIGN = 4,     // an offset that must be 4-byte aligned is not
+  ST_ALIGN = 4,     // an offset not on its beat: a region (data beat; weights: the weight beat), prog_off (word)
   ST_LIMIT = 5,     // an index or count beyond the compiled maximum (layer, t_len, pos0, row, top-k)
   ST_FLOAT = 6,     // a float field that is not finite (a scale, eps: also not positive)
   ST_OPCODE = 7     // an unknown opcode or flag bit

@@ -194,6 +194,23 @@ inline void chunk_put(T *p, long off, long c, const T v[E]) {
   }
 }
 
+// Chunk c of a row of n elements at element offset off (off % E == 0) <- v[0 .. E): one whole beat (beat
+// pointers: the top's rows are whole beats, layer_config asserts it, so no field past n is covered) or
+// the row's elements of a plain array (nothing written past n).
+template <int E, class T, int B>
+inline void chunk_put_upto(ap_uint<B> *m, long off, long c, long, const T v[E]) {
+#pragma HLS INLINE
+  chunk_put<E>(m, off, c, v);
+}
+template <int E, class T>
+inline void chunk_put_upto(T *p, long off, long c, long n, const T v[E]) {
+#pragma HLS INLINE
+  for (int i = 0; i < E; i++) {
+#pragma HLS UNROLL
+    if (c * E + i < n) p[off + c * E + i] = v[i];
+  }
+}
+
 // Beats a row of n elements of T at element offset off touches.
 template <class T, int B>
 inline int row_beats(long off, int n) {

@@ -333,11 +333,16 @@ inline f32 max_tree(f32 *m) {
 //   absmax: W lane maxima, then max_tree (absmax below; exact in any order).
 // Use: f32 acc[ACC], m[W] (partitioned complete); clear(); per iteration add(...) for each of its
 // elements then next(); finish().
-template <int LANES, int W>
+// II: the loop's initiation interval (the element-wise engine's passes take one data beat of W elements
+// per iteration at II = beat / width, elementwise.h ew_fused_pass): a lane's adds are then ROT * II
+// cycles apart, so a ring of ROT = LANES / W sets carries the sum of squares whenever W divides LANES
+// (ROT * II >= kAddLatency keeps the II; LaneUnits widths at II = 1 are the classic case).
+template <int LANES, int W, int II = 1>
 struct RowFuse {
   static_assert(LANES >= 1 && (LANES & (LANES - 1)) == 0, "LANES: a power of two");
   static_assert(W >= 1 && (W & (W - 1)) == 0, "W: a power of two");
-  enum { SS = LaneUnits<LANES, W>::value == W, ROT = SS ? LANES / W : 1, ACC = SS ? LANES : W };
+  enum { SS = LaneUnits<LANES, W>::value == W || (II > 1 && LANES % W == 0), ROT = SS ? LANES / W : 1,
+         ACC = SS ? LANES : W };
   typedef LaneRing<ACC, W> RING;  // SS: LANES lanes in ROT sets of W; otherwise unused (ROT = 1)
   // Iterations of the pass over `chunks` chunks: whole rotations when it carries the sum of squares.
   static int iters(int chunks, bool ss_en) {
@@ -368,13 +373,13 @@ struct RowFuse {
   }
 };
 
-// The passes the element-wise engine runs (rmsnorm_scale, quantize_store, rope_row, with rms_inv,
-// lane_tree and max_tree) are inlined into it (elementwise.h ew_engine), so its operator limits
-// (EwBudget) cover them and one set of units serves every stage.
-// Element passes below are VEC-wide (VEC: power of two, 1 = one element per cycle): an outer loop
-// over ceil(n / VEC) chunks at II=1, an inner fully unrolled loop over the chunk's j < VEC lanes,
-// element c*VEC + j guarded by < n (n need not be a multiple of VEC). The elements are independent,
-// so the width never changes a result. Callers partition the arrays cyclic by VEC (or a multiple).
+// The passes the element-wise engine runs over DDR (rmsnorm_scale, quantize_store, rope_row: one
+// data beat per iteration) are in ew_passes.h; with rms_inv, lane_tree and max_tree they are inlined
+// into the engine (elementwise.h ew_engine), so its operator limits (EwBudget) cover them and one set
+// of units serves every stage.
+// absmax below is VEC-wide (VEC: power of two, 1 = one element per cycle): an outer loop over
+// ceil(n / VEC) chunks at II=1, an inner fully unrolled loop over the chunk's j < VEC lanes, element
+// c*VEC + j guarded by < n. The elements are independent, so the width never changes a result.
 
 // RMSNorm's scalar: r = 1 / sqrt(ss / n + eps) (two divisions: in the element-wise engine they share
 // its dividers, elementwise.h EwBudget).
@@ -382,42 +387,6 @@ inline f32 rms_inv(f32 ss, int n, f32 eps) {
 #pragma HLS INLINE
   const f32 ms = ss / (f32)n;
   return 1.0f / std::sqrt(ms + eps);
-}
-
-// RMSNorm's scale pass with the absmax fused: y[i] = (x[i] * r) * g[i] (y may be x: in place);
-// returns max |y[i]| (absmax's rule). Cycles ceil(n / VEC).
-template <int VEC = 1>
-f32 rmsnorm_scale(const f32 *x, const f32 *g, f32 r, int n, f32 *y) {
-#pragma HLS INLINE
-  enum { kChunks = kMaxVec / VEC };
-  f32 m[VEC];
-#pragma HLS ARRAY_PARTITION variable = m complete
-  for (int j = 0; j < VEC; j++) m[j] = 0.0f;
-  const int chunks = (n + VEC - 1) / VEC;
-  EDGELLM_EW_LOOP(chunks);
-rmsnorm_scale:
-  for (int c = 0; c < chunks; c++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-#pragma HLS PIPELINE II = 1
-    for (int j = 0; j < VEC; j++) {
-#pragma HLS UNROLL
-      const int i = c * VEC + j;
-      if (i < n) {
-        const f32 v = (x[i] * r) * g[i];
-        y[i] = v;
-        m[j] = abs_max_step(m[j], v);
-      }
-    }
-  }
-  return max_tree<VEC>(m);
-}
-
-// RMSNorm: y = (x * (1 / sqrt(sum(x*x)/n + eps))) * g. Cycles: sum of squares (lane_sum with
-// LaneUnits<LANES, VEC> adders, the contract's NORM_LANES order) + scale ceil(n / VEC).
-template <int LANES, int VEC = 1>
-void rmsnorm(const f32 *x, const f32 *g, f32 eps, int n, f32 *y) {
-  const f32 r = rms_inv(reduce_sumsq<LANES, VEC>(x, n), n, eps);
-  rmsnorm_scale<VEC>(x, g, r, n, y);
 }
 
 // max(|x[i]|) over i < n, from 0.0f (NaN never wins a comparison): VEC lane maxima, then a max
@@ -452,36 +421,6 @@ inline int8_t quant_round(f32 x, f32 qs) {
   return (int8_t)v;
 }
 
-// Round + clamp + store: q[i] = quant_round(x[i], qs) for i < n, q written as it is produced (a DDR
-// pointer in the element-wise stages: VEC int8 per cycle). Cycles ceil(n / VEC).
-template <int VEC = 1>
-void quantize_store(const f32 *x, f32 qs, int n, int8_t *q) {
-#pragma HLS INLINE
-  enum { kChunks = kMaxVec / VEC };
-  const int chunks = (n + VEC - 1) / VEC;
-  EDGELLM_EW_LOOP(chunks);
-quant_round:
-  for (int c = 0; c < chunks; c++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-#pragma HLS PIPELINE II = 1
-    for (int j = 0; j < VEC; j++) {
-#pragma HLS UNROLL
-      const int i = c * VEC + j;
-      if (i < n) q[i] = quant_round(x[i], qs);
-    }
-  }
-}
-
-// Per-token absmax int8: qs = 127 / max(absmax, 1e-5); q = clamp(rint(x * qs), -128, 127).
-// Cycles: absmax ceil(n / VEC) + round ceil(n / VEC). (The element-wise stages fuse the absmax into
-// the pass that produces x and call quantize_store directly.)
-template <int VEC = 1>
-f32 quantize(const f32 *x, int n, int8_t *q) {
-  const f32 qs = quant_scale(absmax<VEC>(x, n));
-  quantize_store<VEC>(x, qs, n, q);
-  return qs;
-}
-
 // Dequantize an exact integer accumulator: y = float(acc) / (qs * wscale).
 inline f32 dequantize(int32_t acc, f32 qs, f32 wscale) { return (f32)acc / (qs * wscale); }
 
@@ -491,37 +430,5 @@ inline f32 relu2(f32 x) {
 }
 
 inline f32 silu(f32 x) { return x / (1.0f + exp_f(-x)); }
-
-// Rotate-half RoPE of a row of n / D heads of D values, out of place (y must not alias x), with
-// this position's tables (D/2 each): for i < D/2 within a head, y[i] = x[i]*cos[i] - x[i+D/2]*sin[i]
-// and y[i+D/2] = x[i+D/2]*cos[i] + x[i]*sin[i] (the contract's rope, same operations in the same
-// order). Each output reads its element and its partner: x wants two read ports per bank. With D
-// and VEC powers of two the partner of lane j sits in bank j (VEC <= D/2) or in a fixed other bank
-// (VEC >= D), so cyclic partitions of x (by VEC) and of the tables (by min(VEC, D/2)) serve a
-// chunk per cycle. Cycles ceil(n / VEC).
-template <int D, int VEC = 1>
-void rope_row(const f32 *x, const f32 *cos_t, const f32 *sin_t, int n, f32 *y) {
-#pragma HLS INLINE
-  enum { H = D / 2, kChunks = kMaxVec / VEC };
-  const int chunks = (n + VEC - 1) / VEC;
-  EDGELLM_EW_LOOP(chunks);
-rope_loop:
-  for (int c = 0; c < chunks; c++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
-#pragma HLS PIPELINE II = 1
-    for (int j = 0; j < VEC; j++) {
-#pragma HLS UNROLL
-      const int i = c * VEC + j;
-      const int r = i % D, k = r % H;
-      if (i < n) {
-        if (r < H) {
-          y[i] = x[i] * cos_t[k] - x[i + H] * sin_t[k];
-        } else {
-          y[i] = x[i] * cos_t[k] + x[i - H] * sin_t[k];
-        }
-      }
-    }
-  }
-}
 
 }  // namespace edgellm

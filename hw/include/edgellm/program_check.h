@@ -5,9 +5,13 @@
 // check_program checks all of them against that size and the compiled configuration:
 //   header       magic, version, n_layers, max_t, max_ctx equal to the compiled ones; top-k within
 //                K_TOP; eps and the attention scale finite and positive; every region offset plus the
-//                bytes the compiled kernels touch there inside the buffer, word regions 4-byte aligned
-//   layer table  (every layer) the seven matrices' images (mm_image) inside the buffer, their scales
-//                finite, the norm gains (the SubLN ones when compiled with SubLN) inside the buffer
+//                bytes the compiled kernels touch there inside the buffer, every region on a data beat
+//                (the data and act ports' ap_uint beats: the kernels stream rows a whole beat at a time
+//                from a region's start; the weight and LM-head regions also on a weight-port beat)
+//   layer table  (every layer) the seven matrices' images (mm_image) inside the buffer and on a weight
+//                beat (the fetchers read whole R-byte beats from an image's start), their scales finite,
+//                the norm gains (the SubLN ones when compiled with SubLN) inside the buffer and on a data
+//                beat (the RMSNorm scale pass reads whole beats)
 //   program      prog_off aligned, n_desc descriptors inside the buffer; each: a known opcode and
 //                flags, layer < n_layers, 1 <= t_len <= max_t, pos0 + t_len <= max_ctx, row < max_t
 // The first failure wins. The engine and the fetchers run the same check on the same words, so they
@@ -63,10 +67,10 @@ inline void check_fail(CheckResult &r, uint32_t code, uint32_t field, uint32_t v
   }
 }
 
-// [start, start + bytes) inside a buffer of buf bytes; start 4-byte aligned when align4.
+// [start, start + bytes) inside a buffer of buf bytes; start a multiple of align bytes.
 inline void check_span(CheckResult &r, uint32_t field, uint32_t value, u64_t start, u64_t bytes, u64_t buf,
-                       bool align4) {
-  if (align4 && start % 4 != 0) check_fail(r, ST_ALIGN, field, value);
+                       u64_t align) {
+  if (start % align != 0) check_fail(r, ST_ALIGN, field, value);
   if (start + bytes > buf) check_fail(r, ST_RANGE, field, value);
 }
 
@@ -77,12 +81,6 @@ inline bool bits_finite(uint32_t b, bool positive) {
 }
 
 // N words at byte offset off (4-byte aligned), through the data port or a weight port (beats).
-template <int N>
-void check_read(const f32 *data, uint32_t off, uint32_t out[N]) {
-  const uint32_t *dw = reinterpret_cast<const uint32_t *>(data);
-check_read_words:
-  for (int i = 0; i < N; i++) out[i] = dw[off / 4 + i];
-}
 template <int N, int B>
 void check_read(const ap_uint<B> *w, uint32_t off, uint32_t out[N]) {
 check_read_beats:
@@ -120,8 +118,10 @@ check_header_same:
 check_header_floats:
   for (int i = 0; i < 2; i++)
     if (!bits_finite(hdr[fl[i]], true)) check_fail(r, ST_FLOAT, status_field(SW_HEADER, 0, fl[i]), hdr[fl[i]]);
-  // word regions: header word -> bytes the compiled kernels touch from that offset (the weight and
-  // parameter areas, which the layer table indexes: at least one element inside the buffer)
+  // regions: header word -> bytes the compiled kernels touch from that offset (the weight and parameter
+  // areas, which the layer table indexes: at least one element inside the buffer); each starts on a data
+  // beat, the weight images and the LM head's rows also on a weight-port beat
+  const u64_t db = C::data_bits / 8, wb = cmax((int)db, TC::head::P);
   const u64_t kv = L * C::max_ctx * C::kv_size * sizeof(typename C::kv_t);
   const int words[14] = {HDR_LAYER_TABLE, HDR_PARAMS,     HDR_COS,    HDR_SIN,    HDR_K_CACHE,
                          HDR_V_CACHE,     HDR_H,          HDR_SCRATCH_F, HDR_TAPS, HDR_HEAD_SCALE,
@@ -132,11 +132,11 @@ check_header_floats:
 check_header_regions:
   for (int i = 0; i < 14; i++) {
     const uint32_t w = (uint32_t)words[i];
-    check_span(r, status_field(SW_HEADER, 0, w), hdr[w], hdr[w], bytes[i], buf, i < 12);
+    check_span(r, status_field(SW_HEADER, 0, w), hdr[w], hdr[w], bytes[i], buf, w == HDR_WEIGHTS ? wb : db);
   }
-  check_span(r, status_field(SW_HEADER, 0, HDR_HEAD_W), hdr[HDR_HEAD_W], hdr[HDR_HEAD_W], V * H, buf, false);
+  check_span(r, status_field(SW_HEADER, 0, HDR_HEAD_W), hdr[HDR_HEAD_W], hdr[HDR_HEAD_W], V * H, buf, wb);
   check_span(r, status_field(SW_HEADER, 0, HDR_FINAL_NORM), hdr[HDR_FINAL_NORM],
-             (u64_t)hdr[HDR_PARAMS] + 4ull * hdr[HDR_FINAL_NORM], 4 * H, buf, false);
+             (u64_t)hdr[HDR_PARAMS] + 4ull * hdr[HDR_FINAL_NORM], 4 * H, buf, db);
 }
 
 // Every layer's table entry (the header checked first: the table lies inside the buffer).
@@ -144,6 +144,9 @@ template <class TC, class P>
 void check_layers(CheckResult &r, const P *port, const uint32_t hdr[HDR_WORDS]) {
   typedef typename TC::layer C;
   const u64_t buf = hdr[HDR_BUF_BYTES];
+  // an image starts on the matmul policy's weight beat (the TLMM: R bytes; pack2: any byte), a norm gain on
+  // a data beat
+  const u64_t ib = TC::mm::kBeatBytes > 0 ? (u64_t)TC::mm::kBeatBytes : 1, db = C::data_bits / 8;
 check_layers_loop:
   for (int l = 0; l < TC::n_layers; l++) {
     uint32_t ld[LD_WORDS];
@@ -152,7 +155,7 @@ check_layers_loop:
     for (int i = 0; i < N_LIN; i++) {
       const uint32_t off = ld[LD_W_OFF + i], sc = ld[LD_W_SCALE + i];
       check_span(r, status_field(SW_LAYER, l, LD_W_OFF + i), off, (u64_t)hdr[HDR_WEIGHTS] + off,
-                 mm_image<typename TC::mm>::bytes(lin_out<C>(i), lin_in<C>(i)), buf, false);
+                 mm_image<typename TC::mm>::bytes(lin_out<C>(i), lin_in<C>(i)), buf, ib);
       if (!bits_finite(sc, false)) check_fail(r, ST_FLOAT, status_field(SW_LAYER, l, LD_W_SCALE + i), sc);
     }
   check_layer_norms:
@@ -160,7 +163,7 @@ check_layers_loop:
       const uint32_t off = ld[LD_P_OFF + i];
       if (i < NORM_ATTN_SUB || C::subln)
         check_span(r, status_field(SW_LAYER, l, LD_P_OFF + i), off, (u64_t)hdr[HDR_PARAMS] + 4ull * off,
-                   4ull * norm_len<C>(i), buf, false);
+                   4ull * norm_len<C>(i), buf, db);
     }
   }
 }
@@ -205,18 +208,20 @@ CheckResult check_program(const P *port, uint32_t hdr_off, uint32_t prog_off, ui
   return r;
 }
 
-// The engine's report: the three status words of the header at hdr_off.
-inline void report_status(f32 *data, uint32_t hdr_off, const CheckResult &r) {
-  uint32_t *dw = reinterpret_cast<uint32_t *>(data) + hdr_off / 4;
-  dw[HDR_STATUS] = r.code;
-  dw[HDR_STATUS_FIELD] = r.field;
-  dw[HDR_STATUS_VALUE] = r.value;
+// The engine's report: the three status words of the header at hdr_off, through the data port's beats
+// (each word's beat read, the word set, the beat written back: maxi.h mput).
+template <int B>
+void report_status(ap_uint<B> *data, uint32_t hdr_off, const CheckResult &r) {
+  mput<uint32_t>(data, hdr_off / 4 + HDR_STATUS, r.code);
+  mput<uint32_t>(data, hdr_off / 4 + HDR_STATUS_FIELD, r.field);
+  mput<uint32_t>(data, hdr_off / 4 + HDR_STATUS_VALUE, r.value);
 }
 
 // top.cpp's refusal when a port does not see the header magic at hdr_off: a wrong magic (as the data
 // port sees it), else pointer registers that do not all hold the buffer's address.
-inline void report_ports(f32 *data, uint32_t hdr_off) {
-  const uint32_t m = reinterpret_cast<const uint32_t *>(data)[hdr_off / 4 + HDR_MAGIC];
+template <int B>
+void report_ports(ap_uint<B> *data, uint32_t hdr_off) {
+  const uint32_t m = mget<uint32_t>(data, hdr_off / 4 + HDR_MAGIC);
   CheckResult r = {ST_MISMATCH, status_field(SW_HEADER, 0, HDR_MAGIC), m};
   if (m == kMagic) r.field = status_field(SW_REG, 0, REG_POINTERS);
   report_status(data, hdr_off, r);

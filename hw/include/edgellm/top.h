@@ -79,6 +79,8 @@ struct top_config {
   typedef typename HEAD::beat_t hbeat_t;  // LM-head FIFO word
   // The weight ports' (and K/V ports') beat: one byte column of a TLMM tile = one LM-head beat (P = R)
   typedef typename HEAD::beat_t wbeat_t;
+  // The data and act ports' beat (design.data_port_width_bits)
+  typedef typename LAYER::dbeat_t dbeat_t;
   static_assert(FETCH_DEPTH >= 2, "FETCH_DEPTH: at least 2 words");
   static_assert(MM::kBeatBytes == 0 || MM::kBeatBytes == HEAD::P, "weight ports: TLMM beat = LM-head beat");
   static_assert(LAYER::hidden % HEAD::P == 0, "the LM head's rows are whole weight-port beats");
@@ -95,34 +97,14 @@ inline void top_skip(const char *why, uint32_t a, uint32_t b) {
 }
 
 // True when the port sees the header magic at hdr_off (4-byte aligned; the host wrote the same buffer
-// address into every pointer register): a beat port, a float port (the magic's bits), or bytes.
+// address into every pointer register): every m_axi argument is a beat port (maxi.h).
 template <int B>
 bool port_sees_header(const ap_uint<B> *w, uint32_t hdr_off) {
   return mget<uint32_t>(w, hdr_off / 4 + HDR_MAGIC) == kMagic;
 }
-inline bool port_sees_header(const f32 *p, uint32_t hdr_off) {
-  return bits_from_float(p[hdr_off / 4 + HDR_MAGIC]) == kMagic;
-}
-inline bool port_sees_header(const uint8_t *w, uint32_t hdr_off) {
-  uint32_t m = 0;
-port_magic:
-  for (int i = 0; i < 4; i++) m |= (uint32_t)w[hdr_off + 4 * HDR_MAGIC + i] << (8 * i);
-  return m == kMagic;
-}
 
-// n words of the buffer starting at byte offset off.
-template <int N>
-void read_words(const f32 *data, uint32_t off, uint32_t out[N]) {
-  const uint32_t *dw = reinterpret_cast<const uint32_t *>(data);
-read_words_loop:
-  for (int i = 0; i < N; i++) {
-#pragma HLS PIPELINE II = 1
-    out[i] = dw[off / 4 + i];
-  }
-}
-
-// n words of the buffer starting at byte offset off (4-byte aligned), through a beat port (the
-// fetchers' own view): one word's beat per iteration.
+// n words of the buffer starting at byte offset off (4-byte aligned), through a beat port (the data
+// port or a fetcher's own weight port): one word's beat per iteration.
 template <int N, int B>
 void read_words(const ap_uint<B> *w, uint32_t off, uint32_t out[N]) {
 read_words_beats:
@@ -174,12 +156,13 @@ int desc_action(const uint32_t d[DESC_WORDS], uint32_t i, bool say) {
 // from hq0 .. hq3 (the fetchers push them: fetch_program); decode attention reads KV head h of the
 // cache over kv{h % HEAD::NPORTS}.
 template <class TC>
-void run_desc(f32 *act, hls::stream<typename TC::word_t> *wq0, hls::stream<typename TC::word_t> *wq1,
+void run_desc(typename TC::dbeat_t *act, hls::stream<typename TC::word_t> *wq0, hls::stream<typename TC::word_t> *wq1,
               hls::stream<typename TC::word_t> *wq2, hls::stream<typename TC::word_t> *wq3,
               hls::stream<typename TC::hbeat_t> *hq0, hls::stream<typename TC::hbeat_t> *hq1,
               hls::stream<typename TC::hbeat_t> *hq2, hls::stream<typename TC::hbeat_t> *hq3,
               const typename TC::wbeat_t *kv0, const typename TC::wbeat_t *kv1, const typename TC::wbeat_t *kv2,
-              const typename TC::wbeat_t *kv3, f32 *data, const uint32_t hdr[HDR_WORDS], uint32_t layer,
+              const typename TC::wbeat_t *kv3, typename TC::dbeat_t *data, const uint32_t hdr[HDR_WORDS],
+              uint32_t layer,
               int t_len, int pos0, bool taps, bool head, int row, EwRows<typename TC::layer::ew> &rows) {
   typedef typename TC::layer C;
   typedef layer_scratch<C> S;
@@ -202,37 +185,38 @@ void run_desc(f32 *act, hls::stream<typename TC::word_t> *wq0, hls::stream<typen
   }
   typedef typename C::kv_t KT;  // KV cache element (f32 or f16)
   const long kv_slice = (long)layer * C::max_ctx * C::kv_size;  // elements
-  int8_t *d8 = reinterpret_cast<int8_t *>(data);
-  const uint32_t ko = hdr[HDR_K_CACHE], vo = hdr[HDR_V_CACHE];
-  // The layer scratch through act alone, for the linear and the vector jobs and the LM head: each of
-  // its bytes is written and read within a call through one m_axi argument (docs/hls.md, "The m_axi
-  // channel rule"); data carries h, the parameters, the K/V cache writes, taps and the head's outputs.
-  f32 *fs = act + hdr[HDR_SCRATCH_F] / 4;
-  int8_t *x8 = reinterpret_cast<int8_t *>(act) + hdr[HDR_SCRATCH_I8];
-  // The K/V slices as attention reads them: K/V port beats (kv0..kv3) and the data port's, at the
-  // slices' element offsets (the cache regions start on whole beats)
-  const typename C::dbeat_t *dkv = reinterpret_cast<const typename C::dbeat_t *>(data);
-  const long k_off = (long)(ko / sizeof(KT)) + kv_slice, v_off = (long)(vo / sizeof(KT)) + kv_slice;
+  // Every operand is a region of the data or act beats at an element offset of its own type (maxi.h: the
+  // ports are never cast; every region starts on a data beat, program_check.h). The layer scratch goes
+  // through act alone, for the linear and the vector jobs and the LM head: each of its bytes is written
+  // and read within a call through one m_axi argument (docs/hls.md, "The m_axi channel rule"); data
+  // carries h, the parameters, the K/V cache writes and reads, taps and the head's outputs.
+  LayerAt at;
+  at.h = (long)(hdr[HDR_H] / 4) + (long)row * H, at.params = hdr[HDR_PARAMS] / 4, at.cos = hdr[HDR_COS] / 4;
+  at.sin = hdr[HDR_SIN] / 4, at.fs = hdr[HDR_SCRATCH_F] / 4, at.x8 = hdr[HDR_SCRATCH_I8];
+  at.taps = hdr[HDR_TAPS] / 4;
+  // the layer's K/V slices in KT elements: written and (prefill, this call's positions) read through
+  // data, earlier calls' positions read through the K/V ports kv0..kv3 (decode)
+  const long k_off = (long)(hdr[HDR_K_CACHE] / sizeof(KT)) + kv_slice;
+  const long v_off = (long)(hdr[HDR_V_CACHE] / sizeof(KT)) + kv_slice;
   decoder_layer_ports<C, typename TC::mm, TC::head::NPORTS>(
-      data + hdr[HDR_H] / 4 + (long)row * H, t_len, pos0, wq0, wq1, wq2, wq3, d, data + hdr[HDR_PARAMS] / 4,
-      data + hdr[HDR_COS] / 4, data + hdr[HDR_SIN] / 4, reinterpret_cast<KT *>(d8 + ko) + kv_slice,
-      reinterpret_cast<KT *>(d8 + vo) + kv_slice, dkv, dkv, kv0, kv1, kv2, kv3, kv0, kv1, kv2, kv3, k_off, v_off,
-      float_from_bits(hdr[HDR_EPS_BITS]), float_from_bits(hdr[HDR_ATTN_SCALE_BITS]), fs, x8,
-      data + hdr[HDR_TAPS] / 4, taps, rows, head, fs, x8);
+      data, t_len, pos0, wq0, wq1, wq2, wq3, d, data, data, data, data, data, data, data, kv0, kv1, kv2, kv3, kv0,
+      kv1, kv2, kv3, k_off, v_off, float_from_bits(hdr[HDR_EPS_BITS]), float_from_bits(hdr[HDR_ATTN_SCALE_BITS]),
+      act, act, data, taps, rows, head, act, act, at);
   if (!head) return;
-  int32_t *am = reinterpret_cast<int32_t *>(data) + hdr[HDR_ARGMAX] / 4;
-  const f32 *qs = fs + S::qs_a;
   const int k = (int)hdr[HDR_TOPK];
-  lm_head<typename TC::head>(x8, qs, 1, hq0, hq1, hq2, hq3, data + hdr[HDR_HEAD_SCALE] / 4, TC::vocab, H, true,
-                             data + hdr[HDR_LOGITS] / 4, am, k, am + 1, data + hdr[HDR_ARGMAX] / 4 + 1 + k);
+  LmHeadAt ha;
+  ha.q = at.x8, ha.qs = at.fs + S::qs_a, ha.row_scale = hdr[HDR_HEAD_SCALE] / 4, ha.logits = hdr[HDR_LOGITS] / 4;
+  ha.argmax = hdr[HDR_ARGMAX] / 4, ha.top_idx = ha.argmax + 1, ha.top_val = ha.argmax + 1 + k;
+  lm_head<typename TC::head>(act, act, 1, hq0, hq1, hq2, hq3, data, TC::vocab, H, true, data, data, k, data, data,
+                             ha);
 }
 
 // The engine: the program, descriptor by descriptor, over the data port, the FIFOs and the K/V
 // ports. One set of element-wise rows (EwRows) serves every layer and the final norm.
 template <class TC>
 void engine_program(const typename TC::wbeat_t *kv0, const typename TC::wbeat_t *kv1,
-                    const typename TC::wbeat_t *kv2, const typename TC::wbeat_t *kv3, f32 *data, f32 *act,
-                    uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
+                    const typename TC::wbeat_t *kv2, const typename TC::wbeat_t *kv3, typename TC::dbeat_t *data,
+                    typename TC::dbeat_t *act, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
                     hls::stream<typename TC::word_t> &wq0, hls::stream<typename TC::word_t> &wq1, hls::stream<typename TC::word_t> &wq2,
                     hls::stream<typename TC::word_t> &wq3, hls::stream<typename TC::hbeat_t> &hq0,
                     hls::stream<typename TC::hbeat_t> &hq1, hls::stream<typename TC::hbeat_t> &hq2,
@@ -380,8 +364,9 @@ template <class TC>
 void edgellm_top_impl(const typename TC::wbeat_t *w0, const typename TC::wbeat_t *w1,
                       const typename TC::wbeat_t *w2, const typename TC::wbeat_t *w3,
                       const typename TC::wbeat_t *kv0, const typename TC::wbeat_t *kv1,
-                      const typename TC::wbeat_t *kv2, const typename TC::wbeat_t *kv3, f32 *data, f32 *act,
-                      uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+                      const typename TC::wbeat_t *kv2, const typename TC::wbeat_t *kv3,
+                      typename TC::dbeat_t *data, typename TC::dbeat_t *act, uint32_t hdr_off, uint32_t prog_off,
+                      uint32_t n_desc) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
