@@ -6,12 +6,14 @@ speculative tokens equal the plain ones, and prints per prompt and per kind (cop
 acceptance (accepted / drafted), tokens per weight pass (decode tokens / passes over the full model),
 and decode tok/s projected for --preset on --board (default bitnet_b1_58-large on the KV260): plain decode
 (compiler/cost/model.py decode_step) and speculative (every measured pass at the projected seconds of its
-verify call, compiler/cost/speculative.py, with the multi-row LM head and, for comparison, with one
-OP_HEAD start per row as the hardware is built today). The acceptance is measured on the model that ran
-(the shipped tiny model, or with --large a random model of the preset's shape); the tok/s are projections
-for the preset's shapes with that acceptance, not measurements.
+verify call, compiler/cost/speculative.py: "spec" with the multi-row LM head and the extra rows'
+attention added in full, "hidden" with that attention hidden behind the weight stream, "row-heads" with
+one OP_HEAD start per row as the hardware is built today). The acceptance is measured on the model that
+ran (the shipped tiny model, or with --large a random model of the preset's shape); the tok/s are
+projections for the preset's shapes with that acceptance, not measurements.
 
-python bench/speculative_acceptance.py [--n-new 64] [--k-max 4] [--self] [--large] [--json out.json]
+python bench/speculative_acceptance.py [--n-new 64] [--k-max 4] [--self] [--large] [--temperature T]
+                                       [--record] [--json out.json]
 """
 
 from __future__ import annotations
@@ -42,13 +44,17 @@ def load_workload(path: Path = WORKLOAD) -> list[dict[str, Any]]:
     return json.loads(path.read_text())["prompts"]
 
 
-def run_prompt(backend: Any, ids: list[int], n_new: int, spec: SpecConfig) -> dict[str, Any]:
-    """Plain and speculative greedy runs of one prompt; the tokens must agree."""
-    params = SamplingParams(max_new_tokens=n_new, stop_at_eos=False)
-    plain = generate(backend, ids, params)
+def run_prompt(backend: Any, ids: list[int], n_new: int, spec: SpecConfig, temperature: float = 0.0
+               ) -> dict[str, Any]:
+    """Plain and speculative greedy runs of one prompt; the tokens must agree. With a temperature, one
+    seeded speculative sampling run (its distribution is plain sampling's: tests/test_speculative.py)."""
+    params = SamplingParams(max_new_tokens=n_new, stop_at_eos=False, temperature=temperature, seed=0)
     fast = generate(backend, ids, params, speculate=spec)
-    if fast.tokens != plain.tokens:
-        raise SystemExit(f"speculative tokens differ from plain decode ({spec.mode}): a bug")
+    plain = fast
+    if temperature == 0.0:
+        plain = generate(backend, ids, params)
+        if fast.tokens != plain.tokens:
+            raise SystemExit(f"speculative tokens differ from plain decode ({spec.mode}): a bug")
     st = fast.speculation
     return {"decode_tokens": st.decode_tokens, "passes": st.passes, "plain_passes": st.plain_passes,
             "verify_passes": st.verify_passes, "drafted": st.drafted, "accepted": st.accepted,
@@ -96,6 +102,8 @@ def main() -> None:
     ap.add_argument("--board", default="kv260")
     ap.add_argument("--self", dest="self_spec", action="store_true", help="also self-speculation")
     ap.add_argument("--large", action="store_true", help="run a random model of the preset's shape (slow)")
+    ap.add_argument("--temperature", type=float, default=0.0,
+                    help="sample at this temperature instead of greedy decode (no token comparison)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--record", action="store_true",
                     help=f"write the measured acceptance by kind to {cost_spec.MEASURED_FILE.name} "
@@ -143,12 +151,14 @@ def main() -> None:
             modes.append(("self", SpecConfig("self", k_max=a.k_max, pass_costs=pcs, draft_cost=dc,
                                              draft_layers=layers), ds))
         for mode, spec, ds in modes:
-            print(f"\n[{mname}] {mode}: {a.n_new} greedy tokens per prompt (identical to plain decode)")
+            how = (f"sampled at temperature {a.temperature:g}, seed 0" if a.temperature
+                   else "greedy, identical to plain decode")
+            print(f"\n[{mname}] {mode}: {a.n_new} tokens per prompt ({how})")
             print(f"{'prompt':<20} {'accept':>7} {'acc/draft':>9} {'tok/pass':>7} {'plain':>8} {'spec':>8} "
                   f"{'x':>7} {'hidden':>8} {'row-heads':>9}   (tok/s projected)")
             kinds: dict[str, list[dict[str, Any]]] = {}
             for pr, ids in zip(prompts, encoded, strict=True):
-                r = run_prompt(backend, ids, a.n_new, spec)
+                r = run_prompt(backend, ids, a.n_new, spec, a.temperature)
                 kinds.setdefault(pr["kind"], []).append(r)
                 pj = project(r, cfg, board, p, ds)
                 print(line(pr["name"], r, pj))
@@ -158,6 +168,7 @@ def main() -> None:
                 agg = merge(rows)
                 n = agg["accepted"] + agg["rejections"]
                 measured.append({"model": mname, "drafter": mode, "kind": kind, "n_new": a.n_new,
+                                 "temperature": a.temperature,
                                  "prompts": len(rows), "acceptance": agg["accepted"] / max(1, agg["drafted"]),
                                  "rate": agg["accepted"] / n if n else 0.0,
                                  "tokens_per_pass": agg["decode_tokens"] / max(1, agg["passes"])})
@@ -165,7 +176,10 @@ def main() -> None:
                 print(line(f"= {kind}", agg, pj))
                 out["results"].append({"model": mname, "mode": mode, "prompt": f"all {kind}", "kind": kind,
                                        **agg, **pj})
-    if a.record:
+    if a.record:  # replaces the rows of the same model, drafter, kind and temperature
+        key = lambda r: (r["model"], r["drafter"], r["kind"], r.get("temperature", 0.0))  # noqa: E731
+        new = {key(r) for r in measured}
+        measured = [r for r in cost_spec.measured_rates() if key(r) not in new] + measured
         cost_spec.MEASURED_FILE.write_text(json.dumps({
             "about": "Acceptance measured by bench/speculative_acceptance.py on the golden model (greedy, "
                      "bench/data/speculative_prompts.json); rate = per-token acceptance (geometric model)",

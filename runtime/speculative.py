@@ -22,13 +22,15 @@ k adapts to the recent acceptance (KController): with the per-token acceptance a
 decayed counts, the pass length maximizes expected tokens (1 - a^(k+1)) / (1 - a) per unit of pass
 cost (1 + row_cost k + draft_cost k, in plain decode steps); k = 0 is a plain decode step through
 the backend's ordinary forward, so text without matches costs what plain decode costs, plus an
-occasional k = 1 probe (every probe_every passes, at most row_cost / probe_every extra).
+occasional k = 1 probe (after probe_every idle passes, or more when a probe is dear: its excess cost
+over a plain step stays below PROBE_BUDGET = 2% of plain decode).
 
 Drafters live in runtime/drafters.py.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ from edgellm.runtime.generation import GenerationResult, OnToken, check_prompt, 
 from edgellm.runtime.sampling import Sampler, SamplingParams, filtered_probs
 
 MODES = ("off", "lookup", "self")
+PROBE_BUDGET = 0.02  # probes at k = 1 cost at most this share of plain decode (their whole excess cost)
 K_LIMIT = 64  # the largest k a configuration may ask for
 
 
@@ -174,7 +177,8 @@ class KController:
             gain = sum(a ** i for i in range(k + 1)) / self.cost(k)
             if gain > best * 1.0001:
                 best_k, best = k, gain
-        if best_k == 0 and self.idle + 1 >= self.cfg.probe_every:
+        gap = max(self.cfg.probe_every, math.ceil((self.cost(1) - 1.0) / PROBE_BUDGET))
+        if best_k == 0 and self.idle + 1 >= gap:
             best_k = 1  # a probe, so a rising acceptance is noticed
         return max(best_k, min(self.cfg.k_min, top))
 

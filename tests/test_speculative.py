@@ -122,19 +122,24 @@ def test_prompt_lookup() -> None:
     assert pl.find([3, 3, 3], 5) == [3]  # the continuation stops at the history's end
 
 
-def test_controller_costs_little_without_matches(qm) -> None:
-    """A drafter whose drafts are always wrong: the controller backs off to k = 0 with occasional probes;
-    the projected cost stays within 3% of plain decode."""
+@pytest.mark.parametrize("spec", [SpecConfig("lookup", k_max=4),
+                                  SpecConfig("self", k_max=4, pass_costs=(1.0, 1.215, 1.69),
+                                             draft_cost=0.62)],
+                         ids=["cheap-drafts", "dear-drafts"])
+def test_controller_costs_little_without_matches(qm, spec: SpecConfig) -> None:
+    """A drafter whose drafts are always wrong: the controller backs off to k = 0 with occasional probes
+    (rarer when drafting costs); the projected cost stays within 3% of plain decode."""
     class Wrong:
         last_passes, last_cost = 0, 0.0
 
         def propose(self, target, history, k, params, rng):
+            self.last_cost = k * spec.draft_cost
             return [(history[-1] * 7 + 3 + i) % CFG.vocab_size for i in range(k)], None
 
     params = SamplingParams(max_new_tokens=80, stop_at_eos=False)
     b = GoldenBackend(qm)
     want = generate(GoldenBackend(qm), PROMPTS[2], params)
-    got = generate_speculative(b, PROMPTS[2], params, SpecConfig("lookup", k_max=4), Wrong())
+    got = generate_speculative(b, PROMPTS[2], params, spec, Wrong())
     st = got.speculation
     assert got.tokens == want.tokens
     assert st.cost_steps <= 1.03 * st.decode_tokens

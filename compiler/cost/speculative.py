@@ -4,10 +4,12 @@ as a function of the acceptance, projected speed-ups. Everything here is a proje
 
 - a verify call of k drafted tokens feeds T = k + 1 rows at a position with `context` tokens cached. Its
   layers are the engine's T-token block (cost_model.prefill(T): the TLMM serves the T token lanes from
-  one fetch of every weight, the element-wise stages run T rows) plus the attention over the cached keys
-  that a block at position 0 does not see (cost_attention.layer_seconds(T, context + T) minus
-  (T, T), every layer, added after the layers: a conservative bound, the engine may hide part of it
-  behind the weight stream);
+  one fetch of every weight, the element-wise stages run T rows; the proposed call takes the cheaper
+  of the design's prefill schedule and one pass without the prefill pipeline), at least a decode
+  step's layers, plus rows 1 .. T-1's attention over the cached keys through the decode attention
+  core (cost_attention.layer_seconds(1, context + i + 1), every layer, added after the layers: a
+  conservative bound, the engine may hide part of it behind the weight stream; hide_attention drops
+  it);
 - the LM head: with the multi-row head (`multi_row_head=True`, the verify call of issue 18) one stream
   of its weights for all T rows (cost_lm_head.seconds(tokens=T): per block the longer of the rows' DDR
   time and T dot passes); without it (the hardware as built today) one OP_HEAD start per row, each
@@ -86,11 +88,16 @@ def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context
         raise ValueError(f"k = {k}: a verify call takes 1..{max_k(p)} drafts "
                          f"(prefill block {p.prefill_token_block})")
     t = k + 1
-    # one pass over the weights for all T rows: the block without the prefill pipeline's two halves, at
-    # least a decode step's layers (row 0's attention over the cache hides behind the weight stream as in
-    # decode); rows 1 .. T-1 attend over ctx + i + 1 keys through the decode attention core, one after
-    # another, added in full (conservative: no overlap with the weight stream counted)
-    block = cost_model.prefill(cfg, board, p.replace(prefill_pipeline=False), t)
+    # the T-row block over the weights, at least a decode step's layers (row 0's attention over the cache
+    # hides behind the weight stream as in decode). As built, a block of T >= 2 rows takes the design's
+    # prefill schedule (with the prefill pipeline: two token halves, the weights streamed twice); the
+    # verify call picks the cheaper of that and one pass without the pipeline. Rows 1 .. T-1 attend over
+    # ctx + i + 1 keys through the decode attention core, one after another, added in full
+    # (conservative: no overlap with the weight stream counted)
+    block = cost_model.prefill(cfg, board, p, t)
+    if multi_row_head and p.prefill_pipeline:
+        flat = cost_model.prefill(cfg, board, p.replace(prefill_pipeline=False), t)
+        block = min(block, flat, key=lambda pr: pr.parts["layers"])
     block.parts["layers"] = max(block.parts["layers"], dec.parts["layers"])
     cache = 0.0 if hide_attention else cfg.n_layers * sum(_attention_s(cfg, board, p, 1, ctx + i + 1)
                                                             for i in range(1, t))
