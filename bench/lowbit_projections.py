@@ -15,7 +15,9 @@ For each model and file type a small search picks the engines (E), the weight po
 once (beats of 128 x ports bits), token lanes (TP) and record decoders (RD): the highest decode rate,
 then the lowest TTFT(128), then the fewest LUTs, among those whose resources (engines, element-wise
 engine, attention, AXI, platform) fit the board's routing headroom.
-Every figure is a projection. Usage: python bench/lowbit_projections.py [--board kv260]
+Central (low-high) as `edgellm estimate` states them (compiler/estimate.py scenarios: low = the low
+bandwidth at 80% of the clock, high = the high bandwidth). Every figure is a projection.
+Usage: python bench/lowbit_projections.py [--board kv260]
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from edgellm.compiler.cost import lowbit as cl
 from edgellm.compiler.cost import resource_model
 from edgellm.compiler.cost.memory import total_of
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.estimate import fits_board
+from edgellm.compiler.estimate import fits_board, scenarios
 from edgellm.models.config import PRESETS, ModelConfig
 
 MODELS = ("llama-3.2-1b", "qwen2.5-0.5b")
@@ -74,8 +76,9 @@ def gguf_mix(cfg: ModelConfig, ftype: str) -> cl.LowbitModel:
 VECTOR = ((4, 8, 1), (4, 8, 2), (8, 16, 2), (16, 32, 4))
 
 
-def _design(board: Board, eng: cl.LowbitEngine, vec: tuple[int, int, int] = VECTOR[-1]) -> DesignParams:
-    return DesignParams(clock_mhz=board.pl_clock_mhz, weight_ports=eng.engines * eng.ports,
+def _design(board: Board, eng: cl.LowbitEngine, vec: tuple[int, int, int] = VECTOR[-1],
+            clock_mhz: float | None = None) -> DesignParams:
+    return DesignParams(clock_mhz=clock_mhz or board.pl_clock_mhz, weight_ports=eng.engines * eng.ports,
                         prefill_token_block=eng.max_tokens, attn_lanes=vec[0], attn_kv_block=vec[1],
                         ew_vec=vec[2])
 
@@ -88,8 +91,8 @@ def fits(cfg: ModelConfig, board: Board, eng: cl.LowbitEngine, vec: tuple[int, i
 
 
 def project(cfg: ModelConfig, board: Board, m: cl.LowbitModel, eng: cl.LowbitEngine,
-            vec: tuple[int, int, int]) -> dict[str, float]:
-    p = _design(board, eng, vec)
+            vec: tuple[int, int, int], clock_mhz: float | None = None) -> dict[str, float]:
+    p = _design(board, eng, vec, clock_mhz)
     dec = cl.run_seconds(cfg, board, m, eng, p, 1, p.decode_context)
     pre = cl.run_seconds(cfg, board, m, eng, p, 128, 0)
     return {"decode": 1.0 / sum(dec.values()), "ttft": sum(pre.values()),
@@ -123,12 +126,13 @@ def main() -> None:
     board = load_board(a.board)
     print(f"board {board.name}, {board.pl_clock_mhz:g} MHz; all figures projected (compiler/cost/lowbit.py)")
     print(f"{'model':14} {'file':7} {'bpw':>5} {'MB/tok':>7} {'engine':>30} {'decode tok/s (low-high)':>24} "
-          f"{'DDR bound':>10} {'ratio':>6} {'TTFT(128)':>10}")
+          f"{'DDR bound (low-high)':>20} {'ratio':>6} {'TTFT(128) (low-high)':>22}")
     for name, ftype in itertools.product(MODELS, FILE_TYPES):
         cfg = PRESETS[name]
         m = gguf_mix(cfg, ftype)
         eng, vec = choose(cfg, board.with_scenario("central"), m)
-        r = {s: project(cfg, board.with_scenario(s), m, eng, vec) for s in SCENARIOS}
+        sc = scenarios(board, _design(board, eng, vec))  # estimate's ends: low = low bandwidth, 80% clock
+        r = {s: project(cfg, board.with_scenario(s), m, eng, vec, sc[s].clock_mhz) for s in SCENARIOS}
         c = r["central"]
         wbytes = m.weight_bytes(cfg, eng.rows, eng.beat_bits)
         params = (sum(o * i for o, i in cfg.linear_shapes().values()) * cfg.n_layers
@@ -137,7 +141,9 @@ def main() -> None:
                 f"A{vec[0]} V{vec[2]}")
         print(f"{name:14} {ftype:7} {8 * wbytes / params:5.2f} {wbytes / 1e6:7.1f} {desc:>30} "
               f"{c['decode']:7.2f} ({r['low']['decode']:5.2f}-{r['high']['decode']:5.2f})      "
-              f"{c['bound']:10.2f} {c['decode'] / c['bound']:6.1%} {c['ttft']:9.3f}s")
+              f"{c['bound']:5.1f} ({r['low']['bound']:4.1f}-{r['high']['bound']:4.1f}) "
+              f"{c['decode'] / c['bound']:6.1%} "
+              f"{c['ttft']:6.3f}s ({r['high']['ttft']:.3f}-{r['low']['ttft']:.3f})")
 
 
 if __name__ == "__main__":
