@@ -112,6 +112,11 @@ def test_shell_completion_is_offered() -> None:
            "COMP_CWORD": "2"}
     p = subprocess.run([EXE], capture_output=True, text=True, timeout=60, env=env)
     assert p.returncode == 0 and p.stdout.split() == ["--board"], (p.stdout, p.stderr)
+    for words, want in (("edgellm compile --board u", ["ultra96v2"]), ("edgellm estimate --board a", ["all"]),
+                        ("edgellm compile --board ", ["kv260", "pynq_z2", "ultra96v2", "zcu104"])):
+        env = {**env, "COMP_WORDS": words, "COMP_CWORD": "3"}  # the word after --board
+        p = subprocess.run([EXE], capture_output=True, text=True, timeout=60, env=env)
+        assert p.returncode == 0 and sorted(p.stdout.split()) == want, (words, p.stdout, p.stderr)
 
 
 def _report(fail: bool):  # -> runtime.verify.Report

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from edgellm.commands.design_opts import ClockOpt, ContextOpt, LutCapOpt, SetOpt
+from edgellm.commands.design_opts import BoardOpt, ClockOpt, ContextOpt, LutCapOpt, SetOpt
 from edgellm.commands.model_names import PresetOpt
 
 
@@ -80,7 +80,7 @@ def compile_cmd(
     model: Annotated[Path | None, typer.Argument(help="Checkpoint (HF BitNet dir, latent dir, .gguf) or a "
                                                       "Hugging Face hub id (owner/name); default: the "
                                                       "shipped tiny model")] = None,
-    board: Annotated[str, typer.Option("--board", "-b", help="Target board (`edgellm boards`)")] = "kv260",
+    board: BoardOpt = "kv260",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Project directory")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing project")] = False,
     preset: PresetOpt = None,

@@ -23,6 +23,22 @@ SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="FIELD=VALUE", help="Override a field of the chosen design (DesignParams, "
                                          "docs/cli.md), e.g. --set weight_buffer=bram; repeatable.")]
 
+def board_names(incomplete: str = "") -> list[str]:
+    """Shell completion of --board: the board names starting with what was typed (and 'all' where
+    a command takes it)."""
+    from edgellm.boards import list_boards
+
+    return [b for b in list_boards() if b.startswith(incomplete)]
+
+
+def board_or_all_names(incomplete: str = "") -> list[str]:
+    """Shell completion of estimate's --board: the boards and 'all'."""
+    return [b for b in (*board_names(), "all") if b.startswith(incomplete)]
+
+
+BoardOpt = Annotated[str, typer.Option("--board", "-b", help="Target board (`edgellm boards`)",
+                                       autocompletion=board_names)]
+
 # Fields with an option of their own (the search takes them into account, an override would not).
 OWN_OPTION = {"clock_mhz": "--clock", "max_context": "--context"}
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from edgellm.commands.design_opts import ClockOpt, ContextOpt, LutCapOpt, SetOpt
+from edgellm.commands.design_opts import ClockOpt, ContextOpt, LutCapOpt, SetOpt, board_or_all_names
 
 # Used when neither MODEL nor --preset is given and the shipped tiny model is absent.
 DEFAULT_SMALL = dict(name="small-default", hidden_size=256, n_layers=4, n_heads=4, n_kv_heads=4,
@@ -166,7 +166,8 @@ def register(app: typer.Typer) -> None:
     def estimate_cmd(
         model: Annotated[Path | None, typer.Argument(help="Checkpoint dir or .gguf, or a hub id "
                                                           "(owner/name); its config only.")] = None,
-        board: Annotated[str, typer.Option("--board", "-b", help="Board name or 'all'.")] = "kv260",
+        board: Annotated[str, typer.Option("--board", "-b", help="Board name or 'all'.",
+                                           autocompletion=board_or_all_names)] = "kv260",
         preset: Annotated[str | None, typer.Option("--preset", help="A models.config.PRESETS name.")] = None,
         calibration: Annotated[bool, typer.Option("--calibration",
                                                   help="Also print the TeLLMe calibration table.")] = False,
