@@ -201,3 +201,31 @@ def test_mix_types() -> None:
     assert tensor_type("Q2_K", "attn_v", 5, 24, 896) == "Q5_0"  # Q4_K falls back to Q5_0
     with pytest.raises(CheckpointError, match="unknown quantization mix"):
         tensor_type("Q3_K_L", "attn_v", 0, 1, 256)
+
+
+def test_mutated_lowbit_files_load_or_fail_in_one_line(tmp_path: Path) -> None:
+    """Seeded byte flips and truncations of a Q4_K_M llama file: load_model either loads (finite
+    weights) or raises one CheckpointError line; nothing else escapes."""
+    small = ModelConfig(name="f", hidden_size=256, n_layers=1, n_heads=4, n_kv_heads=2, ffn_size=256,
+                        vocab_size=64, act="silu", subln=False, tied_embeddings=True, max_context=32)
+    src = tmp_path / "src.gguf"
+    write_gguf(src, float_weights(small), "llama", "Q4_K_M")
+    data = src.read_bytes()
+    rng = np.random.default_rng(17)
+    for case in range(24):
+        buf = bytearray(data)
+        if case % 3 == 0:
+            buf = buf[:int(rng.integers(8, len(buf)))]
+        else:
+            top = min(len(buf), 2048) if case % 3 == 1 else len(buf)  # the header, or anywhere
+            hot = int(rng.integers(0, top))
+            for _ in range(int(rng.integers(1, 6))):
+                buf[min(hot + int(rng.integers(0, 16)), len(buf) - 1)] = int(rng.integers(0, 256))
+        p = tmp_path / f"m{case}.gguf"
+        p.write_bytes(bytes(buf))
+        try:
+            qm, _ = load_model(p)
+        except CheckpointError as e:
+            assert "\n" not in str(e)
+            continue
+        qm.validate()
