@@ -172,3 +172,29 @@ def test_export_size_counts_lowbit_linears_as_exported() -> None:
     assert weight_bytes(QWEN2, random_model(QWEN2, 1, lowbit=(3, 16))) - base == 3 * n
     q4 = weight_bytes(QWEN2, random_model(QWEN2, 1, lowbit=(4, 32))) - base
     assert q4 == n // 2 + n // 32 * 8 - n
+
+
+def test_presets_equal_their_config_json() -> None:
+    """The presets are what model_config_from_hf makes of each checkpoint's published config.json."""
+    import dataclasses
+
+    from edgellm.models.loaders.common import model_config_from_hf
+
+    published = {
+        "llama-3.2-1b": ({"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192,
+                          "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
+                          "head_dim": 64, "vocab_size": 128256, "max_position_embeddings": 131072,
+                          "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": True,
+                          "hidden_act": "silu", "bos_token_id": 128000, "eos_token_id": 128001,
+                          "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                                           "original_max_position_embeddings": 8192, "rope_type": "llama3"}},
+                         False),
+        "qwen2.5-0.5b": ({"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864,
+                          "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+                          "vocab_size": 151936, "max_position_embeddings": 32768, "rms_norm_eps": 1e-06,
+                          "rope_theta": 1000000.0, "tie_word_embeddings": True, "hidden_act": "silu",
+                          "bos_token_id": 151643, "eos_token_id": 151643}, True),
+    }
+    for name, (d, bias) in published.items():
+        c = model_config_from_hf(d, name, subln=False, name=name, default_theta=10000.0, qkv_bias=bias)
+        assert dataclasses.replace(c, name=name) == PRESETS[name], name
