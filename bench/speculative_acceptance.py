@@ -136,6 +136,7 @@ def main() -> None:
         backend = GoldenBackend(model)
         encoded = [[1, *tok.encode(pr["text"])] for pr in prompts]
         modes = [("lookup", SpecConfig("lookup", k_max=a.k_max, pass_costs=pcs), 0.0)]
+        fraction = {"lookup": 0.0}
         if a.self_spec:
             hs = cost_spec.head_share(cfg, board, p)
             # calibrated on held-out text (not the workload): the model's validation slice
@@ -143,7 +144,8 @@ def main() -> None:
             calib = [[1, *tok.encode(t)[:32]] for t in paras[2:5] if t.strip()]
             rec = calibrate_draft_layers(backend, calib, n_new=16, k=2, head_share=hs, row_cost=rc)
             layers = tuple(rec["draft_layers"])
-            n_large = max(1, round(len(layers) / model.config.n_layers * cfg.n_layers))
+            fraction["self"] = len(layers) / model.config.n_layers
+            n_large = max(1, round(fraction["self"] * cfg.n_layers))
             ds = cost_spec.draft_token_s(cfg, board, p, n_large)
             dc = ds / cost_model.decode_step(cfg, board, p).seconds
             print(f"[{mname}] self-speculation calibrated: draft layers {list(layers)}, acceptance "
@@ -171,7 +173,10 @@ def main() -> None:
                                  "temperature": a.temperature,
                                  "prompts": len(rows), "acceptance": agg["accepted"] / max(1, agg["drafted"]),
                                  "rate": agg["accepted"] / n if n else 0.0,
-                                 "tokens_per_pass": agg["decode_tokens"] / max(1, agg["passes"])})
+                                 "tokens_per_pass": agg["decode_tokens"] / max(1, agg["passes"]),
+                                 "decode_tokens": agg["decode_tokens"], "plain_passes": agg["plain_passes"],
+                                 "k_counts": agg["k_counts"], "draft_tokens": agg["draft_passes"],
+                                 "draft_layer_fraction": fraction[mode]})
                 pj = project(agg, cfg, board, p, ds)
                 print(line(f"= {kind}", agg, pj))
                 out["results"].append({"model": mname, "mode": mode, "prompt": f"all {kind}", "kind": kind,

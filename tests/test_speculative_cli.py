@@ -41,6 +41,24 @@ def test_generate_speculate_errors(args: list[str], msg: str) -> None:
     assert msg in res.stderr, res.stderr
 
 
+@pytest.mark.slow
+def test_for_project_prices_the_design(built) -> None:  # noqa: F811
+    """Pass costs from the project's design and board (compiled project); unchanged without a known
+    board."""
+    from types import SimpleNamespace
+
+    from edgellm.commands.speculation import for_project, spec_config
+    from edgellm.runtime.project import Project
+
+    _, proj = built
+    p = Project.open(proj)
+    spec = for_project(spec_config("lookup", 3, 0, None), p)
+    assert len(spec.pass_costs) == 4 and spec.pass_costs[3] > spec.pass_costs[1] > spec.pass_costs[0]
+    fake = SimpleNamespace(manifest={"design": {}, "board": {"name": "no-such-board"}}, config=p.config)
+    assert for_project(spec_config("lookup", 3, 0, None), fake).pass_costs == ()
+    assert for_project(None, p) is None
+
+
 needs_csim = pytest.mark.skipif(importlib.util.find_spec("hls4ml") is None,
                                 reason="C simulation needs hls4ml's ap_types headers")
 
@@ -55,6 +73,7 @@ def test_run_speculate_lookup_on_emulator(built) -> None:  # noqa: F811
     assert plain.exit_code == 0 and fast.exit_code == 0, (plain.output, fast.output)
     assert fast.stdout == plain.stdout
     line = [x for x in fast.stderr.splitlines() if x.startswith("[speculate lookup]")][0]
+    assert "projected for the design" in line  # the verify calls priced for the project's design and board
     passes = int(line.rsplit("layer passes ", 1)[1])
     accepted = int(line.split("(", 1)[1].split("/", 1)[0])
     assert accepted > 0

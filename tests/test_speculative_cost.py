@@ -3,6 +3,8 @@ runtime controller's pass costs (runtime/speculative.py verify_cost)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from edgellm.boards import load_board
@@ -77,18 +79,22 @@ def test_pass_costs_drive_the_controller(setup) -> None:
         SpecConfig("lookup", pass_costs=(1.0, 0.0))
 
 
-def test_estimate_lines_at_measured_rates(setup, tmp_path, monkeypatch) -> None:
+def test_estimate_lines_from_measured_runs(setup, tmp_path, monkeypatch) -> None:
     board, p = setup
     f = tmp_path / "m.json"
-    f.write_text('{"measured": [{"model": "tiny", "drafter": "lookup", "kind": "copy", "rate": 0.9}, '
-                 '{"model": "tiny", "drafter": "lookup", "kind": "control", "rate": 0.0}]}')
+    runs = [{"model": "tiny", "drafter": "lookup", "kind": "copy", "acceptance": 0.8, "tokens_per_pass": 1.7,
+             "decode_tokens": 60, "plain_passes": 20, "k_counts": {"2": 10, "3": 5}},
+            {"model": "tiny", "drafter": "self", "kind": "control", "temperature": 0.8, "acceptance": 0.0,
+             "tokens_per_pass": 1.0, "decode_tokens": 30, "plain_passes": 30, "k_counts": {},
+             "draft_tokens": 0, "draft_layer_fraction": 0.5}, {"model": "broken"}]
+    f.write_text(json.dumps({"measured": runs}))
     monkeypatch.setattr(cs, "MEASURED_FILE", f)
     lines = cs.speedup_lines(CFG, board, p)
     dec = cost_model.decode_step(CFG, board, p).tokens_per_s
-    k, tps = cs.best_k(CFG, board, p, 0.9)
-    assert lines[0].startswith("speculative decoding (projected") and f"{dec:.1f} tok/s" in lines[0]
-    assert f"lookup on copy text (tiny model): per-token acceptance 0.90 -> k={k}, {tps:.1f} tok/s" \
-        in lines[1]
-    assert "acceptance 0.00 -> k=0" in lines[2] and "(1.00x" in lines[2]
+    want = cs.workload_tokens_per_s(CFG, board, p, 60, 20, {2: 10, 3: 5})
+    assert len(lines) == 3 and f"plain decode {dec:.1f} tok/s" in lines[0]
+    assert "lookup on copy prompts (tiny model, greedy): acceptance 80%, 1.70 tokens per pass" in lines[1]
+    assert f"-> {want:.1f} tok/s ({want / dec:.2f}x" in lines[1]
+    assert "(tiny model, sampled at T=0.8)" in lines[2] and "(1.00x" in lines[2]
     monkeypatch.setattr(cs, "MEASURED_FILE", tmp_path / "none.json")
     assert cs.speedup_lines(CFG, board, p) == []

@@ -191,19 +191,31 @@ def measured_rates(path: Path | None = None) -> list[dict]:
         return []
 
 
-def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams, k_max: int = 8) -> list[str]:
-    """For `edgellm estimate`: the projected decode speed-up of speculative decoding at each measured
-    acceptance rate (best k per rate, multi-row head; conservative attention)."""
+def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
+    """For `edgellm estimate`: each recorded measured run (bench/speculative_acceptance.py --record)
+    projected on this design pass by pass (workload_tokens_per_s: its plain passes, its verify passes by
+    k, its draft tokens at the kept layers' share), with the multi-row head: the extra rows' attention
+    added in full (conservative) and hidden (optimistic)."""
     rows = measured_rates()
     if not rows:
         return []
     dec = cost_model.decode_step(cfg, board, p).tokens_per_s
-    out = [f"speculative decoding (projected at acceptance measured by bench/speculative_acceptance.py; "
-           f"multi-row LM head, {HEAD_LANES} token lanes): plain decode {dec:.1f} tok/s"]
+    out = [f"speculative decoding, projected from runs measured by bench/speculative_acceptance.py "
+           f"(multi-row LM head, {HEAD_LANES} token lanes): plain decode {dec:.1f} tok/s"]
     for r in rows:
-        k, tps = best_k(cfg, board, p, float(r["rate"]), k_max)
-        hid = effective_tokens_per_s(cfg, board, p, float(r["rate"]), k, hide_attention=True) if k else tps
-        out.append(f"  {r['drafter']} on {r['kind']} text ({r['model']} model): per-token acceptance "
-                   f"{r['rate']:.2f} -> k={k}, {tps:.1f} tok/s ({tps / dec:.2f}x; {hid / dec:.2f}x with the "
-                   f"rows' attention hidden)")
+        try:
+            kc = {int(k): int(n) for k, n in r["k_counts"].items() if 1 <= int(k) <= max_k(p)}
+            n_draft = round(float(r.get("draft_layer_fraction", 0.0)) * cfg.n_layers)
+            ds = draft_token_s(cfg, board, p, n_draft) if n_draft else 0.0
+            kw = dict(decode_tokens=int(r["decode_tokens"]), plain_passes=int(r["plain_passes"]), k_counts=kc,
+                      draft_tokens=int(r.get("draft_tokens", 0)), draft_s=ds)
+            cons = workload_tokens_per_s(cfg, board, p, **kw)
+            hid = workload_tokens_per_s(cfg, board, p, hide_attention=True, **kw)
+        except (KeyError, TypeError, ValueError):
+            continue
+        how = "greedy" if not r.get("temperature") else f"sampled at T={r['temperature']:g}"
+        out.append(f"  {r['drafter']} on {r['kind']} prompts ({r['model']} model, {how}): acceptance "
+                   f"{100 * float(r['acceptance']):.0f}%, {float(r['tokens_per_pass']):.2f} tokens per pass "
+                   f"-> {cons:.1f} tok/s ({cons / dec:.2f}x; {hid / dec:.2f}x with the rows' attention "
+                   "hidden)")
     return out

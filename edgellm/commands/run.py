@@ -30,6 +30,7 @@ from edgellm.commands.speculation import (
     SpecKMaxOpt,
     SpecKMinOpt,
     SpeculateOpt,
+    for_project,
     spec_config,
     spec_line,
 )
@@ -165,6 +166,7 @@ def run_cmd(
         params = dataclasses.replace(params, eos_id=codec.eos_id)
     sess = Session(p, device_for(p, device, info), timeout_s=timeout, context_policy=context_policy,
                    sink=sink, window=window)
+    spec = for_project(spec, p)
     if chat:
         _chat(sess, codec, params, stream, info, spec)
         return

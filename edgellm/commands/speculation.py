@@ -47,6 +47,29 @@ def spec_config(mode: str, k_max: int, k_min: int, draft_layers: str | None, row
     return SpecConfig(mode=mode, k_max=k_max, k_min=k_min, draft_layers=layers, **extra)
 
 
+def for_project(spec: Any, project: Any) -> Any:
+    """The configuration with the verify calls' projected costs for the project's design and board
+    (compiler/cost/speculative.py pass_costs) when the compiler is importable and the manifest names a
+    known board; otherwise unchanged (1 + row_cost k)."""
+    if spec is None:
+        return None
+    import dataclasses
+
+    try:
+        from edgellm.boards import load_board
+        from edgellm.compiler.cost.speculative import pass_costs
+        from edgellm.compiler.design import DesignParams
+
+        d = project.manifest["design"]
+        kw = {f.name: tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name]
+              for f in dataclasses.fields(DesignParams) if f.name in d}
+        pcs = pass_costs(project.config, load_board(project.manifest["board"]["name"]), DesignParams(**kw),
+                         spec.k_max)
+    except (ImportError, KeyError, TypeError, ValueError, EdgeLLMError):
+        return spec
+    return dataclasses.replace(spec, pass_costs=pcs) if len(pcs) > 1 else spec
+
+
 def spec_line(res: Any, spec: Any, stats: dict[str, Any] | None = None) -> str | None:
     """The run's speculation summary: acceptance, tokens per pass, passes, projected speed-up; with a
     session's stats, its accelerator starts that ran every layer (layer passes, prefill included)."""
@@ -58,6 +81,15 @@ def spec_line(res: Any, spec: Any, stats: dict[str, Any] | None = None) -> str |
     up = "n/a" if st.projected_speedup is None else f"{st.projected_speedup:.2f}x"
     return (f"[speculate {spec.mode}] acceptance {acc}, tokens per pass {tpp}, passes {st.passes} "
             f"({st.verify_passes} verify, {st.plain_passes} plain), draft passes {st.draft_passes}, "
-            f"projected decode speed-up {up} (verify row cost {spec.row_cost:.3f}, "
-            f"draft token cost {spec.draft_cost:.3f} decode steps)"
+            f"projected decode speed-up {up} ({costs(spec)}, draft token cost {spec.draft_cost:.3f} "
+            "decode steps)"
             + (f", layer passes {stats['layer_passes']}" if stats and "layer_passes" in stats else ""))
+
+
+def costs(spec: Any) -> str:
+    """How verify calls were priced, for the summary line."""
+    pc = spec.pass_costs
+    if len(pc) > 1:
+        rel = " ".join(f"{c / pc[0]:.2f}" for c in pc[1:])
+        return f"verify calls k=1..{len(pc) - 1}: {rel} decode steps, projected for the design"
+    return f"verify row cost {spec.row_cost:.3f}"
