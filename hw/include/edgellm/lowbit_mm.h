@@ -285,8 +285,13 @@ void lb_block(const typename C::beat_t *w, long &pos, const LowbitTensor &d, int
 #pragma HLS DEPENDENCE variable = acc inter RAW distance = kLbFaddChain true
       EDGELLM_DEP_ITER(it);
       EDGELLM_LB_COUNT(kLbBlock);
+      const int c = it - pbeats;  // this block's code iteration (negative: P_{i+1}'s beat `it`)
+      const bool codes_it = c >= 0 && c < d.sb * g_iters;
+      const bool fresh = it < pbeats || (codes_it && c % n_tb == 0);  // one beat read at most
+      typename C::beat_t in = 0;
+      if (fresh) in = w[pos + (it < pbeats ? it : pbeats + c / n_tb)];
       if (it < pbeats) {  // P_{i+1}
-        io.pnext[it] = w[pos + it];
+        io.pnext[it] = in;
         continue;
       }
       for (int k = 0; k < C::RD; k++) {  // its records dec .. dec + RD - 1
@@ -294,11 +299,10 @@ void lb_block(const typename C::beat_t *w, long &pos, const LowbitTensor &d, int
         if (io.more && dec + k < C::R) lb_record_at<C>(io.pnext, d, dec + k, io.sn[dec + k], io.mn[dec + k]);
       }
       dec += C::RD;
-      const int c = it - pbeats;
-      if (c >= d.sb * g_iters) continue;  // decode-only iterations of a short block
+      if (!codes_it) continue;  // decode-only iterations of a short block
       const int gi = c / g_iters, cc = c % g_iters, bi = cc / n_tb, tb = cc % n_tb;
       const int ri = bi / per_set, b = (bi % per_set) / wpp, wv = bi % wpp;
-      if (tb == 0) beat = w[pos + pbeats + c / n_tb];
+      if (tb == 0) beat = in;
       const bool last = bi % per_set == per_set - 1;  // the row set's last plane: the float step
       for (int u = 0; u < C::TP; u++) {
 #pragma HLS UNROLL
