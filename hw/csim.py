@@ -149,17 +149,22 @@ def build(sources: list[Path], name: str, includes: list[Path] | None = None,
     project_includes = [Path(i) for i in includes or []]
     flags = (CXXFLAGS + (THREAD_FLAGS if threads else ())
              + tuple(f"-D{k}={v}" for k, v in sorted((defines or {}).items())))
-    key = _digest([Path(s) for s in sources],
-                  [*([THREADS_DIR] if threads else []), INCLUDE_DIR, *project_includes], flags)
-    out = cache_dir() / f"{name}-{key}.so"
-    if out.is_file():
-        return out
-    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        tmp_out = Path(tmp) / out.name
-        cmd = [cxx(), *flags, *include_flags(project_includes, threads), *(str(s) for s in sources),
-               "-o", str(tmp_out)]
-        run_compiler(cmd, name)
-        os.replace(tmp_out, out)
+    incs = [*([THREADS_DIR] if threads else []), INCLUDE_DIR, *project_includes]
+    for attempt in range(3):
+        key = _digest([Path(s) for s in sources], incs, flags)
+        out = cache_dir() / f"{name}-{key}.so"
+        if out.is_file():
+            return out
+        with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+            tmp_out = Path(tmp) / out.name
+            cmd = [cxx(), *flags, *include_flags(project_includes, threads), *(str(s) for s in sources),
+                   "-o", str(tmp_out)]
+            run_compiler(cmd, name)
+            # a source edited while it compiled (another process at work in the same tree) would leave a
+            # library under a key its code does not match: cache only a build whose inputs held still
+            if _digest([Path(s) for s in sources], incs, flags) == key or attempt == 2:
+                os.replace(tmp_out, out)
+                return out
     return out
 
 
