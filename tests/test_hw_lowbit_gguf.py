@@ -1,0 +1,53 @@
+"""Real GGUF tensors through the low-bit path: gguf-py / llama.cpp-layout blocks (models/loaders/
+gguf_write.quantize), decoded by the GGUF loader into GroupQuant, pack losslessly at exactly the file
+type's own bits per weight, and the engine's C simulation equals lowbit_linear on them bit for bit."""
+
+import ctypes
+
+import gguf
+import numpy as np
+import pytest
+from test_hw_lowbit import _acts, _assert_bits, _run
+
+from edgellm.compiler import packing_lowbit as pl
+from edgellm.compiler.cost import lowbit as cl
+from edgellm.hw import csim
+from edgellm.models import lowbit as lb
+from edgellm.models.loaders import gguf_quants, gguf_write
+
+KINDS = ("Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+
+
+@pytest.fixture(scope="module")
+def lib() -> ctypes.CDLL:
+    return csim.load([csim.TB_DIR / "lowbit_tb.cpp"], "lowbit_tb")
+
+
+def _gguf_tensor(kind: str, out: int, k: int, seed: int) -> lb.GroupQuant:
+    w = (np.random.default_rng(seed).standard_normal((out, k)) * 0.05).astype(np.float32)
+    w[0, :40] = 0.0  # all-zero blocks: zero scales, signed-zero mins
+    data = np.frombuffer(gguf_write.quantize(w, kind).tobytes(), np.uint8)
+    return gguf_quants.decode(kind, data, out, k, f"test.{kind}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_packs_losslessly_at_the_files_own_size(kind: str) -> None:
+    g = _gguf_tensor(kind, 64, 1024, 1)
+    img = pl.pack_lowbit(g, rows=32)
+    back = pl.unpack_lowbit(img)
+    for a, b in ((back.scales, g.scales), (back.mins, g.mins), (back.dequantize(), g.dequantize())):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+    block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[kind]]
+    assert img.bits_per_weight == pytest.approx(8 * size / block)
+    if kind in cl.FORMATS:
+        f = cl.fit(cl.FORMATS[kind], 1024)
+        assert (f.sb, f.record_bits) == (img.codec.sb, img.codec.superblock_bits)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_engine_bit_exact_on_gguf_tensors(lib: ctypes.CDLL, kind: str) -> None:
+    g = _gguf_tensor(kind, 160, 512, 2)
+    q, qs = _acts(np.random.default_rng(3), 3, 512)
+    ref = lb.lowbit_linear(q, qs, g)
+    for fn in ("tb_lowbit_r32", "tb_lowbit_w4"):
+        _assert_bits(_run(lib, g, q, qs, fn=fn), ref)
