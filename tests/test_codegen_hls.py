@@ -86,7 +86,7 @@ def test_register_map_follows_vitis_convention(tmp_path: Path, n: int) -> None:
 @pytest.mark.parametrize("n,want", [(1, 1), (2, 2), (3, 3), (4, 4), (6, 4)])
 def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: int) -> None:
     """The TLMM engine and the LM head get w0 .. w{P-1}, P = weight_ports clamped to 4 (and to the
-    board's ports); TlmmConfig NPORTS = LmHeadConfig NPORTS = P."""
+    board's ports); the TLMM's and the LM head's NPORTS = P."""
     info = gen(tmp_path, DesignParams(weight_ports=n))
     assert stream_ports(load_board("kv260"), DesignParams(weight_ports=n)) == want
     assert info["weight_stream_ports"] == [f"w{i}" for i in range(want)]
@@ -96,11 +96,13 @@ def test_weight_ports_stream_the_ternary_weights(tmp_path: Path, n: int, want: i
     assert f"edgellm_top_impl<edgellm_cfg::top>({engine}, data, act, hdr_off" in top
     assert info["head_ports"] == info["weight_stream_ports"]
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
-    assert re.search(rf"TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageUram, {want}, 1, 4, 0> tlmm", h)
-    assert re.search(rf"LmHeadConfig<16, \d+, \d+, 1, \d+, {want}> head", h)
+    assert struct_fields(h, "tlmm_cfg") == {"G": "3", "T": "25", "R": "16", "K_MAX": "344", "N_MAX": "344",
+                                           "MAX_TOK": "16", "STORAGE": "edgellm::kStorageUram",
+                                           "NPORTS": str(want), "TP": "1", "OL": "4", "DL": "0"}
+    assert struct_fields(h, "head_cfg")["NPORTS"] == str(want)
     entry = " ".join((tmp_path / "hls" / "csim_entry.cpp").read_text().split())
     ws = [f"edgellm_port<edgellm_cfg::wbeat_t>(w[{i}])" for i in range(n)] * 2  # w0.., kv0..
-    assert "edgellm_top(" + ", ".join(ws) + ", reinterpret_cast" in entry
+    assert "edgellm_top(" + ", ".join(ws) + ", edgellm_rw_port(rw[0])" in entry
     kv260 = load_board("kv260")
     two_hp = dataclasses.replace(kv260, hp_port_names=kv260.hp_port_names[:2])  # 2 PL->DDR ports
     assert stream_ports(two_hp, DesignParams(weight_ports=n)) == min(want, 2)
@@ -132,16 +134,25 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     info = gen(tmp_path, d)
     assert tlmm_tables(d) == 25 and info["tlmm"] == {"G": 3, "T": 25, "R": 16}
     h = (tmp_path / "hls" / "edgellm_config.h").read_text()
-    assert "layer_config<128, 4, 2, 32, 344," in " ".join(h.split()).replace("< ", "<")
-    flat = " ".join(h.split())
-    assert "edgellm::ACT_RELU2, true, 16, 32, 16, 16, 64, 4, kv_t, 8, 2, true, 128> layer" in flat
+    assert struct_fields(h, "layer_cfg") == {
+        "hidden": "128", "n_heads": "4", "n_kv": "2", "head_dim": "32", "ffn": "344",
+        "act": "edgellm::ACT_RELU2", "subln": "true", "norm_lanes": "16", "dot_lanes": "32", "kv_block": "16",
+        "max_t": "16", "max_ctx": "64", "bq": "4", "kv_t": "edgellm::f32", "ew_vec": "8", "ew_glu_vec": "2",
+        "pipe": "true", "data_bits": "128"}
     assert "#define EDGELLM_ACT_STORAGE uram" in h
-    assert "typedef edgellm::f32 kv_t;" in h  # NumericsPlan kv_dtype (f16: test_top's f16 case)
     # 4 streaming ports, 2 token lanes, 2 output lanes
-    assert "TlmmConfig<3, 25, 16, 344, 344, 16, edgellm::kStorageBram, 4, 2, 2, 0> tlmm" in h
+    assert struct_fields(h, "tlmm_cfg") == {"G": "3", "T": "25", "R": "16", "K_MAX": "344", "N_MAX": "344",
+                                           "MAX_TOK": "16", "STORAGE": "edgellm::kStorageBram", "NPORTS": "4",
+                                           "TP": "2", "OL": "2", "DL": "0"}
     assert "kWeightPorts = 4;" in h and "kStreamPorts = 4;" in h
-    assert "LmHeadConfig<16, 128, 300, 1, 8, 4> head" in h  # P: the weight ports' beat, R bytes
-    assert f"top_config<layer, mm, head, 2, 300, {d.fetch_depth}>" in h  # words per weight FIFO
+    # P: the weight ports' beat, R bytes
+    assert struct_fields(h, "head_cfg") == {"P": "16", "HID_MAX": "128", "V_MAX": "300", "MAX_TOK": "1",
+                                           "K_TOP": "8", "NPORTS": "4"}
+    assert struct_fields(h, "top_cfg") == {"layer": "edgellm_cfg::layer", "mm": "edgellm_cfg::mm",
+                                          "head": "edgellm_cfg::head", "n_layers": "2", "vocab": "300",
+                                          "fetch_depth": str(d.fetch_depth)}  # words per weight FIFO
+    for name in ("layer_config", "TlmmConfig", "LmHeadConfig", "top_config"):  # nothing positional
+        assert f"{name}<" not in h
     assert "#define EDGELLM_FETCH_STORAGE uram" in h  # 2048 x 256 bits on a board with URAM
     for depth, board, kind in ((512, "kv260", "bram"), (16, "kv260", "lutram"), (8192, "pynq_z2", "bram")):
         out = tmp_path / f"fifo{depth}{board}"
@@ -152,6 +163,20 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     gen(tmp_path / "p2", d, "pack2")
     assert "pack2_matmul<344> mm" in (tmp_path / "p2" / "hls" / "edgellm_config.h").read_text()
     assert tlmm_tables(DesignParams(tables=4)) == 5
+
+
+def struct_fields(h: str, name: str) -> dict[str, str]:
+    """The named fields of generated struct `name`: field -> value (a typedef's: the type)."""
+    body = re.search(rf"struct {name} : [\w:]+ {{\n(.*?)\n}};", h, re.S).group(1)
+    out = {}
+    for line in body.splitlines():
+        m = re.match(r"\s*(?:static const \w+ (\w+) = ([^;]+)|typedef ([\w:]+) (\w+));", line)
+        assert m, line
+        if m.group(1):
+            out[m.group(1)] = m.group(2)
+        else:
+            out[m.group(4)] = m.group(3)
+    return out
 
 
 def test_weight_encoders() -> None:

@@ -336,9 +336,9 @@ def test_each_weight_port_reads_only_its_share(top: Top) -> None:
     h = (top.hls / "edgellm_config.h").read_text()
     n_ports = int(re.search(r"kWeightPorts = (\d+);", h).group(1))
     stream = int(re.search(r"kStreamPorts = (\d+);", h).group(1))
-    if "TlmmConfig" not in h:
+    if "struct tlmm_cfg" not in h:
         pytest.skip("pack2 policy: the ternary matrices stream through w0 only")
-    r = int(re.search(r"TlmmConfig<\d+, \d+, (\d+),", h).group(1))  # rows per tile
+    r = int(re.search(r"static const int R = (\d+);", h).group(1))  # rows per tile
     cfg = top.qm.config
     rng = np.random.default_rng(11)
     data = top.ddr.copy()

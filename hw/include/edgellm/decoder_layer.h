@@ -39,35 +39,65 @@ enum { ACT_RELU2 = kActRelu2, ACT_SILU = kActSilu };
 
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
 
-// Compile-time shape of one layer (generated per model by the compiler).
-// KV_T: the KV cache element type (numerics plan kv_dtype): f32, or f16 (binary16 bit patterns).
-// EW_VEC: elements per cycle of the fused element-wise stages and the KV cache write (EwConfig VEC:
-// a power of two, 1..64); EW_GLU_VEC: of the GLU act(g) * u pass (EwConfig GLU_VEC, <= EW_VEC).
-// PIPE: prefill calls run the pipelined two-half schedule (design.prefill_pipeline; see layer_slot_run).
-// DATA_BITS: the data and act ports' beat (design.data_port_width_bits; maxi.h): the rows the layer
-// streams move one beat per cycle.
-template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN,
-          int NORM_LANES, int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8,
-          class KV_T = f32, int EW_VEC = 1, int EW_GLU_VEC = EW_VEC, bool PIPE = false, int DATA_BITS = 128>
-struct layer_config {
-  typedef KV_T kv_t;
-  static const bool pipe = PIPE;  // the prefill pipeline (decoder_layer_ports' two-half schedule)
-  static const int data_bits = DATA_BITS;
-  typedef ap_uint<DATA_BITS> dbeat_t;  // the data and act ports' beat
-  static const int hidden = HIDDEN, n_heads = N_HEADS, n_kv = N_KV, head_dim = HEAD_DIM;
-  static const int ffn = FFN, act = ACT, norm_lanes = NORM_LANES, max_t = MAX_T, max_ctx = MAX_CTX;
-  static const bool subln = SUBLN;
-  static const int q_size = N_HEADS * HEAD_DIM, kv_size = N_KV * HEAD_DIM;
-  static const int k_max = cmax(HIDDEN, cmax(q_size, FFN));  // widest linear input / row
-  typedef attn_config<HEAD_DIM, DOT_LANES, KV_BLOCK, BQ, N_HEADS, N_KV, N_HEADS / N_KV, MAX_CTX, MAX_T,
-                      facts::kAttnMinRows, facts::kAttnMemLanes, DATA_BITS / 32>
+// Compile-time shape of one layer, by name (generated per model by the compiler, hls4ml style):
+//   struct layer_cfg : edgellm::layer_config_base { static const int hidden = 256; ... };
+//   typedef edgellm::layer_traits<layer_cfg> layer;
+// Required fields (no default: a configuration that leaves one out does not compile): hidden, n_heads,
+// n_kv, head_dim, ffn (the model's shape), act (ACT_RELU2 / ACT_SILU), subln (SubLN norms), norm_lanes,
+// dot_lanes, kv_block (the numerics plan), max_t (tokens per call), max_ctx (KV cache positions).
+// Optional fields, defaults below: kv_t, bq, ew_vec, ew_glu_vec, pipe, data_bits.
+struct layer_config_base {
+  typedef f32 kv_t;                  // the KV cache element (numerics plan kv_dtype): f32, or f16 (binary16)
+  static const int bq = 8;           // prefill queries sharing one K/V tile (design.attn_q_block)
+  static const int ew_vec = 1;       // elements per cycle of the fused element-wise stages and the KV cache
+                                     // write (EwConfig VEC: a power of two, 1..64)
+  static const int ew_glu_vec = 0;   // of the GLU act(g) * u pass (EwConfig GLU_VEC, <= ew_vec); 0: ew_vec
+  static const bool pipe = false;    // prefill calls run the pipelined two-half schedule (layer_slot_run)
+  static const int data_bits = 128;  // the data and act ports' beat (maxi.h): the layer's rows move one
+                                     // beat per cycle
+};
+
+// A named layer configuration P with its derived values (what the kernels read as C::...).
+template <class P>
+struct layer_traits : P {
+  typedef typename P::kv_t kv_t;
+  static const bool pipe = P::pipe;  // the prefill pipeline (decoder_layer_ports' two-half schedule)
+  static const int data_bits = P::data_bits;
+  typedef ap_uint<data_bits> dbeat_t;  // the data and act ports' beat
+  static const int hidden = P::hidden, n_heads = P::n_heads, n_kv = P::n_kv, head_dim = P::head_dim;
+  static const int ffn = P::ffn, act = P::act, norm_lanes = P::norm_lanes, max_t = P::max_t;
+  static const int max_ctx = P::max_ctx, dot_lanes = P::dot_lanes, kv_block = P::kv_block, bq = P::bq;
+  static const bool subln = P::subln;
+  static const int ew_vec = P::ew_vec, ew_glu_vec = P::ew_glu_vec ? P::ew_glu_vec : P::ew_vec;
+  static const int q_size = n_heads * head_dim, kv_size = n_kv * head_dim;
+  static const int k_max = cmax(hidden, cmax(q_size, ffn));  // widest linear input / row
+  typedef attn_config<head_dim, dot_lanes, kv_block, bq, n_heads, n_kv, n_heads / n_kv, max_ctx, max_t,
+                      facts::kAttnMinRows, facts::kAttnMemLanes, data_bits / 32>
       attn;
-  typedef EwConfig<k_max, NORM_LANES, MAX_T, EW_VEC, EW_GLU_VEC> ew;
+  typedef EwConfig<k_max, norm_lanes, max_t, ew_vec, ew_glu_vec> ew;
   // the rows the layer streams move whole data beats (maxi.h): fp32 rows, the K/V cache's rows
-  static_assert(HIDDEN % (DATA_BITS / 32) == 0 && q_size % (DATA_BITS / 32) == 0 && FFN % (DATA_BITS / 32) == 0 &&
-                    HEAD_DIM % (DATA_BITS / 32) == 0 && kv_size % (DATA_BITS / (8 * (int)sizeof(KV_T))) == 0,
+  static_assert(hidden % (data_bits / 32) == 0 && q_size % (data_bits / 32) == 0 && ffn % (data_bits / 32) == 0 &&
+                    head_dim % (data_bits / 32) == 0 && kv_size % (data_bits / (8 * (int)sizeof(kv_t))) == 0,
                 "row widths: whole data-port beats");
 };
+
+// Testbench shorthand: the fields in order (generated code names them; see layer_config_base).
+template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN, int NORM_LANES,
+          int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8, class KV_T = f32, int EW_VEC = 1,
+          int EW_GLU_VEC = EW_VEC, bool PIPE = false, int DATA_BITS = 128>
+struct layer_params {
+  typedef KV_T kv_t;
+  static const int hidden = HIDDEN, n_heads = N_HEADS, n_kv = N_KV, head_dim = HEAD_DIM, ffn = FFN, act = ACT;
+  static const bool subln = SUBLN, pipe = PIPE;
+  static const int norm_lanes = NORM_LANES, dot_lanes = DOT_LANES, kv_block = KV_BLOCK, max_t = MAX_T;
+  static const int max_ctx = MAX_CTX, bq = BQ, ew_vec = EW_VEC, ew_glu_vec = EW_GLU_VEC, data_bits = DATA_BITS;
+};
+template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN, int NORM_LANES,
+          int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8, class KV_T = f32, int EW_VEC = 1,
+          int EW_GLU_VEC = EW_VEC, bool PIPE = false, int DATA_BITS = 128>
+using layer_config = layer_traits<layer_params<HIDDEN, N_HEADS, N_KV, HEAD_DIM, FFN, ACT, SUBLN, NORM_LANES,
+                                               DOT_LANES, KV_BLOCK, MAX_T, MAX_CTX, BQ, KV_T, EW_VEC, EW_GLU_VEC,
+                                               PIPE, DATA_BITS> >;
 
 // Where one layer's parameters are: byte offsets of the seven encoded ternary matrices in the
 // weight image, their scales, and float offsets of the norm vectors in the parameter area.

@@ -10,7 +10,9 @@
 // multiply-accumulate chains. Both compute the exact integer partial sum of each row and step, so
 // everything after it (accumulators, output shift register, outputs, cycle counts) is lane-blind.
 //
-// Configuration (TlmmConfig):
+// Configuration, by name (the generated edgellm_config.h: struct tlmm_cfg : tlmm_config_base { static
+// const int G = 3; ... }, typedef tlmm_traits<tlmm_cfg> tlmm; testbenches: the positional shorthand
+// TlmmConfig<G, T, R, K_MAX, N_MAX, MAX_TOK, STORAGE, NPORTS, TP, OL, DL>):
 //   G        activations per group; tables have 3^G entries (default 3, TeLLMe's choice)
 //   T        tables per cycle and lane, a multiple of 5 (a chunk of G weight bytes holds 5 groups)
 //   R        output rows per cycle = tile height = bytes per weight beat (AXI width 8*R bits)
@@ -92,20 +94,30 @@
 
 namespace edgellm {
 
-template <int G_, int T_, int R_, int K_MAX_, int N_MAX_, int MAX_TOK_, int STORAGE_ = kStorageUram,
-          int NPORTS_ = 1, int TP_ = 1, int OL_ = 1, int DL_ = 0>
-struct TlmmConfig {
-  static constexpr int G = G_;
-  static constexpr int T = T_;
-  static constexpr int R = R_;
-  static constexpr int K_MAX = K_MAX_;
-  static constexpr int N_MAX = N_MAX_;
-  static constexpr int MAX_TOK = MAX_TOK_;
-  static constexpr int STORAGE = STORAGE_;
-  static constexpr int NPORTS = NPORTS_;
-  static constexpr int TP = TP_;
-  static constexpr int OL = OL_;
-  static constexpr int DL = DL_;
+// The optional fields' defaults; G, T, R, K_MAX, N_MAX and MAX_TOK have none (a named configuration
+// that leaves one out does not compile).
+struct tlmm_config_base {
+  static const int STORAGE = kStorageUram;
+  static const int NPORTS = 1;
+  static const int TP = 1;
+  static const int OL = 1;
+  static const int DL = 0;
+};
+
+// A named TLMM configuration P (tlmm_config_base's fields by name) with its derived values.
+template <class P>
+struct tlmm_traits : P {
+  static constexpr int G = P::G;
+  static constexpr int T = P::T;
+  static constexpr int R = P::R;
+  static constexpr int K_MAX = P::K_MAX;
+  static constexpr int N_MAX = P::N_MAX;
+  static constexpr int MAX_TOK = P::MAX_TOK;
+  static constexpr int STORAGE = P::STORAGE;
+  static constexpr int NPORTS = P::NPORTS;
+  static constexpr int TP = P::TP;
+  static constexpr int OL = P::OL;
+  static constexpr int DL = P::DL;
   static_assert(G >= 1 && G <= 4, "G must be 1..4");
   static_assert(T >= 5 && T % 5 == 0, "T must be a positive multiple of 5");
   static_assert(R >= 1 && R <= 128, "R must be 1..128 (beat of 8*R bits)");
@@ -174,6 +186,17 @@ struct TlmmConfig {
   typedef int64_t dsp_p_t;
 #endif
 };
+
+// Testbench shorthand: the fields in order (generated code names them; see tlmm_traits).
+template <int G_, int T_, int R_, int K_MAX_, int N_MAX_, int MAX_TOK_, int STORAGE_ = kStorageUram,
+          int NPORTS_ = 1, int TP_ = 1, int OL_ = 1, int DL_ = 0>
+struct tlmm_params {
+  static const int G = G_, T = T_, R = R_, K_MAX = K_MAX_, N_MAX = N_MAX_, MAX_TOK = MAX_TOK_;
+  static const int STORAGE = STORAGE_, NPORTS = NPORTS_, TP = TP_, OL = OL_, DL = DL_;
+};
+template <int G_, int T_, int R_, int K_MAX_, int N_MAX_, int MAX_TOK_, int STORAGE_ = kStorageUram,
+          int NPORTS_ = 1, int TP_ = 1, int OL_ = 1, int DL_ = 0>
+using TlmmConfig = tlmm_traits<tlmm_params<G_, T_, R_, K_MAX_, N_MAX_, MAX_TOK_, STORAGE_, NPORTS_, TP_, OL_, DL_> >;
 
 // Cycles (iterations of load_acts' loop) to load a block of nt tokens: one chunk per cycle.
 template <class CFG>

@@ -1,0 +1,101 @@
+"""The generated configuration's named structs (hls4ml style): one struct per kernel configuration, each
+field by name, derived from ModelConfig, NumericsPlan and DesignParams in one place per kernel.
+
+    struct layer_cfg : edgellm::layer_config_base { static const int hidden = 256; ... };
+    typedef edgellm::layer_traits<layer_cfg> layer;
+
+The C++ side (decoder_layer.h layer_config_base / layer_traits, tlmm.h tlmm_config_base / tlmm_traits,
+named_config.h for the LM head and the top) reads the fields by name, so two fields of equal value
+cannot be swapped by position; tests/test_codegen_named.py compiles a generated header and checks every
+field the kernels see against the Python parameters it came from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgellm.compiler.design import DesignParams, tlmm_tables
+from edgellm.models.config import ModelConfig
+from edgellm.models.numerics import NumericsPlan
+from edgellm.runtime.layout import k_max
+
+Field = tuple[str, Any, str]  # (C++ name, value, what it is)
+
+
+class CppType(str):
+    """A C++ type (a typedef field of a generated config struct)."""
+
+
+def cpp_struct(name: str, base: str, fields: list[Field]) -> str:
+    """struct name : base { one named field per entry: typedef (CppType), static const bool (bool) or
+    static const int (int, or an int-valued C++ expression) }, each with its comment."""
+    lines = [f"struct {name} : {base} {{"]
+    for field, value, what in fields:
+        if isinstance(value, CppType):
+            decl = f"typedef {value} {field};"
+        elif isinstance(value, bool):
+            decl = f"static const bool {field} = {str(value).lower()};"
+        else:
+            decl = f"static const int {field} = {value};"
+        lines.append(f"  {decl}  // {what}")
+    return "\n".join(lines + ["};"])
+
+
+def layer_fields(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams, max_t: int,
+                 max_ctx: int) -> list[Field]:
+    """The layer's named configuration (decoder_layer.h layer_config_base / layer_traits)."""
+    act = "edgellm::ACT_RELU2" if cfg.act == "relu2" else "edgellm::ACT_SILU"
+    return [
+        ("hidden", cfg.hidden_size, "model hidden size"), ("n_heads", cfg.n_heads, "query heads"),
+        ("n_kv", cfg.n_kv_heads, "KV heads"), ("head_dim", cfg.head_dim, "head dimension"),
+        ("ffn", cfg.ffn_size, "FFN width"), ("act", act, f"FFN activation ({cfg.act})"),
+        ("subln", bool(cfg.subln), "SubLN norms"),
+        ("norm_lanes", numerics.norm_lanes, "numerics plan: RMSNorm sum-of-squares lanes"),
+        ("dot_lanes", numerics.dot_lanes, "numerics plan: attention dot-product lanes"),
+        ("kv_block", numerics.kv_block, "numerics plan: keys per online-softmax block"),
+        ("max_t", max_t, "tokens per call"), ("max_ctx", max_ctx, "KV cache positions"),
+        ("bq", design.attn_q_block, "design attn_q_block: prefill queries per K/V tile"),
+        ("kv_t", CppType(f"edgellm::{numerics.kv_dtype}"),
+         f"numerics plan kv_dtype {numerics.kv_dtype} (f16: binary16 bit patterns, kv_cache.h)"),
+        ("ew_vec", design.ew_vec, "design ew_vec: element-wise elements per cycle"),
+        ("ew_glu_vec", design.glu_vec, "design glu_vec: elements per cycle of the GLU act * u pass"),
+        ("pipe", bool(design.prefill_pipeline), "design prefill_pipeline"),
+        ("data_bits", design.data_port_width_bits, "design data_port_width_bits: data / act port beat"),
+    ]
+
+
+def tlmm_fields(cfg: ModelConfig, design: DesignParams, max_t: int, stream_ports: int) -> list[Field]:
+    """The TLMM engine's named configuration (tlmm.h tlmm_config_base / tlmm_traits)."""
+    storage = {"uram": "edgellm::kStorageUram", "bram": "edgellm::kStorageBram",
+               "lutram": "edgellm::kStorageLutram"}[design.weight_buffer]
+    return [
+        ("G", design.group_size, "activations per table group"),
+        ("T", tlmm_tables(design), f"tables per cycle (design tables {design.tables}, a multiple of 5)"),
+        ("R", design.rows, "rows per tile = bytes per weight beat"),
+        ("K_MAX", k_max(cfg), "largest linear input"), ("N_MAX", k_max(cfg), "largest linear output"),
+        ("MAX_TOK", min(design.prefill_token_block, max_t), "tokens sharing each weight tile"),
+        ("STORAGE", storage, f"design weight_buffer {design.weight_buffer}"),
+        ("NPORTS", stream_ports, "weight ports streaming each tile"),
+        ("TP", design.token_lanes, "token lanes"), ("OL", design.out_lanes, "outputs per cycle"),
+        ("DL", design.dsp_lanes, "DSP token lanes (the last of the token lanes)"),
+    ]
+
+
+def head_fields(cfg: ModelConfig, beat_bytes: int, top_k: int, head_ports: int) -> list[Field]:
+    """The LM head's named configuration (named_config.h lm_head_config_base / lm_head_traits)."""
+    return [
+        ("P", beat_bytes, "int8 MACs per cycle and port = bytes per weight beat"),
+        ("HID_MAX", cfg.hidden_size, "hidden size"), ("V_MAX", cfg.vocab_size, "vocabulary"),
+        ("MAX_TOK", 1, "tokens per call"), ("K_TOP", max(top_k, 1), "top-k"),
+        ("NPORTS", head_ports, "weight ports streaming rows"),
+    ]
+
+
+def top_fields(cfg: ModelConfig, design: DesignParams) -> list[Field]:
+    """The top's named configuration (named_config.h top_config_base / top_traits)."""
+    return [
+        ("layer", CppType("edgellm_cfg::layer"), "the layer"),
+        ("mm", CppType("edgellm_cfg::mm"), "the ternary linears' policy"),
+        ("head", CppType("edgellm_cfg::head"), "the LM head"), ("n_layers", cfg.n_layers, "layers"),
+        ("vocab", cfg.vocab_size, "vocabulary"), ("fetch_depth", design.fetch_depth, "words per weight FIFO"),
+    ]
