@@ -22,7 +22,7 @@ MAX_BUFFER = 1 << 32  # 32-bit offsets: the accelerator addresses at most 4 GiB
 REASONS = {
     "ST_MISMATCH": "does not match the compiled design",
     "ST_RANGE": "points outside the {buf}-byte buffer",
-    "ST_ALIGN": "is not aligned to its port's beat (regions: the data beat; weights: the weight beat; the "
+    "ST_ALIGN": "is not aligned to its port's beat (regions: the data beat, weights: the weight beat, the "
                 "program: 4 bytes)",
     "ST_LIMIT": "exceeds what the compiled design runs",
     "ST_FLOAT": "is not a finite float (eps and scales: > 0)",
@@ -124,10 +124,10 @@ class _Check:
             self.code, self.field, self.value = itf.STATUS[code], field, int(value) & 0xFFFFFFFF
 
     def span(self, field: int, value: int, start: int, nbytes: int, align: int) -> None:
+        if start + nbytes > self.buf:  # outside is the first thing to say about an offset
+            self.fail("ST_RANGE", field, value)
         if start % align:
             self.fail("ST_ALIGN", field, value)
-        if start + nbytes > self.buf:
-            self.fail("ST_RANGE", field, value)
 
     def raise_if_bad(self, what: str) -> None:
         if self.code != itf.ST_OK:

@@ -67,11 +67,11 @@ inline void check_fail(CheckResult &r, uint32_t code, uint32_t field, uint32_t v
   }
 }
 
-// [start, start + bytes) inside a buffer of buf bytes; start a multiple of align bytes.
+// [start, start + bytes) inside a buffer of buf bytes (reported first), start a multiple of align bytes.
 inline void check_span(CheckResult &r, uint32_t field, uint32_t value, u64_t start, u64_t bytes, u64_t buf,
                        u64_t align) {
-  if (start % align != 0) check_fail(r, ST_ALIGN, field, value);
   if (start + bytes > buf) check_fail(r, ST_RANGE, field, value);
+  if (start % align != 0) check_fail(r, ST_ALIGN, field, value);
 }
 
 // A float bit pattern that is finite (and, when positive, > 0).
