@@ -35,6 +35,7 @@ from edgellm.models import train_tiny as tt
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel
 from edgellm.models.loaders import load_gguf, load_model
+from edgellm.models.loaders.gguf_quants import FORMATS
 from edgellm.models.loaders.gguf_write import write_gguf
 from edgellm.models.loaders.gptq_write import save_gptq
 from edgellm.models.torch_ref import TorchModel
@@ -169,26 +170,32 @@ def measure(out: Path, steps: int, threads: int) -> dict:
 
 
 def bits_per_weight(qm: QuantModel) -> float:
-    """Code bits plus the float32 scale and offset per group, over all decoder linears (as held)."""
-    bits = n = 0
+    """Bits per decoder-linear weight as the file stores them: a GGUF type's block bytes * 8 / block
+    elements; GPTQ: bits + (16-bit scale + a bits-wide zero) / group_size."""
+    bits = n = 0.0
     for L in qm.layers:
         for lin in L.linears().values():
             o, k = lin.shape
-            bits += o * k * lin.bits + o * (k // lin.group) * 64
+            if lin.source in FORMATS:
+                _, _, per_block, nbytes = FORMATS[lin.source]
+                bits += o * k * 8 * nbytes / per_block
+            else:  # gptq<b>
+                g = qm.meta["group_size"] if qm.meta["group_size"] > 0 else k
+                bits += o * k * (lin.bits + (16 + lin.bits) / g)
             n += o * k
     return bits / n
 
 
 def table(res: dict) -> str:
     """The README table."""
-    lines = ["| weights | golden W{b}A8 ppl | float-activation ppl, same weights | ratio | top-1 agreement |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| weights | bits/weight | golden W{b}A8 ppl | float-activation ppl, same weights | ratio | "
+             "top-1 agreement |", "| --- | --- | --- | --- | --- | --- |"]
     for r in res["rows"]:
         if "golden_ppl" not in r:
-            lines.append(f"| {r['variant']} | - | {r['float_ppl']:.2f} | - | - |")
+            lines.append(f"| {r['variant']} | 32 | - | {r['float_ppl']:.2f} | - | - |")
             continue
-        lines.append(f"| {r['variant']} | {r['golden_ppl']:.2f} | {r['float_ppl']:.2f} | "
-                     f"{r['ppl_ratio']:.4f} | {100 * r['top1_agreement']:.1f}% |")
+        lines.append(f"| {r['variant']} | {r['bits_per_weight']:.2f} | {r['golden_ppl']:.2f} | "
+                     f"{r['float_ppl']:.2f} | {r['ppl_ratio']:.4f} | {100 * r['top1_agreement']:.1f}% |")
     return "\n".join(lines)
 
 
