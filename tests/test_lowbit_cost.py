@@ -129,3 +129,39 @@ def test_decode_never_beats_its_ddr_bound() -> None:
     run = cl.run_seconds(cfg, board, m, eng, p, 1, p.decode_context)
     tok_s = 1.0 / sum(run.values())
     assert tok_s < cl.ddr_bound_tokens_per_s(cfg, board, m, p, eng)
+
+
+def _counts(m: cl.LowbitModel) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for layer in m.layers:
+        for f in layer.values():
+            out[f.name] = out.get(f.name, 0) + 1
+    return out
+
+
+def test_llama_cpp_mixes() -> None:
+    """llama.cpp's llama_tensor_get_type rules: Q4_K_M's use_more_bits layers (16 layers: 0, 1, 4, 7,
+    10, 13, 14, 15) give attn_v and ffn_down Q6_K; Qwen2.5-0.5B's 896-wide rows fall back to Q5_0 /
+    Q8_0, its head to Q8_0."""
+    llama, qwen = PRESETS["llama-3.2-1b"], PRESETS["qwen2.5-0.5b"]
+    m = cl.llama_cpp_mix(llama, "Q4_K_M")
+    assert _counts(m) == {"Q4_K": 96, "Q6_K": 16} and m.head.name == "Q6_K"
+    more = [i for i, layer in enumerate(m.layers) if layer["v"].name == "Q6_K"]
+    assert more == [0, 1, 4, 7, 10, 13, 14, 15]
+    assert _counts(cl.llama_cpp_mix(llama, "Q4_0")) == {"Q4_0": 112}
+    q = cl.llama_cpp_mix(qwen, "Q4_K_M")
+    assert _counts(q) == {"Q5_0": 132, "Q8_0": 12, "Q6_K": 12, "Q4_K": 12} and q.head.name == "Q8_0"
+    assert q.layers[0]["q"].sb == 4  # 28 groups of 32 a row: 4 per-group scales a record
+    q2 = cl.llama_cpp_mix(llama, "Q2_K")
+    assert q2.layers[3]["v"].name == "Q4_K" and q2.layers[3]["down"].name == "Q3_K"
+    with pytest.raises(EdgeLLMError, match="unknown file type"):
+        cl.llama_cpp_mix(llama, "Q9_X")
+
+
+def test_search_fits_and_stays_under_the_bound() -> None:
+    cfg, board = PRESETS["qwen2.5-0.5b"], load_board("kv260")
+    m = cl.llama_cpp_mix(cfg, "Q4_0")
+    eng, vec = cl.search(cfg, board, m)
+    assert cl.fits(cfg, board, eng, vec)
+    r = cl.project(cfg, board, m, eng, vec)
+    assert 0 < r["decode"] < r["bound"] and r["ttft"] > 0

@@ -15,13 +15,16 @@ stages, unlike the ternary fetcher), so the projection is conservative there.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 
 from edgellm.boards import Board
 from edgellm.compiler.cost import attention as cost_attention
+from edgellm.compiler.cost import axi as cost_axi
+from edgellm.compiler.cost import resource_model
 from edgellm.compiler.cost.ddr import activation_bytes, bandwidth
-from edgellm.compiler.cost.memory import Resources
+from edgellm.compiler.cost.memory import Resources, total_of
 from edgellm.compiler.cost.model import HOST_CALL_S, HOST_SAMPLE_S_PER_VOCAB, elementwise_gaps
 from edgellm.compiler.design import DesignParams, kv_bytes_per_token
 from edgellm.errors import EdgeLLMError
@@ -264,3 +267,100 @@ def run_seconds(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngin
     head = linear_seconds(cfg.vocab_size, cfg.hidden_size, m.head, eng, 1, f, wbps)
     host = calls * HOST_CALL_S * p.ip_calls_per_token + cfg.vocab_size * HOST_SAMPLE_S_PER_VOCAB
     return {"linears": lin, "vector": vec, "lm_head": head, "host": host}
+
+
+# --- GGUF mixes and the design search (bench/lowbit_projections.py prints them) ------------------
+DEFAULT = {"Q4_0": "Q4_0", "Q4_K_M": "Q4_K", "Q2_K": "Q2_K"}
+FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+BLOCK = {"Q4_0": 32, "Q4_1": 32, "Q5_0": 32, "Q5_1": 32, "Q8_0": 32, "Q2_K": 256, "Q3_K": 256, "Q4_K": 256,
+         "Q5_K": 256, "Q6_K": 256}
+
+
+def use_more_bits(i: int, n: int) -> bool:
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def _gguf_type(name: str, n_in: int) -> str:
+    if n_in % BLOCK[name] == 0:
+        return name
+    if name not in FALLBACK:
+        raise EdgeLLMError(f"low-bit mix: no fallback for {name} at input size {n_in}")
+    return FALLBACK[name]
+
+
+def llama_cpp_mix(cfg: ModelConfig, ftype: str) -> LowbitModel:
+    """The tensor types llama.cpp's quantizer (src/llama-quant.cpp, llama_tensor_get_type) gives a model
+    at file type `ftype` (Q4_0, Q4_K_M, Q2_K), as engine formats: every linear takes the file type's
+    default type except the LM head (the token embedding of a tied model): Q6_K, or Q8_0 when the
+    hidden size is not a multiple of the default type's block; Q4_K_M: attn_v and ffn_down Q6_K where
+    use_more_bits(i, n) holds; Q2_K: attn_v Q4_K (GQA >= 4) or Q3_K, ffn_down and attn_output Q3_K; a
+    K-quant whose input size is not a multiple of 256 falls back (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K ->
+    Q8_0)."""
+    if ftype not in DEFAULT:
+        raise EdgeLLMError(f"low-bit mix: unknown file type {ftype!r} (one of {', '.join(DEFAULT)})")
+    base = DEFAULT[ftype]
+    sh = cfg.linear_shapes()
+    layers = []
+    for i in range(cfg.n_layers):
+        t = dict.fromkeys(sh, base)
+        if ftype == "Q4_K_M" and use_more_bits(i, cfg.n_layers):
+            t["v"] = t["down"] = "Q6_K"
+        if ftype == "Q2_K":
+            t["v"] = "Q4_K" if cfg.n_heads // cfg.n_kv_heads >= 4 else "Q3_K"
+            t["down"] = t["o"] = "Q3_K"
+        layers.append({n: fit(FORMATS[_gguf_type(t[n], sh[n][1])], sh[n][1]) for n in sh})
+    head = "Q8_0" if cfg.hidden_size % BLOCK[base] else "Q6_K"
+    return LowbitModel(tuple(layers), fit(FORMATS[_gguf_type(head, cfg.hidden_size)], cfg.hidden_size))
+
+
+# (attention lanes, K/V tile, element-wise vector) of the vector engines the search may pair with the
+# low-bit engines (DesignParams fields; the ternary DSE's defaults last)
+VECTOR = ((4, 8, 1), (4, 8, 2), (8, 16, 2), (16, 32, 4))
+
+
+def design(board: Board, eng: LowbitEngine, vec: tuple[int, int, int] = VECTOR[-1],
+            clock_mhz: float | None = None) -> DesignParams:
+    return DesignParams(clock_mhz=clock_mhz or board.pl_clock_mhz, weight_ports=eng.engines * eng.ports,
+                        prefill_token_block=eng.max_tokens, attn_lanes=vec[0], attn_kv_block=vec[1],
+                        ew_vec=vec[2])
+
+
+def fits(cfg: ModelConfig, board: Board, eng: LowbitEngine, vec: tuple[int, int, int]) -> bool:
+    from edgellm.compiler.estimate import fits_board  # estimate imports the cost modules
+
+    p = design(board, eng, vec)
+    ew, attn = resource_model.vector_kernels(cfg, p)
+    total = total_of([resources(eng), ew, attn, cost_axi.resources(p), resource_model.PLATFORM])
+    return not fits_board(total, board)
+
+
+def project(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
+            vec: tuple[int, int, int], clock_mhz: float | None = None) -> dict[str, float]:
+    p = design(board, eng, vec, clock_mhz)
+    dec = run_seconds(cfg, board, m, eng, p, 1, p.decode_context)
+    pre = run_seconds(cfg, board, m, eng, p, 128, 0)  # TTFT(128)
+    return {"decode": 1.0 / sum(dec.values()), "ttft": sum(pre.values()),
+            "bound": ddr_bound_tokens_per_s(cfg, board, m, p, eng)}
+
+
+def search(cfg: ModelConfig, board: Board, m: LowbitModel) -> tuple[LowbitEngine, tuple[int, int, int]]:
+    """The engines (E x ports per engine), token lanes, record decoders and vector engines' size (VECTOR)
+    with the highest decode rate, then the lowest TTFT(128), then the fewest LUTs, among those whose
+    resources (engines, element-wise engine, attention, AXI, platform) fit the board's routing headroom
+    (estimate.UTIL_LIMITS), in the board's scenario."""
+    groups = [f.group for layer in m.layers for f in layer.values()] + [m.head.group]
+    best = None
+    ports = min(4, len(board.hp_port_names))
+    shapes = [(e, w) for e in (1, 2, 4) for w in (1, 2, 4) if e * w <= ports]
+    for (e, w), tp, rd, vec in itertools.product(shapes, (1, 2, 4, 8), (1, 2, 4), VECTOR):
+        eng = LowbitEngine(rows=max(32, 32 * w), max_tokens=max(8, tp), max_group=max(groups),
+                              token_lanes=tp, engines=e, max_k=8192, ports=w, record_decoders=rd)
+        if not fits(cfg, board, eng, vec):
+            continue
+        r = project(cfg, board, m, eng, vec)
+        key = (-round(r["decode"], 2), round(r["ttft"], 3), resources(eng).lut)
+        if best is None or key < best[0]:
+            best = (key, (eng, vec))
+    if best is None:
+        raise EdgeLLMError(f"no low-bit engine configuration fits {board.name}")
+    return best[1]
