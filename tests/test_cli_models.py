@@ -72,7 +72,7 @@ def test_hub_id_from_a_populated_cache_without_the_hub(hub_cache: Path, offline:
 def test_hub_id_missing_everywhere_says_what_to_do(tmp_path: Path) -> None:
     env = {"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_ENDPOINT": UNREACHABLE, "HF_HUB_OFFLINE": ""}
     line = _one_error(_edgellm("estimate", "1bitLLM/bitnet_b1_58-large", "--board", "pynq_z2", env=env),
-                      "model 1bitLLM/bitnet_b1_58-large: not in the Hugging Face cache",
+                      "model 1bitLLM/bitnet_b1_58-large: no such local path, not in the Hugging Face cache",
                       "the hub cannot be reached", "hf download 1bitLLM/bitnet_b1_58-large",
                       "--preset bitnet_b1_58-large")
     assert str(tmp_path / "empty") in line

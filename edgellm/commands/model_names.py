@@ -61,9 +61,10 @@ def _hub_cache() -> str:
 def _not_found(repo_id: str, why: str) -> EdgeLLMError:
     preset = HUB_PRESETS.get(repo_id)
     hint = f"; or --preset {preset} for a random-weight model of its shapes" if preset else ""
-    return EdgeLLMError(f"model {repo_id}: not in the Hugging Face cache ({_hub_cache()}) and not fetched "
-                        f"({why}); download it where the hub is reachable (hf download {repo_id}) and copy "
-                        f"the cache here, or pass a local checkpoint path{hint}")
+    return EdgeLLMError(f"model {repo_id}: no such local path, not in the Hugging Face cache "
+                        f"({_hub_cache()}) and not fetched ({why}); download it where the hub is reachable "
+                        f"(hf download {repo_id}) and copy the cache here, or pass a local checkpoint "
+                        f"path{hint}")
 
 
 def _why(e: Exception) -> str:
