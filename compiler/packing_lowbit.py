@@ -273,6 +273,14 @@ def pack_lowbit(w: GroupQuant, rows: int = 32, beat_bits: int = BEAT_BITS) -> Lo
     return LowbitImage(data, codec, bits, gs, out, n_in, rows, pblk.shape[2], cblk.shape[2], beat_bits)
 
 
+def port_images(img: LowbitImage) -> list[np.ndarray]:
+    """The image as the engine's weight ports hold it: beat_bits / 128 byte arrays, port u carrying
+    128-bit column u of every engine beat (lowbit_mm.h lb_read)."""
+    ports = img.beat_bits // BEAT_BITS
+    cols = img.data.reshape(-1, ports, BEAT_BYTES)
+    return [np.ascontiguousarray(cols[:, u, :]).reshape(-1) for u in range(ports)]
+
+
 def _take(bits: np.ndarray, pos: int, width: int) -> np.ndarray:
     """The width-bit field at bit `pos` of every record (rows of `bits`) as uint64."""
     return (bits[:, pos:pos + width].astype(np.uint64) << np.arange(width, dtype=np.uint64)).sum(axis=1)

@@ -136,3 +136,15 @@ def test_truncated_image_is_refused() -> None:
                            img.code_block_bits)
     with pytest.raises(EdgeLLMError, match="the shape and codec need"):
         pl.unpack_lowbit(short)
+
+
+def test_port_images() -> None:
+    """A 512-bit-beat image splits into four port images, port u holding bytes 16u .. 16u+15 of every beat."""
+    w = _kquant(np.random.default_rng(5), 128, 512, 4, 32, 6)
+    img = pl.pack_lowbit(w, rows=128, beat_bits=512)
+    ports = pl.port_images(img)
+    assert len(ports) == 4 and all(p.size == img.data.size // 4 for p in ports)
+    beats = img.data.reshape(-1, 64)
+    for u, p in enumerate(ports):
+        assert np.array_equal(p.reshape(-1, 16), beats[:, 16 * u:16 * u + 16])
+    assert len(pl.port_images(pl.pack_lowbit(w))) == 1

@@ -1,6 +1,6 @@
 // ctypes entry points for the low-bit matmul engine (hw/include/edgellm/lowbit_mm.h;
-// tests/test_hw_lowbit.py). The stream arrives as bytes and is copied into 128-bit beats, the
-// element type of the synthesized weight port.
+// tests/test_hw_lowbit.py). The stream arrives as bytes and is split into one buffer of 128-bit beats
+// per weight port (the element type of the synthesized weight ports).
 #include <ap_int.h>
 
 #include <cstdint>
@@ -42,13 +42,19 @@ static int run(const int32_t *fields, const uint8_t *w, long n_bytes, long first
   const long bb = C::BW / 8;  // bytes per engine beat
   if (n_bytes % bb || n_tok > C::MAXT || d.k > C::MAXK || d.group > C::MAXG) return -1;
   if (first_beat + lb_stream_beats(d, C::R, C::BW) > n_bytes / bb) return -2;
-  std::vector<typename C::beat_t> beats(n_bytes / bb);
-  for (long i = 0; i < n_bytes / bb; i++) {
-    typename C::beat_t b = 0;
-    for (int j = 0; j < bb; j++) b.range(8 * j + 7, 8 * j) = w[bb * i + j];
-    beats[i] = b;
+  // one buffer per weight port: port u gets 128-bit column u of every engine beat
+  // (packing_lowbit.port_images); the others are poisoned and never read
+  const long n = n_bytes / bb;
+  std::vector<lb_beat_t> port[4];
+  for (int u = 0; u < 4; u++) {
+    port[u].assign(n, lb_beat_t(0));
+    for (long i = 0; i < n; i++) {
+      lb_beat_t b = 0;
+      for (int j = 0; j < 16; j++) b.range(8 * j + 7, 8 * j) = u < C::PORTS ? w[bb * i + 16 * u + j] : 0xA5;
+      port[u][i] = b;
+    }
   }
-  lowbit_mm<C>(d, beats.data(), first_beat, x, qs, n_tok, y);
+  lowbit_mm<C>(d, port[0].data(), port[1].data(), port[2].data(), port[3].data(), first_beat, x, qs, n_tok, y);
   return 0;
 }
 

@@ -78,6 +78,7 @@ template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1, in
           int RD_ = 1>
 struct LowbitConfig {
   enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_, BW = BW_, RD = RD_,
+         PORTS = BW_ / kLbBeatBits,                        // weight ports read per iteration
          NIB = BW_ / 4,                                    // table lookups per beat and token lane
          LANES = BW_ / 16,                                 // rows per beat at G 16
          NW = (kLbMaxRecordBits + BW_ - 1) / BW_ + 1,      // beats a record can touch
@@ -159,15 +160,32 @@ inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitT
   lb_record((lb_window_t)rec.range(511, 0), d, s, m);
 }
 
+// Engine beat i: beat i of each of the BW / 128 weight ports, port u in bits 128u .. 128u+127 (one read
+// of each port in use; the ports past BW / 128 are never read).
+template <class C>
+inline typename C::beat_t lb_read(const lb_beat_t *w0, const lb_beat_t *w1, const lb_beat_t *w2,
+                                  const lb_beat_t *w3, long i) {
+#pragma HLS INLINE
+  typename C::beat_t b = 0;
+  b.range(127, 0) = w0[i];
+  if (C::PORTS > 1) b.range(C::BW > 128 ? 255 : 127, C::BW > 128 ? 128 : 0) = w1[i];
+  if (C::PORTS > 2) {
+    b.range(C::BW > 256 ? 383 : 127, C::BW > 256 ? 256 : 0) = w2[i];
+    b.range(C::BW > 256 ? 511 : 127, C::BW > 256 ? 384 : 0) = w3[i];
+  }
+  return b;
+}
+
 // A parameter block's beats into pbuf: one beat per iteration.
 template <class C>
-void lb_read_params(const typename C::beat_t *w, long &pos, int nbeats, typename C::beat_t pbuf[C::PB_MAX]) {
+void lb_read_params(const lb_beat_t *w0, const lb_beat_t *w1, const lb_beat_t *w2, const lb_beat_t *w3,
+                    long &pos, int nbeats, typename C::beat_t pbuf[C::PB_MAX]) {
 params:
   for (int b = 0; b < nbeats; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::PB_MAX
 #pragma HLS PIPELINE II = 1
     EDGELLM_LB_COUNT(kLbParams);
-    pbuf[b] = w[pos + b];
+    pbuf[b] = lb_read<C>(w0, w1, w2, w3, pos + b);
   }
   pos += nbeats;
 }
@@ -252,7 +270,8 @@ inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more, 
 // token t: the tables at the group's first beat, 32 lookups, P[t][lane] += sum << b, the float step
 // after a row set's last plane; and one record of P_{i+1} per iteration once it is on chip.
 template <class C>
-void lb_block(const typename C::beat_t *w, long &pos, const LowbitTensor &d, int n_tok, int kb,
+void lb_block(const lb_beat_t *w0, const lb_beat_t *w1, const lb_beat_t *w2, const lb_beat_t *w3, long &pos,
+              const LowbitTensor &d, int n_tok, int kb,
               const int8_t xrow[C::MAXT][C::MAXK], const LbBlockIo<C> &io, f32 (&acc)[C::MAXT][C::R]) {
   static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
   static int32_t ssum[C::MAXT];
@@ -289,7 +308,7 @@ void lb_block(const typename C::beat_t *w, long &pos, const LowbitTensor &d, int
       const bool codes_it = c >= 0 && c < d.sb * g_iters;
       const bool fresh = it < pbeats || (codes_it && c % n_tb == 0);  // one beat read at most
       typename C::beat_t in = 0;
-      if (fresh) in = w[pos + (it < pbeats ? it : pbeats + c / n_tb)];
+      if (fresh) in = lb_read<C>(w0, w1, w2, w3, pos + (it < pbeats ? it : pbeats + c / n_tb));
       if (it < pbeats) {  // P_{i+1}
         io.pnext[it] = in;
         continue;
@@ -335,11 +354,14 @@ void lb_block(const typename C::beat_t *w, long &pos, const LowbitTensor &d, int
   pos += pbeats + d.sb * g_iters / n_tb;
 }
 
-// y (n_tok, n_out) = lowbit_linear(x, qs, W) for the tensor d whose stream starts at beat w_beat of w.
+// y (n_tok, n_out) = lowbit_linear(x, qs, W) for the tensor d whose stream starts at beat w_beat of the
+// weight ports w0 .. w{PORTS-1} (packing_lowbit.port_images: port u holds 128-bit column u of every
+// engine beat; pass any pointer for the ports past PORTS: they are never read).
 // x: int8 (n_tok, k); n_tok <= MAXT; d.k <= MAXK; d.group <= MAXG. Blocks i = (tile, super-block) in
 // stream order: P_0 up front, then per block one loop (lb_block) reading P_{i+1} and C_i.
 template <class C>
-void lowbit_mm(const LowbitTensor &d, const typename C::beat_t *w, long w_beat, const int8_t *x,
+void lowbit_mm(const LowbitTensor &d, const lb_beat_t *w0, const lb_beat_t *w1, const lb_beat_t *w2,
+               const lb_beat_t *w3, long w_beat, const int8_t *x,
                const f32 *qs, int n_tok, f32 *y) {
   static int8_t xrow[C::MAXT][C::MAXK];
   static typename C::beat_t pbuf[2][C::PB_MAX];
@@ -352,7 +374,7 @@ void lowbit_mm(const LowbitTensor &d, const typename C::beat_t *w, long w_beat, 
   const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R, n_blk = tiles * nsbr;
   long pos = w_beat;
   lb_load_acts<C>(x, n_tok, d.k, xrow);
-  lb_read_params<C>(w, pos, lb_param_beats(d, C::R, C::BW), pbuf[0]);
+  lb_read_params<C>(w0, w1, w2, w3, pos, lb_param_beats(d, C::R, C::BW), pbuf[0]);
   int dec = 0;
   lb_decode_rest<C>(pbuf[0], d, dec, s[0], m[0]);
 blocks:
@@ -366,7 +388,7 @@ blocks:
       }
     }
     const LbBlockIo<C> io = {s[cur], m[cur], pbuf[cur ^ 1], s[cur ^ 1], m[cur ^ 1], i + 1 < n_blk};
-    lb_block<C>(w, pos, d, n_tok, kb, xrow, io, acc);
+    lb_block<C>(w0, w1, w2, w3, pos, d, n_tok, kb, xrow, io, acc);
     if (kb == nsbr - 1) {
     out:
       for (int o = 0; o < n_tok * C::R; o++) {
