@@ -1,8 +1,10 @@
 """ModelGraph: the compiler's IR. Ops with shapes and quantization parameters, and a verifier.
 
 A graph is a list of ops in execution order over named tensors. Weights live in `params` (numpy
-arrays or TernaryLinear objects from the QuantModel); passes attach encoded blobs and attributes.
-`verify()` can run after every pass (pipeline.run_passes does).
+arrays or TernaryLinear objects from the QuantModel); the fusion passes (compiler/passes/) rewrite the
+ops and record what they fused in each op's attrs. `verify()` runs after the frontend and after every
+pass (compiler/steps.py step_frontend, step_fuse). The graph is a checked description: the memory plan
+(compiler/memory_plan.py) reads the QuantModel and codegen the design, neither the graph.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ OP_KINDS: dict[str, tuple[int, int]] = {
     "act_gate": (2, 1),  # (gate, up) -> f
     "residual": (2, 1),
     "lm_head": (2, 1),  # (q8, qs) of the final norm -> logits
-    # produced by fuse_elementwise
+    # produced by the fusion passes (fuse_norm_quant, fuse_linear_epilogues)
     "norm_quant": (1, 2),  # rmsnorm + quantize
     "linear_group": (-1, -1),  # (q8, qs, residual?) -> ternary linears sharing one input + epilogues
 }
@@ -64,8 +66,6 @@ class ModelGraph:
     tensors: dict[str, TensorSpec] = field(default_factory=dict)
     ops: list[Op] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
-    blobs: dict[str, bytes] = field(default_factory=dict)  # encoded weights, by param name
-    attrs: dict[str, Any] = field(default_factory=dict)
 
     def tensor(self, name: str, width: int, dtype: str = "f32") -> str:
         """Declare an activation tensor; returns its name."""
@@ -78,10 +78,6 @@ class ModelGraph:
         """Append an op."""
         self.ops.append(op)
         return op
-
-    def ops_of(self, kind: str) -> list[Op]:
-        """All ops of one kind, in order."""
-        return [o for o in self.ops if o.kind == kind]
 
 
 def verify(g: ModelGraph) -> None:

@@ -1,5 +1,6 @@
-"""Pass: lay out the accelerator's DDR buffer (header, weights, params, tables, KV cache,
-activations, scratch, program) and build its static image (what weights.bin holds).
+"""The memory plan: the accelerator's DDR buffer laid out (header, weights, params, tables, KV cache,
+activations, scratch, program) and its static image built (what weights.bin holds), from the
+QuantModel's weights and the design's sizes. Not a graph pass: it reads no IR.
 
 Every region starts on a 4 KiB boundary (AXI bursts never cross 4 KiB) and every item on
 `align` bytes (the widest AXI port's beat). The static part [0, static_bytes) is written once
@@ -14,10 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgellm.compiler import interface as itf
-from edgellm.compiler.ir import ModelGraph
 from edgellm.errors import EdgeLLMError
 from edgellm.models.numerics import rope_tables
-from edgellm.models.weights import TernaryLinear
+from edgellm.models.weights import QuantModel, TernaryLinear
 
 PAGE = 4096
 Encoder = Callable[[TernaryLinear], np.ndarray]  # -> uint8 bytes of one matrix in DDR
@@ -69,12 +69,19 @@ class _Layout:
         return self.regions[name].offset
 
 
-def plan_memory(g: ModelGraph, encode: Encoder, max_t: int, max_ctx: int, scratch_floats: int,
+def _norm(qm: QuantModel, i: int, name: str) -> np.ndarray | None:
+    """Layer i's norm gain `name` (interface.NORM_ORDER); the SubLN gains only for SubLN models."""
+    if name.endswith("_sub_norm") and not qm.config.subln:
+        return None
+    return getattr(qm.layers[i], name)
+
+
+def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scratch_floats: int,
                 scratch_i8: int, tap_floats: int, align: int = 64, top_k: int = 8,
                 kv_elem_bytes: int = 4) -> MemoryPlan:
-    """Lay out the buffer for graph g (params from the QuantModel) with the given encoder.
+    """Lay out the buffer for the model's weights with the given encoder.
     kv_elem_bytes: KV cache element size, NumericsPlan.kv_elem_bytes (4: f32, 2: f16)."""
-    c = g.config
+    c = qm.config
     if max_ctx > c.max_context:
         raise EdgeLLMError(f"max_ctx {max_ctx} exceeds the model's context {c.max_context}")
     if kv_elem_bytes not in (2, 4):
@@ -100,7 +107,7 @@ def plan_memory(g: ModelGraph, encode: Encoder, max_t: int, max_ctx: int, scratc
     for i in range(c.n_layers):
         w_off, w_scale = [], []
         for n in itf.LINEAR_ORDER:
-            lin: TernaryLinear = g.params[f"layers.{i}.{n}"]
+            lin: TernaryLinear = qm.layers[i].linears()[n]
             b = np.ascontiguousarray(encode(lin), dtype=np.uint8).ravel()
             w_off.append(w_cursor)
             w_scale.append(float(lin.scale))
@@ -112,11 +119,11 @@ def plan_memory(g: ModelGraph, encode: Encoder, max_t: int, max_ctx: int, scratc
             w_cursor += padded
         p_off = []
         for n in itf.NORM_ORDER:
-            key = f"layers.{i}.{n}"
-            p_off.append(add_floats(g.params[key]) if key in g.params else 0)
+            gain = _norm(qm, i, n)
+            p_off.append(add_floats(gain) if gain is not None else 0)
         ld_rows.append(itf.layer_desc(w_off, w_scale, p_off))
-    final_norm = add_floats(g.params["final_norm"])
-    head = g.params["lm_head"]
+    final_norm = add_floats(qm.final_norm)
+    head = qm.lm_head
     cos, sin = rope_tables(c.head_dim, max_ctx, c.rope_theta, c.rope_freq_factors)
 
     lay = _Layout()

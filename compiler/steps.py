@@ -36,7 +36,7 @@ def step_load(ctx: BuildContext) -> None:
 
 
 def step_frontend(ctx: BuildContext) -> None:
-    """QuantModel -> ModelGraph, verified."""
+    """QuantModel -> ModelGraph, verified (a model the hardware cannot run is refused here)."""
     from edgellm.compiler.frontend import build_graph
     from edgellm.compiler.ir import verify
 
@@ -46,7 +46,9 @@ def step_frontend(ctx: BuildContext) -> None:
 
 
 def step_fuse(ctx: BuildContext) -> None:
-    """Fusion passes, each followed by the verifier."""
+    """Fusion passes, each followed by the verifier. The fused graph is a checked description of the
+    layer's fusion (docs/architecture.md "Compiler passes"); the memory plan and codegen do not read
+    it (the layer's schedule is decoder_layer.h's)."""
     from edgellm.compiler.ir import verify
     from edgellm.compiler.passes.fuse_linear_epilogues import fuse_linear_epilogues
     from edgellm.compiler.passes.fuse_norm_quant import fuse_norm_quant
@@ -86,14 +88,14 @@ def step_dse(ctx: BuildContext) -> None:
 def step_plan_memory(ctx: BuildContext) -> None:
     """Encode the weights and lay out the DDR buffer."""
     from edgellm.compiler.codegen_hls import weight_encoder
-    from edgellm.compiler.passes.plan_memory import plan_memory
+    from edgellm.compiler.memory_plan import plan_memory
     from edgellm.runtime.layout import layer_buffer_sizes
 
     cfg, design = ctx.state["qm"].config, ctx.state["design"]
     max_t = min(design.prefill_token_block, cfg.max_context)
     max_ctx = design.max_context or cfg.max_context
     sf, si, tf = layer_buffer_sizes(cfg, max_t)
-    plan = plan_memory(ctx.state["graph"], weight_encoder(design, "tlmm"),
+    plan = plan_memory(ctx.state["qm"], weight_encoder(design, "tlmm"),
                        max_t=max_t, max_ctx=max_ctx, scratch_floats=sf, scratch_i8=si,
                        tap_floats=tf, align=max(design.port_width_bits // 8, design.rows),
                        kv_elem_bytes=ctx.state["numerics"].kv_elem_bytes, top_k=TOP_K)

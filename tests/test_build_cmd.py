@@ -25,9 +25,8 @@ from edgellm.compiler.codegen_hls import (
     write_reference_inputs,
 )
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.frontend import build_graph
 from edgellm.compiler.manifest import SCHEMA, list_files
-from edgellm.compiler.passes.plan_memory import plan_memory
+from edgellm.compiler.memory_plan import plan_memory
 from edgellm.compiler.vivado_tcl import write_vivado_tcl
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel
@@ -48,7 +47,7 @@ def make_project(d: Path) -> Path:
     design = DesignParams(tables=15, weight_ports=2, weight_buffer="bram")
     numerics = NumericsPlan.for_head_dim(cfg.head_dim)
     sf, si, tf = layer_buffer_sizes(cfg, 16)
-    plan = plan_memory(build_graph(qm), weight_encoder(design), max_t=16, max_ctx=64, scratch_floats=sf,
+    plan = plan_memory(qm, weight_encoder(design), max_t=16, max_ctx=64, scratch_floats=sf,
                        scratch_i8=si, tap_floats=tf, top_k=8)
     d.mkdir(parents=True)
     info = generate_hls(d / "hls", cfg, numerics, design, max_t=16, max_ctx=64, top_k=8, board=board,

@@ -19,8 +19,7 @@ from edgellm.compiler import interface as itf
 from edgellm.compiler.codegen_hls import generate_hls, weight_encoder
 from edgellm.compiler.cost import attention as cost_attention
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.frontend import build_graph
-from edgellm.compiler.passes.plan_memory import plan_memory
+from edgellm.compiler.memory_plan import plan_memory
 from edgellm.hw import csim
 from edgellm.models import numerics as nx
 from edgellm.models.config import PRESETS
@@ -230,7 +229,7 @@ def _top_lib(tmp: Path, qm, design: DesignParams, max_t: int, max_ctx: int, top_
     numerics = nx.NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=cost_attention.lanes(cfg, design),
                                kv_block=design.attn_kv_block, kv_dtype=kv_dtype)
     sf, si, tf = layer_buffer_sizes(cfg, max_t)
-    plan = plan_memory(build_graph(qm), weight_encoder(design, "tlmm"), max_t=max_t, max_ctx=max_ctx,
+    plan = plan_memory(qm, weight_encoder(design, "tlmm"), max_t=max_t, max_ctx=max_ctx,
                        scratch_floats=sf, scratch_i8=si, tap_floats=tf, top_k=top_k,
                        kv_elem_bytes=numerics.kv_elem_bytes)
     hls = tmp / "hls"

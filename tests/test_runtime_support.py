@@ -1,5 +1,5 @@
 """Helpers for the runtime tests: a project directory written the way `edgellm compile` lays it out
-(plan_memory's DDR image, embed.bin, manifest.json) and a Python model of the accelerator top that
+(the memory plan's DDR image, embed.bin, manifest.json) and a Python model of the accelerator top that
 reads everything it needs (header, layer table, encoded weights, params, rope tables, KV cache,
 descriptors) from the DDR image and computes with the golden model's primitives.
 
@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from edgellm.compiler import interface as itf
-from edgellm.compiler.frontend import build_graph
+from edgellm.compiler.memory_plan import plan_memory
 from edgellm.compiler.packing import pack_ternary, packed_size, unpack_ternary
-from edgellm.compiler.passes.plan_memory import plan_memory
 from edgellm.models import numerics as nx
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel, KVCache, lm_head
@@ -45,8 +44,7 @@ def write_project(d: Path, qm: QuantModel, max_t: int = 4, max_ctx: int = 32, to
     d.mkdir(parents=True, exist_ok=True)
     cfg = qm.config
     plan = NumericsPlan.for_head_dim(cfg.head_dim)
-    g = build_graph(qm)
-    mp = plan_memory(g, lambda lin: pack_ternary(lin.dense(), R), max_t, max_ctx, scratch_floats=16,
+    mp = plan_memory(qm, lambda lin: pack_ternary(lin.dense(), R), max_t, max_ctx, scratch_floats=16,
                      scratch_i8=16, tap_floats=tap_floats(cfg, max_t), align=ALIGN, top_k=top_k)
     (d / "weights.bin").write_bytes(mp.image.tobytes())
     emb = np.ascontiguousarray(qm.embed)

@@ -20,8 +20,7 @@ from edgellm.compiler import interface as itf
 from edgellm.compiler import packing
 from edgellm.compiler.codegen_hls import generate_hls, weight_encoder
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.frontend import build_graph
-from edgellm.compiler.passes.plan_memory import MemoryPlan, plan_memory
+from edgellm.compiler.memory_plan import MemoryPlan, plan_memory
 from edgellm.hw import csim, synth_check
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel, KVCache
@@ -110,7 +109,7 @@ def make_top(tmp: Path, variant: str, mm: str, design: DesignParams, threads: bo
     qm = random_model(cfg, seed=5)
     numerics = NumericsPlan.for_head_dim(cfg.head_dim, kv_dtype="f16" if design.kv_bytes == 2 else "f32")
     sf, si, tf = layer_buffer_sizes(cfg, MAX_T)
-    plan = plan_memory(build_graph(qm), weight_encoder(design, mm), max_t=MAX_T, max_ctx=MAX_CTX,
+    plan = plan_memory(qm, weight_encoder(design, mm), max_t=MAX_T, max_ctx=MAX_CTX,
                        scratch_floats=sf, scratch_i8=si, tap_floats=tf, top_k=TOP_K,
                        kv_elem_bytes=numerics.kv_elem_bytes)
     hls = tmp / "hls"
