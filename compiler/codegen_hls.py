@@ -18,7 +18,7 @@ import numpy as np
 
 from edgellm.compiler import hls_tcl
 from edgellm.compiler.codegen_config import cpp_struct, head_fields, layer_fields, tlmm_fields, top_fields
-from edgellm.compiler.cost import resource_model
+from edgellm.compiler.cost import fetch as cost_fetch
 from edgellm.compiler.design import DesignParams, stream_ports, tlmm_tables
 from edgellm.compiler.memory_plan import Encoder
 from edgellm.compiler.packing import pack_ternary
@@ -89,7 +89,7 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
 // Activation buffers (element-wise rows, attention q/o rows and K/V tiles): design.act_buffer
 #define EDGELLM_ACT_STORAGE {design.act_buffer}
 // Weight FIFOs of the fetcher (top.h): {design.fetch_depth} words per port
-#define EDGELLM_FETCH_STORAGE {resource_model.fetch_storage(board, design)}
+#define EDGELLM_FETCH_STORAGE {cost_fetch.storage(board, design)}
 #include "edgellm/named_config.h"
 
 namespace edgellm_cfg {{

@@ -15,21 +15,21 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from edgellm.boards import Board
 from edgellm.compiler.cost import attention as cost_attention
+from edgellm.compiler.cost import elementwise as cost_elementwise
 from edgellm.compiler.cost import model as cost_model
-from edgellm.compiler.cost.elementwise import ADD_LATENCY
 from edgellm.compiler.cost.memory import KINDS, Resources, total_of
 from edgellm.compiler.cost.resource_model import (
-    attention,
-    attention_core,
-    elementwise,
-    elementwise_engine,
+    ENTRY_FIELDS,
+    FIFO_FIELDS,
     estimate_resources,
-    fetch_fifo,
+    fetch_fifos,
+    vector_kernels,
 )
 from edgellm.compiler.design import DesignParams, check_ddr_fit
 from edgellm.compiler.dse_points import Point, record, sample_designs
@@ -55,8 +55,8 @@ ATTN_KV_BLOCKS = (8, 32)  # keys per K/V tile (NumericsPlan.kv_block): tile buff
 # words per weight fetcher FIFO (design.fetch_depth): powers of two, and whole URAMs deep above 4096
 FETCH_DEPTHS = (512, 2048, 4096, 8192, 12288, 16384)
 LOGIC = ("lut", "ff", "dsp")  # resources the fetch FIFO depth does not change (BRAM/URAM FIFOs in the DSE)
-# The fields only the element-wise engine and the attention core read (resource_model.elementwise /
-# attention), normalized when the other kernels are looked up (tests/test_estimate.py checks the split)
+# The vector-unit fields candidate_groups explores per group (the element-wise engine's and the attention
+# core's), here at placeholder values: a group's design before its vector choices complete it.
 VECTOR_FIELDS = dict(ew_vec=1, ew_glu_vec=0, ew_lanes=16, attn_lanes=1, attn_kv_block=8)
 OUT_LANES = (1, 2, 4)  # TLMM outputs dequantized per cycle (capped by the data port's fp32 width)
 FETCH_TIE = 0.999  # a shallower fetch FIFO within 0.1% of the deepest fitting one's decode is enough
@@ -98,7 +98,7 @@ def candidate_groups(cfg: ModelConfig, board: Board, base: DesignParams,
     lanes and K/V tile, element-wise and GLU widths). explore() widens the near-best ones in token
     lanes and prefill blocks."""
     vectors = [dict(attn_lanes=a, attn_kv_block=kvb, ew_vec=vec, ew_glu_vec=gv,
-                    ew_lanes=max(16, ADD_LATENCY * vec))
+                    ew_lanes=max(16, cost_elementwise.ADD_LATENCY * vec))
                for a, kvb, (vec, gv) in itertools.product(ATTN_LANES, ATTN_KV_BLOCKS, _ew_widths(cfg))]
     for g, t, r, ol in itertools.product(GROUP_SIZES, TABLES, ROWS, _out_lanes(board, base)):
         for mem in _memory_candidates(board, base, float(clock_mhz or board.pl_clock_mhz)):
@@ -149,36 +149,43 @@ def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
                     float(clock_mhz) if clock_mhz is not None else None)
 
 
-def _fetch_knee(cfg: ModelConfig, board: Board, p: DesignParams, decode: float,
-                fits: Callable[[DesignParams], bool]) -> tuple[float, DesignParams]:
-    """The shallowest fitting fetch depth whose decode is within FETCH_TIE of `decode` (p's, at the
-    deepest fitting depth): deeper FIFOs that buy nothing only take memory."""
-    for d in sorted(x for x in FETCH_DEPTHS if x < p.fetch_depth):
-        q = p.replace(fetch_depth=d)
-        if fits(q):
-            dec = cost_model.decode_step(cfg, board, q).tokens_per_s
-            if dec >= FETCH_TIE * decode:
-                return dec, q
-    return decode, p
+# --- Cache keys: the fields each model reads, as the models declare them (resource_model.ENTRY_FIELDS,
+# FIFO_FIELDS, cost_model.PERF_FIELDS; tests/test_cost_fields.py fails when a model reads a field outside
+# its list). A key is the design's values of those fields; the board, model and limits are fixed within one
+# exploration.
+def _union(*lists: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(f for fields in lists for f in fields))
 
 
-# The explored fields decode_step (and, with the prefill-only fields, prefill) reads: not where the
-# weight banks and activation rows are stored, nor the token lanes, prefill block and pipeline (a
-# decode step is one token on lane 0 in the sequential schedule; tests/test_estimate.py checks it).
-# The DSP lanes do count: they deepen the TLMM loop every call pays once per tile. The others are the
-# base's, fixed within one exploration.
-DECODE_FIELDS = ("group_size", "tables", "rows", "attn_lanes", "attn_kv_block", "ew_vec", "ew_glu_vec",
-                 "ew_lanes", "out_lanes", "dsp_lanes", "weight_ports", "lm_head_on_fabric", "fetch_depth")
+_VECTOR_ENTRIES = ("elementwise", "attention")
+# every kernel but the element-wise engine and the attention core, with the weight FIFOs (subtracted)
+REST_FIELDS = _union(*(v for k, v in ENTRY_FIELDS.items() if k not in _VECTOR_ENTRIES), FIFO_FIELDS)
+# every kernel but the weight FIFOs, whose depth violations() takes separately
+RES_FIELDS = tuple(f for f in _union(*ENTRY_FIELDS.values()) if f != "fetch_depth")
+FIFO_KEY_FIELDS = tuple(f for f in FIFO_FIELDS if f != "fetch_depth")
+# what decode_step and prefill read (the TTFT cache and the prefill floor read no other field)
+DECODE_FIELDS = cost_model.PERF_FIELDS
+
+
+@functools.cache
+def _getter(fields: tuple[str, ...]) -> Callable[[dict], tuple]:
+    get = operator.itemgetter(*fields)
+    return get if len(fields) > 1 else lambda d: (get(d),)
+
+
+def key_of(fields: tuple[str, ...], p: DesignParams, v: dict | None = None) -> tuple:
+    """p's values of `fields`, those in `v` taken from v (p.replace(**v)'s key without building it)."""
+    return _getter(fields)({**vars(p), **v} if v else vars(p))
 
 
 def decode_key(p: DesignParams) -> tuple:
     """p's DECODE_FIELDS."""
-    return tuple(getattr(p, f) for f in DECODE_FIELDS)
+    return key_of(DECODE_FIELDS, p)
 
 
 def _decode_key_of(rest: DesignParams, v: dict, depth: int) -> tuple:
     """decode_key(rest.replace(**v, fetch_depth=depth)) without building it."""
-    return tuple(depth if f == "fetch_depth" else v[f] if f in v else getattr(rest, f) for f in DECODE_FIELDS)
+    return key_of(DECODE_FIELDS, rest, {**v, "fetch_depth": depth})
 
 
 def _built(q: DesignParams | tuple) -> DesignParams:
@@ -186,195 +193,250 @@ def _built(q: DesignParams | tuple) -> DesignParams:
     return q if isinstance(q, DesignParams) else q[0].replace(**q[1], fetch_depth=q[2])
 
 
-@functools.lru_cache(maxsize=64)
-def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tuple,
-             clock_mhz: float | None) -> DseResult:
-    limits = dict(limit_items)
-    check_ddr_fit(cfg, base, board.ddr_available_bytes,
-                  f"{board.name} ({board.ddr_bytes / 2**20:.0f} MiB DDR)")
-    # (decode tok/s, LUT fraction, design or the fast path's (rest, vector fields, fetch depth): _built)
-    feasible: list[tuple[float, float, DesignParams | tuple]] = []
-    explored = 0
-    smallest: tuple[float, list[str]] | None = None
-    # resource key -> (every kernel but the weight FIFOs; its violations if LUT/FF/DSP fail; LUT fraction)
-    res_cache: dict[tuple, tuple[Resources, list[str], float]] = {}
-    decode_cache: dict[tuple, float] = {}  # decode_key -> decode tokens/s
-    depths = sorted(FETCH_DEPTHS, reverse=True)
-    mem_limit = (limits["bram36"] * board.bram36, limits["uram"] * board.uram)  # as fits_board counts
-    # a design with VECTOR_FIELDS normalized -> (its kernels but the element-wise engine and attention
-    # core, which read none of those fields, in estimate_resources' order; minus its weight FIFOs)
-    rest_cache: dict[DesignParams, tuple[list[Resources], Resources]] = {}
-    fifo_cache: dict[tuple, Resources] = {}  # fetch_fifo per (rows, ports, port width, overlap, depth)
+# (decode tok/s, LUT fraction, design or the fast path's (rest, vector fields, fetch depth): _built)
+Feasible = tuple[float, float, "DesignParams | tuple"]
 
-    def rest_kernels(rest: DesignParams) -> tuple[list[Resources], Resources]:
-        if rest not in rest_cache:
-            parts = estimate_resources(cfg, board, rest)
-            others = [r for k, r in parts.items() if k not in ("elementwise", "attention", "total")]
-            rest_cache[rest] = (others, fetch_fifo(board, rest).scaled(-1))
-        return rest_cache[rest]
 
-    def core_of(others: list[Resources], minus_fifo: Resources, ew: Resources,
+class _Search:
+    """One exploration's fit checks and projections, each cached by the fields its model reads."""
+
+    def __init__(self, cfg: ModelConfig, board: Board, limits: dict[str, float]) -> None:
+        self.cfg, self.board, self.limits = cfg, board, limits
+        self.depths = sorted(FETCH_DEPTHS, reverse=True)
+        # as fits_board counts
+        self.mem_limit = (limits["bram36"] * board.bram36, limits["uram"] * board.uram)
+        self.explored = 0
+        self.smallest: tuple[float, list[str]] | None = None  # the smallest misfit: (LUT fraction, reasons)
+        # RES_FIELDS key -> (every kernel but the weight FIFOs; its violations if LUT/FF/DSP fail; LUT
+        # fraction)
+        self.res_cache: dict[tuple, tuple[Resources, list[str], float]] = {}
+        # REST_FIELDS key -> (the kernels but the element-wise engine and attention core, in
+        # estimate_resources' order; minus the design's weight FIFOs)
+        self.rest_cache: dict[tuple, tuple[list[Resources], Resources]] = {}
+        self.fifo_cache: dict[tuple, Resources] = {}  # (FIFO_KEY_FIELDS..., depth) -> fetch_fifos
+        self.decode_cache: dict[tuple, float] = {}  # decode_key -> decode tokens/s
+        self.ttft: dict[tuple, float] = {}  # decode_key -> TTFT(TTFT_TOKENS)
+        self.floors: dict[tuple, float] = {}  # decode_key -> prefill floor over the explored blocks
+
+    # --- resources ---------------------------------------------------------------------------------
+    def rest_kernels(self, p: DesignParams, v: dict | None = None) -> tuple[list[Resources], Resources]:
+        """The kernels but the vector ones of p (completed by v), cached by REST_FIELDS."""
+        key = key_of(REST_FIELDS, p, v)
+        if key not in self.rest_cache:
+            q = p.replace(**v) if v else p
+            parts = estimate_resources(self.cfg, self.board, q)
+            others = [r for k, r in parts.items() if k not in (*_VECTOR_ENTRIES, "total")]
+            self.rest_cache[key] = (others, fetch_fifos(self.board, q).scaled(-1))
+        return self.rest_cache[key]
+
+    def core_of(self, others: list[Resources], minus_fifo: Resources, ew: Resources,
                 at: Resources) -> tuple[Resources, float]:
         """(every kernel but the weight FIFOs, rounded; the total LUT fraction): total_of's sums in
         estimate_resources' order (tlmm, elementwise, attention, the others), without its objects."""
         seq = [others[0], ew, at, *others[1:]]
         raw = [sum(getattr(r, k) for r in seq) for k in KINDS]
         core = Resources(*(x + getattr(minus_fifo, k) for x, k in zip(raw, KINDS, strict=True))).rounded()
-        return core, math.ceil(raw[0]) / board.lut
+        return core, math.ceil(raw[0]) / self.board.lut
 
-    def logic_fits(core: Resources) -> bool:
-        util = core.utilization(board)
-        return all(util[k] <= limits[k] for k in LOGIC)
+    def logic_fits(self, core: Resources) -> bool:
+        util = core.utilization(self.board)
+        return all(util[k] <= self.limits[k] for k in LOGIC)
 
-    def memory_fits(core: Resources, fifo: Resources) -> bool:
+    def memory_fits(self, core: Resources, fifo: Resources) -> bool:
         bram, uram = math.ceil((core.bram36 + fifo.bram36) * 2) / 2, core.uram + fifo.uram
-        return bram <= mem_limit[0] and uram <= mem_limit[1]
+        return bram <= self.mem_limit[0] and uram <= self.mem_limit[1]
 
-    def fifo_at(p: DesignParams, depth: int) -> Resources:
-        """fetch_fifo(board, p, depth), cached on what it reads."""
-        fkey = (p.rows, p.weight_ports, p.port_width_bits, p.overlap, depth)
-        if fkey not in fifo_cache:
-            fifo_cache[fkey] = fetch_fifo(board, p, depth)
-        return fifo_cache[fkey]
+    def fifo_at(self, p: DesignParams, depth: int, v: dict | None = None) -> Resources:
+        """fetch_fifos(board, p completed by v, depth), cached by FIFO_FIELDS."""
+        fkey = (*key_of(FIFO_KEY_FIELDS, p, v), depth)
+        if fkey not in self.fifo_cache:
+            self.fifo_cache[fkey] = fetch_fifos(self.board, p.replace(**v) if v else p, depth)
+        return self.fifo_cache[fkey]
 
-    def violations(p: DesignParams, key: tuple, depth: int) -> list[str]:
-        """Why p with weight FIFOs of `depth` words does not fit (empty: it fits)."""
-        nonlocal smallest
-        if key not in res_cache:
-            core, lut = core_of(*rest_kernels(p.replace(**VECTOR_FIELDS)), elementwise(cfg, p),
-                                attention(cfg, p))
-            res_cache[key] = (core, [] if logic_fits(core) else fits_board(core, board, limits), lut)
-        core, logic, lut = res_cache[key]
+    def note_misfit(self, lut: float, reasons: list[str]) -> None:
+        if self.smallest is None or lut < self.smallest[0]:
+            self.smallest = (lut, reasons)
+
+    def smaller_misfit(self, lut: float) -> bool:
+        return self.smallest is None or lut < self.smallest[0]
+
+    def violations(self, p: DesignParams, key: tuple, depth: int) -> list[str]:
+        """Why p with weight FIFOs of `depth` words does not fit (empty: it fits); key: res_key(p)."""
+        if key not in self.res_cache:
+            core, lut = self.core_of(*self.rest_kernels(p), *vector_kernels(self.cfg, p))
+            logic = [] if self.logic_fits(core) else fits_board(core, self.board, self.limits)
+            self.res_cache[key] = (core, logic, lut)
+        core, logic, lut = self.res_cache[key]
         out = logic  # a logic violation: no FIFO depth can help
         if not logic:
-            fifo = fifo_at(p, depth)
-            if memory_fits(core, fifo):
+            fifo = self.fifo_at(p, depth)
+            if self.memory_fits(core, fifo):
                 return []
             out = ["bram36/uram"]  # the reasons are spelled out only for the smallest misfit
-            if smallest is None or lut < smallest[0]:
-                out = fits_board(total_of([core, fifo]), board, limits)
-        if smallest is None or lut < smallest[0]:
-            smallest = (lut, out)
+            if self.smaller_misfit(lut):
+                out = fits_board(total_of([core, fifo]), self.board, self.limits)
+        self.note_misfit(lut, out)
         return out
 
-    def res_key(p: DesignParams) -> tuple:
-        """Every field but the fetch depth (violations() takes the depth separately)."""
-        return tuple(v for k, v in vars(p).items() if k != "fetch_depth")
+    def fits(self, p: DesignParams) -> bool:
+        return not self.violations(p, res_key(p), p.fetch_depth)
 
-    def fits(p: DesignParams) -> bool:
-        return not violations(p, res_key(p), p.fetch_depth)
-
-    def decode_of(q: DesignParams | tuple, dkey: tuple) -> float:
-        """Projected decode tok/s of q (a design, or the fast path's tuple: _built), whose decode_key is
-        dkey; the design is built only on a cache miss."""
-        if dkey not in decode_cache:
-            decode_cache[dkey] = cost_model.decode_step(cfg, board, _built(q)).tokens_per_s
-        return decode_cache[dkey]
-
-    def consider(p: DesignParams, fetch_depths: list[int] = depths) -> None:
-        """Add p at the deepest of `fetch_depths` that fits (decode never drops with depth)."""
-        nonlocal explored
-        explored += 1
-        key = res_key(p)
-        for d in fetch_depths:
-            if violations(p, key, d):
-                continue
-            q = p if d == p.fetch_depth else p.replace(fetch_depth=d)
-            feasible.append((decode_of(q, decode_key(q)), res_cache[key][2], q))
-            return
-
-    def quick_fit(rest: DesignParams, v: dict) -> tuple[int, float]:
+    def quick_fit(self, rest: DesignParams, v: dict) -> tuple[int, float]:
         """(the deepest fetch depth at which rest completed by v fits, 0 if none; its total LUT fraction)
         exactly as consider() / violations() decide it (same kernels, same summation order, same
-        rounding), without building the DesignParams."""
-        ew = elementwise_engine(cfg, v["ew_vec"], v["ew_lanes"], rest.act_buffer, v["ew_glu_vec"])
-        at = attention_core(cfg, cost_attention.lanes_for(cfg, v["attn_lanes"]), rest.attn_q_block,
-                            v["attn_kv_block"])
-        core, lut = core_of(*rest_kernels(rest), ew, at)
-        if logic_fits(core):
-            for d in depths:  # deepest first (a deeper FIFO may move from BRAM to URAM)
-                if memory_fits(core, fifo_at(rest, d)):
+        rounding), without building the DesignParams (the generated engine's vector kernels)."""
+        cfg = self.cfg
+        ew = cost_elementwise.engine_resources(cfg, v["ew_vec"], v["ew_lanes"], rest.act_buffer,
+                                               v["ew_glu_vec"])
+        at = cost_attention.core_resources(cfg, cost_attention.lanes_for(cfg, v["attn_lanes"]),
+                                           rest.attn_q_block, v["attn_kv_block"])
+        core, lut = self.core_of(*self.rest_kernels(rest, v), ew, at)
+        if self.logic_fits(core):
+            for d in self.depths:  # deepest first (a deeper FIFO may move from BRAM to URAM)
+                if self.memory_fits(core, self.fifo_at(rest, d, v)):
                     return d, lut
         return 0, lut
 
-    for rest, vectors in candidate_groups(cfg, board, base, clock_mhz):
-        if not rest.overlap:  # the element-wise/attention shortcuts below are the generated engine's
+    # --- projections -------------------------------------------------------------------------------
+    def decode_of(self, q: DesignParams | tuple, dkey: tuple) -> float:
+        """Projected decode tok/s of q (a design, or the fast path's tuple: _built), whose decode_key is
+        dkey; the design is built only on a cache miss."""
+        if dkey not in self.decode_cache:
+            self.decode_cache[dkey] = cost_model.decode_step(self.cfg, self.board, _built(q)).tokens_per_s
+        return self.decode_cache[dkey]
+
+    def ttft_s(self, p: DesignParams) -> float:
+        key = decode_key(p)
+        if key not in self.ttft:
+            self.ttft[key] = cost_model.prefill(self.cfg, self.board, p, TTFT_TOKENS).seconds
+        return self.ttft[key]
+
+    def floor_s(self, p: DesignParams) -> float:
+        """cost_model.prefill_floor over the blocks p and its widened variants can take."""
+        key = decode_key(p)
+        if key not in self.floors:
+            blocks = tuple(sorted({p.prefill_token_block, *PREFILL_TOKEN_BLOCKS}))
+            self.floors[key] = cost_model.prefill_floor(self.cfg, self.board, p, TTFT_TOKENS, blocks)
+        return self.floors[key]
+
+
+def res_key(p: DesignParams) -> tuple:
+    """p's RES_FIELDS (violations() takes the fetch depth separately)."""
+    return key_of(RES_FIELDS, p)
+
+
+def _consider(s: _Search, p: DesignParams, feasible: list[Feasible]) -> None:
+    """Add p at the deepest fetch depth that fits (decode never drops with depth)."""
+    s.explored += 1
+    key = res_key(p)
+    for d in s.depths:
+        if s.violations(p, key, d):
+            continue
+        q = p if d == p.fetch_depth else p.replace(fetch_depth=d)
+        feasible.append((s.decode_of(q, decode_key(q)), s.res_cache[key][2], q))
+        return
+
+
+def _feasible(s: _Search, base: DesignParams, clock_mhz: float | None) -> list[Feasible]:
+    """Every candidate of candidate_groups that fits, at the deepest fetch depth that fits. The generated
+    engine's groups take the fast path (quick_fit; the design is built only when its decode is first
+    needed); the smallest misfit is checked through violations() for its reasons."""
+    feasible: list[Feasible] = []
+    for rest, vectors in candidate_groups(s.cfg, s.board, base, clock_mhz):
+        if not rest.overlap:  # the fast path's vector kernels are the generated engine's
             for v in vectors:
-                consider(rest.replace(**v))
+                _consider(s, rest.replace(**v), feasible)
             continue
         for v in vectors:
-            d, lut = quick_fit(rest, v)
-            if d:  # consider(), with the design built only when its decode is first needed
-                explored += 1
-                feasible.append((decode_of((rest, v, d), _decode_key_of(rest, v, d)), lut, (rest, v, d)))
-            elif smallest is None or lut < smallest[0]:  # the smallest misfit's reasons are reported
-                consider(rest.replace(**v))
+            d, lut = s.quick_fit(rest, v)
+            if d:
+                s.explored += 1
+                feasible.append((s.decode_of((rest, v, d), _decode_key_of(rest, v, d)), lut, (rest, v, d)))
+            elif s.smaller_misfit(lut):  # the smallest misfit's reasons are reported
+                _consider(s, rest.replace(**v), feasible)
             else:
-                explored += 1
-    if not feasible:
-        why = "; ".join(smallest[1]) if smallest else "no candidates"
-        raise EdgeLLMError(f"no accelerator configuration for {cfg.name} fits {board.name} within the "
-                           f"routing headroom ({why})")
-    # The near-best designs (decode within DECODE_TIE of the best), each at the fetch depth it needs
+                s.explored += 1
+    return feasible
+
+
+def _fetch_knee(s: _Search, p: DesignParams, decode: float) -> tuple[float, DesignParams]:
+    """The shallowest fitting fetch depth whose decode is within FETCH_TIE of `decode` (p's, at the
+    deepest fitting depth): deeper FIFOs that buy nothing only take memory."""
+    for d in sorted(x for x in FETCH_DEPTHS if x < p.fetch_depth):
+        q = p.replace(fetch_depth=d)
+        if s.fits(q):
+            dec = cost_model.decode_step(s.cfg, s.board, q).tokens_per_s
+            if dec >= FETCH_TIE * decode:
+                return dec, q
+    return decode, p
+
+
+def _near_best(s: _Search, feasible: list[Feasible]) -> tuple[list[tuple[float, float, DesignParams, bool]],
+                                                            float]:
+    """The designs to score on TTFT: the near-best ones (decode within DECODE_TIE of the best), each at the
+    fetch depth it needs (_fetch_knee) and to be widened in the prefill-only fields, and the others
+    that come within the tie of the best decode after that; with the best decode."""
     best = max(f[0] for f in feasible)
     near = [(dec, lut, _built(q)) for dec, lut, q in feasible if dec >= DECODE_TIE * best]
     others = [f for f in feasible if f[0] < DECODE_TIE * best]
-    kneed = [(*_fetch_knee(cfg, board, p, dec, fits), lut) for dec, lut, p in near]
+    kneed = [(*_fetch_knee(s, p, dec), lut) for dec, lut, p in near]
     best_decode = max([dec for dec, _, _ in kneed] + [f[0] for f in others])
-    # candidates: (decode, LUT fraction, design, widen it in the prefill-only fields)
     base = [(dec, lut, p, True) for dec, p, lut in kneed if dec >= DECODE_TIE * best_decode]
     base += [(dec, lut, _built(q), False) for dec, lut, q in others if dec >= DECODE_TIE * best_decode]
-    ttft: dict[tuple, float] = {}  # decode_key, token lanes, prefill token block and pipeline -> TTFT
-    floors: dict[tuple, float] = {}
+    return base, best_decode
 
-    def ttft_s(p: DesignParams) -> float:
-        key = (*decode_key(p), p.token_lanes, p.prefill_token_block, p.prefill_pipeline)
-        if key not in ttft:
-            ttft[key] = cost_model.prefill(cfg, board, p, TTFT_TOKENS).seconds
-        return ttft[key]
 
-    def floor_s(p: DesignParams) -> float:
-        """cost_model.prefill_floor over the blocks p and its widened variants can take."""
-        key = (*decode_key(p), p.prefill_token_block)
-        if key not in floors:
-            blocks = tuple(sorted({p.prefill_token_block, *PREFILL_TOKEN_BLOCKS}))
-            floors[key] = cost_model.prefill_floor(cfg, board, p, TTFT_TOKENS, blocks)
-        return floors[key]
+def _widened(s: _Search, p: DesignParams) -> Iterator[tuple[DesignParams, float, float]]:
+    """p's variants in token lanes (of them 0 .. TP-1 DSP lanes), prefill block and pipeline that fit (at
+    p's fetch depth), with their LUT fractions and projected decode."""
+    for pb, tp, pipe in itertools.product(PREFILL_TOKEN_BLOCKS, TOKEN_LANES, PREFILL_PIPELINE):
+        for dl in range(tp) if pb % tp == 0 else ():
+            q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=dl, prefill_pipeline=pipe)
+            if q == p:
+                continue
+            s.explored += 1
+            key = res_key(q)
+            if not s.violations(q, key, q.fetch_depth):
+                yield q, s.res_cache[key][2], s.decode_of(q, decode_key(q))
 
-    def widened(p: DesignParams, dec: float) -> Iterator[tuple[DesignParams, float, float]]:
-        """p's variants in token lanes (of them 0 .. TP-1 DSP lanes), prefill block and pipeline that fit
-        (at p's fetch depth), with their LUT fractions and decode (p's `dec` unless they change the DSP
-        lanes: decode_step reads no other of those fields, DECODE_FIELDS)."""
-        nonlocal explored, widened_fit
-        for pb, tp, pipe in itertools.product(PREFILL_TOKEN_BLOCKS, TOKEN_LANES, PREFILL_PIPELINE):
-            for dl in range(tp) if pb % tp == 0 else ():
-                q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=dl, prefill_pipeline=pipe)
-                if q == p:
-                    continue
-                explored += 1
-                key = res_key(q)
-                if not violations(q, key, q.fetch_depth):
-                    widened_fit += 1
-                    qdec = dec if dl == p.dsp_lanes else decode_of(q, decode_key(q))
-                    yield q, res_cache[key][2], qdec
 
-    # Score in order of the TTFT floor; a design (with all its variants) whose floor exceeds the best
-    # TTFT found cannot win, nor can any after it: branch and bound, exact.
-    widened_fit = 0
-    base.sort(key=lambda b: floor_s(b[2]))
+def _score(s: _Search, base: list[tuple[float, float, DesignParams, bool]],
+           best_decode: float) -> tuple[list[tuple[float, float, float, DesignParams]], int]:
+    """(TTFT, LUT fraction, -decode, design) of the base designs and their widened variants within the tie
+    of the best decode, best first; and how many widened variants fit. Scored in order of the TTFT
+    floor: a design (with all its variants) whose floor exceeds the best TTFT found cannot win, nor
+    can any after it: branch and bound, exact."""
+    base = sorted(base, key=lambda b: s.floor_s(b[2]))
     scored: list[tuple[float, float, float, DesignParams]] = []
-    best_t = math.inf
+    best_t, widened_fit = math.inf, 0
     for dec, lut, p, widen in base:
-        if floor_s(p) > best_t:
+        if s.floor_s(p) > best_t:
             break
-        for q, qlut, qdec in [(p, lut, dec), *(widened(p, dec) if widen else ())]:
+        variants = list(_widened(s, p)) if widen else []
+        widened_fit += len(variants)
+        for q, qlut, qdec in [(p, lut, dec), *variants]:
             if qdec < DECODE_TIE * best_decode:  # DSP lanes that cost decode beyond the tie
                 continue
-            t = ttft_s(q)
+            t = s.ttft_s(q)
             best_t = min(best_t, t)
             scored.append((t, qlut, -qdec, q))
-    scored.sort(key=lambda s: s[:3])
+    scored.sort(key=lambda x: x[:3])
+    return scored, widened_fit
+
+
+@functools.lru_cache(maxsize=64)
+def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tuple,
+             clock_mhz: float | None) -> DseResult:
+    check_ddr_fit(cfg, base, board.ddr_available_bytes,
+                  f"{board.name} ({board.ddr_bytes / 2**20:.0f} MiB DDR)")
+    s = _Search(cfg, board, dict(limit_items))
+    feasible = _feasible(s, base, clock_mhz)
+    if not feasible:
+        why = "; ".join(s.smallest[1]) if s.smallest else "no candidates"
+        raise EdgeLLMError(f"no accelerator configuration for {cfg.name} fits {board.name} within the "
+                           f"routing headroom ({why})")
+    scored, widened_fit = _score(s, *_near_best(s, feasible))
     chosen = scored[0][3]
-    return DseResult(chosen, estimate(cfg, board, chosen), len(feasible) + widened_fit, explored,
+    return DseResult(chosen, estimate(cfg, board, chosen), len(feasible) + widened_fit, s.explored,
                      tuple((-nd, t, q) for t, _, nd, q in scored),
                      sample_designs(cfg, board, feasible, _built, TTFT_TOKENS), board)

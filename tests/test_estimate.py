@@ -151,7 +151,7 @@ def test_physics() -> None:
 def test_banked_weight_buffers_as_built() -> None:
     """Ping/pong x P banks x (G*T/5) slots of 8R-bit memories (weight_buffer.h): the default design
     (G3, T 28 -> 25, R16, 4 ports) needs 2 * 4 * 15 slot memories, each 128 bits = two 72-bit URAMs."""
-    from edgellm.compiler.cost.resource_model import weight_banks
+    from edgellm.compiler.cost.tlmm import weight_banks
 
     p = DesignParams()
     wb = weight_banks(LARGE, KV260, p)
@@ -436,7 +436,7 @@ def test_prefill_pipeline_projection(cfg: ModelConfig, tokens: int) -> None:
                      ew_vec=4, ew_glu_vec=1, ew_lanes=32, out_lanes=2, fetch_depth=4096)
     q = p.replace(prefill_pipeline=True)
     dec = cost_model.decode_step(cfg, KV260, p).seconds
-    # decode reads none of the prefill-only fields (dse.DECODE_FIELDS leaves them out); DSP lanes deepen
+    # decode's value depends on none of the prefill-only fields (one token on lane 0); DSP lanes deepen
     # the TLMM loop every call pays once per tile (cost_tlmm.dsp_lane_extra_depth), decode included
     for other in (q, p.replace(token_lanes=1), p.replace(prefill_token_block=16)):
         assert cost_model.decode_step(cfg, KV260, other).seconds == dec
@@ -523,15 +523,16 @@ def test_every_speed_is_a_range_with_named_assumptions() -> None:
 def test_trit_decoder_priced_as_built() -> None:
     """tlmm.h compute_tile decodes every row's BEATS_PER_STEP = G*T/5 bytes each step (R x BPS bytes a
     cycle, 128 at G2 T20 R16), not the DDR's ~64 bytes a cycle: TRIT_DECODE_LUT_PER_BYTE each."""
-    from edgellm.compiler.cost import resource_model as rm
+    from edgellm.compiler.cost import tlmm as cost_tlmm
 
     p = DesignParams(group_size=2, tables=20, rows=16, weight_buffer="lutram")
-    assert rm.trit_decode_bytes(KV260, p) == 16 * 8
-    with_decode = rm.tlmm(LARGE, KV260, p).lut
-    without = rm.tlmm(LARGE, KV260, p.replace(bits_per_weight=1.6)).lut  # another design's stream: no decoder
-    assert with_decode - without == pytest.approx(128 * rm.TRIT_DECODE_LUT_PER_BYTE)
+    assert cost_tlmm.trit_decode_bytes(p) == 16 * 8
+    with_decode = cost_tlmm.resources(LARGE, KV260, p).lut
+    without = cost_tlmm.resources(LARGE, KV260, p.replace(bits_per_weight=1.6)).lut  # no decoder
+    assert with_decode - without == pytest.approx(128 * cost_tlmm.TRIT_DECODE_LUT_PER_BYTE)
     # the same at any bandwidth or clock: it is the compute loop's width
-    assert rm.trit_decode_bytes(KV260.with_scenario("low"), p.replace(clock_mhz=200.0)) == 128
+    low = KV260.with_scenario("low")
+    assert cost_tlmm.resources(LARGE, low, p.replace(clock_mhz=200.0)).lut == with_decode
 
 
 def test_lut_cap_and_clock_are_the_users() -> None:

@@ -14,7 +14,7 @@ from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.cost import tlmm as cost_tlmm
 from edgellm.compiler.cost.fetch import Phase, simulate
 from edgellm.compiler.cost.memory import uram_for
-from edgellm.compiler.cost.resource_model import estimate_resources, fetch_fifo
+from edgellm.compiler.cost.resource_model import estimate_resources, fetch_fifos
 from edgellm.compiler.design import FETCH_BEATS, DesignParams
 from edgellm.compiler.packing import packed_size
 from edgellm.errors import EdgeLLMError
@@ -152,10 +152,10 @@ def test_fetch_resources() -> None:
     """Per port: a 2R-byte-wide FIFO (URAM from 1024 words where the board has URAM, else BRAM),
     walker + loader mux LUTs; its own entry in the resource report."""
     p = KV260_DESIGN.replace(fetch_depth=8192)
-    assert fetch_fifo(KV260, p).uram == 4 * uram_for(256, 8192) == 32
-    assert fetch_fifo(KV260, p.replace(fetch_depth=512)).bram36 == 4 * 4 * 1
-    assert fetch_fifo(load_board("ultra96v2"), p.replace(weight_ports=2)).bram36 == 2 * 4 * 16
-    assert fetch_fifo(KV260, p.replace(fetch_depth=16)).lut > 0  # 16 x 256 bits: distributed RAM
+    assert fetch_fifos(KV260, p).uram == 4 * uram_for(256, 8192) == 32
+    assert fetch_fifos(KV260, p.replace(fetch_depth=512)).bram36 == 4 * 4 * 1
+    assert fetch_fifos(load_board("ultra96v2"), p.replace(weight_ports=2)).bram36 == 2 * 4 * 16
+    assert fetch_fifos(KV260, p.replace(fetch_depth=16)).lut > 0  # 16 x 256 bits: distributed RAM
     res = estimate_resources(LARGE, KV260, p)
     assert res["fetch"].uram == 32 and res["fetch"].lut > 4 * 600
     assert res["total"].uram == sum(r.uram for k, r in res.items() if k != "total")

@@ -1,4 +1,5 @@
-"""Cycles of the attention kernels as built (hw/include/edgellm/attention_prefill.h, attention_decode.h).
+"""The attention kernels as built (hw/include/edgellm/attention_prefill.h, attention_decode.h): their
+cycles and the core's resources (resources(), core_resources()).
 
 The core (attn_rows) has A = dot_lanes fp32 lanes and walks the head dimension in nc = ceil(d / A)
 chunks; its passes run at II = 1 with the row loop innermost, padded (pass_rows), and the K/V tile
@@ -19,6 +20,8 @@ import math
 from dataclasses import dataclass
 
 from edgellm.compiler.cost.elementwise import DDR_READ_LATENCY  # first-beat latency of a burst
+from edgellm.compiler.cost.memory import Resources, auto_memory, lutram_luts
+from edgellm.compiler.cost.ops import FADD, FDIV, FEXP, FMUL, ops
 from edgellm.compiler.design import DesignParams, dot_lanes
 from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import ATTN_MEM_LANES, ATTN_MIN_ROWS, MUL_ADD_LATENCY
@@ -146,3 +149,39 @@ def _layer_seconds(cfg: ModelConfig, a: int, kv_block: int, q_block: int, kv_ele
         compute = call_cycles(c, d, a, kv_block, data_lanes) / f_hz
         total += max(compute, prefill_reader_s(c, d, kv_elem, f_hz, data_bps))
     return total
+
+
+# --- Resources ------------------------------------------------------------------------------------
+# The design fields resources() reads (tests/test_cost_fields.py; the DSE keys its caches by them).
+RESOURCE_FIELDS = ("attn_lanes", "attn_q_block", "attn_kv_block")
+
+
+def _core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Resources:
+    """One attn_rows instance (attention_prefill.h header): 3A+2 multipliers, 3A+2 adders, 2 exp units,
+    4 dividers (normalize at the data port's rate, a beat per cycle); o and q rows in max(A, 4) banks,
+    the score lane sums, a double-buffered K and V tile in max(A, 16) banks (all without a BIND_STORAGE:
+    memory.auto_memory), two score tiles in LUTRAM (the software-pipelined softmax scores one tile while
+    it accumulates the previous one)."""
+    cost = ops(FMUL, FADD, n=3 * a + 2) + ops(FEXP, FEXP) + ops(FDIV, n=DATA_LANES)
+    dp = -(-d // a) * a
+    kv_part = max(a, MEM_LANES)
+    dkv = -(-d // kv_part) * kv_part
+    qo = max(a, DATA_LANES)  # q / o banks: A lanes, one data beat per cycle in and out
+    rows_bufs = auto_memory(32, rows * dp // qo, 2 * qo)  # q and o: [rows][dp] cyclic by max(A, QL), unbound
+    lane_sums = Resources(lut=a * lutram_luts(32, rows))  # acc[rows][A], A LUTRAM columns
+    tiles = auto_memory(32, 2 * kv_block * tile_heads * dkv // kv_part, 2 * kv_part)  # kt, vt: two halves
+    scores = Resources(lut=2 * lutram_luts(32, rows * kv_block))  # s_tile[2]: one scored, one accumulated
+    return cost + rows_bufs + lane_sums + tiles + scores
+
+
+def resources(cfg: ModelConfig, p: DesignParams) -> Resources:
+    """One attn_rows core serves prefill and decode (attention_layer): rows = max(BQ x group, heads),
+    tiles of all KV heads; A = the plan's dot_lanes (lanes())."""
+    return core_resources(cfg, lanes(cfg, p), p.attn_q_block, p.attn_kv_block)
+
+
+@functools.lru_cache(maxsize=1024)
+def core_resources(cfg: ModelConfig, a: int, q_block: int, kv_block: int) -> Resources:
+    """resources() from the core's lanes A (lanes()), query block and K/V tile."""
+    d, group = cfg.head_dim, cfg.n_heads // cfg.n_kv_heads
+    return _core(a, d, max(q_block * group, cfg.n_heads), cfg.n_kv_heads, kv_block)

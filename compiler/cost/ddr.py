@@ -116,27 +116,35 @@ def port_plan(board: Board, n_weight: int, allowed: list[str] | None = None) -> 
     return weights + [ports[data]]
 
 
-def bandwidth(board: Board, p: DesignParams) -> Bandwidth:
-    """Port-, path- and DDR-limited bandwidths of a design on a board, in the board's scenario. The
-    weight ports and the data port sit where port_plan puts them; each stream moves at most one beat
-    of min(port width, HP width) per cycle (the generated engine: at most R bytes, over at most
-    MAX_STREAM_PORTS ports), at most what its path gives it (_stream_caps); the weight streams move
-    equal shares, so together P x the slowest; everything at most the scenario's DDR ceiling."""
+def port_bandwidth(board: Board, p: DesignParams, n_weight: int, per_port: float, kv_ports: int) -> Bandwidth:
+    """Bandwidths of `n_weight` weight streams of at most `per_port` bytes/s each and the data port, sitting
+    where port_plan puts them: each stream at most what its path gives it (_stream_caps); the weight
+    streams move equal shares, so together n_weight x the slowest; everything at most the scenario's
+    DDR ceiling. kv_ports: the weight ports that also read the KV cache."""
     f = p.clock_mhz * 1e6
-    per_port = min(p.port_width_bits, board.hp_port_width_bits) / 8 * f
-    n_weight = min(p.weight_ports, len(board.hp_port_names))  # more m_axi than HP ports share them
-    if p.overlap:  # the generated engine streams over at most MAX_STREAM_PORTS ports, R bytes each
-        n_weight = min(n_weight, MAX_STREAM_PORTS)
-        per_port = min(per_port, p.rows * f)
     plan = port_plan(board, n_weight)
     rates = stream_rates(board, plan, per_port)
     ddr = board.ddr_achievable_gbps * 1e9
     data_beat = min(p.data_port_width_bits, board.hp_port_width_bits) / 8 * f
     data = min(data_beat, _stream_caps(board, plan)[-1])
     slowest = min(rates[:n_weight])
-    kv_ports = stream_ports(board, p) if p.overlap else 0
     return Bandwidth(weights=min(n_weight * slowest, ddr), data=min(data, ddr), ddr=ddr,
                      kv_port=slowest, kv_ports=kv_ports)
+
+
+def bandwidth(board: Board, p: DesignParams) -> Bandwidth:
+    """Port-, path- and DDR-limited bandwidths of a design on a board, in the board's scenario
+    (port_bandwidth): the generated engine streams over at most MAX_STREAM_PORTS weight ports (and at
+    most the board's), one beat of min(port width, HP width, R bytes) per cycle each, and reads K/V over
+    its stream ports. The serial description (overlap False) has its own (cost_serial.bandwidth)."""
+    if not p.overlap:
+        from edgellm.compiler.cost import serial  # it imports this module
+
+        return serial.bandwidth(board, p)
+    f = p.clock_mhz * 1e6
+    per_port = min(min(p.port_width_bits, board.hp_port_width_bits) / 8 * f, p.rows * f)
+    n_weight = min(p.weight_ports, len(board.hp_port_names), MAX_STREAM_PORTS)
+    return port_bandwidth(board, p, n_weight, per_port, stream_ports(board, p))
 
 
 def port_bytes_per_cycle(board: Board, p: DesignParams, beat_bytes: int) -> float:

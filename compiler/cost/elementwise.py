@@ -1,4 +1,5 @@
-"""Cycles of the fused element-wise stages as built (hw/include/edgellm/elementwise.h, kv_cache.h).
+"""The fused element-wise stages as built (hw/include/edgellm/elementwise.h, kv_cache.h): their cycles and
+the engine's resources (resources(), engine_resources()).
 
 Each stage is a sequence of pipelined passes over a row (II = 1): an on-chip pass moves VEC elements
 per cycle (EwConfig VEC = design.ew_vec; the GLU act(g) * u pass GLU_VEC = design.glu_vec); a pass
@@ -11,9 +12,12 @@ them).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
+from edgellm.compiler.cost.memory import Resources, bound_memory
+from edgellm.compiler.cost.ops import FADD, FCVT, FDIV, FMUL, FRSQRT, ops
 from edgellm.compiler.design import DesignParams
 from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import ADD_LATENCY
@@ -209,3 +213,39 @@ def layer_cycles(cfg: ModelConfig, p: DesignParams, tokens: int) -> int:
         + residual_norm_quantize(cfg.hidden_size, False, w)  # h += down
     )
     return tokens * per_token
+
+
+# --- Resources ------------------------------------------------------------------------------------
+# The design fields resources() reads (tests/test_cost_fields.py; the DSE keys its caches by them).
+RESOURCE_FIELDS = ("ew_vec", "ew_lanes", "ew_glu_vec", "act_buffer")
+EW_F32_ROWS = 1  # elementwise.h EwRows: the one fp32 row the fused stages share
+ABSMAX_LUT = 40  # |x| and a 32-bit float compare/select per lane (sign-magnitude compare), estimate
+CLAMP_LUT = 30  # rint result clamp to [-128, 127] and int8 select per lane, estimate
+
+
+def resources(cfg: ModelConfig, p: DesignParams) -> Resources:
+    """elementwise.h ew_engine: one engine serves every element-wise job of the layer and the final norm,
+    its operators limited to what its widest pass needs (EwBudget; V = ew_vec, U = LaneUnits, g =
+    glu_vec and gu = min(g, U): the GLU act(g) * u pass's widths without and with the SubLN's sum of
+    squares): ReLU^2 max(2V, 3gu, 2g, U) fmul, max(V, 2U) fadd, V fsub, 1 fdiv, 1 fsqrt; SiLU (exp_f
+    is multiplies and adds) max(11g, 12gu, 2V, U) fmul, max(8g, 9gu, V, 2U) fadd, max(3g, V) fsub,
+    g fdiv, 1 fsqrt. Plus V absmax compares, V round/clamp/convert lanes, the NORM_LANES lane
+    registers and the one shared row (EwRows: N_MAX floats, cyclic by VEC, bound to
+    design.act_buffer)."""
+    return engine_resources(cfg, p.ew_vec, p.ew_lanes, p.act_buffer, p.glu_vec)
+
+
+@functools.lru_cache(maxsize=1024)
+def engine_resources(cfg: ModelConfig, v: int, lanes: int, act_buffer: str, g: int = 0) -> Resources:
+    """resources() from the fields it reads: VEC, NORM_LANES, act_buffer, GLU_VEC (0: VEC)."""
+    g = g or v
+    u = sumsq_units_for(v, lanes)
+    gu = min(g, u)
+    if cfg.act == "silu":
+        fmul, fadd, fdiv = max(11 * g, 12 * gu, 2 * v, u), max(8 * g, 9 * gu, v, 2 * u) + max(3 * g, v), g
+    else:
+        fmul, fadd, fdiv = max(2 * v, 3 * gu, 2 * g, u), max(v, 2 * u) + v, 1
+    units = (ops(FMUL, n=fmul) + ops(FADD, n=fadd) + ops(FDIV, n=fdiv) + ops(FRSQRT)
+             + ops(FCVT, n=v) + Resources(lut=v * (ABSMAX_LUT + CLAMP_LUT), ff=32 * lanes))
+    n_max = max(cfg.hidden_size, cfg.q_size, cfg.ffn_size)
+    return units + bound_memory(32, -(-n_max // v), v * EW_F32_ROWS, act_buffer)

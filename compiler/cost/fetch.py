@@ -1,4 +1,6 @@
-"""Fluid model of the weight fetcher's FIFO: a rate-limited producer ahead of a phased consumer.
+"""The weight fetcher (top.h fetch_program, weight_fetch.h): the fluid model of its FIFO, a rate-limited
+producer ahead of a phased consumer, and its resources (FIFOs, program walkers, loader muxes, LM-head
+FIFOs: resources(), fifo_resources()).
 
 The decoupled-access engine (hw weight fetcher, docs/performance.md) has a fetcher process that walks
 one accelerator call's descriptor program and pushes every ternary-weight byte the TLMM will consume,
@@ -24,6 +26,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
+
+from edgellm.boards import Board
+from edgellm.compiler.cost.memory import (
+    AUTO_LUTRAM_BITS,
+    URAM_MIN_DEPTH,
+    Resources,
+    auto_memory,
+    lutram_luts,
+    uram_for,
+)
+from edgellm.compiler.design import FETCH_BEATS, DesignParams, stream_ports, tlmm_tables
+from edgellm.runtime.layout import HEAD_FIFO_DEPTH
 
 
 class Phase(NamedTuple):
@@ -104,3 +118,58 @@ def simulate(phases: Sequence[Phase], rate: float, capacity: float,
             level = 0.0
     return FetchResult(total, stall)
 
+
+
+# --- Resources ------------------------------------------------------------------------------------
+# The design fields resources() and fifo_resources() read (tests/test_cost_fields.py; the DSE keys its
+# caches by them; fifo_resources' depth may also come as an argument).
+RESOURCE_FIELDS = ("group_size", "tables", "rows", "weight_ports", "lm_head_on_fabric", "fetch_depth")
+FIFO_FIELDS = ("rows", "weight_ports", "fetch_depth")
+# Per weight port: the program walker (descriptor and layer-table reads, tile/slice counters) and the
+# burst address generator. Estimate (a few counters, comparators and a small FSM), LUT and FF.
+FETCH_WALKER = (600, 900)
+# The TLMM loader's write mux per port: each of the FETCH_BEATS columns of a FIFO word can land in any
+# of the bank row's BEATS_PER_STEP slots, about half a LUT per slot and data bit. Estimate.
+LOADER_MUX_LUT_PER_SLOT_BIT = 0.5
+
+
+def _fifo_memory(width: int, depth: int, n: int, board: Board) -> Resources:
+    """n FIFOs of width x depth: distributed RAM under the AUTO_LUTRAM_BITS rule, else URAM where the board
+    has it and depth >= URAM_MIN_DEPTH (ceil(width/72) x ceil(depth/4096)), else BRAM36 cascaded 512 x 72
+    (ceil(width/72) x ceil(depth/512))."""
+    if width * depth <= AUTO_LUTRAM_BITS:
+        return Resources(lut=n * lutram_luts(width, depth))
+    if board.uram > 0 and depth >= URAM_MIN_DEPTH:
+        return Resources(uram=n * uram_for(width, depth))
+    return Resources(bram36=n * math.ceil(width / 72) * math.ceil(depth / 512))
+
+
+def storage(board: Board | None, p: DesignParams) -> str:
+    """Where the weight FIFOs live (_fifo_memory's rule; codegen emits it as EDGELLM_FETCH_STORAGE):
+    "lutram", "uram" or "bram"."""
+    width, depth = 8 * p.rows * FETCH_BEATS, p.fetch_depth
+    if width * depth <= AUTO_LUTRAM_BITS:
+        return "lutram"
+    return "uram" if board is not None and board.uram > 0 and depth >= URAM_MIN_DEPTH else "bram"
+
+
+def fifo_resources(board: Board, p: DesignParams, depth: int | None = None) -> Resources:
+    """The weight FIFOs alone: one per stream port, fetch_depth (or `depth`) words of FETCH_BEATS R-byte
+    beats (8 R FETCH_BEATS bits)."""
+    return _fifo_memory(8 * p.rows * FETCH_BEATS, depth or p.fetch_depth, stream_ports(board, p), board)
+
+
+def resources(board: Board, p: DesignParams) -> Resources:
+    """The decoupled weight fetcher: per stream port the weight FIFO (fifo_resources), the program walker
+    and address generator (FETCH_WALKER), the TLMM loader's write mux (BEATS_PER_STEP x 8R x
+    LOADER_MUX_LUT_PER_SLOT_BIT LUT) and, with the LM head on the fabric, its FIFO of HEAD_FIFO_DEPTH
+    beats of 8P bits (P = R, the weight ports' beat)."""
+    nports = stream_ports(board, p)
+    bps = p.group_size * tlmm_tables(p) // 5
+    logic = Resources(lut=nports * (FETCH_WALKER[0] + bps * 8 * p.rows * LOADER_MUX_LUT_PER_SLOT_BIT),
+                      ff=nports * FETCH_WALKER[1])
+    head = Resources()
+    if p.lm_head_on_fabric:
+        beat = p.rows  # the weight ports' beat (LmHeadConfig P = R)
+        head = auto_memory(8 * beat, HEAD_FIFO_DEPTH, nports)
+    return fifo_resources(board, p) + logic + head

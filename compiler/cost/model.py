@@ -25,9 +25,8 @@ Two engines:
   anything across calls. Projection.detail (seconds, summed over the call): load = tile-bank fills
   from the FIFOs, compute = TLMM compute, attention, elementwise (final norm included), stall =
   time the engine waited for weights, fetch = weight bytes / the fetcher's DDR rate.
-- `overlap=False`: TeLLMe's released design, described by its own parameters (serial load and
-  compute, whole-model bandwidth formula; calibration.tellme_params). detail: load = weight bytes /
-  bandwidth, compute, attention, elementwise (they add up to the layers).
+- `overlap=False`: TeLLMe's released design, described by its own parameters: compiler/cost/serial.py
+  (decode_step, prefill and prefill_floor hand such a design to it; nothing below reads the flag).
 """
 
 from __future__ import annotations
@@ -39,39 +38,14 @@ from edgellm.boards import Board
 from edgellm.compiler.cost import attention as cost_attention
 from edgellm.compiler.cost import elementwise as cost_elementwise
 from edgellm.compiler.cost import fetch as cost_fetch
-from edgellm.compiler.cost.ddr import (
-    ARM_STREAM_BYTES_PER_S,
-    Bandwidth,
-    bandwidth,
-    ddr_bytes_per_cycle,
-    port_bytes_per_cycle,
-)
-from edgellm.compiler.cost.tlmm import (
-    LINEAR_PIPELINE_DEPTH,
-    TILE_PIPELINE_DEPTH,
-    stream_cols,
-    stream_ports,
-    tlmm_linear_s,
-)
-from edgellm.compiler.design import (
-    ACT_BYTES,
-    FETCH_BEATS,
-    DesignParams,
-    linear_bytes,
-    lm_head_bytes,
-    norms_per_layer,
-)
+from edgellm.compiler.cost import lm_head as cost_lm_head
+from edgellm.compiler.cost import serial as cost_serial
+from edgellm.compiler.cost.ddr import Bandwidth, bandwidth
+from edgellm.compiler.cost.tlmm import stream_cols, stream_ports, tlmm_linear_s
+from edgellm.compiler.design import ACT_BYTES, FETCH_BEATS, DesignParams
 from edgellm.models.config import ModelConfig
 
 # --- Named constants (source in each comment) ---------------------------------------------------
-# LM head scoring process (lm_head.h lm_score): II per row and pipeline depth (divide, multiply,
-# argmax, top-K insert). Assumption; it keeps up with the dot process while NP * II <= hidden / P.
-LM_SCORE_II = 1
-LM_SCORE_DEPTH = 40
-# Pipeline depth of an attention tile (dot product tree + exp + rescale). Assumption, cycles.
-ATTN_PIPELINE_DEPTH = 64
-# Attention MAC lanes served by one pipelined fp32 exp unit (softmax). Design choice.
-LANES_PER_EXP_UNIT = 16
 # Host cost of one ap_start write + ap_done poll from Python through PYNQ MMIO. Assumption (tens of us).
 HOST_CALL_S = 50e-6
 # Host argmax/sampling over fp32 logits on the ARM cores, seconds per vocabulary entry. Assumption.
@@ -79,82 +53,34 @@ HOST_SAMPLE_S_PER_VOCAB = 2e-9
 # Between two slots of the prefill pipeline: the DATAFLOW region's start and done handshakes and the
 # processes' argument setup. Assumption, cycles.
 SLOT_SYNC_CYCLES = 16
-def linear_cycles(out: int, n_in: int, p: DesignParams, tokens: int = 1) -> int:
-    """Cycles of one TLMM linear for `tokens` tokens: R rows x T tables per cycle per token."""
-    return math.ceil(out / p.rows) * math.ceil(n_in / p.group_cols) * tokens + LINEAR_PIPELINE_DEPTH
-
-
-def _stage(load_s: float, compute_s: float, overlap: bool) -> float:
-    return max(load_s, compute_s) if overlap else load_s + compute_s
-
-
-def _lm_head_s(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int = 1) -> float:
-    nbytes = lm_head_bytes(cfg, p.lm_head_bits)
-    if not p.lm_head_on_fabric:
-        return nbytes / ARM_STREAM_BYTES_PER_S
-    f = p.clock_mhz * 1e6
-    if not p.overlap:  # TeLLMe-style: MACs at the weight-stream rate, load then compute
-        lanes = max(1, int(bw.weights / f * 8 // p.lm_head_bits))
-        cycles = math.ceil(cfg.vocab_size * cfg.hidden_size / lanes) + LINEAR_PIPELINE_DEPTH
-        return nbytes / bw.weights + cycles / f
-    # lm_head.h lm_dot_fifo (one token): blocks of NP rows (row v on port v % NP), P = R bytes per beat
-    # (the weight ports' m_axi element, one TLMM tile column), popped from the fetchers' head FIFOs in ONE
-    # (block, beat) loop: per block the longer of its nbeats dot cycles and its rows' DDR time; the logits
-    # are scored alongside
-    nports, beat = stream_ports(board, p), p.rows
-    row = math.ceil(cfg.hidden_size * p.lm_head_bits / 8)  # a row's bytes at lm_head_bits (int8: hidden)
-    nbeats, nblk = -(-row // beat), -(-cfg.vocab_size // nports)
-    blk_load = max(nbeats * beat / port_bytes_per_cycle(board, p, beat),
-                   nports * row / ddr_bytes_per_cycle(board, p))
-    blk_compute = tokens * nbeats
-    score_drain = nports * LM_SCORE_II + LM_SCORE_DEPTH  # the last block's rows through the scoring process
-    cycles = (nblk * max(blk_load, blk_compute) + TILE_PIPELINE_DEPTH + score_drain + LINEAR_PIPELINE_DEPTH
-              + cost_elementwise.DDR_READ_LATENCY)
-    return cycles / f
+# The design fields decode_step and prefill read for the generated engine (tests/test_cost_fields.py
+# records every read; the DSE keys its decode and TTFT caches by PERF_FIELDS, the serial
+# description's included).
+ENGINE_FIELDS = ("overlap", "clock_mhz", "group_size", "tables", "rows", "weight_ports", "port_width_bits",
+                 "data_port_width_bits", "bits_per_weight", "lm_head_on_fabric", "lm_head_bits",
+                 "prefill_token_block", "attn_q_block", "attn_kv_block", "attn_lanes", "ew_lanes", "ew_vec",
+                 "ew_glu_vec", "token_lanes", "out_lanes", "dsp_lanes", "prefill_pipeline", "kv_bytes",
+                 "decode_context", "ip_calls_per_token", "fetch_depth")
+PERF_FIELDS = tuple(dict.fromkeys((*ENGINE_FIELDS, *cost_serial.PERF_FIELDS)))
 
 
 def _host_s(cfg: ModelConfig, p: DesignParams) -> float:
     return p.ip_calls_per_token * HOST_CALL_S + cfg.vocab_size * HOST_SAMPLE_S_PER_VOCAB
 
 
-def buffer_depth(cfg: ModelConfig, p: DesignParams) -> int:
-    """Entries per row bank of a TeLLMe-style weight buffer (overlap=False; default: two tiles of the
-    widest linear). The generated engine's banks: resource_model.weight_banks."""
-    widest = max(i for _, i in cfg.linear_shapes().values())
-    return p.weight_buffer_depth or 2 * math.ceil(widest / p.group_cols)
-
-
 def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
                context: int) -> tuple[float, int]:
-    """(seconds, DDR bytes) of one layer's attention for `queries` new tokens ending at `context` (causal)."""
+    """(seconds, DDR bytes) of one layer's attention for `queries` new tokens ending at `context` (causal):
+    the generated kernels as built (cost_attention; the K/V write is an element-wise pass)."""
     f = p.clock_mhz * 1e6
     first = context - queries  # keys already cached before the new tokens
     row = 2 * cfg.kv_size * p.kv_bytes  # K and V of one token, one layer
     blocks = math.ceil(queries / p.attn_q_block)
     streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row
     nbytes = streamed + queries * row  # read tiles + write the new K/V
-    if p.overlap:  # the generated kernels as built (the K/V write is an element-wise pass)
-        ports = bw.kv_ports or 1  # decode reads position p over K/V port p % ports (attention_decode.h)
-        read_bw = min(ports * bw.kv_port, 2 * cost_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
-        return cost_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw, ports), nbytes
-    pairs = queries * first + queries * (queries + 1) // 2  # (query, key) score pairs per head
-    exp_units = math.ceil(p.attn_lanes / LANES_PER_EXP_UNIT)
-    cycles = (2 * cfg.n_heads * pairs * math.ceil(cfg.head_dim / p.attn_lanes)
-              + math.ceil(cfg.n_heads * pairs / exp_units) + ATTN_PIPELINE_DEPTH)
-    return _stage(nbytes / bw.data, cycles / f, p.overlap), nbytes  # TeLLMe-style: K/V over the data port
-
-
-def _layer(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, context: int) -> dict[str, float]:
-    """TeLLMe-style engine (overlap=False): one layer for a block of `tokens` tokens ending at
-    `context`, everything serial at the whole-port bandwidth: load, compute, attention, total (s)."""
-    f = p.clock_mhz * 1e6
-    shapes = cfg.linear_shapes().values()
-    attn, _ = _attention(cfg, p, bw, tokens, context)
-    ew = tokens * norms_per_layer(cfg) * math.ceil(cfg.hidden_size / p.ew_lanes) / f
-    load = sum(linear_bytes(o, i, p) for o, i in shapes) / bw.weights
-    compute = sum(linear_cycles(o, i, p, tokens) for o, i in shapes) / f
-    return {"load": load, "compute": compute, "attention": attn, "elementwise": ew,
-            "total": load + compute + attn + ew}
+    ports = bw.kv_ports or 1  # decode reads position p over K/V port p % ports (attention_decode.h)
+    read_bw = min(ports * bw.kv_port, 2 * cost_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
+    return cost_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw, ports), nbytes
 
 
 def elementwise_gaps(cfg: ModelConfig, p: DesignParams, tokens: int) -> tuple[int, ...]:
@@ -311,27 +237,17 @@ def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, c
         layers += run.seconds
         detail["stall"] += run.stall
         detail["fetch"] += nbytes / bw.weights
-    parts = {"layers": layers, "lm_head": _lm_head_s(cfg, board, p, bw),
+    parts = {"layers": layers, "lm_head": cost_lm_head.seconds(cfg, board, p),
              "host": _host_s(cfg, p) + (calls - 1) * HOST_CALL_S}
     return Projection(sum(parts.values()), parts, detail)
 
 
 def _run(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int) -> Projection:
-    if p.overlap:
-        return _run_fetched(cfg, board, p, tokens, context0)
-    bw = bandwidth(board, p)
-    layers = 0.0
-    detail = {"load": 0.0, "compute": 0.0, "attention": 0.0, "elementwise": 0.0}
-    done = 0
-    while done < tokens:
-        n = min(tokens - done, p.prefill_token_block)
-        lay = _layer(cfg, p, bw, n, context0 + done + n)
-        layers += cfg.n_layers * lay["total"]
-        for k in detail:
-            detail[k] += cfg.n_layers * lay[k]
-        done += n
-    parts = {"layers": layers, "lm_head": _lm_head_s(cfg, board, p, bw), "host": _host_s(cfg, p)}
-    return Projection(sum(parts.values()), parts, detail)
+    if not p.overlap:  # the TeLLMe-style serial description
+        layers, head, detail = cost_serial.run(cfg, board, p, tokens, context0)
+        parts = {"layers": layers, "lm_head": head, "host": _host_s(cfg, p)}
+        return Projection(sum(parts.values()), parts, detail)
+    return _run_fetched(cfg, board, p, tokens, context0)
 
 
 def prefill_floor(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int,
@@ -341,7 +257,7 @@ def prefill_floor(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int
     `blocks`): the vector engines' work alone (element-wise stages and attention of every block and
     layer, the final norm; they run one job at a time in every schedule, and a pipelined slot lasts at
     least its vector job) plus the LM head and the host's one call. The DSE prunes with it."""
-    if not p.overlap:
+    if not p.overlap:  # the serial description: no bound
         return 0.0
     bw = bandwidth(board, p)
     f = p.clock_mhz * 1e6
@@ -353,7 +269,7 @@ def prefill_floor(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int
             _vector_work(cfg, q, bw, min(n_tokens - done, block), min(n_tokens, done + block), work)
         best = min(best, cfg.n_layers * (work["attention"] + work["elementwise"]))
     final = cost_elementwise.norm_quantize(cfg.hidden_size, True, cost_elementwise._Widths(p)) / f
-    return best + final + _lm_head_s(cfg, board, p, bw) + _host_s(cfg, p)
+    return best + final + cost_lm_head.seconds(cfg, board, p) + _host_s(cfg, p)
 
 
 def decode_step(cfg: ModelConfig, board: Board, p: DesignParams, context: int | None = None) -> Projection:
