@@ -18,6 +18,7 @@ import numpy as np
 
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime import project_files as pf
+from edgellm.runtime.layout import MAX_STREAM_PORTS
 from edgellm.runtime.manifest_schema import C_IDENT, HEX64, MANIFEST
 
 KIT_SCHEMA = "edgellm.calibration-kit/1"
@@ -27,7 +28,7 @@ MAX_MANIFEST_BYTES = 1 << 20
 # ddr_probe.h
 MAGIC = 0x424F5250
 VERSION = 1
-MAX_WEIGHT_PORTS = 4
+MAX_WEIGHT_PORTS = MAX_STREAM_PORTS  # the TLMM engine's stream ports (runtime/layout.py)
 SLOTS = MAX_WEIGHT_PORTS + 1
 DATA_SLOT = MAX_WEIGHT_PORTS
 MAX_DESC = 64

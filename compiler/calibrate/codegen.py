@@ -17,10 +17,11 @@ from edgellm.compiler import hls_tcl
 from edgellm.compiler.design import DesignParams
 from edgellm.errors import EdgeLLMError
 from edgellm.hw.csim import INCLUDE_DIR, TB_DIR
+from edgellm.runtime.layout import MAX_STREAM_PORTS
 
 TOP = "edgellm_ddr_probe"
 HEADER = "ddr_probe.h"
-MAX_WEIGHT_PORTS = 4  # ddr_probe.h kMaxWeightPorts (the TLMM engine's stream ports)
+MAX_WEIGHT_PORTS = MAX_STREAM_PORTS  # ddr_probe.h kMaxWeightPorts (the TLMM engine's stream ports)
 SCALARS = ("hdr_off", "prog_off", "n_desc")
 # Testbench buffer (and the pragmas' cosim depth): a control page, then one region per port slot and
 # one for the data port's writes.
