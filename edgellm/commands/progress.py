@@ -57,7 +57,7 @@ class Status:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._shown = ""
+        self._shown: tuple[str, int, int] | None = None  # the state last written in "lines" mode
 
     @property
     def on(self) -> bool:
@@ -83,7 +83,7 @@ class Status:
         elif self.mode == "lines":
             key = (self.text, self.done, self.total)
             if key != self._shown:  # one line per change, never a redraw of the same state
-                self._shown = key  # type: ignore[assignment]
+                self._shown = key
                 self._write(self.line() + "\n")
 
     def _tick(self) -> None:
