@@ -225,15 +225,15 @@ def _has_tripcount(body: str) -> bool:
 
 
 def check_text(path: Path, text: str, consts: set[str], units: set[str] | None = None,
-               strict: bool = False, fns: synth_maxi.Callees | None = None) -> list[Finding]:
+               fns: synth_maxi.Callees | None = None) -> list[Finding]:
     """All findings of one source text; consts are constant names from every scanned file, units the
     non-inlined functions (synth_pragmas.hardware_units) and fns the function definitions
-    (synth_maxi.callees) of every scanned file and the library; strict: also synth_maxi's PENDING rules."""
+    (synth_maxi.callees) of every scanned file and the library."""
     code = strip_source(text)
     found: list[Finding] = []
     if units is None:
         units = synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
-    for at, rule, detail in synth_pragmas.run(code, units) + synth_maxi.run(code, strict, fns):
+    for at, rule, detail in synth_pragmas.run(code, units) + synth_maxi.run(code, fns):
         found.append(Finding(path, _line(code, at), rule, detail))
 
     def add(i: int, rule: str, detail: str) -> None:
@@ -322,7 +322,7 @@ def sources(root: Path) -> list[Path]:
                   if p.suffix in SUFFIXES and not is_testbench(p.relative_to(root)))
 
 
-def check_paths(roots: list[Path], strict: bool = False) -> list[Finding]:
+def check_paths(roots: list[Path]) -> list[Finding]:
     """Findings over every source under roots (constants are gathered across all of them and
     across hw/include, so a generated top may use the library's constants)."""
     files = [f for r in roots for f in sources(Path(r))]
@@ -338,7 +338,7 @@ def check_paths(roots: list[Path], strict: bool = False) -> list[Finding]:
         units |= synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
         for name, defs in synth_maxi.callees(code).items():
             fns.setdefault(name, []).extend(defs)
-    return sorted((x for f in files for x in check_text(f, texts[f], consts, units, strict, fns)),
+    return sorted((x for f in files for x in check_text(f, texts[f], consts, units, fns)),
                   key=lambda x: (str(x.path), x.line, x.rule))
 
 

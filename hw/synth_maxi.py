@@ -18,16 +18,13 @@ hw/synth_pragmas.py's pragma rules; each returns (offset, rule, detail) tuples).
                    a loop pipelined at II = 1 (an access in an unrolled inner loop counts twice): one port
                    moves one beat per cycle on each AXI channel, so the loop cannot keep II = 1 or burst.
                    Textual: accesses inside called helpers are counted one level deep (the callee found
-                   by name whose parameter has the argument's pointee type)
+                   by name whose parameter has the argument's pointee type); an `if (...) { ...
+                   continue; }` block and the statements after it are exclusive paths (the larger count)
 Heuristic by design (regular expressions over comment-free text).
 
-Every m_axi argument of the generated top is a beat pointer and the issue-21 kernels read one beat per
-port and iteration, so maxi-cast runs in every check. maxi-access is still PENDING (run only when asked
-for: synth_check.check_paths(strict=True), the rule tests and the library's own test, which requires
-the library to pass it): the low-bit engine (lowbit_mm.h lb_block, issue 17) reads its weight port at
-two sites of one II=1 loop in branches that exclude each other (the first ends in `continue`), which
-this textual rule counts as two reads; the default check (`edgellm csim`) would refuse every project
-until that loop reads at one site or the rule learns exclusive branches.
+Every m_axi argument of the generated top is a beat pointer and every kernel loop moves one beat per port
+and iteration (issue 21 #6, #11), so all four rules run in every check (`edgellm csim` included); the
+pending set they waited in while the ports were converted is gone.
 """
 
 from __future__ import annotations
@@ -48,7 +45,6 @@ from edgellm.hw.synth_pragmas import (
 )
 
 BEAT_TYPE = re.compile(r"\bap_u?int\s*<")
-PENDING = frozenset({"maxi-access"})
 
 
 def _ptr_base(expr: str) -> str | None:
@@ -290,6 +286,35 @@ def _callee_accesses(text: str, name: str, ptype: str, fns: Callees) -> tuple[in
     return reads, writes
 
 
+def _continue_split(text: str) -> tuple[str, str, str] | None:
+    """(before, block, after) around the first `if (...) { ... continue; }` (no else) of one iteration's
+    statements: the block ends the iteration, so it and what follows it are exclusive paths."""
+    for m in re.finditer(r"\bif\s*\(", text):
+        j = match_bracket(text, m.end() - 1, "(", ")")
+        while j < len(text) and text[j].isspace():
+            j += 1
+        if text[j:j + 1] != "{":
+            continue
+        e = match_bracket(text, j, "{", "}")
+        inner = text[j + 1:e - 1]
+        if re.search(r"\bcontinue\s*;\s*$", inner) and not re.match(r"\s*else\b", text[e:]):
+            return text[:m.start()], inner, text[e:]
+    return None
+
+
+def _iteration_accesses(text: str, name: str, ptype: str, fns: Callees) -> tuple[int, int]:
+    """(reads, writes) of `name` on one iteration's worst path: its own accesses and its helpers' (one
+    level deep); an `if (...) { ... continue; }` block and the statements after it are exclusive paths
+    (the larger counts)."""
+    split = _continue_split(text)
+    if split is None:
+        r, w = _count_accesses(text, name)
+        cr, cw = _callee_accesses(text, name, ptype, fns) if ptype else (0, 0)
+        return r + cr, w + cw
+    pre, block, post = (_iteration_accesses(t, name, ptype, fns) for t in split)
+    return pre[0] + max(block[0], post[0]), pre[1] + max(block[1], post[1])
+
+
 def maxi_access(code: str, fn: Function, ports: set[str], fns: Callees) -> Iterator[tuple[int, str, str]]:
     """More than one read or write of one beat pointer parameter (or m_axi port) per iteration of an II=1
     pipelined loop."""
@@ -299,16 +324,15 @@ def maxi_access(code: str, fn: Function, ports: set[str], fns: Callees) -> Itera
         return
     for at, own in ii1_loops(fn.body(code)):
         for name, ptype in sorted(beats.items()):
-            r, w = _count_accesses(own, name)
-            cr, cw = _callee_accesses(own, name, ptype, fns) if ptype else (0, 0)
-            for n, kind in ((r + cr, "reads"), (w + cw, "writes")):
+            r, w = _iteration_accesses(own, name, ptype, fns)
+            for n, kind in ((r, "reads"), (w, "writes")):
                 if n >= 2:
                     yield (fn.start + at, "maxi-access",
                            f"{n} {kind} of m_axi pointer {name} per iteration of an II=1 loop in {fn.name}")
 
 
-def run(code: str, strict: bool = False, fns: Callees | None = None) -> list[tuple[int, str, str]]:
-    """Findings of the m_axi rules over one comment-free source text (the PENDING ones when strict); fns:
+def run(code: str, fns: Callees | None = None) -> list[tuple[int, str, str]]:
+    """Findings of the m_axi rules over one comment-free source text; fns:
     the helpers a loop may call (every scanned file's and the library's; default this text's)."""
     from edgellm.hw.synth_pragmas import functions
 
@@ -318,5 +342,5 @@ def run(code: str, strict: bool = False, fns: Callees | None = None) -> list[tup
     for fn in functions(code):
         for rule in (maxi_select(code, fn), maxi_dependence(code, fn, ports), maxi_cast(code, fn, ports),
                      maxi_access(code, fn, ports, by_name)):
-            found.extend(f for f in rule if strict or f[1] not in PENDING)
+            found.extend(rule)
     return found
