@@ -10,6 +10,7 @@ weight image is also checked to decode to it), else it is rebuilt from weights.b
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,8 +202,11 @@ def greedy(backend: Any, prompt: list[int], n: int,
 
 
 def run_verify(p: Project, device: Any, prompt_ids: list[int], new_tokens: int = 8, onnx: bool = True,
-               timeout_s: float = 60.0) -> Report:
-    """Run the ladder; see the module docstring."""
+               timeout_s: float = 60.0, on_stage: Callable[[str, int, int], None] | None = None) -> Report:
+    """Run the ladder; see the module docstring. on_stage(what, done, total) is told each rung as it
+    starts (progress lines)."""
+    stage = on_stage or (lambda what, done, total: None)
+    total = 5 if onnx else 4
     from edgellm.models.golden import GoldenModel
     from edgellm.runtime.session import Session
 
@@ -215,9 +219,11 @@ def run_verify(p: Project, device: Any, prompt_ids: list[int], new_tokens: int =
     gm = GoldenModel(qm, p.numerics)
     taps: dict[str, np.ndarray] = {}
     cache = gm.new_cache(p.iface.max_ctx)
+    stage("golden forward over the prompt, every stage tapped", 0, total)
     g_logits = gm.forward(np.array(prompt_ids), cache, tap=lambda n, a: taps.__setitem__(n, a),
                           all_logits=False)[0]
     drv = Driver(p, device, timeout_s)
+    stage("device in step mode, every layer and stage tapped", 1, total)
     d_taps, d_logits, d_top = device_taps(drv, p, prompt_ids)
     pair = "device vs golden"
     for i in range(p.config.n_layers):
@@ -228,7 +234,9 @@ def run_verify(p: Project, device: Any, prompt_ids: list[int], new_tokens: int =
     ok_top = d_top.argmax == int(order[0]) and np.array_equal(d_top.ids, order)
     rep.rows.append(Row(pair, f"argmax/top-{p.iface.top_k}", exact=ok_top, ok=ok_top,
                         note=f"argmax {d_top.argmax} vs {int(order[0])}"))
+    stage(f"golden greedy {new_tokens} tokens", 2, total)
     g_toks, g_rows = greedy(_GoldenState(gm, cache), prompt_ids, new_tokens, g_logits)
+    stage(f"device greedy {new_tokens} tokens", 3, total)
     sess = Session(p, device, driver=drv)
     d_toks, d_rows = greedy(sess, prompt_ids, new_tokens)
     rep.tokens.update(golden=g_toks, device=d_toks)
@@ -237,6 +245,7 @@ def run_verify(p: Project, device: Any, prompt_ids: list[int], new_tokens: int =
     rep.rows.append(Row(pair, f"greedy {new_tokens} tokens", worst.max_abs, worst.max_ulp, worst.exact,
                         bool(worst.exact) and d_toks == g_toks, _agree(d_toks, g_toks)))
     if onnx:
+        stage("onnxruntime vs golden", 4, total)
         _onnx_rows(p, qm, prompt_ids, new_tokens, g_logits, g_toks, rep)
     return rep
 

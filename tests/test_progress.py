@@ -172,3 +172,33 @@ def test_forced_progress_lines_in_a_pipe(text_file) -> None:
         assert "scoring" not in r.stdout
     finally:
         os.environ.pop(progress.ENV, None)  # --progress sets it for the process
+
+
+def test_verify_reports_each_rung(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify's stages as progress: golden taps, device taps, the two greedy runs (onnx: a fifth)."""
+    from helpers import TINY, PythonTop, write_project
+
+    import edgellm.runtime.session as session_mod
+    from edgellm.models.random_model import random_model
+    from edgellm.runtime.emulator import EmulatorDevice
+    from edgellm.runtime.project import Project
+    from edgellm.runtime.verify import run_verify
+
+    proj = Project.open(write_project(tmp_path / "p", random_model(TINY, seed=21), max_t=4, max_ctx=32))
+
+    def python_top(p, kind="auto"):
+        return EmulatorDevice(PythonTop(p.config, p.numerics), p.iface.registers, name="python-top")
+
+    seen: list[tuple[str, int, int]] = []
+    rep = run_verify(proj, python_top(proj), [5, 6, 7], new_tokens=3, onnx=False,
+                     on_stage=lambda *a: seen.append(a))
+    assert rep.ok and [(d, t) for _, d, t in seen] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert seen[3][0] == "device greedy 3 tokens"
+    monkeypatch.setattr(session_mod, "open_device", python_top)
+    r = runner.invoke(cli.app, ["--progress", "verify", str(proj.path), "--prompt-ids", "5,6,7", "-n", "3",
+                                "--no-onnx"])
+    os.environ.pop(progress.ENV, None)  # --progress sets it for the process
+    assert r.exit_code == 0, r.output
+    lines = [ln.split(" (")[0] for ln in r.stderr.splitlines() if ln.startswith("[")]
+    assert lines[-1] == "[###############.....] 3/4 verify: device greedy 3 tokens", r.stderr
+    assert "verify:" not in r.stdout

@@ -188,8 +188,9 @@ def verify_cmd(
     from edgellm.commands.progress import Status
 
     what = f"verify: {dev.name} vs golden, every layer and stage" + (", then onnxruntime" if onnx else "")
-    with Status(what):
-        rep = run_verify(p, dev, ids, new_tokens=new_tokens, onnx=onnx, timeout_s=timeout)
+    with Status(what) as status:
+        rep = run_verify(p, dev, ids, new_tokens=new_tokens, onnx=onnx, timeout_s=timeout,
+                         on_stage=lambda text, done, total: status.update(f"verify: {text}", done, total))
     print_table(rep)
     if json_out is not None:
         write_atomic(json_out, json.dumps(rep.to_dict(), indent=1))
