@@ -94,7 +94,7 @@ def line(name: str, agg: dict[str, Any], pr: dict[str, float]) -> str:
             f"{pr['spec_tok_s_row_heads']:>9.1f}")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-new", type=int, default=64)
     ap.add_argument("--k-max", type=int, default=4)
@@ -108,7 +108,75 @@ def main() -> None:
     ap.add_argument("--record", action="store_true",
                     help=f"write the measured acceptance by kind to {cost_spec.MEASURED_FILE.name} "
                          "beside compiler/cost/speculative.py (edgellm estimate reads it)")
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def self_mode(backend: Any, tok: Any, model: Any, cfg: Any, board: Any, p: DesignParams, pcs: tuple,
+              rc: float, k_max: int, mname: str) -> tuple[SpecConfig, float, float]:
+    """Calibrate the draft layers on held-out text (the tiny model's validation slice, not the workload);
+    (config, seconds per draft token projected for the preset, the draft layers' share)."""
+    hs = cost_spec.head_share(cfg, board, p)
+    paras = (Path(__file__).parents[1] / "models" / "tiny" / "eval_slice.txt").read_text().split("\n")
+    calib = [[1, *tok.encode(t)[:32]] for t in paras[2:5] if t.strip()]
+    rec = calibrate_draft_layers(backend, calib, n_new=16, k=2, head_share=hs, row_cost=rc)
+    layers = tuple(rec["draft_layers"])
+    fraction = len(layers) / model.config.n_layers
+    ds = cost_spec.draft_token_s(cfg, board, p, max(1, round(fraction * cfg.n_layers)))
+    dc = ds / cost_model.decode_step(cfg, board, p).seconds
+    print(f"[{mname}] self-speculation calibrated: draft layers {list(layers)}, acceptance "
+          f"{rec['acceptance']:.2f}; projected draft token {dc:.2f} decode steps")
+    return SpecConfig("self", k_max=k_max, pass_costs=pcs, draft_cost=dc, draft_layers=layers), ds, fraction
+
+
+def run_mode(a: argparse.Namespace, backend: Any, prompts: list[dict[str, Any]], encoded: list[list[int]],
+             spec: SpecConfig, ds: float, fraction: float, mname: str, cfg: Any, board: Any, p: DesignParams,
+             out: dict[str, Any], measured: list[dict[str, Any]]) -> None:
+    """Every prompt with one drafter: per prompt and per kind lines, results and measured records."""
+    mode = spec.mode
+    how = (f"sampled at temperature {a.temperature:g}, seed 0" if a.temperature
+           else "greedy, identical to plain decode")
+    print(f"\n[{mname}] {mode}: {a.n_new} tokens per prompt ({how})")
+    print(f"{'prompt':<20} {'accept':>7} {'acc/draft':>9} {'tok/pass':>7} {'plain':>8} {'spec':>8} "
+          f"{'x':>7} {'hidden':>8} {'row-heads':>9}   (tok/s projected)")
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for pr, ids in zip(prompts, encoded, strict=True):
+        r = run_prompt(backend, ids, a.n_new, spec, a.temperature)
+        kinds.setdefault(pr["kind"], []).append(r)
+        pj = project(r, cfg, board, p, ds)
+        print(line(pr["name"], r, pj))
+        out["results"].append({"model": mname, "mode": mode, "prompt": pr["name"], "kind": pr["kind"],
+                               **{k: v for k, v in r.items() if k != "tokens"}, **pj})
+    for kind, rows in kinds.items():
+        agg = merge(rows)
+        n = agg["accepted"] + agg["rejections"]
+        measured.append({"model": mname, "drafter": mode, "kind": kind, "n_new": a.n_new,
+                         "temperature": a.temperature, "prompts": len(rows),
+                         "acceptance": agg["accepted"] / max(1, agg["drafted"]),
+                         "rate": agg["accepted"] / n if n else 0.0,
+                         "tokens_per_pass": agg["decode_tokens"] / max(1, agg["passes"]),
+                         "decode_tokens": agg["decode_tokens"], "plain_passes": agg["plain_passes"],
+                         "k_counts": agg["k_counts"], "draft_tokens": agg["draft_passes"],
+                         "draft_layer_fraction": fraction})
+        pj = project(agg, cfg, board, p, ds)
+        print(line(f"= {kind}", agg, pj))
+        out["results"].append({"model": mname, "mode": mode, "prompt": f"all {kind}", "kind": kind,
+                               **agg, **pj})
+
+
+def record(measured: list[dict[str, Any]]) -> None:
+    """Write the measured runs for edgellm estimate, replacing those of the same model, drafter, kind and
+    temperature."""
+    key = lambda r: (r["model"], r["drafter"], r["kind"], r.get("temperature", 0.0))  # noqa: E731
+    new = {key(r) for r in measured}
+    rows = [r for r in cost_spec.measured_rates() if key(r) not in new] + measured
+    cost_spec.MEASURED_FILE.write_text(json.dumps({
+        "about": "Runs measured by bench/speculative_acceptance.py on the golden model (greedy, or sampled "
+                 "at `temperature`; bench/data/speculative_prompts.json); rate = per-token acceptance",
+        "measured": rows}, indent=1) + "\n")
+
+
+def main() -> None:
+    a = parse_args()
     cfg, board = PRESETS[a.preset], load_board(a.board)
     t0 = time.perf_counter()
     p = dse.explore(cfg, board, DesignParams()).params
@@ -119,6 +187,8 @@ def main() -> None:
           f"{bw.weights / 1e9:.2f} GB/s, DDR {bw.ddr / 1e9:.2f} GB/s), DSE design G{p.group_size} R{p.rows} "
           f"TP{p.token_lanes}, {p.clock_mhz:g} MHz, context {p.decode_context}; verify row cost {rc:.3f} "
           f"decode steps (DSE {time.perf_counter() - t0:.0f} s). Projected, not measured.")
+    print("verify call of k drafts, projected, in decode steps: "
+          + ", ".join(f"k={k} {c / pcs[0]:.2f}" for k, c in enumerate(pcs)))
     from edgellm.models.loaders import load_model
 
     qm, tok = load_model(Path(__file__).parents[1] / "models" / "tiny")
@@ -128,67 +198,18 @@ def main() -> None:
 
         models.append((f"random {cfg.name}", random_model(cfg, seed=1)))
     prompts = load_workload()
-    print("verify call of k drafts, projected, in decode steps: "
-          + ", ".join(f"k={k} {c / pcs[0]:.2f}" for k, c in enumerate(pcs)))
     out: dict[str, Any] = {"preset": cfg.name, "board": board.name, "pass_costs": pcs, "results": []}
     measured: list[dict[str, Any]] = []
     for mname, model in models:
         backend = GoldenBackend(model)
         encoded = [[1, *tok.encode(pr["text"])] for pr in prompts]
-        modes = [("lookup", SpecConfig("lookup", k_max=a.k_max, pass_costs=pcs), 0.0)]
-        fraction = {"lookup": 0.0}
+        modes = [(SpecConfig("lookup", k_max=a.k_max, pass_costs=pcs), 0.0, 0.0)]
         if a.self_spec:
-            hs = cost_spec.head_share(cfg, board, p)
-            # calibrated on held-out text (not the workload): the model's validation slice
-            paras = (Path(__file__).parents[1] / "models" / "tiny" / "eval_slice.txt").read_text().split("\n")
-            calib = [[1, *tok.encode(t)[:32]] for t in paras[2:5] if t.strip()]
-            rec = calibrate_draft_layers(backend, calib, n_new=16, k=2, head_share=hs, row_cost=rc)
-            layers = tuple(rec["draft_layers"])
-            fraction["self"] = len(layers) / model.config.n_layers
-            n_large = max(1, round(fraction["self"] * cfg.n_layers))
-            ds = cost_spec.draft_token_s(cfg, board, p, n_large)
-            dc = ds / cost_model.decode_step(cfg, board, p).seconds
-            print(f"[{mname}] self-speculation calibrated: draft layers {list(layers)}, acceptance "
-                  f"{rec['acceptance']:.2f}; projected draft token {dc:.2f} decode steps")
-            modes.append(("self", SpecConfig("self", k_max=a.k_max, pass_costs=pcs, draft_cost=dc,
-                                             draft_layers=layers), ds))
-        for mode, spec, ds in modes:
-            how = (f"sampled at temperature {a.temperature:g}, seed 0" if a.temperature
-                   else "greedy, identical to plain decode")
-            print(f"\n[{mname}] {mode}: {a.n_new} tokens per prompt ({how})")
-            print(f"{'prompt':<20} {'accept':>7} {'acc/draft':>9} {'tok/pass':>7} {'plain':>8} {'spec':>8} "
-                  f"{'x':>7} {'hidden':>8} {'row-heads':>9}   (tok/s projected)")
-            kinds: dict[str, list[dict[str, Any]]] = {}
-            for pr, ids in zip(prompts, encoded, strict=True):
-                r = run_prompt(backend, ids, a.n_new, spec, a.temperature)
-                kinds.setdefault(pr["kind"], []).append(r)
-                pj = project(r, cfg, board, p, ds)
-                print(line(pr["name"], r, pj))
-                out["results"].append({"model": mname, "mode": mode, "prompt": pr["name"], "kind": pr["kind"],
-                                       **{k: v for k, v in r.items() if k != "tokens"}, **pj})
-            for kind, rows in kinds.items():
-                agg = merge(rows)
-                n = agg["accepted"] + agg["rejections"]
-                measured.append({"model": mname, "drafter": mode, "kind": kind, "n_new": a.n_new,
-                                 "temperature": a.temperature,
-                                 "prompts": len(rows), "acceptance": agg["accepted"] / max(1, agg["drafted"]),
-                                 "rate": agg["accepted"] / n if n else 0.0,
-                                 "tokens_per_pass": agg["decode_tokens"] / max(1, agg["passes"]),
-                                 "decode_tokens": agg["decode_tokens"], "plain_passes": agg["plain_passes"],
-                                 "k_counts": agg["k_counts"], "draft_tokens": agg["draft_passes"],
-                                 "draft_layer_fraction": fraction[mode]})
-                pj = project(agg, cfg, board, p, ds)
-                print(line(f"= {kind}", agg, pj))
-                out["results"].append({"model": mname, "mode": mode, "prompt": f"all {kind}", "kind": kind,
-                                       **agg, **pj})
-    if a.record:  # replaces the rows of the same model, drafter, kind and temperature
-        key = lambda r: (r["model"], r["drafter"], r["kind"], r.get("temperature", 0.0))  # noqa: E731
-        new = {key(r) for r in measured}
-        measured = [r for r in cost_spec.measured_rates() if key(r) not in new] + measured
-        cost_spec.MEASURED_FILE.write_text(json.dumps({
-            "about": "Acceptance measured by bench/speculative_acceptance.py on the golden model (greedy, "
-                     "bench/data/speculative_prompts.json); rate = per-token acceptance (geometric model)",
-            "measured": measured}, indent=1) + "\n")
+            modes.append(self_mode(backend, tok, model, cfg, board, p, pcs, rc, a.k_max, mname))
+        for spec, ds, fraction in modes:
+            run_mode(a, backend, prompts, encoded, spec, ds, fraction, mname, cfg, board, p, out, measured)
+    if a.record:
+        record(measured)
     if a.json:
         a.json.write_text(json.dumps(out, indent=1, default=str))
 
