@@ -5,6 +5,10 @@ block, KV positions pos0 = tokens already in the cache) and returns the last tok
 all_logits=True (teacher-forced eval) runs the layers once per block, then one OP_HEAD start per
 row. numpy only (runs on the board).
 
+Speculative decoding (runtime/speculative.py) uses verify (a block of drafted tokens, every row's
+logits), rewind (move the position back over rejected rows: never read, overwritten by the next
+start) and draft_logits (self-speculation: a layer subset at a position, the position unchanged).
+
 Context limit: by default a forward that would pass the KV cache's max_ctx positions raises
 EdgeLLMError. With context_policy="sliding" (attention sinks + sliding window, as StreamingLLM)
 the session keeps the first `sink` tokens and the most recent `window` tokens: when the cache is
