@@ -4,6 +4,7 @@ the calibration table's significant figures, verify's compact table, piped `gene
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -98,8 +99,14 @@ def test_estimate_top_lists_the_best_designs_the_search_scored() -> None:
     assert cells[0][3].endswith("(chosen)") and not any(c[3].endswith("(chosen)") for c in cells[1:])
     assert [float(c[2]) for c in cells] == [round(t, 3) for _, t, _ in r.scored[:3]]
     assert float(cells[0][1]) == round(r.estimate.decode_tok_s, 1)
+    js = runner.invoke(cli.app, ["estimate", "--top", "3", "--json"])
+    assert js.exit_code == 0, js.output
+    top = json.loads(js.stdout)["boards"]["kv260"]["top"]
+    assert [(t["decode_tok_s"], t["ttft_s"], t["chosen"]) for t in top] == \
+        [(d, t, p == r.params) for d, t, p in r.scored[:3]] and top[0]["design"] == r.params.to_dict()
     res = runner.invoke(cli.app, ["estimate"])
     assert res.exit_code == 0 and "best designs considered" not in res.output
+    assert "top" not in json.loads(runner.invoke(cli.app, ["estimate", "--json"]).stdout)["boards"]["kv260"]
     bad = runner.invoke(cli.app, ["estimate", "--top", "-1"])
     assert bad.exit_code == 2 and bad.stderr.startswith("error: ")
 

@@ -212,7 +212,7 @@ def register(app: typer.Typer) -> None:
 
             from edgellm.report.records import estimate_record
 
-            typer.echo(json.dumps(estimate_record(cfg, results, calibration), indent=1))
+            typer.echo(json.dumps(estimate_record(cfg, results, calibration, top), indent=1))
             return
         print_estimates(cfg, results, meas, top, calibration)
 

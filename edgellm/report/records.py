@@ -40,10 +40,10 @@ def boards_record(boards: list[Board]) -> dict[str, Any]:
 
 
 def estimate_record(cfg: ModelConfig, results: dict[str, DseResult | str],
-                    calibration: bool = False) -> dict[str, Any]:
+                    calibration: bool = False, top: int = 0) -> dict[str, Any]:
     """`edgellm estimate --json`: the model, then per board either the chosen design with its estimate
     (summary: every projected figure with its low/high ends and assumptions; resources per kernel; the
-    exploration's counts) or why no design fits."""
+    exploration's counts; with top, the `top` best designs it scored) or why no design fits."""
     boards: dict[str, Any] = {}
     for name, r in results.items():
         if isinstance(r, str):
@@ -53,6 +53,9 @@ def estimate_record(cfg: ModelConfig, results: dict[str, DseResult | str],
         boards[name] = {"fits": True, "summary": e.summary(), "design": e.params.to_dict(),
                         "resources": {k: dataclasses.asdict(v) for k, v in e.resources.items()},
                         "explored": r.explored, "feasible": r.feasible}
+        if top:  # estimate --top N: the best designs the search scored, best first (the chosen one first)
+            boards[name]["top"] = [{"decode_tok_s": d, "ttft_s": t, "chosen": p == r.params,
+                                    "design": p.to_dict()} for d, t, p in r.scored[:top]]
     out: dict[str, Any] = {"label": LABEL, "model": cfg.to_dict(), "boards": boards}
     if calibration:
         from edgellm.compiler.cost.calibration import calibration as anchors
