@@ -181,8 +181,13 @@ def test_compile_preset_and_estimates_design_options(tmp_path: Path, monkeypatch
     (["--set", "prefill_pipeline=maybe"], "not a bool"),
     (["--preset", "nope"], "unknown preset 'nope'"),
     (["--context", "0"], "--context"),
+    (["--clock", "0"], "--clock must be a number of MHz in (0, 1000]"),
+    (["--lut-cap", "1.5"], "--lut-cap must be a fraction in (0, 1]"),
+    (["--preset", "bitnet_b1_58-large", "--board", "nope"], "unknown board 'nope'"),  # before the model
 ])
-def test_compile_option_errors_leave_nothing(tmp_path: Path, args: list[str], needle: str) -> None:
+def test_compile_option_errors_leave_nothing(tmp_path: Path, args: list[str], needle: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGELLM_CACHE", str(tmp_path / "cache"))
     r = runner.invoke(cli.app, ["compile", "-o", str(tmp_path / "p"), *args])
     assert r.exit_code == 2 and r.stderr.startswith("error: ") and needle in r.stderr, r.output
-    assert not (tmp_path / "p").exists()
+    assert not (tmp_path / "p").exists() and not (tmp_path / "cache").exists()

@@ -103,7 +103,7 @@ def compile_cmd(
     """Compile a ternary model into a complete HLS + Vivado project for a board."""
     from rich.console import Console
 
-    from edgellm.commands.design_opts import compile_overrides, parse_sets
+    from edgellm.commands.design_opts import check_options, compile_overrides, parse_sets
     from edgellm.commands.model_names import model_or_preset
     from edgellm.compiler.calibrate.measured import for_command
     from edgellm.compiler.pipeline import BuildConfig
@@ -111,6 +111,7 @@ def compile_cmd(
     con = Console(stderr=True)
     over = parse_sets(sets)  # the cheap checks first: nothing is fetched or written for a bad option
     meas, clock = for_command(measured, allow_emulated, [board], clock)
+    check_options(board, clock, lut_cap)
     name = preset or (model.absolute().name if model else "tiny") or "model"
     out_dir = out or Path(f"edgellm-out/{name}-{board}")
     path = model_or_preset(model, preset)

@@ -94,6 +94,18 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def check_options(board: str, clock: float | None, lut_cap: float | None) -> None:
+    """The board and the numbers the design search would refuse (compiler/dse.py explore), checked
+    before a preset model is written or a hub model fetched."""
+    from edgellm.boards import load_board
+
+    load_board(board)
+    if clock is not None and not (math.isfinite(clock) and 0 < clock <= 1000):
+        raise EdgeLLMError(f"--clock must be a number of MHz in (0, 1000], got {clock:g}")
+    if lut_cap is not None and not (math.isfinite(lut_cap) and 0 < lut_cap <= 1):
+        raise EdgeLLMError(f"--lut-cap must be a fraction in (0, 1], got {lut_cap:g}")
+
+
 def compile_overrides(context: int | None, clock: float | None, lut_cap: float | None,
                       sets: dict[str, Any]) -> dict[str, Any]:
     """BuildConfig.overrides of the options (compiler/steps.py step_dse reads clock_mhz, lut_cap and
