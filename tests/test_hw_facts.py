@@ -15,7 +15,8 @@ from edgellm.runtime import layout
 EXPECT = {
     "kMaxWeightPorts": layout.MAX_STREAM_PORTS, "kMaxHeadPorts": layout.MAX_STREAM_PORTS,
     "kFetchBeats": layout.FETCH_BEATS, "kHeadFifoDepth": layout.HEAD_FIFO_DEPTH,
-    "kAddLatency": layout.ADD_LATENCY, "kMulAddLatency": layout.MUL_ADD_LATENCY, "DSP_CHAIN": layout.DSP_CHAIN,
+    "kAddLatency": layout.ADD_LATENCY, "kMulAddLatency": layout.MUL_ADD_LATENCY,
+    "DSP_CHAIN": layout.DSP_CHAIN,
     "attn.min_rows": layout.ATTN_MIN_ROWS, "attn.mem_lanes": layout.ATTN_MEM_LANES,
     "layer.attn.min_rows": layout.ATTN_MIN_ROWS, "layer.attn.mem_lanes": layout.ATTN_MEM_LANES,
     "LmHeadConfig.K_TOP (default: the bound)": layout.K_TOP_MAX,
@@ -54,7 +55,7 @@ def test_tap_and_scratch_layout(max_t: int) -> None:
     taps = layout.tap_layout(c, max_t)
     assert list(taps) == ["q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act"]
     assert [w for _, w in taps.values()] == [128, 64, 64, 128, 128, 344]
-    assert [o for o, _ in taps.values()] == [0, 128 * max_t, 192 * max_t, 256 * max_t, 384 * max_t, 512 * max_t]
+    assert [o for o, _ in taps.values()] == [m * max_t for m in (0, 128, 192, 256, 384, 512)]
     assert layout.tap_floats(c, max_t) == 856 * max_t
     s = layout.scratch_offsets(c, max_t)
     assert s["y"] == (3 * 128 + 3 * 64 + 2 * 344) * max_t and s["qs_b"] == s["qs_a"] + max_t
