@@ -101,7 +101,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--preset", default="bitnet_b1_58-large", choices=sorted(PRESETS))
     ap.add_argument("--board", default="kv260")
     ap.add_argument("--self", dest="self_spec", action="store_true", help="also self-speculation")
-    ap.add_argument("--large", action="store_true", help="run a random model of the preset's shape (slow)")
+    ap.add_argument("--large", action="store_true", help="also a random model of the preset's shape (slow)")
+    ap.add_argument("--large-n-new", type=int, default=16, help="--large: tokens per prompt")
+    ap.add_argument("--large-prompts", default="code-like,control-story",
+                    help="--large: the workload's prompts it runs (comma-separated names)")
     ap.add_argument("--temperature", type=float, default=0.0,
                     help="sample at this temperature instead of greedy decode (no token comparison)")
     ap.add_argument("--json", type=Path, default=None)
@@ -130,17 +133,17 @@ def self_mode(backend: Any, tok: Any, model: Any, cfg: Any, board: Any, p: Desig
 
 def run_mode(a: argparse.Namespace, backend: Any, prompts: list[dict[str, Any]], encoded: list[list[int]],
              spec: SpecConfig, ds: float, fraction: float, mname: str, cfg: Any, board: Any, p: DesignParams,
-             out: dict[str, Any], measured: list[dict[str, Any]]) -> None:
+             out: dict[str, Any], measured: list[dict[str, Any]], n_new: int) -> None:
     """Every prompt with one drafter: per prompt and per kind lines, results and measured records."""
     mode = spec.mode
     how = (f"sampled at temperature {a.temperature:g}, seed 0" if a.temperature
            else "greedy, identical to plain decode")
-    print(f"\n[{mname}] {mode}: {a.n_new} tokens per prompt ({how})")
+    print(f"\n[{mname}] {mode}: {n_new} tokens per prompt ({how})")
     print(f"{'prompt':<20} {'accept':>7} {'acc/draft':>9} {'tok/pass':>7} {'plain':>8} {'spec':>8} "
           f"{'x':>7} {'hidden':>8} {'row-heads':>9}   (tok/s projected)")
     kinds: dict[str, list[dict[str, Any]]] = {}
     for pr, ids in zip(prompts, encoded, strict=True):
-        r = run_prompt(backend, ids, a.n_new, spec, a.temperature)
+        r = run_prompt(backend, ids, n_new, spec, a.temperature)
         kinds.setdefault(pr["kind"], []).append(r)
         pj = project(r, cfg, board, p, ds)
         print(line(pr["name"], r, pj))
@@ -149,7 +152,7 @@ def run_mode(a: argparse.Namespace, backend: Any, prompts: list[dict[str, Any]],
     for kind, rows in kinds.items():
         agg = merge(rows)
         n = agg["accepted"] + agg["rejections"]
-        measured.append({"model": mname, "drafter": mode, "kind": kind, "n_new": a.n_new,
+        measured.append({"model": mname, "drafter": mode, "kind": kind, "n_new": n_new,
                          "temperature": a.temperature, "prompts": len(rows),
                          "acceptance": agg["accepted"] / max(1, agg["drafted"]),
                          "rate": agg["accepted"] / n if n else 0.0,
@@ -197,17 +200,21 @@ def main() -> None:
         from edgellm.models.random_model import random_model
 
         models.append((f"random {cfg.name}", random_model(cfg, seed=1)))
-    prompts = load_workload()
     out: dict[str, Any] = {"preset": cfg.name, "board": board.name, "pass_costs": pcs, "results": []}
     measured: list[dict[str, Any]] = []
     for mname, model in models:
         backend = GoldenBackend(model)
+        prompts = load_workload()
+        if mname != "tiny":  # the random large-shape model: a few prompts (golden decode: seconds a token)
+            keep = set(a.large_prompts.split(","))
+            prompts = [pr for pr in prompts if pr["name"] in keep]
         encoded = [[1, *tok.encode(pr["text"])] for pr in prompts]
         modes = [(SpecConfig("lookup", k_max=a.k_max, pass_costs=pcs), 0.0, 0.0)]
-        if a.self_spec:
+        if a.self_spec and mname == "tiny":  # calibrating a large model's layer subsets: hours here
             modes.append(self_mode(backend, tok, model, cfg, board, p, pcs, rc, a.k_max, mname))
         for spec, ds, fraction in modes:
-            run_mode(a, backend, prompts, encoded, spec, ds, fraction, mname, cfg, board, p, out, measured)
+            run_mode(a, backend, prompts, encoded, spec, ds, fraction, mname, cfg, board, p, out, measured,
+                     a.n_new if mname == "tiny" else a.large_n_new)
     if a.record:
         record(measured)
     if a.json:
