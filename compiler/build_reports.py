@@ -223,8 +223,13 @@ def write_summary(project: Path, clock_mhz: float | None = None) -> dict[str, An
     viv = _vivado_summary(base / VIVADO_SUBDIR, target)
     if viv:
         summary["vivado"] = viv
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = base / (SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    tmp.replace(base / SUMMARY)
+    write_json(base / SUMMARY, summary)
     return summary
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """path's JSON through a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)

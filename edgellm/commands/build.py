@@ -153,8 +153,30 @@ def report_summary(project: Path) -> dict[str, Any]:
     s = write_summary(project, clock_mhz(project))
     for line in summary_lines(s):
         typer.echo(line)
+    reprojected = reproject_summary(project, s)
     typer.echo(f"reports: {project / BUILD_REPORTS} (summary: {SUMMARY})")
+    if reprojected:
+        typer.echo(f"the plan against the build again: edgellm estimate {project} [--check]")
     return s
+
+
+def reproject_summary(project: Path, s: dict[str, Any]) -> bool:
+    """Re-project the design at the achieved clock, compare the achieved utilisation with the board and
+    the plan (compiler/reproject.py), print it (a MISFIT: line per miss) and record it in the summary
+    as "reprojection". False when the summary has no clock and no utilisation to compare."""
+    from edgellm.compiler.build_reports import SUMMARY, write_json
+    from edgellm.compiler.reproject import from_project, lines
+
+    if not (s.get("vivado") or s.get("hls")):
+        return False
+    rec = from_project(project, s)
+    if rec is None:
+        return False
+    for line in lines(rec):
+        typer.echo(line)
+    s["reprojection"] = rec
+    write_json(project / BUILD_REPORTS / SUMMARY, s)
+    return True
 
 
 def build_cmd(

@@ -1,4 +1,7 @@
 """`edgellm estimate [MODEL] --board B|all [--preset NAME]`: DSE + projected speed and resources.
+`edgellm estimate PROJECT_DIR [--check]`: a compiled project's design projected again, and once
+`edgellm build` has run, at the clock it achieved, with its utilisation against the board
+(compiler/reproject.py).
 
 Every speed printed is projected by the performance model (docs/performance.md), not measured.
 """
@@ -165,9 +168,11 @@ def register(app: typer.Typer) -> None:
     @app.command("estimate")
     def estimate_cmd(
         model: Annotated[Path | None, typer.Argument(help="Checkpoint dir or .gguf, or a hub id "
-                                                          "(owner/name); its config only.")] = None,
-        board: Annotated[str, typer.Option("--board", "-b", help="Board name or 'all'.",
-                                           autocompletion=board_or_all_names)] = "kv260",
+                                                          "(owner/name); its config only. Or a project "
+                                                          "directory (edgellm compile's).")] = None,
+        board: Annotated[str | None, typer.Option("--board", "-b", help="Board name or 'all' "
+                                                  "(default kv260).",
+                                                  autocompletion=board_or_all_names)] = None,
         preset: Annotated[str | None, typer.Option("--preset", help="A models.config.PRESETS name.")] = None,
         calibration: Annotated[bool, typer.Option("--calibration",
                                                   help="Also print the TeLLMe calibration table.")] = False,
@@ -186,12 +191,29 @@ def register(app: typer.Typer) -> None:
         allow_emulated: Annotated[bool, typer.Option(
             "--allow-emulated", help="Take an emulated calibration file (C simulation: measures "
                                      "nothing).")] = False,
+        check: Annotated[bool, typer.Option(
+            "--check", help="With a built PROJECT_DIR: exit 1 when the build misses its plan (clock below "
+                            "it, a resource above the board or the routing limit).")] = False,
     ) -> None:
         """Size the accelerator for a model on a board; print projected speed and resources."""
         from edgellm.boards import list_boards, load_board
         from edgellm.commands.design_opts import parse_sets
         from edgellm.compiler.calibrate.measured import for_command
+        from edgellm.errors import EdgeLLMError
 
+        if model is not None and (model / "manifest.json").is_file():
+            given = [name for name, v in (("--board", board), ("--preset", preset), ("--context", context),
+                                          ("--clock", clock), ("--lut-cap", lut_cap), ("--set", sets),
+                                          ("--html", html_out), ("--measured", measured),
+                                          ("--calibration", calibration), ("--top", top)) if v]
+            if given:
+                raise EdgeLLMError(f"{given[0]} does not apply to a project directory (its manifest fixes "
+                                   "the model, board and design)")
+            estimate_project(model, as_json, check)
+            return
+        if check:
+            raise EdgeLLMError("--check needs a project directory that edgellm build has run on")
+        board = board or "kv260"
         over = parse_sets(sets)
         cfg = resolve_config(model, preset)
         names = list_boards() if board == "all" else [load_board(board).name]
@@ -287,3 +309,49 @@ def print_estimates(cfg, results: dict, meas, top: int, calibration: bool) -> No
             console.print(folded(top_table(r, top)))
     if calibration:
         console.print(folded(calibration_table()), markup=False)
+
+
+def estimate_project(path: Path, as_json: bool, check: bool) -> None:
+    """A project's design projected by this edgellm, and once built, at the achieved clock with the
+    achieved utilisation (compiler/reproject.py); --check: exit 1 on a misfit, error without a build."""
+    import json
+
+    from edgellm.compiler.estimate import estimate
+    from edgellm.compiler.reproject import lines, project_design, read_summary, reproject
+    from edgellm.errors import EdgeLLMError
+
+    cfg, b, p, limits = project_design(path)
+    summary = read_summary(path)
+    if summary is None and check:
+        raise EdgeLLMError(f"{path}: no report/build/summary.json to check (run edgellm build {path})")
+    rec = reproject(cfg, b, p, summary, limits) if summary is not None else None
+    if as_json:
+        from edgellm.report.records import LABEL, _finite
+
+        out = {"label": LABEL, "project": str(path), "model": cfg.to_dict(), "board": b.name,
+               "design": p.to_dict(), "summary": estimate(cfg, b, p).summary(), "built": rec}
+        typer.echo(json.dumps(_finite(out), indent=1))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        from edgellm.commands.tables import folded
+
+        table = Table(title=f"{cfg.name} as compiled in {path}: projected by the performance model (not "
+                            "measured)")
+        table.add_column("")
+        table.add_column(b.name, justify="right")
+        for label, value in estimate_rows(estimate(cfg, b, p), b):
+            table.add_row(label, value)
+        console = Console()
+        console.print(folded(table))
+        if rec is None:  # plain lines (not wrapped to the terminal): one line per figure and per misfit
+            typer.echo(f"not built: no report/build/summary.json (edgellm build {path} re-projects the "
+                       "design at the clock it achieves)")
+        else:
+            typer.echo(f"built ({rec['label']}):")
+            for line in lines(rec):
+                typer.echo(f"  {line}")
+    if check and rec is not None and rec["misfits"]:
+        typer.echo(f"misfit: the built design misses its plan ({'; '.join(rec['misfits'])})", err=True)
+        raise typer.Exit(1)
