@@ -4,7 +4,7 @@ field by name, derived from ModelConfig, NumericsPlan and DesignParams in one pl
     struct layer_cfg : edgellm::layer_config_base { static const int hidden = 256; ... };
     typedef edgellm::layer_traits<layer_cfg> layer;
 
-The C++ side (decoder_layer.h layer_config_base / layer_traits, tlmm.h tlmm_config_base / tlmm_traits,
+The C++ side (decoder_layer.h layer_config_base / layer_traits, tlmm_config.h tlmm_config_base / tlmm_traits,
 named_config.h for the LM head and the top) reads the fields by name, so two fields of equal value
 cannot be swapped by position; tests/test_codegen_named.py compiles a generated header and checks every
 field the kernels see against the Python parameters it came from.
@@ -65,7 +65,7 @@ def layer_fields(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams,
 
 
 def tlmm_fields(cfg: ModelConfig, design: DesignParams, max_t: int, stream_ports: int) -> list[Field]:
-    """The TLMM engine's named configuration (tlmm.h tlmm_config_base / tlmm_traits)."""
+    """The TLMM engine's named configuration (tlmm_config.h tlmm_config_base / tlmm_traits)."""
     storage = {"uram": "edgellm::kStorageUram", "bram": "edgellm::kStorageBram",
                "lutram": "edgellm::kStorageLutram"}[design.weight_buffer]
     return [
