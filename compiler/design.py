@@ -34,7 +34,7 @@ class DesignParams:
     """Parallelism, memory system and options of one accelerator configuration."""
 
     group_size: int = 3  # G: activations per lookup-table group (table of 3^G signed sums)
-    tables: int = 28  # T: groups (tables) consumed per cycle
+    tables: int = 25  # T: groups (tables) consumed per cycle (the generated engine: a multiple of 5)
     rows: int = 16  # R: output rows sharing the T tables per cycle
     clock_mhz: float = 250.0
     weight_ports: int = 4  # m_axi ports streaming weights

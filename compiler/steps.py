@@ -70,12 +70,12 @@ def step_dse(ctx: BuildContext) -> None:
     over = dict(ctx.config.overrides)  # "clock_mhz", "lut_cap", "max_context" steer the exploration itself
     lut = over.pop("lut_cap", None)
     base = DesignParams(max_context=over.pop("max_context", 0))  # as estimate --context explores
-    res = explore(cfg, board, base, {} if lut is None else {"lut": lut}, over.get("clock_mhz"))
+    limits = {} if lut is None else {"lut": lut}
+    res = explore(cfg, board, base, limits, over.get("clock_mhz"))
     design = res.params.replace(**over) if over else res.params
-    if design != res.params:  # report/estimate.json projects the design that is built
-        from edgellm.compiler.estimate import estimate
-
-        res = dataclasses.replace(res, params=design, estimate=estimate(cfg, board, design))
+    if design != res.params:  # report/estimate.json and the summary project the design that is built
+        res = dataclasses.replace(res, params=design, estimate=_check_overridden(cfg, board, design, over,
+                                                                                  limits))
     kv_dtype = {4: "f32", 2: "f16"}.get(design.kv_bytes)
     if kv_dtype is None:
         raise EdgeLLMError(f"design kv_bytes {design.kv_bytes}: the KV cache is f32 (4) or f16 (2)")
@@ -83,6 +83,33 @@ def step_dse(ctx: BuildContext) -> None:
     numerics = NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=dot_lanes(cfg, design.attn_lanes),
                             kv_block=design.attn_kv_block, kv_dtype=kv_dtype)
     ctx.state.update(design=design, dse=res, numerics=numerics)
+
+
+# Design fields codegen does not build from the design (it always emits the generated engine, the int8
+# LM head and its own 5-trits/byte stream): the estimate models them, an override would not be built.
+MODEL_ONLY_FIELDS = {"overlap": True, "lm_head_bits": 8, "bits_per_weight": None, "weight_buffer_depth": 0}
+
+
+def _check_overridden(cfg, board, design, over: dict, limits: dict):  # -> Estimate
+    """The estimate of the design the overrides make, after checking that codegen builds every overridden
+    field and that the design still fits the board (its DDR, the resources under the routing headroom
+    with the user's LUT cap): EdgeLLMError in one line otherwise."""
+    from edgellm.compiler.design import check_ddr_fit
+    from edgellm.compiler.estimate import UTIL_LIMITS, estimate, fits_board
+
+    for f, built in MODEL_ONLY_FIELDS.items():
+        if f in over and over[f] != built:
+            raise EdgeLLMError(f"design override {f}={over[f]!r}: the generated hardware builds "
+                               f"{f}={built!r} only (the estimate models other values; codegen does not)")
+    check_ddr_fit(cfg, design, board.ddr_available_bytes,
+                  f"{board.name} ({board.ddr_bytes / 2**20:.0f} MiB DDR)")
+    est = estimate(cfg, board, design)
+    why = fits_board(est.resources["total"], board, {**UTIL_LIMITS, **limits})
+    if why:
+        sets = ", ".join(f"{k}={v}" for k, v in over.items())
+        raise EdgeLLMError(f"design overrides {sets}: the design does not fit {board.name} within the "
+                           f"routing headroom ({'; '.join(why)})")
+    return est
 
 
 def step_plan_memory(ctx: BuildContext) -> None:

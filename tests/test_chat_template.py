@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_runtime_support import TINY, sha, write_project
+from helpers import TINY, sha, write_project
 
 from edgellm.compiler.tokenizer_files import chat_template_entry, write_tokenizer_files
 from edgellm.errors import CheckpointError

@@ -52,31 +52,20 @@ def qm(hf_tok):
     return random_model(cfg, seed=5)
 
 
-def _real_loader():
-    loaders = importlib.import_module("edgellm.models.loaders")
-    if hasattr(loaders, "load_model") and hasattr(loaders, "save_hf_bitnet"):
-        return loaders
-    return None
-
-
 @pytest.fixture(scope="module")
 def hf_dir(qm, hf_tok, tmp_path_factory):
-    """The model written as a Hugging Face BitNet checkpoint (None until the loaders exist)."""
-    loaders = _real_loader()
-    if loaders is None:
-        return None
+    """The model written as a Hugging Face BitNet checkpoint."""
+    from edgellm.models.loaders import save_hf_bitnet
+
     d = tmp_path_factory.mktemp("ckpt") / "tiny-hf"
-    loaders.save_hf_bitnet(qm, d, tokenizer_json=hf_tok.to_str())
+    save_hf_bitnet(qm, d, tokenizer_json=hf_tok.to_str())
     return d
 
 
 @pytest.fixture
-def model_path(hf_dir, qm, hf_tok, tmp_path, monkeypatch):
-    """A MODEL argument: the real HF checkpoint, or (without loaders) a dir served by a stub loader."""
-    if hf_dir is not None:
-        return str(hf_dir)
-    monkeypatch.setattr(gen, "_loader", lambda: (lambda p: (qm, hf_tok)))
-    return str(tmp_path)
+def model_path(hf_dir):
+    """A MODEL argument: the real HF checkpoint."""
+    return str(hf_dir)
 
 
 def expected_tokens(qm, hf_tok, prompt: str, **kw) -> list[int]:
@@ -217,8 +206,6 @@ def test_generate_other_backends_give_the_golden_greedy_text(backend, model_path
 
 
 def test_real_checkpoint_round_trip(hf_dir, qm, hf_tok):
-    if hf_dir is None:
-        pytest.skip("edgellm.models.loaders.load_model / save_hf_bitnet not available yet")
     from edgellm.models.loaders import load_model
 
     qm2, tok2 = load_model(hf_dir)
@@ -263,8 +250,7 @@ def test_default_model_is_the_shipped_tiny_model(tmp_path, monkeypatch):
     r = runner.invoke(cli.app, ["generate", "--prompt", "hi"])
     assert_one_line_error(r, match="shipped tiny model is missing")
     tiny = Path(edgellm.models.__file__).parent / "tiny"
-    if _real_loader() is None or not (tiny / "config.json").is_file():
-        pytest.skip("shipped tiny model not present yet")
+    assert (tiny / "config.json").is_file()  # the shipped tiny model is part of the repository
     monkeypatch.undo()
     r = runner.invoke(cli.app, ["generate", "--prompt", "The", "-n", "4"])
     assert r.exit_code == 0, r.output

@@ -33,7 +33,7 @@ def test_timeouts_must_be_finite_and_positive(bad: object) -> None:
 
 def test_session_and_driver_refuse_a_nan_timeout(tmp_path: Path) -> None:
     """`--timeout nan` used to disable the timeout: Session and Driver refuse it at construction."""
-    from test_runtime_support import TINY, emulator_for, write_project
+    from helpers import TINY, emulator_for, write_project
 
     from edgellm.models.random_model import random_model
     from edgellm.runtime.driver import Driver

@@ -150,7 +150,7 @@ def test_physics() -> None:
 
 def test_banked_weight_buffers_as_built() -> None:
     """Ping/pong x P banks x (G*T/5) slots of 8R-bit memories (weight_buffer.h): the default design
-    (G3, T 28 -> 25, R16, 4 ports) needs 2 * 4 * 15 slot memories, each 128 bits = two 72-bit URAMs."""
+    (G3, T25, R16, 4 ports) needs 2 * 4 * 15 slot memories, each 128 bits = two 72-bit URAMs."""
     from edgellm.compiler.cost.tlmm import weight_banks
 
     p = DesignParams()
@@ -606,20 +606,23 @@ def test_projection_sensitivity_bench_scales_bandwidth() -> None:
     assert mod.point(LARGE, mod.scaled(KV260, 1.3), p)[0] == pytest.approx(16.0)
 
 
-def test_compile_dse_step_takes_clock_and_lut_cap() -> None:
-    """compile's design overrides: "clock_mhz" and "lut_cap" steer the exploration (the design is chosen
-    for that clock, under that cap), other fields replace the chosen design's, and the estimate that
-    report/estimate.json writes is always the built design's."""
+def _dse_step(overrides: dict, board=KV260, cfg: ModelConfig = SMALL):  # -> the step's context
+    """compile's DSE step (steps.step_dse) alone, with these design overrides."""
     from types import SimpleNamespace
 
     from edgellm.compiler.steps import step_dse
 
-    def run(overrides: dict) -> SimpleNamespace:
-        ctx = SimpleNamespace(state={"qm": SimpleNamespace(config=SMALL), "board": KV260},
-                              config=SimpleNamespace(overrides=overrides))
-        step_dse(ctx)
-        return ctx
+    ctx = SimpleNamespace(state={"qm": SimpleNamespace(config=cfg), "board": board},
+                          config=SimpleNamespace(overrides=overrides))
+    step_dse(ctx)
+    return ctx
 
+
+def test_compile_dse_step_takes_clock_and_lut_cap() -> None:
+    """compile's design overrides: "clock_mhz" and "lut_cap" steer the exploration (the design is chosen
+    for that clock, under that cap), other fields replace the chosen design's, and the estimate that
+    report/estimate.json writes is always the built design's."""
+    run = _dse_step
     ctx = run({"clock_mhz": 200.0, "lut_cap": 0.4})
     assert ctx.state["design"].clock_mhz == 200.0 == ctx.state["dse"].estimate.params.clock_mhz
     assert ctx.state["dse"].estimate.utilization["lut"] <= 0.4
@@ -627,3 +630,38 @@ def test_compile_dse_step_takes_clock_and_lut_cap() -> None:
     assert ctx.state["design"].attn_lanes == 2 and ctx.state["dse"].estimate.params == ctx.state["design"]
     with pytest.raises(EdgeLLMError, match="utilization limit"):
         run({"lut_cap": 3})
+
+
+def test_compile_overrides_are_rechecked() -> None:
+    """Issue 15: an overridden design is projected as built (prefill_token_block=8: the summary's TTFT is
+    that design's, not the DSE's) and checked again: resources under the routing headroom (with the
+    user's LUT cap), fields codegen does not build refused, tables the engine does not build refused;
+    each in one line."""
+    ctx = _dse_step({"prefill_token_block": 8})
+    built = estimate(SMALL, KV260, ctx.state["design"])
+    assert ctx.state["design"].prefill_token_block == 8
+    key = "projected_ttft_128_s"
+    assert ctx.state["dse"].estimate.summary()[key] == built.summary()[key]
+    with pytest.raises(EdgeLLMError, match=r"design overrides tables=55, rows=32: .* does not fit pynq_z2 "
+                                           r"within the routing headroom \(lut "):
+        _dse_step({"tables": 55, "rows": 32}, load_board("pynq_z2"))
+    fits = _dse_step({}).state["design"]
+    with pytest.raises(EdgeLLMError, match="does not fit kv260"):  # fits the default cap, not the user's
+        _dse_step({"lut_cap": 0.3, "tables": fits.tables, "rows": 32, "token_lanes": 4})
+    for field, value in (("lm_head_bits", 16), ("bits_per_weight", 2.0), ("overlap", False)):
+        with pytest.raises(EdgeLLMError, match=f"design override {field}={value!r}: the generated hardware"):
+            _dse_step({field: value})
+    with pytest.raises(EdgeLLMError, match="tables=28: the TLMM engine builds a multiple of 5"):
+        _dse_step({"tables": 28})
+
+
+def test_default_design_is_the_built_one() -> None:
+    """Issue 15: the default DesignParams' tables are what the engine builds (was 28, built as 25), and the
+    estimate refuses tables the generated engine would not build as given."""
+    from edgellm.compiler.design import tlmm_tables
+
+    assert DesignParams().tables == tlmm_tables(DesignParams())
+    with pytest.raises(EdgeLLMError, match="tables=28"):
+        estimate(SMALL, KV260, DesignParams(tables=28))
+    serial = DesignParams(tables=28, overlap=False)  # the serial description takes T as given
+    assert estimate(SMALL, KV260, serial).params.tables == 28

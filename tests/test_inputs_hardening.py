@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runtime_support import TINY, PythonTop, write_project
+from helpers import TINY, PythonTop, write_project
 from typer.testing import CliRunner
 
 from edgellm.cli import app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from functools import cache
 
 import numpy as np
@@ -215,8 +214,6 @@ def test_greedy_identical(variant: str) -> None:
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_torch_vs_onnx(variant: str) -> None:
     pytest.importorskip("torch", reason="torch reference needs torch")
-    if importlib.util.find_spec("edgellm.models.torch_ref") is None:
-        pytest.skip("models/torch_ref.py (torch backend) is not in this tree")
     qm = model(variant)
     toks = tokens(N_TF)
     ref = make_backend("torch", qm).forward(toks, all_logits=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_runtime_support import TINY, sha, write_project
+from helpers import TINY, sha, write_project
 
 from edgellm.compiler import interface as itf
 from edgellm.models.random_model import random_model

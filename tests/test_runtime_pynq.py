@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_runtime_support import REGISTERS, TINY, PythonTop, write_project
+from helpers import REGISTERS, TINY, PythonTop, write_project
 
 from edgellm.compiler.hwh import hwh_registers
 from edgellm.errors import EdgeLLMError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_runtime_support import TINY, emulator_for, write_project
+from helpers import TINY, emulator_for, write_project
 
 from edgellm.errors import EdgeLLMError
 from edgellm.models.backend import GoldenBackend

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_runtime_support import TINY, PythonTop, write_project
+from helpers import TINY, PythonTop, write_project
 from typer.testing import CliRunner
 
 from edgellm.cli import app

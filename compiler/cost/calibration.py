@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from edgellm.boards import SCENARIOS, load_board
 from edgellm.compiler.cost import ddr as cost_ddr
 from edgellm.compiler.cost import model as cost_model
-from edgellm.compiler.design import FETCH_DEPTH_RANGE, DesignParams, linear_bytes, weight_bytes
+from edgellm.compiler.design import FETCH_DEPTH_RANGE, DesignParams, linear_bytes, tlmm_tables, weight_bytes
 from edgellm.compiler.estimate import Estimate, Range, estimate
 from edgellm.models.config import PRESETS, ModelConfig
 
@@ -74,14 +74,15 @@ def tellme_params(cfg: ModelConfig) -> DesignParams:
 
 
 def tellme_overlap_params(cfg: ModelConfig, block: int = TELLME_PREFILL_TOKEN_BLOCK) -> DesignParams:
-    """TeLLMe's design on the generated engine's path (overlap=True, the headline's): G3, R16, T28 (the
-    engine builds T = 25, its multiple of 5), three 128-bit-landing weight ports, 2.06 bits/weight, the
+    """TeLLMe's design on the generated engine's path (overlap=True, the headline's): G3, R16, T25 (TeLLMe's
+    28 rounded down to the engine's multiple of 5), three 128-bit-landing weight ports, 2.06 bits/weight, the
     LM head on the A53s, one IP start per layer, and no decoupled fetcher (the smallest fetch FIFO).
     What this path cannot express: TeLLMe's serial weight load (the engine overlaps a tile's load with
     the previous tile's compute), its K/V reads over one port (the engine's decode attention reads over
     the weight ports) and its URAM weight buffer layout (docs/performance.md "Calibration")."""
-    return tellme_params(cfg).replace(overlap=True, fetch_depth=FETCH_DEPTH_RANGE[0], weight_buffer_depth=0,
-                                      prefill_token_block=block)
+    p = tellme_params(cfg)
+    return p.replace(overlap=True, tables=tlmm_tables(p), fetch_depth=FETCH_DEPTH_RANGE[0],
+                     weight_buffer_depth=0, prefill_token_block=block)
 
 
 @dataclass(frozen=True)
