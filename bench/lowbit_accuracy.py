@@ -13,8 +13,9 @@
    activations per token, the int8 per-row LM head) and of the float twin with the same dequantized
    weights and float activations (TorchModel.from_quant(float_acts=True), float head), and the top-1
    agreement of the two at every position. "+low-bit head": the Q4_K_M file with its (tied, Q4_K)
-   token_embd kept as a low-bit LM head instead of the int8 per-row head. Prints a markdown table;
-   writes DIR/accuracy.json.
+   token_embd kept as a low-bit LM head instead of the int8 per-row head. "qwen2 file": the same
+   weights written with architecture qwen2 (the loader's other path; the figures must equal llama's).
+   Prints a markdown table; writes DIR/accuracy.json.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ ACC_CONFIG = ModelConfig(
     name="edgellm-tiny-llama", hidden_size=256, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=512,
     vocab_size=4096, act="silu", subln=False, rope_theta=10000.0, tied_embeddings=True, max_context=512,
     bos_id=1, eos_id=2)
-VARIANTS = ("Q8_0", "Q4_0", "Q4_K_M", "Q4_K_M+low-bit head", "Q2_K", "GPTQ-4bit-g128")
+VARIANTS = ("Q8_0", "Q4_0", "Q4_K_M", "Q4_K_M+low-bit head", "Q2_K", "Q2_K qwen2 file", "GPTQ-4bit-g128")
 TRAIN_SEQ = 128  # training window (shorter than the tiny model's 256: CPU time)
 
 
@@ -135,9 +136,11 @@ def write_variant(out: Path, name: str, fw: FloatWeights, tj: str) -> Path:
         if not path.exists():
             save_gptq(path, fw, "llama", 4, 128, True, "gptq", tokenizer_json=tj)
         return path
-    path = out / f"tiny-llama-{name.split('+')[0]}.gguf"
+    arch = "qwen2" if "qwen2" in name else "llama"  # a qwen2 file: q/k rows not permuted, no biases here
+    mix = name.split("+")[0].split(" ")[0]
+    path = out / f"tiny-{arch}-{mix}.gguf"
     if not path.exists():
-        write_gguf(path, fw, "llama", name.split("+")[0], tokenizer_json=tj)
+        write_gguf(path, fw, arch, mix, tokenizer_json=tj)
     return path
 
 

@@ -79,3 +79,23 @@ def test_bad_lowbit_files_are_one_error_line(tmp_path: Path, ids: Path) -> None:
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
     assert "blk.0.ffn_down.weight" in lines[0] and "Q5_1" in lines[0] and "Q4_K" in lines[0]
+
+
+@pytest.mark.parametrize("kind", ["qwen2-Q2_K", "llama-Q4_K_M", "gptq"])
+def test_generate_prints_text(tmp_path: Path, kind: str) -> None:
+    """A low-bit checkpoint with its tokenizer (embedded in the GGUF; tokenizer.json beside the GPTQ
+    files) generates text on the golden backend."""
+    import dataclasses
+
+    tj = (Path(__file__).resolve().parents[1] / "models" / "tiny" / "tokenizer.json").read_text()
+    cfg = dataclasses.replace(CFG, vocab_size=4096)
+    fw = random_float_weights(cfg, seed=2)
+    if kind == "gptq":
+        path = save_gptq(tmp_path / "g", fw, "llama", 4, 128, True, "gptq", tokenizer_json=tj)
+    else:
+        arch, mix = kind.split("-")
+        path = tmp_path / "m.gguf"
+        write_gguf(path, fw, arch, mix, tokenizer_json=tj)
+    r = _cli("generate", str(path), "--prompt", "Emma was", "--max-new-tokens", "4")
+    assert r.returncode == 0, r.stderr
+    assert "generated 4" in r.stdout + r.stderr and r.stdout.strip()
