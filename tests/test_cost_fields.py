@@ -169,7 +169,8 @@ def test_dse_fast_fit_matches_the_whole_estimate(board_name: str) -> None:
     """quick_fit (cached kernels, no DesignParams built) finds the deepest fetch depth at which the
     whole estimate_resources total fits, for a sample of the candidate set."""
     board = load_board(board_name)
-    s = dse._Search(SMALL, board, dict(UTIL_LIMITS))
+    s = dse._Search(SMALL, board, dict(UTIL_LIMITS), dse.FETCH_DEPTHS, dse.TTFT_TOKENS,
+                    dse.PREFILL_TOKEN_BLOCKS)
     n = 0
     for rest, vectors in itertools.islice(dse.candidate_groups(SMALL, board, DesignParams()), 0, None, 7):
         for v in vectors[::11]:
