@@ -191,6 +191,9 @@ def register(app: typer.Typer) -> None:
         allow_emulated: Annotated[bool, typer.Option(
             "--allow-emulated", help="Take an emulated calibration file (C simulation: measures "
                                      "nothing).")] = False,
+        weights: Annotated[str | None, typer.Option(
+            "--weights", help="With a llama/qwen2 --preset: project it with llama.cpp's low-bit tensor types "
+                              "(q4_0, q4_k_m, q2_k) on the low-bit engine.")] = None,
         check: Annotated[bool, typer.Option(
             "--check", help="With a built PROJECT_DIR: exit 1 when the build misses its plan (clock below "
                             "it, a resource above the board or the routing limit).")] = False,
@@ -209,11 +212,27 @@ def register(app: typer.Typer) -> None:
             if given:
                 raise EdgeLLMError(f"{given[0]} does not apply to a project directory (its manifest fixes "
                                    "the model, board and design)")
+            from edgellm.commands.estimate_built import estimate_project
+
             estimate_project(model, as_json, check)
             return
         if check:
             raise EdgeLLMError("--check needs a project directory that edgellm build has run on")
         board = board or "kv260"
+        from edgellm.commands.estimate_lowbit import estimate_lowbit, lowbit_source
+
+        src = lowbit_source(model, preset, weights)
+        if src is not None:
+            given = [name for name, v in (("--context", context), ("--clock", clock), ("--lut-cap", lut_cap),
+                                          ("--set", sets), ("--html", html_out), ("--top", top),
+                                          ("--calibration", calibration)) if v]
+            if given:
+                raise EdgeLLMError(f"{given[0]} does not apply to a low-bit model yet (its design is "
+                                   "compiler/cost/lowbit.py search's)")
+            names = list_boards() if board == "all" else [load_board(board).name]
+            meas, _ = for_command(measured, allow_emulated, names, None)
+            estimate_lowbit(src, names, meas, as_json)
+            return
         over = parse_sets(sets)
         cfg = resolve_config(model, preset)
         names = list_boards() if board == "all" else [load_board(board).name]
@@ -310,48 +329,3 @@ def print_estimates(cfg, results: dict, meas, top: int, calibration: bool) -> No
     if calibration:
         console.print(folded(calibration_table()), markup=False)
 
-
-def estimate_project(path: Path, as_json: bool, check: bool) -> None:
-    """A project's design projected by this edgellm, and once built, at the achieved clock with the
-    achieved utilisation (compiler/reproject.py); --check: exit 1 on a misfit, error without a build."""
-    import json
-
-    from edgellm.compiler.estimate import estimate
-    from edgellm.compiler.reproject import lines, project_design, read_summary, reproject
-    from edgellm.errors import EdgeLLMError
-
-    cfg, b, p, limits = project_design(path)
-    summary = read_summary(path)
-    if summary is None and check:
-        raise EdgeLLMError(f"{path}: no report/build/summary.json to check (run edgellm build {path})")
-    rec = reproject(cfg, b, p, summary, limits) if summary is not None else None
-    if as_json:
-        from edgellm.report.records import LABEL, _finite
-
-        out = {"label": LABEL, "project": str(path), "model": cfg.to_dict(), "board": b.name,
-               "design": p.to_dict(), "summary": estimate(cfg, b, p).summary(), "built": rec}
-        typer.echo(json.dumps(_finite(out), indent=1))
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        from edgellm.commands.tables import folded
-
-        table = Table(title=f"{cfg.name} as compiled in {path}: projected by the performance model (not "
-                            "measured)")
-        table.add_column("")
-        table.add_column(b.name, justify="right")
-        for label, value in estimate_rows(estimate(cfg, b, p), b):
-            table.add_row(label, value)
-        console = Console()
-        console.print(folded(table))
-        if rec is None:  # plain lines (not wrapped to the terminal): one line per figure and per misfit
-            typer.echo(f"not built: no report/build/summary.json (edgellm build {path} re-projects the "
-                       "design at the clock it achieves)")
-        else:
-            typer.echo(f"built ({rec['label']}):")
-            for line in lines(rec):
-                typer.echo(f"  {line}")
-    if check and rec is not None and rec["misfits"]:
-        typer.echo(f"misfit: the built design misses its plan ({'; '.join(rec['misfits'])})", err=True)
-        raise typer.Exit(1)

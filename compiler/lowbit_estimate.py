@@ -1,0 +1,228 @@
+"""`edgellm estimate` for a low-bit model (issue 17 #8): a GGUF file of the llama/qwen2 architectures,
+a GPTQ directory, or a preset with --weights, projected through the low-bit engine's cost model
+(compiler/cost/lowbit.py: its design search, decode / TTFT, the model's own DDR bound, resources)
+instead of as if its linears were ternary.
+
+The tensor types are the checkpoint's own (a GGUF's per-tensor types, read from its header; GPTQ's bits
+and group size), or llama.cpp's mix for the preset's shapes (cost/lowbit.llama_cpp_mix). A float linear
+in a GGUF is quantized to Q8_0 at load (models/loaders/gguf_llama.py), so it streams as Q8_0; a float LM
+head (GPTQ leaves it float; a GGUF may) is projected as Q8_0 on the same engine, and says so.
+Ranges as compiler/estimate.py's: low = the low bandwidth at 80% of the clock, high = the high bandwidth.
+Every figure is projected; the low-bit engine is C-simulated but not wired into the generated top.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgellm.boards import SCENARIOS, Board
+from edgellm.compiler.cost import lowbit as cl
+from edgellm.errors import EdgeLLMError
+from edgellm.models.config import ModelConfig
+
+# --weights choices for a preset (lower case, as the CLI takes them) -> llama.cpp file type
+WEIGHTS = {"q4_0": "Q4_0", "q4_k_m": "Q4_K_M", "q2_k": "Q2_K"}
+LOWBIT_ARCHS = ("llama", "qwen2")  # models/loaders/gguf_llama.py LOWBIT_ARCHS
+GGUF_LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output", "gate": "ffn_gate",
+                "up": "ffn_up", "down": "ffn_down"}
+FLOAT_TYPES = ("F32", "F16", "BF16")
+FLOAT_AS = "Q8_0"  # what a float linear or head streams as (the loader's requantization)
+PROMPT = 128
+NOT_BUILT = ("the low-bit engine (hw/include/edgellm/lowbit_mm.h) is C-simulated but not yet wired into "
+             "the generated top: edgellm compile refuses low-bit models, so these figures project a design "
+             "that cannot be built yet")
+
+
+@dataclass(frozen=True)
+class LowbitSource:
+    """A low-bit model to project: its shapes, its tensor formats, what they came from."""
+
+    cfg: ModelConfig
+    model: cl.LowbitModel
+    weights: str  # "GGUF file", "GPTQ 4-bit g128", "llama.cpp Q4_K_M mix (preset)"
+    notes: tuple[str, ...] = ()
+
+
+def mix_text(m: cl.LowbitModel) -> str:
+    """'112 Q4_0 + Q6_K head' style: the linears' formats by count, then the head's."""
+    counts = Counter(f.name for layer in m.layers for f in layer.values())
+    body = " + ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"{body} + {m.head.name} head"
+
+
+def _format(kind: str, n_in: int, what: str) -> cl.TensorFormat:
+    name = FLOAT_AS if kind in FLOAT_TYPES else kind
+    if name not in cl.FORMATS:
+        supported = ", ".join([*(f for f in cl.FORMATS if not f.startswith("GPTQ")), *FLOAT_TYPES])
+        raise EdgeLLMError(f"{what}: tensor type {kind} has no low-bit engine format "
+                           f"(supported: {supported})")
+    return cl.fit(cl.FORMATS[name], n_in)
+
+
+def from_gguf(path: Path) -> LowbitSource | None:
+    """A llama/qwen2 GGUF's tensor types as engine formats (None for another architecture: ternary)."""
+    from edgellm.models.loaders.gguf_loader import GGUFFile, _config
+
+    g = GGUFFile(path)
+    if g.meta_str("general.architecture") not in LOWBIT_ARCHS:
+        return None
+    cfg = _config(g)
+    sh, layers, floats = cfg.linear_shapes(), [], []
+
+    def kind(name: str) -> str:
+        t = g.tensors.get(name)
+        if t is None:
+            raise EdgeLLMError(f"{path}: missing tensor {name}")
+        if t.tensor_type.name in FLOAT_TYPES:
+            floats.append(name)
+        return t.tensor_type.name
+
+    for i in range(cfg.n_layers):
+        layers.append({n: _format(kind(f"blk.{i}.{gn}.weight"), sh[n][1], f"{path}: tensor blk.{i}.{gn}")
+                       for n, gn in GGUF_LINEARS.items()})
+    head_name = "token_embd.weight" if cfg.tied_embeddings else "output.weight"
+    head = _format(kind(head_name), cfg.hidden_size, f"{path}: tensor {head_name}")
+    notes = (f"{len(floats)} float tensor(s) ({floats[0]}{', ...' if len(floats) > 1 else ''}) projected as "
+             f"{FLOAT_AS}, as the loader quantizes them",) if floats else ()
+    return LowbitSource(cfg, cl.LowbitModel(tuple(layers), head), "the GGUF file's tensor types", notes)
+
+
+def gptq_format(bits: int, group: int, n_in: int) -> cl.TensorFormat:
+    """GPTQ at `bits` and engine group `group`: one f16 scale and a bits-wide zero per group, as many
+    groups a record as fit 256 inputs (cost/lowbit FORMATS' GPTQ4 generalised)."""
+    sb = max(1, 256 // group)
+    return cl.fit(cl.TensorFormat(f"GPTQ{bits}", bits, group, sb, sb * (16 + bits), True), n_in)
+
+
+def from_gptq(path: Path) -> LowbitSource:
+    """A GPTQ directory (its config.json only): every linear GPTQ{bits} at its group size; the float LM
+    head as Q8_0."""
+    from edgellm.models.loaders.common import model_config_from_hf, read_config
+    from edgellm.models.loaders.gptq import BITS, MODEL_TYPES, _group, quant_config
+
+    raw = read_config(path)
+    where = str(path / "config.json")
+    qc = quant_config(path, raw) or {}
+    bits, group = qc.get("bits"), qc.get("group_size", 128)
+    if raw.get("model_type") not in MODEL_TYPES or bits not in BITS or isinstance(group, bool) \
+            or not isinstance(group, int):
+        raise EdgeLLMError(f"{where}: GPTQ model_type {raw.get('model_type')!r}, bits {bits!r}, "
+                           f"group_size {group!r} (supported: {', '.join(MODEL_TYPES)}; bits "
+                           f"{', '.join(map(str, BITS))})")
+    cfg = model_config_from_hf(raw, where, subln=False, name=path.name, default_theta=10000.0,
+                               qkv_bias=raw["model_type"] == "qwen2")
+    sh = cfg.linear_shapes()
+    layer = {n: gptq_format(bits, _group(group, k, where)[1], k) for n, (_, k) in sh.items()}
+    head = cl.fit(cl.FORMATS[FLOAT_AS], cfg.hidden_size)
+    return LowbitSource(cfg, cl.LowbitModel(tuple(dict(layer) for _ in range(cfg.n_layers)), head),
+                        f"GPTQ {bits}-bit, group {group}",
+                        (f"the float LM head projected as {FLOAT_AS} on the low-bit engine",))
+
+
+def from_preset(cfg: ModelConfig, weights: str) -> LowbitSource:
+    """A preset's shapes with llama.cpp's tensor types for file type `weights` (WEIGHTS key)."""
+    key = weights.lower()
+    if key not in WEIGHTS:
+        raise EdgeLLMError(f"--weights {weights!r}: one of {', '.join(WEIGHTS)}")
+    if cfg.subln or cfg.act != "silu":
+        raise EdgeLLMError(f"--weights: {cfg.name} is a BitNet-architecture model (ternary); low-bit weights "
+                           "apply to llama / qwen2 shapes (e.g. llama-3.2-1b, qwen2.5-0.5b)")
+    return LowbitSource(cfg, cl.llama_cpp_mix(cfg, WEIGHTS[key]),
+                        f"llama.cpp's {WEIGHTS[key]} mix (src/llama-quant.cpp rules)")
+
+
+def from_path(path: Path) -> LowbitSource | None:
+    """The low-bit source of a checkpoint (None: a ternary checkpoint, estimated as before)."""
+    from edgellm.models.loaders import detect_format
+
+    fmt = detect_format(path)
+    if fmt == "gguf":
+        return from_gguf(path)
+    return from_gptq(path) if fmt == "gptq" else None
+
+
+@dataclass
+class LowbitEstimate:
+    """One low-bit model on one board: the searched design and its projections (all projected)."""
+
+    board: str
+    engine: cl.LowbitEngine
+    vector: tuple[int, int, int]
+    clock: dict[str, float]  # scenario -> MHz
+    decode: dict[str, float]  # scenario -> tok/s
+    bound: dict[str, float]  # scenario -> the model's DDR bound, tok/s
+    ttft: dict[str, float]  # scenario -> TTFT(PROMPT) s
+    weight_bytes: int
+    bits_per_weight: float
+    resources: dict[str, float]
+    utilization: dict[str, float]
+    assumptions: dict[str, str] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        e = self.engine
+        return {"board": self.board, "label": "projected (compiler/cost/lowbit.py), not measured",
+                "design": {"engines": e.engines, "ports_per_engine": e.ports, "token_lanes": e.token_lanes,
+                           "record_decoders": e.record_decoders, "rows": e.rows, "max_tokens": e.max_tokens,
+                           "max_group": e.max_group, "attn_lanes": self.vector[0],
+                           "attn_kv_block": self.vector[1], "ew_vec": self.vector[2]},
+                "projected_decode_tok_s": self.decode, "ddr_bound_tok_s": self.bound,
+                "decode_over_bound": self.decode["central"] / self.bound["central"],
+                f"projected_ttft_{PROMPT}_s": self.ttft, "clock_mhz": self.clock,
+                "weight_stream_bytes_per_token": self.weight_bytes, "bits_per_weight": self.bits_per_weight,
+                "resources": self.resources, "utilization": self.utilization, "assumptions": self.assumptions}
+
+
+def estimate(src: LowbitSource, board: Board) -> LowbitEstimate:
+    """cost/lowbit.search's design for the board, projected at each end of the range (EdgeLLMError when
+    no engine configuration fits)."""
+    from edgellm.compiler.cost import axi as cost_axi
+    from edgellm.compiler.cost import resource_model
+    from edgellm.compiler.cost.memory import KINDS, total_of
+    from edgellm.compiler.estimate import scenarios
+
+    cfg, m = src.cfg, src.model
+    eng, vec = cl.search(cfg, board.with_scenario("central"), m)
+    p = cl.design(board, eng, vec)
+    sc = scenarios(board, p)
+    r = {s: cl.project(cfg, board.with_scenario(s), m, eng, vec, sc[s].clock_mhz) for s in SCENARIOS}
+    ew, attn = resource_model.vector_kernels(cfg, p)
+    total = total_of([cl.resources(eng), ew, attn, cost_axi.resources(p), resource_model.PLATFORM])
+    wbytes = m.weight_bytes(cfg, eng.rows, eng.beat_bits)
+    params = (sum(o * i for o, i in cfg.linear_shapes().values()) * cfg.n_layers
+              + cfg.vocab_size * cfg.hidden_size)
+    return LowbitEstimate(
+        board.name, eng, vec, {s: sc[s].clock_mhz for s in SCENARIOS},
+        {s: r[s]["decode"] for s in SCENARIOS}, {s: r[s]["bound"] for s in SCENARIOS},
+        {s: r[s]["ttft"] for s in SCENARIOS}, wbytes, 8 * wbytes / params,
+        {k: float(getattr(total, k)) for k in KINDS}, total.utilization(board),
+        {s: sc[s].assumes for s in SCENARIOS})
+
+
+def _ranged(d: dict[str, float], fmt: str, unit: str = "") -> str:
+    a, b = sorted((d["low"], d["high"]))
+    return f"{fmt.format(d['central'])}{unit} ({fmt.format(a)}-{fmt.format(b)}{unit})"
+
+
+def rows(src: LowbitSource, e: LowbitEstimate, board: Board) -> list[tuple[str, str]]:
+    """(label, value) rows of one low-bit estimate, every speed labelled projected."""
+    g = e.engine
+    res = [(k.upper() if k != "bram36" else "BRAM36",
+            f"{e.resources[k]:,.0f} / {board.resource(k):,} ({e.utilization[k]:.0%})")
+           for k in ("lut", "ff", "dsp", "bram36", "uram")]
+    return [
+        ("weights", f"{src.weights}: {mix_text(src.model)}"),
+        ("streamed", f"{e.bits_per_weight:.2f} bits/weight, {e.weight_bytes / 1e6:.1f} MB per token"),
+        *res,
+        ("low-bit engine", f"{g.engines} x {g.ports} ports ({g.beat_bits}-bit beats), {g.token_lanes} "
+                           f"token lane(s), {g.record_decoders} record decoder(s), R={g.rows}, "
+                           f"{e.clock['central']:g} MHz"),
+        ("vector engines", f"attention {e.vector[0]} lanes (K/V tile {e.vector[1]}), "
+                           f"element-wise {e.vector[2]}"),
+        (f"decode tok/s (projected, {cl.design(board, g).decode_context} ctx)", _ranged(e.decode, "{:.1f}")),
+        ("model's DDR bound tok/s (projected)", _ranged(e.bound, "{:.1f}")),
+        ("decode / DDR bound", f"{e.decode['central'] / e.bound['central']:.1%}"),
+        (f"TTFT {PROMPT} tokens (projected)", _ranged(e.ttft, "{:.3f}", " s")),
+    ]

@@ -1,0 +1,80 @@
+"""`edgellm estimate MODEL` for a low-bit model (a llama/qwen2 GGUF, a GPTQ directory, or `--preset NAME
+--weights q4_0|q4_k_m|q2_k`): projected through the low-bit engine's cost model
+(compiler/lowbit_estimate.py, compiler/cost/lowbit.py), not as if it were ternary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgellm.commands.estimate import resolve_config
+
+
+def lowbit_source(model: Path | None, preset: str | None, weights: str | None):  # -> LowbitSource | None
+    """The low-bit model to project (compiler/lowbit_estimate.py): a llama/qwen2 GGUF or a GPTQ directory,
+    or a preset with --weights; None for a ternary model (estimated by the DSE as before)."""
+    from edgellm.compiler import lowbit_estimate as le
+    from edgellm.errors import EdgeLLMError
+
+    if weights is not None:
+        if preset is None:
+            raise EdgeLLMError("--weights applies to a --preset (a checkpoint's own tensor types are used)")
+        return le.from_preset(resolve_config(None, preset), weights)
+    if model is None:
+        return None
+    from edgellm.commands.model_names import resolve_model_arg
+
+    local = resolve_model_arg(model, ["config.json"])
+    return le.from_path(local) if local is not None else None
+
+
+def estimate_lowbit(src, names: list[str], meas, as_json: bool) -> None:  # src: LowbitSource
+    """Each board's low-bit design and projection: a table (or --json), every figure projected."""
+    from edgellm.boards import load_board
+    from edgellm.compiler import lowbit_estimate as le
+    from edgellm.errors import EdgeLLMError
+
+    results: dict = {}
+    for name in names:
+        b = meas.apply(load_board(name)) if meas else load_board(name)
+        try:
+            results[name] = (b, le.estimate(src, b))
+        except EdgeLLMError as err:
+            if len(names) == 1:
+                raise
+            results[name] = (b, str(err))
+    if as_json:
+        import json
+
+        from edgellm.report.records import LABEL, _finite
+
+        out = {"label": LABEL, "model": src.cfg.to_dict(), "weights": src.weights,
+               "mix": le.mix_text(src.model), "notes": [*src.notes, le.NOT_BUILT],
+               "boards": {n: {"fits": False, "error": e} if isinstance(e, str)
+                          else {"fits": True, **e.record()} for n, (_, e) in results.items()}}
+        typer.echo(json.dumps(_finite(out), indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgellm.commands.tables import folded
+
+    table = Table(title=f"{src.cfg.name} (low-bit): projected by compiler/cost/lowbit.py (not measured)")
+    table.add_column("")
+    cols = {n: le.rows(src, e, b) if not isinstance(e, str) else None for n, (b, e) in results.items()}
+    for n in cols:
+        table.add_column(n, justify="right")
+    labels = next((c for c in cols.values() if c), [])
+    for i, (label, _) in enumerate(labels):
+        table.add_row(label, *(c[i][1] if c else "-" for c in cols.values()))
+    console = Console()
+    console.print(folded(table))
+    for n, (_, e) in results.items():
+        if isinstance(e, str):
+            typer.echo(f"{n}: does not fit: {e}")
+        else:
+            for end, text in e.assumptions.items():
+                typer.echo(f"{n} {end}: {text}")
+    for note in (*src.notes, le.NOT_BUILT):
+        typer.echo(f"note: {note}")
