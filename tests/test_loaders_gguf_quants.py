@@ -11,7 +11,7 @@ from edgellm.errors import CheckpointError
 from edgellm.models.loaders import gguf_quants as gquants
 
 # byte offsets of the fp16 fields of each block (d, dmin)
-F16_FIELDS = {"Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q8_0": (0,), "Q2_K": (80, 82),
+F16_FIELDS = {"Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q5_1": (0, 2), "Q8_0": (0,), "Q2_K": (80, 82),
               "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
 
 
@@ -53,7 +53,7 @@ def test_random_blocks_match_gguf_py(kind: str) -> None:
     assert same_bits(gqt.dequantize(), want)
 
 
-@pytest.mark.parametrize("kind", ["Q4_0", "Q4_1", "Q5_0", "Q8_0"])
+@pytest.mark.parametrize("kind", ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"])
 def test_quantized_real_weights_match_gguf_py(kind: str) -> None:
     """Blocks written by gguf-py's own quantizer from float weights (zero rows included)."""
     rng = np.random.default_rng(1)

@@ -68,8 +68,11 @@ def test_bad_lowbit_files_are_one_error_line(tmp_path: Path, ids: Path) -> None:
     w.add_tensor("blk.0.attn_norm.weight", L["attn_norm"])
     w.add_tensor("blk.0.ffn_norm.weight", L["ffn_norm"])
     for n, gn in names.items():
-        kind = "Q5_1" if n == "down" else "Q4_0"  # Q5_1: a llama.cpp type edgellm does not take
-        w.add_tensor(f"blk.0.{gn}.weight", quantize(L[n], kind), raw_dtype=gguf.GGMLQuantizationType[kind])
+        if n == "down":  # IQ4_NL (a non-linear 16-value codebook): a llama.cpp type edgellm does not take
+            w.add_tensor(f"blk.0.{gn}.weight", np.zeros((256, 256 // 32 * 18), np.uint8),
+                         raw_dtype=gguf.GGMLQuantizationType.IQ4_NL)
+            continue
+        w.add_tensor(f"blk.0.{gn}.weight", quantize(L[n], "Q4_0"), raw_dtype=gguf.GGMLQuantizationType.Q4_0)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -78,7 +81,7 @@ def test_bad_lowbit_files_are_one_error_line(tmp_path: Path, ids: Path) -> None:
     assert r.returncode != 0 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
-    assert "blk.0.ffn_down.weight" in lines[0] and "Q5_1" in lines[0] and "Q4_K" in lines[0]
+    assert "blk.0.ffn_down.weight" in lines[0] and "IQ4_NL" in lines[0] and "Q4_K" in lines[0]
 
 
 @pytest.mark.parametrize("kind", ["qwen2-Q2_K", "llama-Q4_K_M", "gptq"])

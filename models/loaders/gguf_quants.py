@@ -10,6 +10,7 @@ only difference is the sign of a zero: d * 0 with d < 0 is -0.0 in gguf-py, +0.0
   Q4_0  4    32    18     q (w = d(q-8))  d                        -8 d
   Q4_1  4    32    20     q               d                        m
   Q5_0  5    32    22     q (w = d(q-16)) d                        -16 d
+  Q5_1  5    32    24     q               d                        m
   Q8_0  8    32    34     q + 128         d                        -128 d
   Q2_K  2    16    84     q               d * (sc & 15)            -(dmin * (sc >> 4))
   Q3_K  3    16    110    q + 4           d * (sc6 - 32)           -4 s
@@ -29,7 +30,8 @@ F32 = np.float32
 QK_K = 256
 # type -> (bits, group, elements per block, bytes per block)
 FORMATS: dict[str, tuple[int, int, int, int]] = {
-    "Q4_0": (4, 32, 32, 18), "Q4_1": (4, 32, 32, 20), "Q5_0": (5, 32, 32, 22), "Q8_0": (8, 32, 32, 34),
+    "Q4_0": (4, 32, 32, 18), "Q4_1": (4, 32, 32, 20), "Q5_0": (5, 32, 32, 22), "Q5_1": (5, 32, 32, 24),
+    "Q8_0": (8, 32, 32, 34),
     "Q2_K": (2, 16, QK_K, 84), "Q3_K": (3, 16, QK_K, 110), "Q4_K": (4, 32, QK_K, 144),
     "Q5_K": (5, 32, QK_K, 176), "Q6_K": (6, 16, QK_K, 210),
 }
@@ -65,6 +67,14 @@ def _q5_0(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     hi = ((qh >> np.arange(32, dtype=np.uint32)) & np.uint32(1)).astype(np.uint8)
     codes = _nibbles(b[:, None, 6:22], 16).reshape(-1, 32) | (hi << np.uint8(4))
     return codes, d[:, None], (F32(-16.0) * d)[:, None]
+
+
+def _q5_1(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    d, m = _f16(b[:, 0:2]), _f16(b[:, 2:4])
+    qh = np.ascontiguousarray(b[:, 4:8]).view(np.uint32)  # (n, 1)
+    hi = ((qh >> np.arange(32, dtype=np.uint32)) & np.uint32(1)).astype(np.uint8)
+    codes = _nibbles(b[:, None, 8:24], 16).reshape(-1, 32) | (hi << np.uint8(4))
+    return codes, d[:, None], m[:, None]
 
 
 def _q8_0(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -137,8 +147,8 @@ def _q6_k(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return codes, s, F32(-32.0) * s
 
 
-_DECODERS = {"Q4_0": _q4_0, "Q4_1": _q4_1, "Q5_0": _q5_0, "Q8_0": _q8_0, "Q2_K": _q2_k, "Q3_K": _q3_k,
-             "Q4_K": _q4_k, "Q5_K": _q5_k, "Q6_K": _q6_k}
+_DECODERS = {"Q4_0": _q4_0, "Q4_1": _q4_1, "Q5_0": _q5_0, "Q5_1": _q5_1, "Q8_0": _q8_0, "Q2_K": _q2_k,
+             "Q3_K": _q3_k, "Q4_K": _q4_k, "Q5_K": _q5_k, "Q6_K": _q6_k}
 ROWS_PER_CHUNK = 1024  # rows decoded at a time (bounded temporaries)
 
 

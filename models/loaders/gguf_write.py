@@ -11,8 +11,8 @@ Mixes (per tensor type, llama.cpp's llama_tensor_get_type rules simplified):
   Q4_K_M  Q4_K, with attn_v and ffn_down Q6_K in the first and last eighth of the layers and every
           third layer between (use_more_bits), output Q6_K
   Q2_K    Q2_K, attn_v Q4_K, attn_output and ffn_down Q3_K, output Q6_K
-Tensors whose row length is not a multiple of 256 fall back as llama.cpp does (Q2_K/Q3_K -> Q4_0 here,
-Q4_K -> Q5_0, Q5_K -> Q5_0, Q6_K -> Q8_0).
+Tensors whose row length is not a multiple of 256 fall back as llama.cpp does (Q4_K -> Q5_0, Q5_K -> Q5_1,
+Q6_K -> Q8_0), except Q2_K/Q3_K -> Q4_0 here (llama.cpp: IQ4_NL, a non-linear codebook no GroupQuant holds).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from edgellm.models.weights import FloatWeights
 F32 = np.float32
 QK_K = 256
 MIXES = ("Q4_0", "Q4_K_M", "Q2_K", "Q8_0")
-FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_0", "Q6_K": "Q8_0"}
+FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 
 
 def _f16(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
