@@ -15,7 +15,8 @@
    agreement of the two at every position. "+low-bit head": the Q4_K_M file with its (tied, Q4_K)
    token_embd kept as a low-bit LM head instead of the int8 per-row head. "qwen2 file": the same
    weights written with architecture qwen2 (the loader's other path; the figures must equal llama's).
-   Prints a markdown table; writes DIR/accuracy.json.
+   Prints a markdown table; writes DIR/accuracy.json (the README's figures: bench/data/lowbit_accuracy.json,
+   from `--steps 300`, 25 minutes of training on this shared 2-core machine).
 """
 
 from __future__ import annotations
