@@ -1,6 +1,6 @@
 """Accuracy of W{b}A8 low-bit models on a small Llama-architecture model trained here (issue 17, part 7).
 
-    python bench/lowbit_accuracy.py --out DIR [--steps 150] [--threads 2]
+    python bench/lowbit_accuracy.py --out DIR [--steps 300] [--threads 2]
 
 1. Trains a small full-precision Llama-architecture model (SiLU GLU, RoPE, GQA, no SubLN, tied
    embeddings) on the Austen corpus of models/train_tiny.py (deterministic for a seed; cached in
@@ -206,7 +206,7 @@ def table(res: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     res = measure(Path(a.out), a.steps, a.threads)
