@@ -88,7 +88,7 @@ def ring_iterations(n: int, units: int, lanes: int) -> int:
 
 def beat_cycles(n: int, w: int, x: int) -> int:
     """Cycles of a pass over n elements that moves one data beat of x fields per iteration at w elements
-    per cycle (ew_passes.h, elementwise.h ew_fused_pass: II = x / w, 1 when w >= x)."""
+    per cycle (ew_passes.h, ew_fused.h ew_fused_pass: II = x / w, 1 when w >= x)."""
     return math.ceil(n / x) * max(1, x // w)
 
 

@@ -334,7 +334,7 @@ inline f32 max_tree(f32 *m) {
 // Use: f32 acc[ACC], m[W] (partitioned complete); clear(); per iteration add(...) for each of its
 // elements then next(); finish().
 // II: the loop's initiation interval (the element-wise engine's passes take one data beat of W elements
-// per iteration at II = beat / width, elementwise.h ew_fused_pass): a lane's adds are then ROT * II
+// per iteration at II = beat / width, ew_fused.h ew_fused_pass): a lane's adds are then ROT * II
 // cycles apart, so a ring of ROT = LANES / W sets carries the sum of squares whenever W divides LANES
 // (ROT * II >= kAddLatency keeps the II; LaneUnits widths at II = 1 are the classic case).
 template <int LANES, int W, int II = 1>
