@@ -252,17 +252,40 @@ def ii1_loops(body: str) -> Iterator[tuple[int, str]]:
             yield m.start(), own
 
 
+def _banked(arrays: dict[str, int], parts: dict[str, list[tuple[str, int]]]) -> dict[str, list[int]]:
+    """Arrays split into memories by complete partitions of some dimensions only (no other partition
+    type): name -> those dimensions (1-based). Each memory keeps one write port."""
+    out = {}
+    for a, n in arrays.items():
+        kinds = parts.get(a, [])
+        dims = sorted({d for k, d in kinds if k == "complete"})
+        some = 0 not in dims and set(range(1, n + 1)) - set(dims)
+        if kinds and all(k == "complete" for k, _ in kinds) and some:
+            out[a] = dims
+    return out
+
+
 def double_store(code: str, fn: Function) -> Iterator[tuple[int, str, str]]:
-    """>= 2 stores to one unpartitioned local array in an II=1 pipelined loop body."""
+    """>= 2 stores to one unpartitioned local array in an II=1 pipelined loop body; for an array
+    partitioned completely on some dimensions only, >= 2 distinct stores with the same index text on
+    those dimensions (the same memory)."""
     body = fn.body(code)
     arrays, parts = _declared_arrays(body), _partitions(body)
     plain = {a for a in arrays if a not in parts}
+    banked = _banked(arrays, parts)
     for at, own in ii1_loops(body):
         for a in sorted(plain):
             stores = re.findall(rf"(?<![\w.]){a}\s*(?:\[[^\]]*\])+\s*=(?!=)", own)
             if len(stores) >= 2:
                 yield fn.start + at, "double-store", \
                     f"{len(stores)} stores to {a} (one write port) per iteration of an II=1 loop in {fn.name}"
+        for a, dims in sorted(banked.items()):
+            distinct = set(re.findall(rf"(?<![\w.]){a}\s*((?:\[[^\]]*\])+)\s*=(?!=)", own))
+            keys = [tuple(re.findall(r"\[([^\]]*)\]", ix)[d - 1].strip() for d in dims) for ix in distinct]
+            if len(keys) != len(set(keys)):
+                yield fn.start + at, "double-store", \
+                    f"stores to one memory of {a} (partitioned on dim {dims}) per iteration of an II=1 loop" \
+                    f" in {fn.name}"
 
 
 def _loop_spans(body: str) -> list[tuple[int, int]]:

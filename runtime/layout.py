@@ -33,6 +33,7 @@ ATTN_MEM_LANES = 16  # floats per K (and V) beat the reader hands the core
 # ---- LM head ----
 K_TOP_MAX = 64  # top-k capacity bound of the LM head (LmHeadConfig K_TOP)
 TOP_K = 8  # the top-k a compiled project's LM head returns (interface.top_k)
+HEAD_ROWS_MAX = 8  # rows the multi-row LM head scores in one pass over its weights (token lanes, KMAX)
 
 # (C++ name in namespace edgellm::facts, Python value, what it is): the header's contents
 C_FACTS = (
@@ -45,6 +46,7 @@ C_FACTS = (
     ("kAttnMinRows", "ATTN_MIN_ROWS", "attention rows interleaved per key"),
     ("kAttnMemLanes", "ATTN_MEM_LANES", "floats per K/V beat the attention reader hands the core"),
     ("kTopKMax", "K_TOP_MAX", "top-k capacity bound of the LM head"),
+    ("kHeadRowsMax", "HEAD_ROWS_MAX", "rows the LM head scores in one pass (token lanes)"),
 )
 
 # ---- the layer's DDR areas (offsets in floats; rows max_t apart) ----

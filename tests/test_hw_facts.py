@@ -20,6 +20,7 @@ EXPECT = {
     "attn.min_rows": layout.ATTN_MIN_ROWS, "attn.mem_lanes": layout.ATTN_MEM_LANES,
     "layer.attn.min_rows": layout.ATTN_MIN_ROWS, "layer.attn.mem_lanes": layout.ATTN_MEM_LANES,
     "LmHeadConfig.K_TOP (default: the bound)": layout.K_TOP_MAX,
+    "kHeadRowsMax": layout.HEAD_ROWS_MAX,
 }
 
 

@@ -18,14 +18,15 @@ const char *tb_fact_name(int i) {
   static const char *names[] = {"kMaxWeightPorts", "kMaxHeadPorts", "kFetchBeats", "kHeadFifoDepth",
                                 "kAddLatency", "kMulAddLatency", "DSP_CHAIN", "attn.min_rows",
                                 "attn.mem_lanes", "layer.attn.min_rows", "layer.attn.mem_lanes",
-                                "LmHeadConfig.K_TOP (default: the bound)"};
+                                "LmHeadConfig.K_TOP (default: the bound)", "kHeadRowsMax"};
   return i >= 0 && i < (int)(sizeof(names) / sizeof(names[0])) ? names[i] : nullptr;
 }
 
 long tb_fact_value(int i) {
   const long v[] = {kMaxWeightPorts, kMaxHeadPorts, kFetchBeats, kHeadFifoDepth, kAddLatency, kMulAddLatency,
                     tlmm_cfg::DSP_CHAIN, attn_default::min_rows, attn_default::mem_lanes,
-                    layer_cfg::attn::min_rows, layer_cfg::attn::mem_lanes, head_default::K_TOP};
+                    layer_cfg::attn::min_rows, layer_cfg::attn::mem_lanes, head_default::K_TOP,
+                    kHeadRowsMax};
   return v[i];
 }
 }

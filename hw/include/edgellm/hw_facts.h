@@ -15,6 +15,7 @@ const int kDspChain = 4;  // DSPs per cascade of a TLMM DSP token lane (DSP_CHAI
 const int kAttnMinRows = 8;  // attention rows interleaved per key (ATTN_MIN_ROWS)
 const int kAttnMemLanes = 16;  // floats per K/V beat the attention reader hands the core (ATTN_MEM_LANES)
 const int kTopKMax = 64;  // top-k capacity bound of the LM head (K_TOP_MAX)
+const int kHeadRowsMax = 8;  // rows the LM head scores in one pass (token lanes) (HEAD_ROWS_MAX)
 
 }  // namespace facts
 }  // namespace edgellm

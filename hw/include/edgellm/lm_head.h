@@ -50,6 +50,14 @@
 // From the top's head FIFOs with MAX_TOK == 1 (the generated top), the dot process is lm_dot_fifo: no
 // banks, one loop over (block, beat), so a call's dots take nblk * nbeats + D_d cycles when the
 // fetchers keep up (else the rows' DDR time).
+// The multi-row head (issue 18's verify call): from the head FIFOs with 1 < MAX_TOK <= kHeadRowsMax
+// (runtime/layout.py HEAD_ROWS_MAX) the dot process is lm_dot_rows, token lanes: the same one loop over
+// (block, beat) as lm_dot_fifo, each popped beat dotted with beat j of every row in the same cycle
+// (MAX_TOK x NPORTS x P int8 MACs, MAX_TOK x NPORTS accumulators), a lane packet per block unpacked into
+// per-row packets (lm_unlane) for the scoring process above. nt <= MAX_TOK rows cost ONE pass over the
+// head's weights: dots nblk * nbeats + D_d cycles as for one row, the scoring nt * NPORTS * II_s per block
+// (hidden behind the dots when nt * NPORTS * II_s <= nbeats), out nt * (min(k, K_TOP) + D_o). Per row the
+// results are the single-row head's bit for bit (the same exact sums, the same scoring order).
 //
 // Accumulator: |q * w| <= 128 * 128 = 2^14, so |acc| <= 2^14 * HID_MAX (HID_MAX = 16384: 2^28,
 // 30 bits signed); ACC_BITS <= 32 requires HID_MAX < 2^17.
@@ -68,6 +76,10 @@
 namespace edgellm {
 
 const int kMaxHeadPorts = facts::kMaxStreamPorts;  // weight ports the head can stream from
+// Rows the multi-row head scores in one pass over its weights: from the head FIFOs with MAX_TOK > 1, each
+// fetched beat is dotted with every row's beat in the same cycle (token lanes, lm_dot_lanes;
+// runtime/layout.py HEAD_ROWS_MAX, the generated config's head MAX_TOK at most this).
+const int kHeadRowsMax = facts::kHeadRowsMax;
 
 template <int P_, int HID_MAX_, int V_MAX_, int MAX_TOK_, int K_TOP_ = facts::kTopKMax, int NPORTS_ = 1>
 struct LmHeadConfig {
@@ -540,9 +552,134 @@ lm_dot_fifo_loop:
   }
 }
 
+// What the lane dot process hands the unpacking process: the exact dot products of every token lane
+// (row t of the call, t < MAX_TOK) with the NPORTS rows of block blk (row v = blk * NPORTS + p in
+// acc[t][p]; rows past the vocabulary carry 0, lanes past the call's rows are never read).
+template <class CFG>
+struct LmLanePacket {
+  typename CFG::acc_t acc[CFG::MAX_TOK][CFG::NPORTS];
+  int32_t blk;
+};
+
+// Dot process of the multi-row head straight from the top's head FIFOs, token lanes: ONE pipelined loop
+// over (block, beat), nblk * nbeats iterations at II 1 as lm_dot_fifo, beat j of port p's row of block b
+// popped once and dotted in the same cycle with beat j of every row t < MAX_TOK (MAX_TOK x NPORTS x P
+// int8 MACs, MAX_TOK x NPORTS accumulators), so up to MAX_TOK rows cost one pass over the head's
+// weights. Each row's beats sit in their own memory (qbuf partitioned by row, lm_head_block). The last
+// beat of a block writes one lane packet (all rows' sums of the block).
+template <class CFG, class W>
+void lm_dot_lanes(hls::stream<W> *s0, hls::stream<W> *s1, hls::stream<W> *s2, hls::stream<W> *s3,
+                  const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int vocab, int hidden,
+                  hls::stream<LmLanePacket<CFG> > &lanes) {
+#pragma HLS INLINE off
+  enum { NP = CFG::NPORTS, L = CFG::MAX_TOK,
+         kMaxIter = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS * CFG::BEATS_MAX };
+  static_assert(CFG::MAX_TOK >= 1 && CFG::MAX_TOK <= kHeadRowsMax, "token lanes: 1 .. kHeadRowsMax rows");
+  typedef typename CFG::beat_t beat_t;
+  typedef typename CFG::acc_t acc_t;
+  const int nbeats = (hidden + CFG::P - 1) / CFG::P;
+  const int nblk = (vocab + NP - 1) / NP;
+  acc_t acc[L][kMaxHeadPorts];
+#pragma HLS ARRAY_PARTITION variable = acc dim = 0 type = complete
+  int b = 0, j = 0;
+lm_dot_lanes_loop:
+  for (int i = 0; i < nblk * nbeats; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxIter
+    const bool first = j == 0;  // a block's first beat restarts the sums
+    const int v0 = b * NP;
+    beat_t r[kMaxHeadPorts];
+#pragma HLS ARRAY_PARTITION variable = r complete
+    r[0] = s0->read();  // v0 < vocab for every block
+    r[1] = NP > 1 && v0 + 1 < vocab ? s1->read() : beat_t(0);
+    r[2] = NP > 2 && v0 + 2 < vocab ? s2->read() : beat_t(0);
+    r[3] = NP > 3 && v0 + 3 < vocab ? s3->read() : beat_t(0);
+    for (int t = 0; t < L; t++) {
+#pragma HLS UNROLL
+      for (int p = 0; p < NP; p++) {
+#pragma HLS UNROLL
+        acc[t][p] = (first ? acc_t(0) : acc[t][p]) + dot_beat<CFG::P, CFG::ACC_BITS>(r[p], qbuf[t][j]);
+      }
+    }
+    if (j == nbeats - 1) {
+      LmLanePacket<CFG> pk;
+      for (int t = 0; t < L; t++) {
+#pragma HLS UNROLL
+        for (int p = 0; p < NP; p++) {
+#pragma HLS UNROLL
+          pk.acc[t][p] = acc[t][p];
+        }
+      }
+      pk.blk = b;
+      lanes.write(pk);
+      j = 0;
+      b++;
+    } else {
+      j++;
+    }
+  }
+}
+
+// Unpacking process: each lane packet into the nt per-row packets lm_score takes (block-major, then row,
+// as lm_dot_blocks writes them), one packet per cycle; so the scoring is the single-row head's, row by
+// row, in increasing v.
+template <class CFG>
+void lm_unlane(hls::stream<LmLanePacket<CFG> > &lanes, int nt, int vocab, hls::stream<LmDotPacket<CFG> > &dots) {
+#pragma HLS INLINE off
+  enum { NP = CFG::NPORTS, kMaxIter = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS * CFG::MAX_TOK };
+  const int nblk = (vocab + NP - 1) / NP;
+  typename CFG::acc_t la[CFG::MAX_TOK][CFG::NPORTS];  // the block's lane sums, registers
+#pragma HLS ARRAY_PARTITION variable = la dim = 0 type = complete
+  int32_t blk = 0;
+  int t = 0;
+lm_unlane_rows:
+  for (int i = 0; i < nblk * nt; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxIter
+    if (t == 0) {
+      const LmLanePacket<CFG> lp = lanes.read();
+      for (int r = 0; r < CFG::MAX_TOK; r++) {
+#pragma HLS UNROLL
+        for (int p = 0; p < NP; p++) {
+#pragma HLS UNROLL
+          la[r][p] = lp.acc[r][p];
+        }
+      }
+      blk = lp.blk;
+    }
+    LmDotPacket<CFG> pk;
+    for (int p = 0; p < NP; p++) {
+#pragma HLS UNROLL
+      pk.acc[p] = la[t][p];
+    }
+    pk.blk = blk;
+    pk.t = t;
+    dots.write(pk);
+    t = t == nt - 1 ? 0 : t + 1;
+  }
+}
+
+// The multi-row dot process: lane dots and unpacking, joined by a FIFO of lane packets (a block's worth
+// of slack on each side).
+template <class CFG, class W>
+void lm_dot_rows(hls::stream<W> *s0, hls::stream<W> *s1, hls::stream<W> *s2, hls::stream<W> *s3,
+                 const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt, int vocab, int hidden,
+                 hls::stream<LmDotPacket<CFG> > &dots) {
+#pragma HLS INLINE off
+#pragma HLS DATAFLOW
+  EDGELLM_REGION;
+  enum { kDepth = 2 };
+  hls::stream<LmLanePacket<CFG> > lanes("lm_lanes");
+#pragma HLS STREAM variable = lanes depth = kDepth
+  EDGELLM_DEPTH(lanes, kDepth);
+  EDGELLM_PROCESS(lm_dot_lanes<CFG>(s0, s1, s2, s3, qbuf, vocab, hidden, lanes));
+  EDGELLM_PROCESS(lm_unlane<CFG>(lanes, nt, vocab, dots));
+  EDGELLM_JOIN;
+}
+
 // The dot process of lm_head_stream for a row source: banks (lm_dot_blocks) from memory, or from the
-// head FIFOs when one token is compiled (lm_dot_fifo; with MAX_TOK > 1 the rows are reused per
-// token, so they go through the banks).
+// head FIFOs: lm_dot_fifo when one token is compiled, the token lanes (lm_dot_rows: every fetched beat
+// against MAX_TOK rows in the same cycle) for the multi-row head.
 template <class CFG, class WT>
 struct LmDots {
   static void run(WT *w0, WT *w1, WT *w2, WT *w3, const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt,
@@ -561,7 +698,7 @@ struct LmDots<CFG, hls::stream<W> > {
       (void)nt;  // == 1
       lm_dot_fifo<CFG>(w0, w1, w2, w3, qbuf, vocab, hidden, dots);
     } else {
-      lm_dot_blocks<CFG>(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots);
+      lm_dot_rows<CFG>(w0, w1, w2, w3, qbuf, nt, vocab, hidden, dots);  // token lanes: one pass for nt rows
     }
   }
 };
@@ -603,6 +740,7 @@ void lm_head_block(const PQ *q, const PS *qs, int nt, WT *w0, WT *w1, WT *w2, WT
   typedef typename CFG::beat_t beat_t;
   static beat_t qbuf[CFG::MAX_TOK][CFG::BEATS_MAX];
 #pragma HLS BIND_STORAGE variable = qbuf type = ram_2p impl = bram
+#pragma HLS ARRAY_PARTITION variable = qbuf dim = 1 type = complete  // one memory per row: token lanes
   static f32 qsb[CFG::MAX_TOK];
 lm_load_qs:
   for (int t = 0; t < nt; t++) {
