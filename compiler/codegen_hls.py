@@ -214,6 +214,10 @@ def generate_hls(hls_dir: Path, cfg: ModelConfig, numerics: NumericsPlan, design
         if per and n % per:
             raise EdgeLLMError(f"{what} {n} must be a multiple of {per}: the generated engine streams these "
                                f"rows in whole {design.data_port_width_bits}-bit data-port beats")
+    if numerics.norm_lanes % fl:
+        raise EdgeLLMError(f"RMSNorm lanes {numerics.norm_lanes} must be a multiple of {fl}: the "
+                           "element-wise engine's sum of squares takes one data-port beat of floats per "
+                           "iteration into its lanes")
     beat = head_beat_bytes(design, mm)
     if cfg.hidden_size % beat:
         raise EdgeLLMError(f"hidden size {cfg.hidden_size} must be a multiple of the weight ports' beat "

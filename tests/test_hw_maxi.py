@@ -212,3 +212,9 @@ def test_codegen_refuses_rows_that_are_not_whole_beats(tmp_path: Path) -> None:
         _gen(tmp_path / "a", DesignParams(rows=16), hidden_size=40, n_heads=2, n_kv_heads=1)
     with pytest.raises(EdgeLLMError, match=r"FFN size 98 must be a multiple of 4"):
         _gen(tmp_path / "b", DesignParams(rows=16), ffn_size=98)
+    # the element-wise sum of squares takes a data beat of floats per iteration into its lanes
+    mc = ModelConfig(name="mx", hidden_size=128, n_layers=1, n_heads=4, n_kv_heads=2, ffn_size=344,
+                     vocab_size=300, max_context=64)
+    with pytest.raises(EdgeLLMError, match=r"RMSNorm lanes 2 must be a multiple of 4"):
+        generate_hls(tmp_path / "c", mc, nx.NumericsPlan(norm_lanes=2), DesignParams(rows=16, ew_lanes=2),
+                     "tlmm", max_t=16, max_ctx=64, top_k=8, board=load_board("kv260"))

@@ -41,6 +41,8 @@ template <class E, int W, int X, class OP>
 void ew_fused_pass(OP &op, int n, bool ss_en, bool am_en, f32 &ss, f32 &amax) {
 #pragma HLS INLINE
   enum { kII = X > W ? X / W : 1 };
+  static_assert(E::LANES % X == 0, "NORM_LANES: a multiple of the data beat's 32-bit fields (the lane ring takes "
+                                   "one beat per iteration)");
   typedef RowFuse<E::LANES, X, kII> RF;
   enum { kRot = RF::ROT, kChunks = ((E::N_MAX + X - 1) / X + kRot - 1) / kRot * kRot };
   f32 acc[RF::ACC], m[X];
