@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from edgellm.boards import Board
 from edgellm.compiler.cost import attention as cost_attention
+from edgellm.compiler.cost import data_port as cost_data_port
 from edgellm.compiler.cost import elementwise as cost_elementwise
 from edgellm.compiler.cost import fetch as cost_fetch
 from edgellm.compiler.cost import lm_head as cost_lm_head
@@ -131,14 +132,18 @@ def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth
     element-wise gaps, linears (FIFO consumers) and attention (its K/V reads share the DDR)."""
     sh = cfg.linear_shapes()
     gaps, attn_s, kv_reads = _vector_work(cfg, p, bw, tokens, context, detail)
+    data = cost_data_port.stage_bytes(cfg)
 
-    def lin(name: str) -> cost_fetch.Phase:
-        return _linear_phase(board, *sh[name], p, tokens, detail)
+    def lin(name: str) -> cost_fetch.Phase:  # the data port's bytes charged where they pass the DDR ceiling
+        return cost_data_port.charged(_linear_phase(board, *sh[name], p, tokens, detail), tokens * data[name],
+                                      bw)
 
-    gap = cost_fetch.Phase
-    return [gap(0, gaps[0]), lin("q"), lin("k"), lin("v"), gap(0, gaps[1]), gap(0, attn_s, kv_reads),
-            gap(0, gaps[2]), lin("o"), gap(0, gaps[3]), lin("gate"), lin("up"), gap(0, gaps[4]), lin("down"),
-            gap(0, gaps[5])]
+    def gap(i: int) -> cost_fetch.Phase:
+        return cost_data_port.charged(cost_fetch.Phase(0, gaps[i]), tokens * data[f"gap{i}"], bw)
+
+    attn = cost_data_port.charged(cost_fetch.Phase(0, attn_s, kv_reads), tokens * data["attention"], bw)
+    return [gap(0), lin("q"), lin("k"), lin("v"), gap(1), attn, gap(2), lin("o"), gap(3), lin("gate"),
+            lin("up"), gap(4), lin("down"), gap(5)]
 
 
 def first_half(tokens: int, lanes: int) -> int:
@@ -164,28 +169,38 @@ def _pipelined_layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw:
     vec: list[list[tuple[float, float]]] = []  # per half, per vector stage: (seconds, K/V read bytes)
     lin: list[list[list[cost_fetch.Phase]]] = []  # per half, per linear stage: its linears
     act: list[list[float]] = []  # per half, per linear stage: data-port bytes of its linears
+    vdata: list[list[float]] = []  # per half, per vector stage: its data-port bytes
     stages = (("q", "k", "v"), ("o",), ("gate", "up"), ("down",))
+    data = cost_data_port.stage_bytes(cfg)
     for n, ctx in halves:
         gaps, attn_s, kv_reads = _vector_work(cfg, p, bw, n, ctx, detail)
         vec.append([(gaps[0], 0.0), (gaps[1] + attn_s + gaps[2], kv_reads), (gaps[3], 0.0), (gaps[4], 0.0),
                     (gaps[5], 0.0)])
+        vdata.append([n * data["gap0"], n * (data["gap1"] + data["attention"] + data["gap2"]),
+                      n * data["gap3"], n * data["gap4"], n * data["gap5"]])
         lin.append([[_linear_phase(board, *sh[m], p, n, detail) for m in st] for st in stages])
         act.append([sum(n * sh[m][1] + ACT_BYTES * n * sh[m][0] for m in st) for st in stages])
     sync = SLOT_SYNC_CYCLES / f
     phases: list[cost_fetch.Phase] = []
     for i in range(2 * len(vec[0])):
         v_s, share = vec[i % 2][i // 2]
+        moved = vdata[i % 2][i // 2]  # the slot's data-port bytes
         linears: list[cost_fetch.Phase] = []
         if 1 <= i <= 2 * len(stages):
             st, hf = (i - 1) // 2, (i - 1) % 2
             linears = lin[hf][st]
             v_s += act[hf][st] / bw.data
+            moved += act[hf][st]
         t_s = sum(ph.seconds for ph in linears)
         slot = max(t_s, v_s)
-        for ph in linears:  # the K/V reads spread over the slot
-            phases.append(cost_fetch.Phase(ph.nbytes, ph.seconds, share * ph.seconds / slot if slot else 0.0))
+        for ph in linears:  # the K/V reads and the data port's bytes spread over the slot
+            frac = ph.seconds / slot if slot else 0.0
+            phases.append(cost_data_port.charged(cost_fetch.Phase(ph.nbytes, ph.seconds, share * frac),
+                                                 moved * frac, bw))
         rest = slot - t_s
-        phases.append(cost_fetch.Phase(0, rest + sync, share * rest / slot if slot else 0.0))
+        frac = rest / slot if slot else 0.0
+        phases.append(cost_data_port.charged(cost_fetch.Phase(0, rest + sync, share * frac), moved * frac,
+                                             bw))
     return phases
 
 
