@@ -129,9 +129,11 @@ class _Search:
         bram, uram = math.ceil((core.bram36 + fifo.bram36) * 2) / 2, core.uram + fifo.uram
         return bram <= self.mem_limit[0] and uram <= self.mem_limit[1]
 
-    def fifo_at(self, p: DesignParams, depth: int, v: dict | None = None) -> Resources:
-        """fetch_fifos(board, p completed by v, depth), cached by FIFO_FIELDS."""
-        fkey = (*key_of(FIFO_KEY_FIELDS, p, v), depth)
+    def fifo_at(self, p: DesignParams, depth: int, v: dict | None = None,
+                base: tuple | None = None) -> Resources:
+        """fetch_fifos(board, p completed by v, depth), cached by FIFO_FIELDS (base: p's FIFO_KEY_FIELDS
+        key when the caller has it)."""
+        fkey = (*(base if base is not None else key_of(FIFO_KEY_FIELDS, p, v)), depth)
         if fkey not in self.fifo_cache:
             self.fifo_cache[fkey] = fetch_fifos(self.board, p.replace(**v) if v else p, depth)
         return self.fifo_cache[fkey]
@@ -175,8 +177,9 @@ class _Search:
                                            rest.attn_q_block, v["attn_kv_block"])
         core, lut = self.core_of(*self.rest_kernels(rest, v), ew, at)
         if self.logic_fits(core):
+            base = key_of(FIFO_KEY_FIELDS, rest, v)
             for d in self.depths:  # deepest first (a deeper FIFO may move from BRAM to URAM)
-                if self.memory_fits(core, self.fifo_at(rest, d, v)):
+                if self.memory_fits(core, self.fifo_at(rest, d, v, base)):
                     return d, lut
         return 0, lut
 
