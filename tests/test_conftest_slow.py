@@ -1,0 +1,31 @@
+"""The default run names each slow test as it starts (tests/conftest.py), and only slow ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CONFTEST = Path(__file__).with_name("conftest.py")
+
+
+def test_slow_tests_are_named_as_they_start(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CONFTEST.read_text().replace('pytest_plugins = ["pytester"]', ""))
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
+    pytester.makepyfile(test_some="""
+import pytest
+
+@pytest.mark.slow
+def test_long():
+    pass
+
+def test_short():
+    pass
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert "slow test running: test_some.py::test_long" in out
+    assert "test_short" not in out
+    verbose = pytester.runpytest("-p", "no:cacheprovider", "-v").stdout.str()
+    assert "slow test running" not in verbose  # -v names every test itself
