@@ -17,7 +17,7 @@ from typing import Any
 from edgellm.compiler.design import DesignParams, tlmm_tables
 from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
-from edgellm.runtime.layout import k_max
+from edgellm.runtime.layout import head_rows, k_max
 
 Field = tuple[str, Any, str]  # (C++ name, value, what it is)
 
@@ -81,12 +81,15 @@ def tlmm_fields(cfg: ModelConfig, design: DesignParams, max_t: int, stream_ports
     ]
 
 
-def head_fields(cfg: ModelConfig, beat_bytes: int, top_k: int, head_ports: int) -> list[Field]:
-    """The LM head's named configuration (named_config.h lm_head_config_base / lm_head_traits)."""
+def head_fields(cfg: ModelConfig, beat_bytes: int, top_k: int, head_ports: int,
+                max_t: int = 1) -> list[Field]:
+    """The LM head's named configuration (named_config.h lm_head_config_base / lm_head_traits). MAX_TOK:
+    the rows one OP_HEAD scores in one pass (token lanes, runtime/layout.py head_rows(max_t))."""
     return [
         ("P", beat_bytes, "int8 MACs per cycle and port = bytes per weight beat"),
         ("HID_MAX", cfg.hidden_size, "hidden size"), ("V_MAX", cfg.vocab_size, "vocabulary"),
-        ("MAX_TOK", 1, "tokens per call"), ("K_TOP", max(top_k, 1), "top-k"),
+        ("MAX_TOK", head_rows(max_t), "rows per pass over the weights (token lanes, layout.head_rows)"),
+        ("K_TOP", max(top_k, 1), "top-k"),
         ("NPORTS", head_ports, "weight ports streaming rows"),
     ]
 

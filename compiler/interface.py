@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 MAGIC = 0x4C4C4745
-INTERFACE_VERSION = 2  # 2: the status protocol (HDR_BUF_BYTES, HDR_STATUS ..)
+INTERFACE_VERSION = 3  # 2: the status protocol (HDR_BUF_BYTES, HDR_STATUS ..); 3: OP_HEAD over D_N_ROWS rows
 
 HEADER_WORDS = [
     "HDR_MAGIC", "HDR_VERSION", "HDR_N_LAYERS", "HDR_MAX_T", "HDR_MAX_CTX", "HDR_EPS_BITS",
@@ -20,7 +20,7 @@ HEADER_WORDS = [
 HDR = {name: i for i, name in enumerate(HEADER_WORDS)}
 HDR_WORDS = 32
 LD_W_OFF, LD_W_SCALE, LD_P_OFF, LD_WORDS = 0, 7, 14, 20
-D_OP, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW, DESC_WORDS = 0, 1, 2, 3, 4, 5, 8
+D_OP, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW, D_N_ROWS, DESC_WORDS = 0, 1, 2, 3, 4, 5, 6, 8
 OP_LAYER, OP_HEAD = 1, 2
 DESC_TAPS = 1
 # The status protocol (interface.h): HDR_STATUS codes, HDR_STATUS_FIELD = where << 24 | index << 8 | word
@@ -63,10 +63,11 @@ def layer_desc(w_off: list[int], w_scale: list[float], p_off: list[int]) -> np.n
 
 
 def descriptor(op: int, layer: int = 0, t_len: int = 0, pos0: int = 0, flags: int = 0,
-               row: int = 0) -> np.ndarray:
-    """uint32[DESC_WORDS]."""
+               row: int = 0, n_rows: int = 0) -> np.ndarray:
+    """uint32[DESC_WORDS]. n_rows (OP_HEAD): rows row .. row + n_rows - 1 in one head pass (0: one row)."""
     d = np.zeros(DESC_WORDS, np.uint32)
-    d[[D_OP, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW]] = [op, layer, t_len, pos0, flags, row]
+    d[[D_OP, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW, D_N_ROWS]] = [op, layer, t_len, pos0, flags, row,
+                                                                   n_rows]
     return d
 
 

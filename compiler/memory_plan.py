@@ -18,6 +18,7 @@ from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
 from edgellm.models.numerics import rope_tables
 from edgellm.models.weights import QuantModel, TernaryLinear
+from edgellm.runtime.layout import head_rows, logits_row
 
 PAGE = 4096
 Encoder = Callable[[TernaryLinear], np.ndarray]  # -> uint8 bytes of one matrix in DDR
@@ -143,8 +144,9 @@ def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scrat
     sf = lay.region("scratch_f", scratch_floats * 4, False)
     si = lay.region("scratch_i8", scratch_i8, False)
     taps = lay.region("taps", max(tap_floats, 1) * 4, False)
-    logits = lay.region("logits", c.vocab_size * 4, False)
-    amax = lay.region("argmax", 4 + top_k * 8, False)
+    rows = head_rows(max_t)  # OP_HEAD scores up to this many rows in one pass (the multi-row head)
+    logits = lay.region("logits", rows * logits_row(c.vocab_size) * 4, False)
+    amax = lay.region("argmax", rows * (4 + top_k * 8), False)  # argmax [rows], ids, values [rows][k]
     lay.region("program", (c.n_layers + 1) * itf.DESC_WORDS * 4, False)
     total = _pad(lay.off, PAGE)
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime.layout import head_rows, logits_row
 
 MAX_BUFFER = 1 << 32  # 32-bit offsets: the accelerator addresses at most 4 GiB
 REASONS = {
@@ -31,7 +32,7 @@ REASONS = {
 HOST_REGIONS = (("HDR_H", "h"), ("HDR_LOGITS", "logits"), ("HDR_ARGMAX", "argmax"), ("HDR_TAPS", "taps"),
                 ("HDR_K_CACHE", "k_cache"), ("HDR_V_CACHE", "v_cache"))
 CODE_NAMES = {v: k for k, v in itf.STATUS.items()}
-DESC_NAMES = ("D_OP", "D_LAYER", "D_T_LEN", "D_POS0", "D_FLAGS", "D_ROW")
+DESC_NAMES = ("D_OP", "D_LAYER", "D_T_LEN", "D_POS0", "D_FLAGS", "D_ROW", "D_N_ROWS")
 REG_NAMES = ("hdr_off", "prog_off", "n_desc")
 POINTERS = itf.status_field(itf.SW_REG, 0, itf.REG_POINTERS)
 FLOAT_FIELDS = {itf.status_field(itf.SW_HEADER, 0, itf.HDR[w])
@@ -74,6 +75,11 @@ class Limits:
                    int(buf_bytes), beat)
 
     @property
+    def head_rows(self) -> int:
+        """Rows one OP_HEAD scores in one pass (the compiled head's MAX_TOK, layout.head_rows)."""
+        return head_rows(self.max_t)
+
+    @property
     def weight_beat(self) -> int:
         """Bytes a weight region must start on: the data beat and the weight ports' (R bytes)."""
         return max(self.data_beat, self.rows_per_tile)
@@ -107,8 +113,9 @@ class Limits:
         return [("HDR_LAYER_TABLE", self.n_layers * itf.LD_WORDS * 4, db), ("HDR_PARAMS", 4, db),
                 ("HDR_COS", rope, db), ("HDR_SIN", rope, db), ("HDR_K_CACHE", kv, db),
                 ("HDR_V_CACHE", kv, db), ("HDR_H", 4 * h * mt, db), ("HDR_SCRATCH_F", 4 * scratch, db),
-                ("HDR_TAPS", 4 * taps, db), ("HDR_HEAD_SCALE", 4 * v, db), ("HDR_LOGITS", 4 * v, db),
-                ("HDR_ARGMAX", 4 + 8 * top_k, db), ("HDR_WEIGHTS", 1, wb),
+                ("HDR_TAPS", 4 * taps, db), ("HDR_HEAD_SCALE", 4 * v, db),
+                ("HDR_LOGITS", 4 * logits_row(v) * self.head_rows, db),
+                ("HDR_ARGMAX", self.head_rows * (4 + 8 * top_k), db), ("HDR_WEIGHTS", 1, wb),
                 ("HDR_SCRATCH_I8", mt * max(h, q, f), db), ("HDR_HEAD_W", v * h, wb)]
 
 
@@ -219,8 +226,11 @@ def check_program(prog: np.ndarray, prog_off: int, lim: Limits) -> None:
             if d[itf.D_POS0] + d[itf.D_T_LEN] > lim.max_ctx:
                 ck.fail("ST_LIMIT", f(itf.D_POS0), d[itf.D_POS0])
         elif d[itf.D_OP] == itf.OP_HEAD:
+            n_rows = max(d[itf.D_N_ROWS], 1)  # 0: one row
             if d[itf.D_ROW] >= lim.max_t:
                 ck.fail("ST_LIMIT", f(itf.D_ROW), d[itf.D_ROW])
+            if d[itf.D_N_ROWS] > lim.head_rows or d[itf.D_ROW] + n_rows > lim.max_t:
+                ck.fail("ST_LIMIT", f(itf.D_N_ROWS), d[itf.D_N_ROWS])
         else:
             ck.fail("ST_OPCODE", f(itf.D_OP), d[itf.D_OP])
         if d[itf.D_FLAGS] & ~itf.DESC_TAPS:

@@ -124,20 +124,37 @@ class Driver:
         self.dev.sync_from_device(self.buf, self.p.region("h")[0], n * 4)
         return self._f32("h", n).reshape(t_len, -1).copy()
 
+    @property
+    def head_rows(self) -> int:
+        """Rows one OP_HEAD scores in one pass over the head's weights (layout.head_rows: the compiled
+        head's MAX_TOK, the logits and argmax regions' rows)."""
+        return layout.head_rows(self.p.iface.max_t)
+
     def read_logits(self) -> np.ndarray:
-        """(vocab,) f32 logits of the token the last OP_HEAD selected (a copy)."""
+        """(vocab,) f32 logits of the (first) row the last OP_HEAD selected (a copy)."""
         v = self.p.config.vocab_size
         self.dev.sync_from_device(self.buf, self.p.region("logits")[0], v * 4)
         return self._f32("logits", v).copy()
 
-    def read_topk(self) -> TopK:
-        """argmax, top-k ids and values written by OP_HEAD."""
+    def read_logits_rows(self, n: int) -> np.ndarray:
+        """(n, vocab) f32 logits of the n rows the last OP_HEAD selected (rows layout.logits_row apart)."""
+        v, row = self.p.config.vocab_size, layout.logits_row(self.p.config.vocab_size)
+        if not 1 <= n <= self.head_rows:
+            raise EdgeLLMError(f"{n} logit rows; the head writes 1..{self.head_rows}")
+        self.dev.sync_from_device(self.buf, self.p.region("logits")[0], ((n - 1) * row + v) * 4)
+        return np.stack([self._f32("logits", v, r * row).copy() for r in range(n)])
+
+    def read_topk(self, row: int = 0) -> TopK:
+        """argmax, top-k ids and values OP_HEAD wrote for its row `row` (argmax [R], ids [R][k], values
+        [R][k] with R = head_rows)."""
         off, size = self.p.region("argmax")
-        k = self.p.iface.top_k
-        self.dev.sync_from_device(self.buf, off, min(size, 4 + 8 * k))
-        am = int(self.buf.view(off, 1, np.int32)[0])
-        ids = self.buf.view(off + 4, k, np.int32).copy()
-        vals = self.buf.view(off + 4 + 4 * k, k, np.float32).copy()
+        k, r = self.p.iface.top_k, self.head_rows
+        if not 0 <= row < r:
+            raise EdgeLLMError(f"top-k of head row {row}; the head writes rows 0..{r - 1}")
+        self.dev.sync_from_device(self.buf, off, min(size, r * (4 + 8 * k)))
+        am = int(self.buf.view(off + 4 * row, 1, np.int32)[0])
+        ids = self.buf.view(off + 4 * r + 4 * k * row, k, np.int32).copy()
+        vals = self.buf.view(off + 4 * r + 4 * r * k + 4 * k * row, k, np.float32).copy()
         return TopK(am, ids, vals)
 
     def read_taps(self, t_len: int) -> dict[str, np.ndarray]:
@@ -206,6 +223,18 @@ class Driver:
         self._check_block(t_len, pos0)
         flags = itf.DESC_TAPS if taps else 0
         self.run_program(itf.descriptor(itf.OP_LAYER, layer, t_len, pos0, flags)[None])
+
+    def forward_rows(self, h: np.ndarray, pos0: int) -> np.ndarray:
+        """One IP start over a block of t_len <= head_rows tokens at pos0: every layer, then ONE OP_HEAD
+        over all t_len rows (the multi-row head streams its weights once). Returns (t_len, vocab) f32."""
+        t_len = self._check_block(h.shape[0], pos0)
+        if t_len > self.head_rows:
+            raise EdgeLLMError(f"block of {t_len} rows; one head pass scores up to {self.head_rows}")
+        self.write_h(h)
+        prog = itf.program(self.p.config.n_layers, t_len, pos0)
+        prog[-1] = itf.descriptor(itf.OP_HEAD, 0, t_len, pos0, 0, 0, t_len)
+        self.run_program(prog)
+        return self.read_logits_rows(t_len)
 
     def run_head(self, t_len: int, pos0: int, row: int) -> np.ndarray:
         """Step mode: one OP_HEAD descriptor on H[row]; returns (vocab,) f32 logits."""

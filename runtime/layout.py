@@ -47,11 +47,27 @@ C_FACTS = (
     ("kAttnMemLanes", "ATTN_MEM_LANES", "floats per K/V beat the attention reader hands the core"),
     ("kTopKMax", "K_TOP_MAX", "top-k capacity bound of the LM head"),
     ("kHeadRowsMax", "HEAD_ROWS_MAX", "rows the LM head scores in one pass (token lanes)"),
+    ("kLogitsRowAlign", "LOGITS_ROW_ALIGN", "floats a row of the logits region is padded to"),
 )
 
 # ---- the layer's DDR areas (offsets in floats; rows max_t apart) ----
 TAP_NAMES = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")  # layer_taps<C>, in order (h_out = H)
 SCRATCH_NAMES = ("q_lin", "k_lin", "q", "k", "v", "attn", "g", "u", "y")  # layer_scratch<C>, then qs_a, qs_b
+
+
+def head_rows(max_t: int) -> int:
+    """Rows one OP_HEAD scores in one pass over the head's weights (the generated head's MAX_TOK, the
+    logits / argmax regions' rows): HEAD_ROWS_MAX, at most the block of max_t."""
+    return max(1, min(HEAD_ROWS_MAX, int(max_t)))
+
+
+LOGITS_ROW_ALIGN = 16  # floats a row of the logits region is padded to (64 bytes: the widest data beat)
+
+
+def logits_row(vocab: int) -> int:
+    """Floats from one row of the logits region to the next (OP_HEAD over several rows): the vocabulary
+    padded to whole data beats, so no two rows share a beat (lm_head.h LmLogits)."""
+    return -(-int(vocab) // LOGITS_ROW_ALIGN) * LOGITS_ROW_ALIGN
 
 
 def k_max(cfg: Any) -> int:

@@ -18,6 +18,7 @@ from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
 from edgellm.runtime import manifest_schema as ms
 from edgellm.runtime import project_files as pf
+from edgellm.runtime.layout import head_rows, logits_row
 from edgellm.runtime.manifest_schema import MANIFEST, SCHEMA, ProjectError
 from edgellm.runtime.project_files import sha256_file
 
@@ -181,8 +182,9 @@ class Project:
             if o + n > self.total_bytes:
                 raise ProjectError(f"{mf}: region {name!r} [{o}, {o + n}) lies outside the "
                                    f"{self.total_bytes}-byte buffer")
-        want = {"h": i.max_t * c.hidden_size * 4, "logits": c.vocab_size * 4,
-                "program": (c.n_layers + 1) * itf.DESC_WORDS * 4, "argmax": 4 + 8 * i.top_k}
+        rows = head_rows(i.max_t)  # the multi-row head's results (layout.head_rows)
+        want = {"h": i.max_t * c.hidden_size * 4, "logits": rows * logits_row(c.vocab_size) * 4,
+                "program": (c.n_layers + 1) * itf.DESC_WORDS * 4, "argmax": rows * (4 + 8 * i.top_k)}
         for name, size in want.items():
             if self.regions[name][1] < size:
                 raise ProjectError(f"{mf}: region {name!r} holds {self.regions[name][1]} bytes, needs {size}")

@@ -84,19 +84,29 @@ class Session:
 
     def verify(self, tokens: np.ndarray) -> np.ndarray:
         """Append up to max_t tokens as one block (speculation's verify pass); (T, vocab) f32 logits of
-        every row. One start runs the layers and the last row's head, then one OP_HEAD start per other
-        row (the head streams its weights once per start)."""
+        every row. One start runs the layers and ONE OP_HEAD over all T rows (the multi-row head streams
+        its weights once for them) when T <= the head's rows (driver.head_rows); a longer block (a design
+        whose max_t exceeds them) takes the head's rows in passes, one OP_HEAD start per further pass."""
         ids = self._check_ids(tokens)
         if len(ids) > self.max_block or self.length + len(ids) > self.max_ctx:
             raise EdgeLLMError(f"verify block of {len(ids)} tokens at position {self.length}: the design "
                                f"takes up to {self.max_block} per start and {self.max_ctx} positions")
         pos0 = self.length
         h = self.project.embed_rows(np.asarray(ids))
-        last = self.driver.forward_block(h, pos0)
+        t, r = len(ids), self.driver.head_rows
+        if t <= r:
+            out = self.driver.forward_rows(h, pos0)
+        else:  # layers once, then the head r rows a start
+            self.driver.run_layers(h, pos0)
+            out = np.concatenate([self._head_rows(t, pos0, r0, min(r, t - r0)) for r0 in range(0, t, r)])
         self.layer_passes += 1
-        rows = [self.driver.run_head(len(ids), pos0, r) for r in range(len(ids) - 1)]
         self._tokens.extend(ids)
-        return np.stack([*rows, last]).astype(np.float32)
+        return out.astype(np.float32)
+
+    def _head_rows(self, t_len: int, pos0: int, row: int, n: int) -> np.ndarray:
+        """One OP_HEAD start over rows row .. row + n - 1 of the block in DDR: (n, vocab) f32."""
+        self.driver.run_program(itf.descriptor(itf.OP_HEAD, 0, t_len, pos0, 0, row, n)[None])
+        return self.driver.read_logits_rows(n)
 
     def draft_logits(self, token: int, pos: int, layers: tuple[int, ...] | list[int]) -> np.ndarray:
         """Self-speculation: (vocab,) logits of `token` at position pos (length <= pos < max_ctx) through

@@ -25,7 +25,7 @@ from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel, KVCache, lm_head
 from edgellm.models.numerics import NumericsPlan
 from edgellm.models.weights import Int8Head, Layer, QuantModel, TernaryLinear
-from edgellm.runtime import manifest_schema
+from edgellm.runtime import layout, manifest_schema
 from edgellm.runtime.layout import tap_floats
 
 R = 4  # rows per tile of the test encoding
@@ -99,7 +99,7 @@ class PythonTop:
         prog = mem[prog_off:prog_off + n_desc * itf.DESC_WORDS * 4].view(np.uint32).reshape(n_desc, -1)
         h_all = f32(H["HDR_H"], max_t * c.hidden_size).reshape(max_t, c.hidden_size)
         for d in prog:
-            op, layer, t_len, pos0, flags, row = (int(x) for x in d[:6])
+            op, layer, t_len, pos0, flags, row, n_rows = (int(x) for x in d[:7])
             if op == itf.OP_LAYER:
                 taps: dict[str, np.ndarray] = {}
 
@@ -113,16 +113,16 @@ class PythonTop:
                         a = np.asarray(taps[s], np.float32).reshape(t_len, -1)
                         f32(off, a.size)[:] = a.ravel()
                         off += 4 * max_t * a.shape[1]
-            elif op == itf.OP_HEAD:
-                x = nx.rmsnorm(h_all[row:row + 1], qm.final_norm, c.rms_eps, self.plan.norm_lanes)
-                logits = lm_head(x, qm.lm_head)[0]
-                f32(H["HDR_LOGITS"], c.vocab_size)[:] = logits
-                k = H["HDR_TOPK"]
-                order = np.argsort(-logits, kind="stable")[:k]
-                a = H["HDR_ARGMAX"]
-                mem[a:a + 4].view(np.int32)[0] = order[0]
-                mem[a + 4:a + 4 + 4 * k].view(np.int32)[:] = order
-                f32(a + 4 + 4 * k, k)[:] = logits[order]
+            elif op == itf.OP_HEAD:  # rows row .. row + n - 1 (top.h: argmax [R], ids [R][k], values [R][k])
+                n, r = max(n_rows, 1), layout.head_rows(max_t)
+                x = nx.rmsnorm(h_all[row:row + n], qm.final_norm, c.rms_eps, self.plan.norm_lanes)
+                k, a, stride = H["HDR_TOPK"], H["HDR_ARGMAX"], layout.logits_row(c.vocab_size)
+                for i, logits in enumerate(lm_head(x, qm.lm_head)):
+                    f32(H["HDR_LOGITS"] + 4 * stride * i, c.vocab_size)[:] = logits
+                    order = np.argsort(-logits, kind="stable")[:k]
+                    mem[a + 4 * i:a + 4 * i + 4].view(np.int32)[0] = order[0]
+                    mem[a + 4 * (r + k * i):a + 4 * (r + k * i + k)].view(np.int32)[:] = order
+                    f32(a + 4 * (r + r * k + k * i), k)[:] = logits[order]
             else:
                 raise AssertionError(f"bad opcode {op}")
         self.calls += 1

@@ -20,6 +20,7 @@ from edgellm.compiler.design import DesignParams, dot_lanes, stream_ports, tlmm_
 from edgellm.hw import csim
 from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
+from edgellm.runtime.layout import head_rows
 
 CFG = ModelConfig(name="named", hidden_size=128, n_layers=3, n_heads=4, n_kv_heads=2, ffn_size=344,
                   vocab_size=300, max_context=64)
@@ -47,7 +48,7 @@ EXPECT = {
     "tlmm::MAX_TOK": MAX_T, "tlmm::STORAGE == edgellm::kStorageBram": 1, "tlmm::NPORTS": 3,
     "tlmm::TP": DESIGN.token_lanes, "tlmm::OL": DESIGN.out_lanes, "tlmm::DL": DESIGN.dsp_lanes,
     "head::P": DESIGN.rows, "head::HID_MAX": CFG.hidden_size, "head::V_MAX": CFG.vocab_size,
-    "head::MAX_TOK": 1, "head::K_TOP": TOP_K, "head::NPORTS": 3, "top::n_layers": CFG.n_layers,
+    "head::MAX_TOK": head_rows(MAX_T), "head::K_TOP": TOP_K, "head::NPORTS": 3, "top::n_layers": CFG.n_layers,
     "top::vocab": CFG.vocab_size, "top::fetch_depth": DESIGN.fetch_depth, "kStreamPorts": 3,
     "kHeadPorts": 3,
 }

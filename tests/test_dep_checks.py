@@ -254,7 +254,7 @@ def _run_top(lib, plan, qm, emb: np.ndarray, pos0: int, ddr: np.ndarray) -> np.n
     region("program", np.uint32)[:prog.size] = prog.ravel()
     lib.edgellm_csim_run(csim.ptr(ddr), ctypes.c_uint64(ddr.size), ctypes.c_uint32(0),
                          ctypes.c_uint32(plan.regions["program"].offset), ctypes.c_uint32(len(prog)))
-    return region("logits").copy()
+    return region("logits")[:qm.config.vocab_size].copy()  # the head's first row (the region holds its rows)
 
 
 def _prefill_decode(tmp: Path, qm, design: DesignParams, prefill: int, decode: int, max_t: int = 16,

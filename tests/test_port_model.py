@@ -146,7 +146,8 @@ def test_mutant_two_argument_write_is_caught(tmp_path: Path, monkeypatch: pytest
     t = make_mutant(tmp_path, monkeypatch, "edgellm/top.h",
                     ("act, act, data, taps, rows, head, act, act, at);",
                      "act, head ? data : act, data, taps, rows, head, act, act, at);"),
-                    ("lm_head<typename TC::head>(act, act, 1,", "lm_head<typename TC::head>(data, act, 1,"))
+                    ("lm_head<typename TC::head>(act, act, t_len,",
+                     "lm_head<typename TC::head>(data, act, t_len,"))
     t.lib.edgellm_csim_set_port_model(1)
     c0 = port_conflicts(t)
     check_prefill_then_decode(t)

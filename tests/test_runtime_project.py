@@ -158,7 +158,7 @@ SCHEMA_CASES = [
     (_set("weights.bytes", 4), r"weights.bytes 4 != memory.static_bytes 32768"),
     (_set("interface.top_k", -1), r"'interface.top_k' must be an integer in \[0, 64\], got -1"),
     (_set("interface.top_k", 10**9), r"'interface.top_k' must be an integer in \[0, 64\]"),
-    (_set("interface.top_k", 64), r"region 'argmax' holds 44 bytes, needs 516"),
+    (_set("interface.top_k", 64), r"region 'argmax' holds 176 bytes, needs 2064"),  # 4 head rows (max_t 4)
     (_set("interface.ip_name", "../x"), r"'interface.ip_name' must be a C identifier"),
     (_set("interface.ip_name", "/tmp/x"), r"'interface.ip_name' must be a C identifier"),
     (_set("interface.ip_name", 5), r"'interface.ip_name' must be a C identifier"),

@@ -81,7 +81,7 @@ def test_verify_rows_and_draft_logits_bit_exact(qm, proj: Path) -> None:
     assert rows.shape == (3, TINY.vocab_size) and np.array_equal(bits(rows), bits(want))
     starts = s.driver.starts
     s.verify(np.array([1, 2]))
-    assert s.driver.starts == starts + 2  # layers + last head in one start, one OP_HEAD start per other row
+    assert s.driver.starts == starts + 1  # layers and one OP_HEAD over both rows (multi-row head): one start
     s.rewind(5)
     assert s.length == 5
     with pytest.raises(EdgeLLMError, match="cannot rewind"):

@@ -27,7 +27,7 @@ from edgellm.models.golden import GoldenModel, KVCache
 from edgellm.models.numerics import F32, NumericsPlan
 from edgellm.models.random_model import random_model
 from edgellm.models.weights import QuantModel
-from edgellm.runtime.layout import layer_buffer_sizes, tap_offsets
+from edgellm.runtime.layout import head_rows, layer_buffer_sizes, tap_offsets
 
 MAX_T, MAX_CTX, TOP_K, PREFILL, DECODE = 16, 64, 8, 16, 12
 VARIANTS = {"relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),
@@ -95,9 +95,11 @@ class Top:
 
     def head_out(self) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
         """(logits, argmax, top-k ids, top-k values)."""
-        a = self.region("argmax", np.int32)
-        vals = a[1 + TOP_K:1 + 2 * TOP_K].view(F32)
-        return self.region("logits").copy(), int(a[0]), a[1:1 + TOP_K].copy(), vals
+        a = self.region("argmax", np.int32)  # argmax [R], ids [R][k], values [R][k] (R: layout.head_rows)
+        r = head_rows(self.plan.header[itf.HDR["HDR_MAX_T"]])
+        vals = a[r + r * TOP_K:r + r * TOP_K + TOP_K].view(F32)
+        logits = self.region("logits")[:self.qm.config.vocab_size].copy()
+        return logits, int(a[0]), a[r:r + TOP_K].copy(), vals
 
 
 def make_top(tmp: Path, variant: str, mm: str, design: DesignParams, threads: bool = False,

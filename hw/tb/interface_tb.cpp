@@ -8,7 +8,7 @@ extern "C" {
 int tb_interface_constants(uint32_t *out, int n) {
   const uint32_t v[] = {kMagic, kInterfaceVersion, HDR_WORDS, LD_W_OFF, LD_W_SCALE, LD_P_OFF,
                         LD_WORDS, D_OP, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW, DESC_WORDS,
-                        OP_LAYER, OP_HEAD, DESC_TAPS, HDR_TOPK, HDR_LOGITS, HDR_LAYER_TABLE};
+                        OP_LAYER, OP_HEAD, DESC_TAPS, HDR_TOPK, HDR_LOGITS, HDR_LAYER_TABLE, D_N_ROWS};
   const int m = (int)(sizeof(v) / sizeof(v[0]));
   for (int i = 0; i < m && i < n; i++) out[i] = v[i];
   return m;

@@ -16,6 +16,7 @@ const int kAttnMinRows = 8;  // attention rows interleaved per key (ATTN_MIN_ROW
 const int kAttnMemLanes = 16;  // floats per K/V beat the attention reader hands the core (ATTN_MEM_LANES)
 const int kTopKMax = 64;  // top-k capacity bound of the LM head (K_TOP_MAX)
 const int kHeadRowsMax = 8;  // rows the LM head scores in one pass (token lanes) (HEAD_ROWS_MAX)
+const int kLogitsRowAlign = 16;  // floats a row of the logits region is padded to (LOGITS_ROW_ALIGN)
 
 }  // namespace facts
 }  // namespace edgellm

@@ -25,7 +25,7 @@
 namespace edgellm {
 
 const uint32_t kMagic = 0x4C4C4745u;  // "EGLL" little endian
-const uint32_t kInterfaceVersion = 2;  // 2: the status words (HDR_BUF_BYTES, HDR_STATUS..)
+const uint32_t kInterfaceVersion = 3;  // 2: the status words (HDR_BUF_BYTES, HDR_STATUS..); 3: D_N_ROWS
 
 // Header words (uint32). Offsets are bytes from the buffer base; 64-bit where marked _LO/_HI.
 enum HeaderWord {
@@ -50,8 +50,8 @@ enum HeaderWord {
   HDR_FINAL_NORM,    // float offset into the params area of the final norm gain
   HDR_HEAD_W,        // LM head int8 [vocab][hidden]
   HDR_HEAD_SCALE,    // LM head row scales f32 [vocab]
-  HDR_LOGITS,        // f32 [vocab] of the token OP_HEAD selects
-  HDR_ARGMAX,        // int32 argmax, then int32 top-k ids [k] and f32 top-k values [k]
+  HDR_LOGITS,        // f32 [head rows][vocab] of the rows OP_HEAD selects (head rows: top.h, layout.head_rows)
+  HDR_ARGMAX,        // int32 argmax [head rows], then int32 top-k ids [head rows][k], f32 values [head rows][k]
   HDR_TOPK,          // k of the top-k output (<= 64)
   HDR_BUF_BYTES,     // written by the host before a start: bytes of the buffer (every region must fit)
   HDR_STATUS,        // written by the top: a Status code (the host clears it to ST_NONE first)
@@ -69,11 +69,13 @@ enum LayerWord {
 };
 
 // Descriptor words (uint32).
-enum DescWord { D_OP = 0, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW, DESC_WORDS = 8 };
+// D_N_ROWS (OP_HEAD): rows D_ROW .. D_ROW + n - 1 scored in one pass over the head's weights (0 means 1;
+// n <= the compiled head rows, LmHeadConfig MAX_TOK = runtime/layout.py head_rows(max_t)).
+enum DescWord { D_OP = 0, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW, D_N_ROWS, DESC_WORDS = 8 };
 
 enum Opcode {
   OP_LAYER = 1,  // decoder layer D_LAYER on H[0..t_len) at positions pos0..; updates KV cache
-  OP_HEAD = 2,   // final norm + LM head of H[D_ROW] -> logits, argmax, top-k
+  OP_HEAD = 2,   // final norm + LM head of H[D_ROW .. D_ROW + D_N_ROWS) -> logits, argmax, top-k per row
 };
 
 enum DescFlag { DESC_TAPS = 1 };

@@ -387,27 +387,35 @@ lm_scale_beats:
   }
 }
 
-// Where the scoring process writes token t's logit of row v: a plain array element by element; a beat
-// pointer (one token a call, rows in increasing v) one whole beat per E rows, the beat assembled on chip,
-// its last beat merged with what the buffer held past the vocabulary (RowStore).
-template <class PL>
+// Where the scoring process writes token t's logit of row v (token t's row `row` elements after token
+// t - 1's; 0: vocab): a plain array element by element; a beat pointer (rows in increasing v per token)
+// one whole beat per E rows, each token's beat assembled on chip (one RowStore per token, ROWS of them),
+// its last beat merged with what the buffer held past the vocabulary. With several tokens their rows must
+// not share a beat (the top: row a multiple of every data beat, runtime/layout.py logits_row).
+template <class PL, int ROWS = 1>
 struct LmLogits {
-  long off;
-  int vocab;
-  void open(PL *, long off_, int vocab_) { off = off_, vocab = vocab_; }
-  void put(PL *logits, int t, int v, f32 x) { logits[off + (long)t * vocab + v] = x; }
+  long off, row;
+  void open(PL *, long off_, int vocab_, long row_, int) { off = off_, row = row_ ? row_ : vocab_; }
+  void put(PL *logits, int t, int v, f32 x) { logits[off + (long)t * row + v] = x; }
   void close(PL *) {}
 };
-template <int B>
-struct LmLogits<ap_uint<B> > {
+template <int B, int ROWS>
+struct LmLogits<ap_uint<B>, ROWS> {
   enum { E = Beat<f32, B>::E };
-  RowStore<f32, ap_uint<B>, B> st;
-  void open(ap_uint<B> *m, long off_, int vocab_) { st.open(m, off_, vocab_); }
-  void put(ap_uint<B> *m, int, int v, f32 x) {
+  RowStore<f32, ap_uint<B>, B> st[ROWS];
+  void open(ap_uint<B> *m, long off_, int vocab_, long row_, int nt) {
+    const long row = row_ ? row_ : vocab_;
+  lm_logits_open:
+    for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS
+      st[t].open(m, off_ + (long)t * row, vocab_);
+    }
+  }
+  void put(ap_uint<B> *m, int t, int v, f32 x) {
 #pragma HLS INLINE
-    const int j = (v + st.s) / E, i = (v + st.s) % E;
-    st.v[i] = x;
-    if (i == E - 1 || v == st.n - 1) st.put(m, j);  // a whole beat (one write per E rows)
+    const int j = (v + st[t].s) / E, i = (v + st[t].s) % E;
+    st[t].v[i] = x;
+    if (i == E - 1 || v == st[t].n - 1) st[t].put(m, j);  // a whole beat (one write per E rows of a token)
   }
   void close(ap_uint<B> *) {}
 };
@@ -422,6 +430,7 @@ struct LmLogits<ap_uint<B> > {
 // take one token a call (the top's).
 struct LmHeadAt {
   long q, qs, row_scale, logits, argmax, top_idx, top_val;  // element offsets of each operand
+  long logits_row;  // elements from one token's logits to the next (0: vocab; the top: layout.logits_row)
 };
 
 template <class CFG, class PL, class PA, class PV>
@@ -465,8 +474,8 @@ lm_score_init:
     scl[p] = 0.0f;
   }
   int p = 0;
-  LmLogits<PL> lo;
-  lo.open(logits, at.logits, vocab);
+  LmLogits<PL, CFG::MAX_TOK> lo;
+  lo.open(logits, at.logits, vocab, at.logits_row, nt);
 lm_score_rows:
   for (int i = 0; i < nrows; i++) {
 #pragma HLS PIPELINE II = 1
@@ -569,7 +578,7 @@ struct LmLanePacket {
 // beat of a block writes one lane packet (all rows' sums of the block).
 template <class CFG, class W>
 void lm_dot_lanes(hls::stream<W> *s0, hls::stream<W> *s1, hls::stream<W> *s2, hls::stream<W> *s3,
-                  const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int vocab, int hidden,
+                  const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt, int vocab, int hidden,
                   hls::stream<LmLanePacket<CFG> > &lanes) {
 #pragma HLS INLINE off
   enum { NP = CFG::NPORTS, L = CFG::MAX_TOK,
@@ -581,6 +590,13 @@ void lm_dot_lanes(hls::stream<W> *s0, hls::stream<W> *s1, hls::stream<W> *s2, hl
   const int nblk = (vocab + NP - 1) / NP;
   acc_t acc[L][kMaxHeadPorts];
 #pragma HLS ARRAY_PARTITION variable = acc dim = 0 type = complete
+  for (int t = 0; t < L; t++) {
+#pragma HLS UNROLL
+    for (int p = 0; p < kMaxHeadPorts; p++) {
+#pragma HLS UNROLL
+      acc[t][p] = 0;
+    }
+  }
   int b = 0, j = 0;
 lm_dot_lanes_loop:
   for (int i = 0; i < nblk * nbeats; i++) {
@@ -596,9 +612,11 @@ lm_dot_lanes_loop:
     r[3] = NP > 3 && v0 + 3 < vocab ? s3->read() : beat_t(0);
     for (int t = 0; t < L; t++) {
 #pragma HLS UNROLL
-      for (int p = 0; p < NP; p++) {
+      if (t < nt) {  // lanes past the call's rows stay idle
+        for (int p = 0; p < NP; p++) {
 #pragma HLS UNROLL
-        acc[t][p] = (first ? acc_t(0) : acc[t][p]) + dot_beat<CFG::P, CFG::ACC_BITS>(r[p], qbuf[t][j]);
+          acc[t][p] = (first ? acc_t(0) : acc[t][p]) + dot_beat<CFG::P, CFG::ACC_BITS>(r[p], qbuf[t][j]);
+        }
       }
     }
     if (j == nbeats - 1) {
@@ -672,7 +690,7 @@ void lm_dot_rows(hls::stream<W> *s0, hls::stream<W> *s1, hls::stream<W> *s2, hls
   hls::stream<LmLanePacket<CFG> > lanes("lm_lanes");
 #pragma HLS STREAM variable = lanes depth = kDepth
   EDGELLM_DEPTH(lanes, kDepth);
-  EDGELLM_PROCESS(lm_dot_lanes<CFG>(s0, s1, s2, s3, qbuf, vocab, hidden, lanes));
+  EDGELLM_PROCESS(lm_dot_lanes<CFG>(s0, s1, s2, s3, qbuf, nt, vocab, hidden, lanes));
   EDGELLM_PROCESS(lm_unlane<CFG>(lanes, nt, vocab, dots));
   EDGELLM_JOIN;
 }
@@ -788,7 +806,8 @@ lm_blocks:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBlocks
     const int nt = n_tok - t0 < CFG::MAX_TOK ? n_tok - t0 : CFG::MAX_TOK;
     LmHeadAt b = at;
-    b.q += (long)t0 * hidden, b.qs += t0, b.logits += (long)t0 * vocab, b.argmax += t0;
+    b.q += (long)t0 * hidden, b.qs += t0, b.argmax += t0;
+    b.logits += (long)t0 * (at.logits_row ? at.logits_row : vocab);
     b.top_idx += (long)t0 * k, b.top_val += (long)t0 * k;
     lm_head_block<CFG>(q, qs, nt, w0, w1, w2, w3, row_scale, vocab, hidden, write_logits, logits, argmax, k,
                        top_idx, top_val, b);

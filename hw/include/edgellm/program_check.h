@@ -13,7 +13,8 @@
 //                the norm gains (the SubLN ones when compiled with SubLN) inside the buffer and on a data
 //                beat (the RMSNorm scale pass reads whole beats)
 //   program      prog_off aligned, n_desc descriptors inside the buffer; each: a known opcode and
-//                flags, layer < n_layers, 1 <= t_len <= max_t, pos0 + t_len <= max_ctx, row < max_t
+//                flags, layer < n_layers, 1 <= t_len <= max_t, pos0 + t_len <= max_ctx, row < max_t,
+//                OP_HEAD's rows n (D_N_ROWS, 0 = 1) <= the head's rows (HEAD::MAX_TOK) and row + n <= max_t
 // The first failure wins. The engine and the fetchers run the same check on the same words, so they
 // agree on whether the program runs (no FIFO is left half fed); the engine writes the result into the
 // header's status words (report_status) and runs nothing unless it is ST_OK. hdr_off itself is the
@@ -102,6 +103,8 @@ void check_header(CheckResult &r, const uint32_t hdr[HDR_WORDS], uint32_t hdr_of
   typedef layer_scratch<C> S;
   typedef layer_taps<C> TP;
   const u64_t buf = hdr[HDR_BUF_BYTES], L = TC::n_layers, V = TC::vocab, H = C::hidden;
+  const u64_t R = TC::head::MAX_TOK;  // rows of logits / argmax records one OP_HEAD writes at most
+  const u64_t VR = (V + facts::kLogitsRowAlign - 1) / facts::kLogitsRowAlign * facts::kLogitsRowAlign;  // a logits row
   if (hdr[HDR_MAGIC] != kMagic) check_fail(r, ST_MISMATCH, status_field(SW_HEADER, 0, HDR_MAGIC), hdr[HDR_MAGIC]);
   if (hdr[HDR_VERSION] != kInterfaceVersion)
     check_fail(r, ST_MISMATCH, status_field(SW_HEADER, 0, HDR_VERSION), hdr[HDR_VERSION]);
@@ -128,7 +131,8 @@ check_header_floats:
                          HDR_LOGITS,      HDR_ARGMAX,     HDR_WEIGHTS, HDR_SCRATCH_I8};
   const u64_t bytes[14] = {L * LD_WORDS * 4, 4, 4ull * C::max_ctx * (C::head_dim / 2),
                            4ull * C::max_ctx * (C::head_dim / 2), kv, kv, 4 * H * C::max_t, 4ull * S::floats,
-                           4ull * TP::floats, 4 * V, 4 * V, 4 + 8ull * hdr[HDR_TOPK], 1, (u64_t)S::bytes8};
+                           4ull * TP::floats, 4 * V, 4 * VR * R, R * (4 + 8ull * hdr[HDR_TOPK]), 1,
+                           (u64_t)S::bytes8};
 check_header_regions:
   for (int i = 0; i < 14; i++) {
     const uint32_t w = (uint32_t)words[i];
@@ -189,6 +193,9 @@ check_descs_loop:
       if (pos0 + t_len > (u64_t)C::max_ctx) check_fail(r, ST_LIMIT, status_field(SW_DESC, i, D_POS0), d[D_POS0]);
     } else if (d[D_OP] == OP_HEAD) {
       if (d[D_ROW] >= (uint32_t)C::max_t) check_fail(r, ST_LIMIT, status_field(SW_DESC, i, D_ROW), d[D_ROW]);
+      const u64_t n_rows = d[D_N_ROWS] ? d[D_N_ROWS] : 1;
+      if (d[D_N_ROWS] > (uint32_t)TC::head::MAX_TOK || d[D_ROW] + n_rows > (u64_t)C::max_t)
+        check_fail(r, ST_LIMIT, status_field(SW_DESC, i, D_N_ROWS), d[D_N_ROWS]);
     } else {
       check_fail(r, ST_OPCODE, status_field(SW_DESC, i, D_OP), d[D_OP]);
     }

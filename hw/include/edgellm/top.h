@@ -16,10 +16,12 @@
 //   for each descriptor at prog_off:
 //     OP_LAYER  decoder_layer<C, MM> on H[0 .. t_len) at pos0 with layer D_LAYER's table entry,
 //               its K/V cache slice and (D_FLAGS & DESC_TAPS) the tap area
-//     OP_HEAD   final RMSNorm + quantize of H[D_ROW] (the layer's element-wise engine call,
-//               decoder_layer_ports norm_only), int8 LM head (lm_head.h) streaming its rows
-//               over the first HEAD::NPORTS weight ports: logits [vocab], argmax, top-k ids and
-//               values into their regions
+//     OP_HEAD   final RMSNorm + quantize of H[D_ROW .. D_ROW + n) (n = D_N_ROWS, 0 meaning 1, at most
+//               HEAD::MAX_TOK: the layer's element-wise engine call, decoder_layer_ports norm_only, over
+//               n rows), int8 LM head (lm_head.h) streaming its rows ONCE over the first HEAD::NPORTS
+//               weight ports for all n rows (token lanes, lm_dot_rows): per row logits [vocab] (rows
+//               layout.logits_row apart), argmax, top-k ids and values into their regions (argmax
+//               [MAX_TOK], ids [MAX_TOK][k], values [MAX_TOK][k])
 //
 // Every offset in the header is a byte offset from the buffer base (compiler/passes/plan_memory.py
 // aligns regions to 4 KiB, so float and word regions are 4-byte aligned). The generated top.cpp
@@ -137,6 +139,9 @@ int desc_action(const uint32_t d[DESC_WORDS], uint32_t i, bool say) {
   } else if (d[D_OP] == OP_HEAD) {
     if (d[D_ROW] >= (uint32_t)C::max_t) {
       why = "OP_HEAD: row out of range", b = d[D_ROW];
+    } else if (d[D_N_ROWS] > (uint32_t)TC::head::MAX_TOK ||
+               (unsigned long long)d[D_ROW] + (d[D_N_ROWS] ? d[D_N_ROWS] : 1) > (unsigned long long)C::max_t) {
+      why = "OP_HEAD: rows out of range", a = d[D_ROW], b = d[D_N_ROWS];
     } else {
       act = ACT_HEAD;
     }
@@ -203,12 +208,17 @@ void run_desc(typename TC::dbeat_t *act, hls::stream<typename TC::word_t> *wq0, 
       kv1, kv2, kv3, k_off, v_off, float_from_bits(hdr[HDR_EPS_BITS]), float_from_bits(hdr[HDR_ATTN_SCALE_BITS]),
       act, act, data, taps, rows, head, act, act, at);
   if (!head) return;
+  // the head over the t_len rows just normed (x8 rows hidden apart, their scales at qs_a): argmax [R], ids
+  // [R][k], values [R][k] with R = HEAD::MAX_TOK; logits rows logits_row apart (no two share a data beat)
+  enum { R = TC::head::MAX_TOK, VR = (TC::vocab + facts::kLogitsRowAlign - 1) / facts::kLogitsRowAlign *
+                                     facts::kLogitsRowAlign };
   const int k = (int)hdr[HDR_TOPK];
   LmHeadAt ha;
   ha.q = at.x8, ha.qs = at.fs + S::qs_a, ha.row_scale = hdr[HDR_HEAD_SCALE] / 4, ha.logits = hdr[HDR_LOGITS] / 4;
-  ha.argmax = hdr[HDR_ARGMAX] / 4, ha.top_idx = ha.argmax + 1, ha.top_val = ha.argmax + 1 + k;
-  lm_head<typename TC::head>(act, act, 1, hq0, hq1, hq2, hq3, data, TC::vocab, H, true, data, data, k, data, data,
-                             ha);
+  ha.argmax = hdr[HDR_ARGMAX] / 4, ha.top_idx = ha.argmax + R, ha.top_val = ha.argmax + R + (long)R * k;
+  ha.logits_row = VR;
+  lm_head<typename TC::head>(act, act, t_len, hq0, hq1, hq2, hq3, data, TC::vocab, H, true, data, data, k, data,
+                             data, ha);
 }
 
 // The engine: the program, descriptor by descriptor, over the data port, the FIFOs and the K/V
@@ -242,7 +252,8 @@ program:
     // one call for both ops (the layers and the head's final norm share the element-wise engine)
     if (what != ACT_SKIP) {
       run_desc<TC>(act, &wq0, &wq1, &wq2, &wq3, &hq0, &hq1, &hq2, &hq3, kv0, kv1, kv2, kv3, data, hdr,
-                   head ? 0u : d[D_LAYER], head ? 1 : (int)d[D_T_LEN], head ? 0 : (int)d[D_POS0],
+                   head ? 0u : d[D_LAYER], head ? (d[D_N_ROWS] ? (int)d[D_N_ROWS] : 1) : (int)d[D_T_LEN],
+                   head ? 0 : (int)d[D_POS0],
                    !head && (d[D_FLAGS] & DESC_TAPS) != 0, head, head ? (int)d[D_ROW] : 0, rows);
     }
   }
@@ -283,7 +294,9 @@ fetch_desc:
                                   lin_in<C>(lin), n, wq);
       }
     } else if (act == ACT_HEAD && P < HEAD::NPORTS) {
-      lm_fetch_rows<HEAD, (P < HEAD::NPORTS ? P : 0)>(w + hdr[HDR_HEAD_W] / HEAD::P, 1, TC::vocab, C::hidden, hq);
+      const int n_rows = d[D_N_ROWS] ? (int)d[D_N_ROWS] : 1;  // <= HEAD::MAX_TOK: the rows stream once
+      lm_fetch_rows<HEAD, (P < HEAD::NPORTS ? P : 0)>(w + hdr[HDR_HEAD_W] / HEAD::P, n_rows, TC::vocab, C::hidden,
+                                                      hq);
     }
   }
 }
