@@ -222,8 +222,8 @@ LIBRARY_MUTANTS = {
                         "    if (p == 0) pk = dots.read();"),
     # the fetchers on R-byte beats (issue 21 #11, #6): a width-changing cast of the weight port back, and
     # a second beat read per iteration of the tile-share loop
-    "maxi-cast": ("top.h", "(w + hdr[HDR_HEAD_W] / HEAD::P, 1,",
-                  "(reinterpret_cast<const int8_t *>(w) + hdr[HDR_HEAD_W], 1,"),
+    "maxi-cast": ("top.h", "(w + hdr[HDR_HEAD_W] / HEAD::P, n_rows,",
+                  "(reinterpret_cast<const int8_t *>(w) + hdr[HDR_HEAD_W], n_rows,"),
     "maxi-access": ("weight_fetch.h", "= read_beat<R>(w, first + j);",
                     "= read_beat<R>(w, first + j) ^ read_beat<R>(w, first + j + 1);"),
     # the K/V reader back to reading the row's fields element by element (issue 21 #6: 16 narrow reads)
