@@ -8,7 +8,7 @@ import ctypes
 import gguf
 import numpy as np
 import pytest
-from test_hw_lowbit import _acts, _assert_bits, _run
+from shared_fixtures import assert_bits, lowbit_acts, run_lowbit
 
 from edgellm.compiler import packing_lowbit as pl
 from edgellm.compiler.cost import lowbit as cl
@@ -52,10 +52,10 @@ def test_packs_losslessly_at_the_files_own_size(kind: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_engine_bit_exact_on_gguf_tensors(lib: ctypes.CDLL, kind: str) -> None:
     g = _gguf_tensor(kind, 160, 512, 2)
-    q, qs = _acts(np.random.default_rng(3), 3, 512)
+    q, qs = lowbit_acts(np.random.default_rng(3), 3, 512)
     ref = lb.lowbit_linear(q, qs, g)
     for fn in ("tb_lowbit_r32", "tb_lowbit_w4"):
-        _assert_bits(_run(lib, g, q, qs, fn=fn), ref)
+        assert_bits(run_lowbit(lib, g, q, qs, fn=fn), ref)
 
 
 GPTQ_CASES = [(4, True, 4.125), (4, False, 4 + 20 / 128), (3, False, 3 + 20 / 128), (2, True, 2.125),
@@ -80,5 +80,5 @@ def test_gptq_checkpoints(lib: ctypes.CDLL, tmp_path, bits: int, sym: bool, bpw:
         assert np.array_equal(back.codes, g.codes)
         assert img.bits_per_weight == pytest.approx(bpw)
     down = qm.layers[0].linears()["down"].quant
-    q, qs = _acts(np.random.default_rng(bits), 2, down.shape[1])
-    _assert_bits(_run(lib, down, q, qs, fn="tb_lowbit_w4"), lb.lowbit_linear(q, qs, down))
+    q, qs = lowbit_acts(np.random.default_rng(bits), 2, down.shape[1])
+    assert_bits(run_lowbit(lib, down, q, qs, fn="tb_lowbit_w4"), lb.lowbit_linear(q, qs, down))

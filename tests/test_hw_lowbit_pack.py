@@ -3,47 +3,13 @@ and the bits per weight streamed (issue 17: <= b + 0.6 at group 32)."""
 
 import numpy as np
 import pytest
+from shared_fixtures import gptq, kquant, q4_0, q6_k
 
 from edgellm.compiler import packing_lowbit as pl
 from edgellm.errors import EdgeLLMError
 from edgellm.models.lowbit import GroupQuant, quantize_rtn
 
 F32 = np.float32
-
-
-def _f16(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.float16).astype(F32)
-
-
-def _q4_0(rng: np.random.Generator, out: int, k: int, bits: int = 4) -> GroupQuant:
-    d = _f16(rng.random((out, k // 32)) * 0.01)
-    d[0, 0] = 0.0  # an all-zero block: m = -0.0
-    return GroupQuant(rng.integers(0, 1 << bits, (out, k), dtype=np.uint8), d,
-                      (d * F32(-(1 << (bits - 1)))).astype(F32), bits, 32)
-
-
-def _kquant(rng: np.random.Generator, out: int, k: int, bits: int, group: int, scb: int) -> GroupQuant:
-    """Q4_K / Q2_K-style: f16 d, dmin per 256 inputs, unsigned scb-bit sub-scales and mins."""
-    nsb, sb = out * k // 256, 256 // group
-    d, dmin = _f16(rng.random(nsb) * 1e-3), _f16(rng.random(nsb) * 1e-3)
-    sc, mn = rng.integers(0, 1 << scb, (nsb, sb)), rng.integers(0, 1 << scb, (nsb, sb))
-    s = (d[:, None] * sc.astype(F32)).astype(F32).reshape(out, k // group)
-    m = (-(dmin[:, None] * mn.astype(F32))).astype(F32).reshape(out, k // group)
-    return GroupQuant(rng.integers(0, 1 << bits, (out, k), dtype=np.uint8), s, m, bits, group)
-
-
-def _q6_k(rng: np.random.Generator, out: int, k: int) -> GroupQuant:
-    nsb = out * k // 256
-    d = _f16((rng.random(nsb) - 0.5) * 1e-3)  # negative d occurs in Q6_K
-    s = (d[:, None] * rng.integers(-128, 128, (nsb, 16)).astype(F32)).astype(F32).reshape(out, k // 16)
-    return GroupQuant(rng.integers(0, 64, (out, k), dtype=np.uint8), s, (s * F32(-32)).astype(F32), 6, 16)
-
-
-def _gptq(rng: np.random.Generator, out: int, k: int, bits: int) -> GroupQuant:
-    s = _f16(rng.random((out, k // 128)) * 0.01)
-    z = rng.integers(0, 1 << bits, (out, k // 128)).astype(F32)
-    codes = rng.integers(0, 1 << bits, (out, k), dtype=np.uint8)
-    return GroupQuant(codes, s, (-s * z).astype(F32), bits, 128)  # z = 0 gives m = -0.0
 
 
 def _same(a: GroupQuant, b: GroupQuant) -> bool:
@@ -53,13 +19,13 @@ def _same(a: GroupQuant, b: GroupQuant) -> bool:
 
 
 CASES = {
-    "q4_0": (lambda r: _q4_0(r, 32, 512), 4.5, (8, 16, 0, 1, 0, 8, 1)),
-    "q8_0": (lambda r: _q4_0(r, 32, 256, 8), 8.5, (8, 16, 0, 1, 0, 128, 1)),
-    "q4_k": (lambda r: _kquant(r, 32, 512, 4, 32, 6), 4.5, (8, 16, 6, 0, 6, 0, 0)),
-    "q5_k": (lambda r: _kquant(r, 32, 512, 5, 32, 6), 5.5, (8, 16, 6, 0, 6, 0, 0)),
-    "q2_k": (lambda r: _kquant(r, 32, 512, 2, 16, 4), 2.625, (16, 16, 4, 0, 4, 0, 0)),
-    "q6_k": (lambda r: _q6_k(r, 32, 512), 6.5625, (16, 16, 8, 1, 0, 32, 0)),
-    "gptq4": (lambda r: _gptq(r, 32, 512, 4), 4 + 20 / 128, (2, 16, 0, 1, 4, 0, 1)),
+    "q4_0": (lambda r: q4_0(r, 32, 512), 4.5, (8, 16, 0, 1, 0, 8, 1)),
+    "q8_0": (lambda r: q4_0(r, 32, 256, 8), 8.5, (8, 16, 0, 1, 0, 128, 1)),
+    "q4_k": (lambda r: kquant(r, 32, 512, 4, 32, 6), 4.5, (8, 16, 6, 0, 6, 0, 0)),
+    "q5_k": (lambda r: kquant(r, 32, 512, 5, 32, 6), 5.5, (8, 16, 6, 0, 6, 0, 0)),
+    "q2_k": (lambda r: kquant(r, 32, 512, 2, 16, 4), 2.625, (16, 16, 4, 0, 4, 0, 0)),
+    "q6_k": (lambda r: q6_k(r, 32, 512), 6.5625, (16, 16, 8, 1, 0, 32, 0)),
+    "gptq4": (lambda r: gptq(r, 32, 512, 4), 4 + 20 / 128, (2, 16, 0, 1, 4, 0, 1)),
     "rtn_f32": (lambda r: quantize_rtn(r.standard_normal((32, 256)).astype(F32), 3, 64), 4.0,
                 (4, 32, 0, 0, 0, 1, 1)),
 }
@@ -89,7 +55,7 @@ def test_stream_layout() -> None:
     (dper, SB 2): P_0 = 8 records of 32 bits (two beats), then C_0: group g, row set ri, plane b is beat
     (g * 2 + ri) * 4 + b, holding plane b of rows 4ri .. 4ri+3 (G 32: 4 rows a beat)."""
     rng = np.random.default_rng(2)
-    w = _q4_0(rng, 8, 64)
+    w = q4_0(rng, 8, 64)
     img = pl.pack_lowbit(w, rows=8)
     assert (img.codec.sb, img.codec.dper) == (2, 1)
     bits = np.unpackbits(img.data, bitorder="little")
@@ -115,14 +81,14 @@ def test_padded_tiles_round_trip(rows: int, out: int) -> None:
 
 def test_bad_rows_refused() -> None:
     with pytest.raises(EdgeLLMError, match="multiple of 8"):
-        pl.pack_lowbit(_q4_0(np.random.default_rng(0), 4, 64), rows=12)
+        pl.pack_lowbit(q4_0(np.random.default_rng(0), 4, 64), rows=12)
 
 
 def test_inexact_scales_fall_back_losslessly() -> None:
     """Scales that no 16-bit super-block d reproduces (a perturbed K-quant: the perturbed scale is no
     binary16) still round-trip, wider: one binary32 scale and min per group."""
     rng = np.random.default_rng(3)
-    w = _kquant(rng, 8, 256, 4, 32, 6)
+    w = kquant(rng, 8, 256, 4, 32, 6)
     s = w.scales.copy()
     s[3, 2] = np.nextafter(s[3, 2], F32(1.0))
     w2 = GroupQuant(w.codes, s, w.mins, 4, 32)
@@ -131,7 +97,7 @@ def test_inexact_scales_fall_back_losslessly() -> None:
 
 
 def test_truncated_image_is_refused() -> None:
-    img = pl.pack_lowbit(_q4_0(np.random.default_rng(4), 4, 64))
+    img = pl.pack_lowbit(q4_0(np.random.default_rng(4), 4, 64))
     short = pl.LowbitImage(img.data[:-16], img.codec, 4, 32, 4, 64, 32, img.param_block_bits,
                            img.code_block_bits)
     with pytest.raises(EdgeLLMError, match="the shape and codec need"):
@@ -140,7 +106,7 @@ def test_truncated_image_is_refused() -> None:
 
 def test_port_images() -> None:
     """A 512-bit-beat image splits into four port images, port u holding bytes 16u .. 16u+15 of every beat."""
-    w = _kquant(np.random.default_rng(5), 128, 512, 4, 32, 6)
+    w = kquant(np.random.default_rng(5), 128, 512, 4, 32, 6)
     img = pl.pack_lowbit(w, rows=128, beat_bits=512)
     ports = pl.port_images(img)
     assert len(ports) == 4 and all(p.size == img.data.size // 4 for p in ports)

@@ -5,8 +5,7 @@ import ctypes
 
 import numpy as np
 import pytest
-from test_hw_lowbit import _acts, _fields
-from test_hw_lowbit_pack import _gptq, _kquant, _q4_0, _q6_k
+from shared_fixtures import gptq, kquant, lowbit_acts, lowbit_fields, q4_0, q6_k
 
 from edgellm.boards import load_board
 from edgellm.compiler import packing_lowbit as pl
@@ -28,10 +27,10 @@ def lib() -> ctypes.CDLL:
 
 def _counted(lib: ctypes.CDLL, fn: str, w: lb.GroupQuant, t: int, eng: cl.LowbitEngine) -> dict[str, int]:
     img = pl.pack_lowbit(w, rows=eng.rows, beat_bits=eng.beat_bits)
-    q, qs = _acts(np.random.default_rng(t), t, w.shape[1])
+    q, qs = lowbit_acts(np.random.default_rng(t), t, w.shape[1])
     y = np.zeros((t, w.shape[0]), F32)
     lib.tb_lowbit_iters_reset()
-    rc = getattr(lib, fn)(csim.ptr(_fields(img)), csim.ptr(img.data), ctypes.c_long(img.data.size),
+    rc = getattr(lib, fn)(csim.ptr(lowbit_fields(img)), csim.ptr(img.data), ctypes.c_long(img.data.size),
                           ctypes.c_long(0), csim.ptr(q), csim.ptr(qs), ctypes.c_int(t), csim.ptr(y))
     assert rc == 0
     out = np.zeros(5, np.int64)
@@ -48,9 +47,9 @@ def _fmt_of(w: lb.GroupQuant) -> cl.TensorFormat:
 @pytest.mark.parametrize("t", [1, 5])
 def test_iterations_equal_csim(lib: ctypes.CDLL, case: str, t: int) -> None:
     rng = np.random.default_rng(len(case) + t)
-    w = {"q4_0": lambda: _q4_0(rng, 70, 512), "q4_k": lambda: _kquant(rng, 64, 768, 4, 32, 6),
-         "q6_k": lambda: _q6_k(rng, 40, 512), "q2_k": lambda: _kquant(rng, 32, 512, 2, 16, 4),
-         "gptq": lambda: _gptq(rng, 33, 512, 4),
+    w = {"q4_0": lambda: q4_0(rng, 70, 512), "q4_k": lambda: kquant(rng, 64, 768, 4, 32, 6),
+         "q6_k": lambda: q6_k(rng, 40, 512), "q2_k": lambda: kquant(rng, 32, 512, 2, 16, 4),
+         "gptq": lambda: gptq(rng, 33, 512, 4),
          "short": lambda: lb.quantize_rtn(rng.standard_normal((40, 256)).astype(F32), 2, 16)}[case]()
     fmt = _fmt_of(w)
     one = {"ports": 1, "record_decoders": 1}
@@ -72,10 +71,10 @@ def test_iterations_equal_csim(lib: ctypes.CDLL, case: str, t: int) -> None:
 
 
 @pytest.mark.parametrize("name,make", [
-    ("Q4_0", lambda r: _q4_0(r, 32, 256)), ("Q8_0", lambda r: _q4_0(r, 32, 256, 8)),
-    ("Q4_K", lambda r: _kquant(r, 32, 512, 4, 32, 6)), ("Q5_K", lambda r: _kquant(r, 32, 512, 5, 32, 6)),
-    ("Q2_K", lambda r: _kquant(r, 32, 512, 2, 16, 4)), ("Q6_K", lambda r: _q6_k(r, 32, 512)),
-    ("GPTQ4", lambda r: _gptq(r, 32, 512, 4))])
+    ("Q4_0", lambda r: q4_0(r, 32, 256)), ("Q8_0", lambda r: q4_0(r, 32, 256, 8)),
+    ("Q4_K", lambda r: kquant(r, 32, 512, 4, 32, 6)), ("Q5_K", lambda r: kquant(r, 32, 512, 5, 32, 6)),
+    ("Q2_K", lambda r: kquant(r, 32, 512, 2, 16, 4)), ("Q6_K", lambda r: q6_k(r, 32, 512)),
+    ("GPTQ4", lambda r: gptq(r, 32, 512, 4))])
 def test_formats_are_what_the_packer_writes(name: str, make) -> None:
     w = make(np.random.default_rng(0))
     fmt = cl.FORMATS[name]
@@ -88,7 +87,7 @@ def test_formats_are_what_the_packer_writes(name: str, make) -> None:
 def test_fit_follows_the_packer() -> None:
     """Qwen2.5-0.5B's 896 inputs: 28 groups of 32, so Q4_0 records hold 4 groups, as the packer does."""
     rng = np.random.default_rng(1)
-    w = _q4_0(rng, 32, 896)
+    w = q4_0(rng, 32, 896)
     f = cl.fit(cl.FORMATS["Q4_0"], 896)
     c = pl.pack_lowbit(w).codec
     assert (f.sb, f.record_bits) == (c.sb, c.superblock_bits) == (4, 64)
