@@ -80,6 +80,9 @@ def test_run_speculate_lookup_on_emulator(built) -> None:  # noqa: F811
     # plain: one start per prefill block and per decode step, each over every layer
     plain_runs = int(plain.stderr.split("accelerator runs ", 1)[1].split(",", 1)[0])
     assert passes == plain_runs - accepted
+    # the verify call is one start (layers + the multi-row head): one start per pass over the layers
+    fast_runs = int(fast.stderr.split("accelerator runs ", 1)[1].split(",", 1)[0])
+    assert fast_runs == passes < plain_runs
 
 
 @pytest.mark.slow

@@ -38,11 +38,13 @@ def test_verify_costs_grow_and_the_multi_row_head_streams_once(setup) -> None:
     calls = [cs.verify_call(CFG, board, p, k) for k in range(0, 8)]
     assert all(b.seconds >= a.seconds for a, b in zip(calls, calls[1:], strict=False))
     one = cost_lm_head.seconds(CFG, board, p)
-    for k in (1, 2, 3):  # up to HEAD_LANES rows: one pass of the head's dot loop
+    assert cs.head_lanes(p) == 8  # the built head's lanes at this block (layout.head_rows)
+    for k in range(1, 8):  # up to head_lanes rows: one pass of the head's dot loop, in the layers' start
         assert calls[k].parts["lm_head"] == one
         per_row = cs.verify_call(CFG, board, p, k, multi_row_head=False)
         assert per_row.parts["lm_head"] == (k + 1) * one and per_row.seconds > calls[k].seconds
-    assert calls[4].parts["lm_head"] > one  # 5 rows: two passes
+    four = cs.verify_call(CFG, board, p, 4, head_lanes=4)  # 5 rows on a 4-lane head: two passes, two starts
+    assert four.parts["lm_head"] == 2 * one and four.parts["host"] > calls[4].parts["host"]
     hidden = cs.verify_call(CFG, board, p, 3, hide_attention=True)
     assert hidden.parts["attention_cache"] == 0 < calls[3].parts["attention_cache"]
 

@@ -10,10 +10,14 @@ as a function of the acceptance, projected speed-ups. Everything here is a proje
   core (cost_attention.layer_seconds(1, context + i + 1), every layer, added after the layers: a
   conservative bound, the engine may hide part of it behind the weight stream; hide_attention drops
   it);
-- the LM head: with the multi-row head (`multi_row_head=True`, the verify call of issue 18) one stream
-  of its weights for all T rows (cost_lm_head.seconds(tokens=T): per block the longer of the rows' DDR
-  time and T dot passes); without it (the hardware as built today) one OP_HEAD start per row, each
-  streaming the whole head, and one host round trip per start;
+- the LM head: with the multi-row head (`multi_row_head=True`, the verify call of issue 18, built:
+  lm_head.h lm_dot_rows, C-simulated bit-exact, tests/test_speculative_hw.py) one OP_HEAD over all T rows
+  in the layers' start, its weights streamed once: each popped beat feeds every row's token lane, so
+  T <= HEAD_LANES rows cost one pass of the dot loop (cost_lm_head.seconds(tokens=1)), more rows
+  ceil(T / HEAD_LANES) passes; the scoring process takes T x NPORTS rows per block at LM_SCORE_II, which
+  bounds the pass when it exceeds the block's dot cycles (small hidden sizes). Without it (the hardware
+  before issue 18's head, `multi_row_head=False`) one OP_HEAD start per row, each streaming the whole
+  head, and one host round trip per start;
 - a plain decode step is cost_model.decode_step at the same context.
 
 With per-token acceptance a (the chance a draft is accepted given the previous one was), a pass of k
@@ -31,8 +35,9 @@ from edgellm.compiler.cost import attention as cost_attention
 from edgellm.compiler.cost import ddr as cost_ddr
 from edgellm.compiler.cost import lm_head as cost_lm_head
 from edgellm.compiler.cost import model as cost_model
-from edgellm.compiler.design import DesignParams
+from edgellm.compiler.design import DesignParams, stream_ports
 from edgellm.models.config import ModelConfig
+from edgellm.runtime import layout
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,11 @@ class VerifyCost:
         return self.seconds / self.decode_s
 
 
-# Token lanes of the multi-row LM head (an assumption of the proposed verify call): each fetched head beat
-# feeds HEAD_LANES rows' dot products in the same cycle (HEAD_LANES x NPORTS x P int8 MACs), so up to
-# HEAD_LANES rows cost one pass of the dot loop; more rows take ceil(T / HEAD_LANES) passes per block.
-HEAD_LANES = 4
+# Token lanes of the multi-row LM head as built (lm_head.h lm_dot_rows, the generated head's MAX_TOK =
+# layout.head_rows(max_t)): each fetched head beat feeds up to HEAD_LANES rows' dot products in the same
+# cycle (HEAD_LANES x NPORTS x P int8 MACs), so up to HEAD_LANES rows cost one pass of the dot loop; more
+# rows take ceil(T / HEAD_LANES) passes (one OP_HEAD start each after the first).
+HEAD_LANES = layout.HEAD_ROWS_MAX
 # Acceptance measured on the golden model by bench/speculative_acceptance.py --record (per workload kind)
 MEASURED_FILE = Path(__file__).with_name("speculative_acceptance.json")
 
@@ -74,8 +80,28 @@ def _attention_s(cfg: ModelConfig, board: Board, p: DesignParams, queries: int, 
     return cost_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw, ports)
 
 
+def head_lanes(p: DesignParams) -> int:
+    """The built head's token lanes for this design (layout.head_rows of its block, max_t)."""
+    return layout.head_rows(p.prefill_token_block)
+
+
+def multi_row_head_s(cfg: ModelConfig, board: Board, p: DesignParams, t: int, lanes: int | None = None
+                     ) -> tuple[float, int]:
+    """(seconds, starts) of the multi-row head over t rows: ceil(t / lanes) passes over the weights, each
+    the dot loop's pass (cost_lm_head.seconds(tokens=1)) or, when longer, the scoring of its rows (rows x
+    NPORTS x LM_SCORE_II cycles per block of NPORTS head rows)."""
+    lanes = max(1, head_lanes(p) if lanes is None else lanes)
+    passes, out = -(-t // lanes), 0.0
+    nblk = -(-cfg.vocab_size // stream_ports(board, p))
+    for i in range(passes):
+        rows = min(lanes, t - i * lanes)
+        score = nblk * rows * stream_ports(board, p) * cost_lm_head.LM_SCORE_II / (p.clock_mhz * 1e6)
+        out += max(cost_lm_head.seconds(cfg, board, p), score)
+    return out, passes
+
+
 def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context: int | None = None,
-                multi_row_head: bool = True, head_lanes: int = HEAD_LANES, hide_attention: bool = False
+                multi_row_head: bool = True, head_lanes: int | None = None, hide_attention: bool = False
                 ) -> VerifyCost:
     """One verify call of k drafts (T = k + 1 rows) with `context` tokens cached (default
     p.decode_context). k = 0 is a plain decode step. hide_attention: the optimistic bound, rows
@@ -102,9 +128,9 @@ def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context
     cache = 0.0 if hide_attention else cfg.n_layers * sum(_attention_s(cfg, board, p, 1, ctx + i + 1)
                                                             for i in range(1, t))
     one_head = cost_lm_head.seconds(cfg, board, p)
-    if multi_row_head:  # the rows in groups of head_lanes, each group one pass of the dot loop
-        head = cost_lm_head.seconds(cfg, board, p, tokens=-(-t // max(1, head_lanes)))
-        host = block.parts["host"]
+    if multi_row_head:  # one OP_HEAD over the rows in the layers' start (head_lanes rows per pass)
+        head, passes = multi_row_head_s(cfg, board, p, t, head_lanes)
+        host = block.parts["host"] + (passes - 1) * cost_model.HOST_CALL_S
     else:  # one OP_HEAD start per row (the last row's head runs in the layers' start)
         head = t * one_head
         host = block.parts["host"] + k * cost_model.HOST_CALL_S
@@ -201,7 +227,8 @@ def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
         return []
     dec = cost_model.decode_step(cfg, board, p).tokens_per_s
     out = [f"speculative decoding, projected from runs measured by bench/speculative_acceptance.py "
-           f"(multi-row LM head, {HEAD_LANES} token lanes): plain decode {dec:.1f} tok/s"]
+           f"(verify call: layers and the multi-row LM head in one start, the head's weights streamed once "
+           f"for up to {head_lanes(p)} rows; built, C-simulated): plain decode {dec:.1f} tok/s"]
     for r in rows:
         try:
             kc = {int(k): int(n) for k, n in r["k_counts"].items() if 1 <= int(k) <= max_k(p)}
