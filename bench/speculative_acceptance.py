@@ -8,8 +8,8 @@ and decode tok/s projected for --preset on --board (default bitnet_b1_58-large o
 (compiler/cost/model.py decode_step) and speculative (every measured pass at the projected seconds of its
 verify call, compiler/cost/speculative.py: "spec" with the multi-row LM head and the extra rows'
 attention added in full, "hidden" with that attention hidden behind the weight stream, "row-heads" with
-one OP_HEAD start per row, the call before the multi-row head). The acceptance is measured on the model that
-ran (the shipped tiny model, or with --large a random model of the preset's shape); the tok/s are
+one OP_HEAD start per row, the call before the multi-row head). The acceptance is measured on the model
+that ran (the shipped tiny model, or with --large a random model of the preset's shape); the tok/s are
 projections for the preset's shapes with that acceptance, not measurements.
 
 python bench/speculative_acceptance.py [--n-new 64] [--k-max 4] [--self] [--large] [--temperature T]
