@@ -4,7 +4,10 @@ A graph is a list of ops in execution order over named tensors. Weights live in 
 arrays or TernaryLinear objects from the QuantModel); the fusion passes (compiler/passes/) rewrite the
 ops and record what they fused in each op's attrs. `verify()` runs after the frontend and after every
 pass (compiler/steps.py step_frontend, step_fuse). The graph is a checked description: the memory plan
-(compiler/memory_plan.py) reads the QuantModel and codegen the design, neither the graph.
+(compiler/memory_plan.py) reads the QuantModel and codegen the design, neither the graph. What it
+describes is checked against the hardware: compiler/passes/schedule.py maps a layer's fused ops to the
+stages of decoder_layer.h's slot schedule, and tests/test_ir_schedule.py compares them with the stages
+the layer's own code runs (hw/tb/layer_schedule_tb.cpp).
 """
 
 from __future__ import annotations

@@ -46,18 +46,21 @@ def step_frontend(ctx: BuildContext) -> None:
 
 
 def step_fuse(ctx: BuildContext) -> None:
-    """Fusion passes, each followed by the verifier. The fused graph is a checked description of the
-    layer's fusion (docs/architecture.md "Compiler passes"); the memory plan and codegen do not read
-    it (the layer's schedule is decoder_layer.h's)."""
+    """Fusion passes, each followed by the verifier, then the layers' stage sequence (ctx.state["schedule"],
+    passes/schedule.py: one sequence for every layer, or IRError). The fused graph is a checked
+    description of the layer's fusion (docs/architecture.md "Compiler passes"): the memory plan and codegen
+    do not read it; tests/test_ir_schedule.py checks its stages against decoder_layer.h's slot schedule."""
     from edgellm.compiler.ir import verify
     from edgellm.compiler.passes.fuse_linear_epilogues import fuse_linear_epilogues
     from edgellm.compiler.passes.fuse_norm_quant import fuse_norm_quant
+    from edgellm.compiler.passes.schedule import graph_schedule
 
     g = ctx.state["graph"]
     for p in (fuse_norm_quant, fuse_linear_epilogues):
         g = p(g)
         verify(g)
     ctx.state["graph"] = g
+    ctx.state["schedule"] = graph_schedule(g)
 
 
 def step_dse(ctx: BuildContext) -> None:

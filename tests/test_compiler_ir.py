@@ -23,6 +23,7 @@ def test_fusion_structure(subln: bool) -> None:
                      "norm_quant", "linear_group", "norm_quant", "linear_group"]
     qkv = g.ops[2]
     assert [x["name"] for x in qkv.attrs["linears"]] == ["layers.0.q", "layers.0.k", "layers.0.v"]
+    assert [x["output"] for x in qkv.attrs["linears"]] == [f"layers.0.{n}.out" for n in "qkv"]
     assert [e["kind"] for e in qkv.attrs["epilogue"]] == ["rope", "rope", "kv_write"]
     assert qkv.outputs == ["layers.0.q.rope"]
     assert not any(o.kind in ("rmsnorm", "quantize", "rope", "residual") for o in g.ops)

@@ -12,7 +12,8 @@ def fuse_linear_epilogues(g: ModelGraph) -> ModelGraph:
     """ternary_linear* (same input) + rope/kv_write/act_gate/residual consumers ==> linear_group.
 
     The group streams its weights once per token block; only tensors used after the group
-    (its outputs) leave the chip."""
+    (its outputs) leave the chip. attrs: "linears" (each with its "output" tensor), "epilogue" (each
+    op's kind, name, inputs, outputs), "params"."""
     ops, out, i = g.ops, [], 0
     while i < len(ops):
         op = ops[i]
@@ -36,7 +37,7 @@ def fuse_linear_epilogues(g: ModelGraph) -> ModelGraph:
         short = "+".join(lin.name.rsplit(".", 1)[-1] for lin in lins)
         out.append(Op(f"layers.{op.layer}.{short}", "linear_group", [*op.inputs, *extra], outs,
                       op.layer,
-                      {"linears": [{"name": lin.name, **lin.attrs} for lin in lins],
+                      {"linears": [{"name": lin.name, "output": lin.outputs[0], **lin.attrs} for lin in lins],
                        "epilogue": [{"kind": e.kind, "name": e.name, "inputs": e.inputs,
                                      "outputs": e.outputs, **e.attrs} for e in epi],
                        "params": [p for lin in lins for p in lin.attrs["params"]]}))

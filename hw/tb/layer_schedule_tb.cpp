@@ -13,7 +13,7 @@
 //   lin <LIN_*> <name>                the linear job's linears in the order it runs them
 //   ew <EW_*> <index> <mode> <steps>  one element-wise engine call: the EW_* job it is (by its mode and
 //                                     operands), that job's enum value, the engine mode, and the IR-level
-//                                     steps it performs (comma-separated)
+//                                     steps it performs (';'-separated)
 //   kv kv_write<..>                   the K/V cache write
 //   attn attention                    the attention core
 //   ew_steps <EW_STEPS>               the number of element-wise jobs (decoder_layer.h's enum)
@@ -164,10 +164,10 @@ struct Tb {
         break;
       case kEwResidual:
         job = e.norm ? "EW_RES_ATTN" : "EW_RES_FFN", idx = e.norm ? EW_RES_ATTN : EW_RES_FFN;
-        steps = "residual" + reads({e.a}) + (e.norm ? "," + norm_tail(e) : "");
+        steps = "residual" + reads({e.a}) + (e.norm ? ";" + norm_tail(e) : "");
         break;
       case kEwGlu:
-        job = "EW_GLU", idx = EW_GLU, steps = "act_gate" + reads({e.a, e.b}) + "," + norm_tail(e);
+        job = "EW_GLU", idx = EW_GLU, steps = "act_gate" + reads({e.a, e.b}) + ";" + norm_tail(e);
         break;
       default:
         break;
@@ -230,10 +230,10 @@ struct Tb {
   }
 };
 
-// The tiny model's shape (models/tiny: hidden 128, 4 heads, 2 KV heads, head_dim 32, FFN 344); SUBLN as
-// BitNet (true) or Llama-style (false).
+// The tiny model's shape (models/tiny/config.json: hidden 256, 4 heads, 2 KV heads, head_dim 64, FFN 688);
+// SUBLN as BitNet (true) or Llama-style (false). The schedule does not depend on the shape.
 template <bool SUBLN>
-using tb_layer = layer_config<128, 4, 2, 32, 344, ACT_RELU2, SUBLN, 16, 32, 16, 4, 64>;
+using tb_layer = layer_config<256, 4, 2, 64, 688, ACT_RELU2, SUBLN, 16, 16, 32, 4, 64>;
 
 std::string g_text;
 }  // namespace

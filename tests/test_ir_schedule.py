@@ -1,0 +1,136 @@
+"""The IR's fused op order is decoder_layer.h's slot schedule: compiler/passes/schedule.py maps the fused
+graph of a layer to stages V0 L0 .. V4, and hw/tb/layer_schedule_tb.cpp exports the stages the layer's
+own code runs (its slots, with recorders in place of the engines). A fusion pass or a header that
+drifts from the other fails here."""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from edgellm.compiler.frontend import build_graph
+from edgellm.compiler.ir import IRError, ModelGraph
+from edgellm.compiler.passes import fuse_linear_epilogues as fle
+from edgellm.compiler.passes.fuse_norm_quant import fuse_norm_quant
+from edgellm.compiler.passes.schedule import Stage, graph_schedule, layer_schedule
+from edgellm.hw import csim
+from edgellm.models.config import PRESETS, ModelConfig
+from edgellm.models.loaders import load_model
+from edgellm.models.random_model import random_model
+from edgellm.models.shipped import tiny_model_dir
+
+TB = csim.TB_DIR / "layer_schedule_tb.cpp"
+HEADER = csim.INCLUDE_DIR / "edgellm" / "decoder_layer.h"
+
+
+def tb_text(subln: bool, defines: dict[str, str] | None = None) -> str:
+    lib = csim.load([TB], "layer_schedule_tb" + ("_mutant" if defines else ""), defines=defines)
+    lib.tb_schedule.restype = ctypes.c_char_p
+    return lib.tb_schedule(ctypes.c_int(int(subln))).decode()
+
+
+def parse(text: str) -> tuple[list[Stage], list[tuple[str, int]], dict[str, int]]:
+    """The exported schedule as Stages, the element-wise jobs (name, enum value) in order, and the
+    ew_steps / ports_match values."""
+    names: list[str] = []
+    steps: list[list[str]] = []
+    jobs: list[tuple[str, int]] = []
+    facts: dict[str, int] = {}
+    for line in text.splitlines():
+        f = line.split()
+        if f[0] == "slot":
+            names.append(f[2])
+            steps.append([])
+        elif f[0] == "lin":
+            steps[-1].append(f[2])
+        elif f[0] == "ew":
+            jobs.append((f[1], int(f[2])))
+            steps[-1].extend(f[4].split(";"))
+        elif f[0] in ("kv", "attn"):
+            steps[-1].append(f[1])
+        else:
+            facts[f[0]] = int(f[1])
+    return [Stage(n, tuple(s)) for n, s in zip(names, steps, strict=True)], jobs, facts
+
+
+@pytest.fixture(scope="module")
+def hw() -> dict[bool, list[Stage]]:
+    return {subln: parse(tb_text(subln))[0] for subln in (True, False)}
+
+
+def fused(cfg_or_model: ModelConfig | object) -> ModelGraph:
+    qm = random_model(cfg_or_model) if isinstance(cfg_or_model, ModelConfig) else cfg_or_model
+    return fle.fuse_linear_epilogues(fuse_norm_quant(build_graph(qm)))
+
+
+def small(preset: str) -> ModelConfig:
+    """A preset's layer structure (act, SubLN) at a size that builds in milliseconds."""
+    return dataclasses.replace(PRESETS[preset], hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2,
+                               head_dim=16, ffn_size=128, vocab_size=97, max_context=64,
+                               rope_freq_factors=(), qkv_bias=False)
+
+
+def test_exported_schedule_is_the_slot_schedule() -> None:
+    """What the testbench exports: 9 slots V0 L0 .. V4, the element-wise jobs in EW_* order, the K/V
+    write and attention in V1 before the SubLN job, and the same calls through decoder_layer_ports."""
+    for subln in (True, False):
+        stages, jobs, facts = parse(tb_text(subln))
+        assert [s.name for s in stages] == ["V0", "L0", "V1", "L1", "V2", "L2", "V3", "L3", "V4"]
+        assert [i for _, i in jobs] == list(range(facts["ew_steps"]))
+        assert [n for n, _ in jobs] == ["EW_ATTN_NORM", "EW_ROPE_Q", "EW_ROPE_K", "EW_ATTN_SUB",
+                                        "EW_RES_ATTN", "EW_GLU", "EW_RES_FFN"]
+        v1 = stages[2].steps
+        assert v1.index("kv_write<v>") < v1.index("attention") < len(v1) - 1
+        assert facts["ports_match"] == 1
+    text = tb_text(True)
+    assert "lin LIN_Q q\nlin LIN_K k\nlin LIN_V v\n" in text and "lin LIN_GATE gate\nlin LIN_UP up\n" in text
+
+
+@pytest.mark.parametrize("model", ["tiny", "llama-3.2-1b", "bitnet_b1_58-large"])
+def test_fused_order_equals_hardware_schedule(model: str, hw: dict[bool, list[Stage]]) -> None:
+    """The shipped tiny model (SubLN, ReLU^2), a no-SubLN SiLU preset and a SubLN SiLU preset: every
+    layer's fused op order is the hardware's schedule for its SubLN setting, not the other one's."""
+    if model == "tiny":
+        qm, _ = load_model(tiny_model_dir())
+        g, subln = fused(qm), qm.config.subln
+    else:
+        cfg = small(model)
+        g, subln = fused(cfg), cfg.subln
+    assert graph_schedule(g) == hw[subln]
+    assert graph_schedule(g) != hw[not subln]
+
+
+def test_fusion_without_residual_epilogue_fails(monkeypatch: pytest.MonkeyPatch,
+                                               hw: dict[bool, list[Stage]]) -> None:
+    """Mutant: a fusion pass that leaves the residual adds out of the epilogue no longer matches."""
+    monkeypatch.setattr(fle, "EPILOGUE_KINDS", ("rope", "kv_write", "act_gate"))
+    got = graph_schedule(fused(small("llama-3.2-1b")))
+    assert got != hw[False]
+    assert got[4] == Stage("V2", ("residual", "norm_quant(ffn_norm)"))  # the hardware: residual<o>
+
+
+def test_swapped_linears_in_the_header_fail(tmp_path: Path, hw: dict[bool, list[Stage]]) -> None:
+    """Mutant: decoder_layer.h running L0's linears as v, k, q no longer matches the IR."""
+    src = HEADER.read_text()
+    old = "return st == 0 ? LIN_Q + j :"
+    assert src.count(old) == 1  # the mutation applies to the header as it is
+    mutant = tmp_path / "decoder_layer.h"
+    mutant.write_text(src.replace(old, "return st == 0 ? LIN_V - j :"))
+    stages, _, _ = parse(tb_text(True, {"LAYER_SCHEDULE_HEADER": f'"{mutant}"'}))
+    assert stages[1] == Stage("L0", ("v", "k", "q"))
+    qm, _ = load_model(tiny_model_dir())
+    assert graph_schedule(fused(qm)) == hw[True] != stages
+
+
+def test_schedule_refuses_unfused_and_uneven_layers() -> None:
+    cfg = small("llama-3.2-1b")
+    g = fuse_norm_quant(build_graph(random_model(cfg)))
+    with pytest.raises(IRError, match="outside a linear_group"):
+        layer_schedule(g, 0)
+    g = fused(cfg)
+    g.ops = [op for op in g.ops if op.name != "layers.1.attn"]
+    with pytest.raises(IRError, match="layer 1"):
+        graph_schedule(g)
