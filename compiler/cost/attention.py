@@ -92,6 +92,16 @@ def kv_bytes(c: AttnCall, d: int, elem_bytes: int) -> int:
     return 2 * c.keys * c.tile_heads * d * elem_bytes
 
 
+def layer_ddr_bytes(cfg: ModelConfig, p: DesignParams, queries: int, context: int) -> int:
+    """DDR bytes of one layer's attention for `queries` new tokens ending at `context` (causal): each
+    query block of attn_q_block streams the K/V tiles up to its last key, then the new K/V is written."""
+    first = context - queries  # keys already cached before the new tokens
+    row = 2 * cfg.kv_size * p.kv_bytes  # K and V of one token, one layer
+    blocks = math.ceil(queries / p.attn_q_block)
+    streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row
+    return streamed + queries * row  # read tiles + write the new K/V
+
+
 def prefill_calls(cfg: ModelConfig, q_block: int, queries: int, context: int) -> list[AttnCall]:
     """The calls of one layer's prefill attention for `queries` tokens ending at `context`, in query
     blocks of q_block (design.attn_q_block)."""

@@ -74,11 +74,7 @@ def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
     """(seconds, DDR bytes) of one layer's attention for `queries` new tokens ending at `context` (causal):
     the generated kernels as built (cost_attention; the K/V write is an element-wise pass)."""
     f = p.clock_mhz * 1e6
-    first = context - queries  # keys already cached before the new tokens
-    row = 2 * cfg.kv_size * p.kv_bytes  # K and V of one token, one layer
-    blocks = math.ceil(queries / p.attn_q_block)
-    streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row
-    nbytes = streamed + queries * row  # read tiles + write the new K/V
+    nbytes = cost_attention.layer_ddr_bytes(cfg, p, queries, context)
     ports = bw.kv_ports or 1  # decode reads position p over K/V port p % ports (attention_decode.h)
     read_bw = min(ports * bw.kv_port, 2 * cost_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
     return cost_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw, ports), nbytes

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from edgellm.boards import Board
+from edgellm.compiler.cost import attention as cost_attention
 from edgellm.compiler.cost import axi as cost_axi
 from edgellm.compiler.cost import lm_head as cost_lm_head
 from edgellm.compiler.cost import tlmm as cost_tlmm
@@ -82,10 +83,7 @@ def attention_s(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int, 
     K/V tiles over the data port, load then compute."""
     f = p.clock_mhz * 1e6
     first = context - queries  # keys already cached before the new tokens
-    row = 2 * cfg.kv_size * p.kv_bytes  # K and V of one token, one layer
-    blocks = math.ceil(queries / p.attn_q_block)
-    streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row
-    nbytes = streamed + queries * row  # read tiles + write the new K/V
+    nbytes = cost_attention.layer_ddr_bytes(cfg, p, queries, context)
     pairs = queries * first + queries * (queries + 1) // 2  # (query, key) score pairs per head
     exp_units = math.ceil(p.attn_lanes / LANES_PER_EXP_UNIT)
     cycles = (2 * cfg.n_heads * pairs * math.ceil(cfg.head_dim / p.attn_lanes)
