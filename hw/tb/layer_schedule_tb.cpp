@@ -155,7 +155,8 @@ struct Tb {
         job = "EW_ATTN_NORM", idx = EW_ATTN_NORM, steps = norm_tail(e);
         break;
       case kEwRope:
-        job = e.a == S::q_lin ? "EW_ROPE_Q" : "EW_ROPE_K", idx = e.a == S::q_lin ? EW_ROPE_Q : EW_ROPE_K;
+        if (e.a == S::q_lin) job = "EW_ROPE_Q", idx = EW_ROPE_Q;
+        if (e.a == S::k_lin) job = "EW_ROPE_K", idx = EW_ROPE_K;
         steps = "rope" + reads({e.a});
         writer[e.out] = "(" + steps + ")";
         break;
@@ -179,8 +180,9 @@ struct Tb {
   void event_line(const probe::Event &e) {
     if (e.kind == "lin") {
       const int l = lin_of(e.w_off);
-      text += std::string("lin ") + kLinEnum[l] + " " + kLinName[l] + "\n";
-      writer[e.out] = kLinName[l];
+      const bool ok = l >= 0 && l < N_LIN && e.w_off % kWStride == 0;
+      text += std::string("lin ") + (ok ? kLinEnum[l] : "?") + " " + (ok ? kLinName[l] : "?") + "\n";
+      writer[e.out] = ok ? kLinName[l] : "?";
     } else if (e.kind == "ew") {
       ew_line(e);
     } else if (e.kind == "kv") {
