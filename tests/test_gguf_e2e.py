@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
-from test_gguf_tokenizer import TEXTS, gpt2_vocab, model_file, spm_vocab
-from test_loaders_gguf import I2S, Q
+from shared_gguf import I2S, TEXTS, Q, gpt2_vocab, model_file, spm_vocab
 from typer.testing import CliRunner
 
 from edgellm.cli import app
 
+pytest.importorskip("tokenizers")  # shared_gguf trains the vocabularies with it
 pytestmark = [pytest.mark.slow]
 if importlib.util.find_spec("hls4ml") is None:
     pytestmark.append(pytest.mark.skip(reason="C simulation needs hls4ml's ap_types headers"))

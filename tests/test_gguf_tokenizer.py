@@ -13,109 +13,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import gguf
 import numpy as np
 import pytest
-from test_loaders_gguf import CFG, f16_scaled, write_gguf
+from shared_gguf import CFG, CORPUS, TEXTS, f16_scaled, gpt2_vocab, model_file, spm_vocab, write_gguf
 
 from edgellm.errors import CheckpointError
-from edgellm.models.config import ModelConfig
 from edgellm.models.loaders import load_model
 from edgellm.runtime.bpe import ByteLevelBPE
-from edgellm.runtime.pretok import LLAMA3_REGEX
 
 tokenizers = pytest.importorskip("tokenizers")
 TokenizersBackend = pytest.importorskip("transformers.tokenization_utils_tokenizers").TokenizersBackend
-
-CORPUS = [
-    "Once upon a time there was a little girl who lived in a village near the forest.",
-    "It's 2024; we'll see what they've done -- don't you think? I'M sure you'd agree.",
-    "def f(x):\n    return x ** 2  # square\n\nfor i in range(10):\n\tprint(f(i), end=', ')\n",
-    "Numbers: 3.14159, 42, 1,000,000 and 1234567890 or 007.",
-    "Tabs\tand\nnewlines\n\n  indented   spaces   everywhere   ", "Café naïve résumé coöperate über",
-    "中文字符 and 🙂🚀 emoji ✨", "<|begin_of_text|>Hello<|eot_id|> world",
-] * 4
-TEXTS = [*CORPUS[:8], "", " ", "   x", "hello  world", "a\n\n\nb", "🙂🙂 🚀👩\u200d💻", "ÆØÅ ÿ ſ",
-         "数字123 and ٣٤٥", "x<|eot_id|>y<|begin_of_text|>", "<think>why</think>", "  <s> </s> <unk>",
-         "ｆｕｌｌ width", "\r\n\r\n", "a" * 40, "mixed 3rd 1st 22nd 12345678", "'s 'S 'RE 'll ſ'ſ",
-         "never seen zqxjv tokens ƀƁƂ 𝔘𝔫𝔦", "\u0301combining e\u0301", "x\u00a0y\u3000z\u2028"]
-
-
-def _vocab(tok: Any) -> list[str]:
-    v = json.loads(tok.to_str())["model"]["vocab"]
-    return [t for t, _ in sorted(v.items(), key=lambda x: x[1])]
-
-
-def gpt2_vocab(pre: str) -> dict[str, Any]:
-    """A byte-level BPE trained with the Llama-3 split, three control tokens and a user-defined one."""
-    from tokenizers import Regex, models, pre_tokenizers, trainers
-
-    tk = tokenizers.Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(LLAMA3_REGEX), "isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"]
-    tk.train_from_iterator(CORPUS, trainers.BpeTrainer(
-        vocab_size=500, special_tokens=specials, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokens = [*_vocab(tk), "<think>"]
-    merges = [m if isinstance(m, str) else " ".join(m) for m in json.loads(tk.to_str())["model"]["merges"]]
-    types = [3 if t in specials else 4 if t == "<think>" else 1 for t in tokens]
-    return {"model": "gpt2", "pre": pre, "tokens": tokens, "merges": merges, "types": types,
-            "bos": 0, "eos": 2}
-
-
-def spm_vocab() -> dict[str, Any]:
-    """A SentencePiece-style vocabulary: <unk> <s> </s>, 256 byte tokens, BPE pieces scored by rank;
-    its alphabet leaves out rare characters, which then go through byte fallback."""
-    from tokenizers import models, pre_tokenizers, trainers
-
-    tk = tokenizers.Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)
-    tk.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400, limit_alphabet=70,
-                                                       show_progress=False))
-    pieces = _vocab(tk)
-    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
-    return {"model": "llama", "tokens": ["<unk>", "<s>", "</s>", *byte_tokens, *pieces],
-            "scores": [0.0] * 259 + [-float(i) for i in range(len(pieces))],
-            "types": [2, 3, 3] + [6] * 256 + [1] * len(pieces), "bos": 1, "eos": 2, "unk": 0}
-
-
-def tokenizer_meta(v: dict[str, Any], **kw: Any):
-    """write_gguf's meta hook: the vocabulary v as tokenizer.ggml.* keys (kw: add_bos, add_space_prefix,
-    chat_template, or a key name -> value to override / None to leave out)."""
-    keys = {"tokenizer.ggml.model": v["model"], "tokenizer.ggml.pre": v.get("pre"),
-            "tokenizer.ggml.tokens": v["tokens"], "tokenizer.ggml.scores": v.get("scores"),
-            "tokenizer.ggml.merges": v.get("merges"), "tokenizer.ggml.token_type": v["types"],
-            "tokenizer.ggml.unknown_token_id": v.get("unk"),
-            "tokenizer.ggml.add_bos_token": kw.pop("add_bos", True),
-            "tokenizer.ggml.add_space_prefix": kw.pop("add_space_prefix", None),
-            "tokenizer.chat_template": kw.pop("chat_template", "{{ bos_token }}{% for m in messages %}"
-                                              "{{ m['content'] }}{% endfor %}")} | kw
-
-    def put(w: gguf.GGUFWriter) -> None:
-        for k, val in keys.items():
-            if val is None:
-                continue
-            if isinstance(val, list):
-                w.add_array(k, val)
-            elif isinstance(val, bool):
-                w.add_bool(k, val)
-            elif isinstance(val, int):
-                w.add_uint32(k, val)
-            else:
-                w.add_string(k, val)
-    return put
-
-
-def model_file(tmp: Path, v: dict[str, Any], name: str = "m.gguf", qtype: Any = None, seed: int = 0,
-               **kw: Any) -> Path:
-    """A small random bitnet GGUF whose embedding has one row per token of v, with v's tokenizer."""
-    cfg = ModelConfig(**(CFG.to_dict() | {"vocab_size": len(v["tokens"]), "bos_id": v["bos"],
-                                          "eos_id": v["eos"], "name": name}))
-    extra = {"qtype": qtype} if qtype is not None else {}
-    return write_gguf(f16_scaled(cfg, seed), tmp / name, meta=tokenizer_meta(v, **kw), **extra)
-
 
 def oracle(path: Path, ignore_merges: bool = False) -> Any:
     """transformers' tokenizer for the GGUF (what AutoTokenizer builds for a supported architecture)."""

@@ -342,7 +342,7 @@ GCFG = ModelConfig(hidden_size=256, n_layers=1, n_heads=4, n_kv_heads=2, ffn_siz
 def _gguf(tmp_path: Path, monkeypatch, method: str, put, **kw) -> Path:
     """The GGUF test model written with GGUFWriter.<method> replaced by put(writer, value)."""
     import gguf
-    from test_loaders_gguf import f16_scaled, write_gguf
+    from shared_gguf import f16_scaled, write_gguf
 
     monkeypatch.setattr(gguf.GGUFWriter, method, put)
     return write_gguf(f16_scaled(GCFG), tmp_path / "m.gguf", **kw)
@@ -376,7 +376,7 @@ def test_gguf_metadata_types(tmp_path, monkeypatch, method, put, needles):
 
 
 def test_gguf_nonfinite_embedding(tmp_path):
-    from test_loaders_gguf import f16_scaled, write_gguf
+    from shared_gguf import f16_scaled, write_gguf
 
     def tweak(name, data):
         if name == "token_embd.weight":

@@ -1,17 +1,17 @@
-"""bitnet.cpp's I2_S tensors (GGML type 36): files written by test_loaders_gguf.quantize_i2s, which follows
+"""bitnet.cpp's I2_S tensors (GGML type 36): files written by shared_gguf.quantize_i2s, which follows
 bitnet.cpp's quantize_i2_s (docs/weight_format.md), load to the same model as TQ1_0/TQ2_0 files."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_loaders_gguf import (
+from shared_gguf import (
     CFG,
     I2S,
     LINEARS,
     Q,
-    _logits,
     f16_scaled,
+    golden_logits,
     patch_tensor_info,
     quantize_i2s,
     write_gguf,
@@ -58,8 +58,8 @@ def test_i2s_and_tq_files_load_to_the_same_model(tmp_path) -> None:
             for n in LINEARS:
                 np.testing.assert_array_equal(a.linears()[n].packed, b.linears()[n].packed)
                 assert a.linears()[n].scale == b.linears()[n].scale
-    logits = _logits(models["i2s"])
-    assert np.array_equal(logits, _logits(models["tq2"])) and np.array_equal(logits, _logits(qm))
+    logits = golden_logits(models["i2s"])
+    assert np.array_equal(logits, golden_logits(models["tq2"])) and np.array_equal(logits, golden_logits(qm))
 
 
 def test_reader_keeps_other_tensors(tmp_path) -> None:

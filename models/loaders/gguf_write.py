@@ -104,15 +104,23 @@ def _signed_sub(xs: np.ndarray, qmin: int) -> np.ndarray:
     return (big / F32(qmin)).astype(F32)
 
 
-def _q3_k(x: np.ndarray) -> np.ndarray:
+def _signed_k(x: np.ndarray, half: int, smax: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q3_K / Q6_K's quantization of (n, 256) rows: 16 sub-blocks of 16, each with a signed integer scale
+    isc in -smax-1..smax of the super-block's f16 d and signed codes in -half..half-1. Returns the codes
+    + half (n, 256) uint8, isc (n, 16) int16 and d's bytes."""
     n = x.shape[0]
     xs = x.reshape(n, 16, 16)
-    ss = _signed_sub(xs, -4)
-    db, d = _f16(np.abs(ss).max(-1) / 31)
-    isc = np.clip(np.rint(ss / _safe(d)[:, None]), -32, 31).astype(np.int16)
+    ss = _signed_sub(xs, -half)
+    db, d = _f16(np.abs(ss).max(-1) / smax)
+    isc = np.clip(np.rint(ss / _safe(d)[:, None]), -smax - 1, smax).astype(np.int16)
     s = d[:, None] * isc.astype(F32)
-    q = np.clip(np.rint(xs / _safe(s)[..., None]), -4, 3).astype(np.int16) + 4  # code 0..7
-    q = q.astype(np.uint8).reshape(n, 256)
+    q = np.clip(np.rint(xs / _safe(s)[..., None]), -half, half - 1).astype(np.int16) + half
+    return q.astype(np.uint8).reshape(n, 256), isc, db
+
+
+def _q3_k(x: np.ndarray) -> np.ndarray:
+    n = x.shape[0]
+    q, isc, db = _signed_k(x, 4, 31)  # code 0..7
     sc6 = (isc + 32).astype(np.uint8)
     lo = (sc6[:, :8] & 15) | ((sc6[:, 8:] & 15) << 4)
     hi = _pack_bits(((sc6 >> 4) & 3).reshape(n, 4, 4)[:, None], 2)  # (n, 1, 4): scale j in byte j % 4
@@ -123,16 +131,12 @@ def _q3_k(x: np.ndarray) -> np.ndarray:
 
 def _q6_k(x: np.ndarray) -> np.ndarray:
     n = x.shape[0]
-    xs = x.reshape(n, 16, 16)
-    ss = _signed_sub(xs, -32)
-    db, d = _f16(np.abs(ss).max(-1) / 127)
-    isc = np.clip(np.rint(ss / _safe(d)[:, None]), -128, 127).astype(np.int8)
-    s = d[:, None] * isc.astype(F32)
-    q = (np.clip(np.rint(xs / _safe(s)[..., None]), -32, 31).astype(np.int16) + 32).astype(np.uint8)
+    q, isc, db = _signed_k(x, 32, 127)  # code 0..63
     q = q.reshape(n, 2, 2, 2, 32)  # element 128 h + 64 nib + 32 k2 + l
     ql = (q[:, :, 0] & 15) | ((q[:, :, 1] & 15) << 4)  # (n, 2, 2, 32) -> low nibble elements 128h + 32k2 + l
     qh = _pack_bits((q.reshape(n, 2, 4, 32) >> 4), 2)  # (n, 2, 32)
-    return np.concatenate([ql.reshape(n, 128), qh.reshape(n, 64), isc.view(np.uint8), db], axis=1)
+    sc = isc.astype(np.int8).view(np.uint8)
+    return np.concatenate([ql.reshape(n, 128), qh.reshape(n, 64), sc, db], axis=1)
 
 
 _K_ENCODERS = {"Q2_K": _q2_k, "Q3_K": _q3_k, "Q4_K": lambda x: _q45_k(x, 4), "Q5_K": lambda x: _q45_k(x, 5),
