@@ -2,8 +2,9 @@
 
 forward(tokens) embeds the tokens on the host, feeds them in blocks of max_t (one IP start per
 block, KV positions pos0 = tokens already in the cache) and returns the last token's logits.
-all_logits=True (teacher-forced eval) runs the layers once per block, then one OP_HEAD start per
-row. numpy only (runs on the board).
+all_logits=True (teacher-forced eval) runs each block as a verify pass does: the layers and one OP_HEAD
+over all its rows in one start (the multi-row head), more head starts only past its rows. numpy only
+(runs on the board).
 
 Speculative decoding (runtime/speculative.py) uses verify (a block of drafted tokens, every row's
 logits), rewind (move the position back over rejected rows: never read, overwritten by the next
@@ -91,16 +92,20 @@ class Session:
         if len(ids) > self.max_block or self.length + len(ids) > self.max_ctx:
             raise EdgeLLMError(f"verify block of {len(ids)} tokens at position {self.length}: the design "
                                f"takes up to {self.max_block} per start and {self.max_ctx} positions")
-        pos0 = self.length
+        out = self._block_rows(ids, self.length)
+        self.layer_passes += 1
+        self._tokens.extend(ids)
+        return out
+
+    def _block_rows(self, ids: list[int], pos0: int) -> np.ndarray:
+        """A block at pos0 and every row's logits (T, vocab) f32: one start with the layers and the head
+        over all T rows when T <= the head's rows, else the layers, then the head r rows a start."""
         h = self.project.embed_rows(np.asarray(ids))
         t, r = len(ids), self.driver.head_rows
         if t <= r:
-            out = self.driver.forward_rows(h, pos0)
-        else:  # layers once, then the head r rows a start
-            self.driver.run_layers(h, pos0)
-            out = np.concatenate([self._head_rows(t, pos0, r0, min(r, t - r0)) for r0 in range(0, t, r)])
-        self.layer_passes += 1
-        self._tokens.extend(ids)
+            return self.driver.forward_rows(h, pos0).astype(np.float32)
+        self.driver.run_layers(h, pos0)
+        out = np.concatenate([self._head_rows(t, pos0, r0, min(r, t - r0)) for r0 in range(0, t, r)])
         return out.astype(np.float32)
 
     def _head_rows(self, t_len: int, pos0: int, row: int, n: int) -> np.ndarray:
@@ -160,12 +165,11 @@ class Session:
         for b in range(0, len(ids), mt):
             block = ids[b:b + mt]
             pos0 = self.length
-            h = self.project.embed_rows(np.asarray(block))  # (t, hidden) f32
             self.layer_passes += 1
             if all_logits:
-                self.driver.run_layers(h, pos0)
-                rows.extend(self.driver.run_head(len(block), pos0, r) for r in range(len(block)))
+                rows.extend(self._block_rows(block, pos0))
             else:
+                h = self.project.embed_rows(np.asarray(block))  # (t, hidden) f32
                 last = self.driver.forward_block(h, pos0)
             self._tokens.extend(block)
         if all_logits:

@@ -178,3 +178,17 @@ def test_speculative_greedy_same_text_fewer_starts(proj: Path) -> None:
     assert fast_s.driver.starts < plain_s.driver.starts
     print(f"starts: plain {plain_s.driver.starts}, speculative {fast_s.driver.starts} "
           f"({st.verify_passes} verify, {st.plain_passes} plain, {st.accepted} accepted)")
+
+
+def test_all_logits_is_one_start_per_block(proj: Path) -> None:
+    """Teacher-forced eval (forward(all_logits=True)) runs each block as a verify pass: 6 tokens in blocks
+    of 4 and 2 rows are two starts, every row's logits the golden model's."""
+    from edgellm.models.backend import GoldenBackend
+
+    s = _session(proj)
+    g = GoldenBackend(random_model(TINY, seed=3), s.project.numerics)  # the project's model (proj)
+    ids = np.array([4, 9, 2, 33, 7, 1])
+    rows = s.forward(ids, all_logits=True)
+    assert s.driver.starts == 2
+    want = g.forward(ids, all_logits=True)
+    assert np.array_equal(rows.view(np.uint32), np.asarray(want, np.float32).view(np.uint32))
