@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,14 +331,7 @@ def write_record(path: Path, record: dict[str, Any], force: bool = False) -> Pat
         text = json.dumps(record, indent=1, allow_nan=False) + "\n"
     except ValueError as e:
         raise CalibrationError(f"the calibration holds a number JSON cannot carry ({e})") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    pf.write_atomic(path, text.encode())
     return path
 
 

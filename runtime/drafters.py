@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime import project_files as pf
 from edgellm.runtime.sampling import SamplingParams, filtered_probs
 from edgellm.runtime.speculative import SpecConfig, draw
 
@@ -187,9 +186,9 @@ def save_draft_calibration(project_dir: str | Path, record: dict[str, Any]) -> P
     except (OSError, ValueError) as e:
         raise EdgeLLMError(f"{man_path}: cannot read the project's manifest ({e})") from e
     data = (json.dumps(record, indent=1) + "\n").encode()
-    _atomic_write(d / DRAFT_FILE, data)
+    pf.write_atomic(d / DRAFT_FILE, data)
     man.setdefault("files", {})[DRAFT_FILE] = hashlib.sha256(data).hexdigest()
-    _atomic_write(man_path, json.dumps(man, indent=1).encode())
+    pf.write_atomic(man_path, json.dumps(man, indent=1).encode())
     return d / DRAFT_FILE
 
 
@@ -206,14 +205,3 @@ def load_draft_layers(project_dir: str | Path, n_layers: int) -> tuple[int, ...]
     if not out or any(not 0 <= i < n_layers for i in out):
         raise EdgeLLMError(f"{f}: draft layers {list(out)} must be layers of 0..{n_layers - 1}")
     return out
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

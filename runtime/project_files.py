@@ -10,6 +10,7 @@ import fnmatch
 import hashlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -133,3 +134,16 @@ def check_hashes(root: Path, listed: dict[str, str]) -> None:
         if got != want:
             raise ProjectError(f"{f}: sha256 {got[:16]}... does not match the manifest's {want[:16]}...; "
                                "the file is corrupt or was modified, refusing it")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write data to path through a temporary file beside it and a rename: a reader sees the old file or
+    the whole new one, never half of it (the temporary file goes if the write fails)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

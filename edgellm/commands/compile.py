@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from edgellm.commands.design_opts import BoardOpt, ClockOpt, ContextOpt, LutCapOpt, SetOpt
+from edgellm.commands.design_opts import (
+    AllowEmulatedOpt,
+    BoardOpt,
+    ClockOpt,
+    ContextOpt,
+    LutCapOpt,
+    MeasuredOpt,
+    SetOpt,
+)
 from edgellm.commands.model_names import PresetOpt
 
 
@@ -93,12 +101,8 @@ def compile_cmd(
                                           "prefill) that `edgellm csim` replays")] = 16,
     onnx_reference: Annotated[bool, typer.Option(
         "--onnx-reference/--no-onnx-reference", help="Export reference/model.onnx")] = True,
-    measured: Annotated[Path | None, typer.Option(
-        "--measured", help="A calibration file of the board (edgellm calibrate KIT): its bandwidth as the "
-                           "central figure, its PL clock as the design clock")] = None,
-    allow_emulated: Annotated[bool, typer.Option(
-        "--allow-emulated", help="Take an emulated calibration file (C simulation: measures "
-                                 "nothing)")] = False,
+    measured: MeasuredOpt = None,
+    allow_emulated: AllowEmulatedOpt = False,
 ) -> None:
     """Compile a ternary model into a complete HLS + Vivado project for a board."""
     from rich.console import Console

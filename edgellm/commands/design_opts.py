@@ -1,11 +1,13 @@
-"""The design options `estimate` and `compile` share: KV cache capacity, design clock, LUT cap and
-`--set FIELD=VALUE` overrides of the chosen design (compiler/design.py DesignParams), declared once."""
+"""The design options `estimate` and `compile` share: KV cache capacity, design clock, LUT cap, a
+measured calibration file (--measured, --allow-emulated) and `--set FIELD=VALUE` overrides of the
+chosen design (compiler/design.py DesignParams), declared once."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import typing
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +24,11 @@ LutCapOpt = Annotated[float | None, typer.Option(
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="FIELD=VALUE", help="Override a field of the chosen design (DesignParams, "
                                          "docs/cli.md), e.g. --set weight_buffer=bram; repeatable.")]
+MeasuredOpt = Annotated[Path | None, typer.Option(
+    "--measured", help="A calibration file of the board (edgellm calibrate KIT): its bandwidth as the "
+                       "central figure, its PL clock as the design clock.")]
+AllowEmulatedOpt = Annotated[bool, typer.Option(
+    "--allow-emulated", help="Take an emulated calibration file (C simulation: measures nothing).")]
 
 def board_names(incomplete: str = "") -> list[str]:
     """Shell completion of --board: the board names starting with what was typed (and 'all' where

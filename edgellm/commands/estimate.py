@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from edgellm.commands.design_opts import ClockOpt, ContextOpt, LutCapOpt, SetOpt, board_or_all_names
+from edgellm.commands.design_opts import (
+    AllowEmulatedOpt,
+    ClockOpt,
+    ContextOpt,
+    LutCapOpt,
+    MeasuredOpt,
+    SetOpt,
+    board_or_all_names,
+)
 
 # Used when neither MODEL nor --preset is given and the shipped tiny model is absent.
 DEFAULT_SMALL = dict(name="small-default", hidden_size=256, n_layers=4, n_heads=4, n_kv_heads=4,
@@ -185,12 +193,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
         top: Annotated[int, typer.Option("--top", min=0, help="Also list the N best designs the search "
                                          "scored (best first: TTFT, then LUTs).")] = 0,
-        measured: Annotated[Path | None, typer.Option(
-            "--measured", help="A calibration file of the board (edgellm calibrate KIT): its bandwidth as "
-                               "the central figure, its PL clock as the design clock.")] = None,
-        allow_emulated: Annotated[bool, typer.Option(
-            "--allow-emulated", help="Take an emulated calibration file (C simulation: measures "
-                                     "nothing).")] = False,
+        measured: MeasuredOpt = None,
+        allow_emulated: AllowEmulatedOpt = False,
         weights: Annotated[str | None, typer.Option(
             "--weights", help="With a llama/qwen2 --preset: project it with llama.cpp's low-bit tensor types "
                               "(q4_0, q4_k_m, q2_k) on the low-bit engine.")] = None,
