@@ -82,13 +82,16 @@ def _verify_prog(n_layers: int, t: int, pos0: int, row: int = 0, n: int | None =
     return prog
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[3]], ids=case_id)
-def test_verify_call_bit_exact_on_the_top(case: tuple, tmp_path: Path) -> None:
+@pytest.mark.parametrize("case,threads", [(CASES[0], False), (CASES[3], False), (CASES[3], True)],
+                         ids=lambda c: case_id(c) if isinstance(c, tuple) else ("threaded" if c else "seq"))
+def test_verify_call_bit_exact_on_the_top(case: tuple, threads: bool, tmp_path: Path) -> None:
     """A prefill of R rows with the head over all R in the same start, then a verify call of 5 rows at the
     next position and a head over rows 1..3 of it: every row's logits, argmax and top-K bit-exact against
     the golden model's rows, the KV cache too, no head-FIFO word left (the head fetched its rows once per
-    OP_HEAD: the fetchers push exactly what the lanes pop)."""
-    top = make_top(tmp_path, *case)
+    OP_HEAD: the fetchers push exactly what the lanes pop). Threaded: every process of the top (fetchers,
+    engine, the head's lane dots, unpacking, scoring) in its own thread over FIFOs of their declared depths,
+    no deadlock."""
+    top = make_top(tmp_path, *case, threads=threads)
     cfg = top.qm.config
     left0 = fifo_leftovers(top)
     gm = GoldenModel(top.qm, top.numerics)
@@ -111,6 +114,9 @@ def test_verify_call_bit_exact_on_the_top(case: tuple, tmp_path: Path) -> None:
     left = fifo_leftovers(top) - left0
     print(f"{cfg.name}: verify-call row mismatches {bad}, KV {kv_bad}, FIFO words left {left}")
     assert sum(bad) == 0 and kv_bad == 0 and left == 0
+    if threads:
+        top.lib.edgellm_csim_deadlocks.restype = ctypes.c_longlong
+        assert top.lib.edgellm_csim_deadlocks() == 0
 
 
 def test_verify_call_rows_are_checked(tmp_path: Path) -> None:
