@@ -58,20 +58,23 @@ static int run(const int32_t *fields, const uint8_t *w, long n_bytes, long first
   return 0;
 }
 
+// One ctypes entry point per LowbitConfig: tb_lowbit_<SUF>(fields, w, n_bytes, first_beat, x, qs, n_tok, y).
+#define EDGELLM_LOWBIT_TB(SUF, CFG)                                                                   \
+  int tb_lowbit_##SUF(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat,        \
+                      const int8_t *x, const float *qs, int n_tok, float *y) {                       \
+    return run<CFG>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);                                \
+  }
+
 extern "C" {
 
 // fields: bits, group, n_out, k, then the ParamCodec (sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz,
 // dper).
 // The tensor's stream starts at beat first_beat of w. Returns 0, or < 0 when the call does not fit.
-int tb_lowbit_r32(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
-                  const float *qs, int n_tok, float *y) {
-  return run<LbCfg32>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
-}
-
-int tb_lowbit_r64(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
-                  const float *qs, int n_tok, float *y) {
-  return run<LbCfg64>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
-}
+EDGELLM_LOWBIT_TB(r32, LbCfg32)
+EDGELLM_LOWBIT_TB(r64, LbCfg64)
+EDGELLM_LOWBIT_TB(tp3, LbCfgTp3)
+EDGELLM_LOWBIT_TB(w4, LbCfgW4)
+EDGELLM_LOWBIT_TB(w2, LbCfgW2)
 
 // Iterations of each pipelined loop kind since the last reset (LbLoop order), C simulation's count.
 void tb_lowbit_iters(long *out) {
@@ -79,21 +82,6 @@ void tb_lowbit_iters(long *out) {
 }
 void tb_lowbit_iters_reset() {
   for (int i = 0; i < kLbLoops; i++) lb_iters()[i] = 0;
-}
-
-int tb_lowbit_tp3(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
-                  const float *qs, int n_tok, float *y) {
-  return run<LbCfgTp3>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
-}
-
-int tb_lowbit_w4(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
-                 const float *qs, int n_tok, float *y) {
-  return run<LbCfgW4>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
-}
-
-int tb_lowbit_w2(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat, const int8_t *x,
-                 const float *qs, int n_tok, float *y) {
-  return run<LbCfgW2>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);
 }
 
 long tb_lowbit_stream_beats(const int32_t *fields, int rows, int bw) {
