@@ -14,68 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_project import PROJECT_DECODE, PROJECT_VOCAB, make_project
 from typer.testing import CliRunner
 
 from edgellm import cli
-from edgellm.boards import load_board
-from edgellm.compiler import interface as itf
-from edgellm.compiler.codegen_hls import (
-    generate_hls,
-    weight_encoder,
-    write_reference_inputs,
-)
-from edgellm.compiler.design import DesignParams
-from edgellm.compiler.manifest import SCHEMA, list_files
-from edgellm.compiler.memory_plan import plan_memory
-from edgellm.compiler.vivado_tcl import write_vivado_tcl
-from edgellm.models.config import ModelConfig
-from edgellm.models.golden import GoldenModel
-from edgellm.models.numerics import NumericsPlan
-from edgellm.models.random_model import random_model
-from edgellm.runtime.layout import layer_buffer_sizes
+from edgellm.compiler.manifest import list_files
 
 runner = CliRunner()
-PREFILL, DECODE, VOCAB = 16, 16, 300
-
-
-def make_project(d: Path) -> Path:
-    """A minimal compiled project: hls/, vivado/, weights.bin, embed.bin, reference/ and a manifest.json
-    that lists every file with its sha256 (a project is a closed set: runtime/project_files.py)."""
-    cfg = ModelConfig(name="proj", hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=344,
-                      vocab_size=VOCAB, max_context=64, act="silu", subln=False)
-    qm, board = random_model(cfg, seed=9), load_board("kv260")
-    design = DesignParams(tables=15, weight_ports=2, weight_buffer="bram")
-    numerics = NumericsPlan.for_head_dim(cfg.head_dim)
-    sf, si, tf = layer_buffer_sizes(cfg, 16)
-    plan = plan_memory(qm, weight_encoder(design), max_t=16, max_ctx=64, scratch_floats=sf,
-                       scratch_i8=si, tap_floats=tf, top_k=8)
-    d.mkdir(parents=True)
-    info = generate_hls(d / "hls", cfg, numerics, design, max_t=16, max_ctx=64, top_k=8, board=board,
-                        total_bytes=plan.total_bytes)
-    write_vivado_tcl(d, board, design, "edgellm_top")
-    plan.image.tofile(d / "weights.bin")
-    np.ascontiguousarray(qm.embed).tofile(d / "embed.bin")
-    gm = GoldenModel(qm, numerics)
-    cache = gm.new_cache(64)
-    prompt = [(5 * i + 1) % VOCAB for i in range(PREFILL)]
-    rows, dec = [gm.forward(np.array(prompt), cache, all_logits=False)[0]], []
-    for _ in range(DECODE):
-        dec.append(int(np.argmax(rows[-1])))
-        rows.append(gm.forward(np.array(dec[-1:]), cache, all_logits=False)[0])
-    embeds = qm.embed_rows(np.array(prompt + dec))
-    write_reference_inputs(d / "reference", embeds, np.stack(rows), prompt, dec)
-    files = list_files(d)
-    (d / "manifest.json").write_text(json.dumps({
-        "schema": SCHEMA, "model": cfg.to_dict(), "numerics": numerics.to_dict(),
-        "board": dataclasses.asdict(board), "design": dataclasses.asdict(design),
-        "interface": {"version": itf.INTERFACE_VERSION, "hdr_off": 0,
-                      "prog_off": plan.regions["program"].offset, "max_t": 16,
-                      "max_ctx": 64, "top_k": 8, "ip_name": "edgellm_top", "registers": info["registers"]},
-        "memory": plan.to_dict(), "weights": {"file": "weights.bin", "sha256": files["weights.bin"]},
-        "host": {"embed_file": "embed.bin", "embed_dtype": "bf16" if qm.embed.dtype == np.uint16 else "f32",
-                 "vocab": VOCAB, "hidden": cfg.hidden_size, "sha256": files["embed.bin"]},
-        "files": files}))
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +36,7 @@ def test_csim_passes_bit_exact(project: Path, threads: bool) -> None:
     print(res.output)
     assert res.exit_code == 0, res.output
     assert "synth_check: 0 finding(s)" in res.output
-    assert res.output.count("logits mismatches 0/300") == DECODE + 1
+    assert res.output.count("logits mismatches 0/300") == PROJECT_DECODE + 1
     assert "tb_top: PASS: 0 logit mismatches, 0 of 17 steps differ" in res.output
     assert "csim: PASS" in res.output
 
@@ -100,7 +45,7 @@ def test_csim_fails_on_one_changed_reference_logit(project: Path, tmp_path: Path
     bad = tmp_path / "bad"
     shutil.copytree(project, bad)
     lg = np.fromfile(bad / "reference" / "logits.f32", np.float32)
-    lg[5 * VOCAB + 7] = np.nextafter(lg[5 * VOCAB + 7], np.float32(np.inf))  # step 5: one ulp
+    lg[5 * PROJECT_VOCAB + 7] = np.nextafter(lg[5 * PROJECT_VOCAB + 7], np.float32(np.inf))  # step 5: one ulp
     lg.tofile(bad / "reference" / "logits.f32")
     res = runner.invoke(cli.app, ["csim", str(bad), "--decode-steps", "6"])  # csim checks the sha256s
     assert res.exit_code == 2 and "logits.f32: sha256" in res.output and "refusing" in res.output

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_build_cmd import make_project
+from shared_project import make_project
 from typer.testing import CliRunner
 
 from edgellm import cli
