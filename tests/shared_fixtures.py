@@ -1,11 +1,24 @@
-"""Helpers that several test modules share (test modules import from here, never from each other).
+"""Helpers that several test modules share: test modules import from here, never from each other.
+The same rule holds for the other shared_*.py modules: shared_project (compiled projects),
+shared_gguf (GGUF files and vocabularies), shared_tcl (Tcl recorders), shared_serve and shared_chat.
 
-Low-bit weights and the low-bit engine's C-simulation call (test_hw_lowbit*, test_lowbit_cost,
-test_lowbit_numerics)."""
+- run_cli: the CLI as a subprocess; read_line: a bounded read of a process's output line (the board
+  emulator's port).
+- Attention's C-simulation helpers: K/V caches, per-port views, the attention layer's call, bit
+  mismatches (test_hw_attention, test_csim_threads).
+- The LM head's reference top-k and per-port head copies (test_hw_lm_head, test_hw_lm_head_rows).
+- Low-bit weights in GGUF / GPTQ parameterisations and the low-bit engine's C-simulation call
+  (test_hw_lowbit*, test_lowbit_cost, test_lowbit_numerics).
+"""
 
 from __future__ import annotations
 
 import ctypes
+import os
+import select
+import subprocess
+import sys
+import time
 
 import numpy as np
 
@@ -16,6 +29,110 @@ from edgellm.models import numerics as nx
 from edgellm.models.lowbit import GroupQuant
 
 F32 = np.float32
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`python -m edgellm.cli ARGS` with text output captured (env: variables added to this one's)."""
+    return subprocess.run([sys.executable, "-m", "edgellm.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env} if env else None, timeout=timeout)
+
+
+def read_line(proc: subprocess.Popen, timeout_s: float) -> str:
+    """One line of proc's (binary) stdout within timeout_s; AssertionError if none comes or proc exits
+    (the board emulator's first line names its port)."""
+    assert proc.stdout is not None
+    end = time.monotonic() + timeout_s
+    buf = b""
+    while not buf.endswith(b"\n"):
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+            raise AssertionError(f"no line from the board emulator within {timeout_s} s: {buf!r}")
+        c = os.read(proc.stdout.fileno(), 1)
+        if not c:
+            err = proc.stderr.read() if proc.stderr else b""
+            raise AssertionError(f"the board emulator exited: {buf!r} {err!r}")
+        buf += c
+    return buf.decode()
+
+
+# --- attention in C simulation (hw/tb/attention_tb.cpp, hw/tb/dataflow_tb.cpp) ----------------------
+
+def mismatches(a: np.ndarray, b: np.ndarray) -> int:
+    """Elements whose float32 bit patterns differ."""
+    return int((np.ascontiguousarray(a, F32).view(np.uint32) != b.view(np.uint32)).sum())
+
+
+def attn_scale(d: int) -> ctypes.c_float:
+    """The score scale 1/sqrt(d) as the kernels take it."""
+    return ctypes.c_float(F32(1.0 / np.sqrt(d)))
+
+
+def kv_cache(rng: np.random.Generator, n_valid: int, n_kv: int, d: int, extra: int = 5, kv: str = "f32"):
+    """K, V (n_valid + extra, n_kv, d) stored as kv (f32 or f16) with NaN beyond n_valid (must never
+    be read)."""
+    k = rng.standard_normal((n_valid + extra, n_kv, d)).astype(F32)
+    v = rng.standard_normal((n_valid + extra, n_kv, d)).astype(F32)
+    k[n_valid:] = np.nan
+    v[n_valid:] = np.nan
+    return nx.kv_store(k, kv), nx.kv_store(v, kv)
+
+
+def nan_like(x: np.ndarray) -> np.ndarray:
+    return np.full_like(x, np.nan)
+
+
+def run_attention_layer(lib, suffix: str, q: np.ndarray, t_len: int, pos0: int, k, v, ports) -> np.ndarray:
+    """tb_layer<suffix>: q (t_len, H, D); k, v the data-port cache; ports = [(k0, v0), .. (k3, v3)]."""
+    n_h, d = q.shape[-2:]
+    out = np.full_like(q, np.nan)
+    fn = getattr(lib, f"tb_layer{suffix}")
+    fn(csim.ptr(q), csim.ptr(k), csim.ptr(v), *(csim.ptr(kp) for kp, _ in ports),
+       *(csim.ptr(vp) for _, vp in ports), csim.ptr(out), ctypes.c_int(t_len), ctypes.c_int(pos0),
+       ctypes.c_int(n_h), ctypes.c_int(k.shape[1]), ctypes.c_int(d), attn_scale(d))
+    return out
+
+
+def head_ports(k: np.ndarray, v: np.ndarray, n_ports: int, shift: int = 0) -> list:
+    """Four (k, v) port views: port p holds only the positions pp with pp % n_ports == (p + shift) %
+    n_ports (every KV head; the rest NaN); ports >= n_ports all NaN."""
+    bufs = []
+    for p in range(4):
+        kp, vp = nan_like(k), nan_like(v)
+        if p < n_ports:
+            own = (p + shift) % n_ports
+            kp[own::n_ports], vp[own::n_ports] = k[own::n_ports], v[own::n_ports]
+        bufs.append((kp, vp))
+    return bufs
+
+
+# --- the LM head in C simulation (hw/tb/lm_head_tb.cpp, hw/tb/lm_head_rows_tb.cpp) ------------------
+
+def head_topk(logits: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest logits per row, descending, ties by lower index (the sampler's top-k
+    order: runtime/sampling.py takes the LM head's top-k as given)."""
+    v = logits.shape[-1]
+    return np.stack([np.lexsort((np.arange(v), -row)) for row in logits])[:, :k]
+
+
+def head_outputs(t: int, vocab: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The head's outputs for t rows, poisoned (NaN / -7) so an unwritten element shows: logits (t, vocab),
+    argmax (t,), top-k indices and values (t, k)."""
+    return (np.full((t, vocab), np.nan, F32), np.full(t, -7, np.int32), np.full((t, k), -7, np.int32),
+            np.full((t, k), np.nan, F32))
+
+
+def head_port_copies(w: np.ndarray, nports: int, seed: int) -> list[np.ndarray]:
+    """Four head copies (one per pointer): copy p holds only the rows port p reads (v % nports == p),
+    every other byte is random garbage; pointers beyond nports get all-garbage copies."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in range(4):
+        c = rng.integers(-128, 128, w.shape).astype(np.int8)
+        if p < nports:
+            c[p::nports] = w[p::nports]
+        out.append(np.ascontiguousarray(c))
+    return out
 
 
 # --- low-bit weights in the parameterisations of GGUF / GPTQ files ---------------------------------

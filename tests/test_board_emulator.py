@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_fixtures import read_line
 from typer.testing import CliRunner
 
 from edgellm.cli import app
@@ -279,22 +279,6 @@ def test_server_stopping_mid_run_is_one_line(project: Path, board: Running) -> N
 
 # ---- the command ----
 
-def _read_line(proc: subprocess.Popen, timeout_s: float) -> str:
-    assert proc.stdout is not None
-    end = time.monotonic() + timeout_s
-    buf = b""
-    while not buf.endswith(b"\n"):
-        left = end - time.monotonic()
-        if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
-            raise AssertionError(f"no line from the board emulator within {timeout_s} s: {buf!r}")
-        c = os.read(proc.stdout.fileno(), 1)
-        if not c:
-            err = proc.stderr.read() if proc.stderr else b""
-            raise AssertionError(f"the board emulator exited: {buf!r} {err!r}")
-        buf += c
-    return buf.decode()
-
-
 @needs_pynq
 @needs_csim
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -304,7 +288,7 @@ def test_command_serves_and_stops_on_signal(project: Path, tmp_path: Path, sig: 
     cmd = [sys.executable, "-m", "edgellm.cli", "board-emulator", str(proj), "--port", "0", "--host", HOST]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        line = _read_line(proc, 60)
+        line = read_line(proc, 60)
         assert f"on {HOST}:" in line and (proj / "edgellm_top.bit").is_file()
         port = int(line.split(f"on {HOST}:")[1].split()[0])
         env = {**os.environ, "PYNQ_REMOTE_DEVICES": f"{HOST}:{port}"}

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_fixtures import read_line
+from shared_tcl import TCLSH, calls_of, run_hls_tcl, run_recorded
 from typer.testing import CliRunner
 
 from edgellm.boards import CCI_PATH, load_board
@@ -38,7 +40,6 @@ runner = CliRunner()
 HAVE_CSIM = importlib.util.find_spec("hls4ml") is not None and shutil.which(os.environ.get("CXX", "g++"))
 needs_csim = pytest.mark.skipif(not HAVE_CSIM, reason="the C simulation needs g++ and hls4ml's ap_types")
 HAVE_PYNQ = importlib.util.find_spec("pynq") is not None and importlib.util.find_spec("grpc") is not None
-TCLSH = shutil.which("tclsh")
 SMALL = 64 << 10  # bytes per port and run in these tests
 
 
@@ -133,10 +134,8 @@ def test_generated_hwh_matches_the_probe(kit: Path) -> None:
 @pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
 @pytest.mark.parametrize("board_name, n", [("kv260", 4), ("kv260", 3), ("pynq_z2", 1), ("ultra96v2", 2)])
 def test_vivado_tcl_is_the_accelerators(tmp_path: Path, board_name: str, n: int) -> None:
-    """The kit's build.tcl under tclsh (tests/test_vivado_tcl.py's recorder) makes the very calls the
+    """The kit's build.tcl under tclsh (tests/shared_tcl.py's Vivado recorder) makes the very calls the
     accelerator's does for the same ports and widths, with the probe's IP in place of the accelerator."""
-    from test_vivado_tcl import calls_of, run_recorded
-
     board = load_board(board_name)
     k = write_kit(board, tmp_path / "kit", weight_ports=n)
     probe = run_recorded(k / "vivado" / "build.tcl")
@@ -158,10 +157,8 @@ def test_vivado_tcl_is_the_accelerators(tmp_path: Path, board_name: str, n: int)
 
 @pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
 def test_run_hls_tcl_like_the_accelerators(kit: Path, tmp_path: Path) -> None:
-    """run_hls.tcl under tclsh (tests/test_codegen_hls.py's recorder): the probe's top, sources and
+    """run_hls.tcl under tclsh (tests/shared_tcl.py's HLS recorder): the probe's top, sources and
     testbench, the board's part and clock, and the accelerator's m_axi settings (config_interface)."""
-    from test_codegen_hls import run_hls_tcl
-
     work = tmp_path / "k"
     shutil.copytree(kit, work)
     hls = (work / "hls").resolve()
@@ -380,17 +377,15 @@ def test_board_emulator_command_serves_a_kit(kit: Path, tmp_path: Path) -> None:
     PYNQ_REMOTE_DEVICES writes an emulated file; SIGTERM stops the board and removes its bitstream."""
     import signal
 
-    from test_board_emulator import _read_line
-
     work = tmp_path / "kit"
     shutil.copytree(kit, work)
     cmd = [sys.executable, "-m", "edgellm.cli", "board-emulator", str(work), "--port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        line = _read_line(proc, 60)
+        line = read_line(proc, 60)
         assert "edgellm_ddr_probe of" in line and (work / "edgellm_ddr_probe.bit").is_file()
         port = int(line.split("on 127.0.0.1:")[1].split()[0])
-        assert f"edgellm calibrate {work} --device pynq" in _read_line(proc, 10)
+        assert f"edgellm calibrate {work} --device pynq" in read_line(proc, 10)
         out = tmp_path / "c.json"
         env = {**os.environ, "PYNQ_REMOTE_DEVICES": f"127.0.0.1:{port}"}
         res = subprocess.run([sys.executable, "-m", "edgellm.cli", "calibrate", str(work), "--device", "pynq",

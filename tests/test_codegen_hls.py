@@ -6,12 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_tcl import TCLSH, run_hls_tcl
 
 from edgellm.boards import load_board
 from edgellm.compiler.codegen_hls import (
@@ -34,8 +33,6 @@ from edgellm.runtime.layout import layer_buffer_sizes, tap_offsets
 CFG = ModelConfig(name="cg", hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=344,
                   vocab_size=300, max_context=64)
 NUM = NumericsPlan.for_head_dim(CFG.head_dim)
-TCLSH = shutil.which("tclsh")
-SEP = "\x1f"
 
 
 def gen(tmp: Path, design: DesignParams | None = None, mm: str = "tlmm", **kw: object) -> dict:
@@ -213,29 +210,6 @@ def test_write_reference_inputs(tmp_path: Path) -> None:
         write_reference_inputs(tmp_path, emb[:4], lg, [1, 2, 3], [4, 5])
     with pytest.raises(EdgeLLMError, match="logits"):
         write_reference_inputs(tmp_path, emb, lg[:2], [1, 2, 3], [4, 5])
-
-
-PRELUDE = r"""
-set ::calls {}
-proc unknown {args} { lappend ::calls $args; return "" }
-rename file _tcl_file
-proc file {sub args} {
-    if {$sub in {copy delete mkdir}} { lappend ::calls [linsert $args 0 file $sub]; return }
-    if {$sub eq "exists"} { return 1 }
-    return [_tcl_file $sub {*}$args]
-}
-rename exit _tcl_exit
-proc exit {args} { foreach c $::calls { puts [join $c "\x1f"] }; _tcl_exit 0 }
-"""
-
-
-def run_hls_tcl(script: Path, steps: str | None) -> list[list[str]]:
-    driver = script.parent / "driver.tcl"
-    env = "" if steps is None else f"set ::env(EDGELLM_HLS_STEPS) {{{steps}}}\n"
-    driver.write_text(PRELUDE + env + f"source {{{script}}}\n")
-    res = subprocess.run([TCLSH, str(driver)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    return [line.split(SEP) for line in res.stdout.splitlines() if line]
 
 
 @pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")

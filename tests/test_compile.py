@@ -4,11 +4,10 @@ content, finished steps' outputs re-checked, a malformed state ignored), board f
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from shared_fixtures import run_cli
 
 from edgellm.compiler import build_state as bs
 from edgellm.compiler.pipeline import BuildConfig, Step, run_steps
@@ -24,10 +23,6 @@ CFG = ModelConfig(hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size
                   max_context=256)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgellm.cli", *args], capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("ckpt") / "rnd"
@@ -38,7 +33,7 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def project(ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("proj") / "p"
-    r = _cli("compile", str(ckpt), "-o", str(out))
+    r = run_cli("compile", str(ckpt), "-o", str(out))
     assert r.returncode == 0, r.stderr
     return out
 
@@ -60,17 +55,17 @@ def test_project_contents(project: Path) -> None:
 
 
 def test_csim_bit_exact(project: Path) -> None:
-    r = _cli("csim", str(project))
+    r = run_cli("csim", str(project))
     print(r.stdout[-600:])
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS" in r.stdout and "0 of 17 steps differ" in r.stdout
 
 
 def test_refuses_overwrite_then_force(ckpt: Path, project: Path) -> None:
-    r = _cli("compile", str(ckpt), "-o", str(project))
+    r = run_cli("compile", str(ckpt), "-o", str(project))
     assert r.returncode == 2 and "--force" in r.stderr and "Traceback" not in r.stderr
     before = (project / "manifest.json").read_text()
-    r = _cli("compile", str(ckpt), "-o", str(project), "--force")
+    r = run_cli("compile", str(ckpt), "-o", str(project), "--force")
     assert r.returncode == 0, r.stderr
     assert json.loads((project / "manifest.json").read_text())["files"] == json.loads(before)["files"]
 
@@ -108,7 +103,7 @@ def test_model_too_big_for_board(tmp_path: Path) -> None:
     big = ModelConfig(hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=4, ffn_size=344, vocab_size=300,
                       max_context=600000)
     save_hf_bitnet(random_model(big), tmp_path / "big", None)
-    r = _cli("compile", str(tmp_path / "big"), "--board", "pynq_z2", "-o", str(tmp_path / "out"))
+    r = run_cli("compile", str(tmp_path / "big"), "--board", "pynq_z2", "-o", str(tmp_path / "out"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "pynq_z2" in r.stderr and "MiB" in r.stderr
     assert len([ln for ln in r.stderr.splitlines() if ln.startswith("error:")]) == 1
@@ -116,7 +111,7 @@ def test_model_too_big_for_board(tmp_path: Path) -> None:
 
 
 def test_unknown_board(ckpt: Path, tmp_path: Path) -> None:
-    r = _cli("compile", str(ckpt), "--board", "zedboard", "-o", str(tmp_path / "x"))
+    r = run_cli("compile", str(ckpt), "--board", "zedboard", "-o", str(tmp_path / "x"))
     assert r.returncode == 2 and "kv260" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_hw_attention import _cache, _head_ports, _mismatches, _nan_like, run_layer
+from shared_fixtures import head_ports, kv_cache, mismatches, nan_like, run_attention_layer
 from test_top import SMALL, check_prefill_then_decode, make_top
 
 from edgellm.compiler.design import DesignParams
@@ -79,15 +79,15 @@ def test_attention_kv_skew_needs_a_tile_of_v_fifo() -> None:
     one beat short of a tile the simulation deadlocks, and says so."""
     rng = np.random.default_rng(11)
     n_h, n_kv, d, pos = 8, 8, 64, 40
-    k, v = _cache(rng, pos + 1, n_kv, d, extra=0)
-    nan = _nan_like(k)
+    k, v = kv_cache(rng, pos + 1, n_kv, d, extra=0)
+    nan = nan_like(k)
     q = (rng.standard_normal((1, n_h, d)) * 2).astype(F32)
     ref = nx.attention(q, nx.kv_load(k), nx.kv_load(v), pos, nx.NumericsPlan(dot_lanes=16, kv_block=16))
     ok = _attn_lib(None)
-    out = run_layer(ok, "3_l16", q, 1, pos, nan, nan, _head_ports(k, v, 3))
-    assert ok.tb_attn_deadlocks() == 0 and _mismatches(out, ref) == 0
+    out = run_attention_layer(ok, "3_l16", q, 1, pos, nan, nan, head_ports(k, v, 3))
+    assert ok.tb_attn_deadlocks() == 0 and mismatches(out, ref) == 0
     short = _attn_lib(16 * 8 * 4 - 1)
-    run_layer(short, "3_l16", q, 1, pos, nan, nan, _head_ports(k, v, 3))
+    run_attention_layer(short, "3_l16", q, 1, pos, nan, nan, head_ports(k, v, 3))
     assert short.tb_attn_deadlocks() == 1
 
 

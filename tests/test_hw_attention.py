@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from shared_fixtures import attn_scale, head_ports, kv_cache, mismatches, nan_like, run_attention_layer
 
 from edgellm.compiler.cost import attention as cost_attention
 from edgellm.hw import csim
@@ -25,28 +26,9 @@ def lib() -> ctypes.CDLL:
     return csim.load([csim.TB_DIR / "attention_tb.cpp"], "attention_tb")
 
 
-def _mismatches(a: np.ndarray, b: np.ndarray) -> int:
-    """Elements whose float32 bit patterns differ."""
-    return int((np.ascontiguousarray(a, F32).view(np.uint32) != b.view(np.uint32)).sum())
-
-
-def _scale(d: int) -> ctypes.c_float:
-    return ctypes.c_float(F32(1.0 / np.sqrt(d)))
-
-
 def _kernel(lib: ctypes.CDLL, kind: str, d_max: int, lanes: int, kvb: int, f16: bool = False):
     assert (d_max, lanes, kvb) in (CONFIGS_F16 if f16 else CONFIGS)
     return getattr(lib, f"tb_{kind}{'16' if f16 else ''}_d{d_max}_l{lanes}_b{kvb}")
-
-
-def _cache(rng: np.random.Generator, n_valid: int, n_kv: int, d: int, extra: int = 5, kv: str = "f32"):
-    """K, V (n_valid + extra, n_kv, d) stored as kv (f32 or f16) with NaN beyond n_valid (must never
-    be read)."""
-    k = rng.standard_normal((n_valid + extra, n_kv, d)).astype(F32)
-    v = rng.standard_normal((n_valid + extra, n_kv, d)).astype(F32)
-    k[n_valid:] = np.nan
-    v[n_valid:] = np.nan
-    return nx.kv_store(k, kv), nx.kv_store(v, kv)
 
 
 def run_prefill(lib, q, k, v, pos0, d_max, lanes, kvb) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +38,7 @@ def run_prefill(lib, q, k, v, pos0, d_max, lanes, kvb) -> tuple[np.ndarray, np.n
     out = np.full_like(q, np.nan)
     _kernel(lib, "prefill", d_max, lanes, kvb, k.dtype == np.float16)(
         csim.ptr(q), csim.ptr(k), csim.ptr(v), csim.ptr(out), ctypes.c_int(t_len), ctypes.c_int(pos0),
-        ctypes.c_int(n_h), ctypes.c_int(n_kv), ctypes.c_int(d), _scale(d))
+        ctypes.c_int(n_h), ctypes.c_int(n_kv), ctypes.c_int(d), attn_scale(d))
     plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=kvb)
     s = pos0 + t_len
     with np.errstate(over="ignore", invalid="ignore"):  # masked keys' discarded exp may overflow
@@ -70,7 +52,7 @@ def run_decode(lib, q, k, v, pos, d_max, lanes, kvb) -> tuple[np.ndarray, np.nda
     out = np.full_like(q, np.nan)
     _kernel(lib, "decode", d_max, lanes, kvb, k.dtype == np.float16)(
         csim.ptr(q), csim.ptr(k), csim.ptr(v), csim.ptr(out), ctypes.c_int(pos), ctypes.c_int(n_h),
-        ctypes.c_int(n_kv), ctypes.c_int(d), _scale(d))
+        ctypes.c_int(n_kv), ctypes.c_int(d), attn_scale(d))
     plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=kvb)
     with np.errstate(over="ignore", invalid="ignore"):
         return out, nx.attention(q[None], nx.kv_load(k[:pos + 1]), nx.kv_load(v[:pos + 1]), pos, plan)[0]
@@ -88,9 +70,9 @@ def test_prefill_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], d: int, kvb
     for t_len in (1, 7, 16, 33, 128):
         for pos0 in (0, 5, 40):
             q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
-            k, v = _cache(rng, pos0 + t_len, n_kv, d, kv=kv)
+            k, v = kv_cache(rng, pos0 + t_len, n_kv, d, kv=kv)
             out, ref = run_prefill(lib, q, k, v, pos0, 128, lanes, kvb)
-            mism = _mismatches(out, ref)
+            mism = mismatches(out, ref)
             print(f"prefill {kv} H={n_h}/{n_kv} d={d} kv_block={kvb} T={t_len} pos0={pos0}: "
                   f"{mism} mismatches of {ref.size}")
             total += mism
@@ -102,9 +84,9 @@ def test_prefill_lane_chunks_and_head_dim_256(lib: ctypes.CDLL, d_max: int, lane
     """dot_lanes < head_dim (several lane chunks) and the largest head_dim."""
     rng = np.random.default_rng(lanes)
     q = rng.standard_normal((21, 4, d)).astype(F32)
-    k, v = _cache(rng, 3 + 21, 1, d)
+    k, v = kv_cache(rng, 3 + 21, 1, d)
     out, ref = run_prefill(lib, q, k, v, 3, d_max, lanes, 16)
-    mism = _mismatches(out, ref)
+    mism = mismatches(out, ref)
     print(f"prefill MQA d={d} dot_lanes={lanes}: {mism} mismatches of {ref.size}")
     assert mism == 0
 
@@ -115,7 +97,7 @@ def test_decode_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], kv: str) -> 
     n_h, n_kv = heads
     d, ctx = 64, 4096
     rng = np.random.default_rng(n_h + 7 * n_kv)
-    k, v = _cache(rng, ctx, n_kv, d, extra=0, kv=kv)
+    k, v = kv_cache(rng, ctx, n_kv, d, extra=0, kv=kv)
     total = 0
     for pos in (0, 1, 15, 16, 17, 1000, 4095):
         kp, vp = k.copy(), v.copy()
@@ -123,7 +105,7 @@ def test_decode_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], kv: str) -> 
         vp[pos + 1:] = np.nan
         q = (rng.standard_normal((n_h, d)) * 2).astype(F32)
         out, ref = run_decode(lib, q, kp, vp, pos, 128, 64, 16)
-        mism = _mismatches(out, ref)
+        mism = mismatches(out, ref)
         print(f"decode {kv} H={n_h}/{n_kv} pos={pos} ctx={ctx}: {mism} mismatches of {ref.size}")
         total += mism
     assert total == 0
@@ -141,7 +123,7 @@ def test_decode_over_ports_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], n
     one: it is not. dot_lanes 16: head_dim over 4 (or 3) chunks."""
     n_h, n_kv = heads
     rng = np.random.default_rng(n_h + 3 * n_kv + 11 * n_ports)
-    k, v = _cache(rng, 300, n_kv, d, extra=3, kv=kv)
+    k, v = kv_cache(rng, 300, n_kv, d, extra=3, kv=kv)
     suffix = ("_16" if kv == "f16" else "") + ("_l16" if lanes == 16 else "")
     fn = getattr(lib, f"tb_decode_ports{n_ports}{suffix}")
 
@@ -164,11 +146,11 @@ def test_decode_over_ports_bit_exact(lib: ctypes.CDLL, heads: tuple[int, int], n
             out = np.full_like(q, np.nan)
             ks, vs = (csim.ptr(x) for x in b[0::2]), (csim.ptr(x) for x in b[1::2])
             fn(csim.ptr(q), *ks, *vs, csim.ptr(out), ctypes.c_int(pos), ctypes.c_int(n_h), ctypes.c_int(n_kv),
-               ctypes.c_int(d), _scale(d))
+               ctypes.c_int(d), attn_scale(d))
             if shift == 0:
-                total += _mismatches(out, ref) + _mismatches(out, one)
+                total += mismatches(out, ref) + mismatches(out, one)
             else:
-                rotated += _mismatches(out, ref)
+                rotated += mismatches(out, ref)
     print(f"decode over {n_ports} ports {kv} H={n_h}/{n_kv} d={d} dot_lanes={lanes}: {total} mismatches; "
           f"rotated ports {rotated}")
     assert total == 0
@@ -207,10 +189,10 @@ def test_adversarial_prefill_and_decode(lib: ctypes.CDLL, case: str, kv: str) ->
         q[:] = 0.0
     k, v = nx.kv_store(k, kv), nx.kv_store(v, kv)
     out, ref = run_prefill(lib, q, k, v, pos0, 128, 64, 16)
-    m1 = _mismatches(out, ref)
+    m1 = mismatches(out, ref)
     qd = q[0]
     out_d, ref_d = run_decode(lib, qd, k, v, 1100, 128, 64, 32)
-    m2 = _mismatches(out_d, ref_d)
+    m2 = mismatches(out_d, ref_d)
     print(f"adversarial {case} {kv}: prefill {m1} of {ref.size}, decode {m2} of {ref_d.size} mismatches; "
           f"finite {np.isfinite(ref).all() and np.isfinite(ref_d).all()}")
     assert np.isfinite(ref).all() and np.isfinite(ref_d).all()
@@ -221,10 +203,10 @@ def test_comparison_detects_a_different_order(lib: ctypes.CDLL) -> None:
     """The bitwise check is sharp: a kernel built for kv_block 32 differs from the kv_block 16 contract."""
     rng = np.random.default_rng(3)
     q = rng.standard_normal((33, 4, 64)).astype(F32)
-    k, v = _cache(rng, 40 + 33, 2, 64)
+    k, v = kv_cache(rng, 40 + 33, 2, 64)
     out32, _ = run_prefill(lib, q, k, v, 40, 128, 64, 32)
     _, ref16 = run_prefill(lib, q, k, v, 40, 128, 64, 16)
-    mism = _mismatches(out32, ref16)
+    mism = mismatches(out32, ref16)
     print(f"kv_block 32 kernel vs kv_block 16 contract: {mism} mismatches of {ref16.size}")
     assert mism > 0
     assert np.allclose(out32, ref16, rtol=1e-4, atol=1e-5)
@@ -243,9 +225,9 @@ def test_prefill_narrow_lanes_bit_exact(lib: ctypes.CDLL, lanes: int, d: int, kv
     total = 0
     for (n_h, n_kv), t_len, pos0 in (((4, 2), 1, 0), ((4, 2), 13, 5), ((2, 2), 33, 40), ((8, 1), 9, 17)):
         q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
-        k, v = _cache(rng, pos0 + t_len, n_kv, d, kv=kv)
+        k, v = kv_cache(rng, pos0 + t_len, n_kv, d, kv=kv)
         out, ref = run_prefill(lib, q, k, v, pos0, 128, lanes, kvb)
-        mism = _mismatches(out, ref)
+        mism = mismatches(out, ref)
         print(f"prefill {kv} dot_lanes={lanes} d={d} kv_block={kvb} H={n_h}/{n_kv} T={t_len} pos0={pos0}: "
               f"{mism} mismatches of {ref.size}")
         total += mism
@@ -259,14 +241,14 @@ def test_decode_narrow_lanes_bit_exact(lib: ctypes.CDLL, lanes: int, d: int, kvb
     rng = np.random.default_rng(lanes * 1000 + d + kvb + 1)
     total = 0
     for n_h, n_kv in ((8, 2), (2, 2)):
-        k, v = _cache(rng, 1200, n_kv, d, extra=0, kv=kv)
+        k, v = kv_cache(rng, 1200, n_kv, d, extra=0, kv=kv)
         for pos in (0, kvb - 1, kvb, 1199):
             kp, vp = k.copy(), v.copy()
             kp[pos + 1:] = np.nan
             vp[pos + 1:] = np.nan
             q = (rng.standard_normal((n_h, d)) * 2).astype(F32)
             out, ref = run_decode(lib, q, kp, vp, pos, 128, lanes, kvb)
-            mism = _mismatches(out, ref)
+            mism = mismatches(out, ref)
             print(f"decode {kv} dot_lanes={lanes} d={d} H={n_h}/{n_kv} pos={pos}: "
                   f"{mism} mismatches of {ref.size}")
             total += mism
@@ -280,12 +262,12 @@ def test_lane_count_is_visible_in_the_bits(lib: ctypes.CDLL, lanes: int, other: 
     rng = np.random.default_rng(lanes + other)
     d, kvb = 96, 16
     q = rng.standard_normal((24, 4, d)).astype(F32)
-    k, v = _cache(rng, 30 + 24, 2, d)
+    k, v = kv_cache(rng, 30 + 24, 2, d)
     out = run_prefill(lib, q, k, v, 30, 128, lanes, kvb)[0]
     ref = run_prefill(lib, q, k, v, 30, 128, other, kvb)[1]
     out_d = run_decode(lib, q[0], k, v, 53, 128, lanes, kvb)[0]
     ref_d = run_decode(lib, q[0], k, v, 53, 128, other, kvb)[1]
-    m1, m2 = _mismatches(out, ref), _mismatches(out_d, ref_d)
+    m1, m2 = mismatches(out, ref), mismatches(out_d, ref_d)
     print(f"dot_lanes {lanes} kernel vs dot_lanes {other} contract: prefill {m1} of {ref.size}, "
           f"decode {m2} of {ref_d.size} mismatches")
     assert m1 > 0 and m2 > 0
@@ -297,34 +279,6 @@ def test_lane_count_is_visible_in_the_bits(lib: ctypes.CDLL, lanes: int, other: 
 LAYER = {"1": (1, "f32", 64, 8), "2": (2, "f32", 64, 8), "3": (3, "f32", 64, 8), "4": (4, "f32", 64, 8),
          "1_16": (1, "f16", 64, 8), "4_16": (4, "f16", 64, 8), "3_l16": (3, "f32", 16, 8),
          "2_16_l16": (2, "f16", 16, 8), "2_q2": (2, "f32", 32, 2), "4_16_q2": (4, "f16", 32, 2)}
-
-
-def _nan_like(x: np.ndarray) -> np.ndarray:
-    return np.full_like(x, np.nan)
-
-
-def run_layer(lib, suffix: str, q: np.ndarray, t_len: int, pos0: int, k, v, ports) -> np.ndarray:
-    """tb_layer<suffix>: q (t_len, H, D); k, v the data-port cache; ports = [(k0, v0), .. (k3, v3)]."""
-    n_h, d = q.shape[-2:]
-    out = np.full_like(q, np.nan)
-    fn = getattr(lib, f"tb_layer{suffix}")
-    fn(csim.ptr(q), csim.ptr(k), csim.ptr(v), *(csim.ptr(kp) for kp, _ in ports),
-       *(csim.ptr(vp) for _, vp in ports), csim.ptr(out), ctypes.c_int(t_len), ctypes.c_int(pos0),
-       ctypes.c_int(n_h), ctypes.c_int(k.shape[1]), ctypes.c_int(d), _scale(d))
-    return out
-
-
-def _head_ports(k: np.ndarray, v: np.ndarray, n_ports: int, shift: int = 0) -> list:
-    """Four (k, v) port views: port p holds only the positions pp with pp % n_ports == (p + shift) %
-    n_ports (every KV head; the rest NaN); ports >= n_ports all NaN."""
-    bufs = []
-    for p in range(4):
-        kp, vp = _nan_like(k), _nan_like(v)
-        if p < n_ports:
-            own = (p + shift) % n_ports
-            kp[own::n_ports], vp[own::n_ports] = k[own::n_ports], v[own::n_ports]
-        bufs.append((kp, vp))
-    return bufs
 
 
 def _layer_heads(bq: int) -> list[tuple[int, int]]:
@@ -346,12 +300,12 @@ def test_layer_prefill_bit_exact(lib: ctypes.CDLL, suffix: str) -> None:
     total = 0
     for (n_h, n_kv), d, t_len, pos0 in cases:
         q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
-        k, v = _cache(rng, pos0 + t_len, n_kv, d, kv=kv)
-        out = run_layer(lib, suffix, q, t_len, pos0, k, v, [(_nan_like(k), _nan_like(v))] * 4)
+        k, v = kv_cache(rng, pos0 + t_len, n_kv, d, kv=kv)
+        out = run_attention_layer(lib, suffix, q, t_len, pos0, k, v, [(nan_like(k), nan_like(v))] * 4)
         s = pos0 + t_len
         with np.errstate(over="ignore", invalid="ignore"):
             ref = nx.attention(q, nx.kv_load(k[:s]), nx.kv_load(v[:s]), pos0, plan)
-        mism = _mismatches(out, ref)
+        mism = mismatches(out, ref)
         print(f"layer{suffix} prefill {kv} A={lanes} bq={bq} H={n_h}/{n_kv} d={d} T={t_len} pos0={pos0}: "
               f"{mism} mismatches of {ref.size}")
         total += mism
@@ -368,18 +322,18 @@ def test_layer_decode_bit_exact(lib: ctypes.CDLL, suffix: str) -> None:
     plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=16)
     total, rotated = 0, 0
     for (n_h, n_kv), d, ctx in zip(_layer_heads(bq), (64, 96, 40, 128), (300, 4096, 40, 1100), strict=True):
-        k, v = _cache(rng, ctx, n_kv, d, extra=0, kv=kv)
-        nan = _nan_like(k)
-        ports, ports_rot = _head_ports(k, v, n_ports), _head_ports(k, v, n_ports, 1)
+        k, v = kv_cache(rng, ctx, n_kv, d, extra=0, kv=kv)
+        nan = nan_like(k)
+        ports, ports_rot = head_ports(k, v, n_ports), head_ports(k, v, n_ports, 1)
         for pos in sorted({0, 15, 16, 17, ctx // 2, ctx - 1}):
             q = (rng.standard_normal((1, n_h, d)) * 2).astype(F32)
-            out = run_layer(lib, suffix, q, 1, pos, nan, nan, ports)
+            out = run_attention_layer(lib, suffix, q, 1, pos, nan, nan, ports)
             with np.errstate(over="ignore", invalid="ignore"):
                 ref = nx.attention(q, nx.kv_load(k[:pos + 1]), nx.kv_load(v[:pos + 1]), pos, plan)
-            mism = _mismatches(out, ref)
+            mism = mismatches(out, ref)
             total += mism
             if n_ports > 1:
-                rotated += _mismatches(run_layer(lib, suffix, q, 1, pos, nan, nan, ports_rot), ref)
+                rotated += mismatches(run_attention_layer(lib, suffix, q, 1, pos, nan, nan, ports_rot), ref)
         print(f"layer{suffix} decode {kv} A={lanes} H={n_h}/{n_kv} d={d} ctx={ctx}: "
               f"{total} mismatches so far")
     print(f"rotated ports: {rotated} mismatches")
@@ -398,15 +352,15 @@ def test_layer_prefill_rows_equal_decode(lib: ctypes.CDLL, suffix: str) -> None:
     n_h, n_kv = _layer_heads(bq)[3]
     d, pos0, t_len = 96, 29, 2 * bq + 3
     q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
-    k, v = _cache(rng, pos0 + t_len, n_kv, d, extra=0, kv=kv)
-    nan = _nan_like(k)
-    pre = run_layer(lib, suffix, q, t_len, pos0, k, v, [(nan, nan)] * 4)
-    ports = _head_ports(k, v, n_ports)
-    dec = np.stack([run_layer(lib, suffix, q[t:t + 1], 1, pos0 + t, nan, nan, ports)[0]
+    k, v = kv_cache(rng, pos0 + t_len, n_kv, d, extra=0, kv=kv)
+    nan = nan_like(k)
+    pre = run_attention_layer(lib, suffix, q, t_len, pos0, k, v, [(nan, nan)] * 4)
+    ports = head_ports(k, v, n_ports)
+    dec = np.stack([run_attention_layer(lib, suffix, q[t:t + 1], 1, pos0 + t, nan, nan, ports)[0]
                     for t in range(t_len)])
     plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=16)
     ref = nx.attention(q, nx.kv_load(k), nx.kv_load(v), pos0, plan)
-    m_pd, m_ref = _mismatches(pre, dec), _mismatches(pre, ref)
+    m_pd, m_ref = mismatches(pre, dec), mismatches(pre, ref)
     print(f"layer{suffix}: prefill vs decode rows {m_pd}, prefill vs reference {m_ref} "
           f"mismatches of {ref.size}")
     assert m_pd == 0 and m_ref == 0
@@ -465,9 +419,9 @@ def test_trace_matches_cycle_formula(lib: ctypes.CDLL, lanes: int, d: int, kvb: 
                                      ((4, 2), 1, 200), ((4, 2), 13, 5), ((8, 1), 9, 2 * kvb - 1),
                                      ((2, 2), 1 + kvb, 40)):
         q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
-        k, v = _cache(rng, pos0 + t_len, n_kv, d)
+        k, v = kv_cache(rng, pos0 + t_len, n_kv, d)
         out, ref = run_prefill(lib, q, k, v, pos0, 128, lanes, kvb)
-        mism += _mismatches(out, ref)
+        mism += mismatches(out, ref)
         got = _trace(lib)
         want = np.sum([job_cycles(*j, d, lanes, kvb) for j in call_jobs(t_len, pos0, n_h, n_kv)], axis=0)
         former = sum(former_job_cycles(*j, d, lanes, kvb) for j in call_jobs(t_len, pos0, n_h, n_kv))
@@ -482,14 +436,14 @@ def test_trace_layer_decode_over_ports(lib: ctypes.CDLL) -> None:
     """attention_layer decode over 3 ports and a prefill of two query blocks: trace equals the formula."""
     rng = np.random.default_rng(5)
     n_h, n_kv, d = 8, 2, 96
-    k, v = _cache(rng, 70, n_kv, d, extra=0)
-    nan = _nan_like(k)
+    k, v = kv_cache(rng, 70, n_kv, d, extra=0)
+    nan = nan_like(k)
     _trace(lib)
     q = (rng.standard_normal((1, n_h, d)) * 2).astype(F32)
-    run_layer(lib, "3_l16", q, 1, 69, nan, nan, _head_ports(k, v, 3))
+    run_attention_layer(lib, "3_l16", q, 1, 69, nan, nan, head_ports(k, v, 3))
     assert _trace(lib) == job_cycles(n_h, n_kv, 70, d, 16, 16)
     q = (rng.standard_normal((11, n_h, d)) * 2).astype(F32)
-    run_layer(lib, "3_l16", q, 11, 59, k, v, [(nan, nan)] * 4)
+    run_attention_layer(lib, "3_l16", q, 11, 59, k, v, [(nan, nan)] * 4)
     want = np.sum([job_cycles(*j, d, 16, 16) for j in call_jobs(11, 59, n_h, n_kv)], axis=0)
     assert _trace(lib) == tuple(want)
 

@@ -4,6 +4,7 @@ import ctypes
 
 import numpy as np
 import pytest
+from shared_fixtures import head_outputs, head_port_copies, head_topk
 
 from edgellm.hw import csim
 from edgellm.models import numerics as nx
@@ -19,21 +20,11 @@ def lib() -> ctypes.CDLL:
     return csim.load([csim.TB_DIR / "lm_head_tb.cpp"], "lm_head_tb")
 
 
-def _ref_topk(logits: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest logits per row, descending, ties by lower index."""
-    v = logits.shape[-1]
-    order = np.stack([np.lexsort((np.arange(v), -row)) for row in logits])
-    return order[:, :k]
-
-
 def _run(lib: ctypes.CDLL, x: np.ndarray, head: Int8Head, k: int, wide: bool = False
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     t, hidden = x.shape
     vocab = head.w.shape[0]
-    logits = np.full((t, vocab), np.nan, F32)
-    am = np.full(t, -7, np.int32)
-    ti = np.full((t, k), -7, np.int32)
-    tv = np.full((t, k), np.nan, F32)
+    logits, am, ti, tv = head_outputs(t, vocab, k)
     w = np.ascontiguousarray(head.w)
     rs = np.ascontiguousarray(head.row_scale, dtype=F32)
     if wide:
@@ -51,7 +42,7 @@ def _check(x: np.ndarray, head: Int8Head, k: int, out: tuple, tag: str) -> None:
     ref = golden_lm_head(x, head)
     m = int((logits.view(np.uint32) != ref.view(np.uint32)).sum())
     am_bad = int((am != np.argmax(ref, axis=1)).sum())
-    top_ref = _ref_topk(ref, k)
+    top_ref = head_topk(ref, k)
     top_bad = int((ti != top_ref).sum())
     tv_bad = int((tv.view(np.uint32) != np.take_along_axis(ref, top_ref, 1).view(np.uint32)).sum())
     print(f"lm_head {tag}: logits {m} bit mismatches, argmax {am_bad}, top-k idx {top_bad}, vals {tv_bad}")
@@ -108,7 +99,7 @@ def test_topk_network_ties(lib: ctypes.CDLL) -> None:
         tv = np.zeros(k, F32)
         lib.tb_topk(P(logits), CI(n), CI(k), P(am), P(ti), P(tv))
         assert am[0] == np.argmax(logits)
-        assert np.array_equal(ti, _ref_topk(logits[None], k)[0])
+        assert np.array_equal(ti, head_topk(logits[None], k)[0])
 
 
 def test_vocab_smaller_than_k(lib: ctypes.CDLL) -> None:
@@ -117,32 +108,16 @@ def test_vocab_smaller_than_k(lib: ctypes.CDLL) -> None:
     x = rng.standard_normal((1, 64)).astype(F32)
     logits, am, ti, tv = _run(lib, x, head, 8)
     assert ti[0, 5:].tolist() == [-1, -1, -1] and (tv[0, 5:] == 0).all()
-    assert np.array_equal(ti[0, :5], _ref_topk(golden_lm_head(x, head), 5)[0])
+    assert np.array_equal(ti[0, :5], head_topk(golden_lm_head(x, head), 5)[0])
 
 
 # ---- several weight ports: port p reads rows v with v % nports == p --------------------------------
-
-def _port_copies(w: np.ndarray, nports: int, seed: int) -> list[np.ndarray]:
-    """Four head copies (one per pointer): copy p holds only the rows port p reads (v % nports == p),
-    every other byte is random garbage; pointers beyond nports get all-garbage copies."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for p in range(4):
-        c = rng.integers(-128, 128, w.shape).astype(np.int8)
-        if p < nports:
-            c[p::nports] = w[p::nports]
-        out.append(np.ascontiguousarray(c))
-    return out
-
 
 def _run_ports(lib: ctypes.CDLL, nports: int, x: np.ndarray, head: Int8Head, k: int, copies: list[np.ndarray],
                wide: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     t, hidden = x.shape
     vocab = head.w.shape[0]
-    logits = np.full((t, vocab), np.nan, F32)
-    am = np.full(t, -7, np.int32)
-    ti = np.full((t, k), -7, np.int32)
-    tv = np.full((t, k), np.nan, F32)
+    logits, am, ti, tv = head_outputs(t, vocab, k)
     rs = np.ascontiguousarray(head.row_scale, dtype=F32)
     ws = [P(c) for c in copies]
     if wide:
@@ -165,7 +140,7 @@ def test_lm_head_ports_each_reads_its_rows(lib: ctypes.CDLL, nports: int, vocab:
     rng = np.random.default_rng(vocab * nports + hidden)
     head = Int8Head.quantize(rng.standard_normal((vocab, hidden)).astype(F32))
     x = (rng.standard_normal((t, hidden)) * 2).astype(F32)
-    copies = _port_copies(head.w, nports, vocab + t)
+    copies = head_port_copies(head.w, nports, vocab + t)
     out = _run_ports(lib, nports, x, head, k, copies)
     _check(x, head, k, out, f"{nports} ports v={vocab} h={hidden} t={t}")
 
@@ -174,7 +149,7 @@ def test_lm_head_ports_wide(lib: ctypes.CDLL) -> None:
     rng = np.random.default_rng(6)
     head = Int8Head.quantize(rng.standard_normal((259, 512)).astype(F32))
     x = rng.standard_normal((2, 512)).astype(F32)
-    copies = _port_copies(head.w, 4, 9)
+    copies = head_port_copies(head.w, 4, 9)
     _check(x, head, 16, _run_ports(lib, 4, x, head, 16, copies, wide=True), "4 wide ports")
 
 
@@ -187,11 +162,11 @@ def test_every_head_port_carries_its_rows(lib: ctypes.CDLL, nports: int) -> None
     x = rng.standard_normal((1, 128)).astype(F32)
     ref = golden_lm_head(x, head)
     for p in range(nports):
-        copies = _port_copies(head.w, nports, p)
+        copies = head_port_copies(head.w, nports, p)
         copies[p][p::nports] = rng.integers(-128, 128, copies[p][p::nports].shape).astype(np.int8)
         logits = _run_ports(lib, nports, x, head, 4, copies)[0]
         assert (logits != ref).any(), f"port {p} of {nports}: its rows are not read through it"
-    copies = _port_copies(head.w, nports, 1)
+    copies = head_port_copies(head.w, nports, 1)
     copies[0], copies[1] = copies[1], copies[0]
     assert (_run_ports(lib, nports, x, head, 4, copies)[0] != ref).any()
 
@@ -206,7 +181,7 @@ def test_dot_process_packets(lib: ctypes.CDLL, nports: int, vocab: int, hidden: 
     rng = np.random.default_rng(100 * nports + vocab)
     w = rng.integers(-128, 128, (vocab, hidden)).astype(np.int8)
     x = (rng.standard_normal((t, hidden)) * 2).astype(F32)
-    copies = _port_copies(w, nports, vocab)
+    copies = head_port_copies(w, nports, vocab)
     nblk = -(-vocab // nports)
     acc = np.full((t, vocab), -(2**31), np.int32)  # sentinel: a row never written stays at INT32_MIN
     order = np.full((nblk * t, 2), -1, np.int32)
@@ -223,10 +198,7 @@ def test_dot_process_packets(lib: ctypes.CDLL, nports: int, vocab: int, hidden: 
 def _run_score(lib: ctypes.CDLL, nports: int, acc: np.ndarray, qs: np.ndarray, rs: np.ndarray, k: int
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     t, vocab = acc.shape
-    logits = np.full((t, vocab), np.nan, F32)
-    am = np.full(t, -7, np.int32)
-    ti = np.full((t, k), -7, np.int32)
-    tv = np.full((t, k), np.nan, F32)
+    logits, am, ti, tv = head_outputs(t, vocab, k)
     rc = lib.tb_lm_score(CI(nports), P(np.ascontiguousarray(acc, np.int32)), P(qs), CI(t), P(rs), CI(vocab),
                          P(logits), P(am), CI(k), P(ti), P(tv))
     assert rc == 0
@@ -250,7 +222,7 @@ def test_score_process_ties_across_blocks(lib: ctypes.CDLL, nports: int, vocab: 
     assert np.array_equal(logits.view(np.uint32), ref.view(np.uint32))
     assert np.array_equal(am, np.argmax(ref, axis=1))
     kk = min(k, vocab)
-    top = _ref_topk(ref, kk)
+    top = head_topk(ref, kk)
     assert np.array_equal(ti[:, :kk], top)
     assert np.array_equal(tv[:, :kk].view(np.uint32), np.take_along_axis(ref, top, 1).view(np.uint32))
     assert (ti[:, kk:] == -1).all() and (tv[:, kk:] == 0).all()
@@ -271,7 +243,7 @@ def test_lm_head_ties_across_blocks_multi_token(lib: ctypes.CDLL, nports: int) -
     w[tied] = np.where(x[0] >= 0, 127, -127).astype(np.int8)  # token 0's best possible row
     rs[tied] = F32(0.02)
     head = Int8Head(w, rs)
-    copies = _port_copies(head.w, nports, 5)
+    copies = head_port_copies(head.w, nports, 5)
     out = _run_ports(lib, nports, x, head, k, copies)
     _check(x, head, k, out, f"ties across blocks, {nports} ports")
     assert out[1][0] == tied[0] and out[2][0].tolist() == tied[:k].tolist()

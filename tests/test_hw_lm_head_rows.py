@@ -11,6 +11,7 @@ import ctypes
 
 import numpy as np
 import pytest
+from shared_fixtures import head_outputs, head_port_copies, head_topk
 
 from edgellm.hw import csim
 from edgellm.models.golden import lm_head as golden_lm_head
@@ -35,33 +36,11 @@ def lib() -> ctypes.CDLL:
     return _load(False)
 
 
-def _ref_topk(logits: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest logits per row, descending, ties by lower index (the sampler's top-k
-    order: runtime/sampling.py takes the LM head's top-k as given)."""
-    v = logits.shape[-1]
-    return np.stack([np.lexsort((np.arange(v), -row)) for row in logits])[:, :k]
-
-
-def _copies(w: np.ndarray, nports: int, seed: int) -> list[np.ndarray]:
-    """Four head copies: copy p holds only the rows port p reads (v % nports == p), the rest garbage."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for p in range(4):
-        c = rng.integers(-128, 128, w.shape).astype(np.int8)
-        if p < nports:
-            c[p::nports] = w[p::nports]
-        out.append(np.ascontiguousarray(c))
-    return out
-
-
 def _run(lib: ctypes.CDLL, rows: int, nports: int, x: np.ndarray, head: Int8Head, k: int,
          copies: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
     t, hidden = x.shape
     vocab = head.w.shape[0]
-    logits = np.full((t, vocab), np.nan, F32)
-    am = np.full(t, -7, np.int32)
-    ti = np.full((t, k), -7, np.int32)
-    tv = np.full((t, k), np.nan, F32)
+    logits, am, ti, tv = head_outputs(t, vocab, k)
     rs = np.ascontiguousarray(head.row_scale, dtype=F32)
     x = np.ascontiguousarray(x, F32)
     rc = lib.tb_lm_head_rows(CI(rows), CI(nports), P(x), CI(t), *[P(c) for c in copies], P(rs), CI(vocab),
@@ -74,7 +53,7 @@ def _run(lib: ctypes.CDLL, rows: int, nports: int, x: np.ndarray, head: Int8Head
 def _check_golden(x: np.ndarray, head: Int8Head, k: int, out: tuple, tag: str) -> None:
     logits, am, ti, tv = out[:4]
     ref = golden_lm_head(x, head)
-    top = _ref_topk(ref, min(k, ref.shape[1]))
+    top = head_topk(ref, min(k, ref.shape[1]))
     kk = top.shape[1]
     bad = {"logits": int((logits.view(np.uint32) != ref.view(np.uint32)).sum()),
            "argmax": int((am != np.argmax(ref, axis=1)).sum()),
@@ -106,7 +85,7 @@ def test_rows_bit_exact_golden_and_single_row(lib: ctypes.CDLL, nports: int, voc
     for bit; the rows are fetched once for all t rows (each port pushes its rows' beats once), the
     single-row head fetches them t times."""
     head, x = _case(vocab * nports + hidden + t, vocab, hidden, t)
-    copies = _copies(head.w, nports, vocab + t)
+    copies = head_port_copies(head.w, nports, vocab + t)
     multi = _run(lib, KMAX, nports, x, head, k, copies)
     _check_golden(x, head, k, multi, f"{nports} ports v={vocab} h={hidden} t={t} k={k}")
     single = _run(lib, 1, nports, x, head, k, copies)
@@ -123,7 +102,7 @@ def test_more_rows_than_lanes_take_more_passes(lib: ctypes.CDLL) -> None:
     still bit-exact per row (the partial last pass of one row included)."""
     vocab, hidden, t, k = 301, 128, 7, 16
     head, x = _case(5, vocab, hidden, t)
-    copies = _copies(head.w, 2, 6)
+    copies = head_port_copies(head.w, 2, 6)
     out = _run(lib, 3, 2, x, head, k, copies)
     _check_golden(x, head, k, out, "3 lanes, 7 rows")
     assert out[4][:2] == [3 * len(range(p, vocab, 2)) * (hidden // 16) for p in range(2)]
@@ -143,7 +122,7 @@ def test_ties_across_blocks_and_rows(lib: ctypes.CDLL) -> None:
     w[tied] = np.where(x[0] >= 0, 127, -127).astype(np.int8)
     rs[tied] = F32(0.02)
     head = Int8Head(w, rs)
-    out = _run(lib, KMAX, 4, x, head, k, _copies(w, 4, 5))
+    out = _run(lib, KMAX, 4, x, head, k, head_port_copies(w, 4, 5))
     _check_golden(x, head, k, out, "ties")
     assert out[1][0] == tied[0] and out[2][0].tolist() == tied[:k].tolist()
     assert out[2][3].tolist() == out[2][0].tolist()
@@ -152,7 +131,7 @@ def test_ties_across_blocks_and_rows(lib: ctypes.CDLL) -> None:
 def test_a_wrong_row_is_seen(lib: ctypes.CDLL) -> None:
     """The comparison can fail: garbage in port 1's own rows changes the logits of every row."""
     head, x = _case(9, 64, 64, 4)
-    copies = _copies(head.w, 2, 1)
+    copies = head_port_copies(head.w, 2, 1)
     copies[1][1::2] = np.random.default_rng(2).integers(-128, 128, copies[1][1::2].shape).astype(np.int8)
     logits = _run(lib, KMAX, 2, x, head, 4, copies)[0]
     ref = golden_lm_head(x, head)
@@ -165,7 +144,7 @@ def test_threaded_fifos_of_the_tops_depth() -> None:
     lib = _load(True)
     for nports, vocab, hidden, t in [(4, 259, 512, KMAX), (1, 77, 64, 3), (2, 10, 32, 6)]:
         head, x = _case(nports + vocab, vocab, hidden, t)
-        out = _run(lib, KMAX, nports, x, head, 8, _copies(head.w, nports, 3))
+        out = _run(lib, KMAX, nports, x, head, 8, head_port_copies(head.w, nports, 3))
         _check_golden(x, head, 8, out, f"threaded {nports} ports t={t}")
     assert lib.tb_deadlocks() == 0
 

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import gguf
 import numpy as np
 import pytest
+from shared_fixtures import run_cli
 
 from edgellm.models.config import ModelConfig
 from edgellm.models.loaders.gguf_write import quantize, write_gguf
@@ -19,10 +18,6 @@ from edgellm.models.random_model import random_float_weights
 CFG = ModelConfig(name="cli-llama", hidden_size=256, n_layers=1, n_heads=4, n_kv_heads=2, ffn_size=256,
                   vocab_size=256, act="silu", subln=False, rope_theta=10000.0, tied_embeddings=True,
                   max_context=64)
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgellm.cli", *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +40,7 @@ def test_eval_compare_on_lowbit_checkpoints(tmp_path: Path, ids: Path, kind: str
     else:
         path = tmp_path / "m.gguf"
         write_gguf(path, _weights(), "llama" if kind.endswith("M") else "qwen2", kind.split("-")[1])
-    r = _cli("eval", str(path), "--ids", "-t", str(ids), "--compare", "golden,onnx,torch",
+    r = run_cli("eval", str(path), "--ids", "-t", str(ids), "--compare", "golden,onnx,torch",
              "--min-agreement", "0.9")
     assert r.returncode == 0, r.stderr
     assert "onnx" in r.stdout and "torch" in r.stdout
@@ -77,7 +72,7 @@ def test_bad_lowbit_files_are_one_error_line(tmp_path: Path, ids: Path) -> None:
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    r = _cli("eval", str(path), "--ids", "-t", str(ids))
+    r = run_cli("eval", str(path), "--ids", "-t", str(ids))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
@@ -99,6 +94,6 @@ def test_generate_prints_text(tmp_path: Path, kind: str) -> None:
         arch, mix = kind.split("-")
         path = tmp_path / "m.gguf"
         write_gguf(path, fw, arch, mix, tokenizer_json=tj)
-    r = _cli("generate", str(path), "--prompt", "Emma was", "--max-new-tokens", "4")
+    r = run_cli("generate", str(path), "--prompt", "Emma was", "--max-new-tokens", "4")
     assert r.returncode == 0, r.stderr
     assert "generated 4" in r.stdout + r.stderr and r.stdout.strip()

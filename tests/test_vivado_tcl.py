@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from shared_tcl import TCLSH, calls_of, run_recorded
 
 from edgellm.boards import Board, list_boards, load_board
 from edgellm.compiler.design import DesignParams
@@ -21,43 +20,8 @@ from edgellm.compiler.vivado_tcl import (
 )
 from edgellm.errors import EdgeLLMError
 
-TCLSH = shutil.which("tclsh")
 pytestmark = pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
-SEP = "\x1f"
 
-# Records every command Tcl does not know (all of Vivado's) and returns its last argument, which is
-# the object name for create_bd_cell / get_bd_* / get_files, and the pattern for get_board_parts (so
-# the board files count as installed). `file copy` / `file delete` are recorded, not executed; one-
-# argument `puts` (messages) is recorded too. get_property answers the run properties.
-PRELUDE = r"""
-set ::calls {}
-proc unknown {args} { lappend ::calls $args; return [lindex $args end] }
-proc get_property {name args} {
-    lappend ::calls [concat get_property $name $args]
-    switch -- $name {
-        STATS.WNS { return 0.125 }
-        STATS.TNS { return 0.0 }
-        STATS.WHS { return 0.011 }
-        default { return "100%" }
-    }
-}
-proc make_wrapper {args} { lappend ::calls [linsert $args 0 make_wrapper]; return /tmp/design_1_wrapper.v }
-rename file _tcl_file
-proc file {sub args} {
-    if {$sub in {copy delete}} { lappend ::calls [linsert $args 0 file $sub]; return }
-    return [_tcl_file $sub {*}$args]
-}
-rename glob _tcl_glob
-proc glob {args} { return /tmp/design_1.hwh }
-rename puts _tcl_puts
-proc puts {args} {
-    if {[llength $args] == 1} { lappend ::calls [list puts [lindex $args 0]]; return }
-    _tcl_puts {*}$args
-}
-"""
-EPILOGUE = r"""
-foreach c $::calls { _tcl_puts [join $c "\x1f"] }
-"""
 NO_BOARD_FILES = r"""
 proc get_board_parts {args} { lappend ::calls [linsert $args 0 get_board_parts]; return "" }
 """
@@ -86,19 +50,6 @@ REFERENCE_ENABLES = {
     | {f"CONFIG.PCW_USE_S_AXI_GP{i}" for i in range(2)}
     | {f"CONFIG.PCW_USE_S_AXI_HP{i}" for i in range(4)} | {"CONFIG.PCW_USE_S_AXI_ACP"},
 }
-
-
-def run_recorded(script: Path, extra: str = "") -> list[list[str]]:
-    """Source `script` under tclsh with the recorder prelude; return the calls as argument lists."""
-    driver = script.parent / "driver.tcl"
-    driver.write_text(PRELUDE + extra + f"source {{{script}}}\n" + EPILOGUE)
-    res = subprocess.run([TCLSH, str(driver)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    return [line.split(SEP) for line in res.stdout.splitlines() if line]
-
-
-def calls_of(calls: list[list[str]], name: str) -> list[list[str]]:
-    return [c for c in calls if c[0] == name]
 
 
 def messages(calls: list[list[str]]) -> str:
