@@ -7,12 +7,12 @@ runtime/chat_template.py and by transformers' apply_chat_template on the same to
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from shared_chat import QWEN2, SPECIALS, hf_tokenizer, write_chatml_checkpoint, write_tokenizer
 from typer.testing import CliRunner
 
 from edgellm.cli import app
@@ -26,10 +26,6 @@ LLAMA3 = ("{% set loop_messages = messages %}{% for message in loop_messages %}{
           "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
           "{{ content }}{% endfor %}{% if add_generation_prompt %}"
           "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
-QWEN2 = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-         "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
-         "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
-         "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 BITNET_2B_4T = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
                 "message['role'] | capitalize + ': '+ message['content'] | trim + '<|eot_id|>' %}"
                 "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
@@ -80,10 +76,6 @@ TEMPLATES = {"llama3": (LLAMA3, "<|begin_of_text|>", "<|eot_id|>"),
              "bitnet-2b-4t": (BITNET_2B_4T, "<|begin_of_text|>", "<|eot_id|>"),
              "falcon3": (FALCON3, None, "<|endoftext|>"),
              "features": (FEATURES, "<|begin_of_text|>", "<|eot_id|>")}
-SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>",
-            "<|im_start|>", "<|im_end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|endoftext|>"]
-CORPUS = ["Hello there, who are you?", "You are a helpful assistant.", "I am an assistant, here to help.",
-          "system user assistant Assistant User System", "Ünïcødé text ✓ with accents: café, naïve"]
 CONVERSATIONS = [
     [{"role": "user", "content": "Hello"}],
     [{"role": "system", "content": "You are a helpful assistant"}, {"role": "user", "content": "Hello"},
@@ -91,33 +83,6 @@ CONVERSATIONS = [
     [{"role": "user", "content": "skip me"}, {"role": "assistant", "content": "Ünïcødé ✓ \"quoted\""},
      {"role": "user", "content": "a <|eot_id|> inside, then\nnew lines\n"}],
 ]
-
-
-def write_tokenizer(p: Path) -> Path:
-    """A byte-level BPE tokenizer.json holding every template's special tokens, written to p."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS * 5, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIALS, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok.save(str(p))
-    return p
-
-
-def write_chatml_checkpoint(d: Path, tok_file: Path) -> Path:
-    """A random model with the ChatML (Qwen2) template in its tokenizer_config.json, saved in d."""
-    from edgellm.models.config import ModelConfig
-    from edgellm.models.loaders import save_hf_bitnet
-    from edgellm.models.random_model import random_model
-
-    cfg = ModelConfig(hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=96, vocab_size=352,
-                      max_context=96, bos_id=0, eos_id=SPECIALS.index("<|im_end|>"), name="chatml")
-    out = Path(save_hf_bitnet(random_model(cfg, seed=5, density=0.5), d, tokenizer_json=str(tok_file)))
-    (out / "tokenizer_config.json").write_text(json.dumps({"chat_template": QWEN2}))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -134,18 +99,12 @@ def _codec(tok_file: Path, bos: str | None, eos: str) -> Any:
     return TextCodec(load_tokenizer(tok_file, bos_id, ids[eos]), bos_id, ids[eos])
 
 
-def _hf(tok_file: Path, bos: str | None, eos: str) -> Any:
-    transformers = pytest.importorskip("transformers")
-    kw = {"bos_token": bos} if bos else {}
-    return transformers.PreTrainedTokenizerFast(tokenizer_file=str(tok_file), eos_token=eos, **kw)
-
-
 @pytest.mark.parametrize("name", list(TEMPLATES))
 def test_templates_render_as_transformers(tok_file: Path, name: str) -> None:
     from edgellm.runtime.chat_template import ChatTemplate, encode_rendered, template_for
 
     source, bos, eos = TEMPLATES[name]
-    codec, hf = _codec(tok_file, bos, eos), _hf(tok_file, bos, eos)
+    codec, hf = _codec(tok_file, bos, eos), hf_tokenizer(tok_file, bos, eos)
     tmpl = template_for(source, codec)
     assert isinstance(tmpl, ChatTemplate) and not tmpl.adds_bos
     for conv in CONVERSATIONS:
@@ -217,7 +176,7 @@ def _conversation(ckpt: Path, n: int, system: str | None = None) -> Any:
 
 
 def test_second_turn_prefills_only_its_new_tokens(chat_ckpt: Path, tok_file: Path) -> None:
-    hf = _hf(tok_file, None, "<|im_end|>")
+    hf = hf_tokenizer(tok_file, None, "<|im_end|>")
     t, spy, conv = _conversation(chat_ckpt, 5, system="Be brief.")
     sys_msg = {"role": "system", "content": "Be brief."}
     u1, u2 = {"role": "user", "content": "Hello there"}, {"role": "user", "content": "Who are you?"}

@@ -8,7 +8,6 @@ serves a compiled project on the emulator. Every wait is bounded; no address but
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import http.client
 import json
@@ -21,18 +20,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from edgellm.cli import app as cli_app
+from shared_chat import QWEN2, hf_tokenizer, write_chatml_checkpoint, write_tokenizer
+from shared_serve import WAIT_S, client, generate_text, serving, wait_until
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-runner = CliRunner()
 PROMPTS = ["Emma was", "Mr. Knightley", "It is a truth", "Harriet", "The evening", "Mrs. Weston",
            "Her father", "They walked"]
-WAIT_S = 20.0
 
 
 class Gate:
@@ -67,39 +63,6 @@ def tiny() -> Any:
     return open_target(None)
 
 
-@contextlib.contextmanager
-def serving(target: Any, queue_size: int = 16, request_timeout: float = 60.0, api_key: str | None = None,
-            device_timeout: float = 5.0) -> Iterator[tuple[Any, Any]]:
-    """(server, worker): the app on 127.0.0.1, a free port; stopped (bounded) on exit."""
-    from edgellm.serve.app import ServeConfig, create_app
-    from edgellm.serve.server import BackgroundServer
-    from edgellm.serve.worker import Worker
-
-    worker = Worker(target, queue_size, request_timeout)
-    worker.start()
-    gate = getattr(target.engine, "open", None)
-    try:
-        with BackgroundServer(create_app(target, worker, ServeConfig(api_key, request_timeout,
-                                                                     device_timeout))) as srv:
-            assert srv.host == "127.0.0.1"
-            yield srv, worker
-    finally:
-        if gate is not None:
-            gate.set()
-        assert worker.close(WAIT_S)
-
-
-def client(srv: Any, key: str = "none") -> Any:
-    return openai.OpenAI(base_url=f"{srv.url}/v1", api_key=key, max_retries=0, timeout=WAIT_S)
-
-
-def generate_text(*args: str) -> str:
-    """What `edgellm generate` prints for the tiny model (the golden backend)."""
-    res = runner.invoke(cli_app, ["generate", *args])
-    assert res.exit_code == 0, res.output
-    return res.stdout[:-1]  # its final newline
-
-
 def in_line(worker: Any) -> int:
     """Requests waiting for or running on the device."""
     return int(worker.waiting + (worker.current is not None))
@@ -116,14 +79,6 @@ def call(srv: Any, method: str, path: str, body: Any = None, raw: bytes | None =
         return r.status, json.loads(r.read() or b"null")
     finally:
         conn.close()
-
-
-def wait_until(cond: Any, what: str, timeout: float = WAIT_S) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -334,16 +289,14 @@ def test_api_key(tiny: Any) -> None:
 def test_chat_through_the_models_template(tmp_path: Path) -> None:
     """A model with a chat template (ChatML): the prompt is the template's rendering, tokenized as
     transformers tokenizes it, and the greedy answer is `edgellm generate`'s for those ids."""
-    from test_chat import QWEN2, _hf, write_chatml_checkpoint, write_tokenizer
-
     from edgellm.serve.target import open_target
 
     tok_file = write_tokenizer(tmp_path / "tokenizer.json")
     chat_ckpt = write_chatml_checkpoint(tmp_path / "chatml", tok_file)
 
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
-    ids = _hf(tok_file, None, "<|im_end|>").apply_chat_template(msgs, chat_template=QWEN2, return_dict=False,
-                                                                add_generation_prompt=True)
+    hf = hf_tokenizer(tok_file, None, "<|im_end|>")
+    ids = hf.apply_chat_template(msgs, chat_template=QWEN2, return_dict=False, add_generation_prompt=True)
     want = generate_text(str(chat_ckpt), "--prompt-ids", ",".join(map(str, ids)), "-n", "5")
     with serving(open_target(chat_ckpt)) as (srv, _):
         c = client(srv).chat.completions.create(model="chatml", messages=msgs, max_tokens=5, temperature=0)

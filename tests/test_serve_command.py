@@ -12,7 +12,8 @@ import sys
 import threading
 
 import pytest
-from test_serve import WAIT_S, client, generate_text, runner, serving, wait_until
+from shared_serve import WAIT_S, client, generate_text, serving, wait_until
+from typer.testing import CliRunner
 
 from edgellm.cli import app as cli_app
 from edgellm.errors import EdgeLLMError
@@ -20,6 +21,7 @@ from edgellm.errors import EdgeLLMError
 openai = pytest.importorskip("openai")
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
+runner = CliRunner()
 
 
 def test_serve_command_refusals() -> None:
