@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_project import E2E_PROMPT as PROMPT
+from shared_project import compile_e2e_project
 from typer.testing import CliRunner
 
 from edgellm.cli import app
@@ -24,39 +26,12 @@ if importlib.util.find_spec("hls4ml") is None:
     pytestmark.append(pytest.mark.skip(reason="C simulation needs hls4ml's ap_types headers"))
 
 runner = CliRunner()
-TEXTS = ["the quick brown fox jumps over the lazy dog", "edge FPGAs run ternary language models",
-         "prefill then decode, one token at a time", "Once upon a time there was a tiny model"]
-PROMPT = "Once upon a time the quick brown fox ran to the edge of the"
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """(checkpoint dir, project dir): a random tiny model with a trained tokenizer, compiled with
-    8-token prefill blocks (so prompts take several IP starts)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    from edgellm.compiler.pipeline import BuildConfig, run_steps
-    from edgellm.compiler.steps import compile_steps
-    from edgellm.models.config import ModelConfig
-    from edgellm.models.loaders.hf_bitnet import save_hf_bitnet
-    from edgellm.models.random_model import random_model
-
-    d = tmp_path_factory.mktemp("e2e")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(TEXTS * 5, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok.save(str(d / "tokenizer.json"))
-    cfg = ModelConfig(hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=96,
-                      vocab_size=tok.get_vocab_size(), max_context=64, bos_id=1, eos_id=2, name="e2e")
-    ckpt = save_hf_bitnet(random_model(cfg, seed=4, density=0.5), d / "ckpt",
-                          tokenizer_json=str(d / "tokenizer.json"))
-    out = d / "proj"
-    run_steps(BuildConfig(model=str(ckpt), board="kv260", out_dir=str(out),
-                          overrides={"prefill_token_block": 8}), compile_steps())
-    return Path(ckpt), out
+    """(checkpoint dir, project dir) of shared_project.compile_e2e_project."""
+    return compile_e2e_project(tmp_path_factory.mktemp("e2e"))
 
 
 def test_manifest_is_what_the_runtime_reads(built) -> None:

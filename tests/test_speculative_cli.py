@@ -8,13 +8,20 @@ import importlib.util
 
 import numpy as np
 import pytest
-from test_runtime_e2e import PROMPT, built  # noqa: F401  (the compiled project fixture)
+from shared_project import E2E_PROMPT as PROMPT
+from shared_project import compile_e2e_project
 from typer.testing import CliRunner
 
 from edgellm.cli import app
 
 runner = CliRunner()
 COPY = "the quick brown fox jumps over the lazy dog, the quick brown fox jumps over the lazy dog, the quick"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(checkpoint dir, project dir) of shared_project.compile_e2e_project."""
+    return compile_e2e_project(tmp_path_factory.mktemp("e2e"))
 
 
 def test_generate_speculate_same_text() -> None:
@@ -42,7 +49,7 @@ def test_generate_speculate_errors(args: list[str], msg: str) -> None:
 
 
 @pytest.mark.slow
-def test_for_project_prices_the_design(built) -> None:  # noqa: F811
+def test_for_project_prices_the_design(built) -> None:
     """Pass costs from the project's design and board (compiled project); unchanged without a known
     board."""
     from types import SimpleNamespace
@@ -65,7 +72,7 @@ needs_csim = pytest.mark.skipif(importlib.util.find_spec("hls4ml") is None,
 
 @pytest.mark.slow
 @needs_csim
-def test_run_speculate_lookup_on_emulator(built) -> None:  # noqa: F811
+def test_run_speculate_lookup_on_emulator(built) -> None:
     _, proj = built
     args = ["run", str(proj), "--prompt", PROMPT, "-n", "20", "--ignore-eos", "--device", "emu"]
     plain = runner.invoke(app, args)
@@ -87,7 +94,7 @@ def test_run_speculate_lookup_on_emulator(built) -> None:  # noqa: F811
 
 @pytest.mark.slow
 @needs_csim
-def test_verify_rows_bit_exact_on_csim(built) -> None:  # noqa: F811
+def test_verify_rows_bit_exact_on_csim(built) -> None:
     """A verify block's rows from the C simulation equal decode-style rows of the golden model, bit for
     bit; a draft through a layer subset equals the golden draft."""
     from edgellm.models.backend import GoldenBackend
