@@ -4,6 +4,7 @@ test_codegen_hls, test_calibrate). Test modules import these from here, never fr
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -67,7 +68,8 @@ def calls_of(calls: list[list[str]], name: str) -> list[list[str]]:
 
 
 # The HLS recorder: Vitis HLS's commands recorded (returning ""), `file copy/delete/mkdir` recorded,
-# every file exists; the calls are printed at `exit`.
+# every file exists; at `exit` the calls are printed, each on a line starting "CALL ", and the script's
+# exit code kept. A proc defined in `extra` replaces one (e.g. to fail).
 HLS_PRELUDE = r"""
 set ::calls {}
 proc unknown {args} { lappend ::calls $args; return "" }
@@ -78,11 +80,27 @@ proc file {sub args} {
     return [_tcl_file $sub {*}$args]
 }
 rename exit _tcl_exit
-proc exit {args} { foreach c $::calls { puts [join $c "\x1f"] }; _tcl_exit 0 }
+proc exit {{code 0}} { foreach c $::calls { puts "CALL [join $c "\x1f"]" }; _tcl_exit $code }
 """
 
 
+def run_hls(script: Path, driver: Path, extra: str = "", env: dict[str, str] | None = None
+            ) -> tuple[int, str, list[list[str]]]:
+    """(exit code, output lines that are not calls plus stderr, recorded calls) of run_hls.tcl `script`
+    sourced under tclsh after HLS_PRELUDE and extra (driver: the driver file to write; env: variables
+    added to this process's)."""
+    driver.write_text(HLS_PRELUDE + extra + f"source {{{script}}}\n")
+    res = subprocess.run([TCLSH or "tclsh", str(driver)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, **(env or {})})
+    lines = res.stdout.splitlines()
+    calls = [ln[5:].split(SEP) for ln in lines if ln.startswith("CALL ")]
+    text = "\n".join(ln for ln in lines if not ln.startswith("CALL ")) + res.stderr
+    return res.returncode, text, calls
+
+
 def run_hls_tcl(script: Path, steps: str | None) -> list[list[str]]:
-    """Source run_hls.tcl under tclsh with EDGELLM_HLS_STEPS = steps (None: unset); the recorded calls."""
+    """The recorded calls of run_hls.tcl with EDGELLM_HLS_STEPS = steps (None: unset); it must exit 0."""
     env = "" if steps is None else f"set ::env(EDGELLM_HLS_STEPS) {{{steps}}}\n"
-    return _run_driver(script.parent / "driver.tcl", HLS_PRELUDE + env + f"source {{{script}}}\n")
+    rc, text, calls = run_hls(script, script.parent / "driver.tcl", env)
+    assert rc == 0, text
+    return calls

@@ -9,12 +9,12 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from shared_project import PROJECT_DECODE, PROJECT_VOCAB, make_project
+from shared_tcl import run_hls
 from typer.testing import CliRunner
 
 from edgellm import cli
@@ -213,31 +213,10 @@ def test_build_cosim_profile(project: Path, tmp_path: Path, monkeypatch: pytest.
     assert "vivado" not in log.read_text() and (proj / "report" / "build" / "summary.json").is_file()
 
 
-# run_hls.tcl under tclsh: Vitis commands recorded; a proc defined in `extra` replaces one (e.g. to fail)
-HLS_PRELUDE = r"""
-set ::calls {}
-proc unknown {args} { lappend ::calls $args; return "" }
-rename file _tcl_file
-proc file {sub args} {
-    if {$sub in {copy delete mkdir}} { lappend ::calls [linsert $args 0 file $sub]; return }
-    if {$sub eq "exists"} { return 1 }
-    return [_tcl_file $sub {*}$args]
-}
-rename exit _tcl_exit
-proc exit {{code 0}} { foreach c $::calls { puts "CALL [join $c "\x1f"]" }; _tcl_exit $code }
-"""
-
-
 def run_hls_tcl(hls: Path, tmp_path: Path, extra: str = "", env: dict[str, str] | None = None
                 ) -> tuple[int, str, list[list[str]]]:
     """(exit code, output lines that are not calls, recorded calls) of hls/run_hls.tcl under tclsh."""
-    driver = tmp_path / "driver.tcl"
-    driver.write_text(HLS_PRELUDE + extra + f"source {{{hls / 'run_hls.tcl'}}}\n")
-    res = subprocess.run([shutil.which("tclsh") or "tclsh", str(driver)], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, **(env or {})})
-    calls = [ln[5:].split("\x1f") for ln in res.stdout.splitlines() if ln.startswith("CALL ")]
-    text = "\n".join(ln for ln in res.stdout.splitlines() if not ln.startswith("CALL ")) + res.stderr
-    return res.returncode, text, calls
+    return run_hls(hls / "run_hls.tcl", tmp_path / "driver.tcl", extra, env)
 
 
 TCLSH = pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh not installed")
