@@ -11,13 +11,16 @@ from edgellm.boards import Board
 from edgellm.compiler.cost.ddr import ARM_STREAM_BYTES_PER_S, ddr_bytes_per_cycle, port_bytes_per_cycle
 from edgellm.compiler.cost.elementwise import DDR_READ_LATENCY
 from edgellm.compiler.cost.memory import Resources, bram36_for
-from edgellm.compiler.cost.ops import FCVT, FMUL, INT8_MACS_PER_DSP, ops
+from edgellm.compiler.cost.ops import FCVT, FDIV, FMUL, INT8_MACS_PER_DSP, ops
 from edgellm.compiler.cost.tlmm import LINEAR_PIPELINE_DEPTH, TILE_PIPELINE_DEPTH
 from edgellm.compiler.design import DesignParams, lm_head_bytes, stream_ports
 from edgellm.models.config import ModelConfig
+from edgellm.runtime import layout
 
-# The design fields resources() reads (tests/test_cost_fields.py; the DSE keys its caches by them).
-RESOURCE_FIELDS = ("lm_head_on_fabric", "rows", "weight_ports")
+# The design fields resources() reads (tests/test_cost_fields.py; the DSE keys its caches by them):
+# prefill_token_block sets the head's token lanes (max_t, layout.head_rows), data_port_width_bits the
+# per-row logits beat (LmLogits).
+RESOURCE_FIELDS = ("lm_head_on_fabric", "rows", "weight_ports", "prefill_token_block", "data_port_width_bits")
 # LM head scoring process (lm_head.h lm_score): II per row and pipeline depth (divide, multiply,
 # argmax, top-K insert). Assumption; it keeps up with the dot process while NP * II <= hidden / P.
 LM_SCORE_II = 1
@@ -59,12 +62,47 @@ def datapath(board: Board, lanes: int, extra: Resources) -> Resources:
     return macs + extra + ops(FCVT, FMUL) + CONTROL
 
 
+def head_lanes(cfg: ModelConfig, p: DesignParams) -> int:
+    """The built head's token lanes (its MAX_TOK): layout.head_rows of the block the memory plan and codegen
+    size, max_t = min(prefill_token_block, the model's max_context) (compiler/steps.py step_plan_memory)."""
+    return layout.head_rows(min(p.prefill_token_block, cfg.max_context))
+
+
+def acc_bits(hidden: int) -> int:
+    """lm_head.h LmHeadConfig ACC_BITS: SignedBits<128 * 128 * HID_MAX> (weight_codec.h)."""
+    return (128 * 128 * hidden).bit_length() + 1
+
+
+def _mux_luts(n: int) -> int:
+    """LUTs per bit of an n:1 multiplexer (LUT6 4:1; 8:1 as two LUT6 and a MUXF7), estimate."""
+    return 0 if n <= 1 else 1 if n <= 4 else 2 * math.ceil(n / 8)
+
+
+def row_state(cfg: ModelConfig, p: DesignParams, lanes: int, nports: int) -> Resources:
+    """What the head keeps per row (token lane), lm_head.h: lm_score's running top-K (tv, ti: K_TOP fp32 +
+    int32, completely partitioned), argmax (bestv, besti) and the row's scale (qsl), and its logits beat
+    (LmLogits: RowStore first, last, v[E] of the data port's beat, and its offsets); the scoring inserts
+    one row per cycle, reading row t's slots through a lanes:1 multiplexer. With more than one lane
+    (lm_dot_rows) the lane packets (lanes x NPORTS accumulators and the block) pass a FIFO of depth 2 into
+    lm_unlane's registers (la), read one row at a time."""
+    k, db = max(layout.TOP_K, 1), p.data_port_width_bits
+    out = Resources(lut=(k * 64 + 96 + db) * _mux_luts(lanes), ff=lanes * (k * 64 + 96 + 3 * db + 128))
+    if lanes > 1:
+        packet = lanes * nports * acc_bits(cfg.hidden_size)
+        out += Resources(lut=nports * acc_bits(cfg.hidden_size) * _mux_luts(lanes), ff=3 * packet + 2 * 32)
+    return out
+
+
 def resources(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
-    """lm_head.h lm_dot_fifo: NP ports x P bytes of MACs per cycle popping the rows straight from the
-    fetcher's head FIFOs (counted in cost_fetch.resources; no row banks) and the token's beats in BRAM;
-    nothing off the fabric."""
+    """lm_head.h as the generated top builds it: lm_dot_fifo (one lane) or lm_dot_rows (token lanes: each
+    fetched beat dotted with every row's beat in the same cycle), lanes x NP ports x P bytes of MACs
+    popping the rows straight from the fetcher's head FIFOs (counted in cost_fetch.resources; no row
+    banks); each row's beats in its own BRAM (qbuf partitioned by row); the scoring process's divide,
+    convert and multiply (one row per cycle) and its per-row state (row_state); nothing off the fabric."""
     if not p.lm_head_on_fabric:
         return Resources()
-    beat = p.rows  # P: the weight ports' beat, one TLMM tile column (lm_head.h LmHeadConfig P = R)
-    row = Resources(bram36=bram36_for(8 * beat, -(-cfg.hidden_size // beat)))  # the token's beats
-    return datapath(board, stream_ports(board, p) * beat, row)
+    beat, lanes = p.rows, head_lanes(cfg, p)  # P: the weight ports' beat (lm_head.h LmHeadConfig P = R)
+    qbuf = Resources(bram36=lanes * bram36_for(8 * beat, -(-cfg.hidden_size // beat)))  # rows' beats
+    nports = stream_ports(board, p)
+    extra = qbuf + ops(FDIV) + row_state(cfg, p, lanes, nports)
+    return datapath(board, lanes * nports * beat, extra)
