@@ -28,7 +28,7 @@ from edgellm.hw.csim import INCLUDE_DIR
 from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
 from edgellm.models.random_model import random_model
-from edgellm.runtime.layout import layer_buffer_sizes, tap_offsets
+from edgellm.runtime.layout import head_rows, layer_buffer_sizes, tap_offsets
 
 CFG = ModelConfig(name="cg", hidden_size=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=344,
                   vocab_size=300, max_context=64)
@@ -142,9 +142,9 @@ def test_config_header_numbers(tmp_path: Path) -> None:
                                            "MAX_TOK": "16", "STORAGE": "edgellm::kStorageBram", "NPORTS": "4",
                                            "TP": "2", "OL": "2", "DL": "0"}
     assert "kWeightPorts = 4;" in h and "kStreamPorts = 4;" in h
-    # P: the weight ports' beat, R bytes
-    assert struct_fields(h, "head_cfg") == {"P": "16", "HID_MAX": "128", "V_MAX": "300", "MAX_TOK": "1",
-                                           "K_TOP": "8", "NPORTS": "4"}
+    # P: the weight ports' beat, R bytes; MAX_TOK: the multi-row head's rows per weight pass (max_t 16)
+    assert struct_fields(h, "head_cfg") == {"P": "16", "HID_MAX": "128", "V_MAX": "300",
+                                           "MAX_TOK": str(head_rows(16)), "K_TOP": "8", "NPORTS": "4"}
     assert struct_fields(h, "top_cfg") == {"layer": "edgellm_cfg::layer", "mm": "edgellm_cfg::mm",
                                           "head": "edgellm_cfg::head", "n_layers": "2", "vocab": "300",
                                           "fetch_depth": str(d.fetch_depth)}  # words per weight FIFO
