@@ -110,7 +110,7 @@ def test_calibration_separates_fitted_from_held_out() -> None:
 _MISSES = {
     ("TeLLMe v2", "decode tok/s"): "the generated engine's path overlaps each tile's load with compute and "
     "reads decode K/V over its three weight ports; TeLLMe loads serially and reads K/V over one port: "
-    "29.2 tok/s projected against 25 published (+17%)",
+    "29.1 tok/s projected against 25 published (+16%)",
     ("bitnet-kv260", "head stream GB/s (HP0-HP3)"): "its head, one long sequential read, ran at the four "
     "ports' full 16 GB/s; the central scenario charges every four-stream read XPI 4's measured weight-stream "
     "share (12.74 GB/s, -20%); the high end (15.94) is taken from this measurement",
@@ -243,10 +243,16 @@ def _check_fits(e, board) -> None:
     assert sum(e.ddr_footprint.values()) <= board.ddr_available_bytes
 
 
+DECODE_MISS = ("issue 5's >= 60 tok/s is missed since the LM head's token lanes are counted as built "
+               "(lm_head.h lm_dot_rows, 8 lanes at prefill block 64: 512 int8 MACs, 13.2k LUT against 2.6k "
+               "for one lane): the G2 T20 R16 TP2 design (61.6 tok/s) no longer fits 75% of the LUTs; the"
+               " DSE's design G2 T10 R16 TP1 projects 55.2 (45.7-57.6)")
+
+
+@pytest.mark.xfail(strict=True, reason=DECODE_MISS)
 def test_target_large_on_kv260_decode(large_kv260) -> None:
-    """Issue #5: bitnet_b1_58-large on KV260 projects >= 60 tok/s decode (128 cached tokens). Met, narrowly,
-    at the central bandwidth (the four weight streams at bitnet-kv260's measured 12.74 GB/s: 61.6 tok/s)
-    and at the high end; not at the low end (200 MHz, 12.0 GB/s: 54.6)."""
+    """Issue #5: bitnet_b1_58-large on KV260 projects >= 60 tok/s decode (128 cached tokens), at the central
+    bandwidth (the four weight streams at bitnet-kv260's measured 12.74 GB/s) and at the high end."""
     e = large_kv260.estimate
     assert e.decode_tok_s >= 60.0 and e.ranges["decode_tok_s"].high >= 60.0
     assert e.fits and large_kv260.feasible > 0
@@ -264,21 +270,34 @@ def test_large_on_kv260_as_built(large_kv260) -> None:
 
 
 def test_large_on_kv260_prefill_engines(large_kv260) -> None:
-    """The chosen design overlaps the TLMM with the vector engines (prefill pipeline) and has a DSP token
-    lane beside the table lane; without either its TTFT(128) is longer."""
+    """The chosen design overlaps the TLMM with the vector engines (prefill pipeline); without it its
+    TTFT(128) is longer."""
     r = large_kv260
     e, p = r.estimate, r.params
-    assert p.prefill_pipeline and p.dsp_lanes >= 1 and e.fits
+    assert p.prefill_pipeline and e.fits
     no_pipe = cost_model.prefill(LARGE, KV260, p.replace(prefill_pipeline=False), 128).seconds
+    assert no_pipe > e.ttft[128].seconds
+
+
+DSP_LANE_MISS = ("the 8-lane LM head counted as built (+10.6k LUT over one lane) leaves no LUTs for the "
+                 "TLMM's DSP token lane: the DSE's design is TP1 (TTFT(128) 1.269 s, 0.585 s with the lane)")
+
+
+@pytest.mark.xfail(strict=True, reason=DSP_LANE_MISS)
+def test_large_on_kv260_dsp_token_lane(large_kv260) -> None:
+    """The chosen design has a DSP token lane beside the table lane; without it its TTFT(128) is longer."""
+    r = large_kv260
+    e, p = r.estimate, r.params
+    assert p.dsp_lanes >= 1 and e.fits
     no_dsp = cost_model.prefill(LARGE, KV260, p.replace(token_lanes=p.token_lanes - p.dsp_lanes, dsp_lanes=0,
                                                          prefill_token_block=64), 128).seconds
-    assert no_pipe > e.ttft[128].seconds and no_dsp > e.ttft[128].seconds
+    assert no_dsp > e.ttft[128].seconds
 
 
-TTFT_MISS = ("issue 5's TTFT(128) <= 0.5 s is missed: prefill is compute-bound (central 0.585 s, high "
-             "0.584 s), and with the LUT cap at 75% (routing margin) and the trit decoder priced as built "
-             "(R x BPS bytes a step, +2.6k LUT) the 0.46 s design (G2 T20 R16 OL2 at 79.7% LUT) no longer "
-             "fits; at --lut-cap 0.80 the DSE reaches 0.513 s")
+TTFT_MISS = ("issue 5's TTFT(128) <= 0.5 s is missed: prefill is compute-bound (central 1.269 s, high "
+             "1.268 s): the LM head's 8 token lanes counted as built take the LUTs of the TLMM's DSP token "
+             "lane and half its tables (G2 T10 R16 TP1); before them the design projected 0.585 s, and the "
+             "0.46 s design (G2 T20 R16 OL2 at 79.7% LUT) did not fit the 75% LUT cap")
 
 
 @pytest.mark.xfail(strict=True, reason=TTFT_MISS)
@@ -297,7 +316,8 @@ def b2_kv260():
 
 B2_MISS = ("measured bandwidth: the four weight streams are paced by HP1 and HP2 sharing XPI 4 (12.74 GB/s "
            "central, bitnet-kv260's 12.73), and 768 MB a token at that rate is 16.6 tok/s at best; the DSE's "
-           "design projects 16.3 central and 19.7 at the high end (15.94 GB/s), just short of 20")
+           "design projects 15.9 central and 17.3 at the high end (15.94 GB/s; 16.3 and 19.7 before the LM "
+           "head's token lanes were counted as built)")
 
 
 def test_2b_on_kv260_fits(b2_kv260) -> None:
