@@ -156,8 +156,11 @@ def test_token_lanes_structure() -> None:
     loop = src[src.index("lm_dot_lanes_loop:"):]
     loop = loop[:loop.index("\n}\n")]
     assert "#pragma HLS PIPELINE II = 1" in loop
+    assert loop.count("lm_pop_block_beats<NP>(s0, s1, s2, s3,") == 1  # one pop of every port per iteration
+    pop = src[src.index("inline void lm_pop_block_beats("):]
+    pop = pop[:pop.index("\n}\n")]
     for p in range(4):
-        assert loop.count(f"s{p}->read()") == 1
+        assert pop.count(f"s{p}->read()") == 1
     assert loop.count("lanes.write(") == 1
     spec = src[src.index("struct LmDots<CFG, hls::stream<W> >"):]
     spec = spec[:spec.index("\n};\n")]

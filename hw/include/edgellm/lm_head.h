@@ -509,6 +509,19 @@ lm_out:
   }
 }
 
+// Beat j of every port's row of the block starting at row v0, popped from the head FIFOs in one cycle;
+// rows past the vocabulary are not fetched (their FIFOs are not read) and dot as 0. Both dot processes
+// (one token, token lanes) take their beats through it.
+template <int NP, class W, class B>
+inline void lm_pop_block_beats(hls::stream<W> *s0, hls::stream<W> *s1, hls::stream<W> *s2, hls::stream<W> *s3,
+                               int v0, int vocab, B r[kMaxHeadPorts]) {
+#pragma HLS INLINE
+  r[0] = s0->read();  // v0 < vocab for every block
+  r[1] = NP > 1 && v0 + 1 < vocab ? s1->read() : B(0);
+  r[2] = NP > 2 && v0 + 2 < vocab ? s2->read() : B(0);
+  r[3] = NP > 3 && v0 + 3 < vocab ? s3->read() : B(0);
+}
+
 // Dot process straight from the top's head FIFOs (weight_fetch.h lm_fetch_rows), one token
 // (MAX_TOK == 1): ONE pipelined loop over (block, beat), nblk * nbeats iterations at II 1, beat j of
 // port p's row of block b popped and multiplied in the same cycle; no banks, and no pipeline drain
@@ -533,13 +546,9 @@ lm_dot_fifo_loop:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxIter
     const beat_t q = qbuf[0][j];
     const bool first = j == 0;  // a block's first beat restarts the sums
-    const int v0 = b * NP;
     beat_t r[kMaxHeadPorts];
 #pragma HLS ARRAY_PARTITION variable = r complete
-    r[0] = s0->read();  // v0 < vocab for every block
-    r[1] = NP > 1 && v0 + 1 < vocab ? s1->read() : beat_t(0);
-    r[2] = NP > 2 && v0 + 2 < vocab ? s2->read() : beat_t(0);
-    r[3] = NP > 3 && v0 + 3 < vocab ? s3->read() : beat_t(0);
+    lm_pop_block_beats<NP>(s0, s1, s2, s3, b * NP, vocab, r);
     for (int p = 0; p < NP; p++) {
 #pragma HLS UNROLL
       acc[p] = (first ? acc_t(0) : acc[p]) + dot_beat<CFG::P, CFG::ACC_BITS>(r[p], q);
@@ -603,13 +612,9 @@ lm_dot_lanes_loop:
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxIter
     const bool first = j == 0;  // a block's first beat restarts the sums
-    const int v0 = b * NP;
     beat_t r[kMaxHeadPorts];
 #pragma HLS ARRAY_PARTITION variable = r complete
-    r[0] = s0->read();  // v0 < vocab for every block
-    r[1] = NP > 1 && v0 + 1 < vocab ? s1->read() : beat_t(0);
-    r[2] = NP > 2 && v0 + 2 < vocab ? s2->read() : beat_t(0);
-    r[3] = NP > 3 && v0 + 3 < vocab ? s3->read() : beat_t(0);
+    lm_pop_block_beats<NP>(s0, s1, s2, s3, b * NP, vocab, r);
     for (int t = 0; t < L; t++) {
 #pragma HLS UNROLL
       if (t < nt) {  // lanes past the call's rows stay idle
