@@ -10,10 +10,9 @@ Graph interface (T new tokens, P past positions, one past/present pair per layer
   inputs   input_ids int64 (T,), pos0 int64 scalar (absolute position of input_ids[0], = P),
            past_key_i / past_value_i float32 (P, n_kv, head_dim)   (P = 0 for a prefill)
   outputs  logits float32 (T, vocab), present_key_i / present_value_i float32 (P+T, n_kv, head_dim)
-Low-bit linears (models/weights.LowBitLinear, W{b}A8) take the same int8 activations as floats: 2-, 4- and
-8-bit codes go through com.microsoft MatMulNBits (packed codes, per-group scales, zero points 0) plus
-the offsets' term (per-group activation sums times mins), other widths through a MatMul on the
-dequantized weights; then divided by qs (Qwen2's q/k/v biases added after).
+Low-bit linears (models/weights.LowBitLinear, W{b}A8) take the same int8 activations as floats
+(models/onnx_lowbit.py: MatMulNBits for 2/4/8 bits, else a dequantized MatMul; Qwen2's q/k/v biases
+added after).
 build_onnx(taps=True) adds GoldenModel-named intermediate outputs; build_onnx(fast=True) feeds the
 ternary linears uint8 q + 128 (same integers, a much faster onnxruntime kernel); build_onnx(kv_dtype=
 "f16") rounds each new K (after RoPE) and V to binary16 and back (Cast, round to nearest even) before
@@ -33,6 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgellm.errors import EdgeLLMError
 from edgellm.models import numerics as nx
 from edgellm.models.config import ModelConfig
+from edgellm.models.onnx_lowbit import MS_DOMAIN, linear_bytes, lowbit, q_float
 from edgellm.models.weights import Int8Head, Linear, LowBitLinear, QuantModel, TernaryLinear
 
 EXTERNAL_DATA_BYTES = 1_500_000_000  # above this, weights go to a side file (protobuf limit is 2 GB)
@@ -40,8 +40,6 @@ EXTERNAL_ALIGN = 4096  # offsets of external tensors (page aligned, so onnxrunti
 CONFIG_KEY = "edgellm.config"  # metadata_props key holding ModelConfig JSON
 KV_DTYPE_KEY = "edgellm.kv_dtype"  # metadata_props key: the KV cache rounding built into the graph
 MIN_OPSET = 17
-NBITS = (2, 4, 8)  # code widths onnxruntime's MatMulNBits takes (others: MatMul on dequantized weights)
-MS_DOMAIN = "com.microsoft"
 
 
 class GraphBuilder:
@@ -148,43 +146,6 @@ def ternary(g: GraphBuilder, q: str, qs: str, lins: list[TernaryLinear], name: s
     if len(lins) == 1:
         return [y]
     return g.op("Split", [y, g.const(sizes, np.int64)], n_out=len(lins), axis=1)
-
-
-def pack_nbits(codes: np.ndarray, bits: int, block: int) -> np.ndarray:
-    """(N, K) codes -> MatMulNBits' B (N, K / block, block * bits / 8): low bits first in each byte."""
-    n, k = codes.shape
-    per = 8 // bits
-    c = codes.reshape(n, k // block, block // per, per)
-    out = np.zeros(c.shape[:-1], np.uint8)
-    for j in range(per):
-        out |= (c[..., j] << np.uint8(bits * j)).astype(np.uint8)
-    return out
-
-
-def q_float(g: GraphBuilder, q8: str) -> str:
-    """The int8 activation values as float32 (exact); a uint8 q + 128 is shifted back."""
-    qf = g.op1("Cast", q8, to=TensorProto.FLOAT)
-    return g.op1("Sub", qf, g.const(128.0)) if g.offset_ternary else qf
-
-
-def lowbit(g: GraphBuilder, qf: str, qs: str, lin: LowBitLinear, name: str) -> str:
-    """W{b}A8: y = (sum_g s_g P_g + m_g S_g) / qs with qf the int8 activations as float (T, K).
-    2/4/8 bits: MatMulNBits (zero points 0: w = s * code) plus (group sums) @ mins^T; otherwise
-    MatMul with the dequantized weights. Float32 sums, not the contract's order: agrees within rounding."""
-    w = lin.quant
-    n, k = w.shape
-    if w.bits in NBITS:
-        nb = k // w.group
-        acc = g.op1("MatMulNBits", qf, g.init(f"{name}.codes", pack_nbits(w.codes, w.bits, w.group)),
-                    g.init(f"{name}.scales", w.scales.reshape(-1)),
-                    g.init(f"{name}.zeros", np.zeros(n * -(-nb * w.bits // 8), np.uint8)),
-                    domain=MS_DOMAIN, K=k, N=n, bits=w.bits, block_size=w.group)
-        sums = g.op1("ReduceSum", g.op1("Reshape", qf, g.const([0, nb, w.group], np.int64)),
-                     g.const([-1], np.int64), keepdims=0)  # (T, nb)
-        acc = g.op1("Add", acc, g.op1("MatMul", sums, g.init(f"{name}.mins", np.ascontiguousarray(w.mins.T))))
-    else:
-        acc = g.op1("MatMul", qf, g.init(f"{name}.weight", np.ascontiguousarray(w.dequantize().T)))
-    return g.op1("Div", acc, qs)
 
 
 def linears(g: GraphBuilder, q: str, qs: str, lins: list[Linear], name: str,
@@ -375,19 +336,10 @@ def weight_bytes(cfg: ModelConfig, qm: QuantModel | None = None) -> int:
     v, h = cfg.vocab_size, cfg.hidden_size
     linears = cfg.n_ternary_params()
     if qm is not None:
-        linears = sum(_linear_bytes(lin) for L in qm.layers for lin in L.linears().values())
+        linears = sum(linear_bytes(lin) for L in qm.layers for lin in L.linears().values())
         if isinstance(qm.lm_head, LowBitLinear):
-            linears += _linear_bytes(qm.lm_head) - v * h
+            linears += linear_bytes(qm.lm_head) - v * h
     return linears + v * h * 5 + cfg.max_context * cfg.head_dim * 4
-
-
-def _linear_bytes(lin: Linear) -> int:
-    o, k = lin.shape
-    if not isinstance(lin, LowBitLinear):
-        return o * k
-    if lin.bits in NBITS:
-        return o * k * lin.bits // 8 + o * (k // lin.group) * 8
-    return o * k * 4
 
 
 def needs_external(cfg: ModelConfig, qm: QuantModel | None = None) -> bool:
