@@ -6,6 +6,7 @@ decode step needs, and the DDR-bound decode rate (the physical limit). Projectio
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -94,6 +95,13 @@ def port_plan(board: Board, n_weight: int, allowed: list[str] | None = None) -> 
     fewer CCI ports, then the board's order); the data port the first remaining port by (shares a
     path with a weight stream, goes through the CCI, board order). Beyond the ports: round-robin.
     compiler/vivado_tcl.py connects the bundles so; bandwidth() models the same assignment."""
+    return list(_port_plan(board, n_weight, None if allowed is None else tuple(allowed)))
+
+
+@functools.lru_cache(maxsize=256)
+def _port_plan(board: Board, n_weight: int, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
+    """port_plan, memoized: a pure function of the (frozen) board and the counts, asked for every design
+    the DSE prices."""
     ports = [p for p in board.hp_port_names if allowed is None or p in allowed]
     if not ports:
         raise EdgeLLMError(f"board {board.name}: no PL->DDR port to assign")
@@ -110,10 +118,10 @@ def port_plan(board: Board, n_weight: int, allowed: list[str] | None = None) -> 
     weights += [ports[i % len(ports)] for i in range(n, n_weight)]
     rest = [i for i in range(len(ports)) if i not in best]
     if not rest:
-        return weights + [ports[n_weight % len(ports)]]
+        return (*weights, ports[n_weight % len(ports)])
     used = {paths[i] for i in best}
     data = min(rest, key=lambda i: (paths[i] in used and paths[i] != CCI_PATH, paths[i] == CCI_PATH, i))
-    return weights + [ports[data]]
+    return (*weights, ports[data])
 
 
 def port_bandwidth(board: Board, p: DesignParams, n_weight: int, per_port: float, kv_ports: int) -> Bandwidth:
