@@ -8,18 +8,25 @@ from __future__ import annotations
 import numpy as np
 
 MAGIC = 0x4C4C4745
-INTERFACE_VERSION = 3  # 2: the status protocol (HDR_BUF_BYTES, HDR_STATUS ..); 3: OP_HEAD over D_N_ROWS rows
+INTERFACE_VERSION = 4  # 2: the status protocol (HDR_BUF_BYTES, HDR_STATUS ..); 3: OP_HEAD over D_N_ROWS rows;
+# 4: HDR_LB_TABLE (the low-bit linears' records)
 
 HEADER_WORDS = [
     "HDR_MAGIC", "HDR_VERSION", "HDR_N_LAYERS", "HDR_MAX_T", "HDR_MAX_CTX", "HDR_EPS_BITS",
     "HDR_ATTN_SCALE_BITS", "HDR_LAYER_TABLE", "HDR_WEIGHTS", "HDR_PARAMS", "HDR_COS", "HDR_SIN",
     "HDR_K_CACHE", "HDR_V_CACHE", "HDR_H", "HDR_SCRATCH_F", "HDR_SCRATCH_I8", "HDR_TAPS",
-    "HDR_FINAL_NORM", "HDR_HEAD_W", "HDR_HEAD_SCALE", "HDR_LOGITS", "HDR_ARGMAX", "HDR_TOPK",
+    "HDR_FINAL_NORM", "HDR_HEAD_W", "HDR_HEAD_SCALE", "HDR_LOGITS", "HDR_ARGMAX", "HDR_TOPK", "HDR_LB_TABLE",
     "HDR_BUF_BYTES", "HDR_STATUS", "HDR_STATUS_FIELD", "HDR_STATUS_VALUE",
 ]
 HDR = {name: i for i, name in enumerate(HEADER_WORDS)}
 HDR_WORDS = 32
 LD_W_OFF, LD_W_SCALE, LD_P_OFF, LD_WORDS = 0, 7, 14, 20
+# The low-bit table (interface.h LbWord): one record of LB_WORDS words per (layer, linear)
+LB_FIELDS = ("LB_BITS", "LB_GROUP", "LB_SB", "LB_DB", "LB_SCB", "LB_SC_OFF", "LB_MMODE", "LB_DMB", "LB_MCB",
+             "LB_MC_OFF", "LB_MZ", "LB_DPER", "LB_BIAS_OFF", "LB_PORT_STRIDE")
+LB = {name: i for i, name in enumerate(LB_FIELDS)}
+LB_WORDS = 16
+LB_NO_BIAS = 0xFFFFFFFF
 D_OP, D_LAYER, D_T_LEN, D_POS0, D_FLAGS, D_ROW, D_N_ROWS, DESC_WORDS = 0, 1, 2, 3, 4, 5, 6, 8
 OP_LAYER, OP_HEAD = 1, 2
 DESC_TAPS = 1

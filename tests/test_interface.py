@@ -15,7 +15,8 @@ def test_constants_agree() -> None:
     expect = [itf.MAGIC, itf.INTERFACE_VERSION, itf.HDR_WORDS, itf.LD_W_OFF, itf.LD_W_SCALE,
               itf.LD_P_OFF, itf.LD_WORDS, itf.D_OP, itf.D_LAYER, itf.D_T_LEN, itf.D_POS0,
               itf.D_FLAGS, itf.D_ROW, itf.DESC_WORDS, itf.OP_LAYER, itf.OP_HEAD, itf.DESC_TAPS,
-              itf.HDR["HDR_TOPK"], itf.HDR["HDR_LOGITS"], itf.HDR["HDR_LAYER_TABLE"], itf.D_N_ROWS]
+              itf.HDR["HDR_TOPK"], itf.HDR["HDR_LOGITS"], itf.HDR["HDR_LAYER_TABLE"], itf.D_N_ROWS,
+              itf.HDR["HDR_LB_TABLE"], itf.LB_WORDS, itf.LB_NO_BIAS, *(itf.LB[f] for f in itf.LB_FIELDS)]
     assert list(out[:n]) == expect
     assert [lib.tb_header_index(ctypes.c_int(i)) for i in range(len(itf.HEADER_WORDS))] == \
         list(range(len(itf.HEADER_WORDS)))

@@ -25,7 +25,8 @@
 namespace edgellm {
 
 const uint32_t kMagic = 0x4C4C4745u;  // "EGLL" little endian
-const uint32_t kInterfaceVersion = 3;  // 2: the status words (HDR_BUF_BYTES, HDR_STATUS..); 3: D_N_ROWS
+const uint32_t kInterfaceVersion = 4;  // 2: the status words (HDR_BUF_BYTES, HDR_STATUS..); 3: D_N_ROWS;
+                                       // 4: HDR_LB_TABLE (low-bit linears)
 
 // Header words (uint32). Offsets are bytes from the buffer base; 64-bit where marked _LO/_HI.
 enum HeaderWord {
@@ -53,6 +54,8 @@ enum HeaderWord {
   HDR_LOGITS,        // f32 [head rows][vocab] of the rows OP_HEAD selects (head rows: top.h, layout.head_rows)
   HDR_ARGMAX,        // int32 argmax [head rows], then int32 top-k ids [head rows][k], f32 values [head rows][k]
   HDR_TOPK,          // k of the top-k output (<= 64)
+  HDR_LB_TABLE,      // low-bit designs: n_layers x N_LIN low-bit linear records of LB_WORDS words (LbWord);
+                     // 0 in a ternary design (the top of a ternary design never reads it)
   HDR_BUF_BYTES,     // written by the host before a start: bytes of the buffer (every region must fit)
   HDR_STATUS,        // written by the top: a Status code (the host clears it to ST_NONE first)
   HDR_STATUS_FIELD,  // the field an error names: where << 24 | index << 8 | word (StatusWhere)
@@ -67,6 +70,18 @@ enum LayerWord {
   LD_P_OFF = 14,     // 4 words: float offsets in the params area: attn_norm, ffn_norm, attn_sub, ffn_sub
   LD_WORDS = 20
 };
+
+// Low-bit linear record (uint32 words), one per (layer, linear) in the low-bit table at HDR_LB_TABLE,
+// record (layer * N_LIN + linear): the tensor's ParamCodec (compiler/packing_lowbit.py ParamCodec.as_words,
+// lowbit_mm.h LowbitTensor; n_out and k are the layer's shape), the float offset of its bias in the params
+// area (LB_NO_BIAS: none) and the bytes from weight port u's image to port u + 1's (the tensor's stream
+// split by 128-bit columns, packing_lowbit.port_images; port 0's image at the layer table's LD_W_OFF word,
+// whose LD_W_SCALE word is 1.0f). Signed fields (LB_SC_OFF, LB_MC_OFF) are two's complement.
+enum LbWord {
+  LB_BITS = 0, LB_GROUP, LB_SB, LB_DB, LB_SCB, LB_SC_OFF, LB_MMODE, LB_DMB, LB_MCB, LB_MC_OFF, LB_MZ, LB_DPER,
+  LB_BIAS_OFF, LB_PORT_STRIDE, LB_WORDS = 16  // two reserved words (0): a record is one 64-byte beat
+};
+const uint32_t LB_NO_BIAS = 0xFFFFFFFFu;
 
 // Descriptor words (uint32).
 // D_N_ROWS (OP_HEAD): rows D_ROW .. D_ROW + n - 1 scored in one pass over the head's weights (0 means 1;
