@@ -7,12 +7,45 @@ from edgellm.errors import EdgeLLMError
 from edgellm.models.weights import LowBitLinear, QuantModel
 
 
-def _linear(g: ModelGraph, name: str, layer: int, src: tuple[str, str], out: str, param: str) -> None:
+def _linear(g: ModelGraph, name: str, layer: int, src: tuple[str, str], out: str, param: str,
+            bias: str | None = None) -> None:
+    """A ternary linear (its scale), or a W{b}A8 low-bit one (bits, group, the f32 bias param if any)."""
     lin = g.params[param]
     n, k = lin.shape
     g.tensor(out, n)
+    if isinstance(lin, LowBitLinear):
+        g.add(Op(name, "lowbit_linear", list(src), [out], layer,
+                 {"shape": (n, k), "bits": lin.bits, "group": lin.group, "source": lin.source,
+                  "params": [param] + ([bias] if bias else [])}))
+        return
     g.add(Op(name, "ternary_linear", list(src), [out], layer,
              {"shape": (n, k), "wscale": float(lin.scale), "params": [param]}))
+
+
+def check_linears(qm: QuantModel) -> bool:
+    """True for a low-bit design (every linear of every layer W{b}A8), False for a ternary one; EdgeLLMError
+    in one line for what the hardware does not build: a mix of ternary and low-bit linears, a low-bit LM
+    head, q/k/v biases on a ternary model, a low-bit model with SubLN or without SiLU."""
+    kinds = {isinstance(lin, LowBitLinear) for L in qm.layers for lin in L.linears().values()}
+    if len(kinds) > 1:
+        where = next(f"layers.{i}.{n}" for i, L in enumerate(qm.layers) for n, lin in L.linears().items()
+                     if not isinstance(lin, LowBitLinear))
+        raise EdgeLLMError(f"a model mixing ternary and low-bit (W{{b}}A8) linears does not compile: a "
+                           f"design builds one matmul engine for all linears ({where} is ternary, others "
+                           "low-bit)")
+    lowbit = kinds == {True}
+    if isinstance(qm.lm_head, LowBitLinear):
+        raise EdgeLLMError("a low-bit LM head does not compile: the hardware's head is the int8 per-row head "
+                           "(load the model without lowbit_head; run a low-bit head with generate/eval "
+                           "--backend golden, onnx or torch)")
+    c = qm.config
+    if c.qkv_bias and not lowbit:
+        raise EdgeLLMError("q/k/v biases compile on low-bit (W{b}A8) designs only: the ternary layer adds "
+                           "none")
+    if lowbit and (c.subln or c.act != "silu"):
+        raise EdgeLLMError(f"low-bit designs build Llama/Qwen2 layers (SiLU GLU, no SubLN); {c.name} has "
+                           f"act={c.act}, subln={c.subln}")
+    return lowbit
 
 
 def _norm_quant(g: ModelGraph, name: str, layer: int | None, x: str, gamma: str,
@@ -35,12 +68,9 @@ def _sub_quant(g: ModelGraph, name: str, layer: int, x: str, gamma: object, widt
 
 
 def build_graph(qm: QuantModel) -> ModelGraph:
-    """One forward pass of the model as ops: embedding, layers, final norm, LM head."""
-    if isinstance(qm.lm_head, LowBitLinear) or any(isinstance(lin, LowBitLinear)
-                                                     for L in qm.layers for lin in L.linears().values()):
-        raise EdgeLLMError("low-bit (W{b}A8) linears do not compile to hardware yet: the low-bit engine "
-                           "(hw/include/edgellm/lowbit_mm.h) is not wired into the generated layer and top "
-                           "(issue 17 #6); run the model with generate/eval --backend golden, onnx or torch")
+    """One forward pass of the model as ops: embedding, layers, final norm, LM head (check_linears refuses
+    what the hardware does not build)."""
+    check_linears(qm)
     c = qm.config
     g = ModelGraph(c)
     g.params["embed"] = qm.embed
@@ -56,7 +86,11 @@ def build_graph(qm: QuantModel) -> ModelGraph:
             g.params[f"{p}.{n}"] = lin
         src = _norm_quant(g, f"{p}.attn_norm", i, h, f"{p}.attn_norm", c.hidden_size)
         for n in ("q", "k", "v"):
-            _linear(g, f"{p}.{n}", i, src, f"{p}.{n}.out", f"{p}.{n}")
+            b = getattr(L, f"{n}_bias")
+            if b is not None:
+                g.params[f"{p}.{n}_bias"] = b
+            _linear(g, f"{p}.{n}", i, src, f"{p}.{n}.out", f"{p}.{n}",
+                    f"{p}.{n}_bias" if b is not None else None)
         for n, w in (("q", c.q_size), ("k", c.kv_size)):
             g.tensor(f"{p}.{n}.rope", w)
             g.add(Op(f"{p}.rope_{n}", "rope", [f"{p}.{n}.out"], [f"{p}.{n}.rope"], i,

@@ -24,6 +24,7 @@ OP_KINDS: dict[str, tuple[int, int]] = {
     "rmsnorm": (1, 1),
     "quantize": (1, 2),  # x -> (q8, qs)
     "ternary_linear": (2, 1),  # (q8, qs) -> y
+    "lowbit_linear": (2, 1),  # (q8, qs) -> y (+ its f32 bias): W{b}A8 (models/lowbit.py lowbit_linear)
     "rope": (1, 1),
     "kv_write": (2, 0),  # (k, v) -> cache
     "attention": (1, 1),  # q -> a (reads the cache)
@@ -34,6 +35,7 @@ OP_KINDS: dict[str, tuple[int, int]] = {
     "norm_quant": (1, 2),  # rmsnorm + quantize
     "linear_group": (-1, -1),  # (q8, qs, residual?) -> ternary linears sharing one input + epilogues
 }
+LINEAR_KINDS = ("ternary_linear", "lowbit_linear")  # the matmul engine's ops (a design has one kind)
 
 
 class IRError(EdgeLLMError):
@@ -108,7 +110,7 @@ def verify(g: ModelGraph) -> None:
         for p in op.attrs.get("params", []):
             if p not in g.params:
                 raise IRError(f"op {op.name}: parameter {p} missing")
-        if op.kind in ("ternary_linear",):
+        if op.kind in LINEAR_KINDS:
             n_out_w, k = op.attrs["shape"]
             src = g.tensors[op.inputs[0]]
             if src.width != k or g.tensors[op.outputs[0]].width != n_out_w:

@@ -3,13 +3,13 @@ consumers (RoPE + KV write, gated activation, residual add) into the group's epi
 
 from __future__ import annotations
 
-from edgellm.compiler.ir import ModelGraph, Op
+from edgellm.compiler.ir import LINEAR_KINDS, ModelGraph, Op
 
 EPILOGUE_KINDS = ("rope", "kv_write", "act_gate", "residual")
 
 
 def fuse_linear_epilogues(g: ModelGraph) -> ModelGraph:
-    """ternary_linear* (same input) + rope/kv_write/act_gate/residual consumers ==> linear_group.
+    """ternary_linear* (or lowbit_linear*, same input) + rope/kv_write/act_gate/residual ==> linear_group.
 
     The group streams its weights once per token block; only tensors used after the group
     (its outputs) leave the chip. attrs: "linears" (each with its "output" tensor), "epilogue" (each
@@ -17,12 +17,12 @@ def fuse_linear_epilogues(g: ModelGraph) -> ModelGraph:
     ops, out, i = g.ops, [], 0
     while i < len(ops):
         op = ops[i]
-        if op.kind != "ternary_linear":
+        if op.kind not in LINEAR_KINDS:
             out.append(op)
             i += 1
             continue
         j = i + 1
-        while j < len(ops) and ops[j].kind == "ternary_linear" and ops[j].inputs == op.inputs:
+        while j < len(ops) and ops[j].kind == op.kind and ops[j].inputs == op.inputs:
             j += 1
         lins = ops[i:j]
         produced = {t for lin in lins for t in lin.outputs}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgellm.compiler.ir import IRError, ModelGraph, Op
+from edgellm.compiler.ir import LINEAR_KINDS, IRError, ModelGraph, Op
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def layer_schedule(g: ModelGraph, layer: int) -> list[Stage]:
     stages: list[Stage] = []
     vec: list[str] = []
     for op in ops:
-        if op.kind == "ternary_linear":
+        if op.kind in LINEAR_KINDS:
             raise IRError(f"op {op.name}: a linear outside a linear_group (run the fusion passes first)")
         if op.kind != "linear_group":
             vec.append(_step(op))
