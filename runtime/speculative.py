@@ -9,14 +9,19 @@ below the query only and every call writes its own rows' K/V before its attentio
 next call starts at the first rejected position and overwrites it; docs/runtime.md).
 
 Acceptance:
-- greedy: a draft is accepted when it equals the token plain greedy decode would pick from that row
-  (the sampler's own filtered_probs, repetition penalty included), so the output is identical token
-  for token to plain greedy decode (the numerics contract gives every row the same bits whether it
-  runs in a block or alone, tests/test_speculative.py checks it);
-- sampling: the speculative-sampling rule (Leviathan et al. 2023, Chen et al. 2023): a draft x drawn
-  from q is accepted with probability min(1, p(x) / q(x)); on rejection the token is drawn from
-  norm(max(0, p - q)); after k acceptances the bonus is drawn from the last row's p. The tokens are
-  distributed exactly as plain sampling from p (a deterministic drafter is the one-hot q).
+- greedy, and sampling with a deterministic drafter (prompt lookup): row by row, the sampler picks
+  the token plain decode would pick from that row (Sampler.next: filtered_probs, repetition penalty
+  included, and one draw of the sampler's own generator per token, as plain decode draws); drafts are
+  accepted while they equal those picks. The output is identical token for token to plain decode,
+  greedy or with the same seed (the numerics contract gives every row the same bits whether it runs
+  in a block or alone, tests/test_speculative.py checks it). For a one-hot q this is the rule below:
+  a draft x is accepted with probability p(x), and on rejection the token is p's draw given it is not
+  x, i.e. norm(max(0, p - onehot(x)));
+- sampling with a drafter that samples its drafts from q (self-speculation): the speculative-sampling
+  rule (Leviathan et al. 2023, Chen et al. 2023): a draft x drawn from q is accepted with probability
+  min(1, p(x) / q(x)); on rejection the token is drawn from norm(max(0, p - q)); after k acceptances
+  the bonus is drawn from the last row's p. The tokens are distributed exactly as plain sampling from
+  p, but a seeded run draws differently from plain decode (the drafts use the generator too).
 
 k adapts to the recent acceptance (KController): with the per-token acceptance a estimated from
 decayed counts, the pass length maximizes expected tokens (1 - a^(k+1)) / (1 - a) per unit of pass
@@ -25,7 +30,8 @@ the backend's ordinary forward, so text without matches costs what plain decode 
 occasional k = 1 probe (after probe_every idle passes, or more when a probe is dear: its excess cost
 over a plain step stays below PROBE_BUDGET = 2% of plain decode).
 
-Drafters live in runtime/drafters.py.
+Drafters live in runtime/drafters.py; the backend side (verify rows, rewind) in
+runtime/spec_backend.py.
 """
 
 from __future__ import annotations
@@ -41,10 +47,18 @@ import numpy as np
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime.generation import GenerationResult, OnToken, check_prompt, context_of
 from edgellm.runtime.sampling import Sampler, SamplingParams, filtered_probs
+from edgellm.runtime.spec_backend import (  # noqa: F401  (rewind, can_rewind: the module's API too)
+    K_LIMIT,
+    block_limit,
+    can_rewind,
+    check_rewind,
+    physical_room,
+    rewind,
+    verify_rows,
+)
 
 MODES = ("off", "lookup", "self")
 PROBE_BUDGET = 0.02  # probes at k = 1 cost at most this share of plain decode (their whole excess cost)
-K_LIMIT = 64  # the largest k a configuration may ask for
 
 
 @dataclass(frozen=True)
@@ -203,41 +217,6 @@ def verify_cost(cfg: SpecConfig, k: int) -> float:
     return 1.0 + k * cfg.row_cost
 
 
-# ---- the backend side: verify rows, move back ----
-
-def rewind(backend: Any, length: int) -> None:
-    """Move the backend's KV position back to `length` (rows past it are overwritten by the next call).
-    Sessions have `rewind`; the golden backend keeps its position in cache.length."""
-    if hasattr(backend, "rewind"):
-        backend.rewind(length)
-    elif hasattr(backend, "cache") and hasattr(backend.cache, "length"):
-        if not 0 <= length <= backend.cache.length:
-            raise EdgeLLMError(f"cannot rewind to {length}: the cache holds {backend.cache.length}")
-        backend.cache.length = length
-    else:
-        raise EdgeLLMError(f"backend {type(backend).__name__} cannot move its KV position back "
-                           "(speculation needs rewind)")
-
-
-def verify_rows(backend: Any, tokens: Sequence[int]) -> np.ndarray:
-    """Append tokens at the current position as one block; (T, vocab) logits of every row."""
-    ids = np.asarray(tokens, np.int64)
-    if hasattr(backend, "verify"):
-        return np.asarray(backend.verify(ids))
-    return np.asarray(backend.forward(ids, all_logits=True))
-
-
-def block_limit(backend: Any) -> int:
-    """The most tokens one verify pass may feed (the accelerator's max_t; unbounded elsewhere)."""
-    return int(getattr(backend, "max_block", K_LIMIT + 1))
-
-
-def physical_room(backend: Any, context: int) -> int:
-    """Positions left in the KV cache (a sliding session reports an unbounded context)."""
-    cap = int(getattr(backend, "max_ctx", context))
-    return cap - int(backend.length)
-
-
 # ---- acceptance ----
 
 AcceptRule = Callable[[np.ndarray, np.ndarray | None, Sequence[int], np.random.Generator],
@@ -277,11 +256,13 @@ def _target_dists(logits: np.ndarray, params: SamplingParams, history: list[int]
     return np.stack(rows)
 
 
-def accept_greedy(logits: np.ndarray, params: SamplingParams, history: list[int], drafts: list[int]
+def accept_replay(sampler: Sampler, logits: np.ndarray, history: list[int], drafts: list[int]
                   ) -> tuple[int, int]:
-    """Greedy: row i's token is the one plain greedy decode picks; accept drafts while they match."""
+    """Greedy or a deterministic drafter: row i's token is the one plain decode picks there
+    (sampler.next, its generator drawn once per row as plain decode draws per token); accept drafts
+    while they match. Returns (accepted n, the pick at the first mismatch or after all drafts)."""
     for i in range(len(drafts) + 1):
-        want = int(np.argmax(filtered_probs(logits[i], params, history + drafts[:i])))
+        want = sampler.next(logits[i], history + drafts[:i])
         if i == len(drafts) or want != drafts[i]:
             return i, want
     raise AssertionError("unreachable")
@@ -319,17 +300,20 @@ class _Emitter:
 
 def generate_speculative(backend: Any, prompt_ids: Sequence[int], params: SamplingParams, spec: SpecConfig,
                          drafter: Drafter, on_token: OnToken | None = None,
-                         past: Sequence[int] | None = None, accept: AcceptRule = accept_sampling
-                         ) -> GenerationResult:
-    """generate() with drafted tokens verified in blocks. Same tokens as generate() when greedy, the
-    same distribution when sampling; res.speculation holds the SpecStats. `accept` is the sampling
-    rule (tests swap in a broken one to show the statistical test catches it)."""
+                         past: Sequence[int] | None = None, accept: AcceptRule = accept_sampling,
+                         stats: SpecStats | None = None) -> GenerationResult:
+    """generate() with drafted tokens verified in blocks. Same tokens as generate() when greedy or
+    when a deterministic drafter's drafts are sampled with the same seed, the same distribution when
+    a sampling drafter's are; res.speculation holds the SpecStats. `accept` is the rule for drafts
+    sampled from q (tests swap in a broken one to show the statistical test catches it). `stats`: a
+    SpecStats to count into (a caller that may stop generation from on_token keeps what was measured)."""
     context = context_of(backend)
+    check_rewind(backend)
     vocab = getattr(getattr(backend, "config", None), "vocab_size", None)
     kept = [int(t) for t in past] if past is not None else []
     ids = check_prompt(prompt_ids, context - len(kept), vocab)
     sampler = Sampler(params)
-    stats = SpecStats()
+    stats = stats if stats is not None else SpecStats()
     res = GenerationResult(prompt_ids=list(ids), speculation=stats)
     out = _Emitter(res, kept + list(ids), params, context, on_token, params.stop_set())
     ctl = KController(spec)
@@ -342,9 +326,11 @@ def generate_speculative(backend: Any, prompt_ids: Sequence[int], params: Sampli
     while not out.done:
         t0 = time.perf_counter()
         n0 = len(res.tokens)
-        _one_pass(backend, sampler, spec, drafter, ctl, out, stats, context, accept)
-        n = len(res.tokens) - n0
-        stats.decode_tokens += n
+        try:
+            _one_pass(backend, sampler, spec, drafter, ctl, out, stats, context, accept)
+        finally:  # on_token may stop generation inside a pass: count what it emitted
+            n = len(res.tokens) - n0
+            stats.decode_tokens += n
         dt = time.perf_counter() - t0
         res.token_latencies_s.extend([dt / n] * n)  # a pass's time spread over its tokens
     res.ttft_s = res.token_latencies_s[0]
@@ -375,8 +361,8 @@ def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter
     stats.drafted += len(drafts)
     stats.cost_steps += verify_cost(spec, len(drafts)) + getattr(drafter, "last_cost", 0.0)
     base = list(history)
-    if params.greedy:
-        n_acc, extra = accept_greedy(logits, params, base, drafts)
+    if params.greedy or q is None:
+        n_acc, extra = accept_replay(sampler, logits, base, drafts)
     else:
         p = _target_dists(logits, params, base, drafts)
         n_acc, extra = accept(p, None if q is None else q[:len(drafts)], drafts, sampler.rng)
