@@ -81,14 +81,16 @@ def tlmm_fields(cfg: ModelConfig, design: DesignParams, max_t: int, stream_ports
     ]
 
 
-def head_fields(cfg: ModelConfig, beat_bytes: int, top_k: int, head_ports: int,
-                max_t: int = 1) -> list[Field]:
+def head_fields(cfg: ModelConfig, beat_bytes: int, top_k: int, head_ports: int, max_t: int,
+                lanes: int) -> list[Field]:
     """The LM head's named configuration (named_config.h lm_head_config_base / lm_head_traits). MAX_TOK:
-    the rows one OP_HEAD scores in one pass (token lanes, runtime/layout.py head_rows(max_t))."""
+    the rows one OP_HEAD scores in one pass (token lanes: the design's head_lanes clamped to the block,
+    runtime/layout.py head_rows(max_t, lanes))."""
     return [
         ("P", beat_bytes, "int8 MACs per cycle and port = bytes per weight beat"),
         ("HID_MAX", cfg.hidden_size, "hidden size"), ("V_MAX", cfg.vocab_size, "vocabulary"),
-        ("MAX_TOK", head_rows(max_t), "rows per pass over the weights (token lanes, layout.head_rows)"),
+        ("MAX_TOK", head_rows(max_t, lanes), "rows per pass over the weights (design head_lanes, at most "
+                                             "max_t)"),
         ("K_TOP", max(top_k, 1), "top-k"),
         ("NPORTS", head_ports, "weight ports streaming rows"),
     ]

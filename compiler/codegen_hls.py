@@ -76,7 +76,8 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
     layer = cpp_struct("layer_cfg", "edgellm::layer_config_base",
                        layer_fields(cfg, numerics, design, max_t, max_ctx))
     head = cpp_struct("head_cfg", "edgellm::lm_head_config_base",
-                      head_fields(cfg, head_beat_bytes(design, mm), top_k, head_ports, max_t))
+                      head_fields(cfg, head_beat_bytes(design, mm), top_k, head_ports, max_t,
+                                  design.head_lanes))
     top = cpp_struct("top_cfg", "edgellm::top_config_base", top_fields(cfg, design))
     # this configuration's own (inline) namespace: the named structs' symbols then differ between projects,
     # so two projects' C simulations can share one process (template statics do not collide)

@@ -17,7 +17,8 @@ from typing import Any
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import FETCH_BEATS as FETCH_BEATS  # the models' import point
-from edgellm.runtime.layout import MAX_STREAM_PORTS
+from edgellm.runtime.layout import HEAD_ROWS_MAX, MAX_STREAM_PORTS
+from edgellm.runtime.layout import head_rows as _head_rows
 
 SCALE_BYTES = 4  # one fp32 scale per ternary linear (numerics contract)
 NORM_BYTES = 4  # fp32 RMSNorm gamma element
@@ -27,6 +28,8 @@ ACT_BYTES = 4  # fp32 activation / residual element
 BUFFER_KINDS = ("uram", "bram", "lutram")  # lutram: weight banks in distributed RAM, activations BRAM
 FETCH_DEPTH_RANGE = (2, 65536)  # fetch_depth bounds (a power of two, or whole URAMs deep)
 URAM_WORDS = 4096  # depth of one UltraRAM (4K x 72 bits): FIFO depths in multiples of it waste nothing
+HEAD_LANES = (1, 2, 4, 8)  # the LM head's token lanes a design may build (at most layout.HEAD_ROWS_MAX)
+TABLE_CHUNK = 5  # the generated TLMM reads G weight bytes = 5 trit groups a time: tables a multiple of it
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class DesignParams:
     max_context: int = 0  # KV cache capacity; 0: the model's max_context
     ip_calls_per_token: int = 1  # host ap_start round trips per decode step (descriptor driven: 1)
     fetch_depth: int = 2048  # words (FETCH_BEATS beats of R bytes) per weight port's fetcher FIFO
+    # the LM head's token lanes (lm_head.h MAX_TOK): rows one OP_HEAD scores in one pass over the head's
+    # weights (a speculative verify call's rows); built as min(head_lanes, max_t): head_rows(cfg, p)
+    head_lanes: int = HEAD_ROWS_MAX
 
     def __post_init__(self) -> None:
         self.validate()
@@ -72,10 +78,18 @@ class DesignParams:
         for f in ("group_size", "tables", "rows", "weight_ports", "port_width_bits", "data_port_width_bits",
                   "lm_head_bits", "prefill_token_block", "attn_q_block", "attn_kv_block", "attn_lanes",
                   "ew_lanes", "ew_vec", "token_lanes", "out_lanes", "kv_bytes", "decode_context",
-                  "ip_calls_per_token", "fetch_depth"):
+                  "ip_calls_per_token", "fetch_depth", "head_lanes"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise EdgeLLMError(f"design parameter {f} must be a positive integer, got {v!r}")
+        if self.overlap and self.tables % TABLE_CHUNK:
+            lo = max(TABLE_CHUNK, self.tables // TABLE_CHUNK * TABLE_CHUNK)
+            raise EdgeLLMError(f"design parameter tables={self.tables}: the TLMM engine builds a multiple "
+                               f"of {TABLE_CHUNK} tables (at least {TABLE_CHUNK}); use {lo} or "
+                               f"{lo + TABLE_CHUNK}")
+        if self.head_lanes not in HEAD_LANES or self.head_lanes > HEAD_ROWS_MAX:
+            raise EdgeLLMError(f"design parameter head_lanes must be one of {HEAD_LANES} (the LM head's "
+                               f"token lanes, at most {HEAD_ROWS_MAX}), got {self.head_lanes}")
         if not 1 <= self.group_size <= 5:
             raise EdgeLLMError(f"design parameter group_size must be 1..5, got {self.group_size}")
         if self.clock_mhz <= 0:
@@ -149,8 +163,23 @@ class DesignParams:
 
 def tlmm_tables(p: DesignParams) -> int:
     """Tables per cycle the TLMM engine is built with (TlmmConfig T): p.tables rounded down to a multiple
-    of 5 (a chunk of G weight bytes holds 5 groups), at least 5."""
-    return max(5, p.tables // 5 * 5)
+    of 5 (a chunk of G weight bytes holds 5 groups), at least 5. For the generated engine (overlap) that
+    is p.tables itself: validate() refuses any other; the serial description (overlap False) takes its T
+    as given and rounds only where it is built like the engine (cost/calibration.py)."""
+    return max(TABLE_CHUNK, p.tables // TABLE_CHUNK * TABLE_CHUNK)
+
+
+def block_tokens(cfg: ModelConfig, p: DesignParams) -> int:
+    """Tokens one accelerator call takes (the memory plan's and codegen's max_t, compiler/steps.py): the
+    prefill block, at most the model's context."""
+    return min(p.prefill_token_block, cfg.max_context)
+
+
+def head_rows(cfg: ModelConfig, p: DesignParams) -> int:
+    """The LM head's token lanes as built (its MAX_TOK, the logits / argmax regions' rows): p.head_lanes,
+    clamped to the block the design's calls take (layout.head_rows(max_t, lanes); a 16-token block with
+    8 head lanes builds 8, a 4-token block 4)."""
+    return _head_rows(block_tokens(cfg, p), p.head_lanes)
 
 
 def stream_ports(board: Any, p: DesignParams) -> int:

@@ -13,8 +13,7 @@ from edgellm.compiler.cost import ddr as cost_ddr
 from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.cost.memory import KINDS, Resources
 from edgellm.compiler.cost.resource_model import estimate_resources
-from edgellm.compiler.design import DesignParams, bits_per_weight, ddr_footprint, tlmm_tables
-from edgellm.errors import EdgeLLMError
+from edgellm.compiler.design import DesignParams, bits_per_weight, ddr_footprint
 from edgellm.models.config import ModelConfig
 
 TTFT_PROMPTS = (64, 128)  # prompt lengths TeLLMe reports TTFT for
@@ -158,20 +157,10 @@ def clock_sensitivity(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[f
     return out
 
 
-def check_built(p: DesignParams) -> None:
-    """EdgeLLMError unless the generated engine (overlap) builds p's tables as given: the TLMM reads G bytes
-    = 5 groups at a time, so it builds design.tlmm_tables(p), a multiple of 5 (one truth: the estimate and
-    codegen describe the same engine)."""
-    if p.overlap and p.tables != tlmm_tables(p):
-        raise EdgeLLMError(f"design parameter tables={p.tables}: the TLMM engine builds a multiple of 5 "
-                           f"tables (at least 5); use {tlmm_tables(p)} or {tlmm_tables(p) + 5}")
-
-
 def estimate(cfg: ModelConfig, board: Board, p: DesignParams, ranges: bool = True) -> Estimate:
     """Resources, projected decode and TTFT (with their low/high ends and the clock sensitivity unless
-    `ranges` is False), DDR-bound and footprint for one configuration. EdgeLLMError for a generated-engine
-    design whose tables the engine would not build as given (check_built)."""
-    check_built(p)
+    `ranges` is False), DDR-bound and footprint for one configuration. (A generated-engine design whose
+    tables the engine would not build as given never gets here: DesignParams.validate refuses it.)"""
     res = estimate_resources(cfg, board, p)
     total = res["total"]
     decode = cost_model.decode_step(cfg, board, p)

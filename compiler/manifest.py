@@ -79,6 +79,7 @@ def build_manifest(ctx: BuildContext) -> dict[str, Any]:
         "interface": {"version": itf.INTERFACE_VERSION, "hdr_off": 0,
                       "prog_off": plan.regions["program"].offset,
                       "max_t": s["max_t"], "max_ctx": s["max_ctx"], "top_k": TOP_K, "ip_name": IP_NAME,
+                      "head_rows": plan.head_rows,
                       "registers": hls.get("registers", {}), "bundles": hls.get("bundles", [])},
         "memory": plan.to_dict(),
         "weights": {"file": "weights.bin", "bytes": plan.static_bytes, "sha256": files["weights.bin"],

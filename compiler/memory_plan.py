@@ -45,6 +45,7 @@ class MemoryPlan:
     image: np.ndarray | None = None  # uint8[static_bytes]
     weight_bytes: int = 0  # encoded ternary matrices only
     ternary_weights: int = 0
+    head_rows: int = 1  # rows OP_HEAD scores in one pass: the logits / argmax regions' rows
 
     def to_dict(self) -> dict:
         """JSON-able summary for the manifest."""
@@ -79,9 +80,11 @@ def _norm(qm: QuantModel, i: int, name: str) -> np.ndarray | None:
 
 def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scratch_floats: int,
                 scratch_i8: int, tap_floats: int, align: int = 64, top_k: int = 8,
-                kv_elem_bytes: int = 4) -> MemoryPlan:
+                kv_elem_bytes: int = 4, *, head_lanes: int) -> MemoryPlan:
     """Lay out the buffer for the model's weights with the given encoder.
-    kv_elem_bytes: KV cache element size, NumericsPlan.kv_elem_bytes (4: f32, 2: f16)."""
+    kv_elem_bytes: KV cache element size, NumericsPlan.kv_elem_bytes (4: f32, 2: f16). head_lanes: the
+    design's LM-head token lanes (DesignParams.head_lanes): the logits / argmax regions hold
+    layout.head_rows(max_t, head_lanes) rows (MemoryPlan.head_rows)."""
     c = qm.config
     if max_ctx > c.max_context:
         raise EdgeLLMError(f"max_ctx {max_ctx} exceeds the model's context {c.max_context}")
@@ -144,7 +147,7 @@ def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scrat
     sf = lay.region("scratch_f", scratch_floats * 4, False)
     si = lay.region("scratch_i8", scratch_i8, False)
     taps = lay.region("taps", max(tap_floats, 1) * 4, False)
-    rows = head_rows(max_t)  # OP_HEAD scores up to this many rows in one pass (the multi-row head)
+    rows = head_rows(max_t, head_lanes)  # OP_HEAD scores up to this many rows in one pass (head lanes)
     logits = lay.region("logits", rows * logits_row(c.vocab_size) * 4, False)
     amax = lay.region("argmax", rows * (4 + top_k * 8), False)  # argmax [rows], ids, values [rows][k]
     lay.region("program", (c.n_layers + 1) * itf.DESC_WORDS * 4, False)
@@ -179,4 +182,4 @@ def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scrat
     put(sin_off, sin)
     put(head_w, head.w)
     put(head_s, head.row_scale.astype(np.float32))
-    return MemoryPlan(lay.regions, hdr, static_end, total, img, w_cursor, ternary)
+    return MemoryPlan(lay.regions, hdr, static_end, total, img, w_cursor, ternary, rows)

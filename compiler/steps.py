@@ -118,17 +118,19 @@ def _check_overridden(cfg, board, design, over: dict, limits: dict):  # -> Estim
 def step_plan_memory(ctx: BuildContext) -> None:
     """Encode the weights and lay out the DDR buffer."""
     from edgellm.compiler.codegen_hls import weight_encoder
+    from edgellm.compiler.design import block_tokens
     from edgellm.compiler.memory_plan import plan_memory
     from edgellm.runtime.layout import layer_buffer_sizes
 
     cfg, design = ctx.state["qm"].config, ctx.state["design"]
-    max_t = min(design.prefill_token_block, cfg.max_context)
+    max_t = block_tokens(cfg, design)
     max_ctx = design.max_context or cfg.max_context
     sf, si, tf = layer_buffer_sizes(cfg, max_t)
     plan = plan_memory(ctx.state["qm"], weight_encoder(design, "tlmm"),
                        max_t=max_t, max_ctx=max_ctx, scratch_floats=sf, scratch_i8=si,
                        tap_floats=tf, align=max(design.port_width_bits // 8, design.rows),
-                       kv_elem_bytes=ctx.state["numerics"].kv_elem_bytes, top_k=TOP_K)
+                       kv_elem_bytes=ctx.state["numerics"].kv_elem_bytes, top_k=TOP_K,
+                       head_lanes=design.head_lanes)
     ctx.state.update(plan=plan, max_t=max_t, max_ctx=max_ctx)
     check_reference_fits(ctx.config.reference_new_tokens, max_ctx)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.layout import head_rows, logits_row
+from edgellm.runtime.layout import HEAD_ROWS_MAX, head_rows, logits_row
 
 MAX_BUFFER = 1 << 32  # 32-bit offsets: the accelerator addresses at most 4 GiB
 REASONS = {
@@ -62,6 +62,7 @@ class Limits:
     k_top: int  # top-k capacity (LmHeadConfig K_TOP)
     buf_bytes: int
     data_beat: int = 16  # bytes of a data / act port beat (design.data_port_width_bits / 8)
+    head_lanes: int = HEAD_ROWS_MAX  # the compiled head's token lanes (Interface.head_rows)
 
     @classmethod
     def of(cls, project: Any, buf_bytes: int) -> Limits:
@@ -72,12 +73,12 @@ class Limits:
         return cls(c.n_layers, project.iface.max_t, project.iface.max_ctx, c.hidden_size, c.q_size,
                    c.kv_size, c.ffn_size, c.head_dim, c.vocab_size, bool(c.subln),
                    int(project.numerics.kv_elem_bytes), int(rows), max(int(project.iface.top_k), 1),
-                   int(buf_bytes), beat)
+                   int(buf_bytes), beat, int(project.iface.head_rows))
 
     @property
     def head_rows(self) -> int:
-        """Rows one OP_HEAD scores in one pass (the compiled head's MAX_TOK, layout.head_rows)."""
-        return head_rows(self.max_t)
+        """Rows one OP_HEAD scores in one pass (the compiled head's MAX_TOK: its lanes, at most max_t)."""
+        return head_rows(self.max_t, self.head_lanes)
 
     @property
     def weight_beat(self) -> int:

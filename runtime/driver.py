@@ -126,9 +126,9 @@ class Driver:
 
     @property
     def head_rows(self) -> int:
-        """Rows one OP_HEAD scores in one pass over the head's weights (layout.head_rows: the compiled
-        head's MAX_TOK, the logits and argmax regions' rows)."""
-        return layout.head_rows(self.p.iface.max_t)
+        """Rows one OP_HEAD scores in one pass over the head's weights (the manifest's interface.head_rows:
+        the compiled head's MAX_TOK, the design's head lanes; the logits and argmax regions' rows)."""
+        return self.p.iface.head_rows
 
     def read_logits(self) -> np.ndarray:
         """(vocab,) f32 logits of the (first) row the last OP_HEAD selected (a copy)."""

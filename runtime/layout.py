@@ -33,7 +33,7 @@ ATTN_MEM_LANES = 16  # floats per K (and V) beat the reader hands the core
 # ---- LM head ----
 K_TOP_MAX = 64  # top-k capacity bound of the LM head (LmHeadConfig K_TOP)
 TOP_K = 8  # the top-k a compiled project's LM head returns (interface.top_k)
-HEAD_ROWS_MAX = 8  # rows the multi-row LM head scores in one pass over its weights (token lanes, KMAX)
+HEAD_ROWS_MAX = 8  # most rows the multi-row LM head scores in one pass over its weights (token lanes, KMAX)
 
 # (C++ name in namespace edgellm::facts, Python value, what it is): the header's contents
 C_FACTS = (
@@ -55,10 +55,11 @@ TAP_NAMES = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")  # layer_taps
 SCRATCH_NAMES = ("q_lin", "k_lin", "q", "k", "v", "attn", "g", "u", "y")  # layer_scratch<C>, then qs_a, qs_b
 
 
-def head_rows(max_t: int) -> int:
+def head_rows(max_t: int, lanes: int) -> int:
     """Rows one OP_HEAD scores in one pass over the head's weights (the generated head's MAX_TOK, the
-    logits / argmax regions' rows): HEAD_ROWS_MAX, at most the block of max_t."""
-    return max(1, min(HEAD_ROWS_MAX, int(max_t)))
+    logits / argmax regions' rows): the design's head lanes (compiler/design.py DesignParams.head_lanes,
+    at most HEAD_ROWS_MAX), clamped to the block of max_t tokens a call takes."""
+    return max(1, min(HEAD_ROWS_MAX, int(lanes), int(max_t)))
 
 
 LOGITS_ROW_ALIGN = 16  # floats a row of the logits region is padded to (64 bytes: the widest data beat)

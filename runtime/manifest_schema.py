@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.layout import K_TOP_MAX
+from edgellm.runtime.layout import HEAD_ROWS_MAX, K_TOP_MAX
 
 SCHEMA = "edgellm.manifest/1"
 MANIFEST = "manifest.json"
@@ -44,6 +44,8 @@ FIELDS: dict[str, tuple[str, bool, Any]] = {
     "interface.max_ctx": ("int", True, (1, 1 << 24)),
     "interface.top_k": ("int", False, (0, K_TOP_MAX)),
     "interface.ip_name": ("ident", False, None),
+    # the LM head's rows per pass (design head_lanes, at most max_t); absent in older manifests: min(8, max_t)
+    "interface.head_rows": ("int", False, (1, HEAD_ROWS_MAX)),
     "interface.registers": ("registers", True, None),
     "memory": ("object", True, None),
     "memory.regions": ("regions", True, None),
@@ -63,7 +65,8 @@ FIELDS: dict[str, tuple[str, bool, Any]] = {
     "chat_template": ("path?", False, None),
     "files": ("files", False, None),
 }
-DEFAULTS = {"interface.top_k": 0, "interface.ip_name": "edgellm_top", "tokenizer": None,
+DEFAULTS = {"interface.top_k": 0, "interface.ip_name": "edgellm_top", "interface.head_rows": None,
+            "tokenizer": None,
             "chat_template": None, "files": {}}
 CONTROL_REGISTERS = ("hdr_off", "prog_off", "n_desc")
 

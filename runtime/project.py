@@ -18,7 +18,7 @@ from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
 from edgellm.runtime import manifest_schema as ms
 from edgellm.runtime import project_files as pf
-from edgellm.runtime.layout import head_rows, logits_row
+from edgellm.runtime.layout import HEAD_ROWS_MAX, head_rows, logits_row
 from edgellm.runtime.manifest_schema import MANIFEST, SCHEMA, ProjectError
 from edgellm.runtime.project_files import sha256_file
 
@@ -41,6 +41,7 @@ class Interface:
     top_k: int
     ip_name: str
     registers: dict[str, int] = field(default_factory=dict)
+    head_rows: int = 1  # rows one OP_HEAD scores in one pass (the compiled head's MAX_TOK: design head_lanes)
 
 
 def read_manifest(p: Path) -> dict[str, Any]:
@@ -96,8 +97,10 @@ class Project:
         except (TypeError, ValueError, OverflowError, AttributeError, EdgeLLMError) as e:
             why = " ".join(str(e).split())[:300]
             raise ProjectError(f"{mf}: bad model/numerics section: {why}") from None
+        rows = ms.get(m, "interface.head_rows")  # older manifests: every head built min(8, max_t) lanes
         iface = Interface(i["version"], i["hdr_off"], i["prog_off"], i["max_t"], i["max_ctx"],
-                          ms.get(m, "interface.top_k"), ms.get(m, "interface.ip_name"), dict(i["registers"]))
+                          ms.get(m, "interface.top_k"), ms.get(m, "interface.ip_name"), dict(i["registers"]),
+                          head_rows(i["max_t"], HEAD_ROWS_MAX) if rows is None else rows)
         mem = m["memory"]
         regions = {k: (r["offset"], r["size"]) for k, r in mem["regions"].items()}
         for r in REGIONS:
@@ -182,7 +185,9 @@ class Project:
             if o + n > self.total_bytes:
                 raise ProjectError(f"{mf}: region {name!r} [{o}, {o + n}) lies outside the "
                                    f"{self.total_bytes}-byte buffer")
-        rows = head_rows(i.max_t)  # the multi-row head's results (layout.head_rows)
+        rows = i.head_rows  # the multi-row head's results (its token lanes, at most max_t)
+        if rows > i.max_t:
+            raise ProjectError(f"{mf}: interface.head_rows {rows} exceeds max_t {i.max_t}")
         want = {"h": i.max_t * c.hidden_size * 4, "logits": rows * logits_row(c.vocab_size) * 4,
                 "program": (c.n_layers + 1) * itf.DESC_WORDS * 4, "argmax": rows * (4 + 8 * i.top_k)}
         for name, size in want.items():

@@ -46,7 +46,8 @@ def write_project(d: Path, qm: QuantModel, max_t: int = 4, max_ctx: int = 32, to
     cfg = qm.config
     plan = NumericsPlan.for_head_dim(cfg.head_dim)
     mp = plan_memory(qm, lambda lin: pack_ternary(lin.dense(), R), max_t, max_ctx, scratch_floats=16,
-                     scratch_i8=16, tap_floats=tap_floats(cfg, max_t), align=ALIGN, top_k=top_k)
+                     scratch_i8=16, tap_floats=tap_floats(cfg, max_t), align=ALIGN, top_k=top_k,
+                     head_lanes=layout.HEAD_ROWS_MAX)  # the manifest's default head (no interface.head_rows)
     (d / "weights.bin").write_bytes(mp.image.tobytes())
     emb = np.ascontiguousarray(qm.embed)
     (d / "embed.bin").write_bytes(emb.tobytes())
@@ -114,7 +115,7 @@ class PythonTop:
                         f32(off, a.size)[:] = a.ravel()
                         off += 4 * max_t * a.shape[1]
             elif op == itf.OP_HEAD:  # rows row .. row + n - 1 (top.h: argmax [R], ids [R][k], values [R][k])
-                n, r = max(n_rows, 1), layout.head_rows(max_t)
+                n, r = max(n_rows, 1), layout.head_rows(max_t, layout.HEAD_ROWS_MAX)  # write_project's head
                 x = nx.rmsnorm(h_all[row:row + n], qm.final_norm, c.rms_eps, self.plan.norm_lanes)
                 k, a, stride = H["HDR_TOPK"], H["HDR_ARGMAX"], layout.logits_row(c.vocab_size)
                 for i, logits in enumerate(lm_head(x, qm.lm_head)):

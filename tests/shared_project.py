@@ -37,7 +37,7 @@ def make_project(d: Path) -> Path:
     numerics = NumericsPlan.for_head_dim(cfg.head_dim)
     sf, si, tf = layer_buffer_sizes(cfg, 16)
     plan = plan_memory(qm, weight_encoder(design), max_t=16, max_ctx=64, scratch_floats=sf,
-                       scratch_i8=si, tap_floats=tf, top_k=8)
+                       scratch_i8=si, tap_floats=tf, top_k=8, head_lanes=design.head_lanes)
     d.mkdir(parents=True)
     info = generate_hls(d / "hls", cfg, numerics, design, max_t=16, max_ctx=64, top_k=8, board=board,
                         total_bytes=plan.total_bytes)

@@ -125,7 +125,7 @@ def test_headers_copied_with_sibling_includes(tmp_path: Path) -> None:
 
 
 def test_config_header_numbers(tmp_path: Path) -> None:
-    d = DesignParams(tables=28, rows=16, group_size=3, weight_buffer="bram", port_width_bits=64,
+    d = DesignParams(tables=25, rows=16, group_size=3, weight_buffer="bram", port_width_bits=64,
                      prefill_token_block=64, attn_q_block=4, token_lanes=2, out_lanes=2, ew_vec=8,
                      ew_glu_vec=2, act_buffer="uram", prefill_pipeline=True)
     info = gen(tmp_path, d)
@@ -144,7 +144,8 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     assert "kWeightPorts = 4;" in h and "kStreamPorts = 4;" in h
     # P: the weight ports' beat, R bytes; MAX_TOK: the multi-row head's rows per weight pass (max_t 16)
     assert struct_fields(h, "head_cfg") == {"P": "16", "HID_MAX": "128", "V_MAX": "300",
-                                           "MAX_TOK": str(head_rows(16)), "K_TOP": "8", "NPORTS": "4"}
+                                           "MAX_TOK": str(head_rows(16, d.head_lanes)), "K_TOP": "8",
+                                           "NPORTS": "4"}
     assert struct_fields(h, "top_cfg") == {"layer": "edgellm_cfg::layer", "mm": "edgellm_cfg::mm",
                                           "head": "edgellm_cfg::head", "n_layers": "2", "vocab": "300",
                                           "fetch_depth": str(d.fetch_depth)}  # words per weight FIFO
@@ -159,7 +160,7 @@ def test_config_header_numbers(tmp_path: Path) -> None:
     assert "kTotalBytes = 1048576ULL" in h
     gen(tmp_path / "p2", d, "pack2")
     assert "pack2_matmul<344> mm" in (tmp_path / "p2" / "hls" / "edgellm_config.h").read_text()
-    assert tlmm_tables(DesignParams(tables=4)) == 5
+    assert tlmm_tables(DesignParams(tables=4, overlap=False)) == 5
 
 
 def struct_fields(h: str, name: str) -> dict[str, str]:

@@ -48,7 +48,8 @@ EXPECT = {
     "tlmm::MAX_TOK": MAX_T, "tlmm::STORAGE == edgellm::kStorageBram": 1, "tlmm::NPORTS": 3,
     "tlmm::TP": DESIGN.token_lanes, "tlmm::OL": DESIGN.out_lanes, "tlmm::DL": DESIGN.dsp_lanes,
     "head::P": DESIGN.rows, "head::HID_MAX": CFG.hidden_size, "head::V_MAX": CFG.vocab_size,
-    "head::MAX_TOK": head_rows(MAX_T), "head::K_TOP": TOP_K, "head::NPORTS": 3, "top::n_layers": CFG.n_layers,
+    "head::MAX_TOK": head_rows(MAX_T, DESIGN.head_lanes), "head::K_TOP": TOP_K, "head::NPORTS": 3,
+    "top::n_layers": CFG.n_layers,
     "top::vocab": CFG.vocab_size, "top::fetch_depth": DESIGN.fetch_depth, "kStreamPorts": 3,
     "kHeadPorts": 3,
 }

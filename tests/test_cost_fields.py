@@ -84,7 +84,9 @@ def designs(n: int, seed: int = 5) -> list[DesignParams]:
                   attn_kv_block=int(rng.choice([8, 32])), ew_vec=vec, ew_glu_vec=int(rng.choice([0, 1])),
                   ew_lanes=max(16, 8 * vec), out_lanes=int(rng.choice([1, 2, 4])),
                   fetch_depth=int(rng.choice([16, 512, 8192])), kv_bytes=int(rng.choice([2, 4])),
-                  weight_buffer_depth=int(rng.choice([0, 64])))
+                  weight_buffer_depth=int(rng.choice([0, 64])), head_lanes=int(rng.choice([1, 2, 4, 8])))
+        if kw["overlap"] and kw["tables"] % 5:  # the generated engine builds multiples of 5 (validate)
+            kw["tables"] = 25
         out.append(DesignParams(**kw))
     return out
 

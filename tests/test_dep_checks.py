@@ -233,7 +233,7 @@ def _top_lib(tmp: Path, qm, design: DesignParams, max_t: int, max_ctx: int, top_
     sf, si, tf = layer_buffer_sizes(cfg, max_t)
     plan = plan_memory(qm, weight_encoder(design, "tlmm"), max_t=max_t, max_ctx=max_ctx,
                        scratch_floats=sf, scratch_i8=si, tap_floats=tf, top_k=top_k,
-                       kv_elem_bytes=numerics.kv_elem_bytes)
+                       kv_elem_bytes=numerics.kv_elem_bytes, head_lanes=design.head_lanes)
     hls = tmp / "hls"
     generate_hls(hls, cfg, numerics, design, "tlmm", max_t=max_t, max_ctx=max_ctx, top_k=top_k,
                  board=load_board("kv260"), total_bytes=plan.total_bytes)

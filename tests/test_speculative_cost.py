@@ -38,13 +38,16 @@ def test_verify_costs_grow_and_the_multi_row_head_streams_once(setup) -> None:
     calls = [cs.verify_call(CFG, board, p, k) for k in range(0, 8)]
     assert all(b.seconds >= a.seconds for a, b in zip(calls, calls[1:], strict=False))
     one = cost_lm_head.seconds(CFG, board, p)
-    assert cs.head_lanes(p) == 8  # the built head's lanes at this block (layout.head_rows)
+    assert cs.head_lanes(CFG, p) == 8  # the built head's lanes at this block (design.head_rows)
     for k in range(1, 8):  # up to head_lanes rows: one pass of the head's dot loop, in the layers' start
         assert calls[k].parts["lm_head"] == one
         per_row = cs.verify_call(CFG, board, p, k, multi_row_head=False)
         assert per_row.parts["lm_head"] == (k + 1) * one and per_row.seconds > calls[k].seconds
     four = cs.verify_call(CFG, board, p, 4, head_lanes=4)  # 5 rows on a 4-lane head: two passes, two starts
     assert four.parts["lm_head"] == 2 * one and four.parts["host"] > calls[4].parts["host"]
+    two = cs.verify_call(CFG, board, p.replace(head_lanes=2), 4)  # the design's 2-lane head: 3 passes
+    assert cs.head_lanes(CFG, p.replace(head_lanes=2)) == 2 and two.parts["lm_head"] == 3 * one
+    assert two.parts["host"] == four.parts["host"] + cost_model.HOST_CALL_S
     hidden = cs.verify_call(CFG, board, p, 3, hide_attention=True)
     assert hidden.parts["attention_cache"] == 0 < calls[3].parts["attention_cache"]
 
@@ -100,3 +103,21 @@ def test_estimate_lines_from_measured_runs(setup, tmp_path, monkeypatch) -> None
     assert "(tiny model, sampled at T=0.8)" in lines[2] and "(1.00x" in lines[2]
     monkeypatch.setattr(cs, "MEASURED_FILE", tmp_path / "none.json")
     assert cs.speedup_lines(CFG, board, p) == []
+
+
+def test_a_head_on_the_arm_cores_pays_every_row(setup, tmp_path, monkeypatch) -> None:
+    """Ultra96-style design (lm_head_on_fabric False): no multi-row head, every verify row streams the
+    whole head on the A53s (cost_lm_head.arm_seconds), no OP_HEAD start; the estimate's lines say so."""
+    board, p = setup
+    arm = p.replace(lm_head_on_fabric=False)
+    one = cost_lm_head.arm_seconds(CFG, arm)
+    v = cs.verify_call(CFG, board, arm, 3)
+    assert cs.head_lanes(CFG, arm) == 1 and v.parts["lm_head"] == pytest.approx(4 * one)
+    assert cs.verify_call(CFG, board, arm, 3, multi_row_head=False).parts["lm_head"] == v.parts["lm_head"]
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps({"measured": [{"model": "tiny", "drafter": "lookup", "kind": "copy",
+                                           "acceptance": 0.8, "tokens_per_pass": 1.7, "decode_tokens": 60,
+                                           "plain_passes": 20, "k_counts": {"2": 10}}]}))
+    monkeypatch.setattr(cs, "MEASURED_FILE", f)
+    head = cs.speedup_lines(CFG, board, arm)[0]
+    assert "runs on the ARM cores" in head and "multi-row" in head and "token lanes" not in head

@@ -38,12 +38,12 @@ from edgellm.runtime.sampling import SamplingParams
 from edgellm.runtime.session import Session
 from edgellm.runtime.speculative import SpecConfig
 
-R = layout.head_rows(MAX_T)
+R = layout.head_rows(MAX_T, layout.HEAD_ROWS_MAX)  # the default design's head (head_lanes 8)
 
 
 def test_head_rows_is_the_layout_fact() -> None:
     assert R == min(layout.HEAD_ROWS_MAX, MAX_T) == 8
-    assert layout.head_rows(4) == 4 and layout.head_rows(1) == 1
+    assert layout.head_rows(4, 8) == 4 and layout.head_rows(1, 8) == 1 and layout.head_rows(MAX_T, 2) == 2
     assert layout.logits_row(300) == 304 and layout.logits_row(96) == 96
 
 

@@ -27,7 +27,7 @@ from edgellm.models.golden import GoldenModel, KVCache
 from edgellm.models.numerics import F32, NumericsPlan
 from edgellm.models.random_model import random_model
 from edgellm.models.weights import QuantModel
-from edgellm.runtime.layout import head_rows, layer_buffer_sizes, tap_offsets
+from edgellm.runtime.layout import layer_buffer_sizes, tap_offsets
 
 MAX_T, MAX_CTX, TOP_K, PREFILL, DECODE = 16, 64, 8, 16, 12
 VARIANTS = {"relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),
@@ -96,7 +96,7 @@ class Top:
     def head_out(self) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
         """(logits, argmax, top-k ids, top-k values)."""
         a = self.region("argmax", np.int32)  # argmax [R], ids [R][k], values [R][k] (R: layout.head_rows)
-        r = head_rows(self.plan.header[itf.HDR["HDR_MAX_T"]])
+        r = self.plan.head_rows
         vals = a[r + r * TOP_K:r + r * TOP_K + TOP_K].view(F32)
         logits = self.region("logits")[:self.qm.config.vocab_size].copy()
         return logits, int(a[0]), a[r:r + TOP_K].copy(), vals
@@ -113,7 +113,7 @@ def make_top(tmp: Path, variant: str, mm: str, design: DesignParams, threads: bo
     sf, si, tf = layer_buffer_sizes(cfg, MAX_T)
     plan = plan_memory(qm, weight_encoder(design, mm), max_t=MAX_T, max_ctx=MAX_CTX,
                        scratch_floats=sf, scratch_i8=si, tap_floats=tf, top_k=TOP_K,
-                       kv_elem_bytes=numerics.kv_elem_bytes)
+                       kv_elem_bytes=numerics.kv_elem_bytes, head_lanes=design.head_lanes)
     hls = tmp / "hls"
     generate_hls(hls, cfg, numerics, design, mm, max_t=MAX_T, max_ctx=MAX_CTX, top_k=TOP_K,
                  board=load_board("kv260"), total_bytes=plan.total_bytes)

@@ -14,13 +14,15 @@ from edgellm.compiler.cost.memory import Resources, bram36_for
 from edgellm.compiler.cost.ops import FCVT, FDIV, FMUL, INT8_MACS_PER_DSP, ops
 from edgellm.compiler.cost.tlmm import LINEAR_PIPELINE_DEPTH, TILE_PIPELINE_DEPTH
 from edgellm.compiler.design import DesignParams, lm_head_bytes, stream_ports
+from edgellm.compiler.design import head_rows as built_head_rows
 from edgellm.models.config import ModelConfig
 from edgellm.runtime import layout
 
 # The design fields resources() reads (tests/test_cost_fields.py; the DSE keys its caches by them):
-# prefill_token_block sets the head's token lanes (max_t, layout.head_rows), data_port_width_bits the
-# per-row logits beat (LmLogits).
-RESOURCE_FIELDS = ("lm_head_on_fabric", "rows", "weight_ports", "prefill_token_block", "data_port_width_bits")
+# head_lanes sets the head's token lanes, clamped to the block (prefill_token_block: design.head_rows),
+# data_port_width_bits the per-row logits beat (LmLogits).
+RESOURCE_FIELDS = ("lm_head_on_fabric", "rows", "weight_ports", "prefill_token_block", "data_port_width_bits",
+                   "head_lanes")
 # LM head scoring process (lm_head.h lm_score): II per row and pipeline depth (divide, multiply,
 # argmax, top-K insert). Assumption; it keeps up with the dot process while NP * II <= hidden / P.
 LM_SCORE_II = 1
@@ -63,9 +65,9 @@ def datapath(board: Board, lanes: int, extra: Resources) -> Resources:
 
 
 def head_lanes(cfg: ModelConfig, p: DesignParams) -> int:
-    """The built head's token lanes (its MAX_TOK): layout.head_rows of the block the memory plan and codegen
-    size, max_t = min(prefill_token_block, the model's max_context) (compiler/steps.py step_plan_memory)."""
-    return layout.head_rows(min(p.prefill_token_block, cfg.max_context))
+    """The built head's token lanes (its MAX_TOK): the design's head_lanes, at most the block the memory
+    plan and codegen size (design.head_rows: max_t = min(prefill_token_block, the model's max_context))."""
+    return built_head_rows(cfg, p)
 
 
 def acc_bits(hidden: int) -> int:

@@ -13,11 +13,13 @@ as a function of the acceptance, projected speed-ups. Everything here is a proje
 - the LM head: with the multi-row head (`multi_row_head=True`, the verify call of issue 18, built:
   lm_head.h lm_dot_rows, C-simulated bit-exact, tests/test_speculative_hw.py) one OP_HEAD over all T rows
   in the layers' start, its weights streamed once: each popped beat feeds every row's token lane, so
-  T <= HEAD_LANES rows cost one pass of the dot loop (cost_lm_head.seconds(tokens=1)), more rows
-  ceil(T / HEAD_LANES) passes; the scoring process takes T x NPORTS rows per block at LM_SCORE_II, which
-  bounds the pass when it exceeds the block's dot cycles (small hidden sizes). Without it (the hardware
-  before issue 18's head, `multi_row_head=False`) one OP_HEAD start per row, each streaming the whole
-  head, and one host round trip per start;
+  T <= L rows cost one pass of the dot loop (cost_lm_head.seconds(tokens=1)), more rows ceil(T / L)
+  passes, L the design's head lanes (DesignParams.head_lanes clamped to the block: head_lanes()); the
+  scoring process takes T x NPORTS rows per block at LM_SCORE_II, which bounds the pass when it exceeds
+  the block's dot cycles (small hidden sizes). Without it (the hardware before issue 18's head,
+  `multi_row_head=False`) one OP_HEAD start per row, each streaming the whole head, and one host round
+  trip per start. A head on the ARM cores (lm_head_on_fabric False) has no token lanes: every row
+  streams the whole head there (cost_lm_head.arm_seconds), with no accelerator start;
 - a plain decode step is cost_model.decode_step at the same context.
 
 With per-token acceptance a (the chance a draft is accepted given the previous one was), a pass of k
@@ -37,7 +39,6 @@ from edgellm.compiler.cost import lm_head as cost_lm_head
 from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.design import DesignParams, stream_ports
 from edgellm.models.config import ModelConfig
-from edgellm.runtime import layout
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,6 @@ class VerifyCost:
         return self.seconds / self.decode_s
 
 
-# Token lanes of the multi-row LM head as built (lm_head.h lm_dot_rows, the generated head's MAX_TOK =
-# layout.head_rows(max_t)): each fetched head beat feeds up to HEAD_LANES rows' dot products in the same
-# cycle (HEAD_LANES x NPORTS x P int8 MACs), so up to HEAD_LANES rows cost one pass of the dot loop; more
-# rows take ceil(T / HEAD_LANES) passes (one OP_HEAD start each after the first).
-HEAD_LANES = layout.HEAD_ROWS_MAX
 # Acceptance measured on the golden model by bench/speculative_acceptance.py --record (per workload kind)
 MEASURED_FILE = Path(__file__).with_name("speculative_acceptance.json")
 
@@ -80,9 +76,12 @@ def _attention_s(cfg: ModelConfig, board: Board, p: DesignParams, queries: int, 
     return cost_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw, ports)
 
 
-def head_lanes(p: DesignParams) -> int:
-    """The built head's token lanes for this design (layout.head_rows of its block, max_t)."""
-    return layout.head_rows(p.prefill_token_block)
+def head_lanes(cfg: ModelConfig, p: DesignParams) -> int:
+    """The built head's token lanes (lm_head.h lm_dot_rows, the generated head's MAX_TOK): each fetched
+    head beat feeds up to this many rows' dot products in the same cycle, so up to it rows cost one pass
+    of the dot loop, more rows ceil(T / lanes) passes (one OP_HEAD start each after the first). The
+    design's head_lanes clamped to its block (cost_lm_head.head_lanes); 1 for a head on the ARM cores."""
+    return cost_lm_head.head_lanes(cfg, p) if p.lm_head_on_fabric else 1
 
 
 def multi_row_head_s(cfg: ModelConfig, board: Board, p: DesignParams, t: int, lanes: int | None = None
@@ -90,7 +89,7 @@ def multi_row_head_s(cfg: ModelConfig, board: Board, p: DesignParams, t: int, la
     """(seconds, starts) of the multi-row head over t rows: ceil(t / lanes) passes over the weights, each
     the dot loop's pass (cost_lm_head.seconds(tokens=1)) or, when longer, the scoring of its rows (rows x
     NPORTS x LM_SCORE_II cycles per block of NPORTS head rows)."""
-    lanes = max(1, head_lanes(p) if lanes is None else lanes)
+    lanes = max(1, head_lanes(cfg, p) if lanes is None else lanes)
     passes, out = -(-t // lanes), 0.0
     nblk = -(-cfg.vocab_size // stream_ports(board, p))
     for i in range(passes):
@@ -128,7 +127,9 @@ def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context
     cache = 0.0 if hide_attention else cfg.n_layers * sum(_attention_s(cfg, board, p, 1, ctx + i + 1)
                                                             for i in range(1, t))
     one_head = cost_lm_head.seconds(cfg, board, p)
-    if multi_row_head:  # one OP_HEAD over the rows in the layers' start (head_lanes rows per pass)
+    if not p.lm_head_on_fabric:  # the head on the ARM cores: every row streams it there, no OP_HEAD start
+        head, host = t * one_head, block.parts["host"]
+    elif multi_row_head:  # one OP_HEAD over the rows in the layers' start (head_lanes rows per pass)
         head, passes = multi_row_head_s(cfg, board, p, t, head_lanes)
         host = block.parts["host"] + (passes - 1) * cost_model.HOST_CALL_S
     else:  # one OP_HEAD start per row (the last row's head runs in the layers' start)
@@ -226,9 +227,12 @@ def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
     if not rows:
         return []
     dec = cost_model.decode_step(cfg, board, p).tokens_per_s
+    head = (f"the multi-row LM head in one start, the head's weights streamed once for up to "
+            f"{head_lanes(cfg, p)} rows (its token lanes); built, C-simulated" if p.lm_head_on_fabric else
+            "the LM head runs on the ARM cores in this design: every verify row streams the whole head there "
+            "(no multi-row head)")
     out = [f"speculative decoding, projected from runs measured by bench/speculative_acceptance.py "
-           f"(verify call: layers and the multi-row LM head in one start, the head's weights streamed once "
-           f"for up to {head_lanes(p)} rows; built, C-simulated): plain decode {dec:.1f} tok/s"]
+           f"(verify call: layers and {head}): plain decode {dec:.1f} tok/s"]
     for r in rows:
         try:
             kc = {int(k): int(n) for k, n in r["k_counts"].items() if 1 <= int(k) <= max_k(p)}
