@@ -224,8 +224,10 @@ def test_one_engine_call_site() -> None:
     calls = re.findall(r"\bew_engine\s*<", layer)
     assert len(calls) == 1, calls
     assert re.search(r"\bew_engine\s*<", _body(layer, "vector_job"))
-    assert len(re.findall(r"\bMM::run\s*\(", layer)) == 1
-    assert re.search(r"\bMM::run\s*\(", _body(layer, "linear_job"))
+    # the policy's two call forms (mm_linear: ternary, low-bit), reached from linear_job's one call
+    assert len(re.findall(r"\bMM::run\s*\(", layer)) == 2
+    assert len(re.findall(r"\bmm_linear<MM>::run\s*\(", layer)) == 1
+    assert re.search(r"\bmm_linear<MM>::run\s*\(", _body(layer, "linear_job"))
     slot = _body(layer, "layer_slot_run")
     assert "#pragma HLS DATAFLOW" in slot
     assert re.findall(r"EDGELLM_PROCESS\((\w+)<", slot) == ["linear_job", "vector_job"]

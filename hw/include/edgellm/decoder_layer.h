@@ -28,6 +28,7 @@
 #include "edgellm/attention_prefill.h"
 #include "edgellm/elementwise.h"
 #include "edgellm/kv_cache.h"
+#include "edgellm/lowbit_policy.h"
 #include "edgellm/maxi.h"
 #include "edgellm/numerics.h"
 #include "edgellm/tlmm.h"
@@ -99,14 +100,17 @@ using layer_config = layer_traits<layer_params<HIDDEN, N_HEADS, N_KV, HEAD_DIM, 
                                                DOT_LANES, KV_BLOCK, MAX_T, MAX_CTX, BQ, KV_T, EW_VEC, EW_GLU_VEC,
                                                PIPE, DATA_BITS> >;
 
-// Where one layer's parameters are: byte offsets of the seven encoded ternary matrices in the
-// weight image, their scales, and float offsets of the norm vectors in the parameter area.
+// Where one layer's parameters are: byte offsets of the seven encoded matrices in the weight image
+// (low-bit: weight port 0's image), their scales, float offsets of the norm vectors in the parameter
+// area, and, in a low-bit design (MM::kLowbit), the linears' low-bit records (lowbit_policy.h LbLinear,
+// from the table at HDR_LB_TABLE; a ternary design never sets or reads them).
 enum { LIN_Q = 0, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, N_LIN };
 enum { NORM_ATTN = 0, NORM_FFN, NORM_ATTN_SUB, NORM_FFN_SUB, N_NORM };
 struct layer_desc {
   long w_off[N_LIN];
   f32 w_scale[N_LIN];
   long p_off[N_NORM];
+  LbLinear lb[N_LIN];
 };
 
 // Scratch maps for up to max_t tokens: float area (offsets in floats) and the int8 area
@@ -403,6 +407,30 @@ find_stage:
   n = half == 0 ? n_a : t_len - n_a;
 }
 
+// One linear of a layer on the matmul policy MM: a ternary policy gets the image offset and the scale
+// (MM::run's ternary form); the low-bit one also the linear's record and its bias, read through fs (the
+// linear job's float view: the top's act port, which sees the params area at element at_params; a
+// testbench gives fs and the params one array with at.params their distance).
+template <class MM, int LB = mm_is_lowbit<MM>::value>
+struct mm_linear {
+  template <class WS, class PF, class PX>
+  static void run(PX *x8, long x_off, PF *fs, long qs_off, int n, WS *w0, WS *w1, WS *w2, WS *w3,
+                  const layer_desc &d, int lin, int out, int in, long, long y_off) {
+#pragma HLS INLINE
+    MM::run(x8, x_off, fs, qs_off, n, w0, w1, w2, w3, d.w_off[lin], out, in, d.w_scale[lin], fs, y_off);
+  }
+};
+template <class MM>
+struct mm_linear<MM, 1> {
+  template <class WS, class PF, class PX>
+  static void run(PX *x8, long x_off, PF *fs, long qs_off, int n, WS *w0, WS *w1, WS *w2, WS *w3,
+                  const layer_desc &d, int lin, int out, int in, long at_params, long y_off) {
+#pragma HLS INLINE
+    const long bias = d.lb[lin].bias < 0 ? -1L : at_params + d.lb[lin].bias;
+    MM::run(x8, x_off, fs, qs_off, n, w0, w1, w2, w3, d.w_off[lin], d.lb[lin], out, in, fs, bias, fs, y_off);
+  }
+};
+
 // Slot i's linear job: the linears of its stage st for its half's tokens [t0, t0 + n): MM::run on the int8 rows x8 + t0 * k_max (the half's
 // area), outputs into the float scratch rows of those tokens. fs / x8: the scratch as the TLMM process
 // sees it (top.h: its own m_axi argument, the data port's bundle).
@@ -411,6 +439,8 @@ void linear_job(int i, int halves, int n_a, int t_len, WS *w0, WS *w1, WS *w2, W
                 PF *fs, PX *x8, const LayerAt &at) {
 #pragma HLS INLINE off
   typedef layer_scratch<C> S;
+  static_assert(!mm_is_lowbit<MM>::value || C::k_max % 16 == 0,
+                "low-bit linears read their int8 rows 16 at a time from 16-element boundaries");
   int st, half;
   slot_linear(i, halves, st, half);
   if (st < 0) return;
@@ -422,8 +452,8 @@ stage_linears_loop:
     const long dst = lin == LIN_Q ? S::q_lin : lin == LIN_K ? S::k_lin : lin == LIN_V ? S::v
                      : lin == LIN_GATE ? S::g : lin == LIN_UP ? S::u : S::y;
     const long qs = at.fs + (st == 2 ? S::qs_b : S::qs_a) + t0;
-    MM::run(x8, at.x8 + (long)t0 * C::k_max, fs, qs, n, w0, w1, w2, w3, d.w_off[lin], out, in, d.w_scale[lin],
-            fs, at.fs + dst + (long)t0 * out);
+    mm_linear<MM>::run(x8, at.x8 + (long)t0 * C::k_max, fs, qs, n, w0, w1, w2, w3, d, lin, out, in, at.params,
+                       at.fs + dst + (long)t0 * out);
   }
 }
 

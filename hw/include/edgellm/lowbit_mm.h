@@ -19,8 +19,9 @@
 // while RD records of P_{i+1} per iteration are decoded into the other s / m buffers (s = d * sc; m = dm *
 // mc or -(s * mc), packing's f32 order); a block shorter than R / RD iterations idles until its R
 // records are decoded. At a tile's end y = acc / qs, one output per iteration. An engine beat of BW bits
-// is one 128-bit beat from each of BW / 128 weight ports (the stream split by 128-bit columns).
-// Finally y[t][o] = acc / qs[t]. Every integer is exact (|P| < 2^24, models/lowbit.py P_BOUND), every
+// is one 128-bit beat from each of BW / 128 weight sources (the stream split by 128-bit columns): weight
+// port pointers or weight FIFOs (lowbit_source.h, which also reads x and qs and writes y: plain arrays or
+// the top's act beats). Finally y[t][o] = acc / qs[t] (+ bias[o], one f32 add, when the linear has one). Every integer is exact (|P| < 2^24, models/lowbit.py P_BOUND), every
 // float op one binary32 rounding in the contract's order, so C simulation equals lowbit_linear bit for
 // bit (tests/test_hw_lowbit.py).
 //
@@ -35,6 +36,7 @@
 #include <cstdint>
 
 #include "edgellm/dep_check.h"
+#include "edgellm/lowbit_source.h"
 #include "edgellm/numerics.h"
 
 namespace edgellm {
@@ -52,11 +54,9 @@ inline long *lb_iters() {
 #define EDGELLM_LB_COUNT(kind) ((void)0)
 #endif
 
-typedef ap_uint<128> lb_beat_t;    // one weight port's beat
 typedef ap_uint<512> lb_window_t;  // one parameter record (<= 320 bits) at bit 0
 typedef ap_int<12> lb_tab_t;       // one table entry: a sum of <= 4 int8 (|T| <= 512)
 
-const int kLbBeatBits = 128;  // a weight port's beat; the engine's beat is BW = 128 x ports bits
 const int kLbMaxGroup = 256;
 const int kLbMaxNib = kLbMaxGroup / 4;  // tables per group
 const int kLbMaxSb = 16;                // groups per super-block (256 / 16)
@@ -160,26 +160,9 @@ inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitT
   lb_record((lb_window_t)rec.range(511, 0), d, s, m);
 }
 
-// Engine beat i: beat i of each of the BW / 128 weight ports, port u in bits 128u .. 128u+127 (one read
-// of each port in use; the ports past BW / 128 are never read).
-template <class C>
-inline typename C::beat_t lb_read(const lb_beat_t *w0, const lb_beat_t *w1, const lb_beat_t *w2,
-                                  const lb_beat_t *w3, long i) {
-#pragma HLS INLINE
-  typename C::beat_t b = 0;
-  b.range(127, 0) = w0[i];
-  if (C::PORTS > 1) b.range(C::BW > 128 ? 255 : 127, C::BW > 128 ? 128 : 0) = w1[i];
-  if (C::PORTS > 2) {
-    b.range(C::BW > 256 ? 383 : 127, C::BW > 256 ? 256 : 0) = w2[i];
-    b.range(C::BW > 256 ? 511 : 127, C::BW > 256 ? 384 : 0) = w3[i];
-  }
-  return b;
-}
-
 // A parameter block's beats into pbuf: one beat per iteration.
-template <class C>
-void lb_read_params(const lb_beat_t *w0, const lb_beat_t *w1, const lb_beat_t *w2, const lb_beat_t *w3,
-                    long &pos, int nbeats, typename C::beat_t pbuf[C::PB_MAX]) {
+template <class C, class WS>
+void lb_read_params(WS *w0, WS *w1, WS *w2, WS *w3, long &pos, int nbeats, typename C::beat_t pbuf[C::PB_MAX]) {
 params:
   for (int b = 0; b < nbeats; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::PB_MAX
@@ -207,19 +190,24 @@ decode_rest:
   dec = C::R;
 }
 
-// The activations on chip: n_tok rows of k int8, 16 per iteration (one 128-bit beat of the row).
-template <class C>
-void lb_load_acts(const int8_t *x, int n_tok, int k, int8_t xrow[C::MAXT][C::MAXK]) {
+// The activations on chip: n_tok rows of k int8 (token t's at element x_off + t * k of x), 16 per
+// iteration (lb_get16), and each token's scale (element qs_off + t of qs) with its first chunk.
+template <class C, class PX, class PS>
+void lb_load_acts(const PX *x, long x_off, const PS *qs, long qs_off, int n_tok, int k,
+                  int8_t xrow[C::MAXT][C::MAXK], f32 qsv[C::MAXT]) {
 acts:
   for (int i = 0; i < n_tok * (k / 16); i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT * C::MAXK / 16
 #pragma HLS PIPELINE II = 1
     EDGELLM_LB_COUNT(kLbActs);
     const int t = i / (k / 16), c = i % (k / 16);
+    int8_t v[16];
+    lb_get16(x, x_off + (long)t * k + 16 * c, v);
     for (int u = 0; u < 16; u++) {
 #pragma HLS UNROLL
-      xrow[t][16 * c + u] = x[(long)t * k + 16 * c + u];
+      xrow[t][16 * c + u] = v[u];
     }
+    if (c == 0) qsv[t] = mget<f32>(qs, qs_off + t);
   }
 }
 
@@ -269,9 +257,8 @@ inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more, 
 // P_{i+1}'s beats into pnext, then per group gi, row set ri, plane b (and 128-bit half wv at G 256),
 // token t: the tables at the group's first beat, 32 lookups, P[t][lane] += sum << b, the float step
 // after a row set's last plane; and one record of P_{i+1} per iteration once it is on chip.
-template <class C>
-void lb_block(const lb_beat_t *w0, const lb_beat_t *w1, const lb_beat_t *w2, const lb_beat_t *w3, long &pos,
-              const LowbitTensor &d, int n_tok, int kb,
+template <class C, class WS>
+void lb_block(WS *w0, WS *w1, WS *w2, WS *w3, long &pos, const LowbitTensor &d, int n_tok, int kb,
               const int8_t xrow[C::MAXT][C::MAXK], const LbBlockIo<C> &io, f32 (&acc)[C::MAXT][C::R]) {
   static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
   static int32_t ssum[C::MAXT];
@@ -354,29 +341,32 @@ void lb_block(const lb_beat_t *w0, const lb_beat_t *w1, const lb_beat_t *w2, con
   pos += pbeats + d.sb * g_iters / n_tb;
 }
 
-// y (n_tok, n_out) = lowbit_linear(x, qs, W) for the tensor d whose stream starts at beat w_beat of the
-// weight ports w0 .. w{PORTS-1} (packing_lowbit.port_images: port u holds 128-bit column u of every
-// engine beat; pass any pointer for the ports past PORTS: they are never read).
-// x: int8 (n_tok, k); n_tok <= MAXT; d.k <= MAXK; d.group <= MAXG. Blocks i = (tile, super-block) in
-// stream order: P_0 up front, then per block one loop (lb_block) reading P_{i+1} and C_i.
-template <class C>
-void lowbit_mm(const LowbitTensor &d, const lb_beat_t *w0, const lb_beat_t *w1, const lb_beat_t *w2,
-               const lb_beat_t *w3, long w_beat, const int8_t *x,
-               const f32 *qs, int n_tok, f32 *y) {
+// y (n_tok, n_out) = lowbit_linear(x, qs, W) (+ bias) for the tensor d whose stream starts at beat w_beat
+// of the weight sources w0 .. w{PORTS-1} (pointers: packing_lowbit.port_images, port u holds 128-bit
+// column u of every engine beat; or FIFOs: popped in order, w_beat ignored; the sources past PORTS are
+// never read). x: int8 (n_tok, k), qs: (n_tok), y: f32 (n_tok, n_out), bias: f32 (n_out) or none, at the
+// element offsets at (lowbit_source.h); n_tok <= MAXT; d.k <= MAXK; d.group <= MAXG. Blocks i = (tile,
+// super-block) in stream order: P_0 up front, then per block one loop (lb_block) reading P_{i+1} and C_i.
+template <class C, class WS, class PX, class PS, class PY, class PB>
+void lowbit_mm_at(const LowbitTensor &d, WS *w0, WS *w1, WS *w2, WS *w3, long w_beat, const PX *x, const PS *qs,
+                  int n_tok, PY *y, const PB *bias, const LbAt &at) {
   static int8_t xrow[C::MAXT][C::MAXK];
   static typename C::beat_t pbuf[2][C::PB_MAX];
   static f32 s[2][C::R][kLbMaxSb], m[2][C::R][kLbMaxSb];
   static f32 acc[C::MAXT][C::R];
+  f32 qsv[C::MAXT];
 #pragma HLS ARRAY_PARTITION variable = xrow cyclic factor = C::MAXG dim = 2
 #pragma HLS ARRAY_PARTITION variable = pbuf cyclic factor = C::NW dim = 2
 #pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::TP dim = 1
 #pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::LANES dim = 2
   const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R, n_blk = tiles * nsbr;
   long pos = w_beat;
-  lb_load_acts<C>(x, n_tok, d.k, xrow);
+  lb_load_acts<C>(x, at.x, qs, at.qs, n_tok, d.k, xrow, qsv);
   lb_read_params<C>(w0, w1, w2, w3, pos, lb_param_beats(d, C::R, C::BW), pbuf[0]);
   int dec = 0;
   lb_decode_rest<C>(pbuf[0], d, dec, s[0], m[0]);
+  LbOut<PY> wout;
+  LbBias<PB> bin;
 blocks:
   for (int i = 0; i < n_blk; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 131072 / C::R * C::MAXK / 256
@@ -396,10 +386,22 @@ blocks:
 #pragma HLS PIPELINE II = 1
         EDGELLM_LB_COUNT(kLbOut);
         const int t = o / C::R, r = o % C::R, row = tile * C::R + r;
-        if (row < d.n_out) y[(long)t * d.n_out + row] = acc[t][r] / qs[t];
+        if (row < d.n_out) {
+          f32 v = acc[t][r] / qsv[t];
+          if (at.bias >= 0) v = v + bin.get(bias, at.bias + row);
+          wout.put(y, at.y + (long)t * d.n_out + row, v);
+        }
       }
     }
   }
+}
+
+// The plain form (testbenches): pointer ports, plain arrays at offset 0, no bias.
+template <class C>
+void lowbit_mm(const LowbitTensor &d, const lb_beat_t *w0, const lb_beat_t *w1, const lb_beat_t *w2,
+               const lb_beat_t *w3, long w_beat, const int8_t *x, const f32 *qs, int n_tok, f32 *y) {
+  const LbAt at = {0, 0, 0, -1};
+  lowbit_mm_at<C>(d, w0, w1, w2, w3, w_beat, x, qs, n_tok, y, (const f32 *)0, at);
 }
 
 }  // namespace edgellm

@@ -12,6 +12,9 @@
 //                beat (the fetchers read whole R-byte beats from an image's start), their scales finite,
 //                the norm gains (the SubLN ones when compiled with SubLN) inside the buffer and on a data
 //                beat (the RMSNorm scale pass reads whole beats)
+//   low-bit      (a low-bit design, MM::kLowbit) the table at HDR_LB_TABLE inside the buffer and on a data
+//                beat; every record's codec within what lowbit_mm decodes, its bias inside the params area,
+//                every port image inside the buffer on a 16-byte beat (check_lb_record; docs/hls.md)
 //   program      prog_off aligned, n_desc descriptors inside the buffer; each: a known opcode and
 //                flags, layer < n_layers, 1 <= t_len <= max_t, pos0 + t_len <= max_ctx, row < max_t,
 //                OP_HEAD's rows n (D_N_ROWS, 0 = 1) <= the head's rows (HEAD::MAX_TOK) and row + n <= max_t
@@ -47,6 +50,11 @@ struct mm_image<tlmm_mm<TCFG> > {
 template <int K_MAX>
 struct mm_image<pack2_matmul<K_MAX> > {
   static u64_t bytes(int n_out, int k) { return (u64_t)n_out * (u64_t)((k + 3) / 4); }
+};
+template <class LT>
+struct mm_image<lowbit_mm_policy<LT> > {
+  // one beat here; every port's whole image is checked with its record (check_lb_records)
+  static u64_t bytes(int, int) { return kLbBeatBits / 8; }
 };
 
 // Floats of norm gain i (NORM_ATTN .. NORM_FFN_SUB) of a layer.
@@ -139,6 +147,9 @@ check_header_regions:
     check_span(r, status_field(SW_HEADER, 0, w), hdr[w], hdr[w], bytes[i], buf, w == HDR_WEIGHTS ? wb : db);
   }
   check_span(r, status_field(SW_HEADER, 0, HDR_HEAD_W), hdr[HDR_HEAD_W], hdr[HDR_HEAD_W], V * H, buf, wb);
+  if (mm_is_lowbit<typename TC::mm>::value)  // the low-bit table (a ternary design never reads it)
+    check_span(r, status_field(SW_HEADER, 0, HDR_LB_TABLE), hdr[HDR_LB_TABLE], hdr[HDR_LB_TABLE],
+               L * N_LIN * LB_WORDS * 4, buf, db);
   check_span(r, status_field(SW_HEADER, 0, HDR_FINAL_NORM), hdr[HDR_FINAL_NORM],
              (u64_t)hdr[HDR_PARAMS] + 4ull * hdr[HDR_FINAL_NORM], 4 * H, buf, db);
 }
@@ -171,6 +182,76 @@ check_layers_loop:
     }
   }
 }
+
+// Word w of linear i's low-bit record of layer l, as HDR_STATUS_FIELD names it: the record's words
+// continue the layer's table words (word LD_WORDS + i * LB_WORDS + w of layer l).
+inline uint32_t lb_field(int l, int i, int w) {
+  return status_field(SW_LAYER, (uint32_t)l, (uint32_t)(LD_WORDS + i * LB_WORDS + w));
+}
+
+// One record (words w) of linear i of layer l (ld: the layer's table words): its codec within what
+// lowbit_mm decodes, its bias and its port images inside the buffer (docs/hls.md "Low-bit linears").
+template <class TC>
+void check_lb_record(CheckResult &r, const uint32_t w[LB_WORDS], const uint32_t ld[LD_WORDS],
+                     const uint32_t hdr[HDR_WORDS], int l, int i) {
+  typedef typename TC::layer C;
+  typedef typename TC::mm::C E;  // the engine's LowbitConfig
+  const u64_t buf = hdr[HDR_BUF_BYTES], db = C::data_bits / 8, k = (u64_t)lin_in<C>(i);
+  const uint32_t bits = w[LB_BITS], g = w[LB_GROUP], sb = w[LB_SB], mode = w[LB_MMODE], dmb = w[LB_DMB];
+  const uint32_t scb = w[LB_SCB], mcb = w[LB_MCB];
+  if (bits < 2 || bits > 8) check_fail(r, ST_LIMIT, lb_field(l, i, LB_BITS), bits);
+  const bool g_ok = g >= 16 && g <= (uint32_t)E::MAXG && (g & (g - 1)) == 0 && k % g == 0;
+  if (!g_ok) check_fail(r, ST_LIMIT, lb_field(l, i, LB_GROUP), g);
+  if (sb < 1 || sb > (uint32_t)kLbMaxSb || (g_ok && k % ((u64_t)g * sb) != 0))
+    check_fail(r, ST_LIMIT, lb_field(l, i, LB_SB), sb);
+  if (w[LB_DB] != 16 && w[LB_DB] != 32) check_fail(r, ST_LIMIT, lb_field(l, i, LB_DB), w[LB_DB]);
+  if (scb > 8) check_fail(r, ST_LIMIT, lb_field(l, i, LB_SCB), scb);
+  if (mode > 1) check_fail(r, ST_LIMIT, lb_field(l, i, LB_MMODE), mode);
+  if (mode == 0 ? dmb != 16 && dmb != 32 : dmb != 0) check_fail(r, ST_LIMIT, lb_field(l, i, LB_DMB), dmb);
+  if (mcb > 8) check_fail(r, ST_LIMIT, lb_field(l, i, LB_MCB), mcb);
+  if (w[LB_DPER] > 1) check_fail(r, ST_LIMIT, lb_field(l, i, LB_DPER), w[LB_DPER]);
+  if (r.code != ST_OK) return;  // the sizes below need valid fields
+  const LbLinear lin = lb_linear_of(w, lin_out<C>(i), lin_in<C>(i));
+  if (lb_record_bits(lin.t) > kLbMaxRecordBits) check_fail(r, ST_LIMIT, lb_field(l, i, LB_SB), sb);
+  if (w[LB_BIAS_OFF] != LB_NO_BIAS)
+    check_span(r, lb_field(l, i, LB_BIAS_OFF), w[LB_BIAS_OFF], (u64_t)hdr[HDR_PARAMS] + 4ull * w[LB_BIAS_OFF],
+               4ull * lin_out<C>(i), buf, db);
+  if (r.code != ST_OK) return;
+  // port u's image: 16-byte beats, lb_stream_beats of them, at HDR_WEIGHTS + LD_W_OFF[i] + u * stride
+  const u64_t img = (u64_t)(kLbBeatBits / 8) * (u64_t)lb_stream_beats(lin.t, E::R, E::BW);
+  const u64_t base = (u64_t)hdr[HDR_WEIGHTS] + ld[LD_W_OFF + i], stride = w[LB_PORT_STRIDE];
+  check_span(r, status_field(SW_LAYER, (uint32_t)l, LD_W_OFF + i), ld[LD_W_OFF + i], base, img, buf,
+             kLbBeatBits / 8);
+check_lb_ports:
+  for (int u = 1; u < E::PORTS; u++)
+    check_span(r, lb_field(l, i, LB_PORT_STRIDE), w[LB_PORT_STRIDE], base + u * stride, img, buf,
+               kLbBeatBits / 8);
+}
+
+// Every layer's low-bit records (low-bit designs: LB = 1; the table region checked with the header).
+template <class TC, int LB = mm_is_lowbit<typename TC::mm>::value>
+struct check_lb_records {
+  template <class P>
+  static void run(CheckResult &, const P *, const uint32_t *) {}
+};
+template <class TC>
+struct check_lb_records<TC, 1> {
+  template <class P>
+  static void run(CheckResult &r, const P *port, const uint32_t hdr[HDR_WORDS]) {
+  check_lb_layers:
+    for (int l = 0; l < TC::n_layers; l++) {
+      uint32_t ld[LD_WORDS];
+      check_read<LD_WORDS>(port, hdr[HDR_LAYER_TABLE] + (uint32_t)l * (uint32_t)(LD_WORDS * 4), ld);
+    check_lb_linears:
+      for (int i = 0; i < N_LIN; i++) {
+        uint32_t w[LB_WORDS];
+        check_read<LB_WORDS>(port, hdr[HDR_LB_TABLE] + (uint32_t)(l * N_LIN + i) * (uint32_t)(LB_WORDS * 4), w);
+        check_lb_record<TC>(r, w, ld, hdr, l, i);
+        if (r.code != ST_OK) return;
+      }
+    }
+  }
+};
 
 // The program registers and every descriptor (stops at the first bad one).
 template <class TC, class P>
@@ -211,6 +292,7 @@ CheckResult check_program(const P *port, uint32_t hdr_off, uint32_t prog_off, ui
   CheckResult r = {ST_OK, 0, 0};
   check_header<TC>(r, hdr, hdr_off);
   if (r.code == ST_OK) check_layers<TC>(r, port, hdr);
+  if (r.code == ST_OK) check_lb_records<TC>::run(r, port, hdr);
   if (r.code == ST_OK) check_descs<TC>(r, port, prog_off, n_desc, hdr[HDR_BUF_BYTES]);
   return r;
 }

@@ -79,12 +79,14 @@ struct top_config {
   static const int fetch_ports = cmax(MM::kPorts, HEAD::NPORTS);  // weight ports with a fetcher
   typedef typename MM::word_t word_t;    // weight FIFO word
   typedef typename HEAD::beat_t hbeat_t;  // LM-head FIFO word
-  // The weight ports' (and K/V ports') beat: one byte column of a TLMM tile = one LM-head beat (P = R)
+  // The weight ports' (and K/V ports') beat: one byte column of a TLMM tile = one LM-head beat (P = R);
+  // low-bit: one 128-bit beat of a port's image (P = 16)
   typedef typename HEAD::beat_t wbeat_t;
   // The data and act ports' beat (design.data_port_width_bits)
   typedef typename LAYER::dbeat_t dbeat_t;
   static_assert(FETCH_DEPTH >= 2, "FETCH_DEPTH: at least 2 words");
-  static_assert(MM::kBeatBytes == 0 || MM::kBeatBytes == HEAD::P, "weight ports: TLMM beat = LM-head beat");
+  // (a low-bit design: 16-byte beats, so its LM head has P = 16)
+  static_assert(MM::kBeatBytes == 0 || MM::kBeatBytes == HEAD::P, "weight ports: matmul beat = LM-head beat");
   static_assert(LAYER::hidden % HEAD::P == 0, "the LM head's rows are whole weight-port beats");
 };
 
@@ -117,6 +119,47 @@ read_words_beats:
 }
 
 enum DescAction { ACT_SKIP = 0, ACT_LAYER, ACT_HEAD };
+
+// A layer's low-bit records (record layer * N_LIN + i of the table at HDR_LB_TABLE, checked by
+// check_program) into d.lb, through the engine's data port or a fetcher's own weight port: low-bit designs
+// only (mm_is_lowbit); a ternary design reads nothing.
+template <class TC, int LB = mm_is_lowbit<typename TC::mm>::value>
+struct lb_records {
+  template <int B>
+  static void load(const ap_uint<B> *, const uint32_t *, uint32_t, layer_desc &) {}
+};
+template <class TC>
+struct lb_records<TC, 1> {
+  template <int B>
+  static void load(const ap_uint<B> *port, const uint32_t hdr[HDR_WORDS], uint32_t layer, layer_desc &d) {
+    typedef typename TC::layer C;
+  lb_records_loop:
+    for (int i = 0; i < N_LIN; i++) {
+      uint32_t w[LB_WORDS];
+      read_words<LB_WORDS>(port, hdr[HDR_LB_TABLE] + (layer * N_LIN + (uint32_t)i) * (uint32_t)(LB_WORDS * 4), w);
+      d.lb[i] = lb_linear_of(w, lin_out<C>(i), lin_in<C>(i));
+    }
+  }
+};
+
+// Port P's share of linear lin for n tokens (fetch_program): MM::fetch with its image's byte offset base
+// (port 0's image for a low-bit design, which also hands over the linear's record).
+template <class TC, int P, int LB = mm_is_lowbit<typename TC::mm>::value>
+struct lin_fetch {
+  static void run(const typename TC::wbeat_t *w, long base, const layer_desc &, int lin, int n,
+                  hls::stream<typename TC::word_t> &wq) {
+    typedef typename TC::layer C;
+    TC::mm::template fetch<P>(w, base, lin_out<C>(lin), lin_in<C>(lin), n, wq);
+  }
+};
+template <class TC, int P>
+struct lin_fetch<TC, P, 1> {
+  static void run(const typename TC::wbeat_t *w, long base, const layer_desc &d, int lin, int n,
+                  hls::stream<typename TC::word_t> &wq) {
+    typedef typename TC::layer C;
+    TC::mm::template fetch<P>(w, base, d.lb[lin], lin_out<C>(lin), lin_in<C>(lin), n, wq);
+  }
+};
 
 // What descriptor i (words d) does under the compiled configuration; the engine and the fetchers
 // both decide with this (say: print why a descriptor is skipped, C simulation only).
@@ -187,6 +230,7 @@ void run_desc(typename TC::dbeat_t *act, hls::stream<typename TC::word_t> *wq0, 
       d.w_scale[i] = float_from_bits(ld[LD_W_SCALE + i]);
     }
     for (int i = 0; i < N_NORM; i++) d.p_off[i] = (long)ld[LD_P_OFF + i];
+    lb_records<TC>::load(data, hdr, layer, d);
   }
   typedef typename C::kv_t KT;  // KV cache element (f32 or f16)
   const long kv_slice = (long)layer * C::max_ctx * C::kv_size;  // elements
@@ -283,6 +327,8 @@ fetch_desc:
     if (act == ACT_LAYER) {
       uint32_t ld[LD_WORDS];
       read_words<LD_WORDS>(w, hdr[HDR_LAYER_TABLE] + d[D_LAYER] * (uint32_t)(LD_WORDS * 4), ld);
+      layer_desc lbd;  // the low-bit records (a ternary design leaves them unset and unread)
+      lb_records<TC>::load(w, hdr, d[D_LAYER], lbd);
       // the layer's linear jobs in the order its schedule runs them (decoder_layer.h layer_slot_run)
       const int t_len = (int)d[D_T_LEN], halves = layer_halves<C>(t_len, false);
     fetch_linears:
@@ -290,8 +336,7 @@ fetch_desc:
 #pragma HLS LOOP_TRIPCOUNT min = 7 max = 14
         int lin, t0, n;
         layer_linear_job<C, typename TC::mm>(j, t_len, halves, lin, t0, n);
-        TC::mm::template fetch<P>(w, (long)hdr[HDR_WEIGHTS] + (long)ld[LD_W_OFF + lin], lin_out<C>(lin),
-                                  lin_in<C>(lin), n, wq);
+        lin_fetch<TC, P>::run(w, (long)hdr[HDR_WEIGHTS] + (long)ld[LD_W_OFF + lin], lbd, lin, n, wq);
       }
     } else if (act == ACT_HEAD && P < HEAD::NPORTS) {
       const int n_rows = d[D_N_ROWS] ? (int)d[D_N_ROWS] : 1;  // <= HEAD::MAX_TOK: the rows stream once
