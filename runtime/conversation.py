@@ -44,8 +44,9 @@ class Conversation:
     """Messages plus the token ids the backend's KV cache holds for them."""
 
     def __init__(self, backend: Any, codec: Any, renderer: ChatTemplate | PlainText,
-                 params: SamplingParams, system: str | None = None) -> None:
+                 params: SamplingParams, system: str | None = None, speculate: Any = None) -> None:
         self.backend, self.codec, self.renderer = backend, codec, renderer
+        self.speculate = speculate  # a runtime.speculative.SpecConfig: replies decode speculatively
         stops = tuple(sorted(set(params.stop_ids) | set(end_of_turn_ids(renderer, codec))))
         eos = params.eos_id if params.eos_id is not None else codec.eos_id
         self.params = replace(params, stop_ids=stops, eos_id=eos)
@@ -111,7 +112,7 @@ class Conversation:
             self.ids, self.pending = [], None
         try:
             res = generate(self.backend, new, self.params, on_token=on_token,
-                           past=None if rebuilt else self.ids)
+                           past=None if rebuilt else self.ids, speculate=self.speculate)
         except BaseException:
             self.reset()  # the cache may hold part of this turn: start over rather than guess
             raise

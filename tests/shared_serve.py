@@ -1,10 +1,14 @@
-"""Serving helpers shared by test_serve and test_serve_command: the app on a live server on 127.0.0.1
-(a free port), the openai client of it, what `edgellm generate` prints, bounded waits. Test modules
-import these from here, never from each other."""
+"""Serving helpers shared by test_serve, test_serve_command and test_serve_speculate: the app on a live
+server on 127.0.0.1 (a free port), the openai client of it, what `edgellm generate` prints, the `edgellm
+serve` command as a process, bounded waits. Test modules import these from here, never from each other."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -59,3 +63,28 @@ def wait_until(cond: Any, what: str, timeout: float = WAIT_S) -> None:
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def start_cli(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """`edgellm serve ... --port 0` as a process; (process, base url) once it listens."""
+    env = {k: v for k, v in os.environ.items() if k != "EDGELLM_API_KEY"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgellm.cli", "serve", "--port", "0", *args],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    lines: list[str] = []
+    found: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for ln in proc.stderr:
+            lines.append(ln)
+            if "http://" in ln and not found:
+                found.append(ln.split("http://")[1].split("/v1")[0])
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        wait_until(lambda: bool(found) or proc.poll() is not None, "the server to listen", 60)
+    except AssertionError:
+        proc.kill()
+        raise
+    assert found, "".join(lines)
+    proc.lines = lines  # type: ignore[attr-defined]
+    return proc, f"http://{found[0]}"

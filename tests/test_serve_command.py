@@ -5,14 +5,10 @@ compiled project served on the emulator. Every wait is bounded."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import threading
 
 import pytest
-from shared_serve import WAIT_S, client, generate_text, serving, wait_until
+from shared_serve import WAIT_S, client, generate_text, serving, start_cli
 from typer.testing import CliRunner
 
 from edgellm.cli import app as cli_app
@@ -36,34 +32,9 @@ def test_serve_command_refusals() -> None:
         assert res.exit_code == 2 and msg in res.output and res.output.count("\n") == 1, (args, res.output)
 
 
-def _start_cli(args: list[str]) -> tuple[subprocess.Popen[str], str]:
-    """`edgellm serve ... --port 0` as a process; (process, base url) once it listens."""
-    env = {k: v for k, v in os.environ.items() if k != "EDGELLM_API_KEY"}
-    proc = subprocess.Popen([sys.executable, "-m", "edgellm.cli", "serve", "--port", "0", *args],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-    lines: list[str] = []
-    found: list[str] = []
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for ln in proc.stderr:
-            lines.append(ln)
-            if "http://" in ln and not found:
-                found.append(ln.split("http://")[1].split("/v1")[0])
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        wait_until(lambda: bool(found) or proc.poll() is not None, "the server to listen", 60)
-    except AssertionError:
-        proc.kill()
-        raise
-    assert found, "".join(lines)
-    proc.lines = lines  # type: ignore[attr-defined]
-    return proc, f"http://{found[0]}"
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_serve_command_answers_and_stops(sig: int) -> None:
-    proc, url = _start_cli([])
+    proc, url = start_cli([])
     try:
         assert url.startswith("http://127.0.0.1:")
         c = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=WAIT_S)

@@ -4,7 +4,9 @@ The model's chat template frames each turn (runtime/chat_template.py); the KV ca
 turns, so each turn prefills only its new tokens (runtime/conversation.py). /reset starts over (the
 --system message stays), /exit ends, as does end of input. A model without a template (the shipped
 tiny model is not an instruct model) continues plain text. A line that is not valid UTF-8, or a turn
-that does not fit the context, gets one `error:` line and the conversation goes on.
+that does not fit the context, gets one `error:` line and the conversation goes on. --speculate (the
+options of run and generate) decodes every reply speculatively; the turn's stats line then adds the
+acceptance and tokens per pass.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from edgellm.commands.options import (
     TopPOpt,
 )
 from edgellm.commands.run import DeviceOpt, TimeoutOpt
+from edgellm.commands.speculation import DraftLayersOpt, SpecKMaxOpt, SpecKMinOpt, SpeculateOpt, spec_config
 from edgellm.errors import EdgeLLMError
 
 if TYPE_CHECKING:
@@ -54,6 +57,10 @@ def chat_cmd(
     timeout: TimeoutOpt = 60.0,
     no_verify_checksums: Annotated[bool, typer.Option(
         "--no-verify-checksums", help="Skip the sha256 checks of the project files.")] = False,
+    speculate: SpeculateOpt = "off",
+    spec_k_max: SpecKMaxOpt = 4,
+    spec_k_min: SpecKMinOpt = 0,
+    draft_layers: DraftLayersOpt = None,
 ) -> None:
     """Chat with a model: one turn per line on stdin, the KV cache kept between turns."""
     from edgellm.commands.run import check_timeout, sampling_params
@@ -65,8 +72,9 @@ def chat_cmd(
     check_timeout(timeout)
     if system is not None and not check_utf8(system, "--system").strip():
         raise EdgeLLMError("--system is empty")
-    t = open_target(target, device, backend, timeout, not no_verify_checksums, info=_info)
-    conv = Conversation(t.engine, t.codec, t.template, params, system)
+    spec = spec_config(speculate, spec_k_max, spec_k_min, draft_layers)
+    t = open_target(target, device, backend, timeout, not no_verify_checksums, info=_info, spec=spec)
+    conv = Conversation(t.engine, t.codec, t.template, params, system, speculate=t.spec)
     if t.template.adds_bos:
         _info(f"[chat] note: {t.name} has no chat template (it is not an instruct model): each line "
               "continues the text as plain text")
@@ -124,16 +132,20 @@ def _turn(t: Target, conv: Conversation, line: str) -> Turn:
 
 
 def _stats(t: Target, conv: Conversation, turn: Turn, n_turn: int) -> str:
-    """The line after each reply: what was prefilled, how fast, how full the context is."""
+    """The line after each reply: what was prefilled, how fast, how full the context is; with
+    --speculate, the turn's acceptance and tokens per pass."""
+    from edgellm.commands.speculation import spec_brief
+
     res = turn.result
     tps = res.decode_tokens_per_s
     rebuilt = " (cache rebuilt)" if turn.rebuilt and n_turn > 1 else ""
     fed = f"prefilled {turn.prefilled} new tokens{rebuilt}"
     st = t.stats()
     runs = f", accelerator runs {st['starts']}" if "starts" in st else ""
+    spec = f", {spec_brief(res.speculation, t.spec.mode)}" if res.speculation is not None else ""
     return (f"[{t.device}] turn {n_turn}: {fed}, generated {len(res.tokens)}, "
             f"TTFT {res.ttft_s * 1e3:.1f} ms, decode {'n/a' if tps is None else f'{tps:.2f}'} tok/s, "
-            f"stop: {res.stop_reason}, context {len(conv.ids)}/{conv.context}{runs}")
+            f"stop: {res.stop_reason}, context {len(conv.ids)}/{conv.context}{runs}{spec}")
 
 
 def _prompted(lines: Any, interactive: bool) -> Any:

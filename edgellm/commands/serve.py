@@ -2,8 +2,9 @@
 
 A compiled project runs on --device (the board, or the emulator); a checkpoint on a CPU --backend.
 One device serves one request at a time; the others wait in a bounded queue. Binds 127.0.0.1 unless
---host says otherwise, and then --api-key is required. Needs the [serve] extra (Starlette, uvicorn,
-Jinja2): pip install "edgellm[serve]".
+--host says otherwise, and then --api-key is required. --speculate (the options of run and generate)
+makes every request decode speculatively. Needs the [serve] extra (Starlette, uvicorn, Jinja2): pip
+install "edgellm[serve]".
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import importlib.util
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from edgellm.commands.chat import BackendOpt, TargetArg
 from edgellm.commands.run import DeviceOpt, TimeoutOpt
+from edgellm.commands.speculation import DraftLayersOpt, SpecKMaxOpt, SpecKMinOpt, SpeculateOpt, spec_config
 from edgellm.errors import EdgeLLMError
 
 EXTRA = ("starlette", "uvicorn", "jinja2")
@@ -46,6 +48,10 @@ def serve_cmd(
     request_timeout: RequestTimeoutOpt = 300.0,
     timeout: TimeoutOpt = 60.0,
     no_verify_checksums: NoVerifyOpt = False,
+    speculate: SpeculateOpt = "off",
+    spec_k_max: SpecKMaxOpt = 4,
+    spec_k_min: SpecKMinOpt = 0,
+    draft_layers: DraftLayersOpt = None,
 ) -> None:
     """Serve a model over the OpenAI API (/v1/models, /v1/completions, /v1/chat/completions)."""
     from edgellm.commands.run import check_timeout
@@ -60,18 +66,19 @@ def serve_cmd(
         raise EdgeLLMError(f"--queue-size must be >= 1, got {queue_size}")
     if api_key is not None and not api_key.strip():
         raise EdgeLLMError("--api-key is empty")
+    spec = spec_config(speculate, spec_k_max, spec_k_min, draft_layers)
     from edgellm.serve.server import is_loopback
 
     if not is_loopback(host) and api_key is None:
         raise EdgeLLMError(f"--host {host} lets other machines reach the device: pass --api-key (or the "
                            "EDGELLM_API_KEY variable), or bind 127.0.0.1")
     _serve(target, host, port, api_key, device, backend, model_name, queue_size, request_timeout, timeout,
-           not no_verify_checksums)
+           not no_verify_checksums, spec)
 
 
 def _serve(target: Path | None, host: str, port: int, api_key: str | None, device: str, backend: str,
            model_name: str | None, queue_size: int, request_timeout: float, timeout: float,
-           verify: bool) -> None:
+           verify: bool, spec: Any = None) -> None:
     from edgellm.serve.app import ServeConfig, create_app
     from edgellm.serve.server import address, bind, serve_forever
     from edgellm.serve.target import open_target
@@ -79,7 +86,7 @@ def _serve(target: Path | None, host: str, port: int, api_key: str | None, devic
 
     sock = bind(host, port)  # before loading the model: a port in use fails fast
     try:
-        t = open_target(target, device, backend, timeout, verify, model_name, info=_info)
+        t = open_target(target, device, backend, timeout, verify, model_name, info=_info, spec=spec)
         if t.template.adds_bos:
             _info(f"[serve] note: {t.name} has no chat template: /v1/chat/completions joins the messages "
                   "as plain text")
@@ -88,8 +95,10 @@ def _serve(target: Path | None, host: str, port: int, api_key: str | None, devic
         app = create_app(t, worker, cfg)
         h, p = address(sock)
         shown = f"[{h}]" if ":" in h else h
+        sp = t.spec
+        spec_note = f", speculate {sp.mode} k {sp.k_min}..{sp.k_max}" if sp is not None else ""
         _info(f"[serve] {t.name} on {t.device}: http://{shown}:{p}/v1 (queue {queue_size}, request timeout "
-              f"{request_timeout:g} s{', API key required' if api_key else ''}); Ctrl-C stops")
+              f"{request_timeout:g} s{', API key required' if api_key else ''}{spec_note}); Ctrl-C stops")
         worker.start()
         try:
             serve_forever(app, sock, max_connections=4 * queue_size + 64)

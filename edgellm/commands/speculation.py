@@ -1,4 +1,6 @@
-"""The speculative-decoding options of `run` and `generate` (runtime/speculative.py), their summary line."""
+"""The speculative-decoding options of `run`, `generate`, `chat` and `serve` (runtime/speculative.py):
+one definition of each option, the configuration they make, its check against an engine, the summary
+lines."""
 
 from __future__ import annotations
 
@@ -70,14 +72,47 @@ def for_project(spec: Any, project: Any) -> Any:
     return dataclasses.replace(spec, pass_costs=pcs) if len(pcs) > 1 else spec
 
 
+def for_engine(spec: Any, engine: Any) -> Any:
+    """The configuration checked against the engine `chat` and `serve` drive, before the first turn or
+    request: the engine can move its KV position back, `self` has its draft layers (--draft-layers, or
+    the project's calibrated speculation.json: the same one-line error as `run` without either); on a
+    device session, priced for the project's design (for_project). None stays None."""
+    if spec is None:
+        return None
+    from edgellm.runtime.drafters import make_drafter
+    from edgellm.runtime.speculative import check_rewind
+
+    check_rewind(engine)
+    project = getattr(engine, "project", None)
+    if project is not None:
+        spec = for_project(spec, project)
+    make_drafter(spec, engine)
+    return spec
+
+
+def acceptance_text(st: Any) -> str:
+    """'65.0% (13/20)', or 'n/a' when nothing was drafted."""
+    return "n/a" if st.acceptance is None else f"{100 * st.acceptance:.1f}% ({st.accepted}/{st.drafted})"
+
+
+def per_pass_text(st: Any) -> str:
+    """Decode tokens per pass over the weights, '1.72' (plain decode: 1.00), or 'n/a'."""
+    return "n/a" if st.tokens_per_pass is None else f"{st.tokens_per_pass:.2f}"
+
+
+def spec_brief(st: Any, mode: str) -> str:
+    """The short form for a chat turn's or a served request's line: 'speculate lookup: acceptance
+    65.0% (13/20), tokens per pass 1.72'."""
+    return f"speculate {mode}: acceptance {acceptance_text(st)}, tokens per pass {per_pass_text(st)}"
+
+
 def spec_line(res: Any, spec: Any, stats: dict[str, Any] | None = None) -> str | None:
     """The run's speculation summary: acceptance, tokens per pass, passes, projected speed-up; with a
     session's stats, its accelerator starts that ran every layer (layer passes, prefill included)."""
     st = getattr(res, "speculation", None)
     if st is None:
         return None
-    acc = "n/a" if st.acceptance is None else f"{100 * st.acceptance:.1f}% ({st.accepted}/{st.drafted})"
-    tpp = "n/a" if st.tokens_per_pass is None else f"{st.tokens_per_pass:.2f}"
+    acc, tpp = acceptance_text(st), per_pass_text(st)
     up = "n/a" if st.projected_speedup is None else f"{st.projected_speedup:.2f}x"
     return (f"[speculate {spec.mode}] acceptance {acc}, tokens per pass {tpp}, passes {st.passes} "
             f"({st.verify_passes} verify, {st.plain_passes} plain), draft passes {st.draft_passes}, "

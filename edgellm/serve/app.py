@@ -114,7 +114,8 @@ class _Handlers:
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": self.t.name, "device": self.t.device,
                              "busy": self.w.current is not None, "waiting": self.w.waiting,
-                             "queue_size": self.w.queue_size, "served": self.w.served})
+                             "queue_size": self.w.queue_size, "served": self.w.served,
+                             "speculation": self.w.spec_totals.report()})
 
     def _no_model(self, name: str) -> ApiError:
         return ApiError(404, f"The model `{name}` does not exist; this server serves `{self.t.name}`",
@@ -274,9 +275,10 @@ def _ids(req: GenRequest) -> tuple[str, str, str]:
     return f"cmpl-{uuid.uuid4().hex}", "text_completion", "text_completion"
 
 
-def _usage(out: Outcome) -> dict[str, int]:
+def _usage(out: Outcome) -> dict[str, Any]:
+    """OpenAI's counts, and what speculation measured when the server speculates (serve/speculation.py)."""
     return {"prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
-            "total_tokens": out.prompt_tokens + out.completion_tokens}
+            "total_tokens": out.prompt_tokens + out.completion_tokens, **out.usage_extra}
 
 
 def _timings(out: Outcome) -> dict[str, Any]:

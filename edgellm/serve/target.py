@@ -27,6 +27,7 @@ class Target:
     codec: Any  # edgellm.commands.generate.TextCodec
     template: ChatTemplate | PlainText
     device: str  # "emulator (C simulation)", "golden", ...
+    spec: Any = None  # runtime.speculative.SpecConfig: every generation verifies drafts (None: plain decode)
 
     @property
     def context(self) -> int:
@@ -50,19 +51,28 @@ def is_project(path: Path | None) -> bool:
 
 
 def open_target(path: Path | None, device: str = "auto", backend: str = "golden", timeout_s: float = 60.0,
-                verify: bool = True, name: str | None = None, info: Info | None = None) -> Target:
-    """Open DIR (a compiled project, on `device`) or MODEL (a checkpoint, on the CPU `backend`)."""
+                verify: bool = True, name: str | None = None, info: Info | None = None,
+                spec: Any = None) -> Target:
+    """Open DIR (a compiled project, on `device`) or MODEL (a checkpoint, on the CPU `backend`). spec (a
+    SpecConfig from the --speculate options) is checked against the engine here, before any request
+    (commands/speculation.py for_engine)."""
+    from dataclasses import replace
+
+    from edgellm.commands.speculation import for_engine
+
     info = info or (lambda s: None)
     if is_project(path):
         assert path is not None
         if backend != "golden":
             raise EdgeLLMError(f"--backend applies to a MODEL; {path} is a compiled project (use --device)")
-        return _open_project(path, device, timeout_s, verify, name, info)
-    if device != "auto":
+        t = _open_project(path, device, timeout_s, verify, name, info)
+    elif device != "auto":
         where = path if path is not None else "the shipped tiny model"
         raise EdgeLLMError(f"--device applies to a compiled project; {where} is a checkpoint, run on a "
                            "CPU --backend (edgellm compile makes the project)")
-    return _open_model(path, backend, name, info)
+    else:
+        t = _open_model(path, backend, name, info)
+    return replace(t, spec=for_engine(spec, t.engine)) if spec is not None else t
 
 
 def _open_project(path: Path, device: str, timeout_s: float, verify: bool, name: str | None,

@@ -5,7 +5,10 @@ and generates (runtime/generation.py) on the target's engine, which only this th
 go back to the request's handler through `post` (thread-safe): ("delta", text) as text is released,
 then ("done", Outcome) or ("error", ApiError). Before each token is sent the worker checks the job: a
 cancelled job (its client went away) or one past its deadline stops there and frees the device; a job
-whose deadline passed while it waited is answered with a timeout without running.
+whose deadline passed while it waited is answered with a timeout without running. When the target
+speculates (serve --speculate), each job decodes through runtime/speculative.py with a fresh drafter:
+the same tokens as plain decode (greedy, or a lookup drafter with the same seed), fewer passes; its
+SpecStats go into the response's usage and the worker's totals (serve/speculation.py).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgellm.commands.speculation import spec_brief
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime.generation import generate
 from edgellm.runtime.sampling import SamplingParams
 from edgellm.serve.schemas import ApiError
+from edgellm.serve.speculation import Totals, usage_fields
 from edgellm.serve.target import Target
 from edgellm.serve.textstream import TextStream
 
@@ -39,6 +44,7 @@ class Outcome:
     finish_reason: str  # "stop" | "length"
     ttft_s: float
     decode_tokens_per_s: float | None
+    usage_extra: dict[str, Any] = field(default_factory=dict)  # speculation's fields (usage_fields)
 
 
 @dataclass
@@ -52,6 +58,7 @@ class Job:
     post: Callable[[Event], None]
     label: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    speculation: Any = None  # the SpecStats of its generation, once it runs speculatively
 
 
 class _Abort(Exception):
@@ -80,6 +87,7 @@ class Worker:
         self._thread = threading.Thread(target=self._run, name="edgellm-device", daemon=True)
         self.current: Job | None = None
         self.served = 0
+        self.spec_totals = Totals(target.spec.mode if target.spec is not None else "off")
         self._mean_s = 1.0  # running mean of a request's time on the device (for Retry-After)
 
     @property
@@ -138,6 +146,8 @@ class Worker:
             finally:
                 self.current = None
                 self.served += 1
+                if job.speculation is not None:
+                    self.spec_totals.add(job.speculation)
                 self._mean_s += (time.monotonic() - t0 - self._mean_s) / min(self.served, 20)
 
     def _serve(self, job: Job) -> None:
@@ -159,9 +169,11 @@ class Worker:
             return
         job.post(("done", out))
         tps = out.decode_tokens_per_s
+        spec = self.target.spec
+        brief = f", {spec_brief(job.speculation, spec.mode)}" if spec is not None else ""
         self.info(f"[serve] {job.label}: prompt {out.prompt_tokens} tokens, generated "
                   f"{out.completion_tokens}, TTFT {out.ttft_s * 1e3:.1f} ms, decode "
-                  f"{'n/a' if tps is None else f'{tps:.2f}'} tok/s, finish: {out.finish_reason}")
+                  f"{'n/a' if tps is None else f'{tps:.2f}'} tok/s, finish: {out.finish_reason}{brief}")
 
 
 def run_job(target: Target, job: Job) -> Outcome:
@@ -183,7 +195,7 @@ def run_job(target: Target, job: Job) -> Outcome:
             raise _Abort("timeout")
 
     try:
-        res = generate(target.engine, job.ids, job.params, on_token=on_token)
+        res = _decode(target, job, on_token)
         n, finish = len(res.tokens), ("stop" if res.stop_reason in ("eos", "stop_id") else "length")
         times = [t0 + sum(res.token_latencies_s[:i + 1]) for i in range(len(res.token_latencies_s))]
     except _Abort as a:
@@ -195,4 +207,19 @@ def run_job(target: Target, job: Job) -> Outcome:
         job.post(("delta", tail))
     ttft = (times[0] - t0) if times else 0.0
     tps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
-    return Outcome(stream.text, len(job.ids), n, finish, ttft, tps)
+    extra = usage_fields(job.speculation, target.spec.mode) if job.speculation is not None else {}
+    return Outcome(stream.text, len(job.ids), n, finish, ttft, tps, extra)
+
+
+def _decode(target: Target, job: Job, on_token: Callable[[int], None]) -> Any:
+    """generate(), or with the target's speculation its speculative loop counting into job.speculation
+    (kept when on_token stops the generation: a stop string, a client gone, the deadline)."""
+    spec = target.spec
+    if spec is None:
+        return generate(target.engine, job.ids, job.params, on_token=on_token)
+    from edgellm.runtime.drafters import make_drafter
+    from edgellm.runtime.speculative import SpecStats, generate_speculative
+
+    job.speculation = SpecStats()
+    return generate_speculative(target.engine, job.ids, job.params, spec, make_drafter(spec, target.engine),
+                                on_token, stats=job.speculation)
