@@ -250,11 +250,12 @@ def test_lm_head_ties_across_blocks_multi_token(lib: ctypes.CDLL, nports: int) -
 
 
 def test_scoring_is_a_pipelined_process() -> None:
-    """lm_head.h structure: the scoring (topk_insert) lives in the pipelined row loop of the scoring
+    """lm_head*.h structure: the scoring (topk_insert) lives in the pipelined row loop of the scoring
     process, which runs beside the dot process in a DATAFLOW region joined by the packet stream. The dot
     process is LmDots: the banked lm_dot_blocks from memory, lm_dot_fifo (one pipelined loop) from the
     top's head FIFOs."""
-    src = (csim.INCLUDE_DIR / "edgellm" / "lm_head.h").read_text()
+    # the head's headers (lm_head.h and the lm_head_*.h it includes), one text
+    src = "\n".join(h.read_text() for h in sorted((csim.INCLUDE_DIR / "edgellm").glob("lm_head*.h")))
     region = src[src.index("void lm_head_stream("):]
     region = region[:region.index("\n}\n")]
     assert "#pragma HLS DATAFLOW" in region and "LmDots<CFG, WT>::run(" in region

@@ -150,9 +150,10 @@ def test_threaded_fifos_of_the_tops_depth() -> None:
 
 
 def test_token_lanes_structure() -> None:
-    """lm_head.h: the lane dot loop pops each port once per iteration at II 1 and dots the beat with every
+    """lm_head*.h: the lane dot loop pops each port once per iteration at II 1 and dots the beat with every
     row in unrolled lanes; from the FIFOs with MAX_TOK > 1 LmDots runs lm_dot_rows (not the banks)."""
-    src = (csim.INCLUDE_DIR / "edgellm" / "lm_head.h").read_text()
+    # the head's headers (lm_head.h and the lm_head_*.h it includes), one text
+    src = "\n".join(h.read_text() for h in sorted((csim.INCLUDE_DIR / "edgellm").glob("lm_head*.h")))
     loop = src[src.index("lm_dot_lanes_loop:"):]
     loop = loop[:loop.index("\n}\n")]
     assert "#pragma HLS PIPELINE II = 1" in loop

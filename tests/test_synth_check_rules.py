@@ -217,7 +217,7 @@ LIBRARY_MUTANTS = {
     "maxi-select:switch": ("decoder_layer.h", "    long a = S::q_lin, qs_in",
                            "    const PD *ap = h;\n    if (s != EW_ATTN_NORM) ap = fs;\n"
                            "    long a = S::q_lin, qs_in"),
-    "maxi-dependence": ("lm_head.h", "    if (p == 0) pk = dots.read();",
+    "maxi-dependence": ("lm_head_score.h", "    if (p == 0) pk = dots.read();",
                         "#pragma HLS DEPENDENCE variable = logits inter false\n"
                         "    if (p == 0) pk = dots.read();"),
     # the fetchers on R-byte beats (issue 21 #11, #6): a width-changing cast of the weight port back, and
@@ -289,4 +289,5 @@ def test_library_is_clean_and_uses_the_fixed_forms() -> None:
     for unit in ("tlmm_load_tile", "compute_tile"):
         assert re.search(rf"ALLOCATION function instances = {unit}<[^>]*> limit = 1", code["tlmm.h"]), unit
     for unit in ("lm_load_block", "lm_dot_block"):
-        assert re.search(rf"ALLOCATION function instances = {unit}<[^>]*> limit = 1", code["lm_head.h"]), unit
+        allocation = rf"ALLOCATION function instances = {unit}<[^>]*> limit = 1"
+        assert re.search(allocation, code["lm_head_dot.h"]), unit  # lm_dot_blocks

@@ -101,7 +101,7 @@ EDGELLM_ATTN_TB_LAYER(2, f16, _16_l16, cfg_d128_l16_b16)
 EDGELLM_ATTN_TB_LAYER(2, f32, _q2, cfg_d128_l32_b16_q2)  // rows_max = heads_max
 EDGELLM_ATTN_TB_LAYER(4, f16, _16_q2, cfg_d128_l32_b16_q2)
 
-// C-simulation trace of the compute process (attention_core.h, EDGELLM_ATTN_LOOP / _BEAT):
+// C-simulation trace of the compute process (attention_plan.h, EDGELLM_ATTN_LOOP / _BEAT):
 // t[0] pipelined-loop iterations, t[1] loop entries, t[2] K/V beats the core read; reset zeroes it.
 extern "C" void tb_attn_trace(long *t, int reset) {
   t[0] = attn_trace().iters;

@@ -1,8 +1,10 @@
-// Attention: the one fp32 core (attn_rows) that prefill and decode share, its sizing (attn_config)
-// and its job plan. attention_layer (attention_layer.h) is the single entry: decode when t_len == 1,
-// prefill otherwise, both through ONE attn_rows instance (one call site of one template
-// instantiation in one DATAFLOW compute process); attention_prefill (attention_prefill.h),
-// attention_decode and attention_decode_ports (attention_decode.h) are thin wrappers of it.
+// Attention: the one fp32 core (attn_rows) that prefill and decode share. attention_layer
+// (attention_layer.h) is the single entry: decode when t_len == 1, prefill otherwise, both through ONE
+// attn_rows instance (one call site of one template instantiation in one DATAFLOW compute process);
+// attention_prefill (attention_prefill.h), attention_decode and attention_decode_ports
+// (attention_decode.h) are thin wrappers of it. Its sizing (attn_config) and job plan (attn_job):
+// attention_plan.h; its K/V tile streaming (the ping-pong copy the passes carry):
+// attention_kv_tiles.h. This header includes both.
 //
 // Numerics (docs/numerics.md, numpy twin models/numerics.py:attention), per query row:
 //   keys in blocks of kv_block aligned to absolute position 0; for each block with a visible key:
@@ -13,16 +15,6 @@
 //     m = mb
 //   out = o / l
 //
-// Jobs (attn_job): a call is a list of jobs, each one attn_rows run over R rows (query token x
-// query head) that share every K/V tile of th tile heads. Decode (t_len == 1): one job, all
-// n_heads query heads of the token (R = n_heads, th = n_kv, row h reads tile head h / group).
-// Prefill (t_len > 1): queries in blocks of BQ tokens; a block and one KV head form a job of
-// R = bq * group rows and th = 1, jobs block-major (KV head inner). A reader process streams the
-// job's tiles 0 .. (last position of the job) once per job (DATAFLOW: it runs ahead into the next
-// job's tiles while the core stores and loads rows), tiles beyond the job's last query are never
-// read, and only tiles that reach past the job's first query position (the diagonal) evaluate the
-// causal mask. Decode reads K/V over the KVP weight ports (attention_layer.h), prefill over the
-// data port (k_layer / v_layer), one merged beat per cycle into the core either way.
 //
 // Lanes: the core has A = dot_lanes fp32 lanes and time-multiplexes the head dimension over
 // nc = ceil(d / A) chunks of A elements. Score: lane j of a row accumulates products j, j+A, ...
@@ -53,18 +45,6 @@
 // recomputed on every chunk of the tile's first key (the same value; no stored copy whose write
 // would trail its reads by the exp chain) and m = m' is written after the last of them.
 //
-// K/V ping-pong: the K and V tiles are double-buffered (kt/vt[2], tile t in half t & 1). The K
-// stream runs one tile ahead of the V stream: copy phase u moves K of tile u and V of tile u - 1
-// into their halves (beat pairs while both have beats left, then the one left alone). Phase 0 (K
-// of tile 0) rides inside the q load loop, phase st + 1 inside stage st's pass: each iteration
-// also copies a pair when one is waiting (non-blocking, so a slow reader never stalls the
-// arithmetic), and a copy_rest loop finishes what is left (blocking). Stage st reads K half st & 1
-// and V half (st - 1) & 1 and writes the others, hence the DEPENDENCE false on kt / vt; per bank
-// one read and one write per cycle (a dual-port RAM). The reader writes K and V beats in pairs, so
-// the V stream holds up to one tile while the core reads K ahead (attention_layer.h sizes it).
-// Chosen over a separate DATAFLOW copy process with a PIPO: no nested region inside the job loop,
-// no block handshakes per tile, the core stays one function with one call site, and the copy
-// needs no resources beyond the second half.
 //
 // fp32 operators of the core (one instance for prefill and decode together; A = dot_lanes):
 //   score       A mul (q*k) + A add (lane sums) + (A-1) add (tree) + 1 mul (scale) + 1 max compare
@@ -109,55 +89,14 @@
 #include <cassert>
 #include <cstdint>
 
+#include "edgellm/attention_kv_tiles.h"
+#include "edgellm/attention_plan.h"
 #include "edgellm/dep_check.h"
 #include "edgellm/maxi.h"
 #include "edgellm/numerics.h"
 #include "hls_stream.h"
 
 namespace edgellm {
-
-// Attention sizing. Runtime sizes (head_dim, heads, T, context) must not exceed these maxima.
-template <int D_MAX, int DOT_LANES, int KV_BLOCK, int BQ, int HEADS_MAX, int KV_HEADS_MAX,
-          int GROUP_MAX, int MAX_CTX, int MAX_T = 1024, int MIN_ROWS = facts::kAttnMinRows,
-          int MEM_LANES = facts::kAttnMemLanes, int DATA_LANES = 4>
-struct attn_config {
-  static const int d_max = D_MAX;            // largest head_dim
-  static const int dot_lanes = DOT_LANES;    // NumericsPlan.dot_lanes (power of two) = fp32 lanes
-  static const int kv_block = KV_BLOCK;      // NumericsPlan.kv_block
-  static const int bq = BQ;                  // prefill queries per block
-  static const int heads_max = HEADS_MAX;    // query heads
-  static const int kv_heads_max = KV_HEADS_MAX;
-  static const int group_max = GROUP_MAX;    // query heads per KV head
-  static const int max_ctx = MAX_CTX;        // KV positions
-  static const int max_t = MAX_T;            // prefill tokens per call (trip counts)
-  static const int min_rows = MIN_ROWS;      // >= fp32 add latency: rows interleaved per key
-  // iterations between two updates of a row's o / l (a multiply-add recurrence, kMulAddLatency): the
-  // stage pass's row loop is padded to at least ceil(mac_span / nc) rows (attn_pass_rows)
-  static const int mac_span = kMulAddLatency > MIN_ROWS ? kMulAddLatency : MIN_ROWS;
-  static const int mem_lanes = MEM_LANES;    // floats per DDR beat (16 = 512-bit AXI)
-  static const int data_lanes = DATA_LANES;  // fp32 per data-port beat (4 = 128-bit): q / out
-  static const int ql = DATA_LANES;          // q, out elements per cycle: one data-port beat
-  static const int qo_part = DOT_LANES > DATA_LANES ? DOT_LANES : DATA_LANES;  // q / o row banks
-  static const int beats_max = (D_MAX + MEM_LANES - 1) / MEM_LANES;
-  static const int chunks_max = (D_MAX + DOT_LANES - 1) / DOT_LANES;  // ceil(d_max / A)
-  static const int dp = chunks_max * DOT_LANES;                      // q / o row: whole chunks
-  static const int kv_part = DOT_LANES > MEM_LANES ? DOT_LANES : MEM_LANES;  // K/V tile banks
-  static const int dkv = (D_MAX + kv_part - 1) / kv_part * kv_part;  // K/V tile row
-  static const int rows_max = BQ * GROUP_MAX > HEADS_MAX ? BQ * GROUP_MAX : HEADS_MAX;  // core rows
-  static const int jobs_max = (MAX_T + BQ - 1) / BQ * KV_HEADS_MAX;  // jobs per call (prefill)
-  static const int port_depth = 2 * KV_HEADS_MAX * beats_max;  // a K/V port stream: two positions of chunks
-  static_assert(DOT_LANES >= 1 && (DOT_LANES & (DOT_LANES - 1)) == 0, "dot_lanes: power of two");
-  static_assert((MEM_LANES & (MEM_LANES - 1)) == 0, "mem_lanes: power of two");
-  static_assert(DATA_LANES >= 1 && (DATA_LANES & (DATA_LANES - 1)) == 0, "data_lanes: power of two");
-  static_assert(KV_BLOCK >= 1 && BQ >= 1 && MIN_ROWS >= 1 && MEM_LANES >= 1, "sizes positive");
-  static_assert(MIN_ROWS >= kAddLatency, "min_rows: a row's lane sums recur min_rows iterations apart");
-  static_assert(GROUP_MAX <= HEADS_MAX && KV_HEADS_MAX <= HEADS_MAX, "head counts");
-};
-
-template <int ML>
-struct f32_beat {
-  f32 v[ML];
-};
 
 // max that propagates NaN from either side, like np.maximum.
 inline f32 max_nan(f32 a, f32 b) { return (a > b || a != a) ? a : b; }
@@ -177,30 +116,6 @@ f32 attn_lane_tree(f32 acc[LANES]) {
   return acc[0];
 }
 
-#ifndef __SYNTHESIS__
-// C simulation only: trip counts of the compute process's pipelined loops (iterations and entries)
-// and the K/V beats the core read, for tests/test_hw_attention.py to hold against the cycle formula.
-struct attn_trace_t {
-  long iters, loops, beats;
-};
-inline attn_trace_t &attn_trace() {
-  static attn_trace_t t = {0, 0, 0};
-  return t;
-}
-#define EDGELLM_ATTN_LOOP(n) (attn_trace().iters += (n), attn_trace().loops++)
-#define EDGELLM_ATTN_BEAT() (attn_trace().beats++)
-#else
-#define EDGELLM_ATTN_LOOP(n) ((void)0)
-#define EDGELLM_ATTN_BEAT() ((void)0)
-#endif
-
-// Keys of tile t (kv_block positions from t * kv_block) of a job over n_keys keys.
-template <class C>
-inline int attn_tile_keys(int n_keys, int t) {
-  const int left = n_keys - t * C::kv_block;
-  return left < C::kv_block ? left : C::kv_block;
-}
-
 // Rows of the stage pass's row loop (padded): a row's lane sums recur nr iterations apart (nr >=
 // min_rows >= kAddLatency) and its o / l updates nc * nr apart (nc * nr >= mac_span >= kMulAddLatency),
 // the distances the pass's DEPENDENCE pragmas state.
@@ -209,95 +124,6 @@ inline int attn_pass_rows(int n_rows, int nc) {
   const int by_mac = (C::mac_span + nc - 1) / nc;
   const int lo = by_mac > C::min_rows ? by_mac : C::min_rows;
   return n_rows < lo ? lo : n_rows;
-}
-
-// One stream's part of a copy phase: n beats of one tile into half `half` of its ping-pong, in
-// (key, tile head, beat) order, `done` of them copied, (j, h, b) the next.
-struct attn_walk {
-  int n, done, half, j, h, b;
-};
-
-// Copy phase u of a job (u = 0 .. n_tiles + 1): K of tile u (none from u == n_tiles) and V of tile
-// u - 1 (none when u == 0 or u > n_tiles), each into the half of its tile's parity. The K stream runs one tile
-// ahead of the V stream: tile t is scored one stage before it is accumulated.
-struct attn_copy {
-  attn_walk k, v;
-};
-
-template <class C>
-inline attn_copy attn_copy_phase(int u, int n_tiles, int n_keys, int th, int nb) {
-  const int nk = u < n_tiles ? attn_tile_keys<C>(n_keys, u) : 0;
-  const int nv = u > 0 && u <= n_tiles ? attn_tile_keys<C>(n_keys, u - 1) : 0;
-  attn_copy c = {{nk * th * nb, 0, u & 1, 0, 0, 0}, {nv * th * nb, 0, (u - 1) & 1, 0, 0, 0}};
-  return c;
-}
-
-// Store one beat at the walk's position and advance it.
-template <class C, int TH>
-inline void attn_walk_put(attn_walk &w, const f32_beat<C::mem_lanes> &bt, int th, int nb,
-                          f32 buf[2][C::kv_block][TH][C::dkv]) {
-#pragma HLS INLINE
-  const int ML = C::mem_lanes;
-  for (int i = 0; i < ML; i++) {
-#pragma HLS UNROLL
-    if (w.b * ML + i < C::dkv) {
-      buf[w.half][w.j][w.h][w.b * ML + i] = bt.v[i];
-      EDGELLM_DEP_W(buf, buf[w.half][w.j][w.h][w.b * ML + i]);
-    }
-  }
-  w.done++;
-  if (++w.b == nb) {
-    w.b = 0;
-    if (++w.h == th) {
-      w.h = 0;
-      w.j++;
-    }
-  }
-}
-
-// One copy step: while both streams have beats left it moves one K and one V beat together, then
-// the one left alone; (wait, or every stream it reads holds a beat). Inlined into the pipelined
-// loops that carry the copy. Pairing keeps the K/V skew at one tile (the V stream's depth).
-template <class C, int TH>
-inline void attn_copy_step(attn_copy &c, bool wait, int th, int nb, f32 kt[2][C::kv_block][TH][C::dkv],
-                           f32 vt[2][C::kv_block][TH][C::dkv], hls::stream<f32_beat<C::mem_lanes> > &ks,
-                           hls::stream<f32_beat<C::mem_lanes> > &vs) {
-#pragma HLS INLINE
-  const bool kl = c.k.done < c.k.n, vl = c.v.done < c.v.n;
-  if ((kl || vl) && (wait || ((!kl || !ks.empty()) && (!vl || !vs.empty())))) {
-    if (kl) {
-      attn_walk_put<C, TH>(c.k, ks.read(), th, nb, kt);
-      EDGELLM_ATTN_BEAT();
-    }
-    if (vl) {
-      attn_walk_put<C, TH>(c.v, vs.read(), th, nb, vt);
-      EDGELLM_ATTN_BEAT();
-    }
-  }
-}
-
-// The rest of a copy phase, one step per cycle, waiting on the streams (nothing when the passes
-// that carried it got every beat).
-template <class C, int TH>
-inline void attn_copy_rest(attn_copy &c, int th, int nb, f32 kt[2][C::kv_block][TH][C::dkv],
-                           f32 vt[2][C::kv_block][TH][C::dkv], hls::stream<f32_beat<C::mem_lanes> > &ks,
-                           hls::stream<f32_beat<C::mem_lanes> > &vs) {
-#pragma HLS INLINE
-  const int lk = c.k.n - c.k.done, lv = c.v.n - c.v.done;
-  const int left = lk > lv ? lk : lv;
-  EDGELLM_ATTN_LOOP(left);
-  EDGELLM_DEP_LOOP("attn_copy_rest");
-  EDGELLM_DEP_CLAIM(kt, 0);
-  EDGELLM_DEP_CLAIM(vt, 0);
-copy_rest:
-  for (int it = 0; it < left; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 0 max = C::kv_block * TH * C::beats_max
-#pragma HLS PIPELINE II = 1
-#pragma HLS DEPENDENCE variable = kt inter false
-#pragma HLS DEPENDENCE variable = vt inter false
-    EDGELLM_DEP_ITER(it);
-    attn_copy_step<C, TH>(c, true, th, nb, kt, vt, ks, vs);
-  }
 }
 
 // The attention core: nt tokens x nh query rows (row r = t * nh + g at absolute position row_pos[r]
@@ -510,45 +336,6 @@ store_tok:
       }
       chunk_put<QL>(out, o_off + t * stride, j, v);
     }
-  }
-}
-
-// One job: rows of nt tokens x nh query heads (row r = t * nh + g: token t0 + t at position
-// pos0 + t0 + t, query head h0 + g, tile head g / group) against keys 0 .. n_keys - 1 of tile heads
-// kvh0 .. kvh0 + th - 1.
-struct attn_job {
-  int t0, nt, h0, nh, kvh0, th, n_keys;
-};
-
-// Jobs of a call: decode (t_len == 1) one; prefill ceil(t_len / bq) query blocks x n_kv heads.
-template <class C>
-inline int attn_n_jobs(int t_len, int n_kv) {
-  return t_len == 1 ? 1 : (t_len + C::bq - 1) / C::bq * n_kv;
-}
-
-// The job of query block t0 and KV head kvh (prefill), or the decode job (t_len == 1). Reader and
-// core walk the same list with the same counters (attn_next_job).
-template <class C>
-inline attn_job attn_job_at(int t_len, int pos0, int n_heads, int n_kv, int t0, int kvh) {
-  attn_job j;
-  const bool dec = t_len == 1;
-  const int grp = n_heads / n_kv;
-  j.t0 = dec ? 0 : t0;
-  j.nt = dec ? 1 : (t_len - t0 < C::bq ? t_len - t0 : C::bq);
-  j.h0 = dec ? 0 : kvh * grp;
-  j.nh = dec ? n_heads : grp;
-  j.kvh0 = dec ? 0 : kvh;
-  j.th = dec ? n_kv : 1;
-  j.n_keys = pos0 + j.t0 + j.nt;
-  return j;
-}
-
-// Job order: KV head inner, query block outer.
-template <class C>
-inline void attn_next_job(int n_kv, int &t0, int &kvh) {
-  if (++kvh == n_kv) {
-    kvh = 0;
-    t0 += C::bq;
   }
 }
 
