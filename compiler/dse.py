@@ -3,7 +3,10 @@
 Objective, in order: maximize projected decode tokens/s (candidates within DECODE_TIE of the best
 count as equal), then minimize projected TTFT for a 128-token prompt, then minimize LUT use. The
 near-best designs are widened in the prefill-only fields: token lanes (and how many of them are DSP
-lanes), the prefill token block and the prefill pipeline. Hard
+lanes), the prefill token block and the prefill pipeline, and in the LM head's token lanes
+(design.HEAD_LANES: they change neither decode nor TTFT, only resources, so this objective keeps the
+fewest that tie). explore(speculate="lookup"|"self") ranks by projected effective decode with
+speculative decoding at the measured acceptance instead (compiler/dse_spec.py). Hard
 constraints: the board's resources under the routing headroom limits (estimate.UTIL_LIMITS) and the
 model's DDR footprint under DDR minus the OS reservation. The weight fetcher's FIFO depth: every
 candidate takes the deepest of FETCH_DEPTHS that fits (decode never drops with depth); the near-best
@@ -21,8 +24,9 @@ from dataclasses import dataclass
 from edgellm.boards import Board
 from edgellm.compiler.cost import elementwise as cost_elementwise
 from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost import speculative as cost_spec
 from edgellm.compiler.cost.memory import KINDS
-from edgellm.compiler.design import DesignParams, check_ddr_fit
+from edgellm.compiler.design import HEAD_LANES, DesignParams, check_ddr_fit
 from edgellm.compiler.dse_points import Point, record, sample_designs
 from edgellm.compiler.dse_search import (  # noqa: F401  (the keys: tests and callers read them here too)
     DECODE_FIELDS,
@@ -75,6 +79,7 @@ def _memory_candidates(board: Board, base: DesignParams, clock_mhz: float) -> It
         yield dict(weight_ports=ports, port_width_bits=board.hp_port_width_bits,
                    data_port_width_bits=board.hp_port_width_bits, weight_buffer=kind, act_buffer=act,
                    lm_head_on_fabric=lm, prefill_token_block=PREFILL_TOKEN_BLOCKS[0],
+                   head_lanes=HEAD_LANES[0],  # the fewest: the widened variants add more
                    clock_mhz=clock_mhz)  # no timing model: the board's PL clock or the user's
 
 
@@ -128,6 +133,8 @@ class DseResult:
     scored: tuple[Point, ...] = ()
     sample: tuple[Point, ...] = ()
     board: Board | None = None  # the board explored for (as given: a calibrated one included)
+    speculate: str | None = None  # the speculation objective's drafter (None: plain decode, then TTFT)
+    spec: tuple[tuple[float, float, DesignParams], ...] = ()  # its (speculative tok/s, decode, design), best
 
     def record(self) -> dict:
         """The explored designs as JSON (report/estimate.json "dse"; dse_points.record)."""
@@ -135,11 +142,18 @@ class DseResult:
 
 
 def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
-            limits: dict[str, float] = UTIL_LIMITS, clock_mhz: float | None = None) -> DseResult:
+            limits: dict[str, float] = UTIL_LIMITS, clock_mhz: float | None = None,
+            speculate: str | None = None) -> DseResult:
     """Choose the best feasible design for `cfg` on `board` at `clock_mhz` (default: the board's PL
     clock) under the utilization `limits` (default UTIL_LIMITS: a LUT cap that leaves routing margin);
-    EdgeLLMError if none exists. Memoized per (model, board, base, limits, clock) within the process:
-    the search is deterministic."""
+    EdgeLLMError if none exists. speculate "lookup" or "self": rank by projected effective decode with
+    that drafter at its measured acceptance (compiler/dse_spec.py); None or "off": plain decode, then
+    TTFT. Memoized per (model, board, base, limits, clock, objective) within the process: the search is
+    deterministic."""
+    if speculate == "off":
+        speculate = None
+    if speculate not in (None, "lookup", "self"):
+        raise EdgeLLMError(f"unknown speculation objective {speculate!r}; choose off, lookup or self")
     if clock_mhz is not None and (isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float))
                                   or not 0 < clock_mhz <= 1000):
         raise EdgeLLMError(f"clock must be a number of MHz in (0, 1000], got {clock_mhz!r}")
@@ -147,8 +161,22 @@ def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
         if k not in KINDS or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
             raise EdgeLLMError(f"utilization limit {k!r} must be a fraction in (0, 1], got {v!r}")
     full = {**UTIL_LIMITS, **limits}
+    run = cost_spec.objective_run(speculate) if speculate else None
     return _explore(cfg, board, base or DesignParams(), tuple(sorted(full.items())),
-                    float(clock_mhz) if clock_mhz is not None else None)
+                    float(clock_mhz) if clock_mhz is not None else None, speculate,
+                    _frozen(run) if run else None)
+
+
+def _frozen(run: dict) -> tuple:
+    """A measured run as a hashable key (the memo's), k_counts included."""
+    return tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in run.items()))
+
+
+def _thawed(run: tuple | None) -> dict:
+    """_frozen's inverse (k_counts a dict again)."""
+    out = dict(run or ())
+    out["k_counts"] = dict(out.get("k_counts", ()))
+    return out
 
 
 def _consider(s: _Search, p: DesignParams, feasible: list[Feasible]) -> None:
@@ -213,11 +241,13 @@ def _near_best(s: _Search, feasible: list[Feasible]) -> tuple[list[tuple[float, 
 
 
 def _widened(s: _Search, p: DesignParams) -> Iterator[tuple[DesignParams, float, float]]:
-    """p's variants in token lanes (of them 0 .. TP-1 DSP lanes), prefill block and pipeline that fit (at
-    p's fetch depth), with their LUT fractions and projected decode."""
-    for pb, tp, pipe in itertools.product(PREFILL_TOKEN_BLOCKS, TOKEN_LANES, PREFILL_PIPELINE):
+    """p's variants in token lanes (of them 0 .. TP-1 DSP lanes), prefill block, pipeline and head lanes
+    that fit (at p's fetch depth), with their LUT fractions and projected decode."""
+    fields = (PREFILL_TOKEN_BLOCKS, TOKEN_LANES, PREFILL_PIPELINE, HEAD_LANES)
+    for pb, tp, pipe, hl in itertools.product(*fields):
         for dl in range(tp) if pb % tp == 0 else ():
-            q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=dl, prefill_pipeline=pipe)
+            q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=dl, prefill_pipeline=pipe,
+                          head_lanes=hl)
             if q == p:
                 continue
             s.explored += 1
@@ -252,7 +282,7 @@ def _score(s: _Search, base: list[tuple[float, float, DesignParams, bool]],
 
 @functools.lru_cache(maxsize=64)
 def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tuple,
-             clock_mhz: float | None) -> DseResult:
+             clock_mhz: float | None, speculate: str | None = None, run: tuple | None = None) -> DseResult:
     check_ddr_fit(cfg, base, board.ddr_available_bytes,
                   f"{board.name} ({board.ddr_bytes / 2**20:.0f} MiB DDR)")
     s = _Search(cfg, board, dict(limit_items), FETCH_DEPTHS, TTFT_TOKENS, PREFILL_TOKEN_BLOCKS)
@@ -261,8 +291,20 @@ def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tu
         why = "; ".join(s.smallest[1]) if s.smallest else "no candidates"
         raise EdgeLLMError(f"no accelerator configuration for {cfg.name} fits {board.name} within the "
                            f"routing headroom ({why})")
+    sample = sample_designs(cfg, board, feasible, _built, TTFT_TOKENS)
+    if speculate:
+        from edgellm.compiler.dse_spec import SpecSearch
+
+        points, widened_fit = SpecSearch(s, _thawed(run), PREFILL_TOKEN_BLOCKS, PREFILL_PIPELINE
+                                         ).search(feasible)
+        if not points or not points[0][0]:
+            raise EdgeLLMError(f"no feasible design for {cfg.name} on {board.name} takes the measured "
+                               f"{speculate} run's verify calls")
+        chosen = points[0][3]
+        return DseResult(chosen, estimate(cfg, board, chosen), len(feasible) + widened_fit, s.explored,
+                         tuple((d, s.ttft_s(q), q) for _, d, _, q in points), sample, board, speculate,
+                         tuple((sp, d, q) for sp, d, _, q in points))
     scored, widened_fit = _score(s, *_near_best(s, feasible))
     chosen = scored[0][3]
     return DseResult(chosen, estimate(cfg, board, chosen), len(feasible) + widened_fit, s.explored,
-                     tuple((-nd, t, q) for t, _, nd, q in scored),
-                     sample_designs(cfg, board, feasible, _built, TTFT_TOKENS), board)
+                     tuple((-nd, t, q) for t, _, nd, q in scored), sample, board)

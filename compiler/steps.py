@@ -71,10 +71,10 @@ def step_dse(ctx: BuildContext) -> None:
 
     cfg, board = ctx.state["qm"].config, ctx.state["board"]
     over = dict(ctx.config.overrides)  # "clock_mhz", "lut_cap", "max_context" steer the exploration itself
-    lut = over.pop("lut_cap", None)
+    lut, speculate = over.pop("lut_cap", None), over.pop("speculate", None)  # speculate: the objective
     base = DesignParams(max_context=over.pop("max_context", 0))  # as estimate --context explores
     limits = {} if lut is None else {"lut": lut}
-    res = explore(cfg, board, base, limits, over.get("clock_mhz"))
+    res = explore(cfg, board, base, limits, over.get("clock_mhz"), speculate=speculate)
     design = res.params.replace(**over) if over else res.params
     if design != res.params:  # report/estimate.json and the summary project the design that is built
         res = dataclasses.replace(res, params=design, estimate=_check_overridden(cfg, board, design, over,

@@ -38,6 +38,7 @@ from edgellm.compiler.cost import ddr as cost_ddr
 from edgellm.compiler.cost import lm_head as cost_lm_head
 from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.design import DesignParams, stream_ports
+from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 
 
@@ -218,6 +219,43 @@ def measured_rates(path: Path | None = None) -> list[dict]:
         return []
 
 
+# The run the DSE's speculation objective ranks designs by (compiler/dse_spec.py): the drafter's greedy
+# copy-heavy run of the shipped tiny model (real text; the random large-shape model's greedy output only
+# repeats itself).
+OBJECTIVE_RUN = {"model": "tiny", "kind": "copy", "temperature": 0.0}
+
+
+def objective_run(drafter: str, path: Path | None = None) -> dict:
+    """The recorded run (measured_rates) the speculation objective ranks by for `drafter` ("lookup" or
+    "self"); EdgeLLMError when none is recorded."""
+    for r in measured_rates(path):
+        if r.get("drafter") == drafter and all(r.get(k, 0.0) == v for k, v in OBJECTIVE_RUN.items()):
+            return r
+    raise EdgeLLMError(f"--speculate {drafter}: no measured {drafter} run on the copy-heavy prompts in "
+                       f"{(path or MEASURED_FILE).name} (python bench/speculative_acceptance.py --record"
+                       f"{' --self' if drafter == 'self' else ''})")
+
+
+def run_tokens_per_pass(run: dict) -> float:
+    """Decode tokens per pass over the model of a recorded run (plain passes and verify passes)."""
+    passes = int(run["plain_passes"]) + sum(int(n) for n in run["k_counts"].values())
+    return int(run["decode_tokens"]) / max(1, passes)
+
+
+def run_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams, run: dict,
+                     hide_attention: bool = False) -> float:
+    """A recorded run projected on p pass by pass (workload_tokens_per_s: its plain passes, its verify
+    passes by k, its draft tokens at the kept layers' share); 0 when one of its verify calls takes more
+    drafts than p's block holds (max_k)."""
+    kc = {int(k): int(n) for k, n in run["k_counts"].items()}
+    if any(k > max_k(p) for k in kc):
+        return 0.0
+    n_draft = round(float(run.get("draft_layer_fraction", 0.0)) * cfg.n_layers)
+    ds = draft_token_s(cfg, board, p, n_draft) if n_draft else 0.0
+    return workload_tokens_per_s(cfg, board, p, int(run["decode_tokens"]), int(run["plain_passes"]), kc,
+                                 int(run.get("draft_tokens", 0)), ds, hide_attention=hide_attention)
+
+
 def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
     """For `edgellm estimate`: each recorded measured run (bench/speculative_acceptance.py --record)
     projected on this design pass by pass (workload_tokens_per_s: its plain passes, its verify passes by
@@ -235,14 +273,11 @@ def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
            f"(verify call: layers and {head}): plain decode {dec:.1f} tok/s"]
     for r in rows:
         try:
-            kc = {int(k): int(n) for k, n in r["k_counts"].items() if 1 <= int(k) <= max_k(p)}
-            n_draft = round(float(r.get("draft_layer_fraction", 0.0)) * cfg.n_layers)
-            ds = draft_token_s(cfg, board, p, n_draft) if n_draft else 0.0
-            kw = dict(decode_tokens=int(r["decode_tokens"]), plain_passes=int(r["plain_passes"]), k_counts=kc,
-                      draft_tokens=int(r.get("draft_tokens", 0)), draft_s=ds)
-            cons = workload_tokens_per_s(cfg, board, p, **kw)
-            hid = workload_tokens_per_s(cfg, board, p, hide_attention=True, **kw)
-        except (KeyError, TypeError, ValueError):
+            cons = run_tokens_per_s(cfg, board, p, r)
+            hid = run_tokens_per_s(cfg, board, p, r, hide_attention=True)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+        if not cons:  # a verify call the design's block cannot take
             continue
         how = "greedy" if not r.get("temperature") else f"sampled at T={r['temperature']:g}"
         out.append(f"  {r['drafter']} on {r['kind']} prompts ({r['model']} model, {how}): acceptance "

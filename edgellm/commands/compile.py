@@ -17,6 +17,7 @@ from edgellm.commands.design_opts import (
     LutCapOpt,
     MeasuredOpt,
     SetOpt,
+    SpecObjectiveOpt,
 )
 from edgellm.commands.model_names import PresetOpt
 
@@ -103,6 +104,7 @@ def compile_cmd(
         "--onnx-reference/--no-onnx-reference", help="Export reference/model.onnx")] = True,
     measured: MeasuredOpt = None,
     allow_emulated: AllowEmulatedOpt = False,
+    speculate: SpecObjectiveOpt = "off",
 ) -> None:
     """Compile a ternary model into a complete HLS + Vivado project for a board."""
     from rich.console import Console
@@ -115,13 +117,13 @@ def compile_cmd(
     con = Console(stderr=True)
     over = parse_sets(sets)  # the cheap checks first: nothing is fetched or written for a bad option
     meas, clock = for_command(measured, allow_emulated, [board], clock)
-    check_options(board, clock, lut_cap)
+    check_options(board, clock, lut_cap, speculate)
     name = preset or (model.absolute().name if model else "tiny") or "model"
     out_dir = out or Path(f"edgellm-out/{name}-{board}")
     path = model_or_preset(model, preset)
     cfg = BuildConfig(model=str(path) if path else None, board=board, out_dir=str(out_dir), force=force,
                       reference_new_tokens=reference_decode, reference_onnx=onnx_reference,
-                      overrides=compile_overrides(context, clock, lut_cap, over),
+                      overrides=compile_overrides(context, clock, lut_cap, over, speculate),
                       measured=meas.to_config() if meas else None)
     _summary(_run(cfg, con))
 

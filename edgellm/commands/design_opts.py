@@ -29,6 +29,11 @@ MeasuredOpt = Annotated[Path | None, typer.Option(
                        "central figure, its PL clock as the design clock.")]
 AllowEmulatedOpt = Annotated[bool, typer.Option(
     "--allow-emulated", help="Take an emulated calibration file (C simulation: measures nothing).")]
+SpecObjectiveOpt = Annotated[str, typer.Option(
+    "--speculate", help="The design search's objective: off (plain decode, then TTFT), or lookup / self "
+                        "(projected effective decode with that drafter at its measured acceptance, "
+                        "compiler/cost/speculative_acceptance.json).")]
+SPEC_OBJECTIVES = ("off", "lookup", "self")
 
 def board_names(incomplete: str = "") -> list[str]:
     """Shell completion of --board: the board names starting with what was typed (and 'all' where
@@ -101,23 +106,37 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def check_options(board: str, clock: float | None, lut_cap: float | None) -> None:
+def check_options(board: str, clock: float | None, lut_cap: float | None, speculate: str = "off") -> None:
     """The board and the numbers the design search would refuse (compiler/dse.py explore), checked
-    before a preset model is written or a hub model fetched."""
+    before a preset model is written or a hub model fetched; --speculate's objective and its measured
+    run."""
     from edgellm.boards import load_board
 
     load_board(board)
+    check_speculate(speculate)
     if clock is not None and not (math.isfinite(clock) and 0 < clock <= 1000):
         raise EdgeLLMError(f"--clock must be a number of MHz in (0, 1000], got {clock:g}")
     if lut_cap is not None and not (math.isfinite(lut_cap) and 0 < lut_cap <= 1):
         raise EdgeLLMError(f"--lut-cap must be a fraction in (0, 1], got {lut_cap:g}")
 
 
+def check_speculate(speculate: str) -> None:
+    """One line for an unknown --speculate objective or one without a measured run to rank by."""
+    if speculate not in SPEC_OBJECTIVES:
+        raise EdgeLLMError(f"unknown --speculate {speculate!r}; choose one of {', '.join(SPEC_OBJECTIVES)}")
+    if speculate != "off":
+        from edgellm.compiler.cost.speculative import objective_run
+
+        objective_run(speculate)
+
+
 def compile_overrides(context: int | None, clock: float | None, lut_cap: float | None,
-                      sets: dict[str, Any]) -> dict[str, Any]:
-    """BuildConfig.overrides of the options (compiler/steps.py step_dse reads clock_mhz, lut_cap and
-    max_context for the search and applies the rest to the chosen design)."""
+                      sets: dict[str, Any], speculate: str = "off") -> dict[str, Any]:
+    """BuildConfig.overrides of the options (compiler/steps.py step_dse reads clock_mhz, lut_cap,
+    max_context and speculate for the search and applies the rest to the chosen design)."""
     over = dict(sets)
+    if speculate != "off":
+        over["speculate"] = speculate
     for key, v in (("max_context", context), ("clock_mhz", clock), ("lut_cap", lut_cap)):
         if v is not None:
             over[key] = v

@@ -20,6 +20,7 @@ from edgellm.commands.design_opts import (
     LutCapOpt,
     MeasuredOpt,
     SetOpt,
+    SpecObjectiveOpt,
     board_or_all_names,
 )
 
@@ -201,10 +202,11 @@ def register(app: typer.Typer) -> None:
         check: Annotated[bool, typer.Option(
             "--check", help="With a built PROJECT_DIR: exit 1 when the build misses its plan (clock below "
                             "it, a resource above the board or the routing limit).")] = False,
+        speculate: SpecObjectiveOpt = "off",
     ) -> None:
         """Size the accelerator for a model on a board; print projected speed and resources."""
         from edgellm.boards import list_boards, load_board
-        from edgellm.commands.design_opts import parse_sets
+        from edgellm.commands.design_opts import check_speculate, parse_sets
         from edgellm.compiler.calibrate.measured import for_command
         from edgellm.errors import EdgeLLMError
 
@@ -212,7 +214,8 @@ def register(app: typer.Typer) -> None:
             given = [name for name, v in (("--board", board), ("--preset", preset), ("--context", context),
                                           ("--clock", clock), ("--lut-cap", lut_cap), ("--set", sets),
                                           ("--html", html_out), ("--measured", measured),
-                                          ("--calibration", calibration), ("--top", top)) if v]
+                                          ("--calibration", calibration), ("--top", top),
+                                          ("--speculate", speculate != "off")) if v]
             if given:
                 raise EdgeLLMError(f"{given[0]} does not apply to a project directory (its manifest fixes "
                                    "the model, board and design)")
@@ -229,7 +232,8 @@ def register(app: typer.Typer) -> None:
         if src is not None:
             given = [name for name, v in (("--context", context), ("--clock", clock), ("--lut-cap", lut_cap),
                                           ("--set", sets), ("--html", html_out), ("--top", top),
-                                          ("--calibration", calibration)) if v]
+                                          ("--calibration", calibration), ("--speculate", speculate != "off"))
+                     if v]
             if given:
                 raise EdgeLLMError(f"{given[0]} does not apply to a low-bit model yet (its design is "
                                    "compiler/cost/lowbit.py search's)")
@@ -238,6 +242,7 @@ def register(app: typer.Typer) -> None:
             estimate_lowbit(src, names, meas, as_json)
             return
         over = parse_sets(sets)
+        check_speculate(speculate)
         cfg = resolve_config(model, preset)
         names = list_boards() if board == "all" else [load_board(board).name]
         meas, clock = for_command(measured, allow_emulated, names, clock)
@@ -246,7 +251,7 @@ def register(app: typer.Typer) -> None:
 
             check_output(html_out, "--html")
         limits = {} if lut_cap is None else {"lut": lut_cap}
-        results = explore_boards(cfg, names, meas, context, clock, limits, over)
+        results = explore_boards(cfg, names, meas, context, clock, limits, over, speculate)
         if html_out is not None:
             from edgellm.report.records import write_estimate_page
 
@@ -263,9 +268,10 @@ def register(app: typer.Typer) -> None:
 
 
 def explore_boards(cfg, names: list[str], meas, context: int | None, clock: float | None,
-                   limits: dict[str, float], over: dict) -> dict:
+                   limits: dict[str, float], over: dict, speculate: str = "off") -> dict:
     """board -> DseResult (with the --set overrides applied), or why no design fits (a single board's
-    failure is raised); a progress status per board (progress.py)."""
+    failure is raised); a progress status per board (progress.py). speculate: the search's objective
+    (dse.explore)."""
     from edgellm.boards import load_board
     from edgellm.commands.design_opts import apply_sets
     from edgellm.commands.progress import Status
@@ -279,13 +285,32 @@ def explore_boards(cfg, names: list[str], meas, context: int | None, clock: floa
             status.update(f"exploring designs for {name}", i, len(names))
             try:
                 b = meas.apply(load_board(name)) if meas else load_board(name)
-                res = explore(cfg, b, DesignParams(max_context=context or 0), limits, clock_mhz=clock)
+                res = explore(cfg, b, DesignParams(max_context=context or 0), limits, clock_mhz=clock,
+                              speculate=speculate)
                 results[name] = apply_sets(res, cfg, b, over)
             except EdgeLLMError as err:
                 if len(names) == 1:
                     raise
                 results[name] = str(err)
     return results
+
+
+def objective_line(cfg, board, res) -> str:  # res: DseResult of a speculation objective
+    """What --speculate ranked by, for the chosen design: plain and speculative figures (projected)."""
+    from edgellm.compiler.cost import model as cost_model
+    from edgellm.compiler.cost import speculative as cost_spec
+
+    p, run = res.params, cost_spec.objective_run(res.speculate)
+    plain = cost_model.decode_step(cfg, board, p).tokens_per_s
+    spec = cost_spec.run_tokens_per_s(cfg, board, p, run)
+    hid = cost_spec.run_tokens_per_s(cfg, board, p, run, hide_attention=True)
+    return (f"design ranked by --speculate {res.speculate} (projected): {spec:.1f} tok/s effective decode "
+            f"({spec / plain:.2f}x; {hid:.1f} tok/s, {hid / plain:.2f}x with the extra rows' attention "
+            "hidden) "
+            f"against {plain:.1f} tok/s plain, on the measured {res.speculate} run ({run['model']} model, "
+            f"copy-heavy prompts, {100 * float(run['acceptance']):.0f}% acceptance, "
+            f"{cost_spec.run_tokens_per_pass(run):.2f} tokens per pass); TLMM token lanes {p.token_lanes} "
+            f"({p.dsp_lanes} on DSPs), LM head token lanes {cost_spec.head_lanes(cfg, p)}")
 
 
 def print_estimates(cfg, results: dict, meas, top: int, calibration: bool) -> None:
@@ -323,6 +348,8 @@ def print_estimates(cfg, results: dict, meas, top: int, calibration: bool) -> No
         for s in r.estimate.assumptions.values():
             console.print(f"{name} {s.name}: {s.assumes}", markup=False)
     for name, r in fits.items():
+        if r.speculate:
+            console.print(f"{name} {objective_line(cfg, board_of(name), r)}", markup=False)
         for spec_line in speedup_lines(cfg, board_of(name), r.params):
             console.print(f"{name} {spec_line}", markup=False)
     if meas:

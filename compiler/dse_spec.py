@@ -1,0 +1,83 @@
+"""The design-space exploration's speculation objective (`edgellm estimate --speculate lookup|self`,
+compiler/dse.py explore(speculate=...)): rank the feasible designs by projected effective decode with
+speculative decoding at the measured acceptance, not by plain decode.
+
+The figure ranked is the one `edgellm estimate` prints for the drafter's copy-heavy greedy run of the
+shipped tiny model (compiler/cost/speculative_acceptance.json, bench/speculative_acceptance.py): the run's
+plain passes and verify passes by k, each at the projected seconds of its call on the design
+(cost_speculative.run_tokens_per_s, the extra rows' attention added in full). Widened beyond the plain
+search's prefill fields: more TLMM token lanes (SPEC_TOKEN_LANES), their DSP lanes and the LM head's token
+lanes (design.HEAD_LANES), which shorten a verify call's rows.
+
+Search: the feasible designs (plain search's set) in order of plain decode; a verify call costs at least
+a decode step (its layers, its head pass and its host call each at least a decode step's), so a design
+whose decode x the run's tokens per pass is below the best speculative figure found cannot win, nor any
+after it (exact bound). Of designs with the same performance fields (cost_model.PERF_FIELDS) only the one
+with the fewest LUTs is widened (a heuristic: the variants add LUTs and DSPs to it). Ties (within
+SPEC_TIE): plain decode, then TTFT(128), then LUTs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+from edgellm.compiler.cost import speculative as cost_spec
+from edgellm.compiler.design import HEAD_LANES, DesignParams
+from edgellm.compiler.dse_search import Feasible, _built, _Search, decode_key, res_key
+
+SPEC_TIE = 0.995  # speculative figures within 0.5% of the best tie (then plain decode, TTFT, LUTs decide)
+SPEC_TOKEN_LANES = (1, 2, 4, 8)  # TLMM token lanes the speculation objective explores (plain: 1, 2, 4)
+SPEC_SCORED = 50  # designs the result keeps for --top (best first)
+SpecPoint = tuple[float, float, float, DesignParams]  # (speculative tok/s, decode tok/s, LUT share, design)
+
+
+class SpecSearch:
+    """One speculation-ranked exploration over a _Search's caches, for one measured run."""
+
+    def __init__(self, s: _Search, run: dict, blocks: tuple[int, ...], pipelines: tuple[bool, ...]) -> None:
+        self.s, self.run = s, run
+        self.blocks, self.pipelines = blocks, pipelines
+        self.cache: dict[tuple, float] = {}  # (decode_key, head_lanes) -> speculative tok/s
+        self.tpp = cost_spec.run_tokens_per_pass(run)
+
+    def score(self, p: DesignParams) -> float:
+        """Projected effective decode of the run on p (0 when the run's k does not fit p's block)."""
+        key = (decode_key(p), p.head_lanes)
+        if key not in self.cache:
+            self.cache[key] = cost_spec.run_tokens_per_s(self.s.cfg, self.s.board, p, self.run)
+        return self.cache[key]
+
+    def variants(self, p: DesignParams) -> Iterator[tuple[DesignParams, float]]:
+        """p and its variants in prefill block, token lanes (of them 0 .. TP-1 on DSPs), pipeline and head
+        lanes that fit (at p's fetch depth), with their LUT fractions."""
+        for pb, tp, pipe, hl in itertools.product(self.blocks, SPEC_TOKEN_LANES, self.pipelines, HEAD_LANES):
+            for dl in range(tp) if pb % tp == 0 else ():
+                q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=dl, prefill_pipeline=pipe,
+                              head_lanes=hl)
+                self.s.explored += 1
+                key = res_key(q)
+                if not self.s.violations(q, key, q.fetch_depth):
+                    yield q, self.s.res_cache[key][2]
+
+    def search(self, feasible: list[Feasible]) -> tuple[list[SpecPoint], int]:
+        """(the scored designs, best first; how many widened variants fit)."""
+        firsts: dict[tuple, tuple[float, float, DesignParams | tuple]] = {}
+        for dec, lut, q in feasible:  # per performance key, the fewest LUTs
+            k = decode_key(_built(q))
+            if k not in firsts or lut < firsts[k][1]:
+                firsts[k] = (dec, lut, q)
+        best, fit = 0.0, 0
+        points: list[SpecPoint] = []
+        for dec, _, q in sorted(firsts.values(), key=lambda f: -f[0]):
+            if self.tpp * dec < SPEC_TIE * best:  # no variant of this design or any after it can win
+                break
+            for v, vlut in self.variants(_built(q)):
+                fit += 1
+                sp = self.score(v)
+                best = max(best, sp)
+                points.append((sp, self.s.decode_of(v, decode_key(v)), vlut, v))
+        tied = [pt for pt in points if pt[0] >= SPEC_TIE * best]
+        rest = sorted((pt for pt in points if pt[0] < SPEC_TIE * best), key=lambda pt: (-pt[0], pt[2]))
+        tied.sort(key=lambda pt: (-pt[1], self.s.ttft_s(pt[3]), pt[2]))
+        return (tied + rest)[:SPEC_SCORED], fit
