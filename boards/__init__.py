@@ -83,6 +83,9 @@ class Board:
     ddr_paths: tuple[str, ...] = ()  # per hp_port_names entry: its path into the DDR controller
     shared_path_gbps: tuple[float, float, float] | None = None  # [l, c, h] all streams on one shared path
     cci_stream_gbps: tuple[float, float, float] | None = None  # [l, c, h] one stream through the CCI
+    # The LM head's row reads against sequential streams on the same ports, measured by the calibration
+    # kit (compiler/calibrate/measured.py); None: 1, the head priced as the weight streams (cost/ddr.py)
+    head_stream_ratio: float | None = None
     scenario: str = "central"  # which end of the ranges projections use (SCENARIOS)
 
     @property

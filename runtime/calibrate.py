@@ -4,11 +4,15 @@ run_calibration.py on the board). Board-side: numpy and pynq only, Python 3.10.
 One buffer (probe_kit.Layout): pseudo-random bytes in a region per weight port and one for the data
 port's reads, an empty region for its writes. Each port set of run_plan() is one descriptor and one
 ap_start (repeated `repeat` times): every port alone, the data port reading and writing alone, the
-weight ports that share a path into the DDR controller together, all weight ports together, and all of
-them with the data port writing (as in decode). After every start the host checks the probe's status,
-that each port moved the beats asked for (and the ports outside the set none), the sum of the words
-each moved against its region, the written region against the pattern, and cycle counts no smaller
-than the beats (a port moves at most one beat per cycle). A port's rate is its bytes over its cycles at
+weight ports that share a path into the DDR controller together, all weight ports together, the weight
+ports reading the LM head's rows (HEAD_RUN: the weight regions taken as one [rows][head_row_bytes] array,
+port k reading rows k, k + NP, ... one burst loop a row, as weight_fetch.h lm_fetch_rows does), and all
+of them with the data port writing (as in decode). The head run over the weights-together run is the
+head's pattern ratio the performance model prices the LM head with (cost/ddr.py head_stream_ratio).
+After every start the host checks the probe's status, that each port moved the beats asked for (and the
+ports outside the set none), the sum of the words each moved against its region (its rows), the written
+region against the pattern, and cycle counts no smaller than the beats (a port moves at most one beat
+per cycle). A port's rate is its bytes over its cycles at
 the PL clock the board reports; a run's, all its bytes over its last cycle.
 
 On the emulator (the probe's C simulation) or an emulated board nothing is measured: the C simulation
@@ -41,6 +45,8 @@ FORMAT = "edgellm.calibration/1"
 CCI_PATH = "CCI"  # boards.CCI_PATH: the path of the ports that reach DDR through the CCI
 DEFAULT_BYTES = 16 << 20  # per port and run on a board: 4 ms at 4 GB/s, a million cycles or more
 EMULATOR_BYTES = 256 << 10  # the same on the emulator (the C simulation moves every beat in software)
+HEAD_RUN = "LM head rows"
+HEAD_ROW_BYTES = 2048  # the head run's row: an int8 row of a 2048-wide model (--head-row-bytes)
 MAX_BUFFER = 1 << 31  # PYNQ.remote allocates at most an int32 of bytes; 32-bit offsets anyway
 EMULATED_NOTE = ("emulated: C simulation runs the probe's processes one after another and counts one beat "
                  "per cycle per port, so these are the ports' ideal rates, not a measurement of DDR")
@@ -58,6 +64,7 @@ class RunSpec:
     name: str
     slots: tuple[int, ...]
     write: bool = False
+    head: bool = False  # the weight ports read the LM head's rows (head_rows)
 
 
 def bundle(slot: int) -> str:
@@ -78,13 +85,22 @@ def run_plan(kit: pk.ProbeKit) -> list[RunSpec]:
         if path != CCI_PATH and 1 < len(slots) < n:
             runs.append(RunSpec(f"{'+'.join(bundle(s) for s in slots)} together ({path})", tuple(slots)))
     runs.append(RunSpec("weights together", tuple(range(n))))
+    runs.append(RunSpec(HEAD_RUN, tuple(range(n)), head=True))
     runs.append(RunSpec("weights + data writing", (*range(n), pk.DATA_SLOT), True))
     return runs
 
 
-def check_options(kit: pk.ProbeKit, bytes_per_port: int, repeat: int, timeout_s: float) -> None:
+def head_rows(lay: pk.Layout, n: int, row_bytes: int) -> tuple[int, int]:
+    """The head run over the n weight regions taken as one array of rows: (rows each port reads, the
+    stride between a port's rows in bytes). Port k's rows are k, k + n, ... from lay.region(0)."""
+    return lay.region_bytes // row_bytes, n * row_bytes
+
+
+def check_options(kit: pk.ProbeKit, bytes_per_port: int, repeat: int, timeout_s: float,
+                  head_row_bytes: int = HEAD_ROW_BYTES) -> None:
     """The run's options, before a device is opened: bytes per port a multiple of 4096 the probe can
-    move in one descriptor, 1..100 repeats, a finite timeout > 0 (EdgeLLMError otherwise)."""
+    move in one descriptor, 1..100 repeats, a finite timeout > 0, a head row of whole weight-port beats
+    no longer than a port's bytes (EdgeLLMError otherwise)."""
     beat = max(kit.beat_bytes, kit.data_beat_bytes)
     if (type(bytes_per_port) is not int or bytes_per_port < 4096 or bytes_per_port % 4096
             or bytes_per_port // beat > pk.MAX_BEATS):
@@ -93,6 +109,10 @@ def check_options(kit: pk.ProbeKit, bytes_per_port: int, repeat: int, timeout_s:
     if type(repeat) is not int or not 1 <= repeat <= 100:
         raise EdgeLLMError(f"repeat must be an integer 1..100, got {repeat!r}")
     check_timeout(timeout_s)
+    if (type(head_row_bytes) is not int or head_row_bytes < kit.beat_bytes or head_row_bytes % kit.beat_bytes
+            or head_row_bytes > bytes_per_port):
+        raise EdgeLLMError(f"head row bytes {head_row_bytes!r}: a multiple of the weight ports' "
+                           f"{kit.beat_bytes}-byte beat, at most the bytes per port ({bytes_per_port})")
     total = pk.Layout(len(run_plan(kit)), kit.weight_ports, bytes_per_port).total_bytes
     if total >= MAX_BUFFER:
         raise EdgeLLMError(f"{total} bytes of buffer: at most {MAX_BUFFER - 1} (fewer bytes per port)")
@@ -111,8 +131,9 @@ class ProbeSession:
     """The probe's buffer on a device, loaded with its program; `run(i)` starts descriptor i once."""
 
     def __init__(self, kit: pk.ProbeKit, dev: Device, runs: list[RunSpec], bytes_per_port: int,
-                 timeout_s: float) -> None:
+                 timeout_s: float, head_row_bytes: int = HEAD_ROW_BYTES) -> None:
         self.kit, self.dev, self.runs, self.timeout_s = kit, dev, runs, check_timeout(timeout_s)
+        self.head_row_bytes = head_row_bytes
         self.lay = pk.Layout(len(runs), kit.weight_ports, bytes_per_port)
         self.beats = {s: bytes_per_port // (kit.data_beat_bytes if s == pk.DATA_SLOT else kit.beat_bytes)
                       for s in (*range(kit.weight_ports), pk.DATA_SLOT)}
@@ -125,15 +146,37 @@ class ProbeSession:
             a[off:off + bytes_per_port] = rng.integers(0, 256, bytes_per_port, dtype=np.uint8)
             self.sums[s] = pk.word_sum(a[off:off + bytes_per_port])
         self.buf.view(self.lay.hdr_off, pk.PH_WORDS, np.uint32)[:] = pk.header_words(self.buf.nbytes)
+        self.want: list[dict[int, tuple[int, int]]] = []  # per run: slot -> (beats, word sum)
+        self.port_bytes: list[int] = []  # per run: the bytes each of its ports moves
         for i, r in enumerate(runs):
-            slots = {s: (self.lay.region(s, r.write), self.beats[s]) for s in r.slots}
-            d = pk.descriptor(slots, r.write, self.seed(i), self.lay.result_off(i))
+            if r.head:
+                d = self._head_descriptor(i, r)
+            else:
+                slots = {s: (self.lay.region(s, r.write), self.beats[s]) for s in r.slots}
+                d = pk.descriptor(slots, r.write, self.seed(i), self.lay.result_off(i))
+                self.want.append({s: (self.beats[s], self.sums[s]) for s in r.slots})
+                self.port_bytes.append(bytes_per_port)
             self.buf.view(self.lay.desc_off(i), pk.PD_WORDS, np.uint32)[:] = d
         dev.sync_to_device(self.buf)
         regs = kit.iface.registers
         for off in pointer_registers(regs).values():
             dev.write_reg64(off, self.buf.physical_address)
         dev.write_reg(regs["hdr_off"], self.lay.hdr_off)
+
+    def _head_descriptor(self, i: int, spec: RunSpec) -> np.ndarray:
+        """Run i reading the LM head's rows (head_rows) over spec's weight ports; records what each must
+        move and its word sum."""
+        n, row, beat = self.kit.weight_ports, self.head_row_bytes, self.kit.beat_bytes
+        rows, stride = head_rows(self.lay, n, row)
+        base = self.lay.region(0)
+        table = self.buf.array[base:base + rows * stride].reshape(rows, stride)
+        slots, want = {}, {}
+        for k in spec.slots:
+            slots[k] = (base + k * row, rows * row // beat)
+            want[k] = (rows * row // beat, pk.word_sum(np.ascontiguousarray(table[:, k * row:(k + 1) * row])))
+        self.want.append(want)
+        self.port_bytes.append(rows * row)
+        return pk.descriptor(slots, False, self.seed(i), self.lay.result_off(i), row // beat, stride)
 
     @staticmethod
     def seed(i: int) -> int:
@@ -160,11 +203,11 @@ class ProbeSession:
             raise CalibrationError(f"{dev.name}: the probe refused run {spec.name!r}: {pk.status_text(st)}")
         dev.sync_from_device(self.buf, lay.result_off(i), 4 * pk.PR_WORDS)
         slots, total = pk.decode_result(res)
-        cycles = self._check(spec, slots, total, self.seed(i))
+        cycles = self._check(spec, slots, total, self.seed(i), self.want[i])
         return Sample(cycles, total, wall)
 
-    def _check(self, spec: RunSpec, slots: list[tuple[int, int, int]], total: int,
-               seed: int) -> dict[str, int]:
+    def _check(self, spec: RunSpec, slots: list[tuple[int, int, int]], total: int, seed: int,
+               want_run: dict[int, tuple[int, int]]) -> dict[str, int]:
         """What the probe reports against what was asked; cycles per active bundle."""
         where = f"{self.dev.name}: run {spec.name!r}"
         cycles = {}
@@ -173,12 +216,12 @@ class ProbeSession:
                 if beats or got_sum:
                     raise CalibrationError(f"{where}: port {bundle(s)} moved {beats} beats outside its set")
                 continue
-            if beats != self.beats[s]:
-                raise CalibrationError(f"{where}: {bundle(s)} moved {beats} beats, {self.beats[s]} were "
+            if beats != want_run[s][0]:
+                raise CalibrationError(f"{where}: {bundle(s)} moved {beats} beats, {want_run[s][0]} were "
                                        "asked")
             words = self.lay.region_bytes // 4
             want = (pk.word_sum(pk.pattern(seed, words))
-                    if s == pk.DATA_SLOT and spec.write else self.sums[s])
+                    if s == pk.DATA_SLOT and spec.write else want_run[s][1])
             if got_sum != want:
                 raise CalibrationError(f"{where}: {bundle(s)}'s word sum 0x{got_sum:08x} is not its region's "
                                        f"0x{want:08x}: the probe did not move the bytes it reports")
@@ -203,14 +246,15 @@ def _gbps(nbytes: int, cycles: int, mhz: float) -> float:
     return nbytes / (cycles / (mhz * 1e6)) / 1e9
 
 
-def summarize(spec: RunSpec, samples: list[Sample], lay: pk.Layout, mhz: float) -> dict[str, Any]:
-    """A port set's record: its samples and the median GB/s per bundle and for the run."""
-    per = {b: statistics.median(_gbps(lay.region_bytes, s.cycles[b], mhz) for s in samples)
+def summarize(spec: RunSpec, samples: list[Sample], port_bytes: int, mhz: float) -> dict[str, Any]:
+    """A port set's record: its samples and the median GB/s per bundle and for the run (each port moving
+    port_bytes)."""
+    per = {b: statistics.median(_gbps(port_bytes, s.cycles[b], mhz) for s in samples)
            for b in samples[0].cycles}
-    runs = [_gbps(lay.region_bytes * len(s.cycles), s.total, mhz) for s in samples]
+    runs = [_gbps(port_bytes * len(s.cycles), s.total, mhz) for s in samples]
     return {"name": spec.name,
             "ports": {bundle(s): "write" if s == pk.DATA_SLOT and spec.write else "read" for s in spec.slots},
-            "bytes_per_port": lay.region_bytes,
+            "bytes_per_port": port_bytes,
             "samples": [{"cycles": s.cycles, "total_cycles": s.total, "wall_s": round(s.wall_s, 6)}
                         for s in samples],
             "gbps": {b: round(v, 4) for b, v in per.items()},
@@ -236,7 +280,10 @@ def figures(kit: pk.ProbeKit, runs: list[dict[str, Any]]) -> dict[str, Any]:
     alone = {b: by[f"{b} alone"]["gbps"][b] for b in (f"w{i}" for i in range(n))}
     alone.update({"data read": by["data reading alone"]["gbps"]["data"],
                   "data write": by["data writing alone"]["gbps"]["data"]})
+    head = by.get(HEAD_RUN)
     return {"weights_gbps": weights["total_gbps"], "all_gbps": both["total_gbps"],
+            "head_gbps": head["total_gbps"] if head else None,
+            "head_stream_ratio": round(head["total_gbps"] / weights["total_gbps"], 4) if head else None,
             "ddr_pl_gbps": max(weights["total_gbps"], both["total_gbps"]),
             "shared_path_gbps": min(shared.values()) if shared else None, "shared_paths_gbps": shared,
             "cci_stream_gbps": round(min(cci), 4) if cci else None,
@@ -260,15 +307,17 @@ def _pynq_version() -> str | None:
 
 
 def calibrate(kit: pk.ProbeKit, dev: Device, *, emulated: bool, clock_mhz: float, bytes_per_port: int,
-              repeat: int = 3, timeout_s: float = 10.0) -> dict[str, Any]:
+              repeat: int = 3, timeout_s: float = 10.0,
+              head_row_bytes: int = HEAD_ROW_BYTES) -> dict[str, Any]:
     """Run every port set `repeat` times on dev; the calibration record (FORMAT)."""
-    check_options(kit, bytes_per_port, repeat, timeout_s)
+    check_options(kit, bytes_per_port, repeat, timeout_s, head_row_bytes)
     if not clock_mhz > 0:
         raise EdgeLLMError(f"the PL clock must be > 0 MHz, got {clock_mhz!r}")
     specs = run_plan(kit)
-    sess = ProbeSession(kit, dev, specs, bytes_per_port, timeout_s)
+    sess = ProbeSession(kit, dev, specs, bytes_per_port, timeout_s, head_row_bytes)
     samples = [[sess.run(i) for _ in range(repeat)] for i in range(len(specs))]
-    runs = [summarize(s, x, sess.lay, clock_mhz) for s, x in zip(specs, samples, strict=True)]
+    runs = [summarize(s, x, sess.port_bytes[i], clock_mhz)
+            for i, (s, x) in enumerate(zip(specs, samples, strict=True))]
     cycles = sum(s.total for x in samples for s in x)
     wall = sum(s.wall_s for x in samples for s in x)
     return {
@@ -283,7 +332,7 @@ def calibrate(kit: pk.ProbeKit, dev: Device, *, emulated: bool, clock_mhz: float
                 "port_width_bits": 8 * kit.beat_bytes, "data_port_width_bits": 8 * kit.data_beat_bytes,
                 "ports": kit.ports, "ddr_paths": kit.ddr_paths, "axi": kit.manifest.get("axi", {}),
                 "timing": _timing(kit)},
-        "repeat": repeat, "runs": runs, "figures": figures(kit, runs),
+        "repeat": repeat, "head_row_bytes": head_row_bytes, "runs": runs, "figures": figures(kit, runs),
     }
 
 
@@ -344,8 +393,9 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
         lines.append(f"  {r['name']:<34} {r['total_gbps']:7.2f} GB/s  ({ports})")
     f = record["figures"]
     extra = "".join(f", {label} {f[k]:.2f}" for k, label in (("shared_path_gbps", "shared path"),
-                                                              ("cci_stream_gbps", "CCI stream"))
-                    if f[k] is not None)
+                                                              ("cci_stream_gbps", "CCI stream"),
+                                                              ("head_stream_ratio", "LM head rows x"))
+                    if f.get(k) is not None)
     lines.append(f"  model: weights {f['weights_gbps']:.2f} GB/s, all PL streams {f['ddr_pl_gbps']:.2f}"
                  f"{extra}")
     return lines
@@ -360,17 +410,19 @@ def board_main(argv: list[str] | None = None, kit_dir: str | None = None) -> int
     ap.add_argument("--bytes-per-port", type=int, default=DEFAULT_BYTES)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--head-row-bytes", type=int, default=HEAD_ROW_BYTES,
+                    help="the LM head run's row: the model's hidden size for an int8 head")
     ap.add_argument("--force", action="store_true", help="replace an existing calibration file")
     a = ap.parse_args(argv)
     kit = pk.ProbeKit.open(a.kit)
     out = Path(a.output or f"calibration-{kit.board}.json")
     if out.exists() and not a.force:
         raise EdgeLLMError(f"{out} exists; pass --force to replace it")
-    check_options(kit, a.bytes_per_port, a.repeat, a.timeout)
+    check_options(kit, a.bytes_per_port, a.repeat, a.timeout, a.head_row_bytes)
     dev, emulated, mhz = open_device(kit, a.device)
     try:
         rec = calibrate(kit, dev, emulated=emulated, clock_mhz=mhz, bytes_per_port=a.bytes_per_port,
-                        repeat=a.repeat, timeout_s=a.timeout)
+                        repeat=a.repeat, timeout_s=a.timeout, head_row_bytes=a.head_row_bytes)
     finally:
         dev.close()
     write_record(out, rec, a.force)

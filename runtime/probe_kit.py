@@ -27,7 +27,7 @@ MAX_MANIFEST_BYTES = 1 << 20
 
 # ddr_probe.h
 MAGIC = 0x424F5250
-VERSION = 1
+VERSION = 2  # 2: the weight ports' row pattern (PD_ROW_BEATS, PD_ROW_STRIDE: the LM head's reads)
 MAX_WEIGHT_PORTS = MAX_STREAM_PORTS  # the TLMM engine's stream ports (runtime/layout.py)
 SLOTS = MAX_WEIGHT_PORTS + 1
 DATA_SLOT = MAX_WEIGHT_PORTS
@@ -35,7 +35,7 @@ MAX_DESC = 64
 MAX_BEATS = 1 << 26
 PH_MAGIC, PH_VERSION, PH_BUF_BYTES, PH_STATUS, PH_STATUS_INDEX, PH_STATUS_VALUE = range(6)
 PH_WORDS = 8
-PD_ACTIVE, PD_DATA_WRITE, PD_SEED, PD_RESULT, PD_PORTS = range(5)
+PD_ACTIVE, PD_DATA_WRITE, PD_SEED, PD_RESULT, PD_ROW_BEATS, PD_ROW_STRIDE, PD_PORTS = range(7)
 PD_WORDS = PD_PORTS + 2 * SLOTS
 PR_BEATS, PR_SUM, PR_CYCLE_LO, PR_CYCLE_HI = range(4)
 PR_SLOT_WORDS = 4
@@ -44,7 +44,8 @@ PR_TOTAL_HI = PR_TOTAL_LO + 1
 PR_WORDS = PR_TOTAL_HI + 1
 STATUS = ("none", "ok", "bad magic", "bad version", "header outside the buffer", "bad program",
           "a port the probe does not have", "bad data-port mode", "misaligned offset",
-          "range outside the buffer", "a write over the header, the program or a result record")
+          "range outside the buffer", "a write over the header, the program or a result record",
+          "rows that overlap, are not whole beats apart or do not divide the beats")
 ST_NONE, ST_OK = 0, 1
 HEADER_INDEX = 0xFFFFFFFF
 WIDTHS = (32, 64, 128, 256, 512, 1024)  # port widths the probe takes (compiler/calibrate/codegen.py)
@@ -226,9 +227,12 @@ def header_words(buf_bytes: int) -> np.ndarray:
     return h
 
 
-def descriptor(slots: dict[int, tuple[int, int]], write: bool, seed: int, result_off: int) -> np.ndarray:
-    """One descriptor: slots {slot: (byte offset, beats)} move, the data port writing when `write`."""
+def descriptor(slots: dict[int, tuple[int, int]], write: bool, seed: int, result_off: int,
+               row_beats: int = 0, row_stride: int = 0) -> np.ndarray:
+    """One descriptor: slots {slot: (byte offset, beats)} move, the data port writing when `write`; the
+    weight ports in rows of `row_beats` beats `row_stride` bytes apart when row_beats > 0."""
     d = np.zeros(PD_WORDS, np.uint32)
+    d[PD_ROW_BEATS], d[PD_ROW_STRIDE] = row_beats, row_stride
     for s, (off, beats) in slots.items():
         d[PD_ACTIVE] |= 1 << s
         d[PD_PORTS + 2 * s], d[PD_PORTS + 2 * s + 1] = off, beats

@@ -204,6 +204,8 @@ def test_probe_testbench(which: str, kit: Path, kit_z2: Path, tmp_path: Path) ->
     assert res.stdout.strip().endswith("0 failed")
     assert "misaligned offset -> status 8" in res.stdout
     assert "write over the header -> status 10" in res.stdout
+    assert "rows that do not divide the beats -> status 11" in res.stdout
+    assert "rows that overlap -> status 11" in res.stdout and "rows past the buffer -> status 9" in res.stdout
     assert ("a port the probe lacks -> status 6" in res.stdout) == (which == "z2")
 
 
@@ -229,7 +231,7 @@ def test_emulated_calibration_file(emulated: dict, kit: Path) -> None:
     assert emulated["clock_mhz_from_counter"] is None
     names = [r["name"] for r in emulated["runs"]]
     assert names == ["w0 alone", "w1 alone", "w2 alone", "w3 alone", "data reading alone",
-                     "data writing alone", "w1+w2 together (XPI4)", "weights together",
+                     "data writing alone", "w1+w2 together (XPI4)", "weights together", "LM head rows",
                      "weights + data writing"]
     beats = SMALL // 16
     for r in emulated["runs"]:
@@ -244,6 +246,7 @@ def test_emulated_calibration_file(emulated: dict, kit: Path) -> None:
     assert (f["weights_gbps"], f["all_gbps"], f["ddr_pl_gbps"]) == (16.0, 20.0, 20.0)
     assert f["shared_path_gbps"] == 8.0 and f["shared_paths_gbps"] == {"XPI4": 8.0}
     assert f["cci_stream_gbps"] == 4.0  # the data port, on HPC0, in the decode-like run
+    assert f["head_gbps"] == 16.0 and f["head_stream_ratio"] == 1.0 and emulated["head_row_bytes"] == 2048
 
 
 def _rates(streams: dict[str, float], data: float) -> list[dict]:
@@ -265,6 +268,66 @@ def test_figures_from_measured_rates(kit: Path) -> None:
     assert f["shared_path_gbps"] == 6.0 and f["cci_stream_gbps"] == 2.9
     assert f["port_alone_gbps"] == {"w0": 4.0, "w1": 4.0, "w2": 4.0, "w3": 4.0, "data read": 3.9,
                                     "data write": 3.8}
+
+
+def test_figures_head_ratio(kit: Path) -> None:
+    """The LM head's pattern ratio: its rows over the weight streams on the same ports; a record without
+    a head run (a kit before it) gives none."""
+    runs = _rates({"w0": 4.0, "w1": 3.1, "w2": 3.0, "w3": 4.0}, 2.9)
+    runs.append({"name": cal.HEAD_RUN, "gbps": {}, "total_gbps": 10.8})
+    f = cal.figures(pk.ProbeKit.open(kit), runs)
+    assert f["head_gbps"] == 10.8 and f["head_stream_ratio"] == 0.9
+    f = cal.figures(pk.ProbeKit.open(kit), runs[:-1])
+    assert f["head_gbps"] is None and f["head_stream_ratio"] is None
+
+
+@needs_csim
+@pytest.mark.parametrize("row", [1536, 2560])
+def test_head_run_reads_rows(kit: Path, row: int) -> None:
+    """The head run reads port k's rows k, k + 4, ... of the weight regions (rows that do not divide a
+    port's bytes: the whole rows only): the runtime checks each port's word sum against exactly those rows,
+    so a probe reading anything else fails the run."""
+    from edgellm.runtime.emulator import EmulatorDevice
+
+    k = pk.ProbeKit.open(kit)
+    dev = EmulatorDevice(_lying_top(kit, "none"), k.iface.registers, name="probe")
+    rec = cal.calibrate(k, dev, emulated=True, clock_mhz=250.0, bytes_per_port=SMALL, repeat=1,
+                        head_row_bytes=row)
+    (head,) = [r for r in rec["runs"] if r["name"] == cal.HEAD_RUN]
+    rows = SMALL // row
+    assert head["bytes_per_port"] == rows * row and rec["head_row_bytes"] == row
+    assert head["samples"][0]["cycles"] == {f"w{i}": rows * row // 16 for i in range(4)}
+    assert rec["figures"]["head_stream_ratio"] == 1.0  # C simulation: a beat per cycle either way
+    d = pk.descriptor({0: (4096, 96)}, False, 0, 64, 96, 4 * row)
+    assert (d[pk.PD_ROW_BEATS], d[pk.PD_ROW_STRIDE]) == (96, 4 * row)
+
+
+@needs_csim
+def test_runtime_catches_a_probe_reading_sequentially(kit: Path) -> None:
+    """A probe that ignores the row pattern (reads each port's beats in one run from its first row) moves
+    the right number of beats with the wrong word sums: the runtime refuses the head run."""
+    from edgellm.runtime.emulator import CSIM_ARGTYPES, EmulatorDevice, build_csim_library
+
+    lib = ctypes.CDLL(str(build_csim_library(kit, "edgellm_ddr_probe")))
+    fn = lib.edgellm_csim_run
+    fn.argtypes, fn.restype = CSIM_ARGTYPES, None
+
+    def sequential(ptr, size, hdr_off, prog_off, n_desc):  # noqa: ANN001, ANN202
+        mem = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(ptr.value)).view(np.uint32)
+        mem[prog_off // 4 + pk.PD_ROW_BEATS] = 0
+        fn(ptr, size, hdr_off, prog_off, n_desc)
+
+    k = pk.ProbeKit.open(kit)
+    dev = EmulatorDevice(sequential, k.iface.registers, name="sequential probe")
+    with pytest.raises(cal.CalibrationError, match="run 'LM head rows': w0's word sum .* did not move"):
+        cal.calibrate(k, dev, emulated=True, clock_mhz=250.0, bytes_per_port=SMALL, repeat=1)
+
+
+@pytest.mark.parametrize("row", [8, 1000, SMALL + 4096, "2048"])
+def test_head_row_option_errors(kit: Path, row: object) -> None:
+    with pytest.raises(EdgeLLMError, match="head row bytes") as e:
+        cal.check_options(pk.ProbeKit.open(kit), SMALL, 1, 10.0, row)  # type: ignore[arg-type]
+    assert "\n" not in str(e.value)
 
 
 # ---- the runtime's checks catch a probe that lies ----
@@ -423,11 +486,36 @@ def test_measured_board_reproduces_the_measurement(emulated: dict, tmp_path: Pat
     board = load_board("kv260")
     b = m.apply(board)
     assert b.ddr_pl_fraction == (board.ddr_pl_fraction[0], 13.5 / 19.2, board.ddr_pl_fraction[2])
-    assert b.shared_path_gbps == (6.0, 6.0, 8.0) and b.cci_stream_gbps == (2.9, 2.9, 2.99)
+    assert b.shared_path_gbps == (5.62, 6.0, 7.60) and b.cci_stream_gbps == (2.9, 2.9, 2.99)
+    assert b.head_stream_ratio == 1.0  # the emulated file's head run: the same beat per cycle
     assert "measured on the board by" in b.sources["measured"] and "real.json" in b.sources["measured"]
     model, got = measured.model_check(m, board)
     assert model == pytest.approx(got, rel=1e-9) and got == 12.0
     assert measured.Measured.from_config(m.to_config()) == m
+
+
+def test_measured_head_ratio_prices_the_head(emulated: dict, tmp_path: Path) -> None:
+    """The kit's head run prices the design's LM head: rows measured at 0.8 of the weight streams move at
+    0.8 of their per-port rate; a file from before the head run leaves the head priced as the weight
+    streams (and still reads)."""
+    from edgellm.compiler.cost import ddr, lm_head
+    from edgellm.models.config import PRESETS
+
+    cfg, board = PRESETS["bitnet_b1_58-large"], load_board("kv260")
+    p = DesignParams(rows=16, weight_ports=4, clock_mhz=249.9975)
+    slow = measured.read_measured(_real(emulated, tmp_path, head_stream_ratio=0.8)).apply(board)
+    assert slow.head_stream_ratio == 0.8 and "LM head rows 0.800 x" in slow.sources["measured"]
+    d = json.loads(_real(emulated, tmp_path).read_text())
+    del d["figures"]["head_stream_ratio"], d["figures"]["head_gbps"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(d))
+    m = measured.read_measured(old)
+    assert m.head_stream_ratio is None and measured.Measured.from_config(m.to_config()) == m
+    plain = m.apply(board)
+    assert plain.head_stream_ratio is None
+    for fn, arg in ((ddr.port_bytes_per_cycle, 16), (ddr.head_stream_bytes_per_s, 4)):
+        assert fn(slow, p, arg) == pytest.approx(0.8 * fn(plain, p, arg))
+    assert lm_head.seconds(cfg, slow, p) > 1.2 * lm_head.seconds(cfg, plain, p)  # the head is stream-bound
 
 
 def _fixed_explore(seen: dict):  # noqa: ANN202
@@ -483,7 +571,8 @@ def test_estimate_refuses_an_emulated_file_unless_allowed(emulated: dict, tmp_pa
     ("other board", "was measured on zcu104: use it with --board zcu104"), ("no figures", "must be objects"),
     ("format", "not an edgellm calibration file"), ("above peak", "exceeds the kv260's DDR peak"),
     ("weights above all", "exceeds ddr_pl_gbps"), ("missing", "no such calibration file"),
-    ("clock", "clock_mhz must be a finite number > 0"), ("list", "not an edgellm calibration file")])
+    ("clock", "clock_mhz must be a finite number > 0"), ("list", "not an edgellm calibration file"),
+    ("head ratio", "head_stream_ratio 2: the LM head's rows cannot outrun")])
 def test_bad_calibration_file_is_one_line(emulated: dict, tmp_path: Path, case: str, says: str) -> None:
     f = _real(emulated, tmp_path)
     d = json.loads(f.read_text())
@@ -510,6 +599,8 @@ def test_bad_calibration_file_is_one_line(emulated: dict, tmp_path: Path, case: 
         d["clock_mhz"] = -250
     elif case == "list":
         text = "[1, 2]"
+    elif case == "head ratio":
+        d["figures"]["head_stream_ratio"] = 2.0
     if case != "missing":
         f.write_text(text if text is not None else json.dumps(d))
     err = _one_line_error(runner.invoke(app, ["estimate", "--board", "kv260", "--measured", str(f)]))

@@ -111,9 +111,6 @@ _MISSES = {
     ("TeLLMe v2", "decode tok/s"): "the generated engine's path overlaps each tile's load with compute and "
     "reads decode K/V over its three weight ports; TeLLMe loads serially and reads K/V over one port: "
     "29.1 tok/s projected against 25 published (+16%)",
-    ("bitnet-kv260", "head stream GB/s (HP0-HP3)"): "its head, one long sequential read, ran at the four "
-    "ports' full 16 GB/s; the central scenario charges every four-stream read XPI 4's measured weight-stream "
-    "share (12.74 GB/s, -20%); the high end (15.94) is taken from this measurement",
 }
 
 

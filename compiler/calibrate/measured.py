@@ -5,7 +5,9 @@ The figures replace the central entry of the board's ranges (boards/*.toml; the 
 the board file's, widened to include the measurement): `ddr_pl_fraction` from the highest aggregate the
 probe reached (all PL streams together; a lower bound of what the DDR gives), `shared_path_gbps` from
 the weight streams that share a path into the DDR controller, `cci_stream_gbps` from a stream through
-the CCI, each where the kit measured it. The board's `sources["measured"]` names the file, and
+the CCI, each where the kit measured it; `head_stream_ratio` (the kit's LM head rows over its weight
+streams, the same ports) prices the LM head's row pattern (cost/ddr.py). The board's
+`sources["measured"]` names the file, and
 compiler/estimate.py prints it as the central scenario's assumption. An emulated file (C simulation:
 the ports' ideal rates, not a measurement) is refused unless `allow_emulated`.
 """
@@ -26,6 +28,9 @@ from edgellm.runtime.calibrate import FORMAT
 MAX_FILE_BYTES = 16 << 20
 PEAK_SLACK = 1.01  # a measured aggregate above the DDR peak by more than this is not a measurement
 MAX_CLOCK_MHZ = 1000.0
+# The head's rows against sequential streams on the same ports: more than this is not a measurement of a
+# pattern (the sequential streams were disturbed, or the file was edited).
+MAX_HEAD_RATIO = 1.5
 
 
 class CalibrationFileError(EdgeLLMError):
@@ -47,6 +52,7 @@ class Measured:
     cci_stream_gbps: float | None = None  # one stream through the CCI
     weight_ports: int = 0  # the kit's
     port_width_bits: int = 0
+    head_stream_ratio: float | None = None  # the LM head's rows over the weight streams (older files: None)
 
     def source(self) -> str:
         """The central scenario's assumption: which figures were measured, where and when."""
@@ -55,6 +61,8 @@ class Measured:
             got.append(f"shared path {self.shared_path_gbps:.2f} GB/s")
         if self.cci_stream_gbps is not None:
             got.append(f"CCI stream {self.cci_stream_gbps:.2f} GB/s")
+        if self.head_stream_ratio is not None:
+            got.append(f"LM head rows {self.head_stream_ratio:.3f} x the weight streams")
         tag = "EMULATED (C simulation, not a measurement)" if self.emulated else "measured on the board"
         return f"{tag} by {self.path} on {self.date} at {self.clock_mhz:g} MHz: {', '.join(got)}"
 
@@ -65,12 +73,13 @@ class Measured:
     @staticmethod
     def from_config(d: Any) -> Measured:
         """The inverse of to_config, checked."""
-        if not isinstance(d, dict) or set(d) != {f.name for f in dataclasses.fields(Measured)}:
+        names = {f.name for f in dataclasses.fields(Measured)}
+        if not isinstance(d, dict) or set(d) not in (names, names - {"head_stream_ratio"}):
             raise CalibrationFileError(f"measured bandwidth settings {d!r} are not a calibration's")
         m = Measured(**d)
         for name in ("clock_mhz", "ddr_pl_gbps", "weights_gbps"):
             _positive(getattr(m, name), name, m.path)
-        for name in ("shared_path_gbps", "cci_stream_gbps"):
+        for name in ("shared_path_gbps", "cci_stream_gbps", "head_stream_ratio"):
             if getattr(m, name) is not None:
                 _positive(getattr(m, name), name, m.path)
         return m
@@ -88,6 +97,7 @@ class Measured:
                                            f"peak of {peak:g} GB/s; not a measurement")
         frac = min(self.ddr_pl_gbps / peak, 1.0)  # an emulated file's ideal rates may exceed the peak
         out = dataclasses.replace(board, ddr_pl_fraction=_central(board.ddr_pl_fraction, frac),
+                                  head_stream_ratio=self.head_stream_ratio,
                                   sources={**board.sources, "measured": self.source()})
         if self.shared_path_gbps is not None and board.shared_path_gbps is not None:
             shared = _central(board.shared_path_gbps, self.shared_path_gbps)
@@ -156,7 +166,11 @@ def read_measured(path: str | Path, allow_emulated: bool = False) -> Measured:
     if type(ports) is not int or not 1 <= ports <= 4 or type(width) is not int or width <= 0:
         raise CalibrationFileError(f"{w}: kit.weight_ports (1..4) and kit.port_width_bits are required")
     opt = {k: None if fig.get(k) is None else _positive(fig.get(k), f"figures.{k}", w)
-           for k in ("shared_path_gbps", "cci_stream_gbps")}
+           for k in ("shared_path_gbps", "cci_stream_gbps", "head_stream_ratio")}
+    ratio = opt["head_stream_ratio"]
+    if ratio is not None and ratio > MAX_HEAD_RATIO:
+        raise CalibrationFileError(f"{w}: figures.head_stream_ratio {ratio:g}: the LM head's rows cannot "
+                                   f"outrun the same ports' sequential streams {MAX_HEAD_RATIO:g}-fold")
     m = Measured(path=w, board=d["board"], emulated=d["emulated"], date=d["date"], clock_mhz=clock,
                  ddr_pl_gbps=_positive(fig.get("ddr_pl_gbps"), "figures.ddr_pl_gbps", w),
                  weights_gbps=_positive(fig.get("weights_gbps"), "figures.weights_gbps", w),

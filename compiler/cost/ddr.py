@@ -155,11 +155,29 @@ def bandwidth(board: Board, p: DesignParams) -> Bandwidth:
     return port_bandwidth(board, p, n_weight, per_port, stream_ports(board, p))
 
 
+def head_stream_ratio(board: Board) -> float:
+    """The LM head's row reads against sequential streams on the same ports (Board.head_stream_ratio, what
+    the calibration kit's head run measured over its weight ports together); 1 when not measured: the
+    head is then priced as the weight streams are, each port its equal share of the rows, paced by the
+    slowest stream's path."""
+    return 1.0 if board.head_stream_ratio is None else board.head_stream_ratio
+
+
 def port_bytes_per_cycle(board: Board, p: DesignParams, beat_bytes: int) -> float:
-    """Bytes one weight port moves per cycle: one beat of `beat_bytes`, at most the port and HP widths
-    and what the slowest weight stream's path gives it (bandwidth().kv_port)."""
-    path = bandwidth(board, p).kv_port / (p.clock_mhz * 1e6)
+    """Bytes one weight port moves per cycle while the LM head streams its rows (lm_head.seconds; row v on
+    port v % NP): one beat of `beat_bytes`, at most the port and HP widths and what the slowest weight
+    stream's path gives it (bandwidth().kv_port) times the head's measured pattern ratio."""
+    path = bandwidth(board, p).kv_port * head_stream_ratio(board) / (p.clock_mhz * 1e6)
     return min(beat_bytes, p.port_width_bits / 8, board.hp_port_width_bits / 8, path)
+
+
+def head_stream_bytes_per_s(board: Board, p: DesignParams, nports: int) -> float:
+    """The LM head's rows over `nports` weight ports together (bytes/s): each port at
+    port_bytes_per_cycle, at most the scenario's DDR ceiling. The calibration prices bitnet-kv260's head
+    (four engines, each its own contiguous quarter of the rows) with it, the design's head
+    (lm_head.seconds) is priced by the same per-port rate."""
+    per_port = port_bytes_per_cycle(board, p, min(p.port_width_bits, board.hp_port_width_bits) // 8)
+    return min(nports * per_port * p.clock_mhz * 1e6, board.ddr_achievable_gbps * 1e9)
 
 
 def ddr_bytes_per_cycle(board: Board, p: DesignParams) -> float:

@@ -6,13 +6,15 @@
 // One buffer of probe_cfg::kTbBufferBytes: a control page (header, program, result records), then a
 // region of pseudo-random bytes per weight port, one for the data port's reads and one for its writes.
 // It runs a program of port sets (each port alone, the data port reading and writing alone, every weight
-// port together, and all of them with the data port writing) and checks each result record: the beats
+// port together, the weight ports reading the LM head's rows -- port k rows k, k + NP, ... of the weight
+// regions taken as one array -- and all of them with the data port writing) and checks each result
+// record: the beats
 // asked for and none from a port outside the set, the sum of the 32-bit words each port moved against
 // the buffer, a done cycle no earlier than the port's beats (a port moves at most one beat per cycle)
 // and the run's cycles no earlier than any port's; the written region holds the pattern and no other
 // byte changed. Then malformed programs (a bad magic, a port the probe lacks, a misaligned offset, a
-// range past the buffer, a write over the header) must each be refused with its status, index and
-// value, with nothing moved. Exits 0 only when every check passes.
+// range past the buffer, a write over the header, rows that do not divide the beats or overlap) must each
+// be refused with its status, index and value, with nothing moved. Exits 0 only when every check passes.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -65,7 +67,18 @@ static uint32_t slot_bytes(int s) { return s == P::kDataSlot ? probe_cfg::kDataB
 struct Set {
   uint32_t active;
   uint32_t write;
+  uint32_t row_beats;  // > 0: the weight ports read the LM head's rows (head_row)
 };
+
+// The LM head's pattern over the weight regions (one array of rows of row_beats beats): port k's row i is
+// row i * NP + k; (offset, stride, beats) of port k.
+static const uint32_t kHeadRowBeats = 3;  // an odd row: its rows start at every alignment of the beat
+static void head_row(int k, uint32_t row_beats, uint32_t &off, uint32_t &stride, uint32_t &beats) {
+  const uint32_t row = row_beats * probe_cfg::kBeatBytes, np = (uint32_t)probe_cfg::kWeightPorts;
+  off = slot_region(0) + (uint32_t)k * row;
+  stride = np * row;
+  beats = (np * probe_cfg::kTbRegionBytes / stride) * row_beats;
+}
 
 static void header(std::vector<uint8_t> &b, uint32_t magic) {
   put(b, kHdr + 4 * P::PH_MAGIC, magic);
@@ -83,8 +96,14 @@ static void descriptor(std::vector<uint8_t> &b, int i, const Set &s, uint32_t se
   put(b, d + 4 * P::PD_RESULT, result_off(i));
   for (int k = 0; k < P::kSlots; k++) {
     if (k >= probe_cfg::kWeightPorts && k != P::kDataSlot) continue;
-    const uint32_t off = k == P::kDataSlot && s.write ? slot_region(-1) : slot_region(k);
-    const uint32_t beats = probe_cfg::kTbRegionBytes / slot_bytes(k) - (uint32_t)k;  // unequal on purpose
+    uint32_t off = k == P::kDataSlot && s.write ? slot_region(-1) : slot_region(k);
+    uint32_t beats = probe_cfg::kTbRegionBytes / slot_bytes(k) - (uint32_t)k;  // unequal on purpose
+    if (s.row_beats && k != P::kDataSlot) {
+      uint32_t stride;
+      head_row(k, s.row_beats, off, stride, beats);
+      put(b, d + 4 * P::PD_ROW_BEATS, s.row_beats);
+      put(b, d + 4 * P::PD_ROW_STRIDE, stride);
+    }
     put(b, d + 4 * (P::PD_PORTS + 2 * k), off);
     put(b, d + 4 * (P::PD_PORTS + 2 * k + 1), beats);
   }
@@ -111,6 +130,9 @@ static void check_result(const std::vector<uint8_t> &before, const std::vector<u
     uint32_t expect_sum = 0;
     if (writes) {
       for (uint64_t w = 0; w < bytes / 4; w++) expect_sum += seed + (uint32_t)w;
+    } else if (s.row_beats && k != P::kDataSlot) {
+      const uint32_t stride = word(b, d + 4 * P::PD_ROW_STRIDE), row = s.row_beats * slot_bytes(k);
+      for (uint32_t r = 0; r < want / s.row_beats; r++) expect_sum += region_sum(before, off + r * stride, row);
     } else {
       expect_sum = region_sum(before, off, bytes);
     }
@@ -146,11 +168,12 @@ static void fill(std::vector<uint8_t> &b) {
 static std::vector<Set> good_sets() {
   std::vector<Set> sets;
   const uint32_t data = 1u << P::kDataSlot, weights = (1u << probe_cfg::kWeightPorts) - 1;
-  for (int p = 0; p < probe_cfg::kWeightPorts; p++) sets.push_back(Set{1u << p, 0});
-  sets.push_back(Set{data, 0});
-  sets.push_back(Set{data, 1});
-  sets.push_back(Set{weights, 0});
-  sets.push_back(Set{weights | data, 1});
+  for (int p = 0; p < probe_cfg::kWeightPorts; p++) sets.push_back(Set{1u << p, 0, 0});
+  sets.push_back(Set{data, 0, 0});
+  sets.push_back(Set{data, 1, 0});
+  sets.push_back(Set{weights, 0, 0});
+  sets.push_back(Set{weights, 0, kHeadRowBeats});
+  sets.push_back(Set{weights | data, 1, 0});
   return sets;
 }
 
@@ -185,7 +208,7 @@ static void run_bad(const char *what, uint32_t magic, const Edits &edits, uint32
   std::vector<uint8_t> b(probe_cfg::kTbBufferBytes, 0);
   fill(b);
   header(b, magic);
-  descriptor(b, 0, Set{((1u << probe_cfg::kWeightPorts) - 1) | 1u << P::kDataSlot, 1}, 5);
+  descriptor(b, 0, Set{((1u << probe_cfg::kWeightPorts) - 1) | 1u << P::kDataSlot, 1, 0}, 5);
   for (size_t i = 0; i < edits.size(); i++) put(b, kProg + 4 * (uint32_t)edits[i].first, edits[i].second);
   const std::vector<uint8_t> before = b;
   edgellm_ddr_probe_on_buffer(b.data(), kHdr, kProg, n_desc);
@@ -228,6 +251,19 @@ int main(int argc, char **argv) {
   results_only.push_back(std::make_pair(data_off, kRes));
   results_only.push_back(std::make_pair(data_off + 1, 1u));
   run_bad("write over the results", P::kMagic, results_only, P::ST_OVERLAP, kRes);
+  Edits uneven;  // rows of 3 beats that do not divide w0's beats
+  uneven.push_back(std::make_pair((int)P::PD_ROW_BEATS, 3u));
+  uneven.push_back(std::make_pair((int)P::PD_ROW_STRIDE, 3u * probe_cfg::kBeatBytes));
+  const uint32_t w0_beats = probe_cfg::kTbRegionBytes / probe_cfg::kBeatBytes;
+  run_bad("rows that do not divide the beats", P::kMagic, uneven, P::ST_ROWS, w0_beats);
+  Edits overlap;  // rows closer than their length
+  overlap.push_back(std::make_pair((int)P::PD_ROW_BEATS, 2u));
+  overlap.push_back(std::make_pair((int)P::PD_ROW_STRIDE, probe_cfg::kBeatBytes));
+  run_bad("rows that overlap", P::kMagic, overlap, P::ST_ROWS, probe_cfg::kBeatBytes);
+  Edits far;  // w0's last row past the buffer
+  far.push_back(std::make_pair((int)P::PD_ROW_BEATS, 2u));
+  far.push_back(std::make_pair((int)P::PD_ROW_STRIDE, probe_cfg::kTbBufferBytes / 4));
+  run_bad("rows past the buffer", P::kMagic, far, P::ST_RANGE, w0_beats);
   std::printf("tb_ddr_probe: %d checks, %d failed\n", checks, failures);
   return failures ? 1 : 0;
 }

@@ -14,10 +14,14 @@
 //
 // One descriptor = one port set: the ports whose bit is set in PD_ACTIVE (bit p: weight port p; bit
 // kDataSlot: the data port) each move PD_PORTS + 2 * slot + 1 beats from the byte offset at PD_PORTS +
-// 2 * slot, all at once (one DATAFLOW region: a process per port and the counter). Weight ports read;
-// the data port reads, or with PD_DATA_WRITE writes word i of its region as PD_SEED + i. Each port
-// reports its beats and the sum of the 32-bit words it moved; the counter, a free-running II=1 loop
-// started with them, the cycle its done token arrived, and the cycle the last one did.
+// 2 * slot, all at once (one DATAFLOW region: a process per port and the counter). Weight ports read:
+// with PD_ROW_BEATS 0 one sequential run; else in rows of PD_ROW_BEATS beats, row i at the offset +
+// i * PD_ROW_STRIDE bytes, one pipelined burst loop per row -- the LM head's pattern (weight_fetch.h
+// lm_fetch_rows: port k reads rows k, k + NP, ... of one [rows][row] array, so offset = k * row bytes
+// and stride = NP * row bytes). The data port reads, or with PD_DATA_WRITE writes word i of its region
+// as PD_SEED + i. Each port reports its beats and the sum of the 32-bit words it moved; the counter, a
+// free-running II=1 loop started with them, the cycle its done token arrived, and the cycle the last
+// one did.
 //
 // C simulation runs the processes one after another, so there is no clock to count: the counter
 // then reports each port at one beat per cycle (its beats) and the run at the slowest port. That is
@@ -33,7 +37,7 @@ namespace edgellm {
 namespace probe {
 
 const uint32_t kMagic = 0x424F5250u;  // "PROB" little endian
-const uint32_t kVersion = 1;
+const uint32_t kVersion = 2;  // 2: the row pattern (PD_ROW_BEATS, PD_ROW_STRIDE)
 const int kMaxWeightPorts = 4;  // the TLMM engine streams over at most 4 weight ports (weight_buffer.h)
 const int kSlots = kMaxWeightPorts + 1;  // port slots of a descriptor: w0..w3, then the data port
 const int kDataSlot = kMaxWeightPorts;
@@ -43,12 +47,13 @@ const int kTripBeats = 1 << 20;  // LOOP_TRIPCOUNT of a port's loop (16 MiB at 1
 
 enum HeaderWord { PH_MAGIC = 0, PH_VERSION, PH_BUF_BYTES, PH_STATUS, PH_STATUS_INDEX, PH_STATUS_VALUE,
                   PH_WORDS = 8 };
-enum DescWord { PD_ACTIVE = 0, PD_DATA_WRITE, PD_SEED, PD_RESULT, PD_PORTS, PD_WORDS = PD_PORTS + 2 * kSlots };
+enum DescWord { PD_ACTIVE = 0, PD_DATA_WRITE, PD_SEED, PD_RESULT, PD_ROW_BEATS, PD_ROW_STRIDE, PD_PORTS,
+                PD_WORDS = PD_PORTS + 2 * kSlots };
 // Result record: per slot its beats, word sum, done cycle (low, high word); then the run's cycles.
 enum ResultWord { PR_BEATS = 0, PR_SUM, PR_CYCLE_LO, PR_CYCLE_HI, PR_SLOT_WORDS,
                   PR_TOTAL_LO = PR_SLOT_WORDS * kSlots, PR_TOTAL_HI, PR_WORDS };
 enum Status { ST_NONE = 0, ST_OK, ST_MAGIC, ST_VERSION, ST_BUFFER, ST_PROGRAM, ST_PORTS, ST_MODE, ST_ALIGN,
-              ST_RANGE, ST_OVERLAP };
+              ST_RANGE, ST_OVERLAP, ST_ROWS };
 const uint32_t kHeaderIndex = 0xFFFFFFFFu;  // PH_STATUS_INDEX of a header (not descriptor) error
 
 // What a port process reports when it is done: beats moved, the sum of the 32-bit words moved.
@@ -70,19 +75,29 @@ word_sum_loop:
   return s;
 }
 
-// A weight port: `beats` beats of B bytes from byte offset `off` (a multiple of B), one per cycle.
+// A weight port: `beats` beats of B bytes from byte offset `off` (a multiple of B), one per cycle; with
+// row_beats > 0 in rows of row_beats beats, row i from off + i * row_stride (a multiple of B), each row
+// its own pipelined loop as weight_fetch.h lm_fetch_rows reads the LM head's (check_desc: row_beats
+// divides beats). row_beats 0: one row of every beat, a single sequential run.
 template <int B>
-void read_port(const ap_uint<8 * B> *w, uint32_t off, uint32_t beats, hls::stream<Done> &done) {
+void read_port(const ap_uint<8 * B> *w, uint32_t off, uint32_t beats, uint32_t row_beats, uint32_t row_stride,
+               hls::stream<Done> &done) {
 #pragma HLS INLINE off
   static_assert(B >= 4 && B % 4 == 0, "a probe beat holds whole 32-bit words");
-  const uint32_t base = off / B;
+  const uint32_t per_row = row_beats ? row_beats : beats;
+  const uint32_t rows = per_row ? beats / per_row : 0;
   uint32_t sum = 0;
-read_port_beats:
-  for (uint32_t i = 0; i < beats; i++) {
+read_port_rows:
+  for (uint32_t r = 0; r < rows; r++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kTripBeats
+    const uint32_t base = off / B + r * (row_stride / B);
+  read_port_beats:
+    for (uint32_t i = 0; i < per_row; i++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kTripBeats
-    const ap_uint<8 * B> v = w[base + i];
-    sum += word_sum<B>(v);
+      const ap_uint<8 * B> v = w[base + i];
+      sum += word_sum<B>(v);
+    }
   }
   Done d = {beats, sum};
   done.write(d);
@@ -271,6 +286,11 @@ uint32_t check_desc(const uint32_t d[PD_WORDS], int nw, uint64_t buf, uint32_t h
     value = d[PD_DATA_WRITE];
     return ST_MODE;
   }
+  const uint32_t row_beats = d[PD_ROW_BEATS], stride = d[PD_ROW_STRIDE];
+  if (row_beats && (stride % B || (uint64_t)stride < (uint64_t)row_beats * B)) {  // rows apart, whole beats
+    value = stride;
+    return ST_ROWS;
+  }
   if (d[PD_RESULT] % 4 || (uint64_t)d[PD_RESULT] + 4 * PR_WORDS > buf ||
       overlaps(d[PD_RESULT], 4 * PR_WORDS, hdr_off, 4 * PH_WORDS) ||
       overlaps(d[PD_RESULT], 4 * PR_WORDS, prog_off, 4ull * PD_WORDS * n_desc)) {
@@ -286,7 +306,20 @@ check_slots:
       value = off;
       return ST_ALIGN;
     }
-    if (beats < 1 || beats > kMaxBeats || (uint64_t)off + (uint64_t)beats * bytes > buf) {
+    if (beats < 1 || beats > kMaxBeats) {
+      value = beats;
+      return ST_RANGE;
+    }
+    if (s != kDataSlot && row_beats) {  // whole rows; the last row's end inside the buffer
+      if (beats % row_beats) {
+        value = beats;
+        return ST_ROWS;
+      }
+      if ((uint64_t)off + (uint64_t)(beats / row_beats - 1) * stride + (uint64_t)row_beats * bytes > buf) {
+        value = beats;
+        return ST_RANGE;
+      }
+    } else if ((uint64_t)off + (uint64_t)beats * bytes > buf) {
       value = beats;
       return ST_RANGE;
     }
