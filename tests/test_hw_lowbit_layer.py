@@ -12,21 +12,15 @@ import dataclasses
 
 import numpy as np
 import pytest
-from shared_fixtures import kquant, q6_k
+from shared_lowbit import mixed_model, pack_linears
 
 from edgellm.compiler import interface as itf
 from edgellm.compiler import packing_lowbit as pl
 from edgellm.hw import csim
-from edgellm.models import lowbit as lb
-from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel, KVCache
-from edgellm.models.numerics import F32, NumericsPlan
-from edgellm.models.random_model import random_model
-from edgellm.models.weights import LowBitLinear
+from edgellm.models.numerics import F32
 
-LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
 TAPS = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")
-IMAGE_ALIGN = 64  # each port image starts on 64 bytes (what the memory plan writes)
 
 
 @pytest.fixture(scope="module")
@@ -38,24 +32,6 @@ def _sizes(lib: ctypes.CDLL) -> np.ndarray:
     out = np.zeros(9, np.int64)
     lib.tb_lb_layer_sizes(csim.ptr(out))
     return out
-
-
-def mixed_model(bias: bool, seed: int) -> GoldenModel:
-    """One layer of the tb's shape, its linears a GGUF Q4_K_M-like mix of codecs."""
-    cfg = ModelConfig(name="lb-layer", hidden_size=256, n_layers=1, n_heads=4, n_kv_heads=2, ffn_size=512,
-                      vocab_size=64, max_context=64, act="silu", subln=False, rope_theta=10000.0,
-                      qkv_bias=bias)
-    qm = random_model(cfg, seed=seed, lowbit=(4, 32))
-    rng = np.random.default_rng(seed)
-    layer = qm.layers[0]
-    quants = {}
-    for name, lin in layer.linears().items():
-        out, k = lin.shape
-        quants[name] = (kquant(rng, out, k, 4, 32, 6) if name in ("q", "k", "v", "o")
-                        else q6_k(rng, out, k) if name in ("gate", "up")
-                        else lb.quantize_rtn(rng.standard_normal((out, k)).astype(F32), 5, 256))
-    qm.layers[0] = dataclasses.replace(layer, **{n: LowBitLinear(q, "mix") for n, q in quants.items()})
-    return GoldenModel(qm, NumericsPlan.for_head_dim(cfg.head_dim))
 
 
 @dataclasses.dataclass
@@ -83,20 +59,11 @@ class LbLayer:
                 params.append(np.asarray(b, F32))
         self.params = np.concatenate(params)
         self.params_at = -(-self.scratch // 16) * 16
-        blobs, self.ld = [], np.zeros(itf.LD_WORDS, np.uint32)
-        self.lbt = np.zeros((len(LINEARS), itf.LB_WORDS), np.uint32)
-        for i, name in enumerate(LINEARS):
-            img = pl.pack_lowbit(layer.linears()[name].quant, rows=rows, beat_bits=bw)
-            ports = pl.port_images(img)
-            stride = -(-ports[0].size // IMAGE_ALIGN) * IMAGE_ALIGN
-            self.ld[itf.LD_W_OFF + i] = sum(b.size for b in blobs)
-            for p in ports:
-                blobs.append(np.concatenate([p, np.full(stride - p.size, 0xA5, np.uint8)]))
-            self.ld[itf.LD_W_SCALE + i] = np.float32(1.0).view(np.uint32)
-            words = [img.bits, img.group, *img.codec.as_words(), bias_off.get(name, itf.LB_NO_BIAS), stride]
-            self.lbt[i, :len(words)] = np.array(words, np.int64) & 0xFFFFFFFF
+        self.w, w_off, self.lbt = pack_linears(layer, rows, bw, bias_off)
+        self.ld = np.zeros(itf.LD_WORDS, np.uint32)
+        self.ld[itf.LD_W_OFF:itf.LD_W_OFF + 7] = w_off
+        self.ld[itf.LD_W_SCALE:itf.LD_W_SCALE + 7] = itf.f32_bits(1.0)
         self.ld[itf.LD_P_OFF:itf.LD_P_OFF + 4] = p_off
-        self.w = np.concatenate(blobs)
 
     def run(self, h: np.ndarray, pos0: int, cache: KVCache, fifo: bool = True) -> dict[str, np.ndarray]:
         """h (T, hidden) at pos0 through the C layer; updates cache (layer 0) in place; the taps and h_out."""

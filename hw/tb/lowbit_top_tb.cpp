@@ -1,0 +1,73 @@
+// ctypes entry points for a low-bit top (top.h with lowbit_policy.h's matmul policy;
+// tests/test_hw_lowbit_top.py): a hand-written named configuration as the generated edgellm_config.h
+// writes one (layer_cfg, lowbit_cfg -> mm, head_cfg, top_cfg): two layers of the Llama-like shape of
+// lowbit_layer_tb.cpp, the prefill pipeline, the low-bit engine on two weight ports (BW 256, R 64, two
+// token lanes, two record decoders, 8 tokens an engine pass), the int8 LM head on the same two ports
+// (P = 16), a vocabulary of 64. Every call runs under the port model (hw/tb/port_model.h: data and act
+// on private copies, a byte written through both is a conflict), as the generated csim_entry.cpp does.
+#include <cstdint>
+#include <cstring>
+
+#include "edgellm/named_config.h"
+#include "port_model.h"
+
+namespace lbtop {
+
+struct layer_cfg : edgellm::layer_config_base {
+  static const int hidden = 256, n_heads = 4, n_kv = 2, head_dim = 64, ffn = 512;
+  static const int act = edgellm::ACT_SILU;
+  static const bool subln = false;
+  static const int norm_lanes = 16, dot_lanes = 64, kv_block = 16, max_t = 16, max_ctx = 64;
+  static const bool pipe = true;
+};
+typedef edgellm::layer_traits<layer_cfg> layer;
+struct lowbit_cfg : edgellm::lowbit_config_base {
+  static const int rows = 64, max_k = 512, max_t = 8;
+  static const int token_lanes = 2, beat_bits = 256, decoders = 2;
+};
+typedef edgellm::lowbit_mm_policy<edgellm::lowbit_traits<lowbit_cfg> > mm;
+struct head_cfg : edgellm::lm_head_config_base {
+  static const int P = 16, HID_MAX = 256, V_MAX = 64, MAX_TOK = 8, K_TOP = 8, NPORTS = 2;
+};
+typedef edgellm::lm_head_traits<head_cfg> head;
+struct top_cfg : edgellm::top_config_base {
+  typedef lbtop::layer layer;
+  typedef lbtop::mm mm;
+  typedef lbtop::head head;
+  static const int n_layers = 2, vocab = 64, fetch_depth = 64;
+};
+typedef edgellm::top_traits<top_cfg> top;
+
+}  // namespace lbtop
+
+typedef lbtop::top TC;
+
+extern "C" {
+
+// out: float scratch floats, int8 scratch bytes, tap floats, head rows, (rows, beat bits) of the engine,
+// weight ports with a fetcher.
+void tb_lb_top_sizes(long *out) {
+  out[0] = edgellm::layer_scratch<TC::layer>::floats;
+  out[1] = edgellm::layer_scratch<TC::layer>::bytes8;
+  out[2] = edgellm::layer_taps<TC::layer>::floats;
+  out[3] = TC::head::MAX_TOK;
+  out[4] = TC::mm::C::R, out[5] = TC::mm::C::BW, out[6] = TC::fetch_ports;
+}
+
+// One start of the top on the buffer (the host's part: HDR_BUF_BYTES = bytes). Returns the bytes written
+// through both data and act in this call (0 when right).
+long long tb_lb_top_run(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+  const uint32_t n = (uint32_t)bytes;
+  std::memcpy(ddr + hdr_off + 4 * edgellm::HDR_BUF_BYTES, &n, 4);
+  static const char *const names[2] = {"data", "act"};
+  return edgellm_csim::run_on_ports<2>(ddr, bytes, names, [&](const uint8_t *ro, uint8_t *const *rw) {
+    const TC::wbeat_t *w = reinterpret_cast<const TC::wbeat_t *>(ro);
+    TC::dbeat_t *data = reinterpret_cast<TC::dbeat_t *>(rw[0]), *act = reinterpret_cast<TC::dbeat_t *>(rw[1]);
+    edgellm::edgellm_top_impl<TC>(w, w, w, w, w, w, w, w, data, act, hdr_off, prog_off, n_desc);
+  });
+}
+
+// Weight- and head-FIFO words pushed and never popped, over every call.
+long long tb_lb_top_leftovers() { return edgellm::fifo_leftovers(); }
+
+}  // extern "C"
