@@ -104,3 +104,17 @@ def top_fields(cfg: ModelConfig, design: DesignParams) -> list[Field]:
         ("head", CppType("edgellm_cfg::head"), "the LM head"), ("n_layers", cfg.n_layers, "layers"),
         ("vocab", cfg.vocab_size, "vocabulary"), ("fetch_depth", design.fetch_depth, "words per weight FIFO"),
     ]
+
+
+def lowbit_fields(cfg: ModelConfig, design: DesignParams, max_t: int) -> list[Field]:
+    """The low-bit engine's named configuration (lowbit_policy.h lowbit_config_base / lowbit_traits): the
+    LowbitConfig compiler/cost/lowbit.py search chose (DesignParams lowbit_*)."""
+    return [
+        ("rows", design.lowbit_rows, "R: output rows per tile"),
+        ("max_k", -(-k_max(cfg) // 256) * 256, "largest linear input, rounded up to a multiple of 256"),
+        ("max_t", max_t, "tokens per engine pass (the layer's tokens per call)"),
+        ("max_group", design.lowbit_max_group, "widest group of the model's linears (sizes the tables)"),
+        ("token_lanes", design.lowbit_token_lanes, "TP: tokens sharing each code beat"),
+        ("beat_bits", design.lowbit_beat_bits, f"BW: 128 bits from {design.lowbit_ports} weight port(s)"),
+        ("decoders", design.lowbit_decoders, "RD: parameter records decoded per iteration"),
+    ]

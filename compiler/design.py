@@ -69,6 +69,14 @@ class DesignParams:
     # the LM head's token lanes (lm_head.h MAX_TOK): rows one OP_HEAD scores in one pass over the head's
     # weights (a speculative verify call's rows); built as min(head_lanes, max_t): head_rows(cfg, p)
     head_lanes: int = HEAD_ROWS_MAX
+    # the matmul engine: "tlmm" (ternary) or "lowbit" (W{b}A8, lowbit_mm.h; its LowbitConfig below, chosen
+    # by compiler/cost/lowbit.py search: rows R, token lanes TP, ports BW / 128, record decoders RD, MAXG)
+    matmul: str = "tlmm"
+    lowbit_rows: int = 128
+    lowbit_token_lanes: int = 1
+    lowbit_ports: int = 4
+    lowbit_decoders: int = 1
+    lowbit_max_group: int = 256
 
     def __post_init__(self) -> None:
         self.validate()
@@ -117,6 +125,7 @@ class DesignParams:
         if isinstance(gv, bool) or not isinstance(gv, int) or gv < 0 or gv & (gv - 1) or gv > self.ew_vec:
             raise EdgeLLMError(f"design parameter ew_glu_vec must be 0 (= ew_vec) or a power of two <= "
                                f"ew_vec ({self.ew_vec}), got {gv!r}")
+        self._validate_lowbit()
         if not isinstance(self.prefill_pipeline, bool):
             raise EdgeLLMError(f"design parameter prefill_pipeline must be true or false, "
                                f"got {self.prefill_pipeline!r}")
@@ -132,6 +141,34 @@ class DesignParams:
             w = getattr(self, f)
             if w < 32 or w & (w - 1):
                 raise EdgeLLMError(f"design parameter {f} must be a power of two >= 32, got {w}")
+
+    def _validate_lowbit(self) -> None:
+        """The matmul engine's fields (cost/lowbit.py LowbitEngine's rules for the low-bit one)."""
+        if self.matmul not in ("tlmm", "lowbit"):
+            raise EdgeLLMError(f"design parameter matmul must be 'tlmm' or 'lowbit', got {self.matmul!r}")
+        for f in ("lowbit_rows", "lowbit_token_lanes", "lowbit_ports", "lowbit_decoders", "lowbit_max_group"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise EdgeLLMError(f"design parameter {f} must be a positive integer, got {v!r}")
+        if self.lowbit_ports not in (1, 2, 4):
+            raise EdgeLLMError(f"design parameter lowbit_ports must be 1, 2 or 4, got {self.lowbit_ports}")
+        bw, r = 128 * self.lowbit_ports, self.lowbit_rows
+        if r % 32 or r % (bw // 16) or 4 * r < bw:
+            raise EdgeLLMError(f"design parameter lowbit_rows must be a multiple of 32 and of {bw // 16}, at "
+                               f"least {bw // 4} ({bw}-bit beats), got {r}")
+        if self.lowbit_max_group not in (16, 32, 64, 128, 256):
+            raise EdgeLLMError(f"design parameter lowbit_max_group must be 16, 32, 64, 128 or 256, got "
+                               f"{self.lowbit_max_group}")
+        if not 1 <= self.lowbit_decoders <= 8:
+            raise EdgeLLMError(f"design parameter lowbit_decoders must be 1..8, got {self.lowbit_decoders}")
+        if self.matmul == "lowbit" and self.prefill_token_block % self.lowbit_token_lanes:
+            raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
+                               f"multiple of lowbit_token_lanes ({self.lowbit_token_lanes})")
+
+    @property
+    def lowbit_beat_bits(self) -> int:
+        """The low-bit engine's beat: 128 bits from each of its lowbit_ports weight ports."""
+        return 128 * self.lowbit_ports
 
     @property
     def glu_vec(self) -> int:

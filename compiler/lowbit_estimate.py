@@ -8,7 +8,9 @@ and group size), or llama.cpp's mix for the preset's shapes (cost/lowbit.llama_c
 in a GGUF is quantized to Q8_0 at load (models/loaders/gguf_llama.py), so it streams as Q8_0; a float LM
 head (GPTQ leaves it float; a GGUF may) is projected as Q8_0 on the same engine, and says so.
 Ranges as compiler/estimate.py's: low = the low bandwidth at 80% of the clock, high = the high bandwidth.
-Every figure is projected; the low-bit engine is C-simulated but not wired into the generated top.
+Every figure is projected. The design is the one `edgellm compile` builds (compile_design): one engine
+instance (BUILT_ENGINES), its LowbitConfig, the vector engines; the built LM head is the int8 per-row head
+on the weight ports (the projection streams it as the engine's format: HEAD_NOTE).
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ GGUF_LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
 FLOAT_TYPES = ("F32", "F16", "BF16")
 FLOAT_AS = "Q8_0"  # what a float linear or head streams as (the loader's requantization)
 PROMPT = 128
-NOT_BUILT = ("the low-bit engine (hw/include/edgellm/lowbit_mm.h) is C-simulated but not yet wired into "
-             "the generated top: edgellm compile refuses low-bit models, so these figures project a design "
-             "that cannot be built yet")
+BUILT_ENGINES = (1,)  # lowbit_mm engine instances the generated top builds (one, over its 1, 2 or 4 ports)
+NOT_BUILT = ("edgellm compile builds this design (one low-bit engine, C-simulated bit-exact); its speed and "
+             "resources are projected, not synthesized or measured")
+HEAD_NOTE = ("the projection streams the LM head on the low-bit engine; compile builds the int8 per-row head "
+             "(8 bits per weight), so the built design's head is slower than projected")
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ def estimate(src: LowbitSource, board: Board) -> LowbitEstimate:
     from edgellm.compiler.estimate import scenarios
 
     cfg, m = src.cfg, src.model
-    eng, vec = cl.search(cfg, board.with_scenario("central"), m)
+    eng, vec = cl.search(cfg, board.with_scenario("central"), m, BUILT_ENGINES)
     p = cl.design(board, eng, vec)
     sc = scenarios(board, p)
     r = {s: cl.project(cfg, board.with_scenario(s), m, eng, vec, sc[s].clock_mhz) for s in SCENARIOS}
@@ -199,6 +203,38 @@ def estimate(src: LowbitSource, board: Board) -> LowbitEstimate:
         {s: r[s]["ttft"] for s in SCENARIOS}, wbytes, 8 * wbytes / params,
         {k: float(getattr(total, k)) for k in KINDS}, total.utilization(board),
         {s: sc[s].assumes for s in SCENARIOS})
+
+
+def from_model(qm: Any, weights: str = "the model's low-bit linears") -> LowbitSource:
+    """A loaded all-low-bit QuantModel's linears as engine formats (a LowBitLinear's source when it names
+    one of cost/lowbit.FORMATS, else GPTQ-style at its bits and group); the int8 head as Q8_0."""
+    from edgellm.models.weights import LowBitLinear
+
+    cfg = qm.config
+    layers = []
+    for L in qm.layers:
+        fmts = {}
+        for n, lin in L.linears().items():
+            if not isinstance(lin, LowBitLinear):
+                raise EdgeLLMError(f"{cfg.name}: linear {n} is not low-bit")
+            fmts[n] = (cl.fit(cl.FORMATS[lin.source], lin.shape[1]) if lin.source in cl.FORMATS
+                       else gptq_format(lin.bits, lin.group, lin.shape[1]))
+        layers.append(fmts)
+    return LowbitSource(cfg, cl.LowbitModel(tuple(layers), cl.fit(cl.FORMATS[FLOAT_AS], cfg.hidden_size)),
+                        weights, (f"the LM head projected as {FLOAT_AS} on the low-bit engine",))
+
+
+def compile_design(src: LowbitSource, board: Board, max_group: int, max_context: int = 0
+                   ) -> tuple[LowbitEstimate, Any]:
+    """The estimate of src on board and the DesignParams `edgellm compile` builds from its design: the
+    engine's LowbitConfig (R, TP, ports, RD; MAXG = max_group, the model's widest group), its ports as the
+    weight ports, its MAXT as the prefill token block, the vector engines, the central clock."""
+    e = estimate(src, board)
+    g = e.engine
+    p = cl.design(board, g, e.vector, e.clock["central"])
+    return e, p.replace(matmul="lowbit", lowbit_rows=g.rows, lowbit_token_lanes=g.token_lanes,
+                        lowbit_ports=g.ports, lowbit_decoders=g.record_decoders, lowbit_max_group=max_group,
+                        max_context=max_context)
 
 
 def _ranged(d: dict[str, float], fmt: str, unit: str = "") -> str:

@@ -47,9 +47,23 @@ def tool_versions() -> dict[str, str]:
 
 
 def ternary_bits_per_weight(ctx: BuildContext) -> float:
-    """DDR bits per ternary weight streamed per decode token (all padding included)."""
+    """DDR bits per weight streamed per decode token (all padding included; a low-bit design's too)."""
     plan = ctx.state["plan"]
     return 8.0 * plan.weight_bytes / plan.ternary_weights
+
+
+def weights_entry(ctx: BuildContext) -> dict[str, Any]:
+    """How the linears are encoded: ternary (trit5 tiles of R rows) or low-bit (the engine's port images,
+    R = lowbit_rows, one record each in the low-bit table); counts and streamed bits per weight."""
+    plan, design = ctx.state["plan"], ctx.state["design"]
+    if design.matmul == "lowbit":
+        return {"lowbit_weights": plan.ternary_weights, "lowbit_bytes": plan.weight_bytes,
+                "lowbit_bits_per_weight": round(ternary_bits_per_weight(ctx), 4),
+                "encoding": "lowbit port images (docs/hls.md \"Low-bit linears\"; table at HDR_LB_TABLE)",
+                "rows_per_tile": design.lowbit_rows, "beat_bits": design.lowbit_beat_bits}
+    return {"ternary_weights": plan.ternary_weights, "ternary_bytes": plan.weight_bytes,
+            "ternary_bits_per_weight": round(ternary_bits_per_weight(ctx), 4),
+            "encoding": "trit5-tiled (docs/weight_format.md)", "rows_per_tile": design.rows}
 
 
 def list_files(work: Path) -> dict[str, str]:
@@ -83,9 +97,7 @@ def build_manifest(ctx: BuildContext) -> dict[str, Any]:
                       "registers": hls.get("registers", {}), "bundles": hls.get("bundles", [])},
         "memory": plan.to_dict(),
         "weights": {"file": "weights.bin", "bytes": plan.static_bytes, "sha256": files["weights.bin"],
-                    "ternary_weights": plan.ternary_weights, "ternary_bytes": plan.weight_bytes,
-                    "ternary_bits_per_weight": round(ternary_bits_per_weight(ctx), 4),
-                    "encoding": "trit5-tiled (docs/weight_format.md)", "rows_per_tile": design.rows},
+                    **weights_entry(ctx)},
         "host": {"embed_file": "embed.bin", "embed_dtype": embed_dtype, "vocab": qm.config.vocab_size,
                  "hidden": qm.config.hidden_size, "sha256": files["embed.bin"]},
         "tokenizer": "tokenizer.json" if (work / "tokenizer.json").is_file() else None,

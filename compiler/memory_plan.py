@@ -108,13 +108,15 @@ def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scrat
         f_cursor += a.size + pad
         return o
 
+    lowbit = getattr(encode, "lowbit", False)  # memory_plan_lowbit.LowbitEncoder: the low-bit table too
+    lb_rows: list[np.ndarray] = []
     for i in range(c.n_layers):
         w_off, w_scale = [], []
         for n in itf.LINEAR_ORDER:
             lin: TernaryLinear = qm.layers[i].linears()[n]
             b = np.ascontiguousarray(encode(lin), dtype=np.uint8).ravel()
             w_off.append(w_cursor)
-            w_scale.append(float(lin.scale))
+            w_scale.append(1.0 if lowbit else float(lin.scale))
             blobs.append(b)
             ternary += lin.shape[0] * lin.shape[1]
             padded = _pad(b.size, align)
@@ -126,6 +128,8 @@ def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scrat
             gain = _norm(qm, i, n)
             p_off.append(add_floats(gain) if gain is not None else 0)
         ld_rows.append(itf.layer_desc(w_off, w_scale, p_off))
+        if lowbit:
+            lb_rows.append(encode.layer_records(qm.layers[i], add_floats))
     final_norm = add_floats(qm.final_norm)
     head = qm.lm_head
     cos, sin = rope_tables(c.head_dim, max_ctx, c.rope_theta, c.rope_freq_factors)
@@ -133,6 +137,7 @@ def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scrat
     lay = _Layout()
     hdr_off = lay.region("header", itf.HDR_WORDS * 4, True)
     table = lay.region("layer_table", c.n_layers * itf.LD_WORDS * 4, True)
+    lb_table = lay.region("lowbit_table", c.n_layers * 7 * itf.LB_WORDS * 4, True) if lowbit else 0
     weights = lay.region("weights", w_cursor, True)
     params = lay.region("params", f_cursor * 4, True)
     cos_off = lay.region("rope_cos", cos.nbytes, True)
@@ -161,7 +166,7 @@ def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scrat
         "HDR_COS": cos_off, "HDR_SIN": sin_off, "HDR_K_CACHE": k_off, "HDR_V_CACHE": v_off,
         "HDR_H": h_off, "HDR_SCRATCH_F": sf, "HDR_SCRATCH_I8": si, "HDR_TAPS": taps,
         "HDR_FINAL_NORM": final_norm, "HDR_HEAD_W": head_w, "HDR_HEAD_SCALE": head_s,
-        "HDR_LOGITS": logits, "HDR_ARGMAX": amax, "HDR_TOPK": top_k})
+        "HDR_LOGITS": logits, "HDR_ARGMAX": amax, "HDR_TOPK": top_k, "HDR_LB_TABLE": lb_table})
     if total >= 1 << 32:
         raise EdgeLLMError(f"accelerator buffer of {total / 2**30:.2f} GiB exceeds the 4 GiB "
                            "that 32-bit descriptor offsets address")
@@ -173,6 +178,8 @@ def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scrat
 
     put(hdr_off, hdr)
     put(table, np.concatenate(ld_rows))
+    if lowbit:
+        put(lb_table, np.concatenate(lb_rows))
     o = weights
     for b in blobs:
         img[o:o + b.size] = b

@@ -43,6 +43,7 @@ def step_frontend(ctx: BuildContext) -> None:
     g = build_graph(ctx.state["qm"])
     verify(g)
     ctx.state["graph"] = g
+    ctx.state["lowbit"] = any(op.kind == "lowbit_linear" for op in g.ops)
 
 
 def step_fuse(ctx: BuildContext) -> None:
@@ -70,6 +71,9 @@ def step_dse(ctx: BuildContext) -> None:
     from edgellm.models.numerics import NumericsPlan
 
     cfg, board = ctx.state["qm"].config, ctx.state["board"]
+    if ctx.state.get("lowbit"):
+        _dse_lowbit(ctx)
+        return
     over = dict(ctx.config.overrides)  # "clock_mhz", "lut_cap", "max_context" steer the exploration itself
     lut, speculate = over.pop("lut_cap", None), over.pop("speculate", None)  # speculate: the objective
     base = DesignParams(max_context=over.pop("max_context", 0))  # as estimate --context explores
@@ -86,6 +90,49 @@ def step_dse(ctx: BuildContext) -> None:
     numerics = NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=dot_lanes(cfg, design.attn_lanes),
                             kv_block=design.attn_kv_block, kv_dtype=kv_dtype)
     ctx.state.update(design=design, dse=res, numerics=numerics)
+
+
+def _dse_lowbit(ctx: BuildContext) -> None:
+    """A low-bit design: compiler/cost/lowbit.py search's engine for the board (the estimate's, so compile
+    prints what `edgellm estimate` prints: lowbit_estimate.compile_design); only --context steers it."""
+    from edgellm.compiler import lowbit_estimate as le
+    from edgellm.compiler.design import dot_lanes
+    from edgellm.models.numerics import NumericsPlan
+
+    qm, board = ctx.state["qm"], ctx.state["board"]
+    cfg = qm.config
+    over = dict(ctx.config.overrides)
+    ctx_len = over.pop("max_context", 0)
+    if over:
+        raise EdgeLLMError(f"design option {next(iter(over))} does not apply to a low-bit model yet (its "
+                           "design is compiler/cost/lowbit.py search's); only --context does")
+    src = le.from_path(Path(ctx.state["model_path"])) if ctx.state.get("model_path") else None
+    src = src or le.from_model(qm)
+    groups = [lin.group for L in qm.layers for lin in L.linears().values()]
+    est, design = le.compile_design(src, board, max(groups), ctx_len)
+    numerics = NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=dot_lanes(cfg, design.attn_lanes),
+                            kv_block=design.attn_kv_block, kv_dtype={4: "f32", 2: "f16"}[design.kv_bytes])
+    ctx.state.update(design=design, lowbit_estimate=est, lowbit_source=src, numerics=numerics,
+                     dse=LowbitDse(est, src, board))
+
+
+class LowbitDse:
+    """ctx.state["dse"] of a low-bit design: the low-bit estimate in the shape step_report reads."""
+
+    def __init__(self, est, src, board) -> None:  # (LowbitEstimate, LowbitSource, Board)
+        self.est, self.src, self.board = est, src, board
+
+    def rows(self) -> list[tuple[str, str]]:
+        """estimate's table rows (lowbit_estimate.rows), every speed labelled projected."""
+        from edgellm.compiler import lowbit_estimate as le
+
+        return le.rows(self.src, self.est, self.board)
+
+    def record(self) -> dict[str, Any]:
+        from edgellm.compiler import lowbit_estimate as le
+
+        return {"lowbit": self.est.record(), "weights": self.src.weights, "mix": le.mix_text(self.src.model),
+                "notes": [*self.src.notes, le.NOT_BUILT, le.HEAD_NOTE]}
 
 
 # Design fields codegen does not build from the design (it always emits the generated engine, the int8
@@ -128,11 +175,32 @@ def step_plan_memory(ctx: BuildContext) -> None:
     sf, si, tf = layer_buffer_sizes(cfg, max_t)
     plan = plan_memory(ctx.state["qm"], weight_encoder(design, "tlmm"),
                        max_t=max_t, max_ctx=max_ctx, scratch_floats=sf, scratch_i8=si,
-                       tap_floats=tf, align=max(design.port_width_bits // 8, design.rows),
+                       tap_floats=tf, align=plan_align(design),
                        kv_elem_bytes=ctx.state["numerics"].kv_elem_bytes, top_k=TOP_K,
                        head_lanes=design.head_lanes)
     ctx.state.update(plan=plan, max_t=max_t, max_ctx=max_ctx)
+    if design.matmul == "lowbit":  # the ternary DSE checks its footprint model; a low-bit design its plan
+        check_plan_fits(plan.total_bytes, cfg, ctx.state["board"])
     check_reference_fits(ctx.config.reference_new_tokens, max_ctx)
+
+
+def check_plan_fits(total_bytes: int, cfg, board) -> None:  # (int, ModelConfig, Board)
+    """The accelerator buffer and the host's bf16 embedding table fit the DDR the board leaves the model;
+    EdgeLLMError in one line otherwise."""
+    embed = cfg.vocab_size * cfg.hidden_size * 2
+    if total_bytes + embed > board.ddr_available_bytes:
+        mib = 2**20
+        raise EdgeLLMError(f"{cfg.name} needs {(total_bytes + embed) / mib:.0f} MiB of DDR (accelerator "
+                           f"buffer {total_bytes / mib:.0f} MiB, embeddings {embed / mib:.0f} MiB) but "
+                           f"{board.name} leaves {board.ddr_available_bytes / 2**20:.0f} MiB for the model")
+
+
+def plan_align(design) -> int:  # DesignParams -> bytes
+    """Item alignment of the memory plan: the widest weight beat (a low-bit design's port images: 64)."""
+    from edgellm.compiler.memory_plan_lowbit import IMAGE_ALIGN
+
+    a = max(design.port_width_bits // 8, design.rows)
+    return max(a, IMAGE_ALIGN) if design.matmul == "lowbit" else a
 
 
 def check_reference_fits(decode_steps: int, max_ctx: int) -> None:
@@ -233,9 +301,14 @@ def step_tokenizer(ctx: BuildContext) -> None:
 def step_report(ctx: BuildContext) -> None:
     """report/estimate.json: projected resources and performance (labelled projected), and the designs
     the exploration scored and a spread of the feasible ones (for edgellm report's plot)."""
-    est = ctx.state["dse"].estimate
     rep = ctx.work / "report"
     rep.mkdir(exist_ok=True)
+    if ctx.state.get("lowbit"):
+        (rep / "estimate.json").write_text(json.dumps(
+            {"label": "projected by compiler/cost/lowbit.py (docs/performance.md), not measured",
+             "dse": ctx.state["dse"].record()}, indent=1, default=_json_default))
+        return
+    est = ctx.state["dse"].estimate
     (rep / "estimate.json").write_text(json.dumps(
         {"label": "projected by the performance model (docs/performance.md), not measured",
          **est.summary(), "dse": ctx.state["dse"].record()}, indent=1, default=_json_default))

@@ -19,6 +19,9 @@ from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime.layout import HEAD_ROWS_MAX, head_rows, logits_row
 
+N_LIN = len(itf.LINEAR_ORDER)
+LB_PORT_BEAT = 16  # bytes of a low-bit weight port's beat (lowbit_source.h kLbBeatBits / 8)
+LB_MAX_SB, LB_MAX_RECORD_BITS = 16, 32 + 32 + 16 * 16  # lowbit_mm.h kLbMaxSb, kLbMaxRecordBits
 MAX_BUFFER = 1 << 32  # 32-bit offsets: the accelerator addresses at most 4 GiB
 REASONS = {
     "ST_MISMATCH": "does not match the compiled design",
@@ -63,17 +66,23 @@ class Limits:
     buf_bytes: int
     data_beat: int = 16  # bytes of a data / act port beat (design.data_port_width_bits / 8)
     head_lanes: int = HEAD_ROWS_MAX  # the compiled head's token lanes (Interface.head_rows)
+    lowbit_rows: int = 0  # a low-bit design's R (design.lowbit_rows); 0: a ternary design
+    lowbit_beat_bits: int = 128  # its engine beat BW (128 x design.lowbit_ports)
+    lowbit_max_group: int = 256  # its MAXG (design.lowbit_max_group)
 
     @classmethod
     def of(cls, project: Any, buf_bytes: int) -> Limits:
         """The limits of a Project (runtime/project.py) over a buffer of buf_bytes."""
         c, m = project.config, project.manifest
         rows = (m.get("weights") or {}).get("rows_per_tile") or (m.get("design") or {}).get("rows") or 1
-        beat = int((m.get("design") or {}).get("data_port_width_bits") or 128) // 8
+        d = m.get("design") or {}
+        beat = int(d.get("data_port_width_bits") or 128) // 8
+        lb = (int(d["lowbit_rows"]), 128 * int(d["lowbit_ports"]), int(d["lowbit_max_group"])) \
+            if d.get("matmul") == "lowbit" else (0, 128, 256)
         return cls(c.n_layers, project.iface.max_t, project.iface.max_ctx, c.hidden_size, c.q_size,
                    c.kv_size, c.ffn_size, c.head_dim, c.vocab_size, bool(c.subln),
                    int(project.numerics.kv_elem_bytes), int(rows), max(int(project.iface.top_k), 1),
-                   int(buf_bytes), beat, int(project.iface.head_rows))
+                   int(buf_bytes), beat, int(project.iface.head_rows), *lb)
 
     @property
     def head_rows(self) -> int:
@@ -81,12 +90,21 @@ class Limits:
         return head_rows(self.max_t, self.head_lanes)
 
     @property
+    def image_beat(self) -> int:
+        """Bytes a linear's image starts on: the TLMM's R-byte beat, or a low-bit port's 16-byte beat."""
+        return LB_PORT_BEAT if self.lowbit_rows else self.rows_per_tile
+
+    @property
     def weight_beat(self) -> int:
-        """Bytes a weight region must start on: the data beat and the weight ports' (R bytes)."""
-        return max(self.data_beat, self.rows_per_tile)
+        """Bytes a weight region must start on: the data beat and the weight ports' (R bytes; low-bit:
+        the LM head's 16-byte P)."""
+        return max(self.data_beat, self.image_beat)
 
     def matrix_bytes(self, n_out: int, k: int) -> int:
-        """Bytes of an encoded n_out x k matrix the TLMM reads (program_check.h mm_image)."""
+        """Bytes of an encoded n_out x k matrix the TLMM reads (program_check.h mm_image; a low-bit
+        design: one beat, its port images are checked with its record, check_lowbit)."""
+        if self.lowbit_rows:
+            return LB_PORT_BEAT
         raw = n_out * -(-k // 5)
         return -(-raw // self.rows_per_tile) * self.rows_per_tile
 
@@ -117,7 +135,8 @@ class Limits:
                 ("HDR_TAPS", 4 * taps, db), ("HDR_HEAD_SCALE", 4 * v, db),
                 ("HDR_LOGITS", 4 * logits_row(v) * self.head_rows, db),
                 ("HDR_ARGMAX", self.head_rows * (4 + 8 * top_k), db), ("HDR_WEIGHTS", 1, wb),
-                ("HDR_SCRATCH_I8", mt * max(h, q, f), db), ("HDR_HEAD_W", v * h, wb)]
+                ("HDR_SCRATCH_I8", mt * max(h, q, f), db), ("HDR_HEAD_W", v * h, wb),
+                *([("HDR_LB_TABLE", self.n_layers * N_LIN * itf.LB_WORDS * 4, db)] * bool(self.lowbit_rows))]
 
 
 class _Check:
@@ -197,7 +216,7 @@ def check_layers(table: np.ndarray, hdr: np.ndarray, lim: Limits) -> None:
         for i in range(len(itf.LINEAR_ORDER)):
             off, sc = ld[itf.LD_W_OFF + i], ld[itf.LD_W_SCALE + i]
             ck.span(itf.status_field(itf.SW_LAYER, layer, itf.LD_W_OFF + i), off, wbase + off,
-                    lim.matrix_bytes(*lim.linear_shape(i)), lim.rows_per_tile)
+                    lim.matrix_bytes(*lim.linear_shape(i)), lim.image_beat)
             if not _finite(sc, False):
                 ck.fail("ST_FLOAT", itf.status_field(itf.SW_LAYER, layer, itf.LD_W_SCALE + i), sc)
         for i in range(len(itf.NORM_ORDER)):
@@ -206,6 +225,64 @@ def check_layers(table: np.ndarray, hdr: np.ndarray, lim: Limits) -> None:
                 ck.span(itf.status_field(itf.SW_LAYER, layer, itf.LD_P_OFF + i), off, pbase + 4 * off,
                         4 * lim.norm_len(i), lim.data_beat)
     ck.raise_if_bad("weights.bin's layer table is refused (the accelerator would be given it)")
+
+
+def lb_record_bits(f: dict[str, int]) -> int:
+    """Bits of one parameter record of a low-bit record's codec (lowbit_mm.h lb_record_bits)."""
+    dbits = f["LB_DB"] + (f["LB_DMB"] if f["LB_MMODE"] == 0 else 0)
+    per = f["LB_SCB"] + f["LB_MCB"]
+    return f["LB_SB"] * (dbits + per) if f["LB_DPER"] else dbits + f["LB_SB"] * per
+
+
+def lb_stream_beats(f: dict[str, int], n_out: int, k: int, rows: int, bw: int) -> int:
+    """16-byte beats of one port's image of a low-bit tensor (lowbit_mm.h lb_stream_beats)."""
+    sb, g, rec = f["LB_SB"], f["LB_GROUP"], lb_record_bits(f)
+    lanes, planes = (1 if g >= bw else bw // g), (g // bw if g > bw else 1)
+    code = sb * rows // lanes * f["LB_BITS"] * planes
+    return -(-n_out // rows) * (k // g // sb) * (-(-rows * rec // bw) + code)
+
+
+def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits) -> None:
+    """A low-bit design's records (uint32[n_layers * 7, LB_WORDS] at HDR_LB_TABLE; table: the checked
+    layer table) as program_check.h check_lb_record checks them: the codec within what lowbit_mm decodes,
+    the bias inside the params area, every port image inside the buffer on a 16-byte beat."""
+    lb = np.asarray(lb, np.uint32).reshape(-1, itf.LB_WORDS)
+    table = np.asarray(table, np.uint32).reshape(-1, itf.LD_WORDS)
+    ck = _Check(lim.buf_bytes)
+    wbase, pbase = int(hdr[itf.HDR["HDR_WEIGHTS"]]), int(hdr[itf.HDR["HDR_PARAMS"]])
+    for layer in range(lim.n_layers):
+        for i in range(N_LIN):
+            w = [int(x) for x in lb[layer * N_LIN + i]]
+            f = {n: w[j] for n, j in itf.LB.items()}
+            fld = lambda n, i=i, layer=layer: itf.status_field(  # noqa: E731
+                itf.SW_LAYER, layer, itf.LD_WORDS + i * itf.LB_WORDS + itf.LB[n])
+            n_out, k = lim.linear_shape(i)
+            bits, g, sb = f["LB_BITS"], f["LB_GROUP"], f["LB_SB"]
+            g_ok = 16 <= g <= lim.lowbit_max_group and not g & (g - 1) and k % g == 0
+            for bad, n in ((not 2 <= bits <= 8, "LB_BITS"), (not g_ok, "LB_GROUP"),
+                           (not 1 <= sb <= LB_MAX_SB or (g_ok and k % (g * sb)), "LB_SB"),
+                           (f["LB_DB"] not in (16, 32), "LB_DB"), (f["LB_SCB"] > 8, "LB_SCB"),
+                           (f["LB_MMODE"] > 1, "LB_MMODE"),
+                           (f["LB_DMB"] not in ((16, 32) if f["LB_MMODE"] == 0 else (0,)), "LB_DMB"),
+                           (f["LB_MCB"] > 8, "LB_MCB"), (f["LB_DPER"] > 1, "LB_DPER")):
+                if bad:
+                    ck.fail("ST_LIMIT", fld(n), f[n])
+            if ck.code == itf.ST_OK:
+                if lb_record_bits(f) > LB_MAX_RECORD_BITS:
+                    ck.fail("ST_LIMIT", fld("LB_SB"), sb)
+                if f["LB_BIAS_OFF"] != itf.LB_NO_BIAS:
+                    ck.span(fld("LB_BIAS_OFF"), f["LB_BIAS_OFF"], pbase + 4 * f["LB_BIAS_OFF"], 4 * n_out,
+                            lim.data_beat)
+            if ck.code == itf.ST_OK:
+                img = LB_PORT_BEAT * lb_stream_beats(f, n_out, k, lim.lowbit_rows, lim.lowbit_beat_bits)
+                off = int(table[layer, itf.LD_W_OFF + i])
+                ck.span(itf.status_field(itf.SW_LAYER, layer, itf.LD_W_OFF + i), off, wbase + off, img,
+                        LB_PORT_BEAT)
+                for u in range(1, lim.lowbit_beat_bits // 128):
+                    ck.span(fld("LB_PORT_STRIDE"), f["LB_PORT_STRIDE"], wbase + off + u * f["LB_PORT_STRIDE"],
+                            img, LB_PORT_BEAT)
+            if ck.code != itf.ST_OK:
+                ck.raise_if_bad("weights.bin's low-bit table is refused (the accelerator would be given it)")
 
 
 def check_program(prog: np.ndarray, prog_off: int, lim: Limits) -> None:
@@ -246,6 +323,10 @@ def field_name(field: int) -> str:
     where, index, word = field >> 24, (field >> 8) & 0xFFFF, field & 0xFF
     if where == itf.SW_HEADER and word < len(itf.HEADER_WORDS):
         return f"header field {itf.HEADER_WORDS[word]}"
+    if where == itf.SW_LAYER and itf.LD_WORDS <= word < itf.LD_WORDS + N_LIN * itf.LB_WORDS:
+        i, w = divmod(word - itf.LD_WORDS, itf.LB_WORDS)
+        name = itf.LB_FIELDS[w] if w < len(itf.LB_FIELDS) else f"word {w}"
+        return f"layer {index} low-bit record of {itf.LINEAR_ORDER[i]} field {name}"
     if where == itf.SW_LAYER and word < itf.LD_WORDS:
         if word < itf.LD_W_SCALE:
             return f"layer {index} table field w_off[{itf.LINEAR_ORDER[word]}]"

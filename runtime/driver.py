@@ -76,7 +76,8 @@ class Driver:
     def load(self) -> None:
         """Write weights.bin into [0, static_bytes), zero the rest, tell the top the buffer size, check
         the header (bounds.check_header, and against the manifest's regions) and the layer table
-        (bounds.check_layers), sync, program the registers."""
+        (bounds.check_layers) and a low-bit design's records (bounds.check_lowbit), sync, program the
+        registers."""
         img = self.p.image()
         a = self.buf.array
         if img.size > a.size:
@@ -94,6 +95,10 @@ class Driver:
         table = self.buf.view(int(hdr[itf.HDR["HDR_LAYER_TABLE"]]), self.p.config.n_layers * itf.LD_WORDS,
                               np.uint32)
         bounds.check_layers(table, hdr, self.limits)
+        if self.limits.lowbit_rows:  # a low-bit design's records (program_check.h check_lb_records)
+            lb = self.buf.view(int(hdr[itf.HDR["HDR_LB_TABLE"]]),
+                               self.p.config.n_layers * bounds.N_LIN * itf.LB_WORDS, np.uint32)
+            bounds.check_lowbit(lb, table, hdr, self.limits)
         self.dev.sync_to_device(self.buf)
         regs = self.registers
         for off in pointer_registers(regs).values():

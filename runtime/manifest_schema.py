@@ -55,6 +55,11 @@ FIELDS: dict[str, tuple[str, bool, Any]] = {
     "weights.file": ("path", True, None),
     "weights.sha256": ("sha256", True, None),
     "weights.bytes": ("int", False, (1, MAX_DDR_BYTES)),
+    "design": ("object", False, None),  # a low-bit design's engine (runtime/bounds.py Limits.of)
+    "design.matmul": ("str", False, ("tlmm", "lowbit")),
+    "design.lowbit_rows": ("int", False, (32, 1 << 12)),
+    "design.lowbit_ports": ("int", False, (1, 4)),
+    "design.lowbit_max_group": ("int", False, (16, 256)),
     "host": ("object", True, None),
     "host.embed_file": ("path", True, None),
     "host.embed_dtype": ("str", True, EMBED_DTYPES),

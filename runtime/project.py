@@ -201,6 +201,12 @@ class Project:
                                f"must lie 4-byte aligned inside the {self.static_bytes}-byte weights image")
         if i.prog_off != self.regions["program"][0] or i.prog_off % 4:
             raise ProjectError(f"{mf}: interface.prog_off {i.prog_off} is not the program region's offset")
+        d = self.manifest.get("design") or {}
+        if d.get("matmul") == "lowbit":  # a low-bit design: its engine's fields and its table region
+            missing = [f for f in ("lowbit_rows", "lowbit_ports", "lowbit_max_group") if f not in d]
+            if missing or "lowbit_table" not in self.regions:
+                what = f"design.{missing[0]}" if missing else "memory.regions 'lowbit_table'"
+                raise ProjectError(f"{mf}: a low-bit design (design.matmul 'lowbit') without {what}")
         h = self.manifest["host"]
         if (h["vocab"], h["hidden"]) != (c.vocab_size, c.hidden_size):
             raise ProjectError(f"{mf}: host embedding [{h['vocab']}][{h['hidden']}] does not match the model "

@@ -37,12 +37,13 @@ def _json(*args: str) -> dict:
 def test_preset_with_weights_is_the_lowbit_projection() -> None:
     cfg, board = PRESETS["qwen2.5-0.5b"], load_board("kv260")
     m = cl.llama_cpp_mix(cfg, "Q4_K_M")
-    eng, vec = cl.search(cfg, board.with_scenario("central"), m)
+    eng, vec = cl.search(cfg, board.with_scenario("central"), m, le.BUILT_ENGINES)
     sc = scenarios(board, cl.design(board, eng, vec))
     want = {s: cl.project(cfg, board.with_scenario(s), m, eng, vec, sc[s].clock_mhz) for s in SCENARIOS}
     out = _json("--preset", "qwen2.5-0.5b", "--weights", "q4_k_m")
     b = out["boards"]["kv260"]
     assert b["fits"] and "projected" in b["label"]
+    assert b["design"]["engines"] == 1  # the one engine instance compile builds (le.BUILT_ENGINES)
     for s in SCENARIOS:
         assert b["projected_decode_tok_s"][s] == pytest.approx(want[s]["decode"])
         assert b["ddr_bound_tok_s"][s] == pytest.approx(want[s]["bound"])
@@ -59,7 +60,8 @@ def test_preset_with_weights_is_the_lowbit_projection() -> None:
                           terminal_width=250)
     assert table.exit_code == 0, table.output
     for text in (f"{want['central']['decode']:.1f} ", f"{want['central']['bound']:.1f} ",
-                 f"{want['central']['ttft']:.3f} s", "decode / DDR bound", "not yet wired"):
+                 f"{want['central']['ttft']:.3f} s", "decode / DDR bound",
+                 "edgellm compile builds this design", "int8 per-row head"):
         assert text in table.output
 
 
@@ -76,7 +78,7 @@ def test_gguf_file_uses_its_own_tensor_types(tmp_path: Path, mix: str) -> None:
     out = _json(str(path), "--board", "kv260")
     b = out["boards"]["kv260"]
     board = load_board("kv260")
-    eng, vec = cl.search(src.cfg, board.with_scenario("central"), src.model)
+    eng, vec = cl.search(src.cfg, board.with_scenario("central"), src.model, le.BUILT_ENGINES)
     assert b["projected_decode_tok_s"]["central"] == pytest.approx(
         cl.project(src.cfg, board, src.model, eng, vec)["decode"])
     assert out["model"]["hidden_size"] == CFG.hidden_size and "ternary" not in json.dumps(out["mix"])

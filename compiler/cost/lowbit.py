@@ -346,15 +346,16 @@ def project(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
             "bound": ddr_bound_tokens_per_s(cfg, board, m, p, eng)}
 
 
-def search(cfg: ModelConfig, board: Board, m: LowbitModel) -> tuple[LowbitEngine, tuple[int, int, int]]:
+def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[int, ...] = (1, 2, 4)
+           ) -> tuple[LowbitEngine, tuple[int, int, int]]:
     """The engines (E x ports per engine), token lanes, record decoders and vector engines' size (VECTOR)
     with the highest decode rate, then the lowest TTFT(128), then the fewest LUTs, among those whose
     resources (engines, element-wise engine, attention, AXI, platform) fit the board's routing headroom
-    (estimate.UTIL_LIMITS), in the board's scenario."""
+    (estimate.UTIL_LIMITS), in the board's scenario. engine_counts: the engine counts E it may choose."""
     groups = [f.group for layer in m.layers for f in layer.values()] + [m.head.group]
     best = None
     ports = min(4, len(board.hp_port_names))
-    shapes = [(e, w) for e in (1, 2, 4) for w in (1, 2, 4) if e * w <= ports]
+    shapes = [(e, w) for e in engine_counts for w in (1, 2, 4) if e * w <= ports]
     for (e, w), tp, rd, vec in itertools.product(shapes, (1, 2, 4, 8), (1, 2, 4), VECTOR):
         eng = LowbitEngine(rows=max(32, 32 * w), max_tokens=max(8, tp), max_group=max(groups),
                               token_lanes=tp, engines=e, max_k=8192, ports=w, record_decoders=rd)

@@ -27,6 +27,15 @@ def _summary(ctx) -> None:  # ctx: BuildContext
     from rich.console import Console
     from rich.table import Table
 
+    if ctx.state.get("lowbit"):  # a low-bit design: the projection edgellm estimate prints for the model
+        from edgellm.commands.estimate_lowbit import print_table
+
+        board, plan = ctx.state["board"], ctx.state["plan"]
+        print_table(ctx.state["lowbit_source"], {board.name: (board, ctx.state["lowbit_estimate"])})
+        Console().print(f"DDR buffer (weights + KV + work): {plan.total_bytes / 2**20:,.1f} MiB of "
+                        f"{board.ddr_available_bytes / 2**20:,.0f} MiB available to the PL", markup=False)
+        Console().print(f"project written to [bold]{ctx.work}[/bold]; next: edgellm csim {ctx.work}")
+        return
     est = ctx.state["dse"].estimate
     s = est.summary()
     board = ctx.state["board"]

@@ -50,15 +50,21 @@ def estimate_lowbit(src, names: list[str], meas, as_json: bool) -> None:  # src:
         from edgellm.report.records import LABEL, _finite
 
         out = {"label": LABEL, "model": src.cfg.to_dict(), "weights": src.weights,
-               "mix": le.mix_text(src.model), "notes": [*src.notes, le.NOT_BUILT],
+               "mix": le.mix_text(src.model), "notes": [*src.notes, le.NOT_BUILT, le.HEAD_NOTE],
                "boards": {n: {"fits": False, "error": e} if isinstance(e, str)
                           else {"fits": True, **e.record()} for n, (_, e) in results.items()}}
         typer.echo(json.dumps(_finite(out), indent=1))
         return
+    print_table(src, results)
+
+
+def print_table(src, results: dict) -> None:  # (LowbitSource, {board: (Board, LowbitEstimate | error)})
+    """The projection table, each board's assumptions and the notes (estimate and compile print this)."""
     from rich.console import Console
     from rich.table import Table
 
     from edgellm.commands.tables import folded
+    from edgellm.compiler import lowbit_estimate as le
 
     table = Table(title=f"{src.cfg.name} (low-bit): projected by compiler/cost/lowbit.py (not measured)")
     table.add_column("")
@@ -76,5 +82,5 @@ def estimate_lowbit(src, names: list[str], meas, as_json: bool) -> None:  # src:
         else:
             for end, text in e.assumptions.items():
                 typer.echo(f"{n} {end}: {text}")
-    for note in (*src.notes, le.NOT_BUILT):
+    for note in (*src.notes, le.NOT_BUILT, le.HEAD_NOTE):
         typer.echo(f"note: {note}")

@@ -1,0 +1,122 @@
+"""The low-bit part of the memory plan (compiler/memory_plan.py): each W{b}A8 linear packed as the engine
+streams it (compiler/packing_lowbit.py pack_lowbit, split by port_images) and its record of the low-bit
+table (interface.h LbWord, compiler/interface.py LB_FIELDS).
+
+A linear's bytes in the weights region: port 0's image, then port 1's .. at LB_PORT_STRIDE bytes apart,
+each image padded to IMAGE_ALIGN bytes; LD_W_OFF points at port 0's image, LD_W_SCALE is 1.0f. Its record
+(layer * 7 + i, i in interface.LINEAR_ORDER): LB_BITS, LB_GROUP, the ParamCodec words (as_words order),
+LB_BIAS_OFF (the f32 bias's float offset in the params area, or LB_NO_BIAS), LB_PORT_STRIDE; signed fields
+two's complement, the two reserved words 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from edgellm.compiler import interface as itf
+from edgellm.compiler.packing_lowbit import LowbitImage, ParamCodec, pack_lowbit, port_images
+from edgellm.errors import EdgeLLMError
+from edgellm.models.weights import Layer, LowBitLinear
+
+IMAGE_ALIGN = 64  # bytes: every port image starts on a 64-byte boundary (the widest weight beat)
+CODEC_FIELDS = ("sb", "db", "scb", "sc_off", "mmode", "dmb", "mcb", "mc_off", "mz", "dper")  # as_words order
+BIASES = {"q": "q_bias", "k": "k_bias", "v": "v_bias"}  # the linears with an f32 bias (Qwen2's qkv_bias)
+
+
+def _pad(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+def record(img: LowbitImage, stride: int, bias_off: int | None) -> np.ndarray:
+    """uint32[LB_WORDS]: one linear's low-bit table record."""
+    words = [img.bits, img.group, *img.codec.as_words()]
+    r = np.zeros(itf.LB_WORDS, np.uint32)
+    r[:len(words)] = [w & 0xFFFFFFFF for w in words]  # sc_off / mc_off may be negative: two's complement
+    r[itf.LB["LB_BIAS_OFF"]] = itf.LB_NO_BIAS if bias_off is None else bias_off
+    r[itf.LB["LB_PORT_STRIDE"]] = stride
+    return r
+
+
+class LowbitEncoder:
+    """plan_memory's encoder for a low-bit design: each call packs one LowBitLinear (R rows per tile, beats
+    of beat_bits) into its port images and keeps the image; layer_records turns a layer's seven into
+    records. lowbit = True tells plan_memory to write LD_W_SCALE 1.0f and the low-bit table."""
+
+    lowbit = True
+
+    def __init__(self, rows: int, beat_bits: int) -> None:
+        self.rows, self.beat_bits = rows, beat_bits
+        self.pending: list[tuple[LowbitImage, int]] = []
+        self.packed_bytes = 0  # the images' bytes without padding (streamed per decode step)
+
+    def __call__(self, lin: object) -> np.ndarray:
+        if not isinstance(lin, LowBitLinear):
+            raise EdgeLLMError("a low-bit design packs low-bit linears only (frontend.check_linears)")
+        img = pack_lowbit(lin.quant, rows=self.rows, beat_bits=self.beat_bits)
+        ports = port_images(img)
+        stride = _pad(ports[0].size, IMAGE_ALIGN)
+        blob = np.zeros(stride * len(ports), np.uint8)
+        for u, p in enumerate(ports):
+            blob[u * stride:u * stride + p.size] = p
+        self.pending.append((img, stride))
+        self.packed_bytes += img.data.size
+        return blob
+
+    def layer_records(self, layer: Layer, add_floats: Callable[[np.ndarray], int]) -> np.ndarray:
+        """(7, LB_WORDS) records of the layer whose seven linears were just packed (LINEAR_ORDER); the
+        q/k/v biases go into the params area through add_floats (-> their float offset)."""
+        if len(self.pending) != len(itf.LINEAR_ORDER):
+            raise EdgeLLMError(f"low-bit plan: {len(self.pending)} linears packed for a layer of "
+                               f"{len(itf.LINEAR_ORDER)}")
+        rows = []
+        for n, (img, stride) in zip(itf.LINEAR_ORDER, self.pending, strict=True):
+            b = getattr(layer, BIASES[n]) if n in BIASES else None
+            rows.append(record(img, stride, add_floats(b) if b is not None else None))
+        self.pending = []
+        return np.stack(rows)
+
+
+def decode_record(rec: np.ndarray) -> dict[str, int]:
+    """A record's fields by LB_FIELDS name (signed fields as ints)."""
+    r = [int(x) for x in np.asarray(rec, np.uint32)]
+    out = {n: r[itf.LB[n]] for n in itf.LB_FIELDS}
+    for n in ("LB_SC_OFF", "LB_MC_OFF", "LB_MZ"):
+        v = out[n]
+        out[n] = v - (1 << 32) if v >= 1 << 31 else v
+    return out
+
+
+def codec_of(fields: dict[str, int]) -> ParamCodec:
+    """The ParamCodec a record names (decode_record's fields)."""
+    return ParamCodec(*(fields[f"LB_{n.upper()}"] for n in CODEC_FIELDS))
+
+
+def image_bits(codec: ParamCodec, bits: int, group: int, n_out: int, n_in: int, rows: int,
+               beat_bits: int) -> tuple[int, int, int]:
+    """(parameter block bits, code block bits, whole image bytes) of a tensor packed with these fields, as
+    pack_lowbit lays it out (blocks = tiles x super-blocks per row)."""
+    pbits = -(-rows * codec.superblock_bits // beat_bits) * beat_bits
+    cbits = codec.sb * bits * rows * group
+    blocks = -(-n_out // rows) * (n_in // group // codec.sb)
+    return pbits, cbits, blocks * (pbits + cbits) // 8
+
+
+def image_from_buffer(buf: np.ndarray, off: int, fields: dict[str, int], n_out: int, n_in: int, rows: int,
+                      beat_bits: int) -> LowbitImage:
+    """The LowbitImage whose port images lie in buf at off, off + stride, .. (the inverse of LowbitEncoder's
+    layout; EdgeLLMError when the record's fields or the buffer do not hold one)."""
+    codec = codec_of(fields)
+    bits, group, stride = fields["LB_BITS"], fields["LB_GROUP"], fields["LB_PORT_STRIDE"]
+    if bits not in range(2, 9) or group not in (16, 32, 64, 128, 256) or n_in % (group * codec.sb):
+        raise EdgeLLMError(f"low-bit record: bits {bits}, group {group}, sb {codec.sb} for {n_in} inputs")
+    pbits, cbits, nbytes = image_bits(codec, bits, group, n_out, n_in, rows, beat_bits)
+    ports = beat_bits // 128
+    per = nbytes // ports
+    if stride < per or off + (ports - 1) * stride + per > buf.size:
+        raise EdgeLLMError(f"low-bit record: port images of {per} bytes at stride {stride} from {off} leave "
+                           f"the {buf.size}-byte image")
+    cols = np.stack([buf[off + u * stride:off + u * stride + per].reshape(-1, 16) for u in range(ports)], 1)
+    data = cols.reshape(-1).copy()
+    return LowbitImage(data, codec, bits, group, n_out, n_in, rows, pbits, cbits, beat_bits)
