@@ -52,7 +52,8 @@ def scenarios(board: Board, p: DesignParams) -> dict[str, Scenario]:
         # a calibration file (edgellm estimate --measured) names itself: compiler/calibrate/measured.py
         "central": board.sources.get("measured")
         or "the bandwidth measured for this port arrangement (or the board's central figure)",
-        "high": "one long sequential read's bandwidth (every port at its beat rate up to the DDR ceiling)",
+        "high": "the best bandwidth measured (shared paths at their best address arrangement, every port at "
+                "most its beat rate, up to the DDR ceiling)",
     }
     return {s: Scenario(s, clock[s], f"{clock[s]:g} MHz, {gbps(s)}: {text[s]}") for s in SCENARIOS}
 
