@@ -1,0 +1,253 @@
+"""Low-bit (W{b}A8) checkpoints compiled into projects (issue 17): a llama GGUF with a Q4_K_M mix (Q4_K +
+Q6_K), a qwen2 GGUF with a Q2_K mix (Q2_K, Q3_K, Q4_K; q/k/v biases) and a GPTQ directory (4-bit,
+group 64). Fast: the project's low-bit table and port images decode back to the checkpoint, compile prints
+estimate's projection, the host's record checks refuse bad records in one line, a board the design does
+not fit is one error line. Slow: each project's `edgellm csim` passes, `edgellm verify` passes on the
+emulator (bit-exact per layer and stage), `edgellm run` and `edgellm generate` print text; the generated
+top refuses a bad record naming the field the host names."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from shared_fixtures import run_cli
+from shared_project import E2E_TEXTS
+
+from edgellm.compiler import interface as itf
+from edgellm.models.config import ModelConfig
+from edgellm.models.loaders.gguf_write import write_gguf
+from edgellm.models.loaders.gptq_write import save_gptq
+from edgellm.models.random_model import random_float_weights
+from edgellm.runtime import bounds
+from edgellm.runtime.project import Project
+
+HAVE_CSIM = shutil.which("g++") is not None
+H = itf.HDR
+KINDS = ("llama-Q4_K_M", "qwen2-Q2_K", "gptq")
+PROMPT = "the quick brown fox"
+
+
+def _tokenizer(d: Path) -> str:
+    """A small byte-level BPE tokenizer (tokenizer.json text) trained on shared_project's texts."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(E2E_TEXTS * 5, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.save(str(d / "tokenizer.json"))
+    return (d / "tokenizer.json").read_text()
+
+
+def _config(vocab: int, arch: str) -> ModelConfig:
+    return ModelConfig(name=f"lb-{arch}", hidden_size=256, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=256,
+                       vocab_size=vocab, act="silu", subln=False, rope_theta=10000.0, tied_embeddings=True,
+                       max_context=64, bos_id=1, eos_id=2, qkv_bias=arch == "qwen2")
+
+
+def _weights(cfg: ModelConfig, seed: int):  # -> FloatWeights
+    fw = random_float_weights(cfg, seed=seed)
+    fw.embed = fw.embed / 8
+    return fw
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The three checkpoints, each with the tokenizer."""
+    d = tmp_path_factory.mktemp("lowbit_models")
+    tj = _tokenizer(d)
+    from tokenizers import Tokenizer
+
+    vocab = Tokenizer.from_str(tj).get_vocab_size()
+    out = {"llama-Q4_K_M": d / "llama-q4km.gguf", "qwen2-Q2_K": d / "qwen2-q2k.gguf"}
+    types = write_gguf(out["llama-Q4_K_M"], _weights(_config(vocab, "llama"), 1), "llama", "Q4_K_M", tj)
+    assert {t for n, t in types.items() if n.startswith("blk.") and "norm" not in n} == {"Q4_K", "Q6_K"}
+    types = write_gguf(out["qwen2-Q2_K"], _weights(_config(vocab, "qwen2"), 2), "qwen2", "Q2_K", tj)
+    assert {"Q2_K", "Q3_K", "Q4_K"} <= set(types.values())
+    out["gptq"] = save_gptq(d / "gptq", _weights(_config(vocab, "llama"), 3), "llama", 4, 64, False, "gptq",
+                            tokenizer_json=tj)
+    return out
+
+
+def _compile(model: Path, out: Path, board: str = "kv260", *extra: str):  # -> CompletedProcess
+    return run_cli("compile", str(model), "--board", board, "-o", str(out), "--reference-decode", "4", *extra)
+
+
+def _record(img: np.ndarray, hdr: np.ndarray, layer: int, i: int) -> np.ndarray:
+    o = int(hdr[H["HDR_LB_TABLE"]]) + 4 * (layer * 7 + i) * itf.LB_WORDS
+    return img[o:o + 4 * itf.LB_WORDS].view(np.uint32)
+
+
+def _host_check(p: Project, img: np.ndarray) -> None:
+    """The driver's load-time checks of an image (bounds), over the project's buffer size."""
+    full = np.zeros(p.total_bytes, np.uint8)
+    full[:img.size] = img
+    hdr = full[:4 * itf.HDR_WORDS].view(np.uint32)
+    hdr[H["HDR_BUF_BYTES"]] = p.total_bytes
+    lim = bounds.Limits.of(p, p.total_bytes)
+    bounds.check_header(hdr, 0, lim)
+    t = int(hdr[H["HDR_LAYER_TABLE"]])
+    table = full[t:t + 4 * itf.LD_WORDS * lim.n_layers].view(np.uint32)
+    bounds.check_layers(table, hdr, lim)
+    lb = full[int(hdr[H["HDR_LB_TABLE"]]):][:4 * 7 * lim.n_layers * itf.LB_WORDS].view(np.uint32)
+    bounds.check_lowbit(lb, table, hdr, lim)
+
+
+BAD_RECORDS = [  # (linear index, record word, value, the field the check names)
+    (0, "LB_BITS", 9, "field LB_BITS"), (3, "LB_GROUP", 512, "field LB_GROUP"),
+    (6, "LB_DB", 20, "field LB_DB"), (1, "LB_MMODE", 2, "field LB_MMODE"),
+    (2, "LB_BIAS_OFF", 1 << 30, "field LB_BIAS_OFF"), (5, "LB_PORT_STRIDE", 1 << 31, "field LB_PORT_STRIDE"),
+]
+
+
+def test_lowbit_project_decodes_to_its_checkpoint(models: dict[str, Path], tmp_path: Path) -> None:
+    """compile prints estimate's projection; the manifest's design is estimate's engine; every linear's
+    record and port images decode to the checkpoint's GroupQuant and biases bit for bit; the host refuses
+    a bad record in one line naming its field."""
+    from edgellm.models.loaders import load_model
+    from edgellm.runtime.verify import image_matches, model_from_image
+
+    model = models["qwen2-Q2_K"]
+    r = _compile(model, tmp_path / "p", "kv260", "--no-onnx-reference")
+    assert r.returncode == 0, r.stderr
+    est = run_cli("estimate", str(model), "--board", "kv260", "--json")
+    assert est.returncode == 0, est.stderr
+    e = json.loads(est.stdout)["boards"]["kv260"]
+    assert f"{e['projected_decode_tok_s']['central']:.1f}" in r.stdout
+    assert "edgellm compile builds" in r.stdout
+    p = Project.open(tmp_path / "p")
+    d, g = p.manifest["design"], e["design"]
+    assert d["matmul"] == "lowbit" and g["engines"] == 1
+    assert (d["lowbit_rows"], d["lowbit_ports"], d["lowbit_token_lanes"], d["lowbit_decoders"]) == (
+        g["rows"], g["ports_per_engine"], g["token_lanes"], g["record_decoders"])
+    img = p.image()
+    hdr = img[:4 * itf.HDR_WORDS].view(np.uint32)
+    assert hdr[H["HDR_LB_TABLE"]] == p.region("lowbit_table")[0] > 0
+    qm, _ = load_model(model)
+    assert image_matches(model_from_image(p), qm) is None
+    biased = 0
+    for layer in range(qm.config.n_layers):
+        lo = int(hdr[H["HDR_LAYER_TABLE"]]) + 4 * layer * itf.LD_WORDS
+        ld = img[lo:lo + 4 * itf.LD_WORDS].view(np.uint32)
+        assert (ld[itf.LD_W_SCALE:itf.LD_W_SCALE + 7] == itf.f32_bits(1.0)).all()
+        for i, n in enumerate(itf.LINEAR_ORDER):
+            rec = _record(img, hdr, layer, i)
+            q = qm.layers[layer].linears()[n].quant
+            assert (rec[itf.LB["LB_BITS"]], rec[itf.LB["LB_GROUP"]]) == (q.bits, q.group)
+            assert rec[itf.LB["LB_PORT_STRIDE"]] % 64 == 0 and (int(hdr[H["HDR_WEIGHTS"]]) + ld[i]) % 64 == 0
+            biased += rec[itf.LB["LB_BIAS_OFF"]] != itf.LB_NO_BIAS
+    assert biased == 3 * qm.config.n_layers  # q, k, v of every layer
+    _host_check(p, img)
+    for i, word, value, name in BAD_RECORDS:
+        bad = img.copy()
+        _record(bad, hdr, 1, i)[itf.LB[word]] = value
+        with pytest.raises(bounds.BoundsError, match=name) as err:
+            _host_check(p, bad)
+        assert "\n" not in str(err.value) and f"low-bit record of {itf.LINEAR_ORDER[i]}" in str(err.value)
+
+
+@pytest.mark.parametrize("board", ["pynq_z2", "ultra96v2"])
+def test_a_board_no_lowbit_design_fits_is_one_error_line(models: dict[str, Path], tmp_path: Path,
+                                                          board: str) -> None:
+    r = _compile(models["llama-Q4_K_M"], tmp_path / "p", board, "--no-onnx-reference")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1] == f"error: no low-bit engine configuration fits {board}", r.stderr
+    assert not (tmp_path / "p" / "manifest.json").exists()
+
+
+def test_lowbit_design_fields_are_validated() -> None:
+    from edgellm.compiler.design import DesignParams
+    from edgellm.errors import EdgeLLMError
+
+    DesignParams(matmul="lowbit", lowbit_rows=64, lowbit_ports=2)
+    for kw, word in (({"matmul": "int4"}, "matmul"), ({"lowbit_ports": 3}, "lowbit_ports"),
+                     ({"lowbit_rows": 48, "lowbit_ports": 1}, "lowbit_rows"),
+                     ({"lowbit_rows": 64, "lowbit_ports": 4}, "lowbit_rows"),
+                     ({"lowbit_max_group": 8}, "lowbit_max_group"),
+                     ({"lowbit_decoders": 9}, "lowbit_decoders")):
+        with pytest.raises(EdgeLLMError, match=word):
+            DesignParams(**kw)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_CSIM, reason="C simulation needs g++")
+@pytest.mark.parametrize("kind", KINDS)
+def test_lowbit_project_csim_verify_run(models: dict[str, Path], tmp_path: Path, kind: str) -> None:
+    """The issue's done-when for one checkpoint: compile (kv260), csim passes, verify passes on the
+    emulator (device vs golden bit for bit on every stage), run prints text on the emulator and generate
+    on the checkpoint."""
+    proj = tmp_path / "p"
+    r = _compile(models[kind], proj)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("csim", str(proj))
+    assert r.returncode == 0 and "csim: PASS" in r.stdout + r.stderr, r.stdout + r.stderr
+    r = run_cli("verify", str(proj), "-d", "emu", "-n", "4", "--json", str(tmp_path / "v.json"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads((tmp_path / "v.json").read_text())
+    device = [row for row in rep["rows"] if row["pair"] == "device vs golden"]
+    assert rep["ok"] and len(device) > 10 and all(row["exact"] for row in device)
+    assert any(row["pair"] == "image vs source" and row["ok"] for row in rep["rows"])
+    for args in (("run", str(proj), "-d", "emu"), ("generate", str(models[kind]))):
+        r = run_cli(*args, "-p", PROMPT, "-n", "6", "--ignore-eos")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip(), r.stderr  # the decoded continuation
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_CSIM, reason="C simulation needs g++")
+def test_top_refuses_bad_records_as_the_host_does(models: dict[str, Path], tmp_path: Path) -> None:
+    """The generated top's program_check (check_lb_record) reports a bad record through the status words,
+    naming the field the driver's bounds.check_lowbit names."""
+    from edgellm.runtime.device import pointer_registers
+    from edgellm.runtime.emulator import EmulatorDevice
+
+    r = _compile(models["llama-Q4_K_M"], tmp_path / "p", "kv260", "--no-onnx-reference")
+    assert r.returncode == 0, r.stderr
+    p = Project.open(tmp_path / "p")
+    dev = EmulatorDevice.for_project(p)
+    buf = dev.alloc(p.total_bytes)
+    img = p.image()
+    hdr = img[:4 * itf.HDR_WORDS].view(np.uint32)
+    prog = itf.program(p.config.n_layers, 1, 0)
+
+    def top(image: np.ndarray) -> str | None:
+        a = buf.array
+        a[:] = 0
+        a[:image.size] = image
+        a[4 * H["HDR_BUF_BYTES"]:][:4].view(np.uint32)[0] = p.total_bytes
+        a[p.iface.prog_off:p.iface.prog_off + prog.nbytes] = prog.view(np.uint8).ravel()
+        dev.sync_to_device(buf)
+        for off in pointer_registers(p.iface.registers).values():
+            dev.write_reg64(off, buf.physical_address)
+        for name, v in (("hdr_off", 0), ("prog_off", p.iface.prog_off), ("n_desc", len(prog))):
+            dev.write_reg(p.iface.registers[name], v)
+        dev.run(timeout_s=120)
+        dev.sync_from_device(buf, 0, 4 * itf.HDR_WORDS)
+        return bounds.status_error(a[4 * H["HDR_STATUS"]:][:12].view(np.uint32), p.total_bytes)
+
+    assert top(img) is None
+    for i, word, value, name in BAD_RECORDS:
+        bad = img.copy()
+        _record(bad, hdr, 1, i)[itf.LB[word]] = value
+        with pytest.raises(bounds.BoundsError) as err:
+            _host_check(p, bad)
+        host = str(err.value).split(";")[0]
+        got = top(bad)
+        assert got is not None and got.endswith(host), (got, host)
+        assert name in host
+
+
+def test_compile_refuses_options_the_lowbit_design_does_not_take(models: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    r = _compile(models["gptq"], tmp_path / "p", "kv260", "--set", "rows=32")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: design option rows does not apply to a low-bit")
+
