@@ -271,8 +271,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.mark.slow
 def test_project_on_the_emulator(built: tuple[Path, Path], tmp_path: Path) -> None:
-    """Greedy answers with --speculate lookup equal `edgellm run`'s plain ones in fewer accelerator
-    starts; `self` without the project's calibration is run's error; with it stored, the same text."""
+    """Greedy answers with --speculate lookup equal `edgellm run`'s plain ones in fewer passes over the
+    layers; `self` without the project's calibration is run's error; with it stored, the same text."""
     from shared_project import E2E_PROMPT
 
     from edgellm.commands.speculation import spec_config
@@ -280,23 +280,50 @@ def test_project_on_the_emulator(built: tuple[Path, Path], tmp_path: Path) -> No
     from edgellm.serve.target import open_target
 
     _, proj = built
-    prompt = f"{E2E_PROMPT} {E2E_PROMPT}"
-    run = runner.invoke(cli_app, ["run", str(proj), "--device", "emu", "--prompt", prompt, "-n", "12",
+    prompt = E2E_PROMPT  # a context of 64 positions
+    run = runner.invoke(cli_app, ["run", str(proj), "--device", "emu", "--prompt", prompt, "-n", "16",
                                   "--ignore-eos"])
     assert run.exit_code == 0, run.output
     plain_runs = int(run.stderr.split("accelerator runs ", 1)[1].split(",", 1)[0])
-    t = open_target(proj, device="emu", spec=lookup())
-    assert len(t.spec.pass_costs) == 5  # priced for the project's design (for_project)
+    # priced for the project's design (for_project), a verify call here costs more than a decode step
+    # (a tiny design): the controller would not draft, so --spec-k-min 2 makes it
+    t = open_target(proj, device="emu", spec=spec_config("lookup", 4, 2, None))
+    assert len(t.spec.pass_costs) == 5
     with serving(t) as (s, _):
-        c = client(s).completions.create(model=t.name, prompt=prompt, max_tokens=12, temperature=0)
+        c = client(s).completions.create(model=t.name, prompt=prompt, max_tokens=16, temperature=0)
     assert c.choices[0].text == run.stdout[:-1] and c.usage.speculation["accepted"] > 0
-    assert t.engine.stats()["starts"] < plain_runs
+    # plain decode: one start per prefill block and decode step, each over every layer; a verify pass
+    # runs the layers once for its rows (its head takes more starts on a design with fewer head lanes
+    # than rows: this one's DSE chose 1)
+    st = c.usage.speculation
+    assert t.engine.stats()["layer_passes"] == plain_runs - st["accepted"] < plain_runs
     with pytest.raises(EdgeLLMError, match="--speculate self needs draft layers"):
         open_target(proj, device="emu", spec=spec_config("self", 3, 0, None))
     calibrated = tmp_path / "calibrated"
     shutil.copytree(proj, calibrated)
     save_draft_calibration(calibrated, {"draft_layers": [0]})
-    t = open_target(calibrated, device="emu", spec=spec_config("self", 3, 0, None))
+    t = open_target(calibrated, device="emu", spec=spec_config("self", 3, 2, None))
     with serving(t) as (s, _):
-        c = client(s).completions.create(model=t.name, prompt=prompt, max_tokens=12, temperature=0)
+        c = client(s).completions.create(model=t.name, prompt=prompt, max_tokens=16, temperature=0)
     assert c.choices[0].text == run.stdout[:-1] and c.usage.speculation["draft_passes"] > 0
+
+
+@pytest.mark.slow
+def test_chat_on_the_emulator(built: tuple[Path, Path]) -> None:
+    """`edgellm chat DIR --device emu --speculate lookup` (here, to share the compiled project): the
+    replies of plain decode, the turn's line with the figures, drafts accepted."""
+    from shared_project import E2E_PROMPT
+
+    _, proj = built
+    stdin = f"{E2E_PROMPT}\nthe quick brown fox\n"
+    args = ["chat", str(proj), "--device", "emu", "-n", "8", "--ignore-eos"]
+    plain = runner.invoke(cli_app, args, input=stdin)
+    fast = runner.invoke(cli_app, [*args, "--speculate", "lookup", "--spec-k-min", "2"], input=stdin)
+    assert plain.exit_code == 0 and fast.exit_code == 0, (plain.output, fast.output)
+    assert fast.stdout == plain.stdout and len(fast.stdout.splitlines()) == 2
+    lines = [ln for ln in fast.stderr.splitlines() if " turn " in ln]
+    assert len(lines) == 2 and all("speculate lookup: acceptance" in ln for ln in lines)
+
+    accepted = sum(int(ln.split("acceptance ")[1].split("(")[1].split("/")[0]) for ln in lines
+                   if "acceptance n/a" not in ln)
+    assert accepted > 0
