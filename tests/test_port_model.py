@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_top
-from test_top import CASES, PIPE, Top, case_id, check_prefill_then_decode, make_top
+import shared_top
+from shared_top import CASES, PIPE, Top, case_id, check_prefill_then_decode, make_top
 
 from edgellm.compiler.cost.attention import KV_ROW_RESTART, AttnCall, decode_reader_s, kv_bytes
 from edgellm.compiler.design import DesignParams
@@ -108,7 +108,7 @@ def reset(t: Top) -> None:
 def make_mutant(tmp: Path, monkeypatch: pytest.MonkeyPatch, file: str, *edits: tuple[str, str]) -> Top:
     """The default design's top with edits (old, new) in the generated project's copy of `file` (a seeded
     bug)."""
-    real = test_top.generate_hls
+    real = shared_top.generate_hls
 
     def generate(hls: Path, *args: object, **kw: object) -> dict:
         info = real(hls, *args, **kw)
@@ -120,7 +120,7 @@ def make_mutant(tmp: Path, monkeypatch: pytest.MonkeyPatch, file: str, *edits: t
         path.write_text(text)
         return info
 
-    monkeypatch.setattr(test_top, "generate_hls", generate)
+    monkeypatch.setattr(shared_top, "generate_hls", generate)
     variant, mm, design = CASES[0]
     return make_top(tmp, variant, mm, design)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import TINY, emulator_for, write_project
-from test_top import (
+from shared_top import (
     CASES,
     MAX_CTX,
     MAX_T,
