@@ -2,9 +2,12 @@
 //
 // Two kinds of process in one DATAFLOW region (edgellm_top_impl):
 //   fetch_program<P>  one per weight port in use: walks the program (header, descriptors and layer
-//                     table read through its own port w_P) and pushes port P's share of every ternary
-//                     weight tile (weight_fetch.h tlmm_fetch_port) into FIFO wq_P (fetch_depth words
-//                     of kFetchBeats beats) and port P's LM-head rows into FIFO hq_P (kHeadFifoDepth)
+//                     table read through its own port w_P) and pushes port P's share of every linear's
+//                     weights into FIFO wq_P (fetch_depth words): a ternary design's tiles (weight_fetch.h
+//                     tlmm_fetch_port, kFetchBeats beats a word), a low-bit design's port-P image of each
+//                     linear's stream (lowbit_policy.h fetch, one 128-bit beat a word, the layer's
+//                     records read from HDR_LB_TABLE); and port P's LM-head rows into FIFO hq_P
+//                     (kHeadFifoDepth)
 //   engine_program    the program itself (below): every linear pops its tiles from the wq FIFOs, the
 //                     LM head its rows from the hq FIFOs; decode attention reads the KV cache over
 //                     kv0 .. kv3 (m_axi arguments in the weight ports' bundles), the rest goes over data
