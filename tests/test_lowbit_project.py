@@ -178,13 +178,14 @@ def test_lowbit_design_fields_are_validated() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_CSIM, reason="C simulation needs g++")
-@pytest.mark.parametrize("kind", KINDS)
-def test_lowbit_project_csim_verify_run(models: dict[str, Path], tmp_path: Path, kind: str) -> None:
-    """The issue's done-when for one checkpoint: compile (kv260), csim passes, verify passes on the
-    emulator (device vs golden bit for bit on every stage), run prints text on the emulator and generate
-    on the checkpoint."""
+@pytest.mark.parametrize("kind, board", [*((k, "kv260") for k in KINDS), ("llama-Q4_K_M", "zcu104")])
+def test_lowbit_project_csim_verify_run(models: dict[str, Path], tmp_path: Path, kind: str,
+                                        board: str) -> None:
+    """The issue's done-when for one checkpoint: compile (kv260; zcu104's design streams 4 ports), csim
+    passes, verify passes on the emulator (device vs golden bit for bit on every stage), run prints text on
+    the emulator and generate on the checkpoint."""
     proj = tmp_path / "p"
-    r = _compile(models[kind], proj)
+    r = _compile(models[kind], proj, board)
     assert r.returncode == 0, r.stderr
     r = run_cli("csim", str(proj))
     assert r.returncode == 0 and "csim: PASS" in r.stdout + r.stderr, r.stdout + r.stderr
