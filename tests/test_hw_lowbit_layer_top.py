@@ -26,12 +26,16 @@ ALIGN = 4096
 LB = itf.LB
 
 
-@pytest.fixture(scope="module")
-def lib() -> ctypes.CDLL:
-    dl = csim.load([csim.TB_DIR / "lowbit_top_tb.cpp"], "lowbit_top_tb")
+def _load(threads: bool) -> ctypes.CDLL:
+    dl = csim.load([csim.TB_DIR / "lowbit_top_tb.cpp"], "lowbit_top_tb" + "_mt" * threads, threads=threads)
     dl.tb_lb_top_run.restype = ctypes.c_longlong
     dl.tb_lb_top_leftovers.restype = ctypes.c_longlong
     return dl
+
+
+@pytest.fixture(scope="module")
+def lib() -> ctypes.CDLL:
+    return _load(False)
 
 
 @dataclass
@@ -140,6 +144,17 @@ def _bits(a: np.ndarray) -> np.ndarray:
 def test_prefill_then_decode_bit_exact(top: LbTop) -> None:
     """A 12-token prefill (the two-half schedule: halves of 6 tokens), then 3 decode steps: logits,
     argmax and the KV cache bit-exact; status ST_OK; every FIFO word popped."""
+    check_prefill_then_decode(top)
+
+
+def test_threaded_fetchers_and_engine() -> None:
+    """The threaded C simulation (hw/csim_threads: the fetchers and the engine concurrent over FIFOs
+    bounded at fetch_depth = 64 words): the same results, no deadlock."""
+    lib_mt = _load(True)
+    check_prefill_then_decode(build(lib_mt, mixed_model(True, seed=8, n_layers=N_LAYERS, vocab=VOCAB)))
+
+
+def check_prefill_then_decode(top: LbTop) -> None:
     gm, c = top.gm, top.gm.cfg
     left0 = top.lib.tb_lb_top_leftovers()
     cache = gm.new_cache(MAX_CTX)

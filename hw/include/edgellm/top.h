@@ -369,6 +369,7 @@ struct FetchPorts<TC, 1> {
   static void run(EDGELLM_FETCH_ARGS) {
 #pragma HLS INLINE
     EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
+    (void)w1, (void)w2, (void)w3, (void)wq1, (void)wq2, (void)wq3, (void)hq1, (void)hq2, (void)hq3;
   }
 };
 template <class TC>
@@ -377,6 +378,7 @@ struct FetchPorts<TC, 2> {
 #pragma HLS INLINE
     EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
     EDGELLM_PROCESS(fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1));
+    (void)w2, (void)w3, (void)wq2, (void)wq3, (void)hq2, (void)hq3;
   }
 };
 template <class TC>
@@ -386,6 +388,7 @@ struct FetchPorts<TC, 3> {
     EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
     EDGELLM_PROCESS(fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1));
     EDGELLM_PROCESS(fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2));
+    (void)w3, (void)wq3, (void)hq3;
   }
 };
 template <class TC>
