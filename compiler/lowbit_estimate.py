@@ -237,6 +237,15 @@ def compile_design(src: LowbitSource, board: Board, max_group: int, max_context:
                         max_context=max_context)
 
 
+def check_not_lowbit(p: Any, where: str) -> None:
+    """EdgeLLMError in one line for a low-bit project's design (DesignParams p): the ternary performance
+    model that re-projects a project (edgellm estimate DIR, edgellm report DIR) does not price it."""
+    if getattr(p, "matmul", "tlmm") == "lowbit":
+        raise EdgeLLMError(f"{where}: a low-bit design is not re-projected from its project yet; its "
+                           "projection is report/estimate.json (the table compile printed; edgellm estimate "
+                           "MODEL --board BOARD prints it again)")
+
+
 def _ranged(d: dict[str, float], fmt: str, unit: str = "") -> str:
     a, b = sorted((d["low"], d["high"]))
     return f"{fmt.format(d['central'])}{unit} ({fmt.format(a)}-{fmt.format(b)}{unit})"

@@ -191,6 +191,9 @@ def project_design(project: Path) -> tuple[ModelConfig, Board, DesignParams, dic
         p = DesignParams(**m["design"])
     except (TypeError, ValueError, KeyError, EdgeLLMError) as e:
         raise EdgeLLMError(f"{where}: bad design section ({' '.join(str(e).split())[:200]})") from None
+    from edgellm.compiler.lowbit_estimate import check_not_lowbit
+
+    check_not_lowbit(p, where)
     over = ((m.get("build") or {}).get("config") or {}).get("overrides") or {}
     cap = over.get("lut_cap") if isinstance(over, dict) else None
     return proj.config, board, p, ({"lut": float(cap)} if _number(cap) and 0 < cap <= 1 else {})

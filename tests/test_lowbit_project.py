@@ -150,6 +150,11 @@ def test_lowbit_project_decodes_to_its_checkpoint(models: dict[str, Path], tmp_p
         with pytest.raises(bounds.BoundsError, match=name) as err:
             _host_check(p, bad)
         assert "\n" not in str(err.value) and f"low-bit record of {itf.LINEAR_ORDER[i]}" in str(err.value)
+    proj = str(tmp_path / "p")
+    for args in (("estimate", proj), ("report", proj, "-o", str(tmp_path / "r.html"))):
+        r = run_cli(*args)  # the ternary model would re-project it wrongly: refused in one line
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert "low-bit design is not re-projected" in r.stderr
 
 
 @pytest.mark.parametrize("board", ["pynq_z2", "ultra96v2"])

@@ -134,6 +134,9 @@ def project_section(path: Path, verify_file: Path | None = None) -> Section:
         p = DesignParams(**m["design"])
     except (TypeError, ValueError, EdgeLLMError) as e:
         raise EdgeLLMError(f"{where}: bad design section ({' '.join(str(e).split())[:200]})") from None
+    from edgellm.compiler.lowbit_estimate import check_not_lowbit
+
+    check_not_lowbit(p, where)
     over = ((m.get("build") or {}).get("config") or {}).get("overrides") or {}
     cap = over.get("lut_cap")
     limits = {"lut": cap} if _number(cap) and 0 < cap <= 1 else {}
