@@ -257,3 +257,17 @@ def test_compile_refuses_options_the_lowbit_design_does_not_take(models: dict[st
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: design option rows does not apply to a low-bit")
 
+
+
+def test_a_plan_beyond_the_boards_ddr_is_one_error_line() -> None:
+    """A low-bit design's DDR check is its plan's (the ternary footprint model does not size it)."""
+    from edgellm.boards import load_board
+    from edgellm.compiler.steps import check_plan_fits
+    from edgellm.errors import EdgeLLMError
+
+    board, cfg = load_board("kv260"), _config(300, "llama")
+    embed = cfg.vocab_size * cfg.hidden_size * 2
+    check_plan_fits(board.ddr_available_bytes - embed, cfg, board)
+    with pytest.raises(EdgeLLMError, match=f"leaves {board.ddr_available_bytes / 2**20:.0f} MiB") as e:
+        check_plan_fits(board.ddr_available_bytes - embed + 1, cfg, board)
+    assert "\n" not in str(e.value)
