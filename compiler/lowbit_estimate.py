@@ -34,8 +34,8 @@ FLOAT_TYPES = ("F32", "F16", "BF16")
 FLOAT_AS = "Q8_0"  # what a float linear or head streams as (the loader's requantization)
 PROMPT = 128
 BUILT_ENGINES = (1,)  # lowbit_mm engine instances the generated top builds (one, over its 1, 2 or 4 ports)
-NOT_BUILT = ("edgellm compile builds this design (one low-bit engine, C-simulated bit-exact); its speed and "
-             "resources are projected, not synthesized or measured")
+BUILT_NOTE = ("edgellm compile builds this design (one low-bit engine, C-simulated bit-exact); its speed and "
+              "resources are projected, not synthesized or measured")
 HEAD_NOTE = ("the projection streams the LM head on the low-bit engine; compile builds the int8 per-row head "
              "(8 bits per weight), so the built design's head is slower than projected")
 

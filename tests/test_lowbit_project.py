@@ -23,6 +23,7 @@ from edgellm.models.loaders.gguf_write import write_gguf
 from edgellm.models.loaders.gptq_write import save_gptq
 from edgellm.models.random_model import random_float_weights
 from edgellm.runtime import bounds
+from edgellm.runtime.manifest_schema import ProjectError
 from edgellm.runtime.project import Project
 
 HAVE_CSIM = shutil.which("g++") is not None
@@ -155,6 +156,12 @@ def test_lowbit_project_decodes_to_its_checkpoint(models: dict[str, Path], tmp_p
         r = run_cli(*args)  # the ternary model would re-project it wrongly: refused in one line
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert "low-bit design is not re-projected" in r.stderr
+    mf = tmp_path / "p" / "manifest.json"
+    m = json.loads(mf.read_text())
+    del m["design"]["lowbit_ports"]
+    mf.write_text(json.dumps(m))
+    with pytest.raises(ProjectError, match="without design.lowbit_ports"):
+        Project.open(tmp_path / "p")
 
 
 @pytest.mark.parametrize("board", ["pynq_z2", "ultra96v2"])

@@ -50,7 +50,7 @@ def estimate_lowbit(src, names: list[str], meas, as_json: bool) -> None:  # src:
         from edgellm.report.records import LABEL, _finite
 
         out = {"label": LABEL, "model": src.cfg.to_dict(), "weights": src.weights,
-               "mix": le.mix_text(src.model), "notes": [*src.notes, le.NOT_BUILT, le.HEAD_NOTE],
+               "mix": le.mix_text(src.model), "notes": [*src.notes, le.BUILT_NOTE, le.HEAD_NOTE],
                "boards": {n: {"fits": False, "error": e} if isinstance(e, str)
                           else {"fits": True, **e.record()} for n, (_, e) in results.items()}}
         typer.echo(json.dumps(_finite(out), indent=1))
@@ -82,5 +82,5 @@ def print_table(src, results: dict) -> None:  # (LowbitSource, {board: (Board, L
         else:
             for end, text in e.assumptions.items():
                 typer.echo(f"{n} {end}: {text}")
-    for note in (*src.notes, le.NOT_BUILT, le.HEAD_NOTE):
+    for note in (*src.notes, le.BUILT_NOTE, le.HEAD_NOTE):
         typer.echo(f"note: {note}")
