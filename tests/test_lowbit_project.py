@@ -47,9 +47,11 @@ def _tokenizer(d: Path) -> str:
 
 
 def _config(vocab: int, arch: str) -> ModelConfig:
+    """Tiny llama (Llama-3 rope: frequency factors, as a GGUF's rope_freqs) or qwen2 (q/k/v biases)."""
+    rope = tuple(float(f) for f in np.geomspace(1.0, 8.0, 32)) if arch == "llama" else ()
     return ModelConfig(name=f"lb-{arch}", hidden_size=256, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=256,
                        vocab_size=vocab, act="silu", subln=False, rope_theta=10000.0, tied_embeddings=True,
-                       max_context=64, bos_id=1, eos_id=2, qkv_bias=arch == "qwen2")
+                       max_context=64, bos_id=1, eos_id=2, qkv_bias=arch == "qwen2", rope_freq_factors=rope)
 
 
 def _weights(cfg: ModelConfig, seed: int):  # -> FloatWeights
@@ -69,6 +71,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {"llama-Q4_K_M": d / "llama-q4km.gguf", "qwen2-Q2_K": d / "qwen2-q2k.gguf"}
     types = write_gguf(out["llama-Q4_K_M"], _weights(_config(vocab, "llama"), 1), "llama", "Q4_K_M", tj)
     assert {t for n, t in types.items() if n.startswith("blk.") and "norm" not in n} == {"Q4_K", "Q6_K"}
+    assert "rope_freqs.weight" in types
     types = write_gguf(out["qwen2-Q2_K"], _weights(_config(vocab, "qwen2"), 2), "qwen2", "Q2_K", tj)
     assert {"Q2_K", "Q3_K", "Q4_K"} <= set(types.values())
     out["gptq"] = save_gptq(d / "gptq", _weights(_config(vocab, "llama"), 3), "llama", 4, 64, False, "gptq",
