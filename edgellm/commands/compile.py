@@ -115,7 +115,7 @@ def compile_cmd(
     allow_emulated: AllowEmulatedOpt = False,
     speculate: SpecObjectiveOpt = "off",
 ) -> None:
-    """Compile a ternary model into a complete HLS + Vivado project for a board."""
+    """Compile a ternary or low-bit (GGUF K-quants, GPTQ) model into an HLS + Vivado project for a board."""
     from rich.console import Console
 
     from edgellm.commands.design_opts import check_options, compile_overrides, parse_sets
