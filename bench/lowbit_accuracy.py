@@ -12,8 +12,11 @@
    slice (8 windows of 256 tokens of held-out text): perplexity of the golden model (W{b}A8: int8
    activations per token, the int8 per-row LM head) and of the float twin with the same dequantized
    weights and float activations (TorchModel.from_quant(float_acts=True), float head), and the top-1
-   agreement of the two at every position. "+low-bit head": the Q4_K_M file with its (tied, Q4_K)
-   token_embd kept as a low-bit LM head instead of the int8 per-row head. "qwen2 file": the same
+   agreement of the two at every position. "+low-bit head" (one row per GGUF file type): the same file
+   with its quantized (tied) token_embd kept as a low-bit LM head (load_gguf(lowbit_head=True)) instead
+   of the int8 per-row head `edgellm compile` builds; the row also states its golden perplexity against
+   the int8-head row's and the top-1 agreement of the two golden runs (vs_int8_head). The GPTQ
+   directory has no quantized head (its head is float), so no such row. "qwen2 file": the same
    weights written with architecture qwen2 (the loader's other path; the figures must equal llama's).
    Prints a markdown table; writes DIR/accuracy.json (the README's figures: bench/data/lowbit_accuracy.json,
    from `--steps 300`, 25 minutes of training on this shared 2-core machine).
@@ -47,7 +50,9 @@ ACC_CONFIG = ModelConfig(
     name="edgellm-tiny-llama", hidden_size=256, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=512,
     vocab_size=4096, act="silu", subln=False, rope_theta=10000.0, tied_embeddings=True, max_context=512,
     bos_id=1, eos_id=2)
-VARIANTS = ("Q8_0", "Q4_0", "Q4_K_M", "Q4_K_M+low-bit head", "Q2_K", "Q2_K qwen2 file", "GPTQ-4bit-g128")
+HEAD = "+low-bit head"  # suffix: the file's quantized head as a low-bit LM head instead of the int8 head
+VARIANTS = ("Q8_0", "Q8_0" + HEAD, "Q4_0", "Q4_0" + HEAD, "Q4_K_M", "Q4_K_M" + HEAD, "Q2_K", "Q2_K" + HEAD,
+            "Q2_K qwen2 file", "GPTQ-4bit-g128")
 TRAIN_SEQ = 128  # training window (shorter than the tiny model's 256: CPU time)
 
 
@@ -145,7 +150,7 @@ def write_variant(out: Path, name: str, fw: FloatWeights, tj: str) -> Path:
     return path
 
 
-def measure(out: Path, steps: int, threads: int) -> dict:
+def measure(out: Path, steps: int, threads: int, variants: tuple[str, ...] = VARIANTS) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model, tj, record = train_float(out, steps, threads)
     corpus = cp.fetch_corpus()
@@ -153,24 +158,42 @@ def measure(out: Path, steps: int, threads: int) -> dict:
     base_nll, base_arg = nll_float(model, windows)
     fw = float_weights(model)
     rows = [{"variant": "float (trained, unquantized)", "float_ppl": math.exp(base_nll)}]
-    for name in VARIANTS:
+    int8_head: dict[str, tuple[float, np.ndarray]] = {}  # file type -> the int8-head row's golden NLL, argmax
+    for name in variants:
         path = write_variant(out, name, fw, tj)
-        qm = load_gguf(path, lowbit_head=True)[0] if name.endswith("head") else load_model(path)[0]
+        qm = load_gguf(path, lowbit_head=True)[0] if name.endswith(HEAD) else load_model(path)[0]
         types = qm.meta.get("types", {"gptq": 1})
         twin = TorchModel.from_quant(qm, float_acts=True)
         f_nll, f_arg = nll_float(twin, windows)
         g_nll, g_arg = nll_golden(qm, windows)
-        rows.append({"variant": name, "file": path.name, "types": types,
-                     "bits_per_weight": round(bits_per_weight(qm), 3),
-                     "float_ppl": math.exp(f_nll), "golden_ppl": math.exp(g_nll),
-                     "ppl_ratio": math.exp(g_nll - f_nll),
-                     "top1_agreement": float(np.mean(g_arg == f_arg)),
-                     "top1_vs_unquantized": float(np.mean(g_arg == base_arg))})
-        print(json.dumps(rows[-1]), flush=True)
+        row = {"variant": name, "file": path.name, "types": types,
+               "bits_per_weight": round(bits_per_weight(qm), 3),
+               "float_ppl": math.exp(f_nll), "golden_ppl": math.exp(g_nll),
+               "ppl_ratio": math.exp(g_nll - f_nll),
+               "top1_agreement": float(np.mean(g_arg == f_arg)),
+               "top1_vs_unquantized": float(np.mean(g_arg == base_arg))}
+        if name.endswith(HEAD):
+            row["head"] = head_text(qm)
+            base = int8_head.get(name[:-len(HEAD)])
+            if base is not None:  # the same file's int8-head golden run
+                row["vs_int8_head"] = {"ppl_ratio": math.exp(g_nll - base[0]),
+                                       "top1_agreement": float(np.mean(g_arg == base[1]))}
+        elif not name.startswith("GPTQ"):
+            int8_head[name] = (g_nll, g_arg)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     res = {"config": ACC_CONFIG.to_dict(), "training": record, "eval_tokens": int(windows[:, 1:].size),
            "rows": rows}
     (out / "accuracy.json").write_text(json.dumps(res, indent=2))
     return res
+
+
+def head_text(qm: QuantModel) -> str:
+    """The low-bit head's format: 'Q6_K' (its GGUF tensor type) or 'gptq4'."""
+    from edgellm.models.weights import LowBitLinear
+
+    h = qm.lm_head
+    return h.source if isinstance(h, LowBitLinear) else type(h).__name__
 
 
 def bits_per_weight(qm: QuantModel) -> float:
@@ -193,13 +216,18 @@ def bits_per_weight(qm: QuantModel) -> float:
 def table(res: dict) -> str:
     """The README table."""
     lines = ["| weights | bits/weight | golden W{b}A8 ppl | float-activation ppl, same weights | ratio | "
-             "top-1 agreement |", "| --- | --- | --- | --- | --- | --- |"]
+             "top-1 agreement | top-1 vs unquantized float | low-bit head vs int8 head: ppl ratio, top-1 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in res["rows"]:
         if "golden_ppl" not in r:
-            lines.append(f"| {r['variant']} | 32 | - | {r['float_ppl']:.2f} | - | - |")
+            lines.append(f"| {r['variant']} | 32 | - | {r['float_ppl']:.2f} | - | - | - | - |")
             continue
-        lines.append(f"| {r['variant']} | {r['bits_per_weight']:.2f} | {r['golden_ppl']:.2f} | "
-                     f"{r['float_ppl']:.2f} | {r['ppl_ratio']:.4f} | {100 * r['top1_agreement']:.1f}% |")
+        v = r.get("vs_int8_head")
+        vs = f"{v['ppl_ratio']:.4f}, {100 * v['top1_agreement']:.1f}%" if v else "-"
+        name = f"{r['variant']} ({r['head']} head)" if "head" in r else r["variant"]
+        lines.append(f"| {name} | {r['bits_per_weight']:.2f} | {r['golden_ppl']:.2f} | "
+                     f"{r['float_ppl']:.2f} | {r['ppl_ratio']:.4f} | {100 * r['top1_agreement']:.1f}% | "
+                     f"{100 * r['top1_vs_unquantized']:.1f}% | {vs} |")
     return "\n".join(lines)
 
 
@@ -208,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="V",
+                    help=f"the rows to measure (default all: {', '.join(VARIANTS)}); a '{HEAD}' row compares "
+                         "with its file type's int8-head row only when that row is measured too")
     a = ap.parse_args(argv)
-    res = measure(Path(a.out), a.steps, a.threads)
+    res = measure(Path(a.out), a.steps, a.threads, tuple(a.variants))
     print(table(res))
     return 0
 
