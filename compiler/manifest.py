@@ -60,10 +60,21 @@ def weights_entry(ctx: BuildContext) -> dict[str, Any]:
         return {"lowbit_weights": plan.ternary_weights, "lowbit_bytes": plan.weight_bytes,
                 "lowbit_bits_per_weight": round(ternary_bits_per_weight(ctx), 4),
                 "encoding": "lowbit port images (docs/hls.md \"Low-bit linears\"; table at HDR_LB_TABLE)",
-                "rows_per_tile": design.lowbit_rows, "beat_bits": design.lowbit_beat_bits}
+                "rows_per_tile": design.lowbit_rows, "beat_bits": design.lowbit_beat_bits,
+                **_lowbit_model(ctx)}
     return {"ternary_weights": plan.ternary_weights, "ternary_bytes": plan.weight_bytes,
             "ternary_bits_per_weight": round(ternary_bits_per_weight(ctx), 4),
             "encoding": "trit5-tiled (docs/weight_format.md)", "rows_per_tile": design.rows}
+
+
+def _lowbit_model(ctx: BuildContext) -> dict[str, Any]:
+    """weights.lowbit_model: the tensor formats compile projected the design with, which edgellm estimate
+    DIR and edgellm report DIR re-project it with (compiler/reproject_lowbit.py); absent in a manifest
+    written before it (those refuse the re-projection in one line)."""
+    from edgellm.compiler.reproject_lowbit import MODEL_KEY, model_record
+
+    src = ctx.state.get("lowbit_source")
+    return {MODEL_KEY: model_record(src)} if src is not None else {}
 
 
 def list_files(work: Path) -> dict[str, str]:

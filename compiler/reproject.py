@@ -11,18 +11,22 @@ compiler/build_reports.py) say about the plan `edgellm compile` made.
 - A misfit is a clock below the plan, or a resource above the board or above those limits: one line each.
 
 The clock and the utilisation come from the tools; every speed is still projected by the performance
-model (docs/performance.md), over the board's bandwidth range (low, central, high) at that clock.
+model (docs/performance.md), over the board's bandwidth range (low, central, high) at that clock. A
+low-bit design (design.matmul "lowbit") is projected by the low-bit engine's model with the tensor
+formats its manifest records (compiler/reproject_lowbit.py), a ternary one by cost/model.py.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgellm.boards import SCENARIOS, Board
 from edgellm.compiler.build_reports import BUILD_REPORTS, SUMMARY
 from edgellm.compiler.design import DesignParams
+from edgellm.compiler.lowbit_estimate import LowbitSource
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 
@@ -63,9 +67,17 @@ def achieved_resources(summary: dict[str, Any]) -> tuple[dict[str, float], str] 
     return None
 
 
-def speeds(cfg: ModelConfig, board: Board, p: DesignParams, mhz: float) -> dict[str, dict[str, float]]:
-    """Projected decode tok/s and TTFT(PROMPT) s of p run at mhz, at each bandwidth scenario."""
+def speeds(cfg: ModelConfig, board: Board, p: DesignParams, mhz: float,
+           lowbit: LowbitSource | None = None) -> dict[str, dict[str, float]]:
+    """Projected decode tok/s and TTFT(PROMPT) s of p run at mhz, at each bandwidth scenario (a low-bit
+    design through the low-bit model with lowbit's formats)."""
     from edgellm.compiler.cost import model as cost_model
+
+    if p.matmul == "lowbit":
+        from edgellm.compiler import reproject_lowbit as rl
+        from edgellm.compiler.lowbit_estimate import estimate_design
+
+        return rl.speeds(_need(lowbit), board, estimate_design(_need(lowbit), board, p), mhz)
 
     q = p.replace(clock_mhz=mhz)
     out: dict[str, dict[str, float]] = {"decode_tok_s": {}, f"ttft_{PROMPT}_s": {}}
@@ -104,12 +116,31 @@ def misfits(rec: dict[str, Any]) -> list[str]:
     return out
 
 
-def reproject(cfg: ModelConfig, board: Board, p: DesignParams, summary: dict[str, Any],
-              limits: dict[str, float] | None = None) -> dict[str, Any]:
-    """The built design's record: its achieved clock and utilisation, the speed projected at the planned
-    and at the run clock (each at the low, central and high bandwidth), the misfits. EdgeLLMError when
-    the summary holds neither a clock nor a utilisation."""
+def _need(lowbit: LowbitSource | None) -> LowbitSource:
+    if lowbit is None:
+        raise EdgeLLMError("a low-bit design is re-projected with its tensor formats (none given)")
+    return lowbit
+
+
+def projected_resources(cfg: ModelConfig, board: Board, p: DesignParams,
+                        lowbit: LowbitSource | None = None) -> dict[str, float]:
+    """The resource model's total for p per kind (the low-bit engine's model for a low-bit design)."""
     from edgellm.compiler.cost.resource_model import estimate_resources
+
+    if p.matmul == "lowbit":
+        from edgellm.compiler.lowbit_estimate import estimate_design
+
+        return dict(estimate_design(_need(lowbit), board, p).resources)
+    total = estimate_resources(cfg, board, p)["total"]
+    return {k: float(getattr(total, k)) for k in RESOURCE_KINDS}
+
+
+def reproject(cfg: ModelConfig, board: Board, p: DesignParams, summary: dict[str, Any],
+              limits: dict[str, float] | None = None, lowbit: LowbitSource | None = None) -> dict[str, Any]:
+    """The built design's record: its achieved clock and utilisation, the speed projected at the planned
+    and at the run clock (each at the low, central and high bandwidth), the misfits. A low-bit design
+    (p.matmul "lowbit") needs lowbit, its tensor formats. EdgeLLMError when the summary holds neither a
+    clock nor a utilisation."""
     from edgellm.compiler.estimate import UTIL_LIMITS
 
     clock = achieved_clock(summary, p.clock_mhz)
@@ -118,13 +149,14 @@ def reproject(cfg: ModelConfig, board: Board, p: DesignParams, summary: dict[str
         raise EdgeLLMError(f"{BUILD_REPORTS}/{SUMMARY} holds neither a clock nor a utilisation "
                            "(run edgellm build to the end)")
     rec: dict[str, Any] = {"label": LABEL, "model": cfg.name, "board": board.name, "clock": clock,
-                           "planned_mhz": p.clock_mhz, "planned": speeds(cfg, board, p, p.clock_mhz)}
+                           "planned_mhz": p.clock_mhz, "planned": speeds(cfg, board, p, p.clock_mhz, lowbit)}
+    if p.matmul == "lowbit":
+        rec["model_used"] = "compiler/cost/lowbit.py (the low-bit engine)"
     if clock is not None:
         rec["achieved"] = (rec["planned"] if clock["run_mhz"] == p.clock_mhz
-                           else speeds(cfg, board, p, clock["run_mhz"]))
+                           else speeds(cfg, board, p, clock["run_mhz"], lowbit))
     if res is not None:
-        total = estimate_resources(cfg, board, p)["total"]
-        proj = {k: float(getattr(total, k)) for k in RESOURCE_KINDS}
+        proj = projected_resources(cfg, board, p, lowbit)
         rec["resources_source"] = res[1]
         rec["utilisation"] = utilisation(res[0], board, proj, {**UTIL_LIMITS, **(limits or {})})
     rec["misfits"] = misfits(rec)
@@ -179,8 +211,21 @@ def read_summary(project: Path) -> dict[str, Any] | None:
     return s
 
 
-def project_design(project: Path) -> tuple[ModelConfig, Board, DesignParams, dict[str, float]]:
-    """The model, board and design a project's manifest records, and its LUT cap as a limit."""
+@dataclass(frozen=True)
+class ProjectDesign:
+    """What a project's manifest records for re-projecting it: the model, the board, the design, its LUT
+    cap as a limit, and for a low-bit design its tensor formats (weights.lowbit_model)."""
+
+    cfg: ModelConfig
+    board: Board
+    params: DesignParams
+    limits: dict[str, float]
+    lowbit: LowbitSource | None = None
+
+
+def open_design(project: Path) -> ProjectDesign:
+    """The ProjectDesign of a compiled project (the manifest and its file set checked, not the hashes);
+    EdgeLLMError in one line for a bad design, board or low-bit formats section."""
     from edgellm.commands.run import open_project
     from edgellm.report.gather import _board
 
@@ -191,12 +236,22 @@ def project_design(project: Path) -> tuple[ModelConfig, Board, DesignParams, dic
         p = DesignParams(**m["design"])
     except (TypeError, ValueError, KeyError, EdgeLLMError) as e:
         raise EdgeLLMError(f"{where}: bad design section ({' '.join(str(e).split())[:200]})") from None
-    from edgellm.compiler.lowbit_estimate import check_not_lowbit
+    lowbit = None
+    if p.matmul == "lowbit":
+        from edgellm.compiler.reproject_lowbit import source_from_manifest
 
-    check_not_lowbit(p, where)
+        lowbit = source_from_manifest(m, proj.config, where)
     over = ((m.get("build") or {}).get("config") or {}).get("overrides") or {}
     cap = over.get("lut_cap") if isinstance(over, dict) else None
-    return proj.config, board, p, ({"lut": float(cap)} if _number(cap) and 0 < cap <= 1 else {})
+    limits = {"lut": float(cap)} if _number(cap) and 0 < cap <= 1 else {}
+    return ProjectDesign(proj.config, board, p, limits, lowbit)
+
+
+def project_design(project: Path) -> tuple[ModelConfig, Board, DesignParams, dict[str, float]]:
+    """The model, board and design a project's manifest records, and its LUT cap as a limit
+    (open_design without the low-bit formats)."""
+    d = open_design(project)
+    return d.cfg, d.board, d.params, d.limits
 
 
 def from_project(project: Path, summary: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -204,5 +259,5 @@ def from_project(project: Path, summary: dict[str, Any] | None = None) -> dict[s
     s = summary if summary is not None else read_summary(project)
     if s is None:
         return None
-    cfg, board, p, limits = project_design(project)
-    return reproject(cfg, board, p, s, limits)
+    d = open_design(project)
+    return reproject(d.cfg, d.board, d.params, s, d.limits, d.lowbit)

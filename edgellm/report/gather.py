@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgellm.boards import Board
 from edgellm.compiler.design import DesignParams
@@ -22,6 +22,9 @@ from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.report.roofline import Roof, roof
 from edgellm.report.timing import TimeSplit, decode_split, prefill_split
+
+if TYPE_CHECKING:
+    from edgellm.report.lowbit import LowbitSection
 
 ESTIMATE_FILE = "report/estimate.json"  # written by compile (compiler/steps.py step_report)
 VERIFY_FILE = "report/build/verify.json"  # where the report looks for `edgellm verify --json` results
@@ -121,35 +124,18 @@ def _board(d: Any, where: str) -> Board:
         raise EdgeLLMError(f"{where}: bad board section ({' '.join(str(e).split())[:200]})") from None
 
 
-def project_section(path: Path, verify_file: Path | None = None) -> Section:
+def project_section(path: Path, verify_file: Path | None = None) -> Section | LowbitSection:
     """The Section of a compiled project: its manifest's model, board and design (the manifest and the
-    closed file set are checked, not the hashes), the explored designs compile recorded, and verify
-    results from verify_file (default: VERIFY_FILE in the project when present)."""
-    from edgellm.commands.run import open_project
+    closed file set are checked, not the hashes; compiler/reproject.py open_design), the explored designs
+    compile recorded, and verify results from verify_file (default: VERIFY_FILE in the project when
+    present). A low-bit design's is a LowbitSection (report/lowbit.py: the low-bit engine's model)."""
+    from edgellm.compiler.reproject import open_design
 
-    proj = open_project(path, verify=False)
-    m, where = proj.manifest, str(path / "manifest.json")
-    board = _board(m.get("board"), where)
-    try:
-        p = DesignParams(**m["design"])
-    except (TypeError, ValueError, EdgeLLMError) as e:
-        raise EdgeLLMError(f"{where}: bad design section ({' '.join(str(e).split())[:200]})") from None
-    from edgellm.compiler.lowbit_estimate import check_not_lowbit
-
-    check_not_lowbit(p, where)
-    over = ((m.get("build") or {}).get("config") or {}).get("overrides") or {}
-    cap = over.get("lut_cap")
-    limits = {"lut": cap} if _number(cap) and 0 < cap <= 1 else {}
+    d = open_design(path)
     notes: list[str] = []
-    recorded, dse = None, None
+    recorded = None
     if (path / ESTIMATE_FILE).exists():
         recorded = read_json(path / ESTIMATE_FILE, "the project's estimate")
-        why = check_dse(recorded.get("dse") if isinstance(recorded, dict) else None)
-        if why is None:
-            dse = recorded["dse"]
-        else:
-            notes.append(f"{ESTIMATE_FILE} does not record the explored designs ({why}); recompile the "
-                         "project with this edgellm to plot them")
     else:
         notes.append(f"the project has no {ESTIMATE_FILE}")
     verify = None
@@ -159,7 +145,22 @@ def project_section(path: Path, verify_file: Path | None = None) -> Section:
         why = check_verify(verify)
         if why is not None:
             raise EdgeLLMError(f"verify results {vf}: {why} (expected `edgellm verify --json` output)")
-    s = section(proj.config, board, p, str(path), limits, dse, verify)
+    if d.lowbit is not None:
+        from edgellm.report.lowbit import lowbit_section, recorded_note
+
+        limits = {**UTIL_LIMITS, **d.limits}
+        ls = lowbit_section(d.cfg, d.board, d.params, d.lowbit, str(path), limits, verify)
+        ls.notes += [*notes, *filter(None, [recorded_note(recorded, ls.estimate)])]
+        return ls
+    dse = None
+    if recorded is not None:
+        why = check_dse(recorded.get("dse") if isinstance(recorded, dict) else None)
+        if why is None:
+            dse = recorded["dse"]
+        else:
+            notes.append(f"{ESTIMATE_FILE} does not record the explored designs ({why}); recompile the "
+                         "project with this edgellm to plot them")
+    s = section(d.cfg, d.board, d.params, str(path), d.limits, dse, verify)
     s.notes += notes
     if isinstance(recorded, dict) and _number(recorded.get("projected_decode_tok_s")):
         was, now = recorded["projected_decode_tok_s"], s.estimate.decode_tok_s

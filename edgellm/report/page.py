@@ -9,6 +9,8 @@ from typing import Any
 import edgellm
 from edgellm.report import plots
 from edgellm.report.gather import PREFILL_TOKENS, Section
+from edgellm.report.lowbit import LowbitSection
+from edgellm.report.lowbit import section_html as lowbit_section_html
 from edgellm.report.svg import si
 
 CSS = """
@@ -66,8 +68,11 @@ def _verify_rows(d: dict[str, Any]) -> str:
             f"<th>note</th></tr>{body}</table>")
 
 
-def section_html(s: Section) -> str:
-    """One board's part of the page: summary, then every plot with its caption."""
+def section_html(s: Section | LowbitSection) -> str:
+    """One board's part of the page: summary, then every plot with its caption (a low-bit design's:
+    report/lowbit.py)."""
+    if isinstance(s, LowbitSection):
+        return lowbit_section_html(s)
     e, p = s.estimate, s.params
     dec, pre = s.roofs
     figs = [
@@ -108,7 +113,7 @@ def section_html(s: Section) -> str:
             f"tok/s projected</p>{_summary(s)}<div class='grid'>{''.join(figs)}</div>{ver}</section>")
 
 
-def page(sections: list[Section], title: str, notes: list[str] | None = None) -> str:
+def page(sections: list[Section | LowbitSection], title: str, notes: list[str] | None = None) -> str:
     """The whole HTML page (with links to the sections when there are several, and page-wide notes)."""
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     names = [escape(s.board.name) for s in sections]

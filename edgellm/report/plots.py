@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any
 
-from edgellm.compiler.cost.memory import KINDS
+from edgellm.compiler.cost.memory import KINDS, Resources
 from edgellm.report.gather import Section
 from edgellm.report.roofline import Roof
 from edgellm.report.svg import PALETTE, Chart, Scale, log_range, si
@@ -36,8 +36,13 @@ def seconds(v: float) -> str:
 def resources(s: Section) -> str:
     """Stacked bars: each kernel's share of each resource, as % of the board, with the routing limits."""
     parts = {k: r for k, r in s.estimate.resources.items() if k != "total"}
+    return resources_chart(s, parts, s.estimate.resources["total"])
+
+
+def resources_chart(s: Section, parts: dict[str, Resources], total: Resources) -> str:
+    """resources' chart of any section (s.board, s.limits): parts stacked, total's share labelled."""
     kinds = [k for k in KINDS if s.board.resource(k) > 0]
-    util = {k: 100 * getattr(s.estimate.resources["total"], k) / s.board.resource(k) for k in kinds}
+    util = {k: 100 * getattr(total, k) / s.board.resource(k) for k in kinds}
     c = Chart(plot_id("resources", s), "Resources per kernel against the board (projected)", W,
               60 + 34 * len(kinds) + 40, (60, 24, 40, 70))
     c.scales((0, max(100.0, *util.values()) * 1.04), (0, len(kinds)))
@@ -120,8 +125,9 @@ def layers(s: Section, t: TimeSplit) -> str:
     return c.render()
 
 
-def stages(s: Section, t: TimeSplit) -> str:
-    """Horizontal bars: each stage of a layer, summed over every layer (and block)."""
+def stages(s: Section, t: TimeSplit, engine: str = "TLMM") -> str:
+    """Horizontal bars: each stage of a layer, summed over every layer (and block); engine names the
+    matmul engine the linears run on (the legend)."""
     items = list(t.stages.items())
     c = Chart(plot_id(f"stages-{t.phase}", s), f"Time per stage, {t.phase} (projected)", W,
               50 + 22 * len(items) + 40, (30, 70, 40, 190))
@@ -136,7 +142,7 @@ def stages(s: Section, t: TimeSplit) -> str:
                f"{name}: {seconds(v)} ({100 * v / total:.1f}%), projected")
         c.text(c.box[0] - 6, (y0 + y1) / 2 + 4, name, "end", 10)
         c.text(c.x(v) + 4, (y0 + y1) / 2 + 4, f"{100 * v / total:.0f}%", size=10)
-    c.legend([("TLMM linears", PALETTE[0]), ("element-wise / attention", PALETTE[2])])
+    c.legend([(f"{engine} linears", PALETTE[0]), ("element-wise / attention", PALETTE[2])])
     return c.render()
 
 
