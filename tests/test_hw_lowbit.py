@@ -90,6 +90,26 @@ def test_wide_beats(lib: ctypes.CDLL, fn: str, name: str) -> None:
         assert_bits(run_lowbit(lib, w, q, qs, fn=fn, lead_beats=t - 1), lb.lowbit_linear(q, qs, w))
 
 
+@pytest.mark.parametrize("fn", ["tb_lowbit_sl1", "tb_lowbit_sl4"])
+@pytest.mark.parametrize("name", CODECS)
+def test_scale_lanes(lib: ctypes.CDLL, fn: str, name: str) -> None:
+    """Records decoded SL sub-scales per iteration: SL 1 (R 32, one decoder, MAXG 32: a 16-sub-scale record
+    over 16 iterations, longer than a Q2_K block's codes) and SL 4 (R 64, two decoders, 256-bit beats):
+    every codec the configuration's MAXG takes, partial tiles, 1 and 4 tokens."""
+    rng = np.random.default_rng(len(name) + 7 * len(fn))
+    w = {"q4_0": lambda: q4_0(rng, 70, 512), "q8_0": lambda: q4_0(rng, 40, 256, 8),
+         "q4_k": lambda: kquant(rng, 64, 768, 4, 32, 6), "q2_k": lambda: kquant(rng, 96, 512, 2, 16, 4),
+         "q6_k": lambda: q6_k(rng, 64, 512), "gptq4": lambda: gptq(rng, 50, 512, 4),
+         "gptq3": lambda: gptq(rng, 32, 256, 3),
+         "g256": lambda: lb.quantize_rtn(rng.standard_normal((33, 768)).astype(F32), 5, 256),
+         "one_block": lambda: kquant(rng, 64, 256, 4, 32, 6)}[name]()
+    if fn == "tb_lowbit_sl1" and w.group > 32:
+        pytest.skip("MAXG 32")
+    for t in (1, 4):
+        q, qs = lowbit_acts(rng, t, w.shape[1])
+        assert_bits(run_lowbit(lib, w, q, qs, fn=fn, lead_beats=t - 1), lb.lowbit_linear(q, qs, w))
+
+
 def test_group_order_is_the_contracts(lib: ctypes.CDLL) -> None:
     """The engine's result differs from an all-scale-terms-first association on this input (so the
     bit-exact tests above would catch an engine that reassociated the group loop)."""

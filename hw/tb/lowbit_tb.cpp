@@ -15,6 +15,8 @@ typedef LowbitConfig<64, 4096, 4> LbCfg64;             // R 64
 typedef LowbitConfig<32, 4096, 8, 64, 3> LbCfgTp3;     // three token lanes (8 tokens: 3 blocks, 2 lanes idle)
 typedef LowbitConfig<128, 4096, 8, 256, 2, 512, 4> LbCfgW4;  // four ports' beats at once, 4 record decoders
 typedef LowbitConfig<64, 4096, 4, 256, 1, 256, 2> LbCfgW2;   // two ports' beats, 2 record decoders
+typedef LowbitConfig<32, 4096, 8, 32, 1, 128, 1, 1> LbCfgSl1;  // one sub-scale per decoder iteration
+typedef LowbitConfig<64, 4096, 4, 256, 1, 256, 2, 4> LbCfgSl4;  // two decoders of 4 sub-scales
 
 static LowbitTensor tensor_of(const int32_t *f) {
   LowbitTensor d;
@@ -75,6 +77,8 @@ EDGELLM_LOWBIT_TB(r64, LbCfg64)
 EDGELLM_LOWBIT_TB(tp3, LbCfgTp3)
 EDGELLM_LOWBIT_TB(w4, LbCfgW4)
 EDGELLM_LOWBIT_TB(w2, LbCfgW2)
+EDGELLM_LOWBIT_TB(sl1, LbCfgSl1)
+EDGELLM_LOWBIT_TB(sl4, LbCfgSl4)
 
 // Iterations of each pipelined loop kind since the last reset (LbLoop order), C simulation's count.
 void tb_lowbit_iters(long *out) {

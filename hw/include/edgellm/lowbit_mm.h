@@ -16,9 +16,9 @@
 // BW / 4 lookups (RL = BW / G rows' plane words per beat, or one row over G / BW beats), P[t][lane]
 // += (sum) << b; after a row set's last plane its RL accumulators take the contract's step
 //     acc = (acc + s * float(P)) + m * float(S)      (sequential over groups, no FMA)
-// while RD records of P_{i+1} per iteration are decoded into the other s / m buffers (s = d * sc; m = dm *
-// mc or -(s * mc), packing's f32 order); a block shorter than R / RD iterations idles until its R
-// records are decoded. At a tile's end y = acc / qs, one output per iteration. An engine beat of BW bits
+// while RD decoders turn SL sub-scales each of P_{i+1}'s records per iteration into the other s / m
+// buffers (s = d * sc; m = dm * mc or -(s * mc), packing's f32 order); a block shorter than
+// ceil(R / RD) x ceil(SB / SL) iterations idles until its R records are decoded. At a tile's end y = acc / qs, one output per iteration. An engine beat of BW bits
 // is one 128-bit beat from each of BW / 128 weight sources (the stream split by 128-bit columns): weight
 // port pointers or weight FIFOs (lowbit_source.h, which also reads x and qs and writes y: plain arrays or
 // the top's act beats). Finally y[t][o] = acc / qs[t] (+ bias[o], one f32 add, when the linear has one). Every integer is exact (|P| < 2^24, models/lowbit.py P_BOUND), every
@@ -73,11 +73,13 @@ struct LowbitTensor {
 // call up to MAXT, groups up to MAXG inputs (sizes the tables: MAXT x MAXG / 4 x 16 registers), TP token
 // lanes (tokens sharing each code beat in one iteration: replicated lookups, sums and float steps), BW
 // bits per engine beat (one 128-bit beat from each of BW / 128 weight ports: port u carries bits
-// 128u .. 128u+127 of every beat), RD parameter records decoded per iteration.
+// 128u .. 128u+127 of every beat), RD parameter records decoded per iteration, SL sub-scales of a record
+// each decoder turns into s / m per iteration (SL x 2 fmul a decoder; a record of SB sub-scales takes
+// ceil(SB / SL) iterations; SL = 16 = kLbMaxSb: a whole record at once).
 template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1, int BW_ = kLbBeatBits,
-          int RD_ = 1>
+          int RD_ = 1, int SL_ = kLbMaxSb>
 struct LowbitConfig {
-  enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_, BW = BW_, RD = RD_,
+  enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_, BW = BW_, RD = RD_, SL = SL_,
          PORTS = BW_ / kLbBeatBits,                        // weight ports read per iteration
          NIB = BW_ / 4,                                    // table lookups per beat and token lane
          LANES = BW_ / 16,                                 // rows per beat at G 16
@@ -87,6 +89,7 @@ struct LowbitConfig {
   static_assert(BW_ == 128 || BW_ == 256 || BW_ == 512, "BW: 128 x 1, 2 or 4 ports");
   static_assert(TP_ >= 1 && TP_ <= MAXT_, "TP: 1 .. MAXT token lanes");
   static_assert(RD_ >= 1 && RD_ <= 8, "RD: 1 .. 8 record decoders");
+  static_assert(SL_ == 1 || SL_ == 2 || SL_ == 4 || SL_ == 8 || SL_ == 16, "SL: 1, 2, 4, 8 or 16 sub-scales");
   static_assert(R_ >= 32 && R_ % 32 == 0 && R_ * 4 >= BW_ && R_ % (BW_ / 16) == 0,
                 "R: a multiple of 32 and of BW / 16, at least BW / 4");
   static_assert(MAXK_ % kLbMaxGroup == 0, "MAXK must hold whole 256-input super-blocks");
@@ -102,6 +105,13 @@ inline int lb_param_beats(const LowbitTensor &d, int rows, int bw) {
   return (rows * lb_record_bits(d) + bw - 1) / bw;
 }
 inline int lb_lanes(int group, int bw) { return group >= bw ? 1 : bw / group; }
+// Iterations one decoder takes for a record: its sb sub-scales, sl per iteration.
+inline int lb_record_chunks(const LowbitTensor &d, int sl) { return (d.sb + sl - 1) / sl; }
+// Iterations decoding a block's rows records with rd decoders of sl sub-scales (decoder k takes record
+// r0 + k, chunk by chunk, then r0 += rd).
+inline int lb_decode_iters(const LowbitTensor &d, int rows, int rd, int sl) {
+  return (rows + rd - 1) / rd * lb_record_chunks(d, sl);
+}
 inline int lb_plane_beats(int group, int bw) { return group > bw ? group / bw : 1; }
 
 // Beats of a whole tensor's stream (what packing_lowbit.pack_lowbit writes for rows, beat_bits = bw).
@@ -121,15 +131,20 @@ inline int lb_field(const lb_window_t &win, int pos, int width, int off) {
   return (int)(raw & ((1u << width) - 1u)) - off;
 }
 
-// One record (at bit 0 of win) -> the super-block's SB scales and mins, f32 ops in packing's order. A
-// record holds d (and dm) once, or once per group (dper), then SB sc and SB mc fields.
-inline void lb_record(const lb_window_t &win, const LowbitTensor &d, f32 s[kLbMaxSb], f32 m[kLbMaxSb]) {
+// One record (at bit 0 of win) -> its sub-scales j = c * SL .. c * SL + SL - 1 (chunk c) of the
+// super-block's SB scales and mins, f32 ops in packing's order (each s and m from its own fields: the
+// chunks' results do not depend on how a record is split). A record holds d (and dm) once, or once per
+// group (dper), then SB sc and SB mc fields.
+template <int SL>
+inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 s[kLbMaxSb], f32 m[kLbMaxSb]) {
 #pragma HLS INLINE
   const int nd = d.dper ? d.sb : 1;
   const int pos_dm = nd * d.db;
   const int pos = pos_dm + (d.mmode == 0 ? nd * d.dmb : 0);
-  for (int j = 0; j < kLbMaxSb; j++) {
+  for (int u = 0; u < SL; u++) {
 #pragma HLS UNROLL
+    const int j = c * SL + u;
+    if (j >= kLbMaxSb) continue;
     const int jd = d.dper ? j : 0;
     const f32 dv = lb_float((uint32_t)(win >> (jd * d.db)).range(31, 0), d.db);
     const uint32_t dmraw = (uint32_t)(win >> (pos_dm + jd * d.dmb)).range(31, 0);
@@ -142,10 +157,11 @@ inline void lb_record(const lb_window_t &win, const LowbitTensor &d, f32 s[kLbMa
   }
 }
 
-// Record r of a parameter block held on chip (pbuf: the block's beats): the NW beats covering its
-// bits, shifted to bit 0. One record per call; the callers decode at most RD per iteration.
+// Chunk c (SL sub-scales) of record r of a parameter block held on chip (pbuf: the block's beats): the
+// NW beats covering its bits, shifted to bit 0. One chunk per call; the callers decode at most RD per
+// iteration.
 template <class C>
-inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r,
+inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r, int c,
                          f32 s[kLbMaxSb], f32 m[kLbMaxSb]) {
 #pragma HLS INLINE
   typedef ap_uint<C::NW * C::BW> wide_t;
@@ -157,7 +173,7 @@ inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitT
     win |= b << (u * C::BW);
   }
   const wide_t rec = win >> (bit % C::BW);
-  lb_record((lb_window_t)rec.range(511, 0), d, s, m);
+  lb_record<C::SL>((lb_window_t)rec.range(511, 0), d, c, s, m);
 }
 
 // A parameter block's beats into pbuf: one beat per iteration.
@@ -173,21 +189,24 @@ params:
   pos += nbeats;
 }
 
-// Records dec .. R-1 of a block's parameters: RD per iteration.
+// A block's R records: RD decoders, decoder k on record r0 + k, SL sub-scales (chunk c) per iteration;
+// lb_decode_iters(d, R, RD, SL) iterations.
 template <class C>
-void lb_decode_rest(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int &dec,
-                    f32 s[C::R][kLbMaxSb], f32 m[C::R][kLbMaxSb]) {
-decode_rest:
-  for (; dec < C::R; dec += C::RD) {
-#pragma HLS LOOP_TRIPCOUNT min = 0 max = C::R / C::RD
+void lb_decode_all(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, f32 s[C::R][kLbMaxSb],
+                   f32 m[C::R][kLbMaxSb]) {
+  const int nch = lb_record_chunks(d, C::SL);
+  int r0 = 0, c = 0;
+decode_all:
+  for (int it = 0; it < lb_decode_iters(d, C::R, C::RD, C::SL); it++) {
+#pragma HLS LOOP_TRIPCOUNT min = C::R / C::RD max = C::R / C::RD * kLbMaxSb / C::SL
 #pragma HLS PIPELINE II = 1
     EDGELLM_LB_COUNT(kLbDecode);
     for (int k = 0; k < C::RD; k++) {
 #pragma HLS UNROLL
-      if (dec + k < C::R) lb_record_at<C>(pbuf, d, dec + k, s[dec + k], m[dec + k]);
+      if (r0 + k < C::R) lb_record_at<C>(pbuf, d, r0 + k, c, s[r0 + k], m[r0 + k]);
     }
+    if (++c == nch) c = 0, r0 += C::RD;
   }
-  dec = C::R;
 }
 
 // The activations on chip: n_tok rows of k int8 (token t's at element x_off + t * k of x), 16 per
@@ -245,11 +264,11 @@ struct LbBlockIo {
 };
 
 // Iterations of one block's loop: P_{i+1}'s beats, then the block's code beats x token blocks (of TP
-// tokens), at least the R / RD iterations decoding P_{i+1}'s records (compiler/cost/lowbit.py
+// tokens), at least the lb_decode_iters iterations decoding P_{i+1}'s records (compiler/cost/lowbit.py
 // block_iters).
-inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more, int bw, int rd) {
+inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more, int bw, int rd, int sl) {
   const int codes = d.sb * rows / lb_lanes(d.group, bw) * d.bits * lb_plane_beats(d.group, bw) * n_tb;
-  const int dec = (rows + rd - 1) / rd;
+  const int dec = lb_decode_iters(d, rows, rd, sl);
   return more ? lb_param_beats(d, rows, bw) + (codes > dec ? codes : dec) : codes;
 }
 
@@ -274,13 +293,14 @@ void lb_block(WS *w0, WS *w1, WS *w2, WS *w3, long &pos, const LowbitTensor &d, 
   const int n_tb = (n_tok + C::TP - 1) / C::TP;           // token blocks of TP lanes
   const int g_iters = C::R / rl * per_set * n_tb;         // one group's iterations
   const int pbeats = io.more ? lb_param_beats(d, C::R, C::BW) : 0;
-  const int n_it = lb_block_iters(d, C::R, n_tb, io.more, C::BW, C::RD);
+  const int n_it = lb_block_iters(d, C::R, n_tb, io.more, C::BW, C::RD, C::SL);
+  const int nch = lb_record_chunks(d, C::SL);
   for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
     for (int l = 0; l < C::LANES; l++) p[t][l] = 0;
   }
   typename C::beat_t beat = 0;
-  int dec = 0;
+  int r0 = 0, ch = 0;  // P_{i+1}'s decoders: records r0 .. r0 + RD - 1, chunk ch
   {
     EDGELLM_DEP_LOOP("lb_block.codes");
     EDGELLM_DEP_CLAIM(acc, kLbFaddChain);
@@ -300,11 +320,11 @@ void lb_block(WS *w0, WS *w1, WS *w2, WS *w3, long &pos, const LowbitTensor &d, 
         io.pnext[it] = in;
         continue;
       }
-      for (int k = 0; k < C::RD; k++) {  // its records dec .. dec + RD - 1
+      for (int k = 0; k < C::RD; k++) {  // chunk ch of its records r0 .. r0 + RD - 1
 #pragma HLS UNROLL
-        if (io.more && dec + k < C::R) lb_record_at<C>(io.pnext, d, dec + k, io.sn[dec + k], io.mn[dec + k]);
+        if (io.more && r0 + k < C::R) lb_record_at<C>(io.pnext, d, r0 + k, ch, io.sn[r0 + k], io.mn[r0 + k]);
       }
-      dec += C::RD;
+      if (++ch == nch) ch = 0, r0 += C::RD;
       if (!codes_it) continue;  // decode-only iterations of a short block
       const int gi = c / g_iters, cc = c % g_iters, bi = cc / n_tb, tb = cc % n_tb;
       const int ri = bi / per_set, b = (bi % per_set) / wpp, wv = bi % wpp;
@@ -363,8 +383,7 @@ void lowbit_mm_at(const LowbitTensor &d, WS *w0, WS *w1, WS *w2, WS *w3, long w_
   long pos = w_beat;
   lb_load_acts<C>(x, at.x, qs, at.qs, n_tok, d.k, xrow, qsv);
   lb_read_params<C>(w0, w1, w2, w3, pos, lb_param_beats(d, C::R, C::BW), pbuf[0]);
-  int dec = 0;
-  lb_decode_rest<C>(pbuf[0], d, dec, s[0], m[0]);
+  lb_decode_all<C>(pbuf[0], d, s[0], m[0]);
   LbOut<PY> wout;
   LbBias<PB> bin;
 blocks:

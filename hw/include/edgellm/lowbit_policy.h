@@ -7,7 +7,8 @@
 // Required fields: rows (R: output rows per tile), max_k (MAXK: widest input, a multiple of 256),
 // max_t (MAXT: tokens per engine pass; a linear call of more tokens runs ceil(n / max_t) passes, each
 // reading the whole stream again). Optional (lowbit_config_base): max_group (MAXG, 256), token_lanes (TP,
-// 1), beat_bits (BW = 128 x weight ports: 128, 256 or 512), decoders (RD, 1).
+// 1), beat_bits (BW = 128 x weight ports: 128, 256 or 512), decoders (RD, 1), scale_lanes (SL: sub-scales
+// a decoder decodes per iteration, 1, 2, 4, 8 or 16 = a whole record at once; 16).
 //
 // A low-bit design runs all seven linears of every layer on this policy (the LM head stays int8). Each
 // linear has a record in the low-bit table at HDR_LB_TABLE (interface.h LbWord): its ParamCodec, bias and
@@ -34,6 +35,7 @@ struct lowbit_config_base {
   static const int token_lanes = 1;          // TP: tokens sharing each code beat
   static const int beat_bits = kLbBeatBits;  // BW: bits per engine beat, 128 from each weight port
   static const int decoders = 1;             // RD: parameter records decoded per iteration
+  static const int scale_lanes = kLbMaxSb;   // SL: sub-scales (2 fmul each) a decoder decodes per iteration
 };
 
 // A named low-bit configuration P with its derived values; `engine` is the LowbitConfig it names.
@@ -41,7 +43,8 @@ template <class P>
 struct lowbit_traits : P {
   static const int rows = P::rows, max_k = P::max_k, max_t = P::max_t, max_group = P::max_group;
   static const int token_lanes = P::token_lanes, beat_bits = P::beat_bits, decoders = P::decoders;
-  typedef LowbitConfig<rows, max_k, max_t, max_group, token_lanes, beat_bits, decoders> engine;
+  static const int scale_lanes = P::scale_lanes;
+  typedef LowbitConfig<rows, max_k, max_t, max_group, token_lanes, beat_bits, decoders, scale_lanes> engine;
 };
 
 // One low-bit linear of a layer: the tensor (n_out, k: the layer's shape), the float offset of its bias
