@@ -3,14 +3,16 @@
 Runs every prompt of bench/data/speculative_prompts.json greedily on the golden model, plain and with
 prompt lookup (and, with --self, self-speculation through calibrated draft layers), checks that the
 speculative tokens equal the plain ones, and prints per prompt and per kind (copy-heavy, control):
-acceptance (accepted / drafted), tokens per weight pass (decode tokens / passes over the full model),
-and decode tok/s projected for --preset on --board (default bitnet_b1_58-large on the KV260): plain decode
-(compiler/cost/model.py decode_step) and speculative (every measured pass at the projected seconds of its
-verify call, compiler/cost/speculative.py: "spec" with the multi-row LM head and the extra rows'
-attention added in full, "hidden" with that attention hidden behind the weight stream, "row-heads" with
-one OP_HEAD start per row, the call before the multi-row head). The acceptance is measured on the model
-that ran (the shipped tiny model, or with --large a random model of the preset's shape); the tok/s are
-projections for the preset's shapes with that acceptance, not measurements.
+acceptance (accepted / drafted), tokens per weight pass (decode tokens / passes over the full model), and
+decode tok/s projected for --preset on --board (default bitnet_b1_58-large on the KV260) on the design the
+DSE ranks by speculation (--objective, default lookup: compiler/dse_spec.py, at the acceptance recorded
+before this run; `off`: the plain-ranked headline design): plain decode (compiler/cost/model.py
+decode_step, and the headline design's beside it) and speculative (every measured pass at the projected
+seconds of its verify call, compiler/cost/speculative.py: "spec" with the multi-row LM head and the extra
+rows' attention added in full, "hidden" with that attention hidden behind the weight stream, "row-heads"
+with one OP_HEAD start per row, the call before the multi-row head). The acceptance is measured on the
+model that ran (the shipped tiny model, or with --large a random model of the preset's shape); the tok/s
+are projections for the preset's shapes with that acceptance, not measurements.
 
 python bench/speculative_acceptance.py [--n-new 64] [--k-max 4] [--self] [--large] [--temperature T]
                                        [--record] [--json out.json]
@@ -107,6 +109,8 @@ def parse_args() -> argparse.Namespace:
                     help="--large: the workload's prompts it runs (comma-separated names)")
     ap.add_argument("--temperature", type=float, default=0.0,
                     help="sample at this temperature instead of greedy decode (no token comparison)")
+    ap.add_argument("--objective", default="lookup", choices=("off", "lookup", "self"),
+                    help="the DSE objective that picks the projected design (off: the plain headline one)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--record", action="store_true",
                     help=f"write the measured acceptance by kind to {cost_spec.MEASURED_FILE.name} "
@@ -182,14 +186,20 @@ def main() -> None:
     a = parse_args()
     cfg, board = PRESETS[a.preset], load_board(a.board)
     t0 = time.perf_counter()
-    p = dse.explore(cfg, board, DesignParams()).params
+    p = dse.explore(cfg, board, DesignParams(), speculate=a.objective).params
+    headline = dse.explore(cfg, board, DesignParams()).params
     bw = cost_ddr.bandwidth(board, p)
     rc = cost_spec.row_cost(cfg, board, p, a.k_max)
     pcs = cost_spec.pass_costs(cfg, board, p, a.k_max)
     print(f"projections: {cfg.name} on {board.name} ({board.scenario} bandwidth scenario: weight streams "
-          f"{bw.weights / 1e9:.2f} GB/s, DDR {bw.ddr / 1e9:.2f} GB/s), DSE design G{p.group_size} R{p.rows} "
-          f"TP{p.token_lanes}, {p.clock_mhz:g} MHz, context {p.decode_context}; verify row cost {rc:.3f} "
-          f"decode steps (DSE {time.perf_counter() - t0:.0f} s). Projected, not measured.")
+          f"{bw.weights / 1e9:.2f} GB/s, DDR {bw.ddr / 1e9:.2f} GB/s), DSE design (objective {a.objective}) "
+          f"G{p.group_size} T{p.tables} R{p.rows} TP{p.token_lanes} DSP{p.dsp_lanes} "
+          f"PB{p.prefill_token_block}{' pipe' if p.prefill_pipeline else ''} "
+          f"head lanes {cost_spec.head_lanes(cfg, p)}, "
+          f"{p.clock_mhz:g} MHz, context {p.decode_context}; verify row cost {rc:.3f} decode steps; plain "
+          f"decode {cost_model.decode_step(cfg, board, p).tokens_per_s:.1f} tok/s, the headline "
+          f"(plain-ranked) design's {cost_model.decode_step(cfg, board, headline).tokens_per_s:.1f} (DSE "
+          f"{time.perf_counter() - t0:.0f} s). Projected, not measured.")
     print("verify call of k drafts, projected, in decode steps: "
           + ", ".join(f"k={k} {c / pcs[0]:.2f}" for k, c in enumerate(pcs)))
     from edgellm.models.loaders import load_model
@@ -200,7 +210,10 @@ def main() -> None:
         from edgellm.models.random_model import random_model
 
         models.append((f"random {cfg.name}", random_model(cfg, seed=1)))
-    out: dict[str, Any] = {"preset": cfg.name, "board": board.name, "pass_costs": pcs, "results": []}
+    out: dict[str, Any] = {"preset": cfg.name, "board": board.name, "objective": a.objective,
+                           "design": p.to_dict(), "headline_plain_tok_s":
+                           cost_model.decode_step(cfg, board, headline).tokens_per_s,
+                           "pass_costs": pcs, "results": []}
     measured: list[dict[str, Any]] = []
     for mname, model in models:
         backend = GoldenBackend(model)

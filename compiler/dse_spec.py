@@ -9,18 +9,18 @@ plain passes and verify passes by k, each at the projected seconds of its call o
 search's prefill fields: more TLMM token lanes (SPEC_TOKEN_LANES), their DSP lanes and the LM head's token
 lanes (design.HEAD_LANES), which shorten a verify call's rows.
 
-Search: the feasible designs (plain search's set) in order of plain decode; a verify call costs at least
-a decode step (its layers, its head pass and its host call each at least a decode step's), so a design
-whose decode x the run's tokens per pass is below the best speculative figure found cannot win, nor any
-after it (exact bound). Of designs with the same performance fields (cost_model.PERF_FIELDS) only the one
-with the fewest LUTs is widened (a heuristic: the variants add LUTs and DSPs to it). Ties (within
-SPEC_TIE): plain decode, then TTFT(128), then LUTs.
+Search: the feasible designs (plain search's set) in order of their ceiling (cost_spec.run_ceiling: a
+verify call costs at least a decode step plus its rows' attention over the cache, and no widened variant
+decodes faster than its base), widened best variant first; a design whose ceiling is below the best
+speculative figure found cannot win, nor any after it, and within a design a variant below it neither
+(exact bounds; only those that could win are checked for fit). Of designs with the same performance fields
+(cost_model.PERF_FIELDS) only the one with the fewest LUTs is widened (a heuristic: the variants add LUTs
+and DSPs to it). Ties (within SPEC_TIE): plain decode, then TTFT(128), then LUTs.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 from edgellm.compiler.cost import speculative as cost_spec
 from edgellm.compiler.design import HEAD_LANES, DesignParams
@@ -48,35 +48,42 @@ class SpecSearch:
             self.cache[key] = cost_spec.run_tokens_per_s(self.s.cfg, self.s.board, p, self.run)
         return self.cache[key]
 
-    def variants(self, p: DesignParams) -> Iterator[tuple[DesignParams, float]]:
-        """p and its variants in prefill block, token lanes (of them 0 .. TP-1 on DSPs), pipeline and head
-        lanes that fit (at p's fetch depth), with their LUT fractions."""
+    def variants(self, p: DesignParams) -> list[tuple[float, DesignParams]]:
+        """p's variants in prefill block, token lanes (of them 0 .. TP-1 on DSPs), pipeline and head lanes
+        (at p's fetch depth; fitting or not), with their speculative figures, best first."""
+        out = []
         for pb, tp, pipe, hl in itertools.product(self.blocks, SPEC_TOKEN_LANES, self.pipelines, HEAD_LANES):
             for dl in range(tp) if pb % tp == 0 else ():
                 q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=dl, prefill_pipeline=pipe,
                               head_lanes=hl)
-                self.s.explored += 1
-                key = res_key(q)
-                if not self.s.violations(q, key, q.fetch_depth):
-                    yield q, self.s.res_cache[key][2]
+                out.append((self.score(q), q))
+        return sorted(out, key=lambda v: -v[0])
 
     def search(self, feasible: list[Feasible]) -> tuple[list[SpecPoint], int]:
-        """(the scored designs, best first; how many widened variants fit)."""
+        """(the scored designs, best first; how many widened variants were checked and fit)."""
         firsts: dict[tuple, tuple[float, float, DesignParams | tuple]] = {}
         for dec, lut, q in feasible:  # per performance key, the fewest LUTs
             k = decode_key(_built(q))
             if k not in firsts or lut < firsts[k][1]:
                 firsts[k] = (dec, lut, q)
+        bases = [_built(q) for _, _, q in firsts.values()]
+        ceilings = sorted(((cost_spec.run_ceiling(self.s.cfg, self.s.board, p, self.run), p) for p in bases),
+                          key=lambda c: -c[0])
         best, fit = 0.0, 0
         points: list[SpecPoint] = []
-        for dec, _, q in sorted(firsts.values(), key=lambda f: -f[0]):
-            if self.tpp * dec < SPEC_TIE * best:  # no variant of this design or any after it can win
+        for ceiling, p in ceilings:
+            if ceiling < SPEC_TIE * best:  # no variant of this design or any after it can win
                 break
-            for v, vlut in self.variants(_built(q)):
+            for sp, v in self.variants(p):
+                if sp < SPEC_TIE * best:  # the rest of p's variants cannot tie either
+                    break
+                self.s.explored += 1
+                key = res_key(v)
+                if self.s.violations(v, key, v.fetch_depth):
+                    continue
                 fit += 1
-                sp = self.score(v)
                 best = max(best, sp)
-                points.append((sp, self.s.decode_of(v, decode_key(v)), vlut, v))
+                points.append((sp, self.s.decode_of(v, decode_key(v)), self.s.res_cache[key][2], v))
         tied = [pt for pt in points if pt[0] >= SPEC_TIE * best]
         rest = sorted((pt for pt in points if pt[0] < SPEC_TIE * best), key=lambda pt: (-pt[0], pt[2]))
         tied.sort(key=lambda pt: (-pt[1], self.s.ttft_s(pt[3]), pt[2]))

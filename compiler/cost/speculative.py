@@ -28,6 +28,7 @@ drafts yields E(a, k) = (1 - a^(k+1)) / (1 - a) tokens; effective decode = E / v
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,14 +68,38 @@ def max_k(p: DesignParams) -> int:
     return max(0, p.prefill_token_block - 1)
 
 
-def _attention_s(cfg: ModelConfig, board: Board, p: DesignParams, queries: int, context: int) -> float:
-    """One layer's attention for `queries` rows ending at `context` (cost_attention.layer_seconds with the
-    bandwidths cost_model uses)."""
+def _attention_s(cfg: ModelConfig, board: Board, p: DesignParams, queries: int, contexts: range) -> float:
+    """One layer's attention for `queries` rows ending at each of `contexts`, summed
+    (cost_attention.layer_seconds with the bandwidths cost_model uses)."""
     bw = cost_ddr.bandwidth(board, p)
     f = p.clock_mhz * 1e6
     ports = bw.kv_ports or 1
     read_bw = min(ports * bw.kv_port, 2 * cost_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
-    return cost_attention.layer_seconds(cfg, p, queries, context, f, bw.data, read_bw, ports)
+    return sum(cost_attention.layer_seconds(cfg, p, queries, c, f, bw.data, read_bw, ports) for c in contexts)
+
+
+_PREFILL_CACHE: dict[tuple, cost_model.Projection] = {}
+_PREFILL_CACHE_MAX = 1 << 15
+
+
+def _prefill(cfg: ModelConfig, board: Board, p: DesignParams, t: int) -> cost_model.Projection:
+    """cost_model.prefill(cfg, board, p, t), memoized by the fields it reads (cost_model.PERF_FIELDS: a
+    design's head lanes are not among them, so its head-lane variants share it); a copy (verify_call
+    adjusts its parts)."""
+    key = (cfg, board, t, *(getattr(p, f) for f in cost_model.PERF_FIELDS))
+    if key not in _PREFILL_CACHE:
+        if len(_PREFILL_CACHE) >= _PREFILL_CACHE_MAX:
+            _PREFILL_CACHE.clear()
+        _PREFILL_CACHE[key] = cost_model.prefill(cfg, board, p, t)
+    pr = _PREFILL_CACHE[key]
+    return cost_model.Projection(pr.seconds, dict(pr.parts), dict(pr.detail))
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode(cfg: ModelConfig, board: Board, p: DesignParams, context: int) -> cost_model.Projection:
+    """cost_model.decode_step, memoized (the DSE's speculation objective asks for the same step for every
+    verify call of a design)."""
+    return cost_model.decode_step(cfg, board, p, context)
 
 
 def head_lanes(cfg: ModelConfig, p: DesignParams) -> int:
@@ -83,6 +108,26 @@ def head_lanes(cfg: ModelConfig, p: DesignParams) -> int:
     of the dot loop, more rows ceil(T / lanes) passes (one OP_HEAD start each after the first). The
     design's head_lanes clamped to its block (cost_lm_head.head_lanes); 1 for a head on the ARM cores."""
     return cost_lm_head.head_lanes(cfg, p) if p.lm_head_on_fabric else 1
+
+
+def cache_attention_s(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context: int) -> float:
+    """Rows 1 .. k of a verify call attending over context + i + 1 keys through the decode attention
+    core, one after another, every layer (verify_call adds it in full; it reads no prefill-only field
+    and no head field)."""
+    return cfg.n_layers * _attention_s(cfg, board, p, 1, range(context + 2, context + k + 2))
+
+
+def run_ceiling(cfg: ModelConfig, board: Board, p: DesignParams, run: dict) -> float:
+    """An upper bound of run_tokens_per_s on p and on every design that differs from p only in the
+    prefill block, token and DSP lanes, prefill pipeline and head lanes, when none of them decodes faster
+    than p (the DSE widens its base designs so: tests/test_dse_spec.py): a verify call of k costs at least
+    a decode step plus its rows' attention over the cache (its layers at least a decode step's, its head
+    at least one pass, its host at least one call), drafting costs at least nothing."""
+    dec = _decode(cfg, board, p, p.decode_context).seconds
+    kc = {int(k): int(n) for k, n in run["k_counts"].items()}
+    total = int(run["plain_passes"]) * dec + sum(
+        n * (dec + cache_attention_s(cfg, board, p, k, p.decode_context)) for k, n in kc.items())
+    return int(run["decode_tokens"]) / total if total else 0.0
 
 
 def multi_row_head_s(cfg: ModelConfig, board: Board, p: DesignParams, t: int, lanes: int | None = None
@@ -107,7 +152,7 @@ def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context
     p.decode_context). k = 0 is a plain decode step. hide_attention: the optimistic bound, rows
     1 .. T-1's attention over the cache hidden behind the weight stream as row 0's is."""
     ctx = p.decode_context if context is None else context
-    dec = cost_model.decode_step(cfg, board, p, ctx)
+    dec = _decode(cfg, board, p, ctx)
     if k == 0:
         return VerifyCost(0, dec.seconds, dict(dec.parts), dec.seconds)
     if not 1 <= k <= max_k(p):
@@ -120,13 +165,12 @@ def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context
     # verify call picks the cheaper of that and one pass without the pipeline. Rows 1 .. T-1 attend over
     # ctx + i + 1 keys through the decode attention core, one after another, added in full
     # (conservative: no overlap with the weight stream counted)
-    block = cost_model.prefill(cfg, board, p, t)
+    block = _prefill(cfg, board, p, t)
     if multi_row_head and p.prefill_pipeline:
-        flat = cost_model.prefill(cfg, board, p.replace(prefill_pipeline=False), t)
+        flat = _prefill(cfg, board, p.replace(prefill_pipeline=False), t)
         block = min(block, flat, key=lambda pr: pr.parts["layers"])
     block.parts["layers"] = max(block.parts["layers"], dec.parts["layers"])
-    cache = 0.0 if hide_attention else cfg.n_layers * sum(_attention_s(cfg, board, p, 1, ctx + i + 1)
-                                                            for i in range(1, t))
+    cache = 0.0 if hide_attention else cache_attention_s(cfg, board, p, k, ctx)
     one_head = cost_lm_head.seconds(cfg, board, p)
     if not p.lm_head_on_fabric:  # the head on the ARM cores: every row streams it there, no OP_HEAD start
         head, host = t * one_head, block.parts["host"]
@@ -202,7 +246,7 @@ def workload_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams, decod
                           hide_attention: bool = False) -> float:
     """Projected decode tokens/s of a measured run (runtime.speculative.SpecStats): its plain passes and
     its verify passes by k, each at the projected seconds of its call, plus its draft tokens."""
-    dec = cost_model.decode_step(cfg, board, p, p.decode_context if context is None else context).seconds
+    dec = _decode(cfg, board, p, p.decode_context if context is None else context).seconds
     total = plain_passes * dec + draft_tokens * draft_s
     for k, n in k_counts.items():
         total += n * verify_call(cfg, board, p, int(k), context, multi_row_head,
@@ -265,8 +309,10 @@ def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
     if not rows:
         return []
     dec = cost_model.decode_step(cfg, board, p).tokens_per_s
-    head = (f"the multi-row LM head in one start, the head's weights streamed once for up to "
-            f"{head_lanes(cfg, p)} rows (its token lanes); built, C-simulated" if p.lm_head_on_fabric else
+    lanes = head_lanes(cfg, p)
+    rows = f"up to {lanes} rows (its token lanes)" if lanes > 1 else "one row (1 token lane: a pass per row)"
+    head = (f"the multi-row LM head in one start, the head's weights streamed once for {rows}; built, "
+            "C-simulated" if p.lm_head_on_fabric else
             "the LM head runs on the ARM cores in this design: every verify row streams the whole head there "
             "(no multi-row head)")
     out = [f"speculative decoding, projected from runs measured by bench/speculative_acceptance.py "
