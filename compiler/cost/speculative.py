@@ -310,8 +310,8 @@ def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
         return []
     dec = cost_model.decode_step(cfg, board, p).tokens_per_s
     lanes = head_lanes(cfg, p)
-    rows = f"up to {lanes} rows (its token lanes)" if lanes > 1 else "one row (1 token lane: a pass per row)"
-    head = (f"the multi-row LM head in one start, the head's weights streamed once for {rows}; built, "
+    span = f"up to {lanes} rows (its token lanes)" if lanes > 1 else "one row (1 token lane: a pass per row)"
+    head = (f"the multi-row LM head in one start, the head's weights streamed once for {span}; built, "
             "C-simulated" if p.lm_head_on_fabric else
             "the LM head runs on the ARM cores in this design: every verify row streams the whole head there "
             "(no multi-row head)")
