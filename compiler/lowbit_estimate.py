@@ -237,13 +237,20 @@ def compile_design(src: LowbitSource, board: Board, max_group: int, max_context:
                         max_context=max_context)
 
 
-def check_not_lowbit(p: Any, where: str) -> None:
-    """EdgeLLMError in one line for a low-bit project's design (DesignParams p): the ternary performance
-    model that re-projects a project (edgellm estimate DIR, edgellm report DIR) does not price it."""
-    if getattr(p, "matmul", "tlmm") == "lowbit":
-        raise EdgeLLMError(f"{where}: a low-bit design is not re-projected from its project yet; its "
-                           "projection is report/estimate.json (the table compile printed; edgellm estimate "
-                           "MODEL --board BOARD prints it again)")
+def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
+    """The estimate of a compiled low-bit design (a manifest's DesignParams p, matmul 'lowbit') as estimate()
+    projects it, without the search: p's engine (R, TP, ports, RD, scale lanes; weight_ports / lowbit_ports
+    engines; MAXT its prefill token block; MAXG and MAXK the model's, as search sizes them), its vector
+    engines and its clock (low: 80% of it). `edgellm estimate DIR` and `edgellm report DIR` re-project
+    with it."""
+    if getattr(p, "matmul", "tlmm") != "lowbit":
+        raise EdgeLLMError("estimate_design: not a low-bit design (design.matmul is not 'lowbit')")
+    eng = cl.LowbitEngine(rows=p.lowbit_rows, max_tokens=p.prefill_token_block,
+                          max_group=src.model.max_group(), token_lanes=p.lowbit_token_lanes,
+                          engines=max(1, p.weight_ports // p.lowbit_ports), max_k=cl.model_max_k(src.cfg),
+                          ports=p.lowbit_ports, record_decoders=p.lowbit_decoders,
+                          scale_lanes=p.lowbit_scale_lanes)
+    return _projected(src, board, eng, (p.attn_lanes, p.attn_kv_block, p.ew_vec), p.clock_mhz)
 
 
 def _ranged(d: dict[str, float], fmt: str, unit: str = "") -> str:

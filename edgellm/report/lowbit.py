@@ -8,6 +8,7 @@ not drawn.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -56,7 +57,7 @@ def kernel_parts(src: le.LowbitSource, board: Board, e: le.LowbitEstimate) -> di
     ew, attn = resource_model.vector_kernels(src.cfg, q)
     return {ENGINE: cl.resources(e.engine), "elementwise": ew, "attention": attn,
             "axi": cost_axi.resources(q), "platform": resource_model.PLATFORM,
-            "lm_head": cl.head_resources(src.cfg, board, src.model, q)}
+            "fetch": cl.fetch_resources(board, q), "lm_head": cl.head_resources(src.cfg, board, src.model, q)}
 
 
 def time_split(src: le.LowbitSource, board: Board, e: le.LowbitEstimate, phase: str, tokens: int,
@@ -68,7 +69,7 @@ def time_split(src: le.LowbitSource, board: Board, e: le.LowbitEstimate, phase: 
     b, q = board.with_scenario("central"), _design(board, e)
 
     def run(layers: tuple[dict[str, cl.TensorFormat], ...]) -> dict[str, float]:
-        return cl.run_seconds(cfg, b, cl.LowbitModel(layers, m.head), e.engine, q, tokens, context0)
+        return cl.run_seconds(cfg, b, dataclasses.replace(m, layers=layers), e.engine, q, tokens, context0)
 
     whole = run(m.layers)
     per_layer = [run((layer,)) for layer in m.layers]
