@@ -26,7 +26,7 @@ from edgellm.compiler.codegen_config import (
     top_fields,
 )
 from edgellm.compiler.cost import fetch as cost_fetch
-from edgellm.compiler.design import DesignParams, stream_ports, tlmm_tables
+from edgellm.compiler.design import DesignParams, head_beat_bytes, stream_ports, tlmm_tables
 from edgellm.compiler.memory_plan import Encoder
 from edgellm.compiler.packing import pack_ternary
 from edgellm.errors import EdgeLLMError
@@ -135,13 +135,6 @@ const unsigned long long kTotalBytes = {_lit(total_bytes)}ULL;  // DDR buffer (0
 }}  // inline namespace c{tag}
 }}  // namespace edgellm_cfg
 """
-
-
-def head_beat_bytes(design: DesignParams, mm: str = "tlmm") -> int:
-    """Bytes of one weight-port beat, which the LM head's rows stream in (LmHeadConfig P): a TLMM tile's
-    byte column (R, the weight ports' m_axi element ap_uint<8R>), or the port width for pack2 and for a
-    low-bit design (16 bytes: the low-bit engine's 128-bit port beats)."""
-    return design.rows if mm == "tlmm" else design.port_width_bits // 8
 
 
 def _ro_args(n: int, bufs: str | list[str]) -> str:

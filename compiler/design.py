@@ -70,13 +70,15 @@ class DesignParams:
     # weights (a speculative verify call's rows); built as min(head_lanes, max_t): head_rows(cfg, p)
     head_lanes: int = HEAD_ROWS_MAX
     # the matmul engine: "tlmm" (ternary) or "lowbit" (W{b}A8, lowbit_mm.h; its LowbitConfig below, chosen
-    # by compiler/cost/lowbit.py search: rows R, token lanes TP, ports BW / 128, record decoders RD, MAXG)
+    # by compiler/cost/lowbit.py search: rows R, token lanes TP, ports BW / 128, record decoders RD, MAXG,
+    # scale lanes SL: sub-scales each decoder decodes per iteration, 16 = a whole record)
     matmul: str = "tlmm"
     lowbit_rows: int = 128
     lowbit_token_lanes: int = 1
     lowbit_ports: int = 4
     lowbit_decoders: int = 1
     lowbit_max_group: int = 256
+    lowbit_scale_lanes: int = 16
 
     def __post_init__(self) -> None:
         self.validate()
@@ -146,7 +148,8 @@ class DesignParams:
         """The matmul engine's fields (cost/lowbit.py LowbitEngine's rules for the low-bit one)."""
         if self.matmul not in ("tlmm", "lowbit"):
             raise EdgeLLMError(f"design parameter matmul must be 'tlmm' or 'lowbit', got {self.matmul!r}")
-        for f in ("lowbit_rows", "lowbit_token_lanes", "lowbit_ports", "lowbit_decoders", "lowbit_max_group"):
+        for f in ("lowbit_rows", "lowbit_token_lanes", "lowbit_ports", "lowbit_decoders", "lowbit_max_group",
+                  "lowbit_scale_lanes"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise EdgeLLMError(f"design parameter {f} must be a positive integer, got {v!r}")
@@ -161,6 +164,9 @@ class DesignParams:
                                f"{self.lowbit_max_group}")
         if not 1 <= self.lowbit_decoders <= 8:
             raise EdgeLLMError(f"design parameter lowbit_decoders must be 1..8, got {self.lowbit_decoders}")
+        if self.lowbit_scale_lanes not in (1, 2, 4, 8, 16):
+            raise EdgeLLMError(f"design parameter lowbit_scale_lanes must be 1, 2, 4, 8 or 16, got "
+                               f"{self.lowbit_scale_lanes}")
         if self.matmul == "lowbit" and self.prefill_token_block % self.lowbit_token_lanes:
             raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
                                f"multiple of lowbit_token_lanes ({self.lowbit_token_lanes})")
@@ -226,6 +232,14 @@ def stream_ports(board: Any, p: DesignParams) -> int:
     n = min(p.weight_ports, MAX_STREAM_PORTS)
     names = getattr(board, "hp_port_names", None) if board is not None else None
     return min(n, len(names)) if names else n
+
+
+def head_beat_bytes(p: DesignParams, mm: str = "tlmm") -> int:
+    """Bytes of one weight-port beat, which the LM head's rows stream in (LmHeadConfig P, codegen's and the
+    head cost model's one source): a TLMM tile's byte column (R, the weight ports' m_axi element
+    ap_uint<8R>), or the port width for pack2 and for a low-bit design (mm "lowbit": 16 bytes, the low-bit
+    engine's 128-bit port beats)."""
+    return p.rows if mm == "tlmm" else p.port_width_bits // 8
 
 
 def dot_lanes(cfg: ModelConfig, attn_lanes: int) -> int:

@@ -5,16 +5,19 @@ instead of as if its linears were ternary.
 
 The tensor types are the checkpoint's own (a GGUF's per-tensor types, read from its header; GPTQ's bits
 and group size), or llama.cpp's mix for the preset's shapes (cost/lowbit.llama_cpp_mix). A float linear
-in a GGUF is quantized to Q8_0 at load (models/loaders/gguf_llama.py), so it streams as Q8_0; a float LM
-head (GPTQ leaves it float; a GGUF may) is projected as Q8_0 on the same engine, and says so.
+in a GGUF is quantized to Q8_0 at load (models/loaders/gguf_llama.py), so it streams as Q8_0.
 Ranges as compiler/estimate.py's: low = the low bandwidth at 80% of the clock, high = the high bandwidth.
 Every figure is projected. The design is the one `edgellm compile` builds (compile_design): one engine
-instance (BUILT_ENGINES), its LowbitConfig, the vector engines; the built LM head is the int8 per-row head
-on the weight ports (the projection streams it as the engine's format: HEAD_NOTE).
+instance (BUILT_ENGINES), its LowbitConfig, the vector engines and the LM head as built, the int8 per-row
+head (lm_head.h at P = 16 bytes a port beat over the weight ports; cost/lowbit.py prices it with
+cost/lm_head.py: bytes, time, resources). with_lowbit_head (`edgellm estimate --lowbit-head`) instead
+projects the checkpoint's quantized head on the low-bit engine (a float head as Q8_0): a projection of an
+option that compile refuses (LOWBIT_HEAD_NOTE).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +37,10 @@ FLOAT_TYPES = ("F32", "F16", "BF16")
 FLOAT_AS = "Q8_0"  # what a float linear or head streams as (the loader's requantization)
 PROMPT = 128
 BUILT_ENGINES = (1,)  # lowbit_mm engine instances the generated top builds (one, over its 1, 2 or 4 ports)
-BUILT_NOTE = ("edgellm compile builds this design (one low-bit engine, C-simulated bit-exact); its speed and "
-              "resources are projected, not synthesized or measured")
-HEAD_NOTE = ("the projection streams the LM head on the low-bit engine; compile builds the int8 per-row head "
-             "(8 bits per weight), so the built design's head is slower than projected")
+BUILT_NOTE = ("edgellm compile builds this design (one low-bit engine and the int8 per-row LM head, "
+              "C-simulated bit-exact); its speed and resources are projected, not synthesized or measured")
+LOWBIT_HEAD_NOTE = ("--lowbit-head: the LM head is projected as {fmt} on the low-bit engine, a projection "
+                    "only: edgellm compile builds the int8 per-row head and refuses a low-bit head")
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,25 @@ class LowbitSource:
 
 
 def mix_text(m: cl.LowbitModel) -> str:
-    """'112 Q4_0 + Q6_K head' style: the linears' formats by count, then the head's."""
+    """'112 Q4_0 + int8 head (file: Q6_K)' style: the linears' formats by count, then the head as priced
+    (with lowbit_head: '+ Q6_K head on the low-bit engine')."""
     counts = Counter(f.name for layer in m.layers for f in layer.values())
     body = " + ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-    return f"{body} + {m.head.name} head"
+    if m.lowbit_head:
+        return f"{body} + {m.head.name} head on the low-bit engine"
+    return f"{body} + int8 head (file: {m.head.name})"
+
+
+def notes(src: LowbitSource) -> tuple[str, ...]:
+    """The notes estimate and compile print under the table: the source's, then BUILT_NOTE for the design
+    compile builds (not with a low-bit head: its LOWBIT_HEAD_NOTE says compile refuses it)."""
+    return src.notes if src.model.lowbit_head else (*src.notes, BUILT_NOTE)
+
+
+def with_lowbit_head(src: LowbitSource) -> LowbitSource:
+    """src with its head projected as its own format on the low-bit engine (--lowbit-head), noted."""
+    return dataclasses.replace(src, model=dataclasses.replace(src.model, lowbit_head=True),
+                               notes=(*src.notes, LOWBIT_HEAD_NOTE.format(fmt=src.model.head.name)))
 
 
 def _format(kind: str, n_in: int, what: str) -> cl.TensorFormat:
@@ -103,7 +121,7 @@ def gptq_format(bits: int, group: int, n_in: int) -> cl.TensorFormat:
 
 def from_gptq(path: Path) -> LowbitSource:
     """A GPTQ directory (its config.json only): every linear GPTQ{bits} at its group size; the float LM
-    head as Q8_0."""
+    head's format Q8_0 (what --lowbit-head projects; as built it is the int8 head)."""
     from edgellm.models.loaders.common import model_config_from_hf, read_config
     from edgellm.models.loaders.gptq import BITS, MODEL_TYPES, _group, quant_config
 
@@ -123,7 +141,7 @@ def from_gptq(path: Path) -> LowbitSource:
     head = cl.fit(cl.FORMATS[FLOAT_AS], cfg.hidden_size)
     return LowbitSource(cfg, cl.LowbitModel(tuple(dict(layer) for _ in range(cfg.n_layers)), head),
                         f"GPTQ {bits}-bit, group {group}",
-                        (f"the float LM head projected as {FLOAT_AS} on the low-bit engine",))
+                        (f"the float LM head: int8 per row as built ({FLOAT_AS} with --lowbit-head)",))
 
 
 def from_preset(cfg: ModelConfig, weights: str) -> LowbitSource:
@@ -159,55 +177,64 @@ class LowbitEstimate:
     decode: dict[str, float]  # scenario -> tok/s
     bound: dict[str, float]  # scenario -> the model's DDR bound, tok/s
     ttft: dict[str, float]  # scenario -> TTFT(PROMPT) s
-    weight_bytes: int
-    bits_per_weight: float
+    weight_bytes: int  # streamed per decode step: the linears and the head
+    bits_per_weight: float  # streamed bits per weight of the linears (the head not included)
     resources: dict[str, float]
     utilization: dict[str, float]
     assumptions: dict[str, str] = field(default_factory=dict)
+    head_bytes: int = 0  # the head's share of weight_bytes (int8 rows + row scales, or its low-bit stream)
+    head: str = "int8 per-row"  # the head as priced: "int8 per-row" or "<format> on the low-bit engine"
 
     def record(self) -> dict[str, Any]:
         e = self.engine
         return {"board": self.board, "label": "projected (compiler/cost/lowbit.py), not measured",
                 "design": {"engines": e.engines, "ports_per_engine": e.ports, "token_lanes": e.token_lanes,
-                           "record_decoders": e.record_decoders, "rows": e.rows, "max_tokens": e.max_tokens,
+                           "record_decoders": e.record_decoders, "scale_lanes": e.scale_lanes, "rows": e.rows,
+                           "max_tokens": e.max_tokens,
                            "max_group": e.max_group, "attn_lanes": self.vector[0],
                            "attn_kv_block": self.vector[1], "ew_vec": self.vector[2]},
                 "projected_decode_tok_s": self.decode, "ddr_bound_tok_s": self.bound,
                 "decode_over_bound": self.decode["central"] / self.bound["central"],
                 f"projected_ttft_{PROMPT}_s": self.ttft, "clock_mhz": self.clock,
                 "weight_stream_bytes_per_token": self.weight_bytes, "bits_per_weight": self.bits_per_weight,
+                "lm_head": {"priced_as": self.head, "bytes_per_token": self.head_bytes},
                 "resources": self.resources, "utilization": self.utilization, "assumptions": self.assumptions}
 
 
 def estimate(src: LowbitSource, board: Board) -> LowbitEstimate:
     """cost/lowbit.search's design for the board, projected at each end of the range (EdgeLLMError when
     no engine configuration fits)."""
-    from edgellm.compiler.cost import axi as cost_axi
-    from edgellm.compiler.cost import resource_model
-    from edgellm.compiler.cost.memory import KINDS, total_of
+    eng, vec = cl.search(src.cfg, board.with_scenario("central"), src.model, BUILT_ENGINES)
+    return _projected(src, board, eng, vec)
+
+
+def _projected(src: LowbitSource, board: Board, eng: cl.LowbitEngine, vec: tuple[int, int, int],
+               clock_mhz: float | None = None) -> LowbitEstimate:
+    """The design (eng, vec at clock_mhz, default the board's) projected at each end of the range, its
+    resources (cost/lowbit.total_resources, the LM head's included) and streamed bytes."""
+    from edgellm.compiler.cost.memory import KINDS
     from edgellm.compiler.estimate import scenarios
 
     cfg, m = src.cfg, src.model
-    eng, vec = cl.search(cfg, board.with_scenario("central"), m, BUILT_ENGINES)
-    p = cl.design(board, eng, vec)
+    p = cl.design(board, eng, vec, clock_mhz)
     sc = scenarios(board, p)
     r = {s: cl.project(cfg, board.with_scenario(s), m, eng, vec, sc[s].clock_mhz) for s in SCENARIOS}
-    ew, attn = resource_model.vector_kernels(cfg, p)
-    total = total_of([cl.resources(eng), ew, attn, cost_axi.resources(p), resource_model.PLATFORM])
-    wbytes = m.weight_bytes(cfg, eng.rows, eng.beat_bits)
-    params = (sum(o * i for o, i in cfg.linear_shapes().values()) * cfg.n_layers
-              + cfg.vocab_size * cfg.hidden_size)
+    total = cl.total_resources(cfg, board, m, eng, vec, p)
+    lin, head = m.linear_bytes(cfg, eng.rows, eng.beat_bits), m.head_bytes(cfg, eng.rows, eng.beat_bits)
+    params = sum(o * i for o, i in cfg.linear_shapes().values()) * cfg.n_layers
     return LowbitEstimate(
         board.name, eng, vec, {s: sc[s].clock_mhz for s in SCENARIOS},
         {s: r[s]["decode"] for s in SCENARIOS}, {s: r[s]["bound"] for s in SCENARIOS},
-        {s: r[s]["ttft"] for s in SCENARIOS}, wbytes, 8 * wbytes / params,
+        {s: r[s]["ttft"] for s in SCENARIOS}, lin + head, 8 * lin / params,
         {k: float(getattr(total, k)) for k in KINDS}, total.utilization(board),
-        {s: sc[s].assumes for s in SCENARIOS})
+        {s: sc[s].assumes for s in SCENARIOS}, head,
+        f"{m.head.name} on the low-bit engine" if m.lowbit_head else "int8 per-row")
 
 
 def from_model(qm: Any, weights: str = "the model's low-bit linears") -> LowbitSource:
     """A loaded all-low-bit QuantModel's linears as engine formats (a LowBitLinear's source when it names
-    one of cost/lowbit.FORMATS, else GPTQ-style at its bits and group); the int8 head as Q8_0."""
+    one of cost/lowbit.FORMATS, else GPTQ-style at its bits and group); the head: the int8 head as built
+    (its format Q8_0 for --lowbit-head)."""
     from edgellm.models.weights import LowBitLinear
 
     cfg = qm.config
@@ -221,7 +248,7 @@ def from_model(qm: Any, weights: str = "the model's low-bit linears") -> LowbitS
                        else gptq_format(lin.bits, lin.group, lin.shape[1]))
         layers.append(fmts)
     return LowbitSource(cfg, cl.LowbitModel(tuple(layers), cl.fit(cl.FORMATS[FLOAT_AS], cfg.hidden_size)),
-                        weights, (f"the LM head projected as {FLOAT_AS} on the low-bit engine",))
+                        weights)
 
 
 def compile_design(src: LowbitSource, board: Board, max_group: int, max_context: int = 0
@@ -229,12 +256,15 @@ def compile_design(src: LowbitSource, board: Board, max_group: int, max_context:
     """The estimate of src on board and the DesignParams `edgellm compile` builds from its design: the
     engine's LowbitConfig (R, TP, ports, RD; MAXG = max_group, the model's widest group), its ports as the
     weight ports, its MAXT as the prefill token block, the vector engines, the central clock."""
+    if src.model.lowbit_head:
+        raise EdgeLLMError("a low-bit LM head is a projection only (estimate --lowbit-head): compile builds "
+                           "the int8 per-row head")
     e = estimate(src, board)
     g = e.engine
     p = cl.design(board, g, e.vector, e.clock["central"])
     return e, p.replace(matmul="lowbit", lowbit_rows=g.rows, lowbit_token_lanes=g.token_lanes,
                         lowbit_ports=g.ports, lowbit_decoders=g.record_decoders, lowbit_max_group=max_group,
-                        max_context=max_context)
+                        lowbit_scale_lanes=g.scale_lanes, max_context=max_context)
 
 
 def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
@@ -266,11 +296,14 @@ def rows(src: LowbitSource, e: LowbitEstimate, board: Board) -> list[tuple[str, 
            for k in ("lut", "ff", "dsp", "bram36", "uram")]
     return [
         ("weights", f"{src.weights}: {mix_text(src.model)}"),
-        ("streamed", f"{e.bits_per_weight:.2f} bits/weight, {e.weight_bytes / 1e6:.1f} MB per token"),
+        ("streamed", f"{e.bits_per_weight:.2f} bits/weight (linears), {e.weight_bytes / 1e6:.1f} MB per "
+                     "token"),
+        ("LM head (projected)", f"{e.head}, {e.head_bytes / 1e6:.1f} MB per token "
+                                f"({e.head_bytes / e.weight_bytes:.0%})"),
         *res,
         ("low-bit engine", f"{g.engines} x {g.ports} ports ({g.beat_bits}-bit beats), {g.token_lanes} "
-                           f"token lane(s), {g.record_decoders} record decoder(s), R={g.rows}, "
-                           f"{e.clock['central']:g} MHz"),
+                           f"token lane(s), {g.record_decoders} record decoder(s) x {g.scale_lanes} scale "
+                           f"lanes, R={g.rows}, {e.clock['central']:g} MHz"),
         ("vector engines", f"attention {e.vector[0]} lanes (K/V tile {e.vector[1]}), "
                            f"element-wise {e.vector[2]}"),
         (f"decode tok/s (projected, {cl.design(board, g).decode_context} ctx)", _ranged(e.decode, "{:.1f}")),

@@ -132,7 +132,7 @@ class LowbitDse:
         from edgellm.compiler import lowbit_estimate as le
 
         return {"lowbit": self.est.record(), "weights": self.src.weights, "mix": le.mix_text(self.src.model),
-                "notes": [*self.src.notes, le.BUILT_NOTE, le.HEAD_NOTE]}
+                "notes": list(le.notes(self.src))}
 
 
 # Design fields codegen does not build from the design (it always emits the generated engine, the int8

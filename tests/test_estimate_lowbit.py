@@ -15,6 +15,7 @@ from edgellm.boards import SCENARIOS, load_board
 from edgellm.cli import app
 from edgellm.compiler import lowbit_estimate as le
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.design import lm_head_bytes
 from edgellm.compiler.estimate import scenarios
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS, ModelConfig
@@ -49,10 +50,11 @@ def test_preset_with_weights_is_the_lowbit_projection() -> None:
         assert b["ddr_bound_tok_s"][s] == pytest.approx(want[s]["bound"])
         assert b["projected_ttft_128_s"][s] == pytest.approx(want[s]["ttft"])
     assert b["decode_over_bound"] == pytest.approx(want["central"]["decode"] / want["central"]["bound"])
-    assert out["mix"] == "132 Q5_0 + 12 Q8_0 + 12 Q6_K + 12 Q4_K + Q8_0 head"
-    params = (sum(o * i for o, i in cfg.linear_shapes().values()) * cfg.n_layers
-              + cfg.vocab_size * cfg.hidden_size)
-    assert b["bits_per_weight"] == pytest.approx(8 * m.weight_bytes(cfg, eng.rows, eng.beat_bits) / params)
+    assert out["mix"] == "132 Q5_0 + 12 Q8_0 + 12 Q6_K + 12 Q4_K + int8 head (file: Q8_0)"
+    params = sum(o * i for o, i in cfg.linear_shapes().values()) * cfg.n_layers  # the linears'
+    assert b["bits_per_weight"] == pytest.approx(8 * m.linear_bytes(cfg, eng.rows, eng.beat_bits) / params)
+    assert b["weight_stream_bytes_per_token"] == m.weight_bytes(cfg, eng.rows, eng.beat_bits)
+    assert b["lm_head"] == {"priced_as": "int8 per-row", "bytes_per_token": lm_head_bytes(cfg, 8)}
     # the same shapes without --weights are the ternary DSE's projection: another figure altogether
     ternary = _json("--preset", "qwen2.5-0.5b")["boards"]["kv260"]["summary"]["projected_decode_tok_s"]
     assert abs(ternary - b["projected_decode_tok_s"]["central"]) > 1
@@ -61,7 +63,7 @@ def test_preset_with_weights_is_the_lowbit_projection() -> None:
     assert table.exit_code == 0, table.output
     for text in (f"{want['central']['decode']:.1f} ", f"{want['central']['bound']:.1f} ",
                  f"{want['central']['ttft']:.3f} s", "decode / DDR bound",
-                 "edgellm compile builds this design", "int8 per-row head"):
+                 "edgellm compile builds this design", "int8 per-row LM head", "LM head (projected)"):
         assert text in table.output
 
 
@@ -92,8 +94,37 @@ def test_gptq_directory(tmp_path: Path) -> None:
     assert fmts == {"GPTQ4"} and src.model.head.name == "Q8_0"
     assert cl.fit(cl.FORMATS["GPTQ4"], 256) == src.model.layers[0]["q"]  # the table's GPTQ4, generalised
     out = _json(str(path), "--board", "kv260")
-    assert out["mix"] == f"{7 * CFG.n_layers} GPTQ4 + Q8_0 head" and out["boards"]["kv260"]["fits"]
+    assert out["mix"] == f"{7 * CFG.n_layers} GPTQ4 + int8 head (file: Q8_0)"
+    assert out["boards"]["kv260"]["fits"]
     assert any("float LM head" in n for n in out["notes"])
+
+
+def test_lowbit_head_is_a_projected_option() -> None:
+    """estimate prices the int8 head compile builds unless --lowbit-head, which projects the file's head
+    format on the low-bit engine and says compile refuses it; compile_design refuses such a source."""
+    cfg, board = PRESETS["llama-3.2-1b"], load_board("kv260")
+    int8 = _json("--preset", "llama-3.2-1b", "--weights", "q4_k_m")
+    low = _json("--preset", "llama-3.2-1b", "--weights", "q4_k_m", "--lowbit-head")
+    assert int8["mix"].endswith("+ int8 head (file: Q6_K)")
+    assert low["mix"].endswith("+ Q6_K head on the low-bit engine")
+    assert any("edgellm compile builds this design" in n for n in int8["notes"])
+    assert not any("edgellm compile builds this design" in n for n in low["notes"])
+    assert any("--lowbit-head" in n and "refuses a low-bit head" in n for n in low["notes"])
+    src = le.with_lowbit_head(le.from_preset(cfg, "q4_k_m"))
+    eng, vec = cl.search(cfg, board.with_scenario("central"), src.model, le.BUILT_ENGINES)
+    b = low["boards"]["kv260"]
+    head = cl.stream_bytes(cfg.vocab_size, cfg.hidden_size, cl.FORMATS["Q6_K"], eng.rows, eng.beat_bits)
+    assert b["lm_head"] == {"priced_as": "Q6_K on the low-bit engine", "bytes_per_token": head}
+    assert b["projected_decode_tok_s"]["central"] == pytest.approx(
+        cl.project(cfg, board, src.model, eng, vec)["decode"])
+    # Q6_K (6.56 bits a weight) streams fewer head bytes than the int8 head (8 bits + a row scale)
+    assert b["lm_head"]["bytes_per_token"] < int8["boards"]["kv260"]["lm_head"]["bytes_per_token"]
+    assert b["bits_per_weight"] == pytest.approx(int8["boards"]["kv260"]["bits_per_weight"])
+    with pytest.raises(EdgeLLMError, match="compile builds the int8 per-row head"):
+        le.compile_design(src, board, 32)
+    res = runner.invoke(app, ["estimate", "--preset", "qwen2.5-0.5b", "--lowbit-head"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "--lowbit-head applies to a low-bit model" \
+        in res.output, res.output
 
 
 def test_ternary_checkpoints_are_not_lowbit(tmp_path: Path) -> None:

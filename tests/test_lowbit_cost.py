@@ -61,7 +61,11 @@ def test_iterations_equal_csim(lib: ctypes.CDLL, case: str, t: int) -> None:
                     ("tb_lowbit_w4", cl.LowbitEngine(rows=128, max_tokens=8, max_group=256, token_lanes=2,
                                                      max_k=4096, ports=4, record_decoders=4)),
                     ("tb_lowbit_w2", cl.LowbitEngine(rows=64, max_tokens=4, max_group=256, max_k=4096,
-                                                     ports=2, record_decoders=2))):
+                                                     ports=2, record_decoders=2)),
+                    ("tb_lowbit_sl1", cl.LowbitEngine(rows=32, max_tokens=8, max_group=32, max_k=4096,
+                                                      scale_lanes=1, **one)),
+                    ("tb_lowbit_sl4", cl.LowbitEngine(rows=64, max_tokens=4, max_group=256, max_k=4096,
+                                                      ports=2, record_decoders=2, scale_lanes=4))):
         n = min(t, eng.max_tokens)
         if w.group > eng.max_group:
             continue
@@ -104,6 +108,21 @@ def test_engines_split_tiles() -> None:
     # one beat per token block per cycle: 4-bit G32, R32 at 128 bits: 8 groups x 8 row sets x 4 planes
     it = cl.iterations(32, 256, fmt, cl.LowbitEngine(engines=1, **narrow), 1)
     assert it["block"] == 8 * 8 * 4
+
+
+def test_scale_lanes_pace_the_decoders() -> None:
+    """A block's records take ceil(R / RD) x ceil(SB / SL) iterations: Q2_K's 16 sub-scales at SL 1 outlast
+    its 128 code iterations (R 32, 128-bit beats) and set the block's length; Q4_K's 8 at SL 2 do not. The
+    decoders' DSPs scale with RD x SL (2 fmul of 3 DSPs a sub-scale)."""
+    q2k, q4k = cl.FORMATS["Q2_K"], cl.FORMATS["Q4_K"]
+    eng = {sl: cl.LowbitEngine(rows=32, ports=1, record_decoders=1, scale_lanes=sl) for sl in (1, 2, 4, 16)}
+    assert [cl.decode_iters(q2k, eng[sl]) for sl in (1, 2, 4, 16)] == [512, 256, 128, 32]
+    assert cl.block_iters(q2k, eng[1], 1, True) == cl.param_beats(q2k, 32) + 512
+    assert cl.block_iters(q2k, eng[4], 1, True) == cl.block_iters(q2k, eng[16], 1, True)
+    assert cl.block_iters(q4k, eng[2], 1, True) == cl.block_iters(q4k, eng[16], 1, True)
+    assert cl.resources(eng[16]).dsp - cl.resources(eng[2]).dsp == (16 - 2) * 2 * 3
+    with pytest.raises(EdgeLLMError, match="scale lanes"):
+        cl.LowbitEngine(scale_lanes=3)
 
 
 def test_refusals() -> None:
@@ -161,6 +180,45 @@ def test_search_fits_and_stays_under_the_bound() -> None:
     cfg, board = PRESETS["qwen2.5-0.5b"], load_board("kv260")
     m = cl.llama_cpp_mix(cfg, "Q4_0")
     eng, vec = cl.search(cfg, board, m)
-    assert cl.fits(cfg, board, eng, vec)
+    assert cl.fits(cfg, board, eng, vec, m)
     r = cl.project(cfg, board, m, eng, vec)
     assert 0 < r["decode"] < r["bound"] and r["ttft"] > 0
+
+
+def test_the_head_priced_is_the_int8_head_unless_lowbit_head() -> None:
+    """compile builds lm_head.h's int8 per-row head (P = 16 bytes a port beat, its own weight ports): the
+    projection prices that head's bytes (design.lm_head_bytes), time (cost/lm_head.seconds at P = 16) and
+    resources (cost/lm_head.resources + its row FIFOs); lowbit_head=True prices the file's head format on
+    the low-bit engine instead, as a linear."""
+    from edgellm.compiler.cost import lm_head as cost_lm_head
+    from edgellm.compiler.design import head_beat_bytes, lm_head_bytes
+
+    cfg, board = PRESETS["llama-3.2-1b"], load_board("kv260")
+    built = cl.llama_cpp_mix(cfg, "Q4_0")
+    low = cl.LowbitModel(built.layers, built.head, lowbit_head=True)
+    assert not built.lowbit_head and built.head.name == low.head.name == "Q6_K"
+    eng, vec = cl.LowbitEngine(), cl.VECTOR[-1]
+    p = cl.design(board, eng, vec)
+    assert head_beat_bytes(p, "lowbit") == 16  # codegen's LmHeadConfig P for a low-bit design
+    body = built.linear_bytes(cfg, eng.rows, eng.beat_bits)
+    assert built.weight_bytes(cfg, eng.rows, eng.beat_bits) == body + lm_head_bytes(cfg, 8)
+    assert low.weight_bytes(cfg, eng.rows, eng.beat_bits) == body + cl.stream_bytes(
+        cfg.vocab_size, cfg.hidden_size, cl.FORMATS["Q6_K"], eng.rows, eng.beat_bits)
+    f, wbps = p.clock_mhz * 1e6, cl.bandwidth(board, p).weights
+    run = cl.run_seconds(cfg, board, built, eng, p, 1, p.decode_context)
+    assert run["lm_head"] == pytest.approx(cost_lm_head.seconds(cfg, board, p, beat=16))
+    run_low = cl.run_seconds(cfg, board, low, eng, p, 1, p.decode_context)
+    assert run_low["lm_head"] == pytest.approx(
+        cl.linear_seconds(cfg.vocab_size, cfg.hidden_size, cl.FORMATS["Q6_K"], eng, 1, f, wbps))
+    assert run["lm_head"] > run_low["lm_head"]  # 8.125 bits a weight against Q6_K's 6.56
+    # its resources: the int8 head's MACs (DSPs) and state in the fit check, none with the low-bit head
+    head = cl.head_resources(cfg, board, built, p)
+    mac = cost_lm_head.resources(cfg, board, p, 16)
+    assert head.dsp == mac.dsp > 0 and head.lut > mac.lut  # plus the row FIFOs
+    assert cost_lm_head.resources(cfg, board, p, 32).dsp > mac.dsp  # P sizes the MACs: 16 is priced
+    assert cl.head_resources(cfg, board, low, p).lut == 0
+    both = cl.total_resources(cfg, board, built, eng, vec), cl.total_resources(cfg, board, low, eng, vec)
+    assert both[0].lut - both[1].lut == head.lut and both[0].dsp - both[1].dsp == head.dsp
+    # the head's group sizes the engine (MAXG) only when the head runs there
+    wide = cl.LowbitModel(built.layers, cl.fit(cl.FORMATS["GPTQ4"], cfg.hidden_size))  # G 128, linears G 32
+    assert wide.max_group() == 32 and cl.LowbitModel(wide.layers, wide.head, True).max_group() == 128

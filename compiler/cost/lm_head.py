@@ -36,15 +36,16 @@ def arm_seconds(cfg: ModelConfig, p: DesignParams) -> float:
     return lm_head_bytes(cfg, p.lm_head_bits) / ARM_STREAM_BYTES_PER_S
 
 
-def seconds(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int = 1) -> float:
+def seconds(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int = 1,
+            beat: int | None = None) -> float:
     """lm_head.h lm_dot_fifo (one token): blocks of NP rows (row v on port v % NP), P = R bytes per beat
-    (the weight ports' m_axi element, one TLMM tile column), popped from the fetchers' head FIFOs in ONE
-    (block, beat) loop: per block the longer of its nbeats dot cycles and its rows' DDR time; the logits
-    are scored alongside."""
+    (the weight ports' m_axi element, one TLMM tile column; `beat`: another design's P, a low-bit design's
+    design.head_beat_bytes), popped from the fetchers' head FIFOs in ONE (block, beat) loop: per block the
+    longer of its nbeats dot cycles and its rows' DDR time; the logits are scored alongside."""
     if not p.lm_head_on_fabric:
         return arm_seconds(cfg, p)
     f = p.clock_mhz * 1e6
-    nports, beat = stream_ports(board, p), p.rows
+    nports, beat = stream_ports(board, p), beat or p.rows
     row = math.ceil(cfg.hidden_size * p.lm_head_bits / 8)  # a row's bytes at lm_head_bits (int8: hidden)
     nbeats, nblk = -(-row // beat), -(-cfg.vocab_size // nports)
     blk_load = max(nbeats * beat / port_bytes_per_cycle(board, p, beat),
@@ -95,15 +96,16 @@ def row_state(cfg: ModelConfig, p: DesignParams, lanes: int, nports: int) -> Res
     return out
 
 
-def resources(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
+def resources(cfg: ModelConfig, board: Board, p: DesignParams, beat: int | None = None) -> Resources:
     """lm_head.h as the generated top builds it: lm_dot_fifo (one lane) or lm_dot_rows (token lanes: each
     fetched beat dotted with every row's beat in the same cycle), lanes x NP ports x P bytes of MACs
     popping the rows straight from the fetcher's head FIFOs (counted in cost_fetch.resources; no row
     banks); each row's beats in its own BRAM (qbuf partitioned by row); the scoring process's divide,
-    convert and multiply (one row per cycle) and its per-row state (row_state); nothing off the fabric."""
+    convert and multiply (one row per cycle) and its per-row state (row_state); nothing off the fabric.
+    beat: P when it is not R (a low-bit design's, design.head_beat_bytes)."""
     if not p.lm_head_on_fabric:
         return Resources()
-    beat, lanes = p.rows, head_lanes(cfg, p)  # P: the weight ports' beat (lm_head.h LmHeadConfig P = R)
+    beat, lanes = beat or p.rows, head_lanes(cfg, p)  # P: the weight ports' beat (LmHeadConfig P = R)
     qbuf = Resources(bram36=lanes * bram36_for(8 * beat, -(-cfg.hidden_size // beat)))  # rows' beats
     nports = stream_ports(board, p)
     extra = qbuf + ops(FDIV) + row_state(cfg, p, lanes, nports)

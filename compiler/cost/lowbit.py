@@ -10,6 +10,12 @@ engine's cycles and its stream bytes over the weight ports' bandwidth (cost/ddr.
 The vector work (element-wise stages, attention) is cost/model.py's elementwise_gaps and
 cost/attention.py's, run after the linears (the engine reads its weights itself: no prefetch across
 stages, unlike the ternary fetcher), so the projection is conservative there.
+
+The LM head is priced as `edgellm compile` builds it: lm_head.h's int8 per-row head (cost/lm_head.py, the
+ternary designs' head model, at the low-bit design's beat P = 16 bytes, design.head_beat_bytes, over its
+weight ports; its bytes, time and resources, its row FIFOs included). LowbitModel.lowbit_head instead
+projects the checkpoint's own quantized head as one more linear on the low-bit engine (`edgellm estimate
+--lowbit-head`): a projection only, compile builds the int8 head and refuses a low-bit one.
 """
 
 from __future__ import annotations
@@ -21,17 +27,27 @@ from dataclasses import dataclass
 
 from edgellm.boards import Board
 from edgellm.compiler.cost import attention as cost_attention
+from edgellm.compiler.cost import lm_head as cost_lm_head
 from edgellm.compiler.cost.ddr import activation_bytes, bandwidth
-from edgellm.compiler.cost.memory import Resources, total_of
+from edgellm.compiler.cost.memory import Resources, auto_memory, bound_memory, total_of
 from edgellm.compiler.cost.model import HOST_CALL_S, HOST_SAMPLE_S_PER_VOCAB, elementwise_gaps
-from edgellm.compiler.design import DesignParams, kv_bytes_per_token
+from edgellm.compiler.design import (
+    DesignParams,
+    head_beat_bytes,
+    kv_bytes_per_token,
+    lm_head_bytes,
+    stream_ports,
+)
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
+from edgellm.runtime.layout import HEAD_FIFO_DEPTH, k_max
 
 PORT_BITS = 128  # one weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
 # Pipeline prologue + epilogue of one run of a pipelined loop (the block loop's deepest path: table
 # build, 32 lookups, adder tree, fmul, two fadds). Assumption, cycles.
 PIPE_FILL = 16
+HEAD_BITS = 8  # the LM head compile builds: lm_head.h's int8 per-row head (design()'s lm_head_bits)
+HEAD_LANE = 1  # its token lanes (design.head_lanes): one row per pass, as decode and TTFT need
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,8 @@ FORMATS = {f.name: f for f in (
     TensorFormat("GPTQ4", 4, 128, 2, 2 * (16 + 4), True),  # f16 scale, 4-bit zero per group: m = -(s z)
 )}
 MAX_RECORD_BITS = 32 + 32 + 16 * 16  # lowbit_mm.h kLbMaxRecordBits
+SCALE_LANES = (1, 2, 4, 8, 16)  # LowbitConfig SL (16 = kLbMaxSb: a whole record per iteration)
+SEARCH_SCALE_LANES = (2, 4, 16)  # the SL search() tries (SL 1 saves 240 LUTs of SL 2 and halves its pace)
 
 
 def fit(fmt: TensorFormat, n_in: int) -> TensorFormat:
@@ -84,7 +102,7 @@ def fit(fmt: TensorFormat, n_in: int) -> TensorFormat:
 
 @dataclass(frozen=True)
 class LowbitEngine:
-    """One lowbit_mm instance's LowbitConfig (R, MAXT, MAXG, TP, BW = 128 x ports, RD) and how many
+    """One lowbit_mm instance's LowbitConfig (R, MAXT, MAXG, TP, BW = 128 x ports, RD, SL) and how many
     instances run side by side (each on its own ports and share of the row tiles)."""
 
     rows: int = 128
@@ -95,6 +113,7 @@ class LowbitEngine:
     max_k: int = 8192
     ports: int = 4  # weight ports one engine reads at once: BW = 128 x ports
     record_decoders: int = 4  # RD
+    scale_lanes: int = 16  # SL: sub-scales a record decoder decodes per iteration (16: a whole record)
 
     def __post_init__(self) -> None:
         if self.ports not in (1, 2, 4):
@@ -107,6 +126,8 @@ class LowbitEngine:
             raise EdgeLLMError(f"low-bit engine: token lanes must be 1 .. {self.max_tokens}")
         if self.engines < 1 or not 1 <= self.record_decoders <= 8:
             raise EdgeLLMError("low-bit engine: at least one engine, 1 .. 8 record decoders")
+        if self.scale_lanes not in SCALE_LANES:
+            raise EdgeLLMError(f"low-bit engine: scale lanes one of {SCALE_LANES}, got {self.scale_lanes}")
 
     @property
     def beat_bits(self) -> int:
@@ -126,11 +147,17 @@ def param_beats(fmt: TensorFormat, rows: int, bw: int = PORT_BITS) -> int:
     return -(-rows * fmt.record_bits // bw)
 
 
+def decode_iters(fmt: TensorFormat, eng: LowbitEngine) -> int:
+    """Iterations decoding one block's R records (lb_decode_iters): RD decoders, ceil(SB / SL) each a
+    record."""
+    return -(-eng.rows // eng.record_decoders) * -(-fmt.sb // eng.scale_lanes)
+
+
 def block_iters(fmt: TensorFormat, eng: LowbitEngine, token_blocks: int, more: bool) -> int:
     """One block loop's iterations (lb_block_iters)."""
     bw, rows = eng.beat_bits, eng.rows
     codes = fmt.sb * rows // _lanes(fmt.group, bw) * fmt.bits * _plane_beats(fmt.group, bw) * token_blocks
-    return param_beats(fmt, rows, bw) + max(codes, -(-rows // eng.record_decoders)) if more else codes
+    return param_beats(fmt, rows, bw) + max(codes, decode_iters(fmt, eng)) if more else codes
 
 
 def stream_bytes(out: int, n_in: int, fmt: TensorFormat, rows: int, bw: int = PORT_BITS) -> int:
@@ -156,7 +183,7 @@ def iterations(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, tokens
     n_blk, tb = tiles * nsbr, -(-tokens // eng.token_lanes)
     block = (n_blk - 1) * block_iters(fmt, eng, tb, True) + block_iters(fmt, eng, tb, False)
     return {"acts": tokens * (n_in // 16), "params": param_beats(fmt, eng.rows, eng.beat_bits),
-            "decode": -(-eng.rows // eng.record_decoders), "block": block, "out": tiles * tokens * eng.rows}
+            "decode": decode_iters(fmt, eng), "block": block, "out": tiles * tokens * eng.rows}
 
 
 def linear_cycles(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, tokens: int) -> int:
@@ -189,9 +216,10 @@ def resources(eng: LowbitEngine) -> Resources:
     x 16 entries of 12 bits in registers, 11 adders per 4 activations), BW / 4 16:1 lookups of 12 bits
     (about 5 LUTs a bit), the lane adder trees and P accumulators (BW / 16 lanes of 32 bits) and BW / 16
     float steps (2 fmul + 2 fadd: 3 + 2 DSPs, about 350 LUTs and 400 FFs each, Vitis HLS full-DSP
-    binary32); per engine: RD record decoders (a window shift of NW beats, about 3000 LUTs, and 16 x 2
-    fmul), the activation rows (MAXT x MAXK int8 in MAXG banks), the parameter ping-pong (2 x PB_MAX
-    beats), s / m (2 x R x 16 x 2 words of LUTRAM, 64 bits a LUT) and a 1500-LUT control."""
+    binary32); per engine: RD record decoders (a window shift of NW beats, about 3000 LUTs, and SL x 2
+    fmul: 120 LUTs, 200 FFs, 3 DSPs each), the activation rows (MAXT x MAXK int8 in MAXG banks), the
+    parameter ping-pong (2 x PB_MAX beats), s / m (2 x R x 16 x 2 words of LUTRAM, 64 bits a LUT) and a
+    1500-LUT control."""
     tp, mg, bw = eng.token_lanes, eng.max_group, eng.beat_bits
     lanes = bw // 16
     lane = Resources(lut=mg // 4 * 11 * 12 + bw // 4 * 12 * 5 + (bw // 4 - 1) * 16 + lanes * 40 + lanes * 350,
@@ -200,8 +228,9 @@ def resources(eng: LowbitEngine) -> Resources:
     xrow_banks = mg
     xrow_bram = xrow_banks * max(0.5, math.ceil(eng.max_tokens * eng.max_k / xrow_banks / 2048) / 2)
     rd = eng.record_decoders
-    per_engine = Resources(lut=rd * (3000 + 16 * 2 * 120) + 2 * eng.rows * 16 * 2 // 2 + 1500,
-                           ff=rd * (4000 + 16 * 2 * 200), dsp=rd * 16 * 2 * 3,
+    sl = eng.scale_lanes
+    per_engine = Resources(lut=rd * (3000 + sl * 2 * 120) + 2 * eng.rows * 16 * 2 // 2 + 1500,
+                           ff=rd * (4000 + sl * 2 * 200), dsp=rd * sl * 2 * 3,
                            bram36=xrow_bram + 2 * math.ceil(pb_max * bw / 36864) + 1)
     one = Resources(lut=per_engine.lut + tp * lane.lut, ff=per_engine.ff + tp * lane.ff,
                     dsp=per_engine.dsp + tp * lane.dsp, bram36=per_engine.bram36)
@@ -211,16 +240,35 @@ def resources(eng: LowbitEngine) -> Resources:
 
 @dataclass(frozen=True)
 class LowbitModel:
-    """A model's low-bit formats: per layer, per linear (ModelConfig.linear_shapes names), and the head."""
+    """A model's low-bit formats: per layer, per linear (ModelConfig.linear_shapes names), and the
+    checkpoint's head format. lowbit_head False (the design compile builds): the head is priced as the
+    int8 per-row head (HEAD_BITS, cost/lm_head.py); True: as `head` on the low-bit engine (a projection of
+    an option compile refuses)."""
 
     layers: tuple[dict[str, TensorFormat], ...]
     head: TensorFormat
+    lowbit_head: bool = False
+
+    def linear_bytes(self, cfg: ModelConfig, rows: int, bw: int = PORT_BITS) -> int:
+        """Stream bytes of every layer's linears (the head not included)."""
+        sh = cfg.linear_shapes()
+        return sum(stream_bytes(*sh[n], f, rows, bw) for layer in self.layers for n, f in layer.items())
+
+    def head_bytes(self, cfg: ModelConfig, rows: int, bw: int = PORT_BITS) -> int:
+        """The head's bytes per decode step: the int8 head's rows and row scales (design.lm_head_bytes), or
+        with lowbit_head its low-bit stream."""
+        if self.lowbit_head:
+            return stream_bytes(cfg.vocab_size, cfg.hidden_size, self.head, rows, bw)
+        return lm_head_bytes(cfg, HEAD_BITS)
 
     def weight_bytes(self, cfg: ModelConfig, rows: int, bw: int = PORT_BITS) -> int:
         """Stream bytes of every layer's linears and the head, read once per decode step."""
-        sh = cfg.linear_shapes()
-        body = sum(stream_bytes(*sh[n], f, rows, bw) for layer in self.layers for n, f in layer.items())
-        return body + stream_bytes(cfg.vocab_size, cfg.hidden_size, self.head, rows, bw)
+        return self.linear_bytes(cfg, rows, bw) + self.head_bytes(cfg, rows, bw)
+
+    def max_group(self) -> int:
+        """The widest group the engine runs (MAXG): the linears', and the head's when it runs there."""
+        groups = [f.group for layer in self.layers for f in layer.values()]
+        return max(groups + [self.head.group] if self.lowbit_head else groups)
 
 
 def decode_bytes(cfg: ModelConfig, m: LowbitModel, p: DesignParams, eng: LowbitEngine) -> int:
@@ -249,7 +297,8 @@ def _vector_s(cfg: ModelConfig, p: DesignParams, board: Board, tokens: int, cont
 def run_seconds(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: DesignParams,
                 tokens: int, context0: int) -> dict[str, float]:
     """`tokens` new tokens after `context0` cached ones (decode: 1; prefill: the prompt, in calls of
-    prefill_token_block tokens): layers (linears + vector work), the head once, the host per call."""
+    prefill_token_block tokens): layers (linears + vector work), the head once (the int8 head, or with
+    m.lowbit_head the low-bit linear), the host per call."""
     f = p.clock_mhz * 1e6
     wbps = bandwidth(board, p).weights
     sh = cfg.linear_shapes()
@@ -262,7 +311,8 @@ def run_seconds(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngin
             vec += _vector_s(cfg, p, board, n, context0 + done + n)
         done += n
         calls += 1
-    head = linear_seconds(cfg.vocab_size, cfg.hidden_size, m.head, eng, 1, f, wbps)
+    head = (linear_seconds(cfg.vocab_size, cfg.hidden_size, m.head, eng, 1, f, wbps) if m.lowbit_head
+            else cost_lm_head.seconds(cfg, board, p, beat=head_beat_bytes(p, "lowbit")))
     host = calls * HOST_CALL_S * p.ip_calls_per_token + cfg.vocab_size * HOST_SAMPLE_S_PER_VOCAB
     return {"linears": lin, "vector": vec, "lm_head": head, "host": host}
 
@@ -313,28 +363,62 @@ def llama_cpp_mix(cfg: ModelConfig, ftype: str) -> LowbitModel:
 
 # (attention lanes, K/V tile, element-wise vector) of the vector engines the search may pair with the
 # low-bit engines (DesignParams fields; the ternary DSE's defaults last)
-VECTOR = ((4, 8, 1), (4, 8, 2), (8, 16, 2), (16, 32, 4))
+VECTOR = ((2, 8, 1), (2, 32, 1), (4, 8, 1), (4, 8, 2), (8, 16, 2), (16, 32, 4))
 
 
 def design(board: Board, eng: LowbitEngine, vec: tuple[int, int, int] = VECTOR[-1],
             clock_mhz: float | None = None) -> DesignParams:
+    """The DesignParams of a low-bit design: the engine's ports and MAXT, the vector engines, and a
+    one-lane int8 LM head (HEAD_LANE: the low-bit path scores one row per OP_HEAD; lanes only pay for a
+    speculative verify's rows, which it does not run)."""
     return DesignParams(clock_mhz=clock_mhz or board.pl_clock_mhz, weight_ports=eng.engines * eng.ports,
                         prefill_token_block=eng.max_tokens, attn_lanes=vec[0], attn_kv_block=vec[1],
-                        ew_vec=vec[2])
+                        ew_vec=vec[2], head_lanes=HEAD_LANE)
 
 
-def fits(cfg: ModelConfig, board: Board, eng: LowbitEngine, vec: tuple[int, int, int]) -> bool:
-    # imported here: estimate imports the cost modules; resource_model's vector_kernels / PLATFORM and
-    # cost/axi.py come with the cost refactor in progress beside this work (the rest of this module
-    # needs none of them)
+def head_resources(cfg: ModelConfig, board: Board, m: LowbitModel, p: DesignParams) -> Resources:
+    """The int8 head as the low-bit design builds it (cost/lm_head.resources at P = head_beat_bytes, over
+    its weight ports) and its row FIFOs (HEAD_FIFO_DEPTH beats of 8P bits a port, as cost/fetch.py counts
+    the ternary designs'); none with m.lowbit_head (the head is one more linear on the engine)."""
+    if m.lowbit_head or not p.lm_head_on_fabric:
+        return Resources()
+    beat = head_beat_bytes(p, "lowbit")
+    return (cost_lm_head.resources(cfg, board, p, beat)
+            + auto_memory(8 * beat, HEAD_FIFO_DEPTH, stream_ports(board, p)))
+
+
+def fetch_resources(board: Board, p: DesignParams) -> Resources:
+    """The low-bit top's weight fetchers (top.h fetch_program over lowbit_mm_policy::fetch): per weight
+    port its program walker and address generator (cost/fetch.py FETCH_WALKER) and its FIFO of fetch_depth
+    128-bit words (lb_beat_t) where codegen binds it (cost/fetch.py storage: EDGELLM_FETCH_STORAGE)."""
+    from edgellm.compiler.cost import fetch as cost_fetch  # beside total_resources' imports
+
+    n = stream_ports(board, p)
+    walker = Resources(lut=n * cost_fetch.FETCH_WALKER[0], ff=n * cost_fetch.FETCH_WALKER[1])
+    return walker + bound_memory(PORT_BITS, p.fetch_depth, n, cost_fetch.storage(board, p))
+
+
+def total_resources(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
+                    vec: tuple[int, int, int], p: DesignParams | None = None) -> Resources:
+    """The design's resources: engines, element-wise engine, attention, AXI, platform, the weight
+    fetchers (fetch_resources) and the LM head (head_resources). p: the design (default design(board,
+    eng, vec))."""
+    # imported here: estimate imports the cost modules
     from edgellm.compiler.cost import axi as cost_axi
     from edgellm.compiler.cost import resource_model
-    from edgellm.compiler.estimate import fits_board
 
-    p = design(board, eng, vec)
+    p = p or design(board, eng, vec)
     ew, attn = resource_model.vector_kernels(cfg, p)
-    total = total_of([resources(eng), ew, attn, cost_axi.resources(p), resource_model.PLATFORM])
-    return not fits_board(total, board)
+    return total_of([resources(eng), ew, attn, cost_axi.resources(p), resource_model.PLATFORM,
+                     fetch_resources(board, p), head_resources(cfg, board, m, p)])
+
+
+def fits(cfg: ModelConfig, board: Board, eng: LowbitEngine, vec: tuple[int, int, int],
+         m: LowbitModel) -> bool:
+    """Whether the design's total_resources fit the board's routing headroom (estimate.UTIL_LIMITS)."""
+    from edgellm.compiler.estimate import fits_board  # it imports the cost modules
+
+    return not fits_board(total_resources(cfg, board, m, eng, vec), board)
 
 
 def project(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
@@ -346,25 +430,47 @@ def project(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
             "bound": ddr_bound_tokens_per_s(cfg, board, m, p, eng)}
 
 
+def model_max_k(cfg: ModelConfig) -> int:
+    """MAXK of a model's engine: its widest linear input in whole 256-input super-blocks (what
+    codegen_config.lowbit_fields generates)."""
+    return -(-k_max(cfg) // 256) * 256
+
+
 def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[int, ...] = (1, 2, 4)
            ) -> tuple[LowbitEngine, tuple[int, int, int]]:
-    """The engines (E x ports per engine), token lanes, record decoders and vector engines' size (VECTOR)
-    with the highest decode rate, then the lowest TTFT(128), then the fewest LUTs, among those whose
-    resources (engines, element-wise engine, attention, AXI, platform) fit the board's routing headroom
-    (estimate.UTIL_LIMITS), in the board's scenario. engine_counts: the engine counts E it may choose."""
-    groups = [f.group for layer in m.layers for f in layer.values()] + [m.head.group]
-    best = None
+    """The engines (E x ports per engine), token lanes, record decoders and their scale lanes, and the
+    vector engines' size (VECTOR) with the highest decode rate, then the lowest TTFT(128), then the fewest
+    engine LUTs, among those whose resources (total_resources: engines, element-wise engine, attention,
+    AXI, platform, the LM head) fit the board's routing headroom (estimate.UTIL_LIMITS), in the board's
+    scenario. The engine is sized to the model: MAXG its widest group (m.max_group), MAXK its widest input
+    (as lowbit_fields generates it). engine_counts: the engine counts E it may choose. EdgeLLMError naming
+    what the smallest candidate overruns when none fits."""
+    from edgellm.compiler.estimate import UTIL_LIMITS, fits_board  # it imports the cost modules
+
+    best, least = None, None
     ports = min(4, len(board.hp_port_names))
     shapes = [(e, w) for e in engine_counts for w in (1, 2, 4) if e * w <= ports]
-    for (e, w), tp, rd, vec in itertools.product(shapes, (1, 2, 4, 8), (1, 2, 4), VECTOR):
-        eng = LowbitEngine(rows=max(32, 32 * w), max_tokens=max(8, tp), max_group=max(groups),
-                              token_lanes=tp, engines=e, max_k=8192, ports=w, record_decoders=rd)
-        if not fits(cfg, board, eng, vec):
+    max_k = model_max_k(cfg)
+    for (e, w), tp, rd, sl, vec in itertools.product(shapes, (1, 2, 4, 8), (1, 2, 4), SEARCH_SCALE_LANES,
+                                                     VECTOR):
+        eng = LowbitEngine(rows=max(32, 32 * w), max_tokens=max(8, tp), max_group=m.max_group(),
+                           token_lanes=tp, engines=e, max_k=max_k, ports=w, record_decoders=rd,
+                           scale_lanes=sl)
+        total = total_resources(cfg, board, m, eng, vec)
+        over = max(total.utilization(board)[k] / lim for k, lim in UTIL_LIMITS.items())
+        if over > 1:
+            if least is None or over < least[0]:
+                least = (over, eng, fits_board(total, board))
             continue
         r = project(cfg, board, m, eng, vec)
         key = (-round(r["decode"], 2), round(r["ttft"], 3), resources(eng).lut)
         if best is None or key < best[0]:
             best = (key, (eng, vec))
     if best is None:
-        raise EdgeLLMError(f"no low-bit engine configuration fits {board.name}")
+        assert least is not None
+        g = least[1]
+        raise EdgeLLMError(f"no low-bit engine configuration fits {board.name}: the smallest ({g.ports} "
+                           f"port(s), R {g.rows}, {g.record_decoders} decoder(s) of {g.scale_lanes} scale "
+                           f"lane(s), with the vector engines, AXI, platform and LM head) needs "
+                           f"{'; '.join(least[2])} (the routing headroom)")
     return best[1]

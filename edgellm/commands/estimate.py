@@ -199,6 +199,11 @@ def register(app: typer.Typer) -> None:
         weights: Annotated[str | None, typer.Option(
             "--weights", help="With a llama/qwen2 --preset: project it with llama.cpp's low-bit tensor types "
                               "(q4_0, q4_k_m, q2_k) on the low-bit engine.")] = None,
+        lowbit_head: Annotated[bool, typer.Option(
+            "--lowbit-head", help="With a low-bit model: project its LM head as the checkpoint's quantized "
+                                  "tensor on the low-bit engine instead of the int8 per-row head (a "
+                                  "projection only: compile builds the int8 head and refuses a low-bit "
+                                  "one).")] = False,
         check: Annotated[bool, typer.Option(
             "--check", help="With a built PROJECT_DIR: exit 1 when the build misses its plan (clock below "
                             "it, a resource above the board or the routing limit).")] = False,
@@ -215,7 +220,8 @@ def register(app: typer.Typer) -> None:
                                           ("--clock", clock), ("--lut-cap", lut_cap), ("--set", sets),
                                           ("--html", html_out), ("--measured", measured),
                                           ("--calibration", calibration), ("--top", top),
-                                          ("--speculate", speculate != "off")) if v]
+                                          ("--speculate", speculate != "off"), ("--lowbit-head", lowbit_head))
+                     if v]
             if given:
                 raise EdgeLLMError(f"{given[0]} does not apply to a project directory (its manifest fixes "
                                    "the model, board and design)")
@@ -228,7 +234,7 @@ def register(app: typer.Typer) -> None:
         board = board or "kv260"
         from edgellm.commands.estimate_lowbit import estimate_lowbit, lowbit_source
 
-        src = lowbit_source(model, preset, weights)
+        src = lowbit_source(model, preset, weights, lowbit_head)
         if src is not None:
             given = [name for name, v in (("--context", context), ("--clock", clock), ("--lut-cap", lut_cap),
                                           ("--set", sets), ("--html", html_out), ("--top", top),

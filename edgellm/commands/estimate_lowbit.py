@@ -1,6 +1,7 @@
 """`edgellm estimate MODEL` for a low-bit model (a llama/qwen2 GGUF, a GPTQ directory, or `--preset NAME
 --weights q4_0|q4_k_m|q2_k`): projected through the low-bit engine's cost model
-(compiler/lowbit_estimate.py, compiler/cost/lowbit.py), not as if it were ternary."""
+(compiler/lowbit_estimate.py, compiler/cost/lowbit.py), not as if it were ternary; its LM head as built
+(int8 per row) or, with --lowbit-head, as its quantized tensor on the low-bit engine (projection only)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,30 @@ import typer
 from edgellm.commands.estimate import resolve_config
 
 
-def lowbit_source(model: Path | None, preset: str | None, weights: str | None):  # -> LowbitSource | None
+def lowbit_source(model: Path | None, preset: str | None, weights: str | None,
+                  lowbit_head: bool = False):  # -> LowbitSource | None
     """The low-bit model to project (compiler/lowbit_estimate.py): a llama/qwen2 GGUF or a GPTQ directory,
-    or a preset with --weights; None for a ternary model (estimated by the DSE as before)."""
+    or a preset with --weights; None for a ternary model (estimated by the DSE as before). lowbit_head:
+    its head on the low-bit engine (--lowbit-head; EdgeLLMError for a ternary model)."""
     from edgellm.compiler import lowbit_estimate as le
     from edgellm.errors import EdgeLLMError
 
+    src = None
     if weights is not None:
         if preset is None:
             raise EdgeLLMError("--weights applies to a --preset (a checkpoint's own tensor types are used)")
-        return le.from_preset(resolve_config(None, preset), weights)
-    if model is None:
-        return None
-    from edgellm.commands.model_names import resolve_model_arg
+        src = le.from_preset(resolve_config(None, preset), weights)
+    elif model is not None:
+        from edgellm.commands.model_names import resolve_model_arg
 
-    local = resolve_model_arg(model, ["config.json"])
-    return le.from_path(local) if local is not None else None
+        local = resolve_model_arg(model, ["config.json"])
+        src = le.from_path(local) if local is not None else None
+    if lowbit_head:
+        if src is None:
+            raise EdgeLLMError("--lowbit-head applies to a low-bit model (a llama/qwen2 GGUF, a GPTQ "
+                               "directory or --preset NAME --weights TYPE)")
+        src = le.with_lowbit_head(src)
+    return src
 
 
 def estimate_lowbit(src, names: list[str], meas, as_json: bool) -> None:  # src: LowbitSource
@@ -50,7 +59,7 @@ def estimate_lowbit(src, names: list[str], meas, as_json: bool) -> None:  # src:
         from edgellm.report.records import LABEL, _finite
 
         out = {"label": LABEL, "model": src.cfg.to_dict(), "weights": src.weights,
-               "mix": le.mix_text(src.model), "notes": [*src.notes, le.BUILT_NOTE, le.HEAD_NOTE],
+               "mix": le.mix_text(src.model), "notes": list(le.notes(src)),
                "boards": {n: {"fits": False, "error": e} if isinstance(e, str)
                           else {"fits": True, **e.record()} for n, (_, e) in results.items()}}
         typer.echo(json.dumps(_finite(out), indent=1))
@@ -82,5 +91,5 @@ def print_table(src, results: dict) -> None:  # (LowbitSource, {board: (Board, L
         else:
             for end, text in e.assumptions.items():
                 typer.echo(f"{n} {end}: {text}")
-    for note in (*src.notes, le.BUILT_NOTE, le.HEAD_NOTE):
+    for note in le.notes(src):
         typer.echo(f"note: {note}")
