@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgellm.compiler.cost.lowbit import model_max_k
 from edgellm.compiler.design import DesignParams, tlmm_tables
 from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
@@ -111,10 +112,11 @@ def lowbit_fields(cfg: ModelConfig, design: DesignParams, max_t: int) -> list[Fi
     LowbitConfig compiler/cost/lowbit.py search chose (DesignParams lowbit_*)."""
     return [
         ("rows", design.lowbit_rows, "R: output rows per tile"),
-        ("max_k", -(-k_max(cfg) // 256) * 256, "largest linear input, rounded up to a multiple of 256"),
+        ("max_k", model_max_k(cfg), "largest linear input, rounded up to a multiple of 256"),
         ("max_t", max_t, "tokens per engine pass (the layer's tokens per call)"),
         ("max_group", design.lowbit_max_group, "widest group of the model's linears (sizes the tables)"),
         ("token_lanes", design.lowbit_token_lanes, "TP: tokens sharing each code beat"),
         ("beat_bits", design.lowbit_beat_bits, f"BW: 128 bits from {design.lowbit_ports} weight port(s)"),
         ("decoders", design.lowbit_decoders, "RD: parameter records decoded per iteration"),
+        ("scale_lanes", design.lowbit_scale_lanes, "SL: sub-scales each decoder decodes per iteration"),
     ]

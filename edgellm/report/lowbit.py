@@ -109,7 +109,7 @@ def section_html(s: LowbitSection) -> str:
     e, p = s.estimate, s.params
     assume = "".join(f"<li><b>{escape(end)}</b>: {escape(text)}</li>" for end, text in e.assumptions.items())
     notes = "".join(f"<li class='note'>{escape(n)}</li>"
-                    for n in [*s.src.notes, le.BUILT_NOTE, *s.notes])
+                    for n in [*le.notes(s.src), *s.notes])
     total = total_of(s.parts.values())
     figs = [
         plots.resources_chart(s, s.parts, total),
