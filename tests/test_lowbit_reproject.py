@@ -91,7 +91,7 @@ def test_estimate_dir_projects_a_lowbit_project(built: dict) -> None:
     for key in ("projected_decode_tok_s", "ddr_bound_tok_s", "projected_ttft_128_s", "resources", "design"):
         assert got["lowbit"][key] == want[key], key
     assert got["design"]["matmul"] == "lowbit" and got["built"] is None and "summary" not in got
-    assert got["mix"] == json.loads(model.stdout)["mix"]
+    assert got["mix"] == json.loads(model.stdout)["mix"] and got["notes"] == json.loads(model.stdout)["notes"]
     text = runner.invoke(app, ["estimate", str(proj)], env=WIDE)
     assert text.exit_code == 0, text.output
     src = open_design(proj)

@@ -51,7 +51,7 @@ def _projection(d) -> dict:  # d: ProjectDesign
 
     e = le.estimate_design(d.lowbit, d.board, d.params)
     return {"weights": d.lowbit.weights, "mix": le.mix_text(d.lowbit.model),
-            "notes": [*d.lowbit.notes, le.BUILT_NOTE], "lowbit": e.record()}
+            "notes": list(le.notes(d.lowbit)), "lowbit": e.record()}
 
 
 def _print(path: Path, d, rec: dict | None) -> None:  # d: ProjectDesign
@@ -73,7 +73,7 @@ def _print(path: Path, d, rec: dict | None) -> None:  # d: ProjectDesign
         e = le.estimate_design(d.lowbit, b, p)
         title, rows = "low-bit, projected by compiler/cost/lowbit.py", le.rows(d.lowbit, e, b)
         notes = [*(f"{b.name} {end}: {text}" for end, text in e.assumptions.items()),
-                 *(f"note: {n}" for n in (*d.lowbit.notes, le.BUILT_NOTE))]
+                 *(f"note: {n}" for n in le.notes(d.lowbit))]
     table = Table(title=f"{cfg.name} as compiled in {path}: {title} (not measured)")
     table.add_column("")
     table.add_column(b.name, justify="right")
