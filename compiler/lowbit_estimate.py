@@ -39,6 +39,7 @@ PROMPT = 128
 BUILT_ENGINES = (1,)  # lowbit_mm engine instances the generated top builds (one, over its 1, 2 or 4 ports)
 BUILT_NOTE = ("edgellm compile builds this design (one low-bit engine and the int8 per-row LM head, "
               "C-simulated bit-exact); its speed and resources are projected, not synthesized or measured")
+FLOAT_HEAD_NOTE = f"the float LM head: int8 per row as built ({FLOAT_AS} with --lowbit-head)"
 LOWBIT_HEAD_NOTE = ("--lowbit-head: the LM head is projected as {fmt} on the low-bit engine, a projection "
                     "only: edgellm compile builds the int8 per-row head and refuses a low-bit head")
 
@@ -105,10 +106,13 @@ def from_gguf(path: Path) -> LowbitSource | None:
     for i in range(cfg.n_layers):
         layers.append({n: _format(kind(f"blk.{i}.{gn}.weight"), sh[n][1], f"{path}: tensor blk.{i}.{gn}")
                        for n, gn in GGUF_LINEARS.items()})
-    head_name = "token_embd.weight" if cfg.tied_embeddings else "output.weight"
-    head = _format(kind(head_name), cfg.hidden_size, f"{path}: tensor {head_name}")
-    notes = (f"{len(floats)} float tensor(s) ({floats[0]}{', ...' if len(floats) > 1 else ''}) projected as "
+    notes = (f"{len(floats)} float linear(s) ({floats[0]}{', ...' if len(floats) > 1 else ''}) projected as "
              f"{FLOAT_AS}, as the loader quantizes them",) if floats else ()
+    head_name = "token_embd.weight" if cfg.tied_embeddings else "output.weight"
+    n_float = len(floats)
+    head = _format(kind(head_name), cfg.hidden_size, f"{path}: tensor {head_name}")
+    if len(floats) > n_float:  # a float head: int8 per row as built, Q8_0 only under --lowbit-head
+        notes += (FLOAT_HEAD_NOTE,)
     return LowbitSource(cfg, cl.LowbitModel(tuple(layers), head), "the GGUF file's tensor types", notes)
 
 
@@ -141,7 +145,7 @@ def from_gptq(path: Path) -> LowbitSource:
     head = cl.fit(cl.FORMATS[FLOAT_AS], cfg.hidden_size)
     return LowbitSource(cfg, cl.LowbitModel(tuple(dict(layer) for _ in range(cfg.n_layers)), head),
                         f"GPTQ {bits}-bit, group {group}",
-                        (f"the float LM head: int8 per row as built ({FLOAT_AS} with --lowbit-head)",))
+                        (FLOAT_HEAD_NOTE,))
 
 
 def from_preset(cfg: ModelConfig, weights: str) -> LowbitSource:
