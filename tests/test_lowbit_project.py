@@ -209,7 +209,9 @@ def test_lowbit_design_fields_are_validated() -> None:
                      ({"lowbit_rows": 48, "lowbit_ports": 1}, "lowbit_rows"),
                      ({"lowbit_rows": 64, "lowbit_ports": 4}, "lowbit_rows"),
                      ({"lowbit_max_group": 8}, "lowbit_max_group"),
-                     ({"lowbit_decoders": 9}, "lowbit_decoders")):
+                     ({"lowbit_decoders": 9}, "lowbit_decoders"),
+                     ({"lowbit_scale_lanes": 3}, "lowbit_scale_lanes"),
+                     ({"lowbit_scale_lanes": 32}, "lowbit_scale_lanes")):
         with pytest.raises(EdgeLLMError, match=word):
             DesignParams(**kw)
 
