@@ -61,7 +61,8 @@ def main() -> None:
     limits = {} if a.lut_cap is None else {"lut": a.lut_cap}
     p = dse.explore(cfg, board, DesignParams(), limits, clock_mhz=a.clock).params
     print(f"{cfg.name} on {board.name}: G{p.group_size} T{p.tables} R{p.rows} TP{p.token_lanes} "
-          f"(DSP {p.dsp_lanes}) OL{p.out_lanes} {p.weight_ports} weight ports, {p.clock_mhz:g} MHz "
+          f"(DSP {p.dsp_lanes}) OL{p.out_lanes} {p.weight_ports} weight ports, LM head lanes {p.head_lanes}, "
+          f"{p.clock_mhz:g} MHz "
           f"(DSE {time.perf_counter() - t0:.0f} s). Projected, not measured.")
     print("\nnamed scenarios x clock: weight GB/s, decode tok/s, TTFT(128) s")
     print(f"{'':>9}" + "".join(f"{f * p.clock_mhz:>26.0f} MHz" for f in CLOCK_FRACTIONS))
