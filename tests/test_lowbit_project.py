@@ -243,10 +243,10 @@ def test_lowbit_project_csim_verify_run(models: dict[str, Path], tmp_path: Path,
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_CSIM, reason="C simulation needs g++")
-@pytest.mark.parametrize("kind", ["llama-Q4_K_M", "qwen2-Q2_K"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_lowbit_project_csim_on_the_ultra96(models: dict[str, Path], tmp_path: Path, kind: str) -> None:
-    """The Ultra96-V2's design (one 128-bit port, fewer scale lanes than a record's sub-scales: records
-    decoded over several iterations in the generated top) passes `edgellm csim` bit-exact."""
+    """The Ultra96-V2's design for each checkpoint (one 128-bit port, fewer scale lanes than a record's
+    sub-scales: records decoded over several iterations in the generated top) passes `edgellm csim`."""
     r = _compile(models[kind], tmp_path / "p", "ultra96v2", "--no-onnx-reference")
     assert r.returncode == 0, r.stderr
     assert Project.open(tmp_path / "p").manifest["design"]["lowbit_scale_lanes"] < 16
