@@ -23,7 +23,8 @@ def design_label(p: DesignParams) -> str:
     return (f"G{p.group_size} T{p.tables} R{p.rows} OL{p.out_lanes} P{p.weight_ports} {p.weight_buffer}/"
             f"{p.act_buffer} head-{'fabric' if p.lm_head_on_fabric else 'arm'} A{p.attn_lanes} "
             f"KV{p.attn_kv_block} EW{p.ew_vec}{glu} TP{p.token_lanes} DSP{p.dsp_lanes} "
-            f"PB{p.prefill_token_block}{' pipe' if p.prefill_pipeline else ''} F{p.fetch_depth}")
+            f"PB{p.prefill_token_block}{' pipe' if p.prefill_pipeline else ''} F{p.fetch_depth} "
+            f"HL{p.head_lanes}")
 
 
 def sample_designs(cfg: ModelConfig, board: Board, feasible: list[tuple[float, float, Any]],

@@ -101,7 +101,9 @@ def estimate_rows(e, b) -> list[tuple[str, str]]:  # e: Estimate, b: Board
                    f"{p.weight_ports}x{p.port_width_bits}b ports"),
         ("lanes", f"{p.token_lanes} token" + (f" ({p.dsp_lanes} on DSPs)" if p.dsp_lanes else "")
                   + f", {p.out_lanes} out, attention {p.attn_lanes}, element-wise {p.ew_vec}"
-                  + (f" (GLU {p.glu_vec})" if p.glu_vec != p.ew_vec else "")),
+                  + (f" (GLU {p.glu_vec})" if p.glu_vec != p.ew_vec else "")
+                  + (f", LM head {p.head_lanes} token" if p.lm_head_on_fabric
+                     else ", LM head on the ARM cores")),
         ("prefill", f"{p.prefill_token_block}-token blocks, "
                     + ("pipelined (TLMM and vector engines on two halves)" if p.prefill_pipeline
                        else "engines one after another")),
