@@ -194,10 +194,10 @@ params:
 template <class C>
 void lb_decode_all(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, f32 s[C::R][kLbMaxSb],
                    f32 m[C::R][kLbMaxSb]) {
-  const int nch = lb_record_chunks(d, C::SL);
+  const int nch = lb_record_chunks(d, C::SL), n_it = lb_decode_iters(d, C::R, C::RD, C::SL);
   int r0 = 0, c = 0;
 decode_all:
-  for (int it = 0; it < lb_decode_iters(d, C::R, C::RD, C::SL); it++) {
+  for (int it = 0; it < n_it; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = C::R / C::RD max = C::R / C::RD * kLbMaxSb / C::SL
 #pragma HLS PIPELINE II = 1
     EDGELLM_LB_COUNT(kLbDecode);
