@@ -120,9 +120,11 @@ def _app() -> typer.Typer:
 @pytest.mark.slow
 def test_estimate_speculate_option(measured, tmp_path) -> None:
     runner = CliRunner()
-    res = runner.invoke(_app(), ["estimate", "--board", "kv260", "--speculate", "lookup"], terminal_width=400)
+    res = runner.invoke(_app(), ["estimate", "--board", "kv260", "--speculate", "lookup", "--top", "3"],
+                        terminal_width=400)
     assert res.exit_code == 0, res.output
     assert "design ranked by --speculate lookup (projected)" in res.output and "tok/s plain" in res.output
+    assert "lookup tok/s" in res.output and "(chosen)" in res.output  # --top ranks by the objective
     bad = runner.invoke(_app(), ["estimate", "--board", "kv260", "--speculate", "eagle"])
     assert bad.exit_code != 0 and "unknown --speculate 'eagle'" in str(bad.exception)
     (tmp_path / "proj").mkdir()

@@ -137,7 +137,8 @@ SIG3 = _Sig3("{:#.3g}")
 
 def top_table(res, n: int):  # res: DseResult -> rich Table
     """The best `n` designs the search scored (those within the decode tie of the fastest, best first:
-    TTFT, then LUTs, then decode), the chosen one first."""
+    TTFT, then LUTs, then decode; with --speculate: by projected speculative decode), the chosen one
+    first."""
     from rich.table import Table
 
     from edgellm.compiler.dse import TTFT_TOKENS
@@ -145,11 +146,15 @@ def top_table(res, n: int):  # res: DseResult -> rich Table
 
     t = Table(title=f"The {n} best designs considered on {res.board.name if res.board else 'the board'} "
                     "(projected)")
-    for col in ("#", "decode tok/s", f"TTFT {TTFT_TOKENS} s", "design"):
+    spec = [sp for sp, _, _ in res.spec] if res.speculate else []
+    cols = ("#", *([f"{res.speculate} tok/s"] if spec else []), "decode tok/s", f"TTFT {TTFT_TOKENS} s",
+            "design")
+    for col in cols:
         t.add_column(col, justify="left" if col == "design" else "right", overflow="fold")
     for i, (dec, ttft, p) in enumerate(res.scored[:n], 1):
         chosen = " (chosen)" if p == res.params else ""
-        t.add_row(str(i), f"{dec:.1f}", f"{ttft:.3f}", design_label(p) + chosen)
+        t.add_row(str(i), *([f"{spec[i - 1]:.1f}"] if spec else []), f"{dec:.1f}", f"{ttft:.3f}",
+                  design_label(p) + chosen)
     return t
 
 
