@@ -120,4 +120,5 @@ def test_a_head_on_the_arm_cores_pays_every_row(setup, tmp_path, monkeypatch) ->
                                            "plain_passes": 20, "k_counts": {"2": 10}}]}))
     monkeypatch.setattr(cs, "MEASURED_FILE", f)
     head = cs.speedup_lines(CFG, board, arm)[0]
-    assert "runs on the ARM cores" in head and "multi-row" in head and "token lanes" not in head
+    assert "the LM head on the ARM cores" in head and "no multi-row head" in head
+    assert "token lanes" not in head

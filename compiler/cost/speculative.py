@@ -311,12 +311,12 @@ def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
     dec = cost_model.decode_step(cfg, board, p).tokens_per_s
     lanes = head_lanes(cfg, p)
     span = f"up to {lanes} rows (its token lanes)" if lanes > 1 else "one row (1 token lane: a pass per row)"
-    head = (f"the multi-row LM head in one start, the head's weights streamed once for {span}; built, "
-            "C-simulated" if p.lm_head_on_fabric else
-            "the LM head runs on the ARM cores in this design: every verify row streams the whole head there "
-            "(no multi-row head)")
+    head = (f"layers and the multi-row LM head in one start, the head's weights streamed once for {span}; "
+            "built, C-simulated" if p.lm_head_on_fabric else
+            "layers in one start; the LM head on the ARM cores in this design, every verify row streaming "
+            "the whole head there (no multi-row head)")
     out = [f"speculative decoding, projected from runs measured by bench/speculative_acceptance.py "
-           f"(verify call: layers and {head}): plain decode {dec:.1f} tok/s"]
+           f"(verify call: {head}): plain decode {dec:.1f} tok/s"]
     for r in rows:
         try:
             cons = run_tokens_per_s(cfg, board, p, r)
