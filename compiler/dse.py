@@ -137,8 +137,13 @@ class DseResult:
     spec: tuple[tuple[float, float, DesignParams], ...] = ()  # its (speculative tok/s, decode, design), best
 
     def record(self) -> dict:
-        """The explored designs as JSON (report/estimate.json "dse"; dse_points.record)."""
-        return record(self.params, self.feasible, self.explored, TTFT_TOKENS, self.scored, self.sample)
+        """The explored designs as JSON (report/estimate.json "dse"; dse_points.record), with the objective
+        ("decode", or the speculation objective's drafter and its projected figure for the chosen design)."""
+        rec = record(self.params, self.feasible, self.explored, TTFT_TOKENS, self.scored, self.sample)
+        rec["objective"] = f"speculate {self.speculate}" if self.speculate else "decode"
+        if self.spec:
+            rec["speculative_tok_s"] = round(self.spec[0][0], 2)
+        return rec
 
 
 def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,

@@ -60,6 +60,9 @@ def test_speculation_objective_ranks_by_the_measured_run(measured) -> None:
     assert r.speculate == "lookup" and r.spec
     best = cs.run_tokens_per_s(SMALL, KV260, r.params, RUN)
     assert r.spec[0][0] == pytest.approx(best) and r.spec[0][2] == r.params
+    rec = r.record()
+    assert rec["objective"] == "speculate lookup" and rec["speculative_tok_s"] == round(best, 2)
+    assert plain.record()["objective"] == "decode" and "speculative_tok_s" not in plain.record()
     assert best >= SPEC_TIE * cs.run_tokens_per_s(SMALL, KV260, plain.params, RUN)
     assert all(sp <= r.spec[0][0] / SPEC_TIE + 1e-9 for sp, _, _ in r.spec)
     # every fitting variant of the plain choice in head lanes scores no better (the bounds are exact)
