@@ -75,7 +75,10 @@ def _port_counts(board: Board) -> list[int]:
 def _memory_candidates(board: Board, base: DesignParams, clock_mhz: float) -> Iterator[dict]:
     kinds = STORAGE if board.uram else tuple(k for k in STORAGE if k != "uram")
     acts = ACT_STORAGE if board.uram else ("bram",)
-    for ports, kind, act, lm in itertools.product(_port_counts(board), kinds, acts, (True, False)):
+    # The LM head on the fabric only: the generated top always builds it and the runtime has no host head,
+    # so a design with the head on the ARM cores (lm_head_on_fabric False: TeLLMe's, the calibration's)
+    # would project what compile does not build.
+    for ports, kind, act, lm in itertools.product(_port_counts(board), kinds, acts, (True,)):
         yield dict(weight_ports=ports, port_width_bits=board.hp_port_width_bits,
                    data_port_width_bits=board.hp_port_width_bits, weight_buffer=kind, act_buffer=act,
                    lm_head_on_fabric=lm, prefill_token_block=PREFILL_TOKEN_BLOCKS[0],

@@ -79,6 +79,10 @@ def step_dse(ctx: BuildContext) -> None:
     base = DesignParams(max_context=over.pop("max_context", 0))  # as estimate --context explores
     limits = {} if lut is None else {"lut": lut}
     res = explore(cfg, board, base, limits, over.get("clock_mhz"), speculate=speculate)
+    if over.get("lm_head_on_fabric") is False:
+        raise EdgeLLMError("design lm_head_on_fabric false does not compile: the generated top always builds "
+                           "the LM head on the fabric and the runtime has no host-side head (estimate "
+                           "projects it as a what-if)")
     design = res.params.replace(**over) if over else res.params
     if design != res.params:  # report/estimate.json and the summary project the design that is built
         res = dataclasses.replace(res, params=design, estimate=_check_overridden(cfg, board, design, over,
