@@ -1,7 +1,7 @@
 """Tiny low-bit checkpoints for tests that compile them into projects (tests/test_lowbit_reproject.py): a
 llama GGUF with llama.cpp's Q4_K_M mix (Q4_K + Q6_K, Llama-3 rope frequency factors) and a qwen2 GPTQ
 directory, each with a small byte-level BPE tokenizer. Test modules import these from here, never from
-each other (test_lowbit_project.py builds the same shapes its own way)."""
+each other (test_lowbit_project.py builds its three checkpoints from tiny_config and tokenizer_json)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from shared_fixtures import run_cli
-from shared_project import E2E_TEXTS
+from shared_lowbit_models import tiny_config, tokenizer_json
 
 from edgellm.compiler import interface as itf
 from edgellm.models.config import ModelConfig
@@ -33,28 +33,6 @@ KINDS = ("llama-Q4_K_M", "qwen2-Q2_K", "gptq")
 PROMPT = "the quick brown fox"
 
 
-def _tokenizer(d: Path) -> str:
-    """A small byte-level BPE tokenizer (tokenizer.json text) trained on shared_project's texts."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(E2E_TEXTS * 5, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok.save(str(d / "tokenizer.json"))
-    return (d / "tokenizer.json").read_text()
-
-
-def _config(vocab: int, arch: str) -> ModelConfig:
-    """Tiny llama (Llama-3 rope: frequency factors, as a GGUF's rope_freqs) or qwen2 (q/k/v biases)."""
-    rope = tuple(float(f) for f in np.geomspace(1.0, 8.0, 32)) if arch == "llama" else ()
-    return ModelConfig(name=f"lb-{arch}", hidden_size=256, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=256,
-                       vocab_size=vocab, act="silu", subln=False, rope_theta=10000.0, tied_embeddings=True,
-                       max_context=64, bos_id=1, eos_id=2, qkv_bias=arch == "qwen2", rope_freq_factors=rope)
-
-
 def _weights(cfg: ModelConfig, seed: int):  # -> FloatWeights
     fw = random_float_weights(cfg, seed=seed)
     fw.embed = fw.embed / 8
@@ -65,18 +43,18 @@ def _weights(cfg: ModelConfig, seed: int):  # -> FloatWeights
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The three checkpoints, each with the tokenizer."""
     d = tmp_path_factory.mktemp("lowbit_models")
-    tj = _tokenizer(d)
+    tj = tokenizer_json(d)
     from tokenizers import Tokenizer
 
     vocab = Tokenizer.from_str(tj).get_vocab_size()
     out = {"llama-Q4_K_M": d / "llama-q4km.gguf", "qwen2-Q2_K": d / "qwen2-q2k.gguf"}
-    types = write_gguf(out["llama-Q4_K_M"], _weights(_config(vocab, "llama"), 1), "llama", "Q4_K_M", tj)
+    types = write_gguf(out["llama-Q4_K_M"], _weights(tiny_config(vocab, "llama"), 1), "llama", "Q4_K_M", tj)
     assert {t for n, t in types.items() if n.startswith("blk.") and "norm" not in n} == {"Q4_K", "Q6_K"}
     assert "rope_freqs.weight" in types
-    types = write_gguf(out["qwen2-Q2_K"], _weights(_config(vocab, "qwen2"), 2), "qwen2", "Q2_K", tj)
+    types = write_gguf(out["qwen2-Q2_K"], _weights(tiny_config(vocab, "qwen2"), 2), "qwen2", "Q2_K", tj)
     assert {"Q2_K", "Q3_K", "Q4_K"} <= set(types.values())
-    out["gptq"] = save_gptq(d / "gptq", _weights(_config(vocab, "llama"), 3), "llama", 4, 64, False, "gptq",
-                            tokenizer_json=tj)
+    llama = _weights(tiny_config(vocab, "llama"), 3)
+    out["gptq"] = save_gptq(d / "gptq", llama, "llama", 4, 64, False, "gptq", tokenizer_json=tj)
     return out
 
 
@@ -313,7 +291,7 @@ def test_a_plan_beyond_the_boards_ddr_is_one_error_line() -> None:
     from edgellm.compiler.steps import check_plan_fits
     from edgellm.errors import EdgeLLMError
 
-    board, cfg = load_board("kv260"), _config(300, "llama")
+    board, cfg = load_board("kv260"), tiny_config(300, "llama")
     embed = cfg.vocab_size * cfg.hidden_size * 2
     check_plan_fits(board.ddr_available_bytes - embed, cfg, board)
     with pytest.raises(EdgeLLMError, match=f"leaves {board.ddr_available_bytes / 2**20:.0f} MiB") as e:
