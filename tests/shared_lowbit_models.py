@@ -1,30 +1,17 @@
 """Tiny low-bit checkpoints for tests that compile them into projects (tests/test_lowbit_reproject.py): a
 llama GGUF with llama.cpp's Q4_K_M mix (Q4_K + Q6_K, Llama-3 rope frequency factors) and a qwen2 GPTQ
 directory, each with a small byte-level BPE tokenizer. Test modules import these from here, never from
-each other (test_lowbit_project.py builds its three checkpoints from tiny_config and tokenizer_json)."""
+each other (test_lowbit_project.py builds its three checkpoints from tiny_config and shared_project's
+tokenizer_json)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from shared_project import E2E_TEXTS
+from shared_project import tokenizer_json
 
 from edgellm.models.config import ModelConfig
-
-
-def tokenizer_json(d: Path) -> str:
-    """A small byte-level BPE tokenizer (tokenizer.json text) trained on shared_project's texts."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(E2E_TEXTS * 5, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok.save(str(d / "tokenizer.json"))
-    return (d / "tokenizer.json").read_text()
 
 
 def tiny_config(vocab: int, arch: str) -> ModelConfig:

@@ -72,16 +72,9 @@ E2E_TEXTS = ["the quick brown fox jumps over the lazy dog", "edge FPGAs run tern
 E2E_PROMPT = "Once upon a time the quick brown fox ran to the edge of the"
 
 
-def compile_e2e_project(d: Path) -> tuple[Path, Path]:
-    """(checkpoint dir, project dir) under d: a random tiny model with a trained tokenizer, compiled
-    with 8-token prefill blocks (so prompts take several IP starts) and an 8-lane LM head (the multi-row
-    head speculative decoding verifies with; the plain objective would take one lane), on 16-byte beats
-    so those lanes fit the routing headroom (test_runtime_e2e, test_speculative_cli)."""
+def tokenizer_json(d: Path) -> str:
+    """A small byte-level BPE tokenizer trained on E2E_TEXTS, saved as d / tokenizer.json; its text."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    from edgellm.compiler.pipeline import BuildConfig, run_steps
-    from edgellm.compiler.steps import compile_steps
-    from edgellm.models.loaders.hf_bitnet import save_hf_bitnet
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -90,6 +83,21 @@ def compile_e2e_project(d: Path) -> tuple[Path, Path]:
         vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok.save(str(d / "tokenizer.json"))
+    return (d / "tokenizer.json").read_text()
+
+
+def compile_e2e_project(d: Path) -> tuple[Path, Path]:
+    """(checkpoint dir, project dir) under d: a random tiny model with a trained tokenizer, compiled
+    with 8-token prefill blocks (so prompts take several IP starts) and an 8-lane LM head (the multi-row
+    head speculative decoding verifies with; the plain objective would take one lane), on 16-byte beats
+    so those lanes fit the routing headroom (test_runtime_e2e, test_speculative_cli)."""
+    from tokenizers import Tokenizer
+
+    from edgellm.compiler.pipeline import BuildConfig, run_steps
+    from edgellm.compiler.steps import compile_steps
+    from edgellm.models.loaders.hf_bitnet import save_hf_bitnet
+
+    tok = Tokenizer.from_str(tokenizer_json(d))
     cfg = ModelConfig(hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=96,
                       vocab_size=tok.get_vocab_size(), max_context=64, bos_id=1, eos_id=2, name="e2e")
     ckpt = save_hf_bitnet(random_model(cfg, seed=4, density=0.5), d / "ckpt",

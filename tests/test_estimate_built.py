@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from shared_build import build_summary, write_summary
 from typer.testing import CliRunner
 
 from edgellm.cli import app
@@ -37,32 +38,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d / "proj"
 
 
-def _summary(mhz: float, wns: float, lut: float, ff: float = 1000.0) -> dict:
-    """A summary as write_summary leaves it after Vivado: timing.json's slack, the achieved clock
-    (target period less WNS) and report_utilization's resources."""
-    target = 1000.0 / mhz
-    return {"vivado": {"resources": {"lut": lut, "ff": ff, "dsp": 10, "bram36": 4, "uram": 0},
-                       "timing": {"wns_ns": wns, "whs_ns": 0.01, "tns_ns": min(wns, 0) * 10},
-                       "achieved_clock_ns": round(target - wns, 4),
-                       "achieved_fmax_mhz": round(1000.0 / (target - wns), 3)}}
-
-
-def _write(project: Path, summary: dict | None) -> None:
-    path = project / BUILD_REPORTS / SUMMARY
-    if summary is None:
-        path.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary))
-
-
 def test_slow_clock_reprojects_lower(project: Path) -> None:
     cfg, b, p, limits = project_design(project)
-    slow = _summary(p.clock_mhz, wns=2.5, lut=0.3 * b.lut)  # positive slack: headroom, not speed
+    slow = build_summary(p.clock_mhz, wns=2.5, lut=0.3 * b.lut)  # positive slack: headroom, not speed
     rec = reproject(cfg, b, p, slow, limits)
     assert rec["clock"]["run_mhz"] == p.clock_mhz and rec["misfits"] == []
     assert rec["achieved"]["decode_tok_s"] == rec["planned"]["decode_tok_s"]
-    slow = _summary(p.clock_mhz, wns=-2.5, lut=0.3 * b.lut)
+    slow = build_summary(p.clock_mhz, wns=-2.5, lut=0.3 * b.lut)
     rec = reproject(cfg, b, p, slow, limits)
     run = 1000.0 / (1000.0 / p.clock_mhz + 2.5)
     assert rec["clock"]["run_mhz"] == pytest.approx(run, abs=1e-3) and run < p.clock_mhz
@@ -81,7 +63,7 @@ def test_slow_clock_reprojects_lower(project: Path) -> None:
 def test_over_utilised_is_flagged(project: Path) -> None:
     cfg, b, p, limits = project_design(project)
     assert achieved_clock({}, p.clock_mhz) is None
-    over_limit = reproject(cfg, b, p, _summary(p.clock_mhz, 0.1, lut=0.8 * b.lut), limits)
+    over_limit = reproject(cfg, b, p, build_summary(p.clock_mhz, 0.1, lut=0.8 * b.lut), limits)
     assert over_limit["misfits"] == [f"lut: {0.8 * b.lut:,.0f} used = 80% of the board > the 75% routing "
                                      "limit the design was sized under (Vivado post-route utilisation)"]
     over_board = reproject(cfg, b, p, {"hls": {"resources": {"lut": 100, "ff": 2.0 * b.ff}}}, limits)
@@ -94,7 +76,7 @@ def test_over_utilised_is_flagged(project: Path) -> None:
 
 def test_estimate_project_cli(project: Path) -> None:
     cfg, b, p, _ = project_design(project)
-    _write(project, None)
+    write_summary(project, None)
     res = runner.invoke(app, ["estimate", str(project)], terminal_width=200)
     assert res.exit_code == 0, res.output
     assert "not built" in res.output and "decode tok/s (projected" in res.output
@@ -102,12 +84,13 @@ def test_estimate_project_cli(project: Path) -> None:
     assert bad.exit_code == 2 and "no report/build/summary.json" in bad.output
     assert runner.invoke(app, ["estimate", str(project), "--board", "kv260"]).exit_code == 2
 
-    _write(project, _summary(p.clock_mhz, 0.2, lut=0.3 * b.lut))
+    write_summary(project, build_summary(p.clock_mhz, 0.2, lut=0.3 * b.lut))
     ok = runner.invoke(app, ["estimate", str(project), "--check"], terminal_width=200)
     assert ok.exit_code == 0, ok.output
     assert "fits: clock and utilisation within the plan" in ok.output and "MISFIT" not in ok.output
 
-    _write(project, _summary(p.clock_mhz, -1000.0 / p.clock_mhz, lut=0.9 * b.lut))  # twice the period
+    half = build_summary(p.clock_mhz, -1000.0 / p.clock_mhz, lut=0.9 * b.lut)  # twice the period
+    write_summary(project, half)
     res = runner.invoke(app, ["estimate", str(project)], terminal_width=200)
     assert res.exit_code == 0 and res.output.count("MISFIT:") == 2, res.output
     half = cost_model.decode_step(cfg, b, p.replace(clock_mhz=p.clock_mhz / 2)).tokens_per_s
@@ -118,14 +101,14 @@ def test_estimate_project_cli(project: Path) -> None:
     assert rec["built"]["achieved"]["decode_tok_s"]["central"] == pytest.approx(half)
     assert rec["summary"]["projected_decode_tok_s"] > half and len(rec["built"]["misfits"]) == 2
     assert "misfit: the built design misses its plan" in checked.stderr
-    _write(project, None)
+    write_summary(project, None)
 
 
 def test_build_records_the_reprojection(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from edgellm.commands import build
 
     _, b, p, _ = project_design(project)
-    s = _summary(p.clock_mhz, -1.0, lut=0.5 * b.lut)
+    s = build_summary(p.clock_mhz, -1.0, lut=0.5 * b.lut)
     import edgellm.compiler.build_reports as br
 
     monkeypatch.setattr(br, "write_summary", lambda proj, mhz: dict(s))
@@ -133,5 +116,5 @@ def test_build_records_the_reprojection(project: Path, monkeypatch: pytest.Monke
     saved = json.loads((project / BUILD_REPORTS / SUMMARY).read_text())
     assert saved["reprojection"]["misfits"] == out["reprojection"]["misfits"]
     assert saved["reprojection"]["clock"]["run_mhz"] < p.clock_mhz
-    _write(project, None)
+    write_summary(project, None)
 

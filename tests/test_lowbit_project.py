@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from shared_fixtures import run_cli
-from shared_lowbit_models import tiny_config, tokenizer_json
+from shared_lowbit_models import tiny_config
+from shared_project import tokenizer_json
 
 from edgellm.compiler import interface as itf
 from edgellm.models.config import ModelConfig

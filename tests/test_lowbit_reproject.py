@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from shared_build import build_summary, write_summary
 from shared_lowbit_models import tiny_checkpoints
 from typer.testing import CliRunner
 
@@ -44,24 +45,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pat
     return out
 
 
-def _summary(mhz: float, wns: float, lut: float) -> dict:
-    """A build summary after Vivado (test_estimate_built's shape): the achieved clock and resources."""
-    target = 1000.0 / mhz
-    return {"vivado": {"resources": {"lut": lut, "ff": 1000.0, "dsp": 10, "bram36": 4, "uram": 0},
-                       "timing": {"wns_ns": wns, "whs_ns": 0.01, "tns_ns": min(wns, 0) * 10},
-                       "achieved_clock_ns": round(target - wns, 4),
-                       "achieved_fmax_mhz": round(1000.0 / (target - wns), 3)}}
-
-
-def _write(project: Path, summary: dict | None) -> None:
-    path = project / BUILD_REPORTS / SUMMARY
-    if summary is None:
-        path.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary))
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_manifest_records_the_formats_compile_projected(built: dict, kind: str) -> None:
     """The manifest's weights.lowbit_model is the checkpoint's LowbitSource; estimate_design of the
@@ -81,7 +64,7 @@ def test_manifest_records_the_formats_compile_projected(built: dict, kind: str) 
 def test_estimate_dir_projects_a_lowbit_project(built: dict) -> None:
     """estimate DIR: the low-bit estimate's table and --json (equal to estimate MODEL's), not a refusal."""
     ckpt, proj = built["llama-Q4_K_M"]
-    _write(proj, None)
+    write_summary(proj, None)
     res = runner.invoke(app, ["estimate", str(proj), "--json"])
     assert res.exit_code == 0, res.output
     got = json.loads(res.stdout)
@@ -109,12 +92,13 @@ def test_estimate_dir_check_reprojects_lowbit_at_the_achieved_clock(built: dict)
     d = open_design(proj)
     b, p, src = d.board, d.params, d.lowbit
     e = le.estimate_design(src, b, p)
-    _write(proj, _summary(p.clock_mhz, 0.2, lut=0.3 * b.lut))
+    write_summary(proj, build_summary(p.clock_mhz, 0.2, lut=0.3 * b.lut))
     ok = runner.invoke(app, ["estimate", str(proj), "--check"], env=WIDE)
     assert ok.exit_code == 0, ok.output
     assert "fits: clock and utilisation within the plan" in ok.output and "MISFIT" not in ok.output
 
-    _write(proj, _summary(p.clock_mhz, -1000.0 / p.clock_mhz, lut=0.9 * b.lut))  # twice the period
+    half = build_summary(p.clock_mhz, -1000.0 / p.clock_mhz, lut=0.9 * b.lut)  # twice the period
+    write_summary(proj, half)
     res = runner.invoke(app, ["estimate", str(proj), "--check", "--json"])
     assert res.exit_code == 1 and "misfit: the built design misses its plan" in res.stderr
     rec = json.loads(res.stdout)["built"]
@@ -131,7 +115,7 @@ def test_estimate_dir_check_reprojects_lowbit_at_the_achieved_clock(built: dict)
     assert text.exit_code == 0 and text.output.count("MISFIT:") == 2, text.output
     assert f"achieved clock ({half:g} MHz): decode {rec['achieved']['decode_tok_s']['central']:.1f}" \
         in text.output
-    _write(proj, None)
+    write_summary(proj, None)
 
 
 def test_build_records_the_lowbit_reprojection(built: dict, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,7 +123,7 @@ def test_build_records_the_lowbit_reprojection(built: dict, monkeypatch: pytest.
 
     _, proj = built["llama-Q4_K_M"]
     d = open_design(proj)
-    s = _summary(d.params.clock_mhz, -1.0, lut=0.5 * d.board.lut)
+    s = build_summary(d.params.clock_mhz, -1.0, lut=0.5 * d.board.lut)
     import edgellm.compiler.build_reports as br
 
     monkeypatch.setattr(br, "write_summary", lambda project, mhz: dict(s))
@@ -149,7 +133,7 @@ def test_build_records_the_lowbit_reprojection(built: dict, monkeypatch: pytest.
     assert saved["model_used"].startswith("compiler/cost/lowbit.py")
     want = reproject(d.cfg, d.board, d.params, s, d.limits, d.lowbit)
     assert saved["achieved"]["decode_tok_s"] == pytest.approx(want["achieved"]["decode_tok_s"])
-    _write(proj, None)
+    write_summary(proj, None)
 
 
 def test_report_dir_shows_the_lowbit_projection(built: dict, tmp_path: Path) -> None:
