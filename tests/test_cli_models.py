@@ -69,6 +69,18 @@ def test_hub_id_from_a_populated_cache_without_the_hub(hub_cache: Path, offline:
     assert json.loads(est.stdout)["model"]["name"] == "edgellm-test/tiny"
 
 
+def test_a_hub_snapshot_is_named_by_its_hub_id(hub_cache: Path, tmp_path: Path) -> None:
+    """The model a snapshot folder holds is named by its hub id (compile's summary and manifest read
+    config.name), not by the snapshot's commit hash; any other folder by its own name."""
+    from edgellm.models.loaders import load_model
+    from edgellm.models.loaders.common import checkpoint_name
+
+    snap = hub_cache / "models--edgellm-test--tiny" / "snapshots" / COMMIT
+    assert load_model(snap)[0].config.name == "edgellm-test/tiny"
+    assert checkpoint_name(tmp_path / "snapshots" / COMMIT) == COMMIT  # not in a hub cache
+    assert checkpoint_name(tiny_model_dir()) == tiny_model_dir().name
+
+
 def test_hub_id_missing_everywhere_says_what_to_do(tmp_path: Path) -> None:
     env = {"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_ENDPOINT": UNREACHABLE, "HF_HUB_OFFLINE": ""}
     line = _one_error(_edgellm("estimate", "1bitLLM/bitnet_b1_58-large", "--board", "pynq_z2", env=env),

@@ -19,6 +19,16 @@ HEAD_CHUNK = 4096  # rows quantized at a time (bounds float32 temporaries for 12
 ACT_NAMES = {"relu2": "relu2", "silu": "silu", "swish": "silu"}
 
 
+def checkpoint_name(d: Path) -> str:
+    """A checkpoint folder's model name: the hub id for a snapshot in huggingface_hub's cache
+    (.../models--owner--name/snapshots/<commit>), else the folder's name."""
+    d = Path(d)
+    repo = d.parent.parent.name
+    if d.parent.name == "snapshots" and repo.startswith("models--") and len(repo) > len("models--"):
+        return repo[len("models--"):].replace("--", "/")
+    return d.name
+
+
 def read_config(directory: str | Path) -> dict[str, Any]:
     """Parse <dir>/config.json; CheckpointError if missing or malformed."""
     path = Path(directory) / "config.json"

@@ -27,7 +27,13 @@ import numpy as np
 
 from edgellm.errors import CheckpointError
 from edgellm.models.config import ModelConfig
-from edgellm.models.loaders.common import check_finite, head_from_rows, model_config_from_hf, read_config
+from edgellm.models.loaders.common import (
+    check_finite,
+    checkpoint_name,
+    head_from_rows,
+    model_config_from_hf,
+    read_config,
+)
 from edgellm.models.loaders.safetensors_io import Checkpoint, bf16_bits_if_exact
 from edgellm.models.lowbit import GROUPS, GroupQuant
 from edgellm.models.weights import Layer, LowBitLinear, QuantModel
@@ -124,7 +130,7 @@ class GptqReader:
     def config(self) -> ModelConfig:
         """The ModelConfig (Qwen2: q/k/v biases)."""
         return model_config_from_hf(self.cfg, str(self.dir / "config.json"), subln=False,
-                                    name=self.dir.name, default_theta=10000.0,
+                                    name=checkpoint_name(self.dir), default_theta=10000.0,
                                     qkv_bias=self.model_type == "qwen2")
 
     def _int32(self, name: str, shape: tuple[int, ...]) -> np.ndarray:

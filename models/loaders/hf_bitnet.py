@@ -20,6 +20,7 @@ from edgellm.errors import CheckpointError
 from edgellm.models.config import ModelConfig
 from edgellm.models.loaders.common import (
     check_finite,
+    checkpoint_name,
     head_from_checkpoint,
     head_from_rows,
     load_embedding,
@@ -108,7 +109,7 @@ def load_hf_bitnet(path: str | os.PathLike) -> QuantModel:
     ck = Checkpoint(d)
     # BitNet (2B-4T) always has SubLN; packed Llama-architecture checkpoints (e.g. Llama3-8B-1.58) do not
     subln = mt == "bitnet" or ck.has("model.layers.0." + NORM_NAMES["attn_sub_norm"] + ".weight")
-    cfg = model_config_from_hf(raw, str(d / "config.json"), subln=subln, name=d.name,
+    cfg = model_config_from_hf(raw, str(d / "config.json"), subln=subln, name=checkpoint_name(d),
                                default_theta=500000.0 if mt == "bitnet" else 10000.0)
     shapes = cfg.linear_shapes()
     layers = []

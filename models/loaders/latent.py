@@ -15,6 +15,7 @@ import numpy as np
 from edgellm.errors import CheckpointError
 from edgellm.models.loaders.common import (
     check_finite,
+    checkpoint_name,
     head_from_checkpoint,
     head_from_rows,
     load_embedding,
@@ -69,7 +70,7 @@ def load_latent(path: str | os.PathLike) -> QuantModel:
     ck = Checkpoint(d)
     subln = _sub_norm_name(ck, "model.layers.0.", "attn_sub_norm") is not None
     is_bitnet = raw.get("model_type") == "bitnet"
-    cfg = model_config_from_hf(raw, str(d / "config.json"), subln=subln, name=d.name,
+    cfg = model_config_from_hf(raw, str(d / "config.json"), subln=subln, name=checkpoint_name(d),
                                default_theta=500000.0 if is_bitnet else 10000.0)
     shapes = cfg.linear_shapes()
     layers = []
