@@ -292,7 +292,8 @@ def step_reference(ctx: BuildContext) -> None:
     if ctx.config.reference_onnx:
         from edgellm.models.onnx_export import export_onnx
 
-        export_onnx(qm, ref / "model.onnx", kv_dtype=ctx.state["numerics"].kv_dtype)
+        # low-bit linears in the numerics contract's order (bit for bit golden's), not MatMulNBits
+        export_onnx(qm, ref / "model.onnx", kv_dtype=ctx.state["numerics"].kv_dtype, lowbit="contract")
 
 
 def step_tokenizer(ctx: BuildContext) -> None:

@@ -10,9 +10,12 @@ Graph interface (T new tokens, P past positions, one past/present pair per layer
   inputs   input_ids int64 (T,), pos0 int64 scalar (absolute position of input_ids[0], = P),
            past_key_i / past_value_i float32 (P, n_kv, head_dim)   (P = 0 for a prefill)
   outputs  logits float32 (T, vocab), present_key_i / present_value_i float32 (P+T, n_kv, head_dim)
-Low-bit linears (models/weights.LowBitLinear, W{b}A8) take the same int8 activations as floats
-(models/onnx_lowbit.py: MatMulNBits for 2/4/8 bits, else a dequantized MatMul; Qwen2's q/k/v biases
-added after).
+Low-bit linears (models/weights.LowBitLinear, W{b}A8) have two forms (build_onnx(lowbit=...)):
+"contract" (the default, backend `onnx`, the compiled project's reference/model.onnx) computes the numerics
+contract bit for bit (models/onnx_contract.py: MatMulInteger per group, a Scan of separate Mul / Add over
+the groups); "nbits" (backend `onnx-nbits`, the ecosystem's form) uses com.microsoft MatMulNBits for 2/4/8
+bits, else a dequantized MatMul, float sums in onnxruntime's order (models/onnx_lowbit.py). Qwen2's q/k/v
+biases are added after either.
 build_onnx(taps=True) adds GoldenModel-named intermediate outputs; build_onnx(fast=True) feeds the
 ternary linears uint8 q + 128 (same integers, a much faster onnxruntime kernel); build_onnx(kv_dtype=
 "f16") rounds each new K (after RoPE) and V to binary16 and back (Cast, round to nearest even) before
@@ -32,6 +35,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgellm.errors import EdgeLLMError
 from edgellm.models import numerics as nx
 from edgellm.models.config import ModelConfig
+from edgellm.models.onnx_contract import contract_bytes, lowbit_contract, q_uint8
 from edgellm.models.onnx_lowbit import MS_DOMAIN, linear_bytes, lowbit, q_float
 from edgellm.models.weights import Int8Head, Linear, LowBitLinear, QuantModel, TernaryLinear
 
@@ -39,6 +43,8 @@ EXTERNAL_DATA_BYTES = 1_500_000_000  # above this, weights go to a side file (pr
 EXTERNAL_ALIGN = 4096  # offsets of external tensors (page aligned, so onnxruntime can map them)
 CONFIG_KEY = "edgellm.config"  # metadata_props key holding ModelConfig JSON
 KV_DTYPE_KEY = "edgellm.kv_dtype"  # metadata_props key: the KV cache rounding built into the graph
+LOWBIT_KEY = "edgellm.lowbit_onnx"  # metadata_props key: the low-bit linears' form (LOWBIT_MODES)
+LOWBIT_MODES = ("contract", "nbits")  # contract order (bit-exact W{b}A8) | com.microsoft MatMulNBits
 MIN_OPSET = 17
 
 
@@ -46,8 +52,9 @@ class GraphBuilder:
     """Accumulates nodes and initializers with unique names; one method per ONNX op used."""
 
     def __init__(self, opset: int, taps: bool = False, offset_ternary: bool = False,
-                 data: BinaryIO | None = None, data_location: str = "") -> None:
+                 data: BinaryIO | None = None, data_location: str = "", lowbit: str = "contract") -> None:
         self.opset = opset
+        self.lowbit = lowbit  # LOWBIT_MODES: how low-bit linears are built
         self.data, self.data_location = data, data_location  # external data file, its relative name
         self.offset_ternary = offset_ternary  # ternary linears take uint8 q + 128 (zero point 128)
         self.taps: list[onnx.ValueInfoProto] | None = [] if taps else None  # extra graph outputs
@@ -148,6 +155,13 @@ def ternary(g: GraphBuilder, q: str, qs: str, lins: list[TernaryLinear], name: s
     return g.op("Split", [y, g.const(sizes, np.int64)], n_out=len(lins), axis=1)
 
 
+def lowbit_node(g: GraphBuilder, qu: str, qf: str, qs: str, lin: LowBitLinear, name: str) -> str:
+    """A W{b}A8 linear in the builder's form: contract order (qu: uint8 q + 128) or MatMulNBits."""
+    if g.lowbit == "contract":
+        return lowbit_contract(g, qu, qf, qs, lin, name)
+    return lowbit(g, qf, qs, lin, name)
+
+
 def linears(g: GraphBuilder, q: str, qs: str, lins: list[Linear], name: str,
             biases: list[np.ndarray | None] | None = None) -> list[str]:
     """Linears sharing one quantized input: all ternary -> one fused MatMulInteger (ternary); otherwise
@@ -156,8 +170,9 @@ def linears(g: GraphBuilder, q: str, qs: str, lins: list[Linear], name: str,
         outs = ternary(g, q, qs, lins, name)  # type: ignore[arg-type]
     else:
         qf = q_float(g, q) if any(isinstance(lin, LowBitLinear) for lin in lins) else ""
+        qu = q_uint8(g, q) if qf and g.lowbit == "contract" else ""
         names = [f"{name}.{j}" for j in range(len(lins))] if len(lins) > 1 else [name]
-        outs = [lowbit(g, qf, qs, lin, nm) if isinstance(lin, LowBitLinear)
+        outs = [lowbit_node(g, qu, qf, qs, lin, nm) if isinstance(lin, LowBitLinear)
                 else ternary(g, q, qs, [lin], nm)[0] for lin, nm in zip(lins, names, strict=True)]
     for j, b in enumerate(biases or []):
         if b is not None:
@@ -256,7 +271,8 @@ def lm_head(g: GraphBuilder, x: str, head: Int8Head | LowBitLinear) -> str:
     q8, qs = quantize(g, x)
     if isinstance(head, LowBitLinear):
         offset, g.offset_ternary = g.offset_ternary, False
-        y = lowbit(g, q_float(g, q8), qs, head, "lm_head")
+        qu = q_uint8(g, q8) if g.lowbit == "contract" else ""
+        y = lowbit_node(g, qu, q_float(g, q8), qs, head, "lm_head")
         g.offset_ternary = offset
         return g.op("Identity", [y], out=["logits"])[0]
     acc = g.op1("MatMulInteger", q8, g.init("lm_head.weight", np.ascontiguousarray(head.w.T)))
@@ -268,8 +284,8 @@ def lm_head(g: GraphBuilder, x: str, head: Int8Head | LowBitLinear) -> str:
 # ---------------------------------------------------------------- model
 
 def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast: bool = False,
-               data: BinaryIO | None = None, data_location: str = "", kv_dtype: str = "f32"
-               ) -> onnx.ModelProto:
+               data: BinaryIO | None = None, data_location: str = "", kv_dtype: str = "f32",
+               lowbit: str = "contract") -> onnx.ModelProto:
     """The ONNX model of `qm` (in memory; see export_onnx for saving large models). With taps,
     intermediate values are extra outputs named as GoldenModel's taps (embed, L{i}.attn, ...).
 
@@ -279,14 +295,17 @@ def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast:
     integers, so the same logits bit for bit; the LM head (int8 weights) stays int8 x int8.
     data: weights are written to this open file as they are made (external data named
     data_location, relative to the model file), so the proto stays small.
-    kv_dtype: the numerics plan's KV cache type ("f32" or "f16"; NumericsPlan.kv_dtype)."""
+    kv_dtype: the numerics plan's KV cache type ("f32" or "f16"; NumericsPlan.kv_dtype).
+    lowbit: the low-bit linears' form, "contract" (bit for bit the W{b}A8 contract) or "nbits"
+    (com.microsoft MatMulNBits); ternary-only models build the same graph either way."""
     if kv_dtype not in nx.KV_DTYPES:
         raise EdgeLLMError(f"kv_dtype {kv_dtype!r}: expected one of {', '.join(nx.KV_DTYPES)}")
+    check_lowbit_mode(lowbit)
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise EdgeLLMError(f"ONNX opset {opset} unsupported; use {MIN_OPSET}.."
                            f"{onnx.defs.onnx_opset_version()}")
     qm.validate()
-    cfg, g = qm.config, GraphBuilder(opset, taps, fast, data, data_location)
+    cfg, g = qm.config, GraphBuilder(opset, taps, fast, data, data_location, lowbit)
     i64 = np.int64
     # positions: q_pos = pos0 + [0, T); key positions [0, S) with S = P + T
     t_len = g.op1("Squeeze", g.op1("Shape", "input_ids"), g.const([0], i64))
@@ -326,39 +345,55 @@ def build_onnx(qm: QuantModel, opset: int = MIN_OPSET, taps: bool = False, fast:
         ops.append(helper.make_opsetid(MS_DOMAIN, 1))
     model = helper.make_model(graph, opset_imports=ops, producer_name="edgellm",
                               ir_version=helper.find_min_ir_version_for(ops, ignore_unknown=True))
-    helper.set_model_props(model, {CONFIG_KEY: json.dumps(cfg.to_dict()), KV_DTYPE_KEY: kv_dtype})
+    helper.set_model_props(model, {CONFIG_KEY: json.dumps(cfg.to_dict()), KV_DTYPE_KEY: kv_dtype,
+                                   LOWBIT_KEY: lowbit})
     return model
 
 
-def weight_bytes(cfg: ModelConfig, qm: QuantModel | None = None) -> int:
+def check_lowbit_mode(lowbit: str) -> None:
+    """One-line EdgeLLMError unless `lowbit` is one of LOWBIT_MODES."""
+    if lowbit not in LOWBIT_MODES:
+        raise EdgeLLMError(f"low-bit ONNX form {lowbit!r}: expected one of {', '.join(LOWBIT_MODES)}")
+
+
+def _lin_bytes(lin: Linear, lowbit: str) -> int:
+    if lowbit == "contract" and isinstance(lin, LowBitLinear):
+        return contract_bytes(lin)
+    return linear_bytes(lin)
+
+
+def weight_bytes(cfg: ModelConfig, qm: QuantModel | None = None, lowbit: str = "contract") -> int:
     """Approximate size of the exported weights: int8 ternary linears and head, fp32 embedding; with qm,
-    low-bit linears as exported (MatMulNBits: packed codes and f32 scales/mins; else f32 dequantized)."""
+    low-bit linears as exported (contract: uint8 codes and f32 scales/mins; nbits: MatMulNBits' packed
+    codes and f32 scales/mins, else f32 dequantized)."""
     v, h = cfg.vocab_size, cfg.hidden_size
     linears = cfg.n_ternary_params()
     if qm is not None:
-        linears = sum(linear_bytes(lin) for L in qm.layers for lin in L.linears().values())
+        linears = sum(_lin_bytes(lin, lowbit) for L in qm.layers for lin in L.linears().values())
         if isinstance(qm.lm_head, LowBitLinear):
-            linears += linear_bytes(qm.lm_head) - v * h
+            linears += _lin_bytes(qm.lm_head, lowbit) - v * h
     return linears + v * h * 5 + cfg.max_context * cfg.head_dim * 4
 
 
-def needs_external(cfg: ModelConfig, qm: QuantModel | None = None) -> bool:
+def needs_external(cfg: ModelConfig, qm: QuantModel | None = None, lowbit: str = "contract") -> bool:
     """Whether the export must put its weights in a side file (over EXTERNAL_DATA_BYTES)."""
-    return weight_bytes(cfg, qm) > EXTERNAL_DATA_BYTES
+    return weight_bytes(cfg, qm, lowbit) > EXTERNAL_DATA_BYTES
 
 
 def export_onnx(qm: QuantModel, path: str | Path, opset: int = MIN_OPSET, fast: bool = False,
-                taps: bool = False, kv_dtype: str = "f32") -> Path:
+                taps: bool = False, kv_dtype: str = "f32", lowbit: str = "contract") -> Path:
     """Write the ONNX model of `qm` to `path` (see build_onnx); when needs_external, weights are
     streamed to `<path>.data` (page-aligned external data) instead of the protobuf."""
+    check_lowbit_mode(lowbit)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not needs_external(qm.config, qm):
-        onnx.save_model(build_onnx(qm, opset, taps, fast, kv_dtype=kv_dtype), str(path))
+    if not needs_external(qm.config, qm, lowbit):
+        onnx.save_model(build_onnx(qm, opset, taps, fast, kv_dtype=kv_dtype, lowbit=lowbit), str(path))
         return path
     location = path.name + ".data"
     with open(path.parent / location, "wb") as f:
-        model = build_onnx(qm, opset, taps, fast, data=f, data_location=location, kv_dtype=kv_dtype)
+        model = build_onnx(qm, opset, taps, fast, data=f, data_location=location, kv_dtype=kv_dtype,
+                           lowbit=lowbit)
     onnx.save_model(model, str(path))
     return path
 

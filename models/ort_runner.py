@@ -1,6 +1,8 @@
 """onnxruntime backend: runs the exported ONNX model (models/onnx_export.py) with a numpy KV cache.
 
-Registers itself as backend "onnx" on import (models.backend.make_backend imports it lazily).
+Registers itself on import (models.backend.make_backend imports it lazily) as backend "onnx" (low-bit
+linears in the numerics contract's order, bit for bit) and "onnx-nbits" (low-bit linears as com.microsoft
+MatMulNBits, the ecosystem's form; build_onnx's `lowbit`). Ternary-only models build one graph for both.
 """
 
 from __future__ import annotations
@@ -34,25 +36,28 @@ class OrtBackend:
     `model` is a QuantModel (exported on the fly) or the path of a model written by export_onnx.
     taps adds GoldenModel-named intermediate outputs (in `last_taps` after each forward); fast uses
     the uint8-activation ternary matmuls (same logits, much faster; see build_onnx); kv_dtype "f16"
-    exports the QuantModel with the f16 KV cache rounding (a model file carries its own).
+    exports the QuantModel with the f16 KV cache rounding (a model file carries its own); lowbit
+    "contract" or "nbits" picks the low-bit linears' form of an exported QuantModel (a file carries its own).
     Past K/V are numpy arrays (P, n_kv, head_dim) per layer, fed back on every call."""
 
     name = "onnx"
 
     def __init__(self, model: QuantModel | str | Path, threads: int = 1, taps: bool = False,
-                 fast: bool = False, kv_dtype: str = "f32") -> None:
+                 fast: bool = False, kv_dtype: str = "f32", lowbit: str = "contract") -> None:
+        onnx_export.check_lowbit_mode(lowbit)
+        self.name = "onnx" if lowbit == "contract" else f"onnx-{lowbit}"
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         so = session_options(threads)
         providers = ["CPUExecutionProvider"]
         if isinstance(model, QuantModel):
             self.config: ModelConfig = model.config
-            if not onnx_export.needs_external(model.config, model):
-                proto = onnx_export.build_onnx(model, taps=taps, fast=fast, kv_dtype=kv_dtype)
+            if not onnx_export.needs_external(model.config, model, lowbit):
+                proto = onnx_export.build_onnx(model, taps=taps, fast=fast, kv_dtype=kv_dtype, lowbit=lowbit)
                 self.session = ort.InferenceSession(proto.SerializeToString(), so, providers=providers)
             else:  # over the protobuf limit: go through a file with external data
                 self._tmp = tempfile.TemporaryDirectory(prefix="edgellm-onnx-")
                 path = onnx_export.export_onnx(model, Path(self._tmp.name) / "model.onnx", fast=fast,
-                                               taps=taps, kv_dtype=kv_dtype)
+                                               taps=taps, kv_dtype=kv_dtype, lowbit=lowbit)
                 self.session = ort.InferenceSession(str(path), so, providers=providers)
         else:
             path = Path(model)
@@ -62,7 +67,10 @@ class OrtBackend:
                 self.session = ort.InferenceSession(str(path), so, providers=providers)
             except Exception as e:  # onnxruntime raises its own exception types
                 raise EdgeLLMError(f"cannot load ONNX model {path}: {str(e).splitlines()[0]}") from e
-            self.config = onnx_export.config_of(self.session.get_modelmeta().custom_metadata_map)
+            meta = self.session.get_modelmeta().custom_metadata_map
+            self.config = onnx_export.config_of(meta)
+            form = meta.get(onnx_export.LOWBIT_KEY, "nbits")  # files older than the key: MatMulNBits
+            self.name = "onnx" if form == "contract" else f"onnx-{form}"
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.last_taps: dict[str, np.ndarray] = {}  # extra outputs of the last call (taps=True)
         self.reset()
@@ -104,4 +112,10 @@ class OrtBackend:
         return logits if all_logits else logits[-1:]
 
 
+def nbits_backend(model: QuantModel) -> OrtBackend:
+    """Backend "onnx-nbits": the low-bit linears as com.microsoft MatMulNBits."""
+    return OrtBackend(model, lowbit="nbits")
+
+
 register_backend("onnx", OrtBackend)
+register_backend("onnx-nbits", nbits_backend)
