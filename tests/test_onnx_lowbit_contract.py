@@ -194,3 +194,70 @@ def test_models_of_every_codec_agree_with_golden(kind: str, tmp_path) -> None:
     tol = 1e-3 * max(1.0, float(np.abs(gold).max()))
     assert np.abs(got - gold).max() <= tol, (kind, np.abs(got - gold).max() / np.abs(gold).max())
     assert np.array_equal(got.argmax(-1), gold.argmax(-1))
+
+
+def test_eval_compares_both_onnx_forms(tmp_path) -> None:
+    """eval --compare names the two references: onnx (contract order) and onnx-nbits (MatMulNBits)."""
+    from shared_fixtures import run_cli
+
+    from edgellm.models.loaders.gguf_write import write_gguf
+
+    fw = random_float_weights(tiny_config(300, "llama"), seed=4)
+    fw.embed = fw.embed / 8
+    write_gguf(tmp_path / "m.gguf", fw, "llama", "Q4_K_M")
+    ids = tmp_path / "ids.txt"
+    ids.write_text(" ".join(map(str, np.random.default_rng(0).integers(0, 300, 40))))
+    r = run_cli("eval", str(tmp_path / "m.gguf"), "--ids", "-t", str(ids), "--compare",
+                "golden,onnx,onnx-nbits", "--min-agreement", "0.9")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[1]: line for line in r.stdout.splitlines() if line.startswith("│ onnx")}
+    assert set(rows) == {"onnx", "onnx-nbits"}, r.stdout
+    r = run_cli("eval", str(tmp_path / "m.gguf"), "--ids", "-t", str(ids), "--compare", "golden,onnx-fp8")
+    assert r.returncode != 0 and r.stderr.strip().splitlines() == [
+        "error: unknown backend 'onnx-fp8'; choose one of golden, onnx, torch, onnx-nbits"], r.stderr
+
+
+def _verify_rows(qm, proj, g_logits: np.ndarray | None = None):  # -> runtime.verify.Report
+    """runtime.verify's onnx rows for qm on a 10-token prompt (proj: a directory standing for the project)."""
+    from types import SimpleNamespace
+
+    from edgellm.runtime import verify
+
+    prompt = list(range(3, 13))
+    g = GoldenModel(qm)
+    cache = g.new_cache()
+    logits = g.forward(np.array(prompt), cache)[-1]
+    toks = [int(np.argmax(logits))]
+    for _ in range(3):
+        toks.append(int(np.argmax(g.forward(np.array(toks[-1:]), cache)[-1])))
+    rep = verify.Report("p", "none", prompt)
+    p = SimpleNamespace(path=proj, numerics=SimpleNamespace(kv_dtype="f32"))
+    verify._onnx_rows(p, qm, prompt, 4, logits if g_logits is None else g_logits(logits), toks, rep)
+    return rep
+
+
+def test_verify_holds_lowbit_onnx_logits_to_the_tolerance(tmp_path) -> None:
+    """The low-bit onnx logits row is strict (it was informational when the graph used MatMulNBits)."""
+    from edgellm.models.random_model import random_model
+
+    qm = random_model(tiny_config(300, "llama"), 2, lowbit=(4, 32))
+    rep = _verify_rows(qm, tmp_path)
+    assert all(r.ok for r in rep.rows) and rep.rows[0].max_abs <= 1e-3 * max(1.0, rep.rows[0].max_abs)
+    off = _verify_rows(qm, tmp_path, lambda x: x + np.float32(0.05) * max(1.0, float(np.abs(x).max())))
+    logit_row = next(r for r in off.rows if r.stage == "logits")
+    assert not logit_row.ok and "informational" not in logit_row.note
+
+
+def test_verify_replaces_a_matmulnbits_reference(tmp_path) -> None:
+    """A project whose reference/model.onnx holds MatMulNBits linears is checked on the contract-order
+    export instead (with a note), so its logits row can be strict."""
+    from edgellm.models.onnx_export import export_onnx
+    from edgellm.models.random_model import random_model
+
+    qm = random_model(tiny_config(300, "qwen2"), 5, lowbit=(4, 32))
+    export_onnx(qm, tmp_path / "reference" / "model.onnx", lowbit="nbits")
+    rep = _verify_rows(qm, tmp_path)
+    assert any("onnx-nbits" in n and "contract-order" in n for n in rep.notes), rep.notes
+    assert all(r.ok for r in rep.rows)
+    export_onnx(qm, tmp_path / "reference" / "model.onnx")
+    assert _verify_rows(qm, tmp_path).notes == []

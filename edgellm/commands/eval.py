@@ -19,6 +19,9 @@ from edgellm.commands.generate import (
 )
 from edgellm.errors import EdgeLLMError
 
+NBITS = "onnx-nbits"  # onnxruntime with the low-bit linears as com.microsoft MatMulNBits (eval only)
+EVAL_BACKENDS = (*BACKEND_NAMES, NBITS)  # `onnx`: low-bit linears in the numerics contract's order
+
 if TYPE_CHECKING:
     from edgellm.models.weights import QuantModel
     from edgellm.runtime.metrics import EvalReport
@@ -47,11 +50,23 @@ def parse_backends(compare: str | None, backend: str) -> list[str]:
     if not names:
         raise EdgeLLMError("--compare: give backend names separated by commas, e.g. golden,onnx")
     for n in names:
-        if n not in BACKEND_NAMES:
-            raise EdgeLLMError(f"unknown backend {n!r}; choose one of {', '.join(BACKEND_NAMES)}")
+        if n not in EVAL_BACKENDS:
+            raise EdgeLLMError(f"unknown backend {n!r}; choose one of {', '.join(EVAL_BACKENDS)}")
     if len(set(names)) != len(names):
         raise EdgeLLMError(f"--compare lists a backend twice: {','.join(names)}")
     return names
+
+
+def eval_backend(name: str, qm: QuantModel) -> Any:
+    """A backend by name: generate's (golden, onnx, torch) or onnx-nbits (the ecosystem's MatMulNBits graph
+    of the low-bit linears; the same graph as onnx for a ternary model)."""
+    if name != NBITS:
+        return build_backend(name, qm)
+    try:
+        from edgellm.models.ort_runner import OrtBackend
+    except ModuleNotFoundError as e:
+        raise EdgeLLMError(f"backend {name!r} is not available here: module {e.name} is missing") from None
+    return OrtBackend(qm, lowbit="nbits")
 
 
 def text_token_ids(qm: QuantModel, tokenizer: Any, text: str, ids_file: bool) -> list[int]:
@@ -99,7 +114,8 @@ def eval_cmd(
                                               show_default=False)] = None,
     backend: BackendOpt = "golden",
     compare: Annotated[str | None, typer.Option(
-        help="Comma-separated backends to compare (first = reference), e.g. golden,onnx,torch.")] = None,
+        help="Comma-separated backends to compare (first = reference), e.g. golden,onnx,torch; onnx-nbits "
+             "runs low-bit linears as onnxruntime's MatMulNBits.")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Score at most N tokens (0 = all).")] = 0,
     window: Annotated[int, typer.Option(help="Tokens per prefill window (0 = the model's context).")] = 0,
     min_agreement: Annotated[float, typer.Option(
@@ -126,7 +142,7 @@ def eval_cmd(
     token_ids = text_token_ids(qm, tok, body, ids)
     if max_tokens:
         token_ids = token_ids[:max_tokens]
-    engines = [build_backend(n, qm) for n in names]
+    engines = [eval_backend(n, qm) for n in names]
     from edgellm.commands.progress import Status
 
     with Status(f"scoring {len(token_ids)} tokens on {', '.join(names)}") as status:
