@@ -24,6 +24,7 @@ from edgellm.models.shipped import tiny_model_dir
 
 TB = csim.TB_DIR / "layer_schedule_tb.cpp"
 HEADER = csim.INCLUDE_DIR / "edgellm" / "decoder_layer.h"
+SCHEDULE = csim.INCLUDE_DIR / "edgellm" / "layer_schedule.h"  # the slot schedule decoder_layer.h includes
 
 
 def tb_text(subln: bool, defines: dict[str, str] | None = None) -> str:
@@ -113,12 +114,18 @@ def test_fusion_without_residual_epilogue_fails(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_swapped_linears_in_the_header_fail(tmp_path: Path, hw: dict[bool, list[Stage]]) -> None:
-    """Mutant: decoder_layer.h running L0's linears as v, k, q no longer matches the IR."""
-    src = HEADER.read_text()
+    """Mutant: the layer's schedule (layer_schedule.h, through decoder_layer.h) running L0's linears as
+    v, k, q no longer matches the IR."""
+    src = SCHEDULE.read_text()
     old = "return st == 0 ? LIN_Q + j :"
     assert src.count(old) == 1  # the mutation applies to the header as it is
+    schedule = tmp_path / "layer_schedule.h"
+    schedule.write_text(src.replace(old, "return st == 0 ? LIN_V - j :"))
+    include = '#include "edgellm/layer_schedule.h"\n'
+    layer = HEADER.read_text()
+    assert layer.count(include) == 1  # decoder_layer.h takes its schedule from there
     mutant = tmp_path / "decoder_layer.h"
-    mutant.write_text(src.replace(old, "return st == 0 ? LIN_V - j :"))
+    mutant.write_text(layer.replace(include, f'#include "{schedule}"\n'))
     stages, _, _ = parse(tb_text(True, {"LAYER_SCHEDULE_HEADER": f'"{mutant}"'}))
     assert stages[1] == Stage("L0", ("v", "k", "q"))
     qm, _ = load_model(tiny_model_dir())

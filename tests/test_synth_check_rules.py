@@ -222,7 +222,7 @@ LIBRARY_MUTANTS = {
                         "    if (p == 0) pk = dots.read();"),
     # the fetchers on R-byte beats (issue 21 #11, #6): a width-changing cast of the weight port back, and
     # a second beat read per iteration of the tile-share loop
-    "maxi-cast": ("top.h", "(w + hdr[HDR_HEAD_W] / HEAD::P, n_rows,",
+    "maxi-cast": ("top_fetch.h", "(w + hdr[HDR_HEAD_W] / HEAD::P, n_rows,",
                   "(reinterpret_cast<const int8_t *>(w) + hdr[HDR_HEAD_W], n_rows,"),
     "maxi-access": ("weight_fetch.h", "= read_beat<R>(w, first + j);",
                     "= read_beat<R>(w, first + j) ^ read_beat<R>(w, first + j + 1);"),

@@ -36,6 +36,10 @@
 // port (activations, KV cache writes and prefill reads, scratch, header, program).
 // A program with any field the compiled configuration or the buffer cannot take runs nothing: the
 // engine reports the first such field in the status words and the fetchers fetch nothing.
+//
+// The fetchers (fetch_program, FetchPorts, lin_fetch): top_fetch.h; the descriptor program as both
+// sides read it (desc_action, read_words, port_sees_header, lb_records): top_program.h. This
+// header includes both.
 #pragma once
 
 #include <cstdint>
@@ -50,7 +54,8 @@
 #include "edgellm/maxi.h"
 #include "edgellm/numerics.h"
 #include "edgellm/program_check.h"
-#include "edgellm/weight_fetch.h"
+#include "edgellm/top_fetch.h"
+#include "edgellm/top_program.h"
 
 // Storage of the weight FIFOs (edgellm_config.h defines EDGELLM_FETCH_STORAGE: uram or bram; a
 // BIND_STORAGE impl must be a literal, hence the macro).
@@ -92,111 +97,6 @@ struct top_config {
   static_assert(MM::kBeatBytes == 0 || MM::kBeatBytes == HEAD::P, "weight ports: matmul beat = LM-head beat");
   static_assert(LAYER::hidden % HEAD::P == 0, "the LM head's rows are whole weight-port beats");
 };
-
-inline void top_skip(const char *why, uint32_t a, uint32_t b) {
-#ifndef __SYNTHESIS__
-  std::fprintf(stderr, "edgellm_top: skipped: %s (%u, %u)\n", why, (unsigned)a, (unsigned)b);
-#else
-  (void)why;
-  (void)a;
-  (void)b;
-#endif
-}
-
-// True when the port sees the header magic at hdr_off (4-byte aligned; the host wrote the same buffer
-// address into every pointer register): every m_axi argument is a beat port (maxi.h).
-template <int B>
-bool port_sees_header(const ap_uint<B> *w, uint32_t hdr_off) {
-  return mget<uint32_t>(w, hdr_off / 4 + HDR_MAGIC) == kMagic;
-}
-
-// n words of the buffer starting at byte offset off (4-byte aligned), through a beat port (the data
-// port or a fetcher's own weight port): one word's beat per iteration.
-template <int N, int B>
-void read_words(const ap_uint<B> *w, uint32_t off, uint32_t out[N]) {
-read_words_beats:
-  for (int i = 0; i < N; i++) {
-#pragma HLS PIPELINE II = 1
-    out[i] = mget<uint32_t>(w, off / 4 + i);
-  }
-}
-
-enum DescAction { ACT_SKIP = 0, ACT_LAYER, ACT_HEAD };
-
-// A layer's low-bit records (record layer * N_LIN + i of the table at HDR_LB_TABLE, checked by
-// check_program) into d.lb, through the engine's data port or a fetcher's own weight port: low-bit designs
-// only (mm_is_lowbit); a ternary design reads nothing.
-template <class TC, int LB = mm_is_lowbit<typename TC::mm>::value>
-struct lb_records {
-  template <int B>
-  static void load(const ap_uint<B> *, const uint32_t *, uint32_t, layer_desc &) {}
-};
-template <class TC>
-struct lb_records<TC, 1> {
-  template <int B>
-  static void load(const ap_uint<B> *port, const uint32_t hdr[HDR_WORDS], uint32_t layer, layer_desc &d) {
-    typedef typename TC::layer C;
-  lb_records_loop:
-    for (int i = 0; i < N_LIN; i++) {
-      uint32_t w[LB_WORDS];
-      read_words<LB_WORDS>(port, hdr[HDR_LB_TABLE] + (layer * N_LIN + (uint32_t)i) * (uint32_t)(LB_WORDS * 4), w);
-      d.lb[i] = lb_linear_of(w, lin_out<C>(i), lin_in<C>(i));
-    }
-  }
-};
-
-// Port P's share of linear lin for n tokens (fetch_program): MM::fetch with its image's byte offset base
-// (port 0's image for a low-bit design, which also hands over the linear's record).
-template <class TC, int P, int LB = mm_is_lowbit<typename TC::mm>::value>
-struct lin_fetch {
-  static void run(const typename TC::wbeat_t *w, long base, const layer_desc &, int lin, int n,
-                  hls::stream<typename TC::word_t> &wq) {
-    typedef typename TC::layer C;
-    TC::mm::template fetch<P>(w, base, lin_out<C>(lin), lin_in<C>(lin), n, wq);
-  }
-};
-template <class TC, int P>
-struct lin_fetch<TC, P, 1> {
-  static void run(const typename TC::wbeat_t *w, long base, const layer_desc &d, int lin, int n,
-                  hls::stream<typename TC::word_t> &wq) {
-    typedef typename TC::layer C;
-    TC::mm::template fetch<P>(w, base, d.lb[lin], lin_out<C>(lin), lin_in<C>(lin), n, wq);
-  }
-};
-
-// What descriptor i (words d) does under the compiled configuration; the engine and the fetchers
-// both decide with this (say: print why a descriptor is skipped, C simulation only).
-template <class TC>
-int desc_action(const uint32_t d[DESC_WORDS], uint32_t i, bool say) {
-  typedef typename TC::layer C;
-  const uint32_t t_len = d[D_T_LEN], pos0 = d[D_POS0];
-  const char *why = 0;
-  uint32_t a = i, b = 0;
-  int act = ACT_SKIP;
-  if (d[D_OP] == OP_LAYER) {
-    if (d[D_LAYER] >= (uint32_t)TC::n_layers) {
-      why = "OP_LAYER: layer out of range", b = d[D_LAYER];
-    } else if (t_len < 1 || t_len > (uint32_t)C::max_t || pos0 > (uint32_t)C::max_ctx ||
-               pos0 + t_len > (uint32_t)C::max_ctx) {
-      why = "OP_LAYER: t_len/pos0 out of range", a = t_len, b = pos0;
-    } else {
-      act = ACT_LAYER;
-    }
-  } else if (d[D_OP] == OP_HEAD) {
-    if (d[D_ROW] >= (uint32_t)C::max_t) {
-      why = "OP_HEAD: row out of range", b = d[D_ROW];
-    } else if (d[D_N_ROWS] > (uint32_t)TC::head::MAX_TOK ||
-               (unsigned long long)d[D_ROW] + (d[D_N_ROWS] ? d[D_N_ROWS] : 1) > (unsigned long long)C::max_t) {
-      why = "OP_HEAD: rows out of range", a = d[D_ROW], b = d[D_N_ROWS];
-    } else {
-      act = ACT_HEAD;
-    }
-  } else {
-    why = "unknown opcode", b = d[D_OP];
-  }
-  if (why && say) top_skip(why, a, b);
-  return act;
-}
 
 // OP_LAYER (head = false): this layer's table entry -> layer_desc, then the decoder layer.
 // OP_HEAD (head = true): quantize(rmsnorm(H[row], final_norm)) -> int8 LM head -> logits, argmax,
@@ -305,103 +205,6 @@ program:
     }
   }
 }
-
-// Fetcher of weight port P: the same program through w (its own m_axi argument, R-byte beats), pushing
-// port P's share of every linear's tiles into wq (MM::fetch, weight_fetch.h) and its LM-head rows into
-// hq, in the order the engine pops them. Nothing for a bad header or a skipped descriptor (as the
-// engine). The weight regions start on whole beats (the memory plan aligns them to 4 KiB, matrices to
-// the widest beat).
-template <class TC, int P>
-void fetch_program(const typename TC::wbeat_t *w, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
-                   hls::stream<typename TC::word_t> &wq, hls::stream<typename TC::hbeat_t> &hq) {
-#pragma HLS INLINE off
-  typedef typename TC::layer C;
-  typedef typename TC::head HEAD;
-  enum { kMaxDesc = TC::max_desc };
-  uint32_t hdr[HDR_WORDS];
-  read_header(w, hdr_off, hdr);
-  if (check_program<TC>(w, hdr_off, prog_off, n_desc, hdr).code != ST_OK) return;  // as the engine
-fetch_desc:
-  for (uint32_t i = 0; i < n_desc; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxDesc
-    uint32_t d[DESC_WORDS];
-    read_words<DESC_WORDS>(w, prog_off + i * (uint32_t)(DESC_WORDS * 4), d);
-    const int act = desc_action<TC>(d, i, false);
-    if (act == ACT_LAYER) {
-      uint32_t ld[LD_WORDS];
-      read_words<LD_WORDS>(w, hdr[HDR_LAYER_TABLE] + d[D_LAYER] * (uint32_t)(LD_WORDS * 4), ld);
-      layer_desc lbd;  // the low-bit records (a ternary design leaves them unset and unread)
-      lb_records<TC>::load(w, hdr, d[D_LAYER], lbd);
-      // the layer's linear jobs in the order its schedule runs them (decoder_layer.h layer_slot_run)
-      const int t_len = (int)d[D_T_LEN], halves = layer_halves<C>(t_len, false);
-    fetch_linears:
-      for (int j = 0; j < layer_linear_jobs(halves); j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 7 max = 14
-        int lin, t0, n;
-        layer_linear_job<C, typename TC::mm>(j, t_len, halves, lin, t0, n);
-        lin_fetch<TC, P>::run(w, (long)hdr[HDR_WEIGHTS] + (long)ld[LD_W_OFF + lin], lbd, lin, n, wq);
-      }
-    } else if (act == ACT_HEAD && P < HEAD::NPORTS) {
-      const int n_rows = d[D_N_ROWS] ? (int)d[D_N_ROWS] : 1;  // <= HEAD::MAX_TOK: the rows stream once
-      lm_fetch_rows<HEAD, (P < HEAD::NPORTS ? P : 0)>(w + hdr[HDR_HEAD_W] / HEAD::P, n_rows, TC::vocab, C::hidden,
-                                                      hq);
-    }
-  }
-}
-
-// The fetchers of the first NP weight ports (TC::fetch_ports), one process each.
-template <class TC, int NP = TC::fetch_ports>
-struct FetchPorts;
-
-// Every argument by reference: the fetchers are processes of the caller's region (dataflow.h).
-#define EDGELLM_FETCH_ARGS                                                                           \
-  const typename TC::wbeat_t *const &w0, const typename TC::wbeat_t *const &w1,                          \
-      const typename TC::wbeat_t *const &w2, const typename TC::wbeat_t *const &w3,                      \
-      const uint32_t &hdr_off, const uint32_t &prog_off, const uint32_t &n_desc,                            \
-      hls::stream<typename TC::word_t> &wq0,                                                                \
-      hls::stream<typename TC::word_t> &wq1, hls::stream<typename TC::word_t> &wq2,                         \
-      hls::stream<typename TC::word_t> &wq3, hls::stream<typename TC::hbeat_t> &hq0,                        \
-      hls::stream<typename TC::hbeat_t> &hq1, hls::stream<typename TC::hbeat_t> &hq2,                       \
-      hls::stream<typename TC::hbeat_t> &hq3
-
-template <class TC>
-struct FetchPorts<TC, 1> {
-  static void run(EDGELLM_FETCH_ARGS) {
-#pragma HLS INLINE
-    EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
-    (void)w1, (void)w2, (void)w3, (void)wq1, (void)wq2, (void)wq3, (void)hq1, (void)hq2, (void)hq3;
-  }
-};
-template <class TC>
-struct FetchPorts<TC, 2> {
-  static void run(EDGELLM_FETCH_ARGS) {
-#pragma HLS INLINE
-    EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
-    EDGELLM_PROCESS(fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1));
-    (void)w2, (void)w3, (void)wq2, (void)wq3, (void)hq2, (void)hq3;
-  }
-};
-template <class TC>
-struct FetchPorts<TC, 3> {
-  static void run(EDGELLM_FETCH_ARGS) {
-#pragma HLS INLINE
-    EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
-    EDGELLM_PROCESS(fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1));
-    EDGELLM_PROCESS(fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2));
-    (void)w3, (void)wq3, (void)hq3;
-  }
-};
-template <class TC>
-struct FetchPorts<TC, 4> {
-  static void run(EDGELLM_FETCH_ARGS) {
-#pragma HLS INLINE
-    EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0));
-    EDGELLM_PROCESS(fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1));
-    EDGELLM_PROCESS(fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2));
-    EDGELLM_PROCESS(fetch_program<TC, 3>(w3, hdr_off, prog_off, n_desc, wq3, hq3));
-  }
-};
-#undef EDGELLM_FETCH_ARGS
 
 #ifndef __SYNTHESIS__
 // C simulation: FIFO words left over after a program (a fetcher pushed what the engine never popped),
