@@ -1,5 +1,5 @@
-"""Low-bit (W{b}A8) Llama and Qwen2 models: golden vs onnxruntime (MatMulNBits) vs torch, and the
-architecture (llama3 rope scaling, q/k/v biases, tied/untied heads) against transformers."""
+"""Low-bit (W{b}A8) Llama and Qwen2 models: golden vs onnxruntime (contract order and MatMulNBits) vs torch,
+and the architecture (llama3 rope scaling, q/k/v biases, tied/untied heads) against transformers."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_golden_onnx_torch_agree(case: str) -> None:
     tokens = np.random.default_rng(5).integers(0, cfg.vocab_size, 12)
     g = GoldenModel(qm)
     gold = g.forward(tokens, g.new_cache(), all_logits=True)
-    for be in (OrtBackend(qm), OrtBackend(qm, fast=True), TorchBackend(qm)):
+    for be in (OrtBackend(qm), OrtBackend(qm, fast=True), OrtBackend(qm, lowbit="nbits"), TorchBackend(qm)):
         got = _logits(be, tokens, 7)
         scale = np.abs(gold).max()
         err = np.abs(got - gold).max() / scale
@@ -57,9 +57,9 @@ def test_golden_onnx_torch_agree(case: str) -> None:
 def test_onnx_uses_matmulnbits_for_2_4_8_bits() -> None:
     from edgellm.models.onnx_export import build_onnx
 
-    ops = [n.op_type for n in build_onnx(random_model(QWEN2, 1, lowbit=(4, 32))).graph.node]
+    ops = [n.op_type for n in build_onnx(random_model(QWEN2, 1, lowbit=(4, 32)), lowbit="nbits").graph.node]
     assert ops.count("MatMulNBits") == 7 * QWEN2.n_layers and ops.count("MatMulInteger") == 1  # int8 head
-    ops = [n.op_type for n in build_onnx(random_model(QWEN2, 1, lowbit=(3, 16))).graph.node]
+    ops = [n.op_type for n in build_onnx(random_model(QWEN2, 1, lowbit=(3, 16)), lowbit="nbits").graph.node]
     assert "MatMulNBits" not in ops
 
 
@@ -163,15 +163,17 @@ def test_float_twin_matches_transformers(arch: str) -> None:
 
 
 def test_export_size_counts_lowbit_linears_as_exported() -> None:
-    """3/5/6-bit linears export as float32 MatMul weights (4 bytes each), 4-bit as packed codes plus f32
-    scales and mins per group: the external-data decision sees that, not the ternary int8 count."""
+    """MatMulNBits form: 3/5/6-bit linears export as float32 MatMul weights (4 bytes each), 4-bit as packed
+    codes plus f32 scales and mins per group; contract form: a uint8 per code plus f32 scales and mins. The
+    external-data decision sees that, not the ternary int8 count."""
     from edgellm.models.onnx_export import weight_bytes
 
     n = sum(o * i for o, i in QWEN2.linear_shapes().values()) * QWEN2.n_layers
     base = weight_bytes(QWEN2)
-    assert weight_bytes(QWEN2, random_model(QWEN2, 1, lowbit=(3, 16))) - base == 3 * n
-    q4 = weight_bytes(QWEN2, random_model(QWEN2, 1, lowbit=(4, 32))) - base
-    assert q4 == n // 2 + n // 32 * 8 - n
+    assert weight_bytes(QWEN2, random_model(QWEN2, 1, lowbit=(3, 16)), "nbits") - base == 3 * n
+    q4 = random_model(QWEN2, 1, lowbit=(4, 32))
+    assert weight_bytes(QWEN2, q4, "nbits") - base == n // 2 + n // 32 * 8 - n
+    assert weight_bytes(QWEN2, q4) - base == n // 32 * 8
 
 
 def test_presets_equal_their_config_json() -> None:
