@@ -46,6 +46,7 @@ class OrtBackend:
                  fast: bool = False, kv_dtype: str = "f32", lowbit: str = "contract") -> None:
         onnx_export.check_lowbit_mode(lowbit)
         self.name = "onnx" if lowbit == "contract" else f"onnx-{lowbit}"
+        self.lowbit_form: str | None = lowbit  # the low-bit linears' form; None: a file older than the key
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         so = session_options(threads)
         providers = ["CPUExecutionProvider"]
@@ -69,8 +70,8 @@ class OrtBackend:
                 raise EdgeLLMError(f"cannot load ONNX model {path}: {str(e).splitlines()[0]}") from e
             meta = self.session.get_modelmeta().custom_metadata_map
             self.config = onnx_export.config_of(meta)
-            form = meta.get(onnx_export.LOWBIT_KEY, "nbits")  # files older than the key: MatMulNBits
-            self.name = "onnx" if form == "contract" else f"onnx-{form}"
+            self.lowbit_form = meta.get(onnx_export.LOWBIT_KEY)  # older files: MatMulNBits if low-bit
+            self.name = "onnx" if self.lowbit_form in (None, "contract") else f"onnx-{self.lowbit_form}"
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.last_taps: dict[str, np.ndarray] = {}  # extra outputs of the last call (taps=True)
         self.reset()

@@ -345,9 +345,9 @@ def _onnx_rows(p: Project, qm: Any, prompt: list[int], n: int, g_logits: np.ndar
         return
     ref = p.path / "reference" / "model.onnx"
     ort = OrtBackend(ref if ref.is_file() else qm, kv_dtype=p.numerics.kv_dtype)
-    if ort.name != "onnx" and _lowbit(qm):  # a reference written with MatMulNBits (float sums in
-        # onnxruntime's order): the check runs on the contract-order export of the model instead
-        rep.notes.append(f"{ref.name} has low-bit linears as {ort.name}: onnx vs golden runs on the "
+    if ort.lowbit_form != "contract" and _lowbit(qm):  # a reference written with MatMulNBits (float sums
+        # in onnxruntime's order): the check runs on the contract-order export of the model instead
+        rep.notes.append(f"{ref.name} has low-bit linears as onnx-nbits: onnx vs golden runs on the "
                          "contract-order export of the model")
         ort = OrtBackend(qm, kv_dtype=p.numerics.kv_dtype)
     logits = np.asarray(ort.forward(np.array(prompt)), np.float32)[-1]

@@ -259,5 +259,11 @@ def test_verify_replaces_a_matmulnbits_reference(tmp_path) -> None:
     rep = _verify_rows(qm, tmp_path)
     assert any("onnx-nbits" in n and "contract-order" in n for n in rep.notes), rep.notes
     assert all(r.ok for r in rep.rows)
+    old = onnx.load(str(tmp_path / "reference" / "model.onnx"))  # written before the form was recorded
+    kept = [q for q in old.metadata_props if q.key != "edgellm.lowbit_onnx"]
+    del old.metadata_props[:]
+    old.metadata_props.extend(kept)
+    onnx.save(old, str(tmp_path / "reference" / "model.onnx"))
+    assert len(_verify_rows(qm, tmp_path).notes) == 1
     export_onnx(qm, tmp_path / "reference" / "model.onnx")
     assert _verify_rows(qm, tmp_path).notes == []
