@@ -1,4 +1,6 @@
-"""The W{b}A8 low-bit linears of the ONNX export (models/onnx_export.py builds the graph around them).
+"""The W{b}A8 low-bit linears of the ONNX export in the ecosystem's form, build_onnx(lowbit="nbits") /
+backend `onnx-nbits` (models/onnx_export.py builds the graph around them; the default form, in the
+numerics contract's order, is models/onnx_contract.py).
 
 2-, 4- and 8-bit codes go through com.microsoft MatMulNBits (packed codes, per-group scales, zero
 points 0) plus the offsets' term (per-group activation sums times mins); other widths through a MatMul
@@ -41,7 +43,8 @@ def q_float(g: GraphBuilder, q8: str) -> str:
 def lowbit(g: GraphBuilder, qf: str, qs: str, lin: LowBitLinear, name: str) -> str:
     """W{b}A8: y = (sum_g s_g P_g + m_g S_g) / qs with qf the int8 activations as float (T, K).
     2/4/8 bits: MatMulNBits (zero points 0: w = s * code) plus (group sums) @ mins^T; otherwise
-    MatMul with the dequantized weights. Float32 sums, not the contract's order: agrees within rounding."""
+    MatMul with the dequantized weights. Float32 sums, not the contract's order: agrees within rounding
+    (the onnx-nbits form; models/onnx_contract.py is the bit-exact one)."""
     w = lin.quant
     n, k = w.shape
     if w.bits in NBITS:
