@@ -82,14 +82,16 @@ def nan_like(x: np.ndarray) -> np.ndarray:
     return np.full_like(x, np.nan)
 
 
-def run_attention_layer(lib, suffix: str, q: np.ndarray, t_len: int, pos0: int, k, v, ports) -> np.ndarray:
-    """tb_layer<suffix>: q (t_len, H, D); k, v the data-port cache; ports = [(k0, v0), .. (k3, v3)]."""
+def run_attention_layer(lib, suffix: str, q: np.ndarray, t_len: int, pos0: int, k, v, ports,
+                        kv_old: int = -1) -> np.ndarray:
+    """tb_layer<suffix>: q (t_len, H, D); k, v the data-port cache; ports = [(k0, v0), .. (k3, v3)];
+    kv_old: cached-style calls read positions < kv_old over the ports (-1: every one)."""
     n_h, d = q.shape[-2:]
     out = np.full_like(q, np.nan)
     fn = getattr(lib, f"tb_layer{suffix}")
     fn(csim.ptr(q), csim.ptr(k), csim.ptr(v), *(csim.ptr(kp) for kp, _ in ports),
        *(csim.ptr(vp) for _, vp in ports), csim.ptr(out), ctypes.c_int(t_len), ctypes.c_int(pos0),
-       ctypes.c_int(n_h), ctypes.c_int(k.shape[1]), ctypes.c_int(d), attn_scale(d))
+       ctypes.c_int(n_h), ctypes.c_int(k.shape[1]), ctypes.c_int(d), attn_scale(d), ctypes.c_int(kv_old))
     return out
 
 

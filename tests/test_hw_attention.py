@@ -274,11 +274,29 @@ def test_lane_count_is_visible_in_the_bits(lib: ctypes.CDLL, lanes: int, other: 
     assert np.allclose(out, ref, rtol=1e-4, atol=1e-5) and np.allclose(out_d, ref_d, rtol=1e-4, atol=1e-5)
 
 
-# attention_layer: prefill (t_len > 1, K/V over the data port) and decode (t_len == 1, K/V over the
-# weight ports) on one core. Kernel suffix -> (n_ports, kv dtype, dot_lanes, bq); all kv_block 16, d_max 128.
+# attention_layer: cached-style calls (decode and short multi-row calls: positions < kv_old over the
+# weight ports, the call's own over the data port) and prefill-style calls (K/V over the data port) on one
+# core. Kernel suffix -> (n_ports, kv dtype, dot_lanes, bq); all kv_block 16, d_max 128; the core's rows
+# (attn_config rows_max = max(bq x group_max, heads_max)): 64 for bq 8 (group_max 8), 16 for bq 2.
 LAYER = {"1": (1, "f32", 64, 8), "2": (2, "f32", 64, 8), "3": (3, "f32", 64, 8), "4": (4, "f32", 64, 8),
          "1_16": (1, "f16", 64, 8), "4_16": (4, "f16", 64, 8), "3_l16": (3, "f32", 16, 8),
          "2_16_l16": (2, "f16", 16, 8), "2_q2": (2, "f32", 32, 2), "4_16_q2": (4, "f16", 32, 2)}
+TB_ROWS = {8: 64, 2: 16}  # bq -> rows_max of the tb configs
+
+
+def layer_views(k, v, t_len: int, pos0: int, n_h: int, n_ports: int, bq: int, shift: int = 0):
+    """(data-port k, v, port views, cached) for one call with kv_old = pos0, each view holding only what
+    its reader may read (the rest NaN): cached-style (cost_attention.plan, the hardware's rule) the data
+    port the call's positions >= pos0 and the ports the earlier ones (port p: pp % n_ports == p + shift);
+    prefill-style the data port every position, the ports nothing."""
+    cached = cost_attention.plan(t_len, n_h, k.shape[1], TB_ROWS[bq], bq).cached
+    if not cached:
+        return k, v, [(nan_like(k), nan_like(v))] * 4, False
+    kd, vd = k.copy(), v.copy()
+    kd[:pos0], vd[:pos0] = np.nan, np.nan
+    ko, vo = nan_like(k), nan_like(v)
+    ko[:pos0], vo[:pos0] = k[:pos0], v[:pos0]
+    return kd, vd, head_ports(ko, vo, n_ports, shift), True
 
 
 def _layer_heads(bq: int) -> list[tuple[int, int]]:
@@ -289,27 +307,32 @@ def _layer_heads(bq: int) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("suffix", sorted(LAYER))
 def test_layer_prefill_bit_exact(lib: ctypes.CDLL, suffix: str) -> None:
     """attention_layer with t_len > 1: 1 < t_len < bq, t_len == bq, t_len > bq with a partial last block,
-    pos0 > 0, head_dim above and below dot_lanes. The weight-port views are all NaN (prefill reads the
-    data port only); the data-port cache is NaN past the last query."""
+    pos0 > 0, head_dim above and below dot_lanes, cached-style (short) and prefill-style calls. Each view
+    holds only what its reader may read (layer_views; the rest NaN): a short call reads the positions
+    before pos0 over the weight ports (fails on the core that read every position over the data port)."""
     n_ports, kv, lanes, bq = LAYER[suffix]
     rng = np.random.default_rng(len(suffix) * 31 + n_ports)
     plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=16)
     heads = _layer_heads(bq)
     cases = [(heads[0], 64, 2, 0), (heads[1], 96, bq - 1 if bq > 2 else 3, 3), (heads[2], 40, bq, 16),
              (heads[3], 128, 3 * bq + 1, 21), (heads[0], 64, 33, 40)]
-    total = 0
+    cases += [((8, 8), 96, 5, 133), ((16, 8) if bq == 2 else heads[1], 64, 2, 47)]  # verify-like calls
+    total, n_cached = 0, 0
     for (n_h, n_kv), d, t_len, pos0 in cases:
         q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
         k, v = kv_cache(rng, pos0 + t_len, n_kv, d, kv=kv)
-        out = run_attention_layer(lib, suffix, q, t_len, pos0, k, v, [(nan_like(k), nan_like(v))] * 4)
+        kd, vd, ports, cached = layer_views(k, v, t_len, pos0, n_h, n_ports, bq)
+        out = run_attention_layer(lib, suffix, q, t_len, pos0, kd, vd, ports, kv_old=pos0)
         s = pos0 + t_len
         with np.errstate(over="ignore", invalid="ignore"):
             ref = nx.attention(q, nx.kv_load(k[:s]), nx.kv_load(v[:s]), pos0, plan)
         mism = mismatches(out, ref)
-        print(f"layer{suffix} prefill {kv} A={lanes} bq={bq} H={n_h}/{n_kv} d={d} T={t_len} pos0={pos0}: "
-              f"{mism} mismatches of {ref.size}")
+        print(f"layer{suffix} {'cached' if cached else 'prefill'} {kv} A={lanes} bq={bq} H={n_h}/{n_kv} "
+              f"d={d} T={t_len} pos0={pos0}: {mism} mismatches of {ref.size}")
         total += mism
+        n_cached += cached
     assert total == 0
+    assert n_cached >= 2
 
 
 @pytest.mark.parametrize("suffix", sorted(LAYER))
@@ -354,7 +377,8 @@ def test_layer_prefill_rows_equal_decode(lib: ctypes.CDLL, suffix: str) -> None:
     q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
     k, v = kv_cache(rng, pos0 + t_len, n_kv, d, extra=0, kv=kv)
     nan = nan_like(k)
-    pre = run_attention_layer(lib, suffix, q, t_len, pos0, k, v, [(nan, nan)] * 4)
+    kd, vd, views, _ = layer_views(k, v, t_len, pos0, n_h, n_ports, bq)
+    pre = run_attention_layer(lib, suffix, q, t_len, pos0, kd, vd, views, kv_old=pos0)
     ports = head_ports(k, v, n_ports)
     dec = np.stack([run_attention_layer(lib, suffix, q[t:t + 1], 1, pos0 + t, nan, nan, ports)[0]
                     for t in range(t_len)])
@@ -387,11 +411,9 @@ def former_job_cycles(rows: int, th: int, n_keys: int, d: int, lanes: int, kvb: 
 
 
 def call_jobs(t_len: int, pos0: int, n_h: int, n_kv: int, bq: int = 8) -> list[tuple[int, int, int]]:
-    """(rows, tile heads, keys) of each job of one attention_layer call."""
-    if t_len == 1:
-        return [(n_h, n_kv, pos0 + 1)]
-    return [(min(bq, t_len - t0) * (n_h // n_kv), 1, pos0 + t0 + min(bq, t_len - t0))
-            for t0 in range(0, t_len, bq) for _ in range(n_kv)]
+    """(rows, tile heads, keys) of each job of one attention_layer call (the model's plan, TB_ROWS)."""
+    return [(c.rows, c.tile_heads, c.keys)
+            for c in cost_attention.call_jobs(t_len, pos0, n_h, n_kv, TB_ROWS[bq], bq)]
 
 
 def _trace(lib: ctypes.CDLL, reset: bool = True) -> tuple[int, int, int]:

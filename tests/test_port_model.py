@@ -126,11 +126,12 @@ def make_mutant(tmp: Path, monkeypatch: pytest.MonkeyPatch, file: str, *edits: t
 
 
 def test_mutant_cross_argument_read_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Seeded bug: decode attention reads every position over kv0..kv3, the one this call wrote through
-    data too (the design before the fix). Bit-exact with every argument on one buffer (what C simulation
-    showed), caught under the port model (kv* reads that position's old bytes, as co-simulation would)."""
+    """Seeded bug: cached-style attention (decode, short multi-row calls) reads every position over
+    kv0..kv3, those this call wrote through data too (the design before the fix). Bit-exact with every
+    argument on one buffer (what C simulation showed), caught under the port model (kv* reads those
+    positions' old bytes, as co-simulation would)."""
     t = make_mutant(tmp_path, monkeypatch, "edgellm/attention_layer.h",
-                    ("return kv_old < 0 || kv_old > pos0 ? pos0 + 1 : kv_old;", "return pos0 + 1;"))
+                    ("return kv_old < 0 || kv_old > pos0 ? pos0 + t_len : kv_old;", "return pos0 + t_len;"))
     t.lib.edgellm_csim_set_port_model(0)
     check_prefill_then_decode(t)
     t.lib.edgellm_csim_set_port_model(1)

@@ -8,9 +8,12 @@ accumulates tile t - 1, copying K of tile t + 1 and V of tile t from the reader'
 (header comment of attention_prefill.h; call_cycles is its formula). A reader process
 streams the K/V tiles alongside (DATAFLOW), so a job takes the longer of the compute and the
 reader's DDR time.
-Prefill: one call per (query block, KV head), one after another, K/V over the data port. Decode:
-one call for all heads, the K/V of earlier calls over min(P, n_kv) weight ports merged into one beat
-per cycle, the position the call itself wrote over the data port (decode_reader_s).
+The jobs of a call (attention_plan.h attn_plan_of, mirrored by plan()): a call whose tokens' rows of
+one KV head fit the core's rows (tokens x group <= rows_max: decode, and short multi-row calls such as
+speculative decoding's verify call) runs cached-style: jobs of every token x th KV heads' query heads,
+the cache read once per call, the K/V of earlier calls over min(P, n_kv) weight ports merged into one
+beat per cycle, the positions the call itself wrote over the data port (decode_reader_s). Longer calls:
+one job per (query block, KV head), one after another, K/V over the data port.
 """
 
 from __future__ import annotations
@@ -93,13 +96,55 @@ def kv_bytes(c: AttnCall, d: int, elem_bytes: int) -> int:
 
 
 def layer_ddr_bytes(cfg: ModelConfig, p: DesignParams, queries: int, context: int) -> int:
-    """DDR bytes of one layer's attention for `queries` new tokens ending at `context` (causal): each
-    query block of attn_q_block streams the K/V tiles up to its last key, then the new K/V is written."""
+    """DDR bytes of one layer's attention for `queries` new tokens ending at `context` (causal), then the
+    new K/V written: a cached-style call (plan) streams the cache once, a prefill-style one per query
+    block of attn_q_block up to its last key."""
     first = context - queries  # keys already cached before the new tokens
     row = 2 * cfg.kv_size * p.kv_bytes  # K and V of one token, one layer
+    if plan(queries, cfg.n_heads, cfg.n_kv_heads, rows_max(cfg, p.attn_q_block), p.attn_q_block).cached:
+        return context * row + queries * row
     blocks = math.ceil(queries / p.attn_q_block)
     streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row
     return streamed + queries * row  # read tiles + write the new K/V
+
+
+def rows_max(cfg: ModelConfig, q_block: int) -> int:
+    """The core's row capacity (attn_config rows_max): max(query block x group, query heads)."""
+    return max(q_block * (cfg.n_heads // cfg.n_kv_heads), cfg.n_heads)
+
+
+@dataclass(frozen=True)
+class AttnPlan:
+    """A call's jobs (attention_plan.h attn_plan): cached-style or prefill-style, tile heads per cached
+    job (the last may have fewer), job count."""
+
+    cached: bool
+    tile_heads: int
+    jobs: int
+
+
+def plan(t_len: int, n_heads: int, n_kv: int, rows: int, q_block: int) -> AttnPlan:
+    """attention_plan.h attn_plan_of, the one rule: cached-style when t_len x group <= rows (the core's
+    row capacity), its KV heads split evenly over ceil(n_kv / (rows // (t_len x group))) jobs; else the
+    prefill jobs, ceil(t_len / q_block) query blocks x n_kv heads."""
+    grp = n_heads // n_kv
+    if t_len * grp > rows:
+        return AttnPlan(False, 1, -(-t_len // q_block) * n_kv)
+    jobs = -(-n_kv // (rows // (t_len * grp)))
+    return AttnPlan(True, -(-n_kv // jobs), jobs)
+
+
+def call_jobs(t_len: int, pos0: int, n_heads: int, n_kv: int, rows: int, q_block: int) -> list[AttnCall]:
+    """The jobs (rows, tile heads, keys) of one attention_layer call of t_len tokens at pos0, in order."""
+    pl, grp = plan(t_len, n_heads, n_kv, rows, q_block), n_heads // n_kv
+    if pl.cached:
+        heads = [min(pl.tile_heads, n_kv - h) for h in range(0, n_kv, pl.tile_heads)]
+        return [AttnCall(t_len * th * grp, th, pos0 + t_len) for th in heads]
+    out = []
+    for t0 in range(0, t_len, q_block):
+        bq = min(q_block, t_len - t0)
+        out += [AttnCall(bq * grp, 1, pos0 + t0 + bq)] * n_kv
+    return out
 
 
 def prefill_calls(cfg: ModelConfig, q_block: int, queries: int, context: int) -> list[AttnCall]:
@@ -114,19 +159,19 @@ def prefill_calls(cfg: ModelConfig, q_block: int, queries: int, context: int) ->
 
 
 def decode_reader_s(c: AttnCall, d: int, kv_elem: int, f_hz: float, data_bps: float,
-                    kv_read_bps: float, kv_ports: int = 1) -> float:
-    """The decode job's K/V stream: the positions earlier calls wrote (all but the last) over the kv_ports
-    K/V ports (position p on port p % kv_ports, its K row then its V row: every head, one burst each),
-    then the one this call wrote over the data port, the argument that wrote it (attention_decode.h
-    attn_port_positions: an m_axi argument never reads what another wrote in the same call); a row's
-    first-beat latency each (KV_ROW_RESTART; the ports' rows overlap). (A one-token half of a pipelined
-    prefill call also reads the other half's new positions over the data port: a few positions, not
-    modelled.)"""
-    old = AttnCall(c.rows, c.tile_heads, c.keys - 1)
+                    kv_read_bps: float, kv_ports: int = 1, new: int = 1) -> float:
+    """A cached-style job's K/V stream (decode: new = 1; a short multi-row call: new = its tokens): the
+    positions earlier calls wrote (all but the last `new`) over the kv_ports K/V ports (position p on
+    port p % kv_ports, its K row then its V row: the job's heads, one burst each), then the `new` this
+    call wrote over the data port, the argument that wrote them (attention_layer.h attn_port_positions:
+    an m_axi argument never reads what another wrote in the same call); a row's first-beat latency each
+    (KV_ROW_RESTART; the ports' rows overlap). (A half of a pipelined prefill call also reads the other
+    half's new positions over the data port: a few positions, not modelled.)"""
+    old = AttnCall(c.rows, c.tile_heads, max(0, c.keys - new))
     rows = 2 * math.ceil(old.keys / max(1, kv_ports))  # the busiest port's rows
     ports = rows * KV_ROW_RESTART / f_hz + kv_bytes(old, d, kv_elem) / kv_read_bps if old.keys else 0.0
-    new = AttnCall(c.rows, c.tile_heads, 1)
-    return ports + 2 * KV_ROW_RESTART / f_hz + kv_bytes(new, d, kv_elem) / data_bps
+    mine = AttnCall(c.rows, c.tile_heads, c.keys - old.keys)
+    return ports + 2 * mine.keys * KV_ROW_RESTART / f_hz + kv_bytes(mine, d, kv_elem) / data_bps
 
 
 def prefill_reader_s(c: AttnCall, d: int, kv_elem: int, f_hz: float, data_bps: float) -> float:
@@ -137,8 +182,9 @@ def prefill_reader_s(c: AttnCall, d: int, kv_elem: int, f_hz: float, data_bps: f
 
 def layer_seconds(cfg: ModelConfig, p: DesignParams, queries: int, context: int, f_hz: float,
                   data_bps: float, kv_read_bps: float, kv_ports: int = 1) -> float:
-    """One layer's attention: decode (queries == 1, K/V at kv_read_bps over kv_ports ports) or prefill
-    (data port). q / o move one data-port beat (data_port_width_bits / 32 floats) per cycle."""
+    """One layer's attention for `queries` tokens ending at `context`: the call's jobs (plan: cached-style,
+    the earlier calls' K/V at kv_read_bps over kv_ports ports, or prefill-style over the data port). q / o
+    move one data-port beat (data_port_width_bits / 32 floats) per cycle."""
     return _layer_seconds(cfg, lanes(cfg, p), p.attn_kv_block, p.attn_q_block, p.kv_bytes, queries, context,
                           f_hz, data_bps, kv_read_bps, kv_ports, max(1, p.data_port_width_bits // 32))
 
@@ -149,15 +195,14 @@ def _layer_seconds(cfg: ModelConfig, a: int, kv_block: int, q_block: int, kv_ele
                    data_lanes: int = DATA_LANES) -> float:
     """layer_seconds from the design fields it reads (A, K/V tile, query block, KV element bytes, K/V
     ports, the data port's floats per beat)."""
-    d = cfg.head_dim
-    if queries == 1:
-        c = AttnCall(cfg.n_heads, cfg.n_kv_heads, context)
-        reader = decode_reader_s(c, d, kv_elem, f_hz, data_bps, kv_read_bps, kv_ports)
-        return max(call_cycles(c, d, a, kv_block, data_lanes) / f_hz, reader)
+    d, rows = cfg.head_dim, rows_max(cfg, q_block)
+    cached = plan(queries, cfg.n_heads, cfg.n_kv_heads, rows, q_block).cached
     total = 0.0
-    for c in prefill_calls(cfg, q_block, queries, context):
+    for c in call_jobs(queries, context - queries, cfg.n_heads, cfg.n_kv_heads, rows, q_block):
         compute = call_cycles(c, d, a, kv_block, data_lanes) / f_hz
-        total += max(compute, prefill_reader_s(c, d, kv_elem, f_hz, data_bps))
+        reader = (decode_reader_s(c, d, kv_elem, f_hz, data_bps, kv_read_bps, kv_ports, queries) if cached
+                  else prefill_reader_s(c, d, kv_elem, f_hz, data_bps))
+        total += max(compute, reader)
     return total
 
 

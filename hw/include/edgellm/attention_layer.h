@@ -1,12 +1,15 @@
-// attention_layer: the single attention entry, decode (t_len == 1) and prefill (t_len > 1) through
-// ONE attn_rows core (attention_core.h); the K/V readers (the decode side's over the K/V ports).
+// attention_layer: the single attention entry, decode (t_len == 1), short multi-row calls (speculative
+// decoding's verify call) and prefill through ONE attn_rows core (attention_core.h); the K/V readers.
 //
 // Structure (one DATAFLOW region, entered once per call):
-//   attn_kv_port_reader x4   decode only: port p streams KV heads p, p + KVP, ... of positions
-//                            0..pos (nothing in prefill, nothing for p >= KVP)
-//   attn_kv_source           walks the job list: decode merges the port streams back into
-//                            (position, head, beat) order; prefill reads the job's KV head of
-//                            positions 0 .. last query straight from k_layer / v_layer (data port)
+//   attn_kv_port_reader x4   cached-style calls (attn_plan_of: t_len x group <= rows_max, decode
+//                            included): per job, port p streams positions p, p + KVP, ... of those
+//                            earlier calls wrote (< kv_old), the job's KV heads of each (nothing in
+//                            prefill-style calls, nothing for p >= KVP)
+//   attn_kv_source           walks the job list: cached-style merges the port streams back into
+//                            (position, head, beat) order, then this call's positions from k_layer /
+//                            v_layer (data port); prefill reads the job's KV head of positions 0 ..
+//                            last query straight from k_layer / v_layer (data port)
 //   attn_layer_compute       walks the same job list: the job's row table, then the core
 //                            (attn_rows<C, rows_max, kv_heads_max>, which loads the query rows)
 //                            from its one call site
@@ -21,12 +24,13 @@
 
 namespace edgellm {
 
-// Positions 0 .. n - 1 of a decode call at pos0 that come over the K/V ports: those before kv_old
-// (written by earlier calls; the rest this call wrote through k_layer / v_layer, and reads through
-// them: an m_axi argument never reads what another wrote in the same call), every one for kv_old < 0.
-inline int attn_port_positions(int pos0, int kv_old) {
+// Positions 0 .. n - 1 of a cached-style call (attn_plan) of t_len tokens at pos0 that come over the
+// K/V ports: those before kv_old (written by earlier calls; the rest this call wrote through k_layer /
+// v_layer, and reads through them: an m_axi argument never reads what another wrote in the same call),
+// every one for kv_old < 0 (testbenches).
+inline int attn_port_positions(int pos0, int t_len, int kv_old) {
 #pragma HLS INLINE
-  return kv_old < 0 || kv_old > pos0 ? pos0 + 1 : kv_old;
+  return kv_old < 0 || kv_old > pos0 ? pos0 + t_len : kv_old;
 }
 
 // Fields of beat j of a K or V row of d elements of KT at element off: the beat off / E + j whole
@@ -120,31 +124,41 @@ kv_segs_tail:  // the last chunk when it completed in the same beat as the one b
   }
 }
 
-// Reader of weight port p of NP (decode only): the positions pp = p, p + NP, ... of those the K/V ports
-// carry (attn_port_positions), each position's K row (all n_kv heads, contiguous: one burst) then its V
-// row (attn_kv_segs: one beat per cycle), as chunks of mem_lanes widened floats per head. kp, vp: the K
-// and V slices seen through the port (the same m_axi argument at two element offsets, or two arrays).
-// Prefill (t_len > 1) and p >= NP read nothing.
+// Reader of weight port p of NP (cached-style calls, attn_plan): per job, the positions pp = p, p + NP,
+// ... of those the K/V ports carry (attn_port_positions), each position's K row of the job's th heads
+// (contiguous: one burst) then its V row (attn_kv_segs: one beat per cycle), as chunks of mem_lanes
+// widened floats per head. kp, vp: the K and V slices seen through the port (the same m_axi argument
+// at two element offsets, or two arrays). Prefill-style calls and p >= NP read nothing.
 template <class C, class KT, class P>
 void attn_kv_port_reader(const P *kp, long k_off, const P *vp, long v_off, int t_len, int pos0, int kv_old,
-                         int p, int np, int n_kv, int d, hls::stream<f32_beat<C::mem_lanes> > &ks,
+                         int p, int np, int n_heads, int n_kv, int d, hls::stream<f32_beat<C::mem_lanes> > &ks,
                          hls::stream<f32_beat<C::mem_lanes> > &vs) {
-  const int n_pos = t_len == 1 && p < np ? attn_port_positions(pos0, kv_old) : 0;
+  const attn_plan pl = attn_plan_of<C>(t_len, n_heads, n_kv);
+  const int n_pos = pl.cached && p < np ? attn_port_positions(pos0, t_len, kv_old) : 0;
   const int mine = n_pos > p ? (n_pos - 1 - p) / np + 1 : 0;  // positions p, p + np, ... < n_pos
-prd_pos:
-  for (int i = 0; i < mine; i++) {
+  const int n_jobs = mine ? pl.n_jobs : 0;
+  int t0 = 0, kvh = 0;
+prd_job:
+  for (int jn = 0; jn < n_jobs; jn++) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = C::kv_heads_max
+    const attn_job j = attn_job_at<C>(pl, t_len, pos0, n_heads, n_kv, t0, kvh);
+  prd_pos:
+    for (int i = 0; i < mine; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = C::max_ctx
-    const long row = (long)(p + i * np) * n_kv * d;
-    attn_kv_segs<C, KT>(kp, k_off + row, n_kv, d, ks);
-    attn_kv_segs<C, KT>(vp, v_off + row, n_kv, d, vs);
+      const long row = ((long)(p + i * np) * n_kv + j.kvh0) * d;
+      attn_kv_segs<C, KT>(kp, k_off + row, j.th, d, ks);
+      attn_kv_segs<C, KT>(vp, v_off + row, j.th, d, vs);
+    }
+    attn_next_job<C>(pl, n_kv, t0, kvh);
   }
 }
 
-// The core's K/V stream, job by job (attn_job), in (position, tile head, chunk) order. Decode: the
-// positions the ports carry (attn_port_positions) merged from the port streams (position pp from port
-// pp % np), one K and one V chunk per cycle; then the later ones (this call's) from kd / vd (the data
-// port: the argument that wrote them), per position its K row then its V row. Prefill: the job's KV
-// head of every position from kd / vd, per position its K row then its V row (attn_kv_segs, one head).
+// The core's K/V stream, job by job (attn_job), in (position, tile head, chunk) order. Cached-style
+// calls (decode, short multi-row calls: attn_plan): the positions the ports carry (attn_port_positions)
+// merged from the port streams (position pp from port pp % np), one K and one V chunk per cycle; then the
+// later ones (this call's) from kd / vd (the data port: the argument that wrote them), per position its
+// K row then its V row, the job's th heads each. Prefill: the job's KV head of every position from kd /
+// vd, per position its K row then its V row (attn_kv_segs, one head).
 template <class C, class KT, class P>
 void attn_kv_source(const P *kd, long k_off, const P *vd, long v_off, int t_len, int pos0, int kv_old,
                     int n_heads, int n_kv, int np, int d, hls::stream<f32_beat<C::mem_lanes> > &k0,
@@ -155,14 +169,13 @@ void attn_kv_source(const P *kd, long k_off, const P *vd, long v_off, int t_len,
                     hls::stream<f32_beat<C::mem_lanes> > &vs) {
   const int ML = C::mem_lanes;
   const int nb = (d + ML - 1) / ML;
-  const bool dec = t_len == 1;
-  const int n_ported = dec ? attn_port_positions(pos0, kv_old) : 0;  // positions from the port streams
-  const int n_jobs = attn_n_jobs<C>(t_len, n_kv);
+  const attn_plan pl = attn_plan_of<C>(t_len, n_heads, n_kv);
+  const int n_ported = pl.cached ? attn_port_positions(pos0, t_len, kv_old) : 0;  // from the port streams
   int t0 = 0, kvh = 0;
 src_job:
-  for (int jn = 0; jn < n_jobs; jn++) {
+  for (int jn = 0; jn < pl.n_jobs; jn++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::jobs_max
-    const attn_job j = attn_job_at<C>(t_len, pos0, n_heads, n_kv, t0, kvh);
+    const attn_job j = attn_job_at<C>(pl, t_len, pos0, n_heads, n_kv, t0, kvh);
     const int n_port = n_ported < j.n_keys ? n_ported : j.n_keys;
     int hh = 0, b = 0, port = 0;  // position pp's chunk (head hh, chunk b) from port pp % np
   src_merge:
@@ -200,7 +213,7 @@ src_job:
       attn_kv_segs<C, KT>(kd, k_off + row, j.th, d, ks);
       attn_kv_segs<C, KT>(vd, v_off + row, j.th, d, vs);
     }
-    attn_next_job<C>(n_kv, t0, kvh);
+    attn_next_job<C>(pl, n_kv, t0, kvh);
   }
 }
 
@@ -214,12 +227,12 @@ void attn_layer_compute(const PQ *q, long q_off, PO *out, long o_off, int t_len,
   const int ROWS = C::rows_max;
   int row_pos[ROWS], row_kv[ROWS];
   const int grp = n_heads / n_kv;
-  const int n_jobs = attn_n_jobs<C>(t_len, n_kv);
+  const attn_plan pl = attn_plan_of<C>(t_len, n_heads, n_kv);
   int t0 = 0, kvh = 0;
 job:
-  for (int jn = 0; jn < n_jobs; jn++) {
+  for (int jn = 0; jn < pl.n_jobs; jn++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::jobs_max
-    const attn_job j = attn_job_at<C>(t_len, pos0, n_heads, n_kv, t0, kvh);
+    const attn_job j = attn_job_at<C>(pl, t_len, pos0, n_heads, n_kv, t0, kvh);
     // (token, head) flattened; row r = t * nh + g, tile head kv = g / grp
     EDGELLM_ATTN_LOOP(j.nt * j.nh);
     int t = 0, g = 0, gk = 0, kv = 0;
@@ -243,23 +256,24 @@ job:
     const long base = ((long)j.t0 * n_heads + j.h0) * d;  // the job's first row
     attn_rows<C, ROWS, C::kv_heads_max>(q, q_off + base, row_pos, row_kv, j.nt, j.nh, (long)n_heads * d,
                                         pos0 + j.t0, j.th, j.n_keys, d, scale, ks, vs, out, o_off + base);
-    attn_next_job<C>(n_kv, t0, kvh);
+    attn_next_job<C>(pl, n_kv, t0, kvh);
   }
 }
 
-// Attention of one layer, decode (t_len == 1) or causal prefill (t_len > 1), on the one core.
+// Attention of one layer, decode (t_len == 1) or causal multi-row (t_len > 1), on the one core.
 //   q, q_off:   [t_len][n_heads][head_dim] roped queries at positions pos0 .. pos0+t_len-1 (elements)
 //   kd, vd, k_off, v_off: this layer's cache slice [pos][n_kv][head_dim] of KT (kv_cache.h) for K and
 //               V, positions 0 .. pos0+t_len-1 written: prefill reads K/V here (the data port; in the
 //               top one beat pointer at two element offsets)
 //   kp0..kp3, vp0..vp3: the same slices seen through the K/V ports (top.h kv0..kv3, in the weight
-//               ports' bundles), at the same offsets: decode reads KV head h over port h % KVP (1..4)
-//               concurrently; pointers beyond KVP are never dereferenced
+//               ports' bundles), at the same offsets: cached-style calls (attn_plan_of) read position
+//               pp over port pp % KVP (1..4) concurrently; pointers beyond KVP are never dereferenced
 //   out, o_off: [t_len][n_heads][head_dim]
 //   scale:      float(1/sqrt(head_dim)) from the host
-//   kv_old:     decode reads positions 0 .. kv_old - 1 over the K/V ports (earlier calls wrote them) and
-//               kv_old .. pos0 over kd / vd (the argument this call wrote them through: decoder_layer
-//               passes its call's first position); -1: every position over the ports
+//   kv_old:     cached-style calls read positions 0 .. kv_old - 1 over the K/V ports (earlier calls
+//               wrote them) and kv_old .. pos0 + t_len - 1 over kd / vd (the argument this call wrote
+//               them through: decoder_layer passes its call's first position); -1: every position over
+//               the ports (testbenches). Prefill-style calls read every position over kd / vd.
 // Pointers: the top's m_axi beats (ap_uint<B>, never cast: KT given explicitly) or plain arrays of f32
 // (q, out) and KT (K/V) in testbenches. Query head h reads KV head h / (n_heads / n_kv). head_dim: a
 // multiple of the q / out beat's floats (C::ql).
@@ -311,14 +325,14 @@ void attention_kv(const PQ *q, long q_off, const PD *kd, const PD *vd, const PP 
 #else
   EDGELLM_DEPTH(vs, (C::kv_block + 1) * C::kv_heads_max * C::beats_max);
 #endif
-  EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp0, k_off, vp0, v_off, t_len, pos0, kv_old, 0, KVP, n_kv,
-                                             head_dim, pk0, pv0));
-  EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp1, k_off, vp1, v_off, t_len, pos0, kv_old, 1, KVP, n_kv,
-                                             head_dim, pk1, pv1));
-  EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp2, k_off, vp2, v_off, t_len, pos0, kv_old, 2, KVP, n_kv,
-                                             head_dim, pk2, pv2));
-  EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp3, k_off, vp3, v_off, t_len, pos0, kv_old, 3, KVP, n_kv,
-                                             head_dim, pk3, pv3));
+  EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp0, k_off, vp0, v_off, t_len, pos0, kv_old, 0, KVP, n_heads,
+                                             n_kv, head_dim, pk0, pv0));
+  EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp1, k_off, vp1, v_off, t_len, pos0, kv_old, 1, KVP, n_heads,
+                                             n_kv, head_dim, pk1, pv1));
+  EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp2, k_off, vp2, v_off, t_len, pos0, kv_old, 2, KVP, n_heads,
+                                             n_kv, head_dim, pk2, pv2));
+  EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp3, k_off, vp3, v_off, t_len, pos0, kv_old, 3, KVP, n_heads,
+                                             n_kv, head_dim, pk3, pv3));
   EDGELLM_PROCESS(attn_kv_source<C, KT>(kd, k_off, vd, v_off, t_len, pos0, kv_old, n_heads, n_kv, KVP,
                                         head_dim, pk0, pv0, pk1, pv1, pk2, pv2, pk3, pv3, ks, vs));
   EDGELLM_PROCESS(attn_layer_compute<C>(q, q_off, out, o_off, t_len, pos0, n_heads, n_kv, head_dim, scale, ks,

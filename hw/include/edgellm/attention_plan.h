@@ -6,15 +6,17 @@
 // ping-pong copy: attention_kv_tiles.h.
 //
 // Jobs (attn_job): a call is a list of jobs, each one attn_rows run over R rows (query token x
-// query head) that share every K/V tile of th tile heads. Decode (t_len == 1): one job, all
-// n_heads query heads of the token (R = n_heads, th = n_kv, row h reads tile head h / group).
-// Prefill (t_len > 1): queries in blocks of BQ tokens; a block and one KV head form a job of
-// R = bq * group rows and th = 1, jobs block-major (KV head inner). A reader process streams the
-// job's tiles 0 .. (last position of the job) once per job (DATAFLOW: it runs ahead into the next
-// job's tiles while the core stores and loads rows), tiles beyond the job's last query are never
-// read, and only tiles that reach past the job's first query position (the diagonal) evaluate the
-// causal mask. Decode reads K/V over the KVP weight ports (attention_layer.h), prefill over the
-// data port (k_layer / v_layer), one merged beat per cycle into the core either way.
+// query head) that share every K/V tile of th tile heads; attn_plan_of picks the kind (one rule).
+// Cached-style (t_len x group <= rows_max: decode, t_len == 1, and short multi-row calls such as
+// speculative decoding's verify call): every token of the call and th KV heads' query heads per job
+// (R = t_len x th x group, th = n_kv in decode: one job), the cache read once per call; positions
+// earlier calls wrote (< kv_old) come over the KVP K/V ports, this call's over the data port
+// (attention_layer.h). Prefill (longer calls): queries in blocks of BQ tokens; a block and one KV
+// head form a job of R = bq * group rows and th = 1, jobs block-major (KV head inner), over the data
+// port. A reader process streams the job's tiles 0 .. (last position of the job) once per job
+// (DATAFLOW: it runs ahead into the next job's tiles while the core stores and loads rows), tiles
+// beyond the job's last query are never read, and only tiles that reach past the job's first query
+// position (the diagonal) evaluate the causal mask; one merged beat per cycle into the core.
 #pragma once
 
 #include <cstdint>
@@ -97,33 +99,56 @@ struct attn_job {
   int t0, nt, h0, nh, kvh0, th, n_keys;
 };
 
-// Jobs of a call: decode (t_len == 1) one; prefill ceil(t_len / bq) query blocks x n_kv heads.
+// The one rule that picks a call's jobs (mirrored by compiler/cost/attention.py cached_call): a call
+// whose tokens' rows of one KV head all fit the core's rows (t_len x group <= rows_max) is CACHED-style:
+// decode (t_len == 1) and short multi-row calls (speculative decoding's verify call, a short prefill
+// block). Its jobs take all t_len tokens x th KV heads' query heads (t_len x th x group <= rows_max rows,
+// the heads split evenly over ceil(n_kv / most) jobs), so every K/V tile is read once per call, and the
+// positions earlier calls wrote come over the K/V ports (attention_layer.h). Longer calls: the prefill
+// jobs (query blocks of bq x one KV head over the data port), which re-read the cache per query block.
+struct attn_plan {
+  bool cached;  // cached-style jobs
+  int th;       // tile heads per cached job (the last may have fewer)
+  int n_jobs;
+};
+
 template <class C>
-inline int attn_n_jobs(int t_len, int n_kv) {
-  return t_len == 1 ? 1 : (t_len + C::bq - 1) / C::bq * n_kv;
+inline attn_plan attn_plan_of(int t_len, int n_heads, int n_kv) {
+#pragma HLS INLINE
+  attn_plan pl;
+  const int grp = n_heads / n_kv;
+  pl.cached = t_len * grp <= C::rows_max;
+  const int most = pl.cached ? C::rows_max / (t_len * grp) : 1;  // >= 1 tile head when cached
+  const int jobs = most >= n_kv ? 1 : (n_kv + most - 1) / most;
+  pl.th = pl.cached ? (n_kv + jobs - 1) / jobs : 1;
+  pl.n_jobs = pl.cached ? jobs : (t_len + C::bq - 1) / C::bq * n_kv;
+  return pl;
 }
 
-// The job of query block t0 and KV head kvh (prefill), or the decode job (t_len == 1). Reader and
-// core walk the same list with the same counters (attn_next_job).
+// The job of query block t0 and KV head kvh (prefill), or of KV heads kvh .. (cached: t0 == 0). Reader
+// and core walk the same list with the same counters (attn_next_job).
 template <class C>
-inline attn_job attn_job_at(int t_len, int pos0, int n_heads, int n_kv, int t0, int kvh) {
+inline attn_job attn_job_at(const attn_plan &pl, int t_len, int pos0, int n_heads, int n_kv, int t0,
+                            int kvh) {
+#pragma HLS INLINE
   attn_job j;
-  const bool dec = t_len == 1;
   const int grp = n_heads / n_kv;
-  j.t0 = dec ? 0 : t0;
-  j.nt = dec ? 1 : (t_len - t0 < C::bq ? t_len - t0 : C::bq);
-  j.h0 = dec ? 0 : kvh * grp;
-  j.nh = dec ? n_heads : grp;
-  j.kvh0 = dec ? 0 : kvh;
-  j.th = dec ? n_kv : 1;
+  j.t0 = t0;
+  j.nt = pl.cached ? t_len : (t_len - t0 < C::bq ? t_len - t0 : C::bq);
+  j.kvh0 = kvh;
+  j.th = pl.cached ? (n_kv - kvh < pl.th ? n_kv - kvh : pl.th) : 1;
+  j.h0 = kvh * grp;
+  j.nh = j.th * grp;
   j.n_keys = pos0 + j.t0 + j.nt;
   return j;
 }
 
-// Job order: KV head inner, query block outer.
+// Job order: cached, th KV heads at a time; prefill, KV head inner, query block outer.
 template <class C>
-inline void attn_next_job(int n_kv, int &t0, int &kvh) {
-  if (++kvh == n_kv) {
+inline void attn_next_job(const attn_plan &pl, int n_kv, int &t0, int &kvh) {
+#pragma HLS INLINE
+  kvh += pl.th;
+  if (!pl.cached && kvh == n_kv) {
     kvh = 0;
     t0 += C::bq;
   }
