@@ -78,7 +78,7 @@ inline hls::stream<lb_beat_t> *lb_port_at(hls::stream<lb_beat_t> *s, long) {
   return s;
 }
 
-// The layer's matmul policy (decoder_layer.h linear_job, top.h fetch_program): the same shape as tlmm_mm
+// The layer's matmul policy (decoder_layer.h linear_job, top_fetch.h fetch_program): the same shape as tlmm_mm
 // plus the linear's record and its bias.
 template <class LT>
 struct lowbit_mm_policy {

@@ -2,7 +2,7 @@
 // and scales and writes its outputs (docs/hls.md "Low-bit linears (issue 17)").
 //
 //   weights   a weight port's 128-bit beats from a pointer (testbenches: port u's image, indexed by beat)
-//             or from a weight FIFO (the top: the fetcher pushed the port's image, top.h fetch_program);
+//             or from a weight FIFO (the top: the fetcher pushed the port's image, top_fetch.h fetch_program);
 //             the engine reads its stream exactly once, in order, so a FIFO source ignores the index
 //   x, qs, y  a plain array (testbenches) or the top's act port beats (maxi.h), at element offsets
 //             (LbAt): 16 int8 activations per iteration from the beat holding them (a row starts on a

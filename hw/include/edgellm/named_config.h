@@ -6,7 +6,7 @@
 //   typedef edgellm::top_traits<top_cfg> top;
 // Each traits template maps the fields by name onto the kernel's configuration (lm_head.h LmHeadConfig,
 // top.h top_config), the one place their order is written; the layer and the TLMM engine have their
-// own (decoder_layer.h layer_traits, tlmm_config.h tlmm_traits).
+// own (layer_config.h layer_traits, tlmm_config.h tlmm_traits).
 #pragma once
 
 #include "edgellm/hw_facts.h"

@@ -1,6 +1,6 @@
 // The weight fetcher's per-kernel halves: what each weight port pushes into its FIFO for one TLMM
 // linear (tlmm_fetch_port) and for the int8 LM head (lm_fetch_rows), in exactly the order the
-// kernel's loaders pop it. The program walker that calls them is top.h fetch_program.
+// kernel's loaders pop it. The program walker that calls them is top_fetch.h fetch_program.
 //
 // Why: the engine runs a layer's phases one after another (linears, element-wise stages, attention),
 // but the weight ports have nothing to do outside the linears. A fetcher process beside the engine
