@@ -48,15 +48,18 @@ def _uncharged(monkeypatch: pytest.MonkeyPatch, fn, *args):  # noqa: ANN001, ANN
 @pytest.mark.parametrize("end", ["low", "central", "high"])
 def test_decode_pays_for_the_data_port(monkeypatch: pytest.MonkeyPatch, end: str) -> None:
     """With the data port's bytes charged, a fetch-paced decode step is slower than without, by at most
-    those bytes at the DDR ceiling; at the high end (weights at the ceiling) it pays for some of them."""
+    those bytes at the DDR ceiling, and by something at every end (the round-robin draw and the phases'
+    bursts pass the headroom); at the high end (weight streams 15.2 of the 15.49 GB/s ceiling: 0.29 GB/s
+    of headroom) it pays most (the saturated case, no headroom: test_charged_counts_only_...)."""
     cfg, b = PRESETS["bitnet-b1.58-2B-4T"], load_board("kv260").with_scenario(end)
     bw = ddr.bandwidth(b, P2B)
     now = cost_model.decode_step(cfg, b, P2B).parts["layers"]
     was = _uncharged(monkeypatch, cost_model.decode_step, cfg, b, P2B).parts["layers"]
     moved = ddr.activation_bytes(cfg) - data_port.final_bytes(cfg)
     assert was <= now <= was + moved / bw.ddr + 1e-12
+    assert now > was + 0.05 * moved / bw.ddr
     if end == "high":
-        assert data_port.headroom(bw) == 0 and now > was + 0.2 * moved / bw.ddr
+        assert data_port.headroom(bw) < 0.03 * bw.ddr and now > was + 0.15 * moved / bw.ddr
 
 
 def test_pipelined_prefill_charges_each_slot(monkeypatch: pytest.MonkeyPatch) -> None:
