@@ -122,3 +122,30 @@ def test_a_head_on_the_arm_cores_pays_every_row(setup, tmp_path, monkeypatch) ->
     head = cs.speedup_lines(CFG, board, arm)[0]
     assert "the LM head on the ARM cores" in head and "no multi-row head" in head
     assert "token lanes" not in head
+
+
+def test_verify_rows_attend_over_the_cache_as_built(setup) -> None:
+    """A verify call's T rows attend over the cache as the hardware does (one cached-style attention call:
+    the cache read once over the K/V ports, cost_attention.plan), inside the block at its context: the
+    call costs the block cost_model.call(T, context) prices (the cheaper schedule) plus the head and host.
+    Before, the block was priced from context 0 and rows 1 .. T-1 added as separate decode calls (row 0's
+    attention over the cache uncounted), and the hardware read the cache over the data port per KV head."""
+    from edgellm.compiler.cost import attention as cost_attention
+
+    board, p = setup
+    ctx = p.decode_context
+    rows = cost_attention.rows_max(CFG, p.attn_q_block)
+    assert cost_attention.plan(5, CFG.n_heads, CFG.n_kv_heads, rows, p.attn_q_block).cached
+    bw_args = (p.clock_mhz * 1e6, 2.98e9, 12.74e9, 4)
+    one = cost_attention.layer_seconds(CFG, p, 1, ctx + 1, *bw_args)
+    five = cost_attention.layer_seconds(CFG, p, 5, ctx + 5, *bw_args)
+    assert 4 * one < five < 6 * one  # about five decode rows' compute, not a data-port re-read per head
+    for k in (1, 3):
+        v = cs.verify_call(CFG, board, p, k)
+        flat = cost_model.call(CFG, board, p.replace(prefill_pipeline=False), k + 1, ctx).parts["layers"]
+        piped = cost_model.call(CFG, board, p, k + 1, ctx).parts["layers"]
+        assert v.parts["layers"] + v.parts["attention_cache"] == pytest.approx(min(flat, piped))
+        hidden = cs.verify_call(CFG, board, p, k, hide_attention=True)
+        assert hidden.seconds == pytest.approx(v.seconds - v.parts["attention_cache"])
+        floor = cs.cache_attention_s(CFG, board, p, k, ctx)  # run_ceiling's lower bound holds
+        assert v.parts["layers"] + v.parts["attention_cache"] >= floor

@@ -98,10 +98,12 @@ def kv_bytes(c: AttnCall, d: int, elem_bytes: int) -> int:
 def layer_ddr_bytes(cfg: ModelConfig, p: DesignParams, queries: int, context: int) -> int:
     """DDR bytes of one layer's attention for `queries` new tokens ending at `context` (causal), then the
     new K/V written: a cached-style call (plan) streams the cache once, a prefill-style one per query
-    block of attn_q_block up to its last key."""
+    block of attn_q_block up to its last key (a TeLLMe-style serial description, p.overlap False, always
+    the latter: cost/serial.py)."""
     first = context - queries  # keys already cached before the new tokens
     row = 2 * cfg.kv_size * p.kv_bytes  # K and V of one token, one layer
-    if plan(queries, cfg.n_heads, cfg.n_kv_heads, rows_max(cfg, p.attn_q_block), p.attn_q_block).cached:
+    rows = rows_max(cfg, p.attn_q_block)
+    if p.overlap and plan(queries, cfg.n_heads, cfg.n_kv_heads, rows, p.attn_q_block).cached:
         return context * row + queries * row
     blocks = math.ceil(queries / p.attn_q_block)
     streamed = sum(min(context, first + (b + 1) * p.attn_q_block) for b in range(blocks)) * row

@@ -37,7 +37,7 @@ TELLME_FITTED = {"LUT", "FF", "BRAM36", "TTFT 64 tokens (s)"}
 # path comes closest to the published 0.45 s (fit_tellme_prefill_block; tests check it is the argmin).
 # TeLLMe's TTFT grows by about 8 ms per prompt token, four times its TLMM compute per token, which this
 # reads as the weights being re-streamed once every few prompt tokens.
-TELLME_PREFILL_TOKEN_BLOCK = 4
+TELLME_PREFILL_TOKEN_BLOCK = 3
 
 # bitnet-kv260 (github MerlijnW70/bitnet-kv260, docs/measurements.md): KV260, 250 MHz, four read engines
 # x 16 B on S_AXI_HP0..3_FPD (AXI DMA MM2S, 64-beat bursts), BitNet-b1.58-2B-4T at 5 trits/byte with a

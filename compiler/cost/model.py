@@ -267,18 +267,29 @@ def prefill_floor(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int
     the prefill-only fields (token lanes, DSP lanes, the prefill pipeline, a prefill token block from
     `blocks`): the vector engines' work alone (element-wise stages and attention of every block and
     layer, the final norm; they run one job at a time in every schedule, and a pipelined slot lasts at
-    least its vector job) plus the LM head and the host's one call. The DSE prunes with it."""
+    least its vector job; a block's work the lesser of the whole block's and its pipelined halves' for
+    any token lanes, attention's jobs depending on a call's size: cost_attention.plan) plus the LM head
+    and the host's one call. The DSE prunes with it."""
     if not p.overlap:  # the serial description: no bound
         return 0.0
     bw = bandwidth(board, p)
     f = p.clock_mhz * 1e6
+
+    def vector_s(q: DesignParams, tokens: int, context: int) -> float:
+        work = dict.fromkeys(("attention", "elementwise"), 0.0)
+        _vector_work(cfg, q, bw, tokens, context, work)
+        return work["attention"] + work["elementwise"]
+
     best = math.inf
     for block in blocks:
         q = p.replace(prefill_token_block=block, token_lanes=1, dsp_lanes=0)
-        work = dict.fromkeys(("attention", "elementwise"), 0.0)
+        total = 0.0
         for done in range(0, n_tokens, block):
-            _vector_work(cfg, q, bw, min(n_tokens - done, block), min(n_tokens, done + block), work)
-        best = min(best, cfg.n_layers * (work["attention"] + work["elementwise"]))
+            n, end = min(n_tokens - done, block), min(n_tokens, done + block)
+            splits = {first_half(n, lanes) for lanes in (1, 2, 4, 8)} if n >= 2 else set()
+            total += min([vector_s(q, n, end)]
+                         + [vector_s(q, a, end - n + a) + vector_s(q, n - a, end) for a in splits])
+        best = min(best, cfg.n_layers * total)
     final = cost_elementwise.norm_quantize(cfg.hidden_size, True, cost_elementwise._Widths(p)) / f
     return best + final + cost_lm_head.seconds(cfg, board, p) + _host_s(cfg, p)
 
@@ -291,3 +302,10 @@ def decode_step(cfg: ModelConfig, board: Board, p: DesignParams, context: int | 
 def prefill(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int) -> Projection:
     """Time to first token for an `n_tokens` prompt (all layers, LM head once). Projected."""
     return _run(cfg, board, p, n_tokens, 0)
+
+
+def call(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int, context0: int) -> Projection:
+    """`n_tokens` tokens appended after `context0` cached ones (speculative decoding's verify call,
+    cost/speculative.py): prefill's program at that context, the rows' attention over the cache as built.
+    Projected."""
+    return _run(cfg, board, p, n_tokens, context0)

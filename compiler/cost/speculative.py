@@ -3,13 +3,14 @@ as a function of the acceptance, projected speed-ups. Everything here is a proje
 "Speculative decoding"), built from the public functions of the engine's model:
 
 - a verify call of k drafted tokens feeds T = k + 1 rows at a position with `context` tokens cached. Its
-  layers are the engine's T-token block (cost_model.prefill(T): the TLMM serves the T token lanes from
-  one fetch of every weight, the element-wise stages run T rows; the proposed call takes the cheaper
-  of the design's prefill schedule and one pass without the prefill pipeline), at least a decode
-  step's layers, plus rows 1 .. T-1's attention over the cached keys through the decode attention
-  core (cost_attention.layer_seconds(1, context + i + 1), every layer, added after the layers: a
-  conservative bound, the engine may hide part of it behind the weight stream; hide_attention drops
-  it);
+  layers are the engine's T-token block at that context (cost_model.call(T, context): the TLMM serves
+  the T token lanes from one fetch of every weight, the element-wise stages run T rows, the T rows'
+  attention over the cache runs as built -- a cached-style call, cost_attention.plan: the cache read
+  once per call, the earlier positions over the K/V ports -- and the weight fetcher prefetches during
+  it as far as its FIFOs hold; the call takes the cheaper of the design's prefill schedule and one pass
+  without the prefill pipeline), at least a decode step's layers. Reported as the same block with its
+  rows' attention over the cache hidden (cost_model.prefill(T), from context 0: `layers`) plus the rest
+  (`attention_cache`); hide_attention drops the latter (the optimistic bound);
 - the LM head: with the multi-row head (`multi_row_head=True`, the verify call of issue 18, built:
   lm_head.h lm_dot_rows, C-simulated bit-exact, tests/test_speculative_hw.py) one OP_HEAD over all T rows
   in the layers' start, its weights streamed once: each popped beat feeds every row's token lane, so
@@ -68,7 +69,8 @@ def max_k(p: DesignParams) -> int:
     return max(0, p.prefill_token_block - 1)
 
 
-def _attention_s(cfg: ModelConfig, board: Board, p: DesignParams, queries: int, contexts: range) -> float:
+def _attention_s(cfg: ModelConfig, board: Board, p: DesignParams, queries: int, contexts: range | tuple
+                 ) -> float:
     """One layer's attention for `queries` rows ending at each of `contexts`, summed
     (cost_attention.layer_seconds with the bandwidths cost_model uses)."""
     bw = cost_ddr.bandwidth(board, p)
@@ -82,15 +84,16 @@ _PREFILL_CACHE: dict[tuple, cost_model.Projection] = {}
 _PREFILL_CACHE_MAX = 1 << 15
 
 
-def _prefill(cfg: ModelConfig, board: Board, p: DesignParams, t: int) -> cost_model.Projection:
-    """cost_model.prefill(cfg, board, p, t), memoized by the fields it reads (cost_model.PERF_FIELDS: a
-    design's head lanes are not among them, so its head-lane variants share it); a copy (verify_call
-    adjusts its parts)."""
-    key = (cfg, board, t, *(getattr(p, f) for f in cost_model.PERF_FIELDS))
+def _prefill(cfg: ModelConfig, board: Board, p: DesignParams, t: int, context: int = 0
+             ) -> cost_model.Projection:
+    """cost_model.call(cfg, board, p, t, context) (cost_model.prefill at context 0), memoized by the
+    fields it reads (cost_model.PERF_FIELDS: a design's head lanes are not among them, so its head-lane
+    variants share it); a copy (verify_call adjusts its parts)."""
+    key = (cfg, board, t, context, *(getattr(p, f) for f in cost_model.PERF_FIELDS))
     if key not in _PREFILL_CACHE:
         if len(_PREFILL_CACHE) >= _PREFILL_CACHE_MAX:
             _PREFILL_CACHE.clear()
-        _PREFILL_CACHE[key] = cost_model.prefill(cfg, board, p, t)
+        _PREFILL_CACHE[key] = cost_model.call(cfg, board, p, t, context)
     pr = _PREFILL_CACHE[key]
     return cost_model.Projection(pr.seconds, dict(pr.parts), dict(pr.detail))
 
@@ -111,22 +114,29 @@ def head_lanes(cfg: ModelConfig, p: DesignParams) -> int:
 
 
 def cache_attention_s(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context: int) -> float:
-    """Rows 1 .. k of a verify call attending over context + i + 1 keys through the decode attention
-    core, one after another, every layer (verify_call adds it in full; it reads no prefill-only field
-    and no head field)."""
-    return cfg.n_layers * _attention_s(cfg, board, p, 1, range(context + 2, context + k + 2))
+    """A lower bound of the attention of a verify call's T = k + 1 rows over `context` cached tokens in
+    every layer, as built (cost_attention.layer_seconds: one call of T rows, or the prefill pipeline's two
+    halves one after another, whatever the split): the engine runs it between the layer's other stages.
+    It reads no prefill-only field and no head field."""
+    t, end = k + 1, (context + k + 1,)
+    whole = _attention_s(cfg, board, p, t, end)
+    halves = min((_attention_s(cfg, board, p, a, (context + a,)) + _attention_s(cfg, board, p, t - a, end)
+                  for a in range(1, t)), default=whole)
+    return cfg.n_layers * min(whole, halves)
 
 
 def run_ceiling(cfg: ModelConfig, board: Board, p: DesignParams, run: dict) -> float:
     """An upper bound of run_tokens_per_s on p and on every design that differs from p only in the
     prefill block, token and DSP lanes, prefill pipeline and head lanes, when none of them decodes faster
     than p (the DSE widens its base designs so: tests/test_dse_spec.py): a verify call of k costs at least
-    a decode step plus its rows' attention over the cache (its layers at least a decode step's, its head
-    at least one pass, its host at least one call), drafting costs at least nothing."""
-    dec = _decode(cfg, board, p, p.decode_context).seconds
+    a decode step, its layers at least its rows' attention over the cache (cache_attention_s; its head at
+    least one pass, its host at least one call), drafting costs at least nothing."""
+    step = _decode(cfg, board, p, p.decode_context)
+    dec, dec_layers = step.seconds, step.parts["layers"]
     kc = {int(k): int(n) for k, n in run["k_counts"].items()}
     total = int(run["plain_passes"]) * dec + sum(
-        n * (dec + cache_attention_s(cfg, board, p, k, p.decode_context)) for k, n in kc.items())
+        n * (dec + max(0.0, cache_attention_s(cfg, board, p, k, p.decode_context) - dec_layers))
+        for k, n in kc.items())
     return int(run["decode_tokens"]) / total if total else 0.0
 
 
@@ -149,8 +159,8 @@ def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context
                 multi_row_head: bool = True, head_lanes: int | None = None, hide_attention: bool = False
                 ) -> VerifyCost:
     """One verify call of k drafts (T = k + 1 rows) with `context` tokens cached (default
-    p.decode_context). k = 0 is a plain decode step. hide_attention: the optimistic bound, rows
-    1 .. T-1's attention over the cache hidden behind the weight stream as row 0's is."""
+    p.decode_context). k = 0 is a plain decode step. hide_attention: the optimistic bound, the rows'
+    attention over the cache hidden (the block priced from context 0, at least a decode step's layers)."""
     ctx = p.decode_context if context is None else context
     dec = _decode(cfg, board, p, ctx)
     if k == 0:
@@ -159,18 +169,22 @@ def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context
         raise ValueError(f"k = {k}: a verify call takes 1..{max_k(p)} drafts "
                          f"(prefill block {p.prefill_token_block})")
     t = k + 1
-    # the T-row block over the weights, at least a decode step's layers (row 0's attention over the cache
-    # hides behind the weight stream as in decode). As built, a block of T >= 2 rows takes the design's
-    # prefill schedule (with the prefill pipeline: two token halves, the weights streamed twice); the
-    # verify call picks the cheaper of that and one pass without the pipeline. Rows 1 .. T-1 attend over
-    # ctx + i + 1 keys through the decode attention core, one after another, added in full
-    # (conservative: no overlap with the weight stream counted)
-    block = _prefill(cfg, board, p, t)
-    if multi_row_head and p.prefill_pipeline:
-        flat = _prefill(cfg, board, p.replace(prefill_pipeline=False), t)
-        block = min(block, flat, key=lambda pr: pr.parts["layers"])
-    block.parts["layers"] = max(block.parts["layers"], dec.parts["layers"])
-    cache = 0.0 if hide_attention else cache_attention_s(cfg, board, p, k, ctx)
+    # the T-row block over the weights at its context, at least a decode step's layers. As built, a block
+    # of T >= 2 rows takes the design's prefill schedule (with the prefill pipeline: two token halves, the
+    # weights streamed twice); the verify call picks the cheaper of that and one pass without the
+    # pipeline. Its rows attend over the cache as built (a cached-style call: cost_attention.plan), the
+    # fetcher prefetching meanwhile as far as its FIFOs hold; `layers` is the block priced from context 0
+    # (that attention hidden), `attention_cache` the rest
+    def block_at(c: int) -> cost_model.Projection:
+        b = _prefill(cfg, board, p, t, c)
+        if multi_row_head and p.prefill_pipeline:
+            b = min(b, _prefill(cfg, board, p.replace(prefill_pipeline=False), t, c),
+                    key=lambda pr: pr.parts["layers"])
+        b.parts["layers"] = max(b.parts["layers"], dec.parts["layers"])
+        return b
+
+    block = block_at(0)
+    cache = 0.0 if hide_attention else max(0.0, block_at(ctx).parts["layers"] - block.parts["layers"])
     one_head = cost_lm_head.seconds(cfg, board, p)
     if not p.lm_head_on_fabric:  # the head on the ARM cores: every row streams it there, no OP_HEAD start
         head, host = t * one_head, block.parts["host"]
