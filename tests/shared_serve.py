@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -88,3 +89,26 @@ def start_cli(args: list[str]) -> tuple[subprocess.Popen[str], str]:
     assert found, "".join(lines)
     proc.lines = lines  # type: ignore[attr-defined]
     return proc, f"http://{found[0]}"
+
+
+@contextlib.contextmanager
+def cli_server(args: list[str]) -> Iterator[tuple[subprocess.Popen[str], Any]]:
+    """start_cli as a context: (process, an openai client on its /v1); the process is killed on the way out
+    if the test did not stop it (stop_cli)."""
+    import openai
+
+    proc, url = start_cli(args)
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        yield proc, openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT_S)
+
+
+def stop_cli(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
+    """Stop a start_cli server with sig; it must exit 0. Its stderr so far."""
+    proc.send_signal(sig)
+    assert proc.wait(WAIT_S) == 0
+    return "".join(proc.lines)  # type: ignore[attr-defined]

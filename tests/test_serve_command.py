@@ -8,7 +8,7 @@ import json
 import signal
 
 import pytest
-from shared_serve import WAIT_S, client, generate_text, serving, start_cli
+from shared_serve import cli_server, client, generate_text, serving, stop_cli
 from typer.testing import CliRunner
 
 from edgellm.cli import app as cli_app
@@ -34,19 +34,10 @@ def test_serve_command_refusals() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_serve_command_answers_and_stops(sig: int) -> None:
-    proc, url = start_cli([])
-    try:
-        assert url.startswith("http://127.0.0.1:")
-        c = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=WAIT_S)
+    with cli_server([]) as (proc, c):
         out = c.completions.create(model="tiny", prompt="Emma was", max_tokens=12, temperature=0)
         assert out.choices[0].text == generate_text("--prompt", "Emma was", "-n", "12", "--ignore-eos")
-        proc.send_signal(sig)
-        assert proc.wait(WAIT_S) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(WAIT_S)
-    text = "".join(proc.lines)  # type: ignore[attr-defined]
+        text = stop_cli(proc, sig)
     assert "[serve] stopped" in text and "Traceback" not in text
 
 

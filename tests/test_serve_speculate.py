@@ -13,7 +13,6 @@ import dataclasses
 import http.client
 import json
 import shutil
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from shared_serve import WAIT_S, client, generate_text, serving, start_cli, wait_until
+from shared_serve import WAIT_S, cli_server, client, generate_text, serving, stop_cli, wait_until
 from typer.testing import CliRunner
 
 from edgellm.cli import app as cli_app
@@ -242,19 +241,11 @@ def test_self_without_layers_and_torch_are_one_error_line() -> None:
 
 def test_serve_command_speculates() -> None:
     """The command as a process: the startup line names the speculation, answers carry it."""
-    proc, url = start_cli(["--speculate", "lookup", "--spec-k-max", "3"])
-    try:
-        c = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=WAIT_S)
+    with cli_server(["--speculate", "lookup", "--spec-k-max", "3"]) as (proc, c):
         out = c.completions.create(model="tiny", prompt=COPY, max_tokens=12, temperature=0)
         assert out.choices[0].text == generate_text("--prompt", COPY, "-n", "12", "--ignore-eos")
         assert out.usage.speculation["mode"] == "lookup" and out.usage.speculation["accepted"] > 0
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(WAIT_S) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(WAIT_S)
-    text = "".join(proc.lines)  # type: ignore[attr-defined]
+        text = stop_cli(proc)
     assert "speculate lookup k 0..3" in text and "Traceback" not in text
     assert "speculate lookup: acceptance" in text  # the request's log line
 
