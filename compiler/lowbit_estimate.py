@@ -4,7 +4,7 @@ a GPTQ directory, or a preset with --weights, projected through the low-bit engi
 instead of as if its linears were ternary.
 
 The tensor types are the checkpoint's own (a GGUF's per-tensor types, read from its header; GPTQ's bits
-and group size), or llama.cpp's mix for the preset's shapes (cost/lowbit.llama_cpp_mix). A float linear
+and group size), or llama.cpp's mix for the preset's shapes (cost/lowbit_mix.llama_cpp_mix). A float linear
 in a GGUF is quantized to Q8_0 at load (models/loaders/gguf_llama.py), so it streams as Q8_0.
 Ranges as compiler/estimate.py's: low = the low bandwidth at 80% of the clock, high = the high bandwidth.
 Every figure is projected. The design is the one `edgellm compile` builds (compile_design): one engine
@@ -25,6 +25,7 @@ from typing import Any
 
 from edgellm.boards import SCENARIOS, Board
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 
@@ -156,7 +157,7 @@ def from_preset(cfg: ModelConfig, weights: str) -> LowbitSource:
     if cfg.subln or cfg.act != "silu":
         raise EdgeLLMError(f"--weights: {cfg.name} is a BitNet-architecture model (ternary); low-bit weights "
                            "apply to llama / qwen2 shapes (e.g. llama-3.2-1b, qwen2.5-0.5b)")
-    return LowbitSource(cfg, cl.llama_cpp_mix(cfg, WEIGHTS[key]),
+    return LowbitSource(cfg, llama_cpp_mix(cfg, WEIGHTS[key]),
                         f"llama.cpp's {WEIGHTS[key]} mix (src/llama-quant.cpp rules)")
 
 

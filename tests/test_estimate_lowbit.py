@@ -15,6 +15,7 @@ from edgellm.boards import SCENARIOS, load_board
 from edgellm.cli import app
 from edgellm.compiler import lowbit_estimate as le
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
 from edgellm.compiler.design import lm_head_bytes
 from edgellm.compiler.estimate import scenarios
 from edgellm.errors import EdgeLLMError
@@ -37,7 +38,7 @@ def _json(*args: str) -> dict:
 
 def test_preset_with_weights_is_the_lowbit_projection() -> None:
     cfg, board = PRESETS["qwen2.5-0.5b"], load_board("kv260")
-    m = cl.llama_cpp_mix(cfg, "Q4_K_M")
+    m = llama_cpp_mix(cfg, "Q4_K_M")
     eng, vec = cl.search(cfg, board.with_scenario("central"), m, le.BUILT_ENGINES)
     sc = scenarios(board, cl.design(board, eng, vec))
     want = {s: cl.project(cfg, board.with_scenario(s), m, eng, vec, sc[s].clock_mhz) for s in SCENARIOS}

@@ -10,6 +10,7 @@ from shared_fixtures import gptq, kquant, lowbit_acts, lowbit_fields, q4_0, q6_k
 from edgellm.boards import load_board
 from edgellm.compiler import packing_lowbit as pl
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
 from edgellm.compiler.design import DesignParams
 from edgellm.errors import EdgeLLMError
 from edgellm.hw import csim
@@ -162,23 +163,23 @@ def test_llama_cpp_mixes() -> None:
     10, 13, 14, 15) give attn_v and ffn_down Q6_K; Qwen2.5-0.5B's 896-wide rows fall back to Q5_0 /
     Q8_0, its head to Q8_0."""
     llama, qwen = PRESETS["llama-3.2-1b"], PRESETS["qwen2.5-0.5b"]
-    m = cl.llama_cpp_mix(llama, "Q4_K_M")
+    m = llama_cpp_mix(llama, "Q4_K_M")
     assert _counts(m) == {"Q4_K": 96, "Q6_K": 16} and m.head.name == "Q6_K"
     more = [i for i, layer in enumerate(m.layers) if layer["v"].name == "Q6_K"]
     assert more == [0, 1, 4, 7, 10, 13, 14, 15]
-    assert _counts(cl.llama_cpp_mix(llama, "Q4_0")) == {"Q4_0": 112}
-    q = cl.llama_cpp_mix(qwen, "Q4_K_M")
+    assert _counts(llama_cpp_mix(llama, "Q4_0")) == {"Q4_0": 112}
+    q = llama_cpp_mix(qwen, "Q4_K_M")
     assert _counts(q) == {"Q5_0": 132, "Q8_0": 12, "Q6_K": 12, "Q4_K": 12} and q.head.name == "Q8_0"
     assert q.layers[0]["q"].sb == 4  # 28 groups of 32 a row: 4 per-group scales a record
-    q2 = cl.llama_cpp_mix(llama, "Q2_K")
+    q2 = llama_cpp_mix(llama, "Q2_K")
     assert q2.layers[3]["v"].name == "Q4_K" and q2.layers[3]["down"].name == "Q3_K"
     with pytest.raises(EdgeLLMError, match="unknown file type"):
-        cl.llama_cpp_mix(llama, "Q9_X")
+        llama_cpp_mix(llama, "Q9_X")
 
 
 def test_search_fits_and_stays_under_the_bound() -> None:
     cfg, board = PRESETS["qwen2.5-0.5b"], load_board("kv260")
-    m = cl.llama_cpp_mix(cfg, "Q4_0")
+    m = llama_cpp_mix(cfg, "Q4_0")
     eng, vec = cl.search(cfg, board, m)
     assert cl.fits(cfg, board, eng, vec, m)
     r = cl.project(cfg, board, m, eng, vec)
@@ -194,7 +195,7 @@ def test_the_head_priced_is_the_int8_head_unless_lowbit_head() -> None:
     from edgellm.compiler.design import head_beat_bytes, lm_head_bytes
 
     cfg, board = PRESETS["llama-3.2-1b"], load_board("kv260")
-    built = cl.llama_cpp_mix(cfg, "Q4_0")
+    built = llama_cpp_mix(cfg, "Q4_0")
     low = cl.LowbitModel(built.layers, built.head, lowbit_head=True)
     assert not built.lowbit_head and built.head.name == low.head.name == "Q6_K"
     eng, vec = cl.LowbitEngine(), cl.VECTOR[-1]
