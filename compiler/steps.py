@@ -79,10 +79,6 @@ def step_dse(ctx: BuildContext) -> None:
     base = DesignParams(max_context=over.pop("max_context", 0))  # as estimate --context explores
     limits = {} if lut is None else {"lut": lut}
     res = explore(cfg, board, base, limits, over.get("clock_mhz"), speculate=speculate)
-    if over.get("lm_head_on_fabric") is False:
-        raise EdgeLLMError("design lm_head_on_fabric false does not compile: the generated top always builds "
-                           "the LM head on the fabric and the runtime has no host-side head (estimate "
-                           "projects it as a what-if)")
     design = res.params.replace(**over) if over else res.params
     if design != res.params:  # report/estimate.json and the summary project the design that is built
         res = dataclasses.replace(res, params=design, estimate=_check_overridden(cfg, board, design, over,
@@ -140,8 +136,10 @@ class LowbitDse:
 
 
 # Design fields codegen does not build from the design (it always emits the generated engine, the int8
-# LM head and its own 5-trits/byte stream): the estimate models them, an override would not be built.
-MODEL_ONLY_FIELDS = {"overlap": True, "lm_head_bits": 8, "bits_per_weight": None, "weight_buffer_depth": 0}
+# LM head on the fabric -- the runtime has no host-side head -- and its own 5-trits/byte stream): the
+# estimate models them, an override would not be built.
+MODEL_ONLY_FIELDS = {"overlap": True, "lm_head_bits": 8, "bits_per_weight": None, "weight_buffer_depth": 0,
+                     "lm_head_on_fabric": True}
 
 
 def _check_overridden(cfg, board, design, over: dict, limits: dict):  # -> Estimate
