@@ -39,7 +39,8 @@ from edgellm.runtime import project_files as pf
 KIT_PYTHON = (("", "__init__.py"), ("", "errors.py"), ("runtime", "__init__.py"), ("runtime", "device.py"),
               ("runtime", "pynq_device.py"), ("runtime", "pynq_remote.py"), ("runtime", "project_files.py"),
               ("runtime", "manifest_schema.py"), ("runtime", "layout.py"), ("runtime", "probe_kit.py"),
-              ("runtime", "calibrate.py"))
+              ("runtime", "calibrate_plan.py"), ("runtime", "calibrate_session.py"),
+              ("runtime", "calibrate_record.py"), ("runtime", "calibrate.py"))
 BOARD_SCRIPT = '''"""Measure this board's PL->DDR bandwidth with the calibration kit (numpy and pynq only).
 
     python3 run_calibration.py [-o calibration-BOARD.json] [--bytes-per-port N] [--repeat K]
