@@ -138,7 +138,8 @@ def board_main(argv: list[str] | None = None, kit_dir: str | None = None) -> int
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--head-row-bytes", type=int, default=HEAD_ROW_BYTES,
-                    help="the LM head run's row: the model's hidden size for an int8 head")
+                    help="the LM head run's row in bytes: the model's hidden size for its int8 head "
+                         f"(default {HEAD_ROW_BYTES})")
     ap.add_argument("--force", action="store_true", help="replace an existing calibration file")
     a = ap.parse_args(argv)
     kit = pk.ProbeKit.open(a.kit)

@@ -15,7 +15,10 @@ CCI_PATH = "CCI"  # boards.CCI_PATH: the path of the ports that reach DDR throug
 DEFAULT_BYTES = 16 << 20  # per port and run on a board: 4 ms at 4 GB/s, a million cycles or more
 EMULATOR_BYTES = 256 << 10  # the same on the emulator (the C simulation moves every beat in software)
 HEAD_RUN = "LM head rows"
-HEAD_ROW_BYTES = 2048  # the head run's row: an int8 row of a 2048-wide model (--head-row-bytes)
+# The head run's row unless --head-row-bytes says otherwise: an int8 row of a 2048-wide model. The design's
+# int8 head reads row v at v * hidden bytes (lm_head_load.h), so a file that prices a model's head is run
+# with its hidden size (bitnet_b1_58-large 1536, BitNet-b1.58-2B-4T 2560).
+HEAD_ROW_BYTES = 2048
 MAX_BUFFER = 1 << 31  # PYNQ.remote allocates at most an int32 of bytes; 32-bit offsets anyway
 
 

@@ -3,7 +3,7 @@
 
     edgellm calibrate --board B [-o DIR] [--weight-ports N] [--clock MHZ] [--force]   write the kit
     edgellm calibrate KIT [-o FILE] [--device auto|emu|pynq] [--bytes-per-port N] [--repeat K]
-                          [--timeout S] [--force]                                    run it
+                          [--timeout S] [--head-row-bytes N] [--force]               run it
 
 Writing: the DDR probe as a small project (HLS, Vitis HLS and Vivado Tcl, the board script). Running: the
 probe on the board through pynq (here, or a remote board over PYNQ_REMOTE_DEVICES) or its C simulation
@@ -33,7 +33,7 @@ def _write_kit(board: str | None, out: Path | None, weight_ports: int | None, cl
 
 
 def _run_kit(kit_dir: Path, board: str | None, out: Path | None, device: str, bytes_per_port: int | None,
-             repeat: int, timeout: float, force: bool) -> None:
+             repeat: int, timeout: float, head_row_bytes: int | None, force: bool) -> None:
     from edgellm.errors import EdgeLLMError
     from edgellm.runtime import calibrate as cal
     from edgellm.runtime.probe_kit import ProbeKit
@@ -51,14 +51,15 @@ def _run_kit(kit_dir: Path, board: str | None, out: Path | None, device: str, by
     nbytes = bytes_per_port
     if nbytes is None:
         nbytes = cal.EMULATOR_BYTES if emu else cal.DEFAULT_BYTES
-    cal.check_options(kit, nbytes, repeat, timeout)
+    row = cal.HEAD_ROW_BYTES if head_row_bytes is None else head_row_bytes
+    cal.check_options(kit, nbytes, repeat, timeout, row)
     dev, emulated, mhz = cal.open_device(kit, device)
     from edgellm.commands.progress import Status
 
     try:
         with Status(f"measuring {kit.board}'s PL->DDR bandwidth ({'C simulation' if emulated else 'board'})"):
             rec = cal.calibrate(kit, dev, emulated=emulated, clock_mhz=mhz, bytes_per_port=nbytes,
-                                repeat=repeat, timeout_s=timeout)
+                                repeat=repeat, timeout_s=timeout, head_row_bytes=row)
     finally:
         dev.close()
     cal.write_record(dest, rec, force)
@@ -86,6 +87,9 @@ def calibrate_cmd(
                                  "emulator).")] = None,
     repeat: Annotated[int, typer.Option("--repeat", help="Starts per port set (the median is kept).")] = 3,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each start.")] = 10.0,
+    head_row_bytes: Annotated[int | None, typer.Option(
+        "--head-row-bytes", help="The LM head run's row in bytes: the model's hidden size for the int8 head "
+                                 "(bitnet_b1_58-large 1536, 2B-4T 2560; default 2048).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing kit or calibration "
                                         "file.")] = False,
 ) -> None:
@@ -94,7 +98,8 @@ def calibrate_cmd(
 
     if kit is None:
         used = [name for name, v in (("--device", device != "auto"), ("--bytes-per-port", bytes_per_port),
-                                     ("--repeat", repeat != 3), ("--timeout", timeout != 10.0)) if v]
+                                     ("--repeat", repeat != 3), ("--timeout", timeout != 10.0),
+                                     ("--head-row-bytes", head_row_bytes is not None)) if v]
         if used:
             raise EdgeLLMError(f"{', '.join(used)}: only when running a kit (edgellm calibrate KIT)")
         if clock is not None and (isinstance(clock, bool) or not math.isfinite(clock)):
@@ -104,7 +109,7 @@ def calibrate_cmd(
     if weight_ports is not None or clock is not None:
         raise EdgeLLMError("--weight-ports and --clock shape a kit when writing it (edgellm calibrate "
                            "--board B)")
-    _run_kit(kit, board, out, device, bytes_per_port, repeat, timeout, force)
+    _run_kit(kit, board, out, device, bytes_per_port, repeat, timeout, head_row_bytes, force)
 
 
 def register(app: typer.Typer) -> None:
