@@ -1,51 +1,38 @@
 """llama.cpp's tensor types for a model at a GGUF file type (Q4_0, Q4_K_M, Q2_K), as the low-bit engine's
-formats: what `edgellm estimate --weights` and bench/lowbit_projections.py project for a preset's shapes
-(src/llama-quant.cpp, llama_tensor_get_type). The engine's cost model: cost/lowbit.py."""
+formats: what `edgellm estimate --weights` and bench/lowbit_projections.py project for a preset's shapes.
+The rules themselves (src/llama-quant.cpp, llama_tensor_get_type) are models/loaders/gguf_mix.py's, the
+ones the GGUF writer uses; the engine's cost model: cost/lowbit.py."""
 
 from __future__ import annotations
 
-from edgellm.compiler.cost.lowbit import FORMATS, LowbitModel, fit
+from edgellm.compiler.cost.lowbit import FORMATS, LowbitModel, TensorFormat, fit
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
+from edgellm.models.loaders.gguf_mix import BLOCK, GGUF_NAMES, fallback, tensor_type, use_more_bits
 
-DEFAULT = {"Q4_0": "Q4_0", "Q4_K_M": "Q4_K", "Q2_K": "Q2_K"}
-FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
-BLOCK = {"Q4_0": 32, "Q4_1": 32, "Q5_0": 32, "Q5_1": 32, "Q8_0": 32, "Q2_K": 256, "Q3_K": 256, "Q4_K": 256,
-         "Q5_K": 256, "Q6_K": 256}
+__all__ = ["BLOCK", "FILE_TYPES", "llama_cpp_mix", "use_more_bits"]
 
-
-def use_more_bits(i: int, n: int) -> bool:
-    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+FILE_TYPES = ("Q4_0", "Q4_K_M", "Q2_K")
 
 
-def _gguf_type(name: str, n_in: int) -> str:
-    if n_in % BLOCK[name] == 0:
-        return name
-    if name not in FALLBACK:
+def _engine_format(name: str, n_in: int) -> TensorFormat:
+    """The engine format a tensor of GGUF type `name` and n_in inputs is stored in, after llama.cpp's
+    fallback; an error when that type's blocks do not divide the row or the engine has no such format."""
+    t = fallback(name, n_in)
+    if t not in FORMATS or n_in % BLOCK[t]:
         raise EdgeLLMError(f"low-bit mix: no fallback for {name} at input size {n_in}")
-    return FALLBACK[name]
+    return fit(FORMATS[t], n_in)
 
 
 def llama_cpp_mix(cfg: ModelConfig, ftype: str) -> LowbitModel:
-    """The tensor types llama.cpp's quantizer (src/llama-quant.cpp, llama_tensor_get_type) gives a model
-    at file type `ftype` (Q4_0, Q4_K_M, Q2_K), as engine formats: every linear takes the file type's
-    default type except the LM head (the token embedding of a tied model): Q6_K, or Q8_0 when the
-    hidden size is not a multiple of the default type's block; Q4_K_M: attn_v and ffn_down Q6_K where
-    use_more_bits(i, n) holds; Q2_K: attn_v Q4_K (GQA >= 4) or Q3_K, ffn_down and attn_output Q3_K; a
-    K-quant whose input size is not a multiple of 256 falls back (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K ->
-    Q8_0)."""
-    if ftype not in DEFAULT:
-        raise EdgeLLMError(f"low-bit mix: unknown file type {ftype!r} (one of {', '.join(DEFAULT)})")
-    base = DEFAULT[ftype]
-    sh = cfg.linear_shapes()
-    layers = []
-    for i in range(cfg.n_layers):
-        t = dict.fromkeys(sh, base)
-        if ftype == "Q4_K_M" and use_more_bits(i, cfg.n_layers):
-            t["v"] = t["down"] = "Q6_K"
-        if ftype == "Q2_K":
-            t["v"] = "Q4_K" if cfg.n_heads // cfg.n_kv_heads >= 4 else "Q3_K"
-            t["down"] = t["o"] = "Q3_K"
-        layers.append({n: fit(FORMATS[_gguf_type(t[n], sh[n][1])], sh[n][1]) for n in sh})
-    head = "Q8_0" if cfg.hidden_size % BLOCK[base] else "Q6_K"
-    return LowbitModel(tuple(layers), fit(FORMATS[_gguf_type(head, cfg.hidden_size)], cfg.hidden_size))
+    """The tensor types llama.cpp's quantizer gives a model at file type `ftype` (Q4_0, Q4_K_M, Q2_K;
+    models/loaders/gguf_mix.tensor_type at the model's GQA), as engine formats; the LM head (the token
+    embedding of a tied model) as llama.cpp's output tensor: Q6_K, Q8_0 when the hidden size is not a
+    multiple of 256."""
+    if ftype not in FILE_TYPES:
+        raise EdgeLLMError(f"low-bit mix: unknown file type {ftype!r} (one of {', '.join(FILE_TYPES)})")
+    sh, gqa = cfg.linear_shapes(), cfg.n_heads // cfg.n_kv_heads
+    layers = tuple({n: _engine_format(tensor_type(ftype, GGUF_NAMES[n], i, cfg.n_layers, gqa), sh[n][1])
+                    for n in sh} for i in range(cfg.n_layers))
+    head = tensor_type(ftype, "output", 0, cfg.n_layers, gqa)
+    return LowbitModel(layers, _engine_format(head, cfg.hidden_size))

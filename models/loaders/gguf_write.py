@@ -6,13 +6,10 @@ layouts (ggml-common.h): per sub-block scale (and min) by RTN, the sub-block sca
 bits against the super-block's fp16 d (and dmin), then codes by RTN against the decoded scales. This is
 not llama.cpp's searched quantizer (make_qkx2_quants etc.): the layouts are exact, the error is RTN's.
 
-Mixes (per tensor type, llama.cpp's llama_tensor_get_type rules simplified):
-  Q4_0    every linear and token_embd Q4_0, output Q6_K
-  Q4_K_M  Q4_K, with attn_v and ffn_down Q6_K in the first and last eighth of the layers and every
-          third layer between (use_more_bits), output Q6_K
-  Q2_K    Q2_K, attn_v Q4_K, attn_output and ffn_down Q3_K, output Q6_K
-Tensors whose row length is not a multiple of 256 fall back as llama.cpp does (Q4_K -> Q5_0, Q5_K -> Q5_1,
-Q6_K -> Q8_0), except Q2_K/Q3_K -> Q4_0 here (llama.cpp: IQ4_NL, a non-linear codebook no GroupQuant holds).
+Mixes (Q4_0, Q4_K_M, Q2_K, Q8_0): llama.cpp's tensor types, loaders/gguf_mix.py, with two differences:
+Q2_K's attn_v is Q4_K whatever the model's GQA (llama.cpp: Q3_K below 4 query heads a KV head), and a
+Q2_K / Q3_K tensor whose row length is not a multiple of 256 falls back to Q4_0 (llama.cpp: IQ4_NL, a
+non-linear codebook no GroupQuant holds).
 """
 
 from __future__ import annotations
@@ -24,12 +21,13 @@ import numpy as np
 
 from edgellm.errors import CheckpointError
 from edgellm.models.loaders.gguf_llama import permute_rows
+from edgellm.models.loaders.gguf_mix import DEFAULT, GGUF_NAMES, QK_K, fallback
+from edgellm.models.loaders.gguf_mix import tensor_type as llama_cpp_type
 from edgellm.models.weights import FloatWeights
 
 F32 = np.float32
-QK_K = 256
-MIXES = ("Q4_0", "Q4_K_M", "Q2_K", "Q8_0")
-FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+MIXES = tuple(DEFAULT)
+WRITER_GQA = 4  # the GQA the mixes are taken at: Q2_K's attn_v is Q4_K for every model
 
 
 def _f16(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,22 +157,8 @@ def quantize(w: np.ndarray, kind: str) -> np.ndarray:
 
 def tensor_type(mix: str, name: str, layer: int, n_layers: int, k: int) -> str:
     """The type a mix gives tensor `name` (attn_q, ffn_down, token_embd, output, ...) of row length k."""
-    if mix not in MIXES:
-        raise CheckpointError(f"unknown quantization mix {mix!r} (one of {', '.join(MIXES)})")
-    if name == "output":
-        t = "Q6_K" if mix != "Q8_0" else "Q8_0"
-    elif mix in ("Q4_0", "Q8_0"):
-        t = mix
-    elif mix == "Q4_K_M":
-        more = layer < n_layers // 8 or layer >= 7 * n_layers // 8 or (layer - n_layers // 8) % 3 == 2
-        t = "Q6_K" if name in ("attn_v", "ffn_down") and more else "Q4_K"
-    else:
-        t = {"attn_v": "Q4_K", "attn_output": "Q3_K", "ffn_down": "Q3_K"}.get(name, "Q2_K")
-    return FALLBACK[t] if t in FALLBACK and k % QK_K else t
-
-
-GGUF_NAMES = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output", "gate": "ffn_gate",
-              "up": "ffn_up", "down": "ffn_down"}
+    t = fallback(llama_cpp_type(mix, name, layer, n_layers, WRITER_GQA), k)
+    return "Q4_0" if t == "IQ4_NL" else t
 
 
 def write_gguf(path: str | os.PathLike, fw: FloatWeights, arch: str, mix: str,
