@@ -24,8 +24,12 @@ from edgellm.compiler.design import FETCH_DEPTH_RANGE, DesignParams, linear_byte
 from edgellm.compiler.estimate import Estimate, Range, estimate
 from edgellm.models.config import PRESETS, ModelConfig
 
-# TeLLMe v2 published figures: speeds from arXiv 2510.15926 (abstract); resources as reported for its
-# released KV260 build (github UCI-CORSA/TeLLMe_FPGA_2026), not re-derived here.
+# TeLLMe v2 published figures: speeds from arXiv 2510.15926 (abstract: "Under a 5W power budget, TeLLMe
+# delivers up to 25 tokens/s decoding throughput and 0.45-0.96 s time-to-first-token (TTFT) for 64-128
+# token prompts"); resources as reported for its released KV260 build (github UCI-CORSA/TeLLMe_FPGA_2026),
+# not re-derived here. The paper's body (its weight-loading ports, burst and clock, decode attention, the
+# context the 25 tokens/s was measured at) is not among the sources read here: only its abstract is, which
+# states none of them, so nothing in the replica below is configured from the paper beyond the abstract.
 TELLME_PUBLISHED = {
     "decode tok/s": 25.0, "TTFT 64 tokens (s)": 0.45, "TTFT 128 tokens (s)": 0.96,
     "LUT": 98303, "FF": 136721, "DSP": 610, "BRAM36": 98.5, "URAM": 60,
@@ -76,6 +80,8 @@ def tellme_params(cfg: ModelConfig) -> DesignParams:
         weight_buffer_depth=3 * math.ceil(cfg.hidden_size / (g * t)) * cfg.hidden_size // r,  # [3][19][1536]
         prefill_token_block=TELLME_PREFILL_TOKEN_BLOCK,
         attn_q_block=8, attn_kv_block=32, attn_lanes=16,  # lanes: assumption
+        # decode_context: assumption, the table's 128-token context (the abstract's "up to 25 tokens/s"
+        # names none; docs/performance.md "Calibration" gives the projection's sensitivity to it)
         kv_bytes=2, decode_context=128, max_context=1024,
         ip_calls_per_token=cfg.n_layers,  # assumption: the PYNQ host starts the IP once per layer
     )
