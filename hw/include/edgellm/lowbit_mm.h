@@ -29,6 +29,9 @@
 // of the block loop; the DEPENDENCE claim (kLbFaddChain = 8 iterations, the fmul + two fadds of the
 // step) holds when R * bits / RL >= 8, which LowbitConfig's R >= BW / 4 guarantees for every G and
 // b >= 2 (G 16: RL = BW / 16, 4 row sets x 2 planes). C simulation with EDGELLM_CHECK_DEPS checks it.
+//
+// The tensor and configuration types, the stream's sizes and iteration counts and one parameter record's
+// decode: lowbit_format.h; this header: the engine's loops.
 #pragma once
 
 #include <ap_int.h>
@@ -36,6 +39,7 @@
 #include <cstdint>
 
 #include "edgellm/dep_check.h"
+#include "edgellm/lowbit_format.h"
 #include "edgellm/lowbit_source.h"
 #include "edgellm/numerics.h"
 
@@ -54,127 +58,8 @@ inline long *lb_iters() {
 #define EDGELLM_LB_COUNT(kind) ((void)0)
 #endif
 
-typedef ap_uint<512> lb_window_t;  // one parameter record (<= 320 bits) at bit 0
-typedef ap_int<12> lb_tab_t;       // one table entry: a sum of <= 4 int8 (|T| <= 512)
-
-const int kLbMaxGroup = 256;
-const int kLbMaxNib = kLbMaxGroup / 4;  // tables per group
-const int kLbMaxSb = 16;                // groups per super-block (256 / 16)
-const int kLbMaxRecordBits = 32 + 32 + kLbMaxSb * 16;  // d, dm, SB x (sc + mc) at the widest
+typedef ap_int<12> lb_tab_t;  // one table entry: a sum of <= 4 int8 (|T| <= 512)
 const int kLbFaddChain = 8;  // iterations the accumulator step (fmul, fadd, fadd) may take
-
-// One tensor: its shape and its ParamCodec (packing_lowbit.ParamCodec.as_words order).
-struct LowbitTensor {
-  int bits, group, n_out, k;
-  int sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz, dper;
-};
-
-// R rows per tile (a multiple of BW / 4: the dependence distance above), inputs up to MAXK, tokens per
-// call up to MAXT, groups up to MAXG inputs (sizes the tables: MAXT x MAXG / 4 x 16 registers), TP token
-// lanes (tokens sharing each code beat in one iteration: replicated lookups, sums and float steps), BW
-// bits per engine beat (one 128-bit beat from each of BW / 128 weight ports: port u carries bits
-// 128u .. 128u+127 of every beat), RD parameter records decoded per iteration, SL sub-scales of a record
-// each decoder turns into s / m per iteration (SL x 2 fmul a decoder; a record of SB sub-scales takes
-// ceil(SB / SL) iterations; SL = 16 = kLbMaxSb: a whole record at once).
-template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1, int BW_ = kLbBeatBits,
-          int RD_ = 1, int SL_ = kLbMaxSb>
-struct LowbitConfig {
-  enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_, BW = BW_, RD = RD_, SL = SL_,
-         PORTS = BW_ / kLbBeatBits,                        // weight ports read per iteration
-         NIB = BW_ / 4,                                    // table lookups per beat and token lane
-         LANES = BW_ / 16,                                 // rows per beat at G 16
-         NW = (kLbMaxRecordBits + BW_ - 1) / BW_ + 1,      // beats a record can touch
-         PB_MAX = R_ * kLbMaxRecordBits / BW_ + NW };
-  typedef ap_uint<BW_> beat_t;
-  static_assert(BW_ == 128 || BW_ == 256 || BW_ == 512, "BW: 128 x 1, 2 or 4 ports");
-  static_assert(TP_ >= 1 && TP_ <= MAXT_, "TP: 1 .. MAXT token lanes");
-  static_assert(RD_ >= 1 && RD_ <= 8, "RD: 1 .. 8 record decoders");
-  static_assert(SL_ == 1 || SL_ == 2 || SL_ == 4 || SL_ == 8 || SL_ == 16, "SL: 1, 2, 4, 8 or 16 sub-scales");
-  static_assert(R_ >= 32 && R_ % 32 == 0 && R_ * 4 >= BW_ && R_ % (BW_ / 16) == 0,
-                "R: a multiple of 32 and of BW / 16, at least BW / 4");
-  static_assert(MAXK_ % kLbMaxGroup == 0, "MAXK must hold whole 256-input super-blocks");
-  static_assert(MAXG_ >= 16 && MAXG_ <= kLbMaxGroup && (MAXG_ & (MAXG_ - 1)) == 0, "MAXG: 16 .. 256");
-};
-
-// Bits of one parameter record and beats (of bw bits) of one (tile, super-block) parameter block.
-inline int lb_record_bits(const LowbitTensor &d) {
-  const int dbits = d.db + (d.mmode == 0 ? d.dmb : 0);
-  return d.dper ? d.sb * (dbits + d.scb + d.mcb) : dbits + d.sb * (d.scb + d.mcb);
-}
-inline int lb_param_beats(const LowbitTensor &d, int rows, int bw) {
-  return (rows * lb_record_bits(d) + bw - 1) / bw;
-}
-inline int lb_lanes(int group, int bw) { return group >= bw ? 1 : bw / group; }
-// Iterations one decoder takes for a record: its sb sub-scales, sl per iteration.
-inline int lb_record_chunks(const LowbitTensor &d, int sl) { return (d.sb + sl - 1) / sl; }
-// Iterations decoding a block's rows records with rd decoders of sl sub-scales (decoder k takes record
-// r0 + k, chunk by chunk, then r0 += rd).
-inline int lb_decode_iters(const LowbitTensor &d, int rows, int rd, int sl) {
-  return (rows + rd - 1) / rd * lb_record_chunks(d, sl);
-}
-inline int lb_plane_beats(int group, int bw) { return group > bw ? group / bw : 1; }
-
-// Beats of a whole tensor's stream (what packing_lowbit.pack_lowbit writes for rows, beat_bits = bw).
-inline long lb_stream_beats(const LowbitTensor &d, int rows, int bw) {
-  const long tiles = (d.n_out + rows - 1) / rows;
-  const long nsbr = d.k / d.group / d.sb;
-  const long code = (long)d.sb * rows / lb_lanes(d.group, bw) * d.bits * lb_plane_beats(d.group, bw);
-  return tiles * nsbr * (lb_param_beats(d, rows, bw) + code);
-}
-
-inline f32 lb_float(uint32_t raw, int width) {
-  return width == 16 ? f16_to_f32((f16)(raw & 0xffffu)) : float_from_bits(raw);
-}
-
-inline int lb_field(const lb_window_t &win, int pos, int width, int off) {
-  const uint32_t raw = (uint32_t)(win >> pos).range(31, 0);
-  return (int)(raw & ((1u << width) - 1u)) - off;
-}
-
-// One record (at bit 0 of win) -> its sub-scales j = c * SL .. c * SL + SL - 1 (chunk c) of the
-// super-block's SB scales and mins, f32 ops in packing's order (each s and m from its own fields: the
-// chunks' results do not depend on how a record is split). A record holds d (and dm) once, or once per
-// group (dper), then SB sc and SB mc fields.
-template <int SL>
-inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 s[kLbMaxSb], f32 m[kLbMaxSb]) {
-#pragma HLS INLINE
-  const int nd = d.dper ? d.sb : 1;
-  const int pos_dm = nd * d.db;
-  const int pos = pos_dm + (d.mmode == 0 ? nd * d.dmb : 0);
-  for (int u = 0; u < SL; u++) {
-#pragma HLS UNROLL
-    const int j = c * SL + u;
-    if (j >= kLbMaxSb) continue;
-    const int jd = d.dper ? j : 0;
-    const f32 dv = lb_float((uint32_t)(win >> (jd * d.db)).range(31, 0), d.db);
-    const uint32_t dmraw = (uint32_t)(win >> (pos_dm + jd * d.dmb)).range(31, 0);
-    const f32 dmv = d.mmode == 0 ? lb_float(dmraw, d.dmb) : 0.0f;
-    const int sc = d.scb ? lb_field(win, pos + j * d.scb, d.scb, d.sc_off) : 1;
-    const int mc = d.mcb ? lb_field(win, pos + d.sb * d.scb + j * d.mcb, d.mcb, d.mc_off) : d.mz;
-    const f32 sv = dv * (f32)sc;
-    s[j] = sv;
-    m[j] = d.mmode == 1 ? -(sv * (f32)mc) : dmv * (f32)mc;
-  }
-}
-
-// Chunk c (SL sub-scales) of record r of a parameter block held on chip (pbuf: the block's beats): the
-// NW beats covering its bits, shifted to bit 0. One chunk per call; the callers decode at most RD per
-// iteration.
-template <class C>
-inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r, int c,
-                         f32 s[kLbMaxSb], f32 m[kLbMaxSb]) {
-#pragma HLS INLINE
-  typedef ap_uint<C::NW * C::BW> wide_t;
-  const int bit = r * lb_record_bits(d), w0 = bit / C::BW;
-  wide_t win = 0;
-  for (int u = 0; u < C::NW; u++) {
-#pragma HLS UNROLL
-    const wide_t b = w0 + u < C::PB_MAX ? pbuf[w0 + u] : typename C::beat_t(0);
-    win |= b << (u * C::BW);
-  }
-  const wide_t rec = win >> (bit % C::BW);
-  lb_record<C::SL>((lb_window_t)rec.range(511, 0), d, c, s, m);
-}
 
 // A parameter block's beats into pbuf: one beat per iteration.
 template <class C, class WS>
@@ -262,15 +147,6 @@ struct LbBlockIo {
   f32 (*mn)[kLbMaxSb];
   bool more;
 };
-
-// Iterations of one block's loop: P_{i+1}'s beats, then the block's code beats x token blocks (of TP
-// tokens), at least the lb_decode_iters iterations decoding P_{i+1}'s records (compiler/cost/lowbit.py
-// block_iters).
-inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more, int bw, int rd, int sl) {
-  const int codes = d.sb * rows / lb_lanes(d.group, bw) * d.bits * lb_plane_beats(d.group, bw) * n_tb;
-  const int dec = lb_decode_iters(d, rows, rd, sl);
-  return more ? lb_param_beats(d, rows, bw) + (codes > dec ? codes : dec) : codes;
-}
 
 // One block (tile, super-block kb) as one pipelined loop, one beat per iteration at most: first
 // P_{i+1}'s beats into pnext, then per group gi, row set ri, plane b (and 128-bit half wv at G 256),
