@@ -39,7 +39,7 @@ BEAT_BYTES = 16
 BEAT_BITS = 8 * BEAT_BYTES
 SUPER = 256  # inputs per super-block when a tensor's scales share a 16-bit d (GGUF K-quants' QK_K)
 FIELD_WIDTHS = (4, 6, 8)
-MAX_RECORD_BITS = 32 + 32 + 16 * 16  # lowbit_mm.h kLbMaxRecordBits: a record's widest on-chip window
+MAX_RECORD_BITS = 32 + 32 + 16 * 16  # lowbit_format.h kLbMaxRecordBits: a record's widest on-chip window
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ParamCodec:
         return self.db + self.dmb + self.sb * (self.scb + self.mcb)
 
     def as_words(self) -> tuple[int, ...]:
-        """LowbitTensor fields (lowbit_mm.h): sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz, dper."""
+        """LowbitTensor fields (lowbit_format.h): sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz, dper."""
         return (self.sb, self.db, self.scb, self.sc_off, self.mmode, self.dmb, self.mcb, self.mc_off, self.mz,
                 self.dper)
 
@@ -275,7 +275,7 @@ def pack_lowbit(w: GroupQuant, rows: int = 32, beat_bits: int = BEAT_BITS) -> Lo
 
 def port_images(img: LowbitImage) -> list[np.ndarray]:
     """The image as the engine's weight ports hold it: beat_bits / 128 byte arrays, port u carrying
-    128-bit column u of every engine beat (lowbit_mm.h lb_read)."""
+    128-bit column u of every engine beat (lowbit_source.h lb_read)."""
     ports = img.beat_bits // BEAT_BITS
     cols = img.data.reshape(-1, ports, BEAT_BYTES)
     return [np.ascontiguousarray(cols[:, u, :]).reshape(-1) for u in range(ports)]

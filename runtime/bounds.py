@@ -21,7 +21,7 @@ from edgellm.runtime.layout import HEAD_ROWS_MAX, head_rows, logits_row
 
 N_LIN = len(itf.LINEAR_ORDER)
 LB_PORT_BEAT = 16  # bytes of a low-bit weight port's beat (lowbit_source.h kLbBeatBits / 8)
-LB_MAX_SB, LB_MAX_RECORD_BITS = 16, 32 + 32 + 16 * 16  # lowbit_mm.h kLbMaxSb, kLbMaxRecordBits
+LB_MAX_SB, LB_MAX_RECORD_BITS = 16, 32 + 32 + 16 * 16  # lowbit_format.h kLbMaxSb, kLbMaxRecordBits
 MAX_BUFFER = 1 << 32  # 32-bit offsets: the accelerator addresses at most 4 GiB
 REASONS = {
     "ST_MISMATCH": "does not match the compiled design",
@@ -228,14 +228,14 @@ def check_layers(table: np.ndarray, hdr: np.ndarray, lim: Limits) -> None:
 
 
 def lb_record_bits(f: dict[str, int]) -> int:
-    """Bits of one parameter record of a low-bit record's codec (lowbit_mm.h lb_record_bits)."""
+    """Bits of one parameter record of a low-bit record's codec (lowbit_format.h lb_record_bits)."""
     dbits = f["LB_DB"] + (f["LB_DMB"] if f["LB_MMODE"] == 0 else 0)
     per = f["LB_SCB"] + f["LB_MCB"]
     return f["LB_SB"] * (dbits + per) if f["LB_DPER"] else dbits + f["LB_SB"] * per
 
 
 def lb_stream_beats(f: dict[str, int], n_out: int, k: int, rows: int, bw: int) -> int:
-    """16-byte beats of one port's image of a low-bit tensor (lowbit_mm.h lb_stream_beats)."""
+    """16-byte beats of one port's image of a low-bit tensor (lowbit_format.h lb_stream_beats)."""
     sb, g, rec = f["LB_SB"], f["LB_GROUP"], lb_record_bits(f)
     lanes, planes = (1 if g >= bw else bw // g), (g // bw if g > bw else 1)
     code = sb * rows // lanes * f["LB_BITS"] * planes

@@ -73,7 +73,7 @@ enum LayerWord {
 
 // Low-bit linear record (uint32 words), one per (layer, linear) in the low-bit table at HDR_LB_TABLE,
 // record (layer * N_LIN + linear): the tensor's ParamCodec (compiler/packing_lowbit.py ParamCodec.as_words,
-// lowbit_mm.h LowbitTensor; n_out and k are the layer's shape), the float offset of its bias in the params
+// lowbit_format.h LowbitTensor; n_out and k are the layer's shape), the float offset of its bias in the params
 // area (LB_NO_BIAS: none) and the bytes from weight port u's image to port u + 1's (the tensor's stream
 // split by 128-bit columns, packing_lowbit.port_images; port 0's image at the layer table's LD_W_OFF word,
 // whose LD_W_SCALE word is 1.0f). Signed fields (LB_SC_OFF, LB_MC_OFF) are two's complement.
