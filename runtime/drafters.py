@@ -1,7 +1,9 @@
 """Drafters for speculative decoding (runtime/speculative.py), numpy only (they run on the board's ARM).
 
 - PromptLookup: match the last n tokens (n from ngram_max down to ngram_min) against the prompt and
-  the output so far; the most recent earlier occurrence's continuation is the draft. Free: no
+  the output so far; the most recent earlier occurrence's continuation is the draft, read on through
+  the draft itself where it reaches the history's end (a repeating span keeps repeating, as in
+  prompt lookup / lookahead decoding's n-gram pools), so a match always gives k tokens. Free: no
   accelerator call, a numpy scan of the history.
 - SelfDraft: self-speculation, a subset of the model's own layers as the draft model (LayerSkip /
   SWIFT style): each draft token is one pass through the kept layers and the LM head at the next
@@ -33,12 +35,15 @@ class PromptLookup:
 
     last_passes = 0
     last_cost = 0.0
+    free = True  # drafting costs no accelerator pass: the generation loop drafts before choosing k
 
     def __init__(self, ngram_max: int = 3, ngram_min: int = 2) -> None:
         self.ngram_max, self.ngram_min = ngram_max, ngram_min
 
     def find(self, history: Sequence[int], k: int) -> list[int]:
-        """Up to k tokens following the latest earlier occurrence of the longest matching tail."""
+        """k tokens following the latest earlier occurrence of the longest matching tail ([] when none
+        matches): h[j], h[j+1], ... where h is the history extended by the draft as it is read, so a
+        continuation that reaches the history's end goes on with the matched span again."""
         h = np.asarray(history, np.int64)
         n_all = h.size
         for n in range(min(self.ngram_max, n_all - 1), self.ngram_min - 1, -1):
@@ -48,7 +53,11 @@ class PromptLookup:
             hits = np.flatnonzero((win == tail).all(axis=1))
             if hits.size:
                 j = int(hits[-1]) + n
-                return [int(t) for t in h[j:j + k]]
+                ext = [int(t) for t in h[j:j + k]]
+                period = n_all - j  # the draft read past the end repeats the span h[j:]
+                while len(ext) < k:
+                    ext.append(ext[len(ext) - period])
+                return ext
         return []
 
     def propose(self, target: Any, history: Sequence[int], k: int, params: SamplingParams,

@@ -28,7 +28,11 @@ decayed counts, the pass length maximizes expected tokens (1 - a^(k+1)) / (1 - a
 cost (1 + row_cost k + draft_cost k, in plain decode steps); k = 0 is a plain decode step through
 the backend's ordinary forward, so text without matches costs what plain decode costs, plus an
 occasional k = 1 probe (after probe_every idle passes, or more when a probe is dear: its excess cost
-over a plain step stays below PROBE_BUDGET = 2% of plain decode).
+over a plain step stays below PROBE_BUDGET = 2% of plain decode). A free drafter (prompt lookup: no
+accelerator pass) drafts first and the controller prices the draft it has; a dear one (self-speculation)
+drafts the k the controller chose. Either way a draft shorter than asked is re-priced at its length (the
+verify cost table can be flat between row counts: TLMM token lanes, head lanes), so two drafts may go as
+one. SpecStats.why counts the plain passes by reason (WHY).
 
 Drafters live in runtime/drafters.py; the backend side (verify rows, rewind) in
 runtime/spec_backend.py.
@@ -58,6 +62,11 @@ from edgellm.runtime.spec_backend import (  # noqa: F401  (rewind, can_rewind: t
 )
 
 MODES = ("off", "lookup", "self")
+WHY = {  # why a pass went plain (k = 0): SpecStats.why's keys
+    "room": "no room for a draft (the output's last token, the cache or the block full)",
+    "no_draft": "the drafter had nothing to propose (prompt lookup: no n-gram of the history's tail matched)",
+    "controller": "a draft was there (or, drafting being dear, might have been) but the k controller "
+                  "chose a plain step at its acceptance estimate"}
 PROBE_BUDGET = 0.02  # probes at k = 1 cost at most this share of plain decode (their whole excess cost)
 
 
@@ -119,6 +128,7 @@ class SpecStats:
     cost_steps: float = 0.0
     k_counts: dict[int, int] = field(default_factory=dict)  # verify passes by drafted tokens k
     rejections: int = 0  # verify passes that ended at a rejected draft
+    why: dict[str, int] = field(default_factory=dict)  # plain passes by reason (WHY)
 
     @property
     def passes(self) -> int:
@@ -150,7 +160,14 @@ class SpecStats:
         return {"verify_passes": self.verify_passes, "plain_passes": self.plain_passes,
                 "drafted": self.drafted, "accepted": self.accepted, "draft_passes": self.draft_passes,
                 "acceptance": self.acceptance, "rate": self.rate, "tokens_per_pass": self.tokens_per_pass,
-                "projected_speedup": self.projected_speedup, "k_counts": dict(sorted(self.k_counts.items()))}
+                "projected_speedup": self.projected_speedup, "k_counts": dict(sorted(self.k_counts.items())),
+                "why": dict(sorted(self.why.items()))}
+
+    def count_plain(self, reason: str) -> None:
+        """One plain pass (k = 0), for `reason` (a key of WHY)."""
+        self.plain_passes += 1
+        self.cost_steps += 1.0
+        self.why[reason] = self.why.get(reason, 0) + 1
 
 
 class Drafter(Protocol):
@@ -344,14 +361,19 @@ def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter
     pos = int(backend.length)  # the pending token (history[-1]) goes here
     room = min(physical_room(backend, context) - 1, context - len(history),
                params.max_new_tokens - len(out.res.tokens) - 1, block_limit(backend) - 1)
-    k = ctl.choose(room)
+    free = bool(getattr(drafter, "free", False))  # drafting costs nothing: draft first, then choose k
+    k = min(spec.k_max, max(room, 0)) if free else ctl.choose(room)
     drafts, q = drafter.propose(backend, history, k, params, sampler.rng) if k > 0 else ([], None)
-    drafts = [int(t) for t in drafts[:k]]
     stats.draft_passes += getattr(drafter, "last_passes", 0) if k > 0 else 0
+    draft_cost = getattr(drafter, "last_cost", 0.0) if k > 0 else 0.0
+    # the controller prices the draft it has (a short draft may be worth fewer rows: the cost table
+    # is flat between some row counts)
+    proposed = min(k, len(drafts))
+    drafts = [int(t) for t in drafts[:ctl.choose(proposed)]]
     if not drafts:
         ctl.update(0, 0)
-        stats.plain_passes += 1
-        stats.cost_steps += 1.0
+        stats.count_plain("room" if room <= 0 else "no_draft" if k > 0 and proposed == 0 else "controller")
+        stats.cost_steps += draft_cost
         logits = backend.forward(np.asarray([history[-1]], np.int64), all_logits=False)
         out.emit(sampler.next(np.asarray(logits)[-1], history))
         return
@@ -359,7 +381,7 @@ def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter
     stats.verify_passes += 1
     stats.k_counts[len(drafts)] = stats.k_counts.get(len(drafts), 0) + 1
     stats.drafted += len(drafts)
-    stats.cost_steps += verify_cost(spec, len(drafts)) + getattr(drafter, "last_cost", 0.0)
+    stats.cost_steps += verify_cost(spec, len(drafts)) + draft_cost
     base = list(history)
     if params.greedy or q is None:
         n_acc, extra = accept_replay(sampler, logits, base, drafts)

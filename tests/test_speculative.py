@@ -119,7 +119,68 @@ def test_prompt_lookup() -> None:
     assert pl.find([5, 1, 2, 7, 1, 2, 8, 1, 2], 2) == [8, 1]  # the latest match wins
     assert pl.find([1, 2, 3], 4) == []
     assert PromptLookup(3, 2).find([4, 1, 9, 1], 3) == []  # one-token matches below ngram_min
-    assert pl.find([3, 3, 3], 5) == [3]  # the continuation stops at the history's end
+    assert pl.find([3, 3, 3], 5) == [3, 3, 3, 3, 3]  # past the history's end: the draft repeats the span
+
+
+def test_prompt_lookup_reads_on_through_its_draft() -> None:
+    """A continuation that reaches the history's end goes on with the matched span (the history extended
+    by the draft as it is read), so a repeating period shorter than k still gives k tokens."""
+    pl = PromptLookup(ngram_max=3, ngram_min=2)
+    assert pl.find([1, 2, 3, 1, 2], 4) == [3, 1, 2, 3]
+    assert pl.find([9, 5, 6, 7, 5, 6, 7, 5, 6], 7) == [7, 5, 6, 7, 5, 6, 7]
+    assert pl.find([1, 2, 3, 1, 2], 1) == [3] and pl.find([4, 5, 6], 3) == []
+
+
+class _Short:
+    """A costly drafter (no `free`) that has only two tokens, both plain decode's, whatever k asks."""
+
+    last_passes, last_cost = 0, 0.0
+
+    def __init__(self, want: list[int], n_prompt: int) -> None:
+        self.want, self.n_prompt = want, n_prompt
+
+    def propose(self, target, history, k, params, rng):
+        i = len(history) - self.n_prompt
+        return self.want[i:i + min(k, 2)], None
+
+
+def test_a_short_draft_is_priced_at_its_length(qm) -> None:
+    """The controller re-prices a draft shorter than the k it asked for: with a cost table flat between
+    2 and 3 drafts, two drafts are never worth a 3-draft call, so they go as one (no k = 2 pass), while
+    the same draft lengths with a cheap k = 2 do go as two."""
+    params = SamplingParams(max_new_tokens=40, stop_at_eos=False)
+    want = generate(GoldenBackend(qm), PROMPTS[2], params).tokens
+    flat = SpecConfig("lookup", k_max=4, pass_costs=(1.0, 1.3, 2.1, 2.1, 2.7))
+    got = generate_speculative(GoldenBackend(qm), PROMPTS[2], params, flat, _Short(want, len(PROMPTS[2])))
+    st = got.speculation
+    assert got.tokens == want and st.accepted == st.drafted > 0
+    assert 2 not in st.k_counts and st.k_counts[1] > 0
+    cheap = SpecConfig("lookup", k_max=4, pass_costs=(1.0, 1.3, 1.4, 2.1, 2.7))
+    got = generate_speculative(GoldenBackend(qm), PROMPTS[2], params, cheap, _Short(want, len(PROMPTS[2])))
+    assert got.tokens == want and got.speculation.k_counts.get(2, 0) > 0
+
+
+def test_plain_passes_by_reason(qm) -> None:
+    """Every plain pass has one reason: no room (the output's last token), no draft (no n-gram matched),
+    or the controller's choice (a draft was there); prompt lookup drafts before the controller chooses."""
+    params = SamplingParams(max_new_tokens=30, stop_at_eos=False)
+    for prompt in PROMPTS:
+        st = generate(GoldenBackend(qm), prompt, params, speculate=SpecConfig("lookup", k_max=4)).speculation
+        assert sum(st.why.values()) == st.plain_passes and set(st.why) <= set(sp.WHY)
+        assert st.why.get("room", 0) <= 1  # only the last token can lack room (unless a pass ends there)
+
+    class Nothing:
+        last_passes, last_cost, free = 0, 0.0, True
+
+        def propose(self, target, history, k, params, rng):
+            return [], None
+
+    six = SamplingParams(max_new_tokens=6, stop_at_eos=False)
+    none = generate_speculative(GoldenBackend(qm), PROMPTS[2], six, SpecConfig("lookup"), Nothing())
+    assert none.speculation.why == {"no_draft": 4, "room": 1}
+    ctl = SpecConfig("lookup", k_max=4, pass_costs=(1.0, 9.0, 9.5, 9.9, 10.0))  # drafts never pay
+    st = generate(GoldenBackend(qm), PROMPTS[1], params, speculate=ctl).speculation
+    assert st.why.get("controller", 0) > 0 and st.summary()["why"] == dict(sorted(st.why.items()))
 
 
 @pytest.mark.parametrize("spec", [SpecConfig("lookup", k_max=4),
