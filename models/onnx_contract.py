@@ -28,7 +28,7 @@ from onnx import TensorProto, helper
 from edgellm.models.weights import LowBitLinear
 
 if TYPE_CHECKING:
-    from edgellm.models.onnx_export import GraphBuilder
+    from edgellm.models.onnx_graph import GraphBuilder
 
 F32 = TensorProto.FLOAT
 

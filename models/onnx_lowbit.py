@@ -17,7 +17,7 @@ from onnx import TensorProto
 from edgellm.models.weights import Linear, LowBitLinear
 
 if TYPE_CHECKING:
-    from edgellm.models.onnx_export import GraphBuilder
+    from edgellm.models.onnx_graph import GraphBuilder
 
 NBITS = (2, 4, 8)  # code widths onnxruntime's MatMulNBits takes (others: MatMul on dequantized weights)
 MS_DOMAIN = "com.microsoft"
