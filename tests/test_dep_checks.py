@@ -144,8 +144,14 @@ MUTANT_TB = """// attention with dep_check on (tests/test_dep_checks.py): d_max 
 #include "attention_decode.h"
 #include "dep_check.h"
 using namespace edgellm;
-typedef attn_config<32, 8, 16, 8, 8, 4, 2, 256> cfg_l8;
-typedef attn_config<32, 32, 16, 8, 8, 4, 2, 256> cfg_l32;
+struct cfg_fields : attn_config_base {
+  static const int d_max = 32, kv_block = 16, bq = 8, heads_max = 8, kv_heads_max = 4, group_max = 2;
+  static const int max_ctx = 256;
+};
+struct cfg_l8_fields : cfg_fields { static const int dot_lanes = 8; };
+struct cfg_l32_fields : cfg_fields { static const int dot_lanes = 32; };
+typedef attn_traits<cfg_l8_fields> cfg_l8;
+typedef attn_traits<cfg_l32_fields> cfg_l32;
 #define TB(C)                                                                                         \\
   extern "C" void tb_prefill_##C(const f32 *q, const f32 *k, const f32 *v, f32 *out, int t_len,    \\
                                  int pos0, int n_heads, int n_kv, int head_dim, f32 scale) {      \\

@@ -84,7 +84,11 @@ extern "C" long tb_maxi_helpers() {
   return bad;
 }
 
-typedef attn_config<128, 16, 16, 8, 16, 8, 8, 512, 64> cfg;
+struct cfg_fields : attn_config_base {
+  static const int d_max = 128, dot_lanes = 16, kv_block = 16, bq = 8, heads_max = 16, kv_heads_max = 8;
+  static const int group_max = 8, max_ctx = 512, max_t = 64;
+};
+typedef attn_traits<cfg_fields> cfg;
 
 // attention_kv with every pointer an ap_uint<128> beat pointer into buf: q at element q_off (f32), out at
 // o_off, K and V (KT) at k_off / v_off, the four K/V ports the same buffer (decode spreads positions

@@ -8,8 +8,13 @@
 
 using namespace edgellm;
 
+// head_dim up to D, dot_lanes L, kv_block B; bq 8, 16 heads, 8 KV heads, 4096 positions
 #define EDGELLM_ATTN_TB(D, L, B)                                                                  \
-  typedef attn_config<D, L, B, 8, 16, 8, 8, 4096> cfg_d##D##_l##L##_b##B;                         \
+  struct cfg_d##D##_l##L##_b##B##_fields : attn_config_base {                                     \
+    static const int d_max = D, dot_lanes = L, kv_block = B, bq = 8, heads_max = 16;              \
+    static const int kv_heads_max = 8, group_max = 8, max_ctx = 4096;                             \
+  };                                                                                              \
+  typedef attn_traits<cfg_d##D##_l##L##_b##B##_fields> cfg_d##D##_l##L##_b##B;                    \
   extern "C" void tb_prefill_d##D##_l##L##_b##B(const f32 *q, const f32 *k, const f32 *v,        \
                                                 f32 *out, int t_len, int pos0, int n_heads,      \
                                                 int n_kv, int head_dim, f32 scale) {             \
@@ -90,7 +95,11 @@ EDGELLM_ATTN_TB_PORTS(4, f16, _16_l16, cfg_d128_l16_b16)
 
 // bq 2, group_max 2, 16 heads: rows_max = heads_max (16) > bq * group_max (4), the other way round
 // from the bq 8 / group_max 8 configs (rows_max 64)
-typedef attn_config<128, 32, 16, 2, 16, 8, 2, 4096> cfg_d128_l32_b16_q2;
+struct cfg_d128_l32_b16_q2_fields : attn_config_base {
+  static const int d_max = 128, dot_lanes = 32, kv_block = 16, bq = 2, heads_max = 16, kv_heads_max = 8;
+  static const int group_max = 2, max_ctx = 4096;
+};
+typedef attn_traits<cfg_d128_l32_b16_q2_fields> cfg_d128_l32_b16_q2;
 
 EDGELLM_ATTN_TB_LAYER(1, f32, , cfg_d128_l64_b16)
 EDGELLM_ATTN_TB_LAYER(2, f32, , cfg_d128_l64_b16)

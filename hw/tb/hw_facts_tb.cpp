@@ -1,14 +1,30 @@
 // Exports the kernels' own values of the hardware facts runtime/layout.py owns (hw_facts.h), read where
 // the kernels use them, so tests/test_hw_facts.py compares each with Python's.
-#include "edgellm/top.h"
+#include "edgellm/named_config.h"
 
 using namespace edgellm;
 
 namespace {
-typedef TlmmConfig<3, 5, 16, 256, 256, 4> tlmm_cfg;
-typedef attn_config<32, 16, 16, 8, 4, 2, 2, 64> attn_default;
-typedef LmHeadConfig<16, 256, 256, 1> head_default;
-typedef layer_config<128, 4, 2, 32, 344, ACT_RELU2, true, 16, 32, 16, 16, 64> layer_cfg;
+// Each configuration names only its required fields: the rest are the bases' defaults, the facts.
+struct tlmm_fields : tlmm_config_base {
+  static const int G = 3, T = 5, R = 16, K_MAX = 256, N_MAX = 256, MAX_TOK = 4;
+};
+typedef tlmm_traits<tlmm_fields> tlmm_cfg;
+struct attn_fields : attn_config_base {
+  static const int d_max = 32, dot_lanes = 16, kv_block = 16, bq = 8, heads_max = 4, kv_heads_max = 2;
+  static const int group_max = 2, max_ctx = 64;
+};
+typedef attn_traits<attn_fields> attn_default;
+struct head_fields : lm_head_config_base {
+  static const int P = 16, HID_MAX = 256, V_MAX = 256, MAX_TOK = 1;
+};
+typedef lm_head_traits<head_fields> head_default;
+struct layer_fields : layer_config_base {
+  static const int hidden = 128, n_heads = 4, n_kv = 2, head_dim = 32, ffn = 344, act = ACT_RELU2;
+  static const bool subln = true;
+  static const int norm_lanes = 16, dot_lanes = 32, kv_block = 16, max_t = 16, max_ctx = 64;
+};
+typedef layer_traits<layer_fields> layer_cfg;
 }  // namespace
 
 extern "C" {

@@ -235,7 +235,13 @@ struct Tb {
 // The tiny model's shape (models/tiny/config.json: hidden 256, 4 heads, 2 KV heads, head_dim 64, FFN 688);
 // SUBLN as BitNet (true) or Llama-style (false). The schedule does not depend on the shape.
 template <bool SUBLN>
-using tb_layer = layer_config<256, 4, 2, 64, 688, ACT_RELU2, SUBLN, 16, 16, 32, 4, 64>;
+struct tb_layer_fields : layer_config_base {
+  static const int hidden = 256, n_heads = 4, n_kv = 2, head_dim = 64, ffn = 688, act = ACT_RELU2;
+  static const bool subln = SUBLN;
+  static const int norm_lanes = 16, dot_lanes = 16, kv_block = 32, max_t = 4, max_ctx = 64;
+};
+template <bool SUBLN>
+using tb_layer = layer_traits<tb_layer_fields<SUBLN> >;
 
 std::string g_text;
 }  // namespace

@@ -3,8 +3,8 @@
 // variants, ReLU^2 + SubLN and SiLU without SubLN; numerics plan norm_lanes 16, dot_lanes 32,
 // kv_block 16 (NumericsPlan.for_head_dim(32)). Each variant runs on the TLMM engine (weights:
 // compiler/packing.py pack_ternary, rows_per_tile 16) and on the pack2 reference matmul; the _f16
-// entries run the TLMM variants with an f16 KV cache (layer_config KV_T = f16); the _v4 / _v16
-// entries run the element-wise stages and the KV cache write 4 / 16 elements per cycle (EW_VEC).
+// entries run the TLMM variants with an f16 KV cache (kv_t = f16); the _v4 / _v16
+// entries run the element-wise stages and the KV cache write 4 / 16 elements per cycle (ew_vec).
 // The element-wise stages' shared rows (EwRows) are one static set per configuration, kept between
 // calls and filled with garbage (NaN) before each call, so a stage reading a row element it
 // has not written shows up as a mismatch; the _wrap entry instead goes through decoder_layer (the
@@ -15,16 +15,43 @@
 
 using namespace edgellm;
 
-typedef layer_config<128, 4, 2, 32, 344, ACT_RELU2, true, 16, 32, 16, 128, 512> cfg_relu2_subln;
-typedef layer_config<128, 4, 2, 32, 344, ACT_SILU, false, 16, 32, 16, 128, 512> cfg_silu;
-typedef layer_config<128, 4, 2, 32, 344, ACT_RELU2, true, 16, 32, 16, 128, 512, 8, f16>
-    cfg_relu2_subln_f16;
-typedef layer_config<128, 4, 2, 32, 344, ACT_SILU, false, 16, 32, 16, 128, 512, 8, f16> cfg_silu_f16;
-typedef layer_config<128, 4, 2, 32, 344, ACT_RELU2, true, 16, 32, 16, 128, 512, 8, f32, 4>
-    cfg_relu2_subln_v4;
-typedef layer_config<128, 4, 2, 32, 344, ACT_SILU, false, 16, 32, 16, 128, 512, 8, f16, 16>
-    cfg_silu_f16_v16;
-typedef tlmm_mm<TlmmConfig<3, 5, 16, 344, 344, 16, kStorageBram> > tb_tlmm;
+// The shape and numerics plan every variant shares; the variants name what they change.
+struct tb_shape : layer_config_base {
+  static const int hidden = 128, n_heads = 4, n_kv = 2, head_dim = 32, ffn = 344;
+  static const int norm_lanes = 16, dot_lanes = 32, kv_block = 16, max_t = 128, max_ctx = 512;
+};
+struct relu2_subln_fields : tb_shape {
+  static const int act = ACT_RELU2;
+  static const bool subln = true;
+};
+struct silu_fields : tb_shape {
+  static const int act = ACT_SILU;
+  static const bool subln = false;
+};
+struct relu2_subln_f16_fields : relu2_subln_fields {
+  typedef f16 kv_t;
+};
+struct silu_f16_fields : silu_fields {
+  typedef f16 kv_t;
+};
+struct relu2_subln_v4_fields : relu2_subln_fields {
+  static const int ew_vec = 4;
+};
+struct silu_f16_v16_fields : silu_f16_fields {
+  static const int ew_vec = 16;
+};
+typedef layer_traits<relu2_subln_fields> cfg_relu2_subln;
+typedef layer_traits<silu_fields> cfg_silu;
+typedef layer_traits<relu2_subln_f16_fields> cfg_relu2_subln_f16;
+typedef layer_traits<silu_f16_fields> cfg_silu_f16;
+typedef layer_traits<relu2_subln_v4_fields> cfg_relu2_subln_v4;
+typedef layer_traits<silu_f16_v16_fields> cfg_silu_f16_v16;
+// The TLMM engine the variants run on (the pack2 reference: tb_pack2).
+struct tlmm_fields : tlmm_config_base {
+  static const int G = 3, T = 5, R = 16, K_MAX = 344, N_MAX = 344, MAX_TOK = 16;
+  static const int STORAGE = kStorageBram;
+};
+typedef tlmm_mm<tlmm_traits<tlmm_fields> > tb_tlmm;
 typedef pack2_matmul<344> tb_pack2;
 
 // The configuration's shared element-wise rows, poisoned.

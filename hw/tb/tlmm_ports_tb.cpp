@@ -11,24 +11,75 @@
 using namespace edgellm;
 
 // Decode config (as tlmm_tb.cpp CfgA) with 1..4 ports.
-typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram, 1> CfgA1;
-typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram, 2> CfgA2;
-typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram, 3> CfgA3;
-typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram, 4> CfgA4;
+struct CfgA1_fields : tlmm_config_base {
+  static const int G = 3, T = 5, R = 16, K_MAX = 16384, N_MAX = 16384, MAX_TOK = 16;
+};
+typedef tlmm_traits<CfgA1_fields> CfgA1;
+struct CfgA2_fields : tlmm_config_base {
+  static const int G = 3, T = 5, R = 16, K_MAX = 16384, N_MAX = 16384, MAX_TOK = 16;
+  static const int NPORTS = 2;
+};
+typedef tlmm_traits<CfgA2_fields> CfgA2;
+struct CfgA3_fields : tlmm_config_base {
+  static const int G = 3, T = 5, R = 16, K_MAX = 16384, N_MAX = 16384, MAX_TOK = 16;
+  static const int NPORTS = 3;
+};
+typedef tlmm_traits<CfgA3_fields> CfgA3;
+struct CfgA4_fields : tlmm_config_base {
+  static const int G = 3, T = 5, R = 16, K_MAX = 16384, N_MAX = 16384, MAX_TOK = 16;
+  static const int NPORTS = 4;
+};
+typedef tlmm_traits<CfgA4_fields> CfgA4;
 // Prefill-style config (as CfgB: T=10, R=8, 128 tokens, BRAM) with 2 and 3 ports.
-typedef TlmmConfig<3, 10, 8, 8192, 8192, 128, kStorageBram, 2> CfgB2;
-typedef TlmmConfig<3, 10, 8, 8192, 8192, 128, kStorageBram, 3> CfgB3;
+struct CfgB2_fields : tlmm_config_base {
+  static const int G = 3, T = 10, R = 8, K_MAX = 8192, N_MAX = 8192, MAX_TOK = 128;
+  static const int STORAGE = kStorageBram, NPORTS = 2;
+};
+typedef tlmm_traits<CfgB2_fields> CfgB2;
+struct CfgB3_fields : tlmm_config_base {
+  static const int G = 3, T = 10, R = 8, K_MAX = 8192, N_MAX = 8192, MAX_TOK = 128;
+  static const int STORAGE = kStorageBram, NPORTS = 3;
+};
+typedef tlmm_traits<CfgB3_fields> CfgB3;
 // The default design's engine (T=25: 15 byte columns per step, so most steps straddle two ports' runs).
-typedef TlmmConfig<3, 25, 16, 4096, 4096, 4, kStorageUram, 4> CfgC4;
+struct CfgC4_fields : tlmm_config_base {
+  static const int G = 3, T = 25, R = 16, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 4;
+  static const int NPORTS = 4;
+};
+typedef tlmm_traits<CfgC4_fields> CfgC4;
 // Other group sizes: G=2 with 4 ports (LUTRAM), G=4 with 3 ports (BRAM).
-typedef TlmmConfig<2, 5, 4, 4096, 4096, 4, kStorageLutram, 4> CfgG2x4;
-typedef TlmmConfig<4, 5, 8, 4096, 4096, 8, kStorageBram, 3> CfgG4x3;
+struct CfgG2x4_fields : tlmm_config_base {
+  static const int G = 2, T = 5, R = 4, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 4;
+  static const int STORAGE = kStorageLutram, NPORTS = 4;
+};
+typedef tlmm_traits<CfgG2x4_fields> CfgG2x4;
+struct CfgG4x3_fields : tlmm_config_base {
+  static const int G = 4, T = 5, R = 8, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 8;
+  static const int STORAGE = kStorageBram, NPORTS = 3;
+};
+typedef tlmm_traits<CfgG4x3_fields> CfgG4x3;
 // Token lanes (TP) and outputs per cycle (OL) with several ports: the default design's engine with
 // TP 4 / OL 4, a BRAM engine with TP 2 / OL 1, G=2 on LUTRAM with TP 4 / OL 16, and one port TP 2 / OL 16.
-typedef TlmmConfig<3, 25, 16, 4096, 4096, 16, kStorageUram, 4, 4, 4> CfgC4L;
-typedef TlmmConfig<3, 10, 8, 8192, 8192, 8, kStorageBram, 3, 2, 1> CfgB3L;
-typedef TlmmConfig<2, 5, 4, 4096, 4096, 12, kStorageLutram, 2, 4, 16> CfgG2x2L;
-typedef TlmmConfig<3, 5, 16, 4096, 4096, 4, kStorageUram, 1, 2, 16> CfgA1L;
+struct CfgC4L_fields : tlmm_config_base {
+  static const int G = 3, T = 25, R = 16, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 16;
+  static const int NPORTS = 4, TP = 4, OL = 4;
+};
+typedef tlmm_traits<CfgC4L_fields> CfgC4L;
+struct CfgB3L_fields : tlmm_config_base {
+  static const int G = 3, T = 10, R = 8, K_MAX = 8192, N_MAX = 8192, MAX_TOK = 8;
+  static const int STORAGE = kStorageBram, NPORTS = 3, TP = 2;
+};
+typedef tlmm_traits<CfgB3L_fields> CfgB3L;
+struct CfgG2x2L_fields : tlmm_config_base {
+  static const int G = 2, T = 5, R = 4, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 12;
+  static const int STORAGE = kStorageLutram, NPORTS = 2, TP = 4, OL = 16;
+};
+typedef tlmm_traits<CfgG2x2L_fields> CfgG2x2L;
+struct CfgA1L_fields : tlmm_config_base {
+  static const int G = 3, T = 5, R = 16, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 4;
+  static const int TP = 2, OL = 16;
+};
+typedef tlmm_traits<CfgA1L_fields> CfgA1L;
 
 static ap_uint<128> g_beats[4][1 << 14];  // 256 KiB per port for the wide-port path
 

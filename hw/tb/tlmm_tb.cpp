@@ -11,26 +11,89 @@
 using namespace edgellm;
 
 // Decode config: G=3, T=5 (1 chunk/step), R=16 rows (128-bit beats), K up to 16384, URAM buffers.
-typedef TlmmConfig<3, 5, 16, 16384, 16384, 16, kStorageUram> CfgA;
+struct CfgA_fields : tlmm_config_base {
+  static const int G = 3, T = 5, R = 16, K_MAX = 16384, N_MAX = 16384, MAX_TOK = 16;
+};
+typedef tlmm_traits<CfgA_fields> CfgA;
 // Prefill-style config: T=10, R=8, K up to 8192, 128 tokens on chip, BRAM buffers.
-typedef TlmmConfig<3, 10, 8, 8192, 8192, 128, kStorageBram> CfgB;
+struct CfgB_fields : tlmm_config_base {
+  static const int G = 3, T = 10, R = 8, K_MAX = 8192, N_MAX = 8192, MAX_TOK = 128;
+  static const int STORAGE = kStorageBram;
+};
+typedef tlmm_traits<CfgB_fields> CfgB;
 // Other group sizes: G=2 (9-entry tables) and G=4 (81-entry tables), LUTRAM buffers.
-typedef TlmmConfig<2, 5, 4, 4096, 4096, 4, kStorageLutram> CfgG2;
-typedef TlmmConfig<4, 5, 8, 4096, 4096, 8, kStorageBram> CfgG4;
+struct CfgG2_fields : tlmm_config_base {
+  static const int G = 2, T = 5, R = 4, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 4;
+  static const int STORAGE = kStorageLutram;
+};
+typedef tlmm_traits<CfgG2_fields> CfgG2;
+struct CfgG4_fields : tlmm_config_base {
+  static const int G = 4, T = 5, R = 8, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 8;
+  static const int STORAGE = kStorageBram;
+};
+typedef tlmm_traits<CfgG4_fields> CfgG4;
 // Token lanes (TP) and outputs per cycle (OL), small token blocks so 17 tokens span several blocks.
-typedef TlmmConfig<3, 5, 16, 4096, 4096, 8, kStorageUram, 1, 2, 4> CfgL1;     // TP 2, OL 4: W = 8
-typedef TlmmConfig<3, 10, 8, 4096, 4096, 12, kStorageBram, 1, 4, 16> CfgL2;   // TP 4, OL 16: W = 2
-typedef TlmmConfig<2, 5, 4, 4096, 4096, 8, kStorageLutram, 1, 4, 1> CfgL3;    // TP 4, OL 1: W = 16
-typedef TlmmConfig<4, 5, 8, 4096, 4096, 4, kStorageBram, 1, 2, 16> CfgL4;     // TP 2, OL 16: W = 1
-typedef TlmmConfig<3, 5, 16, 4096, 4096, 16, kStorageUram, 1, 1, 16> CfgL5;   // TP 1, OL 16: W = 1
+struct CfgL1_fields : tlmm_config_base {  // TP 2, OL 4: W = 8
+  static const int G = 3, T = 5, R = 16, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 8;
+  static const int TP = 2, OL = 4;
+};
+typedef tlmm_traits<CfgL1_fields> CfgL1;
+struct CfgL2_fields : tlmm_config_base {  // TP 4, OL 16: W = 2
+  static const int G = 3, T = 10, R = 8, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 12;
+  static const int STORAGE = kStorageBram, TP = 4, OL = 16;
+};
+typedef tlmm_traits<CfgL2_fields> CfgL2;
+struct CfgL3_fields : tlmm_config_base {  // TP 4, OL 1: W = 16
+  static const int G = 2, T = 5, R = 4, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 8;
+  static const int STORAGE = kStorageLutram, TP = 4;
+};
+typedef tlmm_traits<CfgL3_fields> CfgL3;
+struct CfgL4_fields : tlmm_config_base {  // TP 2, OL 16: W = 1
+  static const int G = 4, T = 5, R = 8, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 4;
+  static const int STORAGE = kStorageBram, TP = 2, OL = 16;
+};
+typedef tlmm_traits<CfgL4_fields> CfgL4;
+struct CfgL5_fields : tlmm_config_base {  // TP 1, OL 16: W = 1
+  static const int G = 3, T = 5, R = 16, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 16;
+  static const int OL = 16;
+};
+typedef tlmm_traits<CfgL5_fields> CfgL5;
 // DSP token lanes (DL): the last DL of the TP lanes compute with packed DSP chains (tlmm.h header).
-typedef TlmmConfig<3, 5, 16, 16384, 16384, 8, kStorageUram, 1, 2, 4, 1> CfgD1;   // TP 2 DL 1, S 12
-typedef TlmmConfig<3, 10, 8, 4096, 4096, 12, kStorageBram, 1, 3, 8, 2> CfgD2;    // TP 3 DL 2: W = 3
-typedef TlmmConfig<2, 5, 4, 4096, 4096, 8, kStorageLutram, 1, 2, 1, 1> CfgD3;    // G2, TP 2 DL 1
-typedef TlmmConfig<4, 5, 8, 4096, 4096, 4, kStorageBram, 1, 2, 16, 1> CfgD4;     // G4, TP 2 DL 1
-typedef TlmmConfig<3, 5, 5, 4096, 4096, 8, kStorageBram, 1, 2, 2, 1> CfgD5;      // R 5 (odd): 3 pairs
-typedef TlmmConfig<3, 15, 3, 4096, 4096, 8, kStorageLutram, 1, 4, 4, 3> CfgD6;   // R 3, T 15, DL 3, S 14
-typedef TlmmConfig<4, 25, 16, 8192, 8192, 4, kStorageUram, 1, 2, 8, 1> CfgD7;    // G4 T25: S 15, 100 taps
+struct CfgD1_fields : tlmm_config_base {  // TP 2 DL 1, S 12
+  static const int G = 3, T = 5, R = 16, K_MAX = 16384, N_MAX = 16384, MAX_TOK = 8;
+  static const int TP = 2, OL = 4, DL = 1;
+};
+typedef tlmm_traits<CfgD1_fields> CfgD1;
+struct CfgD2_fields : tlmm_config_base {  // TP 3 DL 2: W = 3
+  static const int G = 3, T = 10, R = 8, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 12;
+  static const int STORAGE = kStorageBram, TP = 3, OL = 8, DL = 2;
+};
+typedef tlmm_traits<CfgD2_fields> CfgD2;
+struct CfgD3_fields : tlmm_config_base {  // G2, TP 2 DL 1
+  static const int G = 2, T = 5, R = 4, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 8;
+  static const int STORAGE = kStorageLutram, TP = 2, DL = 1;
+};
+typedef tlmm_traits<CfgD3_fields> CfgD3;
+struct CfgD4_fields : tlmm_config_base {  // G4, TP 2 DL 1
+  static const int G = 4, T = 5, R = 8, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 4;
+  static const int STORAGE = kStorageBram, TP = 2, OL = 16, DL = 1;
+};
+typedef tlmm_traits<CfgD4_fields> CfgD4;
+struct CfgD5_fields : tlmm_config_base {  // R 5 (odd): 3 pairs
+  static const int G = 3, T = 5, R = 5, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 8;
+  static const int STORAGE = kStorageBram, TP = 2, OL = 2, DL = 1;
+};
+typedef tlmm_traits<CfgD5_fields> CfgD5;
+struct CfgD6_fields : tlmm_config_base {  // R 3, T 15, DL 3, S 14
+  static const int G = 3, T = 15, R = 3, K_MAX = 4096, N_MAX = 4096, MAX_TOK = 8;
+  static const int STORAGE = kStorageLutram, TP = 4, OL = 4, DL = 3;
+};
+typedef tlmm_traits<CfgD6_fields> CfgD6;
+struct CfgD7_fields : tlmm_config_base {  // G4 T25: S 15, 100 taps
+  static const int G = 4, T = 25, R = 16, K_MAX = 8192, N_MAX = 8192, MAX_TOK = 4;
+  static const int TP = 2, OL = 8, DL = 1;
+};
+typedef tlmm_traits<CfgD7_fields> CfgD7;
 
 static ap_uint<128> g_beats[1 << 16];  // 1 MiB image for the wide-port path
 

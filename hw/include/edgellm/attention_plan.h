@@ -63,6 +63,19 @@ struct attn_config {
   static_assert(GROUP_MAX <= HEADS_MAX && KV_HEADS_MAX <= HEADS_MAX, "head counts");
 };
 
+// Attention sizing by name (testbenches; a layer's comes from layer_traits::attn):
+//   struct attn_cfg : edgellm::attn_config_base { static const int d_max = 128; ... };
+//   typedef edgellm::attn_traits<attn_cfg> attn;
+// Required: d_max, dot_lanes, kv_block, bq, heads_max, kv_heads_max, group_max, max_ctx (attn_config's
+// fields above); optional, defaults below: max_t, min_rows, mem_lanes, data_lanes.
+struct attn_config_base {
+  static const int max_t = 1024, min_rows = facts::kAttnMinRows, mem_lanes = facts::kAttnMemLanes;
+  static const int data_lanes = 4;
+};
+template <class C>
+struct attn_traits : attn_config<C::d_max, C::dot_lanes, C::kv_block, C::bq, C::heads_max, C::kv_heads_max,
+                                 C::group_max, C::max_ctx, C::max_t, C::min_rows, C::mem_lanes, C::data_lanes> {};
+
 template <int ML>
 struct f32_beat {
   f32 v[ML];

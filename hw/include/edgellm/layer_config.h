@@ -59,7 +59,8 @@ struct layer_traits : P {
                 "row widths: whole data-port beats");
 };
 
-// Testbench shorthand: the fields in order (generated code names them; see layer_config_base).
+// Positional shorthand, the fields in order: left only for hw/tb/lowbit_layer_tb.cpp (every other
+// configuration, generated or testbench, names its fields: layer_config_base); remove it with that use.
 template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN, int NORM_LANES,
           int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8, class KV_T = f32, int EW_VEC = 1,
           int EW_GLU_VEC = EW_VEC, bool PIPE = false, int DATA_BITS = 128>

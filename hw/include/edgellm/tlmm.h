@@ -13,9 +13,9 @@
 // Files: tlmm_config.h (the configuration and its derived values), tlmm_tile.h (compute_tile: the
 // table lanes, the DSP lanes, the outputs), this header (the loaders, the engine body, tlmm_matmul).
 //
-// Configuration, by name (the generated edgellm_config.h: struct tlmm_cfg : tlmm_config_base { static
-// const int G = 3; ... }, typedef tlmm_traits<tlmm_cfg> tlmm; testbenches: the positional shorthand
-// TlmmConfig<G, T, R, K_MAX, N_MAX, MAX_TOK, STORAGE, NPORTS, TP, OL, DL>):
+// Configuration, by name (the generated edgellm_config.h and the testbenches alike: struct tlmm_cfg :
+// tlmm_config_base { static const int G = 3; ... }, typedef tlmm_traits<tlmm_cfg> tlmm; G, T, R, K_MAX,
+// N_MAX and MAX_TOK are required, the others default as in tlmm_config_base):
 //   G        activations per group; tables have 3^G entries (default 3, TeLLMe's choice)
 //   T        tables per cycle and lane, a multiple of 5 (a chunk of G weight bytes holds 5 groups)
 //   R        output rows per cycle = tile height = bytes per weight beat (AXI width 8*R bits)

@@ -1,6 +1,6 @@
 // The TLMM engine's configuration (tlmm.h header comment: what each field means): the named fields'
-// defaults (tlmm_config_base), the derived values (tlmm_traits), the testbenches' positional shorthand
-// (TlmmConfig<...>) and the loop counts the engine and the models share (tlmm_act_iters, tlmm_tile_iters).
+// defaults (tlmm_config_base), the derived values (tlmm_traits) and the loop counts the engine and the
+// models share (tlmm_act_iters, tlmm_tile_iters). Generated code and testbenches alike configure it by name.
 #pragma once
 
 #include <ap_int.h>
@@ -106,17 +106,6 @@ struct tlmm_traits : P {
   typedef int64_t dsp_p_t;
 #endif
 };
-
-// Testbench shorthand: the fields in order (generated code names them; see tlmm_traits).
-template <int G_, int T_, int R_, int K_MAX_, int N_MAX_, int MAX_TOK_, int STORAGE_ = kStorageUram,
-          int NPORTS_ = 1, int TP_ = 1, int OL_ = 1, int DL_ = 0>
-struct tlmm_params {
-  static const int G = G_, T = T_, R = R_, K_MAX = K_MAX_, N_MAX = N_MAX_, MAX_TOK = MAX_TOK_;
-  static const int STORAGE = STORAGE_, NPORTS = NPORTS_, TP = TP_, OL = OL_, DL = DL_;
-};
-template <int G_, int T_, int R_, int K_MAX_, int N_MAX_, int MAX_TOK_, int STORAGE_ = kStorageUram,
-          int NPORTS_ = 1, int TP_ = 1, int OL_ = 1, int DL_ = 0>
-using TlmmConfig = tlmm_traits<tlmm_params<G_, T_, R_, K_MAX_, N_MAX_, MAX_TOK_, STORAGE_, NPORTS_, TP_, OL_, DL_> >;
 
 // Cycles (iterations of load_acts' loop) to load a block of nt tokens: one chunk per cycle.
 template <class CFG>
