@@ -195,8 +195,8 @@ class LowbitEstimate:
         return {"board": self.board, "label": "projected (compiler/cost/lowbit.py), not measured",
                 "design": {"engines": e.engines, "ports_per_engine": e.ports, "token_lanes": e.token_lanes,
                            "record_decoders": e.record_decoders, "scale_lanes": e.scale_lanes, "rows": e.rows,
-                           "max_tokens": e.max_tokens,
-                           "max_group": e.max_group, "attn_lanes": self.vector[0],
+                           "max_tokens": e.max_tokens, "max_group": e.max_group, "fetch_depth": e.fetch_depth,
+                           "attn_lanes": self.vector[0],
                            "attn_kv_block": self.vector[1], "ew_vec": self.vector[2]},
                 "projected_decode_tok_s": self.decode, "ddr_bound_tok_s": self.bound,
                 "decode_over_bound": self.decode["central"] / self.bound["central"],
@@ -260,7 +260,8 @@ def compile_design(src: LowbitSource, board: Board, max_group: int, max_context:
                    ) -> tuple[LowbitEstimate, Any]:
     """The estimate of src on board and the DesignParams `edgellm compile` builds from its design: the
     engine's LowbitConfig (R, TP, ports, RD; MAXG = max_group, the model's widest group), its ports as the
-    weight ports, its MAXT as the prefill token block, the vector engines, the central clock."""
+    weight ports, its MAXT as the prefill token block, the weight FIFOs' depth the search chose, the vector
+    engines, the central clock."""
     if src.model.lowbit_head:
         raise EdgeLLMError("a low-bit LM head is a projection only (estimate --lowbit-head): compile builds "
                            "the int8 per-row head")
@@ -275,16 +276,16 @@ def compile_design(src: LowbitSource, board: Board, max_group: int, max_context:
 def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
     """The estimate of a compiled low-bit design (a manifest's DesignParams p, matmul 'lowbit') as estimate()
     projects it, without the search: p's engine (R, TP, ports, RD, scale lanes; weight_ports / lowbit_ports
-    engines; MAXT its prefill token block; MAXG and MAXK the model's, as search sizes them), its vector
-    engines and its clock (low: 80% of it). `edgellm estimate DIR` and `edgellm report DIR` re-project
-    with it."""
+    engines; MAXT its prefill token block; MAXG and MAXK the model's, as search sizes them; its weight
+    FIFOs' fetch_depth), its vector engines and its clock (low: 80% of it). `edgellm estimate DIR` and
+    `edgellm report DIR` re-project with it."""
     if getattr(p, "matmul", "tlmm") != "lowbit":
         raise EdgeLLMError("estimate_design: not a low-bit design (design.matmul is not 'lowbit')")
     eng = cl.LowbitEngine(rows=p.lowbit_rows, max_tokens=p.prefill_token_block,
                           max_group=src.model.max_group(), token_lanes=p.lowbit_token_lanes,
                           engines=max(1, p.weight_ports // p.lowbit_ports), max_k=cl.model_max_k(src.cfg),
                           ports=p.lowbit_ports, record_decoders=p.lowbit_decoders,
-                          scale_lanes=p.lowbit_scale_lanes)
+                          scale_lanes=p.lowbit_scale_lanes, fetch_depth=p.fetch_depth)
     return _projected(src, board, eng, (p.attn_lanes, p.attn_kv_block, p.ew_vec), p.clock_mhz)
 
 
@@ -309,6 +310,8 @@ def rows(src: LowbitSource, e: LowbitEstimate, board: Board) -> list[tuple[str, 
         ("low-bit engine", f"{g.engines} x {g.ports} ports ({g.beat_bits}-bit beats), {g.token_lanes} "
                            f"token lane(s), {g.record_decoders} record decoder(s) x {g.scale_lanes} scale "
                            f"lanes, R={g.rows}, {e.clock['central']:g} MHz"),
+        ("weight FIFOs", f"{g.fetch_depth} x 128-bit words per port (the fetchers prefetch across the vector "
+                         "stages)"),
         ("vector engines", f"attention {e.vector[0]} lanes (K/V tile {e.vector[1]}), "
                            f"element-wise {e.vector[2]}"),
         (f"decode tok/s (projected, {cl.design(board, g).decode_context} ctx)", _ranged(e.decode, "{:.1f}")),

@@ -10,6 +10,7 @@ from shared_fixtures import gptq, kquant, lowbit_acts, lowbit_fields, q4_0, q6_k
 from edgellm.boards import load_board
 from edgellm.compiler import packing_lowbit as pl
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost.ddr import bandwidth
 from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
 from edgellm.compiler.design import DesignParams
 from edgellm.errors import EdgeLLMError
@@ -205,7 +206,7 @@ def test_the_head_priced_is_the_int8_head_unless_lowbit_head() -> None:
     assert built.weight_bytes(cfg, eng.rows, eng.beat_bits) == body + lm_head_bytes(cfg, 8)
     assert low.weight_bytes(cfg, eng.rows, eng.beat_bits) == body + cl.stream_bytes(
         cfg.vocab_size, cfg.hidden_size, cl.FORMATS["Q6_K"], eng.rows, eng.beat_bits)
-    f, wbps = p.clock_mhz * 1e6, cl.bandwidth(board, p).weights
+    f, wbps = p.clock_mhz * 1e6, bandwidth(board, p).weights
     run = cl.run_seconds(cfg, board, built, eng, p, 1, p.decode_context)
     assert run["lm_head"] == pytest.approx(cost_lm_head.seconds(cfg, board, p, beat=16))
     run_low = cl.run_seconds(cfg, board, low, eng, p, 1, p.decode_context)

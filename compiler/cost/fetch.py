@@ -70,11 +70,12 @@ def producer_rate(ph: Phase, rate: float) -> float:
 
 
 def simulate(phases: Sequence[Phase], rate: float, capacity: float,
-             total_bytes: float | None = None) -> FetchResult:
+             total_bytes: float | None = None, durations: list[float] | None = None) -> FetchResult:
     """Run a program against a producer of `rate` bytes/s and a FIFO of `capacity` bytes (empty at the
     start; the producer never fetches more than the program's total bytes, `total_bytes` when the
-    caller knows it). Closed form per phase. ValueError when the producer has no bandwidth left for
-    a phase that needs bytes it lacks."""
+    caller knows it). Closed form per phase; `durations`, when given, gets each phase's seconds in
+    order (they sum to the result's). ValueError when the producer has no bandwidth left for a phase
+    that needs bytes it lacks."""
     if rate <= 0 or capacity < 0:
         raise ValueError(f"fetch model: rate must be > 0 and capacity >= 0, got {rate}, {capacity}")
     left = math.fsum(ph.nbytes for ph in phases) if total_bytes is None else total_bytes
@@ -93,6 +94,8 @@ def simulate(phases: Sequence[Phase], rate: float, capacity: float,
             if gain > 0:
                 level += gain
                 left -= gain
+            if durations is not None:
+                durations.append(s)
             continue
         need = n - level  # bytes beyond those queued that must arrive during the phase
         if need > 0:
@@ -105,6 +108,8 @@ def simulate(phases: Sequence[Phase], rate: float, capacity: float,
                 total += wait - s
                 left -= need
                 level = 0.0
+                if durations is not None:
+                    durations.append(wait)
                 continue
         made = b * s  # the producer stops when the FIFO is full or the program's bytes are all fetched
         room = capacity - level + n
@@ -116,6 +121,8 @@ def simulate(phases: Sequence[Phase], rate: float, capacity: float,
         level += made - n
         if level < 0.0:
             level = 0.0
+        if durations is not None:
+            durations.append(s)
     return FetchResult(total, stall)
 
 

@@ -1,15 +1,18 @@
-"""Cycles, bytes and resources of the low-bit matmul engine (hw/include/edgellm/lowbit_mm.h), and the
-decode / prefill projection of a model whose linears all run on it (docs/performance.md "Low-bit
-models"). Projections, not measurements.
+"""Cycles, bytes and resources of the low-bit matmul engine (hw/include/edgellm/lowbit_mm.h) and the
+tensor formats it streams (docs/performance.md "Low-bit models"). Projections, not measurements.
 
 Cycles are the engine's pipelined loops counted as built (initiation interval 1, one engine beat of
 128 x ports bits per iteration at most): `iterations` equals the C simulation's own loop counters
 (lowbit_mm.h lb_iters; tested), plus PIPE_FILL cycles per loop run. E engines each run lowbit_mm over
-a contiguous share of the row tiles from their own ports; a linear takes the longer of the slowest
-engine's cycles and its stream bytes over the weight ports' bandwidth (cost/ddr.py, E x ports ports).
-The vector work (element-wise stages, attention) is cost/model.py's elementwise_gaps and
-cost/attention.py's, run after the linears (the engine reads its weights itself: no prefetch across
-stages, unlike the ternary fetcher), so the projection is conservative there.
+a contiguous share of the row tiles from their own ports; linear_seconds (a linear alone, e.g. the
+--lowbit-head projection's head) takes the longer of the slowest engine's cycles and its stream bytes over
+the weight ports' bandwidth (cost/ddr.py, E x ports ports).
+
+The rest of a low-bit projection lives beside this module: cost/lowbit_run.py runs a model's decode or
+prefill as built (the engine's program against the top's weight fetchers, which prefetch the next
+linears' streams across the element-wise stages and attention; the LM head, the host), and
+cost/lowbit_search.py holds the design (DesignParams, resources as built, the search over engine shapes,
+vector engines and the weight FIFOs' depth). Their names are reachable here too (module __getattr__).
 
 The LM head is priced as `edgellm compile` builds it: lm_head.h's int8 per-row head (cost/lm_head.py, the
 ternary designs' head model, at the low-bit design's beat P = 16 bytes, design.head_beat_bytes, over its
@@ -21,26 +24,15 @@ projects the checkpoint's own quantized head as one more linear on the low-bit e
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from edgellm.boards import Board
-from edgellm.compiler.cost import attention as cost_attention
-from edgellm.compiler.cost import lm_head as cost_lm_head
-from edgellm.compiler.cost.ddr import activation_bytes, bandwidth
-from edgellm.compiler.cost.memory import Resources, auto_memory, bound_memory, total_of
-from edgellm.compiler.cost.model import HOST_CALL_S, HOST_SAMPLE_S_PER_VOCAB, elementwise_gaps
-from edgellm.compiler.design import (
-    DesignParams,
-    head_beat_bytes,
-    kv_bytes_per_token,
-    lm_head_bytes,
-    stream_ports,
-)
+from edgellm.compiler.cost.memory import Resources
+from edgellm.compiler.design import lm_head_bytes
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
-from edgellm.runtime.layout import HEAD_FIFO_DEPTH, k_max
+from edgellm.runtime.layout import k_max
 
 PORT_BITS = 128  # one weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
 # Pipeline prologue + epilogue of one run of a pipelined loop (the block loop's deepest path: table
@@ -114,6 +106,9 @@ class LowbitEngine:
     ports: int = 4  # weight ports one engine reads at once: BW = 128 x ports
     record_decoders: int = 4  # RD
     scale_lanes: int = 16  # SL: sub-scales a record decoder decodes per iteration (16: a whole record)
+    # not the engine's but the top's: words (128-bit beats) of each weight port's fetcher FIFO
+    # (design.fetch_depth; cost/lowbit_search.search chooses it, 2048 the DesignParams default)
+    fetch_depth: int = 2048
 
     def __post_init__(self) -> None:
         if self.ports not in (1, 2, 4):
@@ -271,163 +266,26 @@ class LowbitModel:
         return max(groups + [self.head.group] if self.lowbit_head else groups)
 
 
-def decode_bytes(cfg: ModelConfig, m: LowbitModel, p: DesignParams, eng: LowbitEngine) -> int:
-    """DDR bytes of one decode step: weight and head streams, K/V (context reads + one write), the
-    activations through the data port (cost/ddr.py activation_bytes)."""
-    return (m.weight_bytes(cfg, eng.rows, eng.beat_bits) + (p.decode_context + 1) * kv_bytes_per_token(cfg, p)
-            + activation_bytes(cfg))
-
-
-def ddr_bound_tokens_per_s(cfg: ModelConfig, board: Board, m: LowbitModel, p: DesignParams,
-                           eng: LowbitEngine) -> float:
-    """The model's own DDR bound: the board's achievable bandwidth / decode_bytes."""
-    return board.ddr_achievable_gbps * 1e9 / decode_bytes(cfg, m, p, eng)
-
-
-def _vector_s(cfg: ModelConfig, p: DesignParams, board: Board, tokens: int, context: int) -> float:
-    """One layer's element-wise stages and attention (cost/model.py and cost/attention.py, as built)."""
-    f = p.clock_mhz * 1e6
-    bw = bandwidth(board, p)
-    ports = bw.kv_ports or 1
-    read_bw = min(ports * bw.kv_port, 2 * cost_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
-    attn = cost_attention.layer_seconds(cfg, p, tokens, context, f, bw.data, read_bw, ports)
-    return sum(elementwise_gaps(cfg, p, tokens)) / f + attn
-
-
-def run_seconds(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: DesignParams,
-                tokens: int, context0: int) -> dict[str, float]:
-    """`tokens` new tokens after `context0` cached ones (decode: 1; prefill: the prompt, in calls of
-    prefill_token_block tokens): layers (linears + vector work), the head once (the int8 head, or with
-    m.lowbit_head the low-bit linear), the host per call."""
-    f = p.clock_mhz * 1e6
-    wbps = bandwidth(board, p).weights
-    sh = cfg.linear_shapes()
-    lin = vec = 0.0
-    done = calls = 0
-    while done < tokens:
-        n = min(tokens - done, p.prefill_token_block)
-        for layer in m.layers:
-            lin += sum(linear_seconds(*sh[name], fmt, eng, n, f, wbps) for name, fmt in layer.items())
-            vec += _vector_s(cfg, p, board, n, context0 + done + n)
-        done += n
-        calls += 1
-    head = (linear_seconds(cfg.vocab_size, cfg.hidden_size, m.head, eng, 1, f, wbps) if m.lowbit_head
-            else cost_lm_head.seconds(cfg, board, p, beat=head_beat_bytes(p, "lowbit")))
-    host = calls * HOST_CALL_S * p.ip_calls_per_token + cfg.vocab_size * HOST_SAMPLE_S_PER_VOCAB
-    return {"linears": lin, "vector": vec, "lm_head": head, "host": host}
-
-
-# --- the design search (bench/lowbit_projections.py prints it; the GGUF mixes: cost/lowbit_mix.py) ----
-# (attention lanes, K/V tile, element-wise vector) of the vector engines the search may pair with the
-# low-bit engines (DesignParams fields; the ternary DSE's defaults last)
-VECTOR = ((2, 8, 1), (2, 32, 1), (4, 8, 1), (4, 8, 2), (8, 16, 2), (16, 32, 4))
-
-
-def design(board: Board, eng: LowbitEngine, vec: tuple[int, int, int] = VECTOR[-1],
-            clock_mhz: float | None = None) -> DesignParams:
-    """The DesignParams of a low-bit design: the engine's ports and MAXT, the vector engines, and a
-    one-lane int8 LM head (HEAD_LANE: the low-bit path scores one row per OP_HEAD; lanes only pay for a
-    speculative verify's rows, which it does not run)."""
-    return DesignParams(clock_mhz=clock_mhz or board.pl_clock_mhz, weight_ports=eng.engines * eng.ports,
-                        prefill_token_block=eng.max_tokens, attn_lanes=vec[0], attn_kv_block=vec[1],
-                        ew_vec=vec[2], head_lanes=HEAD_LANE)
-
-
-def head_resources(cfg: ModelConfig, board: Board, m: LowbitModel, p: DesignParams) -> Resources:
-    """The int8 head as the low-bit design builds it (cost/lm_head.resources at P = head_beat_bytes, over
-    its weight ports) and its row FIFOs (HEAD_FIFO_DEPTH beats of 8P bits a port, as cost/fetch.py counts
-    the ternary designs'); none with m.lowbit_head (the head is one more linear on the engine)."""
-    if m.lowbit_head or not p.lm_head_on_fabric:
-        return Resources()
-    beat = head_beat_bytes(p, "lowbit")
-    return (cost_lm_head.resources(cfg, board, p, beat)
-            + auto_memory(8 * beat, HEAD_FIFO_DEPTH, stream_ports(board, p)))
-
-
-def fetch_resources(board: Board, p: DesignParams) -> Resources:
-    """The low-bit top's weight fetchers (top.h fetch_program over lowbit_mm_policy::fetch): per weight
-    port its program walker and address generator (cost/fetch.py FETCH_WALKER) and its FIFO of fetch_depth
-    128-bit words (lb_beat_t) where codegen binds it (cost/fetch.py storage: EDGELLM_FETCH_STORAGE)."""
-    from edgellm.compiler.cost import fetch as cost_fetch  # beside total_resources' imports
-
-    n = stream_ports(board, p)
-    walker = Resources(lut=n * cost_fetch.FETCH_WALKER[0], ff=n * cost_fetch.FETCH_WALKER[1])
-    return walker + bound_memory(PORT_BITS, p.fetch_depth, n, cost_fetch.storage(board, p))
-
-
-def total_resources(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
-                    vec: tuple[int, int, int], p: DesignParams | None = None) -> Resources:
-    """The design's resources: engines, element-wise engine, attention, AXI, platform, the weight
-    fetchers (fetch_resources) and the LM head (head_resources). p: the design (default design(board,
-    eng, vec))."""
-    # imported here: estimate imports the cost modules
-    from edgellm.compiler.cost import axi as cost_axi
-    from edgellm.compiler.cost import resource_model
-
-    p = p or design(board, eng, vec)
-    ew, attn = resource_model.vector_kernels(cfg, p)
-    return total_of([resources(eng), ew, attn, cost_axi.resources(p), resource_model.PLATFORM,
-                     fetch_resources(board, p), head_resources(cfg, board, m, p)])
-
-
-def fits(cfg: ModelConfig, board: Board, eng: LowbitEngine, vec: tuple[int, int, int],
-         m: LowbitModel) -> bool:
-    """Whether the design's total_resources fit the board's routing headroom (estimate.UTIL_LIMITS)."""
-    from edgellm.compiler.estimate import fits_board  # it imports the cost modules
-
-    return not fits_board(total_resources(cfg, board, m, eng, vec), board)
-
-
-def project(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
-            vec: tuple[int, int, int], clock_mhz: float | None = None) -> dict[str, float]:
-    p = design(board, eng, vec, clock_mhz)
-    dec = run_seconds(cfg, board, m, eng, p, 1, p.decode_context)
-    pre = run_seconds(cfg, board, m, eng, p, 128, 0)  # TTFT(128)
-    return {"decode": 1.0 / sum(dec.values()), "ttft": sum(pre.values()),
-            "bound": ddr_bound_tokens_per_s(cfg, board, m, p, eng)}
-
-
 def model_max_k(cfg: ModelConfig) -> int:
     """MAXK of a model's engine: its widest linear input in whole 256-input super-blocks (what
     codegen_config.lowbit_fields generates)."""
     return -(-k_max(cfg) // 256) * 256
 
 
-def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[int, ...] = (1, 2, 4)
-           ) -> tuple[LowbitEngine, tuple[int, int, int]]:
-    """The engines (E x ports per engine), token lanes, record decoders and their scale lanes, and the
-    vector engines' size (VECTOR) with the highest decode rate, then the lowest TTFT(128), then the fewest
-    engine LUTs, among those whose resources (total_resources: engines, element-wise engine, attention,
-    AXI, platform, the LM head) fit the board's routing headroom (estimate.UTIL_LIMITS), in the board's
-    scenario. The engine is sized to the model: MAXG its widest group (m.max_group), MAXK its widest input
-    (as lowbit_fields generates it). engine_counts: the engine counts E it may choose. EdgeLLMError naming
-    what the smallest candidate overruns when none fits."""
-    from edgellm.compiler.estimate import UTIL_LIMITS, fits_board  # it imports the cost modules
+# names of the projection and the search, kept importable from here (callers written before the split)
+_RUN = ("decode_bytes", "ddr_bound_tokens_per_s", "fifo_bytes", "run_seconds", "run_split", "LowbitRun")
+_SEARCH = ("VECTOR", "FETCH_DEPTHS", "design", "head_resources", "fetch_resources", "total_resources", "fits",
+           "project", "search")
 
-    best, least = None, None
-    ports = min(4, len(board.hp_port_names))
-    shapes = [(e, w) for e in engine_counts for w in (1, 2, 4) if e * w <= ports]
-    max_k = model_max_k(cfg)
-    for (e, w), tp, rd, sl, vec in itertools.product(shapes, (1, 2, 4, 8), (1, 2, 4), SEARCH_SCALE_LANES,
-                                                     VECTOR):
-        eng = LowbitEngine(rows=max(32, 32 * w), max_tokens=max(8, tp), max_group=m.max_group(),
-                           token_lanes=tp, engines=e, max_k=max_k, ports=w, record_decoders=rd,
-                           scale_lanes=sl)
-        total = total_resources(cfg, board, m, eng, vec)
-        over = max(total.utilization(board)[k] / lim for k, lim in UTIL_LIMITS.items())
-        if over > 1:
-            if least is None or over < least[0]:
-                least = (over, eng, fits_board(total, board))
-            continue
-        r = project(cfg, board, m, eng, vec)
-        key = (-round(r["decode"], 2), round(r["ttft"], 3), resources(eng).lut)
-        if best is None or key < best[0]:
-            best = (key, (eng, vec))
-    if best is None:
-        assert least is not None
-        g = least[1]
-        raise EdgeLLMError(f"no low-bit engine configuration fits {board.name}: the smallest ({g.ports} "
-                           f"port(s), R {g.rows}, {g.record_decoders} decoder(s) of {g.scale_lanes} scale "
-                           f"lane(s), with the vector engines, AXI, platform and LM head) needs "
-                           f"{'; '.join(least[2])} (the routing headroom)")
-    return best[1]
+
+def __getattr__(name: str) -> Any:
+    """cost/lowbit_run.py's and cost/lowbit_search.py's names (imported on first use: they import this)."""
+    if name in _RUN:
+        from edgellm.compiler.cost import lowbit_run
+
+        return getattr(lowbit_run, name)
+    if name in _SEARCH:
+        from edgellm.compiler.cost import lowbit_search
+
+        return getattr(lowbit_search, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

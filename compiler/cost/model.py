@@ -32,6 +32,7 @@ Two engines:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgellm.boards import Board
@@ -123,16 +124,19 @@ def _vector_work(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, 
 
 
 def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int,
-                  context: int, detail: dict[str, float]) -> list[cost_fetch.Phase]:
+                  context: int, detail: dict[str, float],
+                  linear: Callable[[str], cost_fetch.Phase] | None = None) -> list[cost_fetch.Phase]:
     """One layer's program for a block of `tokens` tokens ending at `context` (decoder_layer.h order):
-    element-wise gaps, linears (FIFO consumers) and attention (its K/V reads share the DDR)."""
+    element-wise gaps, linears (FIFO consumers) and attention (its K/V reads share the DDR). linear: the
+    phase of the linear it names (default the TLMM's, _linear_phase; cost/lowbit.py passes the low-bit
+    engine's)."""
     sh = cfg.linear_shapes()
     gaps, attn_s, kv_reads = _vector_work(cfg, p, bw, tokens, context, detail)
     data = cost_data_port.stage_bytes(cfg)
 
     def lin(name: str) -> cost_fetch.Phase:  # the data port's bytes charged where they pass the DDR ceiling
-        return cost_data_port.charged(_linear_phase(board, *sh[name], p, tokens, detail), tokens * data[name],
-                                      bw)
+        ph = linear(name) if linear else _linear_phase(board, *sh[name], p, tokens, detail)
+        return cost_data_port.charged(ph, tokens * data[name], bw)
 
     def gap(i: int) -> cost_fetch.Phase:
         return cost_data_port.charged(cost_fetch.Phase(0, gaps[i]), tokens * data[f"gap{i}"], bw)

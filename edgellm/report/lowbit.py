@@ -8,7 +8,6 @@ not drawn.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -63,20 +62,13 @@ def kernel_parts(src: le.LowbitSource, board: Board, e: le.LowbitEstimate) -> di
 def time_split(src: le.LowbitSource, board: Board, e: le.LowbitEstimate, phase: str, tokens: int,
                context0: int) -> TimeSplit:
     """`tokens` new tokens after context0 cached ones on e's design in the central scenario, split by
-    layer (its linears and vector work) and by linear (summed over the layers) plus the vector stages;
-    its total is the projection's (1 / decode tok/s, or TTFT)."""
-    cfg, m = src.cfg, src.model
+    layer (its linears and vector work) and by linear (summed over the layers) plus the vector stages, as
+    the one run against the weight fetchers times them (cost/lowbit_run.run_split); its total is the
+    projection's (1 / decode tok/s, or TTFT)."""
     b, q = board.with_scenario("central"), _design(board, e)
-
-    def run(layers: tuple[dict[str, cl.TensorFormat], ...]) -> dict[str, float]:
-        return cl.run_seconds(cfg, b, dataclasses.replace(m, layers=layers), e.engine, q, tokens, context0)
-
-    whole = run(m.layers)
-    per_layer = [run((layer,)) for layer in m.layers]
-    stages = {n: sum(run(({n: layer[n]},))["linears"] for layer in m.layers) for n in cfg.linear_shapes()}
-    stages[VECTOR] = whole["vector"]
-    return TimeSplit(phase, tokens, [r["linears"] + r["vector"] for r in per_layer], stages, 0.0,
-                     whole["lm_head"], whole["host"])
+    run = cl.run_split(src.cfg, b, src.model, e.engine, q, tokens, context0)
+    return TimeSplit(phase, tokens, run.layers, {**run.linears, VECTOR: run.vector}, run.final, run.lm_head,
+                     run.host)
 
 
 def lowbit_section(cfg: ModelConfig, board: Board, p: DesignParams, src: le.LowbitSource, source: str,
