@@ -57,9 +57,9 @@ class DesignParams:
     ew_lanes: int = 16  # RMSNorm sum-of-squares lanes (NumericsPlan.norm_lanes, the contract's order)
     ew_vec: int = 4  # elements per cycle of the fused element-wise stages (EwConfig VEC)
     ew_glu_vec: int = 0  # elements per cycle of the GLU act(g) * u pass (EwConfig GLU_VEC); 0: ew_vec
-    token_lanes: int = 1  # TLMM tokens per step sharing every weight index (TlmmConfig TP; prefill)
-    out_lanes: int = 4  # TLMM outputs dequantized and written per cycle (TlmmConfig OL)
-    dsp_lanes: int = 0  # the last token lanes on packed DSP MAC chains, not tables (TlmmConfig DL)
+    token_lanes: int = 1  # TLMM tokens per step sharing every weight index (tlmm_traits TP; prefill)
+    out_lanes: int = 4  # TLMM outputs dequantized and written per cycle (tlmm_traits OL)
+    dsp_lanes: int = 0  # the last token lanes on packed DSP MAC chains, not tables (tlmm_traits DL)
     prefill_pipeline: bool = False  # prefill overlaps the TLMM and the vector engines (layer_config PIPE)
     kv_bytes: int = 2  # KV cache element size: 2 = f16 (NumericsPlan kv_dtype "f16"), 4 = f32
     decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
@@ -205,7 +205,7 @@ class DesignParams:
 
 
 def tlmm_tables(p: DesignParams) -> int:
-    """Tables per cycle the TLMM engine is built with (TlmmConfig T): p.tables rounded down to a multiple
+    """Tables per cycle the TLMM engine is built with (tlmm_traits T): p.tables rounded down to a multiple
     of 5 (a chunk of G weight bytes holds 5 groups), at least 5. For the generated engine (overlap) that
     is p.tables itself: validate() refuses any other; the serial description (overlap False) takes its T
     as given and rounds only where it is built like the engine (cost/calibration.py)."""
@@ -227,7 +227,7 @@ def head_rows(cfg: ModelConfig, p: DesignParams) -> int:
 
 def stream_ports(board: Any, p: DesignParams) -> int:
     """Weight ports the generated TLMM engine and LM head stream every tile / row block over concurrently
-    (TlmmConfig NPORTS, LmHeadConfig NPORTS): p.weight_ports, at most MAX_STREAM_PORTS and at most the
+    (tlmm_traits NPORTS, LmHeadConfig NPORTS): p.weight_ports, at most MAX_STREAM_PORTS and at most the
     board's PL->DDR ports (board None or without port names: not limited by it)."""
     n = min(p.weight_ports, MAX_STREAM_PORTS)
     names = getattr(board, "hp_port_names", None) if board is not None else None

@@ -38,7 +38,7 @@ CASES = [("relu2_subln", "tlmm", DesignParams()),
          ("relu2_subln", "tlmm", DesignParams(tables=15, weight_ports=1, kv_bytes=4)),
          ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=4)),
          ("silu_subln", "tlmm", DesignParams(**SMALL, kv_bytes=2, ew_vec=4, ew_glu_vec=1)),
-         # two token lanes, lane 1 a DSP lane (TlmmConfig DL 1: packed row-pair MAC chains), G3 T15 R16
+         # two token lanes, lane 1 a DSP lane (tlmm_traits DL 1: packed row-pair MAC chains), G3 T15 R16
          ("relu2_subln", "tlmm", DesignParams(**SMALL, kv_bytes=4, token_lanes=2, dsp_lanes=1,
                                               prefill_token_block=16)),
          ("relu2_subln", "pack2", DesignParams(weight_ports=1, kv_bytes=4)),

@@ -194,7 +194,7 @@ def test_resources_scale_with_parallelism() -> None:
 
 
 def test_dsp_lanes_cost_dsps_not_luts() -> None:
-    """A DSP token lane (TlmmConfig DL) adds exactly PAIRS * (G * T + DSP_CHAINS - 1) DSPs (per row pair
+    """A DSP token lane (tlmm_traits DL) adds exactly PAIRS * (G * T + DSP_CHAINS - 1) DSPs (per row pair
     G*T multiply-adds, two MACs each, in cascades of DSP_CHAIN, and the DSP adders that sum the
     cascades) and far fewer LUTs than a table lane; its shared trit decode and operand skew are paid
     once; the accumulators and buffers are those of any token lane. On LARGE / KV260 with G3 T15 R16."""

@@ -2,7 +2,7 @@
 bit for bit on every tap, for prefill and decode, ReLU^2 + SubLN and SiLU variants, with the ternary
 linears on the TLMM engine (5-trits/byte image) and on the pack2 reference matmul; the TLMM variants
 also with an f16 KV cache (NumericsPlan kv_dtype "f16"), the cache compared as binary16 bits; and
-with the element-wise stages 4 and 16 elements per cycle (layer_config EW_VEC; ffn 344 is not a
+with the element-wise stages 4 and 16 elements per cycle (layer_config_base ew_vec; ffn 344 is not a
 multiple of 16). The stages' shared rows (EwRows) are poisoned (NaN) before every call, so a stage
 reading a row element left over from another stage or token would fail; one variant goes through
 the decoder_layer wrapper that declares the rows itself."""
@@ -22,7 +22,7 @@ from edgellm.models.numerics import F32, NumericsPlan
 from edgellm.models.random_model import random_model
 
 LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
-TLMM_ROWS = 16  # TlmmConfig R in hw/tb/layer_tb.cpp
+TLMM_ROWS = 16  # tlmm_fields R in hw/tb/layer_tb.cpp
 TAPS = ("q_rope", "k_rope", "v", "attn", "h_attn", "ffn_act")
 VARIANTS = {
     "relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),

@@ -335,7 +335,7 @@ def test_lanes_tokens_are_not_mixed(lib: ctypes.CDLL, cfg: str, tok: int) -> Non
     assert diff.tolist() == [i == tok for i in range(t)]
 
 
-# ---- DSP token lanes (TlmmConfig DL): packed row-pair MAC chains (tlmm.h header) -------------------
+# ---- DSP token lanes (tlmm_traits DL): packed row-pair MAC chains (tlmm.h header) -------------------
 
 def _dsp_shift(g: int, t: int) -> int:
     """tlmm.h DSP_SHIFT = PSUM_BITS = SignedBits<128 G T>: clog2(v + 1) + 1 = v.bit_length() + 1."""

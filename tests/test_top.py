@@ -150,7 +150,7 @@ def test_generated_hls_passes_synth_check(top: Top) -> None:
 
 def test_each_weight_port_reads_only_its_share(top: Top) -> None:
     """Each weight port gets its own buffer in which every ternary matrix byte outside that port's share
-    (packing.port_slices for the generated TlmmConfig) and every LM-head row outside its rows (v % P)
+    (packing.port_slices for the generated tlmm_traits) and every LM-head row outside its rows (v % P)
     is garbage, and so are the data port's copies; decode attention reads position pp of the cache
     (every KV head) on port pp % kHeadPorts only (each port's other positions and the data port's cache
     copy garbage): prefill + decode logits stay bit-exact, and every streaming port carries a share.

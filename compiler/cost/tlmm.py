@@ -124,7 +124,7 @@ DSP_SIMD_LANES = 4  # DSP48E2 SIMD FOUR12 mode: four 12-bit adds per DSP (UG579)
 ROWS_PER_TABLE_COPY = 8  # table registers are replicated every 8 rows to bound fanout (design choice)
 ACC_BITS = 24  # int24 accumulators (TeLLMe; numerics contract proves the width per model)
 TRIT_DECODE_LUT_PER_BYTE = 40  # 256-entry ROM byte -> 5 trits (10 output bits, 4 LUT6 each)
-# --- DSP token lanes (tlmm.h TlmmConfig DL): per row pair (rows 2p, 2p+1, PAIRS = ceil(R/2)) and step
+# --- DSP token lanes (tlmm.h tlmm_traits DL): per row pair (rows 2p, 2p+1, PAIRS = ceil(R/2)) and step
 # G*T DSP48E2 in cascades of DSP_CHAIN, stage j adding a_j * x_j with a_j = w[2p][j] * 2^S + w[2p+1][j]
 # (two MACs per DSP), and a tree of DSP adders over the cascades. Estimates, with the reasoning beside
 # each:
@@ -142,7 +142,7 @@ def entry_bits(group_size: int) -> int:
 
 
 def weight_banks(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[str, int]:
-    """The generated engine's weight buffer (tlmm.h TlmmConfig, weight_buffer.h TlmmBuffers): ping and
+    """The generated engine's weight buffer (tlmm.h tlmm_traits, weight_buffer.h TlmmBuffers): ping and
     pong, each NPORTS banks of [BANK_ROWS][BPS] R-byte beats with the slot dimension partitioned, so
     2 * NPORTS * BPS memories of width 8R and depth BANK_ROWS; and the activation block xbuf,
     TP x CPC memories (one set per token lane) of 40 G bits x MAX_TOK / TP * NSTEP_MAX."""

@@ -11,6 +11,7 @@
 #include "edgellm/dataflow.h"
 #include "edgellm/ew_passes.h"
 #include "edgellm/lm_head.h"
+#include "edgellm/named_config.h"
 #include "edgellm/numerics.h"
 #include "edgellm/weight_fetch.h"
 
@@ -18,7 +19,11 @@ using namespace edgellm;
 
 namespace {
 template <int ROWS, int NP>
-struct Cfg : LmHeadConfig<16, 4096, 200000, ROWS, 64, NP> {};
+struct Cfg_fields : lm_head_config_base {
+  static const int P = 16, HID_MAX = 4096, V_MAX = 200000, MAX_TOK = ROWS, K_TOP = 64, NPORTS = NP;
+};
+template <int ROWS, int NP>
+struct Cfg : lm_head_traits<Cfg_fields<ROWS, NP> > {};
 
 int8_t g_q[kHeadRowsMax * 4096];
 f32 g_qs[kHeadRowsMax];

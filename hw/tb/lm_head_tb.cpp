@@ -6,14 +6,25 @@
 
 #include "edgellm/ew_passes.h"
 #include "edgellm/lm_head.h"
+#include "edgellm/named_config.h"
 #include "edgellm/numerics.h"
 
 using namespace edgellm;
 
-typedef LmHeadConfig<16, 4096, 200000, 4, 64> Cfg;  // 16 MACs/cycle, 4 tokens per block, one port
+// 16 MACs/cycle, hidden up to 4096, vocabulary up to 200000, 4 tokens per block, top-64, one port
+struct Cfg_fields : lm_head_config_base {
+  static const int P = 16, HID_MAX = 4096, V_MAX = 200000, MAX_TOK = 4, K_TOP = 64;
+};
 // The same head streaming its rows over 2 and 4 weight ports (one pointer each).
-typedef LmHeadConfig<16, 4096, 200000, 4, 64, 2> Cfg2;
-typedef LmHeadConfig<16, 4096, 200000, 4, 64, 4> Cfg4;
+struct Cfg2_fields : Cfg_fields {
+  static const int NPORTS = 2;
+};
+struct Cfg4_fields : Cfg_fields {
+  static const int NPORTS = 4;
+};
+typedef lm_head_traits<Cfg_fields> Cfg;
+typedef lm_head_traits<Cfg2_fields> Cfg2;
+typedef lm_head_traits<Cfg4_fields> Cfg4;
 static int8_t g_q[64 * 4096];
 static f32 g_qs[64];
 static ap_uint<128> g_wide[4][1 << 16];  // 1 MiB head per port for the wide-port path

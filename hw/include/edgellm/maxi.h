@@ -1,7 +1,7 @@
 // m_axi beats: the one element type of every m_axi argument of the top (issue 21 #6, #11).
 //
 // Every m_axi argument is a pointer to ap_uint<B> beats (B: the port width; the weight and K/V ports
-// R-byte beats, TlmmConfig::R, the data and act ports the data port's width), and is never cast:
+// R-byte beats, tlmm_traits::R, the data and act ports the data port's width), and is never cast:
 // UG1399 supports only casts between native types on m_axi pointers, and a cast blocks the port's
 // widening. The kernels read and write whole beats and unpack their fields on chip:
 //   Lane<T>                  a field type's bit pattern (f32, f16 bits, int8, uint8, int32, uint32)

@@ -29,7 +29,7 @@
 // Every offset in the header is a byte offset from the buffer base (compiler/passes/plan_memory.py
 // aligns regions to 4 KiB, so float and word regions are 4-byte aligned). The generated top.cpp
 // gives the kernel views of the buffer through its m_axi ports, all holding the same address: the
-// ternary weight ports w0 .. w3 (the first TlmmConfig::NPORTS of them stream every weight tile
+// ternary weight ports w0 .. w3 (the first tlmm_traits::NPORTS of them stream every weight tile
 // concurrently, each its own share; the generated top repeats w0 for slots it has no port for; the
 // first LmHeadConfig::NPORTS of them stream the int8 LM head's rows the same way, and decode
 // attention reads the KV cache over them, KV head h on port h % LmHeadConfig::NPORTS) and the data
