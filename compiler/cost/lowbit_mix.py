@@ -8,7 +8,8 @@ from __future__ import annotations
 from edgellm.compiler.cost.lowbit import FORMATS, LowbitModel, TensorFormat, fit
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
-from edgellm.models.loaders.gguf_mix import BLOCK, GGUF_NAMES, fallback, tensor_type, use_more_bits
+from edgellm.models.loaders.gguf_llama import LINEARS
+from edgellm.models.loaders.gguf_mix import BLOCK, fallback, tensor_type, use_more_bits
 
 __all__ = ["BLOCK", "FILE_TYPES", "llama_cpp_mix", "use_more_bits"]
 
@@ -32,7 +33,7 @@ def llama_cpp_mix(cfg: ModelConfig, ftype: str) -> LowbitModel:
     if ftype not in FILE_TYPES:
         raise EdgeLLMError(f"low-bit mix: unknown file type {ftype!r} (one of {', '.join(FILE_TYPES)})")
     sh, gqa = cfg.linear_shapes(), cfg.n_heads // cfg.n_kv_heads
-    layers = tuple({n: _engine_format(tensor_type(ftype, GGUF_NAMES[n], i, cfg.n_layers, gqa), sh[n][1])
+    layers = tuple({n: _engine_format(tensor_type(ftype, LINEARS[n], i, cfg.n_layers, gqa), sh[n][1])
                     for n in sh} for i in range(cfg.n_layers))
     head = tensor_type(ftype, "output", 0, cfg.n_layers, gqa)
     return LowbitModel(layers, _engine_format(head, cfg.hidden_size))

@@ -28,6 +28,8 @@ from edgellm.models.loaders.safetensors_io import bf16_bits_if_exact
 from edgellm.models.weights import Layer, LowBitLinear, QuantModel
 
 LOWBIT_ARCHS = ("llama", "qwen2")
+# a layer's linears (ModelConfig.linear_shapes) by their GGUF tensor names (llama.cpp's LLM_TENSOR_*;
+# the bitnet loader, the GGUF writer and the llama.cpp mix use these too)
 LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
            "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
 FLOAT_LINEARS = ("q8_0", "error")

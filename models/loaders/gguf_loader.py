@@ -34,8 +34,6 @@ from edgellm.models.weights import Layer, QuantModel, TernaryLinear, pack2
 from edgellm.runtime.bpe import ByteLevelBPE
 
 ARCH_ACT = {"bitnet": "silu", "bitnet-b1.58": "relu2", "bitnet-25": "relu2", "llama": "silu", "qwen2": "silu"}
-LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
-           "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
 QK = 256
 _POW3 = np.array([1, 3, 9, 27, 81], np.uint8)
 
@@ -265,7 +263,7 @@ def load_gguf(path: str | os.PathLike, lowbit_head: bool = False, float_linears:
     layers = []
     for i in range(cfg.n_layers):
         p = f"blk.{i}."
-        lin = {n: g.linear(p + gn + ".weight", *shapes[n]) for n, gn in LINEARS.items()}
+        lin = {n: g.linear(p + gn + ".weight", *shapes[n]) for n, gn in gguf_llama.LINEARS.items()}
         norms = {"attn_norm": g.floats(p + "attn_norm.weight", (h,)),
                  "ffn_norm": g.floats(p + "ffn_norm.weight", (h,))}
         if cfg.subln:

@@ -18,9 +18,6 @@ from edgellm.models.loaders.gguf_quants import FORMATS, QK_K
 DEFAULT = {"Q4_0": "Q4_0", "Q4_K_M": "Q4_K", "Q2_K": "Q2_K", "Q8_0": "Q8_0"}
 K_FALLBACK = {"Q2_K": "IQ4_NL", "Q3_K": "IQ4_NL", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 BLOCK = {t: f[2] for t, f in FORMATS.items()}  # elements a block of each type holds (32 or 256)
-# the model's linears (ModelConfig.linear_shapes) by their GGUF tensor names
-GGUF_NAMES = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output", "gate": "ffn_gate",
-              "up": "ffn_up", "down": "ffn_down"}
 
 
 def use_more_bits(i: int, n: int) -> bool:

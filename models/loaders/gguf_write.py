@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from edgellm.errors import CheckpointError
-from edgellm.models.loaders.gguf_llama import permute_rows
-from edgellm.models.loaders.gguf_mix import DEFAULT, GGUF_NAMES, QK_K, fallback
+from edgellm.models.loaders.gguf_llama import LINEARS, permute_rows
+from edgellm.models.loaders.gguf_mix import DEFAULT, QK_K, fallback
 from edgellm.models.loaders.gguf_mix import tensor_type as llama_cpp_type
 from edgellm.models.weights import FloatWeights
 
@@ -207,7 +207,7 @@ def write_gguf(path: str | os.PathLike, fw: FloatWeights, arch: str, mix: str,
         p = f"blk.{i}."
         put(p + "attn_norm.weight", L["attn_norm"], "F32")
         put(p + "ffn_norm.weight", L["ffn_norm"], "F32")
-        for n, gn in GGUF_NAMES.items():
+        for n, gn in LINEARS.items():
             m = np.asarray(L[n], F32)
             if arch == "llama" and n in ("q", "k"):
                 m = m[permute_rows(m.shape[0], c.n_heads if n == "q" else c.n_kv_heads)]
