@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from edgellm.commands.options import (
+    NoVerifyOpt,
     RepetitionPenaltyOpt,
     SeedOpt,
     StopAtEosOpt,
@@ -55,8 +56,7 @@ def chat_cmd(
     seed: SeedOpt = None,
     stop_at_eos: StopAtEosOpt = True,
     timeout: TimeoutOpt = 60.0,
-    no_verify_checksums: Annotated[bool, typer.Option(
-        "--no-verify-checksums", help="Skip the sha256 checks of the project files.")] = False,
+    no_verify_checksums: NoVerifyOpt = False,
     speculate: SpeculateOpt = "off",
     spec_k_max: SpecKMaxOpt = 4,
     spec_k_min: SpecKMinOpt = 0,

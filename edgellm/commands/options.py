@@ -1,4 +1,4 @@
-"""Options shared by several commands (sampling and streaming), declared once."""
+"""Options shared by several commands (sampling, streaming, a project's checksums), declared once."""
 
 from __future__ import annotations
 
@@ -14,3 +14,5 @@ RepetitionPenaltyOpt = Annotated[float, typer.Option(help="CTRL-style penalty (1
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed for reproducible sampling.")]
 StopAtEosOpt = Annotated[bool, typer.Option("--stop-at-eos/--ignore-eos", help="Stop at EOS.")]
 StreamOpt = Annotated[bool, typer.Option("--stream/--no-stream", help="Print tokens as they arrive.")]
+NoVerifyOpt = Annotated[bool, typer.Option("--no-verify-checksums",
+                                           help="Skip the sha256 checks of the project files.")]

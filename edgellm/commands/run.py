@@ -17,6 +17,7 @@ import typer
 
 from edgellm.commands.options import (
     MaxNewTokensOpt,
+    NoVerifyOpt,
     RepetitionPenaltyOpt,
     SeedOpt,
     StopAtEosOpt,
@@ -139,8 +140,7 @@ def run_cmd(
     window: Annotated[int | None, typer.Option(help="Sliding policy: recent tokens kept "
                                                     "(default: half the KV cache).")] = None,
     timeout: TimeoutOpt = 60.0,
-    no_verify_checksums: Annotated[bool, typer.Option(
-        "--no-verify-checksums", help="Skip the sha256 checks of the project files.")] = False,
+    no_verify_checksums: NoVerifyOpt = False,
     speculate: SpeculateOpt = "off",
     spec_k_max: SpecKMaxOpt = 4,
     spec_k_min: SpecKMinOpt = 0,

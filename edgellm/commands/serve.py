@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from edgellm.commands.chat import BackendOpt, TargetArg
+from edgellm.commands.options import NoVerifyOpt
 from edgellm.commands.run import DeviceOpt, TimeoutOpt
 from edgellm.commands.speculation import DraftLayersOpt, SpecKMaxOpt, SpecKMinOpt, SpeculateOpt, spec_config
 from edgellm.errors import EdgeLLMError
@@ -32,8 +33,6 @@ ModelNameOpt = Annotated[str | None, typer.Option(
 QueueOpt = Annotated[int, typer.Option(help="Requests that may wait for the device; more get 429.")]
 RequestTimeoutOpt = Annotated[float, typer.Option(
     help="Seconds a request may take, waiting included (then 504).")]
-NoVerifyOpt = Annotated[bool, typer.Option("--no-verify-checksums",
-                                           help="Skip the sha256 checks of the project files.")]
 
 
 def serve_cmd(
