@@ -84,12 +84,21 @@ def total_resources(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitE
                      fetch_resources(board, p), head_resources(cfg, board, m, p)])
 
 
+def limits_of(limits: dict[str, float] | None = None) -> dict[str, float]:
+    """The utilization limits a search keeps to: estimate.UTIL_LIMITS (the routing headroom) with `limits`
+    in place of its entries (`edgellm estimate --lut-cap`: {"lut": fraction})."""
+    from edgellm.compiler.estimate import UTIL_LIMITS  # it imports the cost modules
+
+    return {**UTIL_LIMITS, **(limits or {})}
+
+
 def fits(cfg: ModelConfig, board: Board, eng: LowbitEngine, vec: tuple[int, int, int],
-         m: LowbitModel) -> bool:
-    """Whether the design's total_resources fit the board's routing headroom (estimate.UTIL_LIMITS)."""
+         m: LowbitModel, limits: dict[str, float] | None = None) -> bool:
+    """Whether the design's total_resources fit the board under limits_of(limits) (default: the routing
+    headroom, estimate.UTIL_LIMITS)."""
     from edgellm.compiler.estimate import fits_board  # it imports the cost modules
 
-    return not fits_board(total_resources(cfg, board, m, eng, vec), board)
+    return not fits_board(total_resources(cfg, board, m, eng, vec), board, limits_of(limits))
 
 
 def project(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
@@ -103,51 +112,52 @@ def project(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
 
 
 def _overrun(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
-             vec: tuple[int, int, int]) -> float:
-    """The design's worst resource use over its routing limit (estimate.UTIL_LIMITS): <= 1 fits."""
-    from edgellm.compiler.estimate import UTIL_LIMITS  # it imports the cost modules
-
+             vec: tuple[int, int, int], limits: dict[str, float]) -> float:
+    """The design's worst resource use over its limit (limits_of's): <= 1 fits."""
     use = total_resources(cfg, board, m, eng, vec).utilization(board)
-    return max(use[k] / lim for k, lim in UTIL_LIMITS.items())
+    return max(use[k] / lim for k, lim in limits.items())
 
 
 def _deepest(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, vec: tuple[int, int, int],
-             depths: tuple[int, ...]) -> tuple[LowbitEngine, float]:
+             depths: tuple[int, ...], limits: dict[str, float]) -> tuple[LowbitEngine, float]:
     """eng at the deepest of `depths` whose design fits (decode never drops with depth), else at the
     shallowest; with that design's overrun (_overrun)."""
     over = 0.0
     for d in sorted(depths, reverse=True):
         q = dataclasses.replace(eng, fetch_depth=d)
-        over = _overrun(cfg, board, m, q, vec)
+        over = _overrun(cfg, board, m, q, vec, limits)
         if over <= 1:
             return q, over
     return q, over
 
 
 def _knee(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, vec: tuple[int, int, int],
-          decode: float, depths: tuple[int, ...]) -> LowbitEngine:
+          decode: float, depths: tuple[int, ...], clock_mhz: float | None) -> LowbitEngine:
     """The shallowest of `depths` below eng's whose decode is within FETCH_TIE of `decode` (eng's): deeper
     FIFOs that buy nothing only take memory (the ternary DSE's _fetch_knee)."""
     for d in sorted(x for x in depths if x < eng.fetch_depth):
         q = dataclasses.replace(eng, fetch_depth=d)
-        if project(cfg, board, m, q, vec)["decode"] >= FETCH_TIE * decode:
+        if project(cfg, board, m, q, vec, clock_mhz)["decode"] >= FETCH_TIE * decode:
             return q
     return eng
 
 
 def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[int, ...] = (1, 2, 4),
-           depths: tuple[int, ...] = FETCH_DEPTHS) -> tuple[LowbitEngine, tuple[int, int, int]]:
+           depths: tuple[int, ...] = FETCH_DEPTHS, clock_mhz: float | None = None,
+           limits: dict[str, float] | None = None) -> tuple[LowbitEngine, tuple[int, int, int]]:
     """The engines (E x ports per engine), token lanes, record decoders and their scale lanes, and the
     vector engines' size (VECTOR) with the highest decode rate, then the lowest TTFT(128), then the fewest
     engine LUTs, among those whose resources (total_resources: engines, element-wise engine, attention,
-    AXI, platform, the weight fetchers, the LM head) fit the board's routing headroom
-    (estimate.UTIL_LIMITS), in the board's scenario. Each candidate takes the deepest weight FIFO of
-    `depths` that fits; the winner then the shallowest within FETCH_TIE of its decode (eng.fetch_depth).
-    The engine is sized to the model: MAXG its widest group (m.max_group), MAXK its widest input (as
-    lowbit_fields generates it). engine_counts: the engine counts E it may choose. EdgeLLMError naming
-    what the smallest candidate overruns when none fits."""
+    AXI, platform, the weight fetchers, the LM head) fit the board under limits_of(limits) (the routing
+    headroom, estimate.UTIL_LIMITS, unless `limits` replaces an entry), in the board's scenario at
+    `clock_mhz` (default the board's PL clock). Each candidate takes the deepest weight FIFO of `depths`
+    that fits; the winner then the shallowest within FETCH_TIE of its decode (eng.fetch_depth). The engine
+    is sized to the model: MAXG its widest group (m.max_group), MAXK its widest input (as lowbit_fields
+    generates it). engine_counts: the engine counts E it may choose. EdgeLLMError naming what the
+    smallest candidate overruns when none fits."""
     from edgellm.compiler.estimate import fits_board  # it imports the cost modules
 
+    full = limits_of(limits)
     best, least = None, None
     ports = min(4, len(board.hp_port_names))
     shapes = [(e, w) for e in engine_counts for w in (1, 2, 4) if e * w <= ports]
@@ -157,12 +167,12 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
         eng = LowbitEngine(rows=max(32, 32 * w), max_tokens=max(8, tp), max_group=m.max_group(),
                            token_lanes=tp, engines=e, max_k=max_k, ports=w, record_decoders=rd,
                            scale_lanes=sl)
-        eng, over = _deepest(cfg, board, m, eng, vec, depths)
+        eng, over = _deepest(cfg, board, m, eng, vec, depths, full)
         if over > 1:
             if least is None or over < least[0]:
-                least = (over, eng, fits_board(total_resources(cfg, board, m, eng, vec), board))
+                least = (over, eng, fits_board(total_resources(cfg, board, m, eng, vec), board, full))
             continue
-        r = project(cfg, board, m, eng, vec)
+        r = project(cfg, board, m, eng, vec, clock_mhz)
         key = (-round(r["decode"], 2), round(r["ttft"], 3), resources(eng).lut)
         if best is None or key < best[0]:
             best = (key, (eng, vec), r["decode"])
@@ -172,6 +182,7 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
         raise EdgeLLMError(f"no low-bit engine configuration fits {board.name}: the smallest ({g.ports} "
                            f"port(s), R {g.rows}, {g.record_decoders} decoder(s) of {g.scale_lanes} scale "
                            f"lane(s), with the vector engines, AXI, platform, weight fetchers and LM head) "
-                           f"needs {'; '.join(least[2])} (the routing headroom)")
+                           f"needs {'; '.join(least[2])} "
+                           f"({'the limits given' if limits else 'the routing headroom'})")
     (eng, vec), decode = best[1], best[2]
-    return _knee(cfg, board, m, eng, vec, decode, depths), vec
+    return _knee(cfg, board, m, eng, vec, decode, depths, clock_mhz), vec

@@ -243,16 +243,16 @@ def register(app: typer.Typer) -> None:
 
         src = lowbit_source(model, preset, weights, lowbit_head)
         if src is not None:
-            given = [name for name, v in (("--context", context), ("--clock", clock), ("--lut-cap", lut_cap),
-                                          ("--set", sets), ("--html", html_out), ("--top", top),
-                                          ("--calibration", calibration), ("--speculate", speculate != "off"))
+            given = [name for name, v in (("--context", context), ("--set", sets), ("--html", html_out),
+                                          ("--top", top), ("--calibration", calibration),
+                                          ("--speculate", speculate != "off"))
                      if v]
             if given:
                 raise EdgeLLMError(f"{given[0]} does not apply to a low-bit model yet (its design is "
-                                   "compiler/cost/lowbit.py search's)")
+                                   "compiler/cost/lowbit_search.py search's; --clock and --lut-cap steer it)")
             names = list_boards() if board == "all" else [load_board(board).name]
-            meas, _ = for_command(measured, allow_emulated, names, None)
-            estimate_lowbit(src, names, meas, as_json)
+            meas, clock = for_command(measured, allow_emulated, names, clock)
+            estimate_lowbit(src, names, meas, as_json, clock, {} if lut_cap is None else {"lut": lut_cap})
             return
         over = parse_sets(sets)
         check_speculate(speculate)

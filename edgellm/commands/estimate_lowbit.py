@@ -38,8 +38,11 @@ def lowbit_source(model: Path | None, preset: str | None, weights: str | None,
     return src
 
 
-def estimate_lowbit(src, names: list[str], meas, as_json: bool) -> None:  # src: LowbitSource
-    """Each board's low-bit design and projection: a table (or --json), every figure projected."""
+def estimate_lowbit(src, names: list[str], meas, as_json: bool, clock: float | None = None,
+                    limits: dict[str, float] | None = None) -> None:  # src: LowbitSource
+    """Each board's low-bit design and projection at `clock` MHz (None: the board's PL clock) under the
+    utilization `limits` (--lut-cap), the search honouring both: a table (or --json), every figure
+    projected."""
     from edgellm.boards import load_board
     from edgellm.compiler import lowbit_estimate as le
     from edgellm.errors import EdgeLLMError
@@ -48,7 +51,7 @@ def estimate_lowbit(src, names: list[str], meas, as_json: bool) -> None:  # src:
     for name in names:
         b = meas.apply(load_board(name)) if meas else load_board(name)
         try:
-            results[name] = (b, le.estimate(src, b))
+            results[name] = (b, le.estimate(src, b, clock, limits))
         except EdgeLLMError as err:
             if len(names) == 1:
                 raise
