@@ -40,7 +40,7 @@ def main() -> None:
     head = "the file's head on the low-bit engine (projection only)" if a.lowbit_head else "int8 per-row head"
     print(f"board {board.name}, {board.pl_clock_mhz:g} MHz, {head}; all figures projected "
           "(compiler/cost/lowbit.py)")
-    print(f"{'model':14} {'file':7} {'bpw':>5} {'MB/tok':>7} {'head MB':>8} {'engine, FIFO words':>29} "
+    print(f"{'model':14} {'file':7} {'bpw':>5} {'MB/tok':>7} {'head MB':>8} {'engine, FIFO words':>31} "
           f"{'decode tok/s (low-high)':>24} {'DDR bound (low-high)':>20} {'ratio':>6} "
           f"{'TTFT(128) (low-high)':>22}")
     for name, ftype in itertools.product(MODELS, FILE_TYPES):
@@ -48,10 +48,11 @@ def main() -> None:
         e = le.estimate(le.with_lowbit_head(src) if a.lowbit_head else src, board)
         g, vec = e.engine, e.vector
         d, bd, t = e.decode, e.bound, e.ttft
-        desc = (f"{g.ports}p TP{g.token_lanes} RD{g.record_decoders} R{g.rows} A{vec[0]} V{vec[2]} "
+        glu = f"/{vec[3]}" if len(vec) > 3 else ""
+        desc = (f"{g.ports}p TP{g.token_lanes} RD{g.record_decoders} R{g.rows} A{vec[0]} V{vec[2]}{glu} "
                 f"F{g.fetch_depth}")
         print(f"{name:14} {ftype:7} {e.bits_per_weight:5.2f} {e.weight_bytes / 1e6:7.1f} "
-              f"{e.head_bytes / 1e6:8.1f} {desc:>29} "
+              f"{e.head_bytes / 1e6:8.1f} {desc:>31} "
               f"{d['central']:7.2f} ({d['low']:5.2f}-{d['high']:5.2f})      "
               f"{bd['central']:5.1f} ({bd['low']:4.1f}-{bd['high']:4.1f}) "
               f"{d['central'] / bd['central']:6.1%} "

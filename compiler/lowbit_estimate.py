@@ -177,7 +177,7 @@ class LowbitEstimate:
 
     board: str
     engine: cl.LowbitEngine
-    vector: tuple[int, int, int]
+    vector: tuple[int, ...]
     clock: dict[str, float]  # scenario -> MHz
     decode: dict[str, float]  # scenario -> tok/s
     bound: dict[str, float]  # scenario -> the model's DDR bound, tok/s
@@ -191,13 +191,13 @@ class LowbitEstimate:
     head: str = "int8 per-row"  # the head as priced: "int8 per-row" or "<format> on the low-bit engine"
 
     def record(self) -> dict[str, Any]:
-        e = self.engine
+        e, glu = self.engine, self.vector[3] if len(self.vector) > 3 else 0
         return {"board": self.board, "label": "projected (compiler/cost/lowbit.py), not measured",
                 "design": {"engines": e.engines, "ports_per_engine": e.ports, "token_lanes": e.token_lanes,
                            "record_decoders": e.record_decoders, "scale_lanes": e.scale_lanes, "rows": e.rows,
                            "max_tokens": e.max_tokens, "max_group": e.max_group, "fetch_depth": e.fetch_depth,
-                           "attn_lanes": self.vector[0],
-                           "attn_kv_block": self.vector[1], "ew_vec": self.vector[2]},
+                           "attn_lanes": self.vector[0], "attn_kv_block": self.vector[1],
+                           "ew_vec": self.vector[2], "ew_glu_vec": glu},
                 "projected_decode_tok_s": self.decode, "ddr_bound_tok_s": self.bound,
                 "decode_over_bound": self.decode["central"] / self.bound["central"],
                 f"projected_ttft_{PROMPT}_s": self.ttft, "clock_mhz": self.clock,
@@ -225,7 +225,7 @@ def estimate(src: LowbitSource, board: Board, clock_mhz: float | None = None,
     return _projected(src, board, eng, vec, clock_mhz)
 
 
-def _projected(src: LowbitSource, board: Board, eng: cl.LowbitEngine, vec: tuple[int, int, int],
+def _projected(src: LowbitSource, board: Board, eng: cl.LowbitEngine, vec: tuple[int, ...],
                clock_mhz: float | None = None) -> LowbitEstimate:
     """The design (eng, vec at clock_mhz, default the board's) projected at each end of the range, its
     resources (cost/lowbit.total_resources, the LM head's included) and streamed bytes."""
@@ -298,7 +298,8 @@ def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
                           engines=max(1, p.weight_ports // p.lowbit_ports), max_k=cl.model_max_k(src.cfg),
                           ports=p.lowbit_ports, record_decoders=p.lowbit_decoders,
                           scale_lanes=p.lowbit_scale_lanes, fetch_depth=p.fetch_depth)
-    return _projected(src, board, eng, (p.attn_lanes, p.attn_kv_block, p.ew_vec), p.clock_mhz)
+    vec = (p.attn_lanes, p.attn_kv_block, p.ew_vec) + ((p.ew_glu_vec,) if p.ew_glu_vec else ())
+    return _projected(src, board, eng, vec, p.clock_mhz)
 
 
 def _ranged(d: dict[str, float], fmt: str, unit: str = "") -> str:
@@ -325,7 +326,8 @@ def rows(src: LowbitSource, e: LowbitEstimate, board: Board) -> list[tuple[str, 
         ("weight FIFOs", f"{g.fetch_depth} x 128-bit words per port (the fetchers prefetch across the vector "
                          "stages)"),
         ("vector engines", f"attention {e.vector[0]} lanes (K/V tile {e.vector[1]}), "
-                           f"element-wise {e.vector[2]}"),
+                           f"element-wise {e.vector[2]}"
+                           + (f" (GLU {e.vector[3]})" if len(e.vector) > 3 else "")),
         (f"decode tok/s (projected, {cl.design(board, g).decode_context} ctx)", _ranged(e.decode, "{:.1f}")),
         ("model's DDR bound tok/s (projected)", _ranged(e.bound, "{:.1f}")),
         ("decode / DDR bound", f"{e.decode['central'] / e.bound['central']:.1%}"),

@@ -108,3 +108,5 @@ def test_fifo_resources_follow_the_depth_and_the_search_sizes_it() -> None:
     assert built.fetch_depth == e.engine.fetch_depth == e.record()["design"]["fetch_depth"]
     again = le.estimate_design(src, board, built)
     assert again.engine == e.engine and again.decode == pytest.approx(e.decode)
+    # the vector engines round-trip too, a narrower GLU pass (ew_glu_vec) included
+    assert again.vector == e.vector and built.ew_glu_vec == (e.vector[3] if len(e.vector) > 3 else 0)

@@ -29,9 +29,12 @@ from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import HEAD_FIFO_DEPTH
 
-# (attention lanes, K/V tile, element-wise vector) of the vector engines the search may pair with the
-# low-bit engines (DesignParams fields; the ternary DSE's defaults last)
-VECTOR = ((2, 8, 1), (2, 32, 1), (4, 8, 1), (4, 8, 2), (8, 16, 2), (16, 32, 4))
+# (attention lanes, K/V tile, element-wise vector[, GLU vector]) of the vector engines the search may pair
+# with the low-bit engines (DesignParams attn_lanes, attn_kv_block, ew_vec, ew_glu_vec: a narrower GLU
+# pass, whose SiLU lanes cost most of a wider element-wise engine's LUTs, as the ternary DSE's GLU_VECS;
+# absent: 0 = ew_vec; the ternary DSE's defaults last)
+VECTOR: tuple[tuple[int, ...], ...] = ((2, 8, 1), (2, 32, 1), (4, 8, 1), (4, 8, 2, 1), (4, 8, 2),
+                                       (4, 8, 4, 1), (8, 16, 2), (8, 16, 4, 1), (16, 32, 4))
 # words (128-bit beats) per weight fetcher FIFO the search tries: powers of two up to a URAM's depth, then
 # every whole number of URAMs deep up to design.FETCH_DEPTH_RANGE's 65536 (a 128-bit word takes two 72-bit
 # URAM columns, so each step of URAM_WORDS costs 2 URAMs a port)
@@ -39,14 +42,16 @@ FETCH_DEPTHS = (512, 1024, 2048, *range(URAM_WORDS, FETCH_DEPTH_RANGE[1] + 1, UR
 FETCH_TIE = 0.999  # as the ternary DSE's: a shallower FIFO within 0.1% of the deepest fitting one's decode
 
 
-def design(board: Board, eng: LowbitEngine, vec: tuple[int, int, int] = VECTOR[-1],
+def design(board: Board, eng: LowbitEngine, vec: tuple[int, ...] = VECTOR[-1],
            clock_mhz: float | None = None) -> DesignParams:
     """The DesignParams of a low-bit design: the engine's ports and MAXT, its weight FIFOs' depth
-    (eng.fetch_depth), the vector engines, and a one-lane int8 LM head (HEAD_LANE: the low-bit path scores
-    one row per OP_HEAD; lanes only pay for a speculative verify's rows, which it does not run)."""
+    (eng.fetch_depth), the vector engines (VECTOR's fields), and a one-lane int8 LM head (HEAD_LANE: the
+    low-bit path scores one row per OP_HEAD; lanes only pay for a speculative verify's rows, which it does
+    not run)."""
     return DesignParams(clock_mhz=clock_mhz or board.pl_clock_mhz, weight_ports=eng.engines * eng.ports,
                         prefill_token_block=eng.max_tokens, attn_lanes=vec[0], attn_kv_block=vec[1],
-                        ew_vec=vec[2], head_lanes=HEAD_LANE, fetch_depth=eng.fetch_depth)
+                        ew_vec=vec[2], ew_glu_vec=vec[3] if len(vec) > 3 else 0, head_lanes=HEAD_LANE,
+                        fetch_depth=eng.fetch_depth)
 
 
 def head_resources(cfg: ModelConfig, board: Board, m: LowbitModel, p: DesignParams) -> Resources:
@@ -70,7 +75,7 @@ def fetch_resources(board: Board, p: DesignParams) -> Resources:
 
 
 def total_resources(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
-                    vec: tuple[int, int, int], p: DesignParams | None = None) -> Resources:
+                    vec: tuple[int, ...], p: DesignParams | None = None) -> Resources:
     """The design's resources: engines, element-wise engine, attention, AXI, platform, the weight
     fetchers (fetch_resources) and the LM head (head_resources). p: the design (default design(board,
     eng, vec))."""
@@ -92,7 +97,7 @@ def limits_of(limits: dict[str, float] | None = None) -> dict[str, float]:
     return {**UTIL_LIMITS, **(limits or {})}
 
 
-def fits(cfg: ModelConfig, board: Board, eng: LowbitEngine, vec: tuple[int, int, int],
+def fits(cfg: ModelConfig, board: Board, eng: LowbitEngine, vec: tuple[int, ...],
          m: LowbitModel, limits: dict[str, float] | None = None) -> bool:
     """Whether the design's total_resources fit the board under limits_of(limits) (default: the routing
     headroom, estimate.UTIL_LIMITS)."""
@@ -102,7 +107,7 @@ def fits(cfg: ModelConfig, board: Board, eng: LowbitEngine, vec: tuple[int, int,
 
 
 def project(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
-            vec: tuple[int, int, int], clock_mhz: float | None = None) -> dict[str, float]:
+            vec: tuple[int, ...], clock_mhz: float | None = None) -> dict[str, float]:
     """Decode tok/s, TTFT(128) seconds and the model's DDR bound (tok/s) of the design (eng, vec)."""
     p = design(board, eng, vec, clock_mhz)
     dec = run_seconds(cfg, board, m, eng, p, 1, p.decode_context)
@@ -112,13 +117,13 @@ def project(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
 
 
 def _overrun(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
-             vec: tuple[int, int, int], limits: dict[str, float]) -> float:
+             vec: tuple[int, ...], limits: dict[str, float]) -> float:
     """The design's worst resource use over its limit (limits_of's): <= 1 fits."""
     use = total_resources(cfg, board, m, eng, vec).utilization(board)
     return max(use[k] / lim for k, lim in limits.items())
 
 
-def _deepest(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, vec: tuple[int, int, int],
+def _deepest(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, vec: tuple[int, ...],
              depths: tuple[int, ...], limits: dict[str, float]) -> tuple[LowbitEngine, float]:
     """eng at the deepest of `depths` whose design fits (decode never drops with depth), else at the
     shallowest; with that design's overrun (_overrun)."""
@@ -131,7 +136,7 @@ def _deepest(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, 
     return q, over
 
 
-def _knee(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, vec: tuple[int, int, int],
+def _knee(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, vec: tuple[int, ...],
           decode: float, depths: tuple[int, ...], clock_mhz: float | None) -> LowbitEngine:
     """The shallowest of `depths` below eng's whose decode is within FETCH_TIE of `decode` (eng's): deeper
     FIFOs that buy nothing only take memory (the ternary DSE's _fetch_knee)."""
@@ -144,7 +149,7 @@ def _knee(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, vec
 
 def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[int, ...] = (1, 2, 4),
            depths: tuple[int, ...] = FETCH_DEPTHS, clock_mhz: float | None = None,
-           limits: dict[str, float] | None = None) -> tuple[LowbitEngine, tuple[int, int, int]]:
+           limits: dict[str, float] | None = None) -> tuple[LowbitEngine, tuple[int, ...]]:
     """The engines (E x ports per engine), token lanes, record decoders and their scale lanes, and the
     vector engines' size (VECTOR) with the highest decode rate, then the lowest TTFT(128), then the fewest
     engine LUTs, among those whose resources (total_resources: engines, element-wise engine, attention,
