@@ -1,6 +1,8 @@
 """Measured acceptance of speculative decoding on a fixed workload, and what it projects to on a board.
 
-Runs every prompt of bench/data/speculative_prompts.json greedily on the golden model, plain and with
+Runs every prompt of bench/data/speculative_prompts.json (the fixed workload) and of
+bench/data/speculative_prompts_heldout.json (a held-out one of the same kinds, never used to tune the
+drafter or the controller; --workload picks) greedily on the golden model, plain and with
 prompt lookup (and, with --self, self-speculation through calibrated draft layers), checks that the
 speculative tokens equal the plain ones, and prints per prompt and per kind (copy-heavy, control):
 acceptance (accepted / drafted), tokens per weight pass (decode tokens / passes over the full model), and
@@ -12,10 +14,12 @@ seconds of its verify call, compiler/cost/speculative.py: "spec" with the multi-
 rows' attention added in full, "hidden" with that attention hidden behind the weight stream, "row-heads"
 with one OP_HEAD start per row, the call before the multi-row head). The acceptance is measured on the
 model that ran (the shipped tiny model, or with --large a random model of the preset's shape); the tok/s
-are projections for the preset's shapes with that acceptance, not measurements.
+are projections for the preset's shapes with that acceptance, not measurements. Column `plain why`: the
+plain passes (k = 0) by reason (runtime/speculative.py WHY): n no draft (no n-gram matched), c the
+controller's choice, r no room (the output's last token).
 
-python bench/speculative_acceptance.py [--n-new 64] [--k-max 4] [--self] [--large] [--temperature T]
-                                       [--record] [--json out.json]
+python bench/speculative_acceptance.py [--n-new 64] [--k-max 7] [--workload fixed|heldout|both] [--self]
+                                       [--large] [--temperature T] [--record] [--json out.json]
 """
 
 from __future__ import annotations
@@ -34,16 +38,30 @@ from edgellm.compiler.cost import speculative as cost_spec
 from edgellm.compiler.design import DesignParams
 from edgellm.models.backend import GoldenBackend
 from edgellm.models.config import PRESETS
-from edgellm.runtime.drafters import calibrate_draft_layers
+from edgellm.runtime.drafters import PromptLookup, calibrate_draft_layers
 from edgellm.runtime.generation import generate
 from edgellm.runtime.sampling import SamplingParams
-from edgellm.runtime.speculative import SpecConfig
+from edgellm.runtime.speculative import SpecConfig, verify_cost
 
 WORKLOAD = Path(__file__).parent / "data" / "speculative_prompts.json"
+HELDOUT = Path(__file__).parent / "data" / "speculative_prompts_heldout.json"
+WHY_TAGS = (("no_draft", "n"), ("controller", "c"), ("room", "r"))
 
 
 def load_workload(path: Path = WORKLOAD) -> list[dict[str, Any]]:
     return json.loads(path.read_text())["prompts"]
+
+
+def workloads(which: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(name, prompts) of the workloads `which` names; the held-out prompts' kinds get a "-heldout" suffix
+    (their records stay apart from the fixed workload's, which the DSE objective ranks by)."""
+    out = []
+    if which in ("fixed", "both"):
+        out.append((f"fixed ({WORKLOAD.name})", load_workload(WORKLOAD)))
+    if which in ("heldout", "both"):
+        held = [{**pr, "kind": f"{pr['kind']}-heldout"} for pr in load_workload(HELDOUT)]
+        out.append((f"held-out ({HELDOUT.name})", held))
+    return out
 
 
 def run_prompt(backend: Any, ids: list[int], n_new: int, spec: SpecConfig, temperature: float = 0.0
@@ -60,8 +78,48 @@ def run_prompt(backend: Any, ids: list[int], n_new: int, spec: SpecConfig, tempe
     st = fast.speculation
     return {"decode_tokens": st.decode_tokens, "passes": st.passes, "plain_passes": st.plain_passes,
             "verify_passes": st.verify_passes, "drafted": st.drafted, "accepted": st.accepted,
-            "rejections": st.rejections,
+            "rejections": st.rejections, "why": dict(getattr(st, "why", {})),
             "draft_passes": st.draft_passes, "k_counts": dict(st.k_counts), "tokens": plain.tokens}
+
+
+def clairvoyant(ids: list[int], tokens: list[int], spec: SpecConfig) -> dict[str, Any]:
+    """The best any k controller could do with this drafter on a greedy run whose tokens are known: the
+    passes (plain, or a verify call of k <= the drafter's draft, at spec's verify costs) that produce the
+    tokens at the least projected cost (dynamic programming over the position). A bound, not a
+    controller: it knows which drafts will be accepted."""
+    drafter = PromptLookup(spec.ngram_max, spec.ngram_min)
+    full = [*ids, *tokens]
+    n0, end = len(ids) + 1, len(full)  # the first token comes from the prefill
+    best: list[tuple[float, int, int]] = [(0.0, 0, 0)] * (end + 1)  # (cost to the end, k, next position)
+    for i in range(end - 1, n0 - 1, -1):
+        best[i] = (1.0 + best[i + 1][0], 0, i + 1)
+        draft = drafter.find(full[:i], min(spec.k_max, end - i - 1))
+        for k in range(1, len(draft) + 1):
+            acc = next((j for j in range(k) if draft[j] != full[i + j]), k)
+            c = verify_cost(spec, k) + best[i + acc + 1][0]
+            if c < best[i][0]:
+                best[i] = (c, k, i + acc + 1)
+    kc: dict[int, int] = {}
+    plain, i = 0, n0
+    while i < end:
+        _, k, i = best[i]
+        if k:
+            kc[k] = kc.get(k, 0) + 1
+        else:
+            plain += 1
+    return {"decode_tokens": end - n0, "passes": plain + sum(kc.values()), "plain_passes": plain,
+            "verify_passes": sum(kc.values()), "drafted": 0, "accepted": 0, "rejections": 0,
+            "draft_passes": 0, "k_counts": kc}
+
+
+def bound_line(encoded: list[list[int]], rows: list[dict[str, Any]], spec: SpecConfig, cfg: Any, board: Any,
+               p: DesignParams) -> str:
+    """The clairvoyant bound of a kind's greedy lookup runs, projected as the runs are."""
+    b = merge([clairvoyant(ids, r["tokens"], spec) for ids, r in zip(encoded, rows, strict=True)])
+    pb = project(b, cfg, board, p, 0.0)
+    return (f"{'  bound':<20} {'':>16} {b['decode_tokens'] / b['passes']:>7.2f} {pb['plain_tok_s']:>8.1f} "
+            f"{pb['spec_tok_s']:>8.1f} {pb['spec_tok_s'] / pb['plain_tok_s']:>6.2f}x  (the same drafter, a "
+            "clairvoyant k choice: the most any controller could give)")
 
 
 def merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -73,6 +131,11 @@ def merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for k, n in r["k_counts"].items():
             kc[int(k)] = kc.get(int(k), 0) + n
     out["k_counts"] = kc
+    why: dict[str, int] = {}
+    for r in rows:
+        for w, n in r.get("why", {}).items():
+            why[w] = why.get(w, 0) + n
+    out["why"] = why
     return out
 
 
@@ -93,13 +156,22 @@ def line(name: str, agg: dict[str, Any], pr: dict[str, float]) -> str:
     return (f"{name:<20} {100 * acc:>6.1f}% {agg['accepted']:>4}/{agg['drafted']:<4} {tpp:>7.2f} "
             f"{pr['plain_tok_s']:>8.1f} {pr['spec_tok_s']:>8.1f} "
             f"{pr['spec_tok_s'] / pr['plain_tok_s']:>6.2f}x {pr['spec_tok_s_attn_hidden']:>8.1f} "
-            f"{pr['spec_tok_s_row_heads']:>9.1f}")
+            f"{pr['spec_tok_s_row_heads']:>9.1f}  {why_cell(agg)}")
+
+
+def why_cell(agg: dict[str, Any]) -> str:
+    """The plain passes by reason: `P = n+c+r` (no draft, the controller's choice, no room)."""
+    w = agg.get("why", {})
+    return f"{agg['plain_passes']:>3} = " + "+".join(f"{w.get(k, 0)}{t}" for k, t in WHY_TAGS)
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-new", type=int, default=64)
-    ap.add_argument("--k-max", type=int, default=4)
+    ap.add_argument("--k-max", type=int, default=7,
+                    help="most drafts per verify call (the controller picks k <= this by the design's costs)")
+    ap.add_argument("--workload", default="both", choices=("fixed", "heldout", "both"),
+                    help=f"the fixed workload ({WORKLOAD.name}), the held-out one ({HELDOUT.name}) or both")
     ap.add_argument("--preset", default="bitnet_b1_58-large", choices=sorted(PRESETS))
     ap.add_argument("--board", default="kv260")
     ap.add_argument("--self", dest="self_spec", action="store_true", help="also self-speculation")
@@ -144,11 +216,13 @@ def run_mode(a: argparse.Namespace, backend: Any, prompts: list[dict[str, Any]],
            else "greedy, identical to plain decode")
     print(f"\n[{mname}] {mode}: {n_new} tokens per prompt ({how})")
     print(f"{'prompt':<20} {'accept':>7} {'acc/draft':>9} {'tok/pass':>7} {'plain':>8} {'spec':>8} "
-          f"{'x':>7} {'hidden':>8} {'row-heads':>9}   (tok/s projected)")
+          f"{'x':>7} {'hidden':>8} {'row-heads':>9}  plain why  (tok/s projected)")
     kinds: dict[str, list[dict[str, Any]]] = {}
+    bounds: dict[str, list[list[int]]] = {}  # the prompts' ids by kind, for the clairvoyant bound
     for pr, ids in zip(prompts, encoded, strict=True):
         r = run_prompt(backend, ids, n_new, spec, a.temperature)
         kinds.setdefault(pr["kind"], []).append(r)
+        bounds.setdefault(pr["kind"], []).append(ids)
         pj = project(r, cfg, board, p, ds)
         print(line(pr["name"], r, pj))
         out["results"].append({"model": mname, "mode": mode, "prompt": pr["name"], "kind": pr["kind"],
@@ -156,18 +230,20 @@ def run_mode(a: argparse.Namespace, backend: Any, prompts: list[dict[str, Any]],
     for kind, rows in kinds.items():
         agg = merge(rows)
         n = agg["accepted"] + agg["rejections"]
-        measured.append({"model": mname, "drafter": mode, "kind": kind, "n_new": n_new,
+        measured.append({"model": mname, "drafter": mode, "kind": kind, "n_new": n_new, "k_max": spec.k_max,
                          "temperature": a.temperature, "prompts": len(rows),
                          "acceptance": agg["accepted"] / max(1, agg["drafted"]),
                          "rate": agg["accepted"] / n if n else 0.0,
                          "tokens_per_pass": agg["decode_tokens"] / max(1, agg["passes"]),
                          "decode_tokens": agg["decode_tokens"], "plain_passes": agg["plain_passes"],
-                         "k_counts": agg["k_counts"], "draft_tokens": agg["draft_passes"],
+                         "k_counts": agg["k_counts"], "why": agg["why"], "draft_tokens": agg["draft_passes"],
                          "draft_layer_fraction": fraction})
         pj = project(agg, cfg, board, p, ds)
         print(line(f"= {kind}", agg, pj))
         out["results"].append({"model": mname, "mode": mode, "prompt": f"all {kind}", "kind": kind,
                                **agg, **pj})
+        if mode == "lookup" and not a.temperature:
+            print(bound_line(bounds[kind], rows, spec, cfg, board, p))
 
 
 def record(measured: list[dict[str, Any]]) -> None:
@@ -178,7 +254,9 @@ def record(measured: list[dict[str, Any]]) -> None:
     rows = [r for r in cost_spec.measured_rates() if key(r) not in new] + measured
     cost_spec.MEASURED_FILE.write_text(json.dumps({
         "about": "Runs measured by bench/speculative_acceptance.py on the golden model (greedy, or sampled "
-                 "at `temperature`; bench/data/speculative_prompts.json); rate = per-token acceptance",
+                 "at `temperature`; bench/data/speculative_prompts.json, kinds *-heldout: "
+                 "bench/data/speculative_prompts_heldout.json); rate = per-token acceptance; why = plain "
+                 "passes by reason (runtime/speculative.py WHY)",
         "measured": rows}, indent=1) + "\n")
 
 
@@ -217,17 +295,19 @@ def main() -> None:
     measured: list[dict[str, Any]] = []
     for mname, model in models:
         backend = GoldenBackend(model)
-        prompts = load_workload()
-        if mname != "tiny":  # the random large-shape model: a few prompts (golden decode: seconds a token)
-            keep = set(a.large_prompts.split(","))
-            prompts = [pr for pr in prompts if pr["name"] in keep]
-        encoded = [[1, *tok.encode(pr["text"])] for pr in prompts]
         modes = [(SpecConfig("lookup", k_max=a.k_max, pass_costs=pcs), 0.0, 0.0)]
         if a.self_spec and mname == "tiny":  # calibrating a large model's layer subsets: hours here
             modes.append(self_mode(backend, tok, model, cfg, board, p, pcs, rc, a.k_max, mname))
-        for spec, ds, fraction in modes:
-            run_mode(a, backend, prompts, encoded, spec, ds, fraction, mname, cfg, board, p, out, measured,
-                     a.n_new if mname == "tiny" else a.large_n_new)
+        for wname, prompts in workloads(a.workload if mname == "tiny" else "fixed"):
+            if mname != "tiny":  # the random large-shape model: a few prompts (golden: seconds a token)
+                keep = set(a.large_prompts.split(","))
+                prompts = [pr for pr in prompts if pr["name"] in keep]
+            encoded = [[1, *tok.encode(pr["text"])] for pr in prompts]
+            for spec, ds, fraction in modes:
+                n_new = a.n_new if mname == "tiny" else a.large_n_new
+                print(f"\n[{mname}] workload: {wname}", end="")
+                run_mode(a, backend, prompts, encoded, spec, ds, fraction, mname, cfg, board, p, out,
+                         measured, n_new)
     if a.record:
         record(measured)
     if a.json:

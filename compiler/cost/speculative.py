@@ -340,6 +340,7 @@ def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
         if not cons:  # a verify call the design's block cannot take
             continue
         how = "greedy" if not r.get("temperature") else f"sampled at T={r['temperature']:g}"
+        how += f", k <= {r['k_max']}" if r.get("k_max") else ""
         out.append(f"  {r['drafter']} on {r['kind']} prompts ({r['model']} model, {how}): acceptance "
                    f"{100 * float(r['acceptance']):.0f}%, {float(r['tokens_per_pass']):.2f} tokens per pass "
                    f"-> {cons:.1f} tok/s ({cons / dec:.2f}x; {hid / dec:.2f}x with the rows' attention "
