@@ -268,16 +268,18 @@ def from_model(qm: Any, weights: str = "the model's low-bit linears") -> LowbitS
                         weights)
 
 
-def compile_design(src: LowbitSource, board: Board, max_group: int, max_context: int = 0
+def compile_design(src: LowbitSource, board: Board, max_group: int, max_context: int = 0,
+                   clock_mhz: float | None = None, limits: dict[str, float] | None = None
                    ) -> tuple[LowbitEstimate, Any]:
     """The estimate of src on board and the DesignParams `edgellm compile` builds from its design: the
     engine's LowbitConfig (R, TP, ports, RD; MAXG = max_group, the model's widest group), its ports as the
     weight ports, its MAXT as the prefill token block, the weight FIFOs' depth the search chose, the vector
-    engines, the central clock."""
+    engines, the central clock. clock_mhz and limits steer the search as estimate()'s do (compile --clock,
+    --lut-cap: the same design `edgellm estimate` prints with them)."""
     if src.model.lowbit_head:
         raise EdgeLLMError("a low-bit LM head is a projection only (estimate --lowbit-head): compile builds "
                            "the int8 per-row head")
-    e = estimate(src, board)
+    e = estimate(src, board, clock_mhz, limits)
     g = e.engine
     p = cl.design(board, g, e.vector, e.clock["central"])
     return e, p.replace(matmul="lowbit", lowbit_rows=g.rows, lowbit_token_lanes=g.token_lanes,

@@ -93,8 +93,9 @@ def step_dse(ctx: BuildContext) -> None:
 
 
 def _dse_lowbit(ctx: BuildContext) -> None:
-    """A low-bit design: compiler/cost/lowbit.py search's engine for the board (the estimate's, so compile
-    prints what `edgellm estimate` prints: lowbit_estimate.compile_design); only --context steers it."""
+    """A low-bit design: compiler/cost/lowbit_search.py search's engine for the board (the estimate's, so
+    compile prints what `edgellm estimate` prints: lowbit_estimate.compile_design); --context, --clock and
+    --lut-cap steer it as they steer estimate."""
     from edgellm.compiler import lowbit_estimate as le
     from edgellm.compiler.design import dot_lanes
     from edgellm.models.numerics import NumericsPlan
@@ -102,14 +103,17 @@ def _dse_lowbit(ctx: BuildContext) -> None:
     qm, board = ctx.state["qm"], ctx.state["board"]
     cfg = qm.config
     over = dict(ctx.config.overrides)
-    ctx_len = over.pop("max_context", 0)
+    ctx_len, clock = over.pop("max_context", 0), over.pop("clock_mhz", None)
+    lut = over.pop("lut_cap", None)
     if over:
         raise EdgeLLMError(f"design option {next(iter(over))} does not apply to a low-bit model yet (its "
-                           "design is compiler/cost/lowbit.py search's); only --context does")
+                           "design is compiler/cost/lowbit_search.py search's); --context, --clock and "
+                           "--lut-cap do")
     src = le.from_path(Path(ctx.state["model_path"])) if ctx.state.get("model_path") else None
     src = src or le.from_model(qm)
     groups = [lin.group for L in qm.layers for lin in L.linears().values()]
-    est, design = le.compile_design(src, board, max(groups), ctx_len)
+    est, design = le.compile_design(src, board, max(groups), ctx_len, clock,
+                                    None if lut is None else {"lut": lut})
     numerics = NumericsPlan(norm_lanes=design.ew_lanes, dot_lanes=dot_lanes(cfg, design.attn_lanes),
                             kv_block=design.attn_kv_block, kv_dtype={4: "f32", 2: "f16"}[design.kv_bytes])
     ctx.state.update(design=design, lowbit_estimate=est, lowbit_source=src, numerics=numerics,

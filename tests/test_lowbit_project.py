@@ -285,6 +285,23 @@ def test_compile_refuses_options_the_lowbit_design_does_not_take(models: dict[st
     assert last.startswith("error: design option rows does not apply to a low-bit")
 
 
+def test_compile_clock_and_lut_cap_build_estimates_design(models: dict[str, Path], tmp_path: Path) -> None:
+    """compile --clock / --lut-cap steer the low-bit search as estimate's do (they were refused): the
+    manifest's design is the one `edgellm estimate --json` prints with the same options."""
+    opts = ("--clock", "200", "--lut-cap", "0.6")
+    r = _compile(models["gptq"], tmp_path / "p", "kv260", *opts)
+    assert r.returncode == 0, r.stderr
+    design = json.loads((tmp_path / "p" / "manifest.json").read_text())["design"]
+    est = run_cli("estimate", str(models["gptq"]), "--board", "kv260", *opts, "--json")
+    assert est.returncode == 0, est.stderr
+    e = json.loads(est.stdout)["boards"]["kv260"]
+    assert design["clock_mhz"] == 200 == e["clock_mhz"]["central"]
+    d = e["design"]
+    assert e["utilization"]["lut"] <= 0.6
+    built = (design["lowbit_rows"], design["lowbit_scale_lanes"], design["fetch_depth"], design["attn_lanes"])
+    assert built == (d["rows"], d["scale_lanes"], d["fetch_depth"], d["attn_lanes"])
+
+
 
 def test_a_plan_beyond_the_boards_ddr_is_one_error_line() -> None:
     """A low-bit design's DDR check is its plan's (the ternary footprint model does not size it)."""
