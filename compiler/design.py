@@ -55,12 +55,12 @@ class DesignParams:
     attn_kv_block: int = 32  # keys per K/V tile
     attn_lanes: int = 16  # head-dim MAC lanes of each attention dot-product unit
     ew_lanes: int = 16  # RMSNorm sum-of-squares lanes (NumericsPlan.norm_lanes, the contract's order)
-    ew_vec: int = 4  # elements per cycle of the fused element-wise stages (EwConfig VEC)
-    ew_glu_vec: int = 0  # elements per cycle of the GLU act(g) * u pass (EwConfig GLU_VEC); 0: ew_vec
+    ew_vec: int = 4  # elements per cycle of the fused element-wise stages (ew_traits VEC)
+    ew_glu_vec: int = 0  # elements per cycle of the GLU act(g) * u pass (ew_traits GLU_VEC); 0: ew_vec
     token_lanes: int = 1  # TLMM tokens per step sharing every weight index (tlmm_traits TP; prefill)
     out_lanes: int = 4  # TLMM outputs dequantized and written per cycle (tlmm_traits OL)
     dsp_lanes: int = 0  # the last token lanes on packed DSP MAC chains, not tables (tlmm_traits DL)
-    prefill_pipeline: bool = False  # prefill overlaps the TLMM and the vector engines (layer_config PIPE)
+    prefill_pipeline: bool = False  # prefill overlaps the TLMM and the vector engines (layer_traits pipe)
     kv_bytes: int = 2  # KV cache element size: 2 = f16 (NumericsPlan kv_dtype "f16"), 4 = f32
     decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
     max_context: int = 0  # KV cache capacity; 0: the model's max_context

@@ -72,7 +72,7 @@ def logits_row(vocab: int) -> int:
 
 
 def k_max(cfg: Any) -> int:
-    """Widest linear input / row (layer_config k_max): the int8 scratch's row."""
+    """Widest linear input / row (layer_traits k_max): the int8 scratch's row."""
     return max(cfg.hidden_size, cfg.q_size, cfg.ffn_size)
 
 

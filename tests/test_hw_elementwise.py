@@ -414,7 +414,7 @@ def test_trace_cases_separate_simpler_models() -> None:
         assert diff > 0
 
 
-# --- GLU_VEC < VEC: the GLU act(g) * u pass narrower than the others (EwConfig GLU_VEC) ---
+# --- GLU_VEC < VEC: the GLU act(g) * u pass narrower than the others (ew_traits GLU_VEC) ---
 GLU_CFGS = [(16, 4, 1), (16, 4, 2), (32, 4, 2), (64, 8, 2), (64, 8, 4)]  # (lanes, vec, glu) of the tb
 
 

@@ -2,7 +2,7 @@
 the engine's resources (resources(), engine_resources()).
 
 Each stage is a sequence of pipelined passes over a row (II = 1): an on-chip pass moves VEC elements
-per cycle (EwConfig VEC = design.ew_vec; the GLU act(g) * u pass GLU_VEC = design.glu_vec); a pass
+per cycle (ew_traits VEC = design.ew_vec; the GLU act(g) * u pass GLU_VEC = design.glu_vec); a pass
 that reads or writes DDR moves at most the data port's width per cycle (128 bits = 4 fp32 or 16
 int8); the RMSNorm sum of squares keeps the contract's NORM_LANES lane order with LaneUnits adders
 (numerics.h lane_sum). Every pass also pays a pipeline fill. The passes of one decoder layer follow
@@ -111,8 +111,8 @@ def stage_counts(stage: str, n: int, norm: bool, vec: int, lanes: int, head_dim:
     fills or latencies), iterations counted in cycles (times the loop's II): every pass moves one data
     beat per iteration (beat_floats 32-bit fields, 4 * beat_floats int8; 4 at 128 bits, also the plain
     arrays' shape) at II = fields / width. `stage` in STAGES; n: row length (rope: heads * head_dim);
-    norm: the RMSNorm / SubLN / next norm (ignored for rope); vec: EwConfig VEC; lanes: NORM_LANES;
-    glu_vec: EwConfig GLU_VEC (the GLU act pass's width; 0: vec). Rows starting on a beat (the int8 rows
+    norm: the RMSNorm / SubLN / next norm (ignored for rope); vec: ew_traits VEC; lanes: NORM_LANES;
+    glu_vec: ew_traits GLU_VEC (the GLU act pass's width; 0: vec). Rows starting on a beat (the int8 rows
     of the layer may not: a row that straddles one more beat costs one more iteration there).
     tests/test_hw_elementwise.py holds these against the C simulation's ew_trace."""
     if stage not in STAGES:

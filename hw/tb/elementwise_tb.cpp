@@ -1,8 +1,8 @@
 // ctypes entry points for the fused element-wise stages (tests/test_hw_elementwise.py), each stage one
 // job of the element-wise engine (ew_engine), plus the engine's operator budget. Each entry
-// takes vec (elements per cycle: 1, 4 or 16, one EwConfig each) and returns 0, or -1 for another vec.
-// Every call of every entry works on the same shared rows of its EwConfig (EwRows, as in a decoder
-// layer), filled with garbage (NaN) before the call: a stage that read a row element
+// takes vec (elements per cycle: 1, 4 or 16, one element-wise configuration each: ew_traits) and returns
+// 0, or -1 for another vec. Every call of every entry works on the same shared rows of its configuration
+// (EwRows, as in a decoder layer), filled with garbage (NaN) before the call: a stage that read a row element
 // before writing it would show up as a mismatch. The tb_lv_* entries take (lanes, vec): the RMSNorm
 // lanes 16 or 64 with vec 1, 2, 4 or 8 (LANES 16: U = LaneUnits = 1, 2, 2, 2, so vec 4 and 8 run the
 // normed producing passes at U < VEC; LANES 64: U = VEC).
@@ -13,19 +13,39 @@
 
 using namespace edgellm;
 
-typedef EwConfig<8192, 16, 16, 1> Ew1;
-typedef EwConfig<8192, 16, 16, 4> Ew4;
-typedef EwConfig<8192, 16, 16, 16> Ew16;
-typedef EwConfig<8192, 16, 16, 1> L16V1;
-typedef EwConfig<8192, 16, 16, 2> L16V2;
-typedef EwConfig<8192, 16, 16, 4> L16V4;
-typedef EwConfig<8192, 16, 16, 8> L16V8;
-typedef EwConfig<8192, 64, 16, 1> L64V1;
-typedef EwConfig<8192, 64, 16, 2> L64V2;
-typedef EwConfig<8192, 64, 16, 4> L64V4;
-typedef EwConfig<8192, 64, 16, 8> L64V8;
+// Every configuration: rows of up to 8192 floats, 16 tokens a call; each names its RMSNorm lanes, its
+// VEC and, where narrower, its GLU pass's GLU_VEC (the rest: ew_config_base's defaults).
+struct tb_ew : ew_config_base {
+  static const int N_MAX = 8192, MAX_TOK = 16;
+};
+struct lanes16 : tb_ew { static const int LANES = 16; };
+struct lanes32 : tb_ew { static const int LANES = 32; };
+struct lanes64 : tb_ew { static const int LANES = 64; };
 
-// The shared rows of E (one set per EwConfig, kept between calls), poisoned: every element NaN.
+// The (lanes, vec) grid (EW_DISPATCH_LV). The vec entries' configurations are lanes 16 with vec 1, 4, 16:
+// Ew1 and Ew4 are L16V1 and L16V4 themselves (one type, so one set of shared rows each pair).
+struct L16V1_fields : lanes16 { static const int VEC = 1; };
+struct L16V2_fields : lanes16 { static const int VEC = 2; };
+struct L16V4_fields : lanes16 { static const int VEC = 4; };
+struct L16V8_fields : lanes16 { static const int VEC = 8; };
+struct L16V16_fields : lanes16 { static const int VEC = 16; };
+struct L64V1_fields : lanes64 { static const int VEC = 1; };
+struct L64V2_fields : lanes64 { static const int VEC = 2; };
+struct L64V4_fields : lanes64 { static const int VEC = 4; };
+struct L64V8_fields : lanes64 { static const int VEC = 8; };
+typedef ew_traits<L16V1_fields> L16V1;
+typedef ew_traits<L16V2_fields> L16V2;
+typedef ew_traits<L16V4_fields> L16V4;
+typedef ew_traits<L16V8_fields> L16V8;
+typedef ew_traits<L64V1_fields> L64V1;
+typedef ew_traits<L64V2_fields> L64V2;
+typedef ew_traits<L64V4_fields> L64V4;
+typedef ew_traits<L64V8_fields> L64V8;
+typedef L16V1 Ew1;
+typedef L16V4 Ew4;
+typedef ew_traits<L16V16_fields> Ew16;
+
+// The shared rows of E (one set per configuration type, kept between calls), poisoned: every element NaN.
 template <class E>
 static EwRows<E> &rows() {
   static EwRows<E> r;
@@ -35,7 +55,7 @@ static EwRows<E> &rows() {
   return r;
 }
 
-// Calls BODY with E bound to the EwConfig of vec and R to its (poisoned) shared rows; returns -1
+// Calls BODY with E bound to the configuration of vec and R to its (poisoned) shared rows; returns -1
 // when vec has none.
 #define EW_DISPATCH(vec, BODY)    \
   switch (vec) {                  \
@@ -213,7 +233,8 @@ int tb_ew_budget(int lanes, int vec, int act, int in_int, int *out) {
 // --- C-simulation loop trace (numerics.h ew_trace) of single stage calls, VEC 1, 2, 4, 8 with LANES
 // max(16, 8 * VEC) (U = VEC), and LANES 16 with VEC 4, 8 (U = 2 < VEC), fp32 linear outputs (scales 1),
 // ReLU^2 ---
-typedef EwConfig<8192, 32, 16, 4> L32V4;
+struct L32V4_fields : lanes32 { static const int VEC = 4; };
+typedef ew_traits<L32V4_fields> L32V4;
 
 // stage: EwMode (0 norm, 1 rope, 2 glu, 3 residual); a: x / linear output / gate, b: up, h: residual
 // stream (in place), g: gamma, cos/sin: tables of head_dim d (rope: n = heads * d), out: rope's rows.
@@ -273,11 +294,16 @@ void tb_ew_trace(long *t, int reset) {
 // --- GLU_VEC < VEC: the GLU's act(g) * u pass narrower than the other passes. (lanes, vec, glu) in
 // {(16, 4, 1), (16, 4, 2), (32, 4, 2), (64, 8, 2), (64, 8, 4)}: GU = LaneUnits<LANES, GLU_VEC> is
 // GLU_VEC in each, below U = 2 (LANES 16) or at U's half or quarter (LANES 32, 64) ---
-typedef EwConfig<8192, 16, 16, 4, 1> L16V4G1;
-typedef EwConfig<8192, 16, 16, 4, 2> L16V4G2;
-typedef EwConfig<8192, 32, 16, 4, 2> L32V4G2;
-typedef EwConfig<8192, 64, 16, 8, 2> L64V8G2;
-typedef EwConfig<8192, 64, 16, 8, 4> L64V8G4;
+struct L16V4G1_fields : L16V4_fields { static const int GLU_VEC = 1; };
+struct L16V4G2_fields : L16V4_fields { static const int GLU_VEC = 2; };
+struct L32V4G2_fields : L32V4_fields { static const int GLU_VEC = 2; };
+struct L64V8G2_fields : L64V8_fields { static const int GLU_VEC = 2; };
+struct L64V8G4_fields : L64V8_fields { static const int GLU_VEC = 4; };
+typedef ew_traits<L16V4G1_fields> L16V4G1;
+typedef ew_traits<L16V4G2_fields> L16V4G2;
+typedef ew_traits<L32V4G2_fields> L32V4G2;
+typedef ew_traits<L64V8G2_fields> L64V8G2;
+typedef ew_traits<L64V8G4_fields> L64V8G4;
 
 #define EW_G_CASE(LN, VN, GN, BODY)             \
   if (lanes == LN && vec == VN && glu == GN) {  \

@@ -18,8 +18,18 @@
 
 using namespace edgellm;
 
-typedef layer_config<256, 4, 2, 64, 512, ACT_SILU, false, 16, 64, 16, 16, 64, 8, f32, 1, 1, true> cfg_p1;
-typedef layer_config<256, 4, 2, 64, 512, ACT_SILU, false, 16, 64, 16, 16, 64, 8, f32, 1, 1, false> cfg_p2;
+// The shape and numerics plan both variants share; they differ in the schedule (and in the engine below).
+struct lb_shape : layer_config_base {
+  static const int hidden = 256, n_heads = 4, n_kv = 2, head_dim = 64, ffn = 512, act = ACT_SILU;
+  static const bool subln = false;
+  static const int norm_lanes = 16, dot_lanes = 64, kv_block = 16, max_t = 16, max_ctx = 64;
+};
+struct p1_fields : lb_shape {
+  static const bool pipe = true;  // the prefill pipeline (two halves)
+};
+struct p2_fields : lb_shape {};  // sequential (pipe: the default, false)
+typedef layer_traits<p1_fields> cfg_p1;
+typedef layer_traits<p2_fields> cfg_p2;
 
 struct lb_cfg_p1 : lowbit_config_base {
   static const int rows = 32, max_k = 512, max_t = 8;

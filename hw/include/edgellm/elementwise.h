@@ -109,24 +109,38 @@
 
 namespace edgellm {
 
-// N_MAX: longest row (floats per on-chip buffer); LANES: RMSNorm lanes (NumericsPlan.norm_lanes);
-// MAX_TOK: tokens per call (trip counts only); VEC: elements per cycle of every element pass but the
-// GLU's act(g) * u; GLU_VEC (<= VEC): elements per cycle of that one. SiLU's act(g) * u needs 11
-// fmul, 11 fadd/fsub and a divider per element (EwBudget), every other pass at most 3 multiplies and
-// 2 adds, so a narrower GLU pass lets the cheap passes run VEC wide without VEC copies of exp_f.
-template <int N_MAX_, int LANES_, int MAX_TOK_ = 128, int VEC_ = 1, int GLU_VEC_ = VEC_>
-struct EwConfig {
-  static_assert(VEC_ >= 1 && VEC_ <= 64 && (VEC_ & (VEC_ - 1)) == 0, "VEC: a power of two in 1..64");
-  static_assert(GLU_VEC_ >= 1 && GLU_VEC_ <= VEC_ && (GLU_VEC_ & (GLU_VEC_ - 1)) == 0,
+// The engine's configuration by name (layer_traits::ew builds it from a layer's fields; testbenches name
+// theirs), as tlmm_config.h / layer_config.h:
+//   struct ew_cfg : edgellm::ew_config_base { static const int N_MAX = 8192, LANES = 16, VEC = 4; };
+//   typedef edgellm::ew_traits<ew_cfg> ew;
+// Required fields (no default: a configuration that leaves one out does not compile): N_MAX, the longest
+// row (floats per on-chip buffer); LANES, the RMSNorm lanes (NumericsPlan.norm_lanes). Optional fields,
+// defaults below: MAX_TOK, tokens per call (trip counts only); VEC, elements per cycle of every element
+// pass but the GLU's act(g) * u; GLU_VEC (<= VEC; 0: VEC), elements per cycle of that one. SiLU's
+// act(g) * u needs 11 fmul, 11 fadd/fsub and a divider per element (EwBudget), every other pass at most 3
+// multiplies and 2 adds, so a narrower GLU pass lets the cheap passes run VEC wide without VEC copies of
+// exp_f.
+struct ew_config_base {
+  static const int MAX_TOK = 128;
+  static const int VEC = 1;
+  static const int GLU_VEC = 0;
+};
+
+// A named element-wise configuration P (ew_config_base's fields by name) with its derived values (what
+// the stages read as E::...).
+template <class P>
+struct ew_traits : P {
+  static constexpr int N_MAX = P::N_MAX;
+  static constexpr int LANES = P::LANES;
+  static constexpr int MAX_TOK = P::MAX_TOK;
+  static constexpr int VEC = P::VEC;
+  static constexpr int GLU_VEC = P::GLU_VEC ? P::GLU_VEC : P::VEC;
+  static_assert(VEC >= 1 && VEC <= 64 && (VEC & (VEC - 1)) == 0, "VEC: a power of two in 1..64");
+  static_assert(GLU_VEC >= 1 && GLU_VEC <= VEC && (GLU_VEC & (GLU_VEC - 1)) == 0,
                 "GLU_VEC: a power of two in 1..VEC");
-  static_assert(LANES_ >= 1 && (LANES_ & (LANES_ - 1)) == 0, "LANES: a power of two");
-  static constexpr int N_MAX = N_MAX_;
-  static constexpr int LANES = LANES_;
-  static constexpr int MAX_TOK = MAX_TOK_;
-  static constexpr int VEC = VEC_;
-  static constexpr int GLU_VEC = GLU_VEC_;
-  static constexpr int PART = VEC_;  // banks of the row buffers (lane_sum reads <= VEC per cycle)
-  static constexpr int N_BUF = (N_MAX_ + PART - 1) / PART * PART;  // N_MAX rounded up to whole banks
+  static_assert(LANES >= 1 && (LANES & (LANES - 1)) == 0, "LANES: a power of two");
+  static constexpr int PART = VEC;  // banks of the row buffers (lane_sum reads <= VEC per cycle)
+  static constexpr int N_BUF = (N_MAX + PART - 1) / PART * PART;  // N_MAX rounded up to whole banks
 };
 
 // The rows every stage works on (see the header), declared once by the caller with EDGELLM_EW_ROWS
@@ -136,7 +150,7 @@ struct EwRows {
   f32 r0[E::N_BUF];  // the row every stage works in (x / linear output / g -> f / new h, normed in place)
 };
 
-// Declares the stages' shared row `rows` (EwRows<E>; E: an EwConfig type name, not a dependent
+// Declares the stages' shared row `rows` (EwRows<E>; E: an ew_traits type name, not a dependent
 // `typename C::ew`: typedef it first): true dual port (RoPE reads two addresses per bank per cycle),
 // bound to EDGELLM_ACT_STORAGE, cyclic by E::PART. Once per call site.
 #define EDGELLM_EW_ROWS(E, rows)                                                                  \

@@ -1,7 +1,7 @@
 // A decoder layer's configuration (decoder_layer.h runs the layer): its compile-time shape by name
-// (layer_config_base, layer_traits with the derived values, the positional layer_params / layer_config
-// shorthand), where its parameters are (layer_desc), its DDR scratch and tap maps (layer_scratch,
-// layer_taps), its operands' element offsets (LayerAt) and the shape of each linear (lin_out, lin_in).
+// (layer_config_base, layer_traits with the derived values), where its parameters are (layer_desc), its
+// DDR scratch and tap maps (layer_scratch, layer_taps), its operands' element offsets (LayerAt) and the
+// shape of each linear (lin_out, lin_in).
 #pragma once
 
 #include <cstdint>
@@ -28,8 +28,8 @@ struct layer_config_base {
   typedef f32 kv_t;                  // the KV cache element (numerics plan kv_dtype): f32, or f16 (binary16)
   static const int bq = 8;           // prefill queries sharing one K/V tile (design.attn_q_block)
   static const int ew_vec = 1;       // elements per cycle of the fused element-wise stages and the KV cache
-                                     // write (EwConfig VEC: a power of two, 1..64)
-  static const int ew_glu_vec = 0;   // of the GLU act(g) * u pass (EwConfig GLU_VEC, <= ew_vec); 0: ew_vec
+                                     // write (ew_traits VEC: a power of two, 1..64)
+  static const int ew_glu_vec = 0;   // of the GLU act(g) * u pass (ew_traits GLU_VEC, <= ew_vec); 0: ew_vec
   static const bool pipe = false;    // prefill calls run the pipelined two-half schedule (layer_slot_run)
   static const int data_bits = 128;  // the data and act ports' beat (maxi.h): the layer's rows move one
                                      // beat per cycle
@@ -52,31 +52,15 @@ struct layer_traits : P {
   typedef attn_config<head_dim, dot_lanes, kv_block, bq, n_heads, n_kv, n_heads / n_kv, max_ctx, max_t,
                       facts::kAttnMinRows, facts::kAttnMemLanes, data_bits / 32>
       attn;
-  typedef EwConfig<k_max, norm_lanes, max_t, ew_vec, ew_glu_vec> ew;
+  struct ew_fields : ew_config_base {  // the element-wise engine's configuration (elementwise.h)
+    static const int N_MAX = k_max, LANES = norm_lanes, MAX_TOK = max_t, VEC = ew_vec, GLU_VEC = ew_glu_vec;
+  };
+  typedef ew_traits<ew_fields> ew;
   // the rows the layer streams move whole data beats (maxi.h): fp32 rows, the K/V cache's rows
   static_assert(hidden % (data_bits / 32) == 0 && q_size % (data_bits / 32) == 0 && ffn % (data_bits / 32) == 0 &&
                     head_dim % (data_bits / 32) == 0 && kv_size % (data_bits / (8 * (int)sizeof(kv_t))) == 0,
                 "row widths: whole data-port beats");
 };
-
-// Positional shorthand, the fields in order: left only for hw/tb/lowbit_layer_tb.cpp (every other
-// configuration, generated or testbench, names its fields: layer_config_base); remove it with that use.
-template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN, int NORM_LANES,
-          int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8, class KV_T = f32, int EW_VEC = 1,
-          int EW_GLU_VEC = EW_VEC, bool PIPE = false, int DATA_BITS = 128>
-struct layer_params {
-  typedef KV_T kv_t;
-  static const int hidden = HIDDEN, n_heads = N_HEADS, n_kv = N_KV, head_dim = HEAD_DIM, ffn = FFN, act = ACT;
-  static const bool subln = SUBLN, pipe = PIPE;
-  static const int norm_lanes = NORM_LANES, dot_lanes = DOT_LANES, kv_block = KV_BLOCK, max_t = MAX_T;
-  static const int max_ctx = MAX_CTX, bq = BQ, ew_vec = EW_VEC, ew_glu_vec = EW_GLU_VEC, data_bits = DATA_BITS;
-};
-template <int HIDDEN, int N_HEADS, int N_KV, int HEAD_DIM, int FFN, int ACT, bool SUBLN, int NORM_LANES,
-          int DOT_LANES, int KV_BLOCK, int MAX_T, int MAX_CTX, int BQ = 8, class KV_T = f32, int EW_VEC = 1,
-          int EW_GLU_VEC = EW_VEC, bool PIPE = false, int DATA_BITS = 128>
-using layer_config = layer_traits<layer_params<HIDDEN, N_HEADS, N_KV, HEAD_DIM, FFN, ACT, SUBLN, NORM_LANES,
-                                               DOT_LANES, KV_BLOCK, MAX_T, MAX_CTX, BQ, KV_T, EW_VEC, EW_GLU_VEC,
-                                               PIPE, DATA_BITS> >;
 
 // Where one layer's parameters are: byte offsets of the seven encoded matrices in the weight image
 // (low-bit: weight port 0's image), their scales, float offsets of the norm vectors in the parameter

@@ -195,7 +195,7 @@ inline void chunk_put(T *p, long off, long c, const T v[E]) {
 }
 
 // Chunk c of a row of n elements at element offset off (off % E == 0) <- v[0 .. E): one whole beat (beat
-// pointers: the top's rows are whole beats, layer_config asserts it, so no field past n is covered) or
+// pointers: the top's rows are whole beats, layer_traits asserts it, so no field past n is covered) or
 // the row's elements of a plain array (nothing written past n).
 template <int E, class T, int B>
 inline void chunk_put_upto(ap_uint<B> *m, long off, long c, long, const T v[E]) {
