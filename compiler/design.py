@@ -17,7 +17,7 @@ from typing import Any
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import FETCH_BEATS as FETCH_BEATS  # the models' import point
-from edgellm.runtime.layout import HEAD_ROWS_MAX, MAX_STREAM_PORTS
+from edgellm.runtime.layout import HEAD_ROWS_MAX, LB_BEAT_BITS, MAX_STREAM_PORTS
 from edgellm.runtime.layout import head_rows as _head_rows
 
 SCALE_BYTES = 4  # one fp32 scale per ternary linear (numerics contract)
@@ -155,7 +155,7 @@ class DesignParams:
                 raise EdgeLLMError(f"design parameter {f} must be a positive integer, got {v!r}")
         if self.lowbit_ports not in (1, 2, 4):
             raise EdgeLLMError(f"design parameter lowbit_ports must be 1, 2 or 4, got {self.lowbit_ports}")
-        bw, r = 128 * self.lowbit_ports, self.lowbit_rows
+        bw, r = LB_BEAT_BITS * self.lowbit_ports, self.lowbit_rows
         if r % 32 or r % (bw // 16) or 4 * r < bw:
             raise EdgeLLMError(f"design parameter lowbit_rows must be a multiple of 32 and of {bw // 16}, at "
                                f"least {bw // 4} ({bw}-bit beats), got {r}")
@@ -174,7 +174,7 @@ class DesignParams:
     @property
     def lowbit_beat_bits(self) -> int:
         """The low-bit engine's beat: 128 bits from each of its lowbit_ports weight ports."""
-        return 128 * self.lowbit_ports
+        return LB_BEAT_BITS * self.lowbit_ports
 
     @property
     def glu_vec(self) -> int:

@@ -28,12 +28,11 @@ from edgellm.compiler.cost import lowbit as cl
 from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
+from edgellm.runtime.layout import LB_MAX_GROUP
 
 # --weights choices for a preset (lower case, as the CLI takes them) -> llama.cpp file type
 WEIGHTS = {"q4_0": "Q4_0", "q4_k_m": "Q4_K_M", "q2_k": "Q2_K"}
 LOWBIT_ARCHS = ("llama", "qwen2")  # models/loaders/gguf_llama.py LOWBIT_ARCHS
-GGUF_LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output", "gate": "ffn_gate",
-                "up": "ffn_up", "down": "ffn_down"}
 FLOAT_TYPES = ("F32", "F16", "BF16")
 FLOAT_AS = "Q8_0"  # what a float linear or head streams as (the loader's requantization)
 PROMPT = 128
@@ -88,6 +87,7 @@ def _format(kind: str, n_in: int, what: str) -> cl.TensorFormat:
 
 def from_gguf(path: Path) -> LowbitSource | None:
     """A llama/qwen2 GGUF's tensor types as engine formats (None for another architecture: ternary)."""
+    from edgellm.models.loaders.gguf_llama import LINEARS
     from edgellm.models.loaders.gguf_loader import GGUFFile, _config
 
     g = GGUFFile(path)
@@ -106,7 +106,7 @@ def from_gguf(path: Path) -> LowbitSource | None:
 
     for i in range(cfg.n_layers):
         layers.append({n: _format(kind(f"blk.{i}.{gn}.weight"), sh[n][1], f"{path}: tensor blk.{i}.{gn}")
-                       for n, gn in GGUF_LINEARS.items()})
+                       for n, gn in LINEARS.items()})
     notes = (f"{len(floats)} float linear(s) ({floats[0]}{', ...' if len(floats) > 1 else ''}) projected as "
              f"{FLOAT_AS}, as the loader quantizes them",) if floats else ()
     head_name = "token_embd.weight" if cfg.tied_embeddings else "output.weight"
@@ -120,7 +120,7 @@ def from_gguf(path: Path) -> LowbitSource | None:
 def gptq_format(bits: int, group: int, n_in: int) -> cl.TensorFormat:
     """GPTQ at `bits` and engine group `group`: one f16 scale and a bits-wide zero per group, as many
     groups a record as fit 256 inputs (cost/lowbit FORMATS' GPTQ4 generalised)."""
-    sb = max(1, 256 // group)
+    sb = max(1, LB_MAX_GROUP // group)
     return cl.fit(cl.TensorFormat(f"GPTQ{bits}", bits, group, sb, sb * (16 + bits), True), n_in)
 
 

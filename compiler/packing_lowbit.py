@@ -33,13 +33,24 @@ import numpy as np
 
 from edgellm.errors import EdgeLLMError
 from edgellm.models.lowbit import GroupQuant
+from edgellm.runtime.layout import LB_BEAT_BITS, LB_MAX_GROUP, LB_MAX_RECORD_BITS
 
 F32 = np.float32
-BEAT_BYTES = 16
-BEAT_BITS = 8 * BEAT_BYTES
-SUPER = 256  # inputs per super-block when a tensor's scales share a 16-bit d (GGUF K-quants' QK_K)
+BEAT_BITS = LB_BEAT_BITS  # one weight port's beat (the hardware facts: runtime/layout.py)
+BEAT_BYTES = BEAT_BITS // 8
+SUPER = LB_MAX_GROUP  # inputs per super-block when a tensor's scales share a 16-bit d (GGUF K-quants' QK_K)
 FIELD_WIDTHS = (4, 6, 8)
-MAX_RECORD_BITS = 32 + 32 + 16 * 16  # lowbit_format.h kLbMaxRecordBits: a record's widest on-chip window
+MAX_RECORD_BITS = LB_MAX_RECORD_BITS  # a record's widest on-chip window (lowbit_format.h kLbMaxRecordBits)
+
+
+def record_groups(group: int, n_groups: int, group_bits: int) -> int:
+    """Groups one parameter record covers when every group has its own scale (ParamCodec.dper) and a
+    group's parameters take group_bits: as many as fit a super-block (SUPER / group), halved until they
+    fit MAX_RECORD_BITS and divide the row's n_groups (cost/lowbit.fit prices the same rule)."""
+    k = SUPER // group
+    while k > 1 and (k * group_bits > MAX_RECORD_BITS or n_groups % k):
+        k //= 2
+    return max(k, 1)
 
 
 @dataclass(frozen=True)
@@ -208,10 +219,7 @@ def choose_codec(w: GroupQuant) -> tuple[ParamCodec, dict[str, np.ndarray]]:
     if best is None:  # unreachable: sb = 1 always has the plain option
         raise EdgeLLMError("low-bit packing: no parameter codec fits")
     codec, f = best[1], best[2]
-    per_group = codec.superblock_bits  # sb = 1: one group's record
-    k = SUPER // w.group
-    while k > 1 and (k * per_group > MAX_RECORD_BITS or ng % k):
-        k //= 2
+    k = record_groups(w.group, ng, codec.superblock_bits)  # sb = 1: superblock_bits is one group's record
     if codec.sb == 1 and k > 1:  # one record per k groups (up to 256 inputs): k per-group d's
         codec = dataclasses.replace(codec, sb=k, dper=1)
         f = {n: a.reshape(-1, k) for n, a in f.items()}

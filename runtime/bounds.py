@@ -17,11 +17,18 @@ import numpy as np
 
 from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.layout import HEAD_ROWS_MAX, head_rows, logits_row
+from edgellm.runtime.layout import (
+    HEAD_ROWS_MAX,
+    LB_BEAT_BITS,
+    LB_MAX_GROUP,
+    LB_MAX_RECORD_BITS,
+    LB_MAX_SB,
+    head_rows,
+    logits_row,
+)
 
 N_LIN = len(itf.LINEAR_ORDER)
-LB_PORT_BEAT = 16  # bytes of a low-bit weight port's beat (lowbit_source.h kLbBeatBits / 8)
-LB_MAX_SB, LB_MAX_RECORD_BITS = 16, 32 + 32 + 16 * 16  # lowbit_format.h kLbMaxSb, kLbMaxRecordBits
+LB_PORT_BEAT = LB_BEAT_BITS // 8  # bytes of a low-bit weight port's beat (lowbit_source.h kLbBeatBits / 8)
 MAX_BUFFER = 1 << 32  # 32-bit offsets: the accelerator addresses at most 4 GiB
 REASONS = {
     "ST_MISMATCH": "does not match the compiled design",
@@ -67,8 +74,8 @@ class Limits:
     data_beat: int = 16  # bytes of a data / act port beat (design.data_port_width_bits / 8)
     head_lanes: int = HEAD_ROWS_MAX  # the compiled head's token lanes (Interface.head_rows)
     lowbit_rows: int = 0  # a low-bit design's R (design.lowbit_rows); 0: a ternary design
-    lowbit_beat_bits: int = 128  # its engine beat BW (128 x design.lowbit_ports)
-    lowbit_max_group: int = 256  # its MAXG (design.lowbit_max_group)
+    lowbit_beat_bits: int = LB_BEAT_BITS  # its engine beat BW (128 x design.lowbit_ports)
+    lowbit_max_group: int = LB_MAX_GROUP  # its MAXG (design.lowbit_max_group)
 
     @classmethod
     def of(cls, project: Any, buf_bytes: int) -> Limits:
@@ -77,8 +84,8 @@ class Limits:
         rows = (m.get("weights") or {}).get("rows_per_tile") or (m.get("design") or {}).get("rows") or 1
         d = m.get("design") or {}
         beat = int(d.get("data_port_width_bits") or 128) // 8
-        lb = (int(d["lowbit_rows"]), 128 * int(d["lowbit_ports"]), int(d["lowbit_max_group"])) \
-            if d.get("matmul") == "lowbit" else (0, 128, 256)
+        lb = (int(d["lowbit_rows"]), LB_BEAT_BITS * int(d["lowbit_ports"]), int(d["lowbit_max_group"])) \
+            if d.get("matmul") == "lowbit" else (0, LB_BEAT_BITS, LB_MAX_GROUP)
         return cls(c.n_layers, project.iface.max_t, project.iface.max_ctx, c.hidden_size, c.q_size,
                    c.kv_size, c.ffn_size, c.head_dim, c.vocab_size, bool(c.subln),
                    int(project.numerics.kv_elem_bytes), int(rows), max(int(project.iface.top_k), 1),
@@ -278,7 +285,7 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
                 off = int(table[layer, itf.LD_W_OFF + i])
                 ck.span(itf.status_field(itf.SW_LAYER, layer, itf.LD_W_OFF + i), off, wbase + off, img,
                         LB_PORT_BEAT)
-                for u in range(1, lim.lowbit_beat_bits // 128):
+                for u in range(1, lim.lowbit_beat_bits // LB_BEAT_BITS):
                     ck.span(fld("LB_PORT_STRIDE"), f["LB_PORT_STRIDE"], wbase + off + u * f["LB_PORT_STRIDE"],
                             img, LB_PORT_BEAT)
             if ck.code != itf.ST_OK:

@@ -35,6 +35,12 @@ K_TOP_MAX = 64  # top-k capacity bound of the LM head (LmHeadConfig K_TOP)
 TOP_K = 8  # the top-k a compiled project's LM head returns (interface.top_k)
 HEAD_ROWS_MAX = 8  # most rows the multi-row LM head scores in one pass over its weights (token lanes, KMAX)
 
+# ---- low-bit engine (lowbit_mm.h) ----
+LB_BEAT_BITS = 128  # bits of a low-bit weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
+LB_MAX_GROUP = 256  # widest group, and the inputs of a super-block (GGUF K-quants' QK_K): a record's span
+LB_MAX_SB = 16  # most groups a parameter record covers (LB_MAX_GROUP / 16, the narrowest group)
+LB_MAX_RECORD_BITS = 32 + 32 + LB_MAX_SB * 16  # a record's widest on-chip window: d, dm, SB x (sc + mc)
+
 # (C++ name in namespace edgellm::facts, Python value, what it is): the header's contents
 C_FACTS = (
     ("kMaxStreamPorts", "MAX_STREAM_PORTS", "weight ports the TLMM engine and the LM head stream over"),
@@ -48,6 +54,10 @@ C_FACTS = (
     ("kTopKMax", "K_TOP_MAX", "top-k capacity bound of the LM head"),
     ("kHeadRowsMax", "HEAD_ROWS_MAX", "rows the LM head scores in one pass (token lanes)"),
     ("kLogitsRowAlign", "LOGITS_ROW_ALIGN", "floats a row of the logits region is padded to"),
+    ("kLbBeatBits", "LB_BEAT_BITS", "bits of a low-bit weight port's beat"),
+    ("kLbMaxGroup", "LB_MAX_GROUP", "widest low-bit group, and a super-block's inputs"),
+    ("kLbMaxSb", "LB_MAX_SB", "most groups a low-bit parameter record covers"),
+    ("kLbMaxRecordBits", "LB_MAX_RECORD_BITS", "bits of the widest low-bit parameter record"),
 )
 
 # ---- the layer's DDR areas (offsets in floats; rows max_t apart) ----

@@ -20,6 +20,7 @@ from edgellm.compiler.design import lm_head_bytes
 from edgellm.compiler.estimate import scenarios
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS, ModelConfig
+from edgellm.models.loaders.gguf_llama import LINEARS
 from edgellm.models.loaders.gguf_write import write_gguf
 from edgellm.models.loaders.gptq_write import save_gptq
 from edgellm.models.random_model import random_float_weights
@@ -75,7 +76,7 @@ def test_gguf_file_uses_its_own_tensor_types(tmp_path: Path, mix: str) -> None:
     src = le.from_path(path)
     assert src is not None and src.cfg.hidden_size == CFG.hidden_size
     for i, layer in enumerate(src.model.layers):
-        want = {n: types[f"blk.{i}.{g}.weight"] for n, g in le.GGUF_LINEARS.items()}
+        want = {n: types[f"blk.{i}.{g}.weight"] for n, g in LINEARS.items()}
         assert {n: f.name for n, f in layer.items()} == want
     assert src.model.head.name == types["token_embd.weight"]  # tied: the embedding is the head
     out = _json(str(path), "--board", "kv260")

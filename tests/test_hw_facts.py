@@ -21,6 +21,9 @@ EXPECT = {
     "layer.attn.min_rows": layout.ATTN_MIN_ROWS, "layer.attn.mem_lanes": layout.ATTN_MEM_LANES,
     "LmHeadConfig.K_TOP (default: the bound)": layout.K_TOP_MAX,
     "kHeadRowsMax": layout.HEAD_ROWS_MAX,
+    "lowbit.BW (default: one port's beat)": layout.LB_BEAT_BITS, "lowbit.MAXG (default)": layout.LB_MAX_GROUP,
+    "lowbit.SL (default: a whole record)": layout.LB_MAX_SB, "kLbMaxRecordBits": layout.LB_MAX_RECORD_BITS,
+    "lowbit.PORTS (default)": 1,
 }
 
 

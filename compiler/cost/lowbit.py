@@ -30,11 +30,12 @@ from typing import Any
 
 from edgellm.compiler.cost.memory import Resources
 from edgellm.compiler.design import lm_head_bytes
+from edgellm.compiler.packing_lowbit import record_groups
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
-from edgellm.runtime.layout import k_max
+from edgellm.runtime.layout import LB_BEAT_BITS, LB_MAX_GROUP, LB_MAX_RECORD_BITS, k_max
 
-PORT_BITS = 128  # one weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
+PORT_BITS = LB_BEAT_BITS  # one weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
 # Pipeline prologue + epilogue of one run of a pipelined loop (the block loop's deepest path: table
 # build, 32 lookups, adder tree, fmul, two fadds). Assumption, cycles.
 PIPE_FILL = 16
@@ -76,19 +77,18 @@ FORMATS = {f.name: f for f in (
     TensorFormat("Q6_K", 6, 16, 16, 16 + 16 * 8),  # f16 d; int8 scales; m = -(32 s)
     TensorFormat("GPTQ4", 4, 128, 2, 2 * (16 + 4), True),  # f16 scale, 4-bit zero per group: m = -(s z)
 )}
-MAX_RECORD_BITS = 32 + 32 + 16 * 16  # lowbit_mm.h kLbMaxRecordBits
+MAX_RECORD_BITS = LB_MAX_RECORD_BITS  # lowbit_format.h kLbMaxRecordBits (runtime/layout.py)
 SCALE_LANES = (1, 2, 4, 8, 16)  # LowbitConfig SL (16 = kLbMaxSb: a whole record per iteration)
 SEARCH_SCALE_LANES = (2, 4, 16)  # the SL search() tries (SL 1 saves 240 LUTs of SL 2 and halves its pace)
 
 
 def fit(fmt: TensorFormat, n_in: int) -> TensorFormat:
     """The format a tensor of n_in inputs streams in: per-group-scale formats put as many groups in a
-    record as divide the row (packing_lowbit.choose_codec: 256 / G halved until it does)."""
+    record as fit and divide the row (packing_lowbit.record_groups, the packer's own rule)."""
     if not fmt.dper:
         return fmt
-    per, k = fmt.record_bits // fmt.sb, 256 // fmt.group
-    while k > 1 and (k * per > MAX_RECORD_BITS or (n_in // fmt.group) % k):
-        k //= 2
+    per = fmt.record_bits // fmt.sb
+    k = record_groups(fmt.group, n_in // fmt.group, per)
     return dataclasses.replace(fmt, sb=k, record_bits=k * per)
 
 
@@ -219,7 +219,7 @@ def resources(eng: LowbitEngine) -> Resources:
     lanes = bw // 16
     lane = Resources(lut=mg // 4 * 11 * 12 + bw // 4 * 12 * 5 + (bw // 4 - 1) * 16 + lanes * 40 + lanes * 350,
                      ff=mg // 4 * 16 * 12 + lanes * 32 + lanes * 400, dsp=lanes * (2 * 3 + 2 * 2))
-    pb_max = eng.rows * (32 + 32 + 16 * 16) // bw + 2
+    pb_max = eng.rows * LB_MAX_RECORD_BITS // bw + 2
     xrow_banks = mg
     xrow_bram = xrow_banks * max(0.5, math.ceil(eng.max_tokens * eng.max_k / xrow_banks / 2048) / 2)
     rd = eng.record_decoders
@@ -269,7 +269,7 @@ class LowbitModel:
 def model_max_k(cfg: ModelConfig) -> int:
     """MAXK of a model's engine: its widest linear input in whole 256-input super-blocks (what
     codegen_config.lowbit_fields generates)."""
-    return -(-k_max(cfg) // 256) * 256
+    return -(-k_max(cfg) // LB_MAX_GROUP) * LB_MAX_GROUP
 
 
 # names of the projection and the search, kept importable from here (callers written before the split)

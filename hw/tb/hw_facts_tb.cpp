@@ -1,5 +1,6 @@
 // Exports the kernels' own values of the hardware facts runtime/layout.py owns (hw_facts.h), read where
 // the kernels use them, so tests/test_hw_facts.py compares each with Python's.
+#include "edgellm/lowbit_policy.h"
 #include "edgellm/named_config.h"
 
 using namespace edgellm;
@@ -25,6 +26,10 @@ struct layer_fields : layer_config_base {
   static const int norm_lanes = 16, dot_lanes = 32, kv_block = 16, max_t = 16, max_ctx = 64;
 };
 typedef layer_traits<layer_fields> layer_cfg;
+struct lowbit_fields : lowbit_config_base {
+  static const int rows = 32, max_k = 256, max_t = 1;
+};
+typedef lowbit_traits<lowbit_fields>::engine lowbit_default;
 }  // namespace
 
 extern "C" {
@@ -34,7 +39,10 @@ const char *tb_fact_name(int i) {
   static const char *names[] = {"kMaxWeightPorts", "kMaxHeadPorts", "kFetchBeats", "kHeadFifoDepth",
                                 "kAddLatency", "kMulAddLatency", "DSP_CHAIN", "attn.min_rows",
                                 "attn.mem_lanes", "layer.attn.min_rows", "layer.attn.mem_lanes",
-                                "LmHeadConfig.K_TOP (default: the bound)", "kHeadRowsMax"};
+                                "LmHeadConfig.K_TOP (default: the bound)", "kHeadRowsMax",
+                                "lowbit.BW (default: one port's beat)", "lowbit.MAXG (default)",
+                                "lowbit.SL (default: a whole record)", "kLbMaxRecordBits",
+                                "lowbit.PORTS (default)"};
   return i >= 0 && i < (int)(sizeof(names) / sizeof(names[0])) ? names[i] : nullptr;
 }
 
@@ -42,7 +50,8 @@ long tb_fact_value(int i) {
   const long v[] = {kMaxWeightPorts, kMaxHeadPorts, kFetchBeats, kHeadFifoDepth, kAddLatency, kMulAddLatency,
                     tlmm_cfg::DSP_CHAIN, attn_default::min_rows, attn_default::mem_lanes,
                     layer_cfg::attn::min_rows, layer_cfg::attn::mem_lanes, head_default::K_TOP,
-                    kHeadRowsMax};
+                    kHeadRowsMax, lowbit_default::BW, lowbit_default::MAXG, lowbit_default::SL,
+                    kLbMaxRecordBits, lowbit_default::PORTS};
   return v[i];
 }
 }

@@ -17,6 +17,10 @@ const int kAttnMemLanes = 16;  // floats per K/V beat the attention reader hands
 const int kTopKMax = 64;  // top-k capacity bound of the LM head (K_TOP_MAX)
 const int kHeadRowsMax = 8;  // rows the LM head scores in one pass (token lanes) (HEAD_ROWS_MAX)
 const int kLogitsRowAlign = 16;  // floats a row of the logits region is padded to (LOGITS_ROW_ALIGN)
+const int kLbBeatBits = 128;  // bits of a low-bit weight port's beat (LB_BEAT_BITS)
+const int kLbMaxGroup = 256;  // widest low-bit group, and a super-block's inputs (LB_MAX_GROUP)
+const int kLbMaxSb = 16;  // most groups a low-bit parameter record covers (LB_MAX_SB)
+const int kLbMaxRecordBits = 320;  // bits of the widest low-bit parameter record (LB_MAX_RECORD_BITS)
 
 }  // namespace facts
 }  // namespace edgellm

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "edgellm/hw_facts.h"
 #include "edgellm/lowbit_source.h"
 #include "edgellm/numerics.h"
 
@@ -16,10 +17,10 @@ namespace edgellm {
 
 typedef ap_uint<512> lb_window_t;  // one parameter record (<= 320 bits) at bit 0
 
-const int kLbMaxGroup = 256;
-const int kLbMaxNib = kLbMaxGroup / 4;  // tables per group
-const int kLbMaxSb = 16;                // groups per super-block (256 / 16)
-const int kLbMaxRecordBits = 32 + 32 + kLbMaxSb * 16;  // d, dm, SB x (sc + mc) at the widest
+const int kLbMaxGroup = facts::kLbMaxGroup;  // the widest group, and a super-block's inputs (256)
+const int kLbMaxNib = kLbMaxGroup / 4;       // tables per group
+const int kLbMaxSb = facts::kLbMaxSb;        // groups per super-block (256 / 16)
+const int kLbMaxRecordBits = facts::kLbMaxRecordBits;  // d, dm, SB x (sc + mc) at the widest
 
 // One tensor: its shape and its ParamCodec (packing_lowbit.ParamCodec.as_words order).
 struct LowbitTensor {

@@ -17,13 +17,14 @@
 
 #include <cstdint>
 
+#include "edgellm/hw_facts.h"
 #include "edgellm/maxi.h"
 #include "edgellm/numerics.h"
 
 namespace edgellm {
 
 typedef ap_uint<128> lb_beat_t;  // one weight port's beat (and one weight FIFO word)
-const int kLbBeatBits = 128;     // a weight port's beat; the engine's beat is BW = 128 x ports bits
+const int kLbBeatBits = facts::kLbBeatBits;  // a weight port's beat; the engine's is BW = 128 x ports bits
 
 // Element offsets of the engine's operands in their pointers; bias < 0: no bias.
 struct LbAt {
