@@ -65,8 +65,7 @@ MODES = ("off", "lookup", "self")
 WHY = {  # why a pass went plain (k = 0): SpecStats.why's keys
     "room": "no room for a draft (the output's last token, the cache or the block full)",
     "no_draft": "the drafter had nothing to propose (prompt lookup: no n-gram of the history's tail matched)",
-    "controller": "a draft was there (or, drafting being dear, might have been) but the k controller "
-                  "chose a plain step at its acceptance estimate"}
+    "controller": "a draft was there (or, drafting being dear, might have been): the controller chose k = 0"}
 PROBE_BUDGET = 0.02  # probes at k = 1 cost at most this share of plain decode (their whole excess cost)
 
 
@@ -366,10 +365,8 @@ def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter
     drafts, q = drafter.propose(backend, history, k, params, sampler.rng) if k > 0 else ([], None)
     stats.draft_passes += getattr(drafter, "last_passes", 0) if k > 0 else 0
     draft_cost = getattr(drafter, "last_cost", 0.0) if k > 0 else 0.0
-    # the controller prices the draft it has (a short draft may be worth fewer rows: the cost table
-    # is flat between some row counts)
-    proposed = min(k, len(drafts))
-    drafts = [int(t) for t in drafts[:ctl.choose(proposed)]]
+    proposed = min(k, len(drafts))  # the controller prices the draft it has (the cost table is flat
+    drafts = [int(t) for t in drafts[:ctl.choose(proposed)]]  # between some row counts)
     if not drafts:
         ctl.update(0, 0)
         stats.count_plain("room" if room <= 0 else "no_draft" if k > 0 and proposed == 0 else "controller")
