@@ -183,13 +183,16 @@ def test_plain_passes_by_reason(qm) -> None:
     assert st.why.get("controller", 0) > 0 and st.summary()["why"] == dict(sorted(st.why.items()))
 
 
-@pytest.mark.parametrize("spec", [SpecConfig("lookup", k_max=4),
-                                  SpecConfig("self", k_max=4, pass_costs=(1.0, 1.215, 1.69),
-                                             draft_cost=0.62)],
-                         ids=["cheap-drafts", "dear-drafts"])
-def test_controller_costs_little_without_matches(qm, spec: SpecConfig) -> None:
+@pytest.mark.parametrize("spec, free", [(SpecConfig("lookup", k_max=4), False),
+                                        (SpecConfig("lookup", k_max=7, pass_costs=(1.0, 1.3, 1.89, 2.1, 2.71,
+                                                                                   2.96, 3.42, 3.69)), True),
+                                        (SpecConfig("self", k_max=4, pass_costs=(1.0, 1.215, 1.69),
+                                                    draft_cost=0.62), False)],
+                         ids=["cheap-drafts", "free-drafts-first", "dear-drafts"])
+def test_controller_costs_little_without_matches(qm, spec: SpecConfig, free: bool) -> None:
     """A drafter whose drafts are always wrong: the controller backs off to k = 0 with occasional probes
-    (rarer when drafting costs); the projected cost stays within 3% of plain decode."""
+    (rarer when drafting costs; a free drafter drafting before the controller chooses too); the
+    projected cost stays within 3% of plain decode."""
     class Wrong:
         last_passes, last_cost = 0, 0.0
 
@@ -200,7 +203,9 @@ def test_controller_costs_little_without_matches(qm, spec: SpecConfig) -> None:
     params = SamplingParams(max_new_tokens=80, stop_at_eos=False)
     b = GoldenBackend(qm)
     want = generate(GoldenBackend(qm), PROMPTS[2], params)
-    got = generate_speculative(b, PROMPTS[2], params, spec, Wrong())
+    drafter = Wrong()
+    drafter.free = free
+    got = generate_speculative(b, PROMPTS[2], params, spec, drafter)
     st = got.speculation
     assert got.tokens == want.tokens
     assert st.cost_steps <= 1.03 * st.decode_tokens
