@@ -70,9 +70,30 @@ def test_lowbit_head_option(tmp_path: Path) -> None:
     path = tmp_path / "m.gguf"
     write_gguf(path, float_weights(QWEN2), "qwen2", "Q4_K_M")
     qm, _ = load_gguf(path, lowbit_head=True)
-    assert isinstance(qm.lm_head, LowBitLinear) and qm.lm_head.source == "Q4_K"  # tied: token_embd
+    assert isinstance(qm.lm_head, LowBitLinear) and qm.lm_head.source == "Q6_K"  # tied: token_embd
     emb = qm.embed_rows(np.arange(QWEN2.vocab_size))
     assert np.array_equal(qm.lm_head.dequantize(), emb)
+
+
+@pytest.mark.parametrize("mix,want", [("Q4_0", "Q6_K"), ("Q4_K_M", "Q6_K"), ("Q2_K", "Q6_K"),
+                                      ("Q8_0", "Q8_0")])
+def test_tied_token_embd_takes_the_output_type(tmp_path: Path, mix: str, want: str) -> None:
+    """llama.cpp (llama_tensor_get_type) quantizes a tied model's token_embd, its LM head too, as the
+    output tensor; an untied model's token_embd keeps the mix's default type. The loader reads the
+    K-quant embedding: its rows are gguf-py's dequantized values."""
+    path = tmp_path / "tied.gguf"
+    fw = float_weights(QWEN2)
+    types = write_gguf(path, fw, "qwen2", mix)
+    assert "output.weight" not in types and types["token_embd.weight"] == want
+    head = tensor_type(mix, "output", 0, 2, 256)
+    assert tensor_type(mix, "token_embd", 0, 2, 256, has_output=False) == head == want
+    t = {t.name: t for t in gguf.GGUFReader(path).tensors}["token_embd.weight"]
+    qm, _ = load_model(path)
+    rows = gguf.quants.dequantize(t.data, t.tensor_type).reshape(QWEN2.vocab_size, QWEN2.hidden_size)
+    assert np.array_equal(qm.embed_rows(np.arange(QWEN2.vocab_size)), rows)
+    untied = write_gguf(tmp_path / "untied.gguf", float_weights(LLAMA), "llama", mix)
+    base = {"Q4_0": "Q4_0", "Q4_K_M": "Q4_K", "Q2_K": "Q2_K", "Q8_0": "Q8_0"}[mix]
+    assert untied["token_embd.weight"] == base and untied["output.weight"] == want
 
 
 def test_float_linear_requantized_or_refused(tmp_path: Path) -> None:

@@ -7,6 +7,9 @@ one place they are written: the test/bench GGUF writer (loaders/gguf_write.py) a
           third layer between (use_more_bits), output Q6_K
   Q2_K    Q2_K, attn_v Q4_K (GQA >= 4) or Q3_K, attn_output and ffn_down Q3_K, output Q6_K
   Q8_0    every tensor Q8_0
+A model without output.weight (tied embeddings) stores token_embd as the output tensor: Q6_K (Q8_0 for
+Q8_0), since token_embd is then the LM head too (llama_tensor_get_type: `name == output.weight ||
+(tied && name == token_embd.weight)`, tied = no output.weight among the model's tensors).
 A K-quant tensor whose row length is not a multiple of 256 falls back (K_FALLBACK: Q4_K -> Q5_0, Q5_K ->
 Q5_1, Q6_K -> Q8_0, Q2_K / Q3_K -> IQ4_NL, a non-linear codebook neither user represents)."""
 
@@ -25,12 +28,13 @@ def use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-def tensor_type(ftype: str, name: str, layer: int, n_layers: int, n_gqa: int) -> str:
+def tensor_type(ftype: str, name: str, layer: int, n_layers: int, n_gqa: int, has_output: bool = True) -> str:
     """The type file type `ftype` gives tensor `name` (attn_q .. ffn_down, token_embd, output) of layer
-    `layer` of n_layers in a model of n_gqa query heads a KV head, before any fallback for its row length."""
+    `layer` of n_layers in a model of n_gqa query heads a KV head, before any fallback for its row length;
+    has_output False (a tied model: no output.weight) gives token_embd the output tensor's type."""
     if ftype not in DEFAULT:
         raise CheckpointError(f"unknown quantization mix {ftype!r} (one of {', '.join(DEFAULT)})")
-    if name == "output":
+    if name == "output" or (name == "token_embd" and not has_output):
         return "Q8_0" if ftype == "Q8_0" else "Q6_K"
     if ftype == "Q4_K_M" and name in ("attn_v", "ffn_down") and use_more_bits(layer, n_layers):
         return "Q6_K"

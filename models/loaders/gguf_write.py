@@ -6,7 +6,8 @@ layouts (ggml-common.h): per sub-block scale (and min) by RTN, the sub-block sca
 bits against the super-block's fp16 d (and dmin), then codes by RTN against the decoded scales. This is
 not llama.cpp's searched quantizer (make_qkx2_quants etc.): the layouts are exact, the error is RTN's.
 
-Mixes (Q4_0, Q4_K_M, Q2_K, Q8_0): llama.cpp's tensor types, loaders/gguf_mix.py, with two differences:
+Mixes (Q4_0, Q4_K_M, Q2_K, Q8_0): llama.cpp's tensor types, loaders/gguf_mix.py (a tied model's
+token_embd, the LM head too, in the output tensor's type: Q6_K, or Q8_0), with two differences:
 Q2_K's attn_v is Q4_K whatever the model's GQA (llama.cpp: Q3_K below 4 query heads a KV head), and a
 Q2_K / Q3_K tensor whose row length is not a multiple of 256 falls back to Q4_0 (llama.cpp: IQ4_NL, a
 non-linear codebook no GroupQuant holds).
@@ -155,9 +156,10 @@ def quantize(w: np.ndarray, kind: str) -> np.ndarray:
     return gguf.quants.quantize(w, gguf.GGMLQuantizationType[kind])
 
 
-def tensor_type(mix: str, name: str, layer: int, n_layers: int, k: int) -> str:
-    """The type a mix gives tensor `name` (attn_q, ffn_down, token_embd, output, ...) of row length k."""
-    t = fallback(llama_cpp_type(mix, name, layer, n_layers, WRITER_GQA), k)
+def tensor_type(mix: str, name: str, layer: int, n_layers: int, k: int, has_output: bool = True) -> str:
+    """The type a mix gives tensor `name` (attn_q, ffn_down, token_embd, output, ...) of row length k in a
+    model with (has_output) or without an output.weight (tied: token_embd takes the output's type)."""
+    t = fallback(llama_cpp_type(mix, name, layer, n_layers, WRITER_GQA, has_output), k)
     return "Q4_0" if t == "IQ4_NL" else t
 
 
@@ -200,7 +202,8 @@ def write_gguf(path: str | os.PathLike, fw: FloatWeights, arch: str, mix: str,
         else:
             w.add_tensor(name, quantize(arr, kind), raw_dtype=gguf.GGMLQuantizationType[kind])
 
-    put("token_embd.weight", fw.embed, tensor_type(mix, "token_embd", 0, c.n_layers, c.hidden_size))
+    put("token_embd.weight", fw.embed,
+        tensor_type(mix, "token_embd", 0, c.n_layers, c.hidden_size, has_output=fw.head is not None))
     if c.rope_freq_factors:
         put("rope_freqs.weight", np.asarray(c.rope_freq_factors, F32), "F32")
     for i, L in enumerate(fw.layers):
