@@ -41,7 +41,7 @@ from edgellm.models.config import PRESETS
 from edgellm.runtime.drafters import PromptLookup, calibrate_draft_layers
 from edgellm.runtime.generation import generate
 from edgellm.runtime.sampling import SamplingParams
-from edgellm.runtime.speculative import SpecConfig, verify_cost
+from edgellm.runtime.speculative import DEFAULT_K_MAX, SpecConfig, verify_cost
 
 WORKLOAD = Path(__file__).parent / "data" / "speculative_prompts.json"
 HELDOUT = Path(__file__).parent / "data" / "speculative_prompts_heldout.json"
@@ -168,7 +168,7 @@ def why_cell(agg: dict[str, Any]) -> str:
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-new", type=int, default=64)
-    ap.add_argument("--k-max", type=int, default=7,
+    ap.add_argument("--k-max", type=int, default=DEFAULT_K_MAX,
                     help="most drafts per verify call (the controller picks k <= this by the design's costs)")
     ap.add_argument("--workload", default="both", choices=("fixed", "heldout", "both"),
                     help=f"the fixed workload ({WORKLOAD.name}), the held-out one ({HELDOUT.name}) or both")

@@ -11,6 +11,9 @@ import numpy as np
 from edgellm.errors import EdgeLLMError
 
 K_LIMIT = 64  # the largest k a configuration may ask for
+# drafted tokens per verify pass unless asked otherwise (SpecConfig, the CLI's --spec-k-max, the acceptance
+# bench): the k the measured acceptance in compiler/cost/speculative_acceptance.json was recorded with
+DEFAULT_K_MAX = 7
 
 
 def can_rewind(backend: Any) -> bool:

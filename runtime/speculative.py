@@ -52,6 +52,7 @@ from edgellm.errors import EdgeLLMError
 from edgellm.runtime.generation import GenerationResult, OnToken, check_prompt, context_of
 from edgellm.runtime.sampling import Sampler, SamplingParams, filtered_probs
 from edgellm.runtime.spec_backend import (  # noqa: F401  (rewind, can_rewind: the module's API too)
+    DEFAULT_K_MAX,
     K_LIMIT,
     block_limit,
     can_rewind,
@@ -78,7 +79,7 @@ class SpecConfig:
     many passes at k = 0."""
 
     mode: str = "lookup"
-    k_max: int = 4
+    k_max: int = DEFAULT_K_MAX
     k_min: int = 0
     ngram_max: int = 3
     ngram_min: int = 2

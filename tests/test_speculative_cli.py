@@ -37,7 +37,7 @@ def test_generate_speculate_same_text() -> None:
 @pytest.mark.parametrize("args,msg", [
     (["--speculate", "medusa"], "unknown --speculate 'medusa'"),
     (["--speculate", "lookup", "--spec-k-max", "0"], "k_max must be in"),
-    (["--speculate", "lookup", "--spec-k-min", "5"], "k_min must be in"),
+    (["--speculate", "lookup", "--spec-k-min", "8"], "k_min must be in"),
     (["--speculate", "lookup", "--draft-layers", "1"], "--draft-layers goes with --speculate self"),
     (["--speculate", "self"], "needs draft layers"),
     (["--speculate", "self", "--draft-layers", "0,9"], "draft layers [0, 9] must be distinct layers"),

@@ -27,7 +27,14 @@ from edgellm.commands.options import (
     TopPOpt,
 )
 from edgellm.commands.run import DeviceOpt, TimeoutOpt
-from edgellm.commands.speculation import DraftLayersOpt, SpecKMaxOpt, SpecKMinOpt, SpeculateOpt, spec_config
+from edgellm.commands.speculation import (
+    DEFAULT_K_MAX,
+    DraftLayersOpt,
+    SpecKMaxOpt,
+    SpecKMinOpt,
+    SpeculateOpt,
+    spec_config,
+)
 from edgellm.errors import EdgeLLMError
 
 if TYPE_CHECKING:
@@ -58,7 +65,7 @@ def chat_cmd(
     timeout: TimeoutOpt = 60.0,
     no_verify_checksums: NoVerifyOpt = False,
     speculate: SpeculateOpt = "off",
-    spec_k_max: SpecKMaxOpt = 4,
+    spec_k_max: SpecKMaxOpt = DEFAULT_K_MAX,
     spec_k_min: SpecKMinOpt = 0,
     draft_layers: DraftLayersOpt = None,
 ) -> None:

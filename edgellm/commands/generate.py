@@ -26,6 +26,7 @@ from edgellm.commands.options import (
     TopPOpt,
 )
 from edgellm.commands.speculation import (
+    DEFAULT_K_MAX,
     DraftLayersOpt,
     SpecKMaxOpt,
     SpecKMinOpt,
@@ -239,7 +240,7 @@ def generate_cmd(
     stop_at_eos: StopAtEosOpt = True,
     stream: StreamOpt = True,
     speculate: SpeculateOpt = "off",
-    spec_k_max: SpecKMaxOpt = 4,
+    spec_k_max: SpecKMaxOpt = DEFAULT_K_MAX,
     spec_k_min: SpecKMinOpt = 0,
     draft_layers: DraftLayersOpt = None,
     preset: PresetOpt = None,

@@ -27,6 +27,7 @@ from edgellm.commands.options import (
     TopPOpt,
 )
 from edgellm.commands.speculation import (
+    DEFAULT_K_MAX,
     DraftLayersOpt,
     SpecKMaxOpt,
     SpecKMinOpt,
@@ -142,7 +143,7 @@ def run_cmd(
     timeout: TimeoutOpt = 60.0,
     no_verify_checksums: NoVerifyOpt = False,
     speculate: SpeculateOpt = "off",
-    spec_k_max: SpecKMaxOpt = 4,
+    spec_k_max: SpecKMaxOpt = DEFAULT_K_MAX,
     spec_k_min: SpecKMinOpt = 0,
     draft_layers: DraftLayersOpt = None,
 ) -> None:

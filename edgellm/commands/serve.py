@@ -19,7 +19,14 @@ import typer
 from edgellm.commands.chat import BackendOpt, TargetArg
 from edgellm.commands.options import NoVerifyOpt
 from edgellm.commands.run import DeviceOpt, TimeoutOpt
-from edgellm.commands.speculation import DraftLayersOpt, SpecKMaxOpt, SpecKMinOpt, SpeculateOpt, spec_config
+from edgellm.commands.speculation import (
+    DEFAULT_K_MAX,
+    DraftLayersOpt,
+    SpecKMaxOpt,
+    SpecKMinOpt,
+    SpeculateOpt,
+    spec_config,
+)
 from edgellm.errors import EdgeLLMError
 
 EXTRA = ("starlette", "uvicorn", "jinja2")
@@ -48,7 +55,7 @@ def serve_cmd(
     timeout: TimeoutOpt = 60.0,
     no_verify_checksums: NoVerifyOpt = False,
     speculate: SpeculateOpt = "off",
-    spec_k_max: SpecKMaxOpt = 4,
+    spec_k_max: SpecKMaxOpt = DEFAULT_K_MAX,
     spec_k_min: SpecKMinOpt = 0,
     draft_layers: DraftLayersOpt = None,
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime.spec_backend import DEFAULT_K_MAX  # noqa: F401  (the commands' --spec-k-max default)
 
 SpeculateOpt = Annotated[str, typer.Option(
     "--speculate", help="off, lookup (prompt lookup drafts) or self (a calibrated subset of the model's "
