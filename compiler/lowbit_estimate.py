@@ -25,6 +25,7 @@ from typing import Any
 
 from edgellm.boards import SCENARIOS, Board
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
@@ -220,7 +221,7 @@ def estimate(src: LowbitSource, board: Board, clock_mhz: float | None = None,
     for k, v in (limits or {}).items():
         if k not in KINDS or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
             raise EdgeLLMError(f"utilization limit {k!r} must be a fraction in (0, 1], got {v!r}")
-    eng, vec = cl.search(src.cfg, board.with_scenario("central"), src.model, BUILT_ENGINES,
+    eng, vec = ls.search(src.cfg, board.with_scenario("central"), src.model, BUILT_ENGINES,
                          clock_mhz=clock_mhz, limits=limits)
     return _projected(src, board, eng, vec, clock_mhz)
 
@@ -233,10 +234,10 @@ def _projected(src: LowbitSource, board: Board, eng: cl.LowbitEngine, vec: tuple
     from edgellm.compiler.estimate import scenarios
 
     cfg, m = src.cfg, src.model
-    p = cl.design(board, eng, vec, clock_mhz)
+    p = ls.design(board, eng, vec, clock_mhz)
     sc = scenarios(board, p)
-    r = {s: cl.project(cfg, board.with_scenario(s), m, eng, vec, sc[s].clock_mhz) for s in SCENARIOS}
-    total = cl.total_resources(cfg, board, m, eng, vec, p)
+    r = {s: ls.project(cfg, board.with_scenario(s), m, eng, vec, sc[s].clock_mhz) for s in SCENARIOS}
+    total = ls.total_resources(cfg, board, m, eng, vec, p)
     lin, head = m.linear_bytes(cfg, eng.rows, eng.beat_bits), m.head_bytes(cfg, eng.rows, eng.beat_bits)
     params = sum(o * i for o, i in cfg.linear_shapes().values()) * cfg.n_layers
     return LowbitEstimate(
@@ -281,7 +282,7 @@ def compile_design(src: LowbitSource, board: Board, max_group: int, max_context:
                            "the int8 per-row head")
     e = estimate(src, board, clock_mhz, limits)
     g = e.engine
-    p = cl.design(board, g, e.vector, e.clock["central"])
+    p = ls.design(board, g, e.vector, e.clock["central"])
     return e, p.replace(matmul="lowbit", lowbit_rows=g.rows, lowbit_token_lanes=g.token_lanes,
                         lowbit_ports=g.ports, lowbit_decoders=g.record_decoders, lowbit_max_group=max_group,
                         lowbit_scale_lanes=g.scale_lanes, max_context=max_context)
@@ -330,7 +331,7 @@ def rows(src: LowbitSource, e: LowbitEstimate, board: Board) -> list[tuple[str, 
         ("vector engines", f"attention {e.vector[0]} lanes (K/V tile {e.vector[1]}), "
                            f"element-wise {e.vector[2]}"
                            + (f" (GLU {e.vector[3]})" if len(e.vector) > 3 else "")),
-        (f"decode tok/s (projected, {cl.design(board, g).decode_context} ctx)", _ranged(e.decode, "{:.1f}")),
+        (f"decode tok/s (projected, {ls.design(board, g).decode_context} ctx)", _ranged(e.decode, "{:.1f}")),
         ("model's DDR bound tok/s (projected)", _ranged(e.bound, "{:.1f}")),
         ("decode / DDR bound", f"{e.decode['central'] / e.bound['central']:.1%}"),
         (f"TTFT {PROMPT} tokens (projected)", _ranged(e.ttft, "{:.3f}", " s")),

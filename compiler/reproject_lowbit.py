@@ -15,6 +15,7 @@ from typing import Any
 
 from edgellm.boards import SCENARIOS, Board
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.lowbit_estimate import LowbitEstimate, LowbitSource
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
@@ -105,7 +106,7 @@ def speeds(src: LowbitSource, board: Board, e: LowbitEstimate, mhz: float) -> di
     scenario (compiler/reproject.py speeds' shape)."""
     out: dict[str, dict[str, float]] = {"decode_tok_s": {}, f"ttft_{PROMPT}_s": {}}
     for s in SCENARIOS:
-        r = cl.project(src.cfg, board.with_scenario(s), src.model, e.engine, e.vector, mhz)
+        r = ls.project(src.cfg, board.with_scenario(s), src.model, e.engine, e.vector, mhz)
         out["decode_tok_s"][s] = r["decode"]
         out[f"ttft_{PROMPT}_s"][s] = r["ttft"]
     return out

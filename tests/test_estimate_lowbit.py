@@ -15,6 +15,7 @@ from edgellm.boards import SCENARIOS, load_board
 from edgellm.cli import app
 from edgellm.compiler import lowbit_estimate as le
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
 from edgellm.compiler.design import lm_head_bytes
 from edgellm.compiler.estimate import scenarios
@@ -40,9 +41,9 @@ def _json(*args: str) -> dict:
 def test_preset_with_weights_is_the_lowbit_projection() -> None:
     cfg, board = PRESETS["qwen2.5-0.5b"], load_board("kv260")
     m = llama_cpp_mix(cfg, "Q4_K_M")
-    eng, vec = cl.search(cfg, board.with_scenario("central"), m, le.BUILT_ENGINES)
-    sc = scenarios(board, cl.design(board, eng, vec))
-    want = {s: cl.project(cfg, board.with_scenario(s), m, eng, vec, sc[s].clock_mhz) for s in SCENARIOS}
+    eng, vec = ls.search(cfg, board.with_scenario("central"), m, le.BUILT_ENGINES)
+    sc = scenarios(board, ls.design(board, eng, vec))
+    want = {s: ls.project(cfg, board.with_scenario(s), m, eng, vec, sc[s].clock_mhz) for s in SCENARIOS}
     out = _json("--preset", "qwen2.5-0.5b", "--weights", "q4_k_m")
     b = out["boards"]["kv260"]
     assert b["fits"] and "projected" in b["label"]
@@ -82,9 +83,9 @@ def test_gguf_file_uses_its_own_tensor_types(tmp_path: Path, mix: str) -> None:
     out = _json(str(path), "--board", "kv260")
     b = out["boards"]["kv260"]
     board = load_board("kv260")
-    eng, vec = cl.search(src.cfg, board.with_scenario("central"), src.model, le.BUILT_ENGINES)
+    eng, vec = ls.search(src.cfg, board.with_scenario("central"), src.model, le.BUILT_ENGINES)
     assert b["projected_decode_tok_s"]["central"] == pytest.approx(
-        cl.project(src.cfg, board, src.model, eng, vec)["decode"])
+        ls.project(src.cfg, board, src.model, eng, vec)["decode"])
     assert out["model"]["hidden_size"] == CFG.hidden_size and "ternary" not in json.dumps(out["mix"])
 
 
@@ -113,12 +114,12 @@ def test_lowbit_head_is_a_projected_option() -> None:
     assert not any("edgellm compile builds this design" in n for n in low["notes"])
     assert any("--lowbit-head" in n and "refuses a low-bit head" in n for n in low["notes"])
     src = le.with_lowbit_head(le.from_preset(cfg, "q4_k_m"))
-    eng, vec = cl.search(cfg, board.with_scenario("central"), src.model, le.BUILT_ENGINES)
+    eng, vec = ls.search(cfg, board.with_scenario("central"), src.model, le.BUILT_ENGINES)
     b = low["boards"]["kv260"]
     head = cl.stream_bytes(cfg.vocab_size, cfg.hidden_size, cl.FORMATS["Q6_K"], eng.rows, eng.beat_bits)
     assert b["lm_head"] == {"priced_as": "Q6_K on the low-bit engine", "bytes_per_token": head}
     assert b["projected_decode_tok_s"]["central"] == pytest.approx(
-        cl.project(cfg, board, src.model, eng, vec)["decode"])
+        ls.project(cfg, board, src.model, eng, vec)["decode"])
     # Q6_K (6.56 bits a weight) streams fewer head bytes than the int8 head (8 bits + a row scale)
     assert b["lm_head"]["bytes_per_token"] < int8["boards"]["kv260"]["lm_head"]["bytes_per_token"]
     assert b["bits_per_weight"] == pytest.approx(int8["boards"]["kv260"]["bits_per_weight"])

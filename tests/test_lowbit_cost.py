@@ -10,6 +10,8 @@ from shared_fixtures import gptq, kquant, lowbit_acts, lowbit_fields, q4_0, q6_k
 from edgellm.boards import load_board
 from edgellm.compiler import packing_lowbit as pl
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost import lowbit_run as lr
+from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.cost.ddr import bandwidth
 from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
 from edgellm.compiler.design import DesignParams
@@ -146,9 +148,9 @@ def test_decode_never_beats_its_ddr_bound() -> None:
     m = cl.LowbitModel(layers, cl.FORMATS["Q6_K"])
     p = DesignParams(clock_mhz=board.pl_clock_mhz)
     eng = cl.LowbitEngine()
-    run = cl.run_seconds(cfg, board, m, eng, p, 1, p.decode_context)
+    run = lr.run_seconds(cfg, board, m, eng, p, 1, p.decode_context)
     tok_s = 1.0 / sum(run.values())
-    assert tok_s < cl.ddr_bound_tokens_per_s(cfg, board, m, p, eng)
+    assert tok_s < lr.ddr_bound_tokens_per_s(cfg, board, m, p, eng)
 
 
 def _counts(m: cl.LowbitModel) -> dict[str, int]:
@@ -181,9 +183,9 @@ def test_llama_cpp_mixes() -> None:
 def test_search_fits_and_stays_under_the_bound() -> None:
     cfg, board = PRESETS["qwen2.5-0.5b"], load_board("kv260")
     m = llama_cpp_mix(cfg, "Q4_0")
-    eng, vec = cl.search(cfg, board, m)
-    assert cl.fits(cfg, board, eng, vec, m)
-    r = cl.project(cfg, board, m, eng, vec)
+    eng, vec = ls.search(cfg, board, m)
+    assert ls.fits(cfg, board, eng, vec, m)
+    r = ls.project(cfg, board, m, eng, vec)
     assert 0 < r["decode"] < r["bound"] and r["ttft"] > 0
 
 
@@ -199,27 +201,27 @@ def test_the_head_priced_is_the_int8_head_unless_lowbit_head() -> None:
     built = llama_cpp_mix(cfg, "Q4_0")
     low = cl.LowbitModel(built.layers, built.head, lowbit_head=True)
     assert not built.lowbit_head and built.head.name == low.head.name == "Q6_K"
-    eng, vec = cl.LowbitEngine(), cl.VECTOR[-1]
-    p = cl.design(board, eng, vec)
+    eng, vec = cl.LowbitEngine(), ls.VECTOR[-1]
+    p = ls.design(board, eng, vec)
     assert head_beat_bytes(p, "lowbit") == 16  # codegen's LmHeadConfig P for a low-bit design
     body = built.linear_bytes(cfg, eng.rows, eng.beat_bits)
     assert built.weight_bytes(cfg, eng.rows, eng.beat_bits) == body + lm_head_bytes(cfg, 8)
     assert low.weight_bytes(cfg, eng.rows, eng.beat_bits) == body + cl.stream_bytes(
         cfg.vocab_size, cfg.hidden_size, cl.FORMATS["Q6_K"], eng.rows, eng.beat_bits)
     f, wbps = p.clock_mhz * 1e6, bandwidth(board, p).weights
-    run = cl.run_seconds(cfg, board, built, eng, p, 1, p.decode_context)
+    run = lr.run_seconds(cfg, board, built, eng, p, 1, p.decode_context)
     assert run["lm_head"] == pytest.approx(cost_lm_head.seconds(cfg, board, p, beat=16))
-    run_low = cl.run_seconds(cfg, board, low, eng, p, 1, p.decode_context)
+    run_low = lr.run_seconds(cfg, board, low, eng, p, 1, p.decode_context)
     assert run_low["lm_head"] == pytest.approx(
         cl.linear_seconds(cfg.vocab_size, cfg.hidden_size, cl.FORMATS["Q6_K"], eng, 1, f, wbps))
     assert run["lm_head"] > run_low["lm_head"]  # 8.125 bits a weight against Q6_K's 6.56
     # its resources: the int8 head's MACs (DSPs) and state in the fit check, none with the low-bit head
-    head = cl.head_resources(cfg, board, built, p)
+    head = ls.head_resources(cfg, board, built, p)
     mac = cost_lm_head.resources(cfg, board, p, 16)
     assert head.dsp == mac.dsp > 0 and head.lut > mac.lut  # plus the row FIFOs
     assert cost_lm_head.resources(cfg, board, p, 32).dsp > mac.dsp  # P sizes the MACs: 16 is priced
-    assert cl.head_resources(cfg, board, low, p).lut == 0
-    both = cl.total_resources(cfg, board, built, eng, vec), cl.total_resources(cfg, board, low, eng, vec)
+    assert ls.head_resources(cfg, board, low, p).lut == 0
+    both = ls.total_resources(cfg, board, built, eng, vec), ls.total_resources(cfg, board, low, eng, vec)
     assert both[0].lut - both[1].lut == head.lut and both[0].dsp - both[1].dsp == head.dsp
     # the head's group sizes the engine (MAXG) only when the head runs there
     wide = cl.LowbitModel(built.layers, cl.fit(cl.FORMATS["GPTQ4"], cfg.hidden_size))  # G 128, linears G 32

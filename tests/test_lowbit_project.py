@@ -163,6 +163,7 @@ def test_the_ultra96_design_fits_by_its_scale_lanes(models: dict[str, Path], tmp
     from edgellm.boards import load_board
     from edgellm.compiler import lowbit_estimate as le
     from edgellm.compiler.cost import lowbit as cl
+    from edgellm.compiler.cost import lowbit_search as ls
 
     r = _compile(models["llama-Q4_K_M"], tmp_path / "p", "ultra96v2", "--no-onnx-reference")
     assert r.returncode == 0, r.stderr
@@ -173,10 +174,10 @@ def test_the_ultra96_design_fits_by_its_scale_lanes(models: dict[str, Path], tmp
     assert f"static const int scale_lanes = {d['lowbit_scale_lanes']};" in header
     assert "static const int max_k = 256;" in header  # the model's widest input, not 8192
     src, board = le.from_path(models["llama-Q4_K_M"]), load_board("ultra96v2")
-    eng, vec = cl.search(src.cfg, board, src.model, le.BUILT_ENGINES)
-    assert cl.fits(src.cfg, board, eng, vec, src.model)
+    eng, vec = ls.search(src.cfg, board, src.model, le.BUILT_ENGINES)
+    assert ls.fits(src.cfg, board, eng, vec, src.model)
     whole = cl.LowbitEngine(**{**eng.__dict__, "scale_lanes": 16})
-    assert not cl.fits(src.cfg, board, whole, vec, src.model)
+    assert not ls.fits(src.cfg, board, whole, vec, src.model)
 
 
 def test_lowbit_design_fields_are_validated() -> None:

@@ -20,7 +20,7 @@ from edgellm.boards import SCENARIOS
 from edgellm.cli import app
 from edgellm.compiler import lowbit_estimate as le
 from edgellm.compiler.build_reports import BUILD_REPORTS, SUMMARY
-from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.reproject import open_design, reproject
 
 runner = CliRunner()
@@ -104,7 +104,7 @@ def test_estimate_dir_check_reprojects_lowbit_at_the_achieved_clock(built: dict)
     rec = json.loads(res.stdout)["built"]
     half = p.clock_mhz / 2
     for s in SCENARIOS:
-        want = cl.project(src.cfg, b.with_scenario(s), src.model, e.engine, e.vector, half)
+        want = ls.project(src.cfg, b.with_scenario(s), src.model, e.engine, e.vector, half)
         assert rec["achieved"]["decode_tok_s"][s] == pytest.approx(want["decode"])
         assert rec["achieved"]["ttft_128_s"][s] == pytest.approx(want["ttft"])
         assert rec["planned"]["decode_tok_s"][s] > rec["achieved"]["decode_tok_s"][s]

@@ -12,7 +12,7 @@ The rest of a low-bit projection lives beside this module: cost/lowbit_run.py ru
 prefill as built (the engine's program against the top's weight fetchers, which prefetch the next
 linears' streams across the element-wise stages and attention; the LM head, the host), and
 cost/lowbit_search.py holds the design (DesignParams, resources as built, the search over engine shapes,
-vector engines and the weight FIFOs' depth). Their names are reachable here too (module __getattr__).
+vector engines and the weight FIFOs' depth).
 
 The LM head is priced as `edgellm compile` builds it: lm_head.h's int8 per-row head (cost/lm_head.py, the
 ternary designs' head model, at the low-bit design's beat P = 16 bytes, design.head_beat_bytes, over its
@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from edgellm.compiler.cost.memory import Resources
 from edgellm.compiler.design import lm_head_bytes
@@ -270,22 +269,3 @@ def model_max_k(cfg: ModelConfig) -> int:
     """MAXK of a model's engine: its widest linear input in whole 256-input super-blocks (what
     codegen_config.lowbit_fields generates)."""
     return -(-k_max(cfg) // LB_MAX_GROUP) * LB_MAX_GROUP
-
-
-# names of the projection and the search, kept importable from here (callers written before the split)
-_RUN = ("decode_bytes", "ddr_bound_tokens_per_s", "fifo_bytes", "run_seconds", "run_split", "LowbitRun")
-_SEARCH = ("VECTOR", "FETCH_DEPTHS", "design", "head_resources", "fetch_resources", "total_resources", "fits",
-           "project", "search")
-
-
-def __getattr__(name: str) -> Any:
-    """cost/lowbit_run.py's and cost/lowbit_search.py's names (imported on first use: they import this)."""
-    if name in _RUN:
-        from edgellm.compiler.cost import lowbit_run
-
-        return getattr(lowbit_run, name)
-    if name in _SEARCH:
-        from edgellm.compiler.cost import lowbit_search
-
-        return getattr(lowbit_search, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,6 +15,8 @@ from typing import Any
 from edgellm.boards import Board
 from edgellm.compiler import lowbit_estimate as le
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost import lowbit_run as lr
+from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.cost.memory import Resources, total_of
 from edgellm.compiler.design import DesignParams
 from edgellm.models.config import ModelConfig
@@ -44,7 +46,7 @@ class LowbitSection:
 
 def _design(board: Board, e: le.LowbitEstimate) -> DesignParams:
     """The DesignParams cost/lowbit.py projects e's engine with, at its central clock."""
-    return cl.design(board, e.engine, e.vector, e.clock["central"])
+    return ls.design(board, e.engine, e.vector, e.clock["central"])
 
 
 def kernel_parts(src: le.LowbitSource, board: Board, e: le.LowbitEstimate) -> dict[str, Resources]:
@@ -56,7 +58,7 @@ def kernel_parts(src: le.LowbitSource, board: Board, e: le.LowbitEstimate) -> di
     ew, attn = resource_model.vector_kernels(src.cfg, q)
     return {ENGINE: cl.resources(e.engine), "elementwise": ew, "attention": attn,
             "axi": cost_axi.resources(q), "platform": resource_model.PLATFORM,
-            "fetch": cl.fetch_resources(board, q), "lm_head": cl.head_resources(src.cfg, board, src.model, q)}
+            "fetch": ls.fetch_resources(board, q), "lm_head": ls.head_resources(src.cfg, board, src.model, q)}
 
 
 def time_split(src: le.LowbitSource, board: Board, e: le.LowbitEstimate, phase: str, tokens: int,
@@ -66,7 +68,7 @@ def time_split(src: le.LowbitSource, board: Board, e: le.LowbitEstimate, phase: 
     the one run against the weight fetchers times them (cost/lowbit_run.run_split); its total is the
     projection's (1 / decode tok/s, or TTFT)."""
     b, q = board.with_scenario("central"), _design(board, e)
-    run = cl.run_split(src.cfg, b, src.model, e.engine, q, tokens, context0)
+    run = lr.run_split(src.cfg, b, src.model, e.engine, q, tokens, context0)
     return TimeSplit(phase, tokens, run.layers, {**run.linears, VECTOR: run.vector}, run.final, run.lm_head,
                      run.host)
 
