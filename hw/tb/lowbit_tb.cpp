@@ -7,16 +7,40 @@
 #include <vector>
 
 #include "edgellm/lowbit_mm.h"
+#include "edgellm/lowbit_policy.h"
 
 using namespace edgellm;
 
-typedef LowbitConfig<32, 8192, 8> LbCfg32;             // decode and short blocks: R 32, one token lane
-typedef LowbitConfig<64, 4096, 4> LbCfg64;             // R 64
-typedef LowbitConfig<32, 4096, 8, 64, 3> LbCfgTp3;     // three token lanes (8 tokens: 3 blocks, 2 lanes idle)
-typedef LowbitConfig<128, 4096, 8, 256, 2, 512, 4> LbCfgW4;  // four ports' beats at once, 4 record decoders
-typedef LowbitConfig<64, 4096, 4, 256, 1, 256, 2> LbCfgW2;   // two ports' beats, 2 record decoders
-typedef LowbitConfig<32, 4096, 8, 32, 1, 128, 1, 1> LbCfgSl1;  // one sub-scale per decoder iteration
-typedef LowbitConfig<64, 4096, 4, 256, 1, 256, 2, 4> LbCfgSl4;  // two decoders of 4 sub-scales
+// One named configuration per entry point (lowbit_policy.h: lowbit_config_base's defaults for the fields
+// not named: max_group 256, token_lanes 1, beat_bits 128, decoders 1, scale_lanes 16).
+struct r32_fields : lowbit_config_base {  // decode and short blocks: R 32, one token lane
+  static const int rows = 32, max_k = 8192, max_t = 8;
+};
+struct r64_fields : lowbit_config_base {  // R 64
+  static const int rows = 64, max_k = 4096, max_t = 4;
+};
+struct tp3_fields : lowbit_config_base {  // three token lanes (8 tokens: 3 blocks, 2 lanes idle)
+  static const int rows = 32, max_k = 4096, max_t = 8, max_group = 64, token_lanes = 3;
+};
+struct w4_fields : lowbit_config_base {  // four ports' beats at once, 4 record decoders
+  static const int rows = 128, max_k = 4096, max_t = 8, token_lanes = 2, beat_bits = 512, decoders = 4;
+};
+struct w2_fields : lowbit_config_base {  // two ports' beats, 2 record decoders
+  static const int rows = 64, max_k = 4096, max_t = 4, beat_bits = 256, decoders = 2;
+};
+struct sl1_fields : lowbit_config_base {  // one sub-scale per decoder iteration
+  static const int rows = 32, max_k = 4096, max_t = 8, max_group = 32, scale_lanes = 1;
+};
+struct sl4_fields : lowbit_config_base {  // two decoders of 4 sub-scales
+  static const int rows = 64, max_k = 4096, max_t = 4, beat_bits = 256, decoders = 2, scale_lanes = 4;
+};
+typedef lowbit_traits<r32_fields> LbR32;
+typedef lowbit_traits<r64_fields> LbR64;
+typedef lowbit_traits<tp3_fields> LbTp3;
+typedef lowbit_traits<w4_fields> LbW4;
+typedef lowbit_traits<w2_fields> LbW2;
+typedef lowbit_traits<sl1_fields> LbSl1;
+typedef lowbit_traits<sl4_fields> LbSl4;
 
 static LowbitTensor tensor_of(const int32_t *f) {
   LowbitTensor d;
@@ -60,11 +84,12 @@ static int run(const int32_t *fields, const uint8_t *w, long n_bytes, long first
   return 0;
 }
 
-// One ctypes entry point per LowbitConfig: tb_lowbit_<SUF>(fields, w, n_bytes, first_beat, x, qs, n_tok, y).
+// One ctypes entry point per named configuration (CFG: its lowbit_traits; run takes CFG::engine):
+// tb_lowbit_<SUF>(fields, w, n_bytes, first_beat, x, qs, n_tok, y).
 #define EDGELLM_LOWBIT_TB(SUF, CFG)                                                                   \
   int tb_lowbit_##SUF(const int32_t *fields, const uint8_t *w, long n_bytes, long first_beat,        \
                       const int8_t *x, const float *qs, int n_tok, float *y) {                       \
-    return run<CFG>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);                                \
+    return run<CFG::engine>(fields, w, n_bytes, first_beat, x, qs, n_tok, y);                        \
   }
 
 extern "C" {
@@ -72,13 +97,13 @@ extern "C" {
 // fields: bits, group, n_out, k, then the ParamCodec (sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz,
 // dper).
 // The tensor's stream starts at beat first_beat of w. Returns 0, or < 0 when the call does not fit.
-EDGELLM_LOWBIT_TB(r32, LbCfg32)
-EDGELLM_LOWBIT_TB(r64, LbCfg64)
-EDGELLM_LOWBIT_TB(tp3, LbCfgTp3)
-EDGELLM_LOWBIT_TB(w4, LbCfgW4)
-EDGELLM_LOWBIT_TB(w2, LbCfgW2)
-EDGELLM_LOWBIT_TB(sl1, LbCfgSl1)
-EDGELLM_LOWBIT_TB(sl4, LbCfgSl4)
+EDGELLM_LOWBIT_TB(r32, LbR32)
+EDGELLM_LOWBIT_TB(r64, LbR64)
+EDGELLM_LOWBIT_TB(tp3, LbTp3)
+EDGELLM_LOWBIT_TB(w4, LbW4)
+EDGELLM_LOWBIT_TB(w2, LbW2)
+EDGELLM_LOWBIT_TB(sl1, LbSl1)
+EDGELLM_LOWBIT_TB(sl4, LbSl4)
 
 // Iterations of each pipelined loop kind since the last reset (LbLoop order), C simulation's count.
 void tb_lowbit_iters(long *out) {
