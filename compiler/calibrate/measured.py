@@ -6,8 +6,9 @@ the board file's, widened to include the measurement): `ddr_pl_fraction` from th
 probe reached (all PL streams together; a lower bound of what the DDR gives), `shared_path_gbps` from
 the weight streams that share a path into the DDR controller, `cci_stream_gbps` from a stream through
 the CCI, each where the kit measured it; `head_stream_ratio` (the kit's LM head rows over its weight
-streams, the same ports) prices the LM head's row pattern (cost/ddr.py). The board's
-`sources["measured"]` names the file, and
+streams, the same ports) prices the LM head's row pattern (cost/ddr.py), measured at the file's
+`head_row_bytes` rows: where that is not the model's head row (head_row_note), estimate and compile say so
+in a note and still apply the ratio. The board's `sources["measured"]` names the file, and
 compiler/estimate.py prints it as the central scenario's assumption. An emulated file (C simulation:
 the ports' ideal rates, not a measurement) is refused unless `allow_emulated`.
 """
@@ -19,11 +20,15 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgellm.boards import Board
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime.calibrate import FORMAT
+
+if TYPE_CHECKING:
+    from edgellm.compiler.design import DesignParams
+    from edgellm.models.config import ModelConfig
 
 MAX_FILE_BYTES = 16 << 20
 PEAK_SLACK = 1.01  # a measured aggregate above the DDR peak by more than this is not a measurement
@@ -31,6 +36,8 @@ MAX_CLOCK_MHZ = 1000.0
 # The head's rows against sequential streams on the same ports: more than this is not a measurement of a
 # pattern (the sequential streams were disturbed, or the file was edited).
 MAX_HEAD_RATIO = 1.5
+# Measured fields an older file (or a project compiled from one) may lack.
+OPTIONAL_FIELDS = frozenset({"head_stream_ratio", "head_row_bytes"})
 
 
 class CalibrationFileError(EdgeLLMError):
@@ -53,6 +60,7 @@ class Measured:
     weight_ports: int = 0  # the kit's
     port_width_bits: int = 0
     head_stream_ratio: float | None = None  # the LM head's rows over the weight streams (older files: None)
+    head_row_bytes: int | None = None  # the row the head run read (older files: None)
 
     def source(self) -> str:
         """The central scenario's assumption: which figures were measured, where and when."""
@@ -62,7 +70,8 @@ class Measured:
         if self.cci_stream_gbps is not None:
             got.append(f"CCI stream {self.cci_stream_gbps:.2f} GB/s")
         if self.head_stream_ratio is not None:
-            got.append(f"LM head rows {self.head_stream_ratio:.3f} x the weight streams")
+            row = "" if self.head_row_bytes is None else f" ({self.head_row_bytes}-byte rows)"
+            got.append(f"LM head rows{row} {self.head_stream_ratio:.3f} x the weight streams")
         tag = "EMULATED (C simulation, not a measurement)" if self.emulated else "measured on the board"
         return f"{tag} by {self.path} on {self.date} at {self.clock_mhz:g} MHz: {', '.join(got)}"
 
@@ -74,9 +83,11 @@ class Measured:
     def from_config(d: Any) -> Measured:
         """The inverse of to_config, checked."""
         names = {f.name for f in dataclasses.fields(Measured)}
-        if not isinstance(d, dict) or set(d) not in (names, names - {"head_stream_ratio"}):
+        if not isinstance(d, dict) or not names - OPTIONAL_FIELDS <= set(d) <= names:
             raise CalibrationFileError(f"measured bandwidth settings {d!r} are not a calibration's")
         m = Measured(**d)
+        if m.head_row_bytes is not None:
+            _row_bytes(m.head_row_bytes, m.path)
         for name in ("clock_mhz", "ddr_pl_gbps", "weights_gbps"):
             _positive(getattr(m, name), name, m.path)
         for name in ("shared_path_gbps", "cci_stream_gbps", "head_stream_ratio"):
@@ -117,6 +128,12 @@ def _positive(v: Any, name: str, where: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
         raise CalibrationFileError(f"{where}: {name} must be a finite number > 0, got {v!r}")
     return float(v)
+
+
+def _row_bytes(v: Any, where: str) -> int:
+    if type(v) is not int or v <= 0:
+        raise CalibrationFileError(f"{where}: head_row_bytes must be a whole number of bytes > 0, got {v!r}")
+    return v
 
 
 def _reject_constant(name: str) -> Any:
@@ -167,14 +184,16 @@ def read_measured(path: str | Path, allow_emulated: bool = False) -> Measured:
         raise CalibrationFileError(f"{w}: kit.weight_ports (1..4) and kit.port_width_bits are required")
     opt = {k: None if fig.get(k) is None else _positive(fig.get(k), f"figures.{k}", w)
            for k in ("shared_path_gbps", "cci_stream_gbps", "head_stream_ratio")}
-    ratio = opt["head_stream_ratio"]
+    ratio, row = opt["head_stream_ratio"], d.get("head_row_bytes")
     if ratio is not None and ratio > MAX_HEAD_RATIO:
         raise CalibrationFileError(f"{w}: figures.head_stream_ratio {ratio:g}: the LM head's rows cannot "
                                    f"outrun the same ports' sequential streams {MAX_HEAD_RATIO:g}-fold")
+    if row is not None:
+        _row_bytes(row, w)
     m = Measured(path=w, board=d["board"], emulated=d["emulated"], date=d["date"], clock_mhz=clock,
                  ddr_pl_gbps=_positive(fig.get("ddr_pl_gbps"), "figures.ddr_pl_gbps", w),
                  weights_gbps=_positive(fig.get("weights_gbps"), "figures.weights_gbps", w),
-                 weight_ports=ports, port_width_bits=width, **opt)
+                 weight_ports=ports, port_width_bits=width, head_row_bytes=row, **opt)
     if m.weights_gbps > m.ddr_pl_gbps * PEAK_SLACK:
         raise CalibrationFileError(f"{w}: figures.weights_gbps {m.weights_gbps:g} exceeds ddr_pl_gbps "
                                    f"{m.ddr_pl_gbps:g} (the highest aggregate measured)")
@@ -217,3 +236,24 @@ def note(m: Measured, board: Board) -> str:
     fit = (f"the model gives {model:.2f} GB/s of weights for the kit's {m.weight_ports} ports, measured "
            f"{got:.2f} ({100 * (model / got - 1):+.1f}%)")
     return f"{board.name} central bandwidth: {m.source()}; {fit}"
+
+
+def head_row_note(m: Measured, cfg: ModelConfig, p: DesignParams) -> str | None:
+    """`note: ...` when the file's head ratio was measured at rows other than the design's LM head rows
+    (cost/lm_head.py row_bytes), with the kit run that measures this model's; None when they agree, the
+    file has no head ratio or the head is not on the fabric (the ratio is then not used).
+
+    A note, not a refusal: the ratio at another row is still a measurement of the same ports reading rows
+    (bursts of a row's beats, one row per port in turn), the file's other figures do not depend on the
+    row, and without the file the head is priced at a ratio of 1; the model applies it as measured."""
+    from edgellm.compiler.cost.lm_head import row_bytes
+
+    if m.head_stream_ratio is None or not p.lm_head_on_fabric:
+        return None
+    want = row_bytes(cfg, p.lm_head_bits)
+    if m.head_row_bytes == want:
+        return None
+    at = "rows of a size it does not record" if m.head_row_bytes is None else f"{m.head_row_bytes}-byte rows"
+    return (f"note: {m.path}'s LM head ratio was measured at {at}; {cfg.name}'s head rows are {want} bytes "
+            f"(hidden {cfg.hidden_size} at {p.lm_head_bits} bits), applied as measured; to measure this "
+            f"model's: edgellm calibrate KIT --head-row-bytes {want}")

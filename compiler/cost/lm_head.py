@@ -36,6 +36,12 @@ def arm_seconds(cfg: ModelConfig, p: DesignParams) -> float:
     return lm_head_bytes(cfg, p.lm_head_bits) / ARM_STREAM_BYTES_PER_S
 
 
+def row_bytes(cfg: ModelConfig, bits: int) -> int:
+    """One vocabulary row's bytes at `bits` (the int8 head: hidden): the row the head reads at v * row
+    bytes (lm_head_load.h), which a calibration's head run should be measured at (--head-row-bytes)."""
+    return math.ceil(cfg.hidden_size * bits / 8)
+
+
 def seconds(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int = 1,
             beat: int | None = None) -> float:
     """lm_head.h lm_dot_fifo (one token): blocks of NP rows (row v on port v % NP), P = R bytes per beat
@@ -46,7 +52,7 @@ def seconds(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int = 1,
         return arm_seconds(cfg, p)
     f = p.clock_mhz * 1e6
     nports, beat = stream_ports(board, p), beat or p.rows
-    row = math.ceil(cfg.hidden_size * p.lm_head_bits / 8)  # a row's bytes at lm_head_bits (int8: hidden)
+    row = row_bytes(cfg, p.lm_head_bits)
     nbeats, nblk = -(-row // beat), -(-cfg.vocab_size // nports)
     blk_load = max(nbeats * beat / port_bytes_per_cycle(board, p, beat),
                    nports * row / ddr_bytes_per_cycle(board, p))

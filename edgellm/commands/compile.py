@@ -22,11 +22,25 @@ from edgellm.commands.design_opts import (
 from edgellm.commands.model_names import PresetOpt
 
 
+def _head_row_note(ctx) -> None:  # ctx: BuildContext
+    """--measured: a `note:` on stderr when the file's LM head ratio was measured at other rows than the
+    built design's head rows (compiler/calibrate/measured.py head_row_note)."""
+    if ctx.config.measured is None:
+        return
+    from edgellm.compiler.calibrate.measured import Measured, head_row_note
+
+    line = head_row_note(Measured.from_config(ctx.config.measured), ctx.state["qm"].config,
+                         ctx.state["design"])
+    if line:
+        typer.echo(line, err=True)
+
+
 def _summary(ctx) -> None:  # ctx: BuildContext
     """Resources vs the board, projected speed beside the DDR bound, DDR use."""
     from rich.console import Console
     from rich.table import Table
 
+    _head_row_note(ctx)
     if ctx.state.get("lowbit"):  # a low-bit design: the projection edgellm estimate prints for the model
         from edgellm.commands.estimate_lowbit import print_table
 

@@ -252,6 +252,10 @@ def register(app: typer.Typer) -> None:
                                    "compiler/cost/lowbit_search.py search's; --clock and --lut-cap steer it)")
             names = list_boards() if board == "all" else [load_board(board).name]
             meas, clock = for_command(measured, allow_emulated, names, clock)
+            if meas and not src.model.lowbit_head:  # the int8 head, as lowbit_search designs it
+                from edgellm.compiler.design import DesignParams
+
+                _head_row_note(meas, src.cfg, DesignParams())
             estimate_lowbit(src, names, meas, as_json, clock, {} if lut_cap is None else {"lut": lut_cap})
             return
         over = parse_sets(sets)
@@ -265,6 +269,9 @@ def register(app: typer.Typer) -> None:
             check_output(html_out, "--html")
         limits = {} if lut_cap is None else {"lut": lut_cap}
         results = explore_boards(cfg, names, meas, context, clock, limits, over, speculate)
+        for r in results.values() if meas else ():
+            if not isinstance(r, str):
+                _head_row_note(meas, cfg, r.params)
         if html_out is not None:
             from edgellm.report.records import write_estimate_page
 
@@ -278,6 +285,15 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(estimate_record(cfg, results, calibration, top), indent=1))
             return
         print_estimates(cfg, results, meas, top, calibration)
+
+
+def _head_row_note(meas, cfg, p) -> None:  # (Measured, ModelConfig, DesignParams)
+    """--measured: a `note:` on stderr when its head ratio was measured at other rows than the design's."""
+    from edgellm.compiler.calibrate.measured import head_row_note
+
+    line = head_row_note(meas, cfg, p)
+    if line:
+        typer.echo(line, err=True)
 
 
 def explore_boards(cfg, names: list[str], meas, context: int | None, clock: float | None,
