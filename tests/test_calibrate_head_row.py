@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -77,3 +78,22 @@ def test_cli_head_row_errors(kit: Path, tmp_path: Path) -> None:
     err = _one_line_error(runner.invoke(app, ["calibrate", "--head-row-bytes", "1536", "-o", str(dest)]))
     assert "--head-row-bytes" in err and "only when running a kit" in err
     assert not dest.exists()
+
+
+def test_board_script_usage_names_every_option(kit: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The kit's run_calibration.py: its usage line names every option its parser (runtime/calibrate.py
+    board_main) takes, --head-row-bytes among them, with the row's default; the kit's README tells the
+    board and host runs to give the model's hidden size."""
+    with pytest.raises(SystemExit) as e:
+        cal.board_main(["--help"])
+    assert e.value.code == 0
+    parsed = capsys.readouterr().out.split("\n\n")[0]  # argparse's usage paragraph
+    options = set(re.findall(r"\[(-[-\w]+)", parsed)) - {"-h"}
+    assert {"-o", "--device", "--head-row-bytes", "--force"} <= options
+    usage = (kit / "run_calibration.py").read_text().split('"""')[1]
+    assert [o for o in sorted(options) if not re.search(rf"\[{o}\b", usage)] == []
+    assert f"default {cal.HEAD_ROW_BYTES}" in usage
+    readme = " ".join((kit / "README.md").read_text().split())
+    assert "python3 run_calibration.py --head-row-bytes HIDDEN" in readme
+    assert "edgellm calibrate THIS_FOLDER --device pynq --head-row-bytes HIDDEN" in readme
+    assert "1536 for bitnet_b1_58-large, 2560 for BitNet-b1.58-2B-4T" in readme

@@ -34,6 +34,7 @@ from edgellm.compiler.vivado_tcl import port_assignment, write_vivado_tcl
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime import probe_kit as pk
 from edgellm.runtime import project_files as pf
+from edgellm.runtime.calibrate_plan import HEAD_ROW_BYTES
 
 # The runtime the board script needs (numpy + pynq only): (folder under python/edgellm, module file)
 KIT_PYTHON = (("", "__init__.py"), ("", "errors.py"), ("runtime", "__init__.py"), ("runtime", "device.py"),
@@ -41,9 +42,14 @@ KIT_PYTHON = (("", "__init__.py"), ("", "errors.py"), ("runtime", "__init__.py")
               ("runtime", "manifest_schema.py"), ("runtime", "layout.py"), ("runtime", "probe_kit.py"),
               ("runtime", "calibrate_plan.py"), ("runtime", "calibrate_session.py"),
               ("runtime", "calibrate_record.py"), ("runtime", "calibrate.py"))
-BOARD_SCRIPT = '''"""Measure this board's PL->DDR bandwidth with the calibration kit (numpy and pynq only).
+BOARD_SCRIPT = f'''"""Measure this board's PL->DDR bandwidth with the calibration kit (numpy and pynq only).
 
-    python3 run_calibration.py [-o calibration-BOARD.json] [--bytes-per-port N] [--repeat K]
+    python3 run_calibration.py [-o calibration-BOARD.json] [--device auto|pynq|emu] [--bytes-per-port N]
+                               [--repeat K] [--timeout S] [--head-row-bytes N] [--force]
+
+--head-row-bytes: the LM head run's row in bytes, the hidden size of the model the file will price (its
+int8 head reads row v at v * hidden bytes: 1536 for bitnet_b1_58-large, 2560 for BitNet-b1.58-2B-4T);
+default {HEAD_ROW_BYTES}.
 """
 import os
 import sys
@@ -92,9 +98,13 @@ and burst settings ({design.weight_ports} weight ports of {design.port_width_bit
    `cd ../vivado && vivado -mode batch -source build.tcl`. This writes `edgellm_ddr_probe.bit` and
    `edgellm_ddr_probe.hwh` here.
 2. Copy this folder to the board and run, in the PYNQ environment (as root, as PYNQ's notebooks run):
-   `python3 run_calibration.py`. It writes `calibration-{board.name}.json` (GB/s per port alone and
-   together, with the data port writing; the PL clock the board gave; the date and tool versions).
-   From a host with pynq: `PYNQ_REMOTE_DEVICES=BOARD edgellm calibrate THIS_FOLDER --device pynq`.
+   `python3 run_calibration.py --head-row-bytes HIDDEN`. It writes `calibration-{board.name}.json` (GB/s
+   per port alone and together, with the data port writing, the LM head's rows; the PL clock the board
+   gave; the date and tool versions). HIDDEN is the hidden size of the model you will estimate: its int8
+   LM head reads rows of that many bytes (1536 for bitnet_b1_58-large, 2560 for BitNet-b1.58-2B-4T;
+   without the option, {HEAD_ROW_BYTES}); estimate and compile note a file measured at other rows.
+   From a host with pynq: `PYNQ_REMOTE_DEVICES=BOARD edgellm calibrate THIS_FOLDER --device pynq
+   --head-row-bytes HIDDEN`.
 3. On the host: `edgellm estimate --board {board.name} --measured calibration-{board.name}.json` (and
    `edgellm compile --measured ...`) projects with the measured bandwidth as the central figure.
 
