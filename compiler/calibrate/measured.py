@@ -71,7 +71,7 @@ class Measured:
             got.append(f"CCI stream {self.cci_stream_gbps:.2f} GB/s")
         if self.head_stream_ratio is not None:
             row = "" if self.head_row_bytes is None else f" ({self.head_row_bytes}-byte rows)"
-            got.append(f"LM head rows{row} {self.head_stream_ratio:.3f} x the weight streams")
+            got.append(f"LM head rows {self.head_stream_ratio:.3f} x the weight streams{row}")
         tag = "EMULATED (C simulation, not a measurement)" if self.emulated else "measured on the board"
         return f"{tag} by {self.path} on {self.date} at {self.clock_mhz:g} MHz: {', '.join(got)}"
 
