@@ -17,7 +17,7 @@ from typing import Any
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import FETCH_BEATS as FETCH_BEATS  # the models' import point
-from edgellm.runtime.layout import HEAD_ROWS_MAX, LB_BEAT_BITS, MAX_STREAM_PORTS
+from edgellm.runtime.layout import HEAD_ROWS_MAX, LB_BEAT_BITS, LB_GROUPS, LB_PORTS, MAX_STREAM_PORTS
 from edgellm.runtime.layout import head_rows as _head_rows
 
 SCALE_BYTES = 4  # one fp32 scale per ternary linear (numerics contract)
@@ -153,14 +153,15 @@ class DesignParams:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise EdgeLLMError(f"design parameter {f} must be a positive integer, got {v!r}")
-        if self.lowbit_ports not in (1, 2, 4):
-            raise EdgeLLMError(f"design parameter lowbit_ports must be 1, 2 or 4, got {self.lowbit_ports}")
+        if self.lowbit_ports not in LB_PORTS:
+            raise EdgeLLMError(f"design parameter lowbit_ports must be one of {LB_PORTS}, got "
+                               f"{self.lowbit_ports}")
         bw, r = LB_BEAT_BITS * self.lowbit_ports, self.lowbit_rows
         if r % 32 or r % (bw // 16) or 4 * r < bw:
             raise EdgeLLMError(f"design parameter lowbit_rows must be a multiple of 32 and of {bw // 16}, at "
                                f"least {bw // 4} ({bw}-bit beats), got {r}")
-        if self.lowbit_max_group not in (16, 32, 64, 128, 256):
-            raise EdgeLLMError(f"design parameter lowbit_max_group must be 16, 32, 64, 128 or 256, got "
+        if self.lowbit_max_group not in LB_GROUPS:
+            raise EdgeLLMError(f"design parameter lowbit_max_group must be one of {LB_GROUPS}, got "
                                f"{self.lowbit_max_group}")
         if not 1 <= self.lowbit_decoders <= 8:
             raise EdgeLLMError(f"design parameter lowbit_decoders must be 1..8, got {self.lowbit_decoders}")

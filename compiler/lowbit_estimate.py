@@ -33,7 +33,6 @@ from edgellm.runtime.layout import LB_MAX_GROUP
 
 # --weights choices for a preset (lower case, as the CLI takes them) -> llama.cpp file type
 WEIGHTS = {"q4_0": "Q4_0", "q4_k_m": "Q4_K_M", "q2_k": "Q2_K"}
-LOWBIT_ARCHS = ("llama", "qwen2")  # models/loaders/gguf_llama.py LOWBIT_ARCHS
 FLOAT_TYPES = ("F32", "F16", "BF16")
 FLOAT_AS = "Q8_0"  # what a float linear or head streams as (the loader's requantization)
 PROMPT = 128
@@ -88,7 +87,7 @@ def _format(kind: str, n_in: int, what: str) -> cl.TensorFormat:
 
 def from_gguf(path: Path) -> LowbitSource | None:
     """A llama/qwen2 GGUF's tensor types as engine formats (None for another architecture: ternary)."""
-    from edgellm.models.loaders.gguf_llama import LINEARS
+    from edgellm.models.loaders.gguf_llama import LINEARS, LOWBIT_ARCHS
     from edgellm.models.loaders.gguf_loader import GGUFFile, _config
 
     g = GGUFFile(path)

@@ -33,7 +33,7 @@ import numpy as np
 
 from edgellm.errors import EdgeLLMError
 from edgellm.models.lowbit import GroupQuant
-from edgellm.runtime.layout import LB_BEAT_BITS, LB_MAX_GROUP, LB_MAX_RECORD_BITS
+from edgellm.runtime.layout import LB_BEAT_BITS, LB_BEAT_WIDTHS, LB_MAX_GROUP, LB_MAX_RECORD_BITS
 
 F32 = np.float32
 BEAT_BITS = LB_BEAT_BITS  # one weight port's beat (the hardware facts: runtime/layout.py)
@@ -241,9 +241,9 @@ def _float_bits(v: np.ndarray, width: int) -> np.ndarray:
 
 def check_rows(rows: int, beat_bits: int = BEAT_BITS) -> None:
     """R must hold whole beats of plane words at every group size: a multiple of beat_bits / 16."""
-    if beat_bits not in (128, 256, 512):
-        raise EdgeLLMError(f"low-bit packing: beat_bits must be 128, 256 or 512 (1, 2 or 4 ports), "
-                           f"got {beat_bits}")
+    if beat_bits not in LB_BEAT_WIDTHS:
+        raise EdgeLLMError(f"low-bit packing: beat_bits must be one of {LB_BEAT_WIDTHS} ({LB_BEAT_BITS} a "
+                           f"port), got {beat_bits}")
     if rows < 8 or rows % (beat_bits // 16):
         raise EdgeLLMError(f"low-bit packing: rows per tile must be a positive multiple of "
                            f"{beat_bits // 16}, got {rows}")

@@ -19,9 +19,9 @@ from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.lowbit_estimate import LowbitEstimate, LowbitSource
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
+from edgellm.runtime.layout import LB_GROUPS
 
 MODEL_KEY = "lowbit_model"  # manifest["weights"][MODEL_KEY]
-GROUPS = (16, 32, 64, 128, 256)  # the engine's group sizes (design.lowbit_max_group's choices)
 PROMPT = 128  # TTFT prompt (compiler/reproject.py PROMPT)
 
 
@@ -54,8 +54,8 @@ def _format(d: Any, i: int) -> cl.TensorFormat:
     if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not isinstance(d.get("dper"), bool):
         raise ValueError(f"formats[{i}] is not {{name, bits, group, sb, record_bits, dper}}")
     group = _int(d.get("group"), 16, 256, f"formats[{i}].group")
-    if group not in GROUPS:
-        raise ValueError(f"formats[{i}].group must be one of {GROUPS}, got {group}")
+    if group not in LB_GROUPS:
+        raise ValueError(f"formats[{i}].group must be one of {LB_GROUPS}, got {group}")
     return cl.TensorFormat(d["name"], _int(d.get("bits"), 1, 8, f"formats[{i}].bits"), group,
                            _int(d.get("sb"), 1, 256, f"formats[{i}].sb"),
                            _int(d.get("record_bits"), 1, cl.MAX_RECORD_BITS, f"formats[{i}].record_bits"),

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgellm.errors import CheckpointError
+from edgellm.runtime.layout import LB_GROUPS
 
 F32 = np.float32
 BITS = range(2, 9)
-GROUPS = (16, 32, 64, 128, 256)
+GROUPS = LB_GROUPS  # the engine's group sizes (the hardware facts: runtime/layout.py)
 QMIN, QMAX_ABS = -128, 128  # int8 activations: |q| <= 128
 # |P| = |sum_i codes * q| <= (2^8 - 1) * 128 * group: below 2^24 for every allowed group, so P (and
 # every partial sum of it) is exact in int32 and in float32 (the golden f32 BLAS product is exact).
@@ -36,7 +37,7 @@ class GroupQuant:
     scales: np.ndarray  # float32 (out, in // group)
     mins: np.ndarray  # float32 (out, in // group)
     bits: int  # 2..8
-    group: int  # 16, 32, 64, 128 or 256; in % group == 0
+    group: int  # one of GROUPS (16 .. 256); in % group == 0
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -40,6 +40,9 @@ LB_BEAT_BITS = 128  # bits of a low-bit weight port's beat (lb_beat_t); the engi
 LB_MAX_GROUP = 256  # widest group, and the inputs of a super-block (GGUF K-quants' QK_K): a record's span
 LB_MAX_SB = 16  # most groups a parameter record covers (LB_MAX_GROUP / 16, the narrowest group)
 LB_MAX_RECORD_BITS = 32 + 32 + LB_MAX_SB * 16  # a record's widest on-chip window: d, dm, SB x (sc + mc)
+LB_GROUPS = (16, 32, 64, 128, 256)  # group sizes the engine decodes: powers of two 16 .. LB_MAX_GROUP
+LB_PORTS = (1, 2, 4)  # weight ports one low-bit engine reads at once (design.lowbit_ports)
+LB_BEAT_WIDTHS = tuple(LB_BEAT_BITS * p for p in LB_PORTS)  # its beat BW: 128, 256 or 512 bits
 
 # (C++ name in namespace edgellm::facts, Python value, what it is): the header's contents
 C_FACTS = (

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.layout import HEAD_ROWS_MAX, K_TOP_MAX
+from edgellm.runtime.layout import HEAD_ROWS_MAX, K_TOP_MAX, LB_GROUPS, LB_PORTS
 
 SCHEMA = "edgellm.manifest/1"
 MANIFEST = "manifest.json"
@@ -58,8 +58,8 @@ FIELDS: dict[str, tuple[str, bool, Any]] = {
     "design": ("object", False, None),  # a low-bit design's engine (runtime/bounds.py Limits.of)
     "design.matmul": ("str", False, ("tlmm", "lowbit")),
     "design.lowbit_rows": ("int", False, (32, 1 << 12)),
-    "design.lowbit_ports": ("int", False, (1, 4)),
-    "design.lowbit_max_group": ("int", False, (16, 256)),
+    "design.lowbit_ports": ("int", False, (min(LB_PORTS), max(LB_PORTS))),
+    "design.lowbit_max_group": ("int", False, (min(LB_GROUPS), max(LB_GROUPS))),
     "host": ("object", True, None),
     "host.embed_file": ("path", True, None),
     "host.embed_dtype": ("str", True, EMBED_DTYPES),

@@ -32,7 +32,7 @@ from edgellm.compiler.design import lm_head_bytes
 from edgellm.compiler.packing_lowbit import record_groups
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
-from edgellm.runtime.layout import LB_BEAT_BITS, LB_MAX_GROUP, LB_MAX_RECORD_BITS, k_max
+from edgellm.runtime.layout import LB_BEAT_BITS, LB_MAX_GROUP, LB_MAX_RECORD_BITS, LB_PORTS, k_max
 
 PORT_BITS = LB_BEAT_BITS  # one weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
 # Pipeline prologue + epilogue of one run of a pipelined loop (the block loop's deepest path: table
@@ -110,8 +110,9 @@ class LowbitEngine:
     fetch_depth: int = 2048
 
     def __post_init__(self) -> None:
-        if self.ports not in (1, 2, 4):
-            raise EdgeLLMError(f"low-bit engine: 1, 2 or 4 ports per engine, got {self.ports}")
+        if self.ports not in LB_PORTS:
+            raise EdgeLLMError(f"low-bit engine: ports per engine must be one of {LB_PORTS}, got "
+                               f"{self.ports}")
         bw = self.beat_bits
         if self.rows % 32 or self.rows % (bw // 16) or self.rows * 4 < bw:
             raise EdgeLLMError(f"low-bit engine: rows must be a multiple of 32 and of {bw // 16}, at least "
