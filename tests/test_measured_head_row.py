@@ -58,7 +58,8 @@ def test_measured_carries_the_row(tmp_path: Path) -> None:
     BuildConfig's round trip, and a project's config from before the field still reads."""
     m = measured.read_measured(_file(tmp_path, 1536))
     assert m.head_row_bytes == 1536 and measured.Measured.from_config(m.to_config()) == m
-    assert "LM head rows 0.800 x the weight streams (1536-byte rows)" in m.apply(load_board("kv260")).sources["measured"]
+    source = m.apply(load_board("kv260")).sources["measured"]
+    assert "LM head rows 0.800 x the weight streams (1536-byte rows)" in source
     old = measured.read_measured(_file(tmp_path, None))
     assert old.head_row_bytes is None and measured.Measured.from_config(old.to_config()) == old
     cfg = m.to_config()
