@@ -233,7 +233,7 @@ LIBRARY_MUTANTS = {
                         "#pragma HLS DATAFLOW"),
     "shared-call": ("tlmm.h",
                     "#pragma HLS ALLOCATION function instances = compute_tile<CFG, DEQ, PY> limit = 1\n", ""),
-    "partitioned-dependence": ("numerics.h", "#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U\n",
+    "partitioned-dependence": ("numerics_lanes.h", "#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U\n",
                                "#pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxVec / U\n"
                                "#pragma HLS DEPENDENCE variable = acc inter distance = 8 true\n"),
     # a claim changed in the pragma alone (its C-simulation check still states the old one)
