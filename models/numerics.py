@@ -178,7 +178,7 @@ def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
 def kv_store(x: np.ndarray, kv_dtype: str) -> np.ndarray:
     """K/V values as the cache stores them: f32 unchanged; f16 = IEEE binary16, round to nearest
     even, overflow to +/-inf, subnormals kept, NaN payload truncated (numpy's astype(float16);
-    HLS twin: numerics.h f32_to_f16)."""
+    HLS twin: numerics_scalar.h f32_to_f16)."""
     x = np.asarray(x, F32)
     if kv_dtype != "f16":
         return x

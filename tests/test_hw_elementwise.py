@@ -1,7 +1,7 @@
 """C simulation of hw/include/edgellm/elementwise.h against the golden model's ops, bit for bit, for
 VEC = 1, 4 and 16 elements per cycle (row lengths mostly not multiples of VEC). Outputs written to
 DDR are checked for writes past their end (the i < n guards of the VEC-wide loops). The C simulation's
-loop trace (numerics.h ew_trace) is held against the compiler's model (cost_elementwise.stage_counts)."""
+loop trace (numerics_lanes.h ew_trace) holds against the compiler's model (cost_elementwise.stage_counts)."""
 
 import ctypes
 
@@ -331,7 +331,7 @@ def test_engine_budget(lib: ctypes.CDLL, lanes: int, vec: int, act: int, in_int:
         assert got.tolist() == closed
 
 
-# --- C-simulation loop trace (numerics.h ew_trace) against the compiler's model (cost_elementwise) ---
+# --- C-simulation loop trace (numerics_lanes.h ew_trace) against the compiler's model (cost_elementwise) ---
 # (VEC, NORM_LANES) of the tb's trace configs: LaneUnits U = VEC, then U = 2 < VEC
 TRACE_VL = [(vec, max(16, 8 * vec)) for vec in (1, 2, 4, 8)] + [(4, 16), (8, 16)]
 TRACE_CASES = [("norm", True), ("norm", False), ("glu", True), ("glu", False), ("residual", True),

@@ -126,7 +126,7 @@ def _f16_boundary_bits() -> np.ndarray:
 
 
 def test_f32_to_f16_bit_exact_vs_numpy(lib: ctypes.CDLL) -> None:
-    """numerics.h f32_to_f16 == numpy astype(float16) on every binary16 boundary case and 10^6
+    """numerics_scalar.h f32_to_f16 == numpy astype(float16) on every binary16 boundary case and 10^6
     random f32 bit patterns (all exponents, NaNs included)."""
     rng = np.random.default_rng(16)
     x = np.concatenate([_f16_boundary_bits(), rng.integers(0, 1 << 32, 1_000_000, dtype=np.uint64)

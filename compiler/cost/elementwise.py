@@ -5,7 +5,7 @@ Each stage is a sequence of pipelined passes over a row (II = 1): an on-chip pas
 per cycle (ew_traits VEC = design.ew_vec; the GLU act(g) * u pass GLU_VEC = design.glu_vec); a pass
 that reads or writes DDR moves at most the data port's width per cycle (128 bits = 4 fp32 or 16
 int8); the RMSNorm sum of squares keeps the contract's NORM_LANES lane order with LaneUnits adders
-(numerics.h lane_sum). Every pass also pays a pipeline fill. The passes of one decoder layer follow
+(numerics_lanes.h lane_sum). Every pass also pays a pipeline fill. The passes of one decoder layer follow
 decoder_layer.h's order; nothing here overlaps with the linears or attention (the stages run between
 them).
 """
@@ -47,7 +47,7 @@ class _Widths:
 
 
 def sumsq_units(p: DesignParams) -> int:
-    """Adders of the RMSNorm sum of squares (numerics.h LaneUnits): at most VEC, and few enough that
+    """Adders of the RMSNorm sum of squares (numerics_lanes.h LaneUnits): at most VEC, and few enough that
     each of the NORM_LANES lanes is revisited no sooner than ADD_LATENCY cycles."""
     return sumsq_units_for(p.ew_vec, p.ew_lanes)
 
@@ -69,18 +69,18 @@ STAGES = ("norm", "rope", "glu", "residual")  # elementwise.h EwMode kEwNorm, kE
 
 
 def tree_iterations(lanes: int) -> int:
-    """Iterations of numerics.h lane_tree over `lanes` lanes (level h: h of them)."""
+    """Iterations of numerics_lanes.h lane_tree over `lanes` lanes (level h: h of them)."""
     return lanes - 1
 
 
 def _ring_carries(x: int, ii: int, lanes: int) -> bool:
-    """numerics.h RowFuse<LANES, X, II>::SS: the pass owns LANES lanes and a tree (X a LaneUnits width,
+    """numerics_lanes.h RowFuse<LANES, X, II>::SS: the pass owns LANES lanes and a tree (X a LaneUnits width,
     or X dividing LANES at II > 1: a lane's adds LANES / X * II cycles apart)."""
     return sumsq_units_for(x, lanes) == x or (ii > 1 and lanes % x == 0)
 
 
 def ring_iterations(n: int, units: int, lanes: int) -> int:
-    """Iterations of a loop feeding `units` elements per cycle into numerics.h's LaneRing of `lanes`
+    """Iterations of a loop feeding `units` elements per cycle into numerics_lanes.h's LaneRing of `lanes`
     lanes: ceil(n / units) chunks padded to whole rotations of lanes / units."""
     rot = max(1, lanes // units)
     return math.ceil(math.ceil(n / units) / rot) * rot
@@ -148,7 +148,7 @@ def stage_iterations(stage: str, n: int, norm: bool, vec: int, lanes: int, head_
 
 
 def _produce_sumsq(n: int, w: _Widths, units: int = 0) -> int:
-    """A producing pass that reads DDR and carries the sum of squares (numerics.h RowFuse): `units`
+    """A producing pass that reads DDR and carries the sum of squares (numerics_lanes.h RowFuse): `units`
     (default U) elements per cycle (at most the port's fp32 width) into the contract's lanes, padded
     to whole rotations of the lane ring (at most lanes / units - 1 idle iterations), then the halving
     tree."""

@@ -230,7 +230,7 @@ int tb_ew_budget(int lanes, int vec, int act, int in_int, int *out) {
 
 }  // extern "C"
 
-// --- C-simulation loop trace (numerics.h ew_trace) of single stage calls, VEC 1, 2, 4, 8 with LANES
+// --- C-simulation loop trace (numerics_lanes.h ew_trace) of single stage calls, VEC 1, 2, 4, 8 with LANES
 // max(16, 8 * VEC) (U = VEC), and LANES 16 with VEC 4, 8 (U = 2 < VEC), fp32 linear outputs (scales 1),
 // ReLU^2 ---
 struct L32V4_fields : lanes32 { static const int VEC = 4; };

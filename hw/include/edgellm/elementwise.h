@@ -57,8 +57,8 @@
 // an unnormed one two: produce with the absmax carried, round + store. The sum of squares keeps the
 // contract's order exactly: the producing loop takes U = LaneUnits<LANES, VEC> consecutive elements
 // per cycle in index order and feeds lane i % LANES from 0.0f through a delay line of accumulators
-// (numerics.h LaneRing: fixed register positions, a lane's adds LANES / U >= kAddLatency iterations
-// apart, the loop padded to whole rotations), then lane_tree's halving tree -- numerics.h lane_sum's
+// (numerics_lanes.h LaneRing: fixed register positions, a lane's adds LANES / U >= kAddLatency iterations
+// apart, the loop padded to whole rotations), then lane_tree's halving tree -- numerics_lanes.h lane_sum's
 // order (RowFuse), at II = 1.
 // The absmax is VEC lane maxima (exact in any order). Producing loops that carry no sum of squares
 // run VEC wide; when U < VEC a normed stage's producing loop runs U wide (U <= VEC: it is the sum of

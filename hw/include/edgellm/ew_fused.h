@@ -1,6 +1,6 @@
 // The element-wise engine's fused producing passes (elementwise.h ew_engine inlines them; testbenches
 // call them directly): one data beat of their DDR operands per iteration (ew_fused_pass), the row's
-// sum of squares or absmax carried in the same loop (numerics.h RowFuse):
+// sum of squares or absmax carried in the same loop (numerics_lanes.h RowFuse):
 //   ew_load_pass       row = linear_value(a) (a linear output, x or h) from DDR
 //   ew_glu_pass        row = act(row) * linear_value(u), u from DDR, the f tap to DDR
 //   ew_residual_pass   h += row in DDR, row = the new h
@@ -22,7 +22,7 @@ inline f32 linear_value(int32_t acc, f32 qs, f32 wscale) { return dequantize(acc
 inline f32 linear_value(f32 y, f32, f32) { return y; }
 
 // Fused producing passes. Each writes a row in index order and carries the reductions the next pass
-// needs (numerics.h RowFuse): the sum of squares when ss_en (W = U = LaneUnits<LANES, VEC>: the
+// needs (numerics_lanes.h RowFuse): the sum of squares when ss_en (W = U = LaneUnits<LANES, VEC>: the
 // contract's lane order) or the absmax when am_en. ss and amax come back through the references (0.0f
 // when not carried). The engine picks the width W: U when the pass carries the sum of squares, else VEC
 // (one loop when U = VEC). Inlined into the engine (its operator limits cover them); testbenches also

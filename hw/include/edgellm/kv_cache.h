@@ -12,7 +12,7 @@
 // the layer writes positions pos0..pos0+T-1 before attention reads 0..pos0+T-1.
 //
 // The element type KT is the numerics plan's kv_dtype (layer_traits::kv_t): f32 (writing is an
-// exact copy) or f16 (binary16 bit patterns: numerics.h f32_to_f16, round to nearest even, on
+// exact copy) or f16 (binary16 bit patterns: numerics_scalar.h f32_to_f16, round to nearest even, on
 // write; exact f16_to_f32 widening when the attention kernels read). kv_elem<KT> does both.
 #pragma once
 

@@ -53,7 +53,7 @@ struct Lane<int32_t> {
   static int32_t from(ap_uint<32> b) { return (int32_t)(uint32_t)b; }
 };
 template <>
-struct Lane<uint16_t> {  // f16 bit patterns (numerics.h f16)
+struct Lane<uint16_t> {  // f16 bit patterns (numerics_scalar.h f16)
   enum { BITS = 16 };
   static ap_uint<16> to(uint16_t v) { return v; }
   static uint16_t from(ap_uint<16> b) { return (uint16_t)b; }
