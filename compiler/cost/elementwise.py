@@ -172,6 +172,11 @@ def norm_quantize(n: int, norm: bool, w: _Widths) -> int:
     return _ddr(n, w.f32_ddr) + _ddr(n, w.i8_ddr, read=False)
 
 
+def final_norm(cfg: ModelConfig, p: DesignParams) -> int:
+    """The final norm's cycles (one row, after the last layer, before the LM head)."""
+    return norm_quantize(cfg.hidden_size, True, _Widths(p))
+
+
 def dequant_rope(n_heads: int, head_dim: int, w: _Widths) -> int:
     """One token: load row, this position's cos/sin rows, RoPE fused into the output pass."""
     n, half = n_heads * head_dim, head_dim // 2

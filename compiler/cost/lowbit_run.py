@@ -117,8 +117,7 @@ def _call(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: 
         phases += prog
         names += [(i, next(it) if ph.nbytes > 0 else None) for ph in prog]
     if final:  # the final norm (one row, before the LM head)
-        w = cost_elementwise._Widths(p)
-        phases.append(cost_fetch.Phase(0, cost_elementwise.norm_quantize(cfg.hidden_size, True, w) / f))
+        phases.append(cost_fetch.Phase(0, cost_elementwise.final_norm(cfg, p) / f))
         names.append((-1, None))
     durations: list[float] = []
     res = cost_fetch.simulate(phases, bw.weights, fifo_bytes(board, p), durations=durations)

@@ -244,7 +244,7 @@ def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, c
         done += n
         calls += 1
         if done == tokens:  # the final norm (one row, before the LM head)
-            final = cost_elementwise.norm_quantize(cfg.hidden_size, True, cost_elementwise._Widths(p)) / f
+            final = cost_elementwise.final_norm(cfg, p) / f
             phases.append(cost_fetch.Phase(0, final))
             detail["elementwise"] += final
         nbytes = cfg.n_layers * sum(ph.nbytes for ph in layer)
@@ -294,7 +294,7 @@ def prefill_floor(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int
             total += min([vector_s(q, n, end)]
                          + [vector_s(q, a, end - n + a) + vector_s(q, n - a, end) for a in splits])
         best = min(best, cfg.n_layers * total)
-    final = cost_elementwise.norm_quantize(cfg.hidden_size, True, cost_elementwise._Widths(p)) / f
+    final = cost_elementwise.final_norm(cfg, p) / f
     return best + final + cost_lm_head.seconds(cfg, board, p) + _host_s(cfg, p)
 
 

@@ -96,7 +96,7 @@ def _split(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context
         return out
     bw = bandwidth(board, p)
     cap = cost_model.fetch_capacity_bytes(board, p)
-    final = cost_elementwise.norm_quantize(cfg.hidden_size, True, cost_elementwise._Widths(p))
+    final = cost_elementwise.final_norm(cfg, p)
     done = 0
     while done < tokens:
         n = min(tokens - done, p.prefill_token_block)
