@@ -149,6 +149,17 @@ class DseResult:
         return rec
 
 
+def check_clock_and_limits(clock_mhz: float | None, limits: dict[str, float] | None) -> None:
+    """A design search's clock (MHz in (0, 1000]; None: the board's) and utilization limits (fractions in
+    (0, 1] of resource kinds), as explore and the low-bit search (lowbit_estimate.estimate) take them."""
+    if clock_mhz is not None and (isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float))
+                                  or not 0 < clock_mhz <= 1000):
+        raise EdgeLLMError(f"clock must be a number of MHz in (0, 1000], got {clock_mhz!r}")
+    for k, v in (limits or {}).items():
+        if k not in KINDS or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise EdgeLLMError(f"utilization limit {k!r} must be a fraction in (0, 1], got {v!r}")
+
+
 def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
             limits: dict[str, float] = UTIL_LIMITS, clock_mhz: float | None = None,
             speculate: str | None = None) -> DseResult:
@@ -162,12 +173,7 @@ def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
         speculate = None
     if speculate not in (None, "lookup", "self"):
         raise EdgeLLMError(f"unknown speculation objective {speculate!r}; choose off, lookup or self")
-    if clock_mhz is not None and (isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float))
-                                  or not 0 < clock_mhz <= 1000):
-        raise EdgeLLMError(f"clock must be a number of MHz in (0, 1000], got {clock_mhz!r}")
-    for k, v in limits.items():
-        if k not in KINDS or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-            raise EdgeLLMError(f"utilization limit {k!r} must be a fraction in (0, 1], got {v!r}")
+    check_clock_and_limits(clock_mhz, limits)
     full = {**UTIL_LIMITS, **limits}
     run = cost_spec.objective_run(speculate) if speculate else None
     return _explore(cfg, board, base or DesignParams(), tuple(sorted(full.items())),

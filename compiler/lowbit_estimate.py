@@ -212,14 +212,9 @@ def estimate(src: LowbitSource, board: Board, clock_mhz: float | None = None,
     low end at 80% of it) under `limits` (utilization fractions replacing estimate.UTIL_LIMITS' entries:
     `edgellm estimate --lut-cap`), projected at each end of the range (EdgeLLMError when no engine
     configuration fits, or for a clock or limit out of range, as the ternary DSE's explore refuses them)."""
-    from edgellm.compiler.cost.memory import KINDS
+    from edgellm.compiler.dse import check_clock_and_limits  # it imports the cost modules
 
-    if clock_mhz is not None and (isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float))
-                                  or not 0 < clock_mhz <= 1000):
-        raise EdgeLLMError(f"clock must be a number of MHz in (0, 1000], got {clock_mhz!r}")
-    for k, v in (limits or {}).items():
-        if k not in KINDS or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-            raise EdgeLLMError(f"utilization limit {k!r} must be a fraction in (0, 1], got {v!r}")
+    check_clock_and_limits(clock_mhz, limits)
     eng, vec = ls.search(src.cfg, board.with_scenario("central"), src.model, BUILT_ENGINES,
                          clock_mhz=clock_mhz, limits=limits)
     return _projected(src, board, eng, vec, clock_mhz)
