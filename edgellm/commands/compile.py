@@ -23,16 +23,15 @@ from edgellm.commands.model_names import PresetOpt
 
 
 def _head_row_note(ctx) -> None:  # ctx: BuildContext
-    """--measured: a `note:` on stderr when the file's LM head ratio was measured at other rows than the
-    built design's head rows (compiler/calibrate/measured.py head_row_note)."""
+    """--measured: estimate's note when the file's LM head ratio was measured at other rows than the built
+    design's head rows."""
     if ctx.config.measured is None:
         return
-    from edgellm.compiler.calibrate.measured import Measured, head_row_note
+    from edgellm.commands.estimate import print_head_row_note
+    from edgellm.compiler.calibrate.measured import Measured
 
-    line = head_row_note(Measured.from_config(ctx.config.measured), ctx.state["qm"].config,
-                         ctx.state["design"])
-    if line:
-        typer.echo(line, err=True)
+    meas = Measured.from_config(ctx.config.measured)
+    print_head_row_note(meas, ctx.state["qm"].config, ctx.state["design"])
 
 
 def _summary(ctx) -> None:  # ctx: BuildContext

@@ -255,7 +255,7 @@ def register(app: typer.Typer) -> None:
             if meas and not src.model.lowbit_head:  # the int8 head, as lowbit_search designs it
                 from edgellm.compiler.design import DesignParams
 
-                _head_row_note(meas, src.cfg, DesignParams())
+                print_head_row_note(meas, src.cfg, DesignParams())
             estimate_lowbit(src, names, meas, as_json, clock, {} if lut_cap is None else {"lut": lut_cap})
             return
         over = parse_sets(sets)
@@ -271,7 +271,7 @@ def register(app: typer.Typer) -> None:
         results = explore_boards(cfg, names, meas, context, clock, limits, over, speculate)
         for r in results.values() if meas else ():
             if not isinstance(r, str):
-                _head_row_note(meas, cfg, r.params)
+                print_head_row_note(meas, cfg, r.params)
         if html_out is not None:
             from edgellm.report.records import write_estimate_page
 
@@ -287,8 +287,9 @@ def register(app: typer.Typer) -> None:
         print_estimates(cfg, results, meas, top, calibration)
 
 
-def _head_row_note(meas, cfg, p) -> None:  # (Measured, ModelConfig, DesignParams)
-    """--measured: a `note:` on stderr when its head ratio was measured at other rows than the design's."""
+def print_head_row_note(meas, cfg, p) -> None:  # (Measured, ModelConfig, DesignParams)
+    """--measured (estimate and compile): a `note:` on stderr when its head ratio was measured at other rows
+    than the design's (compiler/calibrate/measured.py head_row_note)."""
     from edgellm.compiler.calibrate.measured import head_row_note
 
     line = head_row_note(meas, cfg, p)
