@@ -19,7 +19,7 @@ from edgellm.compiler import interface as itf
 from edgellm.compiler.packing_lowbit import LowbitImage, ParamCodec, pack_lowbit, port_images
 from edgellm.errors import EdgeLLMError
 from edgellm.models.weights import Layer, LowBitLinear
-from edgellm.runtime.layout import LB_BEAT_BITS, LB_GROUPS
+from edgellm.runtime.layout import LB_BEAT_BITS, LB_CODE_BITS, LB_GROUPS
 
 IMAGE_ALIGN = 64  # bytes: every port image starts on a 64-byte boundary (the widest weight beat)
 CODEC_FIELDS = ("sb", "db", "scb", "sc_off", "mmode", "dmb", "mcb", "mc_off", "mz", "dper")  # as_words order
@@ -110,8 +110,10 @@ def image_from_buffer(buf: np.ndarray, off: int, fields: dict[str, int], n_out: 
     layout; EdgeLLMError when the record's fields or the buffer do not hold one)."""
     codec = codec_of(fields)
     bits, group, stride = fields["LB_BITS"], fields["LB_GROUP"], fields["LB_PORT_STRIDE"]
-    if bits not in range(2, 9) or group not in LB_GROUPS or n_in % (group * codec.sb):
-        raise EdgeLLMError(f"low-bit record: bits {bits}, group {group}, sb {codec.sb} for {n_in} inputs")
+    if bits not in LB_CODE_BITS or group not in LB_GROUPS or n_in % (group * codec.sb):
+        raise EdgeLLMError(f"low-bit record: bits {bits} (one of {', '.join(map(str, LB_CODE_BITS))}), "
+                           f"group {group} (one of {', '.join(map(str, LB_GROUPS))}), sb {codec.sb} "
+                           f"for {n_in} inputs")
     pbits, cbits, nbytes = image_bits(codec, bits, group, n_out, n_in, rows, beat_bits)
     ports = beat_bits // LB_BEAT_BITS
     per = nbytes // ports

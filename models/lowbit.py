@@ -17,15 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgellm.errors import CheckpointError
-from edgellm.runtime.layout import LB_GROUPS
+from edgellm.runtime.layout import LB_CODE_BITS, LB_GROUPS
 
 F32 = np.float32
-BITS = range(2, 9)
+BITS = LB_CODE_BITS  # the engine's code widths, 2 .. 8 (the hardware facts: runtime/layout.py)
 GROUPS = LB_GROUPS  # the engine's group sizes (the hardware facts: runtime/layout.py)
 QMIN, QMAX_ABS = -128, 128  # int8 activations: |q| <= 128
-# |P| = |sum_i codes * q| <= (2^8 - 1) * 128 * group: below 2^24 for every allowed group, so P (and
+# |P| = |sum_i codes * q| <= (2^max(BITS) - 1) * 128 * group: below 2^24 for every allowed group, so P (and
 # every partial sum of it) is exact in int32 and in float32 (the golden f32 BLAS product is exact).
-P_BOUND = 255 * QMAX_ABS * max(GROUPS)
+P_BOUND = ((1 << max(BITS)) - 1) * QMAX_ABS * max(GROUPS)
 assert P_BOUND < 1 << 24, P_BOUND
 
 
@@ -36,7 +36,7 @@ class GroupQuant:
     codes: np.ndarray  # uint8 (out, in), values 0 .. 2**bits - 1
     scales: np.ndarray  # float32 (out, in // group)
     mins: np.ndarray  # float32 (out, in // group)
-    bits: int  # 2..8
+    bits: int  # one of BITS (2 .. 8)
     group: int  # one of GROUPS (16 .. 256); in % group == 0
 
     def __post_init__(self) -> None:
@@ -62,7 +62,8 @@ class GroupQuant:
 def _validate(w: GroupQuant) -> None:
     """One-line CheckpointError for anything the contract does not allow."""
     if not isinstance(w.bits, (int, np.integer)) or int(w.bits) not in BITS:
-        raise CheckpointError(f"low-bit weights: bits must be 2..8, got {w.bits!r}")
+        raise CheckpointError(
+            f"low-bit weights: bits must be one of {', '.join(map(str, BITS))}, got {w.bits!r}")
     if not isinstance(w.group, (int, np.integer)) or int(w.group) not in GROUPS:
         raise CheckpointError(
             f"low-bit weights: group must be one of {', '.join(map(str, GROUPS))}, got {w.group!r}")

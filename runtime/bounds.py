@@ -20,6 +20,7 @@ from edgellm.errors import EdgeLLMError
 from edgellm.runtime.layout import (
     HEAD_ROWS_MAX,
     LB_BEAT_BITS,
+    LB_CODE_BITS,
     LB_GROUPS,
     LB_MAX_GROUP,
     LB_MAX_RECORD_BITS,
@@ -267,7 +268,7 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
             n_out, k = lim.linear_shape(i)
             bits, g, sb = f["LB_BITS"], f["LB_GROUP"], f["LB_SB"]
             g_ok = g in LB_GROUPS and g <= lim.lowbit_max_group and k % g == 0
-            for bad, n in ((not 2 <= bits <= 8, "LB_BITS"), (not g_ok, "LB_GROUP"),
+            for bad, n in ((bits not in LB_CODE_BITS, "LB_BITS"), (not g_ok, "LB_GROUP"),
                            (not 1 <= sb <= LB_MAX_SB or (g_ok and k % (g * sb)), "LB_SB"),
                            (f["LB_DB"] not in (16, 32), "LB_DB"), (f["LB_SCB"] > 8, "LB_SCB"),
                            (f["LB_MMODE"] > 1, "LB_MMODE"),

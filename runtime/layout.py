@@ -17,6 +17,7 @@ from typing import Any
 # ---- ports ----
 MAX_STREAM_PORTS = 4  # weight ports the TLMM engine and the LM head stream over concurrently
 FETCH_BEATS = 2  # R-byte weight beats per word of a weight fetcher FIFO (two byte columns per cycle)
+PORT_WIDTHS = (32, 64, 128, 256, 512, 1024)  # an m_axi port's data bits: powers of two to AXI4's widest
 
 # ---- FIFO depths ----
 HEAD_FIFO_DEPTH = 64  # words of each LM-head FIFO hq{P} (64 x 128 bits stays in distributed RAM)
@@ -43,6 +44,10 @@ LB_MAX_RECORD_BITS = 32 + 32 + LB_MAX_SB * 16  # a record's widest on-chip windo
 LB_GROUPS = (16, 32, 64, 128, 256)  # group sizes the engine decodes: powers of two 16 .. LB_MAX_GROUP
 LB_PORTS = (1, 2, 4)  # weight ports one low-bit engine reads at once (design.lowbit_ports)
 LB_BEAT_WIDTHS = tuple(LB_BEAT_BITS * p for p in LB_PORTS)  # its beat BW: 128, 256 or 512 bits
+LB_MIN_BITS = 2  # narrowest code width (bits per weight code) the engine decodes
+LB_MAX_BITS = 8  # widest code width: a code's planes, one bit plane per bit
+LB_CODE_BITS = tuple(range(LB_MIN_BITS, LB_MAX_BITS + 1))  # code widths a low-bit tensor may have: 2 .. 8
+LB_SCALE_LANES = (1, 2, 4, 8, 16)  # sub-scales a record decoder decodes per iteration (design SL)
 
 # (C++ name in namespace edgellm::facts, Python value, what it is): the header's contents
 C_FACTS = (
@@ -61,6 +66,8 @@ C_FACTS = (
     ("kLbMaxGroup", "LB_MAX_GROUP", "widest low-bit group, and a super-block's inputs"),
     ("kLbMaxSb", "LB_MAX_SB", "most groups a low-bit parameter record covers"),
     ("kLbMaxRecordBits", "LB_MAX_RECORD_BITS", "bits of the widest low-bit parameter record"),
+    ("kLbMinBits", "LB_MIN_BITS", "narrowest low-bit code width"),
+    ("kLbMaxBits", "LB_MAX_BITS", "widest low-bit code width"),
 )
 
 # ---- the layer's DDR areas (offsets in floats; rows max_t apart) ----

@@ -114,8 +114,8 @@ def test_rtn_round_trip() -> None:
 
 
 @pytest.mark.parametrize("kw,msg", [
-    ({"bits": 1}, "bits must be 2..8"),
-    ({"bits": 9}, "bits must be 2..8"),
+    ({"bits": 1}, "bits must be one of 2, 3, 4, 5, 6, 7, 8, got 1"),
+    ({"bits": 9}, "bits must be one of 2, 3, 4, 5, 6, 7, 8, got 9"),
     ({"group": 48}, "group must be one of"),
     ({"codes": np.full((4, 64), 16, np.uint8)}, "does not fit 4 bits"),
     ({"codes": np.zeros((4, 64), np.int8)}, "codes must be uint8"),

@@ -21,6 +21,8 @@ const int kLbBeatBits = 128;  // bits of a low-bit weight port's beat (LB_BEAT_B
 const int kLbMaxGroup = 256;  // widest low-bit group, and a super-block's inputs (LB_MAX_GROUP)
 const int kLbMaxSb = 16;  // most groups a low-bit parameter record covers (LB_MAX_SB)
 const int kLbMaxRecordBits = 320;  // bits of the widest low-bit parameter record (LB_MAX_RECORD_BITS)
+const int kLbMinBits = 2;  // narrowest low-bit code width (LB_MIN_BITS)
+const int kLbMaxBits = 8;  // widest low-bit code width (LB_MAX_BITS)
 
 }  // namespace facts
 }  // namespace edgellm

@@ -199,7 +199,8 @@ void check_lb_record(CheckResult &r, const uint32_t w[LB_WORDS], const uint32_t 
   const u64_t buf = hdr[HDR_BUF_BYTES], db = C::data_bits / 8, k = (u64_t)lin_in<C>(i);
   const uint32_t bits = w[LB_BITS], g = w[LB_GROUP], sb = w[LB_SB], mode = w[LB_MMODE], dmb = w[LB_DMB];
   const uint32_t scb = w[LB_SCB], mcb = w[LB_MCB];
-  if (bits < 2 || bits > 8) check_fail(r, ST_LIMIT, lb_field(l, i, LB_BITS), bits);
+  if (bits < (uint32_t)facts::kLbMinBits || bits > (uint32_t)facts::kLbMaxBits)
+    check_fail(r, ST_LIMIT, lb_field(l, i, LB_BITS), bits);
   const bool g_ok = g >= 16 && g <= (uint32_t)E::MAXG && (g & (g - 1)) == 0 && k % g == 0;
   if (!g_ok) check_fail(r, ST_LIMIT, lb_field(l, i, LB_GROUP), g);
   if (sb < 1 || sb > (uint32_t)kLbMaxSb || (g_ok && k % ((u64_t)g * sb) != 0))
