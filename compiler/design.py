@@ -17,7 +17,15 @@ from typing import Any
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import FETCH_BEATS as FETCH_BEATS  # the models' import point
-from edgellm.runtime.layout import HEAD_ROWS_MAX, LB_BEAT_BITS, LB_GROUPS, LB_PORTS, MAX_STREAM_PORTS
+from edgellm.runtime.layout import (
+    HEAD_ROWS_MAX,
+    LB_BEAT_BITS,
+    LB_GROUPS,
+    LB_PORTS,
+    LB_SCALE_LANES,
+    MAX_STREAM_PORTS,
+    PORT_WIDTHS,
+)
 from edgellm.runtime.layout import head_rows as _head_rows
 
 SCALE_BYTES = 4  # one fp32 scale per ternary linear (numerics contract)
@@ -141,8 +149,9 @@ class DesignParams:
                                f"multiple of token_lanes ({self.token_lanes})")
         for f in ("port_width_bits", "data_port_width_bits"):
             w = getattr(self, f)
-            if w < 32 or w & (w - 1):
-                raise EdgeLLMError(f"design parameter {f} must be a power of two >= 32, got {w}")
+            if w not in PORT_WIDTHS:
+                raise EdgeLLMError(f"design parameter {f} must be one of {', '.join(map(str, PORT_WIDTHS))} "
+                                   f"(an m_axi port's data bits), got {w}")
 
     def _validate_lowbit(self) -> None:
         """The matmul engine's fields (cost/lowbit.py LowbitEngine's rules for the low-bit one)."""
@@ -165,9 +174,9 @@ class DesignParams:
                                f"{self.lowbit_max_group}")
         if not 1 <= self.lowbit_decoders <= 8:
             raise EdgeLLMError(f"design parameter lowbit_decoders must be 1..8, got {self.lowbit_decoders}")
-        if self.lowbit_scale_lanes not in (1, 2, 4, 8, 16):
-            raise EdgeLLMError(f"design parameter lowbit_scale_lanes must be 1, 2, 4, 8 or 16, got "
-                               f"{self.lowbit_scale_lanes}")
+        if self.lowbit_scale_lanes not in LB_SCALE_LANES:
+            raise EdgeLLMError(f"design parameter lowbit_scale_lanes must be one of "
+                               f"{', '.join(map(str, LB_SCALE_LANES))}, got {self.lowbit_scale_lanes}")
         if self.matmul == "lowbit" and self.prefill_token_block % self.lowbit_token_lanes:
             raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
                                f"multiple of lowbit_token_lanes ({self.lowbit_token_lanes})")

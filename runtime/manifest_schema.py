@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.layout import HEAD_ROWS_MAX, K_TOP_MAX, LB_GROUPS, LB_PORTS
+from edgellm.runtime.layout import HEAD_ROWS_MAX, K_TOP_MAX, LB_GROUPS, LB_PORTS, LB_SCALE_LANES, PORT_WIDTHS
 
 SCHEMA = "edgellm.manifest/1"
 MANIFEST = "manifest.json"
@@ -24,8 +24,9 @@ SAFE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 REGISTER_SPACE = 1 << 16  # AXI-lite control window (bytes)
 EMBED_DTYPES = ("bf16", "f32")
 
-# dotted field -> (kind, required, argument): "int" takes (lo, hi); "str" takes the allowed values or
-# None. Parents come before their children; an absent optional parent skips its children.
+# dotted field -> (kind, required, argument): "int" takes (lo, hi); "int in" and "str" take the allowed
+# values (from their one source: runtime/layout.py) or, for "str", None. Parents come before their
+# children; an absent optional parent skips its children.
 FIELDS: dict[str, tuple[str, bool, Any]] = {
     "schema": ("str", True, None),
     "model": ("object", True, None),
@@ -58,8 +59,11 @@ FIELDS: dict[str, tuple[str, bool, Any]] = {
     "design": ("object", False, None),  # a low-bit design's engine (runtime/bounds.py Limits.of)
     "design.matmul": ("str", False, ("tlmm", "lowbit")),
     "design.lowbit_rows": ("int", False, (32, 1 << 12)),
-    "design.lowbit_ports": ("int", False, (min(LB_PORTS), max(LB_PORTS))),
-    "design.lowbit_max_group": ("int", False, (min(LB_GROUPS), max(LB_GROUPS))),
+    "design.port_width_bits": ("int in", False, PORT_WIDTHS),
+    "design.data_port_width_bits": ("int in", False, PORT_WIDTHS),  # the data beat (runtime/bounds.py)
+    "design.lowbit_ports": ("int in", False, LB_PORTS),
+    "design.lowbit_max_group": ("int in", False, LB_GROUPS),
+    "design.lowbit_scale_lanes": ("int in", False, LB_SCALE_LANES),
     "host": ("object", True, None),
     "host.embed_file": ("path", True, None),
     "host.embed_dtype": ("str", True, EMBED_DTYPES),
@@ -143,6 +147,9 @@ def _problem(kind: str, arg: Any, v: Any) -> str | None:
     if kind == "int":
         lo, hi = arg
         return None if is_int(v, lo, hi) else f"an integer in [{lo}, {hi}]"
+    if kind == "int in":
+        ok = isinstance(v, int) and not isinstance(v, bool) and v in arg
+        return None if ok else f"one of {', '.join(map(str, arg))}"
     if kind == "str":
         if arg is not None:
             return None if isinstance(v, str) and v in arg else f"one of {', '.join(arg)}"

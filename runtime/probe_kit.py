@@ -18,7 +18,7 @@ import numpy as np
 
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime import project_files as pf
-from edgellm.runtime.layout import MAX_STREAM_PORTS
+from edgellm.runtime.layout import MAX_STREAM_PORTS, PORT_WIDTHS
 from edgellm.runtime.manifest_schema import C_IDENT, HEX64, MANIFEST
 
 KIT_SCHEMA = "edgellm.calibration-kit/1"
@@ -48,7 +48,7 @@ STATUS = ("none", "ok", "bad magic", "bad version", "header outside the buffer",
           "rows that overlap, are not whole beats apart or do not divide the beats")
 ST_NONE, ST_OK = 0, 1
 HEADER_INDEX = 0xFFFFFFFF
-WIDTHS = (32, 64, 128, 256, 512, 1024)  # port widths the probe takes (compiler/calibrate/codegen.py)
+WIDTHS = PORT_WIDTHS  # port widths the probe takes (compiler/calibrate/codegen.py)
 
 
 class KitError(EdgeLLMError):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import TINY, sha, write_project
+from shared_fixtures import run_cli
 
 from edgellm.compiler import interface as itf
 from edgellm.models.random_model import random_model
@@ -170,6 +171,17 @@ SCHEMA_CASES = [
     (_set("numerics.kv_block", 2.5), r"'numerics.kv_block' must be an integer"),
     (_set("numerics", [1]), r"'numerics' must be an object"),
     (_set("schema", 5), r"schema 5 is not supported"),
+    # fields that take a value from a set (runtime/layout.py), not a range: used to pass inside the range
+    (_set("design.lowbit_ports", 3), r"'design.lowbit_ports' must be one of 1, 2, 4, got 3$"),
+    (_set("design.lowbit_max_group", 48),
+     r"'design.lowbit_max_group' must be one of 16, 32, 64, 128, 256, got 48"),
+    (_set("design.lowbit_scale_lanes", 3),
+     r"'design.lowbit_scale_lanes' must be one of 1, 2, 4, 8, 16, got 3"),
+    (_set("design.data_port_width_bits", 100),  # the data beat bounds.Limits reads (was 12 bytes)
+     r"'design.data_port_width_bits' must be one of 32, 64, 128, 256, 512, 1024, got 100"),
+    (_set("design.data_port_width_bits", "x"), r"'design.data_port_width_bits' must be one of .* got 'x'"),
+    (_set("design.port_width_bits", 2048), r"'design.port_width_bits' must be one of .*1024, got 2048"),
+    (_set("design.lowbit_ports", True), r"'design.lowbit_ports' must be one of 1, 2, 4, got True"),
 ]
 
 
@@ -179,6 +191,16 @@ def test_manifest_schema(proj: Path, mutate, msg: str) -> None:
     with pytest.raises(ProjectError, match=msg) as e:
         Project.open(proj, verify=False)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("cmd", [("csim",), ("run", "--prompt-ids", "1,2")])
+def test_cli_refuses_a_value_outside_its_set(proj: Path, cmd: tuple[str, ...]) -> None:
+    """`edgellm csim` / `run` on a hand-edited manifest: one error line naming the field and its values."""
+    edit(proj, _set("design.lowbit_ports", 3))
+    r = run_cli(cmd[0], str(proj), *cmd[1:])
+    assert r.returncode != 0 and r.stdout == ""
+    want = "field 'design.lowbit_ports' must be one of 1, 2, 4, got 3"
+    assert r.stderr == f"error: {proj / 'manifest.json'}: {want}\n"
 
 
 def test_weights_sha256_and_files_must_agree(proj: Path) -> None:
