@@ -162,3 +162,40 @@ def test_compile_notes_another_row(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "edgellm calibrate KIT --head-row-bytes 64" in res.stderr and ROW_NOTE not in res.stdout
     man = json.loads((out / "manifest.json").read_text())
     assert man["build"]["config"]["measured"]["head_row_bytes"] == 2048
+
+
+def test_estimate_json_carries_the_head_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """estimate --json --measured: each fitting board's record holds what the note says (the file's row,
+    the design's, whether the ratio is applied, the note's text; note None when the rows agree); without
+    --measured there is no such record."""
+    _fixed_explore(monkeypatch, {})
+    args = ["estimate", "--preset", "bitnet_b1_58-large", "--board", "kv260", "--json"]
+    f = _file(tmp_path, 2048)
+    res = runner.invoke(app, [*args, "--measured", str(f)])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["boards"]["kv260"]["measured_head_row"]
+    note = measured.head_row_note(measured.read_measured(f), LARGE, DesignParams())
+    assert note is not None and row == {
+        "file": str(f), "head_stream_ratio": 0.8, "ratio_applied": True, "calibration_head_row_bytes": 2048,
+        "design_head_row_bytes": 1536, "note": note.removeprefix("note: ")}
+    assert "--head-row-bytes 1536" in row["note"] and [ln for ln in res.stderr.splitlines()
+                                                       if ROW_NOTE in ln] == [note]
+    res = runner.invoke(app, [*args, "--measured", str(_file(tmp_path, 1536))])
+    row = json.loads(res.stdout)["boards"]["kv260"]["measured_head_row"]
+    assert row["note"] is None and row["calibration_head_row_bytes"] == row["design_head_row_bytes"] == 1536
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "measured_head_row" not in json.loads(res.stdout)["boards"]["kv260"]
+
+
+def test_estimate_lowbit_json_carries_the_head_row(tmp_path: Path) -> None:
+    """The low-bit estimate's --json (its int8 head: hidden-byte rows, qwen2.5-0.5b 896) carries it too;
+    with --lowbit-head the ratio is not used and there is none."""
+    args = ["estimate", "--preset", "qwen2.5-0.5b", "--weights", "q4_0", "--board", "kv260", "--json",
+            "--measured", str(_file(tmp_path, None))]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["boards"]["kv260"]["measured_head_row"]
+    assert row["calibration_head_row_bytes"] is None and row["design_head_row_bytes"] == 896
+    assert row["ratio_applied"] and "rows of a size it does not record" in row["note"]
+    res = runner.invoke(app, [*args, "--lowbit-head"])
+    assert res.exit_code == 0 and "measured_head_row" not in json.loads(res.stdout)["boards"]["kv260"]

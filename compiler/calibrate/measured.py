@@ -238,6 +238,20 @@ def note(m: Measured, board: Board) -> str:
     return f"{board.name} central bandwidth: {m.source()}; {fit}"
 
 
+def head_row_info(m: Measured, cfg: ModelConfig, p: DesignParams) -> dict[str, Any]:
+    """`estimate --json`'s record of head_row_note: the file's head ratio and the row it was measured at
+    (None: not recorded), the design's head row (None: the head is not on the fabric), whether the ratio
+    is applied, and the note's text (None when there is none)."""
+    from edgellm.compiler.cost.lm_head import row_bytes
+
+    line = head_row_note(m, cfg, p)
+    return {"file": m.path, "head_stream_ratio": m.head_stream_ratio,
+            "ratio_applied": m.head_stream_ratio is not None and p.lm_head_on_fabric,
+            "calibration_head_row_bytes": m.head_row_bytes,
+            "design_head_row_bytes": row_bytes(cfg, p.lm_head_bits) if p.lm_head_on_fabric else None,
+            "note": None if line is None else line.removeprefix("note: ")}
+
+
 def head_row_note(m: Measured, cfg: ModelConfig, p: DesignParams) -> str | None:
     """`note: ...` when the file's head ratio was measured at rows other than the design's LM head rows
     (cost/lm_head.py row_bytes), with the kit run that measures this model's; None when they agree, the

@@ -252,11 +252,13 @@ def register(app: typer.Typer) -> None:
                                    "compiler/cost/lowbit_search.py search's; --clock and --lut-cap steer it)")
             names = list_boards() if board == "all" else [load_board(board).name]
             meas, clock = for_command(measured, allow_emulated, names, clock)
+            head_row = None
             if meas and not src.model.lowbit_head:  # the int8 head, as lowbit_search designs it
                 from edgellm.compiler.design import DesignParams
 
-                print_head_row_note(meas, src.cfg, DesignParams())
-            estimate_lowbit(src, names, meas, as_json, clock, {} if lut_cap is None else {"lut": lut_cap})
+                head_row = print_head_row_note(meas, src.cfg, DesignParams())
+            estimate_lowbit(src, names, meas, as_json, clock, {} if lut_cap is None else {"lut": lut_cap},
+                            head_row)
             return
         over = parse_sets(sets)
         check_speculate(speculate)
@@ -269,9 +271,8 @@ def register(app: typer.Typer) -> None:
             check_output(html_out, "--html")
         limits = {} if lut_cap is None else {"lut": lut_cap}
         results = explore_boards(cfg, names, meas, context, clock, limits, over, speculate)
-        for r in results.values() if meas else ():
-            if not isinstance(r, str):
-                print_head_row_note(meas, cfg, r.params)
+        head_rows = {n: print_head_row_note(meas, cfg, r.params) for n, r in results.items()
+                     if meas and not isinstance(r, str)}
         if html_out is not None:
             from edgellm.report.records import write_estimate_page
 
@@ -282,19 +283,24 @@ def register(app: typer.Typer) -> None:
 
             from edgellm.report.records import estimate_record
 
-            typer.echo(json.dumps(estimate_record(cfg, results, calibration, top), indent=1))
+            rec = estimate_record(cfg, results, calibration, top)
+            for name, row in head_rows.items():  # --measured: the note's figures
+                rec["boards"][name]["measured_head_row"] = row
+            typer.echo(json.dumps(rec, indent=1))
             return
         print_estimates(cfg, results, meas, top, calibration)
 
 
-def print_head_row_note(meas, cfg, p) -> None:  # (Measured, ModelConfig, DesignParams)
+def print_head_row_note(meas, cfg, p) -> dict:  # (Measured, ModelConfig, DesignParams)
     """--measured (estimate and compile): a `note:` on stderr when its head ratio was measured at other rows
-    than the design's (compiler/calibrate/measured.py head_row_note)."""
-    from edgellm.compiler.calibrate.measured import head_row_note
+    than the design's (compiler/calibrate/measured.py head_row_note); returns the record --json carries
+    (head_row_info: the file's and the design's head rows, the note's text)."""
+    from edgellm.compiler.calibrate.measured import head_row_info
 
-    line = head_row_note(meas, cfg, p)
-    if line:
-        typer.echo(line, err=True)
+    info = head_row_info(meas, cfg, p)
+    if info["note"]:
+        typer.echo(f"note: {info['note']}", err=True)
+    return info
 
 
 def explore_boards(cfg, names: list[str], meas, context: int | None, clock: float | None,

@@ -39,10 +39,12 @@ def lowbit_source(model: Path | None, preset: str | None, weights: str | None,
 
 
 def estimate_lowbit(src, names: list[str], meas, as_json: bool, clock: float | None = None,
-                    limits: dict[str, float] | None = None) -> None:  # src: LowbitSource
+                    limits: dict[str, float] | None = None,
+                    head_row: dict | None = None) -> None:  # src: LowbitSource
     """Each board's low-bit design and projection at `clock` MHz (None: the board's PL clock) under the
     utilization `limits` (--lut-cap), the search honouring both: a table (or --json), every figure
-    projected."""
+    projected. head_row: --measured's LM head row record (measured.head_row_info), in each fitting
+    board's JSON."""
     from edgellm.boards import load_board
     from edgellm.compiler import lowbit_estimate as le
     from edgellm.errors import EdgeLLMError
@@ -64,7 +66,9 @@ def estimate_lowbit(src, names: list[str], meas, as_json: bool, clock: float | N
         out = {"label": LABEL, "model": src.cfg.to_dict(), "weights": src.weights,
                "mix": le.mix_text(src.model), "notes": list(le.notes(src)),
                "boards": {n: {"fits": False, "error": e} if isinstance(e, str)
-                          else {"fits": True, **e.record()} for n, (_, e) in results.items()}}
+                          else {"fits": True, **e.record(),
+                                **({"measured_head_row": head_row} if head_row is not None else {})}
+                          for n, (_, e) in results.items()}}
         typer.echo(json.dumps(_finite(out), indent=1))
         return
     print_table(src, results)
