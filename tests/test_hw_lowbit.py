@@ -147,9 +147,10 @@ def test_too_large_calls_refused(lib: ctypes.CDLL) -> None:
 
 
 def test_dependence_claim_holds() -> None:
-    """C simulation with EDGELLM_CHECK_DEPS: the accumulator's distance-8 claim is never violated at the
-    tightest case (G 16, 2 bits, one token: R / (BW / 16) = 4 row sets x 2 planes, at 128-, 256- and
-    512-bit beats), and it is exercised."""
+    """C simulation with EDGELLM_CHECK_DEPS: the accumulator's distance-8 claim is never violated over the
+    whole block loop (its steps and the outputs it reads back) at the tightest case (G 16, 2 bits, one
+    token: R / (BW / 16) = 4 row sets x 2 planes, at 128-, 256- and 512-bit beats) and where tiles wait
+    for the outputs before them, and it is exercised."""
     dl = csim.load([csim.TB_DIR / "lowbit_tb.cpp", csim.TB_DIR / "dep_tb.cpp"], "lowbit_dep_tb",
                    defines={"EDGELLM_CHECK_DEPS": "1"})
     dl.tb_dep_reset()
@@ -159,9 +160,15 @@ def test_dependence_claim_holds() -> None:
         q, qs = lowbit_acts(rng, 1, 512)
         for fn in ("tb_lowbit_r32", "tb_lowbit_w4", "tb_lowbit_w2"):  # R * 2 / (BW / 16) = 8 at G 16
             assert_bits(run_lowbit(dl, w, q, qs, fn=fn), lb.lowbit_linear(q, qs, w))
+    # tiles shorter than the previous tile's outputs (2-bit G 256, 512-bit beats, 5 tokens: 400 block
+    # iterations a tile, 640 outputs): tile t + 2 waits for tile t's outputs; 400 rows: a partial last tile
+    w = lb.quantize_rtn(rng.standard_normal((400, 256)).astype(F32), 2, 256)
+    for t in (5, 8):
+        q, qs = lowbit_acts(rng, t, 256)
+        assert_bits(run_lowbit(dl, w, q, qs, fn="tb_lowbit_w4"), lb.lowbit_linear(q, qs, w))
     buf = ctypes.create_string_buffer(4096)
     dl.tb_dep_report(buf, 4096)
     report = buf.value.decode()
     assert dl.tb_dep_violations() == 0, report
-    line = next(ln for ln in report.splitlines() if ln.startswith("lb_block.codes"))
+    line = next(ln for ln in report.splitlines() if ln.startswith("lb_blocks.run"))
     assert int(line.split()[1]) > 0 and int(line.split()[2]) > 0, report  # reads and writes seen

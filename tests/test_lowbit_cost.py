@@ -47,14 +47,15 @@ def _fmt_of(w: lb.GroupQuant) -> cl.TensorFormat:
     return cl.TensorFormat("x", w.bits, w.group, c.sb, c.superblock_bits)
 
 
-@pytest.mark.parametrize("case", ["q4_0", "q4_k", "q6_k", "q2_k", "gptq", "short"])
+@pytest.mark.parametrize("case", ["q4_0", "q4_k", "q6_k", "q2_k", "gptq", "short", "stall"])
 @pytest.mark.parametrize("t", [1, 5])
 def test_iterations_equal_csim(lib: ctypes.CDLL, case: str, t: int) -> None:
     rng = np.random.default_rng(len(case) + t)
     w = {"q4_0": lambda: q4_0(rng, 70, 512), "q4_k": lambda: kquant(rng, 64, 768, 4, 32, 6),
          "q6_k": lambda: q6_k(rng, 40, 512), "q2_k": lambda: kquant(rng, 32, 512, 2, 16, 4),
          "gptq": lambda: gptq(rng, 33, 512, 4),
-         "short": lambda: lb.quantize_rtn(rng.standard_normal((40, 256)).astype(F32), 2, 16)}[case]()
+         "short": lambda: lb.quantize_rtn(rng.standard_normal((40, 256)).astype(F32), 2, 16),
+         "stall": lambda: lb.quantize_rtn(rng.standard_normal((400, 256)).astype(F32), 2, 256)}[case]()
     fmt = _fmt_of(w)
     one = {"ports": 1, "record_decoders": 1}
     for fn, eng in (("tb_lowbit_r32", cl.LowbitEngine(rows=32, max_tokens=8, max_group=256, **one)),
@@ -76,6 +77,28 @@ def test_iterations_equal_csim(lib: ctypes.CDLL, case: str, t: int) -> None:
         assert cl.iterations(w.shape[0], w.shape[1], fmt, eng, n) == _counted(lib, fn, w, n, eng), fn
         img = pl.pack_lowbit(w, rows=eng.rows, beat_bits=eng.beat_bits)
         assert cl.stream_bytes(w.shape[0], w.shape[1], fmt, eng.rows, eng.beat_bits) == img.data.size
+
+
+def test_one_block_loop_a_call(lib: ctypes.CDLL) -> None:
+    """Every block and every output of a call run in one pipelined loop: its block iterations are the
+    blocks' own, its output-only iterations (kind "out") the last tile's outputs after kLbFaddChain - 1
+    waits when each tile outlasts the previous one's outputs, more when it does not (here: 4 tiles of 128
+    rows, one super-block each, 2-bit G 256 at 512-bit beats; 1 token: 144 block iterations a tile against
+    128 outputs; 5 tokens in 3 token blocks: 400 against 640, so tiles 2 and 3 wait). C simulation counts
+    the same; a call is 4 loop runs."""
+    rng = np.random.default_rng(11)
+    w = lb.quantize_rtn(rng.standard_normal((400, 256)).astype(F32), 2, 256)
+    fmt = _fmt_of(w)
+    eng = cl.LowbitEngine(rows=128, max_tokens=8, max_group=256, token_lanes=2, max_k=4096, ports=4,
+                          record_decoders=4)
+    assert fmt.sb == 1  # one block a tile
+    for t in (1, 5):
+        it = cl.iterations(400, 256, fmt, eng, t)
+        assert it == _counted(lib, "tb_lowbit_w4", w, t, eng)
+        tile, outputs = cl.block_iters(fmt, eng, -(-t // 2), True), t * 128
+        assert (tile, it["out"] == cl.FADD_CHAIN - 1 + outputs) == ((144, True) if t == 1 else (400, False))
+        assert it["out"] > cl.FADD_CHAIN - 1 + outputs or tile >= outputs
+        assert cl.linear_cycles(400, 256, fmt, eng, t) == sum(it.values()) + 4 * cl.PIPE_FILL
 
 
 @pytest.mark.parametrize("name,make", [

@@ -38,6 +38,8 @@ PORT_BITS = LB_BEAT_BITS  # one weight port's beat (lb_beat_t); the engine's bea
 # Pipeline prologue + epilogue of one run of a pipelined loop (the block loop's deepest path: table
 # build, 32 lookups, adder tree, fmul, two fadds). Assumption, cycles.
 PIPE_FILL = 16
+LOOP_RUNS = 4  # pipelined loop runs a lowbit_mm call: acts, P_0's beats, P_0's decode, the block loop
+FADD_CHAIN = 8  # lowbit_mm.h kLbFaddChain: iterations between an accumulator's step and its next read
 HEAD_BITS = 8  # the LM head compile builds: lm_head.h's int8 per-row head (design()'s lm_head_bits)
 HEAD_LANE = 1  # its token lanes (design.head_lanes): one row per pass, as decode and TTFT need
 
@@ -168,32 +170,51 @@ def _check(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine) -> None:
                            f"{eng.max_k}, MAXG {eng.max_group}, whole {fmt.group * fmt.sb}-input blocks)")
 
 
+def out_waits(tiles: int, tile_iters: int, last_tile_iters: int, outputs: int) -> int:
+    """Output-only iterations of the block loop (lowbit_mm.h lb_blocks): tile t's `outputs` (tokens x R) go
+    out one per iteration from kLbFaddChain iterations after its last block iteration on (after tile t - 1's),
+    tile t + 2 starts only when tile t's are all out, and the loop ends with the last tile's. tile_iters:
+    a tile's block iterations (last_tile_iters: the last tile's, whose last block reads no next P)."""
+    start, end_prev, out_end, out_prev = 0, 0, 0, 0  # out_prev: tile t - 2's outputs end (t - 1's: out_end)
+    busy = 0
+    for t in range(tiles):
+        if t:
+            start = max(end_prev, out_prev)  # tile t waits for tile t - 2's outputs
+        end = start + (last_tile_iters if t == tiles - 1 else tile_iters)
+        busy += end - start
+        out_prev, out_end = out_end, max(out_end, end + FADD_CHAIN - 1) + outputs
+        end_prev = end
+    return out_end - busy
+
+
 def iterations(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, tokens: int) -> dict[str, int]:
     """One lowbit_mm call (tokens <= MAXT) over all `out` rows: iterations per loop kind (LbLoop order:
-    acts, params, decode, block, out), as C simulation counts them."""
+    acts, params, decode; the block loop's block iterations and its output-only ones), as C simulation
+    counts them."""
     _check(out, n_in, fmt, eng)
     if not 1 <= tokens <= eng.max_tokens:
         raise EdgeLLMError(f"low-bit engine: {tokens} tokens per call, MAXT is {eng.max_tokens}")
     tiles, nsbr = -(-out // eng.rows), n_in // fmt.group // fmt.sb
     n_blk, tb = tiles * nsbr, -(-tokens // eng.token_lanes)
-    block = (n_blk - 1) * block_iters(fmt, eng, tb, True) + block_iters(fmt, eng, tb, False)
+    more, last = block_iters(fmt, eng, tb, True), block_iters(fmt, eng, tb, False)
+    block = (n_blk - 1) * more + last
+    waits = out_waits(tiles, nsbr * more, (nsbr - 1) * more + last, tokens * eng.rows)
     return {"acts": tokens * (n_in // 16), "params": param_beats(fmt, eng.rows, eng.beat_bits),
-            "decode": decode_iters(fmt, eng), "block": block, "out": tiles * tokens * eng.rows}
+            "decode": decode_iters(fmt, eng), "block": block, "out": waits}
 
 
 def linear_cycles(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, tokens: int) -> int:
     """Cycles of one linear for `tokens` tokens on the slowest of E engines (a contiguous share of
-    ceil(tiles / E) tiles each), calls of at most MAXT tokens, PIPE_FILL per loop run."""
+    ceil(tiles / E) tiles each), calls of at most MAXT tokens, PIPE_FILL per loop run: four a call (acts,
+    P_0's beats, its decode, the block loop that runs every block and writes every output)."""
     all_tiles = -(-out // eng.rows)
     tiles = -(-all_tiles // eng.engines)
     share = min(out, tiles * eng.rows)
-    nsbr = n_in // fmt.group // fmt.sb
     total, left = 0, tokens
     while left > 0:
         n = min(left, eng.max_tokens)
         it = iterations(share, n_in, fmt, eng, n)
-        runs = 3 + tiles * nsbr + tiles  # acts, params, decode; one block loop each; one out loop a tile
-        total += sum(it.values()) + runs * PIPE_FILL
+        total += sum(it.values()) + LOOP_RUNS * PIPE_FILL
         left -= n
     return total
 

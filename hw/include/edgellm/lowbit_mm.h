@@ -10,25 +10,34 @@
 //
 // The stream is a sequence of blocks (tile of R output rows, super-block of SB groups), each a
 // parameter block P_i (the R rows' records) and a code block C_i, in the order P_0, P_1, C_0, P_2, C_1,
-// ... (packing_lowbit.py). P_0 is read and decoded first; then each block is one pipelined loop
-// (lb_block), one beat per iteration at most: P_{i+1}'s beats into an on-chip ping-pong buffer, then C_i's
-// code beats: per group, at its first beat, every token's G / 4 tables (and S); per beat and token lane
-// BW / 4 lookups (RL = BW / G rows' plane words per beat, or one row over G / BW beats), P[t][lane]
+// ... (packing_lowbit.py). P_0 is read and decoded first; then every block of the call runs in ONE
+// pipelined loop (lb_blocks; no pipeline refill between blocks or tiles), one beat per iteration at most.
+// Block i's iterations (lb_block_iters of them): P_{i+1}'s beats into an on-chip ping-pong buffer, then
+// C_i's code beats: per group, at its first beat, every token's G / 4 tables (and S); per beat and token
+// lane BW / 4 lookups (RL = BW / G rows' plane words per beat, or one row over G / BW beats), P[t][lane]
 // += (sum) << b; after a row set's last plane its RL accumulators take the contract's step
-//     acc = (acc + s * float(P)) + m * float(S)      (sequential over groups, no FMA)
+//     acc = (acc + s * float(P)) + m * float(S)      (sequential over groups from acc = 0, no FMA)
 // while RD decoders turn SL sub-scales each of P_{i+1}'s records per iteration into the other s / m
 // buffers (s = d * sc; m = dm * mc or -(s * mc), packing's f32 order); a block shorter than
-// ceil(R / RD) x ceil(SB / SL) iterations idles until its R records are decoded. At a tile's end y = acc / qs, one output per iteration. An engine beat of BW bits
-// is one 128-bit beat from each of BW / 128 weight sources (the stream split by 128-bit columns): weight
-// port pointers or weight FIFOs (lowbit_source.h, which also reads x and qs and writes y: plain arrays or
-// the top's act beats). Finally y[t][o] = acc / qs[t] (+ bias[o], one f32 add, when the linear has one). Every integer is exact (|P| < 2^24, models/lowbit.py P_BOUND), every
-// float op one binary32 rounding in the contract's order, so C simulation equals lowbit_linear bit for
-// bit (tests/test_hw_lowbit.py).
+// ceil(R / RD) x ceil(SB / SL) iterations idles until its R records are decoded. The per-block state (block
+// and iteration, ping-pong side, the code beat's position, the decoders' record and chunk) is carried in
+// counters stepped once per iteration (lb_advance). Tile t accumulates into acc[t & 1]; from kLbFaddChain
+// iterations after its last block iteration on, the same loop writes one of its outputs per iteration,
+// y = acc / qs (+ bias[o], one f32 add, when the linear has one), while tile t + 1's blocks run; tile
+// t + 2 starts once they are all out (output-only iterations until then), and after the last block the
+// loop drains the outputs left. An engine beat of BW bits is one 128-bit beat from each of BW / 128 weight
+// sources (the stream split by 128-bit columns): weight port pointers or weight FIFOs (lowbit_source.h,
+// which also reads x and qs and writes y: plain arrays or the top's act beats). Every integer is exact
+// (|P| < 2^24, models/lowbit.py P_BOUND), every float op one binary32 rounding in the contract's order, so
+// C simulation equals lowbit_linear bit for bit (tests/test_hw_lowbit.py).
 //
 // The accumulator of row r is updated once per R / RL * bits * (G / BW rounded up) * token blocks iterations
-// of the block loop; the DEPENDENCE claim (kLbFaddChain = 8 iterations, the fmul + two fadds of the
-// step) holds when R * bits / RL >= 8, which LowbitConfig's R >= BW / 4 guarantees for every G and
-// b >= 2 (G 16: RL = BW / 16, 4 row sets x 2 planes). C simulation with EDGELLM_CHECK_DEPS checks it.
+// of a block; between blocks the gap only grows (P beats, decode-only iterations, waits). The DEPENDENCE
+// claim (kLbFaddChain = 8 iterations, the fmul + two fadds of the step) holds when R * bits / RL >= 8,
+// which LowbitConfig's R >= BW / 4 guarantees for every G and b >= 2 (G 16: RL = BW / 16, 4 row sets x 2
+// planes); an output reads acc[t & 1] at least kLbFaddChain iterations after tile t's last step, and
+// tile t + 2 writes it only after the last of those reads. C simulation with EDGELLM_CHECK_DEPS checks
+// the claim over the whole loop, outputs included.
 //
 // The tensor and configuration types, the stream's sizes and iteration counts and one parameter record's
 // decode: lowbit_format.h; this header: the engine's loops.
@@ -46,7 +55,9 @@
 namespace edgellm {
 
 // C simulation only: iterations of the engine's pipelined loops, per loop kind (compiler/cost/lowbit.py
-// counts the same; tests/test_lowbit_cost.py compares them).
+// counts the same; tests/test_lowbit_cost.py compares them): the activations, P_0's beats and its
+// decode, and the block loop's iterations split in two: kLbBlock those running a block iteration,
+// kLbOut the output-only ones (tile t + 2 waiting for tile t's outputs, the drain after the last block).
 enum LbLoop { kLbActs, kLbParams, kLbDecode, kLbBlock, kLbOut, kLbLoops };
 #ifndef __SYNTHESIS__
 inline long *lb_iters() {
@@ -136,25 +147,130 @@ inline int32_t lb_tables(const int8_t xrow[C::MAXT][C::MAXK], int t, int g, int 
   return acc;
 }
 
-// Block i's on-chip state: this block's scales and mins (s, m), the next block's parameter buffer and
-// the s / m it decodes into; `more`: there is a next block.
-template <class C>
-struct LbBlockIo {
-  const f32 (*s)[kLbMaxSb];
-  const f32 (*m)[kLbMaxSb];
-  typename C::beat_t *pnext;
-  f32 (*sn)[kLbMaxSb];
-  f32 (*mn)[kLbMaxSb];
-  bool more;
+// One call's block loop shape (lb_blocks): n_tok tokens in n_tb token blocks of TP; rl rows per code beat
+// (wpp beats a plane, npl tables a group), nsets row sets of a tile, nch chunks a record; n_blk blocks,
+// nsbr a tile's; pbeats beats of a parameter block, len_more / len_last iterations of a block followed by
+// another / of the last block (lb_block_iters).
+struct LbShape {
+  int n_tok, n_tb, rl, wpp, npl, nsets, nch, nsbr, n_blk, tiles, pbeats, len_more, len_last;
 };
 
-// One block (tile, super-block kb) as one pipelined loop, one beat per iteration at most: first
-// P_{i+1}'s beats into pnext, then per group gi, row set ri, plane b (and 128-bit half wv at G 256),
-// token t: the tables at the group's first beat, 32 lookups, P[t][lane] += sum << b, the float step
-// after a row set's last plane; and one record of P_{i+1} per iteration once it is on chip.
-template <class C, class WS>
-void lb_block(WS *w0, WS *w1, WS *w2, WS *w3, long &pos, const LowbitTensor &d, int n_tok, int kb,
-              const int8_t xrow[C::MAXT][C::MAXK], const LbBlockIo<C> &io, f32 (&acc)[C::MAXT][C::R]) {
+// Where the block loop is in the stream: block i (tile, super-block kb), its iteration `it` of len; the
+// code beat's position (token block tb, 128-bit part wv, plane b, row set ri, group gi; gi == sb: the
+// block's codes are done) and P_{i+1}'s decoders (records r0 .. r0 + RD - 1, chunk ch).
+struct LbPos {
+  int i, tile, kb, it, len, tb, wv, b, ri, gi, r0, ch;
+};
+
+// The output side of the block loop: tile ot's output of token tok, row r next; `done` tiles whose blocks
+// have all run, the latest of them readable from iteration `ready` on.
+struct LbOutPos {
+  int ot, tok, r, done;
+  long ready;
+};
+
+// Block q.i's position after its iteration q.it: the code beat's counters (innermost first: token block,
+// 128-bit part, plane, row set, group), the decoders' record and chunk, and at the block's end the next
+// block's first iteration. Returns true when that iteration was its tile's last.
+inline bool lb_advance(const LowbitTensor &d, const LbShape &sh, int rd, LbPos &q) {
+#pragma HLS INLINE
+  if (q.it >= (q.i + 1 < sh.n_blk ? sh.pbeats : 0)) {
+    if (++q.ch == sh.nch) q.ch = 0, q.r0 += rd;
+    if (q.gi < d.sb && ++q.tb == sh.n_tb) {
+      q.tb = 0;
+      if (++q.wv == sh.wpp) {
+        q.wv = 0;
+        if (++q.b == d.bits) {
+          q.b = 0;
+          if (++q.ri == sh.nsets) q.ri = 0, q.gi++;
+        }
+      }
+    }
+  }
+  if (++q.it < q.len) return false;
+  const bool tile_end = q.kb == sh.nsbr - 1;
+  q.i++, q.it = 0, q.tb = 0, q.wv = 0, q.b = 0, q.ri = 0, q.gi = 0, q.r0 = 0, q.ch = 0;
+  if (tile_end) q.kb = 0, q.tile++;
+  else q.kb++;
+  q.len = q.i + 1 < sh.n_blk ? sh.len_more : sh.len_last;
+  return tile_end;
+}
+
+// One code beat's work for token block q.tb: the tables at the group's first beat, 32 lookups per token
+// lane, P[t][lane] += sum << b, and after a row set's last plane its rows' float step into acc[par] (from
+// 0 at the tile's first group: the contract's acc = 0 + ...).
+template <class C>
+inline void lb_codes(const LowbitTensor &d, const LbShape &sh, const LbPos &q, const int8_t xrow[C::MAXT][C::MAXK],
+                     const typename C::beat_t &beat, const f32 s[C::R][kLbMaxSb], const f32 m[C::R][kLbMaxSb],
+                     lb_tab_t tbl[C::MAXT][C::MAXG / 4][16], int32_t ssum[C::MAXT],
+                     int32_t p[C::MAXT][C::LANES], f32 (&acc)[2][C::MAXT][C::R]) {
+#pragma HLS INLINE
+  const int par = q.tile & 1;
+  const bool first = q.kb == 0 && q.gi == 0, tables = q.ri == 0 && q.b == 0 && q.wv == 0;
+  const bool last = q.b == d.bits - 1 && q.wv == sh.wpp - 1;  // the row set's last plane: the float step
+  for (int u = 0; u < C::TP; u++) {
+#pragma HLS UNROLL
+    const int t = q.tb * C::TP + u;
+    if (t >= sh.n_tok) continue;
+    if (tables) ssum[t] = lb_tables<C>(xrow, t, q.kb * d.sb + q.gi, d.group, tbl[t]);
+    int32_t lane[C::LANES];
+    for (int l = 0; l < C::LANES; l++) lane[l] = 0;
+    for (int n = 0; n < C::NIB; n++) {
+      const int l = sh.rl > 1 ? n / sh.npl : 0;
+      const int j = sh.rl > 1 ? n % sh.npl : q.wv * C::NIB + n;
+      if (j < C::MAXG / 4) lane[l] += (int32_t)tbl[t][j][(int)beat.range(4 * n + 3, 4 * n)];
+    }
+    for (int l = 0; l < C::LANES; l++) {
+      const int32_t pv = p[t][l] + lane[l] * (1 << q.b);
+      if (last && l < sh.rl) {
+        const int r = q.ri * sh.rl + l;
+        f32 a = 0.0f;
+        if (!first) {
+          EDGELLM_DEP_R(acc, acc[par][t][r]);
+          a = acc[par][t][r];
+        }
+        const f32 sp = s[r][q.gi] * (f32)pv;
+        const f32 ms = m[r][q.gi] * (f32)ssum[t];
+        acc[par][t][r] = (a + sp) + ms;
+        EDGELLM_DEP_W(acc, acc[par][t][r]);
+      }
+      p[t][l] = last ? 0 : pv;
+    }
+  }
+}
+
+// One output of tile o.ot: y[tok][row] = acc / qs[tok] (+ bias[row]), in row order along each token (the
+// LbOut / LbBias beat assembly); rows past n_out (a partial last tile) are skipped.
+template <class C, class PY, class PB>
+inline void lb_emit(const LowbitTensor &d, const LbShape &sh, const LbAt &at, f32 (&acc)[2][C::MAXT][C::R],
+                    const f32 qsv[C::MAXT], PY *y, const PB *bias, LbOut<PY> &wout, LbBias<PB> &bin,
+                    LbOutPos &o) {
+#pragma HLS INLINE
+  const int row = o.ot * C::R + o.r;
+  if (row < d.n_out) {
+    EDGELLM_DEP_R(acc, acc[o.ot & 1][o.tok][o.r]);
+    f32 v = acc[o.ot & 1][o.tok][o.r] / qsv[o.tok];
+    if (at.bias >= 0) v = v + bin.get(bias, at.bias + row);
+    wout.put(y, at.y + (long)o.tok * d.n_out + row, v);
+  }
+  if (++o.r == C::R) {
+    o.r = 0;
+    if (++o.tok == sh.n_tok) o.tok = 0, o.ot++;
+  }
+}
+
+// Every block of the call as one pipelined loop, one beat per iteration at most. A block iteration of
+// block i (tile, kb): first P_{i+1}'s beats into pbuf[cur ^ 1], then C_i's code beats (lb_codes with
+// s / m [cur]) while RD decoders turn P_{i+1}'s records into s / m [cur ^ 1], chunk by chunk. Tile t
+// accumulates into acc[t & 1]; its outputs go out one per iteration (lb_emit) from kLbFaddChain iterations
+// after its last block iteration on, while tile t + 1's blocks run; tile t + 2 waits (output-only
+// iterations) until they are all out, and the loop ends when the last tile's are.
+template <class C, class WS, class PY, class PB>
+void lb_blocks(WS *w0, WS *w1, WS *w2, WS *w3, long pos, const LowbitTensor &d, const LbShape &sh,
+               const int8_t xrow[C::MAXT][C::MAXK], const f32 qsv[C::MAXT],
+               typename C::beat_t (&pbuf)[2][C::PB_MAX], f32 (&s)[2][C::R][kLbMaxSb],
+               f32 (&m)[2][C::R][kLbMaxSb], f32 (&acc)[2][C::MAXT][C::R], PY *y, const PB *bias,
+               const LbAt &at) {
   static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
   static int32_t ssum[C::MAXT];
   int32_t p[C::MAXT][C::LANES];
@@ -164,131 +280,81 @@ void lb_block(WS *w0, WS *w1, WS *w2, WS *w3, long &pos, const LowbitTensor &d, 
 #pragma HLS ARRAY_PARTITION variable = ssum complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = p cyclic factor = C::TP dim = 1
 #pragma HLS ARRAY_PARTITION variable = p complete dim = 2
-  const int rl = lb_lanes(d.group, C::BW), wpp = lb_plane_beats(d.group, C::BW), npl = d.group / 4;
-  const int per_set = d.bits * wpp;                       // beats per row set
-  const int n_tb = (n_tok + C::TP - 1) / C::TP;           // token blocks of TP lanes
-  const int g_iters = C::R / rl * per_set * n_tb;         // one group's iterations
-  const int pbeats = io.more ? lb_param_beats(d, C::R, C::BW) : 0;
-  const int n_it = lb_block_iters(d, C::R, n_tb, io.more, C::BW, C::RD, C::SL);
-  const int nch = lb_record_chunks(d, C::SL);
-  for (int t = 0; t < n_tok; t++) {
+  for (int t = 0; t < sh.n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
     for (int l = 0; l < C::LANES; l++) p[t][l] = 0;
   }
   typename C::beat_t beat = 0;
-  int r0 = 0, ch = 0;  // P_{i+1}'s decoders: records r0 .. r0 + RD - 1, chunk ch
-  {
-    EDGELLM_DEP_LOOP("lb_block.codes");
-    EDGELLM_DEP_CLAIM(acc, kLbFaddChain);
-  codes:
-    for (int it = 0; it < n_it; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 2 * C::R / C::LANES max = kLbMaxSb * 8 * C::R * C::MAXT
+  LbPos q = {0, 0, 0, 0, sh.n_blk > 1 ? sh.len_more : sh.len_last, 0, 0, 0, 0, 0, 0, 0};
+  LbOutPos o = {0, 0, 0, 0, 0};
+  LbOut<PY> wout;
+  LbBias<PB> bin;
+  EDGELLM_DEP_LOOP("lb_blocks.run");
+  EDGELLM_DEP_CLAIM(acc, kLbFaddChain);
+run:
+  for (long it = 0; o.ot < sh.tiles; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 * C::R / C::LANES max = 131072 / C::R * C::MAXK / 256 * 8 * C::R
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = acc inter RAW distance = kLbFaddChain true
-      EDGELLM_DEP_ITER(it);
-      EDGELLM_LB_COUNT(kLbBlock);
-      const int c = it - pbeats;  // this block's code iteration (negative: P_{i+1}'s beat `it`)
-      const bool codes_it = c >= 0 && c < d.sb * g_iters;
-      const bool fresh = it < pbeats || (codes_it && c % n_tb == 0);  // one beat read at most
-      typename C::beat_t in = 0;
-      if (fresh) in = lb_read<C>(w0, w1, w2, w3, pos + (it < pbeats ? it : pbeats + c / n_tb));
-      if (it < pbeats) {  // P_{i+1}
-        io.pnext[it] = in;
-        continue;
-      }
-      for (int k = 0; k < C::RD; k++) {  // chunk ch of its records r0 .. r0 + RD - 1
+    EDGELLM_DEP_ITER(it);
+    const bool blk = q.i < sh.n_blk && o.ot >= q.tile - 1;  // acc[tile & 1] free: tile - 2's outputs out
+    const bool emit = o.ot < o.done && (o.ot + 1 < o.done || it >= o.ready);
+    EDGELLM_LB_COUNT(blk ? kLbBlock : kLbOut);
+    if (emit) lb_emit<C>(d, sh, at, acc, qsv, y, bias, wout, bin, o);
+    if (!blk) continue;
+    const bool more = q.i + 1 < sh.n_blk;
+    const int cur = q.i & 1, pb = more ? sh.pbeats : 0;
+    const bool codes_it = q.it >= pb && q.gi < d.sb;
+    typename C::beat_t in = 0;
+    if (q.it < pb || (codes_it && q.tb == 0)) in = lb_read<C>(w0, w1, w2, w3, pos++);  // one beat at most
+    if (q.it < pb) {
+      pbuf[cur ^ 1][q.it] = in;  // P_{i+1}
+    } else {
+      for (int k = 0; k < C::RD; k++) {  // chunk ch of P_{i+1}'s records r0 .. r0 + RD - 1
 #pragma HLS UNROLL
-        if (io.more && r0 + k < C::R) lb_record_at<C>(io.pnext, d, r0 + k, ch, io.sn[r0 + k], io.mn[r0 + k]);
+        if (more && q.r0 + k < C::R) lb_record_at<C>(pbuf[cur ^ 1], d, q.r0 + k, q.ch, s[cur ^ 1][q.r0 + k],
+                                                    m[cur ^ 1][q.r0 + k]);
       }
-      if (++ch == nch) ch = 0, r0 += C::RD;
-      if (!codes_it) continue;  // decode-only iterations of a short block
-      const int gi = c / g_iters, cc = c % g_iters, bi = cc / n_tb, tb = cc % n_tb;
-      const int ri = bi / per_set, b = (bi % per_set) / wpp, wv = bi % wpp;
-      if (tb == 0) beat = in;
-      const bool last = bi % per_set == per_set - 1;  // the row set's last plane: the float step
-      for (int u = 0; u < C::TP; u++) {
-#pragma HLS UNROLL
-        const int t = tb * C::TP + u;
-        if (t < n_tok) {
-          if (bi == 0) ssum[t] = lb_tables<C>(xrow, t, kb * d.sb + gi, d.group, tbl[t]);
-          int32_t lane[C::LANES];
-          for (int l = 0; l < C::LANES; l++) lane[l] = 0;
-          for (int n = 0; n < C::NIB; n++) {
-            const int l = rl > 1 ? n / npl : 0;
-            const int j = rl > 1 ? n % npl : wv * C::NIB + n;
-            if (j < C::MAXG / 4) lane[l] += (int32_t)tbl[t][j][(int)beat.range(4 * n + 3, 4 * n)];
-          }
-          for (int l = 0; l < C::LANES; l++) {
-            const int32_t pv = p[t][l] + lane[l] * (1 << b);
-            if (last && l < rl) {
-              const int r = ri * rl + l;
-              EDGELLM_DEP_R(acc, acc[t][r]);
-              const f32 sp = io.s[r][gi] * (f32)pv;
-              const f32 ms = io.m[r][gi] * (f32)ssum[t];
-              acc[t][r] = (acc[t][r] + sp) + ms;
-              EDGELLM_DEP_W(acc, acc[t][r]);
-            }
-            p[t][l] = last ? 0 : pv;
-          }
-        }
+      if (codes_it) {
+        if (q.tb == 0) beat = in;
+        lb_codes<C>(d, sh, q, xrow, beat, s[cur], m[cur], tbl, ssum, p, acc);
       }
     }
+    if (lb_advance(d, sh, C::RD, q)) o.done++, o.ready = it + kLbFaddChain;
   }
-  pos += pbeats + d.sb * g_iters / n_tb;
 }
 
 // y (n_tok, n_out) = lowbit_linear(x, qs, W) (+ bias) for the tensor d whose stream starts at beat w_beat
 // of the weight sources w0 .. w{PORTS-1} (pointers: packing_lowbit.port_images, port u holds 128-bit
 // column u of every engine beat; or FIFOs: popped in order, w_beat ignored; the sources past PORTS are
 // never read). x: int8 (n_tok, k), qs: (n_tok), y: f32 (n_tok, n_out), bias: f32 (n_out) or none, at the
-// element offsets at (lowbit_source.h); n_tok <= MAXT; d.k <= MAXK; d.group <= MAXG. Blocks i = (tile,
-// super-block) in stream order: P_0 up front, then per block one loop (lb_block) reading P_{i+1} and C_i.
+// element offsets at (lowbit_source.h); n_tok <= MAXT; d.k <= MAXK; d.group <= MAXG. The activations on
+// chip, P_0 read and decoded, then every block (tile, super-block) in stream order and every output in one
+// loop (lb_blocks).
 template <class C, class WS, class PX, class PS, class PY, class PB>
 void lowbit_mm_at(const LowbitTensor &d, WS *w0, WS *w1, WS *w2, WS *w3, long w_beat, const PX *x, const PS *qs,
                   int n_tok, PY *y, const PB *bias, const LbAt &at) {
   static int8_t xrow[C::MAXT][C::MAXK];
   static typename C::beat_t pbuf[2][C::PB_MAX];
   static f32 s[2][C::R][kLbMaxSb], m[2][C::R][kLbMaxSb];
-  static f32 acc[C::MAXT][C::R];
+  static f32 acc[2][C::MAXT][C::R];  // tile t's accumulators: acc[t & 1]
   f32 qsv[C::MAXT];
 #pragma HLS ARRAY_PARTITION variable = xrow cyclic factor = C::MAXG dim = 2
 #pragma HLS ARRAY_PARTITION variable = pbuf cyclic factor = C::NW dim = 2
-#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::TP dim = 1
-#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::LANES dim = 2
-  const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R, n_blk = tiles * nsbr;
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::TP dim = 2
+#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::LANES dim = 3
+  const int rl = lb_lanes(d.group, C::BW), n_tb = (n_tok + C::TP - 1) / C::TP;
+  const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R;
+  const LbShape sh = {n_tok, n_tb, rl, lb_plane_beats(d.group, C::BW), d.group / 4, C::R / rl,
+                      lb_record_chunks(d, C::SL), nsbr, tiles * nsbr, tiles, lb_param_beats(d, C::R, C::BW),
+                      lb_block_iters(d, C::R, n_tb, true, C::BW, C::RD, C::SL),
+                      lb_block_iters(d, C::R, n_tb, false, C::BW, C::RD, C::SL)};
   long pos = w_beat;
   lb_load_acts<C>(x, at.x, qs, at.qs, n_tok, d.k, xrow, qsv);
-  lb_read_params<C>(w0, w1, w2, w3, pos, lb_param_beats(d, C::R, C::BW), pbuf[0]);
+  lb_read_params<C>(w0, w1, w2, w3, pos, sh.pbeats, pbuf[0]);
   lb_decode_all<C>(pbuf[0], d, s[0], m[0]);
-  LbOut<PY> wout;
-  LbBias<PB> bin;
-blocks:
-  for (int i = 0; i < n_blk; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 131072 / C::R * C::MAXK / 256
-    const int cur = i & 1, tile = i / nsbr, kb = i % nsbr;
-    if (kb == 0) {
-      for (int t = 0; t < n_tok; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
-        for (int r = 0; r < C::R; r++) acc[t][r] = 0.0f;
-      }
-    }
-    const LbBlockIo<C> io = {s[cur], m[cur], pbuf[cur ^ 1], s[cur ^ 1], m[cur ^ 1], i + 1 < n_blk};
-    lb_block<C>(w0, w1, w2, w3, pos, d, n_tok, kb, xrow, io, acc);
-    if (kb == nsbr - 1) {
-    out:
-      for (int o = 0; o < n_tok * C::R; o++) {
-#pragma HLS LOOP_TRIPCOUNT min = C::R max = C::R * C::MAXT
-#pragma HLS PIPELINE II = 1
-        EDGELLM_LB_COUNT(kLbOut);
-        const int t = o / C::R, r = o % C::R, row = tile * C::R + r;
-        if (row < d.n_out) {
-          f32 v = acc[t][r] / qsv[t];
-          if (at.bias >= 0) v = v + bin.get(bias, at.bias + row);
-          wout.put(y, at.y + (long)t * d.n_out + row, v);
-        }
-      }
-    }
-  }
+  lb_blocks<C>(w0, w1, w2, w3, pos, d, sh, xrow, qsv, pbuf, s, m, acc, y, bias, at);
 }
 
 // The plain form (testbenches): pointer ports, plain arrays at offset 0, no bias.
