@@ -29,6 +29,7 @@ void write_then_read(hls::stream<int> &out, hls::stream<int> &in, int n, long *s
 
 // A producer and a consumer joined by one FIFO of `depth`: never deadlocks; returns the sum.
 extern "C" long tb_pipe(int n, int depth) {
+  (void)depth;  // the sequential build's EDGELLM_DEPTH does not read it (-Wunused-parameter)
   long sum = -1;
   EDGELLM_REGION;
   hls::stream<int> s("pipe");
@@ -41,6 +42,7 @@ extern "C" long tb_pipe(int n, int depth) {
 
 // Two processes that each write n items to the other before reading: deadlocks when n > depth.
 extern "C" long tb_cross(int n, int depth) {
+  (void)depth;  // as in tb_pipe
   long s0 = 0, s1 = 0;
   EDGELLM_REGION;
   hls::stream<int> a("cross_a"), b("cross_b");
