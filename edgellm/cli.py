@@ -104,7 +104,8 @@ class _Group(TyperGroup):
 app = typer.Typer(
     name="edgellm", cls=_Group, no_args_is_help=True, add_completion=True, rich_markup_mode=None,
     pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
-    help="Compile ternary (BitNet b1.58) LLMs into FPGA accelerators for PYNQ boards, run and verify them.",
+    help="Compile ternary (BitNet b1.58) and low-bit (2-8-bit group-quantized GGUF / GPTQ Llama and Qwen2) "
+         "LLMs into FPGA accelerators for PYNQ boards, run and verify them.",
 )
 
 
@@ -123,7 +124,7 @@ def _root(
         help="Progress of long steps on stderr: by default only on a terminal (not when piped, not in "
              "CI); --progress also elsewhere, as plain lines."),
 ) -> None:
-    """edgellm: ternary LLMs on edge FPGAs."""
+    """edgellm: ternary and low-bit LLMs on edge FPGAs."""
     if progress is not None:  # read by edgellm.commands.progress (EDGELLM_PROGRESS)
         os.environ["EDGELLM_PROGRESS"] = "1" if progress else "0"
 

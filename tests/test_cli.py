@@ -89,6 +89,9 @@ def test_help_and_version():
     r = runner.invoke(cli.app, ["--help"])
     assert r.exit_code == 0 and "generate" in r.output and "eval" in r.output
     assert r.output.index("generate") < r.output.index("eval")
+    first = " ".join(r.output.split("Options:")[0].split())  # the description, unwrapped
+    assert "Compile ternary (BitNet b1.58) and low-bit (2-8-bit group-quantized GGUF / GPTQ Llama and " \
+        "Qwen2) LLMs into FPGA accelerators" in first
     r = runner.invoke(cli.app, ["--version"])
     assert r.exit_code == 0 and r.output.strip() == f"edgellm {edgellm.__version__}"
     for argv in ([sys.executable, "-m", "edgellm.cli"], [shutil.which("edgellm") or "edgellm"]):
