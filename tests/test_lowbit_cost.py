@@ -2,6 +2,7 @@
 formats equal what packing_lowbit writes, and the projection's invariants."""
 
 import ctypes
+import dataclasses
 
 import numpy as np
 import pytest
@@ -99,6 +100,16 @@ def test_one_block_loop_a_call(lib: ctypes.CDLL) -> None:
         assert (tile, it["out"] == cl.FADD_CHAIN - 1 + outputs) == ((144, True) if t == 1 else (400, False))
         assert it["out"] > cl.FADD_CHAIN - 1 + outputs or tile >= outputs
         assert cl.linear_cycles(400, 256, fmt, eng, t) == sum(it.values()) + 4 * cl.PIPE_FILL
+
+
+def test_resources_price_the_double_buffered_accumulators() -> None:
+    """The accumulators of two tiles (MAXT x R words each), each bank read by the step and by the output
+    (a LUTRAM copy per read port, 2 words a LUT), and the block loop's counters: MAXT 16 against 8 at R 128
+    adds 2 x 2 x 8 x 128 / 2 LUTs (the rest of the engine does not grow with MAXT in LUTs)."""
+    a = cl.LowbitEngine(rows=128, max_tokens=8)
+    b = dataclasses.replace(a, max_tokens=16)
+    assert cl.resources(b).lut - cl.resources(a).lut == 2 * 2 * 8 * 128 // 2
+    assert cl.resources(a).lut >= cl.BLOCK_LOOP_CONTROL.lut + 2 * 2 * 8 * 128 // 2
 
 
 @pytest.mark.parametrize("name,make", [

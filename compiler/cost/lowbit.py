@@ -40,6 +40,11 @@ PORT_BITS = LB_BEAT_BITS  # one weight port's beat (lb_beat_t); the engine's bea
 PIPE_FILL = 16
 LOOP_RUNS = 4  # pipelined loop runs a lowbit_mm call: acts, P_0's beats, P_0's decode, the block loop
 FADD_CHAIN = 8  # lowbit_mm.h kLbFaddChain: iterations between an accumulator's step and its next read
+# The block loop's counters (lowbit_mm.h LbPos, LbOutPos: block, tile, super-block, iteration, the code
+# beat's five, the decoders' two, the output's three, done, ready; ~16 of 16 bits, each an incrementer,
+# a wrap compare and a reset mux). Estimate; the runtime divisions they replace (the per-block loop's
+# c / g_iters, c / n_tb, bi / per_set, ...) were never priced, so nothing is credited for them.
+BLOCK_LOOP_CONTROL = Resources(lut=16 * 16 * 2, ff=16 * 16 + 64)
 HEAD_BITS = 8  # the LM head compile builds: lm_head.h's int8 per-row head (design()'s lm_head_bits)
 HEAD_LANE = 1  # its token lanes (design.head_lanes): one row per pass, as decode and TTFT need
 
@@ -234,8 +239,10 @@ def resources(eng: LowbitEngine) -> Resources:
     float steps (2 fmul + 2 fadd: 3 + 2 DSPs, about 350 LUTs and 400 FFs each, Vitis HLS full-DSP
     binary32); per engine: RD record decoders (a window shift of NW beats, about 3000 LUTs, and SL x 2
     fmul: 120 LUTs, 200 FFs, 3 DSPs each), the activation rows (MAXT x MAXK int8 in MAXG banks), the
-    parameter ping-pong (2 x PB_MAX beats), s / m (2 x R x 16 x 2 words of LUTRAM, 64 bits a LUT) and a
-    1500-LUT control."""
+    parameter ping-pong (2 x PB_MAX beats), s / m (2 x R x 16 x 2 words of LUTRAM, 64 bits a LUT), the
+    accumulators (2 tiles' MAXT x R words, each bank written by the step and read by the step and the
+    output: a LUTRAM copy per read port, 64 bits a LUT) and a 1500-LUT control plus the block loop's
+    counters (BLOCK_LOOP_CONTROL)."""
     tp, mg, bw = eng.token_lanes, eng.max_group, eng.beat_bits
     lanes = bw // 16
     lane = Resources(lut=mg // 4 * 11 * 12 + bw // 4 * 12 * 5 + (bw // 4 - 1) * 16 + lanes * 40 + lanes * 350,
@@ -245,8 +252,10 @@ def resources(eng: LowbitEngine) -> Resources:
     xrow_bram = xrow_banks * max(0.5, math.ceil(eng.max_tokens * eng.max_k / xrow_banks / 2048) / 2)
     rd = eng.record_decoders
     sl = eng.scale_lanes
-    per_engine = Resources(lut=rd * (3000 + sl * 2 * 120) + 2 * eng.rows * 16 * 2 // 2 + 1500,
-                           ff=rd * (4000 + sl * 2 * 200), dsp=rd * sl * 2 * 3,
+    acc_lut = 2 * 2 * eng.max_tokens * eng.rows // 2  # 2 tiles x 2 read copies, 2 words a LUT
+    per_engine = Resources(lut=rd * (3000 + sl * 2 * 120) + 2 * eng.rows * 16 * 2 // 2 + 1500 + acc_lut
+                           + BLOCK_LOOP_CONTROL.lut,
+                           ff=rd * (4000 + sl * 2 * 200) + BLOCK_LOOP_CONTROL.ff, dsp=rd * sl * 2 * 3,
                            bram36=xrow_bram + 2 * math.ceil(pb_max * bw / 36864) + 1)
     one = Resources(lut=per_engine.lut + tp * lane.lut, ff=per_engine.ff + tp * lane.ff,
                     dsp=per_engine.dsp + tp * lane.dsp, bram36=per_engine.bram36)
