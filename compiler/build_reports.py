@@ -27,6 +27,7 @@ from typing import Any
 
 from edgellm.compiler.hls_tcl import HLS_PROJECT, SOLUTION
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime import jsonfile
 
 BUILD_REPORTS = "report/build"  # relative to the project
 SUMMARY = "summary.json"
@@ -194,7 +195,7 @@ def _vivado_summary(rep: Path, target_ns: float | None) -> dict[str, Any]:
     if util.is_file():
         out["resources"] = parse_utilization(util.read_text(errors="replace"))
     try:
-        timing = json.loads((rep / "timing.json").read_text())
+        timing = jsonfile.loads((rep / "timing.json").read_text())
     except (OSError, ValueError):
         return out
     if isinstance(timing, dict):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgellm.runtime import jsonfile
+
 STATE_FILE = "build_state.json"
 
 FileRec = dict[str, Any]  # {"sha256": str, "size": int}
@@ -75,7 +77,7 @@ class BuildState:
     def load(cls, work: Path, digest: str) -> BuildState | None:
         """The state in work, or None when absent, malformed or for another configuration."""
         try:
-            st = json.loads((work / STATE_FILE).read_text())
+            st = jsonfile.loads((work / STATE_FILE).read_text())
         except (OSError, UnicodeDecodeError, ValueError):
             return None
         if not _well_formed(st) or st["digest"] != digest:

@@ -5,13 +5,13 @@ and the final rename that makes the project appear whole or not at all.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 from pathlib import Path
 from types import TracebackType
 
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime import jsonfile
 
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 16 << 20
@@ -141,7 +141,7 @@ def foreign_file(out: Path) -> str | None:
     if mf.stat().st_size > MAX_MANIFEST_BYTES:
         return f"{MANIFEST} is too large to be an edgellm manifest"
     try:
-        m = json.loads(mf.read_text())
+        m = jsonfile.loads(mf.read_text())
     except (UnicodeDecodeError, ValueError):
         return f"{MANIFEST} is not valid JSON"
     if not isinstance(m, dict) or m.get("schema") != SCHEMA:

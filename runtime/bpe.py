@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime import jsonfile
 from edgellm.runtime.bpe_steps import (
     UnsupportedTokenizer,
     byte_to_unicode,
@@ -116,7 +117,7 @@ class ByteLevelBPE:
         if p.exists() and not p.is_file():
             raise EdgeLLMError(f"{p}: not a regular file")
         try:
-            spec = json.loads(p.read_text(encoding="utf-8"))
+            spec = jsonfile.loads(p.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise EdgeLLMError(f"{p}: cannot read tokenizer: {e}") from None
         return cls.from_spec(spec, str(p), bos_id, eos_id)

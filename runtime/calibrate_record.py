@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime import jsonfile
 from edgellm.runtime import probe_kit as pk
 from edgellm.runtime import project_files as pf
 from edgellm.runtime.calibrate_plan import CCI_PATH, HEAD_RUN, CalibrationError, RunSpec, bundle
@@ -76,7 +77,7 @@ def kit_timing(kit: pk.ProbeKit) -> dict[str, Any] | None:
     p = kit.path / "report" / "build" / "vivado" / "timing.json"
     try:
         with pf.open_regular(p) as f:
-            data = json.loads(f.read(1 << 16).decode("utf-8"))
+            data = jsonfile.loads(f.read(1 << 16).decode("utf-8"))
     except (EdgeLLMError, OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime import jsonfile
 from edgellm.runtime import project_files as pf
 from edgellm.runtime.sampling import SamplingParams, filtered_probs
 from edgellm.runtime.speculative import SpecConfig, draw
@@ -191,7 +192,7 @@ def save_draft_calibration(project_dir: str | Path, record: dict[str, Any]) -> P
     d = Path(project_dir)
     man_path = d / "manifest.json"
     try:
-        man = json.loads(man_path.read_text())
+        man = jsonfile.loads(man_path.read_text())
     except (OSError, ValueError) as e:
         raise EdgeLLMError(f"{man_path}: cannot read the project's manifest ({e})") from e
     data = (json.dumps(record, indent=1) + "\n").encode()
@@ -207,7 +208,7 @@ def load_draft_layers(project_dir: str | Path, n_layers: int) -> tuple[int, ...]
     if not f.is_file():
         return ()
     try:
-        layers = json.loads(f.read_text())["draft_layers"]
+        layers = jsonfile.loads(f.read_text())["draft_layers"]
         out = tuple(int(i) for i in layers)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise EdgeLLMError(f"{f}: not a draft-layer calibration ({e})") from e

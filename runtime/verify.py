@@ -9,7 +9,6 @@ weight image is also checked to decode to it), else it is rebuilt from weights.b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime import jsonfile
 from edgellm.runtime.driver import TAP_STAGES, Driver
 from edgellm.runtime.generation import check_prompt
 from edgellm.runtime.project import Project
@@ -72,7 +72,7 @@ def reference_prompt(project_dir: str | Path, vocab_size: int) -> list[int] | No
     if not path.is_file():
         raise EdgeLLMError(f"{path}: not a regular file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = jsonfile.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise EdgeLLMError(f"{path}: cannot read the reference prompt ({e})") from None
     if not isinstance(data, dict):

@@ -10,7 +10,6 @@ Without the tools on PATH it prints what to install and the commands to run by h
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from edgellm.runtime import jsonfile
 
 HLS_TCL = "hls/run_hls.tcl"
 BUILD_REPORTS = "report/build"  # compiler/build_reports.py BUILD_REPORTS
@@ -69,7 +70,7 @@ def run_logged(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None 
 
 def _manifest(project: Path) -> dict[str, Any]:
     try:
-        m = json.loads((project / "manifest.json").read_text())
+        m = jsonfile.loads((project / "manifest.json").read_text())
     except (OSError, ValueError):
         return {}
     return m if isinstance(m, dict) else {}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgellm.errors import CheckpointError
+from edgellm.runtime import jsonfile
 
 CHAT_TEMPLATE_FILE = "chat_template.jinja"  # the name in a checkpoint directory and in a compiled project
 
@@ -25,7 +26,7 @@ def dir_chat_template(directory: str | Path) -> str | None:
     if not cfg.is_file():
         return None
     try:
-        raw = json.loads(_read(cfg))
+        raw = jsonfile.loads(_read(cfg))
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{cfg}: malformed JSON ({e})") from None
     return _template_of(raw.get("chat_template") if isinstance(raw, dict) else None, cfg)

@@ -12,6 +12,7 @@ from edgellm.errors import CheckpointError
 from edgellm.models.config import ConfigError, ModelConfig, llama3_freq_factors
 from edgellm.models.loaders.safetensors_io import Checkpoint, bf16_bits_if_exact, to_f32
 from edgellm.models.weights import Int8Head, check_finite
+from edgellm.runtime import jsonfile
 
 __all__ = ["check_finite"]  # re-exported for the loaders
 
@@ -35,7 +36,7 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     if path.exists() and not path.is_file():
         raise CheckpointError(f"{path}: not a regular file")
     try:
-        cfg = json.loads(path.read_text())
+        cfg = jsonfile.loads(path.read_text())
     except FileNotFoundError as e:
         raise CheckpointError(f"{path}: not found") from e
     except (OSError, UnicodeDecodeError) as e:

@@ -37,6 +37,7 @@ from edgellm.models.loaders.common import (
 from edgellm.models.loaders.safetensors_io import Checkpoint, bf16_bits_if_exact
 from edgellm.models.lowbit import GROUPS, GroupQuant
 from edgellm.models.weights import Layer, LowBitLinear, QuantModel
+from edgellm.runtime import jsonfile
 
 BITS = (2, 3, 4, 8)
 FORMATS = ("gptq", "gptq_v2")
@@ -54,7 +55,7 @@ def quant_config(directory: str | os.PathLike, cfg: dict[str, Any]) -> dict[str,
         if not side.is_file():
             return None
         try:
-            qc = json.loads(side.read_text())
+            qc = jsonfile.loads(side.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{side}: unreadable ({e})") from None
         qc.setdefault("quant_method", "gptq")

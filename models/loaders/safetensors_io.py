@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgellm.errors import CheckpointError
+from edgellm.runtime import jsonfile
 
 # safetensors dtype tag -> numpy storage dtype (BF16 as its uint16 bit pattern)
 DTYPES: dict[str, np.dtype] = {
@@ -56,7 +57,7 @@ class SafetensorsFile:
                 if n > min(size - 8, _MAX_HEADER):
                     raise CheckpointError(f"{self.path}: truncated or corrupt safetensors header "
                                           f"({n} header bytes, file has {size})")
-                header = json.loads(f.read(n))
+                header = jsonfile.loads(f.read(n))
         except OSError as e:
             raise CheckpointError(f"{self.path}: cannot read: {e.strerror}") from e
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -189,7 +190,7 @@ class Checkpoint:
         files: list[Path]
         if index.is_file():
             try:
-                wmap = json.loads(index.read_text())["weight_map"]
+                wmap = jsonfile.loads(index.read_text())["weight_map"]
                 names = set(wmap.values())
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
                 raise CheckpointError(f"{index}: malformed shard index: {e}") from e
