@@ -105,3 +105,66 @@ def test_jsonfile_loads_is_json_loads_with_one_error_type() -> None:
     with pytest.raises(json.JSONDecodeError) as ei:
         jsonfile.loads('{"a":' * 50_000)
     assert str(ei.value) == "JSON nested too deeply (more levels than the parser can follow)"
+
+
+# ---- serve: a client that leaves before sending its whole body ----
+
+def test_serve_client_leaving_mid_body_is_logged_not_a_traceback() -> None:
+    """starlette's ClientDisconnect escaped the body read: uvicorn logged "Exception in ASGI application"
+    with a traceback for every client that hung up early."""
+    import logging
+    import socket
+
+    from shared_serve import wait_until
+
+    from edgellm.serve.app import ServeConfig, create_app
+    from edgellm.serve.server import BackgroundServer
+    from edgellm.serve.target import open_target
+    from edgellm.serve.worker import Worker
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    log = logging.getLogger("uvicorn.error")
+    lines: list[str] = []
+    target = open_target(None)
+    worker = Worker(target, 4, 30.0)
+    worker.start()
+    try:
+        with BackgroundServer(create_app(target, worker, ServeConfig(None, 30.0, 5.0, lines.append))) as srv:
+            log.addHandler(handler)
+            with socket.create_connection((srv.host, srv.port), timeout=10) as sock:
+                sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            wait_until(lambda: any(": 499 " in ln for ln in lines), "the early hang-up to be logged", 10)
+    finally:
+        log.removeHandler(handler)
+        assert worker.close(10)
+    assert [ln for ln in lines if "499" in ln] == ["[serve] /v1/completions: 499 the client closed the "
+                                                   "connection before sending the whole body"]
+    assert not records, [r.getMessage() for r in records]
+
+
+# ---- serve: a model id that is not UTF-8 made every answer a 500 ----
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """serve_forever returns at once; the ids the app would have served."""
+    import edgellm.serve.app as app_mod
+    import edgellm.serve.server as server_mod
+
+    names: list[str] = []
+    real = app_mod.create_app
+    monkeypatch.setattr(app_mod, "create_app", lambda t, w, c: (names.append(t.name), real(t, w, c))[1])
+    monkeypatch.setattr(server_mod, "serve_forever", lambda *a, **k: None)
+    return names
+
+
+def test_serve_model_id_must_be_utf8(ck: Path, tmp_path: Path, served: list[str]) -> None:
+    _one_error(runner.invoke(app, ["serve", str(ck), "--port", "0", "--model-name", "a\udcffb"]),
+               "--model-name is not valid UTF-8 text (byte 0xff at character 1)")
+    odd = tmp_path / "m\udcff"  # a directory named b"m\xff", as argv gives it to Python
+    shutil.copytree(ck, odd)
+    _one_error(runner.invoke(app, ["serve", str(odd), "--port", "0"]), "not valid UTF-8", "--model-name")
+    assert served == []
+    res = runner.invoke(app, ["serve", str(odd), "--port", "0", "--model-name", "m"])
+    assert res.exit_code == 0 and served == ["m"], res.output

@@ -28,6 +28,7 @@ from edgellm.commands.speculation import (
     spec_config,
 )
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime.text import check_utf8
 
 EXTRA = ("starlette", "uvicorn", "jinja2")
 HostOpt = Annotated[str, typer.Option(help="Address to bind (anything but loopback needs --api-key).")]
@@ -72,6 +73,8 @@ def serve_cmd(
         raise EdgeLLMError(f"--queue-size must be >= 1, got {queue_size}")
     if api_key is not None and not api_key.strip():
         raise EdgeLLMError("--api-key is empty")
+    if model_name is not None:
+        check_utf8(model_name, "--model-name")  # the id goes into every JSON answer
     spec = spec_config(speculate, spec_k_max, spec_k_min, draft_layers)
     from edgellm.serve.server import is_loopback
 
@@ -93,6 +96,7 @@ def _serve(target: Path | None, host: str, port: int, api_key: str | None, devic
     sock = bind(host, port)  # before loading the model: a port in use fails fast
     try:
         t = open_target(target, device, backend, timeout, verify, model_name, info=_info, spec=spec)
+        _check_model_id(t.name)
         if t.template.adds_bos:
             _info(f"[serve] note: {t.name} has no chat template: /v1/chat/completions joins the messages "
                   "as plain text")
@@ -113,6 +117,16 @@ def _serve(target: Path | None, host: str, port: int, api_key: str | None, devic
             _info("[serve] stopped" if done else "[serve] stopped (the device was still busy)")
     finally:
         sock.close()
+
+
+def _check_model_id(name: str) -> None:
+    """The id taken from a path whose name is not UTF-8 (argv's surrogate escapes) could not be sent in a
+    JSON answer: every request was a 500 with a traceback in the log."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EdgeLLMError(f"the model id {name!r} (from the path's name) is not valid UTF-8 text; "
+                           "name it with --model-name") from None
 
 
 def _info(s: str) -> None:

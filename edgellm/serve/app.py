@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -200,8 +200,9 @@ class _Handlers:
 
 
 async def _read_body(request: Request, timeout_s: float) -> bytes:
-    """The body, refused with 413 past MAX_BODY bytes (before reading it when Content-Length says so) and
-    with 408 when it takes longer than timeout_s to arrive."""
+    """The body, refused with 413 past MAX_BODY bytes (before reading it when Content-Length says so),
+    with 408 when it takes longer than timeout_s to arrive and 499 when the client leaves before it is
+    all there."""
     too_big = ApiError(413, f"the request body is larger than {MAX_BODY >> 20} MiB", code="body_too_large")
     size = request.headers.get("content-length", "")
     if size.isdigit() and int(size) > MAX_BODY:
@@ -220,6 +221,9 @@ async def _read_body(request: Request, timeout_s: float) -> bytes:
     except asyncio.TimeoutError:
         raise ApiError(408, f"the request body did not arrive within {timeout_s:g} s",
                        code="timeout") from None
+    except ClientDisconnect:  # was a traceback in the server's log; 499: nginx's "client closed request"
+        raise ApiError(499, "the client closed the connection before sending the whole body",
+                       code="client_closed") from None
 
 
 def _poster(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Event]) -> Callable[[Event], None]:
