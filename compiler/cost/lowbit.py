@@ -40,11 +40,16 @@ PORT_BITS = LB_BEAT_BITS  # one weight port's beat (lb_beat_t); the engine's bea
 PIPE_FILL = 16
 LOOP_RUNS = 4  # pipelined loop runs a lowbit_mm call: acts, P_0's beats, P_0's decode, the block loop
 FADD_CHAIN = 8  # lowbit_mm.h kLbFaddChain: iterations between an accumulator's step and its next read
-# The block loop's counters (lowbit_mm.h LbPos, LbOutPos: block, tile, super-block, iteration, the code
-# beat's five, the decoders' two, the output's three, done, ready; ~16 of 16 bits, each an incrementer,
-# a wrap compare and a reset mux). Estimate; the runtime divisions they replace (the per-block loop's
-# c / g_iters, c / n_tb, bi / per_set, ...) were never priced, so nothing is credited for them.
-BLOCK_LOOP_CONTROL = Resources(lut=16 * 16 * 2, ff=16 * 16 + 64)
+# The block loop's counters (lowbit_mm.h lb_advance, LbPos / LbOutPos) beyond the per-block loop's own:
+# the code beat's token block, 128-bit part, plane, row set and group (3 + 4 + 3 + 8 + 5 bits), the tile
+# and super-block (12 + 9), the output's tile, token and row (12 + 4 + 8) and the tiles done (12), one
+# LUT and FF a bit (an incrementer on the carry chain, the wrap as the flip-flops' reset) and a 4-LUT
+# wrap compare each; the loop's iteration and the output's ready mark (32 bits each: an incrementer, an
+# adder, a compare). Estimate; the runtime divisions these replace (the per-block loop's c / g_iters,
+# c / n_tb, bi / per_set, ..., the blocks loop's i / nsbr) were never priced, so nothing is credited.
+COUNTER_BITS = (3, 4, 3, 8, 5, 12, 9, 12, 4, 8, 12)
+BLOCK_LOOP_CONTROL = Resources(lut=sum(COUNTER_BITS) + 4 * len(COUNTER_BITS) + 3 * 32,
+                               ff=sum(COUNTER_BITS) + 2 * 32)
 HEAD_BITS = 8  # the LM head compile builds: lm_head.h's int8 per-row head (design()'s lm_head_bits)
 HEAD_LANE = 1  # its token lanes (design.head_lanes): one row per pass, as decode and TTFT need
 
