@@ -4,8 +4,11 @@ answer instead of a traceback in its log)."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +171,32 @@ def test_serve_model_id_must_be_utf8(ck: Path, tmp_path: Path, served: list[str]
     assert served == []
     res = runner.invoke(app, ["serve", str(odd), "--port", "0", "--model-name", "m"])
     assert res.exit_code == 0 and served == ["m"], res.output
+
+
+# ---- board-emulator: an address it cannot listen on ----
+
+@pytest.mark.skipif(importlib.util.find_spec("pynq") is None or importlib.util.find_spec("grpc") is None,
+                    reason="the board emulator needs pynq and grpcio (pip install edgellm[board])")
+def test_board_emulator_bind_failures_are_one_line(tmp_path: Path) -> None:
+    """gRPC's failed bind printed a line of its C core's log on stderr ("E1206 ... chttp2_server.cc ...
+    Address already in use") before edgellm's error, which said only "Failed to bind"; now the address is
+    tried first, in one line that says why, and the project is left as it was."""
+    import socket
+
+    from shared_project import make_project
+
+    proj = make_project(tmp_path / "p")
+    before = sorted(f.name for f in proj.iterdir())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cases = [(["--port", str(port)], f"cannot listen on 127.0.0.1:{port}: Address already in use"),
+                 (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1:7967: Cannot assign requested"),
+                 (["--host", "no.such.host.invalid"], "cannot resolve --host 'no.such.host.invalid'")]
+        for args, why in cases:
+            res = subprocess.run([sys.executable, "-m", "edgellm.cli", "board-emulator", str(proj), *args,
+                                  "--seconds", "1"], capture_output=True, text=True, timeout=120)
+            assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+            assert res.stderr.startswith(f"error: {why}"), res.stderr
+    assert sorted(f.name for f in proj.iterdir()) == before  # no emulation bitstream left behind

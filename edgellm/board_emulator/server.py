@@ -101,6 +101,11 @@ def make_board(project: Any, prepared: Prepared, threads: bool = False, top: Any
                          ddr=(max(lo, 0x1000_0000), hi + 1))
 
 
+def _bracketed(host: str) -> str:
+    """An IPv6 address in brackets, as gRPC and PYNQ_REMOTE_DEVICES write host:port; others unchanged."""
+    return f"[{host.strip('[]')}]" if ":" in host else host
+
+
 class BoardServer:
     """pynq's PYNQ.remote services for one EmulatedBoard on host:port."""
 
@@ -115,13 +120,17 @@ class BoardServer:
         import grpc
 
         from edgellm.board_emulator.services import make_servicers
+        from edgellm.serve.server import bind
 
+        # gRPC's own failure to bind logs a line of its C core on stderr and says only "Failed to bind":
+        # an address that cannot be resolved, is not local or is in use is refused here first, one line
+        bind(self.host, self.requested).close()
         pool = futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="board-emulator")
         server = grpc.server(pool, options=[("grpc.so_reuseport", 0)])  # a port in use is an error
         for servicer, add in make_servicers(self.board):
             add(servicer, server)
         try:
-            port = server.add_insecure_port(f"{self.host}:{self.requested}")
+            port = server.add_insecure_port(f"{_bracketed(self.host)}:{self.requested}")
         except RuntimeError as e:
             raise BoardError(f"cannot listen on {self.host}:{self.requested} ({e})") from None
         if not port:
@@ -132,8 +141,8 @@ class BoardServer:
 
     @property
     def address(self) -> str:
-        """host:port as PYNQ_REMOTE_DEVICES takes it."""
-        return f"{self.host}:{self.port}"
+        """host:port as PYNQ_REMOTE_DEVICES takes it ([host]:port for an IPv6 address)."""
+        return f"{_bracketed(self.host)}:{self.port}"
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Stop serving: stalled calls are released, in-flight calls get grace_s, all bounded."""

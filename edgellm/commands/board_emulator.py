@@ -65,12 +65,12 @@ def board_emulator_cmd(
     try:
         board = make_board(p, prepared, threads=threads)
         server = BoardServer(board, host, port)
-        bound = server.start()
+        server.start()
         try:
             hwh = "generated" if prepared.hwh.generated else "Vivado's"
-            print(f"edgellm board-emulator: {p.iface.ip_name} of {p.path} on {host}:{bound} ({hwh} .hwh, "
+            print(f"edgellm board-emulator: {p.iface.ip_name} of {p.path} on {server.address} ({hwh} .hwh, "
                   f"{prepared.bit.name})", flush=True)
-            print(f"edgellm board-emulator: PYNQ_REMOTE_DEVICES={host}:{bound} edgellm "
+            print(f"edgellm board-emulator: PYNQ_REMOTE_DEVICES={server.address} edgellm "
                   f"{'calibrate' if kit else 'run'} {p.path} --device pynq", flush=True)
             waited = 0.0
             while not stop.wait(POLL_S) and waited < seconds:
