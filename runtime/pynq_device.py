@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ class PynqDevice(Device):
             device = rm.connect(pynq, *self.remote, self.rpc_timeout_s, lambda: self._call_s)
         self.name = f"pynq:{self.remote[0]}:{self.remote[1]}" if self.remote else "pynq"
         self._check_emulation(bit, device)
-        with self._call("loading the overlay"):
+        with self._call("loading the overlay", warned=True):
             kw = {"device": device} if device is not None else {}
             self.overlay = pynq.Overlay(str(bit), download=download, **kw)
             key = self._find_ip(ip_name)
@@ -145,19 +146,30 @@ class PynqDevice(Device):
                                "emulated: run edgellm build")
 
     @contextlib.contextmanager
-    def _call(self, what: str, seconds: float | None = None) -> Iterator[None]:
+    def _call(self, what: str, seconds: float | None = None, warned: bool = False) -> Iterator[None]:
         """Run pynq calls with every remote call bounded by `seconds` (default rpc_timeout_s); their
-        failures (gRPC status, pynq's RuntimeError/ValueError/OSError) as one-line DeviceErrors."""
+        failures (gRPC status, pynq's RuntimeError/ValueError/OSError) as one-line DeviceErrors.
+        warned (one call at a time: the overlay's loading): a warning pynq gives on the way to a failure
+        (UserWarning "No devices found, is the XRT environment sourced?" before "No Devices Found") is
+        told in that line, not printed as two more lines; after a success it is shown as usual."""
         self._call_s = max(seconds if seconds is not None else self.rpc_timeout_s, 1e-3)
+        caught: list[warnings.WarningMessage] = []
         try:
-            yield
+            with warnings.catch_warnings(record=True) if warned else contextlib.nullcontext() as rec:
+                if rec is not None:
+                    warnings.simplefilter("always")
+                    caught = rec
+                yield
         except EdgeLLMError:
             raise
         except Exception as e:  # grpc.RpcError and whatever pynq raises for a failed call
-            msg = f"{self.name}: {what} failed: {rm.rpc_text(e)}"
+            told = "".join(f" ({' '.join(str(w.message).split())})" for w in caught[:1])
+            msg = f"{self.name}: {what} failed: {rm.rpc_text(e)}{told}"
             raise (DeviceTimeout if rm.is_deadline(e) else DeviceError)(msg) from None
         finally:
             self._call_s = self.rpc_timeout_s
+        for w in caught:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
     def _find_ip(self, ip_name: str) -> str:
         ips = self.overlay.ip_dict

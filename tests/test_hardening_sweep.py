@@ -200,3 +200,35 @@ def test_board_emulator_bind_failures_are_one_line(tmp_path: Path) -> None:
             assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
             assert res.stderr.startswith(f"error: {why}"), res.stderr
     assert sorted(f.name for f in proj.iterdir()) == before  # no emulation bitstream left behind
+
+
+# ---- run --device pynq without a board: pynq's warning printed two lines before the error ----
+
+def test_pynq_warning_before_a_failed_overlay_is_told_in_the_error(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """pynq (without XRT) warns "No devices found, is the XRT environment sourced?" and then raises "No
+    Devices Found": Python printed the warning as two lines (file:line and `warnings.warn(`) before
+    edgellm's error line."""
+    import types
+    import warnings
+
+    from edgellm.runtime.pynq_device import PynqDevice
+
+    class Overlay:
+        def __init__(self, *args: object, **kw: object) -> None:
+            warnings.warn("No devices found, is the XRT environment\nsourced?", UserWarning, stacklevel=2)
+            raise RuntimeError("No Devices Found")
+
+    fake = types.ModuleType("pynq")
+    fake.Overlay = Overlay  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynq", fake)
+    monkeypatch.delenv("PYNQ_REMOTE_DEVICES", raising=False)
+    bit = tmp_path / "edgellm_top.bit"
+    bit.write_bytes(bytes(64))
+    with warnings.catch_warnings(record=True) as leaked:
+        warnings.simplefilter("always")
+        with pytest.raises(EdgeLLMError) as ei:
+            PynqDevice(bit)
+    assert str(ei.value) == ("pynq: loading the overlay failed: No Devices Found (No devices found, is the "
+                             "XRT environment sourced?)")
+    assert [str(w.message) for w in leaked] == []
