@@ -161,7 +161,7 @@ def decode_iters(fmt: TensorFormat, eng: LowbitEngine) -> int:
 
 
 def block_iters(fmt: TensorFormat, eng: LowbitEngine, token_blocks: int, more: bool) -> int:
-    """One block loop's iterations (lb_block_iters)."""
+    """One block's iterations in the block loop (lb_block_iters)."""
     bw, rows = eng.beat_bits, eng.rows
     codes = fmt.sb * rows // _lanes(fmt.group, bw) * fmt.bits * _plane_beats(fmt.group, bw) * token_blocks
     return param_beats(fmt, rows, bw) + max(codes, decode_iters(fmt, eng)) if more else codes

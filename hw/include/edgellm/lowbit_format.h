@@ -81,9 +81,9 @@ inline long lb_stream_beats(const LowbitTensor &d, int rows, int bw) {
   return tiles * nsbr * (lb_param_beats(d, rows, bw) + code);
 }
 
-// Iterations of one block's loop: P_{i+1}'s beats, then the block's code beats x token blocks (of TP
-// tokens), at least the lb_decode_iters iterations decoding P_{i+1}'s records (compiler/cost/lowbit.py
-// block_iters).
+// Iterations of one block in the block loop (lowbit_mm.h lb_blocks): P_{i+1}'s beats, then the block's
+// code beats x token blocks (of TP tokens), at least the lb_decode_iters iterations decoding P_{i+1}'s
+// records (compiler/cost/lowbit.py block_iters).
 inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more, int bw, int rd, int sl) {
   const int codes = d.sb * rows / lb_lanes(d.group, bw) * d.bits * lb_plane_beats(d.group, bw) * n_tb;
   const int dec = lb_decode_iters(d, rows, rd, sl);
