@@ -139,16 +139,20 @@ class GoldenModel:
                                f"{cache.k.shape[1]}")
         if tokens.min() < 0 or tokens.max() >= self.cfg.vocab_size:
             raise EdgeLLMError(f"token id out of range [0, {self.cfg.vocab_size})")
-        h = self.model.embed_rows(tokens)
-        if tap is not None:
-            tap("embed", h)
-        for i in range(self.cfg.n_layers):
-            h = self.layer(i, h, cache, pos0, tap)
-        cache.length = pos0 + tokens.size
-        if not all_logits:
-            h = h[-1:]
-        x = nx.rmsnorm(h, self.model.final_norm, self.cfg.rms_eps, self.plan.norm_lanes)
-        logits = lm_head(x, self.model.lm_head)
+        # float32 overflow (weights far too large for the model's arithmetic) runs on to inf/NaN as on the
+        # accelerator; NaN logits are refused in one line by the sampler (runtime/sampling.py), not
+        # announced by numpy's RuntimeWarnings first
+        with np.errstate(over="ignore", invalid="ignore"):
+            h = self.model.embed_rows(tokens)
+            if tap is not None:
+                tap("embed", h)
+            for i in range(self.cfg.n_layers):
+                h = self.layer(i, h, cache, pos0, tap)
+            cache.length = pos0 + tokens.size
+            if not all_logits:
+                h = h[-1:]
+            x = nx.rmsnorm(h, self.model.final_norm, self.cfg.rms_eps, self.plan.norm_lanes)
+            logits = lm_head(x, self.model.lm_head)
         if tap is not None:
             tap("logits", logits)
         return logits

@@ -100,6 +100,10 @@ def evaluate(backends: Sequence[Any], ids: Sequence[int], window: int,
             if logits.shape[0] != toks.size:
                 raise EdgeLLMError(f"backend {s.name} returned {logits.shape[0]} logit rows for "
                                    f"{toks.size} tokens")
+            if not np.isfinite(logits).all():  # a perplexity of nan (and numpy's warnings) otherwise
+                row = int(np.flatnonzero(~np.isfinite(logits).all(axis=1))[0])
+                raise EdgeLLMError(f"backend {s.name}: the logits of token {wi * (window - 1) + row} are "
+                                   "NaN or infinite (the model's float32 arithmetic overflows)")
             pred = logits[:-1]  # (W-1, vocab)
             s.nll_sum += float(token_nll(pred, targets).sum())
             s.n_pred += int(targets.size)

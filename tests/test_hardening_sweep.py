@@ -232,3 +232,48 @@ def test_pynq_warning_before_a_failed_overlay_is_told_in_the_error(monkeypatch: 
     assert str(ei.value) == ("pynq: loading the overlay failed: No Devices Found (No devices found, is the "
                              "XRT environment sourced?)")
     assert [str(w.message) for w in leaked] == []
+
+
+# ---- numpy's RuntimeWarnings before the error line ----
+
+def test_gguf_nonfinite_block_scale_is_refused_without_warnings() -> None:
+    """A GGUF block whose fp16 scale is inf (a bit flip, a wrong data offset) made numpy warn "invalid
+    value encountered in multiply" (two lines on stderr) before the loader's one-line refusal."""
+    import warnings
+
+    import numpy as np
+
+    from edgellm.errors import CheckpointError
+    from edgellm.models.loaders.gguf_quants import decode
+
+    block = np.zeros(144, np.uint8)  # Q4_K: fp16 d and dmin, 12 bytes of 6-bit scales (0 here), codes
+    block[0:2] = np.frombuffer(np.float16(np.inf).tobytes(), np.uint8)  # d * 0 = NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError, match="Q4_K block scale is NaN or inf"):
+            decode("Q4_K", block, 1, 256, "tensor t")
+
+
+@pytest.fixture(scope="module")
+def overflowing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint whose final norm (3e38, finite) overflows float32 at the first token: NaN logits."""
+    import numpy as np
+
+    cfg = ModelConfig(hidden_size=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=48, vocab_size=4096,
+                      max_context=64, name="t")
+    qm = random_model(cfg, seed=0)
+    qm.final_norm = np.full(cfg.hidden_size, 3e38, np.float32)
+    return save_hf_bitnet(qm, tmp_path_factory.mktemp("ovf") / "m",
+                          tokenizer_json=str(tiny_model_dir() / "tokenizer.json"))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_overflowing_model_is_one_line_in_generate_and_eval(overflowing: Path, tmp_path: Path) -> None:
+    """generate printed numpy's overflow/invalid-value warnings (eight lines) before `error: logits contain
+    NaN`; eval printed the same warnings and then a perplexity of nan with exit 0."""
+    _one_error(runner.invoke(app, ["generate", str(overflowing), "-p", "hi", "-n", "2"]),
+               "logits contain NaN")
+    text = tmp_path / "t.txt"
+    text.write_text("hello world, once upon a time\n")
+    _one_error(runner.invoke(app, ["eval", str(overflowing), "--text", str(text)]),
+               "backend golden: the logits of token 0 are NaN or infinite")

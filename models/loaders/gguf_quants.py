@@ -176,7 +176,8 @@ def decode(kind: str, data: np.ndarray, out: int, k: int, what: str) -> GroupQua
     mins = np.empty((out, k // group), F32)
     for r0 in range(0, out, ROWS_PER_CHUNK):
         r1 = min(out, r0 + ROWS_PER_CHUNK)
-        c, s, m = _DECODERS[kind](raw[r0:r1].reshape(-1, nbytes))
+        with np.errstate(invalid="ignore", over="ignore"):  # a NaN/inf block scale is refused just below
+            c, s, m = _DECODERS[kind](raw[r0:r1].reshape(-1, nbytes))
         codes[r0:r1] = c.reshape(r1 - r0, k)
         scales[r0:r1] = s.reshape(r1 - r0, -1)
         mins[r0:r1] = m.reshape(r1 - r0, -1)
