@@ -267,6 +267,16 @@ def reference_tokens(ctx: BuildContext) -> list[int]:
     return ids[:REF_PREFILL]
 
 
+def _finite(logits: np.ndarray, n_tokens: int) -> np.ndarray:
+    """The reference run's logits after n_tokens tokens; EdgeLLMError when any is NaN or infinite (a
+    project of the model would generate nothing: `run` refuses NaN logits)."""
+    if not np.isfinite(logits).all():
+        raise EdgeLLMError(f"the model's reference run gives NaN or infinite logits after {n_tokens} "
+                           "tokens (its float32 arithmetic overflows: weights far too large?); refusing to "
+                           "compile it")
+    return logits
+
+
 def step_reference(ctx: BuildContext) -> None:
     """reference/: golden outputs of a 16-token prefill + 16 greedy decode steps, and model.onnx."""
     from edgellm.compiler.codegen_hls import write_reference_inputs
@@ -276,11 +286,12 @@ def step_reference(ctx: BuildContext) -> None:
     golden = GoldenModel(qm, ctx.state["numerics"])
     cache = golden.new_cache(ctx.state["max_ctx"])
     prompt = reference_tokens(ctx)
-    rows = [golden.forward(np.array(prompt), cache, all_logits=False)[0]]
+    rows = [_finite(golden.forward(np.array(prompt), cache, all_logits=False)[0], len(prompt))]
     decode_ids: list[int] = []
     for _ in range(ctx.config.reference_new_tokens):
         decode_ids.append(int(np.argmax(rows[-1])))
-        rows.append(golden.forward(np.array(decode_ids[-1:]), cache, all_logits=False)[0])
+        rows.append(_finite(golden.forward(np.array(decode_ids[-1:]), cache, all_logits=False)[0],
+                            len(prompt) + len(decode_ids)))
     ref = ctx.work / "reference"
     ref.mkdir(exist_ok=True)
     embeds = qm.embed_rows(np.array(prompt + decode_ids))

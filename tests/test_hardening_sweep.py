@@ -277,3 +277,13 @@ def test_overflowing_model_is_one_line_in_generate_and_eval(overflowing: Path, t
     text.write_text("hello world, once upon a time\n")
     _one_error(runner.invoke(app, ["eval", str(overflowing), "--text", str(text)]),
                "backend golden: the logits of token 0 are NaN or infinite")
+
+
+@pytest.mark.slow
+def test_compile_refuses_a_model_whose_reference_run_overflows(overflowing: Path, tmp_path: Path) -> None:
+    """compile wrote a project whose reference logits were NaN (and greedy ids argmax(NaN) = 0): every
+    `run` of it then failed with `logits contain NaN`."""
+    out = tmp_path / "p"
+    _one_error(runner.invoke(app, ["compile", str(overflowing), "-o", str(out), "--no-onnx-reference"]),
+               "reference run gives NaN or infinite logits after 16 tokens", "refusing to compile")
+    assert not out.exists()
