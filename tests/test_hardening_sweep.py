@@ -287,3 +287,17 @@ def test_compile_refuses_a_model_whose_reference_run_overflows(overflowing: Path
     _one_error(runner.invoke(app, ["compile", str(overflowing), "-o", str(out), "--no-onnx-reference"]),
                "reference run gives NaN or infinite logits after 16 tokens", "refusing to compile")
     assert not out.exists()
+
+
+# ---- stdout closed (`edgellm generate ... >&-`) ----
+
+def test_generate_with_stdout_closed(ck: Path) -> None:
+    """Python makes sys.stdout None when fd 1 is closed: the streamed text's sys.stdout.write was an
+    AttributeError (exit 3, an internal error); now the text goes nowhere, as print() would send it."""
+    import os
+
+    res = subprocess.run([sys.executable, "-m", "edgellm.cli", "generate", str(ck), "-p", "hi", "-n", "3"],
+                         capture_output=False, stderr=subprocess.PIPE, text=True, timeout=120,
+                         preexec_fn=lambda: os.close(1))
+    assert res.returncode == 0 and "error" not in res.stderr, res.stderr
+    assert res.stderr.splitlines()[-1].startswith("[golden] prompt "), res.stderr

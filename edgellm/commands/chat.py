@@ -129,12 +129,12 @@ def _repl(t: Target, conv: Conversation) -> None:
 
 def _turn(t: Target, conv: Conversation, line: str) -> Turn:
     """One reply, streamed to stdout."""
-    from edgellm.commands.generate import StreamPrinter
+    from edgellm.commands.generate import StreamPrinter, write_stdout
 
-    printer = StreamPrinter(t.codec, _stdout)
+    printer = StreamPrinter(t.codec, write_stdout)
     turn = conv.say(line, on_token=printer)
     printer.flush()
-    _stdout("\n")
+    write_stdout("\n")
     return turn
 
 
@@ -170,11 +170,6 @@ def _prompted(lines: Any, interactive: bool) -> Any:
 
 def _info(s: str) -> None:
     typer.echo(s, err=True)
-
-
-def _stdout(s: str) -> None:
-    sys.stdout.write(s)
-    sys.stdout.flush()
 
 
 def register(app: typer.Typer) -> None:

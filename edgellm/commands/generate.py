@@ -177,7 +177,7 @@ def run_generation(qm: QuantModel, tokenizer: Any, prompt: str | None, prompt_id
 
     from edgellm.runtime.generation import generate
 
-    write = write or _stdout
+    write = write or write_stdout
     info = info or (lambda s: typer.echo(s, err=True))
     bos, eos = model_specials(qm)
     codec = TextCodec(tokenizer, bos, eos) if tokenizer is not None else None
@@ -213,9 +213,14 @@ def run_generation(qm: QuantModel, tokenizer: Any, prompt: str | None, prompt_id
     return res
 
 
-def _stdout(s: str) -> None:
-    sys.stdout.write(s)
-    sys.stdout.flush()
+def write_stdout(s: str) -> None:
+    """Streamed text to stdout, flushed; nothing when stdout is closed (`>&-`: sys.stdout is None), as
+    print() and click.echo do (was an AttributeError, an internal error)."""
+    out = sys.stdout
+    if out is None:
+        return
+    out.write(s)
+    out.flush()
 
 
 ModelArg = Annotated[Path | None, typer.Argument(

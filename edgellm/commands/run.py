@@ -210,16 +210,16 @@ def sampling_params(temperature: float, top_k: int, top_p: float, repetition_pen
 def _generate_one(sess: Any, codec: Any, ids: list[int], params: SamplingParams, stream: bool,
                   info: Any, spec: Any = None) -> None:
     """One generation on the session: streamed text on stdout, the stats line on stderr."""
-    from edgellm.commands.generate import StreamPrinter
+    from edgellm.commands.generate import StreamPrinter, write_stdout
     from edgellm.runtime.generation import generate
 
-    printer = StreamPrinter(codec, _stdout)
+    printer = StreamPrinter(codec, write_stdout)
     res = generate(sess, ids, params, on_token=printer if stream else None, speculate=spec)
     if not stream:
         for t in res.text_tokens:
             printer(t)
     printer.flush()
-    _stdout("\n")
+    write_stdout("\n")
     tps = res.decode_tokens_per_s
     st = sess.stats()
     info(f"[{sess.name}] prompt {len(ids)} tokens, generated {len(res.tokens)}, "
@@ -241,11 +241,6 @@ def _stdin_lines() -> Iterator[bytes]:
     else:  # a text-only stream (already decoded)
         for line in sys.stdin:
             yield line.encode("utf-8", "surrogateescape")
-
-
-def _stdout(s: str) -> None:
-    sys.stdout.write(s)
-    sys.stdout.flush()
 
 
 def register(app: typer.Typer) -> None:
