@@ -41,7 +41,7 @@ KIT_PYTHON = (("", "__init__.py"), ("", "errors.py"), ("runtime", "__init__.py")
               ("runtime", "pynq_device.py"), ("runtime", "pynq_remote.py"), ("runtime", "project_files.py"),
               ("runtime", "manifest_schema.py"), ("runtime", "layout.py"), ("runtime", "probe_kit.py"),
               ("runtime", "calibrate_plan.py"), ("runtime", "calibrate_session.py"),
-              ("runtime", "calibrate_record.py"), ("runtime", "calibrate.py"))
+              ("runtime", "calibrate_record.py"), ("runtime", "calibrate.py"), ("runtime", "jsonfile.py"))
 BOARD_SCRIPT = f'''"""Measure this board's PL->DDR bandwidth with the calibration kit (numpy and pynq only).
 
     python3 run_calibration.py [-o calibration-BOARD.json] [--device auto|pynq|emu] [--bytes-per-port N]
