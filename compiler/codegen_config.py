@@ -119,4 +119,5 @@ def lowbit_fields(cfg: ModelConfig, design: DesignParams, max_t: int) -> list[Fi
         ("beat_bits", design.lowbit_beat_bits, f"BW: 128 bits from {design.lowbit_ports} weight port(s)"),
         ("decoders", design.lowbit_decoders, "RD: parameter records decoded per iteration"),
         ("scale_lanes", design.lowbit_scale_lanes, "SL: sub-scales each decoder decodes per iteration"),
+        ("float_units", design.lowbit_float_units, "FU: float steps per token lane (as the formats need)"),
     ]

@@ -20,6 +20,7 @@ from edgellm.runtime.layout import FETCH_BEATS as FETCH_BEATS  # the models' imp
 from edgellm.runtime.layout import (
     HEAD_ROWS_MAX,
     LB_BEAT_BITS,
+    LB_FLOAT_UNITS,
     LB_GROUPS,
     LB_PORTS,
     LB_SCALE_LANES,
@@ -87,6 +88,7 @@ class DesignParams:
     lowbit_decoders: int = 1
     lowbit_max_group: int = 256
     lowbit_scale_lanes: int = 16
+    lowbit_float_units: int = 32  # FU: float steps per token lane (min(FU, BW / 16) built; 32: one per lane)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -158,7 +160,7 @@ class DesignParams:
         if self.matmul not in ("tlmm", "lowbit"):
             raise EdgeLLMError(f"design parameter matmul must be 'tlmm' or 'lowbit', got {self.matmul!r}")
         for f in ("lowbit_rows", "lowbit_token_lanes", "lowbit_ports", "lowbit_decoders", "lowbit_max_group",
-                  "lowbit_scale_lanes"):
+                  "lowbit_scale_lanes", "lowbit_float_units"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise EdgeLLMError(f"design parameter {f} must be a positive integer, got {v!r}")
@@ -177,6 +179,9 @@ class DesignParams:
         if self.lowbit_scale_lanes not in LB_SCALE_LANES:
             raise EdgeLLMError(f"design parameter lowbit_scale_lanes must be one of "
                                f"{', '.join(map(str, LB_SCALE_LANES))}, got {self.lowbit_scale_lanes}")
+        if self.lowbit_float_units not in LB_FLOAT_UNITS:
+            raise EdgeLLMError(f"design parameter lowbit_float_units must be one of "
+                               f"{', '.join(map(str, LB_FLOAT_UNITS))}, got {self.lowbit_float_units}")
         if self.matmul == "lowbit" and self.prefill_token_block % self.lowbit_token_lanes:
             raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
                                f"multiple of lowbit_token_lanes ({self.lowbit_token_lanes})")

@@ -194,7 +194,8 @@ class LowbitEstimate:
         e, glu = self.engine, self.vector[3] if len(self.vector) > 3 else 0
         return {"board": self.board, "label": "projected (compiler/cost/lowbit.py), not measured",
                 "design": {"engines": e.engines, "ports_per_engine": e.ports, "token_lanes": e.token_lanes,
-                           "record_decoders": e.record_decoders, "scale_lanes": e.scale_lanes, "rows": e.rows,
+                           "record_decoders": e.record_decoders, "scale_lanes": e.scale_lanes,
+                           "float_units": e.fu, "rows": e.rows,
                            "max_tokens": e.max_tokens, "max_group": e.max_group, "fetch_depth": e.fetch_depth,
                            "attn_lanes": self.vector[0], "attn_kv_block": self.vector[1],
                            "ew_vec": self.vector[2], "ew_glu_vec": glu},
@@ -267,10 +268,10 @@ def compile_design(src: LowbitSource, board: Board, max_group: int, max_context:
                    clock_mhz: float | None = None, limits: dict[str, float] | None = None
                    ) -> tuple[LowbitEstimate, Any]:
     """The estimate of src on board and the DesignParams `edgellm compile` builds from its design: the
-    engine's LowbitConfig (R, TP, ports, RD; MAXG = max_group, the model's widest group), its ports as the
-    weight ports, its MAXT as the prefill token block, the weight FIFOs' depth the search chose, the vector
-    engines, the central clock. clock_mhz and limits steer the search as estimate()'s do (compile --clock,
-    --lut-cap: the same design `edgellm estimate` prints with them)."""
+    engine's LowbitConfig (R, TP, ports, RD, SL, FU; MAXG = max_group, the model's widest group), its ports
+    as the weight ports, its MAXT as the prefill token block, the weight FIFOs' depth the search chose, the
+    vector engines, the central clock. clock_mhz and limits steer the search as estimate()'s do (compile
+    --clock, --lut-cap: the same design `edgellm estimate` prints with them)."""
     if src.model.lowbit_head:
         raise EdgeLLMError("a low-bit LM head is a projection only (estimate --lowbit-head): compile builds "
                            "the int8 per-row head")
@@ -279,14 +280,15 @@ def compile_design(src: LowbitSource, board: Board, max_group: int, max_context:
     p = ls.design(board, g, e.vector, e.clock["central"])
     return e, p.replace(matmul="lowbit", lowbit_rows=g.rows, lowbit_token_lanes=g.token_lanes,
                         lowbit_ports=g.ports, lowbit_decoders=g.record_decoders, lowbit_max_group=max_group,
-                        lowbit_scale_lanes=g.scale_lanes, max_context=max_context)
+                        lowbit_scale_lanes=g.scale_lanes, lowbit_float_units=g.float_units,
+                        max_context=max_context)
 
 
 def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
     """The estimate of a compiled low-bit design (a manifest's DesignParams p, matmul 'lowbit') as estimate()
-    projects it, without the search: p's engine (R, TP, ports, RD, scale lanes; weight_ports / lowbit_ports
-    engines; MAXT its prefill token block; MAXG and MAXK the model's, as search sizes them; its weight
-    FIFOs' fetch_depth), its vector engines and its clock (low: 80% of it). `edgellm estimate DIR` and
+    projects it, without the search: p's engine (R, TP, ports, RD, scale lanes, float units; weight_ports /
+    lowbit_ports engines; MAXT its prefill token block; MAXG and MAXK the model's, as search sizes them; its
+    weight FIFOs' fetch_depth), its vector engines and its clock (low: 80% of it). `edgellm estimate DIR` and
     `edgellm report DIR` re-project with it."""
     if getattr(p, "matmul", "tlmm") != "lowbit":
         raise EdgeLLMError("estimate_design: not a low-bit design (design.matmul is not 'lowbit')")
@@ -294,7 +296,8 @@ def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
                           max_group=src.model.max_group(), token_lanes=p.lowbit_token_lanes,
                           engines=max(1, p.weight_ports // p.lowbit_ports), max_k=cl.model_max_k(src.cfg),
                           ports=p.lowbit_ports, record_decoders=p.lowbit_decoders,
-                          scale_lanes=p.lowbit_scale_lanes, fetch_depth=p.fetch_depth)
+                          scale_lanes=p.lowbit_scale_lanes, float_units=p.lowbit_float_units,
+                          fetch_depth=p.fetch_depth)
     vec = (p.attn_lanes, p.attn_kv_block, p.ew_vec) + ((p.ew_glu_vec,) if p.ew_glu_vec else ())
     return _projected(src, board, eng, vec, p.clock_mhz)
 
@@ -319,7 +322,8 @@ def rows(src: LowbitSource, e: LowbitEstimate, board: Board) -> list[tuple[str, 
         *res,
         ("low-bit engine", f"{g.engines} x {g.ports} ports ({g.beat_bits}-bit beats), {g.token_lanes} "
                            f"token lane(s), {g.record_decoders} record decoder(s) x {g.scale_lanes} scale "
-                           f"lanes, R={g.rows}, {e.clock['central']:g} MHz"),
+                           f"lanes, {g.fu} float step(s) a token lane, R={g.rows}, "
+                           f"{e.clock['central']:g} MHz"),
         ("weight FIFOs", f"{g.fetch_depth} x 128-bit words per port (the fetchers prefetch across the vector "
                          "stages)"),
         ("vector engines", f"attention {e.vector[0]} lanes (K/V tile {e.vector[1]}), "

@@ -48,6 +48,7 @@ LB_MIN_BITS = 2  # narrowest code width (bits per weight code) the engine decode
 LB_MAX_BITS = 8  # widest code width: a code's planes, one bit plane per bit
 LB_CODE_BITS = tuple(range(LB_MIN_BITS, LB_MAX_BITS + 1))  # code widths a low-bit tensor may have: 2 .. 8
 LB_SCALE_LANES = (1, 2, 4, 8, 16)  # sub-scales a record decoder decodes per iteration (design SL)
+LB_FLOAT_UNITS = (1, 2, 4, 8, 16, 32)  # float steps per token lane and iteration (design FU; <= BW / 16 used)
 
 # (C++ name in namespace edgellm::facts, Python value, what it is): the header's contents
 C_FACTS = (

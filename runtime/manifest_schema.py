@@ -9,7 +9,15 @@ import re
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.layout import HEAD_ROWS_MAX, K_TOP_MAX, LB_GROUPS, LB_PORTS, LB_SCALE_LANES, PORT_WIDTHS
+from edgellm.runtime.layout import (
+    HEAD_ROWS_MAX,
+    K_TOP_MAX,
+    LB_FLOAT_UNITS,
+    LB_GROUPS,
+    LB_PORTS,
+    LB_SCALE_LANES,
+    PORT_WIDTHS,
+)
 
 SCHEMA = "edgellm.manifest/1"
 MANIFEST = "manifest.json"
@@ -64,6 +72,7 @@ FIELDS: dict[str, tuple[str, bool, Any]] = {
     "design.lowbit_ports": ("int in", False, LB_PORTS),
     "design.lowbit_max_group": ("int in", False, LB_GROUPS),
     "design.lowbit_scale_lanes": ("int in", False, LB_SCALE_LANES),
+    "design.lowbit_float_units": ("int in", False, LB_FLOAT_UNITS),
     "host": ("object", True, None),
     "host.embed_file": ("path", True, None),
     "host.embed_dtype": ("str", True, EMBED_DTYPES),

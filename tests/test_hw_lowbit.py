@@ -6,6 +6,7 @@ import ctypes
 import numpy as np
 import pytest
 from shared_fixtures import (
+    LOWBIT_CONFIGS,
     assert_bits,
     gptq,
     kquant,
@@ -110,6 +111,54 @@ def test_scale_lanes(lib: ctypes.CDLL, fn: str, name: str) -> None:
         assert_bits(run_lowbit(lib, w, q, qs, fn=fn, lead_beats=t - 1), lb.lowbit_linear(q, qs, w))
 
 
+FU_CASES = {  # (fn, tensor): FU float steps against ceil(rl / (bits x plane beats)) the tensor needs
+    "tb_lowbit_fu1": ("q4_0", "q4_k", "q8_0", "gptq4", "g256_8"),  # 128 bits, FU 1: G32 4-bit needs 4 / 4
+    "tb_lowbit_fu4": ("q4_0", "q4_k", "q8_0", "g16_8", "g256_8", "gptq4"),  # 512 bits, FU 4 of 32
+    "tb_lowbit_fu8": ("q2_k", "g16_2", "q6_k", "q4_k", "g256_8", "gptq3"),  # 256 bits, FU 8 of 16, TP 3
+}
+
+
+def _fu_tensor(rng: np.random.Generator, name: str, rows: int) -> lb.GroupQuant:
+    rtn = {"g16_2": (2, 16), "g16_8": (8, 16), "g256_8": (8, 256)}
+    if name in rtn:
+        return lb.quantize_rtn(rng.standard_normal((rows + 7, 512)).astype(F32), *rtn[name])
+    return {"q4_0": lambda: q4_0(rng, 2 * rows + 5, 512), "q8_0": lambda: q4_0(rng, 40, 256, 8),
+            "q4_k": lambda: kquant(rng, rows, 768, 4, 32, 6),
+            "q2_k": lambda: kquant(rng, rows + 32, 512, 2, 16, 4),
+            "q6_k": lambda: q6_k(rng, rows, 512), "gptq4": lambda: gptq(rng, 50, 512, 4),
+            "gptq3": lambda: gptq(rng, 32, 256, 3)}[name]()
+
+
+@pytest.mark.parametrize("fn,name", [(fn, n) for fn, names in FU_CASES.items() for n in names])
+def test_float_units(lib: ctypes.CDLL, fn: str, name: str) -> None:
+    """FU < BW / 16 float steps per token lane, time-shared by a row set's rows over the iterations after
+    its last plane (lb_drain): bit-exact where the tensor needs all of them (G32 4-bit at FU 1 of 8 and FU 4
+    of 32: 4 chunks in 4 planes; 2-bit G16 at FU 8 of 16: 2 chunks in 2 planes; 8-bit G16 at FU 4: 8 in 8),
+    with spare planes (8-bit, G 128 / 256), over 1, several token blocks (TP 2 and 3) and partial tiles."""
+    rng = np.random.default_rng(len(name) * 31 + len(fn))
+    w = _fu_tensor(rng, name, LOWBIT_CONFIGS[fn][0])
+    for t in (1, 3, 8):
+        q, qs = lowbit_acts(rng, t, w.shape[1])
+        assert_bits(run_lowbit(lib, w, q, qs, fn=fn, lead_beats=t % 2), lb.lowbit_linear(q, qs, w))
+
+
+@pytest.mark.parametrize("fn,bits,group", [("tb_lowbit_fu1", 4, 16), ("tb_lowbit_fu1", 3, 32),
+                                           ("tb_lowbit_fu4", 2, 32), ("tb_lowbit_fu4", 6, 16),
+                                           ("tb_lowbit_fu1", 2, 32)])
+def test_float_units_refuse_what_outpaces_them(lib: ctypes.CDLL, fn: str, bits: int, group: int) -> None:
+    """A tensor whose row set finishes more rows per plane than FU can step before its next step
+    (ceil(rl / (bits x wpp)) > FU) is refused (-3), as program_check refuses its record."""
+    rng = np.random.default_rng(bits * group)
+    w = lb.quantize_rtn(rng.standard_normal((32, 512)).astype(F32), bits, group)
+    rows, bw = LOWBIT_CONFIGS[fn]
+    img = pl.pack_lowbit(w, rows=rows, beat_bits=bw)
+    q, qs = lowbit_acts(rng, 1, 512)
+    y = np.zeros((1, 32), F32)
+    rc = getattr(lib, fn)(csim.ptr(lowbit_fields(img)), csim.ptr(img.data), ctypes.c_long(img.data.size),
+                          ctypes.c_long(0), csim.ptr(q), csim.ptr(qs), ctypes.c_int(1), csim.ptr(y))
+    assert rc == -3
+
+
 def test_group_order_is_the_contracts(lib: ctypes.CDLL) -> None:
     """The engine's result differs from an all-scale-terms-first association on this input (so the
     bit-exact tests above would catch an engine that reassociated the group loop)."""
@@ -159,6 +208,14 @@ def test_dependence_claim_holds() -> None:
         w = lb.quantize_rtn(rng.standard_normal((160, 512)).astype(F32), bits, group)
         q, qs = lowbit_acts(rng, 1, 512)
         for fn in ("tb_lowbit_r32", "tb_lowbit_w4", "tb_lowbit_w2"):  # R * 2 / (BW / 16) = 8 at G 16
+            assert_bits(run_lowbit(dl, w, q, qs, fn=fn), lb.lowbit_linear(q, qs, w))
+    # FU below the lanes: the steps drained over the iterations after each row set's last plane, as tight
+    # as they go (4 chunks in 4 planes, 2 in 2), several token blocks, outputs read after the drain
+    for fn, bits, group, rows in (("tb_lowbit_fu1", 4, 32, 70), ("tb_lowbit_fu4", 4, 32, 300),
+                                  ("tb_lowbit_fu8", 2, 16, 150), ("tb_lowbit_fu4", 8, 16, 200)):
+        w = lb.quantize_rtn(rng.standard_normal((rows, 512)).astype(F32), bits, group)
+        for t in (1, 5):
+            q, qs = lowbit_acts(rng, t, 512)
             assert_bits(run_lowbit(dl, w, q, qs, fn=fn), lb.lowbit_linear(q, qs, w))
     # tiles shorter than the previous tile's outputs (2-bit G 256, 512-bit beats, 5 tokens: 400 block
     # iterations a tile, 640 outputs): tile t + 2 waits for tile t's outputs; 400 rows: a partial last tile

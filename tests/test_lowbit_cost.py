@@ -80,6 +80,74 @@ def test_iterations_equal_csim(lib: ctypes.CDLL, case: str, t: int) -> None:
         assert cl.stream_bytes(w.shape[0], w.shape[1], fmt, eng.rows, eng.beat_bits) == img.data.size
 
 
+FU_ENGINES = {  # the testbench's FU configurations (hw/tb/lowbit_tb.cpp fu1 / fu4 / fu8)
+    "tb_lowbit_fu1": cl.LowbitEngine(rows=32, max_tokens=8, max_group=256, max_k=4096, ports=1,
+                                     record_decoders=1, float_units=1),
+    "tb_lowbit_fu4": cl.LowbitEngine(rows=128, max_tokens=8, max_group=256, token_lanes=2, max_k=4096,
+                                     ports=4, record_decoders=4, float_units=4),
+    "tb_lowbit_fu8": cl.LowbitEngine(rows=64, max_tokens=8, max_group=256, token_lanes=3, max_k=4096,
+                                     ports=2, record_decoders=2, float_units=8),
+}
+
+
+@pytest.mark.parametrize("fn,case", [("tb_lowbit_fu1", "q4_0"), ("tb_lowbit_fu1", "g256_8"),
+                                     ("tb_lowbit_fu1", "q2k_short"),
+                                     ("tb_lowbit_fu4", "q4_0"), ("tb_lowbit_fu4", "q4_k"),
+                                     ("tb_lowbit_fu4", "g16_8"), ("tb_lowbit_fu4", "g256_8"),
+                                     ("tb_lowbit_fu8", "g16_2"), ("tb_lowbit_fu8", "q6_k"),
+                                     ("tb_lowbit_fu8", "g256_8")])
+@pytest.mark.parametrize("t", [1, 5, 8])
+def test_iterations_equal_csim_fewer_float_steps(lib: ctypes.CDLL, fn: str, case: str, t: int) -> None:
+    """FU < BW / 16: a tile's outputs wait for its last row set's drained steps (ceil(rl / FU) chunks x
+    token blocks from its first token block's last plane, drain_extra) where they end after its last block
+    iteration; the model counts what C simulation counts, several token blocks (TP 1, 2, 3) included."""
+    rng = np.random.default_rng(len(case) * 3 + t)
+    w = {"q4_0": lambda: q4_0(rng, 300, 512), "q4_k": lambda: kquant(rng, 200, 768, 4, 32, 6),
+         "q6_k": lambda: q6_k(rng, 130, 512),
+         "q2k_short": lambda: kquant(rng, 40, 256, 4, 32, 6),
+         "g16_8": lambda: lb.quantize_rtn(rng.standard_normal((200, 512)).astype(F32), 8, 16),
+         "g16_2": lambda: lb.quantize_rtn(rng.standard_normal((150, 512)).astype(F32), 2, 16),
+         "g256_8": lambda: lb.quantize_rtn(rng.standard_normal((140, 768)).astype(F32), 8, 256)}[case]()
+    eng, fmt = FU_ENGINES[fn], _fmt_of(w)
+    assert cl.float_steps(fmt, eng.beat_bits) <= eng.fu < eng.beat_bits // 16
+    assert cl.iterations(w.shape[0], w.shape[1], fmt, eng, t) == _counted(lib, fn, w, t, eng)
+
+
+def test_drain_extra_is_counted() -> None:
+    """Q4_0 at 512-bit beats, FU 4, 5 tokens in 3 token blocks: the last row set's 4 x 3 steps end 9
+    iterations after the tile's last block iteration, so each tile's outputs (and the call) end 9 later
+    than at FU 32; 1 token: 3 later."""
+    fmt = cl.fit(cl.FORMATS["Q4_0"], 512)
+    eng = FU_ENGINES["tb_lowbit_fu4"]
+    full = dataclasses.replace(eng, float_units=32)
+    for t, extra in ((5, 9), (1, 3)):
+        a, b = cl.iterations(128, 512, fmt, eng, t), cl.iterations(128, 512, fmt, full, t)
+        assert a["out"] - b["out"] == extra and a["block"] == b["block"]
+
+
+def test_float_units_sized_to_the_formats() -> None:
+    """FU: ceil(rl / (bits x plane beats)) rounded up to a power of two, the widest need of a model's
+    formats: Q4_0 / Q4_K 4 at 512-bit beats (16 rows a plane beat, 4 planes), Q6_K 8 (32 rows, 6 planes),
+    Q2_K 16; GPTQ4 (G 128) 1. The float steps' DSPs and most of their LUTs go with FU; a tensor that needs
+    more than the engine's FU is refused."""
+    f = cl.FORMATS
+    names = ("Q4_0", "Q4_K", "Q6_K", "Q2_K", "GPTQ4")
+    assert [cl.float_units_for([f[n]], 512) for n in names] == [4, 4, 8, 16, 1]
+    assert cl.float_units_for([f["Q4_0"], f["Q6_K"]], 512) == 8
+    assert cl.float_units_for([f["Q4_K"]], 128) == 1
+    wide = cl.LowbitEngine(rows=128, ports=4, token_lanes=2, float_units=32)
+    four = dataclasses.replace(wide, float_units=4)
+    assert wide.fu == 32 and four.fu == 4 and dataclasses.replace(wide, ports=1, rows=32).fu == 8
+    da, db = cl.resources(wide), cl.resources(four)
+    assert da.dsp - db.dsp == 2 * 28 * cl.FLOAT_STEP.dsp
+    mux = 2 * 4 * 32 * 2 + 4 * 64 * 2  # FU 4 of 32 lanes: 8:1 muxes, 2 LUTs a bit: P (a token lane's), s, m
+    assert da.lut - db.lut == 2 * 28 * cl.FLOAT_STEP.lut - mux
+    with pytest.raises(EdgeLLMError, match="FU 4 float steps of the 6 it needs"):
+        cl.iterations(128, 512, f["Q6_K"], four, 1)
+    with pytest.raises(EdgeLLMError, match="float units"):
+        cl.LowbitEngine(float_units=3)
+
+
 def test_one_block_loop_a_call(lib: ctypes.CDLL) -> None:
     """Every block and every output of a call run in one pipelined loop: its block iterations are the
     blocks' own, its output-only iterations (kind "out") the last tile's outputs after kLbFaddChain - 1

@@ -50,6 +50,14 @@ FADD_CHAIN = 8  # lowbit_mm.h kLbFaddChain: iterations between an accumulator's 
 COUNTER_BITS = (3, 4, 3, 8, 5, 12, 9, 12, 4, 8, 12)
 BLOCK_LOOP_CONTROL = Resources(lut=sum(COUNTER_BITS) + 4 * len(COUNTER_BITS) + 3 * 32,
                                ff=sum(COUNTER_BITS) + 2 * 32)
+# The float steps' drain (lowbit_mm.h LbDrain): its step, chunk, token block and row base counters (10 + 5
+# + 8 + 8 bits, an incrementer and a wrap compare each as above), the parity and first flags, and its
+# last step's iteration (32 bits: an adder, a compare with the iteration and the max the ready mark takes).
+DRAIN_CONTROL = Resources(lut=31 + 4 * 4 + 3 * 32, ff=31 + 2 + 32)
+# One float step (2 fmul + 2 fadd: 3 + 2 DSPs, about 350 LUTs and 400 FFs, Vitis HLS full-DSP binary32;
+# its int-to-float of P included) and a lane adder tree's 40 LUTs.
+FLOAT_STEP = Resources(lut=350, ff=400, dsp=2 * 3 + 2 * 2)
+LANE_TREE_LUT = 40
 HEAD_BITS = 8  # the LM head compile builds: lm_head.h's int8 per-row head (design()'s lm_head_bits)
 HEAD_LANE = 1  # its token lanes (design.head_lanes): one row per pass, as decode and TTFT need
 
@@ -91,6 +99,7 @@ FORMATS = {f.name: f for f in (
 MAX_RECORD_BITS = LB_MAX_RECORD_BITS  # lowbit_format.h kLbMaxRecordBits (runtime/layout.py)
 SCALE_LANES = (1, 2, 4, 8, 16)  # LowbitConfig SL (16 = kLbMaxSb: a whole record per iteration)
 SEARCH_SCALE_LANES = (2, 4, 16)  # the SL search() tries (SL 1 saves 240 LUTs of SL 2 and halves its pace)
+FLOAT_UNITS = (1, 2, 4, 8, 16, 32)  # LowbitConfig FU (at most BW / 16 of them used: 32 = one per lane)
 
 
 def fit(fmt: TensorFormat, n_in: int) -> TensorFormat:
@@ -117,6 +126,7 @@ class LowbitEngine:
     ports: int = 4  # weight ports one engine reads at once: BW = 128 x ports
     record_decoders: int = 4  # RD
     scale_lanes: int = 16  # SL: sub-scales a record decoder decodes per iteration (16: a whole record)
+    float_units: int = 32  # FU: float steps per token lane and iteration (min(FU, BW / 16) built: `fu`)
     # not the engine's but the top's: words (128-bit beats) of each weight port's fetcher FIFO
     # (design.fetch_depth; cost/lowbit_search.search chooses it, 2048 the DesignParams default)
     fetch_depth: int = 2048
@@ -135,10 +145,17 @@ class LowbitEngine:
             raise EdgeLLMError("low-bit engine: at least one engine, 1 .. 8 record decoders")
         if self.scale_lanes not in SCALE_LANES:
             raise EdgeLLMError(f"low-bit engine: scale lanes one of {SCALE_LANES}, got {self.scale_lanes}")
+        if self.float_units not in FLOAT_UNITS:
+            raise EdgeLLMError(f"low-bit engine: float units one of {FLOAT_UNITS}, got {self.float_units}")
 
     @property
     def beat_bits(self) -> int:
         return PORT_BITS * self.ports
+
+    @property
+    def fu(self) -> int:
+        """The float steps built per token lane (LowbitConfig FU = min(FU_, BW / 16))."""
+        return min(self.float_units, self.beat_bits // 16)
 
 
 def _lanes(group: int, bw: int) -> int:
@@ -147,6 +164,26 @@ def _lanes(group: int, bw: int) -> int:
 
 def _plane_beats(group: int, bw: int) -> int:
     return max(1, group // bw)
+
+
+def float_steps(fmt: TensorFormat, bw: int) -> int:
+    """Float steps per iteration and token lane a tensor needs (lowbit_format.h lb_float_steps): a row set's
+    BW / G rows (at least one) step once per bits x plane beats iterations."""
+    return -(-_lanes(fmt.group, bw) // (fmt.bits * _plane_beats(fmt.group, bw)))
+
+
+def float_units_for(fmts: list[TensorFormat], bw: int) -> int:
+    """The fewest float units FU (a power of two) that step every one of `fmts` at beats of bw bits."""
+    need = max(float_steps(f, bw) for f in fmts)
+    return next(u for u in FLOAT_UNITS if u >= need)
+
+
+def drain_extra(fmt: TensorFormat, eng: LowbitEngine, token_blocks: int, idle: int) -> int:
+    """Iterations a tile's last float step comes after its last block iteration (lowbit_mm.h lb_drain):
+    the last row set's ceil(rl / FU) x token blocks steps start at its first token block's last plane,
+    n_tb - 1 + idle iterations before the block's end (idle: the block's decode-only iterations)."""
+    chunks = -(-_lanes(fmt.group, eng.beat_bits) // eng.fu)
+    return max(0, (chunks - 1) * token_blocks - idle)
 
 
 def param_beats(fmt: TensorFormat, rows: int, bw: int = PORT_BITS) -> int:
@@ -175,16 +212,21 @@ def stream_bytes(out: int, n_in: int, fmt: TensorFormat, rows: int, bw: int = PO
 
 
 def _check(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine) -> None:
-    if n_in % (fmt.group * fmt.sb) or n_in > eng.max_k or fmt.group > eng.max_group:
+    if (n_in % (fmt.group * fmt.sb) or n_in > eng.max_k or fmt.group > eng.max_group
+            or float_steps(fmt, eng.beat_bits) > eng.fu):
         raise EdgeLLMError(f"low-bit engine: a {out} x {n_in} {fmt.name} tensor does not fit (MAXK "
-                           f"{eng.max_k}, MAXG {eng.max_group}, whole {fmt.group * fmt.sb}-input blocks)")
+                           f"{eng.max_k}, MAXG {eng.max_group}, FU {eng.fu} float steps of the "
+                           f"{float_steps(fmt, eng.beat_bits)} it needs, whole {fmt.group * fmt.sb}-input "
+                           f"blocks)")
 
 
-def out_waits(tiles: int, tile_iters: int, last_tile_iters: int, outputs: int) -> int:
+def out_waits(tiles: int, tile_iters: int, last_tile_iters: int, outputs: int, extra: int = 0,
+              last_extra: int = 0) -> int:
     """Output-only iterations of the block loop (lowbit_mm.h lb_blocks): tile t's `outputs` (tokens x R) go
-    out one per iteration from kLbFaddChain iterations after its last block iteration on (after tile t - 1's),
-    tile t + 2 starts only when tile t's are all out, and the loop ends with the last tile's. tile_iters:
-    a tile's block iterations (last_tile_iters: the last tile's, whose last block reads no next P)."""
+    out one per iteration from kLbFaddChain iterations after its last block iteration (or its last float
+    step, `extra` iterations later; last_extra: the last tile's) on (after tile t - 1's), tile t + 2 starts
+    only when tile t's are all out, and the loop ends with the last tile's. tile_iters: a tile's block
+    iterations (last_tile_iters: the last tile's, whose last block reads no next P)."""
     start, end_prev, out_end, out_prev = 0, 0, 0, 0  # out_prev: tile t - 2's outputs end (t - 1's: out_end)
     busy = 0
     for t in range(tiles):
@@ -192,7 +234,8 @@ def out_waits(tiles: int, tile_iters: int, last_tile_iters: int, outputs: int) -
             start = max(end_prev, out_prev)  # tile t waits for tile t - 2's outputs
         end = start + (last_tile_iters if t == tiles - 1 else tile_iters)
         busy += end - start
-        out_prev, out_end = out_end, max(out_end, end + FADD_CHAIN - 1) + outputs
+        ext = last_extra if t == tiles - 1 else extra
+        out_prev, out_end = out_end, max(out_end, end + ext + FADD_CHAIN - 1) + outputs
         end_prev = end
     return out_end - busy
 
@@ -208,7 +251,9 @@ def iterations(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, tokens
     n_blk, tb = tiles * nsbr, -(-tokens // eng.token_lanes)
     more, last = block_iters(fmt, eng, tb, True), block_iters(fmt, eng, tb, False)
     block = (n_blk - 1) * more + last
-    waits = out_waits(tiles, nsbr * more, (nsbr - 1) * more + last, tokens * eng.rows)
+    idle = more - param_beats(fmt, eng.rows, eng.beat_bits) - last  # decode-only iterations after the codes
+    waits = out_waits(tiles, nsbr * more, (nsbr - 1) * more + last, tokens * eng.rows,
+                      drain_extra(fmt, eng, tb, idle), drain_extra(fmt, eng, tb, 0))
     return {"acts": tokens * (n_in // 16), "params": param_beats(fmt, eng.rows, eng.beat_bits),
             "decode": decode_iters(fmt, eng), "block": block, "out": waits}
 
@@ -237,21 +282,44 @@ def linear_seconds(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, to
     return max(linear_cycles(out, n_in, fmt, eng, tokens) / clock_hz, nbytes / weights_bps)
 
 
+def _mux_lut(n: int) -> int:
+    """LUTs per bit of an n:1 multiplexer (a LUT6 is a 4:1, F7 / F8 muxes pair them): 0 for n = 1."""
+    return 0 if n <= 1 else max(1, n // 4)
+
+
+def float_stage(eng: LowbitEngine) -> tuple[Resources, Resources]:
+    """The float steps' staging (lowbit_mm.h LbStage) and lane mux, (per token lane, per engine). Per
+    token lane: the staged P (BW / 16 lanes of 32 bits for each of MAXT / TP tokens: flip-flops at one token
+    a lane, else LUTRAM, 32 words deep at 6 bits per 4 LUTs) and each of the FU steps' choice of its P among
+    the BW / 16 / FU lanes it serves; per engine: the staged s and m (BW / 16 lanes x 2 words), the tokens'
+    float(S) (MAXT words) and each step's s / m choice (64 bits), and the drain's control."""
+    lanes = eng.beat_bits // 16
+    depth = -(-eng.max_tokens // eng.token_lanes)
+    p_bits = lanes * 32
+    p_store = Resources(ff=p_bits) if depth == 1 else Resources(lut=-(-p_bits * 4 * -(-depth // 32) // 6))
+    mux = _mux_lut(lanes // eng.fu)
+    lane = p_store + Resources(lut=eng.fu * 32 * mux)
+    engine = Resources(lut=eng.fu * 64 * mux, ff=2 * lanes * 32 + eng.max_tokens * 32) + DRAIN_CONTROL
+    return lane, engine
+
+
 def resources(eng: LowbitEngine) -> Resources:
     """The engines' LUT/FF/DSP/BRAM (estimate; named per datapath). Per token lane: the tables (MAXG / 4
     x 16 entries of 12 bits in registers, 11 adders per 4 activations), BW / 4 16:1 lookups of 12 bits
-    (about 5 LUTs a bit), the lane adder trees and P accumulators (BW / 16 lanes of 32 bits) and BW / 16
-    float steps (2 fmul + 2 fadd: 3 + 2 DSPs, about 350 LUTs and 400 FFs each, Vitis HLS full-DSP
-    binary32); per engine: RD record decoders (a window shift of NW beats, about 3000 LUTs, and SL x 2
-    fmul: 120 LUTs, 200 FFs, 3 DSPs each), the activation rows (MAXT x MAXK int8 in MAXG banks), the
-    parameter ping-pong (2 x PB_MAX beats), s / m (2 x R x 16 x 2 words of LUTRAM, 64 bits a LUT), the
-    accumulators (2 tiles' MAXT x R words, each bank written by the step and read by the step and the
-    output: a LUTRAM copy per read port, 64 bits a LUT) and a 1500-LUT control plus the block loop's
-    counters (BLOCK_LOOP_CONTROL)."""
+    (about 5 LUTs a bit), the lane adder trees and P accumulators (BW / 16 lanes of 32 bits) and FU float
+    steps (FLOAT_STEP each: 2 fmul + 2 fadd); per engine: RD record decoders (a window shift of NW beats,
+    about 3000 LUTs, and SL x 2 fmul: 120 LUTs, 200 FFs, 3 DSPs each), the activation rows (MAXT x MAXK int8
+    in MAXG banks), the parameter ping-pong (2 x PB_MAX beats), s / m (2 x R x 16 x 2 words of LUTRAM, 64
+    bits a LUT), the accumulators (2 tiles' MAXT x R words, each bank written by the step and read by the
+    step and the output: a LUTRAM copy per read port, 64 bits a LUT), the float steps' staging and lane mux
+    (float_stage) and a 1500-LUT control plus the block loop's counters (BLOCK_LOOP_CONTROL)."""
     tp, mg, bw = eng.token_lanes, eng.max_group, eng.beat_bits
     lanes = bw // 16
-    lane = Resources(lut=mg // 4 * 11 * 12 + bw // 4 * 12 * 5 + (bw // 4 - 1) * 16 + lanes * 40 + lanes * 350,
-                     ff=mg // 4 * 16 * 12 + lanes * 32 + lanes * 400, dsp=lanes * (2 * 3 + 2 * 2))
+    stage_lane, stage_engine = float_stage(eng)
+    lane = Resources(lut=mg // 4 * 11 * 12 + bw // 4 * 12 * 5 + (bw // 4 - 1) * 16 + lanes * LANE_TREE_LUT
+                     + eng.fu * FLOAT_STEP.lut + stage_lane.lut,
+                     ff=mg // 4 * 16 * 12 + lanes * 32 + eng.fu * FLOAT_STEP.ff + stage_lane.ff,
+                     dsp=eng.fu * FLOAT_STEP.dsp)
     pb_max = eng.rows * LB_MAX_RECORD_BITS // bw + 2
     xrow_banks = mg
     xrow_bram = xrow_banks * max(0.5, math.ceil(eng.max_tokens * eng.max_k / xrow_banks / 2048) / 2)
@@ -259,8 +327,9 @@ def resources(eng: LowbitEngine) -> Resources:
     sl = eng.scale_lanes
     acc_lut = 2 * 2 * eng.max_tokens * eng.rows // 2  # 2 tiles x 2 read copies, 2 words a LUT
     per_engine = Resources(lut=rd * (3000 + sl * 2 * 120) + 2 * eng.rows * 16 * 2 // 2 + 1500 + acc_lut
-                           + BLOCK_LOOP_CONTROL.lut,
-                           ff=rd * (4000 + sl * 2 * 200) + BLOCK_LOOP_CONTROL.ff, dsp=rd * sl * 2 * 3,
+                           + BLOCK_LOOP_CONTROL.lut + stage_engine.lut,
+                           ff=rd * (4000 + sl * 2 * 200) + BLOCK_LOOP_CONTROL.ff + stage_engine.ff,
+                           dsp=rd * sl * 2 * 3,
                            bram36=xrow_bram + 2 * math.ceil(pb_max * bw / 36864) + 1)
     one = Resources(lut=per_engine.lut + tp * lane.lut, ff=per_engine.ff + tp * lane.ff,
                     dsp=per_engine.dsp + tp * lane.dsp, bram36=per_engine.bram36)
@@ -299,6 +368,15 @@ class LowbitModel:
         """The widest group the engine runs (MAXG): the linears', and the head's when it runs there."""
         groups = [f.group for layer in self.layers for f in layer.values()]
         return max(groups + [self.head.group] if self.lowbit_head else groups)
+
+    def formats(self) -> list[TensorFormat]:
+        """Every format the engine runs: the linears', and the head's when it runs there."""
+        fmts = [f for layer in self.layers for f in layer.values()]
+        return fmts + [self.head] if self.lowbit_head else fmts
+
+    def float_units(self, bw: int) -> int:
+        """The float steps FU the engine needs at beats of bw bits (float_units_for its formats)."""
+        return float_units_for(self.formats(), bw)
 
 
 def model_max_k(cfg: ModelConfig) -> int:

@@ -12,7 +12,7 @@
 using namespace edgellm;
 
 // One named configuration per entry point (lowbit_policy.h: lowbit_config_base's defaults for the fields
-// not named: max_group 256, token_lanes 1, beat_bits 128, decoders 1, scale_lanes 16).
+// not named: max_group 256, token_lanes 1, beat_bits 128, decoders 1, scale_lanes 16, float_units 32).
 struct r32_fields : lowbit_config_base {  // decode and short blocks: R 32, one token lane
   static const int rows = 32, max_k = 8192, max_t = 8;
 };
@@ -34,6 +34,17 @@ struct sl1_fields : lowbit_config_base {  // one sub-scale per decoder iteration
 struct sl4_fields : lowbit_config_base {  // two decoders of 4 sub-scales
   static const int rows = 64, max_k = 4096, max_t = 4, beat_bits = 256, decoders = 2, scale_lanes = 4;
 };
+struct fu1_fields : lowbit_config_base {  // one float step per iteration (8 lanes at 128 bits)
+  static const int rows = 32, max_k = 4096, max_t = 8, float_units = 1;
+};
+struct fu4_fields : lowbit_config_base {  // 4 of 32 float steps at 512 bits, two token lanes
+  static const int rows = 128, max_k = 4096, max_t = 8, token_lanes = 2, beat_bits = 512, decoders = 4,
+                   float_units = 4;
+};
+struct fu8_fields : lowbit_config_base {  // 8 of 16 at 256 bits, three token lanes
+  static const int rows = 64, max_k = 4096, max_t = 8, token_lanes = 3, beat_bits = 256, decoders = 2,
+                   float_units = 8;
+};
 typedef lowbit_traits<r32_fields> LbR32;
 typedef lowbit_traits<r64_fields> LbR64;
 typedef lowbit_traits<tp3_fields> LbTp3;
@@ -41,6 +52,9 @@ typedef lowbit_traits<w4_fields> LbW4;
 typedef lowbit_traits<w2_fields> LbW2;
 typedef lowbit_traits<sl1_fields> LbSl1;
 typedef lowbit_traits<sl4_fields> LbSl4;
+typedef lowbit_traits<fu1_fields> LbFu1;
+typedef lowbit_traits<fu4_fields> LbFu4;
+typedef lowbit_traits<fu8_fields> LbFu8;
 
 static LowbitTensor tensor_of(const int32_t *f) {
   LowbitTensor d;
@@ -67,6 +81,7 @@ static int run(const int32_t *fields, const uint8_t *w, long n_bytes, long first
   const LowbitTensor d = tensor_of(fields);
   const long bb = C::BW / 8;  // bytes per engine beat
   if (n_bytes % bb || n_tok > C::MAXT || d.k > C::MAXK || d.group > C::MAXG) return -1;
+  if (lb_float_steps(d, C::BW) > C::FU) return -3;  // its row sets' steps outpace the float units
   if (first_beat + lb_stream_beats(d, C::R, C::BW) > n_bytes / bb) return -2;
   // one buffer per weight port: port u gets 128-bit column u of every engine beat
   // (packing_lowbit.port_images); the others are poisoned and never read
@@ -96,7 +111,8 @@ extern "C" {
 
 // fields: bits, group, n_out, k, then the ParamCodec (sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz,
 // dper).
-// The tensor's stream starts at beat first_beat of w. Returns 0, or < 0 when the call does not fit.
+// The tensor's stream starts at beat first_beat of w. Returns 0, or < 0 when the call does not fit (-3: the
+// tensor needs more float steps per iteration than FU, lb_float_steps).
 EDGELLM_LOWBIT_TB(r32, LbR32)
 EDGELLM_LOWBIT_TB(r64, LbR64)
 EDGELLM_LOWBIT_TB(tp3, LbTp3)
@@ -104,6 +120,9 @@ EDGELLM_LOWBIT_TB(w4, LbW4)
 EDGELLM_LOWBIT_TB(w2, LbW2)
 EDGELLM_LOWBIT_TB(sl1, LbSl1)
 EDGELLM_LOWBIT_TB(sl4, LbSl4)
+EDGELLM_LOWBIT_TB(fu1, LbFu1)
+EDGELLM_LOWBIT_TB(fu4, LbFu4)
+EDGELLM_LOWBIT_TB(fu8, LbFu8)
 
 // Iterations of each pipelined loop kind since the last reset (LbLoop order), C simulation's count.
 void tb_lowbit_iters(long *out) {

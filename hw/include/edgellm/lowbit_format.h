@@ -21,6 +21,7 @@ const int kLbMaxGroup = facts::kLbMaxGroup;  // the widest group, and a super-bl
 const int kLbMaxNib = kLbMaxGroup / 4;       // tables per group
 const int kLbMaxSb = facts::kLbMaxSb;        // groups per super-block (256 / 16)
 const int kLbMaxRecordBits = facts::kLbMaxRecordBits;  // d, dm, SB x (sc + mc) at the widest
+const int kLbMaxFloatUnits = 32;  // float steps per token lane at the most: BW / 16 lanes at BW 512
 
 // One tensor: its shape and its ParamCodec (packing_lowbit.ParamCodec.as_words order).
 struct LowbitTensor {
@@ -34,14 +35,17 @@ struct LowbitTensor {
 // bits per engine beat (one 128-bit beat from each of BW / 128 weight ports: port u carries bits
 // 128u .. 128u+127 of every beat), RD parameter records decoded per iteration, SL sub-scales of a record
 // each decoder turns into s / m per iteration (SL x 2 fmul a decoder; a record of SB sub-scales takes
-// ceil(SB / SL) iterations; SL = 16 = kLbMaxSb: a whole record at once).
+// ceil(SB / SL) iterations; SL = 16 = kLbMaxSb: a whole record at once), FU float steps per token lane
+// and iteration (time-shared by the rows a beat finishes: a tensor needs lb_float_steps(d, BW) <= FU;
+// FU >= BW / 16 = LANES: one per lane, FU = min(FU_, LANES)).
 template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1, int BW_ = kLbBeatBits,
-          int RD_ = 1, int SL_ = kLbMaxSb>
+          int RD_ = 1, int SL_ = kLbMaxSb, int FU_ = kLbMaxFloatUnits>
 struct LowbitConfig {
   enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_, BW = BW_, RD = RD_, SL = SL_,
          PORTS = BW_ / kLbBeatBits,                        // weight ports read per iteration
          NIB = BW_ / 4,                                    // table lookups per beat and token lane
          LANES = BW_ / 16,                                 // rows per beat at G 16
+         FU = FU_ < BW_ / 16 ? FU_ : BW_ / 16,             // float steps per token lane
          NW = (kLbMaxRecordBits + BW_ - 1) / BW_ + 1,      // beats a record can touch
          PB_MAX = R_ * kLbMaxRecordBits / BW_ + NW };
   typedef ap_uint<BW_> beat_t;
@@ -49,6 +53,7 @@ struct LowbitConfig {
   static_assert(TP_ >= 1 && TP_ <= MAXT_, "TP: 1 .. MAXT token lanes");
   static_assert(RD_ >= 1 && RD_ <= 8, "RD: 1 .. 8 record decoders");
   static_assert(SL_ == 1 || SL_ == 2 || SL_ == 4 || SL_ == 8 || SL_ == 16, "SL: 1, 2, 4, 8 or 16 sub-scales");
+  static_assert(FU_ >= 1 && FU_ <= kLbMaxFloatUnits && (FU_ & (FU_ - 1)) == 0, "FU: 1, 2, 4, .. 32 float steps");
   static_assert(R_ >= 32 && R_ % 32 == 0 && R_ * 4 >= BW_ && R_ % (BW_ / 16) == 0,
                 "R: a multiple of 32 and of BW / 16, at least BW / 4");
   static_assert(MAXK_ % kLbMaxGroup == 0, "MAXK must hold whole 256-input super-blocks");
@@ -72,6 +77,13 @@ inline int lb_decode_iters(const LowbitTensor &d, int rows, int rd, int sl) {
   return (rows + rd - 1) / rd * lb_record_chunks(d, sl);
 }
 inline int lb_plane_beats(int group, int bw) { return group > bw ? group / bw : 1; }
+// Float steps per iteration and token lane a tensor needs (lowbit_mm.h lb_drain): a row set's rl rows
+// step once per bits x plane beats iterations, ceil(rl / (bits x wpp)). The engine (FU of them) steps
+// ceil(rl / FU) chunks of its rows, one per iteration and token block, before the row set's next step.
+inline int lb_float_steps(const LowbitTensor &d, int bw) {
+  const int per_set = d.bits * lb_plane_beats(d.group, bw);
+  return (lb_lanes(d.group, bw) + per_set - 1) / per_set;
+}
 
 // Beats of a whole tensor's stream (what packing_lowbit.pack_lowbit writes for rows, beat_bits = bw).
 inline long lb_stream_beats(const LowbitTensor &d, int rows, int bw) {

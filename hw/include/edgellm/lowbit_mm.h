@@ -148,11 +148,12 @@ inline int32_t lb_tables(const int8_t xrow[C::MAXT][C::MAXK], int t, int g, int 
 }
 
 // One call's block loop shape (lb_blocks): n_tok tokens in n_tb token blocks of TP; rl rows per code beat
-// (wpp beats a plane, npl tables a group), nsets row sets of a tile, nch chunks a record; n_blk blocks,
+// (wpp beats a plane, npl tables a group, nfc chunks of FU float steps), nsets row sets of a tile, nch
+// chunks a record; n_blk blocks,
 // nsbr a tile's; pbeats beats of a parameter block, len_more / len_last iterations of a block followed by
 // another / of the last block (lb_block_iters).
 struct LbShape {
-  int n_tok, n_tb, rl, wpp, npl, nsets, nch, nsbr, n_blk, tiles, pbeats, len_more, len_last;
+  int n_tok, n_tb, rl, wpp, npl, nfc, nsets, nch, nsbr, n_blk, tiles, pbeats, len_more, len_last;
 };
 
 // Where the block loop is in the stream: block i (tile, super-block kb), its iteration `it` of len; the
@@ -196,18 +197,36 @@ inline bool lb_advance(const LowbitTensor &d, const LbShape &sh, int rd, LbPos &
   return tile_end;
 }
 
-// One code beat's work for token block q.tb: the tables at the group's first beat, 32 lookups per token
-// lane, P[t][lane] += sum << b, and after a row set's last plane its rows' float step into acc[par] (from
-// 0 at the tile's first group: the contract's acc = 0 + ...).
+// The float steps' staging: a row set's rl rows latched at its last plane (lb_codes: each token's P and
+// float(S), the rows' s and m) and stepped FU rows per iteration from there (lb_drain).
 template <class C>
-inline void lb_codes(const LowbitTensor &d, const LbShape &sh, const LbPos &q, const int8_t xrow[C::MAXT][C::MAXK],
-                     const typename C::beat_t &beat, const f32 s[C::R][kLbMaxSb], const f32 m[C::R][kLbMaxSb],
-                     lb_tab_t tbl[C::MAXT][C::MAXG / 4][16], int32_t ssum[C::MAXT],
-                     int32_t p[C::MAXT][C::LANES], f32 (&acc)[2][C::MAXT][C::R]) {
+struct LbStage {
+  int32_t p[C::MAXT][C::LANES];  // P of token t's lane l
+  f32 sum[C::MAXT];              // float(S): token t's activation sum of the group
+  f32 s[C::LANES], m[C::LANES];  // the lanes' rows' s and m of the group (shared by every token)
+};
+
+// The drain of the latest staged row set: steps j < n done of n = nch x token blocks (chunk c of FU rows,
+// token block tb: chunk-major), rows r0 .. r0 + rl - 1 of acc[par] (first: from 0), its last step at
+// iteration `end`.
+struct LbDrain {
+  int j, n, c, tb, r0, par;
+  bool first;
+  long end;
+};
+
+// One code beat's work for token block q.tb: the tables at the group's first beat, 32 lookups per token
+// lane, P[t][lane] += sum << b, and after a row set's last plane its rows' P, s, m and the tokens'
+// float(S) into the stage; at token block 0 the drain of that row set is armed (lb_drain steps it, from
+// this iteration on: 0 at the tile's first group, the contract's acc = 0 + ...).
+template <class C>
+inline void lb_codes(const LowbitTensor &d, const LbShape &sh, const LbPos &q, long it,
+                     const int8_t xrow[C::MAXT][C::MAXK], const typename C::beat_t &beat,
+                     const f32 s[C::R][kLbMaxSb], const f32 m[C::R][kLbMaxSb], lb_tab_t tbl[C::MAXT][C::MAXG / 4][16],
+                     int32_t ssum[C::MAXT], int32_t p[C::MAXT][C::LANES], LbStage<C> &st, LbDrain &dr) {
 #pragma HLS INLINE
-  const int par = q.tile & 1;
-  const bool first = q.kb == 0 && q.gi == 0, tables = q.ri == 0 && q.b == 0 && q.wv == 0;
-  const bool last = q.b == d.bits - 1 && q.wv == sh.wpp - 1;  // the row set's last plane: the float step
+  const bool tables = q.ri == 0 && q.b == 0 && q.wv == 0;
+  const bool last = q.b == d.bits - 1 && q.wv == sh.wpp - 1;  // the row set's last plane: stage it
   for (int u = 0; u < C::TP; u++) {
 #pragma HLS UNROLL
     const int t = q.tb * C::TP + u;
@@ -222,21 +241,54 @@ inline void lb_codes(const LowbitTensor &d, const LbShape &sh, const LbPos &q, c
     }
     for (int l = 0; l < C::LANES; l++) {
       const int32_t pv = p[t][l] + lane[l] * (1 << q.b);
-      if (last && l < sh.rl) {
-        const int r = q.ri * sh.rl + l;
-        f32 a = 0.0f;
-        if (!first) {
-          EDGELLM_DEP_R(acc, acc[par][t][r]);
-          a = acc[par][t][r];
-        }
-        const f32 sp = s[r][q.gi] * (f32)pv;
-        const f32 ms = m[r][q.gi] * (f32)ssum[t];
-        acc[par][t][r] = (a + sp) + ms;
-        EDGELLM_DEP_W(acc, acc[par][t][r]);
-      }
+      if (last) st.p[t][l] = pv;
       p[t][l] = last ? 0 : pv;
     }
+    if (last) st.sum[t] = (f32)ssum[t];
   }
+  if (!last) return;
+  for (int l = 0; l < C::LANES; l++) {
+    if (l < sh.rl) st.s[l] = s[q.ri * sh.rl + l][q.gi], st.m[l] = m[q.ri * sh.rl + l][q.gi];
+  }
+  if (q.tb == 0) {
+    const LbDrain a = {0, sh.nfc * sh.n_tb, 0, 0, q.ri * sh.rl, q.tile & 1, q.kb == 0 && q.gi == 0,
+                       it + sh.nfc * sh.n_tb - 1};
+    dr = a;
+  }
+}
+
+// One drain step (every iteration while one is pending, after the iteration's staging): chunk dr.c's FU
+// rows of token block dr.tb take the contract's step from the stage,
+//     acc = (acc + s * float(P)) + m * float(S)
+// token block tb's P staged at least tb iterations after token block 0's (chunk-major: step j takes token
+// block j % n_tb, staged by then). A row set's next staging comes bits x wpp x n_tb iterations after this
+// one, and its nch x n_tb steps are done by then when nch = ceil(rl / FU) <= bits x wpp (lb_float_steps).
+template <class C>
+inline void lb_drain(const LbShape &sh, const LbStage<C> &st, LbDrain &dr, f32 (&acc)[2][C::MAXT][C::R]) {
+#pragma HLS INLINE
+  if (dr.j >= dr.n) return;
+  for (int u = 0; u < C::TP; u++) {
+#pragma HLS UNROLL
+    const int t = dr.tb * C::TP + u;
+    if (t >= sh.n_tok) continue;
+    for (int f = 0; f < C::FU; f++) {
+#pragma HLS UNROLL
+      const int l = dr.c * C::FU + f;
+      if (l >= sh.rl) continue;
+      const int r = dr.r0 + l;
+      f32 a = 0.0f;
+      if (!dr.first) {
+        EDGELLM_DEP_R(acc, acc[dr.par][t][r]);
+        a = acc[dr.par][t][r];
+      }
+      const f32 sp = st.s[l] * (f32)st.p[t][l];
+      const f32 ms = st.m[l] * st.sum[t];
+      acc[dr.par][t][r] = (a + sp) + ms;
+      EDGELLM_DEP_W(acc, acc[dr.par][t][r]);
+    }
+  }
+  dr.j++;
+  if (++dr.tb == sh.n_tb) dr.tb = 0, dr.c++;
 }
 
 // One output of tile o.ot: y[tok][row] = acc / qs[tok] (+ bias[row]), in row order along each token (the
@@ -261,9 +313,11 @@ inline void lb_emit(const LowbitTensor &d, const LbShape &sh, const LbAt &at, f3
 
 // Every block of the call as one pipelined loop, one beat per iteration at most. A block iteration of
 // block i (tile, kb): first P_{i+1}'s beats into pbuf[cur ^ 1], then C_i's code beats (lb_codes with
-// s / m [cur]) while RD decoders turn P_{i+1}'s records into s / m [cur ^ 1], chunk by chunk. Tile t
-// accumulates into acc[t & 1]; its outputs go out one per iteration (lb_emit) from kLbFaddChain iterations
-// after its last block iteration on, while tile t + 1's blocks run; tile t + 2 waits (output-only
+// s / m [cur], staging each row set's float steps) while RD decoders turn P_{i+1}'s records into s / m
+// [cur ^ 1], chunk by chunk; every iteration (output-only ones too) takes one drain step if one is
+// pending (lb_drain: FU float steps per token lane). Tile t accumulates into acc[t & 1]; its outputs go
+// out one per iteration (lb_emit) from kLbFaddChain iterations after its last block iteration or its
+// last drain step, whichever is later, on, while tile t + 1's blocks run; tile t + 2 waits (output-only
 // iterations) until they are all out, and the loop ends when the last tile's are.
 template <class C, class WS, class PY, class PB>
 void lb_blocks(WS *w0, WS *w1, WS *w2, WS *w3, long pos, const LowbitTensor &d, const LbShape &sh,
@@ -274,12 +328,18 @@ void lb_blocks(WS *w0, WS *w1, WS *w2, WS *w3, long pos, const LowbitTensor &d, 
   static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
   static int32_t ssum[C::MAXT];
   int32_t p[C::MAXT][C::LANES];
+  LbStage<C> st;
 #pragma HLS ARRAY_PARTITION variable = tbl cyclic factor = C::TP dim = 1
 #pragma HLS ARRAY_PARTITION variable = tbl complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = tbl complete dim = 3
 #pragma HLS ARRAY_PARTITION variable = ssum complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = p cyclic factor = C::TP dim = 1
 #pragma HLS ARRAY_PARTITION variable = p complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = st.p cyclic factor = C::TP dim = 1
+#pragma HLS ARRAY_PARTITION variable = st.p complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = st.sum complete
+#pragma HLS ARRAY_PARTITION variable = st.s complete
+#pragma HLS ARRAY_PARTITION variable = st.m complete
   for (int t = 0; t < sh.n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
     for (int l = 0; l < C::LANES; l++) p[t][l] = 0;
@@ -287,6 +347,7 @@ void lb_blocks(WS *w0, WS *w1, WS *w2, WS *w3, long pos, const LowbitTensor &d, 
   typename C::beat_t beat = 0;
   LbPos q = {0, 0, 0, 0, sh.n_blk > 1 ? sh.len_more : sh.len_last, 0, 0, 0, 0, 0, 0, 0};
   LbOutPos o = {0, 0, 0, 0, 0};
+  LbDrain dr = {0, 0, 0, 0, 0, 0, false, -1};
   LbOut<PY> wout;
   LbBias<PB> bin;
   EDGELLM_DEP_LOOP("lb_blocks.run");
@@ -301,26 +362,30 @@ run:
     const bool emit = o.ot < o.done && (o.ot + 1 < o.done || it >= o.ready);
     EDGELLM_LB_COUNT(blk ? kLbBlock : kLbOut);
     if (emit) lb_emit<C>(d, sh, at, acc, qsv, y, bias, wout, bin, o);
-    if (!blk) continue;
-    const bool more = q.i + 1 < sh.n_blk;
-    const int cur = q.i & 1, pb = more ? sh.pbeats : 0;
-    const bool codes_it = q.it >= pb && q.gi < d.sb;
-    typename C::beat_t in = 0;
-    if (q.it < pb || (codes_it && q.tb == 0)) in = lb_read<C>(w0, w1, w2, w3, pos++);  // one beat at most
-    if (q.it < pb) {
-      pbuf[cur ^ 1][q.it] = in;  // P_{i+1}
-    } else {
-      for (int k = 0; k < C::RD; k++) {  // chunk ch of P_{i+1}'s records r0 .. r0 + RD - 1
+    bool tile_end = false;
+    if (blk) {
+      const bool more = q.i + 1 < sh.n_blk;
+      const int cur = q.i & 1, pb = more ? sh.pbeats : 0;
+      const bool codes_it = q.it >= pb && q.gi < d.sb;
+      typename C::beat_t in = 0;
+      if (q.it < pb || (codes_it && q.tb == 0)) in = lb_read<C>(w0, w1, w2, w3, pos++);  // one beat at most
+      if (q.it < pb) {
+        pbuf[cur ^ 1][q.it] = in;  // P_{i+1}
+      } else {
+        for (int k = 0; k < C::RD; k++) {  // chunk ch of P_{i+1}'s records r0 .. r0 + RD - 1
 #pragma HLS UNROLL
-        if (more && q.r0 + k < C::R) lb_record_at<C>(pbuf[cur ^ 1], d, q.r0 + k, q.ch, s[cur ^ 1][q.r0 + k],
-                                                    m[cur ^ 1][q.r0 + k]);
+          if (more && q.r0 + k < C::R) lb_record_at<C>(pbuf[cur ^ 1], d, q.r0 + k, q.ch, s[cur ^ 1][q.r0 + k],
+                                                      m[cur ^ 1][q.r0 + k]);
+        }
+        if (codes_it) {
+          if (q.tb == 0) beat = in;
+          lb_codes<C>(d, sh, q, it, xrow, beat, s[cur], m[cur], tbl, ssum, p, st, dr);
+        }
       }
-      if (codes_it) {
-        if (q.tb == 0) beat = in;
-        lb_codes<C>(d, sh, q, xrow, beat, s[cur], m[cur], tbl, ssum, p, acc);
-      }
+      tile_end = lb_advance(d, sh, C::RD, q);
     }
-    if (lb_advance(d, sh, C::RD, q)) o.done++, o.ready = it + kLbFaddChain;
+    lb_drain<C>(sh, st, dr, acc);
+    if (tile_end) o.done++, o.ready = (dr.end > it ? dr.end : it) + kLbFaddChain;
   }
 }
 
@@ -346,7 +411,8 @@ void lowbit_mm_at(const LowbitTensor &d, WS *w0, WS *w1, WS *w2, WS *w3, long w_
 #pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::LANES dim = 3
   const int rl = lb_lanes(d.group, C::BW), n_tb = (n_tok + C::TP - 1) / C::TP;
   const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R;
-  const LbShape sh = {n_tok, n_tb, rl, lb_plane_beats(d.group, C::BW), d.group / 4, C::R / rl,
+  const LbShape sh = {n_tok, n_tb, rl, lb_plane_beats(d.group, C::BW), d.group / 4, (rl + C::FU - 1) / C::FU,
+                      C::R / rl,
                       lb_record_chunks(d, C::SL), nsbr, tiles * nsbr, tiles, lb_param_beats(d, C::R, C::BW),
                       lb_block_iters(d, C::R, n_tb, true, C::BW, C::RD, C::SL),
                       lb_block_iters(d, C::R, n_tb, false, C::BW, C::RD, C::SL)};

@@ -8,7 +8,9 @@
 // max_t (MAXT: tokens per engine pass; a linear call of more tokens runs ceil(n / max_t) passes, each
 // reading the whole stream again). Optional (lowbit_config_base): max_group (MAXG, 256), token_lanes (TP,
 // 1), beat_bits (BW = 128 x weight ports: 128, 256 or 512), decoders (RD, 1), scale_lanes (SL: sub-scales
-// a decoder decodes per iteration, 1, 2, 4, 8 or 16 = a whole record at once; 16).
+// a decoder decodes per iteration, 1, 2, 4, 8 or 16 = a whole record at once; 16), float_units (FU:
+// float steps per token lane and iteration, 1, 2, 4, .. 32, at most BW / 16 used; 32: one per lane; every
+// tensor needs lb_float_steps(d, BW) <= FU, which codegen sizes to the model).
 //
 // A low-bit design runs all seven linears of every layer on this policy (the LM head stays int8). Each
 // linear has a record in the low-bit table at HDR_LB_TABLE (interface.h LbWord): its ParamCodec, bias and
@@ -36,6 +38,7 @@ struct lowbit_config_base {
   static const int beat_bits = kLbBeatBits;  // BW: bits per engine beat, 128 from each weight port
   static const int decoders = 1;             // RD: parameter records decoded per iteration
   static const int scale_lanes = kLbMaxSb;   // SL: sub-scales (2 fmul each) a decoder decodes per iteration
+  static const int float_units = kLbMaxFloatUnits;  // FU: float steps per token lane (32: one per lane)
 };
 
 // A named low-bit configuration P with its derived values; `engine` is the LowbitConfig it names.
@@ -43,8 +46,9 @@ template <class P>
 struct lowbit_traits : P {
   static const int rows = P::rows, max_k = P::max_k, max_t = P::max_t, max_group = P::max_group;
   static const int token_lanes = P::token_lanes, beat_bits = P::beat_bits, decoders = P::decoders;
-  static const int scale_lanes = P::scale_lanes;
-  typedef LowbitConfig<rows, max_k, max_t, max_group, token_lanes, beat_bits, decoders, scale_lanes> engine;
+  static const int scale_lanes = P::scale_lanes, float_units = P::float_units;
+  typedef LowbitConfig<rows, max_k, max_t, max_group, token_lanes, beat_bits, decoders, scale_lanes, float_units>
+      engine;
 };
 
 // One low-bit linear of a layer: the tensor (n_out, k: the layer's shape), the float offset of its bias
