@@ -118,7 +118,7 @@ class Board:
         return int(getattr(self, kind))
 
 
-def _check(data: dict[str, Any], path: Path) -> None:
+def _check(data: dict[str, Any], path: str | Path, file_name: str | None, cited: bool) -> None:
     for key, types in _FIELDS.items():
         if key not in data:
             raise BoardError(f"{path}: missing field {key!r}")
@@ -146,8 +146,10 @@ def _check(data: dict[str, Any], path: Path) -> None:
     if abs(peak - data["ddr_peak_gbps"]) > PEAK_TOLERANCE * peak:
         raise BoardError(f"{path}: field 'ddr_peak_gbps' {data['ddr_peak_gbps']} disagrees with "
                          f"ddr_width_bits/8 * ddr_mts = {peak:.3f} GB/s")
-    if data["name"] != path.stem:
-        raise BoardError(f"{path}: field 'name' {data['name']!r} must match the file name {path.stem!r}")
+    if file_name is not None and data["name"] != file_name:
+        raise BoardError(f"{path}: field 'name' {data['name']!r} must match the file name {file_name!r}")
+    if not cited:
+        return
     src = data.get("sources")
     if not isinstance(src, dict):
         raise BoardError(f"{path}: missing [sources] table")
@@ -156,7 +158,8 @@ def _check(data: dict[str, Any], path: Path) -> None:
             raise BoardError(f"{path}: [sources] lacks a citation for {key!r}")
 
 
-def _triple(data: dict[str, Any], key: str, path: Path, most: float | None) -> tuple[float, float, float]:
+def _triple(data: dict[str, Any], key: str, path: str | Path,
+            most: float | None) -> tuple[float, float, float]:
     """A [low, central, high] field: three numbers, 0 < low <= central <= high (<= most)."""
     v = data[key]
     if (not isinstance(v, list) or len(v) != 3
@@ -169,7 +172,7 @@ def _triple(data: dict[str, Any], key: str, path: Path, most: float | None) -> t
     return lo, mid, hi
 
 
-def _check_bandwidth(data: dict[str, Any], path: Path) -> None:
+def _check_bandwidth(data: dict[str, Any], path: str | Path) -> None:
     """ddr_pl_fraction within (0, 1]; one ddr_paths entry per hp_port_names entry; the shared-path
     and CCI figures present exactly when some path is shared or is the CCI."""
     _triple(data, "ddr_pl_fraction", path, 1.0)
@@ -196,20 +199,49 @@ def load_board_file(path: str | Path) -> Board:
         raise BoardError(f"{p}: cannot read: {e}") from e
     except tomllib.TOMLDecodeError as e:
         raise BoardError(f"{p}: malformed TOML: {e}") from e
-    _check(data, p)
+    return board_from_data(data, p, p.stem)
+
+
+def board_from_data(data: dict[str, Any], where: str | Path, file_name: str | None = None,
+                    cited: bool = True) -> Board:
+    """The Board of one board's fields (a TOML file's; a manifest's board section), checked: BoardError
+    naming `where` and the field at fault. file_name: the name field must equal it; cited: [sources]
+    must cite every figure."""
+    _check(data, where, file_name, cited)
+    src = data.get("sources")
     return Board(
         name=data["name"], display_name=data["display_name"], part=data["part"],
         board_part=data["board_part"], ps=data["ps"], lut=data["lut"], ff=data["ff"], dsp=data["dsp"],
         bram36=data["bram36"], uram=data["uram"], ddr_bytes=data["ddr_bytes"],
         ddr_width_bits=data["ddr_width_bits"], ddr_peak_gbps=float(data["ddr_peak_gbps"]),
-        ddr_pl_fraction=_triple(data, "ddr_pl_fraction", p, 1.0),
+        ddr_pl_fraction=_triple(data, "ddr_pl_fraction", where, 1.0),
         hp_ports=data["hp_ports"], hp_port_width_bits=data["hp_port_width_bits"],
         pl_clock_mhz=float(data["pl_clock_mhz"]), pynq_versions=tuple(data["pynq_versions"]),
-        os_reserved_bytes=data["os_reserved_bytes"], sources=dict(data["sources"]),
+        os_reserved_bytes=data["os_reserved_bytes"], sources=dict(src) if isinstance(src, dict) else {},
         ddr_type=data["ddr_type"], ddr_mts=data["ddr_mts"], hp_port_names=tuple(data["hp_port_names"]),
         control_port=data["control_port"], ddr_paths=tuple(data["ddr_paths"]),
-        shared_path_gbps=_triple(data, "shared_path_gbps", p, None) if "shared_path_gbps" in data else None,
-        cci_stream_gbps=_triple(data, "cci_stream_gbps", p, None) if "cci_stream_gbps" in data else None)
+        shared_path_gbps=_triple(data, "shared_path_gbps", where, None) if "shared_path_gbps" in data
+        else None,
+        cci_stream_gbps=_triple(data, "cci_stream_gbps", where, None) if "cci_stream_gbps" in data else None)
+
+
+def board_from_record(record: Any, where: str) -> Board:
+    """The Board a compiled project's manifest recorded (dataclasses.asdict through JSON), with the board
+    files' checks (a hand-edited `"pl_clock_mhz": "fast"` was a TypeError deep in the cost model), its
+    scenario and measured LM-head ratio included."""
+    where = f"{where} (board section)"
+    if not isinstance(record, dict):
+        raise BoardError(f"{where}: must be an object, got {type(record).__name__}")
+    data = {k: v for k, v in record.items() if v is not None}  # asdict's None: a range the board lacks
+    b = board_from_data(data, where, cited=False)
+    ratio, scenario = data.get("head_stream_ratio"), data.get("scenario", "central")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float))
+                              or not 0 < ratio < float("inf")):
+        raise BoardError(f"{where}: field 'head_stream_ratio' must be null or a number > 0, got {ratio!r}")
+    if scenario not in SCENARIOS:
+        raise BoardError(f"{where}: field 'scenario' must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    ratio = None if ratio is None else float(ratio)
+    return dataclasses.replace(b, head_stream_ratio=ratio, scenario=scenario)
 
 
 def list_boards() -> list[str]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgellm.boards import Board
+from edgellm.boards import Board, board_from_record
 from edgellm.compiler.design import DesignParams
 from edgellm.compiler.ps_ports import PS_FAMILIES
 from edgellm.compiler.vivado_tcl import port_assignment
@@ -107,11 +107,7 @@ def spec_for(board: Board, design: DesignParams, ip_name: str, registers: dict[s
 def spec_for_manifest(manifest: dict[str, Any]) -> HwhSpec:
     """The .hwh expectation of a compiled project, from its manifest's board, design and interface."""
     try:
-        bd = dict(manifest["board"])
-        for f in dataclasses.fields(Board):
-            if isinstance(bd.get(f.name), list):
-                bd[f.name] = tuple(bd[f.name])
-        board = Board(**bd)
+        board = board_from_record(manifest["board"], "manifest.json")
         names = {f.name for f in dataclasses.fields(DesignParams)}
         design = DesignParams(**{k: v for k, v in manifest["design"].items() if k in names})
         iface = manifest["interface"]

@@ -301,3 +301,46 @@ def test_generate_with_stdout_closed(ck: Path) -> None:
                          preexec_fn=lambda: os.close(1))
     assert res.returncode == 0 and "error" not in res.stderr, res.stderr
     assert res.stderr.splitlines()[-1].startswith("[golden] prompt "), res.stderr
+
+
+# ---- a compiled project's manifest whose board section was edited ----
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from shared_project import make_project
+
+    return make_project(tmp_path_factory.mktemp("made") / "p")
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("pl_clock_mhz", "fast", "field 'pl_clock_mhz' must be int or float, got 'fast'"),
+    ("lut", -1, "field 'lut' must be positive, got -1"),
+    ("ddr_pl_fraction", [0.9, 0.5, 0.7], "field 'ddr_pl_fraction' must satisfy 0 < low <= central <= high"),
+    ("scenario", "best", "field 'scenario' must be one of low, central, high, got 'best'"),
+])
+def test_edited_board_section_is_one_line(made: Path, tmp_path: Path, field: str, value: object,
+                                          needle: str) -> None:
+    """estimate DIR / report DIR rebuilt the Board from the manifest without the board files' checks:
+    a string clock was a TypeError in cost/ddr.py (exit 3); a negative LUT count went into the figures."""
+    import json
+
+    proj = tmp_path / "p"
+    shutil.copytree(made, proj)
+    m = json.loads((proj / "manifest.json").read_text())
+    m["board"][field] = value
+    (proj / "manifest.json").write_text(json.dumps(m))
+    for args in (["estimate", str(proj)], ["report", str(proj), "-o", str(tmp_path / "r.html")]):
+        _one_error(runner.invoke(app, args), "manifest.json (board section)", needle)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_board_record_round_trips_every_shipped_board() -> None:
+    import dataclasses
+    import json
+
+    from edgellm.boards import board_from_record, load_all
+
+    for b in load_all():
+        for rec in (b, dataclasses.replace(b, head_stream_ratio=0.8, scenario="low")):
+            back = board_from_record(json.loads(json.dumps(dataclasses.asdict(rec))), "m.json")
+            assert back == rec and back.sources == rec.sources, b.name

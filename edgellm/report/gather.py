@@ -8,7 +8,6 @@ roofline points, the explored designs (DseResult.record(), which compile keeps i
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -112,16 +111,11 @@ def check_verify(d: Any) -> str | None:
 
 
 def _board(d: Any, where: str) -> Board:
-    """The Board the manifest recorded (the figures the design was sized for)."""
-    try:
-        fields = {f.name: f for f in dataclasses.fields(Board)}
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields}
-        b = Board(**kw)
-        if not all(_number(b.resource(k)) for k in ("lut", "ff", "dsp", "bram36", "uram")):
-            raise TypeError("resource counts must be numbers")
-        return b
-    except (TypeError, AttributeError, ValueError) as e:
-        raise EdgeLLMError(f"{where}: bad board section ({' '.join(str(e).split())[:200]})") from None
+    """The Board the manifest recorded (the figures the design was sized for), checked as a board file is
+    (boards.board_from_record)."""
+    from edgellm.boards import board_from_record
+
+    return board_from_record(d, where)
 
 
 def project_section(path: Path, verify_file: Path | None = None) -> Section | LowbitSection:
