@@ -241,7 +241,9 @@ def open_design(project: Path) -> ProjectDesign:
         from edgellm.compiler.reproject_lowbit import source_from_manifest
 
         lowbit = source_from_manifest(m, proj.config, where)
-    over = ((m.get("build") or {}).get("config") or {}).get("overrides") or {}
+    build = m.get("build")  # informational: a hand-edited non-object means no recorded LUT cap
+    cfg = build.get("config") if isinstance(build, dict) else None
+    over = cfg.get("overrides") if isinstance(cfg, dict) else None
     cap = over.get("lut_cap") if isinstance(over, dict) else None
     limits = {"lut": float(cap)} if _number(cap) and 0 < cap <= 1 else {}
     return ProjectDesign(proj.config, board, p, limits, lowbit)

@@ -344,3 +344,20 @@ def test_board_record_round_trips_every_shipped_board() -> None:
         for rec in (b, dataclasses.replace(b, head_stream_ratio=0.8, scenario="low")):
             back = board_from_record(json.loads(json.dumps(dataclasses.asdict(rec))), "m.json")
             assert back == rec and back.sources == rec.sources, b.name
+
+
+@pytest.mark.parametrize("build", ["x", {"config": [1]}])
+def test_edited_build_record_is_not_an_internal_error(made: Path, tmp_path: Path, build: object) -> None:
+    """manifest.json's "build" record (how compile was run) is informational: a non-object in it was an
+    AttributeError (exit 3) in estimate DIR and report DIR."""
+    import json
+
+    proj = tmp_path / "p"
+    shutil.copytree(made, proj)
+    m = json.loads((proj / "manifest.json").read_text())
+    m["build"] = build
+    (proj / "manifest.json").write_text(json.dumps(m))
+    res = runner.invoke(app, ["estimate", str(proj)])
+    assert res.exit_code == 0 and res.exception is None, res.output
+    res = runner.invoke(app, ["report", str(proj), "-o", str(tmp_path / "r.html")])
+    assert res.exit_code == 0 and (tmp_path / "r.html").is_file(), res.output
