@@ -21,6 +21,7 @@ from edgellm.runtime.layout import (
     HEAD_ROWS_MAX,
     LB_BEAT_BITS,
     LB_CODE_BITS,
+    LB_FLOAT_UNITS,
     LB_GROUPS,
     LB_MAX_GROUP,
     LB_MAX_RECORD_BITS,
@@ -78,6 +79,7 @@ class Limits:
     lowbit_rows: int = 0  # a low-bit design's R (design.lowbit_rows); 0: a ternary design
     lowbit_beat_bits: int = LB_BEAT_BITS  # its engine beat BW (128 x design.lowbit_ports)
     lowbit_max_group: int = LB_MAX_GROUP  # its MAXG (design.lowbit_max_group)
+    lowbit_float_units: int = LB_FLOAT_UNITS[-1]  # its FU (design.lowbit_float_units; min(FU, BW / 16) built)
 
     @classmethod
     def of(cls, project: Any, buf_bytes: int) -> Limits:
@@ -86,8 +88,9 @@ class Limits:
         rows = (m.get("weights") or {}).get("rows_per_tile") or (m.get("design") or {}).get("rows") or 1
         d = m.get("design") or {}
         beat = int(d.get("data_port_width_bits") or 128) // 8
-        lb = (int(d["lowbit_rows"]), LB_BEAT_BITS * int(d["lowbit_ports"]), int(d["lowbit_max_group"])) \
-            if d.get("matmul") == "lowbit" else (0, LB_BEAT_BITS, LB_MAX_GROUP)
+        lb = (int(d["lowbit_rows"]), LB_BEAT_BITS * int(d["lowbit_ports"]), int(d["lowbit_max_group"]),
+              int(d.get("lowbit_float_units", LB_FLOAT_UNITS[-1]))) \
+            if d.get("matmul") == "lowbit" else (0, LB_BEAT_BITS, LB_MAX_GROUP, LB_FLOAT_UNITS[-1])
         return cls(c.n_layers, project.iface.max_t, project.iface.max_ctx, c.hidden_size, c.q_size,
                    c.kv_size, c.ffn_size, c.head_dim, c.vocab_size, bool(c.subln),
                    int(project.numerics.kv_elem_bytes), int(rows), max(int(project.iface.top_k), 1),
@@ -251,6 +254,12 @@ def lb_stream_beats(f: dict[str, int], n_out: int, k: int, rows: int, bw: int) -
     return -(-n_out // rows) * (k // g // sb) * (-(-rows * rec // bw) + code)
 
 
+def lb_float_steps(f: dict[str, int], bw: int) -> int:
+    """Float steps per iteration a low-bit record's tensor needs (lowbit_format.h lb_float_steps)."""
+    g = f["LB_GROUP"]
+    return -(-max(1, bw // g) // (f["LB_BITS"] * max(1, g // bw)))
+
+
 def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits) -> None:
     """A low-bit design's records (uint32[n_layers * 7, LB_WORDS] at HDR_LB_TABLE; table: the checked
     layer table) as program_check.h check_lb_record checks them: the codec within what lowbit_mm decodes,
@@ -279,6 +288,9 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
             if ck.code == itf.ST_OK:
                 if lb_record_bits(f) > LB_MAX_RECORD_BITS:
                     ck.fail("ST_LIMIT", fld("LB_SB"), sb)
+                fu = min(lim.lowbit_float_units, lim.lowbit_beat_bits // 16)  # the FU built
+                if lb_float_steps(f, lim.lowbit_beat_bits) > fu:
+                    ck.fail("ST_LIMIT", fld("LB_BITS"), bits)  # its float steps outpace the engine's FU
                 if f["LB_BIAS_OFF"] != itf.LB_NO_BIAS:
                     ck.span(fld("LB_BIAS_OFF"), f["LB_BIAS_OFF"], pbase + 4 * f["LB_BIAS_OFF"], 4 * n_out,
                             lim.data_beat)

@@ -198,6 +198,8 @@ RULES = {
     "dmb_mode1": (GATE, "LB_DMB", 16, "ST_LIMIT"),
     "mcb": (Q, "LB_MCB", 12, "ST_LIMIT"),
     "dper": (Q, "LB_DPER", 2, "ST_LIMIT"),
+    # G16 at 2 bits: a 256-bit beat's 16 rows finish every 2 planes, 8 steps an iteration > FU 4
+    "float_steps_over_fu": (GATE, "LB_BITS", 2, "ST_LIMIT"),
     # 16 x (16 + 8) bits > kLbMaxRecordBits: reported at the record's LB_SB word
     "record_too_wide": (GATE, "LB_DPER", 1, "ST_LIMIT", "LB_SB"),
     "bias_outside": (DOWN, "LB_BIAS_OFF", 1 << 28, "ST_RANGE"),

@@ -9,6 +9,7 @@ a bad record naming the field the host names."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -68,13 +69,14 @@ def _record(img: np.ndarray, hdr: np.ndarray, layer: int, i: int) -> np.ndarray:
     return img[o:o + 4 * itf.LB_WORDS].view(np.uint32)
 
 
-def _host_check(p: Project, img: np.ndarray) -> None:
-    """The driver's load-time checks of an image (bounds), over the project's buffer size."""
+def _host_check(p: Project, img: np.ndarray, **lim_fields: int) -> None:
+    """The driver's load-time checks of an image (bounds), over the project's buffer size (lim_fields:
+    Limits fields in place of the project's)."""
     full = np.zeros(p.total_bytes, np.uint8)
     full[:img.size] = img
     hdr = full[:4 * itf.HDR_WORDS].view(np.uint32)
     hdr[H["HDR_BUF_BYTES"]] = p.total_bytes
-    lim = bounds.Limits.of(p, p.total_bytes)
+    lim = dataclasses.replace(bounds.Limits.of(p, p.total_bytes), **lim_fields)
     bounds.check_header(hdr, 0, lim)
     t = int(hdr[H["HDR_LAYER_TABLE"]])
     table = full[t:t + 4 * itf.LD_WORDS * lim.n_layers].view(np.uint32)
@@ -134,6 +136,12 @@ def test_lowbit_project_decodes_to_its_checkpoint(models: dict[str, Path], tmp_p
         with pytest.raises(bounds.BoundsError, match=name) as err:
             _host_check(p, bad)
         assert "\n" not in str(err.value) and f"low-bit record of {itf.LINEAR_ORDER[i]}" in str(err.value)
+    # the design's FU (sized to the model: Q2_K's 2 planes finish BW / 16 / 2 rows each) and one float step
+    # fewer a token lane than its Q2_K linears need: refused at their records' LB_BITS (program_check too)
+    fu = d["lowbit_float_units"]
+    assert fu == 128 * d["lowbit_ports"] // 16 // 2
+    with pytest.raises(bounds.BoundsError, match="field LB_BITS"):
+        _host_check(p, img, lowbit_float_units=fu // 2)
     r = run_cli("estimate", str(tmp_path / "p"))  # re-projected by the low-bit model (test_lowbit_reproject)
     assert r.returncode == 0 and f"{e['projected_decode_tok_s']['central']:.1f}" in r.stdout, r.stderr
     mf = tmp_path / "p" / "manifest.json"
@@ -191,7 +199,9 @@ def test_lowbit_design_fields_are_validated() -> None:
                      ({"lowbit_max_group": 8}, "lowbit_max_group"),
                      ({"lowbit_decoders": 9}, "lowbit_decoders"),
                      ({"lowbit_scale_lanes": 3}, "lowbit_scale_lanes"),
-                     ({"lowbit_scale_lanes": 32}, "lowbit_scale_lanes")):
+                     ({"lowbit_scale_lanes": 32}, "lowbit_scale_lanes"),
+                     ({"lowbit_float_units": 3}, "lowbit_float_units"),
+                     ({"lowbit_float_units": 64}, "lowbit_float_units")):
         with pytest.raises(EdgeLLMError, match=word):
             DesignParams(**kw)
 

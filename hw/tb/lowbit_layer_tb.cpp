@@ -31,8 +31,8 @@ struct p2_fields : lb_shape {};  // sequential (pipe: the default, false)
 typedef layer_traits<p1_fields> cfg_p1;
 typedef layer_traits<p2_fields> cfg_p2;
 
-struct lb_cfg_p1 : lowbit_config_base {
-  static const int rows = 32, max_k = 512, max_t = 8;
+struct lb_cfg_p1 : lowbit_config_base {  // FU 2 of 8: the mix's G16 6-bit rows need ceil(8 / 6) = 2
+  static const int rows = 32, max_k = 512, max_t = 8, float_units = 2;
 };
 struct lb_cfg_p2 : lowbit_config_base {
   static const int rows = 64, max_k = 512, max_t = 4, token_lanes = 2, beat_bits = 256, decoders = 2;

@@ -24,6 +24,7 @@ typedef edgellm::layer_traits<layer_cfg> layer;
 struct lowbit_cfg : edgellm::lowbit_config_base {
   static const int rows = 64, max_k = 512, max_t = 8;
   static const int token_lanes = 2, beat_bits = 256, decoders = 2;
+  static const int float_units = 4;  // 4 of 16: the mix's Q6_K-like G16 6-bit rows need ceil(16 / 6) = 3
 };
 typedef edgellm::lowbit_mm_policy<edgellm::lowbit_traits<lowbit_cfg> > mm;
 struct head_cfg : edgellm::lm_head_config_base {

@@ -17,12 +17,15 @@
 // lane BW / 4 lookups (RL = BW / G rows' plane words per beat, or one row over G / BW beats), P[t][lane]
 // += (sum) << b; after a row set's last plane its RL accumulators take the contract's step
 //     acc = (acc + s * float(P)) + m * float(S)      (sequential over groups from acc = 0, no FMA)
-// while RD decoders turn SL sub-scales each of P_{i+1}'s records per iteration into the other s / m
-// buffers (s = d * sc; m = dm * mc or -(s * mc), packing's f32 order); a block shorter than
-// ceil(R / RD) x ceil(SB / SL) iterations idles until its R records are decoded. The per-block state (block
-// and iteration, ping-pong side, the code beat's position, the decoders' record and chunk) is carried in
-// counters stepped once per iteration (lb_advance). Tile t accumulates into acc[t & 1]; from kLbFaddChain
-// iterations after its last block iteration on, the same loop writes one of its outputs per iteration,
+// on FU float step units a token lane (LowbitConfig FU): the row set's P, s, m and float(S) are staged
+// and its rows stepped FU per iteration over the following iterations (lb_drain), done before the row
+// set's next step (bits x plane beats iterations later: lb_float_steps), while RD decoders turn SL
+// sub-scales each of P_{i+1}'s records per iteration into the other s / m buffers (s = d * sc; m = dm * mc
+// or -(s * mc), packing's f32 order); a block shorter than ceil(R / RD) x ceil(SB / SL) iterations idles
+// until its R records are decoded. The per-block state (block and iteration, ping-pong side, the code
+// beat's position, the decoders' record and chunk) is carried in counters stepped once per iteration
+// (lb_advance). Tile t accumulates into acc[t & 1]; from kLbFaddChain iterations after its last block
+// iteration (or its last float step, if later) on, the same loop writes one of its outputs per iteration,
 // y = acc / qs (+ bias[o], one f32 add, when the linear has one), while tile t + 1's blocks run; tile
 // t + 2 starts once they are all out (output-only iterations until then), and after the last block the
 // loop drains the outputs left. An engine beat of BW bits is one 128-bit beat from each of BW / 128 weight
@@ -32,12 +35,13 @@
 // C simulation equals lowbit_linear bit for bit (tests/test_hw_lowbit.py).
 //
 // The accumulator of row r is updated once per R / RL * bits * (G / BW rounded up) * token blocks iterations
-// of a block; between blocks the gap only grows (P beats, decode-only iterations, waits). The DEPENDENCE
-// claim (kLbFaddChain = 8 iterations, the fmul + two fadds of the step) holds when R * bits / RL >= 8,
-// which LowbitConfig's R >= BW / 4 guarantees for every G and b >= 2 (G 16: RL = BW / 16, 4 row sets x 2
-// planes); an output reads acc[t & 1] at least kLbFaddChain iterations after tile t's last step, and
-// tile t + 2 writes it only after the last of those reads. C simulation with EDGELLM_CHECK_DEPS checks
-// the claim over the whole loop, outputs included.
+// of a block; between blocks the gap only grows (P beats, decode-only iterations, waits). The drain steps
+// a (token, row) at the same offset after its row set's staging in every group, so its steps are as far
+// apart as the stagings. The DEPENDENCE claim (kLbFaddChain = 8 iterations, the fmul + two fadds of the
+// step) holds when R * bits / RL >= 8, which LowbitConfig's R >= BW / 4 guarantees for every G and b >= 2
+// (G 16: RL = BW / 16, 4 row sets x 2 planes); an output reads acc[t & 1] at least kLbFaddChain iterations
+// after tile t's last step, and tile t + 2 writes it only after the last of those reads. C simulation with
+// EDGELLM_CHECK_DEPS checks the claim over the whole loop, outputs included.
 //
 // The tensor and configuration types, the stream's sizes and iteration counts and one parameter record's
 // decode: lowbit_format.h; this header: the engine's loops.

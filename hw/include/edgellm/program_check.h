@@ -13,7 +13,8 @@
 //                the norm gains (the SubLN ones when compiled with SubLN) inside the buffer and on a data
 //                beat (the RMSNorm scale pass reads whole beats)
 //   low-bit      (a low-bit design, MM::kLowbit) the table at HDR_LB_TABLE inside the buffer and on a data
-//                beat; every record's codec within what lowbit_mm decodes, its bias inside the params area,
+//                beat; every record's codec within what lowbit_mm decodes (its float steps within FU),
+//                its bias inside the params area,
 //                every port image inside the buffer on a 16-byte beat (check_lb_record; docs/hls.md)
 //   program      prog_off aligned, n_desc descriptors inside the buffer; each: a known opcode and
 //                flags, layer < n_layers, 1 <= t_len <= max_t, pos0 + t_len <= max_ctx, row < max_t,
@@ -214,6 +215,8 @@ void check_lb_record(CheckResult &r, const uint32_t w[LB_WORDS], const uint32_t 
   if (r.code != ST_OK) return;  // the sizes below need valid fields
   const LbLinear lin = lb_linear_of(w, lin_out<C>(i), lin_in<C>(i));
   if (lb_record_bits(lin.t) > kLbMaxRecordBits) check_fail(r, ST_LIMIT, lb_field(l, i, LB_SB), sb);
+  // its row sets' float steps within the engine's FU (lb_float_steps: too few planes for its rows)
+  if (lb_float_steps(lin.t, E::BW) > E::FU) check_fail(r, ST_LIMIT, lb_field(l, i, LB_BITS), bits);
   if (w[LB_BIAS_OFF] != LB_NO_BIAS)
     check_span(r, lb_field(l, i, LB_BIAS_OFF), w[LB_BIAS_OFF], (u64_t)hdr[HDR_PARAMS] + 4ull * w[LB_BIAS_OFF],
                4ull * lin_out<C>(i), buf, db);
