@@ -39,6 +39,8 @@ FETCH_DEPTH_RANGE = (2, 65536)  # fetch_depth bounds (a power of two, or whole U
 URAM_WORDS = 4096  # depth of one UltraRAM (4K x 72 bits): FIFO depths in multiples of it waste nothing
 HEAD_LANES = (1, 2, 4, 8)  # the LM head's token lanes a design may build (at most layout.HEAD_ROWS_MAX)
 TABLE_CHUNK = 5  # the generated TLMM reads G weight bytes = 5 trit groups a time: tables a multiple of it
+MAX_CLOCK_MHZ = 1000.0  # a PL clock above this is a typo (--clock's bound, dse.check_clock_and_limits)
+MAX_BITS_PER_WEIGHT = 32  # a weight stored wider than float32 is not a quantized model
 
 
 @dataclass(frozen=True)
@@ -112,17 +114,25 @@ class DesignParams:
                                f"token lanes, at most {HEAD_ROWS_MAX}), got {self.head_lanes}")
         if not 1 <= self.group_size <= 5:
             raise EdgeLLMError(f"design parameter group_size must be 1..5, got {self.group_size}")
-        if self.clock_mhz <= 0:
-            raise EdgeLLMError(f"design parameter clock_mhz must be positive, got {self.clock_mhz}")
+        c = self.clock_mhz
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= MAX_CLOCK_MHZ:
+            raise EdgeLLMError(f"design parameter clock_mhz must be a number of MHz in "
+                               f"(0, {MAX_CLOCK_MHZ:g}], got {c!r}")
+        for f in ("max_context", "weight_buffer_depth"):  # 0: the model's context / no such buffer
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise EdgeLLMError(f"design parameter {f} must be an integer >= 0, got {v!r}")
         if self.weight_buffer not in BUFFER_KINDS:
             raise EdgeLLMError(f"design parameter weight_buffer must be one of {BUFFER_KINDS}, "
                                f"got {self.weight_buffer!r}")
         if self.act_buffer not in ("bram", "uram"):
             raise EdgeLLMError(f"design parameter act_buffer must be 'bram' or 'uram', "
                                f"got {self.act_buffer!r}")
-        if self.bits_per_weight is not None and self.bits_per_weight <= 0:
-            raise EdgeLLMError(f"design parameter bits_per_weight must be positive, "
-                               f"got {self.bits_per_weight}")
+        b = self.bits_per_weight
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float))
+                              or not 0 < b <= MAX_BITS_PER_WEIGHT):
+            raise EdgeLLMError(f"design parameter bits_per_weight must be null or a number in "
+                               f"(0, {MAX_BITS_PER_WEIGHT}], got {b!r}")
         for f, most in (("ew_lanes", 64), ("ew_vec", 64), ("attn_lanes", None), ("out_lanes", 64)):
             v = getattr(self, f)
             if v & (v - 1) or (most is not None and v > most):

@@ -361,3 +361,30 @@ def test_edited_build_record_is_not_an_internal_error(made: Path, tmp_path: Path
     assert res.exit_code == 0 and res.exception is None, res.output
     res = runner.invoke(app, ["report", str(proj), "-o", str(tmp_path / "r.html")])
     assert res.exit_code == 0 and (tmp_path / "r.html").is_file(), res.output
+
+
+# ---- design parameters: numbers the cost model cannot take ----
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("clock_mhz", 1e308, "clock_mhz must be a number of MHz in (0, 1000], got 1e+308"),
+    ("clock_mhz", "250", "clock_mhz must be a number of MHz in (0, 1000], got '250'"),
+    ("bits_per_weight", 1e308, "bits_per_weight must be null or a number in (0, 32], got 1e+308"),
+    ("max_context", "x", "max_context must be an integer >= 0, got 'x'"),
+])
+def test_edited_design_section_is_one_line(made: Path, tmp_path: Path, field: str, value: object,
+                                           needle: str) -> None:
+    """DesignParams took any clock above 0 and any bits_per_weight above 0: 1e308 was a ZeroDivisionError
+    / OverflowError in the cost model (exit 3), a string max_context a TypeError."""
+    import json
+
+    proj = tmp_path / "p"
+    shutil.copytree(made, proj)
+    m = json.loads((proj / "manifest.json").read_text())
+    m["design"][field] = value
+    (proj / "manifest.json").write_text(json.dumps(m))
+    _one_error(runner.invoke(app, ["estimate", str(proj)]), "bad design section", needle)
+
+
+def test_set_bits_per_weight_out_of_range() -> None:
+    _one_error(runner.invoke(app, ["estimate", "--set", "bits_per_weight=1e308"]),
+               "bits_per_weight must be null or a number in (0, 32]")
