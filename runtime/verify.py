@@ -118,6 +118,9 @@ def model_from_image(p: Project) -> Any:
     rows = (m.get("weights") or {}).get("rows_per_tile") or (m.get("design") or {}).get("rows")
     if not rows:
         raise EdgeLLMError("manifest records no weights.rows_per_tile: cannot decode the weight image")
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:  # design.rows is not schema-checked
+        raise EdgeLLMError(f"manifest's rows per tile must be a positive integer, got {rows!r}: cannot "
+                           "decode the weight image")
     hdr = {k: int(v) for k, v in zip(itf.HEADER_WORDS, img[p.iface.hdr_off:][:itf.HDR_WORDS * 4]
                                       .view(np.uint32), strict=False)}
     def f32(off: int, n: int) -> np.ndarray:

@@ -5,6 +5,7 @@ answer instead of a traceback in its log)."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import struct
 import subprocess
@@ -388,3 +389,23 @@ def test_edited_design_section_is_one_line(made: Path, tmp_path: Path, field: st
 def test_set_bits_per_weight_out_of_range() -> None:
     _one_error(runner.invoke(app, ["estimate", "--set", "bits_per_weight=1e308"]),
                "bits_per_weight must be null or a number in (0, 32]")
+
+
+@pytest.mark.parametrize("rows", ["x", 1e308])
+def test_verify_refuses_rows_per_tile_that_is_not_an_integer(made: Path, tmp_path: Path,
+                                                             rows: object) -> None:
+    """verify decodes weights.bin with the manifest's rows per tile (design.rows when weights has none, which
+    the manifest schema does not check): 'x' was a ValueError from int() (exit 3)."""
+    import json
+
+    from edgellm.commands.run import open_project
+    from edgellm.runtime.verify import model_from_image
+
+    proj = tmp_path / "p"
+    shutil.copytree(made, proj)
+    m = json.loads((proj / "manifest.json").read_text())
+    assert "rows_per_tile" not in m["weights"]
+    m["design"]["rows"] = rows
+    (proj / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(EdgeLLMError, match=re.escape(f"rows per tile must be a positive integer, got {rows!r}")):
+        model_from_image(open_project(proj, verify=False))
