@@ -407,5 +407,6 @@ def test_verify_refuses_rows_per_tile_that_is_not_an_integer(made: Path, tmp_pat
     assert "rows_per_tile" not in m["weights"]
     m["design"]["rows"] = rows
     (proj / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(EdgeLLMError, match=re.escape(f"rows per tile must be a positive integer, got {rows!r}")):
+    want = re.escape(f"rows per tile must be a positive integer, got {rows!r}")
+    with pytest.raises(EdgeLLMError, match=want):
         model_from_image(open_project(proj, verify=False))
