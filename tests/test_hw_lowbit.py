@@ -159,6 +159,43 @@ def test_float_units_refuse_what_outpaces_them(lib: ctypes.CDLL, fn: str, bits: 
     assert rc == -3
 
 
+SB4_CASES = {  # tensors whose records hold at most 4 groups (the packer's record_groups)
+    "q4_0_896": lambda r: q4_0(r, 70, 896), "q4_0_384": lambda r: q4_0(r, 64, 384),
+    "gptq4": lambda r: gptq(r, 50, 512, 4), "gptq3": lambda r: gptq(r, 32, 256, 3),
+    "g256": lambda r: lb.quantize_rtn(r.standard_normal((33, 768)).astype(F32), 5, 256),
+    "g16_8": lambda r: lb.quantize_rtn(r.standard_normal((70, 512)).astype(F32), 8, 16),
+}
+
+
+@pytest.mark.parametrize("name", list(SB4_CASES))
+def test_small_records(lib: ctypes.CDLL, name: str) -> None:
+    """MAXSB 4 (s / m buffers of 4 sub-scales a row; two decoders of SL 2, 256-bit beats): bit-exact for
+    every tensor whose records hold at most 4 groups (Qwen2.5-0.5B's 896 inputs: Q4_0 records of 4)."""
+    rng = np.random.default_rng(len(name) * 5)
+    w = SB4_CASES[name](rng)
+    assert pl.pack_lowbit(w).codec.sb <= 4
+    for t in (1, 4):
+        q, qs = lowbit_acts(rng, t, w.shape[1])
+        y = run_lowbit(lib, w, q, qs, fn="tb_lowbit_sb4", lead_beats=t - 1)
+        assert_bits(y, lb.lowbit_linear(q, qs, w))
+
+
+@pytest.mark.parametrize("fn,make", [("tb_lowbit_sb4", lambda r: q4_0(r, 32, 512)),
+                                     ("tb_lowbit_fu1", lambda r: q6_k(r, 32, 512))])
+def test_records_wider_than_maxsb_refused(lib: ctypes.CDLL, fn: str, make) -> None:
+    """A tensor whose records hold more groups than the engine's MAXSB (8 at 512 Q4_0 inputs against 4;
+    Q6_K's 16 against 8) is refused (-1), as program_check refuses its record's LB_SB."""
+    rng = np.random.default_rng(9)
+    w = make(rng)
+    rows, bw = LOWBIT_CONFIGS[fn]
+    img = pl.pack_lowbit(w, rows=rows, beat_bits=bw)
+    q, qs = lowbit_acts(rng, 1, 512)
+    y = np.zeros((1, 32), F32)
+    rc = getattr(lib, fn)(csim.ptr(lowbit_fields(img)), csim.ptr(img.data), ctypes.c_long(img.data.size),
+                          ctypes.c_long(0), csim.ptr(q), csim.ptr(qs), ctypes.c_int(1), csim.ptr(y))
+    assert rc == -1
+
+
 def test_group_order_is_the_contracts(lib: ctypes.CDLL) -> None:
     """The engine's result differs from an all-scale-terms-first association on this input (so the
     bit-exact tests above would catch an engine that reassociated the group loop)."""

@@ -148,6 +148,38 @@ def test_float_units_sized_to_the_formats() -> None:
         cl.LowbitEngine(float_units=3)
 
 
+@pytest.mark.parametrize("case", ["q4_0_896", "gptq", "g256"])
+@pytest.mark.parametrize("t", [1, 4])
+def test_iterations_equal_csim_small_records(lib: ctypes.CDLL, case: str, t: int) -> None:
+    """MAXSB 4 (hw/tb/lowbit_tb.cpp sb4: R 64, 256-bit beats, RD 2, SL 2): the model counts what C
+    simulation counts for tensors of at most 4 groups a record."""
+    rng = np.random.default_rng(len(case) + 40 * t)
+    w = {"q4_0_896": lambda: q4_0(rng, 70, 896), "gptq": lambda: gptq(rng, 50, 512, 4),
+         "g256": lambda: lb.quantize_rtn(rng.standard_normal((140, 768)).astype(F32), 8, 256)}[case]()
+    eng = cl.LowbitEngine(rows=64, max_tokens=4, max_group=256, max_k=4096, ports=2, record_decoders=2,
+                          scale_lanes=2, max_sb=4)
+    fmt = _fmt_of(w)
+    assert fmt.sb <= 4
+    assert cl.iterations(w.shape[0], w.shape[1], fmt, eng, t) == _counted(lib, "tb_lowbit_sb4", w, t, eng)
+
+
+def test_max_sb_sizes_the_scale_buffers() -> None:
+    """s / m: 2 x R x MAXSB words each, 2 words a LUT: MAXSB 8 (Llama-3.2-1B Q4_0's records) saves R x 16
+    LUTs of 16; MAXSB is the widest record of the model's formats (Qwen2.5-0.5B Q4_0: 4 groups a record
+    at 896 inputs but 8 at its down projection's 4864; any Q6_K: 16), and a format of wider records is
+    refused."""
+    a = cl.LowbitEngine(rows=128, ports=4)
+    assert cl.resources(a).lut - cl.resources(dataclasses.replace(a, max_sb=8)).lut == 128 * 16
+    q40 = llama_cpp_mix(PRESETS["qwen2.5-0.5b"], "Q4_0")
+    assert {f.sb for layer in q40.layers for f in layer.values()} == {4, 8} and q40.max_sb() == 8
+    assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_0").max_sb() == 8
+    assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_K_M").max_sb() == 16
+    with pytest.raises(EdgeLLMError, match="MAXSB 4 of its 8 groups"):
+        cl.iterations(128, 512, cl.FORMATS["Q4_K"], dataclasses.replace(a, max_sb=4), 1)
+    with pytest.raises(EdgeLLMError, match="MAXSB"):
+        cl.LowbitEngine(max_sb=17)
+
+
 def test_one_block_loop_a_call(lib: ctypes.CDLL) -> None:
     """Every block and every output of a call run in one pipelined loop: its block iterations are the
     blocks' own, its output-only iterations (kind "out") the last tile's outputs after kLbFaddChain - 1

@@ -142,6 +142,10 @@ def test_lowbit_project_decodes_to_its_checkpoint(models: dict[str, Path], tmp_p
     assert fu == 128 * d["lowbit_ports"] // 16 // 2
     with pytest.raises(bounds.BoundsError, match="field LB_BITS"):
         _host_check(p, img, lowbit_float_units=fu // 2)
+    # MAXSB: the model's widest record (Q2_K: 16 groups); an engine of 8 refuses those records' LB_SB
+    assert d["lowbit_max_sb"] == 16
+    with pytest.raises(bounds.BoundsError, match="field LB_SB"):
+        _host_check(p, img, lowbit_max_sb=8)
     r = run_cli("estimate", str(tmp_path / "p"))  # re-projected by the low-bit model (test_lowbit_reproject)
     assert r.returncode == 0 and f"{e['projected_decode_tok_s']['central']:.1f}" in r.stdout, r.stderr
     mf = tmp_path / "p" / "manifest.json"
@@ -201,7 +205,8 @@ def test_lowbit_design_fields_are_validated() -> None:
                      ({"lowbit_scale_lanes": 3}, "lowbit_scale_lanes"),
                      ({"lowbit_scale_lanes": 32}, "lowbit_scale_lanes"),
                      ({"lowbit_float_units": 3}, "lowbit_float_units"),
-                     ({"lowbit_float_units": 64}, "lowbit_float_units")):
+                     ({"lowbit_float_units": 64}, "lowbit_float_units"),
+                     ({"lowbit_max_sb": 0}, "lowbit_max_sb"), ({"lowbit_max_sb": 17}, "lowbit_max_sb")):
         with pytest.raises(EdgeLLMError, match=word):
             DesignParams(**kw)
 

@@ -179,6 +179,7 @@ SCHEMA_CASES = [
      r"'design.lowbit_scale_lanes' must be one of 1, 2, 4, 8, 16, got 3"),
     (_set("design.lowbit_float_units", 64),
      r"'design.lowbit_float_units' must be one of 1, 2, 4, 8, 16, 32, got 64"),
+    (_set("design.lowbit_max_sb", 17), r"'design.lowbit_max_sb' must be an integer in \[1, 16\], got 17"),
     (_set("design.data_port_width_bits", 100),  # the data beat bounds.Limits reads (was 12 bytes)
      r"'design.data_port_width_bits' must be one of 32, 64, 128, 256, 512, 1024, got 100"),
     (_set("design.data_port_width_bits", "x"), r"'design.data_port_width_bits' must be one of .* got 'x'"),

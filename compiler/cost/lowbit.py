@@ -32,7 +32,7 @@ from edgellm.compiler.design import lm_head_bytes
 from edgellm.compiler.packing_lowbit import record_groups
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
-from edgellm.runtime.layout import LB_BEAT_BITS, LB_MAX_GROUP, LB_MAX_RECORD_BITS, LB_PORTS, k_max
+from edgellm.runtime.layout import LB_BEAT_BITS, LB_MAX_GROUP, LB_MAX_RECORD_BITS, LB_MAX_SB, LB_PORTS, k_max
 
 PORT_BITS = LB_BEAT_BITS  # one weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
 # Pipeline prologue + epilogue of one run of a pipelined loop (the block loop's deepest path: table
@@ -127,6 +127,7 @@ class LowbitEngine:
     record_decoders: int = 4  # RD
     scale_lanes: int = 16  # SL: sub-scales a record decoder decodes per iteration (16: a whole record)
     float_units: int = 32  # FU: float steps per token lane and iteration (min(FU, BW / 16) built: `fu`)
+    max_sb: int = LB_MAX_SB  # MAXSB: groups a parameter record covers at most (sizes the s / m buffers)
     # not the engine's but the top's: words (128-bit beats) of each weight port's fetcher FIFO
     # (design.fetch_depth; cost/lowbit_search.search chooses it, 2048 the DesignParams default)
     fetch_depth: int = 2048
@@ -145,6 +146,8 @@ class LowbitEngine:
             raise EdgeLLMError("low-bit engine: at least one engine, 1 .. 8 record decoders")
         if self.scale_lanes not in SCALE_LANES:
             raise EdgeLLMError(f"low-bit engine: scale lanes one of {SCALE_LANES}, got {self.scale_lanes}")
+        if not 1 <= self.max_sb <= LB_MAX_SB:
+            raise EdgeLLMError(f"low-bit engine: MAXSB 1 .. {LB_MAX_SB}, got {self.max_sb}")
         if self.float_units not in FLOAT_UNITS:
             raise EdgeLLMError(f"low-bit engine: float units one of {FLOAT_UNITS}, got {self.float_units}")
 
@@ -213,11 +216,11 @@ def stream_bytes(out: int, n_in: int, fmt: TensorFormat, rows: int, bw: int = PO
 
 def _check(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine) -> None:
     if (n_in % (fmt.group * fmt.sb) or n_in > eng.max_k or fmt.group > eng.max_group
-            or float_steps(fmt, eng.beat_bits) > eng.fu):
+            or float_steps(fmt, eng.beat_bits) > eng.fu or fmt.sb > eng.max_sb):
         raise EdgeLLMError(f"low-bit engine: a {out} x {n_in} {fmt.name} tensor does not fit (MAXK "
                            f"{eng.max_k}, MAXG {eng.max_group}, FU {eng.fu} float steps of the "
-                           f"{float_steps(fmt, eng.beat_bits)} it needs, whole {fmt.group * fmt.sb}-input "
-                           f"blocks)")
+                           f"{float_steps(fmt, eng.beat_bits)} it needs, MAXSB {eng.max_sb} of its {fmt.sb} "
+                           f"groups a record, whole {fmt.group * fmt.sb}-input blocks)")
 
 
 def out_waits(tiles: int, tile_iters: int, last_tile_iters: int, outputs: int, extra: int = 0,
@@ -309,8 +312,8 @@ def resources(eng: LowbitEngine) -> Resources:
     (about 5 LUTs a bit), the lane adder trees and P accumulators (BW / 16 lanes of 32 bits) and FU float
     steps (FLOAT_STEP each: 2 fmul + 2 fadd); per engine: RD record decoders (a window shift of NW beats,
     about 3000 LUTs, and SL x 2 fmul: 120 LUTs, 200 FFs, 3 DSPs each), the activation rows (MAXT x MAXK int8
-    in MAXG banks), the parameter ping-pong (2 x PB_MAX beats), s / m (2 x R x 16 x 2 words of LUTRAM, 64
-    bits a LUT), the accumulators (2 tiles' MAXT x R words, each bank written by the step and read by the
+    in MAXG banks), the parameter ping-pong (2 x PB_MAX beats), s / m (2 x R x MAXSB x 2 words of LUTRAM,
+    64 bits a LUT), the accumulators (2 tiles' MAXT x R words, each bank written by the step and read by the
     step and the output: a LUTRAM copy per read port, 64 bits a LUT), the float steps' staging and lane mux
     (float_stage) and a 1500-LUT control plus the block loop's counters (BLOCK_LOOP_CONTROL)."""
     tp, mg, bw = eng.token_lanes, eng.max_group, eng.beat_bits
@@ -326,7 +329,8 @@ def resources(eng: LowbitEngine) -> Resources:
     rd = eng.record_decoders
     sl = eng.scale_lanes
     acc_lut = 2 * 2 * eng.max_tokens * eng.rows // 2  # 2 tiles x 2 read copies, 2 words a LUT
-    per_engine = Resources(lut=rd * (3000 + sl * 2 * 120) + 2 * eng.rows * 16 * 2 // 2 + 1500 + acc_lut
+    sm_lut = 2 * eng.rows * eng.max_sb * 2 // 2  # s and m, ping-pong, 2 words a LUT
+    per_engine = Resources(lut=rd * (3000 + sl * 2 * 120) + sm_lut + 1500 + acc_lut
                            + BLOCK_LOOP_CONTROL.lut + stage_engine.lut,
                            ff=rd * (4000 + sl * 2 * 200) + BLOCK_LOOP_CONTROL.ff + stage_engine.ff,
                            dsp=rd * sl * 2 * 3,
@@ -373,6 +377,10 @@ class LowbitModel:
         """Every format the engine runs: the linears', and the head's when it runs there."""
         fmts = [f for layer in self.layers for f in layer.values()]
         return fmts + [self.head] if self.lowbit_head else fmts
+
+    def max_sb(self) -> int:
+        """The most groups a record of the engine's formats covers (MAXSB: sizes the s / m buffers)."""
+        return max(f.sb for f in self.formats())
 
     def float_units(self, bw: int) -> int:
         """The float steps FU the engine needs at beats of bw bits (float_units_for its formats)."""

@@ -37,11 +37,13 @@ struct LowbitTensor {
 // each decoder turns into s / m per iteration (SL x 2 fmul a decoder; a record of SB sub-scales takes
 // ceil(SB / SL) iterations; SL = 16 = kLbMaxSb: a whole record at once), FU float steps per token lane
 // and iteration (time-shared by the rows a beat finishes: a tensor needs lb_float_steps(d, BW) <= FU;
-// FU >= BW / 16 = LANES: one per lane, FU = min(FU_, LANES)).
+// FU >= BW / 16 = LANES: one per lane, FU = min(FU_, LANES)) and records of up to MAXSB groups (sizes the
+// s / m buffers: 2 x R x MAXSB words each; a tensor needs its SB <= MAXSB).
 template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1, int BW_ = kLbBeatBits,
-          int RD_ = 1, int SL_ = kLbMaxSb, int FU_ = kLbMaxFloatUnits>
+          int RD_ = 1, int SL_ = kLbMaxSb, int FU_ = kLbMaxFloatUnits, int MAXSB_ = kLbMaxSb>
 struct LowbitConfig {
   enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_, BW = BW_, RD = RD_, SL = SL_,
+         MAXSB = MAXSB_,                                   // groups a record covers at most
          PORTS = BW_ / kLbBeatBits,                        // weight ports read per iteration
          NIB = BW_ / 4,                                    // table lookups per beat and token lane
          LANES = BW_ / 16,                                 // rows per beat at G 16
@@ -54,6 +56,7 @@ struct LowbitConfig {
   static_assert(RD_ >= 1 && RD_ <= 8, "RD: 1 .. 8 record decoders");
   static_assert(SL_ == 1 || SL_ == 2 || SL_ == 4 || SL_ == 8 || SL_ == 16, "SL: 1, 2, 4, 8 or 16 sub-scales");
   static_assert(FU_ >= 1 && FU_ <= kLbMaxFloatUnits && (FU_ & (FU_ - 1)) == 0, "FU: 1, 2, 4, .. 32 float steps");
+  static_assert(MAXSB_ >= 1 && MAXSB_ <= kLbMaxSb, "MAXSB: 1 .. 16 groups a record");
   static_assert(R_ >= 32 && R_ % 32 == 0 && R_ * 4 >= BW_ && R_ % (BW_ / 16) == 0,
                 "R: a multiple of 32 and of BW / 16, at least BW / 4");
   static_assert(MAXK_ % kLbMaxGroup == 0, "MAXK must hold whole 256-input super-blocks");
@@ -115,8 +118,8 @@ inline int lb_field(const lb_window_t &win, int pos, int width, int off) {
 // super-block's SB scales and mins, f32 ops in packing's order (each s and m from its own fields: the
 // chunks' results do not depend on how a record is split). A record holds d (and dm) once, or once per
 // group (dper), then SB sc and SB mc fields.
-template <int SL>
-inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 s[kLbMaxSb], f32 m[kLbMaxSb]) {
+template <int SL, int MAXSB>
+inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 s[MAXSB], f32 m[MAXSB]) {
 #pragma HLS INLINE
   const int nd = d.dper ? d.sb : 1;
   const int pos_dm = nd * d.db;
@@ -124,7 +127,7 @@ inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 
   for (int u = 0; u < SL; u++) {
 #pragma HLS UNROLL
     const int j = c * SL + u;
-    if (j >= kLbMaxSb) continue;
+    if (j >= MAXSB) continue;
     const int jd = d.dper ? j : 0;
     const f32 dv = lb_float((uint32_t)(win >> (jd * d.db)).range(31, 0), d.db);
     const uint32_t dmraw = (uint32_t)(win >> (pos_dm + jd * d.dmb)).range(31, 0);
@@ -142,7 +145,7 @@ inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 
 // iteration.
 template <class C>
 inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r, int c,
-                         f32 s[kLbMaxSb], f32 m[kLbMaxSb]) {
+                         f32 s[C::MAXSB], f32 m[C::MAXSB]) {
 #pragma HLS INLINE
   typedef ap_uint<C::NW * C::BW> wide_t;
   const int bit = r * lb_record_bits(d), w0 = bit / C::BW;
@@ -153,7 +156,7 @@ inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitT
     win |= b << (u * C::BW);
   }
   const wide_t rec = win >> (bit % C::BW);
-  lb_record<C::SL>((lb_window_t)rec.range(511, 0), d, c, s, m);
+  lb_record<C::SL, C::MAXSB>((lb_window_t)rec.range(511, 0), d, c, s, m);
 }
 
 }  // namespace edgellm

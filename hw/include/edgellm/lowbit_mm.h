@@ -92,13 +92,13 @@ params:
 // A block's R records: RD decoders, decoder k on record r0 + k, SL sub-scales (chunk c) per iteration;
 // lb_decode_iters(d, R, RD, SL) iterations.
 template <class C>
-void lb_decode_all(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, f32 s[C::R][kLbMaxSb],
-                   f32 m[C::R][kLbMaxSb]) {
+void lb_decode_all(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, f32 s[C::R][C::MAXSB],
+                   f32 m[C::R][C::MAXSB]) {
   const int nch = lb_record_chunks(d, C::SL), n_it = lb_decode_iters(d, C::R, C::RD, C::SL);
   int r0 = 0, c = 0;
 decode_all:
   for (int it = 0; it < n_it; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = C::R / C::RD max = C::R / C::RD * kLbMaxSb / C::SL
+#pragma HLS LOOP_TRIPCOUNT min = C::R / C::RD max = C::R / C::RD * ((C::MAXSB + C::SL - 1) / C::SL)
 #pragma HLS PIPELINE II = 1
     EDGELLM_LB_COUNT(kLbDecode);
     for (int k = 0; k < C::RD; k++) {
@@ -226,7 +226,7 @@ struct LbDrain {
 template <class C>
 inline void lb_codes(const LowbitTensor &d, const LbShape &sh, const LbPos &q, long it,
                      const int8_t xrow[C::MAXT][C::MAXK], const typename C::beat_t &beat,
-                     const f32 s[C::R][kLbMaxSb], const f32 m[C::R][kLbMaxSb], lb_tab_t tbl[C::MAXT][C::MAXG / 4][16],
+                     const f32 s[C::R][C::MAXSB], const f32 m[C::R][C::MAXSB], lb_tab_t tbl[C::MAXT][C::MAXG / 4][16],
                      int32_t ssum[C::MAXT], int32_t p[C::MAXT][C::LANES], LbStage<C> &st, LbDrain &dr) {
 #pragma HLS INLINE
   const bool tables = q.ri == 0 && q.b == 0 && q.wv == 0;
@@ -326,8 +326,8 @@ inline void lb_emit(const LowbitTensor &d, const LbShape &sh, const LbAt &at, f3
 template <class C, class WS, class PY, class PB>
 void lb_blocks(WS *w0, WS *w1, WS *w2, WS *w3, long pos, const LowbitTensor &d, const LbShape &sh,
                const int8_t xrow[C::MAXT][C::MAXK], const f32 qsv[C::MAXT],
-               typename C::beat_t (&pbuf)[2][C::PB_MAX], f32 (&s)[2][C::R][kLbMaxSb],
-               f32 (&m)[2][C::R][kLbMaxSb], f32 (&acc)[2][C::MAXT][C::R], PY *y, const PB *bias,
+               typename C::beat_t (&pbuf)[2][C::PB_MAX], f32 (&s)[2][C::R][C::MAXSB],
+               f32 (&m)[2][C::R][C::MAXSB], f32 (&acc)[2][C::MAXT][C::R], PY *y, const PB *bias,
                const LbAt &at) {
   static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
   static int32_t ssum[C::MAXT];
@@ -405,7 +405,7 @@ void lowbit_mm_at(const LowbitTensor &d, WS *w0, WS *w1, WS *w2, WS *w3, long w_
                   int n_tok, PY *y, const PB *bias, const LbAt &at) {
   static int8_t xrow[C::MAXT][C::MAXK];
   static typename C::beat_t pbuf[2][C::PB_MAX];
-  static f32 s[2][C::R][kLbMaxSb], m[2][C::R][kLbMaxSb];
+  static f32 s[2][C::R][C::MAXSB], m[2][C::R][C::MAXSB];
   static f32 acc[2][C::MAXT][C::R];  // tile t's accumulators: acc[t & 1]
   f32 qsv[C::MAXT];
 #pragma HLS ARRAY_PARTITION variable = xrow cyclic factor = C::MAXG dim = 2
