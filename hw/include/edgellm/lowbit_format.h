@@ -80,7 +80,7 @@ inline int lb_decode_iters(const LowbitTensor &d, int rows, int rd, int sl) {
   return (rows + rd - 1) / rd * lb_record_chunks(d, sl);
 }
 inline int lb_plane_beats(int group, int bw) { return group > bw ? group / bw : 1; }
-// Float steps per iteration and token lane a tensor needs (lowbit_mm.h lb_drain): a row set's rl rows
+// Float steps per iteration and token lane a tensor needs (lowbit_steps.h lb_drain): a row set's rl rows
 // step once per bits x plane beats iterations, ceil(rl / (bits x wpp)). The engine (FU of them) steps
 // ceil(rl / FU) chunks of its rows, one per iteration and token block, before the row set's next step.
 inline int lb_float_steps(const LowbitTensor &d, int bw) {

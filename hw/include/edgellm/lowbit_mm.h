@@ -44,7 +44,8 @@
 // EDGELLM_CHECK_DEPS checks the claim over the whole loop, outputs included.
 //
 // The tensor and configuration types, the stream's sizes and iteration counts and one parameter record's
-// decode: lowbit_format.h; this header: the engine's loops.
+// decode: lowbit_format.h; the float steps' stage and drain: lowbit_steps.h; this header: the engine's
+// loops.
 #pragma once
 
 #include <ap_int.h>
@@ -54,6 +55,7 @@
 #include "edgellm/dep_check.h"
 #include "edgellm/lowbit_format.h"
 #include "edgellm/lowbit_source.h"
+#include "edgellm/lowbit_steps.h"
 #include "edgellm/numerics.h"
 
 namespace edgellm {
@@ -201,24 +203,6 @@ inline bool lb_advance(const LowbitTensor &d, const LbShape &sh, int rd, LbPos &
   return tile_end;
 }
 
-// The float steps' staging: a row set's rl rows latched at its last plane (lb_codes: each token's P and
-// float(S), the rows' s and m) and stepped FU rows per iteration from there (lb_drain).
-template <class C>
-struct LbStage {
-  int32_t p[C::MAXT][C::LANES];  // P of token t's lane l
-  f32 sum[C::MAXT];              // float(S): token t's activation sum of the group
-  f32 s[C::LANES], m[C::LANES];  // the lanes' rows' s and m of the group (shared by every token)
-};
-
-// The drain of the latest staged row set: steps j < n done of n = nch x token blocks (chunk c of FU rows,
-// token block tb: chunk-major), rows r0 .. r0 + rl - 1 of acc[par] (first: from 0), its last step at
-// iteration `end`.
-struct LbDrain {
-  int j, n, c, tb, r0, par;
-  bool first;
-  long end;
-};
-
 // One code beat's work for token block q.tb: the tables at the group's first beat, 32 lookups per token
 // lane, P[t][lane] += sum << b, and after a row set's last plane its rows' P, s, m and the tokens'
 // float(S) into the stage; at token block 0 the drain of that row set is armed (lb_drain steps it, from
@@ -226,8 +210,9 @@ struct LbDrain {
 template <class C>
 inline void lb_codes(const LowbitTensor &d, const LbShape &sh, const LbPos &q, long it,
                      const int8_t xrow[C::MAXT][C::MAXK], const typename C::beat_t &beat,
-                     const f32 s[C::R][C::MAXSB], const f32 m[C::R][C::MAXSB], lb_tab_t tbl[C::MAXT][C::MAXG / 4][16],
-                     int32_t ssum[C::MAXT], int32_t p[C::MAXT][C::LANES], LbStage<C> &st, LbDrain &dr) {
+                     const f32 s[C::R][C::MAXSB], const f32 m[C::R][C::MAXSB],
+                     lb_tab_t tbl[C::MAXT][C::MAXG / 4][16], int32_t ssum[C::MAXT], int32_t p[C::MAXT][C::LANES],
+                     LbStage<C> &st, LbDrain &dr) {
 #pragma HLS INLINE
   const bool tables = q.ri == 0 && q.b == 0 && q.wv == 0;
   const bool last = q.b == d.bits - 1 && q.wv == sh.wpp - 1;  // the row set's last plane: stage it
@@ -259,40 +244,6 @@ inline void lb_codes(const LowbitTensor &d, const LbShape &sh, const LbPos &q, l
                        it + sh.nfc * sh.n_tb - 1};
     dr = a;
   }
-}
-
-// One drain step (every iteration while one is pending, after the iteration's staging): chunk dr.c's FU
-// rows of token block dr.tb take the contract's step from the stage,
-//     acc = (acc + s * float(P)) + m * float(S)
-// token block tb's P staged at least tb iterations after token block 0's (chunk-major: step j takes token
-// block j % n_tb, staged by then). A row set's next staging comes bits x wpp x n_tb iterations after this
-// one, and its nch x n_tb steps are done by then when nch = ceil(rl / FU) <= bits x wpp (lb_float_steps).
-template <class C>
-inline void lb_drain(const LbShape &sh, const LbStage<C> &st, LbDrain &dr, f32 (&acc)[2][C::MAXT][C::R]) {
-#pragma HLS INLINE
-  if (dr.j >= dr.n) return;
-  for (int u = 0; u < C::TP; u++) {
-#pragma HLS UNROLL
-    const int t = dr.tb * C::TP + u;
-    if (t >= sh.n_tok) continue;
-    for (int f = 0; f < C::FU; f++) {
-#pragma HLS UNROLL
-      const int l = dr.c * C::FU + f;
-      if (l >= sh.rl) continue;
-      const int r = dr.r0 + l;
-      f32 a = 0.0f;
-      if (!dr.first) {
-        EDGELLM_DEP_R(acc, acc[dr.par][t][r]);
-        a = acc[dr.par][t][r];
-      }
-      const f32 sp = st.s[l] * (f32)st.p[t][l];
-      const f32 ms = st.m[l] * st.sum[t];
-      acc[dr.par][t][r] = (a + sp) + ms;
-      EDGELLM_DEP_W(acc, acc[dr.par][t][r]);
-    }
-  }
-  dr.j++;
-  if (++dr.tb == sh.n_tb) dr.tb = 0, dr.c++;
 }
 
 // One output of tile o.ot: y[tok][row] = acc / qs[tok] (+ bias[row]), in row order along each token (the
@@ -388,7 +339,7 @@ run:
       }
       tile_end = lb_advance(d, sh, C::RD, q);
     }
-    lb_drain<C>(sh, st, dr, acc);
+    lb_drain<C>(sh.n_tok, sh.n_tb, sh.rl, st, dr, acc);
     if (tile_end) o.done++, o.ready = (dr.end > it ? dr.end : it) + kLbFaddChain;
   }
 }

@@ -1,0 +1,69 @@
+// The low-bit engine's (lowbit_mm.h) float steps: a row set's staged P, s, m and float(S) (LbStage, written
+// by lb_codes at the row set's last plane) and the drain that steps FU of its rows per iteration and token
+// lane from there (LbDrain, lb_drain), so FU float step units serve the BW / G rows a beat finishes
+// (docs/hls.md "Float steps").
+#pragma once
+
+#include <cstdint>
+
+#include "edgellm/dep_check.h"
+#include "edgellm/lowbit_format.h"
+#include "edgellm/numerics.h"
+
+namespace edgellm {
+
+// The float steps' staging: a row set's rl rows latched at its last plane (lb_codes: each token's P and
+// float(S), the rows' s and m) and stepped FU rows per iteration from there (lb_drain).
+template <class C>
+struct LbStage {
+  int32_t p[C::MAXT][C::LANES];  // P of token t's lane l
+  f32 sum[C::MAXT];              // float(S): token t's activation sum of the group
+  f32 s[C::LANES], m[C::LANES];  // the lanes' rows' s and m of the group (shared by every token)
+};
+
+// The drain of the latest staged row set: steps j < n done of n = nfc x token blocks (chunk c of FU rows,
+// token block tb: chunk-major), rows r0 .. r0 + rl - 1 of acc[par] (first: from 0), its last step at
+// iteration `end`.
+struct LbDrain {
+  int j, n, c, tb, r0, par;
+  bool first;
+  long end;
+};
+
+// One drain step (every iteration while one is pending, after the iteration's staging) of a call of n_tok
+// tokens in n_tb token blocks, rl rows a row set: chunk dr.c's FU rows of token block dr.tb take the
+// contract's step from the stage,
+//     acc = (acc + s * float(P)) + m * float(S)
+// token block tb's P staged at least tb iterations after token block 0's (chunk-major: step j takes token
+// block j % n_tb, staged by then). A row set's next staging comes bits x wpp x n_tb iterations after this
+// one, and its nfc x n_tb steps are done by then when nfc = ceil(rl / FU) <= bits x wpp (lb_float_steps).
+template <class C>
+inline void lb_drain(int n_tok, int n_tb, int rl, const LbStage<C> &st, LbDrain &dr,
+                     f32 (&acc)[2][C::MAXT][C::R]) {
+#pragma HLS INLINE
+  if (dr.j >= dr.n) return;
+  for (int u = 0; u < C::TP; u++) {
+#pragma HLS UNROLL
+    const int t = dr.tb * C::TP + u;
+    if (t >= n_tok) continue;
+    for (int f = 0; f < C::FU; f++) {
+#pragma HLS UNROLL
+      const int l = dr.c * C::FU + f;
+      if (l >= rl) continue;
+      const int r = dr.r0 + l;
+      f32 a = 0.0f;
+      if (!dr.first) {
+        EDGELLM_DEP_R(acc, acc[dr.par][t][r]);
+        a = acc[dr.par][t][r];
+      }
+      const f32 sp = st.s[l] * (f32)st.p[t][l];
+      const f32 ms = st.m[l] * st.sum[t];
+      acc[dr.par][t][r] = (a + sp) + ms;
+      EDGELLM_DEP_W(acc, acc[dr.par][t][r]);
+    }
+  }
+  dr.j++;
+  if (++dr.tb == n_tb) dr.tb = 0, dr.c++;
+}
+
+}  // namespace edgellm
