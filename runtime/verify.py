@@ -316,10 +316,21 @@ def _source_path(src: str) -> Path:
     return source_path(src)
 
 
+def _source_available(src: Any) -> bool:
+    """Whether the manifest's model_source names a checkpoint here (a hand-edited number names none: it
+    was a TypeError from Path)."""
+    if not isinstance(src, str) or not src:
+        return False
+    try:
+        return _source_path(src).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _model(p: Project, rep: Report) -> Any:
     rebuilt = model_from_image(p)
     src = p.manifest.get("model_source")
-    if not src or not _source_path(src).exists():
+    if not _source_available(src):
         rep.notes.append(f"model source {src!r} not available: golden runs on the model rebuilt "
                          "from weights.bin")
         return rebuilt

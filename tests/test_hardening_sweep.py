@@ -410,3 +410,24 @@ def test_verify_refuses_rows_per_tile_that_is_not_an_integer(made: Path, tmp_pat
     want = re.escape(f"rows per tile must be a positive integer, got {rows!r}")
     with pytest.raises(EdgeLLMError, match=want):
         model_from_image(open_project(proj, verify=False))
+
+
+@pytest.mark.parametrize("source", [-1, ["in/m"]])
+def test_verify_takes_a_model_source_naming_no_checkpoint(made: Path, tmp_path: Path, source: object) -> None:
+    """model_source is informational (the checkpoint compile read): a number or a list there was a
+    TypeError from Path() in verify (exit 3); it names no checkpoint, so golden runs on the model rebuilt
+    from weights.bin, with a note."""
+    import json
+
+    from edgellm.commands.run import open_project
+    from edgellm.runtime.verify import Report, _model
+
+    proj = tmp_path / "p"
+    shutil.copytree(made, proj)
+    m = json.loads((proj / "manifest.json").read_text())
+    m["model_source"] = source
+    (proj / "manifest.json").write_text(json.dumps(m))
+    rep = Report(str(proj), "none", [], [], {}, [])
+    assert _model(open_project(proj, verify=False), rep).config.name == "proj"
+    assert rep.notes == [f"model source {source!r} not available: golden runs on the model rebuilt from "
+                         "weights.bin"]
