@@ -431,3 +431,12 @@ def test_verify_takes_a_model_source_naming_no_checkpoint(made: Path, tmp_path: 
     assert _model(open_project(proj, verify=False), rep).config.name == "proj"
     assert rep.notes == [f"model source {source!r} not available: golden runs on the model rebuilt from "
                          "weights.bin"]
+
+
+def test_deploy_under_a_file_names_the_file(made: Path, tmp_path: Path) -> None:
+    """An archive path under a regular file said "cannot write f/x.tar.gz: File exists" (mkdir's EEXIST)."""
+    (tmp_path / "f").write_text("the user's")
+    out = tmp_path / "f" / "sub" / "x.tar.gz"
+    _one_error(runner.invoke(app, ["deploy", str(made), "-o", str(out), "--allow-missing-bitstream"]),
+               f"cannot write {out}: {tmp_path / 'f'} is not a directory")
+    assert (tmp_path / "f").read_text() == "the user's"

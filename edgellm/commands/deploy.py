@@ -265,6 +265,9 @@ def _check_output(project: Path, out: Path) -> None:
                            "manifest lists: write the archive elsewhere")
     if dest.is_dir():
         raise EdgeLLMError(f"{out} is a directory; name the archive file (…/NAME.tar.gz)")
+    anc = next((a for a in out.absolute().parents if a.exists()), None)  # the folders made for it
+    if anc is not None and not anc.is_dir():  # was "cannot write afile/x.tar.gz: File exists"
+        raise EdgeLLMError(f"cannot write {out}: {anc} is not a directory")
 
 
 def build_archive(project: Path, out: Path, allow_missing_bitstream: bool = False) -> list[str]:
