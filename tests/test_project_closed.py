@@ -242,6 +242,22 @@ def test_deploy_refuses_bad_outputs(proj: Path, tmp_path: Path) -> None:
     Project.open(proj)  # nothing was added to it
 
 
+def test_deploy_replaces_an_existing_archive_only_with_force(proj: Path, tmp_path: Path) -> None:
+    """-o naming an existing file (the user's, or an earlier archive) silently replaced it; now it is one
+    error line and the file is untouched, and --force replaces it (atomically, as a fresh write)."""
+    out = tmp_path / "a.tar.gz"
+    out.write_bytes(b"the user's file")
+    res = runner.invoke(cli.app, ["deploy", str(proj), "-o", str(out), "--allow-missing-bitstream"])
+    one_line_error(res, f"{out} exists; pass --force to replace it")
+    assert out.read_bytes() == b"the user's file"
+    res = runner.invoke(cli.app, ["deploy", str(proj), "-o", str(out), "--allow-missing-bitstream",
+                                  "--force"])
+    assert res.exit_code == 0, res.output
+    with tarfile.open(out) as t:
+        assert "a/project/manifest.json" in t.getnames()
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []  # no temporary file left
+
+
 def test_deploy_refuses_an_absolute_link(proj: Path, tmp_path: Path) -> None:
     """A link to /etc/passwd in the project used to be packed as a link."""
     (proj / "passwd").symlink_to("/etc/passwd")

@@ -13,7 +13,8 @@ manifest-listed regular files (plus the build's <ip>.bit / <ip>.hwh) are packed,
 following symbolic links and re-hashed as they are packed; every member is a regular file under
 <name>/, a plain name taken from ARCHIVE. The archive's manifest.json is the project's with `files`
 narrowed to what the archive holds (the bitstream's sha256 added), so the board opens a closed set too.
-Written to a temporary file beside ARCHIVE, then renamed: a failed deploy leaves nothing behind.
+Written to a temporary file beside ARCHIVE, then renamed: a failed deploy leaves nothing behind. An
+existing ARCHIVE is replaced only with --force (as compile and calibrate replace their output).
 """
 
 from __future__ import annotations
@@ -257,26 +258,31 @@ def board_manifest(p: Project, files: dict[str, str]) -> bytes:
     return json.dumps(m, indent=1).encode()
 
 
-def _check_output(project: Path, out: Path) -> None:
-    """ARCHIVE must not land inside the project (an unlisted file there) or replace a folder."""
+def _check_output(project: Path, out: Path, force: bool = False) -> None:
+    """ARCHIVE must not land inside the project (an unlisted file there), replace a folder, or replace an
+    existing file unless `force`."""
     root, dest = project.resolve(), out.parent.resolve() / out.name
     if root == dest or root in dest.parents:
         raise EdgeLLMError(f"{out} lies inside the project {project}; a project holds only the files its "
                            "manifest lists: write the archive elsewhere")
     if dest.is_dir():
         raise EdgeLLMError(f"{out} is a directory; name the archive file (…/NAME.tar.gz)")
+    if os.path.lexists(dest) and not force:
+        raise EdgeLLMError(f"{out} exists; pass --force to replace it")
     anc = next((a for a in out.absolute().parents if a.exists()), None)  # the folders made for it
     if anc is not None and not anc.is_dir():  # was "cannot write afile/x.tar.gz: File exists"
         raise EdgeLLMError(f"cannot write {out}: {anc} is not a directory")
 
 
-def build_archive(project: Path, out: Path, allow_missing_bitstream: bool = False) -> list[str]:
-    """Write the archive atomically; return the member names."""
+def build_archive(project: Path, out: Path, allow_missing_bitstream: bool = False,
+                  force: bool = False) -> list[str]:
+    """Write the archive atomically (an existing one replaced only with `force`); return the member
+    names."""
     from edgellm.runtime.project import Project
 
     name = archive_name(out)
     p = Project.open(project)  # validates: the closed set of listed files, every sha256
-    _check_output(p.path, out)
+    _check_output(p.path, out, force)
     ip = p.iface.ip_name
     bits = bitstream(p)
     if not bits and not allow_missing_bitstream:
@@ -326,11 +332,12 @@ def deploy_cmd(
                                                                  "<project>-deploy.tar.gz")] = None,
     allow_missing_bitstream: Annotated[bool, typer.Option(
         "--allow-missing-bitstream", help="Package even without the .bit/.hwh (README says so).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing ARCHIVE.")] = False,
 ) -> None:
     """Package a project for the board: bitstream, weights, tokenizer, runtime, README."""
     project = Path(project)
     archive = out or project.resolve().parent / f"{project.resolve().name}-deploy.tar.gz"
-    names = build_archive(project, archive, allow_missing_bitstream)
+    names = build_archive(project, archive, allow_missing_bitstream, force)
     size = archive.stat().st_size
     typer.echo(f"wrote {archive} ({len(names)} files, {size / 2**20:.1f} MiB)")
     if not any(n.endswith(".bit") for n in names):
