@@ -26,16 +26,13 @@ BUILD_REPORTS = "report/build"  # compiler/build_reports.py BUILD_REPORTS
 COSIM_PROFILE_HELP = "With --cosim: dataflow channel profiling (cosim_design -enable_dataflow_profiling)"
 VIVADO_TCL = "vivado/build.tcl"
 TOOLS_VERSION = "2024.1"
-# The first line is the error (`error:` like every other one); the lines after it say what to do.
-MISSING_TOOLS = """\
-error: edgellm build needs the AMD tools on PATH ({missing} not found)
-Install Vivado and Vitis HLS {version} or newer (AMD Unified Installer: "Vitis" or "Vivado ML Standard",
-with support for the board's device), then `source <install>/Vivado/<ver>/settings64.sh` (and
-<install>/Vitis_HLS/<ver>/settings64.sh, or Vitis/<ver> from 2024.2 on) and rerun `edgellm build {dir}`.
-By hand:
-  cd {dir}/hls && vitis_hls -f run_hls.tcl      # 2024.2+: vitis-run --mode hls --tcl run_hls.tcl
-  cd {dir}/vivado && vivado -mode batch -source build.tcl
-then copy {ip}.bit and {ip}.hwh (build.tcl puts them in {dir}) next to manifest.json."""
+# One error line, as every bad-input or missing-tool case: what is missing, what to install, how to build
+# by hand (docs/hls.md "`run_hls.tcl` and `edgellm build DIR`" has the same steps at length).
+MISSING_TOOLS = (
+    "error: edgellm build needs the AMD tools on PATH ({missing} not found): install Vivado and Vitis HLS "
+    "{version} or newer for the board's device, `source` their settings64.sh and rerun "
+    "`edgellm build {dir}`; or by hand: (cd {dir}/hls && vitis_hls -f run_hls.tcl) && (cd {dir}/vivado && "
+    "vivado -mode batch -source build.tcl), which writes {ip}.bit and {ip}.hwh next to manifest.json")
 
 
 def hls_command(tcl: Path) -> list[str] | None:
