@@ -21,6 +21,7 @@ REF_PREFILL = 16
 def step_load(ctx: BuildContext) -> None:
     """Load the checkpoint (or the shipped tiny model) and the board."""
     from edgellm.boards import load_board
+    from edgellm.compiler.early_fit import check_fits_early, ternary_config
     from edgellm.models.loaders import load_model
     from edgellm.models.shipped import resolve_model_path
 
@@ -31,6 +32,9 @@ def step_load(ctx: BuildContext) -> None:
         board = Measured.from_config(ctx.config.measured).apply(board)
     ctx.state["board"] = board
     path = resolve_model_path(Path(ctx.config.model) if ctx.config.model else None)
+    cfg = ternary_config(path)  # a ternary model too large for the board is refused before loading it
+    if cfg is not None:
+        check_fits_early(cfg, board, ctx.config.overrides)
     qm, tok = load_model(path)
     ctx.state.update(qm=qm, tokenizer=tok, model_path=path)
 

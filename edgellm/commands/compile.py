@@ -77,6 +77,17 @@ def _summary(ctx) -> None:  # ctx: BuildContext
     con.print(f"project written to [bold]{ctx.work}[/bold]; next: edgellm csim {ctx.work}")
 
 
+def _check_preset_fits(preset: str, board: str, meas, overrides: dict) -> None:  # meas: Measured | None
+    """The preset's ternary model fits the board's DDR (compiler/early_fit.py), checked on its config before
+    its random weights are generated and loaded; a cached checkpoint is checked again in step_load."""
+    from edgellm.boards import load_board
+    from edgellm.commands.model_names import preset_saved_config
+    from edgellm.compiler.early_fit import check_fits_early
+
+    b = load_board(board)
+    check_fits_early(preset_saved_config(preset), meas.apply(b) if meas else b, overrides)
+
+
 def _run(cfg, con) -> object:  # (BuildConfig, Console) -> BuildContext
     """run_steps with progress: a status line with a bar over the steps on a terminal (progress.py);
     resume notes as lasting lines."""
@@ -142,6 +153,8 @@ def compile_cmd(
     check_options(board, clock, lut_cap, speculate)
     name = preset or (model.absolute().name if model else "tiny") or "model"
     out_dir = out or Path(f"edgellm-out/{name}-{board}")
+    if preset is not None and model is None:  # too large for the board: refused before it is generated
+        _check_preset_fits(preset, board, meas, compile_overrides(context, clock, lut_cap, over, speculate))
     path = model_or_preset(model, preset)
     cfg = BuildConfig(model=str(path) if path else None, board=board, out_dir=str(out_dir), force=force,
                       reference_new_tokens=reference_decode, reference_onnx=onnx_reference,

@@ -131,13 +131,24 @@ def presets_dir() -> Path:
     return (Path(env) if env else Path.home() / ".cache" / "edgellm") / "presets"
 
 
+def preset_dir(name: str) -> Path:
+    """Where preset_checkpoint writes the preset's checkpoint (its folder name is the loaded model's name)."""
+    return presets_dir() / f"{preset_config(name).name}-seed{PRESET_SEED}"
+
+
+def preset_saved_config(name: str) -> Any:  # -> ModelConfig
+    """The config compile loads from the preset's checkpoint (named by its folder), without writing it."""
+    import dataclasses
+
+    return dataclasses.replace(preset_config(name), name=preset_dir(name).name)
+
+
 def preset_checkpoint(name: str) -> Path:
     """The preset's random-weight model as a Hugging Face BitNet checkpoint in the cache (written once,
     atomically by save_hf_bitnet; a complete one is reused)."""
     from edgellm.models.loaders import save_hf_bitnet
 
-    cfg = preset_config(name)
-    dest = presets_dir() / f"{cfg.name}-seed{PRESET_SEED}"
+    dest = preset_dir(name)
     if (dest / "config.json").is_file():
         return dest
     try:

@@ -1,0 +1,83 @@
+"""Refusals that come early and say the right thing (hardening sweep H5): compile's DDR fit of a ternary model
+checked on its config before its weights are loaded or generated (compiler/early_fit.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edgellm import cli
+from edgellm.compiler.early_fit import ternary_config
+from edgellm.models.config import PRESETS, ModelConfig
+from edgellm.models.loaders import load_model
+from edgellm.models.loaders.hf_bitnet import hf_config_dict, save_hf_bitnet
+from edgellm.models.random_model import random_model
+from edgellm.models.shipped import tiny_model_dir
+
+runner = CliRunner()
+SMALL = ModelConfig(name="small", hidden_size=256, n_layers=2, n_heads=4, n_kv_heads=4, ffn_size=688,
+                    vocab_size=1024, max_context=256)
+DDR_REFUSAL = "needs 1568 MiB of DDR (weights 617 MiB, lm_head 98 MiB, embeddings 195 MiB, kv_cache 650 MiB, "
+
+
+def _no_weights(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make loading or generating any model's weights fail the test; returns the calls made."""
+    calls: list[str] = []
+
+    def fail(*a, **k):
+        calls.append(str(a[:1]))
+        raise AssertionError("weights loaded or generated before the DDR fit check")
+
+    import edgellm.commands.model_names as mn
+    import edgellm.models.loaders as loaders
+
+    monkeypatch.setattr(loaders, "load_model", fail)
+    monkeypatch.setattr(mn, "preset_model", fail)
+    monkeypatch.setattr(loaders, "save_hf_bitnet", fail)
+    return calls
+
+
+def test_compile_preset_too_large_refused_before_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGELLM_CACHE", str(tmp_path / "cache"))  # no cached checkpoint: generated if not
+    calls = _no_weights(monkeypatch)
+    r = runner.invoke(cli.app, ["compile", "--preset", "bitnet_b1_58-3B", "-b", "pynq_z2",
+                                "-o", str(tmp_path / "out")])
+    assert r.exit_code != 0 and calls == [], r.output
+    assert f"error: bitnet_b1_58-3B-seed0 {DDR_REFUSAL}" in r.output
+    assert "pynq_z2 (512 MiB DDR) leaves 256 MiB" in r.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_compile_checkpoint_too_large_refused_before_weights(tmp_path, monkeypatch):
+    """A checkpoint directory (config.json only here: the weights are never read) of the 3B's shapes."""
+    d = tmp_path / "bitnet_b1_58-3B-seed0"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(hf_config_dict(PRESETS["bitnet_b1_58-3B"])))
+    calls = _no_weights(monkeypatch)
+    r = runner.invoke(cli.app, ["compile", str(d), "-b", "pynq_z2", "-o", str(tmp_path / "out")])
+    assert r.exit_code != 0 and calls == [], r.output
+    assert f"error: bitnet_b1_58-3B-seed0 {DDR_REFUSAL}" in r.output
+
+
+def test_ternary_config_is_the_loaders(tmp_path):
+    """The early check's config is the loaded model's (so its message is the DSE's, word for word)."""
+    assert ternary_config(tiny_model_dir()) == load_model(tiny_model_dir())[0].config
+    for subln in (True, False):
+        cfg = ModelConfig(name="m", hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=160,
+                          vocab_size=97, max_context=64, subln=subln)
+        d = Path(save_hf_bitnet(random_model(cfg, seed=1), tmp_path / f"ck{subln}"))
+        assert ternary_config(d) == load_model(d)[0].config
+
+
+def test_estimate_reads_no_weights(tmp_path, monkeypatch):
+    """estimate projects a checkpoint from its config alone: no weights loaded."""
+    d = tmp_path / "big"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(hf_config_dict(SMALL)))
+    calls = _no_weights(monkeypatch)
+    for args in ([str(d)],):
+        r = runner.invoke(cli.app, ["estimate", *args, "-b", "zcu104", "--json"])
+        assert r.exit_code == 0 and calls == [], r.output
