@@ -81,3 +81,20 @@ def test_estimate_reads_no_weights(tmp_path, monkeypatch):
     for args in ([str(d)],):
         r = runner.invoke(cli.app, ["estimate", *args, "-b", "zcu104", "--json"])
         assert r.exit_code == 0 and calls == [], r.output
+
+
+@pytest.mark.parametrize("arg", ["bad/x.gguf", "bad/model.safetensors", "nothere/x.GGUF", "here/dir"])
+def test_missing_path_not_taken_for_hub_id(arg, tmp_path, monkeypatch):
+    """An owner/name-shaped argument with a file suffix, or whose first part exists here, is a missing
+    path (one line saying so), not a hub id looked up in the Hugging Face cache."""
+    import edgellm.commands.model_names as mn
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    looked_up: list[str] = []
+    monkeypatch.setattr(mn, "hub_snapshot", lambda repo, patterns=None: looked_up.append(repo))
+    for cmd in (["generate", arg, "--prompt", "hi"], ["compile", arg], ["estimate", arg]):
+        r = runner.invoke(cli.app, cmd)
+        assert r.exit_code != 0 and looked_up == [], r.output
+        assert r.output.strip() == f"error: model path {arg} does not exist", r.output
+    assert mn.resolve_model_arg(Path("owner/name")) is None and looked_up == ["owner/name"]  # a hub id still

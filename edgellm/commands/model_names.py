@@ -36,6 +36,9 @@ HUB_PRESETS = {
 HUB_PATTERNS = ["config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json",
                 "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"]
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+# File suffixes that make an owner/name argument a local path (a missing file), not a hub id.
+PATH_SUFFIXES = (".gguf", ".safetensors", ".json", ".bin", ".pt", ".pth", ".onnx", ".model", ".npz", ".npy",
+                 ".tar", ".gz", ".zip")
 PRESET_SEED = 0
 ETAG_TIMEOUT_S = 10.0  # the longest one metadata request to the hub may wait
 
@@ -100,13 +103,26 @@ def hub_snapshot(repo_id: str, patterns: list[str] | None = None) -> Path:
     return path
 
 
+def looks_like_path(text: str) -> bool:
+    """An argument meant as a local path though it may spell owner/name: a file suffix (.gguf,
+    .safetensors, ...), a leading '.', '/' or '~', other than one '/', or a first part that exists here."""
+    p = Path(text)
+    return (text.startswith((".", "/", "~")) or text.count("/") != 1 or p.suffix.lower() in PATH_SUFFIXES
+            or p.parent.exists())
+
+
 def resolve_model_arg(model: Path | None, patterns: list[str] | None = None) -> Path | None:
     """MODEL as given when it is None or exists; a hub id's snapshot folder; otherwise as given (the
-    loader then says it does not exist)."""
+    loader then says it does not exist). An owner/name that looks like a path (looks_like_path) and does
+    not exist: EdgeLLMError saying so, not a hub lookup."""
     if model is None or model.exists():
         return model
     text = str(model)
-    return hub_snapshot(text, patterns) if is_hub_id(text) else model
+    if not is_hub_id(text):
+        return model
+    if looks_like_path(text):
+        raise EdgeLLMError(f"model path {model} does not exist")
+    return hub_snapshot(text, patterns)
 
 
 def preset_config(name: str) -> Any:  # -> ModelConfig
