@@ -124,19 +124,39 @@ def _fails(path: Path, *needles: str) -> None:
         assert n in msg, msg
 
 
-def test_act_order_refused(tmp_path: Path) -> None:
+def _with_g_idx(tmp_path: Path, g_idx: np.ndarray) -> Path:
+    """A GPTQ directory whose layer-0 q_proj has this g_idx (256 inputs, group 128)."""
     d = save_gptq(tmp_path / "m", float_weights(QWEN2), "qwen2", 4, 128, True, "gptq")
     from edgellm.models.loaders.safetensors_io import write_safetensors
 
     ck = Checkpoint(d)
     names = sorted(ck.where)
     arrays = {n: ck.raw(n) for n in names}
-    perm = np.random.default_rng(0).permutation(256)
-    arrays["model.layers.0.self_attn.q_proj.g_idx"] = (perm // 128).astype(np.int32)
+    arrays["model.layers.0.self_attn.q_proj.g_idx"] = g_idx.astype(np.int32)
     tags = {n: ck.info(n).dtype for n in names}
     write_safetensors(d / "model.safetensors", [(n, tags[n], arrays[n].shape, lambda a=arrays[n]: a)
                                                 for n in names])
+    return d
+
+
+def test_act_order_refused(tmp_path: Path) -> None:
+    perm = np.random.default_rng(0).permutation(256)
+    d = _with_g_idx(tmp_path, perm // 128)
     _fails(d, "model.layers.0.self_attn.q_proj.g_idx", "act-order", "desc_act")
+
+
+def test_g_idx_out_of_range_is_invalid_not_act_order(tmp_path: Path) -> None:
+    g_idx = np.arange(256) // 128
+    g_idx[5] = 2  # two groups: 0..1
+    with pytest.raises(CheckpointError) as e:
+        load_model(_with_g_idx(tmp_path, g_idx))
+    msg = str(e.value)
+    assert "q_proj.g_idx: invalid g_idx: input 5 has group 2, out of range 0..1" in msg, msg
+    assert "act-order" not in msg
+
+
+def test_g_idx_wrong_length_named(tmp_path: Path) -> None:
+    _fails(_with_g_idx(tmp_path, np.zeros(200)), "q_proj.g_idx: shape [200], expected [256]")
 
 
 def test_bad_quantization_configs(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ Per quantized linear <p> (model.layers.N.self_attn.q_proj, ...):
                checkpoint_format "gptq" (v1, AutoGPTQ's default) stores zero - 1, "gptq_v2" the zero
   <p>.scales   float16 (groups, out)
   <p>.g_idx    int32 (in,): group of each input; must be i // group_size (act-order / desc_act
-               checkpoints with a permuted g_idx are refused)
+               checkpoints with a permuted g_idx are refused; one with a group out of range is invalid)
   <p>.bias     optional (Qwen2's q/k/v)
 quantization_config (config.json, or quantize_config.json): bits 2/3/4/8, group_size (-1: one group per
 row), checkpoint_format. Dequantized: w = scale * (q - zero) in float32 (exact: an fp16 scale times a
@@ -99,6 +99,24 @@ def _group(group_size: int, k: int, where: str) -> tuple[int, int]:
     return g, ours
 
 
+
+def _check_g_idx(g_idx: np.ndarray, k: int, g: int, where: str) -> None:
+    """g_idx (the group of each of the k inputs) must be i // g: CheckpointError naming a malformed one
+    (shape, dtype, a group out of range) apart from a valid act-order (desc_act) permutation."""
+    n_groups, g_idx = k // g, g_idx.reshape(-1)
+    if g_idx.shape != (k,):
+        raise CheckpointError(f"{where}: shape {list(g_idx.shape)}, expected [{k}] (one group per input)")
+    if g_idx.dtype.kind not in "iu":
+        raise CheckpointError(f"{where}: dtype {g_idx.dtype}, expected integer group indices")
+    bad = np.flatnonzero((g_idx < 0) | (g_idx >= n_groups))
+    if bad.size:
+        i = int(bad[0])
+        raise CheckpointError(f"{where}: invalid g_idx: input {i} has group {int(g_idx[i])}, out of range "
+                              f"0..{n_groups - 1} ({bad.size} such input(s))")
+    if not np.array_equal(g_idx, np.arange(k) // g):
+        raise CheckpointError(f"{where}: act-order (desc_act) checkpoints with a permuted g_idx are "
+                              "unsupported; quantize with desc_act=false")
+
 class GptqReader:
     """One GPTQ directory: config, quantization parameters and the tensors."""
 
@@ -157,10 +175,7 @@ class GptqReader:
                                   f"{[n_groups, out]}")
         scales = check_finite(self.ck.f32(prefix + ".scales"), f"{self.dir}: tensor {prefix}.scales")
         if self.ck.has(prefix + ".g_idx"):
-            g_idx = self.ck.raw(prefix + ".g_idx").reshape(-1)
-            if g_idx.shape != (k,) or not np.array_equal(g_idx, np.arange(k) // g):
-                raise CheckpointError(f"{self.dir}: tensor {prefix}.g_idx: act-order (desc_act) checkpoints "
-                                      "with a permuted g_idx are unsupported; quantize with desc_act=false")
+            _check_g_idx(self.ck.raw(prefix + ".g_idx"), k, g, f"{self.dir}: tensor {prefix}.g_idx")
         codes = unpack_stream(qweight.T, b, k)  # (out, k)
         zeros = unpack_stream(qzeros, b, out).T.astype(F32)  # (out, groups)
         if self.fmt == "gptq":
