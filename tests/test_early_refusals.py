@@ -98,3 +98,12 @@ def test_missing_path_not_taken_for_hub_id(arg, tmp_path, monkeypatch):
         assert r.exit_code != 0 and looked_up == [], r.output
         assert r.output.strip() == f"error: model path {arg} does not exist", r.output
     assert mn.resolve_model_arg(Path("owner/name")) is None and looked_up == ["owner/name"]  # a hub id still
+
+
+def test_estimate_dir_neither_project_nor_checkpoint(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"\0")
+    for extra in ([], ["--check"]):
+        r = runner.invoke(cli.app, ["estimate", str(tmp_path), *extra])
+        assert r.exit_code == 2, r.output
+        assert r.output.strip() == (f"error: {tmp_path} is neither a compiled project (no manifest.json) "
+                                    "nor a checkpoint (no config.json)"), r.output

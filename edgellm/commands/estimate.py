@@ -236,6 +236,9 @@ def register(app: typer.Typer) -> None:
 
             estimate_project(model, as_json, check)
             return
+        if model is not None and model.is_dir() and not (model / "config.json").exists():
+            raise EdgeLLMError(f"{model} is neither a compiled project (no manifest.json) nor a checkpoint "
+                               "(no config.json)")
         if check:
             raise EdgeLLMError("--check needs a project directory that edgellm build has run on")
         board = board or "kv260"
