@@ -8,7 +8,6 @@ report/build) may sit beside them unlisted. Board-side: numpy and the standard l
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime import jsonfile
 from edgellm.runtime import project_files as pf
 from edgellm.runtime.layout import MAX_STREAM_PORTS, PORT_WIDTHS
 from edgellm.runtime.manifest_schema import C_IDENT, HEX64, MANIFEST
@@ -122,8 +122,8 @@ def is_kit(p: Path) -> bool:
     mf = Path(p) / MANIFEST
     try:
         with pf.open_regular(mf) as f:
-            m = json.loads(f.read(MAX_MANIFEST_BYTES).decode("utf-8"))
-    except (EdgeLLMError, OSError, ValueError, RecursionError):
+            m = jsonfile.loads(f.read(MAX_MANIFEST_BYTES).decode("utf-8"))
+    except (EdgeLLMError, OSError, ValueError):
         return False
     return isinstance(m, dict) and m.get("schema") == KIT_SCHEMA
 
@@ -148,8 +148,8 @@ def read_kit_manifest(p: Path) -> dict[str, Any]:
         raw = f.read(MAX_MANIFEST_BYTES + 1)
     _need(len(raw) <= MAX_MANIFEST_BYTES, str(mf), "larger than a kit manifest can be")
     try:
-        m = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        m = jsonfile.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
         raise KitError(f"{mf}: not valid JSON ({' '.join(str(e).split())[:200]})") from None
     w = str(mf)
     _need(isinstance(m, dict) and m.get("schema") == KIT_SCHEMA, w,

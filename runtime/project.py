@@ -16,6 +16,7 @@ from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
+from edgellm.runtime import jsonfile
 from edgellm.runtime import manifest_schema as ms
 from edgellm.runtime import project_files as pf
 from edgellm.runtime.layout import HEAD_ROWS_MAX, head_rows, logits_row
@@ -58,8 +59,8 @@ def read_manifest(p: Path) -> dict[str, Any]:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ProjectError(f"{mf}: larger than {MAX_MANIFEST_BYTES >> 20} MiB; not an edgellm manifest")
     try:
-        m = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        m = jsonfile.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ProjectError(f"{mf}: not valid JSON ({' '.join(str(e).split())[:200]})") from None
     ms.validate(m, str(mf))
     return m

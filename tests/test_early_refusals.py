@@ -107,3 +107,27 @@ def test_estimate_dir_neither_project_nor_checkpoint(tmp_path):
         assert r.exit_code == 2, r.output
         assert r.output.strip() == (f"error: {tmp_path} is neither a compiled project (no manifest.json) "
                                     "nor a checkpoint (no config.json)"), r.output
+
+
+def test_deep_json_refused_through_jsonfile(tmp_path):
+    """The five readers that caught RecursionError themselves now parse through runtime/jsonfile.py: a
+    deeply nested file is refused as before, naming the nesting (the old text was Python's 'maximum
+    recursion depth exceeded')."""
+    from edgellm.compiler.calibrate.measured import _load
+    from edgellm.errors import EdgeLLMError
+    from edgellm.report.gather import read_json
+    from edgellm.runtime.probe_kit import is_kit, read_kit_manifest
+    from edgellm.runtime.project import read_manifest
+    from edgellm.serve.schemas import ApiError, parse_json
+
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "manifest.json").write_text(deep)
+    (tmp_path / "deep.json").write_text(deep)
+    for read in (read_manifest, read_kit_manifest, _load, lambda p: read_json(p / "deep.json", "report")):
+        with pytest.raises(EdgeLLMError, match="not valid JSON \\(JSON nested too deeply"):
+            read(tmp_path if read is not _load else tmp_path / "deep.json")
+    assert not is_kit(tmp_path)
+    with pytest.raises(ApiError) as e:
+        parse_json(deep.encode())
+    assert e.value.status == 400, e.value.message
+    assert "not valid JSON (JSON nested too deeply" in e.value.message, e.value.message

@@ -16,7 +16,6 @@ the ports' ideal rates, not a measurement) is refused unless `allow_emulated`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgellm.boards import Board
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime import jsonfile
 from edgellm.runtime.calibrate import FORMAT
 
 if TYPE_CHECKING:
@@ -152,10 +152,10 @@ def _load(path: Path) -> dict[str, Any]:
     if len(raw) > MAX_FILE_BYTES:
         raise CalibrationFileError(f"{path}: larger than a calibration file can be")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = jsonfile.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except CalibrationFileError as e:
         raise CalibrationFileError(f"{path}: {e}") from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+    except (UnicodeDecodeError, ValueError) as e:
         raise CalibrationFileError(f"{path}: not valid JSON ({' '.join(str(e).split())[:160]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CalibrationFileError(f"{path}: not an edgellm calibration file (format {FORMAT!r})")

@@ -8,7 +8,6 @@ roofline points, the explored designs (DseResult.record(), which compile keeps i
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.report.roofline import Roof, roof
 from edgellm.report.timing import TimeSplit, decode_split, prefill_split
+from edgellm.runtime import jsonfile
 
 if TYPE_CHECKING:
     from edgellm.report.lowbit import LowbitSection
@@ -74,8 +74,8 @@ def read_json(path: Path, what: str) -> Any:
     if len(raw) > MAX_JSON_BYTES:
         raise EdgeLLMError(f"{what} {path}: larger than {MAX_JSON_BYTES >> 20} MiB; not a report file")
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        return jsonfile.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
         raise EdgeLLMError(f"{what} {path}: not valid JSON ({' '.join(str(e).split())[:160]})") from None
 
 

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgellm.runtime import jsonfile
+
 Body = dict[str, Any]
 MAX_STOPS = 4
 MAX_SEED = 2**63
@@ -61,10 +63,10 @@ def parse_json(raw: bytes) -> Body:
     def no_constant(name: str) -> None:
         raise ValueError(f"{name} is not valid JSON")
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=no_constant)
+        body = jsonfile.loads(raw.decode("utf-8"), parse_constant=no_constant)
     except UnicodeDecodeError:
         raise bad("the request body is not UTF-8 text") from None
-    except (ValueError, RecursionError) as e:
+    except ValueError as e:
         raise bad(f"the request body is not valid JSON ({' '.join(str(e).split())[:200]})") from None
     if not isinstance(body, dict):
         raise bad(f"the request body must be a JSON object, got {_kind(body)}")
