@@ -142,6 +142,17 @@ def test_float_units(lib: ctypes.CDLL, fn: str, name: str) -> None:
         assert_bits(run_lowbit(lib, w, q, qs, fn=fn, lead_beats=t % 2), lb.lowbit_linear(q, qs, w))
 
 
+def _refusal(lib: ctypes.CDLL, fn: str, w, rng: np.random.Generator) -> int:  # noqa: ANN001
+    """The testbench's return code on one token of 512 inputs through w (32 x 512) packed for fn's engine
+    (LOWBIT_CONFIGS: rows, beat bits): < 0 when the engine refuses the tensor."""
+    rows, bw = LOWBIT_CONFIGS[fn]
+    img = pl.pack_lowbit(w, rows=rows, beat_bits=bw)
+    q, qs = lowbit_acts(rng, 1, 512)
+    y = np.zeros((1, 32), F32)
+    return getattr(lib, fn)(csim.ptr(lowbit_fields(img)), csim.ptr(img.data), ctypes.c_long(img.data.size),
+                            ctypes.c_long(0), csim.ptr(q), csim.ptr(qs), ctypes.c_int(1), csim.ptr(y))
+
+
 @pytest.mark.parametrize("fn,bits,group", [("tb_lowbit_fu1", 4, 16), ("tb_lowbit_fu1", 3, 32),
                                            ("tb_lowbit_fu4", 2, 32), ("tb_lowbit_fu4", 6, 16),
                                            ("tb_lowbit_fu1", 2, 32)])
@@ -150,12 +161,7 @@ def test_float_units_refuse_what_outpaces_them(lib: ctypes.CDLL, fn: str, bits: 
     (ceil(rl / (bits x wpp)) > FU) is refused (-3), as program_check refuses its record."""
     rng = np.random.default_rng(bits * group)
     w = lb.quantize_rtn(rng.standard_normal((32, 512)).astype(F32), bits, group)
-    rows, bw = LOWBIT_CONFIGS[fn]
-    img = pl.pack_lowbit(w, rows=rows, beat_bits=bw)
-    q, qs = lowbit_acts(rng, 1, 512)
-    y = np.zeros((1, 32), F32)
-    rc = getattr(lib, fn)(csim.ptr(lowbit_fields(img)), csim.ptr(img.data), ctypes.c_long(img.data.size),
-                          ctypes.c_long(0), csim.ptr(q), csim.ptr(qs), ctypes.c_int(1), csim.ptr(y))
+    rc = _refusal(lib, fn, w, rng)
     assert rc == -3
 
 
@@ -187,12 +193,7 @@ def test_records_wider_than_maxsb_refused(lib: ctypes.CDLL, fn: str, make) -> No
     Q6_K's 16 against 8) is refused (-1), as program_check refuses its record's LB_SB."""
     rng = np.random.default_rng(9)
     w = make(rng)
-    rows, bw = LOWBIT_CONFIGS[fn]
-    img = pl.pack_lowbit(w, rows=rows, beat_bits=bw)
-    q, qs = lowbit_acts(rng, 1, 512)
-    y = np.zeros((1, 32), F32)
-    rc = getattr(lib, fn)(csim.ptr(lowbit_fields(img)), csim.ptr(img.data), ctypes.c_long(img.data.size),
-                          ctypes.c_long(0), csim.ptr(q), csim.ptr(qs), ctypes.c_int(1), csim.ptr(y))
+    rc = _refusal(lib, fn, w, rng)
     assert rc == -1
 
 
