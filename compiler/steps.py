@@ -21,7 +21,7 @@ REF_PREFILL = 16
 def step_load(ctx: BuildContext) -> None:
     """Load the checkpoint (or the shipped tiny model) and the board."""
     from edgellm.boards import load_board
-    from edgellm.compiler.early_fit import check_fits_early, ternary_config
+    from edgellm.compiler.early_fit import check_fits_early, check_lowbit_fits_early, ternary_config
     from edgellm.models.loaders import load_model
     from edgellm.models.shipped import resolve_model_path
 
@@ -35,6 +35,8 @@ def step_load(ctx: BuildContext) -> None:
     cfg = ternary_config(path)  # a ternary model too large for the board is refused before loading it
     if cfg is not None:
         check_fits_early(cfg, board, ctx.config.overrides)
+    else:  # a low-bit one on a lower bound of its memory plan
+        check_lowbit_fits_early(path, board, ctx.config.overrides)
     qm, tok = load_model(path)
     ctx.state.update(qm=qm, tokenizer=tok, model_path=path)
 

@@ -131,3 +131,54 @@ def test_deep_json_refused_through_jsonfile(tmp_path):
         parse_json(deep.encode())
     assert e.value.status == 400, e.value.message
     assert "not valid JSON (JSON nested too deeply" in e.value.message, e.value.message
+
+
+def _lowbit_plan_bytes(path: Path, board: str) -> tuple[str, int]:
+    """(name, accelerator buffer + host embeddings) of compile's memory plan for a low-bit checkpoint."""
+    import tempfile
+
+    from edgellm.compiler import steps
+    from edgellm.compiler.pipeline import BuildConfig, BuildContext
+
+    ctx = BuildContext.__new__(BuildContext)
+    ctx.config = BuildConfig(model=str(path), board=board, out_dir=tempfile.mkdtemp(), force=True)
+    ctx.state = {}
+    for s in steps.compile_steps()[:5]:  # load .. plan_memory
+        s.fn(ctx)
+    c = ctx.state["qm"].config
+    return c.name, ctx.state["plan"].total_bytes + c.vocab_size * c.hidden_size * 2
+
+
+def test_lowbit_floor_is_below_the_plan(tmp_path):
+    """The early low-bit refusal's lower bound never exceeds what the memory plan needs (GGUF, GPTQ)."""
+    import sys
+
+    from edgellm.compiler.early_fit import lowbit_floor
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from shared_lowbit_models import tiny_checkpoints
+
+    for path in tiny_checkpoints(tmp_path).values():
+        name, parts = lowbit_floor(path)
+        plan_name, plan_bytes = _lowbit_plan_bytes(path, "kv260")
+        assert name == plan_name and 0.5 * plan_bytes < sum(parts.values()) <= plan_bytes, (parts, plan_bytes)
+
+
+def test_compile_lowbit_too_large_refused_before_weights(tmp_path, monkeypatch):
+    """A GPTQ directory whose config has a 1B llama's shapes (its small tensors are never read)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from shared_lowbit_models import tiny_checkpoints
+
+    d = tiny_checkpoints(tmp_path)["qwen2-gptq"]
+    raw = json.loads((d / "config.json").read_text())
+    big = PRESETS["llama-3.2-1b"]
+    raw.update(hidden_size=big.hidden_size, intermediate_size=big.ffn_size, num_hidden_layers=big.n_layers,
+               num_attention_heads=big.n_heads, num_key_value_heads=big.n_kv_heads, vocab_size=big.vocab_size)
+    (d / "config.json").write_text(json.dumps(raw))
+    calls = _no_weights(monkeypatch)
+    r = runner.invoke(cli.app, ["compile", str(d), "-b", "pynq_z2", "-o", str(tmp_path / "out")])
+    assert r.exit_code != 0 and calls == [], r.output
+    assert r.output.startswith("error: gptq needs at least "), r.output
+    assert "MiB of DDR (low-bit weights " in r.output and "pynq_z2 leaves 256 MiB for the model" in r.output
