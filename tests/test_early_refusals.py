@@ -70,6 +70,16 @@ def test_ternary_config_is_the_loaders(tmp_path):
                           vocab_size=97, max_context=64, subln=subln)
         d = Path(save_hf_bitnet(random_model(cfg, seed=1), tmp_path / f"ck{subln}"))
         assert ternary_config(d) == load_model(d)[0].config
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from shared_gguf import write_gguf
+
+    g = tmp_path / "m.gguf"  # a BitNet GGUF (TQ2_0)
+    gcfg = ModelConfig(name="g", hidden_size=256, n_layers=1, n_heads=4, n_kv_heads=2, ffn_size=512,
+                       vocab_size=97, max_context=64)
+    write_gguf(random_model(gcfg, seed=2), g)
+    assert ternary_config(g) == load_model(g)[0].config
 
 
 def test_estimate_reads_no_weights(tmp_path, monkeypatch):
