@@ -11,21 +11,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from shared_cli import one_error
 from typer.testing import CliRunner
 
 from edgellm.cli import app
 from edgellm.errors import EdgeLLMError
 
 runner = CliRunner()
-
-
-def _one_error(res, *needles: str) -> str:  # noqa: ANN001
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
-    assert res.exit_code == 2 and len(errors) == 1 and "internal error" not in errors[0], res.output
-    for n in needles:
-        assert n in errors[0], errors[0]
-    return errors[0]
 
 
 # ---- a compiled project's manifest whose board section was edited ----
@@ -55,7 +47,7 @@ def test_edited_board_section_is_one_line(made: Path, tmp_path: Path, field: str
     m["board"][field] = value
     (proj / "manifest.json").write_text(json.dumps(m))
     for args in (["estimate", str(proj)], ["report", str(proj), "-o", str(tmp_path / "r.html")]):
-        _one_error(runner.invoke(app, args), "manifest.json (board section)", needle)
+        one_error(runner.invoke(app, args), "manifest.json (board section)", needle)
     assert not (tmp_path / "r.html").exists()
 
 
@@ -107,11 +99,11 @@ def test_edited_design_section_is_one_line(made: Path, tmp_path: Path, field: st
     m = json.loads((proj / "manifest.json").read_text())
     m["design"][field] = value
     (proj / "manifest.json").write_text(json.dumps(m))
-    _one_error(runner.invoke(app, ["estimate", str(proj)]), "bad design section", needle)
+    one_error(runner.invoke(app, ["estimate", str(proj)]), "bad design section", needle)
 
 
 def test_set_bits_per_weight_out_of_range() -> None:
-    _one_error(runner.invoke(app, ["estimate", "--set", "bits_per_weight=1e308"]),
+    one_error(runner.invoke(app, ["estimate", "--set", "bits_per_weight=1e308"]),
                "bits_per_weight must be null or a number in (0, 32]")
 
 
@@ -161,6 +153,6 @@ def test_deploy_under_a_file_names_the_file(made: Path, tmp_path: Path) -> None:
     """An archive path under a regular file said "cannot write f/x.tar.gz: File exists" (mkdir's EEXIST)."""
     (tmp_path / "f").write_text("the user's")
     out = tmp_path / "f" / "sub" / "x.tar.gz"
-    _one_error(runner.invoke(app, ["deploy", str(made), "-o", str(out), "--allow-missing-bitstream"]),
+    one_error(runner.invoke(app, ["deploy", str(made), "-o", str(out), "--allow-missing-bitstream"]),
                f"cannot write {out}: {tmp_path / 'f'} is not a directory")
     assert (tmp_path / "f").read_text() == "the user's"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared_cli import one_error
 from typer.testing import CliRunner
 
 from edgellm.cli import app
@@ -31,15 +32,6 @@ def ck(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       max_context=64, name="t")
     return save_hf_bitnet(random_model(cfg, seed=0), tmp_path_factory.mktemp("ck") / "m",
                           tokenizer_json=str(tiny_model_dir() / "tokenizer.json"))
-
-
-def _one_error(res, *needles: str) -> str:  # noqa: ANN001
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
-    assert res.exit_code == 2 and len(errors) == 1 and "internal error" not in errors[0], res.output
-    for n in needles:
-        assert n in errors[0], errors[0]
-    return errors[0]
 
 
 # ---- JSON nested too deeply: json.loads raises RecursionError, which no `except ValueError` caught ----
@@ -69,7 +61,7 @@ def test_deeply_nested_json_in_a_checkpoint(ck: Path, tmp_path: Path, spoil, fil
     d = tmp_path / "m"
     shutil.copytree(ck, d)
     spoil(d)
-    _one_error(runner.invoke(app, ["generate", str(d), "-p", "hi", "-n", "2"]), file, "nested too deeply")
+    one_error(runner.invoke(app, ["generate", str(d), "-p", "hi", "-n", "2"]), file, "nested too deeply")
 
 
 def test_deeply_nested_json_in_project_files(tmp_path: Path) -> None:
@@ -163,11 +155,11 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_serve_model_id_must_be_utf8(ck: Path, tmp_path: Path, served: list[str]) -> None:
-    _one_error(runner.invoke(app, ["serve", str(ck), "--port", "0", "--model-name", "a\udcffb"]),
+    one_error(runner.invoke(app, ["serve", str(ck), "--port", "0", "--model-name", "a\udcffb"]),
                "--model-name is not valid UTF-8 text (byte 0xff at character 1)")
     odd = tmp_path / "m\udcff"  # a directory named b"m\xff", as argv gives it to Python
     shutil.copytree(ck, odd)
-    _one_error(runner.invoke(app, ["serve", str(odd), "--port", "0"]), "not valid UTF-8", "--model-name")
+    one_error(runner.invoke(app, ["serve", str(odd), "--port", "0"]), "not valid UTF-8", "--model-name")
     assert served == []
     res = runner.invoke(app, ["serve", str(odd), "--port", "0", "--model-name", "m"])
     assert res.exit_code == 0 and served == ["m"], res.output
@@ -271,11 +263,11 @@ def overflowing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_overflowing_model_is_one_line_in_generate_and_eval(overflowing: Path, tmp_path: Path) -> None:
     """generate printed numpy's overflow/invalid-value warnings (eight lines) before `error: logits contain
     NaN`; eval printed the same warnings and then a perplexity of nan with exit 0."""
-    _one_error(runner.invoke(app, ["generate", str(overflowing), "-p", "hi", "-n", "2"]),
+    one_error(runner.invoke(app, ["generate", str(overflowing), "-p", "hi", "-n", "2"]),
                "logits contain NaN")
     text = tmp_path / "t.txt"
     text.write_text("hello world, once upon a time\n")
-    _one_error(runner.invoke(app, ["eval", str(overflowing), "--text", str(text)]),
+    one_error(runner.invoke(app, ["eval", str(overflowing), "--text", str(text)]),
                "backend golden: the logits of token 0 are NaN or infinite")
 
 
@@ -284,7 +276,7 @@ def test_compile_refuses_a_model_whose_reference_run_overflows(overflowing: Path
     """compile wrote a project whose reference logits were NaN (and greedy ids argmax(NaN) = 0): every
     `run` of it then failed with `logits contain NaN`."""
     out = tmp_path / "p"
-    _one_error(runner.invoke(app, ["compile", str(overflowing), "-o", str(out), "--no-onnx-reference"]),
+    one_error(runner.invoke(app, ["compile", str(overflowing), "-o", str(out), "--no-onnx-reference"]),
                "reference run gives NaN or infinite logits after 16 tokens", "refusing to compile")
     assert not out.exists()
 
