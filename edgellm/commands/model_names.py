@@ -104,11 +104,10 @@ def hub_snapshot(repo_id: str, patterns: list[str] | None = None) -> Path:
 
 
 def looks_like_path(text: str) -> bool:
-    """An argument meant as a local path though it may spell owner/name: a file suffix (.gguf,
-    .safetensors, ...), a leading '.', '/' or '~', other than one '/', or a first part that exists here."""
+    """An owner/name (is_hub_id) meant as a local path: a file suffix (.gguf, .safetensors, ...) or a
+    first part that exists here."""
     p = Path(text)
-    return (text.startswith((".", "/", "~")) or text.count("/") != 1 or p.suffix.lower() in PATH_SUFFIXES
-            or p.parent.exists())
+    return p.suffix.lower() in PATH_SUFFIXES or p.parent.exists()
 
 
 def resolve_model_arg(model: Path | None, patterns: list[str] | None = None) -> Path | None:
