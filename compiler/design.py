@@ -346,3 +346,9 @@ def check_ddr_fit(cfg: ModelConfig, p: DesignParams, ddr_available: int, where: 
             f"{cfg.name} needs {total / 2**20:.0f} MiB of DDR ({parts}) but {where} leaves "
             f"{ddr_available / 2**20:.0f} MiB for the model (DDR minus the OS reservation)")
     return total
+
+
+def check_board_ddr_fit(cfg: ModelConfig, p: DesignParams, board: Any) -> int:  # board: boards.Board
+    """check_ddr_fit against a board: its DDR left for the model, the message naming the board and its DDR."""
+    return check_ddr_fit(cfg, p, board.ddr_available_bytes,
+                         f"{board.name} ({board.ddr_bytes / 2**20:.0f} MiB DDR)")

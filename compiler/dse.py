@@ -26,7 +26,7 @@ from edgellm.compiler.cost import elementwise as cost_elementwise
 from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.cost import speculative as cost_spec
 from edgellm.compiler.cost.memory import KINDS
-from edgellm.compiler.design import HEAD_LANES, DesignParams, check_ddr_fit
+from edgellm.compiler.design import HEAD_LANES, DesignParams, check_board_ddr_fit
 from edgellm.compiler.dse_points import Point, record, sample_designs
 from edgellm.compiler.dse_search import (  # noqa: F401  (the keys: tests and callers read them here too)
     DECODE_FIELDS,
@@ -297,8 +297,7 @@ def _score(s: _Search, base: list[tuple[float, float, DesignParams, bool]],
 @functools.lru_cache(maxsize=64)
 def _explore(cfg: ModelConfig, board: Board, base: DesignParams, limit_items: tuple,
              clock_mhz: float | None, speculate: str | None = None, run: tuple | None = None) -> DseResult:
-    check_ddr_fit(cfg, base, board.ddr_available_bytes,
-                  f"{board.name} ({board.ddr_bytes / 2**20:.0f} MiB DDR)")
+    check_board_ddr_fit(cfg, base, board)
     s = _Search(cfg, board, dict(limit_items), FETCH_DEPTHS, TTFT_TOKENS, PREFILL_TOKEN_BLOCKS)
     feasible = _feasible(s, base, clock_mhz)
     if not feasible:

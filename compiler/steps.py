@@ -156,15 +156,14 @@ def _check_overridden(cfg, board, design, over: dict, limits: dict):  # -> Estim
     """The estimate of the design the overrides make, after checking that codegen builds every overridden
     field and that the design still fits the board (its DDR, the resources under the routing headroom
     with the user's LUT cap): EdgeLLMError in one line otherwise."""
-    from edgellm.compiler.design import check_ddr_fit
+    from edgellm.compiler.design import check_board_ddr_fit
     from edgellm.compiler.estimate import UTIL_LIMITS, estimate, fits_board
 
     for f, built in MODEL_ONLY_FIELDS.items():
         if f in over and over[f] != built:
             raise EdgeLLMError(f"design override {f}={over[f]!r}: the generated hardware builds "
                                f"{f}={built!r} only (the estimate models other values; codegen does not)")
-    check_ddr_fit(cfg, design, board.ddr_available_bytes,
-                  f"{board.name} ({board.ddr_bytes / 2**20:.0f} MiB DDR)")
+    check_board_ddr_fit(cfg, design, board)
     est = estimate(cfg, board, design)
     why = fits_board(est.resources["total"], board, {**UTIL_LIMITS, **limits})
     if why:
