@@ -88,12 +88,12 @@ def _format(kind: str, n_in: int, what: str) -> cl.TensorFormat:
 def from_gguf(path: Path) -> LowbitSource | None:
     """A llama/qwen2 GGUF's tensor types as engine formats (None for another architecture: ternary)."""
     from edgellm.models.loaders.gguf_llama import LINEARS, LOWBIT_ARCHS
-    from edgellm.models.loaders.gguf_loader import GGUFFile, _config
+    from edgellm.models.loaders.gguf_loader import GGUFFile, gguf_config
 
     g = GGUFFile(path)
     if g.meta_str("general.architecture") not in LOWBIT_ARCHS:
         return None
-    cfg = _config(g)
+    cfg = gguf_config(g)
     sh, layers, floats = cfg.linear_shapes(), [], []
 
     def kind(name: str) -> str:

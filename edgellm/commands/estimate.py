@@ -37,9 +37,9 @@ def read_model_config(path: Path):  # -> ModelConfig
 
     fmt = detect_format(path)
     if fmt == "gguf":
-        from edgellm.models.loaders.gguf_loader import GGUFFile, _config
+        from edgellm.models.loaders.gguf_loader import GGUFFile, gguf_config
 
-        return _config(GGUFFile(path))
+        return gguf_config(GGUFFile(path))
     raw = read_config(path)
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path}: malformed config")

@@ -215,7 +215,8 @@ GGUF_KEYS = {"hidden_size": "embedding_length", "n_layers": "block_count", "n_he
              "rms_eps": "attention.layer_norm_rms_epsilon"}
 
 
-def _config(g: GGUFFile) -> ModelConfig:
+def gguf_config(g: GGUFFile) -> ModelConfig:
+    """The ModelConfig a GGUF file's metadata describes (no tensor read)."""
     arch = g.meta_str("general.architecture")
     if arch not in ARCH_ACT:
         raise CheckpointError(f"{g.path}: unsupported GGUF architecture {arch!r} "
@@ -255,7 +256,7 @@ def load_gguf(path: str | os.PathLike, lowbit_head: bool = False, float_linears:
     tokenizer.json text and qm.meta["chat_template"] the chat template (or None). lowbit_head and
     float_linears apply to the llama/qwen2 architectures (models/loaders/gguf_llama.py)."""
     g = GGUFFile(path)
-    cfg = _config(g)
+    cfg = gguf_config(g)
     if g.meta_str("general.architecture") in gguf_llama.LOWBIT_ARCHS:
         qm = gguf_llama.load_lowbit_gguf(g, cfg, lowbit_head, float_linears)
         return qm, _tokenizer(g, qm)

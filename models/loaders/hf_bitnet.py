@@ -93,9 +93,10 @@ def _linear(ck: Checkpoint, name: str, out: int, k: int) -> TernaryLinear:
     return TernaryLinear(pack2(codes.view(np.int8) - np.int8(1)), k, _scale(ck, name + ".weight_scale"))
 
 
-def load_hf_bitnet(path: str | os.PathLike) -> QuantModel:
-    """Load a packed Hugging Face BitNet checkpoint directory into a QuantModel."""
-    d = Path(path)
+def hf_bitnet_config(d: Path) -> ModelConfig:
+    """The ModelConfig of a packed Hugging Face BitNet checkpoint directory from its config.json, checked;
+    a llama model_type's tensor index says whether it has SubLN (bitnet always has). No tensor is read
+    (compiler/early_fit.py checks the board's DDR with it before loading)."""
     raw = read_config(d)
     if not is_hf_bitnet(raw):
         raise CheckpointError(f"{d / 'config.json'}: no bitnet quantization_config")
@@ -106,11 +107,18 @@ def load_hf_bitnet(path: str | os.PathLike) -> QuantModel:
     if mt not in ("bitnet", "llama"):
         raise CheckpointError(f"{d / 'config.json'}: unsupported model_type {mt!r} (expected bitnet "
                               "or llama)")
-    ck = Checkpoint(d)
     # BitNet (2B-4T) always has SubLN; packed Llama-architecture checkpoints (e.g. Llama3-8B-1.58) do not
-    subln = mt == "bitnet" or ck.has("model.layers.0." + NORM_NAMES["attn_sub_norm"] + ".weight")
-    cfg = model_config_from_hf(raw, str(d / "config.json"), subln=subln, name=checkpoint_name(d),
-                               default_theta=500000.0 if mt == "bitnet" else 10000.0)
+    subln = mt == "bitnet" or Checkpoint(d).has("model.layers.0." + NORM_NAMES["attn_sub_norm"] + ".weight")
+    return model_config_from_hf(raw, str(d / "config.json"), subln=subln, name=checkpoint_name(d),
+                                default_theta=500000.0 if mt == "bitnet" else 10000.0)
+
+
+def load_hf_bitnet(path: str | os.PathLike) -> QuantModel:
+    """Load a packed Hugging Face BitNet checkpoint directory into a QuantModel."""
+    d = Path(path)
+    cfg = hf_bitnet_config(d)
+    ck = Checkpoint(d)
+    subln = cfg.subln
     shapes = cfg.linear_shapes()
     layers = []
     for i in range(cfg.n_layers):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgellm.errors import CheckpointError
+from edgellm.models.config import ModelConfig
 from edgellm.models.loaders.common import (
     check_finite,
     checkpoint_name,
@@ -60,18 +61,26 @@ def _sub_norm_name(ck: Checkpoint, prefix: str, key: str) -> str | None:
     return None
 
 
-def load_latent(path: str | os.PathLike) -> QuantModel:
-    """Load a latent-weight checkpoint directory, ternarizing every linear with absmean."""
-    d = Path(path)
+def latent_config(d: Path) -> ModelConfig:
+    """The ModelConfig of a latent-weight checkpoint directory from its config.json, checked, and its tensor
+    index (SubLN present or not). No tensor is read (compiler/early_fit.py checks the board's DDR with it
+    before loading)."""
     raw = read_config(d)
     if not is_latent(raw):
         raise CheckpointError(f"{d / 'config.json'}: model_type {raw.get('model_type')!r} is not a "
                               "latent llama/bitnet checkpoint")
-    ck = Checkpoint(d)
-    subln = _sub_norm_name(ck, "model.layers.0.", "attn_sub_norm") is not None
+    subln = _sub_norm_name(Checkpoint(d), "model.layers.0.", "attn_sub_norm") is not None
     is_bitnet = raw.get("model_type") == "bitnet"
-    cfg = model_config_from_hf(raw, str(d / "config.json"), subln=subln, name=checkpoint_name(d),
-                               default_theta=500000.0 if is_bitnet else 10000.0)
+    return model_config_from_hf(raw, str(d / "config.json"), subln=subln, name=checkpoint_name(d),
+                                default_theta=500000.0 if is_bitnet else 10000.0)
+
+
+def load_latent(path: str | os.PathLike) -> QuantModel:
+    """Load a latent-weight checkpoint directory, ternarizing every linear with absmean."""
+    d = Path(path)
+    cfg = latent_config(d)
+    ck = Checkpoint(d)
+    subln = cfg.subln
     shapes = cfg.linear_shapes()
     layers = []
     for i in range(cfg.n_layers):
