@@ -27,6 +27,7 @@ from edgellm.runtime.layout import (
     LB_MAX_RECORD_BITS,
     LB_MAX_SB,
     head_rows,
+    lb_float_steps,
     logits_row,
 )
 
@@ -255,12 +256,6 @@ def lb_stream_beats(f: dict[str, int], n_out: int, k: int, rows: int, bw: int) -
     return -(-n_out // rows) * (k // g // sb) * (-(-rows * rec // bw) + code)
 
 
-def lb_float_steps(f: dict[str, int], bw: int) -> int:
-    """Float steps per iteration a low-bit record's tensor needs (lowbit_format.h lb_float_steps)."""
-    g = f["LB_GROUP"]
-    return -(-max(1, bw // g) // (f["LB_BITS"] * max(1, g // bw)))
-
-
 def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits) -> None:
     """A low-bit design's records (uint32[n_layers * 7, LB_WORDS] at HDR_LB_TABLE; table: the checked
     layer table) as program_check.h check_lb_record checks them: the codec within what lowbit_mm decodes,
@@ -290,7 +285,7 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
                 if lb_record_bits(f) > LB_MAX_RECORD_BITS:
                     ck.fail("ST_LIMIT", fld("LB_SB"), sb)
                 fu = min(lim.lowbit_float_units, lim.lowbit_beat_bits // 16)  # the FU built
-                if lb_float_steps(f, lim.lowbit_beat_bits) > fu:
+                if lb_float_steps(f["LB_BITS"], f["LB_GROUP"], lim.lowbit_beat_bits) > fu:
                     ck.fail("ST_LIMIT", fld("LB_BITS"), bits)  # its float steps outpace the engine's FU
                 if f["LB_BIAS_OFF"] != itf.LB_NO_BIAS:
                     ck.span(fld("LB_BIAS_OFF"), f["LB_BIAS_OFF"], pbase + 4 * f["LB_BIAS_OFF"], 4 * n_out,

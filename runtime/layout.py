@@ -50,6 +50,13 @@ LB_CODE_BITS = tuple(range(LB_MIN_BITS, LB_MAX_BITS + 1))  # code widths a low-b
 LB_SCALE_LANES = (1, 2, 4, 8, 16)  # sub-scales a record decoder decodes per iteration (design SL)
 LB_FLOAT_UNITS = (1, 2, 4, 8, 16, 32)  # float steps per token lane and iteration (design FU; <= BW / 16 used)
 
+
+def lb_float_steps(bits: int, group: int, bw: int) -> int:
+    """Float steps per iteration and token lane a tensor of `bits`-bit codes in groups of `group` needs at
+    beats of bw bits (lowbit_format.h lb_float_steps): a row set's bw / group rows (at least one) step once
+    per bits x plane beats (group / bw, at least one) iterations."""
+    return -(-max(1, bw // group) // (bits * max(1, group // bw)))
+
 # (C++ name in namespace edgellm::facts, Python value, what it is): the header's contents
 C_FACTS = (
     ("kMaxStreamPorts", "MAX_STREAM_PORTS", "weight ports the TLMM engine and the LM head stream over"),

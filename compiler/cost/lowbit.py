@@ -32,7 +32,17 @@ from edgellm.compiler.design import lm_head_bytes
 from edgellm.compiler.packing_lowbit import record_groups
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
-from edgellm.runtime.layout import LB_BEAT_BITS, LB_MAX_GROUP, LB_MAX_RECORD_BITS, LB_MAX_SB, LB_PORTS, k_max
+from edgellm.runtime.layout import (
+    LB_BEAT_BITS,
+    LB_FLOAT_UNITS,
+    LB_MAX_GROUP,
+    LB_MAX_RECORD_BITS,
+    LB_MAX_SB,
+    LB_PORTS,
+    LB_SCALE_LANES,
+    k_max,
+    lb_float_steps,
+)
 
 PORT_BITS = LB_BEAT_BITS  # one weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
 # Pipeline prologue + epilogue of one run of a pipelined loop (the block loop's deepest path: table
@@ -97,9 +107,9 @@ FORMATS = {f.name: f for f in (
     TensorFormat("GPTQ4", 4, 128, 2, 2 * (16 + 4), True),  # f16 scale, 4-bit zero per group: m = -(s z)
 )}
 MAX_RECORD_BITS = LB_MAX_RECORD_BITS  # lowbit_format.h kLbMaxRecordBits (runtime/layout.py)
-SCALE_LANES = (1, 2, 4, 8, 16)  # LowbitConfig SL (16 = kLbMaxSb: a whole record per iteration)
+SCALE_LANES = LB_SCALE_LANES  # LowbitConfig SL (16 = kLbMaxSb: a whole record per iteration)
 SEARCH_SCALE_LANES = (2, 4, 16)  # the SL search() tries (SL 1 saves 240 LUTs of SL 2 and halves its pace)
-FLOAT_UNITS = (1, 2, 4, 8, 16, 32)  # LowbitConfig FU (at most BW / 16 of them used: 32 = one per lane)
+FLOAT_UNITS = LB_FLOAT_UNITS  # LowbitConfig FU (at most BW / 16 of them used: 32 = one per lane)
 
 
 def fit(fmt: TensorFormat, n_in: int) -> TensorFormat:
@@ -171,8 +181,8 @@ def _plane_beats(group: int, bw: int) -> int:
 
 def float_steps(fmt: TensorFormat, bw: int) -> int:
     """Float steps per iteration and token lane a tensor needs (lowbit_format.h lb_float_steps): a row set's
-    BW / G rows (at least one) step once per bits x plane beats iterations."""
-    return -(-_lanes(fmt.group, bw) // (fmt.bits * _plane_beats(fmt.group, bw)))
+    BW / G rows (at least one) step once per bits x plane beats iterations (layout.lb_float_steps)."""
+    return lb_float_steps(fmt.bits, fmt.group, bw)
 
 
 def float_units_for(fmts: list[TensorFormat], bw: int) -> int:
