@@ -85,7 +85,7 @@ def test_calibration_figures_keep_three_significant_figures(monkeypatch: pytest.
 
 def test_estimate_top_lists_the_best_designs_the_search_scored() -> None:
     from edgellm.boards import load_board
-    from edgellm.commands.estimate import resolve_config
+    from edgellm.commands.model_names import resolve_config
     from edgellm.compiler.dse import explore
 
     res = runner.invoke(cli.app, ["estimate", "--top", "3"], env={"COLUMNS": "200"}, terminal_width=200)

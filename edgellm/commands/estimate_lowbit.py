@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from edgellm.commands.estimate import resolve_config
+from edgellm.commands.model_names import resolve_config
 
 
 def lowbit_source(model: Path | None, preset: str | None, weights: str | None,

@@ -183,3 +183,51 @@ def model_or_preset(model: Path | None, preset: str | None) -> Path | None:
     if preset is not None:
         return preset_checkpoint(preset)
     return resolve_model_arg(model)
+
+
+# estimate's model when neither MODEL nor --preset is given and the shipped tiny model is absent.
+DEFAULT_SMALL = dict(name="small-default", hidden_size=256, n_layers=4, n_heads=4, n_kv_heads=4,
+                     ffn_size=688, vocab_size=1024, max_context=512)
+
+
+def read_model_config(path: Path):  # -> ModelConfig
+    """The ModelConfig of a checkpoint (directory with config.json, or .gguf) without loading weights."""
+    from edgellm.errors import CheckpointError
+    from edgellm.models.loaders import detect_format
+    from edgellm.models.loaders.common import model_config_from_hf, read_config
+
+    fmt = detect_format(path)
+    if fmt == "gguf":
+        from edgellm.models.loaders.gguf_loader import GGUFFile, gguf_config
+
+        return gguf_config(GGUFFile(path))
+    raw = read_config(path)
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: malformed config")
+    theta = 500000.0 if fmt == "hf_bitnet" else 10000.0
+    return model_config_from_hf(raw, str(Path(path) / "config.json"), subln=fmt == "hf_bitnet",
+                                name=Path(path).name, default_theta=theta)
+
+
+def resolve_config(model: Path | None, preset: str | None):  # -> ModelConfig
+    """estimate's model: MODEL path, else --preset, else the shipped tiny model's config, else a small
+    default."""
+    from edgellm.models.config import PRESETS, ModelConfig
+
+    if model is not None and preset is not None:
+        raise EdgeLLMError("give either MODEL or --preset, not both")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise EdgeLLMError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+        return PRESETS[preset]
+    if model is not None:
+        import dataclasses
+
+        local = resolve_model_arg(model, ["config.json"])
+        cfg = read_model_config(local)
+        return cfg if local == model else dataclasses.replace(cfg, name=str(model))  # a hub id by its id
+    from edgellm.models.shipped import tiny_model_dir
+
+    if (tiny_model_dir() / "config.json").is_file():
+        return read_model_config(tiny_model_dir())
+    return ModelConfig(**DEFAULT_SMALL)
