@@ -39,9 +39,10 @@ HEAD_ROWS_MAX = 8  # most rows the multi-row LM head scores in one pass over its
 # ---- low-bit engine (lowbit_mm.h) ----
 LB_BEAT_BITS = 128  # bits of a low-bit weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
 LB_MAX_GROUP = 256  # widest group, and the inputs of a super-block (GGUF K-quants' QK_K): a record's span
-LB_MAX_SB = 16  # most groups a parameter record covers (LB_MAX_GROUP / 16, the narrowest group)
+LB_MIN_GROUP = 16  # narrowest group the engine decodes
+LB_MAX_SB = LB_MAX_GROUP // LB_MIN_GROUP  # most groups a parameter record covers (16)
 LB_MAX_RECORD_BITS = 32 + 32 + LB_MAX_SB * 16  # a record's widest on-chip window: d, dm, SB x (sc + mc)
-LB_GROUPS = (16, 32, 64, 128, 256)  # group sizes the engine decodes: powers of two 16 .. LB_MAX_GROUP
+LB_GROUPS = tuple(g for g in (16, 32, 64, 128, 256) if LB_MIN_GROUP <= g <= LB_MAX_GROUP)  # powers of two
 LB_PORTS = (1, 2, 4)  # weight ports one low-bit engine reads at once (design.lowbit_ports)
 LB_BEAT_WIDTHS = tuple(LB_BEAT_BITS * p for p in LB_PORTS)  # its beat BW: 128, 256 or 512 bits
 LB_MIN_BITS = 2  # narrowest code width (bits per weight code) the engine decodes
@@ -72,6 +73,7 @@ C_FACTS = (
     ("kLogitsRowAlign", "LOGITS_ROW_ALIGN", "floats a row of the logits region is padded to"),
     ("kLbBeatBits", "LB_BEAT_BITS", "bits of a low-bit weight port's beat"),
     ("kLbMaxGroup", "LB_MAX_GROUP", "widest low-bit group, and a super-block's inputs"),
+    ("kLbMinGroup", "LB_MIN_GROUP", "narrowest low-bit group"),
     ("kLbMaxSb", "LB_MAX_SB", "most groups a low-bit parameter record covers"),
     ("kLbMaxRecordBits", "LB_MAX_RECORD_BITS", "bits of the widest low-bit parameter record"),
     ("kLbMinBits", "LB_MIN_BITS", "narrowest low-bit code width"),

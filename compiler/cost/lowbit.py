@@ -35,9 +35,11 @@ from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import (
     LB_BEAT_BITS,
     LB_FLOAT_UNITS,
+    LB_GROUPS,
     LB_MAX_GROUP,
     LB_MAX_RECORD_BITS,
     LB_MAX_SB,
+    LB_MIN_GROUP,
     LB_PORTS,
     LB_SCALE_LANES,
     k_max,
@@ -138,6 +140,7 @@ class LowbitEngine:
     scale_lanes: int = 16  # SL: sub-scales a record decoder decodes per iteration (16: a whole record)
     float_units: int = 32  # FU: float steps per token lane and iteration (min(FU, BW / 16) built: `fu`)
     max_sb: int = LB_MAX_SB  # MAXSB: groups a parameter record covers at most (sizes the s / m buffers)
+    min_group: int = LB_MIN_GROUP  # MING: the narrowest group (the engine's group-size choices MING .. MAXG)
     # not the engine's but the top's: words (128-bit beats) of each weight port's fetcher FIFO
     # (design.fetch_depth; cost/lowbit_search.search chooses it, 2048 the DesignParams default)
     fetch_depth: int = 2048
@@ -158,6 +161,9 @@ class LowbitEngine:
             raise EdgeLLMError(f"low-bit engine: scale lanes one of {SCALE_LANES}, got {self.scale_lanes}")
         if not 1 <= self.max_sb <= LB_MAX_SB:
             raise EdgeLLMError(f"low-bit engine: MAXSB 1 .. {LB_MAX_SB}, got {self.max_sb}")
+        if self.min_group not in LB_GROUPS or self.min_group > self.max_group:
+            raise EdgeLLMError(f"low-bit engine: MING one of {LB_GROUPS}, at most MAXG {self.max_group}, got "
+                               f"{self.min_group}")
         if self.float_units not in FLOAT_UNITS:
             raise EdgeLLMError(f"low-bit engine: float units one of {FLOAT_UNITS}, got {self.float_units}")
 
@@ -225,11 +231,11 @@ def stream_bytes(out: int, n_in: int, fmt: TensorFormat, rows: int, bw: int = PO
 
 
 def _check(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine) -> None:
-    if (n_in % (fmt.group * fmt.sb) or n_in > eng.max_k or fmt.group > eng.max_group
+    if (n_in % (fmt.group * fmt.sb) or n_in > eng.max_k or not eng.min_group <= fmt.group <= eng.max_group
             or float_steps(fmt, eng.beat_bits) > eng.fu or fmt.sb > eng.max_sb):
         raise EdgeLLMError(f"low-bit engine: a {out} x {n_in} {fmt.name} tensor does not fit (MAXK "
-                           f"{eng.max_k}, MAXG {eng.max_group}, FU {eng.fu} float steps of the "
-                           f"{float_steps(fmt, eng.beat_bits)} it needs, MAXSB {eng.max_sb} of its {fmt.sb} "
+                           f"{eng.max_k}, groups MING {eng.min_group} .. MAXG {eng.max_group}, FU {eng.fu} "
+                           f"float steps of the {float_steps(fmt, eng.beat_bits)} it needs, MAXSB {eng.max_sb} of its {fmt.sb} "
                            f"groups a record, whole {fmt.group * fmt.sb}-input blocks)")
 
 
@@ -387,6 +393,10 @@ class LowbitModel:
         """Every format the engine runs: the linears', and the head's when it runs there."""
         fmts = [f for layer in self.layers for f in layer.values()]
         return fmts + [self.head] if self.lowbit_head else fmts
+
+    def min_group(self) -> int:
+        """The narrowest group the engine runs (MING): the linears', and the head's when it runs there."""
+        return min(f.group for f in self.formats())
 
     def max_sb(self) -> int:
         """The most groups a record of the engine's formats covers (MAXSB: sizes the s / m buffers)."""

@@ -19,6 +19,7 @@ const int kHeadRowsMax = 8;  // rows the LM head scores in one pass (token lanes
 const int kLogitsRowAlign = 16;  // floats a row of the logits region is padded to (LOGITS_ROW_ALIGN)
 const int kLbBeatBits = 128;  // bits of a low-bit weight port's beat (LB_BEAT_BITS)
 const int kLbMaxGroup = 256;  // widest low-bit group, and a super-block's inputs (LB_MAX_GROUP)
+const int kLbMinGroup = 16;  // narrowest low-bit group (LB_MIN_GROUP)
 const int kLbMaxSb = 16;  // most groups a low-bit parameter record covers (LB_MAX_SB)
 const int kLbMaxRecordBits = 320;  // bits of the widest low-bit parameter record (LB_MAX_RECORD_BITS)
 const int kLbMinBits = 2;  // narrowest low-bit code width (LB_MIN_BITS)

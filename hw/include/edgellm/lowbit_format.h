@@ -19,6 +19,7 @@ typedef ap_uint<512> lb_window_t;  // one parameter record (<= 320 bits) at bit 
 
 const int kLbMaxGroup = facts::kLbMaxGroup;  // the widest group, and a super-block's inputs (256)
 const int kLbMaxNib = kLbMaxGroup / 4;       // tables per group
+const int kLbMinGroup = facts::kLbMinGroup;  // the narrowest group
 const int kLbMaxSb = facts::kLbMaxSb;        // groups per super-block (256 / 16)
 const int kLbMaxRecordBits = facts::kLbMaxRecordBits;  // d, dm, SB x (sc + mc) at the widest
 const int kLbMaxFloatUnits = 32;  // float steps per token lane at the most: BW / 16 lanes at BW 512
@@ -40,10 +41,11 @@ struct LowbitTensor {
 // FU >= BW / 16 = LANES: one per lane, FU = min(FU_, LANES)) and records of up to MAXSB groups (sizes the
 // s / m buffers: 2 x R x MAXSB words each; a tensor needs its SB <= MAXSB).
 template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1, int BW_ = kLbBeatBits,
-          int RD_ = 1, int SL_ = kLbMaxSb, int FU_ = kLbMaxFloatUnits, int MAXSB_ = kLbMaxSb>
+          int RD_ = 1, int SL_ = kLbMaxSb, int FU_ = kLbMaxFloatUnits, int MAXSB_ = kLbMaxSb, int MING_ = kLbMinGroup>
 struct LowbitConfig {
   enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_, BW = BW_, RD = RD_, SL = SL_,
          MAXSB = MAXSB_,                                   // groups a record covers at most
+         MING = MING_,                                     // the narrowest group a tensor may have
          PORTS = BW_ / kLbBeatBits,                        // weight ports read per iteration
          NIB = BW_ / 4,                                    // table lookups per beat and token lane
          LANES = BW_ / 16,                                 // rows per beat at G 16
@@ -57,6 +59,7 @@ struct LowbitConfig {
   static_assert(SL_ == 1 || SL_ == 2 || SL_ == 4 || SL_ == 8 || SL_ == 16, "SL: 1, 2, 4, 8 or 16 sub-scales");
   static_assert(FU_ >= 1 && FU_ <= kLbMaxFloatUnits && (FU_ & (FU_ - 1)) == 0, "FU: 1, 2, 4, .. 32 float steps");
   static_assert(MAXSB_ >= 1 && MAXSB_ <= kLbMaxSb, "MAXSB: 1 .. 16 groups a record");
+  static_assert(MING_ >= kLbMinGroup && MING_ <= MAXG_ && (MING_ & (MING_ - 1)) == 0, "MING: 16 .. MAXG");
   static_assert(R_ >= 32 && R_ % 32 == 0 && R_ * 4 >= BW_ && R_ % (BW_ / 16) == 0,
                 "R: a multiple of 32 and of BW / 16, at least BW / 4");
   static_assert(MAXK_ % kLbMaxGroup == 0, "MAXK must hold whole 256-input super-blocks");

@@ -11,7 +11,8 @@
 // a decoder decodes per iteration, 1, 2, 4, 8 or 16 = a whole record at once; 16), float_units (FU:
 // float steps per token lane and iteration, 1, 2, 4, .. 32, at most BW / 16 used; 32: one per lane; every
 // tensor needs lb_float_steps(d, BW) <= FU, which codegen sizes to the model), max_sb (MAXSB: groups a
-// parameter record covers at most, 1 .. 16, sizing the s / m buffers; 16).
+// parameter record covers at most, 1 .. 16, sizing the s / m buffers; 16), min_group (MING: the narrowest
+// group a tensor may have, 16 .. MAXG: the lookups' and the banks' group-size choices run MING .. MAXG; 16).
 //
 // A low-bit design runs all seven linears of every layer on this policy (the LM head stays int8). Each
 // linear has a record in the low-bit table at HDR_LB_TABLE (interface.h LbWord): its ParamCodec, bias and
@@ -41,6 +42,7 @@ struct lowbit_config_base {
   static const int scale_lanes = kLbMaxSb;   // SL: sub-scales (2 fmul each) a decoder decodes per iteration
   static const int float_units = kLbMaxFloatUnits;  // FU: float steps per token lane (32: one per lane)
   static const int max_sb = kLbMaxSb;               // MAXSB: groups a parameter record covers at most
+  static const int min_group = kLbMinGroup;         // MING: the narrowest group a tensor may have
 };
 
 // A named low-bit configuration P with its derived values; `engine` is the LowbitConfig it names.
@@ -49,8 +51,9 @@ struct lowbit_traits : P {
   static const int rows = P::rows, max_k = P::max_k, max_t = P::max_t, max_group = P::max_group;
   static const int token_lanes = P::token_lanes, beat_bits = P::beat_bits, decoders = P::decoders;
   static const int scale_lanes = P::scale_lanes, float_units = P::float_units, max_sb = P::max_sb;
+  static const int min_group = P::min_group;
   typedef LowbitConfig<rows, max_k, max_t, max_group, token_lanes, beat_bits, decoders, scale_lanes, float_units,
-                       max_sb>
+                       max_sb, min_group>
       engine;
 };
 
