@@ -235,8 +235,8 @@ def _check(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine) -> None:
             or float_steps(fmt, eng.beat_bits) > eng.fu or fmt.sb > eng.max_sb):
         raise EdgeLLMError(f"low-bit engine: a {out} x {n_in} {fmt.name} tensor does not fit (MAXK "
                            f"{eng.max_k}, groups MING {eng.min_group} .. MAXG {eng.max_group}, FU {eng.fu} "
-                           f"float steps of the {float_steps(fmt, eng.beat_bits)} it needs, MAXSB {eng.max_sb} of its {fmt.sb} "
-                           f"groups a record, whole {fmt.group * fmt.sb}-input blocks)")
+                           f"float steps of the {float_steps(fmt, eng.beat_bits)} it needs, MAXSB "
+                           f"{eng.max_sb} of its {fmt.sb} groups a record, whole {fmt.group * fmt.sb}-input blocks)")
 
 
 def out_waits(tiles: int, tile_iters: int, last_tile_iters: int, outputs: int, extra: int = 0,
