@@ -121,4 +121,5 @@ def lowbit_fields(cfg: ModelConfig, design: DesignParams, max_t: int) -> list[Fi
         ("scale_lanes", design.lowbit_scale_lanes, "SL: sub-scales each decoder decodes per iteration"),
         ("float_units", design.lowbit_float_units, "FU: float steps per token lane (as the formats need)"),
         ("max_sb", design.lowbit_max_sb, "MAXSB: groups a parameter record covers at most"),
+        ("min_group", design.lowbit_min_group, "MING: narrowest group of the model's linears"),
     ]

@@ -23,6 +23,7 @@ from edgellm.runtime.layout import (
     LB_FLOAT_UNITS,
     LB_GROUPS,
     LB_MAX_SB,
+    LB_MIN_GROUP,
     LB_PORTS,
     LB_SCALE_LANES,
     MAX_STREAM_PORTS,
@@ -93,6 +94,7 @@ class DesignParams:
     lowbit_scale_lanes: int = 16
     lowbit_float_units: int = 32  # FU: float steps per token lane (min(FU, BW / 16) built; 32: one per lane)
     lowbit_max_sb: int = LB_MAX_SB  # MAXSB: groups a parameter record covers at most (the s / m buffers)
+    lowbit_min_group: int = LB_MIN_GROUP  # MING: the narrowest group (the engine builds groups MING .. MAXG)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -172,7 +174,7 @@ class DesignParams:
         if self.matmul not in ("tlmm", "lowbit"):
             raise EdgeLLMError(f"design parameter matmul must be 'tlmm' or 'lowbit', got {self.matmul!r}")
         for f in ("lowbit_rows", "lowbit_token_lanes", "lowbit_ports", "lowbit_decoders", "lowbit_max_group",
-                  "lowbit_scale_lanes", "lowbit_float_units", "lowbit_max_sb"):
+                  "lowbit_scale_lanes", "lowbit_float_units", "lowbit_max_sb", "lowbit_min_group"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise EdgeLLMError(f"design parameter {f} must be a positive integer, got {v!r}")
@@ -197,6 +199,9 @@ class DesignParams:
         if self.lowbit_max_sb > LB_MAX_SB:
             raise EdgeLLMError(f"design parameter lowbit_max_sb must be 1..{LB_MAX_SB}, got "
                                f"{self.lowbit_max_sb}")
+        if self.lowbit_min_group not in LB_GROUPS or self.lowbit_min_group > self.lowbit_max_group:
+            raise EdgeLLMError(f"design parameter lowbit_min_group must be one of {LB_GROUPS} and at most "
+                               f"lowbit_max_group ({self.lowbit_max_group}), got {self.lowbit_min_group}")
         if self.matmul == "lowbit" and self.prefill_token_block % self.lowbit_token_lanes:
             raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
                                f"multiple of lowbit_token_lanes ({self.lowbit_token_lanes})")

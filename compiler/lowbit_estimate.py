@@ -195,7 +195,7 @@ class LowbitEstimate:
         return {"board": self.board, "label": "projected (compiler/cost/lowbit.py), not measured",
                 "design": {"engines": e.engines, "ports_per_engine": e.ports, "token_lanes": e.token_lanes,
                            "record_decoders": e.record_decoders, "scale_lanes": e.scale_lanes,
-                           "float_units": e.fu, "max_sb": e.max_sb, "rows": e.rows,
+                           "float_units": e.fu, "max_sb": e.max_sb, "min_group": e.min_group, "rows": e.rows,
                            "max_tokens": e.max_tokens, "max_group": e.max_group, "fetch_depth": e.fetch_depth,
                            "attn_lanes": self.vector[0], "attn_kv_block": self.vector[1],
                            "ew_vec": self.vector[2], "ew_glu_vec": glu},
@@ -268,10 +268,11 @@ def compile_design(src: LowbitSource, board: Board, max_group: int, max_context:
                    clock_mhz: float | None = None, limits: dict[str, float] | None = None
                    ) -> tuple[LowbitEstimate, Any]:
     """The estimate of src on board and the DesignParams `edgellm compile` builds from its design: the
-    engine's LowbitConfig (R, TP, ports, RD, SL, FU, MAXSB; MAXG = max_group, the model's widest group), its
-    ports as the weight ports, its MAXT as the prefill token block, the weight FIFOs' depth the search
-    chose, the vector engines, the central clock. clock_mhz and limits steer the search as estimate()'s do
-    (compile --clock, --lut-cap: the same design `edgellm estimate` prints with them)."""
+    engine's LowbitConfig (R, TP, ports, RD, SL, FU, MAXSB, MING: the model's narrowest group; MAXG =
+    max_group, the model's widest group), its ports as the weight ports, its MAXT as the prefill token
+    block, the weight FIFOs' depth the search chose, the vector engines, the central clock. clock_mhz and
+    limits steer the search as estimate()'s do (compile --clock, --lut-cap: the same design `edgellm
+    estimate` prints with them)."""
     if src.model.lowbit_head:
         raise EdgeLLMError("a low-bit LM head is a projection only (estimate --lowbit-head): compile builds "
                            "the int8 per-row head")
@@ -281,12 +282,12 @@ def compile_design(src: LowbitSource, board: Board, max_group: int, max_context:
     return e, p.replace(matmul="lowbit", lowbit_rows=g.rows, lowbit_token_lanes=g.token_lanes,
                         lowbit_ports=g.ports, lowbit_decoders=g.record_decoders, lowbit_max_group=max_group,
                         lowbit_scale_lanes=g.scale_lanes, lowbit_float_units=g.float_units,
-                        lowbit_max_sb=g.max_sb, max_context=max_context)
+                        lowbit_max_sb=g.max_sb, lowbit_min_group=g.min_group, max_context=max_context)
 
 
 def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
     """The estimate of a compiled low-bit design (a manifest's DesignParams p, matmul 'lowbit') as estimate()
-    projects it, without the search: p's engine (R, TP, ports, RD, SL, FU, MAXSB; weight_ports /
+    projects it, without the search: p's engine (R, TP, ports, RD, SL, FU, MAXSB, MING; weight_ports /
     lowbit_ports engines; MAXT its prefill token block; MAXG and MAXK the model's, as search sizes them; its
     weight FIFOs' fetch_depth), its vector engines and its clock (low: 80% of it). `edgellm estimate DIR` and
     `edgellm report DIR` re-project with it."""
@@ -297,7 +298,7 @@ def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
                           engines=max(1, p.weight_ports // p.lowbit_ports), max_k=cl.model_max_k(src.cfg),
                           ports=p.lowbit_ports, record_decoders=p.lowbit_decoders,
                           scale_lanes=p.lowbit_scale_lanes, float_units=p.lowbit_float_units,
-                          max_sb=p.lowbit_max_sb, fetch_depth=p.fetch_depth)
+                          max_sb=p.lowbit_max_sb, min_group=p.lowbit_min_group, fetch_depth=p.fetch_depth)
     vec = (p.attn_lanes, p.attn_kv_block, p.ew_vec) + ((p.ew_glu_vec,) if p.ew_glu_vec else ())
     return _projected(src, board, eng, vec, p.clock_mhz)
 

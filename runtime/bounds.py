@@ -26,6 +26,7 @@ from edgellm.runtime.layout import (
     LB_MAX_GROUP,
     LB_MAX_RECORD_BITS,
     LB_MAX_SB,
+    LB_MIN_GROUP,
     head_rows,
     lb_float_steps,
     logits_row,
@@ -82,6 +83,7 @@ class Limits:
     lowbit_max_group: int = LB_MAX_GROUP  # its MAXG (design.lowbit_max_group)
     lowbit_float_units: int = LB_FLOAT_UNITS[-1]  # its FU (design.lowbit_float_units; min(FU, BW / 16) built)
     lowbit_max_sb: int = LB_MAX_SB  # its MAXSB (design.lowbit_max_sb)
+    lowbit_min_group: int = LB_MIN_GROUP  # its MING (design.lowbit_min_group)
 
     @classmethod
     def of(cls, project: Any, buf_bytes: int) -> Limits:
@@ -91,8 +93,9 @@ class Limits:
         d = m.get("design") or {}
         beat = int(d.get("data_port_width_bits") or 128) // 8
         lb = (int(d["lowbit_rows"]), LB_BEAT_BITS * int(d["lowbit_ports"]), int(d["lowbit_max_group"]),
-              int(d.get("lowbit_float_units", LB_FLOAT_UNITS[-1])), int(d.get("lowbit_max_sb", LB_MAX_SB))) \
-            if d.get("matmul") == "lowbit" else (0, LB_BEAT_BITS, LB_MAX_GROUP, LB_FLOAT_UNITS[-1], LB_MAX_SB)
+              int(d.get("lowbit_float_units", LB_FLOAT_UNITS[-1])), int(d.get("lowbit_max_sb", LB_MAX_SB)),
+              int(d.get("lowbit_min_group", LB_MIN_GROUP))) if d.get("matmul") == "lowbit" \
+            else (0, LB_BEAT_BITS, LB_MAX_GROUP, LB_FLOAT_UNITS[-1], LB_MAX_SB, LB_MIN_GROUP)
         return cls(c.n_layers, project.iface.max_t, project.iface.max_ctx, c.hidden_size, c.q_size,
                    c.kv_size, c.ffn_size, c.head_dim, c.vocab_size, bool(c.subln),
                    int(project.numerics.kv_elem_bytes), int(rows), max(int(project.iface.top_k), 1),
@@ -272,7 +275,7 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
                 itf.SW_LAYER, layer, itf.LD_WORDS + i * itf.LB_WORDS + itf.LB[n])
             n_out, k = lim.linear_shape(i)
             bits, g, sb = f["LB_BITS"], f["LB_GROUP"], f["LB_SB"]
-            g_ok = g in LB_GROUPS and g <= lim.lowbit_max_group and k % g == 0
+            g_ok = g in LB_GROUPS and lim.lowbit_min_group <= g <= lim.lowbit_max_group and k % g == 0
             for bad, n in ((bits not in LB_CODE_BITS, "LB_BITS"), (not g_ok, "LB_GROUP"),
                            (not 1 <= sb <= lim.lowbit_max_sb or (g_ok and k % (g * sb)), "LB_SB"),
                            (f["LB_DB"] not in (16, 32), "LB_DB"), (f["LB_SCB"] > 8, "LB_SCB"),

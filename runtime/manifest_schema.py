@@ -75,6 +75,7 @@ FIELDS: dict[str, tuple[str, bool, Any]] = {
     "design.lowbit_scale_lanes": ("int in", False, LB_SCALE_LANES),
     "design.lowbit_float_units": ("int in", False, LB_FLOAT_UNITS),
     "design.lowbit_max_sb": ("int", False, (1, LB_MAX_SB)),
+    "design.lowbit_min_group": ("int in", False, LB_GROUPS),
     "host": ("object", True, None),
     "host.embed_file": ("path", True, None),
     "host.embed_dtype": ("str", True, EMBED_DTYPES),

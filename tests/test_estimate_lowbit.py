@@ -87,6 +87,8 @@ def test_gguf_file_uses_its_own_tensor_types(tmp_path: Path, mix: str) -> None:
     assert b["projected_decode_tok_s"]["central"] == pytest.approx(
         ls.project(src.cfg, board, src.model, eng, vec)["decode"])
     assert out["model"]["hidden_size"] == CFG.hidden_size and "ternary" not in json.dumps(out["mix"])
+    # MING: the file's narrowest group (Q6_K / Q2_K: 16; every linear Q4_0: 32), as search sizes it
+    assert eng.min_group == b["design"]["min_group"] == {"Q4_K_M": 16, "Q2_K": 16, "Q4_0": 32}[mix]
 
 
 def test_gptq_directory(tmp_path: Path) -> None:

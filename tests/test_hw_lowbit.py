@@ -197,6 +197,37 @@ def test_records_wider_than_maxsb_refused(lib: ctypes.CDLL, fn: str, make) -> No
     assert rc == -1
 
 
+MG32_CASES = {  # tensors of groups 32 .. 256 (an engine built for MING 32 runs them)
+    "q4_0": lambda r: q4_0(r, 45, 512), "q4_k": lambda r: kquant(r, 32, 768, 4, 32, 6),
+    "gptq3": lambda r: gptq(r, 50, 512, 3),
+    "g256": lambda r: lb.quantize_rtn(r.standard_normal((33, 768)).astype(F32), 5, 256),
+}
+
+
+@pytest.mark.parametrize("name", list(MG32_CASES))
+def test_narrowest_group_32(lib: ctypes.CDLL, name: str) -> None:
+    """MING 32 (the engine's group-size choices 32 .. 256: a model without G16 tensors, a Q4_0 file):
+    bit-exact for G32, G128 and G256 tensors, one and several tokens."""
+    rng = np.random.default_rng(len(name) * 7)
+    w = MG32_CASES[name](rng)
+    for t in (1, 5):
+        q, qs = lowbit_acts(rng, t, w.shape[1])
+        y = run_lowbit(lib, w, q, qs, fn="tb_lowbit_mg32", lead_beats=t % 2)
+        assert_bits(y, lb.lowbit_linear(q, qs, w))
+
+
+@pytest.mark.parametrize("make", [lambda r: q6_k(r, 32, 512), lambda r: kquant(r, 32, 512, 2, 16, 4),
+                                  lambda r: lb.quantize_rtn(r.standard_normal((32, 512)).astype(F32), 4, 16)],
+                         ids=["q6_k", "q2_k", "rtn_g16"])
+def test_groups_below_ming_refused(lib: ctypes.CDLL, make) -> None:  # noqa: ANN001
+    """A G16 tensor on an engine whose narrowest group is 32 is refused (-1), as program_check refuses its
+    record's LB_GROUP; the MING 16 engine of the same shape runs it."""
+    rng = np.random.default_rng(11)
+    w = make(rng)
+    assert _refusal(lib, "tb_lowbit_mg32", w, rng) == -1
+    assert _refusal(lib, "tb_lowbit_r32", w, rng) == 0
+
+
 def test_group_order_is_the_contracts(lib: ctypes.CDLL) -> None:
     """The engine's result differs from an all-scale-terms-first association on this input (so the
     bit-exact tests above would catch an engine that reassociated the group loop)."""

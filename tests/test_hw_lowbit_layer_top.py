@@ -235,6 +235,25 @@ def test_bad_record_refused(lib: ctypes.CDLL, rule: str) -> None:
     assert lib.tb_lb_top_leftovers() == left0  # the fetchers fetched nothing either
 
 
+def test_groups_below_ming_refused(lib: ctypes.CDLL) -> None:
+    """The same top on an engine whose narrowest group is 32 (lowbit_cfg min_group, MING: the engine
+    builds groups 32 .. 256 only): its program check refuses the mix's first G16 record (layer 0's
+    Q6_K-like gate) at its LB_GROUP word, where the MING 16 top's check passes the same buffer."""
+    t = build(lib, mixed_model(False, seed=2, n_layers=N_LAYERS, vocab=VOCAB))
+    prog = itf.program(N_LAYERS, 3, 0)
+    t.region("program", np.uint32)[:prog.size] = prog.ravel()
+    out = np.zeros(3, np.uint32)
+    off = t.regions["program"][0]
+    lib.tb_lb_top_check_mg32(csim.ptr(t.ddr), ctypes.c_uint64(t.ddr.size), ctypes.c_uint32(0),
+                             ctypes.c_uint32(off), ctypes.c_uint32(len(prog)), csim.ptr(out))
+    rec = t.region("lb_table", np.uint32).reshape(N_LAYERS, 7, itf.LB_WORDS)[0, GATE]
+    assert rec[LB["LB_GROUP"]] == 16
+    field = itf.status_field(itf.SW_LAYER, 0, itf.LD_WORDS + GATE * itf.LB_WORDS + LB["LB_GROUP"])
+    assert tuple(int(v) for v in out) == (itf.STATUS["ST_LIMIT"], field, 16)
+    t.run(np.arange(3), 0)
+    assert t.status()[0] == itf.ST_OK
+
+
 def test_port0_image_past_the_buffer_refused(lib: ctypes.CDLL) -> None:
     """A linear's port-0 image starting inside the buffer (one beat fits: the layer-table check passes)
     but running past its end: refused at the layer table's LD_W_OFF word."""

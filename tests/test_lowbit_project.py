@@ -146,6 +146,11 @@ def test_lowbit_project_decodes_to_its_checkpoint(models: dict[str, Path], tmp_p
     assert d["lowbit_max_sb"] == 16
     with pytest.raises(bounds.BoundsError, match="field LB_SB"):
         _host_check(p, img, lowbit_max_sb=8)
+    # MING: the model's narrowest group (Q2_K: 16); an engine whose narrowest is 32 refuses a G16 record
+    assert d["lowbit_min_group"] == 16
+    with pytest.raises(bounds.BoundsError, match="field LB_GROUP") as err:
+        _host_check(p, img, lowbit_min_group=32)
+    assert "\n" not in str(err.value)
     r = run_cli("estimate", str(tmp_path / "p"))  # re-projected by the low-bit model (test_lowbit_reproject)
     assert r.returncode == 0 and f"{e['projected_decode_tok_s']['central']:.1f}" in r.stdout, r.stderr
     mf = tmp_path / "p" / "manifest.json"
@@ -192,6 +197,34 @@ def test_the_ultra96_design_fits_by_its_scale_lanes(models: dict[str, Path], tmp
     assert not ls.fits(src.cfg, board, whole, vec, src.model)
 
 
+def test_q4_0_project_builds_groups_of_32_only(tmp_path: Path) -> None:
+    """A Q4_0 GGUF (every linear G32): the design's MING is 32 in the manifest, the generated lowbit_cfg and
+    the estimate compile prints; the host takes its records and refuses a record narrower than MING."""
+    from tokenizers import Tokenizer
+
+    tj = tokenizer_json(tmp_path)
+    cfg = tiny_config(Tokenizer.from_str(tj).get_vocab_size(), "llama")
+    path = tmp_path / "q4_0.gguf"
+    types = write_gguf(path, _weights(cfg, 4), "llama", "Q4_0", tj)
+    assert {t for n, t in types.items() if n.startswith("blk.") and "norm" not in n} == {"Q4_0"}
+    r = _compile(path, tmp_path / "p", "kv260", "--no-onnx-reference")
+    assert r.returncode == 0, r.stderr
+    p = Project.open(tmp_path / "p")
+    d = p.manifest["design"]
+    assert (d["lowbit_min_group"], d["lowbit_max_group"]) == (32, 32)
+    header = next((tmp_path / "p").rglob("edgellm_config.h")).read_text()
+    assert "static const int min_group = 32;" in header and "static const int max_group = 32;" in header
+    est = run_cli("estimate", str(path), "--board", "kv260", "--json")
+    assert est.returncode == 0, est.stderr
+    assert json.loads(est.stdout)["boards"]["kv260"]["design"]["min_group"] == 32
+    img = p.image()
+    _host_check(p, img)
+    hdr = img[:4 * itf.HDR_WORDS].view(np.uint32)
+    _record(img, hdr, 1, 4)[itf.LB["LB_GROUP"]] = 16
+    with pytest.raises(bounds.BoundsError, match="field LB_GROUP"):
+        _host_check(p, img)
+
+
 def test_lowbit_design_fields_are_validated() -> None:
     from edgellm.compiler.design import DesignParams
     from edgellm.errors import EdgeLLMError
@@ -206,7 +239,10 @@ def test_lowbit_design_fields_are_validated() -> None:
                      ({"lowbit_scale_lanes": 32}, "lowbit_scale_lanes"),
                      ({"lowbit_float_units": 3}, "lowbit_float_units"),
                      ({"lowbit_float_units": 64}, "lowbit_float_units"),
-                     ({"lowbit_max_sb": 0}, "lowbit_max_sb"), ({"lowbit_max_sb": 17}, "lowbit_max_sb")):
+                     ({"lowbit_max_sb": 0}, "lowbit_max_sb"), ({"lowbit_max_sb": 17}, "lowbit_max_sb"),
+                     ({"lowbit_min_group": 8}, "lowbit_min_group"),
+                     ({"lowbit_min_group": 48}, "lowbit_min_group"),
+                     ({"lowbit_min_group": 64, "lowbit_max_group": 32}, "lowbit_min_group")):
         with pytest.raises(EdgeLLMError, match=word):
             DesignParams(**kw)
 

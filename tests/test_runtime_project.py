@@ -180,6 +180,8 @@ SCHEMA_CASES = [
     (_set("design.lowbit_float_units", 64),
      r"'design.lowbit_float_units' must be one of 1, 2, 4, 8, 16, 32, got 64"),
     (_set("design.lowbit_max_sb", 17), r"'design.lowbit_max_sb' must be an integer in \[1, 16\], got 17"),
+    (_set("design.lowbit_min_group", 8),
+     r"'design.lowbit_min_group' must be one of 16, 32, 64, 128, 256, got 8"),
     (_set("design.data_port_width_bits", 100),  # the data beat bounds.Limits reads (was 12 bytes)
      r"'design.data_port_width_bits' must be one of 32, 64, 128, 256, 512, 1024, got 100"),
     (_set("design.data_port_width_bits", "x"), r"'design.data_port_width_bits' must be one of .* got 'x'"),

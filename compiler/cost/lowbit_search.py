@@ -159,7 +159,7 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
     that fits; the winner then the shallowest within FETCH_TIE of its decode (eng.fetch_depth). The engine
     is sized to the model: MAXG its widest group (m.max_group), MAXK its widest input (as lowbit_fields
     generates it), FU the float steps its formats need at the engine's beat (m.float_units), MAXSB its
-    widest record (m.max_sb).
+    widest record (m.max_sb), MING its narrowest group (m.min_group).
     engine_counts: the engine counts E it may choose. EdgeLLMError naming what the smallest candidate
     overruns when none fits."""
     from edgellm.compiler.estimate import fits_board  # it imports the cost modules
@@ -173,7 +173,8 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
                                                      VECTOR):
         eng = LowbitEngine(rows=max(32, 32 * w), max_tokens=max(8, tp), max_group=m.max_group(),
                            token_lanes=tp, engines=e, max_k=max_k, ports=w, record_decoders=rd,
-                           scale_lanes=sl, float_units=m.float_units(PORT_BITS * w), max_sb=m.max_sb())
+                           scale_lanes=sl, float_units=m.float_units(PORT_BITS * w), max_sb=m.max_sb(),
+                           min_group=m.min_group())
         eng, over = _deepest(cfg, board, m, eng, vec, depths, full)
         if over > 1:
             if least is None or over < least[0]:

@@ -13,7 +13,7 @@ using namespace edgellm;
 
 // One named configuration per entry point (lowbit_policy.h: lowbit_config_base's defaults for the fields
 // not named: max_group 256, token_lanes 1, beat_bits 128, decoders 1, scale_lanes 16, float_units 32,
-// max_sb 16).
+// max_sb 16, min_group 16).
 struct r32_fields : lowbit_config_base {  // decode and short blocks: R 32, one token lane
   static const int rows = 32, max_k = 8192, max_t = 8;
 };
@@ -41,6 +41,9 @@ struct fu1_fields : lowbit_config_base {  // one float step per iteration (8 lan
 struct sb4_fields : lowbit_config_base {  // records of at most 4 groups, two decoders of 2 sub-scales
   static const int rows = 64, max_k = 4096, max_t = 4, beat_bits = 256, decoders = 2, scale_lanes = 2, max_sb = 4;
 };
+struct mg32_fields : lowbit_config_base {  // groups 32 .. 256 only (MING 32: a model without G16 tensors)
+  static const int rows = 32, max_k = 4096, max_t = 8, min_group = 32;
+};
 struct fu4_fields : lowbit_config_base {  // 4 of 32 float steps at 512 bits, two token lanes
   static const int rows = 128, max_k = 4096, max_t = 8, token_lanes = 2, beat_bits = 512, decoders = 4,
                    float_units = 4;
@@ -60,6 +63,7 @@ typedef lowbit_traits<fu1_fields> LbFu1;
 typedef lowbit_traits<fu4_fields> LbFu4;
 typedef lowbit_traits<fu8_fields> LbFu8;
 typedef lowbit_traits<sb4_fields> LbSb4;
+typedef lowbit_traits<mg32_fields> LbMg32;
 
 static LowbitTensor tensor_of(const int32_t *f) {
   LowbitTensor d;
@@ -85,7 +89,9 @@ static int run(const int32_t *fields, const uint8_t *w, long n_bytes, long first
                const float *qs, int n_tok, float *y) {
   const LowbitTensor d = tensor_of(fields);
   const long bb = C::BW / 8;  // bytes per engine beat
-  if (n_bytes % bb || n_tok > C::MAXT || d.k > C::MAXK || d.group > C::MAXG || d.sb > C::MAXSB) return -1;
+  if (n_bytes % bb || n_tok > C::MAXT || d.k > C::MAXK || d.group < C::MING || d.group > C::MAXG ||
+      d.sb > C::MAXSB)
+    return -1;
   if (lb_float_steps(d, C::BW) > C::FU) return -3;  // its row sets' steps outpace the float units
   if (first_beat + lb_stream_beats(d, C::R, C::BW) > n_bytes / bb) return -2;
   // one buffer per weight port: port u gets 128-bit column u of every engine beat
@@ -129,6 +135,7 @@ EDGELLM_LOWBIT_TB(fu1, LbFu1)
 EDGELLM_LOWBIT_TB(fu4, LbFu4)
 EDGELLM_LOWBIT_TB(fu8, LbFu8)
 EDGELLM_LOWBIT_TB(sb4, LbSb4)
+EDGELLM_LOWBIT_TB(mg32, LbMg32)
 
 // Iterations of each pipelined loop kind since the last reset (LbLoop order), C simulation's count.
 void tb_lowbit_iters(long *out) {

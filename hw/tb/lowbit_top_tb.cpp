@@ -41,6 +41,19 @@ typedef edgellm::top_traits<top_cfg> top;
 
 }  // namespace lbtop
 
+namespace lbtop_mg32 {  // the same top on an engine whose narrowest group is 32 (MING): its program check
+
+struct lowbit_cfg : lbtop::lowbit_cfg {
+  static const int min_group = 32;
+};
+typedef edgellm::lowbit_mm_policy<edgellm::lowbit_traits<lowbit_cfg> > mm;
+struct top_cfg : lbtop::top_cfg {
+  typedef lbtop_mg32::mm mm;
+};
+typedef edgellm::top_traits<top_cfg> top;
+
+}  // namespace lbtop_mg32
+
 typedef lbtop::top TC;
 
 extern "C" {
@@ -66,6 +79,20 @@ long long tb_lb_top_run(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t
     TC::dbeat_t *data = reinterpret_cast<TC::dbeat_t *>(rw[0]), *act = reinterpret_cast<TC::dbeat_t *>(rw[1]);
     edgellm::edgellm_top_impl<TC>(w, w, w, w, w, w, w, w, data, act, hdr_off, prog_off, n_desc);
   });
+}
+
+// The MING 32 top's program check (program_check.h check_program, what its top runs first) on the buffer
+// (the host's part: HDR_BUF_BYTES = bytes): out = status, field, value. Runs nothing else.
+void tb_lb_top_check_mg32(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
+                          uint32_t *out) {
+  typedef lbtop_mg32::top T;
+  const uint32_t n = (uint32_t)bytes;
+  std::memcpy(ddr + hdr_off + 4 * edgellm::HDR_BUF_BYTES, &n, 4);
+  const T::dbeat_t *data = reinterpret_cast<const T::dbeat_t *>(ddr);
+  uint32_t hdr[edgellm::HDR_WORDS];
+  edgellm::read_header(data, hdr_off, hdr);
+  const edgellm::CheckResult r = edgellm::check_program<T>(data, hdr_off, prog_off, n_desc, hdr);
+  out[0] = r.code, out[1] = r.field, out[2] = r.value;
 }
 
 // Weight- and head-FIFO words pushed and never popped, over every call.

@@ -202,7 +202,7 @@ void check_lb_record(CheckResult &r, const uint32_t w[LB_WORDS], const uint32_t 
   const uint32_t scb = w[LB_SCB], mcb = w[LB_MCB];
   if (bits < (uint32_t)facts::kLbMinBits || bits > (uint32_t)facts::kLbMaxBits)
     check_fail(r, ST_LIMIT, lb_field(l, i, LB_BITS), bits);
-  const bool g_ok = g >= 16 && g <= (uint32_t)E::MAXG && (g & (g - 1)) == 0 && k % g == 0;
+  const bool g_ok = g >= (uint32_t)E::MING && g <= (uint32_t)E::MAXG && (g & (g - 1)) == 0 && k % g == 0;
   if (!g_ok) check_fail(r, ST_LIMIT, lb_field(l, i, LB_GROUP), g);
   if (sb < 1 || sb > (uint32_t)E::MAXSB || (g_ok && k % ((u64_t)g * sb) != 0))
     check_fail(r, ST_LIMIT, lb_field(l, i, LB_SB), sb);
