@@ -200,7 +200,8 @@ LOWBIT_GUARD = 32  # NaN floats either side of y: a write outside it shows
 LOWBIT_CONFIGS = {"tb_lowbit_r32": (32, 128), "tb_lowbit_r64": (64, 128), "tb_lowbit_tp3": (32, 128),
                   "tb_lowbit_w4": (128, 512), "tb_lowbit_w2": (64, 256), "tb_lowbit_sl1": (32, 128),
                   "tb_lowbit_sl4": (64, 256), "tb_lowbit_fu1": (32, 128), "tb_lowbit_fu4": (128, 512),
-                  "tb_lowbit_fu8": (64, 256), "tb_lowbit_sb4": (64, 256), "tb_lowbit_mg32": (32, 128)}
+                  "tb_lowbit_fu8": (64, 256), "tb_lowbit_sb4": (64, 256), "tb_lowbit_mg32": (32, 128),
+                  "tb_lowbit_g32": (128, 512), "tb_lowbit_g16_32": (128, 512)}
 
 
 def lowbit_fields(img: pl.LowbitImage) -> np.ndarray:

@@ -216,6 +216,36 @@ def test_narrowest_group_32(lib: ctypes.CDLL, name: str) -> None:
         assert_bits(y, lb.lowbit_linear(q, qs, w))
 
 
+@pytest.mark.parametrize("fn,names", [("tb_lowbit_g32", ("q4_0", "q4_k")),
+                                      ("tb_lowbit_g16_32", ("q4_0", "q4_k", "q6_k"))])
+def test_the_built_group_choices(lib: ctypes.CDLL, fn: str, names: tuple[str, ...]) -> None:
+    """The shapes the search builds at 512-bit beats: one group size (MING = MAXG = 32: no lane or
+    activation choice, the s / m and accumulator banks of FU 4) and a Q4_K_M mix's two (G 16 and 32: 32
+    row lanes, lanes 0..15 tapping either tree level, FU 8, two token lanes): bit-exact over several
+    tiles, one and several tokens; the cost model counts C simulation's iterations."""
+    from edgellm.compiler.cost import lowbit as cl
+
+    make = {"q4_0": lambda r: q4_0(r, 300, 1024), "q4_k": lambda r: kquant(r, 260, 768, 4, 32, 6),
+            "q6_k": lambda r: q6_k(r, 200, 512)}
+    eng = cl.LowbitEngine(rows=128, max_tokens=8, max_k=4096, ports=4, record_decoders=2, scale_lanes=4,
+                          max_group=32, min_group=32 if fn.endswith("g32") else 16,
+                          float_units=4 if fn.endswith("g32") else 8, max_sb=8 if fn.endswith("g32") else 16,
+                          token_lanes=1 if fn.endswith("g32") else 2)
+    rng = np.random.default_rng(len(fn))
+    for name in names:
+        w = make[name](rng)
+        c = pl.pack_lowbit(w, rows=128, beat_bits=512).codec
+        fmt = cl.TensorFormat(name, w.bits, w.group, c.sb, c.superblock_bits)
+        for t in (1, 6):
+            q, qs = lowbit_acts(rng, t, w.shape[1])
+            lib.tb_lowbit_iters_reset()
+            assert_bits(run_lowbit(lib, w, q, qs, fn=fn, lead_beats=t % 2), lb.lowbit_linear(q, qs, w))
+            counted = np.zeros(5, np.int64)
+            lib.tb_lowbit_iters(csim.ptr(counted))
+            want = cl.iterations(w.shape[0], w.shape[1], fmt, eng, t)
+            assert list(want.values()) == counted.tolist(), (name, t)
+
+
 @pytest.mark.parametrize("make", [lambda r: q6_k(r, 32, 512), lambda r: kquant(r, 32, 512, 2, 16, 4),
                                   lambda r: lb.quantize_rtn(r.standard_normal((32, 512)).astype(F32), 4, 16)],
                          ids=["q6_k", "q2_k", "rtn_g16"])
@@ -268,7 +298,9 @@ def test_dependence_claim_holds() -> None:
     """C simulation with EDGELLM_CHECK_DEPS: the accumulator's distance-8 claim is never violated over the
     whole block loop (its steps and the outputs it reads back) at the tightest case (G 16, 2 bits, one
     token: R / (BW / 16) = 4 row sets x 2 planes, at 128-, 256- and 512-bit beats) and where tiles wait
-    for the outputs before them, and it is exercised."""
+    for the outputs before them; nor is the s / m banks' kLbScaleLag claim (a half's first read at least
+    8 iterations after its last decode), tightest where the decode sets the block's length (K-quant
+    records of 16 sub-scales at SL 1 and 4); every claim is exercised."""
     dl = csim.load([csim.TB_DIR / "lowbit_tb.cpp", csim.TB_DIR / "dep_tb.cpp"], "lowbit_dep_tb",
                    defines={"EDGELLM_CHECK_DEPS": "1"})
     dl.tb_dep_reset()
@@ -292,9 +324,16 @@ def test_dependence_claim_holds() -> None:
     for t in (5, 8):
         q, qs = lowbit_acts(rng, t, 256)
         assert_bits(run_lowbit(dl, w, q, qs, fn="tb_lowbit_w4"), lb.lowbit_linear(q, qs, w))
+    # decode-bound blocks: 16 sub-scales a record at one (four) a decoder iteration
+    for fn in ("tb_lowbit_sl1", "tb_lowbit_sl4"):
+        w = kquant(rng, 100, 512, 2, 16, 4)
+        for t in (1, 3):
+            q, qs = lowbit_acts(rng, t, 512)
+            assert_bits(run_lowbit(dl, w, q, qs, fn=fn), lb.lowbit_linear(q, qs, w))
     buf = ctypes.create_string_buffer(4096)
     dl.tb_dep_report(buf, 4096)
     report = buf.value.decode()
     assert dl.tb_dep_violations() == 0, report
-    line = next(ln for ln in report.splitlines() if ln.startswith("lb_blocks.run"))
-    assert int(line.split()[1]) > 0 and int(line.split()[2]) > 0, report  # reads and writes seen
+    seen = {ln.split()[0]: ln.split()[1:3] for ln in report.splitlines() if ln.startswith("lb_blocks.run")}
+    assert set(seen) == {"lb_blocks.run.acc", "lb_blocks.run.s", "lb_blocks.run.m"}, report
+    assert all(int(r) > 0 and int(wr) > 0 for r, wr in seen.values()), report  # reads and writes seen

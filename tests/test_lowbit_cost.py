@@ -11,10 +11,12 @@ from shared_fixtures import gptq, kquant, lowbit_acts, lowbit_fields, q4_0, q6_k
 from edgellm.boards import load_board
 from edgellm.compiler import packing_lowbit as pl
 from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost import lowbit_resources as lr_
 from edgellm.compiler.cost import lowbit_run as lr
 from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.cost.ddr import bandwidth
 from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
+from edgellm.compiler.cost.memory import lutram_luts
 from edgellm.compiler.design import DesignParams
 from edgellm.errors import EdgeLLMError
 from edgellm.hw import csim
@@ -65,7 +67,7 @@ def test_iterations_equal_csim(lib: ctypes.CDLL, case: str, t: int) -> None:
                     ("tb_lowbit_tp3", cl.LowbitEngine(rows=32, max_tokens=8, max_group=64, token_lanes=3,
                                                       max_k=4096, **one)),
                     ("tb_lowbit_w4", cl.LowbitEngine(rows=128, max_tokens=8, max_group=256, token_lanes=2,
-                                                     max_k=4096, ports=4, record_decoders=4)),
+                                                     max_k=4096, ports=4, record_decoders=2)),
                     ("tb_lowbit_w2", cl.LowbitEngine(rows=64, max_tokens=4, max_group=256, max_k=4096,
                                                      ports=2, record_decoders=2)),
                     ("tb_lowbit_sl1", cl.LowbitEngine(rows=32, max_tokens=8, max_group=32, max_k=4096,
@@ -84,7 +86,7 @@ FU_ENGINES = {  # the testbench's FU configurations (hw/tb/lowbit_tb.cpp fu1 / f
     "tb_lowbit_fu1": cl.LowbitEngine(rows=32, max_tokens=8, max_group=256, max_k=4096, ports=1,
                                      record_decoders=1, float_units=1),
     "tb_lowbit_fu4": cl.LowbitEngine(rows=128, max_tokens=8, max_group=256, token_lanes=2, max_k=4096,
-                                     ports=4, record_decoders=4, float_units=4),
+                                     ports=4, record_decoders=2, float_units=4),
     "tb_lowbit_fu8": cl.LowbitEngine(rows=64, max_tokens=8, max_group=256, token_lanes=3, max_k=4096,
                                      ports=2, record_decoders=2, float_units=8),
 }
@@ -138,10 +140,10 @@ def test_float_units_sized_to_the_formats() -> None:
     wide = cl.LowbitEngine(rows=128, ports=4, token_lanes=2, float_units=32)
     four = dataclasses.replace(wide, float_units=4)
     assert wide.fu == 32 and four.fu == 4 and dataclasses.replace(wide, ports=1, rows=32).fu == 8
-    da, db = cl.resources(wide), cl.resources(four)
-    assert da.dsp - db.dsp == 2 * 28 * cl.FLOAT_STEP.dsp
-    mux = 2 * 4 * 32 * 2 + 4 * 64 * 2  # FU 4 of 32 lanes: 8:1 muxes, 2 LUTs a bit: P (a token lane's), s, m
-    assert da.lut - db.lut == 2 * 28 * cl.FLOAT_STEP.lut - mux
+    assert dataclasses.replace(wide, min_group=32).fu == 16  # LANES = BW / MING rows a beat at most
+    da, db = lr_.resources(wide), lr_.resources(four)
+    assert da.dsp - db.dsp == 2 * 28 * lr_.FLOAT_STEP.dsp
+    assert da.lut - db.lut > 2 * 28 * lr_.FLOAT_STEP.lut  # the steps, and the banks that go with FU
     with pytest.raises(EdgeLLMError, match="FU 4 float steps of the 6 it needs"):
         cl.iterations(128, 512, f["Q6_K"], four, 1)
     with pytest.raises(EdgeLLMError, match="float units"):
@@ -164,12 +166,17 @@ def test_iterations_equal_csim_small_records(lib: ctypes.CDLL, case: str, t: int
 
 
 def test_max_sb_sizes_the_scale_buffers() -> None:
-    """s / m: 2 x R x MAXSB words each, 2 words a LUT: MAXSB 8 (Llama-3.2-1B Q4_0's records) saves R x 16
-    LUTs of 16; MAXSB is the widest record of the model's formats (Qwen2.5-0.5B Q4_0: 4 groups a record
-    at 896 inputs but 8 at its down projection's 4864; any Q6_K: 16), and a format of wider records is
-    refused."""
+    """s / m: FU x min(SL, MAXSB) LUTRAM banks each (lowbit_banks.h), both halves of R / FU rows x
+    ceil(MAXSB / SLB) words deep: at FU 32, SL 16 MAXSB 8 (Llama-3.2-1B Q4_0's records) halves the banks
+    of MAXSB 16 and their sub-bank muxes; MAXSB is the widest record of the model's formats (Qwen2.5-0.5B
+    Q4_0: 4 groups a record at 896 inputs but 8 at its down projection's 4864; any Q6_K: 16), and a format
+    of wider records is refused."""
     a = cl.LowbitEngine(rows=128, ports=4)
-    assert cl.resources(a).lut - cl.resources(dataclasses.replace(a, max_sb=8)).lut == 128 * 16
+    b = dataclasses.replace(a, max_sb=8)
+    assert a.fu == 32 and a.scale_lanes == 16
+    banks = 2 * 32 * lutram_luts(32, 2 * 128 // 32)
+    assert lr_.scales(a).lut == 16 * banks + 2 * 32 * 32 * lr_.mux_lut(16)
+    assert lr_.resources(a).lut - lr_.resources(b).lut == 8 * banks + 2 * 32 * 32 * (4 - 2)
     q40 = llama_cpp_mix(PRESETS["qwen2.5-0.5b"], "Q4_0")
     assert {f.sb for layer in q40.layers for f in layer.values()} == {4, 8} and q40.max_sb() == 8
     assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_0").max_sb() == 8
@@ -191,7 +198,7 @@ def test_one_block_loop_a_call(lib: ctypes.CDLL) -> None:
     w = lb.quantize_rtn(rng.standard_normal((400, 256)).astype(F32), 2, 256)
     fmt = _fmt_of(w)
     eng = cl.LowbitEngine(rows=128, max_tokens=8, max_group=256, token_lanes=2, max_k=4096, ports=4,
-                          record_decoders=4)
+                          record_decoders=2)
     assert fmt.sb == 1  # one block a tile
     for t in (1, 5):
         it = cl.iterations(400, 256, fmt, eng, t)
@@ -203,13 +210,37 @@ def test_one_block_loop_a_call(lib: ctypes.CDLL) -> None:
 
 
 def test_resources_price_the_double_buffered_accumulators() -> None:
-    """The accumulators of two tiles (MAXT x R words each), each bank read by the step and by the output
-    (a LUTRAM copy per read port, 2 words a LUT), and the block loop's counters: MAXT 16 against 8 at R 128
-    adds 2 x 2 x 8 x 128 / 2 LUTs (the rest of the engine does not grow with MAXT in LUTs)."""
+    """The accumulators of two tiles (lowbit_banks.h acc: 2 x TP x FU banks of TD x R / FU words, each read
+    by its float unit and by the outputs: a LUTRAM copy per read port) and a token lane's P accumulators
+    (TD x LANES registers, the token slot's choice): MAXT 16 against 8 at R 128, FU 32 deepens each bank
+    from 32 to 64 words and doubles the slot choice; the rest of the engine does not grow with MAXT in
+    LUTs."""
     a = cl.LowbitEngine(rows=128, max_tokens=8)
     b = dataclasses.replace(a, max_tokens=16)
-    assert cl.resources(b).lut - cl.resources(a).lut == 2 * 2 * 8 * 128 // 2
-    assert cl.resources(a).lut >= cl.BLOCK_LOOP_CONTROL.lut + 2 * 2 * 8 * 128 // 2
+    acc = 2 * (2 * 32) * (lutram_luts(32, 16 * 4) - lutram_luts(32, 8 * 4))
+    p = 32 * 32 * (lr_.mux_lut(16) - lr_.mux_lut(8))
+    assert lr_.accumulators(b).lut - lr_.accumulators(a).lut == acc + p
+    assert lr_.resources(b).lut - lr_.resources(a).lut == acc + p
+    assert lr_.resources(a).lut >= lr_.BLOCK_LOOP_CONTROL.lut + lr_.accumulators(a).lut
+
+
+def test_one_group_size_builds_one_choice() -> None:
+    """The engine builds the group-size choices MING .. MAXG only (lowbit_lookup.h, lowbit_banks.h): the
+    tables repeat a narrower group over the MAXG window, so every lookup is one static 16:1 multiplexer of
+    its table's 12 bits whatever the choices; with one (Q4_0: every linear G 32) each lane is one tree tap
+    and the activations need no choice; a Q4_K_M mix (Q6_K's G 16 beside Q4_K's G 32) pays the lane taps,
+    the activation choice and twice the row lanes (P, stage, FU). A group below MING is refused."""
+    one = cl.LowbitEngine(rows=128, ports=4, max_group=32, min_group=32, float_units=4)
+    two = dataclasses.replace(one, min_group=16)
+    nib = 512 // 4
+    assert lr_.lookups(one).lut == nib * 12 * lr_.LOOKUP_LUT_PER_BIT + (nib - 1) * 16
+    assert lr_.lookups(two).lut == lr_.lookups(one).lut + 16 * 32 * lr_.mux_lut(2)  # lanes 0..15 tap 2 levels
+    assert lr_.tables(two).lut == lr_.tables(one).lut + 32 * 8 * lr_.mux_lut(3)  # G 16 at 0 / 16, or G 32
+    assert one.row_lanes == 16 and two.row_lanes == 32
+    assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_0").min_group() == 32
+    assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_K_M").min_group() == 16
+    with pytest.raises(EdgeLLMError, match="groups MING 32"):
+        cl.iterations(128, 512, cl.FORMATS["Q6_K"], one, 1)
 
 
 @pytest.mark.parametrize("name,make", [
@@ -249,16 +280,18 @@ def test_engines_split_tiles() -> None:
 
 
 def test_scale_lanes_pace_the_decoders() -> None:
-    """A block's records take ceil(R / RD) x ceil(SB / SL) iterations: Q2_K's 16 sub-scales at SL 1 outlast
-    its 128 code iterations (R 32, 128-bit beats) and set the block's length; Q4_K's 8 at SL 2 do not. The
-    decoders' DSPs scale with RD x SL (2 fmul of 3 DSPs a sub-scale)."""
+    """A block's records take ceil(R / RD) x ceil(SB / SL) iterations, and the block kLbScaleLag more: Q2_K's
+    16 sub-scales at SL 1 and SL 4 (128 + 8) outlast its 128 code iterations (R 32, 128-bit beats) and set
+    the block's length; Q4_K's 8 at SL 2 (128 + 8 against 256) do not. The decoders' DSPs scale with RD x SL
+    (2 fmul of 3 DSPs a sub-scale)."""
     q2k, q4k = cl.FORMATS["Q2_K"], cl.FORMATS["Q4_K"]
     eng = {sl: cl.LowbitEngine(rows=32, ports=1, record_decoders=1, scale_lanes=sl) for sl in (1, 2, 4, 16)}
     assert [cl.decode_iters(q2k, eng[sl]) for sl in (1, 2, 4, 16)] == [512, 256, 128, 32]
-    assert cl.block_iters(q2k, eng[1], 1, True) == cl.param_beats(q2k, 32) + 512
-    assert cl.block_iters(q2k, eng[4], 1, True) == cl.block_iters(q2k, eng[16], 1, True)
+    assert cl.block_iters(q2k, eng[1], 1, True) == cl.param_beats(q2k, 32) + 512 + cl.SCALE_LAG
+    assert cl.block_iters(q2k, eng[4], 1, True) == cl.param_beats(q2k, 32) + 128 + cl.SCALE_LAG
+    assert cl.block_iters(q2k, eng[16], 1, True) == cl.param_beats(q2k, 32) + 128  # the codes'
     assert cl.block_iters(q4k, eng[2], 1, True) == cl.block_iters(q4k, eng[16], 1, True)
-    assert cl.resources(eng[16]).dsp - cl.resources(eng[2]).dsp == (16 - 2) * 2 * 3
+    assert lr_.resources(eng[16]).dsp - lr_.resources(eng[2]).dsp == (16 - 2) * 2 * 3
     with pytest.raises(EdgeLLMError, match="scale lanes"):
         cl.LowbitEngine(scale_lanes=3)
 

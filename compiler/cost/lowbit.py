@@ -24,10 +24,8 @@ projects the checkpoint's own quantized head as one more linear on the low-bit e
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
-from edgellm.compiler.cost.memory import Resources
 from edgellm.compiler.design import lm_head_bytes
 from edgellm.compiler.packing_lowbit import record_groups
 from edgellm.errors import EdgeLLMError
@@ -52,24 +50,7 @@ PORT_BITS = LB_BEAT_BITS  # one weight port's beat (lb_beat_t); the engine's bea
 PIPE_FILL = 16
 LOOP_RUNS = 4  # pipelined loop runs a lowbit_mm call: acts, P_0's beats, P_0's decode, the block loop
 FADD_CHAIN = 8  # lowbit_mm.h kLbFaddChain: iterations between an accumulator's step and its next read
-# The block loop's counters (lowbit_mm.h lb_advance, LbPos / LbOutPos) beyond the per-block loop's own:
-# the code beat's token block, 128-bit part, plane, row set and group (3 + 4 + 3 + 8 + 5 bits), the tile
-# and super-block (12 + 9), the output's tile, token and row (12 + 4 + 8) and the tiles done (12), one
-# LUT and FF a bit (an incrementer on the carry chain, the wrap as the flip-flops' reset) and a 4-LUT
-# wrap compare each; the loop's iteration and the output's ready mark (32 bits each: an incrementer, an
-# adder, a compare). Estimate; the runtime divisions these replace (the per-block loop's c / g_iters,
-# c / n_tb, bi / per_set, ..., the blocks loop's i / nsbr) were never priced, so nothing is credited.
-COUNTER_BITS = (3, 4, 3, 8, 5, 12, 9, 12, 4, 8, 12)
-BLOCK_LOOP_CONTROL = Resources(lut=sum(COUNTER_BITS) + 4 * len(COUNTER_BITS) + 3 * 32,
-                               ff=sum(COUNTER_BITS) + 2 * 32)
-# The float steps' drain (lowbit_mm.h LbDrain): its step, chunk, token block and row base counters (10 + 5
-# + 8 + 8 bits, an incrementer and a wrap compare each as above), the parity and first flags, and its
-# last step's iteration (32 bits: an adder, a compare with the iteration and the max the ready mark takes).
-DRAIN_CONTROL = Resources(lut=31 + 4 * 4 + 3 * 32, ff=31 + 2 + 32)
-# One float step (2 fmul + 2 fadd: 3 + 2 DSPs, about 350 LUTs and 400 FFs, Vitis HLS full-DSP binary32;
-# its int-to-float of P included) and a lane adder tree's 40 LUTs.
-FLOAT_STEP = Resources(lut=350, ff=400, dsp=2 * 3 + 2 * 2)
-LANE_TREE_LUT = 40
+SCALE_LAG = 8  # lowbit_format.h kLbScaleLag: iterations from a block's last decode to the block's end
 HEAD_BITS = 8  # the LM head compile builds: lm_head.h's int8 per-row head (design()'s lm_head_bits)
 HEAD_LANE = 1  # its token lanes (design.head_lanes): one row per pass, as decode and TTFT need
 
@@ -136,7 +117,7 @@ class LowbitEngine:
     engines: int = 1
     max_k: int = 8192
     ports: int = 4  # weight ports one engine reads at once: BW = 128 x ports
-    record_decoders: int = 4  # RD
+    record_decoders: int = 1  # RD
     scale_lanes: int = 16  # SL: sub-scales a record decoder decodes per iteration (16: a whole record)
     float_units: int = 32  # FU: float steps per token lane and iteration (min(FU, BW / 16) built: `fu`)
     max_sb: int = LB_MAX_SB  # MAXSB: groups a parameter record covers at most (sizes the s / m buffers)
@@ -146,6 +127,12 @@ class LowbitEngine:
     fetch_depth: int = 2048
 
     def __post_init__(self) -> None:
+        self._check_fields()
+        if self.fu % self.record_decoders:
+            raise EdgeLLMError(f"low-bit engine: {self.record_decoders} record decoders need as many float "
+                               f"units (FU {self.fu}: decoder k writes the s / m banks b % RD == k)")
+
+    def _check_fields(self) -> None:
         if self.ports not in LB_PORTS:
             raise EdgeLLMError(f"low-bit engine: ports per engine must be one of {LB_PORTS}, got "
                                f"{self.ports}")
@@ -155,8 +142,9 @@ class LowbitEngine:
                                f"{bw // 4}, got {self.rows}")
         if not 1 <= self.token_lanes <= self.max_tokens:
             raise EdgeLLMError(f"low-bit engine: token lanes must be 1 .. {self.max_tokens}")
-        if self.engines < 1 or not 1 <= self.record_decoders <= 8:
-            raise EdgeLLMError("low-bit engine: at least one engine, 1 .. 8 record decoders")
+        if self.engines < 1 or self.record_decoders not in (1, 2):
+            raise EdgeLLMError("low-bit engine: at least one engine, 1 or 2 record decoders (the parameter "
+                               "banks' two ports)")
         if self.scale_lanes not in SCALE_LANES:
             raise EdgeLLMError(f"low-bit engine: scale lanes one of {SCALE_LANES}, got {self.scale_lanes}")
         if not 1 <= self.max_sb <= LB_MAX_SB:
@@ -172,9 +160,14 @@ class LowbitEngine:
         return PORT_BITS * self.ports
 
     @property
+    def row_lanes(self) -> int:
+        """Rows a code beat finishes at most (LowbitConfig LANES = BW / MING, at least one)."""
+        return max(1, self.beat_bits // self.min_group)
+
+    @property
     def fu(self) -> int:
-        """The float steps built per token lane (LowbitConfig FU = min(FU_, BW / 16))."""
-        return min(self.float_units, self.beat_bits // 16)
+        """The float steps built per token lane (LowbitConfig FU = min(FU_, LANES))."""
+        return min(self.float_units, self.row_lanes)
 
 
 def _lanes(group: int, bw: int) -> int:
@@ -217,10 +210,11 @@ def decode_iters(fmt: TensorFormat, eng: LowbitEngine) -> int:
 
 
 def block_iters(fmt: TensorFormat, eng: LowbitEngine, token_blocks: int, more: bool) -> int:
-    """One block's iterations in the block loop (lb_block_iters)."""
+    """One block's iterations in the block loop (lb_block_iters): a block followed by another runs its
+    next parameter block's decode and SCALE_LAG iterations more."""
     bw, rows = eng.beat_bits, eng.rows
     codes = fmt.sb * rows // _lanes(fmt.group, bw) * fmt.bits * _plane_beats(fmt.group, bw) * token_blocks
-    return param_beats(fmt, rows, bw) + max(codes, decode_iters(fmt, eng)) if more else codes
+    return param_beats(fmt, rows, bw) + max(codes, decode_iters(fmt, eng) + SCALE_LAG) if more else codes
 
 
 def stream_bytes(out: int, n_in: int, fmt: TensorFormat, rows: int, bw: int = PORT_BITS) -> int:
@@ -236,7 +230,8 @@ def _check(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine) -> None:
         raise EdgeLLMError(f"low-bit engine: a {out} x {n_in} {fmt.name} tensor does not fit (MAXK "
                            f"{eng.max_k}, groups MING {eng.min_group} .. MAXG {eng.max_group}, FU {eng.fu} "
                            f"float steps of the {float_steps(fmt, eng.beat_bits)} it needs, MAXSB "
-                           f"{eng.max_sb} of its {fmt.sb} groups a record, whole {fmt.group * fmt.sb}-input blocks)")
+                           f"{eng.max_sb} of its {fmt.sb} groups a record, whole {fmt.group * fmt.sb}-input "
+                           f"blocks)")
 
 
 def out_waits(tiles: int, tile_iters: int, last_tile_iters: int, outputs: int, extra: int = 0,
@@ -299,62 +294,6 @@ def linear_seconds(out: int, n_in: int, fmt: TensorFormat, eng: LowbitEngine, to
     calls = -(-tokens // eng.max_tokens)
     nbytes = calls * stream_bytes(out, n_in, fmt, eng.rows, eng.beat_bits)
     return max(linear_cycles(out, n_in, fmt, eng, tokens) / clock_hz, nbytes / weights_bps)
-
-
-def _mux_lut(n: int) -> int:
-    """LUTs per bit of an n:1 multiplexer (a LUT6 is a 4:1, F7 / F8 muxes pair them): 0 for n = 1."""
-    return 0 if n <= 1 else max(1, n // 4)
-
-
-def float_stage(eng: LowbitEngine) -> tuple[Resources, Resources]:
-    """The float steps' staging (lowbit_mm.h LbStage) and lane mux, (per token lane, per engine). Per
-    token lane: the staged P (BW / 16 lanes of 32 bits for each of MAXT / TP tokens: flip-flops at one token
-    a lane, else LUTRAM, 32 words deep at 6 bits per 4 LUTs) and each of the FU steps' choice of its P among
-    the BW / 16 / FU lanes it serves; per engine: the staged s and m (BW / 16 lanes x 2 words), the tokens'
-    float(S) (MAXT words) and each step's s / m choice (64 bits), and the drain's control."""
-    lanes = eng.beat_bits // 16
-    depth = -(-eng.max_tokens // eng.token_lanes)
-    p_bits = lanes * 32
-    p_store = Resources(ff=p_bits) if depth == 1 else Resources(lut=-(-p_bits * 4 * -(-depth // 32) // 6))
-    mux = _mux_lut(lanes // eng.fu)
-    lane = p_store + Resources(lut=eng.fu * 32 * mux)
-    engine = Resources(lut=eng.fu * 64 * mux, ff=2 * lanes * 32 + eng.max_tokens * 32) + DRAIN_CONTROL
-    return lane, engine
-
-
-def resources(eng: LowbitEngine) -> Resources:
-    """The engines' LUT/FF/DSP/BRAM (estimate; named per datapath). Per token lane: the tables (MAXG / 4
-    x 16 entries of 12 bits in registers, 11 adders per 4 activations), BW / 4 16:1 lookups of 12 bits
-    (about 5 LUTs a bit), the lane adder trees and P accumulators (BW / 16 lanes of 32 bits) and FU float
-    steps (FLOAT_STEP each: 2 fmul + 2 fadd); per engine: RD record decoders (a window shift of NW beats,
-    about 3000 LUTs, and SL x 2 fmul: 120 LUTs, 200 FFs, 3 DSPs each), the activation rows (MAXT x MAXK int8
-    in MAXG banks), the parameter ping-pong (2 x PB_MAX beats), s / m (2 x R x MAXSB x 2 words of LUTRAM,
-    64 bits a LUT), the accumulators (2 tiles' MAXT x R words, each bank written by the step and read by the
-    step and the output: a LUTRAM copy per read port, 64 bits a LUT), the float steps' staging and lane mux
-    (float_stage) and a 1500-LUT control plus the block loop's counters (BLOCK_LOOP_CONTROL)."""
-    tp, mg, bw = eng.token_lanes, eng.max_group, eng.beat_bits
-    lanes = bw // 16
-    stage_lane, stage_engine = float_stage(eng)
-    lane = Resources(lut=mg // 4 * 11 * 12 + bw // 4 * 12 * 5 + (bw // 4 - 1) * 16 + lanes * LANE_TREE_LUT
-                     + eng.fu * FLOAT_STEP.lut + stage_lane.lut,
-                     ff=mg // 4 * 16 * 12 + lanes * 32 + eng.fu * FLOAT_STEP.ff + stage_lane.ff,
-                     dsp=eng.fu * FLOAT_STEP.dsp)
-    pb_max = eng.rows * LB_MAX_RECORD_BITS // bw + 2
-    xrow_banks = mg
-    xrow_bram = xrow_banks * max(0.5, math.ceil(eng.max_tokens * eng.max_k / xrow_banks / 2048) / 2)
-    rd = eng.record_decoders
-    sl = eng.scale_lanes
-    acc_lut = 2 * 2 * eng.max_tokens * eng.rows // 2  # 2 tiles x 2 read copies, 2 words a LUT
-    sm_lut = 2 * eng.rows * eng.max_sb * 2 // 2  # s and m, ping-pong, 2 words a LUT
-    per_engine = Resources(lut=rd * (3000 + sl * 2 * 120) + sm_lut + 1500 + acc_lut
-                           + BLOCK_LOOP_CONTROL.lut + stage_engine.lut,
-                           ff=rd * (4000 + sl * 2 * 200) + BLOCK_LOOP_CONTROL.ff + stage_engine.ff,
-                           dsp=rd * sl * 2 * 3,
-                           bram36=xrow_bram + 2 * math.ceil(pb_max * bw / 36864) + 1)
-    one = Resources(lut=per_engine.lut + tp * lane.lut, ff=per_engine.ff + tp * lane.ff,
-                    dsp=per_engine.dsp + tp * lane.dsp, bram36=per_engine.bram36)
-    return Resources(lut=eng.engines * one.lut, ff=eng.engines * one.ff, dsp=eng.engines * one.dsp,
-                     bram36=eng.engines * one.bram36)
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from edgellm.compiler.cost.lowbit import (
     LowbitEngine,
     LowbitModel,
     model_max_k,
-    resources,
 )
+from edgellm.compiler.cost.lowbit_resources import resources
 from edgellm.compiler.cost.lowbit_run import ddr_bound_tokens_per_s, run_seconds
 from edgellm.compiler.cost.memory import Resources, auto_memory, bound_memory, total_of
 from edgellm.compiler.design import FETCH_DEPTH_RANGE, URAM_WORDS, DesignParams, head_beat_bytes, stream_ports
@@ -39,6 +39,9 @@ VECTOR: tuple[tuple[int, ...], ...] = ((2, 8, 1), (2, 32, 1), (4, 8, 1), (4, 8, 
 # every whole number of URAMs deep up to design.FETCH_DEPTH_RANGE's 65536 (a 128-bit word takes two 72-bit
 # URAM columns, so each step of URAM_WORDS costs 2 URAMs a port)
 FETCH_DEPTHS = (512, 1024, 2048, *range(URAM_WORDS, FETCH_DEPTH_RANGE[1] + 1, URAM_WORDS))
+# The engine's token block MAXT (the design's prefill block): 8, or fewer only where no design of 8 fits
+# (halves the accumulators, tables' depth and activation banks; prefill re-streams the weights per block).
+MAX_TOKENS = (8, 4, 2)
 FETCH_TIE = 0.999  # as the ternary DSE's: a shallower FIFO within 0.1% of the deepest fitting one's decode
 
 
@@ -169,11 +172,16 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
     ports = min(4, len(board.hp_port_names))
     shapes = [(e, w) for e in engine_counts for w in (1, 2, 4) if e * w <= ports]
     max_k = model_max_k(cfg)
-    for (e, w), tp, rd, sl, vec in itertools.product(shapes, (1, 2, 4, 8), (1, 2, 4), SEARCH_SCALE_LANES,
-                                                     VECTOR):
-        eng = LowbitEngine(rows=max(32, 32 * w), max_tokens=max(8, tp), max_group=m.max_group(),
+    for maxt, (e, w), tp, rd, sl, vec in itertools.product(MAX_TOKENS, shapes, (1, 2, 4, 8), (1, 2),
+                                                           SEARCH_SCALE_LANES, VECTOR):
+        if best is not None and maxt < best[1][0].max_tokens:
+            break  # a smaller token block only when no design of the larger one fits
+        fu = m.float_units(PORT_BITS * w)
+        if tp > maxt or min(fu, max(1, PORT_BITS * w // m.min_group())) % rd:
+            continue  # RD decoders need RD float units (decoder k writes the s / m banks b % RD == k)
+        eng = LowbitEngine(rows=max(32, 32 * w), max_tokens=maxt, max_group=m.max_group(),
                            token_lanes=tp, engines=e, max_k=max_k, ports=w, record_decoders=rd,
-                           scale_lanes=sl, float_units=m.float_units(PORT_BITS * w), max_sb=m.max_sb(),
+                           scale_lanes=sl, float_units=fu, max_sb=m.max_sb(),
                            min_group=m.min_group())
         eng, over = _deepest(cfg, board, m, eng, vec, depths, full)
         if over > 1:

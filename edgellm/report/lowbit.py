@@ -14,7 +14,7 @@ from typing import Any
 
 from edgellm.boards import Board
 from edgellm.compiler import lowbit_estimate as le
-from edgellm.compiler.cost import lowbit as cl
+from edgellm.compiler.cost import lowbit_resources
 from edgellm.compiler.cost import lowbit_run as lr
 from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.cost.memory import Resources, total_of
@@ -56,7 +56,7 @@ def kernel_parts(src: le.LowbitSource, board: Board, e: le.LowbitEstimate) -> di
 
     q = _design(board, e)
     ew, attn = resource_model.vector_kernels(src.cfg, q)
-    return {ENGINE: cl.resources(e.engine), "elementwise": ew, "attention": attn,
+    return {ENGINE: lowbit_resources.resources(e.engine), "elementwise": ew, "attention": attn,
             "axi": cost_axi.resources(q), "platform": resource_model.PLATFORM,
             "fetch": ls.fetch_resources(board, q), "lm_head": ls.head_resources(src.cfg, board, src.model, q)}
 

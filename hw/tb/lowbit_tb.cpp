@@ -23,8 +23,8 @@ struct r64_fields : lowbit_config_base {  // R 64
 struct tp3_fields : lowbit_config_base {  // three token lanes (8 tokens: 3 blocks, 2 lanes idle)
   static const int rows = 32, max_k = 4096, max_t = 8, max_group = 64, token_lanes = 3;
 };
-struct w4_fields : lowbit_config_base {  // four ports' beats at once, 4 record decoders
-  static const int rows = 128, max_k = 4096, max_t = 8, token_lanes = 2, beat_bits = 512, decoders = 4;
+struct w4_fields : lowbit_config_base {  // four ports' beats at once, 2 record decoders
+  static const int rows = 128, max_k = 4096, max_t = 8, token_lanes = 2, beat_bits = 512, decoders = 2;
 };
 struct w2_fields : lowbit_config_base {  // two ports' beats, 2 record decoders
   static const int rows = 64, max_k = 4096, max_t = 4, beat_bits = 256, decoders = 2;
@@ -44,8 +44,16 @@ struct sb4_fields : lowbit_config_base {  // records of at most 4 groups, two de
 struct mg32_fields : lowbit_config_base {  // groups 32 .. 256 only (MING 32: a model without G16 tensors)
   static const int rows = 32, max_k = 4096, max_t = 8, min_group = 32;
 };
+struct g32_fields : lowbit_config_base {  // one group size (Q4_0-like: MING = MAXG = 32) at 512 bits, FU 4
+  static const int rows = 128, max_k = 4096, max_t = 8, max_group = 32, min_group = 32, beat_bits = 512,
+                   decoders = 2, scale_lanes = 4, float_units = 4, max_sb = 8;
+};
+struct g16_32_fields : lowbit_config_base {  // groups 16 and 32 (a Q4_K_M mix) at 512 bits, FU 8, 2 tokens
+  static const int rows = 128, max_k = 4096, max_t = 8, max_group = 32, token_lanes = 2, beat_bits = 512,
+                   decoders = 2, scale_lanes = 4, float_units = 8;
+};
 struct fu4_fields : lowbit_config_base {  // 4 of 32 float steps at 512 bits, two token lanes
-  static const int rows = 128, max_k = 4096, max_t = 8, token_lanes = 2, beat_bits = 512, decoders = 4,
+  static const int rows = 128, max_k = 4096, max_t = 8, token_lanes = 2, beat_bits = 512, decoders = 2,
                    float_units = 4;
 };
 struct fu8_fields : lowbit_config_base {  // 8 of 16 at 256 bits, three token lanes
@@ -64,6 +72,8 @@ typedef lowbit_traits<fu4_fields> LbFu4;
 typedef lowbit_traits<fu8_fields> LbFu8;
 typedef lowbit_traits<sb4_fields> LbSb4;
 typedef lowbit_traits<mg32_fields> LbMg32;
+typedef lowbit_traits<g32_fields> LbG32;
+typedef lowbit_traits<g16_32_fields> LbG1632;
 
 static LowbitTensor tensor_of(const int32_t *f) {
   LowbitTensor d;
@@ -136,6 +146,8 @@ EDGELLM_LOWBIT_TB(fu4, LbFu4)
 EDGELLM_LOWBIT_TB(fu8, LbFu8)
 EDGELLM_LOWBIT_TB(sb4, LbSb4)
 EDGELLM_LOWBIT_TB(mg32, LbMg32)
+EDGELLM_LOWBIT_TB(g32, LbG32)
+EDGELLM_LOWBIT_TB(g16_32, LbG1632)
 
 // Iterations of each pipelined loop kind since the last reset (LbLoop order), C simulation's count.
 void tb_lowbit_iters(long *out) {

@@ -30,32 +30,60 @@ struct LowbitTensor {
   int sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz, dper;
 };
 
+// log2 of a power of two N, at compile time (a template, not a recursive function: HLS has none).
+template <int N>
+struct LbLog2 {
+  enum { value = 1 + LbLog2<N / 2>::value };
+};
+template <>
+struct LbLog2<1> {
+  enum { value = 0 };
+};
+
 // R rows per tile (a multiple of BW / 4: lowbit_mm.h's dependence distance), inputs up to MAXK, tokens per
-// call up to MAXT, groups up to MAXG inputs (sizes the tables: MAXT x MAXG / 4 x 16 registers), TP token
-// lanes (tokens sharing each code beat in one iteration: replicated lookups, sums and float steps), BW
-// bits per engine beat (one 128-bit beat from each of BW / 128 weight ports: port u carries bits
-// 128u .. 128u+127 of every beat), RD parameter records decoded per iteration, SL sub-scales of a record
-// each decoder turns into s / m per iteration (SL x 2 fmul a decoder; a record of SB sub-scales takes
-// ceil(SB / SL) iterations; SL = 16 = kLbMaxSb: a whole record at once), FU float steps per token lane
-// and iteration (time-shared by the rows a beat finishes: a tensor needs lb_float_steps(d, BW) <= FU;
-// FU >= BW / 16 = LANES: one per lane, FU = min(FU_, LANES)) and records of up to MAXSB groups (sizes the
-// s / m buffers: 2 x R x MAXSB words each; a tensor needs its SB <= MAXSB).
+// call up to MAXT, groups of MING .. MAXG inputs (the group-size choices the lookups, the lane sums and the
+// banks build: NG of them; MAXG sizes the tables: MAXT x MAXG / 4 x 16 entries), TP token lanes (tokens
+// sharing each code beat in one iteration: replicated lookups, sums and float steps), BW bits per engine
+// beat (one 128-bit beat from each of BW / 128 weight ports: port u carries bits 128u .. 128u+127 of every
+// beat), RD parameter records decoded per iteration (1 or 2: the parameter ping-pong's banks have two
+// ports), SL sub-scales of a record each decoder turns into s / m per iteration (SL x 2 fmul a decoder; a
+// record of SB sub-scales takes ceil(SB / SL) iterations; SL = 16 = kLbMaxSb: a whole record at once), FU
+// float steps per token lane and iteration (time-shared by the rows a beat finishes: a tensor needs
+// lb_float_steps(d, BW) <= FU; FU = min(FU_, LANES)) and records of up to MAXSB groups (sizes the s / m
+// banks; a tensor needs its SB <= MAXSB).
+//
+// Every on-chip array the block loop touches more than once an iteration is split into banks its
+// accesses address statically (lowbit_banks.h), so each bank sees at most one write and the reads its
+// memory has ports for: LANES = BW / MING row lanes (a code beat finishes at most LANES rows), the s / m
+// banks (FU x SLB, SLB = min(SL, MAXSB) sub-banks; SMD words each: both ping-pong halves, SMS slots a row;
+// float unit f's rows r % FU == f in bank f, like the accumulators' FU banks of AD rows), the activations
+// (MAXG banks of XD words a token) and the token lanes (TD = ceil(MAXT / TP) tokens each).
 template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1, int BW_ = kLbBeatBits,
           int RD_ = 1, int SL_ = kLbMaxSb, int FU_ = kLbMaxFloatUnits, int MAXSB_ = kLbMaxSb, int MING_ = kLbMinGroup>
 struct LowbitConfig {
   enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_, BW = BW_, RD = RD_, SL = SL_,
          MAXSB = MAXSB_,                                   // groups a record covers at most
          MING = MING_,                                     // the narrowest group a tensor may have
+         NG = LbLog2<MAXG_ / MING_>::value + 1,            // group-size choices MING .. MAXG
          PORTS = BW_ / kLbBeatBits,                        // weight ports read per iteration
          NIB = BW_ / 4,                                    // table lookups per beat and token lane
-         LANES = BW_ / 16,                                 // rows per beat at G 16
-         FU = FU_ < BW_ / 16 ? FU_ : BW_ / 16,             // float steps per token lane
+         LOG_NIB = LbLog2<BW_ / 4>::value,                 // levels of the lookups' adder tree
+         LOG_MING4 = LbLog2<MING_ / 4>::value,             // the tree level of the narrowest group
+         LANES = BW_ >= MING_ ? BW_ / MING_ : 1,           // rows a beat finishes at most
+         FU = FU_ < LANES ? FU_ : LANES,                   // float steps per token lane
+         SLB = SL_ < MAXSB_ ? SL_ : MAXSB_,                // s / m sub-banks: a decoder's sub-scales
+         SMS = (MAXSB_ + SLB - 1) / SLB,                   // a row's words in each s / m sub-bank
+         SMD = 2 * (R_ / FU) * SMS,                        // words of an s / m bank (two halves)
+         TD = (MAXT_ + TP_ - 1) / TP_,                     // tokens a token lane holds
+         XD = MAXK_ / MAXG_,                               // words of an activation bank per token
+         AD = R_ / FU,                                     // rows of an accumulator bank
          NW = (kLbMaxRecordBits + BW_ - 1) / BW_ + 1,      // beats a record can touch
          PB_MAX = R_ * kLbMaxRecordBits / BW_ + NW };
   typedef ap_uint<BW_> beat_t;
   static_assert(BW_ == 128 || BW_ == 256 || BW_ == 512, "BW: 128 x 1, 2 or 4 ports");
   static_assert(TP_ >= 1 && TP_ <= MAXT_, "TP: 1 .. MAXT token lanes");
-  static_assert(RD_ >= 1 && RD_ <= 8, "RD: 1 .. 8 record decoders");
+  static_assert(RD_ == 1 || RD_ == 2, "RD: 1 or 2 record decoders (the parameter banks' two ports)");
+  static_assert(FU % RD_ == 0, "RD: a divisor of FU (decoder k writes the s / m banks b % RD == k)");
   static_assert(SL_ == 1 || SL_ == 2 || SL_ == 4 || SL_ == 8 || SL_ == 16, "SL: 1, 2, 4, 8 or 16 sub-scales");
   static_assert(FU_ >= 1 && FU_ <= kLbMaxFloatUnits && (FU_ & (FU_ - 1)) == 0, "FU: 1, 2, 4, .. 32 float steps");
   static_assert(MAXSB_ >= 1 && MAXSB_ <= kLbMaxSb, "MAXSB: 1 .. 16 groups a record");
@@ -65,6 +93,17 @@ struct LowbitConfig {
   static_assert(MAXK_ % kLbMaxGroup == 0, "MAXK must hold whole 256-input super-blocks");
   static_assert(MAXG_ >= 16 && MAXG_ <= kLbMaxGroup && (MAXG_ & (MAXG_ - 1)) == 0, "MAXG: 16 .. 256");
 };
+
+// The group-size choice (0 .. NG - 1: group = MING << ga) of a tensor whose group is `group`.
+template <class C>
+inline int lb_group_choice(int group) {
+  int ga = 0;
+  for (int c = 1; c < C::NG; c++) {
+#pragma HLS UNROLL
+    if (group >= (C::MING << c)) ga++;
+  }
+  return ga;
+}
 
 // Bits of one parameter record and beats (of bw bits) of one (tile, super-block) parameter block.
 inline int lb_record_bits(const LowbitTensor &d) {
@@ -99,12 +138,17 @@ inline long lb_stream_beats(const LowbitTensor &d, int rows, int bw) {
   return tiles * nsbr * (lb_param_beats(d, rows, bw) + code);
 }
 
+// Iterations from a decoder's last write into one half of the s / m banks to that half's first read (the
+// decode's f16 conversion and fmul, and the read's sub-bank mux): a block that reads a next parameter
+// block runs at least kLbScaleLag iterations past its decode (lowbit_mm.h's DEPENDENCE claim on s / m).
+const int kLbScaleLag = 8;
+
 // Iterations of one block in the block loop (lowbit_mm.h lb_blocks): P_{i+1}'s beats, then the block's
 // code beats x token blocks (of TP tokens), at least the lb_decode_iters iterations decoding P_{i+1}'s
-// records (compiler/cost/lowbit.py block_iters).
+// records and kLbScaleLag more (compiler/cost/lowbit.py block_iters).
 inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more, int bw, int rd, int sl) {
   const int codes = d.sb * rows / lb_lanes(d.group, bw) * d.bits * lb_plane_beats(d.group, bw) * n_tb;
-  const int dec = lb_decode_iters(d, rows, rd, sl);
+  const int dec = lb_decode_iters(d, rows, rd, sl) + kLbScaleLag;
   return more ? lb_param_beats(d, rows, bw) + (codes > dec ? codes : dec) : codes;
 }
 
@@ -117,12 +161,12 @@ inline int lb_field(const lb_window_t &win, int pos, int width, int off) {
   return (int)(raw & ((1u << width) - 1u)) - off;
 }
 
-// One record (at bit 0 of win) -> its sub-scales j = c * SL .. c * SL + SL - 1 (chunk c) of the
-// super-block's SB scales and mins, f32 ops in packing's order (each s and m from its own fields: the
+// One record (at bit 0 of win) -> its sub-scales j = c * SL + u (u < SL; chunk c) of the super-block's SB
+// scales and mins into sv[u], mv[u], f32 ops in packing's order (each s and m from its own fields: the
 // chunks' results do not depend on how a record is split). A record holds d (and dm) once, or once per
 // group (dper), then SB sc and SB mc fields.
-template <int SL, int MAXSB>
-inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 s[MAXSB], f32 m[MAXSB]) {
+template <int SL>
+inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 sv[SL], f32 mv[SL]) {
 #pragma HLS INLINE
   const int nd = d.dper ? d.sb : 1;
   const int pos_dm = nd * d.db;
@@ -130,16 +174,15 @@ inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 
   for (int u = 0; u < SL; u++) {
 #pragma HLS UNROLL
     const int j = c * SL + u;
-    if (j >= MAXSB) continue;
     const int jd = d.dper ? j : 0;
     const f32 dv = lb_float((uint32_t)(win >> (jd * d.db)).range(31, 0), d.db);
     const uint32_t dmraw = (uint32_t)(win >> (pos_dm + jd * d.dmb)).range(31, 0);
     const f32 dmv = d.mmode == 0 ? lb_float(dmraw, d.dmb) : 0.0f;
     const int sc = d.scb ? lb_field(win, pos + j * d.scb, d.scb, d.sc_off) : 1;
     const int mc = d.mcb ? lb_field(win, pos + d.sb * d.scb + j * d.mcb, d.mcb, d.mc_off) : d.mz;
-    const f32 sv = dv * (f32)sc;
-    s[j] = sv;
-    m[j] = d.mmode == 1 ? -(sv * (f32)mc) : dmv * (f32)mc;
+    const f32 s = dv * (f32)sc;
+    sv[u] = s;
+    mv[u] = d.mmode == 1 ? -(s * (f32)mc) : dmv * (f32)mc;
   }
 }
 
@@ -148,7 +191,7 @@ inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 
 // iteration.
 template <class C>
 inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r, int c,
-                         f32 s[C::MAXSB], f32 m[C::MAXSB]) {
+                         f32 sv[C::SL], f32 mv[C::SL]) {
 #pragma HLS INLINE
   typedef ap_uint<C::NW * C::BW> wide_t;
   const int bit = r * lb_record_bits(d), w0 = bit / C::BW;
@@ -159,7 +202,7 @@ inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitT
     win |= b << (u * C::BW);
   }
   const wide_t rec = win >> (bit % C::BW);
-  lb_record<C::SL, C::MAXSB>((lb_window_t)rec.range(511, 0), d, c, s, m);
+  lb_record<C::SL>((lb_window_t)rec.range(511, 0), d, c, sv, mv);
 }
 
 }  // namespace edgellm

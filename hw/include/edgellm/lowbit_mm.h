@@ -53,7 +53,9 @@
 #include <cstdint>
 
 #include "edgellm/dep_check.h"
+#include "edgellm/lowbit_banks.h"
 #include "edgellm/lowbit_format.h"
+#include "edgellm/lowbit_lookup.h"
 #include "edgellm/lowbit_source.h"
 #include "edgellm/lowbit_steps.h"
 #include "edgellm/numerics.h"
@@ -75,7 +77,6 @@ inline long *lb_iters() {
 #define EDGELLM_LB_COUNT(kind) ((void)0)
 #endif
 
-typedef ap_int<12> lb_tab_t;  // one table entry: a sum of <= 4 int8 (|T| <= 512)
 const int kLbFaddChain = 8;  // iterations the accumulator step (fmul, fadd, fadd) may take
 
 // A parameter block's beats into pbuf: one beat per iteration.
@@ -91,11 +92,25 @@ params:
   pos += nbeats;
 }
 
-// A block's R records: RD decoders, decoder k on record r0 + k, SL sub-scales (chunk c) per iteration;
-// lb_decode_iters(d, R, RD, SL) iterations.
+// RD decoders' chunk c of the records r0 .. r0 + RD - 1 of a parameter block on chip into half par of the
+// s / m banks (lowbit_banks.h lb_scales_put).
 template <class C>
-void lb_decode_all(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, f32 s[C::R][C::MAXSB],
-                   f32 m[C::R][C::MAXSB]) {
+inline void lb_decode_chunk(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r0, int c,
+                            int par, typename LbBanks<C>::scales_t &s, typename LbBanks<C>::scales_t &m) {
+#pragma HLS INLINE
+  f32 sv[C::RD][C::SL], mv[C::RD][C::SL];
+  for (int k = 0; k < C::RD; k++) {
+#pragma HLS UNROLL
+    lb_record_at<C>(pbuf, d, r0 + k < C::R ? r0 + k : 0, c, sv[k], mv[k]);
+  }
+  lb_scales_put<C>(s, m, par, r0, c, sv, mv);
+}
+
+// A block's R records into half 0: RD decoders, decoder k on record r0 + k, SL sub-scales (chunk c) per
+// iteration; lb_decode_iters(d, R, RD, SL) iterations.
+template <class C>
+void lb_decode_all(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d,
+                   typename LbBanks<C>::scales_t &s, typename LbBanks<C>::scales_t &m) {
   const int nch = lb_record_chunks(d, C::SL), n_it = lb_decode_iters(d, C::R, C::RD, C::SL);
   int r0 = 0, c = 0;
 decode_all:
@@ -103,19 +118,17 @@ decode_all:
 #pragma HLS LOOP_TRIPCOUNT min = C::R / C::RD max = C::R / C::RD * ((C::MAXSB + C::SL - 1) / C::SL)
 #pragma HLS PIPELINE II = 1
     EDGELLM_LB_COUNT(kLbDecode);
-    for (int k = 0; k < C::RD; k++) {
-#pragma HLS UNROLL
-      if (r0 + k < C::R) lb_record_at<C>(pbuf, d, r0 + k, c, s[r0 + k], m[r0 + k]);
-    }
+    lb_decode_chunk<C>(pbuf, d, r0, c, 0, s, m);
     if (++c == nch) c = 0, r0 += C::RD;
   }
 }
 
 // The activations on chip: n_tok rows of k int8 (token t's at element x_off + t * k of x), 16 per
-// iteration (lb_get16), and each token's scale (element qs_off + t of qs) with its first chunk.
+// iteration (lb_get16) into their banks (lb_acts_put), and each token's scale (element qs_off + t of qs)
+// with its first chunk.
 template <class C, class PX, class PS>
 void lb_load_acts(const PX *x, long x_off, const PS *qs, long qs_off, int n_tok, int k,
-                  int8_t xrow[C::MAXT][C::MAXK], f32 qsv[C::MAXT]) {
+                  typename LbBanks<C>::acts_t &acts, f32 qsv[C::MAXT]) {
 acts:
   for (int i = 0; i < n_tok * (k / 16); i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT * C::MAXK / 16
@@ -124,42 +137,17 @@ acts:
     const int t = i / (k / 16), c = i % (k / 16);
     int8_t v[16];
     lb_get16(x, x_off + (long)t * k + 16 * c, v);
-    for (int u = 0; u < 16; u++) {
-#pragma HLS UNROLL
-      xrow[t][16 * c + u] = v[u];
-    }
+    lb_acts_put<C>(acts, t, c, v);
     if (c == 0) qsv[t] = mget<f32>(qs, qs_off + t);
   }
 }
 
-// Token t's tables for group g (tbl[j][e], j < G / 4, all at once) and the group's activation sum.
-template <class C>
-inline int32_t lb_tables(const int8_t xrow[C::MAXT][C::MAXK], int t, int g, int group,
-                         lb_tab_t tbl[C::MAXG / 4][16]) {
-#pragma HLS INLINE
-  int32_t acc = 0;
-  for (int j = 0; j < C::MAXG / 4; j++) {
-#pragma HLS UNROLL
-    if (j < group / 4) {
-      int32_t a[4];
-      for (int u = 0; u < 4; u++) a[u] = xrow[t][g * group + 4 * j + u];
-      for (int e = 0; e < 16; e++) {
-        tbl[j][e] = (lb_tab_t)(((e & 1) ? a[0] : 0) + ((e & 2) ? a[1] : 0) + ((e & 4) ? a[2] : 0) +
-                               ((e & 8) ? a[3] : 0));
-      }
-      acc += a[0] + a[1] + a[2] + a[3];
-    }
-  }
-  return acc;
-}
-
 // One call's block loop shape (lb_blocks): n_tok tokens in n_tb token blocks of TP; rl rows per code beat
-// (wpp beats a plane, npl tables a group, nfc chunks of FU float steps), nsets row sets of a tile, nch
-// chunks a record; n_blk blocks,
-// nsbr a tile's; pbeats beats of a parameter block, len_more / len_last iterations of a block followed by
-// another / of the last block (lb_block_iters).
+// (wpp beats a plane, group-size choice ga, nfc chunks of FU float steps), nsets row sets of a tile, nch
+// chunks a record; n_blk blocks, nsbr a tile's; pbeats beats of a parameter block, len_more / len_last
+// iterations of a block followed by another / of the last block (lb_block_iters).
 struct LbShape {
-  int n_tok, n_tb, rl, wpp, npl, nfc, nsets, nch, nsbr, n_blk, tiles, pbeats, len_more, len_last;
+  int n_tok, n_tb, rl, wpp, ga, nfc, nsets, nch, nsbr, n_blk, tiles, pbeats, len_more, len_last;
 };
 
 // Where the block loop is in the stream: block i (tile, super-block kb), its iteration `it` of len; the
@@ -203,43 +191,45 @@ inline bool lb_advance(const LowbitTensor &d, const LbShape &sh, int rd, LbPos &
   return tile_end;
 }
 
-// One code beat's work for token block q.tb: the tables at the group's first beat, 32 lookups per token
-// lane, P[t][lane] += sum << b, and after a row set's last plane its rows' P, s, m and the tokens'
-// float(S) into the stage; at token block 0 the drain of that row set is armed (lb_drain steps it, from
-// this iteration on: 0 at the tile's first group, the contract's acc = 0 + ...).
+// One code beat's work for token block q.tb: each token's tables for the group, built from its activation
+// banks (every iteration: the adders are there anyway, and nothing is stored or chosen); the beat's lane
+// sums (lowbit_lookup.h), P[t][lane] += sum << b, and after a row set's last plane its rows' P and the tokens'
+// float(S) into the stage. At token block 0, plane beat si < nfc of a row set fetches chunk si of its rows'
+// s and m (FU rows, lb_scales_fetch: nfc <= bits x wpp by lb_float_steps), the last plane stages them and
+// arms the drain of the row set (lb_drain steps it, from this iteration on: 0 at the tile's first group,
+// the contract's acc = 0 + ...).
 template <class C>
 inline void lb_codes(const LowbitTensor &d, const LbShape &sh, const LbPos &q, long it,
-                     const int8_t xrow[C::MAXT][C::MAXK], const typename C::beat_t &beat,
-                     const f32 s[C::R][C::MAXSB], const f32 m[C::R][C::MAXSB],
-                     lb_tab_t tbl[C::MAXT][C::MAXG / 4][16], int32_t ssum[C::MAXT], int32_t p[C::MAXT][C::LANES],
-                     LbStage<C> &st, LbDrain &dr) {
+                     const typename LbBanks<C>::acts_t &acts, const typename C::beat_t &beat, int cur,
+                     const typename LbBanks<C>::scales_t &s, const typename LbBanks<C>::scales_t &m,
+                     typename LbBanks<C>::lanes_t &p, typename LbStageArrays<C>::p_t &st_p,
+                     typename LbStageArrays<C>::sum_t &st_sum, typename LbStageArrays<C>::sm_t &st_s,
+                     typename LbStageArrays<C>::sm_t &st_m, typename LbStageArrays<C>::sm_t &nx_s,
+                     typename LbStageArrays<C>::sm_t &nx_m, LbDrain &dr) {
 #pragma HLS INLINE
-  const bool tables = q.ri == 0 && q.b == 0 && q.wv == 0;
   const bool last = q.b == d.bits - 1 && q.wv == sh.wpp - 1;  // the row set's last plane: stage it
   for (int u = 0; u < C::TP; u++) {
 #pragma HLS UNROLL
     const int t = q.tb * C::TP + u;
     if (t >= sh.n_tok) continue;
-    if (tables) ssum[t] = lb_tables<C>(xrow, t, q.kb * d.sb + q.gi, d.group, tbl[t]);
+    lb_tab_t tt[C::MAXG / 4][16];  // built every iteration from the activation banks (nothing stored)
+    int8_t a[C::MAXG];
+    lb_group_acts<C>(acts, u, q.tb, q.kb * d.sb + q.gi, d.group, sh.ga, a);
+    const int32_t sum = lb_tables<C>(a, d.group, tt);
     int32_t lane[C::LANES];
-    for (int l = 0; l < C::LANES; l++) lane[l] = 0;
-    for (int n = 0; n < C::NIB; n++) {
-      const int l = sh.rl > 1 ? n / sh.npl : 0;
-      const int j = sh.rl > 1 ? n % sh.npl : q.wv * C::NIB + n;
-      if (j < C::MAXG / 4) lane[l] += (int32_t)tbl[t][j][(int)beat.range(4 * n + 3, 4 * n)];
-    }
+    lb_lane_sums<C>(tt, beat, sh.ga, q.wv, lane);
     for (int l = 0; l < C::LANES; l++) {
-      const int32_t pv = p[t][l] + lane[l] * (1 << q.b);
-      if (last) st.p[t][l] = pv;
-      p[t][l] = last ? 0 : pv;
+      const int32_t pv = p[u][q.tb][l] + lane[l] * (1 << q.b);
+      if (last) st_p[u][q.tb][l] = pv;
+      p[u][q.tb][l] = last ? 0 : pv;
     }
-    if (last) st.sum[t] = (f32)ssum[t];
+    if (last) st_sum[u][q.tb] = (f32)sum;
   }
-  if (!last) return;
-  for (int l = 0; l < C::LANES; l++) {
-    if (l < sh.rl) st.s[l] = s[q.ri * sh.rl + l][q.gi], st.m[l] = m[q.ri * sh.rl + l][q.gi];
-  }
-  if (q.tb == 0) {
+  if (q.tb != 0) return;
+  const int si = q.b * sh.wpp + q.wv, r0 = q.ri * sh.rl;  // the row set's plane beat; its first row
+  if (si < sh.nfc) lb_scales_fetch<C>(s, m, cur, r0, sh.rl, si, q.gi, nx_s, nx_m);  // FU rows' s and m
+  if (last) {
+    for (int l = 0; l < C::LANES; l++) st_s[l] = nx_s[l], st_m[l] = nx_m[l];
     const LbDrain a = {0, sh.nfc * sh.n_tb, 0, 0, q.ri * sh.rl, q.tile & 1, q.kb == 0 && q.gi == 0,
                        it + sh.nfc * sh.n_tb - 1};
     dr = a;
@@ -249,14 +239,15 @@ inline void lb_codes(const LowbitTensor &d, const LbShape &sh, const LbPos &q, l
 // One output of tile o.ot: y[tok][row] = acc / qs[tok] (+ bias[row]), in row order along each token (the
 // LbOut / LbBias beat assembly); rows past n_out (a partial last tile) are skipped.
 template <class C, class PY, class PB>
-inline void lb_emit(const LowbitTensor &d, const LbShape &sh, const LbAt &at, f32 (&acc)[2][C::MAXT][C::R],
+inline void lb_emit(const LowbitTensor &d, const LbShape &sh, const LbAt &at, typename LbBanks<C>::acc_t &acc,
                     const f32 qsv[C::MAXT], PY *y, const PB *bias, LbOut<PY> &wout, LbBias<PB> &bin,
                     LbOutPos &o) {
 #pragma HLS INLINE
   const int row = o.ot * C::R + o.r;
   if (row < d.n_out) {
-    EDGELLM_DEP_R(acc, acc[o.ot & 1][o.tok][o.r]);
-    f32 v = acc[o.ot & 1][o.tok][o.r] / qsv[o.tok];
+    const f32 cell = lb_acc_at<C>(acc, o.ot & 1, o.tok, o.r);
+    EDGELLM_DEP_R(acc, lb_acc_at<C>(acc, o.ot & 1, o.tok, o.r));
+    f32 v = cell / qsv[o.tok];
     if (at.bias >= 0) v = v + bin.get(bias, at.bias + row);
     wout.put(y, at.y + (long)o.tok * d.n_out + row, v);
   }
@@ -268,36 +259,34 @@ inline void lb_emit(const LowbitTensor &d, const LbShape &sh, const LbAt &at, f3
 
 // Every block of the call as one pipelined loop, one beat per iteration at most. A block iteration of
 // block i (tile, kb): first P_{i+1}'s beats into pbuf[cur ^ 1], then C_i's code beats (lb_codes with
-// s / m [cur], staging each row set's float steps) while RD decoders turn P_{i+1}'s records into s / m
-// [cur ^ 1], chunk by chunk; every iteration (output-only ones too) takes one drain step if one is
-// pending (lb_drain: FU float steps per token lane). Tile t accumulates into acc[t & 1]; its outputs go
-// out one per iteration (lb_emit) from kLbFaddChain iterations after its last block iteration or its
-// last drain step, whichever is later, on, while tile t + 1's blocks run; tile t + 2 waits (output-only
-// iterations) until they are all out, and the loop ends when the last tile's are.
+// half cur of the s / m banks, staging each row set's float steps) while RD decoders turn P_{i+1}'s
+// records into half cur ^ 1, chunk by chunk (done kLbScaleLag iterations before the block ends:
+// lb_block_iters); every iteration (output-only ones too) takes one drain step if one is pending
+// (lb_drain: FU float steps per token lane). Tile t accumulates into acc[t & 1]; its outputs go out one per
+// iteration (lb_emit) from kLbFaddChain iterations after its last block iteration or its last drain step,
+// whichever is later, on, while tile t + 1's blocks run; tile t + 2 waits (output-only iterations) until
+// they are all out, and the loop ends when the last tile's are.
 template <class C, class WS, class PY, class PB>
 void lb_blocks(WS *w0, WS *w1, WS *w2, WS *w3, long pos, const LowbitTensor &d, const LbShape &sh,
-               const int8_t xrow[C::MAXT][C::MAXK], const f32 qsv[C::MAXT],
-               typename C::beat_t (&pbuf)[2][C::PB_MAX], f32 (&s)[2][C::R][C::MAXSB],
-               f32 (&m)[2][C::R][C::MAXSB], f32 (&acc)[2][C::MAXT][C::R], PY *y, const PB *bias,
+               const typename LbBanks<C>::acts_t &acts, const f32 qsv[C::MAXT],
+               typename C::beat_t (&pbuf)[2][C::PB_MAX], typename LbBanks<C>::scales_t &s,
+               typename LbBanks<C>::scales_t &m, typename LbBanks<C>::acc_t &acc, PY *y, const PB *bias,
                const LbAt &at) {
-  static lb_tab_t tbl[C::MAXT][C::MAXG / 4][16];
-  static int32_t ssum[C::MAXT];
-  int32_t p[C::MAXT][C::LANES];
-  LbStage<C> st;
-#pragma HLS ARRAY_PARTITION variable = tbl cyclic factor = C::TP dim = 1
-#pragma HLS ARRAY_PARTITION variable = tbl complete dim = 2
-#pragma HLS ARRAY_PARTITION variable = tbl complete dim = 3
-#pragma HLS ARRAY_PARTITION variable = ssum complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = p cyclic factor = C::TP dim = 1
-#pragma HLS ARRAY_PARTITION variable = p complete dim = 2
-#pragma HLS ARRAY_PARTITION variable = st.p cyclic factor = C::TP dim = 1
-#pragma HLS ARRAY_PARTITION variable = st.p complete dim = 2
-#pragma HLS ARRAY_PARTITION variable = st.sum complete
-#pragma HLS ARRAY_PARTITION variable = st.s complete
-#pragma HLS ARRAY_PARTITION variable = st.m complete
+  typename LbBanks<C>::lanes_t p;
+  typename LbStageArrays<C>::p_t st_p;
+  typename LbStageArrays<C>::sum_t st_sum;
+  typename LbStageArrays<C>::sm_t st_s, st_m, nx_s, nx_m;  // staged, and being fetched
+#pragma HLS ARRAY_PARTITION variable = p complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = st_p complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = st_p complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = st_sum complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = st_s complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = st_m complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = nx_s complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = nx_m complete dim = 0
   for (int t = 0; t < sh.n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::MAXT
-    for (int l = 0; l < C::LANES; l++) p[t][l] = 0;
+    for (int l = 0; l < C::LANES; l++) p[t % C::TP][t / C::TP][l] = 0;
   }
   typename C::beat_t beat = 0;
   LbPos q = {0, 0, 0, 0, sh.n_blk > 1 ? sh.len_more : sh.len_last, 0, 0, 0, 0, 0, 0, 0};
@@ -307,11 +296,15 @@ void lb_blocks(WS *w0, WS *w1, WS *w2, WS *w3, long pos, const LowbitTensor &d, 
   LbBias<PB> bin;
   EDGELLM_DEP_LOOP("lb_blocks.run");
   EDGELLM_DEP_CLAIM(acc, kLbFaddChain);
+  EDGELLM_DEP_CLAIM(s, kLbScaleLag);
+  EDGELLM_DEP_CLAIM(m, kLbScaleLag);
 run:
   for (long it = 0; o.ot < sh.tiles; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 2 * C::R / C::LANES max = 131072 / C::R * C::MAXK / 256 * 8 * C::R
 #pragma HLS PIPELINE II = 1
 #pragma HLS DEPENDENCE variable = acc inter RAW distance = kLbFaddChain true
+#pragma HLS DEPENDENCE variable = s inter RAW distance = kLbScaleLag true
+#pragma HLS DEPENDENCE variable = m inter RAW distance = kLbScaleLag true
     EDGELLM_DEP_ITER(it);
     const bool blk = q.i < sh.n_blk && o.ot >= q.tile - 1;  // acc[tile & 1] free: tile - 2's outputs out
     const bool emit = o.ot < o.done && (o.ot + 1 < o.done || it >= o.ready);
@@ -327,19 +320,17 @@ run:
       if (q.it < pb) {
         pbuf[cur ^ 1][q.it] = in;  // P_{i+1}
       } else {
-        for (int k = 0; k < C::RD; k++) {  // chunk ch of P_{i+1}'s records r0 .. r0 + RD - 1
-#pragma HLS UNROLL
-          if (more && q.r0 + k < C::R) lb_record_at<C>(pbuf[cur ^ 1], d, q.r0 + k, q.ch, s[cur ^ 1][q.r0 + k],
-                                                      m[cur ^ 1][q.r0 + k]);
-        }
+        // chunk ch of P_{i+1}'s records r0 .. r0 + RD - 1 (none past R, none after the last block)
+        lb_decode_chunk<C>(pbuf[cur ^ 1], d, more ? q.r0 : C::R, q.ch, cur ^ 1, s, m);
         if (codes_it) {
           if (q.tb == 0) beat = in;
-          lb_codes<C>(d, sh, q, it, xrow, beat, s[cur], m[cur], tbl, ssum, p, st, dr);
+          lb_codes<C>(d, sh, q, it, acts, beat, cur, s, m, p, st_p, st_sum, st_s, st_m, nx_s, nx_m,
+                      dr);
         }
       }
       tile_end = lb_advance(d, sh, C::RD, q);
     }
-    lb_drain<C>(sh.n_tok, sh.n_tb, sh.rl, st, dr, acc);
+    lb_drain<C>(sh.n_tok, sh.n_tb, sh.rl, st_p, st_sum, st_s, st_m, dr, acc);
     if (tile_end) o.done++, o.ready = (dr.end > it ? dr.end : it) + kLbFaddChain;
   }
 }
@@ -348,34 +339,40 @@ run:
 // of the weight sources w0 .. w{PORTS-1} (pointers: packing_lowbit.port_images, port u holds 128-bit
 // column u of every engine beat; or FIFOs: popped in order, w_beat ignored; the sources past PORTS are
 // never read). x: int8 (n_tok, k), qs: (n_tok), y: f32 (n_tok, n_out), bias: f32 (n_out) or none, at the
-// element offsets at (lowbit_source.h); n_tok <= MAXT; d.k <= MAXK; d.group <= MAXG. The activations on
-// chip, P_0 read and decoded, then every block (tile, super-block) in stream order and every output in one
-// loop (lb_blocks).
+// element offsets at (lowbit_source.h); n_tok <= MAXT; d.k <= MAXK; MING <= d.group <= MAXG. The
+// activations on chip, P_0 read and decoded, then every block (tile, super-block) in stream order and every
+// output in one loop (lb_blocks).
 template <class C, class WS, class PX, class PS, class PY, class PB>
 void lowbit_mm_at(const LowbitTensor &d, WS *w0, WS *w1, WS *w2, WS *w3, long w_beat, const PX *x, const PS *qs,
                   int n_tok, PY *y, const PB *bias, const LbAt &at) {
-  static int8_t xrow[C::MAXT][C::MAXK];
+  static typename LbBanks<C>::acts_t acts;
   static typename C::beat_t pbuf[2][C::PB_MAX];
-  static f32 s[2][C::R][C::MAXSB], m[2][C::R][C::MAXSB];
-  static f32 acc[2][C::MAXT][C::R];  // tile t's accumulators: acc[t & 1]
+  static typename LbBanks<C>::scales_t s, m;
+  static typename LbBanks<C>::acc_t acc;  // tile t's accumulators: acc[t & 1]
   f32 qsv[C::MAXT];
-#pragma HLS ARRAY_PARTITION variable = xrow cyclic factor = C::MAXG dim = 2
+#pragma HLS ARRAY_PARTITION variable = acts complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = acts complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = pbuf cyclic factor = C::NW dim = 2
+#pragma HLS ARRAY_PARTITION variable = s complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = s complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = m complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = m complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::TP dim = 2
-#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = C::LANES dim = 3
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 4
+#pragma HLS BIND_STORAGE variable = s type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = m type = ram_s2p impl = lutram
   const int rl = lb_lanes(d.group, C::BW), n_tb = (n_tok + C::TP - 1) / C::TP;
   const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R;
-  const LbShape sh = {n_tok, n_tb, rl, lb_plane_beats(d.group, C::BW), d.group / 4, (rl + C::FU - 1) / C::FU,
-                      C::R / rl,
-                      lb_record_chunks(d, C::SL), nsbr, tiles * nsbr, tiles, lb_param_beats(d, C::R, C::BW),
-                      lb_block_iters(d, C::R, n_tb, true, C::BW, C::RD, C::SL),
+  const LbShape sh = {n_tok, n_tb, rl, lb_plane_beats(d.group, C::BW), lb_group_choice<C>(d.group),
+                      (rl + C::FU - 1) / C::FU, C::R / rl, lb_record_chunks(d, C::SL), nsbr, tiles * nsbr, tiles,
+                      lb_param_beats(d, C::R, C::BW), lb_block_iters(d, C::R, n_tb, true, C::BW, C::RD, C::SL),
                       lb_block_iters(d, C::R, n_tb, false, C::BW, C::RD, C::SL)};
   long pos = w_beat;
-  lb_load_acts<C>(x, at.x, qs, at.qs, n_tok, d.k, xrow, qsv);
+  lb_load_acts<C>(x, at.x, qs, at.qs, n_tok, d.k, acts, qsv);
   lb_read_params<C>(w0, w1, w2, w3, pos, sh.pbeats, pbuf[0]);
-  lb_decode_all<C>(pbuf[0], d, s[0], m[0]);
-  lb_blocks<C>(w0, w1, w2, w3, pos, d, sh, xrow, qsv, pbuf, s, m, acc, y, bias, at);
+  lb_decode_all<C>(pbuf[0], d, s, m);
+  lb_blocks<C>(w0, w1, w2, w3, pos, d, sh, acts, qsv, pbuf, s, m, acc, y, bias, at);
 }
 
 // The plain form (testbenches): pointer ports, plain arrays at offset 0, no bias.

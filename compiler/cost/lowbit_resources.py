@@ -1,0 +1,148 @@
+"""Resources of the low-bit matmul engine (hw/include/edgellm/lowbit_mm.h) as built: its datapaths and the
+banked stores of lowbit_banks.h, every memory sized by its bank count and depth, every runtime choice by
+its multiplexer (docs/performance.md "Low-bit engine resources"). Estimates, not synthesis results.
+
+The engine builds only the group-size choices MING .. MAXG (LowbitEngine.min_group / max_group): a model
+with one group size has no candidate muxes in its lookups, lane sums, activation or s / m selections.
+"""
+
+from __future__ import annotations
+
+import math
+
+from edgellm.compiler.cost.lowbit import LowbitEngine
+from edgellm.compiler.cost.memory import Resources, lutram_luts
+from edgellm.runtime.layout import LB_MAX_RECORD_BITS
+
+# The block loop's counters (lowbit_mm.h lb_advance, LbPos / LbOutPos) beyond the per-block loop's own:
+# the code beat's token block, 128-bit part, plane, row set and group (3 + 4 + 3 + 8 + 5 bits), the tile
+# and super-block (12 + 9), the output's tile, token and row (12 + 4 + 8) and the tiles done (12), one
+# LUT and FF a bit (an incrementer on the carry chain, the wrap as the flip-flops' reset) and a 4-LUT
+# wrap compare each; the loop's iteration and the output's ready mark (32 bits each: an incrementer, an
+# adder, a compare). Estimate.
+COUNTER_BITS = (3, 4, 3, 8, 5, 12, 9, 12, 4, 8, 12)
+BLOCK_LOOP_CONTROL = Resources(lut=sum(COUNTER_BITS) + 4 * len(COUNTER_BITS) + 3 * 32,
+                               ff=sum(COUNTER_BITS) + 2 * 32)
+# The float steps' drain (lowbit_steps.h LbDrain): its step, chunk, token block and row base counters (10 + 5
+# + 8 + 8 bits, an incrementer and a wrap compare each as above), the parity and first flags, and its
+# last step's iteration (32 bits: an adder, a compare with the iteration and the max the ready mark takes).
+DRAIN_CONTROL = Resources(lut=31 + 4 * 4 + 3 * 32, ff=31 + 2 + 32)
+# One float step (2 fmul + 2 fadd: 3 + 2 DSPs, about 350 LUTs and 400 FFs, Vitis HLS full-DSP binary32;
+# its int-to-float of P included) and a lane's P update (shift, 32-bit add, clear) of 40 LUTs.
+FLOAT_STEP = Resources(lut=350, ff=400, dsp=2 * 3 + 2 * 2)
+LANE_TREE_LUT = 40
+LOOKUP_LUT_PER_BIT = 5  # a 16:1 multiplexer of a table entry's bits (a LUT6 + F7 / F8 muxes)
+TABLE_BITS = 12  # lb_tab_t
+# One record decoder: its window shift over NW beats (about 3000 LUTs, 4000 FFs) and SL x 2 fmul (120
+# LUTs, 200 FFs, 3 DSPs each). Estimate.
+DECODER = Resources(lut=3000, ff=4000)
+DECODE_FMUL = Resources(lut=120, ff=200, dsp=3)
+CONTROL_LUT = 1500  # the engine's remaining control (the call's setup, the loops' exits), estimate
+
+
+def mux_lut(n: int) -> int:
+    """LUTs per bit of an n:1 multiplexer (a LUT6 is a 4:1, F7 / F8 muxes pair them): 0 for n = 1."""
+    return 0 if n <= 1 else max(1, n // 4)
+
+
+def groups(eng: LowbitEngine) -> list[int]:
+    """The group-size choices the engine builds: MING, 2 MING, .. MAXG (lowbit_format.h NG)."""
+    return [eng.min_group << c for c in range(int(math.log2(eng.max_group // eng.min_group)) + 1)]
+
+
+def rows_of(group: int, bw: int) -> int:
+    """Rows a code beat of bw bits finishes for a group (one when the group spans beats)."""
+    return 1 if group >= bw else bw // group
+
+
+def token_slots(eng: LowbitEngine) -> int:
+    """Tokens a token lane holds (LowbitConfig TD = ceil(MAXT / TP))."""
+    return -(-eng.max_tokens // eng.token_lanes)
+
+
+def lookups(eng: LowbitEngine) -> Resources:
+    """A token lane's BW / 4 lookups (lowbit_lookup.h lb_lane_sums): each a 16:1 multiplexer of 12 bits on
+    table n % (MAXG / 4) (static: the tables repeat narrower groups), or on each of the MAXG / BW tables a
+    group spanning beats offers, and a choice among them; the adder tree (BW / 4 - 1 adders of 16 bits);
+    each lane's tap among the tree levels of the group-size choices it serves."""
+    bw, nib = eng.beat_bits, eng.beat_bits // 4
+    spans = max(1, eng.max_group // bw)
+    lut = nib * TABLE_BITS * (LOOKUP_LUT_PER_BIT * spans + mux_lut(spans)) + (nib - 1) * 16
+    for lane in range(eng.row_lanes):
+        lut += 32 * mux_lut(sum(1 for g in groups(eng) if lane < rows_of(g, bw)))
+    return Resources(lut=lut)
+
+
+def tables(eng: LowbitEngine) -> Resources:
+    """A token lane's tables, built every iteration (lowbit_mm.h lb_codes: nothing stored): 11 adders per 4
+    activations (MAXG / 4 x 16 entries of 12 bits) and the group's activations chosen from the MAXG banks
+    (input i % G of a group of G from one of MAXG / G banks, for each group-size choice G)."""
+    mg = eng.max_group
+    pick = mg * 8 * mux_lut(sum(mg // g for g in groups(eng)))
+    return Resources(lut=mg // 4 * 11 * TABLE_BITS + pick)
+
+
+def float_stage(eng: LowbitEngine) -> tuple[Resources, Resources]:
+    """The float steps' staging (lowbit_steps.h LbStageArrays) and lane mux, (per token lane, per engine).
+    Per token lane: the staged P (LANES lanes of 32 bits for each of its TD tokens: flip-flops at one token,
+    else LUTRAM) and each of the FU steps' choice of its P among the LANES / FU lanes it serves (and among FU
+    when a row set can be narrower than the units: groups wider than BW / FU); per engine: the staged s and
+    m (LANES x 2 words), the tokens' float(S) (MAXT words) and each step's s / m choice, and the drain's
+    control."""
+    lanes, td, fu = eng.row_lanes, token_slots(eng), eng.fu
+    p_bits = lanes * 32
+    p_store = Resources(ff=p_bits) if td == 1 else Resources(lut=lanes * lutram_luts(32, td))
+    choices = lanes // fu + (fu if eng.beat_bits // eng.max_group < fu else 0)
+    mux = mux_lut(choices)
+    lane = p_store + Resources(lut=fu * 32 * mux)
+    engine = Resources(lut=fu * 64 * mux, ff=2 * lanes * 32 + eng.max_tokens * 32) + DRAIN_CONTROL
+    return lane, engine
+
+
+def accumulators(eng: LowbitEngine) -> Resources:
+    """A token lane's P accumulators (TD x LANES words of 32 bits in flip-flops, the token slot's choice,
+    the P update) and the engine's float accumulators (lowbit_banks.h acc: 2 tile parities x TP x FU banks
+    of TD x R / FU words, each read by its float unit and by the outputs: a LUTRAM copy per read port; the
+    outputs' choice among the banks)."""
+    lanes, td = eng.row_lanes, token_slots(eng)
+    p = Resources(lut=lanes * (LANE_TREE_LUT + 32 * mux_lut(td)), ff=td * lanes * 32)
+    banks = 2 * eng.token_lanes * eng.fu
+    acc = Resources(lut=2 * banks * lutram_luts(32, td * eng.rows // eng.fu) + 32 * mux_lut(banks))
+    return p.scaled(eng.token_lanes) + acc
+
+
+def scales(eng: LowbitEngine) -> Resources:
+    """The s / m banks (lowbit_banks.h: FU x SLB banks each, SMD = 2 x R / FU x ceil(MAXSB / SLB) words of
+    LUTRAM: both ping-pong halves, one write and one read an iteration), each bank's sub-bank choice (SLB:1)
+    and the fetched row set's s and m (LANES x 2 words of flip-flops, written FU lanes at a time; the
+    staged copy is float_stage's)."""
+    slb = min(eng.scale_lanes, eng.max_sb)
+    depth = 2 * (eng.rows // eng.fu) * -(-eng.max_sb // slb)
+    store = 2 * eng.fu * slb * lutram_luts(32, depth)
+    return Resources(lut=store + 2 * eng.fu * 32 * mux_lut(slb), ff=2 * eng.row_lanes * 32)
+
+
+def decoders(eng: LowbitEngine) -> Resources:
+    """RD record decoders of SL sub-scales (DECODER + SL x 2 DECODE_FMUL each)."""
+    one = DECODER + DECODE_FMUL.scaled(2 * eng.scale_lanes)
+    return one.scaled(eng.record_decoders)
+
+
+def memories(eng: LowbitEngine) -> Resources:
+    """BRAM: the activations (TP x MAXG banks of TD x MAXK / MAXG bytes, BRAM18 halves at 2048 x 9) and the
+    parameter ping-pong (2 x PB_MAX beats), one more for the call's descriptors."""
+    depth = token_slots(eng) * eng.max_k // eng.max_group
+    acts = eng.token_lanes * eng.max_group * max(0.5, math.ceil(depth / 2048) / 2)
+    pb_max = eng.rows * LB_MAX_RECORD_BITS // eng.beat_bits + 2
+    return Resources(bram36=acts + 2 * math.ceil(pb_max * eng.beat_bits / 36864) + 1)
+
+
+def resources(eng: LowbitEngine) -> Resources:
+    """The engines' LUT/FF/DSP/BRAM (estimate; named per datapath): per token lane the tables, lookups,
+    float steps and staging; per engine the accumulators, s / m banks, record decoders, memories, the
+    block loop's counters and control (the functions above)."""
+    stage_lane, stage_engine = float_stage(eng)
+    lane = tables(eng) + lookups(eng) + FLOAT_STEP.scaled(eng.fu) + stage_lane
+    one = (lane.scaled(eng.token_lanes) + accumulators(eng) + scales(eng) + decoders(eng) + memories(eng)
+           + stage_engine + BLOCK_LOOP_CONTROL + Resources(lut=CONTROL_LUT))
+    return one.scaled(eng.engines)
