@@ -166,7 +166,7 @@ def test_iterations_equal_csim_small_records(lib: ctypes.CDLL, case: str, t: int
 
 
 def test_max_sb_sizes_the_scale_buffers() -> None:
-    """s / m: FU x min(SL, MAXSB) LUTRAM banks each (lowbit_banks.h), both halves of R / FU rows x
+    """s / m: FU x min(SL, MAXSB) block-RAM banks each (lowbit_banks.h), both halves of R / FU rows x
     ceil(MAXSB / SLB) words deep: at FU 32, SL 16 MAXSB 8 (Llama-3.2-1B Q4_0's records) halves the banks
     of MAXSB 16 and their sub-bank muxes; MAXSB is the widest record of the model's formats (Qwen2.5-0.5B
     Q4_0: 4 groups a record at 896 inputs but 8 at its down projection's 4864; any Q6_K: 16), and a format
@@ -174,9 +174,9 @@ def test_max_sb_sizes_the_scale_buffers() -> None:
     a = cl.LowbitEngine(rows=128, ports=4)
     b = dataclasses.replace(a, max_sb=8)
     assert a.fu == 32 and a.scale_lanes == 16
-    banks = 2 * 32 * lutram_luts(32, 2 * 128 // 32)
-    assert lr_.scales(a).lut == 16 * banks + 2 * 32 * 32 * lr_.mux_lut(16)
-    assert lr_.resources(a).lut - lr_.resources(b).lut == 8 * banks + 2 * 32 * 32 * (4 - 2)
+    assert lr_.scales(a).bram36 == 2 * 32 * 16 * 0.5 and lr_.scales(b).bram36 == 2 * 32 * 8 * 0.5
+    assert lr_.scales(a).lut == 2 * 32 * 32 * lr_.mux_lut(16)
+    assert lr_.resources(a).lut - lr_.resources(b).lut == 2 * 32 * 32 * (4 - 2)
     q40 = llama_cpp_mix(PRESETS["qwen2.5-0.5b"], "Q4_0")
     assert {f.sb for layer in q40.layers for f in layer.values()} == {4, 8} and q40.max_sb() == 8
     assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_0").max_sb() == 8

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from edgellm.compiler.cost.lowbit import LowbitEngine
-from edgellm.compiler.cost.memory import Resources, lutram_luts
+from edgellm.compiler.cost.memory import Resources, bram36_for, lutram_luts
 from edgellm.runtime.layout import LB_MAX_RECORD_BITS
 
 # The block loop's counters (lowbit_mm.h lb_advance, LbPos / LbOutPos) beyond the per-block loop's own:
@@ -113,13 +113,13 @@ def accumulators(eng: LowbitEngine) -> Resources:
 
 def scales(eng: LowbitEngine) -> Resources:
     """The s / m banks (lowbit_banks.h: FU x SLB banks each, SMD = 2 x R / FU x ceil(MAXSB / SLB) words of
-    LUTRAM: both ping-pong halves, one write and one read an iteration), each bank's sub-bank choice (SLB:1)
-    and the fetched row set's s and m (LANES x 2 words of flip-flops, written FU lanes at a time; the
-    staged copy is float_stage's)."""
+    block RAM: both ping-pong halves, one write and one read an iteration), each bank's sub-bank choice
+    (SLB:1) and the fetched row set's s and m (LANES x 2 words of flip-flops, written FU lanes at a time;
+    the staged copy is float_stage's)."""
     slb = min(eng.scale_lanes, eng.max_sb)
     depth = 2 * (eng.rows // eng.fu) * -(-eng.max_sb // slb)
-    store = 2 * eng.fu * slb * lutram_luts(32, depth)
-    return Resources(lut=store + 2 * eng.fu * 32 * mux_lut(slb), ff=2 * eng.row_lanes * 32)
+    return Resources(lut=2 * eng.fu * 32 * mux_lut(slb), ff=2 * eng.row_lanes * 32,
+                     bram36=2 * eng.fu * slb * bram36_for(32, depth))
 
 
 def decoders(eng: LowbitEngine) -> Resources:

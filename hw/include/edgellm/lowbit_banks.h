@@ -6,7 +6,8 @@
 //   acts    token t's input i: token lane t % TP, bank i % MAXG, word (t / TP) * XD + i / MAXG
 //   s, m    row r's sub-scale j of half `par`: bank r % FU, sub-bank j % SLB,
 //           word (par * R / FU + r / FU) * SMS + j / SLB (a decoder's SL sub-scales: SL sub-banks; float unit
-//           f's rows in bank f: a row set's s / m are fetched FU rows an iteration, lb_scales_fetch)
+//           f's rows in bank f: a row set's s / m are fetched FU rows an iteration, lb_scales_fetch); block
+//           RAM (one write and one read an iteration; LUTs are the scarcer resource on every board)
 //   acc     token t's accumulator of row r in tile parity par: [par][t % TP][t / TP][r % FU][r / FU]
 //           (float unit f owns the rows r % FU == f)
 // The group-size choice ga (lowbit_format.h lb_group_choice) picks, from a few static candidates, which bank

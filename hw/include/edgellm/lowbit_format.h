@@ -30,6 +30,12 @@ struct LowbitTensor {
   int sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz, dper;
 };
 
+// The codec list of an engine that decodes any codec (by runtime shifts: C simulation only).
+struct LbAnyCodec {
+  static const int n_codecs = 0;
+  static constexpr int codec(int, int) { return 0; }
+};
+
 // log2 of a power of two N, at compile time (a template, not a recursive function: HLS has none).
 template <int N>
 struct LbLog2 {
@@ -59,8 +65,10 @@ struct LbLog2<1> {
 // float unit f's rows r % FU == f in bank f, like the accumulators' FU banks of AD rows), the activations
 // (MAXG banks of XD words a token) and the token lanes (TD = ceil(MAXT / TP) tokens each).
 template <int R_, int MAXK_, int MAXT_, int MAXG_ = kLbMaxGroup, int TP_ = 1, int BW_ = kLbBeatBits,
-          int RD_ = 1, int SL_ = kLbMaxSb, int FU_ = kLbMaxFloatUnits, int MAXSB_ = kLbMaxSb, int MING_ = kLbMinGroup>
+          int RD_ = 1, int SL_ = kLbMaxSb, int FU_ = kLbMaxFloatUnits, int MAXSB_ = kLbMaxSb, int MING_ = kLbMinGroup,
+          class K_ = LbAnyCodec>
 struct LowbitConfig {
+  typedef K_ K;  // the codecs it decodes: K::n_codecs rows K::codec(i, f) (0: any, runtime shifts)
   enum { R = R_, MAXK = MAXK_, MAXT = MAXT_, MAXG = MAXG_, TP = TP_, BW = BW_, RD = RD_, SL = SL_,
          MAXSB = MAXSB_,                                   // groups a record covers at most
          MING = MING_,                                     // the narrowest group a tensor may have

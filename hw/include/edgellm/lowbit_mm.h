@@ -360,8 +360,8 @@ void lowbit_mm_at(const LowbitTensor &d, WS *w0, WS *w1, WS *w2, WS *w3, long w_
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 4
-#pragma HLS BIND_STORAGE variable = s type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = m type = ram_s2p impl = lutram
+#pragma HLS BIND_STORAGE variable = s type = ram_s2p impl = bram
+#pragma HLS BIND_STORAGE variable = m type = ram_s2p impl = bram
   const int rl = lb_lanes(d.group, C::BW), n_tb = (n_tok + C::TP - 1) / C::TP;
   const int nsbr = d.k / d.group / d.sb, tiles = (d.n_out + C::R - 1) / C::R;
   const LbShape sh = {n_tok, n_tb, rl, lb_plane_beats(d.group, C::BW), lb_group_choice<C>(d.group),

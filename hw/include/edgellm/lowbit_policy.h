@@ -43,6 +43,10 @@ struct lowbit_config_base {
   static const int float_units = kLbMaxFloatUnits;  // FU: float steps per token lane (32: one per lane)
   static const int max_sb = kLbMaxSb;               // MAXSB: groups a parameter record covers at most
   static const int min_group = kLbMinGroup;         // MING: the narrowest group a tensor may have
+  // the parameter codecs the engine decodes (packing_lowbit.ParamCodec.as_words rows): 0 = any, by runtime
+  // shifts (a C-simulation convenience); compile lists the model's, n_codecs > 0, decoded by static fields
+  static const int n_codecs = 0;
+  static constexpr int codec(int, int) { return 0; }
 };
 
 // A named low-bit configuration P with its derived values; `engine` is the LowbitConfig it names.
@@ -53,7 +57,7 @@ struct lowbit_traits : P {
   static const int scale_lanes = P::scale_lanes, float_units = P::float_units, max_sb = P::max_sb;
   static const int min_group = P::min_group;
   typedef LowbitConfig<rows, max_k, max_t, max_group, token_lanes, beat_bits, decoders, scale_lanes, float_units,
-                       max_sb, min_group>
+                       max_sb, min_group, P>
       engine;
 };
 
