@@ -221,8 +221,9 @@ def test_narrowest_group_32(lib: ctypes.CDLL, name: str) -> None:
 def test_the_built_group_choices(lib: ctypes.CDLL, fn: str, names: tuple[str, ...]) -> None:
     """The shapes the search builds at 512-bit beats: one group size (MING = MAXG = 32: no lane or
     activation choice, the s / m and accumulator banks of FU 4) and a Q4_K_M mix's two (G 16 and 32: 32
-    row lanes, lanes 0..15 tapping either tree level, FU 8, two token lanes): bit-exact over several
-    tiles, one and several tokens; the cost model counts C simulation's iterations."""
+    row lanes, lanes 0..15 tapping either tree level, FU 8, two token lanes), each decoding the codecs its
+    configuration lists with static field positions (lowbit_decode.h): bit-exact over several tiles, one
+    and several tokens; the cost model counts C simulation's iterations."""
     from edgellm.compiler.cost import lowbit as cl
 
     make = {"q4_0": lambda r: q4_0(r, 300, 1024), "q4_k": lambda r: kquant(r, 260, 768, 4, 32, 6),
@@ -244,6 +245,17 @@ def test_the_built_group_choices(lib: ctypes.CDLL, fn: str, names: tuple[str, ..
             lib.tb_lowbit_iters(csim.ptr(counted))
             want = cl.iterations(w.shape[0], w.shape[1], fmt, eng, t)
             assert list(want.values()) == counted.tolist(), (name, t)
+
+
+def test_unlisted_codec_refused(lib: ctypes.CDLL) -> None:
+    """An engine that lists its codecs (tb_lowbit_g32: Q4_0's and Q4_K's) refuses a tensor whose parameter
+    codec is another (K-quant records of 4-bit scales: -4), as program_check refuses its record; the
+    engine that lists none runs it."""
+    rng = np.random.default_rng(3)
+    w = kquant(rng, 32, 512, 4, 32, 4)
+    assert pl.pack_lowbit(w, rows=128, beat_bits=512).codec.scb == 4
+    assert _refusal(lib, "tb_lowbit_g32", w, rng) == -4
+    assert _refusal(lib, "tb_lowbit_w4", w, rng) == 0
 
 
 @pytest.mark.parametrize("make", [lambda r: q6_k(r, 32, 512), lambda r: kquant(r, 32, 512, 2, 16, 4),

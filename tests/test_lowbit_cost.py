@@ -224,6 +224,22 @@ def test_resources_price_the_double_buffered_accumulators() -> None:
     assert lr_.resources(a).lut >= lr_.BLOCK_LOOP_CONTROL.lut + lr_.accumulators(a).lut
 
 
+def test_decoders_priced_by_their_codecs() -> None:
+    """A record decoder is priced for the codecs it lists (lowbit_decode.h): Q4_K's 128-bit records shift
+    in steps of 128 bits (4 positions at 512-bit beats), a Q6_K beside it (144 bits) brings the steps to 16
+    (32 positions) and its 16 sub-scales' fields to the candidates each sub-scale chooses among; the
+    model's codecs are its formats' (record bits, groups a record)."""
+    q4k = cl.LowbitEngine(rows=128, ports=4, scale_lanes=4, codecs=((128, 8),))
+    mix = dataclasses.replace(q4k, codecs=((128, 8), (144, 16)))
+    nw_rotate = 2 * 512 * lr_.mux_lut(2)
+    fixed = 4 * (lr_.DECODE_CONVERT_LUT + 2 * lr_.DECODE_FMUL.lut)
+    assert lr_.decoders(q4k).lut == nw_rotate + lr_.shifter_lut(128, 4) + 4 * 80 * lr_.mux_lut(2) + fixed
+    assert lr_.decoders(mix).lut == nw_rotate + lr_.shifter_lut(144, 32) + 4 * 80 * lr_.mux_lut(6) + fixed
+    assert lr_.shifter_lut(144, 32) == 144 * 3 and lr_.shifter_lut(128, 4) == 128
+    assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_K_M").codecs() == ((128, 8), (144, 16))
+    assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_0").codecs() == ((128, 8),)
+
+
 def test_one_group_size_builds_one_choice() -> None:
     """The engine builds the group-size choices MING .. MAXG only (lowbit_lookup.h, lowbit_banks.h): the
     tables repeat a narrower group over the MAXG window, so every lookup is one static 16:1 multiplexer of

@@ -122,6 +122,9 @@ class LowbitEngine:
     float_units: int = 32  # FU: float steps per token lane and iteration (min(FU, BW / 16) built: `fu`)
     max_sb: int = LB_MAX_SB  # MAXSB: groups a parameter record covers at most (sizes the s / m buffers)
     min_group: int = LB_MIN_GROUP  # MING: the narrowest group (the engine's group-size choices MING .. MAXG)
+    # the parameter codecs it decodes, (record bits, groups a record) each (lowbit_decode.h: one static
+    # field set per codec and chunk); () prices one codec of the widest record
+    codecs: tuple[tuple[int, int], ...] = ()
     # not the engine's but the top's: words (128-bit beats) of each weight port's fetcher FIFO
     # (design.fetch_depth; cost/lowbit_search.search chooses it, 2048 the DesignParams default)
     fetch_depth: int = 2048
@@ -336,6 +339,11 @@ class LowbitModel:
     def min_group(self) -> int:
         """The narrowest group the engine runs (MING): the linears', and the head's when it runs there."""
         return min(f.group for f in self.formats())
+
+    def codecs(self) -> tuple[tuple[int, int], ...]:
+        """The distinct parameter codecs of the engine's formats as the decoder is priced: (record bits,
+        groups a record), sorted (formats of one record layout share a codec up to constants)."""
+        return tuple(sorted({(f.record_bits, f.sb) for f in self.formats()}))
 
     def max_sb(self) -> int:
         """The most groups a record of the engine's formats covers (MAXSB: sizes the s / m buffers)."""

@@ -33,10 +33,11 @@ FLOAT_STEP = Resources(lut=350, ff=400, dsp=2 * 3 + 2 * 2)
 LANE_TREE_LUT = 40
 LOOKUP_LUT_PER_BIT = 5  # a 16:1 multiplexer of a table entry's bits (a LUT6 + F7 / F8 muxes)
 TABLE_BITS = 12  # lb_tab_t
-# One record decoder: its window shift over NW beats (about 3000 LUTs, 4000 FFs) and SL x 2 fmul (120
-# LUTs, 200 FFs, 3 DSPs each). Estimate.
-DECODER = Resources(lut=3000, ff=4000)
+# A record decoder's float work per sub-scale: 2 fmul (120 LUTs, 200 FFs, 3 DSPs each) and d's and dm's
+# f16 -> f32 (30 LUTs each) and sc's and mc's int -> f32 (60 LUTs each). Estimate.
 DECODE_FMUL = Resources(lut=120, ff=200, dsp=3)
+DECODE_CONVERT_LUT = 2 * 30 + 2 * 60
+RAW_FIELD_BITS = 32 + 32 + 8 + 8  # a sub-scale's raw d, dm, sc and mc (lowbit_decode.h LbRaw)
 CONTROL_LUT = 1500  # the engine's remaining control (the call's setup, the loops' exits), estimate
 
 
@@ -122,9 +123,25 @@ def scales(eng: LowbitEngine) -> Resources:
                      bram36=2 * eng.fu * slb * bram36_for(32, depth))
 
 
+def shifter_lut(bits: int, positions: int) -> int:
+    """LUTs of a shifter of `bits` output bits over `positions` positions (log stages, two a LUT6 level)."""
+    return 0 if positions <= 1 else bits * math.ceil(math.log2(positions) / 2)
+
+
 def decoders(eng: LowbitEngine) -> Resources:
-    """RD record decoders of SL sub-scales (DECODER + SL x 2 DECODE_FMUL each)."""
-    one = DECODER + DECODE_FMUL.scaled(2 * eng.scale_lanes)
+    """RD record decoders (lowbit_decode.h lb_record_at), each: the NW parameter banks read once and rotated
+    into order (NW x BW bits, NW:1), the record's shift (its widest record's bits over BW / 2^z positions,
+    z: the trailing zero bits every codec's record size shares), the raw fields of each sub-scale chosen
+    among every codec's chunks (static positions), and SL x (2 fmul + the conversions)."""
+    bw, sl = eng.beat_bits, eng.scale_lanes
+    codecs = eng.codecs or ((LB_MAX_RECORD_BITS, eng.max_sb),)
+    nw = -(-LB_MAX_RECORD_BITS // bw) + 1
+    zeros = min(min((rb & -rb).bit_length() - 1 for rb, _ in codecs), int(math.log2(bw)))
+    widest = max(rb for rb, _ in codecs)
+    cands = sum(-(-sb // sl) for _, sb in codecs)
+    lut = (nw * bw * mux_lut(nw) + shifter_lut(widest, bw >> zeros) + sl * RAW_FIELD_BITS * mux_lut(cands)
+           + sl * DECODE_CONVERT_LUT)
+    one = Resources(lut=lut) + DECODE_FMUL.scaled(2 * sl)
     return one.scaled(eng.record_decoders)
 
 

@@ -182,7 +182,7 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
         eng = LowbitEngine(rows=max(32, 32 * w), max_tokens=maxt, max_group=m.max_group(),
                            token_lanes=tp, engines=e, max_k=max_k, ports=w, record_decoders=rd,
                            scale_lanes=sl, float_units=fu, max_sb=m.max_sb(),
-                           min_group=m.min_group())
+                           min_group=m.min_group(), codecs=m.codecs())
         eng, over = _deepest(cfg, board, m, eng, vec, depths, full)
         if over > 1:
             if least is None or over < least[0]:

@@ -47,10 +47,21 @@ struct mg32_fields : lowbit_config_base {  // groups 32 .. 256 only (MING 32: a 
 struct g32_fields : lowbit_config_base {  // one group size (Q4_0-like: MING = MAXG = 32) at 512 bits, FU 4
   static const int rows = 128, max_k = 4096, max_t = 8, max_group = 32, min_group = 32, beat_bits = 512,
                    decoders = 2, scale_lanes = 4, float_units = 4, max_sb = 8;
+  static const int n_codecs = 2;  // Q4_0 (8 groups a record) and Q4_K, as packing_lowbit packs them
+  static constexpr int codec(int i, int f) {
+    const int t[2][10] = {{8, 16, 0, 0, 1, 0, 0, 0, 8, 1}, {8, 16, 6, 0, 0, 16, 6, 0, 0, 0}};
+    return t[i][f];
+  }
 };
 struct g16_32_fields : lowbit_config_base {  // groups 16 and 32 (a Q4_K_M mix) at 512 bits, FU 8, 2 tokens
   static const int rows = 128, max_k = 4096, max_t = 8, max_group = 32, token_lanes = 2, beat_bits = 512,
                    decoders = 2, scale_lanes = 4, float_units = 8;
+  static const int n_codecs = 3;  // Q4_0, Q4_K and Q6_K (144-bit records: shifts in steps of 16 bits)
+  static constexpr int codec(int i, int f) {
+    const int t[3][10] = {{8, 16, 0, 0, 1, 0, 0, 0, 8, 1}, {8, 16, 6, 0, 0, 16, 6, 0, 0, 0},
+                          {16, 16, 8, 128, 1, 0, 0, 0, 32, 0}};
+    return t[i][f];
+  }
 };
 struct fu4_fields : lowbit_config_base {  // 4 of 32 float steps at 512 bits, two token lanes
   static const int rows = 128, max_k = 4096, max_t = 8, token_lanes = 2, beat_bits = 512, decoders = 2,
@@ -103,6 +114,7 @@ static int run(const int32_t *fields, const uint8_t *w, long n_bytes, long first
       d.sb > C::MAXSB)
     return -1;
   if (lb_float_steps(d, C::BW) > C::FU) return -3;  // its row sets' steps outpace the float units
+  if (lb_codec_index<typename C::K>(d) < 0) return -4;  // its codec is not one the configuration lists
   if (first_beat + lb_stream_beats(d, C::R, C::BW) > n_bytes / bb) return -2;
   // one buffer per weight port: port u gets 128-bit column u of every engine beat
   // (packing_lowbit.port_images); the others are poisoned and never read
@@ -133,7 +145,8 @@ extern "C" {
 // fields: bits, group, n_out, k, then the ParamCodec (sb, db, scb, sc_off, mmode, dmb, mcb, mc_off, mz,
 // dper).
 // The tensor's stream starts at beat first_beat of w. Returns 0, or < 0 when the call does not fit (-3: the
-// tensor needs more float steps per iteration than FU, lb_float_steps).
+// tensor needs more float steps per iteration than FU, lb_float_steps; -4: its parameter codec is not one
+// the configuration lists).
 EDGELLM_LOWBIT_TB(r32, LbR32)
 EDGELLM_LOWBIT_TB(r64, LbR64)
 EDGELLM_LOWBIT_TB(tp3, LbTp3)

@@ -1,8 +1,7 @@
 // The low-bit engine's (lowbit_mm.h) description of a tensor and of itself, and the parameter records'
 // decode: a tensor's shape and ParamCodec (LowbitTensor, packing_lowbit.ParamCodec), the engine's
-// configuration (LowbitConfig), the sizes and iteration counts of its stream and loops (compiler/cost/
-// lowbit.py counts the same) and one parameter record's decode into its sub-scales s and mins m (s = d *
-// sc; m = dm * mc or -(s * mc), packing's f32 order).
+// configuration (LowbitConfig) and the sizes and iteration counts of its stream and loops (compiler/cost/
+// lowbit.py counts the same); a parameter record's decode: lowbit_decode.h.
 #pragma once
 
 #include <ap_int.h>
@@ -14,8 +13,6 @@
 #include "edgellm/numerics.h"
 
 namespace edgellm {
-
-typedef ap_uint<512> lb_window_t;  // one parameter record (<= 320 bits) at bit 0
 
 const int kLbMaxGroup = facts::kLbMaxGroup;  // the widest group, and a super-block's inputs (256)
 const int kLbMaxNib = kLbMaxGroup / 4;       // tables per group
@@ -86,7 +83,9 @@ struct LowbitConfig {
          XD = MAXK_ / MAXG_,                               // words of an activation bank per token
          AD = R_ / FU,                                     // rows of an accumulator bank
          NW = (kLbMaxRecordBits + BW_ - 1) / BW_ + 1,      // beats a record can touch
-         PB_MAX = R_ * kLbMaxRecordBits / BW_ + NW };
+         PB_MAX = R_ * kLbMaxRecordBits / BW_ + NW,
+         PBD = (PB_MAX + NW - 1) / NW,                     // words of a parameter bank (NW banks a half)
+         CHMAX = (MAXSB_ + SL_ - 1) / SL_ };               // chunks a record has at most
   typedef ap_uint<BW_> beat_t;
   static_assert(BW_ == 128 || BW_ == 256 || BW_ == 512, "BW: 128 x 1, 2 or 4 ports");
   static_assert(TP_ >= 1 && TP_ <= MAXT_, "TP: 1 .. MAXT token lanes");
@@ -158,59 +157,6 @@ inline int lb_block_iters(const LowbitTensor &d, int rows, int n_tb, bool more, 
   const int codes = d.sb * rows / lb_lanes(d.group, bw) * d.bits * lb_plane_beats(d.group, bw) * n_tb;
   const int dec = lb_decode_iters(d, rows, rd, sl) + kLbScaleLag;
   return more ? lb_param_beats(d, rows, bw) + (codes > dec ? codes : dec) : codes;
-}
-
-inline f32 lb_float(uint32_t raw, int width) {
-  return width == 16 ? f16_to_f32((f16)(raw & 0xffffu)) : float_from_bits(raw);
-}
-
-inline int lb_field(const lb_window_t &win, int pos, int width, int off) {
-  const uint32_t raw = (uint32_t)(win >> pos).range(31, 0);
-  return (int)(raw & ((1u << width) - 1u)) - off;
-}
-
-// One record (at bit 0 of win) -> its sub-scales j = c * SL + u (u < SL; chunk c) of the super-block's SB
-// scales and mins into sv[u], mv[u], f32 ops in packing's order (each s and m from its own fields: the
-// chunks' results do not depend on how a record is split). A record holds d (and dm) once, or once per
-// group (dper), then SB sc and SB mc fields.
-template <int SL>
-inline void lb_record(const lb_window_t &win, const LowbitTensor &d, int c, f32 sv[SL], f32 mv[SL]) {
-#pragma HLS INLINE
-  const int nd = d.dper ? d.sb : 1;
-  const int pos_dm = nd * d.db;
-  const int pos = pos_dm + (d.mmode == 0 ? nd * d.dmb : 0);
-  for (int u = 0; u < SL; u++) {
-#pragma HLS UNROLL
-    const int j = c * SL + u;
-    const int jd = d.dper ? j : 0;
-    const f32 dv = lb_float((uint32_t)(win >> (jd * d.db)).range(31, 0), d.db);
-    const uint32_t dmraw = (uint32_t)(win >> (pos_dm + jd * d.dmb)).range(31, 0);
-    const f32 dmv = d.mmode == 0 ? lb_float(dmraw, d.dmb) : 0.0f;
-    const int sc = d.scb ? lb_field(win, pos + j * d.scb, d.scb, d.sc_off) : 1;
-    const int mc = d.mcb ? lb_field(win, pos + d.sb * d.scb + j * d.mcb, d.mcb, d.mc_off) : d.mz;
-    const f32 s = dv * (f32)sc;
-    sv[u] = s;
-    mv[u] = d.mmode == 1 ? -(s * (f32)mc) : dmv * (f32)mc;
-  }
-}
-
-// Chunk c (SL sub-scales) of record r of a parameter block held on chip (pbuf: the block's beats): the
-// NW beats covering its bits, shifted to bit 0. One chunk per call; the callers decode at most RD per
-// iteration.
-template <class C>
-inline void lb_record_at(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r, int c,
-                         f32 sv[C::SL], f32 mv[C::SL]) {
-#pragma HLS INLINE
-  typedef ap_uint<C::NW * C::BW> wide_t;
-  const int bit = r * lb_record_bits(d), w0 = bit / C::BW;
-  wide_t win = 0;
-  for (int u = 0; u < C::NW; u++) {
-#pragma HLS UNROLL
-    const wide_t b = w0 + u < C::PB_MAX ? pbuf[w0 + u] : typename C::beat_t(0);
-    win |= b << (u * C::BW);
-  }
-  const wide_t rec = win >> (bit % C::BW);
-  lb_record<C::SL>((lb_window_t)rec.range(511, 0), d, c, sv, mv);
 }
 
 }  // namespace edgellm

@@ -54,6 +54,7 @@
 
 #include "edgellm/dep_check.h"
 #include "edgellm/lowbit_banks.h"
+#include "edgellm/lowbit_decode.h"
 #include "edgellm/lowbit_format.h"
 #include "edgellm/lowbit_lookup.h"
 #include "edgellm/lowbit_source.h"
@@ -81,13 +82,14 @@ const int kLbFaddChain = 8;  // iterations the accumulator step (fmul, fadd, fad
 
 // A parameter block's beats into pbuf: one beat per iteration.
 template <class C, class WS>
-void lb_read_params(WS *w0, WS *w1, WS *w2, WS *w3, long &pos, int nbeats, typename C::beat_t pbuf[C::PB_MAX]) {
+void lb_read_params(WS *w0, WS *w1, WS *w2, WS *w3, long &pos, int nbeats,
+                    typename C::beat_t pbuf[C::NW][C::PBD]) {
 params:
   for (int b = 0; b < nbeats; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::PB_MAX
 #pragma HLS PIPELINE II = 1
     EDGELLM_LB_COUNT(kLbParams);
-    pbuf[b] = lb_read<C>(w0, w1, w2, w3, pos + b);
+    pbuf[b % C::NW][b / C::NW] = lb_read<C>(w0, w1, w2, w3, pos + b);
   }
   pos += nbeats;
 }
@@ -95,13 +97,13 @@ params:
 // RD decoders' chunk c of the records r0 .. r0 + RD - 1 of a parameter block on chip into half par of the
 // s / m banks (lowbit_banks.h lb_scales_put).
 template <class C>
-inline void lb_decode_chunk(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d, int r0, int c,
-                            int par, typename LbBanks<C>::scales_t &s, typename LbBanks<C>::scales_t &m) {
+inline void lb_decode_chunk(const typename C::beat_t pbuf[C::NW][C::PBD], const LowbitTensor &d, int ci, int r0,
+                            int c, int par, typename LbBanks<C>::scales_t &s, typename LbBanks<C>::scales_t &m) {
 #pragma HLS INLINE
   f32 sv[C::RD][C::SL], mv[C::RD][C::SL];
   for (int k = 0; k < C::RD; k++) {
 #pragma HLS UNROLL
-    lb_record_at<C>(pbuf, d, r0 + k < C::R ? r0 + k : 0, c, sv[k], mv[k]);
+    lb_record_at<C>(pbuf, d, ci, r0 + k < C::R ? r0 + k : 0, c, sv[k], mv[k]);
   }
   lb_scales_put<C>(s, m, par, r0, c, sv, mv);
 }
@@ -109,7 +111,7 @@ inline void lb_decode_chunk(const typename C::beat_t pbuf[C::PB_MAX], const Lowb
 // A block's R records into half 0: RD decoders, decoder k on record r0 + k, SL sub-scales (chunk c) per
 // iteration; lb_decode_iters(d, R, RD, SL) iterations.
 template <class C>
-void lb_decode_all(const typename C::beat_t pbuf[C::PB_MAX], const LowbitTensor &d,
+void lb_decode_all(const typename C::beat_t pbuf[C::NW][C::PBD], const LowbitTensor &d, int ci,
                    typename LbBanks<C>::scales_t &s, typename LbBanks<C>::scales_t &m) {
   const int nch = lb_record_chunks(d, C::SL), n_it = lb_decode_iters(d, C::R, C::RD, C::SL);
   int r0 = 0, c = 0;
@@ -118,7 +120,7 @@ decode_all:
 #pragma HLS LOOP_TRIPCOUNT min = C::R / C::RD max = C::R / C::RD * ((C::MAXSB + C::SL - 1) / C::SL)
 #pragma HLS PIPELINE II = 1
     EDGELLM_LB_COUNT(kLbDecode);
-    lb_decode_chunk<C>(pbuf, d, r0, c, 0, s, m);
+    lb_decode_chunk<C>(pbuf, d, ci, r0, c, 0, s, m);
     if (++c == nch) c = 0, r0 += C::RD;
   }
 }
@@ -147,7 +149,7 @@ acts:
 // chunks a record; n_blk blocks, nsbr a tile's; pbeats beats of a parameter block, len_more / len_last
 // iterations of a block followed by another / of the last block (lb_block_iters).
 struct LbShape {
-  int n_tok, n_tb, rl, wpp, ga, nfc, nsets, nch, nsbr, n_blk, tiles, pbeats, len_more, len_last;
+  int n_tok, n_tb, rl, wpp, ga, nfc, nsets, nch, nsbr, n_blk, tiles, pbeats, len_more, len_last, ci;
 };
 
 // Where the block loop is in the stream: block i (tile, super-block kb), its iteration `it` of len; the
@@ -269,7 +271,7 @@ inline void lb_emit(const LowbitTensor &d, const LbShape &sh, const LbAt &at, ty
 template <class C, class WS, class PY, class PB>
 void lb_blocks(WS *w0, WS *w1, WS *w2, WS *w3, long pos, const LowbitTensor &d, const LbShape &sh,
                const typename LbBanks<C>::acts_t &acts, const f32 qsv[C::MAXT],
-               typename C::beat_t (&pbuf)[2][C::PB_MAX], typename LbBanks<C>::scales_t &s,
+               typename C::beat_t (&pbuf)[2][C::NW][C::PBD], typename LbBanks<C>::scales_t &s,
                typename LbBanks<C>::scales_t &m, typename LbBanks<C>::acc_t &acc, PY *y, const PB *bias,
                const LbAt &at) {
   typename LbBanks<C>::lanes_t p;
@@ -318,10 +320,10 @@ run:
       typename C::beat_t in = 0;
       if (q.it < pb || (codes_it && q.tb == 0)) in = lb_read<C>(w0, w1, w2, w3, pos++);  // one beat at most
       if (q.it < pb) {
-        pbuf[cur ^ 1][q.it] = in;  // P_{i+1}
+        pbuf[cur ^ 1][q.it % C::NW][q.it / C::NW] = in;  // P_{i+1}
       } else {
         // chunk ch of P_{i+1}'s records r0 .. r0 + RD - 1 (none past R, none after the last block)
-        lb_decode_chunk<C>(pbuf[cur ^ 1], d, more ? q.r0 : C::R, q.ch, cur ^ 1, s, m);
+        lb_decode_chunk<C>(pbuf[cur ^ 1], d, sh.ci, more ? q.r0 : C::R, q.ch, cur ^ 1, s, m);
         if (codes_it) {
           if (q.tb == 0) beat = in;
           lb_codes<C>(d, sh, q, it, acts, beat, cur, s, m, p, st_p, st_sum, st_s, st_m, nx_s, nx_m,
@@ -346,13 +348,13 @@ template <class C, class WS, class PX, class PS, class PY, class PB>
 void lowbit_mm_at(const LowbitTensor &d, WS *w0, WS *w1, WS *w2, WS *w3, long w_beat, const PX *x, const PS *qs,
                   int n_tok, PY *y, const PB *bias, const LbAt &at) {
   static typename LbBanks<C>::acts_t acts;
-  static typename C::beat_t pbuf[2][C::PB_MAX];
+  static typename C::beat_t pbuf[2][C::NW][C::PBD];  // parameter blocks P_i, P_{i+1}: beat b in bank b % NW
   static typename LbBanks<C>::scales_t s, m;
   static typename LbBanks<C>::acc_t acc;  // tile t's accumulators: acc[t & 1]
   f32 qsv[C::MAXT];
 #pragma HLS ARRAY_PARTITION variable = acts complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = acts complete dim = 2
-#pragma HLS ARRAY_PARTITION variable = pbuf cyclic factor = C::NW dim = 2
+#pragma HLS ARRAY_PARTITION variable = pbuf complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = s complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = s complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = m complete dim = 1
@@ -367,11 +369,12 @@ void lowbit_mm_at(const LowbitTensor &d, WS *w0, WS *w1, WS *w2, WS *w3, long w_
   const LbShape sh = {n_tok, n_tb, rl, lb_plane_beats(d.group, C::BW), lb_group_choice<C>(d.group),
                       (rl + C::FU - 1) / C::FU, C::R / rl, lb_record_chunks(d, C::SL), nsbr, tiles * nsbr, tiles,
                       lb_param_beats(d, C::R, C::BW), lb_block_iters(d, C::R, n_tb, true, C::BW, C::RD, C::SL),
-                      lb_block_iters(d, C::R, n_tb, false, C::BW, C::RD, C::SL)};
+                      lb_block_iters(d, C::R, n_tb, false, C::BW, C::RD, C::SL),
+                      lb_codec_index<typename C::K>(d)};
   long pos = w_beat;
   lb_load_acts<C>(x, at.x, qs, at.qs, n_tok, d.k, acts, qsv);
   lb_read_params<C>(w0, w1, w2, w3, pos, sh.pbeats, pbuf[0]);
-  lb_decode_all<C>(pbuf[0], d, s, m);
+  lb_decode_all<C>(pbuf[0], d, sh.ci, s, m);
   lb_blocks<C>(w0, w1, w2, w3, pos, d, sh, acts, qsv, pbuf, s, m, acc, y, bias, at);
 }
 
