@@ -71,6 +71,7 @@ lm_scale_beats:
 // not share a beat (the top: row a multiple of every data beat, runtime/layout.py logits_row).
 template <class PL, int ROWS = 1>
 struct LmLogits {
+  f32 fields[ROWS][1];  // unused: the beat form's, named here so lm_score's ARRAY_PARTITION names both
   long off, row;
   void open(PL *, long off_, int vocab_, long row_, int) { off = off_, row = row_ ? row_ : vocab_; }
   void put(PL *logits, int t, int v, f32 x) { logits[off + (long)t * row + v] = x; }
@@ -79,7 +80,8 @@ struct LmLogits {
 template <int B, int ROWS>
 struct LmLogits<ap_uint<B>, ROWS> {
   enum { E = Beat<f32, B>::E };
-  RowStore<f32, ap_uint<B>, B> st[ROWS];
+  RowStore<f32, ap_uint<B>, B> st[ROWS];  // each token's row state (its own fields unused: v below)
+  f32 fields[ROWS][E];  // each token's beat being assembled: registers (lm_score partitions lo.fields)
   void open(ap_uint<B> *m, long off_, int vocab_, long row_, int nt) {
     const long row = row_ ? row_ : vocab_;
   lm_logits_open:
@@ -91,8 +93,8 @@ struct LmLogits<ap_uint<B>, ROWS> {
   void put(ap_uint<B> *m, int t, int v, f32 x) {
 #pragma HLS INLINE
     const int j = (v + st[t].s) / E, i = (v + st[t].s) % E;
-    st[t].v[i] = x;
-    if (i == E - 1 || v == st[t].n - 1) st[t].put(m, j);  // a whole beat (one write per E rows of a token)
+    fields[t][i] = x;
+    if (i == E - 1 || v == st[t].n - 1) st[t].put_fields(m, j, fields[t]);  // a whole beat per E rows
   }
   void close(ap_uint<B> *) {}
 };
@@ -152,6 +154,7 @@ lm_score_init:
   }
   int p = 0;
   LmLogits<PL, CFG::MAX_TOK> lo;
+#pragma HLS ARRAY_PARTITION variable = lo.fields dim = 0 type = complete
   lo.open(logits, at.logits, vocab, at.logits_row, nt);
 lm_score_rows:
   for (int i = 0; i < nrows; i++) {

@@ -278,12 +278,18 @@ struct RowStore<T, ap_uint<DB>, DB> {
   int index(int j, int i) const { return j * E + i - s; }  // row index of field i of step j
   void put(ap_uint<DB> *m, int j) {
 #pragma HLS INLINE
+    put_fields(m, j, v);
+  }
+  // step j with the fields held elsewhere (a caller that keeps several rows' fields in one partitioned
+  // array: lm_head_score.h LmLogits)
+  void put_fields(ap_uint<DB> *m, int j, const T f[E]) {
+#pragma HLS INLINE
     const ap_uint<DB> keep = j == 0 && s != 0 ? first : last;  // fields outside the row: edge beats only
     ap_uint<DB> b = 0;
     for (int i = 0; i < E; i++) {
 #pragma HLS UNROLL
       const int k = j * E + i - s;
-      lane_set<T>(b, i, k >= 0 && k < n ? v[i] : lane_get<T>(keep, i));
+      lane_set<T>(b, i, k >= 0 && k < n ? f[i] : lane_get<T>(keep, i));
     }
     m[b0 + j] = b;
   }
