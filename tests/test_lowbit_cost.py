@@ -16,7 +16,7 @@ from edgellm.compiler.cost import lowbit_run as lr
 from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.cost.ddr import bandwidth
 from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
-from edgellm.compiler.cost.memory import lutram_luts
+from edgellm.compiler.cost.memory import lutram_luts, mux_luts
 from edgellm.compiler.design import DesignParams
 from edgellm.errors import EdgeLLMError
 from edgellm.hw import csim
@@ -175,7 +175,7 @@ def test_max_sb_sizes_the_scale_buffers() -> None:
     b = dataclasses.replace(a, max_sb=8)
     assert a.fu == 32 and a.scale_lanes == 16
     assert lr_.scales(a).bram36 == 2 * 32 * 16 * 0.5 and lr_.scales(b).bram36 == 2 * 32 * 8 * 0.5
-    assert lr_.scales(a).lut == 2 * 32 * 32 * lr_.mux_lut(16)
+    assert lr_.scales(a).lut == 2 * 32 * 32 * mux_luts(16)
     assert lr_.resources(a).lut - lr_.resources(b).lut == 2 * 32 * 32 * (4 - 2)
     q40 = llama_cpp_mix(PRESETS["qwen2.5-0.5b"], "Q4_0")
     assert {f.sb for layer in q40.layers for f in layer.values()} == {4, 8} and q40.max_sb() == 8
@@ -218,7 +218,7 @@ def test_resources_price_the_double_buffered_accumulators() -> None:
     a = cl.LowbitEngine(rows=128, max_tokens=8)
     b = dataclasses.replace(a, max_tokens=16)
     acc = 2 * (2 * 32) * (lutram_luts(32, 16 * 4) - lutram_luts(32, 8 * 4))
-    p = 32 * 32 * (lr_.mux_lut(16) - lr_.mux_lut(8))
+    p = 32 * 32 * (mux_luts(16) - mux_luts(8))
     assert lr_.accumulators(b).lut - lr_.accumulators(a).lut == acc + p
     assert lr_.resources(b).lut - lr_.resources(a).lut == acc + p
     assert lr_.resources(a).lut >= lr_.BLOCK_LOOP_CONTROL.lut + lr_.accumulators(a).lut
@@ -231,10 +231,10 @@ def test_decoders_priced_by_their_codecs() -> None:
     model's codecs are its formats' (record bits, groups a record)."""
     q4k = cl.LowbitEngine(rows=128, ports=4, scale_lanes=4, codecs=((128, 8),))
     mix = dataclasses.replace(q4k, codecs=((128, 8), (144, 16)))
-    nw_rotate = 2 * 512 * lr_.mux_lut(2)
+    nw_rotate = 2 * 512 * mux_luts(2)
     fixed = 4 * (lr_.DECODE_CONVERT_LUT + 2 * lr_.DECODE_FMUL.lut)
-    assert lr_.decoders(q4k).lut == nw_rotate + lr_.shifter_lut(128, 4) + 4 * 80 * lr_.mux_lut(2) + fixed
-    assert lr_.decoders(mix).lut == nw_rotate + lr_.shifter_lut(144, 32) + 4 * 80 * lr_.mux_lut(6) + fixed
+    assert lr_.decoders(q4k).lut == nw_rotate + lr_.shifter_lut(128, 4) + 4 * 80 * mux_luts(2) + fixed
+    assert lr_.decoders(mix).lut == nw_rotate + lr_.shifter_lut(144, 32) + 4 * 80 * mux_luts(6) + fixed
     assert lr_.shifter_lut(144, 32) == 144 * 3 and lr_.shifter_lut(128, 4) == 128
     assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_K_M").codecs() == ((128, 8), (144, 16))
     assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_0").codecs() == ((128, 8),)
@@ -250,8 +250,8 @@ def test_one_group_size_builds_one_choice() -> None:
     two = dataclasses.replace(one, min_group=16)
     nib = 512 // 4
     assert lr_.lookups(one).lut == nib * 12 * lr_.LOOKUP_LUT_PER_BIT + (nib - 1) * 16
-    assert lr_.lookups(two).lut == lr_.lookups(one).lut + 16 * 32 * lr_.mux_lut(2)  # lanes 0..15 tap 2 levels
-    assert lr_.tables(two).lut == lr_.tables(one).lut + 32 * 8 * lr_.mux_lut(3)  # G 16 at 0 / 16, or G 32
+    assert lr_.lookups(two).lut == lr_.lookups(one).lut + 16 * 32 * mux_luts(2)  # lanes 0..15 tap 2 levels
+    assert lr_.tables(two).lut == lr_.tables(one).lut + 32 * 8 * mux_luts(3)  # G 16 at 0 / 16, or G 32
     assert one.row_lanes == 16 and two.row_lanes == 32
     assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_0").min_group() == 32
     assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_K_M").min_group() == 16

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from edgellm.compiler.cost.elementwise import DDR_READ_LATENCY  # first-beat latency of a burst
-from edgellm.compiler.cost.memory import Resources, auto_memory, lutram_luts
+from edgellm.compiler.cost.memory import Resources, auto_memory, lutram_luts, mux_luts
 from edgellm.compiler.cost.ops import FADD, FDIV, FEXP, FMUL, ops
 from edgellm.compiler.design import DesignParams, dot_lanes
 from edgellm.models.config import ModelConfig
@@ -218,7 +218,7 @@ def _core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Resource
     4 dividers (normalize at the data port's rate, a beat per cycle); o and q rows in max(A, 4) banks,
     the score lane sums, a double-buffered K and V tile in max(A, 16) banks (all without a BIND_STORAGE:
     memory.auto_memory), two score tiles in LUTRAM (the software-pipelined softmax scores one tile while
-    it accumulates the previous one)."""
+    it accumulates the previous one), the two tiles' block maxima (LUTRAM halves)."""
     cost = ops(FMUL, FADD, n=3 * a + 2) + ops(FEXP, FEXP) + ops(FDIV, n=DATA_LANES)
     dp = -(-d // a) * a
     kv_part = max(a, MEM_LANES)
@@ -228,7 +228,9 @@ def _core(a: int, d: int, rows: int, tile_heads: int, kv_block: int) -> Resource
     lane_sums = Resources(lut=a * lutram_luts(32, rows))  # acc[rows][A], A LUTRAM columns
     tiles = auto_memory(32, 2 * kv_block * tile_heads * dkv // kv_part, 2 * kv_part)  # kt, vt: two halves
     scores = Resources(lut=2 * lutram_luts(32, rows * kv_block))  # s_tile[2]: one scored, one accumulated
-    return cost + rows_bufs + lane_sums + tiles + scores
+    # mx[2][rows]: two LUTRAM halves, each read once (row sr) and written once a cycle, the parity's choice
+    block_max = Resources(lut=2 * lutram_luts(32, rows) + 2 * 32 * mux_luts(2))
+    return cost + rows_bufs + lane_sums + tiles + scores + block_max
 
 
 def resources(cfg: ModelConfig, p: DesignParams) -> Resources:

@@ -10,7 +10,7 @@ import math
 from edgellm.boards import Board
 from edgellm.compiler.cost.ddr import ARM_STREAM_BYTES_PER_S, ddr_bytes_per_cycle, port_bytes_per_cycle
 from edgellm.compiler.cost.elementwise import DDR_READ_LATENCY
-from edgellm.compiler.cost.memory import Resources, bram36_for
+from edgellm.compiler.cost.memory import Resources, bram36_for, mux_luts
 from edgellm.compiler.cost.ops import FCVT, FDIV, FMUL, INT8_MACS_PER_DSP, ops
 from edgellm.compiler.cost.tlmm import LINEAR_PIPELINE_DEPTH, TILE_PIPELINE_DEPTH
 from edgellm.compiler.design import DesignParams, lm_head_bytes, stream_ports
@@ -82,11 +82,6 @@ def acc_bits(hidden: int) -> int:
     return (128 * 128 * hidden).bit_length() + 1
 
 
-def _mux_luts(n: int) -> int:
-    """LUTs per bit of an n:1 multiplexer (LUT6 4:1; 8:1 as two LUT6 and a MUXF7), estimate."""
-    return 0 if n <= 1 else 1 if n <= 4 else 2 * math.ceil(n / 8)
-
-
 def row_state(cfg: ModelConfig, p: DesignParams, lanes: int, nports: int) -> Resources:
     """What the head keeps per row (token lane), lm_head.h: lm_score's running top-K (tv, ti: K_TOP fp32 +
     int32, completely partitioned), argmax (bestv, besti) and the row's scale (qsl), and its logits beat
@@ -95,10 +90,10 @@ def row_state(cfg: ModelConfig, p: DesignParams, lanes: int, nports: int) -> Res
     (lm_dot_rows) the lane packets (lanes x NPORTS accumulators and the block) pass a FIFO of depth 2 into
     lm_unlane's registers (la), read one row at a time."""
     k, db = max(layout.TOP_K, 1), p.data_port_width_bits
-    out = Resources(lut=(k * 64 + 96 + db) * _mux_luts(lanes), ff=lanes * (k * 64 + 96 + 3 * db + 128))
+    out = Resources(lut=(k * 64 + 96 + db) * mux_luts(lanes), ff=lanes * (k * 64 + 96 + 3 * db + 128))
     if lanes > 1:
         packet = lanes * nports * acc_bits(cfg.hidden_size)
-        out += Resources(lut=nports * acc_bits(cfg.hidden_size) * _mux_luts(lanes), ff=3 * packet + 2 * 32)
+        out += Resources(lut=nports * acc_bits(cfg.hidden_size) * mux_luts(lanes), ff=3 * packet + 2 * 32)
     return out
 
 

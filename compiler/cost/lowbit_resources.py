@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from edgellm.compiler.cost.lowbit import LowbitEngine
-from edgellm.compiler.cost.memory import Resources, bram36_for, lutram_luts
+from edgellm.compiler.cost.memory import Resources, bram36_for, lutram_luts, mux_luts
 from edgellm.runtime.layout import LB_MAX_RECORD_BITS
 
 # The block loop's counters (lowbit_mm.h lb_advance, LbPos / LbOutPos) beyond the per-block loop's own:
@@ -41,11 +41,6 @@ RAW_FIELD_BITS = 32 + 32 + 8 + 8  # a sub-scale's raw d, dm, sc and mc (lowbit_d
 CONTROL_LUT = 1500  # the engine's remaining control (the call's setup, the loops' exits), estimate
 
 
-def mux_lut(n: int) -> int:
-    """LUTs per bit of an n:1 multiplexer (a LUT6 is a 4:1, F7 / F8 muxes pair them): 0 for n = 1."""
-    return 0 if n <= 1 else max(1, n // 4)
-
-
 def groups(eng: LowbitEngine) -> list[int]:
     """The group-size choices the engine builds: MING, 2 MING, .. MAXG (lowbit_format.h NG)."""
     return [eng.min_group << c for c in range(int(math.log2(eng.max_group // eng.min_group)) + 1)]
@@ -68,9 +63,9 @@ def lookups(eng: LowbitEngine) -> Resources:
     each lane's tap among the tree levels of the group-size choices it serves."""
     bw, nib = eng.beat_bits, eng.beat_bits // 4
     spans = max(1, eng.max_group // bw)
-    lut = nib * TABLE_BITS * (LOOKUP_LUT_PER_BIT * spans + mux_lut(spans)) + (nib - 1) * 16
+    lut = nib * TABLE_BITS * (LOOKUP_LUT_PER_BIT * spans + mux_luts(spans)) + (nib - 1) * 16
     for lane in range(eng.row_lanes):
-        lut += 32 * mux_lut(sum(1 for g in groups(eng) if lane < rows_of(g, bw)))
+        lut += 32 * mux_luts(sum(1 for g in groups(eng) if lane < rows_of(g, bw)))
     return Resources(lut=lut)
 
 
@@ -79,7 +74,7 @@ def tables(eng: LowbitEngine) -> Resources:
     activations (MAXG / 4 x 16 entries of 12 bits) and the group's activations chosen from the MAXG banks
     (input i % G of a group of G from one of MAXG / G banks, for each group-size choice G)."""
     mg = eng.max_group
-    pick = mg * 8 * mux_lut(sum(mg // g for g in groups(eng)))
+    pick = mg * 8 * mux_luts(sum(mg // g for g in groups(eng)))
     return Resources(lut=mg // 4 * 11 * TABLE_BITS + pick)
 
 
@@ -94,7 +89,7 @@ def float_stage(eng: LowbitEngine) -> tuple[Resources, Resources]:
     p_bits = lanes * 32
     p_store = Resources(ff=p_bits) if td == 1 else Resources(lut=lanes * lutram_luts(32, td))
     choices = lanes // fu + (fu if eng.beat_bits // eng.max_group < fu else 0)
-    mux = mux_lut(choices)
+    mux = mux_luts(choices)
     lane = p_store + Resources(lut=fu * 32 * mux)
     engine = Resources(lut=fu * 64 * mux, ff=2 * lanes * 32 + eng.max_tokens * 32) + DRAIN_CONTROL
     return lane, engine
@@ -106,9 +101,9 @@ def accumulators(eng: LowbitEngine) -> Resources:
     of TD x R / FU words, each read by its float unit and by the outputs: a LUTRAM copy per read port; the
     outputs' choice among the banks)."""
     lanes, td = eng.row_lanes, token_slots(eng)
-    p = Resources(lut=lanes * (LANE_TREE_LUT + 32 * mux_lut(td)), ff=td * lanes * 32)
+    p = Resources(lut=lanes * (LANE_TREE_LUT + 32 * mux_luts(td)), ff=td * lanes * 32)
     banks = 2 * eng.token_lanes * eng.fu
-    acc = Resources(lut=2 * banks * lutram_luts(32, td * eng.rows // eng.fu) + 32 * mux_lut(banks))
+    acc = Resources(lut=2 * banks * lutram_luts(32, td * eng.rows // eng.fu) + 32 * mux_luts(banks))
     return p.scaled(eng.token_lanes) + acc
 
 
@@ -119,7 +114,7 @@ def scales(eng: LowbitEngine) -> Resources:
     the staged copy is float_stage's)."""
     slb = min(eng.scale_lanes, eng.max_sb)
     depth = 2 * (eng.rows // eng.fu) * -(-eng.max_sb // slb)
-    return Resources(lut=2 * eng.fu * 32 * mux_lut(slb), ff=2 * eng.row_lanes * 32,
+    return Resources(lut=2 * eng.fu * 32 * mux_luts(slb), ff=2 * eng.row_lanes * 32,
                      bram36=2 * eng.fu * slb * bram36_for(32, depth))
 
 
@@ -139,7 +134,7 @@ def decoders(eng: LowbitEngine) -> Resources:
     zeros = min(min((rb & -rb).bit_length() - 1 for rb, _ in codecs), int(math.log2(bw)))
     widest = max(rb for rb, _ in codecs)
     cands = sum(-(-sb // sl) for _, sb in codecs)
-    lut = (nw * bw * mux_lut(nw) + shifter_lut(widest, bw >> zeros) + sl * RAW_FIELD_BITS * mux_lut(cands)
+    lut = (nw * bw * mux_luts(nw) + shifter_lut(widest, bw >> zeros) + sl * RAW_FIELD_BITS * mux_luts(cands)
            + sl * DECODE_CONVERT_LUT)
     one = Resources(lut=lut) + DECODE_FMUL.scaled(2 * sl)
     return one.scaled(eng.record_decoders)

@@ -88,6 +88,11 @@ def memory(width: int, depth: int, banks: int, use_uram: bool) -> Resources:
     return Resources(bram36=banks * bram36_for(width, depth))
 
 
+def mux_luts(n: int) -> int:
+    """LUTs per bit of an n:1 multiplexer (LUT6 4:1; 8:1 as two LUT6 and a MUXF7), estimate: 0 for n = 1."""
+    return 0 if n <= 1 else 1 if n <= 4 else 2 * math.ceil(n / 8)
+
+
 def lutram_luts(width: int, depth: int) -> int:
     """LUTs of one width x depth simple-dual-port distributed RAM (depth rounded up to 32)."""
     return math.ceil(width * max(32, depth) / LUTRAM_SDP_BITS_PER_LUT) if depth > 0 else 0

@@ -148,7 +148,7 @@ void attn_rows(const PQ *q, long q_off, const int row_pos[ROWS], const int row_k
   f32 qb[ROWS][C::dp];  // query rows, max(A, QL) banks (small: storage left to HLS)
 #pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::qo_part
   f32 m[ROWS], l[ROWS];  // committed max, denominator
-  f32 mx[2][ROWS];                 // block max of the tile scored, by tile parity
+  f32 mx[2][ROWS];  // block max by tile parity: each half read once (row sr) and written once a cycle
 #pragma HLS ARRAY_PARTITION variable = mx dim = 1 complete
   f32 o[ROWS][C::dp];  // running output, max(A, QL) banks (small: storage left to HLS)
 #pragma HLS ARRAY_PARTITION variable = o dim = 2 cyclic factor = C::qo_part
@@ -246,6 +246,8 @@ stage:
         EDGELLM_DEP_ITER(it);
         if (sr < n_rows) {
           const int kv = row_kv[sr];
+          const f32 mx0 = mx[0][sr], mx1 = mx[1][sr];  // row sr's block max in both halves, one read each
+          const f32 mx_s = hs ? mx1 : mx0, mx_a = hs ? mx0 : mx1;  // tile st's, tile st - 1's (ha = hs ^ 1)
           if (sj < nks) {
             f32 lane[C::dot_lanes];
 #pragma HLS ARRAY_PARTITION variable = lane complete
@@ -264,7 +266,7 @@ stage:
               const bool valid = !diag_s || bs + sj <= row_pos[sr];
               EDGELLM_DEP_R_IF(sj > 0, mx, mx[hs][sr]);
               EDGELLM_DEP_R_IF(sj == 0 && !first_s, mx, mx[ha][sr]);
-              const f32 base = sj > 0 ? mx[hs][sr] : first_s ? -pos_inf() : mx[ha][sr];
+              const f32 base = sj > 0 ? mx_s : first_s ? -pos_inf() : mx_a;
               mx[hs][sr] = valid ? max_nan(base, s) : base;
               EDGELLM_DEP_W(mx, mx[hs][sr]);
             } else {
@@ -277,7 +279,7 @@ stage:
           }
           if (sj < nka && (!diag_a || ba + sj <= row_pos[sr])) {
             EDGELLM_DEP_R(mx, mx[ha][sr]);
-            const f32 mn = mx[ha][sr];  // the block max after tile st - 1
+            const f32 mn = mx_a;  // the block max after tile st - 1
             const bool head = sj == 0;   // the tile's first key: rescale by c
             EDGELLM_DEP_R_IF(head && !first_a, m, m[sr]);
             const f32 c = head && !first_a ? exp_f(m[sr] - mn) : 0.0f;
