@@ -13,14 +13,15 @@
 // ... (packing_lowbit.py). P_0 is read and decoded first; then every block of the call runs in ONE
 // pipelined loop (lb_blocks; no pipeline refill between blocks or tiles), one beat per iteration at most.
 // Block i's iterations (lb_block_iters of them): P_{i+1}'s beats into an on-chip ping-pong buffer, then
-// C_i's code beats: per group, at its first beat, every token's G / 4 tables (and S); per beat and token
-// lane BW / 4 lookups (RL = BW / G rows' plane words per beat, or one row over G / BW beats), P[t][lane]
-// += (sum) << b; after a row set's last plane its RL accumulators take the contract's step
+// C_i's code beats: per beat and token lane the group's tables (and S) built from the activation banks,
+// BW / 4 lookups and an adder tree (lowbit_lookup.h; RL = BW / G rows' plane words per beat, or one row
+// over G / BW beats), P[t][lane] += (sum) << b; after a row set's last plane its RL accumulators take the contract's step
 //     acc = (acc + s * float(P)) + m * float(S)      (sequential over groups from acc = 0, no FMA)
-// on FU float step units a token lane (LowbitConfig FU): the row set's P, s, m and float(S) are staged
-// and its rows stepped FU per iteration over the following iterations (lb_drain), done before the row
-// set's next step (bits x plane beats iterations later: lb_float_steps), while RD decoders turn SL
-// sub-scales each of P_{i+1}'s records per iteration into the other s / m buffers (s = d * sc; m = dm * mc
+// on FU float step units a token lane (LowbitConfig FU): the row set's P, s, m (fetched FU rows an
+// iteration over its first planes) and float(S) are staged and its rows stepped FU per iteration over the
+// following iterations (lb_drain), done before the row set's next step (bits x plane beats iterations
+// later: lb_float_steps), while RD decoders turn SL sub-scales each of P_{i+1}'s records per iteration
+// into the other half of the s / m banks (lowbit_decode.h) (s = d * sc; m = dm * mc
 // or -(s * mc), packing's f32 order); a block shorter than ceil(R / RD) x ceil(SB / SL) iterations idles
 // until its R records are decoded. The per-block state (block and iteration, ping-pong side, the code
 // beat's position, the decoders' record and chunk) is carried in counters stepped once per iteration
@@ -43,9 +44,10 @@
 // after tile t's last step, and tile t + 2 writes it only after the last of those reads. C simulation with
 // EDGELLM_CHECK_DEPS checks the claim over the whole loop, outputs included.
 //
-// The tensor and configuration types, the stream's sizes and iteration counts and one parameter record's
-// decode: lowbit_format.h; the float steps' stage and drain: lowbit_steps.h; this header: the engine's
-// loops.
+// Every on-chip store is split into banks each access addresses statically (lowbit_banks.h: activations,
+// s / m, accumulators; docs/hls.md "Banks"). The tensor and configuration types and the stream's sizes and
+// iteration counts: lowbit_format.h; a parameter record's decode: lowbit_decode.h; the lookups:
+// lowbit_lookup.h; the float steps' stage and drain: lowbit_steps.h; this header: the engine's loops.
 #pragma once
 
 #include <ap_int.h>
