@@ -27,12 +27,18 @@ class CppType(str):
     """A C++ type (a typedef field of a generated config struct)."""
 
 
+class CppDecl(str):
+    """A whole C++ member declaration of a generated config struct (a constexpr function), written as is."""
+
+
 def cpp_struct(name: str, base: str, fields: list[Field]) -> str:
     """struct name : base { one named field per entry: typedef (CppType), static const bool (bool) or
     static const int (int, or an int-valued C++ expression) }, each with its comment."""
     lines = [f"struct {name} : {base} {{"]
     for field, value, what in fields:
-        if isinstance(value, CppType):
+        if isinstance(value, CppDecl):
+            decl = str(value)
+        elif isinstance(value, CppType):
             decl = f"typedef {value} {field};"
         elif isinstance(value, bool):
             decl = f"static const bool {field} = {str(value).lower()};"
@@ -122,4 +128,17 @@ def lowbit_fields(cfg: ModelConfig, design: DesignParams, max_t: int) -> list[Fi
         ("float_units", design.lowbit_float_units, "FU: float steps per token lane (as the formats need)"),
         ("max_sb", design.lowbit_max_sb, "MAXSB: groups a parameter record covers at most"),
         ("min_group", design.lowbit_min_group, "MING: narrowest group of the model's linears"),
-    ]
+    ] + codec_fields(design.lowbit_codecs)
+
+
+def codec_fields(codecs: tuple[tuple[int, ...], ...]) -> list[Field]:
+    """n_codecs and the constexpr codec(i, f) table of the parameter codecs the engine decodes (row i: one
+    ParamCodec.as_words, design.lowbit_codecs); none when the design lists none (lowbit_config_base's
+    n_codecs 0: any codec)."""
+    if not codecs:
+        return []
+    rows = ", ".join("{" + ", ".join(map(str, c)) + "}" for c in codecs)
+    table = (f"static constexpr int codec(int i, int f) {{ const int t[{len(codecs)}][{len(codecs[0])}] = "
+             f"{{{rows}}}; return t[i][f]; }}")
+    return [("n_codecs", len(codecs), "parameter codecs of the model's linears (design lowbit_codecs)"),
+            ("codec", CppDecl(table), "codec i's word f (as_words: sb, db, scb, sc_off, .., mz, dper)")]

@@ -51,6 +51,7 @@ class LowbitEncoder:
         self.rows, self.beat_bits = rows, beat_bits
         self.pending: list[tuple[LowbitImage, int]] = []
         self.packed_bytes = 0  # the images' bytes without padding (streamed per decode step)
+        self.codecs: set[tuple[int, ...]] = set()  # every packed image's ParamCodec.as_words()
 
     def __call__(self, lin: object) -> np.ndarray:
         if not isinstance(lin, LowBitLinear):
@@ -62,6 +63,7 @@ class LowbitEncoder:
         for u, p in enumerate(ports):
             blob[u * stride:u * stride + p.size] = p
         self.pending.append((img, stride))
+        self.codecs.add(img.codec.as_words())
         self.packed_bytes += img.data.size
         return blob
 

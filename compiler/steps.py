@@ -184,7 +184,8 @@ def step_plan_memory(ctx: BuildContext) -> None:
     max_t = block_tokens(cfg, design)
     max_ctx = design.max_context or cfg.max_context
     sf, si, tf = layer_buffer_sizes(cfg, max_t)
-    plan = plan_memory(ctx.state["qm"], weight_encoder(design, "tlmm"),
+    encode = weight_encoder(design, "tlmm")
+    plan = plan_memory(ctx.state["qm"], encode,
                        max_t=max_t, max_ctx=max_ctx, scratch_floats=sf, scratch_i8=si,
                        tap_floats=tf, align=plan_align(design),
                        kv_elem_bytes=ctx.state["numerics"].kv_elem_bytes, top_k=TOP_K,
@@ -192,7 +193,20 @@ def step_plan_memory(ctx: BuildContext) -> None:
     ctx.state.update(plan=plan, max_t=max_t, max_ctx=max_ctx)
     if design.matmul == "lowbit":  # the ternary DSE checks its footprint model; a low-bit design its plan
         check_plan_fits(plan.total_bytes, cfg, ctx.state["board"])
+        ctx.state["design"] = with_codecs(design, encode.codecs)
     check_reference_fits(ctx.config.reference_new_tokens, max_ctx)
+
+
+def with_codecs(design, codecs: set[tuple[int, ...]]):  # (DesignParams, ...) -> DesignParams
+    """The low-bit design with the parameter codecs its linears were packed with (the encoder's
+    ParamCodec.as_words, sorted): the engine is specialised to them (lowbit_cfg n_codecs / codec, the
+    manifest's design.lowbit_codecs); EdgeLLMError in one line when they are more than it lists."""
+    from edgellm.runtime.layout import LB_MAX_CODECS
+
+    if len(codecs) > LB_MAX_CODECS:
+        raise EdgeLLMError(f"the model's low-bit linears use {len(codecs)} parameter codecs; a low-bit "
+                           f"engine is built for at most {LB_MAX_CODECS}")
+    return design.replace(lowbit_codecs=tuple(sorted(codecs)))
 
 
 def check_plan_fits(total_bytes: int, cfg, board) -> None:  # (int, ModelConfig, Board)

@@ -21,6 +21,7 @@ from edgellm.runtime.layout import (
     HEAD_ROWS_MAX,
     LB_BEAT_BITS,
     LB_CODE_BITS,
+    LB_CODEC_WORDS,
     LB_FLOAT_UNITS,
     LB_GROUPS,
     LB_MAX_GROUP,
@@ -84,6 +85,7 @@ class Limits:
     lowbit_float_units: int = LB_FLOAT_UNITS[-1]  # its FU (design.lowbit_float_units; min(FU, BW / 16) built)
     lowbit_max_sb: int = LB_MAX_SB  # its MAXSB (design.lowbit_max_sb)
     lowbit_min_group: int = LB_MIN_GROUP  # its MING (design.lowbit_min_group)
+    lowbit_codecs: tuple[tuple[int, ...], ...] = ()  # the codecs it decodes (design.lowbit_codecs); (): any
 
     @classmethod
     def of(cls, project: Any, buf_bytes: int) -> Limits:
@@ -94,8 +96,10 @@ class Limits:
         beat = int(d.get("data_port_width_bits") or 128) // 8
         lb = (int(d["lowbit_rows"]), LB_BEAT_BITS * int(d["lowbit_ports"]), int(d["lowbit_max_group"]),
               int(d.get("lowbit_float_units", LB_FLOAT_UNITS[-1])), int(d.get("lowbit_max_sb", LB_MAX_SB)),
-              int(d.get("lowbit_min_group", LB_MIN_GROUP))) if d.get("matmul") == "lowbit" \
-            else (0, LB_BEAT_BITS, LB_MAX_GROUP, LB_FLOAT_UNITS[-1], LB_MAX_SB, LB_MIN_GROUP)
+              int(d.get("lowbit_min_group", LB_MIN_GROUP)),
+              tuple(tuple(int(v) for v in c) for c in d.get("lowbit_codecs") or ())) \
+            if d.get("matmul") == "lowbit" \
+            else (0, LB_BEAT_BITS, LB_MAX_GROUP, LB_FLOAT_UNITS[-1], LB_MAX_SB, LB_MIN_GROUP, ())
         return cls(c.n_layers, project.iface.max_t, project.iface.max_ctx, c.hidden_size, c.q_size,
                    c.kv_size, c.ffn_size, c.head_dim, c.vocab_size, bool(c.subln),
                    int(project.numerics.kv_elem_bytes), int(rows), max(int(project.iface.top_k), 1),
@@ -259,6 +263,21 @@ def lb_stream_beats(f: dict[str, int], n_out: int, k: int, rows: int, bw: int) -
     return -(-n_out // rows) * (k // g // sb) * (-(-rows * rec // bw) + code)
 
 
+def lb_codec_mismatch(words: list[int], codecs: tuple[tuple[int, ...], ...]) -> int | None:
+    """None when a record's LB_CODEC_WORDS codec words (uint32, LB_SB .. LB_DPER) are one of the listed
+    codecs; else the first word at which the record leaves every one of them (the longest common prefix:
+    program_check.h lb_codec_listed)."""
+    best = 0
+    for c in codecs:
+        n = 0
+        while n < LB_CODEC_WORDS and words[n] == c[n] & 0xFFFFFFFF:
+            n += 1
+        if n == LB_CODEC_WORDS:
+            return None
+        best = max(best, n)
+    return best
+
+
 def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits) -> None:
     """A low-bit design's records (uint32[n_layers * 7, LB_WORDS] at HDR_LB_TABLE; table: the checked
     layer table) as program_check.h check_lb_record checks them: the codec within what lowbit_mm decodes,
@@ -267,6 +286,7 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
     table = np.asarray(table, np.uint32).reshape(-1, itf.LD_WORDS)
     ck = _Check(lim.buf_bytes)
     wbase, pbase = int(hdr[itf.HDR["HDR_WEIGHTS"]]), int(hdr[itf.HDR["HDR_PARAMS"]])
+    what = "weights.bin's low-bit table is refused (the accelerator would be given it)"
     for layer in range(lim.n_layers):
         for i in range(N_LIN):
             w = [int(x) for x in lb[layer * N_LIN + i]]
@@ -284,6 +304,12 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
                            (f["LB_MCB"] > 8, "LB_MCB"), (f["LB_DPER"] > 1, "LB_DPER")):
                 if bad:
                     ck.fail("ST_LIMIT", fld(n), f[n])
+            if ck.code == itf.ST_OK and lim.lowbit_codecs:
+                at = lb_codec_mismatch(w[itf.LB["LB_SB"]:itf.LB["LB_SB"] + LB_CODEC_WORDS], lim.lowbit_codecs)
+                if at is not None:  # a codec the engine was not built for, at the word where it leaves them
+                    ck.fail("ST_LIMIT", fld(itf.LB_FIELDS[itf.LB["LB_SB"] + at]), w[itf.LB["LB_SB"] + at])
+                    what = (f"its parameter codec is none of the {len(lim.lowbit_codecs)} the engine "
+                            "decodes (design.lowbit_codecs); weights.bin's low-bit table is refused")
             if ck.code == itf.ST_OK:
                 if lb_record_bits(f) > LB_MAX_RECORD_BITS:
                     ck.fail("ST_LIMIT", fld("LB_SB"), sb)
@@ -302,7 +328,7 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
                     ck.span(fld("LB_PORT_STRIDE"), f["LB_PORT_STRIDE"], wbase + off + u * f["LB_PORT_STRIDE"],
                             img, LB_PORT_BEAT)
             if ck.code != itf.ST_OK:
-                ck.raise_if_bad("weights.bin's low-bit table is refused (the accelerator would be given it)")
+                ck.raise_if_bad(what)
 
 
 def check_program(prog: np.ndarray, prog_off: int, lim: Limits) -> None:

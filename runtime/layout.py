@@ -50,6 +50,8 @@ LB_MAX_BITS = 8  # widest code width: a code's planes, one bit plane per bit
 LB_CODE_BITS = tuple(range(LB_MIN_BITS, LB_MAX_BITS + 1))  # code widths a low-bit tensor may have: 2 .. 8
 LB_SCALE_LANES = (1, 2, 4, 8, 16)  # sub-scales a record decoder decodes per iteration (design SL)
 LB_FLOAT_UNITS = (1, 2, 4, 8, 16, 32)  # float steps per token lane and iteration (design FU; <= BW / 16 used)
+LB_CODEC_WORDS = 10  # a parameter codec's words (ParamCodec.as_words, LB_SB .. LB_DPER of a record)
+LB_MAX_CODECS = 8  # parameter codecs a design may list (design.lowbit_codecs: the engine specialised to them)
 
 
 def lb_float_steps(bits: int, group: int, bw: int) -> int:

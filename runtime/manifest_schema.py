@@ -12,8 +12,10 @@ from edgellm.errors import EdgeLLMError
 from edgellm.runtime.layout import (
     HEAD_ROWS_MAX,
     K_TOP_MAX,
+    LB_CODEC_WORDS,
     LB_FLOAT_UNITS,
     LB_GROUPS,
+    LB_MAX_CODECS,
     LB_MAX_SB,
     LB_PORTS,
     LB_SCALE_LANES,
@@ -34,7 +36,8 @@ REGISTER_SPACE = 1 << 16  # AXI-lite control window (bytes)
 EMBED_DTYPES = ("bf16", "f32")
 
 # dotted field -> (kind, required, argument): "int" takes (lo, hi); "int in" and "str" take the allowed
-# values (from their one source: runtime/layout.py) or, for "str", None. Parents come before their
+# values (from their one source: runtime/layout.py) or, for "str", None; "int rows" (n, w, lo, hi): at most
+# n rows of w integers in [lo, hi]. Parents come before their
 # children; an absent optional parent skips its children.
 FIELDS: dict[str, tuple[str, bool, Any]] = {
     "schema": ("str", True, None),
@@ -76,6 +79,8 @@ FIELDS: dict[str, tuple[str, bool, Any]] = {
     "design.lowbit_float_units": ("int in", False, LB_FLOAT_UNITS),
     "design.lowbit_max_sb": ("int", False, (1, LB_MAX_SB)),
     "design.lowbit_min_group": ("int in", False, LB_GROUPS),
+    # the parameter codecs the engine decodes (ParamCodec.as_words rows; absent or []: any)
+    "design.lowbit_codecs": ("int rows", False, (LB_MAX_CODECS, LB_CODEC_WORDS, -(1 << 31), (1 << 31) - 1)),
     "host": ("object", True, None),
     "host.embed_file": ("path", True, None),
     "host.embed_dtype": ("str", True, EMBED_DTYPES),
@@ -162,6 +167,11 @@ def _problem(kind: str, arg: Any, v: Any) -> str | None:
     if kind == "int in":
         ok = isinstance(v, int) and not isinstance(v, bool) and v in arg
         return None if ok else f"one of {', '.join(map(str, arg))}"
+    if kind == "int rows":  # a list of at most n lists of exactly w integers in [lo, hi]
+        n, w, lo, hi = arg
+        ok = isinstance(v, list) and len(v) <= n and all(
+            isinstance(r, list) and len(r) == w and all(is_int(x, lo, hi) for x in r) for r in v)
+        return None if ok else f"a list of at most {n} lists of {w} integers in [{lo}, {hi}]"
     if kind == "str":
         if arg is not None:
             return None if isinstance(v, str) and v in arg else f"one of {', '.join(arg)}"

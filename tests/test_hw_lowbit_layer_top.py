@@ -254,6 +254,44 @@ def test_groups_below_ming_refused(lib: ctypes.CDLL) -> None:
     assert t.status()[0] == itf.ST_OK
 
 
+def _check(t: LbTop, fn: str) -> tuple[int, int, int]:
+    """(status, field, value) of the testbench's check-only entry fn on t's buffer (a 3-token program)."""
+    prog = itf.program(N_LAYERS, 3, 0)
+    t.region("program", np.uint32)[:prog.size] = prog.ravel()
+    out = np.zeros(3, np.uint32)
+    getattr(t.lib, fn)(csim.ptr(t.ddr), ctypes.c_uint64(t.ddr.size), ctypes.c_uint32(0),
+                       ctypes.c_uint32(t.regions["program"][0]), ctypes.c_uint32(len(prog)), csim.ptr(out))
+    return tuple(int(v) for v in out)
+
+
+def test_codecs_not_listed_refused(lib: ctypes.CDLL) -> None:
+    """The same top on an engine built for two codecs (lowbit_cfg n_codecs / codec, as compile lists a
+    model's: the mix's Q4_K- and Q6_K-like ones, not its 5-bit down's): its program check takes layer 0's
+    q..up records and refuses its down's at the first word where the record leaves both (LB_SB: 1 where
+    the listed have 8 and 16), as the host's bounds.lb_codec_mismatch says; a Q4_K-like record with one
+    word changed (LB_MZ) is refused at that word. The any-codec top runs the same buffer."""
+    from edgellm.runtime.bounds import lb_codec_mismatch
+
+    t = build(lib, mixed_model(False, seed=2, n_layers=N_LAYERS, vocab=VOCAB))
+    words = np.zeros((8, 10), np.int32)
+    n = lib.tb_lb_top_codecs(csim.ptr(words))
+    listed = tuple(tuple(int(v) for v in r) for r in words[:n])
+    recs = t.region("lb_table", np.uint32).reshape(N_LAYERS, 7, itf.LB_WORDS)
+    sb = LB["LB_SB"]
+    assert n == 2 and all(tuple(int(v) for v in recs[0, i, sb:sb + 10]) in listed for i in range(DOWN))
+    at = lb_codec_mismatch([int(v) for v in recs[0, DOWN, sb:sb + 10]], listed)
+    assert at == 0  # the down's codec (1, 32, ...) leaves both at its first word
+    field = itf.status_field(itf.SW_LAYER, 0, itf.LD_WORDS + DOWN * itf.LB_WORDS + sb)
+    assert _check(t, "tb_lb_top_check_codecs") == (itf.STATUS["ST_LIMIT"], field, int(recs[0, DOWN, sb]))
+    recs[0, Q, LB["LB_MZ"]] = 5  # Q4_K-like: mode 0 with 6-bit mins, mz 0 listed
+    assert lb_codec_mismatch([int(v) for v in recs[0, Q, sb:sb + 10]], listed) == LB["LB_MZ"] - sb
+    field = itf.status_field(itf.SW_LAYER, 0, itf.LD_WORDS + Q * itf.LB_WORDS + LB["LB_MZ"])
+    assert _check(t, "tb_lb_top_check_codecs") == (itf.STATUS["ST_LIMIT"], field, 5)
+    recs[0, Q, LB["LB_MZ"]] = 0
+    t.run(np.arange(3), 0)
+    assert t.status()[0] == itf.ST_OK
+
+
 def test_port0_image_past_the_buffer_refused(lib: ctypes.CDLL) -> None:
     """A linear's port-0 image starting inside the buffer (one beat fits: the layer-table check passes)
     but running past its end: refused at the layer table's LD_W_OFF word."""

@@ -220,8 +220,61 @@ def test_q4_0_project_builds_groups_of_32_only(tmp_path: Path) -> None:
     img = p.image()
     _host_check(p, img)
     hdr = img[:4 * itf.HDR_WORDS].view(np.uint32)
+    # one parameter codec (Q4_0: 8 per-group binary16 d's a record, m = -(s * 8)), listed and generated
+    assert _image_codecs(p, img, hdr) == [Q4_0_CODEC] and d["lowbit_codecs"] == [list(Q4_0_CODEC)]
+    assert "static const int n_codecs = 1;" in header and _codec_rows(header) == [Q4_0_CODEC]
+    bad = img.copy()
+    _record(bad, hdr, 1, 4)[itf.LB["LB_MZ"]] = 9  # any integer to the fields' rules; not the codec listed
+    _host_check(p, bad, lowbit_codecs=())  # an engine of any codec takes it
+    with pytest.raises(bounds.BoundsError, match="field LB_MZ = 9 .*none of the 1 the engine decodes") as err:
+        _host_check(p, bad)
+    assert "\n" not in str(err.value) and "low-bit record of gate" in str(err.value)
     _record(img, hdr, 1, 4)[itf.LB["LB_GROUP"]] = 16
     with pytest.raises(bounds.BoundsError, match="field LB_GROUP"):
+        _host_check(p, img)
+
+
+Q4_0_CODEC = (8, 16, 0, 0, 1, 0, 0, 0, 8, 1)  # 8 x binary16 d (dper), m = -(s * mz), mz 8
+Q4_K_CODEC = (8, 16, 6, 0, 0, 16, 6, 0, 0, 0)  # binary16 d and dmin, 8 x 6-bit sub-scales and mins
+Q6_K_CODEC = (16, 16, 8, 128, 1, 0, 0, 0, 32, 0)  # binary16 d, 16 x signed 8-bit sub-scales, m = -(s * 32)
+
+
+def _image_codecs(p: Project, img: np.ndarray, hdr: np.ndarray) -> list[tuple[int, ...]]:
+    """The distinct codec words (LB_SB .. LB_DPER) of the image's low-bit records, sorted."""
+    sb = itf.LB["LB_SB"]
+    return sorted({tuple(int(v) for v in _record(img, hdr, layer, i)[sb:sb + 10])
+                   for layer in range(p.config.n_layers) for i in range(7)})
+
+
+def _codec_rows(header: str) -> list[tuple[int, ...]]:
+    """The rows of the generated lowbit_cfg's constexpr codec table."""
+    import re
+
+    m = re.search(r"static constexpr int codec\(int i, int f\) \{ const int t\[\d+\]\[10\] = \{(.*?)\}; "
+                  r"return t\[i\]\[f\]; \}", header)
+    assert m, header
+    return [tuple(int(v) for v in row.split(",")) for row in re.findall(r"\{([^{}]*)\}", m.group(1))]
+
+
+def test_q4_k_m_project_lists_its_codecs(models: dict[str, Path], tmp_path: Path) -> None:
+    """A Q4_K_M GGUF (Q4_K and Q6_K linears): the design lists exactly the two parameter codecs its linears
+    are packed with (sorted) in the manifest and the generated lowbit_cfg (n_codecs, codec(i, f)); the
+    host refuses a record whose codec is neither, at the first word where it leaves both."""
+    r = _compile(models["llama-Q4_K_M"], tmp_path / "p", "kv260", "--no-onnx-reference")
+    assert r.returncode == 0, r.stderr
+    p = Project.open(tmp_path / "p")
+    img = p.image()
+    hdr = img[:4 * itf.HDR_WORDS].view(np.uint32)
+    want = [Q4_K_CODEC, Q6_K_CODEC]
+    assert _image_codecs(p, img, hdr) == want
+    assert p.manifest["design"]["lowbit_codecs"] == [list(c) for c in want]
+    header = next((tmp_path / "p").rglob("edgellm_config.h")).read_text()
+    assert "static const int n_codecs = 2;" in header and _codec_rows(header) == want
+    _host_check(p, img)
+    layer, i = next((la, i) for la in range(p.config.n_layers) for i in range(7)
+                    if int(_record(img, hdr, la, i)[itf.LB["LB_SB"]]) == Q4_K_CODEC[0])
+    _record(img, hdr, layer, i)[itf.LB["LB_MC_OFF"]] = 32  # Q4_K's but for its mins' offset
+    with pytest.raises(bounds.BoundsError, match="field LB_MC_OFF = 32 .*none of the 2"):
         _host_check(p, img)
 
 
@@ -242,9 +295,23 @@ def test_lowbit_design_fields_are_validated() -> None:
                      ({"lowbit_max_sb": 0}, "lowbit_max_sb"), ({"lowbit_max_sb": 17}, "lowbit_max_sb"),
                      ({"lowbit_min_group": 8}, "lowbit_min_group"),
                      ({"lowbit_min_group": 48}, "lowbit_min_group"),
-                     ({"lowbit_min_group": 64, "lowbit_max_group": 32}, "lowbit_min_group")):
+                     ({"lowbit_min_group": 64, "lowbit_max_group": 32}, "lowbit_min_group"),
+                     ({"lowbit_codecs": [[8, 16, 6, 0, 0, 16, 6, 0, 0]]}, "lowbit_codecs must be a list"),
+                     ({"lowbit_codecs": [[8, 16, 6, 0, 0, 16, 6, 0, 0, True]]}, "lowbit_codecs must be"),
+                     ({"lowbit_codecs": [list(Q4_K_CODEC)] * 2}, "lowbit_codecs lists a codec twice"),
+                     ({"lowbit_codecs": [[8, 16, 0, 0, 1, 0, 0, 0, i, 1] for i in range(9)]},
+                      "at most 8 codecs"),
+                     ({"lowbit_codecs": [[17, 16, 6, 0, 0, 16, 6, 0, 0, 0]]}, r"needs sb 1\.\.16"),
+                     ({"lowbit_codecs": [list(Q4_K_CODEC)], "lowbit_max_sb": 4}, r"needs sb 1\.\.4"),
+                     ({"lowbit_codecs": [[8, 24, 6, 0, 0, 16, 6, 0, 0, 0]]}, "needs db 16 or 32"),
+                     ({"lowbit_codecs": [[8, 16, 9, 0, 0, 16, 6, 0, 0, 0]]}, "needs scb 0..8"),
+                     ({"lowbit_codecs": [[8, 16, 6, 0, 1, 16, 6, 0, 0, 0]]}, "needs dmb"),
+                     ({"lowbit_codecs": [[8, 16, 6, 0, 0, 16, 6, 0, 0, 2]]}, "needs dper 0 or 1")):
         with pytest.raises(EdgeLLMError, match=word):
             DesignParams(**kw)
+    # a manifest's JSON lists become the tuples compile writes (signed offsets: any 32-bit integer)
+    p = DesignParams(lowbit_codecs=[list(Q6_K_CODEC), [1, 32, 4, -8, 1, 0, 0, 0, -3, 0]])
+    assert p.lowbit_codecs == (Q6_K_CODEC, (1, 32, 4, -8, 1, 0, 0, 0, -3, 0)) and hash(p)
 
 
 @pytest.mark.slow

@@ -182,6 +182,12 @@ SCHEMA_CASES = [
     (_set("design.lowbit_max_sb", 17), r"'design.lowbit_max_sb' must be an integer in \[1, 16\], got 17"),
     (_set("design.lowbit_min_group", 8),
      r"'design.lowbit_min_group' must be one of 16, 32, 64, 128, 256, got 8"),
+    (_set("design.lowbit_codecs", [[8, 16, 6, 0, 0, 16, 6, 0, 0]]),  # a codec of 9 words
+     r"'design.lowbit_codecs' must be a list of at most 8 lists of 10 integers in \[-2147483648, "
+     r"2147483647\], got \[\[8, 16"),
+    (_set("design.lowbit_codecs", [[1, 32, 0, 0, 0, 32, 0, 0, 1, 0]] * 9), r"'design.lowbit_codecs' must be"),
+    (_set("design.lowbit_codecs", [[1, 32, 0, 0, 0, 32, 0, 0, 1 << 40, 0]]), r"'design.lowbit_codecs' must"),
+    (_set("design.lowbit_codecs", "any"), r"'design.lowbit_codecs' must be a list"),
     (_set("design.data_port_width_bits", 100),  # the data beat bounds.Limits reads (was 12 bytes)
      r"'design.data_port_width_bits' must be one of 32, 64, 128, 256, 512, 1024, got 100"),
     (_set("design.data_port_width_bits", "x"), r"'design.data_port_width_bits' must be one of .* got 'x'"),

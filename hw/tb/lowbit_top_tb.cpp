@@ -54,6 +54,38 @@ typedef edgellm::top_traits<top_cfg> top;
 
 }  // namespace lbtop_mg32
 
+namespace lbtop_codecs {  // the same top on an engine built for two codecs (the mix's Q4_K- and Q6_K-like
+                          // ones as packing_lowbit packs them; not its 5-bit down's): its program check
+
+struct lowbit_cfg : lbtop::lowbit_cfg {
+  static const int n_codecs = 2;
+  static constexpr int codec(int i, int f) {
+    const int t[2][10] = {{8, 16, 6, 0, 0, 16, 6, 0, 0, 0}, {16, 16, 8, 128, 1, 0, 0, 0, 32, 0}};
+    return t[i][f];
+  }
+};
+typedef edgellm::lowbit_mm_policy<edgellm::lowbit_traits<lowbit_cfg> > mm;
+struct top_cfg : lbtop::top_cfg {
+  typedef lbtop_codecs::mm mm;
+};
+typedef edgellm::top_traits<top_cfg> top;
+
+}  // namespace lbtop_codecs
+
+// Top T's program check (program_check.h check_program, what its top runs first) on the buffer (the host's
+// part: HDR_BUF_BYTES = bytes): out = status, field, value. Runs nothing else.
+template <class T>
+void check_only(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
+                uint32_t *out) {
+  const uint32_t n = (uint32_t)bytes;
+  std::memcpy(ddr + hdr_off + 4 * edgellm::HDR_BUF_BYTES, &n, 4);
+  const typename T::dbeat_t *data = reinterpret_cast<const typename T::dbeat_t *>(ddr);
+  uint32_t hdr[edgellm::HDR_WORDS];
+  edgellm::read_header(data, hdr_off, hdr);
+  const edgellm::CheckResult r = edgellm::check_program<T>(data, hdr_off, prog_off, n_desc, hdr);
+  out[0] = r.code, out[1] = r.field, out[2] = r.value;
+}
+
 typedef lbtop::top TC;
 
 extern "C" {
@@ -81,18 +113,25 @@ long long tb_lb_top_run(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t
   });
 }
 
-// The MING 32 top's program check (program_check.h check_program, what its top runs first) on the buffer
-// (the host's part: HDR_BUF_BYTES = bytes): out = status, field, value. Runs nothing else.
+// The MING 32 top's program check (check_only).
 void tb_lb_top_check_mg32(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
                           uint32_t *out) {
-  typedef lbtop_mg32::top T;
-  const uint32_t n = (uint32_t)bytes;
-  std::memcpy(ddr + hdr_off + 4 * edgellm::HDR_BUF_BYTES, &n, 4);
-  const T::dbeat_t *data = reinterpret_cast<const T::dbeat_t *>(ddr);
-  uint32_t hdr[edgellm::HDR_WORDS];
-  edgellm::read_header(data, hdr_off, hdr);
-  const edgellm::CheckResult r = edgellm::check_program<T>(data, hdr_off, prog_off, n_desc, hdr);
-  out[0] = r.code, out[1] = r.field, out[2] = r.value;
+  check_only<lbtop_mg32::top>(ddr, bytes, hdr_off, prog_off, n_desc, out);
+}
+
+// The two-codec top's program check (check_only).
+void tb_lb_top_check_codecs(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc,
+                            uint32_t *out) {
+  check_only<lbtop_codecs::top>(ddr, bytes, hdr_off, prog_off, n_desc, out);
+}
+
+// The codecs the two-codec top's engine decodes, as its check sees them (E::K): returns n_codecs, out
+// n_codecs x 10 words.
+int tb_lb_top_codecs(int32_t *out) {
+  typedef lbtop_codecs::top::mm::C::K K;
+  for (int c = 0; c < K::n_codecs; c++)
+    for (int f = 0; f < 10; f++) out[10 * c + f] = K::codec(c, f);
+  return K::n_codecs;
 }
 
 // Weight- and head-FIFO words pushed and never popped, over every call.

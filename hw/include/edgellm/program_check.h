@@ -13,7 +13,8 @@
 //                the norm gains (the SubLN ones when compiled with SubLN) inside the buffer and on a data
 //                beat (the RMSNorm scale pass reads whole beats)
 //   low-bit      (a low-bit design, MM::kLowbit) the table at HDR_LB_TABLE inside the buffer and on a data
-//                beat; every record's codec within what lowbit_mm decodes (its float steps within FU),
+//                beat; every record's codec within what lowbit_mm decodes (one of the engine's listed
+//                codecs, when it lists them; its float steps within FU),
 //                its bias inside the params area,
 //                every port image inside the buffer on a 16-byte beat (check_lb_record; docs/hls.md)
 //   program      prog_off aligned, n_desc descriptors inside the buffer; each: a known opcode and
@@ -190,6 +191,28 @@ inline uint32_t lb_field(int l, int i, int w) {
   return status_field(SW_LAYER, (uint32_t)l, (uint32_t)(LD_WORDS + i * LB_WORDS + w));
 }
 
+// Where a record's codec words (w[LB_SB .. LB_DPER], ParamCodec.as_words order) leave the codecs the engine
+// decodes (K: its named configuration, K::n_codecs rows K::codec(i, f); n_codecs 0 decodes any): -1 when
+// they are one of them, else the first word at which the record differs from every one (the longest prefix
+// it shares with any), an LbWord (runtime/bounds.py lb_codec_mismatch).
+template <class K>
+inline int lb_codec_mismatch(const uint32_t w[LB_WORDS]) {
+  int best = 0;
+lb_codec_rows:
+  for (int c = 0; c < K::n_codecs; c++) {
+    int n = 0;  // the words codec c shares with the record's first ones
+    bool same = true;
+  lb_codec_words:
+    for (int f = 0; f < LB_DPER - LB_SB + 1; f++) {
+      same = same && (int)w[LB_SB + f] == K::codec(c, f);
+      n += same ? 1 : 0;
+    }
+    if (n == LB_DPER - LB_SB + 1) return -1;
+    if (n > best) best = n;
+  }
+  return K::n_codecs == 0 ? -1 : LB_SB + best;
+}
+
 // One record (words w) of linear i of layer l (ld: the layer's table words): its codec within what
 // lowbit_mm decodes, its bias and its port images inside the buffer (docs/hls.md "Low-bit linears").
 template <class TC>
@@ -213,6 +236,10 @@ void check_lb_record(CheckResult &r, const uint32_t w[LB_WORDS], const uint32_t 
   if (mcb > 8) check_fail(r, ST_LIMIT, lb_field(l, i, LB_MCB), mcb);
   if (w[LB_DPER] > 1) check_fail(r, ST_LIMIT, lb_field(l, i, LB_DPER), w[LB_DPER]);
   if (r.code != ST_OK) return;  // the sizes below need valid fields
+  // a codec the engine was not built for (the named config's list): at the word where it leaves them
+  const int miss = lb_codec_mismatch<typename E::K>(w);
+  if (miss >= 0) check_fail(r, ST_LIMIT, lb_field(l, i, miss), w[miss]);
+  if (r.code != ST_OK) return;
   const LbLinear lin = lb_linear_of(w, lin_out<C>(i), lin_in<C>(i));
   if (lb_record_bits(lin.t) > kLbMaxRecordBits) check_fail(r, ST_LIMIT, lb_field(l, i, LB_SB), sb);
   // its row sets' float steps within the engine's FU (lb_float_steps: too few planes for its rows)
