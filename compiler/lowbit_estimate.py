@@ -27,6 +27,7 @@ from edgellm.boards import SCENARIOS, Board
 from edgellm.compiler.cost import lowbit as cl
 from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
+from edgellm.compiler.packing_lowbit import ParamCodec
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import LB_MAX_GROUP
@@ -298,9 +299,16 @@ def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
                           engines=max(1, p.weight_ports // p.lowbit_ports), max_k=cl.model_max_k(src.cfg),
                           ports=p.lowbit_ports, record_decoders=p.lowbit_decoders,
                           scale_lanes=p.lowbit_scale_lanes, float_units=p.lowbit_float_units,
-                          max_sb=p.lowbit_max_sb, min_group=p.lowbit_min_group, fetch_depth=p.fetch_depth)
+                          max_sb=p.lowbit_max_sb, min_group=p.lowbit_min_group, fetch_depth=p.fetch_depth,
+                          codecs=_codec_shapes(p.lowbit_codecs) or src.model.codecs())
     vec = (p.attn_lanes, p.attn_kv_block, p.ew_vec) + ((p.ew_glu_vec,) if p.ew_glu_vec else ())
     return _projected(src, board, eng, vec, p.clock_mhz)
+
+
+def _codec_shapes(words: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, int], ...]:
+    """The decoder's pricing shapes (record bits, groups a record) of a design's listed codecs
+    (design.lowbit_codecs: ParamCodec.as_words rows, as the engine decodes them)."""
+    return tuple(sorted((ParamCodec(*w).superblock_bits, w[0]) for w in words))
 
 
 def _ranged(d: dict[str, float], fmt: str, unit: str = "") -> str:

@@ -238,6 +238,11 @@ def test_decoders_priced_by_their_codecs() -> None:
     assert lr_.shifter_lut(144, 32) == 144 * 3 and lr_.shifter_lut(128, 4) == 128
     assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_K_M").codecs() == ((128, 8), (144, 16))
     assert llama_cpp_mix(PRESETS["llama-3.2-1b"], "Q4_0").codecs() == ((128, 8),)
+    # a compiled design's listed codecs (design.lowbit_codecs, ParamCodec.as_words rows) price the same
+    from edgellm.compiler import lowbit_estimate as le
+
+    listed = ((8, 16, 6, 0, 0, 16, 6, 0, 0, 0), (16, 16, 8, 128, 1, 0, 0, 0, 32, 0))
+    assert le._codec_shapes(listed) == ((128, 8), (144, 16))
 
 
 def test_one_group_size_builds_one_choice() -> None:
