@@ -42,7 +42,7 @@ CLAIMS = {"attn_rows.pass.acc": PASS, "attn_rows.pass.mx": PASS, "attn_rows.pass
           "attn_rows.load_q.vt": (False, False), "attn_copy_rest.kt": (False, False),
           "attn_copy_rest.vt": (False, False)}
 # claims checked by their own kernel's testbench (tests/test_hw_lowbit.py runs lowbit_mm.h with the checks on)
-OTHER_TB_CLAIMS = {"lb_blocks.run.acc"}
+OTHER_TB_CLAIMS = {"lb_blocks.run.acc", "lb_blocks.run.s", "lb_blocks.run.m"}
 
 
 def _dep_state(lib: ctypes.CDLL) -> tuple[int, dict[str, tuple[int, int, int]]]:
