@@ -240,8 +240,10 @@ class DesignParams:
         return self.max_context or cfg.max_context
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict, for manifests and reports."""
-        return dataclasses.asdict(self)
+        """Plain dict, for manifests and reports: JSON's own types (the codec rows as lists)."""
+        d = dataclasses.asdict(self)
+        d["lowbit_codecs"] = [list(c) for c in self.lowbit_codecs]
+        return d
 
     def replace(self, **kw: Any) -> DesignParams:
         """A copy with some fields changed (validated)."""
