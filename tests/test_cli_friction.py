@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 
@@ -112,8 +113,11 @@ def test_estimate_top_lists_the_best_designs_the_search_scored() -> None:
 
 
 def test_shell_completion_is_offered() -> None:
-    """typer's completion: --show-completion prints a script; the completion protocol completes names."""
-    p = subprocess.run([EXE, "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    """typer's completion: --show-completion prints a script for the shell it runs under (typer detects it
+    from the process tree, so the command runs under bash: a test run with no shell among its parents, e.g.
+    a detached job, would otherwise see none); the completion protocol completes names."""
+    cmd = f"{shlex.quote(EXE)} --show-completion; exit $?"  # two commands: bash stays its parent (no exec)
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "_edgellm_completion" in p.stdout, p.stderr
     env = {**os.environ, "_EDGELLM_COMPLETE": "complete_bash", "COMP_WORDS": "edgellm compile --bo",
            "COMP_CWORD": "2"}
