@@ -63,6 +63,16 @@ extern "C" long tb_maxi_helpers() {
       row_load<80>(reinterpret_cast<const ap_uint<128> *>(buf), off, n, d1);
       row_load<80>(reinterpret_cast<const int8_t *>(buf), off, n, d2);
       bad += std::memcmp(d1, d2, 80) != 0;
+      // the banked form (F = 16 and 32 banks): the row's elements [0, n) equal the plain ones
+      int8_t b16[16][5], b32[32][3], p16[16][5];
+      row_load_banked<80, 16>(reinterpret_cast<const ap_uint<128> *>(buf), off, n, b16);
+      row_load_banked<80, 32>(reinterpret_cast<const ap_uint<128> *>(buf), off, n, b32);
+      row_load_banked<80, 16>(reinterpret_cast<const int8_t *>(buf), off, n, p16);
+      for (int e = 0; e < n; e++) {
+        bad += b16[e % 16][e / 16] != d2[e];
+        bad += b32[e % 32][e / 32] != d2[e];
+        bad += p16[e % 16][e / 16] != d2[e];
+      }
     }
   }
   static float f[64];
@@ -121,8 +131,9 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
 
 def test_beat_helpers_equal_the_plain_accesses(lib: ctypes.CDLL) -> None:
     """RowStore (rows written at any start: whole beats, the partly covered edge beats merged with what
-    the buffer held) and row_load (rows read at any start) on beats equal the plain element accesses,
-    and so do the element and chunk reads and writes."""
+    the buffer held) and row_load (rows read at any start; also into 16 or 32 explicit banks, one aligned
+    block a cycle: row_load_banked) on beats equal the plain element accesses, and so do the element and
+    chunk reads and writes."""
     lib.tb_maxi_helpers.restype = ctypes.c_long
     assert lib.tb_maxi_helpers() == 0
 

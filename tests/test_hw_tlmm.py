@@ -654,3 +654,23 @@ def test_every_port_carries_its_share(plib: ctypes.CDLL, cfg: str, n: int, k: in
     n_swap = int((_run_ports_int(plib, cfg, x, swapped, n) != ref).sum())
     print(f"tlmm[{cfg}] {n}x{k}: mismatches with port p garbage {bad}, ports 0/1 swapped {n_swap}")
     assert all(b > 0 for b in bad) and n_swap > 0
+
+
+def test_the_activation_row_is_priced() -> None:
+    """load_acts' activation row (tlmm.h: kPart explicit banks of block RAM, written one aligned data beat a
+    cycle by row_load_banked, read CK = 5 G bytes a cycle): its banks, the beat's rotation (16 fields,
+    16:1) and the chunk's choice among the banks (CK bytes, kPart:1) are part of the engine's resources;
+    G 4 (CK 20) takes 32 banks, G 3 (CK 15) 16."""
+    from edgellm.boards import load_board
+    from edgellm.compiler.cost.memory import mux_luts
+    from edgellm.compiler.design import DesignParams
+    from edgellm.models.config import PRESETS
+
+    ct = cost_tlmm
+
+    cfg = PRESETS["bitnet_b1_58-large"]
+    g3, g4 = DesignParams(group_size=3, tables=10), DesignParams(group_size=4, tables=10)
+    assert ct.act_row(cfg, g3).lut == 16 * 8 * mux_luts(16) + 15 * 8 * mux_luts(16)
+    assert ct.act_row(cfg, g4).lut == 16 * 8 * mux_luts(16) + 20 * 8 * mux_luts(32)
+    assert ct.act_row(cfg, g3).bram36 == 16 * 0.5 and ct.act_row(cfg, g4).bram36 == 32 * 0.5
+    assert ct.resources(cfg, load_board("kv260"), g3).lut >= ct.act_row(cfg, g3).lut

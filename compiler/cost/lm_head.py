@@ -10,7 +10,7 @@ import math
 from edgellm.boards import Board
 from edgellm.compiler.cost.ddr import ARM_STREAM_BYTES_PER_S, ddr_bytes_per_cycle, port_bytes_per_cycle
 from edgellm.compiler.cost.elementwise import DDR_READ_LATENCY
-from edgellm.compiler.cost.memory import Resources, bram36_for, mux_luts
+from edgellm.compiler.cost.memory import Resources, auto_memory, bram36_for, mux_luts
 from edgellm.compiler.cost.ops import FCVT, FDIV, FMUL, INT8_MACS_PER_DSP, ops
 from edgellm.compiler.cost.tlmm import LINEAR_PIPELINE_DEPTH, TILE_PIPELINE_DEPTH
 from edgellm.compiler.design import DesignParams, lm_head_bytes, stream_ports
@@ -101,7 +101,8 @@ def resources(cfg: ModelConfig, board: Board, p: DesignParams, beat: int | None 
     """lm_head.h as the generated top builds it: lm_dot_fifo (one lane) or lm_dot_rows (token lanes: each
     fetched beat dotted with every row's beat in the same cycle), lanes x NP ports x P bytes of MACs
     popping the rows straight from the fetcher's head FIFOs (counted in cost_fetch.resources; no row
-    banks); each row's beats in its own BRAM (qbuf partitioned by row); the scoring process's divide,
+    banks); each row's beats in its own BRAM (qbuf partitioned by row) and the token row it is packed from;
+    the scoring process's divide,
     convert and multiply (one row per cycle) and its per-row state (row_state); nothing off the fabric.
     beat: P when it is not R (a low-bit design's, design.head_beat_bytes)."""
     if not p.lm_head_on_fabric:
@@ -109,5 +110,10 @@ def resources(cfg: ModelConfig, board: Board, p: DesignParams, beat: int | None 
     beat, lanes = beat or p.rows, head_lanes(cfg, p)  # P: the weight ports' beat (LmHeadConfig P = R)
     qbuf = Resources(bram36=lanes * bram36_for(8 * beat, -(-cfg.hidden_size // beat)))  # rows' beats
     nports = stream_ports(board, p)
-    extra = qbuf + ops(FDIV) + row_state(cfg, p, lanes, nports)
+    # the token row on its way into qbuf: max(P, QE) explicit banks (auto_memory) and the loader's rotation
+    # of a data beat into an aligned block (maxi.h row_load_banked: QE fields of 8 bits, QE:1)
+    xe = p.data_port_width_bits // 8
+    part = max(beat, xe)
+    row = auto_memory(8, -(-cfg.hidden_size // part) + 1, part) + Resources(lut=xe * 8 * mux_luts(xe))
+    extra = qbuf + ops(FDIV) + row_state(cfg, p, lanes, nports) + row
     return datapath(board, lanes * nports * beat, extra)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from edgellm.boards import Board
-from edgellm.compiler.cost.memory import Resources, bound_memory
+from edgellm.compiler.cost.memory import Resources, bound_memory, mux_luts
 from edgellm.compiler.cost.ops import FCVT, FDIV, FMUL, ops
 from edgellm.compiler.design import FETCH_BEATS, DesignParams, tlmm_tables
 from edgellm.compiler.design import stream_ports as stream_ports  # the models' import point
@@ -118,7 +118,8 @@ def tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
 # The design fields resources() reads (tests/test_cost_fields.py checks it by recording every read;
 # the DSE keys its caches by them).
 RESOURCE_FIELDS = ("group_size", "tables", "rows", "weight_ports", "bits_per_weight", "token_lanes",
-                   "dsp_lanes", "out_lanes", "weight_buffer", "act_buffer", "prefill_token_block")
+                   "dsp_lanes", "out_lanes", "weight_buffer", "act_buffer", "prefill_token_block",
+                   "data_port_width_bits")
 LUT_MUX_INPUTS = 4  # a LUT6 is a 4:1 mux; wider muxes use F7/F8 muxes plus more LUTs
 DSP_SIMD_LANES = 4  # DSP48E2 SIMD FOUR12 mode: four 12-bit adds per DSP (UG579) build the tables
 ROWS_PER_TABLE_COPY = 8  # table registers are replicated every 8 rows to bound fanout (design choice)
@@ -221,10 +222,25 @@ def trit_decoder(decode_bytes: float) -> Resources:
     return Resources(lut=decode_bytes * TRIT_DECODE_LUT_PER_BYTE, ff=decode_bytes * 8 * 2)
 
 
+def act_row(cfg: ModelConfig, p: DesignParams) -> Resources:
+    """load_acts' on-chip activation row (tlmm.h: one token's int8 row in kPart explicit banks of block
+    RAM), its loader's rotation of a data beat into an aligned block (maxi.h
+    row_load_banked: E fields of 8 bits, E:1) and the chunk loop's choice of CK = 5 G bytes among the
+    kPart banks read (kPart:1)."""
+    ck, xe = 5 * p.group_size, p.data_port_width_bits // 8
+    part = (32 if ck > 16 else 16) if ck > xe else xe
+    nb_max = -(-max(cfg.hidden_size, cfg.q_size, cfg.ffn_size) // 5)
+    bps = p.group_size * tlmm_tables(p) // 5
+    row = -(-nb_max // bps) * (tlmm_tables(p) // 5) * ck  # kRow = NSTEP_MAX x CPC x CK bytes
+    banks = bound_memory(8, -(-row // part), part, "bram")
+    return banks + Resources(lut=xe * 8 * mux_luts(xe) + ck * 8 * mux_luts(part))
+
+
 def resources(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     """Table builders, lookups, adder trees, accumulators, trit decoder and weight/activation buffers of
     the generated engine: TP token lanes (design.dsp_lanes of them DSP MAC cascades, dsp_lane_resources),
-    OL output lanes, banked buffers (weight_banks), the trit decoder at trit_decode_bytes."""
+    OL output lanes, banked buffers (weight_banks), the trit decoder at trit_decode_bytes, the activation
+    row load_acts keeps (act_row)."""
     g, t, r = p.group_size, tlmm_tables(p), p.rows
     lookup, tree, build = table_lane(g, t, r)
     decode = Resources()
@@ -241,4 +257,4 @@ def resources(cfg: ModelConfig, board: Board, p: DesignParams) -> Resources:
     wbuf = bound_memory(wb["width"], wb["depth"], wb["memories"], kind)
     akind = "uram" if use_uram or (kind == "lutram" and p.act_buffer == "uram" and board.uram) else "bram"
     abuf = bound_memory(wb["x_width"], wb["x_depth"], wb["x_memories"], akind)
-    return lanes + acc + out + decode + wbuf + abuf
+    return lanes + acc + out + decode + wbuf + abuf + act_row(cfg, p)

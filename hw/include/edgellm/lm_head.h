@@ -137,7 +137,7 @@ void lm_head_stream(const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], const f32
 }
 
 // One block of nt <= MAX_TOK tokens (see lm_head): load the tokens and their scales (token t's int8 row
-// of hidden bytes at element at.q + t * hidden of q: its beats one per cycle (row_load), packed into
+// of hidden bytes at element at.q + t * hidden of q: its beats one per cycle (row_load_banked), packed into
 // P-byte head beats on chip), then the streaming region.
 template <class CFG, class PQ, class PS, class WT, class PR, class PL, class PA, class PV>
 void lm_head_block(const PQ *q, const PS *qs, int nt, WT *w0, WT *w1, WT *w2, WT *w3, const PR *row_scale,
@@ -156,12 +156,13 @@ lm_load_qs:
     qsb[t] = mget<f32>(qs, at.qs + t);
   }
   const int nbeats = (hidden + P - 1) / P;
-  int8_t row[CFG::BEATS_MAX * P];
-#pragma HLS ARRAY_PARTITION variable = row type = cyclic factor = kPart
+  enum { kRow = CFG::BEATS_MAX * P };
+  int8_t row[kPart][(kRow + kPart - 1) / kPart];  // byte e in bank e % kPart (row_load_banked)
+#pragma HLS ARRAY_PARTITION variable = row dim = 1 type = complete
 lm_load_tok:
   for (int t = 0; t < nt; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    row_load<CFG::BEATS_MAX * P>(q, at.q + (long)t * hidden, hidden, row);
+    row_load_banked<kRow, kPart>(q, at.q + (long)t * hidden, hidden, row);
   lm_load_q:
     for (int j = 0; j < nbeats; j++) {
 #pragma HLS PIPELINE II = 1
@@ -170,7 +171,8 @@ lm_load_tok:
 #pragma HLS ARRAY_PARTITION variable = by complete
       for (int l = 0; l < P; l++) {
 #pragma HLS UNROLL
-        by[l] = j * P + l < hidden ? (uint8_t)row[j * P + l] : (uint8_t)0;
+        const int e = j * P + l;  // bank l when kPart == P
+        by[l] = e < hidden ? (uint8_t)row[e % kPart][e / kPart] : (uint8_t)0;
       }
       qbuf[t][j] = bytes_word<P>(by);
     }

@@ -251,6 +251,61 @@ row_load_plain:
   }
 }
 
+// Block q (elements qE .. qE + E - 1) of a row starting at field s of its first beat, from beats q (a) and
+// q + 1 (b): field i is a's field i + s, or b's field i + s - E; into bank (qE + i) % F: bank c takes field
+// c % E when q's blocks land on its E-bank slice. Blocks past the row's buffer are dropped.
+template <int N, int F, int E, class T, int B>
+inline void row_block_put(const ap_uint<B> &a, const ap_uint<B> &b, int s, int q, T dst[F][(N + F - 1) / F]) {
+#pragma HLS INLINE
+  if (q >= (N + E - 1) / E) return;
+  T v[E];
+#pragma HLS ARRAY_PARTITION variable = v complete
+  for (int i = 0; i < E; i++) {
+#pragma HLS UNROLL
+    v[i] = i + s < E ? lane_get<T>(a, i + s) : lane_get<T>(b, i + s - E);
+  }
+  const int slice = (q * E) % F / E, word = q * E / F;
+  for (int c = 0; c < F; c++) {
+#pragma HLS UNROLL
+    if (c / E == slice) dst[c][word] = v[c % E];
+  }
+}
+
+// row_load into a row held in F explicit banks (element e in bank e % F, word e / F; F a multiple of E):
+// beat j's fields are rotated by the start's shift s so each iteration writes one aligned block of E
+// fields, block j - 1 (beat j - 1's fields s.. and beat j's ..s - 1), each field to a bank fixed by its
+// place in the block (no runtime bank index: one write per bank), the last block after the loop. Elements
+// [0, n) are the row's; the rest of the blocks written (up to the last beat's end) hold fields past the
+// row, which the callers mask. Cycles row_beats(off, n) (+ the last block's write).
+template <int N, int F, class T, int B>
+void row_load_banked(const ap_uint<B> *m, long off, int n, T dst[F][(N + F - 1) / F]) {
+#pragma HLS INLINE
+  enum { E = Beat<T, B>::E, kBeats = (N + E - 1) / E + 1, kBlocks = (N + E - 1) / E };
+  static_assert(F % E == 0, "row_load_banked: F a multiple of the beat's fields");
+  const long b0 = off / E;
+  const int s = (int)(off % E), nb = row_beats<T, B>(off, n);
+  ap_uint<B> prev = 0;
+row_load_banked_beats:
+  for (int j = 0; j < nb; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = kBeats
+#pragma HLS PIPELINE II = 1
+    const ap_uint<B> cur = m[b0 + j];
+    if (j > 0) row_block_put<N, F, E, T, B>(prev, cur, s, j - 1, dst);
+    prev = cur;
+  }
+  if (nb > 0) row_block_put<N, F, E, T, B>(prev, ap_uint<B>(0), s, nb - 1, dst);
+}
+template <int N, int F, class T>
+void row_load_banked(const T *p, long off, int n, T dst[F][(N + F - 1) / F]) {
+#pragma HLS INLINE
+row_load_banked_plain:
+  for (int k = 0; k < n; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = N
+#pragma HLS PIPELINE II = 1
+    dst[k % F][k / F] = p[off + k];
+  }
+}
+
 // A row of n elements of T written at element offset off, any start, one whole beat per step through
 // P (ap_uint<DB> beats, or a plain T array: element writes), E = DB / bits(T) fields a step: step j
 // (j < beats()) takes the row's fields it covers and, for the first and last beat when the row covers

@@ -111,13 +111,16 @@ void load_acts(const PX *x, long x_off, int nt, int k, int nsteps,
   enum { CK = CFG::CHUNK_K, XE = PortBeat<int8_t, PX>::E, kRow = CFG::NSTEP_MAX * CFG::CPC * CK,
          kPart = CK > XE ? (CK > 16 ? 32 : 16) : XE, kChunks = CFG::NSTEP_MAX * CFG::CPC,
          kMaxTok = CFG::MAX_TOK };
-  int8_t row[kRow];  // one token's activations (the chunk loop reads CK consecutive bytes a cycle)
-#pragma HLS ARRAY_PARTITION variable = row type = cyclic factor = kPart
+  // one token's activations in kPart explicit banks (byte e in bank e % kPart): the loader writes one
+  // aligned 16-byte block a cycle, the chunk loop reads CK consecutive bytes, each bank once
+  int8_t row[kPart][(kRow + kPart - 1) / kPart];
+#pragma HLS ARRAY_PARTITION variable = row dim = 1 type = complete
+#pragma HLS BIND_STORAGE variable = row type = ram_s2p impl = bram  // LUTs are the scarcer resource
   int lane = 0, xr = 0;  // token t's lane and group row
 load_x_tok:
   for (int t = 0; t < nt; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxTok
-    row_load<kRow>(x, x_off + (long)t * k, k, row);
+    row_load_banked<kRow, kPart>(x, x_off + (long)t * k, k, row);
     int s = 0, c = 0, col = 0;  // step, chunk, column
   load_x:
     for (int i = 0; i < nsteps * CFG::CPC; i++) {
@@ -125,10 +128,18 @@ load_x_tok:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kChunks
       uint8_t by[CK];
 #pragma HLS ARRAY_PARTITION variable = by complete
+      int8_t v[kPart];  // bank b's byte of the kPart from col on: byte col + ((b - col) mod kPart)
+#pragma HLS ARRAY_PARTITION variable = v complete
+    chunk_banks:
+      for (int b = 0; b < kPart; b++) {
+#pragma HLS UNROLL
+        const int e = col + (b - col % kPart + kPart) % kPart;
+        v[b] = e < kRow ? row[b][e / kPart] : (int8_t)0;
+      }
     chunk_bytes:
       for (int j = 0; j < CK; j++) {
 #pragma HLS UNROLL
-        by[j] = col + j < k ? (uint8_t)row[col + j] : (uint8_t)0;
+        by[j] = col + j < k ? (uint8_t)v[(col + j) % kPart] : (uint8_t)0;
       }
       xbuf[lane][xr + s][c] = bytes_word<CK>(by);
       col += CK;
