@@ -90,7 +90,8 @@ def compile_e2e_project(d: Path) -> tuple[Path, Path]:
     """(checkpoint dir, project dir) under d: a random tiny model with a trained tokenizer, compiled
     with 8-token prefill blocks (so prompts take several IP starts) and an 8-lane LM head (the multi-row
     head speculative decoding verifies with; the plain objective would take one lane), on 16-byte beats
-    so those lanes fit the routing headroom (test_runtime_e2e, test_speculative_cli)."""
+    and with 8 attention lanes (the search fills the LUTs with 16 for this model) so those head lanes fit
+    the routing headroom (test_runtime_e2e, test_speculative_cli)."""
     from tokenizers import Tokenizer
 
     from edgellm.compiler.pipeline import BuildConfig, run_steps
@@ -104,6 +105,6 @@ def compile_e2e_project(d: Path) -> tuple[Path, Path]:
                           tokenizer_json=str(d / "tokenizer.json"))
     out = d / "proj"
     run_steps(BuildConfig(model=str(ckpt), board="kv260", out_dir=str(out),
-                          overrides={"prefill_token_block": 8, "head_lanes": 8, "rows": 16}),
+                          overrides={"prefill_token_block": 8, "head_lanes": 8, "rows": 16, "attn_lanes": 8}),
               compile_steps())
     return Path(ckpt), out
