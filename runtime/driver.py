@@ -20,7 +20,7 @@ import numpy as np
 
 from edgellm.compiler import interface as itf
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime import bounds, layout
+from edgellm.runtime import bounds, bounds_lowbit, layout
 from edgellm.runtime.device import Buffer, Device, check_timeout, pointer_registers
 from edgellm.runtime.project import Project
 
@@ -76,7 +76,7 @@ class Driver:
     def load(self) -> None:
         """Write weights.bin into [0, static_bytes), zero the rest, tell the top the buffer size, check
         the header (bounds.check_header, and against the manifest's regions) and the layer table
-        (bounds.check_layers) and a low-bit design's records (bounds.check_lowbit), sync, program the
+        (bounds.check_layers) and a low-bit design's records (bounds_lowbit.check_lowbit), sync, program the
         registers."""
         img = self.p.image()
         a = self.buf.array
@@ -98,7 +98,7 @@ class Driver:
         if self.limits.lowbit_rows:  # a low-bit design's records (program_check.h check_lb_records)
             lb = self.buf.view(int(hdr[itf.HDR["HDR_LB_TABLE"]]),
                                self.p.config.n_layers * bounds.N_LIN * itf.LB_WORDS, np.uint32)
-            bounds.check_lowbit(lb, table, hdr, self.limits)
+            bounds_lowbit.check_lowbit(lb, table, hdr, self.limits)
         self.dev.sync_to_device(self.buf)
         regs = self.registers
         for off in pointer_registers(regs).values():

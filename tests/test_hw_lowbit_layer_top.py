@@ -268,9 +268,9 @@ def test_codecs_not_listed_refused(lib: ctypes.CDLL) -> None:
     """The same top on an engine built for two codecs (lowbit_cfg n_codecs / codec, as compile lists a
     model's: the mix's Q4_K- and Q6_K-like ones, not its 5-bit down's): its program check takes layer 0's
     q..up records and refuses its down's at the first word where the record leaves both (LB_SB: 1 where
-    the listed have 8 and 16), as the host's bounds.lb_codec_mismatch says; a Q4_K-like record with one
+    the listed have 8 and 16), as the host's bounds_lowbit.lb_codec_mismatch says; a Q4_K-like record with one
     word changed (LB_MZ) is refused at that word. The any-codec top runs the same buffer."""
-    from edgellm.runtime.bounds import lb_codec_mismatch
+    from edgellm.runtime.bounds_lowbit import lb_codec_mismatch
 
     t = build(lib, mixed_model(False, seed=2, n_layers=N_LAYERS, vocab=VOCAB))
     words = np.zeros((8, 10), np.int32)

@@ -25,7 +25,7 @@ from edgellm.models.config import ModelConfig
 from edgellm.models.loaders.gguf_write import write_gguf
 from edgellm.models.loaders.gptq_write import save_gptq
 from edgellm.models.random_model import random_float_weights
-from edgellm.runtime import bounds
+from edgellm.runtime import bounds, bounds_lowbit
 from edgellm.runtime.manifest_schema import ProjectError
 from edgellm.runtime.project import Project
 
@@ -82,7 +82,7 @@ def _host_check(p: Project, img: np.ndarray, **lim_fields: int) -> None:
     table = full[t:t + 4 * itf.LD_WORDS * lim.n_layers].view(np.uint32)
     bounds.check_layers(table, hdr, lim)
     lb = full[int(hdr[H["HDR_LB_TABLE"]]):][:4 * 7 * lim.n_layers * itf.LB_WORDS].view(np.uint32)
-    bounds.check_lowbit(lb, table, hdr, lim)
+    bounds_lowbit.check_lowbit(lb, table, hdr, lim)
 
 
 BAD_RECORDS = [  # (linear index, record word, value, the field the check names)
@@ -356,7 +356,7 @@ def test_lowbit_project_csim_on_the_ultra96(models: dict[str, Path], tmp_path: P
 @pytest.mark.skipif(not HAVE_CSIM, reason="C simulation needs g++")
 def test_top_refuses_bad_records_as_the_host_does(models: dict[str, Path], tmp_path: Path) -> None:
     """The generated top's program_check (check_lb_record) reports a bad record through the status words,
-    naming the field the driver's bounds.check_lowbit names."""
+    naming the field the driver's bounds_lowbit.check_lowbit names."""
     from edgellm.runtime.device import pointer_registers
     from edgellm.runtime.emulator import EmulatorDevice
 

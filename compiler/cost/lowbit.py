@@ -173,7 +173,8 @@ class LowbitEngine:
         return min(self.float_units, self.row_lanes)
 
 
-def _lanes(group: int, bw: int) -> int:
+def beat_rows(group: int, bw: int) -> int:
+    """Rows a code beat of bw bits finishes for a group (one when the group spans beats: lb_lanes)."""
     return max(1, bw // group)
 
 
@@ -197,7 +198,7 @@ def drain_extra(fmt: TensorFormat, eng: LowbitEngine, token_blocks: int, idle: i
     """Iterations a tile's last float step comes after its last block iteration (lowbit_mm.h lb_drain):
     the last row set's ceil(rl / FU) x token blocks steps start at its first token block's last plane,
     n_tb - 1 + idle iterations before the block's end (idle: the block's decode-only iterations)."""
-    chunks = -(-_lanes(fmt.group, eng.beat_bits) // eng.fu)
+    chunks = -(-beat_rows(fmt.group, eng.beat_bits) // eng.fu)
     return max(0, (chunks - 1) * token_blocks - idle)
 
 
@@ -216,14 +217,14 @@ def block_iters(fmt: TensorFormat, eng: LowbitEngine, token_blocks: int, more: b
     """One block's iterations in the block loop (lb_block_iters): a block followed by another runs its
     next parameter block's decode and SCALE_LAG iterations more."""
     bw, rows = eng.beat_bits, eng.rows
-    codes = fmt.sb * rows // _lanes(fmt.group, bw) * fmt.bits * _plane_beats(fmt.group, bw) * token_blocks
+    codes = fmt.sb * rows // beat_rows(fmt.group, bw) * fmt.bits * _plane_beats(fmt.group, bw) * token_blocks
     return param_beats(fmt, rows, bw) + max(codes, decode_iters(fmt, eng) + SCALE_LAG) if more else codes
 
 
 def stream_bytes(out: int, n_in: int, fmt: TensorFormat, rows: int, bw: int = PORT_BITS) -> int:
     """Bytes of a tensor's stream (packing_lowbit.pack_lowbit at `rows` and beat_bits bw)."""
     tiles, nsbr = -(-out // rows), n_in // fmt.group // fmt.sb
-    code = fmt.sb * rows // _lanes(fmt.group, bw) * fmt.bits * _plane_beats(fmt.group, bw)
+    code = fmt.sb * rows // beat_rows(fmt.group, bw) * fmt.bits * _plane_beats(fmt.group, bw)
     return tiles * nsbr * (param_beats(fmt, rows, bw) + code) * bw // 8
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from edgellm.compiler.cost.lowbit import LowbitEngine
+from edgellm.compiler.cost.lowbit import LowbitEngine, beat_rows
 from edgellm.compiler.cost.memory import Resources, bram36_for, lutram_luts, mux_luts
 from edgellm.runtime.layout import LB_MAX_RECORD_BITS
 
@@ -46,11 +46,6 @@ def groups(eng: LowbitEngine) -> list[int]:
     return [eng.min_group << c for c in range(int(math.log2(eng.max_group // eng.min_group)) + 1)]
 
 
-def rows_of(group: int, bw: int) -> int:
-    """Rows a code beat of bw bits finishes for a group (one when the group spans beats)."""
-    return 1 if group >= bw else bw // group
-
-
 def token_slots(eng: LowbitEngine) -> int:
     """Tokens a token lane holds (LowbitConfig TD = ceil(MAXT / TP))."""
     return -(-eng.max_tokens // eng.token_lanes)
@@ -65,7 +60,7 @@ def lookups(eng: LowbitEngine) -> Resources:
     spans = max(1, eng.max_group // bw)
     lut = nib * TABLE_BITS * (LOOKUP_LUT_PER_BIT * spans + mux_luts(spans)) + (nib - 1) * 16
     for lane in range(eng.row_lanes):
-        lut += 32 * mux_luts(sum(1 for g in groups(eng) if lane < rows_of(g, bw)))
+        lut += 32 * mux_luts(sum(1 for g in groups(eng) if lane < beat_rows(g, bw)))
     return Resources(lut=lut)
 
 

@@ -249,8 +249,8 @@ inline void lb_emit(const LowbitTensor &d, const LbShape &sh, const LbAt &at, ty
 #pragma HLS INLINE
   const int row = o.ot * C::R + o.r;
   if (row < d.n_out) {
-    const f32 cell = lb_acc_at<C>(acc, o.ot & 1, o.tok, o.r);
-    EDGELLM_DEP_R(acc, lb_acc_at<C>(acc, o.ot & 1, o.tok, o.r));
+    const f32 &cell = lb_acc_at<C>(acc, o.ot & 1, o.tok, o.r);
+    EDGELLM_DEP_R(acc, cell);
     f32 v = cell / qsv[o.tok];
     if (at.bias >= 0) v = v + bin.get(bias, at.bias + row);
     wout.put(y, at.y + (long)o.tok * d.n_out + row, v);

@@ -194,7 +194,7 @@ inline uint32_t lb_field(int l, int i, int w) {
 // Where a record's codec words (w[LB_SB .. LB_DPER], ParamCodec.as_words order) leave the codecs the engine
 // decodes (K: its named configuration, K::n_codecs rows K::codec(i, f); n_codecs 0 decodes any): -1 when
 // they are one of them, else the first word at which the record differs from every one (the longest prefix
-// it shares with any), an LbWord (runtime/bounds.py lb_codec_mismatch).
+// it shares with any), an LbWord (runtime/bounds_lowbit.py lb_codec_mismatch).
 template <class K>
 inline int lb_codec_mismatch(const uint32_t w[LB_WORDS]) {
   int best = 0;
