@@ -2,8 +2,9 @@
 
 Builds DIR/hls (top.cpp + tb_top.cpp, the very sources Vitis HLS synthesizes) with g++ and hls4ml's
 ap_types (-ffp-contract=off, cached by content), runs the testbench (prefill + teacher-forced decode,
-logits compared bit for bit with DIR/reference/), and runs the synthesizability check over DIR/hls.
-Exit 0 only when both pass. --threads runs the threaded C simulation (edgellm/dataflow.h): the
+logits compared bit for bit with DIR/reference/), runs the synthesizability check over DIR/hls and
+checks the widest ap_[u]int the top instantiates against Vitis HLS's AP_INT_MAX_W (hw/ap_widths.py).
+Exit 0 only when all pass. --threads runs the threaded C simulation (edgellm/dataflow.h): the
 processes of the stream-connected DATAFLOW regions concurrently over FIFOs of their declared depths,
 a deadlock reported as a failure.
 
@@ -78,6 +79,19 @@ def _digest(hls: Path, flags: tuple[str, ...], compiler: str, extra: Path | None
     h.update(csim.INCLUDE_ORDER.encode())
     h.update(csim.compiler_version(compiler).encode())
     return h.hexdigest()[:20]
+
+
+def ap_width_findings(hls: Path, sources: list[Path]) -> list[str]:
+    """hw/ap_widths.py over hls/top.cpp, built as build_testbench builds it: the widest ap_[u]int the
+    synthesized top instantiates against Vitis HLS's AP_INT_MAX_W (printed; a finding per width over)."""
+    from edgellm.hw import ap_widths, csim
+
+    flags = [f"-isystem{csim.ap_types_dir()}", f"-idirafter{hls}"]
+    widest, over = ap_widths.check_top(csim.cxx(), hls / "top.cpp", flags, sources)
+    for f in over:
+        typer.echo(f"ap widths: {f}")
+    typer.echo(f"ap widths: widest {widest} bits, {len(over)} over Vitis HLS's AP_INT_MAX_W")
+    return over
 
 
 def build_testbench(hls: Path, threads: bool = False) -> Path:
@@ -181,6 +195,7 @@ def csim_cmd(
     for f in found:
         typer.echo(f"synth_check: {f}")
     typer.echo(f"synth_check: {len(found)} finding(s) in {len(sources)} file(s) of {hls}")
+    found += ap_width_findings(hls, sources)
     t0 = time.perf_counter()
     from edgellm.commands.progress import Status
 
@@ -191,7 +206,8 @@ def csim_cmd(
     rc = run_testbench(exe, hls.parent, decode_steps, timeout)
     typer.echo(f"run: {time.perf_counter() - t1:.1f} s")
     ok = rc == 0 and not found
-    typer.echo(f"csim: {'PASS' if ok else 'FAIL'} (testbench exit {rc}, {len(found)} synth_check finding(s))")
+    typer.echo(f"csim: {'PASS' if ok else 'FAIL'} (testbench exit {rc}, {len(found)} synth_check and "
+               f"ap width finding(s))")
     sys.stdout.flush()
     if not ok:
         raise typer.Exit(1)
