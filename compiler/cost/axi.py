@@ -11,7 +11,12 @@ from edgellm.compiler.design import DesignParams
 RESOURCE_FIELDS = ("weight_ports", "port_width_bits", "data_port_width_bits", "prefill_pipeline")
 MAXI_LUT = (1000, 4)  # HLS m_axi adapter: base + per data bit (burst/outstanding logic), estimate
 MAXI_FF = (1500, 6)
-SMARTCONNECT = (1500, 2500)  # one 1x1 SmartConnect with width/clock conversion per port, estimate
+# One 1x1 SmartConnect per port, estimate. Checked against a measured one: bitnet-kv260's post-route
+# KV260 report (github MerlijnW70/bitnet-kv260, hardware/reports/ffn-utilization-hier.txt, Vivado 2026.1)
+# has four 2x1 SmartConnects from an AXI DMA to an HP port at 128 bits, 2,125-2,135 LUT (564 as LUTRAM)
+# and 4,077 FF each, of which the second slave's entry pipeline and nodes are 615 LUT / 1,068 FF: a 1x1
+# about 1,515 LUT / 3,009 FF (the estimate is 1% low on LUTs, 17% low on FFs; kept).
+SMARTCONNECT = (1500, 2500)
 AXILITE = (400, 500)  # s_axilite control adapter
 # Prefill pipeline (decoder_layer.h layer_slot_run): the data bundle's adapter arbitrating two arguments
 # (data: the vector job; act: the linear job) and the slot DATAFLOW regions' start/done handshakes.
