@@ -60,6 +60,9 @@ def test_params_validation() -> None:
         DesignParams(port_width_bits=100)
     with pytest.raises(EdgeLLMError, match="weight_buffer"):
         DesignParams(weight_buffer="sram")
+    DesignParams(rows=128)  # a 1024-bit weight beat: the widest m_axi element Vitis HLS builds by default
+    with pytest.raises(EdgeLLMError, match="rows must be at most 128"):
+        DesignParams(rows=256)
 
 
 def test_memory_blocks() -> None:
