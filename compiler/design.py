@@ -176,9 +176,9 @@ class DesignParams:
                 raise EdgeLLMError(f"design parameter {f} must be one of {', '.join(map(str, PORT_WIDTHS))} "
                                    f"(an m_axi port's data bits), got {w}")
         if 8 * self.rows > PORT_WIDTHS[-1]:  # the TLMM's weight beat ap_uint<8R>: an m_axi element
-            raise EdgeLLMError(f"design parameter rows must be at most {PORT_WIDTHS[-1] // 8}: a TLMM weight "
-                               f"beat is 8 x rows bits, at most {PORT_WIDTHS[-1]} (AXI4's widest data bus and "
-                               f"Vitis HLS's default ap_uint width), got {self.rows}")
+            raise EdgeLLMError(f"design parameter rows must be at most {PORT_WIDTHS[-1] // 8}: a TLMM "
+                               f"weight beat is 8 x rows bits, at most {PORT_WIDTHS[-1]} (AXI4's widest data "
+                               f"bus and Vitis HLS's default ap_uint width), got {self.rows}")
 
     def _validate_lowbit(self) -> None:
         """The matmul engine's fields (cost/lowbit.py LowbitEngine's rules for the low-bit one)."""
