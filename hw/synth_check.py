@@ -11,7 +11,8 @@ Rules (each finding is "file:line: rule: detail"):
                   variables of enclosing constant-bounded loops) and no LOOP_TRIPCOUNT in its body
   the m_axi rules of hw/synth_maxi.py: maxi-select, maxi-dependence, maxi-cast, maxi-access; and the
   pragma rules of hw/synth_pragmas.py: dataflow-inline, shared-call, partitioned-dependence,
-  double-store, dep-unchecked (docs/hls.md "Pragmas and synth_check's rules").
+  double-store, dep-unchecked; and hw/synth_ports.py's port-budget (more accesses to one on-chip memory
+  per iteration of an II=1 loop than its ports) (docs/hls.md "Pragmas and synth_check's rules").
 Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) and the threaded C simulation's runtime
 (a `csim_threads` folder) are C-simulation only and are skipped, and so are the branches of a source
 that synthesis never compiles (`#ifndef __SYNTHESIS__`, `#if ... && !defined(__SYNTHESIS__)`).
@@ -27,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgellm.hw import synth_maxi, synth_pragmas
+from edgellm.hw import synth_maxi, synth_ports, synth_pragmas
 from edgellm.hw.synth_pragmas import match_bracket
 
 SUFFIXES = {".h", ".hpp", ".hh", ".cpp", ".cc", ".cxx", ".c", ".tcc", ".inl"}
@@ -233,7 +234,8 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
     found: list[Finding] = []
     if units is None:
         units = synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
-    for at, rule, detail in synth_pragmas.run(code, units) + synth_maxi.run(code, fns):
+    ports = synth_ports.run(code, consts, fns)
+    for at, rule, detail in synth_pragmas.run(code, units) + synth_maxi.run(code, fns) + ports:
         found.append(Finding(path, _line(code, at), rule, detail))
 
     def add(i: int, rule: str, detail: str) -> None:

@@ -1,0 +1,215 @@
+"""One iteration of a pipelined loop as the tool builds it, for synth_check's port-budget rule
+(hw/synth_ports.py): nested loops unrolled (copies with the loop variable's value), the bodies of the
+`#pragma HLS INLINE` functions it calls inlined (parameters renamed to the arguments), locals folded into
+the indices that use them. Heuristic by design (regular expressions over comment-free text).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, match_bracket
+
+UNKNOWN_TRIPS = 3  # copies of an unrolled loop whose trip count is not a literal: more than two ports
+MAX_TRIPS = 16  # copies of one with a literal trip count at most (the text grows with their product)
+MARK = "__u"  # prefix of the names that stand for an unrolled loop's variable in one copy
+CALL = re.compile(rf"(?<![\w.>])({IDENT})\s*(?:<[^;{{}}()]*>)?\s*\(")
+_DECL = re.compile(rf"(?:^|[;{{}}])\s*(?:static\s+)?(?:const\s+)?(?:typename\s+)?([\w:<>, ]*?[\w>])\s+"
+                   rf"((?:{IDENT}\s*(?:\[[^\]]+\])+\s*,?\s*)+);", re.M)
+
+
+def sub_name(text: str, name: str, repl: str) -> str:
+    """text with the identifier name (not a member `.name` / `->name`, not `X::name`) replaced."""
+    if name not in text:
+        return text
+    return re.sub(rf"(?<![\w.:])(?<!->){re.escape(name)}\b", lambda _: repl, text)
+
+
+def arrays(text: str) -> dict[str, tuple[int, bool]]:
+    """Arrays declared with brackets in text: name -> (dimensions, an hls::stream array)."""
+    out = {}
+    for m in _DECL.finditer(text):
+        if re.search(r"\b(?:return|else|case|goto)\b", m.group(1)):
+            continue
+        for d in re.finditer(rf"({IDENT})\s*((?:\[[^\]]+\])+)", m.group(2)):
+            out[d.group(1)] = (d.group(2).count("["), "stream" in m.group(1))
+    return out
+
+
+def loop_head(text: str, at: int) -> tuple[str, int, int]:
+    """(header, body start, body end) of the for / while loop whose keyword starts at `at`; a body that is
+    one statement spans to its `;`."""
+    p0 = text.index("(", at)
+    p1 = match_bracket(text, p0, "(", ")")
+    j = p1
+    while j < len(text) and text[j].isspace():
+        j += 1
+    e = match_bracket(text, j, "{", "}") if text[j:j + 1] == "{" else text.find(";", j) + 1
+    return text[p0 + 1:p1 - 1], j, e
+
+
+def _unroll_values(header: str) -> tuple[str, list[str]] | None:
+    """(variable, its values in the copies) of an unrolled `for (int k = A; k < B; k++)`: A..B-1 for
+    literals (the first MAX_TRIPS), else UNKNOWN_TRIPS values (A, A + 1, ... or markers when A is not a
+    literal)."""
+    m = re.match(rf"\s*(?:const\s+)?(?:unsigned\s+)?\w+\s+({IDENT})\s*=\s*([^;]+);\s*\1\s*(<=?)\s*([^;]+);"
+                 rf"\s*(?:\1\s*\+\+|\+\+\s*\1|\1\s*\+=\s*1)\s*$", header)
+    if m is None:
+        w = re.findall(rf"({IDENT})\s*=(?!=)", header)
+        if not w:
+            return None
+        return w[0], [f"{MARK}{i}" for i in range(UNKNOWN_TRIPS)]
+    var, a, op, b = m.group(1), m.group(2).strip(), m.group(3), m.group(4).strip()
+    if re.fullmatch(r"\d+", a) and re.fullmatch(r"\d+", b):
+        return var, [str(v) for v in range(int(a), int(b) + (op == "<="))][:MAX_TRIPS]
+    if re.fullmatch(r"\d+", a):
+        return var, [str(int(a) + i) for i in range(UNKNOWN_TRIPS)]
+    return var, [f"{MARK}{i}" for i in range(UNKNOWN_TRIPS)]
+
+
+class Expander:
+    """One II=1 iteration's statements: unrolled loops copied, INLINE callees inlined."""
+
+    def __init__(self, fns: dict[str, list[tuple[Function, str]]], outer: set[str], consts: set[str]):
+        self.fns, self.consts = fns, consts
+        self.outer = outer  # the arrays of the loop's function: a callee's own names must not clash
+        self.n = 0
+
+    def fresh(self) -> int:
+        self.n += 1
+        return self.n
+
+    def iteration(self, text: str, depth: int = 2) -> str:
+        """text with nested loops unrolled (UNROLL) or dropped (their own iterations) and calls to INLINE
+        functions followed by their bodies (depth levels)."""
+        out, i = [], 0
+        for m in re.finditer(r"\b(?:for|while)\s*\(", text):
+            if m.start() < i:
+                continue
+            header, b0, b1 = loop_head(text, m.start())
+            inner = text[b0:b1]
+            out.append(self.calls(text[i:m.start()], depth))
+            if not _has(inner, r"PIPELINE\b"):  # PIPELINE unrolls the loops nested in it
+                out.append(self.unrolled(header, inner, depth))
+            i = b1
+        out.append(self.calls(text[i:], depth))
+        return "".join(out)
+
+    def unrolled(self, header: str, inner: str, depth: int) -> str:
+        """The copies of an unrolled loop's body, its variable replaced by each copy's value and the
+        arrays declared in it renamed per copy."""
+        uv = _unroll_values(header)
+        body = self.iteration(inner, depth)
+        if uv is None:
+            return body * UNKNOWN_TRIPS
+        var, values = uv
+        copies = []
+        own = sorted(set(arrays(body)) | {n for _, n, _ in local_inits(body)})  # each copy's own
+        for v in values:
+            c = sub_name(body, var, f"({v})" if not v.startswith(MARK) else f"{MARK}{self.fresh()}")
+            for a in own:
+                c = sub_name(c, a, f"{a}__c{self.fresh()}")
+            copies.append(fold_locals(c, self.consts))
+        return "\n".join(copies)
+
+    def calls(self, text: str, depth: int) -> str:
+        """text followed by the bodies of the INLINE functions it calls (parameters renamed to arguments)."""
+        if depth <= 0:
+            return text
+        extra = []
+        for m in CALL.finditer(text):
+            if m.group(1) not in self.fns:
+                continue
+            e = match_bracket(text, m.end() - 1, "(", ")")
+            args = [a.strip() for a in _split_top(text[m.end():e - 1])]
+            args = [] if args == [""] else args
+            bodies = [self.inlined(f, code, args, depth) for f, code in self.fns[m.group(1)]]
+            bodies = [b for b in bodies if b is not None]
+            if bodies:
+                extra.append(max(bodies, key=len))
+        return text + "".join("\n" + b for b in extra)
+
+    def inlined(self, f: Function, code: str, args: list[str], depth: int) -> str | None:
+        """f's body as inlined at a call with args, or None when f is not INLINE or takes other arguments."""
+        body = f.body(code)
+        if not _has(body, r"INLINE\b(?!\s+off)") or _has(body, r"INLINE\s+off\b"):
+            return None
+        params = [p for p in _split_top(f.params) if p.strip()]
+        if not sum("=" not in p for p in params) <= len(args) <= len(params):
+            return None
+        body = no_csim(body[1:-1])
+        names = [re.findall(IDENT, re.sub(r"\[[^\]]*\]", "", p.split("=")[0])) for p in params]
+        own = set(re.findall(IDENT, body)) & self.outer - {w[-1] for w in names if w}
+        for name in own:  # the callee's own names that the caller's arrays also use
+            body = sub_name(body, name, f"{name}__f{self.fresh()}")
+        for w, a in zip(names, args, strict=False):
+            if not w:
+                continue
+            plain = re.fullmatch(rf"{IDENT}(?:\s*\[[^\]]*\])*", a)  # an array or one of its sub-arrays
+            body = sub_name(body, w[-1], a if plain else f"({a})")
+        return self.iteration(fold_locals(body, self.consts), depth - 1)
+
+
+_LOCAL = re.compile(r"(?:^|(?<=[;{}]))\s*(const\s+)?(?:unsigned\s+)?(?!return\b|else\b|delete\b)[\w:]+"
+                    r"(?:\s*<[^;<>]*>)?\s+([A-Za-z_]\w*\s*=(?!=)[^;{}]*);", re.M)
+
+
+def local_inits(text: str) -> Iterator[tuple[re.Match[str], str, str]]:
+    """(declaration, name, initializer) of every scalar local `T x = e;` (`T x = e, y = f;`) in text."""
+    for m in _LOCAL.finditer(text):
+        for d in _split_top(m.group(2)):
+            dm = re.match(rf"\s*({IDENT})\s*=(?!=)(.*)$", d, re.S)
+            if dm:
+                yield m, dm.group(1), dm.group(2)
+
+
+def no_csim(text: str) -> str:
+    """text without the C-simulation instrumentation (EDGELLM_DEP_R(...) etc., dep_check.h: nothing under
+    synthesis)."""
+    for m in reversed(list(re.finditer(r"\bEDGELLM_DEP_\w+\s*\(", text))):
+        text = text[:m.start()] + text[match_bracket(text, m.end() - 1, "(", ")"):]
+    return text
+
+
+def fold_locals(text: str, consts: set[str]) -> str:
+    """Replace the later uses (up to a redeclaration) of a local `T x = e;` by `(e)` where x is `const` or
+    never assigned again, and e is static (an index through x stays static) or reads no array and calls
+    nothing (the copies of an unrolled loop then index apart where e depends on its variable, and alike
+    where it does not)."""
+    for m, name, init in reversed(list(local_inits(text))):
+        rest = text[m.end():]
+        nxt = re.search(rf"[\w>]\s+(?:[^;]*,\s*)?{name}\s*=(?!=)", rest)
+        stop = nxt.start() if nxt else len(rest)
+        if m.group(1) is None and re.search(
+                rf"(?<![\w.]){name}\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)|\+\+\s*{name}\b|\b{name}\s*\+\+|--\s*{name}\b"
+                rf"|\b{name}\s*--", rest[:stop]):
+            continue
+        calls = re.search(rf"{IDENT}\s*(?:<[^;<>]*>)?\s*\(", init)
+        if not is_static(init, consts) and ("[" in init or calls):
+            continue
+        text = text[:m.end()] + sub_name(rest[:stop], name, f"({norm(init)})") + rest[stop:]
+    return text
+
+
+def literal_value(expr: str) -> int | None:
+    """The value of integer literal arithmetic, else None."""
+    e = expr.strip()
+    if not re.fullmatch(r"[\d\s()+\-*/%<>&|^~]+", e) or not re.search(r"\d", e):
+        return None
+    try:
+        v = eval(e.replace("/", "//"), {"__builtins__": {}})  # noqa: S307 (digits and operators only)
+    except (SyntaxError, ZeroDivisionError, TypeError, ValueError):
+        return None
+    return v if isinstance(v, int) else None
+
+
+def norm(index: str) -> str:
+    v = literal_value(index)
+    return str(v) if v is not None else re.sub(r"\s+", "", index)
+
+
+def is_static(index: str, consts: set[str]) -> bool:
+    from edgellm.hw.synth_check import _idents
+
+    return all(x in consts or x.startswith(MARK) for x in _idents(index))

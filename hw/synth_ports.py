@@ -1,0 +1,258 @@
+"""synth_check's port-budget rule (hw/synth_check.py runs it beside hw/synth_pragmas.py's and
+hw/synth_maxi.py's rules; it returns (offset, rule, detail) tuples).
+
+  port-budget  in a loop pipelined at II = 1, more accesses (loads and stores) to one on-chip memory of
+               a local array per iteration than the memory has ports: Vitis would serialize them
+               (II > 1). The iteration is hw/synth_iteration.py's: nested loops without a PIPELINE of
+               their own unrolled (a literal trip count as written, any other as three copies: more
+               than two ports), `#pragma HLS INLINE` callees inlined two levels deep (`INLINE off` ones
+               are modules of their own), locals folded into the indices that use them, C-simulation
+               instrumentation (EDGELLM_DEP_*) dropped.
+               Arrays: the function's locals (declared with brackets, or a typedef'd array an
+               ARRAY_PARTITION names), those declared in the inlined code, and a caller's local array
+               passed to a parameter (with the caller's pragmas; one level, whole arrays only).
+               Memories: an array with no ARRAY_PARTITION is one memory; one completely partitioned on
+               some dimensions is one memory per index on those dimensions: an access whose index there
+               is static (literals, constants, unrolled loop variables, and arithmetic of them; also
+               `(X * N + s) % N`, bank s) goes to the memory it names, one at a runtime index counts
+               against every memory of the dimension (a multiplexer over shared ports), except that the
+               accesses `(X * N + s) % M` of one aligned block with distinct s reach distinct memories
+               (a rotation; where M == N in the instance the tool folds it to s).
+               Budget a memory: two accesses (true dual port); one read and one write for BIND_STORAGE
+               `ram_s2p`; one for `ram_1p` / `rom_1p`. The same index text read twice is one read (the
+               tool shares it), and so is the same store.
+               Exempt: arrays partitioned completely on every dimension (registers), `BIND_STORAGE ...
+               impl = reg`, hls::stream arrays, cyclic / block partitions (not modelled), and arrays
+               declared inside the iteration whose every index is static (Vitis partitions them).
+Limitations (heuristic by design: regular expressions over comment-free text): exclusive branches count
+together; index texts that differ but name one address count as two accesses; a reference to a
+sub-array (`auto &r = a[i]`) and a sub-array passed to a non-inlined function are not followed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+
+from edgellm.hw.synth_iteration import (
+    CALL,
+    Expander,
+    arrays,
+    fold_locals,
+    is_static,
+    loop_head,
+    no_csim,
+    norm,
+    sub_name,
+)
+from edgellm.hw.synth_pragmas import (
+    IDENT,
+    Function,
+    _partitions,
+    _pragma_var,
+    _pragmas,
+    _split_top,
+    functions,
+    ii1_loops,
+    match_bracket,
+)
+
+
+def _accesses(text: str, name: str) -> list[tuple[str, tuple[str, ...]]]:
+    """('r' / 'w', index texts) of every subscripted access `name[..]..` in text (a compound assignment or
+    ++ / -- both); fewer subscripts than the array's dimensions (a sub-array passed on) are kept too."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    if name not in text:
+        return out
+    for m in re.finditer(rf"(?<![\w.:])(?<!->){re.escape(name)}\s*\[", text):
+        idx, e = [], m.end() - 1
+        while e < len(text) and text[e] == "[":
+            c = match_bracket(text, e, "[", "]")
+            idx.append(norm(text[e + 1:c - 1]))
+            e = c
+            while e < len(text) and text[e].isspace():
+                e += 1
+        tail = text[e:e + 3]
+        before = text[max(0, m.start() - 8):m.start()].rstrip()
+        if re.match(r"=(?!=)", tail):
+            kinds = "w"
+        elif re.match(r"(?:[-+*/|&^%]|<<|>>)=|\+\+|--", tail) or before.endswith(("++", "--")):
+            kinds = "rw"
+        else:
+            kinds = "r"
+        out.extend((k, tuple(idx)) for k in kinds)
+    return out
+
+
+def _budget(storage: str) -> tuple[int, int, int]:
+    """(reads, writes, accesses) one memory takes per cycle under its BIND_STORAGE type."""
+    if re.search(r"\b(?:ram|rom)_1p\b", storage):
+        return 1, 1, 1
+    if re.search(r"\bram_s2p\b", storage):
+        return 1, 1, 2
+    return 2, 2, 2
+
+
+_MOD = re.compile(r"\(*(.+?)\*(\w+)\+\(?(\d+)\)?\)*%(\w+)")
+
+
+def _key(index: str, consts: set[str]) -> str | tuple[str, str] | None:
+    """The memory an index on a partitioned dimension names: its text when static; s for `(X * N + s) % N`
+    (the tool folds it too); (`X * N % M`, s) for `(X * N + s) % M`, an aligned block of one rotation
+    (its copies with distinct s reach distinct memories, as where M == N in the instance); else None
+    (runtime: every memory)."""
+    if is_static(index, consts):
+        return index
+    m = _MOD.fullmatch(index)
+    if m is None:
+        return None
+    return m.group(3) if m.group(2) == m.group(4) else (f"{m.group(1)}*{m.group(2)}%{m.group(4)}", m.group(3))
+
+
+def _shared(hit: list[tuple], dim: int) -> list[tuple]:
+    """hit ((access, key) pairs that may reach one memory) less the rotation accesses that cannot be
+    there together: of one rotation on dim, only those of one offset s (the most numerous)."""
+    groups: dict[str, dict[str, list]] = {}
+    for h in hit:
+        if isinstance(h[1][dim], tuple):
+            groups.setdefault(h[1][dim][0], {}).setdefault(h[1][dim][1], []).append(h)
+    drop = [h for g in groups.values() for s in g.values() if s is not max(g.values(), key=len) for h in s]
+    return [h for h in hit if h not in drop]
+
+
+def _worst(acc: set[tuple[str, tuple[str, ...]]], dims: list[int], consts: set[str],
+           budget: tuple[int, int, int]) -> int:
+    """The most accesses one memory of the array sees (0 when every memory is within its budget)."""
+    keys = []  # per access: the memory it names on each partitioned dimension (_key)
+    for _, idx in acc:
+        keys.append(tuple(_key(idx[d - 1], consts) if d - 1 < len(idx) else None for d in dims))
+    values = [sorted({k[i] for k in keys if isinstance(k[i], str)}) + [None] for i in range(len(dims))]
+    worst = 0
+    for mem in itertools.islice(itertools.product(*values), 4096):
+        pairs = [(a, k) for a, k in zip(acc, keys, strict=True)
+                 if all(not isinstance(x, str) or x == y for x, y in zip(k, mem, strict=True))]
+        for i in range(len(dims)):
+            pairs = _shared(pairs, i)
+        hit = [a for a, _ in pairs]
+        r, w = sum(k == "r" for k, _ in hit), sum(k == "w" for k, _ in hit)
+        if r > budget[0] or w > budget[1] or r + w > budget[2]:
+            worst = max(worst, r + w)
+    return worst
+
+
+def _local_arrays(body: str) -> dict[str, int]:
+    """The arrays a function body declares (not hls::stream ones): name -> dimensions (0: a typedef'd
+    array an ARRAY_PARTITION names, its dimensions taken from its accesses)."""
+    out = {a: n for a, (n, stream) in arrays(body).items() if not stream}
+    for m in _pragmas(body, "ARRAY_PARTITION"):
+        var = _pragma_var(m.group(1))
+        if var and "." not in var and var not in out and \
+                re.search(rf"[\w>]\s+(?:[^;(){{}}]*,\s*)?{re.escape(var)}\s*[,;]", body):
+            out[var] = 0
+    return out
+
+
+def _bindings(fn: Function, fns: dict[str, list[tuple[Function, str]]]) -> list[dict[str, tuple[int, str]]]:
+    """Per call site of fn whose arguments include local arrays of the caller: parameter -> (dimensions,
+    the caller's ARRAY_PARTITION / BIND_STORAGE pragmas for the array, renamed to the parameter)."""
+    short = fn.name.split("::")[-1]
+    params = [re.findall(IDENT, re.sub(r"\[[^\]]*\]", "", p.split("=")[0])) for p in _split_top(fn.params)]
+    out: list[dict[str, tuple[int, str]]] = []
+    for defs in fns.values():
+        for caller, ccode in defs:
+            body = caller.body(ccode)
+            if short not in body or caller.start == fn.start:
+                continue
+            arrays = _local_arrays(body)
+            for m in CALL.finditer(body):
+                if m.group(1) != short:
+                    continue
+                e = match_bracket(body, m.end() - 1, "(", ")")
+                args = [a.strip() for a in _split_top(body[m.end():e - 1])]
+                if len(args) != len(params):
+                    continue
+                bound = {}
+                for w, a in zip(params, args, strict=True):
+                    if w and a in arrays:
+                        prag = "\n".join(x.group(0) for kind in ("ARRAY_PARTITION", "BIND_STORAGE")
+                                         for x in _pragmas(body, kind) if _pragma_var(x.group(1)) == a)
+                        bound[w[-1]] = (arrays[a], sub_name(prag, a, w[-1]))
+                if bound and bound not in out:
+                    out.append(bound)
+    return out
+
+
+def port_budget(code: str, fn: Function, consts: set[str], fns: dict[str, list[tuple[Function, str]]]
+                ) -> Iterator[tuple[int, str, str]]:
+    """More accesses to one memory of a local array (or of a caller's local array bound to a parameter)
+    per II=1 iteration than its ports."""
+    body = fn.body(code)
+    loops = list(ii1_loops(body))
+    if not loops:
+        return
+    local = _local_arrays(body)
+    bindings = _bindings(fn, fns)
+    for at, _ in loops:
+        _, b0, b1 = loop_head(body, at)
+        exp = Expander(fns, set(local) | {p for b in bindings for p in b}, consts)
+        it = exp.iteration(fold_locals(no_csim(body[b0 + 1:b1 - 1]), consts))
+        inner = {a: n for a, (n, stream) in arrays(it).items() if not stream}
+        worst = _loop_worst(it, {**local, **inner}, set(inner), body[:b0], consts)
+        for bound in bindings:  # the parameters bound to a caller's arrays, under its pragmas
+            extra = "\n".join(t for _, t in bound.values()) + "\n" + body[:b0]
+            for a, n in _loop_worst(it, {p: n for p, (n, _) in bound.items()}, set(), extra, consts).items():
+                worst[a] = max(worst.get(a, 0), n)
+        for a, n in sorted(worst.items()):
+            if n:
+                yield (fn.start + at, "port-budget",
+                       f"{a} {n} accesses on one memory per iteration of an II=1 loop in {fn.name}")
+
+
+def _loop_worst(it: str, names: dict[str, int], inner: set[str], before: str, consts: set[str]
+                ) -> dict[str, int]:
+    """The most accesses on one memory of each array of names (its dimensions, 0 unknown) in one
+    iteration `it` (0: within budget); inner: those declared in it; before: the function's text before
+    the loop (its pragmas), with a caller's pragmas for arrays bound to parameters."""
+    scope = before + "\n" + it  # the pragmas of the function and of the inlined code
+    parts = _partitions(scope)
+    worst: dict[str, int] = {}
+    for a, ndim in sorted(names.items()):
+        found = _accesses(it, a)
+        ndim = max([ndim] + [len(i) for _, i in found])
+        if not found or _exempt(scope, a, parts.get(a, []), ndim):
+            continue
+        acc = {x for x in found if len(x[1]) == ndim}
+        if a in inner and all(is_static(i, consts) for _, idx in acc for i in idx):
+            continue  # declared in the iteration, every index static: registers
+        dims = sorted({d for _, d in parts.get(a, [])})
+        storage = " ".join(x.group(1) for x in _pragmas(scope, "BIND_STORAGE")
+                           if _pragma_var(x.group(1)) == a)
+        base = a.split("__")[0]
+        worst[base] = max(worst.get(base, 0), _worst(acc, dims, consts, _budget(storage)))
+    return worst
+
+
+def _exempt(scope: str, a: str, parts: list[tuple[str, int]], ndim: int) -> bool:
+    """Registers (complete on every dimension, or impl = reg), cyclic / block partitions (not modelled)."""
+    if any(k != "complete" for k, _ in parts):
+        return True
+    dims = {d for _, d in parts}
+    if 0 in dims or (ndim and set(range(1, ndim + 1)) <= dims):
+        return True
+    return any(_pragma_var(x.group(1)) == a and re.search(r"\bimpl\s*=\s*\w*reg", x.group(1))
+               for x in _pragmas(scope, "BIND_STORAGE"))
+
+
+def run(code: str, consts: set[str], fns: dict[str, list[tuple[Function, str]]] | None = None
+        ) -> list[tuple[int, str, str]]:
+    """Findings of the port-budget rule over one comment-free source text; fns: the functions a loop may
+    call (every scanned file's and the library's; default this text's)."""
+    if fns is None:
+        fns = {}
+        for f in functions(code):
+            fns.setdefault(f.name.split("::")[-1], []).append((f, code))
+    found: list[tuple[int, str, str]] = []
+    for fn in functions(code):
+        found.extend(port_budget(code, fn, consts, fns))
+    return found
