@@ -33,11 +33,18 @@ struct pack2_matmul {
   static void run(const PX *xp, long x_off, const PS *qs, long qs_off, int n_tok, WS *w0, WS *, WS *, WS *,
                   long w_off, int n_out, int k, f32 wscale, PY *y, long y_off) {
     const int kb = (k + 3) / 4;
-    int8_t x[K_MAX];
+    // the token's row, input i in bank i % 4: the byte loop reads its four codes' inputs, one from each bank
+    int8_t x[4][(K_MAX + 3) / 4];
+#pragma HLS ARRAY_PARTITION variable = x complete dim = 1
   p2_tok:
     for (int t = 0; t < n_tok; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
-      row_load<K_MAX>(xp, x_off + (long)t * k, k, x);
+    p2_x:
+      for (int i = 0; i < k; i++) {  // one element a cycle (a reference policy's rate), one bank written
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = K_MAX
+#pragma HLS PIPELINE II = 1
+        x[i % 4][i / 4] = mget<int8_t>(xp, x_off + (long)t * k + i);
+      }
       const f32 qt = mget<f32>(qs, qs_off + t);
     p2_row:
       for (int n = 0; n < n_out; n++) {
@@ -51,7 +58,7 @@ struct pack2_matmul {
           for (int i = 0; i < 4; i++) {
             int idx = b * 4 + i;
             int code = (byte >> (2 * i)) & 3;
-            if (idx < k) acc += (code - 1) * (int32_t)x[idx];
+            if (idx < k) acc += (code - 1) * (int32_t)x[i][b];
           }
         }
         mput<f32>(y, y_off + (long)t * n_out + n, dequantize(acc, qt, wscale));

@@ -218,9 +218,12 @@ inline void lb_codes(const LowbitTensor &d, const LbShape &sh, const LbPos &q, l
     if (t >= sh.n_tok) continue;
     lb_tab_t tt[C::MAXG / 4][16];  // built every iteration from the activation banks (nothing stored)
     int8_t a[C::MAXG];
+#pragma HLS ARRAY_PARTITION variable = tt complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = a complete
     lb_group_acts<C>(acts, u, q.tb, q.kb * d.sb + q.gi, d.group, sh.ga, a);
     const int32_t sum = lb_tables<C>(a, d.group, tt);
     int32_t lane[C::LANES];
+#pragma HLS ARRAY_PARTITION variable = lane complete
     lb_lane_sums<C>(tt, beat, sh.ga, q.wv, lane);
     for (int l = 0; l < C::LANES; l++) {
       const int32_t pv = p[u][q.tb][l] + lane[l] * (1 << q.b);

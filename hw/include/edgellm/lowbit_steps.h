@@ -51,6 +51,7 @@ inline void lb_drain(int n_tok, int n_tb, int rl, const typename LbStageArrays<C
     const int t = dr.tb * C::TP + u;
     if (t >= n_tok) continue;
     int32_t pv[C::LANES];  // the token's staged P, each lane read once
+#pragma HLS ARRAY_PARTITION variable = pv complete
     for (int l = 0; l < C::LANES; l++) {
 #pragma HLS UNROLL
       pv[l] = st_p[u][dr.tb][l];
