@@ -6,8 +6,10 @@ the indices that use them. Heuristic by design (regular expressions over comment
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 
 from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, match_bracket
 
@@ -19,22 +21,65 @@ _DECL = re.compile(rf"(?:^|[;{{}}])\s*(?:static\s+)?(?:const\s+)?(?:typename\s+)
                    rf"((?:{IDENT}\s*(?:\[[^\]]+\])+\s*,?\s*)+);", re.M)
 
 
+@functools.lru_cache(maxsize=8192)
+def pattern(regex: str) -> re.Pattern[str]:
+    """regex compiled once: the rule builds patterns per name, more than re's own cache (512) holds."""
+    return re.compile(regex)
+
+
+def name_at(name: str) -> str:
+    """A regex for name not after a word character, `.`, `::` or `->`: the name first and the lookbehinds
+    after it (the same matches as the lookbehinds before it, and a literal first lets re skip to it)."""
+    n = re.escape(name)
+    return rf"{n}(?<![\w.:]{n})(?<!->{n})"
+
+
 def sub_name(text: str, name: str, repl: str) -> str:
     """text with the identifier name (not a member `.name` / `->name`, not `X::name`) replaced."""
     if name not in text:
         return text
-    return re.sub(rf"(?<![\w.:])(?<!->){re.escape(name)}\b", lambda _: repl, text)
+    return pattern(name_at(name) + r"\b").sub(lambda _: repl, text)
 
 
 def arrays(text: str) -> dict[str, tuple[int, bool]]:
     """Arrays declared with brackets in text: name -> (dimensions, an hls::stream array)."""
+    return dict(_arrays(text))
+
+
+_NOT_TYPE = re.compile(r"\b(?:return|else|case|goto)\b")
+_DIMS = re.compile(rf"({IDENT})\s*((?:\[[^\]]+\])+)")
+
+
+@functools.lru_cache(maxsize=1024)
+def _arrays(text: str) -> tuple[tuple[str, tuple[int, bool]], ...]:
+    """arrays(text)'s items (one parse per text: the same bodies come back per loop and per caller)."""
     out = {}
-    for m in _DECL.finditer(text):
-        if re.search(r"\b(?:return|else|case|goto)\b", m.group(1)):
+    for m in _decls(text):
+        if _NOT_TYPE.search(m.group(1)):
             continue
-        for d in re.finditer(rf"({IDENT})\s*((?:\[[^\]]+\])+)", m.group(2)):
+        for d in _DIMS.finditer(m.group(2)):
             out[d.group(1)] = (d.group(2).count("["), "stream" in m.group(1))
-    return out
+    return tuple(out.items())
+
+
+_DECL_END = re.compile(rf"[\w>]\s+{IDENT}\s*\[")  # in every _DECL match: the type's last character on
+
+
+def _decls(text: str) -> Iterator[re.Match[str]]:
+    """The matches of _DECL.finditer(text), trying _DECL only where one can start (trying every position
+    is slow): at a _DECL_END or before it across the characters a declaration's start, qualifiers and type
+    are made of, and the one before them (its `;` / `{` / `}`)."""
+    pos = 0
+    while (c := _DECL_END.search(text, pos)) is not None:
+        s = c.start()
+        while s > pos and (text[s - 1].isalnum() or text[s - 1].isspace() or text[s - 1] in "_:<>,"):
+            s -= 1
+        m = next((m for i in range(max(pos, s - 1), c.start() + 1) if (m := _DECL.match(text, i))), None)
+        if m is None:
+            pos = c.start() + 1  # no match starts at or before this candidate
+            continue
+        yield m
+        pos = m.end()
 
 
 def loop_head(text: str, at: int) -> tuple[str, int, int]:
@@ -172,21 +217,31 @@ def no_csim(text: str) -> str:
     return text
 
 
-def fold_locals(text: str, consts: set[str]) -> str:
+_CALLS = re.compile(rf"{IDENT}\s*(?:<[^;<>]*>)?\s*\(")
+
+
+def fold_locals(text: str, consts: AbstractSet[str]) -> str:
     """Replace the later uses (up to a redeclaration) of a local `T x = e;` by `(e)` where x is `const` or
     never assigned again, and e is static (an index through x stays static) or reads no array and calls
     nothing (the copies of an unrolled loop then index apart where e depends on its variable, and alike
     where it does not)."""
+    return _fold_locals(text, consts if isinstance(consts, frozenset) else frozenset(consts))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold_locals(text: str, consts: frozenset[str]) -> str:
+    """fold_locals, once per text (an inlined callee's body comes back at every loop that calls it)."""
     for m, name, init in reversed(list(local_inits(text))):
         rest = text[m.end():]
-        nxt = re.search(rf"[\w>]\s+(?:[^;]*,\s*)?{name}\s*=(?!=)", rest)
-        stop = nxt.start() if nxt else len(rest)
-        if m.group(1) is None and re.search(
-                rf"(?<![\w.]){name}\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)|\+\+\s*{name}\b|\b{name}\s*\+\+|--\s*{name}\b"
-                rf"|\b{name}\s*--", rest[:stop]):
+        if name not in rest:  # every pattern below, and sub_name, needs the name
             continue
-        calls = re.search(rf"{IDENT}\s*(?:<[^;<>]*>)?\s*\(", init)
-        if not is_static(init, consts) and ("[" in init or calls):
+        if ("[" in init or _CALLS.search(init)) and not is_static(init, consts):
+            continue
+        nxt = pattern(rf"[\w>]\s+(?:[^;]*,\s*)?{name}\s*=(?!=)").search(rest)
+        stop = nxt.start() if nxt else len(rest)
+        if m.group(1) is None and pattern(
+                rf"(?<![\w.]){name}\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)|\+\+\s*{name}\b|\b{name}\s*\+\+|--\s*{name}\b"
+                rf"|\b{name}\s*--").search(rest[:stop]):
             continue
         text = text[:m.end()] + sub_name(rest[:stop], name, f"({norm(init)})") + rest[stop:]
     return text

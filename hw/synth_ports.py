@@ -31,6 +31,7 @@ sub-array (`auto &r = a[i]`) and a sub-array passed to a non-inlined function ar
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterator
@@ -42,8 +43,10 @@ from edgellm.hw.synth_iteration import (
     fold_locals,
     is_static,
     loop_head,
+    name_at,
     no_csim,
     norm,
+    pattern,
     sub_name,
 )
 from edgellm.hw.synth_pragmas import (
@@ -65,7 +68,7 @@ def _accesses(text: str, name: str) -> list[tuple[str, tuple[str, ...]]]:
     out: list[tuple[str, tuple[str, ...]]] = []
     if name not in text:
         return out
-    for m in re.finditer(rf"(?<![\w.:])(?<!->){re.escape(name)}\s*\[", text):
+    for m in pattern(name_at(name) + r"\s*\[").finditer(text):
         idx, e = [], m.end() - 1
         while e < len(text) and text[e] == "[":
             c = match_bracket(text, e, "[", "]")
@@ -144,13 +147,19 @@ def _worst(acc: set[tuple[str, tuple[str, ...]]], dims: list[int], consts: set[s
 def _local_arrays(body: str) -> dict[str, int]:
     """The arrays a function body declares (not hls::stream ones): name -> dimensions (0: a typedef'd
     array an ARRAY_PARTITION names, its dimensions taken from its accesses)."""
+    return dict(_local_array_items(body))
+
+
+@functools.lru_cache(maxsize=1024)
+def _local_array_items(body: str) -> tuple[tuple[str, int], ...]:
+    """_local_arrays(body)'s items (one parse per body: _bindings reads every caller's per callee)."""
     out = {a: n for a, (n, stream) in arrays(body).items() if not stream}
     for m in _pragmas(body, "ARRAY_PARTITION"):
         var = _pragma_var(m.group(1))
         if var and "." not in var and var not in out and \
                 re.search(rf"[\w>]\s+(?:[^;(){{}}]*,\s*)?{re.escape(var)}\s*[,;]", body):
             out[var] = 0
-    return out
+    return tuple(out.items())
 
 
 def _bindings(fn: Function, fns: dict[str, list[tuple[Function, str]]]) -> list[dict[str, tuple[int, str]]]:
@@ -253,6 +262,7 @@ def run(code: str, consts: set[str], fns: dict[str, list[tuple[Function, str]]] 
         for f in functions(code):
             fns.setdefault(f.name.split("::")[-1], []).append((f, code))
     found: list[tuple[int, str, str]] = []
+    frozen = frozenset(consts)  # fold_locals remembers its results per text and constants
     for fn in functions(code):
-        found.extend(port_budget(code, fn, consts, fns))
+        found.extend(port_budget(code, fn, frozen, fns))
     return found
