@@ -84,10 +84,21 @@ def _digest(hls: Path, flags: tuple[str, ...], compiler: str, extra: Path | None
 def ap_width_findings(hls: Path, sources: list[Path]) -> list[str]:
     """hw/ap_widths.py over hls/top.cpp, built as build_testbench builds it: the widest ap_[u]int the
     synthesized top instantiates against Vitis HLS's AP_INT_MAX_W (printed; a finding per width over)."""
+    import json
+
     from edgellm.hw import ap_widths, csim
 
     flags = [f"-isystem{csim.ap_types_dir()}", f"-idirafter{hls}"]
-    widest, over = ap_widths.check_top(csim.cxx(), hls / "top.cpp", flags, sources)
+    memo = csim.cache_dir() / f"apw-{_digest(hls, ('-O0', *flags[:1]), csim.cxx())}.json"  # by content
+    try:
+        widest, over = json.loads(memo.read_text())
+        if not (isinstance(widest, int) and isinstance(over, list) and all(isinstance(f, str) for f in over)):
+            raise ValueError("not an ap width record")
+    except (OSError, ValueError, TypeError):
+        widest, over = ap_widths.check_top(csim.cxx(), hls / "top.cpp", flags, sources)
+        tmp = memo.with_name(memo.name + f".{os.getpid()}")
+        tmp.write_text(json.dumps([widest, over]))
+        os.replace(tmp, memo)
     for f in over:
         typer.echo(f"ap widths: {f}")
     typer.echo(f"ap widths: widest {widest} bits, {len(over)} over Vitis HLS's AP_INT_MAX_W")
