@@ -17,6 +17,7 @@ UNKNOWN_TRIPS = 3  # copies of an unrolled loop whose trip count is not a litera
 MAX_TRIPS = 16  # copies of one with a literal trip count at most (the text grows with their product)
 MARK = "__u"  # prefix of the names that stand for an unrolled loop's variable in one copy
 CALL = re.compile(rf"(?<![\w.>])({IDENT})\s*(?:<[^;{{}}()]*>)?\s*\(")
+_SPACE = re.compile(r"\s*")
 _DECL = re.compile(rf"(?:^|[;{{}}])\s*(?:static\s+)?(?:const\s+)?(?:typename\s+)?([\w:<>, ]*?[\w>])\s+"
                    rf"((?:{IDENT}\s*(?:\[[^\]]+\])+\s*,?\s*)+);", re.M)
 
@@ -27,18 +28,40 @@ def pattern(regex: str) -> re.Pattern[str]:
     return re.compile(regex)
 
 
-def name_at(name: str) -> str:
-    """A regex for name not after a word character, `.`, `::` or `->`: the name first and the lookbehinds
-    after it (the same matches as the lookbehinds before it, and a literal first lets re skip to it)."""
-    n = re.escape(name)
-    return rf"{n}(?<![\w.:]{n})(?<!->{n})"
+def _free(text: str, q: int) -> bool:
+    """Whether the name at text[q:] is not after a word character, `.`, `:` or `->` (not a member, not
+    `X::name`, not the tail of another name)."""
+    c = text[q - 1] if q else " "
+    return not (c.isalnum() or c in "_.:" or (c == ">" and q >= 2 and text[q - 2] == "-"))
 
 
 def sub_name(text: str, name: str, repl: str) -> str:
-    """text with the identifier name (not a member `.name` / `->name`, not `X::name`) replaced."""
-    if name not in text:
+    """text with the identifier name (not a member `.name` / `->name`, not `X::name`) replaced (str.find,
+    not a regex per name: compiling those took longer than the search)."""
+    if not name:
         return text
-    return pattern(name_at(name) + r"\b").sub(lambda _: repl, text)
+    out, i, q = [], 0, text.find(name)
+    while q >= 0:
+        e = q + len(name)
+        if _free(text, q) and not (e < len(text) and (text[e].isalnum() or text[e] == "_")):
+            out += (text[i:q], repl)
+            i, q = e, text.find(name, e)
+        else:
+            q = text.find(name, q + 1)
+    return "".join(out) + text[i:] if out else text
+
+
+def subscripts(text: str, name: str) -> Iterator[tuple[int, int]]:
+    """(offset of name, offset of its `[`) of every subscript `name[` (`name [`) in text, name not a member
+    or `X::name`, left to right."""
+    q = text.find(name)
+    while q >= 0:
+        e = _SPACE.match(text, q + len(name)).end()
+        if text.startswith("[", e) and _free(text, q):
+            yield q, e
+            q = text.find(name, e + 1)
+        else:
+            q = text.find(name, q + 1)
 
 
 def arrays(text: str) -> dict[str, tuple[int, bool]]:
@@ -237,18 +260,42 @@ def _fold_locals(text: str, consts: frozenset[str]) -> str:
             continue
         if ("[" in init or _CALLS.search(init)) and not is_static(init, consts):
             continue
-        nxt = pattern(rf"[\w>]\s+(?:[^;]*,\s*)?{name}\s*=(?!=)").search(rest)
-        stop = nxt.start() if nxt else len(rest)
-        if m.group(1) is None and pattern(
-                rf"(?<![\w.]){name}\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)|\+\+\s*{name}\b|\b{name}\s*\+\+|--\s*{name}\b"
-                rf"|\b{name}\s*--").search(rest[:stop]):
+        stop = _redeclared(rest, name)
+        if m.group(1) is None and _assigned(rest[:stop], name):
             continue
         text = text[:m.end()] + sub_name(rest[:stop], name, f"({norm(init)})") + rest[stop:]
     return text
 
 
+
+def _redeclared(text: str, name: str) -> int:
+    """Offset of the first later declaration `T name = ...` (`T a = 1, name = ...`) in text, else len(text).
+    The regex runs from the statement (no `;` in a match) of the first `name =`, not `==` (in every match)."""
+    q = text.find(name)
+    while q >= 0:
+        e = _SPACE.match(text, q + len(name)).end()
+        if text.startswith("=", e) and not text.startswith("=", e + 1):
+            nxt = pattern(rf"[\w>]\s+(?:[^;]*,\s*)?{name}\s*=(?!=)").search(text, text.rfind(";", 0, q) + 1)
+            return nxt.start() if nxt else len(text)
+        q = text.find(name, q + 1)
+    return len(text)
+
+
+def _assigned(text: str, name: str) -> bool:
+    """Whether text assigns name (`=`, a compound assignment, ++ / --). The regex runs from the first
+    mention, less the `++ ` / `-- ` that may come before it."""
+    q = text.find(name)
+    if q < 0:
+        return False
+    while q > 0 and text[q - 1].isspace():
+        q -= 1
+    return pattern(rf"(?<![\w.]){name}\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)|\+\+\s*{name}\b|\b{name}\s*\+\+"
+                   rf"|--\s*{name}\b|\b{name}\s*--").search(text, max(0, q - 2)) is not None
+
+
+@functools.lru_cache(maxsize=4096)
 def literal_value(expr: str) -> int | None:
-    """The value of integer literal arithmetic, else None."""
+    """The value of integer literal arithmetic, else None (remembered: the copies repeat their indices)."""
     e = expr.strip()
     if not re.fullmatch(r"[\d\s()+\-*/%<>&|^~]+", e) or not re.search(r"\d", e):
         return None

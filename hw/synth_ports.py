@@ -43,11 +43,10 @@ from edgellm.hw.synth_iteration import (
     fold_locals,
     is_static,
     loop_head,
-    name_at,
     no_csim,
     norm,
-    pattern,
     sub_name,
+    subscripts,
 )
 from edgellm.hw.synth_pragmas import (
     IDENT,
@@ -68,8 +67,8 @@ def _accesses(text: str, name: str) -> list[tuple[str, tuple[str, ...]]]:
     out: list[tuple[str, tuple[str, ...]]] = []
     if name not in text:
         return out
-    for m in pattern(name_at(name) + r"\s*\[").finditer(text):
-        idx, e = [], m.end() - 1
+    for at, e in subscripts(text, name):
+        idx = []
         while e < len(text) and text[e] == "[":
             c = match_bracket(text, e, "[", "]")
             idx.append(norm(text[e + 1:c - 1]))
@@ -77,7 +76,7 @@ def _accesses(text: str, name: str) -> list[tuple[str, tuple[str, ...]]]:
             while e < len(text) and text[e].isspace():
                 e += 1
         tail = text[e:e + 3]
-        before = text[max(0, m.start() - 8):m.start()].rstrip()
+        before = text[max(0, at - 8):at].rstrip()
         if re.match(r"=(?!=)", tail):
             kinds = "w"
         elif re.match(r"(?:[-+*/|&^%]|<<|>>)=|\+\+|--", tail) or before.endswith(("++", "--")):
