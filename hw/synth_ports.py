@@ -169,9 +169,9 @@ def _bindings(fn: Function, fns: dict[str, list[tuple[Function, str]]]) -> list[
     out: list[dict[str, tuple[int, str]]] = []
     for defs in fns.values():
         for caller, ccode in defs:
-            body = caller.body(ccode)
-            if short not in body or caller.start == fn.start:
+            if caller.start == fn.start or ccode.find(short, caller.start, caller.end) < 0:
                 continue
+            body = caller.body(ccode)
             arrays = _local_arrays(body)
             for m in CALL.finditer(body):
                 if m.group(1) != short:

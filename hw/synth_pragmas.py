@@ -24,6 +24,7 @@ Heuristic by design (regular expressions over comment-free text).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +70,12 @@ def _struct_spans(code: str) -> list[tuple[int, int, str]]:
 
 def functions(code: str) -> list[Function]:
     """Every function definition `name(params) [const] {` (members qualified by their struct)."""
+    return list(_functions(code))
+
+
+@functools.lru_cache(maxsize=256)
+def _functions(code: str) -> tuple[Function, ...]:
+    """functions(code), once per text (synth_check and each rule module ask for every file's)."""
     structs = _struct_spans(code)
     out = []
     for m in re.finditer(rf"\b({IDENT})\s*\(", code):
@@ -84,7 +91,7 @@ def functions(code: str) -> list[Function]:
         owner = [s for s in structs if s[0] < m.start() < s[1]]
         qual = f"{min(owner, key=lambda s: s[1] - s[0])[2]}::{name}" if owner else name
         out.append(Function(qual, code[m.end():close - 1], b0, match_bracket(code, b0, "{", "}"), m.start()))
-    return out
+    return tuple(out)
 
 
 def pointer_params(params: str) -> set[str]:
