@@ -73,7 +73,7 @@ _NOT_TYPE = re.compile(r"\b(?:return|else|case|goto)\b")
 _DIMS = re.compile(rf"({IDENT})\s*((?:\[[^\]]+\])+)")
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=4096)
 def _arrays(text: str) -> tuple[tuple[str, tuple[int, bool]], ...]:
     """arrays(text)'s items (one parse per text: the same bodies come back per loop and per caller)."""
     out = {}
@@ -251,7 +251,7 @@ def fold_locals(text: str, consts: AbstractSet[str]) -> str:
     return _fold_locals(text, consts if isinstance(consts, frozenset) else frozenset(consts))
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=4096)
 def _fold_locals(text: str, consts: frozenset[str]) -> str:
     """fold_locals, once per text (an inlined callee's body comes back at every loop that calls it)."""
     for m, name, init in reversed(list(local_inits(text))):
@@ -267,10 +267,9 @@ def _fold_locals(text: str, consts: frozenset[str]) -> str:
     return text
 
 
-
 def _redeclared(text: str, name: str) -> int:
     """Offset of the first later declaration `T name = ...` (`T a = 1, name = ...`) in text, else len(text).
-    The regex runs from the statement (no `;` in a match) of the first `name =`, not `==` (in every match)."""
+    A match ends at a `name =` (not `==`) and spans no `;`: the regex starts at the first one's statement."""
     q = text.find(name)
     while q >= 0:
         e = _SPACE.match(text, q + len(name)).end()
