@@ -78,7 +78,9 @@ class GoldenModel:
 
     def layer(self, i: int, h: np.ndarray, cache: KVCache, pos0: int, tap: Tap | None = None
               ) -> np.ndarray:
-        """One decoder layer on hidden states h (T, hidden) at positions pos0.. ; updates cache."""
+        """One decoder layer on hidden states h (T, hidden) at positions pos0.. ; updates cache. tap gets
+        L{i}.<stage>: each requantization's float input and int8 codes (attn_in, o_in, ffn_in, down_in:
+        _x, _q), q_rope, k_rope, v, attn, h_attn, ffn_act, h_out."""
         c, p, L = self.cfg, self.plan, self.model.layers[i]
         t_len = h.shape[0]
         def emit(name: str, a: np.ndarray) -> None:
@@ -86,6 +88,7 @@ class GoldenModel:
                 tap(f"L{i}.{name}", a)
         x = nx.rmsnorm(h, L.attn_norm, c.rms_eps, p.norm_lanes)
         q8, qs = nx.quantize(x)
+        emit("attn_in_x", x)
         emit("attn_in_q", q8)
         qh = linear(q8, qs, L.q, L.q_bias).reshape(t_len, c.n_heads, c.head_dim)
         kh = linear(q8, qs, L.k, L.k_bias).reshape(t_len, c.n_kv_heads, c.head_dim)
@@ -107,16 +110,22 @@ class GoldenModel:
         emit("attn", a)
         a = self._sub(a, L.attn_sub_norm if c.subln else None)
         q8, qs = nx.quantize(a)
+        emit("o_in_x", a)
+        emit("o_in_q", q8)
         h = h + linear(q8, qs, L.o)
         emit("h_attn", h)
         x = nx.rmsnorm(h, L.ffn_norm, c.rms_eps, p.norm_lanes)
         q8, qs = nx.quantize(x)
+        emit("ffn_in_x", x)
+        emit("ffn_in_q", q8)
         g = linear(q8, qs, L.gate)
         u = linear(q8, qs, L.up)
         f = (nx.relu2(g) if c.act == "relu2" else nx.silu(g)) * u
         emit("ffn_act", f)
         f = self._sub(f, L.ffn_sub_norm if c.subln else None)
         q8, qs = nx.quantize(f)
+        emit("down_in_x", f)
+        emit("down_in_q", q8)
         h = h + linear(q8, qs, L.down)
         emit("h_out", h)
         return h.astype(F32)
@@ -152,6 +161,9 @@ class GoldenModel:
             if not all_logits:
                 h = h[-1:]
             x = nx.rmsnorm(h, self.model.final_norm, self.cfg.rms_eps, self.plan.norm_lanes)
+            if tap is not None:  # the head's input and its int8 codes (lm_head quantizes it again)
+                tap("head_in_x", x)
+                tap("head_in_q", nx.quantize(x)[0])
             logits = lm_head(x, self.model.lm_head)
         if tap is not None:
             tap("logits", logits)

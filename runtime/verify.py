@@ -2,8 +2,9 @@
 
 device (emulator = C simulation of the project's HLS, or the board) vs golden: bit for bit on every
 per-layer stage (step mode, one descriptor per start, DESC_TAPS), the logits, the fabric's argmax
-and top-k, and the greedy continuation. onnxruntime vs golden: logits within tolerance and the
-same greedy tokens. The QuantModel comes from the manifest's model_source when it exists (then the
+and top-k, and the greedy continuation. onnxruntime vs golden (runtime/verify_onnx.py): every layer
+teacher-forced, float stages to float noise and int8 codes equal or an explained rounding flip; the
+logits; the same greedy tokens. The QuantModel comes from the manifest's model_source when it exists (then the
 weight image is also checked to decode to it), else it is rebuilt from weights.bin + embed.bin.
 """
 
@@ -287,7 +288,7 @@ def run_verify(p: Project, device: Any, prompt_ids: list[int], new_tokens: int =
                         bool(worst.exact) and d_toks == g_toks, _agree(d_toks, g_toks)))
     if onnx:
         stage("onnxruntime vs golden", 4, total)
-        _onnx_rows(p, qm, prompt_ids, new_tokens, g_logits, g_toks, rep)
+        _onnx_rows(p, qm, prompt_ids, new_tokens, g_logits, g_toks, rep, gm, taps)
     return rep
 
 
@@ -343,31 +344,9 @@ def _model(p: Project, rep: Report) -> Any:
     return qm
 
 
-def _lowbit(qm: Any) -> bool:
-    """Whether the model's linears are W{b}A8 low-bit ones."""
-    from edgellm.models.weights import LowBitLinear
-
-    return any(isinstance(lin, LowBitLinear) for L in qm.layers for lin in L.linears().values())
-
-
 def _onnx_rows(p: Project, qm: Any, prompt: list[int], n: int, g_logits: np.ndarray, g_toks: list[int],
-               rep: Report) -> None:
-    try:
-        from edgellm.models.ort_runner import OrtBackend
-    except ImportError as e:
-        rep.notes.append(f"onnxruntime vs golden skipped: {e.name} is not installed")
-        return
-    ref = p.path / "reference" / "model.onnx"
-    ort = OrtBackend(ref if ref.is_file() else qm, kv_dtype=p.numerics.kv_dtype)
-    if ort.lowbit_form != "contract" and _lowbit(qm):  # a reference written with MatMulNBits (float sums
-        # in onnxruntime's order): the check runs on the contract-order export of the model instead
-        rep.notes.append(f"{ref.name} has low-bit linears as onnx-nbits: onnx vs golden runs on the "
-                         "contract-order export of the model")
-        ort = OrtBackend(qm, kv_dtype=p.numerics.kv_dtype)
-    logits = np.asarray(ort.forward(np.array(prompt)), np.float32)[-1]
-    tol = 1e-3 * max(1.0, float(np.abs(g_logits).max()))
-    rep.rows.append(compare("onnx vs golden", "logits", logits, g_logits, tol))
-    toks, _ = greedy(ort, prompt, n, logits)
-    rep.tokens["onnx"] = toks
-    rep.rows.append(Row("onnx vs golden", f"greedy {n} tokens", exact=toks == g_toks, ok=toks == g_toks,
-                        note=_agree(toks, g_toks)))
+               rep: Report, gm: Any = None, g_taps: dict[str, np.ndarray] | None = None) -> None:
+    """The onnx vs golden rows: runtime/verify_onnx.py onnx_rows."""
+    from edgellm.runtime.verify_onnx import onnx_rows
+
+    onnx_rows(p, qm, prompt, n, g_logits, g_toks, rep, gm, g_taps)
