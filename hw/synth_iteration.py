@@ -6,7 +6,9 @@ the indices that use them. Heuristic by design (regular expressions over comment
 
 from __future__ import annotations
 
+import ast
 import functools
+import operator
 import re
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
@@ -299,10 +301,37 @@ def literal_value(expr: str) -> int | None:
     if not re.fullmatch(r"[\d\s()+\-*/%<>&|^~]+", e) or not re.search(r"\d", e):
         return None
     try:
-        v = eval(e.replace("/", "//"), {"__builtins__": {}})  # noqa: S307 (digits and operators only)
-    except (SyntaxError, ZeroDivisionError, TypeError, ValueError):
+        v = _int_value(ast.parse(e.replace("/", "//"), mode="eval").body)
+    except (SyntaxError, ZeroDivisionError, TypeError, ValueError, RecursionError):
         return None
-    return v if isinstance(v, int) else None
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.LShift: operator.lshift,
+           ast.RShift: operator.rshift, ast.BitAnd: operator.and_, ast.BitOr: operator.or_,
+           ast.BitXor: operator.xor}
+_UNOPS = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}
+_LIMIT = 1 << 64  # C++ integer literal arithmetic stays within 64 bits
+
+
+def _int_value(node: ast.AST) -> int:
+    """An integer expression's value: int constants, + - * / % << >> & | ^ ~ only, every intermediate
+    within 64 bits (ValueError otherwise: no eval, so no `**` or huge shifts)."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        v = node.value
+    elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNOPS:
+        v = _UNOPS[type(node.op)](_int_value(node.operand))
+    elif isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        a, b = _int_value(node.left), _int_value(node.right)
+        if isinstance(node.op, (ast.LShift, ast.RShift)) and not 0 <= b < 64:
+            raise ValueError("shift out of range")
+        v = _BINOPS[type(node.op)](a, b)
+    else:
+        raise ValueError("not integer literal arithmetic")
+    if abs(v) >= _LIMIT:
+        raise ValueError("out of 64-bit range")
+    return v
 
 
 def norm(index: str) -> str:
