@@ -326,19 +326,26 @@ def sources(root: Path) -> list[Path]:
 
 def check_paths(roots: list[Path]) -> list[Finding]:
     """Findings over every source under roots (constants are gathered across all of them and
-    across hw/include, so a generated top may use the library's constants)."""
+    across hw/include, so a generated top may use the library's constants; a function the roots define
+    is taken from them, the library's only for the others)."""
     files = [f for r in roots for f in sources(Path(r))]
     lib = sources(Path(__file__).resolve().parent / "include")
     consts: set[str] = set()
     units: set[str] = set()
     fns: synth_maxi.Callees = {}
     texts = {}
+    scanned = set(files)
+    own: set[str] = set()  # functions the scanned sources define: their definitions, not the library's
     for f in dict.fromkeys(files + lib):
         texts[f] = f.read_text(errors="replace")
         code = strip_source(texts[f])
         consts |= constant_names(code)
         units |= synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
         for name, defs in synth_maxi.callees(code).items():
+            if f in scanned:
+                own.add(name)
+            elif name in own:
+                continue  # a project's own copy of a library header (maybe an older one) is what it builds
             fns.setdefault(name, []).extend(defs)
     return sorted((x for f in files for x in check_text(f, texts[f], consts, units, fns)),
                   key=lambda x: (str(x.path), x.line, x.rule))

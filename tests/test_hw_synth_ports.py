@@ -97,3 +97,19 @@ def test_static_locals_and_folded_banks(tmp_path: Path) -> None:
             "      y += a[e % 4][e / 4];\n    }")
     assert _found(tmp_path, _loop(decl, body)) == []
     assert _found(tmp_path, _loop(decl, body.replace("r * 4 + b", "r + b"))) != []  # (r + b) % 4: any bank
+
+
+def test_a_project_is_checked_with_its_own_header_copies(tmp_path: Path) -> None:
+    """A project carries copies of the library's headers (maybe older ones): a callee it defines is taken
+    from its copy, not from the toolkit's hw/include. Here the copy of lowbit_steps.h lacks pv's
+    ARRAY_PARTITION (as before it was fixed), and the finding must come out though the library has it."""
+    import shutil
+
+    lib = Path(synth_check.__file__).resolve().parent / "include"
+    shutil.copytree(lib, tmp_path / "include")
+    steps = tmp_path / "include" / "edgellm" / "lowbit_steps.h"
+    fixed = "#pragma HLS ARRAY_PARTITION variable = pv complete\n"
+    assert fixed in steps.read_text()
+    steps.write_text(steps.read_text().replace(fixed, ""))
+    found = [f.detail for f in synth_check.check_paths([tmp_path / "include"]) if f.rule == "port-budget"]
+    assert any(d.startswith("pv ") for d in found), found
