@@ -194,7 +194,8 @@ class EmulatorDevice(Device):
                 self._timed_out = True
                 raise DeviceTimeout(f"{self.name}: accelerator did not raise ap_done within {timeout_s:g} "
                                     "s; its C simulation keeps running in a worker thread and this device "
-                                    "is unusable until it finishes")
+                                    "is unusable until it finishes (a C-simulated call at a real model's "
+                                    "shapes takes minutes: raise the wait with --timeout)")
             self._worker = None
             err, self._error = self._error, None
             if err is not None:
