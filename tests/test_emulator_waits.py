@@ -85,7 +85,8 @@ def test_emulator_honours_the_timeout(tmp_path: Path) -> None:
     dev = EmulatorDevice.from_library(slow_library(tmp_path), REGS)
     buf = start_slow(dev, 3000)
     t0 = time.monotonic()
-    with pytest.raises(DeviceTimeout, match="did not raise ap_done within 0.1 s.*unusable until it finishes.*--timeout"):
+    with pytest.raises(DeviceTimeout,
+                       match="did not raise ap_done within 0.1 s.*unusable until it finishes.*--timeout"):
         dev.run(timeout_s=0.1)
     assert time.monotonic() - t0 < 1.5
     for call in (lambda: dev.sync_from_device(buf), lambda: dev.write_reg(REGS["n_desc"], 1), dev.start,
