@@ -85,16 +85,46 @@ def classify_codes(gx: np.ndarray, ox: np.ndarray, gq: np.ndarray, oq: np.ndarra
     return "flip", f"{n} code{'s' * (n != 1)}"
 
 
+def classify_f16(g: np.ndarray, o: np.ndarray) -> tuple[str, str]:
+    """Golden's f32 K or V g vs onnxruntime's o as an f16 cache stores them (nx.kv_store: round to nearest
+    even): ("equal", ""), ("flip", "<n> value(s)") when every differing stored value is one f16 step from
+    golden's and golden's f32 value lies within the float noise of the midpoint between the two (a
+    rounding flip of the f16 store, as for the int8 codes), else ("fail", why)."""
+    g32 = np.asarray(g, np.float32)
+    o32 = np.asarray(o, np.float32).reshape(g32.shape)
+    gh, oh = nx.kv_store(g32, "f16"), nx.kv_store(o32, "f16")
+    diff = (gh != oh) & ~(np.isnan(gh) & np.isnan(oh))
+    n = int(np.count_nonzero(diff))
+    if n == 0:
+        return "equal", ""
+    noise = float_err(g32, o32)
+    if noise == 0.0:
+        return "fail", f"{n} f16 value{'s' * (n != 1)} differ from identical inputs"
+    gd, od = gh[diff], oh[diff]
+    one_step = np.nextafter(gd, od) == od
+    mid = (gd.astype(np.float64) + od.astype(np.float64)) / 2.0
+    near = np.abs(g32[diff].astype(np.float64) - mid) <= noise + np.spacing(np.abs(g32[diff]))
+    bad = ~(one_step & near)
+    if bad.any():
+        return "fail", (f"{int(bad.sum())} f16 value(s) differ by more than one step or away from a "
+                        f"rounding midpoint (noise {noise:.2e})")
+    return "flip", f"{n} f16 value{'s' * (n != 1)}"
+
+
 def _stage(name: str, g: dict[str, np.ndarray], o: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     want = np.asarray(g[name])
     got = np.asarray(o[name])
     return want, got.reshape(want.shape)
 
 
+KV_STAGES = ("k_rope", "v")  # what the cache stores: rounded to f16 with an f16 KV cache
+
+
 def compare_stages(prefix: str, stages: tuple[str, ...], g: dict[str, np.ndarray],
-                   o: dict[str, np.ndarray]) -> Stage:
+                   o: dict[str, np.ndarray], kv16: bool = False) -> Stage:
     """Golden's taps g vs onnxruntime's o over `{prefix}{stage}` in program order (a `_q` stage's float
-    input is the matching `_x` stage)."""
+    input is the matching `_x` stage; with kv16 the K and V stages are also compared as the f16 cache
+    stores them, a rounding flip there stopping the comparison as an int8 one does)."""
     worst = 0.0
     for s in stages:
         name = prefix + s
@@ -111,6 +141,10 @@ def compare_stages(prefix: str, stages: tuple[str, ...], g: dict[str, np.ndarray
         if not err <= tol:
             return Stage("fail", s, max(worst, err), f"max|err| {err:.3g} > tol {tol:.2e}")
         worst = max(worst, err)
+        if kv16 and s in KV_STAGES:
+            kind, why = classify_f16(want, got)
+            if kind != "equal":
+                return Stage(kind, f"{s} f16 store", worst, why)
     return Stage("noise", max_abs=worst)
 
 
@@ -125,7 +159,7 @@ def teacher_forced_layers(gm: Any, o: dict[str, np.ndarray]) -> list[Stage]:
         with np.errstate(over="ignore", invalid="ignore"):
             gm.layer(i, h_in.copy(), gm.new_cache(h_in.shape[0]), 0,
                      tap=lambda n, a, g=g: g.__setitem__(n, np.array(a)))
-        out.append(compare_stages(f"L{i}.", LAYER_STAGES, g, o))
+        out.append(compare_stages(f"L{i}.", LAYER_STAGES, g, o, gm.plan.kv_dtype == "f16"))
         h_in = np.asarray(o[f"L{i}.h_out"], np.float32).reshape(h_in.shape)
     return out
 
@@ -153,14 +187,20 @@ def teacher_forced_head(gm: Any, o: dict[str, np.ndarray], o_logits: np.ndarray)
     return Stage("noise", max_abs=err), tol
 
 
-def first_code_difference(g: dict[str, np.ndarray], o: dict[str, np.ndarray], n_layers: int) -> str | None:
-    """The first requantization (program order, then the head) whose codes differ end to end."""
-    names = [f"L{i}.{q}_q" for i in range(n_layers) for q in QUANTS] + ["head_in_q"]
-    for name in names:
-        if name in g and name in o:
-            want = np.asarray(g[name])
-            got = np.asarray(o[name]).reshape(-1, want.shape[-1])[-want.shape[0]:]
-            if not np.array_equal(want, got):
+def first_code_difference(g: dict[str, np.ndarray], o: dict[str, np.ndarray], n_layers: int,
+                          kv16: bool = False) -> str | None:
+    """The first requantization (program order, then the head) whose codes differ end to end; with kv16
+    the f16 K/V stores count as requantizations too."""
+    per_layer = ("attn_in_q", *(f"{k}:f16" for k in KV_STAGES * kv16), "o_in_q", "ffn_in_q", "down_in_q")
+    for name in [f"L{i}.{q}" for i in range(n_layers) for q in per_layer] + ["head_in_q"]:
+        tap, f16 = name.removesuffix(":f16"), name.endswith(":f16")
+        if tap in g and tap in o:
+            want = np.asarray(g[tap])
+            got = np.asarray(o[tap]).reshape(want.shape) if f16 else \
+                np.asarray(o[tap]).reshape(-1, want.shape[-1])[-want.shape[0]:]
+            if f16:
+                want, got = nx.kv_store(want, "f16"), nx.kv_store(got, "f16")
+            if not np.array_equal(want, got, equal_nan=f16):
                 return name
     return None
 
@@ -209,7 +249,7 @@ def onnx_rows(p: Any, qm: Any, prompt: list[int], n: int, g_logits: np.ndarray, 
     o_taps = tapped.last_taps
     layers = teacher_forced_layers(gm, o_taps)
     head, head_tol = teacher_forced_head(gm, o_taps, t_logits)
-    first_diff = first_code_difference(g_taps, o_taps, qm.config.n_layers)
+    first_diff = first_code_difference(g_taps, o_taps, qm.config.n_layers, gm.plan.kv_dtype == "f16")
     ok, note = summary(layers)
     rep.rows.append(Row(PAIR, "layers (teacher-forced)", max((s.max_abs for s in layers), default=0.0),
                         ok=ok, note=note))

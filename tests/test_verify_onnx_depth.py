@@ -128,3 +128,41 @@ def test_a_code_difference_stops_the_layer_or_fails_it() -> None:
     o["o_in_q"] = g["o_in_q"]
     s = vo.compare_stages("", ("o_in_x", "o_in_q", "h_attn"), g, o)
     assert (s.kind, s.stage) == ("fail", "h_attn") and "> tol 1.00e-04" in s.note
+
+
+def test_an_f16_kv_store_flip_is_explained_and_stops_the_layer() -> None:
+    """With an f16 KV cache the stored K / V are a requantization too (the Qwen2.5-0.5B-shape Q4_K_M project
+    failed `verify` at L1.attn by 1e-3 = one f16 step of a cached K): a value within float noise of the
+    midpoint between two f16 values stored one step apart is an explained flip, and the layer stops there;
+    a two-step difference, or one from identical inputs, fails."""
+    a = np.float16(1.0)
+    b = np.nextafter(a, np.float16(2))
+    mid = np.float32((np.float64(a) + np.float64(b)) / 2)  # ties to even: stores 1.0
+    g = np.array([[mid, 0.25]], np.float32)
+    o = g.copy()
+    o[0, 0] = np.nextafter(mid, np.float32(2))  # an f32 ulp above: stores b
+    assert nx.kv_store(g, "f16")[0, 0] == a and nx.kv_store(o, "f16")[0, 0] == b
+    assert vo.classify_f16(g, o) == ("flip", "1 f16 value")
+    assert vo.classify_f16(g, g) == ("equal", "")
+    two = g.copy()
+    two[0, 0] = np.float32(np.nextafter(b, np.float16(2)))  # two f16 steps from golden's store
+    assert vo.classify_f16(g, two)[0] == "fail"
+    stages = ("k_rope", "attn")
+    gt = {"k_rope": g, "attn": np.zeros((1, 2), np.float32)}
+    ot = {"k_rope": o, "attn": np.full((1, 2), 1e-3, np.float32)}
+    s = vo.compare_stages("", stages, gt, ot, kv16=True)
+    assert (s.kind, s.stage, s.note) == ("flip", "k_rope f16 store", "1 f16 value")
+    s = vo.compare_stages("", stages, gt, ot)  # an f32 cache: K is stored as is, attn must match
+    assert (s.kind, s.stage) == ("fail", "attn")
+
+
+def test_first_code_difference_counts_the_f16_store() -> None:
+    """End to end, an f16 K store that differs is where the paths diverged (so the end-to-end logits row
+    only informs) when no int8 code differs before it."""
+    a = np.float16(1.0)
+    mid = np.float32((np.float64(a) + np.float64(np.nextafter(a, np.float16(2)))) / 2)
+    g = {"L0.attn_in_q": np.zeros((1, 4), np.int8), "L0.k_rope": np.array([[mid]], np.float32)}
+    o = {"L0.attn_in_q": np.zeros((1, 4), np.int8),
+         "L0.k_rope": np.array([[np.nextafter(mid, np.float32(2))]], np.float32)}
+    assert vo.first_code_difference(g, o, 1) is None
+    assert vo.first_code_difference(g, o, 1, kv16=True) == "L0.k_rope:f16"
