@@ -75,7 +75,7 @@ def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin
     x = rmsnorm(g, h, g.init(f"{pre}.attn_norm", L.attn_norm.astype(np.float32)), cfg.hidden_size,
                 cfg.rms_eps)
     q8, qs = quantize(g, x, g.offset_ternary)
-    tap_quant(g, f"L{i}.attn_in", x, q8, cfg.hidden_size)
+    tap_quant(g, f"L{i}.attn_in", x, q8, cfg.hidden_size, g.offset_ternary)
     qh, kh, vh = linears(g, q8, qs, [L.q, L.k, L.v], f"{pre}.qkv", [L.q_bias, L.k_bias, L.v_bias])
     qh = rope(g, g.op1("Reshape", qh, g.const([-1, cfg.n_heads, d], np.int64)), cos, sin, d)
     kh = rope(g, g.op1("Reshape", kh, g.const([-1, cfg.n_kv_heads, d], np.int64)), cos, sin, d)
@@ -91,13 +91,13 @@ def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin
     if cfg.subln:
         a = rmsnorm(g, a, g.init(f"{pre}.attn_sub_norm", L.attn_sub_norm), cfg.q_size, cfg.rms_eps)
     q8, qs = quantize(g, a, g.offset_ternary)
-    tap_quant(g, f"L{i}.o_in", a, q8, cfg.q_size)
+    tap_quant(g, f"L{i}.o_in", a, q8, cfg.q_size, g.offset_ternary)
     h = g.op1("Add", h, linears(g, q8, qs, [L.o], f"{pre}.o")[0])
     g.tap(f"L{i}.h_attn", h, ["T", cfg.hidden_size])
     x = rmsnorm(g, h, g.init(f"{pre}.ffn_norm", L.ffn_norm.astype(np.float32)), cfg.hidden_size,
                 cfg.rms_eps)
     q8, qs = quantize(g, x, g.offset_ternary)
-    tap_quant(g, f"L{i}.ffn_in", x, q8, cfg.hidden_size)
+    tap_quant(g, f"L{i}.ffn_in", x, q8, cfg.hidden_size, g.offset_ternary)
     gate, up = linears(g, q8, qs, [L.gate, L.up], f"{pre}.gate_up")
     if cfg.act == "relu2":
         r = g.op1("Relu", gate)
@@ -109,19 +109,20 @@ def decoder_layer(g: GraphBuilder, qm: QuantModel, i: int, h: str, cos: str, sin
     if cfg.subln:
         f = rmsnorm(g, f, g.init(f"{pre}.ffn_sub_norm", L.ffn_sub_norm), cfg.ffn_size, cfg.rms_eps)
     q8, qs = quantize(g, f, g.offset_ternary)
-    tap_quant(g, f"L{i}.down_in", f, q8, cfg.ffn_size)
+    tap_quant(g, f"L{i}.down_in", f, q8, cfg.ffn_size, g.offset_ternary)
     h = g.op1("Add", h, linears(g, q8, qs, [L.down], f"{pre}.down")[0])
     g.tap(f"L{i}.h_out", h, ["T", cfg.hidden_size])
     return h
 
 
-def tap_quant(g: GraphBuilder, name: str, x: str, q8: str, width: int) -> None:
-    """With taps: a requantization's float input as `{name}_x` and its codes as int8 `{name}_q` (q8 is
-    uint8 q + 128 when the builder offsets the ternary linears; the tap is the int8 value either way)."""
+def tap_quant(g: GraphBuilder, name: str, x: str, q8: str, width: int, offset: bool) -> None:
+    """With taps: a requantization's float input as `{name}_x` and its codes as int8 `{name}_q` (with
+    offset, q8 is uint8 q + 128, as the builder's offset ternary linears take it; the tap is the int8
+    value either way)."""
     if g.taps is None:
         return
     g.tap(f"{name}_x", x, ["T", width])
-    if g.offset_ternary:
+    if offset:
         q_f = g.op1("Sub", g.op1("Cast", q8, to=TensorProto.FLOAT), g.const(128.0))
         q8 = g.op1("Cast", q_f, to=TensorProto.INT8)
     g.tap(f"{name}_q", q8, ["T", width], TensorProto.INT8)
@@ -131,10 +132,8 @@ def lm_head(g: GraphBuilder, x: str, head: Int8Head | LowBitLinear) -> str:
     """(T, hidden) normed -> logits (T, vocab) = (float(acc) / qs) * row_scale, int8 x int8 (a low-bit
     head: the W{b}A8 linear)."""
     q8, qs = quantize(g, x)
-    if g.taps is not None:
-        offset, g.offset_ternary = g.offset_ternary, False  # the head's q8 is int8 either way
-        tap_quant(g, "head_in", x, q8, head.shape[1] if isinstance(head, LowBitLinear) else head.w.shape[1])
-        g.offset_ternary = offset
+    hidden = head.shape[1] if isinstance(head, LowBitLinear) else head.w.shape[1]
+    tap_quant(g, "head_in", x, q8, hidden, offset=False)  # the head's q8 is int8 either way
     if isinstance(head, LowBitLinear):
         offset, g.offset_ternary = g.offset_ternary, False
         qu = q_uint8(g, q8) if g.lowbit == "contract" else ""

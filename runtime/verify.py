@@ -288,7 +288,9 @@ def run_verify(p: Project, device: Any, prompt_ids: list[int], new_tokens: int =
                         bool(worst.exact) and d_toks == g_toks, _agree(d_toks, g_toks)))
     if onnx:
         stage("onnxruntime vs golden", 4, total)
-        _onnx_rows(p, qm, prompt_ids, new_tokens, g_logits, g_toks, rep, gm, taps)
+        from edgellm.runtime.verify_onnx import onnx_rows  # it imports this module
+
+        onnx_rows(p, qm, prompt_ids, new_tokens, g_logits, g_toks, rep, gm, taps)
     return rep
 
 
@@ -342,11 +344,3 @@ def _model(p: Project, rep: Report) -> Any:
     rep.rows.append(Row("image vs source", "weights.bin decoded", exact=diff is None, ok=diff is None,
                         note="identical" if diff is None else f"first difference: {diff}"))
     return qm
-
-
-def _onnx_rows(p: Project, qm: Any, prompt: list[int], n: int, g_logits: np.ndarray, g_toks: list[int],
-               rep: Report, gm: Any = None, g_taps: dict[str, np.ndarray] | None = None) -> None:
-    """The onnx vs golden rows: runtime/verify_onnx.py onnx_rows."""
-    from edgellm.runtime.verify_onnx import onnx_rows
-
-    onnx_rows(p, qm, prompt, n, g_logits, g_toks, rep, gm, g_taps)

@@ -191,9 +191,11 @@ def first_code_difference(g: dict[str, np.ndarray], o: dict[str, np.ndarray], n_
                           kv16: bool = False) -> str | None:
     """The first requantization (program order, then the head) whose codes differ end to end; with kv16
     the f16 K/V stores count as requantizations too."""
-    per_layer = ("attn_in_q", *(f"{k}:f16" for k in KV_STAGES * kv16), "o_in_q", "ffn_in_q", "down_in_q")
-    for name in [f"L{i}.{q}" for i in range(n_layers) for q in per_layer] + ["head_in_q"]:
-        tap, f16 = name.removesuffix(":f16"), name.endswith(":f16")
+    per_layer = [(f"{QUANTS[0]}_q", False), *((k, True) for k in KV_STAGES if kv16),
+                 *((f"{q}_q", False) for q in QUANTS[1:])]  # program order: the K/V store after attn_in
+    names = [(f"L{i}.{t}", f16) for i in range(n_layers) for t, f16 in per_layer] + [("head_in_q", False)]
+    for tap, f16 in names:
+        name = f"{tap}:f16" if f16 else tap
         if tap in g and tap in o:
             want = np.asarray(g[tap])
             got = np.asarray(o[tap]).reshape(want.shape) if f16 else \

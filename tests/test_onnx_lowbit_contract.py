@@ -221,7 +221,7 @@ def _verify_rows(qm, proj, g_logits: np.ndarray | None = None):  # -> runtime.ve
     """runtime.verify's onnx rows for qm on a 10-token prompt (proj: a directory standing for the project)."""
     from types import SimpleNamespace
 
-    from edgellm.runtime import verify
+    from edgellm.runtime import verify, verify_onnx
 
     prompt = list(range(3, 13))
     g = GoldenModel(qm)
@@ -232,7 +232,7 @@ def _verify_rows(qm, proj, g_logits: np.ndarray | None = None):  # -> runtime.ve
         toks.append(int(np.argmax(g.forward(np.array(toks[-1:]), cache)[-1])))
     rep = verify.Report("p", "none", prompt)
     p = SimpleNamespace(path=proj, numerics=SimpleNamespace(kv_dtype="f32"))
-    verify._onnx_rows(p, qm, prompt, 4, logits if g_logits is None else g_logits(logits), toks, rep)
+    verify_onnx.onnx_rows(p, qm, prompt, 4, logits if g_logits is None else g_logits(logits), toks, rep)
     return rep
 
 

@@ -31,7 +31,7 @@ def _rows(qm, prompt: list[int], n: int = 2, tmp: Path = Path("/nonexistent")) -
     for _ in range(n - 1):
         toks.append(int(np.argmax(g.forward(np.array(toks[-1:]), cache)[-1])))
     rep = verify.Report("p", "none", prompt)
-    verify._onnx_rows(SimpleNamespace(path=tmp, numerics=SimpleNamespace(kv_dtype="f32")), qm, prompt, n,
+    vo.onnx_rows(SimpleNamespace(path=tmp, numerics=SimpleNamespace(kv_dtype="f32")), qm, prompt, n,
                       logits, toks, rep)
     return rep
 
