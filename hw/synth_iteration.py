@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 
-from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, match_bracket
+from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, loop_head, match_bracket
 
 UNKNOWN_TRIPS = 3  # copies of an unrolled loop whose trip count is not a literal: more than two ports
 MAX_TRIPS = 16  # copies of one with a literal trip count at most (the text grows with their product)
@@ -105,18 +105,6 @@ def _decls(text: str) -> Iterator[re.Match[str]]:
             continue
         yield m
         pos = m.end()
-
-
-def loop_head(text: str, at: int) -> tuple[str, int, int]:
-    """(header, body start, body end) of the for / while loop whose keyword starts at `at`; a body that is
-    one statement spans to its `;`."""
-    p0 = text.index("(", at)
-    p1 = match_bracket(text, p0, "(", ")")
-    j = p1
-    while j < len(text) and text[j].isspace():
-        j += 1
-    e = match_bracket(text, j, "{", "}") if text[j:j + 1] == "{" else text.find(";", j) + 1
-    return text[p0 + 1:p1 - 1], j, e
 
 
 def _unroll_values(header: str) -> tuple[str, list[str]] | None:

@@ -42,7 +42,6 @@ from edgellm.hw.synth_iteration import (
     arrays,
     fold_locals,
     is_static,
-    loop_head,
     no_csim,
     norm,
     sub_name,
@@ -57,6 +56,7 @@ from edgellm.hw.synth_pragmas import (
     _split_top,
     functions,
     ii1_loops,
+    loop_head,
     match_bracket,
 )
 

@@ -224,17 +224,25 @@ def partitioned_dependence(code: str, fn: Function) -> Iterator[tuple[int, str, 
                 f"DEPENDENCE on {var}, fully partitioned (registers) in {fn.name}"
 
 
+def loop_head(text: str, at: int) -> tuple[str, int, int]:
+    """(header, body start, body end) of the for / while loop whose keyword starts at `at`; a body that is
+    one statement spans to its `;`."""
+    p0 = text.index("(", at)
+    p1 = match_bracket(text, p0, "(", ")")
+    j = p1
+    while j < len(text) and text[j].isspace():
+        j += 1
+    e = match_bracket(text, j, "{", "}") if text[j:j + 1] == "{" else text.find(";", j) + 1
+    return text[p0 + 1:p1 - 1], j, e
+
+
 def _own_statements(loop_body: str) -> str:
     """A loop body without its nested non-unrolled loops (their stores are their own)."""
     out, i = [], 0
     for m in re.finditer(r"\b(?:for|while)\s*\(", loop_body):
         if m.start() < i:
             continue
-        p1 = match_bracket(loop_body, m.end() - 1, "(", ")")
-        j = p1
-        while j < len(loop_body) and loop_body[j].isspace():
-            j += 1
-        e = match_bracket(loop_body, j, "{", "}") if loop_body[j:j + 1] == "{" else loop_body.find(";", j) + 1
+        _, j, e = loop_head(loop_body, m.start())
         inner = loop_body[j:e]
         if _has(inner, r"UNROLL\b") and not _has(inner, r"PIPELINE\b"):  # unrolled: its stores twice at least
             out.append(loop_body[i:m.start()] + _own_statements(inner) * 2)
@@ -249,12 +257,10 @@ def ii1_loops(body: str) -> Iterator[tuple[int, str]]:
     """(offset of the loop keyword, the statements of one iteration) of every braced for / while loop in
     body pipelined at II=1 (PIPELINE without an II of 2 or more); nested loops' statements unrolled."""
     for m in re.finditer(r"\b(?:for|while)\s*\(", body):
-        j = match_bracket(body, m.end() - 1, "(", ")")
-        while j < len(body) and body[j].isspace():
-            j += 1
+        _, j, e = loop_head(body, m.start())
         if body[j:j + 1] != "{":
             continue
-        own = _own_statements(body[j + 1:match_bracket(body, j, "{", "}") - 1])
+        own = _own_statements(body[j + 1:e - 1])
         if _has(own, r"PIPELINE\b(?![^\n]*\bII\s*=\s*(?:[2-9]|\d\d))"):
             yield m.start(), own
 
@@ -299,12 +305,9 @@ def _loop_spans(body: str) -> list[tuple[int, int]]:
     """(start of the loop keyword, end of its braced body) of every for / while loop in body."""
     spans = []
     for m in re.finditer(r"\b(?:for|while)\s*\(", body):
-        p1 = match_bracket(body, m.end() - 1, "(", ")")
-        j = p1
-        while j < len(body) and body[j].isspace():
-            j += 1
+        _, j, e = loop_head(body, m.start())
         if body[j:j + 1] == "{":
-            spans.append((m.start(), match_bracket(body, j, "{", "}")))
+            spans.append((m.start(), e))
     return spans
 
 
