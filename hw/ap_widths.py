@@ -51,21 +51,21 @@ def _tool(name: str) -> str:
 
 
 def object_widths(cxx: str, source: Path, flags: list[str]) -> dict[int, str]:
-    """Compile `source` (-O0 -c, the given include flags) in a temporary folder and return the widths its
-    object's symbols name (symbol_widths). EdgeLLMError in one line when the compiler or nm fails."""
+    """Compile `source` (-O0 -c, the given include flags; hw/csim.run_compiler: its errors, its bound) in a
+    temporary folder and return the widths its object's symbols name (symbol_widths); EdgeLLMError when
+    the compiler or nm fails."""
+    from edgellm.hw.csim import run_compiler
+
     nm = _tool("nm")
     with tempfile.TemporaryDirectory() as tmp:
         obj = Path(tmp) / "top.o"
-        cmd = [cxx, "-std=c++14", "-O0", "-c", *flags, str(source), "-o", str(obj)]
+        run_compiler([cxx, "-std=c++14", "-O0", "-c", *flags, str(source), "-o", str(obj)],
+                     f"{source} (the ap width check, -O0)", COMPILE_TIMEOUT_S)
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            sym = subprocess.run([nm, "-C", str(obj)], capture_output=True, text=True,
+                                 timeout=COMPILE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise EdgeLLMError(f"{source}: the ap width check's compile ran past {COMPILE_TIMEOUT_S:g} s"
-                               ) from None
-        if r.returncode != 0:
-            first = (r.stderr.strip().splitlines() or ["(no output)"])[0]
-            raise EdgeLLMError(f"{source}: the ap width check could not compile it: {first}")
-        sym = subprocess.run([nm, "-C", str(obj)], capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            raise EdgeLLMError(f"nm on {source}'s object ran past {COMPILE_TIMEOUT_S:g} s") from None
         if sym.returncode != 0:
             raise EdgeLLMError(f"nm failed on {source}'s object: {sym.stderr.strip()[:200]}")
         return symbol_widths(sym.stdout)
