@@ -87,6 +87,7 @@ def ap_width_findings(hls: Path, sources: list[Path]) -> list[str]:
     import json
 
     from edgellm.hw import ap_widths, csim
+    from edgellm.runtime.project_files import write_atomic
 
     flags = [f"-isystem{csim.ap_types_dir()}", f"-idirafter{hls}"]
     memo = csim.cache_dir() / f"apw-{_digest(hls, ('-O0', *flags[:1]), csim.cxx())}.json"  # by content
@@ -96,9 +97,7 @@ def ap_width_findings(hls: Path, sources: list[Path]) -> list[str]:
             raise ValueError("not an ap width record")
     except (OSError, ValueError, TypeError):
         widest, over = ap_widths.check_top(csim.cxx(), hls / "top.cpp", flags, sources)
-        tmp = memo.with_name(memo.name + f".{os.getpid()}")
-        tmp.write_text(json.dumps([widest, over]))
-        os.replace(tmp, memo)
+        write_atomic(memo, json.dumps([widest, over]).encode())
     for f in over:
         typer.echo(f"ap widths: {f}")
     typer.echo(f"ap widths: widest {widest} bits, {len(over)} over Vitis HLS's AP_INT_MAX_W")
