@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 
-from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, loop_head, match_bracket
+from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, match_bracket, outer_loops
 
 UNKNOWN_TRIPS = 3  # copies of an unrolled loop whose trip count is not a literal: more than two ports
 MAX_TRIPS = 16  # copies of one with a literal trip count at most (the text grows with their product)
@@ -142,12 +142,9 @@ class Expander:
         """text with nested loops unrolled (UNROLL) or dropped (their own iterations) and calls to INLINE
         functions followed by their bodies (depth levels)."""
         out, i = [], 0
-        for m in re.finditer(r"\b(?:for|while)\s*\(", text):
-            if m.start() < i:
-                continue
-            header, b0, b1 = loop_head(text, m.start())
+        for at, header, b0, b1 in outer_loops(text):
             inner = text[b0:b1]
-            out.append(self.calls(text[i:m.start()], depth))
+            out.append(self.calls(text[i:at], depth))
             if not _has(inner, r"PIPELINE\b"):  # PIPELINE unrolls the loops nested in it
                 out.append(self.unrolled(header, inner, depth))
             i = b1

@@ -236,18 +236,26 @@ def loop_head(text: str, at: int) -> tuple[str, int, int]:
     return text[p0 + 1:p1 - 1], j, e
 
 
+def outer_loops(text: str) -> Iterator[tuple[int, str, int, int]]:
+    """(keyword offset, header, body start, body end) of each for / while loop of text not inside an
+    earlier one (loop_head)."""
+    end = 0
+    for m in re.finditer(r"\b(?:for|while)\s*\(", text):
+        if m.start() < end:
+            continue
+        header, b0, end = loop_head(text, m.start())
+        yield m.start(), header, b0, end
+
+
 def _own_statements(loop_body: str) -> str:
     """A loop body without its nested non-unrolled loops (their stores are their own)."""
     out, i = [], 0
-    for m in re.finditer(r"\b(?:for|while)\s*\(", loop_body):
-        if m.start() < i:
-            continue
-        _, j, e = loop_head(loop_body, m.start())
+    for at, _, j, e in outer_loops(loop_body):
         inner = loop_body[j:e]
         if _has(inner, r"UNROLL\b") and not _has(inner, r"PIPELINE\b"):  # unrolled: its stores twice at least
-            out.append(loop_body[i:m.start()] + _own_statements(inner) * 2)
+            out.append(loop_body[i:at] + _own_statements(inner) * 2)
         else:
-            out.append(loop_body[i:m.start()])
+            out.append(loop_body[i:at])
         i = e
     out.append(loop_body[i:])
     return "".join(out)
