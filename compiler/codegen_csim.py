@@ -154,6 +154,10 @@ long long edgellm_csim_fifo_leftovers() {{ return edgellm::fifo_leftovers(); }}
 // the sequential one.
 long long edgellm_csim_deadlocks() {{ return edgellm::csim_deadlocks(); }}
 
+// Descriptors the engine has finished (a layer, the head), over every call (monotonic): the emulator
+// reads it while a call runs, so its timeout bounds the time without progress, not the whole call.
+long long edgellm_csim_progress() {{ return edgellm::csim_progress().load(); }}
+
 // scratch floats, scratch int8 bytes, tap floats, tap offsets (q_rope k_rope v attn h_attn ffn_act), max_t
 void edgellm_csim_sizes(long long *out) {{
   out[0] = S::floats; out[1] = S::bytes8; out[2] = TP::floats;

@@ -3,14 +3,17 @@
 Writing ap_start runs the top on the DDR image with the current register values
 (`edgellm_csim_run(ddr, ddr_bytes, hdr_off, prog_off, n_desc)`, exported by the project's
 hls/csim_entry.cpp) in a worker thread (ctypes releases the GIL), then raises ap_done and ap_idle,
-as the hardware would; wait_done joins the worker under the same timeout as the board's. A run that
-times out keeps going in its worker (C code cannot be stopped): until it ends, the device refuses
-every call but read_reg. The host memory and the "device" memory are separate copies unless
-coherent=True, so a missing sync in the driver shows up here exactly as it would on the board
-(stale data), not only there.
+as the hardware would; wait_done joins the worker under the board's timeout. When the library exports
+its progress counter (edgellm_csim_progress: descriptors finished), the timeout bounds the time
+without progress, capped at timeout x (n_desc + 1) for the whole call (a C-simulated call at a real
+model's shapes takes minutes); otherwise it bounds the whole call. A run that times out keeps going in
+its worker (C code cannot be stopped): until it ends, the device refuses every call but read_reg.
+The host memory and the "device" memory are separate copies unless coherent=True, so a missing sync
+in the driver shows up here exactly as it would on the board (stale data), not only there.
 
 Any ctypes function (or Python callable) with that signature can stand in for the top (tests:
-a top that never finishes, a toy top that copies data, a Python model of the accelerator).
+a top that never finishes, a toy top that copies data, a Python model of the accelerator), and any
+callable returning a count for its progress (dev.progress).
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ LEFTOVER_SYMBOL = "edgellm_csim_fifo_leftovers"
 DEADLOCK_SYMBOL = "edgellm_csim_deadlocks"
 # long long edgellm_csim_port_conflicts(void): bytes two m_axi arguments wrote in one call (port model)
 CONFLICT_SYMBOL = "edgellm_csim_port_conflicts"
+# long long edgellm_csim_progress(void): descriptors the engine finished (all calls; projects compiled
+# before it lack it)
+PROGRESS_SYMBOL = "edgellm_csim_progress"
+PROGRESS_POLL_S = 0.05  # how often wait_done reads the progress counter
 # void edgellm_csim_run(uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off, uint32_t prog_off,
 #                       uint32_t n_desc)
 CSIM_ARGTYPES = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32]
@@ -77,10 +84,14 @@ class EmulatorDevice(Device):
         self.fifo_leftovers: Callable[[], int] | None = None  # C simulation's FIFO check, if exported
         self.deadlocks: Callable[[], int] | None = None  # threaded C simulation's deadlock count, if exported
         self.port_conflicts: Callable[[], int] | None = None  # port model: two-argument writes, if exported
+        # descriptors finished, monotonic (C simulation's edgellm_csim_progress, if exported): wait_done's
+        # timeout then bounds the time without progress
+        self.progress: Callable[[], int] | None = None
         self.runs = 0  # completed top invocations
         self._regs: dict[int, int] = {CTRL: AP_IDLE}
         self._ctrl_lock = threading.Lock()  # ap_ctrl: the worker sets ap_done, a read clears it
         self._worker: threading.Thread | None = None  # the run in progress (or timed out)
+        self._launch = (0, 0)  # (n_desc, progress count) at the last start
         self._timed_out = False  # the worker outlived a wait_done
         self._error: BaseException | None = None  # what the last run raised, for wait_done
         self._buffers: list[Buffer] = []
@@ -111,6 +122,10 @@ class EmulatorDevice(Device):
         if clash is not None:
             clash.argtypes, clash.restype = [], ctypes.c_longlong
             dev.port_conflicts = clash
+        prog = getattr(lib, PROGRESS_SYMBOL, None)
+        if prog is not None:
+            prog.argtypes, prog.restype = [], ctypes.c_longlong
+            dev.progress = prog
         return dev
 
     @classmethod
@@ -169,6 +184,7 @@ class EmulatorDevice(Device):
             return
         self._error = None
         self._timed_out = False
+        self._launch = (args[3], self.progress() if self.progress else 0)
         self._worker = threading.Thread(target=self._work, args=args, name=f"{self.name} top", daemon=True)
         self._worker.start()
 
@@ -182,25 +198,58 @@ class EmulatorDevice(Device):
         return v
 
     def wait_done(self, timeout_s: float = 10.0) -> float:
-        """Join the worker for up to timeout_s (finite, > 0), then the ap_ctrl protocol; raises what the
-        run raised. DeviceTimeout if the run is still going: the device then refuses every call
-        (but read_reg) until the worker ends."""
+        """Join the worker, then the ap_ctrl protocol; raises what the run raised. timeout_s (finite,
+        > 0) bounds the time without progress when the top reports it (self.progress: no descriptor
+        finished for timeout_s), the whole call capped at timeout_s x (n_desc + 1); without a progress
+        counter it bounds the whole call. DeviceTimeout if the run is still going: the device then
+        refuses every call (but read_reg) until the worker ends."""
         timeout_s = check_timeout(timeout_s)
         t0 = time.monotonic()
         w = self._worker
-        if w is not None:
-            w.join(min(timeout_s, threading.TIMEOUT_MAX))
-            if w.is_alive():
-                self._timed_out = True
-                raise DeviceTimeout(f"{self.name}: accelerator did not raise ap_done within {timeout_s:g} "
-                                    "s; its C simulation keeps running in a worker thread and this device "
-                                    "is unusable until it finishes (a C-simulated call at a real model's "
-                                    "shapes takes minutes: raise the wait with --timeout)")
-            self._worker = None
-            err, self._error = self._error, None
-            if err is not None:
-                raise err
-        return self._poll_done(timeout_s, t0)  # ap_done is up unless hang is set
+        if w is None:
+            return self._poll_done(timeout_s, t0)  # ap_done is up unless hang is set
+        progress = self.progress
+        stuck = self._join_progress(w, timeout_s, progress) if progress else self._join_whole(w, timeout_s)
+        if stuck:
+            self._timed_out = True
+            raise DeviceTimeout(f"{self.name}: accelerator {stuck}; its C simulation keeps running in a "
+                                "worker thread and this device is unusable until it finishes (a C-simulated "
+                                "call at a real model's shapes takes minutes: raise the wait with --timeout)")
+        self._worker = None
+        err, self._error = self._error, None
+        if err is not None:
+            raise err
+        self._poll_done(timeout_s, time.monotonic())  # ap_done is up: the worker raised it
+        return time.monotonic() - t0
+
+    def _join_whole(self, w: threading.Thread, timeout_s: float) -> str:
+        """Join the worker for up to timeout_s; '' when it ended, else what the timeout says."""
+        w.join(min(timeout_s, threading.TIMEOUT_MAX))
+        return f"did not raise ap_done within {timeout_s:g} s" if w.is_alive() else ""
+
+    def _join_progress(self, w: threading.Thread, timeout_s: float, progress: Callable[[], int]) -> str:
+        """Join the worker while it makes progress: '' when it ended, else what the timeout says (no
+        descriptor finished for timeout_s, or the whole call past timeout_s x (n_desc + 1))."""
+        n_desc, count0 = self._launch
+        cap = timeout_s * (n_desc + 1)
+        start = seen = time.monotonic()
+        last = progress()
+        while True:
+            now = time.monotonic()
+            step = min(PROGRESS_POLL_S, seen + timeout_s - now, start + cap - now)
+            if step > 0:
+                w.join(min(step, threading.TIMEOUT_MAX))  # returns as soon as the worker ends
+            if not w.is_alive():
+                return ""
+            now, count = time.monotonic(), progress()
+            if count != last:
+                last, seen = count, now
+            done = f"{count - count0} of {n_desc} descriptors finished"
+            if now - seen >= timeout_s:
+                return f"finished no descriptor for {timeout_s:g} s ({done})"
+            if now - start >= cap:
+                return (f"did not raise ap_done within {cap:g} s ({done}; a call that keeps making progress "
+                        f"gets at most --timeout x (n_desc + 1))")
 
     def join(self, timeout_s: float) -> bool:
         """Wait up to timeout_s for the run in progress without touching ap_ctrl; True when none runs."""
