@@ -49,7 +49,10 @@ PromptIdsOpt = Annotated[str | None, typer.Option("--prompt-ids", help="Prompt a
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto (pynq on a board, else the emulator), "
                                                             "emu, emu-threads (threaded C simulation: "
                                                             "bounded FIFOs, deadlocks detected) or pynq.")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for each accelerator run.")]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", help="Seconds to wait for each accelerator run: on the board, the whole run; on the "
+                      "emulator (emu, emu-threads), the time without progress (no descriptor finished), a "
+                      "run capped at this x (descriptors + 1).")]
 
 
 def device_for(p: Project, kind: str, info: Any) -> Any:
