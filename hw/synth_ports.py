@@ -36,6 +36,7 @@ import itertools
 import re
 from collections.abc import Iterator
 
+from edgellm.hw.synth_banks import Part, block_key, constant_values, cyclic_key, dim_sizes, partitions
 from edgellm.hw.synth_iteration import (
     CALL,
     Expander,
@@ -50,7 +51,6 @@ from edgellm.hw.synth_iteration import (
 from edgellm.hw.synth_pragmas import (
     IDENT,
     Function,
-    _partitions,
     _pragma_var,
     _pragmas,
     _split_top,
@@ -123,24 +123,38 @@ def _shared(hit: list[tuple], dim: int) -> list[tuple]:
     return [h for h in hit if h not in drop]
 
 
-def _worst(acc: set[tuple[str, tuple[str, ...]]], dims: list[int], consts: set[str],
-           budget: tuple[int, int, int]) -> int:
-    """The most accesses one memory of the array sees (0 when every memory is within its budget)."""
-    keys = []  # per access: the memory it names on each partitioned dimension (_key)
+def _worst(acc: set[tuple[str, tuple[str, ...]]], banked: list[tuple[int, Part, str | None]],
+           consts: set[str], values: dict[str, int], budget: tuple[int, int, int]) -> int:
+    """The most accesses one memory of the array sees (0 when every memory is within its budget);
+    banked: the partitioned dimensions (1-based) with their partition and size."""
+    keys = []  # per access: the memory it names on each partitioned dimension (_bank)
     for _, idx in acc:
-        keys.append(tuple(_key(idx[d - 1], consts) if d - 1 < len(idx) else None for d in dims))
-    values = [sorted({k[i] for k in keys if isinstance(k[i], str)}) + [None] for i in range(len(dims))]
+        keys.append(tuple(_bank(idx[d - 1], part, size, consts, values) if d - 1 < len(idx) else None
+                          for d, part, size in banked))
+    dims = range(len(banked))
+    names = [sorted({k[i] for k in keys if isinstance(k[i], str)}) + [None] for i in dims]
     worst = 0
-    for mem in itertools.islice(itertools.product(*values), 4096):
+    for mem in itertools.islice(itertools.product(*names), 4096):
         pairs = [(a, k) for a, k in zip(acc, keys, strict=True)
                  if all(not isinstance(x, str) or x == y for x, y in zip(k, mem, strict=True))]
-        for i in range(len(dims)):
+        for i in dims:
             pairs = _shared(pairs, i)
         hit = [a for a, _ in pairs]
         r, w = sum(k == "r" for k, _ in hit), sum(k == "w" for k, _ in hit)
         if r > budget[0] or w > budget[1] or r + w > budget[2]:
             worst = max(worst, r + w)
     return worst
+
+
+def _bank(index: str, part: Part, size: str | None, consts: set[str], values: dict[str, int]
+          ) -> str | tuple[str, str] | None:
+    """The memory an index names on a dimension under its partition (_key for complete ones;
+    hw/synth_banks.py for cyclic and block ones)."""
+    if part.kind == "cyclic":
+        return cyclic_key(index, part.factor, consts, values)
+    if part.kind == "block":
+        return block_key(index, part.factor, size, values)
+    return _key(index, consts)
 
 
 def _local_arrays(body: str) -> dict[str, int]:
@@ -191,10 +205,11 @@ def _bindings(fn: Function, fns: dict[str, list[tuple[Function, str]]]) -> list[
     return out
 
 
-def port_budget(code: str, fn: Function, consts: set[str], fns: dict[str, list[tuple[Function, str]]]
-                ) -> Iterator[tuple[int, str, str]]:
+def port_budget(code: str, fn: Function, consts: set[str], fns: dict[str, list[tuple[Function, str]]],
+                values: dict[str, int] | None = None) -> Iterator[tuple[int, str, str]]:
     """More accesses to one memory of a local array (or of a caller's local array bound to a parameter)
-    per II=1 iteration than its ports."""
+    per II=1 iteration than its ports; values: the constants of known integer value (synth_banks)."""
+    values = {} if values is None else values
     body = fn.body(code)
     loops = list(ii1_loops(body))
     if not loops:
@@ -206,10 +221,11 @@ def port_budget(code: str, fn: Function, consts: set[str], fns: dict[str, list[t
         exp = Expander(fns, set(local) | {p for b in bindings for p in b}, consts)
         it = exp.iteration(fold_locals(no_csim(body[b0 + 1:b1 - 1]), consts))
         inner = {a: n for a, (n, stream) in arrays(it).items() if not stream}
-        worst = _loop_worst(it, {**local, **inner}, set(inner), body[:b0], consts)
+        worst = _loop_worst(it, {**local, **inner}, set(inner), body[:b0], consts, values)
         for bound in bindings:  # the parameters bound to a caller's arrays, under its pragmas
             extra = "\n".join(t for _, t in bound.values()) + "\n" + body[:b0]
-            for a, n in _loop_worst(it, {p: n for p, (n, _) in bound.items()}, set(), extra, consts).items():
+            for a, n in _loop_worst(it, {p: n for p, (n, _) in bound.items()}, set(), extra, consts,
+                                    values).items():
                 worst[a] = max(worst.get(a, 0), n)
         for a, n in sorted(worst.items()):
             if n:
@@ -217,35 +233,43 @@ def port_budget(code: str, fn: Function, consts: set[str], fns: dict[str, list[t
                        f"{a} {n} accesses on one memory per iteration of an II=1 loop in {fn.name}")
 
 
-def _loop_worst(it: str, names: dict[str, int], inner: set[str], before: str, consts: set[str]
-                ) -> dict[str, int]:
+def _loop_worst(it: str, names: dict[str, int], inner: set[str], before: str, consts: set[str],
+                values: dict[str, int]) -> dict[str, int]:
     """The most accesses on one memory of each array of names (its dimensions, 0 unknown) in one
     iteration `it` (0: within budget); inner: those declared in it; before: the function's text before
     the loop (its pragmas), with a caller's pragmas for arrays bound to parameters."""
     scope = before + "\n" + it  # the pragmas of the function and of the inlined code
-    parts = _partitions(scope)
+    parts = partitions(scope)
     worst: dict[str, int] = {}
     for a, ndim in sorted(names.items()):
         found = _accesses(it, a)
         ndim = max([ndim] + [len(i) for _, i in found])
-        if not found or _exempt(scope, a, parts.get(a, []), ndim):
+        if not found or _exempt(scope, a, parts.get(a, ()), ndim):
             continue
         acc = {x for x in found if len(x[1]) == ndim}
         if a in inner and all(is_static(i, consts) for _, idx in acc for i in idx):
             continue  # declared in the iteration, every index static: registers
-        dims = sorted({d for _, d in parts.get(a, [])})
+        banked = _banked(parts.get(a, ()), ndim, dim_sizes(scope, a) if parts.get(a) else [])
         storage = " ".join(x.group(1) for x in _pragmas(scope, "BIND_STORAGE")
                            if _pragma_var(x.group(1)) == a)
         base = a.split("__")[0]
-        worst[base] = max(worst.get(base, 0), _worst(acc, dims, consts, _budget(storage)))
+        worst[base] = max(worst.get(base, 0), _worst(acc, banked, consts, values, _budget(storage)))
     return worst
 
 
-def _exempt(scope: str, a: str, parts: list[tuple[str, int]], ndim: int) -> bool:
-    """Registers (complete on every dimension, or impl = reg), cyclic / block partitions (not modelled)."""
-    if any(k != "complete" for k, _ in parts):
-        return True
-    dims = {d for _, d in parts}
+def _banked(parts: tuple[Part, ...], ndim: int, sizes: list[str]) -> list[tuple[int, Part, str | None]]:
+    """(dimension, its partition, its size text or None) of every partitioned dimension (dim = 0: each one;
+    the first pragma on a dimension)."""
+    out: dict[int, Part] = {}
+    for p in parts:
+        for d in range(1, ndim + 1) if p.dim == 0 else [p.dim]:
+            out.setdefault(d, p)
+    return [(d, p, sizes[d - 1] if d - 1 < len(sizes) else None) for d, p in sorted(out.items())]
+
+
+def _exempt(scope: str, a: str, parts: tuple[Part, ...], ndim: int) -> bool:
+    """Registers: complete on every dimension, or impl = reg."""
+    dims = {p.dim for p in parts if p.kind == "complete"}
     if 0 in dims or (ndim and set(range(1, ndim + 1)) <= dims):
         return True
     return any(_pragma_var(x.group(1)) == a and re.search(r"\bimpl\s*=\s*\w*reg", x.group(1))
@@ -262,6 +286,7 @@ def run(code: str, consts: set[str], fns: dict[str, list[tuple[Function, str]]] 
             fns.setdefault(f.name.split("::")[-1], []).append((f, code))
     found: list[tuple[int, str, str]] = []
     frozen = frozenset(consts)  # fold_locals remembers its results per text and constants
+    values = constant_values(tuple(dict.fromkeys([code] + [c for defs in fns.values() for _, c in defs])))
     for fn in functions(code):
-        found.extend(port_budget(code, fn, frozen, fns))
+        found.extend(port_budget(code, fn, frozen, fns, values))
     return found
