@@ -286,7 +286,8 @@ def run(code: str, consts: set[str], fns: dict[str, list[tuple[Function, str]]] 
             fns.setdefault(f.name.split("::")[-1], []).append((f, code))
     found: list[tuple[int, str, str]] = []
     frozen = frozenset(consts)  # fold_locals remembers its results per text and constants
-    values = constant_values(tuple(dict.fromkeys([code] + [c for defs in fns.values() for _, c in defs])))
+    values = {n: v for n, v in constant_values(tuple(dict.fromkeys(
+        [code] + [c for defs in fns.values() for _, c in defs]))).items() if n in consts}  # not shadowed
     for fn in functions(code):
         found.extend(port_budget(code, fn, frozen, fns, values))
     return found

@@ -90,3 +90,32 @@ def test_block_partitions(tmp_path: Path) -> None:
     assert _found(tmp_path, _loop(part, "y += a[0] + a[16] + a[32];")) == []
     tpl = "template <int F>\n"  # factor unknown: a static index may be in any bank
     assert _found(tmp_path, _loop("block factor = F", "y += a[0] + a[16] + a[32];", tpl=tpl)) == _one(3)
+
+
+def test_a_known_constant_factor(tmp_path: Path) -> None:
+    """A factor named by a constant of literal value (as a generated project defines them) is that value:
+    offsets 0..3, 4..7 and 8..11 of one X share banks; of unknown value they would be twelve banks."""
+    part = "type = cyclic factor = kCyc"
+    three = "y += a[x[c] + l] + a[x[c] + l + 4] + a[x[c] + l + 8];"
+    assert _found(tmp_path, _loop(part, three, tpl="const int kCyc = 4;\n")) == _one(3)
+    assert _found(tmp_path, _loop(part, three, tpl="const int kCyc = 16;\n")) == []
+
+
+def test_the_attention_core_lanes(tmp_path: Path) -> None:
+    """hw/include's attention core reads q / K and writes o at sc * A + j, lane j of A in its own bank of
+    the cyclic partitions (no finding); lanes wrapped modulo the runtime d would share them."""
+    import shutil
+
+    lib = Path(synth_check.__file__).resolve().parent / "include"
+    shutil.copytree(lib, tmp_path / "include")
+    core = tmp_path / "include" / "edgellm" / "attention_core.h"
+    lane = "const int i = sc * A + j;"
+    assert core.read_text().count(lane) == 2
+
+    def found() -> list[str]:
+        return sorted(f.detail.split()[0] for f in synth_check.check_paths([tmp_path / "include"])
+                      if f.rule == "port-budget")
+
+    assert found() == []
+    core.write_text(core.read_text().replace(lane, "const int i = (sc * A + j) % d;"))
+    assert found() == ["kt", "o", "qb", "vt"]
