@@ -112,16 +112,33 @@ def _closes_at_end(text: str) -> bool:
     return False
 
 
+_LOWER = re.compile(r"[?<>&|^=!:]")  # operators below + and - (at the top: the index is no sum)
+
+
+def _top(text: str) -> str:
+    """text with what is inside brackets dropped (its top level)."""
+    out, depth = [], 0
+    for ch in text:
+        depth += ch in "(["
+        if depth == 0:
+            out.append(ch)
+        depth -= ch in ")]"
+    return "".join(out)
+
+
 def _terms(index: str) -> list[str]:
     """The top-level summands of an index, each with its sign (`+a`, `-b`); one term when it is no sum."""
     text = _unwrap(norm(index))
+    if _LOWER.search(_top(text).replace("->", "").replace("::", "")):
+        return ["+" + text]  # `a + b << 2`, `c ? a + 1 : b`: no sum at the top
     out, depth, start = [], 0, 0
     for i, ch in enumerate(text):
         if ch in "([":
             depth += 1
         elif ch in ")]":
             depth -= 1
-        elif ch in "+-" and depth == 0 and i > start and text[i - 1] not in "*/%+-<>=&|^(":
+        elif ch in "+-" and depth == 0 and i > start and text[i - 1] not in "*/%+-<>=&|^(" \
+                and text[i + 1:i + 2] != ">":
             out.append(text[start:i])
             start = i
     out.append(text[start:])
@@ -159,7 +176,8 @@ def _split_star(text: str) -> list[str]:
 def _peel_mod(index: str, consts: set[str]) -> tuple[str, list[str]]:
     """index `((Y) % M1) % M2` as (Y, [M1, M2]): the static moduli around it (outermost last)."""
     text, mods = _unwrap(norm(index)), []
-    while len(_terms(text)) == 1 and text[:1] not in "+-":
+    while len(_terms(text)) == 1 and text[:1] not in "+-" and \
+            not _LOWER.search(_top(text).replace("->", "").replace("::", "")):
         depth, at = 0, -1
         for i, ch in enumerate(text):
             depth += (ch in "([") - (ch in ")]")
@@ -172,31 +190,50 @@ def _peel_mod(index: str, consts: set[str]) -> tuple[str, list[str]]:
     return text, mods
 
 
+def _flat(text: str, sign: str = "+") -> list[str]:
+    """text's summands with the parenthesized sums among them opened (signs carried: `-(a - b)` is -a, +b)."""
+    out = []
+    for t in _terms(text):
+        s = t[0] if sign == "+" else "+-"[t[0] == "+"]
+        body = t[1:]
+        inner = _unwrap(body)
+        if inner != body and len(_terms(inner)) > 1:
+            out += _flat(inner, s)
+        else:
+            out.append(s + body)
+    return out
+
+
 def cyclic_key(index: str, factor: str, consts: set[str], values: dict[str, int]
                ) -> str | tuple[str, str] | None:
-    """The bank of an index on a dimension cyclic by factor F: X + s (X the runtime summands less those that
-    are multiples of F, s the static ones): s's bank (s % F where F and s are known, else s's text:
-    distinct static offsets, distinct banks) when there is no X, else (X, that offset) -- a rotation of
-    group X. Static moduli around it (`(X + s) % M`) are dropped where F divides M (the text of F a factor of
-    M, or both known); otherwise they stay in the group (a rotation that wraps nowhere within its span, as
-    synth_ports' `(X * N + s) % M`), or the index is unknown (None) where F and M are known."""
+    """The bank of an index on a dimension cyclic by factor F. The index is X + S + l: X the runtime
+    summands less the multiples of F, S the static ones of unknown value, l the sum of those of known
+    value (literals: unrolled lanes). Without X and S, bank l (l % F where F is known); else (group X and S,
+    offset l (% F where known)): of one group, distinct offsets are distinct banks (a rotation: a symbolic
+    F is taken to exceed the lanes' spread), and groups that differ (S = H may be a multiple of F) may
+    share any bank. Static moduli around it (`(X + l) % M`) are dropped where F divides M (the text of F a
+    factor of M, or both known); where that is not known they stay in the group (a rotation that wraps
+    nowhere within its offsets, as synth_ports' `(X * N + s) % M`); where F and M are known and F does not
+    divide M the index is unknown (None: every bank)."""
     f = value(factor, values)
     inner, mods = _peel_mod(index, consts)
     kept = [m for m in mods if not _multiple(m, factor, f, values)]
     if f and any(value(m, values) is not None for m in kept):
-        return None  # a known modulus F does not divide: banks of no simple form
-    runtime, static = [], []
-    for t in _terms(inner):
+        return None  # a known modulus that F does not divide: banks of no simple form
+    runtime, sym, lit = [], [], 0
+    for t in _flat(inner):
         if not kept and _multiple(t, factor, f, values):
             continue  # k * F: bank 0
-        (static if is_static(t, consts) else runtime).append(t)
-    s_text = "".join(static) or "+0"
-    s = value(s_text, values)
-    bank = str(s % f) if s is not None and f and not kept else str(s) if s is not None \
-        else norm(s_text.lstrip("+"))
-    if not runtime:
+        v = value(t, values) if is_static(t, consts) else None
+        if v is not None:
+            lit += v
+        else:
+            (sym if is_static(t, consts) else runtime).append(t)
+    bank = str(lit % f) if f and not kept else str(lit)
+    if not runtime and not sym:
         return bank
-    return "".join(sorted(runtime)) + "".join(f"%{m}" for m in kept) + f"%{factor}", bank
+    group = "".join(sorted(runtime)) + "".join(f"%{m}" for m in kept) + "|" + "".join(sorted(sym))
+    return f"{group}%{factor}", bank
 
 
 def block_key(index: str, factor: str, size: str | None, values: dict[str, int]) -> str | None:

@@ -11,22 +11,33 @@ hw/synth_maxi.py's rules; it returns (offset, rule, detail) tuples).
                Arrays: the function's locals (declared with brackets, or a typedef'd array an
                ARRAY_PARTITION names), those declared in the inlined code, and a caller's local array
                passed to a parameter (with the caller's pragmas; one level, whole arrays only).
-               Memories: an array with no ARRAY_PARTITION is one memory; one completely partitioned on
-               some dimensions is one memory per index on those dimensions: an access whose index there
-               is static (literals, constants, unrolled loop variables, and arithmetic of them; also
+               Memories: an array with no ARRAY_PARTITION is one memory; one partitioned on some
+               dimensions is one memory per bank of those (hw/synth_banks.py: Vitis' banks, dim = 0
+               every dimension). Complete: one bank per index; an access whose index there is static
+               (literals, constants, unrolled loop variables, and arithmetic of them; also
                `(X * N + s) % N`, bank s) goes to the memory it names, one at a runtime index counts
                against every memory of the dimension (a multiplexer over shared ports), except that the
                accesses `(X * N + s) % M` of one aligned block with distinct s reach distinct memories
-               (a rotation; where M == N in the instance the tool folds it to s).
+               (a rotation; where M == N in the instance the tool folds it to s). Cyclic by F (element i
+               in bank i % F): an index `X * F + s` (s static, X anything) is bank s (s % F where both
+               are known: a literal or a constant of literal value; else one bank per distinct s); of
+               `X + s` (X runtime) the accesses with one X and distinct s (mod F where known) reach
+               distinct banks (a rotation); a modulus M around it (`(X + s) % M`, M static) is dropped
+               where F divides M, kept in the rotation where that is not known (taken to wrap nowhere
+               within the offsets), and where F and M are known and F does not divide M the index counts
+               against every bank. Block by F (bank i / ceil(N / F)): a static index names its bank when
+               its value, N and F are known; any other index counts against every bank.
                Budget a memory: two accesses (true dual port); one read and one write for BIND_STORAGE
                `ram_s2p`; one for `ram_1p` / `rom_1p`. The same index text read twice is one read (the
                tool shares it), and so is the same store.
                Exempt: arrays partitioned completely on every dimension (registers), `BIND_STORAGE ...
-               impl = reg`, hls::stream arrays, cyclic / block partitions (not modelled), and arrays
-               declared inside the iteration whose every index is static (Vitis partitions them).
+               impl = reg`, hls::stream arrays, and arrays declared inside the iteration whose every
+               index is static (Vitis partitions them).
 Limitations (heuristic by design: regular expressions over comment-free text): exclusive branches count
 together; index texts that differ but name one address count as two accesses; a reference to a
-sub-array (`auto &r = a[i]`) and a sub-array passed to a non-inlined function are not followed.
+sub-array (`auto &r = a[i]`) and a sub-array passed to a non-inlined function are not followed; a struct
+member array (`rows.r0`, its pragmas in a macro: elementwise.h EDGELLM_EW_ROWS) is not seen; a symbolic
+cyclic factor is taken to exceed the spread of the static offsets that share a runtime part.
 """
 
 from __future__ import annotations

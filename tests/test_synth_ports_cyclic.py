@@ -119,3 +119,15 @@ def test_the_attention_core_lanes(tmp_path: Path) -> None:
     assert found() == []
     core.write_text(core.read_text().replace(lane, "const int i = (sc * A + j) % d;"))
     assert found() == ["kt", "o", "qb", "vt"]
+
+
+def test_symbolic_offsets(tmp_path: Path) -> None:
+    """Static offsets of unknown value (H: maybe a multiple of F) do not make banks distinct: x + l, x + l + H
+    and x + l - H may share every bank (rotate-half RoPE's element and partners with F dividing H); lanes
+    l of one symbolic offset still do. A conditional index is of no recognised form."""
+    tpl = "template <int F, int H>\n"
+    part = "type = cyclic factor = F"
+    assert _found(tmp_path, _loop(part, "y += a[c + l] + a[c + l + H];", tpl=tpl)) == []
+    assert _found(tmp_path, _loop(part, "y += a[c + l] + a[c + l + H] + a[c + l - H];", tpl=tpl)) == _one(3)
+    assert _found(tmp_path, _loop(part, "y += a[c + l + H] + a[(c + H) + l + 1];", tpl=tpl)) == []
+    assert _found(tmp_path, _loop(part, "y += a[r < H ? c + l : c + l + 1];", tpl=tpl)) == _one(4)
