@@ -5,8 +5,9 @@ names on a cyclic or block partitioned dimension (Vitis HLS semantics, UG1399 `a
   block factor F   bank i / ceil(N / F) (N: the dimension's size);
   each bank one memory with the array's ports (BIND_STORAGE), dim = 0 every dimension.
 A key is a str (one bank: accesses with the same str share it, different strs do not), a tuple
-(group, offset): the index is X + s with X runtime, so of one group X the accesses with distinct offsets
-s are in distinct banks (a rotation), or None (unknown: it counts against every bank).
+(group, offset): the index is X + S + l with X runtime or S static of unknown value, l of known value
+(unrolled lanes), and of one group (X, S) the accesses with distinct offsets l are in distinct banks (a
+rotation; accesses of other groups may be in any bank), or None (unknown: it counts against every bank).
 Heuristic by design (regular expressions over comment-free text).
 """
 
