@@ -29,7 +29,7 @@ from edgellm.errors import EdgeLLMError
 
 # Order in which commands appear in `edgellm --help`.
 COMMANDS = ["generate", "eval", "boards", "estimate", "compile", "csim", "build", "run", "chat", "serve",
-            "verify", "report", "deploy", "board_emulator", "calibrate"]
+            "verify", "report", "deploy", "board_emulator", "calibrate", "calibrate_draft"]
 
 ERROR_EXIT = 2
 INTERNAL_EXIT = 3  # an exception edgellm did not expect (a bug): one line; EDGELLM_DEBUG=1: traceback

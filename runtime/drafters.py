@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +126,8 @@ def make_drafter(spec: SpecConfig, backend: Any) -> Any:
     if spec.mode == "self":
         layers = spec.draft_layers or tuple(getattr(backend, "draft_layers", ()) or ())
         if not layers:
-            raise EdgeLLMError("--speculate self needs draft layers: calibrate them first "
-                               f"(runtime.drafters.calibrate_draft_layers writes {DRAFT_FILE})")
+            raise EdgeLLMError("--speculate self needs draft layers: run `edgellm calibrate-draft DIR` "
+                               "(or pass --draft-layers)")
         n = backend.config.n_layers
         if any(not 0 <= i < n for i in layers) or len(set(layers)) != len(layers):
             raise EdgeLLMError(f"draft layers {list(layers)} must be distinct layers of 0..{n - 1}")
@@ -154,17 +154,22 @@ def candidate_subsets(n_layers: int) -> list[tuple[int, ...]]:
 
 def calibrate_draft_layers(backend: Any, prompts: Sequence[Sequence[int]], n_new: int = 32, k: int = 3,
                            head_share: float = 0.2, row_cost: float = 0.03,
-                           candidates: Sequence[Sequence[int]] | None = None) -> dict[str, Any]:
+                           candidates: Sequence[Sequence[int]] | None = None,
+                           on_candidate: Callable[[int, int, tuple[int, ...]], None] | None = None
+                           ) -> dict[str, Any]:
     """Run greedy self-speculation with a fixed k for each candidate subset over the prompts and keep
     the subset with the best projected speed-up (decode tokens per projected cost). Returns the
     record save_draft_calibration stores: draft_layers, k, acceptance, speedup, the costs used and
-    every candidate's figures."""
+    every candidate's figures. on_candidate(done, total, layers) is told each candidate as it starts."""
     from edgellm.runtime.speculative import generate_speculative
 
     n_layers = backend.config.n_layers
     params = SamplingParams(max_new_tokens=n_new, stop_at_eos=False)
     rows = []
-    for layers in (candidates or candidate_subsets(n_layers)):
+    cands = [tuple(int(i) for i in c) for c in (candidates or candidate_subsets(n_layers))]
+    for done, layers in enumerate(cands):
+        if on_candidate is not None:
+            on_candidate(done, len(cands), layers)
         dc = draft_step_cost(len(layers), n_layers, head_share)
         spec = SpecConfig(mode="self", k_max=k, k_min=k, row_cost=row_cost, draft_cost=dc,
                           draft_layers=tuple(layers))
@@ -186,7 +191,8 @@ def calibrate_draft_layers(backend: Any, prompts: Sequence[Sequence[int]], n_new
 
 def save_draft_calibration(project_dir: str | Path, record: dict[str, Any]) -> Path:
     """Write speculation.json into a project and list it in manifest.json's files with its sha256
-    (both through a temporary file and a rename)."""
+    (both through a temporary file and a rename; when the manifest's write fails or is interrupted,
+    speculation.json goes back to what it was, so the project stays as it was)."""
     import hashlib
 
     d = Path(project_dir)
@@ -196,10 +202,19 @@ def save_draft_calibration(project_dir: str | Path, record: dict[str, Any]) -> P
     except (OSError, ValueError) as e:
         raise EdgeLLMError(f"{man_path}: cannot read the project's manifest ({e})") from e
     data = (json.dumps(record, indent=1) + "\n").encode()
-    pf.write_atomic(d / DRAFT_FILE, data)
+    dest = d / DRAFT_FILE
+    old = dest.read_bytes() if dest.is_file() and not dest.is_symlink() else None
     man.setdefault("files", {})[DRAFT_FILE] = hashlib.sha256(data).hexdigest()
-    pf.write_atomic(man_path, json.dumps(man, indent=1).encode())
-    return d / DRAFT_FILE
+    pf.write_atomic(dest, data)
+    try:
+        pf.write_atomic(man_path, json.dumps(man, indent=1).encode())
+    except BaseException:
+        if old is None:
+            dest.unlink(missing_ok=True)
+        else:
+            pf.write_atomic(dest, old)
+        raise
+    return dest
 
 
 def load_draft_layers(project_dir: str | Path, n_layers: int) -> tuple[int, ...]:
