@@ -29,6 +29,9 @@ from edgellm.runtime.sampling import SamplingParams, filtered_probs
 from edgellm.runtime.speculative import SpecConfig, draw
 
 DRAFT_FILE = "speculation.json"
+# The costs calibrate_draft_layers assumes when none are projected for a design (plain decode steps): the LM
+# head's share of a decode step and one extra verify row. Defaults, not projections.
+DEFAULT_HEAD_SHARE, DEFAULT_ROW_COST = 0.2, 0.03
 
 
 class PromptLookup:
@@ -153,7 +156,7 @@ def candidate_subsets(n_layers: int) -> list[tuple[int, ...]]:
 
 
 def calibrate_draft_layers(backend: Any, prompts: Sequence[Sequence[int]], n_new: int = 32, k: int = 3,
-                           head_share: float = 0.2, row_cost: float = 0.03,
+                           head_share: float = DEFAULT_HEAD_SHARE, row_cost: float = DEFAULT_ROW_COST,
                            candidates: Sequence[Sequence[int]] | None = None,
                            on_candidate: Callable[[int, int, tuple[int, ...]], None] | None = None
                            ) -> dict[str, Any]:

@@ -273,3 +273,27 @@ def test_shipped_tiny_project_end_to_end(tmp_path: Path) -> None:
     assert fast.stdout == plain.stdout and "draft passes 0," not in fast.stderr
     ver = runner.invoke(app, ["verify", str(proj), "--no-onnx"])
     assert ver.exit_code == 0 and "verify passed" in ver.stdout, ver.output
+
+
+def test_run_prices_a_self_draft_token(proj: Path) -> None:
+    """`run`/`chat`/`serve` price a self draft token for the project (commands/speculation.py for_project):
+    the LM head's projected share of a decode step plus the draft layers' share of the rest, not 0 (the k
+    controller and the summary's projected speed-up would count drafting as free); an explicit cost
+    stays; lookup drafts stay free."""
+    from edgellm.commands.speculation import for_project, project_design, spec_config
+    from edgellm.compiler.cost import speculative as cost_spec
+    from edgellm.runtime.drafters import draft_step_cost
+    from edgellm.runtime.project import Project
+
+    assert runner.invoke(app, ["calibrate-draft", str(proj), *FAST]).exit_code == 0
+    p = Project.open(proj)
+    layers = json.loads((proj / DRAFT_FILE).read_text())["draft_layers"]
+    want = draft_step_cost(len(layers), p.config.n_layers, cost_spec.head_share(*project_design(p)))
+    spec = for_project(spec_config("self", 2, 0, None), p)
+    assert spec.draft_cost == pytest.approx(want) and 0 < spec.draft_cost < 1
+    assert len(spec.pass_costs) == 3  # the verify calls priced too
+    one = for_project(spec_config("self", 2, 0, "1"), p)  # --draft-layers wins over the calibration
+    assert one.draft_cost == pytest.approx(draft_step_cost(1, p.config.n_layers,
+                                                           cost_spec.head_share(*project_design(p))))
+    assert for_project(spec_config("self", 2, 0, None, draft_cost=0.5), p).draft_cost == 0.5
+    assert for_project(spec_config("lookup", 2, 0, None), p).draft_cost == 0.0

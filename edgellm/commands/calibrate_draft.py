@@ -12,7 +12,6 @@ public-domain prose). Draft and verify costs are projected for the project's des
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import signal
@@ -33,7 +32,6 @@ N_NEW_MAX = 256  # and at least k + 2: the first token comes from the prefill, a
 K_RANGE = (1, 8)
 MAX_PROMPTS_RANGE = (1, 64)
 MAX_PROMPT_TOKENS = 32  # each prompt's first tokens (BOS included): the draft is judged on the continuation
-DEFAULT_HEAD_SHARE, DEFAULT_ROW_COST = 0.2, 0.03  # calibrate_draft_layers' defaults (not projected)
 DEFAULT_TEXT = "eval_slice.txt"  # in the shipped tiny model's directory: one paragraph a line
 
 
@@ -111,16 +109,14 @@ def golden_backend(p: Project) -> Any:
 def projected_costs(p: Project, k: int) -> tuple[float, float, str | None]:
     """(head_share, row_cost, None) projected for the project's design and board by the compiler's cost
     model; (the defaults, why) when it cannot price them."""
-    try:
-        from edgellm.boards import load_board
-        from edgellm.compiler.cost.speculative import head_share, row_cost
-        from edgellm.compiler.design import DesignParams
+    from edgellm.commands.speculation import project_design
+    from edgellm.runtime.drafters import DEFAULT_HEAD_SHARE, DEFAULT_ROW_COST
 
-        d = p.manifest["design"]
-        kw = {f.name: tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name]
-              for f in dataclasses.fields(DesignParams) if f.name in d}
-        design, board = DesignParams(**kw), load_board(p.manifest["board"]["name"])
-        hs, rc = head_share(p.config, board, design), row_cost(p.config, board, design, k)
+    try:
+        from edgellm.compiler.cost.speculative import head_share, row_cost
+
+        cfg, board, design = project_design(p)
+        hs, rc = head_share(cfg, board, design), row_cost(cfg, board, design, k)
     except (ImportError, KeyError, TypeError, ValueError, ZeroDivisionError, EdgeLLMError) as e:
         return DEFAULT_HEAD_SHARE, DEFAULT_ROW_COST, " ".join(str(e).split())[:160] or type(e).__name__
     if not (0.0 <= hs <= 1.0 and rc >= 0.0):

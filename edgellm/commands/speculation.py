@@ -50,27 +50,50 @@ def spec_config(mode: str, k_max: int, k_min: int, draft_layers: str | None, row
     return SpecConfig(mode=mode, k_max=k_max, k_min=k_min, draft_layers=layers, **extra)
 
 
+def project_design(project: Any) -> tuple[Any, Any, Any]:
+    """(model config, board, DesignParams) of a compiled project, rebuilt from its manifest; ImportError,
+    KeyError, TypeError, ValueError or EdgeLLMError when the compiler cannot (a board-side install, an
+    unknown board, a manifest of another version)."""
+    import dataclasses
+
+    from edgellm.boards import load_board
+    from edgellm.compiler.design import DesignParams
+
+    d = project.manifest["design"]
+    kw = {f.name: tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name]
+          for f in dataclasses.fields(DesignParams) if f.name in d}
+    return project.config, load_board(project.manifest["board"]["name"]), DesignParams(**kw)
+
+
 def for_project(spec: Any, project: Any) -> Any:
-    """The configuration with the verify calls' projected costs for the project's design and board
-    (compiler/cost/speculative.py pass_costs) when the compiler is importable and the manifest names a
-    known board; otherwise unchanged (1 + row_cost k)."""
+    """The configuration priced for the project's design and board when the compiler is importable and
+    the manifest names a known board: the verify calls' projected costs (compiler/cost/speculative.py
+    pass_costs) and, for `self` without an explicit draft cost, a draft token's (runtime/drafters.py
+    draft_step_cost: the LM head's projected share of a decode step plus the draft layers' share of the
+    rest). Otherwise unchanged (1 + row_cost k; a self draft priced at the default head share)."""
     if spec is None:
         return None
     import dataclasses
 
-    try:
-        from edgellm.boards import load_board
-        from edgellm.compiler.cost.speculative import pass_costs
-        from edgellm.compiler.design import DesignParams
+    from edgellm.runtime.drafters import DEFAULT_HEAD_SHARE, draft_step_cost, load_draft_layers
 
-        d = project.manifest["design"]
-        kw = {f.name: tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name]
-              for f in dataclasses.fields(DesignParams) if f.name in d}
-        pcs = pass_costs(project.config, load_board(project.manifest["board"]["name"]), DesignParams(**kw),
-                         spec.k_max)
-    except (ImportError, KeyError, TypeError, ValueError, EdgeLLMError):
-        return spec
-    return dataclasses.replace(spec, pass_costs=pcs) if len(pcs) > 1 else spec
+    head, changes = DEFAULT_HEAD_SHARE, {}
+    try:
+        from edgellm.compiler.cost.speculative import head_share, pass_costs
+
+        cfg, board, design = project_design(project)
+        pcs = pass_costs(cfg, board, design, spec.k_max)
+        head = head_share(cfg, board, design)
+        if len(pcs) > 1:
+            changes["pass_costs"] = pcs
+    except (ImportError, KeyError, TypeError, ValueError, ZeroDivisionError, EdgeLLMError):
+        pass
+    if spec.mode == "self" and not spec.draft_cost:
+        n = project.config.n_layers
+        layers = spec.draft_layers or load_draft_layers(project.path, n)
+        if layers:
+            changes["draft_cost"] = draft_step_cost(len(layers), n, head)
+    return dataclasses.replace(spec, **changes) if changes else spec
 
 
 def for_engine(spec: Any, engine: Any) -> Any:
