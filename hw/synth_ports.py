@@ -26,7 +26,8 @@ hw/synth_maxi.py's rules; it returns (offset, rule, detail) tuples).
                where F divides M, kept in the rotation where that is not known (taken to wrap nowhere
                within the offsets), and where F and M are known and F does not divide M the index counts
                against every bank. Block by F (bank i / ceil(N / F)): a static index names its bank when
-               its value, N and F are known; any other index counts against every bank.
+               its value, N and F are known; any other index counts against every bank. A cyclic / block
+               factor of at least the dimension's size (its text, or both known) is a complete one.
                Budget a memory: two accesses (true dual port); one read and one write for BIND_STORAGE
                `ram_s2p`; one for `ram_1p` / `rom_1p`. The same index text read twice is one read (the
                tool shares it), and so is the same store.
@@ -47,7 +48,15 @@ import itertools
 import re
 from collections.abc import Iterator
 
-from edgellm.hw.synth_banks import Part, block_key, constant_values, cyclic_key, dim_sizes, partitions
+from edgellm.hw.synth_banks import (
+    Part,
+    block_key,
+    constant_values,
+    cyclic_key,
+    dim_sizes,
+    partitions,
+    value,
+)
 from edgellm.hw.synth_iteration import (
     CALL,
     Expander,
@@ -255,12 +264,12 @@ def _loop_worst(it: str, names: dict[str, int], inner: set[str], before: str, co
     for a, ndim in sorted(names.items()):
         found = _accesses(it, a)
         ndim = max([ndim] + [len(i) for _, i in found])
-        if not found or _exempt(scope, a, parts.get(a, ()), ndim):
+        banked = _banked(parts.get(a, ()), ndim, dim_sizes(scope, a) if parts.get(a) else [], values)
+        if not found or _exempt(scope, a, banked, ndim):
             continue
         acc = {x for x in found if len(x[1]) == ndim}
         if a in inner and all(is_static(i, consts) for _, idx in acc for i in idx):
             continue  # declared in the iteration, every index static: registers
-        banked = _banked(parts.get(a, ()), ndim, dim_sizes(scope, a) if parts.get(a) else [])
         storage = " ".join(x.group(1) for x in _pragmas(scope, "BIND_STORAGE")
                            if _pragma_var(x.group(1)) == a)
         base = a.split("__")[0]
@@ -268,20 +277,28 @@ def _loop_worst(it: str, names: dict[str, int], inner: set[str], before: str, co
     return worst
 
 
-def _banked(parts: tuple[Part, ...], ndim: int, sizes: list[str]) -> list[tuple[int, Part, str | None]]:
+def _banked(parts: tuple[Part, ...], ndim: int, sizes: list[str], values: dict[str, int]
+            ) -> list[tuple[int, Part, str | None]]:
     """(dimension, its partition, its size text or None) of every partitioned dimension (dim = 0: each one;
-    the first pragma on a dimension)."""
+    the first pragma on a dimension); a cyclic or block factor of at least the size (the same text, or
+    both known) is a complete partition (banks of one element)."""
     out: dict[int, Part] = {}
     for p in parts:
         for d in range(1, ndim + 1) if p.dim == 0 else [p.dim]:
             out.setdefault(d, p)
-    return [(d, p, sizes[d - 1] if d - 1 < len(sizes) else None) for d, p in sorted(out.items())]
+    banked = []
+    for d, p in sorted(out.items()):
+        size = sizes[d - 1] if d - 1 < len(sizes) else None
+        f, n = value(p.factor, values), value(size, values) if size else None
+        if p.kind != "complete" and size and (p.factor == size or (f and n and f >= n)):
+            p = Part("complete", d)
+        banked.append((d, p, size))
+    return banked
 
 
-def _exempt(scope: str, a: str, parts: tuple[Part, ...], ndim: int) -> bool:
+def _exempt(scope: str, a: str, banked: list[tuple[int, Part, str | None]], ndim: int) -> bool:
     """Registers: complete on every dimension, or impl = reg."""
-    dims = {p.dim for p in parts if p.kind == "complete"}
-    if 0 in dims or (ndim and set(range(1, ndim + 1)) <= dims):
+    if ndim and {d for d, p, _ in banked if p.kind == "complete"} >= set(range(1, ndim + 1)):
         return True
     return any(_pragma_var(x.group(1)) == a and re.search(r"\bimpl\s*=\s*\w*reg", x.group(1))
                for x in _pragmas(scope, "BIND_STORAGE"))

@@ -131,3 +131,14 @@ def test_symbolic_offsets(tmp_path: Path) -> None:
     assert _found(tmp_path, _loop(part, "y += a[c + l] + a[c + l + H] + a[c + l - H];", tpl=tpl)) == _one(3)
     assert _found(tmp_path, _loop(part, "y += a[c + l + H] + a[(c + H) + l + 1];", tpl=tpl)) == []
     assert _found(tmp_path, _loop(part, "y += a[r < H ? c + l : c + l + 1];", tpl=tpl)) == _one(4)
+
+
+def test_a_factor_of_the_whole_dimension(tmp_path: Path) -> None:
+    """cyclic / block by the dimension's size (the same text, or both known) is a complete partition:
+    registers; by half of it, two elements a bank."""
+    stmt = "y += a[r] + a[x[c]] + a[x[c + 1]];"
+    assert _found(tmp_path, _loop("type = cyclic factor = 64", stmt)) == []
+    assert _found(tmp_path, _loop("type = block factor = 64", stmt)) == []
+    assert _found(tmp_path, _loop("type = cyclic factor = 32", stmt)) == _one(3)
+    tpl = "template <int N>\n"
+    assert _found(tmp_path, _loop("type = cyclic factor = N", stmt, "int a[N];", tpl)) == []
