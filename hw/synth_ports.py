@@ -19,10 +19,12 @@ hw/synth_maxi.py's rules; it returns (offset, rule, detail) tuples).
                against every memory of the dimension (a multiplexer over shared ports), except that the
                accesses `(X * N + s) % M` of one aligned block with distinct s reach distinct memories
                (a rotation; where M == N in the instance the tool folds it to s). Cyclic by F (element i
-               in bank i % F): an index `X * F + s` (s static, X anything) is bank s (s % F where both
-               are known: a literal or a constant of literal value; else one bank per distinct s); of
-               `X + s` (X runtime) the accesses with one X and distinct s (mod F where known) reach
-               distinct banks (a rotation); a modulus M around it (`(X + s) % M`, M static) is dropped
+               in bank i % F): an index `X * F + l` (l of known value: literals, unrolled lanes; X
+               anything) is bank l (l % F where F is known: a literal or a constant of literal value;
+               else one bank per distinct l); of `X + S + l` (X runtime, S static of unknown value) the
+               accesses with one X and S and distinct l (mod F where known) reach distinct banks (a
+               rotation), those of another S (`x + H`: H may be a multiple of F) may share any bank;
+               a modulus M around it (`(X + l) % M`, M static) is dropped
                where F divides M, kept in the rotation where that is not known (taken to wrap nowhere
                within the offsets), and where F and M are known and F does not divide M the index counts
                against every bank. Block by F (bank i / ceil(N / F)): a static index names its bank when
