@@ -126,7 +126,16 @@ rope_loop:
 #pragma HLS UNROLL
       const int i = c * X + j;
       const int r = i % D, k = r % H;
-      v[j] = i >= n ? 0.0f : r < H ? x[i] * cos_t[k] - x[i + H] * sin_t[k] : x[i] * cos_t[k] + x[i - H] * sin_t[k];
+      f32 o = 0.0f;
+      if (i < n) {
+        // the rotation partner read once, at a selected index: two reads of x per lane (i and its
+        // partner, both in lane j's bank when X divides H), not a select between two reads, which the
+        // tool may schedule both of (three reads of a two-port bank: II > 1)
+        const f32 p = x[r < H ? i + H : i - H];
+        const f32 a = x[i] * cos_t[k], b = p * sin_t[k];
+        o = r < H ? a - b : a + b;
+      }
+      v[j] = o;
     }
     chunk_put_upto<X>(y, y_off, c, n, v);
   }
