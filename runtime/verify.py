@@ -122,6 +122,11 @@ def model_from_image(p: Project) -> Any:
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:  # design.rows is not schema-checked
         raise EdgeLLMError(f"manifest's rows per tile must be a positive integer, got {rows!r}: cannot "
                            "decode the weight image")
+    built = (m.get("design") or {}).get("rows" if (m.get("design") or {}).get("matmul", "tlmm") == "tlmm"
+                                        else "lowbit_rows")
+    if built is not None and built != rows:  # the engine reads its tiles at the design's rows
+        raise EdgeLLMError(f"manifest's weights.rows_per_tile {rows} is not its design's rows {built!r}: "
+                           "cannot decode the weight image")
     hdr = {k: int(v) for k, v in zip(itf.HEADER_WORDS, img[p.iface.hdr_off:][:itf.HDR_WORDS * 4]
                                       .view(np.uint32), strict=False)}
     def f32(off: int, n: int) -> np.ndarray:

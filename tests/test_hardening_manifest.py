@@ -128,6 +128,25 @@ def test_verify_refuses_rows_per_tile_that_is_not_an_integer(made: Path, tmp_pat
         model_from_image(open_project(proj, verify=False))
 
 
+@pytest.mark.parametrize("rows", [7, 1_000_000])
+def test_rows_per_tile_other_than_the_designs_is_refused(made: Path, tmp_path: Path, rows: int) -> None:
+    """A weights.rows_per_tile other than the design's rows (the engine reads its tiles at those) decoded
+    the image at the wrong tiling: garbage weights, no error (calibrate-draft would calibrate on them)."""
+    import json
+
+    from edgellm.commands.run import open_project
+    from edgellm.runtime.verify import model_from_image
+
+    proj = tmp_path / "p"
+    shutil.copytree(made, proj)
+    m = json.loads((proj / "manifest.json").read_text())
+    m["weights"]["rows_per_tile"] = rows
+    (proj / "manifest.json").write_text(json.dumps(m))
+    want = re.escape(f"weights.rows_per_tile {rows} is not its design's rows {m['design']['rows']!r}")
+    with pytest.raises(EdgeLLMError, match=want):
+        model_from_image(open_project(proj, verify=False))
+
+
 @pytest.mark.parametrize("source", [-1, ["in/m"]])
 def test_verify_takes_a_model_source_naming_no_checkpoint(made: Path, tmp_path: Path, source: object) -> None:
     """model_source is informational (the checkpoint compile read): a number or a list there was a
