@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgellm.hw import synth_maxi, synth_ports, synth_pragmas
+from edgellm.hw import synth_macros, synth_maxi, synth_ports, synth_pragmas
 from edgellm.hw.synth_pragmas import match_bracket
 
 SUFFIXES = {".h", ".hpp", ".hh", ".cpp", ".cc", ".cxx", ".c", ".tcc", ".inl"}
@@ -225,12 +225,27 @@ def _has_tripcount(body: str) -> bool:
     return "LOOP_TRIPCOUNT" in head
 
 
+def prepare(text: str, macros: synth_macros.Macros, done: dict[str, str] | None = None) -> str:
+    """The text the rules read: strip_source's, with the project's pragma macros expanded where they are
+    used (hw/synth_macros.py); done: the texts prepared already (one run's macros)."""
+    if done is not None and text in done:
+        return done[text]
+    code = synth_macros.expand(strip_source(text), macros)
+    if done is not None:
+        done[text] = code
+    return code
+
+
 def check_text(path: Path, text: str, consts: set[str], units: set[str] | None = None,
-               fns: synth_maxi.Callees | None = None) -> list[Finding]:
+               fns: synth_maxi.Callees | None = None, macros: synth_macros.Macros | None = None,
+               done: dict[str, str] | None = None) -> list[Finding]:
     """All findings of one source text; consts are constant names from every scanned file, units the
     non-inlined functions (synth_pragmas.hardware_units) and fns the function definitions
-    (synth_maxi.callees) of every scanned file and the library."""
-    code = strip_source(text)
+    (synth_maxi.callees) of every scanned file and the library, macros the pragma macros they define
+    (default: this text's), done prepare's texts of this run."""
+    if macros is None:
+        macros = synth_macros.pragma_macros(synth_macros.defines(text))
+    code = prepare(text, macros, done)
     found: list[Finding] = []
     if units is None:
         units = synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
@@ -336,9 +351,15 @@ def check_paths(roots: list[Path]) -> list[Finding]:
     texts = {}
     scanned = set(files)
     own: set[str] = set()  # functions the scanned sources define: their definitions, not the library's
+    found: dict[str, set] = {}
     for f in dict.fromkeys(files + lib):
         texts[f] = f.read_text(errors="replace")
-        code = strip_source(texts[f])
+        for name, bodies in synth_macros.defines(texts[f]).items():
+            found.setdefault(name, set()).update(bodies)
+    macros = synth_macros.pragma_macros(found)
+    done: dict[str, str] = {}
+    for f in dict.fromkeys(files + lib):
+        code = prepare(texts[f], macros, done)
         consts |= constant_names(code)
         units |= synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
         for name, defs in synth_maxi.callees(code).items():
@@ -347,7 +368,7 @@ def check_paths(roots: list[Path]) -> list[Finding]:
             elif name in own:
                 continue  # a project's own copy of a library header (maybe an older one) is what it builds
             fns.setdefault(name, []).extend(defs)
-    return sorted((x for f in files for x in check_text(f, texts[f], consts, units, fns)),
+    return sorted((x for f in files for x in check_text(f, texts[f], consts, units, fns, macros, done)),
                   key=lambda x: (str(x.path), x.line, x.rule))
 
 

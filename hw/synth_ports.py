@@ -52,6 +52,7 @@ from collections.abc import Iterator
 
 from edgellm.hw.synth_banks import (
     Part,
+    _unwrap,
     block_key,
     constant_values,
     cyclic_key,
@@ -59,8 +60,8 @@ from edgellm.hw.synth_banks import (
     partitions,
     value,
 )
+from edgellm.hw.synth_bind import Binder
 from edgellm.hw.synth_iteration import (
-    CALL,
     Expander,
     arrays,
     fold_locals,
@@ -71,11 +72,9 @@ from edgellm.hw.synth_iteration import (
     subscripts,
 )
 from edgellm.hw.synth_pragmas import (
-    IDENT,
     Function,
     _pragma_var,
     _pragmas,
-    _split_top,
     functions,
     ii1_loops,
     loop_head,
@@ -173,10 +172,37 @@ def _bank(index: str, part: Part, size: str | None, consts: set[str], values: di
     """The memory an index names on a dimension under its partition (_key for complete ones;
     hw/synth_banks.py for cyclic and block ones)."""
     if part.kind == "cyclic":
-        return cyclic_key(index, part.factor, consts, values)
+        alt = _select(index)
+        if alt is None:
+            return cyclic_key(index, part.factor, consts, values)
+        a, b = (cyclic_key(x, part.factor, consts, values) for x in alt)
+        if a == b or (isinstance(a, tuple) and isinstance(b, tuple) and a[1] == b[1]
+                      and a[0].split("|")[0] == b[0].split("|")[0]):
+            return a  # one bank either way; or one runtime part and lane, static parts of unknown value
+        return None
     if part.kind == "block":
         return block_key(index, part.factor, size, values)
     return _key(index, consts)
+
+
+def _select(index: str) -> tuple[str, str] | None:
+    """(A, B) of an index `C ? A : B` (one conditional at the top, parentheses around it dropped)."""
+    text = _unwrap(index)
+    depth, q = 0, -1
+    for i, ch in enumerate(text):
+        depth += (ch in "([") - (ch in ")]")
+        if depth == 0 and ch == "?":
+            if q >= 0:
+                return None
+            q = i
+    if q < 0:
+        return None
+    depth = 0
+    for i in range(q + 1, len(text)):
+        depth += (text[i] in "([") - (text[i] in ")]")
+        if depth == 0 and text[i] == ":" and text[i - 1:i + 1] != "::" and text[i:i + 2] != "::":
+            return text[q + 1:i], text[i + 1:]
+    return None
 
 
 def _local_arrays(body: str) -> dict[str, int]:
@@ -197,34 +223,14 @@ def _local_array_items(body: str) -> tuple[tuple[str, int], ...]:
     return tuple(out.items())
 
 
-def _bindings(fn: Function, fns: dict[str, list[tuple[Function, str]]]) -> list[dict[str, tuple[int, str]]]:
-    """Per call site of fn whose arguments include local arrays of the caller: parameter -> (dimensions,
-    the caller's ARRAY_PARTITION / BIND_STORAGE pragmas for the array, renamed to the parameter)."""
-    short = fn.name.split("::")[-1]
-    params = [re.findall(IDENT, re.sub(r"\[[^\]]*\]", "", p.split("=")[0])) for p in _split_top(fn.params)]
-    out: list[dict[str, tuple[int, str]]] = []
-    for defs in fns.values():
-        for caller, ccode in defs:
-            if caller.start == fn.start or ccode.find(short, caller.start, caller.end) < 0:
-                continue
-            body = caller.body(ccode)
-            arrays = _local_arrays(body)
-            for m in CALL.finditer(body):
-                if m.group(1) != short:
-                    continue
-                e = match_bracket(body, m.end() - 1, "(", ")")
-                args = [a.strip() for a in _split_top(body[m.end():e - 1])]
-                if len(args) != len(params):
-                    continue
-                bound = {}
-                for w, a in zip(params, args, strict=True):
-                    if w and a in arrays:
-                        prag = "\n".join(x.group(0) for kind in ("ARRAY_PARTITION", "BIND_STORAGE")
-                                         for x in _pragmas(body, kind) if _pragma_var(x.group(1)) == a)
-                        bound[w[-1]] = (arrays[a], sub_name(prag, a, w[-1]))
-                if bound and bound not in out:
-                    out.append(bound)
-    return out
+_BINDER: list = [None, None]  # (the fns of the last run, its Binder): one per check_paths, not per file
+
+
+def binder(fns: dict[str, list[tuple[Function, str]]]) -> Binder:
+    """The Binder of fns (kept while the same fns come back: synth_check runs the rule per file)."""
+    if _BINDER[0] is not fns:
+        _BINDER[:] = [fns, Binder(fns)]
+    return _BINDER[1]
 
 
 def port_budget(code: str, fn: Function, consts: set[str], fns: dict[str, list[tuple[Function, str]]],
@@ -237,17 +243,26 @@ def port_budget(code: str, fn: Function, consts: set[str], fns: dict[str, list[t
     if not loops:
         return
     local = _local_arrays(body)
-    bindings = _bindings(fn, fns)
+    bind = binder(fns)
+    bindings = bind.bindings(fn)
+    types = bind.local_types(body)
     for at, _ in loops:
         _, b0, b1 = loop_head(body, at)
         exp = Expander(fns, set(local) | {p for b in bindings for p in b}, consts)
-        it = exp.iteration(fold_locals(no_csim(body[b0 + 1:b1 - 1]), consts))
+        loop = bind.member_calls(no_csim(body[b0 + 1:b1 - 1]), types, consts)
+        it = exp.iteration(fold_locals(loop, consts))
         inner = {a: n for a, (n, stream) in arrays(it).items() if not stream}
         worst = _loop_worst(it, {**local, **inner}, set(inner), body[:b0], consts, values)
-        for bound in bindings:  # the parameters bound to a caller's arrays, under its pragmas
-            extra = "\n".join(t for _, t in bound.values()) + "\n" + body[:b0]
-            for a, n in _loop_worst(it, {p: n for p, (n, _) in bound.items()}, set(), extra, consts,
-                                    values).items():
+        for bound in bindings:  # the parameters bound to a caller's storage, under its pragmas
+            one, names, extra = it, {}, [body[:b0]]
+            for p, (key, ndim, prag, var) in bound.items():
+                first = next(q for q, leaf in bound.items() if leaf[0] == key)
+                if first != p:  # bound to the storage of an earlier parameter: one array (in place)
+                    one = sub_name(one, p, first)
+                    continue
+                names[p] = ndim
+                extra.append(sub_name(prag, var, p))
+            for a, n in _loop_worst(one, names, set(), "\n".join(extra), consts, values).items():
                 worst[a] = max(worst.get(a, 0), n)
         for a, n in sorted(worst.items()):
             if n:

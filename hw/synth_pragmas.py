@@ -124,7 +124,9 @@ def _split_top(text: str) -> list[str]:
 
 
 def _pragmas(body: str, kind: str) -> Iterator[re.Match[str]]:
-    return re.finditer(rf"#\s*pragma\s+HLS\s+{kind}\b([^\n]*)", body, re.I)
+    """The `#pragma HLS <kind>` of body, group 1 their text (to the line's end, or to a `;`: the pragmas
+    of an expanded macro share its line, hw/synth_macros.py)."""
+    return re.finditer(rf"#\s*pragma\s+HLS\s+{kind}\b([^\n;]*)", body, re.I)
 
 
 def _has(body: str, what: str) -> bool:
