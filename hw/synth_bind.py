@@ -28,7 +28,8 @@ MAX_COMBOS = 64  # bindings of one call site at most (one storage per parameter 
 _PATH = re.compile(rf"{IDENT}(?:\.{IDENT})?")
 Fns = dict[str, list[tuple[Function, str]]]
 _STRUCT = re.compile(rf"\b(?:struct|class)\s+({IDENT})\s*(?:<[^{{;]*>)?\s*(?::[^{{;]*)?\{{")
-_OBJ = re.compile(rf"(?:^|[;{{}}])\s*(?:::)?(?:{IDENT}::)*({IDENT})\s*(?:<[^;{{}}()]*>)?\s+({IDENT})\s*;")
+_OBJ = re.compile(rf"(?:^|[;{{}}])\s*(?:::)?(?:{IDENT}::)*({IDENT})\s*(?:<[^;{{}}()]*>)?\s+({IDENT})\s*;",
+                  re.M)
 _KEEP = {"true", "false", "this", "sizeof", "int", "long", "unsigned", "const", "static_cast", "f32"}
 Leaf = tuple[str, int, str, str]  # (storage key, dimensions (0 unknown), its pragmas, their variable)
 
