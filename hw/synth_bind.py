@@ -20,7 +20,7 @@ import itertools
 import re
 from collections.abc import Set as AbstractSet
 
-from edgellm.hw.synth_iteration import CALL, arrays, norm
+from edgellm.hw.synth_iteration import CALL, arrays, norm, sub_name
 from edgellm.hw.synth_pragmas import IDENT, Function, _pragma_var, _pragmas, _split_top, match_bracket
 
 MAX_LEVELS = 8  # call levels followed up from a loop's function to the storage's declaration
@@ -32,6 +32,26 @@ _OBJ = re.compile(rf"(?:^|[;{{}}])\s*(?:::)?(?:{IDENT}::)*({IDENT})\s*(?:<[^;{{}
                   re.M)
 _KEEP = {"true", "false", "this", "sizeof", "int", "long", "unsigned", "const", "static_cast", "f32"}
 Leaf = tuple[str, int, str, str]  # (storage key, dimensions (0 unknown), its pragmas, their variable)
+
+
+def _data_members(body: str) -> set[str]:
+    """The data members a struct body declares (its member functions' bodies and enums left out)."""
+    flat, depth = [], 0
+    for ch in body:
+        depth += ch == "{"
+        flat.append(ch if depth == 0 else " ")
+        depth -= ch == "}"
+        if ch == "}" and depth == 0:
+            flat.append(";")  # a member function's body ends its statement
+    out = set()
+    for stmt in "".join(flat).split(";"):
+        if "(" in stmt or re.search(r"\b(?:enum|typedef|using|static|return|struct|class)\b", stmt):
+            continue
+        for k, part in enumerate(_split_top(stmt)):
+            w = re.findall(IDENT, re.sub(r"\[[^\]]*\]", "", part.split("=")[0]))
+            if len(w) >= (2 if k == 0 else 1):  # the first declarator after its type
+                out.add(w[-1])
+    return out
 
 
 def _instance(expr: str, args: dict, obj: str, consts: AbstractSet[str]) -> str:
@@ -76,6 +96,7 @@ class Binder:
         self._up: dict[tuple[Function, str, int], list[Leaf]] = {}
         self._members: dict[str, dict[str, int] | None] = {}
         self._names: set[str] | None = None
+        self._methods: dict[tuple[str, str, str], list[tuple[Function, str]]] = {}
         self._returns: dict[str, list[tuple[list[str | None], str]]] = {}
         self._codes = list(dict.fromkeys(c for defs in fns.values() for _, c in defs))
 
@@ -113,6 +134,59 @@ class Binder:
                     found.append({a: n for a, (n, stream) in arrays(body).items() if not stream})
             self._members[struct] = found[0] if len(found) == 1 else None
         return self._members[struct]
+
+    def _struct_bodies(self, struct: str) -> list[str]:
+        """The bodies of every definition (specialization) of struct in the sources."""
+        pat = re.compile(rf"\b(?:struct|class)\s+{re.escape(struct)}\s*(?:<[^{{;]*>)?\s*(?::[^{{;]*)?\{{")
+        return [code[m.end():match_bracket(code, m.end() - 1, "{", "}") - 1]
+                for code in self._codes for m in pat.finditer(code)]
+
+    def methods(self, struct: str, method: str, obj: str) -> list[tuple[Function, str]]:
+        """struct's member functions named method (`operator()` for a call of the object itself) as
+        (definition, its text) with the struct's data members renamed `obj.member`: the bodies a call on
+        obj inlines (synth_iteration.Expander)."""
+        key = (struct, method, obj)
+        if key not in self._methods:
+            out = []
+            name = r"\boperator\s*\(\s*\)" if method == "operator()" else rf"\b{re.escape(method)}"
+            pat = re.compile(rf"{name}\s*\(([^()]*)\)\s*(?:const\s*)?\{{")
+            for body in self._struct_bodies(struct):
+                data = _data_members(body)
+                for m in pat.finditer(body):
+                    text = body[m.end() - 1:match_bracket(body, m.end() - 1, "{", "}")]
+                    params = {w for w in param_names(m.group(1)) if w}
+                    for d in sorted(data - params):
+                        text = sub_name(text, d, f"{obj}.{d}")
+                    out.append((Function(f"{struct}::{method}", m.group(1), 0, len(text)), text))
+            self._methods[key] = out
+        return self._methods[key]
+
+    def struct_of(self, body: str, name: str) -> str | None:
+        """The struct (defined in the sources) of a local `T name;` in body: T, or the struct T typedefs."""
+        for m in _OBJ.finditer(body):
+            if m.group(2) != name:
+                continue
+            t = m.group(1)
+            td = re.search(rf"\btypedef\s+(?:typename\s+)?(?:{IDENT}::)*({IDENT})\s*(?:<[^;{{}}()]*>)?\s*"
+                           rf"{re.escape(t)}\s*;", body)
+            t = td.group(1) if td else t
+            return t if t in self._struct_names() else None
+        return None
+
+    def objects(self, caller: Function, ccode: str, param: str, arg: str
+                ) -> tuple[str, dict[str, list[Leaf]]] | None:
+        """A reference parameter bound to a local object of the caller (arg): (its struct, the storages of
+        its pointer members assigned from a storage path (`op.row = row`), as `param.member`)."""
+        body = caller.body(ccode)
+        struct = self.struct_of(body, arg) if re.fullmatch(IDENT, arg) else None
+        if struct is None:
+            return None
+        out: dict[str, list[Leaf]] = {}
+        for m in re.finditer(rf"(?<![\w.]){re.escape(arg)}\s*\.\s*({IDENT})\s*=(?!=)\s*([^,;]+)", body):
+            leaves = self._arg(caller, ccode, norm(m.group(2)), "", MAX_LEVELS)
+            if leaves and f"{param}.{m.group(1)}" not in out:
+                out[f"{param}.{m.group(1)}"] = leaves
+        return struct, out
 
     def local_types(self, body: str) -> dict[str, str]:
         """The locals a function body declares as a struct defined in the sources: name -> struct."""
@@ -233,21 +307,29 @@ class Binder:
             return [leaf]
         return self.storage(caller, path, levels - 1) if levels > 1 else []
 
-    def bindings(self, fn: Function) -> list[dict[str, Leaf]]:
-        """Per call site of fn (and per storage its arguments may come from): parameter -> its storage,
-        for the parameters bound to one."""
+    def bindings(self, fn: Function) -> list[tuple[dict[str, str], dict[str, Leaf]]]:
+        """Per call site of fn (and per storage its arguments may come from): (the reference parameters
+        bound to a local object of the caller -> its struct, the parameters and the objects' pointer
+        members `param.member` bound to a storage -> it)."""
         params = _split_top(fn.params)
         names = param_names(fn.params)
-        out: list[dict[str, Leaf]] = []
+        out: list[tuple[dict[str, str], dict[str, Leaf]]] = []
         for caller, ccode, args in self.sites(fn):
-            per = {}
+            per: dict[str, list[Leaf]] = {}
+            types: dict[str, str] = {}
             for p, w, a in zip(params, names, args, strict=False):
-                if w and _indirect(p):
-                    leaves = self._arg(caller, ccode, a, "", MAX_LEVELS)
-                    if leaves:
-                        per[w] = leaves
+                if not w or not _indirect(p):
+                    continue
+                obj = self.objects(caller, ccode, w, a) if "*" not in p.split("=")[0] else None
+                if obj is not None:
+                    types[w] = obj[0]
+                    per.update(obj[1])
+                    continue
+                leaves = self._arg(caller, ccode, a, "", MAX_LEVELS)
+                if leaves:
+                    per[w] = leaves
             for combo in itertools.islice(itertools.product(*per.values()), MAX_COMBOS):
                 bound = dict(zip(per, combo, strict=True))
-                if bound and bound not in out:
-                    out.append(bound)
+                if (bound or types) and (types, bound) not in out:
+                    out.append((types, bound))
         return out

@@ -10,7 +10,7 @@ import ast
 import functools
 import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 
 from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, match_bracket, outer_loops
@@ -19,6 +19,7 @@ UNKNOWN_TRIPS = 3  # copies of an unrolled loop whose trip count is not a litera
 MAX_TRIPS = 16  # copies of one with a literal trip count at most (the text grows with their product)
 MARK = "__u"  # prefix of the names that stand for an unrolled loop's variable in one copy
 CALL = re.compile(rf"(?<![\w.>])({IDENT})\s*(?:<[^;{{}}()]*>)?\s*\(")
+_OBJ_CALL = re.compile(rf"(?<![\w.>])({IDENT})\s*(?:\.\s*({IDENT})\s*)?\(")  # obj(..) / obj.f(..)
 _SPACE = re.compile(r"\s*")
 _DECL = re.compile(rf"(?:^|[;{{}}])\s*(?:static\s+)?(?:const\s+)?(?:typename\s+)?([\w:<>, ]*?[\w>])\s+"
                    rf"((?:{IDENT}\s*(?:\[[^\]]+\])+\s*,?\s*)+);", re.M)
@@ -129,10 +130,15 @@ def _unroll_values(header: str) -> tuple[str, list[str]] | None:
 class Expander:
     """One II=1 iteration's statements: unrolled loops copied, INLINE callees inlined."""
 
-    def __init__(self, fns: dict[str, list[tuple[Function, str]]], outer: set[str], consts: set[str]):
+    def __init__(self, fns: dict[str, list[tuple[Function, str]]], outer: set[str], consts: set[str],
+                 objects: dict[str, str] | None = None,
+                 methods: Callable[[str, str, str], list[tuple[Function, str]]] | None = None):
         self.fns, self.consts = fns, consts
         self.outer = outer  # the arrays of the loop's function: a callee's own names must not clash
         self.n = 0
+        # objects whose member calls (`obj(..)`, `obj.f(..)`) are inlined: name -> struct, and the member
+        # functions of a struct for a call on an object (synth_bind.Binder.methods: members as `obj.m`)
+        self.objects, self.methods = objects or {}, methods
 
     def fresh(self) -> int:
         self.n += 1
@@ -183,6 +189,16 @@ class Expander:
             bodies = [b for b in bodies if b is not None]
             if bodies:
                 extra.append(max(bodies, key=len))
+        for m in _OBJ_CALL.finditer(text) if self.objects and self.methods else ():
+            if m.group(1) not in self.objects:
+                continue
+            e = match_bracket(text, m.end() - 1, "(", ")")
+            args = [a.strip() for a in _split_top(text[m.end():e - 1])]
+            args = [] if args == [""] else args
+            defs = self.methods(self.objects[m.group(1)], m.group(2) or "operator()", m.group(1))
+            bodies = [b for f, code in defs if (b := self.inlined(f, code, args, depth)) is not None]
+            if bodies:
+                extra.append(max(bodies, key=len))
         return text + "".join("\n" + b for b in extra)
 
     def inlined(self, f: Function, code: str, args: list[str], depth: int) -> str | None:
@@ -195,13 +211,13 @@ class Expander:
             return None
         body = no_csim(body[1:-1])
         names = [re.findall(IDENT, re.sub(r"\[[^\]]*\]", "", p.split("=")[0])) for p in params]
-        own = set(re.findall(IDENT, body)) & self.outer - {w[-1] for w in names if w}
+        own = set(re.findall(IDENT, body)) & self.outer - {w[-1] for w in names if w} - set(self.objects)
         for name in own:  # the callee's own names that the caller's arrays also use
             body = sub_name(body, name, f"{name}__f{self.fresh()}")
         for w, a in zip(names, args, strict=False):
             if not w:
                 continue
-            plain = re.fullmatch(rf"{IDENT}(?:\s*\[[^\]]*\])*", a)  # an array or one of its sub-arrays
+            plain = re.fullmatch(rf"{IDENT}(?:\.{IDENT})?(?:\s*\[[^\]]*\])*", a)  # array, member, sub-array
             body = sub_name(body, w[-1], a if plain else f"({a})")
         return self.iteration(fold_locals(body, self.consts), depth - 1)
 

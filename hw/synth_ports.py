@@ -60,7 +60,7 @@ from edgellm.hw.synth_banks import (
     partitions,
     value,
 )
-from edgellm.hw.synth_bind import Binder
+from edgellm.hw.synth_bind import Binder, Leaf
 from edgellm.hw.synth_iteration import (
     Expander,
     arrays,
@@ -246,28 +246,39 @@ def port_budget(code: str, fn: Function, consts: set[str], fns: dict[str, list[t
     bind = binder(fns)
     bindings = bind.bindings(fn)
     types = bind.local_types(body)
+    outer = set(local) | {p.split(".")[0] for _, b in bindings for p in b}
     for at, _ in loops:
         _, b0, b1 = loop_head(body, at)
-        exp = Expander(fns, set(local) | {p for b in bindings for p in b}, consts)
-        loop = bind.member_calls(no_csim(body[b0 + 1:b1 - 1]), types, consts)
-        it = exp.iteration(fold_locals(loop, consts))
+        loop = fold_locals(bind.member_calls(no_csim(body[b0 + 1:b1 - 1]), types, consts), consts)
+        it = Expander(fns, outer, consts).iteration(loop)
         inner = {a: n for a, (n, stream) in arrays(it).items() if not stream}
         worst = _loop_worst(it, {**local, **inner}, set(inner), body[:b0], consts, values)
-        for bound in bindings:  # the parameters bound to a caller's storage, under its pragmas
-            one, names, extra = it, {}, [body[:b0]]
-            for p, (key, ndim, prag, var) in bound.items():
-                first = next(q for q, leaf in bound.items() if leaf[0] == key)
-                if first != p:  # bound to the storage of an earlier parameter: one array (in place)
-                    one = sub_name(one, p, first)
-                    continue
-                names[p] = ndim
-                extra.append(sub_name(prag, var, p))
-            for a, n in _loop_worst(one, names, set(), "\n".join(extra), consts, values).items():
+        per_objects = {(): it}  # the iteration with the member calls of the objects bound at a call site
+        for objs, bound in bindings:  # the parameters bound to a caller's storage, under its pragmas
+            key = tuple(sorted(objs.items()))
+            if key not in per_objects:
+                per_objects[key] = Expander(fns, outer, consts, objs, bind.methods).iteration(loop)
+            for a, n in _bound_worst(per_objects[key], bound, body[:b0], consts, values).items():
                 worst[a] = max(worst.get(a, 0), n)
         for a, n in sorted(worst.items()):
             if n:
                 yield (fn.start + at, "port-budget",
                        f"{a} {n} accesses on one memory per iteration of an II=1 loop in {fn.name}")
+
+
+def _bound_worst(it: str, bound: dict[str, Leaf], before: str, consts: set[str], values: dict[str, int]
+                 ) -> dict[str, int]:
+    """_loop_worst of the parameters (and objects' members) bound to storage (synth_bind), under the
+    storage's pragmas renamed to them; those bound to one storage (a pass in place) count as one array."""
+    names, extra = {}, [before]
+    for p, (key, ndim, prag, var) in bound.items():
+        first = next(q for q, leaf in bound.items() if leaf[0] == key)
+        if first != p:
+            it = sub_name(it, p, first)
+            continue
+        names[p] = ndim
+        extra.append(sub_name(prag, var, p))
+    return _loop_worst(it, names, set(), "\n".join(extra), consts, values)
 
 
 def _loop_worst(it: str, names: dict[str, int], inner: set[str], before: str, consts: set[str],

@@ -140,9 +140,10 @@ def _library_copy(tmp_path: Path) -> Path:
 
 def test_the_engine_row_is_counted(tmp_path: Path) -> None:
     """hw/include's passes on rows.r0 are counted: rope_row with its partner read as the select between
-    two reads it had before 62246f8 (three reads of a two-port bank), and rmsnorm_scale (the fused scale
-    pass, in place: x = y = rows.r0) with one more read of x a beat on: each a finding in a copy of the
-    library, none in the library itself."""
+    two reads it had before 62246f8 (three reads of a two-port bank), rmsnorm_scale (the scale pass, in
+    place: x = y = rows.r0) with one more read of x a beat on, and the fused residual pass (ew_fused.h:
+    ew_fused_pass's op(u, i) inlined, op.row = row = rows.r0) with one more read of the row a beat on:
+    each a finding in a copy of the library, none in the library itself."""
     inc = _library_copy(tmp_path)
     passes = inc / "edgellm" / "ew_passes.h"
     text = passes.read_text()
@@ -152,8 +153,14 @@ def test_the_engine_row_is_counted(tmp_path: Path) -> None:
     scale = "const f32 v = (x[i] * r) * gb[j];"
     assert scale in text
     passes.write_text(text.replace(scale, "const f32 v = (x[i] * r + x[i + X]) * gb[j];"))
-    found = {(f.path.name, re.sub(r"^\w+ (\d+) .* in (\w+)$", r"\2 \1", f.detail))
+    fused = inc / "edgellm" / "ew_fused.h"
+    text = fused.read_text()
+    residual = "const f32 v = b[u] + row[i];"
+    assert residual in text
+    fused.write_text(text.replace(residual, "const f32 v = b[u] + row[i] + row[i + X];"))
+    found = {(f.path.name, re.sub(r"^([\w.]+) (\d+) .* in (\w+)$", r"\3 \1 \2", f.detail))
              for f in synth_check.check_paths([inc]) if f.rule == "port-budget"}
-    assert found == {("ew_passes.h", "rope_row 3"), ("ew_passes.h", "rmsnorm_scale 3")}
+    assert found == {("ew_passes.h", "rope_row x 3"), ("ew_passes.h", "rmsnorm_scale x 3"),
+                     ("ew_fused.h", "ew_fused_pass op.row 3")}
     assert [f for f in synth_check.check_paths([Path(synth_check.__file__).resolve().parent / "include"])
             if f.rule == "port-budget"] == []
