@@ -6,12 +6,19 @@ site is
   - a member array of a local struct of the caller (`rows.r0`, the struct `EwRows<E> rows;` whose
     definition declares `f32 r0[..]`): that member, under the caller's pragmas for `rows.r0` (as
     elementwise.h EDGELLM_EW_ROWS declares it, hw/synth_macros.py);
-  - a parameter of the caller, or a member of one (`rows.r0` of `EwRows<E> &rows`): the same question
-    one level up, MAX_LEVELS levels at most.
-Anything else (an expression, a sub-array, a global, a pointer member, a struct of a type not defined
-in the sources) binds to nothing: no claim. Each binding names its storage (the declaring function and
-the path), so two parameters bound to one storage (a pass in place, x = y = rows.r0) count as one array.
-Heuristic by design (regular expressions over comment-free text).
+  - a parameter of the caller: the same question one level up, MAX_LEVELS levels at most;
+  - a member of a struct parameter taken by reference (`rows.r0` of `EwRows<E> &rows`): the member of every
+    local of that struct the sources declare (its declarations, not its call chain: the layer reaches the
+    engine through DATAFLOW process macros, EDGELLM_PROCESS, that synth_check blanks);
+  - a local object of the caller passed to a reference parameter (ew_fused.h: `OP op;` with `typedef
+    EwLoadOp<..> OP`, to ew_fused_pass's `OP &op`): the object's struct (its member calls are inlined,
+    synth_iteration.Expander, members as `op.m`) and the storage of its pointer members assigned from a
+    storage path in the caller (`op.row = row`), as `op.row`.
+Anything else (an expression, a sub-array, a global, an unassigned pointer member, a struct not defined in
+the sources, one defined twice) binds to nothing: no claim. Each binding names its storage (the declaring
+function and the path), so two parameters bound to one storage (a pass in place, x = y = rows.r0) count
+as one array. Also here: the inlining of a local struct's one-return member call into an index
+(member_calls). Heuristic by design (regular expressions over comment-free text).
 """
 
 from __future__ import annotations

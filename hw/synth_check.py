@@ -15,7 +15,9 @@ Rules (each finding is "file:line: rule: detail"):
   per iteration of an II=1 loop than its ports) (docs/hls.md "Pragmas and synth_check's rules").
 Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) and the threaded C simulation's runtime
 (a `csim_threads` folder) are C-simulation only and are skipped, and so are the branches of a source
-that synthesis never compiles (`#ifndef __SYNTHESIS__`, `#if ... && !defined(__SYNTHESIS__)`).
+that synthesis never compiles (`#ifndef __SYNTHESIS__`, `#if ... && !defined(__SYNTHESIS__)`). The
+project's pragma macros (function-like `#define`s reaching `_Pragma`: EDGELLM_PRAGMA, EDGELLM_ACT_BIND,
+EDGELLM_EW_ROWS) are expanded where used (hw/synth_macros.py); every other `#define` line is blanked.
 Heuristic by design (regular expressions over comment-free text), tuned to be strict.
 
 Usage: python -m edgellm.hw.synth_check DIR [DIR ...]   (exit 1 on findings, 2 on bad arguments)

@@ -1,7 +1,9 @@
 """One iteration of a pipelined loop as the tool builds it, for synth_check's port-budget rule
 (hw/synth_ports.py): nested loops unrolled (copies with the loop variable's value), the bodies of the
-`#pragma HLS INLINE` functions it calls inlined (parameters renamed to the arguments), locals folded into
-the indices that use them. Heuristic by design (regular expressions over comment-free text).
+`#pragma HLS INLINE` functions it calls inlined (parameters renamed to the arguments; the INLINE member
+functions of the objects a call site binds, `op(u, i)` / `op.load(c)`, with their members as `op.m`),
+locals folded into the indices that use them. Heuristic by design (regular expressions over comment-free
+text).
 """
 
 from __future__ import annotations

@@ -9,8 +9,13 @@ hw/synth_maxi.py's rules; it returns (offset, rule, detail) tuples).
                are modules of their own), locals folded into the indices that use them, C-simulation
                instrumentation (EDGELLM_DEP_*) dropped.
                Arrays: the function's locals (declared with brackets, or a typedef'd array an
-               ARRAY_PARTITION names), those declared in the inlined code, and a caller's local array
-               passed to a parameter (with the caller's pragmas; one level, whole arrays only).
+               ARRAY_PARTITION names), those declared in the inlined code, and the storage a parameter is
+               bound to through its callers (hw/synth_bind.py, with the declaring function's pragmas: a
+               local array, a local struct's member array such as elementwise.h's `rows.r0`, its pragmas
+               from the expanded EDGELLM_EW_ROWS macro, hw/synth_macros.py; a caller's local object's
+               pointer members, `op.row`, whose INLINE member calls `op(u, i)` are inlined); parameters
+               bound to one storage (in place) are one array. A member call whose body is one `return e;`
+               (`st.index(j, i)` on a local struct) is inlined into the index.
                Memories: an array with no ARRAY_PARTITION is one memory; one partitioned on some
                dimensions is one memory per bank of those (hw/synth_banks.py: Vitis' banks, dim = 0
                every dimension). Complete: one bank per index; an access whose index there is static
@@ -24,7 +29,9 @@ hw/synth_maxi.py's rules; it returns (offset, rule, detail) tuples).
                else one bank per distinct l); of `X + S + l` (X runtime, S static of unknown value) the
                accesses with one X and S and distinct l (mod F where known) reach distinct banks (a
                rotation), those of another S (`x + H`: H may be a multiple of F) may share any bank;
-               a modulus M around it (`(X + l) % M`, M static) is dropped
+               a select `C ? A : B` is the bank of A where A and B name one bank, or are of one runtime
+               part and offset l (static parts of unknown value: taken to differ by a multiple of F),
+               else every bank; a modulus M around it (`(X + l) % M`, M static) is dropped
                where F divides M, kept in the rotation where that is not known (taken to wrap nowhere
                within the offsets), and where F and M are known and F does not divide M the index counts
                against every bank. Block by F (bank i / ceil(N / F)): a static index names its bank when
@@ -38,9 +45,10 @@ hw/synth_maxi.py's rules; it returns (offset, rule, detail) tuples).
                index is static (Vitis partitions them).
 Limitations (heuristic by design: regular expressions over comment-free text): exclusive branches count
 together; index texts that differ but name one address count as two accesses; a reference to a
-sub-array (`auto &r = a[i]`) and a sub-array passed to a non-inlined function are not followed; a struct
-member array (`rows.r0`, its pragmas in a macro: elementwise.h EDGELLM_EW_ROWS) is not seen; a symbolic
-cyclic factor is taken to exceed the spread of the static offsets that share a runtime part.
+sub-array (`auto &r = a[i]`) and a sub-array passed to a non-inlined function are not followed; storage
+reached otherwise than hw/synth_bind.py follows is not counted; a symbolic cyclic factor is taken to
+exceed the spread of the static offsets that share a runtime part, and the two static parts of a select
+to differ by a multiple of it.
 """
 
 from __future__ import annotations
