@@ -6,7 +6,10 @@ qs = 127 / row max) then lands within an ulp of a .5 boundary, one code flips by
 diverges: end-to-end logits of a correct export differ by percents. So each layer i of golden runs on
 onnxruntime's own input to it (`embed`, else `L{i-1}.h_out`) and every stage is compared in program
 order: float stages to float noise, code stages equal or differing by one explained rounding flip (then
-the rest of that layer is not compared). The head likewise, on onnxruntime's last `h_out`.
+the rest of that layer is not compared). The head likewise, on onnxruntime's last `h_out`. The greedy
+continuation is teacher-forced too (onnxruntime fed golden's tokens): its picks must equal golden's at
+every step before the first rounding flip of the prompt or of the steps (the end-to-end logits likewise
+gate only while no code differs).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgellm.models import numerics as nx
-from edgellm.runtime.verify import Row, _agree, compare, greedy
+from edgellm.runtime.verify import Row, _agree, compare
 
 PAIR = "onnx vs golden"
 # Float stages: ORT's fp32 results differ from golden's by float noise, measured ~1e-6 of the stage's
@@ -231,7 +234,8 @@ def _lowbit(qm: Any) -> bool:
 def onnx_rows(p: Any, qm: Any, prompt: list[int], n: int, g_logits: np.ndarray, g_toks: list[int],
               rep: Any, gm: Any = None, g_taps: dict[str, np.ndarray] | None = None) -> None:
     """onnx vs golden (runtime/verify_onnx.py): every layer and the head teacher-forced on the tapped
-    export of qm; the end-to-end logits (gating only while no code differs end to end) and greedy tokens
+    export of qm; the end-to-end logits (gating only while no code differs end to end) and the greedy
+    picks, teacher-forced on golden's tokens (greedy_row: gating the steps before the first rounding flip),
     on reference/model.onnx, or the export when there is none or it holds MatMulNBits linears.
     g_taps: golden's end-to-end taps over the prompt (recomputed when None)."""
     try:
@@ -263,6 +267,8 @@ def onnx_rows(p: Any, qm: Any, prompt: list[int], n: int, g_logits: np.ndarray, 
         head_note = f"not compared: explained rounding flip at {head.stage} ({head.note})"
     rep.rows.append(Row(PAIR, "logits (teacher-forced)", head.max_abs, ok=head.kind != "fail",
                         note=head_note))
+    toks, flip = forced_steps(gm, tapped, prompt, t_logits, g_toks, gm.plan.kv_dtype == "f16")
+    flip = (0, first_diff) if first_diff is not None else flip
     ref = p.path / "reference" / "model.onnx"
     if ref.is_file():
         del tapped, o_taps  # one model in memory at a time
@@ -273,13 +279,60 @@ def onnx_rows(p: Any, qm: Any, prompt: list[int], n: int, g_logits: np.ndarray, 
                              "contract-order export of the model")
             ort = OrtBackend(qm, kv_dtype=p.numerics.kv_dtype)
         logits = np.asarray(ort.forward(np.array(prompt)), np.float32)[-1]
+        toks = forced_argmax(ort, logits, g_toks)  # the reference's own picks
     else:
-        ort, logits = tapped, t_logits
+        logits = t_logits
     rep.rows.append(_e2e_row(logits, g_logits, first_diff, sum(s.kind == "flip" for s in [*layers, head])))
-    toks, _ = greedy(ort, prompt, n, logits)
     rep.tokens["onnx"] = toks
-    rep.rows.append(Row(PAIR, f"greedy {n} tokens", exact=toks == g_toks, ok=toks == g_toks,
-                        note=_agree(toks, g_toks)))
+    rep.rows.append(greedy_row(toks, g_toks, flip))
+
+
+def forced_steps(gm: Any, tapped: Any, prompt: list[int], first: np.ndarray, g_toks: list[int], kv16: bool
+                 ) -> tuple[list[int], tuple[int, str] | None]:
+    """The tapped export's greedy pick at every step, both models fed golden's tokens (teacher-forced:
+    tapped has just run the prompt, `first` its last logits), and (step, requantization) of the first
+    rounding flip in the steps after the prompt (None when every code of every step agrees). Step t >= 1
+    is the forward of golden's token t - 1."""
+    cache = gm.new_cache(len(prompt) + len(g_toks))
+    gm.forward(np.array(prompt), cache, all_logits=False)
+    picks, flip, logits = [], None, np.asarray(first, np.float32).reshape(-1)
+    for t, tok in enumerate(g_toks):
+        picks.append(int(np.argmax(logits)))
+        if t + 1 == len(g_toks):
+            break
+        g_taps: dict[str, np.ndarray] = {}
+        gm.forward(np.array([tok]), cache, tap=g_taps.__setitem__, all_logits=False)
+        logits = np.asarray(tapped.forward(np.array([tok])), np.float32).reshape(-1)
+        where = first_code_difference(g_taps, tapped.last_taps, gm.cfg.n_layers, kv16)
+        if flip is None and where is not None:
+            flip = (t + 1, where)
+    return picks, flip
+
+
+def forced_argmax(ort: Any, first: np.ndarray, g_toks: list[int]) -> list[int]:
+    """onnxruntime's greedy pick at every step, fed golden's tokens (teacher-forced: one differing pick
+    does not change what the later steps see); ort has just run the prompt, `first` its last logits."""
+    picks, logits = [], np.asarray(first, np.float32).reshape(-1)
+    for t, tok in enumerate(g_toks):
+        picks.append(int(np.argmax(logits)))
+        if t + 1 < len(g_toks):
+            logits = np.asarray(ort.forward(np.array([tok])), np.float32).reshape(-1)
+    return picks
+
+
+def greedy_row(toks: list[int], g_toks: list[int], flip: tuple[int, str] | None) -> Row:
+    """onnxruntime's teacher-forced greedy picks vs golden's tokens: every step before the first rounding
+    flip (prompt or greedy steps, forced_steps) must pick golden's token; from the flip on both
+    models compute from differently rounded codes (each layer checked teacher-forced above), so a near-tie
+    may pick differently: those steps inform."""
+    n = len(g_toks)
+    gated = n if flip is None else flip[0]
+    ok = toks[:gated] == g_toks[:gated]
+    note = f"teacher-forced: {_agree(toks, g_toks)}"
+    if flip is not None:
+        where = "the prompt" if flip[0] == 0 else f"step {flip[0]}"
+        note += f"; codes first differ in {where} ({flip[1]}): the {n - gated} step(s) from it not gated"
+    return Row(PAIR, f"greedy {n} tokens", exact=toks == g_toks, ok=ok, note=note)
 
 
 def _e2e_row(logits: np.ndarray, g_logits: np.ndarray, first_diff: str | None, flips: int) -> Row:

@@ -166,3 +166,56 @@ def test_first_code_difference_counts_the_f16_store() -> None:
          "L0.k_rope": np.array([[np.nextafter(mid, np.float32(2))]], np.float32)}
     assert vo.first_code_difference(g, o, 1) is None
     assert vo.first_code_difference(g, o, 1, kv16=True) == "L0.k_rope:f16"
+
+
+def test_greedy_row_gates_the_steps_before_the_first_flip() -> None:
+    """The greedy picks (onnxruntime fed golden's tokens) must equal golden's at every step before the first
+    rounding flip; from it on they inform (a real-shape Qwen project failed verify on 5/8 greedy tokens
+    after two explained flips in the prompt, every layer checked teacher-forced to float noise)."""
+    g = [5, 6, 7, 8]
+    assert vo.greedy_row(g, g, None).ok
+    assert not vo.greedy_row([5, 6, 9, 8], g, None).ok  # no flip: every step gates
+    assert vo.greedy_row([5, 6, 9, 1], g, (2, "L3.ffn_in_q")).ok  # differs from the flip's step on
+    bad = vo.greedy_row([5, 9, 7, 8], g, (2, "L3.ffn_in_q"))  # differs before it
+    assert not bad.ok and "step 2 (L3.ffn_in_q)" in bad.note and "2 step(s) from it not gated" in bad.note
+    prompt = vo.greedy_row([1, 2, 3, 4], g, (0, "L1.attn_in_q"))
+    assert prompt.ok and "codes first differ in the prompt" in prompt.note and "0/4" in prompt.note
+
+
+class _GoldenTapped:
+    """A stand-in for the tapped onnxruntime backend: golden itself, its taps, one code of L0's attention
+    input moved by `bump` at greedy step `at` (step t >= 1: the forward of golden's token t - 1)."""
+
+    def __init__(self, qm, n: int, at: int, bump: int = 1) -> None:
+        self.g, self.at, self.bump, self.step = GoldenModel(qm), at, bump, 0
+        self.cache = self.g.new_cache(n)
+        self.last_taps: dict[str, np.ndarray] = {}
+
+    def forward(self, tokens: np.ndarray) -> np.ndarray:
+        taps: dict[str, np.ndarray] = {}
+        out = self.g.forward(tokens, self.cache, tap=taps.__setitem__)
+        if self.step == self.at:
+            q = taps["L0.attn_in_q"].copy()
+            q.reshape(-1)[0] += self.bump
+            taps["L0.attn_in_q"] = q
+        self.step += 1
+        self.last_taps = taps
+        return out
+
+
+def test_forced_steps_find_the_first_decode_step_flip() -> None:
+    """forced_steps feeds golden's tokens to both models and names the first greedy step whose codes differ;
+    none when they agree throughout (the picks are then golden's)."""
+    qm = random_model(TINY, seed=5)
+    g = GoldenModel(qm)
+    prompt = [3, 8, 1, 6]
+    cache = g.new_cache(len(prompt) + 4)
+    logits = g.forward(np.array(prompt), cache, all_logits=False)[-1]
+    toks = [int(np.argmax(logits))]
+    for _ in range(3):
+        toks.append(int(np.argmax(g.forward(np.array(toks[-1:]), cache)[-1])))
+    for at, want in ((99, None), (2, (2, "L0.attn_in_q"))):
+        fake = _GoldenTapped(qm, len(prompt) + 4, at)
+        first = fake.forward(np.array(prompt))[-1]
+        picks, flip = vo.forced_steps(g, fake, prompt, first, toks, kv16=False)
+        assert picks == toks and flip == want
