@@ -248,24 +248,32 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
     if macros is None:
         macros = synth_macros.pragma_macros(synth_macros.defines(text))
     code = prepare(text, macros, done)
-    found: list[Finding] = []
     if units is None:
         units = synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
-    ports = synth_ports.run(code, consts, fns)
-    for at, rule, detail in synth_pragmas.run(code, units) + synth_maxi.run(code, fns) + ports:
-        found.append(Finding(path, _line(code, at), rule, detail))
+    hits = synth_pragmas.run(code, units) + synth_maxi.run(code, fns) + synth_ports.run(code, consts, fns)
+    hits += _memory_rules(code) + _recursion(code) + _loop_rules(code, consts)
+    return [Finding(path, _line(code, at), rule, detail) for at, rule, detail in hits]
 
-    def add(i: int, rule: str, detail: str) -> None:
-        found.append(Finding(path, _line(code, i), rule, detail))
 
+Hit = tuple[int, str, str]  # (offset in the prepared text, rule, detail)
+
+
+def _memory_rules(code: str) -> list[Hit]:
+    """dynamic-memory and std-container."""
+    out: list[Hit] = []
     for m in re.finditer(r"\b(malloc|calloc|realloc|free)\s*\(|\bnew\b|\bdelete\b", code):
-        add(m.start(), "dynamic-memory", m.group(0).strip(" ("))
+        out.append((m.start(), "dynamic-memory", m.group(0).strip(" (")))
     cont = "|".join(CONTAINERS)
     for m in re.finditer(rf"\bstd\s*::\s*({cont})\b", code):
-        add(m.start(), "std-container", f"std::{m.group(1)}")
+        out.append((m.start(), "std-container", f"std::{m.group(1)}"))
     for m in re.finditer(rf"#\s*include\s*<({'|'.join(CONTAINER_HEADERS)})>", code):
-        add(m.start(), "std-container", f"#include <{m.group(1)}>")
-    # recursion: name(params) [const] {body} containing an unqualified call to name
+        out.append((m.start(), "std-container", f"#include <{m.group(1)}>"))
+    return out
+
+
+def _recursion(code: str) -> list[Hit]:
+    """recursion: name(params) [const] {body} containing an unqualified call to name of its arity."""
+    out: list[Hit] = []
     for m in re.finditer(r"\b([A-Za-z_]\w*)\s*\(", code):
         name = m.group(1)
         if name in KEYWORDS:
@@ -282,16 +290,21 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
             c1 = match_bracket(body, call.end() - 1, "(", ")")
             n_args = len([a for a in synth_pragmas._split_top(body[call.end():c1 - 1]) if a.strip()])
             if required <= n_args <= len(params):  # another arity: an overload, not this function
-                add(b0 + call.start(), "recursion", f"{name} calls itself")
+                out.append((b0 + call.start(), "recursion", f"{name} calls itself"))
                 break
-    # loops
+    return out
+
+
+def _loop_rules(code: str, consts: set[str]) -> list[Hit]:
+    """unbounded-loop and runtime-bound."""
+    out: list[Hit] = []
     for m in re.finditer(r"\bwhile\s*\(\s*(1|true)\s*\)|\bfor\s*\(\s*[^;()]*;\s*;", code):
-        add(m.start(), "unbounded-loop", re.sub(r"\s+", " ", m.group(0)))
+        out.append((m.start(), "unbounded-loop", re.sub(r"\s+", " ", m.group(0))))
     for m in re.finditer(r"\bdo\b\s*\{", code):
         b0 = m.end() - 1
         if not _has_tripcount(code[b0:match_bracket(code, b0, "{", "}")]):
-            add(m.start(), "unbounded-loop", "do-while loop without LOOP_TRIPCOUNT")
-    loops = []  # (start, body_end, bounded_vars)
+            out.append((m.start(), "unbounded-loop", "do-while loop without LOOP_TRIPCOUNT"))
+    loops: list[tuple[int, int, set[str]]] = []  # (start, body_end, bounded_vars)
     for m in re.finditer(r"\b(for|while)\s*\(", code):
         p0 = m.end() - 1
         p1 = match_bracket(code, p0, "(", ")")
@@ -299,29 +312,32 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
         if code[b0:b0 + 1] == ";" and m.group(1) == "while":
             continue  # the tail of a do-while
         header = code[p0 + 1:p1 - 1]
-        enclosing = set().union(*(v for s, e, v in loops if s < m.start() < e)) if loops else set()
-        known = consts | enclosing
         if m.group(1) == "while":
             if not re.fullmatch(r"\s*(1|true)\s*", header) and not _has_tripcount(code[b0:b1]):
-                add(m.start(), "unbounded-loop", f"while ({header.strip()}) without LOOP_TRIPCOUNT")
+                out.append((m.start(), "unbounded-loop", f"while ({header.strip()}) without LOOP_TRIPCOUNT"))
             loops.append((m.start(), b1, set()))
             continue
-        parts = header.split(";")
-        if len(parts) != 3 or not parts[1].strip():
-            loops.append((m.start(), b1, set()))
-            continue
-        init, cond = parts[0], parts[1]
-        loop_vars = {d.group(1) for d in re.finditer(r"([A-Za-z_]\w*)\s*=(?!=)", init)}
-        init_const = all(x in known or x in loop_vars for x in _idents(init))
-        ok = False
-        for conj in re.split(r"&&", cond):
-            if all(x in known or x in loop_vars for x in _idents(conj)):
-                ok = True
-        loops.append((m.start(), b1, loop_vars if ok and init_const else set()))
-        if not ok and not _has_tripcount(code[b0:b1]):
-            text = " ".join(cond.split())
-            add(m.start(), "runtime-bound", f"for (...; {text}; ...): no LOOP_TRIPCOUNT or constant bound")
-    return found
+        enclosing = set().union(*(v for s, e, v in loops if s < m.start() < e)) if loops else set()
+        bounded, ok = _for_bounds(header, consts | enclosing)
+        loops.append((m.start(), b1, bounded))
+        if ok is False and not _has_tripcount(code[b0:b1]):
+            text = " ".join(header.split(";")[1].split())
+            out.append((m.start(), "runtime-bound",
+                        f"for (...; {text}; ...): no LOOP_TRIPCOUNT or constant bound"))
+    return out
+
+
+def _for_bounds(header: str, known: set[str]) -> tuple[set[str], bool | None]:
+    """(the loop variables a for header bounds by constants, for the loops inside it; whether a conjunct
+    of its condition is bounded by constants, None for a header without a condition: unbounded-loop's)."""
+    parts = header.split(";")
+    if len(parts) != 3 or not parts[1].strip():
+        return set(), None
+    init, cond = parts[0], parts[1]
+    loop_vars = {d.group(1) for d in re.finditer(r"([A-Za-z_]\w*)\s*=(?!=)", init)}
+    init_const = all(x in known or x in loop_vars for x in _idents(init))
+    ok = any(all(x in known or x in loop_vars for x in _idents(conj)) for conj in re.split(r"&&", cond))
+    return (loop_vars if ok and init_const else set()), ok
 
 
 def is_testbench(path: Path) -> bool:
