@@ -297,3 +297,16 @@ def test_run_prices_a_self_draft_token(proj: Path) -> None:
                                                            cost_spec.head_share(*project_design(p))))
     assert for_project(spec_config("self", 2, 0, None, draft_cost=0.5), p).draft_cost == 0.5
     assert for_project(spec_config("lookup", 2, 0, None), p).draft_cost == 0.0
+
+
+def test_k_beyond_the_accelerators_block_is_refused(proj: Path) -> None:
+    """A verify pass of k drafts feeds k + 1 tokens in one accelerator call: --k past the project's max_t - 1
+    would store a k the device cannot run."""
+    m = json.loads((proj / "manifest.json").read_text())
+    m["interface"]["max_t"] = m["interface"]["head_rows"] = 3
+    (proj / "manifest.json").write_text(json.dumps(m))
+    before = snapshot(proj)
+    res = runner.invoke(app, ["calibrate-draft", str(proj), "--k", "3", "--n-new", "6", "--max-prompts", "1"])
+    one_error(res, "--k 3: this project's accelerator takes at most 3 tokens a call, so a verify pass "
+                   "drafts at most 2")
+    assert snapshot(proj) == before

@@ -196,6 +196,9 @@ def calibrate_draft_cmd(
     if n_layers < 2:
         raise EdgeLLMError(f"the model has {n_layers} layer: self-speculation drafts with a proper subset of "
                            "its layers, which needs at least 2")
+    if k + 1 > p.iface.max_t:  # a verify pass of k drafts feeds k + 1 tokens in one accelerator call
+        raise EdgeLLMError(f"--k {k}: this project's accelerator takes at most {p.iface.max_t} tokens a "
+                           f"call, so a verify pass drafts at most {p.iface.max_t - 1}")
     ctx = min(p.config.max_context, p.iface.max_ctx)
     check_n_new(n_new, k, ctx)
     if not os.access(p.path, os.W_OK | os.X_OK):
