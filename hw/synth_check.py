@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgellm.hw import synth_macros, synth_maxi, synth_ports, synth_pragmas
+from edgellm.hw import synth_dataflow, synth_macros, synth_maxi, synth_ports, synth_pragmas
 from edgellm.hw.synth_pragmas import match_bracket
 
 SUFFIXES = {".h", ".hpp", ".hh", ".cpp", ".cc", ".cxx", ".c", ".tcc", ".inl"}
@@ -252,6 +252,7 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
         units = synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
     hits = synth_pragmas.run(code, units) + synth_maxi.run(code, fns) + synth_ports.run(code, consts, fns)
     hits += _memory_rules(code) + _recursion(code) + _loop_rules(code, consts)
+    hits += synth_dataflow.run(code, fns)
     return [Finding(path, _line(code, at), rule, detail) for at, rule, detail in hits]
 
 
