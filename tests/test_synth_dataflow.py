@@ -93,3 +93,17 @@ def test_no_dataflow_pragma_no_claim():
 def test_library_passes():
     found = synth_check.check_paths([synth_check.Path(synth_check.__file__).resolve().parent / "include"])
     assert [f for f in found if f.rule == "stream-fanout"] == []
+
+
+def test_library_mutant_flagged(tmp_path):
+    # attention_kv's second K/V port reader made to write port 0's K stream: two producers of pk0
+    lib = Path(synth_check.__file__).resolve().parent / "include" / "edgellm"
+    for f in lib.glob("*.h"):
+        (tmp_path / f.name).write_text(f.read_text())
+    src = tmp_path / "attention_layer.h"
+    text = src.read_text()
+    assert text.count("head_dim, pk1, pv1));") == 1
+    src.write_text(text.replace("head_dim, pk1, pv1));", "head_dim, pk0, pv1));"))
+    found = [f for f in synth_check.check_paths([tmp_path]) if f.rule == "stream-fanout"]
+    assert len(found) == 1 and found[0].path.name == "attention_layer.h"
+    assert "stream pk0 has 2 producers" in found[0].detail and "attention_kv" in found[0].detail
