@@ -132,14 +132,9 @@ def _terms(index: str) -> list[str]:
     text = _unwrap(norm(index))
     if _LOWER.search(_top(text).replace("->", "").replace("::", "")):
         return ["+" + text]  # `a + b << 2`, `c ? a + 1 : b`: no sum at the top
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif ch in "+-" and depth == 0 and i > start and text[i - 1] not in "*/%+-<>=&|^(" \
-                and text[i + 1:i + 2] != ">":
+    out, start = [], 0
+    for i, ch in _top_level(text):
+        if ch in "+-" and i > start and text[i - 1] not in "*/%+-<>=&|^(" and text[i + 1:i + 2] != ">":
             out.append(text[start:i])
             start = i
     out.append(text[start:])
@@ -161,16 +156,25 @@ def _multiple(term: str, factor: str, f: int | None, values: dict[str, int]) -> 
 
 def _split_star(text: str) -> list[str]:
     """text's top-level factors (split at `*`)."""
-    out, depth, start = [], 0, 0
+    out, start = [], 0
+    for i, ch in _top_level(text):
+        if ch == "*":
+            out.append(text[start:i])
+            start = i + 1
+    out.append(text[start:])
+    return out
+
+
+def _top_level(text: str) -> list[tuple[int, str]]:
+    """(offset, character) of text's characters outside every bracket, brackets themselves left out."""
+    out, depth = [], 0
     for i, ch in enumerate(text):
         if ch in "([":
             depth += 1
         elif ch in ")]":
             depth -= 1
-        elif ch == "*" and depth == 0:
-            out.append(text[start:i])
-            start = i + 1
-    out.append(text[start:])
+        elif depth == 0:
+            out.append((i, ch))
     return out
 
 
