@@ -682,3 +682,13 @@ def test_default_design_is_the_built_one() -> None:
     assert estimate(SMALL, KV260, serial).params.tables == 28
     res = CliRunner().invoke(_app(), ["estimate", "--board", "kv260", "--set", "tables=28"])
     assert res.exit_code != 0 and "tables=28: the TLMM engine builds a multiple of 5" in str(res.exception)
+
+
+def test_invalid_set_value_is_an_error_for_every_board() -> None:
+    """A --set value no design takes (weight_ports=0) is one `error:` line and a non-zero exit, also with
+    --board all (each board used to report it as "does not fit" under an empty table, exit 0)."""
+    for board in ("kv260", "all"):
+        res = CliRunner().invoke(_app(), ["estimate", "--board", board, "--set", "weight_ports=0"])
+        assert res.exit_code != 0, res.output
+        assert "weight_ports must be a positive integer" in str(res.exception) + res.output
+        assert "does not fit" not in res.output

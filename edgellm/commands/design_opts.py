@@ -89,7 +89,8 @@ def _parse(name: str, kind: Any, text: str) -> Any:
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
     """['weight_buffer=bram', 'tables=20'] -> {'weight_buffer': 'bram', 'tables': 20}; one-line errors for
-    a malformed item, an unknown field, a field with its own option or a value of the wrong type."""
+    a malformed item, an unknown field, a field with its own option, a value of the wrong type or one
+    DesignParams.validate refuses whatever the rest of the design."""
     types = _field_types()
     out: dict[str, Any] = {}
     for item in items or []:
@@ -103,6 +104,10 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         if name not in types:
             raise EdgeLLMError(f"--set {name}: unknown design field; fields: {', '.join(sorted(types))}")
         out[name] = _parse(name, types[name], value.strip())
+    if out:  # a value no design takes is the user's error, not a board's misfit (estimate --board all)
+        from edgellm.compiler.design import DesignParams
+
+        DesignParams().replace(**out)
     return out
 
 
