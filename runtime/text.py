@@ -9,6 +9,8 @@ the offending byte named, instead of failing deep inside a tokenizer.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edgellm.errors import EdgeLLMError
 
 MAX_TOKEN_ID = 2**31 - 1  # ids above this are refused even when the vocabulary is not known yet
@@ -32,6 +34,23 @@ def decode_utf8(raw: bytes, what: str) -> str:
     except UnicodeDecodeError as e:
         raise EdgeLLMError(f"{what} is not valid UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
                            f"{e.start})") from None
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A user's text file (--text, --prompts) as UTF-8; one-line EdgeLLMError naming `what` and the path
+    when it is missing, a directory, not a regular file (a FIFO or device, whose read could wait
+    forever), unreadable or not UTF-8 (decode_utf8: the first bad byte and its offset)."""
+    if path.is_dir():
+        raise EdgeLLMError(f"{what} {path} is a directory")
+    if path.exists() and not path.is_file():
+        raise EdgeLLMError(f"{what} {path} is not a regular file")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise EdgeLLMError(f"{what} {path} does not exist") from None
+    except OSError as e:
+        raise EdgeLLMError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    return decode_utf8(raw, f"{what} {path}")
 
 
 def parse_token_ids(text: str, what: str, vocab_size: int | None = None) -> list[int]:

@@ -141,9 +141,9 @@ def _empty(d: Path) -> list[str]:
     (["--k", "9"], "--k must be in 1..8, got 9"),
     (["--max-prompts", "0"], "--max-prompts must be in 1..64, got 0"),
     (["--max-prompts", "65"], "--max-prompts must be in 1..64, got 65"),
-    (lambda d: ["--prompts", str(d / "absent.txt")], "absent.txt: no such file"),
-    (lambda d: ["--prompts", str(d)], "not a regular file"),
-    (_bad_utf8, "not UTF-8 text (byte 6)"),
+    (lambda d: ["--prompts", str(d / "absent.txt")], "absent.txt does not exist"),
+    (lambda d: ["--prompts", str(d)], "is a directory"),
+    (_bad_utf8, "is not valid UTF-8 text (byte 0xff at offset 6)"),
     (_empty, "holds no prompt (prompts are separated by blank lines)"),
 ])
 def test_bad_options_write_nothing(proj: Path, tmp_path: Path, extra, msg: str) -> None:

@@ -342,7 +342,7 @@ def test_eval_errors(model_path, text_file, tmp_path):
     cases = [
         (["--text", str(tmp_path / "none.txt")], "does not exist"),
         (["--text", str(tmp_path)], "is a directory"),
-        (["--text", str(bad)], "is not UTF-8"),
+        (["--text", str(bad)], "is not valid UTF-8 text (byte 0xe9 at offset 3)"),
         ([], "no text"),
         (["--text", str(text_file), "--compare", "golden,fpga"], "unknown backend 'fpga'"),
         (["--text", str(text_file), "--backend", "gold"], "unknown backend 'gold'"),

@@ -54,16 +54,9 @@ def check_n_new(n_new: int, k: int, ctx: int | None = None) -> None:
 def read_prompts(path: Path) -> list[str]:
     """--prompts FILE: UTF-8 text, prompts separated by blank lines (one-line errors: missing, not a
     regular file, not UTF-8, no prompt)."""
-    if path.exists() and not path.is_file():
-        raise EdgeLLMError(f"--prompts {path}: not a regular file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EdgeLLMError(f"--prompts {path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise EdgeLLMError(f"--prompts {path}: not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise EdgeLLMError(f"--prompts {path}: cannot read it ({e.strerror or e})") from None
+    from edgellm.runtime.text import read_text_file
+
+    text = read_text_file(path, "--prompts")
     prompts = [p.strip() for p in re.split(r"\n[ \t\r\f\v]*\n", text.replace("\r\n", "\n"))]
     prompts = [p for p in prompts if p]
     if not prompts:

@@ -28,20 +28,10 @@ if TYPE_CHECKING:
 
 
 def read_text(path: Path) -> str:
-    """The --text file as UTF-8; one-line EdgeLLMError if it cannot be read (or is a FIFO or device,
-    whose read could wait forever)."""
-    if path.exists() and not path.is_file() and not path.is_dir():
-        raise EdgeLLMError(f"--text file {path} is not a regular file")
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EdgeLLMError(f"--text file {path} does not exist") from None
-    except IsADirectoryError:
-        raise EdgeLLMError(f"--text file {path} is a directory") from None
-    except UnicodeDecodeError as e:
-        raise EdgeLLMError(f"--text file {path} is not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise EdgeLLMError(f"cannot read --text file {path}: {e.strerror or e}") from None
+    """The --text file as UTF-8 (runtime/text.py read_text_file: one-line errors)."""
+    from edgellm.runtime.text import read_text_file
+
+    return read_text_file(path, "--text file")
 
 
 def parse_backends(compare: str | None, backend: str) -> list[str]:
