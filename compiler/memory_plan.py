@@ -78,10 +78,71 @@ def _norm(qm: QuantModel, i: int, name: str) -> np.ndarray | None:
     return getattr(qm.layers[i], name)
 
 
+@dataclass
+class _Packed:
+    """The layers' weights packed in order: the encoded matrices (each padded to `align`), the fp32
+    parameters (norm gains, low-bit records' floats), and the per-layer table rows that point into them."""
+
+    align: int
+    blobs: list[np.ndarray] = field(default_factory=list)
+    w_cursor: int = 0  # bytes of the weights region
+    ternary: int = 0  # weights encoded
+    floats: list[np.ndarray] = field(default_factory=list)
+    f_cursor: int = 0  # floats of the params region
+    ld_rows: list[np.ndarray] = field(default_factory=list)
+    lb_rows: list[np.ndarray] = field(default_factory=list)
+
+    def add_floats(self, a: np.ndarray) -> int:
+        """Append fp32 values (padded to `align` bytes); their float offset in the params region."""
+        o = self.f_cursor
+        a = np.asarray(a, np.float32).ravel()
+        self.floats.append(a)
+        pad = _pad(a.size, self.align // 4) - a.size
+        if pad:
+            self.floats.append(np.zeros(pad, np.float32))
+        self.f_cursor += a.size + pad
+        return o
+
+    def add_matrix(self, b: np.ndarray) -> int:
+        """Append one encoded matrix (padded to `align` bytes); its byte offset in the weights region."""
+        o = self.w_cursor
+        self.blobs.append(b)
+        padded = _pad(b.size, self.align)
+        if padded > b.size:
+            self.blobs.append(np.zeros(padded - b.size, np.uint8))
+        self.w_cursor += padded
+        return o
+
+
+def _pack_layers(qm: QuantModel, encode: Encoder, align: int) -> _Packed:
+    """Every layer's linears (interface.LINEAR_ORDER, through `encode`), norm gains (NORM_ORDER), its
+    layer_desc row and, for a low-bit encoder (memory_plan_lowbit.LowbitEncoder), its low-bit table rows;
+    then the final norm's gain (last of the params)."""
+    pk = _Packed(align)
+    lowbit = getattr(encode, "lowbit", False)
+    for i in range(qm.config.n_layers):
+        w_off, w_scale = [], []
+        for n in itf.LINEAR_ORDER:
+            lin: TernaryLinear = qm.layers[i].linears()[n]
+            w_off.append(pk.add_matrix(np.ascontiguousarray(encode(lin), dtype=np.uint8).ravel()))
+            w_scale.append(1.0 if lowbit else float(lin.scale))
+            pk.ternary += lin.shape[0] * lin.shape[1]
+        p_off = []
+        for n in itf.NORM_ORDER:
+            gain = _norm(qm, i, n)
+            p_off.append(pk.add_floats(gain) if gain is not None else 0)
+        pk.ld_rows.append(itf.layer_desc(w_off, w_scale, p_off))
+        if lowbit:
+            pk.lb_rows.append(encode.layer_records(qm.layers[i], pk.add_floats))
+    return pk
+
+
 def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scratch_floats: int,
                 scratch_i8: int, tap_floats: int, align: int = 64, top_k: int = 8,
                 kv_elem_bytes: int = 4, *, head_lanes: int) -> MemoryPlan:
-    """Lay out the buffer for the model's weights with the given encoder.
+    """Lay out the buffer for the model's weights with the given encoder: the layers packed
+    (_pack_layers), the regions laid out in order (static first: header, tables, weights, params, RoPE
+    tables, LM head; then the working memory), the header pointing at them, the static image written.
     kv_elem_bytes: KV cache element size, NumericsPlan.kv_elem_bytes (4: f32, 2: f16). head_lanes: the
     design's LM-head token lanes (DesignParams.head_lanes): the logits / argmax regions hold
     layout.head_rows(max_t, head_lanes) rows (MemoryPlan.head_rows)."""
@@ -90,56 +151,17 @@ def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scrat
         raise EdgeLLMError(f"max_ctx {max_ctx} exceeds the model's context {c.max_context}")
     if kv_elem_bytes not in (2, 4):
         raise EdgeLLMError(f"KV cache element size {kv_elem_bytes} bytes: expected 4 (f32) or 2 (f16)")
-    blobs: list[np.ndarray] = []
-    ld_rows = []
-    w_cursor = 0
-    ternary = 0
-    floats: list[np.ndarray] = []
-    f_cursor = 0
-
-    def add_floats(a: np.ndarray) -> int:
-        nonlocal f_cursor
-        o = f_cursor
-        a = np.asarray(a, np.float32).ravel()
-        floats.append(a)
-        pad = _pad(a.size, align // 4) - a.size
-        if pad:
-            floats.append(np.zeros(pad, np.float32))
-        f_cursor += a.size + pad
-        return o
-
-    lowbit = getattr(encode, "lowbit", False)  # memory_plan_lowbit.LowbitEncoder: the low-bit table too
-    lb_rows: list[np.ndarray] = []
-    for i in range(c.n_layers):
-        w_off, w_scale = [], []
-        for n in itf.LINEAR_ORDER:
-            lin: TernaryLinear = qm.layers[i].linears()[n]
-            b = np.ascontiguousarray(encode(lin), dtype=np.uint8).ravel()
-            w_off.append(w_cursor)
-            w_scale.append(1.0 if lowbit else float(lin.scale))
-            blobs.append(b)
-            ternary += lin.shape[0] * lin.shape[1]
-            padded = _pad(b.size, align)
-            if padded > b.size:
-                blobs.append(np.zeros(padded - b.size, np.uint8))
-            w_cursor += padded
-        p_off = []
-        for n in itf.NORM_ORDER:
-            gain = _norm(qm, i, n)
-            p_off.append(add_floats(gain) if gain is not None else 0)
-        ld_rows.append(itf.layer_desc(w_off, w_scale, p_off))
-        if lowbit:
-            lb_rows.append(encode.layer_records(qm.layers[i], add_floats))
-    final_norm = add_floats(qm.final_norm)
+    pk = _pack_layers(qm, encode, align)
+    final_norm = pk.add_floats(qm.final_norm)
     head = qm.lm_head
     cos, sin = rope_tables(c.head_dim, max_ctx, c.rope_theta, c.rope_freq_factors)
 
     lay = _Layout()
     hdr_off = lay.region("header", itf.HDR_WORDS * 4, True)
     table = lay.region("layer_table", c.n_layers * itf.LD_WORDS * 4, True)
-    lb_table = lay.region("lowbit_table", c.n_layers * 7 * itf.LB_WORDS * 4, True) if lowbit else 0
-    weights = lay.region("weights", w_cursor, True)
-    params = lay.region("params", f_cursor * 4, True)
+    lb_table = lay.region("lowbit_table", c.n_layers * 7 * itf.LB_WORDS * 4, True) if pk.lb_rows else 0
+    weights = lay.region("weights", pk.w_cursor, True)
+    params = lay.region("params", pk.f_cursor * 4, True)
     cos_off = lay.region("rope_cos", cos.nbytes, True)
     sin_off = lay.region("rope_sin", sin.nbytes, True)
     head_w = lay.region("head_w", head.w.nbytes, True)
@@ -171,22 +193,15 @@ def plan_memory(qm: QuantModel, encode: Encoder, max_t: int, max_ctx: int, scrat
         raise EdgeLLMError(f"accelerator buffer of {total / 2**30:.2f} GiB exceeds the 4 GiB "
                            "that 32-bit descriptor offsets address")
     img = np.zeros(static_end, np.uint8)
-
-    def put(off: int, a: np.ndarray) -> None:
-        b = np.ascontiguousarray(a).view(np.uint8).ravel()
-        img[off:off + b.size] = b
-
-    put(hdr_off, hdr)
-    put(table, np.concatenate(ld_rows))
-    if lowbit:
-        put(lb_table, np.concatenate(lb_rows))
+    for off, a in ((hdr_off, hdr), (table, np.concatenate(pk.ld_rows)),
+                   (lb_table, np.concatenate(pk.lb_rows) if pk.lb_rows else None),
+                   (params, np.concatenate(pk.floats) if pk.floats else None), (cos_off, cos),
+                   (sin_off, sin), (head_w, head.w), (head_s, head.row_scale.astype(np.float32))):
+        if a is not None:
+            b = np.ascontiguousarray(a).view(np.uint8).ravel()
+            img[off:off + b.size] = b
     o = weights
-    for b in blobs:
+    for b in pk.blobs:  # one matrix at a time (no second copy of every weight)
         img[o:o + b.size] = b
         o += b.size
-    put(params, np.concatenate(floats) if floats else np.zeros(0, np.float32))
-    put(cos_off, cos)
-    put(sin_off, sin)
-    put(head_w, head.w)
-    put(head_s, head.row_scale.astype(np.float32))
-    return MemoryPlan(lay.regions, hdr, static_end, total, img, w_cursor, ternary, rows)
+    return MemoryPlan(lay.regions, hdr, static_end, total, img, pk.w_cursor, pk.ternary, rows)
