@@ -169,21 +169,16 @@ def register(app: typer.Typer) -> None:
         speculate: SpecObjectiveOpt = "off",
     ) -> None:
         """Size the accelerator for a model on a board; print projected speed and resources."""
-        from edgellm.boards import list_boards, load_board
-        from edgellm.commands.design_opts import check_speculate, parse_sets
-        from edgellm.compiler.calibrate.measured import for_command
+        from edgellm.commands.estimate_lowbit import lowbit_source
         from edgellm.errors import EdgeLLMError
 
         if model is not None and (model / "manifest.json").is_file():
-            given = [name for name, v in (("--board", board), ("--preset", preset), ("--context", context),
-                                          ("--clock", clock), ("--lut-cap", lut_cap), ("--set", sets),
-                                          ("--html", html_out), ("--measured", measured),
-                                          ("--calibration", calibration), ("--top", top),
-                                          ("--speculate", speculate != "off"), ("--lowbit-head", lowbit_head))
-                     if v]
-            if given:
-                raise EdgeLLMError(f"{given[0]} does not apply to a project directory (its manifest fixes "
-                                   "the model, board and design)")
+            _refuse_given((("--board", board), ("--preset", preset), ("--context", context),
+                           ("--clock", clock), ("--lut-cap", lut_cap), ("--set", sets), ("--html", html_out),
+                           ("--measured", measured), ("--calibration", calibration), ("--top", top),
+                           ("--speculate", speculate != "off"), ("--lowbit-head", lowbit_head)),
+                          "does not apply to a project directory (its manifest fixes the model, board and "
+                          "design)")
             from edgellm.commands.estimate_built import estimate_project
 
             estimate_project(model, as_json, check)
@@ -194,56 +189,83 @@ def register(app: typer.Typer) -> None:
         if check:
             raise EdgeLLMError("--check needs a project directory that edgellm build has run on")
         board = board or "kv260"
-        from edgellm.commands.estimate_lowbit import estimate_lowbit, lowbit_source
-
         src = lowbit_source(model, preset, weights, lowbit_head)
         if src is not None:
-            given = [name for name, v in (("--context", context), ("--set", sets), ("--html", html_out),
-                                          ("--top", top), ("--calibration", calibration),
-                                          ("--speculate", speculate != "off"))
-                     if v]
-            if given:
-                raise EdgeLLMError(f"{given[0]} does not apply to a low-bit model yet (its design is "
-                                   "compiler/cost/lowbit_search.py search's; --clock and --lut-cap steer it)")
-            names = list_boards() if board == "all" else [load_board(board).name]
-            meas, clock = for_command(measured, allow_emulated, names, clock)
-            head_row = None
-            if meas and not src.model.lowbit_head:  # the int8 head, as lowbit_search designs it
-                from edgellm.compiler.design import DesignParams
-
-                head_row = print_head_row_note(meas, src.cfg, DesignParams())
-            estimate_lowbit(src, names, meas, as_json, clock, {} if lut_cap is None else {"lut": lut_cap},
-                            head_row)
+            _refuse_given((("--context", context), ("--set", sets), ("--html", html_out), ("--top", top),
+                           ("--calibration", calibration), ("--speculate", speculate != "off")),
+                          "does not apply to a low-bit model yet (its design is "
+                          "compiler/cost/lowbit_search.py search's; --clock and --lut-cap steer it)")
+            _estimate_lowbit(src, board, measured, allow_emulated, clock, lut_cap, as_json)
             return
-        over = parse_sets(sets)
-        check_speculate(speculate)
-        cfg = resolve_config(model, preset)
-        names = list_boards() if board == "all" else [load_board(board).name]
-        meas, clock = for_command(measured, allow_emulated, names, clock)
-        if html_out is not None:
-            from edgellm.commands.verify import check_output
+        _estimate_ternary(model, preset, board, context, clock, lut_cap, sets, html_out, as_json, top,
+                          measured, allow_emulated, calibration, speculate)
 
-            check_output(html_out, "--html")
-        limits = {} if lut_cap is None else {"lut": lut_cap}
-        results = explore_boards(cfg, names, meas, context, clock, limits, over, speculate)
-        head_rows = {n: print_head_row_note(meas, cfg, r.params) for n, r in results.items()
-                     if meas and not isinstance(r, str)}
-        if html_out is not None:
-            from edgellm.report.records import write_estimate_page
 
-            write_estimate_page(html_out, cfg, results, limits)
-            typer.echo(f"page written to {html_out} (projected figures)", err=True)
-        if as_json:
-            import json
+def _refuse_given(options: tuple[tuple[str, object], ...], why: str) -> None:
+    """One error line for the first option given (a truthy value) that does not apply: `NAME why`."""
+    from edgellm.errors import EdgeLLMError
 
-            from edgellm.report.records import estimate_record
+    given = [name for name, v in options if v]
+    if given:
+        raise EdgeLLMError(f"{given[0]} {why}")
 
-            rec = estimate_record(cfg, results, calibration, top)
-            for name, row in head_rows.items():  # --measured: the note's figures
-                rec["boards"][name]["measured_head_row"] = row
-            typer.echo(json.dumps(rec, indent=1))
-            return
-        print_estimates(cfg, results, meas, top, calibration)
+
+def _estimate_lowbit(src, board: str, measured: Path | None, allow_emulated: bool, clock: float | None,
+                     lut_cap: float | None, as_json: bool) -> None:  # src: lowbit_estimate.LowbitSource
+    """A low-bit model (GGUF, GPTQ, --preset with --weights): the low-bit engine's search per board."""
+    from edgellm.boards import list_boards, load_board
+    from edgellm.commands.estimate_lowbit import estimate_lowbit
+    from edgellm.compiler.calibrate.measured import for_command
+
+    names = list_boards() if board == "all" else [load_board(board).name]
+    meas, clock = for_command(measured, allow_emulated, names, clock)
+    head_row = None
+    if meas and not src.model.lowbit_head:  # the int8 head, as lowbit_search designs it
+        from edgellm.compiler.design import DesignParams
+
+        head_row = print_head_row_note(meas, src.cfg, DesignParams())
+    estimate_lowbit(src, names, meas, as_json, clock, {} if lut_cap is None else {"lut": lut_cap}, head_row)
+
+
+def _estimate_ternary(model: Path | None, preset: str | None, board: str, context: int | None,
+                      clock: float | None, lut_cap: float | None, sets: list[str] | None,
+                      html_out: Path | None, as_json: bool, top: int, measured: Path | None,
+                      allow_emulated: bool, calibration: bool, speculate: str) -> None:
+    """A ternary model: the design search per board (with --set applied), then the HTML page, the JSON
+    record or the tables."""
+    from edgellm.boards import list_boards, load_board
+    from edgellm.commands.design_opts import check_speculate, parse_sets
+    from edgellm.compiler.calibrate.measured import for_command
+
+    over = parse_sets(sets)
+    check_speculate(speculate)
+    cfg = resolve_config(model, preset)
+    names = list_boards() if board == "all" else [load_board(board).name]
+    meas, clock = for_command(measured, allow_emulated, names, clock)
+    if html_out is not None:
+        from edgellm.commands.verify import check_output
+
+        check_output(html_out, "--html")
+    limits = {} if lut_cap is None else {"lut": lut_cap}
+    results = explore_boards(cfg, names, meas, context, clock, limits, over, speculate)
+    head_rows = {n: print_head_row_note(meas, cfg, r.params) for n, r in results.items()
+                 if meas and not isinstance(r, str)}
+    if html_out is not None:
+        from edgellm.report.records import write_estimate_page
+
+        write_estimate_page(html_out, cfg, results, limits)
+        typer.echo(f"page written to {html_out} (projected figures)", err=True)
+    if as_json:
+        import json
+
+        from edgellm.report.records import estimate_record
+
+        rec = estimate_record(cfg, results, calibration, top)
+        for name, row in head_rows.items():  # --measured: the note's figures
+            rec["boards"][name]["measured_head_row"] = row
+        typer.echo(json.dumps(rec, indent=1))
+        return
+    print_estimates(cfg, results, meas, top, calibration)
 
 
 def print_head_row_note(meas, cfg, p) -> dict:  # (Measured, ModelConfig, DesignParams)
