@@ -14,7 +14,11 @@ that parameter: `.write(` `.write_nb(` `.full(` `<<` produce, `.read(` `.read_nb
 consume; a parameter passed on is followed two call levels. A direction is claimed only where every
 definition of the callee (of that arity) shows it; an unresolved callee or parameter claims nothing.
 A parameter list written as an object-like macro (top_fetch.h EDGELLM_FETCH_ARGS) is expanded from
-hw/include's definitions. Local arrays used as channels (PIPO) are not checked.
+hw/include's definitions. A template argument list holding a comparison (`f<C, P < N ? P : 0>(`) is
+closed at the `>` before the call's `(`. Followed so far: the top's weight / head FIFOs' producers (the
+fetchers, four call levels down to the write); not their consumers (the engine's chain is deeper, and its
+memory-port and FIFO definitions share names, so no direction is claimed). Local arrays used as
+channels (PIPO) are not checked.
 Heuristic by design (regular expressions over comment-free text).
 """
 
@@ -30,9 +34,10 @@ from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, function
 Key = tuple[str, str | None]  # (stream, element index or None for the whole stream / array)
 Call = tuple[int, str, str, list[str]]  # (offset, qualifier or "", name, argument texts)
 Item = Call | list  # a call, or an if / else chain: a list of its branches (each a list of Items)
-Uses = dict[Key, tuple[list[tuple[int, str]], list[tuple[int, str]]]]  # key -> (producers, consumers)
+Proc = tuple[int, str, int]  # (offset reported, process name, offset of the call itself)
+Uses = dict[Key, tuple[list[Proc], list[Proc]]]  # key -> (producers, consumers)
 INLINE_LEVELS = 2  # INLINE callees followed from the region
-PASS_LEVELS = 2  # call levels a stream parameter is followed through
+PASS_LEVELS = 4  # call levels a stream parameter is followed through
 _WRITE = re.compile(r"\s*(?:\[[^\]]*\]\s*)?(?:(?:\.|->)\s*(write|write_nb|full)\s*\(|<<)")
 _READ = re.compile(r"\s*(?:\[[^\]]*\]\s*)?(?:(?:\.|->)\s*(read|read_nb|empty)\s*\(|>>)")
 _STREAM = re.compile(r"\bhls\s*::\s*stream\s*<")
@@ -71,6 +76,26 @@ def _skip_ws(text: str, i: int) -> int:
     return i
 
 
+def _template_args_end(text: str, i: int) -> int:
+    """Just past a template argument list at text[i] == "<" that holds a comparison (`P < N ? P : 0>`,
+    `(P < N ? P : 0)>`: bracket counting cannot close it): the `>` before the first `(` outside
+    parentheses that follows one; -1 at a `;{}` first."""
+    depth = 0
+    for j in range(i, len(text)):
+        c = text[j]
+        if c in ";{}":
+            return -1
+        if c == "(":
+            if depth == 0 and text[i:j].rstrip().endswith(">"):
+                return i + len(text[i:j].rstrip())
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                return -1
+    return -1
+
+
 def _call_at(text: str, m: re.Match[str]) -> tuple[str, str, int] | None:
     """(qualifier, name, offset of its `(`) of a call starting at identifier m, else None."""
     comps, i = [m.group(0)], m.end()
@@ -79,7 +104,9 @@ def _call_at(text: str, m: re.Match[str]) -> tuple[str, str, int] | None:
         if i < len(text) and text[i] == "<":
             close = match_bracket(text, i, "<", ">")
             if re.search(r"[;{}]", text[i:close]):
-                return None
+                close = _template_args_end(text, i)
+                if close < 0:
+                    return None
             i = _skip_ws(text, close)
         if text.startswith("::", i):
             n = re.match(rf"(?:template\s+)?({IDENT})", text[_skip_ws(text, i + 2):])
@@ -302,10 +329,10 @@ def _uses(body_calls: list[Item], env: dict[str, Key], fns: Callees, level: int,
                 continue
             d = _callee_direction(call, j, fns, PASS_LEVELS) if defs else frozenset()
             w, r = out.setdefault(k, ([], []))
-            if "W" in d:
-                w.append((off, call[2]))
+            if "W" in d:  # (where it is reported, the process, the call itself: an inlined body's calls
+                w.append((off, call[2], call[0]))  # all sit at the region's call of that body)
             if "R" in d:
-                r.append((off, call[2]))
+                r.append((off, call[2], call[0]))
     return out
 
 
@@ -339,7 +366,7 @@ def stream_fanout(code: str, fn: Function, fns: Callees) -> list[tuple[int, str,
         for role, pos in (("producers", 0), ("consumers", 1)):
             procs = sorted(set(uses[(name, idx)][pos]) | set(whole[pos]))
             if len(procs) >= 2:
-                who = ", ".join(p for _, p in procs)
+                who = ", ".join(p for _, p, _ in procs)
                 out.append((fn.start + procs[1][0], "stream-fanout",
                             f"{fn.name}: stream {shown} has {len(procs)} {role} in its DATAFLOW region "
                             f"({who}); Vitis HLS needs one producer and one consumer"))

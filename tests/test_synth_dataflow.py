@@ -107,3 +107,31 @@ def test_library_mutant_flagged(tmp_path):
     found = [f for f in synth_check.check_paths([tmp_path]) if f.rule == "stream-fanout"]
     assert len(found) == 1 and found[0].path.name == "attention_layer.h"
     assert "stream pk0 has 2 producers" in found[0].detail and "attention_kv" in found[0].detail
+
+
+def test_template_argument_with_a_comparison_is_a_call():
+    """`f<C, P < N ? P : 0>(s)` and `f<C, (P < N ? P : 0)>(s)` (top_fetch.h, layer_matmul.h) are calls
+    whose stream argument's direction counts: bracket counting alone could not close their template
+    arguments, so the top's weight FIFOs had no producer at all."""
+    helper = ("template <int P> void push(hls::stream<int> &s) { s.write(P); }\n"
+              "template <int P> void via(hls::stream<int> &s) { if (P < 4) { push<P < 4 ? P : 0>(s); } }\n"
+              "template <int P> void via2(hls::stream<int> &s) { push<(P < 4 ? P : 0)>(s); }\n")
+    for two in ("  via<0>(s);\n  via<1>(s);\n", "  via2<0>(s);\n  via2<1>(s);\n"):
+        found = fanout(helper + region(two + "  rd(s, o);\n"))
+        assert len(found) == 1 and "stream s has 2 producers" in found[0], found
+
+
+def test_top_weight_fifo_mutant_flagged(tmp_path):
+    # the top's second fetcher made to push into port 0's weight FIFO: two producers of wq0, found through
+    # FetchPorts::run (INLINE), fetch_program, lin_fetch::run and the policy's fetch (TC::mm::template fetch)
+    lib = Path(synth_check.__file__).resolve().parent / "include" / "edgellm"
+    for f in lib.glob("*.h"):
+        (tmp_path / f.name).write_text(f.read_text())
+    src = tmp_path / "top_fetch.h"
+    text = src.read_text()
+    old = "fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1)"
+    assert text.count(old) == 3
+    src.write_text(text.replace(old, "fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq0, hq1)"))
+    found = [f for f in synth_check.check_paths([tmp_path]) if f.rule == "stream-fanout"]
+    assert len(found) == 1 and found[0].path.name == "top.h", found
+    assert "stream wq0 has 2 producers" in found[0].detail and "edgellm_top_impl" in found[0].detail
