@@ -158,6 +158,10 @@ long long edgellm_csim_deadlocks() {{ return edgellm::csim_deadlocks(); }}
 // reads it while a call runs, so its timeout bounds the time without progress, not the whole call.
 long long edgellm_csim_progress() {{ return edgellm::csim_progress().load(); }}
 
+// Linears the layers have finished, over every call (monotonic): a real-size layer descriptor takes tens
+// of seconds in C simulation, so the emulator also counts these as progress.
+long long edgellm_csim_heartbeat() {{ return edgellm::csim_heartbeat().load(); }}
+
 // scratch floats, scratch int8 bytes, tap floats, tap offsets (q_rope k_rope v attn h_attn ffn_act), max_t
 void edgellm_csim_sizes(long long *out) {{
   out[0] = S::floats; out[1] = S::bytes8; out[2] = TP::floats;

@@ -4,16 +4,17 @@ Writing ap_start runs the top on the DDR image with the current register values
 (`edgellm_csim_run(ddr, ddr_bytes, hdr_off, prog_off, n_desc)`, exported by the project's
 hls/csim_entry.cpp) in a worker thread (ctypes releases the GIL), then raises ap_done and ap_idle,
 as the hardware would; wait_done joins the worker under the board's timeout. When the library exports
-its progress counter (edgellm_csim_progress: descriptors finished), the timeout bounds the time
-without progress, capped at timeout x (n_desc + 1) for the whole call (a C-simulated call at a real
-model's shapes takes minutes); otherwise it bounds the whole call. A run that times out keeps going in
+its progress counters (edgellm_csim_progress: descriptors finished; edgellm_csim_heartbeat: linears
+finished), the timeout bounds the time without progress, the whole call capped at one timeout per
+progress event it can make (a C-simulated call at a real model's shapes takes minutes); otherwise it
+bounds the whole call. A run that times out keeps going in
 its worker (C code cannot be stopped): until it ends, the device refuses every call but read_reg.
 The host memory and the "device" memory are separate copies unless coherent=True, so a missing sync
 in the driver shows up here exactly as it would on the board (stale data), not only there.
 
 Any ctypes function (or Python callable) with that signature can stand in for the top (tests:
 a top that never finishes, a toy top that copies data, a Python model of the accelerator), and any
-callable returning a count for its progress (dev.progress).
+callable returning a count for its progress (dev.progress, dev.heartbeat).
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ CONFLICT_SYMBOL = "edgellm_csim_port_conflicts"
 # long long edgellm_csim_progress(void): descriptors the engine finished (all calls; projects compiled
 # before it lack it)
 PROGRESS_SYMBOL = "edgellm_csim_progress"
+# long long edgellm_csim_heartbeat(void): linears the layers finished (all calls; a long descriptor's
+# progress; projects compiled before it lack it)
+HEARTBEAT_SYMBOL = "edgellm_csim_heartbeat"
+# Linear jobs of one layer descriptor at most (decoder_layer.h: 7 linears, per token half of a pipelined
+# block): with a heartbeat the whole call is capped at timeout x (n_desc x (1 + this) + 1), one timeout
+# per progress event it can make
+LINEARS_PER_DESC = 14
 PROGRESS_POLL_S = 0.05  # how often wait_done reads the progress counter
 # void edgellm_csim_run(uint8_t *ddr, uint64_t ddr_bytes, uint32_t hdr_off, uint32_t prog_off,
 #                       uint32_t n_desc)
@@ -87,6 +95,9 @@ class EmulatorDevice(Device):
         # descriptors finished, monotonic (C simulation's edgellm_csim_progress, if exported): wait_done's
         # timeout then bounds the time without progress
         self.progress: Callable[[], int] | None = None
+        # finer progress, monotonic (edgellm_csim_heartbeat: linears finished, if exported): a change of
+        # either counter is progress
+        self.heartbeat: Callable[[], int] | None = None
         self.runs = 0  # completed top invocations
         self._regs: dict[int, int] = {CTRL: AP_IDLE}
         self._ctrl_lock = threading.Lock()  # ap_ctrl: the worker sets ap_done, a read clears it
@@ -126,6 +137,10 @@ class EmulatorDevice(Device):
         if prog is not None:
             prog.argtypes, prog.restype = [], ctypes.c_longlong
             dev.progress = prog
+        beat = getattr(lib, HEARTBEAT_SYMBOL, None)
+        if beat is not None:
+            beat.argtypes, beat.restype = [], ctypes.c_longlong
+            dev.heartbeat = beat
         return dev
 
     @classmethod
@@ -229,11 +244,14 @@ class EmulatorDevice(Device):
 
     def _join_progress(self, w: threading.Thread, timeout_s: float, progress: Callable[[], int]) -> str:
         """Join the worker while it makes progress: '' when it ended, else what the timeout says (no
-        descriptor finished for timeout_s, or the whole call past timeout_s x (n_desc + 1))."""
+        descriptor, nor a linear where the top counts them (self.heartbeat), finished for timeout_s, or the
+        whole call past timeout_s x (n_desc + 1), x (n_desc x (1 + LINEARS_PER_DESC) + 1) with a
+        heartbeat)."""
         n_desc, count0 = self._launch
-        cap = timeout_s * (n_desc + 1)
+        cap = timeout_s * (n_desc * (1 + (LINEARS_PER_DESC if self.heartbeat else 0)) + 1)
         start = seen = time.monotonic()
-        last = progress()
+        beat = self.heartbeat or (lambda: 0)
+        last = (progress(), beat())
         while True:
             now = time.monotonic()
             step = min(PROGRESS_POLL_S, seen + timeout_s - now, start + cap - now)
@@ -241,15 +259,17 @@ class EmulatorDevice(Device):
                 w.join(min(step, threading.TIMEOUT_MAX))  # returns as soon as the worker ends
             if not w.is_alive():
                 return ""
-            now, count = time.monotonic(), progress()
+            now, count = time.monotonic(), (progress(), beat())
             if count != last:
                 last, seen = count, now
-            done = f"{count - count0} of {n_desc} descriptors finished"
+            done = f"{count[0] - count0} of {n_desc} descriptors finished"
             if now - seen >= timeout_s:
-                return f"finished no descriptor for {timeout_s:g} s ({done})"
+                nothing = "no descriptor and no linear" if self.heartbeat else "no descriptor"
+                return f"finished {nothing} for {timeout_s:g} s ({done})"
             if now - start >= cap:
+                events = f"(n_desc x {1 + LINEARS_PER_DESC} + 1)" if self.heartbeat else "(n_desc + 1)"
                 return (f"did not raise ap_done within {cap:g} s ({done}; a call that keeps making progress "
-                        f"gets at most --timeout x (n_desc + 1))")
+                        f"gets at most --timeout x {events})")
 
     def join(self, timeout_s: float) -> bool:
         """Wait up to timeout_s for the run in progress without touching ap_ctrl; True when none runs."""

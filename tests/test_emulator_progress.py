@@ -122,6 +122,71 @@ def test_a_top_that_progresses_forever_hits_the_cap() -> None:
     assert dev.join(10)
 
 
+def test_a_descriptor_longer_than_the_timeout_completes_on_its_heartbeat() -> None:
+    """Two descriptors of 0.6 s under a 0.3 s timeout, each beating every 0.1 s (a real-size layer: tens
+    of seconds in C simulation, its linears seconds each): completes. Without the heartbeat the same call
+    times out after 0.3 s without a descriptor."""
+    for with_beat in (True, False):
+        counter, beats = Counter(), Counter()
+
+        def top(_mem, _size, _hdr, _prog, n_desc: int, counter=counter, beats=beats) -> None:
+            for _ in range(n_desc):
+                for _ in range(6):
+                    time.sleep(0.1)
+                    beats.n += 1
+                counter.n += 1
+
+        dev, _ = device(top, counter)
+        dev.heartbeat = beats if with_beat else None
+        start(dev, 2)
+        if with_beat:
+            assert dev.wait_done(0.3) >= 1.2 - 0.05 and counter.n == 2 and beats.n == 12
+        else:
+            with pytest.raises(DeviceTimeout, match=r"finished no descriptor for 0\.3 s \(0 of 2"):
+                dev.wait_done(0.3)
+            assert dev.join(10)
+
+
+def test_a_heartbeat_forever_hits_its_cap() -> None:
+    """A buggy top that beats forever: capped at timeout x (n_desc x 15 + 1), 1.6 s for 1 descriptor under
+    0.1 s (one timeout per progress event a descriptor can make: itself and 14 linear jobs)."""
+    counter, beats, stop = Counter(), Counter(), threading.Event()
+
+    def top(*_a: object) -> None:
+        while not stop.wait(0.02):
+            beats.n += 1
+
+    dev, _ = device(top, counter)
+    dev.heartbeat = beats
+    try:
+        t0 = start(dev, 1)
+        with pytest.raises(DeviceTimeout, match=r"did not raise ap_done within 1\.6 s \(0 of 1 descriptors "
+                           r"finished; a call that keeps making progress gets at most --timeout x "
+                           r"\(n_desc x 15 \+ 1\)\)"):
+            dev.wait_done(0.1)
+        assert 1.6 <= time.monotonic() - t0 < 1.6 + SLACK_S
+    finally:
+        stop.set()
+    assert dev.join(10)
+
+
+def test_a_stalled_heartbeat_times_out_naming_both() -> None:
+    """A top that reports linears: the timeout message says neither a descriptor nor a linear finished."""
+    counter, beats, gate = Counter(), Counter(), threading.Event()
+
+    def top(*_a: object) -> None:
+        beats.n += 1
+        gate.wait(20)
+
+    dev, _ = device(top, counter)
+    dev.heartbeat = beats
+    start(dev, 3)
+    with pytest.raises(DeviceTimeout, match=r"finished no descriptor and no linear for 0\.3 s \(0 of 3"):
+        dev.wait_done(0.3)
+    gate.set()
+    assert dev.join(10)
+
+
 def test_a_stand_in_without_progress_bounds_the_whole_call() -> None:
     """No progress counter (dev.progress None): the timeout bounds the whole call, as before."""
     gate = threading.Event()
@@ -243,3 +308,8 @@ def test_project_progress_advances_by_n_desc_per_call(built: tuple[Path, Path], 
     s.forward(np.array([5]))
     assert len(calls) == 3 and s.driver.starts == 3
     assert all(n >= p.config.n_layers + 1 and made == n for n, made in calls), calls
+    # the heartbeat: every linear of every layer descriptor (7 a layer per token half), monotonic
+    assert dev.heartbeat is not None
+    beat0 = dev.heartbeat()
+    s.forward(np.array([6]))
+    assert dev.heartbeat() - beat0 >= 7 * p.config.n_layers

@@ -51,8 +51,8 @@ DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto (pynq on a 
                                                             "bounded FIFOs, deadlocks detected) or pynq.")]
 TimeoutOpt = Annotated[float, typer.Option(
     "--timeout", help="Seconds to wait for each accelerator run: on the board, the whole run; on the "
-                      "emulator (emu, emu-threads), the time without progress (no descriptor finished), a "
-                      "run capped at this x (descriptors + 1).")]
+                      "emulator (emu, emu-threads), the time without progress (no descriptor and no "
+                      "linear finished), a run capped at this x (descriptors x 15 + 1).")]
 
 
 def device_for(p: Project, kind: str, info: Any) -> Any:

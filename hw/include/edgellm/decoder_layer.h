@@ -29,6 +29,7 @@
 #include <cstdint>
 
 #include "edgellm/attention_decode.h"
+#include "edgellm/csim_progress.h"
 #include "edgellm/attention_prefill.h"
 #include "edgellm/elementwise.h"
 #include "edgellm/kv_cache.h"
@@ -100,6 +101,7 @@ stage_linears_loop:
     const long qs = at.fs + (st == 2 ? S::qs_b : S::qs_a) + t0;
     mm_linear<MM>::run(x8, at.x8 + (long)t0 * C::k_max, fs, qs, n, w0, w1, w2, w3, d, lin, out, in, at.params,
                        at.fs + dst + (long)t0 * out);
+    EDGELLM_CSIM_BEAT();  // C simulation: a linear done (csim_progress.h); nothing synthesized
   }
 }
 

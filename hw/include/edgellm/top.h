@@ -48,6 +48,7 @@
 #include <cstdio>
 #endif
 
+#include "edgellm/csim_progress.h"
 #include "edgellm/dataflow.h"
 #include "edgellm/decoder_layer.h"
 #include "edgellm/interface.h"
@@ -169,16 +170,6 @@ void run_desc(typename TC::dbeat_t *act, hls::stream<typename TC::word_t> *wq0, 
                              data, ha);
 }
 
-#ifndef __SYNTHESIS__
-// C simulation: descriptors the engine has finished (a layer, the head, a skipped one), over the
-// library's life; monotonic, atomic (read by the emulator's waiting thread while a call runs: its
-// --timeout bounds the time without progress, runtime/emulator.py). csim_entry.cpp exposes it.
-inline std::atomic<long long> &csim_progress() {
-  static std::atomic<long long> n(0);
-  return n;
-}
-#endif
-
 // The engine: the program, descriptor by descriptor, over the data port, the FIFOs and the K/V
 // ports. One set of element-wise rows (EwRows) serves every layer and the final norm.
 template <class TC>
@@ -215,7 +206,7 @@ program:
                    !head && (d[D_FLAGS] & DESC_TAPS) != 0, head, head ? (int)d[D_ROW] : 0, rows);
     }
 #ifndef __SYNTHESIS__
-    csim_progress().fetch_add(1, std::memory_order_relaxed);
+    csim_progress().fetch_add(1, std::memory_order_relaxed);  // csim_progress.h
 #endif
   }
 }
