@@ -95,12 +95,17 @@ def test_library_passes():
     assert [f for f in found if f.rule == "stream-fanout"] == []
 
 
-def test_library_mutant_flagged(tmp_path):
-    # attention_kv's second K/V port reader made to write port 0's K stream: two producers of pk0
+def library_copy(tmp_path: Path) -> Path:
+    """hw/include/edgellm's headers copied into tmp_path (to be mutated); tmp_path."""
     lib = Path(synth_check.__file__).resolve().parent / "include" / "edgellm"
     for f in lib.glob("*.h"):
         (tmp_path / f.name).write_text(f.read_text())
-    src = tmp_path / "attention_layer.h"
+    return tmp_path
+
+
+def test_library_mutant_flagged(tmp_path):
+    # attention_kv's second K/V port reader made to write port 0's K stream: two producers of pk0
+    src = library_copy(tmp_path) / "attention_layer.h"
     text = src.read_text()
     assert text.count("head_dim, pk1, pv1));") == 1
     src.write_text(text.replace("head_dim, pk1, pv1));", "head_dim, pk0, pv1));"))
@@ -124,10 +129,7 @@ def test_template_argument_with_a_comparison_is_a_call():
 def test_top_weight_fifo_mutant_flagged(tmp_path):
     # the top's second fetcher made to push into port 0's weight FIFO: two producers of wq0, found through
     # FetchPorts::run (INLINE), fetch_program, lin_fetch::run and the policy's fetch (TC::mm::template fetch)
-    lib = Path(synth_check.__file__).resolve().parent / "include" / "edgellm"
-    for f in lib.glob("*.h"):
-        (tmp_path / f.name).write_text(f.read_text())
-    src = tmp_path / "top_fetch.h"
+    src = library_copy(tmp_path) / "top_fetch.h"
     text = src.read_text()
     old = "fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1)"
     assert text.count(old) == 3
