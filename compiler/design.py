@@ -108,6 +108,14 @@ class DesignParams:
 
     def validate(self) -> None:
         """Raise EdgeLLMError on an impossible configuration."""
+        self._validate_values()
+        self._validate_vectors()
+        self._validate_lowbit()
+        self._validate_tlmm()
+
+    def _validate_values(self) -> None:
+        """Each field's type and range: the positive integers, the TLMM's tables, the head lanes, the group
+        size, the clock, the zero-or-more sizes, the storage kinds, bits_per_weight."""
         for f in ("group_size", "tables", "rows", "weight_ports", "port_width_bits", "data_port_width_bits",
                   "lm_head_bits", "prefill_token_block", "attn_q_block", "attn_kv_block", "attn_lanes",
                   "ew_lanes", "ew_vec", "token_lanes", "out_lanes", "kv_bytes", "decode_context",
@@ -144,6 +152,10 @@ class DesignParams:
                               or not 0 < b <= MAX_BITS_PER_WEIGHT):
             raise EdgeLLMError(f"design parameter bits_per_weight must be null or a number in "
                                f"(0, {MAX_BITS_PER_WEIGHT}], got {b!r}")
+
+    def _validate_vectors(self) -> None:
+        """The vector engines' and fetchers' widths: powers of two (bounded), the fetch FIFO depth, the
+        GLU pass's width."""
         for f, most in (("ew_lanes", 64), ("ew_vec", 64), ("attn_lanes", None), ("out_lanes", 64)):
             v = getattr(self, f)
             if v & (v - 1) or (most is not None and v > most):
@@ -158,7 +170,10 @@ class DesignParams:
         if isinstance(gv, bool) or not isinstance(gv, int) or gv < 0 or gv & (gv - 1) or gv > self.ew_vec:
             raise EdgeLLMError(f"design parameter ew_glu_vec must be 0 (= ew_vec) or a power of two <= "
                                f"ew_vec ({self.ew_vec}), got {gv!r}")
-        self._validate_lowbit()
+
+    def _validate_tlmm(self) -> None:
+        """The ternary engine's fields against each other: the prefill pipeline flag, the DSP token lanes,
+        the token block, the m_axi widths, the weight beat (8 x rows bits)."""
         if not isinstance(self.prefill_pipeline, bool):
             raise EdgeLLMError(f"design parameter prefill_pipeline must be true or false, "
                                f"got {self.prefill_pipeline!r}")
