@@ -692,3 +692,27 @@ def test_invalid_set_value_is_an_error_for_every_board() -> None:
         assert res.exit_code != 0, res.output
         assert "weight_ports must be a positive integer" in str(res.exception) + res.output
         assert "does not fit" not in res.output
+
+
+def test_readme_and_performance_doc_state_the_headline_as_estimated(large_kv260) -> None:
+    """README's headline and docs/performance.md's KV260 row say what the estimate projects for
+    bitnet_b1_58-large on the KV260 (decode central (low-high), TTFT(128) central (high-low), the LUT
+    share): the docs drifted from the model before (a 72.8% LUT share after the model said 74.5%)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    e = large_kv260.estimate
+    d, t = e.ranges["decode_tok_s"], e.ranges["ttft_128_s"]
+    decode = f"{d.central:.1f} ({d.low:.1f}-{d.high:.1f})"
+    ttft = f"{t.central:.3f} s ({t.high:.3f}-{t.low:.3f})"
+    lut = f"{100 * e.summary()['lut_util']:.1f}%"
+    readme = " ".join((root / "README.md").read_text().split())
+    m = re.search(r"bitnet_b1_58-large on KV260: \*\*([\d.]+ \([\d.]+-[\d.]+\)) tok/s\*\*.*?"
+                  r"TTFT\(128\) ([\d.]+ s \([\d.]+-[\d.]+\))\*\*.*?([\d.]+%) of the LUTs", readme)
+    assert m is not None, "README's headline sentence changed form"
+    assert m.groups() == (decode, ttft, lut)
+    perf = (root / "docs" / "performance.md").read_text()
+    row = next(ln for ln in perf.splitlines() if ln.startswith("| bitnet_b1_58-large | KV260 |"))
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[3] == decode and cells[5].endswith(f"/ {ttft}") and cells[8] == lut, cells
