@@ -152,3 +152,24 @@ def test_bad_input_is_one_line() -> None:
     with pytest.raises(EdgeLLMError, match="tensor type IQ2_XS has no low-bit engine format"):
         le._format("IQ2_XS", 256, "t")
     assert le._format("F16", 256, "t").name == "Q8_0"  # the loader requantizes float linears to Q8_0
+
+
+def test_readme_states_the_lowbit_projections() -> None:
+    """README's low-bit paragraph states what the estimate projects on the KV260 for the four preset rows
+    (decode central (low-high), TTFT(128)), as bench/lowbit_projections.py prints them."""
+    import re
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    para = readme[readme.index("**Low-bit GGUF models, projected**"):]
+    board = load_board("kv260")
+    for label, preset, ftype in (("Llama-3.2-1B Q4_0", "llama-3.2-1b", "Q4_0"),
+                                 ("Q4_K_M", "llama-3.2-1b", "Q4_K_M"),
+                                 ("Qwen2.5-0.5B Q4_0", "qwen2.5-0.5b", "Q4_0"),
+                                 ("Q4_K_M", "qwen2.5-0.5b", "Q4_K_M")):
+        e = le.estimate(le.from_preset(PRESETS[preset], ftype), board)
+        d, t = e.decode, e.ttft
+        m = re.search(re.escape(label) + r" \*\*([\d.]+) \(([\d.]+)-([\d.]+)\) tok/s\*\*, ([\d.]+) s", para)
+        assert m is not None, label
+        assert m.groups() == (f"{d['central']:.1f}", f"{d['low']:.1f}", f"{d['high']:.1f}",
+                              f"{t['central']:.2f}"), (label, m.groups())
+        para = para[m.end():]  # the next row's label may repeat (Q4_K_M)
