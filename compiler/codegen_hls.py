@@ -202,14 +202,11 @@ void {TOP}({", ".join(_ptr_args(n))}, uint32_t hdr_off,
 """
 
 
-def generate_hls(hls_dir: Path, cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams,
-                 mm: str = "tlmm", *, max_t: int, max_ctx: int, top_k: int, board: Any = None,
-                 part: str | None = None, total_bytes: int = 0) -> dict[str, Any]:
-    """Write hls_dir (headers, edgellm_config.h, edgellm_top.h, top.cpp, csim_entry.cpp, tb_top.cpp,
-    run_hls.tcl); return {registers, control, bundles, weight_stream_ports, head_ports, top, tlmm, files}.
-    The FPGA part comes from board.part (or part); the clock from design.clock_mhz; the ports the TLMM
-    engine and the LM head stream over from design.stream_ports(board, design) (the pack2 policy reads
-    its ternary weights through w0 only)."""
+def _check_inputs(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams, mm: str, *, max_t: int,
+                  max_ctx: int, top_k: int) -> str:
+    """The matmul policy generate_hls builds (a low-bit design's is 'lowbit', whatever mm says), after one
+    EdgeLLMError for anything the generated engine cannot stream: an unknown policy, top_k, G, max_t, a
+    row that is not whole data-port beats (or, low-bit, 16-element blocks), norm lanes, the head's beat."""
     if design.matmul == "lowbit":  # a low-bit design's linears run on the low-bit engine, whatever mm says
         mm = "lowbit"
     elif mm == "lowbit":
@@ -243,10 +240,12 @@ def generate_hls(hls_dir: Path, cfg: ModelConfig, numerics: NumericsPlan, design
     if cfg.hidden_size % beat:
         raise EdgeLLMError(f"hidden size {cfg.hidden_size} must be a multiple of the weight ports' beat "
                            f"({beat} bytes: design rows R), whose whole beats stream the LM head's rows")
-    part = part or (board.part if board is not None else None)
-    if not part:
-        raise EdgeLLMError("generate_hls needs the FPGA part: pass board= or part=")
-    hls_dir = Path(hls_dir)
+    return mm
+
+
+def _copy_headers(hls_dir: Path) -> Path:
+    """hw/include/edgellm's headers into hls_dir/edgellm (their includes made sibling-relative, so the
+    project's own copies win whatever the include path) and the generated hw_facts.h; that folder."""
     inc = hls_dir / "edgellm"
     inc.mkdir(parents=True, exist_ok=True)
     for h in sorted((INCLUDE_DIR / "edgellm").glob("*.h")):
@@ -254,6 +253,23 @@ def generate_hls(hls_dir: Path, cfg: ModelConfig, numerics: NumericsPlan, design
         text = re.sub(r'#include "edgellm/([\w.]+)"', r'#include "\1"', h.read_text())
         (inc / h.name).write_text(text)
     (inc / "hw_facts.h").write_text(layout.c_header())  # the constants from their one source
+    return inc
+
+
+def generate_hls(hls_dir: Path, cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams,
+                 mm: str = "tlmm", *, max_t: int, max_ctx: int, top_k: int, board: Any = None,
+                 part: str | None = None, total_bytes: int = 0) -> dict[str, Any]:
+    """Write hls_dir (headers, edgellm_config.h, edgellm_top.h, top.cpp, csim_entry.cpp, tb_top.cpp,
+    run_hls.tcl); return {registers, control, bundles, weight_stream_ports, head_ports, top, tlmm, files}.
+    The FPGA part comes from board.part (or part); the clock from design.clock_mhz; the ports the TLMM
+    engine and the LM head stream over from design.stream_ports(board, design) (the pack2 policy reads
+    its ternary weights through w0 only)."""
+    mm = _check_inputs(cfg, numerics, design, mm, max_t=max_t, max_ctx=max_ctx, top_k=top_k)
+    part = part or (board.part if board is not None else None)
+    if not part:
+        raise EdgeLLMError("generate_hls needs the FPGA part: pass board= or part=")
+    hls_dir = Path(hls_dir)
+    inc = _copy_headers(hls_dir)
     head_ports = stream_ports(board, design)
     ports = {"tlmm": head_ports, "lowbit": design.lowbit_ports}.get(mm, 1)  # the linears' weight ports
     axi = hls_tcl.AxiSettings.for_design(design, mm)
