@@ -214,8 +214,9 @@ class EmulatorDevice(Device):
 
     def wait_done(self, timeout_s: float = 10.0) -> float:
         """Join the worker, then the ap_ctrl protocol; raises what the run raised. timeout_s (finite,
-        > 0) bounds the time without progress when the top reports it (self.progress: no descriptor
-        finished for timeout_s), the whole call capped at timeout_s x (n_desc + 1); without a progress
+        > 0) bounds the time without progress when the top reports it (self.progress, and
+        self.heartbeat where exported: no descriptor, nor a linear, finished for timeout_s), the whole call
+        capped at one timeout per progress event it can make (_join_progress); without a progress
         counter it bounds the whole call. DeviceTimeout if the run is still going: the device then
         refuses every call (but read_reg) until the worker ends."""
         timeout_s = check_timeout(timeout_s)
