@@ -11,8 +11,9 @@ per specialization, the one with the most producers / consumers counts: they are
 process uses a stream its argument list names (`s`, `&s`, `s[2]`: an element of a stream array with an
 integer index; a whole array counts for each element). Its direction is read from the callee's body at
 that parameter: `.write(` `.write_nb(` `.full(` `<<` produce, `.read(` `.read_nb(` `.empty(` `>>`
-consume; a parameter passed on is followed two call levels. A direction is claimed only where every
-definition of the callee (of that arity) shows it; an unresolved callee or parameter claims nothing.
+consume; a parameter passed on is followed four call levels (PASS_LEVELS). A direction is claimed only
+where every definition of the callee (of that arity) shows it; an unresolved callee or parameter claims
+nothing.
 A parameter list written as an object-like macro (top_fetch.h EDGELLM_FETCH_ARGS) is expanded from
 hw/include's definitions. A template argument list holding a comparison (`f<C, P < N ? P : 0>(`) is
 closed at the `>` before the call's `(`. Followed so far: the top's weight / head FIFOs' producers (the
