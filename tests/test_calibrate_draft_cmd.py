@@ -310,3 +310,24 @@ def test_k_beyond_the_accelerators_block_is_refused(proj: Path) -> None:
     one_error(res, "--k 3: this project's accelerator takes at most 3 tokens a call, so a verify pass "
                    "drafts at most 2")
     assert snapshot(proj) == before
+
+
+def test_read_only_project_is_one_error(proj: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project directory the user cannot write: one error line before any calibration runs, nothing
+    written (checked through os.access, so it holds when the suite runs as root, which ignores modes)."""
+    import os
+
+    from edgellm.commands import calibrate_draft
+
+    real = os.access
+
+    def access(path, mode, *a, **kw):  # the project directory alone is read-only
+        if Path(path).resolve() == proj.resolve() and mode & os.W_OK:
+            return False
+        return real(path, mode, *a, **kw)
+
+    monkeypatch.setattr(calibrate_draft.os, "access", access)
+    before = snapshot(proj)
+    one_error(runner.invoke(app, ["calibrate-draft", str(proj), *FAST]),
+              "the project directory is not writable: cannot store speculation.json")
+    assert snapshot(proj) == before and not (proj / DRAFT_FILE).exists()
