@@ -168,8 +168,17 @@ def _undecodable_weights(d: Path) -> None:
     (d / "manifest.json").write_text(json.dumps(m))
 
 
+def _no_tokenizer(d: Path) -> None:  # a project compiled from a checkpoint without one
+    m = json.loads((d / "manifest.json").read_text())
+    m.pop("tokenizer")
+    m["files"] = {k: v for k, v in m["files"].items() if "tokenizer" not in k}
+    (d / "manifest.json").write_text(json.dumps(m))
+    (d / "tokenizer.json").unlink()
+
+
 @pytest.mark.parametrize("damage,msg", [
     (_no_manifest, "is not an edgellm project: manifest.json is missing"),
+    (_no_tokenizer, "this project has no tokenizer: calibrate-draft tokenizes its prompts with it"),
     (_no_weights, "weights.bin is missing"),
     (_undecodable_weights, "cannot decode the weight image"),
 ])
