@@ -267,8 +267,11 @@ def onnx_rows(p: Any, qm: Any, prompt: list[int], n: int, g_logits: np.ndarray, 
         head_note = f"not compared: explained rounding flip at {head.stage} ({head.note})"
     rep.rows.append(Row(PAIR, "logits (teacher-forced)", head.max_abs, ok=head.kind != "fail",
                         note=head_note))
-    toks, flip = forced_steps(gm, tapped, prompt, t_logits, g_toks, gm.plan.kv_dtype == "f16")
-    flip = (0, first_diff) if first_diff is not None else flip
+    toks: list[int] | None = None
+    if first_diff is not None:  # the prompt's flip ends the gated steps: no golden step needs running
+        flip: tuple[int, str] | None = (0, first_diff)
+    else:
+        toks, flip = forced_steps(gm, tapped, prompt, t_logits, g_toks, gm.plan.kv_dtype == "f16")
     ref = p.path / "reference" / "model.onnx"
     if ref.is_file():
         del tapped, o_taps  # one model in memory at a time
@@ -282,6 +285,8 @@ def onnx_rows(p: Any, qm: Any, prompt: list[int], n: int, g_logits: np.ndarray, 
         toks = forced_argmax(ort, logits, g_toks)  # the reference's own picks
     else:
         logits = t_logits
+        if toks is None:
+            toks = forced_argmax(tapped, t_logits, g_toks)
     rep.rows.append(_e2e_row(logits, g_logits, first_diff, sum(s.kind == "flip" for s in [*layers, head])))
     rep.tokens["onnx"] = toks
     rep.rows.append(greedy_row(toks, g_toks, flip))
