@@ -1,16 +1,16 @@
 """synth_check's basic rules (hw/synth_check.py runs them beside the pragma, m_axi, port-budget and
 stream-fanout rules; each returns (offset, rule, detail) tuples over a prepared, comment-free text):
 dynamic-memory, std-container, recursion, unbounded-loop, runtime-bound (their definitions: synth_check's
-docstring). Also the expression helpers the other rules share (_idents).
+docstring). Also the expression helpers the other rules share (idents).
 """
 
 from __future__ import annotations
 
 import re
 
-from edgellm.hw.synth_pragmas import _split_top, match_bracket
+from edgellm.hw.synth_pragmas import IDENT, _split_top, match_bracket
 
-IDENT = re.compile(r"[A-Za-z_]\w*")
+IDENT_RE = re.compile(IDENT)  # synth_pragmas.IDENT, compiled
 CONTAINERS = ("vector", "map", "multimap", "unordered_map", "unordered_multimap", "set", "multiset",
               "unordered_set", "unordered_multiset", "list", "forward_list", "deque", "queue",
               "priority_queue", "stack", "string", "wstring", "basic_string", "function",
@@ -24,13 +24,14 @@ KEYWORDS = {"if", "for", "while", "switch", "return", "sizeof", "catch", "do", "
             "static_assert", "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t",
             "uint32_t", "uint64_t", "size_t", "f32", "this", "nullptr"}
 
-def _idents(expr: str) -> list[str]:
+
+def idents(expr: str) -> list[str]:
     """Unqualified identifiers of an expression (X::Y and member accesses excluded)."""
     expr = re.sub(r"[A-Za-z_]\w*\s*(?:<[^<>;]*>)?\s*::\s*(?:template\s+)?[A-Za-z_]\w*", " 0 ", expr)
     expr = re.sub(r"\(\s*(?:unsigned\s+)?(?:int|long|char|short|bool|size_t|int\d+_t|uint\d+_t)\s*\)",
                   " ", expr)
     out = []
-    for m in IDENT.finditer(expr):
+    for m in IDENT_RE.finditer(expr):
         before = expr[:m.start()].rstrip()
         if before.endswith(".") or before.endswith("->") or m.group(0) in KEYWORDS:
             continue
@@ -138,6 +139,6 @@ def _for_bounds(header: str, known: set[str]) -> tuple[set[str], bool | None]:
         return set(), None
     init, cond = parts[0], parts[1]
     loop_vars = {d.group(1) for d in re.finditer(r"([A-Za-z_]\w*)\s*=(?!=)", init)}
-    init_const = all(x in known or x in loop_vars for x in _idents(init))
-    ok = any(all(x in known or x in loop_vars for x in _idents(conj)) for conj in re.split(r"&&", cond))
+    init_const = all(x in known or x in loop_vars for x in idents(init))
+    ok = any(all(x in known or x in loop_vars for x in idents(conj)) for conj in re.split(r"&&", cond))
     return (loop_vars if ok and init_const else set()), ok

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgellm.hw import synth_basic, synth_dataflow, synth_macros, synth_maxi, synth_ports, synth_pragmas
-from edgellm.hw.synth_basic import IDENT
+from edgellm.hw.synth_basic import IDENT_RE
 from edgellm.hw.synth_pragmas import match_bracket
 
 SUFFIXES = {".h", ".hpp", ".hh", ".cpp", ".cc", ".cxx", ".c", ".tcc", ".inl"}
@@ -150,12 +150,12 @@ def constant_names(code: str) -> set[str]:
     for m in re.finditer(r"template\s*<", code):
         params = code[m.end() - 1:match_bracket(code, m.end() - 1, "<", ">")]
         for p in re.split(r",", params.strip("<>")):
-            w = IDENT.findall(p.split("=")[0])
+            w = IDENT_RE.findall(p.split("=")[0])
             if len(w) >= 2:
                 names.add(w[-1])
     for m in re.finditer(r"\benum\b[^{;]*\{([^}]*)\}", code):
         for item in m.group(1).split(","):
-            w = IDENT.findall(item.split("=")[0])
+            w = IDENT_RE.findall(item.split("=")[0])
             if w:
                 names.add(w[0])
     for m in re.finditer(r"\b(?:const|constexpr)\b[^;(){}]*(?:\([^;{}]*\)[^;(){}]*)*;", code):
@@ -172,7 +172,7 @@ def constant_names(code: str) -> set[str]:
     while changed:
         changed = False
         for n, e in inits.items():
-            if n not in names and n not in runtime and all(x in names for x in synth_basic._idents(e)):
+            if n not in names and n not in runtime and all(x in names for x in synth_basic.idents(e)):
                 names.add(n)
                 changed = True
     return names - runtime

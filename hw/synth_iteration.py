@@ -343,6 +343,6 @@ def norm(index: str) -> str:
 
 
 def is_static(index: str, consts: set[str]) -> bool:
-    from edgellm.hw.synth_basic import _idents
+    from edgellm.hw.synth_basic import idents
 
-    return all(x in consts or x.startswith(MARK) for x in _idents(index))
+    return all(x in consts or x.startswith(MARK) for x in idents(index))
