@@ -29,6 +29,7 @@ import functools
 import re
 from pathlib import Path
 
+from edgellm.hw import synth_macros
 from edgellm.hw.synth_maxi import Callees
 from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, functions, match_bracket
 
@@ -42,17 +43,15 @@ PASS_LEVELS = 4  # call levels a stream parameter is followed through
 _WRITE = re.compile(r"\s*(?:\[[^\]]*\]\s*)?(?:(?:\.|->)\s*(write|write_nb|full)\s*\(|<<)")
 _READ = re.compile(r"\s*(?:\[[^\]]*\]\s*)?(?:(?:\.|->)\s*(read|read_nb|empty)\s*\(|>>)")
 _STREAM = re.compile(r"\bhls\s*::\s*stream\s*<")
-_OBJ_DEFINE = re.compile(rf"^[ \t]*#[ \t]*define[ \t]+({IDENT})[ \t]+((?:[^\n]*\\\n)*[^\n]*)", re.M)
 
 
 @functools.lru_cache(maxsize=1)
 def _object_macros() -> dict[str, str]:
-    """hw/include's object-like macros: name -> body (continuations joined, comments dropped)."""
+    """hw/include's object-like macros: name -> body (synth_macros.object_defines)."""
     out: dict[str, str] = {}
     for p in sorted((Path(__file__).resolve().parent / "include").rglob("*.h")):
-        for m in _OBJ_DEFINE.finditer(p.read_text(errors="replace")):
-            body = re.sub(r"/\*.*?\*/|//[^\n]*", " ", m.group(2).replace("\\\n", " "))
-            out.setdefault(m.group(1), " ".join(body.split()))
+        for name, body in synth_macros.object_defines(p.read_text(errors="replace")).items():
+            out.setdefault(name, body)
     return out
 
 

@@ -17,7 +17,13 @@ from edgellm.hw.synth_pragmas import IDENT, _split_top, match_bracket
 
 Macros = dict[str, tuple[tuple[str, ...], str]]  # name -> (parameters, body)
 _DEFINE = re.compile(rf"^[ \t]*#[ \t]*define[ \t]+({IDENT})\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", re.M)
+_OBJ_DEFINE = re.compile(rf"^[ \t]*#[ \t]*define[ \t]+({IDENT})[ \t]+((?:[^\n]*\\\n)*[^\n]*)", re.M)
 MAX_DEPTH = 8  # nested macro levels expanded at most
+
+
+def _clean_body(raw: str) -> str:
+    """A #define's body: continuation lines joined, comments dropped, blanks collapsed."""
+    return " ".join(re.sub(r"/\*.*?\*/|//[^\n]*", " ", raw.replace("\\\n", " ")).split())
 
 
 def defines(text: str) -> dict[str, set[tuple[tuple[str, ...], str]]]:
@@ -25,9 +31,16 @@ def defines(text: str) -> dict[str, set[tuple[tuple[str, ...], str]]]:
     (continuation lines joined, comments dropped)."""
     out: dict[str, set[tuple[tuple[str, ...], str]]] = {}
     for m in _DEFINE.finditer(text):
-        body = re.sub(r"/\*.*?\*/|//[^\n]*", " ", m.group(3).replace("\\\n", " "))
         params = tuple(p.strip() for p in m.group(2).split(",") if p.strip())
-        out.setdefault(m.group(1), set()).add((params, " ".join(body.split())))
+        out.setdefault(m.group(1), set()).add((params, _clean_body(m.group(3))))
+    return out
+
+
+def object_defines(text: str) -> dict[str, str]:
+    """The object-like macros a raw source text defines: name -> its first body (as defines cleans it)."""
+    out: dict[str, str] = {}
+    for m in _OBJ_DEFINE.finditer(text):
+        out.setdefault(m.group(1), _clean_body(m.group(2)))
     return out
 
 
