@@ -116,8 +116,8 @@ class _Packed:
 
 def _pack_layers(qm: QuantModel, encode: Encoder, align: int) -> _Packed:
     """Every layer's linears (interface.LINEAR_ORDER, through `encode`), norm gains (NORM_ORDER), its
-    layer_desc row and, for a low-bit encoder (memory_plan_lowbit.LowbitEncoder), its low-bit table rows;
-    then the final norm's gain (last of the params)."""
+    layer_desc row and, for a low-bit encoder (memory_plan_lowbit.LowbitEncoder), its low-bit table rows
+    (plan_memory adds the final norm's gain after them, the last of the params)."""
     pk = _Packed(align)
     lowbit = getattr(encode, "lowbit", False)
     for i in range(qm.config.n_layers):

@@ -25,7 +25,9 @@ inline std::atomic<long long> &csim_heartbeat() {
 
 }  // namespace edgellm
 
+#define EDGELLM_CSIM_DESC_DONE() (::edgellm::csim_progress().fetch_add(1, std::memory_order_relaxed))
 #define EDGELLM_CSIM_BEAT() (::edgellm::csim_heartbeat().fetch_add(1, std::memory_order_relaxed))
 #else
+#define EDGELLM_CSIM_DESC_DONE() ((void)0)
 #define EDGELLM_CSIM_BEAT() ((void)0)
 #endif

@@ -29,8 +29,8 @@
 #include <cstdint>
 
 #include "edgellm/attention_decode.h"
-#include "edgellm/csim_progress.h"
 #include "edgellm/attention_prefill.h"
+#include "edgellm/csim_progress.h"
 #include "edgellm/elementwise.h"
 #include "edgellm/kv_cache.h"
 #include "edgellm/layer_config.h"

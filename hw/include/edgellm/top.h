@@ -44,7 +44,6 @@
 
 #include <cstdint>
 #ifndef __SYNTHESIS__
-#include <atomic>
 #include <cstdio>
 #endif
 
@@ -205,9 +204,7 @@ program:
                    head ? 0 : (int)d[D_POS0],
                    !head && (d[D_FLAGS] & DESC_TAPS) != 0, head, head ? (int)d[D_ROW] : 0, rows);
     }
-#ifndef __SYNTHESIS__
-    csim_progress().fetch_add(1, std::memory_order_relaxed);  // csim_progress.h
-#endif
+    EDGELLM_CSIM_DESC_DONE();  // C simulation: a descriptor done (csim_progress.h); nothing synthesized
   }
 }
 
