@@ -249,12 +249,27 @@ def list_boards() -> list[str]:
     return sorted(p.stem for p in BOARD_DIR.glob("*.toml"))
 
 
-def load_board(name: str) -> Board:
-    """The shipped board called `name`; BoardError listing the known boards if there is none."""
+def _spelling(name: str) -> str:
+    """A board name as matched: lower case, without '-' and '_' (PYNQ-Z2, pynq-z2 and pynq_z2 alike)."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def board_name(name: str) -> str:
+    """The shipped board's name for `name`: its file name, or the product's spelling ("PYNQ-Z2",
+    "Ultra96-V2"); BoardError listing the known boards if there is none."""
     known = list_boards()
-    if name not in known:
+    if name in known:
+        return name
+    match = [k for k in known if _spelling(k) == _spelling(name)]
+    if len(match) != 1:
         raise BoardError(f"unknown board {name!r}; known boards: {', '.join(known)}")
-    return load_board_file(BOARD_DIR / f"{name}.toml")
+    return match[0]
+
+
+def load_board(name: str) -> Board:
+    """The shipped board called `name` (board_name: the product's spelling too); BoardError listing the
+    known boards if there is none."""
+    return load_board_file(BOARD_DIR / f"{board_name(name)}.toml")
 
 
 def load_all() -> list[Board]:

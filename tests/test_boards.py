@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from edgellm.boards import BOARD_DIR, SOURCE_KEYS, Board, list_boards, load_board, load_board_file
+from edgellm.boards import BOARD_DIR, SOURCE_KEYS, Board, board_name, list_boards, load_board, load_board_file
 from edgellm.errors import BoardError
 
 # Datasheet figures (DS987, DS891, DS190) re-typed here independently of the TOML files.
@@ -51,6 +51,27 @@ def test_board_is_frozen() -> None:
 def test_unknown_board_lists_known() -> None:
     with pytest.raises(BoardError, match="known boards: kv260, pynq_z2, ultra96v2, zcu104"):
         load_board("zcu102")
+
+
+def test_product_spellings_name_the_shipped_board() -> None:
+    """PYNQ-Z2, pynq-z2, Ultra96-V2, KV260: the boards as their makers write them."""
+    assert [board_name(n) for n in ("PYNQ-Z2", "pynq-z2", "Ultra96-V2", "KV260", "zcu104")] == [
+        "pynq_z2", "pynq_z2", "ultra96v2", "kv260", "zcu104"]
+    assert load_board("PYNQ-Z2").name == "pynq_z2"
+    for bad in ("pynq", "z2", "kv-2-6"):  # no partial or loose match
+        with pytest.raises(BoardError, match=f"unknown board '{bad}'"):
+            board_name(bad)
+
+
+def test_compile_writes_under_the_shipped_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`compile --board Ultra96-V2` writes edgellm-out/tiny-ultra96v2 (the name every other command uses)."""
+    from edgellm.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["compile", "--board", "Ultra96-V2", "--no-onnx-reference"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "edgellm-out" / "tiny-ultra96v2" / "manifest.json").is_file()
+    assert not (tmp_path / "edgellm-out" / "tiny-Ultra96-V2").exists()
 
 
 def _variant(tmp_path: Path, drop: str | None = None, replace: tuple[str, str] | None = None) -> Path:

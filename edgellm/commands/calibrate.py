@@ -34,13 +34,14 @@ def _write_kit(board: str | None, out: Path | None, weight_ports: int | None, cl
 
 def _run_kit(kit_dir: Path, board: str | None, out: Path | None, device: str, bytes_per_port: int | None,
              repeat: int, timeout: float, head_row_bytes: int | None, force: bool) -> None:
+    from edgellm.boards import board_name
     from edgellm.errors import EdgeLLMError
     from edgellm.runtime import calibrate as cal
     from edgellm.runtime.probe_kit import ProbeKit
     from edgellm.runtime.pynq_device import on_board
 
     kit = ProbeKit.open(kit_dir)
-    if board is not None and board != kit.board:
+    if board is not None and board_name(board) != kit.board:
         raise EdgeLLMError(f"{kit_dir} is a kit for {kit.board}, not {board}")
     dest = out or Path(f"calibration-{kit.board}.json")
     if dest.exists() and not force:

@@ -142,6 +142,7 @@ def compile_cmd(
     """Compile a ternary or low-bit (GGUF K-quants, GPTQ) model into an HLS + Vivado project for a board."""
     from rich.console import Console
 
+    from edgellm.boards import board_name
     from edgellm.commands.design_opts import check_options, compile_overrides, parse_sets
     from edgellm.commands.model_names import model_or_preset
     from edgellm.compiler.calibrate.measured import for_command
@@ -149,6 +150,7 @@ def compile_cmd(
 
     con = Console(stderr=True)
     over = parse_sets(sets)  # the cheap checks first: nothing is fetched or written for a bad option
+    board = board_name(board)  # the shipped board's name ("PYNQ-Z2" -> pynq_z2): the output folder's too
     meas, clock = for_command(measured, allow_emulated, [board], clock)
     check_options(board, clock, lut_cap, speculate)
     name = preset or (model.absolute().name if model else "tiny") or "model"
