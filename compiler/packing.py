@@ -85,25 +85,42 @@ def unpack_ternary(buf: np.ndarray, n: int, k: int, rows_per_tile: int) -> np.nd
     return _DECODE[rows].reshape(n, nb * TRITS_PER_BYTE)[:, :k].copy()
 
 
-def port_slices(n: int, k: int, rows_per_tile: int, nports: int) -> list[list[tuple[int, int]]]:
+def port_columns(nb: int, shares: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Each weight port's run [c0, c1) of a tile's nb byte columns (weight_bank_fill.h port_cols): in
+    units of ceil(nb / sum(shares)) columns, port p takes shares[p] units after the ports before it, cut
+    at nb. Equal shares: ceil(nb / ports) columns a port."""
+    if not shares or min(shares) < 1:
+        raise EdgeLLMError(f"port shares {shares} must be positive")
+    unit = -(-nb // sum(shares))
+    out, start = [], 0
+    for s in shares:
+        out.append((min(start * unit, nb), min((start + s) * unit, nb)))
+        start += s
+    return out
+
+
+def port_slices(n: int, k: int, rows_per_tile: int, nports: int,
+                shares: tuple[int, ...] | None = None) -> list[list[tuple[int, int]]]:
     """Byte ranges [start, end) of the image each weight port of the TLMM engine reads (weight_buffer.h).
 
-    The byte columns of every tile are split into `nports` contiguous runs of cpp = ceil(NB / nports)
-    columns; port p reads columns [p*cpp, min((p+1)*cpp, NB)) of each tile: one contiguous range per
-    tile (rows_t bytes per column; the tail tile too). Result: [port][tile] ranges (start == end:
-    nothing). This is how the kernel splits the reads, not part of the format (the image is the same
-    whatever the port count).
+    The byte columns of every tile are split into `nports` contiguous runs (port_columns: shares, equal
+    by default); port p reads its columns [c0, c1) of each tile: one contiguous range per tile (rows_t
+    bytes per column; the tail tile too). Result: [port][tile] ranges (start == end: nothing). This is
+    how the kernel splits the reads, not part of the format (the image is the same whatever the ports
+    and their shares).
     """
     _check_dims(n, k, rows_per_tile)
     if nports < 1:
         raise EdgeLLMError(f"nports={nports} must be positive")
+    shares = (1,) * nports if shares is None else tuple(shares)
+    if len(shares) != nports:
+        raise EdgeLLMError(f"{len(shares)} port shares for {nports} ports")
     nb, r = row_bytes(k), rows_per_tile
-    cpp = -(-nb // nports)  # byte columns per port
+    cols = port_columns(nb, shares)
     out: list[list[tuple[int, int]]] = [[] for _ in range(nports)]
     for t in range(-(-n // r)):
         rows_t = min(r, n - t * r)
-        for p in range(nports):
-            c0, c1 = min(p * cpp, nb), min((p + 1) * cpp, nb)
+        for p, (c0, c1) in enumerate(cols):
             out[p].append((t * r * nb + c0 * rows_t, t * r * nb + c1 * rows_t))
     return out
 

@@ -478,7 +478,10 @@ def test_dsp_lanes_equal_table_lanes(lib: ctypes.CDLL, cfg: str, lanes: str) -> 
 
 PORT_CFG = {  # name -> (R, ports); hw/tb/tlmm_ports_tb.cpp
     "a1": (16, 1), "a2": (16, 2), "a3": (16, 3), "a4": (16, 4), "b2": (8, 2), "b3": (8, 3), "c4": (16, 4),
-    "g2x4": (4, 4), "g4x3": (8, 3), "c4l": (16, 4), "b3l": (8, 3), "g2x2l": (4, 2), "a1l": (16, 1)}
+    "g2x4": (4, 4), "g4x3": (8, 3), "c4l": (16, 4), "b3l": (8, 3), "g2x2l": (4, 2), "a1l": (16, 1),
+    "c4s": (16, 4), "c4ls": (16, 4), "a4s": (16, 4), "b3s": (8, 3)}
+# the tlmm_ports_tb.cpp configurations' SHARE0 .. SHARE3
+SHARES = {"c4s": (9, 7, 7, 9), "c4ls": (9, 7, 7, 9), "a4s": (3, 1, 2, 5), "b3s": (2, 1, 3)}
 BASE_OF = {"a": ("a1", "a2", "a3", "a4"), "b": ("b2", "b3"), "g2": ("g2x4",), "g4": ("g4x3",)}
 CHEAP = {("a", 40, 100, 1), ("a", 37, 2560, 3), ("a", 16, 6912, 1), ("a", 48, 301, 17), ("a", 33, 16384, 2)}
 PORT_SHAPES = [(p, n, k, t) for c, n, k, t in SHAPES for p in BASE_OF[c]
@@ -491,6 +494,11 @@ LANE_PORT_SHAPES = [("c4l", 37, 2560, 17), ("c4l", 45, 344, 5), ("c4l", 21, 1001
                     ("g2x2l", 13, 301, 17), ("g2x2l", 7, 1001, 5), ("g2x2l", 18, 52, 2),
                     ("a1l", 37, 2560, 5), ("a1l", 21, 301, 3), ("a1l", 40, 100, 1)]
 PORT_SHAPES += LANE_PORT_SHAPES
+# unequal port shares: runs that straddle steps, tail tiles, ports left with no columns (tiny k)
+SHARE_PORT_SHAPES = [("c4s", 40, 100, 1), ("c4s", 37, 2560, 3), ("c4s", 21, 2560, 1), ("c4s", 3, 7, 2),
+                     ("c4ls", 37, 2560, 17), ("c4ls", 21, 1001, 3), ("a4s", 37, 2560, 3),
+                     ("a4s", 48, 301, 17), ("a4s", 5, 7, 1), ("b3s", 13, 301, 17), ("b3s", 24, 8191, 3)]
+PORT_SHAPES += SHARE_PORT_SHAPES
 
 
 @pytest.fixture(scope="module")
@@ -505,7 +513,7 @@ def _port_images(w: np.ndarray, cfg: str, seed: int) -> list[np.ndarray]:
     img = packing.pack_ternary(w, r)
     rng = np.random.default_rng(seed)
     out = [rng.integers(0, 256, img.size).astype(np.uint8) for _ in range(4)]
-    for p, ranges in enumerate(packing.port_slices(*w.shape, r, nports)):
+    for p, ranges in enumerate(packing.port_slices(*w.shape, r, nports, SHARES.get(cfg))):
         for a, b in ranges:
             out[p][a:b] = img[a:b]
     return out
@@ -528,11 +536,13 @@ def test_ports_lane_tile_iters(plib: ctypes.CDLL) -> None:
 
 
 def test_ports_config_numbers(plib: ctypes.CDLL) -> None:
-    out = np.zeros(9, np.int32)
+    out = np.zeros(13, np.int32)
     plib.tb_tlmm_ports_cfg(P(out))
     # CfgA4: R 16, 3 beats/step, 4 ports, ceil(3277/4) = 820 columns per port, (820+1)//3 + 1 = 274 bank
     # rows; CfgC4: 15 beats/step, ceil(820/4) = 205 columns, (205+13)//15 + 1 = 15 rows; CfgA1: all 1093 steps
-    assert out.tolist() == [16, 3, 4, 820, 274, 15, 205, 15, 1093]
+    # CfgC4S (9:7:7:9): 32 units of ceil(820/32) = 26 columns, the largest share 9 x 26 = 234 columns,
+    # (234+13)//15 + 1 = 17 rows; CfgA4S (3:1:2:5): 5 x ceil(3277/11) = 5 x 298 = 1490 columns
+    assert out.tolist() == [16, 3, 4, 820, 274, 15, 205, 15, 1093, 32, 234, 17, 1490]
 
 
 @pytest.mark.parametrize("n,k,r,nports", [(40, 100, 16, 4), (37, 2560, 16, 3), (13, 301, 8, 2), (5, 7, 4, 4),
@@ -552,6 +562,21 @@ def test_port_slices_partition_the_image(n: int, k: int, r: int, nports: int) ->
     assert max(share) <= math.ceil(n / r) * r * cpp  # ceil(NB / ports) columns per tile at most
     print(f"{n}x{k} R={r}, {nports} ports: bytes per port {share}, "
           f"busiest / ideal {max(share) * nports / sum(share):.4f}")
+
+
+@pytest.mark.parametrize("nb,shares", [(820, (9, 7, 7, 9)), (7, (9, 7, 7, 9)), (3277, (3, 1, 2, 5)),
+                                       (61, (2, 1, 3)), (820, (1, 1, 1, 1)), (10, (1, 1, 1, 1))])
+def test_port_columns_partition_a_tile(nb: int, shares: tuple[int, ...]) -> None:
+    """Each port's run follows the one before it, the runs cover the tile's nb columns once, each is at most
+    its share of ceil(nb / sum) columns; equal shares are the ceil(nb / ports) split."""
+    cols = packing.port_columns(nb, shares)
+    unit = math.ceil(nb / sum(shares))
+    assert cols[0][0] == 0 and cols[-1][1] == nb
+    assert all(a[1] == b[0] for a, b in zip(cols, cols[1:], strict=False))
+    assert all(c1 - c0 <= s * unit for (c0, c1), s in zip(cols, shares, strict=True))
+    if len(set(shares)) == 1:
+        cpp = math.ceil(nb / len(shares))
+        assert cols == [(min(p * cpp, nb), min((p + 1) * cpp, nb)) for p in range(len(shares))]
 
 
 @pytest.mark.parametrize("cfg,n,k,t", PORT_SHAPES)
@@ -602,7 +627,8 @@ def test_ports_int_adversarial(plib: ctypes.CDLL, cfg: str, k: int) -> None:
 
 
 @pytest.mark.parametrize("cfg,n,k,t", [("a2", 37, 2560, 3), ("a4", 16, 6912, 1), ("a3", 40, 100, 16),
-                                       ("b3", 24, 688, 128), ("a4", 20, 16384, 2), *LANE_PORT_SHAPES])
+                                       ("b3", 24, 688, 128), ("a4", 20, 16384, 2), *LANE_PORT_SHAPES,
+                                       ("c4s", 37, 2560, 3), ("c4ls", 21, 1001, 3), ("b3s", 24, 688, 128)])
 def test_ports_f32_bit_exact(plib: ctypes.CDLL, cfg: str, n: int, k: int, t: int) -> None:
     rng = np.random.default_rng(n + k + t)
     w = _tern(rng, n, k)
@@ -635,7 +661,8 @@ def test_ports_wide_beats(plib: ctypes.CDLL) -> None:
 
 
 @pytest.mark.parametrize("cfg,n,k", [("a4", 37, 2560), ("a3", 45, 1000), ("b2", 13, 100), ("g2x4", 13, 301),
-                                     ("c4", 37, 128), ("c4l", 37, 2560), ("g2x2l", 13, 301)])
+                                     ("c4", 37, 128), ("c4l", 37, 2560), ("g2x2l", 13, 301),
+                                     ("c4s", 37, 2560), ("a4s", 37, 2560), ("b3s", 13, 301)])
 def test_every_port_carries_its_share(plib: ctypes.CDLL, cfg: str, n: int, k: int) -> None:
     """The poisoned comparison can fail: garbage on any one port, or ports swapped, changes the result
     (so every port's share is really read through that port)."""

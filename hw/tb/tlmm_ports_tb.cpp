@@ -81,6 +81,26 @@ struct CfgA1L_fields : tlmm_config_base {
 };
 typedef tlmm_traits<CfgA1L_fields> CfgA1L;
 
+// Unequal port shares (tlmm_config.h SHARE0 .. SHARE3): the kv260 split (9:7:7:9, HP1 / HP2 on one
+// DDR path) on the default design's engine (steps straddle the runs), with token lanes, odd shares on
+// the decode engine, and three ports on the BRAM prefill engine.
+struct CfgC4S_fields : CfgC4_fields {
+  static const int SHARE0 = 9, SHARE1 = 7, SHARE2 = 7, SHARE3 = 9;
+};
+typedef tlmm_traits<CfgC4S_fields> CfgC4S;
+struct CfgC4LS_fields : CfgC4L_fields {
+  static const int SHARE0 = 9, SHARE1 = 7, SHARE2 = 7, SHARE3 = 9;
+};
+typedef tlmm_traits<CfgC4LS_fields> CfgC4LS;
+struct CfgA4S_fields : CfgA4_fields {
+  static const int SHARE0 = 3, SHARE1 = 1, SHARE2 = 2, SHARE3 = 5;
+};
+typedef tlmm_traits<CfgA4S_fields> CfgA4S;
+struct CfgB3S_fields : CfgB3_fields {
+  static const int SHARE0 = 2, SHARE1 = 1, SHARE2 = 3;
+};
+typedef tlmm_traits<CfgB3S_fields> CfgB3S;
+
 static ap_uint<128> g_beats[4][1 << 14];  // 256 KiB per port for the wide-port path
 
 // The same engine fed by weight FIFOs: port p's fetcher (weight_fetch.h tlmm_fetch_port) reads image
@@ -127,6 +147,10 @@ EDGELLM_PORTS_TB(c4l, CfgC4L)
 EDGELLM_PORTS_TB(b3l, CfgB3L)
 EDGELLM_PORTS_TB(g2x2l, CfgG2x2L)
 EDGELLM_PORTS_TB(a1l, CfgA1L)
+EDGELLM_PORTS_TB(c4s, CfgC4S)
+EDGELLM_PORTS_TB(c4ls, CfgC4LS)
+EDGELLM_PORTS_TB(a4s, CfgA4S)
+EDGELLM_PORTS_TB(b3s, CfgB3S)
 
 // Iterations of one tile's compute loop of CfgC4L (the performance model mirrors this formula).
 int tb_tlmm_c4l_tile_iters(int nt, int nsteps) { return tlmm_tile_iters<CfgC4L>(nt, nsteps); }
@@ -155,6 +179,10 @@ void tb_tlmm_ports_cfg(int32_t *out) {
   out[6] = CfgC4::CPP_MAX;
   out[7] = CfgC4::BANK_ROWS;
   out[8] = CfgA1::BANK_ROWS;
+  out[9] = CfgC4S::SHARE_SUM;
+  out[10] = CfgC4S::CPP_MAX;
+  out[11] = CfgC4S::BANK_ROWS;
+  out[12] = CfgA4S::CPP_MAX;
 }
 
 }  // extern "C"

@@ -206,7 +206,7 @@ struct TlmmBody {
 #pragma HLS ARRAY_PARTITION variable = qbuf dim = 1 type = complete
     const int nb = (k + kTritsPerByte - 1) / kTritsPerByte;
     const int nsteps = (nb + BPS - 1) / BPS;
-    const int cpp = cols_per_port<CFG>(nb);
+    const int unit = port_unit<CFG>(nb);  // the ports' column shares' unit
     const int ntiles = (n_out + R - 1) / R;
   token_blocks:
     for (int t0 = 0; t0 < n_tok; t0 += CFG::MAX_TOK) {
@@ -222,13 +222,13 @@ struct TlmmBody {
         const int rows_p = n_out - prv * R < R ? n_out - prv * R : R;
         // Load tile i into one bank set (all ports at once) while tile i-1 is computed from the other.
         if ((i & 1) == 0) {
-          tlmm_load_tile<CFG>(w0, w1, w2, w3, i, ntiles, rows_i, nb, cpp, p0, p1, p2, p3);
+          tlmm_load_tile<CFG>(w0, w1, w2, w3, i, ntiles, rows_i, nb, unit, p0, p1, p2, p3);
           if (i > 0)
-            compute_tile<CFG, DEQ>(q0, q1, q2, q3, xbuf, qbuf, nt, t0, nsteps, nb, cpp, prv * R, rows_p, n_out,
+            compute_tile<CFG, DEQ>(q0, q1, q2, q3, xbuf, qbuf, nt, t0, nsteps, nb, unit, prv * R, rows_p, n_out,
                                    wscale, yf, at.y, yi);
         } else {
-          tlmm_load_tile<CFG>(w0, w1, w2, w3, i, ntiles, rows_i, nb, cpp, q0, q1, q2, q3);
-          compute_tile<CFG, DEQ>(p0, p1, p2, p3, xbuf, qbuf, nt, t0, nsteps, nb, cpp, prv * R, rows_p, n_out,
+          tlmm_load_tile<CFG>(w0, w1, w2, w3, i, ntiles, rows_i, nb, unit, q0, q1, q2, q3);
+          compute_tile<CFG, DEQ>(p0, p1, p2, p3, xbuf, qbuf, nt, t0, nsteps, nb, unit, prv * R, rows_p, n_out,
                                  wscale, yf, at.y, yi);
         }
       }

@@ -19,10 +19,32 @@ namespace edgellm {
 struct tlmm_config_base {
   static const int STORAGE = kStorageUram;
   static const int NPORTS = 1;
+  // each weight port's share of a tile's byte columns, in units of ceil(NB / the shares' sum): port p
+  // reads SHAREp units (weight_bank_fill.h port_cols). Equal shares split a tile evenly; shares in
+  // proportion to the ports' rates let ports on a shared DDR path (kv260: HP1 and HP2 on XPI 4) carry
+  // less and finish with the others (compiler/cost/ddr.py rate_shares)
+  static const int SHARE0 = 1;
+  static const int SHARE1 = 1;
+  static const int SHARE2 = 1;
+  static const int SHARE3 = 1;
   static const int TP = 1;
   static const int OL = 1;
   static const int DL = 0;
 };
+
+// Port p's share of four ports' shares s0 .. s3, the shares of the ports before p, the largest of the
+// first n (constant expressions: tlmm_traits derives SHARE_SUM and CPP_MAX from them).
+constexpr int port_share(int p, int s0, int s1, int s2, int s3) {
+  return p == 0 ? s0 : p == 1 ? s1 : p == 2 ? s2 : s3;
+}
+constexpr int port_share_prefix(int p, int s0, int s1, int s2, int s3) {
+  return (p > 0 ? s0 : 0) + (p > 1 ? s1 : 0) + (p > 2 ? s2 : 0) + (p > 3 ? s3 : 0);
+}
+constexpr int port_share_larger(int a, int b) { return a > b ? a : b; }
+constexpr int port_share_max(int n, int s0, int s1, int s2, int s3) {
+  return port_share_larger(port_share_larger(s0, n > 1 ? s1 : 0),
+                           port_share_larger(n > 2 ? s2 : 0, n > 3 ? s3 : 0));
+}
 
 // A named TLMM configuration P (tlmm_config_base's fields by name) with its derived values.
 template <class P>
@@ -35,6 +57,14 @@ struct tlmm_traits : P {
   static constexpr int MAX_TOK = P::MAX_TOK;
   static constexpr int STORAGE = P::STORAGE;
   static constexpr int NPORTS = P::NPORTS;
+  static constexpr int SHARE0 = P::SHARE0;
+  static constexpr int SHARE1 = P::SHARE1;
+  static constexpr int SHARE2 = P::SHARE2;
+  static constexpr int SHARE3 = P::SHARE3;
+  // port p's share (units of a tile's byte columns) and the shares of the ports before it
+  static constexpr int share(int p) { return port_share(p, SHARE0, SHARE1, SHARE2, SHARE3); }
+  static constexpr int share_prefix(int p) { return port_share_prefix(p, SHARE0, SHARE1, SHARE2, SHARE3); }
+  static constexpr int SHARE_SUM = port_share_prefix(NPORTS, SHARE0, SHARE1, SHARE2, SHARE3);  // units a tile
   static constexpr int TP = P::TP;
   static constexpr int OL = P::OL;
   static constexpr int DL = P::DL;
@@ -43,6 +73,8 @@ struct tlmm_traits : P {
   static_assert(R >= 1 && R <= 128, "R must be 1..128 (beat of 8*R bits)");
   static_assert(K_MAX >= 1 && N_MAX >= 1 && MAX_TOK >= 1, "maxima must be positive");
   static_assert(NPORTS >= 1 && NPORTS <= kMaxWeightPorts, "NPORTS must be 1..kMaxWeightPorts (4)");
+  static_assert(SHARE0 >= 1 && SHARE1 >= 1 && SHARE2 >= 1 && SHARE3 >= 1 && SHARE_SUM <= 64,
+                "port shares must be 1.. (at most 64 units a tile)");
   static_assert(TP >= 1 && TP <= 16, "TP (token lanes) must be 1..16");
   static_assert(MAX_TOK % TP == 0, "MAX_TOK (the token block) must be a multiple of TP");
   static_assert(OL >= 1 && OL <= TP * R, "OL (outputs per cycle) must be 1..TP*R");
@@ -54,7 +86,9 @@ struct tlmm_traits : P {
   static constexpr int NB_MAX = (K_MAX + kTritsPerByte - 1) / kTritsPerByte;
   static constexpr int NSTEP_MAX = (NB_MAX + BEATS_PER_STEP - 1) / BEATS_PER_STEP;
   static constexpr int TILES_MAX = (N_MAX + R - 1) / R;
-  static constexpr int CPP_MAX = (NB_MAX + NPORTS - 1) / NPORTS;  // byte columns per port and tile
+  // byte columns per port and tile, at most: the largest share of ceil(NB_MAX / SHARE_SUM)-column units
+  static constexpr int CPP_MAX =
+      port_share_max(NPORTS, SHARE0, SHARE1, SHARE2, SHARE3) * ((NB_MAX + SHARE_SUM - 1) / SHARE_SUM);
   // steps a port's run of columns touches: one port holds them all; otherwise a run of CPP_MAX columns
   // starting anywhere in a step spans at most ceil((CPP_MAX - 1) / BPS) + 1 steps
   static constexpr int BANK_ROWS =

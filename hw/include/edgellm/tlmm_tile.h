@@ -290,7 +290,7 @@ dsp_lanes:
 }
 
 // All tokens of the block against one weight tile (rows row0 .. row0+rows_t-1) held in banks
-// b0 .. b{NPORTS-1} (port p: byte columns [p*cpp, (p+1)*cpp), see weight_buffer.h).
+// b0 .. b{NPORTS-1} (port p: its share of `unit`-column units, weight_buffer.h / port_cols).
 //
 // One pipelined loop of tlmm_tile_iters(nt, nsteps) iterations, in phases: phase g < ng runs the
 // nsteps steps of token group g (all TP lanes at once into acc) and, if g >= 1, writes group g-1's
@@ -304,7 +304,7 @@ void compute_tile(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b2[][CFG::BEATS_PER_STEP],
                   const typename CFG::beat_t b3[][CFG::BEATS_PER_STEP],
                   const typename CFG::xchunk_t xbuf[][CFG::XROWS][CFG::CPC],
-                  const f32 qbuf[][CFG::GROUPS_MAX], int nt, int t0, int nsteps, int nb, int cpp, int row0,
+                  const f32 qbuf[][CFG::GROUPS_MAX], int nt, int t0, int nsteps, int nb, int unit, int row0,
                   int rows_t, int n_out, f32 wscale, PY *yf, long y_off, int32_t *yi) {
 #pragma HLS INLINE off
   typedef typename CFG::acc_t acc_t;
@@ -317,8 +317,8 @@ void compute_tile(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],
 port_runs:
   for (int p = 0; p < kMaxWeightPorts; p++) {
 #pragma HLS UNROLL
-    s0[p] = p * cpp / BPS;
-    bound[p] = (p + 1) * cpp;
+    s0[p] = CFG::share_prefix(p) * unit / BPS;
+    bound[p] = CFG::share_prefix(p + 1) * unit;
   }
   long loff[TP];  // output offset of lane l relative to lane 0
 #pragma HLS ARRAY_PARTITION variable = loff complete

@@ -54,23 +54,35 @@ ap_uint<8 * R> zero_beat() {
   return v;
 }
 
-// Byte columns of a tile each port loads: ceil(nb / NPORTS) (the last port may get fewer or none).
+// The unit of the ports' shares of a tile's nb byte columns: ceil(nb / SHARE_SUM) columns (tlmm_config.h
+// SHARE0 .. SHARE3; equal shares: ceil(nb / NPORTS), one unit a port).
 template <class CFG>
-int cols_per_port(int nb) {
+int port_unit(int nb) {
 #pragma HLS INLINE
-  return (nb + CFG::NPORTS - 1) / CFG::NPORTS;
+  return (nb + CFG::SHARE_SUM - 1) / CFG::SHARE_SUM;
+}
+
+// Port P's run of a tile's byte columns, [c0, c1): its share of `unit`-column units after the shares of
+// the ports before it, cut at nb (the last ports may get fewer columns or none).
+template <class CFG, int P>
+void port_cols(int nb, int unit, int &c0, int &c1) {
+#pragma HLS INLINE
+  const int a = CFG::share_prefix(P) * unit, b = a + CFG::share(P) * unit;
+  c0 = a < nb ? a : nb;
+  c1 = b < nb ? b : nb;
 }
 
 // The beats port P reads for its share of tile `tile` (layout: weight_buffer.h; load_port_slice): first beat
 // index (from the matrix image's start, in R-byte beats) and count. Full tiles: the columns [c0, c1) of the
-// tile, one beat each. Tail tile (rows_t < R, stored densely as [column][rows_t] bytes): every beat the bytes
-// [c0*rows_t, c1*rows_t) of the tile touch. The fetcher (weight_fetch.h) and the loaders share it.
+// tile (port_cols), one beat each. Tail tile (rows_t < R, stored densely as [column][rows_t] bytes): every
+// beat the bytes [c0*rows_t, c1*rows_t) of the tile touch. The fetcher (weight_fetch.h) and the loaders
+// share it.
 template <class CFG, int P>
-void port_slice_beats(int tile, int rows_t, int nb, int cpp, long &first, int &count) {
+void port_slice_beats(int tile, int rows_t, int nb, int unit, long &first, int &count) {
 #pragma HLS INLINE
   const int R = CFG::R;
-  const int c0 = P * cpp < nb ? P * cpp : nb;
-  const int c1 = c0 + cpp < nb ? c0 + cpp : nb;
+  int c0, c1;
+  port_cols<CFG, P>(nb, unit, c0, c1);
   const long base = (long)tile * nb;
   if (rows_t == R) {
     first = base + c0;
@@ -179,17 +191,17 @@ struct MemBeats {
   }
 };
 
-// Port P's share of tile `tile` (rows_t rows, nb byte columns, cpp columns per port) into its bank:
-// columns c0 = min(P*cpp, nb) .. c1-1, c1 = min(c0 + cpp, nb). Full tiles: one beat per cycle, a
-// burst of the port's columns. The tail tile (rows_t < R): load_tail_columns.
+// Port P's share of tile `tile` (rows_t rows, nb byte columns, shares of `unit` columns) into its bank:
+// columns c0 .. c1-1 (port_cols). Full tiles: one beat per cycle, a burst of the port's columns. The tail
+// tile (rows_t < R): load_tail_columns.
 template <class CFG, int P, class WT>
-void load_port_slice_mem(WT *w, int tile, int rows_t, int nb, int cpp,
+void load_port_slice_mem(WT *w, int tile, int rows_t, int nb, int unit,
                          typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE off
   const int R = CFG::R, BPS = CFG::BEATS_PER_STEP;
   enum { kMaxCols = CFG::CPP_MAX };  // pragma constant
-  const int c0 = P * cpp < nb ? P * cpp : nb;
-  const int c1 = c0 + cpp < nb ? c0 + cpp : nb;
+  int c0, c1;
+  port_cols<CFG, P>(nb, unit, c0, c1);
   const long base = (long)tile * nb;  // tile byte offset t*R*nb, in R-byte beats
   int row = 0, slot = c0 % BPS;       // bank position of column c0
   if (rows_t == R) {
@@ -256,7 +268,7 @@ struct FifoColumns {
 };
 
 // BEATS_PER_STEP == 1 (G = 1, T = 5): every column lands in the one slot memory, so one column per
-// cycle (a word every second cycle; fifo_tile_load_cycles charges cpp cycles).
+// cycle (a word every second cycle; fifo_tile_load_cycles charges a port's columns, one a cycle).
 template <class CFG, class WORD>
 struct FifoColumns<CFG, WORD, false> {
   static void run(hls::stream<WORD> *fifo, int c0, int c1, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
@@ -278,14 +290,14 @@ struct FifoColumns<CFG, WORD, false> {
 // (FifoColumns; at BEATS_PER_STEP == 1, one column per cycle). Tail tile: one byte per cycle, as from
 // memory. Then the zero padding of the tile's last step (pad_last_step).
 template <class CFG, int P, class WORD>
-void load_port_slice_fifo(hls::stream<WORD> *fifo, int tile, int rows_t, int nb, int cpp,
+void load_port_slice_fifo(hls::stream<WORD> *fifo, int tile, int rows_t, int nb, int unit,
                           typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE off
   typedef ap_uint<8 * CFG::R * kFetchBeats> word_t;
   static_assert(sizeof(WORD) == sizeof(word_t), "weight FIFO word: kFetchBeats beats of R bytes");
   const int R = CFG::R;
-  const int c0 = P * cpp < nb ? P * cpp : nb;
-  const int c1 = c0 + cpp < nb ? c0 + cpp : nb;
+  int c0, c1;
+  port_cols<CFG, P>(nb, unit, c0, c1);
   if (rows_t == R) {
     FifoColumns<CFG, WORD>::run(fifo, c0, c1, bank);
     pad_last_step<CFG>(c0, c1, nb, bank);
@@ -300,23 +312,23 @@ void load_port_slice_fifo(hls::stream<WORD> *fifo, int tile, int rows_t, int nb,
 // (load_port_slice_fifo), chosen by the source type.
 template <class CFG, int P, class WT>
 struct SliceLoad {
-  static void run(WT *w, int tile, int rows_t, int nb, int cpp, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+  static void run(WT *w, int tile, int rows_t, int nb, int unit, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE
-    load_port_slice_mem<CFG, P>(w, tile, rows_t, nb, cpp, bank);
+    load_port_slice_mem<CFG, P>(w, tile, rows_t, nb, unit, bank);
   }
 };
 template <class CFG, int P, class WORD>
 struct SliceLoad<CFG, P, hls::stream<WORD> > {
-  static void run(hls::stream<WORD> *w, int tile, int rows_t, int nb, int cpp,
+  static void run(hls::stream<WORD> *w, int tile, int rows_t, int nb, int unit,
                   typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE
-    load_port_slice_fifo<CFG, P>(w, tile, rows_t, nb, cpp, bank);
+    load_port_slice_fifo<CFG, P>(w, tile, rows_t, nb, unit, bank);
   }
 };
 template <class CFG, int P, class WT>
-void load_port_slice(WT *w, int tile, int rows_t, int nb, int cpp, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
+void load_port_slice(WT *w, int tile, int rows_t, int nb, int unit, typename CFG::beat_t bank[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE
-  SliceLoad<CFG, P, WT>::run(w, tile, rows_t, nb, cpp, bank);
+  SliceLoad<CFG, P, WT>::run(w, tile, rows_t, nb, unit, bank);
 }
 
 }  // namespace edgellm

@@ -3,10 +3,12 @@
 //
 // A weight tile (R rows x nb byte columns, 5 trits/byte, layout in docs/weight_format.md) is consumed
 // in steps of BEATS_PER_STEP (BPS) byte columns, one step per cycle. With NPORTS weight ports the
-// byte columns of every tile are split into NPORTS contiguous runs of cpp = ceil(nb / NPORTS)
-// columns: port p loads columns [p*cpp, min((p+1)*cpp, nb)) -- one contiguous DDR range per port
-// and tile, so one burst -- into its own bank. Bank p is step-shaped ([rows][BPS] beats): column c
-// sits in row c / BPS - s0_p (s0_p = p*cpp / BPS, the port's first step) at slot c % BPS, so a step
+// byte columns of every tile are split into NPORTS contiguous runs: in units of u = ceil(nb /
+// SHARE_SUM) columns, port p loads SHAREp units after the ports before it, [c0_p, c1_p) cut at nb
+// (weight_bank_fill.h port_cols; equal shares: u = ceil(nb / NPORTS) columns a port) -- one contiguous
+// DDR range per port and tile, so one burst -- into its own bank. Shares in proportion to the ports'
+// rates let a port on a shared DDR path carry fewer columns. Bank p is step-shaped ([rows][BPS] beats):
+// column c sits in row c / BPS - s0_p (s0_p = c0_p / BPS, the port's first step) at slot c % BPS, so a step
 // that straddles two ports' runs takes each slot from the bank of the port that owns that column.
 // The NPORTS loaders of a tile are the processes of a DATAFLOW region (distinct m_axi arguments,
 // distinct banks), so the ports stream concurrently; the slot dimension of every bank is
@@ -49,9 +51,9 @@ struct TileLoader<CFG, 1> {
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
   static void run(WT *w0, WT *, WT *, WT *, int tile, int rows_t, int nb,
-                  int cpp, beat_t b0[][BPS], beat_t[][BPS], beat_t[][BPS], beat_t[][BPS]) {
+                  int unit, beat_t b0[][BPS], beat_t[][BPS], beat_t[][BPS], beat_t[][BPS]) {
 #pragma HLS INLINE
-    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, unit, b0);
   }
 };
 
@@ -61,11 +63,11 @@ struct TileLoader<CFG, 2> {
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
   static void run(WT *w0, WT *w1, WT *, WT *, int tile, int rows_t, int nb,
-                  int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t[][BPS], beat_t[][BPS]) {
+                  int unit, beat_t b0[][BPS], beat_t b1[][BPS], beat_t[][BPS], beat_t[][BPS]) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
-    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
-    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, cpp, b1);
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, unit, b0);
+    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, unit, b1);
   }
 };
 
@@ -75,12 +77,12 @@ struct TileLoader<CFG, 3> {
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
   static void run(WT *w0, WT *w1, WT *w2, WT *, int tile, int rows_t, int nb,
-                  int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t[][BPS]) {
+                  int unit, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t[][BPS]) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
-    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
-    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, cpp, b1);
-    load_port_slice<CFG, 2>(w2, tile, rows_t, nb, cpp, b2);
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, unit, b0);
+    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, unit, b1);
+    load_port_slice<CFG, 2>(w2, tile, rows_t, nb, unit, b2);
   }
 };
 
@@ -90,28 +92,28 @@ struct TileLoader<CFG, 4> {
   static const int BPS = CFG::BEATS_PER_STEP;
   template <class WT>
   static void run(WT *w0, WT *w1, WT *w2, WT *w3, int tile, int rows_t, int nb,
-                  int cpp, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t b3[][BPS]) {
+                  int unit, beat_t b0[][BPS], beat_t b1[][BPS], beat_t b2[][BPS], beat_t b3[][BPS]) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
-    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, cpp, b0);
-    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, cpp, b1);
-    load_port_slice<CFG, 2>(w2, tile, rows_t, nb, cpp, b2);
-    load_port_slice<CFG, 3>(w3, tile, rows_t, nb, cpp, b3);
+    load_port_slice<CFG, 0>(w0, tile, rows_t, nb, unit, b0);
+    load_port_slice<CFG, 1>(w1, tile, rows_t, nb, unit, b1);
+    load_port_slice<CFG, 2>(w2, tile, rows_t, nb, unit, b2);
+    load_port_slice<CFG, 3>(w3, tile, rows_t, nb, unit, b3);
   }
 };
 
 // Tile `tile` (rows_t rows) into banks b0 .. b{NPORTS-1} (TileLoader); nothing when tile >= ntiles.
 // The TLMM engine's ping-pong calls it at two sites that share one instance (tlmm.h TlmmBody).
 template <class CFG, class WT>
-void tlmm_load_tile(WT *w0, WT *w1, WT *w2, WT *w3, int tile, int ntiles, int rows_t, int nb, int cpp,
+void tlmm_load_tile(WT *w0, WT *w1, WT *w2, WT *w3, int tile, int ntiles, int rows_t, int nb, int unit,
                     typename CFG::beat_t b0[][CFG::BEATS_PER_STEP], typename CFG::beat_t b1[][CFG::BEATS_PER_STEP],
                     typename CFG::beat_t b2[][CFG::BEATS_PER_STEP], typename CFG::beat_t b3[][CFG::BEATS_PER_STEP]) {
 #pragma HLS INLINE off
-  if (tile < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, tile, rows_t, nb, cpp, b0, b1, b2, b3);
+  if (tile < ntiles) TileLoader<CFG>::run(w0, w1, w2, w3, tile, rows_t, nb, unit, b0, b1, b2, b3);
 }
 
 // Slot j of step s: column c = s*BPS + j (columns past the tile's end count as its last column,
-// whose port padded them with zero beats) comes from bank c / cpp, row s - s0[bank]. Only the owning
+// whose port padded them with zero beats) comes from the bank whose run holds c (c < bound[bank] = c1_bank), row s - s0[bank]. Only the owning
 // bank is read; the port count is a constant, so unused banks vanish.
 template <class CFG>
 typename CFG::beat_t bank_beat(const typename CFG::beat_t b0[][CFG::BEATS_PER_STEP],

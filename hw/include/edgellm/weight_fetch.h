@@ -38,7 +38,7 @@ void tlmm_fetch_port(const WT *w, int n_out, int k, int n_tok, hls::stream<typen
   enum { kMaxBlocks = (CFG::MAX_TOK + 1023) / CFG::MAX_TOK, kMaxTiles = CFG::TILES_MAX,
          kMaxBeats = CFG::CPP_MAX };
   const int nb = (k + kTritsPerByte - 1) / kTritsPerByte;
-  const int cpp = cols_per_port<CFG>(nb);
+  const int unit = port_unit<CFG>(nb);
   const int ntiles = (n_out + R - 1) / R;
 fetch_blocks:
   for (int t0 = 0; t0 < n_tok; t0 += CFG::MAX_TOK) {
@@ -49,7 +49,7 @@ fetch_blocks:
       const int rows_i = n_out - i * R < R ? n_out - i * R : R;
       long first;
       int count;
-      port_slice_beats<CFG, P>(i, rows_i, nb, cpp, first, count);
+      port_slice_beats<CFG, P>(i, rows_i, nb, unit, first, count);
       word_t wd = 0;
       int h = 0;
     fetch_beats:
