@@ -5,8 +5,8 @@ prints decode tok/s (at 128 cached tokens) and TTFT(128):
 
 - at the board's three named bandwidth scenarios (low, central, high; boards/*.toml) and at 250, 225 and
   200 MHz (the board's PL clock and 90% / 80% of it);
-- with every central bandwidth figure of the board (DDR ceiling, shared-XPI share, CCI stream) scaled by
-  0.7 .. 1.3, at the design's clock, with the weight streams' resulting GB/s.
+- with every central bandwidth figure of the board (DDR ceiling, shared-XPI share, CCI stream, lone
+  stream) scaled by 0.7 .. 1.3, at the design's clock, with the weight streams' resulting GB/s.
 
 All figures are projections of the performance model (docs/performance.md), not measurements. Usage:
 python bench/projection_sensitivity.py [--preset bitnet_b1_58-large] [--board kv260] [--lut-cap 0.75]
@@ -40,7 +40,8 @@ def scaled(board: Board, k: float) -> Board:
 
     return dataclasses.replace(board.with_scenario("central"), ddr_pl_fraction=x3(board.ddr_pl_fraction, 1.0),
                                shared_path_gbps=x3(board.shared_path_gbps),
-                               cci_stream_gbps=x3(board.cci_stream_gbps))
+                               cci_stream_gbps=x3(board.cci_stream_gbps),
+                               port_stream_gbps=x3(board.port_stream_gbps))
 
 
 def point(cfg: ModelConfig, board: Board, p: DesignParams) -> tuple[float, float, float]:

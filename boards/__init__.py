@@ -44,7 +44,7 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "part": ("part",), "board_part": ("board_part",), "ps": ("ps",),
     "resources": ("lut", "ff", "dsp", "bram36", "uram"),
     "ddr": ("ddr_bytes", "ddr_type", "ddr_width_bits", "ddr_mts", "ddr_peak_gbps"),
-    "ddr_bandwidth": ("ddr_pl_fraction", "shared_path_gbps", "cci_stream_gbps"),
+    "ddr_bandwidth": ("ddr_pl_fraction", "shared_path_gbps", "cci_stream_gbps", "port_stream_gbps"),
     "ddr_paths": ("ddr_paths",),
     "hp_ports": ("hp_ports", "hp_port_width_bits", "hp_port_names"),
     "control_port": ("control_port",), "pl_clock_mhz": ("pl_clock_mhz",),
@@ -83,6 +83,9 @@ class Board:
     ddr_paths: tuple[str, ...] = ()  # per hp_port_names entry: its path into the DDR controller
     shared_path_gbps: tuple[float, float, float] | None = None  # [l, c, h] all streams on one shared path
     cci_stream_gbps: tuple[float, float, float] | None = None  # [l, c, h] one stream through the CCI
+    # [l, c, h] one weight stream alone on its path into the DDR controller (no other stream shares it);
+    # None: only its port's beat rate limits it
+    port_stream_gbps: tuple[float, float, float] | None = None
     # The LM head's row reads against sequential streams on the same ports, measured by the calibration
     # kit (compiler/calibrate/measured.py); None: 1, the head priced as the weight streams (cost/ddr.py)
     head_stream_ratio: float | None = None
@@ -186,6 +189,8 @@ def _check_bandwidth(data: dict[str, Any], path: str | Path) -> None:
             raise BoardError(f"{path}: missing field {key!r} (ddr_paths has a shared path or the CCI)")
         if key in data:
             _triple(data, key, path, data["ddr_peak_gbps"])
+    if "port_stream_gbps" in data:
+        _triple(data, "port_stream_gbps", path, data["ddr_peak_gbps"])
 
 
 def load_board_file(path: str | Path) -> Board:
@@ -222,7 +227,9 @@ def board_from_data(data: dict[str, Any], where: str | Path, file_name: str | No
         control_port=data["control_port"], ddr_paths=tuple(data["ddr_paths"]),
         shared_path_gbps=_triple(data, "shared_path_gbps", where, None) if "shared_path_gbps" in data
         else None,
-        cci_stream_gbps=_triple(data, "cci_stream_gbps", where, None) if "cci_stream_gbps" in data else None)
+        cci_stream_gbps=_triple(data, "cci_stream_gbps", where, None) if "cci_stream_gbps" in data else None,
+        port_stream_gbps=_triple(data, "port_stream_gbps", where, None) if "port_stream_gbps" in data
+        else None)
 
 
 def board_from_record(record: Any, where: str) -> Board:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgellm.compiler.cost.lowbit import model_max_k
-from edgellm.compiler.design import DesignParams, tlmm_tables
+from edgellm.compiler.design import DesignParams, shares_for, tlmm_tables
 from edgellm.models.config import ModelConfig
 from edgellm.models.numerics import NumericsPlan
 from edgellm.runtime.layout import head_rows, k_max
@@ -85,7 +85,18 @@ def tlmm_fields(cfg: ModelConfig, design: DesignParams, max_t: int, stream_ports
         ("NPORTS", stream_ports, "weight ports streaming each tile"),
         ("TP", design.token_lanes, "token lanes"), ("OL", design.out_lanes, "outputs per cycle"),
         ("DL", design.dsp_lanes, "DSP token lanes (the last of the token lanes)"),
+        *_share_fields(design, stream_ports),
     ]
+
+
+def _share_fields(design: DesignParams, stream_ports: int) -> list[Field]:
+    """SHARE0 .. SHARE{n-1}: each weight port's share of a tile's byte columns (design.port_shares; none
+    listed: the equal shares of tlmm_config_base)."""
+    if not design.port_shares:
+        return []
+    shares = shares_for(design, stream_ports)
+    return [(f"SHARE{i}", s, f"weight port {i}: {s} of {sum(shares)} units of a tile's byte columns")
+            for i, s in enumerate(shares)]
 
 
 def head_fields(cfg: ModelConfig, beat_bytes: int, top_k: int, head_ports: int, max_t: int,

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from edgellm.compiler.design_checks import check_lowbit_codecs
+from edgellm.compiler.design_checks import check_lowbit_codecs, check_port_shares
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import FETCH_BEATS as FETCH_BEATS  # the models' import point
@@ -80,6 +80,10 @@ class DesignParams:
     max_context: int = 0  # KV cache capacity; 0: the model's max_context
     ip_calls_per_token: int = 1  # host ap_start round trips per decode step (descriptor driven: 1)
     fetch_depth: int = 2048  # words (FETCH_BEATS beats of R bytes) per weight port's fetcher FIFO
+    # each TLMM weight port's share of a tile's byte columns (tlmm_config.h SHARE0 .. SHARE3), one per
+    # stream port; () = equal shares. The DSE sets them in proportion to the ports' rates (cost/ddr.py
+    # rate_shares): a port on a DDR path two ports share carries fewer columns
+    port_shares: tuple[int, ...] = ()
     # the LM head's token lanes (lm_head.h MAX_TOK): rows one OP_HEAD scores in one pass over the head's
     # weights (a speculative verify call's rows); built as min(head_lanes, max_t): head_rows(cfg, p)
     head_lanes: int = HEAD_ROWS_MAX
@@ -105,6 +109,8 @@ class DesignParams:
         cs = self.lowbit_codecs
         if not isinstance(cs, tuple) or not all(isinstance(c, tuple) for c in cs):  # a manifest's JSON lists
             object.__setattr__(self, "lowbit_codecs", tuple(tuple(c) for c in cs))
+        if not isinstance(self.port_shares, tuple):
+            object.__setattr__(self, "port_shares", tuple(self.port_shares))
 
     def validate(self) -> None:
         """Raise EdgeLLMError on an impossible configuration."""
@@ -190,6 +196,7 @@ class DesignParams:
             if w not in PORT_WIDTHS:
                 raise EdgeLLMError(f"design parameter {f} must be one of {', '.join(map(str, PORT_WIDTHS))} "
                                    f"(an m_axi port's data bits), got {w}")
+        check_port_shares(self.port_shares)
         if 8 * self.rows > PORT_WIDTHS[-1]:  # the TLMM's weight beat ap_uint<8R>: an m_axi element
             raise EdgeLLMError(f"design parameter rows must be at most {PORT_WIDTHS[-1] // 8}: a TLMM "
                                f"weight beat is 8 x rows bits, at most {PORT_WIDTHS[-1]} (AXI4's widest data "
@@ -261,6 +268,7 @@ class DesignParams:
         """Plain dict, for manifests and reports: JSON's own types (the codec rows as lists)."""
         d = dataclasses.asdict(self)
         d["lowbit_codecs"] = [list(c) for c in self.lowbit_codecs]
+        d["port_shares"] = list(self.port_shares)
         return d
 
     def replace(self, **kw: Any) -> DesignParams:
@@ -296,6 +304,23 @@ def stream_ports(board: Any, p: DesignParams) -> int:
     n = min(p.weight_ports, MAX_STREAM_PORTS)
     names = getattr(board, "hp_port_names", None) if board is not None else None
     return min(n, len(names)) if names else n
+
+
+def port_shares(board: Any, p: DesignParams) -> tuple[int, ...]:
+    """Each TLMM stream port's share of a tile's byte columns (tlmm_config.h SHARE0 .. SHARE{n-1}, n =
+    stream_ports): shares_for(p, n)."""
+    return shares_for(p, stream_ports(board, p))
+
+
+def shares_for(p: DesignParams, n: int) -> tuple[int, ...]:
+    """The shares of n TLMM weight ports: p.port_shares, or equal shares when it lists none; EdgeLLMError
+    when it lists another number of ports."""
+    if not p.port_shares:
+        return (1,) * n
+    if len(p.port_shares) != n:
+        raise EdgeLLMError(f"design parameter port_shares lists {len(p.port_shares)} shares for the TLMM's "
+                           f"{n} weight ports")
+    return p.port_shares
 
 
 def head_beat_bytes(p: DesignParams, mm: str = "tlmm") -> int:

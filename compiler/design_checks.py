@@ -1,12 +1,24 @@
 """Checks of design parameters too long to sit in DesignParams itself (compiler/design.py): the low-bit
-engine's codec list (design.lowbit_codecs)."""
+engine's codec list (design.lowbit_codecs), the TLMM weight ports' column shares (design.port_shares)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.layout import LB_CODEC_WORDS, LB_MAX_CODECS, LB_MAX_SB
+from edgellm.runtime.layout import LB_CODEC_WORDS, LB_MAX_CODECS, LB_MAX_SB, MAX_PORT_SHARES, MAX_STREAM_PORTS
+
+
+def check_port_shares(shares: Any) -> None:
+    """design.port_shares: [] (equal shares) or one positive integer per TLMM weight port (at most
+    MAX_STREAM_PORTS) summing to at most MAX_PORT_SHARES (tlmm_config.h's static_assert); EdgeLLMError in
+    one line otherwise."""
+    if (not isinstance(shares, (list, tuple)) or len(shares) > MAX_STREAM_PORTS
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shares)
+            or sum(shares) > MAX_PORT_SHARES):
+        raise EdgeLLMError(f"design parameter port_shares must be [] (equal shares) or at most "
+                           f"{MAX_STREAM_PORTS} positive integers summing to at most {MAX_PORT_SHARES}, got "
+                           f"{_short(shares)}")
 
 
 def check_lowbit_codecs(codecs: Any, max_sb: int = LB_MAX_SB) -> None:

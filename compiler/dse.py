@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from edgellm.boards import Board
+from edgellm.compiler.cost import ddr as cost_ddr
 from edgellm.compiler.cost import elementwise as cost_elementwise
 from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.cost import speculative as cost_spec
@@ -44,7 +45,10 @@ from edgellm.compiler.estimate import UTIL_LIMITS, Estimate, estimate
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 
-DECODE_TIE = 0.995  # decode within 0.5% of the best counts as a tie (then TTFT decides)
+# decode within 2% of the best counts as a tie (then TTFT decides): a difference the model cannot resolve
+# (a projection's low-high range spans -18% .. +4% of its central figure); at 0.5% the ZCU104's large
+# design took 0.6% more decode for twice the TTFT(128) (64.8 tok/s, 0.706 s against 64.5, 0.324 s)
+DECODE_TIE = 0.98
 TTFT_TOKENS = 128
 # Candidate sets (small on purpose: every point is costed by the resource and performance models).
 GROUP_SIZES = (2, 3)
@@ -112,8 +116,11 @@ def candidate_groups(cfg: ModelConfig, board: Board, base: DesignParams,
                for a, kvb, (vec, gv) in itertools.product(ATTN_LANES, ATTN_KV_BLOCKS, _ew_widths(cfg))]
     for g, t, r, ol in itertools.product(GROUP_SIZES, TABLES, ROWS, _out_lanes(board, base)):
         for mem in _memory_candidates(board, base, float(clock_mhz or board.pl_clock_mhz)):
-            yield base.replace(group_size=g, tables=t, rows=r, token_lanes=1, out_lanes=ol, **mem,
-                               **VECTOR_FIELDS), vectors
+            d = base.replace(group_size=g, tables=t, rows=r, token_lanes=1, out_lanes=ol, **mem,
+                             **VECTOR_FIELDS)
+            # the weight ports' shares of a tile in proportion to their rates (a shared DDR path's two
+            # ports carry fewer columns): cost/ddr.py rate_shares
+            yield d.replace(port_shares=cost_ddr.rate_shares(board, d)), vectors
 
 
 def candidates(cfg: ModelConfig, board: Board, base: DesignParams) -> Iterator[DesignParams]:

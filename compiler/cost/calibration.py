@@ -153,7 +153,8 @@ def tellme_anchors() -> list[Anchor]:
     tot = tellme_estimate().resources["total"]
     projected = {**_speed(cfg, tellme_overlap_params(cfg)),
                  **{k: _same(getattr(tot, k.lower())) for k in ("LUT", "FF", "DSP", "BRAM36", "URAM")}}
-    notes = {"decode tok/s": "overlap path; misses: TeLLMe's serial load, one-port K/V not expressible",
+    notes = {"decode tok/s": "overlap path, measured lone-stream rate; not expressed: TeLLMe's serial load, "
+                             "one-port K/V",
              "TTFT 64 tokens (s)": "prefill token block fitted",
              "TTFT 128 tokens (s)": "slope check of the fit",
              "LUT": "fixed platform term", "FF": "fixed platform term", "BRAM36": "fixed platform term",

@@ -20,6 +20,7 @@ from edgellm.compiler.design import (
     kv_bytes_per_token,
     layer_weight_bytes,
     lm_head_bytes,
+    shares_for,
     weight_bytes,
 )
 from edgellm.errors import EdgeLLMError
@@ -60,7 +61,8 @@ def _stream_caps(board: Board, ports: list[str]) -> list[float]:
     """Per stream on `ports` (one stream each, repeats allowed): what its path into the DDR controller
     lets it have in the board's scenario (bytes/s, inf when unlimited). Streams through the CCI get
     cci_stream_gbps each; the streams on one shared path (an XPI two HP ports share) split
-    shared_path_gbps evenly; a port alone on its path is limited only by its own beat rate."""
+    shared_path_gbps evenly; a port alone on its path gets port_stream_gbps (where the board measured
+    it; else only its own beat rate limits it)."""
     caps = []
     for port in ports:
         path = board.ddr_path(port)
@@ -70,6 +72,8 @@ def _stream_caps(board: Board, ports: list[str]) -> list[float]:
         sharing = sum(board.ddr_path(q) == path for q in ports)
         if sharing > 1 and board.shared_path_gbps:
             caps.append(board.pick(board.shared_path_gbps) * 1e9 / sharing)
+        elif board.port_stream_gbps:
+            caps.append(board.pick(board.port_stream_gbps) * 1e9)
         else:
             caps.append(math.inf)
     return caps
@@ -126,18 +130,40 @@ def _port_plan(board: Board, n_weight: int, allowed: tuple[str, ...] | None) -> 
 
 def port_bandwidth(board: Board, p: DesignParams, n_weight: int, per_port: float, kv_ports: int) -> Bandwidth:
     """Bandwidths of `n_weight` weight streams of at most `per_port` bytes/s each and the data port, sitting
-    where port_plan puts them: each stream at most what its path gives it (_stream_caps); the weight
-    streams move equal shares, so together n_weight x the slowest; everything at most the scenario's
-    DDR ceiling. kv_ports: the weight ports that also read the KV cache."""
+    where port_plan puts them: each stream at most what its path gives it (_stream_caps); stream i moves
+    its share s_i of every tile (design.shares_for: p.port_shares, equal by default), so together they
+    move min_i(rate_i x sum(s) / s_i), the stream that finishes last setting the pace (equal shares:
+    n_weight x the slowest); everything at most the scenario's DDR ceiling. kv_ports: the weight ports
+    that also read the KV cache."""
     f = p.clock_mhz * 1e6
     plan = port_plan(board, n_weight)
     rates = stream_rates(board, plan, per_port)
     ddr = board.ddr_achievable_gbps * 1e9
     data_beat = min(p.data_port_width_bits, board.hp_port_width_bits) / 8 * f
     data = min(data_beat, _stream_caps(board, plan)[-1])
-    slowest = min(rates[:n_weight])
-    return Bandwidth(weights=min(n_weight * slowest, ddr), data=min(data, ddr), ddr=ddr,
-                     kv_port=slowest, kv_ports=kv_ports)
+    shares = shares_for(p, n_weight)
+    weights = min(r * sum(shares) / s for r, s in zip(rates[:n_weight], shares, strict=True))
+    return Bandwidth(weights=min(weights, ddr), data=min(data, ddr), ddr=ddr,
+                     kv_port=min(rates[:n_weight]), kv_ports=kv_ports)
+
+
+SHARE_UNITS = 32  # rate_shares splits a tile into at most this many units (tlmm_config.h SHARE_SUM)
+
+
+def rate_shares(board: Board, p: DesignParams) -> tuple[int, ...]:
+    """The TLMM weight ports' shares of a tile in proportion to their streams' rates in the board's central
+    scenario (port_bandwidth's rates for p's ports, clock and beat): about SHARE_UNITS units rounded per
+    port (at least one), divided by their common factor; () when that gives equal shares (no path shared,
+    or every stream at its beat rate). The DSE gives its designs these (design.port_shares)."""
+    central = board.with_scenario("central")
+    n = min(p.weight_ports, len(board.hp_port_names), MAX_STREAM_PORTS)
+    f = p.clock_mhz * 1e6
+    per_port = min(min(p.port_width_bits, board.hp_port_width_bits) / 8 * f, p.rows * f)
+    rates = stream_rates(central, port_plan(central, n), per_port)[:n]
+    shares = [max(1, round(SHARE_UNITS * r / sum(rates))) for r in rates]
+    g = functools.reduce(math.gcd, shares)
+    shares = [s // g for s in shares]
+    return () if len(set(shares)) == 1 else tuple(shares)
 
 
 def bandwidth(board: Board, p: DesignParams) -> Bandwidth:

@@ -62,7 +62,7 @@ ENGINE_FIELDS = ("overlap", "clock_mhz", "group_size", "tables", "rows", "weight
                  "data_port_width_bits", "bits_per_weight", "lm_head_on_fabric", "lm_head_bits",
                  "prefill_token_block", "attn_q_block", "attn_kv_block", "attn_lanes", "ew_lanes", "ew_vec",
                  "ew_glu_vec", "token_lanes", "out_lanes", "dsp_lanes", "prefill_pipeline", "kv_bytes",
-                 "decode_context", "ip_calls_per_token", "fetch_depth")
+                 "decode_context", "ip_calls_per_token", "fetch_depth", "port_shares")
 PERF_FIELDS = tuple(dict.fromkeys((*ENGINE_FIELDS, *cost_serial.PERF_FIELDS)))
 
 

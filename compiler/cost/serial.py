@@ -26,7 +26,7 @@ from edgellm.models.config import ModelConfig
 
 # The design fields each part reads (tests/test_cost_fields.py records every read; the DSE keys its
 # caches by them): the bandwidth, the projection (decode_step / prefill) and the resource entries.
-BANDWIDTH_FIELDS = ("clock_mhz", "weight_ports", "port_width_bits", "data_port_width_bits")
+BANDWIDTH_FIELDS = ("clock_mhz", "weight_ports", "port_width_bits", "data_port_width_bits", "port_shares")
 PERF_FIELDS = (*BANDWIDTH_FIELDS, "group_size", "tables", "rows", "bits_per_weight", "lm_head_on_fabric",
                "lm_head_bits", "prefill_token_block", "attn_q_block", "attn_lanes", "ew_lanes", "kv_bytes",
                "decode_context", "ip_calls_per_token")

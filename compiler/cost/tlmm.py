@@ -15,8 +15,9 @@ import math
 from edgellm.boards import Board
 from edgellm.compiler.cost.memory import Resources, bound_memory, mux_luts
 from edgellm.compiler.cost.ops import FCVT, FDIV, FMUL, ops
-from edgellm.compiler.design import FETCH_BEATS, DesignParams, tlmm_tables
+from edgellm.compiler.design import FETCH_BEATS, DesignParams, shares_for, tlmm_tables
 from edgellm.compiler.design import stream_ports as stream_ports  # the models' import point
+from edgellm.compiler.packing import port_columns
 from edgellm.models.config import ModelConfig
 from edgellm.runtime.layout import DSP_CHAIN
 from edgellm.runtime.layout import MAX_STREAM_PORTS as MAX_STREAM_PORTS  # the models' import point
@@ -79,14 +80,20 @@ def stream_cols(n_in: int, p: DesignParams) -> int:
     return math.ceil(n_in * p.bits_per_weight / 8)
 
 
+def port_run_cols(nb: int, p: DesignParams, nports: int) -> int:
+    """The most byte columns of a tile one weight port loads: its share's run (packing.port_columns, as
+    weight_bank_fill.h port_cols cuts a tile of nb columns; equal shares: ceil(nb / nports))."""
+    return max(c1 - c0 for c0, c1 in port_columns(nb, shares_for(p, nports)))
+
+
 def fifo_tile_load_cycles(n_in: int, p: DesignParams, nports: int) -> int:
     """Cycles to fill one full weight tile's banks from the fetcher FIFOs (weight_buffer.h
-    load_port_slice from a FIFO): each port's cpp columns at FETCH_BEATS columns per cycle when a bank
-    row has >= 2 slots (BEATS_PER_STEP = G*T/5 >= 2), else one column per cycle."""
-    nb = stream_cols(n_in, p)
-    cpp = -(-nb // nports)
+    load_port_slice from a FIFO): the busiest port's run of columns (port_run_cols) at FETCH_BEATS
+    columns per cycle when a bank row has >= 2 slots (BEATS_PER_STEP = G*T/5 >= 2), else one column per
+    cycle."""
+    run = port_run_cols(stream_cols(n_in, p), p, nports)
     bps = p.group_size * tlmm_tables(p) // 5
-    return -(-cpp // FETCH_BEATS) if bps >= 2 else cpp
+    return -(-run // FETCH_BEATS) if bps >= 2 else run
 
 
 def tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
@@ -103,7 +110,7 @@ def tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
     nports = stream_ports(board, p)
     tile_load = fifo_tile_load_cycles(n_in, p, nports)
     tail = out - (ntiles - 1) * r  # rows of the last tile
-    last_load = tile_load if tail == r else tail * -(-stream_cols(n_in, p) // nports)
+    last_load = tile_load if tail == r else tail * port_run_cols(stream_cols(n_in, p), p, nports)
     tile_compute = tlmm_tile_compute_cycles(n_in, p, tokens)
     # load_acts: per token its int8 row one data beat per cycle, then a chunk of 5 G bytes per cycle; load_qs
     acts = tokens * (-(-n_in // (p.data_port_width_bits // 8)) + nsteps * (t5 // 5)) + tokens
@@ -119,7 +126,7 @@ def tlmm_linear_s(board: Board, out: int, n_in: int, p: DesignParams,
 # the DSE keys its caches by them).
 RESOURCE_FIELDS = ("group_size", "tables", "rows", "weight_ports", "bits_per_weight", "token_lanes",
                    "dsp_lanes", "out_lanes", "weight_buffer", "act_buffer", "prefill_token_block",
-                   "data_port_width_bits")
+                   "data_port_width_bits", "port_shares")
 LUT_MUX_INPUTS = 4  # a LUT6 is a 4:1 mux; wider muxes use F7/F8 muxes plus more LUTs
 DSP_SIMD_LANES = 4  # DSP48E2 SIMD FOUR12 mode: four 12-bit adds per DSP (UG579) build the tables
 ROWS_PER_TABLE_COPY = 8  # table registers are replicated every 8 rows to bound fanout (design choice)
@@ -144,7 +151,8 @@ def entry_bits(group_size: int) -> int:
 
 def weight_banks(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[str, int]:
     """The generated engine's weight buffer (tlmm.h tlmm_traits, weight_buffer.h TlmmBuffers): ping and
-    pong, each NPORTS banks of [BANK_ROWS][BPS] R-byte beats with the slot dimension partitioned, so
+    pong, each NPORTS banks of [BANK_ROWS][BPS] R-byte beats (BANK_ROWS from the largest port share's
+    run, CPP_MAX) with the slot dimension partitioned, so
     2 * NPORTS * BPS memories of width 8R and depth BANK_ROWS; and the activation block xbuf,
     TP x CPC memories (one set per token lane) of 40 G bits x MAX_TOK / TP * NSTEP_MAX."""
     g, t5 = p.group_size, tlmm_tables(p)
@@ -152,7 +160,8 @@ def weight_banks(cfg: ModelConfig, board: Board, p: DesignParams) -> dict[str, i
     nports = stream_ports(board, p)
     nb_max = -(-max(cfg.hidden_size, cfg.q_size, cfg.ffn_size) // 5)
     nstep_max = -(-nb_max // bps)
-    cpp = -(-nb_max // nports)
+    shares = shares_for(p, nports)  # CPP_MAX: the largest share of ceil(NB_MAX / SHARE_SUM)-column units
+    cpp = max(shares) * -(-nb_max // sum(shares))
     rows = nstep_max if nports == 1 else (cpp + bps - 2) // bps + 1
     tp = p.token_lanes  # the activation block is split by token lane (read TP tokens per step)
     return {"memories": 2 * nports * bps, "width": 8 * p.rows, "depth": rows,

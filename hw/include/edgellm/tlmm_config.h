@@ -73,8 +73,8 @@ struct tlmm_traits : P {
   static_assert(R >= 1 && R <= 128, "R must be 1..128 (beat of 8*R bits)");
   static_assert(K_MAX >= 1 && N_MAX >= 1 && MAX_TOK >= 1, "maxima must be positive");
   static_assert(NPORTS >= 1 && NPORTS <= kMaxWeightPorts, "NPORTS must be 1..kMaxWeightPorts (4)");
-  static_assert(SHARE0 >= 1 && SHARE1 >= 1 && SHARE2 >= 1 && SHARE3 >= 1 && SHARE_SUM <= 64,
-                "port shares must be 1.. (at most 64 units a tile)");
+  static_assert(SHARE0 >= 1 && SHARE1 >= 1 && SHARE2 >= 1 && SHARE3 >= 1 && SHARE_SUM <= facts::kMaxPortShares,
+                "port shares must be positive, at most kMaxPortShares units a tile");
   static_assert(TP >= 1 && TP <= 16, "TP (token lanes) must be 1..16");
   static_assert(MAX_TOK % TP == 0, "MAX_TOK (the token block) must be a multiple of TP");
   static_assert(OL >= 1 && OL <= TP * R, "OL (outputs per cycle) must be 1..TP*R");
