@@ -27,6 +27,8 @@
 //   NPORTS   weight m_axi ports streamed concurrently (1..4): port p loads its own contiguous run of
 //            every tile's byte columns into its own buffer bank (weight_buffer.h); tlmm_matmul takes
 //            one pointer per port (distinct m_axi arguments), all holding the same image address
+//   SHARE0..3  each port's share of a tile's byte columns, in units of ceil(nb / their sum) (default 1:
+//            equal runs; weight_bank_fill.h port_cols)
 //   TP       token lanes: tokens t of a block go in groups of TP (lane t % TP, group t / TP); a last
 //            partial group masks its missing lanes (they compute on stale activations, write nothing)
 //   OL       outputs dequantized and written per cycle
@@ -71,8 +73,8 @@
 //       iters = nsteps + (ng - 1) * max(nsteps, W) + WL     + fill
 //     (group g's steps run while group g-1's TP*R outputs are written, OL per cycle; the last
 //     group's outputs drain after; decode, nt = 1: nsteps + ceil(R / OL))
-//   per linear and block: the tile loads (TileLoader, weight_buffer.h: ceil(nb / NPORTS) beats per
-//     port) overlap compute: max(acts, load(0)) + sum_{i>=1} max(load(i), iters) + iters, with
+//   per linear and block: the tile loads (TileLoader, weight_buffer.h: a port's run of columns, the
+//     busiest port's sets the time; equal shares ceil(nb / NPORTS)) overlap compute: max(acts, load(0)) + sum_{i>=1} max(load(i), iters) + iters, with
 //     acts = load_acts + load_qs (both on the activation port).
 //
 // Accumulator widths (x in [-128, 127], w in {-1, 0, 1}, so |w * x| <= 128); every token lane has
