@@ -57,6 +57,9 @@ def figures(kit: pk.ProbeKit, runs: list[dict[str, Any]]) -> dict[str, Any]:
         if len(on) > 1:
             shared[path] = round(len(on) * min(streams[b] for b in on), 4)
     cci = [streams[f"w{i}"] for i in range(n) if paths[f"w{i}"] == CCI_PATH]
+    # a weight stream alone on its path (no other weight stream on it, not the CCI), all of them running
+    lone = [streams[f"w{i}"] for i in range(n) if paths[f"w{i}"] != CCI_PATH
+            and sum(paths[f"w{j}"] == paths[f"w{i}"] for j in range(n)) == 1]
     if not cci and paths["data"] == CCI_PATH:
         cci = [both["gbps"]["data"]]
     alone = {b: by[f"{b} alone"]["gbps"][b] for b in (f"w{i}" for i in range(n))}
@@ -69,6 +72,7 @@ def figures(kit: pk.ProbeKit, runs: list[dict[str, Any]]) -> dict[str, Any]:
             "ddr_pl_gbps": max(weights["total_gbps"], both["total_gbps"]),
             "shared_path_gbps": min(shared.values()) if shared else None, "shared_paths_gbps": shared,
             "cci_stream_gbps": round(min(cci), 4) if cci else None,
+            "port_stream_gbps": round(min(lone), 4) if lone else None,
             "weight_streams_gbps": streams, "port_alone_gbps": alone}
 
 
@@ -114,6 +118,7 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     f = record["figures"]
     extra = "".join(f", {label} {f[k]:.2f}" for k, label in (("shared_path_gbps", "shared path"),
                                                               ("cci_stream_gbps", "CCI stream"),
+                                                              ("port_stream_gbps", "lone stream"),
                                                               ("head_stream_ratio", "LM head rows x"))
                     if f.get(k) is not None)
     lines.append(f"  model: weights {f['weights_gbps']:.2f} GB/s, all PL streams {f['ddr_pl_gbps']:.2f}"

@@ -246,6 +246,7 @@ def test_emulated_calibration_file(emulated: dict, kit: Path) -> None:
     assert (f["weights_gbps"], f["all_gbps"], f["ddr_pl_gbps"]) == (16.0, 20.0, 20.0)
     assert f["shared_path_gbps"] == 8.0 and f["shared_paths_gbps"] == {"XPI4": 8.0}
     assert f["cci_stream_gbps"] == 4.0  # the data port, on HPC0, in the decode-like run
+    assert f["port_stream_gbps"] == 4.0  # w0 and w3 (HP0, HP3), each alone on its XPI
     assert f["head_gbps"] == 16.0 and f["head_stream_ratio"] == 1.0 and emulated["head_row_bytes"] == 2048
 
 
@@ -266,6 +267,9 @@ def test_figures_from_measured_rates(kit: Path) -> None:
     f = cal.figures(pk.ProbeKit.open(kit), runs)
     assert f["weights_gbps"] == 12.0 and f["all_gbps"] == 14.5 and f["ddr_pl_gbps"] == 14.5
     assert f["shared_path_gbps"] == 6.0 and f["cci_stream_gbps"] == 2.9
+    assert f["port_stream_gbps"] == 4.0  # the slower of HP0 and HP3, the streams alone on their XPI
+    assert cal.figures(pk.ProbeKit.open(kit), _rates({"w0": 3.8, "w1": 3.1, "w2": 3.0, "w3": 3.9}, 2.9)
+                       )["port_stream_gbps"] == 3.8
     assert f["port_alone_gbps"] == {"w0": 4.0, "w1": 4.0, "w2": 4.0, "w3": 4.0, "data read": 3.9,
                                     "data write": 3.8}
 
@@ -472,7 +476,7 @@ def _real(emulated: dict, tmp_path: Path, **figures: object) -> Path:
     d = json.loads(json.dumps(emulated))
     d.update(emulated=False, note="", clock_mhz=249.9975)
     d["figures"].update(weights_gbps=12.0, all_gbps=13.5, ddr_pl_gbps=13.5, shared_path_gbps=6.0,
-                        cci_stream_gbps=2.9)
+                        cci_stream_gbps=2.9, port_stream_gbps=3.8)
     d["figures"].update(figures)
     p = tmp_path / "real.json"
     p.write_text(json.dumps(d))
@@ -487,6 +491,9 @@ def test_measured_board_reproduces_the_measurement(emulated: dict, tmp_path: Pat
     b = m.apply(board)
     assert b.ddr_pl_fraction == (board.ddr_pl_fraction[0], 13.5 / 19.2, board.ddr_pl_fraction[2])
     assert b.shared_path_gbps == (5.62, 6.0, 7.60) and b.cci_stream_gbps == (2.9, 2.9, 2.99)
+    assert b.port_stream_gbps == (3.69, 3.8, 3.94)  # the lone stream's central: the rate shares follow it
+    assert measured.read_measured(_real(emulated, tmp_path, port_stream_gbps=None)).apply(board
+                                  ).port_stream_gbps == board.port_stream_gbps  # an older file: the board's
     assert b.head_stream_ratio == 1.0  # the emulated file's head run: the same beat per cycle
     assert "measured on the board by" in b.sources["measured"] and "real.json" in b.sources["measured"]
     model, got = measured.model_check(m, board)

@@ -5,7 +5,8 @@ The figures replace the central entry of the board's ranges (boards/*.toml; the 
 the board file's, widened to include the measurement): `ddr_pl_fraction` from the highest aggregate the
 probe reached (all PL streams together; a lower bound of what the DDR gives), `shared_path_gbps` from
 the weight streams that share a path into the DDR controller, `cci_stream_gbps` from a stream through
-the CCI, each where the kit measured it; `head_stream_ratio` (the kit's LM head rows over its weight
+the CCI, `port_stream_gbps` from a weight stream alone on its path (all the kit's streams running), each
+where the kit measured it; `head_stream_ratio` (the kit's LM head rows over its weight
 streams, the same ports) prices the LM head's row pattern (cost/ddr.py), measured at the file's
 `head_row_bytes` rows: where that is not the model's head row (head_row_note), estimate and compile say so
 in a note and still apply the ratio. The board's `sources["measured"]` names the file, and
@@ -37,7 +38,7 @@ MAX_CLOCK_MHZ = 1000.0
 # pattern (the sequential streams were disturbed, or the file was edited).
 MAX_HEAD_RATIO = 1.5
 # Measured fields an older file (or a project compiled from one) may lack.
-OPTIONAL_FIELDS = frozenset({"head_stream_ratio", "head_row_bytes"})
+OPTIONAL_FIELDS = frozenset({"head_stream_ratio", "head_row_bytes", "port_stream_gbps"})
 
 
 class CalibrationFileError(EdgeLLMError):
@@ -61,6 +62,7 @@ class Measured:
     port_width_bits: int = 0
     head_stream_ratio: float | None = None  # the LM head's rows over the weight streams (older files: None)
     head_row_bytes: int | None = None  # the row the head run read (older files: None)
+    port_stream_gbps: float | None = None  # a weight stream alone on its path (older files: None)
 
     def source(self) -> str:
         """The central scenario's assumption: which figures were measured, where and when."""
@@ -69,6 +71,8 @@ class Measured:
             got.append(f"shared path {self.shared_path_gbps:.2f} GB/s")
         if self.cci_stream_gbps is not None:
             got.append(f"CCI stream {self.cci_stream_gbps:.2f} GB/s")
+        if self.port_stream_gbps is not None:
+            got.append(f"lone stream {self.port_stream_gbps:.2f} GB/s")
         if self.head_stream_ratio is not None:
             row = "" if self.head_row_bytes is None else f" ({self.head_row_bytes}-byte rows)"
             got.append(f"LM head rows {self.head_stream_ratio:.3f} x the weight streams{row}")
@@ -90,7 +94,7 @@ class Measured:
             _row_bytes(m.head_row_bytes, m.path)
         for name in ("clock_mhz", "ddr_pl_gbps", "weights_gbps"):
             _positive(getattr(m, name), name, m.path)
-        for name in ("shared_path_gbps", "cci_stream_gbps", "head_stream_ratio"):
+        for name in ("shared_path_gbps", "cci_stream_gbps", "port_stream_gbps", "head_stream_ratio"):
             if getattr(m, name) is not None:
                 _positive(getattr(m, name), name, m.path)
         return m
@@ -101,7 +105,8 @@ class Measured:
             raise CalibrationFileError(f"{self.path} was measured on {self.board}, not {board.name}; "
                                        f"calibrate {board.name} with edgellm calibrate --board {board.name}")
         peak = board.ddr_peak_gbps
-        for name in ("ddr_pl_gbps", "weights_gbps", "shared_path_gbps", "cci_stream_gbps"):
+        for name in ("ddr_pl_gbps", "weights_gbps", "shared_path_gbps", "cci_stream_gbps",
+                     "port_stream_gbps"):
             v = getattr(self, name)
             if v is not None and v > peak * PEAK_SLACK and not self.emulated:
                 raise CalibrationFileError(f"{self.path}: {name} {v:g} GB/s exceeds the {board.name}'s DDR "
@@ -116,6 +121,9 @@ class Measured:
         if self.cci_stream_gbps is not None and board.cci_stream_gbps is not None:
             cci = _central(board.cci_stream_gbps, self.cci_stream_gbps)
             out = dataclasses.replace(out, cci_stream_gbps=cci)
+        if self.port_stream_gbps is not None:  # a board file without the figure takes the measurement alone
+            v = self.port_stream_gbps
+            out = dataclasses.replace(out, port_stream_gbps=_central(board.port_stream_gbps or (v, v, v), v))
         return out
 
 
@@ -183,7 +191,7 @@ def read_measured(path: str | Path, allow_emulated: bool = False) -> Measured:
     if type(ports) is not int or not 1 <= ports <= 4 or type(width) is not int or width <= 0:
         raise CalibrationFileError(f"{w}: kit.weight_ports (1..4) and kit.port_width_bits are required")
     opt = {k: None if fig.get(k) is None else _positive(fig.get(k), f"figures.{k}", w)
-           for k in ("shared_path_gbps", "cci_stream_gbps", "head_stream_ratio")}
+           for k in ("shared_path_gbps", "cci_stream_gbps", "port_stream_gbps", "head_stream_ratio")}
     ratio, row = opt["head_stream_ratio"], d.get("head_row_bytes")
     if ratio is not None and ratio > MAX_HEAD_RATIO:
         raise CalibrationFileError(f"{w}: figures.head_stream_ratio {ratio:g}: the LM head's rows cannot "
