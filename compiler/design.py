@@ -306,12 +306,6 @@ def stream_ports(board: Any, p: DesignParams) -> int:
     return min(n, len(names)) if names else n
 
 
-def port_shares(board: Any, p: DesignParams) -> tuple[int, ...]:
-    """Each TLMM stream port's share of a tile's byte columns (tlmm_config.h SHARE0 .. SHARE{n-1}, n =
-    stream_ports): shares_for(p, n)."""
-    return shares_for(p, stream_ports(board, p))
-
-
 def shares_for(p: DesignParams, n: int) -> tuple[int, ...]:
     """The shares of n TLMM weight ports: p.port_shares, or equal shares when it lists none; EdgeLLMError
     when it lists another number of ports."""

@@ -11,7 +11,7 @@ from edgellm.boards import load_board
 from edgellm.compiler.codegen_config import tlmm_fields
 from edgellm.compiler.cost import ddr
 from edgellm.compiler.cost.tlmm import fifo_tile_load_cycles, port_run_cols
-from edgellm.compiler.design import DesignParams, port_shares, shares_for
+from edgellm.compiler.design import DesignParams, shares_for, stream_ports
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS
 
@@ -62,7 +62,7 @@ def test_shares_reach_the_generated_configuration() -> None:
     assert not any(f[0].startswith("SHARE") for f in tlmm_fields(cfg, P4, 16, 4))
     with pytest.raises(EdgeLLMError, match="lists 4 shares for the TLMM's 2 weight ports"):
         tlmm_fields(cfg, P4.replace(port_shares=(9, 7, 7, 9)), 16, 2)
-    assert port_shares(KV260, P4) == (1, 1, 1, 1) and shares_for(P4, 3) == (1, 1, 1)
+    assert shares_for(P4, stream_ports(KV260, P4)) == (1, 1, 1, 1) and shares_for(P4, 3) == (1, 1, 1)
 
 
 @pytest.mark.parametrize("bad", [(0, 1), (1,) * 5, (40, 40), (True, 1), "9,7,7,9"])

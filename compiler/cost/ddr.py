@@ -156,9 +156,7 @@ def rate_shares(board: Board, p: DesignParams) -> tuple[int, ...]:
     port (at least one), divided by their common factor; () when that gives equal shares (no path shared,
     or every stream at its beat rate). The DSE gives its designs these (design.port_shares)."""
     central = board.with_scenario("central")
-    n = min(p.weight_ports, len(board.hp_port_names), MAX_STREAM_PORTS)
-    f = p.clock_mhz * 1e6
-    per_port = min(min(p.port_width_bits, board.hp_port_width_bits) / 8 * f, p.rows * f)
+    n, per_port = _weight_streams(board, p)
     rates = stream_rates(central, port_plan(central, n), per_port)[:n]
     shares = [max(1, round(SHARE_UNITS * r / sum(rates))) for r in rates]
     g = functools.reduce(math.gcd, shares)
@@ -175,10 +173,16 @@ def bandwidth(board: Board, p: DesignParams) -> Bandwidth:
         from edgellm.compiler.cost import serial  # it imports this module
 
         return serial.bandwidth(board, p)
+    n_weight, per_port = _weight_streams(board, p)
+    return port_bandwidth(board, p, n_weight, per_port, stream_ports(board, p))
+
+
+def _weight_streams(board: Board, p: DesignParams) -> tuple[int, float]:
+    """The generated engine's weight streams: how many (p's ports, at most MAX_STREAM_PORTS and the
+    board's) and each one's beat rate (min(port width, HP width, R bytes) per cycle, bytes/s)."""
     f = p.clock_mhz * 1e6
     per_port = min(min(p.port_width_bits, board.hp_port_width_bits) / 8 * f, p.rows * f)
-    n_weight = min(p.weight_ports, len(board.hp_port_names), MAX_STREAM_PORTS)
-    return port_bandwidth(board, p, n_weight, per_port, stream_ports(board, p))
+    return min(p.weight_ports, len(board.hp_port_names), MAX_STREAM_PORTS), per_port
 
 
 def head_stream_ratio(board: Board) -> float:
