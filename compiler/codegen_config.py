@@ -89,21 +89,21 @@ def tlmm_fields(cfg: ModelConfig, design: DesignParams, max_t: int, stream_ports
     ]
 
 
-def _share_fields(design: DesignParams, stream_ports: int) -> list[Field]:
-    """SHARE0 .. SHARE{n-1}: each weight port's share of a tile's byte columns (design.port_shares; none
-    listed: the equal shares of tlmm_config_base)."""
+def _share_fields(design: DesignParams, ports: int,
+                  unit: str = "units of a tile's byte columns") -> list[Field]:
+    """SHARE0 .. SHARE{n-1}: each of the n weight ports' share (design.port_shares: of a TLMM tile's byte
+    columns, of a cycle of LM-head rows; none listed: the equal shares of the config bases)."""
     if not design.port_shares:
         return []
-    shares = shares_for(design, stream_ports)
-    return [(f"SHARE{i}", s, f"weight port {i}: {s} of {sum(shares)} units of a tile's byte columns")
-            for i, s in enumerate(shares)]
+    shares = shares_for(design, ports)
+    return [(f"SHARE{i}", s, f"weight port {i}: {s} of {sum(shares)} {unit}") for i, s in enumerate(shares)]
 
 
 def head_fields(cfg: ModelConfig, beat_bytes: int, top_k: int, head_ports: int, max_t: int,
-                lanes: int) -> list[Field]:
+                lanes: int, design: DesignParams | None = None) -> list[Field]:
     """The LM head's named configuration (named_config.h lm_head_config_base / lm_head_traits). MAX_TOK:
     the rows one OP_HEAD scores in one pass (token lanes: the design's head_lanes clamped to the block,
-    runtime/layout.py head_rows(max_t, lanes))."""
+    runtime/layout.py head_rows(max_t, lanes)); SHARE0..: the design's port shares, rows of a cycle."""
     return [
         ("P", beat_bytes, "int8 MACs per cycle and port = bytes per weight beat"),
         ("HID_MAX", cfg.hidden_size, "hidden size"), ("V_MAX", cfg.vocab_size, "vocabulary"),
@@ -111,6 +111,7 @@ def head_fields(cfg: ModelConfig, beat_bytes: int, top_k: int, head_ports: int, 
                                              "max_t)"),
         ("K_TOP", max(top_k, 1), "top-k"),
         ("NPORTS", head_ports, "weight ports streaming rows"),
+        *(_share_fields(design, head_ports, "rows of every cycle of head rows") if design else []),
     ]
 
 

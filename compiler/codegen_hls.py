@@ -92,7 +92,7 @@ def config_header(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams
                        layer_fields(cfg, numerics, design, max_t, max_ctx))
     head = cpp_struct("head_cfg", "edgellm::lm_head_config_base",
                       head_fields(cfg, head_beat_bytes(design, mm), top_k, head_ports, max_t,
-                                  design.head_lanes))
+                                  design.head_lanes, design))
     top = cpp_struct("top_cfg", "edgellm::top_config_base", top_fields(cfg, design))
     # this configuration's own (inline) namespace: the named structs' symbols then differ between projects,
     # so two projects' C simulations can share one process (template statics do not collide)
@@ -129,7 +129,7 @@ typedef top::dbeat_t dbeat_t;
 
 const int kWeightPorts = {design.weight_ports};
 const int kStreamPorts = {stream_ports if mm != "pack2" else 1};  // w0 .. w{{kStreamPorts-1}}: linear weights
-const int kHeadPorts = {head_ports};  // w0 .. w{{kHeadPorts-1}}: LM-head rows (row v on port v % kHeadPorts)
+const int kHeadPorts = {head_ports};  // w0 .. w{{kHeadPorts-1}}: LM-head rows (lm_head_config.h lm_block_row)
 const unsigned long long kTotalBytes = {_lit(total_bytes)}ULL;  // DDR buffer (0: unknown at codegen)
 
 }}  // inline namespace c{tag}

@@ -290,7 +290,8 @@ def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
     """The estimate of a compiled low-bit design (a manifest's DesignParams p, matmul 'lowbit') as estimate()
     projects it, without the search: p's engine (R, TP, ports, RD, SL, FU, MAXSB, MING; weight_ports /
     lowbit_ports engines; MAXT its prefill token block; MAXG and MAXK the model's, as search sizes them; its
-    weight FIFOs' fetch_depth), its vector engines and its clock (low: 80% of it). `edgellm estimate DIR` and
+    weight FIFOs' fetch_depth; its ports' shares of the head's rows), its vector engines and its clock (low:
+    80% of it). `edgellm estimate DIR` and
     `edgellm report DIR` re-project with it."""
     if getattr(p, "matmul", "tlmm") != "lowbit":
         raise EdgeLLMError("estimate_design: not a low-bit design (design.matmul is not 'lowbit')")
@@ -300,7 +301,8 @@ def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
                           ports=p.lowbit_ports, record_decoders=p.lowbit_decoders,
                           scale_lanes=p.lowbit_scale_lanes, float_units=p.lowbit_float_units,
                           max_sb=p.lowbit_max_sb, min_group=p.lowbit_min_group, fetch_depth=p.fetch_depth,
-                          codecs=_codec_shapes(p.lowbit_codecs) or src.model.codecs())
+                          codecs=_codec_shapes(p.lowbit_codecs) or src.model.codecs(),
+                          head_shares=p.port_shares)
     vec = (p.attn_lanes, p.attn_kv_block, p.ew_vec) + ((p.ew_glu_vec,) if p.ew_glu_vec else ())
     return _projected(src, board, eng, vec, p.clock_mhz)
 

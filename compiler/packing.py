@@ -99,6 +99,25 @@ def port_columns(nb: int, shares: tuple[int, ...]) -> list[tuple[int, int]]:
     return out
 
 
+def head_block_rows(vocab: int, shares: tuple[int, ...]) -> np.ndarray:
+    """The LM-head row each weight port reads in each block (lm_head_config.h lm_block_row), -1 where it
+    reads none: blocks in cycles of max(shares) covering sum(shares) rows, in round r of a cycle the ports
+    with shares[p] > r taking one row each, consecutive rows in port order; rows >= vocab are not read.
+    Equal shares (1, ..., 1): block b, port p reads row b * ports + p. Shape (blocks, ports)."""
+    if not shares or min(shares) < 1:
+        raise EdgeLLMError(f"port shares {shares} must be positive")
+    rounds, total = max(shares), sum(shares)
+    cycles = -(-vocab // total)
+    out = np.full((cycles * rounds, len(shares)), -1, np.int64)
+    v = 0
+    for b in range(cycles * rounds):
+        for p, s in enumerate(shares):
+            if b % rounds < s:
+                out[b, p] = v if v < vocab else -1
+                v += 1
+    return out
+
+
 def port_slices(n: int, k: int, rows_per_tile: int, nports: int,
                 shares: tuple[int, ...] | None = None) -> list[list[tuple[int, int]]]:
     """Byte ranges [start, end) of the image each weight port of the TLMM engine reads (weight_buffer.h).

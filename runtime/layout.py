@@ -17,7 +17,7 @@ from typing import Any
 # ---- ports ----
 MAX_STREAM_PORTS = 4  # weight ports the TLMM engine and the LM head stream over concurrently
 FETCH_BEATS = 2  # R-byte weight beats per word of a weight fetcher FIFO (two byte columns per cycle)
-MAX_PORT_SHARES = 64  # units the TLMM weight ports' shares of a tile may sum to (tlmm_config.h SHARE0..3)
+MAX_PORT_SHARES = 64  # units the weight ports' shares may sum to (a TLMM tile, a cycle of head rows)
 PORT_WIDTHS = (32, 64, 128, 256, 512, 1024)  # an m_axi port's data bits: powers of two to AXI4's widest
 
 # ---- FIFO depths ----
@@ -65,7 +65,7 @@ def lb_float_steps(bits: int, group: int, bw: int) -> int:
 C_FACTS = (
     ("kMaxStreamPorts", "MAX_STREAM_PORTS", "weight ports the TLMM engine and the LM head stream over"),
     ("kFetchBeats", "FETCH_BEATS", "R-byte beats per word of a weight fetcher FIFO"),
-    ("kMaxPortShares", "MAX_PORT_SHARES", "units the TLMM weight ports' shares of a tile sum to at most"),
+    ("kMaxPortShares", "MAX_PORT_SHARES", "units the weight ports' shares (tile, head rows) sum to at most"),
     ("kHeadFifoDepth", "HEAD_FIFO_DEPTH", "words of each LM-head FIFO"),
     ("kAddLatency", "ADD_LATENCY", "cycles between two fp32 adds into one lane"),
     ("kMulAddLatency", "MUL_ADD_LATENCY", "cycles between two updates of a multiply-add recurrence"),

@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from edgellm.compiler import packing_lowbit as pl
+from edgellm.compiler.packing import head_block_rows
 from edgellm.hw import csim
 from edgellm.models import lowbit as lb
 from edgellm.models import numerics as nx
@@ -124,15 +125,28 @@ def head_outputs(t: int, vocab: int, k: int) -> tuple[np.ndarray, np.ndarray, np
             np.full((t, k), np.nan, F32))
 
 
-def head_port_copies(w: np.ndarray, nports: int, seed: int) -> list[np.ndarray]:
-    """Four head copies (one per pointer): copy p holds only the rows port p reads (v % nports == p),
-    every other byte is random garbage; pointers beyond nports get all-garbage copies."""
+# The LM-head testbenches' configurations (hw/tb/lm_head_tb.cpp with_cfg, lm_head_rows_tb.cpp dispatch):
+# id -> the ports' shares of each cycle of rows (1, 2, 4: equal shares over that many ports).
+HEAD_SHARES = {1: (1,), 2: (1, 1), 4: (1, 1, 1, 1), 49: (9, 7, 7, 9), 31: (3, 1), 213: (2, 1, 3)}
+
+
+def head_port_rows(vocab: int, cfg: int) -> list[np.ndarray]:
+    """The rows each port of head configuration `cfg` (HEAD_SHARES) reads (packing.head_block_rows)."""
+    rows = head_block_rows(vocab, HEAD_SHARES[cfg])
+    return [r[r >= 0] for r in rows.T]
+
+
+def head_port_copies(w: np.ndarray, cfg: int, seed: int) -> list[np.ndarray]:
+    """Four head copies (one per pointer): copy p holds only the rows port p of configuration `cfg` reads
+    (HEAD_SHARES; equal shares: v % nports == p), every other byte is random garbage; pointers beyond the
+    configuration's ports get all-garbage copies."""
     rng = np.random.default_rng(seed)
+    rows = head_port_rows(w.shape[0], cfg)
     out = []
     for p in range(4):
         c = rng.integers(-128, 128, w.shape).astype(np.int8)
-        if p < nports:
-            c[p::nports] = w[p::nports]
+        if p < len(rows):
+            c[rows[p]] = w[rows[p]]
         out.append(np.ascontiguousarray(c))
     return out
 

@@ -30,11 +30,12 @@ VARIANTS = {"relu2_subln": dict(act="relu2", subln=True, rope_theta=500000.0),
             "silu": dict(act="silu", subln=False, rope_theta=10000.0),
             "silu_subln": dict(act="silu", subln=True, rope_theta=10000.0)}  # bitnet_b1_58-large's kind
 # (variant, matmul policy, design): the default design (4 weight ports, T=28 -> 25, URAM, default KV
-# cache) and a small one (2 ports, BRAM) with an f32 and with an f16 KV cache (the latter with the
+# cache) with unequal port shares (3:1:2:5 of every TLMM tile and every cycle of LM-head rows) and a
+# small one (2 ports, BRAM) with an f32 and with an f16 KV cache (the latter with the
 # GLU's act * u pass 1 wide beside 4-wide element-wise passes, as the DSE picks for the large model on
 # the KV260); the pack2 reference matmul as a cross-check
 SMALL = dict(tables=15, weight_ports=2, weight_buffer="bram")
-CASES = [("relu2_subln", "tlmm", DesignParams()),
+CASES = [("relu2_subln", "tlmm", DesignParams(port_shares=(3, 1, 2, 5))),
          ("relu2_subln", "tlmm", DesignParams(tables=15, weight_ports=1, kv_bytes=4)),
          ("silu", "tlmm", DesignParams(**SMALL, kv_bytes=4)),
          ("silu_subln", "tlmm", DesignParams(**SMALL, kv_bytes=2, ew_vec=4, ew_glu_vec=1)),
@@ -125,6 +126,7 @@ def make_top(tmp: Path, variant: str, mm: str, design: DesignParams, threads: bo
 def case_id(c: tuple[str, str, DesignParams]) -> str:
     d = c[2]
     return (f"{c[0]}-{c[1]}-{d.weight_ports}port-kv{8 * d.kv_bytes}"
+            + (f"-shares{''.join(map(str, d.port_shares))}" * bool(d.port_shares))
             + (f"-tp{d.token_lanes}" * (d.token_lanes > 1)) + (f"-dl{d.dsp_lanes}" * (d.dsp_lanes > 0))
             + ("-pipe" * d.prefill_pipeline))
 

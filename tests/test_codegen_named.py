@@ -27,7 +27,8 @@ CFG = ModelConfig(name="named", hidden_size=128, n_layers=3, n_heads=4, n_kv_hea
 # values chosen apart, so a field read from the wrong name shows
 DESIGN = DesignParams(group_size=3, tables=15, rows=8, weight_ports=3, weight_buffer="bram", token_lanes=4,
                       out_lanes=2, dsp_lanes=1, ew_lanes=32, attn_lanes=8, attn_kv_block=16, attn_q_block=4,
-                      ew_vec=8, ew_glu_vec=2, prefill_token_block=16, prefill_pipeline=True, fetch_depth=1024)
+                      ew_vec=8, ew_glu_vec=2, prefill_token_block=16, prefill_pipeline=True, fetch_depth=1024,
+                      port_shares=(5, 2, 3))
 NUM = NumericsPlan(norm_lanes=DESIGN.ew_lanes, dot_lanes=dot_lanes(CFG, DESIGN.attn_lanes),
                    kv_block=DESIGN.attn_kv_block, kv_dtype="f16")
 MAX_T, MAX_CTX, TOP_K = 16, 64, 5
@@ -47,6 +48,8 @@ EXPECT = {
     "tlmm::T": tlmm_tables(DESIGN), "tlmm::R": DESIGN.rows, "tlmm::K_MAX": 344, "tlmm::N_MAX": 344,
     "tlmm::MAX_TOK": MAX_T, "tlmm::STORAGE == edgellm::kStorageBram": 1, "tlmm::NPORTS": 3,
     "tlmm::TP": DESIGN.token_lanes, "tlmm::OL": DESIGN.out_lanes, "tlmm::DL": DESIGN.dsp_lanes,
+    "tlmm::SHARE0": 5, "tlmm::SHARE1": 2, "tlmm::SHARE2": 3, "tlmm::SHARE_SUM": 10,
+    "head::SHARE0": 5, "head::SHARE1": 2, "head::SHARE2": 3, "head::SHARE_SUM": 10, "head::ROUNDS": 5,
     "head::P": DESIGN.rows, "head::HID_MAX": CFG.hidden_size, "head::V_MAX": CFG.vocab_size,
     "head::MAX_TOK": head_rows(MAX_T, DESIGN.head_lanes), "head::K_TOP": TOP_K, "head::NPORTS": 3,
     "top::n_layers": CFG.n_layers,

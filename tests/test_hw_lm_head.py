@@ -4,7 +4,7 @@ import ctypes
 
 import numpy as np
 import pytest
-from shared_fixtures import head_outputs, head_port_copies, head_topk
+from shared_fixtures import HEAD_SHARES, head_outputs, head_port_copies, head_port_rows, head_topk
 
 from edgellm.hw import csim
 from edgellm.models import numerics as nx
@@ -111,7 +111,10 @@ def test_vocab_smaller_than_k(lib: ctypes.CDLL) -> None:
     assert np.array_equal(ti[0, :5], head_topk(golden_lm_head(x, head), 5)[0])
 
 
-# ---- several weight ports: port p reads rows v with v % nports == p --------------------------------
+# ---- several weight ports: port p reads rows v with v % nports == p (equal shares), or its share of every
+# cycle of rows (configurations 49: 4 ports 9:7:7:9, 31: 2 ports 3:1, 213: 3 ports 2:1:3; HEAD_SHARES) -----
+
+SHARED = [1, 2, 4, 49, 31, 213]  # head configurations (HEAD_SHARES ids)
 
 def _run_ports(lib: ctypes.CDLL, nports: int, x: np.ndarray, head: Int8Head, k: int, copies: list[np.ndarray],
                wide: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -131,12 +134,12 @@ def _run_ports(lib: ctypes.CDLL, nports: int, x: np.ndarray, head: Int8Head, k: 
     return logits, am, ti, tv
 
 
-@pytest.mark.parametrize("nports", [1, 2, 4])
+@pytest.mark.parametrize("nports", SHARED)
 @pytest.mark.parametrize("vocab,hidden,t,k", [(1001, 256, 1, 64), (517, 100, 5, 10), (3, 64, 2, 3)])
 def test_lm_head_ports_each_reads_its_rows(lib: ctypes.CDLL, nports: int, vocab: int, hidden: int, t: int,
                                            k: int) -> None:
     """Bit-exact with each port reading a copy in which every other port's rows are garbage
-    (vocab 1001 / 517 / 3: the last block is partial; 3 < 4 ports: some ports read nothing)."""
+    (vocab 1001 / 517 / 3: the last block or cycle is partial; 3 rows: some ports read nothing)."""
     rng = np.random.default_rng(vocab * nports + hidden)
     head = Int8Head.quantize(rng.standard_normal((vocab, hidden)).astype(F32))
     x = (rng.standard_normal((t, hidden)) * 2).astype(F32)
@@ -153,7 +156,7 @@ def test_lm_head_ports_wide(lib: ctypes.CDLL) -> None:
     _check(x, head, 16, _run_ports(lib, 4, x, head, 16, copies, wide=True), "4 wide ports")
 
 
-@pytest.mark.parametrize("nports", [2, 4])
+@pytest.mark.parametrize("nports", [2, 4, 49])
 def test_every_head_port_carries_its_rows(lib: ctypes.CDLL, nports: int) -> None:
     """The poisoned comparison can fail: garbage in one port's own rows, or two ports swapped, changes
     the logits (so every port's rows really come through that port)."""
@@ -161,9 +164,10 @@ def test_every_head_port_carries_its_rows(lib: ctypes.CDLL, nports: int) -> None
     head = Int8Head.quantize(rng.standard_normal((200, 128)).astype(F32))
     x = rng.standard_normal((1, 128)).astype(F32)
     ref = golden_lm_head(x, head)
-    for p in range(nports):
+    rows = head_port_rows(200, nports)
+    for p in range(len(HEAD_SHARES[nports])):
         copies = head_port_copies(head.w, nports, p)
-        copies[p][p::nports] = rng.integers(-128, 128, copies[p][p::nports].shape).astype(np.int8)
+        copies[p][rows[p]] = rng.integers(-128, 128, copies[p][rows[p]].shape).astype(np.int8)
         logits = _run_ports(lib, nports, x, head, 4, copies)[0]
         assert (logits != ref).any(), f"port {p} of {nports}: its rows are not read through it"
     copies = head_port_copies(head.w, nports, 1)
@@ -173,16 +177,18 @@ def test_every_head_port_carries_its_rows(lib: ctypes.CDLL, nports: int) -> None
 
 # ---- the streaming region: dot process -> (block, token, NP accumulators) FIFO -> scoring process -----
 
-@pytest.mark.parametrize("nports", [1, 2, 4])
+@pytest.mark.parametrize("nports", SHARED)
 @pytest.mark.parametrize("vocab,hidden,t", [(103, 100, 3), (9, 48, 4), (2, 16, 1)])
 def test_dot_process_packets(lib: ctypes.CDLL, nports: int, vocab: int, hidden: int, t: int) -> None:
-    """The dot process alone: one packet per (block, token), block-major, tokens in order within a block,
-    accumulators exactly q @ W.T (int64 reference), every row of the vocabulary covered once."""
+    """The dot process alone: one packet per (block, token), block-major, tokens in order within a block
+    (blocks: packing.head_block_rows's, whole cycles of rounds), accumulators exactly q @ W.T (int64
+    reference), every row of the vocabulary covered once."""
     rng = np.random.default_rng(100 * nports + vocab)
     w = rng.integers(-128, 128, (vocab, hidden)).astype(np.int8)
     x = (rng.standard_normal((t, hidden)) * 2).astype(F32)
     copies = head_port_copies(w, nports, vocab)
-    nblk = -(-vocab // nports)
+    shares = HEAD_SHARES[nports]
+    nblk = -(-vocab // sum(shares)) * max(shares)
     acc = np.full((t, vocab), -(2**31), np.int32)  # sentinel: a row never written stays at INT32_MIN
     order = np.full((nblk * t, 2), -1, np.int32)
     n = lib.tb_lm_dot(CI(nports), P(x), CI(t), *[P(c) for c in copies], CI(vocab), CI(hidden), P(acc),
@@ -205,7 +211,7 @@ def _run_score(lib: ctypes.CDLL, nports: int, acc: np.ndarray, qs: np.ndarray, r
     return logits, am, ti, tv
 
 
-@pytest.mark.parametrize("nports", [1, 2, 4])
+@pytest.mark.parametrize("nports", SHARED)
 @pytest.mark.parametrize("vocab,t,k", [(101, 4, 64), (7, 3, 5), (130, 1, 64)])
 def test_score_process_ties_across_blocks(lib: ctypes.CDLL, nports: int, vocab: int, t: int, k: int) -> None:
     """The scoring process alone on accumulators with exact ties spread over many blocks (vocab not a
@@ -228,7 +234,7 @@ def test_score_process_ties_across_blocks(lib: ctypes.CDLL, nports: int, vocab: 
     assert (ti[:, kk:] == -1).all() and (tv[:, kk:] == 0).all()
 
 
-@pytest.mark.parametrize("nports", [1, 2, 4])
+@pytest.mark.parametrize("nports", SHARED)
 def test_lm_head_ties_across_blocks_multi_token(lib: ctypes.CDLL, nports: int) -> None:
     """Whole head, vocab 203 (not a multiple of 2 or 4), 6 tokens (two MAX_TOK=4 blocks of tokens), 70
     identical rows spread over the vocabulary (ties across blocks and ports, more than the 64 top-k

@@ -148,19 +148,30 @@ def test_generated_hls_passes_synth_check(top: Top) -> None:
     assert len(synth_check.sources(top.hls)) >= 14  # top.cpp, csim_entry.cpp, config, headers
 
 
+def _shares(header: str, struct: str, ports: int) -> tuple[int, ...]:
+    """The SHARE0.. fields of a generated config struct (none: equal shares over `ports`)."""
+    body = header[header.index(f"struct {struct}"):]
+    body = body[:body.index("};")]
+    found = [int(v) for v in re.findall(r"static const int SHARE\d = (\d+);", body)]
+    return tuple(found) or (1,) * ports
+
+
 def test_each_weight_port_reads_only_its_share(top: Top) -> None:
     """Each weight port gets its own buffer in which every ternary matrix byte outside that port's share
-    (packing.port_slices for the generated tlmm_traits) and every LM-head row outside its rows (v % P)
-    is garbage, and so are the data port's copies; decode attention reads position pp of the cache
-    (every KV head) on port pp % kHeadPorts only (each port's other positions and the data port's cache
-    copy garbage): prefill + decode logits stay bit-exact, and every streaming port carries a share.
-    Ports swapped: they do not."""
+    (packing.port_slices for the generated tlmm_traits and its SHARE fields) and every LM-head row
+    outside its rows (packing.head_block_rows for the head's SHARE fields; equal shares: v % P) is
+    garbage, and so are the data port's copies; decode attention reads position pp of the cache (every
+    KV head) on port pp % kHeadPorts only (each port's other positions and the data port's cache copy
+    garbage): prefill + decode logits stay bit-exact, and every streaming port carries a share. Ports
+    swapped: they do not."""
     h = (top.hls / "edgellm_config.h").read_text()
     n_ports = int(re.search(r"kWeightPorts = (\d+);", h).group(1))
     stream = int(re.search(r"kStreamPorts = (\d+);", h).group(1))
     if "struct tlmm_cfg" not in h:
         pytest.skip("pack2 policy: the ternary matrices stream through w0 only")
     r = int(re.search(r"static const int R = (\d+);", h).group(1))  # rows per tile
+    tlmm_shares, head_shares = (_shares(h, struct, stream) for struct in ("tlmm_cfg", "head_cfg"))
+    assert head_shares == tlmm_shares  # one source: design.port_shares
     cfg = top.qm.config
     rng = np.random.default_rng(11)
     data = top.ddr.copy()
@@ -179,11 +190,12 @@ def test_each_weight_port_reads_only_its_share(top: Top) -> None:
             img = top.ddr[off:off + size].copy()
             for buf in (data, *ports):
                 buf[off:off + size] = rng.integers(0, 256, size, dtype=np.uint8)
-            for p, ranges in enumerate(packing.port_slices(n, k, r, stream)):
+            for p, ranges in enumerate(packing.port_slices(n, k, r, stream, tlmm_shares)):
                 for a, b in ranges:
                     ports[p][off + a:off + b] = img[a:b]
                     shares[p] += b - a
-    # the int8 LM head: port p reads rows v with v % kHeadPorts == p (lm_head.h); everything else garbage
+    # the int8 LM head: port p reads its rows of packing.head_block_rows (lm_head_config.h lm_block_row);
+    # everything else garbage
     head_ports = int(re.search(r"kHeadPorts = (\d+);", h).group(1))
     assert head_ports == stream
     hw_off = int(hdr[itf.HDR["HDR_HEAD_W"]])
@@ -192,10 +204,12 @@ def test_each_weight_port_reads_only_its_share(top: Top) -> None:
     head_rows = np.zeros(n_ports, np.int64)
     for buf in (data, *ports):
         buf[hw_off:hw_off + hsize] = rng.integers(0, 256, hsize, dtype=np.uint8)
+    blocks = packing.head_block_rows(cfg.vocab_size, head_shares)
     for p in range(head_ports):
         view = ports[p][hw_off:hw_off + hsize].reshape(cfg.vocab_size, cfg.hidden_size)
-        view[p::head_ports] = head[p::head_ports]
-        head_rows[p] = len(range(p, cfg.vocab_size, head_ports))
+        mine = blocks[:, p][blocks[:, p] >= 0]
+        view[mine] = head[mine]
+        head_rows[p] = len(mine)
     gm = GoldenModel(top.qm, top.numerics)
     cache = gm.new_cache(MAX_CTX)
     prompt = np.arange(PREFILL) * 5 % cfg.vocab_size

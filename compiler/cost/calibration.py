@@ -171,9 +171,9 @@ def bitnet_kv260_params() -> DesignParams:
 
 def bitnet_kv260_anchors() -> list[Anchor]:
     """bitnet-kv260's measurements: the bytes of its token through our packing (held out), the weight
-    stream the bandwidth model's central XPI 4 share is derived from (fitted), its head stream priced as
-    our head is (cost_ddr.head_stream_bytes_per_s: equal shares on its four ports, paced by the slowest
-    stream; held out)."""
+    stream the bandwidth model's central XPI 4 share is derived from (fitted), its head stream priced as it
+    splits the rows (cost_ddr.head_stream_bytes_per_s: equal quarters on its four ports, paced by the
+    slowest stream; held out)."""
     cfg, m, p = PRESETS["bitnet-b1.58-2B-4T"], BITNET_KV260, bitnet_kv260_params()
     mb = (weight_bytes(cfg, p) + linear_bytes(cfg.vocab_size, cfg.hidden_size, p)) / 1e6
     boards = {s: load_board("kv260").with_scenario(s) for s in SCENARIOS}
@@ -188,7 +188,7 @@ def bitnet_kv260_anchors() -> list[Anchor]:
                "central XPI 4 share derived from it"),
         Anchor("bitnet-kv260", "head stream GB/s (HP0-HP3)", m["head stream GB/s"],
                Range(head["central"], head["low"], head["high"]), "held-out",
-               "priced as our head: 4 equal shares paced by XPI 4"),
+               "priced as its head: 4 equal quarters paced by XPI 4"),
     ]
 
 

@@ -193,12 +193,22 @@ def head_stream_ratio(board: Board) -> float:
     return 1.0 if board.head_stream_ratio is None else board.head_stream_ratio
 
 
+def port_rows_bytes_per_cycle(board: Board, p: DesignParams, beat_bytes: int) -> list[float]:
+    """Bytes each weight port moves per cycle while the LM head streams its rows (lm_head.seconds: port p
+    reads its share of every cycle of rows, lm_head_config.h lm_block_row): one beat of `beat_bytes`, at
+    most the port and HP widths and what its stream's path gives it (port_bandwidth's rates, the data
+    port placed as port_plan places it) times the head's measured pattern ratio."""
+    f = p.clock_mhz * 1e6
+    n, per_port = _weight_streams(board, p)
+    rates = stream_rates(board, port_plan(board, n), per_port)[:n]
+    cap = min(beat_bytes, p.port_width_bits / 8, board.hp_port_width_bits / 8)
+    return [min(cap, r * head_stream_ratio(board) / f) for r in rates]
+
+
 def port_bytes_per_cycle(board: Board, p: DesignParams, beat_bytes: int) -> float:
-    """Bytes one weight port moves per cycle while the LM head streams its rows (lm_head.seconds; row v on
-    port v % NP): one beat of `beat_bytes`, at most the port and HP widths and what the slowest weight
-    stream's path gives it (bandwidth().kv_port) times the head's measured pattern ratio."""
-    path = bandwidth(board, p).kv_port * head_stream_ratio(board) / (p.clock_mhz * 1e6)
-    return min(beat_bytes, p.port_width_bits / 8, board.hp_port_width_bits / 8, path)
+    """The slowest weight port's bytes per cycle while the LM head streams its rows
+    (port_rows_bytes_per_cycle): what paces equal shares, each port a row of every block."""
+    return min(port_rows_bytes_per_cycle(board, p, beat_bytes))
 
 
 def head_stream_bytes_per_s(board: Board, p: DesignParams, nports: int) -> float:

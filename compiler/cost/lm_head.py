@@ -8,12 +8,12 @@ from __future__ import annotations
 import math
 
 from edgellm.boards import Board
-from edgellm.compiler.cost.ddr import ARM_STREAM_BYTES_PER_S, ddr_bytes_per_cycle, port_bytes_per_cycle
+from edgellm.compiler.cost.ddr import ARM_STREAM_BYTES_PER_S, ddr_bytes_per_cycle, port_rows_bytes_per_cycle
 from edgellm.compiler.cost.elementwise import DDR_READ_LATENCY
 from edgellm.compiler.cost.memory import Resources, auto_memory, bram36_for, mux_luts
 from edgellm.compiler.cost.ops import FCVT, FDIV, FMUL, INT8_MACS_PER_DSP, ops
 from edgellm.compiler.cost.tlmm import LINEAR_PIPELINE_DEPTH, TILE_PIPELINE_DEPTH
-from edgellm.compiler.design import DesignParams, lm_head_bytes, stream_ports
+from edgellm.compiler.design import DesignParams, lm_head_bytes, shares_for, stream_ports
 from edgellm.compiler.design import head_rows as built_head_rows
 from edgellm.models.config import ModelConfig
 from edgellm.runtime import layout
@@ -44,22 +44,27 @@ def row_bytes(cfg: ModelConfig, bits: int) -> int:
 
 def seconds(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int = 1,
             beat: int | None = None) -> float:
-    """lm_head.h lm_dot_fifo (one token): blocks of NP rows (row v on port v % NP), P = R bytes per beat
-    (the weight ports' m_axi element, one TLMM tile column; `beat`: another design's P, a low-bit design's
-    design.head_beat_bytes), popped from the fetchers' head FIFOs in ONE (block, beat) loop: per block the
-    longer of its nbeats dot cycles and its rows' DDR time; the logits are scored alongside."""
+    """lm_head.h lm_dot_fifo (one token): blocks of at most NP rows, P = R bytes per beat (the weight ports'
+    m_axi element, one TLMM tile column; `beat`: another design's P, a low-bit design's
+    design.head_beat_bytes), popped from the fetchers' head FIFOs in ONE (block, beat) loop. Port p reads
+    s_p rows of every cycle of sum(s) rows (design.shares_for: the TLMM's port shares; equal: one row a
+    block, row v on port v % NP), a cycle max(s) blocks: per cycle the longest of its blocks' dot cycles,
+    the port finishing its rows last (its share at its own rate, ddr.port_rows_bytes_per_cycle) and the
+    rows' DDR time; the logits are scored alongside."""
     if not p.lm_head_on_fabric:
         return arm_seconds(cfg, p)
     f = p.clock_mhz * 1e6
     nports, beat = stream_ports(board, p), beat or p.rows
+    shares = shares_for(p, nports)
     row = row_bytes(cfg, p.lm_head_bits)
-    nbeats, nblk = -(-row // beat), -(-cfg.vocab_size // nports)
-    blk_load = max(nbeats * beat / port_bytes_per_cycle(board, p, beat),
-                   nports * row / ddr_bytes_per_cycle(board, p))
-    blk_compute = tokens * nbeats
+    nbeats, ncycles = -(-row // beat), -(-cfg.vocab_size // sum(shares))
+    rates = port_rows_bytes_per_cycle(board, p, beat)
+    cycle_load = max(max(s * nbeats * beat / r for s, r in zip(shares, rates, strict=True)),
+                     sum(shares) * row / ddr_bytes_per_cycle(board, p))
+    cycle_compute = tokens * nbeats * max(shares)
     score_drain = nports * LM_SCORE_II + LM_SCORE_DEPTH  # the last block's rows through the scoring process
-    cycles = (nblk * max(blk_load, blk_compute) + TILE_PIPELINE_DEPTH + score_drain + LINEAR_PIPELINE_DEPTH
-              + DDR_READ_LATENCY)
+    cycles = (ncycles * max(cycle_load, cycle_compute) + TILE_PIPELINE_DEPTH + score_drain
+              + LINEAR_PIPELINE_DEPTH + DDR_READ_LATENCY)
     return cycles / f
 
 

@@ -128,6 +128,10 @@ class LowbitEngine:
     # not the engine's but the top's: words (128-bit beats) of each weight port's fetcher FIFO
     # (design.fetch_depth; cost/lowbit_search.search chooses it, 2048 the DesignParams default)
     fetch_depth: int = 2048
+    # not the engine's but the LM head's: the weight ports' shares of every cycle of its rows
+    # (design.port_shares; cost/lowbit_search.search gives the board's rate shares, cost/ddr.rate_shares).
+    # The engine itself pops a word of every port a beat (lockstep): its streams take equal shares
+    head_shares: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self._check_fields()

@@ -25,7 +25,7 @@ from edgellm.compiler.cost import elementwise as cost_elementwise
 from edgellm.compiler.cost import fetch as cost_fetch
 from edgellm.compiler.cost import lm_head as cost_lm_head
 from edgellm.compiler.cost import model as cost_model
-from edgellm.compiler.cost.ddr import activation_bytes, bandwidth
+from edgellm.compiler.cost.ddr import Bandwidth, activation_bytes, bandwidth
 from edgellm.compiler.cost.lowbit import (
     PORT_BITS,
     LowbitEngine,
@@ -52,6 +52,12 @@ def ddr_bound_tokens_per_s(cfg: ModelConfig, board: Board, m: LowbitModel, p: De
     """The model's own DDR bound: the board's achievable bandwidth / decode_bytes (the ternary estimate's
     definition, cost/ddr.py ddr_bound_tokens_per_s, over the low-bit design's bytes)."""
     return board.ddr_achievable_gbps * 1e9 / decode_bytes(cfg, m, p, eng)
+
+
+def engine_bandwidth(board: Board, p: DesignParams) -> Bandwidth:
+    """The low-bit engine's weight streams: it takes a 128-bit word of every port a beat (lockstep,
+    lowbit_source.h), so its ports carry equal shares whatever shares p gives the LM head's rows."""
+    return bandwidth(board, p.replace(port_shares=()))
 
 
 def fifo_bytes(board: Board, p: DesignParams) -> int:
@@ -95,7 +101,7 @@ def _call(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: 
           context: int, final: bool, run: LowbitRun) -> None:
     """One accelerator call of n tokens ending at `context`: every layer's program (cost/model.py's, the
     low-bit linears in it) and, when `final`, the final norm, against the fetcher; adds to `run`."""
-    bw, f = bandwidth(board, p), p.clock_mhz * 1e6
+    bw, f = engine_bandwidth(board, p), p.clock_mhz * 1e6
     sh = cfg.linear_shapes()
     phases: list[cost_fetch.Phase] = []
     names: list[tuple[int, str | None]] = []  # per phase: its layer and its linear's name (None: vector)
@@ -146,7 +152,7 @@ def run_split(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
         done += n
         calls += 1
     if m.lowbit_head:
-        wbps = bandwidth(board, p).weights
+        wbps = engine_bandwidth(board, p).weights
         run.lm_head = linear_seconds(cfg.vocab_size, cfg.hidden_size, m.head, eng, 1, p.clock_mhz * 1e6, wbps)
     else:
         run.lm_head = cost_lm_head.seconds(cfg, board, p, beat=head_beat_bytes(p, "lowbit"))

@@ -13,6 +13,7 @@ import itertools
 from edgellm.boards import Board
 from edgellm.compiler.cost import fetch as cost_fetch
 from edgellm.compiler.cost import lm_head as cost_lm_head
+from edgellm.compiler.cost.ddr import rate_shares
 from edgellm.compiler.cost.lowbit import (
     HEAD_LANE,
     PORT_BITS,
@@ -48,13 +49,14 @@ FETCH_TIE = 0.999  # as the ternary DSE's: a shallower FIFO within 0.1% of the d
 def design(board: Board, eng: LowbitEngine, vec: tuple[int, ...] = VECTOR[-1],
            clock_mhz: float | None = None) -> DesignParams:
     """The DesignParams of a low-bit design: the engine's ports and MAXT, its weight FIFOs' depth
-    (eng.fetch_depth), the vector engines (VECTOR's fields), and a one-lane int8 LM head (HEAD_LANE: the
+    (eng.fetch_depth), the ports' shares of the LM head's rows (eng.head_shares), the vector engines
+    (VECTOR's fields), and a one-lane int8 LM head (HEAD_LANE: the
     low-bit path scores one row per OP_HEAD; lanes only pay for a speculative verify's rows, which it does
     not run)."""
     return DesignParams(clock_mhz=clock_mhz or board.pl_clock_mhz, weight_ports=eng.engines * eng.ports,
                         prefill_token_block=eng.max_tokens, attn_lanes=vec[0], attn_kv_block=vec[1],
                         ew_vec=vec[2], ew_glu_vec=vec[3] if len(vec) > 3 else 0, head_lanes=HEAD_LANE,
-                        fetch_depth=eng.fetch_depth)
+                        fetch_depth=eng.fetch_depth, port_shares=eng.head_shares)
 
 
 def head_resources(cfg: ModelConfig, board: Board, m: LowbitModel, p: DesignParams) -> Resources:
@@ -183,6 +185,7 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
                            token_lanes=tp, engines=e, max_k=max_k, ports=w, record_decoders=rd,
                            scale_lanes=sl, float_units=fu, max_sb=m.max_sb(),
                            min_group=m.min_group(), codecs=m.codecs())
+        eng = dataclasses.replace(eng, head_shares=rate_shares(board, design(board, eng, vec, clock_mhz)))
         eng, over = _deepest(cfg, board, m, eng, vec, depths, full)
         if over > 1:
             if least is None or over < least[0]:

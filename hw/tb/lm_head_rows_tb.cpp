@@ -18,12 +18,13 @@
 using namespace edgellm;
 
 namespace {
-template <int ROWS, int NP>
+template <int ROWS, int NP, int S0 = 1, int S1 = 1, int S2 = 1, int S3 = 1>
 struct Cfg_fields : lm_head_config_base {
   static const int P = 16, HID_MAX = 4096, V_MAX = 200000, MAX_TOK = ROWS, K_TOP = 64, NPORTS = NP;
+  static const int SHARE0 = S0, SHARE1 = S1, SHARE2 = S2, SHARE3 = S3;
 };
-template <int ROWS, int NP>
-struct Cfg : lm_head_traits<Cfg_fields<ROWS, NP> > {};
+template <int ROWS, int NP, int S0 = 1, int S1 = 1, int S2 = 1, int S3 = 1>
+struct Cfg : lm_head_traits<Cfg_fields<ROWS, NP, S0, S1, S2, S3> > {};
 
 int8_t g_q[kHeadRowsMax * 4096];
 f32 g_qs[kHeadRowsMax];
@@ -73,12 +74,19 @@ template <int ROWS>
 int dispatch(int nports, const int8_t *w0, const int8_t *w1, const int8_t *w2, const int8_t *w3, int n_tok,
              const f32 *row_scale, int vocab, int hidden, f32 *logits, int32_t *argmax, int k, int32_t *top_idx,
              f32 *top_val) {
+  // nports: 1, 2, 4 (equal shares), or a share configuration: 49 (4 ports 9:7:7:9), 213 (3 ports 2:1:3)
   if (nports == 1) {
     run<Cfg<ROWS, 1> >(w0, w1, w2, w3, n_tok, row_scale, vocab, hidden, logits, argmax, k, top_idx, top_val);
   } else if (nports == 2) {
     run<Cfg<ROWS, 2> >(w0, w1, w2, w3, n_tok, row_scale, vocab, hidden, logits, argmax, k, top_idx, top_val);
   } else if (nports == 4) {
     run<Cfg<ROWS, 4> >(w0, w1, w2, w3, n_tok, row_scale, vocab, hidden, logits, argmax, k, top_idx, top_val);
+  } else if (nports == 49) {
+    run<Cfg<ROWS, 4, 9, 7, 7, 9> >(w0, w1, w2, w3, n_tok, row_scale, vocab, hidden, logits, argmax, k, top_idx,
+                                   top_val);
+  } else if (nports == 213) {
+    run<Cfg<ROWS, 3, 2, 1, 3> >(w0, w1, w2, w3, n_tok, row_scale, vocab, hidden, logits, argmax, k, top_idx,
+                                top_val);
   } else {
     return -1;
   }
@@ -91,7 +99,8 @@ extern "C" {
 int tb_head_rows_max() { return kHeadRowsMax; }
 
 // x: normed fp32 [n_tok][hidden] -> quantize (numerics.h) -> the head with `rows` token lanes (kHeadRowsMax,
-// 3 or 1) over nports (1, 2, 4) ports, port p reading its copy w_p. Returns -1 on bad sizes.
+// 3 or 1) over nports (1, 2, 4) ports or a share configuration (dispatch), port p reading its copy w_p.
+// Returns -1 on bad sizes.
 int tb_lm_head_rows(int rows, int nports, const f32 *x, int n_tok, const int8_t *w0, const int8_t *w1,
                     const int8_t *w2, const int8_t *w3, const f32 *row_scale, int vocab, int hidden, f32 *logits,
                     int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {

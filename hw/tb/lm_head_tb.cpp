@@ -22,9 +22,32 @@ struct Cfg2_fields : Cfg_fields {
 struct Cfg4_fields : Cfg_fields {
   static const int NPORTS = 4;
 };
+// Unequal port shares (lm_head_config.h lm_block_row): 4 ports 9:7:7:9 (the kv260's), 2 ports 3:1, 3 ports
+// 2:1:3. The entry points take a configuration id: 1, 2, 4 (equal shares over that many ports), 49, 31, 213.
+template <int NP, int S0, int S1, int S2 = 1, int S3 = 1>
+struct CfgS_fields : Cfg_fields {
+  static const int NPORTS = NP, SHARE0 = S0, SHARE1 = S1, SHARE2 = S2, SHARE3 = S3;
+};
 typedef lm_head_traits<Cfg_fields> Cfg;
 typedef lm_head_traits<Cfg2_fields> Cfg2;
 typedef lm_head_traits<Cfg4_fields> Cfg4;
+typedef lm_head_traits<CfgS_fields<4, 9, 7, 7, 9> > Cfg4s;
+typedef lm_head_traits<CfgS_fields<2, 3, 1> > Cfg2s;
+typedef lm_head_traits<CfgS_fields<3, 2, 1, 3> > Cfg3s;
+
+// f.template run<C>() for the configuration of id `cfg` (see above); -1 for an unknown id.
+template <class F>
+static int with_cfg(int cfg, F &f) {
+  switch (cfg) {
+    case 1: return f.template run<Cfg>();
+    case 2: return f.template run<Cfg2>();
+    case 4: return f.template run<Cfg4>();
+    case 49: return f.template run<Cfg4s>();
+    case 31: return f.template run<Cfg2s>();
+    case 213: return f.template run<Cfg3s>();
+    default: return -1;
+  }
+}
 static int8_t g_q[64 * 4096];
 static f32 g_qs[64];
 static ap_uint<128> g_wide[4][1 << 16];  // 1 MiB head per port for the wide-port path
@@ -58,15 +81,15 @@ template <class C>
 static void score_only(const int32_t *acc, const f32 *qs, int nt, const f32 *row_scale, int vocab, f32 *logits,
                        int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
   hls::stream<LmDotPacket<C> > s;
-  const int nblk = (vocab + C::NPORTS - 1) / C::NPORTS;
+  const int nblk = C::blocks(vocab);
   for (int b = 0; b < nblk; b++)
     for (int t = 0; t < nt; t++) {
       LmDotPacket<C> pk;
       pk.blk = b;
       pk.t = t;
       for (int p = 0; p < C::NPORTS; p++) {
-        const int v = b * C::NPORTS + p;
-        pk.acc[p] = v < vocab ? acc[(long)t * vocab + v] : 0;
+        const int v = lm_block_row<C>(b, p);
+        pk.acc[p] = v >= 0 && v < vocab ? acc[(long)t * vocab + v] : 0;
       }
       s.write(pk);
     }
@@ -76,6 +99,55 @@ static void score_only(const int32_t *acc, const f32 *qs, int nt, const f32 *row
   for (int t = 0; t < nt; t++) qsb[t] = qs[t];
   lm_score<C>(s, sc, qsb, nt, vocab, true, logits, argmax, k, top_idx, top_val);
 }
+
+// Each entry point's body for one configuration (with_cfg).
+struct HeadPorts {
+  const int8_t *w0, *w1, *w2, *w3;
+  int n_tok, vocab, hidden, k;
+  const f32 *row_scale;
+  f32 *logits, *top_val;
+  int32_t *argmax, *top_idx;
+  template <class C>
+  int run() {
+    lm_head<C>(g_q, g_qs, n_tok, w0, w1, w2, w3, row_scale, vocab, hidden, true, logits, argmax, k, top_idx,
+               top_val);
+    return 0;
+  }
+};
+
+struct DotOnly {
+  const int8_t *w0, *w1, *w2, *w3;
+  int n_tok, vocab, hidden, max_pk;
+  int32_t *acc, *order;
+  template <class C>
+  int run() {
+    const int n = dot_only<C>(w0, w1, w2, w3, n_tok, vocab, hidden);
+    if (n < 0 || n > max_pk) return -1;
+    for (int i = 0; i < n; i++) {
+      order[2 * i] = g_pk_blk[i];
+      order[2 * i + 1] = g_pk_t[i];
+      if (g_pk_t[i] < 0 || g_pk_t[i] >= n_tok) return -1;
+      for (int p = 0; p < C::NPORTS; p++) {
+        const int v = lm_block_row<C>(g_pk_blk[i], p);
+        if (v >= 0 && v < vocab) acc[(long)g_pk_t[i] * vocab + v] = g_pk_acc[i][p];
+      }
+    }
+    return n;
+  }
+};
+
+struct ScoreOnly {
+  const int32_t *acc;
+  const f32 *qs, *row_scale;
+  int n_tok, vocab, k;
+  f32 *logits, *top_val;
+  int32_t *argmax, *top_idx;
+  template <class C>
+  int run() {
+    score_only<C>(acc, qs, n_tok, row_scale, vocab, logits, argmax, k, top_idx, top_val);
+    return 0;
+  }
+};
 
 extern "C" {
 
@@ -101,26 +173,16 @@ int tb_lm_head_wide(const f32 *x, int n_tok, const int8_t *w, const f32 *row_sca
   return 0;
 }
 
-// nports (1, 2 or 4) weight ports, port p reading head copy w[p] (byte pointers). Returns -1 on bad
-// sizes or port count.
-int tb_lm_head_ports(int nports, const f32 *x, int n_tok, const int8_t *w0, const int8_t *w1, const int8_t *w2,
+// The head of configuration `cfg` (with_cfg: 1, 2, 4 equal ports, or a share configuration), port p
+// reading head copy w[p] (byte pointers). Returns -1 on bad sizes or configuration.
+
+int tb_lm_head_ports(int cfg, const f32 *x, int n_tok, const int8_t *w0, const int8_t *w1, const int8_t *w2,
                      const int8_t *w3, const f32 *row_scale, int vocab, int hidden, f32 *logits, int32_t *argmax,
                      int k, int32_t *top_idx, f32 *top_val) {
   if (n_tok > 64 || hidden > 4096 || k > 64) return -1;
   for (int t = 0; t < n_tok; t++) g_qs[t] = quantize(x + (long)t * hidden, hidden, g_q + t * hidden);
-  if (nports == 1) {
-    lm_head<Cfg>(g_q, g_qs, n_tok, w0, w1, w2, w3, row_scale, vocab, hidden, true, logits, argmax, k, top_idx,
-                 top_val);
-  } else if (nports == 2) {
-    lm_head<Cfg2>(g_q, g_qs, n_tok, w0, w1, w2, w3, row_scale, vocab, hidden, true, logits, argmax, k, top_idx,
-                  top_val);
-  } else if (nports == 4) {
-    lm_head<Cfg4>(g_q, g_qs, n_tok, w0, w1, w2, w3, row_scale, vocab, hidden, true, logits, argmax, k, top_idx,
-                  top_val);
-  } else {
-    return -1;
-  }
-  return 0;
+  HeadPorts f = {w0, w1, w2, w3, n_tok, vocab, hidden, k, row_scale, logits, top_val, argmax, top_idx};
+  return with_cfg(cfg, f);
 }
 
 // Cfg4 through four wide ap_uint<128> ports (the synthesized form), port p reading copy w[p].
@@ -138,53 +200,27 @@ int tb_lm_head_wide4(const f32 *x, int n_tok, const int8_t *w0, const int8_t *w1
   return 0;
 }
 
-// The dot process alone (lm_dot_blocks, nports 1, 2 or 4, byte pointers): drains its packets in
-// stream order into acc[nt][vocab] (row v of token t) and order[n][2] = (blk, t) per packet; returns
-// the packet count n, or -1 on bad sizes / port count, more than max_pk packets, or a packet naming a
-// token >= n_tok or a row outside [0, vocab + nports).
-int tb_lm_dot(int nports, const f32 *x, int n_tok, const int8_t *w0, const int8_t *w1, const int8_t *w2,
+// The dot process alone (lm_dot_blocks, configuration `cfg` as tb_lm_head_ports, byte pointers): drains
+// its packets in stream order into acc[nt][vocab] (row v of token t) and order[n][2] = (blk, t) per
+// packet; returns the packet count n, or -1 on bad sizes / configuration, more than max_pk packets, or a
+// packet naming a token >= n_tok.
+
+int tb_lm_dot(int cfg, const f32 *x, int n_tok, const int8_t *w0, const int8_t *w1, const int8_t *w2,
               const int8_t *w3, int vocab, int hidden, int32_t *acc, int32_t *order, int max_pk) {
   if (n_tok > 4 || hidden > 4096) return -1;
   for (int t = 0; t < n_tok; t++) g_qs[t] = quantize(x + (long)t * hidden, hidden, g_q + t * hidden);
-  int n;
-  if (nports == 1) {
-    n = dot_only<Cfg>(w0, w1, w2, w3, n_tok, vocab, hidden);
-  } else if (nports == 2) {
-    n = dot_only<Cfg2>(w0, w1, w2, w3, n_tok, vocab, hidden);
-  } else if (nports == 4) {
-    n = dot_only<Cfg4>(w0, w1, w2, w3, n_tok, vocab, hidden);
-  } else {
-    return -1;
-  }
-  if (n < 0 || n > max_pk) return -1;
-  for (int i = 0; i < n; i++) {
-    order[2 * i] = g_pk_blk[i];
-    order[2 * i + 1] = g_pk_t[i];
-    if (g_pk_t[i] < 0 || g_pk_t[i] >= n_tok) return -1;
-    for (int p = 0; p < nports; p++) {
-      const long v = (long)g_pk_blk[i] * nports + p;
-      if (v < 0 || v >= vocab + nports) return -1;
-      if (v < vocab) acc[(long)g_pk_t[i] * vocab + v] = g_pk_acc[i][p];
-    }
-  }
-  return n;
+  DotOnly f = {w0, w1, w2, w3, n_tok, vocab, hidden, max_pk, acc, order};
+  return with_cfg(cfg, f);
 }
 
 // The scoring process alone (lm_score): given exact dot products acc[nt][vocab], feeds it the
-// packets in the dot process's (block, token) order. Returns -1 on bad sizes / port count.
-int tb_lm_score(int nports, const int32_t *acc, const f32 *qs, int n_tok, const f32 *row_scale, int vocab,
+// packets in the dot process's (block, token) order. Returns -1 on bad sizes / configuration.
+
+int tb_lm_score(int cfg, const int32_t *acc, const f32 *qs, int n_tok, const f32 *row_scale, int vocab,
                 f32 *logits, int32_t *argmax, int k, int32_t *top_idx, f32 *top_val) {
   if (n_tok < 1 || n_tok > 4 || k > 64) return -1;
-  if (nports == 1) {
-    score_only<Cfg>(acc, qs, n_tok, row_scale, vocab, logits, argmax, k, top_idx, top_val);
-  } else if (nports == 2) {
-    score_only<Cfg2>(acc, qs, n_tok, row_scale, vocab, logits, argmax, k, top_idx, top_val);
-  } else if (nports == 4) {
-    score_only<Cfg4>(acc, qs, n_tok, row_scale, vocab, logits, argmax, k, top_idx, top_val);
-  } else {
-    return -1;
-  }
-  return 0;
+  ScoreOnly f = {acc, qs, row_scale, n_tok, vocab, k, logits, top_val, argmax, top_idx};
+  return with_cfg(cfg, f);
 }
 
 // Top-k / argmax of given logits (same insertion network), for tie tests: one token.

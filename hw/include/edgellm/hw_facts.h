@@ -8,7 +8,7 @@ namespace facts {
 
 const int kMaxStreamPorts = 4;  // weight ports the TLMM engine and the LM head stream over (MAX_STREAM_PORTS)
 const int kFetchBeats = 2;  // R-byte beats per word of a weight fetcher FIFO (FETCH_BEATS)
-const int kMaxPortShares = 64;  // units the TLMM weight ports' shares of a tile sum to at most (MAX_PORT_SHARES)
+const int kMaxPortShares = 64;  // units the weight ports' shares (tile, head rows) sum to at most (MAX_PORT_SHARES)
 const int kHeadFifoDepth = 64;  // words of each LM-head FIFO (HEAD_FIFO_DEPTH)
 const int kAddLatency = 8;  // cycles between two fp32 adds into one lane (ADD_LATENCY)
 const int kMulAddLatency = 16;  // cycles between two updates of a multiply-add recurrence (MUL_ADD_LATENCY)

@@ -7,8 +7,12 @@
 //   top-k[t]     = the k largest logits, descending; ties by lower v (k <= K_TOP <= 64)
 //
 // W is the Int8Head matrix, row-major [vocab][hidden] int8 in DDR, read in beats of P bytes. With
-// NPORTS weight ports the rows go in blocks of NPORTS: row v = b*NPORTS + p of block b is read by
-// port p -- one contiguous burst of `hidden` bytes per port and block -- into its own bank (the
+// NPORTS weight ports the rows go in blocks of at most NPORTS: with equal shares row v = b*NPORTS + p of
+// block b is read by port p; with the TLMM's port shares SHARE0..3 port p reads s_p of every SHARE_SUM
+// consecutive rows, a cycle of ROUNDS = max s_p blocks, the ports with rows left each taking the next row
+// in port order (lm_head_config.h lm_block_row: every block's rows and the blocks follow the vocabulary in
+// order, so the scoring below sees increasing v) -- one contiguous burst of `hidden` bytes per port and
+// block -- into its own bank (the
 // loaders are the processes of a DATAFLOW region, as the TLMM's, weight_buffer.h), so the ports
 // stream concurrently. The dot loop reads beat j of every bank in the same cycle: NPORTS rows at P
 // MACs each, NPORTS * P MACs per cycle. Banks are ping-ponged: block b+1 loads while block b is
@@ -35,11 +39,15 @@
 // NPORTS rows per nbeats dot cycles; e.g. 4 <= 96 at hidden 1536, P 16); below that (tiny hidden)
 // the FIFO back-pressures the dot loop and a block costs nt * NPORTS * II_s instead.
 //
-// Cycles, with nbeats = ceil(hidden / P), nblk = ceil(vocab / NPORTS), nt <= MAX_TOK tokens, and
+// Cycles, with nbeats = ceil(hidden / P), nblk = ceil(vocab / SHARE_SUM) * ROUNDS (equal shares:
+// ceil(vocab / NPORTS)), nt <= MAX_TOK tokens, and
 // the tool's pipeline depths: D_q (token load), D_r (a row burst's read latency), D_d (dot loop:
 // bank read, P products, adder tree, accumulate, packet write), D_s (scoring: fdiv + fmul +
 // compare/select + logit write), D_o (output loop); c (1-2) the block loop's control per iteration:
-//   load(block)    L = nbeats + D_r                   (all ports concurrently)
+//   load(block)    L = nbeats + D_r                   (all ports concurrently; a port's DDR rate
+//                                                     below a beat a cycle stretches it: with shares
+//                                                     the faster ports carry the rows of the later
+//                                                     rounds, compiler/cost/lm_head.py)
 //   dots(block)    C = nt * nbeats + D_d              (scoring hidden behind it when it keeps up)
 //   block, steady  max(L, C) + c
 //   call           nt + nt * nbeats + 2 D_q                            token scales, token load
@@ -182,8 +190,8 @@ lm_load_tok:
 }
 
 // q: int8 [n_tok][hidden] with per-token scales qs; w0 .. w3: [vocab][hidden], one pointer per
-// weight port, all at the head's address (port p reads rows v with v % NPORTS == p; pointers
-// p >= NPORTS are never dereferenced); row_scale: [vocab]. write_logits: logits[n_tok][vocab];
+// weight port, all at the head's address (port p reads the rows lm_block_row gives it: v % NPORTS == p
+// with equal shares; pointers p >= NPORTS are never dereferenced); row_scale: [vocab]. write_logits: logits[n_tok][vocab];
 // always: argmax[n_tok], top_idx/top_val[n_tok][k] (k <= K_TOP; slots beyond vocab get index -1 and
 // value 0). logits must not overlap row_scale. Tokens go in blocks of MAX_TOK; W streams once per
 // block. Operands at element offsets `at` (LmHeadAt; zero for plain arrays): the top passes its data

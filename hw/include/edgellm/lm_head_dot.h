@@ -88,7 +88,7 @@ void lm_dot_blocks(WT *w0, WT *w1, WT *w2, WT *w3,
                    const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt, int vocab, int hidden,
                    hls::stream<LmDotPacket<CFG> > &dots) {
 #pragma HLS INLINE off
-  enum { NP = CFG::NPORTS, kMaxBlk = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS };
+  enum { kMaxBlk = CFG::NBLK_MAX };
   typedef typename CFG::beat_t beat_t;
   static beat_t ping0[LmBankDepth<CFG, 0>::value], ping1[LmBankDepth<CFG, 1>::value];
   static beat_t ping2[LmBankDepth<CFG, 2>::value], ping3[LmBankDepth<CFG, 3>::value];
@@ -105,7 +105,7 @@ void lm_dot_blocks(WT *w0, WT *w1, WT *w2, WT *w3,
 #pragma HLS ALLOCATION function instances = lm_load_block<CFG, WT> limit = 1
 #pragma HLS ALLOCATION function instances = lm_dot_block<CFG> limit = 1
   const int nbeats = (hidden + CFG::P - 1) / CFG::P;
-  const int nblk = (vocab + NP - 1) / NP;
+  const int nblk = CFG::blocks(vocab);
 lm_blocks:
   for (int b = 0; b <= nblk; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 2 max = kMaxBlk + 1
@@ -123,18 +123,18 @@ lm_blocks:
 // Dot process straight from the top's head FIFOs (weight_fetch.h lm_fetch_rows), one token
 // (MAX_TOK == 1): ONE pipelined loop over (block, beat), nblk * nbeats iterations at II 1, beat j of
 // port p's row of block b popped and multiplied in the same cycle; no banks, and no pipeline drain
-// between blocks (the fetcher keeps the rows coming). Rows past the vocabulary are not fetched and
-// dot as 0 (lm_score ignores them). Packets as lm_dot_blocks.
+// between blocks (the fetcher keeps the rows coming). A port without a row in the block (its share
+// done, or past the vocabulary) is not read and dots as 0 (lm_score skips it). Packets as lm_dot_blocks.
 template <class CFG, class W>
 void lm_dot_fifo(hls::stream<W> *s0, hls::stream<W> *s1, hls::stream<W> *s2, hls::stream<W> *s3,
                  const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int vocab, int hidden,
                  hls::stream<LmDotPacket<CFG> > &dots) {
 #pragma HLS INLINE off
-  enum { NP = CFG::NPORTS, kMaxIter = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS * CFG::BEATS_MAX };
+  enum { NP = CFG::NPORTS, kMaxIter = CFG::NBLK_MAX * CFG::BEATS_MAX };
   typedef typename CFG::beat_t beat_t;
   typedef typename CFG::acc_t acc_t;
   const int nbeats = (hidden + CFG::P - 1) / CFG::P;
-  const int nblk = (vocab + NP - 1) / NP;
+  const int nblk = CFG::blocks(vocab);
   acc_t acc[kMaxHeadPorts];
 #pragma HLS ARRAY_PARTITION variable = acc complete
   int b = 0, j = 0;
@@ -146,7 +146,7 @@ lm_dot_fifo_loop:
     const bool first = j == 0;  // a block's first beat restarts the sums
     beat_t r[kMaxHeadPorts];
 #pragma HLS ARRAY_PARTITION variable = r complete
-    lm_pop_block_beats<NP>(s0, s1, s2, s3, b * NP, vocab, r);
+    lm_pop_block_beats<CFG>(s0, s1, s2, s3, b, vocab, r);
     for (int p = 0; p < NP; p++) {
 #pragma HLS UNROLL
       acc[p] = (first ? acc_t(0) : acc[p]) + dot_beat<CFG::P, CFG::ACC_BITS>(r[p], q);

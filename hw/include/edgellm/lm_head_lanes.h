@@ -17,8 +17,8 @@
 namespace edgellm {
 
 // What the lane dot process hands the unpacking process: the exact dot products of every token lane
-// (row t of the call, t < MAX_TOK) with the NPORTS rows of block blk (row v = blk * NPORTS + p in
-// acc[t][p]; rows past the vocabulary carry 0, lanes past the call's rows are never read).
+// (row t of the call, t < MAX_TOK) with the rows of block blk (port p's row lm_block_row(blk, p) in
+// acc[t][p]; a port without a row carries 0, lanes past the call's rows are never read).
 template <class CFG>
 struct LmLanePacket {
   typename CFG::acc_t acc[CFG::MAX_TOK][CFG::NPORTS];
@@ -36,13 +36,12 @@ void lm_dot_lanes(hls::stream<W> *s0, hls::stream<W> *s1, hls::stream<W> *s2, hl
                   const typename CFG::beat_t qbuf[][CFG::BEATS_MAX], int nt, int vocab, int hidden,
                   hls::stream<LmLanePacket<CFG> > &lanes) {
 #pragma HLS INLINE off
-  enum { NP = CFG::NPORTS, L = CFG::MAX_TOK,
-         kMaxIter = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS * CFG::BEATS_MAX };
+  enum { NP = CFG::NPORTS, L = CFG::MAX_TOK, kMaxIter = CFG::NBLK_MAX * CFG::BEATS_MAX };
   static_assert(CFG::MAX_TOK >= 1 && CFG::MAX_TOK <= kHeadRowsMax, "token lanes: 1 .. kHeadRowsMax rows");
   typedef typename CFG::beat_t beat_t;
   typedef typename CFG::acc_t acc_t;
   const int nbeats = (hidden + CFG::P - 1) / CFG::P;
-  const int nblk = (vocab + NP - 1) / NP;
+  const int nblk = CFG::blocks(vocab);
   acc_t acc[L][kMaxHeadPorts];
 #pragma HLS ARRAY_PARTITION variable = acc dim = 0 type = complete
   for (int t = 0; t < L; t++) {
@@ -60,7 +59,7 @@ lm_dot_lanes_loop:
     const bool first = j == 0;  // a block's first beat restarts the sums
     beat_t r[kMaxHeadPorts];
 #pragma HLS ARRAY_PARTITION variable = r complete
-    lm_pop_block_beats<NP>(s0, s1, s2, s3, b * NP, vocab, r);
+    lm_pop_block_beats<CFG>(s0, s1, s2, s3, b, vocab, r);
     for (int t = 0; t < L; t++) {
 #pragma HLS UNROLL
       if (t < nt) {  // lanes past the call's rows stay idle
@@ -95,8 +94,8 @@ lm_dot_lanes_loop:
 template <class CFG>
 void lm_unlane(hls::stream<LmLanePacket<CFG> > &lanes, int nt, int vocab, hls::stream<LmDotPacket<CFG> > &dots) {
 #pragma HLS INLINE off
-  enum { NP = CFG::NPORTS, kMaxIter = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS * CFG::MAX_TOK };
-  const int nblk = (vocab + NP - 1) / NP;
+  enum { NP = CFG::NPORTS, kMaxIter = CFG::NBLK_MAX * CFG::MAX_TOK };
+  const int nblk = CFG::blocks(vocab);
   typename CFG::acc_t la[CFG::MAX_TOK][CFG::NPORTS];  // the block's lane sums, registers
 #pragma HLS ARRAY_PARTITION variable = la dim = 0 type = complete
   int32_t blk = 0;

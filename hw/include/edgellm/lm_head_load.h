@@ -47,15 +47,15 @@ ap_uint<8 * P> lm_read_beat(hls::stream<ap_uint<8 * P> > *s, int v, int j, int h
   return s->read();
 }
 
-// Port PORT's row of block `blk` (row v = blk * NPORTS + PORT; nothing past the vocabulary) into
-// its bank: one burst of nbeats beats.
+// Port PORT's row of block `blk` (lm_block_row; none when the port sits the block out or past the
+// vocabulary) into its bank: one burst of nbeats beats.
 template <class CFG, int PORT, class WT>
 void lm_load_row(WT *w, int blk, int vocab, int hidden, typename CFG::beat_t bank[]) {
 #pragma HLS INLINE off
   enum { kBeats = CFG::BEATS_MAX };  // pragma constant
-  const int v = blk * CFG::NPORTS + PORT;
+  const int v = lm_block_row<CFG>(blk, PORT);
   const int nbeats = (hidden + CFG::P - 1) / CFG::P;
-  if (v < vocab) {
+  if (v >= 0 && v < vocab) {
   lm_load_beats:
     for (int j = 0; j < nbeats; j++) {
 #pragma HLS PIPELINE II = 1
@@ -140,17 +140,18 @@ void lm_load_block(WT *w0, WT *w1, WT *w2, WT *w3, int blk, int nblk, int vocab,
   if (blk < nblk) LmRowLoader<CFG>::run(w0, w1, w2, w3, blk, vocab, hidden, b0, b1, b2, b3);
 }
 
-// Beat j of every port's row of the block starting at row v0, popped from the head FIFOs in one cycle;
-// rows past the vocabulary are not fetched (their FIFOs are not read) and dot as 0. Both dot processes
-// (one token, token lanes) take their beats through it.
-template <int NP, class W, class B>
+// Beat j of every port's row of block blk, popped from the head FIFOs in one cycle; a port without a row
+// in the block (past its share, or past the vocabulary: lm_block_has_row) is not fetched (its FIFO is not
+// read) and dots as 0. Both dot processes (one token, token lanes) take their beats through it.
+template <class CFG, class W, class B>
 inline void lm_pop_block_beats(hls::stream<W> *s0, hls::stream<W> *s1, hls::stream<W> *s2, hls::stream<W> *s3,
-                               int v0, int vocab, B r[kMaxHeadPorts]) {
+                               int blk, int vocab, B r[kMaxHeadPorts]) {
 #pragma HLS INLINE
-  r[0] = s0->read();  // v0 < vocab for every block
-  r[1] = NP > 1 && v0 + 1 < vocab ? s1->read() : B(0);
-  r[2] = NP > 2 && v0 + 2 < vocab ? s2->read() : B(0);
-  r[3] = NP > 3 && v0 + 3 < vocab ? s3->read() : B(0);
+  enum { NP = CFG::NPORTS };
+  r[0] = lm_block_has_row<CFG>(blk, 0, vocab) ? s0->read() : B(0);
+  r[1] = NP > 1 && lm_block_has_row<CFG>(blk, 1, vocab) ? s1->read() : B(0);
+  r[2] = NP > 2 && lm_block_has_row<CFG>(blk, 2, vocab) ? s2->read() : B(0);
+  r[3] = NP > 3 && lm_block_has_row<CFG>(blk, 3, vocab) ? s3->read() : B(0);
 }
 
 }  // namespace edgellm

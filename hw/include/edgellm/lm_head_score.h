@@ -41,8 +41,9 @@ void topk_insert(f32 val[K], int32_t idx[K], f32 v, int32_t i) {
 
 // Scale process: the row scales row_scale[0 .. vocab) (element offset rs_off) in order into the scoring
 // process's FIFO, one beat of E scales per E cycles (one scale per cycle; the last beat read whole, the
-// scales past the vocabulary dropped). The scoring process takes block b's NPORTS scales with the
-// block's first token and keeps them for the others, so the scoring loop only writes DDR: a loop that
+// scales past the vocabulary dropped). The scoring process takes block b's rows' scales (in order: the
+// blocks' rows follow the vocabulary, lm_block_row) with the block's first token and keeps them for the
+// others, so the scoring loop only writes DDR: a loop that
 // reads one DDR area and writes another through one m_axi port would need a dependence claim the tool
 // does not take on bundled arguments (UG1399: DEPENDENCE on m_axi arguments bundled with others is not
 // supported).
@@ -118,7 +119,7 @@ void lm_score(hls::stream<LmDotPacket<CFG> > &dots, hls::stream<f32> &scales, co
               LmHeadAt at = LmHeadAt()) {
 #pragma HLS INLINE off
   enum { NP = CFG::NPORTS, K = CFG::K_TOP, kMaxTok = CFG::MAX_TOK,
-         kMaxRows = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS * CFG::NPORTS * CFG::MAX_TOK };
+         kMaxRows = CFG::NBLK_MAX * CFG::NPORTS * CFG::MAX_TOK };
   f32 tv[CFG::MAX_TOK][K], bestv[CFG::MAX_TOK], qsl[CFG::MAX_TOK], scl[kMaxHeadPorts];
   int32_t ti[CFG::MAX_TOK][K], besti[CFG::MAX_TOK];
 #pragma HLS ARRAY_PARTITION variable = tv dim = 0 type = complete
@@ -140,7 +141,7 @@ lm_score_init:
       tv[t][j] = 0.0f;
     }
   }
-  const int nrows = (vocab + NP - 1) / NP * NP * nt;
+  const int nrows = CFG::blocks(vocab) * NP * nt;
   LmDotPacket<CFG> pk;
   pk.blk = 0;
   pk.t = 0;
@@ -162,8 +163,8 @@ lm_score_rows:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxRows
     if (p == 0) pk = dots.read();
     const int t = pk.t;
-    const int v = pk.blk * NP + p;
-    if (v < vocab) {
+    const int v = lm_block_row<CFG>(pk.blk, p);
+    if (v >= 0 && v < vocab) {
       if (t == 0) scl[p] = scales.read();  // the block's first token brings its rows' scales
       f32 logit = ((f32)(int32_t)pk.acc[p] / qsl[t]) * scl[p];
       if (write_logits) lo.put(logits, t, v, logit);

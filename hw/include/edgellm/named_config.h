@@ -20,9 +20,15 @@ namespace edgellm {
 struct lm_head_config_base {
   static const int K_TOP = facts::kTopKMax;  // top-k capacity
   static const int NPORTS = 1;               // weight ports streaming rows concurrently
+  // each port's rows of a cycle of rows (LmHeadConfig; the TLMM's shares, design.port_shares)
+  static const int SHARE0 = 1;
+  static const int SHARE1 = 1;
+  static const int SHARE2 = 1;
+  static const int SHARE3 = 1;
 };
 template <class C>
-struct lm_head_traits : LmHeadConfig<C::P, C::HID_MAX, C::V_MAX, C::MAX_TOK, C::K_TOP, C::NPORTS> {};
+struct lm_head_traits : LmHeadConfig<C::P, C::HID_MAX, C::V_MAX, C::MAX_TOK, C::K_TOP, C::NPORTS, C::SHARE0,
+                                     C::SHARE1, C::SHARE2, C::SHARE3> {};
 
 // The top. Required: the types layer, mm and head, and n_layers, vocab.
 struct top_config_base {

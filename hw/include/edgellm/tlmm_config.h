@@ -9,6 +9,7 @@
 
 #include "edgellm/hw_facts.h"
 #include "edgellm/numerics.h"
+#include "edgellm/port_shares.h"
 #include "edgellm/weight_buffer.h"
 #include "edgellm/weight_codec.h"
 
@@ -32,20 +33,6 @@ struct tlmm_config_base {
   static const int DL = 0;
 };
 
-// Port p's share of four ports' shares s0 .. s3, the shares of the ports before p, the largest of the
-// first n (constant expressions: tlmm_traits derives SHARE_SUM and CPP_MAX from them).
-constexpr int port_share(int p, int s0, int s1, int s2, int s3) {
-  return p == 0 ? s0 : p == 1 ? s1 : p == 2 ? s2 : s3;
-}
-constexpr int port_share_prefix(int p, int s0, int s1, int s2, int s3) {
-  return (p > 0 ? s0 : 0) + (p > 1 ? s1 : 0) + (p > 2 ? s2 : 0) + (p > 3 ? s3 : 0);
-}
-constexpr int port_share_larger(int a, int b) { return a > b ? a : b; }
-constexpr int port_share_max(int n, int s0, int s1, int s2, int s3) {
-  return port_share_larger(port_share_larger(s0, n > 1 ? s1 : 0),
-                           port_share_larger(n > 2 ? s2 : 0, n > 3 ? s3 : 0));
-}
-
 // A named TLMM configuration P (tlmm_config_base's fields by name) with its derived values.
 template <class P>
 struct tlmm_traits : P {
@@ -61,7 +48,7 @@ struct tlmm_traits : P {
   static constexpr int SHARE1 = P::SHARE1;
   static constexpr int SHARE2 = P::SHARE2;
   static constexpr int SHARE3 = P::SHARE3;
-  // port p's share (units of a tile's byte columns) and the shares of the ports before it
+  // port p's share (units of a tile's byte columns) and the shares of the ports before it (port_shares.h)
   static constexpr int share(int p) { return port_share(p, SHARE0, SHARE1, SHARE2, SHARE3); }
   static constexpr int share_prefix(int p) { return port_share_prefix(p, SHARE0, SHARE1, SHARE2, SHARE3); }
   static constexpr int SHARE_SUM = port_share_prefix(NPORTS, SHARE0, SHARE1, SHARE2, SHARE3);  // units a tile

@@ -12,8 +12,8 @@
 //
 // TLMM (tlmm.h TlmmBody): for each token block of MAX_TOK tokens, for each tile, port P's share
 // (port_slice_beats), packed kFetchBeats beats per word (low beat first, the last word of a share
-// zero-padded). LM head (lm_head.h lm_dot_blocks): for each token block, for each block of NPORTS
-// rows, port P's row (v = blk * NPORTS + P, none past the vocabulary), ceil(hidden / P) beats.
+// zero-padded). LM head (lm_head.h lm_dot_blocks): for each token block, for each block of rows, port
+// P's row (lm_block_row: its share of each cycle of rows; none past the vocabulary), ceil(hidden / P) beats.
 #pragma once
 
 #include <ap_int.h>
@@ -75,18 +75,17 @@ fetch_blocks:
 template <class CFG, int PORT, class WT>
 void lm_fetch_rows(const WT *w, int n_tok, int vocab, int hidden, hls::stream<typename CFG::beat_t> &fifo) {
 #pragma HLS INLINE off
-  enum { NP = CFG::NPORTS, kBeats = CFG::BEATS_MAX, kMaxBlk = (CFG::V_MAX + CFG::NPORTS - 1) / CFG::NPORTS,
-         kMaxBlocks = (CFG::MAX_TOK + 127) / CFG::MAX_TOK };
+  enum { kBeats = CFG::BEATS_MAX, kMaxBlk = CFG::NBLK_MAX, kMaxBlocks = (CFG::MAX_TOK + 127) / CFG::MAX_TOK };
   const int nbeats = (hidden + CFG::P - 1) / CFG::P;
-  const int nblk = (vocab + NP - 1) / NP;
+  const int nblk = CFG::blocks(vocab);
 lm_fetch_tok:
   for (int t0 = 0; t0 < n_tok; t0 += CFG::MAX_TOK) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBlocks
   lm_fetch_blk:
     for (int b = 0; b < nblk; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = kMaxBlk
-      const int v = b * NP + PORT;
-      if (v < vocab) {
+      const int v = lm_block_row<CFG>(b, PORT);
+      if (v >= 0 && v < vocab) {
       lm_fetch_beats:
         for (int j = 0; j < nbeats; j++) {
 #pragma HLS PIPELINE II = 1
