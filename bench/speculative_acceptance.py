@@ -139,10 +139,13 @@ def merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def project(agg: dict[str, Any], cfg: Any, board: Any, p: DesignParams, draft_s: float) -> dict[str, float]:
-    plain = cost_model.decode_step(cfg, board, p).tokens_per_s
+def project(agg: dict[str, Any], cfg: Any, board: Any, p: DesignParams, draft_s: float,
+            sampled: bool = False) -> dict[str, float]:
+    """The run's projected tok/s: plain decode and speculative (multi-row head, its attention hidden, per-row
+    heads); `sampled`: the host reads every row's logits (greedy reads the head's argmax)."""
+    plain = 1.0 / cost_spec.verify_call(cfg, board, p, 0, logits=sampled).seconds
     kw = dict(decode_tokens=agg["decode_tokens"], plain_passes=agg["plain_passes"], k_counts=agg["k_counts"],
-              draft_tokens=agg["draft_passes"], draft_s=draft_s)
+              draft_tokens=agg["draft_passes"], draft_s=draft_s, logits=sampled)
     multi = cost_spec.workload_tokens_per_s(cfg, board, p, **kw)
     hidden = cost_spec.workload_tokens_per_s(cfg, board, p, hide_attention=True, **kw)
     per_row = cost_spec.workload_tokens_per_s(cfg, board, p, multi_row_head=False, **kw)
@@ -223,7 +226,7 @@ def run_mode(a: argparse.Namespace, backend: Any, prompts: list[dict[str, Any]],
         r = run_prompt(backend, ids, n_new, spec, a.temperature)
         kinds.setdefault(pr["kind"], []).append(r)
         bounds.setdefault(pr["kind"], []).append(ids)
-        pj = project(r, cfg, board, p, ds)
+        pj = project(r, cfg, board, p, ds, bool(a.temperature))
         print(line(pr["name"], r, pj))
         out["results"].append({"model": mname, "mode": mode, "prompt": pr["name"], "kind": pr["kind"],
                                **{k: v for k, v in r.items() if k != "tokens"}, **pj})
@@ -238,7 +241,7 @@ def run_mode(a: argparse.Namespace, backend: Any, prompts: list[dict[str, Any]],
                          "decode_tokens": agg["decode_tokens"], "plain_passes": agg["plain_passes"],
                          "k_counts": agg["k_counts"], "why": agg["why"], "draft_tokens": agg["draft_passes"],
                          "draft_layer_fraction": fraction})
-        pj = project(agg, cfg, board, p, ds)
+        pj = project(agg, cfg, board, p, ds, bool(a.temperature))
         print(line(f"= {kind}", agg, pj))
         out["results"].append({"model": mname, "mode": mode, "prompt": f"all {kind}", "kind": kind,
                                **agg, **pj})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -217,6 +218,28 @@ class Driver:
         self.run_program(itf.program(self.p.config.n_layers, t_len, pos0, taps))
         return self.read_logits()
 
+    def read_argmax_rows(self, n: int) -> list[int]:
+        """The argmax OP_HEAD wrote for each of its first n rows (the lowest id of the largest logit:
+        greedy decode) without the logits: the argmax region's few hundred bytes, not n x vocab x 4. Each
+        row's top value must be finite (EdgeLLMError otherwise: what a NaN or infinite logit row raises
+        from the logits)."""
+        if not 1 <= n <= self.head_rows:
+            raise EdgeLLMError(f"{n} argmax rows; the head writes 1..{self.head_rows}")
+        tops = [self.read_topk(r) for r in range(n)]
+        for t in tops:
+            finite = not t.values.size or bool(np.isfinite(t.values[0]))
+            if not (0 <= t.argmax < self.p.config.vocab_size and finite):
+                raise EdgeLLMError(f"the LM head's argmax {t.argmax} (top logit {t.values[:1]}) is not a "
+                                   "finite logit of the vocabulary")
+        return [t.argmax for t in tops]
+
+    def forward_block_argmax(self, h: np.ndarray, pos0: int) -> int:
+        """forward_block, returning the head's argmax (read_argmax_rows) instead of the logits."""
+        t_len = self._check_block(h.shape[0], pos0)
+        self.write_h(h)
+        self.run_program(itf.program(self.p.config.n_layers, t_len, pos0))
+        return self.read_argmax_rows(1)[0]
+
     def run_layers(self, h: np.ndarray, pos0: int) -> None:
         """All layers over a block (one start), no LM head: for per-row heads afterwards."""
         t_len = self._check_block(h.shape[0], pos0)
@@ -229,9 +252,10 @@ class Driver:
         flags = itf.DESC_TAPS if taps else 0
         self.run_program(itf.descriptor(itf.OP_LAYER, layer, t_len, pos0, flags)[None])
 
-    def forward_rows(self, h: np.ndarray, pos0: int) -> np.ndarray:
+    def forward_rows(self, h: np.ndarray, pos0: int, argmax: bool = False) -> Any:
         """One IP start over a block of t_len <= head_rows tokens at pos0: every layer, then ONE OP_HEAD
-        over all t_len rows (the multi-row head streams its weights once). Returns (t_len, vocab) f32."""
+        over all t_len rows (the multi-row head streams its weights once). Returns (t_len, vocab) f32, or
+        with `argmax` each row's argmax (read_argmax_rows: greedy verification)."""
         t_len = self._check_block(h.shape[0], pos0)
         if t_len > self.head_rows:
             raise EdgeLLMError(f"block of {t_len} rows; one head pass scores up to {self.head_rows}")
@@ -239,7 +263,7 @@ class Driver:
         prog = itf.program(self.p.config.n_layers, t_len, pos0)
         prog[-1] = itf.descriptor(itf.OP_HEAD, 0, t_len, pos0, 0, 0, t_len)
         self.run_program(prog)
-        return self.read_logits_rows(t_len)
+        return self.read_argmax_rows(t_len) if argmax else self.read_logits_rows(t_len)
 
     def run_head(self, t_len: int, pos0: int, row: int) -> np.ndarray:
         """Step mode: one OP_HEAD descriptor on H[row]; returns (vocab,) f32 logits."""

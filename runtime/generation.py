@@ -88,13 +88,21 @@ def check_prompt(prompt_ids: Sequence[int], context: int, vocab_size: int | None
     return ids
 
 
+def argmax_on_device(backend: Any, params: SamplingParams) -> bool:
+    """Whether a greedy token can come from the backend's own argmax: greedy sampling without a
+    repetition penalty needs only the argmax, and a device session reads the LM head's
+    (runtime/session.py forward_argmax, verify_argmax) instead of the logits."""
+    return params.greedy and params.repetition_penalty == 1.0 and hasattr(backend, "forward_argmax")
+
+
 def generate(backend: Any, prompt_ids: Sequence[int], params: SamplingParams,
              on_token: OnToken | None = None, past: Sequence[int] | None = None,
              speculate: Any = None) -> GenerationResult:
     """Prefill the prompt, then sample and decode until a stop id, max_new_tokens or the context end.
 
     The backend is reset first, unless `past` lists the ids its KV state already holds (a conversation
-    going on): then only prompt_ids are prefilled, after them, and the context counts both.
+    going on): then only prompt_ids are prefilled, after them, and the context counts both. Greedy
+    decode without a repetition penalty on a device takes the LM head's argmax (argmax_on_device).
     on_token(id) is called as each token arrives, except a stop id. speculate: a
     runtime.speculative.SpecConfig (mode lookup or self) verifies drafted tokens in blocks
     (runtime/speculative.py): the same tokens when greedy, the same distribution when sampling.
@@ -114,10 +122,16 @@ def generate(backend: Any, prompt_ids: Sequence[int], params: SamplingParams,
     history = kept + list(ids)
     if past is None:
         backend.reset()
+    on_device = argmax_on_device(backend, params)
+
+    def step(tokens: list[int]) -> Any:
+        arr = np.asarray(tokens, dtype=np.int64)
+        return backend.forward_argmax(arr) if on_device else backend.forward(arr, all_logits=False)
+
     t0 = time.perf_counter()
-    logits = backend.forward(np.asarray(ids, dtype=np.int64), all_logits=False)  # (1, vocab)
+    out = step(ids)  # the argmax, or (1, vocab) logits
     while True:
-        tok = sampler.next(np.asarray(logits)[-1], history)
+        tok = int(out) if on_device else sampler.next(np.asarray(out)[-1], history)
         t1 = time.perf_counter()
         res.token_latencies_s.append(t1 - t0)
         res.tokens.append(tok)
@@ -134,6 +148,6 @@ def generate(backend: Any, prompt_ids: Sequence[int], params: SamplingParams,
             res.stop_reason = "context"
             break
         t0 = time.perf_counter()
-        logits = backend.forward(np.asarray([tok], dtype=np.int64), all_logits=False)  # (1, vocab)
+        out = step([tok])
     res.ttft_s = res.token_latencies_s[0]
     return res

@@ -21,6 +21,7 @@ time the cache fills, i.e. every max_ctx - sink - window generated tokens).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -88,30 +89,41 @@ class Session:
         every row. One start runs the layers and ONE OP_HEAD over all T rows (the multi-row head streams
         its weights once for them) when T <= the head's rows (driver.head_rows); a longer block (a design
         whose max_t exceeds them) takes the head's rows in passes, one OP_HEAD start per further pass."""
+        return self._verify(tokens, False)
+
+    def verify_argmax(self, tokens: np.ndarray) -> list[int]:
+        """verify, returning every row's greedy token (the LM head's argmax) without reading the logits
+        (greedy speculation without a repetition penalty, runtime/speculative.py)."""
+        return self._verify(tokens, True)
+
+    def _verify(self, tokens: np.ndarray, argmax: bool) -> Any:
         ids = self._check_ids(tokens)
         if len(ids) > self.max_block or self.length + len(ids) > self.max_ctx:
             raise EdgeLLMError(f"verify block of {len(ids)} tokens at position {self.length}: the design "
                                f"takes up to {self.max_block} per start and {self.max_ctx} positions")
-        out = self._block_rows(ids, self.length)
+        out = self._block_rows(ids, self.length, argmax)
         self.layer_passes += 1
         self._tokens.extend(ids)
         return out
 
-    def _block_rows(self, ids: list[int], pos0: int) -> np.ndarray:
-        """A block at pos0 and every row's logits (T, vocab) f32: one start with the layers and the head
-        over all T rows when T <= the head's rows, else the layers, then the head r rows a start."""
+    def _block_rows(self, ids: list[int], pos0: int, argmax: bool = False) -> Any:
+        """A block at pos0 and every row's logits (T, vocab) f32 (with `argmax`: every row's argmax, a
+        list): one start with the layers and the head over all T rows when T <= the head's rows, else the
+        layers, then the head r rows a start."""
         h = self.project.embed_rows(np.asarray(ids))
         t, r = len(ids), self.driver.head_rows
         if t <= r:
-            return self.driver.forward_rows(h, pos0).astype(np.float32)
+            out = self.driver.forward_rows(h, pos0, argmax)
+            return out if argmax else out.astype(np.float32)
         self.driver.run_layers(h, pos0)
-        out = np.concatenate([self._head_rows(t, pos0, r0, min(r, t - r0)) for r0 in range(0, t, r)])
-        return out.astype(np.float32)
+        parts = [self._head_rows(t, pos0, r0, min(r, t - r0), argmax) for r0 in range(0, t, r)]
+        return [a for p in parts for a in p] if argmax else np.concatenate(parts).astype(np.float32)
 
-    def _head_rows(self, t_len: int, pos0: int, row: int, n: int) -> np.ndarray:
-        """One OP_HEAD start over rows row .. row + n - 1 of the block in DDR: (n, vocab) f32."""
+    def _head_rows(self, t_len: int, pos0: int, row: int, n: int, argmax: bool = False) -> Any:
+        """One OP_HEAD start over rows row .. row + n - 1 of the block in DDR: (n, vocab) f32, or the n
+        rows' argmax."""
         self.driver.run_program(itf.descriptor(itf.OP_HEAD, 0, t_len, pos0, 0, row, n)[None])
-        return self.driver.read_logits_rows(n)
+        return self.driver.read_argmax_rows(n) if argmax else self.driver.read_logits_rows(n)
 
     def draft_logits(self, token: int, pos: int, layers: tuple[int, ...] | list[int]) -> np.ndarray:
         """Self-speculation: (vocab,) logits of `token` at position pos (length <= pos < max_ctx) through
@@ -158,10 +170,25 @@ class Session:
             return self._refill(ids)
         return self._feed(ids, all_logits)
 
-    def _feed(self, ids: list[int], all_logits: bool) -> np.ndarray:
+    def forward_argmax(self, tokens: np.ndarray) -> int:
+        """Append tokens (T,) as forward does; return the next token by greedy decoding (the LM head's
+        argmax: the lowest id of the largest logit, as runtime/sampling.py's greedy pick) without reading
+        the logits (runtime/generation.py takes this path for greedy decode without a repetition
+        penalty)."""
+        ids = self._check_ids(tokens)
+        if self.length + len(ids) > self.max_ctx:
+            if self.policy == "error":
+                raise EdgeLLMError(f"context full: {self.length} + {len(ids)} tokens exceed the KV cache of "
+                                   f"{self.max_ctx} positions (use --context-policy sliding to keep going)")
+            return self._refill(ids, argmax=True)
+        return self._feed(ids, False, argmax=True)
+
+    def _feed(self, ids: list[int], all_logits: bool, argmax: bool = False) -> Any:
+        """Feed ids in blocks of max_t: (T, vocab) logits with all_logits, else the last token's (1, vocab)
+        logits, or with `argmax` the head's argmax (int)."""
         mt = self.project.iface.max_t
         rows: list[np.ndarray] = []
-        last = None
+        last: Any = None
         for b in range(0, len(ids), mt):
             block = ids[b:b + mt]
             pos0 = self.length
@@ -170,21 +197,22 @@ class Session:
                 rows.extend(self._block_rows(block, pos0))
             else:
                 h = self.project.embed_rows(np.asarray(block))  # (t, hidden) f32
-                last = self.driver.forward_block(h, pos0)
+                last = (self.driver.forward_block_argmax(h, pos0) if argmax
+                        else self.driver.forward_block(h, pos0))
             self._tokens.extend(block)
         if all_logits:
             return np.stack(rows).astype(np.float32)  # (T, vocab)
         assert last is not None
-        return last[None, :]  # (1, vocab)
+        return last if argmax else last[None, :]  # the argmax, or (1, vocab)
 
-    def _refill(self, ids: list[int]) -> np.ndarray:
+    def _refill(self, ids: list[int], argmax: bool = False) -> Any:
         """Sliding policy: keep sink + the last window tokens of (cache + ids), re-prefill them at 0.."""
         assert self.window is not None
         seq = self._tokens + ids
         keep = seq[:self.sink] + seq[max(self.sink, len(seq) - self.window):]
         self.reset()
         self.refills += 1
-        return self._feed(keep, False)
+        return self._feed(keep, False, argmax)
 
     def stats(self) -> dict[str, float]:
         """Device round trips and seconds spent waiting for the accelerator."""

@@ -49,7 +49,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.generation import GenerationResult, OnToken, check_prompt, context_of
+from edgellm.runtime.generation import GenerationResult, OnToken, argmax_on_device, check_prompt, context_of
 from edgellm.runtime.sampling import Sampler, SamplingParams, filtered_probs
 from edgellm.runtime.spec_backend import (  # noqa: F401  (rewind, can_rewind: the module's API too)
     DEFAULT_K_MAX,
@@ -337,8 +337,7 @@ def generate_speculative(backend: Any, prompt_ids: Sequence[int], params: Sampli
     if past is None:
         backend.reset()
     t0 = time.perf_counter()
-    logits = backend.forward(np.asarray(ids, dtype=np.int64), all_logits=False)
-    out.emit(sampler.next(np.asarray(logits)[-1], out.history))
+    out.emit(_plain_token(backend, sampler, ids, out.history))
     res.token_latencies_s.append(time.perf_counter() - t0)
     while not out.done:
         t0 = time.perf_counter()
@@ -352,6 +351,15 @@ def generate_speculative(backend: Any, prompt_ids: Sequence[int], params: Sampli
         res.token_latencies_s.extend([dt / n] * n)  # a pass's time spread over its tokens
     res.ttft_s = res.token_latencies_s[0]
     return res
+
+
+def _plain_token(backend: Any, sampler: Sampler, tokens: list[int], history: list[int]) -> int:
+    """Feed tokens as plain decode does and pick the next token (greedy on a device: the LM head's
+    argmax, generation.argmax_on_device; otherwise the sampler over the logits)."""
+    arr = np.asarray(tokens, np.int64)
+    if argmax_on_device(backend, sampler.params):
+        return int(backend.forward_argmax(arr))
+    return sampler.next(np.asarray(backend.forward(arr, all_logits=False))[-1], history)
 
 
 def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter, ctl: KController,
@@ -372,19 +380,23 @@ def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter
         ctl.update(0, 0)
         stats.count_plain("room" if room <= 0 else "no_draft" if k > 0 and proposed == 0 else "controller")
         stats.cost_steps += draft_cost
-        logits = backend.forward(np.asarray([history[-1]], np.int64), all_logits=False)
-        out.emit(sampler.next(np.asarray(logits)[-1], history))
+        out.emit(_plain_token(backend, sampler, [history[-1]], history))
         return
-    logits = verify_rows(backend, [history[-1], *drafts])  # (k+1, vocab)
+    on_device = argmax_on_device(backend, params) and hasattr(backend, "verify_argmax")
+    block = [history[-1], *drafts]
+    rows = backend.verify_argmax(np.asarray(block, np.int64)) if on_device else verify_rows(backend, block)
     stats.verify_passes += 1
     stats.k_counts[len(drafts)] = stats.k_counts.get(len(drafts), 0) + 1
     stats.drafted += len(drafts)
     stats.cost_steps += verify_cost(spec, len(drafts)) + draft_cost
     base = list(history)
-    if params.greedy or q is None:
-        n_acc, extra = accept_replay(sampler, logits, base, drafts)
+    if on_device:  # every row's greedy token from the LM head's argmax (k+1 ids, no logits read)
+        n_acc = next((i for i, d in enumerate(drafts) if d != rows[i]), len(drafts))
+        extra = int(rows[n_acc])
+    elif params.greedy or q is None:
+        n_acc, extra = accept_replay(sampler, rows, base, drafts)
     else:
-        p = _target_dists(logits, params, base, drafts)
+        p = _target_dists(rows, params, base, drafts)
         n_acc, extra = accept(p, None if q is None else q[:len(drafts)], drafts, sampler.rng)
     stats.accepted += n_acc
     stats.rejections += int(n_acc < len(drafts))

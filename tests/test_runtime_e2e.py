@@ -171,3 +171,54 @@ def test_errors_and_sliding_context(built, tmp_path: Path) -> None:
     (bad / "weights.bin").write_bytes(bytes(w))
     res = runner.invoke(app, ["run", str(bad), "--prompt", "hi", "--device", "emu"])
     assert res.exit_code == 2 and "weights.bin: sha256" in res.output and "refusing" in res.output
+
+
+def test_greedy_decode_reads_the_heads_argmax_not_the_logits(built, monkeypatch) -> None:
+    """Greedy decode without a repetition penalty takes the LM head's argmax (Session.forward_argmax: the
+    argmax region, no logits read): the same tokens as sampling greedily from the logits, also across a
+    sliding-context refill; a non-finite top logit is a one-line error."""
+    from edgellm.errors import EdgeLLMError
+    from edgellm.runtime.generation import generate
+    from edgellm.runtime.project import Project
+    from edgellm.runtime.sampling import SamplingParams
+    from edgellm.runtime.session import Session, open_device
+
+    _, proj = built
+    p = Project.open(proj)
+    prompt = list(range(3, 40, 3))
+    params = SamplingParams(max_new_tokens=60, stop_at_eos=False)  # 13 + 60 > the 64-position cache
+
+    class LogitsOnly:  # the session without forward_argmax: generate samples from the logits
+        def __init__(self, s: Session) -> None:
+            self.s, self.config, self.name = s, s.config, s.name
+
+        def reset(self) -> None:
+            self.s.reset()
+
+        @property
+        def length(self) -> int:
+            return self.s.length
+
+        def forward(self, tokens, all_logits=False):
+            return self.s.forward(tokens, all_logits)
+
+    ref_s = Session(p, open_device(p, "emu"), context_policy="sliding")
+    ref = generate(LogitsOnly(ref_s), prompt, params).tokens
+    fast_s = Session(p, open_device(p, "emu"), context_policy="sliding")
+
+    def no_logits() -> None:
+        raise AssertionError("greedy decode read the logits")
+
+    monkeypatch.setattr(fast_s.driver, "read_logits", no_logits)
+    fast = generate(fast_s, prompt, params).tokens
+    assert fast == ref and len(ref) == 60 and fast_s.refills >= 1 and ref_s.refills == fast_s.refills
+    # a repetition penalty needs the logits: the session's logits path (read_logits) is taken
+    with pytest.raises(AssertionError, match="read the logits"):
+        generate(fast_s, prompt, SamplingParams(max_new_tokens=2, repetition_penalty=1.3))
+    # the head's top logit not finite: one line
+    from edgellm.runtime import driver as drv
+
+    monkeypatch.setattr(fast_s.driver, "read_topk",
+                        lambda row=0: drv.TopK(5, np.array([5], np.int32), np.array([np.nan], np.float32)))
+    with pytest.raises(EdgeLLMError, match="not a finite logit"):
+        generate(fast_s, prompt, SamplingParams(max_new_tokens=2))

@@ -166,6 +166,20 @@ def test_verify_is_one_start(proj: Path) -> None:
         s.verify(np.arange(5))
 
 
+def test_verify_argmax_is_the_rows_argmax(proj: Path) -> None:
+    """verify_argmax (greedy verification: the LM head's argmax of every row, no logits read) gives
+    np.argmax of verify's rows, through one start."""
+    s, ref = _session(proj), _session(proj)
+    for x in (s, ref):
+        x.forward(np.array([1, 2, 3]))
+    for t in (1, 3, 4):
+        starts = s.driver.starts
+        got = s.verify_argmax(np.arange(t) + 5)
+        assert s.driver.starts == starts + 1
+        assert got == np.argmax(ref.verify(np.arange(t) + 5), axis=1).tolist()
+        s.rewind(3), ref.rewind(3)
+
+
 def test_speculative_greedy_same_text_fewer_starts(proj: Path) -> None:
     """Greedy lookup speculation on the emulator: the same tokens as plain decode, fewer accelerator starts
     than plain decode, and exactly one start per pass (prefill blocks, verify passes, plain steps): no
@@ -175,6 +189,12 @@ def test_speculative_greedy_same_text_fewer_starts(proj: Path) -> None:
     plain_s = _session(proj)
     plain = generate(plain_s, prompt, params)
     fast_s = _session(proj)
+
+    def no_logits(*_: object) -> None:
+        raise AssertionError("greedy speculation read the logits")
+
+    for name in ("read_logits", "read_logits_rows"):  # greedy: every token from the head's argmax rows
+        setattr(fast_s.driver, name, no_logits)
     fast = generate(fast_s, prompt, params, speculate=SpecConfig("lookup", k_max=3, ngram_min=1))
     st = fast.speculation
     assert list(fast.tokens) == list(plain.tokens)

@@ -35,7 +35,7 @@ from edgellm.compiler.cost.lowbit import (
     linear_seconds,
     stream_bytes,
 )
-from edgellm.compiler.cost.model import HOST_CALL_S, HOST_SAMPLE_S_PER_VOCAB
+from edgellm.compiler.cost.model import host_seconds
 from edgellm.compiler.design import DesignParams, head_beat_bytes, kv_bytes_per_token, stream_ports
 from edgellm.models.config import ModelConfig
 
@@ -156,7 +156,7 @@ def run_split(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
         run.lm_head = linear_seconds(cfg.vocab_size, cfg.hidden_size, m.head, eng, 1, p.clock_mhz * 1e6, wbps)
     else:
         run.lm_head = cost_lm_head.seconds(cfg, board, p, beat=head_beat_bytes(p, "lowbit"))
-    run.host = calls * HOST_CALL_S * p.ip_calls_per_token + cfg.vocab_size * HOST_SAMPLE_S_PER_VOCAB
+    run.host = host_seconds(cfg, p, calls)
     return run
 
 

@@ -50,7 +50,11 @@ from edgellm.models.config import ModelConfig
 # --- Named constants (source in each comment) ---------------------------------------------------
 # Host cost of one ap_start write + ap_done poll from Python through PYNQ MMIO. Assumption (tens of us).
 HOST_CALL_S = 50e-6
-# Host argmax/sampling over fp32 logits on the ARM cores, seconds per vocabulary entry. Assumption.
+# Host argmax/sampling over fp32 logits on the ARM cores, seconds per vocabulary entry. Assumption. Paid
+# where the host reads the logits: sampled decode, a speculative verify's rows (cost/speculative.py), the
+# serial description's host (TeLLMe's runtime: assumed to read them); greedy decode on the generated
+# designs reads the LM head's argmax instead (runtime/session.py forward_argmax), a few hundred bytes
+# that the host call's time covers.
 HOST_SAMPLE_S_PER_VOCAB = 2e-9
 # Between two slots of the prefill pipeline: the DATAFLOW region's start and done handshakes and the
 # processes' argument setup. Assumption, cycles.
@@ -66,8 +70,12 @@ ENGINE_FIELDS = ("overlap", "clock_mhz", "group_size", "tables", "rows", "weight
 PERF_FIELDS = tuple(dict.fromkeys((*ENGINE_FIELDS, *cost_serial.PERF_FIELDS)))
 
 
-def _host_s(cfg: ModelConfig, p: DesignParams) -> float:
-    return p.ip_calls_per_token * HOST_CALL_S + cfg.vocab_size * HOST_SAMPLE_S_PER_VOCAB
+def host_seconds(cfg: ModelConfig, p: DesignParams, calls: int = 1, logits: bool = False) -> float:
+    """The host's share of a run of `calls` accelerator calls (each p.ip_calls_per_token starts), ending
+    in a greedy token from the LM head's argmax, or with `logits` in an argmax / sample over the logits
+    it reads (HOST_SAMPLE_S_PER_VOCAB a vocabulary entry)."""
+    return calls * p.ip_calls_per_token * HOST_CALL_S + (cfg.vocab_size * HOST_SAMPLE_S_PER_VOCAB if logits
+                                                         else 0.0)
 
 
 def _attention(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int,
@@ -253,14 +261,14 @@ def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, c
         detail["stall"] += run.stall
         detail["fetch"] += nbytes / bw.weights
     parts = {"layers": layers, "lm_head": cost_lm_head.seconds(cfg, board, p),
-             "host": _host_s(cfg, p) + (calls - 1) * HOST_CALL_S}
+             "host": host_seconds(cfg, p) + (calls - 1) * HOST_CALL_S}
     return Projection(sum(parts.values()), parts, detail)
 
 
 def _run(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int) -> Projection:
     if not p.overlap:  # the TeLLMe-style serial description
         layers, head, detail = cost_serial.run(cfg, board, p, tokens, context0)
-        parts = {"layers": layers, "lm_head": head, "host": _host_s(cfg, p)}
+        parts = {"layers": layers, "lm_head": head, "host": host_seconds(cfg, p, logits=True)}
         return Projection(sum(parts.values()), parts, detail)
     return _run_fetched(cfg, board, p, tokens, context0)
 
@@ -295,7 +303,7 @@ def prefill_floor(cfg: ModelConfig, board: Board, p: DesignParams, n_tokens: int
                          + [vector_s(q, a, end - n + a) + vector_s(q, n - a, end) for a in splits])
         best = min(best, cfg.n_layers * total)
     final = cost_elementwise.final_norm(cfg, p) / f
-    return best + final + cost_lm_head.seconds(cfg, board, p) + _host_s(cfg, p)
+    return best + final + cost_lm_head.seconds(cfg, board, p) + host_seconds(cfg, p)
 
 
 def decode_step(cfg: ModelConfig, board: Board, p: DesignParams, context: int | None = None) -> Projection:

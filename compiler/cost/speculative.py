@@ -156,15 +156,19 @@ def multi_row_head_s(cfg: ModelConfig, board: Board, p: DesignParams, t: int, la
 
 
 def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context: int | None = None,
-                multi_row_head: bool = True, head_lanes: int | None = None, hide_attention: bool = False
-                ) -> VerifyCost:
+                multi_row_head: bool = True, head_lanes: int | None = None, hide_attention: bool = False,
+                logits: bool = False) -> VerifyCost:
     """One verify call of k drafts (T = k + 1 rows) with `context` tokens cached (default
     p.decode_context). k = 0 is a plain decode step. hide_attention: the optimistic bound, the rows'
-    attention over the cache hidden (the block priced from context 0, at least a decode step's layers)."""
+    attention over the cache hidden (the block priced from context 0, at least a decode step's layers).
+    Greedy verification reads every row's argmax (runtime/session.py verify_argmax); with `logits`
+    (sampling) the host reads and samples every row's logits (cost_model.HOST_SAMPLE_S_PER_VOCAB)."""
     ctx = p.decode_context if context is None else context
     dec = _decode(cfg, board, p, ctx)
+    read = (k + 1) * cfg.vocab_size * cost_model.HOST_SAMPLE_S_PER_VOCAB if logits else 0.0
     if k == 0:
-        return VerifyCost(0, dec.seconds, dict(dec.parts), dec.seconds)
+        parts = {**dec.parts, "host": dec.parts["host"] + read}
+        return VerifyCost(0, dec.seconds + read, parts, dec.seconds)
     if not 1 <= k <= max_k(p):
         raise ValueError(f"k = {k}: a verify call takes 1..{max_k(p)} drafts "
                          f"(prefill block {p.prefill_token_block})")
@@ -194,7 +198,7 @@ def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context
     else:  # one OP_HEAD start per row (the last row's head runs in the layers' start)
         head = t * one_head
         host = block.parts["host"] + k * cost_model.HOST_CALL_S
-    parts = {"layers": block.parts["layers"], "attention_cache": cache, "lm_head": head, "host": host}
+    parts = {"layers": block.parts["layers"], "attention_cache": cache, "lm_head": head, "host": host + read}
     return VerifyCost(k, sum(parts.values()), parts, dec.seconds)
 
 
@@ -257,14 +261,15 @@ def best_k(cfg: ModelConfig, board: Board, p: DesignParams, a: float, k_max: int
 def workload_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams, decode_tokens: int,
                           plain_passes: int, k_counts: dict[int, int], draft_tokens: int = 0,
                           draft_s: float = 0.0, context: int | None = None, multi_row_head: bool = True,
-                          hide_attention: bool = False) -> float:
+                          hide_attention: bool = False, logits: bool = False) -> float:
     """Projected decode tokens/s of a measured run (runtime.speculative.SpecStats): its plain passes and
-    its verify passes by k, each at the projected seconds of its call, plus its draft tokens."""
-    dec = _decode(cfg, board, p, p.decode_context if context is None else context).seconds
+    its verify passes by k, each at the projected seconds of its call (`logits`: a sampled run, the host
+    reading every row's logits: verify_call), plus its draft tokens."""
+    dec = verify_call(cfg, board, p, 0, context, logits=logits).seconds
     total = plain_passes * dec + draft_tokens * draft_s
     for k, n in k_counts.items():
         total += n * verify_call(cfg, board, p, int(k), context, multi_row_head,
-                                 hide_attention=hide_attention).seconds
+                                 hide_attention=hide_attention, logits=logits).seconds
     return decode_tokens / total if total else 0.0
 
 
@@ -303,15 +308,16 @@ def run_tokens_per_pass(run: dict) -> float:
 def run_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams, run: dict,
                      hide_attention: bool = False) -> float:
     """A recorded run projected on p pass by pass (workload_tokens_per_s: its plain passes, its verify
-    passes by k, its draft tokens at the kept layers' share); 0 when one of its verify calls takes more
-    drafts than p's block holds (max_k)."""
+    passes by k, its draft tokens at the kept layers' share; a sampled run's host reading every row's
+    logits); 0 when one of its verify calls takes more drafts than p's block holds (max_k)."""
     kc = {int(k): int(n) for k, n in run["k_counts"].items()}
     if any(k > max_k(p) for k in kc):
         return 0.0
     n_draft = round(float(run.get("draft_layer_fraction", 0.0)) * cfg.n_layers)
     ds = draft_token_s(cfg, board, p, n_draft) if n_draft else 0.0
     return workload_tokens_per_s(cfg, board, p, int(run["decode_tokens"]), int(run["plain_passes"]), kc,
-                                 int(run.get("draft_tokens", 0)), ds, hide_attention=hide_attention)
+                                 int(run.get("draft_tokens", 0)), ds, hide_attention=hide_attention,
+                                 logits=bool(run.get("temperature")))
 
 
 def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
@@ -341,8 +347,10 @@ def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
             continue
         how = "greedy" if not r.get("temperature") else f"sampled at T={r['temperature']:g}"
         how += f", k <= {r['k_max']}" if r.get("k_max") else ""
+        # against plain decode of the same kind: a sampled run's plain steps read the logits too
+        base = 1.0 / verify_call(cfg, board, p, 0, logits=True).seconds if r.get("temperature") else dec
         out.append(f"  {r['drafter']} on {r['kind']} prompts ({r['model']} model, {how}): acceptance "
                    f"{100 * float(r['acceptance']):.0f}%, {float(r['tokens_per_pass']):.2f} tokens per pass "
-                   f"-> {cons:.1f} tok/s ({cons / dec:.2f}x; {hid / dec:.2f}x with the rows' attention "
+                   f"-> {cons:.1f} tok/s ({cons / base:.2f}x; {hid / base:.2f}x with the rows' attention "
                    "hidden)")
     return out
