@@ -113,7 +113,7 @@ def attn_lib() -> ctypes.CDLL:
 # (d_max, lanes, kv_block, d, kv dtype): several lane chunks, one chunk (lanes >= d: the o / l
 # distance comes from the row padding alone), f16 cache
 ATTN_CASES = [(128, 16, 16, 96, "f32"), (128, 128, 16, 64, "f32"), (128, 64, 32, 64, "f16"),
-              (128, 8, 16, 40, "f32")]
+              (128, 8, 16, 40, "f32"), (128, 8, 4, 64, "f32")]  # the last: K/V tiles of 4 keys
 
 
 def test_attention_claims_hold(attn_lib: ctypes.CDLL) -> None:

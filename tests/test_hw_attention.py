@@ -15,9 +15,9 @@ from edgellm.models import numerics as nx
 F32 = np.float32
 # (d_max, dot_lanes, kv_block) instantiated in hw/tb/attention_tb.cpp
 CONFIGS = {(128, 64, 16), (128, 64, 32), (128, 128, 16), (128, 128, 32), (256, 32, 16), (256, 256, 16),
-           (128, 8, 16), (128, 16, 16), (128, 16, 32), (128, 32, 16)}
+           (128, 8, 16), (128, 16, 16), (128, 16, 32), (128, 32, 16), (128, 8, 4)}
 CONFIGS_F16 = {(128, 64, 16), (128, 64, 32), (128, 128, 16), (128, 128, 32), (128, 8, 16),
-               (128, 16, 16), (128, 16, 32), (128, 32, 16)}  # f16-cache kernels
+               (128, 16, 16), (128, 16, 32), (128, 32, 16), (128, 8, 4)}  # f16-cache kernels
 KV_DTYPES = ("f32", "f16")
 
 
@@ -214,7 +214,8 @@ def test_comparison_detects_a_different_order(lib: ctypes.CDLL) -> None:
 
 # (dot_lanes, head_dim, kv_block): the head dimension over ceil(head_dim / dot_lanes) lane chunks,
 # head_dim 40 and 96 not multiples of the lanes (or of the 16-float DDR beat)
-NARROW = [(8, 64, 16), (16, 96, 32), (32, 128, 16), (16, 40, 16), (8, 128, 16), (32, 96, 16), (16, 128, 16)]
+NARROW = [(8, 64, 16), (16, 96, 32), (32, 128, 16), (16, 40, 16), (8, 128, 16), (32, 96, 16), (16, 128, 16),
+          (8, 64, 4)]  # K/V tiles of 4 keys: the low-bit search's small-tile vector engines
 
 
 @pytest.mark.parametrize("kv", KV_DTYPES)
@@ -429,7 +430,7 @@ def test_cycle_formula_bitnet_large_decode() -> None:
 
 
 @pytest.mark.parametrize(("lanes", "d", "kvb"), [(64, 64, 16), (16, 96, 32), (8, 40, 16), (128, 128, 16),
-                                                 (32, 96, 16), (128, 64, 32)])
+                                                 (32, 96, 16), (128, 64, 32), (8, 64, 4)])
 def test_trace_matches_cycle_formula(lib: ctypes.CDLL, lanes: int, d: int, kvb: int) -> None:
     """Decode and prefill through attention_prefill: the loops' trip counts and entries equal the header
     formula per job, the core reads exactly the beats the reader streams (every tile once, no tile past

@@ -38,6 +38,8 @@ EDGELLM_ATTN_TB(128, 8, 16)
 EDGELLM_ATTN_TB(128, 16, 16)
 EDGELLM_ATTN_TB(128, 16, 32)
 EDGELLM_ATTN_TB(128, 32, 16)
+// K/V tiles of 4 keys (the low-bit search's small-tile vector engines, compiler/cost/lowbit_search.py VECTOR)
+EDGELLM_ATTN_TB(128, 8, 4)
 
 #define EDGELLM_ATTN_TB16(D, L, B)                                                                \
   extern "C" void tb_prefill16_d##D##_l##L##_b##B(const f32 *q, const f16 *k, const f16 *v,      \
@@ -60,6 +62,7 @@ EDGELLM_ATTN_TB16(128, 8, 16)
 EDGELLM_ATTN_TB16(128, 16, 16)
 EDGELLM_ATTN_TB16(128, 16, 32)
 EDGELLM_ATTN_TB16(128, 32, 16)
+EDGELLM_ATTN_TB16(128, 8, 4)
 
 // Decode over NP K/V ports (attention_decode_ports): k0..k3 / v0..v3 are separate buffers.
 // Name: tb_decode_ports<NP><SUF>, config CFG.
