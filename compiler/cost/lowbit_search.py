@@ -36,7 +36,7 @@ from edgellm.runtime.layout import HEAD_FIFO_DEPTH
 # absent: 0 = ew_vec; the ternary DSE's defaults last)
 VECTOR: tuple[tuple[int, ...], ...] = ((2, 8, 1), (2, 32, 1), (4, 8, 1), (4, 8, 2, 1), (4, 8, 2),
                                        (4, 8, 4, 1), (4, 4, 2, 1), (4, 4, 4, 1), (8, 4, 2), (8, 4, 4, 1),
-                                       (8, 16, 2), (8, 16, 4, 1), (16, 32, 4))
+                                       (8, 8, 2, 1), (8, 8, 4, 1), (8, 16, 2), (8, 16, 4, 1), (16, 32, 4))
 # words (128-bit beats) per weight fetcher FIFO the search tries: powers of two up to a URAM's depth, then
 # every whole number of URAMs deep up to design.FETCH_DEPTH_RANGE's 65536 (a 128-bit word takes two 72-bit
 # URAM columns, so each step of URAM_WORDS costs 2 URAMs a port)
