@@ -240,6 +240,15 @@ class Driver:
         self.run_program(itf.program(self.p.config.n_layers, t_len, pos0))
         return self.read_argmax_rows(1)[0]
 
+    def forward_block_top(self, h: np.ndarray, pos0: int) -> TopK:
+        """forward_block, returning the head's top-k (read_topk: the ids descending by logit, ties by
+        lower id, and their logits) instead of the logits: sampling with a top-k filter of at most the
+        design's k (runtime/sampling.py topk_samplable)."""
+        t_len = self._check_block(h.shape[0], pos0)
+        self.write_h(h)
+        self.run_program(itf.program(self.p.config.n_layers, t_len, pos0))
+        return self.read_topk()
+
     def run_layers(self, h: np.ndarray, pos0: int) -> None:
         """All layers over a block (one start), no LM head: for per-row heads afterwards."""
         t_len = self._check_block(h.shape[0], pos0)

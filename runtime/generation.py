@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.sampling import Sampler, SamplingParams
+from edgellm.runtime.sampling import Sampler, SamplingParams, topk_samplable
 
 OnToken = Callable[[int], None]
 
@@ -95,6 +95,24 @@ def argmax_on_device(backend: Any, params: SamplingParams) -> bool:
     return params.greedy and params.repetition_penalty == 1.0 and hasattr(backend, "forward_argmax")
 
 
+def device_picker(backend: Any, sampler: Sampler) -> Callable[[Sequence[int], Sequence[int]], int]:
+    """feed(tokens, history) -> the next token: the tokens fed as plain decode does, the token picked from
+    what the backend can give without its logits when the sampling allows (the LM head's argmax when
+    greedy, argmax_on_device; its top-k when sampling with a top-k filter of at most the head's k and no
+    repetition penalty, sampling.topk_samplable: Sampler.next_from_top, the same pick), else the sampler
+    over the logits."""
+    params = sampler.params
+    if argmax_on_device(backend, params):
+        return lambda tokens, history: int(backend.forward_argmax(np.asarray(tokens, np.int64)))
+    if hasattr(backend, "forward_top") and topk_samplable(params, int(getattr(backend, "head_top_k", 0))):
+        def from_top(tokens: Sequence[int], history: Sequence[int]) -> int:
+            top = backend.forward_top(np.asarray(tokens, np.int64))
+            return sampler.next_from_top(top.ids, top.values)
+        return from_top
+    return lambda tokens, history: sampler.next(
+        np.asarray(backend.forward(np.asarray(tokens, np.int64), all_logits=False))[-1], history)
+
+
 def generate(backend: Any, prompt_ids: Sequence[int], params: SamplingParams,
              on_token: OnToken | None = None, past: Sequence[int] | None = None,
              speculate: Any = None) -> GenerationResult:
@@ -122,16 +140,11 @@ def generate(backend: Any, prompt_ids: Sequence[int], params: SamplingParams,
     history = kept + list(ids)
     if past is None:
         backend.reset()
-    on_device = argmax_on_device(backend, params)
-
-    def step(tokens: list[int]) -> Any:
-        arr = np.asarray(tokens, dtype=np.int64)
-        return backend.forward_argmax(arr) if on_device else backend.forward(arr, all_logits=False)
+    next_token = device_picker(backend, sampler)
 
     t0 = time.perf_counter()
-    out = step(ids)  # the argmax, or (1, vocab) logits
+    tok = next_token(ids, history)
     while True:
-        tok = int(out) if on_device else sampler.next(np.asarray(out)[-1], history)
         t1 = time.perf_counter()
         res.token_latencies_s.append(t1 - t0)
         res.tokens.append(tok)
@@ -148,6 +161,6 @@ def generate(backend: Any, prompt_ids: Sequence[int], params: SamplingParams,
             res.stop_reason = "context"
             break
         t0 = time.perf_counter()
-        out = step([tok])
+        tok = next_token([tok], history)
     res.ttft_s = res.token_latencies_s[0]
     return res

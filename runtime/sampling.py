@@ -109,7 +109,14 @@ def filtered_probs(logits: np.ndarray, params: SamplingParams, history: Iterable
     order = np.argsort(-x, kind="stable")  # (vocab,) descending, ties by lower id first
     if params.top_k > 0:
         order = order[:params.top_k]
-    z = x[order]
+    order, p = _tempered(order, x[order], params)
+    probs[order] = p
+    return probs
+
+
+def _tempered(order: np.ndarray, z: np.ndarray, params: SamplingParams) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates (ids `order`, their logits z: descending, ties by lower id) after temperature and
+    top-p: (ids kept, their probabilities, summing to 1)."""
     p = np.exp((z - z[0]) / params.temperature)  # z[0] is the finite maximum: no overflow
     p /= p.sum()
     if params.top_p < 1.0:
@@ -117,8 +124,14 @@ def filtered_probs(logits: np.ndarray, params: SamplingParams, history: Iterable
         keep = int(np.searchsorted(np.cumsum(p), params.top_p, side="left")) + 1
         order, p = order[:keep], p[:keep]
         p = p / p.sum()
-    probs[order] = p
-    return probs
+    return order, p
+
+
+def topk_samplable(params: SamplingParams, k: int) -> bool:
+    """Whether a sampled token can come from k top logits alone (the LM head's top-K, ids descending by
+    logit, ties by lower id): a top-k filter of at most k and no repetition penalty (which reads every
+    logit of the history's tokens)."""
+    return not params.greedy and 0 < params.top_k <= k and params.repetition_penalty == 1.0
 
 
 class Sampler:
@@ -134,7 +147,25 @@ class Sampler:
         if self.params.greedy:
             return int(np.argmax(probs))
         support = np.flatnonzero(probs)  # ascending ids
-        cdf = np.cumsum(probs[support])
+        return self._draw(support, probs[support])
+
+    def next_from_top(self, ids: np.ndarray, values: np.ndarray) -> int:
+        """The same pick as next() from the k top logits alone (ids descending by logit, ties by lower id:
+        the LM head's top-K) when topk_samplable(params, k): the same candidates, probabilities and draw."""
+        if not topk_samplable(self.params, len(ids)):
+            raise EdgeLLMError(f"sampling from {len(ids)} top logits needs top_k in 1..{len(ids)} and no "
+                               "repetition penalty")
+        z = np.asarray(values, np.float64)[:self.params.top_k]
+        if not np.isfinite(z[0]) or np.isnan(z).any():
+            raise EdgeLLMError("the top logits are not finite")
+        order, p = _tempered(np.asarray(ids, np.int64)[:self.params.top_k], z, self.params)
+        by_id = np.argsort(order, kind="stable")
+        keep = p[by_id] > 0  # next() draws over the nonzero probabilities in ascending id order
+        return self._draw(order[by_id][keep], p[by_id][keep])
+
+    def _draw(self, support: np.ndarray, probs: np.ndarray) -> int:
+        """One draw over `support` (ascending ids) with probabilities `probs`."""
+        cdf = np.cumsum(probs)
         u = self.rng.random() * cdf[-1]
         i = min(int(np.searchsorted(cdf, u, side="right")), support.size - 1)
         return int(support[i])

@@ -175,17 +175,32 @@ class Session:
         argmax: the lowest id of the largest logit, as runtime/sampling.py's greedy pick) without reading
         the logits (runtime/generation.py takes this path for greedy decode without a repetition
         penalty)."""
+        return self._pick(tokens, "argmax")
+
+    @property
+    def head_top_k(self) -> int:
+        """The top logits the LM head writes per row (the project's top_k)."""
+        return int(self.project.iface.top_k)
+
+    def forward_top(self, tokens: np.ndarray) -> Any:
+        """Append tokens (T,) as forward does; return the LM head's top-k of the last token (driver.TopK:
+        ids descending by logit, ties by lower id, and their logits) without reading the logits
+        (runtime/generation.py takes this path for sampling with a top-k filter of at most head_top_k and
+        no repetition penalty)."""
+        return self._pick(tokens, "top")
+
+    def _pick(self, tokens: np.ndarray, pick: str) -> Any:
         ids = self._check_ids(tokens)
         if self.length + len(ids) > self.max_ctx:
             if self.policy == "error":
                 raise EdgeLLMError(f"context full: {self.length} + {len(ids)} tokens exceed the KV cache of "
                                    f"{self.max_ctx} positions (use --context-policy sliding to keep going)")
-            return self._refill(ids, argmax=True)
-        return self._feed(ids, False, argmax=True)
+            return self._refill(ids, pick)
+        return self._feed(ids, False, pick)
 
-    def _feed(self, ids: list[int], all_logits: bool, argmax: bool = False) -> Any:
+    def _feed(self, ids: list[int], all_logits: bool, pick: str = "") -> Any:
         """Feed ids in blocks of max_t: (T, vocab) logits with all_logits, else the last token's (1, vocab)
-        logits, or with `argmax` the head's argmax (int)."""
+        logits, or the head's argmax (pick "argmax", an int) or top-k (pick "top", a driver.TopK)."""
         mt = self.project.iface.max_t
         rows: list[np.ndarray] = []
         last: Any = None
@@ -197,22 +212,22 @@ class Session:
                 rows.extend(self._block_rows(block, pos0))
             else:
                 h = self.project.embed_rows(np.asarray(block))  # (t, hidden) f32
-                last = (self.driver.forward_block_argmax(h, pos0) if argmax
-                        else self.driver.forward_block(h, pos0))
+                read = {"argmax": self.driver.forward_block_argmax, "top": self.driver.forward_block_top}
+                last = read.get(pick, self.driver.forward_block)(h, pos0)
             self._tokens.extend(block)
         if all_logits:
             return np.stack(rows).astype(np.float32)  # (T, vocab)
         assert last is not None
-        return last if argmax else last[None, :]  # the argmax, or (1, vocab)
+        return last if pick else last[None, :]  # the argmax or top-k, or (1, vocab)
 
-    def _refill(self, ids: list[int], argmax: bool = False) -> Any:
+    def _refill(self, ids: list[int], pick: str = "") -> Any:
         """Sliding policy: keep sink + the last window tokens of (cache + ids), re-prefill them at 0.."""
         assert self.window is not None
         seq = self._tokens + ids
         keep = seq[:self.sink] + seq[max(self.sink, len(seq) - self.window):]
         self.reset()
         self.refills += 1
-        return self._feed(keep, False, argmax)
+        return self._feed(keep, False, pick)
 
     def stats(self) -> dict[str, float]:
         """Device round trips and seconds spent waiting for the accelerator."""

@@ -49,7 +49,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.generation import GenerationResult, OnToken, argmax_on_device, check_prompt, context_of
+from edgellm.runtime.generation import (
+    GenerationResult,
+    OnToken,
+    argmax_on_device,
+    check_prompt,
+    context_of,
+    device_picker,
+)
 from edgellm.runtime.sampling import Sampler, SamplingParams, filtered_probs
 from edgellm.runtime.spec_backend import (  # noqa: F401  (rewind, can_rewind: the module's API too)
     DEFAULT_K_MAX,
@@ -354,12 +361,9 @@ def generate_speculative(backend: Any, prompt_ids: Sequence[int], params: Sampli
 
 
 def _plain_token(backend: Any, sampler: Sampler, tokens: list[int], history: list[int]) -> int:
-    """Feed tokens as plain decode does and pick the next token (greedy on a device: the LM head's
-    argmax, generation.argmax_on_device; otherwise the sampler over the logits)."""
-    arr = np.asarray(tokens, np.int64)
-    if argmax_on_device(backend, sampler.params):
-        return int(backend.forward_argmax(arr))
-    return sampler.next(np.asarray(backend.forward(arr, all_logits=False))[-1], history)
+    """Feed tokens as plain decode does and pick the next token as plain decode picks it
+    (generation.device_picker: the LM head's argmax or top-k on a device where the sampling allows)."""
+    return device_picker(backend, sampler)(tokens, history)
 
 
 def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter, ctl: KController,

@@ -176,7 +176,8 @@ def test_errors_and_sliding_context(built, tmp_path: Path) -> None:
 def test_greedy_decode_reads_the_heads_argmax_not_the_logits(built, monkeypatch) -> None:
     """Greedy decode without a repetition penalty takes the LM head's argmax (Session.forward_argmax: the
     argmax region, no logits read): the same tokens as sampling greedily from the logits, also across a
-    sliding-context refill; a non-finite top logit is a one-line error."""
+    sliding-context refill; sampling with a top-k filter within the head's k takes its top-k
+    (Session.forward_top), the same picks with the same seed; a non-finite top logit is a one-line error."""
     from edgellm.errors import EdgeLLMError
     from edgellm.runtime.generation import generate
     from edgellm.runtime.project import Project
@@ -212,6 +213,12 @@ def test_greedy_decode_reads_the_heads_argmax_not_the_logits(built, monkeypatch)
     monkeypatch.setattr(fast_s.driver, "read_logits", no_logits)
     fast = generate(fast_s, prompt, params).tokens
     assert fast == ref and len(ref) == 60 and fast_s.refills >= 1 and ref_s.refills == fast_s.refills
+    # sampling with a top-k filter within the head's k: the head's top-k, the same picks as the logits path
+    k = min(5, fast_s.head_top_k)
+    sampled = SamplingParams(max_new_tokens=12, stop_at_eos=False, temperature=6.0, top_k=k, top_p=0.95,
+                             seed=7)
+    ref_sampled = generate(LogitsOnly(ref_s), prompt, sampled).tokens
+    assert generate(fast_s, prompt, sampled).tokens == ref_sampled and len(set(ref_sampled)) > 1
     # a repetition penalty needs the logits: the session's logits path (read_logits) is taken
     with pytest.raises(AssertionError, match="read the logits"):
         generate(fast_s, prompt, SamplingParams(max_new_tokens=2, repetition_penalty=1.3))

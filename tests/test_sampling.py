@@ -268,3 +268,27 @@ def test_evaluate_perplexity_and_agreement(small_model):
     assert b.agreement == 1.0 and b.max_abs_diff == 0.0 and a.perplexity == b.perplexity
     with pytest.raises(EdgeLLMError, match="at least 2"):
         evaluate([GoldenBackend(small_model)], [5], window=32)
+
+
+def test_sampling_from_the_top_logits_is_the_same_pick() -> None:
+    """Sampler.next_from_top (the LM head's top-K: ids descending by logit, ties by lower id) picks what
+    next() picks over the whole logits, draw for draw with the same seed, under top-k (at most K), top-p and
+    temperature, with ties at the top; it refuses what the top logits cannot decide."""
+    from edgellm.runtime.sampling import Sampler, SamplingParams, topk_samplable
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        x = (rng.standard_normal(500) * 3).astype(np.float32)
+        x[rng.integers(0, 500, 20)] = x.max()  # 20 ties at the top, more than some top-k
+        order = np.argsort(-x.astype(np.float64), kind="stable")[:64]
+        for k, top_p, t in ((40, 1.0, 0.8), (10, 0.9, 1.3), (64, 0.5, 0.5), (1, 1.0, 1.0), (5, 0.99, 50.0)):
+            params = SamplingParams(temperature=t, top_k=k, top_p=top_p, seed=trial)
+            a, b = Sampler(params), Sampler(params)
+            for _ in range(3):
+                assert a.next(x) == b.next_from_top(order, x[order])
+    assert not topk_samplable(SamplingParams(temperature=1.0), 64)  # no top-k filter: every logit counts
+    assert not topk_samplable(SamplingParams(temperature=1.0, top_k=65), 64)
+    assert not topk_samplable(SamplingParams(temperature=1.0, top_k=5, repetition_penalty=1.2), 64)
+    assert not topk_samplable(SamplingParams(), 64)  # greedy: the argmax path
+    with pytest.raises(EdgeLLMError, match="top_k in 1..3"):
+        Sampler(SamplingParams(temperature=1.0, top_k=5)).next_from_top(order[:3], x[order[:3]])
