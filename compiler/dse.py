@@ -27,7 +27,8 @@ from edgellm.compiler.cost import elementwise as cost_elementwise
 from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.cost import speculative as cost_spec
 from edgellm.compiler.cost.memory import KINDS
-from edgellm.compiler.design import HEAD_LANES, DesignParams, check_board_ddr_fit
+from edgellm.compiler.design import HEAD_LANES, DesignParams
+from edgellm.compiler.design_bytes import check_board_ddr_fit
 from edgellm.compiler.dse_points import Point, record, sample_designs
 from edgellm.compiler.dse_search import (  # noqa: F401  (the keys: tests and callers read them here too)
     DECODE_FIELDS,

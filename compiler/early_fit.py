@@ -44,7 +44,8 @@ def ternary_config(path: Path) -> ModelConfig | None:
 def check_fits_early(cfg: ModelConfig, board: Any, overrides: dict[str, Any]) -> None:
     """EdgeLLMError (check_ddr_fit's message) when the ternary model of `cfg` cannot fit the board's DDR
     with the base design step_dse explores from (--context its max_context)."""
-    from edgellm.compiler.design import DesignParams, check_board_ddr_fit
+    from edgellm.compiler.design import DesignParams
+    from edgellm.compiler.design_bytes import check_board_ddr_fit
 
     check_board_ddr_fit(cfg, DesignParams(max_context=overrides.get("max_context", 0)), board)
 

@@ -13,7 +13,8 @@ from edgellm.compiler.cost import ddr as cost_ddr
 from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.cost.memory import KINDS, Resources
 from edgellm.compiler.cost.resource_model import estimate_resources
-from edgellm.compiler.design import DesignParams, bits_per_weight, ddr_footprint
+from edgellm.compiler.design import DesignParams
+from edgellm.compiler.design_bytes import bits_per_weight, ddr_footprint
 from edgellm.models.config import ModelConfig
 
 TTFT_PROMPTS = (64, 128)  # prompt lengths TeLLMe reports TTFT for

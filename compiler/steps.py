@@ -156,7 +156,7 @@ def _check_overridden(cfg, board, design, over: dict, limits: dict):  # -> Estim
     """The estimate of the design the overrides make, after checking that codegen builds every overridden
     field and that the design still fits the board (its DDR, the resources under the routing headroom
     with the user's LUT cap): EdgeLLMError in one line otherwise."""
-    from edgellm.compiler.design import check_board_ddr_fit
+    from edgellm.compiler.design_bytes import check_board_ddr_fit
     from edgellm.compiler.estimate import UTIL_LIMITS, estimate, fits_board
 
     for f, built in MODEL_ONLY_FIELDS.items():

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from edgellm.boards import load_board
 from edgellm.cli import app
 from edgellm.compiler.calibrate.kit import write_kit
-from edgellm.compiler.design import HEAD_ROW_SCALE_BYTES, lm_head_bytes
+from edgellm.compiler.design_bytes import HEAD_ROW_SCALE_BYTES, lm_head_bytes
 from edgellm.models.config import PRESETS
 from edgellm.runtime import calibrate as cal
 

@@ -8,7 +8,8 @@ import pytest
 
 from edgellm.boards import SCENARIOS, load_board
 from edgellm.compiler.cost import calibration, ddr, lm_head
-from edgellm.compiler.design import DesignParams, lm_head_bytes, stream_ports
+from edgellm.compiler.design import DesignParams, stream_ports
+from edgellm.compiler.design_bytes import lm_head_bytes
 from edgellm.models.config import PRESETS
 
 

@@ -23,12 +23,8 @@ from edgellm.compiler.cost.calibration import (
 )
 from edgellm.compiler.cost.memory import KINDS, Resources, bram36_for, uram_for
 from edgellm.compiler.cost.resource_model import estimate_resources
-from edgellm.compiler.design import (
-    DesignParams,
-    bits_per_weight,
-    check_ddr_fit,
-    weight_bytes,
-)
+from edgellm.compiler.design import DesignParams
+from edgellm.compiler.design_bytes import bits_per_weight, check_ddr_fit, weight_bytes
 from edgellm.compiler.dse import FETCH_DEPTHS, explore
 from edgellm.compiler.estimate import UTIL_LIMITS, Range, estimate
 from edgellm.compiler.packing import pack_ternary
@@ -582,7 +578,7 @@ def test_lm_head_bits_count_on_the_overlap_path() -> None:
 def test_decode_bytes_count_gammas_and_linear_outputs() -> None:
     """decode_bytes_per_token counts the activations pass by pass (cost_ddr.activation_bytes): every
     norm's gamma (fp32) and every linear's int8 input and fp32 output go through the data port."""
-    from edgellm.compiler.design import NORM_BYTES, kv_bytes_per_token, lm_head_bytes
+    from edgellm.compiler.design_bytes import NORM_BYTES, kv_bytes_per_token, lm_head_bytes
 
     cfg = SMALL  # hidden 256 (= q = kv), ffn 688, 4 heads of 64, SubLN, vocab 1024
     h, f, d, v = 256, 688, 64, 1024

@@ -17,7 +17,7 @@ from edgellm.compiler import lowbit_estimate as le
 from edgellm.compiler.cost import lowbit as cl
 from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
-from edgellm.compiler.design import lm_head_bytes
+from edgellm.compiler.design_bytes import lm_head_bytes
 from edgellm.compiler.estimate import scenarios
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS, ModelConfig

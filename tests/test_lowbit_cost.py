@@ -379,11 +379,12 @@ def test_search_fits_and_stays_under_the_bound() -> None:
 
 def test_the_head_priced_is_the_int8_head_unless_lowbit_head() -> None:
     """compile builds lm_head.h's int8 per-row head (P = 16 bytes a port beat, its own weight ports): the
-    projection prices that head's bytes (design.lm_head_bytes), time (cost/lm_head.seconds at P = 16) and
-    resources (cost/lm_head.resources + its row FIFOs); lowbit_head=True prices the file's head format on
-    the low-bit engine instead, as a linear."""
+    projection prices that head's bytes (design_bytes.lm_head_bytes), time (cost/lm_head.seconds at
+    P = 16) and resources (cost/lm_head.resources + its row FIFOs); lowbit_head=True prices the file's head
+    format on the low-bit engine instead, as a linear."""
     from edgellm.compiler.cost import lm_head as cost_lm_head
-    from edgellm.compiler.design import head_beat_bytes, lm_head_bytes
+    from edgellm.compiler.design import head_beat_bytes
+    from edgellm.compiler.design_bytes import lm_head_bytes
 
     cfg, board = PRESETS["llama-3.2-1b"], load_board("kv260")
     built = llama_cpp_mix(cfg, "Q4_0")

@@ -18,7 +18,8 @@ from edgellm.boards import load_board
 from edgellm.cli import app
 from edgellm.compiler.calibrate import measured
 from edgellm.compiler.cost import lm_head
-from edgellm.compiler.design import HEAD_ROW_SCALE_BYTES, DesignParams, lm_head_bytes
+from edgellm.compiler.design import DesignParams
+from edgellm.compiler.design_bytes import HEAD_ROW_SCALE_BYTES, lm_head_bytes
 from edgellm.models.config import PRESETS, ModelConfig
 from edgellm.runtime.calibrate import FORMAT
 

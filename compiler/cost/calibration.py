@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from edgellm.boards import SCENARIOS, load_board
 from edgellm.compiler.cost import ddr as cost_ddr
 from edgellm.compiler.cost import model as cost_model
-from edgellm.compiler.design import FETCH_DEPTH_RANGE, DesignParams, linear_bytes, tlmm_tables, weight_bytes
+from edgellm.compiler.design import FETCH_DEPTH_RANGE, DesignParams, tlmm_tables
+from edgellm.compiler.design_bytes import linear_bytes, weight_bytes
 from edgellm.compiler.estimate import Estimate, Range, estimate
 from edgellm.models.config import PRESETS, ModelConfig
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from edgellm.compiler.cost.ddr import Bandwidth
 from edgellm.compiler.cost.fetch import Phase
-from edgellm.compiler.design import ACT_BYTES, NORM_BYTES
+from edgellm.compiler.design_bytes import ACT_BYTES, NORM_BYTES
 from edgellm.models.config import ModelConfig
 
 

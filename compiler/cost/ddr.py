@@ -13,14 +13,13 @@ from dataclasses import dataclass
 
 from edgellm.boards import CCI_PATH, Board
 from edgellm.compiler.cost.tlmm import MAX_STREAM_PORTS, stream_ports
-from edgellm.compiler.design import (
+from edgellm.compiler.design import DesignParams, shares_for
+from edgellm.compiler.design_bytes import (
     ACT_BYTES,
     NORM_BYTES,
-    DesignParams,
     kv_bytes_per_token,
     layer_weight_bytes,
     lm_head_bytes,
-    shares_for,
     weight_bytes,
 )
 from edgellm.errors import EdgeLLMError

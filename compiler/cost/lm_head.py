@@ -13,8 +13,9 @@ from edgellm.compiler.cost.elementwise import DDR_READ_LATENCY
 from edgellm.compiler.cost.memory import Resources, auto_memory, bram36_for, mux_luts
 from edgellm.compiler.cost.ops import FCVT, FDIV, FMUL, INT8_MACS_PER_DSP, ops
 from edgellm.compiler.cost.tlmm import LINEAR_PIPELINE_DEPTH, TILE_PIPELINE_DEPTH
-from edgellm.compiler.design import DesignParams, lm_head_bytes, shares_for, stream_ports
+from edgellm.compiler.design import DesignParams, shares_for, stream_ports
 from edgellm.compiler.design import head_rows as built_head_rows
+from edgellm.compiler.design_bytes import lm_head_bytes
 from edgellm.models.config import ModelConfig
 from edgellm.runtime import layout
 

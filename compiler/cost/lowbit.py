@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from edgellm.compiler.design import lm_head_bytes
+from edgellm.compiler.design_bytes import lm_head_bytes
 from edgellm.compiler.packing_lowbit import record_groups
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
@@ -321,8 +321,8 @@ class LowbitModel:
         return sum(stream_bytes(*sh[n], f, rows, bw) for layer in self.layers for n, f in layer.items())
 
     def head_bytes(self, cfg: ModelConfig, rows: int, bw: int = PORT_BITS) -> int:
-        """The head's bytes per decode step: the int8 head's rows and row scales (design.lm_head_bytes), or
-        with lowbit_head its low-bit stream."""
+        """The head's bytes per decode step: the int8 head's rows and row scales
+        (design_bytes.lm_head_bytes), or with lowbit_head its low-bit stream."""
         if self.lowbit_head:
             return stream_bytes(cfg.vocab_size, cfg.hidden_size, self.head, rows, bw)
         return lm_head_bytes(cfg, HEAD_BITS)

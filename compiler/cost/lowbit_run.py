@@ -36,7 +36,8 @@ from edgellm.compiler.cost.lowbit import (
     stream_bytes,
 )
 from edgellm.compiler.cost.model import host_seconds
-from edgellm.compiler.design import DesignParams, head_beat_bytes, kv_bytes_per_token, stream_ports
+from edgellm.compiler.design import DesignParams, head_beat_bytes, stream_ports
+from edgellm.compiler.design_bytes import kv_bytes_per_token
 from edgellm.models.config import ModelConfig
 
 

@@ -44,7 +44,8 @@ from edgellm.compiler.cost import lm_head as cost_lm_head
 from edgellm.compiler.cost import serial as cost_serial
 from edgellm.compiler.cost.ddr import Bandwidth, bandwidth
 from edgellm.compiler.cost.tlmm import stream_cols, stream_ports, tlmm_linear_s
-from edgellm.compiler.design import ACT_BYTES, FETCH_BEATS, DesignParams
+from edgellm.compiler.design import FETCH_BEATS, DesignParams
+from edgellm.compiler.design_bytes import ACT_BYTES
 from edgellm.models.config import ModelConfig
 
 # --- Named constants (source in each comment) ---------------------------------------------------

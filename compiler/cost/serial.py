@@ -21,7 +21,8 @@ from edgellm.compiler.cost import tlmm as cost_tlmm
 from edgellm.compiler.cost.ddr import Bandwidth, port_bandwidth
 from edgellm.compiler.cost.memory import Resources, memory
 from edgellm.compiler.cost.ops import FADD, FCVT, FDIV, FEXP, FMUL, FRSQRT, ops
-from edgellm.compiler.design import DesignParams, linear_bytes, lm_head_bytes, norms_per_layer
+from edgellm.compiler.design import DesignParams
+from edgellm.compiler.design_bytes import linear_bytes, lm_head_bytes, norms_per_layer
 from edgellm.models.config import ModelConfig
 
 # The design fields each part reads (tests/test_cost_fields.py records every read; the DSE keys its

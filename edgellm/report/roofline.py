@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from edgellm.boards import Board
 from edgellm.compiler.cost.ddr import activation_bytes, bandwidth, decode_bytes_per_token
 from edgellm.compiler.cost.tlmm import tlmm_tables
-from edgellm.compiler.design import DesignParams, kv_bytes_per_token, lm_head_bytes
+from edgellm.compiler.design import DesignParams
+from edgellm.compiler.design_bytes import kv_bytes_per_token, lm_head_bytes
 from edgellm.models.config import ModelConfig
 from edgellm.report.timing import TimeSplit
 
