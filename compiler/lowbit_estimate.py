@@ -198,6 +198,7 @@ class LowbitEstimate:
                            "record_decoders": e.record_decoders, "scale_lanes": e.scale_lanes,
                            "float_units": e.fu, "max_sb": e.max_sb, "min_group": e.min_group, "rows": e.rows,
                            "max_tokens": e.max_tokens, "max_group": e.max_group, "fetch_depth": e.fetch_depth,
+                           "head_port_shares": list(e.head_shares),
                            "attn_lanes": self.vector[0], "attn_kv_block": self.vector[1],
                            "ew_vec": self.vector[2], "ew_glu_vec": glu},
                 "projected_decode_tok_s": self.decode, "ddr_bound_tok_s": self.bound,
@@ -329,7 +330,9 @@ def rows(src: LowbitSource, e: LowbitEstimate, board: Board) -> list[tuple[str, 
         ("streamed", f"{e.bits_per_weight:.2f} bits/weight (linears), {e.weight_bytes / 1e6:.1f} MB per "
                      "token"),
         ("LM head (projected)", f"{e.head}, {e.head_bytes / 1e6:.1f} MB per token "
-                                f"({e.head_bytes / e.weight_bytes:.0%})"),
+                                f"({e.head_bytes / e.weight_bytes:.0%})"
+                                + (f", rows at {':'.join(map(str, g.head_shares))} port shares"
+                                   if g.head_shares and not src.model.lowbit_head else "")),
         *res,
         ("low-bit engine", f"{g.engines} x {g.ports} ports ({g.beat_bits}-bit beats), {g.token_lanes} "
                            f"token lane(s), {g.record_decoders} record decoder(s) x {g.scale_lanes} scale "

@@ -50,7 +50,8 @@ def estimate_rows(e, b) -> list[tuple[str, str]]:  # e: Estimate, b: Board
         ("LUT", _pct(t.lut, b.lut)), ("FF", _pct(t.ff, b.ff)), ("DSP", _pct(t.dsp, b.dsp)),
         ("BRAM36", _pct(t.bram36, b.bram36)), ("URAM", _pct(t.uram, b.uram)),
         ("design", f"G={p.group_size} T={p.tables} R={p.rows} {p.clock_mhz:g} MHz "
-                   f"{p.weight_ports}x{p.port_width_bits}b ports"),
+                   f"{p.weight_ports}x{p.port_width_bits}b ports"
+                   + (f" ({':'.join(map(str, p.port_shares))} shares)" if p.port_shares else "")),
         ("lanes", f"{p.token_lanes} token" + (f" ({p.dsp_lanes} on DSPs)" if p.dsp_lanes else "")
                   + f", {p.out_lanes} out, attention {p.attn_lanes}, element-wise {p.ew_vec}"
                   + (f" (GLU {p.glu_vec})" if p.glu_vec != p.ew_vec else "")
