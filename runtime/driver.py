@@ -218,11 +218,10 @@ class Driver:
         self.run_program(itf.program(self.p.config.n_layers, t_len, pos0, taps))
         return self.read_logits()
 
-    def read_argmax_rows(self, n: int) -> list[int]:
-        """The argmax OP_HEAD wrote for each of its first n rows (the lowest id of the largest logit:
-        greedy decode) without the logits: the argmax region's few hundred bytes, not n x vocab x 4. Each
-        row's top value must be finite (EdgeLLMError otherwise: what a NaN or infinite logit row raises
-        from the logits)."""
+    def read_top_rows(self, n: int) -> list[TopK]:
+        """The argmax and top-k OP_HEAD wrote for each of its first n rows (read_topk) without the logits:
+        the argmax region's few hundred bytes, not n x vocab x 4. Each row's top value must be finite
+        (EdgeLLMError otherwise: what a NaN or infinite logit row raises from the logits)."""
         if not 1 <= n <= self.head_rows:
             raise EdgeLLMError(f"{n} argmax rows; the head writes 1..{self.head_rows}")
         tops = [self.read_topk(r) for r in range(n)]
@@ -231,7 +230,18 @@ class Driver:
             if not (0 <= t.argmax < self.p.config.vocab_size and finite):
                 raise EdgeLLMError(f"the LM head's argmax {t.argmax} (top logit {t.values[:1]}) is not a "
                                    "finite logit of the vocabulary")
-        return [t.argmax for t in tops]
+        return tops
+
+    def read_argmax_rows(self, n: int) -> list[int]:
+        """Each of the first n rows' argmax (read_top_rows: the lowest id of the largest logit, greedy)."""
+        return [t.argmax for t in self.read_top_rows(n)]
+
+    def read_rows(self, n: int, pick: str = "") -> Any:
+        """The first n rows of the last OP_HEAD: (n, vocab) logits, or with pick "argmax" / "top" their
+        argmax / top-k alone (read_argmax_rows / read_top_rows)."""
+        if pick == "argmax":
+            return self.read_argmax_rows(n)
+        return self.read_top_rows(n) if pick == "top" else self.read_logits_rows(n)
 
     def forward_block_argmax(self, h: np.ndarray, pos0: int) -> int:
         """forward_block, returning the head's argmax (read_argmax_rows) instead of the logits."""
@@ -261,10 +271,10 @@ class Driver:
         flags = itf.DESC_TAPS if taps else 0
         self.run_program(itf.descriptor(itf.OP_LAYER, layer, t_len, pos0, flags)[None])
 
-    def forward_rows(self, h: np.ndarray, pos0: int, argmax: bool = False) -> Any:
+    def forward_rows(self, h: np.ndarray, pos0: int, pick: str = "") -> Any:
         """One IP start over a block of t_len <= head_rows tokens at pos0: every layer, then ONE OP_HEAD
         over all t_len rows (the multi-row head streams its weights once). Returns (t_len, vocab) f32, or
-        with `argmax` each row's argmax (read_argmax_rows: greedy verification)."""
+        with pick "argmax" / "top" each row's argmax / top-k (read_rows: verification without logits)."""
         t_len = self._check_block(h.shape[0], pos0)
         if t_len > self.head_rows:
             raise EdgeLLMError(f"block of {t_len} rows; one head pass scores up to {self.head_rows}")
@@ -272,7 +282,7 @@ class Driver:
         prog = itf.program(self.p.config.n_layers, t_len, pos0)
         prog[-1] = itf.descriptor(itf.OP_HEAD, 0, t_len, pos0, 0, 0, t_len)
         self.run_program(prog)
-        return self.read_argmax_rows(t_len) if argmax else self.read_logits_rows(t_len)
+        return self.read_rows(t_len, pick)
 
     def run_head(self, t_len: int, pos0: int, row: int) -> np.ndarray:
         """Step mode: one OP_HEAD descriptor on H[row]; returns (vocab,) f32 logits."""

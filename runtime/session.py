@@ -89,41 +89,46 @@ class Session:
         every row. One start runs the layers and ONE OP_HEAD over all T rows (the multi-row head streams
         its weights once for them) when T <= the head's rows (driver.head_rows); a longer block (a design
         whose max_t exceeds them) takes the head's rows in passes, one OP_HEAD start per further pass."""
-        return self._verify(tokens, False)
+        return self._verify(tokens, "")
 
     def verify_argmax(self, tokens: np.ndarray) -> list[int]:
         """verify, returning every row's greedy token (the LM head's argmax) without reading the logits
         (greedy speculation without a repetition penalty, runtime/speculative.py)."""
-        return self._verify(tokens, True)
+        return self._verify(tokens, "argmax")
 
-    def _verify(self, tokens: np.ndarray, argmax: bool) -> Any:
+    def verify_top(self, tokens: np.ndarray) -> list[Any]:
+        """verify, returning every row's top-k (driver.TopK) without reading the logits (sampled
+        speculation with a deterministic drafter and a top-k filter within head_top_k)."""
+        return self._verify(tokens, "top")
+
+    def _verify(self, tokens: np.ndarray, pick: str) -> Any:
         ids = self._check_ids(tokens)
         if len(ids) > self.max_block or self.length + len(ids) > self.max_ctx:
             raise EdgeLLMError(f"verify block of {len(ids)} tokens at position {self.length}: the design "
                                f"takes up to {self.max_block} per start and {self.max_ctx} positions")
-        out = self._block_rows(ids, self.length, argmax)
+        out = self._block_rows(ids, self.length, pick)
         self.layer_passes += 1
         self._tokens.extend(ids)
         return out
 
-    def _block_rows(self, ids: list[int], pos0: int, argmax: bool = False) -> Any:
-        """A block at pos0 and every row's logits (T, vocab) f32 (with `argmax`: every row's argmax, a
-        list): one start with the layers and the head over all T rows when T <= the head's rows, else the
-        layers, then the head r rows a start."""
+    def _block_rows(self, ids: list[int], pos0: int, pick: str = "") -> Any:
+        """A block at pos0 and every row's logits (T, vocab) f32 (pick "argmax" / "top": every row's
+        argmax / top-k, a list): one start with the layers and the head over all T rows when T <= the
+        head's rows, else the layers, then the head r rows a start."""
         h = self.project.embed_rows(np.asarray(ids))
         t, r = len(ids), self.driver.head_rows
         if t <= r:
-            out = self.driver.forward_rows(h, pos0, argmax)
-            return out if argmax else out.astype(np.float32)
+            out = self.driver.forward_rows(h, pos0, pick)
+            return out if pick else out.astype(np.float32)
         self.driver.run_layers(h, pos0)
-        parts = [self._head_rows(t, pos0, r0, min(r, t - r0), argmax) for r0 in range(0, t, r)]
-        return [a for p in parts for a in p] if argmax else np.concatenate(parts).astype(np.float32)
+        parts = [self._head_rows(t, pos0, r0, min(r, t - r0), pick) for r0 in range(0, t, r)]
+        return [a for p in parts for a in p] if pick else np.concatenate(parts).astype(np.float32)
 
-    def _head_rows(self, t_len: int, pos0: int, row: int, n: int, argmax: bool = False) -> Any:
+    def _head_rows(self, t_len: int, pos0: int, row: int, n: int, pick: str = "") -> Any:
         """One OP_HEAD start over rows row .. row + n - 1 of the block in DDR: (n, vocab) f32, or the n
-        rows' argmax."""
+        rows' argmax / top-k (pick)."""
         self.driver.run_program(itf.descriptor(itf.OP_HEAD, 0, t_len, pos0, 0, row, n)[None])
-        return self.driver.read_argmax_rows(n) if argmax else self.driver.read_logits_rows(n)
+        return self.driver.read_rows(n, pick)
 
     def draft_logits(self, token: int, pos: int, layers: tuple[int, ...] | list[int]) -> np.ndarray:
         """Self-speculation: (vocab,) logits of `token` at position pos (length <= pos < max_ctx) through

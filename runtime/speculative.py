@@ -57,7 +57,7 @@ from edgellm.runtime.generation import (
     context_of,
     device_picker,
 )
-from edgellm.runtime.sampling import Sampler, SamplingParams, filtered_probs
+from edgellm.runtime.sampling import Sampler, SamplingParams, filtered_probs, topk_samplable
 from edgellm.runtime.spec_backend import (  # noqa: F401  (rewind, can_rewind: the module's API too)
     DEFAULT_K_MAX,
     K_LIMIT,
@@ -366,6 +366,16 @@ def _plain_token(backend: Any, sampler: Sampler, tokens: list[int], history: lis
     return device_picker(backend, sampler)(tokens, history)
 
 
+def _verify_pick(backend: Any, sampler: Sampler, q: Any) -> str:
+    """What a verify pass reads instead of the logits: "argmax" (greedy, generation.argmax_on_device),
+    "top" (a deterministic drafter's drafts sampled with a top-k filter within the head's k,
+    sampling.topk_samplable: each row replayed from its top-k), or "" (the logits)."""
+    if argmax_on_device(backend, sampler.params) and hasattr(backend, "verify_argmax"):
+        return "argmax"
+    k = int(getattr(backend, "head_top_k", 0))
+    return "top" if q is None and hasattr(backend, "verify_top") and topk_samplable(sampler.params, k) else ""
+
+
 def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter, ctl: KController,
               out: _Emitter, stats: SpecStats, context: int, accept: AcceptRule) -> None:
     """Draft, verify, accept, emit, move the KV position back over what was rejected."""
@@ -386,17 +396,24 @@ def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter
         stats.cost_steps += draft_cost
         out.emit(_plain_token(backend, sampler, [history[-1]], history))
         return
-    on_device = argmax_on_device(backend, params) and hasattr(backend, "verify_argmax")
     block = [history[-1], *drafts]
-    rows = backend.verify_argmax(np.asarray(block, np.int64)) if on_device else verify_rows(backend, block)
+    pick = _verify_pick(backend, sampler, q)
+    arr = np.asarray(block, np.int64)
+    rows = (backend.verify_argmax(arr) if pick == "argmax" else backend.verify_top(arr) if pick == "top"
+            else verify_rows(backend, block))
     stats.verify_passes += 1
     stats.k_counts[len(drafts)] = stats.k_counts.get(len(drafts), 0) + 1
     stats.drafted += len(drafts)
     stats.cost_steps += verify_cost(spec, len(drafts)) + draft_cost
     base = list(history)
-    if on_device:  # every row's greedy token from the LM head's argmax (k+1 ids, no logits read)
-        n_acc = next((i for i, d in enumerate(drafts) if d != rows[i]), len(drafts))
-        extra = int(rows[n_acc])
+    if pick:  # every row's token from the LM head's argmax or top-k (no logits read), as plain decode picks
+        picks = rows if pick == "argmax" else None
+        n_acc, extra = len(drafts), -1
+        for i in range(len(drafts) + 1):
+            want = int(picks[i]) if picks is not None else sampler.next_from_top(rows[i].ids, rows[i].values)
+            if i == len(drafts) or want != drafts[i]:
+                n_acc, extra = i, want
+                break
     elif params.greedy or q is None:
         n_acc, extra = accept_replay(sampler, rows, base, drafts)
     else:

@@ -206,6 +206,27 @@ def test_speculative_greedy_same_text_fewer_starts(proj: Path) -> None:
           f"({st.verify_passes} verify, {st.plain_passes} plain, {st.accepted} accepted)")
 
 
+def test_sampled_lookup_with_top_k_reads_no_logits(proj: Path) -> None:
+    """Lookup speculation sampled with a top-k filter within the head's k replays every verify row from its
+    top-k (Session.verify_top) and plain steps from forward_top: the same tokens as plain sampled decode
+    with the same seed, no logits read."""
+    prompt = np.array([7, 8, 9, 10, 7, 8, 9, 10, 7, 8])
+    s = _session(proj)
+    params = SamplingParams(max_new_tokens=20, stop_at_eos=False, temperature=3.0,
+                            top_k=min(4, s.head_top_k), seed=5)
+    plain = generate(s, prompt, params).tokens
+    fast_s = _session(proj)
+
+    def no_logits(*_: object) -> None:
+        raise AssertionError("sampled speculation with top-k read the logits")
+
+    for name in ("read_logits", "read_logits_rows"):
+        setattr(fast_s.driver, name, no_logits)
+    fast = generate(fast_s, prompt, params, speculate=SpecConfig("lookup", k_max=3, ngram_min=1))
+    assert list(fast.tokens) == list(plain) and fast.speculation.verify_passes > 0
+    assert len(set(plain)) > 1
+
+
 def test_all_logits_is_one_start_per_block(proj: Path) -> None:
     """Teacher-forced eval (forward(all_logits=True)) runs each block as a verify pass: 6 tokens in blocks
     of 4 and 2 rows are two starts, every row's logits the golden model's."""
