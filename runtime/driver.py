@@ -150,14 +150,15 @@ class Driver:
         self.dev.sync_from_device(self.buf, self.p.region("logits")[0], ((n - 1) * row + v) * 4)
         return np.stack([self._f32("logits", v, r * row).copy() for r in range(n)])
 
-    def read_topk(self, row: int = 0) -> TopK:
+    def read_topk(self, row: int = 0, synced: bool = False) -> TopK:
         """argmax, top-k ids and values OP_HEAD wrote for its row `row` (argmax [R], ids [R][k], values
-        [R][k] with R = head_rows)."""
+        [R][k] with R = head_rows); `synced`: the region was synced from the device since that OP_HEAD."""
         off, size = self.p.region("argmax")
         k, r = self.p.iface.top_k, self.head_rows
         if not 0 <= row < r:
             raise EdgeLLMError(f"top-k of head row {row}; the head writes rows 0..{r - 1}")
-        self.dev.sync_from_device(self.buf, off, min(size, r * (4 + 8 * k)))
+        if not synced:
+            self.dev.sync_from_device(self.buf, off, min(size, r * (4 + 8 * k)))
         am = int(self.buf.view(off + 4 * row, 1, np.int32)[0])
         ids = self.buf.view(off + 4 * r + 4 * k * row, k, np.int32).copy()
         vals = self.buf.view(off + 4 * r + 4 * r * k + 4 * k * row, k, np.float32).copy()
@@ -224,7 +225,7 @@ class Driver:
         (EdgeLLMError otherwise: what a NaN or infinite logit row raises from the logits)."""
         if not 1 <= n <= self.head_rows:
             raise EdgeLLMError(f"{n} argmax rows; the head writes 1..{self.head_rows}")
-        tops = [self.read_topk(r) for r in range(n)]
+        tops = [self.read_topk(r, synced=r > 0) for r in range(n)]  # one sync of the region for all rows
         for t in tops:
             finite = not t.values.size or bool(np.isfinite(t.values[0]))
             if not (0 <= t.argmax < self.p.config.vocab_size and finite):

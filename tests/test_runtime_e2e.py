@@ -226,6 +226,7 @@ def test_greedy_decode_reads_the_heads_argmax_not_the_logits(built, monkeypatch)
     from edgellm.runtime import driver as drv
 
     monkeypatch.setattr(fast_s.driver, "read_topk",
-                        lambda row=0: drv.TopK(5, np.array([5], np.int32), np.array([np.nan], np.float32)))
+                        lambda row=0, synced=False: drv.TopK(5, np.array([5], np.int32),
+                                                             np.array([np.nan], np.float32)))
     with pytest.raises(EdgeLLMError, match="not a finite logit"):
         generate(fast_s, prompt, SamplingParams(max_new_tokens=2))
