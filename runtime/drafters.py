@@ -26,7 +26,8 @@ from edgellm.errors import EdgeLLMError
 from edgellm.runtime import jsonfile
 from edgellm.runtime import project_files as pf
 from edgellm.runtime.sampling import SamplingParams, filtered_probs
-from edgellm.runtime.speculative import SpecConfig, draw
+from edgellm.runtime.spec_accept import draw
+from edgellm.runtime.speculative import SpecConfig
 
 DRAFT_FILE = "speculation.json"
 # The costs calibrate_draft_layers assumes when none are projected for a design (plain decode steps): the LM

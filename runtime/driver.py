@@ -211,13 +211,15 @@ class Driver:
         off = self.p.iface.hdr_off + 4 * itf.HDR["HDR_STATUS"]
         return off, self.buf.view(off, 3, np.uint32)
 
-    def forward_block(self, h: np.ndarray, pos0: int, taps: bool = False) -> np.ndarray:
+    def forward_block(self, h: np.ndarray, pos0: int, taps: bool = False, pick: str = "") -> Any:
         """One IP start over a block of t_len <= max_t tokens at pos0: every layer, then the LM head on
-        the last token. Returns (vocab,) f32 logits."""
+        the last token. Returns (vocab,) f32 logits, or with pick "argmax" / "top" the head's argmax / top-k
+        alone (read_rows: greedy decode, or sampling with a top-k filter of at most the design's k,
+        runtime/sampling.py topk_samplable)."""
         t_len = self._check_block(h.shape[0], pos0)
         self.write_h(h)
         self.run_program(itf.program(self.p.config.n_layers, t_len, pos0, taps))
-        return self.read_logits()
+        return self.read_rows(1, pick)[0] if pick else self.read_logits()
 
     def read_top_rows(self, n: int) -> list[TopK]:
         """The argmax and top-k OP_HEAD wrote for each of its first n rows (read_topk) without the logits:
@@ -243,22 +245,6 @@ class Driver:
         if pick == "argmax":
             return self.read_argmax_rows(n)
         return self.read_top_rows(n) if pick == "top" else self.read_logits_rows(n)
-
-    def forward_block_argmax(self, h: np.ndarray, pos0: int) -> int:
-        """forward_block, returning the head's argmax (read_argmax_rows) instead of the logits."""
-        t_len = self._check_block(h.shape[0], pos0)
-        self.write_h(h)
-        self.run_program(itf.program(self.p.config.n_layers, t_len, pos0))
-        return self.read_argmax_rows(1)[0]
-
-    def forward_block_top(self, h: np.ndarray, pos0: int) -> TopK:
-        """forward_block, returning the head's top-k (read_topk: the ids descending by logit, ties by
-        lower id, and their logits) instead of the logits: sampling with a top-k filter of at most the
-        design's k (runtime/sampling.py topk_samplable)."""
-        t_len = self._check_block(h.shape[0], pos0)
-        self.write_h(h)
-        self.run_program(itf.program(self.p.config.n_layers, t_len, pos0))
-        return self.read_topk()
 
     def run_layers(self, h: np.ndarray, pos0: int) -> None:
         """All layers over a block (one start), no LM head: for per-row heads afterwards."""

@@ -147,7 +147,7 @@ class Sampler:
         if self.params.greedy:
             return int(np.argmax(probs))
         support = np.flatnonzero(probs)  # ascending ids
-        return self._draw(support, probs[support])
+        return draw(support, probs[support], self.rng)
 
     def next_from_top(self, ids: np.ndarray, values: np.ndarray) -> int:
         """The same pick as next() from the k top logits alone (ids descending by logit, ties by lower id:
@@ -161,11 +161,13 @@ class Sampler:
         order, p = _tempered(np.asarray(ids, np.int64)[:self.params.top_k], z, self.params)
         by_id = np.argsort(order, kind="stable")
         keep = p[by_id] > 0  # next() draws over the nonzero probabilities in ascending id order
-        return self._draw(order[by_id][keep], p[by_id][keep])
+        return draw(order[by_id][keep], p[by_id][keep], self.rng)
 
-    def _draw(self, support: np.ndarray, probs: np.ndarray) -> int:
-        """One draw over `support` (ascending ids) with probabilities `probs`."""
-        cdf = np.cumsum(probs)
-        u = self.rng.random() * cdf[-1]
-        i = min(int(np.searchsorted(cdf, u, side="right")), support.size - 1)
-        return int(support[i])
+
+def draw(support: np.ndarray, probs: np.ndarray, rng: np.random.Generator) -> int:
+    """One draw over `support` (ascending ids) with probabilities `probs` (the sampler's draw: one
+    uniform, the cumulative sum in id order)."""
+    cdf = np.cumsum(probs)
+    u = rng.random() * cdf[-1]
+    i = min(int(np.searchsorted(cdf, u, side="right")), support.size - 1)
+    return int(support[i])

@@ -217,8 +217,7 @@ class Session:
                 rows.extend(self._block_rows(block, pos0))
             else:
                 h = self.project.embed_rows(np.asarray(block))  # (t, hidden) f32
-                read = {"argmax": self.driver.forward_block_argmax, "top": self.driver.forward_block_top}
-                last = read.get(pick, self.driver.forward_block)(h, pos0)
+                last = self.driver.forward_block(h, pos0, pick=pick)
             self._tokens.extend(block)
         if all_logits:
             return np.stack(rows).astype(np.float32)  # (T, vocab)

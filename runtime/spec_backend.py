@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from edgellm.errors import EdgeLLMError
+from edgellm.runtime.generation import argmax_on_device
+from edgellm.runtime.sampling import SamplingParams, topk_samplable
 
 K_LIMIT = 64  # the largest k a configuration may ask for
 # drafted tokens per verify pass unless asked otherwise (SpecConfig, the CLI's --spec-k-max, the acceptance
@@ -47,9 +49,25 @@ def rewind(backend: Any, length: int) -> None:
     backend.cache.length = length
 
 
-def verify_rows(backend: Any, tokens: Sequence[int]) -> np.ndarray:
-    """Append tokens at the current position as one block; (T, vocab) logits of every row."""
+def verify_pick(backend: Any, params: SamplingParams, deterministic: bool) -> str:
+    """What a verify pass reads instead of the logits: "argmax" (greedy without a repetition penalty on a
+    device, generation.argmax_on_device), "top" (a deterministic drafter's drafts sampled with a top-k
+    filter within the head's k, sampling.topk_samplable: each row replayed from its top-k), or "" (the
+    logits)."""
+    if argmax_on_device(backend, params) and hasattr(backend, "verify_argmax"):
+        return "argmax"
+    k = int(getattr(backend, "head_top_k", 0))
+    return "top" if deterministic and hasattr(backend, "verify_top") and topk_samplable(params, k) else ""
+
+
+def verify_rows(backend: Any, tokens: Sequence[int], pick: str = "") -> Any:
+    """Append tokens at the current position as one block; (T, vocab) logits of every row, or with pick
+    (verify_pick) every row's argmax / top-k (a session's verify_argmax / verify_top)."""
     ids = np.asarray(tokens, np.int64)
+    if pick == "argmax":
+        return backend.verify_argmax(ids)
+    if pick == "top":
+        return backend.verify_top(ids)
     if hasattr(backend, "verify"):
         return np.asarray(backend.verify(ids))
     return np.asarray(backend.forward(ids, all_logits=True))

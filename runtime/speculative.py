@@ -35,7 +35,7 @@ verify cost table can be flat between row counts: TLMM token lanes, head lanes),
 one. SpecStats.why counts the plain passes by reason (WHY).
 
 Drafters live in runtime/drafters.py; the backend side (verify rows, rewind) in
-runtime/spec_backend.py.
+runtime/spec_backend.py; the acceptance rules above in runtime/spec_accept.py.
 """
 
 from __future__ import annotations
@@ -49,15 +49,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgellm.errors import EdgeLLMError
-from edgellm.runtime.generation import (
-    GenerationResult,
-    OnToken,
-    argmax_on_device,
-    check_prompt,
-    context_of,
-    device_picker,
+from edgellm.runtime.generation import GenerationResult, OnToken, check_prompt, context_of, device_picker
+from edgellm.runtime.sampling import Sampler, SamplingParams
+from edgellm.runtime.spec_accept import (  # noqa: F401  (draw, AcceptRule: the module's API too)
+    AcceptRule,
+    accept_replay,
+    accept_sampling,
+    draw,
+    target_dists,
 )
-from edgellm.runtime.sampling import Sampler, SamplingParams, filtered_probs, topk_samplable
 from edgellm.runtime.spec_backend import (  # noqa: F401  (rewind, can_rewind: the module's API too)
     DEFAULT_K_MAX,
     K_LIMIT,
@@ -66,6 +66,7 @@ from edgellm.runtime.spec_backend import (  # noqa: F401  (rewind, can_rewind: t
     check_rewind,
     physical_room,
     rewind,
+    verify_pick,
     verify_rows,
 )
 
@@ -241,57 +242,6 @@ def verify_cost(cfg: SpecConfig, k: int) -> float:
     return 1.0 + k * cfg.row_cost
 
 
-# ---- acceptance ----
-
-AcceptRule = Callable[[np.ndarray, np.ndarray | None, Sequence[int], np.random.Generator],
-                      tuple[int, int | None]]
-
-
-def accept_sampling(p: np.ndarray, q: np.ndarray | None, drafts: Sequence[int], rng: np.random.Generator
-                    ) -> tuple[int, int | None]:
-    """The speculative-sampling rule. p: (k+1, vocab) target distributions (row i follows drafts[:i]),
-    q: (k, vocab) draft distributions or None (one-hot at the drafts). Returns (accepted n, the token
-    drawn after them: from the residual when a draft was rejected, from p[k] after all k)."""
-    for i, x in enumerate(drafts):
-        qx = 1.0 if q is None else float(q[i, x])
-        px = float(p[i, x])
-        if qx > 0 and rng.random() * qx < px:  # accept with probability min(1, p/q)
-            continue
-        qi = np.zeros_like(p[i]) if q is None else q[i]
-        if q is None:
-            qi[x] = 1.0
-        r = np.maximum(p[i] - qi, 0.0)
-        s = r.sum()
-        return i, draw(r / s if s > 0 else p[i], rng)
-    return len(drafts), draw(p[len(drafts)], rng)
-
-
-def draw(probs: np.ndarray, rng: np.random.Generator) -> int:
-    """One draw from a distribution, the way Sampler.next draws (support in ascending id order)."""
-    support = np.flatnonzero(probs)
-    cdf = np.cumsum(probs[support])
-    u = rng.random() * cdf[-1]
-    return int(support[min(int(np.searchsorted(cdf, u, side="right")), support.size - 1)])
-
-
-def _target_dists(logits: np.ndarray, params: SamplingParams, history: list[int], drafts: list[int]
-                  ) -> np.ndarray:
-    rows = [filtered_probs(logits[i], params, history + drafts[:i]) for i in range(len(drafts) + 1)]
-    return np.stack(rows)
-
-
-def accept_replay(sampler: Sampler, logits: np.ndarray, history: list[int], drafts: list[int]
-                  ) -> tuple[int, int]:
-    """Greedy or a deterministic drafter: row i's token is the one plain decode picks there
-    (sampler.next, its generator drawn once per row as plain decode draws per token); accept drafts
-    while they match. Returns (accepted n, the pick at the first mismatch or after all drafts)."""
-    for i in range(len(drafts) + 1):
-        want = sampler.next(logits[i], history + drafts[:i])
-        if i == len(drafts) or want != drafts[i]:
-            return i, want
-    raise AssertionError("unreachable")
-
-
 # ---- the generation loop ----
 
 @dataclass
@@ -343,14 +293,15 @@ def generate_speculative(backend: Any, prompt_ids: Sequence[int], params: Sampli
     ctl = KController(spec)
     if past is None:
         backend.reset()
+    plain = device_picker(backend, sampler)  # plain decode's feed-and-pick (the head's argmax / top-k)
     t0 = time.perf_counter()
-    out.emit(_plain_token(backend, sampler, ids, out.history))
+    out.emit(plain(ids, out.history))
     res.token_latencies_s.append(time.perf_counter() - t0)
     while not out.done:
         t0 = time.perf_counter()
         n0 = len(res.tokens)
         try:
-            _one_pass(backend, sampler, spec, drafter, ctl, out, stats, context, accept)
+            _one_pass(backend, sampler, spec, drafter, ctl, out, stats, context, accept, plain)
         finally:  # on_token may stop generation inside a pass: count what it emitted
             n = len(res.tokens) - n0
             stats.decode_tokens += n
@@ -360,25 +311,11 @@ def generate_speculative(backend: Any, prompt_ids: Sequence[int], params: Sampli
     return res
 
 
-def _plain_token(backend: Any, sampler: Sampler, tokens: list[int], history: list[int]) -> int:
-    """Feed tokens as plain decode does and pick the next token as plain decode picks it
-    (generation.device_picker: the LM head's argmax or top-k on a device where the sampling allows)."""
-    return device_picker(backend, sampler)(tokens, history)
-
-
-def _verify_pick(backend: Any, sampler: Sampler, q: Any) -> str:
-    """What a verify pass reads instead of the logits: "argmax" (greedy, generation.argmax_on_device),
-    "top" (a deterministic drafter's drafts sampled with a top-k filter within the head's k,
-    sampling.topk_samplable: each row replayed from its top-k), or "" (the logits)."""
-    if argmax_on_device(backend, sampler.params) and hasattr(backend, "verify_argmax"):
-        return "argmax"
-    k = int(getattr(backend, "head_top_k", 0))
-    return "top" if q is None and hasattr(backend, "verify_top") and topk_samplable(sampler.params, k) else ""
-
-
 def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter, ctl: KController,
-              out: _Emitter, stats: SpecStats, context: int, accept: AcceptRule) -> None:
-    """Draft, verify, accept, emit, move the KV position back over what was rejected."""
+              out: _Emitter, stats: SpecStats, context: int, accept: AcceptRule,
+              plain: Callable[[Sequence[int], Sequence[int]], int]) -> None:
+    """Draft, verify, accept, emit, move the KV position back over what was rejected; a pass without
+    drafts feeds and picks as plain decode does (`plain`: generation.device_picker's)."""
     history, params = out.history, sampler.params
     pos = int(backend.length)  # the pending token (history[-1]) goes here
     room = min(physical_room(backend, context) - 1, context - len(history),
@@ -394,30 +331,19 @@ def _one_pass(backend: Any, sampler: Sampler, spec: SpecConfig, drafter: Drafter
         ctl.update(0, 0)
         stats.count_plain("room" if room <= 0 else "no_draft" if k > 0 and proposed == 0 else "controller")
         stats.cost_steps += draft_cost
-        out.emit(_plain_token(backend, sampler, [history[-1]], history))
+        out.emit(plain([history[-1]], history))
         return
-    block = [history[-1], *drafts]
-    pick = _verify_pick(backend, sampler, q)
-    arr = np.asarray(block, np.int64)
-    rows = (backend.verify_argmax(arr) if pick == "argmax" else backend.verify_top(arr) if pick == "top"
-            else verify_rows(backend, block))
+    pick = verify_pick(backend, sampler.params, q is None)
+    rows = verify_rows(backend, [history[-1], *drafts], pick)  # (k+1, vocab) logits, or argmax / top-k
     stats.verify_passes += 1
     stats.k_counts[len(drafts)] = stats.k_counts.get(len(drafts), 0) + 1
     stats.drafted += len(drafts)
     stats.cost_steps += verify_cost(spec, len(drafts)) + draft_cost
     base = list(history)
-    if pick:  # every row's token from the LM head's argmax or top-k (no logits read), as plain decode picks
-        picks = rows if pick == "argmax" else None
-        n_acc, extra = len(drafts), -1
-        for i in range(len(drafts) + 1):
-            want = int(picks[i]) if picks is not None else sampler.next_from_top(rows[i].ids, rows[i].values)
-            if i == len(drafts) or want != drafts[i]:
-                n_acc, extra = i, want
-                break
-    elif params.greedy or q is None:
-        n_acc, extra = accept_replay(sampler, rows, base, drafts)
+    if params.greedy or q is None:
+        n_acc, extra = accept_replay(sampler, rows, base, drafts, pick)
     else:
-        p = _target_dists(rows, params, base, drafts)
+        p = target_dists(rows, params, base, drafts)
         n_acc, extra = accept(p, None if q is None else q[:len(drafts)], drafts, sampler.rng)
     stats.accepted += n_acc
     stats.rejections += int(n_acc < len(drafts))

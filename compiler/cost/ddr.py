@@ -154,9 +154,7 @@ def rate_shares(board: Board, p: DesignParams) -> tuple[int, ...]:
     scenario (port_bandwidth's rates for p's ports, clock and beat): about SHARE_UNITS units rounded per
     port (at least one), divided by their common factor; () when that gives equal shares (no path shared,
     or every stream at its beat rate). The DSE gives its designs these (design.port_shares)."""
-    central = board.with_scenario("central")
-    n, per_port = _weight_streams(board, p)
-    rates = stream_rates(central, port_plan(central, n), per_port)[:n]
+    rates = _weight_rates(board.with_scenario("central"), p)
     shares = [max(1, round(SHARE_UNITS * r / sum(rates))) for r in rates]
     g = functools.reduce(math.gcd, shares)
     shares = [s // g for s in shares]
@@ -184,6 +182,13 @@ def _weight_streams(board: Board, p: DesignParams) -> tuple[int, float]:
     return min(p.weight_ports, len(board.hp_port_names), MAX_STREAM_PORTS), per_port
 
 
+def _weight_rates(board: Board, p: DesignParams) -> list[float]:
+    """Each weight stream's rate in the board's scenario (bytes/s): its beat rate, at most what its path
+    gives it, the streams and the data port placed as port_plan places them (port_bandwidth's rates)."""
+    n, per_port = _weight_streams(board, p)
+    return stream_rates(board, port_plan(board, n), per_port)[:n]
+
+
 def head_stream_ratio(board: Board) -> float:
     """The LM head's row reads against sequential streams on the same ports (Board.head_stream_ratio, what
     the calibration kit's head run measured over its weight ports together); 1 when not measured: the
@@ -198,10 +203,8 @@ def port_rows_bytes_per_cycle(board: Board, p: DesignParams, beat_bytes: int) ->
     most the port and HP widths and what its stream's path gives it (port_bandwidth's rates, the data
     port placed as port_plan places it) times the head's measured pattern ratio."""
     f = p.clock_mhz * 1e6
-    n, per_port = _weight_streams(board, p)
-    rates = stream_rates(board, port_plan(board, n), per_port)[:n]
     cap = min(beat_bytes, p.port_width_bits / 8, board.hp_port_width_bits / 8)
-    return [min(cap, r * head_stream_ratio(board) / f) for r in rates]
+    return [min(cap, r * head_stream_ratio(board) / f) for r in _weight_rates(board, p)]
 
 
 def port_bytes_per_cycle(board: Board, p: DesignParams, beat_bytes: int) -> float:

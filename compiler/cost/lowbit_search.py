@@ -175,6 +175,7 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
     ports = min(4, len(board.hp_port_names))
     shapes = [(e, w) for e in engine_counts for w in (1, 2, 4) if e * w <= ports]
     max_k = model_max_k(cfg)
+    head_shares: dict[tuple[int, int], tuple[int, ...]] = {}  # per shape: the ports' rate shares of the head
     for maxt, (e, w), tp, rd, sl, vec in itertools.product(MAX_TOKENS, shapes, (1, 2, 4, 8), (1, 2),
                                                            SEARCH_SCALE_LANES, VECTOR):
         if best is not None and maxt < best[1][0].max_tokens:
@@ -186,7 +187,9 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
                            token_lanes=tp, engines=e, max_k=max_k, ports=w, record_decoders=rd,
                            scale_lanes=sl, float_units=fu, max_sb=m.max_sb(),
                            min_group=m.min_group(), codecs=m.codecs())
-        eng = dataclasses.replace(eng, head_shares=rate_shares(board, design(board, eng, vec, clock_mhz)))
+        if (e, w) not in head_shares:  # the ports, their beat (R) and the clock decide them
+            head_shares[(e, w)] = rate_shares(board, design(board, eng, vec, clock_mhz))
+        eng = dataclasses.replace(eng, head_shares=head_shares[(e, w)])
         eng, over = _deepest(cfg, board, m, eng, vec, depths, full)
         if over > 1:
             if least is None or over < least[0]:
