@@ -140,7 +140,19 @@ def lowbit_fields(cfg: ModelConfig, design: DesignParams, max_t: int) -> list[Fi
         ("float_units", design.lowbit_float_units, "FU: float steps per token lane (as the formats need)"),
         ("max_sb", design.lowbit_max_sb, "MAXSB: groups a parameter record covers at most"),
         ("min_group", design.lowbit_min_group, "MING: narrowest group of the model's linears"),
-    ] + codec_fields(design.lowbit_codecs)
+    ] + gear_fields(design) + codec_fields(design.lowbit_codecs)
+
+
+def gear_fields(design: DesignParams) -> list[Field]:
+    """The weight gearbox (lowbit_gear.h; runtime/lowbit_gear.py gear_of over design.port_shares): none
+    when the design builds none (lowbit_config_base's gear_cycle 0)."""
+    g = design.gear
+    if not g.active:
+        return []
+    shares = ":".join(map(str, design.port_shares))
+    return [("gear_cycle", g.cycle, f"engine beats a gearbox cycle (ports' shares {shares})"),
+            ("gear_k1", g.k1, "lane 1's words of the last beats of a cycle port 0 carries"),
+            ("gear_k2", g.k2, "lane 2's words of the last beats of a cycle port 3 carries")]
 
 
 def codec_fields(codecs: tuple[tuple[int, ...], ...]) -> list[Field]:

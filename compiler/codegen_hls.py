@@ -44,11 +44,11 @@ CTRL_REGISTERS = {"ap_ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C}
 def weight_encoder(design: DesignParams, mm: str = "tlmm") -> Encoder:
     """The plan_memory encoder matching the matmul policy: pack_ternary tiles of design.rows rows
     (tlmm) or the 2-bit rows of models/weights (pack2); a low-bit design (design.matmul "lowbit"): the
-    low-bit engine's streams (memory_plan_lowbit.LowbitEncoder, R = lowbit_rows, its beat)."""
+    low-bit engine's streams (memory_plan_lowbit.LowbitEncoder, R = lowbit_rows, its beat, its gearbox)."""
     if design.matmul == "lowbit":
         from edgellm.compiler.memory_plan_lowbit import LowbitEncoder
 
-        return LowbitEncoder(design.lowbit_rows, design.lowbit_beat_bits)
+        return LowbitEncoder(design.lowbit_rows, design.lowbit_beat_bits, design.gear)
     if mm == "tlmm":
         return lambda lin: pack_ternary(lin.dense(), design.rows)
     if mm == "pack2":

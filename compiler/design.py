@@ -32,6 +32,7 @@ from edgellm.runtime.layout import (
     PORT_WIDTHS,
 )
 from edgellm.runtime.layout import head_rows as _head_rows
+from edgellm.runtime.lowbit_gear import Gear, gear_of
 
 BUFFER_KINDS = ("uram", "bram", "lutram")  # lutram: weight banks in distributed RAM, activations BRAM
 FETCH_DEPTH_RANGE = (2, 65536)  # fetch_depth bounds (a power of two, or whole URAMs deep)
@@ -99,6 +100,9 @@ class DesignParams:
     # the parameter codecs the engine decodes (packing_lowbit.ParamCodec.as_words rows, sorted): compile lists
     # the model's; () = not listed (an engine that decodes any codec by runtime shifts: C simulation only)
     lowbit_codecs: tuple[tuple[int, ...], ...] = ()
+    # the weight gearbox (runtime/lowbit_gear.py, lowbit_gear.h): the fast ports carry part of the slow lanes
+    # so the engine's streams take port_shares; compile sets it where the shares gear (gear_of)
+    lowbit_gear: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -232,6 +236,12 @@ class DesignParams:
             raise EdgeLLMError(f"design parameter lowbit_min_group must be one of {LB_GROUPS} and at most "
                                f"lowbit_max_group ({self.lowbit_max_group}), got {self.lowbit_min_group}")
         check_lowbit_codecs(self.lowbit_codecs, self.lowbit_max_sb)
+        if not isinstance(self.lowbit_gear, bool):
+            raise EdgeLLMError(f"design parameter lowbit_gear must be true or false, got "
+                               f"{self.lowbit_gear!r}")
+        if self.lowbit_gear and not gear_of(self.port_shares, self.lowbit_ports).active:
+            raise EdgeLLMError(f"design parameter lowbit_gear: port_shares {list(self.port_shares)} over "
+                               f"{self.lowbit_ports} low-bit ports give no gearbox (runtime/lowbit_gear.py)")
         if self.matmul == "lowbit" and self.prefill_token_block % self.lowbit_token_lanes:
             raise EdgeLLMError(f"design parameter prefill_token_block ({self.prefill_token_block}) must be a "
                                f"multiple of lowbit_token_lanes ({self.lowbit_token_lanes})")
@@ -240,6 +250,11 @@ class DesignParams:
     def lowbit_beat_bits(self) -> int:
         """The low-bit engine's beat: 128 bits from each of its lowbit_ports weight ports."""
         return LB_BEAT_BITS * self.lowbit_ports
+
+    @property
+    def gear(self) -> Gear:
+        """The weight gearbox the design builds (Gear(): none)."""
+        return gear_of(self.port_shares, self.lowbit_ports) if self.lowbit_gear else Gear()
 
     @property
     def glu_vec(self) -> int:

@@ -198,7 +198,7 @@ class LowbitEstimate:
                            "record_decoders": e.record_decoders, "scale_lanes": e.scale_lanes,
                            "float_units": e.fu, "max_sb": e.max_sb, "min_group": e.min_group, "rows": e.rows,
                            "max_tokens": e.max_tokens, "max_group": e.max_group, "fetch_depth": e.fetch_depth,
-                           "head_port_shares": list(e.head_shares),
+                           "head_port_shares": list(e.head_shares), "weight_gear": e.gear.active,
                            "attn_lanes": self.vector[0], "attn_kv_block": self.vector[1],
                            "ew_vec": self.vector[2], "ew_glu_vec": glu},
                 "projected_decode_tok_s": self.decode, "ddr_bound_tok_s": self.bound,
@@ -303,7 +303,7 @@ def estimate_design(src: LowbitSource, board: Board, p: Any) -> LowbitEstimate:
                           scale_lanes=p.lowbit_scale_lanes, float_units=p.lowbit_float_units,
                           max_sb=p.lowbit_max_sb, min_group=p.lowbit_min_group, fetch_depth=p.fetch_depth,
                           codecs=_codec_shapes(p.lowbit_codecs) or src.model.codecs(),
-                          head_shares=p.port_shares)
+                          head_shares=p.port_shares, geared=p.lowbit_gear)
     vec = (p.attn_lanes, p.attn_kv_block, p.ew_vec) + ((p.ew_glu_vec,) if p.ew_glu_vec else ())
     return _projected(src, board, eng, vec, p.clock_mhz)
 
@@ -317,6 +317,14 @@ def _codec_shapes(words: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, int], 
 def _ranged(d: dict[str, float], fmt: str, unit: str = "") -> str:
     a, b = sorted((d["low"], d["high"]))
     return f"{fmt.format(d['central'])}{unit} ({fmt.format(a)}-{fmt.format(b)}{unit})"
+
+
+def _gear_text(g: cl.LowbitEngine) -> str:
+    """The weight gearbox in words ("": none)."""
+    if not g.gear.active:
+        return ""
+    return (f"; gearbox: the engine's streams at {':'.join(map(str, g.head_shares))} shares (port 0 carries "
+            f"lane 1's last {g.gear.k1} of every {g.gear.cycle} beats, port 3 lane 2's last {g.gear.k2})")
 
 
 def rows(src: LowbitSource, e: LowbitEstimate, board: Board) -> list[tuple[str, str]]:
@@ -339,7 +347,7 @@ def rows(src: LowbitSource, e: LowbitEstimate, board: Board) -> list[tuple[str, 
                            f"lanes, {g.fu} float step(s) a token lane, R={g.rows}, "
                            f"{e.clock['central']:g} MHz"),
         ("weight FIFOs", f"{g.fetch_depth} x 128-bit words per port (the fetchers prefetch across the vector "
-                         "stages)"),
+                         "stages)" + _gear_text(g)),
         ("vector engines", f"attention {e.vector[0]} lanes (K/V tile {e.vector[1]}), "
                            f"element-wise {e.vector[2]}"
                            + (f" (GLU {e.vector[3]})" if len(e.vector) > 3 else "")),

@@ -2,8 +2,10 @@
 streams it (compiler/packing_lowbit.py pack_lowbit, split by port_images) and its record of the low-bit
 table (interface.h LbWord, compiler/interface.py LB_FIELDS).
 
-A linear's bytes in the weights region: port 0's image, then port 1's .. at LB_PORT_STRIDE bytes apart,
-each image padded to IMAGE_ALIGN bytes; LD_W_OFF points at port 0's image, LD_W_SCALE is 1.0f. Its record
+A linear's bytes in the weights region: port 0's image, then port 1's .. at LB_PORT_STRIDE bytes apart
+(the longest image padded to IMAGE_ALIGN bytes; under the weight gearbox, compiler/packing_gear.py,
+port 0's and port 3's images are longer than ports 1's and 2's); LD_W_OFF points at port 0's image,
+LD_W_SCALE is 1.0f. Its record
 (layer * 7 + i, i in interface.LINEAR_ORDER): LB_BITS, LB_GROUP, the ParamCodec words (as_words order),
 LB_BIAS_OFF (the f32 bias's float offset in the params area, or LB_NO_BIAS), LB_PORT_STRIDE; signed fields
 two's complement, the two reserved words 0.
@@ -16,10 +18,12 @@ from collections.abc import Callable
 import numpy as np
 
 from edgellm.compiler import interface as itf
+from edgellm.compiler.packing_gear import WORD, gear_ports, lane_images
 from edgellm.compiler.packing_lowbit import LowbitImage, ParamCodec, pack_lowbit, port_images
 from edgellm.errors import EdgeLLMError
 from edgellm.models.weights import Layer, LowBitLinear
 from edgellm.runtime.layout import LB_BEAT_BITS, LB_CODE_BITS, LB_GROUPS
+from edgellm.runtime.lowbit_gear import NO_GEAR, Gear
 
 IMAGE_ALIGN = 64  # bytes: every port image starts on a 64-byte boundary (the widest weight beat)
 CODEC_FIELDS = ("sb", "db", "scb", "sc_off", "mmode", "dmb", "mcb", "mc_off", "mz", "dper")  # as_words order
@@ -42,13 +46,14 @@ def record(img: LowbitImage, stride: int, bias_off: int | None) -> np.ndarray:
 
 class LowbitEncoder:
     """plan_memory's encoder for a low-bit design: each call packs one LowBitLinear (R rows per tile, beats
-    of beat_bits) into its port images and keeps the image; layer_records turns a layer's seven into
-    records. lowbit = True tells plan_memory to write LD_W_SCALE 1.0f and the low-bit table."""
+    of beat_bits) into its port images (under `gear`: packing_gear.gear_ports) and keeps the image;
+    layer_records turns a layer's seven into records. lowbit = True tells plan_memory to write LD_W_SCALE
+    1.0f and the low-bit table."""
 
     lowbit = True
 
-    def __init__(self, rows: int, beat_bits: int) -> None:
-        self.rows, self.beat_bits = rows, beat_bits
+    def __init__(self, rows: int, beat_bits: int, gear: Gear = NO_GEAR) -> None:
+        self.rows, self.beat_bits, self.gear = rows, beat_bits, gear
         self.pending: list[tuple[LowbitImage, int]] = []
         self.packed_bytes = 0  # the images' bytes without padding (streamed per decode step)
         self.codecs: set[tuple[int, ...]] = set()  # every packed image's ParamCodec.as_words()
@@ -57,8 +62,8 @@ class LowbitEncoder:
         if not isinstance(lin, LowBitLinear):
             raise EdgeLLMError("a low-bit design packs low-bit linears only (frontend.check_linears)")
         img = pack_lowbit(lin.quant, rows=self.rows, beat_bits=self.beat_bits)
-        ports = port_images(img)
-        stride = _pad(ports[0].size, IMAGE_ALIGN)
+        ports = gear_ports(port_images(img), self.gear)
+        stride = _pad(max(p.size for p in ports), IMAGE_ALIGN)
         blob = np.zeros(stride * len(ports), np.uint8)
         for u, p in enumerate(ports):
             blob[u * stride:u * stride + p.size] = p
@@ -107,9 +112,9 @@ def image_bits(codec: ParamCodec, bits: int, group: int, n_out: int, n_in: int, 
 
 
 def image_from_buffer(buf: np.ndarray, off: int, fields: dict[str, int], n_out: int, n_in: int, rows: int,
-                      beat_bits: int) -> LowbitImage:
+                      beat_bits: int, gear: Gear = NO_GEAR) -> LowbitImage:
     """The LowbitImage whose port images lie in buf at off, off + stride, .. (the inverse of LowbitEncoder's
-    layout; EdgeLLMError when the record's fields or the buffer do not hold one)."""
+    layout under `gear`; EdgeLLMError when the record's fields or the buffer do not hold one)."""
     codec = codec_of(fields)
     bits, group, stride = fields["LB_BITS"], fields["LB_GROUP"], fields["LB_PORT_STRIDE"]
     if bits not in LB_CODE_BITS or group not in LB_GROUPS or n_in % (group * codec.sb):
@@ -118,10 +123,11 @@ def image_from_buffer(buf: np.ndarray, off: int, fields: dict[str, int], n_out: 
                            f"for {n_in} inputs")
     pbits, cbits, nbytes = image_bits(codec, bits, group, n_out, n_in, rows, beat_bits)
     ports = beat_bits // LB_BEAT_BITS
-    per = nbytes // ports
-    if stride < per or off + (ports - 1) * stride + per > buf.size:
-        raise EdgeLLMError(f"low-bit record: port images of {per} bytes at stride {stride} from {off} leave "
-                           f"the {buf.size}-byte image")
-    cols = np.stack([buf[off + u * stride:off + u * stride + per].reshape(-1, 16) for u in range(ports)], 1)
-    data = cols.reshape(-1).copy()
+    nb = nbytes // ports // WORD
+    sizes = [WORD * (gear.port_beats(u, nb) if gear.active else nb) for u in range(ports)]
+    if stride < max(sizes) or any(off + u * stride + n > buf.size for u, n in enumerate(sizes)):
+        raise EdgeLLMError(f"low-bit record: port images of {max(sizes)} bytes at stride {stride} from {off} "
+                           f"leave the {buf.size}-byte image")
+    lanes = lane_images([buf[off + u * stride:off + u * stride + n] for u, n in enumerate(sizes)], gear, nb)
+    data = np.stack([x.reshape(-1, WORD) for x in lanes], 1).reshape(-1).copy()
     return LowbitImage(data, codec, bits, group, n_out, n_in, rows, pbits, cbits, beat_bits)

@@ -27,6 +27,7 @@ from edgellm.runtime.layout import (
     head_rows,
     logits_row,
 )
+from edgellm.runtime.lowbit_gear import Gear, gear_of_design
 
 N_LIN = len(itf.LINEAR_ORDER)
 LB_PORT_BEAT = LB_BEAT_BITS // 8  # bytes of a low-bit weight port's beat (lowbit_source.h kLbBeatBits / 8)
@@ -48,6 +49,15 @@ REG_NAMES = ("hdr_off", "prog_off", "n_desc")
 POINTERS = itf.status_field(itf.SW_REG, 0, itf.REG_POINTERS)
 FLOAT_FIELDS = {itf.status_field(itf.SW_HEADER, 0, itf.HDR[w])
                 for w in ("HDR_EPS_BITS", "HDR_ATTN_SCALE_BITS")}
+
+
+def _gear(design: dict[str, Any]) -> Gear:
+    """A low-bit design's weight gearbox (runtime/lowbit_gear.py gear_of_design; EdgeLLMError for a design
+    record whose shares do not gear)."""
+    try:
+        return gear_of_design(design)
+    except ValueError as e:
+        raise EdgeLLMError(f"manifest: {e}") from None
 
 
 class BoundsError(EdgeLLMError):
@@ -81,6 +91,7 @@ class Limits:
     lowbit_max_sb: int = LB_MAX_SB  # its MAXSB (design.lowbit_max_sb)
     lowbit_min_group: int = LB_MIN_GROUP  # its MING (design.lowbit_min_group)
     lowbit_codecs: tuple[tuple[int, ...], ...] = ()  # the codecs it decodes (design.lowbit_codecs); (): any
+    lowbit_gear: Gear = Gear()  # its weight gearbox (design.lowbit_gear: the ports' image lengths)
 
     @classmethod
     def of(cls, project: Any, buf_bytes: int) -> Limits:
@@ -92,9 +103,9 @@ class Limits:
         lb = (int(d["lowbit_rows"]), LB_BEAT_BITS * int(d["lowbit_ports"]), int(d["lowbit_max_group"]),
               int(d.get("lowbit_float_units", LB_FLOAT_UNITS[-1])), int(d.get("lowbit_max_sb", LB_MAX_SB)),
               int(d.get("lowbit_min_group", LB_MIN_GROUP)),
-              tuple(tuple(int(v) for v in c) for c in d.get("lowbit_codecs") or ())) \
+              tuple(tuple(int(v) for v in c) for c in d.get("lowbit_codecs") or ()), _gear(d)) \
             if d.get("matmul") == "lowbit" \
-            else (0, LB_BEAT_BITS, LB_MAX_GROUP, LB_FLOAT_UNITS[-1], LB_MAX_SB, LB_MIN_GROUP, ())
+            else (0, LB_BEAT_BITS, LB_MAX_GROUP, LB_FLOAT_UNITS[-1], LB_MAX_SB, LB_MIN_GROUP, (), Gear())
         return cls(c.n_layers, project.iface.max_t, project.iface.max_ctx, c.hidden_size, c.q_size,
                    c.kv_size, c.ffn_size, c.head_dim, c.vocab_size, bool(c.subln),
                    int(project.numerics.kv_elem_bytes), int(rows), max(int(project.iface.top_k), 1),

@@ -91,12 +91,15 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
                     ck.span(fld("LB_BIAS_OFF"), f["LB_BIAS_OFF"], pbase + 4 * f["LB_BIAS_OFF"], 4 * n_out,
                             lim.data_beat)
             if ck.code == itf.ST_OK:
-                img = LB_PORT_BEAT * lb_stream_beats(f, n_out, k, lim.lowbit_rows, lim.lowbit_beat_bits)
+                nb = lb_stream_beats(f, n_out, k, lim.lowbit_rows, lim.lowbit_beat_bits)
+                gear = lim.lowbit_gear  # port u's image: its words under the gearbox (lowbit_gear.h)
+                img = [LB_PORT_BEAT * (gear.port_beats(u, nb) if gear.active else nb)
+                       for u in range(lim.lowbit_beat_bits // LB_BEAT_BITS)]
                 off = int(table[layer, itf.LD_W_OFF + i])
-                ck.span(itf.status_field(itf.SW_LAYER, layer, itf.LD_W_OFF + i), off, wbase + off, img,
+                ck.span(itf.status_field(itf.SW_LAYER, layer, itf.LD_W_OFF + i), off, wbase + off, img[0],
                         LB_PORT_BEAT)
-                for u in range(1, lim.lowbit_beat_bits // LB_BEAT_BITS):
+                for u in range(1, len(img)):
                     ck.span(fld("LB_PORT_STRIDE"), f["LB_PORT_STRIDE"], wbase + off + u * f["LB_PORT_STRIDE"],
-                            img, LB_PORT_BEAT)
+                            img[u], LB_PORT_BEAT)
             if ck.code != itf.ST_OK:
                 ck.raise_if_bad(what)

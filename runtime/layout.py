@@ -22,6 +22,8 @@ PORT_WIDTHS = (32, 64, 128, 256, 512, 1024)  # an m_axi port's data bits: powers
 
 # ---- FIFO depths ----
 HEAD_FIFO_DEPTH = 64  # words of each LM-head FIFO hq{P} (64 x 128 bits stays in distributed RAM)
+GEAR_COUNT_DEPTH = 32  # pass counts a weight-gearbox count FIFO holds (a fetcher's lead over its lane merge)
+GEAR_LANE_DEPTH = 16  # words of a weight-gearbox merged-lane FIFO (the merge's latency)
 
 # ---- latencies (cycles) ----
 ADD_LATENCY = 8  # a pipelined fp32 add before its result feeds the next add into the same lane
@@ -67,6 +69,8 @@ C_FACTS = (
     ("kFetchBeats", "FETCH_BEATS", "R-byte beats per word of a weight fetcher FIFO"),
     ("kMaxPortShares", "MAX_PORT_SHARES", "units the weight ports' shares (tile, head rows) sum to at most"),
     ("kHeadFifoDepth", "HEAD_FIFO_DEPTH", "words of each LM-head FIFO"),
+    ("kGearCountDepth", "GEAR_COUNT_DEPTH", "pass counts of a weight-gearbox count FIFO"),
+    ("kGearLaneDepth", "GEAR_LANE_DEPTH", "words of a weight-gearbox merged-lane FIFO"),
     ("kAddLatency", "ADD_LATENCY", "cycles between two fp32 adds into one lane"),
     ("kMulAddLatency", "MUL_ADD_LATENCY", "cycles between two updates of a multiply-add recurrence"),
     ("kDspChain", "DSP_CHAIN", "DSPs per cascade of a TLMM DSP token lane"),

@@ -79,6 +79,9 @@ FIELDS: dict[str, tuple[str, bool, Any]] = {
     "design.lowbit_float_units": ("int in", False, LB_FLOAT_UNITS),
     "design.lowbit_max_sb": ("int", False, (1, LB_MAX_SB)),
     "design.lowbit_min_group": ("int in", False, LB_GROUPS),
+    # the weight gearbox (runtime/lowbit_gear.py: from the ports' shares; absent: none, equal shares)
+    "design.lowbit_gear": ("bool", False, None),
+    "design.port_shares": ("ints", False, (4, 1, 64)),
     # the parameter codecs the engine decodes (ParamCodec.as_words rows; absent or []: any)
     "design.lowbit_codecs": ("int rows", False, (LB_MAX_CODECS, LB_CODEC_WORDS, -(1 << 31), (1 << 31) - 1)),
     "host": ("object", True, None),
@@ -167,6 +170,12 @@ def _problem(kind: str, arg: Any, v: Any) -> str | None:
     if kind == "int in":
         ok = isinstance(v, int) and not isinstance(v, bool) and v in arg
         return None if ok else f"one of {', '.join(map(str, arg))}"
+    if kind == "bool":
+        return None if isinstance(v, bool) else "true or false"
+    if kind == "ints":  # a list of at most n integers in [lo, hi]
+        n, lo, hi = arg
+        ok = isinstance(v, list) and len(v) <= n and all(is_int(x, lo, hi) for x in v)
+        return None if ok else f"a list of at most {n} integers in [{lo}, {hi}]"
     if kind == "int rows":  # a list of at most n lists of exactly w integers in [lo, hi]
         n, w, lo, hi = arg
         ok = isinstance(v, list) and len(v) <= n and all(

@@ -169,13 +169,18 @@ def _lowbit_linear(img: np.ndarray, off: int, rec: np.ndarray, n_out: int, n_in:
     from edgellm.compiler.memory_plan_lowbit import decode_record, image_from_buffer
     from edgellm.compiler.packing_lowbit import unpack_lowbit
     from edgellm.models.weights import LowBitLinear
+    from edgellm.runtime.lowbit_gear import gear_of_design
 
     f = decode_record(rec)
     rows, ports = design.get("lowbit_rows"), design.get("lowbit_ports")
     if not rows or not ports:
         raise EdgeLLMError("manifest records no design.lowbit_rows / lowbit_ports: cannot decode the "
                            "low-bit weight image")
-    q = unpack_lowbit(image_from_buffer(img, off, f, n_out, n_in, int(rows), 128 * int(ports)))
+    try:
+        gear = gear_of_design(design)
+    except ValueError as e:
+        raise EdgeLLMError(f"manifest: {e}") from None
+    q = unpack_lowbit(image_from_buffer(img, off, f, n_out, n_in, int(rows), 128 * int(ports), gear))
     bias = None if f["LB_BIAS_OFF"] == itf.LB_NO_BIAS else f["LB_BIAS_OFF"]
     return LowBitLinear(q, "image"), bias
 

@@ -11,12 +11,14 @@ from shared_fixtures import kquant, q6_k
 
 from edgellm.compiler import interface as itf
 from edgellm.compiler import packing_lowbit as pl
+from edgellm.compiler.packing_gear import gear_ports
 from edgellm.models import lowbit as lb
 from edgellm.models.config import ModelConfig
 from edgellm.models.golden import GoldenModel
 from edgellm.models.numerics import F32, NumericsPlan
 from edgellm.models.random_model import random_model
 from edgellm.models.weights import Layer, LowBitLinear
+from edgellm.runtime.lowbit_gear import NO_GEAR, Gear
 
 LINEARS = itf.LINEAR_ORDER
 IMAGE_ALIGN = 64  # each port image starts on 64 bytes (what the memory plan writes)
@@ -43,17 +45,18 @@ def mixed_model(bias: bool, seed: int, n_layers: int = 1, vocab: int = 64) -> Go
 
 
 def pack_linears(layer: Layer, rows: int, beat_bits: int, bias_off: dict[str, int],
-                 base: int = 0) -> tuple[np.ndarray, list[int], np.ndarray]:
-    """The layer's seven linears packed for an engine of `rows` rows and beat_bits-bit beats: (bytes
-    holding, per linear, every port's image IMAGE_ALIGN-padded one after another, starting at byte `base`
+                 base: int = 0, gear: Gear = NO_GEAR) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """The layer's seven linears packed for an engine of `rows` rows and beat_bits-bit beats (under the
+    weight gearbox `gear`: compiler/packing_gear.py): (bytes holding, per linear, every port's image
+    padded with 0xA5 to the longest's IMAGE_ALIGN multiple, one after another, starting at byte `base`
     of the weight area; port 0's image offsets (the LD_W_OFF words); the low-bit table's records
     (N_LIN, LB_WORDS) uint32 with bias float offsets bias_off[name] or LB_NO_BIAS)."""
     blobs, w_off = [], []
     lbt = np.zeros((len(LINEARS), itf.LB_WORDS), np.uint32)
     for i, name in enumerate(LINEARS):
         img = pl.pack_lowbit(layer.linears()[name].quant, rows=rows, beat_bits=beat_bits)
-        ports = pl.port_images(img)
-        stride = -(-ports[0].size // IMAGE_ALIGN) * IMAGE_ALIGN
+        ports = gear_ports(pl.port_images(img), gear)
+        stride = -(-max(p.size for p in ports) // IMAGE_ALIGN) * IMAGE_ALIGN
         w_off.append(base + sum(b.size for b in blobs))
         for p in ports:
             blobs.append(np.concatenate([p, np.full(stride - p.size, 0xA5, np.uint8)]))

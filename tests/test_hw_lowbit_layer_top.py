@@ -16,10 +16,13 @@ import pytest
 from shared_lowbit import mixed_model, pack_linears
 
 from edgellm.compiler import interface as itf
+from edgellm.compiler import packing_lowbit as pl
+from edgellm.compiler.packing_gear import gear_ports
 from edgellm.hw import csim
 from edgellm.models.golden import GoldenModel
 from edgellm.models.numerics import F32
 from edgellm.runtime.layout import LOGITS_ROW_ALIGN
+from edgellm.runtime.lowbit_gear import Gear
 
 MAX_T, MAX_CTX, TOP_K, N_LAYERS, VOCAB = 16, 64, 8, 2, 64
 ALIGN = 4096
@@ -29,7 +32,9 @@ LB = itf.LB
 def _load(threads: bool) -> ctypes.CDLL:
     dl = csim.load([csim.TB_DIR / "lowbit_top_tb.cpp"], "lowbit_top_tb" + "_mt" * threads, threads=threads)
     dl.tb_lb_top_run.restype = ctypes.c_longlong
+    dl.tb_lb_top_run_gear.restype = ctypes.c_longlong
     dl.tb_lb_top_leftovers.restype = ctypes.c_longlong
+    dl.tb_lb_top_deadlocks.restype = ctypes.c_longlong
     return dl
 
 
@@ -46,6 +51,7 @@ class LbTop:
     gm: GoldenModel
     ddr: np.ndarray
     regions: dict[str, tuple[int, int]]  # name -> (offset, bytes)
+    suffix: str = ""  # "_gear": the geared top's entry points (lbtop_gear)
 
     def region(self, name: str, dtype: type = F32) -> np.ndarray:
         off, n = self.regions[name]
@@ -63,15 +69,23 @@ class LbTop:
         self.region("program", np.uint32)[:prog.size] = prog.ravel()
         self.region("logits")[:] = np.nan
         off = self.regions["program"][0]
-        assert self.lib.tb_lb_top_run(csim.ptr(self.ddr), ctypes.c_uint64(self.ddr.size), ctypes.c_uint32(0),
-                                      ctypes.c_uint32(off), ctypes.c_uint32(len(prog))) == 0, "port conflicts"
+        run = getattr(self.lib, "tb_lb_top_run" + self.suffix)
+        assert run(csim.ptr(self.ddr), ctypes.c_uint64(self.ddr.size), ctypes.c_uint32(0),
+                   ctypes.c_uint32(off), ctypes.c_uint32(len(prog))) == 0, "port conflicts"
 
 
-def build(lib: ctypes.CDLL, gm: GoldenModel) -> LbTop:
-    """Lay out the buffer: regions ALIGN apart, the header at 0."""
-    sz = np.zeros(7, np.int64)
-    lib.tb_lb_top_sizes(csim.ptr(sz))
-    scratch_f, scratch_i8, tap_f, head_rows, rows, bw = (int(v) for v in sz[:6])
+def top_sizes(lib: ctypes.CDLL, suffix: str = "") -> tuple[list[int], Gear]:
+    """The top's sizes (tb_lb_top_sizes: scratch, taps, head rows, R, BW, fetch ports) and its gearbox."""
+    sz = np.zeros(10, np.int64)
+    getattr(lib, "tb_lb_top_sizes" + suffix)(csim.ptr(sz))
+    return [int(v) for v in sz[:7]], Gear(*(int(v) for v in sz[7:]))
+
+
+def build(lib: ctypes.CDLL, gm: GoldenModel, suffix: str = "") -> LbTop:
+    """Lay out the buffer: regions ALIGN apart, the header at 0 (suffix "_gear": the geared top's, its
+    port images under its gearbox)."""
+    sz, gear = top_sizes(lib, suffix)
+    scratch_f, scratch_i8, tap_f, head_rows, rows, bw = sz[:6]
     c, qm = gm.cfg, gm.model
     # params: per layer attention norm, FFN norm, q/k/v biases; then the final norm
     params, p_off, bias_off = [], [], []
@@ -90,7 +104,7 @@ def build(lib: ctypes.CDLL, gm: GoldenModel) -> LbTop:
     params = np.concatenate([*params, qm.final_norm]).astype(F32)
     images, w_offs, lbts, w_bytes = [], [], [], 0
     for li, layer in enumerate(qm.layers):
-        img, w_off, lbt = pack_linears(layer, rows, bw, bias_off[li], base=w_bytes)
+        img, w_off, lbt = pack_linears(layer, rows, bw, bias_off[li], base=w_bytes, gear=gear)
         images.append(img), w_offs.append(w_off), lbts.append(lbt)
         w_bytes += img.size
     vr = -(-VOCAB // LOGITS_ROW_ALIGN) * LOGITS_ROW_ALIGN
@@ -107,7 +121,7 @@ def build(lib: ctypes.CDLL, gm: GoldenModel) -> LbTop:
         regions[name] = (at, n)
         at += -(-n // ALIGN) * ALIGN
     ddr = np.zeros(at, np.uint8)
-    t = LbTop(lib, gm, ddr, regions)
+    t = LbTop(lib, gm, ddr, regions, suffix)
     t.region("weights", np.uint8)[:] = np.concatenate(images)
     t.region("params")[:] = params
     t.region("cos")[:] = gm.cos.ravel()
@@ -152,6 +166,27 @@ def test_threaded_fetchers_and_engine() -> None:
     bounded at fetch_depth = 64 words): the same results, no deadlock."""
     lib_mt = _load(True)
     check_prefill_then_decode(build(lib_mt, mixed_model(True, seed=8, n_layers=N_LAYERS, vocab=VOCAB)))
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["sequential", "threaded"])
+def test_weight_gearbox(threads: bool) -> None:
+    """The same model on a 4-port engine with the weight gearbox (lbtop_gear: cycles of 5 beats, lane 1's
+    last 2 words on port 0, lane 2's last on port 3; compiler/packing_gear.py's port images, each padded
+    with 0xA5): bit-exact, every FIFO (side, count and merged-lane ones too) drained; threaded, with the
+    64-word FIFOs and the side FIFOs at their depth: no deadlock. The linears' passes end mid-cycle, past the
+    given beats too, and the ports' images differ from the lanes'."""
+    lib = _load(threads)
+    gm = mixed_model(True, seed=9, n_layers=N_LAYERS, vocab=VOCAB)
+    (_, _, _, _, rows, bw, ports), gear = top_sizes(lib, "_gear")
+    assert (bw, ports, gear) == (512, 4, Gear(5, 2, 1))
+    nbs = [pl.pack_lowbit(lin.quant, rows=rows, beat_bits=bw).data.size // (bw // 8)
+           for lin in gm.model.layers[0].linears().values()]
+    assert {n % gear.cycle for n in nbs} >= {0, 4}, nbs  # a whole cycle, and one ending on a given beat
+    lanes = pl.port_images(pl.pack_lowbit(gm.model.layers[0].q.quant, rows=rows, beat_bits=bw))
+    assert [x.size for x in gear_ports(lanes, gear)] != [x.size for x in lanes]
+    dead0 = lib.tb_lb_top_deadlocks()
+    check_prefill_then_decode(build(lib, gm, "_gear"))
+    assert lib.tb_lb_top_deadlocks() == dead0
 
 
 def check_prefill_then_decode(top: LbTop) -> None:

@@ -327,6 +327,12 @@ def test_lowbit_project_csim_verify_run(models: dict[str, Path], tmp_path: Path,
     proj = tmp_path / "p"
     r = _compile(models[kind], proj, board)
     assert r.returncode == 0, r.stderr
+    # a 4-port engine on these boards streams through the weight gearbox (9:7:7:9 shares, lowbit_gear.h):
+    # the GPTQ model's and the ZCU104 design's (the tiny GGUF models' KV260 engines take 2 ports)
+    design = json.loads((proj / "manifest.json").read_text())["design"]
+    geared = design["lowbit_ports"] == 4
+    assert geared == (kind == "gptq" or board == "zcu104") and design["lowbit_gear"] == geared
+    assert ("gear_cycle = 8" in (proj / "hls" / "edgellm_config.h").read_text()) == geared
     r = run_cli("csim", str(proj))
     assert r.returncode == 0 and "csim: PASS" in r.stdout + r.stderr, r.stdout + r.stderr
     r = run_cli("verify", str(proj), "-d", "emu", "-n", "4", "--json", str(tmp_path / "v.json"))

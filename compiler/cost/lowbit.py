@@ -43,6 +43,7 @@ from edgellm.runtime.layout import (
     k_max,
     lb_float_steps,
 )
+from edgellm.runtime.lowbit_gear import Gear, gear_of
 
 PORT_BITS = LB_BEAT_BITS  # one weight port's beat (lb_beat_t); the engine's beat is 128 x its ports
 # Pipeline prologue + epilogue of one run of a pipelined loop (the block loop's deepest path: table
@@ -132,6 +133,9 @@ class LowbitEngine:
     # (design.port_shares; cost/lowbit_search.search gives the board's rate shares, cost/ddr.rate_shares).
     # The engine itself pops a word of every port a beat (lockstep): its streams take equal shares
     head_shares: tuple[int, ...] = ()
+    # not the engine's but the fetchers': the weight gearbox (runtime/lowbit_gear.py, design.lowbit_gear) that
+    # lets the engine's streams take head_shares too (search sets it where the shares gear)
+    geared: bool = False
 
     def __post_init__(self) -> None:
         self._check_fields()
@@ -161,6 +165,11 @@ class LowbitEngine:
                                f"{self.min_group}")
         if self.float_units not in FLOAT_UNITS:
             raise EdgeLLMError(f"low-bit engine: float units one of {FLOAT_UNITS}, got {self.float_units}")
+
+    @property
+    def gear(self) -> Gear:
+        """The fetchers' weight gearbox (Gear(): none, the engine's streams at equal shares)."""
+        return gear_of(self.head_shares, self.ports) if self.geared and self.engines == 1 else Gear()
 
     @property
     def beat_bits(self) -> int:

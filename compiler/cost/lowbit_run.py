@@ -56,9 +56,11 @@ def ddr_bound_tokens_per_s(cfg: ModelConfig, board: Board, m: LowbitModel, p: De
 
 
 def engine_bandwidth(board: Board, p: DesignParams) -> Bandwidth:
-    """The low-bit engine's weight streams: it takes a 128-bit word of every port a beat (lockstep,
-    lowbit_source.h), so its ports carry equal shares whatever shares p gives the LM head's rows."""
-    return bandwidth(board, p.replace(port_shares=()))
+    """The low-bit engine's weight streams: it takes a 128-bit word of every lane a beat (lockstep,
+    lowbit_source.h), so its ports carry equal shares whatever shares p gives the LM head's rows, unless
+    the weight gearbox (p.lowbit_gear, lowbit_gear.h) lets the fast ports carry part of the slow lanes:
+    then they stream at p.port_shares as the head's rows do."""
+    return bandwidth(board, p if p.lowbit_gear else p.replace(port_shares=()))
 
 
 def fifo_bytes(board: Board, p: DesignParams) -> int:

@@ -28,7 +28,7 @@ from edgellm.compiler.cost.memory import Resources, auto_memory, bound_memory, t
 from edgellm.compiler.design import FETCH_DEPTH_RANGE, URAM_WORDS, DesignParams, head_beat_bytes, stream_ports
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
-from edgellm.runtime.layout import HEAD_FIFO_DEPTH
+from edgellm.runtime.layout import GEAR_COUNT_DEPTH, GEAR_LANE_DEPTH, HEAD_FIFO_DEPTH
 
 # (attention lanes, K/V tile, element-wise vector[, GLU vector]) of the vector engines the search may pair
 # with the low-bit engines (DesignParams attn_lanes, attn_kv_block, ew_vec, ew_glu_vec: a narrower GLU
@@ -57,7 +57,8 @@ def design(board: Board, eng: LowbitEngine, vec: tuple[int, ...] = VECTOR[-1],
     return DesignParams(clock_mhz=clock_mhz or board.pl_clock_mhz, weight_ports=eng.engines * eng.ports,
                         prefill_token_block=eng.max_tokens, attn_lanes=vec[0], attn_kv_block=vec[1],
                         ew_vec=vec[2], ew_glu_vec=vec[3] if len(vec) > 3 else 0, head_lanes=HEAD_LANE,
-                        fetch_depth=eng.fetch_depth, port_shares=eng.head_shares)
+                        fetch_depth=eng.fetch_depth, port_shares=eng.head_shares,
+                        lowbit_gear=eng.gear.active)
 
 
 def head_resources(cfg: ModelConfig, board: Board, m: LowbitModel, p: DesignParams) -> Resources:
@@ -74,10 +75,33 @@ def head_resources(cfg: ModelConfig, board: Board, m: LowbitModel, p: DesignPara
 def fetch_resources(board: Board, p: DesignParams) -> Resources:
     """The low-bit top's weight fetchers (top.h fetch_program over lowbit_mm_policy::fetch): per weight
     port its program walker and address generator (cost/fetch.py FETCH_WALKER) and its FIFO of fetch_depth
-    128-bit words (lb_beat_t) where codegen binds it (cost/fetch.py storage: EDGELLM_FETCH_STORAGE)."""
+    128-bit words (lb_beat_t) where codegen binds it (cost/fetch.py storage: EDGELLM_FETCH_STORAGE); and
+    the weight gearbox's (gear_resources)."""
     n = stream_ports(board, p)
     walker = Resources(lut=n * cost_fetch.FETCH_WALKER[0], ff=n * cost_fetch.FETCH_WALKER[1])
-    return walker + bound_memory(PORT_BITS, p.fetch_depth, n, cost_fetch.storage(board, p))
+    return (walker + bound_memory(PORT_BITS, p.fetch_depth, n, cost_fetch.storage(board, p))
+            + gear_resources(board, p))
+
+
+# A gearbox lane merge (lowbit_gear.h lb_lane_merge): its 128-bit 2:1 word choice, the pass's beat counter
+# and cycle place (32 + 8 bits: an incrementer and a compare each) and the loop control. Estimate.
+GEAR_MERGE = Resources(lut=PORT_BITS + 2 * 40 + 60, ff=32 + 8 + 40)
+# A donor fetcher's split (lb_fetch_split): the cycle place and the side flag, the two FIFOs' write
+# enables. Estimate.
+GEAR_SPLIT = Resources(lut=30, ff=12)
+
+
+def gear_resources(board: Board, p: DesignParams) -> Resources:
+    """The weight gearbox (top.h top_region_geared; none without one): the two side FIFOs (the given words
+    of fetch_depth beats, bound as the weight FIFOs), the two count FIFOs (kGearCountDepth x 32 bits) and
+    merged-lane FIFOs (kGearLaneDepth x 128 bits) in distributed RAM, two lane merges and two splits."""
+    g = p.gear
+    if not g.active:
+        return Resources()
+    side = total_of([bound_memory(PORT_BITS, -(-p.fetch_depth * k // g.cycle) + 2, 1,
+                                  cost_fetch.storage(board, p)) for k in (g.k1, g.k2)])
+    small = auto_memory(32, GEAR_COUNT_DEPTH, 2) + auto_memory(PORT_BITS, GEAR_LANE_DEPTH, 2)
+    return side + small + GEAR_MERGE.scaled(2) + GEAR_SPLIT.scaled(2)
 
 
 def total_resources(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine,
@@ -189,7 +213,8 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
                            min_group=m.min_group(), codecs=m.codecs())
         if (e, w) not in head_shares:  # the ports, their beat (R) and the clock decide them
             head_shares[(e, w)] = rate_shares(board, design(board, eng, vec, clock_mhz))
-        eng = dataclasses.replace(eng, head_shares=head_shares[(e, w)])
+        # the shares gear where they can (eng.gear: a 4-port engine, KV260 / ZCU104's 9:7:7:9)
+        eng = dataclasses.replace(eng, head_shares=head_shares[(e, w)], geared=True)
         eng, over = _deepest(cfg, board, m, eng, vec, depths, full)
         if over > 1:
             if least is None or over < least[0]:

@@ -72,6 +72,30 @@ typedef edgellm::top_traits<top_cfg> top;
 
 }  // namespace lbtop_codecs
 
+namespace lbtop_gear {  // the same model on a 4-port engine (BW 512, R 128) with the weight gearbox
+                        // (lowbit_gear.h): cycles of 5 beats, lane 1's last 2 on port 0, lane 2's last 1
+                        // on port 3 (not a board's shares: partial cycles at most linears' ends), the
+                        // head on 4 ports; FIFOs of 64 words (side FIFOs 64 x 2 / 5 + 2)
+
+struct lowbit_cfg : edgellm::lowbit_config_base {
+  static const int rows = 128, max_k = 512, max_t = 8;
+  static const int token_lanes = 2, beat_bits = 512, decoders = 2;
+  static const int float_units = 8;  // the Q6_K-like G16 6-bit rows at 512-bit beats: ceil(32 / 6) = 6 steps
+  static const int gear_cycle = 5, gear_k1 = 2, gear_k2 = 1;
+};
+typedef edgellm::lowbit_mm_policy<edgellm::lowbit_traits<lowbit_cfg> > mm;
+struct head_cfg : lbtop::head_cfg {
+  static const int NPORTS = 4;
+};
+typedef edgellm::lm_head_traits<head_cfg> head;
+struct top_cfg : lbtop::top_cfg {
+  typedef lbtop_gear::mm mm;
+  typedef lbtop_gear::head head;
+};
+typedef edgellm::top_traits<top_cfg> top;
+
+}  // namespace lbtop_gear
+
 // Top T's program check (program_check.h check_program, what its top runs first) on the buffer (the host's
 // part: HDR_BUF_BYTES = bytes): out = status, field, value. Runs nothing else.
 template <class T>
@@ -88,29 +112,44 @@ void check_only(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t prog_of
 
 typedef lbtop::top TC;
 
-extern "C" {
 
 // out: float scratch floats, int8 scratch bytes, tap floats, head rows, (rows, beat bits) of the engine,
-// weight ports with a fetcher.
-void tb_lb_top_sizes(long *out) {
-  out[0] = edgellm::layer_scratch<TC::layer>::floats;
-  out[1] = edgellm::layer_scratch<TC::layer>::bytes8;
-  out[2] = edgellm::layer_taps<TC::layer>::floats;
-  out[3] = TC::head::MAX_TOK;
-  out[4] = TC::mm::C::R, out[5] = TC::mm::C::BW, out[6] = TC::fetch_ports;
+// weight ports with a fetcher, the gearbox's (cycle, k1, k2) (0, 0, 0: none).
+template <class T>
+void sizes(long *out) {
+  out[0] = edgellm::layer_scratch<typename T::layer>::floats;
+  out[1] = edgellm::layer_scratch<typename T::layer>::bytes8;
+  out[2] = edgellm::layer_taps<typename T::layer>::floats;
+  out[3] = T::head::MAX_TOK;
+  out[4] = T::mm::C::R, out[5] = T::mm::C::BW, out[6] = T::fetch_ports;
+  out[7] = T::mm::gear::C, out[8] = T::mm::gear::K1, out[9] = T::mm::gear::K2;
 }
 
-// One start of the top on the buffer (the host's part: HDR_BUF_BYTES = bytes). Returns the bytes written
+// One start of top T on the buffer (the host's part: HDR_BUF_BYTES = bytes). Returns the bytes written
 // through both data and act in this call (0 when right).
-long long tb_lb_top_run(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+template <class T>
+long long run(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
   const uint32_t n = (uint32_t)bytes;
   std::memcpy(ddr + hdr_off + 4 * edgellm::HDR_BUF_BYTES, &n, 4);
   static const char *const names[2] = {"data", "act"};
   return edgellm_csim::run_on_ports<2>(ddr, bytes, names, [&](const uint8_t *ro, uint8_t *const *rw) {
-    const TC::wbeat_t *w = reinterpret_cast<const TC::wbeat_t *>(ro);
-    TC::dbeat_t *data = reinterpret_cast<TC::dbeat_t *>(rw[0]), *act = reinterpret_cast<TC::dbeat_t *>(rw[1]);
-    edgellm::edgellm_top_impl<TC>(w, w, w, w, w, w, w, w, data, act, hdr_off, prog_off, n_desc);
+    const typename T::wbeat_t *w = reinterpret_cast<const typename T::wbeat_t *>(ro);
+    typename T::dbeat_t *data = reinterpret_cast<typename T::dbeat_t *>(rw[0]);
+    typename T::dbeat_t *act = reinterpret_cast<typename T::dbeat_t *>(rw[1]);
+    edgellm::edgellm_top_impl<T>(w, w, w, w, w, w, w, w, data, act, hdr_off, prog_off, n_desc);
   });
+}
+
+extern "C" {
+
+void tb_lb_top_sizes(long *out) { sizes<TC>(out); }
+long long tb_lb_top_run(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+  return run<TC>(ddr, bytes, hdr_off, prog_off, n_desc);
+}
+// The geared top's (lbtop_gear)
+void tb_lb_top_sizes_gear(long *out) { sizes<lbtop_gear::top>(out); }
+long long tb_lb_top_run_gear(uint8_t *ddr, uint64_t bytes, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+  return run<lbtop_gear::top>(ddr, bytes, hdr_off, prog_off, n_desc);
 }
 
 // The MING 32 top's program check (check_only).
@@ -136,5 +175,8 @@ int tb_lb_top_codecs(int32_t *out) {
 
 // Weight- and head-FIFO words pushed and never popped, over every call.
 long long tb_lb_top_leftovers() { return edgellm::fifo_leftovers(); }
+
+// Deadlocks the threaded C simulation found, over every call (0 in the sequential one).
+long long tb_lb_top_deadlocks() { return edgellm::csim_deadlocks(); }
 
 }  // extern "C"

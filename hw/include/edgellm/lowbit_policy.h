@@ -27,6 +27,7 @@
 #include <cstdint>
 
 #include "edgellm/interface.h"
+#include "edgellm/lowbit_gear.h"
 #include "edgellm/lowbit_mm.h"
 #include "edgellm/lowbit_source.h"
 
@@ -43,6 +44,9 @@ struct lowbit_config_base {
   static const int float_units = kLbMaxFloatUnits;  // FU: float steps per token lane (32: one per lane)
   static const int max_sb = kLbMaxSb;               // MAXSB: groups a parameter record covers at most
   static const int min_group = kLbMinGroup;         // MING: the narrowest group a tensor may have
+  // the weight gearbox (lowbit_gear.h): C engine beats a cycle (0: none), lane 1's / lane 2's beats a cycle
+  // on port 0 / port 3 (4-port engines)
+  static const int gear_cycle = 0, gear_k1 = 0, gear_k2 = 0;
   // the parameter codecs the engine decodes (packing_lowbit.ParamCodec.as_words rows): 0 = any, by runtime
   // shifts (a C-simulation convenience); compile lists the model's, n_codecs > 0, decoded by static fields
   static const int n_codecs = 0;
@@ -56,6 +60,7 @@ struct lowbit_traits : P {
   static const int token_lanes = P::token_lanes, beat_bits = P::beat_bits, decoders = P::decoders;
   static const int scale_lanes = P::scale_lanes, float_units = P::float_units, max_sb = P::max_sb;
   static const int min_group = P::min_group;
+  static const int gear_cycle = P::gear_cycle, gear_k1 = P::gear_k1, gear_k2 = P::gear_k2;
   typedef LowbitConfig<rows, max_k, max_t, max_group, token_lanes, beat_bits, decoders, scale_lanes, float_units,
                        max_sb, min_group, P>
       engine;
@@ -125,15 +130,20 @@ struct lowbit_mm_policy {
     }
   }
 
+  typedef LbGear<LT> gear;  // the weight gearbox (lowbit_gear.h; gear::ON = 0: none)
+  static_assert(!gear::ON || C::PORTS == 4, "the weight gearbox serves 4-port engines");
+
   // Port P's FIFO for one linear: its image (at byte base + P * stride of w, 128-bit beats: the top's
-  // weight port, or a testbench's array) once per engine pass of the n_tok tokens, in stream order.
+  // weight port, or a testbench's array) once per engine pass of the n_tok tokens, in stream order. Under
+  // the gearbox (the top's fetchers): port 0 / 3 splits its image into `fifo` and the side FIFO
+  // (lb_fetch_split), port 1 / 2 pushes each pass's engine beats into its count FIFO before its kept words.
   template <int P, class WB>
   static void fetch(const WB *w, long base, const LbLinear &lin, int n_out, int k, int n_tok,
                     hls::stream<word_t> &fifo) {
+    static_assert(!gear::ON || P >= kPorts || (gear::recipient(P) < 0 && gear::given(P) == 0),
+                  "a geared port fetches with its side FIFO");
     if (P >= kPorts) return;
-    LowbitTensor t = lin.t;
-    t.n_out = n_out, t.k = k;
-    const long b0 = (base + P * lin.stride) / (kLbBeatBits / 8), nb = lb_stream_beats(t, C::R, C::BW);
+    const long nb = beats(lin, n_out, k), b0 = image_beat<P>(base, lin);
   lb_fetch_passes:
     for (int t0 = 0; t0 < n_tok; t0 += C::MAXT) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 / C::MAXT
@@ -145,6 +155,56 @@ struct lowbit_mm_policy {
       }
     }
   }
+  template <int P, class WB>
+  static void fetch(const WB *w, long base, const LbLinear &lin, int n_out, int k, int n_tok,
+                    hls::stream<word_t> &fifo, FetchNoSide &) {
+    fetch<P>(w, base, lin, n_out, k, n_tok, fifo);
+  }
+  // port P (0 or 3) under the gearbox: its lane into fifo, the recipient lane's given words into side
+  template <int P, class WB>
+  static void fetch(const WB *w, long base, const LbLinear &lin, int n_out, int k, int n_tok,
+                    hls::stream<word_t> &fifo, hls::stream<word_t> &side) {
+    static_assert(gear::ON && gear::recipient(P) >= 0, "a side FIFO on a port that carries no other lane");
+    enum { K = gear::given(gear::recipient(P) >= 0 ? gear::recipient(P) : 1) };
+    const long nb = beats(lin, n_out, k), b0 = image_beat<P>(base, lin), n = gear::port_beats(P, nb);
+  lb_fetch_split_passes:
+    for (int t0 = 0; t0 < n_tok; t0 += C::MAXT) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 / C::MAXT
+      lb_fetch_split<gear::C, K>(w + b0, n, fifo, side);
+    }
+  }
+  // port P (1 or 2) under the gearbox: each pass's engine beats into cq (for lb_lane_merge), its kept words
+  template <int P, class WB>
+  static void fetch(const WB *w, long base, const LbLinear &lin, int n_out, int k, int n_tok,
+                    hls::stream<word_t> &fifo, hls::stream<lb_count_t> &cq) {
+    static_assert(gear::ON && gear::given(P) > 0, "a count FIFO on a port whose lane gives no words");
+    const long nb = beats(lin, n_out, k), b0 = image_beat<P>(base, lin), n = gear::kept(P, nb);
+  lb_fetch_kept_passes:
+    for (int t0 = 0; t0 < n_tok; t0 += C::MAXT) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 / C::MAXT
+      cq.write((lb_count_t)nb);
+    lb_fetch_kept:
+      for (long i = 0; i < n; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
+#pragma HLS PIPELINE II = 1
+        fifo.write(w[b0 + i]);
+      }
+    }
+  }
+
+ private:
+  // a linear's engine beats a pass, port P's image's first beat
+  static long beats(const LbLinear &lin, int n_out, int k) {
+#pragma HLS INLINE
+    LowbitTensor t = lin.t;
+    t.n_out = n_out, t.k = k;
+    return lb_stream_beats(t, C::R, C::BW);
+  }
+  template <int P>
+  static long image_beat(long base, const LbLinear &lin) {
+#pragma HLS INLINE
+    return (base + P * lin.stride) / (kLbBeatBits / 8);
+  }
 };
 
 // Whether a matmul policy is the low-bit one (MM::kLowbit; the ternary policies have no such member).
@@ -155,6 +215,16 @@ struct mm_is_lowbit {
 template <class MM>
 struct mm_is_lowbit<MM, decltype((int)MM::kLowbit, 0)> {
   enum { value = MM::kLowbit };
+};
+
+// Whether a matmul policy streams through the low-bit weight gearbox (MM::gear::ON; lowbit_gear.h).
+template <class MM, class = int>
+struct mm_gear_on {
+  enum { value = 0 };
+};
+template <class MM>
+struct mm_gear_on<MM, decltype((int)MM::gear::ON, 0)> {
+  enum { value = MM::gear::ON };
 };
 
 }  // namespace edgellm

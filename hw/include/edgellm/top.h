@@ -74,6 +74,10 @@ namespace edgellm {
 // them, so a few dozen words of slack cover the burst turnarounds (runtime/layout.py HEAD_FIFO_DEPTH:
 // 64 x 128 bits stays in distributed RAM).
 const int kHeadFifoDepth = facts::kHeadFifoDepth;
+// The weight gearbox's FIFOs (top_region_geared): each pass count FIFO holds the counts of this many passes
+// a fetcher runs ahead of its lane's merge; each merged lane FIFO covers the merge's pipeline latency.
+const int kGearCountDepth = facts::kGearCountDepth;
+const int kGearLaneDepth = facts::kGearLaneDepth;
 
 // FETCH_DEPTH: words per weight FIFO (design.fetch_depth).
 template <class LAYER, class MM, class HEAD, int N_LAYERS, int VOCAB, int FETCH_DEPTH = 512>
@@ -230,12 +234,12 @@ void count_leftovers(S &s, const char *name) {
 // a pipelined slot's linear and vector processes use distinct arguments); data: everything else. All
 // at the same address.
 template <class TC>
-void edgellm_top_impl(const typename TC::wbeat_t *w0, const typename TC::wbeat_t *w1,
-                      const typename TC::wbeat_t *w2, const typename TC::wbeat_t *w3,
-                      const typename TC::wbeat_t *kv0, const typename TC::wbeat_t *kv1,
-                      const typename TC::wbeat_t *kv2, const typename TC::wbeat_t *kv3,
-                      typename TC::dbeat_t *data, typename TC::dbeat_t *act, uint32_t hdr_off, uint32_t prog_off,
-                      uint32_t n_desc) {
+void top_region(const typename TC::wbeat_t *w0, const typename TC::wbeat_t *w1,
+                const typename TC::wbeat_t *w2, const typename TC::wbeat_t *w3,
+                const typename TC::wbeat_t *kv0, const typename TC::wbeat_t *kv1,
+                const typename TC::wbeat_t *kv2, const typename TC::wbeat_t *kv3,
+                typename TC::dbeat_t *data, typename TC::dbeat_t *act, uint32_t hdr_off, uint32_t prog_off,
+                uint32_t n_desc) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
   EDGELLM_REGION;
@@ -276,6 +280,125 @@ void edgellm_top_impl(const typename TC::wbeat_t *w0, const typename TC::wbeat_t
   count_leftovers(hq2, "hq2");
   count_leftovers(hq3, "hq3");
 #endif
+}
+
+// The region of a low-bit design with the weight gearbox (lowbit_gear.h): the fetchers of ports 0 and 3
+// also push their given words (xq0: lane 1's, xq3: lane 2's), those of ports 1 and 2 each pass's beats
+// (cq1, cq2); lb_lane_merge puts lanes 1 and 2 back in beat order (mq1, mq2) for the engine. The side FIFOs
+// hold the given words of fetch_depth beats, so every lane prefetches as far as without the gearbox.
+template <class TC>
+void top_region_geared(const typename TC::wbeat_t *w0, const typename TC::wbeat_t *w1,
+                       const typename TC::wbeat_t *w2, const typename TC::wbeat_t *w3,
+                       const typename TC::wbeat_t *kv0, const typename TC::wbeat_t *kv1,
+                       const typename TC::wbeat_t *kv2, const typename TC::wbeat_t *kv3,
+                       typename TC::dbeat_t *data, typename TC::dbeat_t *act, uint32_t hdr_off,
+                       uint32_t prog_off, uint32_t n_desc) {
+#pragma HLS INLINE off
+#pragma HLS DATAFLOW
+  EDGELLM_REGION;
+  typedef typename TC::mm::gear G;
+  enum {
+    kDepth = TC::fetch_depth,
+    kHeadDepth = kHeadFifoDepth,
+    kSide1 = (TC::fetch_depth * G::K1 + G::C - 1) / G::C + 2,
+    kSide2 = (TC::fetch_depth * G::K2 + G::C - 1) / G::C + 2,
+    kCount = kGearCountDepth,
+    kLane = kGearLaneDepth
+  };
+  hls::stream<typename TC::word_t> wq0("wq0"), wq1("wq1"), wq2("wq2"), wq3("wq3");
+  hls::stream<typename TC::hbeat_t> hq0("hq0"), hq1("hq1"), hq2("hq2"), hq3("hq3");
+  hls::stream<typename TC::word_t> xq0("xq0"), xq3("xq3"), mq1("mq1"), mq2("mq2");
+  hls::stream<lb_count_t> cq1("cq1"), cq2("cq2");
+#pragma HLS STREAM variable = wq0 depth = kDepth
+  EDGELLM_DEPTH(wq0, kDepth);
+#pragma HLS STREAM variable = wq1 depth = kDepth
+  EDGELLM_DEPTH(wq1, kDepth);
+#pragma HLS STREAM variable = wq2 depth = kDepth
+  EDGELLM_DEPTH(wq2, kDepth);
+#pragma HLS STREAM variable = wq3 depth = kDepth
+  EDGELLM_DEPTH(wq3, kDepth);
+#pragma HLS STREAM variable = xq0 depth = kSide1
+  EDGELLM_DEPTH(xq0, kSide1);
+#pragma HLS STREAM variable = xq3 depth = kSide2
+  EDGELLM_DEPTH(xq3, kSide2);
+  EDGELLM_FETCH_BIND(wq0)
+  EDGELLM_FETCH_BIND(wq1)
+  EDGELLM_FETCH_BIND(wq2)
+  EDGELLM_FETCH_BIND(wq3)
+  EDGELLM_FETCH_BIND(xq0)
+  EDGELLM_FETCH_BIND(xq3)
+#pragma HLS STREAM variable = mq1 depth = kLane
+  EDGELLM_DEPTH(mq1, kLane);
+#pragma HLS STREAM variable = mq2 depth = kLane
+  EDGELLM_DEPTH(mq2, kLane);
+#pragma HLS STREAM variable = cq1 depth = kCount
+  EDGELLM_DEPTH(cq1, kCount);
+#pragma HLS STREAM variable = cq2 depth = kCount
+  EDGELLM_DEPTH(cq2, kCount);
+#pragma HLS STREAM variable = hq0 depth = kHeadDepth
+  EDGELLM_DEPTH(hq0, kHeadDepth);
+#pragma HLS STREAM variable = hq1 depth = kHeadDepth
+  EDGELLM_DEPTH(hq1, kHeadDepth);
+#pragma HLS STREAM variable = hq2 depth = kHeadDepth
+  EDGELLM_DEPTH(hq2, kHeadDepth);
+#pragma HLS STREAM variable = hq3 depth = kHeadDepth
+  EDGELLM_DEPTH(hq3, kHeadDepth);
+  EDGELLM_PROCESS(fetch_program<TC, 0>(w0, hdr_off, prog_off, n_desc, wq0, hq0, xq0));
+  EDGELLM_PROCESS(fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1, cq1));
+  EDGELLM_PROCESS(fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2, cq2));
+  EDGELLM_PROCESS(fetch_program<TC, 3>(w3, hdr_off, prog_off, n_desc, wq3, hq3, xq3));
+  EDGELLM_PROCESS((lb_lane_merge<G, 1>(cq1, wq1, xq0, mq1)));
+  EDGELLM_PROCESS((lb_lane_merge<G, 2>(cq2, wq2, xq3, mq2)));
+  EDGELLM_PROCESS(engine_program<TC>(kv0, kv1, kv2, kv3, data, act, hdr_off, prog_off, n_desc, wq0, mq1, mq2,
+                                     wq3, hq0, hq1, hq2, hq3));
+  EDGELLM_JOIN;
+#ifndef __SYNTHESIS__
+  count_leftovers(wq0, "wq0");
+  count_leftovers(wq1, "wq1");
+  count_leftovers(wq2, "wq2");
+  count_leftovers(wq3, "wq3");
+  count_leftovers(xq0, "xq0");
+  count_leftovers(xq3, "xq3");
+  count_leftovers(mq1, "mq1");
+  count_leftovers(mq2, "mq2");
+  count_leftovers(cq1, "cq1");
+  count_leftovers(cq2, "cq2");
+  count_leftovers(hq0, "hq0");
+  count_leftovers(hq1, "hq1");
+  count_leftovers(hq2, "hq2");
+  count_leftovers(hq3, "hq3");
+#endif
+}
+
+// The top: its region, with the weight gearbox where the matmul policy has one (mm_gear_on).
+template <class TC, int GEAR = mm_gear_on<typename TC::mm>::value>
+struct TopRegion {
+  template <class W, class D>
+  static void run(const W *w0, const W *w1, const W *w2, const W *w3, const W *kv0, const W *kv1, const W *kv2,
+                  const W *kv3, D *data, D *act, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+#pragma HLS INLINE
+    top_region<TC>(w0, w1, w2, w3, kv0, kv1, kv2, kv3, data, act, hdr_off, prog_off, n_desc);
+  }
+};
+template <class TC>
+struct TopRegion<TC, 1> {
+  template <class W, class D>
+  static void run(const W *w0, const W *w1, const W *w2, const W *w3, const W *kv0, const W *kv1, const W *kv2,
+                  const W *kv3, D *data, D *act, uint32_t hdr_off, uint32_t prog_off, uint32_t n_desc) {
+#pragma HLS INLINE
+    top_region_geared<TC>(w0, w1, w2, w3, kv0, kv1, kv2, kv3, data, act, hdr_off, prog_off, n_desc);
+  }
+};
+
+template <class TC>
+void edgellm_top_impl(const typename TC::wbeat_t *w0, const typename TC::wbeat_t *w1,
+                      const typename TC::wbeat_t *w2, const typename TC::wbeat_t *w3,
+                      const typename TC::wbeat_t *kv0, const typename TC::wbeat_t *kv1,
+                      const typename TC::wbeat_t *kv2, const typename TC::wbeat_t *kv3,
+                      typename TC::dbeat_t *data, typename TC::dbeat_t *act, uint32_t hdr_off, uint32_t prog_off,
+                      uint32_t n_desc) {
+#pragma HLS INLINE
+  TopRegion<TC>::run(w0, w1, w2, w3, kv0, kv1, kv2, kv3, data, act, hdr_off, prog_off, n_desc);
 }
 
 }  // namespace edgellm

@@ -1,0 +1,98 @@
+"""The low-bit weight gearbox's host side (runtime/lowbit_gear.py, compiler/packing_gear.py): which shares
+gear, the words each port carries, the port images and their inverse, the memory plan's stride and the
+image read back (the C-simulated gearbox: tests/test_hw_lowbit_layer_top.py test_weight_gearbox)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from shared_lowbit import mixed_model
+
+from edgellm.compiler.design import DesignParams
+from edgellm.compiler.memory_plan_lowbit import LowbitEncoder, image_from_buffer
+from edgellm.compiler.packing_gear import WORD, gear_ports, lane_images
+from edgellm.errors import EdgeLLMError
+from edgellm.runtime.lowbit_gear import Gear, gear_of, gear_of_design
+
+
+@pytest.mark.parametrize("shares, lanes, gear", [
+    ((9, 7, 7, 9), 4, Gear(8, 1, 1)),  # KV260 / ZCU104's rate shares
+    ((10, 6, 7, 9), 4, Gear(8, 2, 1)),
+    ((9, 7, 7, 9), 2, Gear()),  # a 2-port engine
+    ((), 4, Gear()),  # equal shares
+    ((7, 9, 9, 7), 4, Gear()),  # ports 1 and 2 faster: not the pattern
+    ((9, 7, 8, 8), 4, Gear()),  # only one pair unequal
+    ((9, 7, 7, 8), 4, Gear()),  # not a whole cycle
+])
+def test_gear_of(shares: tuple[int, ...], lanes: int, gear: Gear) -> None:
+    assert gear_of(shares, lanes) == gear
+
+
+def test_words_per_port_follow_the_shares() -> None:
+    """Over whole cycles port p carries s_p words a cycle; a pass's words per port add up to 4 x nb; a
+    partial cycle gives only the beats past C - k."""
+    g = gear_of((9, 7, 7, 9), 4)
+    assert [g.port_beats(p, 80) for p in range(4)] == [90, 70, 70, 90]
+    for nb in range(1, 40):
+        assert sum(g.port_beats(p, nb) for p in range(4)) == 4 * nb
+        assert g.kept(1, nb) == sum(not g.donated(1, i) for i in range(nb))
+    assert g.kept(1, 7) == 7 and g.kept(1, 8) == 7 and g.kept(1, 15) == 14
+
+
+@pytest.mark.parametrize("gear", [Gear(8, 1, 1), Gear(5, 2, 1), Gear(3, 1, 2)])
+@pytest.mark.parametrize("nb", [1, 7, 8, 13, 40])
+def test_port_images_and_back(gear: Gear, nb: int) -> None:
+    """Port 0: each beat's lane-0 word, then lane 1's word on its given beats (port 3: lane 3, lane 2);
+    ports 1 and 2: their lanes' other words; lane_images inverts it."""
+    rng = np.random.default_rng(nb)
+    lanes = [rng.integers(0, 256, nb * WORD, dtype=np.uint8) for _ in range(4)]
+    ports = gear_ports(lanes, gear)
+    w = [x.reshape(-1, WORD) for x in lanes]
+    p0, j = ports[0].reshape(-1, WORD), 0
+    for i in range(nb):
+        assert (p0[j] == w[0][i]).all()
+        j += 1
+        if gear.donated(1, i):
+            assert (p0[j] == w[1][i]).all()
+            j += 1
+    assert j == len(p0)
+    assert (ports[2].reshape(-1, WORD) == w[2][[not gear.donated(2, i) for i in range(nb)]]).all()
+    back = lane_images([np.concatenate([x, np.full(3 * WORD, 0xA5, np.uint8)]) for x in ports], gear, nb)
+    assert all((a == b).all() for a, b in zip(back, lanes, strict=True))
+    with pytest.raises(EdgeLLMError, match="port 1's image"):
+        lane_images([ports[0], ports[1][:-WORD], ports[2], ports[3]], gear, nb)
+
+
+def test_memory_plan_stride_and_read_back() -> None:
+    """The encoder lays every port's image at LB_PORT_STRIDE (the longest image, 64-byte padded) and
+    image_from_buffer reads the same LowbitImage back under the gearbox (and garbage without it)."""
+    qm = mixed_model(False, seed=3).model
+    gear = Gear(8, 1, 1)
+    enc = LowbitEncoder(128, 512, gear)
+    lin = qm.layers[0].gate
+    blob = enc(lin)
+    img, stride = enc.pending[0]
+    nb = img.data.size // 64
+    assert stride == -(-gear.port_beats(0, nb) * WORD // 64) * 64 and 4 * stride == blob.size
+    fields = {"LB_BITS": img.bits, "LB_GROUP": img.group, "LB_PORT_STRIDE": stride,
+              **{f"LB_{n.upper()}": v for n, v in zip(("sb", "db", "scb", "sc_off", "mmode", "dmb", "mcb",
+                                                         "mc_off", "mz", "dper"), img.codec.as_words(),
+                                                     strict=True)}}
+    out, k = lin.shape
+    back = image_from_buffer(blob, 0, fields, out, k, 128, 512, gear)
+    assert (back.data == img.data).all()
+    assert not (image_from_buffer(blob, 0, fields, out, k, 128, 512).data == img.data).all()
+
+
+def test_design_gear_fields() -> None:
+    """design.lowbit_gear builds the shares' gearbox; shares that do not gear are refused (the design and a
+    manifest's design record); no gearbox without the flag."""
+    p = DesignParams(matmul="lowbit", lowbit_ports=4, port_shares=(9, 7, 7, 9), lowbit_gear=True)
+    assert p.gear == Gear(8, 1, 1) and p.replace(lowbit_gear=False).gear == Gear()
+    with pytest.raises(EdgeLLMError, match="give no gearbox"):
+        DesignParams(matmul="lowbit", lowbit_ports=4, port_shares=(8, 8, 8, 7), lowbit_gear=True)
+    d = p.to_dict()
+    assert gear_of_design(d) == Gear(8, 1, 1)
+    with pytest.raises(ValueError, match="give no gearbox"):
+        gear_of_design({**d, "port_shares": [7, 9, 9, 7]})
+    assert gear_of_design({**d, "lowbit_gear": False}) == Gear()
