@@ -43,8 +43,10 @@ from edgellm.runtime.calibrate_plan import (
     EMULATOR_BYTES,
     HEAD_ROW_BYTES,
     HEAD_RUN,
+    SHARES_RUN,
     CalibrationError,
     check_options,
+    check_shares,
     run_plan,
 )
 from edgellm.runtime.calibrate_record import (
@@ -53,31 +55,42 @@ from edgellm.runtime.calibrate_record import (
     figures,
     kit_timing,
     pynq_version,
+    rate_shares_of,
     summarize,
     summary_lines,
     write_record,
 )
-from edgellm.runtime.calibrate_session import ProbeSession
+from edgellm.runtime.calibrate_session import ProbeSession, Sample
 from edgellm.runtime.device import Device
 
 # What callers use from here (the modules above hold them): the commands, tests, compiler/calibrate.
 __all__ = ["CCI_PATH", "DEFAULT_BYTES", "EMULATED_NOTE", "EMULATOR_BYTES", "FORMAT", "HEAD_ROW_BYTES",
-           "HEAD_RUN", "CalibrationError", "ProbeSession", "board_main", "calibrate", "check_options",
-           "figures", "open_device", "run_plan", "summarize", "summary_lines", "write_record"]
+           "HEAD_RUN", "SHARES_RUN", "CalibrationError", "ProbeSession", "board_main", "calibrate",
+           "check_options", "figures", "open_device", "run_plan", "summarize", "summary_lines",
+           "write_record"]
 
 
 def calibrate(kit: pk.ProbeKit, dev: Device, *, emulated: bool, clock_mhz: float, bytes_per_port: int,
               repeat: int = 3, timeout_s: float = 10.0,
-              head_row_bytes: int = HEAD_ROW_BYTES) -> dict[str, Any]:
-    """Run every port set `repeat` times on dev; the calibration record (FORMAT)."""
+              head_row_bytes: int = HEAD_ROW_BYTES, shares: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Run every port set `repeat` times on dev; the calibration record (FORMAT). shares: the weight
+    ports' shares of the SHARES_RUN (default: in proportion to the rates "weights together" measured)."""
     check_options(kit, bytes_per_port, repeat, timeout_s, head_row_bytes)
     if not clock_mhz > 0:
         raise EdgeLLMError(f"the PL clock must be > 0 MHz, got {clock_mhz!r}")
+    check_shares(shares, kit.weight_ports)
     specs = run_plan(kit)
     sess = ProbeSession(kit, dev, specs, bytes_per_port, timeout_s, head_row_bytes)
-    samples = [[sess.run(i) for _ in range(repeat)] for i in range(len(specs))]
-    runs = [summarize(s, x, sess.port_bytes[i], clock_mhz)
-            for i, (s, x) in enumerate(zip(specs, samples, strict=True))]
+    samples: list[list[Sample]] = []
+    runs: list[dict[str, Any]] = []
+    for i, spec in enumerate(specs):
+        sh = None
+        if spec.at_shares:  # the rates "weights together" measured (it runs before), or the ones asked for
+            together = next(r for r in runs if r["name"] == "weights together")
+            sh = shares or rate_shares_of(together, kit.weight_ports)
+            sess.set_shares(i, sh)
+        samples.append([sess.run(i) for _ in range(repeat)])
+        runs.append(summarize(spec, samples[-1], sess.port_bytes[i], clock_mhz, sh))
     cycles = sum(s.total for x in samples for s in x)
     wall = sum(s.wall_s for x in samples for s in x)
     return {
@@ -140,17 +153,24 @@ def board_main(argv: list[str] | None = None, kit_dir: str | None = None) -> int
     ap.add_argument("--head-row-bytes", type=int, default=HEAD_ROW_BYTES,
                     help="the LM head run's row in bytes: the model's hidden size for its int8 head "
                          f"(default {HEAD_ROW_BYTES})")
+    ap.add_argument("--shares", help="the weight ports' shares of the shares run, e.g. 9:7:7:9 (default: "
+                                     "in proportion to the rates the weights-together run measured)")
     ap.add_argument("--force", action="store_true", help="replace an existing calibration file")
     a = ap.parse_args(argv)
+    try:
+        shares = None if a.shares is None else tuple(int(x) for x in a.shares.split(":"))
+    except ValueError:
+        raise EdgeLLMError(f"--shares must be integers separated by ':', got {a.shares!r}") from None
     kit = pk.ProbeKit.open(a.kit)
     out = Path(a.output or f"calibration-{kit.board}.json")
     if out.exists() and not a.force:
         raise EdgeLLMError(f"{out} exists; pass --force to replace it")
     check_options(kit, a.bytes_per_port, a.repeat, a.timeout, a.head_row_bytes)
+    check_shares(shares, kit.weight_ports)
     dev, emulated, mhz = open_device(kit, a.device)
     try:
         rec = calibrate(kit, dev, emulated=emulated, clock_mhz=mhz, bytes_per_port=a.bytes_per_port,
-                        repeat=a.repeat, timeout_s=a.timeout, head_row_bytes=a.head_row_bytes)
+                        repeat=a.repeat, timeout_s=a.timeout, head_row_bytes=a.head_row_bytes, shares=shares)
     finally:
         dev.close()
     write_record(out, rec, a.force)

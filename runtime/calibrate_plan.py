@@ -10,11 +10,16 @@ from dataclasses import dataclass
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime import probe_kit as pk
 from edgellm.runtime.device import check_timeout
+from edgellm.runtime.layout import MAX_PORT_SHARES
 
 CCI_PATH = "CCI"  # boards.CCI_PATH: the path of the ports that reach DDR through the CCI
 DEFAULT_BYTES = 16 << 20  # per port and run on a board: 4 ms at 4 GB/s, a million cycles or more
 EMULATOR_BYTES = 256 << 10  # the same on the emulator (the C simulation moves every beat in software)
 HEAD_RUN = "LM head rows"
+# The weight ports together, each moving bytes in proportion to the rate it showed in "weights together"
+# (runtime/port_shares.py's rule, as the compiler gives its designs' ports shares; or the shares asked for):
+# what a design whose ports carry shares (TLMM tiles, LM head rows, the low-bit gearbox) streams at.
+SHARES_RUN = "weights at their rates' shares"
 # The head run's row unless --head-row-bytes says otherwise: an int8 row of a 2048-wide model. The design's
 # int8 head reads row v at v * hidden bytes (lm_head_load.h), so a file that prices a model's head is run
 # with its hidden size (bitnet_b1_58-large 1536, BitNet-b1.58-2B-4T 2560).
@@ -35,6 +40,7 @@ class RunSpec:
     slots: tuple[int, ...]
     write: bool = False
     head: bool = False  # the weight ports read the LM head's rows (head_rows)
+    at_shares: bool = False  # each weight port moves its share of the bytes (SHARES_RUN)
 
 
 def bundle(slot: int) -> str:
@@ -55,6 +61,8 @@ def run_plan(kit: pk.ProbeKit) -> list[RunSpec]:
         if path != CCI_PATH and 1 < len(slots) < n:
             runs.append(RunSpec(f"{'+'.join(bundle(s) for s in slots)} together ({path})", tuple(slots)))
     runs.append(RunSpec("weights together", tuple(range(n))))
+    if n > 1:
+        runs.append(RunSpec(SHARES_RUN, tuple(range(n)), at_shares=True))
     runs.append(RunSpec(HEAD_RUN, tuple(range(n)), head=True))
     runs.append(RunSpec("weights + data writing", (*range(n), pk.DATA_SLOT), True))
     return runs
@@ -87,3 +95,12 @@ def check_options(kit: pk.ProbeKit, bytes_per_port: int, repeat: int, timeout_s:
     if total >= MAX_BUFFER:
         raise EdgeLLMError(f"{total} bytes of buffer: at most {MAX_BUFFER - 1} (fewer bytes per port)")
 
+
+
+def check_shares(shares: tuple[int, ...] | None, n: int) -> None:
+    """--shares: one positive integer per weight port of the kit, summing to at most MAX_PORT_SHARES."""
+    if shares is None:
+        return
+    if len(shares) != n or any(type(x) is not int or x < 1 for x in shares) or sum(shares) > MAX_PORT_SHARES:
+        raise EdgeLLMError(f"--shares must give each of the kit's {n} weight ports a positive integer share "
+                           f"(summing to at most {MAX_PORT_SHARES}), got {':'.join(map(str, shares))}")

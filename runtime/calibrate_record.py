@@ -16,8 +16,9 @@ from edgellm.errors import EdgeLLMError
 from edgellm.runtime import jsonfile
 from edgellm.runtime import probe_kit as pk
 from edgellm.runtime import project_files as pf
-from edgellm.runtime.calibrate_plan import CCI_PATH, HEAD_RUN, CalibrationError, RunSpec, bundle
+from edgellm.runtime.calibrate_plan import CCI_PATH, HEAD_RUN, SHARES_RUN, CalibrationError, RunSpec, bundle
 from edgellm.runtime.calibrate_session import Sample
+from edgellm.runtime.port_shares import shares_of_rates
 
 FORMAT = "edgellm.calibration/1"
 EMULATED_NOTE = ("emulated: C simulation runs the probe's processes one after another and counts one beat "
@@ -28,20 +29,33 @@ def _gbps(nbytes: int, cycles: int, mhz: float) -> float:
     return nbytes / (cycles / (mhz * 1e6)) / 1e9
 
 
-def summarize(spec: RunSpec, samples: list[Sample], port_bytes: int, mhz: float) -> dict[str, Any]:
-    """A port set's record: its samples and the median GB/s per bundle and for the run (each port moving
-    port_bytes)."""
-    per = {b: statistics.median(_gbps(port_bytes, s.cycles[b], mhz) for s in samples)
+def summarize(spec: RunSpec, samples: list[Sample], port_bytes: dict[str, int], mhz: float,
+              shares: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """A port set's record: its samples and the median GB/s per bundle and for the run (bundle b moving
+    port_bytes[b]; bytes_per_port: the most one moves; a SHARES_RUN also records its shares and what each
+    port moved)."""
+    per = {b: statistics.median(_gbps(port_bytes[b], s.cycles[b], mhz) for s in samples)
            for b in samples[0].cycles}
-    runs = [_gbps(port_bytes * len(s.cycles), s.total, mhz) for s in samples]
-    return {"name": spec.name,
-            "ports": {bundle(s): "write" if s == pk.DATA_SLOT and spec.write else "read" for s in spec.slots},
-            "bytes_per_port": port_bytes,
-            "samples": [{"cycles": s.cycles, "total_cycles": s.total, "wall_s": round(s.wall_s, 6)}
-                        for s in samples],
-            "gbps": {b: round(v, 4) for b, v in per.items()},
-            "total_gbps": round(statistics.median(runs), 4),
-            "total_gbps_range": [round(min(runs), 4), round(max(runs), 4)]}
+    runs = [_gbps(sum(port_bytes[b] for b in s.cycles), s.total, mhz) for s in samples]
+    rec = {"name": spec.name,
+           "ports": {bundle(s): "write" if s == pk.DATA_SLOT and spec.write else "read" for s in spec.slots},
+           "bytes_per_port": max(port_bytes.values()),
+           "samples": [{"cycles": s.cycles, "total_cycles": s.total, "wall_s": round(s.wall_s, 6)}
+                       for s in samples],
+           "gbps": {b: round(v, 4) for b, v in per.items()},
+           "total_gbps": round(statistics.median(runs), 4),
+           "total_gbps_range": [round(min(runs), 4), round(max(runs), 4)]}
+    if spec.at_shares:
+        # how evenly the ports finished: the last port's cycles over the first's (1: together), median
+        spread = statistics.median(max(s.cycles.values()) / min(s.cycles.values()) for s in samples)
+        rec.update(shares=list(shares or ()), port_bytes=dict(port_bytes), finish_spread=round(spread, 4))
+    return rec
+
+
+def rate_shares_of(run: dict[str, Any], n: int) -> tuple[int, ...]:
+    """The weight ports' shares in proportion to the rates a run of them together measured
+    (runtime/port_shares.py's rule; equal shares spelled out as ones)."""
+    return shares_of_rates([run["gbps"][f"w{i}"] for i in range(n)]) or (1,) * n
 
 
 def figures(kit: pk.ProbeKit, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -65,8 +79,10 @@ def figures(kit: pk.ProbeKit, runs: list[dict[str, Any]]) -> dict[str, Any]:
     alone = {b: by[f"{b} alone"]["gbps"][b] for b in (f"w{i}" for i in range(n))}
     alone.update({"data read": by["data reading alone"]["gbps"]["data"],
                   "data write": by["data writing alone"]["gbps"]["data"]})
-    head = by.get(HEAD_RUN)
+    head, at = by.get(HEAD_RUN), by.get(SHARES_RUN)
     return {"weights_gbps": weights["total_gbps"], "all_gbps": both["total_gbps"],
+            "shares": at["shares"] if at else None, "shares_gbps": at["total_gbps"] if at else None,
+            "shares_finish_spread": at["finish_spread"] if at else None,
             "head_gbps": head["total_gbps"] if head else None,
             "head_stream_ratio": round(head["total_gbps"] / weights["total_gbps"], 4) if head else None,
             "ddr_pl_gbps": max(weights["total_gbps"], both["total_gbps"]),
@@ -121,6 +137,9 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
                                                               ("port_stream_gbps", "lone stream"),
                                                               ("head_stream_ratio", "LM head rows x"))
                     if f.get(k) is not None)
+    if f.get("shares_gbps") is not None:
+        extra += (f", at shares {':'.join(map(str, f['shares']))} {f['shares_gbps']:.2f} (finish spread "
+                  f"{f['shares_finish_spread']:.3f})")
     lines.append(f"  model: weights {f['weights_gbps']:.2f} GB/s, all PL streams {f['ddr_pl_gbps']:.2f}"
                  f"{extra}")
     return lines

@@ -44,21 +44,43 @@ class ProbeSession:
             self.sums[s] = pk.word_sum(a[off:off + bytes_per_port])
         self.buf.view(self.lay.hdr_off, pk.PH_WORDS, np.uint32)[:] = pk.header_words(self.buf.nbytes)
         self.want: list[dict[int, tuple[int, int]]] = []  # per run: slot -> (beats, word sum)
-        self.port_bytes: list[int] = []  # per run: the bytes each of its ports moves
+        self.port_bytes: list[dict[str, int]] = []  # per run: bundle -> the bytes it moves
         for i, r in enumerate(runs):
             if r.head:
                 d = self._head_descriptor(i, r)
-            else:
-                slots = {s: (self.lay.region(s, r.write), self.beats[s]) for s in r.slots}
-                d = pk.descriptor(slots, r.write, self.seed(i), self.lay.result_off(i))
-                self.want.append({s: (self.beats[s], self.sums[s]) for s in r.slots})
-                self.port_bytes.append(bytes_per_port)
+            else:  # (a shares run at equal shares until set_shares)
+                d = self._descriptor(i, r, {s: self.beats[s] for s in r.slots})
             self.buf.view(self.lay.desc_off(i), pk.PD_WORDS, np.uint32)[:] = d
         dev.sync_to_device(self.buf)
         regs = kit.iface.registers
         for off in pointer_registers(regs).values():
             dev.write_reg64(off, self.buf.physical_address)
         dev.write_reg(regs["hdr_off"], self.lay.hdr_off)
+
+    def _descriptor(self, i: int, spec: RunSpec, beats: dict[int, int]) -> np.ndarray:
+        """Run i moving beats[s] beats from the start of each slot's region; records what each must move
+        and its word sum."""
+        slots, want, what = {}, {}, {}
+        for s in spec.slots:
+            off, nb = self.lay.region(s, spec.write), beats[s]
+            nbytes = nb * (self.kit.data_beat_bytes if s == pk.DATA_SLOT else self.kit.beat_bytes)
+            slots[s] = (off, nb)
+            want[s] = (nb, pk.word_sum(self.buf.array[off:off + nbytes]))
+            what[bundle(s)] = nbytes
+        if i < len(self.want):
+            self.want[i], self.port_bytes[i] = want, what
+        else:
+            self.want.append(want), self.port_bytes.append(what)
+        return pk.descriptor(slots, spec.write, self.seed(i), self.lay.result_off(i))
+
+    def set_shares(self, i: int, shares: tuple[int, ...]) -> None:
+        """Run i (a SHARES_RUN) moving, per weight port s, its share shares[s] / max(shares) of the bytes
+        the other runs move (whole beats, at least one)."""
+        spec = self.runs[i]
+        top = max(shares)
+        beats = {s: max(1, self.beats[s] * shares[s] // top) for s in spec.slots}
+        self.buf.view(self.lay.desc_off(i), pk.PD_WORDS, np.uint32)[:] = self._descriptor(i, spec, beats)
+        self.dev.sync_to_device(self.buf, self.lay.desc_off(i), 4 * pk.PD_WORDS)
 
     def _head_descriptor(self, i: int, spec: RunSpec) -> np.ndarray:
         """Run i reading the LM head's rows (head_rows) over spec's weight ports; records what each must
@@ -72,7 +94,7 @@ class ProbeSession:
             slots[k] = (base + k * row, rows * row // beat)
             want[k] = (rows * row // beat, pk.word_sum(np.ascontiguousarray(table[:, k * row:(k + 1) * row])))
         self.want.append(want)
-        self.port_bytes.append(rows * row)
+        self.port_bytes.append({bundle(k): rows * row for k in spec.slots})
         return pk.descriptor(slots, False, self.seed(i), self.lay.result_off(i), row // beat, stride)
 
     @staticmethod

@@ -231,8 +231,8 @@ def test_emulated_calibration_file(emulated: dict, kit: Path) -> None:
     assert emulated["clock_mhz_from_counter"] is None
     names = [r["name"] for r in emulated["runs"]]
     assert names == ["w0 alone", "w1 alone", "w2 alone", "w3 alone", "data reading alone",
-                     "data writing alone", "w1+w2 together (XPI4)", "weights together", "LM head rows",
-                     "weights + data writing"]
+                     "data writing alone", "w1+w2 together (XPI4)", "weights together",
+                     "weights at their rates' shares", "LM head rows", "weights + data writing"]
     beats = SMALL // 16
     for r in emulated["runs"]:
         assert len(r["samples"]) == 2
@@ -248,6 +248,48 @@ def test_emulated_calibration_file(emulated: dict, kit: Path) -> None:
     assert f["cci_stream_gbps"] == 4.0  # the data port, on HPC0, in the decode-like run
     assert f["port_stream_gbps"] == 4.0  # w0 and w3 (HP0, HP3), each alone on its XPI
     assert f["head_gbps"] == 16.0 and f["head_stream_ratio"] == 1.0 and emulated["head_row_bytes"] == 2048
+    # the emulator's ports all stream at one beat a cycle: equal rates, equal shares, all finish together
+    assert (f["shares"], f["shares_gbps"], f["shares_finish_spread"]) == ([1, 1, 1, 1], 16.0, 1.0)
+
+
+def test_shares_run_moves_each_ports_share(kit: Path, tmp_path: Path) -> None:
+    """--shares 9:7:7:9: the shares run's ports move 9 / 7 / 7 / 9 ninths of the bytes (checked by the
+    probe's beat counts and word sums), the emulator's ports one beat a cycle each, so the run ends with
+    w0 / w3 at (9 + 7 + 7 + 9) / 9 x 4 GB/s and the 7-share ports finish 9 / 7 earlier; the figures and the
+    summary carry it; a bad --shares is one line, before anything runs."""
+    if not HAVE_CSIM:
+        pytest.skip("the C simulation needs g++ and hls4ml's ap_types")
+    out = tmp_path / "emu.json"
+    res = runner.invoke(app, ["calibrate", str(kit), "--device", "emu", "-o", str(out), "--bytes-per-port",
+                              str(SMALL), "--repeat", "1", "--shares", "9:7:7:9"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(out.read_text())
+    run = next(r for r in rec["runs"] if r["name"] == "weights at their rates' shares")
+    beats = SMALL // 16
+    assert run["shares"] == [9, 7, 7, 9]
+    assert run["port_bytes"] == {"w0": SMALL, "w1": 16 * (beats * 7 // 9), "w2": 16 * (beats * 7 // 9),
+                                 "w3": SMALL}
+    assert run["samples"][0]["cycles"] == {b: n // 16 for b, n in run["port_bytes"].items()}
+    f = rec["figures"]
+    assert f["shares"] == [9, 7, 7, 9] and f["shares_gbps"] == pytest.approx(4.0 * sum(
+        run["port_bytes"].values()) / SMALL, abs=1e-3)
+    assert f["shares_finish_spread"] == pytest.approx(9 / 7, abs=2e-3)
+    assert "at shares 9:7:7:9" in res.output
+    # the host reads the shares run back and sets the model's weights at those shares beside it
+    m = measured.read_measured(out, allow_emulated=True)
+    assert (m.shares, m.shares_gbps) == ((9, 7, 7, 9), f["shares_gbps"])
+    assert measured.Measured.from_config(m.to_config()) == m
+    model, got = measured.shares_check(m, load_board("kv260"))
+    assert got == f["shares_gbps"] and model > 0
+    assert f"at 9:7:7:9 shares {model:.2f}, measured {got:.2f}" in measured.note(m, load_board("kv260"))
+    rec["figures"]["shares"] = [9, 7, 7]
+    (tmp_path / "bad.json").write_text(json.dumps(rec))
+    with pytest.raises(measured.CalibrationFileError, match="figures.shares must list a share"):
+        measured.read_measured(tmp_path / "bad.json", allow_emulated=True)
+    for bad in ("9:7:7", "9:7:7:0", "9:x:7:9", "60:7:7:9"):
+        res = runner.invoke(app, ["calibrate", str(kit), "--device", "emu", "-o", str(tmp_path / "b.json"),
+                                  "--shares", bad])
+        assert "--shares" in _one_line_error(res) and not (tmp_path / "b.json").exists()
 
 
 def _rates(streams: dict[str, float], data: float) -> list[dict]:

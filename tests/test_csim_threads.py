@@ -136,4 +136,6 @@ def test_stream_regions_are_threaded_with_declared_depths() -> None:
                 if nxt.startswith("#ifdef EDGELLM_CSIM_VS_DEPTH"):  # the tests' override, then the real one
                     nxt = lines[i + 4].strip()
                 assert nxt == f"EDGELLM_DEPTH({m.group(1)}, {m.group(2)});", f"{h.name}:{i + 2}: {nxt}"
-    assert n == 21  # 19 + the LM head's row-scale FIFO (lm_head_stream) + its lane packets (lm_dot_rows)
+    # 19 + the LM head's row-scale FIFO (lm_head_stream) + its lane packets (lm_dot_rows) + the geared top's
+    # region (top_region_geared: 4 weight, 2 side, 2 merged-lane, 2 count and 4 head FIFOs)
+    assert n == 35

@@ -41,15 +41,19 @@ KIT_PYTHON = (("", "__init__.py"), ("", "errors.py"), ("runtime", "__init__.py")
               ("runtime", "pynq_device.py"), ("runtime", "pynq_remote.py"), ("runtime", "project_files.py"),
               ("runtime", "manifest_schema.py"), ("runtime", "layout.py"), ("runtime", "probe_kit.py"),
               ("runtime", "calibrate_plan.py"), ("runtime", "calibrate_session.py"),
-              ("runtime", "calibrate_record.py"), ("runtime", "calibrate.py"), ("runtime", "jsonfile.py"))
+              ("runtime", "calibrate_record.py"), ("runtime", "calibrate.py"), ("runtime", "jsonfile.py"),
+              ("runtime", "port_shares.py"))
 BOARD_SCRIPT = f'''"""Measure this board's PL->DDR bandwidth with the calibration kit (numpy and pynq only).
 
     python3 run_calibration.py [-o calibration-BOARD.json] [--device auto|pynq|emu] [--bytes-per-port N]
-                               [--repeat K] [--timeout S] [--head-row-bytes N] [--force]
+                               [--repeat K] [--timeout S] [--head-row-bytes N] [--shares A:B:C:D]
+                               [--force]
 
 --head-row-bytes: the LM head run's row in bytes, the hidden size of the model the file will price (its
 int8 head reads row v at v * hidden bytes: 1536 for bitnet_b1_58-large, 2560 for BitNet-b1.58-2B-4T);
 default {HEAD_ROW_BYTES}.
+--shares: the weight ports' shares of the shares run (a design's port_shares, e.g. 9:7:7:9); default: in
+proportion to the rates the weights-together run measured.
 """
 import os
 import sys
@@ -99,8 +103,10 @@ and burst settings ({design.weight_ports} weight ports of {design.port_width_bit
    `edgellm_ddr_probe.hwh` here.
 2. Copy this folder to the board and run, in the PYNQ environment (as root, as PYNQ's notebooks run):
    `python3 run_calibration.py --head-row-bytes HIDDEN`. It writes `calibration-{board.name}.json` (GB/s
-   per port alone and together, with the data port writing, the LM head's rows; the PL clock the board
-   gave; the date and tool versions). HIDDEN is the hidden size of the model you will estimate: its int8
+   per port alone and together, at the ports' rate shares -- each port moving its share of the bytes, as a
+   design's TLMM tiles, LM head rows and low-bit gearbox split them --, with the data port writing, the LM
+   head's rows; the PL clock the board gave; the date and tool versions). HIDDEN is the hidden size of
+   the model you will estimate: its int8
    LM head reads rows of that many bytes (1536 for bitnet_b1_58-large, 2560 for BitNet-b1.58-2B-4T;
    without the option, {HEAD_ROW_BYTES}); estimate and compile note a file measured at other rows.
    From a host with pynq: `PYNQ_REMOTE_DEVICES=BOARD edgellm calibrate THIS_FOLDER --device pynq

@@ -26,6 +26,7 @@ from edgellm.boards import Board
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime import jsonfile
 from edgellm.runtime.calibrate import FORMAT
+from edgellm.runtime.layout import MAX_PORT_SHARES
 
 if TYPE_CHECKING:
     from edgellm.compiler.design import DesignParams
@@ -38,7 +39,8 @@ MAX_CLOCK_MHZ = 1000.0
 # pattern (the sequential streams were disturbed, or the file was edited).
 MAX_HEAD_RATIO = 1.5
 # Measured fields an older file (or a project compiled from one) may lack.
-OPTIONAL_FIELDS = frozenset({"head_stream_ratio", "head_row_bytes", "port_stream_gbps"})
+OPTIONAL_FIELDS = frozenset({"head_stream_ratio", "head_row_bytes", "port_stream_gbps", "shares",
+                             "shares_gbps"})
 
 
 class CalibrationFileError(EdgeLLMError):
@@ -63,6 +65,9 @@ class Measured:
     head_stream_ratio: float | None = None  # the LM head's rows over the weight streams (older files: None)
     head_row_bytes: int | None = None  # the row the head run read (older files: None)
     port_stream_gbps: float | None = None  # a weight stream alone on its path (older files: None)
+    # the weight ports together, each moving its share of the bytes (the shares run; older files: None)
+    shares: tuple[int, ...] | None = None
+    shares_gbps: float | None = None
 
     def source(self) -> str:
         """The central scenario's assumption: which figures were measured, where and when."""
@@ -73,6 +78,8 @@ class Measured:
             got.append(f"CCI stream {self.cci_stream_gbps:.2f} GB/s")
         if self.port_stream_gbps is not None:
             got.append(f"lone stream {self.port_stream_gbps:.2f} GB/s")
+        if self.shares_gbps is not None and self.shares:
+            got.append(f"weights at {':'.join(map(str, self.shares))} shares {self.shares_gbps:.2f} GB/s")
         if self.head_stream_ratio is not None:
             row = "" if self.head_row_bytes is None else f" ({self.head_row_bytes}-byte rows)"
             got.append(f"LM head rows {self.head_stream_ratio:.3f} x the weight streams{row}")
@@ -89,14 +96,16 @@ class Measured:
         names = {f.name for f in dataclasses.fields(Measured)}
         if not isinstance(d, dict) or not names - OPTIONAL_FIELDS <= set(d) <= names:
             raise CalibrationFileError(f"measured bandwidth settings {d!r} are not a calibration's")
-        m = Measured(**d)
+        m = Measured(**{**d, "shares": None if d.get("shares") is None else tuple(d["shares"])})
         if m.head_row_bytes is not None:
             _row_bytes(m.head_row_bytes, m.path)
         for name in ("clock_mhz", "ddr_pl_gbps", "weights_gbps"):
             _positive(getattr(m, name), name, m.path)
-        for name in ("shared_path_gbps", "cci_stream_gbps", "port_stream_gbps", "head_stream_ratio"):
+        for name in ("shared_path_gbps", "cci_stream_gbps", "port_stream_gbps", "head_stream_ratio",
+                     "shares_gbps"):
             if getattr(m, name) is not None:
                 _positive(getattr(m, name), name, m.path)
+        _shares(m.shares, m.weight_ports, m.path)
         return m
 
     def apply(self, board: Board) -> Board:
@@ -130,6 +139,17 @@ class Measured:
 def _central(triple: tuple[float, float, float], v: float) -> tuple[float, float, float]:
     """[low, central, high] with v as central, the ends widened to include it."""
     return (min(triple[0], v), v, max(triple[2], v))
+
+
+def _shares(v: Any, ports: int, where: str) -> tuple[int, ...] | None:
+    """figures.shares: None, or one positive integer per weight port of the kit."""
+    if v is None:
+        return None
+    if (not isinstance(v, (list, tuple)) or len(v) != ports
+            or any(type(x) is not int or not 1 <= x <= MAX_PORT_SHARES for x in v)):
+        raise CalibrationFileError(f"{where}: figures.shares must list a share 1..{MAX_PORT_SHARES} for each "
+                                   f"of the kit's {ports} weight ports, got {v!r}")
+    return tuple(v)
 
 
 def _positive(v: Any, name: str, where: str) -> float:
@@ -191,7 +211,9 @@ def read_measured(path: str | Path, allow_emulated: bool = False) -> Measured:
     if type(ports) is not int or not 1 <= ports <= 4 or type(width) is not int or width <= 0:
         raise CalibrationFileError(f"{w}: kit.weight_ports (1..4) and kit.port_width_bits are required")
     opt = {k: None if fig.get(k) is None else _positive(fig.get(k), f"figures.{k}", w)
-           for k in ("shared_path_gbps", "cci_stream_gbps", "port_stream_gbps", "head_stream_ratio")}
+           for k in ("shared_path_gbps", "cci_stream_gbps", "port_stream_gbps", "head_stream_ratio",
+                     "shares_gbps")}
+    opt["shares"] = _shares(fig.get("shares"), ports, w)
     ratio, row = opt["head_stream_ratio"], d.get("head_row_bytes")
     if ratio is not None and ratio > MAX_HEAD_RATIO:
         raise CalibrationFileError(f"{w}: figures.head_stream_ratio {ratio:g}: the LM head's rows cannot "
@@ -237,12 +259,30 @@ def for_command(path: Path | None, allow_emulated: bool, boards: list[str],
     return m, m.clock_mhz if clock_mhz is None else clock_mhz
 
 
+def shares_check(m: Measured, board: Board) -> tuple[float, float] | None:
+    """(the model's weight-stream GB/s for the kit's ports at the shares run's shares, the measured figure)
+    on the measured board; None when the file has no shares run."""
+    from edgellm.compiler.cost.ddr import bandwidth
+    from edgellm.compiler.design import DesignParams
+
+    if m.shares_gbps is None or not m.shares:
+        return None
+    shares = () if len(set(m.shares)) == 1 else m.shares
+    p = DesignParams(weight_ports=m.weight_ports, port_width_bits=m.port_width_bits,
+                     data_port_width_bits=m.port_width_bits, clock_mhz=m.clock_mhz, port_shares=shares)
+    return bandwidth(m.apply(board), p).weights / 1e9, m.shares_gbps
+
+
 def note(m: Measured, board: Board) -> str:
     """One line: where the central bandwidth comes from, and how well the model reproduces the
-    measured weight stream with it."""
+    measured weight stream with it (and the weights at the ports' shares, where the file measured them)."""
     model, got = model_check(m, board)
     fit = (f"the model gives {model:.2f} GB/s of weights for the kit's {m.weight_ports} ports, measured "
            f"{got:.2f} ({100 * (model / got - 1):+.1f}%)")
+    at = shares_check(m, board)
+    if at is not None:
+        fit += (f"; at {':'.join(map(str, m.shares))} shares {at[0]:.2f}, measured {at[1]:.2f} "
+                f"({100 * (at[0] / at[1] - 1):+.1f}%)")
     return f"{board.name} central bandwidth: {m.source()}; {fit}"
 
 

@@ -24,6 +24,7 @@ from edgellm.compiler.design_bytes import (
 )
 from edgellm.errors import EdgeLLMError
 from edgellm.models.config import PRESETS, ModelConfig
+from edgellm.runtime.port_shares import shares_of_rates
 
 # Effective DDR streaming rate of a GEMV on the KV260's four Cortex-A53 cores (NEON). Derived from
 # bitnet.cpp's 2.77 tok/s for BitNet-b1.58-2B-4T on the KV260's A53s, as measured by bitnet-kv260
@@ -146,19 +147,13 @@ def port_bandwidth(board: Board, p: DesignParams, n_weight: int, per_port: float
                      kv_port=min(rates[:n_weight]), kv_ports=kv_ports)
 
 
-SHARE_UNITS = 32  # rate_shares splits a tile into at most this many units (tlmm_config.h SHARE_SUM)
-
-
 def rate_shares(board: Board, p: DesignParams) -> tuple[int, ...]:
     """The TLMM weight ports' shares of a tile in proportion to their streams' rates in the board's central
-    scenario (port_bandwidth's rates for p's ports, clock and beat): about SHARE_UNITS units rounded per
-    port (at least one), divided by their common factor; () when that gives equal shares (no path shared,
-    or every stream at its beat rate). The DSE gives its designs these (design.port_shares)."""
-    rates = _weight_rates(board.with_scenario("central"), p)
-    shares = [max(1, round(SHARE_UNITS * r / sum(rates))) for r in rates]
-    g = functools.reduce(math.gcd, shares)
-    shares = [s // g for s in shares]
-    return () if len(set(shares)) == 1 else tuple(shares)
+    scenario (port_bandwidth's rates for p's ports, clock and beat): runtime/port_shares.py's rule (about
+    SHARE_UNITS units rounded per port, at least one, divided by their common factor; () when that gives
+    equal shares: no path shared, or every stream at its beat rate). The DSE gives its designs these
+    (design.port_shares)."""
+    return shares_of_rates(_weight_rates(board.with_scenario("central"), p))
 
 
 def bandwidth(board: Board, p: DesignParams) -> Bandwidth:

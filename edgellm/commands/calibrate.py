@@ -33,7 +33,8 @@ def _write_kit(board: str | None, out: Path | None, weight_ports: int | None, cl
 
 
 def _run_kit(kit_dir: Path, board: str | None, out: Path | None, device: str, bytes_per_port: int | None,
-             repeat: int, timeout: float, head_row_bytes: int | None, force: bool) -> None:
+             repeat: int, timeout: float, head_row_bytes: int | None, force: bool,
+             shares: tuple[int, ...] | None = None) -> None:
     from edgellm.boards import board_name
     from edgellm.errors import EdgeLLMError
     from edgellm.runtime import calibrate as cal
@@ -54,13 +55,14 @@ def _run_kit(kit_dir: Path, board: str | None, out: Path | None, device: str, by
         nbytes = cal.EMULATOR_BYTES if emu else cal.DEFAULT_BYTES
     row = cal.HEAD_ROW_BYTES if head_row_bytes is None else head_row_bytes
     cal.check_options(kit, nbytes, repeat, timeout, row)
+    cal.check_shares(shares, kit.weight_ports)
     dev, emulated, mhz = cal.open_device(kit, device)
     from edgellm.commands.progress import Status
 
     try:
         with Status(f"measuring {kit.board}'s PL->DDR bandwidth ({'C simulation' if emulated else 'board'})"):
             rec = cal.calibrate(kit, dev, emulated=emulated, clock_mhz=mhz, bytes_per_port=nbytes,
-                                repeat=repeat, timeout_s=timeout, head_row_bytes=row)
+                                repeat=repeat, timeout_s=timeout, head_row_bytes=row, shares=shares)
     finally:
         dev.close()
     cal.write_record(dest, rec, force)
@@ -91,6 +93,10 @@ def calibrate_cmd(
     head_row_bytes: Annotated[int | None, typer.Option(
         "--head-row-bytes", help="The LM head run's row in bytes: the model's hidden size for the int8 head "
                                  "(bitnet_b1_58-large 1536, 2B-4T 2560; default 2048).")] = None,
+    shares: Annotated[str | None, typer.Option(
+        "--shares", help="The weight ports' shares of the shares run, e.g. 9:7:7:9 (a design's "
+                         "port_shares; default: in proportion to the rates the weights-together run "
+                         "measured).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing kit or calibration "
                                         "file.")] = False,
 ) -> None:
@@ -100,7 +106,8 @@ def calibrate_cmd(
     if kit is None:
         used = [name for name, v in (("--device", device != "auto"), ("--bytes-per-port", bytes_per_port),
                                      ("--repeat", repeat != 3), ("--timeout", timeout != 10.0),
-                                     ("--head-row-bytes", head_row_bytes is not None)) if v]
+                                     ("--head-row-bytes", head_row_bytes is not None),
+                                     ("--shares", shares is not None)) if v]
         if used:
             raise EdgeLLMError(f"{', '.join(used)}: only when running a kit (edgellm calibrate KIT)")
         if clock is not None and (isinstance(clock, bool) or not math.isfinite(clock)):
@@ -110,7 +117,21 @@ def calibrate_cmd(
     if weight_ports is not None or clock is not None:
         raise EdgeLLMError("--weight-ports and --clock shape a kit when writing it (edgellm calibrate "
                            "--board B)")
-    _run_kit(kit, board, out, device, bytes_per_port, repeat, timeout, head_row_bytes, force)
+    _run_kit(kit, board, out, device, bytes_per_port, repeat, timeout, head_row_bytes, force,
+             cal_shares(shares))
+
+
+def cal_shares(text: str | None) -> tuple[int, ...] | None:
+    """--shares a:b:c:d as integers (None: not given); EdgeLLMError when it is not that."""
+    from edgellm.errors import EdgeLLMError
+
+    if text is None:
+        return None
+    try:
+        return tuple(int(x) for x in text.split(":"))
+    except ValueError:
+        raise EdgeLLMError(f"--shares must be integers separated by ':' (e.g. 9:7:7:9), got "
+                           f"{text!r}") from None
 
 
 def register(app: typer.Typer) -> None:
