@@ -226,6 +226,18 @@ void count_leftovers(S &s, const char *name) {
     fifo_leftovers() += (long long)s.size();
   }
 }
+// every weight port's weight and LM-head FIFO
+template <class W, class H>
+void count_port_leftovers(W &wq0, W &wq1, W &wq2, W &wq3, H &hq0, H &hq1, H &hq2, H &hq3) {
+  count_leftovers(wq0, "wq0");
+  count_leftovers(wq1, "wq1");
+  count_leftovers(wq2, "wq2");
+  count_leftovers(wq3, "wq3");
+  count_leftovers(hq0, "hq0");
+  count_leftovers(hq1, "hq1");
+  count_leftovers(hq2, "hq2");
+  count_leftovers(hq3, "hq3");
+}
 #endif
 
 // The program. w0 .. w3: weight ports (the fetchers: ternary linears and the LM head); kv0 .. kv3: the
@@ -271,14 +283,7 @@ void top_region(const typename TC::wbeat_t *w0, const typename TC::wbeat_t *w1,
                                      wq3,                                     hq0, hq1, hq2, hq3));
   EDGELLM_JOIN;
 #ifndef __SYNTHESIS__
-  count_leftovers(wq0, "wq0");
-  count_leftovers(wq1, "wq1");
-  count_leftovers(wq2, "wq2");
-  count_leftovers(wq3, "wq3");
-  count_leftovers(hq0, "hq0");
-  count_leftovers(hq1, "hq1");
-  count_leftovers(hq2, "hq2");
-  count_leftovers(hq3, "hq3");
+  count_port_leftovers(wq0, wq1, wq2, wq3, hq0, hq1, hq2, hq3);
 #endif
 }
 
@@ -353,20 +358,13 @@ void top_region_geared(const typename TC::wbeat_t *w0, const typename TC::wbeat_
                                      wq3, hq0, hq1, hq2, hq3));
   EDGELLM_JOIN;
 #ifndef __SYNTHESIS__
-  count_leftovers(wq0, "wq0");
-  count_leftovers(wq1, "wq1");
-  count_leftovers(wq2, "wq2");
-  count_leftovers(wq3, "wq3");
+  count_port_leftovers(wq0, wq1, wq2, wq3, hq0, hq1, hq2, hq3);
   count_leftovers(xq0, "xq0");
   count_leftovers(xq3, "xq3");
   count_leftovers(mq1, "mq1");
   count_leftovers(mq2, "mq2");
   count_leftovers(cq1, "cq1");
   count_leftovers(cq2, "cq2");
-  count_leftovers(hq0, "hq0");
-  count_leftovers(hq1, "hq1");
-  count_leftovers(hq2, "hq2");
-  count_leftovers(hq3, "hq3");
 #endif
 }
 
