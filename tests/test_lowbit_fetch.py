@@ -17,6 +17,7 @@ from edgellm.compiler.cost import lowbit_search as ls
 from edgellm.compiler.cost.ddr import bandwidth
 from edgellm.compiler.cost.lowbit_mix import llama_cpp_mix
 from edgellm.models.config import PRESETS
+from edgellm.runtime.lowbit_gear import Gear
 
 BIG_VECTOR = ls.VECTOR[-1]  # the widest vector engines: the layers' vector work well under the stream's
 
@@ -87,15 +88,19 @@ def test_the_split_adds_up_per_layer_and_per_linear() -> None:
 
 def test_fifo_resources_follow_the_depth_and_the_search_sizes_it() -> None:
     """The weight FIFOs are counted as built (URAM on the KV260: two 72-bit columns a 128-bit word, one
-    URAM deep per 4096 words, a FIFO a port); the search takes the deepest that fits, then the shallowest
-    within FETCH_TIE of its decode; compile's design carries the depth."""
+    URAM deep per 4096 words, a FIFO a port, and the gearbox's side FIFOs); the search takes the deepest
+    that fits, then the shallowest within FETCH_TIE of its decode; compile's design carries the depth."""
     cfg, board = PRESETS["qwen2.5-0.5b"], load_board("kv260")
     m = llama_cpp_mix(cfg, "Q4_0")
     eng, vec = ls.search(cfg, board, m, le.BUILT_ENGINES)
     p = ls.design(board, eng, vec)
     assert p.fetch_depth == eng.fetch_depth in ls.FETCH_DEPTHS
     fifo = ls.fetch_resources(board, p)
-    assert fifo.uram == p.weight_ports * 2 * -(-eng.fetch_depth // 4096)
+    # and the weight gearbox's two side FIFOs (the given words of fetch_depth beats: depth / 8 + 2 words)
+    g = p.gear
+    assert g == Gear(8, 1, 1)
+    side = 2 * 2 * -(-(-(-eng.fetch_depth // g.cycle) + 2) // 4096)
+    assert fifo.uram == p.weight_ports * 2 * -(-eng.fetch_depth // 4096) + side
     assert ls.fits(cfg, board, eng, vec, m)
     r = ls.project(cfg, board, m, eng, vec)
     deeper = [d for d in ls.FETCH_DEPTHS if d > eng.fetch_depth]

@@ -136,4 +136,16 @@ def test_top_weight_fifo_mutant_flagged(tmp_path):
     src.write_text(text.replace(old, "fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq0, hq1)"))
     found = [f for f in synth_check.check_paths([tmp_path]) if f.rule == "stream-fanout"]
     assert len(found) == 1 and found[0].path.name == "top.h", found
-    assert "stream wq0 has 2 producers" in found[0].detail and "edgellm_top_impl" in found[0].detail
+    assert "stream wq0 has 2 producers" in found[0].detail and "top_region" in found[0].detail
+
+
+def test_geared_top_side_fifo_mutant_flagged(tmp_path):
+    # the geared region's lane-2 merge made to read port 0's side FIFO: two consumers of xq0
+    src = library_copy(tmp_path) / "top.h"
+    text = src.read_text()
+    old = "lb_lane_merge<G, 2>(cq2, wq2, xq3, mq2)"
+    assert text.count(old) == 1
+    src.write_text(text.replace(old, "lb_lane_merge<G, 2>(cq2, wq2, xq0, mq2)"))
+    found = [f for f in synth_check.check_paths([tmp_path]) if f.rule == "stream-fanout"]
+    assert len(found) == 1 and "stream xq0 has 2 consumers" in found[0].detail, found
+    assert "top_region_geared" in found[0].detail

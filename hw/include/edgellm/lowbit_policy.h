@@ -166,11 +166,11 @@ struct lowbit_mm_policy {
                     hls::stream<word_t> &fifo, hls::stream<word_t> &side) {
     static_assert(gear::ON && gear::recipient(P) >= 0, "a side FIFO on a port that carries no other lane");
     enum { K = gear::given(gear::recipient(P) >= 0 ? gear::recipient(P) : 1) };
-    const long nb = beats(lin, n_out, k), b0 = image_beat<P>(base, lin), n = gear::port_beats(P, nb);
+    const long nb = beats(lin, n_out, k), b0 = image_beat<P>(base, lin), port_words = gear::port_beats(P, nb);
   lb_fetch_split_passes:
     for (int t0 = 0; t0 < n_tok; t0 += C::MAXT) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 / C::MAXT
-      lb_fetch_split<gear::C, K>(w + b0, n, fifo, side);
+      lb_fetch_split<gear::C, K>(w + b0, port_words, fifo, side);
     }
   }
   // port P (1 or 2) under the gearbox: each pass's engine beats into cq (for lb_lane_merge), its kept words
@@ -178,13 +178,13 @@ struct lowbit_mm_policy {
   static void fetch(const WB *w, long base, const LbLinear &lin, int n_out, int k, int n_tok,
                     hls::stream<word_t> &fifo, hls::stream<lb_count_t> &cq) {
     static_assert(gear::ON && gear::given(P) > 0, "a count FIFO on a port whose lane gives no words");
-    const long nb = beats(lin, n_out, k), b0 = image_beat<P>(base, lin), n = gear::kept(P, nb);
+    const long nb = beats(lin, n_out, k), b0 = image_beat<P>(base, lin), kept_words = gear::kept(P, nb);
   lb_fetch_kept_passes:
     for (int t0 = 0; t0 < n_tok; t0 += C::MAXT) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 / C::MAXT
       cq.write((lb_count_t)nb);
     lb_fetch_kept:
-      for (long i = 0; i < n; i++) {
+      for (long i = 0; i < kept_words; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
 #pragma HLS PIPELINE II = 1
         fifo.write(w[b0 + i]);

@@ -352,8 +352,8 @@ void top_region_geared(const typename TC::wbeat_t *w0, const typename TC::wbeat_
   EDGELLM_PROCESS(fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1, cq1));
   EDGELLM_PROCESS(fetch_program<TC, 2>(w2, hdr_off, prog_off, n_desc, wq2, hq2, cq2));
   EDGELLM_PROCESS(fetch_program<TC, 3>(w3, hdr_off, prog_off, n_desc, wq3, hq3, xq3));
-  EDGELLM_PROCESS((lb_lane_merge<G, 1>(cq1, wq1, xq0, mq1)));
-  EDGELLM_PROCESS((lb_lane_merge<G, 2>(cq2, wq2, xq3, mq2)));
+  EDGELLM_PROCESS(lb_lane_merge<G, 1>(cq1, wq1, xq0, mq1));
+  EDGELLM_PROCESS(lb_lane_merge<G, 2>(cq2, wq2, xq3, mq2));
   EDGELLM_PROCESS(engine_program<TC>(kv0, kv1, kv2, kv3, data, act, hdr_off, prog_off, n_desc, wq0, mq1, mq2,
                                      wq3, hq0, hq1, hq2, hq3));
   EDGELLM_JOIN;
