@@ -99,8 +99,10 @@ def recursion(code: str) -> list[Hit]:
     return out
 
 
-def loop_rules(code: str, consts: set[str]) -> list[Hit]:
-    """unbounded-loop and runtime-bound."""
+def loop_rules(code: str, consts: set[str],
+               scopes: list[tuple[int, int, set[str]]] | None = None) -> list[Hit]:
+    """unbounded-loop and runtime-bound. scopes: (start, end, constant names) of the functions, whose
+    names count as constant for the loops inside them (the innermost's)."""
     out: list[Hit] = []
     for m in re.finditer(r"\bwhile\s*\(\s*(1|true)\s*\)|\bfor\s*\(\s*[^;()]*;\s*;", code):
         out.append((m.start(), "unbounded-loop", re.sub(r"\s+", " ", m.group(0))))
@@ -122,7 +124,9 @@ def loop_rules(code: str, consts: set[str]) -> list[Hit]:
             loops.append((m.start(), b1, set()))
             continue
         enclosing = set().union(*(v for s, e, v in loops if s < m.start() < e)) if loops else set()
-        bounded, ok = _for_bounds(header, consts | enclosing)
+        local = min(((e - s, v) for s, e, v in scopes or () if s < m.start() < e), default=(0, set()),
+                    key=lambda x: x[0])[1]
+        bounded, ok = _for_bounds(header, consts | enclosing | local)
         loops.append((m.start(), b1, bounded))
         if ok is False and not _has_tripcount(code[b0:b1]):
             text = " ".join(header.split(";")[1].split())

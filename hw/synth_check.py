@@ -178,6 +178,24 @@ def constant_names(code: str) -> set[str]:
     return names - runtime
 
 
+def shared_constants(code: str) -> set[str]:
+    """constant_names of the text with every function body blanked: the namespace- and struct-level
+    constants, template parameters and enumerators other files may use. A function's own const locals and
+    enumerators are its alone (function_constants): a `const long n` in one function must not make every
+    `i < n` elsewhere look constant-bounded."""
+    out = list(code)
+    for f in synth_pragmas.functions(code):
+        for i in range(f.start + 1, f.end - 1):
+            if out[i] != "\n":
+                out[i] = " "
+    return constant_names("".join(out))
+
+
+def function_constants(code: str) -> list[tuple[int, int, set[str]]]:
+    """(body start, body end, constant_names of the body) of every function definition in code."""
+    return [(f.start, f.end, constant_names(f.body(code))) for f in synth_pragmas.functions(code)]
+
+
 def _line(code: str, i: int) -> int:
     return code.count("\n", 0, i) + 1
 
@@ -196,7 +214,8 @@ def prepare(text: str, macros: synth_macros.Macros, done: dict[str, str] | None 
 def check_text(path: Path, text: str, consts: set[str], units: set[str] | None = None,
                fns: synth_maxi.Callees | None = None, macros: synth_macros.Macros | None = None,
                done: dict[str, str] | None = None) -> list[Finding]:
-    """All findings of one source text; consts are constant names from every scanned file, units the
+    """All findings of one source text; consts are the shared constant names of every scanned file
+    (shared_constants; each function's own are added for its loops: function_constants), units the
     non-inlined functions (synth_pragmas.hardware_units) and fns the function definitions
     (synth_maxi.callees) of every scanned file and the library, macros the pragma macros they define
     (default: this text's), done prepare's texts of this run."""
@@ -207,7 +226,7 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
         units = synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
     hits = synth_pragmas.run(code, units) + synth_maxi.run(code, fns) + synth_ports.run(code, consts, fns)
     hits += synth_basic.memory_rules(code) + synth_basic.recursion(code)
-    hits += synth_basic.loop_rules(code, consts)
+    hits += synth_basic.loop_rules(code, consts, function_constants(code))
     hits += synth_dataflow.run(code, fns)
     return [Finding(path, _line(code, at), rule, detail) for at, rule, detail in hits]
 
@@ -250,7 +269,7 @@ def check_paths(roots: list[Path]) -> list[Finding]:
     done: dict[str, str] = {}
     for f in dict.fromkeys(files + lib):
         code = prepare(texts[f], macros, done)
-        consts |= constant_names(code)
+        consts |= shared_constants(code)
         units |= synth_pragmas.hardware_units(code, synth_pragmas.functions(code))
         for name, defs in synth_maxi.callees(code).items():
             if f in scanned:

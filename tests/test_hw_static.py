@@ -35,6 +35,11 @@ BAD = {
                     "    a[i] = 0;\n  }\n}", "runtime-bound"),
     "runtime_const_local": ("void f(int *a, int m) {\n  const int n = m * 2;\n"
                             "  for (int i = 0; i < n; i++) a[i] = 0;\n}", "runtime-bound"),
+    # a const local of another function does not bound this one's loop (constants are scoped)
+    "const_of_another_function": ("void g(int *a) {\n  const int n = 4;\n"
+                                  "  for (int i = 0; i < n; i++) a[i] = 0;\n}\n"
+                                  "void f(int *a, int n) {\n  for (int i = 0; i < n; i++) a[i] = 0;\n}",
+                                  "runtime-bound"),
     "tripcount_in_nested_only": ("void f(int *a, int n) {\n  for (int i = 0; i < n; i++) {\n"
                                  "    for (int j = 0; j < 4; j++) {\n#pragma HLS LOOP_TRIPCOUNT max = 4\n"
                                  "      a[i * 4 + j] = 0;\n    }\n  }\n}", "runtime-bound"),
