@@ -218,12 +218,12 @@ def test_one_engine_call_site() -> None:
     """decoder_layer.h (with the headers it splits into: layer_config.h, layer_matmul.h, layer_schedule.h)
     calls ew_engine exactly once (inside vector_job, for all its jobs) and no stage function, and the
     matmul policy once (inside linear_job); each slot is one DATAFLOW region of those two processes;
-    top.h (with top_fetch.h, top_program.h) reaches element-wise hardware only through its one
+    top.h (with top_engine.h, top_fetch.h, top_program.h) reaches element-wise hardware only through its one
     decoder_layer_ports call (the final norm is its norm_only job); the stages are one-job wrappers of
     the engine, which is a non-inlined function limiting its fp32 operators."""
     layer = "".join(_code(h) for h in (
         "decoder_layer.h", "layer_config.h", "layer_matmul.h", "layer_schedule.h"))
-    top = "".join(_code(h) for h in ("top.h", "top_fetch.h", "top_program.h"))
+    top = "".join(_code(h) for h in ("top.h", "top_engine.h", "top_fetch.h", "top_program.h"))
     ew = _code("elementwise.h")
     calls = re.findall(r"\bew_engine\s*<", layer)
     assert len(calls) == 1, calls

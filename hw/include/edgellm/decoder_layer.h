@@ -239,7 +239,7 @@ void layer_slot_run(int i, int halves, int n_a, int t_len, int pos0, WS *w0, WS 
 //                  EDGELLM_EW_ROWS; the vector jobs run one after another)
 //   norm_only:     run the first element-wise job alone (x8, qs_a = quantize(rmsnorm(h[0 .. t_len),
 //                  params + d.p_off[NORM_ATTN]))): the top's final norm before the LM head goes
-//                  through the same engine call (top.h run_desc)
+//                  through the same engine call (top_engine.h run_desc)
 //   fs_t, x8_t:    the same scratch as the linear jobs reach it (top.h: the `act` m_axi argument, so
 //                  the two processes of a slot use distinct arguments; one-pointer callers pass fs,
 //                  x8 again): never a run-time choice between pointers, which on m_axi arguments

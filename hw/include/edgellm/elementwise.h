@@ -21,7 +21,7 @@
 //   tail         [norm: r = 1 / sqrt(ss / n + eps), scale + absmax pass] qs = 127 / max(absmax, 1e-5),
 //                round + clamp + store q
 // The decoder layer calls the engine at one call site for all its jobs, and the top's final norm
-// goes through the same call (decoder_layer.h vector_job, top.h run_desc); the stage
+// goes through the same call (decoder_layer.h vector_job, top_engine.h run_desc); the stage
 // functions at the end of this file are one-job wrappers (testbenches). The passes and the tail are
 // inlined into the engine, whose ALLOCATION pragmas limit each fp32 operator type to the most one
 // pass needs (EwBudget), so the tool shares the units across passes and modes instead of building
