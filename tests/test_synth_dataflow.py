@@ -126,26 +126,29 @@ def test_template_argument_with_a_comparison_is_a_call():
         assert len(found) == 1 and "stream s has 2 producers" in found[0], found
 
 
+def _fanout_of_mutant(tmp_path, header: str, old: str, new: str, count: int) -> list:
+    """stream-fanout's findings over a copy of the library whose `header` has `old` (count times) as
+    `new`."""
+    src = library_copy(tmp_path) / header
+    text = src.read_text()
+    assert text.count(old) == count
+    src.write_text(text.replace(old, new))
+    return [f for f in synth_check.check_paths([tmp_path]) if f.rule == "stream-fanout"]
+
+
 def test_top_weight_fifo_mutant_flagged(tmp_path):
     # the top's second fetcher made to push into port 0's weight FIFO: two producers of wq0, found through
     # FetchPorts::run (INLINE), fetch_program, lin_fetch::run and the policy's fetch (TC::mm::template fetch)
-    src = library_copy(tmp_path) / "top_fetch.h"
-    text = src.read_text()
-    old = "fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1)"
-    assert text.count(old) == 3
-    src.write_text(text.replace(old, "fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq0, hq1)"))
-    found = [f for f in synth_check.check_paths([tmp_path]) if f.rule == "stream-fanout"]
+    found = _fanout_of_mutant(tmp_path, "top_fetch.h",
+                              "fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq1, hq1)",
+                              "fetch_program<TC, 1>(w1, hdr_off, prog_off, n_desc, wq0, hq1)", 3)
     assert len(found) == 1 and found[0].path.name == "top.h", found
     assert "stream wq0 has 2 producers" in found[0].detail and "top_region" in found[0].detail
 
 
 def test_geared_top_side_fifo_mutant_flagged(tmp_path):
     # the geared region's lane-2 merge made to read port 0's side FIFO: two consumers of xq0
-    src = library_copy(tmp_path) / "top.h"
-    text = src.read_text()
-    old = "lb_lane_merge<G, 2>(cq2, wq2, xq3, mq2)"
-    assert text.count(old) == 1
-    src.write_text(text.replace(old, "lb_lane_merge<G, 2>(cq2, wq2, xq0, mq2)"))
-    found = [f for f in synth_check.check_paths([tmp_path]) if f.rule == "stream-fanout"]
+    found = _fanout_of_mutant(tmp_path, "top.h", "lb_lane_merge<G, 2>(cq2, wq2, xq3, mq2)",
+                              "lb_lane_merge<G, 2>(cq2, wq2, xq0, mq2)", 1)
     assert len(found) == 1 and "stream xq0 has 2 consumers" in found[0].detail, found
     assert "top_region_geared" in found[0].detail
