@@ -21,6 +21,7 @@ from shared_lowbit_models import tiny_config
 from shared_project import tokenizer_json
 
 from edgellm.compiler import interface as itf
+from edgellm.errors import EdgeLLMError
 from edgellm.models.config import ModelConfig
 from edgellm.models.loaders.gguf_write import write_gguf
 from edgellm.models.loaders.gptq_write import save_gptq
@@ -160,6 +161,52 @@ def test_lowbit_project_decodes_to_its_checkpoint(models: dict[str, Path], tmp_p
     mf.write_text(json.dumps(m))
     with pytest.raises(ProjectError, match="without design.lowbit_ports"):
         Project.open(tmp_path / "p")
+
+
+def test_geared_project_reads_back_and_refuses_shares_that_do_not_gear(models: dict[str, Path],
+                                                                        tmp_path: Path) -> None:
+    """The GPTQ model's KV260 project streams through the weight gearbox: its image decodes to the
+    checkpoint through the gearbox (and not without it: port 0's image carries lane 1's words), the
+    host's bounds pass; a manifest whose shares do not gear, or whose lowbit_gear is no boolean, is one
+    error line on run, before any call of the device and with no text generated."""
+    from edgellm.models.loaders import load_model
+    from edgellm.runtime.verify import image_matches, model_from_image
+
+    proj = tmp_path / "p"
+    r = _compile(models["gptq"], proj, "kv260", "--no-onnx-reference")
+    assert r.returncode == 0, r.stderr
+    p = Project.open(proj)
+    assert p.manifest["design"]["lowbit_gear"] is True and p.manifest["design"]["port_shares"] == [9, 7, 7, 9]
+    qm, _ = load_model(models["gptq"])
+    assert image_matches(model_from_image(p), qm) is None
+    lim = bounds.Limits.of(p, p.total_bytes)
+    assert lim.lowbit_gear.active
+    _host_check(p, p.image())
+    try:  # read as if ungeared: another model, or none at all (its scales non-finite)
+        with np.errstate(invalid="ignore", over="ignore"):
+            wrong = image_matches(model_from_image(_ungeared(p)), qm)
+    except EdgeLLMError as e:
+        wrong = str(e)
+    assert wrong is not None
+    mf = proj / "manifest.json"
+    good = mf.read_text()
+    for change, want in ((("port_shares", [7, 9, 9, 7]), "give no gearbox"),
+                         (("lowbit_gear", "yes"), "design.lowbit_gear")):
+        m = json.loads(good)
+        m["design"][change[0]] = change[1]
+        mf.write_text(json.dumps(m))
+        r = run_cli("run", str(proj), "-d", "emu", "-p", PROMPT, "-n", "1")
+        errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+        assert r.returncode != 0 and len(errs) == 1 and want in errs[0], r.stderr
+        assert "Traceback" not in r.stderr and not r.stdout.strip(), r.stdout
+    mf.write_text(good)
+
+
+def _ungeared(p: Project) -> Project:
+    """p with its manifest's lowbit_gear dropped (in memory)."""
+    q = Project.open(p.path)
+    q.manifest = {**q.manifest, "design": {**q.manifest["design"], "lowbit_gear": False}}
+    return q
 
 
 def test_a_board_no_lowbit_design_fits_is_one_error_line(models: dict[str, Path], tmp_path: Path) -> None:
