@@ -144,7 +144,7 @@ def test_mutant_two_argument_write_is_caught(tmp_path: Path, monkeypatch: pytest
     """Seeded bug: the LM head's final norm writes its quantized row through data while the layers write
     the same bytes through act (and the head reads it back through data, so every logit is still right):
     the port model counts the bytes two arguments wrote in one call."""
-    t = make_mutant(tmp_path, monkeypatch, "edgellm/top.h",
+    t = make_mutant(tmp_path, monkeypatch, "edgellm/top_engine.h",
                     ("act, act, data, taps, rows, head, act, act, at);",
                      "act, head ? data : act, data, taps, rows, head, act, act, at);"),
                     ("lm_head<typename TC::head>(act, act, t_len,",
