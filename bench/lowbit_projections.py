@@ -13,7 +13,9 @@ per-row LM head compile builds
 (cost/lm_head.py at P = 16 bytes a port beat). --lowbit-head projects the file's quantized head on the
 low-bit engine instead (an option compile refuses). Central (low-high) as `edgellm estimate` states them
 (compiler/estimate.py scenarios: low = the low bandwidth at 80% of the clock, high = the high bandwidth).
-Every figure is a projection.
+Every figure is a projection. The last column is the reference searched in the same run: the same
+model and board without the weight gearbox (the engine's four ports in lockstep at equal shares,
+docs/hls.md "Weight gearbox"), its decode over the same DDR bound.
 Usage: python bench/lowbit_projections.py [--board kv260] [--lowbit-head]
 """
 
@@ -42,10 +44,11 @@ def main() -> None:
           "(compiler/cost/lowbit.py)")
     print(f"{'model':14} {'file':7} {'bpw':>5} {'MB/tok':>7} {'head MB':>8} {'engine, FIFO words':>31} "
           f"{'decode tok/s (low-high)':>24} {'DDR bound (low-high)':>20} {'ratio':>6} "
-          f"{'TTFT(128) (low-high)':>22}")
+          f"{'TTFT(128) (low-high)':>22} {'no gearbox':>11}")
     for name, ftype in itertools.product(MODELS, FILE_TYPES):
         src = le.from_preset(PRESETS[name], ftype)
-        e = le.estimate(le.with_lowbit_head(src) if a.lowbit_head else src, board)
+        src = le.with_lowbit_head(src) if a.lowbit_head else src
+        e, ref = le.estimate(src, board), le.estimate(src, board, gear=False)
         g, vec = e.engine, e.vector
         d, bd, t = e.decode, e.bound, e.ttft
         glu = f"/{vec[3]}" if len(vec) > 3 else ""
@@ -56,7 +59,8 @@ def main() -> None:
               f"{d['central']:7.2f} ({d['low']:5.2f}-{d['high']:5.2f})      "
               f"{bd['central']:5.1f} ({bd['low']:4.1f}-{bd['high']:4.1f}) "
               f"{d['central'] / bd['central']:6.1%} "
-              f"{t['central']:6.3f}s ({t['high']:.3f}-{t['low']:.3f})")
+              f"{t['central']:6.3f}s ({t['high']:.3f}-{t['low']:.3f}) "
+              f"{ref.decode['central'] / ref.bound['central']:10.1%}")
 
 
 if __name__ == "__main__":

@@ -210,16 +210,18 @@ class LowbitEstimate:
 
 
 def estimate(src: LowbitSource, board: Board, clock_mhz: float | None = None,
-             limits: dict[str, float] | None = None) -> LowbitEstimate:
+             limits: dict[str, float] | None = None, gear: bool = True) -> LowbitEstimate:
     """cost/lowbit_search.search's design for the board at `clock_mhz` (default the board's PL clock; the
     low end at 80% of it) under `limits` (utilization fractions replacing estimate.UTIL_LIMITS' entries:
     `edgellm estimate --lut-cap`), projected at each end of the range (EdgeLLMError when no engine
-    configuration fits, or for a clock or limit out of range, as the ternary DSE's explore refuses them)."""
+    configuration fits, or for a clock or limit out of range, as the ternary DSE's explore refuses them).
+    gear False: no weight gearbox (the lockstep engine at equal shares; a reference, compile always gears
+    where the shares allow)."""
     from edgellm.compiler.dse import check_clock_and_limits  # it imports the cost modules
 
     check_clock_and_limits(clock_mhz, limits)
     eng, vec = ls.search(src.cfg, board.with_scenario("central"), src.model, BUILT_ENGINES,
-                         clock_mhz=clock_mhz, limits=limits)
+                         clock_mhz=clock_mhz, limits=limits, gear=gear)
     return _projected(src, board, eng, vec, clock_mhz)
 
 

@@ -179,7 +179,7 @@ def _knee(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, vec
 
 def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[int, ...] = (1, 2, 4),
            depths: tuple[int, ...] = FETCH_DEPTHS, clock_mhz: float | None = None,
-           limits: dict[str, float] | None = None) -> tuple[LowbitEngine, tuple[int, ...]]:
+           limits: dict[str, float] | None = None, gear: bool = True) -> tuple[LowbitEngine, tuple[int, ...]]:
     """The engines (E x ports per engine), token lanes, record decoders and their scale lanes, and the
     vector engines' size (VECTOR) with the highest decode rate, then the lowest TTFT(128), then the fewest
     engine LUTs, among those whose resources (total_resources: engines, element-wise engine, attention,
@@ -213,8 +213,9 @@ def search(cfg: ModelConfig, board: Board, m: LowbitModel, engine_counts: tuple[
                            min_group=m.min_group(), codecs=m.codecs())
         if (e, w) not in head_shares:  # the ports, their beat (R) and the clock decide them
             head_shares[(e, w)] = rate_shares(board, design(board, eng, vec, clock_mhz))
-        # the shares gear where they can (eng.gear: a 4-port engine, KV260 / ZCU104's 9:7:7:9)
-        eng = dataclasses.replace(eng, head_shares=head_shares[(e, w)], geared=True)
+        # the shares gear where they can (eng.gear: a 4-port engine, KV260 / ZCU104's 9:7:7:9; gear False:
+        # the lockstep engine, bench/lowbit_projections.py's reference)
+        eng = dataclasses.replace(eng, head_shares=head_shares[(e, w)], geared=gear)
         eng, over = _deepest(cfg, board, m, eng, vec, depths, full)
         if over > 1:
             if least is None or over < least[0]:
