@@ -124,7 +124,7 @@ def image_from_buffer(buf: np.ndarray, off: int, fields: dict[str, int], n_out: 
     pbits, cbits, nbytes = image_bits(codec, bits, group, n_out, n_in, rows, beat_bits)
     ports = beat_bits // LB_BEAT_BITS
     nb = nbytes // ports // WORD
-    sizes = [WORD * (gear.port_beats(u, nb) if gear.active else nb) for u in range(ports)]
+    sizes = [WORD * gear.port_beats(u, nb) for u in range(ports)]
     if stride < max(sizes) or any(off + u * stride + n > buf.size for u, n in enumerate(sizes)):
         raise EdgeLLMError(f"low-bit record: port images of {max(sizes)} bytes at stride {stride} from {off} "
                            f"leave the {buf.size}-byte image")

@@ -183,12 +183,13 @@ def shared_constants(code: str) -> set[str]:
     constants, template parameters and enumerators other files may use. A function's own const locals and
     enumerators are its alone (function_constants): a `const long n` in one function must not make every
     `i < n` elsewhere look constant-bounded."""
-    out = list(code)
-    for f in synth_pragmas.functions(code):
-        for i in range(f.start + 1, f.end - 1):
-            if out[i] != "\n":
-                out[i] = " "
-    return constant_names("".join(out))
+    out, at = [], 0
+    for f in sorted(synth_pragmas.functions(code), key=lambda f: f.start):
+        if f.start < at:
+            continue  # inside a body blanked already
+        out += [code[at:f.start + 1], re.sub(r"[^\n]", " ", code[f.start + 1:f.end - 1])]
+        at = f.end - 1
+    return constant_names("".join(out) + code[at:])
 
 
 def function_constants(code: str) -> list[tuple[int, int, set[str]]]:

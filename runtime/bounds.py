@@ -51,15 +51,6 @@ FLOAT_FIELDS = {itf.status_field(itf.SW_HEADER, 0, itf.HDR[w])
                 for w in ("HDR_EPS_BITS", "HDR_ATTN_SCALE_BITS")}
 
 
-def _gear(design: dict[str, Any]) -> Gear:
-    """A low-bit design's weight gearbox (runtime/lowbit_gear.py gear_of_design; EdgeLLMError for a design
-    record whose shares do not gear)."""
-    try:
-        return gear_of_design(design)
-    except ValueError as e:
-        raise EdgeLLMError(f"manifest: {e}") from None
-
-
 class BoundsError(EdgeLLMError):
     """A header, layer-table or descriptor field the accelerator must not be given."""
 
@@ -103,7 +94,7 @@ class Limits:
         lb = (int(d["lowbit_rows"]), LB_BEAT_BITS * int(d["lowbit_ports"]), int(d["lowbit_max_group"]),
               int(d.get("lowbit_float_units", LB_FLOAT_UNITS[-1])), int(d.get("lowbit_max_sb", LB_MAX_SB)),
               int(d.get("lowbit_min_group", LB_MIN_GROUP)),
-              tuple(tuple(int(v) for v in c) for c in d.get("lowbit_codecs") or ()), _gear(d)) \
+              tuple(tuple(int(v) for v in c) for c in d.get("lowbit_codecs") or ()), gear_of_design(d)) \
             if d.get("matmul") == "lowbit" \
             else (0, LB_BEAT_BITS, LB_MAX_GROUP, LB_FLOAT_UNITS[-1], LB_MAX_SB, LB_MIN_GROUP, (), Gear())
         return cls(c.n_layers, project.iface.max_t, project.iface.max_ctx, c.hidden_size, c.q_size,

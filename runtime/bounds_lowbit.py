@@ -92,8 +92,8 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
                             lim.data_beat)
             if ck.code == itf.ST_OK:
                 nb = lb_stream_beats(f, n_out, k, lim.lowbit_rows, lim.lowbit_beat_bits)
-                gear = lim.lowbit_gear  # port u's image: its words under the gearbox (lowbit_gear.h)
-                img = [LB_PORT_BEAT * (gear.port_beats(u, nb) if gear.active else nb)
+                # port u's image: its words under the gearbox (lowbit_gear.h; nb each without one)
+                img = [LB_PORT_BEAT * lim.lowbit_gear.port_beats(u, nb)
                        for u in range(lim.lowbit_beat_bits // LB_BEAT_BITS)]
                 off = int(table[layer, itf.LD_W_OFF + i])
                 ck.span(itf.status_field(itf.SW_LAYER, layer, itf.LD_W_OFF + i), off, wbase + off, img[0],

@@ -47,6 +47,7 @@ from edgellm.runtime.calibrate_plan import (
     CalibrationError,
     check_options,
     check_shares,
+    parse_shares,
     run_plan,
 )
 from edgellm.runtime.calibrate_record import (
@@ -66,8 +67,8 @@ from edgellm.runtime.device import Device
 # What callers use from here (the modules above hold them): the commands, tests, compiler/calibrate.
 __all__ = ["CCI_PATH", "DEFAULT_BYTES", "EMULATED_NOTE", "EMULATOR_BYTES", "FORMAT", "HEAD_ROW_BYTES",
            "HEAD_RUN", "SHARES_RUN", "CalibrationError", "ProbeSession", "board_main", "calibrate",
-           "check_options", "figures", "open_device", "run_plan", "summarize", "summary_lines",
-           "write_record"]
+           "check_options", "check_shares", "figures", "open_device", "parse_shares", "run_plan", "summarize",
+           "summary_lines", "write_record"]
 
 
 def calibrate(kit: pk.ProbeKit, dev: Device, *, emulated: bool, clock_mhz: float, bytes_per_port: int,
@@ -157,10 +158,7 @@ def board_main(argv: list[str] | None = None, kit_dir: str | None = None) -> int
                                      "in proportion to the rates the weights-together run measured)")
     ap.add_argument("--force", action="store_true", help="replace an existing calibration file")
     a = ap.parse_args(argv)
-    try:
-        shares = None if a.shares is None else tuple(int(x) for x in a.shares.split(":"))
-    except ValueError:
-        raise EdgeLLMError(f"--shares must be integers separated by ':', got {a.shares!r}") from None
+    shares = parse_shares(a.shares)
     kit = pk.ProbeKit.open(a.kit)
     out = Path(a.output or f"calibration-{kit.board}.json")
     if out.exists() and not a.force:

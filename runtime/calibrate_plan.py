@@ -96,6 +96,17 @@ def check_options(kit: pk.ProbeKit, bytes_per_port: int, repeat: int, timeout_s:
         raise EdgeLLMError(f"{total} bytes of buffer: at most {MAX_BUFFER - 1} (fewer bytes per port)")
 
 
+def parse_shares(text: str | None) -> tuple[int, ...] | None:
+    """--shares A:B:C:D as integers (None: not given); EdgeLLMError when it is not that (check_shares
+    checks them against a kit)."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(x) for x in text.split(":"))
+    except ValueError:
+        raise EdgeLLMError(f"--shares must be integers separated by ':' (e.g. 9:7:7:9), got "
+                           f"{text!r}") from None
+
 
 def check_shares(shares: tuple[int, ...] | None, n: int) -> None:
     """--shares: one positive integer per weight port of the kit, summing to at most MAX_PORT_SHARES."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgellm.errors import EdgeLLMError
+
 GEAR_LANES = 4  # the gearbox serves 4-port engines (BW 512): lanes 1 and 2 take words from ports 0 and 3
 
 
@@ -85,12 +87,13 @@ def gear_of(shares: tuple[int, ...] | list[int], lanes: int) -> Gear:
 
 def gear_of_design(design: dict) -> Gear:
     """The gearbox a manifest's design record builds (design.lowbit_gear over design.port_shares and
-    design.lowbit_ports); Gear() when it builds none; ValueError when lowbit_gear names shares that do not
+    design.lowbit_ports); Gear() when it builds none; EdgeLLMError when lowbit_gear names shares that do not
     gear (a manifest no compile writes)."""
     if not design.get("lowbit_gear"):
         return Gear()
     g = gear_of(tuple(design.get("port_shares") or ()), int(design.get("lowbit_ports") or 0))
     if not g.active:
-        raise ValueError(f"design.lowbit_gear is true but port_shares {design.get('port_shares')} over "
-                         f"{design.get('lowbit_ports')} lowbit_ports give no gearbox")
+        raise EdgeLLMError(f"manifest: design.lowbit_gear is true but port_shares "
+                           f"{design.get('port_shares')} over {design.get('lowbit_ports')} lowbit_ports give "
+                           "no gearbox")
     return g

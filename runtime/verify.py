@@ -176,11 +176,8 @@ def _lowbit_linear(img: np.ndarray, off: int, rec: np.ndarray, n_out: int, n_in:
     if not rows or not ports:
         raise EdgeLLMError("manifest records no design.lowbit_rows / lowbit_ports: cannot decode the "
                            "low-bit weight image")
-    try:
-        gear = gear_of_design(design)
-    except ValueError as e:
-        raise EdgeLLMError(f"manifest: {e}") from None
-    q = unpack_lowbit(image_from_buffer(img, off, f, n_out, n_in, int(rows), 128 * int(ports), gear))
+    q = unpack_lowbit(image_from_buffer(img, off, f, n_out, n_in, int(rows), 128 * int(ports),
+                                        gear_of_design(design)))
     bias = None if f["LB_BIAS_OFF"] == itf.LB_NO_BIAS else f["LB_BIAS_OFF"]
     return LowBitLinear(q, "image"), bias
 

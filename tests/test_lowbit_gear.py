@@ -93,7 +93,7 @@ def test_design_gear_fields() -> None:
         DesignParams(matmul="lowbit", lowbit_ports=4, port_shares=(8, 8, 8, 7), lowbit_gear=True)
     d = p.to_dict()
     assert gear_of_design(d) == Gear(8, 1, 1)
-    with pytest.raises(ValueError, match="give no gearbox"):
+    with pytest.raises(EdgeLLMError, match="manifest: design.lowbit_gear is true .* give no gearbox"):
         gear_of_design({**d, "port_shares": [7, 9, 9, 7]})
     assert gear_of_design({**d, "lowbit_gear": False}) == Gear()
 

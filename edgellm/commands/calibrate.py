@@ -117,21 +117,10 @@ def calibrate_cmd(
     if weight_ports is not None or clock is not None:
         raise EdgeLLMError("--weight-ports and --clock shape a kit when writing it (edgellm calibrate "
                            "--board B)")
+    from edgellm.runtime.calibrate_plan import parse_shares
+
     _run_kit(kit, board, out, device, bytes_per_port, repeat, timeout, head_row_bytes, force,
-             cal_shares(shares))
-
-
-def cal_shares(text: str | None) -> tuple[int, ...] | None:
-    """--shares a:b:c:d as integers (None: not given); EdgeLLMError when it is not that."""
-    from edgellm.errors import EdgeLLMError
-
-    if text is None:
-        return None
-    try:
-        return tuple(int(x) for x in text.split(":"))
-    except ValueError:
-        raise EdgeLLMError(f"--shares must be integers separated by ':' (e.g. 9:7:7:9), got "
-                           f"{text!r}") from None
+             parse_shares(shares))
 
 
 def register(app: typer.Typer) -> None:

@@ -254,11 +254,11 @@ void check_lb_record(CheckResult &r, const uint32_t w[LB_WORDS], const uint32_t 
   const long nb = lb_stream_beats(lin.t, E::R, E::BW);
   const u64_t base = (u64_t)hdr[HDR_WEIGHTS] + ld[LD_W_OFF + i], stride = w[LB_PORT_STRIDE];
   check_span(r, status_field(SW_LAYER, (uint32_t)l, LD_W_OFF + i), ld[LD_W_OFF + i], base,
-             (u64_t)(kLbBeatBits / 8) * (u64_t)(G::ON ? G::port_beats(0, nb) : nb), buf, kLbBeatBits / 8);
+             (u64_t)(kLbBeatBits / 8) * (u64_t)G::port_beats(0, nb), buf, kLbBeatBits / 8);
 check_lb_ports:
   for (int u = 1; u < E::PORTS; u++)
     check_span(r, lb_field(l, i, LB_PORT_STRIDE), w[LB_PORT_STRIDE], base + u * stride,
-               (u64_t)(kLbBeatBits / 8) * (u64_t)(G::ON ? G::port_beats(u, nb) : nb), buf, kLbBeatBits / 8);
+               (u64_t)(kLbBeatBits / 8) * (u64_t)G::port_beats(u, nb), buf, kLbBeatBits / 8);
 }
 
 // Every layer's low-bit records (low-bit designs: LB = 1; the table region checked with the header).
