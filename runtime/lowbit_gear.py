@@ -41,10 +41,6 @@ class Gear:
         """Beats per cycle whose word of `lane` another port carries (lane 1: port 0, lane 2: port 3)."""
         return (self.k1 if lane == 1 else self.k2 if lane == 2 else 0) if self.active else 0
 
-    def donor(self, lane: int) -> int:
-        """The port carrying part of `lane` (-1: none)."""
-        return {1: 0, 2: 3}.get(lane, -1) if self.given(lane) else -1
-
     def recipient(self, port: int) -> int:
         """The lane whose words `port` carries besides its own (-1: none)."""
         lane = {0: 1, 3: 2}.get(port, -1)
