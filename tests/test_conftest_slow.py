@@ -29,3 +29,25 @@ def test_short():
     assert "test_short" not in out
     verbose = pytester.runpytest("-p", "no:cacheprovider", "-v").stdout.str()
     assert "slow test running" not in verbose  # -v names every test itself
+
+
+def test_slow_tests_are_named_under_xdist(pytester: pytest.Pytester) -> None:
+    """The default run's two workers (-n auto): the controller names the slow test, once."""
+    pytest.importorskip("xdist")
+    pytester.makeconftest(CONFTEST.read_text().replace('pytest_plugins = ["pytester"]', ""))
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
+    pytester.makepyfile(test_some="""
+import pytest
+
+@pytest.mark.slow
+def test_long():
+    pass
+
+def test_short():
+    pass
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert out.count("slow test running: test_some.py::test_long") == 1, out
+    assert "test_short" not in out
