@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 MAGIC = 0x4C4C4745
-INTERFACE_VERSION = 4  # 2: the status protocol (HDR_BUF_BYTES, HDR_STATUS ..); 3: OP_HEAD over D_N_ROWS rows;
-# 4: HDR_LB_TABLE (the low-bit linears' records)
+INTERFACE_VERSION = 5  # 2: the status protocol (HDR_BUF_BYTES, HDR_STATUS ..); 3: OP_HEAD over D_N_ROWS rows;
+# 4: HDR_LB_TABLE (the low-bit linears' records); 5: their per-port image offsets (LB_PORT1_OFF ..)
 
 HEADER_WORDS = [
     "HDR_MAGIC", "HDR_VERSION", "HDR_N_LAYERS", "HDR_MAX_T", "HDR_MAX_CTX", "HDR_EPS_BITS",
@@ -23,7 +23,8 @@ HDR_WORDS = 32
 LD_W_OFF, LD_W_SCALE, LD_P_OFF, LD_WORDS = 0, 7, 14, 20
 # The low-bit table (interface.h LbWord): one record of LB_WORDS words per (layer, linear)
 LB_FIELDS = ("LB_BITS", "LB_GROUP", "LB_SB", "LB_DB", "LB_SCB", "LB_SC_OFF", "LB_MMODE", "LB_DMB", "LB_MCB",
-             "LB_MC_OFF", "LB_MZ", "LB_DPER", "LB_BIAS_OFF", "LB_PORT_STRIDE")
+             "LB_MC_OFF", "LB_MZ", "LB_DPER", "LB_BIAS_OFF", "LB_PORT1_OFF", "LB_PORT2_OFF", "LB_PORT3_OFF")
+LB_PORT_OFF = ("LB_PORT1_OFF", "LB_PORT2_OFF", "LB_PORT3_OFF")  # ports 1 .. 3: bytes from port 0's image
 LB = {name: i for i, name in enumerate(LB_FIELDS)}
 LB_WORDS = 16
 LB_NO_BIAS = 0xFFFFFFFF

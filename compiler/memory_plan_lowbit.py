@@ -2,13 +2,13 @@
 streams it (compiler/packing_lowbit.py pack_lowbit, split by port_images) and its record of the low-bit
 table (interface.h LbWord, compiler/interface.py LB_FIELDS).
 
-A linear's bytes in the weights region: port 0's image, then port 1's .. at LB_PORT_STRIDE bytes apart
-(the longest image padded to IMAGE_ALIGN bytes; under the weight gearbox, compiler/packing_gear.py,
-port 0's and port 3's images are longer than ports 1's and 2's); LD_W_OFF points at port 0's image,
-LD_W_SCALE is 1.0f. Its record
-(layer * 7 + i, i in interface.LINEAR_ORDER): LB_BITS, LB_GROUP, the ParamCodec words (as_words order),
-LB_BIAS_OFF (the f32 bias's float offset in the params area, or LB_NO_BIAS), LB_PORT_STRIDE; signed fields
-two's complement, the two reserved words 0.
+A linear's bytes in the weights region: port 0's image, then port 1's .., one after another, each padded
+to IMAGE_ALIGN bytes (port_offsets; under the weight gearbox, compiler/packing_gear.py, port 0's and port
+3's images are longer than ports 1's and 2's); LD_W_OFF points at port 0's image, LD_W_SCALE is 1.0f. Its
+record (layer * 7 + i, i in interface.LINEAR_ORDER): LB_BITS, LB_GROUP, the ParamCodec words (as_words
+order), LB_BIAS_OFF (the f32 bias's float offset in the params area, or LB_NO_BIAS), LB_PORT1_OFF ..
+LB_PORT3_OFF (bytes from port 0's image to port u's; 0 past the engine's ports); signed fields two's
+complement.
 """
 
 from __future__ import annotations
@@ -34,13 +34,23 @@ def _pad(n: int, a: int) -> int:
     return -(-n // a) * a
 
 
-def record(img: LowbitImage, stride: int, bias_off: int | None) -> np.ndarray:
-    """uint32[LB_WORDS]: one linear's low-bit table record."""
+def port_offsets(sizes: list[int]) -> list[int]:
+    """Each port image's byte offset from port 0's, the images one after another, each padded to
+    IMAGE_ALIGN bytes; the last entry is the linear's whole span (len(sizes) + 1 entries)."""
+    out = [0]
+    for n in sizes:
+        out.append(out[-1] + _pad(n, IMAGE_ALIGN))
+    return out
+
+
+def record(img: LowbitImage, offsets: list[int], bias_off: int | None) -> np.ndarray:
+    """uint32[LB_WORDS]: one linear's low-bit table record (offsets: port_offsets of its port images)."""
     words = [img.bits, img.group, *img.codec.as_words()]
     r = np.zeros(itf.LB_WORDS, np.uint32)
     r[:len(words)] = [w & 0xFFFFFFFF for w in words]  # sc_off / mc_off may be negative: two's complement
     r[itf.LB["LB_BIAS_OFF"]] = itf.LB_NO_BIAS if bias_off is None else bias_off
-    r[itf.LB["LB_PORT_STRIDE"]] = stride
+    for name, off in zip(itf.LB_PORT_OFF, offsets[1:-1], strict=False):
+        r[itf.LB[name]] = off
     return r
 
 
@@ -54,7 +64,7 @@ class LowbitEncoder:
 
     def __init__(self, rows: int, beat_bits: int, gear: Gear = NO_GEAR) -> None:
         self.rows, self.beat_bits, self.gear = rows, beat_bits, gear
-        self.pending: list[tuple[LowbitImage, int]] = []
+        self.pending: list[tuple[LowbitImage, list[int]]] = []
         self.packed_bytes = 0  # the images' bytes without padding (streamed per decode step)
         self.codecs: set[tuple[int, ...]] = set()  # every packed image's ParamCodec.as_words()
 
@@ -63,11 +73,11 @@ class LowbitEncoder:
             raise EdgeLLMError("a low-bit design packs low-bit linears only (frontend.check_linears)")
         img = pack_lowbit(lin.quant, rows=self.rows, beat_bits=self.beat_bits)
         ports = gear_ports(port_images(img), self.gear)
-        stride = _pad(max(p.size for p in ports), IMAGE_ALIGN)
-        blob = np.zeros(stride * len(ports), np.uint8)
-        for u, p in enumerate(ports):
-            blob[u * stride:u * stride + p.size] = p
-        self.pending.append((img, stride))
+        offsets = port_offsets([p.size for p in ports])
+        blob = np.zeros(offsets[-1], np.uint8)
+        for off, p in zip(offsets, ports, strict=False):
+            blob[off:off + p.size] = p
+        self.pending.append((img, offsets))
         self.codecs.add(img.codec.as_words())
         self.packed_bytes += img.data.size
         return blob
@@ -79,9 +89,9 @@ class LowbitEncoder:
             raise EdgeLLMError(f"low-bit plan: {len(self.pending)} linears packed for a layer of "
                                f"{len(itf.LINEAR_ORDER)}")
         rows = []
-        for n, (img, stride) in zip(itf.LINEAR_ORDER, self.pending, strict=True):
+        for n, (img, offsets) in zip(itf.LINEAR_ORDER, self.pending, strict=True):
             b = getattr(layer, BIASES[n]) if n in BIASES else None
-            rows.append(record(img, stride, add_floats(b) if b is not None else None))
+            rows.append(record(img, offsets, add_floats(b) if b is not None else None))
         self.pending = []
         return np.stack(rows)
 
@@ -113,10 +123,11 @@ def image_bits(codec: ParamCodec, bits: int, group: int, n_out: int, n_in: int, 
 
 def image_from_buffer(buf: np.ndarray, off: int, fields: dict[str, int], n_out: int, n_in: int, rows: int,
                       beat_bits: int, gear: Gear = NO_GEAR) -> LowbitImage:
-    """The LowbitImage whose port images lie in buf at off, off + stride, .. (the inverse of LowbitEncoder's
-    layout under `gear`; EdgeLLMError when the record's fields or the buffer do not hold one)."""
+    """The LowbitImage whose port images lie in buf at off and off + LB_PORTu_OFF (the inverse of
+    LowbitEncoder's layout under `gear`; EdgeLLMError when the record's fields or the buffer do not hold
+    one)."""
     codec = codec_of(fields)
-    bits, group, stride = fields["LB_BITS"], fields["LB_GROUP"], fields["LB_PORT_STRIDE"]
+    bits, group = fields["LB_BITS"], fields["LB_GROUP"]
     if bits not in LB_CODE_BITS or group not in LB_GROUPS or n_in % (group * codec.sb):
         raise EdgeLLMError(f"low-bit record: bits {bits} (one of {', '.join(map(str, LB_CODE_BITS))}), "
                            f"group {group} (one of {', '.join(map(str, LB_GROUPS))}), sb {codec.sb} "
@@ -125,9 +136,10 @@ def image_from_buffer(buf: np.ndarray, off: int, fields: dict[str, int], n_out: 
     ports = beat_bits // LB_BEAT_BITS
     nb = nbytes // ports // WORD
     sizes = [WORD * gear.port_beats(u, nb) for u in range(ports)]
-    if stride < max(sizes) or any(off + u * stride + n > buf.size for u, n in enumerate(sizes)):
-        raise EdgeLLMError(f"low-bit record: port images of {max(sizes)} bytes at stride {stride} from {off} "
-                           f"leave the {buf.size}-byte image")
-    lanes = lane_images([buf[off + u * stride:off + u * stride + n] for u, n in enumerate(sizes)], gear, nb)
+    starts = [off, *(off + fields[n] for n in itf.LB_PORT_OFF[:ports - 1])]
+    if any(a + n > buf.size for a, n in zip(starts, sizes, strict=True)):
+        raise EdgeLLMError(f"low-bit record: port images of {', '.join(map(str, sizes))} bytes at "
+                           f"{', '.join(map(str, starts))} leave the {buf.size}-byte image")
+    lanes = lane_images([buf[a:a + n] for a, n in zip(starts, sizes, strict=True)], gear, nb)
     data = np.stack([x.reshape(-1, WORD) for x in lanes], 1).reshape(-1).copy()
     return LowbitImage(data, codec, bits, group, n_out, n_in, rows, pbits, cbits, beat_bits)

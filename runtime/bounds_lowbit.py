@@ -98,8 +98,8 @@ def check_lowbit(lb: np.ndarray, table: np.ndarray, hdr: np.ndarray, lim: Limits
                 off = int(table[layer, itf.LD_W_OFF + i])
                 ck.span(itf.status_field(itf.SW_LAYER, layer, itf.LD_W_OFF + i), off, wbase + off, img[0],
                         LB_PORT_BEAT)
-                for u in range(1, len(img)):
-                    ck.span(fld("LB_PORT_STRIDE"), f["LB_PORT_STRIDE"], wbase + off + u * f["LB_PORT_STRIDE"],
-                            img[u], LB_PORT_BEAT)
+                for u in range(1, len(img)):  # port u's image at LB_PORTu_OFF bytes from port 0's
+                    name = itf.LB_PORT_OFF[u - 1]
+                    ck.span(fld(name), f[name], wbase + off + f[name], img[u], LB_PORT_BEAT)
             if ck.code != itf.ST_OK:
                 ck.raise_if_bad(what)

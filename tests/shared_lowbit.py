@@ -11,6 +11,7 @@ from shared_fixtures import kquant, q6_k
 
 from edgellm.compiler import interface as itf
 from edgellm.compiler import packing_lowbit as pl
+from edgellm.compiler.memory_plan_lowbit import port_offsets
 from edgellm.compiler.packing_gear import gear_ports
 from edgellm.models import lowbit as lb
 from edgellm.models.config import ModelConfig
@@ -21,7 +22,6 @@ from edgellm.models.weights import Layer, LowBitLinear
 from edgellm.runtime.lowbit_gear import NO_GEAR, Gear
 
 LINEARS = itf.LINEAR_ORDER
-IMAGE_ALIGN = 64  # each port image starts on 64 bytes (what the memory plan writes)
 
 
 def mixed_model(bias: bool, seed: int, n_layers: int = 1, vocab: int = 64) -> GoldenModel:
@@ -48,18 +48,19 @@ def pack_linears(layer: Layer, rows: int, beat_bits: int, bias_off: dict[str, in
                  base: int = 0, gear: Gear = NO_GEAR) -> tuple[np.ndarray, list[int], np.ndarray]:
     """The layer's seven linears packed for an engine of `rows` rows and beat_bits-bit beats (under the
     weight gearbox `gear`: compiler/packing_gear.py): (bytes holding, per linear, every port's image
-    padded with 0xA5 to the longest's IMAGE_ALIGN multiple, one after another, starting at byte `base`
-    of the weight area; port 0's image offsets (the LD_W_OFF words); the low-bit table's records
-    (N_LIN, LB_WORDS) uint32 with bias float offsets bias_off[name] or LB_NO_BIAS)."""
+    padded with 0xA5 to its IMAGE_ALIGN multiple, one after another (memory_plan_lowbit.port_offsets),
+    starting at byte `base` of the weight area; port 0's image offsets (the LD_W_OFF words); the low-bit
+    table's records (N_LIN, LB_WORDS) uint32 with bias float offsets bias_off[name] or LB_NO_BIAS)."""
     blobs, w_off = [], []
     lbt = np.zeros((len(LINEARS), itf.LB_WORDS), np.uint32)
     for i, name in enumerate(LINEARS):
         img = pl.pack_lowbit(layer.linears()[name].quant, rows=rows, beat_bits=beat_bits)
         ports = gear_ports(pl.port_images(img), gear)
-        stride = -(-max(p.size for p in ports) // IMAGE_ALIGN) * IMAGE_ALIGN
+        offsets = port_offsets([p.size for p in ports])
         w_off.append(base + sum(b.size for b in blobs))
-        for p in ports:
-            blobs.append(np.concatenate([p, np.full(stride - p.size, 0xA5, np.uint8)]))
-        words = [img.bits, img.group, *img.codec.as_words(), bias_off.get(name, itf.LB_NO_BIAS), stride]
+        for p, a, b in zip(ports, offsets, offsets[1:], strict=False):
+            blobs.append(np.concatenate([p, np.full(b - a - p.size, 0xA5, np.uint8)]))
+        words = [img.bits, img.group, *img.codec.as_words(), bias_off.get(name, itf.LB_NO_BIAS),
+                 *offsets[1:len(ports)]]
         lbt[i, :len(words)] = np.array(words, np.int64) & 0xFFFFFFFF
     return np.concatenate(blobs), w_off, lbt

@@ -239,8 +239,8 @@ RULES = {
     "record_too_wide": (GATE, "LB_DPER", 1, "ST_LIMIT", "LB_SB"),
     "bias_outside": (DOWN, "LB_BIAS_OFF", 1 << 28, "ST_RANGE"),
     "bias_misaligned": (Q, "LB_BIAS_OFF", "+1", "ST_ALIGN"),
-    "stride_misaligned": (Q, "LB_PORT_STRIDE", "+8", "ST_ALIGN"),
-    "stride_outside": (DOWN, "LB_PORT_STRIDE", 1 << 30, "ST_RANGE"),
+    "port1_misaligned": (Q, "LB_PORT1_OFF", "+8", "ST_ALIGN"),
+    "port1_outside": (DOWN, "LB_PORT1_OFF", 1 << 30, "ST_RANGE"),  # the top: two weight ports
 }
 
 

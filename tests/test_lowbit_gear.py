@@ -1,5 +1,5 @@
 """The low-bit weight gearbox's host side (runtime/lowbit_gear.py, compiler/packing_gear.py): which shares
-gear, the words each port carries, the port images and their inverse, the memory plan's stride and the
+gear, the words each port carries, the port images and their inverse, the memory plan's port offsets and the
 image read back (the C-simulated gearbox: tests/test_hw_lowbit_layer_top.py test_weight_gearbox)."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from shared_lowbit import mixed_model
 
+from edgellm.compiler import interface as itf
 from edgellm.compiler.design import DesignParams
-from edgellm.compiler.memory_plan_lowbit import LowbitEncoder, image_from_buffer
+from edgellm.compiler.memory_plan_lowbit import LowbitEncoder, image_from_buffer, record
 from edgellm.compiler.packing_gear import WORD, gear_ports, lane_images
 from edgellm.errors import EdgeLLMError
 from edgellm.runtime.lowbit_gear import Gear, gear_of, gear_of_design
@@ -63,18 +64,23 @@ def test_port_images_and_back(gear: Gear, nb: int) -> None:
         lane_images([ports[0], ports[1][:-WORD], ports[2], ports[3]], gear, nb)
 
 
-def test_memory_plan_stride_and_read_back() -> None:
-    """The encoder lays every port's image at LB_PORT_STRIDE (the longest image, 64-byte padded) and
+def test_memory_plan_offsets_and_read_back() -> None:
+    """The encoder lays the port images one after another, each 64-byte padded (LB_PORT1_OFF ..: no
+    padding to the longest image, so a geared linear takes the bytes of its words and no more), and
     image_from_buffer reads the same LowbitImage back under the gearbox (and garbage without it)."""
     qm = mixed_model(False, seed=3).model
     gear = Gear(8, 1, 1)
     enc = LowbitEncoder(128, 512, gear)
     lin = qm.layers[0].gate
     blob = enc(lin)
-    img, stride = enc.pending[0]
+    img, offsets = enc.pending[0]
     nb = img.data.size // 64
-    assert stride == -(-gear.port_beats(0, nb) * WORD // 64) * 64 and 4 * stride == blob.size
-    fields = {"LB_BITS": img.bits, "LB_GROUP": img.group, "LB_PORT_STRIDE": stride,
+    sizes = [-(-gear.port_beats(u, nb) * WORD // 64) * 64 for u in range(4)]
+    assert offsets == [0, *np.cumsum(sizes).tolist()] and blob.size == sum(sizes)
+    assert blob.size < 4 * sizes[0] and blob.size - img.data.size < 4 * 64  # the words, 64-byte padded
+    rec = record(img, offsets, None)
+    assert [int(rec[itf.LB[f]]) for f in itf.LB_PORT_OFF] == offsets[1:4]
+    fields = {"LB_BITS": img.bits, "LB_GROUP": img.group, **{f: int(rec[itf.LB[f]]) for f in itf.LB_PORT_OFF},
               **{f"LB_{n.upper()}": v for n, v in zip(("sb", "db", "scb", "sc_off", "mmode", "dmb", "mcb",
                                                          "mc_off", "mz", "dper"), img.codec.as_words(),
                                                      strict=True)}}

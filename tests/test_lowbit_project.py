@@ -90,7 +90,7 @@ def _host_check(p: Project, img: np.ndarray, **lim_fields: int) -> None:
 BAD_RECORDS = [  # (linear index, record word, value, the field the check names)
     (0, "LB_BITS", 9, "field LB_BITS"), (3, "LB_GROUP", 512, "field LB_GROUP"),
     (6, "LB_DB", 20, "field LB_DB"), (1, "LB_MMODE", 2, "field LB_MMODE"),
-    (2, "LB_BIAS_OFF", 1 << 30, "field LB_BIAS_OFF"), (5, "LB_PORT_STRIDE", 1 << 31, "field LB_PORT_STRIDE"),
+    (2, "LB_BIAS_OFF", 1 << 30, "field LB_BIAS_OFF"), (5, "LB_PORT1_OFF", 1 << 31, "field LB_PORT1_OFF"),
 ]
 
 
@@ -128,7 +128,10 @@ def test_lowbit_project_decodes_to_its_checkpoint(models: dict[str, Path], tmp_p
             rec = _record(img, hdr, layer, i)
             q = qm.layers[layer].linears()[n].quant
             assert (rec[itf.LB["LB_BITS"]], rec[itf.LB["LB_GROUP"]]) == (q.bits, q.group)
-            assert rec[itf.LB["LB_PORT_STRIDE"]] % 64 == 0 and (int(hdr[H["HDR_WEIGHTS"]]) + ld[i]) % 64 == 0
+            offs = [0, *(int(rec[itf.LB[f]]) for f in itf.LB_PORT_OFF)]  # one image after another
+            assert all(o % 64 == 0 for o in offs) and (int(hdr[H["HDR_WEIGHTS"]]) + ld[i]) % 64 == 0
+            used, unused = offs[:d["lowbit_ports"]], offs[d["lowbit_ports"]:]
+            assert used == sorted(set(used)) and not any(unused)  # 0 past the engine's ports
             biased += rec[itf.LB["LB_BIAS_OFF"]] != itf.LB_NO_BIAS
     assert biased == 3 * qm.config.n_layers  # q, k, v of every layer
     _host_check(p, img)
@@ -182,6 +185,14 @@ def test_geared_project_reads_back_and_refuses_shares_that_do_not_gear(models: d
     lim = bounds.Limits.of(p, p.total_bytes)
     assert lim.lowbit_gear.active
     _host_check(p, p.image())
+    # the port images one after another at their own lengths (ports 0 and 3 carry 9 words to 1's and 2's
+    # 7): no image padded to the longest one's
+    img = p.image()
+    hdr = img[:4 * itf.HDR_WORDS].view(np.uint32)
+    rec = _record(img, hdr, 0, itf.LINEAR_ORDER.index("gate"))
+    offs = [0, *(int(rec[itf.LB[f]]) for f in itf.LB_PORT_OFF)]
+    sizes = np.diff(offs).tolist()
+    assert sizes[0] > sizes[1] == sizes[2], offs
     try:  # read as if ungeared: another model, or none at all (its scales non-finite)
         with np.errstate(invalid="ignore", over="ignore"):
             wrong = image_matches(model_from_image(_ungeared(p)), qm)

@@ -11,7 +11,7 @@ int tb_interface_constants(uint32_t *out, int n) {
                         OP_LAYER, OP_HEAD, DESC_TAPS, HDR_TOPK, HDR_LOGITS, HDR_LAYER_TABLE, D_N_ROWS,
                         HDR_LB_TABLE, LB_WORDS, LB_NO_BIAS, LB_BITS, LB_GROUP, LB_SB, LB_DB, LB_SCB,
                         LB_SC_OFF, LB_MMODE, LB_DMB, LB_MCB, LB_MC_OFF, LB_MZ, LB_DPER, LB_BIAS_OFF,
-                        LB_PORT_STRIDE};
+                        LB_PORT1_OFF, LB_PORT2_OFF, LB_PORT3_OFF};
   const int m = (int)(sizeof(v) / sizeof(v[0]));
   for (int i = 0; i < m && i < n; i++) out[i] = v[i];
   return m;

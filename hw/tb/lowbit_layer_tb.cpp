@@ -5,9 +5,10 @@
 //   _p1: one weight port (BW 128, R 32, 8 tokens an engine pass), the prefill pipeline (two halves)
 //   _p2: two weight ports (BW 256, R 64, 2 token lanes, 2 record decoders, 4 tokens a pass), sequential
 // The weights arrive as one byte image holding every port's image of every linear (port u's image of
-// linear i at byte ld[LD_W_OFF + i] + u * LB_PORT_STRIDE, the layer table's and the low-bit table's words,
-// interface.h). fifo = 1: the fetch path: the policy's fetch<P> pushes each port's images in the order
-// the layer's schedule runs the linears (layer_linear_job) into weight FIFOs, and the layer pops them;
+// linear i at byte ld[LD_W_OFF + i] + LB_PORTu_OFF (0 for port 0), the layer table's and the low-bit
+// table's words, interface.h). fifo = 1: the fetch path: the policy's fetch<P> pushes each port's
+// images in the order the layer's schedule runs the linears (layer_linear_job) into weight FIFOs, and
+// the layer pops them;
 // fifo = 0: the pointer path. The float scratch and the params (norm gains, biases) are one array `mem`
 // (params at element params_at), as the top's act and data ports see one buffer.
 #include <cmath>

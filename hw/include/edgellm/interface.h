@@ -25,8 +25,8 @@
 namespace edgellm {
 
 const uint32_t kMagic = 0x4C4C4745u;  // "EGLL" little endian
-const uint32_t kInterfaceVersion = 4;  // 2: the status words (HDR_BUF_BYTES, HDR_STATUS..); 3: D_N_ROWS;
-                                       // 4: HDR_LB_TABLE (low-bit linears)
+const uint32_t kInterfaceVersion = 5;  // 2: the status words (HDR_BUF_BYTES, HDR_STATUS..); 3: D_N_ROWS;
+                                       // 4: HDR_LB_TABLE (low-bit linears); 5: LB_PORT1_OFF..LB_PORT3_OFF
 
 // Header words (uint32). Offsets are bytes from the buffer base; 64-bit where marked _LO/_HI.
 enum HeaderWord {
@@ -74,12 +74,14 @@ enum LayerWord {
 // Low-bit linear record (uint32 words), one per (layer, linear) in the low-bit table at HDR_LB_TABLE,
 // record (layer * N_LIN + linear): the tensor's ParamCodec (compiler/packing_lowbit.py ParamCodec.as_words,
 // lowbit_format.h LowbitTensor; n_out and k are the layer's shape), the float offset of its bias in the params
-// area (LB_NO_BIAS: none) and the bytes from weight port u's image to port u + 1's (the tensor's stream
-// split by 128-bit columns, packing_lowbit.port_images; port 0's image at the layer table's LD_W_OFF word,
-// whose LD_W_SCALE word is 1.0f). Signed fields (LB_SC_OFF, LB_MC_OFF) are two's complement.
+// area (LB_NO_BIAS: none) and the bytes from weight port 0's image to port u's, u = 1 .. 3 (the tensor's
+// stream split by 128-bit columns, packing_lowbit.port_images, under the weight gearbox port 0's and 3's
+// images longer: compiler/memory_plan_lowbit.port_offsets lays them one after another; port 0's image at
+// the layer table's LD_W_OFF word, whose LD_W_SCALE word is 1.0f). Signed fields (LB_SC_OFF, LB_MC_OFF)
+// are two's complement.
 enum LbWord {
   LB_BITS = 0, LB_GROUP, LB_SB, LB_DB, LB_SCB, LB_SC_OFF, LB_MMODE, LB_DMB, LB_MCB, LB_MC_OFF, LB_MZ, LB_DPER,
-  LB_BIAS_OFF, LB_PORT_STRIDE, LB_WORDS = 16  // two reserved words (0): a record is one 64-byte beat
+  LB_BIAS_OFF, LB_PORT1_OFF, LB_PORT2_OFF, LB_PORT3_OFF, LB_WORDS = 16  // a record is one 64-byte beat
 };
 const uint32_t LB_NO_BIAS = 0xFFFFFFFFu;
 

@@ -16,9 +16,9 @@
 //
 // A low-bit design runs all seven linears of every layer on this policy (the LM head stays int8). Each
 // linear has a record in the low-bit table at HDR_LB_TABLE (interface.h LbWord): its ParamCodec, bias and
-// port-image stride; the top reads a layer's records (lb_linear_of) into layer_desc::lb and hands the
+// port-image offsets; the top reads a layer's records (lb_linear_of) into layer_desc::lb and hands the
 // linear's to run / fetch. Weight port u's image of a tensor lies at byte HDR_WEIGHTS + LD_W_OFF[i] +
-// u * LB_PORT_STRIDE (packing_lowbit.port_images, beat_bits = BW), 128-bit beats.
+// LB_PORTu_OFF (0 for port 0; packing_lowbit.port_images, beat_bits = BW), 128-bit beats.
 #pragma once
 
 #include <hls_stream.h>
@@ -67,11 +67,11 @@ struct lowbit_traits : P {
 };
 
 // One low-bit linear of a layer: the tensor (n_out, k: the layer's shape), the float offset of its bias
-// in the params area (-1: none) and the bytes from weight port u's image to port u + 1's.
+// in the params area (-1: none) and the bytes from weight port 0's image to port u's.
 struct LbLinear {
   LowbitTensor t;
   long bias;
-  long stride;
+  long port_off[4];  // bytes from port 0's image to port u's (0 for port 0)
 };
 
 // A record's words (LB_WORDS, interface.h) for a linear of n_out x k.
@@ -83,7 +83,12 @@ inline LbLinear lb_linear_of(const uint32_t w[LB_WORDS], int n_out, int k) {
   l.t.mmode = (int)w[LB_MMODE], l.t.dmb = (int)w[LB_DMB], l.t.mcb = (int)w[LB_MCB];
   l.t.mc_off = (int)w[LB_MC_OFF], l.t.mz = (int)w[LB_MZ], l.t.dper = (int)w[LB_DPER];
   l.bias = w[LB_BIAS_OFF] == LB_NO_BIAS ? -1L : (long)w[LB_BIAS_OFF];
-  l.stride = (long)w[LB_PORT_STRIDE];
+  l.port_off[0] = 0;
+lb_port_offsets:
+  for (int u = 1; u < 4; u++) {
+#pragma HLS UNROLL
+    l.port_off[u] = (long)w[LB_PORT1_OFF + u - 1];
+  }
   return l;
 }
 
@@ -108,7 +113,7 @@ struct lowbit_mm_policy {
 
   // y = x * W / qs (+ bias) for n_tok tokens in passes of MAXT: x (int8), qs, y and the bias at element
   // offsets of their pointers (plain arrays or the act port's beats; bias_at < 0: none). WS: the weight
-  // ports (const lb_beat_t: port u's image at byte w_off + u * stride of w_u) or the weight FIFOs (popped,
+  // ports (const lb_beat_t: port u's image at byte w_off + port_off[u] of w_u) or the weight FIFOs (popped,
   // w_off ignored: the fetcher pushed the stream once per pass).
   template <class WS, class PX, class PS, class PY, class PB>
   static void run(const PX *x, long x_off, const PS *qs, long qs_off, int n_tok, WS *w0, WS *w1, WS *w2, WS *w3,
@@ -119,8 +124,8 @@ struct lowbit_mm_policy {
 #endif
     LowbitTensor t = lin.t;
     t.n_out = n_out, t.k = k;
-    WS *p0 = lb_port_at(w0, w_off), *p1 = lb_port_at(w1, w_off + lin.stride);
-    WS *p2 = lb_port_at(w2, w_off + 2 * lin.stride), *p3 = lb_port_at(w3, w_off + 3 * lin.stride);
+    WS *p0 = lb_port_at(w0, w_off), *p1 = lb_port_at(w1, w_off + lin.port_off[1]);
+    WS *p2 = lb_port_at(w2, w_off + lin.port_off[2]), *p3 = lb_port_at(w3, w_off + lin.port_off[3]);
   lb_passes:
     for (int t0 = 0; t0 < n_tok; t0 += C::MAXT) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024 / C::MAXT
@@ -133,7 +138,7 @@ struct lowbit_mm_policy {
   typedef LbGear<LT> gear;  // the weight gearbox (lowbit_gear.h; gear::ON = 0: none)
   static_assert(!gear::ON || C::PORTS == 4, "the weight gearbox serves 4-port engines");
 
-  // Port P's FIFO for one linear: its image (at byte base + P * stride of w, 128-bit beats: the top's
+  // Port P's FIFO for one linear: its image (at byte base + port_off[P] of w, 128-bit beats: the top's
   // weight port, or a testbench's array) once per engine pass of the n_tok tokens, in stream order. Under
   // the gearbox (the top's fetchers): port 0 / 3 splits its image into `fifo` and the side FIFO
   // (lb_fetch_split), port 1 / 2 pushes each pass's engine beats into its count FIFO before its kept words.
@@ -203,7 +208,7 @@ struct lowbit_mm_policy {
   template <int P>
   static long image_beat(long base, const LbLinear &lin) {
 #pragma HLS INLINE
-    return (base + P * lin.stride) / (kLbBeatBits / 8);
+    return (base + lin.port_off[P]) / (kLbBeatBits / 8);
   }
 };
 

@@ -249,16 +249,18 @@ void check_lb_record(CheckResult &r, const uint32_t w[LB_WORDS], const uint32_t 
                4ull * lin_out<C>(i), buf, db);
   if (r.code != ST_OK) return;
   // port u's image: 16-byte beats, lb_stream_beats of them (under the weight gearbox, lowbit_gear.h, the
-  // port's words: LbGear::port_beats), at HDR_WEIGHTS + LD_W_OFF[i] + u * stride
+  // port's words: LbGear::port_beats), at HDR_WEIGHTS + LD_W_OFF[i] + LB_PORTu_OFF (0 for port 0)
   typedef typename TC::mm::gear G;
   const long nb = lb_stream_beats(lin.t, E::R, E::BW);
-  const u64_t base = (u64_t)hdr[HDR_WEIGHTS] + ld[LD_W_OFF + i], stride = w[LB_PORT_STRIDE];
+  const u64_t base = (u64_t)hdr[HDR_WEIGHTS] + ld[LD_W_OFF + i];
   check_span(r, status_field(SW_LAYER, (uint32_t)l, LD_W_OFF + i), ld[LD_W_OFF + i], base,
              (u64_t)(kLbBeatBits / 8) * (u64_t)G::port_beats(0, nb), buf, kLbBeatBits / 8);
 check_lb_ports:
-  for (int u = 1; u < E::PORTS; u++)
-    check_span(r, lb_field(l, i, LB_PORT_STRIDE), w[LB_PORT_STRIDE], base + u * stride,
+  for (int u = 1; u < E::PORTS; u++) {
+    const int word = LB_PORT1_OFF + u - 1;
+    check_span(r, lb_field(l, i, word), w[word], base + w[word],
                (u64_t)(kLbBeatBits / 8) * (u64_t)G::port_beats(u, nb), buf, kLbBeatBits / 8);
+  }
 }
 
 // Every layer's low-bit records (low-bit designs: LB = 1; the table region checked with the header).
