@@ -9,7 +9,8 @@ import pytest
 CONFTEST = Path(__file__).with_name("conftest.py")
 
 
-def test_slow_tests_are_named_as_they_start(pytester: pytest.Pytester) -> None:
+def _suite(pytester: pytest.Pytester) -> None:
+    """The project's conftest and a module of one slow and one other test."""
     pytester.makeconftest(CONFTEST.read_text().replace('pytest_plugins = ["pytester"]', ""))
     pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
     pytester.makepyfile(test_some="""
@@ -22,6 +23,10 @@ def test_long():
 def test_short():
     pass
 """)
+
+
+def test_slow_tests_are_named_as_they_start(pytester: pytest.Pytester) -> None:
+    _suite(pytester)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     out = result.stdout.str()
@@ -34,18 +39,7 @@ def test_short():
 def test_slow_tests_are_named_under_xdist(pytester: pytest.Pytester) -> None:
     """The default run's two workers (-n auto): the controller names the slow test, once."""
     pytest.importorskip("xdist")
-    pytester.makeconftest(CONFTEST.read_text().replace('pytest_plugins = ["pytester"]', ""))
-    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
-    pytester.makepyfile(test_some="""
-import pytest
-
-@pytest.mark.slow
-def test_long():
-    pass
-
-def test_short():
-    pass
-""")
+    _suite(pytester)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(passed=2)
     out = result.stdout.str()
