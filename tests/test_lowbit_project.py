@@ -33,7 +33,6 @@ from edgellm.runtime.project import Project
 HAVE_CSIM = shutil.which("g++") is not None
 H = itf.HDR
 KINDS = ("llama-Q4_K_M", "qwen2-Q2_K", "gptq")
-ULTRA96_FAST = "qwen2-Q2_K"  # the Ultra96-V2 csim case of the default run: the K-quant mix on Qwen2
 PROMPT = "the quick brown fox"
 
 
@@ -375,8 +374,7 @@ def test_lowbit_design_fields_are_validated() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_CSIM, reason="C simulation needs g++")
-@pytest.mark.parametrize("kind, board", [*((k, "kv260") for k in KINDS),
-                                         pytest.param("llama-Q4_K_M", "zcu104", marks=pytest.mark.large)])
+@pytest.mark.parametrize("kind, board", [*((k, "kv260") for k in KINDS), ("llama-Q4_K_M", "zcu104")])
 def test_lowbit_project_csim_verify_run(models: dict[str, Path], tmp_path: Path, kind: str,
                                         board: str) -> None:
     """The issue's done-when for one checkpoint: compile (kv260; zcu104's design streams 4 ports), csim
@@ -407,8 +405,7 @@ def test_lowbit_project_csim_verify_run(models: dict[str, Path], tmp_path: Path,
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_CSIM, reason="C simulation needs g++")
-@pytest.mark.parametrize("kind", [k if k == ULTRA96_FAST else pytest.param(k, marks=pytest.mark.large)
-                                  for k in KINDS])  # one in the default run (CI time), all with -m large
+@pytest.mark.parametrize("kind", KINDS)
 def test_lowbit_project_csim_on_the_ultra96(models: dict[str, Path], tmp_path: Path, kind: str) -> None:
     """The Ultra96-V2's design for each checkpoint (one 128-bit port, fewer scale lanes than a record's
     sub-scales: records decoded over several iterations in the generated top) passes `edgellm csim`."""
