@@ -27,6 +27,10 @@ from edgellm.cli import app
 from edgellm.compiler import hwh
 from edgellm.errors import EdgeLLMError
 
+# pynq's client keeps its state in files of its own package folder: one xdist worker runs every test
+# that drives it (the "pynq" group; pyproject.toml: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("pynq")
+
 HAVE_PYNQ = importlib.util.find_spec("pynq") is not None and importlib.util.find_spec("grpc") is not None
 NO_PYNQ = "pynq / grpcio not installed (pip install edgellm[board])"
 needs_pynq = pytest.mark.skipif(not HAVE_PYNQ, reason=NO_PYNQ)
