@@ -8,9 +8,16 @@ it when a worker reports its setup done, as the test's call starts.
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
+PYNQ_LOCK_WAIT_S = 900  # the longest a pynq-client test waits for other workers' (each takes < 1 min)
 
 
 def _name_slow(config: pytest.Config, nodeid: str) -> None:
@@ -44,3 +51,24 @@ class _XdistNamer:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "setup" and report.passed and "slow" in report.keywords:
             _name_slow(self.config, report.nodeid)
+
+
+@pytest.fixture
+def pynq_client_lock() -> Iterator[None]:
+    """One test at a time drives pynq's client, across xdist workers and concurrent runs: pynq keeps its
+    state (_current_metadata.pkl, global_pl_state_*.json) in files of its own package folder. An
+    exclusive lock on a file in the temp folder, waited for at most PYNQ_LOCK_WAIT_S."""
+    with open(Path(tempfile.gettempdir()) / "edgellm-tests-pynq-client.lock", "a") as f:
+        deadline = time.monotonic() + PYNQ_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test held the pynq client lock for {PYNQ_LOCK_WAIT_S} s")
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

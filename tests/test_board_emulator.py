@@ -27,9 +27,9 @@ from edgellm.cli import app
 from edgellm.compiler import hwh
 from edgellm.errors import EdgeLLMError
 
-# pynq's client keeps its state in files of its own package folder: one xdist worker runs every test
-# that drives it (the "pynq" group; pyproject.toml: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("pynq")
+# pynq's client keeps its state in files of its own package folder: one test at a time drives it, across
+# xdist workers (conftest.py pynq_client_lock)
+pytestmark = pytest.mark.usefixtures("pynq_client_lock")
 
 HAVE_PYNQ = importlib.util.find_spec("pynq") is not None and importlib.util.find_spec("grpc") is not None
 NO_PYNQ = "pynq / grpcio not installed (pip install edgellm[board])"

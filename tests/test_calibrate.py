@@ -439,7 +439,7 @@ def test_honest_probe_passes_the_same_checks(kit: Path) -> None:
 
 # ---- the pynq path: the kit's own board script against the emulated board ----
 
-@pytest.mark.xdist_group("pynq")  # one worker drives pynq's client (test_board_emulator.py)
+@pytest.mark.usefixtures("pynq_client_lock")  # one test at a time drives pynq's client (conftest.py)
 @needs_csim
 @pytest.mark.skipif(not HAVE_PYNQ, reason="pynq / grpcio not installed (pip install edgellm[board])")
 def test_board_script_over_pynq_on_the_emulated_board(kit: Path, emulated: dict, tmp_path: Path) -> None:
@@ -480,7 +480,7 @@ def test_board_script_over_pynq_on_the_emulated_board(kit: Path, emulated: dict,
     assert not (work / "edgellm_ddr_probe.bit").exists()  # the emulation bitstream went with the board
 
 
-@pytest.mark.xdist_group("pynq")  # one worker drives pynq's client (test_board_emulator.py)
+@pytest.mark.usefixtures("pynq_client_lock")  # one test at a time drives pynq's client (conftest.py)
 @needs_csim
 @pytest.mark.skipif(not HAVE_PYNQ, reason="pynq / grpcio not installed (pip install edgellm[board])")
 def test_board_emulator_command_serves_a_kit(kit: Path, tmp_path: Path) -> None:

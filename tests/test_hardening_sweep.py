@@ -167,7 +167,7 @@ def test_serve_model_id_must_be_utf8(ck: Path, tmp_path: Path, served: list[str]
 
 # ---- board-emulator: an address it cannot listen on ----
 
-@pytest.mark.xdist_group("pynq")  # one worker drives pynq's client (test_board_emulator.py)
+@pytest.mark.usefixtures("pynq_client_lock")  # one test at a time drives pynq's client (conftest.py)
 @pytest.mark.skipif(importlib.util.find_spec("pynq") is None or importlib.util.find_spec("grpc") is None,
                     reason="the board emulator needs pynq and grpcio (pip install edgellm[board])")
 def test_board_emulator_bind_failures_are_one_line(tmp_path: Path) -> None:
