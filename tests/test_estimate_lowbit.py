@@ -160,7 +160,7 @@ def test_readme_states_the_lowbit_projections() -> None:
     import re
 
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
-    para = readme[readme.index("**Low-bit GGUF models, projected**"):]
+    para = readme[readme.index("### Projected: low-bit GGUF models"):]
     board = load_board("kv260")
     for label, preset, ftype in (("Llama-3.2-1B Q4_0", "llama-3.2-1b", "Q4_0"),
                                  ("Q4_K_M", "llama-3.2-1b", "Q4_K_M"),
