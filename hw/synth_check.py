@@ -12,8 +12,9 @@ Rules (each finding is "file:line: rule: detail"); the first five are hw/synth_b
   the m_axi rules of hw/synth_maxi.py: maxi-select, maxi-dependence, maxi-cast, maxi-access; and the
   pragma rules of hw/synth_pragmas.py: dataflow-inline, shared-call, partitioned-dependence,
   double-store, dep-unchecked; and hw/synth_ports.py's port-budget (more accesses to one on-chip memory
-  per iteration of an II=1 loop than its ports), and hw/synth_dataflow.py's stream-fanout (a stream of a
-  DATAFLOW region two of its processes write, or two read) (docs/hls.md "Pragmas and synth_check's rules").
+  per iteration of an II=1 loop than its ports), and hw/synth_dataflow.py's stream-fanout and
+  array-fanout (a stream or array of a DATAFLOW region two of its processes write, or two read)
+  (docs/hls.md "Pragmas and synth_check's rules").
 Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) and the threaded C simulation's runtime
 (a `csim_threads` folder) are C-simulation only and are skipped, and so are the branches of a source
 that synthesis never compiles (`#ifndef __SYNTHESIS__`, `#if ... && !defined(__SYNTHESIS__)`). The
