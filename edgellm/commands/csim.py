@@ -2,8 +2,9 @@
 
 Builds DIR/hls (top.cpp + tb_top.cpp, the very sources Vitis HLS synthesizes) with g++ and hls4ml's
 ap_types (-ffp-contract=off, cached by content), runs the testbench (prefill + teacher-forced decode,
-logits compared bit for bit with DIR/reference/), runs the synthesizability check over DIR/hls and
-checks the widest ap_[u]int the top instantiates against Vitis HLS's AP_INT_MAX_W (hw/ap_widths.py).
+logits compared bit for bit with DIR/reference/), runs the synthesizability check over DIR/hls,
+checks the widest ap_[u]int the top instantiates against Vitis HLS's AP_INT_MAX_W (hw/ap_widths.py) and
+compiles the top as Vitis HLS's front end reads it (__SYNTHESIS__ defined, C++14: hw/synth_view.py).
 Exit 0 only when all pass. --threads runs the threaded C simulation (edgellm/dataflow.h): the
 processes of the stream-connected DATAFLOW regions concurrently over FIFOs of their declared depths,
 a deadlock reported as a failure.
@@ -101,6 +102,30 @@ def ap_width_findings(hls: Path, sources: list[Path]) -> list[str]:
     for f in over:
         typer.echo(f"ap widths: {f}")
     typer.echo(f"ap widths: widest {widest} bits, {len(over)} over Vitis HLS's AP_INT_MAX_W")
+    return over
+
+
+def synthesis_view_findings(hls: Path) -> list[str]:
+    """hw/synth_view.py over hls/top.cpp: the sources as Vitis HLS's front end reads them (__SYNTHESIS__
+    defined, C++14), compiled -fsyntax-only (printed; a finding per error line). Cached by content."""
+    import json
+
+    from edgellm.hw import csim, synth_view
+    from edgellm.runtime.project_files import write_atomic
+
+    cxx = synth_view.front_end()
+    memo = csim.cache_dir() / f"synview-{_digest(hls, synth_view.FLAGS, cxx)}.json"  # by content
+    try:
+        over = json.loads(memo.read_text())
+        if not (isinstance(over, list) and all(isinstance(f, str) for f in over)):
+            raise ValueError("not a synthesis-view record")
+    except (OSError, ValueError, TypeError):
+        over = synth_view.check(cxx, hls / "top.cpp", csim.ap_types_dir())
+        write_atomic(memo, json.dumps(over).encode())
+    for f in over:
+        typer.echo(f)
+    typer.echo(f"synthesis view: top.cpp with __SYNTHESIS__ defined, C++14, {cxx}: "
+               f"{'compiles' if not over else 'fails'}")
     return over
 
 
@@ -206,6 +231,7 @@ def csim_cmd(
         typer.echo(f"synth_check: {f}")
     typer.echo(f"synth_check: {len(found)} finding(s) in {len(sources)} file(s) of {hls}")
     found += ap_width_findings(hls, sources)
+    found += synthesis_view_findings(hls)
     t0 = time.perf_counter()
     from edgellm.commands.progress import Status
 
@@ -216,8 +242,8 @@ def csim_cmd(
     rc = run_testbench(exe, hls.parent, decode_steps, timeout)
     typer.echo(f"run: {time.perf_counter() - t1:.1f} s")
     ok = rc == 0 and not found
-    typer.echo(f"csim: {'PASS' if ok else 'FAIL'} (testbench exit {rc}, {len(found)} synth_check and "
-               f"ap width finding(s))")
+    typer.echo(f"csim: {'PASS' if ok else 'FAIL'} (testbench exit {rc}, {len(found)} synth_check, "
+               f"ap width and synthesis-view finding(s))")
     sys.stdout.flush()
     if not ok:
         raise typer.Exit(1)

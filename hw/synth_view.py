@@ -1,0 +1,82 @@
+"""The synthesis view of a generated top: hls/top.cpp compiled as Vitis HLS's front end reads it.
+
+Vitis HLS defines __SYNTHESIS__ and compiles with run_hls.tcl's cflags (C++14); the C simulation never
+does, so a `#ifdef __SYNTHESIS__` branch (tlmm_config.h's DSP operand types) or what is left once the
+`#ifndef __SYNTHESIS__` branches are gone (a name only the C simulation declares) had never been
+compiled. The open ap_types hls4ml ships refuse __SYNTHESIS__ (`#error`), so the view includes them
+first, without it, then defines it and includes top.cpp: the ap types stay the C-simulation ones (their
+include guards keep them), every edgellm source is read as synthesis reads it. Compiled -fsyntax-only
+with clang++ where one is on PATH (Vitis HLS's front end is clang-based) or the C simulation's g++, and
+-Werror=vla (a variable-length array compiles as an extension and cannot be synthesized).
+This is a compile of the sources, not a synthesis: what Vitis HLS accepts beyond parsing is not checked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from edgellm.errors import EdgeLLMError
+
+# the headers the sources take from hls4ml's ap_types, included before __SYNTHESIS__ is defined
+PREINCLUDE = ("ap_int.h", "ap_fixed.h", "hls_stream.h", "hls_math.h")
+# as run_hls.tcl's cflags (compiler/hls_tcl.py CFLAGS), syntax only
+FLAGS = ("-std=c++14", "-fsyntax-only", "-ffp-contract=off", "-fno-fast-math", "-Werror=vla",
+         "-Wno-unknown-pragmas", "-Wno-unused-label")
+TIMEOUT_S = 300.0
+MAX_LINES = 10  # error lines reported per failed view
+
+
+def front_end() -> str:
+    """The compiler the view uses: $EDGELLM_SYNTH_VIEW_CXX, else clang++ (or the newest clang++-N) on
+    PATH, else the C simulation's compiler (hw/csim.py cxx)."""
+    from edgellm.hw import csim
+
+    env = os.environ.get("EDGELLM_SYNTH_VIEW_CXX")
+    if env:
+        if shutil.which(env) is None:
+            raise EdgeLLMError(f"EDGELLM_SYNTH_VIEW_CXX={env}: not found on PATH")
+        return env
+    if shutil.which("clang++"):
+        return "clang++"
+    versioned = []
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        try:
+            names = os.listdir(d) if d else []
+        except OSError:
+            continue
+        versioned += [(int(m.group(1)), n) for n in names if (m := re.fullmatch(r"clang\+\+-(\d+)", n))]
+    return max(versioned)[1] if versioned else csim.cxx()
+
+
+def wrapper(top: Path) -> str:
+    """The translation unit of the view: the ap types, then __SYNTHESIS__, then the top."""
+    head = "".join(f"#include <{h}>\n" for h in PREINCLUDE)
+    return f"{head}#define __SYNTHESIS__ 1\n#include \"{top.resolve()}\"\n"
+
+
+def check(cxx: str, top: Path, ap_dir: Path, timeout_s: float = TIMEOUT_S) -> list[str]:
+    """Findings of the synthesis view of `top` (its folder searched after the system's, as the C
+    simulation's build searches it): the first error lines, [] when it compiles. EdgeLLMError when the
+    compiler cannot run or runs past timeout_s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        unit = Path(tmp) / "synthesis_view.cpp"
+        unit.write_text(wrapper(top))
+        cmd = [cxx, *FLAGS, f"-isystem{ap_dir}", f"-idirafter{top.resolve().parent}", str(unit)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s,
+                                  env={**os.environ, "LC_ALL": "C"})  # ASCII quotes in the messages
+        except subprocess.TimeoutExpired:
+            raise EdgeLLMError(f"the synthesis view of {top} ({cxx}) ran past {timeout_s:g} s") from None
+        except OSError as e:
+            raise EdgeLLMError(f"the synthesis view of {top}: {cxx} could not run ({e})") from None
+    if proc.returncode == 0:
+        return []
+    lines = [ln.replace(str(unit), "synthesis_view.cpp") for ln in proc.stderr.splitlines()]
+    errors = [ln for ln in lines if "error" in ln] or lines or [f"{cxx} exited {proc.returncode}"]
+    return [f"synthesis view ({cxx}, __SYNTHESIS__ defined, C++14): {ln.strip()[:300]}"
+            for ln in errors[:MAX_LINES]]
