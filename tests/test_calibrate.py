@@ -178,11 +178,17 @@ def test_run_hls_tcl_like_the_accelerators(kit: Path, tmp_path: Path) -> None:
 
 
 def test_probe_sources_pass_synth_check(kit: Path, kit_z2: Path) -> None:
-    from edgellm.hw import synth_check
+    """synth_check's rules, and the synthesis view (hw/synth_view.py: the top as Vitis HLS's front end
+    reads it, __SYNTHESIS__ defined) where a compiler is installed."""
+    import shutil
+
+    from edgellm.hw import synth_check, synth_view
 
     for k in (kit, kit_z2):
         found = synth_check.check_paths([k / "hls"])
         assert found == [], "\n".join(map(str, found))
+        if shutil.which(csim.cxx()):
+            assert synth_view.check(synth_view.front_end(), k / "hls" / "top.cpp", csim.ap_types_dir()) == []
 
 
 # ---- the probe's C simulation ----
