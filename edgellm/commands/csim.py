@@ -129,16 +129,25 @@ def synthesis_view_findings(hls: Path) -> list[str]:
     return over
 
 
-def build_testbench(hls: Path, threads: bool = False) -> Path:
+def tb_flags(threads: bool = False, sanitize: bool = False) -> tuple[str, ...]:
+    """The testbench's compiler flags: TB_FLAGS, the threaded C simulation's, the sanitizers'."""
+    from edgellm.hw import csim
+    from edgellm.hw import sanitize as san
+
+    return TB_FLAGS + (csim.THREAD_FLAGS if threads else ()) + (san.FLAGS if sanitize else ())
+
+
+def build_testbench(hls: Path, threads: bool = False, sanitize: bool = False) -> Path:
     """Compile hls/top.cpp + hls/tb_top.cpp into a cached executable. Include path: hls4ml's ap_types
     (threads: edgellm's bounded, thread-safe hls_stream.h ahead of it), the system's headers, then the
-    project's hls/ (-idirafter: a header the project adds never replaces a toolkit or system one)."""
+    project's hls/ (-idirafter: a header the project adds never replaces a toolkit or system one).
+    sanitize: under AddressSanitizer and UndefinedBehaviorSanitizer (hw/sanitize.py)."""
     from edgellm.hw import csim
 
     cxx = csim.cxx()
-    flags = TB_FLAGS + (csim.THREAD_FLAGS if threads else ())
+    flags = tb_flags(threads, sanitize)
     key = _digest(hls, flags, cxx, csim.THREADS_DIR if threads else None)
-    out = csim.cache_dir() / f"tb_top{'_mt' * threads}-{key}"
+    out = csim.cache_dir() / f"tb_top{'_mt' * threads}{'_san' * sanitize}-{key}"
     if out.is_file():
         return out
     with tempfile.TemporaryDirectory(dir=csim.cache_dir()) as tmp:
@@ -149,6 +158,13 @@ def build_testbench(hls: Path, threads: bool = False) -> Path:
         csim.run_compiler(cmd, str(hls))
         os.replace(tmp_out, out)
     return out
+
+
+def sanitizer_env(folder: Path) -> dict[str, str]:
+    """The sanitized testbench's environment (hw/sanitize.py: hls4ml's ap types' own shifts suppressed)."""
+    from edgellm.hw import csim, sanitize
+
+    return sanitize.environment(csim.ap_types_dir(), folder)
 
 
 def check_timeout(timeout_s: float) -> float:
@@ -170,9 +186,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_testbench(exe: Path, project: Path, decode_steps: int | None = None,
-                  timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
-    """Run the testbench on project in its own process group, streaming its output; return its exit
-    code. After timeout_s the group is killed and EdgeLLMError raised (so is an interrupt's)."""
+                  timeout_s: float = DEFAULT_TIMEOUT_S, env: dict[str, str] | None = None) -> int:
+    """Run the testbench on project in its own process group (env: its environment, default ours),
+    streaming its output; return its exit code. After timeout_s the group is killed and EdgeLLMError
+    raised (so is an interrupt's)."""
     from edgellm.errors import EdgeLLMError
 
     cmd = [str(exe), str(project)]
@@ -180,7 +197,7 @@ def run_testbench(exe: Path, project: Path, decode_steps: int | None = None,
         cmd += ["--decode-steps", str(decode_steps)]
     timeout_s = check_timeout(timeout_s)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", start_new_session=True)
+                            errors="replace", start_new_session=True, env=env)
     expired = threading.Event()
 
     def expire() -> None:
@@ -217,6 +234,10 @@ def csim_cmd(
     timeout: Annotated[float, typer.Option(
         "--timeout", help="Seconds the testbench may run before it is killed (finite, > 0)")
     ] = DEFAULT_TIMEOUT_S,
+    sanitize: Annotated[bool, typer.Option(
+        "--sanitize", help="Build the testbench under AddressSanitizer and UndefinedBehaviorSanitizer: an "
+                           "out-of-bounds access or undefined behaviour in the kernels fails the run "
+                           "(slower)")] = False,
 ) -> None:
     """C-simulate the project's HLS (g++) against its reference outputs, bit for bit."""
     from edgellm.hw import csim, synth_check
@@ -236,10 +257,12 @@ def csim_cmd(
     from edgellm.commands.progress import Status
 
     with Status("building the C-simulation testbench (g++; cached after the first build)"):
-        exe = build_testbench(hls, threads)
+        exe = build_testbench(hls, threads, sanitize)
     t1 = time.perf_counter()
-    typer.echo(f"build: {t1 - t0:.1f} s (g++ {' '.join(TB_FLAGS + (csim.THREAD_FLAGS if threads else ()))})")
-    rc = run_testbench(exe, hls.parent, decode_steps, timeout)
+    typer.echo(f"build: {t1 - t0:.1f} s (g++ {' '.join(tb_flags(threads, sanitize))})")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = sanitizer_env(Path(tmp)) if sanitize else None
+        rc = run_testbench(exe, hls.parent, decode_steps, timeout, env)
     typer.echo(f"run: {time.perf_counter() - t1:.1f} s")
     ok = rc == 0 and not found
     typer.echo(f"csim: {'PASS' if ok else 'FAIL'} (testbench exit {rc}, {len(found)} synth_check, "
