@@ -145,10 +145,15 @@ def build(sources: list[Path], name: str, includes: list[Path] | None = None,
     EdgeLLMError with the first lines of the diagnostics. threads: the threaded C simulation
     (edgellm/dataflow.h): every DATAFLOW process of the stream-only regions in its own thread over
     bounded streams (THREADS_DIR's hls_stream.h, found before hls4ml's), deadlocks detected.
-    includes: a project's folders, searched after the toolkit's and the system's headers."""
+    includes: a project's folders, searched after the toolkit's and the system's headers. With
+    $EDGELLM_CSIM_SANITIZE=1 under the sanitizers (hw/sanitize.py LIBRARY_ENV: the process must preload
+    their runtime)."""
+    from edgellm.hw import sanitize
+
     project_includes = [Path(i) for i in includes or []]
     flags = (CXXFLAGS + (THREAD_FLAGS if threads else ())
-             + tuple(f"-D{k}={v}" for k, v in sorted((defines or {}).items())))
+             + tuple(f"-D{k}={v}" for k, v in sorted((defines or {}).items()))
+             + (sanitize.FLAGS if os.environ.get(sanitize.LIBRARY_ENV) == "1" else ()))
     incs = [*([THREADS_DIR] if threads else []), INCLUDE_DIR, *project_includes]
     for attempt in range(3):
         key = _digest([Path(s) for s in sources], incs, flags)

@@ -22,6 +22,9 @@ import os
 from pathlib import Path
 
 FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g")
+# The kernel tests' libraries (hw/csim.py build, loaded by ctypes into Python) are built with FLAGS when
+# this is "1"; the Python process then needs the runtime preloaded (preload_command shows how).
+LIBRARY_ENV = "EDGELLM_CSIM_SANITIZE"
 SUPPRESSED_CHECKS = ("shift-base", "shift-exponent", "signed-integer-overflow")
 
 
@@ -38,3 +41,13 @@ def environment(ap_dir: Path, folder: Path) -> dict[str, str]:
     return {**os.environ,
             "UBSAN_OPTIONS": f"suppressions={supp}:print_stacktrace=1:halt_on_error=1",
             "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=1"}
+
+
+def preload_command(cxx: str, ap_dir: Path, folder: Path, args: str) -> str:
+    """A shell line running `args` (e.g. `pytest -n 0 tests/test_attention_core.py`) with the kernel
+    libraries under the sanitizers: LIBRARY_ENV set, libasan and libubsan preloaded into Python,
+    environment()'s options (Python's own leaks not checked)."""
+    env = environment(ap_dir, folder)
+    libs = " ".join(f"$({cxx} -print-file-name={lib})" for lib in ("libasan.so", "libubsan.so"))
+    return (f"{LIBRARY_ENV}=1 LD_PRELOAD=\"{libs}\" UBSAN_OPTIONS={env['UBSAN_OPTIONS']} "
+            f"ASAN_OPTIONS={env['ASAN_OPTIONS']} {args}")

@@ -6,6 +6,7 @@ to need the suppression)."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,44 @@ def test_the_tiny_project_is_clean_under_the_sanitizers(tmp_path: Path, threads:
     res = run_cli("csim", str(out), "--sanitize", "--decode-steps", "1", *(["--threads"] if threads else []))
     assert res.returncode == 0 and "csim: PASS" in res.stdout, res.stdout[-3000:] + res.stderr[-2000:]
     assert "-fsanitize=address,undefined" in res.stdout
+
+
+def _preloaded(tmp_path: Path, args: str) -> subprocess.CompletedProcess:
+    """args run as sanitize.preload_command writes it (the kernel libraries under the sanitizers)."""
+    from edgellm.hw import sanitize
+
+    line = sanitize.preload_command(csim.cxx(), csim.ap_types_dir(), tmp_path, args)
+    return subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=900,
+                          cwd=Path(__file__).resolve().parents[1])
+
+
+LIB_UB = """extern "C" int f(int n) {
+  long long x = -1;
+  return int(x << n);  // a negative value shifted left: undefined behaviour in C++14
+}
+"""
+
+
+def test_kernel_libraries_under_the_sanitizers(tmp_path: Path) -> None:
+    """$EDGELLM_CSIM_SANITIZE=1 builds csim.build's libraries with the sanitizers; loaded into a Python
+    with their runtime preloaded, undefined behaviour in one stops the process; the clean twin runs."""
+    src = tmp_path / "ub.cpp"
+    for body, fails in ((LIB_UB, True), (LIB_UB.replace("x << n", "x * (1LL << n)"), False)):
+        src.write_text(body)
+        code = (f"from edgellm.hw import csim; lib = csim.load([{str(src)!r}], 'ubtest'); "
+                "print('value', lib.f(3))")
+        res = _preloaded(tmp_path, f"python -c \"{code}\"")
+        if fails:
+            assert res.returncode != 0 and "left shift of negative value" in res.stderr, res.stderr[-2000:]
+        else:
+            assert res.returncode == 0 and "value -8" in res.stdout, res.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_dsp_lane_packing_is_defined(tmp_path: Path) -> None:
+    """The TLMM's DSP lanes pack w[2p] * 2^S (tlmm_tile.h tile_dsp_lanes): written `w << S`, a negative
+    trit shifted left was undefined behaviour in the C simulation's int64_t operands (found by this
+    mode: UBSan stopped test_hw_tlmm's DSP-lane cases); a multiply by the constant gives the same bits."""
+    res = _preloaded(tmp_path, "python -m pytest -q -s -x -n 0 -p no:cacheprovider tests/test_hw_tlmm.py "
+                               "-k 'int_exact_random and d1-37'")
+    assert res.returncode == 0 and "1 passed" in res.stdout, res.stdout[-2000:] + res.stderr[-2000:]

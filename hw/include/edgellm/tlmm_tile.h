@@ -228,10 +228,14 @@ void tile_dsp_lanes(const ap_int<2> wt[2 * CFG::PAIRS][CFG::STEP_K],
   typename CFG::dsp_a_t dhi[PAIRS][SK], alo[PAIRS][SK];
 #pragma HLS ARRAY_PARTITION variable = dhi complete dim = 0
 #pragma HLS ARRAY_PARTITION variable = alo complete dim = 0
+  // w * 2^S as a multiply by the constant: the same bits (wiring once synthesized), while a left shift of
+  // a negative trit is undefined behaviour in C++14 for the C simulation's int64_t operands (UBSan,
+  // edgellm csim --sanitize)
+  const typename CFG::dsp_a_t two_s = typename CFG::dsp_a_t(1) << S;
 pack_pairs:
   for (int p = 0; p < PAIRS; p++) {
     for (int j = 0; j < SK; j++) {
-      dhi[p][j] = typename CFG::dsp_a_t(wt[2 * p][j]) << S;
+      dhi[p][j] = typename CFG::dsp_a_t(wt[2 * p][j]) * two_s;
       alo[p][j] = 2 * p + 1 < R ? typename CFG::dsp_a_t(wt[2 * p + 1][j]) : typename CFG::dsp_a_t(0);
     }
   }
