@@ -1,4 +1,5 @@
-"""The C simulation under the compilers' sanitizers (`edgellm csim --sanitize`).
+"""The C simulation under the compilers' sanitizers (`edgellm csim --sanitize`; the kernel tests:
+`python -m edgellm.hw.sanitize python -m pytest -n 0 -s tests/test_hw_tlmm.py`).
 
 An index past an on-chip array, a read past a buffer or of freed memory, a signed overflow or an
 oversized shift in a kernel would still simulate here, and the golden comparison can pass by chance
@@ -44,10 +45,33 @@ def environment(ap_dir: Path, folder: Path) -> dict[str, str]:
 
 
 def preload_command(cxx: str, ap_dir: Path, folder: Path, args: str) -> str:
-    """A shell line running `args` (e.g. `pytest -n 0 tests/test_attention_core.py`) with the kernel
-    libraries under the sanitizers: LIBRARY_ENV set, libasan and libubsan preloaded into Python,
+    """A shell line running `args` (e.g. `python -m pytest -n 0 -s tests/test_hw_attention.py`) with the
+    kernel libraries under the sanitizers: LIBRARY_ENV set, libasan and libubsan preloaded into Python,
     environment()'s options (Python's own leaks not checked)."""
     env = environment(ap_dir, folder)
     libs = " ".join(f"$({cxx} -print-file-name={lib})" for lib in ("libasan.so", "libubsan.so"))
     return (f"{LIBRARY_ENV}=1 LD_PRELOAD=\"{libs}\" UBSAN_OPTIONS={env['UBSAN_OPTIONS']} "
             f"ASAN_OPTIONS={env['ASAN_OPTIONS']} {args}")
+
+
+def main(argv: list[str]) -> int:
+    """Run argv (a command line) with the kernel libraries under the sanitizers; its exit code."""
+    import shlex
+    import subprocess
+    import tempfile
+
+    from edgellm.hw import csim
+
+    if not argv:
+        print("usage: python -m edgellm.hw.sanitize COMMAND [ARGS...]  (e.g. python -m pytest -n 0 -s "
+              "tests/test_hw_tlmm.py)")
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        line = preload_command(csim.cxx(), csim.ap_types_dir(), Path(tmp), shlex.join(argv))
+        return subprocess.run(["bash", "-c", line]).returncode
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
