@@ -372,7 +372,7 @@ def test_csim_timeout_option(proj: Path, tmp_path: Path, monkeypatch: pytest.Mon
     from edgellm.commands import csim as csim_cmd
 
     exe, _ = _hanging_testbench(tmp_path)
-    monkeypatch.setattr(csim_cmd, "build_testbench", lambda hls, threads=False: exe)
+    monkeypatch.setattr(csim_cmd, "build_testbench", lambda hls, threads=False, sanitize=False: exe)
     res = runner.invoke(cli.app, ["csim", str(proj), "--timeout", "1"])
     assert res.exit_code == 2, res.output
     assert "error: the C-simulation testbench ran longer than --timeout 1 s" in res.output
