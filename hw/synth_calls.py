@@ -17,6 +17,7 @@ Call = tuple[int, str, str, list[str]]  # (offset, qualifier or "", name, argume
 Item = Call | list  # a call, or an if / else chain: a list of its branches (each a list of Items)
 _STREAM = re.compile(r"\bhls\s*::\s*stream\s*<")
 
+
 @functools.lru_cache(maxsize=1)
 def object_macros() -> dict[str, str]:
     """hw/include's object-like macros: name -> body (synth_macros.object_defines)."""
