@@ -83,7 +83,8 @@ def test_a_signed_overflow_in_our_code_fails(tmp_path: Path, capsys: pytest.Capt
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("threads", [False, True], ids=["sequential", "threads"])
+@pytest.mark.parametrize("threads", [False, pytest.param(True, marks=pytest.mark.large)],
+                         ids=["sequential", "threads"])  # threaded: `pytest -m large`
 def test_the_tiny_project_is_clean_under_the_sanitizers(tmp_path: Path, threads: bool) -> None:
     """The shipped tiny model's project, prefill and one decode step, sequential and threaded, bit-exact
     and without a report: no out-of-bounds access or undefined behaviour in the kernels (measured also on
