@@ -116,10 +116,13 @@ def include_flags(project_includes: list[Path], threads: bool = False) -> list[s
             *(f"-idirafter{i}" for i in project_includes)]
 
 
-def run_compiler(cmd: list[str], what: str, timeout_s: float = BUILD_TIMEOUT_S) -> None:
-    """Run a g++ command line; EdgeLLMError with the first error lines on failure or after timeout_s."""
+def compile_diagnostics(cmd: list[str], what: str, timeout_s: float = BUILD_TIMEOUT_S,
+                        env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run a compiler command line in its own process group; (exit code, stderr). After timeout_s the
+    group (cc1plus with it) is killed and EdgeLLMError raised; so is an interrupt's."""
+    # its own group: cc1plus goes with it on a timeout
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                            start_new_session=True)  # its own group: cc1plus goes with it on a timeout
+                            start_new_session=True, env=env)
     try:
         _, stderr = proc.communicate(timeout=timeout_s)
     except BaseException as e:
@@ -132,7 +135,13 @@ def run_compiler(cmd: list[str], what: str, timeout_s: float = BUILD_TIMEOUT_S) 
             raise EdgeLLMError(f"C simulation build of {what} took more than {timeout_s:g} s; "
                                "stopped") from None
         raise
-    if proc.returncode != 0:
+    return proc.returncode, stderr
+
+
+def run_compiler(cmd: list[str], what: str, timeout_s: float = BUILD_TIMEOUT_S) -> None:
+    """Run a g++ command line; EdgeLLMError with the first error lines on failure or after timeout_s."""
+    rc, stderr = compile_diagnostics(cmd, what, timeout_s)
+    if rc != 0:
         lines = stderr.strip().splitlines()
         errors = [ln for ln in lines if "error" in ln]  # the errors first, not the warnings before them
         head = "\n".join((errors or lines)[:20])

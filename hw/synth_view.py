@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -31,16 +30,8 @@ TIMEOUT_S = 300.0
 MAX_LINES = 10  # error lines reported per failed view
 
 
-def front_end() -> str:
-    """The compiler the view uses: $EDGELLM_SYNTH_VIEW_CXX, else clang++ (or the newest clang++-N) on
-    PATH, else the C simulation's compiler (hw/csim.py cxx)."""
-    from edgellm.hw import csim
-
-    env = os.environ.get("EDGELLM_SYNTH_VIEW_CXX")
-    if env:
-        if shutil.which(env) is None:
-            raise EdgeLLMError(f"EDGELLM_SYNTH_VIEW_CXX={env}: not found on PATH")
-        return env
+def clang() -> str | None:
+    """A clang++ on PATH: `clang++`, else the newest `clang++-N`; None without one."""
     if shutil.which("clang++"):
         return "clang++"
     versioned = []
@@ -50,7 +41,20 @@ def front_end() -> str:
         except OSError:
             continue
         versioned += [(int(m.group(1)), n) for n in names if (m := re.fullmatch(r"clang\+\+-(\d+)", n))]
-    return max(versioned)[1] if versioned else csim.cxx()
+    return max(versioned)[1] if versioned else None
+
+
+def front_end() -> str:
+    """The compiler the view uses: $EDGELLM_SYNTH_VIEW_CXX, else clang() (Vitis HLS's front end is
+    clang-based), else the C simulation's compiler (hw/csim.py cxx)."""
+    from edgellm.hw import csim
+
+    env = os.environ.get("EDGELLM_SYNTH_VIEW_CXX")
+    if env:
+        if shutil.which(env) is None:
+            raise EdgeLLMError(f"EDGELLM_SYNTH_VIEW_CXX={env}: not found on PATH")
+        return env
+    return clang() or csim.cxx()
 
 
 def wrapper(top: Path) -> str:
@@ -63,20 +67,20 @@ def check(cxx: str, top: Path, ap_dir: Path, timeout_s: float = TIMEOUT_S) -> li
     """Findings of the synthesis view of `top` (its folder searched after the system's, as the C
     simulation's build searches it): the first error lines, [] when it compiles. EdgeLLMError when the
     compiler cannot run or runs past timeout_s."""
+    from edgellm.hw import csim
+
     with tempfile.TemporaryDirectory() as tmp:
         unit = Path(tmp) / "synthesis_view.cpp"
         unit.write_text(wrapper(top))
         cmd = [cxx, *FLAGS, f"-isystem{ap_dir}", f"-idirafter{top.resolve().parent}", str(unit)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s,
-                                  env={**os.environ, "LC_ALL": "C"})  # ASCII quotes in the messages
-        except subprocess.TimeoutExpired:
-            raise EdgeLLMError(f"the synthesis view of {top} ({cxx}) ran past {timeout_s:g} s") from None
+        try:  # (its process group killed on a timeout: csim.compile_diagnostics)
+            rc, stderr = csim.compile_diagnostics(cmd, f"the synthesis view of {top} ({cxx})", timeout_s,
+                                                  env={**os.environ, "LC_ALL": "C"})  # ASCII quotes
         except OSError as e:
             raise EdgeLLMError(f"the synthesis view of {top}: {cxx} could not run ({e})") from None
-    if proc.returncode == 0:
+    if rc == 0:
         return []
-    lines = [ln.replace(str(unit), "synthesis_view.cpp") for ln in proc.stderr.splitlines()]
-    errors = [ln for ln in lines if "error" in ln] or lines or [f"{cxx} exited {proc.returncode}"]
+    lines = [ln.replace(str(unit), "synthesis_view.cpp") for ln in stderr.splitlines()]
+    errors = [ln for ln in lines if "error" in ln] or lines or [f"{cxx} exited {rc}"]
     return [f"synthesis view ({cxx}, __SYNTHESIS__ defined, C++14): {ln.strip()[:300]}"
             for ln in errors[:MAX_LINES]]

@@ -15,7 +15,7 @@ from edgellm.hw import csim, synth_view
 pytestmark = pytest.mark.skipif(shutil.which(csim.cxx()) is None, reason="needs g++")
 
 AP = csim.ap_types_dir()
-CLANG = next((c for c in ("clang++", *(f"clang++-{v}" for v in range(30, 10, -1))) if shutil.which(c)), None)
+CLANG = synth_view.clang()
 FRONT_ENDS = [csim.cxx(), *([CLANG] if CLANG else [])]
 STREAM_TOP = """#include <ap_int.h>
 #include <hls_stream.h>

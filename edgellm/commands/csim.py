@@ -25,8 +25,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -82,23 +83,39 @@ def _digest(hls: Path, flags: tuple[str, ...], compiler: str, extra: Path | None
     return h.hexdigest()[:20]
 
 
+def _memo(name: str, valid: Callable[[Any], bool], compute: Callable[[], Any]) -> Any:
+    """A check's result kept by content in the C-simulation cache as cache_dir()/name (JSON): read back
+    when it is there and valid(value), else compute() and written atomically."""
+    import json
+
+    from edgellm.hw import csim
+    from edgellm.runtime.project_files import write_atomic
+
+    memo = csim.cache_dir() / name
+    try:
+        value = json.loads(memo.read_text())
+        if not valid(value):
+            raise ValueError(f"{name}: not a record of this check")
+    except (OSError, ValueError, TypeError):
+        value = compute()
+        write_atomic(memo, json.dumps(value).encode())
+    return value
+
+
+def _strings(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(f, str) for f in v)
+
+
 def ap_width_findings(hls: Path, sources: list[Path]) -> list[str]:
     """hw/ap_widths.py over hls/top.cpp, built as build_testbench builds it: the widest ap_[u]int the
     synthesized top instantiates against Vitis HLS's AP_INT_MAX_W (printed; a finding per width over)."""
-    import json
-
     from edgellm.hw import ap_widths, csim
-    from edgellm.runtime.project_files import write_atomic
 
     flags = [f"-isystem{csim.ap_types_dir()}", f"-idirafter{hls}"]
-    memo = csim.cache_dir() / f"apw-{_digest(hls, ('-O0', *flags[:1]), csim.cxx())}.json"  # by content
-    try:
-        widest, over = json.loads(memo.read_text())
-        if not (isinstance(widest, int) and isinstance(over, list) and all(isinstance(f, str) for f in over)):
-            raise ValueError("not an ap width record")
-    except (OSError, ValueError, TypeError):
-        widest, over = ap_widths.check_top(csim.cxx(), hls / "top.cpp", flags, sources)
-        write_atomic(memo, json.dumps([widest, over]).encode())
+    widest, over = _memo(f"apw-{_digest(hls, ('-O0', *flags[:1]), csim.cxx())}.json",
+                         lambda v: isinstance(v, list) and len(v) == 2 and isinstance(v[0], int)
+                         and _strings(v[1]),
+                         lambda: list(ap_widths.check_top(csim.cxx(), hls / "top.cpp", flags, sources)))
     for f in over:
         typer.echo(f"ap widths: {f}")
     typer.echo(f"ap widths: widest {widest} bits, {len(over)} over Vitis HLS's AP_INT_MAX_W")
@@ -108,20 +125,11 @@ def ap_width_findings(hls: Path, sources: list[Path]) -> list[str]:
 def synthesis_view_findings(hls: Path) -> list[str]:
     """hw/synth_view.py over hls/top.cpp: the sources as Vitis HLS's front end reads them (__SYNTHESIS__
     defined, C++14), compiled -fsyntax-only (printed; a finding per error line). Cached by content."""
-    import json
-
     from edgellm.hw import csim, synth_view
-    from edgellm.runtime.project_files import write_atomic
 
     cxx = synth_view.front_end()
-    memo = csim.cache_dir() / f"synview-{_digest(hls, synth_view.FLAGS, cxx)}.json"  # by content
-    try:
-        over = json.loads(memo.read_text())
-        if not (isinstance(over, list) and all(isinstance(f, str) for f in over)):
-            raise ValueError("not a synthesis-view record")
-    except (OSError, ValueError, TypeError):
-        over = synth_view.check(cxx, hls / "top.cpp", csim.ap_types_dir())
-        write_atomic(memo, json.dumps(over).encode())
+    over = _memo(f"synview-{_digest(hls, synth_view.FLAGS, cxx)}.json", _strings,
+                 lambda: synth_view.check(cxx, hls / "top.cpp", csim.ap_types_dir()))
     for f in over:
         typer.echo(f)
     typer.echo(f"synthesis view: top.cpp with __SYNTHESIS__ defined, C++14, {cxx}: "
