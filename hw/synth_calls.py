@@ -15,7 +15,7 @@ from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, match_br
 
 Call = tuple[int, str, str, list[str]]  # (offset, qualifier or "", name, argument texts)
 Item = Call | list  # a call, or an if / else chain: a list of its branches (each a list of Items)
-_STREAM = re.compile(r"\bhls\s*::\s*stream\s*<")
+STREAM = re.compile(r"\bhls\s*::\s*stream\s*<")  # an hls::stream type
 
 
 @functools.lru_cache(maxsize=1)
@@ -42,7 +42,7 @@ def param_kinds(params: str) -> list[tuple[str, str]]:
         names = re.findall(IDENT, re.sub(r"\[[^\]]*\]\s*$", "", p))
         if len(_declarator_words(p)) < 2:  # a type alone: an unnamed parameter
             names = []
-        kind = ("stream" if _STREAM.search(p) else
+        kind = ("stream" if STREAM.search(p) else
                 "array" if re.search(r"\]\s*$|\*", p) or re.search(rf"\(\s*&\s*{IDENT}\s*\)\s*\[", p) else "")
         out.append((names[-1] if names else "", kind))
     return out

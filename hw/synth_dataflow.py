@@ -35,7 +35,17 @@ from __future__ import annotations
 
 import re
 
-from edgellm.hw.synth_calls import Call, Item, arg_ref, calls, definitions, flat, is_inline, param_kinds
+from edgellm.hw.synth_calls import (
+    STREAM,
+    Call,
+    Item,
+    arg_ref,
+    calls,
+    definitions,
+    flat,
+    is_inline,
+    param_kinds,
+)
 from edgellm.hw.synth_maxi import Callees
 from edgellm.hw.synth_pragmas import IDENT, Function, _has, _split_top, functions, match_bracket
 
@@ -46,7 +56,6 @@ INLINE_LEVELS = 2  # INLINE callees followed from the region
 PASS_LEVELS = 6  # call levels a stream or array parameter is followed through
 _WRITE = re.compile(r"\s*(?:\[[^\]]*\]\s*)?(?:(?:\.|->)\s*(write|write_nb|full)\s*\(|<<)")
 _READ = re.compile(r"\s*(?:\[[^\]]*\]\s*)?(?:(?:\.|->)\s*(read|read_nb|empty)\s*\(|>>)")
-_STREAM = re.compile(r"\bhls\s*::\s*stream\s*<")
 # an index chain (one level of nested brackets inside an index) and member selections after it
 _INDEX = r"(?:\s*\[(?:[^\[\]]|\[[^\[\]]*\])*\])+(?:\s*\.\s*\w+)*"
 _ASSIGN = re.compile(r"\s*=(?!=)")
@@ -194,7 +203,7 @@ def region_streams(fn: Function, code: str) -> dict[str, Key]:
     """The streams of a region: its local hls::stream declarations and stream parameters."""
     body = fn.body(code)
     names = {p: (p, None) for p, kind in param_kinds(fn.params) if kind == "stream" and p}
-    for m in _STREAM.finditer(body):
+    for m in STREAM.finditer(body):
         close = match_bracket(body, m.end() - 1, "<", ">")
         end = body.find(";", close)
         for decl in _split_top(body[close:end if end >= 0 else len(body)]):
@@ -221,7 +230,7 @@ def region_arrays(fn: Function, code: str) -> dict[str, Key]:
         if kinds and kinds[0][1] == "array" and kinds[0][0] and "[" in p:
             names[kinds[0][0]] = (kinds[0][0], None)
     for m in _ARRAY_DECL.finditer(body):
-        if not _STREAM.search(body[m.start():m.end()]) and m.group(1) not in _NOT_TYPES:
+        if not STREAM.search(body[m.start():m.end()]) and m.group(1) not in _NOT_TYPES:
             names[m.group(2)] = (m.group(2), None)
     return names
 
