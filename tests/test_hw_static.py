@@ -186,6 +186,31 @@ def test_activation_storage_macro(kind: str) -> None:
         assert all("type = cyclic factor = E::PART" in ln for ln in parts.values()), block
 
 
+@pytest.mark.parametrize("act", ["bram", "uram"])
+def test_tlmm_buffers_per_storage_kind(act: str) -> None:
+    """Each TlmmBuffers specialization (weight_storage.h, its buffers declared by EDGELLM_TLMM_BUFFERS)
+    partitions the 8 banks' beats and binds them to its kind, partitions xbuf's lanes and chunks and binds
+    it to the kind (LUTRAM banks: the activation storage, EDGELLM_ACT_STORAGE)."""
+    defs = [] if act == "bram" else [f"-DEDGELLM_ACT_STORAGE={act}"]
+    text = "\n".join(ln for ln in _preprocess('#include "edgellm/weight_storage.h"\n', defs)
+                     if not ln.startswith("# "))
+    specs = re.split(r"template\s*<>\s*struct\s+TlmmBuffers\s*<\s*kStorage(\w+)\s*>", text)[1:]
+    banks = [f"{pp}{i}" for pp in ("ping", "pong") for i in range(4)]
+    want_impl = {"Bram": ("bram", "bram"), "Uram": ("uram", "uram"), "Lutram": ("lutram", act)}
+    assert sorted(specs[0::2]) == sorted(want_impl)
+    for kind, body in zip(specs[0::2], specs[1::2], strict=True):
+        head = body.split("BODY::run")[0]
+        pragmas = {" ".join(m.split()) for m in re.findall(r"#pragma HLS ([^\n;]+)", head)}
+        impl, ximpl = want_impl[kind]
+        want = {f"ARRAY_PARTITION variable = {b} dim = 2 type = complete" for b in banks}
+        want |= {f"BIND_STORAGE variable = {b} type = ram_s2p impl = {impl}" for b in banks}
+        want |= {f"ARRAY_PARTITION variable = xbuf dim = {d} type = complete" for d in (1, 3)}
+        want.add(f"BIND_STORAGE variable = xbuf type = ram_s2p impl = {ximpl}")
+        assert pragmas == want, (kind, pragmas ^ want)
+        for b in banks:
+            assert re.search(rf"static typename CFG::beat_t {b}\[BankDepth<CFG, {b[-1]}>::value\]", body), b
+
+
 def _loop_body(code: str, label: str) -> str:
     """The braced body of the loop labelled `label:` in comment-free code."""
     i = code.index("{", code.index(f"{label}:"))

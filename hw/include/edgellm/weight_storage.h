@@ -1,7 +1,7 @@
 // The TLMM engine's on-chip buffers by storage kind (weight_buffer.h: their layout and ping-pong): the
 // storage kinds (BufferStorage, CFG::STORAGE), the banks' depths (BankDepth) and TlmmBuffers, one
-// specialization per kind because a BIND_STORAGE impl must be a literal. The banks are filled by
-// weight_bank_fill.h and read by weight_buffer.h bank_beat.
+// specialization per kind because a BIND_STORAGE impl must be a literal (the buffers they declare:
+// EDGELLM_TLMM_BUFFERS). The banks are filled by weight_bank_fill.h and read by weight_buffer.h bank_beat.
 #pragma once
 
 #include "edgellm/numerics.h"
@@ -23,6 +23,28 @@ struct BankDepth {
 // CPC chunks of all TP lanes in one cycle from TP * CPC memories of 40G bits x XROWS, in the weight
 // banks' storage (URAM or BRAM; with LUTRAM banks, the activation buffers' EDGELLM_ACT_STORAGE).
 // Static: one physical buffer set per engine instance.
+// One bank: declared, its beats partitioned (dim 2: one step's beats in one cycle) and bound to IMPL. A
+// BIND_STORAGE impl must be a literal, so the pragmas are built with _Pragma (numerics.h EDGELLM_PRAGMA).
+#define EDGELLM_TLMM_BANK(NAME, P, IMPL)                                                  \
+  static typename CFG::beat_t NAME[BankDepth<CFG, P>::value][CFG::BEATS_PER_STEP];        \
+  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = NAME dim = 2 type = complete)             \
+  EDGELLM_PRAGMA(HLS BIND_STORAGE variable = NAME type = ram_s2p impl = IMPL)
+
+// The ping and pong banks 0..3 and the activation block xbuf (lanes and chunks partitioned), the banks
+// bound to IMPL; xbuf's binding is the caller's.
+#define EDGELLM_TLMM_BUFFERS(IMPL)                                                        \
+  EDGELLM_TLMM_BANK(ping0, 0, IMPL)                                                       \
+  EDGELLM_TLMM_BANK(ping1, 1, IMPL)                                                       \
+  EDGELLM_TLMM_BANK(ping2, 2, IMPL)                                                       \
+  EDGELLM_TLMM_BANK(ping3, 3, IMPL)                                                       \
+  EDGELLM_TLMM_BANK(pong0, 0, IMPL)                                                       \
+  EDGELLM_TLMM_BANK(pong1, 1, IMPL)                                                       \
+  EDGELLM_TLMM_BANK(pong2, 2, IMPL)                                                       \
+  EDGELLM_TLMM_BANK(pong3, 3, IMPL)                                                       \
+  static typename CFG::xchunk_t xbuf[CFG::TP][CFG::XROWS][CFG::CPC];                      \
+  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = xbuf dim = 1 type = complete)             \
+  EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = xbuf dim = 3 type = complete)
+
 template <int STORAGE>
 struct TlmmBuffers;
 
@@ -30,33 +52,7 @@ template <>
 struct TlmmBuffers<kStorageBram> {
   template <class CFG, class BODY, class... A>
   static void run(A... args) {
-    static typename CFG::beat_t ping0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t ping1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t ping2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t ping3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::xchunk_t xbuf[CFG::TP][CFG::XROWS][CFG::CPC];
-#pragma HLS ARRAY_PARTITION variable = ping0 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = ping1 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = ping2 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = ping3 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong0 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong1 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong2 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong3 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = xbuf dim = 1 type = complete
-#pragma HLS ARRAY_PARTITION variable = xbuf dim = 3 type = complete
-#pragma HLS BIND_STORAGE variable = ping0 type = ram_s2p impl = bram
-#pragma HLS BIND_STORAGE variable = ping1 type = ram_s2p impl = bram
-#pragma HLS BIND_STORAGE variable = ping2 type = ram_s2p impl = bram
-#pragma HLS BIND_STORAGE variable = ping3 type = ram_s2p impl = bram
-#pragma HLS BIND_STORAGE variable = pong0 type = ram_s2p impl = bram
-#pragma HLS BIND_STORAGE variable = pong1 type = ram_s2p impl = bram
-#pragma HLS BIND_STORAGE variable = pong2 type = ram_s2p impl = bram
-#pragma HLS BIND_STORAGE variable = pong3 type = ram_s2p impl = bram
+    EDGELLM_TLMM_BUFFERS(bram)
 #pragma HLS BIND_STORAGE variable = xbuf type = ram_s2p impl = bram
     BODY::run(ping0, ping1, ping2, ping3, pong0, pong1, pong2, pong3, xbuf, args...);
   }
@@ -66,33 +62,7 @@ template <>
 struct TlmmBuffers<kStorageUram> {
   template <class CFG, class BODY, class... A>
   static void run(A... args) {
-    static typename CFG::beat_t ping0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t ping1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t ping2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t ping3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::xchunk_t xbuf[CFG::TP][CFG::XROWS][CFG::CPC];
-#pragma HLS ARRAY_PARTITION variable = ping0 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = ping1 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = ping2 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = ping3 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong0 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong1 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong2 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong3 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = xbuf dim = 1 type = complete
-#pragma HLS ARRAY_PARTITION variable = xbuf dim = 3 type = complete
-#pragma HLS BIND_STORAGE variable = ping0 type = ram_s2p impl = uram
-#pragma HLS BIND_STORAGE variable = ping1 type = ram_s2p impl = uram
-#pragma HLS BIND_STORAGE variable = ping2 type = ram_s2p impl = uram
-#pragma HLS BIND_STORAGE variable = ping3 type = ram_s2p impl = uram
-#pragma HLS BIND_STORAGE variable = pong0 type = ram_s2p impl = uram
-#pragma HLS BIND_STORAGE variable = pong1 type = ram_s2p impl = uram
-#pragma HLS BIND_STORAGE variable = pong2 type = ram_s2p impl = uram
-#pragma HLS BIND_STORAGE variable = pong3 type = ram_s2p impl = uram
+    EDGELLM_TLMM_BUFFERS(uram)
 #pragma HLS BIND_STORAGE variable = xbuf type = ram_s2p impl = uram
     BODY::run(ping0, ping1, ping2, ping3, pong0, pong1, pong2, pong3, xbuf, args...);
   }
@@ -102,33 +72,7 @@ template <>
 struct TlmmBuffers<kStorageLutram> {
   template <class CFG, class BODY, class... A>
   static void run(A... args) {
-    static typename CFG::beat_t ping0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t ping1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t ping2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t ping3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong0[BankDepth<CFG, 0>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong1[BankDepth<CFG, 1>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong2[BankDepth<CFG, 2>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::beat_t pong3[BankDepth<CFG, 3>::value][CFG::BEATS_PER_STEP];
-    static typename CFG::xchunk_t xbuf[CFG::TP][CFG::XROWS][CFG::CPC];
-#pragma HLS ARRAY_PARTITION variable = ping0 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = ping1 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = ping2 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = ping3 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong0 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong1 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong2 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = pong3 dim = 2 type = complete
-#pragma HLS ARRAY_PARTITION variable = xbuf dim = 1 type = complete
-#pragma HLS ARRAY_PARTITION variable = xbuf dim = 3 type = complete
-#pragma HLS BIND_STORAGE variable = ping0 type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = ping1 type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = ping2 type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = ping3 type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = pong0 type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = pong1 type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = pong2 type = ram_s2p impl = lutram
-#pragma HLS BIND_STORAGE variable = pong3 type = ram_s2p impl = lutram
+    EDGELLM_TLMM_BUFFERS(lutram)
     // activations: too deep for LUTs; with LUTRAM weight banks they follow the activation buffers
     // (EDGELLM_ACT_STORAGE: bram or uram)
     EDGELLM_ACT_BIND(xbuf, ram_s2p)
