@@ -10,6 +10,10 @@ site is
   - a member of a struct parameter taken by reference (`rows.r0` of `EwRows<E> &rows`): the member of every
     local of that struct the sources declare (its declarations, not its call chain: the layer reaches the
     engine through DATAFLOW process macros, EDGELLM_PROCESS, that synth_check blanks);
+  - at a call `BODY::run(..)` of a caller's template type parameter BODY, only the members of the structs
+    given for BODY where the caller is called (`TlmmBuffers<..>::template run<CFG, TlmmBody<..> >(..)`:
+    the TLMM's banks, weight_storage.h, reach TlmmBody::run so); a trailing pack expansion (`args...`)
+    stands for any number of arguments, bound to nothing;
   - a local object of the caller passed to a reference parameter (ew_fused.h: `OP op;` with `typedef
     EwLoadOp<..> OP`, to ew_fused_pass's `OP &op`): the object's struct (its member calls are inlined,
     synth_iteration.Expander, members as `op.m`) and the storage of its pointer members assigned from a
@@ -82,6 +86,18 @@ def param_names(params: str) -> list[str | None]:
     return out
 
 
+def template_params(code: str, fn: Function) -> list[str]:
+    """The template parameter names of fn's own template header (`template <class CFG, class BODY, class...
+    A>` just before its declaration; [] for none)."""
+    if fn.at < 0:
+        return []
+    start = max(code.rfind(c, 0, fn.at) for c in ";{}") + 1
+    head = re.search(r"\btemplate\s*<(.*)>[^<>]*$", code[start:fn.at], re.S)
+    if head is None:
+        return []
+    return [w[-1] for p in _split_top(head.group(1)) if (w := re.findall(IDENT, p.split("=")[0]))]
+
+
 def _indirect(param: str) -> bool:
     """A parameter that may name storage: a pointer, an array or a reference."""
     return any(c in param.split("=")[0] for c in "*&[")
@@ -124,10 +140,38 @@ class Binder:
                         continue
                     e = match_bracket(body, m.end() - 1, "(", ")")
                     args = [norm(a) for a in _split_top(body[m.end():e - 1])]
+                    qual = re.search(rf"({IDENT})\s*::\s*(?:template\s+)?$", body[:m.start()])
+                    if qual and qual.group(1) in template_params(ccode, caller):
+                        if not self._instantiates(caller, ccode, qual.group(1), fn):
+                            continue  # BODY::run(..) of a template parameter BODY: only the structs given
+                    if args and args[-1].endswith("..."):  # a pack expansion: any number of arguments,
+                        if n < len(args) - 1:              # none of them bound
+                            continue
+                        args = args[:-1] + [""] * (n - len(args) + 1)
                     if len(args) == n or (n == 0 and args == [""]):
                         out.append((caller, ccode, args))
         self._sites[fn] = out
         return out
+
+    def _instantiates(self, caller: Function, ccode: str, param: str, fn: Function) -> bool:
+        """Whether fn (a member `S::f`) may be what caller's template parameter `param` names: S at param's
+        position in the template arguments of a call of caller (`TlmmBuffers<..>::template run<CFG,
+        TlmmBody<..> >(..)` for the `BODY::run(..)` of `template <class CFG, class BODY, class... A>
+        static void run(..)`)."""
+        struct = fn.name.rpartition("::")[0]
+        if not struct:
+            return False
+        pos = template_params(ccode, caller).index(param)
+        short = caller.name.split("::")[-1]
+        for code in self._codes:
+            for m in re.finditer(rf"(?<![\w.]){re.escape(short)}\s*<", code):
+                close = match_bracket(code, m.end() - 1, "<", ">")
+                if not re.match(r"\s*\(", code[close:]):
+                    continue  # not a call (a declaration, a type)
+                targs = _split_top(code[m.end():close - 1])
+                if len(targs) > pos and re.match(rf"\s*(?:{IDENT}::)*{re.escape(struct)}\b", targs[pos]):
+                    return True
+        return False
 
     def members(self, struct: str) -> dict[str, int] | None:
         """The member arrays (name -> dimensions) of the one struct / class definition named struct in the

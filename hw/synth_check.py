@@ -252,8 +252,8 @@ def sources(root: Path) -> list[Path]:
 
 def check_paths(roots: list[Path]) -> list[Finding]:
     """Findings over every source under roots (constants are gathered across all of them and
-    across hw/include, so a generated top may use the library's constants; a function the roots define
-    is taken from them, the library's only for the others)."""
+    across hw/include, so a generated top may use the library's constants; a function or pragma macro the
+    roots define is taken from them, the library's only for the others)."""
     files = [f for r in roots for f in sources(Path(r))]
     lib = sources(Path(__file__).resolve().parent / "include")
     consts: set[str] = set()
@@ -263,9 +263,14 @@ def check_paths(roots: list[Path]) -> list[Finding]:
     scanned = set(files)
     own: set[str] = set()  # functions the scanned sources define: their definitions, not the library's
     found: dict[str, set] = {}
-    for f in dict.fromkeys(files + lib):
+    own_macros: set[str] = set()
+    for f in dict.fromkeys(files + lib):  # a macro the scanned sources define: their definitions only
         texts[f] = f.read_text(errors="replace")
         for name, bodies in synth_macros.defines(texts[f]).items():
+            if f in scanned:
+                own_macros.add(name)
+            elif name in own_macros:
+                continue
             found.setdefault(name, set()).update(bodies)
     macros = synth_macros.pragma_macros(found)
     done: dict[str, str] = {}

@@ -113,3 +113,65 @@ def test_a_project_is_checked_with_its_own_header_copies(tmp_path: Path) -> None
     steps.write_text(steps.read_text().replace(fixed, ""))
     found = [f.detail for f in synth_check.check_paths([tmp_path / "include"]) if f.rule == "port-budget"]
     assert any(d.startswith("pv ") for d in found), found
+
+
+TEMPLATE_BODY = """
+struct Buffers {
+  template <class CFG, class BODY, class... A>
+  static void run(A... args) {
+    static int a[64];
+{part}    BODY::run(a, args...);
+  }
+};
+struct Body {
+  static int run(const int v[64], const int *x) {
+    int y = 0;
+    for (int i = 0; i < 16; i++) {
+#pragma HLS PIPELINE II = 1
+      y += v[4 * i] + v[4 * i + 1] + v[4 * i + 2] + x[i];
+    }
+    return y;
+  }
+};
+struct Other {
+  static int run(const int v[64], const int *x) {
+    int y = 0;
+    for (int i = 0; i < 16; i++) {
+#pragma HLS PIPELINE II = 1
+      y += v[4 * i] + v[4 * i + 1] + v[4 * i + 2] + x[i];
+    }
+    return y;
+  }
+};
+int top(const int *x) {
+  return Buffers::template run<int, Body>(x);
+}
+"""
+
+
+def test_storage_through_a_template_parameters_call(tmp_path: Path) -> None:
+    """`BODY::run(a, args...)` of a template parameter BODY (weight_storage.h TlmmBuffers, tlmm.h's
+    TlmmBody): the storage binds to the structs given for BODY (Body, not Other, whose run is never
+    called so), the pack expansion to no parameter."""
+    assert _found(tmp_path, TEMPLATE_BODY.replace("{part}", "")) == \
+        ["v 3 accesses on one memory per iteration of an II=1 loop in Body::run"]
+    part = "#pragma HLS ARRAY_PARTITION variable = a cyclic factor = 4\n"
+    assert _found(tmp_path, TEMPLATE_BODY.replace("{part}", part)) == []
+
+
+def test_tlmm_banks_are_checked_through_the_engine_body(tmp_path: Path) -> None:
+    """The TLMM's weight banks (declared by weight_storage.h EDGELLM_TLMM_BUFFERS in TlmmBuffers, passed
+    through BODY::run and TlmmBody::run to compute_tile's II=1 loop): a project copy whose bank macro lost
+    the beats' partition is flagged (its macro, not the library's, is expanded); the library is clean."""
+    import shutil
+
+    lib = Path(synth_check.__file__).resolve().parent / "include"
+    assert [f for f in synth_check.check_paths([lib]) if f.rule == "port-budget"] == []
+    shutil.copytree(lib, tmp_path / "include")
+    storage = tmp_path / "include" / "edgellm" / "weight_storage.h"
+    part = "EDGELLM_PRAGMA(HLS ARRAY_PARTITION variable = NAME dim = 2 type = complete)"
+    assert storage.read_text().count(part) == 1
+    storage.write_text(storage.read_text().replace(part, ""))
+    found = [f.detail for f in synth_check.check_paths([tmp_path / "include"]) if f.rule == "port-budget"]
+    assert sorted(found) == [f"b{p} 3 accesses on one memory per iteration of an II=1 loop in compute_tile"
+                             for p in range(4)], found
