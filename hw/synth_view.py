@@ -6,8 +6,10 @@ does, so a `#ifdef __SYNTHESIS__` branch (tlmm_config.h's DSP operand types) or 
 compiled. The open ap_types hls4ml ships refuse __SYNTHESIS__ (`#error`), so the view includes them
 first, without it, then defines it and includes top.cpp: the ap types stay the C-simulation ones (their
 include guards keep them), every edgellm source is read as synthesis reads it. Compiled -fsyntax-only
-with clang++ where one is on PATH (Vitis HLS's front end is clang-based) or the C simulation's g++, and
--Werror=vla (a variable-length array compiles as an extension and cannot be synthesized).
+with clang++ where one is on PATH (Vitis HLS's front end is clang-based), else with the libclang wheel
+(hw/synth_view_libclang.py: the [test] extra installs it, so CI reads the view with clang too), else with
+the C simulation's g++, and -Werror=vla (a variable-length array compiles as an extension and cannot be
+synthesized).
 This is a compile of the sources, not a synthesis: what Vitis HLS accepts beyond parsing is not checked.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,6 +31,7 @@ FLAGS = ("-std=c++14", "-fsyntax-only", "-ffp-contract=off", "-fno-fast-math", "
          "-Wno-unknown-pragmas", "-Wno-unused-label")
 TIMEOUT_S = 300.0
 MAX_LINES = 10  # error lines reported per failed view
+LIBCLANG = "libclang"  # front_end()'s name for hw/synth_view_libclang.py
 
 
 def clang() -> str | None:
@@ -45,16 +49,36 @@ def clang() -> str | None:
 
 
 def front_end() -> str:
-    """The compiler the view uses: $EDGELLM_SYNTH_VIEW_CXX, else clang() (Vitis HLS's front end is
-    clang-based), else the C simulation's compiler (hw/csim.py cxx)."""
-    from edgellm.hw import csim
+    """The compiler the view uses: $EDGELLM_SYNTH_VIEW_CXX (a compiler on PATH, or `libclang`), else
+    clang() (Vitis HLS's front end is clang-based), else LIBCLANG where the libclang wheel loads, else the
+    C simulation's compiler (hw/csim.py cxx)."""
+    from edgellm.hw import csim, synth_view_libclang
 
     env = os.environ.get("EDGELLM_SYNTH_VIEW_CXX")
+    if env == LIBCLANG:
+        if synth_view_libclang.version() is None:
+            raise EdgeLLMError("EDGELLM_SYNTH_VIEW_CXX=libclang: the libclang module does not load "
+                               "(pip install libclang)")
+        return env
     if env:
         if shutil.which(env) is None:
             raise EdgeLLMError(f"EDGELLM_SYNTH_VIEW_CXX={env}: not found on PATH")
         return env
-    return clang() or csim.cxx()
+    return clang() or (LIBCLANG if synth_view_libclang.version() else None) or csim.cxx()
+
+
+def command(cxx: str, unit: Path, ap_dir: Path, top_dir: Path) -> list[str]:
+    """The view's compile command: cxx's, or for LIBCLANG hw/synth_view_libclang.py's with the C
+    simulation compiler's builtin headers last (the wheel has none)."""
+    from edgellm.hw import csim, synth_view_libclang
+
+    search = [f"-isystem{ap_dir}", f"-idirafter{top_dir}"]
+    if cxx != LIBCLANG:
+        return [cxx, *FLAGS, *search, str(unit)]
+    builtin = synth_view_libclang.builtin_include(csim.cxx())
+    return [sys.executable, "-m", "edgellm.hw.synth_view_libclang",
+            *(f for f in FLAGS if f != "-fsyntax-only"), *search,
+            *([f"-idirafter{builtin}"] if builtin else []), str(unit)]
 
 
 def wrapper(top: Path) -> str:
@@ -72,7 +96,7 @@ def check(cxx: str, top: Path, ap_dir: Path, timeout_s: float = TIMEOUT_S) -> li
     with tempfile.TemporaryDirectory() as tmp:
         unit = Path(tmp) / "synthesis_view.cpp"
         unit.write_text(wrapper(top))
-        cmd = [cxx, *FLAGS, f"-isystem{ap_dir}", f"-idirafter{top.resolve().parent}", str(unit)]
+        cmd = command(cxx, unit, ap_dir, top.resolve().parent)
         try:  # (its process group killed on a timeout: csim.compile_diagnostics)
             rc, stderr = csim.compile_diagnostics(cmd, f"the synthesis view of {top} ({cxx})", timeout_s,
                                                   env={**os.environ, "LC_ALL": "C"})  # ASCII quotes
@@ -82,5 +106,9 @@ def check(cxx: str, top: Path, ap_dir: Path, timeout_s: float = TIMEOUT_S) -> li
         return []
     lines = [ln.replace(str(unit), "synthesis_view.cpp") for ln in stderr.splitlines()]
     errors = [ln for ln in lines if "error" in ln] or lines or [f"{cxx} exited {rc}"]
+    if cxx == LIBCLANG:
+        from edgellm.hw import synth_view_libclang
+
+        cxx = f"libclang, {synth_view_libclang.version()}"
     return [f"synthesis view ({cxx}, __SYNTHESIS__ defined, C++14): {ln.strip()[:300]}"
             for ln in errors[:MAX_LINES]]

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from edgellm.hw import csim, synth_view
+from edgellm.hw import csim, synth_view, synth_view_libclang
 
 pytestmark = pytest.mark.skipif(shutil.which(csim.cxx()) is None, reason="needs g++")
 
 AP = csim.ap_types_dir()
 CLANG = synth_view.clang()
-FRONT_ENDS = [csim.cxx(), *([CLANG] if CLANG else [])]
+LIBCLANG = [synth_view.LIBCLANG] if synth_view_libclang.version() else []  # the [test] extra's wheel
+FRONT_ENDS = [csim.cxx(), *([CLANG] if CLANG else []), *LIBCLANG]
 STREAM_TOP = """#include <ap_int.h>
 #include <hls_stream.h>
 void top(hls::stream<ap_uint<64> > &s, ap_uint<64> *o) {
@@ -87,7 +88,16 @@ def test_front_end_prefers_the_environment_then_clang(monkeypatch: pytest.Monkey
     with pytest.raises(EdgeLLMError, match="not found on PATH"):
         synth_view.front_end()
     monkeypatch.delenv("EDGELLM_SYNTH_VIEW_CXX")
-    assert synth_view.front_end().startswith("clang++") if CLANG else synth_view.front_end() == csim.cxx()
+    fallback = synth_view.LIBCLANG if LIBCLANG else csim.cxx()
+    assert synth_view.front_end().startswith("clang++") if CLANG else synth_view.front_end() == fallback
+    monkeypatch.setattr(synth_view, "clang", lambda: None)  # no clang++: the wheel, else g++
+    assert synth_view.front_end() == fallback
+    if LIBCLANG:
+        monkeypatch.setenv("EDGELLM_SYNTH_VIEW_CXX", synth_view.LIBCLANG)
+        assert synth_view.front_end() == synth_view.LIBCLANG
+        monkeypatch.setattr(synth_view_libclang, "version", lambda: None)
+        with pytest.raises(EdgeLLMError, match="libclang module does not load"):
+            synth_view.front_end()
 
 
 @pytest.mark.slow
