@@ -67,6 +67,16 @@ def front_end() -> str:
     return clang() or (LIBCLANG if synth_view_libclang.version() else None) or csim.cxx()
 
 
+def identity(cxx: str) -> str:
+    """What names the front end's behaviour (for caches): `cxx --version`, or libclang's version and the
+    builtin headers it takes from the C simulation's compiler."""
+    from edgellm.hw import csim, synth_view_libclang
+
+    if cxx != LIBCLANG:
+        return csim.compiler_version(cxx)
+    return f"{synth_view_libclang.version()} {synth_view_libclang.builtin_include(csim.cxx())}"
+
+
 def command(cxx: str, unit: Path, ap_dir: Path, top_dir: Path) -> list[str]:
     """The view's compile command: cxx's, or for LIBCLANG hw/synth_view_libclang.py's with the C
     simulation compiler's builtin headers last (the wheel has none)."""

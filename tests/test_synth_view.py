@@ -112,10 +112,15 @@ def test_the_compiled_tiny_project_compiles_in_the_view(tmp_path: Path, cxx: str
     assert synth_view.check(cxx, out / "hls" / "top.cpp", AP) == []
 
 
-def test_csim_reports_a_synthesis_view_finding(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cxx", FRONT_ENDS)
+def test_csim_reports_a_synthesis_view_finding(tmp_path: Path, cxx: str, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
     """commands/csim.synthesis_view_findings on a project folder's top.cpp: none for a plain top, a finding
-    once synthesis-only code does not compile (cached by content: the edit is seen)."""
+    once synthesis-only code does not compile (cached by content: the edit is seen); with each front end
+    (its cache key names it: libclang has no --version to run)."""
     from edgellm.commands.csim import synthesis_view_findings
+
+    monkeypatch.setenv("EDGELLM_SYNTH_VIEW_CXX", cxx)
 
     top = _top(tmp_path, STREAM_TOP)
     assert synthesis_view_findings(top.parent) == []

@@ -70,7 +70,7 @@ def synth_sources(p: Project) -> list[Path]:
 
 
 def _digest(hls: Path, flags: tuple[str, ...], compiler: str, extra: Path | None = None) -> str:
-    from edgellm.hw import csim
+    from edgellm.hw import csim, synth_view
 
     h = hashlib.sha256()
     for root in (hls, *([extra] if extra else [])):
@@ -79,7 +79,7 @@ def _digest(hls: Path, flags: tuple[str, ...], compiler: str, extra: Path | None
             h.update(f.read_bytes())
     h.update(" ".join(flags).encode())
     h.update(csim.INCLUDE_ORDER.encode())
-    h.update(csim.compiler_version(compiler).encode())
+    h.update(synth_view.identity(compiler).encode())  # a compiler's --version, or libclang's
     return h.hexdigest()[:20]
 
 
