@@ -13,7 +13,9 @@ Rules (each finding is "file:line: rule: detail"); the first five are hw/synth_b
   pragma rules of hw/synth_pragmas.py: dataflow-inline, shared-call, partitioned-dependence,
   double-store, dep-unchecked; and hw/synth_ports.py's port-budget (more accesses to one on-chip memory
   per iteration of an II=1 loop than its ports), and hw/synth_dataflow.py's stream-fanout and
-  array-fanout (a stream or array of a DATAFLOW region two of its processes write, or two read)
+  array-fanout (a stream or array of a DATAFLOW region two of its processes write, or two read), and
+  hw/synth_recurrence.py's float-recurrence (a float carried from one iteration of an II = 1 loop to the
+  next through an add)
   (docs/hls.md "Pragmas and synth_check's rules").
 Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) and the threaded C simulation's runtime
 (a `csim_threads` folder) are C-simulation only and are skipped, and so are the branches of a source
@@ -32,7 +34,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgellm.hw import synth_basic, synth_dataflow, synth_macros, synth_maxi, synth_ports, synth_pragmas
+from edgellm.hw import (
+    synth_basic,
+    synth_dataflow,
+    synth_macros,
+    synth_maxi,
+    synth_ports,
+    synth_pragmas,
+    synth_recurrence,
+)
 from edgellm.hw.synth_basic import IDENT_RE
 from edgellm.hw.synth_pragmas import match_bracket
 
@@ -230,6 +240,7 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
     hits += synth_basic.memory_rules(code) + synth_basic.recursion(code)
     hits += synth_basic.loop_rules(code, consts, function_constants(code))
     hits += synth_dataflow.run(code, fns)
+    hits += synth_recurrence.run(code, consts, fns)
     return [Finding(path, _line(code, at), rule, detail) for at, rule, detail in hits]
 
 
