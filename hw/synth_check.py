@@ -15,7 +15,8 @@ Rules (each finding is "file:line: rule: detail"); the first five are hw/synth_b
   per iteration of an II=1 loop than its ports), and hw/synth_dataflow.py's stream-fanout and
   array-fanout (a stream or array of a DATAFLOW region two of its processes write, or two read), and
   hw/synth_recurrence.py's float-recurrence (a float carried from one iteration of an II = 1 loop to the
-  next through an add)
+  next through an add), and hw/synth_syntax.py's pragma-syntax (a pragma, option or value the Vitis HLS
+  pragma reference does not define)
   (docs/hls.md "Pragmas and synth_check's rules").
 Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) and the threaded C simulation's runtime
 (a `csim_threads` folder) are C-simulation only and are skipped, and so are the branches of a source
@@ -36,12 +37,14 @@ from pathlib import Path
 
 from edgellm.hw import (
     synth_basic,
+    synth_calls,
     synth_dataflow,
     synth_macros,
     synth_maxi,
     synth_ports,
     synth_pragmas,
     synth_recurrence,
+    synth_syntax,
 )
 from edgellm.hw.synth_basic import IDENT_RE
 from edgellm.hw.synth_pragmas import match_bracket
@@ -241,6 +244,7 @@ def check_text(path: Path, text: str, consts: set[str], units: set[str] | None =
     hits += synth_basic.loop_rules(code, consts, function_constants(code))
     hits += synth_dataflow.run(code, fns)
     hits += synth_recurrence.run(code, consts, fns)
+    hits += list(synth_syntax.run(code, synth_calls.object_macros()))
     return [Finding(path, _line(code, at), rule, detail) for at, rule, detail in hits]
 
 

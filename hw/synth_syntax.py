@@ -1,0 +1,244 @@
+"""synth_check's pragma-syntax rule (hw/synth_check.py runs it beside the others; it returns (offset, rule,
+detail) tuples).
+
+  pragma-syntax  a `#pragma HLS` the Vitis HLS pragma reference (UG1399, 2023.2 .. 2025.2, "HLS Pragmas")
+                 does not define: an unknown pragma; an option or a bare word the pragma does not take; a
+                 required option missing (ARRAY_PARTITION / ARRAY_RESHAPE / BIND_STORAGE / BIND_OP / STREAM
+                 `variable`, BIND_STORAGE `type`, BIND_OP `op`, INTERFACE `port` and a mode, ALLOCATION
+                 `instances` and `limit`, LOOP_TRIPCOUNT `max`); a value outside its set (partition types,
+                 storage types and implementations, operations and their implementations, stream types,
+                 interface modes and m_axi offsets, dependence classes, types, directions); a cyclic or block
+                 partition without a factor, a complete one with one; a storage implementation its type does
+                 not offer (srl and memory only for a fifo, the ECC RAMs only for ram_s2p, no LUTRAM true
+                 dual port, no URAM ROM); primitivedsp, which exists on Versal devices only (every board here
+                 is a Zynq); a literal II below 1, a negative dim, an m_axi max_widen_bitwidth that is not a
+                 power of two in 8 .. 1024, a burst length outside 1 .. 256.
+Values may be constant expressions (`depth = (C::kv_block + 1) * C::beats_max`: UG1399 "Using Constants with
+Pragmas"); a value naming an object-like macro of the sources is taken as that macro's text, and one that
+stays a macro-style name (UPPER_CASE) is not judged. Heuristic by design (regular expressions over
+comment-free text; the pragma macros expanded first, hw/synth_macros.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from edgellm.hw.synth_pragmas import IDENT
+
+_PRAGMA = re.compile(r"#\s*pragma\s+HLS\s+(\w+)((?:[^\n;\\]|\\\n|\\)*)", re.I)
+_KEY = re.compile(r"(?<![\w.:])(\w+)\s*=(?!=)")
+_OPERAND = re.compile(rf"\s*(?:\d+|{IDENT}(?:\s*(?:::|\.)\s*{IDENT})*(?:\s*<[^<>;]*>)?)")
+_OPERATOR = re.compile(r"\s*(?:[-+*/%]|<<|>>)")
+STORAGE_TYPES = ("fifo", "ram_1p", "ram_1wnr", "ram_2p", "ram_s2p", "ram_t2p", "rom_1p", "rom_2p", "rom_np")
+STORAGE_IMPLS = ("bram", "bram_ecc", "lutram", "uram", "uram_ecc", "srl", "memory", "auto")
+INT_OPS = ("mul", "add", "sub")
+FLOAT_OPS = tuple(f"{p}{o}" for p in "fdh"
+                  for o in ("add", "sub", "mul", "div", "sqrt", "exp", "log", "rsqrt", "recip"))
+MODES = ("ap_none", "ap_vld", "ap_ack", "ap_hs", "ap_ovld", "ap_fifo", "ap_memory", "bram", "axis",
+         "s_axilite", "m_axi", "ap_ctrl_none", "ap_ctrl_hs", "ap_ctrl_chain", "ap_stable")
+M_AXI_KEYS = ("port", "bundle", "depth", "offset", "latency", "max_read_burst_length",
+              "max_write_burst_length", "max_widen_bitwidth", "num_read_outstanding", "num_write_outstanding",
+              "name", "channel", "mode")
+_TF = ("true", "false")
+_PARTS = ("cyclic", "block", "complete")
+_DEP_WORDS = ("array", "pointer", "inter", "intra", "RAW", "WAR", "WAW", "true", "false")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A pragma's grammar: its options (name -> the kind of value: 'ident' a name or member path, 'expr' an
+    integer constant expression, 'text' the rest up to the next option, or a tuple of allowed words), its
+    bare words, the options it requires."""
+
+    keys: dict[str, str | tuple[str, ...]]
+    words: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    extra: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per mode (INTERFACE): more keys
+
+
+_PART = {"variable": "ident", "type": _PARTS, "factor": "expr", "dim": "expr", "off": _TF}
+SPECS: dict[str, Spec] = {
+    "PIPELINE": Spec({"II": "expr", "style": ("stp", "frp", "flp"), "off": _TF}, ("off", "rewind")),
+    "UNROLL": Spec({"factor": "expr", "off": _TF}, ("skip_exit_check", "off")),
+    "LOOP_TRIPCOUNT": Spec({"min": "expr", "max": "expr", "avg": "expr"}, (), ("max",)),
+    "LOOP_FLATTEN": Spec({"off": _TF}, ("off",)),
+    "LOOP_MERGE": Spec({"force": _TF}, ("force",)),
+    "INLINE": Spec({"off": _TF}, ("off", "recursive")),
+    "DATAFLOW": Spec({}, ("disable_start_propagation",)),
+    "ARRAY_PARTITION": Spec(_PART, _PARTS, ("variable",)),
+    "ARRAY_RESHAPE": Spec({**_PART, "object": _TF}, (*_PARTS, "object"), ("variable",)),
+    "BIND_STORAGE": Spec({"variable": "ident", "type": STORAGE_TYPES, "impl": STORAGE_IMPLS,
+                          "latency": "expr"}, (), ("variable", "type")),
+    "BIND_OP": Spec({"variable": "ident", "op": INT_OPS + FLOAT_OPS,
+                     "impl": ("fabric", "dsp", "meddsp", "fulldsp", "maxdsp", "primitivedsp", "auto"),
+                     "latency": "expr"}, (), ("variable", "op")),
+    "STREAM": Spec({"variable": "ident", "depth": "expr", "type": ("fifo", "pipo", "shared", "unsync"),
+                    "off": _TF}, ("off",), ("variable",)),
+    "DEPENDENCE": Spec({"variable": "ident", "class": ("array", "pointer"), "type": ("inter", "intra"),
+                        "direction": ("RAW", "WAR", "WAW"), "distance": "expr", "dependent": _TF},
+                       _DEP_WORDS),
+    "INTERFACE": Spec({"mode": MODES, "port": "ident", "bundle": "ident", "name": "ident",
+                       "register": ("true",), "depth": "expr", "latency": "expr",
+                       "storage_type": STORAGE_TYPES, "storage_impl": STORAGE_IMPLS},
+                      (*MODES, "register"), ("port",),
+                      {"m_axi": M_AXI_KEYS, "s_axilite": ("clock", "offset", "storage_impl", "interrupt"),
+                       "axis": ("register_mode",)}),
+    "ALLOCATION": Spec({"instances": "text", "limit": "expr"}, ("function", "operation"),
+                       ("instances", "limit")),
+    "EXPRESSION_BALANCE": Spec({"off": _TF}, ("off",)),
+    "LATENCY": Spec({"min": "expr", "max": "expr"}),
+    "AGGREGATE": Spec({"variable": "ident", "compact": ("bit", "byte", "none", "auto")}, (), ("variable",)),
+    "DISAGGREGATE": Spec({"variable": "ident"}, (), ("variable",)),
+    "TOP": Spec({"name": "ident"}),
+    "FUNCTION_INSTANTIATE": Spec({"variable": "ident"}, (), ("variable",)),
+    "OCCURRENCE": Spec({"cycle": "expr", "off": _TF}, ("off",)),
+    "PROTOCOL": Spec({"mode": ("floating", "fixed")}, ("floating", "fixed")),
+    "RESET": Spec({"variable": "ident", "off": _TF}, ("off",), ("variable",)),
+    "STABLE": Spec({"variable": "ident"}, (), ("variable",)),
+    "PERFORMANCE": Spec({"target_ti": "expr", "target_tl": "expr", "assume_ti": "expr", "assume_tl": "expr",
+                         "unit": ("cycle", "sec"), "scope": ("loop", "region")}),
+}
+
+
+def _ok_impl(stype: str, impl: str) -> str | None:
+    """Why a storage implementation does not fit its type (None when it does)."""
+    if impl in ("srl", "memory") and stype != "fifo":
+        return f"impl = {impl} is for a fifo"
+    if impl.endswith("_ecc") and stype != "ram_s2p":
+        return f"impl = {impl} is for ram_s2p"
+    if impl == "lutram" and stype == "ram_t2p":
+        return "LUTRAM has no true dual port (ram_t2p)"
+    if impl in ("uram", "uram_ecc") and stype.startswith("rom"):
+        return "URAM cannot hold a ROM (no initial contents)"
+    return None
+
+
+def _expr_end(text: str, i: int) -> int:
+    """End of the constant expression starting at i (operands joined by operators, parentheses)."""
+    j, want_operand = i, True
+    while j < len(text):
+        if want_operand:
+            s = re.match(r"\s*\(", text[j:])
+            if s:
+                depth, k = 0, j
+                while k < len(text):
+                    depth += text[k] == "("
+                    depth -= text[k] == ")"
+                    k += 1
+                    if depth == 0 and text[k - 1] == ")":
+                        break
+                j, want_operand = k, False
+                continue
+            m = _OPERAND.match(text, j)
+            if not m:
+                break
+            j, want_operand = m.end(), False
+        else:
+            m = _OPERATOR.match(text, j)
+            if not m:
+                break
+            j, want_operand = m.end(), True
+    return j
+
+
+def _literal(value: str) -> int | None:
+    return int(value) if re.fullmatch(r"\d+", value.strip()) else None
+
+
+def parse(text: str) -> tuple[dict[str, str], list[str]]:
+    """A pragma's options (name -> value text) and bare words, for its text after the pragma's name; 'text'
+    options take the rest up to the next option, names and words one token, expressions what an expression
+    spans."""
+    keys = list(_KEY.finditer(text))
+    opts: dict[str, str] = {}
+    words = re.findall(r"[\w]+", text[:keys[0].start()] if keys else text)
+    for n, k in enumerate(keys):
+        end = keys[n + 1].start() if n + 1 < len(keys) else len(text)
+        seg = text[k.end():end]
+        e = _expr_end(seg, 0)
+        value = seg[:e] if e else (re.match(r"\s*[\w.:<>, ]*", seg).group(0) if seg.strip() else "")
+        if k.group(1) in ("instances",):  # a function name with template arguments, or an operation
+            value, e = seg, len(seg)
+        opts[k.group(1)] = " ".join(value.split())
+        words += re.findall(r"\w+", seg[e or len(value):])
+    return opts, words
+
+
+def check(name: str, text: str, macros: dict[str, str]) -> list[str]:
+    """Why a `#pragma HLS <name> <text>` is not in the reference ([] when it is)."""
+    spec = SPECS.get(name.upper())
+    if spec is None:
+        return [f"unknown HLS pragma {name!r}"]
+    opts, words = parse(text.replace("\\\n", " "))
+    mode = opts.get("mode") or next((w for w in words if w in MODES), None)
+    keys = dict(spec.keys)
+    if name.upper() == "INTERFACE" and mode:
+        keys.update({k: keys.get(k, "text") for k in spec.extra.get(mode, ())})
+        keys["offset"] = ("slave", "direct", "off") if mode == "m_axi" else "expr"
+    out = []
+    keys = {k.lower(): v for k, v in keys.items()}  # option names are not case-sensitive (`II`, `ii`)
+    for k, v in opts.items():
+        kind = keys.get(k.lower())
+        if kind is None:
+            out.append(f"{name}: no option {k!r}")
+            continue
+        v = macros.get(v, v)
+        if isinstance(kind, tuple) and v not in kind and v.lower() not in kind and not v.isupper():
+            out.append(f"{name}: {k} = {v} is not one of {', '.join(kind)}")
+    for w in words:
+        if w not in spec.words and w.lower() not in spec.words:
+            out.append(f"{name}: no option {w!r}")
+    given = {k.lower() for k in opts}
+    for r in spec.required:
+        if r.lower() not in given:
+            out.append(f"{name}: {r} is required")
+    out += _semantics(name.upper(), opts, words, mode, macros)
+    return out
+
+
+def _semantics(name: str, opts: dict[str, str], words: list[str], mode: str | None, macros: dict[str, str]
+               ) -> list[str]:
+    """The value rules past the grammar (see the module's docstring)."""
+    out = []
+    low = {k.lower(): v for k, v in opts.items()}
+    get = lambda k: macros.get(low.get(k.lower(), ""), low.get(k.lower(), ""))  # noqa: E731
+    if name in ("ARRAY_PARTITION", "ARRAY_RESHAPE"):
+        kind = get("type") or next((w for w in words if w in ("cyclic", "block", "complete")), "complete")
+        if kind in ("cyclic", "block") and "factor" not in low:
+            out.append(f"{name}: a {kind} partition needs a factor")
+        if kind == "complete" and "factor" in low:
+            out.append(f"{name}: a complete partition takes no factor")
+        if (d := _literal(get("dim"))) is not None and d < 0:
+            out.append(f"{name}: dim must be 0 or more")
+    if name == "BIND_STORAGE" and (t := get("type")) in STORAGE_TYPES and (i := get("impl")) in STORAGE_IMPLS:
+        why = _ok_impl(t, i)
+        if why:
+            out.append(f"BIND_STORAGE: type = {t}, impl = {i}: {why}")
+    if name == "BIND_OP":
+        op, impl = get("op"), get("impl")
+        if impl == "primitivedsp":
+            out.append("BIND_OP: impl = primitivedsp exists on Versal devices only")
+        elif op in INT_OPS and impl in ("meddsp", "fulldsp", "maxdsp"):
+            out.append(f"BIND_OP: impl = {impl} is for floating-point operations, not {op}")
+    if name == "PIPELINE" and (ii := _literal(get("II"))) is not None and ii < 1:
+        out.append("PIPELINE: II must be 1 or more")
+    if name == "INTERFACE" and mode is None:
+        out.append("INTERFACE: no mode (m_axi, s_axilite, axis, ...)")
+    if name == "INTERFACE" and mode == "m_axi":
+        w = _literal(get("max_widen_bitwidth"))
+        if w is not None and (w < 8 or w > 1024 or w & (w - 1)):
+            out.append(f"INTERFACE: max_widen_bitwidth = {w} is not a power of two in 8 .. 1024")
+        for k in ("max_read_burst_length", "max_write_burst_length"):
+            b = _literal(get(k))
+            if b is not None and not 1 <= b <= 256:
+                out.append(f"INTERFACE: {k} = {b} is outside 1 .. 256")
+    return out
+
+
+def run(code: str, macros: dict[str, str] | None = None) -> Iterator[tuple[int, str, str]]:
+    """Findings of the rule over one comment-free source text (macros: object-like macro name -> text)."""
+    for m in _PRAGMA.finditer(code):
+        for why in check(m.group(1), m.group(2), macros or {}):
+            yield m.start(), "pragma-syntax", why

@@ -1,0 +1,108 @@
+"""hw/synth_syntax.py's pragma-syntax rule (through synth_check): every `#pragma HLS` of the library and of a
+generated project is one the Vitis HLS pragma reference defines; a bad name, option, value or combination is
+flagged, and so are those a pragma macro writes."""
+
+from pathlib import Path
+
+import pytest
+
+from edgellm.hw import synth_check, synth_syntax
+
+
+def _found(pragma: str) -> list[str]:
+    text = f"void f(int *p) {{\n  int a[64];\n  hls::stream<int> s;\n{pragma}\n  p[0] = a[0];\n}}\n"
+    return [f.detail for f in synth_check.check_text(Path("k.h"), text, set()) if f.rule == "pragma-syntax"]
+
+
+GOOD = [
+    "#pragma HLS PIPELINE II = 1",
+    "#pragma HLS pipeline ii = 1",
+    "#pragma HLS PIPELINE II = kII rewind",
+    "#pragma HLS PIPELINE off",
+    "#pragma HLS UNROLL factor = 4",
+    "#pragma HLS LOOP_TRIPCOUNT min = 1 max = (K_MAX + 3) / 4",
+    "#pragma HLS ARRAY_PARTITION variable = a complete dim = 1",
+    "#pragma HLS ARRAY_PARTITION variable = a type = cyclic factor = 4 dim = 1",
+    "#pragma HLS ARRAY_PARTITION variable = rows.r0 cyclic factor = E::PART",
+    "#pragma HLS BIND_STORAGE variable = a type = ram_s2p impl = lutram",
+    "#pragma HLS BIND_STORAGE variable = s type = fifo impl = srl",
+    "#pragma HLS BIND_STORAGE variable = a type = ram_t2p impl = bram",
+    "#pragma HLS BIND_OP variable = a op = mul impl = dsp",
+    "#pragma HLS BIND_OP variable = a op = fadd impl = fulldsp latency = 4",
+    "#pragma HLS STREAM variable = s depth = (C::kv_block + 1) * C::beats_max",
+    "#pragma HLS DEPENDENCE variable = a inter RAW distance = kMacDist true",
+    "#pragma HLS DEPENDENCE variable = a type = inter dependent = false",
+    "#pragma HLS INTERFACE m_axi port = p bundle = w0 offset = slave depth = 4096 max_widen_bitwidth = 128 "
+    "max_read_burst_length = 64 num_read_outstanding = 4 latency = 64",
+    "#pragma HLS INTERFACE s_axilite port = return bundle = control",
+    "#pragma HLS INTERFACE mode = axis port = s",
+    "#pragma HLS ALLOCATION function instances = load<CFG, WT> limit = 1",
+    "#pragma HLS ALLOCATION operation instances = fadd limit = kFadd",
+    "#pragma HLS DATAFLOW",
+    "#pragma HLS INLINE off",
+    "#pragma HLS EXPRESSION_BALANCE off",
+    "#pragma HLS BIND_STORAGE variable = a type = ram_s2p impl = EDGELLM_ACT_STORAGE",
+]
+
+
+@pytest.mark.parametrize("pragma", GOOD)
+def test_reference_pragmas_pass(pragma: str) -> None:
+    assert _found(pragma) == []
+
+
+BAD = {
+    "#pragma HLS PIPELNE II = 1": "unknown HLS pragma",
+    "#pragma HLS PIPELINE ii = 1 rewnd": "no option 'rewnd'",  # (option names in any case)
+    "#pragma HLS PIPELINE II = 0": "II must be 1 or more",
+    "#pragma HLS UNROLL factr = 4": "no option 'factr'",
+    "#pragma HLS LOOP_TRIPCOUNT min = 1": "max is required",
+    "#pragma HLS ARRAY_PARTITION variable = a cyclic dim = 1": "needs a factor",
+    "#pragma HLS ARRAY_PARTITION variable = a complete factor = 4": "takes no factor",
+    "#pragma HLS ARRAY_PARTITION a complete": "no option 'a'",
+    "#pragma HLS ARRAY_PARTITION variable = a type = compete": "is not one of",
+    "#pragma HLS BIND_STORAGE variable = a impl = bram": "type is required",
+    "#pragma HLS BIND_STORAGE variable = a type = ram_s2p impl = reg": "impl = reg is not one of",
+    "#pragma HLS BIND_STORAGE variable = a type = ram_2p impl = srl": "is for a fifo",
+    "#pragma HLS BIND_STORAGE variable = a type = ram_t2p impl = lutram": "no true dual port",
+    "#pragma HLS BIND_STORAGE variable = a type = rom_1p impl = uram": "cannot hold a ROM",
+    "#pragma HLS BIND_STORAGE variable = a type = ram_2p impl = bram_ecc": "is for ram_s2p",
+    "#pragma HLS BIND_OP variable = a op = fadd impl = primitivedsp": "Versal devices only",
+    "#pragma HLS BIND_OP variable = a op = mul impl = fulldsp": "for floating-point operations",
+    "#pragma HLS BIND_OP variable = a op = madd impl = dsp": "op = madd is not one of",
+    "#pragma HLS STREAM variable = s dept = 4": "no option 'dept'",
+    "#pragma HLS STREAM depth = 4": "variable is required",
+    "#pragma HLS DEPENDENCE variable = a inter RAWW false": "no option 'RAWW'",
+    "#pragma HLS INTERFACE port = p bundle = w0": "no mode",
+    "#pragma HLS INTERFACE m_axi port = p offset = slv": "offset = slv is not one of",
+    "#pragma HLS INTERFACE m_axi port = p max_widen_bitwidth = 96": "not a power of two",
+    "#pragma HLS INTERFACE m_axi port = p max_read_burst_length = 512": "outside 1 .. 256",
+    "#pragma HLS INTERFACE s_axilite port = p max_widen_bitwidth = 128": "no option 'max_widen_bitwidth'",
+    "#pragma HLS ALLOCATION function instances = f": "limit is required",
+}
+
+
+@pytest.mark.parametrize("pragma", sorted(BAD))
+def test_malformed_pragmas_are_flagged(pragma: str) -> None:
+    found = _found(pragma)
+    assert found and any(BAD[pragma] in f for f in found), found
+
+
+def test_a_pragma_a_macro_writes_is_checked() -> None:
+    """The pragma macros are expanded before the rule reads the pragmas (hw/synth_macros.py)."""
+    text = ("#define P_STR(x) _Pragma(#x)\n#define P(x) P_STR(x)\n"
+            "#define BIND(v, i) P(HLS BIND_STORAGE variable = v type = ram_s2p impl = i)\n"
+            "void f(int *p) {\n  int a[64];\n  BIND(a, bram)\n  p[0] = a[0];\n}\n")
+    found = lambda t: [f for f in synth_check.check_text(Path("k.h"), t, set())  # noqa: E731
+                       if f.rule == "pragma-syntax"]
+    assert found(text) == []
+    bad = found(text.replace("BIND(a, bram)", "BIND(a, bramm)"))
+    assert len(bad) == 1 and "impl = bramm" in bad[0].detail and bad[0].line == 6, bad
+
+
+def test_the_library_and_a_project_pass(tmp_path: Path) -> None:
+    lib = Path(synth_check.__file__).resolve().parent / "include"
+    assert [str(f) for f in synth_check.check_paths([lib]) if f.rule == "pragma-syntax"] == []
+    # every pragma name the library uses is in the table (the rule knows them, none passes by omission)
+    names = {m.group(1).upper() for p in (lib / "edgellm").glob("*.h")
+             for m in synth_syntax._PRAGMA.finditer(synth_check.strip_source(p.read_text()))}
+    assert names and names <= set(synth_syntax.SPECS), names - set(synth_syntax.SPECS)
