@@ -16,7 +16,8 @@ Rules (each finding is "file:line: rule: detail"); the first five are hw/synth_b
   array-fanout (a stream or array of a DATAFLOW region two of its processes write, or two read), and
   hw/synth_recurrence.py's float-recurrence (a float carried from one iteration of an II = 1 loop to the
   next through an add), and hw/synth_syntax.py's pragma-syntax (a pragma, option or value the Vitis HLS
-  pragma reference does not define)
+  pragma reference does not define) and pragma-variable (a pragma naming a variable its function does not
+  declare)
   (docs/hls.md "Pragmas and synth_check's rules").
 Testbench files (a `tb` folder, *_tb.*, tb_*.*, test*) and the threaded C simulation's runtime
 (a `csim_threads` folder) are C-simulation only and are skipped, and so are the branches of a source

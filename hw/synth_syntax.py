@@ -13,6 +13,10 @@ detail) tuples).
                  dual port, no URAM ROM); primitivedsp, which exists on Versal devices only (every board here
                  is a Zynq); a literal II below 1, a negative dim, an m_axi max_widen_bitwidth that is not a
                  power of two in 8 .. 1024, a burst length outside 1 .. 256.
+  pragma-variable  a pragma's `variable = X` (X or the root of a member path X.m) that the function holding
+                 the pragma neither declares nor takes as a parameter: UG1399 places these pragmas "within
+                 the boundaries of the function where the variable is defined", and Vitis HLS reads the name
+                 in that scope (a pragma the synthesis view's compiler never parses).
 Values may be constant expressions (`depth = (C::kv_block + 1) * C::beats_max`: UG1399 "Using Constants with
 Pragmas"); a value naming an object-like macro of the sources is taken as that macro's text, and one that
 stays a macro-style name (UPPER_CASE) is not judged. Heuristic by design (regular expressions over
@@ -25,7 +29,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from edgellm.hw.synth_pragmas import IDENT
+from edgellm.hw.synth_bind import param_names
+from edgellm.hw.synth_pragmas import IDENT, Function, functions
 
 _PRAGMA = re.compile(r"#\s*pragma\s+HLS\s+(\w+)((?:[^\n;\\]|\\\n|\\)*)", re.I)
 _KEY = re.compile(r"(?<![\w.:])(\w+)\s*=(?!=)")
@@ -237,8 +242,29 @@ def _semantics(name: str, opts: dict[str, str], words: list[str], mode: str | No
     return out
 
 
+def _declares(fn: Function, body: str, name: str) -> bool:
+    """Whether fn declares `name` in its body (`T name`, `T name[..]`, `T a, name`, `T<..> name`) or takes it
+    as a parameter."""
+    if name in param_names(fn.params):
+        return True
+    decl = rf"(?:(?<![\w.])[\w:>\]]+[\s*&]+|,\s*){re.escape(name)}\s*(?:\[|;|=|,|\(|\{{|\))"
+    return re.search(decl, body) is not None
+
+
+def variables(code: str) -> Iterator[tuple[int, str, str]]:
+    """pragma-variable findings of one comment-free source text."""
+    for fn in functions(code):
+        body = fn.body(code)
+        for m in _PRAGMA.finditer(body):
+            v = re.search(rf"\bvariable\s*=\s*({IDENT})", m.group(2))
+            if v and not _declares(fn, body, v.group(1)):
+                yield (fn.start + m.start(), "pragma-variable",
+                       f"{m.group(1)} names {v.group(1)!r}, which {fn.name} neither declares nor takes")
+
+
 def run(code: str, macros: dict[str, str] | None = None) -> Iterator[tuple[int, str, str]]:
-    """Findings of the rule over one comment-free source text (macros: object-like macro name -> text)."""
+    """Findings of both rules over one comment-free source text (macros: object-like macro name -> text)."""
     for m in _PRAGMA.finditer(code):
         for why in check(m.group(1), m.group(2), macros or {}):
             yield m.start(), "pragma-syntax", why
+    yield from variables(code)

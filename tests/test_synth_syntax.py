@@ -106,3 +106,38 @@ def test_the_library_and_a_project_pass(tmp_path: Path) -> None:
     names = {m.group(1).upper() for p in (lib / "edgellm").glob("*.h")
              for m in synth_syntax._PRAGMA.finditer(synth_check.strip_source(p.read_text()))}
     assert names and names <= set(synth_syntax.SPECS), names - set(synth_syntax.SPECS)
+
+
+def _variable_findings(text: str) -> list[str]:
+    return [f.detail for f in synth_check.check_text(Path("k.h"), text, set()) if f.rule == "pragma-variable"]
+
+
+def test_a_pragma_names_a_variable_of_its_function() -> None:
+    """`variable = X` must be declared in the function holding the pragma (or be its parameter); member paths
+    by their root; several declarators and template types count."""
+    good = ("template <class T> struct Row { T v[4]; };\n"
+            "void f(int p[64], hls::stream<int> &s) {\n  int a[8], b[8];\n  Row<int> r;\n"
+            "#pragma HLS ARRAY_PARTITION variable = a complete\n"
+            "#pragma HLS ARRAY_PARTITION variable = b complete\n"
+            "#pragma HLS ARRAY_PARTITION variable = r.v complete\n#pragma HLS STREAM variable = s depth = 4\n"
+            "#pragma HLS BIND_STORAGE variable = p type = ram_1p impl = bram\n"
+            "  p[0] = a[0] + b[0] + r.v[0];\n}\n")
+    assert _variable_findings(good) == []
+    bad = good.replace("variable = b complete", "variable = bb complete")
+    assert _variable_findings(bad) == ["ARRAY_PARTITION names 'bb', which f neither declares nor takes"]
+    # declared in another function only: out of scope
+    other = "void g() {\n  int c[8];\n  c[0] = 1;\n}\n" + good.replace("variable = a complete",
+                                                                       "variable = c complete")
+    assert len(_variable_findings(other)) == 1
+
+
+def test_a_library_mutant_with_a_misnamed_variable(tmp_path: Path) -> None:
+    lib = Path(synth_check.__file__).resolve().parent / "include" / "edgellm"
+    for f in lib.glob("*.h"):
+        (tmp_path / f.name).write_text(f.read_text())
+    head = tmp_path / "lm_head.h"
+    text = head.read_text()
+    assert text.count("variable = qbuf type") == 1
+    head.write_text(text.replace("variable = qbuf type", "variable = qbuff type"))
+    found = [f for f in synth_check.check_paths([tmp_path]) if f.rule == "pragma-variable"]
+    assert len(found) == 1 and "'qbuff'" in found[0].detail and found[0].path.name == "lm_head.h", found
