@@ -11,8 +11,9 @@ detail) tuples).
                  partition without a factor, a complete one with one; a storage implementation its type does
                  not offer (srl and memory only for a fifo, the ECC RAMs only for ram_s2p, no LUTRAM true
                  dual port, no URAM ROM); primitivedsp, which exists on Versal devices only (every board here
-                 is a Zynq); a literal II below 1, a negative dim, an m_axi max_widen_bitwidth that is not a
-                 power of two in 8 .. 1024, a burst length outside 1 .. 256.
+                 is a Zynq); an ALLOCATION whose type does not follow its name (UG1399: "the order of the
+                 arguments is important"); a literal II below 1, a negative dim, an m_axi max_widen_bitwidth
+                 that is not a power of two in 8 .. 1024, a burst length outside 1 .. 256.
   pragma-variable  a pragma's `variable = X` (X or the root of a member path X.m) that the function holding
                  the pragma neither declares nor takes as a parameter: UG1399 places these pragmas "within
                  the boundaries of the function where the variable is defined", and Vitis HLS reads the name
@@ -199,6 +200,9 @@ def check(name: str, text: str, macros: dict[str, str]) -> list[str]:
     for r in spec.required:
         if r.lower() not in given:
             out.append(f"{name}: {r} is required")
+    if name.upper() == "ALLOCATION" and not re.match(r"\s*(?:function|operation)\b", text, re.I):
+        out.append("ALLOCATION: its type (function or operation) must follow the pragma's name (UG1399: the "
+                   "order of the arguments is important)")
     out += _semantics(name.upper(), opts, words, mode, macros)
     return out
 

@@ -78,6 +78,7 @@ BAD = {
     "#pragma HLS INTERFACE m_axi port = p max_read_burst_length = 512": "outside 1 .. 256",
     "#pragma HLS INTERFACE s_axilite port = p max_widen_bitwidth = 128": "no option 'max_widen_bitwidth'",
     "#pragma HLS ALLOCATION function instances = f": "limit is required",
+    "#pragma HLS ALLOCATION instances = f limit = 1 function": "must follow the pragma's name",
 }
 
 
