@@ -75,13 +75,17 @@ def _ii1(body: str) -> Iterator[tuple[int, int, int]]:
 
 
 def _declared(params: str, before: str, types: set[str]) -> tuple[set[str], set[str]]:
-    """(scalars, arrays) of a float type among a function's parameters (`T &x`, `T x[..]`; a value
+    """(scalars, arrays) of a float type among a function's parameters (`T &x`, `T x[..]`, `T *x`; a value
     parameter is a scalar too) and the statements before a loop (`T x`, `T x = ..`, `T x[..]`, several
     declarators; `const` too)."""
     alt = "|".join(sorted(types))
     decl = rf"(?<![\w:])(?:static\s+)?(?:const\s+)?(?:{alt})\b(?!\s*[(*>)])"
     scalars, arrays = set(), set()
     parts = [p for p in _split_top(params) if re.match(rf"\s*{decl}", p)]
+    for p in _split_top(params):  # a pointer parameter: storage indexed like an array
+        ptr = re.match(rf"\s*(?:const\s+)?(?:{alt})\s*\*\s*(?:const\s+)?({IDENT})\s*$", p.split("=")[0])
+        if ptr:
+            arrays.add(ptr.group(1))
     parts += [x for m in re.finditer(rf"{decl}([^;(){{}}]*)", before) for x in _split_declarators(m.group(1))]
     for part in parts:
         part = re.sub(rf"^\s*(?:static\s+)?(?:const\s+)?(?:{alt})\b", "", part)

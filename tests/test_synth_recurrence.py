@@ -71,6 +71,10 @@ def test_through_an_inline_callee_and_a_reference_parameter() -> None:
             "#pragma HLS PIPELINE II = 1\n    acc_add(s, x[i]);\n  }\n  return s;\n}\n")
     found = _found(text)
     assert len(found) == 1 and found[0].startswith("s (a float)"), found
+    # a pointer parameter's element (DDR or a caller's array): the same recurrence, through memory
+    text = ("typedef float f32;\nvoid h(const f32 *x, f32 *y) {\n  for (int i = 0; i < 64; i++) {\n"
+            "#pragma HLS PIPELINE II = 1\n    y[0] += x[i];\n  }\n}\n")
+    assert len(_found(text)) == 1 and _found(text)[0].startswith("y[0]")
     # the callee's own loop over its reference parameter
     text = ("typedef float f32;\nvoid g(const f32 *x, f32 &s) {\n  for (int i = 0; i < 64; i++) {\n"
             "#pragma HLS PIPELINE II = 1\n    s += x[i];\n  }\n}\n")
