@@ -17,7 +17,8 @@ detail) tuples).
   pragma-variable  a pragma's `variable = X` (X or the root of a member path X.m) that the function holding
                  the pragma neither declares nor takes as a parameter: UG1399 places these pragmas "within
                  the boundaries of the function where the variable is defined", and Vitis HLS reads the name
-                 in that scope (a pragma the synthesis view's compiler never parses).
+                 in that scope (a pragma the synthesis view's compiler never parses); and an ARRAY_PARTITION
+                 / ARRAY_RESHAPE `dim` past the dimensions the array is declared with.
 Values may be constant expressions (`depth = (C::kv_block + 1) * C::beats_max`: UG1399 "Using Constants with
 Pragmas"); a value naming an object-like macro of the sources is taken as that macro's text, and one that
 stays a macro-style name (UPPER_CASE) is not judged. Heuristic by design (regular expressions over
@@ -31,7 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from edgellm.hw.synth_bind import param_names
-from edgellm.hw.synth_pragmas import IDENT, Function, functions
+from edgellm.hw.synth_iteration import arrays
+from edgellm.hw.synth_pragmas import IDENT, Function, _split_top, functions
 
 _PRAGMA = re.compile(r"#\s*pragma\s+HLS\s+(\w+)((?:[^\n;\\]|\\\n|\\)*)", re.I)
 _KEY = re.compile(r"(?<![\w.:])(\w+)\s*=(?!=)")
@@ -255,15 +257,36 @@ def _declares(fn: Function, body: str, name: str) -> bool:
     return re.search(decl, body) is not None
 
 
+def _dims(fn: Function, body: str, name: str) -> int | None:
+    """The dimensions name is declared with in fn (a bracketed local or parameter), None when unknown (a
+    typedef'd array, a pointer)."""
+    for p in _split_top(fn.params):
+        if param_names(p) == [name]:
+            return p.count("[") or None
+    found = arrays(body).get(name)
+    return found[0] if found else None
+
+
 def variables(code: str) -> Iterator[tuple[int, str, str]]:
-    """pragma-variable findings of one comment-free source text."""
+    """pragma-variable findings of one comment-free source text: an undeclared variable, and an
+    ARRAY_PARTITION / ARRAY_RESHAPE dim past the array's dimensions."""
     for fn in functions(code):
         body = fn.body(code)
         for m in _PRAGMA.finditer(body):
-            v = re.search(rf"\bvariable\s*=\s*({IDENT})", m.group(2))
-            if v and not _declares(fn, body, v.group(1)):
+            v = re.search(rf"\bvariable\s*=\s*({IDENT})(\s*\.)?", m.group(2))
+            if not v:
+                continue
+            if not _declares(fn, body, v.group(1)):
                 yield (fn.start + m.start(), "pragma-variable",
                        f"{m.group(1)} names {v.group(1)!r}, which {fn.name} neither declares nor takes")
+                continue
+            dim = re.search(r"\bdim\s*=\s*(\d+)\b", m.group(2))
+            if m.group(1).upper() in ("ARRAY_PARTITION", "ARRAY_RESHAPE") and dim and not v.group(2):
+                n = _dims(fn, body, v.group(1))
+                if n is not None and int(dim.group(1)) > n:
+                    yield (fn.start + m.start(), "pragma-variable",
+                           f"{m.group(1)} dim = {dim.group(1)} on {v.group(1)!r}, an array of {n} "
+                           f"dimension{'s' if n > 1 else ''}")
 
 
 def run(code: str, macros: dict[str, str] | None = None) -> Iterator[tuple[int, str, str]]:

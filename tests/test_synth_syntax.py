@@ -142,3 +142,14 @@ def test_a_library_mutant_with_a_misnamed_variable(tmp_path: Path) -> None:
     head.write_text(text.replace("variable = qbuf type", "variable = qbuff type"))
     found = [f for f in synth_check.check_paths([tmp_path]) if f.rule == "pragma-variable"]
     assert len(found) == 1 and "'qbuff'" in found[0].detail and found[0].path.name == "lm_head.h", found
+
+
+def test_a_partition_dim_past_the_arrays_dimensions() -> None:
+    base = ("void f(int p[4][8], int q[8]) {{\n  int a[4][8];\n"
+            "#pragma HLS ARRAY_PARTITION variable = a complete dim = {d}\n"
+            "#pragma HLS ARRAY_PARTITION variable = p complete dim = {e}\n  q[0] = a[0][0] + p[0][0];\n}}\n")
+    assert _variable_findings(base.format(d=2, e=0)) == []
+    assert _variable_findings(base.format(d=3, e=2)) == [
+        "ARRAY_PARTITION dim = 3 on 'a', an array of 2 dimensions"]
+    assert _variable_findings(base.format(d=1, e=3)) == [
+        "ARRAY_PARTITION dim = 3 on 'p', an array of 2 dimensions"]
