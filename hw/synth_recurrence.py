@@ -86,28 +86,14 @@ def _declared(params: str, before: str, types: set[str]) -> tuple[set[str], set[
         ptr = re.match(rf"\s*(?:const\s+)?(?:{alt})\s*\*\s*(?:const\s+)?({IDENT})\s*$", p.split("=")[0])
         if ptr:
             arrays.add(ptr.group(1))
-    parts += [x for m in re.finditer(rf"{decl}([^;(){{}}]*)", before) for x in _split_declarators(m.group(1))]
+    parts += [x for m in re.finditer(rf"{decl}([^;(){{}}]*)", before) for x in _split_top(m.group(1))]
     for part in parts:
+        part = part.split("=")[0]
         part = re.sub(rf"^\s*(?:static\s+)?(?:const\s+)?(?:{alt})\b", "", part)
         d = re.match(rf"\s*&?\s*({IDENT})\s*(\[)?", part)
         if d:
             (arrays if d.group(2) else scalars).add(d.group(1))
     return scalars, arrays
-
-
-def _split_declarators(text: str) -> list[str]:
-    """text split at top-level commas, each part cut at its initializer."""
-    out, depth, cur = [], 0, []
-    for ch in text:
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if ch == "," and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return [p.split("=")[0] for p in out]
 
 
 def _updated(it: str, v: str) -> bool:
