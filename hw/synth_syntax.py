@@ -180,7 +180,7 @@ def check(name: str, text: str, macros: dict[str, str]) -> list[str]:
     if spec is None:
         return [f"unknown HLS pragma {name!r}"]
     opts, words = parse(text.replace("\\\n", " "))
-    mode = opts.get("mode") or next((w for w in words if w in MODES), None)
+    mode = (opts.get("mode") or next((w for w in words if w.lower() in MODES), "")).lower() or None
     keys = dict(spec.keys)
     if name.upper() == "INTERFACE" and mode:
         keys.update({k: keys.get(k, "text") for k in spec.extra.get(mode, ())})
@@ -192,11 +192,12 @@ def check(name: str, text: str, macros: dict[str, str]) -> list[str]:
         if kind is None:
             out.append(f"{name}: no option {k!r}")
             continue
-        v = macros.get(v, v)
-        if isinstance(kind, tuple) and v not in kind and v.lower() not in kind and not v.isupper():
+        v = macros.get(v, v)  # values are not case-sensitive either; an UPPER_CASE name is a macro's
+        if isinstance(kind, tuple) and v.lower() not in {x.lower() for x in kind} and not v.isupper():
             out.append(f"{name}: {k} = {v} is not one of {', '.join(kind)}")
+    allowed = {x.lower() for x in spec.words}
     for w in words:
-        if w not in spec.words and w.lower() not in spec.words:
+        if w.lower() not in allowed:
             out.append(f"{name}: no option {w!r}")
     given = {k.lower() for k in opts}
     for r in spec.required:

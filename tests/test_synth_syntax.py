@@ -32,6 +32,8 @@ GOOD = [
     "#pragma HLS STREAM variable = s depth = (C::kv_block + 1) * C::beats_max",
     "#pragma HLS DEPENDENCE variable = a inter RAW distance = kMacDist true",
     "#pragma HLS DEPENDENCE variable = a type = inter dependent = false",
+    "#pragma HLS dependence variable = a inter raw distance = 8 true",
+    "#pragma HLS interface M_AXI port = p offset = SLAVE",
     "#pragma HLS INTERFACE m_axi port = p bundle = w0 offset = slave depth = 4096 max_widen_bitwidth = 128 "
     "max_read_burst_length = 64 num_read_outstanding = 4 latency = 64",
     "#pragma HLS INTERFACE s_axilite port = return bundle = control",
