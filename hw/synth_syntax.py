@@ -8,9 +8,12 @@ detail) tuples).
                  `instances` and `limit`, LOOP_TRIPCOUNT `max`); a value outside its set (partition types,
                  storage types and implementations, operations and their implementations, stream types,
                  interface modes and m_axi offsets, dependence classes, types, directions); a cyclic or block
-                 partition without a factor, a complete one with one; a storage implementation its type does
-                 not offer (srl and memory only for a fifo, the ECC RAMs only for ram_s2p, no LUTRAM true
-                 dual port, no URAM ROM); primitivedsp, which exists on Versal devices only (every board here
+                 partition without a factor, a complete one with one; a storage implementation its type cannot
+                 have (srl and memory are FIFO implementations; block RAM's and UltraRAM's ECC works in simple
+                 dual-port mode, so only ram_s2p, UG573; distributed RAM has one write port, so no LUTRAM
+                 ram_t2p, UG574; UltraRAM has no initial contents, so no URAM ROM, UG573: hardware facts,
+                 the pairs UG1399's storage table lists were not at hand); primitivedsp, which exists on
+                 Versal devices only (every board here
                  is a Zynq); an ALLOCATION whose type does not follow its name (UG1399: "the order of the
                  arguments is important"); a literal II below 1, a negative dim, an m_axi max_widen_bitwidth
                  that is not a power of two in 8 .. 1024, a burst length outside 1 .. 256.
