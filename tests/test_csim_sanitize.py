@@ -129,11 +129,69 @@ def test_kernel_libraries_under_the_sanitizers(tmp_path: Path) -> None:
             assert res.returncode == 0 and "value -8" in res.stdout, res.stderr[-2000:]
 
 
-@pytest.mark.slow
+DSP_LANES = """#include <ap_int.h>
+#include <cstdio>
+#include "edgellm/tlmm.h"
+using namespace edgellm;
+struct D_fields : tlmm_config_base {  // test_hw_tlmm's d1: TP 2, one DSP lane
+  static const int G = 3, T = 5, R = 16, K_MAX = 64, N_MAX = 64, MAX_TOK = 8;
+  static const int TP = 2, OL = 4, DL = 1;
+};
+typedef tlmm_traits<D_fields> C;
+static C::xchunk_t xbuf[C::TP][C::XROWS][C::CPC];
+int main() {
+  ap_int<2> wt[2 * C::PAIRS][C::STEP_K];
+  for (int r = 0; r < 2 * C::PAIRS; r++)
+    for (int j = 0; j < C::STEP_K; j++) wt[r][j] = (r + j) % 3 - 1;  // every trit, -1 included
+  for (int l = 0; l < C::TP; l++)
+    for (int cc = 0; cc < C::CPC; cc++) xbuf[l][0][cc] = C::xchunk_t(0x5A5A5A5A5A5AULL * (l + cc + 1));
+  C::acc_t acc[C::GROUP_OUTS];
+  tile_dsp_lanes<C>(wt, xbuf, 0, true, acc);
+  std::printf("dsp lanes ran\\n");
+  return 0;
+}
+"""
+
+
+def _dsp_lanes_under_ubsan(tmp_path: Path, include: Path) -> subprocess.CompletedProcess:
+    """DSP_LANES built with the sanitizers against the headers under include, run with csim's suppressions."""
+    import os
+
+    from edgellm.hw import sanitize
+
+    src, exe = tmp_path / "dsp_lanes.cpp", tmp_path / "dsp_lanes"
+    src.write_text(DSP_LANES)
+    cmd = [csim.cxx(), "-std=c++14", "-O0", *sanitize.FLAGS, f"-I{include}", f"-isystem{csim.ap_types_dir()}",
+           str(src), "-o", str(exe)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    env = {**os.environ, **sanitize.environment(csim.ap_types_dir(), tmp_path)}
+    return subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=60)
+
+
 def test_dsp_lane_packing_is_defined(tmp_path: Path) -> None:
     """The TLMM's DSP lanes pack w[2p] * 2^S (tlmm_tile.h tile_dsp_lanes): written `w << S`, a negative
-    trit shifted left was undefined behaviour in the C simulation's int64_t operands (found by this
-    mode: UBSan stopped test_hw_tlmm's DSP-lane cases); a multiply by the constant gives the same bits."""
+    trit shifted left was undefined behaviour in the C simulation's int64_t operands (found by the
+    sanitizer sweep: UBSan stopped test_hw_tlmm's DSP-lane cases); a multiply by the constant gives the
+    same bits (test_hw_tlmm's DSP shapes check them against numpy). The packing under the sanitizers is
+    clean; the old line is reported."""
+    res = _dsp_lanes_under_ubsan(tmp_path, csim.INCLUDE_DIR)
+    assert res.returncode == 0 and "dsp lanes ran" in res.stdout, res.stderr[-2000:]
+    old = tmp_path / "old" / "edgellm"
+    old.mkdir(parents=True)
+    for f in (csim.INCLUDE_DIR / "edgellm").glob("*.h"):
+        (old / f.name).write_text(f.read_text())
+    tile = (old / "tlmm_tile.h").read_text()
+    new_line = "typename CFG::dsp_a_t(wt[2 * p][j]) * two_s"
+    assert tile.count(new_line) == 1
+    (old / "tlmm_tile.h").write_text(tile.replace(new_line, "(typename CFG::dsp_a_t(wt[2 * p][j]) << S)"))
+    res = _dsp_lanes_under_ubsan(tmp_path, old.parent)
+    assert res.returncode != 0 and "left shift of negative value" in res.stderr, res.stderr[-2000:]
+
+
+@pytest.mark.large
+def test_dsp_lane_cases_of_the_kernel_tests(tmp_path: Path) -> None:
+    """A DSP-lane case of test_hw_tlmm with its library under the sanitizers (python -m edgellm.hw.sanitize;
+    about 2 minutes here: the default run has the focused case above)."""
     res = _preloaded(tmp_path, "python -m pytest -q -s -x -n 0 -p no:cacheprovider tests/test_hw_tlmm.py "
                                "-k 'int_exact_random and d1-37'")
     assert res.returncode == 0 and "1 passed" in res.stdout, res.stdout[-2000:] + res.stderr[-2000:]
