@@ -28,6 +28,28 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_project(tmp_path_factory.mktemp("csim") / "proj")
 
 
+def test_synth_check_findings_are_cached_by_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """csim's synth_check step (commands/csim.synth_check_findings) keeps its findings by content: an edit is
+    seen, an identical copy elsewhere reuses them under its own path."""
+    from edgellm.commands.csim import synth_check_findings
+
+    monkeypatch.setenv("EDGELLM_CACHE", str(tmp_path / "cache"))
+    bad = "void f(int n) {\n  int *p = (int *)malloc(n * 4);\n  p[0] = 1;\n}\n"
+    root = tmp_path / "a"
+    (root / "hls").mkdir(parents=True)
+    top = root / "hls" / "top.cpp"
+    top.write_text(bad)
+    found = synth_check_findings(root, [top])
+    assert len(found) == 1 and found[0].startswith(f"{top}:2: dynamic-memory"), found
+    assert synth_check_findings(root, [top]) == found  # (from the cache)
+    other = tmp_path / "b"
+    shutil.copytree(root, other)
+    assert synth_check_findings(other, [other / "hls" / "top.cpp"]) == [
+        found[0].replace(str(root), str(other), 1)]
+    top.write_text(bad.replace("(int *)malloc(n * 4)", "nullptr"))
+    assert synth_check_findings(root, [top]) == []
+
+
 @pytest.mark.parametrize("threads", [False, True], ids=["sequential", "threads"])
 def test_csim_passes_bit_exact(project: Path, threads: bool) -> None:
     """Sequential C simulation, and --threads: every stream-connected DATAFLOW process in its own thread

@@ -106,6 +106,24 @@ def _strings(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(f, str) for f in v)
 
 
+def synth_check_findings(root: Path, sources: list[Path]) -> list[str]:
+    """hw/synth_check.py over the project's synthesized sources (as `path:line: rule: detail`, paths under
+    root). Cached by content: the sources (by their path under root), the library headers check_paths
+    also reads and the checker's own modules (hw/synth_*.py) key it."""
+    import hashlib
+
+    from edgellm.hw import synth_check
+
+    h = hashlib.sha256()
+    hw = Path(synth_check.__file__).resolve().parent
+    for f in [*sources, *sorted(hw.glob("synth_*.py")), *synth_check.sources(hw / "include")]:
+        h.update(str(f.relative_to(root) if f.is_relative_to(root) else f.relative_to(hw)).encode() + b"\0")
+        h.update(f.read_bytes() + b"\0")
+    rel = _memo(f"synth-{h.hexdigest()[:20]}.json", _strings,
+                lambda: [str(f).removeprefix(f"{root}/") for f in synth_check.check_paths(sources)])
+    return [f"{root}/{s}" for s in rel]
+
+
 def ap_width_findings(hls: Path, sources: list[Path]) -> list[str]:
     """hw/ap_widths.py over hls/top.cpp, built as build_testbench builds it: the widest ap_[u]int the
     synthesized top instantiates against Vitis HLS's AP_INT_MAX_W (printed; a finding per width over)."""
@@ -248,14 +266,14 @@ def csim_cmd(
                            "(slower)")] = False,
 ) -> None:
     """C-simulate the project's HLS (g++) against its reference outputs, bit for bit."""
-    from edgellm.hw import csim, synth_check
+    from edgellm.hw import csim
 
     check_timeout(timeout)
     p = check_project(project)
     hls = p.path.resolve() / "hls"
     csim.cache_dir()  # a cache that cannot be a folder: an error before anything is printed
     sources = synth_sources(p)
-    found = synth_check.check_paths(sources)
+    found = synth_check_findings(p.path.resolve(), sources)
     for f in found:
         typer.echo(f"synth_check: {f}")
     typer.echo(f"synth_check: {len(found)} finding(s) in {len(sources)} file(s) of {hls}")
