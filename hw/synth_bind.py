@@ -141,8 +141,9 @@ class Binder:
                     e = match_bracket(body, m.end() - 1, "(", ")")
                     args = [norm(a) for a in _split_top(body[m.end():e - 1])]
                     qual = re.search(rf"({IDENT})\s*::\s*(?:template\s+)?$", body[:m.start()])
-                    if qual and qual.group(1) in template_params(ccode, caller):
-                        if not self._instantiates(caller, ccode, qual.group(1), fn):
+                    tparams = template_params(ccode, caller) if qual else []
+                    if qual and qual.group(1) in tparams:
+                        if not self._instantiates(caller, tparams.index(qual.group(1)), fn):
                             continue  # BODY::run(..) of a template parameter BODY: only the structs given
                     if args and args[-1].endswith("..."):  # a pack expansion: any number of arguments,
                         if n < len(args) - 1:              # none of them bound
@@ -153,15 +154,14 @@ class Binder:
         self._sites[fn] = out
         return out
 
-    def _instantiates(self, caller: Function, ccode: str, param: str, fn: Function) -> bool:
-        """Whether fn (a member `S::f`) may be what caller's template parameter `param` names: S at param's
-        position in the template arguments of a call of caller (`TlmmBuffers<..>::template run<CFG,
+    def _instantiates(self, caller: Function, pos: int, fn: Function) -> bool:
+        """Whether fn (a member `S::f`) may be what caller's template parameter at position pos names: S
+        there in the template arguments of a call of caller (`TlmmBuffers<..>::template run<CFG,
         TlmmBody<..> >(..)` for the `BODY::run(..)` of `template <class CFG, class BODY, class... A>
         static void run(..)`)."""
         struct = fn.name.rpartition("::")[0]
         if not struct:
             return False
-        pos = template_params(ccode, caller).index(param)
         short = caller.name.split("::")[-1]
         for code in self._codes:
             for m in re.finditer(rf"(?<![\w.]){re.escape(short)}\s*<", code):

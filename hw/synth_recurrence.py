@@ -29,9 +29,9 @@ from edgellm.hw.synth_iteration import Expander, is_static, no_csim
 from edgellm.hw.synth_pragmas import (
     IDENT,
     Function,
-    _own_statements,
     _split_top,
     functions,
+    ii1_loops,
     loop_head,
     match_bracket,
 )
@@ -60,17 +60,14 @@ def _types_of(codes: frozenset[str]) -> frozenset[str]:
 
 
 def _ii1(body: str) -> Iterator[tuple[int, int, int]]:
-    """(loop keyword offset, body start, body end) of every braced loop of body pipelined at II = 1 by a
-    PIPELINE of its own (no II, or a literal 1: a symbolic II may be the recurrence's latency)."""
-    for m in re.finditer(r"\b(?:for|while)\s*\(", body):
-        _, j, e = loop_head(body, m.start())
-        if body[j:j + 1] != "{":
-            continue
-        own = _own_statements(body[j + 1:e - 1])
+    """(loop keyword offset, body start, body end) of synth_pragmas.ii1_loops' loops whose PIPELINE gives
+    no II or a literal 1 (a symbolic II may be the recurrence's latency) and is not off."""
+    for at, own in ii1_loops(body):
         for p in re.finditer(r"#\s*pragma\s+HLS\s+PIPELINE\b([^\n;]*)", own, re.I):
             ii = re.search(r"\bII\s*=\s*(\S+)", p.group(1), re.I)
             if not re.search(r"\boff\b", p.group(1)) and (ii is None or ii.group(1) == "1"):
-                yield m.start(), j, e
+                _, j, e = loop_head(body, at)
+                yield at, j, e
                 break
 
 

@@ -155,8 +155,6 @@ int main() {
 
 def _dsp_lanes_under_ubsan(tmp_path: Path, include: Path) -> subprocess.CompletedProcess:
     """DSP_LANES built with the sanitizers against the headers under include, run with csim's suppressions."""
-    import os
-
     from edgellm.hw import sanitize
 
     src, exe = tmp_path / "dsp_lanes.cpp", tmp_path / "dsp_lanes"
@@ -164,8 +162,7 @@ def _dsp_lanes_under_ubsan(tmp_path: Path, include: Path) -> subprocess.Complete
     cmd = [csim.cxx(), "-std=c++14", "-O0", *sanitize.FLAGS, f"-I{include}", f"-isystem{csim.ap_types_dir()}",
            str(src), "-o", str(exe)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-    env = {**os.environ, **sanitize.environment(csim.ap_types_dir(), tmp_path)}
-    return subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([str(exe)], capture_output=True, text=True, env=sanitizer_env(tmp_path), timeout=60)
 
 
 def test_dsp_lane_packing_is_defined(tmp_path: Path) -> None:

@@ -110,8 +110,6 @@ def synth_check_findings(root: Path, sources: list[Path]) -> list[str]:
     """hw/synth_check.py over the project's synthesized sources (as `path:line: rule: detail`, paths under
     root). Cached by content: the sources (by their path under root), the library headers check_paths
     also reads and the checker's own modules (hw/synth_*.py) key it."""
-    import hashlib
-
     from edgellm.hw import synth_check
 
     h = hashlib.sha256()
