@@ -67,6 +67,7 @@ def layer_fields(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams,
         ("ew_vec", design.ew_vec, "design ew_vec: element-wise elements per cycle"),
         ("ew_glu_vec", design.glu_vec, "design glu_vec: elements per cycle of the GLU act * u pass"),
         ("pipe", bool(design.prefill_pipeline), "design prefill_pipeline"),
+        ("pipe_min_t", design.pipe_min_tokens, "design pipe_min_tokens: shorter calls run sequential"),
         ("data_bits", design.data_port_width_bits, "design data_port_width_bits: data / act port beat"),
     ]
 

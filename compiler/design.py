@@ -72,6 +72,10 @@ class DesignParams:
     out_lanes: int = 4  # TLMM outputs dequantized and written per cycle (tlmm_traits OL)
     dsp_lanes: int = 0  # the last token lanes on packed DSP MAC chains, not tables (tlmm_traits DL)
     prefill_pipeline: bool = False  # prefill overlaps the TLMM and the vector engines (layer_traits pipe)
+    # with the pipeline: calls of at least this many tokens run the two-half schedule, shorter ones the
+    # sequential one (layer_traits pipe_min_t); the DSE sets it where the halves start to pay
+    # (cost/model.py pipe_min_tokens_for: a verify call of 2 rows streams the weights once, not twice)
+    pipe_min_tokens: int = 2
     kv_bytes: int = 2  # KV cache element size: 2 = f16 (NumericsPlan kv_dtype "f16"), 4 = f32
     decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
     max_context: int = 0  # KV cache capacity; 0: the model's max_context
@@ -183,6 +187,10 @@ class DesignParams:
         if not isinstance(self.prefill_pipeline, bool):
             raise EdgeLLMError(f"design parameter prefill_pipeline must be true or false, "
                                f"got {self.prefill_pipeline!r}")
+        pm = self.pipe_min_tokens
+        if isinstance(pm, bool) or not isinstance(pm, int) or not 2 <= pm <= 1 << 16:
+            raise EdgeLLMError(f"design parameter pipe_min_tokens must be an integer in 2..65536 (calls of "
+                               f"at least that many tokens run the prefill pipeline's halves), got {pm!r}")
         dl = self.dsp_lanes
         if isinstance(dl, bool) or not isinstance(dl, int) or not 0 <= dl < self.token_lanes:
             raise EdgeLLMError(f"design parameter dsp_lanes must be an integer in 0..token_lanes-1 "

@@ -296,6 +296,7 @@ def _score(s: _Search, base: list[tuple[float, float, DesignParams, bool]],
         for q, qlut, qdec in [(p, lut, dec), *variants]:
             if qdec < DECODE_TIE * best_decode:  # DSP lanes that cost decode beyond the tie
                 continue
+            q = q.replace(pipe_min_tokens=cost_model.pipe_min_tokens_for(s.cfg, s.board, q))
             t = s.ttft_s(q)
             best_t = min(best_t, t)
             scored.append((t, qlut, -qdec, q))

@@ -127,7 +127,7 @@ def test_a_head_on_the_arm_cores_pays_every_row(setup, tmp_path, monkeypatch) ->
 def test_verify_rows_attend_over_the_cache_as_built(setup) -> None:
     """A verify call's T rows attend over the cache as the hardware does (one cached-style attention call:
     the cache read once over the K/V ports, cost_attention.plan), inside the block at its context: the
-    call costs the block cost_model.call(T, context) prices (the cheaper schedule) plus the head and host.
+    call costs the block cost_model.call(T, context) prices (the design's schedule) plus the head and host.
     Before, the block was priced from context 0 and rows 1 .. T-1 added as separate decode calls (row 0's
     attention over the cache uncounted), and the hardware read the cache over the data port per KV head."""
     from edgellm.compiler.cost import attention as cost_attention
@@ -142,10 +142,38 @@ def test_verify_rows_attend_over_the_cache_as_built(setup) -> None:
     assert 4 * one < five < 6 * one  # about five decode rows' compute, not a data-port re-read per head
     for k in (1, 3):
         v = cs.verify_call(CFG, board, p, k)
-        flat = cost_model.call(CFG, board, p.replace(prefill_pipeline=False), k + 1, ctx).parts["layers"]
-        piped = cost_model.call(CFG, board, p, k + 1, ctx).parts["layers"]
-        assert v.parts["layers"] + v.parts["attention_cache"] == pytest.approx(min(flat, piped))
+        block = cost_model.call(CFG, board, p, k + 1, ctx).parts["layers"]
+        assert v.parts["layers"] + v.parts["attention_cache"] == pytest.approx(block)
         hidden = cs.verify_call(CFG, board, p, k, hide_attention=True)
         assert hidden.seconds == pytest.approx(v.seconds - v.parts["attention_cache"])
         floor = cs.cache_attention_s(CFG, board, p, k, ctx)  # run_ceiling's lower bound holds
         assert v.parts["layers"] + v.parts["attention_cache"] >= floor
+
+
+def test_short_calls_run_in_one_pass_below_pipe_min_tokens(setup) -> None:
+    """With the prefill pipeline a call of T tokens runs the two halves (each streaming the weights) from
+    pipe_min_tokens on, one pass below (layer_schedule.h layer_halves; tests/test_top.py C-simulates it);
+    pipe_min_tokens_for picks the fewest tokens whose halves are no slower, so a verify call of 2 rows
+    streams the weights once. The verify call is priced in the schedule the design runs, not the cheaper
+    of the two (the model before, whose 2-row call the hardware ran in halves)."""
+    board, p = setup
+    q = p.replace(prefill_token_block=16, token_lanes=2, prefill_pipeline=True)
+    m = cost_model.pipe_min_tokens_for(CFG, board, q)
+    ctx = q.decode_context
+    seq, halves = q.replace(pipe_min_tokens=1 << 16), q.replace(pipe_min_tokens=2)
+
+    def layers(d: DesignParams, t: int) -> float:
+        return cost_model.call(CFG, board, d, t, ctx).parts["layers"]
+
+    assert 2 < m <= 16
+    assert all(layers(seq, t) < layers(halves, t) for t in range(2, m)) and layers(halves, m) <= layers(seq, m)
+    assert [cost_model.pipelined(q.replace(pipe_min_tokens=m), t) for t in (1, m - 1, m, 16)] == [
+        False, False, True, True]
+    assert not cost_model.pipelined(seq, 16) and cost_model.pipe_min_tokens_for(CFG, board, p) == 2
+    built = cs.verify_call(CFG, board, q.replace(pipe_min_tokens=m), 1)
+    before = cs.verify_call(CFG, board, halves, 1)  # the hardware before pipe_min_t: 2 rows in halves
+    assert built.seconds < before.seconds
+    assert built.parts["layers"] + built.parts["attention_cache"] == pytest.approx(layers(seq, 2))
+    for bad in (1, 0, True, 2.5):
+        with pytest.raises(EdgeLLMError, match="pipe_min_tokens"):
+            DesignParams(pipe_min_tokens=bad)

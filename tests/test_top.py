@@ -81,6 +81,34 @@ def test_pipelined_prefill_uneven_halves(case: tuple[str, str, DesignParams], tm
     assert bad == [0, 0, 0, 0] and kv_mismatches(t, cache, pos) == 0 and fifo_leftovers(t) == left0
 
 
+def test_calls_below_pipe_min_t_run_sequential(tmp_path: Path) -> None:
+    """pipe_min_t (design pipe_min_tokens): with 4, calls of 2 and 3 tokens (a speculative verify call's
+    rows) run the sequential schedule, each linear once (the layers' heartbeat counts 7 linears a layer),
+    calls of 4 and 13 the two halves (14), decode one pass; logits, argmax and the KV cache bit-exact
+    against the golden model, no FIFO word left (the fetchers walk the same rule)."""
+    variant, mm, design = PIPE
+    t = make_top(tmp_path, variant, mm, design.replace(pipe_min_tokens=4))
+    cfg = t.qm.config
+    beat = t.lib.edgellm_csim_heartbeat
+    beat.restype = ctypes.c_longlong
+    left0 = fifo_leftovers(t)
+    gm = GoldenModel(t.qm, t.numerics)
+    cache = gm.new_cache(MAX_CTX)
+    prompt = np.random.default_rng(5).integers(0, cfg.vocab_size, 23)
+    bad, linears, pos = [], [], 0
+    for n in (13, 3, 2, 4, 1):
+        chunk = prompt[pos:pos + n]
+        ref = gm.forward(chunk, cache, all_logits=False)[0]
+        b0 = int(beat())
+        t.run(t.qm.embed_rows(chunk), pos)
+        linears.append((int(beat()) - b0) // cfg.n_layers)
+        pos += n
+        logits, am, _, _ = t.head_out()
+        bad.append(mismatches(logits, ref) + int(am != int(np.argmax(ref))))
+    assert linears == [14, 7, 7, 14, 7]
+    assert bad == [0] * 5 and kv_mismatches(t, cache, pos) == 0 and fifo_leftovers(t) == left0
+
+
 def test_pipelined_slot_jobs_are_independent(tmp_path: Path) -> None:
     """The two jobs of every pipelined slot share no data: built with the vector job run before the
     linear job (EDGELLM_CSIM_SLOT_REVERSE), the pipelined top is still bit-exact over prefill + decode. A

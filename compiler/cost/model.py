@@ -66,8 +66,8 @@ SLOT_SYNC_CYCLES = 16
 ENGINE_FIELDS = ("overlap", "clock_mhz", "group_size", "tables", "rows", "weight_ports", "port_width_bits",
                  "data_port_width_bits", "bits_per_weight", "lm_head_on_fabric", "lm_head_bits",
                  "prefill_token_block", "attn_q_block", "attn_kv_block", "attn_lanes", "ew_lanes", "ew_vec",
-                 "ew_glu_vec", "token_lanes", "out_lanes", "dsp_lanes", "prefill_pipeline", "kv_bytes",
-                 "decode_context", "ip_calls_per_token", "fetch_depth", "port_shares")
+                 "ew_glu_vec", "token_lanes", "out_lanes", "dsp_lanes", "prefill_pipeline", "pipe_min_tokens",
+                 "kv_bytes", "decode_context", "ip_calls_per_token", "fetch_depth", "port_shares")
 PERF_FIELDS = tuple(dict.fromkeys((*ENGINE_FIELDS, *cost_serial.PERF_FIELDS)))
 
 
@@ -245,7 +245,7 @@ def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, c
     while done < tokens:
         n = min(tokens - done, p.prefill_token_block)
         one: dict[str, float] = dict.fromkeys(("load", "compute", "attention", "elementwise"), 0.0)
-        build = _pipelined_layer_phases if p.prefill_pipeline and n >= 2 else _layer_phases
+        build = _pipelined_layer_phases if pipelined(p, n) else _layer_phases
         layer = build(cfg, board, p, bw, n, context0 + done + n, one)
         phases = layer * cfg.n_layers  # every layer of a block runs the same program
         for k in one:
@@ -264,6 +264,38 @@ def _run_fetched(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, c
     parts = {"layers": layers, "lm_head": cost_lm_head.seconds(cfg, board, p),
              "host": host_seconds(cfg, p) + (calls - 1) * HOST_CALL_S}
     return Projection(sum(parts.values()), parts, detail)
+
+
+def pipelined(p: DesignParams, tokens: int) -> bool:
+    """Whether a call of `tokens` tokens runs the two-half schedule (layer_schedule.h layer_halves): the
+    design has the prefill pipeline and the call at least pipe_min_tokens (>= 2) tokens."""
+    return p.prefill_pipeline and tokens >= max(2, p.pipe_min_tokens)
+
+
+def pipe_min_tokens_for(cfg: ModelConfig, board: Board, p: DesignParams) -> int:
+    """The pipe_min_tokens p should be built with: the fewest tokens t (2 .. prefill_token_block) whose
+    call at p.decode_context is no slower in the layers with the two halves than in one pass (each half
+    streams the weights, so short calls, a speculative verify call of 2 rows, pay the stream twice);
+    prefill_token_block + 1 when none is (the pipeline then never runs); 2 without the pipeline."""
+    if not p.prefill_pipeline or not p.overlap:
+        return 2
+    key = (cfg, board, *(getattr(p, f) for f in PERF_FIELDS if f != "pipe_min_tokens"))
+    if key not in _PIPE_MIN:
+        _PIPE_MIN[key] = _pipe_min_tokens(cfg, board, p)
+    return _PIPE_MIN[key]
+
+
+_PIPE_MIN: dict[tuple, int] = {}  # pipe_min_tokens_for by the fields the engine's projection reads
+
+
+def _pipe_min_tokens(cfg: ModelConfig, board: Board, p: DesignParams) -> int:
+    """pipe_min_tokens_for, computed: the two schedules priced token count by token count."""
+    seq, pipe = p.replace(pipe_min_tokens=1 << 16), p.replace(pipe_min_tokens=2)
+    c = p.decode_context
+    for t in range(2, p.prefill_token_block + 1):
+        if _run(cfg, board, pipe, t, c).parts["layers"] <= _run(cfg, board, seq, t, c).parts["layers"]:
+            return t
+    return p.prefill_token_block + 1
 
 
 def _run(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int) -> Projection:

@@ -7,10 +7,11 @@ as a function of the acceptance, projected speed-ups. Everything here is a proje
   the T token lanes from one fetch of every weight, the element-wise stages run T rows, the T rows'
   attention over the cache runs as built -- a cached-style call, cost_attention.plan: the cache read
   once per call, the earlier positions over the K/V ports -- and the weight fetcher prefetches during
-  it as far as its FIFOs hold; the call takes the cheaper of the design's prefill schedule and one pass
-  without the prefill pipeline), at least a decode step's layers. Reported as the same block with its
-  rows' attention over the cache hidden (cost_model.prefill(T), from context 0: `layers`) plus the rest
-  (`attention_cache`); hide_attention drops the latter (the optimistic bound);
+  it as far as its FIFOs hold; in the schedule the design runs a T-token call in: the prefill
+  pipeline's two halves from pipe_min_tokens tokens on, else one pass), at least a decode step's
+  layers. Reported as the same block with its rows' attention over the cache hidden
+  (cost_model.prefill(T), from context 0: `layers`) plus the rest (`attention_cache`); hide_attention
+  drops the latter (the optimistic bound);
 - the LM head: with the multi-row head (`multi_row_head=True`, the verify call of issue 18, built:
   lm_head.h lm_dot_rows, C-simulated bit-exact, tests/test_speculative_hw.py) one OP_HEAD over all T rows
   in the layers' start, its weights streamed once: each popped beat feeds every row's token lane, so
@@ -173,17 +174,14 @@ def verify_call(cfg: ModelConfig, board: Board, p: DesignParams, k: int, context
         raise ValueError(f"k = {k}: a verify call takes 1..{max_k(p)} drafts "
                          f"(prefill block {p.prefill_token_block})")
     t = k + 1
-    # the T-row block over the weights at its context, at least a decode step's layers. As built, a block
-    # of T >= 2 rows takes the design's prefill schedule (with the prefill pipeline: two token halves, the
-    # weights streamed twice); the verify call picks the cheaper of that and one pass without the
-    # pipeline. Its rows attend over the cache as built (a cached-style call: cost_attention.plan), the
-    # fetcher prefetching meanwhile as far as its FIFOs hold; `layers` is the block priced from context 0
-    # (that attention hidden), `attention_cache` the rest
+    # the T-row block over the weights at its context, at least a decode step's layers, in the schedule
+    # the design runs a T-token call in (cost_model.pipelined: the prefill pipeline's two token halves,
+    # each streaming the weights, from pipe_min_tokens tokens on; one pass below). Its rows attend over
+    # the cache as built (a cached-style call: cost_attention.plan), the fetcher prefetching meanwhile as
+    # far as its FIFOs hold; `layers` is the block priced from context 0 (that attention hidden),
+    # `attention_cache` the rest
     def block_at(c: int) -> cost_model.Projection:
         b = _prefill(cfg, board, p, t, c)
-        if multi_row_head and p.prefill_pipeline:
-            b = min(b, _prefill(cfg, board, p.replace(prefill_pipeline=False), t, c),
-                    key=lambda pr: pr.parts["layers"])
         b.parts["layers"] = max(b.parts["layers"], dec.parts["layers"])
         return b
 

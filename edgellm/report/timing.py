@@ -100,7 +100,7 @@ def _split(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context
     done = 0
     while done < tokens:
         n = min(tokens - done, p.prefill_token_block)
-        pipelined = p.prefill_pipeline and n >= 2
+        pipelined = cost_model.pipelined(p, n)
         build = cost_model._pipelined_layer_phases if pipelined else cost_model._layer_phases
         scratch = dict.fromkeys(("load", "compute", "attention", "elementwise"), 0.0)
         layer = build(cfg, board, p, bw, n, context0 + done + n, scratch)

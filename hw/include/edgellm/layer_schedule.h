@@ -56,11 +56,13 @@ inline void slot_linear(int i, int halves, int &stage, int &half) {
 }
 
 // Halves of a layer call: 2 (the prefill pipeline) when the configuration has it (C::pipe) and the call
-// has at least two tokens, else 1.
+// has at least C::pipe_min_t (>= 2) tokens, else 1: shorter calls (a speculative verify call of two rows)
+// stream the weights once in the sequential schedule instead of once per half (compiler/cost/model.py
+// pipelined and pipe_min_tokens_for, the rule and the design's threshold).
 template <class C>
 int layer_halves(int t_len, bool norm_only) {
 #pragma HLS INLINE
-  return C::pipe && t_len >= 2 && !norm_only ? 2 : 1;
+  return C::pipe && t_len >= C::pipe_min_t && !norm_only ? 2 : 1;
 }
 
 // Tokens of the first half: about half of t_len, rounded up to the matmul's token lanes (LANES: the
