@@ -58,8 +58,8 @@ def estimate_rows(e, b) -> list[tuple[str, str]]:  # e: Estimate, b: Board
                   + (f", LM head {p.head_lanes} token" if p.lm_head_on_fabric
                      else ", LM head on the ARM cores")),
         ("prefill", f"{p.prefill_token_block}-token blocks, "
-                    + ("pipelined (TLMM and vector engines on two halves)" if p.prefill_pipeline
-                       else "engines one after another")),
+                    + (f"pipelined (TLMM and vector engines on two halves) from {p.pipe_min_tokens} tokens"
+                       if p.prefill_pipeline else "engines one after another")),
         ("weight fetch FIFOs", f"{e.fetch_fifo_bytes / 1024:,.0f} KiB ({p.fetch_depth} words per port)"),
         ("weights", f"{e.bits_per_weight:.3f} bits/weight"),
         (f"decode tok/s (projected, {p.decode_context} ctx)",
