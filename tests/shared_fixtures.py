@@ -84,16 +84,30 @@ def nan_like(x: np.ndarray) -> np.ndarray:
 
 
 def run_attention_layer(lib, suffix: str, q: np.ndarray, t_len: int, pos0: int, k, v, ports,
-                        kv_old: int = -1) -> np.ndarray:
+                        kv_old: int = -1, split: int = 0, lm_row: int = 4) -> np.ndarray:
     """tb_layer<suffix>: q (t_len, H, D); k, v the data-port cache; ports = [(k0, v0), .. (k3, v3)];
-    kv_old: cached-style calls read positions < kv_old over the ports (-1: every one)."""
+    kv_old: cached-style calls read positions < kv_old over the ports (-1: every one). split > 0: the call
+    in two parts (attention_layer.h), keys 0 .. split - 1 with the rows' state saved, then the rest from
+    it; the (l, m) state (lm_row floats a row) after the output rows in the same buffer. Between the
+    parts a whole call on other queries runs, so no state the core kept on chip (a C simulation's stack
+    reused by the next call) can stand in for the saved one."""
     n_h, d = q.shape[-2:]
-    out = np.full_like(q, np.nan)
     fn = getattr(lib, f"tb_layer{suffix}")
-    fn(csim.ptr(q), csim.ptr(k), csim.ptr(v), *(csim.ptr(kp) for kp, _ in ports),
-       *(csim.ptr(vp) for _, vp in ports), csim.ptr(out), ctypes.c_int(t_len), ctypes.c_int(pos0),
-       ctypes.c_int(n_h), ctypes.c_int(k.shape[1]), ctypes.c_int(d), attn_scale(d), ctypes.c_int(kv_old))
-    return out
+
+    def call(qq: np.ndarray, buf: np.ndarray, key0: int, key_end: int) -> None:
+        fn(csim.ptr(qq), csim.ptr(k), csim.ptr(v), *(csim.ptr(kp) for kp, _ in ports),
+           *(csim.ptr(vp) for _, vp in ports), csim.ptr(buf), ctypes.c_int(t_len), ctypes.c_int(pos0),
+           ctypes.c_int(n_h), ctypes.c_int(k.shape[1]), ctypes.c_int(d), attn_scale(d), ctypes.c_int(kv_old),
+           ctypes.c_int(key0), ctypes.c_int(key_end), ctypes.c_long(q.size))
+
+    buf = np.full(q.size + t_len * n_h * lm_row, np.nan, F32)
+    if not split:
+        call(q, buf, 0, -1)
+    else:
+        call(q, buf, 0, split)
+        call(np.ascontiguousarray(-q[::-1]), np.full_like(buf, np.nan), 0, -1)
+        call(q, buf, split, -1)
+    return buf[:q.size].reshape(q.shape)
 
 
 def head_ports(k: np.ndarray, v: np.ndarray, n_ports: int, shift: int = 0) -> list:

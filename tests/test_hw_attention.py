@@ -366,6 +366,42 @@ def test_layer_decode_bit_exact(lib: ctypes.CDLL, suffix: str) -> None:
         assert rotated > 0
 
 
+@pytest.mark.parametrize("suffix", ["1", "3", "3_l16", "2_16_l16", "4_16_q2"])
+def test_layer_split_call_bit_exact(lib: ctypes.CDLL, suffix: str) -> None:
+    """A cached-style call in two parts (attention_layer.h key0 / key_end, decoder_layer.h: the keys
+    before the last K/V block boundary <= pos0 while the k and v linears run, then the rest from the saved
+    row state): decode and verify-like calls, the split at, below and well below pos0, bit-exact with the
+    reference and with the call in one part. The views hold only what each reader may read (the data
+    port NaN before pos0): the first part reads the weight ports alone."""
+    n_ports, kv, lanes, bq = LAYER[suffix]
+    rng = np.random.default_rng(n_ports * 7 + lanes)
+    plan = nx.NumericsPlan(dot_lanes=lanes, kv_block=16)
+    heads = _layer_heads(bq)
+    cases = [(heads[0], 64, 1, 16), (heads[1], 96, 2, 40), (heads[3], 128, 3, 133), (heads[2], 40, 1, 300),
+             (heads[0], 64, 2, 32), (heads[1], 96, 4, 17)]
+    total, whole_diff, n = 0, 0, 0
+    for (n_h, n_kv), d, t_len, pos0 in cases:
+        if not cost_attention.plan(t_len, n_h, n_kv, TB_ROWS[bq], bq).cached:
+            continue
+        q = (rng.standard_normal((t_len, n_h, d)) * 2).astype(F32)
+        k, v = kv_cache(rng, pos0 + t_len, n_kv, d, kv=kv)
+        kd, vd, ports, _ = layer_views(k, v, t_len, pos0, n_h, n_ports, bq)
+        s = pos0 + t_len
+        with np.errstate(over="ignore", invalid="ignore"):
+            ref = nx.attention(q, nx.kv_load(k[:s]), nx.kv_load(v[:s]), pos0, plan)
+        whole = run_attention_layer(lib, suffix, q, t_len, pos0, kd, vd, ports, kv_old=pos0)
+        for split in sorted({pos0 // 16 * 16, 16}):
+            if not 0 < split <= pos0:
+                continue
+            out = run_attention_layer(lib, suffix, q, t_len, pos0, kd, vd, ports, kv_old=pos0, split=split)
+            total += mismatches(out, ref)
+            whole_diff += mismatches(out, whole)
+            n += 1
+    print(f"layer{suffix}: {n} split calls, {total} mismatches against the reference, {whole_diff} against "
+          "the whole call")
+    assert n >= 6 and total == 0 and whole_diff == 0
+
+
 @pytest.mark.parametrize("suffix", ["4", "2_16_l16", "4_16_q2"])
 def test_layer_prefill_rows_equal_decode(lib: ctypes.CDLL, suffix: str) -> None:
     """One sequence through one kernel: a prefill of T tokens at pos0, then each of those tokens decoded

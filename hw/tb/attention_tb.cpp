@@ -85,15 +85,15 @@ EDGELLM_ATTN_TB_PORTS(4, f16, _16_l16, cfg_d128_l16_b16)
 
 // attention_layer (prefill and decode on one core) over NP ports: k / v the data-port view (prefill
 // reads it), k0..k3 / v0..v3 the weight-port views (cached-style calls read positions < kv_old there,
-// every one for kv_old -1). Name: tb_layer<NP><SUF>.
+// every one for kv_old -1); key0, key_end, lm_off: the call's part (attention_layer.h). Name: tb_layer<NP><SUF>.
 #define EDGELLM_ATTN_TB_LAYER(NP, KT, SUF, CFG)                                                     \
   extern "C" void tb_layer##NP##SUF(const f32 *q, const KT *k, const KT *v, const KT *k0,            \
                                      const KT *k1, const KT *k2, const KT *k3, const KT *v0,        \
                                      const KT *v1, const KT *v2, const KT *v3, f32 *out, int t_len, \
                                      int pos0, int n_heads, int n_kv, int head_dim, f32 scale,      \
-                                     int kv_old) {                                                  \
+                                     int kv_old, int key0, int key_end, long lm_off) {              \
     attention_layer<CFG, NP>(q, k, v, k0, k1, k2, k3, v0, v1, v2, v3, out, t_len, pos0, n_heads,    \
-                             n_kv, head_dim, scale, kv_old);                                        \
+                             n_kv, head_dim, scale, kv_old, key0, key_end, lm_off);                 \
   }
 
 // bq 2, group_max 2, 16 heads: rows_max = heads_max (16) > bq * group_max (4), the other way round

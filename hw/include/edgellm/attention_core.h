@@ -126,6 +126,66 @@ inline int attn_pass_rows(int n_rows, int nc) {
   return n_rows < lo ? lo : n_rows;
 }
 
+// A resumed job's row state (attn_rows with key0 > 0): o from its saved rows (per token a run of nh rows
+// of d floats at o_off, one beat of QL per cycle), l and m from each row's lm_beats beats [l, m, 0 ..] at
+// lm_off (lm_stride elements per token), and the block max of tile t0 - 1 (the score half's base on tile
+// t0) = m.
+template <class C, int ROWS, class PO>
+void attn_load_state(const PO *out, long o_off, const PO *lm, long lm_off, long stride, long lm_stride, int nt,
+                     int nh, int nq, int t0, f32 o[ROWS][C::dp], f32 l[ROWS], f32 m[ROWS], f32 mx[2][ROWS]) {
+#pragma HLS INLINE
+  const int QL = C::ql, LB = C::lm_beats, hp = (t0 - 1) & 1;
+  EDGELLM_ATTN_LOOP(nt * nh * (nq + LB));
+load_state_tok:
+  for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = C::bq
+  load_state:
+    for (int j = 0; j < nh * (nq + LB); j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * (C::dp / C::ql + C::lm_beats)
+#pragma HLS PIPELINE II = 1
+      f32 v[QL];
+#pragma HLS ARRAY_PARTITION variable = v complete
+      if (j < nh * nq) {  // o rows
+        chunk_get<QL>(out, o_off + t * stride, j, v);
+        const int r = t * nh + j / nq, i0 = (j % nq) * QL;
+        for (int k = 0; k < QL; k++) {
+#pragma HLS UNROLL
+          o[r][i0 + k] = v[k];
+        }
+      } else {  // beat b of row g's (l, m)
+        const int jj = j - nh * nq, g = jj / LB, b = jj % LB, r = t * nh + g;
+        chunk_get<QL>(lm, lm_off + t * lm_stride, jj, v);
+        for (int k = 0; k < QL; k++) {
+#pragma HLS UNROLL
+          if (b * QL + k == 0) l[r] = v[k];
+          if (b * QL + k == 1) m[r] = v[k], mx[hp][r] = v[k];
+        }
+      }
+    }
+  }
+}
+
+// A saved job's (l, m): lm_beats beats [l, m, 0 ..] per row at lm_off, lm_stride elements per token.
+template <class C, int ROWS, class PO>
+void attn_store_lm(PO *lm, long lm_off, long lm_stride, int nt, int nh, const f32 l[ROWS], const f32 m[ROWS]) {
+#pragma HLS INLINE
+  const int QL = C::ql, LB = C::lm_beats;
+  EDGELLM_ATTN_LOOP(nt * nh * LB);
+store_lm:
+  for (int j = 0; j < nt * nh * LB; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ROWS * C::lm_beats
+#pragma HLS PIPELINE II = 1
+    const int r = j / LB, b = j % LB;
+    f32 v[QL];
+#pragma HLS ARRAY_PARTITION variable = v complete
+    for (int k = 0; k < QL; k++) {
+#pragma HLS UNROLL
+      v[k] = b * QL + k == 0 ? l[r] : b * QL + k == 1 ? m[r] : 0.0f;
+    }
+    chunk_put<QL>(lm, lm_off + (r / nh) * lm_stride, (r % nh) * LB + b, v);
+  }
+}
+
 // The attention core: nt tokens x nh query rows (row r = t * nh + g at absolute position row_pos[r]
 // >= first_pos, reading tile head row_kv[r]; token t's rows one contiguous run of nh * d floats at
 // element q_off + t * stride of q, and the same of out at o_off: beat-aligned, d a multiple of the
@@ -138,13 +198,23 @@ inline int attn_pass_rows(int n_rows, int nc) {
 // half of one loop body use disjoint halves of the K tile, V tile, score tile and block max), and
 // copies K of tile st + 1 and V of tile st. Every row sees key 0, so every row starts on tile 0
 // (no per-row flag: m = -inf, l = 0, o = 0 are applied on tile 0 instead of being initialized).
+//
+// A job in two parts (attention_layer.h attn_part: the keys before a K/V block boundary key0 while the
+// layer's k and v linears run, the rest after): with `save` the job stops after its last tile and
+// stores the rows' state instead of normalizing -- o unnormalized where the output goes, (l, m) as
+// lm_beats beats [l, m, 0 ..] per row at lm + lm_off (lm_stride elements per token); a job with key0 > 0 resumes
+// from that state (o, l, m loaded, the block max of tile key0 / kv_block - 1 set to m) and runs tiles
+// key0 / kv_block .. only. The stages of the two parts are the whole job's stages in order, each row's
+// arithmetic unchanged (the contract's blocks are aligned to position 0): bit-exact with one call.
 template <class C, int ROWS, int TH, class PQ, class PO>
 void attn_rows(const PQ *q, long q_off, const int row_pos[ROWS], const int row_kv[ROWS], int nt, int nh,
                long stride, int first_pos, int th, int n_keys, int d, f32 scale,
                hls::stream<f32_beat<C::mem_lanes> > &ks, hls::stream<f32_beat<C::mem_lanes> > &vs,
-               PO *out, long o_off) {
+               PO *out, long o_off, int key0, bool save, PO *lm, long lm_off, long lm_stride) {
   const int A = C::dot_lanes, KB = C::kv_block, ML = C::mem_lanes, QL = C::ql;
   const int n_rows = nt * nh;
+  const int t0 = key0 / KB;  // the first tile (key0: a multiple of KB)
+  const bool resume = t0 > 0;
   f32 qb[ROWS][C::dp];  // query rows, max(A, QL) banks (small: storage left to HLS)
 #pragma HLS ARRAY_PARTITION variable = qb dim = 2 cyclic factor = C::qo_part
   f32 m[ROWS], l[ROWS];  // committed max, denominator
@@ -168,7 +238,7 @@ void attn_rows(const PQ *q, long q_off, const int row_pos[ROWS], const int row_k
   // q load: per token its nh rows, one contiguous run of nh * d floats (row r = t * nh + g), one beat
   // (QL floats) per cycle, beat j of the run at the run's first beat + j; copy phase 0 (K of tile 0)
   // rides along, copy_rest moves what is left
-  attn_copy cp = attn_copy_phase<C>(0, n_tiles, n_keys, th, nb);
+  attn_copy cp = attn_copy_phase<C>(t0, t0, n_tiles, n_keys, th, nb);
   EDGELLM_ATTN_LOOP(n_rows * nq);
   {
     EDGELLM_DEP_LOOP("attn_rows.load_q");
@@ -197,18 +267,19 @@ void attn_rows(const PQ *q, long q_off, const int row_pos[ROWS], const int row_k
     }
   }
   attn_copy_rest<C, TH>(cp, th, nb, kt, vt, ks, vs);
+  if (resume) attn_load_state<C, ROWS>(out, o_off, lm, lm_off, stride, lm_stride, nt, nh, nq, t0, o, l, m, mx);
 stage:
-  for (int st = 0; st <= n_tiles; st++) {
+  for (int st = t0; st <= n_tiles; st++) {
 #pragma HLS LOOP_TRIPCOUNT min = 2 max = C::max_ctx / C::kv_block + 1
     const int hs = st & 1, ha = hs ^ 1;  // halves of tile st (scored) and tile st - 1 (accumulated)
     const int bs = st * KB, ba = bs - KB;  // their first keys
     const int nks = st < n_tiles ? attn_tile_keys<C>(n_keys, st) : 0;
-    const int nka = st > 0 ? attn_tile_keys<C>(n_keys, st - 1) : 0;
+    const int nka = st > t0 ? attn_tile_keys<C>(n_keys, st - 1) : 0;  // tile t0 - 1: done before a resume
     const bool diag_s = bs + nks - 1 > first_pos;  // some key is after some row's position
     const bool diag_a = ba + nka - 1 > first_pos;
     const bool first_s = st == 0, first_a = st == 1;  // m = -inf, l = 0, o = 0 before the tile
     const int nkey = nks > nka ? nks : nka;
-    cp = attn_copy_phase<C>(st + 1, n_tiles, n_keys, th, nb);
+    cp = attn_copy_phase<C>(st + 1, t0, n_tiles, n_keys, th, nb);
     // (key, chunk, row). Score half (tile st): A products per cycle into the row's lane sums; the
     // tree, scale and running block max when the row's last chunk is in. Accumulate half (tile
     // st - 1): on its first key c = exp(m - m') (0 on tile 0, recomputed per chunk: the same value),
@@ -320,7 +391,7 @@ stage:
     attn_copy_rest<C, TH>(cp, th, nb, kt, vt, ks, vs);
   }
   // normalize fused with the store, per token its run of nh rows: out = o / l, one beat (QL elements,
-  // QL dividers) per cycle at the run's first beat + j
+  // QL dividers) per cycle at the run's first beat + j; a saved part stores o as it is, then (l, m)
   EDGELLM_ATTN_LOOP(n_rows * nq);
 store_tok:
   for (int t = 0; t < nt; t++) {
@@ -334,11 +405,12 @@ store_tok:
 #pragma HLS ARRAY_PARTITION variable = v complete
       for (int k = 0; k < QL; k++) {
 #pragma HLS UNROLL
-        v[k] = o[r][i0 + k] / l[r];
+        v[k] = save ? o[r][i0 + k] : o[r][i0 + k] / l[r];
       }
       chunk_put<QL>(out, o_off + t * stride, j, v);
     }
   }
+  if (save) attn_store_lm<C, ROWS>(lm, lm_off, lm_stride, nt, nh, l, m);
 }
 
 }  // namespace edgellm

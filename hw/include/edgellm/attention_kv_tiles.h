@@ -30,17 +30,18 @@ struct attn_walk {
   int n, done, half, j, h, b;
 };
 
-// Copy phase u of a job (u = 0 .. n_tiles + 1): K of tile u (none from u == n_tiles) and V of tile
-// u - 1 (none when u == 0 or u > n_tiles), each into the half of its tile's parity. The K stream runs one tile
+// Copy phase u of a job whose tiles run t0 .. n_tiles - 1 (u = t0 .. n_tiles + 1; t0 > 0: a job that
+// resumes after tile t0 - 1, attention_core.h): K of tile u (none from u == n_tiles) and V of tile u - 1
+// (none when u == t0 or u > n_tiles), each into the half of its tile's parity. The K stream runs one tile
 // ahead of the V stream: tile t is scored one stage before it is accumulated.
 struct attn_copy {
   attn_walk k, v;
 };
 
 template <class C>
-inline attn_copy attn_copy_phase(int u, int n_tiles, int n_keys, int th, int nb) {
+inline attn_copy attn_copy_phase(int u, int t0, int n_tiles, int n_keys, int th, int nb) {
   const int nk = u < n_tiles ? attn_tile_keys<C>(n_keys, u) : 0;
-  const int nv = u > 0 && u <= n_tiles ? attn_tile_keys<C>(n_keys, u - 1) : 0;
+  const int nv = u > t0 && u <= n_tiles ? attn_tile_keys<C>(n_keys, u - 1) : 0;
   attn_copy c = {{nk * th * nb, 0, u & 1, 0, 0, 0}, {nv * th * nb, 0, (u - 1) & 1, 0, 0, 0}};
   return c;
 }

@@ -131,11 +131,13 @@ kv_segs_tail:  // the last chunk when it completed in the same beat as the one b
 // at two element offsets, or two arrays). Prefill-style calls and p >= NP read nothing.
 template <class C, class KT, class P>
 void attn_kv_port_reader(const P *kp, long k_off, const P *vp, long v_off, int t_len, int pos0, int kv_old,
-                         int p, int np, int n_heads, int n_kv, int d, hls::stream<f32_beat<C::mem_lanes> > &ks,
-                         hls::stream<f32_beat<C::mem_lanes> > &vs) {
+                         int p, int np, int n_heads, int n_kv, int d, int key0, int key_end,
+                         hls::stream<f32_beat<C::mem_lanes> > &ks, hls::stream<f32_beat<C::mem_lanes> > &vs) {
   const attn_plan pl = attn_plan_of<C>(t_len, n_heads, n_kv);
-  const int n_pos = pl.cached && p < np ? attn_port_positions(pos0, t_len, kv_old) : 0;
-  const int mine = n_pos > p ? (n_pos - 1 - p) / np + 1 : 0;  // positions p, p + np, ... < n_pos
+  const int ported = attn_port_positions(pos0, t_len, kv_old);
+  const int n_pos = pl.cached && p < np ? (key_end >= 0 && key_end < ported ? key_end : ported) : 0;
+  const int first = key0 + (p - key0 % np + np) % np;  // the first of p, p + np, ... from key0
+  const int mine = n_pos > first ? (n_pos - 1 - first) / np + 1 : 0;  // ... below n_pos
   const int n_jobs = mine ? pl.n_jobs : 0;
   int t0 = 0, kvh = 0;
 prd_job:
@@ -145,7 +147,7 @@ prd_job:
   prd_pos:
     for (int i = 0; i < mine; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = C::max_ctx
-      const long row = ((long)(p + i * np) * n_kv + j.kvh0) * d;
+      const long row = ((long)(first + i * np) * n_kv + j.kvh0) * d;
       attn_kv_segs<C, KT>(kp, k_off + row, j.th, d, ks);
       attn_kv_segs<C, KT>(vp, v_off + row, j.th, d, vs);
     }
@@ -161,7 +163,8 @@ prd_job:
 // vd, per position its K row then its V row (attn_kv_segs, one head).
 template <class C, class KT, class P>
 void attn_kv_source(const P *kd, long k_off, const P *vd, long v_off, int t_len, int pos0, int kv_old,
-                    int n_heads, int n_kv, int np, int d, hls::stream<f32_beat<C::mem_lanes> > &k0,
+                    int n_heads, int n_kv, int np, int d, int key0, int key_end,
+                    hls::stream<f32_beat<C::mem_lanes> > &k0,
                     hls::stream<f32_beat<C::mem_lanes> > &v0, hls::stream<f32_beat<C::mem_lanes> > &k1,
                     hls::stream<f32_beat<C::mem_lanes> > &v1, hls::stream<f32_beat<C::mem_lanes> > &k2,
                     hls::stream<f32_beat<C::mem_lanes> > &v2, hls::stream<f32_beat<C::mem_lanes> > &k3,
@@ -176,10 +179,11 @@ src_job:
   for (int jn = 0; jn < pl.n_jobs; jn++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::jobs_max
     const attn_job j = attn_job_at<C>(pl, t_len, pos0, n_heads, n_kv, t0, kvh);
-    const int n_port = n_ported < j.n_keys ? n_ported : j.n_keys;
-    int hh = 0, b = 0, port = 0;  // position pp's chunk (head hh, chunk b) from port pp % np
+    const int stop = key_end >= 0 ? key_end : j.n_keys;  // the part's keys: key0 .. stop - 1
+    const int n_port = n_ported < stop ? n_ported : stop;
+    int hh = 0, b = 0, port = key0 % np;  // position pp's chunk (head hh, chunk b) from port pp % np
   src_merge:
-    for (int it = 0; it < n_port * j.th * nb; it++) {
+    for (int it = 0; it < (n_port > key0 ? n_port - key0 : 0) * j.th * nb; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = C::max_ctx * C::kv_heads_max * C::beats_max
 #pragma HLS PIPELINE II = 1
       f32_beat<ML> kb, vb;
@@ -207,7 +211,7 @@ src_job:
       }
     }
   src_pos:
-    for (int pp = n_port; pp < j.n_keys; pp++) {
+    for (int pp = n_port > key0 ? n_port : key0; pp < stop; pp++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = C::max_ctx
       const long row = ((long)pp * n_kv + j.kvh0) * d;  // the job's th heads of position pp: contiguous
       attn_kv_segs<C, KT>(kd, k_off + row, j.th, d, ks);
@@ -222,8 +226,8 @@ src_job:
 // and stores (q and out: [t_len][n_heads][d] at element offsets q_off, o_off).
 template <class C, class PQ, class PO>
 void attn_layer_compute(const PQ *q, long q_off, PO *out, long o_off, int t_len, int pos0, int n_heads,
-                        int n_kv, int d, f32 scale, hls::stream<f32_beat<C::mem_lanes> > &ks,
-                        hls::stream<f32_beat<C::mem_lanes> > &vs) {
+                        int n_kv, int d, f32 scale, int key0, int key_end, long lm_off,
+                        hls::stream<f32_beat<C::mem_lanes> > &ks, hls::stream<f32_beat<C::mem_lanes> > &vs) {
   const int ROWS = C::rows_max;
   int row_pos[ROWS], row_kv[ROWS];
   const int grp = n_heads / n_kv;
@@ -254,8 +258,11 @@ job:
       }
     }
     const long base = ((long)j.t0 * n_heads + j.h0) * d;  // the job's first row
+    const long lm_base = ((long)j.t0 * n_heads + j.h0) * C::lm_row;  // ... its saved (l, m)
     attn_rows<C, ROWS, C::kv_heads_max>(q, q_off + base, row_pos, row_kv, j.nt, j.nh, (long)n_heads * d,
-                                        pos0 + j.t0, j.th, j.n_keys, d, scale, ks, vs, out, o_off + base);
+                                        pos0 + j.t0, j.th, key_end >= 0 ? key_end : j.n_keys, d, scale, ks, vs,
+                                        out, o_off + base, key0, key_end >= 0, out, lm_off + lm_base,
+                                        (long)n_heads * C::lm_row);
     attn_next_job<C>(pl, n_kv, t0, kvh);
   }
 }
@@ -274,6 +281,11 @@ job:
 //               wrote them) and kv_old .. pos0 + t_len - 1 over kd / vd (the argument this call wrote
 //               them through: decoder_layer passes its call's first position); -1: every position over
 //               the ports (testbenches). Prefill-style calls read every position over kd / vd.
+//   key0, key_end, lm_off: the call's part (attn_part): key_end < 0 and key0 = 0, the whole call; a
+//               cached-style call in two parts: (0, k) the keys 0 .. k - 1 (earlier calls', k a K/V block
+//               boundary <= pos0), each row's state saved (o unnormalized into out, (l, m) at element
+//               lm_off of out: attn_config lm_row floats per row, [t_len][n_heads] rows), then (k, -1) the
+//               rest from that state, normalized: bit-exact with the whole call (attention_core.h)
 // Pointers: the top's m_axi beats (ap_uint<B>, never cast: KT given explicitly) or plain arrays of f32
 // (q, out) and KT (K/V) in testbenches. Query head h reads KV head h / (n_heads / n_kv). head_dim: a
 // multiple of the q / out beat's floats (C::ql).
@@ -281,7 +293,7 @@ template <class C, int KVP, class KT, class PQ, class PD, class PP, class PO>
 void attention_kv(const PQ *q, long q_off, const PD *kd, const PD *vd, const PP *kp0, const PP *kp1,
                   const PP *kp2, const PP *kp3, const PP *vp0, const PP *vp1, const PP *vp2, const PP *vp3,
                   long k_off, long v_off, PO *out, long o_off, int t_len, int pos0, int n_heads, int n_kv,
-                  int head_dim, f32 scale, int kv_old) {
+                  int head_dim, f32 scale, int kv_old, int key0 = 0, int key_end = -1, long lm_off = 0) {
   static_assert(KVP >= 1 && KVP <= 4, "KVP: 1..4 K/V read ports");
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
@@ -291,6 +303,11 @@ void attention_kv(const PQ *q, long q_off, const PD *kd, const PD *vd, const PP 
   assert(n_kv >= 1 && n_kv <= C::kv_heads_max && n_heads % n_kv == 0);
   assert(n_heads / n_kv <= C::group_max && t_len >= 1 && t_len <= C::max_t);
   assert(pos0 >= 0 && pos0 + t_len <= C::max_ctx);
+  // a part (attn_part): cached-style, block-aligned, the saved part's keys all earlier calls'
+  assert(key0 % C::kv_block == 0 && (key_end < 0 || key_end % C::kv_block == 0));
+  assert((key0 == 0 && key_end < 0) ||
+         (attn_plan_of<C>(t_len, n_heads, n_kv).cached && key0 <= pos0 && key_end <= pos0 &&
+          (key_end < 0 || (key0 == 0 && key_end > 0))));
 #endif
   typedef f32_beat<C::mem_lanes> B;
   hls::stream<B> pk0("attn_pk0"), pv0("attn_pv0"), pk1("attn_pk1"), pv1("attn_pv1");
@@ -326,17 +343,17 @@ void attention_kv(const PQ *q, long q_off, const PD *kd, const PD *vd, const PP 
   EDGELLM_DEPTH(vs, (C::kv_block + 1) * C::kv_heads_max * C::beats_max);
 #endif
   EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp0, k_off, vp0, v_off, t_len, pos0, kv_old, 0, KVP, n_heads,
-                                             n_kv, head_dim, pk0, pv0));
+                                             n_kv, head_dim, key0, key_end, pk0, pv0));
   EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp1, k_off, vp1, v_off, t_len, pos0, kv_old, 1, KVP, n_heads,
-                                             n_kv, head_dim, pk1, pv1));
+                                             n_kv, head_dim, key0, key_end, pk1, pv1));
   EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp2, k_off, vp2, v_off, t_len, pos0, kv_old, 2, KVP, n_heads,
-                                             n_kv, head_dim, pk2, pv2));
+                                             n_kv, head_dim, key0, key_end, pk2, pv2));
   EDGELLM_PROCESS(attn_kv_port_reader<C, KT>(kp3, k_off, vp3, v_off, t_len, pos0, kv_old, 3, KVP, n_heads,
-                                             n_kv, head_dim, pk3, pv3));
+                                             n_kv, head_dim, key0, key_end, pk3, pv3));
   EDGELLM_PROCESS(attn_kv_source<C, KT>(kd, k_off, vd, v_off, t_len, pos0, kv_old, n_heads, n_kv, KVP,
-                                        head_dim, pk0, pv0, pk1, pv1, pk2, pv2, pk3, pv3, ks, vs));
-  EDGELLM_PROCESS(attn_layer_compute<C>(q, q_off, out, o_off, t_len, pos0, n_heads, n_kv, head_dim, scale, ks,
-                                        vs));
+                                        head_dim, key0, key_end, pk0, pv0, pk1, pv1, pk2, pv2, pk3, pv3, ks, vs));
+  EDGELLM_PROCESS(attn_layer_compute<C>(q, q_off, out, o_off, t_len, pos0, n_heads, n_kv, head_dim, scale, key0,
+                                        key_end, lm_off, ks, vs));
   EDGELLM_JOIN;
 }
 
@@ -346,9 +363,18 @@ template <class C, int KVP, class KT>
 void attention_layer(const f32 *q, const KT *k_layer, const KT *v_layer, const KT *kr0, const KT *kr1,
                      const KT *kr2, const KT *kr3, const KT *vr0, const KT *vr1, const KT *vr2,
                      const KT *vr3, f32 *out, int t_len, int pos0, int n_heads, int n_kv, int head_dim,
-                     f32 scale, int kv_old = -1) {
+                     f32 scale, int kv_old = -1, int key0 = 0, int key_end = -1, long lm_off = 0) {
   attention_kv<C, KVP, KT>(q, 0, k_layer, v_layer, kr0, kr1, kr2, kr3, vr0, vr1, vr2, vr3, 0, 0, out, 0, t_len,
-                           pos0, n_heads, n_kv, head_dim, scale, kv_old);
+                           pos0, n_heads, n_kv, head_dim, scale, kv_old, key0, key_end, lm_off);
+}
+
+// The split point of a cached-style call of t_len tokens at pos0 (decoder_layer.h: attention over the
+// keys before it runs beside the layer's k and v linears): the last K/V block boundary <= pos0; 0 (no
+// split) for prefill-style calls.
+template <class C>
+inline int attn_split_key(int t_len, int pos0, int n_heads, int n_kv) {
+#pragma HLS INLINE
+  return attn_plan_of<C>(t_len, n_heads, n_kv).cached ? pos0 / C::kv_block * C::kv_block : 0;
 }
 
 }  // namespace edgellm

@@ -47,6 +47,8 @@ struct attn_config {
   static const int data_lanes = DATA_LANES;  // fp32 per data-port beat (4 = 128-bit): q / out
   static const int ql = DATA_LANES;          // q, out elements per cycle: one data-port beat
   static const int qo_part = DOT_LANES > DATA_LANES ? DOT_LANES : DATA_LANES;  // q / o row banks
+  static const int lm_beats = (2 + DATA_LANES - 1) / DATA_LANES;  // a saved row's (l, m): whole q / out beats
+  static const int lm_row = lm_beats * DATA_LANES;                  // ... in floats
   static const int beats_max = (D_MAX + MEM_LANES - 1) / MEM_LANES;
   static const int chunks_max = (D_MAX + DOT_LANES - 1) / DOT_LANES;  // ceil(d_max / A)
   static const int dp = chunks_max * DOT_LANES;                      // q / o row: whole chunks
