@@ -166,7 +166,8 @@ def test_short_calls_run_in_one_pass_below_pipe_min_tokens(setup) -> None:
         return cost_model.call(CFG, board, d, t, ctx).parts["layers"]
 
     assert 2 < m <= 16
-    assert all(layers(seq, t) < layers(halves, t) for t in range(2, m)) and layers(halves, m) <= layers(seq, m)
+    assert all(layers(seq, t) < layers(halves, t) for t in range(2, m))
+    assert layers(halves, m) <= layers(seq, m)
     assert [cost_model.pipelined(q.replace(pipe_min_tokens=m), t) for t in (1, m - 1, m, 16)] == [
         False, False, True, True]
     assert not cost_model.pipelined(seq, 16) and cost_model.pipe_min_tokens_for(CFG, board, p) == 2
