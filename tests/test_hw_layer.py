@@ -255,24 +255,25 @@ def test_one_engine_call_site() -> None:
 
 
 def test_prefill_schedule_halves_are_ordered_and_disjoint(lib: ctypes.CDLL) -> None:
-    """decoder_layer.h's slot schedule: sequential (1 half) runs V0 L0 V1 L1 .. V4 one job per slot;
+    """decoder_layer.h's slot schedule: sequential (1 half) runs V0 L0 V1 L1 .. V4, one job per slot but
+    L0's k and v beside V1's first part (RoPE q, attention over the earlier K/V blocks), after L0's q;
     pipelined (2 halves) runs each half's stages in that order in increasing slots, never both jobs of a
     slot on one half, and never a stage before the previous stage of its half ended (an earlier slot).
     The fetchers' linear-job order follows the slots (stage-major, half A before B), and the first half
     is cost_model.first_half (ceil(t / 2) up to a multiple of the token lanes, < t)."""
     from edgellm.compiler.cost import model as cost_model
 
-    out = (ctypes.c_int * 4)()
+    out = (ctypes.c_int * 7)()
     for halves in (1, 2):
         n = lib.tb_layer_slot(0, halves, out)
         slots = []
         for i in range(n):
             lib.tb_layer_slot(i, halves, out)
             slots.append(tuple(out))
-        assert n == (10 if halves == 2 else 9)
+        assert n == 10
         done: dict[int, list[tuple[str, int, int]]] = {0: [], 1: []}  # half -> [(kind, stage, slot)]
-        for i, (ls, lh, vs, vh) in enumerate(slots):
-            if ls >= 0 and vs >= 0:
+        for i, (ls, lh, vs, vh, j0, j1, part) in enumerate(slots):
+            if ls >= 0 and vs >= 0 and halves == 2:
                 assert lh != vh, f"slot {i}: both jobs on half {lh}"
             for kind, st, h in (("L", ls, lh), ("V", vs, vh)):
                 if st >= 0:
@@ -280,10 +281,16 @@ def test_prefill_schedule_halves_are_ordered_and_disjoint(lib: ctypes.CDLL) -> N
         want = [("V", 0), ("L", 0), ("V", 1), ("L", 1), ("V", 2), ("L", 2), ("V", 3), ("L", 3), ("V", 4)]
         for h in range(halves):
             jobs = done[h]
-            assert [(k, s) for k, s, _ in jobs] == want
-            assert all(a[2] < b[2] for a, b in zip(jobs, jobs[1:], strict=False)), jobs
-        if halves == 1:
-            assert all(not (s[0] >= 0 and s[2] >= 0) for s in slots)  # one job per slot
+            assert list(dict.fromkeys((k, st) for k, st, _ in jobs)) == want
+            assert all(a[2] <= b[2] for a, b in zip(jobs, jobs[1:], strict=False)), jobs
+        if halves == 2:
+            lins = {-1: 0, 0: 3, 1: 1, 2: 2, 3: 1}  # the stage's linears (q, k, v | o | gate, up | down)
+            assert all(s[4:] == (0, lins[s[0]], 0) for s in slots)
+        else:  # L0 q | V1.1 + L0 k, v | V1.2; every other slot one job, whole
+            assert [(s[0], s[4], s[5]) for s in slots[1:3]] == [(0, 0, 1), (0, 1, 3)]
+            assert [(s[2], s[6]) for s in slots[2:4]] == [(1, 1), (1, 2)]
+            assert all(not (s[0] >= 0 and s[2] >= 0) for i, s in enumerate(slots) if i != 2)
+            assert all(s[6] == 0 for i, s in enumerate(slots) if i not in (2, 3))
     jobs = (ctypes.c_int * 42)()
     q, k, v, o, g, u, d = range(7)
     for t_len in (2, 5, 16):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -33,28 +34,44 @@ def tb_text(subln: bool, defines: dict[str, str] | None = None) -> str:
     return lib.tb_schedule(ctypes.c_int(int(subln))).decode()
 
 
-def parse(text: str) -> tuple[list[Stage], list[tuple[str, int]], dict[str, int]]:
-    """The exported schedule as Stages, the element-wise jobs (name, enum value) in order, and the
-    ew_steps / ports_match values."""
-    names: list[str] = []
-    steps: list[list[str]] = []
+def parse(text: str) -> tuple[list[Stage], list[tuple[str, int]], dict[str, int], list[str]]:
+    """The exported schedule as Stages (a stage's steps gathered over the slots that run parts of it:
+    L0's q, then k and v beside V1's first part), the element-wise jobs (name, enum value) in order, the
+    ew_steps / ports_match values and the slots' labels."""
+    order: list[str] = []
+    steps: dict[str, list[str]] = {}
     jobs: list[tuple[str, int]] = []
     facts: dict[str, int] = {}
+    slots: list[str] = []
+    vec = lin = ""
+
+    def add(stage: str, step: str) -> None:
+        if stage not in steps:
+            order.append(stage)
+            steps[stage] = []
+        steps[stage].append(step)
+
     for line in text.splitlines():
         f = line.split()
         if f[0] == "slot":
-            names.append(f[2])
-            steps.append([])
+            slots.append(f[2])
+            vec, lin = re.search(r"V\d", f[2]), re.search(r"L\d", f[2])
+            vec, lin = vec.group() if vec else "", lin.group() if lin else ""
+            for st in (vec, lin):
+                if st and st not in steps:
+                    order.append(st)
+                    steps[st] = []
         elif f[0] == "lin":
-            steps[-1].append(f[2])
+            add(lin, f[2])
         elif f[0] == "ew":
             jobs.append((f[1], int(f[2])))
-            steps[-1].extend(f[4].split(";"))
+            for step in f[4].split(";"):
+                add(vec, step)
         elif f[0] in ("kv", "attn"):
-            steps[-1].append(f[1])
+            add(vec, f[1])
         else:
             facts[f[0]] = int(f[1])
-    return [Stage(n, tuple(s)) for n, s in zip(names, steps, strict=True)], jobs, facts
+    return [Stage(n, tuple(steps[n])) for n in order], jobs, facts, slots
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +92,12 @@ def small(preset: str) -> ModelConfig:
 
 
 def test_exported_schedule_is_the_slot_schedule() -> None:
-    """What the testbench exports: 9 slots V0 L0 .. V4, the element-wise jobs in EW_* order, the K/V
-    write and attention in V1 before the SubLN job, and the same calls through decoder_layer_ports."""
+    """What the testbench exports: 10 slots (L0's k and v beside V1's first part), the stages V0 L0 .. V4
+    in order, the element-wise jobs in EW_* order, the K/V write and attention in V1 before the SubLN
+    job, and the same calls through decoder_layer_ports."""
     for subln in (True, False):
-        stages, jobs, facts = parse(tb_text(subln))
+        stages, jobs, facts, slots = parse(tb_text(subln))
+        assert slots == ["V0", "L0", "V1L0", "V1", "L1", "V2", "L2", "V3", "L3", "V4"]
         assert [s.name for s in stages] == ["V0", "L0", "V1", "L1", "V2", "L2", "V3", "L3", "V4"]
         assert [i for _, i in jobs] == list(range(facts["ew_steps"]))
         assert [n for n, _ in jobs] == ["EW_ATTN_NORM", "EW_ROPE_Q", "EW_ROPE_K", "EW_ATTN_SUB",
@@ -87,7 +106,8 @@ def test_exported_schedule_is_the_slot_schedule() -> None:
         assert v1.index("kv_write<v>") < v1.index("attention") < len(v1) - 1
         assert facts["ports_match"] == 1
     text = tb_text(True)
-    assert "lin LIN_Q q\nlin LIN_K k\nlin LIN_V v\n" in text and "lin LIN_GATE gate\nlin LIN_UP up\n" in text
+    assert "slot 1 L0\nlin LIN_Q q\nslot 2 V1L0\nlin LIN_K k\nlin LIN_V v\new EW_ROPE_Q" in text
+    assert "lin LIN_GATE gate\nlin LIN_UP up\n" in text
 
 
 @pytest.mark.parametrize("model", ["tiny", "llama-3.2-1b", "bitnet_b1_58-large"])
@@ -126,7 +146,7 @@ def test_swapped_linears_in_the_header_fail(tmp_path: Path, hw: dict[bool, list[
     assert layer.count(include) == 1  # decoder_layer.h takes its schedule from there
     mutant = tmp_path / "decoder_layer.h"
     mutant.write_text(layer.replace(include, f'#include "{schedule}"\n'))
-    stages, _, _ = parse(tb_text(True, {"LAYER_SCHEDULE_HEADER": f'"{mutant}"'}))
+    stages, _, _, _ = parse(tb_text(True, {"LAYER_SCHEDULE_HEADER": f'"{mutant}"'}))
     assert stages[1] == Stage("L0", ("v", "k", "q"))
     qm, _ = load_model(tiny_model_dir())
     assert graph_schedule(fused(qm)) == hw[True] != stages
@@ -141,3 +161,19 @@ def test_schedule_refuses_unfused_and_uneven_layers() -> None:
     g.ops = [op for op in g.ops if op.name != "layers.1.attn"]
     with pytest.raises(IRError, match="layer 1"):
         graph_schedule(g)
+
+
+def test_attention_runs_in_two_parts_beside_k_and_v() -> None:
+    """The sequential schedule's attention (kv_block 32, a cached-style call): the keys before the last
+    K/V block boundary at or below pos0 in slot 2 (V1.1, beside L0's k and v), the rest in slot 3 (V1.2)
+    from the saved state; one call in slot 3 when there is no earlier whole block."""
+    lib = csim.load([TB], "layer_schedule_tb")
+    out = (ctypes.c_longlong * 12)()
+
+    def parts(pos0: int, t_len: int) -> list[tuple[int, int, int]]:
+        n = lib.tb_attention_parts(ctypes.c_int(pos0), ctypes.c_int(t_len), out)
+        return [tuple(out[3 * i:3 * i + 3]) for i in range(n)]
+
+    assert parts(40, 1) == [(2, 0, 32), (3, 32, -1)]
+    assert parts(33, 4) == [(2, 0, 32), (3, 32, -1)] == parts(32, 1)
+    assert parts(20, 1) == [(3, 0, -1)] == parts(0, 4)

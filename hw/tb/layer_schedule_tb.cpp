@@ -9,7 +9,8 @@
 // a step that reads a linear's output is shown with that linear: rope<q>, residual<o>.
 //
 // Output (tb_schedule, one line each):
-//   slot <i> <stage>                  stage: V0 .. V4 / L0 .. L3 (slot_vector / slot_linear)
+//   slot <i> <stages>                 V0 .. V4 / L0 .. L3, both when the slot runs both (V1L0: V1's first part
+//                                     beside L0's k and v; slot_vector / slot_linear)
 //   lin <LIN_*> <name>                the linear job's linears in the order it runs them
 //   ew <EW_*> <index> <mode> <steps>  one element-wise engine call: the EW_* job it is (by its mode and
 //                                     operands), that job's enum value, the engine mode, and the IR-level
@@ -41,7 +42,7 @@ namespace probe {
 // What one call did: its kind and fields, filled by the recorders below.
 struct Event {
   std::string kind;  // "lin", "ew", "kv", "attn"
-  int mode = 0, width = 0;
+  int mode = 0, width = 0, key0 = 0, key_end = -1;
   bool norm = false;
   long a = 0, b = 0, g = 0, w_off = 0, out = 0;
 };
@@ -65,9 +66,9 @@ void kv_cache_write(const PS *, long k_src, const PS *, long v_src, int, int, in
 template <class C, int KVP, class KT, class PQ, class PD, class PP, class PO>
 void attention_kv(const PQ *, long q_off, const PD *, const PD *, const PP *, const PP *, const PP *, const PP *,
                   const PP *, const PP *, const PP *, const PP *, long, long, PO *, long o_off, int, int, int, int,
-                  int, f32, int) {
+                  int, f32, int, int key0 = 0, int key_end = -1, long = 0) {
   Event e;
-  e.kind = "attn", e.a = q_off, e.out = o_off;
+  e.kind = "attn", e.a = q_off, e.out = o_off, e.key0 = key0, e.key_end = key_end;
   events.push_back(e);
 }
 
@@ -194,11 +195,24 @@ struct Tb {
   }
 
   // the layer's calls, slot by slot (layer_slot_run), or all at once (decoder_layer_ports)
-  void run_slot(int i, int halves, int n_a, int t_len, EwRows<E> &rows) {
-    layer_slot_run<C, rec_mm, 1>(i, halves, n_a, t_len, 0, (const uint8_t *)x8, (const uint8_t *)x8,
+  void run_slot(int i, int halves, int n_a, int t_len, EwRows<E> &rows, int pos0 = 0) {
+    layer_slot_run<C, rec_mm, 1>(i, halves, n_a, t_len, pos0, (const uint8_t *)x8, (const uint8_t *)x8,
                                  (const uint8_t *)x8, (const uint8_t *)x8, d, params, cos_tab, sin_tab, kc, vc,
                                  kc, vc, kc, kc, kc, kc, vc, vc, vc, vc, 0L, 0L, 1e-5f, 1.0f, h, fs, x8, fs, x8,
                                  taps, false, rows, LayerAt());
+  }
+
+  // The attention calls of a sequential call of t_len tokens at pos0: (slot, key0, key_end) each.
+  std::vector<long long> attention_parts(int pos0, int t_len) {
+    EDGELLM_EW_ROWS(E, rows)
+    std::vector<long long> out;
+    for (int i = 0; i < layer_slot_count(1); i++) {
+      probe::events.clear();
+      run_slot(i, 1, t_len, t_len, rows, pos0);
+      for (const probe::Event &e : probe::events)
+        if (e.kind == "attn") out.insert(out.end(), {i, e.key0, e.key_end});
+    }
+    return out;
   }
 
   std::string schedule() {
@@ -207,9 +221,9 @@ struct Tb {
     const int n_a = first_half<rec_mm::kTokenLanes>(t_len, halves);
     std::vector<probe::Event> all;
     for (int i = 0; i < layer_slot_count(halves); i++) {
-      int vs, vh, ls, lh;
-      slot_vector(i, halves, vs, vh);
-      slot_linear(i, halves, ls, lh);
+      int vs, vh, vp, ls, lh, j0, j1;
+      slot_vector(i, halves, vs, vh, vp);
+      slot_linear(i, halves, ls, lh, j0, j1);
       text += "slot " + std::to_string(i) + " " +
               (vs >= 0 ? "V" + std::to_string(vs) : "") + (ls >= 0 ? "L" + std::to_string(ls) : "") + "\n";
       probe::events.clear();
@@ -247,6 +261,15 @@ std::string g_text;
 }  // namespace
 
 extern "C" {
+
+// The attention calls of a sequential layer call (SubLN shape) of t_len tokens at pos0: out[3i .. 3i+2] =
+// (slot, key0, key_end) of call i; returns the call count (at most 4).
+int tb_attention_parts(int pos0, int t_len, long long *out) {
+  Tb<tb_layer<true> > tb;
+  const std::vector<long long> v = tb.attention_parts(pos0, t_len);
+  for (size_t i = 0; i < v.size() && i < 12; i++) out[i] = v[i];
+  return (int)(v.size() / 3);
+}
 
 // The sequential schedule of a layer with (subln != 0) or without SubLN; the text stays valid until the
 // next call.

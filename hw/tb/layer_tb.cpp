@@ -127,10 +127,11 @@ int tb_first_half(int lanes, int t_len, int halves) {
                                                     : lanes == 4 ? first_half<4>(t_len, halves) : -1;
 }
 
-// Slot i: out = (linear stage, its half, vector stage, its half); returns the slot count.
+// Slot i: out = (linear stage, its half, vector stage, its half, the stage's first and end linear,
+// the vector stage's part); returns the slot count.
 int tb_layer_slot(int i, int halves, int *out) {
-  slot_linear(i, halves, out[0], out[1]);
-  slot_vector(i, halves, out[2], out[3]);
+  slot_linear(i, halves, out[0], out[1], out[4], out[5]);
+  slot_vector(i, halves, out[2], out[3], out[6]);
   return layer_slot_count(halves);
 }
 

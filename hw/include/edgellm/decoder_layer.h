@@ -78,7 +78,8 @@ enum {
   EW_STEPS
 };
 
-// Slot i's linear job: the linears of its stage st for its half's tokens [t0, t0 + n): MM::run on the int8 rows x8 + t0 * k_max (the half's
+// Slot i's linear job: its linears of stage st (slot_linear: all, or L0's q alone and then k, v) for its
+// half's tokens [t0, t0 + n): MM::run on the int8 rows x8 + t0 * k_max (the half's
 // area), outputs into the float scratch rows of those tokens. fs / x8: the scratch as the TLMM process
 // sees it (top.h: its own m_axi argument, the data port's bundle).
 template <class C, class MM, class WS, class PF, class PX>
@@ -88,12 +89,12 @@ void linear_job(int i, int halves, int n_a, int t_len, WS *w0, WS *w1, WS *w2, W
   typedef layer_scratch<C> S;
   static_assert(!mm_is_lowbit<MM>::value || C::k_max % 16 == 0,
                 "low-bit linears read their int8 rows 16 at a time from 16-element boundaries");
-  int st, half;
-  slot_linear(i, halves, st, half);
+  int st, half, j0, j1;
+  slot_linear(i, halves, st, half, j0, j1);
   if (st < 0) return;
   const int t0 = half == 0 ? 0 : n_a, n = half == 0 ? n_a : t_len - n_a;
 stage_linears_loop:
-  for (int j = 0; j < stage_linears(st); j++) {
+  for (int j = j0; j < j1; j++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 3
     const int lin = stage_linear(st, j), out = lin_out<C>(lin), in = lin_in<C>(lin);
     const long dst = lin == LIN_Q ? S::q_lin : lin == LIN_K ? S::k_lin : lin == LIN_V ? S::v
@@ -120,35 +121,47 @@ void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_des
   typedef typename C::ew E;
   const int H = C::hidden, Q = C::q_size, KV = C::kv_size, F = C::ffn, D = C::head_dim;
   enum { DL = C::data_bits / 32 };  // floats per data beat
-  int st, half;
-  slot_vector(i, halves, st, half);
+  int st, half, part;
+  slot_vector(i, halves, st, half, part);
   if (st < 0) return;
   const int t0 = half == 0 ? 0 : n_a, n = half == 0 ? n_a : t_len - n_a;
-  // the stage's element-wise steps: V0 [ATTN_NORM], V1 [ROPE_Q, ROPE_K, ATTN_SUB], V2 [RES_ATTN], ...
-  const int s0 = st == 0 ? (int)EW_ATTN_NORM : st == 1 ? (int)EW_ROPE_Q : st + 2;
-  const int ns = st == 1 ? 3 : 1;
+  // the stage's element-wise steps: V0 [ATTN_NORM], V1 [ROPE_Q, ROPE_K, ATTN_SUB] (V1.1 [ROPE_Q, -]: its
+  // second step is the attention over the earlier K/V blocks alone; V1.2 [ROPE_K, ATTN_SUB]), V2 [RES_ATTN]..
+  const int s0 = st == 0 ? (int)EW_ATTN_NORM : st == 1 ? (part == V1_SECOND ? (int)EW_ROPE_K : (int)EW_ROPE_Q)
+                                                       : st + 2;
+  const int ns = st != 1 ? 1 : part == V_WHOLE ? 3 : 2;
+  // V1 in two parts: the keys before the call's first K/V block boundary (attention_layer.h)
+  const int split = part == V_WHOLE ? 0 : attn_split_key<typename C::attn>(n, pos0 + t0, C::n_heads, C::n_kv);
   const long qo = at.fs + (long)t0 * Q, ko = at.fs + (long)t0 * KV;  // this half's rows in fs
   const long tq = at.taps + (long)t0 * Q, tk = at.taps + (long)t0 * KV;  // and in the taps
 vector_steps:
   for (int s = s0; s < s0 + ns; s++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 3
-    // the work feeding job s
-    if (s == EW_ATTN_SUB) {
-      if (tap_en) {
+    // the work feeding job s: attention before ATTN_SUB (V1.1: in place of ROPE_K, the earlier blocks)
+    const bool first_part = part == V1_FIRST && s == EW_ROPE_K;
+    if (first_part || s == EW_ATTN_SUB) {
+      if (!first_part && tap_en) {
         copy_f32<(long)C::max_t * Q, DL>(fs, S::q + qo, taps, TP::q_rope + tq, (long)n * Q);
         copy_f32<(long)C::max_t * KV, DL>(fs, S::k + ko, taps, TP::k_rope + tk, (long)n * KV);
         copy_f32<(long)C::max_t * KV, DL>(fs, S::v + ko, taps, TP::v + tk, (long)n * KV);
       }
       // the new positions into the slice at k_off / v_off of k_layer / v_layer (the data-port view)
-      kv_cache_write<C::data_bits, typename C::kv_t>(fs, S::k + ko, fs, S::v + ko, n, pos0 + t0, KV, k_layer,
-                                                     k_off, v_layer, v_off);
+      if (!first_part) {
+        kv_cache_write<C::data_bits, typename C::kv_t>(fs, S::k + ko, fs, S::v + ko, n, pos0 + t0, KV, k_layer,
+                                                       k_off, v_layer, v_off);
+      }
       // one attention core for prefill (n > 1, K/V over the data port) and decode (n == 1: the positions
       // earlier calls wrote, < pos0, over the first KVP weight ports; this call's over k_layer / v_layer,
-      // the argument that just wrote them)
-      attention_kv<typename C::attn, KVP, typename C::kv_t>(fs, S::q + qo, EDGELLM_KV_READ_ARGS, fs,
-                                                           S::attn + qo, n, pos0 + t0, C::n_heads, C::n_kv, D,
-                                                           attn_scale, pos0);
-      if (tap_en) copy_f32<(long)C::max_t * Q, DL>(fs, S::attn + qo, taps, TP::attn + tq, (long)n * Q);
+      // the argument that just wrote them); one call site: V1.1's part (keys 0 .. split - 1, the rows'
+      // state saved: (l, m) over q_lin, dead after ROPE_Q) and V1.2's (from split on) go through it too
+      if (!first_part || split > 0) {
+        attention_kv<typename C::attn, KVP, typename C::kv_t>(fs, S::q + qo, EDGELLM_KV_READ_ARGS, fs,
+                                                             S::attn + qo, n, pos0 + t0, C::n_heads, C::n_kv, D,
+                                                             attn_scale, pos0, first_part ? 0 : split,
+                                                             first_part ? split : -1, at.fs + S::q_lin + (long)t0 * Q);
+      }
+      if (!first_part && tap_en) copy_f32<(long)C::max_t * Q, DL>(fs, S::attn + qo, taps, TP::attn + tq, (long)n * Q);
+      if (first_part) continue;  // V1.1 ends with its attention
     } else if (s == EW_GLU && tap_en) {
       copy_f32<(long)C::max_t * H, DL>(h, at.h + (long)t0 * H, taps, at.taps + TP::h_attn + (long)t0 * H,
                                        (long)n * H);
@@ -261,7 +274,7 @@ void decoder_layer_ports(PD *h, int t_len, int pos0, WS *w0, WS *w1, WS *w2, WS 
   const int n_slots = norm_only ? 1 : layer_slot_count(halves);
 layer_slots:
   for (int i = 0; i < n_slots; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 9 max = 10
+#pragma HLS LOOP_TRIPCOUNT min = 10 max = 10
     layer_slot_run<C, MM, KVP>(i, halves, n_a, t_len, pos0, w0, w1, w2, w3, d, params, cos_tab, sin_tab,
                                k_layer, v_layer, EDGELLM_KV_READ_ARGS, eps, attn_scale, h, fs, x8, fs_t, x8_t,
                                taps, tap_en, rows, at);

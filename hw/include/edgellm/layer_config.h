@@ -55,6 +55,7 @@ struct layer_traits : P {
   typedef attn_config<head_dim, dot_lanes, kv_block, bq, n_heads, n_kv, n_heads / n_kv, max_ctx, max_t,
                       facts::kAttnMinRows, facts::kAttnMemLanes, data_bits / 32>
       attn;
+  static_assert(attn::lm_row <= head_dim, "a split attention call saves each row's (l, m) over q_lin's row");
   struct ew_fields : ew_config_base {  // the element-wise engine's configuration (elementwise.h)
     static const int N_MAX = k_max, LANES = norm_lanes, MAX_TOK = max_t, VEC = ew_vec, GLU_VEC = ew_glu_vec;
   };
