@@ -272,7 +272,7 @@ def test_prefill_schedule_halves_are_ordered_and_disjoint(lib: ctypes.CDLL) -> N
             slots.append(tuple(out))
         assert n == 10
         done: dict[int, list[tuple[str, int, int]]] = {0: [], 1: []}  # half -> [(kind, stage, slot)]
-        for i, (ls, lh, vs, vh, j0, j1, part) in enumerate(slots):
+        for i, (ls, lh, vs, vh, *_) in enumerate(slots):
             if ls >= 0 and vs >= 0 and halves == 2:
                 assert lh != vh, f"slot {i}: both jobs on half {lh}"
             for kind, st, h in (("L", ls, lh), ("V", vs, vh)):
