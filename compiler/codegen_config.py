@@ -68,6 +68,7 @@ def layer_fields(cfg: ModelConfig, numerics: NumericsPlan, design: DesignParams,
         ("ew_glu_vec", design.glu_vec, "design glu_vec: elements per cycle of the GLU act * u pass"),
         ("pipe", bool(design.prefill_pipeline), "design prefill_pipeline"),
         ("pipe_min_t", design.pipe_min_tokens, "design pipe_min_tokens: shorter calls run sequential"),
+        ("attn_split", bool(design.attn_split), "design attn_split: attention beside the k, v linears"),
         ("data_bits", design.data_port_width_bits, "design data_port_width_bits: data / act port beat"),
     ]
 

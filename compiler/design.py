@@ -76,6 +76,9 @@ class DesignParams:
     # sequential one (layer_traits pipe_min_t); the DSE sets it where the halves start to pay
     # (cost/model.py pipe_min_tokens_for: a verify call of 2 rows streams the weights once, not twice)
     pipe_min_tokens: int = 2
+    # the sequential schedule's attention in two parts (layer_traits attn_split): over the K/V blocks
+    # before the call beside the k and v linears, then the rest (layer_schedule.h); False: all of it after
+    attn_split: bool = True
     kv_bytes: int = 2  # KV cache element size: 2 = f16 (NumericsPlan kv_dtype "f16"), 4 = f32
     decode_context: int = 128  # tokens in the KV cache at the projected decode step (as TeLLMe's)
     max_context: int = 0  # KV cache capacity; 0: the model's max_context
@@ -187,6 +190,8 @@ class DesignParams:
         if not isinstance(self.prefill_pipeline, bool):
             raise EdgeLLMError(f"design parameter prefill_pipeline must be true or false, "
                                f"got {self.prefill_pipeline!r}")
+        if not isinstance(self.attn_split, bool):
+            raise EdgeLLMError(f"design parameter attn_split must be true or false, got {self.attn_split!r}")
         pm = self.pipe_min_tokens
         if isinstance(pm, bool) or not isinstance(pm, int) or not 2 <= pm <= 1 << 16:
             raise EdgeLLMError(f"design parameter pipe_min_tokens must be an integer in 2..65536 (calls of "

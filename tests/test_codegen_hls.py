@@ -135,7 +135,8 @@ def test_config_header_numbers(tmp_path: Path) -> None:
         "hidden": "128", "n_heads": "4", "n_kv": "2", "head_dim": "32", "ffn": "344",
         "act": "edgellm::ACT_RELU2", "subln": "true", "norm_lanes": "16", "dot_lanes": "32", "kv_block": "16",
         "max_t": "16", "max_ctx": "64", "bq": "4", "kv_t": "edgellm::f32", "ew_vec": "8", "ew_glu_vec": "2",
-        "pipe": "true", "pipe_min_t": "2", "data_bits": "128"}
+        "pipe": "true", "pipe_min_t": "2", "attn_split": "true",
+        "data_bits": "128"}
     assert "#define EDGELLM_ACT_STORAGE uram" in h
     # 4 streaming ports, 2 token lanes, 2 output lanes
     assert struct_fields(h, "tlmm_cfg") == {"G": "3", "T": "25", "R": "16", "K_MAX": "344", "N_MAX": "344",

@@ -29,20 +29,22 @@ KV260_DESIGN = DesignParams(group_size=2, tables=20, rows=16, attn_lanes=16, att
 
 def brute_force(phases: list[Phase], rate: float, capacity: float, dt: float) -> float:
     """Discrete-time simulation (step dt) of the same FIFO: each step the producer offers up to
-    rate * dt (less the phase's other DDR traffic, never more than the program's bytes left), the
-    consumer takes up to its nominal rate * dt of what is there, and the level is capped at capacity."""
+    rate * dt (less the phase's other DDR traffic while the phase's nominal seconds last, never more than
+    the program's bytes left), the consumer takes up to its nominal rate * dt of what is there, and the
+    level is capped at capacity."""
     left = sum(ph.nbytes for ph in phases)
     level = t = 0.0
     for ph in phases:
-        b = rate - ph.ddr_share_bytes / ph.seconds
+        b0, steps = rate - ph.ddr_share_bytes / ph.seconds, round(ph.seconds / dt)
         if ph.nbytes == 0:
-            for _ in range(round(ph.seconds / dt)):
-                gain = min(b * dt, capacity - level, left)
+            for _ in range(steps):
+                gain = min(b0 * dt, capacity - level, left)
                 level, left = level + gain, left - gain
                 t += dt
             continue
-        r, rem = ph.nbytes / ph.seconds, ph.nbytes
+        r, rem, k = ph.nbytes / ph.seconds, ph.nbytes, 0
         while rem > 1e-9 * ph.nbytes:  # (relative: the byte counts carry rounding)
+            b, k = (b0 if k < steps else rate), k + 1
             made = min(b * dt, max(left, rem - level))
             cons = min(r * dt, level + made, rem)
             new = level + made - cons
@@ -91,10 +93,10 @@ def test_monotone_in_capacity_and_bounds() -> None:
         nominal = sum(ph.seconds for ph in phases)
         for t in times:
             assert t >= total / rate - 1e-9 and t >= nominal - 1e-9
-        # no FIFO: every linear at max(its time, its bytes at the producer's rate left), gaps as they are
-        unbuffered = sum(ph.seconds if ph.nbytes == 0 else
-                         max(ph.seconds, ph.nbytes / (rate - ph.ddr_share_bytes / ph.seconds))
-                         for ph in phases)
+        # no FIFO: every linear its time, or the producer's rate left while its other traffic lasts and
+        # then the whole rate or the linear's own, whichever is less; gaps as they are
+        unbuffered = sum(ph.seconds + max(0.0, ph.nbytes - (rate * ph.seconds - ph.ddr_share_bytes))
+                         / min(rate, ph.nbytes / ph.seconds) if ph.nbytes else ph.seconds for ph in phases)
         assert times[0] == pytest.approx(unbuffered, rel=1e-12)
         res = simulate(phases, rate, 3.0)
         assert res.stall == pytest.approx(res.seconds - nominal, abs=1e-9) and res.stall >= 0
@@ -113,8 +115,11 @@ def test_prefetch_hides_a_gap_and_ddr_share_slows_it() -> None:
     assert simulate(shared, 2.0, 1e9).stall == pytest.approx(0.5)
     # the producer never runs ahead of the program: nothing to prefetch for a later gap
     assert simulate([Phase(1.0, 1.0), Phase(0, 5.0)], 1.0, 1e9).seconds == pytest.approx(6.0)
-    with pytest.raises(ValueError, match="no bandwidth"):
-        simulate([Phase(1.0, 1.0, 5.0)], 2.0, 0.0)
+    # a linear held up past its other traffic (5 bytes in its 1 s: none left for the producer) gets the
+    # whole rate after it: 4 bytes at 2 bytes/s; one that needs fewer bytes a second than the producer
+    # offers takes them at its own rate (2 bytes at 1 byte/s) and leaves the rest in the FIFO
+    assert simulate([Phase(4.0, 1.0, 5.0)], 2.0, 0.0).seconds == pytest.approx(3.0)
+    assert simulate([Phase(2.0, 2.0, 4.0), Phase(0, 1.0)], 2.0, 1e9).seconds == pytest.approx(5.0)
 
 
 def test_elementwise_gaps_sum_to_layer_cycles() -> None:

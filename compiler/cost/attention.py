@@ -83,11 +83,32 @@ def job_counts(c: AttnCall, d: int, a: int, kv_block: int,
     return steady, 2 * (len(nk) + 1) + 4, 2 * sum(tile)
 
 
+# A job's part (attention_core.h, the sequential schedule's attention in two parts): WHOLE, FIRST (keys
+# before the split, the rows' state saved: (l, m) stored in lm_beats beats a row after the o rows),
+# SECOND (the rest, resumed: o and (l, m) loaded first).
+WHOLE, FIRST, SECOND = 0, 1, 2
+
+
+def lm_beats(data_lanes: int) -> int:
+    """attn_config lm_beats: data-port beats of a saved row's (l, m)."""
+    return -(-2 // data_lanes)
+
+
+def part_counts(rows: int, d: int, part: int, data_lanes: int = DATA_LANES) -> tuple[int, int]:
+    """(iterations, loop entries) a part adds to a job (attention_core.h attn_store_lm /
+    attn_load_state): FIRST stores each row's (l, m), SECOND loads each row's o and (l, m)."""
+    lb, nq = lm_beats(data_lanes), math.ceil(d / data_lanes)
+    return {WHOLE: (0, 0), FIRST: (rows * lb, 1), SECOND: (rows * (nq + lb), 1)}[part]
+
+
 @functools.lru_cache(maxsize=1 << 16)
-def call_cycles(c: AttnCall, d: int, a: int, kv_block: int, data_lanes: int = DATA_LANES) -> int:
-    """Compute-process cycles of one job: job_counts' steady cycles plus a fill per loop entry."""
+def call_cycles(c: AttnCall, d: int, a: int, kv_block: int, data_lanes: int = DATA_LANES, part: int = WHOLE
+                ) -> int:
+    """Compute-process cycles of one job (of a part: c.keys the part's keys): job_counts' steady cycles
+    plus a fill per loop entry, and the part's state loop."""
     steady, entries, _ = job_counts(c, d, a, kv_block, data_lanes)
-    return steady + entries * LOOP_FILL
+    extra, loops = part_counts(c.rows, d, part, data_lanes)
+    return steady + extra + (entries + loops) * LOOP_FILL
 
 
 def kv_bytes(c: AttnCall, d: int, elem_bytes: int) -> int:
@@ -206,6 +227,38 @@ def _layer_seconds(cfg: ModelConfig, a: int, kv_block: int, q_block: int, kv_ele
                   else prefill_reader_s(c, d, kv_elem, f_hz, data_bps))
         total += max(compute, reader)
     return total
+
+
+def split_key(cfg: ModelConfig, p: DesignParams, queries: int, context: int) -> int:
+    """attention_layer.h attn_split_key: where the sequential schedule splits a call of `queries` tokens
+    ending at `context` (the last K/V block boundary at or below its first position; 0, no split, for a
+    prefill-style call or a design without attn_split)."""
+    if not p.attn_split:
+        return 0
+    rows = rows_max(cfg, p.attn_q_block)
+    if not plan(queries, cfg.n_heads, cfg.n_kv_heads, rows, p.attn_q_block).cached:
+        return 0
+    return (context - queries) // p.attn_kv_block * p.attn_kv_block
+
+
+def layer_parts(cfg: ModelConfig, p: DesignParams, queries: int, context: int, f_hz: float, data_bps: float,
+                kv_read_bps: float, kv_ports: int = 1) -> tuple[float, float]:
+    """One layer's attention in the sequential schedule (decoder_layer.h V1.1 and V1.2): (seconds of the
+    keys before split_key, beside the k and v linears; seconds of the rest, resumed from the saved state).
+    (0, layer_seconds) when the call does not split."""
+    key = split_key(cfg, p, queries, context)
+    if not key:
+        return 0.0, layer_seconds(cfg, p, queries, context, f_hz, data_bps, kv_read_bps, kv_ports)
+    a, dl = lanes(cfg, p), max(1, p.data_port_width_bits // 32)
+    d, rows = cfg.head_dim, rows_max(cfg, p.attn_q_block)
+    first = second = 0.0
+    for c in call_jobs(queries, context - queries, cfg.n_heads, cfg.n_kv_heads, rows, p.attn_q_block):
+        c1, c2 = AttnCall(c.rows, c.tile_heads, key), AttnCall(c.rows, c.tile_heads, c.keys - key)
+        first += max(call_cycles(c1, d, a, p.attn_kv_block, dl, FIRST) / f_hz,
+                     decode_reader_s(c1, d, p.kv_bytes, f_hz, data_bps, kv_read_bps, kv_ports, 0))
+        second += max(call_cycles(c2, d, a, p.attn_kv_block, dl, SECOND) / f_hz,
+                      decode_reader_s(c2, d, p.kv_bytes, f_hz, data_bps, kv_read_bps, kv_ports, queries))
+    return first, second
 
 
 # --- Resources ------------------------------------------------------------------------------------

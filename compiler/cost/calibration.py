@@ -91,13 +91,14 @@ def tellme_params(cfg: ModelConfig) -> DesignParams:
 def tellme_overlap_params(cfg: ModelConfig, block: int = TELLME_PREFILL_TOKEN_BLOCK) -> DesignParams:
     """TeLLMe's design on the generated engine's path (overlap=True, the headline's): G3, R16, T25 (TeLLMe's
     28 rounded down to the engine's multiple of 5), three 128-bit-landing weight ports, 2.06 bits/weight, the
-    LM head on the A53s, one IP start per layer, and no decoupled fetcher (the smallest fetch FIFO).
-    What this path cannot express: TeLLMe's serial weight load (the engine overlaps a tile's load with
-    the previous tile's compute), its K/V reads over one port (the engine's decode attention reads over
-    the weight ports) and its URAM weight buffer layout (docs/performance.md "Calibration")."""
+    LM head on the A53s, one IP start per layer, no decoupled fetcher (the smallest fetch FIFO), and its
+    attention after the q, k, v linears (attn_split off: not beside k and v). What this path cannot
+    express: TeLLMe's serial weight load (the engine overlaps a tile's load with the previous tile's
+    compute), its K/V reads over one port (the engine's decode attention reads over the weight ports) and
+    its URAM weight buffer layout (docs/performance.md "Calibration")."""
     p = tellme_params(cfg)
     return p.replace(overlap=True, tables=tlmm_tables(p), fetch_depth=FETCH_DEPTH_RANGE[0],
-                     weight_buffer_depth=0, prefill_token_block=block)
+                     weight_buffer_depth=0, prefill_token_block=block, attn_split=False)
 
 
 @dataclass(frozen=True)

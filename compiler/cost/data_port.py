@@ -39,6 +39,12 @@ def gap_bytes(cfg: ModelConfig) -> tuple[int, ...]:
             3 * a * h)
 
 
+def rope_q_bytes(cfg: ModelConfig) -> int:
+    """gap_bytes' share of RoPE q for one token (the sequential schedule runs it beside the k and v
+    linears): the q row in and out, the tables' row."""
+    return 2 * ACT_BYTES * cfg.q_size + ACT_BYTES * cfg.head_dim
+
+
 def linear_bytes(out: int, n_in: int) -> int:
     """Data-port bytes of one linear for one token: its int8 input row and its fp32 output row."""
     return n_in + ACT_BYTES * out

@@ -74,8 +74,8 @@ def simulate(phases: Sequence[Phase], rate: float, capacity: float,
     """Run a program against a producer of `rate` bytes/s and a FIFO of `capacity` bytes (empty at the
     start; the producer never fetches more than the program's total bytes, `total_bytes` when the
     caller knows it). Closed form per phase; `durations`, when given, gets each phase's seconds in
-    order (they sum to the result's). ValueError when the producer has no bandwidth left for a phase
-    that needs bytes it lacks."""
+    order (they sum to the result's). A phase's other DDR traffic (ddr_share_bytes) runs over its
+    nominal seconds: a phase the producer holds up past them has the producer's whole rate after."""
     if rate <= 0 or capacity < 0:
         raise ValueError(f"fetch model: rate must be > 0 and capacity >= 0, got {rate}, {capacity}")
     left = math.fsum(ph.nbytes for ph in phases) if total_bytes is None else total_bytes
@@ -98,19 +98,23 @@ def simulate(phases: Sequence[Phase], rate: float, capacity: float,
                 durations.append(s)
             continue
         need = n - level  # bytes beyond those queued that must arrive during the phase
-        if need > 0:
-            if b <= 0:
-                raise ValueError(f"fetch model: a phase needs {need:g} more bytes but the producer has "
-                                 f"no bandwidth left (Phase({n}, {s}, {share}))")
-            if need > b * s:  # the FIFO runs empty: the phase proceeds at the producer's rate
-                wait = need / b
-                stall += wait - s
-                total += wait - s
-                left -= need
-                level = 0.0
-                if durations is not None:
-                    durations.append(wait)
-                continue
+        if need > b * s:  # the FIFO runs empty: the phase proceeds at the producer's rate; once the
+            # phase's other traffic (its nominal seconds' worth) is done, at the whole rate or the
+            # consumer's own, whichever is less (the producer then refills the FIFO by the difference)
+            rest, own = need - b * s, (n / s if s > 0 else math.inf)
+            after = rest / (rate if rate < own else own)
+            refill = rate * after - rest if rate > own else 0.0
+            if refill > capacity:
+                refill = capacity
+            if refill > left - need:
+                refill = max(0.0, left - need)
+            stall += after
+            total += after
+            left -= need + refill
+            level = refill
+            if durations is not None:
+                durations.append(s + after)
+            continue
         made = b * s  # the producer stops when the FIFO is full or the program's bytes are all fetched
         room = capacity - level + n
         if room < made:

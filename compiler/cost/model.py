@@ -67,7 +67,8 @@ ENGINE_FIELDS = ("overlap", "clock_mhz", "group_size", "tables", "rows", "weight
                  "data_port_width_bits", "bits_per_weight", "lm_head_on_fabric", "lm_head_bits",
                  "prefill_token_block", "attn_q_block", "attn_kv_block", "attn_lanes", "ew_lanes", "ew_vec",
                  "ew_glu_vec", "token_lanes", "out_lanes", "dsp_lanes", "prefill_pipeline", "pipe_min_tokens",
-                 "kv_bytes", "decode_context", "ip_calls_per_token", "fetch_depth", "port_shares")
+                 "attn_split", "kv_bytes", "decode_context", "ip_calls_per_token", "fetch_depth",
+                 "port_shares")
 PERF_FIELDS = tuple(dict.fromkeys((*ENGINE_FIELDS, *cost_serial.PERF_FIELDS)))
 
 
@@ -132,15 +133,33 @@ def _vector_work(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, tokens: int, 
     return gaps, attn_s, attn_bytes - tokens * 2 * cfg.kv_size * p.kv_bytes
 
 
+def _attention_parts(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: int, context: int
+                     ) -> tuple[float, float]:
+    """(seconds of the keys before the split, of the rest) of one layer's attention in the sequential
+    schedule (cost_attention.layer_parts, the bandwidths of _attention)."""
+    f = p.clock_mhz * 1e6
+    ports = bw.kv_ports or 1
+    read_bw = min(ports * bw.kv_port, 2 * cost_attention.MEM_LANES * p.kv_bytes * f, bw.ddr)
+    return cost_attention.layer_parts(cfg, p, queries, context, f, bw.data, read_bw, ports)
+
+
 def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int,
                   context: int, detail: dict[str, float],
                   linear: Callable[[str], cost_fetch.Phase] | None = None) -> list[cost_fetch.Phase]:
-    """One layer's program for a block of `tokens` tokens ending at `context` (decoder_layer.h order):
-    element-wise gaps, linears (FIFO consumers) and attention (its K/V reads share the DDR). linear: the
-    phase of the linear it names (default the TLMM's, _linear_phase; cost/lowbit.py passes the low-bit
-    engine's)."""
+    """One layer's program for a block of `tokens` tokens ending at `context` in the sequential schedule
+    (decoder_layer.h, layer_schedule.h): element-wise gaps, linears (FIFO consumers) and attention (its
+    K/V reads share the DDR), with k and v in one slot beside RoPE q and the attention over the K/V
+    blocks before the call (cost_attention.split_key; none for a prefill-style call): that slot lasts
+    the longer of the two jobs (the fetcher streaming k and v meanwhile) plus SLOT_SYNC_CYCLES, the rest
+    of attention runs from the saved state after RoPE k and the K/V write. linear: the phase of the
+    linear it names (default the TLMM's, _linear_phase; cost/lowbit.py passes the low-bit engine's)."""
     sh = cfg.linear_shapes()
+    f = p.clock_mhz * 1e6
     gaps, attn_s, kv_reads = _vector_work(cfg, p, bw, tokens, context, detail)
+    first, second = _attention_parts(cfg, p, bw, tokens, context)
+    detail["attention"] += first + second - attn_s
+    key = cost_attention.split_key(cfg, p, tokens, context)
+    reads1 = kv_reads * key / context if context else 0.0
     data = cost_data_port.stage_bytes(cfg)
 
     def lin(name: str) -> cost_fetch.Phase:  # the data port's bytes charged where they pass the DDR ceiling
@@ -150,9 +169,24 @@ def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth
     def gap(i: int) -> cost_fetch.Phase:
         return cost_data_port.charged(cost_fetch.Phase(0, gaps[i]), tokens * data[f"gap{i}"], bw)
 
-    attn = cost_data_port.charged(cost_fetch.Phase(0, attn_s, kv_reads), tokens * data["attention"], bw)
-    return [gap(0), lin("q"), lin("k"), lin("v"), gap(1), attn, gap(2), lin("o"), gap(3), lin("gate"),
-            lin("up"), gap(4), lin("down"), gap(5)]
+    # V1.1 (RoPE q, attention over the earlier blocks) beside L0's k and v
+    widths = cost_elementwise._Widths(p)
+    rope_q = tokens * cost_elementwise.dequant_rope(cfg.n_heads, cfg.head_dim, widths) / f
+    rope_q_bytes = tokens * cost_data_port.rope_q_bytes(cfg)
+    att = tokens * data["attention"]
+    v11 = cost_data_port.charged(cost_fetch.Phase(0, rope_q + first, reads1),
+                                 rope_q_bytes + (att if key else 0), bw)
+    k, v = lin("k"), lin("v")
+    slot_s = max(k.seconds + v.seconds, v11.seconds) + SLOT_SYNC_CYCLES / f
+    slot = cost_fetch.Phase(k.nbytes + v.nbytes, slot_s,
+                            k.ddr_share_bytes + v.ddr_share_bytes + v11.ddr_share_bytes)
+    # V1.2: RoPE k + the K/V write, the rest of attention (resumed: the saved o rows read back), SubLN
+    rest1 = cost_data_port.charged(cost_fetch.Phase(0, gaps[1] - rope_q),
+                                   tokens * data["gap1"] - rope_q_bytes, bw)
+    resumed = tokens * ACT_BYTES * cfg.q_size if key else 0
+    attn = cost_data_port.charged(cost_fetch.Phase(0, second, kv_reads - reads1), att + resumed, bw)
+    return [gap(0), lin("q"), slot, rest1, attn, gap(2), lin("o"), gap(3), lin("gate"), lin("up"), gap(4),
+            lin("down"), gap(5)]
 
 
 def first_half(tokens: int, lanes: int) -> int:

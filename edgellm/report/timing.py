@@ -21,9 +21,11 @@ from edgellm.compiler.cost.ddr import bandwidth
 from edgellm.compiler.design import DesignParams
 from edgellm.models.config import ModelConfig
 
-# One layer's program in decoder_layer.h order (cost_model._layer_phases: 14 phases).
-SEQUENTIAL = ("attention norm", "q", "k", "v", "RoPE + K/V write", "attention", "attention SubLN", "o",
-              "residual + FFN norm", "gate", "up", "GLU + SubLN", "down", "residual")
+# One layer's program in decoder_layer.h order (cost_model._layer_phases: 13 phases; k and v beside RoPE q
+# and the attention over the earlier K/V blocks in one slot).
+SEQUENTIAL = ("attention norm", "q", "k, v | RoPE q + attention (earlier blocks)", "RoPE k + K/V write",
+              "attention", "attention SubLN", "o", "residual + FFN norm", "gate", "up", "GLU + SubLN", "down",
+              "residual")
 # The pipelined prefill's vector stages (cost_model._pipelined_layer_phases) and linear stages.
 VECTOR_STAGES = ("attention norm", "RoPE + attention + SubLN", "residual + FFN norm", "GLU + SubLN",
                  "residual")

@@ -131,7 +131,8 @@ void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_des
                                                        : st + 2;
   const int ns = st != 1 ? 1 : part == V_WHOLE ? 3 : 2;
   // V1 in two parts: the keys before the call's first K/V block boundary (attention_layer.h)
-  const int split = part == V_WHOLE ? 0 : attn_split_key<typename C::attn>(n, pos0 + t0, C::n_heads, C::n_kv);
+  const int split = part == V_WHOLE || !C::attn_split
+                        ? 0 : attn_split_key<typename C::attn>(n, pos0 + t0, C::n_heads, C::n_kv);
   const long qo = at.fs + (long)t0 * Q, ko = at.fs + (long)t0 * KV;  // this half's rows in fs
   const long tq = at.taps + (long)t0 * Q, tk = at.taps + (long)t0 * KV;  // and in the taps
 vector_steps:

@@ -23,7 +23,7 @@ constexpr int cmax(int a, int b) { return a > b ? a : b; }
 // Required fields (no default: a configuration that leaves one out does not compile): hidden, n_heads,
 // n_kv, head_dim, ffn (the model's shape), act (ACT_RELU2 / ACT_SILU), subln (SubLN norms), norm_lanes,
 // dot_lanes, kv_block (the numerics plan), max_t (tokens per call), max_ctx (KV cache positions).
-// Optional fields, defaults below: kv_t, bq, ew_vec, ew_glu_vec, pipe, pipe_min_t, data_bits.
+// Optional fields, defaults below: kv_t, bq, ew_vec, ew_glu_vec, pipe, pipe_min_t, attn_split, data_bits.
 struct layer_config_base {
   typedef f32 kv_t;                  // the KV cache element (numerics plan kv_dtype): f32, or f16 (binary16)
   static const int bq = 8;           // prefill queries sharing one K/V tile (design.attn_q_block)
@@ -32,6 +32,8 @@ struct layer_config_base {
   static const int ew_glu_vec = 0;   // of the GLU act(g) * u pass (ew_traits GLU_VEC, <= ew_vec); 0: ew_vec
   static const bool pipe = false;    // prefill calls run the pipelined two-half schedule (layer_slot_run)
   static const int pipe_min_t = 2;   // with pipe: calls of at least this many tokens (design pipe_min_tokens)
+  static const bool attn_split = true;  // sequential calls: attention over the earlier K/V blocks beside the
+                                        // k and v linears (layer_schedule.h; design attn_split)
   static const int data_bits = 128;  // the data and act ports' beat (maxi.h): the layer's rows move one
                                      // beat per cycle
 };
@@ -42,6 +44,7 @@ struct layer_traits : P {
   typedef typename P::kv_t kv_t;
   static const bool pipe = P::pipe;  // the prefill pipeline (decoder_layer_ports' two-half schedule)
   static const int pipe_min_t = P::pipe_min_t;  // ... for calls of at least this many tokens (>= 2)
+  static const bool attn_split = P::attn_split;  // attention in two parts in the sequential schedule
   static_assert(P::pipe_min_t >= 2, "pipe_min_t: the two halves need two tokens");
   static const int data_bits = P::data_bits;
   typedef ap_uint<data_bits> dbeat_t;  // the data and act ports' beat
