@@ -507,6 +507,27 @@ def test_trace_layer_decode_over_ports(lib: ctypes.CDLL) -> None:
     assert _trace(lib) == tuple(want)
 
 
+def test_trace_split_call_matches_the_model(lib: ctypes.CDLL) -> None:
+    """A decode call in two parts (split 64 of 70 keys) with a whole call between them (run_attention_layer):
+    the trace is the model's two parts (cost_attention.job_counts over each part's keys plus part_counts'
+    state loops: the first part's (l, m) store, the second's o and (l, m) load) and the whole call."""
+    rng = np.random.default_rng(9)
+    n_h, n_kv, d = 8, 2, 96
+    k, v = kv_cache(rng, 70, n_kv, d, extra=0)
+    nan = nan_like(k)
+    q = (rng.standard_normal((1, n_h, d)) * 2).astype(F32)
+    _trace(lib)
+    run_attention_layer(lib, "3_l16", q, 1, 69, nan, nan, head_ports(k, v, 3), split=64)
+
+    def part(keys: int, which: int) -> np.ndarray:
+        steady, loops, beats = job_cycles(n_h, n_kv, keys, d, 16, 16)
+        extra, more = cost_attention.part_counts(n_h, d, which)
+        return np.array([steady + extra, loops + more, beats])
+
+    want = part(64, cost_attention.FIRST) + part(70, cost_attention.WHOLE) + part(6, cost_attention.SECOND)
+    assert _trace(lib) == tuple(int(x) for x in want)
+
+
 def test_one_attention_core() -> None:
     """The HLS sources instantiate the core from exactly one call site (attention_layer's compute
     process), and every attention entry is a wrapper of attention_layer."""
