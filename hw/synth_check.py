@@ -307,8 +307,12 @@ def check_paths(roots: list[Path]) -> list[Finding]:
 def main(argv: list[str] | None = None) -> int:
     """CLI: print findings, exit 1 if any, 2 on a missing path."""
     args = sys.argv[1:] if argv is None else argv
+    usage = "usage: python -m edgellm.hw.synth_check DIR [DIR ...]"
+    if any(a in ("-h", "--help") for a in args):
+        print(f"{usage}\n{__doc__.strip().splitlines()[0]}")
+        return 0
     if not args:
-        print("usage: python -m edgellm.hw.synth_check DIR [DIR ...]", file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     for a in args:
         if not Path(a).exists():

@@ -113,6 +113,9 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert synth_check.main([str(bad)]) == 1
     assert "unbounded-loop" in capsys.readouterr().out
     assert synth_check.main([str(tmp_path / "missing")]) == 2
+    capsys.readouterr()
+    assert synth_check.main(["--help"]) == 0  # usage, not "--help: no such file"
+    assert capsys.readouterr().out.startswith("usage: python -m edgellm.hw.synth_check DIR")
     res = subprocess.run(["python", "-m", "edgellm.hw.synth_check", str(bad)], capture_output=True, text=True)
     assert res.returncode == 1 and "k.h:1: unbounded-loop" in res.stdout
 
