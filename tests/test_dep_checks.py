@@ -288,11 +288,12 @@ def _prefill_decode(tmp: Path, qm, design: DesignParams, prefill: int, decode: i
 
 def test_top_tiny_model_claims_hold(tmp_path: Path) -> None:
     """The shipped tiny model (4 layers, hidden 256, 4/2 heads of 64; 16 attention lanes: 4 chunks of the
-    head; K/V tiles of 16 positions, so the decode steps cross a tile) on the generated top: a 16-token
-    prefill and 4 decode steps, bit-exact, no violation, every claim exercised."""
+    head; K/V tiles of 8 positions, so a decode step's attention in two parts has two tiles before the
+    split: the pass copies K of the next tile) on the generated top: a 16-token prefill and 4 decode
+    steps, bit-exact, no violation, every claim exercised."""
     qm, _ = load_model(tiny_model_dir())
     design = DesignParams(tables=15, weight_ports=2, weight_buffer="bram", kv_bytes=4, attn_lanes=16,
-                          attn_kv_block=16)
+                          attn_kv_block=8)
     bad, n, report = _prefill_decode(tmp_path, qm, design, prefill=16, decode=4)
     print(f"tiny: mismatches {bad}, violations {n}; {report}")
     assert bad == [0] * 5 and n == 0
@@ -302,12 +303,12 @@ def test_top_tiny_model_claims_hold(tmp_path: Path) -> None:
 def test_top_large_shape_layer_claims_hold(tmp_path: Path) -> None:
     """One bitnet_b1_58-large-shape layer (hidden 1536, FFN 4096, 16 heads of 96, SiLU + SubLN; random
     weights, a 512-token vocabulary to keep the LM head's C simulation short) on the generated top with
-    the KV260 design's attention (8 lanes: 12 chunks of the head): a 16-token prefill (two query
-    blocks) and 2 decode steps, bit-exact, no violation."""
+    the KV260 design's attention (8 lanes: 12 chunks of the head; K/V tiles of 8, as the DSE's): a 16-token
+    prefill (two query blocks) and 2 decode steps, bit-exact, no violation."""
     cfg = dataclasses.replace(PRESETS["bitnet_b1_58-large"], n_layers=1, vocab_size=512, max_context=64,
                               name="large-1layer")
     qm = random_model(cfg, seed=1)
-    design = DesignParams(attn_lanes=8, attn_kv_block=16, kv_bytes=4)
+    design = DesignParams(attn_lanes=8, attn_kv_block=8, kv_bytes=4)
     bad, n, report = _prefill_decode(tmp_path, qm, design, prefill=16, decode=2)
     print(f"large layer: mismatches {bad}, violations {n}; {report}")
     assert bad == [0] * 3 and n == 0

@@ -107,8 +107,8 @@ def test_library_mutant_flagged(tmp_path):
     # attention_kv's second K/V port reader made to write port 0's K stream: two producers of pk0
     src = library_copy(tmp_path) / "attention_layer.h"
     text = src.read_text()
-    assert text.count("head_dim, pk1, pv1));") == 1
-    src.write_text(text.replace("head_dim, pk1, pv1));", "head_dim, pk0, pv1));"))
+    assert text.count("key_end, pk1, pv1));") == 1
+    src.write_text(text.replace("key_end, pk1, pv1));", "key_end, pk0, pv1));"))
     found = [f for f in synth_check.check_paths([tmp_path]) if f.rule == "stream-fanout"]
     assert len(found) == 1 and found[0].path.name == "attention_layer.h"
     assert "stream pk0 has 2 producers" in found[0].detail and "attention_kv" in found[0].detail

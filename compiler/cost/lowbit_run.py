@@ -107,39 +107,39 @@ def _call(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: 
     bw, f = engine_bandwidth(board, p), p.clock_mhz * 1e6
     sh = cfg.linear_shapes()
     phases: list[cost_fetch.Phase] = []
-    names: list[tuple[int, str | None]] = []  # per phase: its layer and its linear's name (None: vector)
-    programs: dict[tuple, tuple[list[cost_fetch.Phase], list[str]]] = {}
+    # per phase: its layer, its linears (none: vector work) and the vector work it holds (the slot of k and
+    # v holds RoPE q and the attention over the earlier K/V blocks: that part of its time is vector work)
+    names: list[tuple[int, tuple[str, ...], float]] = []
+    programs: dict[tuple, tuple[list[cost_fetch.Phase], list]] = {}
     for i, layer in enumerate(m.layers):
         key = tuple(layer.items())
         if key not in programs:  # layers of the same formats run the same program
-            called: list[str] = []
-
-            def lin(name: str, layer: dict[str, TensorFormat] = layer, called: list[str] = called
-                    ) -> cost_fetch.Phase:
-                called.append(name)
+            def lin(name: str, layer: dict[str, TensorFormat] = layer) -> cost_fetch.Phase:
                 return _linear_phase(*sh[name], layer[name], eng, n, f)
 
             detail: dict[str, float] = dict.fromkeys(("attention", "elementwise"), 0.0)
-            programs[key] = (cost_model._layer_phases(cfg, board, p, bw, n, context, detail, lin), called)
-        prog, called = programs[key]
-        it = iter(called)
+            labels: list[tuple[tuple[str, ...], float]] = []
+            prog = cost_model._layer_phases(cfg, board, p, bw, n, context, detail, lin, labels)
+            programs[key] = (prog, labels)
+        prog, labels = programs[key]
         phases += prog
-        names += [(i, next(it) if ph.nbytes > 0 else None) for ph in prog]
+        names += [(i, nm, vec) for nm, vec in labels]
     if final:  # the final norm (one row, before the LM head)
         phases.append(cost_fetch.Phase(0, cost_elementwise.final_norm(cfg, p) / f))
-        names.append((-1, None))
+        names.append((-1, (), 0.0))
     durations: list[float] = []
     res = cost_fetch.simulate(phases, bw.weights, fifo_bytes(board, p), durations=durations)
     run.stall += res.stall
-    for (i, name), s in zip(names, durations, strict=True):
+    for (i, lins, vec), s in zip(names, durations, strict=True):
         if i < 0:
             run.final += s
-        elif name is None:
-            run.layers[i] += s
-            run.vector += s
-        else:
-            run.layers[i] += s
-            run.linears[name] = run.linears.get(name, 0.0) + s
+            continue
+        run.layers[i] += s
+        v = s if not lins else min(vec, s)  # a slot's vector work up to its time, the rest its linears'
+        run.vector += v
+        for name in lins:  # in proportion to the bytes each streams (one linear: all of it)
+            share = sh[name][0] * sh[name][1] / sum(sh[x][0] * sh[x][1] for x in lins)
+            run.linears[name] = run.linears.get(name, 0.0) + (s - v) * share
 
 
 def run_split(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: DesignParams,

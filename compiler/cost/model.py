@@ -145,14 +145,17 @@ def _attention_parts(cfg: ModelConfig, p: DesignParams, bw: Bandwidth, queries: 
 
 def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth, tokens: int,
                   context: int, detail: dict[str, float],
-                  linear: Callable[[str], cost_fetch.Phase] | None = None) -> list[cost_fetch.Phase]:
+                  linear: Callable[[str], cost_fetch.Phase] | None = None,
+                  labels: list[tuple[tuple[str, ...], float]] | None = None) -> list[cost_fetch.Phase]:
     """One layer's program for a block of `tokens` tokens ending at `context` in the sequential schedule
     (decoder_layer.h, layer_schedule.h): element-wise gaps, linears (FIFO consumers) and attention (its
     K/V reads share the DDR), with k and v in one slot beside RoPE q and the attention over the K/V
     blocks before the call (cost_attention.split_key; none for a prefill-style call): that slot lasts
     the longer of the two jobs (the fetcher streaming k and v meanwhile) plus SLOT_SYNC_CYCLES, the rest
     of attention runs from the saved state after RoPE k and the K/V write. linear: the phase of the
-    linear it names (default the TLMM's, _linear_phase; cost/lowbit.py passes the low-bit engine's)."""
+    linear it names (default the TLMM's, _linear_phase; cost/lowbit.py passes the low-bit engine's).
+    labels, when given, gets per phase (the linears in it, the seconds of vector work it holds): a linear's
+    phase ((name,), 0), a vector phase ((), its seconds), the slot (("k", "v"), RoPE q + the first part)."""
     sh = cfg.linear_shapes()
     f = p.clock_mhz * 1e6
     gaps, attn_s, kv_reads = _vector_work(cfg, p, bw, tokens, context, detail)
@@ -185,8 +188,13 @@ def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth
                                    tokens * data["gap1"] - rope_q_bytes, bw)
     resumed = tokens * ACT_BYTES * cfg.q_size if key else 0
     attn = cost_data_port.charged(cost_fetch.Phase(0, second, kv_reads - reads1), att + resumed, bw)
-    return [gap(0), lin("q"), slot, rest1, attn, gap(2), lin("o"), gap(3), lin("gate"), lin("up"), gap(4),
-            lin("down"), gap(5)]
+    phases = [gap(0), lin("q"), slot, rest1, attn, gap(2), lin("o"), gap(3), lin("gate"), lin("up"), gap(4),
+              lin("down"), gap(5)]
+    if labels is not None:
+        names = [(), ("q",), ("k", "v"), (), (), (), ("o",), (), ("gate",), ("up",), (), ("down",), ()]
+        labels += [(nm, v11.seconds if nm == ("k", "v") else 0.0 if nm else ph.seconds)
+                   for nm, ph in zip(names, phases, strict=True)]
+    return phases
 
 
 def first_half(tokens: int, lanes: int) -> int:

@@ -106,6 +106,42 @@ stage_linears_loop:
   }
 }
 
+// V1's attention work (vector_job, inlined: ONE attention call site): the whole stage's or V1.2's (the
+// q, k, v taps, the new positions into the K/V slice, attention from key `split` on, the attention tap),
+// or V1.1's (`first`: attention over keys 0 .. split - 1 of earlier calls, each row's state saved -- (l,
+// m) over q_lin, dead once RoPE q has read it -- nothing else). Tokens [t0, t0 + n) at pos0 + t0.
+template <class C, int KVP, class PD, class PF, class PK, class PP>
+void v1_attention(bool first, int split, int n, int t0, int pos0, PK *k_layer, PK *v_layer, EDGELLM_KV_READ_PARAMS,
+                  f32 attn_scale, PF *fs, PD *taps, bool tap_en, const LayerAt &at) {
+#pragma HLS INLINE
+  typedef layer_scratch<C> S;
+  typedef layer_taps<C> TP;
+  const int Q = C::q_size, KV = C::kv_size;
+  enum { DL = C::data_bits / 32 };  // floats per data beat
+  const long qo = at.fs + (long)t0 * Q, ko = at.fs + (long)t0 * KV;  // this half's rows in fs
+  const long tq = at.taps + (long)t0 * Q, tk = at.taps + (long)t0 * KV;  // and in the taps
+  if (!first && tap_en) {
+    copy_f32<(long)C::max_t * Q, DL>(fs, S::q + qo, taps, TP::q_rope + tq, (long)n * Q);
+    copy_f32<(long)C::max_t * KV, DL>(fs, S::k + ko, taps, TP::k_rope + tk, (long)n * KV);
+    copy_f32<(long)C::max_t * KV, DL>(fs, S::v + ko, taps, TP::v + tk, (long)n * KV);
+  }
+  // the new positions into the slice at k_off / v_off of k_layer / v_layer (the data-port view)
+  if (!first) {
+    kv_cache_write<C::data_bits, typename C::kv_t>(fs, S::k + ko, fs, S::v + ko, n, pos0 + t0, KV, k_layer, k_off,
+                                                   v_layer, v_off);
+  }
+  // one attention core for prefill (n > 1, K/V over the data port) and decode (n == 1: the positions
+  // earlier calls wrote, < pos0, over the first KVP weight ports; this call's over k_layer / v_layer, the
+  // argument that just wrote them)
+  if (!first || split > 0) {
+    attention_kv<typename C::attn, KVP, typename C::kv_t>(fs, S::q + qo, EDGELLM_KV_READ_ARGS, fs, S::attn + qo, n,
+                                                         pos0 + t0, C::n_heads, C::n_kv, C::head_dim, attn_scale,
+                                                         pos0, first ? 0 : split, first ? split : -1,
+                                                         at.fs + S::q_lin + (long)t0 * Q);
+  }
+  if (!first && tap_en) copy_f32<(long)C::max_t * Q, DL>(fs, S::attn + qo, taps, TP::attn + tq, (long)n * Q);
+}
+
 // Slot i's vector job: stage st (V0 .. V4) for its half's tokens [t0, t0 + n) at positions pos0 + t0 ..:
 // its element-wise jobs
 // (ONE ew_engine call site, so the layer builds one element-wise module) with the K/V cache write and
@@ -119,7 +155,7 @@ void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_des
   typedef layer_scratch<C> S;
   typedef layer_taps<C> TP;
   typedef typename C::ew E;
-  const int H = C::hidden, Q = C::q_size, KV = C::kv_size, F = C::ffn, D = C::head_dim;
+  const int H = C::hidden, Q = C::q_size, KV = C::kv_size, F = C::ffn;
   enum { DL = C::data_bits / 32 };  // floats per data beat
   int st, half, part;
   slot_vector(i, halves, st, half, part);
@@ -133,35 +169,14 @@ void vector_job(int i, int halves, int n_a, int t_len, int pos0, const layer_des
   // V1 in two parts: the keys before the call's first K/V block boundary (attention_layer.h)
   const int split = part == V_WHOLE || !C::attn_split
                         ? 0 : attn_split_key<typename C::attn>(n, pos0 + t0, C::n_heads, C::n_kv);
-  const long qo = at.fs + (long)t0 * Q, ko = at.fs + (long)t0 * KV;  // this half's rows in fs
-  const long tq = at.taps + (long)t0 * Q, tk = at.taps + (long)t0 * KV;  // and in the taps
 vector_steps:
   for (int s = s0; s < s0 + ns; s++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 3
     // the work feeding job s: attention before ATTN_SUB (V1.1: in place of ROPE_K, the earlier blocks)
     const bool first_part = part == V1_FIRST && s == EW_ROPE_K;
     if (first_part || s == EW_ATTN_SUB) {
-      if (!first_part && tap_en) {
-        copy_f32<(long)C::max_t * Q, DL>(fs, S::q + qo, taps, TP::q_rope + tq, (long)n * Q);
-        copy_f32<(long)C::max_t * KV, DL>(fs, S::k + ko, taps, TP::k_rope + tk, (long)n * KV);
-        copy_f32<(long)C::max_t * KV, DL>(fs, S::v + ko, taps, TP::v + tk, (long)n * KV);
-      }
-      // the new positions into the slice at k_off / v_off of k_layer / v_layer (the data-port view)
-      if (!first_part) {
-        kv_cache_write<C::data_bits, typename C::kv_t>(fs, S::k + ko, fs, S::v + ko, n, pos0 + t0, KV, k_layer,
-                                                       k_off, v_layer, v_off);
-      }
-      // one attention core for prefill (n > 1, K/V over the data port) and decode (n == 1: the positions
-      // earlier calls wrote, < pos0, over the first KVP weight ports; this call's over k_layer / v_layer,
-      // the argument that just wrote them); one call site: V1.1's part (keys 0 .. split - 1, the rows'
-      // state saved: (l, m) over q_lin, dead after ROPE_Q) and V1.2's (from split on) go through it too
-      if (!first_part || split > 0) {
-        attention_kv<typename C::attn, KVP, typename C::kv_t>(fs, S::q + qo, EDGELLM_KV_READ_ARGS, fs,
-                                                             S::attn + qo, n, pos0 + t0, C::n_heads, C::n_kv, D,
-                                                             attn_scale, pos0, first_part ? 0 : split,
-                                                             first_part ? split : -1, at.fs + S::q_lin + (long)t0 * Q);
-      }
-      if (!first_part && tap_en) copy_f32<(long)C::max_t * Q, DL>(fs, S::attn + qo, taps, TP::attn + tq, (long)n * Q);
+      v1_attention<C, KVP>(first_part, split, n, t0, pos0, k_layer, v_layer, EDGELLM_KV_READ_ARGS, attn_scale, fs,
+                           taps, tap_en, at);
       if (first_part) continue;  // V1.1 ends with its attention
     } else if (s == EW_GLU && tap_en) {
       copy_f32<(long)C::max_t * H, DL>(h, at.h + (long)t0 * H, taps, at.taps + TP::h_attn + (long)t0 * H,
