@@ -296,12 +296,26 @@ def _score(s: _Search, base: list[tuple[float, float, DesignParams, bool]],
         for q, qlut, qdec in [(p, lut, dec), *variants]:
             if qdec < DECODE_TIE * best_decode:  # DSP lanes that cost decode beyond the tie
                 continue
-            q = q.replace(pipe_min_tokens=cost_model.pipe_min_tokens_for(s.cfg, s.board, q))
+            q = _ranked_threshold(s, q)
             t = s.ttft_s(q)
             best_t = min(best_t, t)
             scored.append((t, qlut, -qdec, q))
     scored.sort(key=lambda x: x[:3])
+    if scored:  # the chosen design with its own threshold (the same TTFT: _ranked_threshold)
+        t, lut, nd, q = scored[0]
+        scored[0] = (t, lut, nd, q.replace(pipe_min_tokens=cost_model.pipe_min_tokens_for(s.cfg, s.board, q)))
     return scored, widened_fit
+
+
+def _ranked_threshold(s: _Search, q: DesignParams) -> DesignParams:
+    """q as _score ranks it: with the prefill pipeline, TTFT(TTFT_TOKENS) is whole blocks of
+    prefill_token_block tokens, which run the halves under q's own pipe_min_tokens whenever the halves pay
+    at that block (one check, cost_model.halves_pay): q's TTFT is then pipe_min_tokens 2's; otherwise the
+    threshold itself (cost_model.pipe_min_tokens_for's scan)."""
+    pb = q.prefill_token_block
+    if not q.prefill_pipeline or (TTFT_TOKENS % pb == 0 and cost_model.halves_pay(s.cfg, s.board, q, pb)):
+        return q
+    return q.replace(pipe_min_tokens=cost_model.pipe_min_tokens_for(s.cfg, s.board, q))
 
 
 @functools.lru_cache(maxsize=64)

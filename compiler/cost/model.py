@@ -330,12 +330,26 @@ def pipe_min_tokens_for(cfg: ModelConfig, board: Board, p: DesignParams) -> int:
 _PIPE_MIN: dict[tuple, int] = {}  # pipe_min_tokens_for by the fields the engine's projection reads
 
 
+def halves_pay(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int) -> bool:
+    """Whether a call of `tokens` tokens at p.decode_context is projected no slower in the layers with the
+    prefill pipeline's two halves than in one pass (pipe_min_tokens_for's test; memoized by the fields the
+    projection reads)."""
+    key = (cfg, board, tokens, *(getattr(p, f) for f in PERF_FIELDS if f != "pipe_min_tokens"))
+    if key not in _HALVES_PAY:
+        seq, pipe = p.replace(pipe_min_tokens=1 << 16), p.replace(pipe_min_tokens=2)
+        c = p.decode_context
+        _HALVES_PAY[key] = (_run(cfg, board, pipe, tokens, c).parts["layers"]
+                            <= _run(cfg, board, seq, tokens, c).parts["layers"])
+    return _HALVES_PAY[key]
+
+
+_HALVES_PAY: dict[tuple, bool] = {}
+
+
 def _pipe_min_tokens(cfg: ModelConfig, board: Board, p: DesignParams) -> int:
     """pipe_min_tokens_for, computed: the two schedules priced token count by token count."""
-    seq, pipe = p.replace(pipe_min_tokens=1 << 16), p.replace(pipe_min_tokens=2)
-    c = p.decode_context
     for t in range(2, p.prefill_token_block + 1):
-        if _run(cfg, board, pipe, t, c).parts["layers"] <= _run(cfg, board, seq, t, c).parts["layers"]:
+        if halves_pay(cfg, board, p, t):
             return t
     return p.prefill_token_block + 1
 
