@@ -74,7 +74,7 @@ class DesignParams:
     prefill_pipeline: bool = False  # prefill overlaps the TLMM and the vector engines (layer_traits pipe)
     # with the pipeline: calls of at least this many tokens run the two-half schedule, shorter ones the
     # sequential one (layer_traits pipe_min_t); the DSE sets it where the halves start to pay
-    # (cost/model.py pipe_min_tokens_for: a verify call of 2 rows streams the weights once, not twice)
+    # (cost/pipe_threshold.py pipe_min_tokens_for: a verify call of 2 rows streams the weights once)
     pipe_min_tokens: int = 2
     # the sequential schedule's attention in two parts (layer_traits attn_split): over the K/V blocks
     # before the call beside the k and v linears, then the rest (layer_schedule.h); False: all of it after

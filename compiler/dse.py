@@ -25,6 +25,7 @@ from edgellm.boards import Board
 from edgellm.compiler.cost import ddr as cost_ddr
 from edgellm.compiler.cost import elementwise as cost_elementwise
 from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost import pipe_threshold
 from edgellm.compiler.cost import speculative as cost_spec
 from edgellm.compiler.cost.memory import KINDS
 from edgellm.compiler.design import HEAD_LANES, DesignParams
@@ -303,19 +304,20 @@ def _score(s: _Search, base: list[tuple[float, float, DesignParams, bool]],
     scored.sort(key=lambda x: x[:3])
     if scored:  # the chosen design with its own threshold (the same TTFT: _ranked_threshold)
         t, lut, nd, q = scored[0]
-        scored[0] = (t, lut, nd, q.replace(pipe_min_tokens=cost_model.pipe_min_tokens_for(s.cfg, s.board, q)))
+        exact = pipe_threshold.pipe_min_tokens_for(s.cfg, s.board, q)
+        scored[0] = (t, lut, nd, q.replace(pipe_min_tokens=exact))
     return scored, widened_fit
 
 
 def _ranked_threshold(s: _Search, q: DesignParams) -> DesignParams:
     """q as _score ranks it: with the prefill pipeline, TTFT(TTFT_TOKENS) is whole blocks of
     prefill_token_block tokens, which run the halves under q's own pipe_min_tokens whenever the halves pay
-    at that block (one check, cost_model.halves_pay): q's TTFT is then pipe_min_tokens 2's; otherwise the
-    threshold itself (cost_model.pipe_min_tokens_for's scan)."""
+    at that block (one check, pipe_threshold.halves_pay): q's TTFT is then pipe_min_tokens 2's; otherwise the
+    threshold itself (pipe_threshold.pipe_min_tokens_for's scan)."""
     pb = q.prefill_token_block
-    if not q.prefill_pipeline or (TTFT_TOKENS % pb == 0 and cost_model.halves_pay(s.cfg, s.board, q, pb)):
+    if not q.prefill_pipeline or (TTFT_TOKENS % pb == 0 and pipe_threshold.halves_pay(s.cfg, s.board, q, pb)):
         return q
-    return q.replace(pipe_min_tokens=cost_model.pipe_min_tokens_for(s.cfg, s.board, q))
+    return q.replace(pipe_min_tokens=pipe_threshold.pipe_min_tokens_for(s.cfg, s.board, q))
 
 
 @functools.lru_cache(maxsize=64)

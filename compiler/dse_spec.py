@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 
-from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost import pipe_threshold
 from edgellm.compiler.cost import speculative as cost_spec
 from edgellm.compiler.design import HEAD_LANES, DesignParams
 from edgellm.compiler.dse_search import Feasible, _built, _Search, decode_key, res_key
@@ -57,7 +57,7 @@ class SpecSearch:
             for dl in range(tp) if pb % tp == 0 else ():
                 q = p.replace(prefill_token_block=pb, token_lanes=tp, dsp_lanes=dl, prefill_pipeline=pipe,
                               head_lanes=hl)
-                q = q.replace(pipe_min_tokens=cost_model.pipe_min_tokens_for(self.s.cfg, self.s.board, q))
+                q = q.replace(pipe_min_tokens=pipe_threshold.pipe_min_tokens_for(self.s.cfg, self.s.board, q))
                 out.append((self.score(q), q))
         return sorted(out, key=lambda v: -v[0])
 

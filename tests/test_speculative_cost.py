@@ -10,6 +10,7 @@ import pytest
 from edgellm.boards import load_board
 from edgellm.compiler.cost import lm_head as cost_lm_head
 from edgellm.compiler.cost import model as cost_model
+from edgellm.compiler.cost import pipe_threshold
 from edgellm.compiler.cost import speculative as cs
 from edgellm.compiler.design import DesignParams
 from edgellm.errors import EdgeLLMError
@@ -158,7 +159,7 @@ def test_short_calls_run_in_one_pass_below_pipe_min_tokens(setup) -> None:
     of the two (the model before, whose 2-row call the hardware ran in halves)."""
     board, p = setup
     q = p.replace(prefill_token_block=16, token_lanes=2, prefill_pipeline=True)
-    m = cost_model.pipe_min_tokens_for(CFG, board, q)
+    m = pipe_threshold.pipe_min_tokens_for(CFG, board, q)
     ctx = q.decode_context
     seq, halves = q.replace(pipe_min_tokens=1 << 16), q.replace(pipe_min_tokens=2)
 
@@ -170,7 +171,7 @@ def test_short_calls_run_in_one_pass_below_pipe_min_tokens(setup) -> None:
     assert layers(halves, m) <= layers(seq, m)
     assert [cost_model.pipelined(q.replace(pipe_min_tokens=m), t) for t in (1, m - 1, m, 16)] == [
         False, False, True, True]
-    assert not cost_model.pipelined(seq, 16) and cost_model.pipe_min_tokens_for(CFG, board, p) == 2
+    assert not cost_model.pipelined(seq, 16) and pipe_threshold.pipe_min_tokens_for(CFG, board, p) == 2
     built = cs.verify_call(CFG, board, q.replace(pipe_min_tokens=m), 1)
     before = cs.verify_call(CFG, board, halves, 1)  # the hardware before pipe_min_t: 2 rows in halves
     assert built.seconds < before.seconds

@@ -137,9 +137,9 @@ def _call(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: 
         run.layers[i] += s
         v = s if not lins else min(vec, s)  # a slot's vector work up to its time, the rest its linears'
         run.vector += v
+        streamed = {x: _linear_phase(*sh[x], m.layers[i][x], eng, n, f).nbytes for x in lins}
         for name in lins:  # in proportion to the bytes each streams (one linear: all of it)
-            share = sh[name][0] * sh[name][1] / sum(sh[x][0] * sh[x][1] for x in lins)
-            run.linears[name] = run.linears.get(name, 0.0) + (s - v) * share
+            run.linears[name] = run.linears.get(name, 0.0) + (s - v) * streamed[name] / sum(streamed.values())
 
 
 def run_split(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: DesignParams,

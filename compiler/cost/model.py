@@ -188,13 +188,13 @@ def _layer_phases(cfg: ModelConfig, board: Board, p: DesignParams, bw: Bandwidth
                                    tokens * data["gap1"] - rope_q_bytes, bw)
     resumed = tokens * ACT_BYTES * cfg.q_size if key else 0
     attn = cost_data_port.charged(cost_fetch.Phase(0, second, kv_reads - reads1), att + resumed, bw)
-    phases = [gap(0), lin("q"), slot, rest1, attn, gap(2), lin("o"), gap(3), lin("gate"), lin("up"), gap(4),
-              lin("down"), gap(5)]
+    program = [(gap(0), ()), (lin("q"), ("q",)), (slot, ("k", "v")), (rest1, ()), (attn, ()), (gap(2), ()),
+               (lin("o"), ("o",)), (gap(3), ()), (lin("gate"), ("gate",)), (lin("up"), ("up",)), (gap(4), ()),
+               (lin("down"), ("down",)), (gap(5), ())]  # (phase, its linears)
     if labels is not None:
-        names = [(), ("q",), ("k", "v"), (), (), (), ("o",), (), ("gate",), ("up",), (), ("down",), ()]
-        labels += [(nm, v11.seconds if nm == ("k", "v") else 0.0 if nm else ph.seconds)
-                   for nm, ph in zip(names, phases, strict=True)]
-    return phases
+        labels += [(names, v11.seconds if ph is slot else 0.0 if names else ph.seconds)
+                   for ph, names in program]
+    return [ph for ph, _ in program]
 
 
 def first_half(tokens: int, lanes: int) -> int:
@@ -312,46 +312,6 @@ def pipelined(p: DesignParams, tokens: int) -> bool:
     """Whether a call of `tokens` tokens runs the two-half schedule (layer_schedule.h layer_halves): the
     design has the prefill pipeline and the call at least pipe_min_tokens (>= 2) tokens."""
     return p.prefill_pipeline and tokens >= max(2, p.pipe_min_tokens)
-
-
-def pipe_min_tokens_for(cfg: ModelConfig, board: Board, p: DesignParams) -> int:
-    """The pipe_min_tokens p should be built with: the fewest tokens t (2 .. prefill_token_block) whose
-    call at p.decode_context is no slower in the layers with the two halves than in one pass (each half
-    streams the weights, so short calls, a speculative verify call of 2 rows, pay the stream twice);
-    prefill_token_block + 1 when none is (the pipeline then never runs); 2 without the pipeline."""
-    if not p.prefill_pipeline or not p.overlap:
-        return 2
-    key = (cfg, board, *(getattr(p, f) for f in PERF_FIELDS if f != "pipe_min_tokens"))
-    if key not in _PIPE_MIN:
-        _PIPE_MIN[key] = _pipe_min_tokens(cfg, board, p)
-    return _PIPE_MIN[key]
-
-
-_PIPE_MIN: dict[tuple, int] = {}  # pipe_min_tokens_for by the fields the engine's projection reads
-
-
-def halves_pay(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int) -> bool:
-    """Whether a call of `tokens` tokens at p.decode_context is projected no slower in the layers with the
-    prefill pipeline's two halves than in one pass (pipe_min_tokens_for's test; memoized by the fields the
-    projection reads)."""
-    key = (cfg, board, tokens, *(getattr(p, f) for f in PERF_FIELDS if f != "pipe_min_tokens"))
-    if key not in _HALVES_PAY:
-        seq, pipe = p.replace(pipe_min_tokens=1 << 16), p.replace(pipe_min_tokens=2)
-        c = p.decode_context
-        _HALVES_PAY[key] = (_run(cfg, board, pipe, tokens, c).parts["layers"]
-                            <= _run(cfg, board, seq, tokens, c).parts["layers"])
-    return _HALVES_PAY[key]
-
-
-_HALVES_PAY: dict[tuple, bool] = {}
-
-
-def _pipe_min_tokens(cfg: ModelConfig, board: Board, p: DesignParams) -> int:
-    """pipe_min_tokens_for, computed: the two schedules priced token count by token count."""
-    for t in range(2, p.prefill_token_block + 1):
-        if halves_pay(cfg, board, p, t):
-            return t
-    return p.prefill_token_block + 1
 
 
 def _run(cfg: ModelConfig, board: Board, p: DesignParams, tokens: int, context0: int) -> Projection:
