@@ -186,6 +186,9 @@ def parse_args() -> argparse.Namespace:
                     help="sample at this temperature instead of greedy decode (no token comparison)")
     ap.add_argument("--objective", default="lookup", choices=("off", "lookup", "self"),
                     help="the DSE objective that picks the projected design (off: the plain headline one)")
+    ap.add_argument("--lut-cap", type=float, default=None,
+                    help="rank the designs under this LUT fraction (default the DSE's routing margin, "
+                         "75%%); a sensitivity run: not with --record (estimate projects the default cap's)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--record", action="store_true",
                     help=f"write the measured acceptance by kind to {cost_spec.MEASURED_FILE.name} "
@@ -265,10 +268,13 @@ def record(measured: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     a = parse_args()
+    if a.record and a.lut_cap is not None:
+        raise SystemExit("error: --record with --lut-cap: the recorded runs follow the default cap's design")
     cfg, board = PRESETS[a.preset], load_board(a.board)
     t0 = time.perf_counter()
-    p = dse.explore(cfg, board, DesignParams(), speculate=a.objective).params
-    headline = dse.explore(cfg, board, DesignParams()).params
+    limits = {"lut": a.lut_cap} if a.lut_cap is not None else dse.UTIL_LIMITS
+    p = dse.explore(cfg, board, DesignParams(), limits, speculate=a.objective).params
+    headline = dse.explore(cfg, board, DesignParams(), limits).params
     bw = cost_ddr.bandwidth(board, p)
     rc = cost_spec.row_cost(cfg, board, p, a.k_max)
     pcs = cost_spec.pass_costs(cfg, board, p, a.k_max)
@@ -277,7 +283,8 @@ def main() -> None:
           f"G{p.group_size} T{p.tables} R{p.rows} TP{p.token_lanes} DSP{p.dsp_lanes} "
           f"PB{p.prefill_token_block}{' pipe' if p.prefill_pipeline else ''} "
           f"head lanes {cost_spec.head_lanes(cfg, p)}, "
-          f"{p.clock_mhz:g} MHz, context {p.decode_context}; verify row cost {rc:.3f} decode steps; plain "
+          f"{p.clock_mhz:g} MHz, context {p.decode_context}, attention lanes {p.attn_lanes}, LUT cap "
+          f"{100 * limits['lut']:.0f}%; verify row cost {rc:.3f} decode steps; plain "
           f"decode {cost_model.decode_step(cfg, board, p).tokens_per_s:.1f} tok/s, the headline "
           f"(plain-ranked) design's {cost_model.decode_step(cfg, board, headline).tokens_per_s:.1f} (DSE "
           f"{time.perf_counter() - t0:.0f} s). Projected, not measured.")

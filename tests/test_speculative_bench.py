@@ -55,3 +55,14 @@ def test_bound_by_hand(bench) -> None:
     assert b["plain_passes"] == 4 and b["k_counts"] == {}
     b = bench.clairvoyant([1, 2, 3, 1, 2, 3], [1, 2, 3, 1, 2, 3, 1, 2, 3], spec)
     assert b["decode_tokens"] == 8 and b["k_counts"] == {3: 2} and b["plain_passes"] == 0
+
+
+def test_a_lut_cap_run_is_not_recorded(bench, monkeypatch) -> None:
+    """--lut-cap is a sensitivity: its runs' k choices follow another design's costs than the one
+    `edgellm estimate` projects the records on, so --record refuses it (before any work, the file
+    untouched)."""
+    before = bench.cost_spec.MEASURED_FILE.read_bytes()
+    monkeypatch.setattr("sys.argv", ["speculative_acceptance.py", "--lut-cap", "0.84", "--record"])
+    with pytest.raises(SystemExit, match="^error: --record with --lut-cap"):
+        bench.main()
+    assert bench.cost_spec.MEASURED_FILE.read_bytes() == before
