@@ -36,6 +36,7 @@ from edgellm.compiler.cost import ddr as cost_ddr
 from edgellm.compiler.cost import model as cost_model
 from edgellm.compiler.cost import speculative as cost_spec
 from edgellm.compiler.design import DesignParams
+from edgellm.errors import EdgeLLMError
 from edgellm.models.backend import GoldenBackend
 from edgellm.models.config import PRESETS
 from edgellm.runtime.drafters import PromptLookup, calibrate_draft_layers
@@ -270,6 +271,11 @@ def main() -> None:
     a = parse_args()
     if a.record and a.lut_cap is not None:
         raise SystemExit("error: --record with --lut-cap: the recorded runs follow the default cap's design")
+    if a.lut_cap is not None:
+        try:
+            dse.check_clock_and_limits(None, {"lut": a.lut_cap})
+        except EdgeLLMError as e:
+            raise SystemExit(f"error: {e}") from None
     cfg, board = PRESETS[a.preset], load_board(a.board)
     t0 = time.perf_counter()
     limits = {"lut": a.lut_cap} if a.lut_cap is not None else dse.UTIL_LIMITS

@@ -66,3 +66,10 @@ def test_a_lut_cap_run_is_not_recorded(bench, monkeypatch) -> None:
     with pytest.raises(SystemExit, match="^error: --record with --lut-cap"):
         bench.main()
     assert bench.cost_spec.MEASURED_FILE.read_bytes() == before
+
+
+@pytest.mark.parametrize("cap", ["2", "0", "nan"])
+def test_a_bad_lut_cap_is_one_error_line(bench, monkeypatch, cap) -> None:
+    monkeypatch.setattr("sys.argv", ["speculative_acceptance.py", "--lut-cap", cap])
+    with pytest.raises(SystemExit, match="^error: utilization limit 'lut' must be a fraction"):
+        bench.main()
