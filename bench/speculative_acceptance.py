@@ -244,7 +244,8 @@ def run_mode(a: argparse.Namespace, backend: Any, prompts: list[dict[str, Any]],
                          "tokens_per_pass": agg["decode_tokens"] / max(1, agg["passes"]),
                          "decode_tokens": agg["decode_tokens"], "plain_passes": agg["plain_passes"],
                          "k_counts": agg["k_counts"], "why": agg["why"], "draft_tokens": agg["draft_passes"],
-                         "draft_layer_fraction": fraction})
+                         "draft_layer_fraction": fraction,
+                         "pass_steps": [round(c / spec.pass_costs[0], 4) for c in spec.pass_costs]})
         pj = project(agg, cfg, board, p, ds, bool(a.temperature))
         print(line(f"= {kind}", agg, pj))
         out["results"].append({"model": mname, "mode": mode, "prompt": f"all {kind}", "kind": kind,

@@ -192,8 +192,10 @@ def explore(cfg: ModelConfig, board: Board, base: DesignParams | None = None,
 
 
 def _frozen(run: dict) -> tuple:
-    """A measured run as a hashable key (the memo's), k_counts included."""
-    return tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in run.items()))
+    """A measured run as a hashable key (the memo's), k_counts and pass_steps included."""
+    def frozen(v: object) -> object:
+        return (tuple(sorted(v.items())) if isinstance(v, dict) else tuple(v) if isinstance(v, list) else v)
+    return tuple(sorted((k, frozen(v)) for k, v in run.items()))
 
 
 def _thawed(run: tuple | None) -> dict:

@@ -179,3 +179,24 @@ def test_short_calls_run_in_one_pass_below_pipe_min_tokens(setup) -> None:
     for bad in (1, 0, True, 2.5):
         with pytest.raises(EdgeLLMError, match="pipe_min_tokens"):
             DesignParams(pipe_min_tokens=bad)
+
+
+def test_a_run_recorded_at_other_verify_costs_says_so(setup, tmp_path, monkeypatch) -> None:
+    """A recorded run's k choices follow the verify costs its controller ran with (pass_steps): projected
+    on a design whose costs differ by more than COSTS_TIE for a k it ran, the estimate's line says so;
+    at the design's own costs, or without pass_steps (older records), it does not."""
+    board, p = setup
+    own = [c / cs.pass_costs(CFG, board, p, 3)[0] for c in cs.pass_costs(CFG, board, p, 3)]
+    run = {"model": "tiny", "drafter": "lookup", "kind": "copy", "acceptance": 0.8, "tokens_per_pass": 1.7,
+           "decode_tokens": 60, "plain_passes": 20, "k_counts": {"1": 10, "3": 5}, "pass_steps": own}
+    assert cs.costs_note(CFG, board, p, run) == ""
+    assert cs.costs_note(CFG, board, p, {**run, "pass_steps": []}) == ""
+    other = [*own[:3], own[3] * 1.1]  # k = 3 recorded 10% dearer
+    note = cs.costs_note(CFG, board, p, {**run, "pass_steps": other})
+    assert note.startswith(f"its k choices followed other verify costs (k = 3: {other[3]:.2f} decode steps")
+    unused = [*own[:2], own[2] * 1.5, own[3]]  # k = 2, which the run never took, dearer
+    assert cs.costs_note(CFG, board, p, {**run, "pass_steps": unused}) == ""
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps({"measured": [{**run, "pass_steps": other}]}))
+    monkeypatch.setattr(cs, "MEASURED_FILE", f)
+    assert cs.speedup_lines(CFG, board, p)[1].endswith(note)

@@ -318,6 +318,28 @@ def run_tokens_per_s(cfg: ModelConfig, board: Board, p: DesignParams, run: dict,
                                  logits=bool(run.get("temperature")))
 
 
+COSTS_TIE = 0.02  # a recorded run's verify costs within 2% of a design's: its k choices stand for it
+
+
+def costs_note(cfg: ModelConfig, board: Board, p: DesignParams, run: dict) -> str:
+    """"" when the recorded run's k controller chose k at p's verify costs (its pass_steps: the calls of
+    k = 0 .. drafts in decode steps, within COSTS_TIE for every k it ran), else a note that its passes
+    followed other costs (bench/speculative_acceptance.py on p's design re-runs the controller on them;
+    the projection prices the recorded passes at p's costs, which a controller on p's costs would not
+    have chosen). "" for a record without pass_steps."""
+    rec = [float(x) for x in run.get("pass_steps", ())]
+    ks = sorted(int(k) for k in run.get("k_counts", {}))
+    if not rec or not ks or ks[-1] >= len(rec) or ks[-1] > max_k(p):
+        return ""
+    here = pass_costs(cfg, board, p, ks[-1])
+    mine = [c / here[0] for c in here]
+    if all(abs(mine[k] - rec[k]) <= COSTS_TIE * rec[k] for k in ks):
+        return ""
+    k = max(ks, key=lambda k: abs(mine[k] - rec[k]) / rec[k])
+    return (f"its k choices followed other verify costs (k = {k}: {rec[k]:.2f} decode steps recorded, "
+            f"{mine[k]:.2f} on this design: a controller on its costs would choose other passes)")
+
+
 def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
     """For `edgellm estimate`: each recorded measured run (bench/speculative_acceptance.py --record)
     projected on this design pass by pass (workload_tokens_per_s: its plain passes, its verify passes by
@@ -347,8 +369,9 @@ def speedup_lines(cfg: ModelConfig, board: Board, p: DesignParams) -> list[str]:
         how += f", k <= {r['k_max']}" if r.get("k_max") else ""
         # against plain decode of the same kind: a sampled run's plain steps read the logits too
         base = 1.0 / verify_call(cfg, board, p, 0, logits=True).seconds if r.get("temperature") else dec
+        note = costs_note(cfg, board, p, r)
         out.append(f"  {r['drafter']} on {r['kind']} prompts ({r['model']} model, {how}): acceptance "
                    f"{100 * float(r['acceptance']):.0f}%, {float(r['tokens_per_pass']):.2f} tokens per pass "
                    f"-> {cons:.1f} tok/s ({cons / base:.2f}x; {hid / base:.2f}x with the rows' attention "
-                   "hidden)")
+                   f"hidden){'; ' + note if note else ''}")
     return out

@@ -324,7 +324,8 @@ def objective_line(cfg, board, res) -> str:  # res: DseResult of a speculation o
             f"against {plain:.1f} tok/s plain, on the measured {res.speculate} run ({run['model']} model, "
             f"copy-heavy prompts, {100 * float(run['acceptance']):.0f}% acceptance, "
             f"{cost_spec.run_tokens_per_pass(run):.2f} tokens per pass); TLMM token lanes {p.token_lanes} "
-            f"({p.dsp_lanes} on DSPs), LM head token lanes {cost_spec.head_lanes(cfg, p)}")
+            f"({p.dsp_lanes} on DSPs), LM head token lanes {cost_spec.head_lanes(cfg, p)}"
+            + (f"; {note}" if (note := cost_spec.costs_note(cfg, board, p, run)) else ""))
 
 
 def print_estimates(cfg, results: dict, meas, top: int, calibration: bool) -> None:
