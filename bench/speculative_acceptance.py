@@ -264,7 +264,8 @@ def record(measured: list[dict[str, Any]]) -> None:
         "about": "Runs measured by bench/speculative_acceptance.py on the golden model (greedy, or sampled "
                  "at `temperature`; bench/data/speculative_prompts.json, kinds *-heldout: "
                  "bench/data/speculative_prompts_heldout.json); rate = per-token acceptance; why = plain "
-                 "passes by reason (runtime/speculative.py WHY)",
+                 "passes by reason (runtime/speculative.py WHY); pass_steps = the verify calls' costs in "
+                 "decode steps (k = 0 ..) the k controller ran with",
         "measured": rows}, indent=1) + "\n")
 
 

@@ -322,11 +322,10 @@ COSTS_TIE = 0.02  # a recorded run's verify costs within 2% of a design's: its k
 
 
 def costs_note(cfg: ModelConfig, board: Board, p: DesignParams, run: dict) -> str:
-    """"" when the recorded run's k controller chose k at p's verify costs (its pass_steps: the calls of
-    k = 0 .. drafts in decode steps, within COSTS_TIE for every k it ran), else a note that its passes
-    followed other costs (bench/speculative_acceptance.py on p's design re-runs the controller on them;
-    the projection prices the recorded passes at p's costs, which a controller on p's costs would not
-    have chosen). "" for a record without pass_steps."""
+    """The empty string when the recorded run's k controller chose k at p's verify costs (its pass_steps:
+    the calls of k = 0 .. drafts in decode steps, within COSTS_TIE for every k it ran) or the record has no
+    pass_steps; else a note that its passes followed other costs (the projection prices the recorded
+    passes at p's costs, passes a controller on p's costs would not all have chosen)."""
     rec = [float(x) for x in run.get("pass_steps", ())]
     ks = sorted(int(k) for k in run.get("k_counts", {}))
     if not rec or not ks or ks[-1] >= len(rec) or ks[-1] > max_k(p):
