@@ -122,3 +122,22 @@ def test_verify_rows_bit_exact_on_csim(built) -> None:
     g.cache.length -= 3
     assert np.array_equal(s.forward(np.array([41]))[0].view(np.uint32),
                           g.forward(np.array([41]))[0].view(np.uint32))
+
+
+def test_the_summary_says_where_cheaper_verify_calls_come_from() -> None:
+    """No verify pass on a design whose one-draft call costs more than 1.5 decode steps (a plain-ranked
+    design: the default tiny one's is 1.65): the run's summary line names `compile --speculate`; with a
+    verify pass, or cheap calls, it does not."""
+    from types import SimpleNamespace
+
+    from edgellm.commands.speculation import costly_hint, spec_line
+
+    spec = SimpleNamespace(mode="lookup", pass_costs=(2.0, 3.3, 4.0), draft_cost=0.0, row_cost=0.0)
+    none = SimpleNamespace(verify_passes=0, plain_passes=9, passes=9, draft_passes=0, acceptance=None,
+                           tokens_per_pass=1.0, projected_speedup=1.0, accepted=0, drafted=0)
+    line = spec_line(SimpleNamespace(speculation=none), spec)
+    assert line.endswith("no pass verified drafts: one draft costs 1.65 decode steps on this design "
+                         "(`edgellm compile --speculate lookup` ranks designs by speculation)")
+    assert costly_hint(SimpleNamespace(verify_passes=1), spec) == ""
+    assert costly_hint(none, SimpleNamespace(mode="lookup", pass_costs=(2.0, 2.6))) == ""
+    assert costly_hint(none, SimpleNamespace(mode="lookup", pass_costs=())) == ""

@@ -142,7 +142,22 @@ def spec_line(res: Any, spec: Any, stats: dict[str, Any] | None = None) -> str |
             f"({st.verify_passes} verify, {st.plain_passes} plain), draft passes {st.draft_passes}, "
             f"projected decode speed-up {up} ({costs(spec)}, draft token cost {spec.draft_cost:.3f} "
             "decode steps)"
-            + (f", layer passes {stats['layer_passes']}" if stats and "layer_passes" in stats else ""))
+            + (f", layer passes {stats['layer_passes']}" if stats and "layer_passes" in stats else "")
+            + costly_hint(st, spec))
+
+
+COSTLY_VERIFY = 1.5  # a k = 1 verify call dearer than this (decode steps): a design not ranked for it
+
+
+def costly_hint(st: Any, spec: Any) -> str:
+    """When no pass verified drafts and one draft's verify call costs more than COSTLY_VERIFY decode steps
+    (a plain-ranked design: e.g. one LM-head lane, every extra row a head pass), where a design that
+    verifies cheaper comes from; else ""."""
+    pc = spec.pass_costs
+    if st.verify_passes or len(pc) < 2 or pc[1] / pc[0] <= COSTLY_VERIFY:
+        return ""
+    return (f"; no pass verified drafts: one draft costs {pc[1] / pc[0]:.2f} decode steps on this design "
+            f"(`edgellm compile --speculate {spec.mode}` ranks designs by speculation)")
 
 
 def costs(spec: Any) -> str:
