@@ -107,23 +107,31 @@ def _call(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: 
     bw, f = engine_bandwidth(board, p), p.clock_mhz * 1e6
     sh = cfg.linear_shapes()
     phases: list[cost_fetch.Phase] = []
-    # per phase: its layer, its linears (none: vector work) and the vector work it holds (the slot of k and
-    # v holds RoPE q and the attention over the earlier K/V blocks: that part of its time is vector work)
-    names: list[tuple[int, tuple[str, ...], float]] = []
+    # per phase: its layer, its linears' shares of its linear time (none: vector work; several in the slot of
+    # k and v, by the bytes each streams) and the vector work it holds (that slot holds RoPE q and the
+    # attention over the earlier K/V blocks: that part of its time is vector work)
+    names: list[tuple[int, tuple[tuple[str, float], ...], float]] = []
     programs: dict[tuple, tuple[list[cost_fetch.Phase], list]] = {}
     for i, layer in enumerate(m.layers):
         key = tuple(layer.items())
         if key not in programs:  # layers of the same formats run the same program
-            def lin(name: str, layer: dict[str, TensorFormat] = layer) -> cost_fetch.Phase:
-                return _linear_phase(*sh[name], layer[name], eng, n, f)
+            streamed: dict[str, int] = {}  # bytes per linear, as the program calls them
+
+            def lin(name: str, layer: dict[str, TensorFormat] = layer, streamed: dict[str, int] = streamed
+                    ) -> cost_fetch.Phase:
+                ph = _linear_phase(*sh[name], layer[name], eng, n, f)
+                streamed[name] = ph.nbytes
+                return ph
 
             detail: dict[str, float] = dict.fromkeys(("attention", "elementwise"), 0.0)
             labels: list[tuple[tuple[str, ...], float]] = []
             prog = cost_model._layer_phases(cfg, board, p, bw, n, context, detail, lin, labels)
-            programs[key] = (prog, labels)
-        prog, labels = programs[key]
+            shares = [(tuple((x, streamed[x] / sum(streamed[y] for y in lins)) for x in lins), vec)
+                      for lins, vec in labels]
+            programs[key] = (prog, shares)
+        prog, shares = programs[key]
         phases += prog
-        names += [(i, nm, vec) for nm, vec in labels]
+        names += [(i, lin_shares, vec) for lin_shares, vec in shares]
     if final:  # the final norm (one row, before the LM head)
         phases.append(cost_fetch.Phase(0, cost_elementwise.final_norm(cfg, p) / f))
         names.append((-1, (), 0.0))
@@ -137,9 +145,8 @@ def _call(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: 
         run.layers[i] += s
         v = s if not lins else min(vec, s)  # a slot's vector work up to its time, the rest its linears'
         run.vector += v
-        streamed = {x: _linear_phase(*sh[x], m.layers[i][x], eng, n, f).nbytes for x in lins}
-        for name in lins:  # in proportion to the bytes each streams (one linear: all of it)
-            run.linears[name] = run.linears.get(name, 0.0) + (s - v) * streamed[name] / sum(streamed.values())
+        for name, share in lins:
+            run.linears[name] = run.linears.get(name, 0.0) + (s - v) * share
 
 
 def run_split(cfg: ModelConfig, board: Board, m: LowbitModel, eng: LowbitEngine, p: DesignParams,
