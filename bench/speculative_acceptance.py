@@ -273,15 +273,13 @@ def main() -> None:
     a = parse_args()
     if a.record and a.lut_cap is not None:
         raise SystemExit("error: --record with --lut-cap: the recorded runs follow the default cap's design")
-    if a.lut_cap is not None:
-        try:
-            dse.check_clock_and_limits(None, {"lut": a.lut_cap})
-        except EdgeLLMError as e:
-            raise SystemExit(f"error: {e}") from None
     cfg, board = PRESETS[a.preset], load_board(a.board)
     t0 = time.perf_counter()
     limits = {"lut": a.lut_cap} if a.lut_cap is not None else dse.UTIL_LIMITS
-    p = dse.explore(cfg, board, DesignParams(), limits, speculate=a.objective).params
+    try:  # a bad --lut-cap: explore checks the limits before any work
+        p = dse.explore(cfg, board, DesignParams(), limits, speculate=a.objective).params
+    except EdgeLLMError as e:
+        raise SystemExit(f"error: {e}") from None
     headline = dse.explore(cfg, board, DesignParams(), limits).params
     bw = cost_ddr.bandwidth(board, p)
     rc = cost_spec.row_cost(cfg, board, p, a.k_max)
